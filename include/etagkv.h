@@ -1,0 +1,524 @@
+/*
+ * etagkv.h -- the public API of libetagkv.
+ *
+ * etagkv is an embedded key-value store on LMDB in which every record
+ * carries a strong, content-derived ETag and timestamps, and every write can
+ * be made conditional with exactly HTTP's preconditions (RFC 9110 §13).
+ *
+ * If it is not in this file, it is not API.
+ *
+ * Conventions used throughout:
+ *  - Every function that can fail returns an etagkv_status.  ETAGKV_OK is 0.
+ *    Raw LMDB codes and errno values never cross this boundary; the
+ *    underlying cause of the most recent failure on the calling thread is
+ *    available as text from etagkv_last_error_detail().
+ *  - Keys are byte strings of 1 to ETAGKV_KEY_MAX bytes, any byte values.
+ *  - On any failure of a write, the store is unchanged.
+ *  - Constructors take a "T **out" and set *out to NULL on failure; nothing
+ *    leaks.  Destructors return void and accept NULL.
+ *  - Thread safety: an etagkv_store is safe to share between threads.  An
+ *    etagkv_cond is not safe to modify concurrently, but once built it may be
+ *    read (passed to operations) by any number of threads at once.
+ */
+#ifndef ETAGKV_H
+#define ETAGKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define ETAGKV_API __attribute__((visibility("default")))
+#else
+#define ETAGKV_API
+#endif
+
+#define ETAGKV_VERSION_MAJOR 0
+#define ETAGKV_VERSION_MINOR 1
+#define ETAGKV_VERSION_PATCH 0
+#define ETAGKV_VERSION_STRING "0.1.0"
+
+/* ---------------------------------------------------------------------------
+ * Limits and buffer sizes
+ * ------------------------------------------------------------------------- */
+
+/** Longest key in bytes (LMDB's default key limit). */
+#define ETAGKV_KEY_MAX 511
+/** Longest content type in bytes (not counting the terminating NUL). */
+#define ETAGKV_CONTENT_TYPE_MAX 255
+/** The content type a record gets when none is given. */
+#define ETAGKV_CONTENT_TYPE_DEFAULT "application/octet-stream"
+/** Default for etagkv_options.max_value_bytes: 64 MiB. */
+#define ETAGKV_MAX_VALUE_BYTES_DEFAULT ((uint64_t)64 << 20)
+/** Hard upper bound for etagkv_options.max_value_bytes (LMDB stores a value
+ * of at most 4 GiB - 1 bytes; we keep room for the record header). */
+#define ETAGKV_MAX_VALUE_BYTES_LIMIT ((uint64_t)0xFFFFFFFFu - 4096u)
+/** Size of an ETag buffer: '"' + 32 hex digits + '"' + NUL. */
+#define ETAGKV_ETAG_SIZE 35
+/** Size of an HTTP-date buffer: 29 characters of IMF-fixdate + NUL. */
+#define ETAGKV_HTTPDATE_SIZE 30
+
+/* ---------------------------------------------------------------------------
+ * Statuses
+ *
+ * One list defines every outcome once: name, fixed number, HTTP status and
+ * message.  Numbers are append-only and never reused.  Non-error outcomes
+ * (CREATED, NOT_MODIFIED, PRECONDITION_FAILED) are statuses too, so that the
+ * C API and HTTP map one-to-one.
+ * ------------------------------------------------------------------------- */
+
+#define ETAGKV_STATUS_LIST(X)                                                  \
+    X(OK, 0, 200, "ok")                                                        \
+    X(CREATED, 1, 201, "created")                                              \
+    X(NOT_MODIFIED, 2, 304, "not modified")                                    \
+    X(PRECONDITION_FAILED, 3, 412, "precondition failed")                      \
+    X(NOT_FOUND, 4, 404, "not found")                                          \
+    X(CONFLICT, 5, 409, "conflict")                                            \
+    X(IDEMPOTENCY_MISMATCH, 6, 422,                                            \
+      "idempotency key reused for a different request")                       \
+    X(PRECONDITION_REQUIRED, 7, 428, "precondition required")                  \
+    X(INVALID_KEY, 8, 400, "invalid key (empty)")                             \
+    X(KEY_TOO_LONG, 9, 414, "key longer than 511 bytes")                       \
+    X(INVALID_HEADER, 10, 400, "invalid header value")                         \
+    X(INVALID_ARGUMENT, 11, 400, "invalid argument")                           \
+    X(VALUE_TOO_LARGE, 12, 413, "value too large")                             \
+    X(STORE_FULL, 13, 507, "store full: map size ceiling reached")            \
+    X(IO_ERROR, 14, 500, "I/O error")                                          \
+    X(NO_MEMORY, 15, 500, "out of memory")                                     \
+    X(CORRUPT, 16, 500, "corrupt record or store")                             \
+    X(INCOMPATIBLE, 17, 500, "not an etagkv store, or an unknown format")      \
+    X(INTERNAL, 18, 500, "internal error")
+
+typedef enum etagkv_status {
+#define ETAGKV_STATUS_ENUM_(name, num, http, msg) ETAGKV_##name = num,
+    ETAGKV_STATUS_LIST(ETAGKV_STATUS_ENUM_)
+#undef ETAGKV_STATUS_ENUM_
+} etagkv_status;
+
+/** Human-readable message for a status ("precondition failed").  Never
+ * NULL; an unknown number gives "unknown status".  The string is static. */
+ETAGKV_API const char *etagkv_strerror(etagkv_status st);
+
+/** The status's name without prefix ("PRECONDITION_FAILED"), static; an
+ * unknown number gives "UNKNOWN". */
+ETAGKV_API const char *etagkv_status_name(etagkv_status st);
+
+/** The HTTP status code of an outcome (DESIGN §3): OK 200, CREATED 201,
+ * NOT_MODIFIED 304, PRECONDITION_FAILED 412, NOT_FOUND 404, ...; an unknown
+ * number gives 500.  A successful DELETE is ETAGKV_OK, which HTTP answers
+ * with 204: that choice belongs to the method, so the HTTP layer makes it. */
+ETAGKV_API int etagkv_status_http(etagkv_status st);
+
+/** Text describing the underlying cause of the most recent failure of an
+ * etagkv call on the calling thread (for example "mdb_env_open(/x): Permission
+ * denied"), or "" if none was recorded.  For diagnostics only; the text is
+ * valid until the next etagkv call on the same thread. */
+ETAGKV_API const char *etagkv_last_error_detail(void);
+
+/* ---------------------------------------------------------------------------
+ * ETags (pure; no store needed)
+ * ------------------------------------------------------------------------- */
+
+/** Compute the strong ETag of a value: '"' + 32 lowercase hex digits of
+ * XXH3-128(value) + '"', NUL-terminated, written to out.  value may be NULL
+ * when len is 0.  Always succeeds. */
+ETAGKV_API void etagkv_etag_compute(const void *value, size_t len,
+                                    char out[ETAGKV_ETAG_SIZE]);
+
+/* ---------------------------------------------------------------------------
+ * HTTP-dates (pure; RFC 9110 §5.6.7)
+ * ------------------------------------------------------------------------- */
+
+/** Parse an HTTP-date in any of its three forms, IMF-fixdate
+ * ("Sun, 06 Nov 1994 08:49:37 GMT"), obsolete RFC 850
+ * ("Sunday, 06-Nov-94 08:49:37 GMT") or asctime ("Sun Nov  6 08:49:37 1994"),
+ * into seconds since the Unix epoch (UTC).  len bytes of s are read; s need
+ * not be NUL-terminated.  Surrounding whitespace is tolerated.  Returns 0 on
+ * success; -1 if s is not a valid HTTP-date (then *out is untouched). */
+ETAGKV_API int etagkv_httpdate_parse(const char *s, size_t len, int64_t *out);
+
+/** Format seconds since the epoch as IMF-fixdate into out
+ * (NUL-terminated).  Returns 0, or -1 if t is outside years 0001..9999. */
+ETAGKV_API int etagkv_httpdate_format(int64_t t, char out[ETAGKV_HTTPDATE_SIZE]);
+
+/* ---------------------------------------------------------------------------
+ * Record metadata
+ * ------------------------------------------------------------------------- */
+
+/** A record's metadata (DESIGN §1).  Filled by the library.  When exists is
+ * 0, every other field is zero except, after a successful delete,
+ * mod_revision (the revision of the delete). */
+typedef struct etagkv_meta {
+    int exists;                  /**< 1 if the key holds a record */
+    char etag[ETAGKV_ETAG_SIZE]; /**< strong ETag, quoted, NUL-terminated */
+    uint64_t value_bytes;        /**< length of the value */
+    uint64_t created_ns;         /**< wall clock at (re)creation, ns */
+    uint64_t modified_ns;        /**< last write, ns; never goes backwards */
+    uint64_t create_revision;    /**< store revision that (re)created it */
+    uint64_t mod_revision;       /**< store revision of the last write */
+    uint64_t version;            /**< writes since (re)creation, from 1 */
+    char content_type[ETAGKV_CONTENT_TYPE_MAX + 1]; /**< NUL-terminated */
+} etagkv_meta;
+
+/** Last-Modified of a record in whole seconds since the epoch: modified_ns
+ * truncated (DESIGN §1). */
+#define ETAGKV_META_LAST_MODIFIED(m) ((int64_t)((m)->modified_ns / 1000000000u))
+
+/* ---------------------------------------------------------------------------
+ * Preconditions (RFC 9110 §13)
+ * ------------------------------------------------------------------------- */
+
+/** An opaque, parsed set of the four precondition headers. */
+typedef struct etagkv_cond etagkv_cond;
+
+/** The four precondition headers. */
+typedef enum etagkv_header {
+    ETAGKV_IF_MATCH = 0,
+    ETAGKV_IF_NONE_MATCH = 1,
+    ETAGKV_IF_MODIFIED_SINCE = 2,
+    ETAGKV_IF_UNMODIFIED_SINCE = 3
+} etagkv_header;
+
+/** The request methods whose precondition rules differ. */
+typedef enum etagkv_method {
+    ETAGKV_METHOD_GET = 0,
+    ETAGKV_METHOD_HEAD = 1,
+    ETAGKV_METHOD_PUT = 2,
+    ETAGKV_METHOD_DELETE = 3
+} etagkv_method;
+
+/** Create an empty condition set (no header present: every operation is
+ * unconditional).  Returns ETAGKV_OK, ETAGKV_INVALID_ARGUMENT (out NULL) or
+ * ETAGKV_NO_MEMORY; on failure *out is NULL. */
+ETAGKV_API etagkv_status etagkv_cond_new(etagkv_cond **out);
+
+/** Free a condition set.  NULL is accepted. */
+ETAGKV_API void etagkv_cond_free(etagkv_cond *c);
+
+/** Add one raw header field value (len bytes at value, need not be
+ * NUL-terminated), exactly as received.
+ *
+ * If-Match / If-None-Match (RFC 9110 §13.1.1, §13.1.2): "*" or a
+ * comma-separated list of entity-tags, each optionally "W/"-prefixed, with
+ * optional whitespace; empty list elements are tolerated (§5.6.1).  Adding
+ * the same header again extends its list, as several header lines of one
+ * name form one list (§5.3).  "*" is valid only alone: "*" combined with
+ * anything, including a second "*" line, is invalid.  A value with no
+ * element at all (empty or only commas) is invalid.
+ *
+ * If-Modified-Since / If-Unmodified-Since (§13.1.3, §13.1.4): an HTTP-date.
+ * A value that is not a valid HTTP-date is accepted and ignored, as the RFC
+ * requires; so is a second occurrence of the same header (the header is then
+ * treated as invalid and ignored).
+ *
+ * Returns ETAGKV_OK; ETAGKV_INVALID_HEADER for an invalid entity-tag list
+ * (HTTP 400); ETAGKV_INVALID_ARGUMENT for NULL c, NULL value with len > 0,
+ * or an unknown header; ETAGKV_NO_MEMORY.  On failure c is unchanged. */
+ETAGKV_API etagkv_status etagkv_cond_add(etagkv_cond *c, etagkv_header h,
+                                         const char *value, size_t len);
+
+/** Convenience: parse all four header values at once into a new condition
+ * set; a NULL value means the header is absent.  Values are NUL-terminated.
+ * Returns as etagkv_cond_new() and etagkv_cond_add(); on failure *out is
+ * NULL. */
+ETAGKV_API etagkv_status etagkv_cond_parse(const char *if_match,
+                                           const char *if_none_match,
+                                           const char *if_modified_since,
+                                           const char *if_unmodified_since,
+                                           etagkv_cond **out);
+
+/** 1 if c has any of the four headers present (valid or ignored dates
+ * count as present only when they parsed), else 0.  NULL gives 0.  Used by
+ * require-conditions mode (DESIGN §5). */
+ETAGKV_API int etagkv_cond_is_conditional(const etagkv_cond *c);
+
+/** Evaluate c for a request of the given method against the current state
+ * of a key, in RFC 9110 §13.2.2 order:
+ *
+ *  0. §13.2.1: GET, HEAD and DELETE of an absent key are ETAGKV_NOT_FOUND
+ *     whatever the conditions, because the unconditional request would not
+ *     have succeeded.
+ *  1. If-Match present: "*" is true iff the key exists; a list is true iff
+ *     a listed tag equals the current ETag by strong comparison (a W/ tag
+ *     never matches).  False: ETAGKV_PRECONDITION_FAILED.
+ *  2. Else If-Unmodified-Since valid and the key exists: true iff
+ *     Last-Modified <= date.  False: ETAGKV_PRECONDITION_FAILED.
+ *  3. If-None-Match present: "*" is false iff the key exists; a list is
+ *     false iff a listed tag equals the current ETag by weak comparison.
+ *     False: ETAGKV_NOT_MODIFIED for GET/HEAD, ETAGKV_PRECONDITION_FAILED
+ *     otherwise.
+ *  4. Else, GET/HEAD only, If-Modified-Since valid and the key exists:
+ *     false iff Last-Modified <= date: ETAGKV_NOT_MODIFIED.
+ *  5. Otherwise ETAGKV_OK: perform the operation.
+ *
+ * current is the key's metadata, or NULL (or exists == 0) when absent.  c
+ * may be NULL (no conditions).  Pure: touches no store.  Returns one of the
+ * statuses above, or ETAGKV_INVALID_ARGUMENT for an unknown method. */
+ETAGKV_API etagkv_status etagkv_cond_evaluate(const etagkv_cond *c,
+                                              etagkv_method method,
+                                              const etagkv_meta *current);
+
+/* ---------------------------------------------------------------------------
+ * The store
+ * ------------------------------------------------------------------------- */
+
+/** An open store.  Safe to share between threads.  Readers never block
+ * writers and writers never block readers (LMDB MVCC). */
+typedef struct etagkv_store etagkv_store;
+
+/** Durability of an acknowledged write. */
+typedef enum etagkv_sync_mode {
+    /** Default.  A write returns only after its transaction is on stable
+     * storage (fsync): survives process crash and power loss. */
+    ETAGKV_SYNC = 0,
+    /** A write returns after its transaction is in the OS page cache:
+     * survives a process crash, not an OS crash or power loss. */
+    ETAGKV_NOSYNC = 1
+} etagkv_sync_mode;
+
+/** Wall clock in nanoseconds since the epoch; replaceable for tests. */
+typedef uint64_t (*etagkv_clock_fn)(void *ctx);
+
+/** Options for etagkv_store_open().  Initialise with etagkv_options_init()
+ * and then change what you need; fields may be appended in later versions,
+ * never removed or reordered. */
+typedef struct etagkv_options {
+    etagkv_sync_mode sync_mode; /**< default ETAGKV_SYNC */
+    /** Largest value accepted by put; default 64 MiB, at most
+     * ETAGKV_MAX_VALUE_BYTES_LIMIT. */
+    uint64_t max_value_bytes;
+    /** LMDB map size to start with; default 64 MiB.  The map grows by
+     * itself (doubling) when a write needs more room. */
+    uint64_t map_size_bytes;
+    /** Map size ceiling; writes that need more fail with ETAGKV_STORE_FULL
+     * and change nothing.  Default 1 TiB (virtual address space only; the
+     * file grows with the data).  Must be >= map_size_bytes. */
+    uint64_t map_max_bytes;
+    /** Maximum concurrent read transactions (LMDB maxreaders); default
+     * 512. */
+    unsigned max_readers;
+    /** Clock used for created/modified; NULL for the system real-time
+     * clock. */
+    etagkv_clock_fn clock;
+    void *clock_ctx; /**< passed to clock */
+} etagkv_options;
+
+/** Fill o with the defaults described above.  NULL is accepted (no-op). */
+ETAGKV_API void etagkv_options_init(etagkv_options *o);
+
+/** Open (creating if needed) the store in directory dir, which must exist.
+ * opts may be NULL for defaults.  One process may open a store only once
+ * at a time (an LMDB rule); several processes may open the same store.
+ *
+ * Returns ETAGKV_OK and *out; on failure *out is NULL and:
+ *  ETAGKV_INVALID_ARGUMENT  NULL dir/out, or inconsistent options;
+ *  ETAGKV_IO_ERROR          the directory is missing or not writable, or
+ *                           another I/O error (see etagkv_last_error_detail);
+ *  ETAGKV_INCOMPATIBLE      the directory holds an LMDB environment that is
+ *                           not an etagkv store of a known format;
+ *  ETAGKV_NO_MEMORY. */
+ETAGKV_API etagkv_status etagkv_store_open(const char *dir,
+                                           const etagkv_options *opts,
+                                           etagkv_store **out);
+
+/** Close the store.  Every acknowledged write is already durable in the
+ * store's sync mode.  No other thread may be using s.  NULL is accepted. */
+ETAGKV_API void etagkv_store_close(etagkv_store *s);
+
+/** Store-wide figures. */
+typedef struct etagkv_stats {
+    uint64_t records;        /**< number of keys holding a record */
+    uint64_t revision;       /**< last committed revision (0 when new) */
+    uint64_t map_size_bytes; /**< current map size */
+    uint64_t map_max_bytes;  /**< configured ceiling */
+    uint64_t map_used_bytes; /**< bytes of the map in use (pages * size) */
+    uint64_t max_value_bytes; /**< configured value limit */
+} etagkv_stats;
+
+/** Read the store's figures into *out (a consistent snapshot).  Returns
+ * ETAGKV_OK, ETAGKV_INVALID_ARGUMENT or ETAGKV_IO_ERROR. */
+ETAGKV_API etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out);
+
+/* ---------------------------------------------------------------------------
+ * Reads
+ * ------------------------------------------------------------------------- */
+
+/** Read a record: its value and metadata, subject to the conditions c
+ * (may be NULL), evaluated as etagkv_cond_evaluate() does for GET.
+ *
+ * On ETAGKV_OK, *value_out is a malloc'd copy of the value (never NULL,
+ * even for an empty value) that the caller releases with free(), and
+ * *value_len_out its length.  value_out may be NULL, and then the call is a
+ * HEAD.  meta_out may be NULL.  On any other status *value_out is NULL.
+ *
+ * Returns:
+ *  ETAGKV_OK                  the record is returned;
+ *  ETAGKV_NOT_FOUND           the key is absent (whatever c says, §13.2.1);
+ *  ETAGKV_NOT_MODIFIED        If-None-Match or If-Modified-Since was false;
+ *                             meta_out holds the current metadata;
+ *  ETAGKV_PRECONDITION_FAILED If-Match or If-Unmodified-Since was false;
+ *                             meta_out holds the current metadata;
+ *  ETAGKV_INVALID_KEY, ETAGKV_KEY_TOO_LONG, ETAGKV_INVALID_ARGUMENT,
+ *  ETAGKV_NO_MEMORY, ETAGKV_CORRUPT, ETAGKV_IO_ERROR. */
+ETAGKV_API etagkv_status etagkv_get(etagkv_store *s, const void *key,
+                                    size_t key_len, const etagkv_cond *c,
+                                    void **value_out, size_t *value_len_out,
+                                    etagkv_meta *meta_out);
+
+/** Like etagkv_get() with value_out NULL: metadata only, conditions
+ * evaluated as for HEAD. */
+ETAGKV_API etagkv_status etagkv_head(etagkv_store *s, const void *key,
+                                     size_t key_len, const etagkv_cond *c,
+                                     etagkv_meta *meta_out);
+
+/** Called by etagkv_view() with the value in place.  value and meta are
+ * valid only until the callback returns: copy what you keep. */
+typedef void (*etagkv_view_fn)(void *ctx, const void *value, size_t len,
+                               const etagkv_meta *meta);
+
+/** Zero-copy read: like etagkv_get(), but instead of copying the value it
+ * calls fn once, inside the read transaction, with a pointer into the
+ * memory map.  fn is called only when the status is ETAGKV_OK. */
+ETAGKV_API etagkv_status etagkv_view(etagkv_store *s, const void *key,
+                                     size_t key_len, const etagkv_cond *c,
+                                     etagkv_view_fn fn, void *ctx);
+
+/** Called by etagkv_list() for each record in key order.  key and meta are
+ * valid only until the callback returns.  Return 0 to continue, non-zero to
+ * stop early (etagkv_list then returns ETAGKV_OK). */
+typedef int (*etagkv_list_fn)(void *ctx, const void *key, size_t key_len,
+                              const etagkv_meta *meta);
+
+/** List records whose key starts with prefix (prefix_len 0: all keys), in
+ * byte order, starting strictly after the key `after` (after_len 0: from
+ * the start), calling fn for at most limit records (limit 0: no limit).
+ * All calls see one consistent snapshot.  If more_out is not NULL, it is set
+ * to 1 when more matching records follow the last one passed to fn (resume
+ * by passing that key as `after`), else 0.
+ *
+ * Returns ETAGKV_OK, ETAGKV_KEY_TOO_LONG (prefix or after too long),
+ * ETAGKV_INVALID_ARGUMENT, ETAGKV_CORRUPT or ETAGKV_IO_ERROR. */
+ETAGKV_API etagkv_status etagkv_list(etagkv_store *s, const void *prefix,
+                                     size_t prefix_len, const void *after,
+                                     size_t after_len, size_t limit,
+                                     etagkv_list_fn fn, void *ctx,
+                                     int *more_out);
+
+/* ---------------------------------------------------------------------------
+ * Writes
+ *
+ * Conditions are evaluated inside the same LMDB write transaction as the
+ * write itself: no other writer can slip between the check and the write.
+ * For every write, meta_out (may be NULL) receives the key's state after the
+ * call: the new record on success, the unchanged current record (exists 0
+ * if absent) on ETAGKV_PRECONDITION_FAILED, so that a caller can rebase
+ * without another read.
+ * ------------------------------------------------------------------------- */
+
+/** Store value under key with the given content type (NULL: the default
+ * ETAGKV_CONTENT_TYPE_DEFAULT), if the conditions c (NULL: none) hold for a
+ * PUT.  Writing the same bytes again is still a write: new modified,
+ * mod_revision and version; same ETag.
+ *
+ * Returns:
+ *  ETAGKV_CREATED              the key was absent and now holds value;
+ *  ETAGKV_OK                   the key's record was replaced;
+ *  ETAGKV_PRECONDITION_FAILED  a condition was false; nothing written
+ *                              (If-Match on an absent key is always false);
+ *  ETAGKV_INVALID_KEY          key_len is 0;
+ *  ETAGKV_KEY_TOO_LONG         key_len > ETAGKV_KEY_MAX;
+ *  ETAGKV_VALUE_TOO_LARGE      value_len > the store's max_value_bytes;
+ *  ETAGKV_INVALID_HEADER       content_type is empty, longer than
+ *                              ETAGKV_CONTENT_TYPE_MAX, or holds control
+ *                              characters;
+ *  ETAGKV_INVALID_ARGUMENT     NULL s, key or (value_len > 0) value;
+ *  ETAGKV_STORE_FULL           the map cannot grow past its ceiling; the
+ *                              store is unchanged and stays usable;
+ *  ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY, ETAGKV_CORRUPT. */
+ETAGKV_API etagkv_status etagkv_put(etagkv_store *s, const void *key,
+                                    size_t key_len, const void *value,
+                                    size_t value_len, const char *content_type,
+                                    const etagkv_cond *c, etagkv_meta *meta_out);
+
+/** Delete key if the conditions c (NULL: none) hold for a DELETE.
+ *
+ * Returns ETAGKV_OK (deleted; meta_out->exists is 0 and mod_revision is the
+ * revision of the delete), ETAGKV_NOT_FOUND (absent, whatever c says,
+ * §13.2.1), ETAGKV_PRECONDITION_FAILED, or the errors of etagkv_put(). */
+ETAGKV_API etagkv_status etagkv_delete(etagkv_store *s, const void *key,
+                                       size_t key_len, const etagkv_cond *c,
+                                       etagkv_meta *meta_out);
+
+/* Typed helpers for embedded callers.  Each is exactly etagkv_put() or
+ * etagkv_delete() with the one condition named, and returns the same
+ * statuses.  etag must be a complete strong entity-tag as returned in
+ * etagkv_meta.etag (with its quotes); anything else gives
+ * ETAGKV_INVALID_HEADER. */
+
+/** Put only if the current ETag is etag (If-Match: etag). */
+ETAGKV_API etagkv_status etagkv_put_if_match(etagkv_store *s, const void *key,
+                                             size_t key_len, const void *value,
+                                             size_t value_len, const char *etag,
+                                             etagkv_meta *meta_out);
+
+/** Put only if the key is absent (If-None-Match: *): create-only. */
+ETAGKV_API etagkv_status etagkv_put_create_only(etagkv_store *s,
+                                                const void *key, size_t key_len,
+                                                const void *value,
+                                                size_t value_len,
+                                                etagkv_meta *meta_out);
+
+/** Put only if the key exists (If-Match: *): update-only. */
+ETAGKV_API etagkv_status etagkv_put_update_only(etagkv_store *s,
+                                                const void *key, size_t key_len,
+                                                const void *value,
+                                                size_t value_len,
+                                                etagkv_meta *meta_out);
+
+/** Delete only if the current ETag is etag (If-Match: etag). */
+ETAGKV_API etagkv_status etagkv_delete_if_match(etagkv_store *s,
+                                                const void *key, size_t key_len,
+                                                const char *etag,
+                                                etagkv_meta *meta_out);
+
+/* ---------------------------------------------------------------------------
+ * Read-modify-write
+ * ------------------------------------------------------------------------- */
+
+/** Called by etagkv_update() with the current value (NULL and 0, and meta
+ * with exists 0, when the key is absent).  Sets *new_value and *new_len to
+ * the value to store; that memory belongs to the callback and must stay valid
+ * until the next call of the callback or the return of etagkv_update().
+ * Returns ETAGKV_OK to write, or any other status to stop: etagkv_update()
+ * then returns that status and writes nothing. */
+typedef etagkv_status (*etagkv_update_fn)(void *ctx, const void *old_value,
+                                          size_t old_len,
+                                          const etagkv_meta *old_meta,
+                                          const void **new_value,
+                                          size_t *new_len);
+
+/** Optimistic read-modify-write: read the key, call fn, and write its
+ * result conditionally on the validator just read (If-Match on the ETag
+ * read, or If-None-Match: * when the key was absent).  If another writer
+ * changed the key in between (ETAGKV_PRECONDITION_FAILED), re-read and call
+ * fn again with the fresh value, at most max_attempts times in all
+ * (0: default 16).  Never replays a stale validator.  The new record keeps
+ * the content type it had (the default for a new key).
+ *
+ * Returns ETAGKV_OK or ETAGKV_CREATED on success (meta_out: the new
+ * record); ETAGKV_PRECONDITION_FAILED when every attempt lost the race
+ * (meta_out: the record as last seen); the status fn returned to stop; or an
+ * error of etagkv_get()/etagkv_put(). */
+ETAGKV_API etagkv_status etagkv_update(etagkv_store *s, const void *key,
+                                       size_t key_len, etagkv_update_fn fn,
+                                       void *ctx, unsigned max_attempts,
+                                       etagkv_meta *meta_out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ETAGKV_H */

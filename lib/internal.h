@@ -1,0 +1,130 @@
+/*
+ * internal.h -- declarations shared between the files of lib/.  Not API.
+ *
+ * Every name here has the ekv_ prefix and hidden visibility (the library is
+ * built with -fvisibility=hidden; only ETAGKV_API names are exported).  The
+ * pure modules (etag.c, httpdate.c, cond.c, record.c, status.c) never
+ * include lmdb.h, so they are unit-tested and fuzzed on their own.
+ */
+#ifndef ETAGKV_INTERNAL_H
+#define ETAGKV_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "etagkv.h"
+
+/* ---- status.c ------------------------------------------------------------ */
+
+/* Record a diagnostic for etagkv_last_error_detail() on this thread, printf
+ * style.  Returns st, so that `return ekv_fail(ETAGKV_IO_ERROR, "...")`
+ * reads naturally. */
+etagkv_status ekv_fail(etagkv_status st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Forget this thread's diagnostic (called at the start of API calls that
+ * may record one). */
+void ekv_clear_error(void);
+
+/* ---- etag.c -------------------------------------------------------------- */
+
+#define EKV_HASH_BYTES 16
+
+/* XXH3-128 of the value, in canonical (big-endian) byte order. */
+void ekv_hash128(const void *value, size_t len, uint8_t out[EKV_HASH_BYTES]);
+
+/* Format a canonical hash as a quoted ETag: '"' + 32 lowercase hex + '"'. */
+void ekv_etag_format(const uint8_t hash[EKV_HASH_BYTES],
+                     char out[ETAGKV_ETAG_SIZE]);
+
+/* Parse a single complete strong entity-tag of our own form ('"' + 32
+ * lowercase hex + '"', nothing else) back into its hash.  Returns 0 or -1. */
+int ekv_etag_parse_own(const char *etag, size_t len,
+                       uint8_t out[EKV_HASH_BYTES]);
+
+/* One entity-tag of a list: the opaque-tag (with its quotes) at buf + off. */
+typedef struct ekv_tag {
+    size_t off;
+    size_t len;
+    int weak; /* had the W/ prefix */
+} ekv_tag;
+
+/* The parsed value of an If-Match or If-None-Match header (all its lines). */
+typedef struct ekv_taglist {
+    int present; /* at least one header line was added */
+    int any;     /* the value was "*" */
+    ekv_tag *tags;
+    size_t n, cap;
+    char *buf; /* opaque-tags, back to back */
+    size_t buf_len, buf_cap;
+} ekv_taglist;
+
+/* Parse one header line's value (RFC 9110 §13.1.1 grammar, §5.6.1 list
+ * rules) and append its tags to l.  Returns ETAGKV_OK, ETAGKV_INVALID_HEADER
+ * (syntax; "*" not alone; no element at all) or ETAGKV_NO_MEMORY; on failure
+ * l is unchanged. */
+etagkv_status ekv_taglist_append(ekv_taglist *l, const char *value,
+                                 size_t len);
+
+/* Release what l holds and zero it.  Safe on a zeroed list. */
+void ekv_taglist_clear(ekv_taglist *l);
+
+/* RFC 9110 §8.8.3.2.  etag is a current (always strong) ETag, quoted.
+ * Strong: 1 iff some listed tag is not weak and its opaque-tag equals etag.
+ * Weak: 1 iff some listed tag's opaque-tag equals etag, W/ or not. */
+int ekv_taglist_match_strong(const ekv_taglist *l, const char *etag);
+int ekv_taglist_match_weak(const ekv_taglist *l, const char *etag);
+
+/* ---- record.c ------------------------------------------------------------ */
+
+/* On-disk record layout, version 1, all integers little-endian:
+ *
+ *   0  u8   format version (1)
+ *   1  u8   flags (0)
+ *   2  u16  content type length (1..255)
+ *   4  u32  reserved (0)
+ *   8  u64  created_ns
+ *  16  u64  modified_ns
+ *  24  u64  create_revision
+ *  32  u64  mod_revision
+ *  40  u64  version
+ *  48  16B  XXH3-128 of the value, canonical
+ *  64       content type bytes, then the value bytes
+ *
+ * The metadata sits in front of the value in one LMDB item, so reading it
+ * costs no second lookup, and the ETag is formatted from the stored hash
+ * without rehashing. */
+#define EKV_RECORD_FORMAT 1
+#define EKV_RECORD_HEADER 64
+
+typedef struct ekv_record {
+    uint64_t created_ns;
+    uint64_t modified_ns;
+    uint64_t create_revision;
+    uint64_t mod_revision;
+    uint64_t version;
+    uint8_t hash[EKV_HASH_BYTES];
+    const char *content_type; /* not NUL-terminated */
+    size_t content_type_len;
+    const void *value;
+    size_t value_len;
+} ekv_record;
+
+/* Bytes needed to encode a record. */
+size_t ekv_record_size(size_t content_type_len, size_t value_len);
+
+/* Encode r into dst (ekv_record_size() bytes). */
+void ekv_record_encode(void *dst, const ekv_record *r);
+
+/* Decode len bytes at src into r; r's pointers point into src.  Returns
+ * ETAGKV_OK or ETAGKV_CORRUPT (short, unknown version, bad lengths). */
+etagkv_status ekv_record_decode(const void *src, size_t len, ekv_record *r);
+
+/* Fill m (exists = 1) from r. */
+void ekv_record_meta(const ekv_record *r, etagkv_meta *m);
+
+/* 1 if s[0..len) is a valid content type to store (1..255 bytes of visible
+ * ASCII, space or tab, no leading space), else 0. */
+int ekv_content_type_valid(const char *s, size_t len);
+
+#endif /* ETAGKV_INTERNAL_H */

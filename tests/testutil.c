@@ -1,0 +1,70 @@
+/*
+ * testutil.c -- small helpers shared by the Check suites.
+ */
+#define _XOPEN_SOURCE 700
+#include "testutil.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+char *tu_mkdtemp(void)
+{
+    const char *base = getenv("ETAGKV_TEST_TMP");
+    char *path;
+    size_t n;
+
+    if (base == NULL || *base == '\0')
+        base = "/tmp";
+    if (mkdir(base, 0700) != 0 && errno != EEXIST)
+        ck_abort_msg("mkdir %s: %s", base, strerror(errno));
+    n = strlen(base) + sizeof("/etagkv-XXXXXX");
+    path = malloc(n);
+    ck_assert_ptr_nonnull(path);
+    snprintf(path, n, "%s/etagkv-XXXXXX", base);
+    if (mkdtemp(path) == NULL)
+        ck_abort_msg("mkdtemp %s: %s", path, strerror(errno));
+    return path;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag,
+                  struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+void tu_rmdir_free(char *path)
+{
+    if (path == NULL)
+        return;
+    (void)nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(path);
+}
+
+etagkv_store *tu_open(const char *dir, const etagkv_options *opts)
+{
+    etagkv_store *s = NULL;
+    etagkv_status st = etagkv_store_open(dir, opts, &s);
+
+    ck_assert_msg(st == ETAGKV_OK, "etagkv_store_open(%s): %s (%s)", dir,
+                  etagkv_strerror(st), etagkv_last_error_detail());
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+int tu_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,26 @@
+/*
+ * testutil.h -- small helpers shared by the Check suites.
+ */
+#ifndef ETAGKV_TESTUTIL_H
+#define ETAGKV_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+
+#include "etagkv.h"
+
+/* Make a fresh empty directory under $ETAGKV_TEST_TMP (or /tmp) and return
+ * its path (static storage per call site is not assumed: the caller frees
+ * it with tu_rmdir_free()).  Aborts the test on failure. */
+char *tu_mkdtemp(void);
+
+/* Remove the directory tree at path and free path.  NULL is accepted. */
+void tu_rmdir_free(char *path);
+
+/* Open a store on dir with opts (NULL: defaults); fails the test on error. */
+etagkv_store *tu_open(const char *dir, const etagkv_options *opts);
+
+/* Run a suite and return the process exit status (0 when all passed). */
+int tu_run(Suite *s);
+
+#endif
