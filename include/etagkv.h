@@ -230,9 +230,11 @@ ETAGKV_API etagkv_status etagkv_cond_parse(const char *if_match,
                                            const char *if_unmodified_since,
                                            etagkv_cond **out);
 
-/** 1 if c has any of the four headers present (valid or ignored dates
- * count as present only when they parsed), else 0.  NULL gives 0.  Used by
- * require-conditions mode (DESIGN §5). */
+/** 1 if c makes a write conditional: If-Match or If-None-Match present, or
+ * If-Unmodified-Since present with a valid date (an invalid date is ignored,
+ * so it does not count; If-Modified-Since never applies to writes).  Else 0;
+ * NULL gives 0.  Used by the server's require-conditions mode (DESIGN §5):
+ * an unconditional PUT or DELETE there is answered with 428. */
 ETAGKV_API int etagkv_cond_is_conditional(const etagkv_cond *c);
 
 /** Evaluate c for a request of the given method against the current state

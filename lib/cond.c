@@ -1,0 +1,188 @@
+/*
+ * cond.c -- the four precondition headers: parse (RFC 9110 §13.1) and
+ * evaluate in the order of RFC 9110 §13.2.2.
+ *
+ * Pure: no LMDB here.  The store calls etagkv_cond_evaluate() inside the
+ * write transaction with the record it just read, so the check and the
+ * write are atomic.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* State of a date header: absent, a valid date, or present but ignored
+ * (unparseable, or repeated: RFC 9110 §13.1.3/§13.1.4 say an invalid date
+ * makes the recipient ignore the header). */
+enum date_state { DATE_ABSENT = 0, DATE_VALID, DATE_IGNORED };
+
+struct etagkv_cond {
+    ekv_taglist if_match;
+    ekv_taglist if_none_match;
+    enum date_state ims_state, ius_state;
+    int64_t ims, ius; /* seconds since the epoch when DATE_VALID */
+};
+
+etagkv_status etagkv_cond_new(etagkv_cond **out)
+{
+    if (out == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    *out = calloc(1, sizeof(**out));
+    return *out != NULL ? ETAGKV_OK : ETAGKV_NO_MEMORY;
+}
+
+void etagkv_cond_free(etagkv_cond *c)
+{
+    if (c == NULL)
+        return;
+    ekv_taglist_clear(&c->if_match);
+    ekv_taglist_clear(&c->if_none_match);
+    free(c);
+}
+
+/* A second line of a date header makes the field invalid (it is not a
+ * list), so the header is ignored like any other invalid date. */
+static void add_date(enum date_state *state, int64_t *t, const char *value,
+                     size_t len)
+{
+    int64_t parsed;
+
+    if (*state != DATE_ABSENT) {
+        *state = DATE_IGNORED;
+        return;
+    }
+    if (etagkv_httpdate_parse(value, len, &parsed) == 0) {
+        *state = DATE_VALID;
+        *t = parsed;
+    } else {
+        *state = DATE_IGNORED;
+    }
+}
+
+etagkv_status etagkv_cond_add(etagkv_cond *c, etagkv_header h,
+                              const char *value, size_t len)
+{
+    if (c == NULL || (value == NULL && len > 0))
+        return ETAGKV_INVALID_ARGUMENT;
+    switch (h) {
+    case ETAGKV_IF_MATCH:
+        return ekv_taglist_append(&c->if_match, value, len);
+    case ETAGKV_IF_NONE_MATCH:
+        return ekv_taglist_append(&c->if_none_match, value, len);
+    case ETAGKV_IF_MODIFIED_SINCE:
+        add_date(&c->ims_state, &c->ims, value, len);
+        return ETAGKV_OK;
+    case ETAGKV_IF_UNMODIFIED_SINCE:
+        add_date(&c->ius_state, &c->ius, value, len);
+        return ETAGKV_OK;
+    }
+    return ETAGKV_INVALID_ARGUMENT;
+}
+
+etagkv_status etagkv_cond_parse(const char *if_match, const char *if_none_match,
+                                const char *if_modified_since,
+                                const char *if_unmodified_since,
+                                etagkv_cond **out)
+{
+    const char *values[4] = {if_match, if_none_match, if_modified_since,
+                             if_unmodified_since};
+    etagkv_cond *c;
+    etagkv_status st;
+
+    if (out == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    *out = NULL;
+    st = etagkv_cond_new(&c);
+    if (st != ETAGKV_OK)
+        return st;
+    for (int h = 0; h < 4; h++) {
+        if (values[h] == NULL)
+            continue;
+        st = etagkv_cond_add(c, (etagkv_header)h, values[h],
+                             strlen(values[h]));
+        if (st != ETAGKV_OK) {
+            etagkv_cond_free(c);
+            return st;
+        }
+    }
+    *out = c;
+    return ETAGKV_OK;
+}
+
+int etagkv_cond_is_conditional(const etagkv_cond *c)
+{
+    if (c == NULL)
+        return 0;
+    return c->if_match.present || c->if_none_match.present ||
+           c->ius_state == DATE_VALID;
+}
+
+/* RFC 9110 §13.1.1: "*" is true iff a current representation exists; a
+ * list is true iff one member matches by strong comparison. */
+static int if_match_true(const ekv_taglist *l, const etagkv_meta *cur)
+{
+    if (cur == NULL)
+        return 0;
+    if (l->any)
+        return 1;
+    return ekv_taglist_match_strong(l, cur->etag);
+}
+
+/* RFC 9110 §13.1.2: "*" is false iff a current representation exists; a
+ * list is false iff one member matches by weak comparison. */
+static int if_none_match_true(const ekv_taglist *l, const etagkv_meta *cur)
+{
+    if (cur == NULL)
+        return 1;
+    if (l->any)
+        return 0;
+    return !ekv_taglist_match_weak(l, cur->etag);
+}
+
+etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
+                                   const etagkv_meta *current)
+{
+    int is_read;
+
+    switch (method) {
+    case ETAGKV_METHOD_GET:
+    case ETAGKV_METHOD_HEAD:
+        is_read = 1;
+        break;
+    case ETAGKV_METHOD_PUT:
+    case ETAGKV_METHOD_DELETE:
+        is_read = 0;
+        break;
+    default:
+        return ETAGKV_INVALID_ARGUMENT;
+    }
+    if (current != NULL && !current->exists)
+        current = NULL;
+
+    /* §13.2.1: conditions are evaluated only when the request would
+     * otherwise succeed; a read or delete of nothing is a 404 regardless. */
+    if (current == NULL && method != ETAGKV_METHOD_PUT)
+        return ETAGKV_NOT_FOUND;
+    if (c == NULL)
+        return ETAGKV_OK;
+
+    /* §13.2.2 step 1, else step 2.  A missing key has no modification date,
+     * so If-Unmodified-Since cannot be evaluated and is ignored (§13.1.4). */
+    if (c->if_match.present) {
+        if (!if_match_true(&c->if_match, current))
+            return ETAGKV_PRECONDITION_FAILED;
+    } else if (c->ius_state == DATE_VALID && current != NULL) {
+        if (ETAGKV_META_LAST_MODIFIED(current) > c->ius)
+            return ETAGKV_PRECONDITION_FAILED;
+    }
+
+    /* Step 3, else step 4 (GET/HEAD only). */
+    if (c->if_none_match.present) {
+        if (!if_none_match_true(&c->if_none_match, current))
+            return is_read ? ETAGKV_NOT_MODIFIED : ETAGKV_PRECONDITION_FAILED;
+    } else if (is_read && c->ims_state == DATE_VALID && current != NULL) {
+        if (ETAGKV_META_LAST_MODIFIED(current) <= c->ims)
+            return ETAGKV_NOT_MODIFIED;
+    }
+    return ETAGKV_OK;
+}

@@ -1,0 +1,118 @@
+/*
+ * record.c -- the on-disk record layout (see internal.h for the table).
+ *
+ * Integers are stored little-endian byte by byte, so a store written on one
+ * machine reads the same on any other, and nothing here depends on the
+ * alignment of the pointer LMDB hands back.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get_u16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+size_t ekv_record_size(size_t content_type_len, size_t value_len)
+{
+    return EKV_RECORD_HEADER + content_type_len + value_len;
+}
+
+void ekv_record_encode(void *dst, const ekv_record *r)
+{
+    uint8_t *p = dst;
+
+    p[0] = EKV_RECORD_FORMAT;
+    p[1] = 0;
+    put_u16(p + 2, (uint16_t)r->content_type_len);
+    memset(p + 4, 0, 4);
+    put_u64(p + 8, r->created_ns);
+    put_u64(p + 16, r->modified_ns);
+    put_u64(p + 24, r->create_revision);
+    put_u64(p + 32, r->mod_revision);
+    put_u64(p + 40, r->version);
+    memcpy(p + 48, r->hash, EKV_HASH_BYTES);
+    memcpy(p + EKV_RECORD_HEADER, r->content_type, r->content_type_len);
+    if (r->value_len > 0)
+        memcpy(p + EKV_RECORD_HEADER + r->content_type_len, r->value,
+               r->value_len);
+}
+
+etagkv_status ekv_record_decode(const void *src, size_t len, ekv_record *r)
+{
+    const uint8_t *p = src;
+    size_t ct_len;
+
+    if (len < EKV_RECORD_HEADER || p[0] != EKV_RECORD_FORMAT)
+        return ETAGKV_CORRUPT;
+    ct_len = get_u16(p + 2);
+    if (ct_len == 0 || ct_len > ETAGKV_CONTENT_TYPE_MAX ||
+        len - EKV_RECORD_HEADER < ct_len)
+        return ETAGKV_CORRUPT;
+    r->created_ns = get_u64(p + 8);
+    r->modified_ns = get_u64(p + 16);
+    r->create_revision = get_u64(p + 24);
+    r->mod_revision = get_u64(p + 32);
+    r->version = get_u64(p + 40);
+    memcpy(r->hash, p + 48, EKV_HASH_BYTES);
+    r->content_type = (const char *)p + EKV_RECORD_HEADER;
+    r->content_type_len = ct_len;
+    r->value = p + EKV_RECORD_HEADER + ct_len;
+    r->value_len = len - EKV_RECORD_HEADER - ct_len;
+    return ETAGKV_OK;
+}
+
+void ekv_record_meta(const ekv_record *r, etagkv_meta *m)
+{
+    m->exists = 1;
+    ekv_etag_format(r->hash, m->etag);
+    m->value_bytes = r->value_len;
+    m->created_ns = r->created_ns;
+    m->modified_ns = r->modified_ns;
+    m->create_revision = r->create_revision;
+    m->mod_revision = r->mod_revision;
+    m->version = r->version;
+    memcpy(m->content_type, r->content_type, r->content_type_len);
+    m->content_type[r->content_type_len] = '\0';
+}
+
+/* A content type ends up verbatim in a Content-Type response header, so it
+ * must be a valid field value (RFC 9110 §5.5): visible ASCII, SP and HTAB,
+ * no leading or trailing whitespace.  We do not validate the media-type
+ * grammar itself: the store keeps what the client said, as S3 does. */
+int ekv_content_type_valid(const char *s, size_t len)
+{
+    if (s == NULL || len == 0 || len > ETAGKV_CONTENT_TYPE_MAX)
+        return 0;
+    if (s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' || s[len - 1] == '\t')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c != '\t' && (c < 0x20 || c > 0x7e))
+            return 0;
+    }
+    return 1;
+}

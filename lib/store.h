@@ -1,0 +1,80 @@
+/*
+ * store.h -- the store handle and its LMDB plumbing, shared by store.c
+ * (lifecycle, reads) and write.c (the write path).  Not API; the only
+ * internal header that includes lmdb.h.
+ */
+#ifndef ETAGKV_STORE_H
+#define ETAGKV_STORE_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "internal.h"
+
+struct etagkv_store {
+    MDB_env *env;
+    MDB_dbi records; /* key -> encoded record (record.c) */
+    MDB_dbi meta;    /* "format", "revision" */
+    etagkv_options opts;
+    size_t page_size;
+
+    /* Every transaction runs under resize_lock held shared; growing the map
+     * takes it exclusively, because LMDB allows mdb_env_set_mapsize() only
+     * while the process has no transaction active.  Writer-preferring, so
+     * a steady stream of readers cannot starve a resize.  map_size is
+     * written only with the lock held exclusively. */
+    pthread_rwlock_t resize_lock;
+    size_t map_size;
+
+    /* Reset read-only transactions kept for reuse: mdb_txn_renew() of a
+     * reset transaction keeps its reader slot and skips the reader-table
+     * mutex that a fresh mdb_txn_begin() takes. */
+    pthread_mutex_t pool_lock;
+    MDB_txn **pool;
+    size_t pool_len, pool_cap;
+};
+
+/* Map an LMDB or errno code to a status, recording `what` and the code's
+ * text as this thread's diagnostic. */
+etagkv_status ekv_mdb_status(int rc, const char *what);
+
+/* Check a key's length (and pointer); ETAGKV_OK or the status to return. */
+etagkv_status ekv_check_key(const void *key, size_t key_len);
+
+/* Begin a transaction (flags 0 or MDB_RDONLY) with resize_lock held shared;
+ * handles MDB_MAP_RESIZED (another process grew the map).  On success the
+ * caller ends it with ekv_txn_end(); on failure the lock is not held. */
+etagkv_status ekv_txn_begin(etagkv_store *s, unsigned flags, MDB_txn **txn);
+
+/* End txn without committing: a read-only one (flags MDB_RDONLY) is reset
+ * and pooled, a write one aborted.  Releases the lock. */
+void ekv_txn_end(etagkv_store *s, MDB_txn *txn, unsigned flags);
+
+/* Commit a write txn and release the lock; returns mdb_txn_commit()'s code
+ * so that the caller can grow the map on MDB_MAP_FULL and retry. */
+int ekv_txn_commit(etagkv_store *s, MDB_txn *txn);
+
+/* The map size, for a caller holding a transaction (the lock is held). */
+size_t ekv_map_size(etagkv_store *s);
+
+/* Grow the map after MDB_MAP_FULL seen with map size `seen` (no
+ * transaction of this thread active).  ETAGKV_OK when the map is now larger
+ * (by this thread or another), ETAGKV_STORE_FULL at the ceiling. */
+etagkv_status ekv_grow(etagkv_store *s, size_t seen);
+
+/* Read and decode the record of key in txn.  ETAGKV_OK with *r set
+ * (pointers into the map, valid until the txn changes or ends),
+ * ETAGKV_NOT_FOUND, or an error. */
+etagkv_status ekv_record_get(etagkv_store *s, MDB_txn *txn, const void *key,
+                             size_t key_len, ekv_record *r);
+
+/* The store's revision counter as seen by txn. */
+etagkv_status ekv_revision_get(etagkv_store *s, MDB_txn *txn, uint64_t *rev);
+
+/* Store rev as the revision counter in txn; returns mdb_put()'s code. */
+int ekv_revision_put(etagkv_store *s, MDB_txn *txn, uint64_t rev);
+
+/* Wall clock, through the store's clock option. */
+uint64_t ekv_now_ns(const etagkv_store *s);
+
+#endif /* ETAGKV_STORE_H */
