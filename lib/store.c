@@ -2,9 +2,12 @@
  * store.c -- the store's lifecycle on LMDB, transactions, map growth, and
  * the read operations (get, head, view, list, stats).
  *
- * Writes live in write.c.  Layout of the environment: a named database
- * "records" maps each key to its encoded record (record.c), and "meta" holds
- * the format marker and the store-wide revision counter.
+ * Writes live in write.c.  Layout of the environment: the named database
+ * "records" maps each key to its encoded record (record.c); LMDB's main
+ * database holds, next to the entry for "records", the format marker and
+ * the store-wide revision counter.  Keeping the counter there costs no
+ * extra page per commit: the main database's page is rewritten by every
+ * commit anyway, because it holds the root of "records".
  */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: writer preference */
 #include <errno.h>
@@ -15,9 +18,9 @@
 
 #include "store.h"
 
-#define FORMAT_KEY "format"
+#define FORMAT_KEY "etagkv.format"
 #define FORMAT_VALUE "etagkv/1"
-#define REVISION_KEY "revision"
+#define REVISION_KEY "etagkv.revision"
 
 #define MAP_SIZE_DEFAULT ((uint64_t)64 << 20)
 #define MAP_MAX_DEFAULT ((uint64_t)1 << 40)
@@ -302,45 +305,28 @@ static etagkv_status check_options(etagkv_options *o, size_t page)
     return ETAGKV_OK;
 }
 
-/* Open the named databases and check (or, in a new environment, write) the
- * format marker.  An environment whose main database holds anything else
- * is some other program's LMDB: refuse it rather than write into it. */
+/* Check (or, in a new environment, write) the format marker and open
+ * "records".  An environment whose main database holds anything but our
+ * own entries is some other program's LMDB: refuse it rather than write
+ * into it. */
 static etagkv_status open_dbs(etagkv_store *s)
 {
     MDB_txn *txn;
-    MDB_dbi main_dbi;
     MDB_stat st_main;
     MDB_val k = {sizeof(FORMAT_KEY) - 1, FORMAT_KEY}, v;
     etagkv_status st = ETAGKV_OK;
-    int rc, fresh;
+    int rc;
 
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_txn_begin");
-    if ((rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) != 0 ||
-        (rc = mdb_stat(txn, main_dbi, &st_main)) != 0) {
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &s->meta)) != 0 ||
+        (rc = mdb_stat(txn, s->meta, &st_main)) != 0) {
         st = ekv_mdb_status(rc, "main database");
         goto out;
     }
-    rc = mdb_dbi_open(txn, "meta", 0, &s->meta);
-    fresh = rc == MDB_NOTFOUND;
-    if (fresh && st_main.ms_entries != 0) {
-        st = ekv_fail(ETAGKV_INCOMPATIBLE, "LMDB environment without etagkv "
-                                           "metadata");
-        goto out;
-    }
-    if (fresh)
-        rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta);
-    if (rc == MDB_INCOMPATIBLE) {
-        st = ekv_fail(ETAGKV_INCOMPATIBLE, "\"meta\" is not a database");
-        goto out;
-    }
-    if (rc != 0 ||
-        (rc = mdb_dbi_open(txn, "records", MDB_CREATE, &s->records)) != 0) {
-        st = ekv_mdb_status(rc, "mdb_dbi_open");
-        goto out;
-    }
-    if (fresh) {
+    rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND && st_main.ms_entries == 0) {
         v.mv_size = sizeof(FORMAT_VALUE) - 1;
         v.mv_data = FORMAT_VALUE;
         rc = mdb_put(txn, s->meta, &k, &v, 0);
@@ -348,13 +334,16 @@ static etagkv_status open_dbs(etagkv_store *s)
             st = ekv_mdb_status(rc, "mdb_put(format)");
             goto out;
         }
-    } else {
-        rc = mdb_get(txn, s->meta, &k, &v);
-        if (rc != 0 || v.mv_size != sizeof(FORMAT_VALUE) - 1 ||
-            memcmp(v.mv_data, FORMAT_VALUE, v.mv_size) != 0) {
-            st = ekv_fail(ETAGKV_INCOMPATIBLE, "unknown store format");
-            goto out;
-        }
+    } else if (rc != 0 || v.mv_size != sizeof(FORMAT_VALUE) - 1 ||
+               memcmp(v.mv_data, FORMAT_VALUE, v.mv_size) != 0) {
+        st = ekv_fail(ETAGKV_INCOMPATIBLE,
+                      "not an etagkv store, or an unknown format");
+        goto out;
+    }
+    rc = mdb_dbi_open(txn, "records", MDB_CREATE, &s->records);
+    if (rc != 0) {
+        st = ekv_mdb_status(rc, "mdb_dbi_open(records)");
+        goto out;
     }
     rc = mdb_txn_commit(txn);
     txn = NULL;

@@ -14,7 +14,7 @@
 struct etagkv_store {
     MDB_env *env;
     MDB_dbi records; /* key -> encoded record (record.c) */
-    MDB_dbi meta;    /* "format", "revision" */
+    MDB_dbi meta;    /* LMDB's main database: format, revision */
     etagkv_options opts;
     size_t page_size;
 

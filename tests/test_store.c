@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <lmdb.h>
 #include <xxhash.h>
 
 #include "testutil.h"
@@ -713,6 +714,41 @@ START_TEST(a_foreign_lmdb_environment_is_refused)
 }
 END_TEST
 
+START_TEST(another_programs_lmdb_environment_is_refused_and_left_alone)
+{
+    char *foreign = tu_mkdtemp();
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {3, "abc"}, v = {3, "xyz"};
+    etagkv_store *other = NULL;
+    MDB_stat ms;
+
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_open(env, foreign, 0, 0644), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    ck_assert_int_eq(etagkv_store_open(foreign, NULL, &other),
+                     ETAGKV_INCOMPATIBLE);
+    ck_assert_ptr_null(other);
+
+    /* Nothing was written into it. */
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_open(env, foreign, MDB_RDONLY, 0644), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    ck_assert_int_eq(mdb_stat(txn, dbi, &ms), 0);
+    ck_assert_uint_eq(ms.ms_entries, 1);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    tu_rmdir_free(foreign);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -742,6 +778,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_input_gets_a_clear_status_and_changes_nothing);
     tcase_add_test(tc, value_larger_than_the_limit_is_refused);
     tcase_add_test(tc, a_foreign_lmdb_environment_is_refused);
+    tcase_add_test(tc, another_programs_lmdb_environment_is_refused_and_left_alone);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,70 @@
+/*
+ * benchutil.c -- see benchutil.h.
+ */
+#define _XOPEN_SOURCE 700
+#include "benchutil.h"
+
+#include <ftw.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+double bu_now(void)
+{
+    struct timespec ts;
+
+    BU_CHECK(clock_gettime(CLOCK_MONOTONIC, &ts) == 0);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+char *bu_mkdtemp(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *path;
+    size_t n;
+
+    if (base == NULL || *base == '\0')
+        base = "/tmp";
+    n = strlen(base) + sizeof("/etagkv-bench-XXXXXX");
+    path = malloc(n);
+    BU_CHECK(path != NULL);
+    snprintf(path, n, "%s/etagkv-bench-XXXXXX", base);
+    BU_CHECK(mkdtemp(path) != NULL);
+    return path;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag,
+                  struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+void bu_rmdir(char *path)
+{
+    (void)nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(path);
+}
+
+void bu_header(void)
+{
+    printf("%-22s %-34s %12s   %-32s %12s  %6s\n", "scenario", "etagkv",
+           "ops/s", "baseline (same run)", "ops/s", "ratio");
+}
+
+void bu_report(const char *scenario, const char *ours, double ours_rate,
+               const char *baseline, double base_rate)
+{
+    double ratio = ours_rate / base_rate;
+
+    printf("%-22s %-34s %12.0f   %-32s %12.0f  %5.2fx\n", scenario, ours,
+           ours_rate, baseline, base_rate, ratio);
+    fprintf(stderr,
+            "{\"scenario\":\"%s\",\"etagkv\":\"%s\",\"etagkv_ops_per_s\":%.0f,"
+            "\"baseline\":\"%s\",\"baseline_ops_per_s\":%.0f,"
+            "\"ratio\":%.3f}\n",
+            scenario, ours, ours_rate, baseline, base_rate, ratio);
+    fflush(stdout);
+}

@@ -1,0 +1,162 @@
+/*
+ * test_mapsize.c -- the map grows by itself up to its ceiling; past it a
+ * write fails with ETAGKV_STORE_FULL, earlier data stays intact and the
+ * store stays usable (DESIGN §4).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define VALUE_BYTES (64 * 1024)
+
+static char *dir;
+
+static void setup(void)
+{
+    dir = tu_mkdtemp();
+}
+
+static void teardown(void)
+{
+    tu_rmdir_free(dir);
+}
+
+/* Value i: VALUE_BYTES bytes that differ per i, so each has its own ETag. */
+static void fill(char *buf, int i)
+{
+    for (int j = 0; j < VALUE_BYTES; j++)
+        buf[j] = (char)((i * 131 + j * 7) & 0xff);
+}
+
+static etagkv_store *open_small(uint64_t initial, uint64_t ceiling)
+{
+    etagkv_options o;
+
+    etagkv_options_init(&o);
+    o.sync_mode = ETAGKV_NOSYNC;
+    o.map_size_bytes = initial;
+    o.map_max_bytes = ceiling;
+    return tu_open(dir, &o);
+}
+
+START_TEST(map_grows_past_its_initial_size)
+{
+    etagkv_store *st = open_small(1 << 20, 64 << 20);
+    char *buf = malloc(VALUE_BYTES);
+    etagkv_stats s;
+    char key[16];
+
+    ck_assert_ptr_nonnull(buf);
+    for (int i = 0; i < 64; i++) { /* 4 MiB of values into a 1 MiB map */
+        fill(buf, i);
+        snprintf(key, sizeof(key), "k%02d", i);
+        ck_assert_int_eq(etagkv_put(st, key, strlen(key), buf, VALUE_BYTES,
+                                    NULL, NULL, NULL),
+                         ETAGKV_CREATED);
+    }
+    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_uint_gt(s.map_size_bytes, 1 << 20);
+    ck_assert_uint_eq(s.records, 64);
+    ck_assert_uint_eq(s.revision, 64);
+    etagkv_store_close(st);
+
+    /* Reopened with the small initial size, the grown map is kept. */
+    st = open_small(1 << 20, 64 << 20);
+    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_uint_gt(s.map_size_bytes, 1 << 20);
+    ck_assert_uint_eq(s.records, 64);
+    etagkv_store_close(st);
+    free(buf);
+}
+END_TEST
+
+START_TEST(past_the_ceiling_writes_fail_cleanly_and_data_stays_intact)
+{
+    etagkv_store *st = open_small(1 << 20, 4 << 20);
+    char *buf = malloc(VALUE_BYTES);
+    char etags[128][ETAGKV_ETAG_SIZE];
+    char key[16];
+    etagkv_stats before, after;
+    etagkv_meta m;
+    etagkv_status r = ETAGKV_OK;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(buf);
+    while (n < 128) {
+        fill(buf, n);
+        snprintf(key, sizeof(key), "k%03d", n);
+        r = etagkv_put(st, key, strlen(key), buf, VALUE_BYTES, NULL, NULL, &m);
+        if (r != ETAGKV_CREATED)
+            break;
+        strcpy(etags[n], m.etag);
+        n++;
+    }
+    ck_assert_int_eq(r, ETAGKV_STORE_FULL);
+    ck_assert_int_eq(etagkv_status_http(r), 507);
+    ck_assert_int_gt(n, 16); /* it did grow from 1 MiB towards 4 MiB */
+    ck_assert_int_eq(m.exists, 0);
+
+    /* Nothing of the failed write is visible; the revision did not move. */
+    ck_assert_int_eq(etagkv_store_stats(st, &before), ETAGKV_OK);
+    ck_assert_uint_eq(before.revision, (uint64_t)n);
+    ck_assert_uint_eq(before.records, (uint64_t)n);
+    ck_assert_uint_eq(before.map_size_bytes, 4 << 20);
+    ck_assert_int_eq(etagkv_head(st, key, strlen(key), NULL, &m),
+                     ETAGKV_NOT_FOUND);
+
+    /* Still usable: every earlier record reads back with its ETag; it
+     * fails again the same way; a delete frees room for a new write. */
+    for (int i = 0; i < n; i++) {
+        void *v;
+        size_t len;
+        char etag[ETAGKV_ETAG_SIZE];
+
+        snprintf(key, sizeof(key), "k%03d", i);
+        ck_assert_int_eq(etagkv_get(st, key, strlen(key), NULL, &v, &len, &m),
+                         ETAGKV_OK);
+        etagkv_etag_compute(v, len, etag);
+        ck_assert_str_eq(etag, etags[i]);
+        ck_assert_str_eq(m.etag, etags[i]);
+        free(v);
+    }
+    fill(buf, 999);
+    ck_assert_int_eq(etagkv_put(st, "extra", 5, buf, VALUE_BYTES, NULL, NULL,
+                                NULL),
+                     ETAGKV_STORE_FULL);
+    /* Deletes work at the ceiling.  LMDB reuses the pages they free only
+     * from a later transaction on (and needs a few for its free list), so
+     * free room for several values before writing one. */
+    for (int i = 0; i < 8; i++) {
+        snprintf(key, sizeof(key), "k%03d", i);
+        ck_assert_int_eq(etagkv_delete(st, key, strlen(key), NULL, NULL),
+                         ETAGKV_OK);
+    }
+    ck_assert_int_eq(etagkv_put(st, "extra", 5, buf, VALUE_BYTES, NULL, NULL,
+                                NULL),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_store_stats(st, &after), ETAGKV_OK);
+    ck_assert_uint_eq(after.revision, before.revision + 9);
+    ck_assert_uint_eq(after.map_size_bytes, 4 << 20);
+    etagkv_store_close(st);
+    free(buf);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("mapsize");
+    TCase *tc = tcase_create("growth");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, map_grows_past_its_initial_size);
+    tcase_add_test(tc, past_the_ceiling_writes_fail_cleanly_and_data_stays_intact);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
+}

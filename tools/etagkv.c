@@ -1,0 +1,311 @@
+/*
+ * etagkv.c -- the command-line tool: every library operation, with HTTP's
+ * precondition headers as options, on a store directory.
+ *
+ *   etagkv [-d DIR] get KEY          [conditions]   value to stdout
+ *   etagkv [-d DIR] head KEY         [conditions]   metadata
+ *   etagkv [-d DIR] put KEY [FILE|-] [conditions] [-t TYPE]
+ *   etagkv [-d DIR] delete KEY       [conditions]
+ *   etagkv [-d DIR] list [-p PREFIX] [-a AFTER] [-n LIMIT]
+ *   etagkv [-d DIR] stats
+ *
+ * The outcome goes to stderr as "<HTTP status> <message>" (the library's
+ * own mapping), so scripts see exactly what the server would answer.  Exit
+ * status: 0 success, 1 a negative outcome (304, 404, 412), 2 usage, 3 error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "etagkv.h"
+
+#define DEFAULT_DIR "etagkv-data"
+
+struct args {
+    const char *dir;
+    const char *if_match, *if_none_match, *if_modified_since,
+        *if_unmodified_since;
+    const char *content_type;
+    const char *prefix, *after;
+    size_t limit;
+    int nosync;
+};
+
+static void usage(FILE *out)
+{
+    fputs("usage: etagkv [-d DIR] [--nosync] COMMAND [ARGS] [OPTIONS]\n"
+          "\n"
+          "commands:\n"
+          "  get KEY            print the value\n"
+          "  head KEY           print the metadata\n"
+          "  put KEY [FILE|-]   store FILE (default: stdin)\n"
+          "  delete KEY         delete the record\n"
+          "  list               list records (-p PREFIX, -a AFTER, -n LIMIT)\n"
+          "  stats              store figures\n"
+          "\n"
+          "options:\n"
+          "  -d, --data DIR              store directory (default "
+          "./" DEFAULT_DIR ")\n"
+          "      --if-match LIST         RFC 9110 If-Match\n"
+          "      --if-none-match LIST    RFC 9110 If-None-Match\n"
+          "      --if-modified-since D   RFC 9110 If-Modified-Since\n"
+          "      --if-unmodified-since D RFC 9110 If-Unmodified-Since\n"
+          "  -t, --content-type TYPE     content type for put\n"
+          "      --nosync                do not fsync each write\n"
+          "  -h, --help                  this text\n"
+          "\n"
+          "The outcome is printed to stderr as an HTTP status line.  Exit "
+          "status: 0 success,\n1 not modified / not found / precondition "
+          "failed, 2 usage, 3 error.\n",
+          out);
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    enum { IM = 256, INM, IMS, IUS, NOSYNC };
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {"if-match", required_argument, NULL, IM},
+        {"if-none-match", required_argument, NULL, INM},
+        {"if-modified-since", required_argument, NULL, IMS},
+        {"if-unmodified-since", required_argument, NULL, IUS},
+        {"content-type", required_argument, NULL, 't'},
+        {"prefix", required_argument, NULL, 'p'},
+        {"after", required_argument, NULL, 'a'},
+        {"limit", required_argument, NULL, 'n'},
+        {"nosync", no_argument, NULL, NOSYNC},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "d:t:p:a:n:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': a->dir = optarg; break;
+        case IM: a->if_match = optarg; break;
+        case INM: a->if_none_match = optarg; break;
+        case IMS: a->if_modified_since = optarg; break;
+        case IUS: a->if_unmodified_since = optarg; break;
+        case 't': a->content_type = optarg; break;
+        case 'p': a->prefix = optarg; break;
+        case 'a': a->after = optarg; break;
+        case NOSYNC: a->nosync = 1; break;
+        case 'n': {
+            char *end;
+
+            errno = 0;
+            a->limit = strtoul(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || *optarg == '-') {
+                fprintf(stderr, "etagkv: bad --limit '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        }
+        case 'h': usage(stdout); exit(0);
+        default: return -1;
+        }
+    }
+    return 0;
+}
+
+/* Print the outcome like an HTTP status line and choose the exit status. */
+static int report(etagkv_status st)
+{
+    fprintf(stderr, "%d %s", etagkv_status_http(st), etagkv_strerror(st));
+    if (*etagkv_last_error_detail() != '\0')
+        fprintf(stderr, " (%s)", etagkv_last_error_detail());
+    fputc('\n', stderr);
+    switch (etagkv_status_http(st)) {
+    case 200: case 201: return 0;
+    case 304: case 404: case 412: return 1;
+    default: return 3;
+    }
+}
+
+static void print_meta(const etagkv_meta *m)
+{
+    char date[ETAGKV_HTTPDATE_SIZE] = "";
+
+    if (!m->exists)
+        return;
+    (void)etagkv_httpdate_format(ETAGKV_META_LAST_MODIFIED(m), date);
+    printf("etag: %s\nlast-modified: %s\ncontent-type: %s\nsize: %" PRIu64
+           "\ncreated-ns: %" PRIu64 "\nmodified-ns: %" PRIu64
+           "\ncreate-revision: %" PRIu64 "\nmod-revision: %" PRIu64
+           "\nversion: %" PRIu64 "\n",
+           m->etag, date, m->content_type, m->value_bytes, m->created_ns,
+           m->modified_ns, m->create_revision, m->mod_revision, m->version);
+}
+
+/* Read all of f into a malloc'd buffer. */
+static int slurp(FILE *f, char **out, size_t *len)
+{
+    size_t cap = 4096, n = 0, r;
+    char *buf = malloc(cap), *nb;
+
+    if (buf == NULL)
+        return -1;
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            nb = realloc(buf, cap *= 2);
+            if (nb == NULL) {
+                free(buf);
+                return -1;
+            }
+            buf = nb;
+        }
+    }
+    if (ferror(f)) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int cmd_put(etagkv_store *s, const char *key, const char *file,
+                   const struct args *a, const etagkv_cond *c)
+{
+    FILE *f = stdin;
+    char *v;
+    size_t n;
+    etagkv_meta m;
+    etagkv_status st;
+
+    if (file != NULL && strcmp(file, "-") != 0 && (f = fopen(file, "rb")) == NULL) {
+        fprintf(stderr, "etagkv: %s: %s\n", file, strerror(errno));
+        return 3;
+    }
+    if (slurp(f, &v, &n) != 0) {
+        fprintf(stderr, "etagkv: reading the value failed\n");
+        if (f != stdin)
+            fclose(f);
+        return 3;
+    }
+    if (f != stdin)
+        fclose(f);
+    st = etagkv_put(s, key, strlen(key), v, n, a->content_type, c, &m);
+    free(v);
+    print_meta(&m);
+    return report(st);
+}
+
+static int list_one(void *ctx, const void *key, size_t key_len,
+                    const etagkv_meta *m)
+{
+    (void)ctx;
+    printf("%.*s\t%s\t%" PRIu64 "\t%" PRIu64 "\n", (int)key_len,
+           (const char *)key, m->etag, m->value_bytes, m->mod_revision);
+    return 0;
+}
+
+static int cmd_list(etagkv_store *s, const struct args *a)
+{
+    int more = 0;
+    const char *p = a->prefix != NULL ? a->prefix : "";
+    const char *af = a->after != NULL ? a->after : "";
+    etagkv_status st = etagkv_list(s, p, strlen(p), af, strlen(af), a->limit,
+                                   list_one, NULL, &more);
+
+    if (st == ETAGKV_OK && more)
+        fprintf(stderr, "(more records follow; resume with --after)\n");
+    return report(st);
+}
+
+static int cmd_stats(etagkv_store *s)
+{
+    etagkv_stats x;
+    etagkv_status st = etagkv_store_stats(s, &x);
+
+    if (st == ETAGKV_OK)
+        printf("records: %" PRIu64 "\nrevision: %" PRIu64
+               "\nmap-size-bytes: %" PRIu64 "\nmap-used-bytes: %" PRIu64
+               "\nmap-max-bytes: %" PRIu64 "\n",
+               x.records, x.revision, x.map_size_bytes, x.map_used_bytes,
+               x.map_max_bytes);
+    return report(st);
+}
+
+static int dispatch(etagkv_store *s, int argc, char **argv,
+                    const struct args *a, const etagkv_cond *c)
+{
+    const char *cmd = argv[0];
+    const char *key = argc > 1 ? argv[1] : NULL;
+    etagkv_meta m;
+    void *v;
+    size_t n;
+    etagkv_status st;
+
+    if (strcmp(cmd, "list") == 0)
+        return cmd_list(s, a);
+    if (strcmp(cmd, "stats") == 0)
+        return cmd_stats(s);
+    if (key == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "get") == 0) {
+        st = etagkv_get(s, key, strlen(key), c, &v, &n, &m);
+        if (st == ETAGKV_OK) {
+            fwrite(v, 1, n, stdout);
+            free(v);
+        }
+        return report(st);
+    }
+    if (strcmp(cmd, "head") == 0) {
+        st = etagkv_head(s, key, strlen(key), c, &m);
+        print_meta(&m);
+        return report(st);
+    }
+    if (strcmp(cmd, "put") == 0)
+        return cmd_put(s, key, argc > 2 ? argv[2] : NULL, a, c);
+    if (strcmp(cmd, "delete") == 0) {
+        st = etagkv_delete(s, key, strlen(key), c, &m);
+        print_meta(&m);
+        return report(st);
+    }
+    fprintf(stderr, "etagkv: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    struct args a = {.dir = DEFAULT_DIR};
+    etagkv_options o;
+    etagkv_store *s;
+    etagkv_cond *c;
+    etagkv_status st;
+    int rc;
+
+    if (parse_args(argc, argv, &a) != 0 || optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    st = etagkv_cond_parse(a.if_match, a.if_none_match, a.if_modified_since,
+                           a.if_unmodified_since, &c);
+    if (st != ETAGKV_OK)
+        return report(st);
+    if (mkdir(a.dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "etagkv: mkdir %s: %s\n", a.dir, strerror(errno));
+        etagkv_cond_free(c);
+        return 3;
+    }
+    etagkv_options_init(&o);
+    o.sync_mode = a.nosync ? ETAGKV_NOSYNC : ETAGKV_SYNC;
+    st = etagkv_store_open(a.dir, &o, &s);
+    if (st != ETAGKV_OK) {
+        etagkv_cond_free(c);
+        return report(st);
+    }
+    rc = dispatch(s, argc - optind, argv + optind, &a, c);
+    etagkv_store_close(s);
+    etagkv_cond_free(c);
+    return rc;
+}

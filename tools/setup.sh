@@ -1,0 +1,39 @@
+#!/bin/sh
+# setup.sh -- install what is missing (Debian 12 packages) and build.
+#
+#   tools/setup.sh [BUILD_DIR [CMAKE_ARGS...]]
+#
+# Sourced by start.sh and test.sh; safe to run again (installs only what is
+# missing, rebuilds only what changed).
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+# Build and test dependencies.  bench/ needs more (nginx, redis, etcd); its
+# own script installs those.
+PACKAGES="gcc make cmake pkg-config liblmdb-dev libxxhash-dev check \
+libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+if [ -n "$missing" ]; then
+    echo "setup: installing:$missing"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        SUDO="sudo"
+    fi
+    $SUDO apt-get update -qq
+    # $missing is a word list on purpose.
+    # shellcheck disable=SC2086
+    $SUDO env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends $missing
+fi
+
+BUILD=${1:-"$ROOT/build"}
+[ $# -gt 0 ] && shift
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake --build "$BUILD" -j "$(nproc)"

@@ -1,0 +1,16 @@
+#!/bin/sh
+# test.sh -- install what is missing, build, and run the whole test suite
+# twice: the normal build, then the AddressSanitizer + UBSan build (leaks
+# are failures).  Exits non-zero if anything fails.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+"$ROOT/tools/setup.sh" "$ROOT/build"
+(cd "$ROOT/build" && ctest --output-on-failure --timeout 600)
+
+"$ROOT/tools/setup.sh" "$ROOT/build-asan" -DETAGKV_SANITIZE=ON \
+    -DETAGKV_BUILD_BENCH=OFF
+(cd "$ROOT/build-asan" &&
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --output-on-failure --timeout 900)
