@@ -136,8 +136,15 @@ ETAGKV_API void etagkv_etag_compute(const void *value, size_t len,
  * ("Sun, 06 Nov 1994 08:49:37 GMT"), obsolete RFC 850
  * ("Sunday, 06-Nov-94 08:49:37 GMT") or asctime ("Sun Nov  6 08:49:37 1994"),
  * into seconds since the Unix epoch (UTC).  len bytes of s are read; s need
- * not be NUL-terminated.  Surrounding whitespace is tolerated.  Returns 0 on
- * success; -1 if s is not a valid HTTP-date (then *out is untouched). */
+ * not be NUL-terminated.  Surrounding spaces and tabs are tolerated.
+ * Day and month names are case-sensitive, as the grammar spells them; the
+ * day of the week must be a valid name but is not checked against the date
+ * (the date alone fixes the instant; rejecting it would make a conditional
+ * request silently unconditional).  Second 60 (a leap second) reads as 59.
+ * A two-digit RFC 850 year more than 50 years in the future means the most
+ * recent past year with those digits (§5.6.7), judged by the current time.
+ * Returns 0 on success; -1 if s is not a valid HTTP-date or s or out is
+ * NULL (then *out is untouched). */
 ETAGKV_API int etagkv_httpdate_parse(const char *s, size_t len, int64_t *out);
 
 /** Format seconds since the epoch as IMF-fixdate into out
@@ -286,7 +293,8 @@ typedef uint64_t (*etagkv_clock_fn)(void *ctx);
 
 /** Options for etagkv_store_open().  Initialise with etagkv_options_init()
  * and then change what you need; fields may be appended in later versions,
- * never removed or reordered. */
+ * never removed or reordered.  A numeric field left 0 takes its default.
+ * Map sizes are rounded up to a multiple of the OS page size. */
 typedef struct etagkv_options {
     etagkv_sync_mode sync_mode; /**< default ETAGKV_SYNC */
     /** Largest value accepted by put; default 64 MiB, at most
@@ -377,7 +385,9 @@ ETAGKV_API etagkv_status etagkv_head(etagkv_store *s, const void *key,
                                      etagkv_meta *meta_out);
 
 /** Called by etagkv_view() with the value in place.  value and meta are
- * valid only until the callback returns: copy what you keep. */
+ * valid only until the callback returns: copy what you keep.  The callback
+ * runs inside a read transaction and must not call etagkv functions on the
+ * same store. */
 typedef void (*etagkv_view_fn)(void *ctx, const void *value, size_t len,
                                const etagkv_meta *meta);
 
@@ -390,7 +400,9 @@ ETAGKV_API etagkv_status etagkv_view(etagkv_store *s, const void *key,
 
 /** Called by etagkv_list() for each record in key order.  key and meta are
  * valid only until the callback returns.  Return 0 to continue, non-zero to
- * stop early (etagkv_list then returns ETAGKV_OK). */
+ * stop early (etagkv_list then returns ETAGKV_OK).  The callback runs inside
+ * a read transaction and must not call etagkv functions on the same
+ * store. */
 typedef int (*etagkv_list_fn)(void *ctx, const void *key, size_t key_len,
                               const etagkv_meta *meta);
 

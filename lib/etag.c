@@ -161,8 +161,7 @@ static int is_star(const char *s, size_t len)
  * is no escaping inside an opaque-tag: the first DQUOTE closes it.  On
  * success moves *pos past the closing DQUOTE and returns 0; else -1 with
  * *pos at the offending byte (or len). */
-static int scan_entity_tag(const char *s, size_t len, size_t *pos,
-                           tag_span *t)
+static int scan_entity_tag(const char *s, size_t len, size_t *pos, tag_span *t)
 {
     size_t i = *pos;
 
@@ -281,8 +280,7 @@ static etagkv_status reserve(ekv_taglist *l, size_t ntags, size_t nbytes)
         p = grow_array(l->tags, &l->cap, l->n + ntags, sizeof(ekv_tag));
         if (p == NULL)
             return ekv_fail(ETAGKV_NO_MEMORY,
-                            "out of memory for %zu entity-tags",
-                            l->n + ntags);
+                            "out of memory for %zu entity-tags", l->n + ntags);
         l->tags = p;
     }
     if (l->buf_len + nbytes > l->buf_cap) {
@@ -328,8 +326,7 @@ static etagkv_status add_star(ekv_taglist *l)
     return ETAGKV_OK;
 }
 
-etagkv_status ekv_taglist_append(ekv_taglist *l, const char *value,
-                                 size_t len)
+etagkv_status ekv_taglist_append(ekv_taglist *l, const char *value, size_t len)
 {
     size_t ntags = 0, nbytes = 0;
     etagkv_status st;

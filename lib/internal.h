@@ -30,7 +30,8 @@ void ekv_clear_error(void);
 
 #define EKV_HASH_BYTES 16
 
-/* XXH3-128 of the value, in canonical (big-endian) byte order. */
+/* XXH3-128 of the value, in canonical (big-endian) byte order.  A NULL
+ * value is hashed as empty (len is then ignored). */
 void ekv_hash128(const void *value, size_t len, uint8_t out[EKV_HASH_BYTES]);
 
 /* Format a canonical hash as a quoted ETag: '"' + 32 lowercase hex + '"'. */
@@ -38,7 +39,8 @@ void ekv_etag_format(const uint8_t hash[EKV_HASH_BYTES],
                      char out[ETAGKV_ETAG_SIZE]);
 
 /* Parse a single complete strong entity-tag of our own form ('"' + 32
- * lowercase hex + '"', nothing else) back into its hash.  Returns 0 or -1. */
+ * lowercase hex + '"', nothing else) back into its hash; out may be NULL to
+ * check the form only.  Returns 0, or -1 with out untouched. */
 int ekv_etag_parse_own(const char *etag, size_t len,
                        uint8_t out[EKV_HASH_BYTES]);
 
@@ -61,8 +63,9 @@ typedef struct ekv_taglist {
 
 /* Parse one header line's value (RFC 9110 §13.1.1 grammar, §5.6.1 list
  * rules) and append its tags to l.  Returns ETAGKV_OK, ETAGKV_INVALID_HEADER
- * (syntax; "*" not alone; no element at all) or ETAGKV_NO_MEMORY; on failure
- * l is unchanged. */
+ * (syntax; "*" not alone; no element at all), ETAGKV_INVALID_ARGUMENT (NULL
+ * l, or NULL value with len > 0) or ETAGKV_NO_MEMORY; on failure l's
+ * contents are unchanged (its capacity may have grown). */
 etagkv_status ekv_taglist_append(ekv_taglist *l, const char *value,
                                  size_t len);
 
@@ -124,7 +127,7 @@ etagkv_status ekv_record_decode(const void *src, size_t len, ekv_record *r);
 void ekv_record_meta(const ekv_record *r, etagkv_meta *m);
 
 /* 1 if s[0..len) is a valid content type to store (1..255 bytes of visible
- * ASCII, space or tab, no leading space), else 0. */
+ * ASCII, space or tab, no leading or trailing whitespace), else 0. */
 int ekv_content_type_valid(const char *s, size_t len);
 
 #endif /* ETAGKV_INTERNAL_H */
