@@ -346,6 +346,13 @@ typedef struct etagkv_stats {
     uint64_t map_max_bytes;  /**< configured ceiling */
     uint64_t map_used_bytes; /**< bytes of the map in use (pages * size) */
     uint64_t max_value_bytes; /**< configured value limit */
+    /** Write transactions committed by this handle since it was opened.
+     * Concurrent writes share transactions (group commit, DESIGN §4), so
+     * write_ops / write_txns is the mean batch size. */
+    uint64_t write_txns;
+    /** Writes (puts and deletes that changed the store) committed by this
+     * handle since it was opened. */
+    uint64_t write_ops;
 } etagkv_stats;
 
 /** Read the store's figures into *out (a consistent snapshot).  Returns

@@ -422,7 +422,8 @@ etagkv_status etagkv_store_open(const char *dir, const etagkv_options *opts,
     (void)pthread_rwlockattr_setkind_np(
         &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     if (pthread_rwlock_init(&s->resize_lock, &attr) != 0 ||
-        pthread_mutex_init(&s->pool_lock, NULL) != 0) {
+        pthread_mutex_init(&s->pool_lock, NULL) != 0 ||
+        pthread_mutex_init(&s->queue_lock, NULL) != 0) {
         (void)pthread_rwlockattr_destroy(&attr);
         free(s->pool);
         free(s);
@@ -452,6 +453,7 @@ void etagkv_store_close(etagkv_store *s)
     }
     (void)pthread_rwlock_destroy(&s->resize_lock);
     (void)pthread_mutex_destroy(&s->pool_lock);
+    (void)pthread_mutex_destroy(&s->queue_lock);
     free(s->pool);
     free(s);
 }
@@ -484,6 +486,10 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
         out->map_max_bytes = s->opts.map_max_bytes;
         out->map_used_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
         out->max_value_bytes = s->opts.max_value_bytes;
+        (void)pthread_mutex_lock(&s->queue_lock);
+        out->write_txns = s->write_txns;
+        out->write_ops = s->write_ops;
+        (void)pthread_mutex_unlock(&s->queue_lock);
     }
     ekv_txn_end(s, txn, MDB_RDONLY);
     return st;

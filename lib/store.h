@@ -11,6 +11,9 @@
 
 #include "internal.h"
 
+/* One write waiting for, or being applied by, the group committer. */
+struct ekv_waiter;
+
 struct etagkv_store {
     MDB_env *env;
     MDB_dbi records; /* key -> encoded record (record.c) */
@@ -32,7 +35,38 @@ struct etagkv_store {
     pthread_mutex_t pool_lock;
     MDB_txn **pool;
     size_t pool_len, pool_cap;
+
+    /* Group commit (commit.c): writers queue here in arrival order; the
+     * one at the head commits a batch for everyone queued behind it. */
+    pthread_mutex_t queue_lock;
+    struct ekv_waiter *queue_head, *queue_tail;
+    uint64_t write_txns; /* committed write transactions (queue_lock) */
+    uint64_t write_ops;  /* operations that changed the store (queue_lock) */
 };
+
+/* A put or delete, with everything computed that can be computed outside a
+ * transaction; commit.c fills in the outcome. */
+struct ekv_op {
+    etagkv_method method; /* ETAGKV_METHOD_PUT or ETAGKV_METHOD_DELETE */
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    const char *content_type;
+    size_t content_type_len;
+    uint8_t hash[EKV_HASH_BYTES];
+    const etagkv_cond *cond;
+    etagkv_status status; /* the outcome, once applied */
+    etagkv_meta meta;     /* the key's state after the operation */
+    int wrote;            /* the operation changed the store */
+    char detail[128];     /* diagnostic of a store-level failure */
+};
+
+/* Apply op durably: evaluated and written in a write transaction, batched
+ * with concurrent writers, acknowledged (returned) only after its
+ * transaction has committed in the store's sync mode.  Returns op->status.
+ * Must be called with no transaction of this thread active. */
+etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op);
 
 /* Map an LMDB or errno code to a status, recording `what` and the code's
  * text as this thread's diagnostic. */

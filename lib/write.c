@@ -2,157 +2,20 @@
  * write.c -- the write path: put, delete, their typed helpers, and the
  * optimistic read-modify-write helper.
  *
- * A write is an ekv_op applied inside one LMDB write transaction: read the
- * current record, evaluate the conditions against it (cond.c), and only then
- * write, so no other writer can slip between check and write.  An operation
- * whose precondition fails aborts its transaction: it costs no sync.
- *
- * Everything an operation needs is computed before the transaction begins
- * (the XXH3-128 of the value above all), so the writer lock is held only
- * for the B-tree work.
+ * Each call validates its arguments, computes everything an operation needs
+ * before any lock is taken (the XXH3-128 of the value above all), and hands
+ * the operation to commit.c, which applies it inside an LMDB write
+ * transaction, batched with whatever other threads are writing.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
 
-struct ekv_op {
-    etagkv_method method; /* ETAGKV_METHOD_PUT or ETAGKV_METHOD_DELETE */
-    const void *key;
-    size_t key_len;
-    const void *value;
-    size_t value_len;
-    const char *content_type;
-    size_t content_type_len;
-    uint8_t hash[EKV_HASH_BYTES];
-    const etagkv_cond *cond;
-    etagkv_status status; /* the outcome, once applied */
-    etagkv_meta meta;     /* the key's state after the operation */
-    int wrote;            /* the operation changed the store */
-};
-
-/* Write op's new record over `old` (NULL when absent) at revision rev. */
-static int op_put(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
-                  const ekv_record *old, uint64_t rev)
-{
-    uint64_t now = ekv_now_ns(s);
-    ekv_record r;
-    MDB_val k = {op->key_len, (void *)op->key}, v;
-    int rc;
-
-    /* DESIGN §1: modified never goes backwards for a key, whatever the
-     * wall clock does: max(now, previous + 1). */
-    r.modified_ns = old != NULL && old->modified_ns >= now
-                        ? old->modified_ns + 1
-                        : now;
-    r.created_ns = old != NULL ? old->created_ns : r.modified_ns;
-    r.create_revision = old != NULL ? old->create_revision : rev;
-    r.mod_revision = rev;
-    r.version = old != NULL ? old->version + 1 : 1;
-    memcpy(r.hash, op->hash, EKV_HASH_BYTES);
-    r.content_type = op->content_type;
-    r.content_type_len = op->content_type_len;
-    r.value = op->value;
-    r.value_len = op->value_len;
-
-    /* MDB_RESERVE: encode straight into the page, one copy of the value. */
-    v.mv_size = ekv_record_size(r.content_type_len, r.value_len);
-    v.mv_data = NULL;
-    rc = mdb_put(txn, s->records, &k, &v, MDB_RESERVE);
-    if (rc != 0)
-        return rc;
-    ekv_record_encode(v.mv_data, &r);
-    ekv_record_meta(&r, &op->meta);
-    op->status = old != NULL ? ETAGKV_OK : ETAGKV_CREATED;
-    return 0;
-}
-
-/* Apply op in txn at the store revision *rev (advanced when op writes).
- * The outcome goes to op->status and op->meta; the return value is an LMDB
- * code, non-zero when the transaction must be abandoned. */
-static int op_apply(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
-                    uint64_t *rev)
-{
-    ekv_record old;
-    etagkv_status st;
-    int rc = 0;
-
-    memset(&op->meta, 0, sizeof(op->meta));
-    op->wrote = 0;
-    st = ekv_record_get(s, txn, op->key, op->key_len, &old);
-    if (st == ETAGKV_OK)
-        ekv_record_meta(&old, &op->meta);
-    else if (st != ETAGKV_NOT_FOUND) {
-        op->status = st;
-        return 0;
-    }
-    op->status = etagkv_cond_evaluate(op->cond, op->method, &op->meta);
-    if (op->status != ETAGKV_OK)
-        return 0;
-    if (op->method == ETAGKV_METHOD_PUT) {
-        rc = op_put(s, txn, op, op->meta.exists ? &old : NULL, *rev + 1);
-    } else {
-        MDB_val k = {op->key_len, (void *)op->key};
-
-        rc = mdb_del(txn, s->records, &k, NULL);
-        if (rc == 0) {
-            memset(&op->meta, 0, sizeof(op->meta));
-            op->meta.mod_revision = *rev + 1;
-        }
-    }
-    if (rc == 0) {
-        op->wrote = 1;
-        *rev += 1;
-    }
-    return rc;
-}
-
-/* One transaction for one operation.  On MDB_MAP_FULL the transaction is
- * abandoned (nothing of it is visible), the map grows, and the operation is
- * evaluated afresh: its conditions are checked again against whatever the
- * store holds then. */
-static etagkv_status write_one(etagkv_store *s, struct ekv_op *op)
-{
-    for (;;) {
-        MDB_txn *txn;
-        uint64_t rev;
-        size_t seen;
-        etagkv_status st;
-        int rc;
-
-        if ((st = ekv_txn_begin(s, 0, &txn)) != ETAGKV_OK)
-            return st;
-        seen = ekv_map_size(s);
-        if ((st = ekv_revision_get(s, txn, &rev)) != ETAGKV_OK) {
-            ekv_txn_end(s, txn, 0);
-            return st;
-        }
-        rc = op_apply(s, txn, op, &rev);
-        if (rc == 0 && !op->wrote) {
-            /* A failed precondition or a missing key: nothing to commit. */
-            ekv_txn_end(s, txn, 0);
-            return op->status;
-        }
-        if (rc == 0)
-            rc = ekv_revision_put(s, txn, rev);
-        if (rc == 0)
-            rc = ekv_txn_commit(s, txn);
-        else
-            ekv_txn_end(s, txn, 0);
-        if (rc == 0)
-            return op->status;
-        memset(&op->meta, 0, sizeof(op->meta));
-        if (rc != MDB_MAP_FULL)
-            return ekv_mdb_status(rc, "write transaction");
-        if ((st = ekv_grow(s, seen)) != ETAGKV_OK)
-            return st;
-    }
-}
-
 static etagkv_status run(etagkv_store *s, struct ekv_op *op,
                          etagkv_meta *meta_out)
 {
-    etagkv_status st = write_one(s, op);
+    etagkv_status st = ekv_commit(s, op);
 
     if (meta_out != NULL)
         *meta_out = op->meta;

@@ -1,0 +1,283 @@
+/*
+ * commit.c -- applying writes: one operation inside a transaction, and
+ * group commit (DESIGN §4).
+ *
+ * LMDB has one writer at a time and a durable commit costs a sync, so one
+ * transaction per write caps a store at a few thousand writes per second
+ * however many threads wait.  Here concurrent writers queue in arrival
+ * order; the writer at the head of the queue (the leader) takes every
+ * operation queued behind it, up to a cap, and applies them in order in one
+ * transaction with one sync, then wakes them.  Nobody waits for company:
+ * a lone writer commits at once, and a batch is whatever queued while the
+ * previous commit ran (LevelDB's writer queue, in C).
+ *
+ * Each operation is evaluated against the state the earlier operations of
+ * its batch left, so every outcome equals that of a serial execution in
+ * queue order.  An operation's own failure (a 412, a 404) writes nothing and
+ * so cannot affect its neighbours.  A store-level failure is never pinned
+ * on the wrong operation: the batch is abandoned (nothing of it is visible)
+ * and, after growing the map if it was full, retried; if it fails again,
+ * each operation is retried alone so that each gets its own truthful
+ * status.  No operation is acknowledged before its transaction committed.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store.h"
+
+/* A batch holds at most this many operations, and at most this many value
+ * bytes unless its first operation alone is larger. */
+#define BATCH_MAX_OPS 256
+#define BATCH_MAX_BYTES ((size_t)16 << 20)
+
+struct ekv_waiter {
+    struct ekv_op *op;
+    pthread_cond_t cv;
+    int done;
+    struct ekv_waiter *next;
+};
+
+/* ---- one operation inside a transaction ------------------------------------ */
+
+/* Write op's new record over `old` (NULL when absent) at revision rev. */
+static int op_put(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
+                  const ekv_record *old, uint64_t rev)
+{
+    uint64_t now = ekv_now_ns(s);
+    ekv_record r;
+    MDB_val k = {op->key_len, (void *)op->key}, v;
+    int rc;
+
+    /* DESIGN §1: modified never goes backwards for a key, whatever the
+     * wall clock does: max(now, previous + 1). */
+    r.modified_ns = old != NULL && old->modified_ns >= now
+                        ? old->modified_ns + 1
+                        : now;
+    r.created_ns = old != NULL ? old->created_ns : r.modified_ns;
+    r.create_revision = old != NULL ? old->create_revision : rev;
+    r.mod_revision = rev;
+    r.version = old != NULL ? old->version + 1 : 1;
+    memcpy(r.hash, op->hash, EKV_HASH_BYTES);
+    r.content_type = op->content_type;
+    r.content_type_len = op->content_type_len;
+    r.value = op->value;
+    r.value_len = op->value_len;
+
+    /* MDB_RESERVE: encode straight into the page, one copy of the value. */
+    v.mv_size = ekv_record_size(r.content_type_len, r.value_len);
+    v.mv_data = NULL;
+    rc = mdb_put(txn, s->records, &k, &v, MDB_RESERVE);
+    if (rc != 0)
+        return rc;
+    ekv_record_encode(v.mv_data, &r);
+    ekv_record_meta(&r, &op->meta);
+    op->status = old != NULL ? ETAGKV_OK : ETAGKV_CREATED;
+    return 0;
+}
+
+/* Apply op in txn at the store revision *rev (advanced when op writes):
+ * read the record, evaluate the conditions against it (cond.c), and only
+ * then write.  The outcome goes to op->status and op->meta; the return value
+ * is an LMDB code, non-zero when the transaction must be abandoned. */
+static int op_apply(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
+                    uint64_t *rev)
+{
+    ekv_record old;
+    etagkv_status st;
+    int rc = 0;
+
+    memset(&op->meta, 0, sizeof(op->meta));
+    op->wrote = 0;
+    st = ekv_record_get(s, txn, op->key, op->key_len, &old);
+    if (st == ETAGKV_OK) {
+        ekv_record_meta(&old, &op->meta);
+    } else if (st != ETAGKV_NOT_FOUND) {
+        op->status = st;
+        return 0;
+    }
+    op->status = etagkv_cond_evaluate(op->cond, op->method, &op->meta);
+    if (op->status != ETAGKV_OK)
+        return 0;
+    if (op->method == ETAGKV_METHOD_PUT) {
+        rc = op_put(s, txn, op, op->meta.exists ? &old : NULL, *rev + 1);
+    } else {
+        MDB_val k = {op->key_len, (void *)op->key};
+
+        rc = mdb_del(txn, s->records, &k, NULL);
+        if (rc == 0) {
+            memset(&op->meta, 0, sizeof(op->meta));
+            op->meta.mod_revision = *rev + 1;
+        }
+    }
+    if (rc == 0) {
+        op->wrote = 1;
+        *rev += 1;
+    }
+    return rc;
+}
+
+/* ---- a batch in one transaction -------------------------------------------- */
+
+/* Apply ops[0..n) in one transaction.  Returns 0 when every op has its
+ * outcome (committed, or nothing to commit), else the LMDB code that made
+ * the transaction fail (nothing of it is visible), or -1 with *st set when
+ * it could not even begin; *seen is the map size it ran with. */
+static int try_batch(etagkv_store *s, struct ekv_op **ops, size_t n,
+                     size_t *seen, int *wrote, etagkv_status *st)
+{
+    MDB_txn *txn;
+    uint64_t rev;
+    int rc = 0;
+
+    *wrote = 0;
+    if ((*st = ekv_txn_begin(s, 0, &txn)) != ETAGKV_OK)
+        return -1;
+    *seen = ekv_map_size(s);
+    if ((*st = ekv_revision_get(s, txn, &rev)) != ETAGKV_OK) {
+        ekv_txn_end(s, txn, 0);
+        return -1;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = op_apply(s, txn, ops[i], &rev);
+        *wrote |= ops[i]->wrote;
+    }
+    if (rc == 0 && !*wrote) {
+        /* Only failed preconditions or missing keys: nothing to sync. */
+        ekv_txn_end(s, txn, 0);
+        return 0;
+    }
+    if (rc == 0)
+        rc = ekv_revision_put(s, txn, rev);
+    if (rc == 0)
+        return ekv_txn_commit(s, txn);
+    ekv_txn_end(s, txn, 0);
+    return rc;
+}
+
+static void fail_all(struct ekv_op **ops, size_t n, etagkv_status st)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(&ops[i]->meta, 0, sizeof(ops[i]->meta));
+        ops[i]->wrote = 0;
+        ops[i]->status = st;
+        snprintf(ops[i]->detail, sizeof(ops[i]->detail), "%s",
+                 etagkv_last_error_detail());
+    }
+}
+
+/* Apply a batch; every op gets its outcome.  Returns 1 if a transaction
+ * committed. */
+static int apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
+{
+    for (;;) {
+        size_t seen = 0;
+        etagkv_status st = ETAGKV_OK;
+        int wrote, rc = try_batch(s, ops, n, &seen, &wrote, &st);
+
+        if (rc == 0)
+            return wrote;
+        if (rc == -1) {
+            /* st says why the transaction could not begin. */
+        } else if (rc == MDB_MAP_FULL) {
+            st = ekv_grow(s, seen);
+            if (st == ETAGKV_OK)
+                continue; /* evaluate the whole batch afresh */
+        } else {
+            st = ekv_mdb_status(rc, "write transaction");
+        }
+        if (n == 1) {
+            fail_all(ops, 1, st);
+            return 0;
+        }
+        /* Which operation is to blame?  Each alone finds out. */
+        wrote = 0;
+        for (size_t i = 0; i < n; i++)
+            wrote |= apply_batch(s, &ops[i], 1);
+        return wrote;
+    }
+}
+
+/* ---- the queue ------------------------------------------------------------- */
+
+/* Collect the batch the leader w commits: w and those queued behind it, in
+ * order, up to the caps.  Returns the last waiter taken. */
+static struct ekv_waiter *take_batch(struct ekv_waiter *w, struct ekv_op **ops,
+                                     size_t *n)
+{
+    struct ekv_waiter *last = w;
+    size_t bytes = 0;
+
+    *n = 0;
+    for (struct ekv_waiter *p = w; p != NULL && *n < BATCH_MAX_OPS;
+         p = p->next) {
+        if (*n > 0 && bytes + p->op->value_len > BATCH_MAX_BYTES)
+            break;
+        bytes += p->op->value_len;
+        ops[(*n)++] = p->op;
+        last = p;
+    }
+    return last;
+}
+
+/* With queue_lock held: dequeue w..last, mark them done, wake them, and
+ * wake the next leader.  A woken follower returns and its waiter (on its
+ * stack) goes away, which is safe: it cannot run before we unlock. */
+static void finish_batch(etagkv_store *s, struct ekv_waiter *w,
+                         struct ekv_waiter *last)
+{
+    struct ekv_waiter *p = w, *next;
+
+    for (;;) {
+        next = p->next;
+        p->done = 1;
+        if (p != w)
+            (void)pthread_cond_signal(&p->cv);
+        if (p == last)
+            break;
+        p = next;
+    }
+    s->queue_head = next;
+    if (next == NULL)
+        s->queue_tail = NULL;
+    else
+        (void)pthread_cond_signal(&next->cv);
+}
+
+etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)
+{
+    struct ekv_waiter w = {.op = op};
+    struct ekv_waiter *last;
+    struct ekv_op *ops[BATCH_MAX_OPS];
+    size_t n, wrote = 0;
+    int committed;
+
+    op->detail[0] = '\0';
+    if (pthread_cond_init(&w.cv, NULL) != 0)
+        return ekv_fail(ETAGKV_NO_MEMORY, "pthread_cond_init");
+    (void)pthread_mutex_lock(&s->queue_lock);
+    if (s->queue_tail != NULL)
+        s->queue_tail->next = &w;
+    else
+        s->queue_head = &w;
+    s->queue_tail = &w;
+    while (!w.done && s->queue_head != &w)
+        (void)pthread_cond_wait(&w.cv, &s->queue_lock);
+    if (!w.done) {
+        /* Leader: commit for everyone queued so far, outside the lock so
+         * that more can queue for the next batch meanwhile. */
+        last = take_batch(&w, ops, &n);
+        (void)pthread_mutex_unlock(&s->queue_lock);
+        committed = apply_batch(s, ops, n);
+        for (size_t i = 0; i < n; i++)
+            wrote += (size_t)ops[i]->wrote;
+        (void)pthread_mutex_lock(&s->queue_lock);
+        s->write_txns += (uint64_t)(committed != 0);
+        s->write_ops += wrote;
+        finish_batch(s, &w, last);
+    }
+    (void)pthread_mutex_unlock(&s->queue_lock);
+    (void)pthread_cond_destroy(&w.cv);
+    if (op->detail[0] != '\0')
+        (void)ekv_fail(op->status, "%s", op->detail);
+    return op->status;
+}

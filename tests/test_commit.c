@@ -1,0 +1,345 @@
+/*
+ * test_commit.c -- group commit (DESIGN §4): concurrent writes share
+ * transactions, every outcome equals a serial execution, a per-operation
+ * failure never affects its neighbours, a store-level failure is reported
+ * truthfully, and nothing is acknowledged before it is durable.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char *dir;
+static etagkv_store *st;
+
+static void setup(void)
+{
+    dir = tu_mkdtemp();
+    st = tu_open(dir, NULL); /* sync mode */
+}
+
+static void teardown(void)
+{
+    etagkv_store_close(st);
+    tu_rmdir_free(dir);
+}
+
+/* ---- serial equivalence ------------------------------------------------------ */
+
+#define SE_THREADS 16
+#define SE_WRITES 40
+
+/* One attempted write, as its thread saw it. */
+struct attempt {
+    char validator[ETAGKV_ETAG_SIZE]; /* If-Match sent */
+    char value[32];
+    etagkv_status status;
+    etagkv_meta meta; /* after the call */
+};
+
+struct se_thread {
+    pthread_t tid;
+    int id;
+    struct attempt a[SE_WRITES];
+};
+
+/* Read the hot key, then write a unique value with If-Match on what was
+ * read; some of these race and fail with 412, which is the point. */
+static void *se_work(void *arg)
+{
+    struct se_thread *t = arg;
+
+    for (int i = 0; i < SE_WRITES; i++) {
+        struct attempt *a = &t->a[i];
+        etagkv_meta cur;
+
+        ck_assert_int_eq(etagkv_head(st, "hot", 3, NULL, &cur), ETAGKV_OK);
+        memcpy(a->validator, cur.etag, sizeof(a->validator));
+        snprintf(a->value, sizeof(a->value), "t%d-w%d", t->id, i);
+        a->status = etagkv_put_if_match(st, "hot", 3, a->value,
+                                        strlen(a->value), a->validator,
+                                        &a->meta);
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_conditional_writes_equal_a_serial_execution)
+{
+    static struct se_thread t[SE_THREADS];
+    static const struct attempt *by_rev[SE_THREADS * SE_WRITES + 2];
+    etagkv_meta first;
+    char etag[ETAGKV_ETAG_SIZE];
+    int ok = 0, failed = 0;
+    uint64_t last_rev;
+
+    ck_assert_int_eq(etagkv_put(st, "hot", 3, "start", 5, NULL, NULL, &first),
+                     ETAGKV_CREATED);
+    memset(by_rev, 0, sizeof(by_rev));
+    for (int i = 0; i < SE_THREADS; i++) {
+        t[i].id = i;
+        ck_assert_int_eq(pthread_create(&t[i].tid, NULL, se_work, &t[i]), 0);
+    }
+    for (int i = 0; i < SE_THREADS; i++)
+        ck_assert_int_eq(pthread_join(t[i].tid, NULL), 0);
+
+    for (int i = 0; i < SE_THREADS; i++) {
+        for (int j = 0; j < SE_WRITES; j++) {
+            const struct attempt *a = &t[i].a[j];
+
+            if (a->status == ETAGKV_OK) {
+                uint64_t r = a->meta.mod_revision;
+
+                ck_assert_uint_ge(r, 2);
+                ck_assert_uint_le(r, SE_THREADS * SE_WRITES + 1);
+                ck_assert_ptr_null(by_rev[r]); /* one write per revision */
+                by_rev[r] = a;
+                ok++;
+            } else {
+                /* A 412 reports the record it was evaluated against: a
+                 * different ETag than the validator, by construction. */
+                ck_assert_int_eq(a->status, ETAGKV_PRECONDITION_FAILED);
+                ck_assert_str_ne(a->meta.etag, a->validator);
+                failed++;
+            }
+        }
+    }
+    /* Revisions 2..ok+1 are all taken, with no gap: every committed
+     * change is +1.  In revision order each success used as validator the
+     * ETag the previous success produced: a serial history, no lost
+     * update. */
+    memcpy(etag, first.etag, sizeof(etag));
+    for (uint64_t r = 2; r < (uint64_t)ok + 2; r++) {
+        ck_assert_ptr_nonnull(by_rev[r]);
+        ck_assert_str_eq(by_rev[r]->validator, etag);
+        etagkv_etag_compute(by_rev[r]->value, strlen(by_rev[r]->value), etag);
+        ck_assert_str_eq(by_rev[r]->meta.etag, etag);
+        ck_assert_uint_eq(by_rev[r]->meta.version, r);
+    }
+    last_rev = (uint64_t)ok + 1;
+    {
+        etagkv_meta now;
+        void *v;
+        size_t n;
+
+        ck_assert_int_eq(etagkv_get(st, "hot", 3, NULL, &v, &n, &now),
+                         ETAGKV_OK);
+        ck_assert_uint_eq(now.mod_revision, last_rev);
+        ck_assert_uint_eq(n, strlen(by_rev[last_rev]->value));
+        ck_assert_mem_eq(v, by_rev[last_rev]->value, n);
+        free(v);
+    }
+    ck_assert_int_eq(ok + failed, SE_THREADS * SE_WRITES);
+    ck_assert_int_gt(ok, 0);
+}
+END_TEST
+
+/* ---- batching happens ------------------------------------------------------- */
+
+#define B_THREADS 16
+#define B_WRITES 25
+
+static void *blind_writer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    char key[32];
+
+    for (int i = 0; i < B_WRITES; i++) {
+        snprintf(key, sizeof(key), "k-%d-%d", id, i);
+        ck_assert_int_eq(etagkv_put(st, key, strlen(key), key, strlen(key),
+                                    NULL, NULL, NULL),
+                         ETAGKV_CREATED);
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_writers_share_transactions)
+{
+    pthread_t t[B_THREADS];
+    etagkv_stats s;
+
+    for (int i = 0; i < B_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, blind_writer,
+                                        (void *)(intptr_t)i),
+                         0);
+    for (int i = 0; i < B_THREADS; i++)
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_uint_eq(s.records, B_THREADS * B_WRITES);
+    ck_assert_uint_eq(s.revision, B_THREADS * B_WRITES);
+    ck_assert_uint_eq(s.write_ops, B_THREADS * B_WRITES);
+    /* 16 threads waiting on syncs: some commits must have carried more
+     * than one write.  (Not a timing bound: one sync per write would make
+     * write_txns equal write_ops.) */
+    ck_assert_uint_lt(s.write_txns, s.write_ops);
+    fprintf(stderr, "group commit: %llu writes in %llu transactions\n",
+            (unsigned long long)s.write_ops,
+            (unsigned long long)s.write_txns);
+}
+END_TEST
+
+/* ---- a store-level failure in the middle of a batch ------------------------ */
+
+struct mixed {
+    pthread_t tid;
+    int big;
+    etagkv_status got[20];
+};
+
+static pthread_barrier_t barrier;
+
+static void *mixed_writer(void *arg)
+{
+    struct mixed *m = arg;
+    size_t len = m->big ? (size_t)6 << 20 : 100;
+    char *v = calloc(1, len);
+    char key[32];
+
+    ck_assert_ptr_nonnull(v);
+    pthread_barrier_wait(&barrier);
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "%s-%p-%d", m->big ? "big" : "small",
+                 (void *)m, i);
+        m->got[i] = etagkv_put(st, key, strlen(key), v, len, NULL, NULL, NULL);
+    }
+    free(v);
+    return NULL;
+}
+
+START_TEST(map_full_in_a_batch_fails_only_the_write_that_does_not_fit)
+{
+    struct mixed m[8];
+    etagkv_options o;
+    etagkv_stats s;
+    int small_ok = 0;
+
+    /* A 4 MiB ceiling: the 6 MiB values can never fit, the small ones
+     * always do.  Batches mix them. */
+    etagkv_store_close(st);
+    etagkv_options_init(&o);
+    o.map_size_bytes = 1 << 20;
+    o.map_max_bytes = 4 << 20;
+    o.max_value_bytes = 8 << 20;
+    st = tu_open(dir, &o);
+    ck_assert_int_eq(pthread_barrier_init(&barrier, NULL, 8), 0);
+    for (int i = 0; i < 8; i++) {
+        m[i].big = i % 2;
+        ck_assert_int_eq(pthread_create(&m[i].tid, NULL, mixed_writer, &m[i]),
+                         0);
+    }
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(pthread_join(m[i].tid, NULL), 0);
+    pthread_barrier_destroy(&barrier);
+    for (int i = 0; i < 8; i++) {
+        for (int j = 0; j < 20; j++) {
+            if (m[i].big) {
+                ck_assert_int_eq(m[i].got[j], ETAGKV_STORE_FULL);
+            } else {
+                ck_assert_int_eq(m[i].got[j], ETAGKV_CREATED);
+                small_ok++;
+            }
+        }
+    }
+    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_uint_eq(s.records, (uint64_t)small_ok);
+    ck_assert_uint_eq(s.revision, (uint64_t)small_ok);
+}
+END_TEST
+
+/* ---- acknowledged means durable --------------------------------------------- */
+
+#define ACK_THREADS 8
+
+static int ack_fd;
+
+/* Child: write unique keys from several threads; after each successful
+ * put, report its number through the pipe.  Runs until killed. */
+static void *acking_writer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    char key[32];
+
+    for (int i = 0;; i++) {
+        int n = id * 1000000 + i;
+
+        snprintf(key, sizeof(key), "ack-%d", n);
+        if (etagkv_put(st, key, strlen(key), key, strlen(key), NULL, NULL,
+                       NULL) != ETAGKV_CREATED)
+            _exit(3);
+        if (write(ack_fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
+            _exit(4);
+    }
+    return NULL;
+}
+
+START_TEST(every_acknowledged_write_survives_a_kill)
+{
+    int fds[2], n, status, acked = 0;
+    pid_t pid;
+
+    /* The fixture's handle must not be shared with the child: close it. */
+    etagkv_store_close(st);
+    st = NULL;
+    ck_assert_int_eq(pipe(fds), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        pthread_t t[ACK_THREADS];
+
+        close(fds[0]);
+        ack_fd = fds[1];
+        st = tu_open(dir, NULL);
+        for (int i = 0; i < ACK_THREADS; i++)
+            if (pthread_create(&t[i], NULL, acking_writer,
+                               (void *)(intptr_t)i) != 0)
+                _exit(5);
+        pause();
+        _exit(0);
+    }
+    close(fds[1]);
+    usleep(300 * 1000);
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFSIGNALED(status)); /* killed, not failed on its own */
+
+    st = tu_open(dir, NULL);
+    while (read(fds[0], &n, sizeof(n)) == (ssize_t)sizeof(n)) {
+        char key[32];
+        etagkv_meta m;
+
+        snprintf(key, sizeof(key), "ack-%d", n);
+        ck_assert_msg(etagkv_head(st, key, strlen(key), NULL, &m) == ETAGKV_OK,
+                      "acknowledged %s is missing after the kill", key);
+        acked++;
+    }
+    close(fds[0]);
+    ck_assert_int_gt(acked, 0);
+    fprintf(stderr, "%d acknowledged writes all present after SIGKILL\n",
+            acked);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("commit");
+    TCase *tc = tcase_create("group");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, concurrent_conditional_writes_equal_a_serial_execution);
+    tcase_add_test(tc, concurrent_writers_share_transactions);
+    tcase_add_test(tc,
+                   map_full_in_a_batch_fails_only_the_write_that_does_not_fit);
+    tcase_add_test(tc, every_acknowledged_write_survives_a_kill);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
+}
