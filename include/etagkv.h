@@ -114,8 +114,9 @@ ETAGKV_API int etagkv_status_http(etagkv_status st);
 
 /** Text describing the underlying cause of the most recent failure of an
  * etagkv call on the calling thread (for example "mdb_env_open(/x): Permission
- * denied"), or "" if none was recorded.  For diagnostics only; the text is
- * valid until the next etagkv call on the same thread. */
+ * denied"), or "" if that failure recorded none.  Calls that can fail clear
+ * it when they start.  For diagnostics only; the text is valid until the
+ * next etagkv call on the same thread. */
 ETAGKV_API const char *etagkv_last_error_detail(void);
 
 /* ---------------------------------------------------------------------------
@@ -284,7 +285,10 @@ typedef enum etagkv_sync_mode {
      * storage (fsync): survives process crash and power loss. */
     ETAGKV_SYNC = 0,
     /** A write returns after its transaction is in the OS page cache:
-     * survives a process crash, not an OS crash or power loss. */
+     * survives a process crash, not an OS crash or power loss.  LMDB
+     * (MDB_NOSYNC) warns that a system crash may then lose the last
+     * transactions, or corrupt the store if the file system does not
+     * preserve write order.  etagkv_store_close() syncs. */
     ETAGKV_NOSYNC = 1
 } etagkv_sync_mode;
 
@@ -321,10 +325,12 @@ ETAGKV_API void etagkv_options_init(etagkv_options *o);
 
 /** Open (creating if needed) the store in directory dir, which must exist.
  * opts may be NULL for defaults.  One process may open a store only once
- * at a time (an LMDB rule); several processes may open the same store.
+ * at a time (an LMDB rule, enforced: a second open in the same process is
+ * ETAGKV_INVALID_ARGUMENT); several processes may open the same store.
  *
  * Returns ETAGKV_OK and *out; on failure *out is NULL and:
- *  ETAGKV_INVALID_ARGUMENT  NULL dir/out, or inconsistent options;
+ *  ETAGKV_INVALID_ARGUMENT  NULL dir/out, inconsistent options, or the
+ *                           store is already open in this process;
  *  ETAGKV_IO_ERROR          the directory is missing or not writable, or
  *                           another I/O error (see etagkv_last_error_detail);
  *  ETAGKV_INCOMPATIBLE      the directory holds an LMDB environment that is
@@ -344,7 +350,10 @@ typedef struct etagkv_stats {
     uint64_t revision;       /**< last committed revision (0 when new) */
     uint64_t map_size_bytes; /**< current map size */
     uint64_t map_max_bytes;  /**< configured ceiling */
-    uint64_t map_used_bytes; /**< bytes of the map in use (pages * size) */
+    /** High-water mark of the map: bytes up to the last page ever used.
+     * Pages freed by deletes are reused by later writes but not returned,
+     * so this does not shrink. */
+    uint64_t map_used_bytes;
     uint64_t max_value_bytes; /**< configured value limit */
     /** Write transactions committed by this handle since it was opened.
      * Concurrent writes share transactions (group commit, DESIGN §4), so
@@ -356,7 +365,8 @@ typedef struct etagkv_stats {
 } etagkv_stats;
 
 /** Read the store's figures into *out (a consistent snapshot).  Returns
- * ETAGKV_OK, ETAGKV_INVALID_ARGUMENT or ETAGKV_IO_ERROR. */
+ * ETAGKV_OK, ETAGKV_INVALID_ARGUMENT, ETAGKV_IO_ERROR, ETAGKV_CORRUPT or
+ * ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out);
 
 /* ---------------------------------------------------------------------------
@@ -452,9 +462,10 @@ ETAGKV_API etagkv_status etagkv_list(etagkv_store *s, const void *prefix,
  *  ETAGKV_INVALID_KEY          key_len is 0;
  *  ETAGKV_KEY_TOO_LONG         key_len > ETAGKV_KEY_MAX;
  *  ETAGKV_VALUE_TOO_LARGE      value_len > the store's max_value_bytes;
- *  ETAGKV_INVALID_HEADER       content_type is empty, longer than
- *                              ETAGKV_CONTENT_TYPE_MAX, or holds control
- *                              characters;
+ *  ETAGKV_INVALID_HEADER       content_type is not a safe header value:
+ *                              empty, longer than ETAGKV_CONTENT_TYPE_MAX,
+ *                              leading or trailing space/tab, or a byte
+ *                              outside visible ASCII, space and tab;
  *  ETAGKV_INVALID_ARGUMENT     NULL s, key or (value_len > 0) value;
  *  ETAGKV_STORE_FULL           the map cannot grow past its ceiling; the
  *                              store is unchanged and stays usable;
@@ -473,11 +484,12 @@ ETAGKV_API etagkv_status etagkv_delete(etagkv_store *s, const void *key,
                                        size_t key_len, const etagkv_cond *c,
                                        etagkv_meta *meta_out);
 
-/* Typed helpers for embedded callers.  Each is exactly etagkv_put() or
+/* Typed helpers for embedded callers.  Each is etagkv_put() or
  * etagkv_delete() with the one condition named, and returns the same
- * statuses.  etag must be a complete strong entity-tag as returned in
- * etagkv_meta.etag (with its quotes); anything else gives
- * ETAGKV_INVALID_HEADER. */
+ * statuses.  The put helpers keep a replaced record's content type (a new
+ * record gets ETAGKV_CONTENT_TYPE_DEFAULT).  etag must be a complete strong
+ * entity-tag as returned in etagkv_meta.etag (with its quotes); anything
+ * else, "*" included, gives ETAGKV_INVALID_HEADER. */
 
 /** Put only if the current ETag is etag (If-Match: etag). */
 ETAGKV_API etagkv_status etagkv_put_if_match(etagkv_store *s, const void *key,
@@ -510,9 +522,11 @@ ETAGKV_API etagkv_status etagkv_delete_if_match(etagkv_store *s,
  * ------------------------------------------------------------------------- */
 
 /** Called by etagkv_update() with the current value (NULL and 0, and meta
- * with exists 0, when the key is absent).  Sets *new_value and *new_len to
- * the value to store; that memory belongs to the callback and must stay valid
- * until the next call of the callback or the return of etagkv_update().
+ * with exists 0, when the key is absent); old_value stays valid until the
+ * attempt's write has returned, so *new_value may point into it.  Sets
+ * *new_value and *new_len to the value to store; memory of the callback's
+ * own must stay valid until the next call of the callback or the return of
+ * etagkv_update().
  * Returns ETAGKV_OK to write, or any other status to stop: etagkv_update()
  * then returns that status and writes nothing. */
 typedef etagkv_status (*etagkv_update_fn)(void *ctx, const void *old_value,
@@ -526,8 +540,9 @@ typedef etagkv_status (*etagkv_update_fn)(void *ctx, const void *old_value,
  * read, or If-None-Match: * when the key was absent).  If another writer
  * changed the key in between (ETAGKV_PRECONDITION_FAILED), re-read and call
  * fn again with the fresh value, at most max_attempts times in all
- * (0: default 16).  Never replays a stale validator.  The new record keeps
- * the content type it had (the default for a new key).
+ * (0: default 16).  Never replays a stale validator, and never runs fn
+ * inside a write transaction.  The new record keeps the content type it
+ * had (the default for a new key).
  *
  * Returns ETAGKV_OK or ETAGKV_CREATED on success (meta_out: the new
  * record); ETAGKV_PRECONDITION_FAILED when every attempt lost the race

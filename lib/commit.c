@@ -46,6 +46,7 @@ static int op_put(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
     uint64_t now = ekv_now_ns(s);
     ekv_record r;
     MDB_val k = {op->key_len, (void *)op->key}, v;
+    char ctype[ETAGKV_CONTENT_TYPE_MAX];
     int rc;
 
     /* DESIGN §1: modified never goes backwards for a key, whatever the
@@ -60,6 +61,12 @@ static int op_put(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
     memcpy(r.hash, op->hash, EKV_HASH_BYTES);
     r.content_type = op->content_type;
     r.content_type_len = op->content_type_len;
+    if (op->keep_content_type && old != NULL) {
+        /* Copied: old points into a page that mdb_put() may rearrange. */
+        memcpy(ctype, old->content_type, old->content_type_len);
+        r.content_type = ctype;
+        r.content_type_len = old->content_type_len;
+    }
     r.value = op->value;
     r.value_len = op->value_len;
 
@@ -88,11 +95,14 @@ static int op_apply(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
 
     memset(&op->meta, 0, sizeof(op->meta));
     op->wrote = 0;
+    op->detail[0] = '\0';
     st = ekv_record_get(s, txn, op->key, op->key_len, &old);
     if (st == ETAGKV_OK) {
         ekv_record_meta(&old, &op->meta);
     } else if (st != ETAGKV_NOT_FOUND) {
-        op->status = st;
+        op->status = st; /* a corrupt record: this op's failure alone */
+        snprintf(op->detail, sizeof(op->detail), "%s",
+                 etagkv_last_error_detail());
         return 0;
     }
     op->status = etagkv_cond_evaluate(op->cond, op->method, &op->meta);
@@ -165,8 +175,9 @@ static void fail_all(struct ekv_op **ops, size_t n, etagkv_status st)
     }
 }
 
-/* Apply a batch; every op gets its outcome.  Returns 1 if a transaction
- * committed. */
+/* Apply a batch; every op gets its outcome.  Returns the number of
+ * transactions that committed (more than one when a failed batch was
+ * split). */
 static int apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
 {
     for (;;) {
@@ -192,7 +203,7 @@ static int apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
         /* Which operation is to blame?  Each alone finds out. */
         wrote = 0;
         for (size_t i = 0; i < n; i++)
-            wrote |= apply_batch(s, &ops[i], 1);
+            wrote += apply_batch(s, &ops[i], 1);
         return wrote;
     }
 }
@@ -271,13 +282,17 @@ etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)
         for (size_t i = 0; i < n; i++)
             wrote += (size_t)ops[i]->wrote;
         (void)pthread_mutex_lock(&s->queue_lock);
-        s->write_txns += (uint64_t)(committed != 0);
+        s->write_txns += (uint64_t)committed;
         s->write_ops += wrote;
         finish_batch(s, &w, last);
     }
     (void)pthread_mutex_unlock(&s->queue_lock);
     (void)pthread_cond_destroy(&w.cv);
+    /* The diagnostic belongs to the caller's thread, whichever thread
+     * committed. */
     if (op->detail[0] != '\0')
         (void)ekv_fail(op->status, "%s", op->detail);
+    else
+        ekv_clear_error();
     return op->status;
 }

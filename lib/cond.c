@@ -25,6 +25,7 @@ struct etagkv_cond {
 
 etagkv_status etagkv_cond_new(etagkv_cond **out)
 {
+    ekv_clear_error();
     if (out == NULL)
         return ETAGKV_INVALID_ARGUMENT;
     *out = calloc(1, sizeof(**out));
@@ -62,6 +63,7 @@ static void add_date(enum date_state *state, int64_t *t, const char *value,
 etagkv_status etagkv_cond_add(etagkv_cond *c, etagkv_header h,
                               const char *value, size_t len)
 {
+    ekv_clear_error();
     if (c == NULL || (value == NULL && len > 0))
         return ETAGKV_INVALID_ARGUMENT;
     switch (h) {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -272,6 +273,53 @@ int ekv_revision_put(etagkv_store *s, MDB_txn *txn, uint64_t rev)
 
 /* ---- open and close -------------------------------------------------------- */
 
+/* LMDB: "Do not have open an LMDB database twice in the same process at the
+ * same time": closing the second handle would drop the first one's fcntl
+ * locks and let another process open the store as if nobody used it.  So
+ * the directories open in this process are registered, by device and
+ * inode, and a second open is refused. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static etagkv_store *open_stores;
+
+static etagkv_status register_dir(etagkv_store *s, const char *dir)
+{
+    struct stat sb;
+    etagkv_status st = ETAGKV_OK;
+
+    if (stat(dir, &sb) != 0)
+        return ekv_fail(ETAGKV_IO_ERROR, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return ekv_fail(ETAGKV_IO_ERROR, "%s: not a directory", dir);
+    (void)pthread_mutex_lock(&open_lock);
+    for (etagkv_store *o = open_stores; o != NULL; o = o->next_open)
+        if (o->dev == sb.st_dev && o->ino == sb.st_ino)
+            st = ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                          "%s is already open in this process", dir);
+    if (st == ETAGKV_OK) {
+        s->dev = sb.st_dev;
+        s->ino = sb.st_ino;
+        s->registered = 1;
+        s->next_open = open_stores;
+        open_stores = s;
+    }
+    (void)pthread_mutex_unlock(&open_lock);
+    return st;
+}
+
+static void unregister_dir(etagkv_store *s)
+{
+    if (!s->registered)
+        return;
+    (void)pthread_mutex_lock(&open_lock);
+    for (etagkv_store **p = &open_stores; *p != NULL; p = &(*p)->next_open) {
+        if (*p == s) {
+            *p = s->next_open;
+            break;
+        }
+    }
+    (void)pthread_mutex_unlock(&open_lock);
+}
+
 /* Round n up to a multiple of the page size p (a power of two). */
 static size_t round_up(uint64_t n, size_t p)
 {
@@ -430,7 +478,9 @@ etagkv_status etagkv_store_open(const char *dir, const etagkv_options *opts,
         return ETAGKV_NO_MEMORY;
     }
     (void)pthread_rwlockattr_destroy(&attr);
-    st = open_env(s, dir);
+    st = register_dir(s, dir);
+    if (st == ETAGKV_OK)
+        st = open_env(s, dir);
     if (st != ETAGKV_OK) {
         etagkv_store_close(s);
         return st;
@@ -451,6 +501,7 @@ void etagkv_store_close(etagkv_store *s)
         (void)mdb_env_sync(s->env, 1);
         mdb_env_close(s->env);
     }
+    unregister_dir(s);
     (void)pthread_rwlock_destroy(&s->resize_lock);
     (void)pthread_mutex_destroy(&s->pool_lock);
     (void)pthread_mutex_destroy(&s->queue_lock);
@@ -579,6 +630,7 @@ etagkv_status etagkv_view(etagkv_store *s, const void *key, size_t key_len,
     etagkv_meta meta;
     etagkv_status st;
 
+    ekv_clear_error();
     if (fn == NULL)
         return ETAGKV_INVALID_ARGUMENT;
     st = read_begin(s, key, key_len, c, ETAGKV_METHOD_GET, &txn, &r, &meta);
@@ -646,8 +698,14 @@ static etagkv_status list_walk(etagkv_store *s, MDB_cursor *cur,
             return ekv_fail(ETAGKV_CORRUPT, "record fails to decode");
         ekv_record_meta(&r, &meta);
         n++;
-        if (fn(ctx, k.mv_data, k.mv_size, &meta) != 0)
-            return ETAGKV_OK;
+        if (fn(ctx, k.mv_data, k.mv_size, &meta) != 0) {
+            /* Stopped early: say whether a matching record follows. */
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            *more = rc == 0 && has_prefix(&k, prefix, prefix_len);
+            return rc == 0 || rc == MDB_NOTFOUND
+                       ? ETAGKV_OK
+                       : ekv_mdb_status(rc, "mdb_cursor_get");
+        }
     }
     if (rc != 0 && rc != MDB_NOTFOUND)
         return ekv_mdb_status(rc, "mdb_cursor_get");

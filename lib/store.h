@@ -8,6 +8,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "internal.h"
 
@@ -42,6 +43,12 @@ struct etagkv_store {
     struct ekv_waiter *queue_head, *queue_tail;
     uint64_t write_txns; /* committed write transactions (queue_lock) */
     uint64_t write_ops;  /* operations that changed the store (queue_lock) */
+
+    /* The process-wide list of open stores (store.c, open_lock). */
+    dev_t dev;
+    ino_t ino;
+    int registered;
+    etagkv_store *next_open;
 };
 
 /* A put or delete, with everything computed that can be computed outside a
@@ -54,6 +61,7 @@ struct ekv_op {
     size_t value_len;
     const char *content_type;
     size_t content_type_len;
+    int keep_content_type; /* a replaced record keeps its content type */
     uint8_t hash[EKV_HASH_BYTES];
     const etagkv_cond *cond;
     etagkv_status status; /* the outcome, once applied */

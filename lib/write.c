@@ -22,15 +22,16 @@ static etagkv_status run(etagkv_store *s, struct ekv_op *op,
     return st;
 }
 
-etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
-                         const void *value, size_t value_len,
-                         const char *content_type, const etagkv_cond *c,
-                         etagkv_meta *meta_out)
+/* The put behind etagkv_put() and the helpers.  keep_type: a replaced
+ * record keeps its content type (content_type is then NULL). */
+static etagkv_status put_op(etagkv_store *s, const void *key, size_t key_len,
+                            const void *value, size_t value_len,
+                            const char *content_type, int keep_type,
+                            const etagkv_cond *c, etagkv_meta *meta_out)
 {
     struct ekv_op op;
     etagkv_status st;
 
-    ekv_clear_error();
     if (meta_out != NULL)
         memset(meta_out, 0, sizeof(*meta_out));
     if (s == NULL)
@@ -56,9 +57,20 @@ etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
     op.value_len = value_len;
     op.content_type = content_type;
     op.content_type_len = strlen(content_type);
+    op.keep_content_type = keep_type;
     op.cond = c;
     ekv_hash128(value, value_len, op.hash);
     return run(s, &op, meta_out);
+}
+
+etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
+                         const void *value, size_t value_len,
+                         const char *content_type, const etagkv_cond *c,
+                         etagkv_meta *meta_out)
+{
+    ekv_clear_error();
+    return put_op(s, key, key_len, value, value_len, content_type, 0, c,
+                  meta_out);
 }
 
 etagkv_status etagkv_delete(etagkv_store *s, const void *key, size_t key_len,
@@ -95,7 +107,7 @@ static etagkv_status one_cond(etagkv_header h, const char *value,
 
     *out = NULL;
     if (value == NULL)
-        return ETAGKV_INVALID_HEADER;
+        return ekv_fail(ETAGKV_INVALID_HEADER, "NULL ETag");
     if (strcmp(value, "*") != 0 &&
         ekv_etag_parse_own(value, strlen(value), hash) != 0)
         return ekv_fail(ETAGKV_INVALID_HEADER, "not an etagkv ETag");
@@ -109,20 +121,25 @@ static etagkv_status one_cond(etagkv_header h, const char *value,
     return st;
 }
 
+/* A typed helper's put: the record keeps its content type. */
 static etagkv_status put_with(etagkv_store *s, const void *key, size_t key_len,
                               const void *value, size_t value_len,
                               etagkv_header h, const char *hv,
                               etagkv_meta *meta_out)
 {
     etagkv_cond *c;
-    etagkv_status st = one_cond(h, hv, &c);
+    etagkv_status st;
 
+    /* The condition is built first: hv may point into *meta_out, as in
+     * etagkv_put_if_match(s, k, n, v, len, m.etag, &m). */
+    ekv_clear_error();
+    st = s == NULL ? ETAGKV_INVALID_ARGUMENT : one_cond(h, hv, &c);
     if (st != ETAGKV_OK) {
         if (meta_out != NULL)
             memset(meta_out, 0, sizeof(*meta_out));
         return st;
     }
-    st = etagkv_put(s, key, key_len, value, value_len, NULL, c, meta_out);
+    st = put_op(s, key, key_len, value, value_len, NULL, 1, c, meta_out);
     etagkv_cond_free(c);
     return st;
 }
@@ -132,8 +149,12 @@ etagkv_status etagkv_put_if_match(etagkv_store *s, const void *key,
                                   size_t value_len, const char *etag,
                                   etagkv_meta *meta_out)
 {
-    if (etag != NULL && strcmp(etag, "*") == 0)
-        return ETAGKV_INVALID_HEADER; /* use etagkv_put_update_only */
+    if (etag != NULL && strcmp(etag, "*") == 0) {
+        if (meta_out != NULL)
+            memset(meta_out, 0, sizeof(*meta_out));
+        return ekv_fail(ETAGKV_INVALID_HEADER,
+                        "\"*\" is not an ETag: use etagkv_put_update_only");
+    }
     return put_with(s, key, key_len, value, value_len, ETAGKV_IF_MATCH, etag,
                     meta_out);
 }
@@ -161,12 +182,18 @@ etagkv_status etagkv_delete_if_match(etagkv_store *s, const void *key,
     etagkv_cond *c;
     etagkv_status st;
 
-    if (meta_out != NULL)
-        memset(meta_out, 0, sizeof(*meta_out));
-    if (etag != NULL && strcmp(etag, "*") == 0)
-        return ETAGKV_INVALID_HEADER;
-    if ((st = one_cond(ETAGKV_IF_MATCH, etag, &c)) != ETAGKV_OK)
+    ekv_clear_error();
+    if (s == NULL)
+        st = ETAGKV_INVALID_ARGUMENT;
+    else if (etag != NULL && strcmp(etag, "*") == 0)
+        st = ekv_fail(ETAGKV_INVALID_HEADER, "\"*\" is not an ETag");
+    else
+        st = one_cond(ETAGKV_IF_MATCH, etag, &c); /* etag may be in meta_out */
+    if (st != ETAGKV_OK) {
+        if (meta_out != NULL)
+            memset(meta_out, 0, sizeof(*meta_out));
         return st;
+    }
     st = etagkv_delete(s, key, key_len, c, meta_out);
     etagkv_cond_free(c);
     return st;
@@ -186,7 +213,6 @@ static etagkv_status update_once(etagkv_store *s, const void *key,
     size_t old_len = 0;
     const void *nv = NULL;
     size_t nv_len = 0;
-    char ctype[ETAGKV_CONTENT_TYPE_MAX + 1];
     etagkv_cond *c = NULL;
     etagkv_status st;
 
@@ -194,20 +220,19 @@ static etagkv_status update_once(etagkv_store *s, const void *key,
     if (st != ETAGKV_OK && st != ETAGKV_NOT_FOUND)
         return st;
     st = fn(ctx, old, old_len, meta, &nv, &nv_len);
+    if (st == ETAGKV_OK) {
+        if (meta->exists)
+            st = one_cond(ETAGKV_IF_MATCH, meta->etag, &c);
+        else
+            st = one_cond(ETAGKV_IF_NONE_MATCH, "*", &c);
+    }
+    if (st == ETAGKV_OK) {
+        /* old is freed only now: fn may have answered with it. */
+        st = put_op(s, key, key_len, nv, nv_len, NULL, 1, c, meta);
+        etagkv_cond_free(c);
+        *raced = st == ETAGKV_PRECONDITION_FAILED;
+    }
     free(old);
-    if (st != ETAGKV_OK)
-        return st;
-    if (meta->exists)
-        st = one_cond(ETAGKV_IF_MATCH, meta->etag, &c);
-    else
-        st = one_cond(ETAGKV_IF_NONE_MATCH, "*", &c);
-    if (st != ETAGKV_OK)
-        return st;
-    memcpy(ctype, meta->content_type, sizeof(ctype));
-    st = etagkv_put(s, key, key_len, nv, nv_len,
-                    meta->exists ? ctype : NULL, c, meta);
-    etagkv_cond_free(c);
-    *raced = st == ETAGKV_PRECONDITION_FAILED;
     return st;
 }
 
@@ -218,6 +243,7 @@ etagkv_status etagkv_update(etagkv_store *s, const void *key, size_t key_len,
     etagkv_meta meta;
     etagkv_status st = ETAGKV_PRECONDITION_FAILED;
 
+    ekv_clear_error();
     if (meta_out != NULL)
         memset(meta_out, 0, sizeof(*meta_out));
     if (s == NULL || fn == NULL)

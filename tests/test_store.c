@@ -277,6 +277,62 @@ START_TEST(no_content_based_success_two_writers_with_one_validator)
 }
 END_TEST
 
+START_TEST(typed_helpers_keep_the_content_type_and_put_replaces_it)
+{
+    etagkv_meta m;
+
+    ck_assert_int_eq(etagkv_put(st, "k", 1, "{}", 2, "application/json", NULL,
+                                &m),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_put_if_match(st, "k", 1, "[]", 2, m.etag, &m),
+                     ETAGKV_OK);
+    ck_assert_str_eq(m.content_type, "application/json");
+    ck_assert_int_eq(etagkv_put_update_only(st, "k", 1, "1", 1, &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &m), ETAGKV_OK);
+    ck_assert_str_eq(m.content_type, "application/json");
+    /* A plain put replaces the representation, content type included. */
+    ck_assert_int_eq(etagkv_put(st, "k", 1, "2", 1, NULL, NULL, &m), ETAGKV_OK);
+    ck_assert_str_eq(m.content_type, "application/octet-stream");
+    ck_assert_int_eq(etagkv_put_create_only(st, "new", 3, "x", 1, &m),
+                     ETAGKV_CREATED);
+    ck_assert_str_eq(m.content_type, "application/octet-stream");
+}
+END_TEST
+
+START_TEST(a_second_open_in_the_same_process_is_refused)
+{
+    etagkv_store *again = (etagkv_store *)&again;
+
+    ck_assert_int_eq(etagkv_store_open(dir, NULL, &again),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_ptr_null(again);
+    ck_assert_ptr_nonnull(strstr(etagkv_last_error_detail(), "already open"));
+    /* The first handle is unharmed; after closing, it can open again. */
+    ck_assert_int_eq(put("k", "v", NULL, NULL, NULL), ETAGKV_CREATED);
+    reopen();
+    ck_assert_uint_eq(revision(), 1);
+}
+END_TEST
+
+START_TEST(the_error_detail_is_cleared_by_the_next_call)
+{
+    etagkv_store *other;
+    etagkv_cond *c;
+
+    ck_assert_int_eq(etagkv_store_open("/nonexistent/x", NULL, &other),
+                     ETAGKV_IO_ERROR);
+    ck_assert_str_ne(etagkv_last_error_detail(), "");
+    ck_assert_int_eq(etagkv_cond_new(&c), ETAGKV_OK);
+    ck_assert_str_eq(etagkv_last_error_detail(), "");
+    ck_assert_int_eq(etagkv_cond_add(c, ETAGKV_IF_MATCH, "x", 1),
+                     ETAGKV_INVALID_HEADER);
+    ck_assert_str_ne(etagkv_last_error_detail(), "");
+    ck_assert_int_eq(put("k", "v", NULL, NULL, NULL), ETAGKV_CREATED);
+    ck_assert_str_eq(etagkv_last_error_detail(), "");
+    etagkv_cond_free(c);
+}
+END_TEST
+
 START_TEST(create_only_and_update_only_helpers)
 {
     etagkv_meta m;
@@ -463,6 +519,32 @@ static etagkv_status refuse(void *ctx, const void *old, size_t old_len,
     return ETAGKV_PRECONDITION_FAILED; /* the caller's own reason to stop */
 }
 
+static etagkv_status same_again(void *ctx, const void *old, size_t old_len,
+                                const etagkv_meta *meta, const void **nv,
+                                size_t *nv_len)
+{
+    (void)ctx;
+    (void)meta;
+    *nv = old; /* answering with the old value itself is allowed */
+    *nv_len = old_len;
+    return ETAGKV_OK;
+}
+
+START_TEST(update_may_answer_with_the_old_value_itself)
+{
+    etagkv_meta m;
+    char *v;
+
+    ck_assert_int_eq(put("k", "same", NULL, NULL, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_update(st, "k", 1, same_again, NULL, 0, &m),
+                     ETAGKV_OK);
+    ck_assert_uint_eq(m.version, 2); /* still a write (DESIGN §1) */
+    v = value_of("k");
+    ck_assert_str_eq(v, "same");
+    free(v);
+}
+END_TEST
+
 START_TEST(update_stops_with_the_callbacks_status_and_writes_nothing)
 {
     ck_assert_int_eq(put("k", "a", NULL, NULL, NULL), ETAGKV_CREATED);
@@ -547,7 +629,8 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
     ck_assert_str_eq(c.keys[2], "c");
     ck_assert_int_eq(more, 0);
 
-    /* The callback may stop early. */
+    /* The callback may stop early; more still tells whether records
+     * follow the last one it saw. */
     memset(&c, 0, sizeof(c));
     c.stop_after = 1;
     ck_assert_int_eq(etagkv_list(st, NULL, 0, NULL, 0, 0, collect_fn, &c,
@@ -555,6 +638,14 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
                      ETAGKV_OK);
     ck_assert_int_eq(c.n, 1);
     ck_assert_str_eq(c.keys[0], "a");
+    ck_assert_int_eq(more, 1);
+    memset(&c, 0, sizeof(c));
+    c.stop_after = 1;
+    ck_assert_int_eq(etagkv_list(st, NULL, 0, "b/5", 3, 0, collect_fn, &c,
+                                 &more),
+                     ETAGKV_OK);
+    ck_assert_str_eq(c.keys[0], "c");
+    ck_assert_int_eq(more, 0);
 
     /* A prefix matching nothing. */
     memset(&c, 0, sizeof(c));
@@ -765,6 +856,10 @@ static Suite *suite(void)
     tcase_add_test(tc, failed_put_reports_the_current_record_for_rebasing);
     tcase_add_test(tc, no_content_based_success_two_writers_with_one_validator);
     tcase_add_test(tc, create_only_and_update_only_helpers);
+    tcase_add_test(tc, typed_helpers_keep_the_content_type_and_put_replaces_it);
+    tcase_add_test(tc, a_second_open_in_the_same_process_is_refused);
+    tcase_add_test(tc, the_error_detail_is_cleared_by_the_next_call);
+    tcase_add_test(tc, update_may_answer_with_the_old_value_itself);
     tcase_add_test(tc, delete_follows_rfc9110_13_2_1_and_if_match);
     tcase_add_test(tc, conditional_get_gives_not_modified_and_precondition_failed);
     tcase_add_test(tc, if_unmodified_since_on_a_missing_key_is_ignored_by_put);
