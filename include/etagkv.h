@@ -58,6 +58,12 @@ extern "C" {
 #define ETAGKV_MAX_VALUE_BYTES_LIMIT ((uint64_t)0xFFFFFFFFu - 4096u)
 /** Size of an ETag buffer: '"' + 32 hex digits + '"' + NUL. */
 #define ETAGKV_ETAG_SIZE 35
+/** Longest Idempotency-Key in bytes. */
+#define ETAGKV_IDEMPOTENCY_KEY_MAX 255
+/** Default retention of an Idempotency-Key's outcome: 24 hours. */
+#define ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT 86400u
+/** Default bound on the number of retained Idempotency-Keys. */
+#define ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT 1000000u
 /** Size of an HTTP-date buffer: 29 characters of IMF-fixdate + NUL. */
 #define ETAGKV_HTTPDATE_SIZE 30
 
@@ -90,7 +96,9 @@ extern "C" {
     X(NO_MEMORY, 15, 500, "out of memory")                                     \
     X(CORRUPT, 16, 500, "corrupt record or store")                             \
     X(INCOMPATIBLE, 17, 500, "not an etagkv store, or an unknown format")      \
-    X(INTERNAL, 18, 500, "internal error")
+    X(INTERNAL, 18, 500, "internal error")                                     \
+    X(IDEMPOTENCY_FULL, 19, 507,                                               \
+      "idempotency table full: retry after older keys expire")
 
 typedef enum etagkv_status {
 #define ETAGKV_STATUS_ENUM_(name, num, http, msg) ETAGKV_##name = num,
@@ -318,6 +326,13 @@ typedef struct etagkv_options {
      * clock. */
     etagkv_clock_fn clock;
     void *clock_ctx; /**< passed to clock */
+    /** How long the outcome of a write with an idempotency key is kept
+     * for replay, in seconds; default 24 h. */
+    uint64_t idempotency_retention_s;
+    /** Most idempotency keys retained at once (expired ones are purged as
+     * writes go); default 1,000,000.  A new key beyond it is refused with
+     * ETAGKV_IDEMPOTENCY_FULL. */
+    uint64_t idempotency_max_keys;
 } etagkv_options;
 
 /** Fill o with the defaults described above.  NULL is accepted (no-op). */
@@ -362,6 +377,8 @@ typedef struct etagkv_stats {
     /** Writes (puts and deletes that changed the store) committed by this
      * handle since it was opened. */
     uint64_t write_ops;
+    /** Idempotency keys retained (expired ones included until purged). */
+    uint64_t idempotency_keys;
 } etagkv_stats;
 
 /** Read the store's figures into *out (a consistent snapshot).  Returns
@@ -516,6 +533,62 @@ ETAGKV_API etagkv_status etagkv_delete_if_match(etagkv_store *s,
                                                 const void *key, size_t key_len,
                                                 const char *etag,
                                                 etagkv_meta *meta_out);
+
+/* ---------------------------------------------------------------------------
+ * Writes described by a request, with exactly-once retries
+ * ------------------------------------------------------------------------- */
+
+/** One write.  Fill it with designated initialisers; unused fields 0/NULL. */
+typedef struct etagkv_request {
+    etagkv_method method;     /**< ETAGKV_METHOD_PUT or ETAGKV_METHOD_DELETE */
+    const void *key;          /**< the record's key */
+    size_t key_len;
+    const void *value;        /**< PUT: the value (may be NULL if 0 bytes) */
+    size_t value_len;
+    const char *content_type; /**< PUT: NULL for the default */
+    const etagkv_cond *cond;  /**< NULL: unconditional */
+    /** Optional idempotency key (draft-ietf-httpapi-idempotency-key-header):
+     * opaque bytes, 1 to ETAGKV_IDEMPOTENCY_KEY_MAX; NULL/0 for none. */
+    const void *idempotency_key;
+    size_t idempotency_key_len;
+} etagkv_request;
+
+/** The outcome of etagkv_write(). */
+typedef struct etagkv_result {
+    etagkv_status status; /**< as returned */
+    etagkv_meta meta;     /**< the key's state after the write, as for
+                               etagkv_put(); for a replay, as recorded */
+    int replayed;         /**< 1 if this is the recorded outcome of an earlier
+                               execution with the same idempotency key */
+} etagkv_result;
+
+/** Perform the write described by req: a PUT (as etagkv_put()) or a DELETE
+ * (as etagkv_delete()).
+ *
+ * With an idempotency key, the write is exactly-once: its first execution
+ * records, in the same transaction as the write itself, the outcome
+ * (status and resulting metadata; a failed precondition or a missing key
+ * is an outcome too) together with a fingerprint of the request: method,
+ * record key, XXH3-128 of the value, content type and the parsed
+ * conditions.  A repeat with the same key and fingerprint within the
+ * retention window returns the recorded outcome with res->replayed = 1 and
+ * writes nothing, even if other writes happened since.  A repeat that
+ * arrives while the first is still executing waits for it (writes are
+ * serialised by the commit queue and LMDB's writer lock) and is then a
+ * replay: it never runs twice and never needs a "still executing" answer.
+ *
+ * Returns the statuses of etagkv_put()/etagkv_delete(), and:
+ *  ETAGKV_IDEMPOTENCY_MISMATCH  the key was used for a different request
+ *                               (HTTP 422); nothing written;
+ *  ETAGKV_IDEMPOTENCY_FULL      the table holds idempotency_max_keys live
+ *                               keys; nothing written;
+ *  ETAGKV_INVALID_HEADER        idempotency key longer than
+ *                               ETAGKV_IDEMPOTENCY_KEY_MAX;
+ *  ETAGKV_INVALID_ARGUMENT      NULL s or req, or an unknown method.
+ * res may be NULL; otherwise res->status is the return value. */
+ETAGKV_API etagkv_status etagkv_write(etagkv_store *s,
+                                      const etagkv_request *req,
+                                      etagkv_result *res);
 
 /* ---------------------------------------------------------------------------
  * Read-modify-write

@@ -82,20 +82,17 @@ static int op_put(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
     return 0;
 }
 
-/* Apply op in txn at the store revision *rev (advanced when op writes):
+/* Execute op in txn at the store revision *rev (advanced when op writes):
  * read the record, evaluate the conditions against it (cond.c), and only
  * then write.  The outcome goes to op->status and op->meta; the return value
  * is an LMDB code, non-zero when the transaction must be abandoned. */
-static int op_apply(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
-                    uint64_t *rev)
+static int op_execute(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
+                      uint64_t *rev)
 {
     ekv_record old;
     etagkv_status st;
     int rc = 0;
 
-    memset(&op->meta, 0, sizeof(op->meta));
-    op->wrote = 0;
-    op->detail[0] = '\0';
     st = ekv_record_get(s, txn, op->key, op->key_len, &old);
     if (st == ETAGKV_OK) {
         ekv_record_meta(&old, &op->meta);
@@ -126,6 +123,38 @@ static int op_apply(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
     return rc;
 }
 
+/* The outcomes worth replaying: what the request itself decided.  Errors
+ * of the store are not recorded, so a retry after one executes afresh. */
+static int recordable(etagkv_status st)
+{
+    return st == ETAGKV_OK || st == ETAGKV_CREATED ||
+           st == ETAGKV_PRECONDITION_FAILED || st == ETAGKV_NOT_FOUND;
+}
+
+/* Apply op: answer it from its idempotency entry if it has a live one,
+ * else execute it and record the outcome in the same transaction. */
+static int op_apply(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
+                    uint64_t *rev)
+{
+    int rc, handled = 0;
+
+    memset(&op->meta, 0, sizeof(op->meta));
+    op->wrote = op->dirty = op->replayed = 0;
+    op->detail[0] = '\0';
+    if (op->idem_len > 0) {
+        rc = ekv_idem_check(s, txn, op, &handled);
+        if (rc != 0 || handled)
+            return rc;
+    }
+    rc = op_execute(s, txn, op, rev);
+    if (rc == 0 && op->idem_len > 0 && recordable(op->status)) {
+        rc = ekv_idem_record(s, txn, op);
+        op->dirty = rc == 0;
+    }
+    op->dirty |= op->wrote;
+    return rc;
+}
+
 /* ---- a batch in one transaction -------------------------------------------- */
 
 /* Apply ops[0..n) in one transaction.  Returns 0 when every op has its
@@ -137,9 +166,9 @@ static int try_batch(etagkv_store *s, struct ekv_op **ops, size_t n,
 {
     MDB_txn *txn;
     uint64_t rev;
-    int rc = 0;
+    int rc = 0, dirty = 0, changed = 0;
 
-    *wrote = 0;
+    *wrote = 0; /* becomes 1 when the transaction commits */
     if ((*st = ekv_txn_begin(s, 0, &txn)) != ETAGKV_OK)
         return -1;
     *seen = ekv_map_size(s);
@@ -149,15 +178,19 @@ static int try_batch(etagkv_store *s, struct ekv_op **ops, size_t n,
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = op_apply(s, txn, ops[i], &rev);
-        *wrote |= ops[i]->wrote;
+        dirty |= ops[i]->dirty;
+        changed |= ops[i]->wrote;
     }
-    if (rc == 0 && !*wrote) {
+    if (rc == 0 && !dirty) {
         /* Only failed preconditions or missing keys: nothing to sync. */
         ekv_txn_end(s, txn, 0);
         return 0;
     }
-    if (rc == 0)
+    *wrote = 1;
+    if (rc == 0 && changed)
         rc = ekv_revision_put(s, txn, rev);
+    if (rc == 0)
+        rc = ekv_idem_maintain(s, txn); /* commits anyway: purge a little */
     if (rc == 0)
         return ekv_txn_commit(s, txn);
     ekv_txn_end(s, txn, 0);

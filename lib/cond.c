@@ -188,3 +188,55 @@ etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
     }
     return ETAGKV_OK;
 }
+
+/* ---- canonical form, for idempotency fingerprints ------------------------ */
+
+static size_t list_bytes(const ekv_taglist *l)
+{
+    return 2 + 8 + l->n * 9 + l->buf_len;
+}
+
+static uint8_t *put_list(uint8_t *p, const ekv_taglist *l)
+{
+    *p++ = (uint8_t)l->present;
+    *p++ = (uint8_t)l->any;
+    ekv_put_le64(p, l->n);
+    p += 8;
+    for (size_t i = 0; i < l->n; i++) {
+        *p++ = (uint8_t)l->tags[i].weak;
+        ekv_put_le64(p, l->tags[i].len);
+        p += 8;
+        memcpy(p, l->buf + l->tags[i].off, l->tags[i].len);
+        p += l->tags[i].len;
+    }
+    return p;
+}
+
+static uint8_t *put_date(uint8_t *p, enum date_state state, int64_t t)
+{
+    *p++ = (uint8_t)state;
+    ekv_put_le64(p, state == DATE_VALID ? (uint64_t)t : 0);
+    return p + 8;
+}
+
+etagkv_status ekv_cond_serialize(const etagkv_cond *c, uint8_t **out,
+                                 size_t *len)
+{
+    static const etagkv_cond none;
+    uint8_t *buf, *p;
+    size_t n;
+
+    if (c == NULL)
+        c = &none;
+    n = list_bytes(&c->if_match) + list_bytes(&c->if_none_match) + 2 * 9;
+    buf = malloc(n);
+    if (buf == NULL)
+        return ETAGKV_NO_MEMORY;
+    p = put_list(buf, &c->if_match);
+    p = put_list(p, &c->if_none_match);
+    p = put_date(p, c->ims_state, c->ims);
+    p = put_date(p, c->ius_state, c->ius);
+    *out = buf;
+    *len = (size_t)(p - buf);
+    return ETAGKV_OK;
+}

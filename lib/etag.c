@@ -396,3 +396,21 @@ int ekv_taglist_match_weak(const ekv_taglist *l, const char *etag)
 {
     return match_tags(l, etag, 1);
 }
+
+/* ---- hashing several pieces ------------------------------------------------ */
+
+void ekv_hash128_parts(const ekv_part *parts, size_t n,
+                       uint8_t out[EKV_HASH_BYTES])
+{
+    XXH3_state_t state;
+    XXH128_canonical_t canon;
+
+    /* A stack state is fine with XXH_INLINE_ALL; reset cannot fail on it,
+     * and update fails only for a NULL input with a non-zero length. */
+    (void)XXH3_128bits_reset(&state);
+    for (size_t i = 0; i < n; i++)
+        if (parts[i].len > 0)
+            (void)XXH3_128bits_update(&state, parts[i].p, parts[i].len);
+    XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(&state));
+    memcpy(out, canon.digest, EKV_HASH_BYTES);
+}

@@ -34,6 +34,14 @@ void ekv_clear_error(void);
  * value is hashed as empty (len is then ignored). */
 void ekv_hash128(const void *value, size_t len, uint8_t out[EKV_HASH_BYTES]);
 
+/* XXH3-128 of the concatenation of n pieces, canonical byte order. */
+typedef struct ekv_part {
+    const void *p;
+    size_t len;
+} ekv_part;
+void ekv_hash128_parts(const ekv_part *parts, size_t n,
+                       uint8_t out[EKV_HASH_BYTES]);
+
 /* Format a canonical hash as a quoted ETag: '"' + 32 lowercase hex + '"'. */
 void ekv_etag_format(const uint8_t hash[EKV_HASH_BYTES],
                      char out[ETAGKV_ETAG_SIZE]);
@@ -78,6 +86,16 @@ void ekv_taglist_clear(ekv_taglist *l);
 int ekv_taglist_match_strong(const ekv_taglist *l, const char *etag);
 int ekv_taglist_match_weak(const ekv_taglist *l, const char *etag);
 
+/* ---- cond.c --------------------------------------------------------------- */
+
+/* A canonical byte string of c's parsed conditions (lists with their W/
+ * flags and tags, "*", valid or ignored dates), so that two requests with
+ * the same conditions give the same bytes.  NULL c is "no conditions".
+ * Sets *out to a malloc'd buffer the caller frees.  Returns ETAGKV_OK or
+ * ETAGKV_NO_MEMORY. */
+etagkv_status ekv_cond_serialize(const etagkv_cond *c, uint8_t **out,
+                                 size_t *len);
+
 /* ---- record.c ------------------------------------------------------------ */
 
 /* On-disk record layout, version 1, all integers little-endian:
@@ -112,6 +130,12 @@ typedef struct ekv_record {
     const void *value;
     size_t value_len;
 } ekv_record;
+
+/* Little-endian integers, byte by byte (no alignment needed). */
+void ekv_put_le16(uint8_t *p, uint16_t v);
+void ekv_put_le64(uint8_t *p, uint64_t v);
+uint16_t ekv_get_le16(const uint8_t *p);
+uint64_t ekv_get_le64(const uint8_t *p);
 
 /* Bytes needed to encode a record. */
 size_t ekv_record_size(size_t content_type_len, size_t value_len);

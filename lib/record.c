@@ -9,24 +9,24 @@
 
 #include "internal.h"
 
-static void put_u16(uint8_t *p, uint16_t v)
+void ekv_put_le16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
+void ekv_put_le64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint16_t get_u16(const uint8_t *p)
+uint16_t ekv_get_le16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
 }
 
-static uint64_t get_u64(const uint8_t *p)
+uint64_t ekv_get_le64(const uint8_t *p)
 {
     uint64_t v = 0;
 
@@ -46,13 +46,13 @@ void ekv_record_encode(void *dst, const ekv_record *r)
 
     p[0] = EKV_RECORD_FORMAT;
     p[1] = 0;
-    put_u16(p + 2, (uint16_t)r->content_type_len);
+    ekv_put_le16(p + 2, (uint16_t)r->content_type_len);
     memset(p + 4, 0, 4);
-    put_u64(p + 8, r->created_ns);
-    put_u64(p + 16, r->modified_ns);
-    put_u64(p + 24, r->create_revision);
-    put_u64(p + 32, r->mod_revision);
-    put_u64(p + 40, r->version);
+    ekv_put_le64(p + 8, r->created_ns);
+    ekv_put_le64(p + 16, r->modified_ns);
+    ekv_put_le64(p + 24, r->create_revision);
+    ekv_put_le64(p + 32, r->mod_revision);
+    ekv_put_le64(p + 40, r->version);
     memcpy(p + 48, r->hash, EKV_HASH_BYTES);
     memcpy(p + EKV_RECORD_HEADER, r->content_type, r->content_type_len);
     if (r->value_len > 0)
@@ -67,15 +67,15 @@ etagkv_status ekv_record_decode(const void *src, size_t len, ekv_record *r)
 
     if (len < EKV_RECORD_HEADER || p[0] != EKV_RECORD_FORMAT)
         return ETAGKV_CORRUPT;
-    ct_len = get_u16(p + 2);
+    ct_len = ekv_get_le16(p + 2);
     if (ct_len == 0 || ct_len > ETAGKV_CONTENT_TYPE_MAX ||
         len - EKV_RECORD_HEADER < ct_len)
         return ETAGKV_CORRUPT;
-    r->created_ns = get_u64(p + 8);
-    r->modified_ns = get_u64(p + 16);
-    r->create_revision = get_u64(p + 24);
-    r->mod_revision = get_u64(p + 32);
-    r->version = get_u64(p + 40);
+    r->created_ns = ekv_get_le64(p + 8);
+    r->modified_ns = ekv_get_le64(p + 16);
+    r->create_revision = ekv_get_le64(p + 24);
+    r->mod_revision = ekv_get_le64(p + 32);
+    r->version = ekv_get_le64(p + 40);
     memcpy(r->hash, p + 48, EKV_HASH_BYTES);
     r->content_type = (const char *)p + EKV_RECORD_HEADER;
     r->content_type_len = ct_len;

@@ -37,6 +37,8 @@ void etagkv_options_init(etagkv_options *o)
     o->map_size_bytes = MAP_SIZE_DEFAULT;
     o->map_max_bytes = MAP_MAX_DEFAULT;
     o->max_readers = MAX_READERS_DEFAULT;
+    o->idempotency_retention_s = ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT;
+    o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
 }
 
 etagkv_status ekv_mdb_status(int rc, const char *what)
@@ -234,15 +236,6 @@ etagkv_status ekv_record_get(etagkv_store *s, MDB_txn *txn, const void *key,
     return ETAGKV_OK;
 }
 
-static uint64_t get_le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 etagkv_status ekv_revision_get(etagkv_store *s, MDB_txn *txn, uint64_t *rev)
 {
     MDB_val k = {sizeof(REVISION_KEY) - 1, REVISION_KEY}, v;
@@ -257,17 +250,16 @@ etagkv_status ekv_revision_get(etagkv_store *s, MDB_txn *txn, uint64_t *rev)
     if (v.mv_size != 8)
         return ekv_fail(ETAGKV_CORRUPT, "revision counter of %zu bytes",
                         v.mv_size);
-    *rev = get_le64(v.mv_data);
+    *rev = ekv_get_le64(v.mv_data);
     return ETAGKV_OK;
 }
 
 int ekv_revision_put(etagkv_store *s, MDB_txn *txn, uint64_t rev)
 {
-    unsigned char buf[8];
+    uint8_t buf[8];
     MDB_val k = {sizeof(REVISION_KEY) - 1, REVISION_KEY}, v = {8, buf};
 
-    for (int i = 0; i < 8; i++)
-        buf[i] = (unsigned char)(rev >> (8 * i));
+    ekv_put_le64(buf, rev);
     return mdb_put(txn, s->meta, &k, &v, 0);
 }
 
@@ -343,6 +335,10 @@ static etagkv_status check_options(etagkv_options *o, size_t page)
         o->map_max_bytes = MAP_MAX_DEFAULT;
     if (o->max_readers == 0)
         o->max_readers = MAX_READERS_DEFAULT;
+    if (o->idempotency_retention_s == 0)
+        o->idempotency_retention_s = ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT;
+    if (o->idempotency_max_keys == 0)
+        o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
     if (o->map_size_bytes > SIZE_MAX / 4 || o->map_max_bytes > SIZE_MAX / 4)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT, "map size too large");
     o->map_size_bytes = round_up(o->map_size_bytes, page);
@@ -389,8 +385,10 @@ static etagkv_status open_dbs(etagkv_store *s)
         goto out;
     }
     rc = mdb_dbi_open(txn, "records", MDB_CREATE, &s->records);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "idempotency", MDB_CREATE, &s->idem);
     if (rc != 0) {
-        st = ekv_mdb_status(rc, "mdb_dbi_open(records)");
+        st = ekv_mdb_status(rc, "mdb_dbi_open");
         goto out;
     }
     rc = mdb_txn_commit(txn);
@@ -512,7 +510,7 @@ void etagkv_store_close(etagkv_store *s)
 etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
 {
     MDB_txn *txn;
-    MDB_stat ms;
+    MDB_stat ms, mi;
     MDB_envinfo info;
     etagkv_status st;
     int rc;
@@ -526,6 +524,8 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
     memset(out, 0, sizeof(*out));
     rc = mdb_stat(txn, s->records, &ms);
     if (rc == 0)
+        rc = mdb_stat(txn, s->idem, &mi);
+    if (rc == 0)
         rc = mdb_env_info(s->env, &info);
     if (rc != 0)
         st = ekv_mdb_status(rc, "mdb_stat");
@@ -533,6 +533,7 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
         st = ekv_revision_get(s, txn, &out->revision);
     if (st == ETAGKV_OK) {
         out->records = ms.ms_entries;
+        out->idempotency_keys = mi.ms_entries;
         out->map_size_bytes = info.me_mapsize;
         out->map_max_bytes = s->opts.map_max_bytes;
         out->map_used_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;

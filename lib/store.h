@@ -19,6 +19,7 @@ struct etagkv_store {
     MDB_env *env;
     MDB_dbi records; /* key -> encoded record (record.c) */
     MDB_dbi meta;    /* LMDB's main database: format, revision */
+    MDB_dbi idem;    /* idempotency key -> recorded outcome (idem.c) */
     etagkv_options opts;
     size_t page_size;
 
@@ -44,6 +45,12 @@ struct etagkv_store {
     uint64_t write_txns; /* committed write transactions (queue_lock) */
     uint64_t write_ops;  /* operations that changed the store (queue_lock) */
 
+    /* Where the incremental purge of expired idempotency keys resumes.
+     * Touched only by the thread applying a batch (there is one at a
+     * time: the commit queue's leader). */
+    uint8_t purge_key[ETAGKV_IDEMPOTENCY_KEY_MAX];
+    size_t purge_len;
+
     /* The process-wide list of open stores (store.c, open_lock). */
     dev_t dev;
     ino_t ino;
@@ -64,11 +71,23 @@ struct ekv_op {
     int keep_content_type; /* a replaced record keeps its content type */
     uint8_t hash[EKV_HASH_BYTES];
     const etagkv_cond *cond;
+    const void *idem_key; /* idempotency key, or NULL */
+    size_t idem_len;
+    uint8_t fingerprint[EKV_HASH_BYTES]; /* of the request, with idem_key */
     etagkv_status status; /* the outcome, once applied */
     etagkv_meta meta;     /* the key's state after the operation */
-    int wrote;            /* the operation changed the store */
-    char detail[128];     /* diagnostic of a store-level failure */
+    int wrote;            /* the operation changed a record */
+    int dirty;            /* the transaction must commit for this op */
+    int replayed;         /* the outcome is a recorded one (idem.c) */
+    char detail[128];     /* diagnostic of a failure */
 };
+
+/* idem.c, all inside a write transaction; each returns an LMDB code. */
+int ekv_idem_check(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
+                   int *handled);
+int ekv_idem_record(etagkv_store *s, MDB_txn *txn, const struct ekv_op *op);
+int ekv_idem_purge(etagkv_store *s, MDB_txn *txn, size_t steps);
+int ekv_idem_maintain(etagkv_store *s, MDB_txn *txn);
 
 /* Apply op durably: evaluated and written in a write transaction, batched
  * with concurrent writers, acknowledged (returned) only after its

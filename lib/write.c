@@ -13,21 +13,53 @@
 #include "store.h"
 
 static etagkv_status run(etagkv_store *s, struct ekv_op *op,
-                         etagkv_meta *meta_out)
+                         etagkv_meta *meta_out, int *replayed)
 {
     etagkv_status st = ekv_commit(s, op);
 
     if (meta_out != NULL)
         *meta_out = op->meta;
+    if (replayed != NULL)
+        *replayed = op->replayed;
     return st;
 }
 
-/* The put behind etagkv_put() and the helpers.  keep_type: a replaced
- * record keeps its content type (content_type is then NULL). */
-static etagkv_status put_op(etagkv_store *s, const void *key, size_t key_len,
-                            const void *value, size_t value_len,
-                            const char *content_type, int keep_type,
-                            const etagkv_cond *c, etagkv_meta *meta_out)
+/* The request's fingerprint: what makes a repeat "the same request" for
+ * its idempotency key (method, record key, value hash, content type or
+ * keep-type, parsed conditions). */
+static etagkv_status fingerprint(struct ekv_op *op)
+{
+    uint8_t method = (uint8_t)op->method, keep = (uint8_t)op->keep_content_type;
+    uint8_t lens[16], *cond;
+    size_t cond_len;
+    etagkv_status st = ekv_cond_serialize(op->cond, &cond, &cond_len);
+    ekv_part parts[8];
+
+    if (st != ETAGKV_OK)
+        return st;
+    ekv_put_le64(lens, op->key_len);
+    ekv_put_le64(lens + 8, op->content_type_len);
+    parts[0] = (ekv_part){&method, 1};
+    parts[1] = (ekv_part){lens, 8};
+    parts[2] = (ekv_part){op->key, op->key_len};
+    parts[3] = (ekv_part){op->hash, op->method == ETAGKV_METHOD_PUT ? 16 : 0};
+    parts[4] = (ekv_part){lens + 8, 8};
+    parts[5] = (ekv_part){op->content_type, op->content_type_len};
+    parts[6] = (ekv_part){&keep, 1};
+    parts[7] = (ekv_part){cond, cond_len};
+    ekv_hash128_parts(parts, 8, op->fingerprint);
+    free(cond);
+    return ETAGKV_OK;
+}
+
+/* The put behind etagkv_put(), etagkv_write() and the helpers.  keep_type:
+ * a replaced record keeps its content type (content_type is then NULL). */
+static etagkv_status put_op_idem(etagkv_store *s, const void *key,
+                                 size_t key_len, const void *value,
+                                 size_t value_len, const char *content_type,
+                                 int keep_type, const etagkv_cond *c,
+                                 const void *idem, size_t idem_len,
+                                 etagkv_meta *meta_out, int *replayed)
 {
     struct ekv_op op;
     etagkv_status st;
@@ -59,10 +91,24 @@ static etagkv_status put_op(etagkv_store *s, const void *key, size_t key_len,
     op.content_type_len = strlen(content_type);
     op.keep_content_type = keep_type;
     op.cond = c;
+    op.idem_key = idem;
+    op.idem_len = idem_len;
     ekv_hash128(value, value_len, op.hash);
-    return run(s, &op, meta_out);
+    if (idem_len > 0 && (st = fingerprint(&op)) != ETAGKV_OK)
+        return st;
+    return run(s, &op, meta_out, replayed);
 }
 
+/* The put behind etagkv_put() and the helpers.  keep_type: a replaced
+ * record keeps its content type (content_type is then NULL). */
+static etagkv_status put_op(etagkv_store *s, const void *key, size_t key_len,
+                            const void *value, size_t value_len,
+                            const char *content_type, int keep_type,
+                            const etagkv_cond *c, etagkv_meta *meta_out)
+{
+    return put_op_idem(s, key, key_len, value, value_len, content_type,
+                       keep_type, c, NULL, 0, meta_out, NULL);
+}
 etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
                          const void *value, size_t value_len,
                          const char *content_type, const etagkv_cond *c,
@@ -73,13 +119,14 @@ etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
                   meta_out);
 }
 
-etagkv_status etagkv_delete(etagkv_store *s, const void *key, size_t key_len,
-                            const etagkv_cond *c, etagkv_meta *meta_out)
+static etagkv_status delete_op(etagkv_store *s, const void *key,
+                               size_t key_len, const etagkv_cond *c,
+                               const void *idem, size_t idem_len,
+                               etagkv_meta *meta_out, int *replayed)
 {
     struct ekv_op op;
     etagkv_status st;
 
-    ekv_clear_error();
     if (meta_out != NULL)
         memset(meta_out, 0, sizeof(*meta_out));
     if (s == NULL)
@@ -91,7 +138,50 @@ etagkv_status etagkv_delete(etagkv_store *s, const void *key, size_t key_len,
     op.key = key;
     op.key_len = key_len;
     op.cond = c;
-    return run(s, &op, meta_out);
+    op.idem_key = idem;
+    op.idem_len = idem_len;
+    if (idem_len > 0 && (st = fingerprint(&op)) != ETAGKV_OK)
+        return st;
+    return run(s, &op, meta_out, replayed);
+}
+
+etagkv_status etagkv_delete(etagkv_store *s, const void *key, size_t key_len,
+                            const etagkv_cond *c, etagkv_meta *meta_out)
+{
+    ekv_clear_error();
+    return delete_op(s, key, key_len, c, NULL, 0, meta_out, NULL);
+}
+
+etagkv_status etagkv_write(etagkv_store *s, const etagkv_request *req,
+                           etagkv_result *res)
+{
+    etagkv_result local;
+    etagkv_status st;
+
+    ekv_clear_error();
+    if (res == NULL)
+        res = &local;
+    memset(res, 0, sizeof(*res));
+    if (s == NULL || req == NULL ||
+        (req->idempotency_key == NULL && req->idempotency_key_len > 0))
+        st = ETAGKV_INVALID_ARGUMENT;
+    else if (req->idempotency_key_len > ETAGKV_IDEMPOTENCY_KEY_MAX)
+        st = ekv_fail(ETAGKV_INVALID_HEADER,
+                      "idempotency key longer than %d bytes",
+                      ETAGKV_IDEMPOTENCY_KEY_MAX);
+    else if (req->method == ETAGKV_METHOD_PUT)
+        st = put_op_idem(s, req->key, req->key_len, req->value,
+                         req->value_len, req->content_type, 0, req->cond,
+                         req->idempotency_key, req->idempotency_key_len,
+                         &res->meta, &res->replayed);
+    else if (req->method == ETAGKV_METHOD_DELETE)
+        st = delete_op(s, req->key, req->key_len, req->cond,
+                       req->idempotency_key, req->idempotency_key_len,
+                       &res->meta, &res->replayed);
+    else
+        st = ETAGKV_INVALID_ARGUMENT;
+    res->status = st;
+    return st;
 }
 
 /* ---- typed helpers ---------------------------------------------------------- */

@@ -1,0 +1,562 @@
+/*
+ * http.c -- the libmicrohttpd access handler.
+ *
+ * MHD calls the handler several times per request:
+ *  1. once with the headers: route, authenticate, decode the key, collect
+ *     the raw precondition headers, and decide any early refusal (401, 404,
+ *     405, 400, 414, 428, 413 from Content-Length);
+ *  2. zero or more times with pieces of the body;
+ *  3. once more with no data: make the one library call and respond.
+ * A refusal of a request that carries a body is queued at step 1, so the
+ * body is never read (MHD then closes the connection).  Every other answer
+ * is queued at step 3: on this libmicrohttpd (0.9.75) a response queued at
+ * step 1 also closes the connection, which costs keep-alive clients dearly.
+ */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char allow_kv[] = "GET, HEAD, PUT, DELETE";
+static const char allow_read[] = "GET, HEAD";
+
+/* Body bytes read and dropped after a refusal before the connection is cut:
+ * MHD cannot answer in the middle of a body, so a refused chunked body is
+ * drained to its end, but not forever. */
+#define DISCARD_MAX_BYTES ((uint64_t)16 << 20)
+
+/* Largest body buffer reserved from Content-Length alone. */
+#define BODY_PREALLOC_MAX ((size_t)1 << 20)
+
+enum MHD_Result srv_accept_policy(void *cls, const struct sockaddr *addr,
+                                  socklen_t addrlen)
+{
+    struct srv *s = cls;
+
+    (void)addr;
+    (void)addrlen;
+    return atomic_load(&s->draining) ? MHD_NO : MHD_YES;
+}
+
+size_t srv_unescape_none(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+enum MHD_Result srv_queue(struct srv *s, struct MHD_Connection *c,
+                          struct srv_req *r, unsigned status,
+                          struct MHD_Response *resp)
+{
+    enum MHD_Result ret;
+
+    if (resp == NULL)
+        return MHD_NO;
+    /* While draining, each connection closes after its response, so that
+     * keep-alive clients leave and the drain ends. */
+    if (atomic_load(&s->draining) &&
+        srv_add_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") != 0) {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
+    ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES)
+        r->status = status;
+    return ret;
+}
+
+/* ---- refusals ------------------------------------------------------------ */
+
+/* Remember a refusal to send at the right moment; resp may be NULL when it
+ * could not be built, and then the connection is closed instead. */
+static void refuse(struct srv_req *r, unsigned status,
+                   struct MHD_Response *resp)
+{
+    if (r->pending != NULL)
+        MHD_destroy_response(r->pending);
+    r->pending = resp;
+    r->pending_status = status;
+}
+
+static void refuse_status(struct srv_req *r, etagkv_status st,
+                          const char *detail)
+{
+    refuse(r, (unsigned)etagkv_status_http(st), srv_status_problem(st, detail));
+}
+
+static void refuse_method(struct srv_req *r, const char *allow)
+{
+    char detail[96];
+    struct MHD_Response *resp;
+
+    snprintf(detail, sizeof detail, "this resource allows only %s", allow);
+    resp = srv_problem(MHD_HTTP_METHOD_NOT_ALLOWED, "method-not-allowed",
+                       detail, NULL);
+    if (resp != NULL && srv_add_header(resp, MHD_HTTP_HEADER_ALLOW, allow)) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    refuse(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+}
+
+/* 401 with the challenge of RFC 6750 §3; error="invalid_token" when a
+ * token was presented but is wrong. */
+static void refuse_unauthorized(struct srv_req *r, int presented)
+{
+    const char *challenge = presented ? "Bearer realm=\"etagkv\", "
+                                        "error=\"invalid_token\""
+                                      : "Bearer realm=\"etagkv\"";
+    struct MHD_Response *resp;
+
+    resp = srv_problem(MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                       presented ? "the bearer token is wrong"
+                                 : "send Authorization: Bearer <token>",
+                       NULL);
+    if (resp != NULL &&
+        srv_add_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge)) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    refuse(r, MHD_HTTP_UNAUTHORIZED, resp);
+}
+
+static enum MHD_Result send_pending(struct srv *s, struct MHD_Connection *c,
+                                    struct srv_req *r)
+{
+    struct MHD_Response *resp = r->pending;
+
+    r->pending = NULL;
+    return srv_queue(s, c, r, r->pending_status, resp);
+}
+
+/* ---- authentication ------------------------------------------------------ */
+
+/* Compare the presented token with the configured one.  The time taken
+ * depends only on the presented length, never on the configured token or
+ * on where the two first differ. */
+static int token_equal(const char *want, size_t want_len, const char *got,
+                       size_t got_len)
+{
+    volatile unsigned char diff = got_len != want_len;
+    size_t i;
+
+    for (i = 0; i < got_len; i++)
+        diff |= (unsigned char)(got[i] ^ want[i % want_len]);
+    return diff == 0;
+}
+
+/* 1 if the request may proceed: no token configured, or
+ * "Authorization: Bearer <token>" (RFC 6750 §2.1; the scheme is
+ * case-insensitive, RFC 9110 §11.1).  *presented tells whether an
+ * Authorization header was sent at all. */
+static int authorized(const struct srv *s, struct MHD_Connection *c,
+                      int *presented)
+{
+    const char *v = NULL;
+    size_t len = 0;
+
+    *presented = 0;
+    if (s->token == NULL)
+        return 1;
+    if (MHD_lookup_connection_value_n(
+            c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION,
+            strlen(MHD_HTTP_HEADER_AUTHORIZATION), &v, &len) != MHD_YES ||
+        v == NULL)
+        return 0;
+    *presented = 1;
+    if (len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+        return 0;
+    v += 7;
+    len -= 7;
+    while (len > 0 && *v == ' ') {
+        v++;
+        len--;
+    }
+    return token_equal(s->token, s->token_len, v, len);
+}
+
+/* ---- the request's headers ----------------------------------------------- */
+
+static enum srv_method method_of(const char *m)
+{
+    if (strcmp(m, MHD_HTTP_METHOD_GET) == 0)
+        return SRV_GET;
+    if (strcmp(m, MHD_HTTP_METHOD_HEAD) == 0)
+        return SRV_HEAD;
+    if (strcmp(m, MHD_HTTP_METHOD_PUT) == 0)
+        return SRV_PUT;
+    if (strcmp(m, MHD_HTTP_METHOD_DELETE) == 0)
+        return SRV_DELETE;
+    return SRV_OTHER;
+}
+
+static int is_read(enum srv_method m)
+{
+    return m == SRV_GET || m == SRV_HEAD;
+}
+
+/* The route of the raw path; *key_enc points at the encoded key of /kv/. */
+static enum srv_route route_of(const char *url, const char **key_enc)
+{
+    if (strncmp(url, "/kv/", 4) == 0) {
+        *key_enc = url + 4;
+        return url[4] != '\0' ? SRV_ROUTE_KV : SRV_ROUTE_LIST;
+    }
+    if (strcmp(url, "/kv") == 0)
+        return SRV_ROUTE_LIST;
+    if (strcmp(url, "/healthz") == 0)
+        return SRV_ROUTE_HEALTHZ;
+    if (strcmp(url, "/metrics") == 0)
+        return SRV_ROUTE_METRICS;
+    return SRV_ROUTE_NONE;
+}
+
+/* Decode the key into r; returns 0, or -1 after deciding a refusal. */
+static int decode_key(struct srv_req *r, const char *key_enc)
+{
+    ssize_t n = srv_pct_decode(key_enc, strlen(key_enc), r->key, sizeof r->key);
+
+    if (n == -1) {
+        refuse(r, MHD_HTTP_BAD_REQUEST,
+               srv_problem(MHD_HTTP_BAD_REQUEST, "invalid-percent-encoding",
+                           "the key's percent-encoding is invalid: every "
+                           "'%' must start a %XX escape",
+                           NULL));
+        return -1;
+    }
+    if (n == -2) {
+        refuse_status(r, ETAGKV_KEY_TOO_LONG, NULL);
+        return -1;
+    }
+    r->key_len = (size_t)n;
+    return 0;
+}
+
+/* The four precondition headers, every line of each, as raw values. */
+static const struct {
+    const char *name;
+    etagkv_header h;
+} cond_headers[] = {
+    {MHD_HTTP_HEADER_IF_MATCH, ETAGKV_IF_MATCH},
+    {MHD_HTTP_HEADER_IF_NONE_MATCH, ETAGKV_IF_NONE_MATCH},
+    {MHD_HTTP_HEADER_IF_MODIFIED_SINCE, ETAGKV_IF_MODIFIED_SINCE},
+    {MHD_HTTP_HEADER_IF_UNMODIFIED_SINCE, ETAGKV_IF_UNMODIFIED_SINCE},
+};
+
+struct collect {
+    etagkv_cond *cond;
+    etagkv_status st;
+};
+
+static enum MHD_Result collect_one(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, size_t key_size,
+                                   const char *value, size_t value_size)
+{
+    struct collect *col = cls;
+    size_t i;
+
+    (void)kind;
+    for (i = 0; i < sizeof cond_headers / sizeof cond_headers[0]; i++) {
+        if (strlen(cond_headers[i].name) != key_size ||
+            strncasecmp(key, cond_headers[i].name, key_size) != 0)
+            continue;
+        /* Each line extends the header's list (RFC 9110 §5.3). */
+        col->st =
+            etagkv_cond_add(col->cond, cond_headers[i].h, value, value_size);
+        return col->st == ETAGKV_OK ? MHD_YES : MHD_NO;
+    }
+    return MHD_YES;
+}
+
+/* Build r->cond; returns 0, or -1 after deciding a refusal (400 for a
+ * malformed entity-tag list, 500 when out of memory). */
+static int collect_conditions(struct MHD_Connection *c, struct srv_req *r)
+{
+    struct collect col = {NULL, ETAGKV_OK};
+    etagkv_status st = etagkv_cond_new(&col.cond);
+
+    if (st != ETAGKV_OK) {
+        refuse_status(r, st, NULL);
+        return -1;
+    }
+    r->cond = col.cond;
+    if (MHD_get_connection_values_n(c, MHD_HEADER_KIND, collect_one, &col) <
+            0 ||
+        col.st != ETAGKV_OK) {
+        refuse_status(r, col.st != ETAGKV_OK ? col.st : ETAGKV_INTERNAL,
+                      col.st == ETAGKV_INVALID_HEADER
+                          ? "If-Match or If-None-Match is not a valid "
+                            "entity-tag list (RFC 9110 §13.1.1)"
+                          : NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* Refuse a PUT whose Content-Length is over the limit, before its body is
+ * read; otherwise size the body buffer once. */
+static void check_length(const struct srv *s, struct MHD_Connection *c,
+                         struct srv_req *r)
+{
+    const char *cl = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long n;
+    char detail[96], *end;
+
+    if (cl == NULL)
+        return; /* chunked, or no body: checked while it arrives */
+    n = strtoull(cl, &end, 10);
+    if (end == cl || *end != '\0')
+        return; /* MHD frames the body; it refuses a bad length itself */
+    if (n > s->max_value_bytes) {
+        snprintf(detail, sizeof detail,
+                 "the body is larger than this server's limit of %llu "
+                 "bytes",
+                 (unsigned long long)s->max_value_bytes);
+        refuse_status(r, ETAGKV_VALUE_TOO_LARGE, detail);
+        return;
+    }
+    /* Size the buffer once, but do not let a mere announcement reserve
+     * more than 1 MiB: the rest is allocated as the bytes arrive. */
+    if (n > 0) {
+        size_t want = n < BODY_PREALLOC_MAX ? (size_t)n : BODY_PREALLOC_MAX;
+
+        r->body = malloc(want);
+        r->body_cap = r->body != NULL ? want : 0;
+    }
+}
+
+/* The checks of a /kv/{key} request, in the order their statuses win. */
+static void check_kv(const struct srv *s, struct MHD_Connection *c,
+                     struct srv_req *r, const char *key_enc)
+{
+    int writes = r->method == SRV_PUT || r->method == SRV_DELETE;
+
+    if (r->method == SRV_OTHER) {
+        refuse_method(r, allow_kv);
+        return;
+    }
+    if (decode_key(r, key_enc) != 0 || collect_conditions(c, r) != 0)
+        return;
+    /* Require-conditions mode (DESIGN §5); whether the set is conditional
+     * is the library's call. */
+    if (writes && s->require_conditions &&
+        !etagkv_cond_is_conditional(r->cond)) {
+        refuse_status(r, ETAGKV_PRECONDITION_REQUIRED,
+                      "this server requires conditional writes: send "
+                      "If-Match, If-None-Match or If-Unmodified-Since");
+        return;
+    }
+    if (r->method == SRV_PUT)
+        check_length(s, c, r);
+}
+
+/* Decide at the headers whether the request is refused, and why. */
+static void check_request(const struct srv *s, struct MHD_Connection *c,
+                          struct srv_req *r, const char *url)
+{
+    const char *key_enc = NULL;
+    int presented;
+
+    r->route = route_of(url, &key_enc);
+    if (r->route == SRV_ROUTE_HEALTHZ) { /* open even with a token */
+        if (!is_read(r->method))
+            refuse_method(r, allow_read);
+        return;
+    }
+    if (!authorized(s, c, &presented)) {
+        refuse_unauthorized(r, presented);
+        return;
+    }
+    switch (r->route) {
+    case SRV_ROUTE_KV: check_kv(s, c, r, key_enc); return;
+    case SRV_ROUTE_LIST:
+        if (r->method == SRV_PUT || r->method == SRV_DELETE)
+            refuse_status(r, ETAGKV_INVALID_KEY,
+                          "the key is empty: use "
+                          "/kv/{key}");
+        else if (!is_read(r->method))
+            refuse_method(r, allow_read);
+        return;
+    case SRV_ROUTE_METRICS:
+        if (!is_read(r->method))
+            refuse_method(r, allow_read);
+        return;
+    case SRV_ROUTE_HEALTHZ:
+    case SRV_ROUTE_NONE: break;
+    }
+    refuse(r, MHD_HTTP_NOT_FOUND,
+           srv_problem(MHD_HTTP_NOT_FOUND, "no-such-resource",
+                       "no such path: use /kv/{key}, /kv/, /healthz or "
+                       "/metrics",
+                       NULL));
+}
+
+/* 1 if the request announces a body (RFC 9112 §6.3). */
+static int has_body(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL)
+        return 1;
+    return cl != NULL && strcmp(cl, "0") != 0;
+}
+
+/* ---- the calls of one request -------------------------------------------- */
+
+static enum MHD_Result on_headers(struct srv *s, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  void **con_cls)
+{
+    struct srv_req *r = calloc(1, sizeof *r);
+
+    if (r == NULL)
+        return MHD_NO;
+    r->start_ns = srv_now_ns();
+    r->method = method_of(method);
+    *con_cls = r;
+    atomic_fetch_add(&s->inflight, 1);
+    check_request(s, c, r, url);
+    if (r->pending_status != 0 && has_body(c))
+        return send_pending(s, c, r);
+    return MHD_YES;
+}
+
+/* Append to the body, growing the buffer geometrically; 0 or -1. */
+static int body_append(struct srv_req *r, const char *data, size_t n)
+{
+    if (r->body_cap - r->body_len < n) {
+        size_t cap = r->body_cap > 0 ? r->body_cap : 4096;
+        char *grown;
+
+        while (cap - r->body_len < n)
+            cap *= 2;
+        grown = realloc(r->body, cap);
+        if (grown == NULL)
+            return -1;
+        r->body = grown;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+    return 0;
+}
+
+static void drop_body(struct srv_req *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+}
+
+static enum MHD_Result on_upload(const struct srv *s, struct srv_req *r,
+                                 const char *data, size_t *size)
+{
+    size_t n = *size;
+
+    *size = 0;
+    if (r->pending_status == 0 && r->method == SRV_PUT) {
+        /* Only a chunked body can get past the limit here: a
+         * Content-Length over it was refused at the headers. */
+        if (n > s->max_value_bytes - r->body_len) {
+            drop_body(r);
+            refuse_status(r, ETAGKV_VALUE_TOO_LARGE,
+                          "the chunked body grew larger than this "
+                          "server's limit");
+        } else if (body_append(r, data, n) != 0) {
+            drop_body(r);
+            refuse_status(r, ETAGKV_NO_MEMORY, NULL);
+        } else {
+            return MHD_YES;
+        }
+    }
+    /* Refused, or a body on a method that takes none: drop it. */
+    r->discarded_bytes += n;
+    return r->discarded_bytes > DISCARD_MAX_BYTES ? MHD_NO : MHD_YES;
+}
+
+static enum MHD_Result send_health(struct srv *s, struct MHD_Connection *c,
+                                   struct srv_req *r)
+{
+    if (atomic_load(&s->draining))
+        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
+                                     "the server is shutting down", NULL));
+    return srv_queue(s, c, r, MHD_HTTP_OK,
+                     srv_text_response("text/plain; charset=utf-8", "ok\n"));
+}
+
+static enum MHD_Result send_metrics(struct srv *s, struct MHD_Connection *c,
+                                    struct srv_req *r)
+{
+    char *text = srv_metrics_render(s->store);
+    struct MHD_Response *resp;
+
+    if (text == NULL)
+        return srv_queue(s, c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                         srv_status_problem(ETAGKV_NO_MEMORY, NULL));
+    resp = srv_text_response("text/plain; version=0.0.4; charset=utf-8", text);
+    free(text);
+    return srv_queue(s, c, r, MHD_HTTP_OK, resp);
+}
+
+static enum MHD_Result dispatch(struct srv *s, struct MHD_Connection *c,
+                                struct srv_req *r)
+{
+    switch (r->route) {
+    case SRV_ROUTE_HEALTHZ: return send_health(s, c, r);
+    case SRV_ROUTE_METRICS: return send_metrics(s, c, r);
+    case SRV_ROUTE_LIST: return srv_list(s, c, r);
+    case SRV_ROUTE_KV: return srv_kv(s, c, r);
+    case SRV_ROUTE_NONE: break;
+    }
+    return MHD_NO; /* not reached: refused at the headers */
+}
+
+enum MHD_Result srv_access(void *cls, struct MHD_Connection *c, const char *url,
+                           const char *method, const char *version,
+                           const char *upload_data, size_t *upload_data_size,
+                           void **con_cls)
+{
+    struct srv *s = cls;
+    struct srv_req *r = *con_cls;
+
+    (void)version;
+    if (r == NULL)
+        return on_headers(s, c, url, method, con_cls);
+    if (r->status != 0) { /* answered already: drop anything more */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0)
+        return on_upload(s, r, upload_data, upload_data_size);
+    if (r->pending_status != 0)
+        return send_pending(s, c, r);
+    return dispatch(s, c, r);
+}
+
+void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                   enum MHD_RequestTerminationCode toe)
+{
+    struct srv *s = cls;
+    struct srv_req *r = *con_cls;
+
+    (void)c;
+    (void)toe;
+    if (r == NULL)
+        return;
+    srv_metrics_record(r->method, r->status, srv_now_ns() - r->start_ns);
+    if (r->pending != NULL)
+        MHD_destroy_response(r->pending);
+    etagkv_cond_free(r->cond);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->inflight, 1);
+}

@@ -1,0 +1,211 @@
+/*
+ * kv.c -- one library call per /kv request, and its response.
+ *
+ * The library evaluates the preconditions and says what happened; this
+ * file only turns that outcome into headers and a body.  The HTTP status
+ * always comes from etagkv_status_http(), except that a successful DELETE
+ * is 204, which is the HTTP layer's choice (etagkv.h).
+ */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- responses shared by the methods ------------------------------------- */
+
+/* Headers of a representation (GET, HEAD): validators, revisions,
+ * Content-Type and Cache-Control: no-cache, which makes caches revalidate
+ * with the ETag before each reuse. */
+static int add_representation_headers(struct MHD_Response *resp,
+                                      const etagkv_meta *m)
+{
+    const char *ct = m->content_type[0] != '\0' ? m->content_type
+                                                : ETAGKV_CONTENT_TYPE_DEFAULT;
+
+    if (srv_add_meta_headers(resp, m) != 0 ||
+        srv_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ct) != 0 ||
+        srv_add_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") != 0)
+        return -1;
+    return 0;
+}
+
+/* 304 (RFC 9110 §15.4.5): the validators and Cache-Control, no content;
+ * Content-Length is that of the 200 representation (§8.6). */
+static struct MHD_Response *not_modified(const etagkv_meta *m)
+{
+    struct MHD_Response *resp = srv_headers_only_response(m->value_bytes);
+
+    if (resp != NULL && (srv_add_validators(resp, m) != 0 ||
+                         srv_add_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                        "no-cache") != 0)) {
+        MHD_destroy_response(resp);
+        return NULL;
+    }
+    return resp;
+}
+
+/* The detail of a problem for statuses whose generic message is vague. */
+static const char *detail_for(etagkv_status st, enum srv_method method)
+{
+    switch (st) {
+    case ETAGKV_NOT_FOUND: return "no record under this key";
+    case ETAGKV_INVALID_HEADER:
+        /* The conditions were parsed at the headers, so a put that says
+         * this is about the content type. */
+        return method == SRV_PUT ? "the Content-Type is empty, longer than "
+                                   "255 bytes or holds control characters"
+                                 : NULL;
+    default: return NULL;
+    }
+}
+
+/* Answer any outcome other than the method's success. */
+static enum MHD_Result answer_outcome(struct srv *s, struct MHD_Connection *c,
+                                      struct srv_req *r, etagkv_status st,
+                                      const etagkv_meta *m)
+{
+    unsigned http = (unsigned)etagkv_status_http(st);
+
+    switch (st) {
+    case ETAGKV_NOT_MODIFIED: return srv_queue(s, c, r, http, not_modified(m));
+    case ETAGKV_PRECONDITION_FAILED:
+    case ETAGKV_CONFLICT:
+        return srv_queue(s, c, r, http,
+                         srv_state_problem(st, r->key, r->key_len, m));
+    default: break;
+    }
+    if (http >= 500)
+        fprintf(stderr, "etagkv-server: %s: %s (%s)\n", etagkv_status_name(st),
+                etagkv_strerror(st), etagkv_last_error_detail());
+    return srv_queue(s, c, r, http,
+                     srv_status_problem(st, detail_for(st, r->method)));
+}
+
+/* ---- the four methods ---------------------------------------------------- */
+
+static enum MHD_Result kv_get(struct srv *s, struct MHD_Connection *c,
+                              struct srv_req *r)
+{
+    etagkv_meta m;
+    void *value = NULL;
+    size_t len = 0;
+    struct MHD_Response *resp;
+    etagkv_status st;
+
+    memset(&m, 0, sizeof m);
+    st = etagkv_get(s->store, r->key, r->key_len, r->cond, &value, &len, &m);
+    if (st != ETAGKV_OK)
+        return answer_outcome(s, c, r, st, &m);
+    resp = MHD_create_response_from_buffer_with_free_callback(len, value, free);
+    if (resp == NULL) {
+        free(value);
+        return MHD_NO;
+    }
+    if (add_representation_headers(resp, &m) != 0) {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
+    return srv_queue(s, c, r, (unsigned)etagkv_status_http(st), resp);
+}
+
+static enum MHD_Result kv_head(struct srv *s, struct MHD_Connection *c,
+                               struct srv_req *r)
+{
+    etagkv_meta m;
+    struct MHD_Response *resp;
+    etagkv_status st;
+
+    memset(&m, 0, sizeof m);
+    st = etagkv_head(s->store, r->key, r->key_len, r->cond, &m);
+    if (st != ETAGKV_OK)
+        return answer_outcome(s, c, r, st, &m);
+    resp = srv_headers_only_response(m.value_bytes);
+    if (resp != NULL && add_representation_headers(resp, &m) != 0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return srv_queue(s, c, r, (unsigned)etagkv_status_http(st), resp);
+}
+
+/* 201 carries Location (RFC 9110 §15.3.2): the key, canonically encoded. */
+static int add_location(struct MHD_Response *resp, const struct srv_req *r)
+{
+    char *pct = srv_pct_encode(r->key, r->key_len);
+    char *loc;
+    int rc;
+
+    if (pct == NULL)
+        return -1;
+    loc = malloc(strlen(pct) + sizeof "/kv/");
+    if (loc == NULL) {
+        free(pct);
+        return -1;
+    }
+    strcpy(loc, "/kv/");
+    strcat(loc, pct);
+    rc = srv_add_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+    free(loc);
+    free(pct);
+    return rc;
+}
+
+static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
+                              struct srv_req *r)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    etagkv_meta m;
+    struct MHD_Response *resp;
+    etagkv_status st;
+
+    memset(&m, 0, sizeof m);
+    st = etagkv_put(s->store, r->key, r->key_len, r->body, r->body_len, ct,
+                    r->cond, &m);
+    if (st != ETAGKV_OK && st != ETAGKV_CREATED)
+        return answer_outcome(s, c, r, st, &m);
+    /* The stored bytes are exactly the request's content, so the new ETag
+     * may be sent (RFC 9110 §9.3.4). */
+    resp = srv_empty_response();
+    if (resp != NULL &&
+        (srv_add_meta_headers(resp, &m) != 0 ||
+         (st == ETAGKV_CREATED && add_location(resp, r) != 0))) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return srv_queue(s, c, r, (unsigned)etagkv_status_http(st), resp);
+}
+
+static enum MHD_Result kv_delete(struct srv *s, struct MHD_Connection *c,
+                                 struct srv_req *r)
+{
+    etagkv_meta m;
+    struct MHD_Response *resp;
+    char rev[24];
+    etagkv_status st;
+
+    memset(&m, 0, sizeof m);
+    st = etagkv_delete(s->store, r->key, r->key_len, r->cond, &m);
+    if (st != ETAGKV_OK)
+        return answer_outcome(s, c, r, st, &m);
+    snprintf(rev, sizeof rev, "%llu", (unsigned long long)m.mod_revision);
+    resp = srv_empty_response();
+    if (resp != NULL && srv_add_header(resp, "ETagKV-Revision", rev) != 0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return srv_queue(s, c, r, MHD_HTTP_NO_CONTENT, resp);
+}
+
+enum MHD_Result srv_kv(struct srv *s, struct MHD_Connection *c,
+                       struct srv_req *r)
+{
+    switch (r->method) {
+    case SRV_GET: return kv_get(s, c, r);
+    case SRV_HEAD: return kv_head(s, c, r);
+    case SRV_PUT: return kv_put(s, c, r);
+    case SRV_DELETE: return kv_delete(s, c, r);
+    case SRV_OTHER: break;
+    }
+    return MHD_NO; /* not reached: refused with 405 at the headers */
+}

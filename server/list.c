@@ -1,0 +1,202 @@
+/*
+ * list.c -- GET /kv/?prefix=&after=&limit=: one JSON page of keys.
+ *
+ * The cursor is the last key of the page, percent-encoded: keys are in byte
+ * order and etagkv_list() resumes strictly after a key, so the cursor stays
+ * valid whatever is written or deleted in between (no offsets).
+ * Query values are percent-decoded as strictly as the key of /kv/{key};
+ * '+' is a plus sign, not a space.
+ */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LIST_LIMIT_DEFAULT 100
+#define LIST_LIMIT_MAX 1000
+
+struct page {
+    json_t *keys;
+    int failed; /* out of memory while building */
+    unsigned char last[ETAGKV_KEY_MAX];
+    size_t last_len;
+};
+
+/* The library keeps content types to visible ASCII today; should that ever
+ * widen, bytes that are not UTF-8 become null rather than break the page. */
+static json_t *content_type_json(const etagkv_meta *m)
+{
+    size_t len = strlen(m->content_type);
+
+    return srv_utf8_valid(m->content_type, len)
+               ? json_stringn(m->content_type, len)
+               : json_null();
+}
+
+/* One entry of the page; -1 on allocation failure. */
+static int entry_members(json_t *e, const void *key, size_t key_len,
+                         const etagkv_meta *m)
+{
+    char date[ETAGKV_HTTPDATE_SIZE];
+    int bad;
+
+    if (srv_json_set_key(e, key, key_len) != 0)
+        return -1;
+    bad = json_object_set_new(e, "etag", json_string(m->etag)) ||
+          json_object_set_new(e, "size",
+                              json_integer((json_int_t)m->value_bytes)) ||
+          json_object_set_new(e, "content_type", content_type_json(m)) ||
+          json_object_set_new(e, "mod_revision",
+                              json_integer((json_int_t)m->mod_revision));
+    if (bad)
+        return -1;
+    if (etagkv_httpdate_format(ETAGKV_META_LAST_MODIFIED(m), date) == 0)
+        return json_object_set_new(e, "last_modified", json_string(date));
+    return json_object_set_new(e, "last_modified", json_null());
+}
+
+static int page_add(void *ctx, const void *key, size_t key_len,
+                    const etagkv_meta *m)
+{
+    struct page *p = ctx;
+    json_t *e = json_object();
+
+    if (e == NULL || entry_members(e, key, key_len, m) != 0) {
+        json_decref(e);
+        p->failed = 1;
+        return 1;
+    }
+    if (json_array_append_new(p->keys, e) != 0) { /* e is released */
+        p->failed = 1;
+        return 1;
+    }
+    memcpy(p->last, key, key_len); /* key_len <= ETAGKV_KEY_MAX */
+    p->last_len = key_len;
+    return 0;
+}
+
+/* Decode query argument name into out (at most cap bytes); absent gives
+ * length 0.  Returns ETAGKV_OK, ETAGKV_INVALID_ARGUMENT (bad encoding) or
+ * ETAGKV_KEY_TOO_LONG. */
+static etagkv_status query_bytes(struct MHD_Connection *c, const char *name,
+                                 unsigned char *out, size_t cap, size_t *len)
+{
+    const char *v = NULL;
+    size_t vlen = 0;
+    ssize_t n;
+
+    *len = 0;
+    if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, name,
+                                      strlen(name), &v, &vlen) != MHD_YES ||
+        v == NULL)
+        return ETAGKV_OK;
+    n = srv_pct_decode(v, vlen, out, cap);
+    if (n == -1)
+        return ETAGKV_INVALID_ARGUMENT;
+    if (n == -2)
+        return ETAGKV_KEY_TOO_LONG;
+    *len = (size_t)n;
+    return ETAGKV_OK;
+}
+
+/* limit: decimal 1..; above LIST_LIMIT_MAX is served as LIST_LIMIT_MAX.
+ * Returns 0 or -1 when it is not a positive integer. */
+static int query_limit(struct MHD_Connection *c, size_t *limit)
+{
+    const char *v =
+        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    size_t n = 0;
+
+    *limit = LIST_LIMIT_DEFAULT;
+    if (v == NULL)
+        return 0;
+    if (*v == '\0')
+        return -1;
+    for (; *v != '\0'; v++) {
+        if (*v < '0' || *v > '9')
+            return -1;
+        if (n <= LIST_LIMIT_MAX)
+            n = n * 10 + (size_t)(*v - '0');
+    }
+    if (n == 0)
+        return -1;
+    *limit = n > LIST_LIMIT_MAX ? LIST_LIMIT_MAX : n;
+    return 0;
+}
+
+/* The cursor of a page that has more: its last key, percent-encoded. */
+static json_t *cursor_of(const struct page *p)
+{
+    char *pct = srv_pct_encode(p->last, p->last_len);
+    json_t *j = pct != NULL ? json_string(pct) : NULL;
+
+    free(pct);
+    return j;
+}
+
+/* The page object {"keys": [...], "next": cursor or null}; NULL on
+ * allocation failure.  p->keys is consumed either way. */
+static json_t *page_object(struct page *p, int more)
+{
+    json_t *j = json_object();
+    json_t *next = more ? cursor_of(p) : json_null();
+    int bad = 0;
+
+    if (j == NULL || next == NULL) {
+        json_decref(p->keys);
+        json_decref(next);
+        json_decref(j);
+        return NULL;
+    }
+    /* json_object_set_new() takes its value even when it fails. */
+    bad |= json_object_set_new(j, "keys", p->keys);
+    bad |= json_object_set_new(j, "next", next);
+    if (bad) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+static enum MHD_Result bad_query(struct srv *s, struct MHD_Connection *c,
+                                 struct srv_req *r, etagkv_status st,
+                                 const char *detail)
+{
+    return srv_queue(s, c, r, (unsigned)etagkv_status_http(st),
+                     srv_status_problem(st, detail));
+}
+
+enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
+                         struct srv_req *r)
+{
+    unsigned char prefix[ETAGKV_KEY_MAX], after[ETAGKV_KEY_MAX];
+    size_t prefix_len, after_len, limit;
+    struct page p;
+    etagkv_status st;
+    int more = 0;
+
+    st = query_bytes(c, "prefix", prefix, sizeof prefix, &prefix_len);
+    if (st == ETAGKV_OK)
+        st = query_bytes(c, "after", after, sizeof after, &after_len);
+    if (st != ETAGKV_OK)
+        return bad_query(s, c, r, st,
+                         st == ETAGKV_INVALID_ARGUMENT
+                             ? "prefix or after has invalid percent-encoding"
+                             : "prefix or after is longer than a key");
+    if (query_limit(c, &limit) != 0)
+        return bad_query(s, c, r, ETAGKV_INVALID_ARGUMENT,
+                         "limit must be a positive integer (at most 1000 "
+                         "are returned)");
+    memset(&p, 0, sizeof p);
+    p.keys = json_array();
+    if (p.keys == NULL)
+        return MHD_NO;
+    st = etagkv_list(s->store, prefix, prefix_len, after, after_len, limit,
+                     page_add, &p, &more);
+    if (st != ETAGKV_OK || p.failed) {
+        json_decref(p.keys);
+        return bad_query(s, c, r, p.failed ? ETAGKV_NO_MEMORY : st, NULL);
+    }
+    return srv_queue(s, c, r, MHD_HTTP_OK,
+                     srv_json_response(page_object(&p, more)));
+}

@@ -1,0 +1,213 @@
+/*
+ * metrics.c -- request counters and the Prometheus text exposition.
+ *
+ * Every figure is a C11 atomic updated with relaxed ordering: the counters
+ * are independent, and a scrape that sees one request in the histogram but
+ * not yet in the totals is harmless.  Format: Prometheus text 0.0.4.
+ */
+#include "server.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef atomic_uint_fast64_t counter;
+
+#define N_METHODS 5
+static const char *const method_names[N_METHODS] = {"GET", "HEAD", "PUT",
+                                                    "DELETE", "OTHER"};
+
+/* Every status the server answers with; others are counted as "other". */
+static const unsigned codes[] = {200, 201, 204, 304, 400, 401, 404, 405, 409,
+                                 412, 413, 414, 422, 428, 500, 503, 507};
+#define N_CODES (sizeof codes / sizeof codes[0])
+
+/* Latency bucket upper bounds, in nanoseconds and as printed. */
+static const uint64_t bucket_ns[] = {
+    100000,     250000,      500000,      1000000,     2500000,   5000000,
+    10000000,   25000000,    50000000,    100000000,   250000000, 500000000,
+    1000000000, 2500000000u, 5000000000u, 10000000000u};
+static const char *const bucket_le[] = {
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+    "0.05",   "0.1",     "0.25",   "0.5",   "1",      "2.5",   "5",    "10"};
+#define N_BUCKETS (sizeof bucket_ns / sizeof bucket_ns[0])
+
+static counter requests[N_METHODS][N_CODES + 1]; /* last column: other */
+static counter aborted[N_METHODS];               /* ended without a response */
+static counter not_modified, precondition_failed, precondition_required;
+static counter latency_bucket[N_BUCKETS + 1]; /* not cumulative; +Inf last */
+static counter latency_sum_ns, latency_count;
+
+static size_t code_index(unsigned status)
+{
+    size_t i;
+
+    for (i = 0; i < N_CODES; i++)
+        if (codes[i] == status)
+            return i;
+    return N_CODES;
+}
+
+static void bump(counter *c, uint64_t by)
+{
+    atomic_fetch_add_explicit(c, by, memory_order_relaxed);
+}
+
+static uint64_t load(counter *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+void srv_metrics_record(enum srv_method method, unsigned status,
+                        uint64_t duration_ns)
+{
+    size_t b = 0;
+
+    if (status == 0) {
+        bump(&aborted[method], 1);
+        return;
+    }
+    bump(&requests[method][code_index(status)], 1);
+    if (status == 304)
+        bump(&not_modified, 1);
+    else if (status == 412)
+        bump(&precondition_failed, 1);
+    else if (status == 428)
+        bump(&precondition_required, 1);
+    while (b < N_BUCKETS && duration_ns > bucket_ns[b])
+        b++;
+    bump(&latency_bucket[b], 1);
+    bump(&latency_sum_ns, duration_ns);
+    bump(&latency_count, 1);
+}
+
+static void render_requests(FILE *f)
+{
+    size_t m, i;
+
+    fputs("# HELP etagkv_http_requests_total HTTP requests answered, by "
+          "method and status code.\n"
+          "# TYPE etagkv_http_requests_total counter\n",
+          f);
+    for (m = 0; m < N_METHODS; m++)
+        for (i = 0; i <= N_CODES; i++) {
+            uint64_t n = load(&requests[m][i]);
+            char code[16];
+
+            if (n == 0)
+                continue;
+            if (i < N_CODES)
+                snprintf(code, sizeof code, "%u", codes[i]);
+            else
+                snprintf(code, sizeof code, "other");
+            fprintf(f,
+                    "etagkv_http_requests_total{method=\"%s\",code=\"%s\"} "
+                    "%" PRIu64 "\n",
+                    method_names[m], code, n);
+        }
+    fputs("# HELP etagkv_http_requests_aborted_total Requests that ended "
+          "without a response (timeout, client gone, refused body).\n"
+          "# TYPE etagkv_http_requests_aborted_total counter\n",
+          f);
+    for (m = 0; m < N_METHODS; m++)
+        fprintf(f,
+                "etagkv_http_requests_aborted_total{method=\"%s\"} %" PRIu64
+                "\n",
+                method_names[m], load(&aborted[m]));
+}
+
+static void render_counter(FILE *f, const char *name, const char *help,
+                           counter *c)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", name, help,
+            name, name, load(c));
+}
+
+static void render_latency(FILE *f)
+{
+    uint64_t cumulative = 0;
+    size_t b;
+
+    fputs("# HELP etagkv_http_request_duration_seconds Time from the "
+          "request's headers to its completion.\n"
+          "# TYPE etagkv_http_request_duration_seconds histogram\n",
+          f);
+    for (b = 0; b < N_BUCKETS; b++) {
+        cumulative += load(&latency_bucket[b]);
+        fprintf(f,
+                "etagkv_http_request_duration_seconds_bucket{le=\"%s\"} "
+                "%" PRIu64 "\n",
+                bucket_le[b], cumulative);
+    }
+    cumulative += load(&latency_bucket[N_BUCKETS]);
+    fprintf(f,
+            "etagkv_http_request_duration_seconds_bucket{le=\"+Inf\"} "
+            "%" PRIu64 "\n"
+            "etagkv_http_request_duration_seconds_sum %.9f\n"
+            "etagkv_http_request_duration_seconds_count %" PRIu64 "\n",
+            cumulative, (double)load(&latency_sum_ns) / 1e9,
+            load(&latency_count));
+}
+
+static void render_gauge(FILE *f, const char *name, const char *help,
+                         uint64_t v)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n", name, help,
+            name, name, v);
+}
+
+/* The store's figures; a store that cannot report is left out (the scrape
+ * still shows the request counters). */
+static void render_store(FILE *f, etagkv_store *st)
+{
+    etagkv_stats stats;
+
+    if (st == NULL || etagkv_store_stats(st, &stats) != ETAGKV_OK)
+        return;
+    render_gauge(f, "etagkv_store_records", "Keys holding a record.",
+                 stats.records);
+    render_gauge(f, "etagkv_store_revision", "Last committed revision.",
+                 stats.revision);
+    render_gauge(f, "etagkv_store_map_size_bytes", "Current LMDB map size.",
+                 stats.map_size_bytes);
+    render_gauge(f, "etagkv_store_map_used_bytes", "Bytes of the map in use.",
+                 stats.map_used_bytes);
+    render_gauge(f, "etagkv_store_map_max_bytes", "Map size ceiling.",
+                 stats.map_max_bytes);
+}
+
+char *srv_metrics_render(etagkv_store *st)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    if (f == NULL)
+        return NULL;
+    render_requests(f);
+    render_counter(f, "etagkv_http_not_modified_total",
+                   "Responses 304 Not Modified.", &not_modified);
+    render_counter(f, "etagkv_http_precondition_failed_total",
+                   "Responses 412 Precondition Failed.", &precondition_failed);
+    render_counter(f, "etagkv_http_precondition_required_total",
+                   "Responses 428 Precondition Required.",
+                   &precondition_required);
+    render_latency(f);
+    render_store(f, st);
+    fprintf(f,
+            "# HELP etagkv_build_info Version of etagkv-server.\n"
+            "# TYPE etagkv_build_info gauge\n"
+            "etagkv_build_info{version=\"%s\"} 1\n",
+            ETAGKV_VERSION_STRING);
+    /* open_memstream reports write failures (no memory) at fclose. */
+    if (ferror(f) != 0) {
+        fclose(f);
+        free(text);
+        return NULL;
+    }
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}

@@ -1,0 +1,149 @@
+/*
+ * pct.c -- percent-encoding (RFC 3986 §2.1), UTF-8 validation and the clock.
+ *
+ * Pure helpers with no libmicrohttpd state.  The decoder is strict: MHD's
+ * own unescaping is switched off (srv_unescape_none) because it silently
+ * keeps malformed escapes, and a key must decode one way or be refused.
+ */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Value of one hex digit, or -1. */
+static int hex_value(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+ssize_t srv_pct_decode(const char *src, size_t len, unsigned char *out,
+                       size_t cap)
+{
+    size_t i = 0, n = 0;
+    int too_long = 0;
+
+    while (i < len) {
+        unsigned char ch = (unsigned char)src[i];
+
+        if (ch == '%') {
+            int hi, lo;
+
+            if (len - i < 3)
+                return -1;
+            hi = hex_value((unsigned char)src[i + 1]);
+            lo = hex_value((unsigned char)src[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            ch = (unsigned char)(hi << 4 | lo);
+            i += 3;
+        } else {
+            i++;
+        }
+        /* Keep scanning past cap: an invalid escape later still wins, so
+         * the answer does not depend on where the key got too long. */
+        if (n < cap)
+            out[n] = ch;
+        else
+            too_long = 1;
+        n++;
+    }
+    return too_long ? -2 : (ssize_t)n;
+}
+
+/* RFC 3986 §2.3 unreserved, plus '/' which keys use as a separator. */
+static int keep_literal(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+           ch == '~' || ch == '/';
+}
+
+char *srv_pct_encode(const void *src, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = src;
+    char *out = malloc(len * 3 + 1);
+    size_t i, n = 0;
+
+    if (out == NULL)
+        return NULL;
+    for (i = 0; i < len; i++) {
+        if (keep_literal(p[i])) {
+            out[n++] = (char)p[i];
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[p[i] >> 4];
+            out[n++] = hex[p[i] & 15];
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Length of the UTF-8 sequence starting at p[0..avail), or 0 if it is not
+ * well-formed (RFC 3629 §4 table). */
+static size_t utf8_seq_len(const unsigned char *p, size_t avail)
+{
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t n, i;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xC2 && p[0] <= 0xDF)
+        n = 2;
+    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+        n = 3;
+    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+        n = 4;
+    else
+        return 0;
+    if (avail < n)
+        return 0;
+    /* The second byte's range excludes overlongs, surrogates and code
+     * points above U+10FFFF. */
+    if (p[0] == 0xE0)
+        lo = 0xA0;
+    else if (p[0] == 0xED)
+        hi = 0x9F;
+    else if (p[0] == 0xF0)
+        lo = 0x90;
+    else if (p[0] == 0xF4)
+        hi = 0x8F;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return n;
+}
+
+int srv_utf8_valid(const void *src, size_t len)
+{
+    const unsigned char *p = src;
+    size_t i = 0;
+
+    while (i < len) {
+        size_t n = utf8_seq_len(p + i, len - i);
+
+        if (n == 0)
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
+uint64_t srv_now_ns(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,255 @@
+/*
+ * respond.c -- turning results into libmicrohttpd responses.
+ *
+ * Every error is application/problem+json (RFC 9457) built with jansson.
+ * The HTTP status of a library outcome always comes from
+ * etagkv_status_http(); nothing here chooses between 304, 412 and 200.
+ */
+#include "server.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int srv_add_header(struct MHD_Response *resp, const char *name,
+                   const char *value)
+{
+    return MHD_add_response_header(resp, name, value) == MHD_YES ? 0 : -1;
+}
+
+static int add_u64_header(struct MHD_Response *resp, const char *name,
+                          uint64_t v)
+{
+    char buf[24];
+
+    snprintf(buf, sizeof buf, "%" PRIu64, v);
+    return srv_add_header(resp, name, buf);
+}
+
+int srv_add_validators(struct MHD_Response *resp, const etagkv_meta *m)
+{
+    char date[ETAGKV_HTTPDATE_SIZE];
+
+    if (srv_add_header(resp, MHD_HTTP_HEADER_ETAG, m->etag) != 0)
+        return -1;
+    /* A date outside years 1..9999 cannot be written as an HTTP-date;
+     * then the response simply has no Last-Modified. */
+    if (etagkv_httpdate_format(ETAGKV_META_LAST_MODIFIED(m), date) == 0 &&
+        srv_add_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date) != 0)
+        return -1;
+    return 0;
+}
+
+int srv_add_meta_headers(struct MHD_Response *resp, const etagkv_meta *m)
+{
+    if (srv_add_validators(resp, m) != 0)
+        return -1;
+    if (add_u64_header(resp, "ETagKV-Revision", m->mod_revision) != 0 ||
+        add_u64_header(resp, "ETagKV-Create-Revision", m->create_revision) !=
+            0 ||
+        add_u64_header(resp, "ETagKV-Version", m->version) != 0)
+        return -1;
+    return 0;
+}
+
+/* A response owning the malloc'd text (len bytes), with Content-Type ct.
+ * The text is freed on every path. */
+static struct MHD_Response *owned_text_response(char *text, size_t len,
+                                                const char *ct)
+{
+    struct MHD_Response *resp;
+
+    resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
+    if (resp == NULL) {
+        free(text);
+        return NULL;
+    }
+    if (srv_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ct) != 0) {
+        MHD_destroy_response(resp);
+        return NULL;
+    }
+    return resp;
+}
+
+/* Serialise j (consumed) into a response of media type ct. */
+static struct MHD_Response *json_response_as(json_t *j, const char *ct)
+{
+    char *text;
+
+    if (j == NULL)
+        return NULL;
+    text = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    if (text == NULL)
+        return NULL;
+    return owned_text_response(text, strlen(text), ct);
+}
+
+struct MHD_Response *srv_json_response(json_t *j)
+{
+    return json_response_as(j, "application/json");
+}
+
+struct MHD_Response *srv_text_response(const char *ct, const char *text)
+{
+    size_t len = strlen(text);
+    char *copy = malloc(len + 1);
+
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, text, len + 1);
+    return owned_text_response(copy, len, ct);
+}
+
+struct MHD_Response *srv_empty_response(void)
+{
+    return MHD_create_response_from_buffer(0, (void *)"",
+                                           MHD_RESPMEM_PERSISTENT);
+}
+
+/* Content reader of srv_headers_only_response: MHD never asks for content
+ * of a HEAD or 304 response; if it ever did, failing is the honest answer. */
+static ssize_t no_content(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+struct MHD_Response *srv_headers_only_response(uint64_t len)
+{
+    return MHD_create_response_from_callback(len, 4096, no_content, NULL, NULL);
+}
+
+struct MHD_Response *srv_problem(unsigned http, const char *type_slug,
+                                 const char *detail, json_t *ext)
+{
+    const char *title = MHD_get_reason_phrase_for(http);
+    char type[96];
+    json_t *j = json_object();
+    int bad;
+
+    if (j == NULL) {
+        json_decref(ext);
+        return NULL;
+    }
+    snprintf(type, sizeof type, "urn:etagkv:problem:%s", type_slug);
+    bad = json_object_set_new(j, "type", json_string(type)) ||
+          json_object_set_new(j, "title", json_string(title)) ||
+          json_object_set_new(j, "status", json_integer(http)) ||
+          json_object_set_new(j, "detail", json_string(detail));
+    if (ext != NULL) {
+        bad = bad || json_object_update(j, ext);
+        json_decref(ext);
+    }
+    if (bad) {
+        json_decref(j);
+        return NULL;
+    }
+    return json_response_as(j, "application/problem+json");
+}
+
+/* "PRECONDITION_FAILED" -> "precondition-failed". */
+static void status_slug(etagkv_status st, char *out, size_t cap)
+{
+    const char *name = etagkv_status_name(st);
+    size_t i;
+
+    for (i = 0; name[i] != '\0' && i + 1 < cap; i++)
+        out[i] = name[i] == '_' ? '-' : (char)tolower((unsigned char)name[i]);
+    out[i] = '\0';
+}
+
+/* A problem for a library status; ext as in srv_problem().  "code" names
+ * the library status so that clients can tell the 400s apart. */
+static struct MHD_Response *status_problem_ext(etagkv_status st,
+                                               const char *detail, json_t *ext)
+{
+    char slug[64];
+
+    if (ext == NULL)
+        ext = json_object();
+    if (ext == NULL)
+        return NULL;
+    if (json_object_set_new(ext, "code", json_string(etagkv_status_name(st))) !=
+        0) {
+        json_decref(ext);
+        return NULL;
+    }
+    status_slug(st, slug, sizeof slug);
+    return srv_problem((unsigned)etagkv_status_http(st), slug,
+                       detail != NULL ? detail : etagkv_strerror(st), ext);
+}
+
+struct MHD_Response *srv_status_problem(etagkv_status st, const char *detail)
+{
+    return status_problem_ext(st, detail, NULL);
+}
+
+int srv_json_set_key(json_t *obj, const void *key, size_t key_len)
+{
+    char *pct = srv_pct_encode(key, key_len);
+    json_t *name;
+
+    if (pct == NULL)
+        return -1;
+    name =
+        srv_utf8_valid(key, key_len) ? json_stringn(key, key_len) : json_null();
+    if (json_object_set_new(obj, "key", name) != 0 ||
+        json_object_set_new(obj, "key_pct", json_string(pct)) != 0) {
+        free(pct);
+        return -1;
+    }
+    free(pct);
+    return 0;
+}
+
+/* The current state members of a 412/409 body; -1 on allocation failure.
+ * Every member is set even after a failure, because json_object_set_new()
+ * takes ownership of its value either way. */
+static int set_state_members(json_t *j, const etagkv_meta *m)
+{
+    char date[ETAGKV_HTTPDATE_SIZE];
+    int exists = m != NULL && m->exists;
+    int dated = exists &&
+                etagkv_httpdate_format(ETAGKV_META_LAST_MODIFIED(m), date) == 0;
+    int bad = 0;
+
+    bad |= json_object_set_new(j, "exists", json_boolean(exists));
+    bad |= json_object_set_new(j, "etag",
+                               exists ? json_string(m->etag) : json_null());
+    bad |= json_object_set_new(j, "last_modified",
+                               dated ? json_string(date) : json_null());
+    bad |= json_object_set_new(
+        j, "mod_revision",
+        exists ? json_integer((json_int_t)m->mod_revision) : json_null());
+    return bad ? -1 : 0;
+}
+
+struct MHD_Response *srv_state_problem(etagkv_status st, const void *key,
+                                       size_t key_len, const etagkv_meta *m)
+{
+    static const char detail_412[] =
+        "A precondition was false; nothing was changed.  The current state "
+        "of the key is included: rebase on its etag and retry.";
+    json_t *ext = json_object();
+    struct MHD_Response *resp;
+
+    if (ext == NULL || srv_json_set_key(ext, key, key_len) != 0 ||
+        set_state_members(ext, m) != 0) {
+        json_decref(ext);
+        return NULL;
+    }
+    resp = status_problem_ext(
+        st, st == ETAGKV_PRECONDITION_FAILED ? detail_412 : NULL, ext);
+    if (resp != NULL && m != NULL && m->exists &&
+        srv_add_header(resp, MHD_HTTP_HEADER_ETAG, m->etag) != 0) {
+        MHD_destroy_response(resp);
+        return NULL;
+    }
+    return resp;
+}

@@ -1,0 +1,189 @@
+/*
+ * server.h -- declarations shared between the files of server/.  Not API.
+ *
+ * etagkv-server is thin (DESIGN §5): main.c reads options and handles
+ * signals, http.c is the libmicrohttpd access handler (route, collect the
+ * raw precondition headers, refuse early, gather the body), kv.c makes the
+ * one library call per request, respond.c turns results into responses,
+ * metrics.c counts, pct.c percent-decodes.  No file here parses an ETag or
+ * a date, or decides 304 or 412: the library does.
+ */
+#ifndef ETAGKV_SERVER_H
+#define ETAGKV_SERVER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "etagkv.h"
+
+/* ---- shared state -------------------------------------------------------- */
+
+/* Everything the request threads share.  Set up by main.c before the daemon
+ * starts and read-only afterwards, except the atomics. */
+struct srv {
+    etagkv_store *store;
+    uint64_t max_value_bytes;
+    int require_conditions;
+    char *token; /* bearer token, NULL when none is configured */
+    size_t token_len;
+    atomic_int draining;  /* shutting down: ask clients to close */
+    atomic_long inflight; /* requests between first call and completion */
+};
+
+/* The request methods the server tells apart; the rest is SRV_OTHER. */
+enum srv_method { SRV_GET, SRV_HEAD, SRV_PUT, SRV_DELETE, SRV_OTHER };
+
+/* What a path names. */
+enum srv_route {
+    SRV_ROUTE_NONE,    /* unknown path: 404 */
+    SRV_ROUTE_KV,      /* /kv/{key} */
+    SRV_ROUTE_LIST,    /* /kv or /kv/ */
+    SRV_ROUTE_HEALTHZ, /* /healthz */
+    SRV_ROUTE_METRICS  /* /metrics */
+};
+
+/* One request, from its first access-handler call to its completion
+ * callback (http.c owns it). */
+struct srv_req {
+    uint64_t start_ns;
+    enum srv_method method;
+    enum srv_route route;
+    unsigned char key[ETAGKV_KEY_MAX];
+    size_t key_len;
+    etagkv_cond *cond; /* the four precondition headers, raw */
+    char *body;        /* PUT body so far (malloc'd) */
+    size_t body_len, body_cap;
+    uint64_t discarded_bytes;     /* body bytes dropped after a refusal */
+    struct MHD_Response *pending; /* refusal decided early, not yet sent */
+    unsigned pending_status;
+    unsigned status; /* HTTP status queued, 0 while none */
+};
+
+/* ---- http.c -------------------------------------------------------------- */
+
+/* The MHD access handler and completion callback; cls is the struct srv. */
+enum MHD_Result srv_access(void *cls, struct MHD_Connection *c, const char *url,
+                           const char *method, const char *version,
+                           const char *upload_data, size_t *upload_data_size,
+                           void **con_cls);
+void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                   enum MHD_RequestTerminationCode toe);
+
+/* MHD's accept policy: refuse new connections once draining (the
+ * shutdown's "stop accepting"; see drain_and_stop in main.c). */
+enum MHD_Result srv_accept_policy(void *cls, const struct sockaddr *addr,
+                                  socklen_t addrlen);
+
+/* MHD_OPTION_UNESCAPE_CALLBACK that leaves the URL as received, so that the
+ * key is decoded once, strictly, by pct.c. */
+size_t srv_unescape_none(void *cls, struct MHD_Connection *c, char *s);
+
+/* Queue resp (NULL: allocation failed, close the connection) with status,
+ * remember the status for the metrics, and release resp.  Returns what
+ * MHD_queue_response returned, or MHD_NO when resp is NULL. */
+enum MHD_Result srv_queue(struct srv *s, struct MHD_Connection *c,
+                          struct srv_req *r, unsigned status,
+                          struct MHD_Response *resp);
+
+/* ---- kv.c ---------------------------------------------------------------- */
+
+/* The one library call of a /kv/{key} request, and its response. */
+enum MHD_Result srv_kv(struct srv *s, struct MHD_Connection *c,
+                       struct srv_req *r);
+
+/* GET /kv/?prefix=&after=&limit=: one JSON page of keys. */
+enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
+                         struct srv_req *r);
+
+/* ---- respond.c ----------------------------------------------------------- */
+
+/* An application/problem+json response (RFC 9457) with type, title (the
+ * reason phrase of http), status and detail.  ext (may be NULL) holds extra
+ * members; it is consumed in every case.  Returns NULL on allocation
+ * failure. */
+struct MHD_Response *srv_problem(unsigned http, const char *type_slug,
+                                 const char *detail, json_t *ext);
+
+/* A problem response for a library status, with its HTTP status from
+ * etagkv_status_http() and the type named after the status. */
+struct MHD_Response *srv_status_problem(etagkv_status st, const char *detail);
+
+/* The 412/409 response (DESIGN §3): problem body extended with key, exists,
+ * etag, last_modified and mod_revision of the current record, and the ETag
+ * header when the key exists. */
+struct MHD_Response *srv_state_problem(etagkv_status st, const void *key,
+                                       size_t key_len, const etagkv_meta *m);
+
+/* The key as JSON members: "key" (string, or null when the key is not
+ * valid UTF-8) and "key_pct" (percent-encoded, always).  Returns 0, or -1
+ * on allocation failure (obj may then hold some of them). */
+int srv_json_set_key(json_t *obj, const void *key, size_t key_len);
+
+/* A 200 application/json response of j (consumed).  NULL on failure. */
+struct MHD_Response *srv_json_response(json_t *j);
+
+/* A response of the NUL-terminated text with Content-Type ct.  The text is
+ * copied.  NULL on failure. */
+struct MHD_Response *srv_text_response(const char *ct, const char *text);
+
+/* A response with no content. */
+struct MHD_Response *srv_empty_response(void);
+
+/* A response whose Content-Length is len but whose content is never sent:
+ * for HEAD and 304, where RFC 9110 §8.6 wants the length of the 200
+ * representation.  NULL on failure. */
+struct MHD_Response *srv_headers_only_response(uint64_t len);
+
+/* Add the record's validators: ETag and Last-Modified.  Returns 0, or -1
+ * if a header could not be added. */
+int srv_add_validators(struct MHD_Response *resp, const etagkv_meta *m);
+
+/* Add the validators and the revision headers ETagKV-Revision,
+ * ETagKV-Create-Revision and ETagKV-Version.  Returns 0 or -1. */
+int srv_add_meta_headers(struct MHD_Response *resp, const etagkv_meta *m);
+
+/* Add one header; returns 0 or -1. */
+int srv_add_header(struct MHD_Response *resp, const char *name,
+                   const char *value);
+
+/* ---- metrics.c ----------------------------------------------------------- */
+
+/* Count one finished request: method, HTTP status (0 when the request
+ * ended without a response) and duration. */
+void srv_metrics_record(enum srv_method method, unsigned status,
+                        uint64_t duration_ns);
+
+/* The Prometheus text exposition of every counter and, from st (may be
+ * NULL), the store's figures.  malloc'd, NUL-terminated; NULL on failure. */
+char *srv_metrics_render(etagkv_store *st);
+
+/* ---- pct.c --------------------------------------------------------------- */
+
+/* Decode len bytes of percent-encoded src (RFC 3986 §2.1) into out, at most
+ * cap bytes.  Every '%' must be followed by two hex digits; other bytes are
+ * copied as they are ('+' stays '+').  Returns the decoded length, -1 for
+ * invalid encoding, or -2 when the result would exceed cap (out then holds
+ * the first cap bytes). */
+ssize_t srv_pct_decode(const char *src, size_t len, unsigned char *out,
+                       size_t cap);
+
+/* Percent-encode len bytes: unreserved characters (RFC 3986 §2.3) and '/'
+ * stay, everything else becomes %XX (uppercase).  The result is safe in a
+ * path and in a query value.  malloc'd and NUL-terminated; NULL on
+ * failure. */
+char *srv_pct_encode(const void *src, size_t len);
+
+/* 1 if the bytes are well-formed UTF-8 (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), else 0. */
+int srv_utf8_valid(const void *src, size_t len);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t srv_now_ns(void);
+
+#endif

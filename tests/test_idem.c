@@ -1,0 +1,451 @@
+/*
+ * test_idem.c -- exactly-once writes with an idempotency key (DESIGN §2,
+ * "Retries: already succeeded only when it is proven").
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static char *dir;
+static etagkv_store *st;
+static uint64_t fake_now;
+
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_now;
+}
+
+static void open_store(uint64_t max_keys)
+{
+    etagkv_options o;
+
+    etagkv_options_init(&o);
+    o.sync_mode = ETAGKV_NOSYNC;
+    o.clock = fake_clock;
+    o.idempotency_retention_s = 10;
+    if (max_keys > 0)
+        o.idempotency_max_keys = max_keys;
+    st = tu_open(dir, &o);
+}
+
+static void setup(void)
+{
+    fake_now = 1700000000ull * 1000000000ull;
+    dir = tu_mkdtemp();
+    open_store(0);
+}
+
+static void teardown(void)
+{
+    etagkv_store_close(st);
+    tu_rmdir_free(dir);
+}
+
+static uint64_t revision(void)
+{
+    etagkv_stats s;
+
+    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    return s.revision;
+}
+
+/* A keyed PUT of value under key "k" with optional If-Match. */
+static etagkv_status kput(const char *idem, const char *key, const char *value,
+                          const char *if_match, etagkv_result *res)
+{
+    etagkv_cond *c = NULL;
+    etagkv_request rq = {
+        .method = ETAGKV_METHOD_PUT,
+        .key = key,
+        .key_len = strlen(key),
+        .value = value,
+        .value_len = strlen(value),
+        .idempotency_key = idem,
+        .idempotency_key_len = idem ? strlen(idem) : 0,
+    };
+    etagkv_status s;
+
+    if (if_match != NULL) {
+        ck_assert_int_eq(etagkv_cond_parse(if_match, NULL, NULL, NULL, &c),
+                         ETAGKV_OK);
+        rq.cond = c;
+    }
+    s = etagkv_write(st, &rq, res);
+    etagkv_cond_free(c);
+    ck_assert_int_eq(res->status, s);
+    return s;
+}
+
+static etagkv_status kdel(const char *idem, const char *key,
+                          etagkv_result *res)
+{
+    etagkv_request rq = {
+        .method = ETAGKV_METHOD_DELETE,
+        .key = key,
+        .key_len = strlen(key),
+        .idempotency_key = idem,
+        .idempotency_key_len = strlen(idem),
+    };
+
+    return etagkv_write(st, &rq, res);
+}
+
+START_TEST(a_repeat_after_success_replays_the_outcome_and_writes_nothing)
+{
+    etagkv_result a, b;
+
+    ck_assert_int_eq(kput("id-1", "k", "v1", NULL, &a), ETAGKV_CREATED);
+    ck_assert_int_eq(a.replayed, 0);
+    ck_assert_int_eq(kput("id-1", "k", "v1", NULL, &b), ETAGKV_CREATED);
+    ck_assert_int_eq(b.replayed, 1);
+    ck_assert_mem_eq(&a.meta, &b.meta, sizeof(a.meta));
+    ck_assert_uint_eq(revision(), 1);
+}
+END_TEST
+
+START_TEST(a_repeat_after_another_writer_returns_the_recorded_outcome)
+{
+    etagkv_result a, b;
+    etagkv_meta now;
+
+    ck_assert_int_eq(kput("id-1", "k", "v1", NULL, &a), ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_put(st, "k", 1, "other", 5, NULL, NULL, &now),
+                     ETAGKV_OK);
+    ck_assert_int_eq(kput("id-1", "k", "v1", NULL, &b), ETAGKV_CREATED);
+    ck_assert_int_eq(b.replayed, 1);
+    ck_assert_str_eq(b.meta.etag, a.meta.etag); /* as recorded */
+    ck_assert_uint_eq(b.meta.mod_revision, 1);
+    /* The record is untouched by the replay. */
+    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &b.meta), ETAGKV_OK);
+    ck_assert_str_eq(b.meta.etag, now.etag);
+    ck_assert_uint_eq(revision(), 2);
+}
+END_TEST
+
+START_TEST(a_failed_precondition_is_an_outcome_and_is_replayed)
+{
+    etagkv_result a, b, c;
+
+    ck_assert_int_eq(kput(NULL, "k", "v1", NULL, &a), ETAGKV_CREATED);
+    ck_assert_int_eq(kput("id-412", "k", "v2", "\"stale\"", &b),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_str_eq(b.meta.etag, a.meta.etag); /* current, for rebasing */
+    ck_assert_uint_eq(revision(), 1);
+    /* The same request replays its 412 without being evaluated again. */
+    ck_assert_int_eq(kput("id-412", "k", "v2", "\"stale\"", &c),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_int_eq(c.replayed, 1);
+    ck_assert_str_eq(c.meta.etag, a.meta.etag);
+}
+END_TEST
+
+START_TEST(delete_and_not_found_are_replayed)
+{
+    etagkv_result a, b;
+
+    ck_assert_int_eq(kput(NULL, "k", "v", NULL, &a), ETAGKV_CREATED);
+    ck_assert_int_eq(kdel("del-1", "k", &a), ETAGKV_OK);
+    ck_assert_int_eq(a.meta.exists, 0);
+    ck_assert_uint_eq(a.meta.mod_revision, 2);
+    /* Re-created meanwhile: the repeated delete must not delete it. */
+    ck_assert_int_eq(kput(NULL, "k", "again", NULL, &b), ETAGKV_CREATED);
+    ck_assert_int_eq(kdel("del-1", "k", &b), ETAGKV_OK);
+    ck_assert_int_eq(b.replayed, 1);
+    ck_assert_uint_eq(b.meta.mod_revision, 2);
+    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &b.meta), ETAGKV_OK);
+    /* A 404 is recorded too. */
+    ck_assert_int_eq(kdel("del-2", "nope", &a), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(kput(NULL, "nope", "now it exists", NULL, &b),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(kdel("del-2", "nope", &a), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(a.replayed, 1);
+}
+END_TEST
+
+START_TEST(the_same_key_for_a_different_request_is_a_mismatch)
+{
+    etagkv_result r;
+    etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                         .key = "k",
+                         .key_len = 1,
+                         .value = "v1",
+                         .value_len = 2,
+                         .content_type = "text/plain",
+                         .idempotency_key = "id",
+                         .idempotency_key_len = 2};
+
+    ck_assert_int_eq(kput("id", "k", "v1", NULL, &r), ETAGKV_CREATED);
+    /* body, record key, conditions, content type, method */
+    ck_assert_int_eq(kput("id", "k", "v2", NULL, &r),
+                     ETAGKV_IDEMPOTENCY_MISMATCH);
+    ck_assert_int_eq(kput("id", "other", "v1", NULL, &r),
+                     ETAGKV_IDEMPOTENCY_MISMATCH);
+    ck_assert_int_eq(kput("id", "k", "v1", "*", &r),
+                     ETAGKV_IDEMPOTENCY_MISMATCH);
+    ck_assert_int_eq(etagkv_write(st, &rq, &r), ETAGKV_IDEMPOTENCY_MISMATCH);
+    ck_assert_int_eq(etagkv_status_http(r.status), 422);
+    ck_assert_int_eq(kdel("id", "k", &r), ETAGKV_IDEMPOTENCY_MISMATCH);
+    ck_assert_uint_eq(revision(), 1);
+    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &r.meta), ETAGKV_OK);
+    ck_assert_uint_eq(r.meta.version, 1);
+}
+END_TEST
+
+START_TEST(an_expired_key_executes_afresh)
+{
+    etagkv_result r;
+
+    ck_assert_int_eq(kput("id", "k", "v1", NULL, &r), ETAGKV_CREATED);
+    fake_now += 10ull * 1000000000ull; /* exactly the retention: live */
+    ck_assert_int_eq(kput("id", "k", "v1", NULL, &r), ETAGKV_CREATED);
+    ck_assert_int_eq(r.replayed, 1);
+    fake_now += 1; /* past it */
+    ck_assert_int_eq(kput("id", "k", "v1", NULL, &r), ETAGKV_OK);
+    ck_assert_int_eq(r.replayed, 0);
+    ck_assert_uint_eq(revision(), 2);
+    /* ... and a different request may now use the key. */
+    fake_now += 11ull * 1000000000ull;
+    ck_assert_int_eq(kput("id", "k", "v2", NULL, &r), ETAGKV_OK);
+}
+END_TEST
+
+START_TEST(recorded_outcomes_survive_a_restart)
+{
+    etagkv_result a, b;
+
+    ck_assert_int_eq(kput("id", "k", "v1", NULL, &a), ETAGKV_CREATED);
+    etagkv_store_close(st);
+    open_store(0);
+    ck_assert_int_eq(kput("id", "k", "v1", NULL, &b), ETAGKV_CREATED);
+    ck_assert_int_eq(b.replayed, 1);
+    ck_assert_mem_eq(&a.meta, &b.meta, sizeof(a.meta));
+}
+END_TEST
+
+START_TEST(a_full_table_refuses_new_keys_until_old_ones_expire)
+{
+    etagkv_result r;
+    char idem[16];
+
+    etagkv_store_close(st);
+    open_store(4);
+    for (int i = 0; i < 4; i++) {
+        snprintf(idem, sizeof(idem), "id-%d", i);
+        ck_assert_int_eq(kput(idem, idem, "v", NULL, &r), ETAGKV_CREATED);
+    }
+    ck_assert_int_eq(kput("id-new", "k", "v", NULL, &r),
+                     ETAGKV_IDEMPOTENCY_FULL);
+    ck_assert_int_eq(etagkv_status_http(r.status), 507);
+    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &r.meta), ETAGKV_NOT_FOUND);
+    /* Known keys still replay; writes without a key are unaffected. */
+    ck_assert_int_eq(kput("id-0", "id-0", "v", NULL, &r), ETAGKV_CREATED);
+    ck_assert_int_eq(r.replayed, 1);
+    ck_assert_int_eq(kput(NULL, "k2", "v", NULL, &r), ETAGKV_CREATED);
+    fake_now += 11ull * 1000000000ull;
+    ck_assert_int_eq(kput("id-new", "k", "v", NULL, &r), ETAGKV_CREATED);
+}
+END_TEST
+
+START_TEST(expired_keys_are_purged_by_later_writes)
+{
+    etagkv_result r;
+    etagkv_stats s;
+    char idem[16];
+    int live = 0;
+
+    for (int i = 0; i < 40; i++) {
+        snprintf(idem, sizeof(idem), "id-%02d", i);
+        ck_assert_int_eq(kput(idem, "k", idem, NULL, &r),
+                         i == 0 ? ETAGKV_CREATED : ETAGKV_OK);
+    }
+    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_uint_eq(s.idempotency_keys, 40);
+    fake_now += 11ull * 1000000000ull;
+    /* Ordinary writes purge a bounded number each (16): three empty it. */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(kput(NULL, "k", "x", NULL, &r), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_uint_eq(s.idempotency_keys, 0);
+    /* Every old key now executes afresh. */
+    for (int i = 0; i < 40; i++) {
+        snprintf(idem, sizeof(idem), "id-%02d", i);
+        ck_assert_int_eq(kput(idem, "k", idem, NULL, &r), ETAGKV_OK);
+        live += r.replayed;
+    }
+    ck_assert_int_eq(live, 0);
+}
+END_TEST
+
+START_TEST(an_overlong_or_malformed_idempotency_key_is_refused)
+{
+    char big[ETAGKV_IDEMPOTENCY_KEY_MAX + 2];
+    etagkv_result r;
+    etagkv_request rq = {.method = ETAGKV_METHOD_PUT, .key = "k", .key_len = 1};
+
+    memset(big, 'i', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ck_assert_int_eq(kput(big, "k", "v", NULL, &r), ETAGKV_INVALID_HEADER);
+    big[ETAGKV_IDEMPOTENCY_KEY_MAX] = '\0';
+    ck_assert_int_eq(kput(big, "k", "v", NULL, &r), ETAGKV_CREATED);
+    rq.idempotency_key_len = 3; /* NULL key with a length */
+    ck_assert_int_eq(etagkv_write(st, &rq, &r), ETAGKV_INVALID_ARGUMENT);
+    rq.idempotency_key_len = 0;
+    rq.method = (etagkv_method)ETAGKV_METHOD_GET;
+    ck_assert_int_eq(etagkv_write(st, &rq, &r), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_write(NULL, &rq, NULL), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_uint_eq(revision(), 1);
+}
+END_TEST
+
+/* ---- concurrency ------------------------------------------------------------- */
+
+#define DUPS 16
+
+struct dup {
+    pthread_t tid;
+    etagkv_result r;
+};
+
+static pthread_barrier_t barrier;
+
+static void *send_duplicate(void *arg)
+{
+    struct dup *d = arg;
+    etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                         .key = "k",
+                         .key_len = 1,
+                         .value = "once",
+                         .value_len = 4,
+                         .idempotency_key = "the-one",
+                         .idempotency_key_len = 7};
+
+    pthread_barrier_wait(&barrier);
+    (void)etagkv_write(st, &rq, &d->r);
+    return NULL;
+}
+
+START_TEST(concurrent_duplicates_execute_exactly_once)
+{
+    struct dup d[DUPS];
+    int replays = 0;
+
+    ck_assert_int_eq(pthread_barrier_init(&barrier, NULL, DUPS), 0);
+    for (int i = 0; i < DUPS; i++)
+        ck_assert_int_eq(pthread_create(&d[i].tid, NULL, send_duplicate,
+                                        &d[i]),
+                         0);
+    for (int i = 0; i < DUPS; i++)
+        ck_assert_int_eq(pthread_join(d[i].tid, NULL), 0);
+    pthread_barrier_destroy(&barrier);
+    for (int i = 0; i < DUPS; i++) {
+        ck_assert_int_eq(d[i].r.status, ETAGKV_CREATED);
+        ck_assert_str_eq(d[i].r.meta.etag, d[0].r.meta.etag);
+        ck_assert_uint_eq(d[i].r.meta.mod_revision, 1);
+        replays += d[i].r.replayed;
+    }
+    ck_assert_int_eq(replays, DUPS - 1);
+    ck_assert_uint_eq(revision(), 1);
+}
+END_TEST
+
+/* Every increment is sent twice with the same key, as a client would after
+ * a lost response: the counter must still end exact. */
+static void *double_sender(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+
+    for (int i = 0; i < 25; i++) {
+        char idem[48], val[32];
+        etagkv_result r;
+
+        for (int attempt = 0;; attempt++) {
+            etagkv_meta m;
+            void *v;
+            size_t n;
+            long x;
+            etagkv_cond *c;
+            etagkv_request rq;
+
+            /* A rebased attempt is a new request, so it gets a new key. */
+            snprintf(idem, sizeof(idem), "inc-%d-%d-%d", id, i, attempt);
+            rq = (etagkv_request){.method = ETAGKV_METHOD_PUT,
+                                 .key = "n",
+                                 .key_len = 1,
+                                 .idempotency_key = idem,
+                                 .idempotency_key_len = strlen(idem)};
+
+            ck_assert_int_eq(etagkv_get(st, "n", 1, NULL, &v, &n, &m),
+                             ETAGKV_OK);
+            snprintf(val, sizeof(val), "%.*s", (int)n, (char *)v);
+            free(v);
+            x = strtol(val, NULL, 10);
+            snprintf(val, sizeof(val), "%ld", x + 1);
+            ck_assert_int_eq(etagkv_cond_parse(m.etag, NULL, NULL, NULL, &c),
+                             ETAGKV_OK);
+            rq.value = val;
+            rq.value_len = strlen(val);
+            rq.cond = c;
+            (void)etagkv_write(st, &rq, &r);      /* response "lost" */
+            (void)etagkv_write(st, &rq, &r);      /* the retry */
+            etagkv_cond_free(c);
+            if (r.status == ETAGKV_OK)
+                break;
+            ck_assert_int_eq(r.status, ETAGKV_PRECONDITION_FAILED);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(a_counter_with_every_write_sent_twice_ends_exact)
+{
+    pthread_t t[8];
+    void *v;
+    size_t n;
+
+    ck_assert_int_eq(etagkv_put(st, "n", 1, "0", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, double_sender,
+                                        (void *)(intptr_t)i),
+                         0);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    ck_assert_int_eq(etagkv_get(st, "n", 1, NULL, &v, &n, NULL), ETAGKV_OK);
+    ck_assert_int_eq((int)n, 3);
+    ck_assert_mem_eq(v, "200", 3);
+    free(v);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("idempotency");
+    TCase *tc = tcase_create("idem");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc,
+                   a_repeat_after_success_replays_the_outcome_and_writes_nothing);
+    tcase_add_test(tc, a_repeat_after_another_writer_returns_the_recorded_outcome);
+    tcase_add_test(tc, a_failed_precondition_is_an_outcome_and_is_replayed);
+    tcase_add_test(tc, delete_and_not_found_are_replayed);
+    tcase_add_test(tc, the_same_key_for_a_different_request_is_a_mismatch);
+    tcase_add_test(tc, an_expired_key_executes_afresh);
+    tcase_add_test(tc, recorded_outcomes_survive_a_restart);
+    tcase_add_test(tc, a_full_table_refuses_new_keys_until_old_ones_expire);
+    tcase_add_test(tc, expired_keys_are_purged_by_later_writes);
+    tcase_add_test(tc, an_overlong_or_malformed_idempotency_key_is_refused);
+    tcase_add_test(tc, concurrent_duplicates_execute_exactly_once);
+    tcase_add_test(tc, a_counter_with_every_write_sent_twice_ends_exact);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
+}

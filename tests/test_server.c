@@ -1,0 +1,1784 @@
+/*
+ * test_server.c -- etagkv-server over real HTTP.
+ *
+ * Each test starts the real binary (ETAGKV_SERVER_BIN) with a fresh data
+ * directory on a free loopback port (--listen 127.0.0.1:0; the port is read
+ * from its first line of output), talks to it with libcurl, and stops it
+ * with SIGTERM, asserting exit status 0.  The rules themselves are proven
+ * exhaustively by test_cond and test_store; here each DESIGN §2 rule and
+ * each reachable DESIGN §3 outcome is shown once over the wire, with its
+ * headers and problem body.
+ *
+ * Not reachable over HTTP yet, so not tested here: 409 (no multi-key
+ * transactions, no Idempotency-Key), 422 (no Idempotency-Key) and 507 (the
+ * server has no option for the map ceiling).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "testutil.h"
+
+#ifndef ETAGKV_SERVER_BIN
+#error "ETAGKV_SERVER_BIN must name the etagkv-server binary"
+#endif
+
+/* The value limit of the default fixture, small so 413 is cheap. */
+#define LIMIT 4096
+
+/* ---- the server process -------------------------------------------------- */
+
+struct server {
+    pid_t pid;
+    int port;
+    char *dir; /* the temporary directory (data in dir/data) */
+    char data[512];
+};
+
+/* The fixture's server and client handle. */
+static struct server srv;
+static CURL *ua;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Read the "listening on http://127.0.0.1:PORT" line from fd. */
+static int read_port(int fd)
+{
+    char line[256];
+    size_t n = 0;
+    const char *colon;
+    struct pollfd p = {fd, POLLIN, 0};
+
+    while (n < sizeof line - 1) {
+        ssize_t got;
+
+        ck_assert_msg(poll(&p, 1, 10000) == 1, "server printed nothing");
+        got = read(fd, line + n, 1);
+        ck_assert_msg(got == 1, "server exited before listening");
+        if (line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = '\0';
+    ck_assert_msg(strstr(line, "listening on http://127.0.0.1:") != NULL,
+                  "unexpected first line: %s", line);
+    colon = strrchr(line, ':');
+    return atoi(colon + 1);
+}
+
+static void perform_head_healthz(int port, long *code);
+
+/* Wait until /healthz answers 200 (HEAD, so that the metrics' GET counts
+ * stay the tests' own). */
+static void wait_healthy(int port)
+{
+    double deadline = now_s() + 10;
+    long code = 0;
+
+    while (now_s() < deadline) {
+        perform_head_healthz(port, &code);
+        if (code == 200)
+            return;
+        usleep(20000);
+    }
+    ck_abort_msg("the server never became healthy");
+}
+
+/* Start etagkv-server on s->data with extra options (NULL-terminated). */
+static void start_on(struct server *s, const char *const *extra)
+{
+    const char *argv[32];
+    int pipefd[2], n = 0;
+
+    argv[n++] = ETAGKV_SERVER_BIN;
+    argv[n++] = "--data";
+    argv[n++] = s->data;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--threads";
+    argv[n++] = "4";
+    while (extra != NULL && *extra != NULL && n < 31)
+        argv[n++] = *extra++;
+    argv[n] = NULL;
+    ck_assert_int_eq(pipe(pipefd), 0);
+    s->pid = fork();
+    ck_assert_int_ge(s->pid, 0);
+    if (s->pid == 0) {
+        /* If the test process dies on a failed assertion, so does the
+         * server, instead of lingering. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        dup2(pipefd[1], STDOUT_FILENO);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    s->port = read_port(pipefd[0]);
+    close(pipefd[0]);
+    wait_healthy(s->port);
+}
+
+/* Stop with SIGTERM; the server must exit with status 0. */
+static void stop_server(struct server *s)
+{
+    int status = 0;
+
+    if (s->pid <= 0)
+        return;
+    ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
+    ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
+    s->pid = 0;
+    ck_assert_msg(WIFEXITED(status), "server did not exit normally (signal %d)",
+                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+
+static void start_server(struct server *s, const char *const *extra)
+{
+    memset(s, 0, sizeof *s);
+    s->dir = tu_mkdtemp();
+    snprintf(s->data, sizeof s->data, "%s/data", s->dir);
+    start_on(s, extra);
+}
+
+static void setup(void)
+{
+    static const char *const opts[] = {"--max-value-bytes", "4096", "--nosync",
+                                       NULL};
+
+    start_server(&srv, opts);
+    ua = curl_easy_init();
+    ck_assert_ptr_nonnull(ua);
+}
+
+static void teardown(void)
+{
+    curl_easy_cleanup(ua);
+    ua = NULL;
+    stop_server(&srv);
+    tu_rmdir_free(srv.dir);
+    srv.dir = NULL;
+}
+
+/* ---- HTTP with libcurl --------------------------------------------------- */
+
+#define MAX_HEADERS 64
+
+struct resp {
+    long code;
+    char *body;
+    size_t len;
+    int nh;
+    char *name[MAX_HEADERS];
+    char *value[MAX_HEADERS];
+    CURLcode err;
+    long connects; /* new connections this transfer opened (0: reused) */
+};
+
+static void resp_free(struct resp *r)
+{
+    int i;
+
+    for (i = 0; i < r->nh; i++) {
+        free(r->name[i]);
+        free(r->value[i]);
+    }
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct resp *r = ud;
+    char *grown = realloc(r->body, r->len + size * n + 1);
+
+    if (grown == NULL)
+        return 0;
+    r->body = grown;
+    memcpy(r->body + r->len, p, size * n);
+    r->len += size * n;
+    r->body[r->len] = '\0';
+    return size * n;
+}
+
+/* Keep the header fields of the final response (a 100 Continue's are
+ * dropped when the next status line arrives). */
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct resp *r = ud;
+    size_t len = size * n, i;
+    char *colon;
+
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        int k;
+
+        for (k = 0; k < r->nh; k++) {
+            free(r->name[k]);
+            free(r->value[k]);
+        }
+        r->nh = 0;
+        return len;
+    }
+    colon = memchr(p, ':', len);
+    if (colon == NULL || r->nh == MAX_HEADERS)
+        return len;
+    i = (size_t)(colon - p);
+    r->name[r->nh] = strndup(p, i);
+    i++;
+    while (i < len && (p[i] == ' ' || p[i] == '\t'))
+        i++;
+    while (len > i && (p[len - 1] == '\r' || p[len - 1] == '\n'))
+        len--;
+    r->value[r->nh] = strndup(p + i, len - i);
+    r->nh++;
+    return size * n;
+}
+
+/* The value of header name in r, or NULL. */
+static const char *hdr(const struct resp *r, const char *name)
+{
+    int i;
+
+    for (i = 0; i < r->nh; i++)
+        if (strcasecmp(r->name[i], name) == 0)
+            return r->value[i];
+    return NULL;
+}
+
+struct upload {
+    const char *p;
+    size_t left;
+};
+
+static size_t on_read(char *buf, size_t size, size_t n, void *ud)
+{
+    struct upload *u = ud;
+    size_t k = size * n < u->left ? size * n : u->left;
+
+    memcpy(buf, u->p, k);
+    u->p += k;
+    u->left -= k;
+    return k;
+}
+
+/* Options for one request. */
+struct req {
+    const char *method;         /* GET, HEAD, PUT, DELETE, or anything */
+    const char *path;           /* raw, already percent-encoded */
+    const char *const *headers; /* NULL-terminated, may be NULL */
+    const char *body;           /* PUT body, or NULL for none */
+    size_t body_len;
+    int chunked; /* send the body with Transfer-Encoding: chunked */
+};
+
+/* Perform q on handle h against port; fills r (free with resp_free).
+ * A transport error is left in r->err for the caller to judge. */
+static void perform(CURL *h, int port, const struct req *q, struct resp *r)
+{
+    struct curl_slist *list = NULL;
+    const char *const *hp;
+    struct upload up = {q->body, q->body_len};
+    char url[2048];
+    int has_ct = 0;
+
+    memset(r, 0, sizeof *r);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, q->path);
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    for (hp = q->headers; hp != NULL && *hp != NULL; hp++) {
+        has_ct |= strncasecmp(*hp, "Content-Type:", 13) == 0;
+        list = curl_slist_append(list, *hp);
+    }
+    if (strcmp(q->method, "HEAD") == 0) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (q->chunked) {
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, &up);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+    } else if (q->body != NULL) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)q->body_len);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+        if (!has_ct) /* no curl default: the server then stores its own */
+            list = curl_slist_append(list, "Content-Type:");
+    } else if (strcmp(q->method, "GET") != 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+    r->err = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->code);
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &r->connects);
+    curl_slist_free_all(list);
+}
+
+static void perform_head_healthz(int port, long *code)
+{
+    struct req q = {"HEAD", "/healthz", NULL, NULL, 0, 0};
+    CURL *h = curl_easy_init();
+    struct resp r;
+
+    ck_assert_ptr_nonnull(h);
+    perform(h, port, &q, &r);
+    *code = r.err == CURLE_OK ? r.code : 0;
+    resp_free(&r);
+    curl_easy_cleanup(h);
+}
+
+/* A request with the fixture's handle and server; transport errors fail
+ * the test. */
+static void http(struct resp *r, const char *method, const char *path,
+                 const char *const *headers, const char *body)
+{
+    struct req q = {method, path, headers, body, body ? strlen(body) : 0, 0};
+
+    perform(ua, srv.port, &q, r);
+    ck_assert_msg(r->err == CURLE_OK, "%s %s: %s", method, path,
+                  curl_easy_strerror(r->err));
+}
+
+/* PUT body to path with optional headers; returns the status and copies
+ * the new ETag (if any) into etag. */
+static long put(const char *path, const char *body, const char *const *hdrs,
+                char etag[ETAGKV_ETAG_SIZE])
+{
+    struct resp r;
+    long code;
+
+    http(&r, "PUT", path, hdrs, body);
+    code = r.code;
+    if (etag != NULL) {
+        const char *e = hdr(&r, "ETag");
+
+        snprintf(etag, ETAGKV_ETAG_SIZE, "%s", e != NULL ? e : "");
+    }
+    resp_free(&r);
+    return code;
+}
+
+static long status_of(const char *method, const char *path,
+                      const char *const *hdrs)
+{
+    struct resp r;
+    long code;
+
+    http(&r, method, path, hdrs, NULL);
+    code = r.code;
+    resp_free(&r);
+    return code;
+}
+
+/* The body of r as JSON (NUL escapes allowed); fails the test otherwise. */
+static json_t *body_json(const struct resp *r)
+{
+    json_error_t err;
+    json_t *j = json_loadb(r->body != NULL ? r->body : "", r->len,
+                           JSON_ALLOW_NUL, &err);
+
+    ck_assert_msg(j != NULL, "not JSON (%s): %.*s", err.text, (int)r->len,
+                  r->body != NULL ? r->body : "");
+    return j;
+}
+
+/* Assert r is an RFC 9457 problem with the given status; returns the
+ * parsed body (json_decref it). */
+static json_t *assert_problem(const struct resp *r, long status)
+{
+    json_t *j;
+    const char *type;
+
+    ck_assert_int_eq(r->code, status);
+    ck_assert_ptr_nonnull(hdr(r, "Content-Type"));
+    ck_assert_str_eq(hdr(r, "Content-Type"), "application/problem+json");
+    j = body_json(r);
+    type = json_string_value(json_object_get(j, "type"));
+    ck_assert_ptr_nonnull(type);
+    ck_assert_int_eq(strncmp(type, "urn:etagkv:problem:", 19), 0);
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(j, "title")));
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "status")), status);
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(j, "detail")));
+    return j;
+}
+
+static const char *jstr(json_t *j, const char *member)
+{
+    const char *s = json_string_value(json_object_get(j, member));
+
+    ck_assert_msg(s != NULL, "member %s is not a string", member);
+    return s;
+}
+
+/* "If-Match: <etag>" style header lines in a caller buffer. */
+static const char *line(char *buf, size_t cap, const char *name,
+                        const char *value)
+{
+    snprintf(buf, cap, "%s: %s", name, value);
+    return buf;
+}
+
+/* The HTTP-date t in IMF-fixdate, RFC 850 or asctime form (RFC 9110
+ * §5.6.7), written with strftime in the C locale. */
+static void date_form(int64_t t, int form, char *out, size_t cap)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&tt, &tm);
+    if (form == 0)
+        strftime(out, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    else if (form == 1) { /* two-digit year, written by hand */
+        size_t n = strftime(out, cap, "%A, %d-%b-", &tm);
+
+        snprintf(out + n, cap - n, "%02d %02d:%02d:%02d GMT", tm.tm_year % 100,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec);
+    } else
+        strftime(out, cap, "%a %b %e %H:%M:%S %Y", &tm);
+}
+
+/* Last-Modified of r as seconds. */
+static int64_t last_modified(const struct resp *r)
+{
+    const char *lm = hdr(r, "Last-Modified");
+    int64_t t = 0;
+
+    ck_assert_ptr_nonnull(lm);
+    ck_assert_int_eq(etagkv_httpdate_parse(lm, strlen(lm), &t), 0);
+    return t;
+}
+
+/* ---- reads, writes and their headers (DESIGN §1, §5) --------------------- */
+
+START_TEST(get_after_put_returns_value_with_validators_and_revision_headers)
+{
+    static const char *const ct[] = {"Content-Type: text/plain", NULL};
+    char etag[ETAGKV_ETAG_SIZE], want[ETAGKV_ETAG_SIZE];
+    struct resp r;
+
+    ck_assert_int_eq(put("/kv/greeting", "hello", ct, etag), 201);
+    etagkv_etag_compute("hello", 5, want);
+    ck_assert_str_eq(etag, want); /* anyone can compute it (DESIGN §1) */
+    http(&r, "GET", "/kv/greeting", NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_uint_eq(r.len, 5);
+    ck_assert_int_eq(memcmp(r.body, "hello", 5), 0);
+    ck_assert_str_eq(hdr(&r, "ETag"), want);
+    ck_assert_str_eq(hdr(&r, "Content-Type"), "text/plain");
+    ck_assert_str_eq(hdr(&r, "Cache-Control"), "no-cache");
+    ck_assert_ptr_nonnull(hdr(&r, "Date"));
+    ck_assert_ptr_nonnull(hdr(&r, "Last-Modified"));
+    ck_assert_str_eq(hdr(&r, "ETagKV-Revision"), "1");
+    ck_assert_str_eq(hdr(&r, "ETagKV-Create-Revision"), "1");
+    ck_assert_str_eq(hdr(&r, "ETagKV-Version"), "1");
+    resp_free(&r);
+}
+END_TEST
+
+START_TEST(put_is_201_with_location_when_new_and_200_when_replacing)
+{
+    char e1[ETAGKV_ETAG_SIZE];
+    struct resp r;
+
+    http(&r, "PUT", "/kv/a%20b", NULL, "one");
+    ck_assert_int_eq(r.code, 201);
+    ck_assert_str_eq(hdr(&r, "Location"), "/kv/a%20b");
+    ck_assert_ptr_nonnull(hdr(&r, "Last-Modified"));
+    snprintf(e1, sizeof e1, "%s", hdr(&r, "ETag"));
+    resp_free(&r);
+    http(&r, "PUT", "/kv/a%20b", NULL, "two");
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_ptr_null(hdr(&r, "Location"));
+    ck_assert_str_ne(hdr(&r, "ETag"), e1);
+    ck_assert_str_eq(hdr(&r, "ETagKV-Version"), "2");
+    ck_assert_str_eq(hdr(&r, "ETagKV-Create-Revision"), "1");
+    ck_assert_str_eq(hdr(&r, "ETagKV-Revision"), "2");
+    resp_free(&r);
+}
+END_TEST
+
+START_TEST(content_type_is_stored_defaults_and_bad_one_is_400)
+{
+    static const char *const json_ct[] = {
+        "Content-Type: application/json; charset=utf-8", NULL};
+    char long_ct[400];
+    const char *bad[2] = {long_ct, NULL};
+    struct resp r;
+    json_t *j;
+
+    ck_assert_int_eq(put("/kv/j", "{}", json_ct, NULL), 201);
+    ck_assert_int_eq(put("/kv/d", "x", NULL, NULL), 201);
+    http(&r, "GET", "/kv/j", NULL, NULL);
+    ck_assert_str_eq(hdr(&r, "Content-Type"),
+                     "application/json; charset=utf-8");
+    resp_free(&r);
+    http(&r, "GET", "/kv/d", NULL, NULL);
+    ck_assert_str_eq(hdr(&r, "Content-Type"), "application/octet-stream");
+    resp_free(&r);
+    /* Longer than ETAGKV_CONTENT_TYPE_MAX: refused, nothing written. */
+    memset(long_ct, 'a', sizeof long_ct - 1);
+    long_ct[sizeof long_ct - 1] = '\0';
+    memcpy(long_ct, "Content-Type: x/", 16);
+    http(&r, "PUT", "/kv/ct", bad, "x");
+    j = assert_problem(&r, 400);
+    json_decref(j);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/kv/ct", NULL), 404);
+}
+END_TEST
+
+START_TEST(head_has_the_headers_and_content_length_but_no_body)
+{
+    struct resp r;
+
+    ck_assert_int_eq(put("/kv/h", "0123456789", NULL, NULL), 201);
+    http(&r, "HEAD", "/kv/h", NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_uint_eq(r.len, 0);
+    ck_assert_str_eq(hdr(&r, "Content-Length"), "10");
+    ck_assert_ptr_nonnull(hdr(&r, "ETag"));
+    ck_assert_ptr_nonnull(hdr(&r, "Last-Modified"));
+    ck_assert_str_eq(hdr(&r, "Cache-Control"), "no-cache");
+    ck_assert_str_eq(hdr(&r, "Content-Type"), "application/octet-stream");
+    resp_free(&r);
+    ck_assert_int_eq(status_of("HEAD", "/kv/nothing", NULL), 404);
+}
+END_TEST
+
+START_TEST(delete_is_204_then_get_and_delete_are_404)
+{
+    struct resp r;
+    json_t *j;
+
+    ck_assert_int_eq(put("/kv/gone", "x", NULL, NULL), 201);
+    http(&r, "DELETE", "/kv/gone", NULL, NULL);
+    ck_assert_int_eq(r.code, 204);
+    ck_assert_uint_eq(r.len, 0);
+    ck_assert_str_eq(hdr(&r, "ETagKV-Revision"), "2");
+    resp_free(&r);
+    http(&r, "GET", "/kv/gone", NULL, NULL);
+    j = assert_problem(&r, 404);
+    ck_assert_str_eq(jstr(j, "code"), "NOT_FOUND");
+    json_decref(j);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("DELETE", "/kv/gone", NULL), 404);
+}
+END_TEST
+
+START_TEST(empty_value_round_trips)
+{
+    char etag[ETAGKV_ETAG_SIZE], want[ETAGKV_ETAG_SIZE];
+    struct resp r;
+
+    ck_assert_int_eq(put("/kv/empty", "", NULL, etag), 201);
+    etagkv_etag_compute(NULL, 0, want);
+    ck_assert_str_eq(etag, want);
+    http(&r, "GET", "/kv/empty", NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_uint_eq(r.len, 0);
+    ck_assert_str_eq(hdr(&r, "Content-Length"), "0");
+    resp_free(&r);
+}
+END_TEST
+
+/* ---- keys: percent-decoding and round trips ------------------------------ */
+
+/* PUT under the encoded path, GET it back, and find the key in the listing
+ * with "key" (the raw bytes, or null when they are not UTF-8) and
+ * "key_pct". */
+static void round_trip(const char *path, const char *raw, size_t raw_len,
+                       const char *pct, int utf8)
+{
+    char list_path[1200];
+    struct resp r;
+    json_t *j, *e, *k;
+
+    ck_assert_int_eq(put(path, path, NULL, NULL), 201);
+    http(&r, "GET", path, NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_str_eq(r.body, path);
+    resp_free(&r);
+    snprintf(list_path, sizeof list_path, "/kv/?prefix=%s", pct);
+    http(&r, "GET", list_path, NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    j = body_json(&r);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "keys")), 1);
+    e = json_array_get(json_object_get(j, "keys"), 0);
+    ck_assert_str_eq(jstr(e, "key_pct"), pct);
+    k = json_object_get(e, "key");
+    if (utf8) {
+        ck_assert_uint_eq(json_string_length(k), raw_len);
+        ck_assert_int_eq(memcmp(json_string_value(k), raw, raw_len), 0);
+    } else {
+        ck_assert(json_is_null(k));
+    }
+    json_decref(j);
+    resp_free(&r);
+}
+
+START_TEST(keys_with_slash_space_nul_utf8_and_binary_bytes_round_trip)
+{
+    round_trip("/kv/dir/sub/leaf", "dir/sub/leaf", 12, "dir/sub/leaf", 1);
+    round_trip("/kv/with%20space", "with space", 10, "with%20space", 1);
+    round_trip("/kv/nul%00byte", "nul\0byte", 8, "nul%00byte", 1);
+    round_trip("/kv/%C3%BCn%C3%AF%E2%9C%93", "\xC3\xBCn\xC3\xAF\xE2\x9C\x93", 8,
+               "%C3%BCn%C3%AF%E2%9C%93", 1);
+    round_trip("/kv/bin%FF%FE", "bin\xFF\xFE", 5, "bin%FF%FE", 0);
+    /* Escapes are case-insensitive and %2F is the same key as '/'. */
+    ck_assert_int_eq(status_of("GET", "/kv/%c3%bcn%c3%af%e2%9c%93", NULL), 200);
+    ck_assert_int_eq(status_of("GET", "/kv/dir%2Fsub%2Fleaf", NULL), 200);
+}
+END_TEST
+
+START_TEST(key_of_511_bytes_is_accepted_and_512_bytes_is_414)
+{
+    char path[4 + 3 * 512 + 1];
+    struct resp r;
+    json_t *j;
+
+    memcpy(path, "/kv/", 4);
+    memset(path + 4, 'k', 511);
+    path[4 + 511] = '\0';
+    ck_assert_int_eq(put(path, "x", NULL, NULL), 201);
+    path[4 + 511] = 'k';
+    path[4 + 512] = '\0';
+    http(&r, "PUT", path, NULL, "x");
+    j = assert_problem(&r, 414);
+    ck_assert_str_eq(jstr(j, "code"), "KEY_TOO_LONG");
+    json_decref(j);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("GET", path, NULL), 414);
+    /* The limit is on decoded bytes: 511 escapes are fine. */
+    {
+        int i;
+
+        for (i = 0; i < 511; i++)
+            memcpy(path + 4 + 3 * i, "%41", 3);
+        path[4 + 3 * 511] = '\0';
+        ck_assert_int_eq(put(path, "y", NULL, NULL), 201);
+    }
+}
+END_TEST
+
+START_TEST(invalid_percent_encoding_and_empty_key_are_400)
+{
+    static const char *const bad[] = {"/kv/a%zz", "/kv/a%4", "/kv/%",
+                                      "/kv/%g0x"};
+    struct resp r;
+    json_t *j;
+    size_t i;
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        http(&r, "PUT", bad[i], NULL, "x");
+        j = assert_problem(&r, 400);
+        ck_assert_str_eq(jstr(j, "type"),
+                         "urn:etagkv:problem:invalid-percent-encoding");
+        json_decref(j);
+        resp_free(&r);
+    }
+    http(&r, "PUT", "/kv/", NULL, "x");
+    j = assert_problem(&r, 400);
+    ck_assert_str_eq(jstr(j, "code"), "INVALID_KEY");
+    json_decref(j);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("DELETE", "/kv/", NULL), 400);
+    ck_assert_int_eq(status_of("DELETE", "/kv", NULL), 400);
+    /* Nothing was written by any of them. */
+    http(&r, "GET", "/kv/", NULL, NULL);
+    ck_assert_str_eq(r.body, "{\n  \"keys\": [],\n  \"next\": null\n}");
+    resp_free(&r);
+}
+END_TEST
+
+/* ---- routes and methods -------------------------------------------------- */
+
+START_TEST(unknown_path_is_404_problem_and_healthz_is_200)
+{
+    struct resp r;
+    json_t *j;
+
+    http(&r, "GET", "/nope", NULL, NULL);
+    j = assert_problem(&r, 404);
+    ck_assert_str_eq(jstr(j, "type"), "urn:etagkv:problem:no-such-resource");
+    json_decref(j);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/", NULL), 404);
+    ck_assert_int_eq(status_of("GET", "/kvx", NULL), 404);
+    http(&r, "GET", "/healthz", NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_str_eq(r.body, "ok\n");
+    resp_free(&r);
+}
+END_TEST
+
+START_TEST(unknown_method_is_405_with_allow_and_writes_nothing)
+{
+    struct resp r;
+    json_t *j;
+
+    http(&r, "POST", "/kv/x", NULL, "body");
+    j = assert_problem(&r, 405);
+    ck_assert_str_eq(hdr(&r, "Allow"), "GET, HEAD, PUT, DELETE");
+    json_decref(j);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("PATCH", "/kv/x", NULL), 405);
+    ck_assert_int_eq(status_of("GET", "/kv/x", NULL), 404);
+    http(&r, "POST", "/healthz", NULL, NULL);
+    ck_assert_int_eq(r.code, 405);
+    ck_assert_str_eq(hdr(&r, "Allow"), "GET, HEAD");
+    resp_free(&r);
+    http(&r, "DELETE", "/metrics", NULL, NULL);
+    ck_assert_int_eq(r.code, 405);
+    ck_assert_str_eq(hdr(&r, "Allow"), "GET, HEAD");
+    resp_free(&r);
+    http(&r, "POST", "/kv/", NULL, "x");
+    ck_assert_int_eq(r.code, 405);
+    ck_assert_str_eq(hdr(&r, "Allow"), "GET, HEAD");
+    resp_free(&r);
+}
+END_TEST
+
+/* Responses are queued after the headers call, so even refusals keep a
+ * keep-alive connection when the request has no body; a refusal of a
+ * request with a body is sent before the body and closes it. */
+START_TEST(bodiless_requests_keep_the_connection_even_when_refused)
+{
+    static const char *const bad_tag[] = {"If-Match: junk", NULL};
+    static const char *const paths[] = {"/kv/missing", "/nope", "/kv/a%zz",
+                                        "/kv/?limit=0", "/healthz"};
+    struct resp r;
+    size_t i;
+
+    http(&r, "GET", "/healthz", NULL, NULL); /* opens the connection */
+    resp_free(&r);
+    for (i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        http(&r, "GET", paths[i], NULL, NULL);
+        ck_assert_msg(r.connects == 0, "%s opened a new connection", paths[i]);
+        resp_free(&r);
+    }
+    http(&r, "GET", "/kv/k", bad_tag, NULL);
+    ck_assert_int_eq(r.code, 400);
+    ck_assert_int_eq(r.connects, 0);
+    resp_free(&r);
+    http(&r, "PATCH", "/kv/k", NULL, NULL);
+    ck_assert_int_eq(r.code, 405);
+    ck_assert_int_eq(r.connects, 0);
+    resp_free(&r);
+    http(&r, "POST", "/kv/k", NULL, "body");
+    ck_assert_int_eq(r.code, 405);
+    ck_assert_str_eq(hdr(&r, "Connection"), "close");
+    resp_free(&r);
+}
+END_TEST
+
+/* ---- 413: the value limit ------------------------------------------------ */
+
+static char *filled(size_t n)
+{
+    char *p = malloc(n + 1);
+
+    ck_assert_ptr_nonnull(p);
+    memset(p, 'v', n);
+    p[n] = '\0';
+    return p;
+}
+
+START_TEST(body_over_limit_by_content_length_is_413_and_writes_nothing)
+{
+    static const char *const no_expect[] = {"Expect:", NULL};
+    static const char *const expect[] = {"Expect: 100-continue", NULL};
+    char *big = filled(LIMIT + 1);
+    struct resp r;
+    json_t *j;
+
+    /* Refused from Content-Length, before the body is read. */
+    http(&r, "PUT", "/kv/big", expect, big);
+    j = assert_problem(&r, 413);
+    ck_assert_str_eq(jstr(j, "code"), "VALUE_TOO_LARGE");
+    json_decref(j);
+    resp_free(&r);
+    http(&r, "PUT", "/kv/big", no_expect, big);
+    j = assert_problem(&r, 413);
+    json_decref(j);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/kv/big", NULL), 404);
+    /* Exactly the limit is fine. */
+    big[LIMIT] = '\0';
+    ck_assert_int_eq(put("/kv/big", big, NULL, NULL), 201);
+    free(big);
+}
+END_TEST
+
+START_TEST(chunked_body_growing_over_limit_is_413_and_writes_nothing)
+{
+    char *big = filled(3 * LIMIT);
+    struct req q = {"PUT", "/kv/chunky", NULL, big, 3 * LIMIT, 1};
+    struct resp r;
+    json_t *j;
+
+    perform(ua, srv.port, &q, &r);
+    ck_assert_int_eq(r.err, CURLE_OK);
+    j = assert_problem(&r, 413);
+    json_decref(j);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/kv/chunky", NULL), 404);
+    /* A chunked body within the limit is stored. */
+    q.body_len = LIMIT;
+    perform(ua, srv.port, &q, &r);
+    ck_assert_int_eq(r.err, CURLE_OK);
+    ck_assert_int_eq(r.code, 201);
+    resp_free(&r);
+    http(&r, "GET", "/kv/chunky", NULL, NULL);
+    ck_assert_uint_eq(r.len, LIMIT);
+    resp_free(&r);
+    free(big);
+}
+END_TEST
+
+/* ---- preconditions over HTTP (DESIGN §2) --------------------------------- */
+
+/* PUT the key "k" = "v1"; returns the response (free it) for its ETag and
+ * Last-Modified. */
+static void put_k(struct resp *r)
+{
+    http(r, "PUT", "/kv/k", NULL, "v1");
+    ck_assert_int_eq(r->code, 201);
+}
+
+START_TEST(get_if_none_match_current_is_304_with_etag_and_no_body)
+{
+    char h1[128], h2[128], h3[128];
+    const char *inm[2] = {h1, NULL}, *weak[2] = {h2, NULL},
+               *list[2] = {h3, NULL};
+    struct resp w, r;
+
+    put_k(&w);
+    line(h1, sizeof h1, "If-None-Match", hdr(&w, "ETag"));
+    http(&r, "GET", "/kv/k", inm, NULL);
+    ck_assert_int_eq(r.code, 304);
+    ck_assert_uint_eq(r.len, 0);
+    ck_assert_str_eq(hdr(&r, "ETag"), hdr(&w, "ETag"));
+    ck_assert_str_eq(hdr(&r, "Last-Modified"), hdr(&w, "Last-Modified"));
+    ck_assert_str_eq(hdr(&r, "Cache-Control"), "no-cache");
+    ck_assert_ptr_null(hdr(&r, "Content-Type"));
+    resp_free(&r);
+    /* If-None-Match compares weakly: W/ matches too (RFC 9110 §13.1.2). */
+    snprintf(h2, sizeof h2, "If-None-Match: W/%s", hdr(&w, "ETag"));
+    ck_assert_int_eq(status_of("GET", "/kv/k", weak), 304);
+    snprintf(h3, sizeof h3, "If-None-Match: \"other\", , %s", hdr(&w, "ETag"));
+    ck_assert_int_eq(status_of("GET", "/kv/k", list), 304);
+    snprintf(h3, sizeof h3, "If-None-Match: \"other\"");
+    ck_assert_int_eq(status_of("GET", "/kv/k", list), 200);
+    resp_free(&w);
+}
+END_TEST
+
+START_TEST(head_if_none_match_star_is_304_with_etag_and_no_body)
+{
+    static const char *const star[] = {"If-None-Match: *", NULL};
+    struct resp w, r;
+
+    put_k(&w);
+    http(&r, "HEAD", "/kv/k", star, NULL);
+    ck_assert_int_eq(r.code, 304);
+    ck_assert_uint_eq(r.len, 0);
+    ck_assert_str_eq(hdr(&r, "ETag"), hdr(&w, "ETag"));
+    ck_assert_str_eq(hdr(&r, "Cache-Control"), "no-cache");
+    resp_free(&r);
+    resp_free(&w);
+}
+END_TEST
+
+START_TEST(if_modified_since_equal_second_is_304_in_all_three_date_forms)
+{
+    char h[128], date[64];
+    const char *ims[2] = {h, NULL};
+    struct resp w;
+    int64_t lm;
+    int form;
+
+    put_k(&w);
+    lm = last_modified(&w);
+    for (form = 0; form < 3; form++) {
+        date_form(lm, form, date, sizeof date);
+        line(h, sizeof h, "If-Modified-Since", date);
+        ck_assert_msg(status_of("GET", "/kv/k", ims) == 304, "form %d: %s",
+                      form, date);
+        ck_assert_int_eq(status_of("HEAD", "/kv/k", ims), 304);
+    }
+    /* One second earlier: modified since, so 200. */
+    date_form(lm - 1, 0, date, sizeof date);
+    line(h, sizeof h, "If-Modified-Since", date);
+    ck_assert_int_eq(status_of("GET", "/kv/k", ims), 200);
+    resp_free(&w);
+}
+END_TEST
+
+START_TEST(invalid_dates_are_ignored_not_errors)
+{
+    static const char *const ims[] = {"If-Modified-Since: yesterday", NULL};
+    static const char *const ius[] = {
+        "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 XYZ", NULL};
+    struct resp w;
+
+    put_k(&w);
+    ck_assert_int_eq(status_of("GET", "/kv/k", ims), 200);
+    ck_assert_int_eq(put("/kv/k", "v2", ius, NULL), 200);
+    resp_free(&w);
+}
+END_TEST
+
+START_TEST(if_modified_since_is_ignored_when_if_none_match_is_present)
+{
+    char h[128];
+    const char *both[3] = {"If-None-Match: \"not-it\"", h, NULL};
+    struct resp w;
+
+    put_k(&w);
+    /* Alone, this If-Modified-Since would give 304 (RFC 9110 §13.2.2 step
+     * 4 only applies when If-None-Match is absent). */
+    line(h, sizeof h, "If-Modified-Since", hdr(&w, "Last-Modified"));
+    ck_assert_int_eq(status_of("GET", "/kv/k", both + 1), 304);
+    ck_assert_int_eq(status_of("GET", "/kv/k", both), 200);
+    resp_free(&w);
+}
+END_TEST
+
+/* Assert r is the 412 of DESIGN §3 for key "k" whose current ETag is etag
+ * (NULL: absent). */
+static void assert_412_state(const struct resp *r, const char *etag)
+{
+    json_t *j = assert_problem(r, 412);
+
+    ck_assert_str_eq(jstr(j, "code"), "PRECONDITION_FAILED");
+    ck_assert_str_eq(jstr(j, "key"), "k");
+    ck_assert_str_eq(jstr(j, "key_pct"), "k");
+    if (etag != NULL) {
+        ck_assert_str_eq(hdr(r, "ETag"), etag);
+        ck_assert(json_is_true(json_object_get(j, "exists")));
+        ck_assert_str_eq(jstr(j, "etag"), etag);
+        ck_assert_ptr_nonnull(
+            json_string_value(json_object_get(j, "last_modified")));
+        ck_assert(json_integer_value(json_object_get(j, "mod_revision")) > 0);
+    } else {
+        ck_assert_ptr_null(hdr(r, "ETag"));
+        ck_assert(json_is_false(json_object_get(j, "exists")));
+        ck_assert(json_is_null(json_object_get(j, "etag")));
+        ck_assert(json_is_null(json_object_get(j, "last_modified")));
+        ck_assert(json_is_null(json_object_get(j, "mod_revision")));
+    }
+    json_decref(j);
+}
+
+START_TEST(put_if_match_stale_etag_is_412_with_current_etag_and_problem_body)
+{
+    char h[128], etag[ETAGKV_ETAG_SIZE];
+    const char *im[2] = {h, NULL};
+    struct resp w, r;
+    json_t *j;
+
+    put_k(&w);
+    snprintf(etag, sizeof etag, "%s", hdr(&w, "ETag"));
+    line(h, sizeof h, "If-Match", etag);
+    ck_assert_int_eq(put("/kv/k", "v2", im, NULL), 200);
+    /* etag is stale now. */
+    http(&r, "PUT", "/kv/k", im, "v3");
+    etagkv_etag_compute("v2", 2, etag);
+    assert_412_state(&r, etag);
+    j = body_json(&r);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "mod_revision")), 2);
+    json_decref(j);
+    resp_free(&r);
+    http(&r, "GET", "/kv/k", NULL, NULL);
+    ck_assert_str_eq(r.body, "v2");
+    resp_free(&r);
+    resp_free(&w);
+}
+END_TEST
+
+START_TEST(if_match_compares_strongly_so_a_weak_tag_never_matches)
+{
+    char h[128];
+    const char *im[2] = {h, NULL};
+    struct resp w, r;
+
+    put_k(&w);
+    snprintf(h, sizeof h, "If-Match: W/%s", hdr(&w, "ETag"));
+    http(&r, "PUT", "/kv/k", im, "v2");
+    assert_412_state(&r, hdr(&w, "ETag"));
+    resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/kv/k", im), 412);
+    line(h, sizeof h, "If-Match", hdr(&w, "ETag"));
+    ck_assert_int_eq(status_of("GET", "/kv/k", im), 200);
+    ck_assert_int_eq(put("/kv/k", "v2", im, NULL), 200);
+    resp_free(&w);
+}
+END_TEST
+
+START_TEST(put_if_none_match_star_creates_only_once)
+{
+    static const char *const create_only[] = {"If-None-Match: *", NULL};
+    char etag[ETAGKV_ETAG_SIZE];
+    struct resp r;
+
+    ck_assert_int_eq(put("/kv/k", "first", create_only, etag), 201);
+    http(&r, "PUT", "/kv/k", create_only, "second");
+    assert_412_state(&r, etag);
+    resp_free(&r);
+    http(&r, "GET", "/kv/k", NULL, NULL);
+    ck_assert_str_eq(r.body, "first");
+    resp_free(&r);
+}
+END_TEST
+
+START_TEST(put_if_match_on_missing_key_is_412_and_creates_nothing)
+{
+    static const char *const tag[] = {
+        "If-Match: \"00000000000000000000000000000000\"", NULL};
+    static const char *const star[] = {"If-Match: *", NULL};
+    struct resp r;
+
+    http(&r, "PUT", "/kv/k", tag, "v");
+    assert_412_state(&r, NULL);
+    resp_free(&r);
+    http(&r, "PUT", "/kv/k", star, "v"); /* update-only */
+    assert_412_state(&r, NULL);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 404);
+    ck_assert_int_eq(put("/kv/k", "v", NULL, NULL), 201);
+    ck_assert_int_eq(put("/kv/k", "w", star, NULL), 200);
+}
+END_TEST
+
+START_TEST(get_head_and_delete_of_missing_key_are_404_whatever_the_conditions)
+{
+    /* RFC 9110 §13.2.1: the unconditional request would not be 2xx. */
+    static const char *const im[] = {"If-Match: *", NULL};
+    static const char *const inm[] = {"If-None-Match: *", NULL};
+    static const char *const ius[] = {
+        "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 GMT", NULL};
+    struct resp r;
+    json_t *j;
+
+    http(&r, "GET", "/kv/none", im, NULL);
+    j = assert_problem(&r, 404);
+    json_decref(j);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("HEAD", "/kv/none", im), 404);
+    ck_assert_int_eq(status_of("GET", "/kv/none", inm), 404);
+    ck_assert_int_eq(status_of("DELETE", "/kv/none", im), 404);
+    ck_assert_int_eq(status_of("DELETE", "/kv/none", ius), 404);
+}
+END_TEST
+
+START_TEST(if_unmodified_since_is_ignored_when_if_match_is_present)
+{
+    char h1[128], h2[128], date[64];
+    const char *both[3] = {h1, h2, NULL};
+    struct resp w;
+
+    put_k(&w);
+    /* Alone, an If-Unmodified-Since before Last-Modified is 412. */
+    date_form(last_modified(&w) - 1, 0, date, sizeof date);
+    line(h2, sizeof h2, "If-Unmodified-Since", date);
+    ck_assert_int_eq(put("/kv/k", "no", both + 1, NULL), 412);
+    line(h1, sizeof h1, "If-Match", hdr(&w, "ETag"));
+    ck_assert_int_eq(put("/kv/k", "yes", both, NULL), 200);
+    resp_free(&w);
+}
+END_TEST
+
+START_TEST(put_if_unmodified_since_equal_second_is_200_and_earlier_is_412)
+{
+    char h[128], date[64];
+    const char *ius[2] = {h, NULL};
+    struct resp w, r;
+
+    put_k(&w);
+    line(h, sizeof h, "If-Unmodified-Since", hdr(&w, "Last-Modified"));
+    http(&r, "PUT", "/kv/k", ius, "v2");
+    ck_assert_int_eq(r.code, 200);
+    /* Against the new Last-Modified, one second earlier fails. */
+    date_form(last_modified(&r) - 1, 2, date, sizeof date); /* asctime */
+    line(h, sizeof h, "If-Unmodified-Since", date);
+    resp_free(&r);
+    http(&r, "DELETE", "/kv/k", ius, NULL);
+    ck_assert_int_eq(r.code, 412);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 200);
+    resp_free(&w);
+}
+END_TEST
+
+START_TEST(get_if_match_stale_is_412_with_problem_body)
+{
+    static const char *const stale[] = {
+        "If-Match: \"ffffffffffffffffffffffffffffffff\"", NULL};
+    struct resp w, r;
+
+    put_k(&w);
+    http(&r, "GET", "/kv/k", stale, NULL);
+    assert_412_state(&r, hdr(&w, "ETag"));
+    resp_free(&r);
+    resp_free(&w);
+}
+END_TEST
+
+START_TEST(delete_if_match_stale_is_412_and_current_is_204)
+{
+    static const char *const stale[] = {
+        "If-Match: \"ffffffffffffffffffffffffffffffff\"", NULL};
+    char h[128];
+    const char *cur[2] = {h, NULL};
+    struct resp w, r;
+
+    put_k(&w);
+    http(&r, "DELETE", "/kv/k", stale, NULL);
+    assert_412_state(&r, hdr(&w, "ETag"));
+    resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 200);
+    line(h, sizeof h, "If-Match", hdr(&w, "ETag"));
+    ck_assert_int_eq(status_of("DELETE", "/kv/k", cur), 204);
+    ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 404);
+    resp_free(&w);
+}
+END_TEST
+
+START_TEST(malformed_entity_tag_lists_are_400_and_write_nothing)
+{
+    static const char *const bad[] = {
+        "If-Match: junk",
+        "If-Match: \"unterminated",
+        "If-None-Match: *, \"a\"",
+        "If-Match: W/ \"a\"",
+        "If-Match;", /* curl: an empty value */
+        "If-None-Match: ,,",
+    };
+    struct resp r;
+    json_t *j;
+    size_t i;
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *h[2] = {bad[i], NULL};
+
+        http(&r, "PUT", "/kv/k", h, "v");
+        j = assert_problem(&r, 400);
+        ck_assert_msg(strcmp(jstr(j, "code"), "INVALID_HEADER") == 0, "%s",
+                      bad[i]);
+        json_decref(j);
+        resp_free(&r);
+        ck_assert_int_eq(status_of("GET", "/kv/k", h), 400);
+    }
+    ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 404);
+}
+END_TEST
+
+START_TEST(several_if_match_lines_form_one_list)
+{
+    char h2[128];
+    const char *lines[3] = {"If-Match: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+                            h2, NULL};
+    const char *star_and_tag[3] = {"If-Match: *", h2, NULL};
+    struct resp w;
+
+    put_k(&w);
+    line(h2, sizeof h2, "If-Match", "\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"");
+    ck_assert_int_eq(put("/kv/k", "no", lines, NULL), 412);
+    line(h2, sizeof h2, "If-Match", hdr(&w, "ETag"));
+    ck_assert_int_eq(put("/kv/k", "yes", lines, NULL), 200);
+    /* "*" is valid only alone, also across lines. */
+    ck_assert_int_eq(put("/kv/k", "no", star_and_tag, NULL), 400);
+    resp_free(&w);
+}
+END_TEST
+
+/* ---- listing
+ * ------------------------------------------------------------------ */
+
+/* GET path and return the page (json_decref it). */
+static json_t *page(const char *path)
+{
+    struct resp r;
+    json_t *j;
+
+    http(&r, "GET", path, NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_str_eq(hdr(&r, "Content-Type"), "application/json");
+    j = body_json(&r);
+    resp_free(&r);
+    return j;
+}
+
+static const char *key_at(json_t *pg, size_t i)
+{
+    return jstr(json_array_get(json_object_get(pg, "keys"), i), "key");
+}
+
+START_TEST(listing_pages_through_a_prefix_with_after_limit_and_cursor)
+{
+    char etag[ETAGKV_ETAG_SIZE], path[256];
+    json_t *pg, *e;
+    int i;
+
+    for (i = 1; i <= 5; i++) {
+        snprintf(path, sizeof path, "/kv/p/%d", i);
+        ck_assert_int_eq(put(path, "val", NULL, etag), 201);
+    }
+    ck_assert_int_eq(put("/kv/q/1", "x", NULL, NULL), 201);
+    ck_assert_int_eq(put("/kv/p", "x", NULL, NULL), 201);
+
+    pg = page("/kv/?prefix=p/&limit=2");
+    ck_assert_uint_eq(json_array_size(json_object_get(pg, "keys")), 2);
+    ck_assert_str_eq(key_at(pg, 0), "p/1");
+    ck_assert_str_eq(key_at(pg, 1), "p/2");
+    e = json_array_get(json_object_get(pg, "keys"), 0);
+    ck_assert_str_eq(jstr(e, "etag"), etag); /* same value, same ETag */
+    ck_assert_int_eq(json_integer_value(json_object_get(e, "size")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(e, "mod_revision")), 1);
+    ck_assert_ptr_nonnull(
+        json_string_value(json_object_get(e, "last_modified")));
+    ck_assert_str_eq(jstr(pg, "next"), "p/2");
+    json_decref(pg);
+
+    pg = page("/kv/?prefix=p/&limit=2&after=p/2");
+    ck_assert_str_eq(key_at(pg, 0), "p/3");
+    ck_assert_str_eq(key_at(pg, 1), "p/4");
+    ck_assert_str_eq(jstr(pg, "next"), "p/4");
+    json_decref(pg);
+
+    /* A write between pages does not disturb the cursor. */
+    ck_assert_int_eq(put("/kv/p/0", "x", NULL, NULL), 201);
+    pg = page("/kv/?prefix=p/&limit=2&after=p/4");
+    ck_assert_uint_eq(json_array_size(json_object_get(pg, "keys")), 1);
+    ck_assert_str_eq(key_at(pg, 0), "p/5");
+    ck_assert(json_is_null(json_object_get(pg, "next")));
+    json_decref(pg);
+
+    pg = page("/kv"); /* everything, default limit */
+    ck_assert_uint_eq(json_array_size(json_object_get(pg, "keys")), 8);
+    ck_assert_str_eq(key_at(pg, 0), "p");
+    ck_assert(json_is_null(json_object_get(pg, "next")));
+    json_decref(pg);
+}
+END_TEST
+
+START_TEST(listing_rejects_a_bad_limit_or_encoding_and_caps_the_limit)
+{
+    json_t *pg;
+
+    ck_assert_int_eq(status_of("GET", "/kv/?limit=0", NULL), 400);
+    ck_assert_int_eq(status_of("GET", "/kv/?limit=abc", NULL), 400);
+    ck_assert_int_eq(status_of("GET", "/kv/?limit=", NULL), 400);
+    ck_assert_int_eq(status_of("GET", "/kv/?prefix=%zz", NULL), 400);
+    ck_assert_int_eq(status_of("GET", "/kv/?after=%4", NULL), 400);
+    pg = page("/kv/?limit=99999999999999999999");
+    ck_assert(json_is_array(json_object_get(pg, "keys")));
+    json_decref(pg);
+}
+END_TEST
+
+/* ---- metrics ------------------------------------------------------------- */
+
+START_TEST(metrics_count_requests_by_method_and_status_and_conditional_outcomes)
+{
+    static const char *const stale[] = {
+        "If-Match: \"ffffffffffffffffffffffffffffffff\"", NULL};
+    static const char *const star[] = {"If-None-Match: *", NULL};
+    struct resp r;
+
+    ck_assert_int_eq(put("/kv/m", "x", NULL, NULL), 201);
+    ck_assert_int_eq(status_of("GET", "/kv/m", star), 304);
+    ck_assert_int_eq(put("/kv/m", "y", stale, NULL), 412);
+    ck_assert_int_eq(status_of("GET", "/kv/m", NULL), 200);
+    http(&r, "GET", "/metrics", NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_str_eq(hdr(&r, "Content-Type"),
+                     "text/plain; version=0.0.4; charset=utf-8");
+    ck_assert_ptr_nonnull(strstr(
+        r.body, "etagkv_http_requests_total{method=\"PUT\",code=\"201\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(
+        r.body, "etagkv_http_requests_total{method=\"PUT\",code=\"412\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(
+        r.body, "etagkv_http_requests_total{method=\"GET\",code=\"200\"} 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "\netagkv_http_not_modified_total 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "\netagkv_http_precondition_failed_total 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "\netagkv_http_precondition_required_total 0\n"));
+    ck_assert_ptr_nonnull(strstr(
+        r.body, "# TYPE etagkv_http_request_duration_seconds histogram\n"));
+    ck_assert_ptr_nonnull(strstr(
+        r.body, "etagkv_http_request_duration_seconds_bucket{le=\"+Inf\"} "));
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "\netagkv_http_request_duration_seconds_count "));
+    ck_assert_ptr_nonnull(strstr(r.body, "\netagkv_store_records 1\n"));
+    resp_free(&r);
+}
+END_TEST
+
+/* ---- bearer token -------------------------------------------------------- */
+
+/* Start srv with a token file holding token (and a newline). */
+static void start_with_token(const char *token)
+{
+    char file[600];
+    const char *opts[] = {"--token-file", file, "--nosync", NULL};
+    FILE *f;
+
+    memset(&srv, 0, sizeof srv);
+    srv.dir = tu_mkdtemp();
+    snprintf(srv.data, sizeof srv.data, "%s/data", srv.dir);
+    snprintf(file, sizeof file, "%s/token", srv.dir);
+    f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s\n", token);
+    ck_assert_int_eq(fclose(f), 0);
+    start_on(&srv, opts);
+    ua = curl_easy_init();
+    ck_assert_ptr_nonnull(ua);
+}
+
+START_TEST(bearer_token_guards_every_route_except_healthz)
+{
+    static const char *const right[] = {"Authorization: Bearer s3cr3t-t0ken",
+                                        NULL};
+    static const char *const lower[] = {"Authorization: bearer s3cr3t-t0ken",
+                                        NULL};
+    static const char *const wrong[] = {"Authorization: Bearer s3cr3t-t0kem",
+                                        NULL};
+    static const char *const longer[] = {"Authorization: Bearer s3cr3t-t0ken0",
+                                         NULL};
+    static const char *const basic[] = {"Authorization: Basic czNjcjN0", NULL};
+    struct resp r;
+    json_t *j;
+
+    start_with_token("s3cr3t-t0ken");
+    http(&r, "GET", "/kv/x", NULL, NULL);
+    j = assert_problem(&r, 401);
+    ck_assert_str_eq(hdr(&r, "WWW-Authenticate"), "Bearer realm=\"etagkv\"");
+    json_decref(j);
+    resp_free(&r);
+    http(&r, "PUT", "/kv/x", wrong, "v");
+    ck_assert_int_eq(r.code, 401);
+    ck_assert_str_eq(hdr(&r, "WWW-Authenticate"),
+                     "Bearer realm=\"etagkv\", error=\"invalid_token\"");
+    resp_free(&r);
+    ck_assert_int_eq(put("/kv/x", "v", longer, NULL), 401);
+    ck_assert_int_eq(put("/kv/x", "v", basic, NULL), 401);
+    ck_assert_int_eq(status_of("GET", "/kv/x", right),
+                     404); /* nothing written */
+    ck_assert_int_eq(status_of("GET", "/metrics", NULL), 401);
+    ck_assert_int_eq(status_of("GET", "/kv/", NULL), 401);
+    ck_assert_int_eq(status_of("GET", "/nope", NULL), 401);
+    ck_assert_int_eq(status_of("GET", "/healthz", NULL), 200);
+    ck_assert_int_eq(put("/kv/x", "v", right, NULL), 201);
+    ck_assert_int_eq(status_of("GET", "/kv/x", lower), 200);
+    ck_assert_int_eq(status_of("GET", "/metrics", right), 200);
+}
+END_TEST
+
+/* ---- require-conditions mode --------------------------------------------- */
+
+START_TEST(require_conditions_answers_unconditional_writes_with_428)
+{
+    static const char *const opts[] = {"--require-conditions", "--nosync",
+                                       NULL};
+    static const char *const create_only[] = {"If-None-Match: *", NULL};
+    static const char *const ims_only[] = {
+        "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT", NULL};
+    static const char *const bad_ius[] = {"If-Unmodified-Since: soon", NULL};
+    char h[128], etag[ETAGKV_ETAG_SIZE];
+    const char *im[2] = {h, NULL};
+    struct resp r;
+    json_t *j;
+
+    start_server(&srv, opts);
+    ua = curl_easy_init();
+    ck_assert_ptr_nonnull(ua);
+    http(&r, "PUT", "/kv/k", NULL, "v");
+    j = assert_problem(&r, 428);
+    ck_assert_str_eq(jstr(j, "code"), "PRECONDITION_REQUIRED");
+    ck_assert_ptr_nonnull(strstr(jstr(j, "detail"), "If-Match"));
+    ck_assert_ptr_nonnull(strstr(jstr(j, "detail"), "If-None-Match"));
+    ck_assert_ptr_nonnull(strstr(jstr(j, "detail"), "If-Unmodified-Since"));
+    json_decref(j);
+    resp_free(&r);
+    /* If-Modified-Since never applies to writes; an invalid date is
+     * ignored, so neither makes a write conditional. */
+    ck_assert_int_eq(put("/kv/k", "v", ims_only, NULL), 428);
+    ck_assert_int_eq(put("/kv/k", "v", bad_ius, NULL), 428);
+    ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 404);
+    ck_assert_int_eq(put("/kv/k", "v", create_only, etag), 201);
+    ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 200); /* reads are free */
+    ck_assert_int_eq(status_of("DELETE", "/kv/k", NULL), 428);
+    line(h, sizeof h, "If-Match", etag);
+    ck_assert_int_eq(status_of("DELETE", "/kv/k", im), 204);
+    http(&r, "GET", "/metrics", NULL, NULL);
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "\netagkv_http_precondition_required_total 4\n"));
+    resp_free(&r);
+}
+END_TEST
+
+/* ---- contention: optimistic increments over HTTP
+ * ------------------------------ */
+
+#define CLIENTS 16
+#define INCREMENTS 50
+
+struct incrementer {
+    int port;
+    int ok_puts;  /* 2xx answers to PUT */
+    int failures; /* anything unexpected */
+};
+
+/* GET the counter, PUT value + 1 with If-Match, and on 412 start over with
+ * a fresh GET, until INCREMENTS increments have succeeded. */
+static void *increment(void *arg)
+{
+    struct incrementer *in = arg;
+    CURL *h = curl_easy_init();
+    int done = 0;
+
+    while (h != NULL && done < INCREMENTS && in->failures == 0) {
+        struct req get = {"GET", "/kv/counter", NULL, NULL, 0, 0};
+        char im[128], value[32];
+        const char *hdrs[2] = {im, NULL};
+        struct req putq = {"PUT", "/kv/counter", hdrs, value, 0, 0};
+        struct resp r;
+
+        perform(h, in->port, &get, &r);
+        if (r.err != CURLE_OK || r.code != 200 || hdr(&r, "ETag") == NULL) {
+            in->failures++;
+            resp_free(&r);
+            break;
+        }
+        snprintf(im, sizeof im, "If-Match: %s", hdr(&r, "ETag"));
+        snprintf(value, sizeof value, "%ld", strtol(r.body, NULL, 10) + 1);
+        putq.body_len = strlen(value);
+        resp_free(&r);
+        perform(h, in->port, &putq, &r);
+        if (r.err != CURLE_OK || (r.code != 200 && r.code != 412))
+            in->failures++;
+        else if (r.code == 200) {
+            in->ok_puts++;
+            done++;
+        }
+        resp_free(&r);
+    }
+    if (h == NULL)
+        in->failures++;
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+START_TEST(concurrent_if_match_increments_lose_no_update)
+{
+    struct incrementer in[CLIENTS];
+    pthread_t th[CLIENTS];
+    struct resp r;
+    int i, ok = 0;
+
+    ck_assert_int_eq(put("/kv/counter", "0", NULL, NULL), 201);
+    for (i = 0; i < CLIENTS; i++) {
+        in[i].port = srv.port;
+        in[i].ok_puts = in[i].failures = 0;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, increment, &in[i]), 0);
+    }
+    for (i = 0; i < CLIENTS; i++) {
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+        ck_assert_int_eq(in[i].failures, 0);
+        ok += in[i].ok_puts;
+    }
+    ck_assert_int_eq(ok, CLIENTS * INCREMENTS);
+    http(&r, "GET", "/kv/counter", NULL, NULL);
+    ck_assert_int_eq(strtol(r.body, NULL, 10), CLIENTS * INCREMENTS);
+    resp_free(&r);
+}
+END_TEST
+
+/* ---- restart and shutdown
+ * ------------------------------------------------------ */
+
+START_TEST(data_and_etags_survive_a_restart)
+{
+    static const char *const paths[] = {"/kv/a", "/kv/b/c", "/kv/%00%FF"};
+    char etags[3][ETAGKV_ETAG_SIZE], lms[3][64];
+    struct resp r;
+    size_t i;
+
+    for (i = 0; i < 3; i++) {
+        http(&r, "PUT", paths[i], NULL, paths[i]);
+        ck_assert_int_eq(r.code, 201);
+        snprintf(etags[i], sizeof etags[i], "%s", hdr(&r, "ETag"));
+        snprintf(lms[i], sizeof lms[i], "%s", hdr(&r, "Last-Modified"));
+        resp_free(&r);
+    }
+    ck_assert_int_eq(status_of("DELETE", "/kv/a", NULL), 204);
+    stop_server(&srv);
+    start_on(&srv, NULL);
+    ck_assert_int_eq(status_of("GET", "/kv/a", NULL), 404);
+    for (i = 1; i < 3; i++) {
+        http(&r, "GET", paths[i], NULL, NULL);
+        ck_assert_int_eq(r.code, 200);
+        ck_assert_str_eq(r.body, paths[i]);
+        ck_assert_str_eq(hdr(&r, "ETag"), etags[i]);
+        ck_assert_str_eq(hdr(&r, "Last-Modified"), lms[i]);
+        resp_free(&r);
+    }
+    /* The revision counter carries on. */
+    http(&r, "PUT", "/kv/new", NULL, "x");
+    ck_assert_str_eq(hdr(&r, "ETagKV-Revision"), "5");
+    resp_free(&r);
+}
+END_TEST
+
+#define WRITERS 8
+#define MAX_WRITES 100000
+
+struct writer {
+    int port, id;
+    int acked; /* writes 0..acked-1 got a 2xx */
+};
+
+/* PUT w<id>/<n> = "v<n>" in a loop until the server goes away. */
+static void *write_until_refused(void *arg)
+{
+    struct writer *w = arg;
+    CURL *h = curl_easy_init();
+
+    while (h != NULL && w->acked < MAX_WRITES) {
+        char path[64], value[32];
+        struct req q = {"PUT", path, NULL, value, 0, 0};
+        struct resp r;
+        int ok;
+
+        snprintf(path, sizeof path, "/kv/w%d/%06d", w->id, w->acked);
+        snprintf(value, sizeof value, "v%d", w->acked);
+        q.body_len = strlen(value);
+        perform(h, w->port, &q, &r);
+        ok = r.err == CURLE_OK && r.code == 201;
+        resp_free(&r);
+        if (!ok)
+            break;
+        w->acked++;
+    }
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+START_TEST(sigterm_during_a_write_load_exits_0_and_keeps_every_acked_write)
+{
+    struct writer w[WRITERS];
+    pthread_t th[WRITERS];
+    struct timespec pause = {0, 300 * 1000 * 1000};
+    etagkv_store *st;
+    int i, n, total = 0;
+
+    stop_server(&srv); /* restart in sync mode: durability is the point */
+    start_on(&srv, NULL);
+    for (i = 0; i < WRITERS; i++) {
+        w[i].port = srv.port;
+        w[i].id = i;
+        w[i].acked = 0;
+        ck_assert_int_eq(
+            pthread_create(&th[i], NULL, write_until_refused, &w[i]), 0);
+    }
+    nanosleep(&pause, NULL);
+    stop_server(&srv); /* asserts exit status 0 */
+    for (i = 0; i < WRITERS; i++) {
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+        total += w[i].acked;
+    }
+    ck_assert_int_gt(total, 0);
+    st = tu_open(srv.data, NULL);
+    for (i = 0; i < WRITERS; i++)
+        for (n = 0; n < w[i].acked; n++) {
+            char key[64], want[32];
+            void *value = NULL;
+            size_t len = 0;
+
+            snprintf(key, sizeof key, "w%d/%06d", i, n);
+            snprintf(want, sizeof want, "v%d", n);
+            ck_assert_msg(etagkv_get(st, key, strlen(key), NULL, &value, &len,
+                                     NULL) == ETAGKV_OK,
+                          "acknowledged write %s is missing", key);
+            ck_assert_uint_eq(len, strlen(want));
+            ck_assert_int_eq(memcmp(value, want, len), 0);
+            free(value);
+        }
+    etagkv_store_close(st);
+}
+END_TEST
+
+/* ---- a slow client
+ * ------------------------------------------------------------- */
+
+START_TEST(slow_client_is_cut_off_by_the_timeout_without_blocking_others)
+{
+    static const char *const opts[] = {"--timeout", "1",        "--threads",
+                                       "1",         "--nosync", NULL};
+    static const char half[] = "GET /kv/x HTTP/1.1\r\nHost: slow\r\nX-Slo";
+    struct sockaddr_in sa;
+    struct pollfd p;
+    char buf[512];
+    double t0, waited;
+    int fd;
+    ssize_t got;
+
+    /* One worker thread: the slow client and the others share it. */
+    start_server(&srv, opts);
+    ua = curl_easy_init();
+    ck_assert_ptr_nonnull(ua);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)srv.port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(send(fd, half, sizeof half - 1, 0),
+                     (ssize_t)(sizeof half - 1));
+    t0 = now_s();
+    ck_assert_int_eq(put("/kv/other", "v", NULL, NULL), 201);
+    ck_assert_int_eq(status_of("GET", "/kv/other", NULL), 200);
+    ck_assert_msg(now_s() - t0 < 0.9, "another client was held up");
+    /* The server closes the half-sent request after about a second. */
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    do {
+        ck_assert_int_eq(poll(&p, 1, 5000), 1);
+        got = recv(fd, buf, sizeof buf, 0);
+    } while (got > 0);
+    waited = now_s() - t0;
+    ck_assert_msg(got == 0 || errno == ECONNRESET, "recv: %s", strerror(errno));
+    ck_assert_msg(waited >= 0.5 && waited < 4.0, "closed after %.2f s", waited);
+    close(fd);
+}
+END_TEST
+
+/* ---- the suite
+ * ------------------------------------------------------------------ */
+
+/* Fixture for the tcases whose test starts its own server. */
+static void own_setup(void)
+{
+    memset(&srv, 0, sizeof srv);
+    ua = NULL;
+}
+
+static Suite *server_suite(void)
+{
+    Suite *s = suite_create("server");
+    TCase *tc = tcase_create("http");
+    TCase *own = tcase_create("own-server");
+    TCase *load = tcase_create("load");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(
+        tc, get_after_put_returns_value_with_validators_and_revision_headers);
+    tcase_add_test(tc,
+                   put_is_201_with_location_when_new_and_200_when_replacing);
+    tcase_add_test(tc, content_type_is_stored_defaults_and_bad_one_is_400);
+    tcase_add_test(tc, head_has_the_headers_and_content_length_but_no_body);
+    tcase_add_test(tc, delete_is_204_then_get_and_delete_are_404);
+    tcase_add_test(tc, empty_value_round_trips);
+    tcase_add_test(tc,
+                   keys_with_slash_space_nul_utf8_and_binary_bytes_round_trip);
+    tcase_add_test(tc, key_of_511_bytes_is_accepted_and_512_bytes_is_414);
+    tcase_add_test(tc, invalid_percent_encoding_and_empty_key_are_400);
+    tcase_add_test(tc, unknown_path_is_404_problem_and_healthz_is_200);
+    tcase_add_test(tc, unknown_method_is_405_with_allow_and_writes_nothing);
+    tcase_add_test(tc, bodiless_requests_keep_the_connection_even_when_refused);
+    tcase_add_test(tc,
+                   body_over_limit_by_content_length_is_413_and_writes_nothing);
+    tcase_add_test(tc,
+                   chunked_body_growing_over_limit_is_413_and_writes_nothing);
+    tcase_add_test(tc, get_if_none_match_current_is_304_with_etag_and_no_body);
+    tcase_add_test(tc, head_if_none_match_star_is_304_with_etag_and_no_body);
+    tcase_add_test(
+        tc, if_modified_since_equal_second_is_304_in_all_three_date_forms);
+    tcase_add_test(tc, invalid_dates_are_ignored_not_errors);
+    tcase_add_test(tc,
+                   if_modified_since_is_ignored_when_if_none_match_is_present);
+    tcase_add_test(
+        tc, put_if_match_stale_etag_is_412_with_current_etag_and_problem_body);
+    tcase_add_test(tc, if_match_compares_strongly_so_a_weak_tag_never_matches);
+    tcase_add_test(tc, put_if_none_match_star_creates_only_once);
+    tcase_add_test(tc, put_if_match_on_missing_key_is_412_and_creates_nothing);
+    tcase_add_test(
+        tc, get_head_and_delete_of_missing_key_are_404_whatever_the_conditions);
+    tcase_add_test(tc, if_unmodified_since_is_ignored_when_if_match_is_present);
+    tcase_add_test(
+        tc, put_if_unmodified_since_equal_second_is_200_and_earlier_is_412);
+    tcase_add_test(tc, get_if_match_stale_is_412_with_problem_body);
+    tcase_add_test(tc, delete_if_match_stale_is_412_and_current_is_204);
+    tcase_add_test(tc, malformed_entity_tag_lists_are_400_and_write_nothing);
+    tcase_add_test(tc, several_if_match_lines_form_one_list);
+    tcase_add_test(tc,
+                   listing_pages_through_a_prefix_with_after_limit_and_cursor);
+    tcase_add_test(tc,
+                   listing_rejects_a_bad_limit_or_encoding_and_caps_the_limit);
+    tcase_add_test(
+        tc,
+        metrics_count_requests_by_method_and_status_and_conditional_outcomes);
+    suite_add_tcase(s, tc);
+
+    tcase_add_checked_fixture(own, own_setup, teardown);
+    tcase_set_timeout(own, 60);
+    tcase_add_test(own, bearer_token_guards_every_route_except_healthz);
+    tcase_add_test(own,
+                   require_conditions_answers_unconditional_writes_with_428);
+    tcase_add_test(
+        own, slow_client_is_cut_off_by_the_timeout_without_blocking_others);
+    suite_add_tcase(s, own);
+
+    tcase_add_checked_fixture(load, setup, teardown);
+    tcase_set_timeout(load, 300);
+    tcase_add_test(load, concurrent_if_match_increments_lose_no_update);
+    tcase_add_test(load, data_and_etags_survive_a_restart);
+    tcase_add_test(
+        load, sigterm_during_a_write_load_exits_0_and_keeps_every_acked_write);
+    suite_add_tcase(s, load);
+    return s;
+}
+
+int main(void)
+{
+    int rc;
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return EXIT_FAILURE;
+    rc = tu_run(server_suite());
+    curl_global_cleanup();
+    return rc;
+}
