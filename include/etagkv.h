@@ -122,9 +122,11 @@ ETAGKV_API int etagkv_status_http(etagkv_status st);
 
 /** Text describing the underlying cause of the most recent failure of an
  * etagkv call on the calling thread (for example "mdb_env_open(/x): Permission
- * denied"), or "" if that failure recorded none.  Calls that can fail clear
- * it when they start.  For diagnostics only; the text is valid until the
- * next etagkv call on the same thread. */
+ * denied"), or "" if that failure recorded none.  Every call that can
+ * record one clears it when it starts; the pure etagkv_cond_evaluate(),
+ * etagkv_etag_compute() and etagkv_httpdate_*() neither record nor clear.
+ * For diagnostics only; the text is valid until the next etagkv call on the
+ * same thread. */
 ETAGKV_API const char *etagkv_last_error_detail(void);
 
 /* ---------------------------------------------------------------------------
@@ -312,8 +314,8 @@ typedef struct etagkv_options {
     /** Largest value accepted by put; default 64 MiB, at most
      * ETAGKV_MAX_VALUE_BYTES_LIMIT. */
     uint64_t max_value_bytes;
-    /** LMDB map size to start with; default 64 MiB.  The map grows by
-     * itself (doubling) when a write needs more room. */
+    /** LMDB map size to start with; default 64 MiB, at least 1 MiB.  The
+     * map grows by itself (doubling) when a write needs more room. */
     uint64_t map_size_bytes;
     /** Map size ceiling; writes that need more fail with ETAGKV_STORE_FULL
      * and change nothing.  Default 1 TiB (virtual address space only; the
@@ -381,7 +383,9 @@ typedef struct etagkv_stats {
     uint64_t idempotency_keys;
 } etagkv_stats;
 
-/** Read the store's figures into *out (a consistent snapshot).  Returns
+/** Read the store's figures into *out: records, revision and the map from
+ * one consistent snapshot; write_txns and write_ops are counters read at
+ * the same moment, outside it.  Returns
  * ETAGKV_OK, ETAGKV_INVALID_ARGUMENT, ETAGKV_IO_ERROR, ETAGKV_CORRUPT or
  * ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out);
@@ -448,7 +452,8 @@ typedef int (*etagkv_list_fn)(void *ctx, const void *key, size_t key_len,
  * by passing that key as `after`), else 0.
  *
  * Returns ETAGKV_OK, ETAGKV_KEY_TOO_LONG (prefix or after too long),
- * ETAGKV_INVALID_ARGUMENT, ETAGKV_CORRUPT or ETAGKV_IO_ERROR. */
+ * ETAGKV_INVALID_ARGUMENT, ETAGKV_CORRUPT, ETAGKV_NO_MEMORY or
+ * ETAGKV_IO_ERROR. */
 ETAGKV_API etagkv_status etagkv_list(etagkv_store *s, const void *prefix,
                                      size_t prefix_len, const void *after,
                                      size_t after_len, size_t limit,

@@ -91,6 +91,7 @@ etagkv_status etagkv_cond_parse(const char *if_match, const char *if_none_match,
     etagkv_cond *c;
     etagkv_status st;
 
+    ekv_clear_error();
     if (out == NULL)
         return ETAGKV_INVALID_ARGUMENT;
     *out = NULL;

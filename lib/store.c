@@ -25,6 +25,7 @@
 
 #define MAP_SIZE_DEFAULT ((uint64_t)64 << 20)
 #define MAP_MAX_DEFAULT ((uint64_t)1 << 40)
+#define MAP_SIZE_MIN ((uint64_t)1 << 20)
 #define MAX_READERS_DEFAULT 512u
 
 void etagkv_options_init(etagkv_options *o)
@@ -341,6 +342,9 @@ static etagkv_status check_options(etagkv_options *o, size_t page)
         o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
     if (o->map_size_bytes > SIZE_MAX / 4 || o->map_max_bytes > SIZE_MAX / 4)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT, "map size too large");
+    /* Below this an empty store does not even fit its own metadata. */
+    if (o->map_size_bytes < MAP_SIZE_MIN)
+        o->map_size_bytes = MAP_SIZE_MIN;
     o->map_size_bytes = round_up(o->map_size_bytes, page);
     o->map_max_bytes = round_up(o->map_max_bytes, page);
     if (o->map_max_bytes < o->map_size_bytes)
@@ -370,6 +374,10 @@ static etagkv_status open_dbs(etagkv_store *s)
         goto out;
     }
     rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        st = ekv_mdb_status(rc, "mdb_get(format)");
+        goto out;
+    }
     if (rc == MDB_NOTFOUND && st_main.ms_entries == 0) {
         v.mv_size = sizeof(FORMAT_VALUE) - 1;
         v.mv_data = FORMAT_VALUE;

@@ -55,6 +55,12 @@ enum MHD_Result srv_queue(struct srv *s, struct MHD_Connection *c,
 
     if (resp == NULL)
         return MHD_NO;
+    /* A replayed outcome says so, and is otherwise the original answer. */
+    if (r->replayed &&
+        srv_add_header(resp, "Idempotent-Replayed", "true") != 0) {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
     /* While draining, each connection closes after its response, so that
      * keep-alive clients leave and the drain ends. */
     if (atomic_load(&s->draining) &&
@@ -297,6 +303,90 @@ static int collect_conditions(struct MHD_Connection *c, struct srv_req *r)
     return 0;
 }
 
+/* ---- Idempotency-Key ----------------------------------------------------- */
+
+/* The value of Idempotency-Key (draft-ietf-httpapi-idempotency-key-header
+ * §2.1) is a Structured Field sf-string: DQUOTE, printable ASCII with \"
+ * and \\ escaped, DQUOTE (RFC 8941 §3.3.3).  Many clients send the bare
+ * token instead (Stripe's style), so a run of visible ASCII without DQUOTE,
+ * comma or backslash is accepted too.  The key is the decoded string.
+ * Returns its length, or -1 if the value is neither form, empty or longer
+ * than ETAGKV_IDEMPOTENCY_KEY_MAX. */
+static ssize_t parse_idem(const char *v, size_t len, unsigned char *out)
+{
+    size_t n = 0, i = 0;
+
+    if (len >= 2 && v[0] == '"') {
+        for (i = 1; i < len - 1; i++) {
+            unsigned char ch = (unsigned char)v[i];
+
+            if (ch == '\\') {
+                if (++i == len - 1 || (v[i] != '"' && v[i] != '\\'))
+                    return -1;
+                ch = (unsigned char)v[i];
+            } else if (ch == '"' || ch < 0x20 || ch > 0x7e) {
+                return -1;
+            }
+            if (n == ETAGKV_IDEMPOTENCY_KEY_MAX)
+                return -1;
+            out[n++] = ch;
+        }
+        return v[len - 1] == '"' && n > 0 ? (ssize_t)n : -1;
+    }
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)v[i];
+
+        if (ch <= 0x20 || ch > 0x7e || ch == '"' || ch == ',' || ch == '\\' ||
+            n == ETAGKV_IDEMPOTENCY_KEY_MAX)
+            return -1;
+        out[n++] = ch;
+    }
+    return n > 0 ? (ssize_t)n : -1;
+}
+
+struct idem_scan {
+    struct srv_req *r;
+    int seen;
+    int bad;
+};
+
+static enum MHD_Result idem_one(void *cls, enum MHD_ValueKind kind,
+                                const char *key, size_t key_size,
+                                const char *value, size_t value_size)
+{
+    static const char name[] = "Idempotency-Key";
+    struct idem_scan *sc = cls;
+    ssize_t n;
+
+    (void)kind;
+    if (key_size != sizeof name - 1 || strncasecmp(key, name, key_size) != 0)
+        return MHD_YES;
+    /* One key per request: a second line is ambiguous, not a list. */
+    n = sc->seen++ == 0 ? parse_idem(value, value_size, sc->r->idem) : -1;
+    if (n < 0) {
+        sc->bad = 1;
+        return MHD_NO;
+    }
+    sc->r->idem_len = (size_t)n;
+    return MHD_YES;
+}
+
+/* Read the request's Idempotency-Key into r; returns 0, or -1 after
+ * deciding a 400. */
+static int collect_idempotency_key(struct MHD_Connection *c, struct srv_req *r)
+{
+    struct idem_scan sc = {r, 0, 0};
+
+    (void)MHD_get_connection_values_n(c, MHD_HEADER_KIND, idem_one, &sc);
+    if (!sc.bad)
+        return 0;
+    r->idem_len = 0;
+    refuse_status(r, ETAGKV_INVALID_HEADER,
+                  "Idempotency-Key must appear once, as a quoted string or a "
+                  "token of 1 to 255 visible ASCII characters");
+    return -1;
+}
+
 /* Refuse a PUT whose Content-Length is over the limit, before its body is
  * read; otherwise size the body buffer once. */
 static void check_length(const struct srv *s, struct MHD_Connection *c,
@@ -340,7 +430,8 @@ static void check_kv(const struct srv *s, struct MHD_Connection *c,
         refuse_method(r, allow_kv);
         return;
     }
-    if (decode_key(r, key_enc) != 0 || collect_conditions(c, r) != 0)
+    if (decode_key(r, key_enc) != 0 || collect_conditions(c, r) != 0 ||
+        (writes && collect_idempotency_key(c, r) != 0))
         return;
     /* Require-conditions mode (DESIGN §5); whether the set is conditional
      * is the library's call. */

@@ -53,8 +53,8 @@ static const char *detail_for(etagkv_status st, enum srv_method method)
     case ETAGKV_INVALID_HEADER:
         /* The conditions were parsed at the headers, so a put that says
          * this is about the content type. */
-        return method == SRV_PUT ? "the Content-Type is empty, longer than "
-                                   "255 bytes or holds control characters"
+        return method == SRV_PUT ? "the Content-Type must be 1 to 255 bytes of "
+                                   "visible ASCII, spaces and tabs"
                                  : NULL;
     default: return NULL;
     }
@@ -150,6 +150,34 @@ static int add_location(struct MHD_Response *resp, const struct srv_req *r)
     return rc;
 }
 
+/* The write of a PUT or DELETE: one etagkv_write(), with the request's
+ * Idempotency-Key when it has one. */
+static etagkv_status kv_write(struct srv *s, struct srv_req *r,
+                              etagkv_method method, const char *ct,
+                              etagkv_meta *m)
+{
+    etagkv_result res;
+    etagkv_request rq = {
+        .method = method,
+        .key = r->key,
+        .key_len = r->key_len,
+        .value = r->body,
+        .value_len = r->body_len,
+        .content_type = ct,
+        .cond = r->cond,
+        .idempotency_key = r->idem_len > 0 ? r->idem : NULL,
+        .idempotency_key_len = r->idem_len,
+    };
+    etagkv_status st = etagkv_write(s->store, &rq, &res);
+
+    *m = res.meta;
+    r->replayed = res.replayed;
+    if (r->idem_len > 0)
+        srv_metrics_idempotency(res.replayed,
+                                st == ETAGKV_IDEMPOTENCY_MISMATCH);
+    return st;
+}
+
 static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
                               struct srv_req *r)
 {
@@ -157,11 +185,8 @@ static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
                                                  MHD_HTTP_HEADER_CONTENT_TYPE);
     etagkv_meta m;
     struct MHD_Response *resp;
-    etagkv_status st;
+    etagkv_status st = kv_write(s, r, ETAGKV_METHOD_PUT, ct, &m);
 
-    memset(&m, 0, sizeof m);
-    st = etagkv_put(s->store, r->key, r->key_len, r->body, r->body_len, ct,
-                    r->cond, &m);
     if (st != ETAGKV_OK && st != ETAGKV_CREATED)
         return answer_outcome(s, c, r, st, &m);
     /* The stored bytes are exactly the request's content, so the new ETag
@@ -182,10 +207,8 @@ static enum MHD_Result kv_delete(struct srv *s, struct MHD_Connection *c,
     etagkv_meta m;
     struct MHD_Response *resp;
     char rev[24];
-    etagkv_status st;
+    etagkv_status st = kv_write(s, r, ETAGKV_METHOD_DELETE, NULL, &m);
 
-    memset(&m, 0, sizeof m);
-    st = etagkv_delete(s->store, r->key, r->key_len, r->cond, &m);
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);
     snprintf(rev, sizeof rev, "%llu", (unsigned long long)m.mod_revision);

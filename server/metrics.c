@@ -35,6 +35,7 @@ static const char *const bucket_le[] = {
 static counter requests[N_METHODS][N_CODES + 1]; /* last column: other */
 static counter aborted[N_METHODS];               /* ended without a response */
 static counter not_modified, precondition_failed, precondition_required;
+static counter idem_replays, idem_mismatches;
 static counter latency_bucket[N_BUCKETS + 1]; /* not cumulative; +Inf last */
 static counter latency_sum_ns, latency_count;
 
@@ -174,6 +175,27 @@ static void render_store(FILE *f, etagkv_store *st)
                  stats.map_used_bytes);
     render_gauge(f, "etagkv_store_map_max_bytes", "Map size ceiling.",
                  stats.map_max_bytes);
+    render_gauge(f, "etagkv_store_idempotency_keys",
+                 "Idempotency-Keys retained.", stats.idempotency_keys);
+    /* Group commit: the ratio of the two is the mean batch size. */
+    fprintf(f,
+            "# HELP etagkv_store_write_txns_total Write transactions "
+            "committed since the server started.\n"
+            "# TYPE etagkv_store_write_txns_total counter\n"
+            "etagkv_store_write_txns_total %" PRIu64 "\n"
+            "# HELP etagkv_store_write_ops_total Writes committed since the "
+            "server started (write_ops / write_txns: mean batch size).\n"
+            "# TYPE etagkv_store_write_ops_total counter\n"
+            "etagkv_store_write_ops_total %" PRIu64 "\n",
+            stats.write_txns, stats.write_ops);
+}
+
+void srv_metrics_idempotency(int replayed, int mismatch)
+{
+    if (replayed)
+        bump(&idem_replays, 1);
+    if (mismatch)
+        bump(&idem_mismatches, 1);
 }
 
 char *srv_metrics_render(etagkv_store *st)
@@ -192,6 +214,13 @@ char *srv_metrics_render(etagkv_store *st)
     render_counter(f, "etagkv_http_precondition_required_total",
                    "Responses 428 Precondition Required.",
                    &precondition_required);
+    render_counter(f, "etagkv_http_idempotent_replays_total",
+                   "Writes answered with the recorded outcome of an earlier "
+                   "request with the same Idempotency-Key.",
+                   &idem_replays);
+    render_counter(f, "etagkv_http_idempotency_mismatches_total",
+                   "Idempotency-Keys reused for a different request (422).",
+                   &idem_mismatches);
     render_latency(f);
     render_store(f, st);
     fprintf(f,

@@ -57,6 +57,9 @@ struct srv_req {
     unsigned char key[ETAGKV_KEY_MAX];
     size_t key_len;
     etagkv_cond *cond; /* the four precondition headers, raw */
+    unsigned char idem[ETAGKV_IDEMPOTENCY_KEY_MAX]; /* Idempotency-Key */
+    size_t idem_len;                                /* 0: none */
+    int replayed; /* the answer is a recorded outcome (Idempotent-Replayed) */
     char *body;        /* PUT body so far (malloc'd) */
     size_t body_len, body_cap;
     uint64_t discarded_bytes;     /* body bytes dropped after a refusal */
@@ -158,6 +161,10 @@ int srv_add_header(struct MHD_Response *resp, const char *name,
  * ended without a response) and duration. */
 void srv_metrics_record(enum srv_method method, unsigned status,
                         uint64_t duration_ns);
+
+/* Count a write with an Idempotency-Key: a replay, or a key reused for a
+ * different request (422). */
+void srv_metrics_idempotency(int replayed, int mismatch);
 
 /* The Prometheus text exposition of every counter and, from st (may be
  * NULL), the store's figures.  malloc'd, NUL-terminated; NULL on failure. */

@@ -10,8 +10,9 @@
  * headers and problem body.
  *
  * Not reachable over HTTP yet, so not tested here: 409 (no multi-key
- * transactions, no Idempotency-Key), 422 (no Idempotency-Key) and 507 (the
- * server has no option for the map ceiling).
+ * transactions; a duplicate Idempotency-Key waits instead) and 507 (the
+ * server has no option for the map ceiling; test_mapsize and test_idem
+ * cover it in the library).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1695,6 +1696,124 @@ static void own_setup(void)
     ua = NULL;
 }
 
+/* ---- Idempotency-Key (DESIGN §2) ------------------------------------------ */
+
+START_TEST(a_retried_put_with_an_idempotency_key_replays_status_and_headers)
+{
+    const char *h[] = {"Idempotency-Key: \"req-1\"", NULL};
+    const char *h2[] = {"Idempotency-Key: req-2", "If-Match: \"stale\"", NULL};
+    struct resp a, b, c;
+    static const char *same[] = {"ETag", "Last-Modified", "ETagKV-Revision",
+                                 "ETagKV-Version", "Location"};
+
+    http(&a, "PUT", "/kv/k", h, "v1");
+    ck_assert_int_eq(a.code, 201);
+    ck_assert_ptr_null(hdr(&a, "Idempotent-Replayed"));
+    ck_assert_int_eq(put("/kv/k", "other", NULL, NULL), 200);
+    /* The retry gets the first outcome, byte for byte, and writes
+     * nothing, although another write happened in between. */
+    http(&b, "PUT", "/kv/k", h, "v1");
+    ck_assert_int_eq(b.code, 201);
+    ck_assert_str_eq(hdr(&b, "Idempotent-Replayed"), "true");
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
+        ck_assert_str_eq(hdr(&b, same[i]), hdr(&a, same[i]));
+    http(&c, "GET", "/kv/k", NULL, NULL);
+    ck_assert_str_eq(c.body, "other");
+    resp_free(&a);
+    resp_free(&b);
+    resp_free(&c);
+
+    /* A 412 is an outcome too: replayed as a 412, with its problem body. */
+    http(&a, "PUT", "/kv/k", h2, "v2");
+    ck_assert_int_eq(a.code, 412);
+    http(&b, "PUT", "/kv/k", h2, "v2");
+    ck_assert_int_eq(b.code, 412);
+    ck_assert_str_eq(hdr(&b, "Idempotent-Replayed"), "true");
+    ck_assert_str_eq(hdr(&b, "ETag"), hdr(&a, "ETag"));
+    ck_assert_uint_eq(b.len, a.len);
+    ck_assert_mem_eq(b.body, a.body, a.len);
+    resp_free(&a);
+    resp_free(&b);
+}
+END_TEST
+
+START_TEST(an_idempotency_key_reused_for_another_request_is_422)
+{
+    const char *h[] = {"Idempotency-Key: k-1", NULL};
+    struct resp r;
+    json_t *j;
+
+    ck_assert_int_eq(put("/kv/k", "v1", h, NULL), 201);
+    http(&r, "PUT", "/kv/k", h, "v2");
+    j = assert_problem(&r, 422);
+    json_decref(j);
+    resp_free(&r);
+    ck_assert_int_eq(status_of("DELETE", "/kv/k", h), 422);
+    http(&r, "GET", "/kv/k", NULL, NULL);
+    ck_assert_str_eq(r.body, "v1");
+    resp_free(&r);
+    /* A retried DELETE with its own key replays its 204. */
+    {
+        const char *d[] = {"Idempotency-Key: del-1", NULL};
+
+        ck_assert_int_eq(status_of("DELETE", "/kv/k", d), 204);
+        ck_assert_int_eq(put("/kv/k", "back", NULL, NULL), 201);
+        ck_assert_int_eq(status_of("DELETE", "/kv/k", d), 204);
+        ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 200);
+    }
+}
+END_TEST
+
+START_TEST(malformed_idempotency_keys_are_400_and_write_nothing)
+{
+    static char long_key[300];
+    const char *bad[][3] = {
+        {"Idempotency-Key: \"\"", NULL, NULL},      /* empty */
+        {"Idempotency-Key: a b", NULL, NULL},        /* space in a token */
+        {"Idempotency-Key: \"unterminated", NULL, NULL},
+        {"Idempotency-Key: \"bad\\escape\"", NULL, NULL},
+        {"Idempotency-Key: a", "Idempotency-Key: b", NULL}, /* twice */
+        {long_key, NULL, NULL},                       /* 256 bytes */
+    };
+    struct resp r;
+
+    snprintf(long_key, sizeof long_key, "Idempotency-Key: %0256d", 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *j;
+
+        http(&r, "PUT", "/kv/k", bad[i], "v");
+        j = assert_problem(&r, 400);
+        json_decref(j);
+        resp_free(&r);
+    }
+    ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 404);
+    /* 255 bytes is fine. */
+    snprintf(long_key, sizeof long_key, "Idempotency-Key: %0255d", 0);
+    ck_assert_int_eq(put("/kv/k", "v", (const char *const[]){long_key, NULL},
+                         NULL),
+                     201);
+}
+END_TEST
+
+START_TEST(metrics_count_replays_mismatches_and_commit_batches)
+{
+    const char *h[] = {"Idempotency-Key: m-1", NULL};
+    struct resp r;
+
+    ck_assert_int_eq(put("/kv/k", "v1", h, NULL), 201);
+    ck_assert_int_eq(put("/kv/k", "v1", h, NULL), 201);
+    ck_assert_int_eq(put("/kv/k", "v2", h, NULL), 422);
+    http(&r, "GET", "/metrics", NULL, NULL);
+    ck_assert_ptr_nonnull(strstr(r.body, "\netagkv_http_idempotent_replays_total 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "\netagkv_http_idempotency_mismatches_total 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\netagkv_store_idempotency_keys 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\netagkv_store_write_ops_total 1\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\netagkv_store_write_txns_total 1\n"));
+    resp_free(&r);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
     Suite *s = suite_create("server");
@@ -1751,6 +1870,11 @@ static Suite *server_suite(void)
     tcase_add_test(
         tc,
         metrics_count_requests_by_method_and_status_and_conditional_outcomes);
+    tcase_add_test(
+        tc, a_retried_put_with_an_idempotency_key_replays_status_and_headers);
+    tcase_add_test(tc, an_idempotency_key_reused_for_another_request_is_422);
+    tcase_add_test(tc, malformed_idempotency_keys_are_400_and_write_nothing);
+    tcase_add_test(tc, metrics_count_replays_mismatches_and_commit_batches);
     suite_add_tcase(s, tc);
 
     tcase_add_checked_fixture(own, own_setup, teardown);
