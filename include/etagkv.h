@@ -358,7 +358,9 @@ ETAGKV_API etagkv_status etagkv_store_open(const char *dir,
                                            etagkv_store **out);
 
 /** Close the store.  Every acknowledged write is already durable in the
- * store's sync mode.  No other thread may be using s.  NULL is accepted. */
+ * store's sync mode; writes queued with etagkv_submit() are completed (and
+ * their callbacks called) first.  No other thread may be using s.  NULL is
+ * accepted. */
 ETAGKV_API void etagkv_store_close(etagkv_store *s);
 
 /** Store-wide figures. */
@@ -594,6 +596,32 @@ typedef struct etagkv_result {
 ETAGKV_API etagkv_status etagkv_write(etagkv_store *s,
                                       const etagkv_request *req,
                                       etagkv_result *res);
+
+/** Called once by etagkv_submit() when the write is done: durable in the
+ * store's sync mode, or failed.  res is valid only during the call.  Runs on
+ * a thread of the library's (or of another writer blocked in a write call),
+ * so it must not block: it may call etagkv_submit() and the read functions,
+ * but not the blocking write functions (they would wait for a batch that
+ * this very thread is to commit). */
+typedef void (*etagkv_done_fn)(void *ctx, const etagkv_result *res);
+
+/** Asynchronous etagkv_write(): queue the write and return at once; done
+ * is called later, exactly once, with the outcome etagkv_write() would have
+ * returned.  Queued writes join the same group-commit batches as blocking
+ * ones (DESIGN §4), so a server can have many writes waiting for one sync
+ * without holding a thread for each.
+ *
+ * Everything req points to (key, value, content type, cond, idempotency
+ * key) must stay valid and unchanged until done is called; req itself may
+ * go at once.  etagkv_store_close() waits for every submitted write.
+ *
+ * Returns ETAGKV_OK (done will be called), or, without calling done, the
+ * argument errors of etagkv_write() (ETAGKV_INVALID_KEY, KEY_TOO_LONG,
+ * VALUE_TOO_LARGE, INVALID_HEADER, INVALID_ARGUMENT for NULL s, req or
+ * done) or ETAGKV_NO_MEMORY. */
+ETAGKV_API etagkv_status etagkv_submit(etagkv_store *s,
+                                       const etagkv_request *req,
+                                       etagkv_done_fn done, void *ctx);
 
 /* ---------------------------------------------------------------------------
  * Read-modify-write

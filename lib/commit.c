@@ -21,6 +21,7 @@
  * status.  No operation is acknowledged before its transaction committed.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
@@ -32,7 +33,8 @@
 
 struct ekv_waiter {
     struct ekv_op *op;
-    pthread_cond_t cv;
+    pthread_cond_t cv;        /* a blocking writer waits on it */
+    struct ekv_async *async;  /* a submitted write: its completion */
     int done;
     struct ekv_waiter *next;
 };
@@ -263,19 +265,38 @@ static struct ekv_waiter *take_batch(struct ekv_waiter *w, struct ekv_op **ops,
     return last;
 }
 
-/* With queue_lock held: dequeue w..last, mark them done, wake them, and
- * wake the next leader.  A woken follower returns and its waiter (on its
- * stack) goes away, which is safe: it cannot run before we unlock. */
+/* With queue_lock held: wake whoever leads the queue's head next -- its own
+ * thread for a blocking write, the committer thread for a submitted one. */
+static void wake_head(etagkv_store *s)
+{
+    struct ekv_waiter *h = s->queue_head;
+
+    if (h == NULL)
+        return;
+    if (h->async != NULL)
+        (void)pthread_cond_signal(&s->committer_cv);
+    else
+        (void)pthread_cond_signal(&h->cv);
+}
+
+/* With queue_lock held: dequeue w..last and mark them done.  Blocking
+ * waiters are woken (a woken follower returns and its waiter, on its stack,
+ * goes away: safe, as it cannot run before we unlock); submitted ones are
+ * chained onto *finished for their callbacks, to be called unlocked. */
 static void finish_batch(etagkv_store *s, struct ekv_waiter *w,
-                         struct ekv_waiter *last)
+                         struct ekv_waiter *last, struct ekv_waiter **finished)
 {
     struct ekv_waiter *p = w, *next;
 
     for (;;) {
         next = p->next;
         p->done = 1;
-        if (p != w)
+        if (p->async != NULL) {
+            p->next = *finished;
+            *finished = p;
+        } else if (p != w) {
             (void)pthread_cond_signal(&p->cv);
+        }
         if (p == last)
             break;
         p = next;
@@ -283,44 +304,168 @@ static void finish_batch(etagkv_store *s, struct ekv_waiter *w,
     s->queue_head = next;
     if (next == NULL)
         s->queue_tail = NULL;
-    else
-        (void)pthread_cond_signal(&next->cv);
+    wake_head(s);
 }
+
+/* With queue_lock held and w at the head: commit one batch for w and the
+ * writes queued behind it.  The lock is released while the transaction
+ * runs, so that more writes can queue for the next batch meanwhile. */
+static void lead(etagkv_store *s, struct ekv_waiter *w,
+                 struct ekv_waiter **finished)
+{
+    struct ekv_op *ops[BATCH_MAX_OPS];
+    struct ekv_waiter *last;
+    size_t n = 0, wrote = 0;
+    int committed;
+
+    last = take_batch(w, ops, &n);
+    (void)pthread_mutex_unlock(&s->queue_lock);
+    committed = apply_batch(s, ops, n);
+    for (size_t i = 0; i < n; i++)
+        wrote += (size_t)ops[i]->wrote;
+    (void)pthread_mutex_lock(&s->queue_lock);
+    s->write_txns += (uint64_t)committed;
+    s->write_ops += wrote;
+    finish_batch(s, w, last, finished);
+}
+
+static void enqueue(etagkv_store *s, struct ekv_waiter *w)
+{
+    if (s->queue_tail != NULL)
+        s->queue_tail->next = w;
+    else
+        s->queue_head = w;
+    s->queue_tail = w;
+}
+
+/* ---- asynchronous writes ------------------------------------------------ */
+
+struct ekv_async {
+    struct ekv_waiter w;
+    struct ekv_op op;
+    etagkv_done_fn fn;
+    void *ctx;
+};
+
+struct ekv_async *ekv_async_new(etagkv_done_fn fn, void *ctx)
+{
+    struct ekv_async *a = calloc(1, sizeof(*a));
+
+    if (a != NULL) {
+        a->fn = fn;
+        a->ctx = ctx;
+        a->w.op = &a->op;
+        a->w.async = a;
+    }
+    return a;
+}
+
+struct ekv_op *ekv_async_op(struct ekv_async *a)
+{
+    return &a->op;
+}
+
+void ekv_async_free(struct ekv_async *a)
+{
+    free(a);
+}
+
+/* Call the callbacks of finished submitted writes (queue_lock not held). */
+static void notify(struct ekv_waiter *finished)
+{
+    while (finished != NULL) {
+        struct ekv_async *a = finished->async;
+        etagkv_result res;
+
+        finished = finished->next;
+        res.status = a->op.status;
+        res.meta = a->op.meta;
+        res.replayed = a->op.replayed;
+        a->fn(a->ctx, &res);
+        free(a);
+    }
+}
+
+/* The committer thread: leads every batch whose head is a submitted write
+ * (a blocking writer at the head leads its own).  On shutdown it drains
+ * what was submitted before exiting. */
+static void *committer_main(void *arg)
+{
+    etagkv_store *s = arg;
+
+    (void)pthread_mutex_lock(&s->queue_lock);
+    for (;;) {
+        struct ekv_waiter *finished = NULL;
+
+        while (!(s->queue_head != NULL && s->queue_head->async != NULL) &&
+               !s->committer_stop)
+            (void)pthread_cond_wait(&s->committer_cv, &s->queue_lock);
+        if (s->queue_head == NULL || s->queue_head->async == NULL)
+            break; /* stopping, and nothing of ours is queued */
+        lead(s, s->queue_head, &finished);
+        if (finished != NULL) {
+            (void)pthread_mutex_unlock(&s->queue_lock);
+            notify(finished);
+            (void)pthread_mutex_lock(&s->queue_lock);
+        }
+    }
+    (void)pthread_mutex_unlock(&s->queue_lock);
+    return NULL;
+}
+
+etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a)
+{
+    etagkv_status st = ETAGKV_OK;
+
+    (void)pthread_mutex_lock(&s->queue_lock);
+    if (!s->committer_started) {
+        if (pthread_create(&s->committer, NULL, committer_main, s) != 0)
+            st = ekv_fail(ETAGKV_NO_MEMORY, "cannot start the committer");
+        else
+            s->committer_started = 1;
+    }
+    if (st == ETAGKV_OK) {
+        enqueue(s, &a->w);
+        if (s->queue_head == &a->w)
+            wake_head(s);
+    }
+    (void)pthread_mutex_unlock(&s->queue_lock);
+    return st;
+}
+
+void ekv_commit_shutdown(etagkv_store *s)
+{
+    int started;
+
+    (void)pthread_mutex_lock(&s->queue_lock);
+    started = s->committer_started;
+    s->committer_stop = 1;
+    (void)pthread_cond_signal(&s->committer_cv);
+    (void)pthread_mutex_unlock(&s->queue_lock);
+    if (started)
+        (void)pthread_join(s->committer, NULL);
+}
+
+/* ---- blocking writes ---------------------------------------------------- */
 
 etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)
 {
     struct ekv_waiter w = {.op = op};
-    struct ekv_waiter *last;
-    struct ekv_op *ops[BATCH_MAX_OPS];
-    size_t n, wrote = 0;
-    int committed;
+    struct ekv_waiter *finished = NULL;
 
     op->detail[0] = '\0';
     if (pthread_cond_init(&w.cv, NULL) != 0)
         return ekv_fail(ETAGKV_NO_MEMORY, "pthread_cond_init");
     (void)pthread_mutex_lock(&s->queue_lock);
-    if (s->queue_tail != NULL)
-        s->queue_tail->next = &w;
-    else
-        s->queue_head = &w;
-    s->queue_tail = &w;
+    enqueue(s, &w);
     while (!w.done && s->queue_head != &w)
         (void)pthread_cond_wait(&w.cv, &s->queue_lock);
-    if (!w.done) {
-        /* Leader: commit for everyone queued so far, outside the lock so
-         * that more can queue for the next batch meanwhile. */
-        last = take_batch(&w, ops, &n);
-        (void)pthread_mutex_unlock(&s->queue_lock);
-        committed = apply_batch(s, ops, n);
-        for (size_t i = 0; i < n; i++)
-            wrote += (size_t)ops[i]->wrote;
-        (void)pthread_mutex_lock(&s->queue_lock);
-        s->write_txns += (uint64_t)committed;
-        s->write_ops += wrote;
-        finish_batch(s, &w, last);
-    }
+    if (!w.done)
+        lead(s, &w, &finished); /* leader: commit for everyone queued */
     (void)pthread_mutex_unlock(&s->queue_lock);
     (void)pthread_cond_destroy(&w.cv);
+    /* Submitted writes that rode in this thread's batch. */
+    notify(finished);
     /* The diagnostic belongs to the caller's thread, whichever thread
      * committed. */
     if (op->detail[0] != '\0')

@@ -477,7 +477,8 @@ etagkv_status etagkv_store_open(const char *dir, const etagkv_options *opts,
         &attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     if (pthread_rwlock_init(&s->resize_lock, &attr) != 0 ||
         pthread_mutex_init(&s->pool_lock, NULL) != 0 ||
-        pthread_mutex_init(&s->queue_lock, NULL) != 0) {
+        pthread_mutex_init(&s->queue_lock, NULL) != 0 ||
+        pthread_cond_init(&s->committer_cv, NULL) != 0) {
         (void)pthread_rwlockattr_destroy(&attr);
         free(s->pool);
         free(s);
@@ -499,6 +500,7 @@ void etagkv_store_close(etagkv_store *s)
 {
     if (s == NULL)
         return;
+    ekv_commit_shutdown(s);
     for (size_t i = 0; i < s->pool_len; i++)
         mdb_txn_abort(s->pool[i]);
     if (s->env != NULL) {
@@ -511,6 +513,7 @@ void etagkv_store_close(etagkv_store *s)
     (void)pthread_rwlock_destroy(&s->resize_lock);
     (void)pthread_mutex_destroy(&s->pool_lock);
     (void)pthread_mutex_destroy(&s->queue_lock);
+    (void)pthread_cond_destroy(&s->committer_cv);
     free(s->pool);
     free(s);
 }

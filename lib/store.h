@@ -42,6 +42,9 @@ struct etagkv_store {
      * one at the head commits a batch for everyone queued behind it. */
     pthread_mutex_t queue_lock;
     struct ekv_waiter *queue_head, *queue_tail;
+    pthread_cond_t committer_cv; /* wakes the committer thread */
+    pthread_t committer;         /* leads batches headed by async writes */
+    int committer_started, committer_stop; /* (queue_lock) */
     uint64_t write_txns; /* committed write transactions (queue_lock) */
     uint64_t write_ops;  /* operations that changed the store (queue_lock) */
 
@@ -88,6 +91,21 @@ int ekv_idem_check(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
 int ekv_idem_record(etagkv_store *s, MDB_txn *txn, const struct ekv_op *op);
 int ekv_idem_purge(etagkv_store *s, MDB_txn *txn, size_t steps);
 int ekv_idem_maintain(etagkv_store *s, MDB_txn *txn);
+
+/* An asynchronous write: its op and its completion (commit.c). */
+struct ekv_async;
+struct ekv_async *ekv_async_new(etagkv_done_fn fn, void *ctx);
+struct ekv_op *ekv_async_op(struct ekv_async *a);
+void ekv_async_free(struct ekv_async *a);
+
+/* Queue a prepared asynchronous write; its callback will be called once.
+ * Returns ETAGKV_OK, or ETAGKV_NO_MEMORY when the committer thread cannot
+ * be started (then a is still the caller's). */
+etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a);
+
+/* Complete every queued asynchronous write and stop the committer thread
+ * (etagkv_store_close()). */
+void ekv_commit_shutdown(etagkv_store *s);
 
 /* Apply op durably: evaluated and written in a write transaction, batched
  * with concurrent writers, acknowledged (returned) only after its

@@ -52,63 +52,92 @@ static etagkv_status fingerprint(struct ekv_op *op)
     return ETAGKV_OK;
 }
 
-/* The put behind etagkv_put(), etagkv_write() and the helpers.  keep_type:
- * a replaced record keeps its content type (content_type is then NULL). */
-static etagkv_status put_op_idem(etagkv_store *s, const void *key,
-                                 size_t key_len, const void *value,
-                                 size_t value_len, const char *content_type,
-                                 int keep_type, const etagkv_cond *c,
-                                 const void *idem, size_t idem_len,
-                                 etagkv_meta *meta_out, int *replayed)
+/* Validate req and fill op with everything that can be computed outside a
+ * transaction: the value's hash and, with an idempotency key, the
+ * request's fingerprint.  keep_type: a replaced record keeps its content
+ * type (req->content_type is then NULL).  On failure op is not usable. */
+static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
+                             int keep_type, struct ekv_op *op)
 {
-    struct ekv_op op;
+    const char *ct = req->content_type;
     etagkv_status st;
 
-    if (meta_out != NULL)
-        memset(meta_out, 0, sizeof(*meta_out));
-    if (s == NULL)
+    memset(op, 0, sizeof(*op));
+    if (s == NULL ||
+        (req->idempotency_key == NULL && req->idempotency_key_len > 0))
         return ETAGKV_INVALID_ARGUMENT;
-    if ((st = ekv_check_key(key, key_len)) != ETAGKV_OK)
+    if (req->idempotency_key_len > ETAGKV_IDEMPOTENCY_KEY_MAX)
+        return ekv_fail(ETAGKV_INVALID_HEADER,
+                        "idempotency key longer than %d bytes",
+                        ETAGKV_IDEMPOTENCY_KEY_MAX);
+    if (req->method != ETAGKV_METHOD_PUT && req->method != ETAGKV_METHOD_DELETE)
+        return ETAGKV_INVALID_ARGUMENT;
+    if ((st = ekv_check_key(req->key, req->key_len)) != ETAGKV_OK)
         return st;
-    if (value == NULL && value_len > 0)
-        return ETAGKV_INVALID_ARGUMENT;
-    if (value_len > s->opts.max_value_bytes)
-        return ekv_fail(ETAGKV_VALUE_TOO_LARGE, "%zu bytes, limit %llu",
-                        value_len,
-                        (unsigned long long)s->opts.max_value_bytes);
-    if (content_type == NULL)
-        content_type = ETAGKV_CONTENT_TYPE_DEFAULT;
-    if (!ekv_content_type_valid(content_type, strlen(content_type)))
-        return ekv_fail(ETAGKV_INVALID_HEADER, "invalid content type");
+    op->method = req->method;
+    op->key = req->key;
+    op->key_len = req->key_len;
+    op->cond = req->cond;
+    op->idem_key = req->idempotency_key;
+    op->idem_len = req->idempotency_key_len;
+    if (req->method == ETAGKV_METHOD_PUT) {
+        if (req->value == NULL && req->value_len > 0)
+            return ETAGKV_INVALID_ARGUMENT;
+        if (req->value_len > s->opts.max_value_bytes)
+            return ekv_fail(ETAGKV_VALUE_TOO_LARGE, "%zu bytes, limit %llu",
+                            req->value_len,
+                            (unsigned long long)s->opts.max_value_bytes);
+        if (ct == NULL)
+            ct = ETAGKV_CONTENT_TYPE_DEFAULT;
+        if (!ekv_content_type_valid(ct, strlen(ct)))
+            return ekv_fail(ETAGKV_INVALID_HEADER, "invalid content type");
+        op->value = req->value;
+        op->value_len = req->value_len;
+        op->content_type = ct;
+        op->content_type_len = strlen(ct);
+        op->keep_content_type = keep_type;
+        ekv_hash128(req->value, req->value_len, op->hash);
+    }
+    if (op->idem_len > 0)
+        return fingerprint(op);
+    return ETAGKV_OK;
+}
 
-    memset(&op, 0, sizeof(op));
-    op.method = ETAGKV_METHOD_PUT;
-    op.key = key;
-    op.key_len = key_len;
-    op.value = value;
-    op.value_len = value_len;
-    op.content_type = content_type;
-    op.content_type_len = strlen(content_type);
-    op.keep_content_type = keep_type;
-    op.cond = c;
-    op.idem_key = idem;
-    op.idem_len = idem_len;
-    ekv_hash128(value, value_len, op.hash);
-    if (idem_len > 0 && (st = fingerprint(&op)) != ETAGKV_OK)
+/* A write from start to acknowledgement, on the caller's thread. */
+static etagkv_status write_sync(etagkv_store *s, const etagkv_request *req,
+                                int keep_type, etagkv_meta *meta_out,
+                                int *replayed)
+{
+    struct ekv_op op;
+    etagkv_status st = prepare(s, req, keep_type, &op);
+
+    if (st != ETAGKV_OK) {
+        if (meta_out != NULL)
+            memset(meta_out, 0, sizeof(*meta_out));
+        if (replayed != NULL)
+            *replayed = 0;
         return st;
+    }
     return run(s, &op, meta_out, replayed);
 }
 
-/* The put behind etagkv_put() and the helpers.  keep_type: a replaced
- * record keeps its content type (content_type is then NULL). */
+/* The put behind etagkv_put() and the helpers. */
 static etagkv_status put_op(etagkv_store *s, const void *key, size_t key_len,
                             const void *value, size_t value_len,
                             const char *content_type, int keep_type,
                             const etagkv_cond *c, etagkv_meta *meta_out)
 {
-    return put_op_idem(s, key, key_len, value, value_len, content_type,
-                       keep_type, c, NULL, 0, meta_out, NULL);
+    etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                          .key = key,
+                          .key_len = key_len,
+                          .value = value,
+                          .value_len = value_len,
+                          .content_type = content_type,
+                          .cond = c};
+
+    return write_sync(s, &req, keep_type, meta_out, NULL);
 }
+
 etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
                          const void *value, size_t value_len,
                          const char *content_type, const etagkv_cond *c,
@@ -119,37 +148,16 @@ etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
                   meta_out);
 }
 
-static etagkv_status delete_op(etagkv_store *s, const void *key,
-                               size_t key_len, const etagkv_cond *c,
-                               const void *idem, size_t idem_len,
-                               etagkv_meta *meta_out, int *replayed)
-{
-    struct ekv_op op;
-    etagkv_status st;
-
-    if (meta_out != NULL)
-        memset(meta_out, 0, sizeof(*meta_out));
-    if (s == NULL)
-        return ETAGKV_INVALID_ARGUMENT;
-    if ((st = ekv_check_key(key, key_len)) != ETAGKV_OK)
-        return st;
-    memset(&op, 0, sizeof(op));
-    op.method = ETAGKV_METHOD_DELETE;
-    op.key = key;
-    op.key_len = key_len;
-    op.cond = c;
-    op.idem_key = idem;
-    op.idem_len = idem_len;
-    if (idem_len > 0 && (st = fingerprint(&op)) != ETAGKV_OK)
-        return st;
-    return run(s, &op, meta_out, replayed);
-}
-
 etagkv_status etagkv_delete(etagkv_store *s, const void *key, size_t key_len,
                             const etagkv_cond *c, etagkv_meta *meta_out)
 {
+    etagkv_request req = {.method = ETAGKV_METHOD_DELETE,
+                          .key = key,
+                          .key_len = key_len,
+                          .cond = c};
+
     ekv_clear_error();
-    return delete_op(s, key, key_len, c, NULL, 0, meta_out, NULL);
+    return write_sync(s, &req, 0, meta_out, NULL);
 }
 
 etagkv_status etagkv_write(etagkv_store *s, const etagkv_request *req,
@@ -162,25 +170,29 @@ etagkv_status etagkv_write(etagkv_store *s, const etagkv_request *req,
     if (res == NULL)
         res = &local;
     memset(res, 0, sizeof(*res));
-    if (s == NULL || req == NULL ||
-        (req->idempotency_key == NULL && req->idempotency_key_len > 0))
-        st = ETAGKV_INVALID_ARGUMENT;
-    else if (req->idempotency_key_len > ETAGKV_IDEMPOTENCY_KEY_MAX)
-        st = ekv_fail(ETAGKV_INVALID_HEADER,
-                      "idempotency key longer than %d bytes",
-                      ETAGKV_IDEMPOTENCY_KEY_MAX);
-    else if (req->method == ETAGKV_METHOD_PUT)
-        st = put_op_idem(s, req->key, req->key_len, req->value,
-                         req->value_len, req->content_type, 0, req->cond,
-                         req->idempotency_key, req->idempotency_key_len,
-                         &res->meta, &res->replayed);
-    else if (req->method == ETAGKV_METHOD_DELETE)
-        st = delete_op(s, req->key, req->key_len, req->cond,
-                       req->idempotency_key, req->idempotency_key_len,
-                       &res->meta, &res->replayed);
-    else
-        st = ETAGKV_INVALID_ARGUMENT;
+    st = req == NULL ? ETAGKV_INVALID_ARGUMENT
+                     : write_sync(s, req, 0, &res->meta, &res->replayed);
     res->status = st;
+    return st;
+}
+
+etagkv_status etagkv_submit(etagkv_store *s, const etagkv_request *req,
+                            etagkv_done_fn done, void *ctx)
+{
+    struct ekv_async *a;
+    etagkv_status st;
+
+    ekv_clear_error();
+    if (s == NULL || req == NULL || done == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    a = ekv_async_new(done, ctx);
+    if (a == NULL)
+        return ETAGKV_NO_MEMORY;
+    st = prepare(s, req, 0, ekv_async_op(a));
+    if (st == ETAGKV_OK)
+        st = ekv_commit_async(s, a);
+    if (st != ETAGKV_OK)
+        ekv_async_free(a);
     return st;
 }
 

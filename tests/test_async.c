@@ -1,0 +1,291 @@
+/*
+ * test_async.c -- etagkv_submit(): queued writes, completed once each,
+ * after they are durable, batched with blocking writes.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define N 400
+
+static char *dir;
+static etagkv_store *st;
+
+static void setup(void)
+{
+    dir = tu_mkdtemp();
+    st = tu_open(dir, NULL); /* sync mode */
+}
+
+static void teardown(void)
+{
+    etagkv_store_close(st);
+    tu_rmdir_free(dir);
+}
+
+/* What the test waits for: a count of completions under a lock. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int completed;
+
+struct slot {
+    char key[16];
+    char value[16];
+    int calls;
+    etagkv_result res;
+    int visible; /* the record was readable from the callback */
+};
+
+static struct slot slots[N];
+
+static void done_fn(void *ctx, const etagkv_result *res)
+{
+    struct slot *sl = ctx;
+    etagkv_meta m;
+
+    /* Acknowledged means committed: a read from the callback sees it. */
+    sl->visible = etagkv_head(st, sl->key, strlen(sl->key), NULL, &m) ==
+                      ETAGKV_OK &&
+                  strcmp(m.etag, res->meta.etag) == 0;
+    sl->res = *res;
+    pthread_mutex_lock(&lock);
+    sl->calls++;
+    completed++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&lock);
+}
+
+static void wait_for(int n)
+{
+    pthread_mutex_lock(&lock);
+    while (completed < n)
+        pthread_cond_wait(&cv, &lock);
+    pthread_mutex_unlock(&lock);
+}
+
+static etagkv_status submit_put(struct slot *sl, int i)
+{
+    etagkv_request rq;
+
+    snprintf(sl->key, sizeof(sl->key), "k%04d", i);
+    snprintf(sl->value, sizeof(sl->value), "v%04d", i);
+    rq = (etagkv_request){.method = ETAGKV_METHOD_PUT,
+                          .key = sl->key,
+                          .key_len = strlen(sl->key),
+                          .value = sl->value,
+                          .value_len = strlen(sl->value)};
+    return etagkv_submit(st, &rq, done_fn, sl);
+}
+
+START_TEST(every_submitted_write_completes_once_after_it_is_durable)
+{
+    etagkv_stats s;
+
+    completed = 0;
+    memset(slots, 0, sizeof(slots));
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(submit_put(&slots[i], i), ETAGKV_OK);
+    wait_for(N);
+    for (int i = 0; i < N; i++) {
+        char etag[ETAGKV_ETAG_SIZE];
+
+        ck_assert_int_eq(slots[i].calls, 1);
+        ck_assert_int_eq(slots[i].res.status, ETAGKV_CREATED);
+        etagkv_etag_compute(slots[i].value, strlen(slots[i].value), etag);
+        ck_assert_str_eq(slots[i].res.meta.etag, etag);
+        ck_assert_int_eq(slots[i].visible, 1);
+    }
+    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_uint_eq(s.records, N);
+    ck_assert_uint_eq(s.revision, N);
+    /* Queued together, committed together: fewer transactions than
+     * writes (one sync per write would make them equal). */
+    ck_assert_uint_lt(s.write_txns, s.write_ops);
+    fprintf(stderr, "async: %llu writes in %llu transactions\n",
+            (unsigned long long)s.write_ops,
+            (unsigned long long)s.write_txns);
+}
+END_TEST
+
+START_TEST(close_completes_submitted_writes_first)
+{
+    completed = 0;
+    memset(slots, 0, sizeof(slots));
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(submit_put(&slots[i], i), ETAGKV_OK);
+    etagkv_store_close(st);
+    ck_assert_int_eq(completed, N); /* all called before close returned */
+    st = tu_open(dir, NULL);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(etagkv_head(st, slots[i].key, strlen(slots[i].key),
+                                     NULL, NULL),
+                         ETAGKV_OK);
+}
+END_TEST
+
+/* Conditional submits with outcomes that depend on order: arrival order
+ * is the serial order. */
+START_TEST(submitted_conditional_writes_apply_in_arrival_order)
+{
+    etagkv_cond *create_only;
+    etagkv_request rq;
+
+    completed = 0;
+    memset(slots, 0, sizeof(slots));
+    ck_assert_int_eq(etagkv_cond_parse(NULL, "*", NULL, NULL, &create_only),
+                     ETAGKV_OK);
+    for (int i = 0; i < 10; i++) {
+        snprintf(slots[i].key, sizeof(slots[i].key), "same");
+        snprintf(slots[i].value, sizeof(slots[i].value), "v%d", i);
+        rq = (etagkv_request){.method = ETAGKV_METHOD_PUT,
+                              .key = slots[i].key,
+                              .key_len = 4,
+                              .value = slots[i].value,
+                              .value_len = strlen(slots[i].value),
+                              .cond = create_only};
+        ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[i]),
+                         ETAGKV_OK);
+    }
+    wait_for(10);
+    ck_assert_int_eq(slots[0].res.status, ETAGKV_CREATED);
+    for (int i = 1; i < 10; i++) {
+        ck_assert_int_eq(slots[i].res.status, ETAGKV_PRECONDITION_FAILED);
+        ck_assert_str_eq(slots[i].res.meta.etag, slots[0].res.meta.etag);
+    }
+    etagkv_cond_free(create_only);
+}
+END_TEST
+
+/* A callback may submit the next write: a chain of N writes. */
+static int chain_left;
+static char chain_key[] = "chain";
+
+static void chain_fn(void *ctx, const etagkv_result *res)
+{
+    etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                         .key = chain_key,
+                         .key_len = 5,
+                         .value = chain_key,
+                         .value_len = 5};
+
+    (void)ctx;
+    ck_assert(res->status == ETAGKV_OK || res->status == ETAGKV_CREATED);
+    pthread_mutex_lock(&lock);
+    completed++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&lock);
+    if (--chain_left > 0)
+        ck_assert_int_eq(etagkv_submit(st, &rq, chain_fn, NULL), ETAGKV_OK);
+}
+
+START_TEST(a_callback_may_submit_the_next_write)
+{
+    etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                         .key = chain_key,
+                         .key_len = 5,
+                         .value = chain_key,
+                         .value_len = 5};
+    etagkv_meta m;
+
+    completed = 0;
+    chain_left = 20;
+    ck_assert_int_eq(etagkv_submit(st, &rq, chain_fn, NULL), ETAGKV_OK);
+    wait_for(20);
+    ck_assert_int_eq(etagkv_head(st, "chain", 5, NULL, &m), ETAGKV_OK);
+    ck_assert_uint_eq(m.version, 20);
+}
+END_TEST
+
+/* Blocking and submitted writes from several threads share batches. */
+static void *blocking_writer(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    char key[32];
+
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof(key), "b-%d-%d", id, i);
+        ck_assert_int_eq(etagkv_put(st, key, strlen(key), "x", 1, NULL, NULL,
+                                    NULL),
+                         ETAGKV_CREATED);
+    }
+    return NULL;
+}
+
+START_TEST(blocking_and_submitted_writes_mix)
+{
+    pthread_t t[4];
+    etagkv_stats s;
+
+    completed = 0;
+    memset(slots, 0, sizeof(slots));
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, blocking_writer,
+                                        (void *)(intptr_t)i),
+                         0);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(submit_put(&slots[i], i), ETAGKV_OK);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    wait_for(N);
+    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_uint_eq(s.records, N + 200);
+    ck_assert_uint_eq(s.revision, N + 200);
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(slots[i].calls, 1);
+}
+END_TEST
+
+static void never_called(void *ctx, const etagkv_result *res)
+{
+    (void)ctx;
+    (void)res;
+    ck_abort_msg("done called for a refused submit");
+}
+
+START_TEST(a_refused_submit_never_calls_back)
+{
+    char big[ETAGKV_KEY_MAX + 1];
+    etagkv_request rq = {.method = ETAGKV_METHOD_PUT, .key = big};
+
+    memset(big, 'k', sizeof(big));
+    rq.key_len = 0;
+    ck_assert_int_eq(etagkv_submit(st, &rq, never_called, NULL),
+                     ETAGKV_INVALID_KEY);
+    rq.key_len = sizeof(big);
+    ck_assert_int_eq(etagkv_submit(st, &rq, never_called, NULL),
+                     ETAGKV_KEY_TOO_LONG);
+    rq.key_len = 1;
+    ck_assert_int_eq(etagkv_submit(st, &rq, NULL, NULL),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_submit(NULL, &rq, never_called, NULL),
+                     ETAGKV_INVALID_ARGUMENT);
+    rq.content_type = "bad\r\n";
+    ck_assert_int_eq(etagkv_submit(st, &rq, never_called, NULL),
+                     ETAGKV_INVALID_HEADER);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("async");
+    TCase *tc = tcase_create("submit");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, every_submitted_write_completes_once_after_it_is_durable);
+    tcase_add_test(tc, close_completes_submitted_writes_first);
+    tcase_add_test(tc, submitted_conditional_writes_apply_in_arrival_order);
+    tcase_add_test(tc, a_callback_may_submit_the_next_write);
+    tcase_add_test(tc, blocking_and_submitted_writes_mix);
+    tcase_add_test(tc, a_refused_submit_never_calls_back);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
+}
