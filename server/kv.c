@@ -150,13 +150,27 @@ static int add_location(struct MHD_Response *resp, const struct srv_req *r)
     return rc;
 }
 
-/* The write of a PUT or DELETE: one etagkv_write(), with the request's
- * Idempotency-Key when it has one. */
-static etagkv_status kv_write(struct srv *s, struct srv_req *r,
-                              etagkv_method method, const char *ct,
-                              etagkv_meta *m)
+/* Called by the library when a submitted write is durable (or failed), on
+ * a library thread: keep the outcome and let libmicrohttpd call the handler
+ * again.  The mutex inside MHD_resume_connection() orders our stores before
+ * the handler's reads. */
+static void write_done(void *ctx, const etagkv_result *res)
 {
-    etagkv_result res;
+    struct srv_req *r = ctx;
+
+    r->write_res = *res;
+    r->write_state = SRV_WRITE_DONE;
+    MHD_resume_connection(r->conn);
+}
+
+/* Start the write of a PUT or DELETE: one etagkv_submit(), with the
+ * request's Idempotency-Key when it has one.  The connection is suspended
+ * before the submit, so the completion can never resume it too early; a
+ * write refused at once completes here. */
+static enum MHD_Result kv_submit(struct srv *s, struct MHD_Connection *c,
+                                 struct srv_req *r, etagkv_method method,
+                                 const char *ct)
+{
     etagkv_request rq = {
         .method = method,
         .key = r->key,
@@ -168,12 +182,29 @@ static etagkv_status kv_write(struct srv *s, struct srv_req *r,
         .idempotency_key = r->idem_len > 0 ? r->idem : NULL,
         .idempotency_key_len = r->idem_len,
     };
-    etagkv_status st = etagkv_write(s->store, &rq, &res);
+    etagkv_status st;
 
-    *m = res.meta;
-    r->replayed = res.replayed;
+    r->conn = c;
+    r->write_state = SRV_WRITE_PENDING;
+    MHD_suspend_connection(c);
+    st = etagkv_submit(s->store, &rq, write_done, r);
+    if (st != ETAGKV_OK) {
+        etagkv_result res = {.status = st};
+
+        write_done(r, &res);
+    }
+    return MHD_YES;
+}
+
+/* The outcome of a finished write, counted for the metrics. */
+static etagkv_status write_outcome(struct srv_req *r, etagkv_meta *m)
+{
+    etagkv_status st = r->write_res.status;
+
+    *m = r->write_res.meta;
+    r->replayed = r->write_res.replayed;
     if (r->idem_len > 0)
-        srv_metrics_idempotency(res.replayed,
+        srv_metrics_idempotency(r->write_res.replayed,
                                 st == ETAGKV_IDEMPOTENCY_MISMATCH);
     return st;
 }
@@ -185,8 +216,11 @@ static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
                                                  MHD_HTTP_HEADER_CONTENT_TYPE);
     etagkv_meta m;
     struct MHD_Response *resp;
-    etagkv_status st = kv_write(s, r, ETAGKV_METHOD_PUT, ct, &m);
+    etagkv_status st;
 
+    if (r->write_state == SRV_WRITE_NONE)
+        return kv_submit(s, c, r, ETAGKV_METHOD_PUT, ct);
+    st = write_outcome(r, &m);
     if (st != ETAGKV_OK && st != ETAGKV_CREATED)
         return answer_outcome(s, c, r, st, &m);
     /* The stored bytes are exactly the request's content, so the new ETag
@@ -207,8 +241,11 @@ static enum MHD_Result kv_delete(struct srv *s, struct MHD_Connection *c,
     etagkv_meta m;
     struct MHD_Response *resp;
     char rev[24];
-    etagkv_status st = kv_write(s, r, ETAGKV_METHOD_DELETE, NULL, &m);
+    etagkv_status st;
 
+    if (r->write_state == SRV_WRITE_NONE)
+        return kv_submit(s, c, r, ETAGKV_METHOD_DELETE, NULL);
+    st = write_outcome(r, &m);
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);
     snprintf(rev, sizeof rev, "%llu", (unsigned long long)m.mod_revision);

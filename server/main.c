@@ -364,8 +364,11 @@ static etagkv_store *open_store(const struct config *cfg)
 static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
                                        int fd, int family)
 {
+    /* MHD_ALLOW_SUSPEND_RESUME: writes suspend their connection while the
+     * library commits them (kv.c). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
     /* One thread is MHD's internal polling thread itself: MHD refuses a
      * pool of one, so the pool option is left out then. */
     struct MHD_OptionItem pool[] = {

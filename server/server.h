@@ -60,6 +60,13 @@ struct srv_req {
     unsigned char idem[ETAGKV_IDEMPOTENCY_KEY_MAX]; /* Idempotency-Key */
     size_t idem_len;                                /* 0: none */
     int replayed; /* the answer is a recorded outcome (Idempotent-Replayed) */
+    /* A PUT or DELETE is submitted to the library (etagkv_submit) and the
+     * connection suspended until the write is durable: no worker thread
+     * waits for the disk, and one group commit serves writes from every
+     * connection.  The completion stores the outcome and resumes. */
+    enum { SRV_WRITE_NONE, SRV_WRITE_PENDING, SRV_WRITE_DONE } write_state;
+    etagkv_result write_res;
+    struct MHD_Connection *conn;
     char *body;        /* PUT body so far (malloc'd) */
     size_t body_len, body_cap;
     uint64_t discarded_bytes;     /* body bytes dropped after a refusal */
