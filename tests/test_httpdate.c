@@ -396,17 +396,6 @@ static void expect_reject(const char *s)
     ck_assert(got == INT64_MIN);
 }
 
-/* A small deterministic generator (SplitMix64), so that a failure of the
- * random test is reproducible. */
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
-
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
 static const char *const wday_names[7] = {"Sun", "Mon", "Tue", "Wed",
                                           "Thu", "Fri", "Sat"};
 static const char *const mon_names[12] = {"Jan", "Feb", "Mar", "Apr",
@@ -745,7 +734,7 @@ START_TEST(random_timestamps_agree_with_gmtime_and_round_trip)
         check_against_oracle(4107542400 + day * 86400);  /* 2100-03-01 */
     }
     for (int i = 0; i < 100000; i++)
-        check_against_oracle(T_MIN + (int64_t)(splitmix64(&state) % span));
+        check_against_oracle(T_MIN + (int64_t)(tu_rng_next(&state) % span));
 }
 END_TEST
 

@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "etagkv.h"
 
@@ -19,6 +20,10 @@ void tu_rmdir_free(char *path);
 
 /* Open a store on dir with opts (NULL: defaults); fails the test on error. */
 etagkv_store *tu_open(const char *dir, const etagkv_options *opts);
+
+/* SplitMix64: a small deterministic generator, so that a failure of a
+ * randomised test is reproducible from its printed seed.  Advances *state. */
+uint64_t tu_rng_next(uint64_t *state);
 
 /* Run a suite and return the process exit status (0 when all passed). */
 int tu_run(Suite *s);

@@ -1,0 +1,302 @@
+/*
+ * httputil.c -- the real etagkv-server as a child process, and libcurl
+ * requests against it (see httputil.h).
+ */
+#include "httputil.h"
+
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How long a server gets to announce its port and become healthy; the
+ * sanitizer build starts several times slower than the normal one. */
+#define START_TIMEOUT_MS 20000
+
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Read the "listening on http://127.0.0.1:PORT" line from fd; 0 when the
+ * server exits or stays silent until the deadline. */
+static int read_port(int fd, double deadline)
+{
+    char line[256];
+    size_t n = 0;
+    const char *colon;
+
+    while (n < sizeof line - 1) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int left = (int)(deadline - now_ms());
+
+        if (left <= 0 || poll(&p, 1, left) != 1 || read(fd, line + n, 1) != 1)
+            return 0;
+        if (line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = '\0';
+    if (strstr(line, "listening on http://127.0.0.1:") == NULL)
+        return 0;
+    colon = strrchr(line, ':');
+    return atoi(colon + 1);
+}
+
+static int healthy(int port)
+{
+    struct hu_req q = {"HEAD", "/healthz", NULL, NULL, 0};
+    struct hu_resp r;
+    CURL *h = curl_easy_init();
+    int ok;
+
+    if (h == NULL)
+        return 0;
+    hu_perform(h, port, &q, &r, 5);
+    ok = r.err == CURLE_OK && r.code == 200;
+    hu_resp_free(&r);
+    curl_easy_cleanup(h);
+    return ok;
+}
+
+void hu_server_start(struct hu_server *s, const char *bin, const char *data,
+                     const char *const *extra)
+{
+    const char *argv[32];
+    int pipefd[2], n = 0;
+    double deadline = now_ms() + START_TIMEOUT_MS;
+
+    snprintf(s->data, sizeof s->data, "%s", data);
+    argv[n++] = bin;
+    argv[n++] = "--data";
+    argv[n++] = s->data;
+    argv[n++] = "--listen";
+    argv[n++] = "127.0.0.1:0";
+    while (extra != NULL && *extra != NULL && n < 31)
+        argv[n++] = *extra++;
+    argv[n] = NULL;
+    ck_assert_int_eq(pipe(pipefd), 0);
+    s->pid = fork();
+    ck_assert_int_ge(s->pid, 0);
+    if (s->pid == 0) {
+        /* Die with the test instead of lingering. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(pipefd[1], STDOUT_FILENO);
+        for (int fd = 3; fd < 1024; fd++)
+            close(fd);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    s->port = read_port(pipefd[0], deadline);
+    close(pipefd[0]);
+    if (s->port <= 0) {
+        hu_server_kill(s);
+        ck_abort_msg("%s did not announce a port on %s", bin, data);
+    }
+    while (!healthy(s->port)) {
+        if (now_ms() > deadline) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, NULL, 0);
+            s->pid = 0;
+            ck_abort_msg("the server on %s never became healthy", data);
+        }
+        usleep(10000);
+    }
+}
+
+void hu_server_kill(struct hu_server *s)
+{
+    int status = 0;
+
+    if (s->pid <= 0)
+        return;
+    ck_assert_int_eq(kill(s->pid, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
+    s->pid = 0;
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  "the server died on its own before the kill (%s %d)",
+                  WIFEXITED(status) ? "exit status" : "signal",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
+void hu_server_stop(struct hu_server *s)
+{
+    int status = 0;
+
+    if (s->pid <= 0)
+        return;
+    ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
+    ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
+    s->pid = 0;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the server did not exit 0 on SIGTERM (%s %d)",
+                  WIFEXITED(status) ? "exit status" : "signal",
+                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct hu_resp *r = ud;
+    char *grown = realloc(r->body, r->len + size * n + 1);
+
+    if (grown == NULL)
+        return 0;
+    r->body = grown;
+    memcpy(r->body + r->len, p, size * n);
+    r->len += size * n;
+    r->body[r->len] = '\0';
+    return size * n;
+}
+
+/* Keep the header fields of the final response only. */
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct hu_resp *r = ud;
+    size_t len = size * n, i;
+    char *colon;
+
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        for (int k = 0; k < r->nh; k++) {
+            free(r->name[k]);
+            free(r->value[k]);
+        }
+        r->nh = 0;
+        return len;
+    }
+    colon = memchr(p, ':', len);
+    if (colon == NULL || r->nh == HU_MAX_HEADERS)
+        return len;
+    i = (size_t)(colon - p);
+    r->name[r->nh] = strndup(p, i);
+    for (i++; i < len && (p[i] == ' ' || p[i] == '\t'); i++)
+        ;
+    while (len > i && (p[len - 1] == '\r' || p[len - 1] == '\n'))
+        len--;
+    r->value[r->nh] = strndup(p + i, len - i);
+    if (r->name[r->nh] == NULL || r->value[r->nh] == NULL) {
+        free(r->name[r->nh]);
+        free(r->value[r->nh]);
+        return 0;
+    }
+    r->nh++;
+    return size * n;
+}
+
+int hu_prepare(struct hu_call *call, CURL *h, int port, const struct hu_req *q,
+               struct hu_resp *r, long timeout_s)
+{
+    char url[1024];
+
+    memset(r, 0, sizeof *r);
+    call->h = h;
+    call->r = r;
+    call->list = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, q->path);
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    for (const char *const *hp = q->headers; hp != NULL && *hp != NULL; hp++) {
+        struct curl_slist *l = curl_slist_append(call->list, *hp);
+
+        if (l == NULL)
+            goto oom;
+        call->list = l;
+    }
+    if (strcmp(q->method, "HEAD") == 0) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (q->body != NULL) {
+        struct curl_slist *l;
+
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)q->body_len);
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+        /* No "Expect: 100-continue" round trip for larger bodies, and no
+         * form content type: the server stores its default. */
+        if ((l = curl_slist_append(call->list, "Expect:")) == NULL)
+            goto oom;
+        call->list = l;
+        if ((l = curl_slist_append(call->list, "Content-Type:")) == NULL)
+            goto oom;
+        call->list = l;
+    } else if (strcmp(q->method, "GET") != 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, call->list);
+    return 0;
+oom:
+    curl_slist_free_all(call->list);
+    call->list = NULL;
+    return -1;
+}
+
+void hu_finish(struct hu_call *call, CURLcode err)
+{
+    call->r->err = err;
+    curl_easy_getinfo(call->h, CURLINFO_RESPONSE_CODE, &call->r->code);
+    curl_easy_setopt(call->h, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(call->list);
+    call->list = NULL;
+}
+
+void hu_perform(CURL *h, int port, const struct hu_req *q, struct hu_resp *r,
+                long timeout_s)
+{
+    struct hu_call call;
+
+    if (hu_prepare(&call, h, port, q, r, timeout_s) != 0) {
+        r->err = CURLE_OUT_OF_MEMORY;
+        return;
+    }
+    hu_finish(&call, curl_easy_perform(h));
+}
+
+const char *hu_hdr(const struct hu_resp *r, const char *name)
+{
+    for (int i = 0; i < r->nh; i++)
+        if (strcasecmp(r->name[i], name) == 0)
+            return r->value[i];
+    return NULL;
+}
+
+void hu_resp_free(struct hu_resp *r)
+{
+    for (int i = 0; i < r->nh; i++) {
+        free(r->name[i]);
+        free(r->value[i]);
+    }
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+int64_t hu_metric(const char *body, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = body; p != NULL && *p != '\0';
+         p = strchr(p, '\n') != NULL ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, name, n) == 0 && p[n] == ' ')
+            return strtoll(p + n + 1, NULL, 10);
+    }
+    return -1;
+}

@@ -1,0 +1,884 @@
+/*
+ * test_hostile.c -- etagkv-server under hostile and broken input (issue 5).
+ *
+ * Each test starts the real binary (ETAGKV_SERVER_BIN, through
+ * tests/httputil.c) on a fresh data directory and a free loopback port,
+ * with small limits so that they are cheap to reach:
+ *   --max-value-bytes 4096 --threads 2 --max-connections 8 --timeout 2
+ * then attacks it over raw sockets (anything a client can put on the wire)
+ * and libcurl (the well-behaved client).  Every attack must get a clean
+ * error status or be cut off; afterwards the server must still serve
+ * others, and no data may have changed: the store revision (the /metrics
+ * gauge etagkv_store_revision) is the same, a known key reads back
+ * unchanged, and the key every malformed write aimed at is still absent.
+ * Teardown stops the server with SIGTERM and requires exit status 0, so a
+ * crash anywhere fails the test.
+ *
+ * Every loop is bounded in count and time; every socket has a deadline.
+ * The statuses pinned here are those of libmicrohttpd 0.9.75 (Debian 12)
+ * for what it refuses itself, and of the server for the rest.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "httputil.h"
+#include "testutil.h"
+
+#ifndef ETAGKV_SERVER_BIN
+#error "ETAGKV_SERVER_BIN must name the etagkv-server binary"
+#endif
+
+#define S(lit) lit, sizeof(lit) - 1
+#define NROWS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* The fixture's limits (see the top of the file). */
+#define LIMIT_BYTES 4096
+#define MAX_CONNECTIONS 8
+#define TIMEOUT_S 2
+
+#define KNOWN_VALUE "the known value"
+
+static struct hu_server srv;
+static char *dir;
+static CURL *ua;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the well-behaved client --------------------------------------------- */
+
+static void request(struct hu_resp *r, const char *method, const char *path,
+                    const char *const *headers, const char *body,
+                    size_t body_len)
+{
+    struct hu_req q = {method, path, headers, body, body_len};
+
+    hu_perform(ua, srv.port, &q, r, 30);
+    ck_assert_msg(r->err == CURLE_OK, "%s %s: %s", method, path,
+                  curl_easy_strerror(r->err));
+}
+
+static long status_of(const char *method, const char *path,
+                      const char *const *headers, const char *body)
+{
+    struct hu_resp r;
+    long code;
+
+    request(&r, method, path, headers, body, body ? strlen(body) : 0);
+    code = r.code;
+    hu_resp_free(&r);
+    return code;
+}
+
+/* The store's revision, from the /metrics gauge. */
+static int64_t revision(void)
+{
+    struct hu_resp r;
+    int64_t rev;
+
+    request(&r, "GET", "/metrics", NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 200);
+    rev = hu_metric(r.body, "etagkv_store_revision");
+    hu_resp_free(&r);
+    ck_assert_int_ge(rev, 0);
+    return rev;
+}
+
+/* The current ETag of path (which must exist). */
+static void etag_of(const char *path, char etag[ETAGKV_ETAG_SIZE])
+{
+    struct hu_resp r;
+
+    request(&r, "HEAD", path, NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_ptr_nonnull(hu_hdr(&r, "ETag"));
+    snprintf(etag, ETAGKV_ETAG_SIZE, "%s", hu_hdr(&r, "ETag"));
+    hu_resp_free(&r);
+}
+
+/* The server still serves, and nothing changed since revision rev: the
+ * known key reads back, the victim key is absent, the revision is rev. */
+static void assert_serving_and_unchanged(int64_t rev)
+{
+    struct hu_resp r;
+
+    request(&r, "GET", "/kv/known", NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_uint_eq(r.len, strlen(KNOWN_VALUE));
+    ck_assert_mem_eq(r.body, KNOWN_VALUE, r.len);
+    hu_resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/kv/victim", NULL, NULL), 404);
+    ck_assert_int_eq(revision(), rev);
+}
+
+/* A write by a well-behaved client succeeds (and is undone). */
+static void assert_writes_work(void)
+{
+    int64_t rev = revision();
+
+    ck_assert_int_eq(status_of("PUT", "/kv/probe", NULL, "x"), 201);
+    ck_assert_int_eq(status_of("DELETE", "/kv/probe", NULL, NULL), 204);
+    ck_assert_int_eq(revision(), rev + 2);
+}
+
+static void setup(void)
+{
+    static const char *const opts[] = {"--nosync", "--max-value-bytes",
+                                       "4096",     "--threads",
+                                       "2",        "--max-connections",
+                                       "8",        "--timeout",
+                                       "2",        NULL};
+    char data[512];
+
+    dir = tu_mkdtemp();
+    snprintf(data, sizeof data, "%s/data", dir);
+    hu_server_start(&srv, ETAGKV_SERVER_BIN, data, opts);
+    ua = curl_easy_init();
+    ck_assert_ptr_nonnull(ua);
+    ck_assert_int_eq(status_of("PUT", "/kv/known", NULL, KNOWN_VALUE), 201);
+}
+
+static void teardown(void)
+{
+    curl_easy_cleanup(ua);
+    ua = NULL;
+    hu_server_stop(&srv);
+    tu_rmdir_free(dir);
+    dir = NULL;
+}
+
+/* ---- raw sockets --------------------------------------------------------- */
+
+/* A new connection to the server. */
+static int raw_connect(void)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(fd, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)srv.port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0,
+                  "connect: %s", strerror(errno));
+    return fd;
+}
+
+/* Send all n bytes within timeout_ms; 0, or -1 when the server closed the
+ * connection or stopped reading (it may cut off a hostile client). */
+static int raw_send(int fd, const void *p, size_t n, int timeout_ms)
+{
+    const char *c = p;
+    double deadline = now_s() + timeout_ms / 1e3;
+
+    while (n > 0) {
+        struct pollfd pf = {fd, POLLOUT, 0};
+        ssize_t k;
+
+        if (poll(&pf, 1, 100) < 0 || now_s() > deadline)
+            return -1;
+        if (!(pf.revents & POLLOUT)) {
+            if (pf.revents & (POLLERR | POLLHUP))
+                return -1;
+            continue;
+        }
+        k = send(fd, c, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (k <= 0)
+            return -1;
+        c += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* What came back on a raw connection. */
+enum { NOTHING_YET = -1, CLOSED = 0 };
+
+/* Read one response: until its body is complete (by Content-Length), the
+ * server closes, or timeout_ms passes.  Returns the status code, CLOSED
+ * when the server closed without answering, NOTHING_YET on timeout with
+ * nothing received. */
+static int raw_response(int fd, int timeout_ms)
+{
+    char buf[8192];
+    size_t got = 0;
+    double deadline = now_s() + timeout_ms / 1e3;
+    int status = NOTHING_YET;
+
+    for (;;) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        int left = (int)((deadline - now_s()) * 1e3);
+        const char *end, *cl;
+        ssize_t k;
+
+        if (poll(&pf, 1, left > 0 ? left : 0) != 1)
+            return status;
+        k = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (k <= 0)
+            return status == NOTHING_YET ? CLOSED : status;
+        got += (size_t)k;
+        buf[got] = '\0';
+        if (got >= 12 && memcmp(buf, "HTTP/1.", 7) == 0)
+            status = atoi(buf + 9);
+        end = strstr(buf, "\r\n\r\n");
+        if (end == NULL) {
+            if (got == sizeof buf - 1)
+                return status; /* headers larger than we care about */
+            continue;
+        }
+        cl = strstr(buf, "Content-Length: ");
+        if (cl == NULL || cl > end ||
+            got - (size_t)(end + 4 - buf) >= (size_t)atol(cl + 16))
+            return status;
+        if (got == sizeof buf - 1)
+            return status; /* a body we need not read to the end */
+    }
+}
+
+/* One request on a new connection; returns what raw_response() says. */
+static int raw_exchange(const char *req, size_t len, int timeout_ms)
+{
+    int fd = raw_connect(), st;
+
+    /* A refusal may come (and the connection close) before all is sent. */
+    (void)raw_send(fd, req, len, timeout_ms);
+    st = raw_response(fd, timeout_ms);
+    close(fd);
+    return st;
+}
+
+/* ---- malformed requests -------------------------------------------------- */
+
+/* What a row must get: an exact status, or any refusal (an error status,
+ * or the connection closed without an answer). */
+#define REFUSED (-2)
+
+struct row {
+    const char *why;
+    const char *req;
+    size_t len;
+    int want; /* status, CLOSED, or REFUSED */
+};
+
+static const struct row malformed[] = {
+    /* RFC 9112 §3: a request-line is method SP request-target SP version. */
+    {"garbage instead of a request line", S("GARBAGE\r\n\r\n"), REFUSED},
+    {"method alone", S("PUT\r\n\r\n"), REFUSED},
+    {"control bytes", S("\x01\x02\x03\r\n\r\n"), REFUSED},
+    {"NUL bytes", S("\0\0\0\0\r\n\r\n"), REFUSED},
+    {"no version (HTTP/0.9)",
+     S("PUT /kv/victim\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"), 400},
+    {"a fourth element on the request line",
+     S("PUT /kv/victim HTTP/1.1 x\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    /* RFC 9110 §15.6.6: a major version the server does not speak. */
+    {"HTTP/9.9",
+     S("PUT /kv/victim HTTP/9.9\r\nHost: x\r\nContent-Length: 1\r\n"
+       "\r\nx"),
+     505},
+    {"lone CR line ends",
+     S("PUT /kv/victim HTTP/1.1\rHost: x\rContent-Length: 1\r\rx"), REFUSED},
+    /* RFC 9112 §5: a field line needs a colon. */
+    {"a header line without a colon",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nNoColon\r\nContent-Length: 1\r\n"
+       "\r\nx"),
+     400},
+    /* RFC 9112 §6.3: an invalid Content-Length is a 400. */
+    {"negative Content-Length",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\nx"),
+     400},
+    {"Content-Length with a sign",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\nx"),
+     400},
+    {"Content-Length with trailing junk",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\nx"),
+     400},
+    {"Content-Length in hex",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 0x1\r\n\r\nx"),
+     400},
+    {"Content-Length as a list",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\nx"),
+     400},
+    {"Content-Length beyond 64 bits",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: "
+       "99999999999999999999999\r\n\r\nx"),
+     413},
+    {"Content-Length over the value limit, with Expect: 100-continue",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+       "Content-Length: 100000\r\n\r\n"),
+     413},
+    {"a body shorter than its Content-Length (cut off by the timeout)",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nx"),
+     CLOSED},
+    /* RFC 9112 §7.1: chunk-size is hex digits; the data is that long. */
+    {"a chunk size that is not hex",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+       "\r\nzz\r\nx\r\n0\r\n\r\n"),
+     400},
+    {"a negative chunk size",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+       "\r\n-1\r\nx\r\n0\r\n\r\n"),
+     400},
+    {"a chunk size beyond 64 bits",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+       "\r\nFFFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n"),
+     413},
+    {"chunk data longer than its size",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+       "\r\n1\r\nxyz\r\n0\r\n\r\n"),
+     400},
+    {"a chunked body that never ends (cut off by the timeout)",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+       "\r\n1\r\nx\r\n"),
+     CLOSED},
+    /* RFC 9112 §6.1: a transfer coding the server does not know; MHD
+     * waits for the end of the body, so the timeout cuts it off. */
+    {"an unknown transfer coding",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
+       "x"),
+     CLOSED},
+    /* RFC 9110 §13.1.1: a malformed If-Match is the server's 400. */
+    {"a malformed If-Match",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nIf-Match: \"a\" \"b\"\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    {"If-None-Match with a star among tags",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nIf-None-Match: *, \"a\"\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    {"a key with a broken percent-escape",
+     S("PUT /kv/victim%zz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    {"a key with a truncated percent-escape",
+     S("PUT /kv/victim%4 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+};
+
+START_TEST(malformed_request_lines_and_framing_are_refused_and_write_nothing)
+{
+    int64_t rev = revision();
+
+    for (int i = 0; i < NROWS(malformed); i++) {
+        const struct row *w = &malformed[i];
+        /* Rows cut off by the server's timeout need longer than it. */
+        int st = raw_exchange(w->req, w->len, (TIMEOUT_S + 8) * 1000);
+
+        if (w->want == REFUSED)
+            ck_assert_msg(st == CLOSED || st >= 400,
+                          "%s: got %d, want an error or a closed connection",
+                          w->why, st);
+        else
+            ck_assert_msg(st == w->want, "%s: got %d, want %d", w->why, st,
+                          w->want);
+    }
+    assert_serving_and_unchanged(rev);
+    assert_writes_work();
+}
+END_TEST
+
+/* ---- oversized header blocks --------------------------------------------- */
+
+/* A growing request buffer. */
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        ck_assert_ptr_nonnull(b->p);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void buf_str(struct buf *b, const char *s)
+{
+    buf_add(b, s, strlen(s));
+}
+
+START_TEST(oversized_header_blocks_are_refused_and_write_nothing)
+{
+    int64_t rev = revision();
+    struct buf b = {NULL, 0, 0};
+    char line[64];
+
+    /* One header field of 70 KB: past MHD's per-connection buffer. */
+    buf_str(&b, "PUT /kv/victim HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    for (int i = 0; i < 70000; i++)
+        buf_add(&b, "a", 1);
+    buf_str(&b, "\r\nContent-Length: 1\r\n\r\nx");
+    ck_assert_int_eq(raw_exchange(b.p, b.len, 10000), 431);
+
+    /* 3000 small header lines (about 60 KB in all). */
+    b.len = 0;
+    buf_str(&b, "PUT /kv/victim HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < 3000; i++) {
+        snprintf(line, sizeof line, "X-H%d: %d\r\n", i, i);
+        buf_str(&b, line);
+    }
+    buf_str(&b, "Content-Length: 1\r\n\r\nx");
+    ck_assert_int_eq(raw_exchange(b.p, b.len, 10000), 431);
+
+    /* A request-target of 40 KB, and a key just over 511 bytes. */
+    b.len = 0;
+    buf_str(&b, "PUT /kv/");
+    for (int i = 0; i < 40000; i++)
+        buf_add(&b, "k", 1);
+    buf_str(&b, " HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
+    ck_assert_int_eq(raw_exchange(b.p, b.len, 10000), 414);
+    b.len = 0;
+    buf_str(&b, "PUT /kv/");
+    for (int i = 0; i < ETAGKV_KEY_MAX + 1; i++)
+        buf_add(&b, "k", 1);
+    buf_str(&b, " HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
+    ck_assert_int_eq(raw_exchange(b.p, b.len, 10000), 414);
+    free(b.p);
+    assert_serving_and_unchanged(rev);
+    assert_writes_work();
+}
+END_TEST
+
+/* ---- thousands of entity-tags -------------------------------------------- */
+
+/* "If-Match: " + n tags that never match + the extra tag (may be NULL). */
+static char *many_tags(const char *name, int n, int wide, const char *extra)
+{
+    struct buf b = {NULL, 0, 0};
+    char tag[64];
+
+    buf_str(&b, name);
+    buf_str(&b, ": ");
+    for (int i = 0; i < n; i++) {
+        /* Short tags keep 5000 of them inside MHD's header buffer; wide
+         * ones have the length of a real ETag. */
+        if (wide)
+            snprintf(tag, sizeof tag, "%s\"%032x\"", i ? ", " : "", i);
+        else
+            snprintf(tag, sizeof tag, "%s\"%d\"", i ? "," : "", i % 10);
+        buf_str(&b, tag);
+    }
+    if (extra != NULL) {
+        buf_str(&b, ", ");
+        buf_str(&b, extra);
+    }
+    return b.p;
+}
+
+START_TEST(five_thousand_if_match_tags_in_one_line_are_evaluated_or_refused)
+{
+    char etag[ETAGKV_ETAG_SIZE], weak[ETAGKV_ETAG_SIZE + 2];
+    const char *hdrs[2] = {NULL, NULL};
+    char *h;
+    int64_t rev;
+    struct hu_resp r;
+
+    etag_of("/kv/known", etag);
+    rev = revision();
+    /* 5000 tags, none the current one: 412 and nothing written. */
+    h = many_tags("If-Match", 5000, 0, NULL);
+    hdrs[0] = h;
+    ck_assert_int_eq(status_of("PUT", "/kv/known", hdrs, "changed"), 412);
+    free(h);
+    /* The same and the current ETag as a weak tag: a weak tag never
+     * matches If-Match (RFC 9110 §13.1.1), however long the list. */
+    snprintf(weak, sizeof weak, "W/%s", etag);
+    h = many_tags("If-Match", 5000, 0, weak);
+    hdrs[0] = h;
+    ck_assert_int_eq(status_of("PUT", "/kv/known", hdrs, "changed"), 412);
+    free(h);
+    assert_serving_and_unchanged(rev);
+    /* 5000 tags of full ETag width (185 KB): refused before parsing. */
+    h = many_tags("If-Match", 5000, 1, NULL);
+    hdrs[0] = h;
+    request(&r, "PUT", "/kv/known", hdrs, "changed", 7);
+    ck_assert_int_eq(r.code, 431);
+    hu_resp_free(&r);
+    free(h);
+    assert_serving_and_unchanged(rev);
+    /* 5000 tags and the current one last: all of them were read, so the
+     * write goes through (RFC 9110 §13.1.1: any member may match). */
+    h = many_tags("If-Match", 5000, 0, etag);
+    hdrs[0] = h;
+    ck_assert_int_eq(status_of("PUT", "/kv/known", hdrs, KNOWN_VALUE), 200);
+    free(h);
+    ck_assert_int_eq(revision(), rev + 1);
+    /* If-None-Match with 5000 tags and the current one: 304 on GET. */
+    h = many_tags("If-None-Match", 5000, 0, etag);
+    hdrs[0] = h;
+    ck_assert_int_eq(status_of("GET", "/kv/known", hdrs, NULL), 304);
+    free(h);
+    assert_serving_and_unchanged(rev + 1);
+}
+END_TEST
+
+START_TEST(two_hundred_if_match_lines_form_one_list)
+{
+    char etag[ETAGKV_ETAG_SIZE], *lines[202];
+    const char *hdrs[203];
+    int64_t rev;
+    int i;
+
+    etag_of("/kv/known", etag);
+    rev = revision();
+    for (i = 0; i < 200; i++) {
+        lines[i] = malloc(64);
+        ck_assert_ptr_nonnull(lines[i]);
+        snprintf(lines[i], 64, "If-Match: \"%032x\"", i);
+        hdrs[i] = lines[i];
+    }
+    hdrs[200] = NULL;
+    /* RFC 9110 §5.3: 200 lines are one list of 200 tags, none current. */
+    ck_assert_int_eq(status_of("PUT", "/kv/known", hdrs, "changed"), 412);
+    ck_assert_int_eq(status_of("DELETE", "/kv/known", hdrs, NULL), 412);
+    assert_serving_and_unchanged(rev);
+    /* The current ETag on line 201: the list matches. */
+    lines[200] = malloc(64);
+    ck_assert_ptr_nonnull(lines[200]);
+    snprintf(lines[200], 64, "If-Match: %s", etag);
+    hdrs[200] = lines[200];
+    hdrs[201] = NULL;
+    ck_assert_int_eq(status_of("PUT", "/kv/known", hdrs, KNOWN_VALUE), 200);
+    ck_assert_int_eq(revision(), rev + 1);
+    /* A "*" line among them makes the field invalid (§13.1.1): 400. */
+    lines[201] = strdup("If-Match: *");
+    ck_assert_ptr_nonnull(lines[201]);
+    hdrs[201] = lines[201];
+    hdrs[202] = NULL;
+    ck_assert_int_eq(status_of("PUT", "/kv/known", hdrs, "changed"), 400);
+    for (i = 0; i < 202; i++)
+        free(lines[i]);
+    assert_serving_and_unchanged(rev + 1);
+}
+END_TEST
+
+/* ---- keys with any bytes ------------------------------------------------- */
+
+/* Percent-encode the way the server's key_pct does: unreserved (RFC 3986
+ * §2.3) and '/' stay, the rest is %XX in upper case. */
+static void pct(const unsigned char *k, size_t n, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = k[i];
+
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+            c == '~' || c == '/') {
+            *out++ = (char)c;
+        } else {
+            *out++ = '%';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 15];
+        }
+    }
+    *out = '\0';
+}
+
+/* 1 if the listing page j has an entry whose key_pct is want. */
+static int listed(json_t *j, const char *want)
+{
+    json_t *keys = json_object_get(j, "keys"), *e;
+    size_t i;
+
+    json_array_foreach(keys, i, e)
+    {
+        const char *kp = json_string_value(json_object_get(e, "key_pct"));
+
+        if (kp != NULL && strcmp(kp, want) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+START_TEST(keys_with_invalid_utf8_and_nul_bytes_round_trip_and_list_as_json)
+{
+    static const struct {
+        const char *bytes;
+        size_t len;
+    } keys[] = {
+        {S("\xff\xfe")},         /* never UTF-8 */
+        {S("a\0b")},             /* NUL inside */
+        {S("\0")},               /* NUL alone */
+        {S("\xc0\x80")},         /* overlong NUL */
+        {S("\xed\xa0\x80")},     /* a UTF-16 surrogate */
+        {S("\xf4\x90\x80\x80")}, /* above U+10FFFF */
+        {S("\xe2\x82")},         /* truncated sequence */
+        {S("..")},               /* dot segments are bytes too */
+        {S("/")},
+    };
+    unsigned char all[256];
+    char path[1024], enc[1024];
+    struct hu_resp r;
+    json_error_t err;
+    json_t *j;
+    int64_t rev = revision();
+    int n = 0;
+
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
+    for (int i = 0; i <= NROWS(keys); i++) {
+        const unsigned char *k =
+            i < NROWS(keys) ? (const unsigned char *)keys[i].bytes : all;
+        size_t len = i < NROWS(keys) ? keys[i].len : sizeof all;
+
+        /* Send every byte as %XX, so that the key is exactly these bytes
+         * (DESIGN §1: 1 to 511 bytes, any values). */
+        strcpy(path, "/kv/");
+        for (size_t b = 0; b < len; b++)
+            snprintf(path + 4 + 3 * b, 4, "%%%02X", k[b]);
+        request(&r, "PUT", path, NULL, path, strlen(path));
+        ck_assert_msg(r.code == 201, "PUT %s: %ld", path, r.code);
+        hu_resp_free(&r);
+        request(&r, "GET", path, NULL, NULL, 0);
+        ck_assert_int_eq(r.code, 200);
+        ck_assert_uint_eq(r.len, strlen(path));
+        ck_assert_mem_eq(r.body, path, r.len);
+        hu_resp_free(&r);
+        n++;
+    }
+    ck_assert_int_eq(revision(), rev + n);
+    /* The listing is valid JSON whatever the keys' bytes; each key is
+     * there by its percent-encoding (key is null when not UTF-8). */
+    request(&r, "GET", "/kv/?limit=1000", NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 200);
+    j = json_loadb(r.body, r.len, JSON_ALLOW_NUL, &err);
+    ck_assert_msg(j != NULL, "listing is not JSON: %s", err.text);
+    for (int i = 0; i <= NROWS(keys); i++) {
+        if (i < NROWS(keys))
+            pct((const unsigned char *)keys[i].bytes, keys[i].len, enc);
+        else
+            pct(all, sizeof all, enc);
+        ck_assert_msg(listed(j, enc), "key %s is not listed", enc);
+    }
+    json_decref(j);
+    hu_resp_free(&r);
+    /* Raw bytes that are not UTF-8 in the request-target: a key like any
+     * other, absent here (404), never a crash. */
+    ck_assert_int_eq(
+        raw_exchange(S("GET /kv/\xff\xfe\x80 HTTP/1.1\r\nHost: x\r\n"
+                       "Connection: close\r\n\r\n"),
+                     10000),
+        404);
+    ck_assert_int_eq(revision(), rev + n);
+}
+END_TEST
+
+/* ---- chunked bodies over the limit --------------------------------------- */
+
+START_TEST(chunked_bodies_over_the_limit_are_413_or_cut_off_and_write_nothing)
+{
+    static const char head[] = "PUT /kv/victim HTTP/1.1\r\nHost: x\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n";
+    struct buf b = {NULL, 0, 0};
+    char chunk[1024 + 16];
+    int64_t rev = revision();
+    size_t sent = 0;
+    int fd, st;
+
+    /* 8 KB in 1 KB chunks against a 4 KB limit: 413, nothing stored. */
+    buf_str(&b, head);
+    memset(chunk, 'b', sizeof chunk);
+    for (int i = 0; i < 8; i++) {
+        buf_str(&b, "400\r\n");
+        buf_add(&b, chunk, 1024);
+        buf_str(&b, "\r\n");
+    }
+    buf_str(&b, "0\r\n\r\n");
+    ck_assert_int_eq(raw_exchange(b.p, b.len, 10000), 413);
+    /* One chunk that announces more than the limit. */
+    b.len = 0;
+    buf_str(&b, head);
+    buf_str(&b, "2000\r\n");
+    for (int i = 0; i < 8; i++)
+        buf_add(&b, chunk, 1024);
+    buf_str(&b, "\r\n0\r\n\r\n");
+    ck_assert_int_eq(raw_exchange(b.p, b.len, 10000), 413);
+    /* A chunk extension of 100 KB: past MHD's line buffer, refused. */
+    b.len = 0;
+    buf_str(&b, head);
+    buf_str(&b, "1;");
+    for (int i = 0; i < 100; i++) {
+        memset(chunk, 'e', 1024);
+        buf_add(&b, chunk, 1024);
+    }
+    buf_str(&b, "\r\nx\r\n0\r\n\r\n");
+    st = raw_exchange(b.p, b.len, 10000);
+    ck_assert_msg(st == CLOSED || st >= 400, "chunk extension: %d", st);
+    free(b.p);
+
+    /* A chunked body that never ends: the server reads and drops a bounded
+     * amount after its 413, then cuts the connection, long before 64 MiB. */
+    fd = raw_connect();
+    ck_assert_int_eq(raw_send(fd, head, sizeof head - 1, 5000), 0);
+    {
+        static char big[65536 + 16];
+        size_t n = (size_t)snprintf(big, sizeof big, "10000\r\n");
+
+        memset(big + n, 'c', 65536);
+        memcpy(big + n + 65536, "\r\n", 2);
+        n += 65536 + 2;
+        while (sent < ((size_t)64 << 20) && raw_send(fd, big, n, 10000) == 0)
+            sent += 65536;
+    }
+    close(fd);
+    ck_assert_msg(sent < ((size_t)64 << 20),
+                  "the server read 64 MiB of a refused body");
+    assert_serving_and_unchanged(rev);
+    assert_writes_work();
+}
+END_TEST
+
+/* ---- connections that never send, and too many connections --------------- */
+
+START_TEST(idle_connections_are_closed_by_the_timeout_and_others_are_served)
+{
+    int fds[MAX_CONNECTIONS];
+    int64_t rev = revision();
+    double start, deadline;
+    int closed = 0, served = 0;
+
+    /* Leave the fixture's keep-alive connection out of the count. */
+    curl_easy_cleanup(ua);
+    ua = curl_easy_init();
+    ck_assert_ptr_nonnull(ua);
+    /* Every slot taken by a client that sent half a header and stops. */
+    for (int i = 0; i < MAX_CONNECTIONS; i++) {
+        fds[i] = raw_connect();
+        ck_assert_int_eq(
+            raw_send(fds[i], S("GET /kv/known HTTP/1.1\r\nHost:"), 5000), 0);
+    }
+    start = now_s();
+    /* A normal client gets served once the idle ones are cut off: retry
+     * (each attempt may wait in the backlog or be turned away at the
+     * limit) until a deadline well past the server's timeout. */
+    deadline = start + TIMEOUT_S + 15;
+    while (!served && now_s() < deadline) {
+        struct hu_req q = {"GET", "/kv/known", NULL, NULL, 0};
+        struct hu_resp r;
+
+        hu_perform(ua, srv.port, &q, &r, 5);
+        served = r.err == CURLE_OK && r.code == 200;
+        hu_resp_free(&r);
+        if (!served)
+            usleep(200 * 1000);
+    }
+    ck_assert_msg(served, "no normal request served within %.0f s",
+                  now_s() - start);
+    /* Each idle connection was closed by the server (EOF or reset). */
+    for (int i = 0; i < MAX_CONNECTIONS; i++) {
+        int st = raw_response(fds[i], (int)((deadline - now_s()) * 1000));
+
+        closed += st == CLOSED || st >= 400;
+        close(fds[i]);
+    }
+    ck_assert_int_eq(closed, MAX_CONNECTIONS);
+    assert_serving_and_unchanged(rev);
+    assert_writes_work();
+}
+END_TEST
+
+START_TEST(connections_over_the_limit_wait_or_are_turned_away_then_served)
+{
+    enum { N = 3 * MAX_CONNECTIONS };
+    static const char get[] = "GET /kv/known HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fds[N], answered = 0, refused = 0;
+    int64_t rev = revision();
+
+    curl_easy_cleanup(ua);
+    ua = curl_easy_init();
+    ck_assert_ptr_nonnull(ua);
+    /* Three times the limit, each with a keep-alive request: served ones
+     * stay open, so no more than the limit can be answered before the
+     * idle timeout frees a slot. */
+    for (int i = 0; i < N; i++) {
+        fds[i] = raw_connect();
+        (void)raw_send(fds[i], get, sizeof get - 1, 2000);
+    }
+    /* Look once, a second later: well before the idle timeout. */
+    usleep(1000 * 1000);
+    for (int i = 0; i < N; i++) {
+        int st = raw_response(fds[i], 0);
+
+        answered += st == 200;
+        refused += st == CLOSED;
+        ck_assert_msg(st == 200 || st == CLOSED || st == NOTHING_YET,
+                      "connection %d got %d", i, st);
+    }
+    fprintf(stderr,
+            "%d connections at a limit of %d: %d answered, %d turned "
+            "away, %d waiting\n",
+            N, MAX_CONNECTIONS, answered, refused, N - answered - refused);
+    ck_assert_int_ge(answered, 1);
+    ck_assert_int_le(answered, MAX_CONNECTIONS);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    /* Once they are gone, others are served at once. */
+    ck_assert_int_eq(status_of("GET", "/healthz", NULL, NULL), 200);
+    assert_serving_and_unchanged(rev);
+    assert_writes_work();
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("hostile");
+    TCase *tc = tcase_create("wire");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(
+        tc, malformed_request_lines_and_framing_are_refused_and_write_nothing);
+    tcase_add_test(tc, oversized_header_blocks_are_refused_and_write_nothing);
+    tcase_add_test(
+        tc, five_thousand_if_match_tags_in_one_line_are_evaluated_or_refused);
+    tcase_add_test(tc, two_hundred_if_match_lines_form_one_list);
+    tcase_add_test(
+        tc, keys_with_invalid_utf8_and_nul_bytes_round_trip_and_list_as_json);
+    tcase_add_test(
+        tc, chunked_bodies_over_the_limit_are_413_or_cut_off_and_write_nothing);
+    tcase_add_test(
+        tc, idle_connections_are_closed_by_the_timeout_and_others_are_served);
+    tcase_add_test(
+        tc, connections_over_the_limit_wait_or_are_turned_away_then_served);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    int rc;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = tu_run(suite());
+    curl_global_cleanup();
+    return rc;
+}
