@@ -1,0 +1,1497 @@
+/*
+ * bench_http.c -- HTTP load generator: the read -> If-Match write -> retry
+ * on 412 loop, GET 200 and conditional GET 304, against etagkv-server and
+ * the peers it is measured against (bench/run_http.sh starts them all).
+ *
+ *   bench_http TARGET SCENARIO [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES]
+ *              [-d SECONDS] [-w WARMUP_SECONDS] [-t THREADS] [-p PATH]
+ *
+ * TARGET (one protocol adapter each):
+ *   etagkv  GET /kv/K; PUT /kv/K with If-Match: <the ETag read>
+ *   nginx   GET PATH (a static file, default /v<VALUE_BYTES>): 200 and 304
+ *           scenarios only
+ *   etcd    v3 JSON gateway: POST /v3/kv/range (value and mod_revision);
+ *           POST /v3/kv/txn comparing mod_revision with the one read, put
+ *           on success; keys and values base64
+ *   redis   RESP over a raw non-blocking socket: WATCH K + GET K, then
+ *           MULTI + SET K V + EXEC; a null EXEC reply is the failed
+ *           compare (counted as a 412)
+ * SCENARIO:
+ *   rmw-hot   read -> conditional write -> on 412 re-read and retry, 1 key
+ *   rmw-1000  the same over 1,000 keys, one picked at random per update
+ *   get       GET of one value (200)
+ *   get304    GET with If-None-Match: <its current ETag> (304)
+ *
+ * Every value starts with an 18-digit decimal counter that each update
+ * reads and increments, so an update is a real read-modify-write and, on
+ * the hot key, the final counter must equal the number of successful
+ * updates: a lost update (or a client bug) fails the run instead of giving
+ * a figure.  Keys are seeded before the timed part.
+ *
+ * HTTP targets use libcurl multi (socket API on epoll): one easy handle per
+ * connection, all in flight at once, keep-alive.  CONNS connections are
+ * shared out between THREADS threads (default 1), each with its own multi
+ * handle or epoll set.  The first WARMUP seconds (default 0.3) are not
+ * counted; then SECONDS (default 2) are measured; requests in flight at the
+ * end are drained (bounded) but not counted.
+ *
+ * Output: one JSON line on stdout (successful operations/s, 412s/s, p50 and
+ * p99 latency of a successful operation: for rmw from the first read to
+ * the acknowledged write, retries included); a readable line on stderr.
+ * Exit status 0, or 1 with a message when anything unexpected happened (an
+ * unexpected status, a transport error, a failed verification): a figure
+ * from a broken run is worse than none.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "benchutil.h"
+
+#define PREFIX 18 /* counter digits; a multiple of 3 (base64 groups) */
+#define NKEYS_MANY 1000
+#define MAX_THREADS 2
+#define MAX_CONNS 1024
+#define LAT_CAP (1L << 21) /* latency samples kept per thread */
+#define DRAIN_SECONDS 10.0 /* in-flight requests must end within this */
+#define SEED_SECONDS 60.0  /* seeding must end within this */
+
+enum target { T_ETAGKV, T_NGINX, T_ETCD, T_REDIS };
+enum scenario { S_RMW, S_GET, S_GET304 };
+enum phase { PH_IDLE, PH_SEED, PH_READ, PH_WRITE, PH_GET, PH_UNWATCH };
+enum outcome { OUT_OK, OUT_412 };
+
+static const char *const target_names[] = {"etagkv", "nginx", "etcd", "redis"};
+
+static struct {
+    enum target target;
+    enum scenario scen;
+    const char *scen_name;
+    int nkeys;
+    char host[64];
+    int port;
+    int conns, threads;
+    size_t value_bytes;
+    double seconds, warmup;
+    char path[256]; /* nginx */
+    char etag[128]; /* get304: the current ETag */
+} cfg;
+
+/* Window of the timed part; t_end is also when clients stop starting
+ * operations.  Written by the main thread between two barriers. */
+static double t_start, t_end = 1e300;
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+struct worker;
+
+struct client {
+    struct worker *w;
+    int idx; /* 0 .. conns-1, over all threads */
+    enum phase phase;
+    unsigned seed;
+    int key, seed_next;
+    double t0; /* start of the current operation */
+    struct buf body, out;
+    /* HTTP */
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char etag[128];
+    /* redis */
+    int fd, want, got, wantout, watched;
+    size_t out_off;
+    struct buf in;
+    enum outcome res;
+};
+
+struct worker {
+    pthread_t tid;
+    struct client *c;
+    int n, busy;
+    int epfd;
+    CURLM *multi;
+    double timer_at; /* curl's timeout, absolute; < 0 none */
+    long ok, failed, ok_total;
+    double *lat;
+    long nlat;
+};
+
+static pthread_barrier_t seeded, started;
+
+/* ---- small helpers ------------------------------------------------------- */
+
+__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt,
+                                                                ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "bench_http: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+/* Append n bytes; the buffer always stays NUL-terminated. */
+static void buf_add(struct buf *b, const void *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        BU_CHECK(b->p != NULL);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void buf_str(struct buf *b, const char *s)
+{
+    buf_add(b, s, strlen(s));
+}
+
+__attribute__((format(printf, 2, 3))) static void
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    BU_CHECK(n >= 0 && (size_t)n < sizeof tmp);
+    buf_add(b, tmp, (size_t)n);
+}
+
+static void key_name(int k, char *buf, size_t n)
+{
+    snprintf(buf, n, "k%05d", k);
+}
+
+static unsigned long long counter_get(const char *p)
+{
+    unsigned long long v = 0;
+
+    for (int i = 0; i < PREFIX; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            die("value does not start with a %d-digit counter", PREFIX);
+        v = v * 10 + (unsigned)(p[i] - '0');
+    }
+    return v;
+}
+
+static void counter_put(char *p, unsigned long long v)
+{
+    for (int i = PREFIX; i-- > 0; v /= 10)
+        p[i] = (char)('0' + v % 10);
+}
+
+/* The seeded value: counter 0, then filler. */
+static void seed_value(struct buf *b)
+{
+    b->len = 0;
+    for (size_t i = 0; i < cfg.value_bytes; i++)
+        buf_add(b, i < PREFIX ? "0" : "v", 1);
+}
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void b64_encode(struct buf *b, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16;
+        char q[4];
+
+        if (i + 1 < n)
+            v |= (unsigned)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        q[0] = b64[v >> 18];
+        q[1] = b64[(v >> 12) & 63];
+        q[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+        q[3] = i + 2 < n ? b64[v & 63] : '=';
+        buf_add(b, q, 4);
+    }
+}
+
+/* Decode exactly n chars (a multiple of 4, no padding) into out. */
+static void b64_decode(const char *s, size_t n, unsigned char *out)
+{
+    for (size_t i = 0; i < n; i += 4) {
+        unsigned v = 0;
+
+        for (int j = 0; j < 4; j++) {
+            const char *q =
+                s[i + (size_t)j] ? strchr(b64, s[i + (size_t)j]) : NULL;
+
+            if (q == NULL)
+                die("bad base64 from the server");
+            v = v << 6 | (unsigned)(q - b64);
+        }
+        *out++ = (unsigned char)(v >> 16);
+        *out++ = (unsigned char)(v >> 8);
+        *out++ = (unsigned char)v;
+    }
+}
+
+/* ---- statistics ------------------------------------------------------------
+ */
+
+static void count_success(struct client *c, double now)
+{
+    struct worker *w = c->w;
+
+    w->ok_total++;
+    if (now < t_start || now >= t_end)
+        return;
+    w->ok++;
+    if (w->nlat < LAT_CAP)
+        w->lat[w->nlat++] = now - c->t0;
+}
+
+static void count_412(struct client *c, double now)
+{
+    if (now >= t_start && now < t_end)
+        c->w->failed++;
+}
+
+/* ---- protocol adapters ------------------------------------------------------
+ * Each adapter starts requests; its completion handler checks the reply and
+ * calls finished() with OUT_OK or OUT_412 (anything else ends the run). */
+
+struct proto {
+    void (*seed)(struct client *c);
+    void (*read)(struct client *c);
+    void (*write)(struct client *c);
+    void (*get)(struct client *c);
+    int (*unwatch)(struct client *c); /* 1 if it sent something */
+};
+
+static const struct proto *proto;
+static void finished(struct client *c, enum outcome o);
+
+/* ---- HTTP through libcurl --------------------------------------------------
+ */
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    buf_add(&((struct client *)ud)->body, p, sz * n);
+    return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    struct client *c = ud;
+    size_t len = sz * n;
+
+    if (len > 5 && strncasecmp(p, "etag:", 5) == 0) {
+        size_t i = 5, j;
+
+        while (i < len && (p[i] == ' ' || p[i] == '\t'))
+            i++;
+        j = len;
+        while (j > i &&
+               (p[j - 1] == '\r' || p[j - 1] == '\n' || p[j - 1] == ' '))
+            j--;
+        if (j - i < sizeof c->etag) {
+            memcpy(c->etag, p + i, j - i);
+            c->etag[j - i] = '\0';
+        }
+    }
+    return len;
+}
+
+/* Start one request on the client's easy handle.  method NULL is GET. */
+static void http_start(struct client *c, const char *url, const char *method,
+                       const struct buf *body, struct curl_slist *hdrs)
+{
+    CURL *e = c->easy;
+
+    c->body.len = 0;
+    c->etag[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    if (method == NULL) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    } else {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body->p);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)body->len);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
+                         strcmp(method, "POST") == 0 ? NULL : method);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+    if (curl_multi_add_handle(c->w->multi, e) != CURLM_OK)
+        die("curl_multi_add_handle failed");
+}
+
+/* Replace the client's header list: Expect: off (no 100-continue round
+ * trip), the content type, and an optional extra header. */
+static struct curl_slist *http_headers(struct client *c, const char *ctype,
+                                       const char *extra)
+{
+    char line[192];
+
+    curl_slist_free_all(c->hdrs);
+    c->hdrs = curl_slist_append(NULL, "Expect:");
+    if (ctype != NULL) {
+        snprintf(line, sizeof line, "Content-Type: %s", ctype);
+        c->hdrs = curl_slist_append(c->hdrs, line);
+    }
+    if (extra != NULL)
+        c->hdrs = curl_slist_append(c->hdrs, extra);
+    BU_CHECK(c->hdrs != NULL);
+    return c->hdrs;
+}
+
+static void url_of(char *url, size_t n, const char *path)
+{
+    int k = snprintf(url, n, "http://%s:%d%s", cfg.host, cfg.port, path);
+
+    BU_CHECK(k > 0 && (size_t)k < n);
+}
+
+/* -- etagkv-server -- */
+
+static void kv_url(char *url, size_t n, int k)
+{
+    char key[16], path[32];
+
+    key_name(k, key, sizeof key);
+    snprintf(path, sizeof path, "/kv/%s", key);
+    url_of(url, n, path);
+}
+
+static void kv_seed(struct client *c)
+{
+    char url[128];
+
+    kv_url(url, sizeof url, c->seed_next);
+    seed_value(&c->out);
+    http_start(c, url, "PUT", &c->out,
+               http_headers(c, "application/octet-stream", NULL));
+}
+
+static void kv_read(struct client *c)
+{
+    char url[128];
+
+    kv_url(url, sizeof url, c->key);
+    http_start(c, url, NULL, NULL, NULL);
+}
+
+static void kv_write(struct client *c)
+{
+    char url[128], im[160];
+
+    kv_url(url, sizeof url, c->key);
+    snprintf(im, sizeof im, "If-Match: %s", c->etag);
+    http_start(c, url, "PUT", &c->out,
+               http_headers(c, "application/octet-stream", im));
+}
+
+static void plain_get(struct client *c)
+{
+    char url[320], inm[160];
+    struct curl_slist *h = NULL;
+
+    if (cfg.target == T_NGINX) {
+        url_of(url, sizeof url, cfg.path);
+    } else {
+        kv_url(url, sizeof url, 0);
+    }
+    if (cfg.scen == S_GET304) {
+        if (c->hdrs == NULL) {
+            snprintf(inm, sizeof inm, "If-None-Match: %s", cfg.etag);
+            http_headers(c, NULL, inm);
+        }
+        h = c->hdrs;
+    }
+    http_start(c, url, NULL, NULL, h);
+}
+
+/* The value just read, with its counter incremented, becomes c->out. */
+static void next_value(struct client *c, const char *old, size_t len)
+{
+    if (len != cfg.value_bytes)
+        die("read %zu bytes, expected %zu", len, cfg.value_bytes);
+    c->out.len = 0;
+    buf_add(&c->out, old, len);
+    counter_put(c->out.p, counter_get(old) + 1);
+}
+
+static void kv_done(struct client *c, long code)
+{
+    switch (c->phase) {
+    case PH_SEED:
+        if (code != 200 && code != 201)
+            die("seeding PUT: HTTP %ld", code);
+        finished(c, OUT_OK);
+        return;
+    case PH_READ:
+        if (code != 200 || c->etag[0] == '\0')
+            die("GET: HTTP %ld%s", code, c->etag[0] ? "" : " without ETag");
+        next_value(c, c->body.p, c->body.len);
+        finished(c, OUT_OK);
+        return;
+    case PH_WRITE:
+        if (code == 200)
+            finished(c, OUT_OK);
+        else if (code == 412)
+            finished(c, OUT_412);
+        else
+            die("PUT If-Match: HTTP %ld: %s", code, c->body.p);
+        return;
+    case PH_GET:
+        if (code != (cfg.scen == S_GET304 ? 304 : 200))
+            die("GET: HTTP %ld", code);
+        if (cfg.scen == S_GET && c->body.len != cfg.value_bytes)
+            die("GET: %zu bytes, expected %zu", c->body.len, cfg.value_bytes);
+        finished(c, OUT_OK);
+        return;
+    default: die("completion in phase %d", (int)c->phase);
+    }
+}
+
+/* -- etcd v3 JSON gateway -- */
+
+static void etcd_key(struct buf *b, int k)
+{
+    char key[16];
+
+    key_name(k, key, sizeof key);
+    b64_encode(b, (const unsigned char *)key, strlen(key));
+}
+
+static void etcd_post(struct client *c, const char *path)
+{
+    char url[128];
+
+    url_of(url, sizeof url, path);
+    http_start(c, url, "POST", &c->out,
+               c->hdrs ? c->hdrs : http_headers(c, "application/json", NULL));
+}
+
+static void etcd_seed(struct client *c)
+{
+    struct buf v = {0};
+
+    seed_value(&v);
+    c->out.len = 0;
+    buf_str(&c->out, "{\"key\":\"");
+    etcd_key(&c->out, c->seed_next);
+    buf_str(&c->out, "\",\"value\":\"");
+    b64_encode(&c->out, (unsigned char *)v.p, v.len);
+    buf_str(&c->out, "\"}");
+    free(v.p);
+    etcd_post(c, "/v3/kv/put");
+}
+
+static void etcd_read(struct client *c)
+{
+    c->out.len = 0;
+    buf_str(&c->out, "{\"key\":\"");
+    etcd_key(&c->out, c->key);
+    buf_str(&c->out, "\"}");
+    etcd_post(c, "/v3/kv/range");
+}
+
+/* The string value of "name":"..." in a compact JSON body, or NULL. */
+static const char *json_str(const char *body, const char *name, size_t *len)
+{
+    char pat[48];
+    const char *p, *q;
+
+    snprintf(pat, sizeof pat, "\"%s\":\"", name);
+    p = strstr(body, pat);
+    if (p == NULL)
+        return NULL;
+    p += strlen(pat);
+    q = strchr(p, '"');
+    if (q == NULL)
+        return NULL;
+    *len = (size_t)(q - p);
+    return p;
+}
+
+/* From a range reply: the counter of the value, and the txn that writes
+ * counter + 1 if mod_revision is still the one read (into c->out). */
+static unsigned long long etcd_parse(struct client *c, int build)
+{
+    size_t rlen = 0, vlen = 0, want = (cfg.value_bytes + 2) / 3 * 4;
+    const char *rev = json_str(c->body.p, "mod_revision", &rlen);
+    const char *val = json_str(c->body.p, "value", &vlen);
+    unsigned char prefix[PREFIX];
+    unsigned long long n;
+
+    if (rev == NULL || val == NULL || vlen != want || rlen > 20)
+        die("etcd range: unexpected reply: %.200s", c->body.p);
+    b64_decode(val, PREFIX / 3 * 4, prefix);
+    n = counter_get((const char *)prefix);
+    if (!build)
+        return n;
+    counter_put((char *)prefix, n + 1);
+    c->out.len = 0;
+    buf_str(&c->out, "{\"compare\":[{\"key\":\"");
+    etcd_key(&c->out, c->key);
+    buf_str(&c->out, "\",\"result\":\"EQUAL\",\"target\":\"MOD\",");
+    buf_printf(&c->out, "\"mod_revision\":\"%.*s\"}],", (int)rlen, rev);
+    buf_str(&c->out, "\"success\":[{\"request_put\":{\"key\":\"");
+    etcd_key(&c->out, c->key);
+    buf_str(&c->out, "\",\"value\":\"");
+    b64_encode(&c->out, prefix, PREFIX);
+    buf_add(&c->out, val + PREFIX / 3 * 4, vlen - PREFIX / 3 * 4);
+    buf_str(&c->out, "\"}}]}");
+    return n;
+}
+
+static void etcd_write(struct client *c)
+{
+    etcd_post(c, "/v3/kv/txn");
+}
+
+static void etcd_done(struct client *c, long code)
+{
+    if (code != 200)
+        die("etcd: HTTP %ld in phase %d: %.200s", code, (int)c->phase,
+            c->body.p ? c->body.p : "");
+    switch (c->phase) {
+    case PH_SEED: finished(c, OUT_OK); return;
+    case PH_READ:
+        etcd_parse(c, 1);
+        finished(c, OUT_OK);
+        return;
+    case PH_WRITE:
+        /* proto3 JSON leaves out a false "succeeded". */
+        finished(c, strstr(c->body.p, "\"succeeded\":true") ? OUT_OK : OUT_412);
+        return;
+    default: die("etcd: completion in phase %d", (int)c->phase);
+    }
+}
+
+static void http_done(struct client *c, CURLcode rc)
+{
+    long code = 0;
+
+    if (rc != CURLE_OK)
+        die("transfer failed: %s", curl_easy_strerror(rc));
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (cfg.target == T_ETCD)
+        etcd_done(c, code);
+    else
+        kv_done(c, code);
+}
+
+/* -- the curl multi loop (socket API on epoll) -- */
+
+static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sp)
+{
+    struct worker *w = ud;
+    struct epoll_event ev;
+
+    (void)e;
+    (void)sp;
+    if (what == CURL_POLL_REMOVE) {
+        (void)epoll_ctl(w->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.data.fd = s;
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) |
+                (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, s, &ev) != 0 &&
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, s, &ev) != 0)
+        die("epoll_ctl: %s", strerror(errno));
+    return 0;
+}
+
+static int on_timer(CURLM *m, long timeout_ms, void *ud)
+{
+    struct worker *w = ud;
+
+    (void)m;
+    w->timer_at = timeout_ms < 0 ? -1 : bu_now() + (double)timeout_ms / 1e3;
+    return 0;
+}
+
+static void http_completions(struct worker *w)
+{
+    CURLMsg *m;
+    int left;
+
+    while ((m = curl_multi_info_read(w->multi, &left)) != NULL) {
+        struct client *c;
+        CURL *e = m->easy_handle;
+        CURLcode rc = m->data.result;
+
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&c);
+        curl_multi_remove_handle(w->multi, e);
+        http_done(c, rc);
+    }
+}
+
+/* Run until every client of w is idle, or die at the limit. */
+static void http_loop(struct worker *w, double limit)
+{
+    struct epoll_event ev[64];
+    int running;
+
+    while (w->busy > 0) {
+        double now = bu_now();
+        int ms = 50, n;
+
+        if (now > limit)
+            die("requests still in flight at the time limit");
+        if (w->timer_at >= 0) {
+            double d = (w->timer_at - now) * 1e3;
+
+            ms = d <= 0 ? 0 : d < 50 ? (int)d + 1 : 50;
+        }
+        n = epoll_wait(w->epfd, ev, 64, ms);
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait: %s", strerror(errno));
+        for (int i = 0; i < n; i++) {
+            int f =
+                (ev[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+                (ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                (ev[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+
+            curl_multi_socket_action(w->multi, ev[i].data.fd, f, &running);
+        }
+        if (w->timer_at >= 0 && bu_now() >= w->timer_at) {
+            w->timer_at = -1;
+            curl_multi_socket_action(w->multi, CURL_SOCKET_TIMEOUT, 0,
+                                     &running);
+        }
+        http_completions(w);
+    }
+}
+
+static void http_init(struct worker *w)
+{
+    w->multi = curl_multi_init();
+    BU_CHECK(w->multi != NULL);
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(w->multi, CURLMOPT_SOCKETDATA, w);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(w->multi, CURLMOPT_TIMERDATA, w);
+    /* Exactly one connection per easy handle, all kept alive. */
+    curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)w->n);
+    curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)w->n);
+    for (int i = 0; i < w->n; i++) {
+        CURL *e = curl_easy_init();
+
+        BU_CHECK(e != NULL);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)&w->c[i]);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &w->c[i]);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, &w->c[i]);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+        w->c[i].easy = e;
+    }
+}
+
+static void http_fini(struct worker *w)
+{
+    for (int i = 0; i < w->n; i++) {
+        curl_easy_cleanup(w->c[i].easy);
+        curl_slist_free_all(w->c[i].hdrs);
+    }
+    curl_multi_cleanup(w->multi);
+}
+
+static const struct proto proto_etagkv = {kv_seed, kv_read, kv_write, plain_get,
+                                          NULL};
+static const struct proto proto_nginx = {NULL, NULL, NULL, plain_get, NULL};
+static const struct proto proto_etcd = {etcd_seed, etcd_read, etcd_write, NULL,
+                                        NULL};
+
+/* ---- Redis: a minimal RESP2 client on non-blocking sockets --------------- */
+
+struct reply {
+    char type;     /* + - : $ * */
+    long long n;   /* integer, bulk length or array count (-1: null) */
+    const char *s; /* simple string / bulk data */
+    size_t slen;
+};
+
+/* Parse one complete reply at p[0..len): bytes consumed, 0 when incomplete.
+ * Elements of an array are checked but only the count is returned. */
+static size_t resp_parse(const char *p, size_t len, struct reply *r)
+{
+    const char *cr = memchr(p, '\r', len);
+    size_t line, used;
+
+    if (cr == NULL || (size_t)(cr - p) + 2 > len)
+        return 0;
+    if (cr[1] != '\n' || len < 3)
+        die("redis: malformed reply");
+    line = (size_t)(cr - p) + 2;
+    r->type = p[0];
+    r->s = p + 1;
+    r->slen = (size_t)(cr - p) - 1;
+    switch (r->type) {
+    case '+':
+    case '-': return line;
+    case ':':
+    case '$':
+    case '*': r->n = strtoll(p + 1, NULL, 10); break;
+    default: die("redis: unknown reply type '%c'", r->type);
+    }
+    if (r->type == ':' || r->n < 0)
+        return line;
+    if (r->type == '$') {
+        if (len < line + (size_t)r->n + 2)
+            return 0;
+        r->s = p + line;
+        r->slen = (size_t)r->n;
+        return line + (size_t)r->n + 2;
+    }
+    used = line;
+    for (long long i = 0; i < r->n; i++) {
+        struct reply e;
+        size_t k = resp_parse(p + used, len - used, &e);
+
+        if (k == 0)
+            return 0;
+        used += k;
+    }
+    return used;
+}
+
+/* Append one command (argc bulk strings) in RESP. */
+static void resp_cmd(struct buf *b, int argc, const char *const *argv,
+                     const size_t *lens)
+{
+    buf_printf(b, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++) {
+        buf_printf(b, "$%zu\r\n", lens[i]);
+        buf_add(b, argv[i], lens[i]);
+        buf_str(b, "\r\n");
+    }
+}
+
+static void resp_cmd2(struct buf *b, const char *cmd, const char *arg)
+{
+    const char *argv[2] = {cmd, arg};
+    size_t lens[2] = {strlen(cmd), arg ? strlen(arg) : 0};
+
+    resp_cmd(b, arg ? 2 : 1, argv, lens);
+}
+
+static void redis_events(struct client *c, unsigned events)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.ptr = c;
+    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        die("epoll_ctl: %s", strerror(errno));
+}
+
+/* Write what is pending; wait for EPOLLOUT only while some is left. */
+static void redis_flush(struct client *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t k = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
+                         MSG_NOSIGNAL);
+
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (k < 0)
+            die("redis: send: %s", strerror(errno));
+        c->out_off += (size_t)k;
+    }
+    if ((c->out_off < c->out.len) != c->wantout) {
+        c->wantout = c->out_off < c->out.len;
+        redis_events(c, EPOLLIN | (c->wantout ? EPOLLOUT : 0u));
+    }
+}
+
+/* Send c->out, expecting want replies. */
+static void redis_send(struct client *c, int want)
+{
+    c->want = want;
+    c->got = 0;
+    c->out_off = 0;
+    c->res = OUT_OK;
+    redis_flush(c);
+}
+
+static void redis_seed(struct client *c)
+{
+    char key[16];
+    struct buf v = {0};
+    const char *argv[3] = {"SET", key, NULL};
+    size_t lens[3];
+
+    key_name(c->seed_next, key, sizeof key);
+    seed_value(&v);
+    argv[2] = v.p;
+    lens[0] = 3;
+    lens[1] = strlen(key);
+    lens[2] = v.len;
+    c->out.len = 0;
+    resp_cmd(&c->out, 3, argv, lens);
+    free(v.p);
+    redis_send(c, 1);
+}
+
+/* WATCH and GET in one write: the read happens under the watch. */
+static void redis_read(struct client *c)
+{
+    char key[16];
+
+    key_name(c->key, key, sizeof key);
+    c->out.len = 0;
+    resp_cmd2(&c->out, "WATCH", key);
+    resp_cmd2(&c->out, "GET", key);
+    c->watched = 1;
+    redis_send(c, 2);
+}
+
+/* MULTI, SET, EXEC in one write; c->body holds the new value. */
+static void redis_write(struct client *c)
+{
+    char key[16];
+    const char *argv[3] = {"SET", key, c->body.p};
+    size_t lens[3] = {3, 0, c->body.len};
+
+    key_name(c->key, key, sizeof key);
+    lens[1] = strlen(key);
+    c->out.len = 0;
+    resp_cmd2(&c->out, "MULTI", NULL);
+    resp_cmd(&c->out, 3, argv, lens);
+    resp_cmd2(&c->out, "EXEC", NULL);
+    c->watched = 0; /* EXEC unwatches, whatever its outcome */
+    redis_send(c, 3);
+}
+
+/* Stopping between the read and the write: drop the watch. */
+static int redis_unwatch(struct client *c)
+{
+    if (!c->watched)
+        return 0;
+    c->out.len = 0;
+    resp_cmd2(&c->out, "UNWATCH", NULL);
+    c->watched = 0;
+    redis_send(c, 1);
+    return 1;
+}
+
+static void expect_status(const struct reply *r, const char *what)
+{
+    if (r->type != '+' || r->slen != strlen(what) ||
+        memcmp(r->s, what, r->slen) != 0)
+        die("redis: expected +%s, got %c%.*s", what, r->type,
+            (int)(r->slen > 200 ? 200 : r->slen), r->s);
+}
+
+/* One reply of the command group in flight. */
+static void redis_reply(struct client *c, const struct reply *r, int i)
+{
+    if (r->type == '-')
+        die("redis: %.*s", (int)r->slen, r->s);
+    switch (c->phase) {
+    case PH_SEED:
+    case PH_UNWATCH: expect_status(r, "OK"); break;
+    case PH_READ:
+        if (i == 0) {
+            expect_status(r, "OK");
+        } else {
+            if (r->type != '$' || r->n < 0)
+                die("redis: GET of a seeded key found nothing");
+            /* out still holds the command; build the value in body. */
+            c->body.len = 0;
+            buf_add(&c->body, r->s, r->slen);
+            if (r->slen != cfg.value_bytes)
+                die("redis: read %zu bytes", r->slen);
+            counter_put(c->body.p, counter_get(r->s) + 1);
+        }
+        break;
+    case PH_WRITE:
+        if (i == 0)
+            expect_status(r, "OK");
+        else if (i == 1)
+            expect_status(r, "QUEUED");
+        else if (r->type == '*' && r->n < 0)
+            c->res = OUT_412; /* a watched key changed: EXEC did nothing */
+        else if (r->type != '*' || r->n != 1)
+            die("redis: unexpected EXEC reply");
+        break;
+    default: die("redis: reply in phase %d", (int)c->phase);
+    }
+}
+
+static void redis_input(struct client *c)
+{
+    char tmp[16384];
+    ssize_t k;
+    size_t off = 0;
+
+    k = recv(c->fd, tmp, sizeof tmp, 0);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (k <= 0)
+        die("redis: connection lost: %s", k ? strerror(errno) : "EOF");
+    buf_add(&c->in, tmp, (size_t)k);
+    while (off < c->in.len && c->got < c->want) {
+        struct reply r;
+        size_t used = resp_parse(c->in.p + off, c->in.len - off, &r);
+
+        if (used == 0)
+            break;
+        off += used;
+        redis_reply(c, &r, c->got++);
+        if (c->got == c->want) {
+            if (off != c->in.len)
+                die("redis: more replies than commands");
+            c->in.len = 0;
+            finished(c, c->res);
+            return;
+        }
+    }
+    memmove(c->in.p, c->in.p + off, c->in.len - off);
+    c->in.len -= off;
+}
+
+static int redis_connect(void)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+    if (fd < 0)
+        die("socket: %s", strerror(errno));
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)cfg.port);
+    if (inet_pton(AF_INET, cfg.host, &a.sin_addr) != 1)
+        die("redis: host must be an IPv4 address, not %s", cfg.host);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        die("redis: connect %s:%d: %s", cfg.host, cfg.port, strerror(errno));
+    BU_CHECK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
+    return fd;
+}
+
+static void redis_init(struct worker *w)
+{
+    for (int i = 0; i < w->n; i++) {
+        struct client *c = &w->c[i];
+        struct epoll_event ev;
+
+        c->fd = redis_connect();
+        BU_CHECK(fcntl(c->fd, F_SETFL, O_NONBLOCK) == 0);
+        memset(&ev, 0, sizeof ev);
+        ev.events = EPOLLIN;
+        ev.data.ptr = c;
+        BU_CHECK(epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0);
+    }
+}
+
+static void redis_loop(struct worker *w, double limit)
+{
+    struct epoll_event ev[64];
+
+    while (w->busy > 0) {
+        int n;
+
+        if (bu_now() > limit)
+            die("redis: commands still in flight at the limit");
+        n = epoll_wait(w->epfd, ev, 64, 50);
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait: %s", strerror(errno));
+        for (int i = 0; i < n; i++) {
+            struct client *c = ev[i].data.ptr;
+
+            if (ev[i].events & EPOLLOUT)
+                redis_flush(c);
+            if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                redis_input(c);
+        }
+    }
+}
+
+static const struct proto proto_redis = {redis_seed, redis_read, redis_write,
+                                         NULL, redis_unwatch};
+
+/* ---- the client state machine (all protocols) ------------------------------
+ */
+
+static void go_idle(struct client *c)
+{
+    c->phase = PH_IDLE;
+    c->w->busy--;
+}
+
+static int pick_key(struct client *c)
+{
+    return cfg.nkeys == 1 ? 0 : (int)(rand_r(&c->seed) % (unsigned)cfg.nkeys);
+}
+
+/* Seed this client's share of the keys, one at a time. */
+static void seed_next(struct client *c)
+{
+    if (c->seed_next >= cfg.nkeys) {
+        go_idle(c);
+        return;
+    }
+    c->phase = PH_SEED;
+    proto->seed(c);
+}
+
+/* Start the next operation, or stop once the window is over. */
+static void next_op(struct client *c)
+{
+    double now = bu_now();
+
+    if (now >= t_end) {
+        go_idle(c);
+        return;
+    }
+    c->t0 = now;
+    if (cfg.scen == S_RMW) {
+        c->key = pick_key(c);
+        c->phase = PH_READ;
+        proto->read(c);
+    } else {
+        c->phase = PH_GET;
+        proto->get(c);
+    }
+}
+
+/* A request (or command group) of c completed with o. */
+static void finished(struct client *c, enum outcome o)
+{
+    double now = bu_now();
+
+    switch (c->phase) {
+    case PH_SEED:
+        c->seed_next += cfg.conns;
+        seed_next(c);
+        return;
+    case PH_UNWATCH: go_idle(c); return;
+    case PH_READ:
+        if (now >= t_end) {
+            /* Abandon the update; drop the watch first (Redis). */
+            c->phase = PH_UNWATCH;
+            if (proto->unwatch == NULL || !proto->unwatch(c))
+                go_idle(c);
+            return;
+        }
+        c->phase = PH_WRITE;
+        proto->write(c);
+        return;
+    case PH_WRITE:
+        if (o == OUT_OK) {
+            count_success(c, now);
+            next_op(c);
+            return;
+        }
+        count_412(c, now);
+        if (now >= t_end) {
+            go_idle(c);
+            return;
+        }
+        c->phase = PH_READ; /* re-read, same key, same t0 */
+        proto->read(c);
+        return;
+    case PH_GET:
+        count_success(c, now);
+        next_op(c);
+        return;
+    case PH_IDLE: break;
+    }
+    die("completion of an idle client");
+}
+
+/* ---- threads ---------------------------------------------------------------
+ */
+
+static void run_loop(struct worker *w, double limit)
+{
+    if (cfg.target == T_REDIS)
+        redis_loop(w, limit);
+    else
+        http_loop(w, limit);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    /* Seed (every client its share), then wait for the others. */
+    if (proto->seed != NULL && cfg.scen == S_RMW) {
+        double limit = bu_now() + SEED_SECONDS;
+
+        for (int i = 0; i < w->n; i++) {
+            w->busy++;
+            seed_next(&w->c[i]);
+        }
+        run_loop(w, limit);
+    }
+    pthread_barrier_wait(&seeded);
+    pthread_barrier_wait(&started);
+    for (int i = 0; i < w->n; i++) {
+        w->busy++;
+        next_op(&w->c[i]);
+    }
+    run_loop(w, t_end + DRAIN_SECONDS);
+    return NULL;
+}
+
+/* ---- set-up and verification done by the main thread (blocking) ---------- */
+
+static size_t easy_body(char *p, size_t sz, size_t n, void *ud)
+{
+    buf_add(ud, p, sz * n);
+    return sz * n;
+}
+
+/* One blocking HTTP request; returns the status, fills body and etag. */
+static long easy_request(const char *path, const char *method,
+                         const struct buf *req, const char *ctype,
+                         struct buf *body, char *etag, size_t etag_cap)
+{
+    struct client tmp;
+    char url[320];
+    long code = 0;
+    CURL *e = curl_easy_init();
+    struct curl_slist *h = NULL;
+    CURLcode rc;
+
+    BU_CHECK(e != NULL);
+    memset(&tmp, 0, sizeof tmp);
+    url_of(url, sizeof url, path);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, easy_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &tmp);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
+    if (method != NULL) {
+        char line[160];
+
+        snprintf(line, sizeof line, "Content-Type: %s", ctype);
+        h = curl_slist_append(curl_slist_append(NULL, "Expect:"), line);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->p);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)req->len);
+        if (strcmp(method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    }
+    rc = curl_easy_perform(e);
+    if (rc != CURLE_OK)
+        die("%s %s: %s", method ? method : "GET", url, curl_easy_strerror(rc));
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+    if (etag != NULL)
+        snprintf(etag, etag_cap, "%s", tmp.etag);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    return code;
+}
+
+/* GET scenarios: store the value (etagkv) and learn its current ETag. */
+static void setup_get(void)
+{
+    struct buf v = {0}, body = {0};
+    long code;
+
+    if (cfg.target == T_ETAGKV) {
+        seed_value(&v);
+        code = easy_request("/kv/k00000", "PUT", &v, "application/octet-stream",
+                            &body, NULL, 0);
+        if (code != 200 && code != 201)
+            die("PUT /kv/k00000: HTTP %ld", code);
+    }
+    body.len = 0;
+    code = easy_request(cfg.target == T_NGINX ? cfg.path : "/kv/k00000", NULL,
+                        NULL, NULL, &body, cfg.etag, sizeof cfg.etag);
+    if (code != 200 || cfg.etag[0] == '\0' || body.len != cfg.value_bytes)
+        die("GET: HTTP %ld, %zu bytes, ETag '%s' (expected 200, %zu bytes, "
+            "an ETag)",
+            code, body.len, cfg.etag, cfg.value_bytes);
+    free(v.p);
+    free(body.p);
+}
+
+/* The counter of the hot key, read after the run. */
+static unsigned long long hot_counter(void)
+{
+    struct buf body = {0}, req = {0};
+    unsigned long long n;
+
+    if (cfg.target == T_REDIS) {
+        int fd = redis_connect();
+        struct reply r;
+        size_t used = 0;
+
+        resp_cmd2(&req, "GET", "k00000");
+        BU_CHECK(send(fd, req.p, req.len, MSG_NOSIGNAL) == (ssize_t)req.len);
+        while (used == 0) {
+            char tmp[8192];
+            ssize_t k = recv(fd, tmp, sizeof tmp, 0);
+
+            if (k <= 0)
+                die("redis: verification read failed");
+            buf_add(&body, tmp, (size_t)k);
+            used = resp_parse(body.p, body.len, &r);
+        }
+        close(fd);
+        if (r.type != '$' || r.slen != cfg.value_bytes)
+            die("redis: verification GET: bad reply");
+        n = counter_get(r.s);
+    } else if (cfg.target == T_ETCD) {
+        struct client c;
+
+        memset(&c, 0, sizeof c);
+        buf_str(&req, "{\"key\":\"");
+        etcd_key(&req, 0);
+        buf_str(&req, "\"}");
+        if (easy_request("/v3/kv/range", "POST", &req, "application/json",
+                         &c.body, NULL, 0) != 200)
+            die("etcd: verification range failed");
+        n = etcd_parse(&c, 0);
+        free(c.body.p);
+        free(c.out.p);
+    } else {
+        if (easy_request("/kv/k00000", NULL, NULL, NULL, &body, NULL, 0) !=
+                200 ||
+            body.len != cfg.value_bytes)
+            die("verification GET failed");
+        n = counter_get(body.p);
+    }
+    free(body.p);
+    free(req.p);
+    return n;
+}
+
+/* ---- main -------------------------------------------------------------------
+ */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+static void usage(void)
+{
+    fprintf(
+        stderr,
+        "usage: bench_http etagkv|nginx|etcd|redis "
+        "rmw-hot|rmw-1000|get|get304\n"
+        "       [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES] [-d SECONDS]\n"
+        "       [-w WARMUP_SECONDS] [-t THREADS (1-2)] [-p PATH (nginx)]\n");
+    exit(2);
+}
+
+static void parse_args(int argc, char **argv)
+{
+    const char *addr = "127.0.0.1:8080", *colon;
+    int ch, t;
+
+    cfg.conns = 16;
+    cfg.threads = 1;
+    cfg.value_bytes = 100;
+    cfg.seconds = 2;
+    cfg.warmup = 0.3;
+    if (argc < 3)
+        usage();
+    optind = 3; /* TARGET SCENARIO first; POSIX getopt does not permute */
+    while ((ch = getopt(argc, argv, "a:c:s:d:w:t:p:")) != -1) {
+        switch (ch) {
+        case 'a': addr = optarg; break;
+        case 'c': cfg.conns = atoi(optarg); break;
+        case 's': cfg.value_bytes = (size_t)atol(optarg); break;
+        case 'd': cfg.seconds = atof(optarg); break;
+        case 'w': cfg.warmup = atof(optarg); break;
+        case 't': cfg.threads = atoi(optarg); break;
+        case 'p': snprintf(cfg.path, sizeof cfg.path, "%s", optarg); break;
+        default: usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+    for (t = 0; t < 4 && strcmp(argv[1], target_names[t]) != 0; t++)
+        ;
+    if (t == 4)
+        usage();
+    cfg.target = (enum target)t;
+    cfg.scen_name = argv[2];
+    if (strcmp(cfg.scen_name, "rmw-hot") == 0) {
+        cfg.scen = S_RMW;
+        cfg.nkeys = 1;
+    } else if (strcmp(cfg.scen_name, "rmw-1000") == 0) {
+        cfg.scen = S_RMW;
+        cfg.nkeys = NKEYS_MANY;
+    } else if (strcmp(cfg.scen_name, "get") == 0) {
+        cfg.scen = S_GET;
+        cfg.nkeys = 1;
+    } else if (strcmp(cfg.scen_name, "get304") == 0) {
+        cfg.scen = S_GET304;
+        cfg.nkeys = 1;
+    } else {
+        usage();
+    }
+    colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof cfg.host)
+        usage();
+    memcpy(cfg.host, addr, (size_t)(colon - addr));
+    cfg.port = atoi(colon + 1);
+    if (cfg.conns < 1 || cfg.conns > MAX_CONNS || cfg.threads < 1 ||
+        cfg.threads > MAX_THREADS || cfg.threads > cfg.conns ||
+        cfg.value_bytes < PREFIX || cfg.seconds <= 0 || cfg.warmup < 0 ||
+        cfg.port <= 0)
+        usage();
+    if (cfg.path[0] == '\0')
+        snprintf(cfg.path, sizeof cfg.path, "/v%zu", cfg.value_bytes);
+    if ((cfg.target == T_NGINX && cfg.scen == S_RMW) ||
+        ((cfg.target == T_ETCD || cfg.target == T_REDIS) &&
+         cfg.scen != S_RMW)) {
+        fprintf(stderr, "bench_http: %s does not run %s\n",
+                target_names[cfg.target], cfg.scen_name);
+        exit(2);
+    }
+}
+
+static void setup_workers(struct worker *w)
+{
+    int next = 0;
+
+    for (int i = 0; i < cfg.threads; i++) {
+        w[i].n = cfg.conns / cfg.threads + (i < cfg.conns % cfg.threads);
+        w[i].c = calloc((size_t)w[i].n, sizeof(struct client));
+        w[i].lat = malloc(sizeof(double) * LAT_CAP);
+        w[i].epfd = epoll_create1(EPOLL_CLOEXEC);
+        w[i].timer_at = -1;
+        BU_CHECK(w[i].c != NULL && w[i].lat != NULL && w[i].epfd >= 0);
+        for (int j = 0; j < w[i].n; j++) {
+            struct client *c = &w[i].c[j];
+
+            c->w = &w[i];
+            c->idx = next++;
+            c->seed = 7919u * (unsigned)c->idx + 1;
+            c->seed_next = c->idx;
+            c->fd = -1;
+        }
+        if (cfg.target == T_REDIS)
+            redis_init(&w[i]);
+        else
+            http_init(&w[i]);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct proto *const protos[] = {&proto_etagkv, &proto_nginx,
+                                                 &proto_etcd, &proto_redis};
+    struct worker w[MAX_THREADS];
+    long ok = 0, failed = 0, ok_total = 0, nlat = 0;
+    double *lat, p50, p99;
+    const char *verified = "n/a";
+
+    parse_args(argc, argv);
+    proto = protos[cfg.target];
+    BU_CHECK(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK);
+    if (cfg.scen != S_RMW)
+        setup_get();
+    memset(w, 0, sizeof w);
+    setup_workers(w);
+    BU_CHECK(pthread_barrier_init(&seeded, NULL, (unsigned)cfg.threads + 1) ==
+             0);
+    BU_CHECK(pthread_barrier_init(&started, NULL, (unsigned)cfg.threads + 1) ==
+             0);
+    for (int i = 0; i < cfg.threads; i++)
+        BU_CHECK(pthread_create(&w[i].tid, NULL, worker_main, &w[i]) == 0);
+    pthread_barrier_wait(&seeded);
+    t_start = bu_now() + cfg.warmup;
+    t_end = t_start + cfg.seconds;
+    pthread_barrier_wait(&started);
+    for (int i = 0; i < cfg.threads; i++) {
+        BU_CHECK(pthread_join(w[i].tid, NULL) == 0);
+        ok += w[i].ok;
+        failed += w[i].failed;
+        ok_total += w[i].ok_total;
+        nlat += w[i].nlat;
+    }
+    lat = malloc(sizeof(double) * (size_t)(nlat ? nlat : 1));
+    BU_CHECK(lat != NULL);
+    nlat = 0;
+    for (int i = 0; i < cfg.threads; i++) {
+        memcpy(lat + nlat, w[i].lat, sizeof(double) * (size_t)w[i].nlat);
+        nlat += w[i].nlat;
+    }
+    qsort(lat, (size_t)nlat, sizeof(double), cmp_double);
+    p50 = nlat ? lat[nlat / 2] * 1e3 : 0;
+    p99 = nlat ? lat[nlat * 99 / 100] * 1e3 : 0;
+    if (cfg.scen == S_RMW && cfg.nkeys == 1) {
+        unsigned long long n = hot_counter();
+
+        if (n != (unsigned long long)ok_total)
+            die("lost or phantom updates: the hot key's counter is %llu "
+                "after %ld acknowledged updates",
+                n, ok_total);
+        verified = "yes";
+    }
+    printf("{\"bench\":\"http\",\"target\":\"%s\",\"scenario\":\"%s\","
+           "\"value_bytes\":%zu,\"conns\":%d,\"threads\":%d,\"seconds\":%.2f,"
+           "\"ok_per_s\":%.1f,\"fail_412_per_s\":%.1f,\"p50_ms\":%.3f,"
+           "\"p99_ms\":%.3f,\"verified\":\"%s\"}\n",
+           target_names[cfg.target], cfg.scen_name, cfg.value_bytes, cfg.conns,
+           cfg.threads, cfg.seconds, (double)ok / cfg.seconds,
+           (double)failed / cfg.seconds, p50, p99, verified);
+    fprintf(stderr,
+            "%-7s %-9s %5zuB %3d conns: %10.0f ok/s %9.0f 412/s  p50 %.3f ms "
+            " p99 %.3f ms  verified %s\n",
+            target_names[cfg.target], cfg.scen_name, cfg.value_bytes, cfg.conns,
+            (double)ok / cfg.seconds, (double)failed / cfg.seconds, p50, p99,
+            verified);
+    for (int i = 0; i < cfg.threads; i++) {
+        if (cfg.target == T_REDIS) {
+            for (int j = 0; j < w[i].n; j++)
+                close(w[i].c[j].fd);
+        } else {
+            http_fini(&w[i]);
+        }
+        for (int j = 0; j < w[i].n; j++) {
+            free(w[i].c[j].body.p);
+            free(w[i].c[j].out.p);
+            free(w[i].c[j].in.p);
+        }
+        close(w[i].epfd);
+        free(w[i].c);
+        free(w[i].lat);
+    }
+    free(lat);
+    curl_global_cleanup();
+    return 0;
+}
