@@ -13,7 +13,10 @@
  *    underlying cause of the most recent failure on the calling thread is
  *    available as text from etagkv_last_error_detail().
  *  - Keys are byte strings of 1 to ETAGKV_KEY_MAX bytes, any byte values.
- *  - On any failure of a write, the store is unchanged.
+ *  - On any failure of a write, the store's records are unchanged.  (A
+ *    write with an idempotency key also records a failed precondition or a
+ *    missing key as its outcome, so that a retry gets the same answer: see
+ *    etagkv_write().)
  *  - Constructors take a "T **out" and set *out to NULL on failure; nothing
  *    leaks.  Destructors return void and accept NULL.
  *  - Thread safety: an etagkv_store is safe to share between threads.  An
@@ -314,8 +317,10 @@ typedef struct etagkv_options {
     /** Largest value accepted by put; default 64 MiB, at most
      * ETAGKV_MAX_VALUE_BYTES_LIMIT. */
     uint64_t max_value_bytes;
-    /** LMDB map size to start with; default 64 MiB, at least 1 MiB.  The
-     * map grows by itself (doubling) when a write needs more room. */
+    /** LMDB map size to start with; default 64 MiB, at least 1 MiB (a
+     * smaller value is raised to 1 MiB, so map_max_bytes below 1 MiB is
+     * refused as below it).  The map grows by itself (doubling) when a
+     * write needs more room. */
     uint64_t map_size_bytes;
     /** Map size ceiling; writes that need more fail with ETAGKV_STORE_FULL
      * and change nothing.  Default 1 TiB (virtual address space only; the
@@ -331,9 +336,11 @@ typedef struct etagkv_options {
     /** How long the outcome of a write with an idempotency key is kept
      * for replay, in seconds; default 24 h. */
     uint64_t idempotency_retention_s;
-    /** Most idempotency keys retained at once (expired ones are purged as
-     * writes go); default 1,000,000.  A new key beyond it is refused with
-     * ETAGKV_IDEMPOTENCY_FULL. */
+    /** Most idempotency keys retained at once; default 1,000,000.  Every
+     * retained entry counts, an expired one too until it is purged (a few
+     * per write transaction).  When the table is full, a write with a new
+     * key first purges up to 1,024 expired entries, and if none was
+     * expired it is refused with ETAGKV_IDEMPOTENCY_FULL. */
     uint64_t idempotency_max_keys;
 } etagkv_options;
 
@@ -352,6 +359,8 @@ ETAGKV_API void etagkv_options_init(etagkv_options *o);
  *                           another I/O error (see etagkv_last_error_detail);
  *  ETAGKV_INCOMPATIBLE      the directory holds an LMDB environment that is
  *                           not an etagkv store of a known format;
+ *  ETAGKV_STORE_FULL        a new store's format record does not fit
+ *                           map_max_bytes;
  *  ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_store_open(const char *dir,
                                            const etagkv_options *opts,
@@ -376,7 +385,9 @@ typedef struct etagkv_stats {
     uint64_t max_value_bytes; /**< configured value limit */
     /** Write transactions committed by this handle since it was opened.
      * Concurrent writes share transactions (group commit, DESIGN §4), so
-     * write_ops / write_txns is the mean batch size. */
+     * write_ops / write_txns approximates the mean batch size (a
+     * transaction that only records a keyed write's failed precondition
+     * counts here but not in write_ops). */
     uint64_t write_txns;
     /** Writes (puts and deletes that changed the store) committed by this
      * handle since it was opened. */
@@ -385,9 +396,9 @@ typedef struct etagkv_stats {
     uint64_t idempotency_keys;
 } etagkv_stats;
 
-/** Read the store's figures into *out: records, revision and the map from
- * one consistent snapshot; write_txns and write_ops are counters read at
- * the same moment, outside it.  Returns
+/** Read the store's figures into *out: records, revision, the map and
+ * idempotency_keys from one consistent snapshot; write_txns and write_ops
+ * are counters read at the same moment, outside it.  Returns
  * ETAGKV_OK, ETAGKV_INVALID_ARGUMENT, ETAGKV_IO_ERROR, ETAGKV_CORRUPT or
  * ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out);
@@ -587,18 +598,25 @@ typedef struct etagkv_result {
  * Returns the statuses of etagkv_put()/etagkv_delete(), and:
  *  ETAGKV_IDEMPOTENCY_MISMATCH  the key was used for a different request
  *                               (HTTP 422); nothing written;
- *  ETAGKV_IDEMPOTENCY_FULL      the table holds idempotency_max_keys live
- *                               keys; nothing written;
+ *  ETAGKV_IDEMPOTENCY_FULL      the table holds idempotency_max_keys
+ *                               entries (see the option); nothing written;
  *  ETAGKV_INVALID_HEADER        idempotency key longer than
  *                               ETAGKV_IDEMPOTENCY_KEY_MAX;
- *  ETAGKV_INVALID_ARGUMENT      NULL s or req, or an unknown method.
- * res may be NULL; otherwise res->status is the return value. */
+ *  ETAGKV_INVALID_ARGUMENT      NULL s or req, an unknown method, or a NULL
+ *                               idempotency key with a nonzero length.
+ * res may be NULL; otherwise res->status is the return value and res->meta
+ * the key's state as for etagkv_put() -- zeroed (exists = 0) when the
+ * write failed before reading it: mismatch, table full, store errors. */
 ETAGKV_API etagkv_status etagkv_write(etagkv_store *s,
                                       const etagkv_request *req,
                                       etagkv_result *res);
 
 /** Called once by etagkv_submit() when the write is done: durable in the
- * store's sync mode, or failed.  res is valid only during the call.  Runs on
+ * store's sync mode, or failed.  res is valid only during the call; during
+ * it, etagkv_last_error_detail() on the calling thread describes a
+ * failure, as after a blocking call.  The callbacks of one batch are
+ * called one after another in submission order; callbacks of different
+ * batches may run at the same time on different threads.  Runs on
  * a thread of the library's (or of another writer blocked in a write call),
  * so it must not block: it may call etagkv_submit() and the read functions,
  * but not the blocking write functions (they would wait for a batch that

@@ -282,18 +282,23 @@ static void wake_head(etagkv_store *s)
 /* With queue_lock held: dequeue w..last and mark them done.  Blocking
  * waiters are woken (a woken follower returns and its waiter, on its stack,
  * goes away: safe, as it cannot run before we unlock); submitted ones are
- * chained onto *finished for their callbacks, to be called unlocked. */
+ * appended to *finished, in queue order, for their callbacks, to be called
+ * unlocked. */
 static void finish_batch(etagkv_store *s, struct ekv_waiter *w,
                          struct ekv_waiter *last, struct ekv_waiter **finished)
 {
     struct ekv_waiter *p = w, *next;
+    struct ekv_waiter **tail = finished;
 
+    while (*tail != NULL)
+        tail = &(*tail)->next;
     for (;;) {
         next = p->next;
         p->done = 1;
         if (p->async != NULL) {
-            p->next = *finished;
-            *finished = p;
+            /* p->next was the queue link, already read into next. */
+            *tail = p;
+            tail = &p->next;
         } else if (p != w) {
             (void)pthread_cond_signal(&p->cv);
         }
@@ -301,6 +306,7 @@ static void finish_batch(etagkv_store *s, struct ekv_waiter *w,
             break;
         p = next;
     }
+    *tail = NULL;
     s->queue_head = next;
     if (next == NULL)
         s->queue_tail = NULL;
@@ -370,7 +376,9 @@ void ekv_async_free(struct ekv_async *a)
     free(a);
 }
 
-/* Call the callbacks of finished submitted writes (queue_lock not held). */
+/* Call the callbacks of finished submitted writes, in submission order
+ * (queue_lock not held).  During each, etagkv_last_error_detail() on this
+ * thread describes that write's failure, as after a blocking call. */
 static void notify(struct ekv_waiter *finished)
 {
     while (finished != NULL) {
@@ -381,6 +389,10 @@ static void notify(struct ekv_waiter *finished)
         res.status = a->op.status;
         res.meta = a->op.meta;
         res.replayed = a->op.replayed;
+        if (a->op.detail[0] != '\0')
+            (void)ekv_fail(a->op.status, "%s", a->op.detail);
+        else
+            ekv_clear_error();
         a->fn(a->ctx, &res);
         free(a);
     }

@@ -37,6 +37,8 @@ struct slot {
     int calls;
     etagkv_result res;
     int visible; /* the record was readable from the callback */
+    int order;   /* completions before this one */
+    char detail[256]; /* etagkv_last_error_detail() in the callback */
 };
 
 static struct slot slots[N];
@@ -46,12 +48,15 @@ static void done_fn(void *ctx, const etagkv_result *res)
     struct slot *sl = ctx;
     etagkv_meta m;
 
+    /* First: the read below starts a new call, which clears the text. */
+    snprintf(sl->detail, sizeof(sl->detail), "%s", etagkv_last_error_detail());
     /* Acknowledged means committed: a read from the callback sees it. */
     sl->visible = etagkv_head(st, sl->key, strlen(sl->key), NULL, &m) ==
                       ETAGKV_OK &&
                   strcmp(m.etag, res->meta.etag) == 0;
     sl->res = *res;
     pthread_mutex_lock(&lock);
+    sl->order = completed;
     sl->calls++;
     completed++;
     pthread_cond_broadcast(&cv);
@@ -97,6 +102,9 @@ START_TEST(every_submitted_write_completes_once_after_it_is_durable)
         etagkv_etag_compute(slots[i].value, strlen(slots[i].value), etag);
         ck_assert_str_eq(slots[i].res.meta.etag, etag);
         ck_assert_int_eq(slots[i].visible, 1);
+        /* Callbacks come in submission order, within a batch too. */
+        ck_assert_int_eq(slots[i].order, i);
+        ck_assert_str_eq(slots[i].detail, "");
     }
     ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
     ck_assert_uint_eq(s.records, N);
@@ -156,6 +164,51 @@ START_TEST(submitted_conditional_writes_apply_in_arrival_order)
         ck_assert_str_eq(slots[i].res.meta.etag, slots[0].res.meta.etag);
     }
     etagkv_cond_free(create_only);
+}
+END_TEST
+
+/* A store-level failure reaches the callback as a status, with its text
+ * readable from etagkv_last_error_detail() during the call, like after a
+ * blocking write; the writes before it stay acknowledged. */
+START_TEST(a_full_store_fails_the_submitted_write_with_its_detail)
+{
+    static char big[64 << 10];
+    etagkv_options o;
+    etagkv_request rq;
+    int n = 0;
+
+    etagkv_store_close(st);
+    etagkv_options_init(&o);
+    o.sync_mode = ETAGKV_NOSYNC;
+    o.map_size_bytes = 1 << 20;
+    o.map_max_bytes = 1 << 20;
+    st = tu_open(dir, &o);
+    completed = 0;
+    memset(slots, 0, sizeof(slots));
+    memset(big, 'x', sizeof(big));
+    for (n = 0; n < N; n++) {
+        snprintf(slots[n].key, sizeof(slots[n].key), "big%02d", n);
+        rq = (etagkv_request){.method = ETAGKV_METHOD_PUT,
+                              .key = slots[n].key,
+                              .key_len = strlen(slots[n].key),
+                              .value = big,
+                              .value_len = sizeof(big)};
+        ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[n]),
+                         ETAGKV_OK);
+        wait_for(n + 1);
+        if (slots[n].res.status != ETAGKV_CREATED)
+            break;
+        ck_assert_str_eq(slots[n].detail, "");
+    }
+    ck_assert_int_lt(n, N); /* 1 MiB cannot hold N * 64 KiB */
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_eq(slots[n].res.status, ETAGKV_STORE_FULL);
+    ck_assert_int_eq(slots[n].res.meta.exists, 0);
+    ck_assert_msg(slots[n].detail[0] != '\0', "no detail in the callback");
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(etagkv_head(st, slots[i].key, strlen(slots[i].key),
+                                     NULL, NULL),
+                         ETAGKV_OK);
 }
 END_TEST
 
@@ -278,6 +331,7 @@ static Suite *suite(void)
     tcase_add_test(tc, every_submitted_write_completes_once_after_it_is_durable);
     tcase_add_test(tc, close_completes_submitted_writes_first);
     tcase_add_test(tc, submitted_conditional_writes_apply_in_arrival_order);
+    tcase_add_test(tc, a_full_store_fails_the_submitted_write_with_its_detail);
     tcase_add_test(tc, a_callback_may_submit_the_next_write);
     tcase_add_test(tc, blocking_and_submitted_writes_mix);
     tcase_add_test(tc, a_refused_submit_never_calls_back);
