@@ -94,7 +94,7 @@ extern "C" {
     X(INVALID_HEADER, 10, 400, "invalid header value")                         \
     X(INVALID_ARGUMENT, 11, 400, "invalid argument")                           \
     X(VALUE_TOO_LARGE, 12, 413, "value too large")                             \
-    X(STORE_FULL, 13, 507, "store full: map size ceiling reached")            \
+    X(STORE_FULL, 13, 507, "store full: map ceiling reached or disk full")     \
     X(IO_ERROR, 14, 500, "I/O error")                                          \
     X(NO_MEMORY, 15, 500, "out of memory")                                     \
     X(CORRUPT, 16, 500, "corrupt record or store")                             \

@@ -229,7 +229,7 @@ static int apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
             if (st == ETAGKV_OK)
                 continue; /* evaluate the whole batch afresh */
         } else {
-            st = ekv_mdb_status(rc, "write transaction");
+            st = ekv_write_status(s, rc);
         }
         if (n == 1) {
             fail_all(ops, 1, st);

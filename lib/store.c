@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -48,6 +50,9 @@ etagkv_status ekv_mdb_status(int rc, const char *what)
 
     switch (rc) {
     case MDB_MAP_FULL:
+    case ENOSPC: /* the file system is full */
+    case EDQUOT:
+    case EFBIG: /* RLIMIT_FSIZE or the file system's largest file */
         st = ETAGKV_STORE_FULL;
         break;
     case ENOMEM:
@@ -187,6 +192,36 @@ int ekv_txn_commit(etagkv_store *s, MDB_txn *txn)
 
     (void)pthread_rwlock_unlock(&s->resize_lock);
     return rc;
+}
+
+etagkv_status ekv_write_status(etagkv_store *s, int rc)
+{
+    struct statvfs fs;
+    struct rlimit lim;
+    struct stat sb;
+    int fd;
+
+    /* LMDB reports a short write as EIO, and a write that runs into a full
+     * file system or the process's file size limit is usually short first
+     * (some pages fit).  Tell those cases apart by asking, so the caller
+     * sees a full disk as the full store it is rather than as an
+     * unexplained I/O error. */
+    if (rc != EIO || mdb_env_get_fd(s->env, &fd) != 0)
+        return ekv_mdb_status(rc, "write transaction");
+    if (fstatvfs(fd, &fs) == 0 && fs.f_bavail * fs.f_frsize < s->page_size)
+        return ekv_fail(ETAGKV_STORE_FULL,
+                        "write transaction: %s, and the file system holding "
+                        "the store has no free space",
+                        mdb_strerror(rc));
+    if (getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+        fstat(fd, &sb) == 0 &&
+        (uint64_t)sb.st_size + s->page_size > (uint64_t)lim.rlim_cur)
+        return ekv_fail(ETAGKV_STORE_FULL,
+                        "write transaction: %s, and the store's file reached "
+                        "the process's file size limit (RLIMIT_FSIZE) of "
+                        "%llu bytes",
+                        mdb_strerror(rc), (unsigned long long)lim.rlim_cur);
+    return ekv_mdb_status(rc, "write transaction");
 }
 
 size_t ekv_map_size(etagkv_store *s)

@@ -117,6 +117,11 @@ etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op);
  * text as this thread's diagnostic. */
 etagkv_status ekv_mdb_status(int rc, const char *what);
 
+/* The status for a write transaction that failed with LMDB code rc: as
+ * ekv_mdb_status(), except that a full file system is ETAGKV_STORE_FULL
+ * however LMDB reported it. */
+etagkv_status ekv_write_status(etagkv_store *s, int rc);
+
 /* Check a key's length (and pointer); ETAGKV_OK or the status to return. */
 etagkv_status ekv_check_key(const void *key, size_t key_len);
 
