@@ -446,6 +446,75 @@ static void check_kv(const struct srv *s, struct MHD_Connection *c,
         check_length(s, c, r);
 }
 
+/* ---- message framing ---------------------------------------------------- */
+
+struct framing {
+    const char *length; /* the first Content-Length */
+    size_t length_len;
+    int lengths_differ;
+    const char *coding; /* the first Transfer-Encoding */
+    size_t coding_len;
+};
+
+static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, size_t key_size,
+                                   const char *value, size_t value_size)
+{
+    static const char cl[] = "Content-Length", te[] = "Transfer-Encoding";
+    struct framing *f = cls;
+
+    (void)kind;
+    if (key_size == sizeof cl - 1 && strncasecmp(key, cl, key_size) == 0) {
+        if (f->length == NULL) {
+            f->length = value;
+            f->length_len = value_size;
+        } else if (value_size != f->length_len ||
+                   memcmp(value, f->length, value_size) != 0) {
+            f->lengths_differ = 1;
+        }
+    } else if (key_size == sizeof te - 1 &&
+               strncasecmp(key, te, key_size) == 0 && f->coding == NULL) {
+        f->coding = value;
+        f->coding_len = value_size;
+    }
+    return MHD_YES;
+}
+
+/* Refuse the framings that RFC 9112 §6 rules out but libmicrohttpd 0.9.75
+ * lets through, since a proxy in front of us may frame such a message
+ * differently (request smuggling): Content-Length fields that disagree
+ * (§6.3: 400), Transfer-Encoding together with Content-Length (§6.1: may
+ * be rejected; we do, 400), and a transfer coding other than chunked
+ * (§6.1: 501).  Every refusal has a body pending, so the connection is
+ * closed after the answer.  Returns 0, or -1 after deciding a refusal. */
+static int check_framing(struct MHD_Connection *c, struct srv_req *r)
+{
+    struct framing f = {0};
+    const char *detail = NULL;
+
+    (void)MHD_get_connection_values_n(c, MHD_HEADER_KIND, framing_one, &f);
+    if (f.lengths_differ)
+        detail = "the request has Content-Length fields that disagree";
+    else if (f.coding != NULL && f.length != NULL)
+        detail = "the request has both Transfer-Encoding and Content-Length";
+    if (detail != NULL) {
+        refuse(r, MHD_HTTP_BAD_REQUEST,
+               srv_problem(MHD_HTTP_BAD_REQUEST, "bad-framing", detail, NULL));
+        return -1;
+    }
+    if (f.coding != NULL && (f.coding_len != 7 ||
+                             strncasecmp(f.coding, "chunked", 7) != 0)) {
+        refuse(r, MHD_HTTP_NOT_IMPLEMENTED,
+               srv_problem(MHD_HTTP_NOT_IMPLEMENTED,
+                           "unsupported-transfer-coding",
+                           "the only transfer coding this server reads is "
+                           "chunked",
+                           NULL));
+        return -1;
+    }
+    return 0;
+}
+
 /* Decide at the headers whether the request is refused, and why. */
 static void check_request(const struct srv *s, struct MHD_Connection *c,
                           struct srv_req *r, const char *url)
@@ -453,6 +522,8 @@ static void check_request(const struct srv *s, struct MHD_Connection *c,
     const char *key_enc = NULL;
     int presented;
 
+    if (check_framing(c, r) != 0)
+        return;
     r->route = route_of(url, &key_enc);
     if (r->route == SRV_ROUTE_HEALTHZ) { /* open even with a token */
         if (!is_read(r->method))

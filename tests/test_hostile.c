@@ -350,12 +350,25 @@ static const struct row malformed[] = {
      S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
        "\r\n1\r\nx\r\n"),
      CLOSED},
-    /* RFC 9112 §6.1: a transfer coding the server does not know; MHD
-     * waits for the end of the body, so the timeout cuts it off. */
+    /* RFC 9112 §6.1: a transfer coding the server does not know is 501
+     * (libmicrohttpd alone would wait for a body it cannot frame). */
     {"an unknown transfer coding",
      S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
        "x"),
-     CLOSED},
+     501},
+    {"a transfer coding list that does not end in a lone chunked",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, "
+       "chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"),
+     501},
+    /* RFC 9112 §6.3: framings a proxy may read differently (smuggling). */
+    {"two Content-Length fields that disagree",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+       "Content-Length: 2\r\n\r\nxy"),
+     400},
+    {"Transfer-Encoding and Content-Length together",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+       "Content-Length: 3\r\n\r\n1\r\nx\r\n0\r\n\r\n"),
+     400},
     /* RFC 9110 §13.1.1: a malformed If-Match is the server's 400. */
     {"a malformed If-Match",
      S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nIf-Match: \"a\" \"b\"\r\n"
