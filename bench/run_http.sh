@@ -51,37 +51,7 @@ done
 START_TIME=$(date +%s)
 
 # ---- packages (only what is missing) ----------------------------------------
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-missing=""
-for p in nginx etcd-server redis-server; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"
-    then
-        missing="$missing $p"
-    fi
-done
-if [ -n "$missing" ]; then
-    echo "run_http: installing:$missing"
-    # Debian starts a package's service on install unless policy-rc.d
-    # says no (exit 101): the benchmark starts its own instances, and a
-    # stray nginx on port 80 is not something a benchmark should leave.
-    policy=""
-    trap '[ -z "$policy" ] || $SUDO rm -f "$policy"; exit 130' INT TERM
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        policy=/usr/sbin/policy-rc.d
-        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-        $SUDO chmod 755 "$policy"
-    fi
-    rc=0
-    # $missing is a word list on purpose.
-    # shellcheck disable=SC2086
-    { $SUDO apt-get update -qq &&
-        $SUDO env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -qq --no-install-recommends $missing; } || rc=$?
-    [ -z "$policy" ] || $SUDO rm -f "$policy"
-    trap - INT TERM
-    [ "$rc" -eq 0 ] || exit "$rc"
-fi
+"$ROOT/tools/install.sh" --no-services run_http nginx etcd-server redis-server
 
 # ---- build --------------------------------------------------------------------
 "$ROOT/tools/setup.sh" "$BUILD" -DCMAKE_BUILD_TYPE=Release \

@@ -29,24 +29,8 @@ esac
 
 # clang and libFuzzer, plus what the library itself needs.
 PACKAGES="clang libclang-rt-14-dev cmake pkg-config liblmdb-dev libxxhash-dev"
-missing=""
-for p in $PACKAGES; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
-        missing="$missing $p"
-    fi
-done
-if [ -n "$missing" ]; then
-    echo "fuzz: installing:$missing"
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        SUDO="sudo"
-    fi
-    $SUDO apt-get update -qq
-    # $missing is a word list on purpose.
-    # shellcheck disable=SC2086
-    $SUDO env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends $missing
-fi
+# shellcheck disable=SC2086 # a word list on purpose
+"$ROOT/tools/install.sh" fuzz $PACKAGES
 
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_COMPILER=clang -DETAGKV_FUZZ=ON -DETAGKV_BUILD_SERVER=OFF \

@@ -14,24 +14,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PACKAGES="gcc make cmake pkg-config liblmdb-dev libxxhash-dev check \
 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev"
 
-missing=""
-for p in $PACKAGES; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
-        missing="$missing $p"
-    fi
-done
-if [ -n "$missing" ]; then
-    echo "setup: installing:$missing"
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        SUDO="sudo"
-    fi
-    $SUDO apt-get update -qq
-    # $missing is a word list on purpose.
-    # shellcheck disable=SC2086
-    $SUDO env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends $missing
-fi
+# $PACKAGES is a word list on purpose.
+# shellcheck disable=SC2086
+"$ROOT/tools/install.sh" setup $PACKAGES
 
 BUILD=${1:-"$ROOT/build"}
 [ $# -gt 0 ] && shift

@@ -20,16 +20,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-"$ROOT/build"}
 SKIP=""
 
-if ! command -v valgrind >/dev/null 2>&1; then
-    echo "valgrind: installing valgrind"
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        SUDO="sudo"
-    fi
-    $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends valgrind
-fi
+"$ROOT/tools/install.sh" valgrind valgrind
 
 "$ROOT/tools/setup.sh" "$BUILD"
 

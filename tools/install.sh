@@ -1,0 +1,49 @@
+#!/bin/sh
+# install.sh -- install the Debian packages that are missing, and only
+# those: the one place the scripts call apt-get.
+#
+#   tools/install.sh [--no-services] WHO PACKAGE...
+#
+# WHO prefixes the progress line ("setup: installing: ...").  Runs apt-get
+# through sudo when not root.  --no-services keeps Debian from starting a
+# package's system service on install (policy-rc.d exits 101): the
+# benchmark starts its own nginx, etcd and Redis, and a stray daemon left
+# on port 80 is not something a script should leave behind.
+set -eu
+
+NO_SERVICES=0
+if [ "${1:-}" = "--no-services" ]; then
+    NO_SERVICES=1
+    shift
+fi
+WHO=$1
+shift
+
+missing=""
+for p in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -n "$missing" ] || exit 0
+
+echo "$WHO: installing:$missing"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+policy=""
+if [ "$NO_SERVICES" -eq 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    trap '$SUDO rm -f "$policy"; exit 130' INT TERM
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+fi
+rc=0
+# $missing is a word list on purpose.
+# shellcheck disable=SC2086
+{ $SUDO apt-get update -qq &&
+    $SUDO env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends $missing; } || rc=$?
+[ -z "$policy" ] || $SUDO rm -f "$policy"
+exit "$rc"
