@@ -45,18 +45,30 @@ void ekv_hash128(const void *value, size_t len, uint8_t out[EKV_HASH_BYTES])
     memcpy(out, canon.digest, EKV_HASH_BYTES);
 }
 
+/* Two lowercase hex digits per byte value.  Formatting runs on every read
+ * (the ETag is part of the metadata every read returns), and a digit pair
+ * per table load is about twice as fast as two nibble lookups. */
+static const char hex_pairs[256][2] = {
+#define D(n) ((char)((n) < 10 ? '0' + (n) : 'a' + (n) - 10))
+#define P(h, l) {D(h), D(l)}
+#define ROW(h)                                                                 \
+    P(h, 0), P(h, 1), P(h, 2), P(h, 3), P(h, 4), P(h, 5), P(h, 6), P(h, 7),   \
+        P(h, 8), P(h, 9), P(h, 10), P(h, 11), P(h, 12), P(h, 13), P(h, 14),   \
+        P(h, 15)
+    ROW(0), ROW(1), ROW(2),  ROW(3),  ROW(4),  ROW(5),  ROW(6),  ROW(7),
+    ROW(8), ROW(9), ROW(10), ROW(11), ROW(12), ROW(13), ROW(14), ROW(15),
+#undef ROW
+#undef P
+#undef D
+};
+
 void ekv_etag_format(const uint8_t hash[EKV_HASH_BYTES],
                      char out[ETAGKV_ETAG_SIZE])
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-
     /* RFC 9110 §8.8.3: the opaque-tag carries its double quotes. */
     out[0] = '"';
-    for (i = 0; i < EKV_HASH_BYTES; i++) {
-        out[1 + 2 * i] = hex[hash[i] >> 4];
-        out[2 + 2 * i] = hex[hash[i] & 0x0F];
-    }
+    for (size_t i = 0; i < EKV_HASH_BYTES; i++)
+        memcpy(out + 1 + 2 * i, hex_pairs[hash[i]], 2);
     out[ETAGKV_ETAG_SIZE - 2] = '"';
     out[ETAGKV_ETAG_SIZE - 1] = '\0';
 }
@@ -72,36 +84,38 @@ void etagkv_etag_compute(const void *value, size_t len,
     ekv_etag_format(hash, out);
 }
 
-/* Value of a lowercase hex digit, or -1.  Uppercase is refused: we only
- * ever emit lowercase, and entity-tags compare octet by octet (§8.8.3.2),
- * so "ABC..." could never match one of ours anyway. */
-static int hex_digit(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
+/* One more than the value of each byte as a lowercase hex digit, 0 for
+ * any other byte (so that the table needs no initialiser for them).
+ * Uppercase is refused: we only ever emit lowercase, and entity-tags
+ * compare octet by octet (§8.8.3.2), so "ABC..." could never match one of
+ * ours anyway.  A table, so that the loop below has no branch per digit:
+ * every conditional write through the typed helpers parses one ETag. */
+static const unsigned char hex_value1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,
+    ['5'] = 6,  ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10,
+    ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15,
+    ['f'] = 16,
+};
 
 /* out may be NULL to only check the form.  On failure out is untouched. */
 int ekv_etag_parse_own(const char *etag, size_t len,
                        uint8_t out[EKV_HASH_BYTES])
 {
     uint8_t hash[EKV_HASH_BYTES];
-    size_t i;
+    int bad = 0;
 
     if (etag == NULL || len != ETAGKV_ETAG_SIZE - 1 || etag[0] != '"' ||
         etag[len - 1] != '"')
         return -1;
-    for (i = 0; i < EKV_HASH_BYTES; i++) {
-        int hi = hex_digit((unsigned char)etag[1 + 2 * i]);
-        int lo = hex_digit((unsigned char)etag[2 + 2 * i]);
+    for (size_t i = 0; i < EKV_HASH_BYTES; i++) {
+        int hi = hex_value1[(unsigned char)etag[1 + 2 * i]] - 1;
+        int lo = hex_value1[(unsigned char)etag[2 + 2 * i]] - 1;
 
-        if (hi < 0 || lo < 0)
-            return -1;
-        hash[i] = (uint8_t)(hi << 4 | lo);
+        bad |= hi | lo; /* negative iff some digit was not one */
+        hash[i] = (uint8_t)((unsigned)hi << 4 | (unsigned)lo);
     }
+    if (bad < 0)
+        return -1;
     if (out != NULL)
         memcpy(out, hash, EKV_HASH_BYTES);
     return 0;
