@@ -4,8 +4,10 @@
  */
 #include "httputil.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,24 +15,18 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "testutil.h"
 
 /* How long a server gets to announce its port and become healthy; the
  * sanitizer build starts several times slower than the normal one. */
-#define START_TIMEOUT_MS 20000
-
-static double now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+#define START_TIMEOUT_S 20.0
 
 /* Read the "listening on http://127.0.0.1:PORT" line from fd; 0 when the
- * server exits or stays silent until the deadline. */
+ * server exits or stays silent until the deadline (tu_now_s() seconds). */
 static int read_port(int fd, double deadline)
 {
     char line[256];
@@ -39,7 +35,7 @@ static int read_port(int fd, double deadline)
 
     while (n < sizeof line - 1) {
         struct pollfd p = {fd, POLLIN, 0};
-        int left = (int)(deadline - now_ms());
+        int left = (int)((deadline - tu_now_s()) * 1e3);
 
         if (left <= 0 || poll(&p, 1, left) != 1 || read(fd, line + n, 1) != 1)
             return 0;
@@ -54,6 +50,7 @@ static int read_port(int fd, double deadline)
     return atoi(colon + 1);
 }
 
+/* HEAD, so that the GET counts in /metrics stay the tests' own. */
 static int healthy(int port)
 {
     struct hu_req q = {"HEAD", "/healthz", NULL, NULL, 0};
@@ -70,15 +67,25 @@ static int healthy(int port)
     return ok;
 }
 
-void hu_server_start(struct hu_server *s, const char *bin, const char *data,
-                     const char *const *extra)
+/* Send sig to the server and reap it; returns its wait status. */
+static int signal_and_reap(struct hu_server *s, int sig)
+{
+    int status = 0;
+
+    ck_assert_int_eq(kill(s->pid, sig), 0);
+    ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
+    s->pid = 0;
+    return status;
+}
+
+/* Start s->bin on s->data; see hu_server_start(). */
+static void launch(struct hu_server *s, const char *const *extra)
 {
     const char *argv[32];
     int pipefd[2], n = 0;
-    double deadline = now_ms() + START_TIMEOUT_MS;
+    double deadline = tu_now_s() + START_TIMEOUT_S;
 
-    snprintf(s->data, sizeof s->data, "%s", data);
-    argv[n++] = bin;
+    argv[n++] = s->bin;
     argv[n++] = "--data";
     argv[n++] = s->data;
     argv[n++] = "--listen";
@@ -103,28 +110,41 @@ void hu_server_start(struct hu_server *s, const char *bin, const char *data,
     close(pipefd[0]);
     if (s->port <= 0) {
         hu_server_kill(s);
-        ck_abort_msg("%s did not announce a port on %s", bin, data);
+        ck_abort_msg("%s did not announce a port on %s", s->bin, s->data);
     }
     while (!healthy(s->port)) {
-        if (now_ms() > deadline) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, NULL, 0);
-            s->pid = 0;
-            ck_abort_msg("the server on %s never became healthy", data);
+        if (tu_now_s() > deadline) {
+            /* Whatever it dies of, the finding is that it never
+             * answered. */
+            (void)signal_and_reap(s, SIGKILL);
+            ck_abort_msg("the server on %s never became healthy", s->data);
         }
         usleep(10000);
     }
 }
 
+void hu_server_start(struct hu_server *s, const char *bin, const char *data,
+                     const char *const *extra)
+{
+    memset(s, 0, sizeof *s);
+    s->bin = bin;
+    snprintf(s->data, sizeof s->data, "%s", data);
+    launch(s, extra);
+}
+
+void hu_server_restart(struct hu_server *s, const char *const *extra)
+{
+    ck_assert_msg(s->pid == 0, "the server on %s is still running", s->data);
+    launch(s, extra);
+}
+
 void hu_server_kill(struct hu_server *s)
 {
-    int status = 0;
+    int status;
 
     if (s->pid <= 0)
         return;
-    ck_assert_int_eq(kill(s->pid, SIGKILL), 0);
-    ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
-    s->pid = 0;
+    status = signal_and_reap(s, SIGKILL);
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
                   "the server died on its own before the kill (%s %d)",
                   WIFEXITED(status) ? "exit status" : "signal",
@@ -133,17 +153,56 @@ void hu_server_kill(struct hu_server *s)
 
 void hu_server_stop(struct hu_server *s)
 {
-    int status = 0;
+    int status;
 
     if (s->pid <= 0)
         return;
-    ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
-    ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
-    s->pid = 0;
+    status = signal_and_reap(s, SIGTERM);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "the server did not exit 0 on SIGTERM (%s %d)",
                   WIFEXITED(status) ? "exit status" : "signal",
                   WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
+void hu_fixture_init(struct hu_fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    f->dir = tu_mkdtemp();
+}
+
+void hu_fixture_start(struct hu_fixture *f, const char *bin,
+                      const char *const *extra)
+{
+    char data[512];
+
+    snprintf(data, sizeof data, "%s/data", f->dir);
+    hu_server_start(&f->srv, bin, data, extra);
+    f->ua = curl_easy_init();
+    ck_assert_ptr_nonnull(f->ua);
+}
+
+void hu_fixture_stop(struct hu_fixture *f)
+{
+    curl_easy_cleanup(f->ua);
+    f->ua = NULL;
+    hu_server_stop(&f->srv);
+    tu_rmdir_free(f->dir);
+    f->dir = NULL;
+}
+
+int hu_connect(int port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(fd, 0);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0,
+                  "connect: %s", strerror(errno));
+    return fd;
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -196,18 +255,50 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
+/* Whether headers has a line for field name (case-insensitive). */
+static int has_field(const char *const *headers, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (; headers != NULL && *headers != NULL; headers++)
+        if (strncasecmp(*headers, name, n) == 0 &&
+            ((*headers)[n] == ':' || (*headers)[n] == ';'))
+            return 1;
+    return 0;
+}
+
+/* Append line to call's header list unless the request's headers already
+ * have field name; 0, or -1 when out of memory. */
+static int add_default(struct hu_call *call, const struct hu_req *q,
+                       const char *name, const char *line)
+{
+    struct curl_slist *l;
+
+    if (has_field(q->headers, name))
+        return 0;
+    if ((l = curl_slist_append(call->list, line)) == NULL)
+        return -1;
+    call->list = l;
+    return 0;
+}
+
 int hu_prepare(struct hu_call *call, CURL *h, int port, const struct hu_req *q,
                struct hu_resp *r, long timeout_s)
 {
-    char url[1024];
+    /* Sized to the path: tests send keys of thousands of escapes. */
+    size_t n = sizeof "http://127.0.0.1:65535" + strlen(q->path);
+    char *url = malloc(n);
 
     memset(r, 0, sizeof *r);
     call->h = h;
     call->r = r;
     call->list = NULL;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, q->path);
+    if (url == NULL)
+        return -1;
+    snprintf(url, n, "http://127.0.0.1:%d%s", port, q->path);
     curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_URL, url); /* libcurl keeps a copy */
+    free(url);
     curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -225,20 +316,16 @@ int hu_prepare(struct hu_call *call, CURL *h, int port, const struct hu_req *q,
     if (strcmp(q->method, "HEAD") == 0) {
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (q->body != NULL) {
-        struct curl_slist *l;
-
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t)q->body_len);
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
         /* No "Expect: 100-continue" round trip for larger bodies, and no
-         * form content type: the server stores its default. */
-        if ((l = curl_slist_append(call->list, "Expect:")) == NULL)
+         * form content type: the server stores its default.  A test that
+         * sends either field means it. */
+        if (add_default(call, q, "Expect", "Expect:") != 0 ||
+            add_default(call, q, "Content-Type", "Content-Type:") != 0)
             goto oom;
-        call->list = l;
-        if ((l = curl_slist_append(call->list, "Content-Type:")) == NULL)
-            goto oom;
-        call->list = l;
     } else if (strcmp(q->method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
     }
@@ -254,6 +341,7 @@ void hu_finish(struct hu_call *call, CURLcode err)
 {
     call->r->err = err;
     curl_easy_getinfo(call->h, CURLINFO_RESPONSE_CODE, &call->r->code);
+    curl_easy_getinfo(call->h, CURLINFO_NUM_CONNECTS, &call->r->connects);
     curl_easy_setopt(call->h, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(call->list);
     call->list = NULL;

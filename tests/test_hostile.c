@@ -19,14 +19,11 @@
  * for what it refuses itself, and of the server for the rest.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -49,17 +46,7 @@
 
 #define KNOWN_VALUE "the known value"
 
-static struct hu_server srv;
-static char *dir;
-static CURL *ua;
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static struct hu_fixture fx;
 
 /* ---- the well-behaved client --------------------------------------------- */
 
@@ -69,7 +56,7 @@ static void request(struct hu_resp *r, const char *method, const char *path,
 {
     struct hu_req q = {method, path, headers, body, body_len};
 
-    hu_perform(ua, srv.port, &q, r, 30);
+    hu_perform(fx.ua, fx.srv.port, &q, r, 30);
     ck_assert_msg(r->err == CURLE_OK, "%s %s: %s", method, path,
                   curl_easy_strerror(r->err));
 }
@@ -144,55 +131,30 @@ static void setup(void)
                                        "2",        "--max-connections",
                                        "8",        "--timeout",
                                        "2",        NULL};
-    char data[512];
-
-    dir = tu_mkdtemp();
-    snprintf(data, sizeof data, "%s/data", dir);
-    hu_server_start(&srv, ETAGKV_SERVER_BIN, data, opts);
-    ua = curl_easy_init();
-    ck_assert_ptr_nonnull(ua);
+    hu_fixture_init(&fx);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
     ck_assert_int_eq(status_of("PUT", "/kv/known", NULL, KNOWN_VALUE), 201);
 }
 
 static void teardown(void)
 {
-    curl_easy_cleanup(ua);
-    ua = NULL;
-    hu_server_stop(&srv);
-    tu_rmdir_free(dir);
-    dir = NULL;
+    hu_fixture_stop(&fx);
 }
 
 /* ---- raw sockets --------------------------------------------------------- */
-
-/* A new connection to the server. */
-static int raw_connect(void)
-{
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    ck_assert_int_ge(fd, 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)srv.port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof a) == 0,
-                  "connect: %s", strerror(errno));
-    return fd;
-}
 
 /* Send all n bytes within timeout_ms; 0, or -1 when the server closed the
  * connection or stopped reading (it may cut off a hostile client). */
 static int raw_send(int fd, const void *p, size_t n, int timeout_ms)
 {
     const char *c = p;
-    double deadline = now_s() + timeout_ms / 1e3;
+    double deadline = tu_now_s() + timeout_ms / 1e3;
 
     while (n > 0) {
         struct pollfd pf = {fd, POLLOUT, 0};
         ssize_t k;
 
-        if (poll(&pf, 1, 100) < 0 || now_s() > deadline)
+        if (poll(&pf, 1, 100) < 0 || tu_now_s() > deadline)
             return -1;
         if (!(pf.revents & POLLOUT)) {
             if (pf.revents & (POLLERR | POLLHUP))
@@ -221,12 +183,12 @@ static int raw_response(int fd, int timeout_ms)
 {
     char buf[8192];
     size_t got = 0;
-    double deadline = now_s() + timeout_ms / 1e3;
+    double deadline = tu_now_s() + timeout_ms / 1e3;
     int status = NOTHING_YET;
 
     for (;;) {
         struct pollfd pf = {fd, POLLIN, 0};
-        int left = (int)((deadline - now_s()) * 1e3);
+        int left = (int)((deadline - tu_now_s()) * 1e3);
         const char *end, *cl;
         ssize_t k;
 
@@ -257,7 +219,7 @@ static int raw_response(int fd, int timeout_ms)
 /* One request on a new connection; returns what raw_response() says. */
 static int raw_exchange(const char *req, size_t len, int timeout_ms)
 {
-    int fd = raw_connect(), st;
+    int fd = hu_connect(fx.srv.port), st;
 
     /* A refusal may come (and the connection close) before all is sent. */
     (void)raw_send(fd, req, len, timeout_ms);
@@ -437,16 +399,23 @@ static void buf_str(struct buf *b, const char *s)
     buf_add(b, s, strlen(s));
 }
 
+/* Append n copies of the byte c. */
+static void buf_repeat(struct buf *b, char c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        buf_add(b, &c, 1);
+}
+
 START_TEST(oversized_header_blocks_are_refused_and_write_nothing)
 {
+    static const size_t key_bytes[] = {40000, ETAGKV_KEY_MAX + 1};
     int64_t rev = revision();
     struct buf b = {NULL, 0, 0};
     char line[64];
 
     /* One header field of 70 KB: past MHD's per-connection buffer. */
     buf_str(&b, "PUT /kv/victim HTTP/1.1\r\nHost: x\r\nX-Big: ");
-    for (int i = 0; i < 70000; i++)
-        buf_add(&b, "a", 1);
+    buf_repeat(&b, 'a', 70000);
     buf_str(&b, "\r\nContent-Length: 1\r\n\r\nx");
     ck_assert_int_eq(raw_exchange(b.p, b.len, 10000), 431);
 
@@ -461,18 +430,16 @@ START_TEST(oversized_header_blocks_are_refused_and_write_nothing)
     ck_assert_int_eq(raw_exchange(b.p, b.len, 10000), 431);
 
     /* A request-target of 40 KB, and a key just over 511 bytes. */
-    b.len = 0;
-    buf_str(&b, "PUT /kv/");
-    for (int i = 0; i < 40000; i++)
-        buf_add(&b, "k", 1);
-    buf_str(&b, " HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
-    ck_assert_int_eq(raw_exchange(b.p, b.len, 10000), 414);
-    b.len = 0;
-    buf_str(&b, "PUT /kv/");
-    for (int i = 0; i < ETAGKV_KEY_MAX + 1; i++)
-        buf_add(&b, "k", 1);
-    buf_str(&b, " HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
-    ck_assert_int_eq(raw_exchange(b.p, b.len, 10000), 414);
+    for (size_t i = 0; i < sizeof key_bytes / sizeof key_bytes[0]; i++) {
+        int st;
+
+        b.len = 0;
+        buf_str(&b, "PUT /kv/");
+        buf_repeat(&b, 'k', key_bytes[i]);
+        buf_str(&b, " HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
+        st = raw_exchange(b.p, b.len, 10000);
+        ck_assert_msg(st == 414, "a key of %zu bytes: %d", key_bytes[i], st);
+    }
     free(b.p);
     assert_serving_and_unchanged(rev);
     assert_writes_work();
@@ -750,7 +717,7 @@ START_TEST(chunked_bodies_over_the_limit_are_413_or_cut_off_and_write_nothing)
 
     /* A chunked body that never ends: the server reads and drops a bounded
      * amount after its 413, then cuts the connection, long before 64 MiB. */
-    fd = raw_connect();
+    fd = hu_connect(fx.srv.port);
     ck_assert_int_eq(raw_send(fd, head, sizeof head - 1, 5000), 0);
     {
         static char big[65536 + 16];
@@ -780,35 +747,35 @@ START_TEST(idle_connections_are_closed_by_the_timeout_and_others_are_served)
     int closed = 0, served = 0;
 
     /* Leave the fixture's keep-alive connection out of the count. */
-    curl_easy_cleanup(ua);
-    ua = curl_easy_init();
-    ck_assert_ptr_nonnull(ua);
+    curl_easy_cleanup(fx.ua);
+    fx.ua = curl_easy_init();
+    ck_assert_ptr_nonnull(fx.ua);
     /* Every slot taken by a client that sent half a header and stops. */
     for (int i = 0; i < MAX_CONNECTIONS; i++) {
-        fds[i] = raw_connect();
+        fds[i] = hu_connect(fx.srv.port);
         ck_assert_int_eq(
             raw_send(fds[i], S("GET /kv/known HTTP/1.1\r\nHost:"), 5000), 0);
     }
-    start = now_s();
+    start = tu_now_s();
     /* A normal client gets served once the idle ones are cut off: retry
      * (each attempt may wait in the backlog or be turned away at the
      * limit) until a deadline well past the server's timeout. */
     deadline = start + TIMEOUT_S + 15;
-    while (!served && now_s() < deadline) {
+    while (!served && tu_now_s() < deadline) {
         struct hu_req q = {"GET", "/kv/known", NULL, NULL, 0};
         struct hu_resp r;
 
-        hu_perform(ua, srv.port, &q, &r, 5);
+        hu_perform(fx.ua, fx.srv.port, &q, &r, 5);
         served = r.err == CURLE_OK && r.code == 200;
         hu_resp_free(&r);
         if (!served)
             usleep(200 * 1000);
     }
     ck_assert_msg(served, "no normal request served within %.0f s",
-                  now_s() - start);
+                  tu_now_s() - start);
     /* Each idle connection was closed by the server (EOF or reset). */
     for (int i = 0; i < MAX_CONNECTIONS; i++) {
-        int st = raw_response(fds[i], (int)((deadline - now_s()) * 1000));
+        int st = raw_response(fds[i], (int)((deadline - tu_now_s()) * 1000));
 
         closed += st == CLOSED || st >= 400;
         close(fds[i]);
@@ -826,14 +793,14 @@ START_TEST(connections_over_the_limit_wait_or_are_turned_away_then_served)
     int fds[N], answered = 0, refused = 0;
     int64_t rev = revision();
 
-    curl_easy_cleanup(ua);
-    ua = curl_easy_init();
-    ck_assert_ptr_nonnull(ua);
+    curl_easy_cleanup(fx.ua);
+    fx.ua = curl_easy_init();
+    ck_assert_ptr_nonnull(fx.ua);
     /* Three times the limit, each with a keep-alive request: served ones
      * stay open, so no more than the limit can be answered before the
      * idle timeout frees a slot. */
     for (int i = 0; i < N; i++) {
-        fds[i] = raw_connect();
+        fds[i] = hu_connect(fx.srv.port);
         (void)raw_send(fds[i], get, sizeof get - 1, 2000);
     }
     /* Look once, a second later: well before the idle timeout. */

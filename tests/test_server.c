@@ -1,37 +1,33 @@
 /*
  * test_server.c -- etagkv-server over real HTTP.
  *
- * Each test starts the real binary (ETAGKV_SERVER_BIN) with a fresh data
- * directory on a free loopback port (--listen 127.0.0.1:0; the port is read
- * from its first line of output), talks to it with libcurl, and stops it
- * with SIGTERM, asserting exit status 0.  The rules themselves are proven
- * exhaustively by test_cond and test_store; here each DESIGN §2 rule and
- * each reachable DESIGN §3 outcome is shown once over the wire, with its
- * headers and problem body.
+ * Each test starts the real binary (ETAGKV_SERVER_BIN, through
+ * tests/httputil.c) with a fresh data directory on a free loopback port
+ * (--listen 127.0.0.1:0; the port is read from its first line of output), talks
+ * to it with libcurl, and stops it with SIGTERM, asserting exit status 0.  The
+ * rules themselves are proven exhaustively by test_cond and test_store; here
+ * each DESIGN §2 rule and each reachable DESIGN §3 outcome is shown once over
+ * the wire, with its headers and problem body.
  *
  * Not reachable over HTTP yet, so not tested here: 409 (no multi-key
  * transactions; a duplicate Idempotency-Key waits instead) and 507 (the
  * server has no option for the map ceiling; test_mapsize and test_idem
  * cover it in the library).
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "httputil.h"
 #include "testutil.h"
 
 #ifndef ETAGKV_SERVER_BIN
@@ -41,230 +37,49 @@
 /* The value limit of the default fixture, small so 413 is cheap. */
 #define LIMIT 4096
 
+/* Generous, for the sanitizer build under the load tests. */
+#define REQUEST_TIMEOUT_S 60
+
 /* ---- the server process -------------------------------------------------- */
 
-struct server {
-    pid_t pid;
-    int port;
-    char *dir; /* the temporary directory (data in dir/data) */
-    char data[512];
-};
+/* The options of a restart on the same data: durable (no --nosync) and
+ * with the default value limit. */
+static const char *const restart_opts[] = {"--threads", "4", NULL};
 
-/* The fixture's server and client handle. */
-static struct server srv;
-static CURL *ua;
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Read the "listening on http://127.0.0.1:PORT" line from fd. */
-static int read_port(int fd)
-{
-    char line[256];
-    size_t n = 0;
-    const char *colon;
-    struct pollfd p = {fd, POLLIN, 0};
-
-    while (n < sizeof line - 1) {
-        ssize_t got;
-
-        ck_assert_msg(poll(&p, 1, 10000) == 1, "server printed nothing");
-        got = read(fd, line + n, 1);
-        ck_assert_msg(got == 1, "server exited before listening");
-        if (line[n] == '\n')
-            break;
-        n++;
-    }
-    line[n] = '\0';
-    ck_assert_msg(strstr(line, "listening on http://127.0.0.1:") != NULL,
-                  "unexpected first line: %s", line);
-    colon = strrchr(line, ':');
-    return atoi(colon + 1);
-}
-
-static void perform_head_healthz(int port, long *code);
-
-/* Wait until /healthz answers 200 (HEAD, so that the metrics' GET counts
- * stay the tests' own). */
-static void wait_healthy(int port)
-{
-    double deadline = now_s() + 10;
-    long code = 0;
-
-    while (now_s() < deadline) {
-        perform_head_healthz(port, &code);
-        if (code == 200)
-            return;
-        usleep(20000);
-    }
-    ck_abort_msg("the server never became healthy");
-}
-
-/* Start etagkv-server on s->data with extra options (NULL-terminated). */
-static void start_on(struct server *s, const char *const *extra)
-{
-    const char *argv[32];
-    int pipefd[2], n = 0;
-
-    argv[n++] = ETAGKV_SERVER_BIN;
-    argv[n++] = "--data";
-    argv[n++] = s->data;
-    argv[n++] = "--listen";
-    argv[n++] = "127.0.0.1:0";
-    argv[n++] = "--threads";
-    argv[n++] = "4";
-    while (extra != NULL && *extra != NULL && n < 31)
-        argv[n++] = *extra++;
-    argv[n] = NULL;
-    ck_assert_int_eq(pipe(pipefd), 0);
-    s->pid = fork();
-    ck_assert_int_ge(s->pid, 0);
-    if (s->pid == 0) {
-        /* If the test process dies on a failed assertion, so does the
-         * server, instead of lingering. */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(pipefd[1], STDOUT_FILENO);
-        close(pipefd[0]);
-        close(pipefd[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    s->port = read_port(pipefd[0]);
-    close(pipefd[0]);
-    wait_healthy(s->port);
-}
-
-/* Stop with SIGTERM; the server must exit with status 0. */
-static void stop_server(struct server *s)
-{
-    int status = 0;
-
-    if (s->pid <= 0)
-        return;
-    ck_assert_int_eq(kill(s->pid, SIGTERM), 0);
-    ck_assert_int_eq(waitpid(s->pid, &status, 0), s->pid);
-    s->pid = 0;
-    ck_assert_msg(WIFEXITED(status), "server did not exit normally (signal %d)",
-                  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    ck_assert_int_eq(WEXITSTATUS(status), 0);
-}
-
-static void start_server(struct server *s, const char *const *extra)
-{
-    memset(s, 0, sizeof *s);
-    s->dir = tu_mkdtemp();
-    snprintf(s->data, sizeof s->data, "%s/data", s->dir);
-    start_on(s, extra);
-}
+static struct hu_fixture fx;
 
 static void setup(void)
 {
-    static const char *const opts[] = {"--max-value-bytes", "4096", "--nosync",
-                                       NULL};
+    static const char *const opts[] = {
+        "--threads", "4", "--max-value-bytes", "4096", "--nosync", NULL};
 
-    start_server(&srv, opts);
-    ua = curl_easy_init();
-    ck_assert_ptr_nonnull(ua);
+    hu_fixture_init(&fx);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+}
+
+/* Fixture for the tcases whose test starts its own server. */
+static void own_setup(void)
+{
+    hu_fixture_init(&fx);
 }
 
 static void teardown(void)
 {
-    curl_easy_cleanup(ua);
-    ua = NULL;
-    stop_server(&srv);
-    tu_rmdir_free(srv.dir);
-    srv.dir = NULL;
+    hu_fixture_stop(&fx);
 }
 
 /* ---- HTTP with libcurl --------------------------------------------------- */
 
-#define MAX_HEADERS 64
-
-struct resp {
-    long code;
-    char *body;
-    size_t len;
-    int nh;
-    char *name[MAX_HEADERS];
-    char *value[MAX_HEADERS];
-    CURLcode err;
-    long connects; /* new connections this transfer opened (0: reused) */
-};
-
-static void resp_free(struct resp *r)
+/* A request with the fixture's handle and server; transport errors fail
+ * the test. */
+static void http(struct hu_resp *r, const char *method, const char *path,
+                 const char *const *headers, const char *body)
 {
-    int i;
+    struct hu_req q = {method, path, headers, body, body ? strlen(body) : 0};
 
-    for (i = 0; i < r->nh; i++) {
-        free(r->name[i]);
-        free(r->value[i]);
-    }
-    free(r->body);
-    memset(r, 0, sizeof *r);
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    struct resp *r = ud;
-    char *grown = realloc(r->body, r->len + size * n + 1);
-
-    if (grown == NULL)
-        return 0;
-    r->body = grown;
-    memcpy(r->body + r->len, p, size * n);
-    r->len += size * n;
-    r->body[r->len] = '\0';
-    return size * n;
-}
-
-/* Keep the header fields of the final response (a 100 Continue's are
- * dropped when the next status line arrives). */
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
-{
-    struct resp *r = ud;
-    size_t len = size * n, i;
-    char *colon;
-
-    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
-        int k;
-
-        for (k = 0; k < r->nh; k++) {
-            free(r->name[k]);
-            free(r->value[k]);
-        }
-        r->nh = 0;
-        return len;
-    }
-    colon = memchr(p, ':', len);
-    if (colon == NULL || r->nh == MAX_HEADERS)
-        return len;
-    i = (size_t)(colon - p);
-    r->name[r->nh] = strndup(p, i);
-    i++;
-    while (i < len && (p[i] == ' ' || p[i] == '\t'))
-        i++;
-    while (len > i && (p[len - 1] == '\r' || p[len - 1] == '\n'))
-        len--;
-    r->value[r->nh] = strndup(p + i, len - i);
-    r->nh++;
-    return size * n;
-}
-
-/* The value of header name in r, or NULL. */
-static const char *hdr(const struct resp *r, const char *name)
-{
-    int i;
-
-    for (i = 0; i < r->nh; i++)
-        if (strcasecmp(r->name[i], name) == 0)
-            return r->value[i];
-    return NULL;
+    hu_perform(fx.ua, fx.srv.port, &q, r, REQUEST_TIMEOUT_S);
+    ck_assert_msg(r->err == CURLE_OK, "%s %s: %s", method, path,
+                  curl_easy_strerror(r->err));
 }
 
 struct upload {
@@ -283,87 +98,22 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud)
     return k;
 }
 
-/* Options for one request. */
-struct req {
-    const char *method;         /* GET, HEAD, PUT, DELETE, or anything */
-    const char *path;           /* raw, already percent-encoded */
-    const char *const *headers; /* NULL-terminated, may be NULL */
-    const char *body;           /* PUT body, or NULL for none */
-    size_t body_len;
-    int chunked; /* send the body with Transfer-Encoding: chunked */
-};
-
-/* Perform q on handle h against port; fills r (free with resp_free).
- * A transport error is left in r->err for the caller to judge. */
-static void perform(CURL *h, int port, const struct req *q, struct resp *r)
+/* PUT len bytes of body to path with the fixture's handle, as an upload of
+ * unknown size, which libcurl sends with Transfer-Encoding: chunked.  A
+ * transport error is left in r->err for the caller to judge. */
+static void put_chunked(struct hu_resp *r, const char *path, const char *body,
+                        size_t len)
 {
-    struct curl_slist *list = NULL;
-    const char *const *hp;
-    struct upload up = {q->body, q->body_len};
-    char url[2048];
-    int has_ct = 0;
+    struct hu_req q = {"PUT", path, NULL, NULL, 0};
+    struct upload up = {body, len};
+    struct hu_call call;
 
-    memset(r, 0, sizeof *r);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, q->path);
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    for (hp = q->headers; hp != NULL && *hp != NULL; hp++) {
-        has_ct |= strncasecmp(*hp, "Content-Type:", 13) == 0;
-        list = curl_slist_append(list, *hp);
-    }
-    if (strcmp(q->method, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (q->chunked) {
-        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(h, CURLOPT_READDATA, &up);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
-    } else if (q->body != NULL) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)q->body_len);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
-        if (!has_ct) /* no curl default: the server then stores its own */
-            list = curl_slist_append(list, "Content-Type:");
-    } else if (strcmp(q->method, "GET") != 0) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
-    }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
-    r->err = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->code);
-    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &r->connects);
-    curl_slist_free_all(list);
-}
-
-static void perform_head_healthz(int port, long *code)
-{
-    struct req q = {"HEAD", "/healthz", NULL, NULL, 0, 0};
-    CURL *h = curl_easy_init();
-    struct resp r;
-
-    ck_assert_ptr_nonnull(h);
-    perform(h, port, &q, &r);
-    *code = r.err == CURLE_OK ? r.code : 0;
-    resp_free(&r);
-    curl_easy_cleanup(h);
-}
-
-/* A request with the fixture's handle and server; transport errors fail
- * the test. */
-static void http(struct resp *r, const char *method, const char *path,
-                 const char *const *headers, const char *body)
-{
-    struct req q = {method, path, headers, body, body ? strlen(body) : 0, 0};
-
-    perform(ua, srv.port, &q, r);
-    ck_assert_msg(r->err == CURLE_OK, "%s %s: %s", method, path,
-                  curl_easy_strerror(r->err));
+    ck_assert_int_eq(
+        hu_prepare(&call, fx.ua, fx.srv.port, &q, r, REQUEST_TIMEOUT_S), 0);
+    curl_easy_setopt(fx.ua, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(fx.ua, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(fx.ua, CURLOPT_READDATA, &up);
+    hu_finish(&call, curl_easy_perform(fx.ua));
 }
 
 /* PUT body to path with optional headers; returns the status and copies
@@ -371,34 +121,34 @@ static void http(struct resp *r, const char *method, const char *path,
 static long put(const char *path, const char *body, const char *const *hdrs,
                 char etag[ETAGKV_ETAG_SIZE])
 {
-    struct resp r;
+    struct hu_resp r;
     long code;
 
     http(&r, "PUT", path, hdrs, body);
     code = r.code;
     if (etag != NULL) {
-        const char *e = hdr(&r, "ETag");
+        const char *e = hu_hdr(&r, "ETag");
 
         snprintf(etag, ETAGKV_ETAG_SIZE, "%s", e != NULL ? e : "");
     }
-    resp_free(&r);
+    hu_resp_free(&r);
     return code;
 }
 
 static long status_of(const char *method, const char *path,
                       const char *const *hdrs)
 {
-    struct resp r;
+    struct hu_resp r;
     long code;
 
     http(&r, method, path, hdrs, NULL);
     code = r.code;
-    resp_free(&r);
+    hu_resp_free(&r);
     return code;
 }
 
 /* The body of r as JSON (NUL escapes allowed); fails the test otherwise. */
-static json_t *body_json(const struct resp *r)
+static json_t *body_json(const struct hu_resp *r)
 {
     json_error_t err;
     json_t *j = json_loadb(r->body != NULL ? r->body : "", r->len,
@@ -411,14 +161,14 @@ static json_t *body_json(const struct resp *r)
 
 /* Assert r is an RFC 9457 problem with the given status; returns the
  * parsed body (json_decref it). */
-static json_t *assert_problem(const struct resp *r, long status)
+static json_t *assert_problem(const struct hu_resp *r, long status)
 {
     json_t *j;
     const char *type;
 
     ck_assert_int_eq(r->code, status);
-    ck_assert_ptr_nonnull(hdr(r, "Content-Type"));
-    ck_assert_str_eq(hdr(r, "Content-Type"), "application/problem+json");
+    ck_assert_ptr_nonnull(hu_hdr(r, "Content-Type"));
+    ck_assert_str_eq(hu_hdr(r, "Content-Type"), "application/problem+json");
     j = body_json(r);
     type = json_string_value(json_object_get(j, "type"));
     ck_assert_ptr_nonnull(type);
@@ -465,9 +215,9 @@ static void date_form(int64_t t, int form, char *out, size_t cap)
 }
 
 /* Last-Modified of r as seconds. */
-static int64_t last_modified(const struct resp *r)
+static int64_t last_modified(const struct hu_resp *r)
 {
-    const char *lm = hdr(r, "Last-Modified");
+    const char *lm = hu_hdr(r, "Last-Modified");
     int64_t t = 0;
 
     ck_assert_ptr_nonnull(lm);
@@ -481,7 +231,7 @@ START_TEST(get_after_put_returns_value_with_validators_and_revision_headers)
 {
     static const char *const ct[] = {"Content-Type: text/plain", NULL};
     char etag[ETAGKV_ETAG_SIZE], want[ETAGKV_ETAG_SIZE];
-    struct resp r;
+    struct hu_resp r;
 
     ck_assert_int_eq(put("/kv/greeting", "hello", ct, etag), 201);
     etagkv_etag_compute("hello", 5, want);
@@ -490,37 +240,37 @@ START_TEST(get_after_put_returns_value_with_validators_and_revision_headers)
     ck_assert_int_eq(r.code, 200);
     ck_assert_uint_eq(r.len, 5);
     ck_assert_int_eq(memcmp(r.body, "hello", 5), 0);
-    ck_assert_str_eq(hdr(&r, "ETag"), want);
-    ck_assert_str_eq(hdr(&r, "Content-Type"), "text/plain");
-    ck_assert_str_eq(hdr(&r, "Cache-Control"), "no-cache");
-    ck_assert_ptr_nonnull(hdr(&r, "Date"));
-    ck_assert_ptr_nonnull(hdr(&r, "Last-Modified"));
-    ck_assert_str_eq(hdr(&r, "ETagKV-Revision"), "1");
-    ck_assert_str_eq(hdr(&r, "ETagKV-Create-Revision"), "1");
-    ck_assert_str_eq(hdr(&r, "ETagKV-Version"), "1");
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "ETag"), want);
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"), "text/plain");
+    ck_assert_str_eq(hu_hdr(&r, "Cache-Control"), "no-cache");
+    ck_assert_ptr_nonnull(hu_hdr(&r, "Date"));
+    ck_assert_ptr_nonnull(hu_hdr(&r, "Last-Modified"));
+    ck_assert_str_eq(hu_hdr(&r, "ETagKV-Revision"), "1");
+    ck_assert_str_eq(hu_hdr(&r, "ETagKV-Create-Revision"), "1");
+    ck_assert_str_eq(hu_hdr(&r, "ETagKV-Version"), "1");
+    hu_resp_free(&r);
 }
 END_TEST
 
 START_TEST(put_is_201_with_location_when_new_and_200_when_replacing)
 {
     char e1[ETAGKV_ETAG_SIZE];
-    struct resp r;
+    struct hu_resp r;
 
     http(&r, "PUT", "/kv/a%20b", NULL, "one");
     ck_assert_int_eq(r.code, 201);
-    ck_assert_str_eq(hdr(&r, "Location"), "/kv/a%20b");
-    ck_assert_ptr_nonnull(hdr(&r, "Last-Modified"));
-    snprintf(e1, sizeof e1, "%s", hdr(&r, "ETag"));
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "Location"), "/kv/a%20b");
+    ck_assert_ptr_nonnull(hu_hdr(&r, "Last-Modified"));
+    snprintf(e1, sizeof e1, "%s", hu_hdr(&r, "ETag"));
+    hu_resp_free(&r);
     http(&r, "PUT", "/kv/a%20b", NULL, "two");
     ck_assert_int_eq(r.code, 200);
-    ck_assert_ptr_null(hdr(&r, "Location"));
-    ck_assert_str_ne(hdr(&r, "ETag"), e1);
-    ck_assert_str_eq(hdr(&r, "ETagKV-Version"), "2");
-    ck_assert_str_eq(hdr(&r, "ETagKV-Create-Revision"), "1");
-    ck_assert_str_eq(hdr(&r, "ETagKV-Revision"), "2");
-    resp_free(&r);
+    ck_assert_ptr_null(hu_hdr(&r, "Location"));
+    ck_assert_str_ne(hu_hdr(&r, "ETag"), e1);
+    ck_assert_str_eq(hu_hdr(&r, "ETagKV-Version"), "2");
+    ck_assert_str_eq(hu_hdr(&r, "ETagKV-Create-Revision"), "1");
+    ck_assert_str_eq(hu_hdr(&r, "ETagKV-Revision"), "2");
+    hu_resp_free(&r);
 }
 END_TEST
 
@@ -530,18 +280,18 @@ START_TEST(content_type_is_stored_defaults_and_bad_one_is_400)
         "Content-Type: application/json; charset=utf-8", NULL};
     char long_ct[400];
     const char *bad[2] = {long_ct, NULL};
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
     ck_assert_int_eq(put("/kv/j", "{}", json_ct, NULL), 201);
     ck_assert_int_eq(put("/kv/d", "x", NULL, NULL), 201);
     http(&r, "GET", "/kv/j", NULL, NULL);
-    ck_assert_str_eq(hdr(&r, "Content-Type"),
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"),
                      "application/json; charset=utf-8");
-    resp_free(&r);
+    hu_resp_free(&r);
     http(&r, "GET", "/kv/d", NULL, NULL);
-    ck_assert_str_eq(hdr(&r, "Content-Type"), "application/octet-stream");
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"), "application/octet-stream");
+    hu_resp_free(&r);
     /* Longer than ETAGKV_CONTENT_TYPE_MAX: refused, nothing written. */
     memset(long_ct, 'a', sizeof long_ct - 1);
     long_ct[sizeof long_ct - 1] = '\0';
@@ -549,45 +299,45 @@ START_TEST(content_type_is_stored_defaults_and_bad_one_is_400)
     http(&r, "PUT", "/kv/ct", bad, "x");
     j = assert_problem(&r, 400);
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("GET", "/kv/ct", NULL), 404);
 }
 END_TEST
 
 START_TEST(head_has_the_headers_and_content_length_but_no_body)
 {
-    struct resp r;
+    struct hu_resp r;
 
     ck_assert_int_eq(put("/kv/h", "0123456789", NULL, NULL), 201);
     http(&r, "HEAD", "/kv/h", NULL, NULL);
     ck_assert_int_eq(r.code, 200);
     ck_assert_uint_eq(r.len, 0);
-    ck_assert_str_eq(hdr(&r, "Content-Length"), "10");
-    ck_assert_ptr_nonnull(hdr(&r, "ETag"));
-    ck_assert_ptr_nonnull(hdr(&r, "Last-Modified"));
-    ck_assert_str_eq(hdr(&r, "Cache-Control"), "no-cache");
-    ck_assert_str_eq(hdr(&r, "Content-Type"), "application/octet-stream");
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "Content-Length"), "10");
+    ck_assert_ptr_nonnull(hu_hdr(&r, "ETag"));
+    ck_assert_ptr_nonnull(hu_hdr(&r, "Last-Modified"));
+    ck_assert_str_eq(hu_hdr(&r, "Cache-Control"), "no-cache");
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"), "application/octet-stream");
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("HEAD", "/kv/nothing", NULL), 404);
 }
 END_TEST
 
 START_TEST(delete_is_204_then_get_and_delete_are_404)
 {
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
     ck_assert_int_eq(put("/kv/gone", "x", NULL, NULL), 201);
     http(&r, "DELETE", "/kv/gone", NULL, NULL);
     ck_assert_int_eq(r.code, 204);
     ck_assert_uint_eq(r.len, 0);
-    ck_assert_str_eq(hdr(&r, "ETagKV-Revision"), "2");
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "ETagKV-Revision"), "2");
+    hu_resp_free(&r);
     http(&r, "GET", "/kv/gone", NULL, NULL);
     j = assert_problem(&r, 404);
     ck_assert_str_eq(jstr(j, "code"), "NOT_FOUND");
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("DELETE", "/kv/gone", NULL), 404);
 }
 END_TEST
@@ -595,7 +345,7 @@ END_TEST
 START_TEST(empty_value_round_trips)
 {
     char etag[ETAGKV_ETAG_SIZE], want[ETAGKV_ETAG_SIZE];
-    struct resp r;
+    struct hu_resp r;
 
     ck_assert_int_eq(put("/kv/empty", "", NULL, etag), 201);
     etagkv_etag_compute(NULL, 0, want);
@@ -603,8 +353,8 @@ START_TEST(empty_value_round_trips)
     http(&r, "GET", "/kv/empty", NULL, NULL);
     ck_assert_int_eq(r.code, 200);
     ck_assert_uint_eq(r.len, 0);
-    ck_assert_str_eq(hdr(&r, "Content-Length"), "0");
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "Content-Length"), "0");
+    hu_resp_free(&r);
 }
 END_TEST
 
@@ -617,14 +367,14 @@ static void round_trip(const char *path, const char *raw, size_t raw_len,
                        const char *pct, int utf8)
 {
     char list_path[1200];
-    struct resp r;
+    struct hu_resp r;
     json_t *j, *e, *k;
 
     ck_assert_int_eq(put(path, path, NULL, NULL), 201);
     http(&r, "GET", path, NULL, NULL);
     ck_assert_int_eq(r.code, 200);
     ck_assert_str_eq(r.body, path);
-    resp_free(&r);
+    hu_resp_free(&r);
     snprintf(list_path, sizeof list_path, "/kv/?prefix=%s", pct);
     http(&r, "GET", list_path, NULL, NULL);
     ck_assert_int_eq(r.code, 200);
@@ -640,7 +390,7 @@ static void round_trip(const char *path, const char *raw, size_t raw_len,
         ck_assert(json_is_null(k));
     }
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
 }
 
 START_TEST(keys_with_slash_space_nul_utf8_and_binary_bytes_round_trip)
@@ -660,7 +410,7 @@ END_TEST
 START_TEST(key_of_511_bytes_is_accepted_and_512_bytes_is_414)
 {
     char path[4 + 3 * 512 + 1];
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
     memcpy(path, "/kv/", 4);
@@ -673,7 +423,7 @@ START_TEST(key_of_511_bytes_is_accepted_and_512_bytes_is_414)
     j = assert_problem(&r, 414);
     ck_assert_str_eq(jstr(j, "code"), "KEY_TOO_LONG");
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("GET", path, NULL), 414);
     /* The limit is on decoded bytes: 511 escapes are fine. */
     {
@@ -691,7 +441,7 @@ START_TEST(invalid_percent_encoding_and_empty_key_are_400)
 {
     static const char *const bad[] = {"/kv/a%zz", "/kv/a%4", "/kv/%",
                                       "/kv/%g0x"};
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
     size_t i;
 
@@ -701,19 +451,19 @@ START_TEST(invalid_percent_encoding_and_empty_key_are_400)
         ck_assert_str_eq(jstr(j, "type"),
                          "urn:etagkv:problem:invalid-percent-encoding");
         json_decref(j);
-        resp_free(&r);
+        hu_resp_free(&r);
     }
     http(&r, "PUT", "/kv/", NULL, "x");
     j = assert_problem(&r, 400);
     ck_assert_str_eq(jstr(j, "code"), "INVALID_KEY");
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("DELETE", "/kv/", NULL), 400);
     ck_assert_int_eq(status_of("DELETE", "/kv", NULL), 400);
     /* Nothing was written by any of them. */
     http(&r, "GET", "/kv/", NULL, NULL);
     ck_assert_str_eq(r.body, "{\n  \"keys\": [],\n  \"next\": null\n}");
-    resp_free(&r);
+    hu_resp_free(&r);
 }
 END_TEST
 
@@ -721,47 +471,47 @@ END_TEST
 
 START_TEST(unknown_path_is_404_problem_and_healthz_is_200)
 {
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
     http(&r, "GET", "/nope", NULL, NULL);
     j = assert_problem(&r, 404);
     ck_assert_str_eq(jstr(j, "type"), "urn:etagkv:problem:no-such-resource");
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("GET", "/", NULL), 404);
     ck_assert_int_eq(status_of("GET", "/kvx", NULL), 404);
     http(&r, "GET", "/healthz", NULL, NULL);
     ck_assert_int_eq(r.code, 200);
     ck_assert_str_eq(r.body, "ok\n");
-    resp_free(&r);
+    hu_resp_free(&r);
 }
 END_TEST
 
 START_TEST(unknown_method_is_405_with_allow_and_writes_nothing)
 {
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
     http(&r, "POST", "/kv/x", NULL, "body");
     j = assert_problem(&r, 405);
-    ck_assert_str_eq(hdr(&r, "Allow"), "GET, HEAD, PUT, DELETE");
+    ck_assert_str_eq(hu_hdr(&r, "Allow"), "GET, HEAD, PUT, DELETE");
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("PATCH", "/kv/x", NULL), 405);
     ck_assert_int_eq(status_of("GET", "/kv/x", NULL), 404);
     http(&r, "POST", "/healthz", NULL, NULL);
     ck_assert_int_eq(r.code, 405);
-    ck_assert_str_eq(hdr(&r, "Allow"), "GET, HEAD");
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "Allow"), "GET, HEAD");
+    hu_resp_free(&r);
     http(&r, "DELETE", "/metrics", NULL, NULL);
     ck_assert_int_eq(r.code, 405);
-    ck_assert_str_eq(hdr(&r, "Allow"), "GET, HEAD");
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "Allow"), "GET, HEAD");
+    hu_resp_free(&r);
     http(&r, "POST", "/kv/", NULL, "x");
     ck_assert_int_eq(r.code, 405);
-    ck_assert_str_eq(hdr(&r, "Allow"), "GET, HEAD");
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "Allow"), "GET, HEAD");
+    hu_resp_free(&r);
 }
 END_TEST
 
@@ -773,28 +523,28 @@ START_TEST(bodiless_requests_keep_the_connection_even_when_refused)
     static const char *const bad_tag[] = {"If-Match: junk", NULL};
     static const char *const paths[] = {"/kv/missing", "/nope", "/kv/a%zz",
                                         "/kv/?limit=0", "/healthz"};
-    struct resp r;
+    struct hu_resp r;
     size_t i;
 
     http(&r, "GET", "/healthz", NULL, NULL); /* opens the connection */
-    resp_free(&r);
+    hu_resp_free(&r);
     for (i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         http(&r, "GET", paths[i], NULL, NULL);
         ck_assert_msg(r.connects == 0, "%s opened a new connection", paths[i]);
-        resp_free(&r);
+        hu_resp_free(&r);
     }
     http(&r, "GET", "/kv/k", bad_tag, NULL);
     ck_assert_int_eq(r.code, 400);
     ck_assert_int_eq(r.connects, 0);
-    resp_free(&r);
+    hu_resp_free(&r);
     http(&r, "PATCH", "/kv/k", NULL, NULL);
     ck_assert_int_eq(r.code, 405);
     ck_assert_int_eq(r.connects, 0);
-    resp_free(&r);
+    hu_resp_free(&r);
     http(&r, "POST", "/kv/k", NULL, "body");
     ck_assert_int_eq(r.code, 405);
-    ck_assert_str_eq(hdr(&r, "Connection"), "close");
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "Connection"), "close");
+    hu_resp_free(&r);
 }
 END_TEST
 
@@ -815,7 +565,7 @@ START_TEST(body_over_limit_by_content_length_is_413_and_writes_nothing)
     static const char *const no_expect[] = {"Expect:", NULL};
     static const char *const expect[] = {"Expect: 100-continue", NULL};
     char *big = filled(LIMIT + 1);
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
     /* Refused from Content-Length, before the body is read. */
@@ -823,11 +573,11 @@ START_TEST(body_over_limit_by_content_length_is_413_and_writes_nothing)
     j = assert_problem(&r, 413);
     ck_assert_str_eq(jstr(j, "code"), "VALUE_TOO_LARGE");
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     http(&r, "PUT", "/kv/big", no_expect, big);
     j = assert_problem(&r, 413);
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("GET", "/kv/big", NULL), 404);
     /* Exactly the limit is fine. */
     big[LIMIT] = '\0';
@@ -839,25 +589,23 @@ END_TEST
 START_TEST(chunked_body_growing_over_limit_is_413_and_writes_nothing)
 {
     char *big = filled(3 * LIMIT);
-    struct req q = {"PUT", "/kv/chunky", NULL, big, 3 * LIMIT, 1};
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
-    perform(ua, srv.port, &q, &r);
+    put_chunked(&r, "/kv/chunky", big, 3 * LIMIT);
     ck_assert_int_eq(r.err, CURLE_OK);
     j = assert_problem(&r, 413);
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("GET", "/kv/chunky", NULL), 404);
     /* A chunked body within the limit is stored. */
-    q.body_len = LIMIT;
-    perform(ua, srv.port, &q, &r);
+    put_chunked(&r, "/kv/chunky", big, LIMIT);
     ck_assert_int_eq(r.err, CURLE_OK);
     ck_assert_int_eq(r.code, 201);
-    resp_free(&r);
+    hu_resp_free(&r);
     http(&r, "GET", "/kv/chunky", NULL, NULL);
     ck_assert_uint_eq(r.len, LIMIT);
-    resp_free(&r);
+    hu_resp_free(&r);
     free(big);
 }
 END_TEST
@@ -866,7 +614,7 @@ END_TEST
 
 /* PUT the key "k" = "v1"; returns the response (free it) for its ETag and
  * Last-Modified. */
-static void put_k(struct resp *r)
+static void put_k(struct hu_resp *r)
 {
     http(r, "PUT", "/kv/k", NULL, "v1");
     ck_assert_int_eq(r->code, 201);
@@ -877,42 +625,43 @@ START_TEST(get_if_none_match_current_is_304_with_etag_and_no_body)
     char h1[128], h2[128], h3[128];
     const char *inm[2] = {h1, NULL}, *weak[2] = {h2, NULL},
                *list[2] = {h3, NULL};
-    struct resp w, r;
+    struct hu_resp w, r;
 
     put_k(&w);
-    line(h1, sizeof h1, "If-None-Match", hdr(&w, "ETag"));
+    line(h1, sizeof h1, "If-None-Match", hu_hdr(&w, "ETag"));
     http(&r, "GET", "/kv/k", inm, NULL);
     ck_assert_int_eq(r.code, 304);
     ck_assert_uint_eq(r.len, 0);
-    ck_assert_str_eq(hdr(&r, "ETag"), hdr(&w, "ETag"));
-    ck_assert_str_eq(hdr(&r, "Last-Modified"), hdr(&w, "Last-Modified"));
-    ck_assert_str_eq(hdr(&r, "Cache-Control"), "no-cache");
-    ck_assert_ptr_null(hdr(&r, "Content-Type"));
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "ETag"), hu_hdr(&w, "ETag"));
+    ck_assert_str_eq(hu_hdr(&r, "Last-Modified"), hu_hdr(&w, "Last-Modified"));
+    ck_assert_str_eq(hu_hdr(&r, "Cache-Control"), "no-cache");
+    ck_assert_ptr_null(hu_hdr(&r, "Content-Type"));
+    hu_resp_free(&r);
     /* If-None-Match compares weakly: W/ matches too (RFC 9110 §13.1.2). */
-    snprintf(h2, sizeof h2, "If-None-Match: W/%s", hdr(&w, "ETag"));
+    snprintf(h2, sizeof h2, "If-None-Match: W/%s", hu_hdr(&w, "ETag"));
     ck_assert_int_eq(status_of("GET", "/kv/k", weak), 304);
-    snprintf(h3, sizeof h3, "If-None-Match: \"other\", , %s", hdr(&w, "ETag"));
+    snprintf(h3, sizeof h3, "If-None-Match: \"other\", , %s",
+             hu_hdr(&w, "ETag"));
     ck_assert_int_eq(status_of("GET", "/kv/k", list), 304);
     snprintf(h3, sizeof h3, "If-None-Match: \"other\"");
     ck_assert_int_eq(status_of("GET", "/kv/k", list), 200);
-    resp_free(&w);
+    hu_resp_free(&w);
 }
 END_TEST
 
 START_TEST(head_if_none_match_star_is_304_with_etag_and_no_body)
 {
     static const char *const star[] = {"If-None-Match: *", NULL};
-    struct resp w, r;
+    struct hu_resp w, r;
 
     put_k(&w);
     http(&r, "HEAD", "/kv/k", star, NULL);
     ck_assert_int_eq(r.code, 304);
     ck_assert_uint_eq(r.len, 0);
-    ck_assert_str_eq(hdr(&r, "ETag"), hdr(&w, "ETag"));
-    ck_assert_str_eq(hdr(&r, "Cache-Control"), "no-cache");
-    resp_free(&r);
-    resp_free(&w);
+    ck_assert_str_eq(hu_hdr(&r, "ETag"), hu_hdr(&w, "ETag"));
+    ck_assert_str_eq(hu_hdr(&r, "Cache-Control"), "no-cache");
+    hu_resp_free(&r);
+    hu_resp_free(&w);
 }
 END_TEST
 
@@ -920,7 +669,7 @@ START_TEST(if_modified_since_equal_second_is_304_in_all_three_date_forms)
 {
     char h[128], date[64];
     const char *ims[2] = {h, NULL};
-    struct resp w;
+    struct hu_resp w;
     int64_t lm;
     int form;
 
@@ -937,7 +686,7 @@ START_TEST(if_modified_since_equal_second_is_304_in_all_three_date_forms)
     date_form(lm - 1, 0, date, sizeof date);
     line(h, sizeof h, "If-Modified-Since", date);
     ck_assert_int_eq(status_of("GET", "/kv/k", ims), 200);
-    resp_free(&w);
+    hu_resp_free(&w);
 }
 END_TEST
 
@@ -946,12 +695,12 @@ START_TEST(invalid_dates_are_ignored_not_errors)
     static const char *const ims[] = {"If-Modified-Since: yesterday", NULL};
     static const char *const ius[] = {
         "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 XYZ", NULL};
-    struct resp w;
+    struct hu_resp w;
 
     put_k(&w);
     ck_assert_int_eq(status_of("GET", "/kv/k", ims), 200);
     ck_assert_int_eq(put("/kv/k", "v2", ius, NULL), 200);
-    resp_free(&w);
+    hu_resp_free(&w);
 }
 END_TEST
 
@@ -959,21 +708,21 @@ START_TEST(if_modified_since_is_ignored_when_if_none_match_is_present)
 {
     char h[128];
     const char *both[3] = {"If-None-Match: \"not-it\"", h, NULL};
-    struct resp w;
+    struct hu_resp w;
 
     put_k(&w);
     /* Alone, this If-Modified-Since would give 304 (RFC 9110 §13.2.2 step
      * 4 only applies when If-None-Match is absent). */
-    line(h, sizeof h, "If-Modified-Since", hdr(&w, "Last-Modified"));
+    line(h, sizeof h, "If-Modified-Since", hu_hdr(&w, "Last-Modified"));
     ck_assert_int_eq(status_of("GET", "/kv/k", both + 1), 304);
     ck_assert_int_eq(status_of("GET", "/kv/k", both), 200);
-    resp_free(&w);
+    hu_resp_free(&w);
 }
 END_TEST
 
 /* Assert r is the 412 of DESIGN §3 for key "k" whose current ETag is etag
  * (NULL: absent). */
-static void assert_412_state(const struct resp *r, const char *etag)
+static void assert_412_state(const struct hu_resp *r, const char *etag)
 {
     json_t *j = assert_problem(r, 412);
 
@@ -981,14 +730,14 @@ static void assert_412_state(const struct resp *r, const char *etag)
     ck_assert_str_eq(jstr(j, "key"), "k");
     ck_assert_str_eq(jstr(j, "key_pct"), "k");
     if (etag != NULL) {
-        ck_assert_str_eq(hdr(r, "ETag"), etag);
+        ck_assert_str_eq(hu_hdr(r, "ETag"), etag);
         ck_assert(json_is_true(json_object_get(j, "exists")));
         ck_assert_str_eq(jstr(j, "etag"), etag);
         ck_assert_ptr_nonnull(
             json_string_value(json_object_get(j, "last_modified")));
         ck_assert(json_integer_value(json_object_get(j, "mod_revision")) > 0);
     } else {
-        ck_assert_ptr_null(hdr(r, "ETag"));
+        ck_assert_ptr_null(hu_hdr(r, "ETag"));
         ck_assert(json_is_false(json_object_get(j, "exists")));
         ck_assert(json_is_null(json_object_get(j, "etag")));
         ck_assert(json_is_null(json_object_get(j, "last_modified")));
@@ -1001,11 +750,11 @@ START_TEST(put_if_match_stale_etag_is_412_with_current_etag_and_problem_body)
 {
     char h[128], etag[ETAGKV_ETAG_SIZE];
     const char *im[2] = {h, NULL};
-    struct resp w, r;
+    struct hu_resp w, r;
     json_t *j;
 
     put_k(&w);
-    snprintf(etag, sizeof etag, "%s", hdr(&w, "ETag"));
+    snprintf(etag, sizeof etag, "%s", hu_hdr(&w, "ETag"));
     line(h, sizeof h, "If-Match", etag);
     ck_assert_int_eq(put("/kv/k", "v2", im, NULL), 200);
     /* etag is stale now. */
@@ -1015,11 +764,11 @@ START_TEST(put_if_match_stale_etag_is_412_with_current_etag_and_problem_body)
     j = body_json(&r);
     ck_assert_int_eq(json_integer_value(json_object_get(j, "mod_revision")), 2);
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     http(&r, "GET", "/kv/k", NULL, NULL);
     ck_assert_str_eq(r.body, "v2");
-    resp_free(&r);
-    resp_free(&w);
+    hu_resp_free(&r);
+    hu_resp_free(&w);
 }
 END_TEST
 
@@ -1027,18 +776,18 @@ START_TEST(if_match_compares_strongly_so_a_weak_tag_never_matches)
 {
     char h[128];
     const char *im[2] = {h, NULL};
-    struct resp w, r;
+    struct hu_resp w, r;
 
     put_k(&w);
-    snprintf(h, sizeof h, "If-Match: W/%s", hdr(&w, "ETag"));
+    snprintf(h, sizeof h, "If-Match: W/%s", hu_hdr(&w, "ETag"));
     http(&r, "PUT", "/kv/k", im, "v2");
-    assert_412_state(&r, hdr(&w, "ETag"));
-    resp_free(&r);
+    assert_412_state(&r, hu_hdr(&w, "ETag"));
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("GET", "/kv/k", im), 412);
-    line(h, sizeof h, "If-Match", hdr(&w, "ETag"));
+    line(h, sizeof h, "If-Match", hu_hdr(&w, "ETag"));
     ck_assert_int_eq(status_of("GET", "/kv/k", im), 200);
     ck_assert_int_eq(put("/kv/k", "v2", im, NULL), 200);
-    resp_free(&w);
+    hu_resp_free(&w);
 }
 END_TEST
 
@@ -1046,15 +795,15 @@ START_TEST(put_if_none_match_star_creates_only_once)
 {
     static const char *const create_only[] = {"If-None-Match: *", NULL};
     char etag[ETAGKV_ETAG_SIZE];
-    struct resp r;
+    struct hu_resp r;
 
     ck_assert_int_eq(put("/kv/k", "first", create_only, etag), 201);
     http(&r, "PUT", "/kv/k", create_only, "second");
     assert_412_state(&r, etag);
-    resp_free(&r);
+    hu_resp_free(&r);
     http(&r, "GET", "/kv/k", NULL, NULL);
     ck_assert_str_eq(r.body, "first");
-    resp_free(&r);
+    hu_resp_free(&r);
 }
 END_TEST
 
@@ -1063,14 +812,14 @@ START_TEST(put_if_match_on_missing_key_is_412_and_creates_nothing)
     static const char *const tag[] = {
         "If-Match: \"00000000000000000000000000000000\"", NULL};
     static const char *const star[] = {"If-Match: *", NULL};
-    struct resp r;
+    struct hu_resp r;
 
     http(&r, "PUT", "/kv/k", tag, "v");
     assert_412_state(&r, NULL);
-    resp_free(&r);
+    hu_resp_free(&r);
     http(&r, "PUT", "/kv/k", star, "v"); /* update-only */
     assert_412_state(&r, NULL);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 404);
     ck_assert_int_eq(put("/kv/k", "v", NULL, NULL), 201);
     ck_assert_int_eq(put("/kv/k", "w", star, NULL), 200);
@@ -1084,13 +833,13 @@ START_TEST(get_head_and_delete_of_missing_key_are_404_whatever_the_conditions)
     static const char *const inm[] = {"If-None-Match: *", NULL};
     static const char *const ius[] = {
         "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 GMT", NULL};
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
     http(&r, "GET", "/kv/none", im, NULL);
     j = assert_problem(&r, 404);
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("HEAD", "/kv/none", im), 404);
     ck_assert_int_eq(status_of("GET", "/kv/none", inm), 404);
     ck_assert_int_eq(status_of("DELETE", "/kv/none", im), 404);
@@ -1102,16 +851,16 @@ START_TEST(if_unmodified_since_is_ignored_when_if_match_is_present)
 {
     char h1[128], h2[128], date[64];
     const char *both[3] = {h1, h2, NULL};
-    struct resp w;
+    struct hu_resp w;
 
     put_k(&w);
     /* Alone, an If-Unmodified-Since before Last-Modified is 412. */
     date_form(last_modified(&w) - 1, 0, date, sizeof date);
     line(h2, sizeof h2, "If-Unmodified-Since", date);
     ck_assert_int_eq(put("/kv/k", "no", both + 1, NULL), 412);
-    line(h1, sizeof h1, "If-Match", hdr(&w, "ETag"));
+    line(h1, sizeof h1, "If-Match", hu_hdr(&w, "ETag"));
     ck_assert_int_eq(put("/kv/k", "yes", both, NULL), 200);
-    resp_free(&w);
+    hu_resp_free(&w);
 }
 END_TEST
 
@@ -1119,21 +868,21 @@ START_TEST(put_if_unmodified_since_equal_second_is_200_and_earlier_is_412)
 {
     char h[128], date[64];
     const char *ius[2] = {h, NULL};
-    struct resp w, r;
+    struct hu_resp w, r;
 
     put_k(&w);
-    line(h, sizeof h, "If-Unmodified-Since", hdr(&w, "Last-Modified"));
+    line(h, sizeof h, "If-Unmodified-Since", hu_hdr(&w, "Last-Modified"));
     http(&r, "PUT", "/kv/k", ius, "v2");
     ck_assert_int_eq(r.code, 200);
     /* Against the new Last-Modified, one second earlier fails. */
     date_form(last_modified(&r) - 1, 2, date, sizeof date); /* asctime */
     line(h, sizeof h, "If-Unmodified-Since", date);
-    resp_free(&r);
+    hu_resp_free(&r);
     http(&r, "DELETE", "/kv/k", ius, NULL);
     ck_assert_int_eq(r.code, 412);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 200);
-    resp_free(&w);
+    hu_resp_free(&w);
 }
 END_TEST
 
@@ -1141,13 +890,13 @@ START_TEST(get_if_match_stale_is_412_with_problem_body)
 {
     static const char *const stale[] = {
         "If-Match: \"ffffffffffffffffffffffffffffffff\"", NULL};
-    struct resp w, r;
+    struct hu_resp w, r;
 
     put_k(&w);
     http(&r, "GET", "/kv/k", stale, NULL);
-    assert_412_state(&r, hdr(&w, "ETag"));
-    resp_free(&r);
-    resp_free(&w);
+    assert_412_state(&r, hu_hdr(&w, "ETag"));
+    hu_resp_free(&r);
+    hu_resp_free(&w);
 }
 END_TEST
 
@@ -1157,17 +906,17 @@ START_TEST(delete_if_match_stale_is_412_and_current_is_204)
         "If-Match: \"ffffffffffffffffffffffffffffffff\"", NULL};
     char h[128];
     const char *cur[2] = {h, NULL};
-    struct resp w, r;
+    struct hu_resp w, r;
 
     put_k(&w);
     http(&r, "DELETE", "/kv/k", stale, NULL);
-    assert_412_state(&r, hdr(&w, "ETag"));
-    resp_free(&r);
+    assert_412_state(&r, hu_hdr(&w, "ETag"));
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 200);
-    line(h, sizeof h, "If-Match", hdr(&w, "ETag"));
+    line(h, sizeof h, "If-Match", hu_hdr(&w, "ETag"));
     ck_assert_int_eq(status_of("DELETE", "/kv/k", cur), 204);
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 404);
-    resp_free(&w);
+    hu_resp_free(&w);
 }
 END_TEST
 
@@ -1181,7 +930,7 @@ START_TEST(malformed_entity_tag_lists_are_400_and_write_nothing)
         "If-Match;", /* curl: an empty value */
         "If-None-Match: ,,",
     };
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
     size_t i;
 
@@ -1193,7 +942,7 @@ START_TEST(malformed_entity_tag_lists_are_400_and_write_nothing)
         ck_assert_msg(strcmp(jstr(j, "code"), "INVALID_HEADER") == 0, "%s",
                       bad[i]);
         json_decref(j);
-        resp_free(&r);
+        hu_resp_free(&r);
         ck_assert_int_eq(status_of("GET", "/kv/k", h), 400);
     }
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 404);
@@ -1206,33 +955,32 @@ START_TEST(several_if_match_lines_form_one_list)
     const char *lines[3] = {"If-Match: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
                             h2, NULL};
     const char *star_and_tag[3] = {"If-Match: *", h2, NULL};
-    struct resp w;
+    struct hu_resp w;
 
     put_k(&w);
     line(h2, sizeof h2, "If-Match", "\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"");
     ck_assert_int_eq(put("/kv/k", "no", lines, NULL), 412);
-    line(h2, sizeof h2, "If-Match", hdr(&w, "ETag"));
+    line(h2, sizeof h2, "If-Match", hu_hdr(&w, "ETag"));
     ck_assert_int_eq(put("/kv/k", "yes", lines, NULL), 200);
     /* "*" is valid only alone, also across lines. */
     ck_assert_int_eq(put("/kv/k", "no", star_and_tag, NULL), 400);
-    resp_free(&w);
+    hu_resp_free(&w);
 }
 END_TEST
 
-/* ---- listing
- * ------------------------------------------------------------------ */
+/* ---- listing ------------------------------------------------------------- */
 
 /* GET path and return the page (json_decref it). */
 static json_t *page(const char *path)
 {
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
     http(&r, "GET", path, NULL, NULL);
     ck_assert_int_eq(r.code, 200);
-    ck_assert_str_eq(hdr(&r, "Content-Type"), "application/json");
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"), "application/json");
     j = body_json(&r);
-    resp_free(&r);
+    hu_resp_free(&r);
     return j;
 }
 
@@ -1311,7 +1059,7 @@ START_TEST(metrics_count_requests_by_method_and_status_and_conditional_outcomes)
     static const char *const stale[] = {
         "If-Match: \"ffffffffffffffffffffffffffffffff\"", NULL};
     static const char *const star[] = {"If-None-Match: *", NULL};
-    struct resp r;
+    struct hu_resp r;
 
     ck_assert_int_eq(put("/kv/m", "x", NULL, NULL), 201);
     ck_assert_int_eq(status_of("GET", "/kv/m", star), 304);
@@ -1319,7 +1067,7 @@ START_TEST(metrics_count_requests_by_method_and_status_and_conditional_outcomes)
     ck_assert_int_eq(status_of("GET", "/kv/m", NULL), 200);
     http(&r, "GET", "/metrics", NULL, NULL);
     ck_assert_int_eq(r.code, 200);
-    ck_assert_str_eq(hdr(&r, "Content-Type"),
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"),
                      "text/plain; version=0.0.4; charset=utf-8");
     ck_assert_ptr_nonnull(strstr(
         r.body, "etagkv_http_requests_total{method=\"PUT\",code=\"201\"} 1\n"));
@@ -1340,30 +1088,27 @@ START_TEST(metrics_count_requests_by_method_and_status_and_conditional_outcomes)
     ck_assert_ptr_nonnull(
         strstr(r.body, "\netagkv_http_request_duration_seconds_count "));
     ck_assert_ptr_nonnull(strstr(r.body, "\netagkv_store_records 1\n"));
-    resp_free(&r);
+    hu_resp_free(&r);
 }
 END_TEST
 
 /* ---- bearer token -------------------------------------------------------- */
 
-/* Start srv with a token file holding token (and a newline). */
+/* Start the fixture's server with a token file holding token (and a
+ * newline). */
 static void start_with_token(const char *token)
 {
     char file[600];
-    const char *opts[] = {"--token-file", file, "--nosync", NULL};
+    const char *opts[] = {"--threads", "4",        "--token-file",
+                          file,        "--nosync", NULL};
     FILE *f;
 
-    memset(&srv, 0, sizeof srv);
-    srv.dir = tu_mkdtemp();
-    snprintf(srv.data, sizeof srv.data, "%s/data", srv.dir);
-    snprintf(file, sizeof file, "%s/token", srv.dir);
+    snprintf(file, sizeof file, "%s/token", fx.dir);
     f = fopen(file, "w");
     ck_assert_ptr_nonnull(f);
     fprintf(f, "%s\n", token);
     ck_assert_int_eq(fclose(f), 0);
-    start_on(&srv, opts);
-    ua = curl_easy_init();
-    ck_assert_ptr_nonnull(ua);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
 }
 
 START_TEST(bearer_token_guards_every_route_except_healthz)
@@ -1377,20 +1122,20 @@ START_TEST(bearer_token_guards_every_route_except_healthz)
     static const char *const longer[] = {"Authorization: Bearer s3cr3t-t0ken0",
                                          NULL};
     static const char *const basic[] = {"Authorization: Basic czNjcjN0", NULL};
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
     start_with_token("s3cr3t-t0ken");
     http(&r, "GET", "/kv/x", NULL, NULL);
     j = assert_problem(&r, 401);
-    ck_assert_str_eq(hdr(&r, "WWW-Authenticate"), "Bearer realm=\"etagkv\"");
+    ck_assert_str_eq(hu_hdr(&r, "WWW-Authenticate"), "Bearer realm=\"etagkv\"");
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     http(&r, "PUT", "/kv/x", wrong, "v");
     ck_assert_int_eq(r.code, 401);
-    ck_assert_str_eq(hdr(&r, "WWW-Authenticate"),
+    ck_assert_str_eq(hu_hdr(&r, "WWW-Authenticate"),
                      "Bearer realm=\"etagkv\", error=\"invalid_token\"");
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(put("/kv/x", "v", longer, NULL), 401);
     ck_assert_int_eq(put("/kv/x", "v", basic, NULL), 401);
     ck_assert_int_eq(status_of("GET", "/kv/x", right),
@@ -1409,20 +1154,18 @@ END_TEST
 
 START_TEST(require_conditions_answers_unconditional_writes_with_428)
 {
-    static const char *const opts[] = {"--require-conditions", "--nosync",
-                                       NULL};
+    static const char *const opts[] = {"--threads", "4", "--require-conditions",
+                                       "--nosync", NULL};
     static const char *const create_only[] = {"If-None-Match: *", NULL};
     static const char *const ims_only[] = {
         "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT", NULL};
     static const char *const bad_ius[] = {"If-Unmodified-Since: soon", NULL};
     char h[128], etag[ETAGKV_ETAG_SIZE];
     const char *im[2] = {h, NULL};
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
-    start_server(&srv, opts);
-    ua = curl_easy_init();
-    ck_assert_ptr_nonnull(ua);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
     http(&r, "PUT", "/kv/k", NULL, "v");
     j = assert_problem(&r, 428);
     ck_assert_str_eq(jstr(j, "code"), "PRECONDITION_REQUIRED");
@@ -1430,7 +1173,7 @@ START_TEST(require_conditions_answers_unconditional_writes_with_428)
     ck_assert_ptr_nonnull(strstr(jstr(j, "detail"), "If-None-Match"));
     ck_assert_ptr_nonnull(strstr(jstr(j, "detail"), "If-Unmodified-Since"));
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     /* If-Modified-Since never applies to writes; an invalid date is
      * ignored, so neither makes a write conditional. */
     ck_assert_int_eq(put("/kv/k", "v", ims_only, NULL), 428);
@@ -1444,12 +1187,11 @@ START_TEST(require_conditions_answers_unconditional_writes_with_428)
     http(&r, "GET", "/metrics", NULL, NULL);
     ck_assert_ptr_nonnull(
         strstr(r.body, "\netagkv_http_precondition_required_total 4\n"));
-    resp_free(&r);
+    hu_resp_free(&r);
 }
 END_TEST
 
-/* ---- contention: optimistic increments over HTTP
- * ------------------------------ */
+/* ---- contention: optimistic increments over HTTP ------------------------- */
 
 #define CLIENTS 16
 #define INCREMENTS 50
@@ -1469,30 +1211,30 @@ static void *increment(void *arg)
     int done = 0;
 
     while (h != NULL && done < INCREMENTS && in->failures == 0) {
-        struct req get = {"GET", "/kv/counter", NULL, NULL, 0, 0};
+        struct hu_req get = {"GET", "/kv/counter", NULL, NULL, 0};
         char im[128], value[32];
         const char *hdrs[2] = {im, NULL};
-        struct req putq = {"PUT", "/kv/counter", hdrs, value, 0, 0};
-        struct resp r;
+        struct hu_req putq = {"PUT", "/kv/counter", hdrs, value, 0};
+        struct hu_resp r;
 
-        perform(h, in->port, &get, &r);
-        if (r.err != CURLE_OK || r.code != 200 || hdr(&r, "ETag") == NULL) {
+        hu_perform(h, in->port, &get, &r, REQUEST_TIMEOUT_S);
+        if (r.err != CURLE_OK || r.code != 200 || hu_hdr(&r, "ETag") == NULL) {
             in->failures++;
-            resp_free(&r);
+            hu_resp_free(&r);
             break;
         }
-        snprintf(im, sizeof im, "If-Match: %s", hdr(&r, "ETag"));
+        snprintf(im, sizeof im, "If-Match: %s", hu_hdr(&r, "ETag"));
         snprintf(value, sizeof value, "%ld", strtol(r.body, NULL, 10) + 1);
         putq.body_len = strlen(value);
-        resp_free(&r);
-        perform(h, in->port, &putq, &r);
+        hu_resp_free(&r);
+        hu_perform(h, in->port, &putq, &r, REQUEST_TIMEOUT_S);
         if (r.err != CURLE_OK || (r.code != 200 && r.code != 412))
             in->failures++;
         else if (r.code == 200) {
             in->ok_puts++;
             done++;
         }
-        resp_free(&r);
+        hu_resp_free(&r);
     }
     if (h == NULL)
         in->failures++;
@@ -1504,12 +1246,12 @@ START_TEST(concurrent_if_match_increments_lose_no_update)
 {
     struct incrementer in[CLIENTS];
     pthread_t th[CLIENTS];
-    struct resp r;
+    struct hu_resp r;
     int i, ok = 0;
 
     ck_assert_int_eq(put("/kv/counter", "0", NULL, NULL), 201);
     for (i = 0; i < CLIENTS; i++) {
-        in[i].port = srv.port;
+        in[i].port = fx.srv.port;
         in[i].ok_puts = in[i].failures = 0;
         ck_assert_int_eq(pthread_create(&th[i], NULL, increment, &in[i]), 0);
     }
@@ -1521,43 +1263,42 @@ START_TEST(concurrent_if_match_increments_lose_no_update)
     ck_assert_int_eq(ok, CLIENTS * INCREMENTS);
     http(&r, "GET", "/kv/counter", NULL, NULL);
     ck_assert_int_eq(strtol(r.body, NULL, 10), CLIENTS * INCREMENTS);
-    resp_free(&r);
+    hu_resp_free(&r);
 }
 END_TEST
 
-/* ---- restart and shutdown
- * ------------------------------------------------------ */
+/* ---- restart and shutdown ------------------------------------------------ */
 
 START_TEST(data_and_etags_survive_a_restart)
 {
     static const char *const paths[] = {"/kv/a", "/kv/b/c", "/kv/%00%FF"};
     char etags[3][ETAGKV_ETAG_SIZE], lms[3][64];
-    struct resp r;
+    struct hu_resp r;
     size_t i;
 
     for (i = 0; i < 3; i++) {
         http(&r, "PUT", paths[i], NULL, paths[i]);
         ck_assert_int_eq(r.code, 201);
-        snprintf(etags[i], sizeof etags[i], "%s", hdr(&r, "ETag"));
-        snprintf(lms[i], sizeof lms[i], "%s", hdr(&r, "Last-Modified"));
-        resp_free(&r);
+        snprintf(etags[i], sizeof etags[i], "%s", hu_hdr(&r, "ETag"));
+        snprintf(lms[i], sizeof lms[i], "%s", hu_hdr(&r, "Last-Modified"));
+        hu_resp_free(&r);
     }
     ck_assert_int_eq(status_of("DELETE", "/kv/a", NULL), 204);
-    stop_server(&srv);
-    start_on(&srv, NULL);
+    hu_server_stop(&fx.srv);
+    hu_server_restart(&fx.srv, restart_opts);
     ck_assert_int_eq(status_of("GET", "/kv/a", NULL), 404);
     for (i = 1; i < 3; i++) {
         http(&r, "GET", paths[i], NULL, NULL);
         ck_assert_int_eq(r.code, 200);
         ck_assert_str_eq(r.body, paths[i]);
-        ck_assert_str_eq(hdr(&r, "ETag"), etags[i]);
-        ck_assert_str_eq(hdr(&r, "Last-Modified"), lms[i]);
-        resp_free(&r);
+        ck_assert_str_eq(hu_hdr(&r, "ETag"), etags[i]);
+        ck_assert_str_eq(hu_hdr(&r, "Last-Modified"), lms[i]);
+        hu_resp_free(&r);
     }
     /* The revision counter carries on. */
     http(&r, "PUT", "/kv/new", NULL, "x");
-    ck_assert_str_eq(hdr(&r, "ETagKV-Revision"), "5");
-    resp_free(&r);
+    ck_assert_str_eq(hu_hdr(&r, "ETagKV-Revision"), "5");
+    hu_resp_free(&r);
 }
 END_TEST
 
@@ -1577,16 +1318,16 @@ static void *write_until_refused(void *arg)
 
     while (h != NULL && w->acked < MAX_WRITES) {
         char path[64], value[32];
-        struct req q = {"PUT", path, NULL, value, 0, 0};
-        struct resp r;
+        struct hu_req q = {"PUT", path, NULL, value, 0};
+        struct hu_resp r;
         int ok;
 
         snprintf(path, sizeof path, "/kv/w%d/%06d", w->id, w->acked);
         snprintf(value, sizeof value, "v%d", w->acked);
         q.body_len = strlen(value);
-        perform(h, w->port, &q, &r);
+        hu_perform(h, w->port, &q, &r, REQUEST_TIMEOUT_S);
         ok = r.err == CURLE_OK && r.code == 201;
-        resp_free(&r);
+        hu_resp_free(&r);
         if (!ok)
             break;
         w->acked++;
@@ -1603,23 +1344,24 @@ START_TEST(sigterm_during_a_write_load_exits_0_and_keeps_every_acked_write)
     etagkv_store *st;
     int i, n, total = 0;
 
-    stop_server(&srv); /* restart in sync mode: durability is the point */
-    start_on(&srv, NULL);
+    /* Restart in sync mode: durability is the point. */
+    hu_server_stop(&fx.srv);
+    hu_server_restart(&fx.srv, restart_opts);
     for (i = 0; i < WRITERS; i++) {
-        w[i].port = srv.port;
+        w[i].port = fx.srv.port;
         w[i].id = i;
         w[i].acked = 0;
         ck_assert_int_eq(
             pthread_create(&th[i], NULL, write_until_refused, &w[i]), 0);
     }
     nanosleep(&pause, NULL);
-    stop_server(&srv); /* asserts exit status 0 */
+    hu_server_stop(&fx.srv); /* asserts exit status 0 */
     for (i = 0; i < WRITERS; i++) {
         ck_assert_int_eq(pthread_join(th[i], NULL), 0);
         total += w[i].acked;
     }
     ck_assert_int_gt(total, 0);
-    st = tu_open(srv.data, NULL);
+    st = tu_open(fx.srv.data, NULL);
     for (i = 0; i < WRITERS; i++)
         for (n = 0; n < w[i].acked; n++) {
             char key[64], want[32];
@@ -1639,15 +1381,13 @@ START_TEST(sigterm_during_a_write_load_exits_0_and_keeps_every_acked_write)
 }
 END_TEST
 
-/* ---- a slow client
- * ------------------------------------------------------------- */
+/* ---- a slow client ------------------------------------------------------- */
 
 START_TEST(slow_client_is_cut_off_by_the_timeout_without_blocking_others)
 {
     static const char *const opts[] = {"--timeout", "1",        "--threads",
                                        "1",         "--nosync", NULL};
     static const char half[] = "GET /kv/x HTTP/1.1\r\nHost: slow\r\nX-Slo";
-    struct sockaddr_in sa;
     struct pollfd p;
     char buf[512];
     double t0, waited;
@@ -1655,22 +1395,14 @@ START_TEST(slow_client_is_cut_off_by_the_timeout_without_blocking_others)
     ssize_t got;
 
     /* One worker thread: the slow client and the others share it. */
-    start_server(&srv, opts);
-    ua = curl_easy_init();
-    ck_assert_ptr_nonnull(ua);
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)srv.port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    fd = hu_connect(fx.srv.port);
     ck_assert_int_eq(send(fd, half, sizeof half - 1, 0),
                      (ssize_t)(sizeof half - 1));
-    t0 = now_s();
+    t0 = tu_now_s();
     ck_assert_int_eq(put("/kv/other", "v", NULL, NULL), 201);
     ck_assert_int_eq(status_of("GET", "/kv/other", NULL), 200);
-    ck_assert_msg(now_s() - t0 < 0.9, "another client was held up");
+    ck_assert_msg(tu_now_s() - t0 < 0.9, "another client was held up");
     /* The server closes the half-sent request after about a second. */
     p.fd = fd;
     p.events = POLLIN;
@@ -1679,79 +1411,69 @@ START_TEST(slow_client_is_cut_off_by_the_timeout_without_blocking_others)
         ck_assert_int_eq(poll(&p, 1, 5000), 1);
         got = recv(fd, buf, sizeof buf, 0);
     } while (got > 0);
-    waited = now_s() - t0;
+    waited = tu_now_s() - t0;
     ck_assert_msg(got == 0 || errno == ECONNRESET, "recv: %s", strerror(errno));
     ck_assert_msg(waited >= 0.5 && waited < 4.0, "closed after %.2f s", waited);
     close(fd);
 }
 END_TEST
 
-/* ---- the suite
- * ------------------------------------------------------------------ */
-
-/* Fixture for the tcases whose test starts its own server. */
-static void own_setup(void)
-{
-    memset(&srv, 0, sizeof srv);
-    ua = NULL;
-}
-
-/* ---- Idempotency-Key (DESIGN §2) ------------------------------------------ */
+/* ---- Idempotency-Key (DESIGN §2) ----------------------------------------- */
 
 START_TEST(a_retried_put_with_an_idempotency_key_replays_status_and_headers)
 {
     const char *h[] = {"Idempotency-Key: \"req-1\"", NULL};
     const char *h2[] = {"Idempotency-Key: req-2", "If-Match: \"stale\"", NULL};
-    struct resp a, b, c;
+    struct hu_resp a, b, c;
     static const char *same[] = {"ETag", "Last-Modified", "ETagKV-Revision",
                                  "ETagKV-Version", "Location"};
 
     http(&a, "PUT", "/kv/k", h, "v1");
     ck_assert_int_eq(a.code, 201);
-    ck_assert_ptr_null(hdr(&a, "Idempotent-Replayed"));
+    ck_assert_ptr_null(hu_hdr(&a, "Idempotent-Replayed"));
     ck_assert_int_eq(put("/kv/k", "other", NULL, NULL), 200);
     /* The retry gets the first outcome, byte for byte, and writes
      * nothing, although another write happened in between. */
     http(&b, "PUT", "/kv/k", h, "v1");
     ck_assert_int_eq(b.code, 201);
-    ck_assert_str_eq(hdr(&b, "Idempotent-Replayed"), "true");
+    ck_assert_str_eq(hu_hdr(&b, "Idempotent-Replayed"), "true");
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
-        ck_assert_str_eq(hdr(&b, same[i]), hdr(&a, same[i]));
+        ck_assert_str_eq(hu_hdr(&b, same[i]), hu_hdr(&a, same[i]));
     http(&c, "GET", "/kv/k", NULL, NULL);
     ck_assert_str_eq(c.body, "other");
-    resp_free(&a);
-    resp_free(&b);
-    resp_free(&c);
+    hu_resp_free(&a);
+    hu_resp_free(&b);
+    hu_resp_free(&c);
 
     /* A 412 is an outcome too: replayed as a 412, with its problem body. */
     http(&a, "PUT", "/kv/k", h2, "v2");
     ck_assert_int_eq(a.code, 412);
     http(&b, "PUT", "/kv/k", h2, "v2");
     ck_assert_int_eq(b.code, 412);
-    ck_assert_str_eq(hdr(&b, "Idempotent-Replayed"), "true");
-    ck_assert_str_eq(hdr(&b, "ETag"), hdr(&a, "ETag"));
+    ck_assert_str_eq(hu_hdr(&b, "Idempotent-Replayed"), "true");
+    ck_assert_str_eq(hu_hdr(&b, "ETag"), hu_hdr(&a, "ETag"));
     ck_assert_uint_eq(b.len, a.len);
     ck_assert_mem_eq(b.body, a.body, a.len);
-    resp_free(&a);
-    resp_free(&b);
+    hu_resp_free(&a);
+    hu_resp_free(&b);
 }
 END_TEST
 
 START_TEST(an_idempotency_key_reused_for_another_request_is_422)
 {
     const char *h[] = {"Idempotency-Key: k-1", NULL};
-    struct resp r;
+    struct hu_resp r;
     json_t *j;
 
     ck_assert_int_eq(put("/kv/k", "v1", h, NULL), 201);
     http(&r, "PUT", "/kv/k", h, "v2");
     j = assert_problem(&r, 422);
     json_decref(j);
-    resp_free(&r);
+    hu_resp_free(&r);
     ck_assert_int_eq(status_of("DELETE", "/kv/k", h), 422);
     http(&r, "GET", "/kv/k", NULL, NULL);
     ck_assert_str_eq(r.body, "v1");
-    resp_free(&r);
+    hu_resp_free(&r);
     /* A retried DELETE with its own key replays its 204. */
     {
         const char *d[] = {"Idempotency-Key: del-1", NULL};
@@ -1768,14 +1490,14 @@ START_TEST(malformed_idempotency_keys_are_400_and_write_nothing)
 {
     static char long_key[300];
     const char *bad[][3] = {
-        {"Idempotency-Key: \"\"", NULL, NULL},      /* empty */
-        {"Idempotency-Key: a b", NULL, NULL},        /* space in a token */
+        {"Idempotency-Key: \"\"", NULL, NULL}, /* empty */
+        {"Idempotency-Key: a b", NULL, NULL},  /* space in a token */
         {"Idempotency-Key: \"unterminated", NULL, NULL},
         {"Idempotency-Key: \"bad\\escape\"", NULL, NULL},
         {"Idempotency-Key: a", "Idempotency-Key: b", NULL}, /* twice */
-        {long_key, NULL, NULL},                       /* 256 bytes */
+        {long_key, NULL, NULL},                             /* 256 bytes */
     };
-    struct resp r;
+    struct hu_resp r;
 
     snprintf(long_key, sizeof long_key, "Idempotency-Key: %0256d", 0);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1784,35 +1506,39 @@ START_TEST(malformed_idempotency_keys_are_400_and_write_nothing)
         http(&r, "PUT", "/kv/k", bad[i], "v");
         j = assert_problem(&r, 400);
         json_decref(j);
-        resp_free(&r);
+        hu_resp_free(&r);
     }
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 404);
     /* 255 bytes is fine. */
     snprintf(long_key, sizeof long_key, "Idempotency-Key: %0255d", 0);
-    ck_assert_int_eq(put("/kv/k", "v", (const char *const[]){long_key, NULL},
-                         NULL),
-                     201);
+    ck_assert_int_eq(
+        put("/kv/k", "v", (const char *const[]){long_key, NULL}, NULL), 201);
 }
 END_TEST
 
 START_TEST(metrics_count_replays_mismatches_and_commit_batches)
 {
     const char *h[] = {"Idempotency-Key: m-1", NULL};
-    struct resp r;
+    struct hu_resp r;
 
     ck_assert_int_eq(put("/kv/k", "v1", h, NULL), 201);
     ck_assert_int_eq(put("/kv/k", "v1", h, NULL), 201);
     ck_assert_int_eq(put("/kv/k", "v2", h, NULL), 422);
     http(&r, "GET", "/metrics", NULL, NULL);
-    ck_assert_ptr_nonnull(strstr(r.body, "\netagkv_http_idempotent_replays_total 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "\netagkv_http_idempotent_replays_total 1\n"));
     ck_assert_ptr_nonnull(
         strstr(r.body, "\netagkv_http_idempotency_mismatches_total 1\n"));
-    ck_assert_ptr_nonnull(strstr(r.body, "\netagkv_store_idempotency_keys 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "\netagkv_store_idempotency_keys 1\n"));
     ck_assert_ptr_nonnull(strstr(r.body, "\netagkv_store_write_ops_total 1\n"));
-    ck_assert_ptr_nonnull(strstr(r.body, "\netagkv_store_write_txns_total 1\n"));
-    resp_free(&r);
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "\netagkv_store_write_txns_total 1\n"));
+    hu_resp_free(&r);
 }
 END_TEST
+
+/* ---- the suite ----------------------------------------------------------- */
 
 static Suite *server_suite(void)
 {

@@ -21,6 +21,9 @@ void tu_rmdir_free(char *path);
 /* Open a store on dir with opts (NULL: defaults); fails the test on error. */
 etagkv_store *tu_open(const char *dir, const etagkv_options *opts);
 
+/* Seconds on the monotonic clock, for deadlines and elapsed times. */
+double tu_now_s(void);
+
 /* SplitMix64: a small deterministic generator, so that a failure of a
  * randomised test is reproducible from its printed seed.  Advances *state. */
 uint64_t tu_rng_next(uint64_t *state);
