@@ -157,10 +157,13 @@ static int add_location(struct MHD_Response *resp, const struct srv_req *r)
 static void write_done(void *ctx, const etagkv_result *res)
 {
     struct srv_req *r = ctx;
+    struct srv *s = r->srv; /* r may be freed once the connection resumes */
 
     r->write_res = *res;
     r->write_state = SRV_WRITE_DONE;
     MHD_resume_connection(r->conn);
+    /* Resumed: MHD_stop_daemon() handles the connection from here on. */
+    atomic_fetch_sub(&s->suspended, 1);
 }
 
 /* Start the write of a PUT or DELETE: one etagkv_submit(), with the
@@ -185,6 +188,16 @@ static enum MHD_Result kv_submit(struct srv *s, struct MHD_Connection *c,
     etagkv_status st;
 
     r->conn = c;
+    r->srv = s;
+    atomic_fetch_add(&s->suspended, 1);
+    if (atomic_load(&s->stopping)) {
+        /* The drain is over and the daemon is about to stop: a request
+         * that started after it gets no write. */
+        atomic_fetch_sub(&s->suspended, 1);
+        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
+                                     "the server is shutting down", NULL));
+    }
     r->write_state = SRV_WRITE_PENDING;
     MHD_suspend_connection(c);
     st = etagkv_submit(s->store, &rq, write_done, r);

@@ -426,6 +426,13 @@ static void drain_and_stop(struct srv *s, struct MHD_Daemon *d)
                 "etagkv-server: %ld requests still running after "
                 "10 s; stopping anyway\n",
                 atomic_load(&s->inflight));
+    /* A keep-alive connection may start a request after inflight reached
+     * 0; no write may be left suspended when the daemon stops.  The wait
+     * is for the library's commit of writes already submitted: short,
+     * and bounded by the disk. */
+    atomic_store(&s->stopping, 1);
+    while (atomic_load(&s->suspended) > 0)
+        nanosleep(&pause, NULL);
     MHD_stop_daemon(d);
 }
 
@@ -445,6 +452,8 @@ int main(int argc, char **argv)
     s.require_conditions = cfg.require_conditions;
     atomic_init(&s.draining, 0);
     atomic_init(&s.inflight, 0);
+    atomic_init(&s.stopping, 0);
+    atomic_init(&s.suspended, 0);
     if (block_signals(&set) != 0 ||
         (cfg.token_file != NULL &&
          read_token(cfg.token_file, &s.token, &s.token_len) != 0) ||

@@ -34,6 +34,13 @@ struct srv {
     size_t token_len;
     atomic_int draining;  /* shutting down: ask clients to close */
     atomic_long inflight; /* requests between first call and completion */
+    /* MHD_stop_daemon() aborts the process if a connection is still
+     * suspended, so stopping and suspending exclude each other: a write
+     * counts itself in `suspended` and then checks `stopping`; the stopper
+     * sets `stopping` and then waits for `suspended` to reach 0.  With
+     * sequentially consistent atomics one of the two sees the other. */
+    atomic_int stopping;
+    atomic_long suspended; /* connections suspended for a write */
 };
 
 /* The request methods the server tells apart; the rest is SRV_OTHER. */
@@ -67,6 +74,7 @@ struct srv_req {
     enum { SRV_WRITE_NONE, SRV_WRITE_PENDING, SRV_WRITE_DONE } write_state;
     etagkv_result write_res;
     struct MHD_Connection *conn;
+    struct srv *srv;   /* for the completion, which runs off-thread */
     char *body;        /* PUT body so far (malloc'd) */
     size_t body_len, body_cap;
     uint64_t discarded_bytes;     /* body bytes dropped after a refusal */
