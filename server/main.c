@@ -384,6 +384,7 @@ static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
         fd, MHD_OPTION_ARRAY, pool, MHD_OPTION_CONNECTION_LIMIT,
         cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, srv_completed, s,
+        MHD_OPTION_URI_LOG_CALLBACK, srv_uri_log, s,
         MHD_OPTION_UNESCAPE_CALLBACK, srv_unescape_none, NULL, MHD_OPTION_END);
 }
 

@@ -55,9 +55,12 @@ enum srv_route {
     SRV_ROUTE_METRICS  /* /metrics */
 };
 
-/* One request, from its first access-handler call to its completion
- * callback (http.c owns it). */
+/* One request, from its request line (srv_uri_log) or its first
+ * access-handler call to its completion callback (http.c owns it). */
 struct srv_req {
+    int started;          /* the access handler has seen it */
+    const char *uri;      /* the request-target as srv_uri_log saw it */
+    size_t uri_len;       /* its length then, up to a NUL byte */
     uint64_t start_ns;
     enum srv_method method;
     enum srv_route route;
@@ -92,6 +95,10 @@ enum MHD_Result srv_access(void *cls, struct MHD_Connection *c, const char *url,
                            void **con_cls);
 void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                    enum MHD_RequestTerminationCode toe);
+
+/* MHD's URI log callback, called with the request-target before
+ * libmicrohttpd splits off the query: starts the request's srv_req. */
+void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c);
 
 /* MHD's accept policy: refuse new connections once draining (the
  * shutdown's "stop accepting"; see drain_and_stop in main.c). */

@@ -340,6 +340,16 @@ static const struct row malformed[] = {
      S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nIf-None-Match: *, \"a\"\r\n"
        "Content-Length: 1\r\n\r\nx"),
      400},
+    /* RFC 9112 §3.2: a request-target has no NUL; a key with one is sent
+     * as %00 (keys_with_invalid_utf8_and_nul_bytes_round_trip...). */
+    {"a NUL byte inside the request-target",
+     S("PUT /kv/vic\0tim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    {"a NUL byte ending the request-target",
+     S("PUT /kv/victim\0 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    {"a NUL byte in the query of a listing",
+     S("GET /kv/?prefix=v\0x HTTP/1.1\r\nHost: x\r\n\r\n"), 400},
     {"a key with a broken percent-escape",
      S("PUT /kv/victim%zz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
      400},
