@@ -502,8 +502,9 @@ ETAGKV_API etagkv_status etagkv_list(etagkv_store *s, const void *prefix,
  *                              leading or trailing space/tab, or a byte
  *                              outside visible ASCII, space and tab;
  *  ETAGKV_INVALID_ARGUMENT     NULL s, key or (value_len > 0) value;
- *  ETAGKV_STORE_FULL           the map cannot grow past its ceiling; the
- *                              store is unchanged and stays usable;
+ *  ETAGKV_STORE_FULL           the map cannot grow past its ceiling, or
+ *                              the file system is full; the store is
+ *                              unchanged and stays usable;
  *  ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY, ETAGKV_CORRUPT. */
 ETAGKV_API etagkv_status etagkv_put(etagkv_store *s, const void *key,
                                     size_t key_len, const void *value,
