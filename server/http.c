@@ -502,8 +502,8 @@ static int check_framing(struct MHD_Connection *c, struct srv_req *r)
                srv_problem(MHD_HTTP_BAD_REQUEST, "bad-framing", detail, NULL));
         return -1;
     }
-    if (f.coding != NULL && (f.coding_len != 7 ||
-                             strncasecmp(f.coding, "chunked", 7) != 0)) {
+    if (f.coding != NULL &&
+        (f.coding_len != 7 || strncasecmp(f.coding, "chunked", 7) != 0)) {
         refuse(r, MHD_HTTP_NOT_IMPLEMENTED,
                srv_problem(MHD_HTTP_NOT_IMPLEMENTED,
                            "unsupported-transfer-coding",

@@ -104,7 +104,8 @@ static etagkv_store *open_store(void)
 
 /* Every one of the first n values reads back intact, with its ETag, and
  * nothing else is there. */
-static void check_values(etagkv_store *st, int n, char etags[][ETAGKV_ETAG_SIZE])
+static void check_values(etagkv_store *st, int n,
+                         char etags[][ETAGKV_ETAG_SIZE])
 {
     etagkv_stats s;
 
@@ -131,8 +132,7 @@ static void check_values(etagkv_store *st, int n, char etags[][ETAGKV_ETAG_SIZE]
 
 /* Put values until the file system refuses one.  Returns how many were
  * acknowledged; *failed is the refusal's status. */
-static int fill_until_refused(etagkv_store *st,
-                              char etags[][ETAGKV_ETAG_SIZE],
+static int fill_until_refused(etagkv_store *st, char etags[][ETAGKV_ETAG_SIZE],
                               etagkv_status *failed, char *detail,
                               size_t detail_len)
 {
@@ -169,9 +169,9 @@ static void check_refused_write_changed_nothing(etagkv_store *st, int n,
     ck_assert_int_eq(etagkv_head(st, key, strlen(key), NULL, NULL),
                      ETAGKV_NOT_FOUND);
     fill(n);
-    ck_assert_int_ne(etagkv_put(st, key, strlen(key), value, VALUE_BYTES, NULL,
-                                NULL, NULL),
-                     ETAGKV_CREATED);
+    ck_assert_int_ne(
+        etagkv_put(st, key, strlen(key), value, VALUE_BYTES, NULL, NULL, NULL),
+        ETAGKV_CREATED);
     check_values(st, n, etags);
 }
 
@@ -186,9 +186,9 @@ static void check_writable_again(int n, char etags[][ETAGKV_ETAG_SIZE])
     check_values(st, n, etags);
     snprintf(key, sizeof(key), "k%03d", n);
     fill(n);
-    ck_assert_int_eq(etagkv_put(st, key, strlen(key), value, VALUE_BYTES, NULL,
-                                NULL, NULL),
-                     ETAGKV_CREATED);
+    ck_assert_int_eq(
+        etagkv_put(st, key, strlen(key), value, VALUE_BYTES, NULL, NULL, NULL),
+        ETAGKV_CREATED);
     ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
     ck_assert_uint_eq(s.revision, (uint64_t)n + 1);
     etagkv_store_close(st);
@@ -316,7 +316,8 @@ static Suite *suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, a_full_file_system_is_store_full_and_loses_nothing);
-    tcase_add_test(tc, a_file_size_limit_fails_writes_cleanly_and_loses_nothing);
+    tcase_add_test(tc,
+                   a_file_size_limit_fails_writes_cleanly_and_loses_nothing);
     tcase_add_test(tc, a_read_only_store_is_refused_at_open_and_left_intact);
     suite_add_tcase(s, tc);
     return s;
