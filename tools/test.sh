@@ -2,7 +2,7 @@
 # test.sh -- install what is missing, build, and run the whole test suite
 # twice: the normal build, then the AddressSanitizer + UBSan build (leaks
 # are failures).  Then fuzz each libFuzzer target for ETAGKV_FUZZ_SECONDS
-# (default 45; tools/fuzz.sh) and run the library suites under Valgrind
+# (default 60; tools/fuzz.sh) and run the library suites under Valgrind
 # (tools/valgrind.sh).  Exits non-zero if anything fails.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,5 +17,5 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure --timeout 900)
 
-"$ROOT/tools/fuzz.sh" "${ETAGKV_FUZZ_SECONDS:-45}"
+"$ROOT/tools/fuzz.sh" "${ETAGKV_FUZZ_SECONDS:-60}"
 "$ROOT/tools/valgrind.sh" "$ROOT/build"
