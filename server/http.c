@@ -62,8 +62,10 @@ enum MHD_Result srv_queue(struct srv *s, struct MHD_Connection *c,
         return MHD_NO;
     }
     /* While draining, each connection closes after its response, so that
-     * keep-alive clients leave and the drain ends. */
-    if (atomic_load(&s->draining) &&
+     * keep-alive clients leave and the drain ends; so does one whose
+     * request framing is unknown, since its next bytes cannot be trusted
+     * to start a request. */
+    if ((atomic_load(&s->draining) || r->must_close) &&
         srv_add_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") != 0) {
         MHD_destroy_response(resp);
         return MHD_NO;
@@ -454,6 +456,7 @@ struct framing {
     int lengths_differ;
     const char *coding; /* the first Transfer-Encoding */
     size_t coding_len;
+    int codings; /* Transfer-Encoding lines */
 };
 
 static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind,
@@ -473,7 +476,7 @@ static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind,
             f->lengths_differ = 1;
         }
     } else if (key_size == sizeof te - 1 &&
-               strncasecmp(key, te, key_size) == 0 && f->coding == NULL) {
+               strncasecmp(key, te, key_size) == 0 && f->codings++ == 0) {
         f->coding = value;
         f->coding_len = value_size;
     }
@@ -484,9 +487,11 @@ static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind,
  * lets through, since a proxy in front of us may frame such a message
  * differently (request smuggling): Content-Length fields that disagree
  * (§6.3: 400), Transfer-Encoding together with Content-Length (§6.1: may
- * be rejected; we do, 400), and a transfer coding other than chunked
- * (§6.1: 501).  Every refusal has a body pending, so the connection is
- * closed after the answer.  Returns 0, or -1 after deciding a refusal. */
+ * be rejected; we do, 400), several Transfer-Encoding lines (libmicrohttpd
+ * reads only the first, so "chunked" then "gzip" would be read as chunked:
+ * 400), and a transfer coding other than chunked (§6.1: 501).  The answer
+ * goes out at once and the connection is closed: where the body ends is
+ * unknown.  Returns 0, or -1 after deciding a refusal. */
 static int check_framing(struct MHD_Connection *c, struct srv_req *r)
 {
     struct framing f = {0};
@@ -497,13 +502,17 @@ static int check_framing(struct MHD_Connection *c, struct srv_req *r)
         detail = "the request has Content-Length fields that disagree";
     else if (f.coding != NULL && f.length != NULL)
         detail = "the request has both Transfer-Encoding and Content-Length";
+    else if (f.codings > 1)
+        detail = "the request has more than one Transfer-Encoding field";
     if (detail != NULL) {
+        r->must_close = 1;
         refuse(r, MHD_HTTP_BAD_REQUEST,
                srv_problem(MHD_HTTP_BAD_REQUEST, "bad-framing", detail, NULL));
         return -1;
     }
     if (f.coding != NULL &&
         (f.coding_len != 7 || strncasecmp(f.coding, "chunked", 7) != 0)) {
+        r->must_close = 1;
         refuse(r, MHD_HTTP_NOT_IMPLEMENTED,
                srv_problem(MHD_HTTP_NOT_IMPLEMENTED,
                            "unsupported-transfer-coding",
@@ -623,7 +632,7 @@ static enum MHD_Result on_headers(struct srv *s, struct MHD_Connection *c,
                            NULL));
     else
         check_request(s, c, r, url);
-    if (r->pending_status != 0 && has_body(c))
+    if (r->pending_status != 0 && (has_body(c) || r->must_close))
         return send_pending(s, c, r);
     return MHD_YES;
 }

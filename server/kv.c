@@ -77,7 +77,9 @@ static enum MHD_Result answer_outcome(struct srv *s, struct MHD_Connection *c,
     }
     if (http >= 500)
         fprintf(stderr, "etagkv-server: %s: %s (%s)\n", etagkv_status_name(st),
-                etagkv_strerror(st), etagkv_last_error_detail());
+                etagkv_strerror(st),
+                r->write_state == SRV_WRITE_DONE ? r->write_detail
+                                                 : etagkv_last_error_detail());
     return srv_queue(s, c, r, http,
                      srv_status_problem(st, detail_for(st, r->method)));
 }
@@ -160,6 +162,9 @@ static void write_done(void *ctx, const etagkv_result *res)
     struct srv *s = r->srv; /* r may be freed once the connection resumes */
 
     r->write_res = *res;
+    /* The failure's text is readable here only, on the library's thread. */
+    snprintf(r->write_detail, sizeof r->write_detail, "%s",
+             etagkv_last_error_detail());
     r->write_state = SRV_WRITE_DONE;
     MHD_resume_connection(r->conn);
     /* Resumed: MHD_stop_daemon() handles the connection from here on. */

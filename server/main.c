@@ -391,7 +391,7 @@ static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
 /* ---- shutdown ------------------------------------------------------------ */
 
 /* Block SIGINT and SIGTERM (inherited by MHD's threads) and ignore
- * SIGPIPE; set holds the two for sigwait(). */
+ * SIGPIPE and SIGXFSZ; set holds the two for sigwait(). */
 static int block_signals(sigset_t *set)
 {
     struct sigaction sa;
@@ -401,7 +401,10 @@ static int block_signals(sigset_t *set)
     sigemptyset(set);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
-    if (sigaction(SIGPIPE, &sa, NULL) != 0)
+    /* SIGXFSZ: a write that starts past RLIMIT_FSIZE would kill the
+     * process; ignored, it fails with EFBIG and the library answers 507. */
+    if (sigaction(SIGPIPE, &sa, NULL) != 0 ||
+        sigaction(SIGXFSZ, &sa, NULL) != 0)
         return -1;
     return pthread_sigmask(SIG_BLOCK, set, NULL) == 0 ? 0 : -1;
 }

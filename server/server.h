@@ -78,6 +78,8 @@ struct srv_req {
     etagkv_result write_res;
     struct MHD_Connection *conn;
     struct srv *srv;   /* for the completion, which runs off-thread */
+    char write_detail[256]; /* etagkv_last_error_detail() of the write */
+    int must_close;    /* framing unknown: answer and close the connection */
     char *body;        /* PUT body so far (malloc'd) */
     size_t body_len, body_cap;
     uint64_t discarded_bytes;     /* body bytes dropped after a refusal */

@@ -327,6 +327,18 @@ static const struct row malformed[] = {
      S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
        "Content-Length: 2\r\n\r\nxy"),
      400},
+    {"two Transfer-Encoding lines, chunked first",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+       "Transfer-Encoding: gzip\r\n\r\n1\r\nx\r\n0\r\n\r\n"),
+     400},
+    /* The first Content-Length says no body, so the refusal must still
+     * close the connection: otherwise the "body" is read as the next
+     * request, and the smuggled PUT would change the revision. */
+    {"Content-Length 0 then a second one hiding a request",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+       "Content-Length: 58\r\n\r\n"
+       "PUT /kv/smuggled HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
     {"Transfer-Encoding and Content-Length together",
      S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
        "Content-Length: 3\r\n\r\n1\r\nx\r\n0\r\n\r\n"),
@@ -377,6 +389,57 @@ START_TEST(malformed_request_lines_and_framing_are_refused_and_write_nothing)
     }
     assert_serving_and_unchanged(rev);
     assert_writes_work();
+}
+END_TEST
+
+/* A framing refusal answers once and closes the connection: whatever
+ * follows the headers may be a request a proxy would not have seen, and
+ * must never be read as one (request smuggling, RFC 9112 §11.2).  The
+ * client keeps its end open and reads until the server closes it: exactly
+ * one response may arrive. */
+START_TEST(framing_refusals_answer_once_and_close_the_connection)
+{
+    static const char *const smuggle[] = {
+        "PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+        "Content-Length: 34\r\n\r\n"
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Transfer-Encoding: gzip\r\n\r\n0\r\n\r\n"
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "DELETE /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+        "\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    };
+    int64_t rev = revision();
+
+    for (size_t i = 0; i < sizeof smuggle / sizeof smuggle[0]; i++) {
+        int fd = hu_connect(fx.srv.port), responses = 0, closed = 0;
+        char buf[16384];
+        size_t got = 0;
+        double deadline = tu_now_s() + TIMEOUT_S + 8;
+
+        ck_assert_int_eq(raw_send(fd, smuggle[i], strlen(smuggle[i]), 5000),
+                         0);
+        while (!closed && got < sizeof buf - 1 && tu_now_s() < deadline) {
+            struct pollfd pf = {fd, POLLIN, 0};
+            ssize_t k;
+
+            if (poll(&pf, 1, 200) != 1)
+                continue;
+            k = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+            if (k <= 0)
+                closed = 1;
+            else
+                got += (size_t)k;
+        }
+        buf[got] = '\0';
+        close(fd);
+        for (const char *p = buf; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
+            responses++;
+        ck_assert_msg(responses == 1 && (buf[9] == '4' || buf[9] == '5'),
+                      "request %zu: %d responses: %.200s", i, responses, buf);
+        ck_assert_msg(closed, "request %zu: the connection stayed open", i);
+    }
+    assert_serving_and_unchanged(rev);
 }
 END_TEST
 
@@ -847,6 +910,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(
         tc, malformed_request_lines_and_framing_are_refused_and_write_nothing);
+    tcase_add_test(tc, framing_refusals_answer_once_and_close_the_connection);
     tcase_add_test(tc, oversized_header_blocks_are_refused_and_write_nothing);
     tcase_add_test(
         tc, five_thousand_if_match_tags_in_one_line_are_evaluated_or_refused);
