@@ -359,8 +359,8 @@ ETAGKV_API void etagkv_options_init(etagkv_options *o);
  *                           another I/O error (see etagkv_last_error_detail);
  *  ETAGKV_INCOMPATIBLE      the directory holds an LMDB environment that is
  *                           not an etagkv store of a known format;
- *  ETAGKV_STORE_FULL        a new store's format record does not fit
- *                           map_max_bytes;
+ *  ETAGKV_STORE_FULL        the file system is full, or a new store's
+ *                           format record does not fit map_max_bytes;
  *  ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_store_open(const char *dir,
                                            const etagkv_options *opts,

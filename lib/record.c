@@ -16,9 +16,17 @@ void ekv_put_le16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)(v >> 8);
 }
 
+/* The 64-bit helpers load and store whole words and swap on big-endian
+ * hosts; they need to know which kind this is. */
+#if !defined(__BYTE_ORDER__) ||                                                \
+    (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__ &&                              \
+     __BYTE_ORDER__ != __ORDER_BIG_ENDIAN__)
+#error "unknown byte order: define __BYTE_ORDER__ (GCC and Clang do)"
+#endif
+
 void ekv_put_le64(uint8_t *p, uint64_t v)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     v = __builtin_bswap64(v);
 #endif
     memcpy(p, &v, sizeof(v));
@@ -37,7 +45,7 @@ uint64_t ekv_get_le64(const uint8_t *p)
      * into one load (plus a byte swap on a big-endian host), where the
      * byte-by-byte loop stayed eight loads on every read of a record. */
     memcpy(&v, p, sizeof(v));
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     v = __builtin_bswap64(v);
 #endif
     return v;
@@ -96,7 +104,7 @@ void ekv_record_meta(const ekv_record *r, etagkv_meta *m)
 {
     /* Every byte of *m is written, padding and the content type's tail
      * included, so that callers see the same bytes as from a zeroed struct;
-     * but only once: this runs on every read, and zeroing the whole 352
+     * but only once: this runs on every read, and zeroing the whole 344
      * bytes first and then filling them cost more than the lookup. */
     memset(m, 0, offsetof(etagkv_meta, value_bytes));
     m->exists = 1;

@@ -194,6 +194,8 @@ int ekv_txn_commit(etagkv_store *s, MDB_txn *txn)
     return rc;
 }
 
+#define DISK_FULL_MARGIN ((uint64_t)1 << 20)
+
 etagkv_status ekv_write_status(etagkv_store *s, int rc)
 {
     struct statvfs fs;
@@ -205,10 +207,15 @@ etagkv_status ekv_write_status(etagkv_store *s, int rc)
      * file system or the process's file size limit is usually short first
      * (some pages fit).  Tell those cases apart by asking, so the caller
      * sees a full disk as the full store it is rather than as an
-     * unexplained I/O error. */
+     * unexplained I/O error.  A best effort: what a file system calls free
+     * is approximate (ext4 reserves blocks for root, btrfs allocates in
+     * chunks), so "full" is less than DISK_FULL_MARGIN left, counting the
+     * reserved blocks when we are root, who may use them. */
     if (rc != EIO || mdb_env_get_fd(s->env, &fd) != 0)
         return ekv_mdb_status(rc, "write transaction");
-    if (fstatvfs(fd, &fs) == 0 && fs.f_bavail * fs.f_frsize < s->page_size)
+    if (fstatvfs(fd, &fs) == 0 &&
+        (geteuid() == 0 ? fs.f_bfree : fs.f_bavail) * fs.f_frsize <
+            DISK_FULL_MARGIN)
         return ekv_fail(ETAGKV_STORE_FULL,
                         "write transaction: %s, and the file system holding "
                         "the store has no free space",
@@ -461,6 +468,8 @@ static etagkv_status open_env(etagkv_store *s, const char *dir)
     if ((rc = mdb_env_open(s->env, dir, flags, 0644)) != 0)
         return ekv_fail(rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH
                             ? ETAGKV_INCOMPATIBLE
+                        : rc == ENOSPC || rc == EDQUOT || rc == EFBIG
+                            ? ETAGKV_STORE_FULL
                             : ETAGKV_IO_ERROR,
                         "mdb_env_open(%s): %s", dir, mdb_strerror(rc));
     if (mdb_env_get_maxkeysize(s->env) < ETAGKV_KEY_MAX)
@@ -600,7 +609,7 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
  * NULL) gets the current metadata, or zeroes when the key is absent or the
  * call fails.  On ETAGKV_OK the transaction stays open with *r valid; on
  * any other status it is ended.  The metadata is written once, straight
- * into the caller's struct: on this path copying 352 bytes around costs as
+ * into the caller's struct: on this path copying 344 bytes around costs as
  * much as the B-tree lookup. */
 static etagkv_status read_begin(etagkv_store *s, const void *key,
                                 size_t key_len, const etagkv_cond *c,
