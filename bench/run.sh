@@ -14,8 +14,14 @@ case "${1:-}" in
 esac
 RUNS=3
 if [ "${1:-}" = "--runs" ]; then
-    RUNS=$2
-    shift 2
+    RUNS=${2:-}
+    [ $# -ge 2 ] && shift 2 || shift
+    case "$RUNS" in
+    '' | 0 | *[!0-9]*)
+        echo "run.sh: --runs needs a number of runs, 1 or more" >&2
+        exit 2
+        ;;
+    esac
 fi
 HTTP=1
 if [ "${1:-}" = "--no-http" ]; then

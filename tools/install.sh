@@ -35,7 +35,9 @@ fi
 policy=""
 if [ "$NO_SERVICES" -eq 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
     policy=/usr/sbin/policy-rc.d
-    trap '$SUDO rm -f "$policy"; exit 130' INT TERM
+    trap '$SUDO rm -f "$policy"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
     $SUDO chmod 755 "$policy"
 fi
@@ -45,5 +47,4 @@ rc=0
 { $SUDO apt-get update -qq &&
     $SUDO env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends $missing; } || rc=$?
-[ -z "$policy" ] || $SUDO rm -f "$policy"
-exit "$rc"
+exit "$rc" # the EXIT trap removes policy-rc.d
