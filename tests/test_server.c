@@ -10,9 +10,10 @@
  * the wire, with its headers and problem body.
  *
  * Not reachable over HTTP yet, so not tested here: 409 (no multi-key
- * transactions; a duplicate Idempotency-Key waits instead) and 507 (the
- * server has no option for the map ceiling; test_mapsize and test_idem
- * cover it in the library).
+ * transactions; a duplicate Idempotency-Key waits instead).  507 is
+ * reached through a full disk (a file size limit); the map ceiling and a
+ * full idempotency table have no server option and are covered in the
+ * library (test_mapsize, test_idem).
  */
 #include <errno.h>
 #include <poll.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1150,6 +1152,54 @@ START_TEST(bearer_token_guards_every_route_except_healthz)
 }
 END_TEST
 
+/* ---- a full disk ------------------------------------------------------------ */
+
+/* The server runs under a 1 MiB file size limit (RLIMIT_FSIZE, inherited
+ * from this process for the start only): a write that does not fit is 507
+ * with a STORE_FULL problem, and the server keeps serving.  Values of
+ * 3000 bytes make some commits start past the limit, where the kernel
+ * sends SIGXFSZ: a server that did not ignore it would die here. */
+START_TEST(a_full_disk_is_507_and_the_server_keeps_serving)
+{
+    static const char *const opts[] = {"--threads", "4", "--nosync", NULL};
+    static char body[3001];
+    struct rlimit old, lim;
+    struct hu_resp r;
+    char path[32];
+    long code = 201;
+    int n;
+    json_t *j;
+
+    memset(body, 'x', sizeof body - 1);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = (struct rlimit){1 << 20, old.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+
+    for (n = 0; n < 2000; n++) {
+        snprintf(path, sizeof path, "/kv/k%04d", n);
+        if ((code = put(path, body, NULL, NULL)) != 201)
+            break;
+    }
+    ck_assert_int_gt(n, 10);
+    ck_assert_msg(code == 507, "write %d got %ld, want 507", n, code);
+    http(&r, "PUT", path, NULL, body);
+    j = assert_problem(&r, 507);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "code")),
+                     "STORE_FULL");
+    json_decref(j);
+    hu_resp_free(&r);
+    /* Still serving, and everything acknowledged is there. */
+    ck_assert_int_eq(status_of("GET", "/healthz", NULL), 200);
+    ck_assert_int_eq(status_of("GET", "/kv/k0000", NULL), 200);
+    snprintf(path, sizeof path, "/kv/k%04d", n - 1);
+    ck_assert_int_eq(status_of("GET", path, NULL), 200);
+    snprintf(path, sizeof path, "/kv/k%04d", n);
+    ck_assert_int_eq(status_of("GET", path, NULL), 404);
+}
+END_TEST
+
 /* ---- require-conditions mode --------------------------------------------- */
 
 START_TEST(require_conditions_answers_unconditional_writes_with_428)
@@ -1606,6 +1656,7 @@ static Suite *server_suite(void)
     tcase_add_checked_fixture(own, own_setup, teardown);
     tcase_set_timeout(own, 60);
     tcase_add_test(own, bearer_token_guards_every_route_except_healthz);
+    tcase_add_test(own, a_full_disk_is_507_and_the_server_keeps_serving);
     tcase_add_test(own,
                    require_conditions_answers_unconditional_writes_with_428);
     tcase_add_test(
