@@ -587,7 +587,7 @@ void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 
     (void)cls;
     (void)c;
-    if (r != NULL) {
+    if (r != NULL && uri != NULL) {
         r->uri = uri;
         r->uri_len = strlen(uri);
     }
