@@ -104,11 +104,7 @@ static int op_execute(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
                  etagkv_last_error_detail());
         return 0;
     }
-    if (op->cond1 != NULL)
-        op->status = ekv_cond1_evaluate(op->cond1, op->method, &op->meta,
-                                        old.hash);
-    else
-        op->status = etagkv_cond_evaluate(op->cond, op->method, &op->meta);
+    op->status = etagkv_cond_evaluate(op->cond, op->method, &op->meta);
     if (op->status != ETAGKV_OK)
         return 0;
     if (op->method == ETAGKV_METHOD_PUT) {

@@ -190,47 +190,6 @@ etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
     return ETAGKV_OK;
 }
 
-/* ---- one header held by value (the typed helpers) ------------------------ */
-
-etagkv_status ekv_cond1_set(ekv_cond1 *q, etagkv_header h, const char *value)
-{
-    memset(q, 0, sizeof(*q));
-    q->header = h;
-    if (value == NULL)
-        return ekv_fail(ETAGKV_INVALID_HEADER, "NULL ETag");
-    if (strcmp(value, "*") == 0) {
-        q->any = 1;
-        return ETAGKV_OK;
-    }
-    /* Only our own strong form: a helper that silently never matched
-     * would be a trap. */
-    if (ekv_etag_parse_own(value, strlen(value), q->hash) != 0)
-        return ekv_fail(ETAGKV_INVALID_HEADER, "not an etagkv ETag");
-    return ETAGKV_OK;
-}
-
-etagkv_status ekv_cond1_evaluate(const ekv_cond1 *q, etagkv_method method,
-                                 const etagkv_meta *current,
-                                 const uint8_t current_hash[EKV_HASH_BYTES])
-{
-    int match;
-
-    if (method != ETAGKV_METHOD_PUT && method != ETAGKV_METHOD_DELETE)
-        return ETAGKV_INVALID_ARGUMENT;
-    if (current != NULL && !current->exists)
-        current = NULL;
-    /* §13.2.1, as in etagkv_cond_evaluate(). */
-    if (current == NULL && method != ETAGKV_METHOD_PUT)
-        return ETAGKV_NOT_FOUND;
-    match = current != NULL &&
-            (q->any || memcmp(q->hash, current_hash, EKV_HASH_BYTES) == 0);
-    /* §13.1.1: If-Match is true iff it matches; §13.1.2: If-None-Match is
-     * true iff it does not.  For a write, false is 412 either way. */
-    if (q->header == ETAGKV_IF_MATCH)
-        return match ? ETAGKV_OK : ETAGKV_PRECONDITION_FAILED;
-    return match ? ETAGKV_PRECONDITION_FAILED : ETAGKV_OK;
-}
-
 /* ---- canonical form, for idempotency fingerprints ------------------------ */
 
 static size_t list_bytes(const ekv_taglist *l)

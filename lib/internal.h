@@ -96,33 +96,6 @@ int ekv_taglist_match_weak(const ekv_taglist *l, const char *etag);
 etagkv_status ekv_cond_serialize(const etagkv_cond *c, uint8_t **out,
                                  size_t *len);
 
-/* One If-Match or If-None-Match condition whose value is "*" or a single
- * ETag of our own form, as the typed helpers (etagkv_put_if_match() and
- * friends) and etagkv_update() build it: held by value, with the ETag as
- * its hash, so that a conditional write needs no etagkv_cond (three
- * allocations and a list parse) and its check no string comparison. */
-typedef struct ekv_cond1 {
-    etagkv_header header; /* ETAGKV_IF_MATCH or ETAGKV_IF_NONE_MATCH */
-    int any;              /* the value is "*" */
-    uint8_t hash[EKV_HASH_BYTES]; /* otherwise, the ETag's hash */
-} ekv_cond1;
-
-/* Fill q from a header value: "*" or one complete strong ETag of our own
- * form.  Returns ETAGKV_OK, or ETAGKV_INVALID_HEADER (recorded) for
- * anything else, NULL included. */
-etagkv_status ekv_cond1_set(ekv_cond1 *q, etagkv_header h, const char *value);
-
-/* Exactly etagkv_cond_evaluate() for an etagkv_cond holding only q's one
- * header, for a PUT or DELETE.  current_hash is the hash behind
- * current->etag (ignored when current is NULL or does not exist).  Our
- * ETags are the hash in lowercase hex, and only that form is accepted in
- * q, so comparing hashes is comparing the entity-tags octet by octet
- * (RFC 9110 §8.8.3.2); with one strong tag, weak and strong comparison
- * agree. */
-etagkv_status ekv_cond1_evaluate(const ekv_cond1 *q, etagkv_method method,
-                                 const etagkv_meta *current,
-                                 const uint8_t current_hash[EKV_HASH_BYTES]);
-
 /* ---- record.c ------------------------------------------------------------ */
 
 /* On-disk record layout, version 1, all integers little-endian:

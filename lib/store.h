@@ -74,7 +74,6 @@ struct ekv_op {
     int keep_content_type; /* a replaced record keeps its content type */
     uint8_t hash[EKV_HASH_BYTES];
     const etagkv_cond *cond;
-    const ekv_cond1 *cond1; /* instead of cond (typed helpers); no idem */
     const void *idem_key; /* idempotency key, or NULL */
     size_t idem_len;
     uint8_t fingerprint[EKV_HASH_BYTES]; /* of the request, with idem_key */

@@ -105,8 +105,8 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
 
 /* A write from start to acknowledgement, on the caller's thread. */
 static etagkv_status write_sync(etagkv_store *s, const etagkv_request *req,
-                                int keep_type, const ekv_cond1 *q,
-                                etagkv_meta *meta_out, int *replayed)
+                                int keep_type, etagkv_meta *meta_out,
+                                int *replayed)
 {
     struct ekv_op op;
     etagkv_status st = prepare(s, req, keep_type, &op);
@@ -118,19 +118,14 @@ static etagkv_status write_sync(etagkv_store *s, const etagkv_request *req,
             *replayed = 0;
         return st;
     }
-    /* q stands in for req->cond; never with an idempotency key, whose
-     * fingerprint (prepare()) covers only req->cond. */
-    op.cond1 = q;
     return run(s, &op, meta_out, replayed);
 }
 
-/* The put behind etagkv_put() and the helpers: conditional on c, or on q
- * when it is not NULL. */
+/* The put behind etagkv_put() and the helpers. */
 static etagkv_status put_op(etagkv_store *s, const void *key, size_t key_len,
                             const void *value, size_t value_len,
                             const char *content_type, int keep_type,
-                            const etagkv_cond *c, const ekv_cond1 *q,
-                            etagkv_meta *meta_out)
+                            const etagkv_cond *c, etagkv_meta *meta_out)
 {
     etagkv_request req = {.method = ETAGKV_METHOD_PUT,
                           .key = key,
@@ -140,7 +135,7 @@ static etagkv_status put_op(etagkv_store *s, const void *key, size_t key_len,
                           .content_type = content_type,
                           .cond = c};
 
-    return write_sync(s, &req, keep_type, q, meta_out, NULL);
+    return write_sync(s, &req, keep_type, meta_out, NULL);
 }
 
 etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
@@ -149,7 +144,7 @@ etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
                          etagkv_meta *meta_out)
 {
     ekv_clear_error();
-    return put_op(s, key, key_len, value, value_len, content_type, 0, c, NULL,
+    return put_op(s, key, key_len, value, value_len, content_type, 0, c,
                   meta_out);
 }
 
@@ -162,7 +157,7 @@ etagkv_status etagkv_delete(etagkv_store *s, const void *key, size_t key_len,
                           .cond = c};
 
     ekv_clear_error();
-    return write_sync(s, &req, 0, NULL, meta_out, NULL);
+    return write_sync(s, &req, 0, meta_out, NULL);
 }
 
 etagkv_status etagkv_write(etagkv_store *s, const etagkv_request *req,
@@ -176,8 +171,7 @@ etagkv_status etagkv_write(etagkv_store *s, const etagkv_request *req,
         res = &local;
     memset(res, 0, sizeof(*res));
     st = req == NULL ? ETAGKV_INVALID_ARGUMENT
-                     : write_sync(s, req, 0, NULL, &res->meta,
-                                  &res->replayed);
+                     : write_sync(s, req, 0, &res->meta, &res->replayed);
     res->status = st;
     return st;
 }
@@ -204,26 +198,52 @@ etagkv_status etagkv_submit(etagkv_store *s, const etagkv_request *req,
 
 /* ---- typed helpers ---------------------------------------------------------- */
 
+/* Build the one-header condition set the typed helpers need.  For If-Match
+ * with an ETag, only our own strong form is accepted: a helper that silently
+ * never matched would be a trap. */
+static etagkv_status one_cond(etagkv_header h, const char *value,
+                              etagkv_cond **out)
+{
+    uint8_t hash[EKV_HASH_BYTES];
+    etagkv_status st;
+
+    *out = NULL;
+    if (value == NULL)
+        return ekv_fail(ETAGKV_INVALID_HEADER, "NULL ETag");
+    if (strcmp(value, "*") != 0 &&
+        ekv_etag_parse_own(value, strlen(value), hash) != 0)
+        return ekv_fail(ETAGKV_INVALID_HEADER, "not an etagkv ETag");
+    if ((st = etagkv_cond_new(out)) != ETAGKV_OK)
+        return st;
+    st = etagkv_cond_add(*out, h, value, strlen(value));
+    if (st != ETAGKV_OK) {
+        etagkv_cond_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 /* A typed helper's put: the record keeps its content type. */
 static etagkv_status put_with(etagkv_store *s, const void *key, size_t key_len,
                               const void *value, size_t value_len,
                               etagkv_header h, const char *hv,
                               etagkv_meta *meta_out)
 {
-    ekv_cond1 q;
+    etagkv_cond *c;
     etagkv_status st;
 
-    /* The condition is taken first: hv may point into *meta_out, as in
+    /* The condition is built first: hv may point into *meta_out, as in
      * etagkv_put_if_match(s, k, n, v, len, m.etag, &m). */
     ekv_clear_error();
-    st = s == NULL ? ETAGKV_INVALID_ARGUMENT : ekv_cond1_set(&q, h, hv);
+    st = s == NULL ? ETAGKV_INVALID_ARGUMENT : one_cond(h, hv, &c);
     if (st != ETAGKV_OK) {
         if (meta_out != NULL)
             memset(meta_out, 0, sizeof(*meta_out));
         return st;
     }
-    return put_op(s, key, key_len, value, value_len, NULL, 1, NULL, &q,
-                  meta_out);
+    st = put_op(s, key, key_len, value, value_len, NULL, 1, c, meta_out);
+    etagkv_cond_free(c);
+    return st;
 }
 
 etagkv_status etagkv_put_if_match(etagkv_store *s, const void *key,
@@ -261,10 +281,7 @@ etagkv_status etagkv_delete_if_match(etagkv_store *s, const void *key,
                                      size_t key_len, const char *etag,
                                      etagkv_meta *meta_out)
 {
-    etagkv_request req = {.method = ETAGKV_METHOD_DELETE,
-                          .key = key,
-                          .key_len = key_len};
-    ekv_cond1 q;
+    etagkv_cond *c;
     etagkv_status st;
 
     ekv_clear_error();
@@ -272,14 +289,15 @@ etagkv_status etagkv_delete_if_match(etagkv_store *s, const void *key,
         st = ETAGKV_INVALID_ARGUMENT;
     else if (etag != NULL && strcmp(etag, "*") == 0)
         st = ekv_fail(ETAGKV_INVALID_HEADER, "\"*\" is not an ETag");
-    else /* taken first: etag may point into *meta_out */
-        st = ekv_cond1_set(&q, ETAGKV_IF_MATCH, etag);
+    else
+        st = one_cond(ETAGKV_IF_MATCH, etag, &c); /* etag may be in meta_out */
     if (st != ETAGKV_OK) {
         if (meta_out != NULL)
             memset(meta_out, 0, sizeof(*meta_out));
         return st;
     }
-    st = write_sync(s, &req, 0, &q, meta_out, NULL);
+    st = etagkv_delete(s, key, key_len, c, meta_out);
+    etagkv_cond_free(c);
     return st;
 }
 
@@ -297,7 +315,7 @@ static etagkv_status update_once(etagkv_store *s, const void *key,
     size_t old_len = 0;
     const void *nv = NULL;
     size_t nv_len = 0;
-    ekv_cond1 q;
+    etagkv_cond *c = NULL;
     etagkv_status st;
 
     st = etagkv_get(s, key, key_len, NULL, &old, &old_len, meta);
@@ -306,13 +324,14 @@ static etagkv_status update_once(etagkv_store *s, const void *key,
     st = fn(ctx, old, old_len, meta, &nv, &nv_len);
     if (st == ETAGKV_OK) {
         if (meta->exists)
-            st = ekv_cond1_set(&q, ETAGKV_IF_MATCH, meta->etag);
+            st = one_cond(ETAGKV_IF_MATCH, meta->etag, &c);
         else
-            st = ekv_cond1_set(&q, ETAGKV_IF_NONE_MATCH, "*");
+            st = one_cond(ETAGKV_IF_NONE_MATCH, "*", &c);
     }
     if (st == ETAGKV_OK) {
         /* old is freed only now: fn may have answered with it. */
-        st = put_op(s, key, key_len, nv, nv_len, NULL, 1, NULL, &q, meta);
+        st = put_op(s, key, key_len, nv, nv_len, NULL, 1, c, meta);
+        etagkv_cond_free(c);
         *raced = st == ETAGKV_PRECONDITION_FAILED;
     }
     free(old);

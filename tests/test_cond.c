@@ -362,83 +362,6 @@ START_TEST(bad_arguments_are_refused_without_crashing)
 }
 END_TEST
 
-/* The typed helpers' one-header condition (ekv_cond1) must decide every
- * write exactly as the general evaluation of the same header does: each
- * header and value form, for PUT and DELETE, on an absent key, on a record
- * whose ETag matches and on one whose ETag does not. */
-START_TEST(one_header_condition_agrees_with_the_general_evaluation)
-{
-    static const char *const values[] = {
-        "*",
-        "\"0123456789abcdef0123456789abcdef\"",
-        "\"ffffffffffffffffffffffffffffffff\"",
-    };
-    static const etagkv_header headers[] = {ETAGKV_IF_MATCH,
-                                            ETAGKV_IF_NONE_MATCH};
-    static const etagkv_method methods[] = {ETAGKV_METHOD_PUT,
-                                            ETAGKV_METHOD_DELETE};
-    uint8_t cur_hash[EKV_HASH_BYTES];
-    etagkv_meta states[3];
-    int checked = 0;
-
-    /* absent; present with ETag values[1]; present with another ETag */
-    memset(&states[0], 0, sizeof(states[0]));
-    current_record(&states[1]);
-    ck_assert_int_eq(ekv_etag_parse_own(values[1], strlen(values[1]),
-                                        cur_hash), 0);
-    memcpy(states[1].etag, values[1], ETAGKV_ETAG_SIZE);
-    states[2] = states[1];
-    memcpy(states[2].etag, "\"00000000000000000000000000000000\"",
-           ETAGKV_ETAG_SIZE);
-    for (size_t h = 0; h < 2; h++)
-        for (size_t v = 0; v < 3; v++)
-            for (size_t m = 0; m < 2; m++)
-                for (size_t st = 0; st < 3; st++) {
-                    etagkv_cond *c;
-                    ekv_cond1 q;
-                    uint8_t hash[EKV_HASH_BYTES];
-
-                    ck_assert_int_eq(etagkv_cond_new(&c), OK);
-                    ck_assert_int_eq(etagkv_cond_add(c, headers[h], values[v],
-                                                     strlen(values[v])),
-                                     OK);
-                    ck_assert_int_eq(ekv_cond1_set(&q, headers[h], values[v]),
-                                     OK);
-                    if (st == 2)
-                        (void)ekv_etag_parse_own(states[2].etag,
-                                                 ETAGKV_ETAG_SIZE - 1, hash);
-                    else
-                        memcpy(hash, cur_hash, sizeof(hash));
-                    ck_assert_int_eq(
-                        ekv_cond1_evaluate(&q, methods[m], &states[st], hash),
-                        etagkv_cond_evaluate(c, methods[m], &states[st]));
-                    etagkv_cond_free(c);
-                    checked++;
-                }
-    ck_assert_int_eq(checked, 36);
-}
-END_TEST
-
-/* Only "*" and our own strong form are accepted, as by the typed helpers. */
-START_TEST(one_header_condition_refuses_what_is_not_our_etag)
-{
-    static const char *const bad[] = {
-        "", "W/\"0123456789abcdef0123456789abcdef\"",
-        "\"0123456789ABCDEF0123456789abcdef\"", /* uppercase */
-        "\"0123456789abcdef0123456789abcde\"",  /* 31 digits */
-        "\"0123456789abcdef0123456789abcdeg\"", /* not hex */
-        "\"0123456789abcdef0123456789abcdef", "* ", "\"x\", \"y\"",
-    };
-    ekv_cond1 q;
-
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_int_eq(ekv_cond1_set(&q, ETAGKV_IF_MATCH, bad[i]),
-                         ETAGKV_INVALID_HEADER);
-    ck_assert_int_eq(ekv_cond1_set(&q, ETAGKV_IF_MATCH, NULL),
-                     ETAGKV_INVALID_HEADER);
-}
-END_TEST
-
 static Suite *suite(void)
 {
     Suite *s = suite_create("cond");
@@ -455,8 +378,6 @@ static Suite *suite(void)
     tcase_add_test(tc, a_repeated_date_header_is_ignored);
     tcase_add_test(tc, is_conditional_counts_only_headers_that_apply_to_writes);
     tcase_add_test(tc, bad_arguments_are_refused_without_crashing);
-    tcase_add_test(tc, one_header_condition_agrees_with_the_general_evaluation);
-    tcase_add_test(tc, one_header_condition_refuses_what_is_not_our_etag);
     suite_add_tcase(s, tc);
     return s;
 }
