@@ -162,9 +162,11 @@ static void write_done(void *ctx, const etagkv_result *res)
     struct srv *s = r->srv; /* r may be freed once the connection resumes */
 
     r->write_res = *res;
-    /* The failure's text is readable here only, on the library's thread. */
-    snprintf(r->write_detail, sizeof r->write_detail, "%s",
-             etagkv_last_error_detail());
+    /* The failure's text is readable here only, on the library's thread;
+     * only the 5xx are logged. */
+    if (etagkv_status_http(res->status) >= 500)
+        snprintf(r->write_detail, sizeof r->write_detail, "%s",
+                 etagkv_last_error_detail());
     r->write_state = SRV_WRITE_DONE;
     MHD_resume_connection(r->conn);
     /* Resumed: MHD_stop_daemon() handles the connection from here on. */
