@@ -141,7 +141,7 @@ static int op_apply(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
     int rc, handled = 0;
 
     memset(&op->meta, 0, sizeof(op->meta));
-    op->wrote = op->dirty = op->replayed = 0;
+    op->wrote = op->dirty = op->replayed = op->recorded = 0;
     op->detail[0] = '\0';
     if (op->idem_len > 0) {
         rc = ekv_idem_check(s, txn, op, &handled);
@@ -151,7 +151,7 @@ static int op_apply(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
     rc = op_execute(s, txn, op, rev);
     if (rc == 0 && op->idem_len > 0 && recordable(op->status)) {
         rc = ekv_idem_record(s, txn, op);
-        op->dirty = rc == 0;
+        op->dirty = op->recorded = rc == 0;
     }
     op->dirty |= op->wrote;
     return rc;
@@ -169,6 +169,7 @@ static int try_batch(etagkv_store *s, struct ekv_op **ops, size_t n,
     MDB_txn *txn;
     uint64_t rev;
     int rc = 0, dirty = 0, changed = 0;
+    size_t recorded = 0;
 
     *wrote = 0; /* becomes 1 when the transaction commits */
     if ((*st = ekv_txn_begin(s, 0, &txn)) != ETAGKV_OK)
@@ -182,6 +183,7 @@ static int try_batch(etagkv_store *s, struct ekv_op **ops, size_t n,
         rc = op_apply(s, txn, ops[i], &rev);
         dirty |= ops[i]->dirty;
         changed |= ops[i]->wrote;
+        recorded += (size_t)ops[i]->recorded;
     }
     if (rc == 0 && !dirty) {
         /* Only failed preconditions or missing keys: nothing to sync. */
@@ -192,7 +194,7 @@ static int try_batch(etagkv_store *s, struct ekv_op **ops, size_t n,
     if (rc == 0 && changed)
         rc = ekv_revision_put(s, txn, rev);
     if (rc == 0)
-        rc = ekv_idem_maintain(s, txn); /* commits anyway: purge a little */
+        rc = ekv_idem_maintain(s, txn, recorded); /* purge a little */
     if (rc == 0)
         return ekv_txn_commit(s, txn);
     ekv_txn_end(s, txn, 0);

@@ -19,8 +19,11 @@
  *  96       content type bytes
  *
  * Expired entries are purged a few at a time inside write transactions that
- * commit anyway, by a scan that resumes where the last one stopped, so no
- * write ever pays for a large purge.
+ * commit anyway, by a scan in key order that resumes where the last one
+ * stopped, so no write ever pays for a large purge.  The budget grows with
+ * the entries a transaction records, so that purging keeps pace with a
+ * batch of many keyed writes, and deleting is bounded apart from looking,
+ * because every deletion dirties pages the commit must write.
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,10 +33,14 @@
 #define ENTRY_VERSION 1
 #define ENTRY_HEADER 96
 
-/* Entries looked at per committing transaction, and when the table is
- * full before giving up. */
-#define PURGE_STEPS 16
-#define PURGE_STEPS_FULL 1024
+/* Per committing transaction, and again per entry it records: entries
+ * looked at, and at most deleted.  Deleting up to four per entry recorded
+ * lets the purge outpace any stream of new keys. */
+#define PURGE_LOOK 16
+#define PURGE_DROP 4
+
+/* When the table is full, a new key looks at (and may delete) this many. */
+#define PURGE_FULL 1024
 
 static uint64_t retention_ns(const etagkv_store *s)
 {
@@ -106,9 +113,9 @@ static int entry_decode(const uint8_t *p, size_t len, struct ekv_op *op)
     return 0;
 }
 
-/* Look at up to `steps` entries from where the last purge stopped and
- * delete the expired ones.  Returns an LMDB code. */
-int ekv_idem_purge(etagkv_store *s, MDB_txn *txn, size_t steps)
+/* Look at up to `look` entries from where the last purge stopped and delete
+ * the expired ones, at most `drop`.  Returns an LMDB code. */
+int ekv_idem_purge(etagkv_store *s, MDB_txn *txn, size_t look, size_t drop)
 {
     MDB_cursor *cur;
     MDB_val k, v;
@@ -121,12 +128,15 @@ int ekv_idem_purge(etagkv_store *s, MDB_txn *txn, size_t steps)
     k.mv_data = s->purge_key;
     rc = s->purge_len > 0 ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
                           : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    for (size_t i = 0; i < steps && rc == 0; i++) {
+    for (size_t i = 0; i < look && drop > 0 && rc == 0; i++) {
         const uint8_t *p = v.mv_data;
 
-        /* An entry we cannot read is garbage: purge it too. */
-        if (v.mv_size < ENTRY_HEADER || expired(s, ekv_get_le64(p + 8), now))
+        /* An entry we cannot read is garbage: purge it too.  After a
+         * deletion the cursor's next is the entry that followed. */
+        if (v.mv_size < ENTRY_HEADER || expired(s, ekv_get_le64(p + 8), now)) {
             rc = mdb_cursor_del(cur, 0);
+            drop--;
+        }
         if (rc == 0)
             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
@@ -184,7 +194,7 @@ int ekv_idem_check(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
     if (rc == MDB_NOTFOUND) {
         if ((rc = table_full(s, txn, &full)) != 0)
             return rc;
-        if (full && (rc = ekv_idem_purge(s, txn, PURGE_STEPS_FULL)) == 0)
+        if (full && (rc = ekv_idem_purge(s, txn, PURGE_FULL, PURGE_FULL)) == 0)
             rc = table_full(s, txn, &full);
         if (rc == 0 && full) {
             *handled = 1;
@@ -213,13 +223,14 @@ int ekv_idem_record(etagkv_store *s, MDB_txn *txn, const struct ekv_op *op)
 }
 
 /* Purge a little if the transaction commits anyway and the table is not
- * empty. */
-int ekv_idem_maintain(etagkv_store *s, MDB_txn *txn)
+ * empty; `recorded` is the number of entries the transaction recorded. */
+int ekv_idem_maintain(etagkv_store *s, MDB_txn *txn, size_t recorded)
 {
     MDB_stat ms;
     int rc = mdb_stat(txn, s->idem, &ms);
 
     if (rc != 0 || ms.ms_entries == 0)
         return rc;
-    return ekv_idem_purge(s, txn, PURGE_STEPS);
+    return ekv_idem_purge(s, txn, PURGE_LOOK * (recorded + 1),
+                          PURGE_DROP * (recorded + 1));
 }

@@ -82,6 +82,7 @@ struct ekv_op {
     int wrote;            /* the operation changed a record */
     int dirty;            /* the transaction must commit for this op */
     int replayed;         /* the outcome is a recorded one (idem.c) */
+    int recorded;         /* its outcome was recorded under idem_key */
     char detail[128];     /* diagnostic of a failure */
 };
 
@@ -89,8 +90,8 @@ struct ekv_op {
 int ekv_idem_check(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
                    int *handled);
 int ekv_idem_record(etagkv_store *s, MDB_txn *txn, const struct ekv_op *op);
-int ekv_idem_purge(etagkv_store *s, MDB_txn *txn, size_t steps);
-int ekv_idem_maintain(etagkv_store *s, MDB_txn *txn);
+int ekv_idem_purge(etagkv_store *s, MDB_txn *txn, size_t look, size_t drop);
+int ekv_idem_maintain(etagkv_store *s, MDB_txn *txn, size_t recorded);
 
 /* An asynchronous write: its op and its completion (commit.c). */
 struct ekv_async;
