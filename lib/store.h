@@ -8,6 +8,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 
 #include "internal.h"
@@ -45,12 +46,15 @@ struct etagkv_store {
     pthread_cond_t committer_cv; /* wakes the committer thread */
     pthread_t committer;         /* leads batches headed by async writes */
     int committer_started, committer_stop; /* (queue_lock) */
-    uint64_t write_txns; /* committed write transactions (queue_lock) */
-    uint64_t write_ops;  /* operations that changed the store (queue_lock) */
+    /* Waiters in the queue: changed with queue_lock held, read without it
+     * by a nosync writer that bypasses an empty queue (commit.c). */
+    atomic_size_t queued;
+    atomic_uint_least64_t write_txns; /* committed write transactions */
+    atomic_uint_least64_t write_ops;  /* operations that changed the store */
 
     /* Where the incremental purge of expired idempotency keys resumes.
-     * Touched only by the thread applying a batch (there is one at a
-     * time: the commit queue's leader). */
+     * Touched only inside a write transaction, so by one thread at a
+     * time, ordered by LMDB's writer lock. */
     uint8_t purge_key[ETAGKV_IDEMPOTENCY_KEY_MAX];
     size_t purge_len;
 

@@ -298,6 +298,45 @@ static void never_called(void *ctx, const etagkv_result *res)
     ck_abort_msg("done called for a refused submit");
 }
 
+/* A thread's blocking write comes after the writes it submitted before
+ * it, in both modes (nosync lets an uncontended blocking write skip the
+ * queue, but never past this thread's own queued writes). */
+START_TEST(a_blocking_write_follows_the_threads_submitted_writes)
+{
+    etagkv_options o;
+    etagkv_cond *create_only;
+    etagkv_meta m;
+
+    ck_assert_int_eq(etagkv_cond_parse(NULL, "*", NULL, NULL, &create_only),
+                     ETAGKV_OK);
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 1) {
+            etagkv_store_close(st);
+            etagkv_options_init(&o);
+            o.sync_mode = ETAGKV_NOSYNC;
+            st = tu_open(dir, &o);
+        }
+        for (int round = 0; round < 50; round++) {
+            completed = 0;
+            memset(slots, 0, sizeof(slots));
+            for (int i = 0; i < 20; i++)
+                ck_assert_int_eq(submit_put(&slots[i], mode * 10000 +
+                                                           round * 20 + i),
+                                 ETAGKV_OK);
+            /* Create-only on the last submitted key: it must find it. */
+            ck_assert_int_eq(etagkv_put(st, slots[19].key,
+                                        strlen(slots[19].key), "late", 4,
+                                        NULL, create_only, &m),
+                             ETAGKV_PRECONDITION_FAILED);
+            ck_assert_int_eq(m.version, 1);
+            wait_for(20);
+            ck_assert_int_eq(slots[19].res.status, ETAGKV_CREATED);
+        }
+    }
+    etagkv_cond_free(create_only);
+}
+END_TEST
+
 START_TEST(a_refused_submit_never_calls_back)
 {
     char big[ETAGKV_KEY_MAX + 1];
@@ -334,6 +373,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_full_store_fails_the_submitted_write_with_its_detail);
     tcase_add_test(tc, a_callback_may_submit_the_next_write);
     tcase_add_test(tc, blocking_and_submitted_writes_mix);
+    tcase_add_test(tc, a_blocking_write_follows_the_threads_submitted_writes);
     tcase_add_test(tc, a_refused_submit_never_calls_back);
     suite_add_tcase(s, tc);
     return s;

@@ -23,6 +23,18 @@ static void setup(void)
     st = tu_open(dir, NULL); /* sync mode */
 }
 
+/* nosync mode: a blocking writer that finds the queue empty takes LMDB's
+ * writer lock alone instead of queueing; the same properties must hold. */
+static void setup_nosync(void)
+{
+    etagkv_options o;
+
+    etagkv_options_init(&o);
+    o.sync_mode = ETAGKV_NOSYNC;
+    dir = tu_mkdtemp();
+    st = tu_open(dir, &o);
+}
+
 static void teardown(void)
 {
     etagkv_store_close(st);
@@ -332,6 +344,14 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, concurrent_conditional_writes_equal_a_serial_execution);
     tcase_add_test(tc, concurrent_writers_share_transactions);
+    tcase_add_test(tc,
+                   map_full_in_a_batch_fails_only_the_write_that_does_not_fit);
+    tcase_add_test(tc, every_acknowledged_write_survives_a_kill);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("nosync");
+    tcase_add_checked_fixture(tc, setup_nosync, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, concurrent_conditional_writes_equal_a_serial_execution);
     tcase_add_test(tc,
                    map_full_in_a_batch_fails_only_the_write_that_does_not_fit);
     tcase_add_test(tc, every_acknowledged_write_survives_a_kill);
