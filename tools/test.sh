@@ -1,9 +1,10 @@
 #!/bin/sh
 # test.sh -- install what is missing, build, and run the whole test suite
-# twice: the normal build, then the AddressSanitizer + UBSan build (leaks
-# are failures).  Then fuzz each libFuzzer target for ETAGKV_FUZZ_SECONDS
-# (default 60; tools/fuzz.sh) and run the library suites under Valgrind
-# (tools/valgrind.sh).  Exits non-zero if anything fails.
+# three times: the normal build, the AddressSanitizer + UBSan build (leaks
+# are failures), and the ThreadSanitizer build (tools/tsan.sh).  Then fuzz
+# each libFuzzer target for ETAGKV_FUZZ_SECONDS (default 60; tools/fuzz.sh)
+# and run the library suites under Valgrind (tools/valgrind.sh).  Exits
+# non-zero if anything fails.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -17,5 +18,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure --timeout 900)
 
+"$ROOT/tools/tsan.sh" "$ROOT/build-tsan"
 "$ROOT/tools/fuzz.sh" "${ETAGKV_FUZZ_SECONDS:-60}"
 "$ROOT/tools/valgrind.sh" "$ROOT/build"
