@@ -585,11 +585,16 @@ void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 {
     struct srv_req *r = calloc(1, sizeof *r);
 
+    const char *q;
+
     (void)cls;
     (void)c;
     if (r != NULL && uri != NULL) {
         r->uri = uri;
         r->uri_len = strlen(uri);
+        q = memchr(uri, '?', r->uri_len);
+        r->query = q != NULL ? strdup(q + 1) : NULL;
+        r->uri_seen = q == NULL || r->query != NULL;
     }
     return r; /* NULL: on_headers allocates it, without the NUL check */
 }
@@ -768,6 +773,7 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r->pending != NULL)
         MHD_destroy_response(r->pending);
     etagkv_cond_free(r->cond);
+    free(r->query);
     free(r->body);
     free(r);
     *con_cls = NULL;

@@ -5,7 +5,9 @@
  * order and etagkv_list() resumes strictly after a key, so the cursor stays
  * valid whatever is written or deleted in between (no offsets).
  * Query values are percent-decoded as strictly as the key of /kv/{key};
- * '+' is a plus sign, not a space.
+ * '+' is a plus sign, not a space.  They are read from the raw
+ * request-target (srv_req.query), because libmicrohttpd's parsed arguments
+ * have '+' turned into ' ' already.
  */
 #include "server.h"
 
@@ -75,20 +77,42 @@ static int page_add(void *ctx, const void *key, size_t key_len,
     return 0;
 }
 
+/* The raw value of query argument `name` (the first, if repeated): 1 and
+ * (*v, *vlen) when present, 0 when absent. */
+static int query_arg(const struct srv_req *r, const char *name,
+                     const char **v, size_t *vlen)
+{
+    size_t nlen = strlen(name);
+    const char *q = r->query;
+
+    while (q != NULL) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp != NULL ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', len);
+        size_t klen = eq != NULL ? (size_t)(eq - q) : len;
+
+        if (klen == nlen && memcmp(q, name, nlen) == 0) {
+            *v = eq != NULL ? eq + 1 : q + len;
+            *vlen = eq != NULL ? len - klen - 1 : 0;
+            return 1;
+        }
+        q = amp != NULL ? amp + 1 : NULL;
+    }
+    return 0;
+}
+
 /* Decode query argument name into out (at most cap bytes); absent gives
  * length 0.  Returns ETAGKV_OK, ETAGKV_INVALID_ARGUMENT (bad encoding) or
  * ETAGKV_KEY_TOO_LONG. */
-static etagkv_status query_bytes(struct MHD_Connection *c, const char *name,
+static etagkv_status query_bytes(const struct srv_req *r, const char *name,
                                  unsigned char *out, size_t cap, size_t *len)
 {
-    const char *v = NULL;
-    size_t vlen = 0;
+    const char *v;
+    size_t vlen;
     ssize_t n;
 
     *len = 0;
-    if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, name,
-                                      strlen(name), &v, &vlen) != MHD_YES ||
-        v == NULL)
+    if (!query_arg(r, name, &v, &vlen))
         return ETAGKV_OK;
     n = srv_pct_decode(v, vlen, out, cap);
     if (n == -1)
@@ -101,22 +125,21 @@ static etagkv_status query_bytes(struct MHD_Connection *c, const char *name,
 
 /* limit: decimal 1..; above LIST_LIMIT_MAX is served as LIST_LIMIT_MAX.
  * Returns 0 or -1 when it is not a positive integer. */
-static int query_limit(struct MHD_Connection *c, size_t *limit)
+static int query_limit(const struct srv_req *r, size_t *limit)
 {
-    const char *v =
-        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
-    size_t n = 0;
+    const char *v;
+    size_t vlen, n = 0;
 
     *limit = LIST_LIMIT_DEFAULT;
-    if (v == NULL)
+    if (!query_arg(r, "limit", &v, &vlen))
         return 0;
-    if (*v == '\0')
+    if (vlen == 0)
         return -1;
-    for (; *v != '\0'; v++) {
-        if (*v < '0' || *v > '9')
+    for (size_t i = 0; i < vlen; i++) {
+        if (v[i] < '0' || v[i] > '9')
             return -1;
         if (n <= LIST_LIMIT_MAX)
-            n = n * 10 + (size_t)(*v - '0');
+            n = n * 10 + (size_t)(v[i] - '0');
     }
     if (n == 0)
         return -1;
@@ -175,15 +198,17 @@ enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
     etagkv_status st;
     int more = 0;
 
-    st = query_bytes(c, "prefix", prefix, sizeof prefix, &prefix_len);
+    if (!r->uri_seen) /* out of memory when the request line came in */
+        return bad_query(s, c, r, ETAGKV_NO_MEMORY, NULL);
+    st = query_bytes(r, "prefix", prefix, sizeof prefix, &prefix_len);
     if (st == ETAGKV_OK)
-        st = query_bytes(c, "after", after, sizeof after, &after_len);
+        st = query_bytes(r, "after", after, sizeof after, &after_len);
     if (st != ETAGKV_OK)
         return bad_query(s, c, r, st,
                          st == ETAGKV_INVALID_ARGUMENT
                              ? "prefix or after has invalid percent-encoding"
                              : "prefix or after is longer than a key");
-    if (query_limit(c, &limit) != 0)
+    if (query_limit(r, &limit) != 0)
         return bad_query(s, c, r, ETAGKV_INVALID_ARGUMENT,
                          "limit must be a positive integer (at most 1000 "
                          "are returned)");

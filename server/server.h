@@ -61,6 +61,10 @@ struct srv_req {
     int started;          /* the access handler has seen it */
     const char *uri;      /* the request-target as srv_uri_log saw it */
     size_t uri_len;       /* its length then, up to a NUL byte */
+    int uri_seen;         /* srv_uri_log saw it, and query is its query */
+    char *query;          /* a copy of the raw query (after '?'), or NULL:
+                           * libmicrohttpd turns '+' into ' ' in its own
+                           * copy, before any unescape callback */
     uint64_t start_ns;
     enum srv_method method;
     enum srv_route route;

@@ -1039,6 +1039,33 @@ START_TEST(listing_pages_through_a_prefix_with_after_limit_and_cursor)
 }
 END_TEST
 
+/* '+' in prefix and after is a plus sign, as in a key: libmicrohttpd's own
+ * query parsing reads it as a space. */
+START_TEST(listing_reads_a_plus_in_the_query_as_a_plus)
+{
+    json_t *pg;
+
+    ck_assert_int_eq(put("/kv/a+b", "plus", NULL, NULL), 201);
+    ck_assert_int_eq(put("/kv/a%20b", "space", NULL, NULL), 201);
+    pg = page("/kv/?prefix=a+b");
+    ck_assert_uint_eq(json_array_size(json_object_get(pg, "keys")), 1);
+    ck_assert_str_eq(key_at(pg, 0), "a+b");
+    json_decref(pg);
+    pg = page("/kv/?prefix=a%20b");
+    ck_assert_uint_eq(json_array_size(json_object_get(pg, "keys")), 1);
+    ck_assert_str_eq(key_at(pg, 0), "a b");
+    json_decref(pg);
+    /* "a b" < "a+b": after a+b nothing is left, after a b only a+b. */
+    pg = page("/kv/?after=a+b");
+    ck_assert_uint_eq(json_array_size(json_object_get(pg, "keys")), 0);
+    json_decref(pg);
+    pg = page("/kv/?limit=1&after=a%20b&prefix=a");
+    ck_assert_str_eq(key_at(pg, 0), "a+b");
+    json_decref(pg);
+    ck_assert_int_eq(status_of("GET", "/kv/?limit=+2", NULL), 400);
+}
+END_TEST
+
 START_TEST(listing_rejects_a_bad_limit_or_encoding_and_caps_the_limit)
 {
     json_t *pg;
@@ -1643,6 +1670,7 @@ static Suite *server_suite(void)
                    listing_pages_through_a_prefix_with_after_limit_and_cursor);
     tcase_add_test(tc,
                    listing_rejects_a_bad_limit_or_encoding_and_caps_the_limit);
+    tcase_add_test(tc, listing_reads_a_plus_in_the_query_as_a_plus);
     tcase_add_test(
         tc,
         metrics_count_requests_by_method_and_status_and_conditional_outcomes);
