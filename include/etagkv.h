@@ -320,14 +320,15 @@ typedef struct etagkv_options {
     /** LMDB map size to start with; default 64 MiB, at least 1 MiB (a
      * smaller value is raised to 1 MiB, so map_max_bytes below 1 MiB is
      * refused as below it).  The map grows by itself (doubling) when a
-     * write needs more room. */
+     * write needs more room.  More than the process can map is refused
+     * before any file is created. */
     uint64_t map_size_bytes;
     /** Map size ceiling; writes that need more fail with ETAGKV_STORE_FULL
      * and change nothing.  Default 1 TiB (virtual address space only; the
      * file grows with the data).  Must be >= map_size_bytes. */
     uint64_t map_max_bytes;
     /** Maximum concurrent read transactions (LMDB maxreaders); default
-     * 512. */
+     * 512, at most 65536. */
     unsigned max_readers;
     /** Clock used for created/modified; NULL for the system real-time
      * clock. */

@@ -61,9 +61,10 @@ static int op_put(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
     int rc;
 
     /* DESIGN §1: modified never goes backwards for a key, whatever the
-     * wall clock does: max(now, previous + 1). */
+     * wall clock does: max(now, previous + 1), and at the very end of the
+     * range it stays there rather than wrap to 0. */
     r.modified_ns = old != NULL && old->modified_ns >= now
-                        ? old->modified_ns + 1
+                        ? old->modified_ns + (old->modified_ns < UINT64_MAX)
                         : now;
     r.created_ns = old != NULL ? old->created_ns : r.modified_ns;
     r.create_revision = old != NULL ? old->create_revision : rev;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -29,6 +30,9 @@
 #define MAP_MAX_DEFAULT ((uint64_t)1 << 40)
 #define MAP_SIZE_MIN ((uint64_t)1 << 20)
 #define MAX_READERS_DEFAULT 512u
+/* LMDB's lock file holds 64 bytes per reader and our pool a pointer per two
+ * readers: far above any sane count, far below a huge file. */
+#define MAX_READERS_LIMIT 65536u
 
 void etagkv_options_init(etagkv_options *o)
 {
@@ -361,6 +365,24 @@ static size_t round_up(uint64_t n, size_t p)
     return (size_t)((n + p - 1) & ~(uint64_t)(p - 1));
 }
 
+/* Can the process map `bytes` at all?  Asked with a reservation that
+ * costs no memory, before LMDB creates any file, so that a map larger than
+ * the address space (or RLIMIT_AS) is a clear refusal that leaves a new
+ * directory empty, not an I/O error after data.mdb exists. */
+static etagkv_status check_address_space(uint64_t bytes)
+{
+    void *p = mmap(NULL, (size_t)bytes, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+    if (p == MAP_FAILED)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                        "map_size_bytes: cannot reserve %llu bytes of "
+                        "address space: %s",
+                        (unsigned long long)bytes, strerror(errno));
+    (void)munmap(p, (size_t)bytes);
+    return ETAGKV_OK;
+}
+
 static etagkv_status check_options(etagkv_options *o, size_t page)
 {
     if (o->sync_mode != ETAGKV_SYNC && o->sync_mode != ETAGKV_NOSYNC)
@@ -382,6 +404,10 @@ static etagkv_status check_options(etagkv_options *o, size_t page)
         o->idempotency_retention_s = ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT;
     if (o->idempotency_max_keys == 0)
         o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
+    if (o->max_readers > MAX_READERS_LIMIT)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                        "max_readers above the limit of %u",
+                        MAX_READERS_LIMIT);
     if (o->map_size_bytes > SIZE_MAX / 4 || o->map_max_bytes > SIZE_MAX / 4)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT, "map size too large");
     /* Below this an empty store does not even fit its own metadata. */
@@ -392,7 +418,7 @@ static etagkv_status check_options(etagkv_options *o, size_t page)
     if (o->map_max_bytes < o->map_size_bytes)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT,
                         "map_max_bytes is below map_size_bytes");
-    return ETAGKV_OK;
+    return check_address_space(o->map_size_bytes);
 }
 
 /* Check (or, in a new environment, write) the format marker and open

@@ -3,6 +3,7 @@
  * metadata (DESIGN §1), conditional writes (DESIGN §2), listing, statistics,
  * persistence, and bad input.  A fresh store per test.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,54 @@ START_TEST(modified_never_goes_backwards_even_when_the_clock_does)
     ck_assert_uint_eq(m3.modified_ns, fake_now);
     ck_assert_int_eq(ETAGKV_META_LAST_MODIFIED(&m3),
                      (int64_t)(fake_now / 1000000000ull));
+    /* At the end of the clock's range it stays there, never wraps to 0. */
+    fake_now = UINT64_MAX;
+    ck_assert_int_eq(put("k", "4", NULL, NULL, &m1), ETAGKV_OK);
+    ck_assert_int_eq(put("k", "5", NULL, NULL, &m2), ETAGKV_OK);
+    ck_assert_uint_eq(m1.modified_ns, UINT64_MAX);
+    ck_assert_uint_eq(m2.modified_ns, UINT64_MAX);
+}
+END_TEST
+
+/* The number of entries in directory d, "." and ".." aside. */
+static int entries_in(const char *d)
+{
+    DIR *dp = opendir(d);
+    struct dirent *e;
+    int n = 0;
+
+    ck_assert_ptr_nonnull(dp);
+    while ((e = readdir(dp)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(dp);
+    return n;
+}
+
+START_TEST(options_the_machine_cannot_honour_are_refused_before_any_file)
+{
+    char *fresh = tu_mkdtemp();
+    etagkv_options o;
+    etagkv_store *other = NULL;
+
+    /* More address space than x86-64 or arm64 user space has (2^47 to
+     * 2^52 bytes), though below the SIZE_MAX / 4 sanity bound. */
+    etagkv_options_init(&o);
+    o.map_size_bytes = o.map_max_bytes = (uint64_t)1 << 58;
+    ck_assert_int_eq(etagkv_store_open(fresh, &o, &other),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_ptr_null(other);
+    ck_assert_ptr_nonnull(strstr(etagkv_last_error_detail(), "address space"));
+    ck_assert_int_eq(entries_in(fresh), 0);
+
+    etagkv_options_init(&o);
+    o.max_readers = 65537;
+    ck_assert_int_eq(etagkv_store_open(fresh, &o, &other),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(entries_in(fresh), 0);
+    o.max_readers = 65536; /* the limit itself is fine */
+    ck_assert_int_eq(etagkv_store_open(fresh, &o, &other), ETAGKV_OK);
+    etagkv_store_close(other);
+    tu_rmdir_free(fresh);
 }
 END_TEST
 
@@ -871,6 +920,8 @@ static Suite *suite(void)
     tcase_add_test(tc, stats_count_records_and_revision);
     tcase_add_test(tc, view_passes_the_value_in_place);
     tcase_add_test(tc, bad_input_gets_a_clear_status_and_changes_nothing);
+    tcase_add_test(tc,
+                   options_the_machine_cannot_honour_are_refused_before_any_file);
     tcase_add_test(tc, value_larger_than_the_limit_is_refused);
     tcase_add_test(tc, a_foreign_lmdb_environment_is_refused);
     tcase_add_test(tc, another_programs_lmdb_environment_is_refused_and_left_alone);
