@@ -25,14 +25,35 @@
 
 #define DEFAULT_DIR "etagkv-data"
 
+/* Which options a command takes (struct command.takes, args.used). */
+enum { OPT_COND = 1, OPT_TYPE = 2, OPT_LIST = 4 };
+
 struct args {
     const char *dir;
-    const char *if_match, *if_none_match, *if_modified_since,
-        *if_unmodified_since;
+    /* If-Match and If-None-Match may be given several times and are then
+     * one list, as repeated HTTP header lines are (malloc'd). */
+    char *if_match, *if_none_match;
+    const char *if_modified_since, *if_unmodified_since;
     const char *content_type;
     const char *prefix, *after;
     size_t limit;
     int nosync;
+    unsigned used; /* OPT_* of the options given */
+};
+
+struct command {
+    const char *name;
+    int min_args, max_args; /* operands after the command's name */
+    unsigned takes;         /* OPT_* it accepts */
+};
+
+static const struct command commands[] = {
+    {"get", 1, 1, OPT_COND},
+    {"head", 1, 1, OPT_COND},
+    {"put", 1, 2, OPT_COND | OPT_TYPE},
+    {"delete", 1, 1, OPT_COND},
+    {"list", 0, 0, OPT_LIST},
+    {"stats", 0, 0, 0},
 };
 
 static void usage(FILE *out)
@@ -50,18 +71,64 @@ static void usage(FILE *out)
           "options:\n"
           "  -d, --data DIR              store directory (default "
           "./" DEFAULT_DIR ")\n"
-          "      --if-match LIST         RFC 9110 If-Match\n"
+          "      --if-match LIST         RFC 9110 If-Match (get, head, put, "
+          "delete)\n"
           "      --if-none-match LIST    RFC 9110 If-None-Match\n"
           "      --if-modified-since D   RFC 9110 If-Modified-Since\n"
           "      --if-unmodified-since D RFC 9110 If-Unmodified-Since\n"
           "  -t, --content-type TYPE     content type for put\n"
+          "  -p, --prefix P, -a, --after K, -n, --limit N   for list\n"
           "      --nosync                do not fsync each write\n"
           "  -h, --help                  this text\n"
           "\n"
-          "The outcome is printed to stderr as an HTTP status line.  Exit "
-          "status: 0 success,\n1 not modified / not found / precondition "
-          "failed, 2 usage, 3 error.\n",
+          "--if-match and --if-none-match may be repeated: the values form "
+          "one list,\nas repeated HTTP header lines do.  The outcome is "
+          "printed to stderr as an\nHTTP status line.  Exit status: 0 "
+          "success, 1 not modified / not found /\nprecondition failed, 2 "
+          "usage (nothing is opened or created), 3 error.\n",
           out);
+}
+
+/* Append item to the comma-separated list *list; -1 when out of memory. */
+static int join(char **list, const char *item)
+{
+    size_t old = *list != NULL ? strlen(*list) : 0;
+    char *p = realloc(*list, old + 2 + strlen(item) + 1);
+
+    if (p == NULL)
+        return -1;
+    if (old > 0)
+        memcpy(p + old, ", ", 2), old += 2;
+    strcpy(p + old, item);
+    *list = p;
+    return 0;
+}
+
+/* Set an option that may be given once; -1 (with a message) if repeated. */
+static int once(const char **slot, const char *value, const char *name)
+{
+    if (*slot != NULL) {
+        fprintf(stderr, "etagkv: %s given twice\n", name);
+        return -1;
+    }
+    *slot = value;
+    return 0;
+}
+
+/* --limit: decimal digits only (no sign, no blanks), not above SIZE_MAX. */
+static int parse_limit(const char *v, size_t *out)
+{
+    size_t n = 0;
+
+    if (*v == '\0')
+        return -1;
+    for (; *v != '\0'; v++) {
+        if (*v < '0' || *v > '9' || n > (SIZE_MAX - 9) / 10)
+            return -1;
+        n = n * 10 + (size_t)(*v - '0');
+    }
+    *out = n;
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, struct args *a)
@@ -81,49 +148,102 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    const char *dir = NULL, *limit = NULL;
+    int c, bad = 0;
 
-    while ((c = getopt_long(argc, argv, "d:t:p:a:n:h", opts, NULL)) != -1) {
+    while (!bad &&
+           (c = getopt_long(argc, argv, "d:t:p:a:n:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': a->dir = optarg; break;
-        case IM: a->if_match = optarg; break;
-        case INM: a->if_none_match = optarg; break;
-        case IMS: a->if_modified_since = optarg; break;
-        case IUS: a->if_unmodified_since = optarg; break;
-        case 't': a->content_type = optarg; break;
-        case 'p': a->prefix = optarg; break;
-        case 'a': a->after = optarg; break;
-        case NOSYNC: a->nosync = 1; break;
-        case 'n': {
-            char *end;
-
-            errno = 0;
-            a->limit = strtoul(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || *optarg == '-') {
-                fprintf(stderr, "etagkv: bad --limit '%s'\n", optarg);
-                return -1;
-            }
+        case 'd': bad = once(&dir, optarg, "--data"); break;
+        case IM: bad = join(&a->if_match, optarg); break;
+        case INM: bad = join(&a->if_none_match, optarg); break;
+        case IMS:
+            bad = once(&a->if_modified_since, optarg, "--if-modified-since");
             break;
-        }
+        case IUS:
+            bad = once(&a->if_unmodified_since, optarg,
+                       "--if-unmodified-since");
+            break;
+        case 't': bad = once(&a->content_type, optarg, "--content-type"); break;
+        case 'p': bad = once(&a->prefix, optarg, "--prefix"); break;
+        case 'a': bad = once(&a->after, optarg, "--after"); break;
+        case 'n': bad = once(&limit, optarg, "--limit"); break;
+        case NOSYNC: a->nosync = 1; break;
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
+        a->used |= c == 't' ? OPT_TYPE
+                   : c == 'p' || c == 'a' || c == 'n' ? OPT_LIST
+                   : c >= IM && c <= IUS ? OPT_COND
+                                         : 0;
+    }
+    if (bad)
+        return -1;
+    if (dir != NULL)
+        a->dir = dir;
+    if (limit != NULL && parse_limit(limit, &a->limit) != 0) {
+        fprintf(stderr, "etagkv: bad --limit '%s': a number of records\n",
+                limit);
+        return -1;
     }
     return 0;
 }
 
-/* Print the outcome like an HTTP status line and choose the exit status. */
-static int report(etagkv_status st)
+/* The command argv[0] names, if it exists and its operands and options
+ * fit; NULL (with a message) otherwise. */
+static const struct command *check_command(int argc, char **argv,
+                                           const struct args *a)
 {
-    fprintf(stderr, "%d %s", etagkv_status_http(st), etagkv_strerror(st));
+    static const char *const what[] = {
+        "", "conditions do", "--content-type does", "",
+        "--prefix, --after and --limit do"};
+    const struct command *cmd = NULL;
+
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[0], commands[i].name) == 0)
+            cmd = &commands[i];
+    if (cmd == NULL) {
+        fprintf(stderr, "etagkv: unknown command '%s'\n", argv[0]);
+        return NULL;
+    }
+    if (argc - 1 < cmd->min_args || argc - 1 > cmd->max_args) {
+        fprintf(stderr, "etagkv: %s takes %s\n", cmd->name,
+                cmd->max_args == 0   ? "no operands"
+                : cmd->max_args == 1 ? "one KEY"
+                                     : "KEY and an optional FILE");
+        return NULL;
+    }
+    for (unsigned o = OPT_COND; o <= OPT_LIST; o <<= 1)
+        if ((a->used & o) && !(cmd->takes & o)) {
+            fprintf(stderr, "etagkv: %s not apply to %s\n", what[o],
+                    cmd->name);
+            return NULL;
+        }
+    return cmd;
+}
+
+/* Print the outcome like an HTTP status line and choose the exit status.
+ * The status is the server's for the same request: a DELETE that succeeds
+ * is 204 there, which the library's mapping of ETAGKV_OK cannot know. */
+static int report_as(etagkv_status st, int deleted)
+{
+    int code = deleted && st == ETAGKV_OK ? 204 : etagkv_status_http(st);
+
+    fprintf(stderr, "%d %s", code,
+            code == 204 ? "deleted" : etagkv_strerror(st));
     if (*etagkv_last_error_detail() != '\0')
         fprintf(stderr, " (%s)", etagkv_last_error_detail());
     fputc('\n', stderr);
-    switch (etagkv_status_http(st)) {
-    case 200: case 201: return 0;
+    switch (code) {
+    case 200: case 201: case 204: return 0;
     case 304: case 404: case 412: return 1;
     default: return 3;
     }
+}
+
+static int report(etagkv_status st)
+{
+    return report_as(st, 0);
 }
 
 static void print_meta(const etagkv_meta *m)
@@ -246,10 +366,6 @@ static int dispatch(etagkv_store *s, int argc, char **argv,
         return cmd_list(s, a);
     if (strcmp(cmd, "stats") == 0)
         return cmd_stats(s);
-    if (key == NULL) {
-        usage(stderr);
-        return 2;
-    }
     if (strcmp(cmd, "get") == 0) {
         st = etagkv_get(s, key, strlen(key), c, &v, &n, &m);
         if (st == ETAGKV_OK) {
@@ -268,11 +384,9 @@ static int dispatch(etagkv_store *s, int argc, char **argv,
     if (strcmp(cmd, "delete") == 0) {
         st = etagkv_delete(s, key, strlen(key), c, &m);
         print_meta(&m);
-        return report(st);
+        return report_as(st, 1);
     }
-    fprintf(stderr, "etagkv: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return 2;
+    return 2; /* not reached: check_command() knows every command */
 }
 
 int main(int argc, char **argv)
@@ -284,12 +398,22 @@ int main(int argc, char **argv)
     etagkv_status st;
     int rc;
 
-    if (parse_args(argc, argv, &a) != 0 || optind >= argc) {
-        usage(stderr);
+    if (parse_args(argc, argv, &a) != 0 || optind >= argc ||
+        check_command(argc - optind, argv + optind, &a) == NULL) {
+        /* Each refusal above said what was wrong; the bare command gets
+         * the whole text. */
+        if (argc == 1)
+            usage(stderr);
+        else
+            fputs("etagkv: see 'etagkv --help'\n", stderr);
+        free(a.if_match);
+        free(a.if_none_match);
         return 2;
     }
     st = etagkv_cond_parse(a.if_match, a.if_none_match, a.if_modified_since,
                            a.if_unmodified_since, &c);
+    free(a.if_match);
+    free(a.if_none_match);
     if (st != ETAGKV_OK)
         return report(st);
     if (mkdir(a.dir, 0755) != 0 && errno != EEXIST) {
