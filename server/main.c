@@ -126,6 +126,8 @@ static void config_defaults(struct config *cfg)
     cfg->timeout_s = 30;
 }
 
+static int check_listen(const char *spec);
+
 /* Fill cfg from argv.  Returns 0 to run, 1 when done (--help, --version),
  * -1 on a usage error (already reported). */
 static int parse_options(int argc, char **argv, struct config *cfg)
@@ -157,7 +159,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         case 's': cfg->sync_mode = ETAGKV_SYNC; break;
         case 'n': cfg->sync_mode = ETAGKV_NOSYNC; break;
         case 'm':
-            rc = parse_u64("max-value-bytes", optarg, 0,
+            rc = parse_u64("max-value-bytes", optarg, 1,
                            ETAGKV_MAX_VALUE_BYTES_LIMIT, &cfg->max_value_bytes);
             break;
         case 'r': cfg->require_conditions = 1; break;
@@ -180,6 +182,12 @@ static int parse_options(int argc, char **argv, struct config *cfg)
                 argv[optind]);
         rc = -1;
     }
+    if (rc == 0 && *cfg->data_dir == '\0') {
+        fprintf(stderr, "etagkv-server: --data wants a directory\n");
+        rc = -1;
+    }
+    if (rc == 0 && check_listen(cfg->listen) != 0)
+        rc = -1;
     if (rc == 0 && cfg->max_connections < cfg->threads) {
         /* MHD shares the limit out between the worker threads. */
         fprintf(stderr, "etagkv-server: --max-connections must be at least "
@@ -280,7 +288,23 @@ static int split_listen(const char *spec, char *host, size_t hcap,
     return 0;
 }
 
-/* Bind and listen on spec; returns the socket or -1 (reported). */
+/* Is spec a HOST:PORT split_listen() accepts?  0, or -1 (reported): a
+ * malformed --listen is a usage error, found before anything is opened. */
+static int check_listen(const char *spec)
+{
+    char host[256];
+    const char *port;
+
+    if (split_listen(spec, host, sizeof host, &port) == 0)
+        return 0;
+    fprintf(stderr, "etagkv-server: --listen wants HOST:PORT (PORT 0 to "
+                    "65535), not '%s'\n",
+            spec);
+    return -1;
+}
+
+/* Bind and listen on spec (checked by check_listen()); returns the socket
+ * or -1 (reported). */
 static int open_listener(const char *spec, int *family)
 {
     struct addrinfo hints, *res = NULL, *ai;
@@ -288,11 +312,8 @@ static int open_listener(const char *spec, int *family)
     const char *port;
     int fd = -1, one = 1, rc;
 
-    if (split_listen(spec, host, sizeof host, &port) != 0) {
-        fprintf(stderr, "etagkv-server: --listen wants HOST:PORT, not '%s'\n",
-                spec);
-        return -1;
-    }
+    if (split_listen(spec, host, sizeof host, &port) != 0)
+        return -1; /* not reached: check_listen() refused it */
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1617,6 +1618,81 @@ END_TEST
 
 /* ---- the suite ----------------------------------------------------------- */
 
+/* ---- command line ---------------------------------------------------------- */
+
+/* Run the server with argv (NULL-terminated, after the program name) and
+ * return its exit status; stderr goes to /dev/null. */
+static int server_exit_status(const char *const *args)
+{
+    const char *argv[16] = {ETAGKV_SERVER_BIN};
+    int status, n = 1;
+    pid_t pid;
+
+    while (*args != NULL && n < 15)
+        argv[n++] = *args++;
+    argv[n] = NULL;
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (freopen("/dev/null", "w", stderr) == NULL)
+            _exit(126);
+        execv(ETAGKV_SERVER_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+START_TEST(bad_options_exit_2_before_anything_is_opened)
+{
+    char *dir = tu_mkdtemp(), data[512], token[600];
+    FILE *f;
+    /* Each followed by --data DATA --listen 127.0.0.1:0 unless it sets
+     * them itself (getopt keeps the last). */
+    static const char *const bad[][3] = {
+        {"--listen", "garbage", NULL},
+        {"--listen", ":8080", NULL},
+        {"--listen", "127.0.0.1:99999", NULL},
+        {"--listen", "127.0.0.1:", NULL},
+        {"--max-value-bytes", "0", NULL},
+        {"--threads", "0", NULL},
+        {"--timeout", "-1", NULL},
+        {"--data", "", NULL},
+        {"--no-such-option", NULL, NULL},
+        {"stray-argument", NULL, NULL},
+    };
+
+    snprintf(data, sizeof data, "%s/data", dir);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *args[8] = {"--data", data, "--listen", "127.0.0.1:0"};
+        int n = 4;
+
+        for (int j = 0; j < 2 && bad[i][j] != NULL; j++)
+            args[n++] = bad[i][j];
+        args[n] = NULL;
+        ck_assert_msg(server_exit_status(args) == 2, "%s %s: not exit 2",
+                      bad[i][0], bad[i][1] != NULL ? bad[i][1] : "");
+        ck_assert_msg(access(data, F_OK) != 0, "%s created the data dir",
+                      bad[i][0]);
+    }
+    /* A token file that is no token is not a usage error, but nothing is
+     * served: exit 1. */
+    snprintf(token, sizeof token, "%s/token", dir);
+    f = fopen(token, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("tok en\n", f);
+    fclose(f);
+    {
+        const char *args[] = {"--data", data, "--listen", "127.0.0.1:0",
+                              "--token-file", token, NULL};
+
+        ck_assert_int_eq(server_exit_status(args), 1);
+    }
+    tu_rmdir_free(dir);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
     Suite *s = suite_create("server");
@@ -1689,6 +1765,7 @@ static Suite *server_suite(void)
                    require_conditions_answers_unconditional_writes_with_428);
     tcase_add_test(
         own, slow_client_is_cut_off_by_the_timeout_without_blocking_others);
+    tcase_add_test(own, bad_options_exit_2_before_anything_is_opened);
     suite_add_tcase(s, own);
 
     tcase_add_checked_fixture(load, setup, teardown);
