@@ -525,9 +525,6 @@ etagkv_status etagkv_store_open(const char *dir, const etagkv_options *opts,
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return ETAGKV_NO_MEMORY;
-    atomic_init(&s->queued, 0);
-    atomic_init(&s->write_txns, 0);
-    atomic_init(&s->write_ops, 0);
     if (opts != NULL)
         s->opts = *opts;
     else
@@ -622,10 +619,10 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
         out->map_max_bytes = s->opts.map_max_bytes;
         out->map_used_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
         out->max_value_bytes = s->opts.max_value_bytes;
-        out->write_txns = atomic_load_explicit(&s->write_txns,
-                                               memory_order_relaxed);
-        out->write_ops = atomic_load_explicit(&s->write_ops,
-                                              memory_order_relaxed);
+        (void)pthread_mutex_lock(&s->queue_lock);
+        out->write_txns = s->write_txns;
+        out->write_ops = s->write_ops;
+        (void)pthread_mutex_unlock(&s->queue_lock);
     }
     ekv_txn_end(s, txn, MDB_RDONLY);
     return st;

@@ -8,7 +8,6 @@
 
 #include <lmdb.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <sys/types.h>
 
 #include "internal.h"
@@ -46,11 +45,9 @@ struct etagkv_store {
     pthread_cond_t committer_cv; /* wakes the committer thread */
     pthread_t committer;         /* leads batches headed by async writes */
     int committer_started, committer_stop; /* (queue_lock) */
-    /* Waiters in the queue: changed with queue_lock held, read without it
-     * by a nosync writer that bypasses an empty queue (commit.c). */
-    atomic_size_t queued;
-    atomic_uint_least64_t write_txns; /* committed write transactions */
-    atomic_uint_least64_t write_ops;  /* operations that changed the store */
+    int leading; /* a blocking writer is leading batches (queue_lock) */
+    uint64_t write_txns; /* committed write transactions (queue_lock) */
+    uint64_t write_ops;  /* operations that changed the store (queue_lock) */
 
     /* Where the incremental purge of expired idempotency keys resumes.
      * Touched only inside a write transaction, so by one thread at a

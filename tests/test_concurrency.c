@@ -1,6 +1,7 @@
 /*
  * test_concurrency.c -- no lost update: many threads doing read-modify-write
- * through etagkv_update() on one hot key and on disjoint keys, in sync mode
+ * through etagkv_update() on one hot key and on disjoint keys, in sync and
+ * nosync mode (where group commit's leader leads several batches in a row)
  * on a real LMDB environment.  The counter's final value must equal the
  * number of increments the library reported as successful.
  */
@@ -21,6 +22,16 @@ static void setup(void)
 {
     dir = tu_mkdtemp();
     st = tu_open(dir, NULL); /* sync mode: the default */
+}
+
+static void setup_nosync(void)
+{
+    etagkv_options o;
+
+    etagkv_options_init(&o);
+    o.sync_mode = ETAGKV_NOSYNC;
+    dir = tu_mkdtemp();
+    st = tu_open(dir, &o);
 }
 
 static void teardown(void)
@@ -204,6 +215,13 @@ static Suite *suite(void)
     TCase *tc = tcase_create("rmw");
 
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, hot_key_counter_equals_successful_increments);
+    tcase_add_test(tc, disjoint_keys_never_lose_a_race);
+    tcase_add_test(tc, readers_see_consistent_records_during_writes);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("rmw-nosync");
+    tcase_add_checked_fixture(tc, setup_nosync, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, hot_key_counter_equals_successful_increments);
     tcase_add_test(tc, disjoint_keys_never_lose_a_race);
