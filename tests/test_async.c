@@ -20,6 +20,16 @@ static void setup(void)
     st = tu_open(dir, NULL); /* sync mode */
 }
 
+static void setup_nosync(void)
+{
+    etagkv_options o;
+
+    etagkv_options_init(&o);
+    o.sync_mode = ETAGKV_NOSYNC;
+    dir = tu_mkdtemp();
+    st = tu_open(dir, &o);
+}
+
 static void teardown(void)
 {
     etagkv_store_close(st);
@@ -375,6 +385,16 @@ static Suite *suite(void)
     tcase_add_test(tc, blocking_and_submitted_writes_mix);
     tcase_add_test(tc, a_blocking_write_follows_the_threads_submitted_writes);
     tcase_add_test(tc, a_refused_submit_never_calls_back);
+    suite_add_tcase(s, tc);
+    /* nosync: a blocking leader leads several batches, stopping at a
+     * submitted write's (commit.c); writes of both kinds must all
+     * complete, once, and in order. */
+    tc = tcase_create("submit-nosync");
+    tcase_add_checked_fixture(tc, setup_nosync, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, every_submitted_write_completes_once_after_it_is_durable);
+    tcase_add_test(tc, submitted_conditional_writes_apply_in_arrival_order);
+    tcase_add_test(tc, blocking_and_submitted_writes_mix);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -203,10 +203,14 @@ START_TEST(concurrent_writers_share_transactions)
     ck_assert_uint_eq(s.records, B_THREADS * B_WRITES);
     ck_assert_uint_eq(s.revision, B_THREADS * B_WRITES);
     ck_assert_uint_eq(s.write_ops, B_THREADS * B_WRITES);
-    /* 16 threads waiting on their commits (a sync, or in nosync mode the
-     * page writes): some commits must have carried more than one write.  (Not a timing bound: one sync per write would make
-     * write_txns equal write_ops.) */
-    ck_assert_uint_lt(s.write_txns, s.write_ops);
+    /* 16 threads waiting on syncs: some commits must have carried more
+     * than one write.  (Not a timing bound: one sync per write would make
+     * write_txns equal write_ops.)  In nosync mode a commit takes
+     * microseconds and writers share one only if they queue during
+     * another, so there only the counts above are asserted. */
+    if (mode == ETAGKV_SYNC)
+        ck_assert_uint_lt(s.write_txns, s.write_ops);
+    ck_assert_uint_le(s.write_txns, s.write_ops);
     fprintf(stderr, "group commit: %llu writes in %llu transactions\n",
             (unsigned long long)s.write_ops,
             (unsigned long long)s.write_txns);
