@@ -22,12 +22,8 @@ static void setup(void)
 
 static void setup_nosync(void)
 {
-    etagkv_options o;
-
-    etagkv_options_init(&o);
-    o.sync_mode = ETAGKV_NOSYNC;
     dir = tu_mkdtemp();
-    st = tu_open(dir, &o);
+    st = tu_open_mode(dir, ETAGKV_NOSYNC);
 }
 
 static void teardown(void)
@@ -313,7 +309,6 @@ static void never_called(void *ctx, const etagkv_result *res)
  * and did in an experiment; commit.c). */
 START_TEST(a_blocking_write_follows_the_threads_submitted_writes)
 {
-    etagkv_options o;
     etagkv_cond *create_only;
     etagkv_meta m;
 
@@ -322,9 +317,7 @@ START_TEST(a_blocking_write_follows_the_threads_submitted_writes)
     for (int mode = 0; mode < 2; mode++) {
         if (mode == 1) {
             etagkv_store_close(st);
-            etagkv_options_init(&o);
-            o.sync_mode = ETAGKV_NOSYNC;
-            st = tu_open(dir, &o);
+            st = tu_open_mode(dir, ETAGKV_NOSYNC);
         }
         for (int round = 0; round < 50; round++) {
             completed = 0;

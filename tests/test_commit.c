@@ -28,10 +28,7 @@ static void mode_options(etagkv_options *o)
 
 static etagkv_store *open_in_mode(void)
 {
-    etagkv_options o;
-
-    mode_options(&o);
-    return tu_open(dir, &o);
+    return tu_open_mode(dir, mode);
 }
 
 static void setup(void)

@@ -26,12 +26,8 @@ static void setup(void)
 
 static void setup_nosync(void)
 {
-    etagkv_options o;
-
-    etagkv_options_init(&o);
-    o.sync_mode = ETAGKV_NOSYNC;
     dir = tu_mkdtemp();
-    st = tu_open(dir, &o);
+    st = tu_open_mode(dir, ETAGKV_NOSYNC);
 }
 
 static void teardown(void)

@@ -59,6 +59,15 @@ etagkv_store *tu_open(const char *dir, const etagkv_options *opts)
     return s;
 }
 
+etagkv_store *tu_open_mode(const char *dir, etagkv_sync_mode mode)
+{
+    etagkv_options o;
+
+    etagkv_options_init(&o);
+    o.sync_mode = mode;
+    return tu_open(dir, &o);
+}
+
 int tu_run(Suite *s)
 {
     SRunner *sr = srunner_create(s);

@@ -21,6 +21,9 @@ void tu_rmdir_free(char *path);
 /* Open a store on dir with opts (NULL: defaults); fails the test on error. */
 etagkv_store *tu_open(const char *dir, const etagkv_options *opts);
 
+/* Open a store on dir with default options but sync mode `mode`. */
+etagkv_store *tu_open_mode(const char *dir, etagkv_sync_mode mode);
+
 /* Seconds on the monotonic clock, for deadlines and elapsed times. */
 double tu_now_s(void);
 
