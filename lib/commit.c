@@ -25,8 +25,9 @@
  * leader, once its own write is done, leads up to LEAD_MORE_NOSYNC further
  * batches of blocking writes itself, waking each batch's writers to
  * return, instead of handing the queue to the next head and waiting for
- * that thread to be scheduled.  Writes are still batched and in queue
- * order; only which thread runs the batch changes.
+ * that thread to be scheduled.  Queue order and outcomes are unchanged;
+ * the thread running a batch differs, and batches come smaller, the queue
+ * being drained sooner.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -492,8 +493,8 @@ static int commit_queued(etagkv_store *s, struct ekv_op *op)
         return -1;
     (void)pthread_mutex_lock(&s->queue_lock);
     enqueue(s, &w);
-    /* s->leading: another thread is leading a batch headed by this
-     * waiter, which it will mark done. */
+    /* s->leading: another thread is leading batches; it marks this
+     * waiter done if it leads its batch, or wakes the head when it stops. */
     while (!w.done && (s->queue_head != &w || s->leading))
         (void)pthread_cond_wait(&w.cv, &s->queue_lock);
     if (!w.done) {

@@ -584,7 +584,6 @@ static int has_body(struct MHD_Connection *c)
 void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 {
     struct srv_req *r = calloc(1, sizeof *r);
-
     const char *q;
 
     (void)cls;
