@@ -17,24 +17,14 @@
 static char *dir;
 static etagkv_store *st;
 
+/* The sync mode of the running test case; every test opens its stores in
+ * it. */
 static etagkv_sync_mode mode = ETAGKV_SYNC;
-
-/* The store's options in this test case's mode. */
-static void mode_options(etagkv_options *o)
-{
-    etagkv_options_init(o);
-    o->sync_mode = mode;
-}
-
-static etagkv_store *open_in_mode(void)
-{
-    return tu_open_mode(dir, mode);
-}
 
 static void setup(void)
 {
     dir = tu_mkdtemp();
-    st = open_in_mode();
+    st = tu_open_mode(dir, mode);
 }
 
 static void setup_sync(void)
@@ -252,7 +242,8 @@ START_TEST(map_full_in_a_batch_fails_only_the_write_that_does_not_fit)
     /* A 4 MiB ceiling: the 6 MiB values can never fit, the small ones
      * always do.  Batches mix them. */
     etagkv_store_close(st);
-    mode_options(&o);
+    etagkv_options_init(&o);
+    o.sync_mode = mode;
     o.map_size_bytes = 1 << 20;
     o.map_max_bytes = 4 << 20;
     o.max_value_bytes = 8 << 20;
@@ -324,7 +315,7 @@ START_TEST(every_acknowledged_write_survives_a_kill)
 
         close(fds[0]);
         ack_fd = fds[1];
-        st = open_in_mode();
+        st = tu_open_mode(dir, mode);
         for (int i = 0; i < ACK_THREADS; i++)
             if (pthread_create(&t[i], NULL, acking_writer,
                                (void *)(intptr_t)i) != 0)
@@ -338,7 +329,7 @@ START_TEST(every_acknowledged_write_survives_a_kill)
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFSIGNALED(status)); /* killed, not failed on its own */
 
-    st = open_in_mode();
+    st = tu_open_mode(dir, mode);
     while (read(fds[0], &n, sizeof(n)) == (ssize_t)sizeof(n)) {
         char key[32];
         etagkv_meta m;
@@ -355,28 +346,28 @@ START_TEST(every_acknowledged_write_survives_a_kill)
 }
 END_TEST
 
+/* The same tests in sync and in nosync mode (where a leader leads several
+ * batches in a row, commit.c). */
+static TCase *mode_case(const char *name, void (*setup_fn)(void))
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, setup_fn, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, concurrent_conditional_writes_equal_a_serial_execution);
+    tcase_add_test(tc, concurrent_writers_share_transactions);
+    tcase_add_test(tc,
+                   map_full_in_a_batch_fails_only_the_write_that_does_not_fit);
+    tcase_add_test(tc, every_acknowledged_write_survives_a_kill);
+    return tc;
+}
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("commit");
-    TCase *tc = tcase_create("group");
 
-    tcase_add_checked_fixture(tc, setup_sync, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, concurrent_conditional_writes_equal_a_serial_execution);
-    tcase_add_test(tc, concurrent_writers_share_transactions);
-    tcase_add_test(tc,
-                   map_full_in_a_batch_fails_only_the_write_that_does_not_fit);
-    tcase_add_test(tc, every_acknowledged_write_survives_a_kill);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("nosync");
-    tcase_add_checked_fixture(tc, setup_nosync, teardown);
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, concurrent_conditional_writes_equal_a_serial_execution);
-    tcase_add_test(tc, concurrent_writers_share_transactions);
-    tcase_add_test(tc,
-                   map_full_in_a_batch_fails_only_the_write_that_does_not_fit);
-    tcase_add_test(tc, every_acknowledged_write_survives_a_kill);
-    suite_add_tcase(s, tc);
+    suite_add_tcase(s, mode_case("group", setup_sync));
+    suite_add_tcase(s, mode_case("nosync", setup_nosync));
     return s;
 }
 
