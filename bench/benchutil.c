@@ -3,10 +3,8 @@
  */
 #define _XOPEN_SOURCE 700
 #include "benchutil.h"
+#include "tmpdir.h"
 
-#include <ftw.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 double bu_now(void)
@@ -19,33 +17,15 @@ double bu_now(void)
 
 char *bu_mkdtemp(void)
 {
-    const char *base = getenv("TMPDIR");
-    char *path;
-    size_t n;
+    char *path = td_make("TMPDIR", "etagkv-bench");
 
-    if (base == NULL || *base == '\0')
-        base = "/tmp";
-    n = strlen(base) + sizeof("/etagkv-bench-XXXXXX");
-    path = malloc(n);
     BU_CHECK(path != NULL);
-    snprintf(path, n, "%s/etagkv-bench-XXXXXX", base);
-    BU_CHECK(mkdtemp(path) != NULL);
     return path;
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag,
-                  struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
 }
 
 void bu_rmdir(char *path)
 {
-    (void)nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(path);
+    td_remove(path);
 }
 
 void bu_header(void)

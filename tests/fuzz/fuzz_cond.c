@@ -11,7 +11,7 @@
  *              lines 5..8 are second lines of the same four headers.  A
  *              line that is exactly "-" adds nothing.  "$E" in a value
  *              stands for the 32 hex digits of the key's current ETag (or
- *              of key 0's when the key is absent), as in tests/test_cond.c.
+ *              of key 0's when the key is absent), as in tests/lib/test_cond.c.
  *
  * Each input first resets a small store (opened once per process, in a
  * temporary directory, nosync): key 0 = "v0" modified at T0, key 1 absent,

@@ -1,7 +1,7 @@
 #!/bin/sh
 # make_corpus.sh -- write the seed corpora of the fuzz targets into
 # tests/fuzz/corpus/<target>/, from rows of the unit-test tables
-# (tests/test_etag.c, tests/test_httpdate.c, tests/test_cond.c).
+# (tests/lib/test_etag.c, tests/lib/test_httpdate.c, tests/lib/test_cond.c).
 #
 #   tests/fuzz/make_corpus.sh
 #

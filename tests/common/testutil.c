@@ -3,49 +3,26 @@
  */
 #define _XOPEN_SOURCE 700
 #include "testutil.h"
+#include "tmpdir.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 char *tu_mkdtemp(void)
 {
-    const char *base = getenv("ETAGKV_TEST_TMP");
-    char *path;
-    size_t n;
+    char *path = td_make("ETAGKV_TEST_TMP", "etagkv");
 
-    if (base == NULL || *base == '\0')
-        base = "/tmp";
-    if (mkdir(base, 0700) != 0 && errno != EEXIST)
-        ck_abort_msg("mkdir %s: %s", base, strerror(errno));
-    n = strlen(base) + sizeof("/etagkv-XXXXXX");
-    path = malloc(n);
-    ck_assert_ptr_nonnull(path);
-    snprintf(path, n, "%s/etagkv-XXXXXX", base);
-    if (mkdtemp(path) == NULL)
-        ck_abort_msg("mkdtemp %s: %s", path, strerror(errno));
+    if (path == NULL)
+        ck_abort_msg("temporary directory: %s", strerror(errno));
     return path;
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag,
-                  struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
 }
 
 void tu_rmdir_free(char *path)
 {
-    if (path == NULL)
-        return;
-    (void)nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(path);
+    td_remove(path);
 }
 
 etagkv_store *tu_open(const char *dir, const etagkv_options *opts)

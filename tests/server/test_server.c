@@ -2,7 +2,7 @@
  * test_server.c -- etagkv-server over real HTTP.
  *
  * Each test starts the real binary (ETAGKV_SERVER_BIN, through
- * tests/httputil.c) with a fresh data directory on a free loopback port
+ * tests/server/httputil.c) with a fresh data directory on a free loopback port
  * (--listen 127.0.0.1:0; the port is read from its first line of output), talks
  * to it with libcurl, and stops it with SIGTERM, asserting exit status 0.  The
  * rules themselves are proven exhaustively by test_cond and test_store; here

@@ -2,7 +2,7 @@
  * test_hostile.c -- etagkv-server under hostile and broken input (issue 5).
  *
  * Each test starts the real binary (ETAGKV_SERVER_BIN, through
- * tests/httputil.c) on a fresh data directory and a free loopback port,
+ * tests/server/httputil.c) on a fresh data directory and a free loopback port,
  * with small limits so that they are cheap to reach:
  *   --max-value-bytes 4096 --threads 2 --max-connections 8 --timeout 2
  * then attacks it over raw sockets (anything a client can put on the wire)

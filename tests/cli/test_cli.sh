@@ -1,9 +1,9 @@
 #!/bin/sh
-# test_cli.sh -- the command-line tool (tools/etagkv.c) end to end on a real
+# test_cli.sh -- the command-line tool (cli/etagkv.c) end to end on a real
 # store: outcomes as HTTP status lines and exit statuses, conditions, and
 # usage errors that open and create nothing.
 #
-#   tests/test_cli.sh PATH/TO/etagkv   (CTest passes the built binary)
+#   tests/cli/test_cli.sh PATH/TO/etagkv   (CTest passes the built binary)
 set -u
 E=${1:?usage: test_cli.sh PATH/TO/etagkv}
 T=$(mktemp -d "${TMPDIR:-/tmp}/etagkv-cli.XXXXXX") || exit 1
