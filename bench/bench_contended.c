@@ -48,7 +48,8 @@ static atomic_int stop_flag;
 
 static int pick(struct worker *w)
 {
-    return w->c->nkeys == 1 ? 0 : (int)(rand_r(&w->seed) % (unsigned)w->c->nkeys);
+    return w->c->nkeys == 1 ? 0
+                            : (int)(rand_r(&w->seed) % (unsigned)w->c->nkeys);
 }
 
 static void key_of(int k, char *buf, size_t n)
@@ -164,9 +165,8 @@ static void run_workers(struct worker *w, int n, void *(*fn)(void *),
     for (int i = 0; i < n; i++) {
         ok += w[i].ok;
         failed += w[i].failed;
-        for (long j = 0; j < w[i].nlat &&
-                         nall < (long)(sizeof(all) / sizeof(all[0]));
-             j++)
+        for (long j = 0;
+             j < w[i].nlat && nall < (long)(sizeof(all) / sizeof(all[0])); j++)
             all[nall++] = w[i].lat[j];
     }
     qsort(all, (size_t)nall, sizeof(double), cmp_double);
@@ -221,8 +221,8 @@ static void run_cell(const struct cell *c, struct worker *w)
         mk.mv_size = strlen(key);
         mk.mv_data = key;
         BU_CHECK(mdb_put(txn, dbi, &mk, &mv, 0) == 0);
-        BU_CHECK(etagkv_put(s, key, strlen(key), v, c->len, NULL, NULL,
-                            NULL) == ETAGKV_CREATED);
+        BU_CHECK(etagkv_put(s, key, strlen(key), v, c->len, NULL, NULL, NULL) ==
+                 ETAGKV_CREATED);
     }
     BU_CHECK(mdb_txn_commit(txn) == 0);
 
@@ -291,8 +291,8 @@ int main(int argc, char **argv)
         for (int keys = 0; keys < 2; keys++)
             for (int sz = 0; sz < 2; sz++)
                 for (size_t t = 0; t < 4; t++) {
-                    struct cell c = {threads[t], keys ? NKEYS_MANY : 1,
-                                     nosync, sz ? 4096 : 100, seconds};
+                    struct cell c = {threads[t], keys ? NKEYS_MANY : 1, nosync,
+                                     sz ? 4096 : 100, seconds};
 
                     run_cell(&c, w);
                 }

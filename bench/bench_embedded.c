@@ -25,7 +25,8 @@
 
 static char key_of[NKEYS][16];
 
-/* ---- raw LMDB baselines ---------------------------------------------------- */
+/* ---- raw LMDB baselines ----------------------------------------------------
+ */
 
 struct raw {
     MDB_env *env;
@@ -50,8 +51,7 @@ static void raw_open(struct raw *r, const char *dir, int nosync)
 static void raw_rmw(struct raw *r, int k, char *value, size_t len)
 {
     MDB_txn *txn;
-    MDB_val key = {strlen(key_of[k]), key_of[k]}, old,
-            val = {len, value};
+    MDB_val key = {strlen(key_of[k]), key_of[k]}, old, val = {len, value};
     int rc;
 
     BU_CHECK(mdb_txn_begin(r->env, NULL, 0, &txn) == 0);
@@ -94,7 +94,8 @@ static double raw_get_rate(struct raw *r, long ops, unsigned long *sink)
     return t0;
 }
 
-/* ---- etagkv ------------------------------------------------------------------ */
+/* ---- etagkv
+ * ------------------------------------------------------------------ */
 
 static double kv_put_rate(etagkv_store *s, char etags[][ETAGKV_ETAG_SIZE],
                           char *value, size_t len, long ops)
@@ -151,7 +152,8 @@ static double kv_view_rate(etagkv_store *s, long ops, unsigned long *sink)
     return (double)ops / (bu_now() - t0);
 }
 
-/* ---- one scenario ------------------------------------------------------------ */
+/* ---- one scenario
+ * ------------------------------------------------------------ */
 
 static void scenario(size_t len, int nosync, long scale)
 {

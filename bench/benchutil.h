@@ -14,16 +14,16 @@
 #define BU_CHECK(cond)                                                         \
     do {                                                                       \
         if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,  \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
                     #cond);                                                    \
             abort();                                                           \
         }                                                                      \
     } while (0)
 
-double bu_now(void);                  /* monotonic seconds */
-char *bu_mkdtemp(void);               /* fresh dir under $TMPDIR or /tmp */
-void bu_rmdir(char *path);            /* remove tree, free path */
-void bu_header(void);                 /* table header */
+double bu_now(void);       /* monotonic seconds */
+char *bu_mkdtemp(void);    /* fresh dir under $TMPDIR or /tmp */
+void bu_rmdir(char *path); /* remove tree, free path */
+void bu_header(void);      /* table header */
 void bu_report(const char *scenario, const char *ours, double ours_rate,
                const char *baseline, double base_rate);
 

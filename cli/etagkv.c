@@ -161,8 +161,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             bad = once(&a->if_modified_since, optarg, "--if-modified-since");
             break;
         case IUS:
-            bad = once(&a->if_unmodified_since, optarg,
-                       "--if-unmodified-since");
+            bad =
+                once(&a->if_unmodified_since, optarg, "--if-unmodified-since");
             break;
         case 't': bad = once(&a->content_type, optarg, "--content-type"); break;
         case 'p': bad = once(&a->prefix, optarg, "--prefix"); break;
@@ -172,10 +172,10 @@ static int parse_args(int argc, char **argv, struct args *a)
         case 'h': usage(stdout); exit(0);
         default: return -1;
         }
-        a->used |= c == 't' ? OPT_TYPE
+        a->used |= c == 't'                           ? OPT_TYPE
                    : c == 'p' || c == 'a' || c == 'n' ? OPT_LIST
-                   : c >= IM && c <= IUS ? OPT_COND
-                                         : 0;
+                   : c >= IM && c <= IUS              ? OPT_COND
+                                                      : 0;
     }
     if (bad)
         return -1;
@@ -194,9 +194,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 static const struct command *check_command(int argc, char **argv,
                                            const struct args *a)
 {
-    static const char *const what[] = {
-        "", "conditions do", "--content-type does", "",
-        "--prefix, --after and --limit do"};
+    static const char *const what[] = {"", "conditions do",
+                                       "--content-type does", "",
+                                       "--prefix, --after and --limit do"};
     const struct command *cmd = NULL;
 
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
@@ -215,8 +215,7 @@ static const struct command *check_command(int argc, char **argv,
     }
     for (unsigned o = OPT_COND; o <= OPT_LIST; o <<= 1)
         if ((a->used & o) && !(cmd->takes & o)) {
-            fprintf(stderr, "etagkv: %s not apply to %s\n", what[o],
-                    cmd->name);
+            fprintf(stderr, "etagkv: %s not apply to %s\n", what[o], cmd->name);
             return NULL;
         }
     return cmd;
@@ -235,8 +234,12 @@ static int report_as(etagkv_status st, int deleted)
         fprintf(stderr, " (%s)", etagkv_last_error_detail());
     fputc('\n', stderr);
     switch (code) {
-    case 200: case 201: case 204: return 0;
-    case 304: case 404: case 412: return 1;
+    case 200:
+    case 201:
+    case 204: return 0;
+    case 304:
+    case 404:
+    case 412: return 1;
     default: return 3;
     }
 }
@@ -298,7 +301,8 @@ static int cmd_put(etagkv_store *s, const char *key, const char *file,
     etagkv_meta m;
     etagkv_status st;
 
-    if (file != NULL && strcmp(file, "-") != 0 && (f = fopen(file, "rb")) == NULL) {
+    if (file != NULL && strcmp(file, "-") != 0 &&
+        (f = fopen(file, "rb")) == NULL) {
         fprintf(stderr, "etagkv: %s: %s\n", file, strerror(errno));
         return 3;
     }

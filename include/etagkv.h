@@ -87,9 +87,9 @@ extern "C" {
     X(NOT_FOUND, 4, 404, "not found")                                          \
     X(CONFLICT, 5, 409, "conflict")                                            \
     X(IDEMPOTENCY_MISMATCH, 6, 422,                                            \
-      "idempotency key reused for a different request")                       \
+      "idempotency key reused for a different request")                        \
     X(PRECONDITION_REQUIRED, 7, 428, "precondition required")                  \
-    X(INVALID_KEY, 8, 400, "invalid key (empty)")                             \
+    X(INVALID_KEY, 8, 400, "invalid key (empty)")                              \
     X(KEY_TOO_LONG, 9, 414, "key longer than 511 bytes")                       \
     X(INVALID_HEADER, 10, 400, "invalid header value")                         \
     X(INVALID_ARGUMENT, 11, 400, "invalid argument")                           \
@@ -163,7 +163,8 @@ ETAGKV_API int etagkv_httpdate_parse(const char *s, size_t len, int64_t *out);
 
 /** Format seconds since the epoch as IMF-fixdate into out
  * (NUL-terminated).  Returns 0, or -1 if t is outside years 0001..9999. */
-ETAGKV_API int etagkv_httpdate_format(int64_t t, char out[ETAGKV_HTTPDATE_SIZE]);
+ETAGKV_API int etagkv_httpdate_format(int64_t t,
+                                      char out[ETAGKV_HTTPDATE_SIZE]);
 
 /* ---------------------------------------------------------------------------
  * Record metadata
@@ -510,7 +511,8 @@ ETAGKV_API etagkv_status etagkv_list(etagkv_store *s, const void *prefix,
 ETAGKV_API etagkv_status etagkv_put(etagkv_store *s, const void *key,
                                     size_t key_len, const void *value,
                                     size_t value_len, const char *content_type,
-                                    const etagkv_cond *c, etagkv_meta *meta_out);
+                                    const etagkv_cond *c,
+                                    etagkv_meta *meta_out);
 
 /** Delete key if the conditions c (NULL: none) hold for a DELETE.
  *
@@ -560,10 +562,10 @@ ETAGKV_API etagkv_status etagkv_delete_if_match(etagkv_store *s,
 
 /** One write.  Fill it with designated initialisers; unused fields 0/NULL. */
 typedef struct etagkv_request {
-    etagkv_method method;     /**< ETAGKV_METHOD_PUT or ETAGKV_METHOD_DELETE */
-    const void *key;          /**< the record's key */
+    etagkv_method method; /**< ETAGKV_METHOD_PUT or ETAGKV_METHOD_DELETE */
+    const void *key;      /**< the record's key */
     size_t key_len;
-    const void *value;        /**< PUT: the value (may be NULL if 0 bytes) */
+    const void *value; /**< PUT: the value (may be NULL if 0 bytes) */
     size_t value_len;
     const char *content_type; /**< PUT: NULL for the default */
     const etagkv_cond *cond;  /**< NULL: unconditional */

@@ -46,13 +46,14 @@
 
 struct ekv_waiter {
     struct ekv_op *op;
-    pthread_cond_t cv;        /* a blocking writer waits on it */
-    struct ekv_async *async;  /* a submitted write: its completion */
+    pthread_cond_t cv;       /* a blocking writer waits on it */
+    struct ekv_async *async; /* a submitted write: its completion */
     int done;
     struct ekv_waiter *next;
 };
 
-/* ---- one operation inside a transaction ------------------------------------ */
+/* ---- one operation inside a transaction ------------------------------------
+ */
 
 /* Write op's new record over `old` (NULL when absent) at revision rev. */
 static int op_put(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
@@ -171,7 +172,8 @@ static int op_apply(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
     return rc;
 }
 
-/* ---- a batch in one transaction -------------------------------------------- */
+/* ---- a batch in one transaction --------------------------------------------
+ */
 
 /* Apply ops[0..n) in one transaction.  Returns 0 when every op has its
  * outcome (committed, or nothing to commit), else the LMDB code that made
@@ -259,7 +261,8 @@ static int apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
     }
 }
 
-/* ---- the queue ------------------------------------------------------------- */
+/* ---- the queue -------------------------------------------------------------
+ */
 
 /* Collect the batch the leader w commits: w and those queued behind it, in
  * order, up to the caps.  Returns the last waiter taken. */

@@ -67,8 +67,7 @@ etagkv_status etagkv_cond_add(etagkv_cond *c, etagkv_header h,
     if (c == NULL || (value == NULL && len > 0))
         return ETAGKV_INVALID_ARGUMENT;
     switch (h) {
-    case ETAGKV_IF_MATCH:
-        return ekv_taglist_append(&c->if_match, value, len);
+    case ETAGKV_IF_MATCH: return ekv_taglist_append(&c->if_match, value, len);
     case ETAGKV_IF_NONE_MATCH:
         return ekv_taglist_append(&c->if_none_match, value, len);
     case ETAGKV_IF_MODIFIED_SINCE:
@@ -101,8 +100,7 @@ etagkv_status etagkv_cond_parse(const char *if_match, const char *if_none_match,
     for (int h = 0; h < 4; h++) {
         if (values[h] == NULL)
             continue;
-        st = etagkv_cond_add(c, (etagkv_header)h, values[h],
-                             strlen(values[h]));
+        st = etagkv_cond_add(c, (etagkv_header)h, values[h], strlen(values[h]));
         if (st != ETAGKV_OK) {
             etagkv_cond_free(c);
             return st;
@@ -149,15 +147,10 @@ etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
 
     switch (method) {
     case ETAGKV_METHOD_GET:
-    case ETAGKV_METHOD_HEAD:
-        is_read = 1;
-        break;
+    case ETAGKV_METHOD_HEAD: is_read = 1; break;
     case ETAGKV_METHOD_PUT:
-    case ETAGKV_METHOD_DELETE:
-        is_read = 0;
-        break;
-    default:
-        return ETAGKV_INVALID_ARGUMENT;
+    case ETAGKV_METHOD_DELETE: is_read = 0; break;
+    default: return ETAGKV_INVALID_ARGUMENT;
     }
     if (current != NULL && !current->exists)
         current = NULL;

@@ -49,11 +49,14 @@ void ekv_hash128(const void *value, size_t len, uint8_t out[EKV_HASH_BYTES])
  * (the ETag is part of the metadata every read returns), and a digit pair
  * per table load is about twice as fast as two nibble lookups. */
 static const char hex_pairs[256][2] = {
-#define D(n) ((char)((n) < 10 ? '0' + (n) : 'a' + (n) - 10))
-#define P(h, l) {D(h), D(l)}
+#define D(n) ((char)((n) < 10 ? '0' + (n) : 'a' + (n)-10))
+#define P(h, l)                                                                \
+    {                                                                          \
+        D(h), D(l)                                                             \
+    }
 #define ROW(h)                                                                 \
-    P(h, 0), P(h, 1), P(h, 2), P(h, 3), P(h, 4), P(h, 5), P(h, 6), P(h, 7),   \
-        P(h, 8), P(h, 9), P(h, 10), P(h, 11), P(h, 12), P(h, 13), P(h, 14),   \
+    P(h, 0), P(h, 1), P(h, 2), P(h, 3), P(h, 4), P(h, 5), P(h, 6), P(h, 7),    \
+        P(h, 8), P(h, 9), P(h, 10), P(h, 11), P(h, 12), P(h, 13), P(h, 14),    \
         P(h, 15)
     ROW(0), ROW(1), ROW(2),  ROW(3),  ROW(4),  ROW(5),  ROW(6),  ROW(7),
     ROW(8), ROW(9), ROW(10), ROW(11), ROW(12), ROW(13), ROW(14), ROW(15),
@@ -91,10 +94,9 @@ void etagkv_etag_compute(const void *value, size_t len,
  * ours anyway.  A table, so that the loop below has no branch per digit:
  * every conditional write through the typed helpers parses one ETag. */
 static const unsigned char hex_value1[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,
-    ['5'] = 6,  ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10,
-    ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15,
-    ['f'] = 16,
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+    ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+    ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
 };
 
 /* out may be NULL to only check the form.  On failure out is untouched. */
@@ -411,7 +413,8 @@ int ekv_taglist_match_weak(const ekv_taglist *l, const char *etag)
     return match_tags(l, etag, 1);
 }
 
-/* ---- hashing several pieces ------------------------------------------------ */
+/* ---- hashing several pieces ------------------------------------------------
+ */
 
 void ekv_hash128_parts(const ekv_part *parts, size_t n,
                        uint8_t out[EKV_HASH_BYTES])

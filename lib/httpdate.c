@@ -74,7 +74,7 @@ static const char *const day_names[7] = {"Sun", "Mon", "Tue", "Wed",
                                          "Thu", "Fri", "Sat"};
 
 static const char *const day_names_long[7] = {
-    "Sunday", "Monday", "Tuesday", "Wednesday",
+    "Sunday",   "Monday", "Tuesday", "Wednesday",
     "Thursday", "Friday", "Saturday"};
 
 static const char *const month_names[12] = {"Jan", "Feb", "Mar", "Apr",
@@ -230,8 +230,7 @@ static int take_digits(cursor *c, size_t n, int *out)
 /* One of count names, compared case-sensitively (RFC 9110 §5.6.7); *index
  * is its position in names.  No name in our tables is a prefix of another
  * in the same table, so the first match is the only one. */
-static int take_name(cursor *c, const char *const *names, int count,
-                     int *index)
+static int take_name(cursor *c, const char *const *names, int count, int *index)
 {
     for (int i = 0; i < count; i++) {
         if (take_literal(c, names[i]) == 0) {
@@ -280,12 +279,11 @@ static int parse_imf_fixdate(cursor *c, civil *out)
 {
     int wday, year;
 
-    if (take_name(c, day_names, 7, &wday) != 0 ||
-        take_literal(c, ", ") != 0 || take_digits(c, 2, &out->day) != 0 ||
-        take_char(c, ' ') != 0 || take_month(c, &out->month) != 0 ||
-        take_char(c, ' ') != 0 || take_digits(c, 4, &year) != 0 ||
-        take_char(c, ' ') != 0 || take_time(c, out) != 0 ||
-        take_literal(c, " GMT") != 0 || !at_end(c))
+    if (take_name(c, day_names, 7, &wday) != 0 || take_literal(c, ", ") != 0 ||
+        take_digits(c, 2, &out->day) != 0 || take_char(c, ' ') != 0 ||
+        take_month(c, &out->month) != 0 || take_char(c, ' ') != 0 ||
+        take_digits(c, 4, &year) != 0 || take_char(c, ' ') != 0 ||
+        take_time(c, out) != 0 || take_literal(c, " GMT") != 0 || !at_end(c))
         return -1;
     out->year = year;
     return 0;
@@ -361,8 +359,8 @@ static int civil_check(civil *d)
  * at most one matches. */
 static int parse_any(const char *s, size_t len, civil *out)
 {
-    int (*const forms[3])(cursor *, civil *) = {parse_imf_fixdate,
-                                                parse_rfc850, parse_asctime};
+    int (*const forms[3])(cursor *, civil *) = {parse_imf_fixdate, parse_rfc850,
+                                                parse_asctime};
 
     for (size_t i = 0; i < 3; i++) {
         cursor c = {s, len, 0};

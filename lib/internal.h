@@ -74,8 +74,7 @@ typedef struct ekv_taglist {
  * (syntax; "*" not alone; no element at all), ETAGKV_INVALID_ARGUMENT (NULL
  * l, or NULL value with len > 0) or ETAGKV_NO_MEMORY; on failure l's
  * contents are unchanged (its capacity may have grown). */
-etagkv_status ekv_taglist_append(ekv_taglist *l, const char *value,
-                                 size_t len);
+etagkv_status ekv_taglist_append(ekv_taglist *l, const char *value, size_t len);
 
 /* Release what l holds and zero it.  Safe on a zeroed list. */
 void ekv_taglist_clear(ekv_taglist *l);
@@ -86,7 +85,8 @@ void ekv_taglist_clear(ekv_taglist *l);
 int ekv_taglist_match_strong(const ekv_taglist *l, const char *etag);
 int ekv_taglist_match_weak(const ekv_taglist *l, const char *etag);
 
-/* ---- cond.c --------------------------------------------------------------- */
+/* ---- cond.c ---------------------------------------------------------------
+ */
 
 /* A canonical byte string of c's parsed conditions (lists with their W/
  * flags and tags, "*", valid or ignored dates), so that two requests with

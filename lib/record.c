@@ -18,9 +18,8 @@ void ekv_put_le16(uint8_t *p, uint16_t v)
 
 /* The 64-bit helpers load and store whole words and swap on big-endian
  * hosts; they need to know which kind this is. */
-#if !defined(__BYTE_ORDER__) ||                                                \
-    (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__ &&                              \
-     __BYTE_ORDER__ != __ORDER_BIG_ENDIAN__)
+#if !defined(__BYTE_ORDER__) || (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__ &&  \
+                                 __BYTE_ORDER__ != __ORDER_BIG_ENDIAN__)
 #error "unknown byte order: define __BYTE_ORDER__ (GCC and Clang do)"
 #endif
 

@@ -14,8 +14,7 @@ const char *etagkv_strerror(etagkv_status st)
 {
     switch (st) {
 #define X(name, num, http, msg)                                                \
-    case ETAGKV_##name:                                                        \
-        return msg;
+    case ETAGKV_##name: return msg;
         ETAGKV_STATUS_LIST(X)
 #undef X
     }
@@ -26,8 +25,7 @@ const char *etagkv_status_name(etagkv_status st)
 {
     switch (st) {
 #define X(name, num, http, msg)                                                \
-    case ETAGKV_##name:                                                        \
-        return #name;
+    case ETAGKV_##name: return #name;
         ETAGKV_STATUS_LIST(X)
 #undef X
     }
@@ -38,8 +36,7 @@ int etagkv_status_http(etagkv_status st)
 {
     switch (st) {
 #define X(name, num, http, msg)                                                \
-    case ETAGKV_##name:                                                        \
-        return http;
+    case ETAGKV_##name: return http;
         ETAGKV_STATUS_LIST(X)
 #undef X
     }

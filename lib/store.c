@@ -59,21 +59,13 @@ etagkv_status ekv_mdb_status(int rc, const char *what)
     case EFBIG: /* RLIMIT_FSIZE or the file system's largest file */
         st = ETAGKV_STORE_FULL;
         break;
-    case ENOMEM:
-        st = ETAGKV_NO_MEMORY;
-        break;
+    case ENOMEM: st = ETAGKV_NO_MEMORY; break;
     case MDB_CORRUPTED:
-    case MDB_PAGE_NOTFOUND:
-        st = ETAGKV_CORRUPT;
-        break;
+    case MDB_PAGE_NOTFOUND: st = ETAGKV_CORRUPT; break;
     case MDB_INVALID:
     case MDB_VERSION_MISMATCH:
-    case MDB_INCOMPATIBLE:
-        st = ETAGKV_INCOMPATIBLE;
-        break;
-    default:
-        st = ETAGKV_IO_ERROR;
-        break;
+    case MDB_INCOMPATIBLE: st = ETAGKV_INCOMPATIBLE; break;
+    default: st = ETAGKV_IO_ERROR; break;
     }
     return ekv_fail(st, "%s: %s", what, mdb_strerror(rc));
 }
@@ -310,7 +302,8 @@ int ekv_revision_put(etagkv_store *s, MDB_txn *txn, uint64_t rev)
     return mdb_put(txn, s->meta, &k, &v, 0);
 }
 
-/* ---- open and close -------------------------------------------------------- */
+/* ---- open and close --------------------------------------------------------
+ */
 
 /* LMDB: "Do not have open an LMDB database twice in the same process at the
  * same time": closing the second handle would drop the first one's fcntl
@@ -406,8 +399,7 @@ static etagkv_status check_options(etagkv_options *o, size_t page)
         o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
     if (o->max_readers > MAX_READERS_LIMIT)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT,
-                        "max_readers above the limit of %u",
-                        MAX_READERS_LIMIT);
+                        "max_readers above the limit of %u", MAX_READERS_LIMIT);
     if (o->map_size_bytes > SIZE_MAX / 4 || o->map_max_bytes > SIZE_MAX / 4)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT, "map size too large");
     /* Below this an empty store does not even fit its own metadata. */
@@ -537,8 +529,7 @@ etagkv_status etagkv_store_open(const char *dir, const etagkv_options *opts,
     }
     s->pool_cap = s->opts.max_readers / 2;
     s->pool = calloc(s->pool_cap ? s->pool_cap : 1, sizeof(*s->pool));
-    if (s->pool == NULL ||
-        pthread_rwlockattr_init(&attr) != 0) {
+    if (s->pool == NULL || pthread_rwlockattr_init(&attr) != 0) {
         free(s->pool);
         free(s);
         return ETAGKV_NO_MEMORY;
@@ -628,7 +619,8 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
     return st;
 }
 
-/* ---- reads ------------------------------------------------------------------ */
+/* ---- reads ------------------------------------------------------------------
+ */
 
 /* The common part of get, head and view: look the key up in a read
  * transaction and evaluate the conditions as for `method`.  *meta (never
@@ -674,7 +666,8 @@ etagkv_status etagkv_get(etagkv_store *s, const void *key, size_t key_len,
     ekv_record r;
     etagkv_meta local;
     etagkv_status st;
-    etagkv_method m = value_out != NULL ? ETAGKV_METHOD_GET : ETAGKV_METHOD_HEAD;
+    etagkv_method m =
+        value_out != NULL ? ETAGKV_METHOD_GET : ETAGKV_METHOD_HEAD;
 
     ekv_clear_error();
     if (value_out != NULL)
@@ -737,8 +730,8 @@ static int list_seek(MDB_cursor *cur, const void *prefix, size_t prefix_len,
     int rc;
     size_t n = prefix_len < after_len ? prefix_len : after_len;
     int cmp = n > 0 ? memcmp(prefix, after, n) : 0;
-    int after_first = after_len > 0 &&
-                      (cmp < 0 || (cmp == 0 && prefix_len <= after_len));
+    int after_first =
+        after_len > 0 && (cmp < 0 || (cmp == 0 && prefix_len <= after_len));
 
     if (!after_first) {
         k->mv_size = prefix_len;

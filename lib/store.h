@@ -45,7 +45,7 @@ struct etagkv_store {
     pthread_cond_t committer_cv; /* wakes the committer thread */
     pthread_t committer;         /* leads batches headed by async writes */
     int committer_started, committer_stop; /* (queue_lock) */
-    int leading; /* a blocking writer is leading batches (queue_lock) */
+    int leading;         /* a blocking writer is leading batches (queue_lock) */
     uint64_t write_txns; /* committed write transactions (queue_lock) */
     uint64_t write_ops;  /* operations that changed the store (queue_lock) */
 
@@ -78,13 +78,13 @@ struct ekv_op {
     const void *idem_key; /* idempotency key, or NULL */
     size_t idem_len;
     uint8_t fingerprint[EKV_HASH_BYTES]; /* of the request, with idem_key */
-    etagkv_status status; /* the outcome, once applied */
-    etagkv_meta meta;     /* the key's state after the operation */
-    int wrote;            /* the operation changed a record */
-    int dirty;            /* the transaction must commit for this op */
-    int replayed;         /* the outcome is a recorded one (idem.c) */
-    int recorded;         /* its outcome was recorded under idem_key */
-    char detail[128];     /* diagnostic of a failure */
+    etagkv_status status;                /* the outcome, once applied */
+    etagkv_meta meta; /* the key's state after the operation */
+    int wrote;        /* the operation changed a record */
+    int dirty;        /* the transaction must commit for this op */
+    int replayed;     /* the outcome is a recorded one (idem.c) */
+    int recorded;     /* its outcome was recorded under idem_key */
+    char detail[128]; /* diagnostic of a failure */
 };
 
 /* idem.c, all inside a write transaction; each returns an LMDB code. */

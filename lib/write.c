@@ -196,7 +196,8 @@ etagkv_status etagkv_submit(etagkv_store *s, const etagkv_request *req,
     return st;
 }
 
-/* ---- typed helpers ---------------------------------------------------------- */
+/* ---- typed helpers ----------------------------------------------------------
+ */
 
 /* Build the one-header condition set the typed helpers need.  For If-Match
  * with an ETag, only our own strong form is accepted: a helper that silently
@@ -301,15 +302,16 @@ etagkv_status etagkv_delete_if_match(etagkv_store *s, const void *key,
     return st;
 }
 
-/* ---- read-modify-write ------------------------------------------------------ */
+/* ---- read-modify-write ------------------------------------------------------
+ */
 
 /* One attempt: read, let fn compute, write conditionally on what was read.
  * The validator is the ETag just read (If-Match) or, for an absent key,
  * If-None-Match: *; a concurrent change makes the put fail with
  * ETAGKV_PRECONDITION_FAILED and the caller tries again. */
 static etagkv_status update_once(etagkv_store *s, const void *key,
-                                 size_t key_len, etagkv_update_fn fn,
-                                 void *ctx, etagkv_meta *meta, int *raced)
+                                 size_t key_len, etagkv_update_fn fn, void *ctx,
+                                 etagkv_meta *meta, int *raced)
 {
     void *old = NULL;
     size_t old_len = 0;

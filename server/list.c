@@ -79,8 +79,8 @@ static int page_add(void *ctx, const void *key, size_t key_len,
 
 /* The raw value of query argument `name` (the first, if repeated): 1 and
  * (*v, *vlen) when present, 0 when absent. */
-static int query_arg(const struct srv_req *r, const char *name,
-                     const char **v, size_t *vlen)
+static int query_arg(const struct srv_req *r, const char *name, const char **v,
+                     size_t *vlen)
 {
     size_t nlen = strlen(name);
     const char *q = r->query;

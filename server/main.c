@@ -297,8 +297,9 @@ static int check_listen(const char *spec)
 
     if (split_listen(spec, host, sizeof host, &port) == 0)
         return 0;
-    fprintf(stderr, "etagkv-server: --listen wants HOST:PORT (PORT 0 to "
-                    "65535), not '%s'\n",
+    fprintf(stderr,
+            "etagkv-server: --listen wants HOST:PORT (PORT 0 to "
+            "65535), not '%s'\n",
             spec);
     return -1;
 }
@@ -388,8 +389,7 @@ static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
     /* MHD_ALLOW_SUSPEND_RESUME: writes suspend their connection while the
      * library commits them (kv.c). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     /* One thread is MHD's internal polling thread itself: MHD refuses a
      * pool of one, so the pool option is left out then. */
     struct MHD_OptionItem pool[] = {

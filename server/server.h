@@ -58,13 +58,13 @@ enum srv_route {
 /* One request, from its request line (srv_uri_log) or its first
  * access-handler call to its completion callback (http.c owns it). */
 struct srv_req {
-    int started;          /* the access handler has seen it */
-    const char *uri;      /* the request-target as srv_uri_log saw it */
-    size_t uri_len;       /* its length then, up to a NUL byte */
-    int uri_seen;         /* srv_uri_log saw it, and query is its query */
-    char *query;          /* a copy of the raw query (after '?'), or NULL:
-                           * libmicrohttpd turns '+' into ' ' in its own
-                           * copy, before any unescape callback */
+    int started;     /* the access handler has seen it */
+    const char *uri; /* the request-target as srv_uri_log saw it */
+    size_t uri_len;  /* its length then, up to a NUL byte */
+    int uri_seen;    /* srv_uri_log saw it, and query is its query */
+    char *query;     /* a copy of the raw query (after '?'), or NULL:
+                      * libmicrohttpd turns '+' into ' ' in its own
+                      * copy, before any unescape callback */
     uint64_t start_ns;
     enum srv_method method;
     enum srv_route route;
@@ -81,10 +81,10 @@ struct srv_req {
     enum { SRV_WRITE_NONE, SRV_WRITE_PENDING, SRV_WRITE_DONE } write_state;
     etagkv_result write_res;
     struct MHD_Connection *conn;
-    struct srv *srv;   /* for the completion, which runs off-thread */
+    struct srv *srv;        /* for the completion, which runs off-thread */
     char write_detail[256]; /* etagkv_last_error_detail() of the write */
-    int must_close;    /* framing unknown: answer and close the connection */
-    char *body;        /* PUT body so far (malloc'd) */
+    int must_close; /* framing unknown: answer and close the connection */
+    char *body;     /* PUT body so far (malloc'd) */
     size_t body_len, body_cap;
     uint64_t discarded_bytes;     /* body bytes dropped after a refusal */
     struct MHD_Response *pending; /* refusal decided early, not yet sent */

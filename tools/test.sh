@@ -3,10 +3,13 @@
 # three times: the normal build, the AddressSanitizer + UBSan build (leaks
 # are failures), and the ThreadSanitizer build (tools/tsan.sh).  Then fuzz
 # each libFuzzer target for ETAGKV_FUZZ_SECONDS (default 60; tools/fuzz.sh)
-# and run the library suites under Valgrind (tools/valgrind.sh).  Exits
+# and run the library suites under Valgrind (tools/valgrind.sh).  First of
+# all, every C file must be formatted (tools/format.sh --check).  Exits
 # non-zero if anything fails.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+"$ROOT/tools/format.sh" --check
 
 "$ROOT/tools/setup.sh" "$ROOT/build"
 (cd "$ROOT/build" && ctest --output-on-failure --timeout 600)

@@ -42,8 +42,8 @@ struct slot {
     char value[16];
     int calls;
     etagkv_result res;
-    int visible; /* the record was readable from the callback */
-    int order;   /* completions before this one */
+    int visible;      /* the record was readable from the callback */
+    int order;        /* completions before this one */
     char detail[256]; /* etagkv_last_error_detail() in the callback */
 };
 
@@ -57,9 +57,9 @@ static void done_fn(void *ctx, const etagkv_result *res)
     /* First: the read below starts a new call, which clears the text. */
     snprintf(sl->detail, sizeof(sl->detail), "%s", etagkv_last_error_detail());
     /* Acknowledged means committed: a read from the callback sees it. */
-    sl->visible = etagkv_head(st, sl->key, strlen(sl->key), NULL, &m) ==
-                      ETAGKV_OK &&
-                  strcmp(m.etag, res->meta.etag) == 0;
+    sl->visible =
+        etagkv_head(st, sl->key, strlen(sl->key), NULL, &m) == ETAGKV_OK &&
+        strcmp(m.etag, res->meta.etag) == 0;
     sl->res = *res;
     pthread_mutex_lock(&lock);
     sl->order = completed;
@@ -119,8 +119,7 @@ START_TEST(every_submitted_write_completes_once_after_it_is_durable)
      * writes (one sync per write would make them equal). */
     ck_assert_uint_lt(s.write_txns, s.write_ops);
     fprintf(stderr, "async: %llu writes in %llu transactions\n",
-            (unsigned long long)s.write_ops,
-            (unsigned long long)s.write_txns);
+            (unsigned long long)s.write_ops, (unsigned long long)s.write_txns);
 }
 END_TEST
 
@@ -134,9 +133,9 @@ START_TEST(close_completes_submitted_writes_first)
     ck_assert_int_eq(completed, N); /* all called before close returned */
     st = tu_open(dir, NULL);
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(etagkv_head(st, slots[i].key, strlen(slots[i].key),
-                                     NULL, NULL),
-                         ETAGKV_OK);
+        ck_assert_int_eq(
+            etagkv_head(st, slots[i].key, strlen(slots[i].key), NULL, NULL),
+            ETAGKV_OK);
 }
 END_TEST
 
@@ -160,8 +159,7 @@ START_TEST(submitted_conditional_writes_apply_in_arrival_order)
                               .value = slots[i].value,
                               .value_len = strlen(slots[i].value),
                               .cond = create_only};
-        ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[i]),
-                         ETAGKV_OK);
+        ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[i]), ETAGKV_OK);
     }
     wait_for(10);
     ck_assert_int_eq(slots[0].res.status, ETAGKV_CREATED);
@@ -199,8 +197,7 @@ START_TEST(a_full_store_fails_the_submitted_write_with_its_detail)
                               .key_len = strlen(slots[n].key),
                               .value = big,
                               .value_len = sizeof(big)};
-        ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[n]),
-                         ETAGKV_OK);
+        ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[n]), ETAGKV_OK);
         wait_for(n + 1);
         if (slots[n].res.status != ETAGKV_CREATED)
             break;
@@ -212,9 +209,9 @@ START_TEST(a_full_store_fails_the_submitted_write_with_its_detail)
     ck_assert_int_eq(slots[n].res.meta.exists, 0);
     ck_assert_msg(slots[n].detail[0] != '\0', "no detail in the callback");
     for (int i = 0; i < n; i++)
-        ck_assert_int_eq(etagkv_head(st, slots[i].key, strlen(slots[i].key),
-                                     NULL, NULL),
-                         ETAGKV_OK);
+        ck_assert_int_eq(
+            etagkv_head(st, slots[i].key, strlen(slots[i].key), NULL, NULL),
+            ETAGKV_OK);
 }
 END_TEST
 
@@ -266,9 +263,9 @@ static void *blocking_writer(void *arg)
 
     for (int i = 0; i < 50; i++) {
         snprintf(key, sizeof(key), "b-%d-%d", id, i);
-        ck_assert_int_eq(etagkv_put(st, key, strlen(key), "x", 1, NULL, NULL,
-                                    NULL),
-                         ETAGKV_CREATED);
+        ck_assert_int_eq(
+            etagkv_put(st, key, strlen(key), "x", 1, NULL, NULL, NULL),
+            ETAGKV_CREATED);
     }
     return NULL;
 }
@@ -281,9 +278,9 @@ START_TEST(blocking_and_submitted_writes_mix)
     completed = 0;
     memset(slots, 0, sizeof(slots));
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(pthread_create(&t[i], NULL, blocking_writer,
-                                        (void *)(intptr_t)i),
-                         0);
+        ck_assert_int_eq(
+            pthread_create(&t[i], NULL, blocking_writer, (void *)(intptr_t)i),
+            0);
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(submit_put(&slots[i], i), ETAGKV_OK);
     for (int i = 0; i < 4; i++)
@@ -323,13 +320,13 @@ START_TEST(a_blocking_write_follows_the_threads_submitted_writes)
             completed = 0;
             memset(slots, 0, sizeof(slots));
             for (int i = 0; i < 20; i++)
-                ck_assert_int_eq(submit_put(&slots[i], mode * 10000 +
-                                                           round * 20 + i),
-                                 ETAGKV_OK);
+                ck_assert_int_eq(
+                    submit_put(&slots[i], mode * 10000 + round * 20 + i),
+                    ETAGKV_OK);
             /* Create-only on the last submitted key: it must find it. */
             ck_assert_int_eq(etagkv_put(st, slots[19].key,
-                                        strlen(slots[19].key), "late", 4,
-                                        NULL, create_only, &m),
+                                        strlen(slots[19].key), "late", 4, NULL,
+                                        create_only, &m),
                              ETAGKV_PRECONDITION_FAILED);
             ck_assert_int_eq(m.version, 1);
             wait_for(20);
@@ -370,7 +367,8 @@ static Suite *suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, every_submitted_write_completes_once_after_it_is_durable);
+    tcase_add_test(tc,
+                   every_submitted_write_completes_once_after_it_is_durable);
     tcase_add_test(tc, close_completes_submitted_writes_first);
     tcase_add_test(tc, submitted_conditional_writes_apply_in_arrival_order);
     tcase_add_test(tc, a_full_store_fails_the_submitted_write_with_its_detail);
@@ -385,7 +383,8 @@ static Suite *suite(void)
     tc = tcase_create("submit-nosync");
     tcase_add_checked_fixture(tc, setup_nosync, teardown);
     tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, every_submitted_write_completes_once_after_it_is_durable);
+    tcase_add_test(tc,
+                   every_submitted_write_completes_once_after_it_is_durable);
     tcase_add_test(tc, submitted_conditional_writes_apply_in_arrival_order);
     tcase_add_test(tc, blocking_and_submitted_writes_mix);
     suite_add_tcase(s, tc);

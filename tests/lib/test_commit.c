@@ -47,7 +47,8 @@ static void teardown(void)
     tu_rmdir_free(dir);
 }
 
-/* ---- serial equivalence ------------------------------------------------------ */
+/* ---- serial equivalence
+ * ------------------------------------------------------ */
 
 #define SE_THREADS 16
 #define SE_WRITES 40
@@ -79,9 +80,8 @@ static void *se_work(void *arg)
         ck_assert_int_eq(etagkv_head(st, "hot", 3, NULL, &cur), ETAGKV_OK);
         memcpy(a->validator, cur.etag, sizeof(a->validator));
         snprintf(a->value, sizeof(a->value), "t%d-w%d", t->id, i);
-        a->status = etagkv_put_if_match(st, "hot", 3, a->value,
-                                        strlen(a->value), a->validator,
-                                        &a->meta);
+        a->status = etagkv_put_if_match(
+            st, "hot", 3, a->value, strlen(a->value), a->validator, &a->meta);
     }
     return NULL;
 }
@@ -156,7 +156,8 @@ START_TEST(concurrent_conditional_writes_equal_a_serial_execution)
 }
 END_TEST
 
-/* ---- batching happens ------------------------------------------------------- */
+/* ---- batching happens -------------------------------------------------------
+ */
 
 #define B_THREADS 16
 #define B_WRITES 25
@@ -181,9 +182,8 @@ START_TEST(concurrent_writers_share_transactions)
     etagkv_stats s;
 
     for (int i = 0; i < B_THREADS; i++)
-        ck_assert_int_eq(pthread_create(&t[i], NULL, blind_writer,
-                                        (void *)(intptr_t)i),
-                         0);
+        ck_assert_int_eq(
+            pthread_create(&t[i], NULL, blind_writer, (void *)(intptr_t)i), 0);
     for (int i = 0; i < B_THREADS; i++)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);
     ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
@@ -199,12 +199,12 @@ START_TEST(concurrent_writers_share_transactions)
         ck_assert_uint_lt(s.write_txns, s.write_ops);
     ck_assert_uint_le(s.write_txns, s.write_ops);
     fprintf(stderr, "group commit: %llu writes in %llu transactions\n",
-            (unsigned long long)s.write_ops,
-            (unsigned long long)s.write_txns);
+            (unsigned long long)s.write_ops, (unsigned long long)s.write_txns);
 }
 END_TEST
 
-/* ---- a store-level failure in the middle of a batch ------------------------ */
+/* ---- a store-level failure in the middle of a batch ------------------------
+ */
 
 struct mixed {
     pthread_t tid;
@@ -273,7 +273,8 @@ START_TEST(map_full_in_a_batch_fails_only_the_write_that_does_not_fit)
 }
 END_TEST
 
-/* ---- acknowledged means durable --------------------------------------------- */
+/* ---- acknowledged means durable ---------------------------------------------
+ */
 
 #define ACK_THREADS 8
 

@@ -76,8 +76,8 @@ static void *work(void *arg)
     for (int i = 0; i < INCREMENTS; i++) {
         /* Few attempts, so that some increments give up: the test then
          * also proves that a give-up leaves nothing behind. */
-        etagkv_status s = etagkv_update(st, w->key, strlen(w->key), increment,
-                                        &ctx, 3, NULL);
+        etagkv_status s =
+            etagkv_update(st, w->key, strlen(w->key), increment, &ctx, 3, NULL);
 
         if (s == ETAGKV_OK || s == ETAGKV_CREATED)
             w->ok++;
@@ -133,8 +133,7 @@ START_TEST(hot_key_counter_equals_successful_increments)
     ck_assert_int_eq(etagkv_head(st, "counter", 7, NULL, &m), ETAGKV_OK);
     ck_assert_uint_eq(m.version, (uint64_t)ok);
     ck_assert_uint_eq(m.mod_revision, (uint64_t)ok);
-    fprintf(stderr, "hot key: %d increments committed, %d gave up\n", ok,
-            lost);
+    fprintf(stderr, "hot key: %d increments committed, %d gave up\n", ok, lost);
 }
 END_TEST
 

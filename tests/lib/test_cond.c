@@ -26,8 +26,12 @@
 #define D_BEFORE_ASC "Sun Nov  6 08:49:36 1994"
 #define D_BAD "yesterday"
 
-enum { GET = ETAGKV_METHOD_GET, HEAD = ETAGKV_METHOD_HEAD,
-       PUT = ETAGKV_METHOD_PUT, DEL = ETAGKV_METHOD_DELETE };
+enum {
+    GET = ETAGKV_METHOD_GET,
+    HEAD = ETAGKV_METHOD_HEAD,
+    PUT = ETAGKV_METHOD_PUT,
+    DEL = ETAGKV_METHOD_DELETE
+};
 enum { ABSENT = 0, EXISTS = 1 };
 
 struct row {
@@ -38,7 +42,10 @@ struct row {
     etagkv_status want;
 };
 
-#define R(...) {__LINE__, __VA_ARGS__}
+#define R(...)                                                                 \
+    {                                                                          \
+        __LINE__, __VA_ARGS__                                                  \
+    }
 #define OK ETAGKV_OK
 #define NF ETAGKV_NOT_FOUND
 #define NM ETAGKV_NOT_MODIFIED
@@ -76,8 +83,8 @@ static const struct row rows[] = {
     R(PUT, EXISTS, "W/\"$E\"", NULL, NULL, NULL, PF),
     R(PUT, EXISTS, "\"other\"", NULL, NULL, NULL, PF),
     R(PUT, EXISTS, "*", NULL, NULL, NULL, OK),
-    R(PUT, ABSENT, "*", NULL, NULL, NULL, PF),        /* update-only */
-    R(PUT, ABSENT, "\"$E\"", NULL, NULL, NULL, PF),   /* creates nothing */
+    R(PUT, ABSENT, "*", NULL, NULL, NULL, PF),      /* update-only */
+    R(PUT, ABSENT, "\"$E\"", NULL, NULL, NULL, PF), /* creates nothing */
     R(DEL, EXISTS, "\"$E\"", NULL, NULL, NULL, OK),
     R(DEL, EXISTS, "\"other\"", NULL, NULL, NULL, PF),
     R(DEL, EXISTS, "W/\"$E\"", NULL, NULL, NULL, PF),
@@ -95,7 +102,7 @@ static const struct row rows[] = {
     R(HEAD, EXISTS, NULL, "*", NULL, NULL, NM),
     R(PUT, EXISTS, NULL, "\"$E\"", NULL, NULL, PF),
     R(PUT, EXISTS, NULL, "W/\"$E\"", NULL, NULL, PF),
-    R(PUT, EXISTS, NULL, "*", NULL, NULL, PF),        /* create-only */
+    R(PUT, EXISTS, NULL, "*", NULL, NULL, PF), /* create-only */
     R(PUT, ABSENT, NULL, "*", NULL, NULL, OK),
     R(PUT, ABSENT, NULL, "\"$E\"", NULL, NULL, OK),
     R(PUT, EXISTS, NULL, "\"other\"", NULL, NULL, OK),
@@ -160,7 +167,8 @@ static char *expand(const char *tmpl, const char *etag)
     memcpy(hex, etag + 1, 32);
     hex[32] = '\0';
     for (int i = 0; i < 33; i++)
-        upper[i] = (char)(hex[i] >= 'a' && hex[i] <= 'f' ? hex[i] - 32 : hex[i]);
+        upper[i] =
+            (char)(hex[i] >= 'a' && hex[i] <= 'f' ? hex[i] - 32 : hex[i]);
     for (const char *p = tmpl; *p; p++) {
         if (p[0] == '$' && (p[1] == 'E' || p[1] == 'U')) {
             memcpy(out + o, p[1] == 'E' ? hex : upper, 32);
@@ -208,9 +216,8 @@ START_TEST(every_rfc9110_precondition_row_gives_the_prescribed_outcome)
         etagkv_meta none;
 
         memset(&none, 0, sizeof(none));
-        ck_assert_int_eq(etagkv_cond_evaluate(c, (etagkv_method)r->method,
-                                              &none),
-                         r->want);
+        ck_assert_int_eq(
+            etagkv_cond_evaluate(c, (etagkv_method)r->method, &none), r->want);
     }
     etagkv_cond_free(c);
     for (int h = 0; h < 4; h++)
@@ -221,19 +228,19 @@ END_TEST
 /* Header values that must be refused with 400 (RFC 9110 §8.8.3, §13.1.1):
  * a syntactically invalid list is never silently "true". */
 static const char *const bad_lists[] = {
-    "",              /* no element */
-    " ",             /* no element */
-    ",,",            /* no element */
-    "abc",           /* unquoted */
-    "\"abc",         /* unterminated */
-    "W/",            /* no opaque-tag */
-    "w/\"a\"",       /* W/ is case-sensitive */
-    "\"a\" \"b\"",   /* missing comma */
-    "*, \"a\"",      /* "*" only alone */
-    "\"a\", *",      /* "*" only alone */
-    "**",            /* not "*" */
-    "\"a\"b",        /* junk after a tag */
-    "\"a b\"",       /* SP is not etagc */
+    "",            /* no element */
+    " ",           /* no element */
+    ",,",          /* no element */
+    "abc",         /* unquoted */
+    "\"abc",       /* unterminated */
+    "W/",          /* no opaque-tag */
+    "w/\"a\"",     /* W/ is case-sensitive */
+    "\"a\" \"b\"", /* missing comma */
+    "*, \"a\"",    /* "*" only alone */
+    "\"a\", *",    /* "*" only alone */
+    "**",          /* not "*" */
+    "\"a\"b",      /* junk after a tag */
+    "\"a b\"",     /* SP is not etagc */
 };
 
 START_TEST(invalid_entity_tag_lists_are_invalid_header_for_both_headers)
@@ -297,13 +304,13 @@ START_TEST(a_repeated_date_header_is_ignored)
      * invalid, and an invalid one is ignored. */
     current_record(&cur);
     ck_assert_int_eq(etagkv_cond_new(&c), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_cond_add(c, ETAGKV_IF_MODIFIED_SINCE, D_AFTER,
-                                     strlen(D_AFTER)),
-                     OK);
+    ck_assert_int_eq(
+        etagkv_cond_add(c, ETAGKV_IF_MODIFIED_SINCE, D_AFTER, strlen(D_AFTER)),
+        OK);
     ck_assert_int_eq(etagkv_cond_evaluate(c, ETAGKV_METHOD_GET, &cur), NM);
-    ck_assert_int_eq(etagkv_cond_add(c, ETAGKV_IF_MODIFIED_SINCE, D_AFTER,
-                                     strlen(D_AFTER)),
-                     OK);
+    ck_assert_int_eq(
+        etagkv_cond_add(c, ETAGKV_IF_MODIFIED_SINCE, D_AFTER, strlen(D_AFTER)),
+        OK);
     ck_assert_int_eq(etagkv_cond_evaluate(c, ETAGKV_METHOD_GET, &cur), OK);
     etagkv_cond_free(c);
 }
@@ -318,7 +325,7 @@ START_TEST(is_conditional_counts_only_headers_that_apply_to_writes)
         {NULL, NULL, NULL, NULL, 0},
         {"*", NULL, NULL, NULL, 1},
         {NULL, "*", NULL, NULL, 1},
-        {NULL, NULL, D_EQ, NULL, 0},  /* If-Modified-Since: reads only */
+        {NULL, NULL, D_EQ, NULL, 0}, /* If-Modified-Since: reads only */
         {NULL, NULL, NULL, D_EQ, 1},
         {NULL, NULL, NULL, D_BAD, 0}, /* ignored, so unconditional */
     };
@@ -326,9 +333,8 @@ START_TEST(is_conditional_counts_only_headers_that_apply_to_writes)
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         etagkv_cond *c;
 
-        ck_assert_int_eq(etagkv_cond_parse(t[i].im, t[i].inm, t[i].ims,
-                                           t[i].ius, &c),
-                         OK);
+        ck_assert_int_eq(
+            etagkv_cond_parse(t[i].im, t[i].inm, t[i].ims, t[i].ius, &c), OK);
         ck_assert_int_eq(etagkv_cond_is_conditional(c), t[i].want);
         etagkv_cond_free(c);
     }
@@ -367,12 +373,12 @@ static Suite *suite(void)
     Suite *s = suite_create("cond");
     TCase *tc = tcase_create("rfc9110");
 
-    tcase_add_loop_test(tc,
-                        every_rfc9110_precondition_row_gives_the_prescribed_outcome,
-                        0, (int)(sizeof(rows) / sizeof(rows[0])));
-    tcase_add_loop_test(tc,
-                        invalid_entity_tag_lists_are_invalid_header_for_both_headers,
-                        0, (int)(sizeof(bad_lists) / sizeof(bad_lists[0])));
+    tcase_add_loop_test(
+        tc, every_rfc9110_precondition_row_gives_the_prescribed_outcome, 0,
+        (int)(sizeof(rows) / sizeof(rows[0])));
+    tcase_add_loop_test(
+        tc, invalid_entity_tag_lists_are_invalid_header_for_both_headers, 0,
+        (int)(sizeof(bad_lists) / sizeof(bad_lists[0])));
     tcase_add_test(tc, several_if_match_lines_form_one_list);
     tcase_add_test(tc, star_on_a_second_line_is_invalid);
     tcase_add_test(tc, a_repeated_date_header_is_ignored);

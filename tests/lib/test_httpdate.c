@@ -41,9 +41,18 @@ typedef struct row {
     int two_digit_year;
 } row;
 
-#define OK(s, t) {s, sizeof(s) - 1, 1, INT64_C(t), 0}
-#define BAD(s) {s, sizeof(s) - 1, 0, 0, 0}
-#define OK850(s, t) {s, sizeof(s) - 1, 1, INT64_C(t), 1}
+#define OK(s, t)                                                               \
+    {                                                                          \
+        s, sizeof(s) - 1, 1, INT64_C(t), 0                                     \
+    }
+#define BAD(s)                                                                 \
+    {                                                                          \
+        s, sizeof(s) - 1, 0, 0, 0                                              \
+    }
+#define OK850(s, t)                                                            \
+    {                                                                          \
+        s, sizeof(s) - 1, 1, INT64_C(t), 1                                     \
+    }
 
 typedef struct table {
     const char *name;
@@ -51,7 +60,10 @@ typedef struct table {
     size_t n;
 } table;
 
-#define TABLE(r) {#r, r, sizeof(r) / sizeof(r[0])}
+#define TABLE(r)                                                               \
+    {                                                                          \
+#r, r, sizeof(r) / sizeof(r[0])                                        \
+    }
 
 /* ---- the tables --------------------------------------------------------- */
 
@@ -69,12 +81,12 @@ static const row asctime_days[] = {
     OK("Wed Nov 16 08:49:37 1994", 784975777),
     OK("Thu Jan  1 00:00:00 1970", 0),
     OK("Fri Dec 31 23:59:59 9999", 253402300799),
-    BAD("Sun Nov 6 08:49:37 1994"),    /* one space, one digit */
-    BAD("Sun Nov   6 08:49:37 1994"),  /* two spaces, one digit */
-    BAD("Sun Nov  16 08:49:37 1994"),  /* space before two digits */
-    BAD("Sun Nov 006 08:49:37 1994"),  /* three digits */
-    BAD("Sun Nov  0 08:49:37 1994"),   /* day 0 */
-    BAD("Sun Nov\t 6 08:49:37 1994"),  /* HTAB is not SP */
+    BAD("Sun Nov 6 08:49:37 1994"),      /* one space, one digit */
+    BAD("Sun Nov   6 08:49:37 1994"),    /* two spaces, one digit */
+    BAD("Sun Nov  16 08:49:37 1994"),    /* space before two digits */
+    BAD("Sun Nov 006 08:49:37 1994"),    /* three digits */
+    BAD("Sun Nov  0 08:49:37 1994"),     /* day 0 */
+    BAD("Sun Nov\t 6 08:49:37 1994"),    /* HTAB is not SP */
     BAD("Sun Nov  6 08:49:37 1994 GMT"), /* asctime has no zone */
 };
 
@@ -277,13 +289,8 @@ static const row whitespace[] = {
 
 static const row empty_rows[] = {
     /* RFC 9110 §5.6.7: an HTTP-date is never empty. */
-    BAD(""),
-    BAD(" "),
-    BAD("\t"),
-    BAD(" \t \t  "),
-    BAD("\0"),
-    BAD(","),
-    BAD("GMT"),
+    BAD(""),   BAD(" "), BAD("\t"),  BAD(" \t \t  "),
+    BAD("\0"), BAD(","), BAD("GMT"),
 };
 
 static const row trailing_garbage[] = {
@@ -314,12 +321,15 @@ static const row embedded_nul[] = {
 };
 
 static const table all_tables[] = {
-    TABLE(rfc_examples), TABLE(asctime_days), TABLE(leap_days),
-    TABLE(month_lengths), TABLE(year_range), TABLE(before_1970),
-    TABLE(time_ranges), TABLE(leap_seconds), TABLE(case_rows),
-    TABLE(zones), TABLE(separators), TABLE(year_digits),
-    TABLE(day_names), TABLE(whitespace), TABLE(empty_rows),
-    TABLE(trailing_garbage), TABLE(embedded_nul),
+    TABLE(rfc_examples), TABLE(asctime_days),
+    TABLE(leap_days),    TABLE(month_lengths),
+    TABLE(year_range),   TABLE(before_1970),
+    TABLE(time_ranges),  TABLE(leap_seconds),
+    TABLE(case_rows),    TABLE(zones),
+    TABLE(separators),   TABLE(year_digits),
+    TABLE(day_names),    TABLE(whitespace),
+    TABLE(empty_rows),   TABLE(trailing_garbage),
+    TABLE(embedded_nul),
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -359,8 +369,8 @@ static void check_table(const table *tb)
         int64_t got = INT64_MIN;
         int rc = etagkv_httpdate_parse(r->in, r->len, &got);
 
-        ck_assert_msg(rc == (r->ok ? 0 : -1), "%s[%zu] \"%s\": rc %d",
-                      tb->name, i, r->in, rc);
+        ck_assert_msg(rc == (r->ok ? 0 : -1), "%s[%zu] \"%s\": rc %d", tb->name,
+                      i, r->in, rc);
         if (r->ok)
             ck_assert_msg(got == row_expected(r),
                           "%s[%zu] \"%s\": got %" PRId64 ", want %" PRId64,
@@ -383,8 +393,8 @@ static void expect_parse(const char *s, int64_t want)
 
     ck_assert_msg(etagkv_httpdate_parse(s, strlen(s), &got) == 0,
                   "\"%s\" was rejected", s);
-    ck_assert_msg(got == want, "\"%s\": got %" PRId64 ", want %" PRId64, s,
-                  got, want);
+    ck_assert_msg(got == want, "\"%s\": got %" PRId64 ", want %" PRId64, s, got,
+                  want);
 }
 
 static void expect_reject(const char *s)
@@ -556,9 +566,9 @@ START_TEST(every_prefix_truncation_of_a_valid_date_is_invalid)
     /* RFC 9110 §5.6.7: every field is mandatory, so no proper prefix of a
      * date (without trailing whitespace) is itself a date. */
     static const char *const dates[] = {
-        "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun, 06 Nov 1994 08:49:37 GMT",     "Sunday, 06-Nov-94 08:49:37 GMT",
         "Wednesday, 16-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
-        "Wed Nov 16 08:49:37 1994", "Fri, 31 Dec 9999 23:59:59 GMT",
+        "Wed Nov 16 08:49:37 1994",          "Fri, 31 Dec 9999 23:59:59 GMT",
     };
 
     for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
@@ -620,16 +630,16 @@ START_TEST(two_digit_year_more_than_50_years_ahead_is_in_the_past)
         int year;  /* written as its last two digits */
         int month; /* 1..12 */
         int day;
-        int hms;   /* 0 for 00:00:00, 1 for 23:59:59 */
+        int hms; /* 0 for 00:00:00, 1 for 23:59:59 */
         int want_year;
     } cases[] = {
-        {y, 6, 15, 0, y},             /* this year */
-        {y - 1, 1, 1, 0, y - 1},      /* last year */
+        {y, 6, 15, 0, y},        /* this year */
+        {y - 1, 1, 1, 0, y - 1}, /* last year */
         {y - 49, 6, 15, 0, y - 49},
-        {y + 49, 6, 15, 0, y + 49},   /* 49 years ahead: future */
-        {y + 50, 1, 1, 0, y + 50},    /* not yet 50 years ahead */
-        {y + 50, 12, 31, 1, y - 50},  /* more than 50 years ahead */
-        {y + 51, 1, 1, 0, y - 49},    /* more than 50 years ahead */
+        {y + 49, 6, 15, 0, y + 49},  /* 49 years ahead: future */
+        {y + 50, 1, 1, 0, y + 50},   /* not yet 50 years ahead */
+        {y + 50, 12, 31, 1, y - 50}, /* more than 50 years ahead */
+        {y + 51, 1, 1, 0, y - 49},   /* more than 50 years ahead */
         {y + 99, 6, 15, 0, y - 1},
     };
 
@@ -682,8 +692,9 @@ END_TEST
 START_TEST(format_rejects_years_outside_1_to_9999)
 {
     /* The header: -1 outside years 0001..9999 (IMF-fixdate has 4DIGIT). */
-    static const int64_t bad[] = {T_MIN - 1, T_MAX + 1, INT64_MIN,
-                                  INT64_MAX, INT64_MIN + 1, -(INT64_C(1) << 40)};
+    static const int64_t bad[] = {T_MIN - 1,     T_MAX + 1,
+                                  INT64_MIN,     INT64_MAX,
+                                  INT64_MIN + 1, -(INT64_C(1) << 40)};
     char out[ETAGKV_HTTPDATE_SIZE] = "untouched";
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -721,8 +732,9 @@ START_TEST(random_timestamps_agree_with_gmtime_and_round_trip)
 {
     /* 100000 instants spread over years 1..9999, plus the edges and every
      * day around the leap-rule boundaries of 1900, 2000 and 2100. */
-    static const int64_t edges[] = {T_MIN, T_MIN + 1, T_MAX, T_MAX - 1, -1,
-                                    0, 1, 86399, 86400, -86400, -86401};
+    static const int64_t edges[] = {T_MIN, T_MIN + 1, T_MAX, T_MAX - 1,
+                                    -1,    0,         1,     86399,
+                                    86400, -86400,    -86401};
     uint64_t state = UINT64_C(0x6574616B76); /* fixed: reproducible */
     uint64_t span = (uint64_t)(T_MAX - T_MIN) + 1;
 

@@ -80,8 +80,7 @@ static etagkv_status kput(const char *idem, const char *key, const char *value,
     return s;
 }
 
-static etagkv_status kdel(const char *idem, const char *key,
-                          etagkv_result *res)
+static etagkv_status kdel(const char *idem, const char *key, etagkv_result *res)
 {
     etagkv_request rq = {
         .method = ETAGKV_METHOD_DELETE,
@@ -315,7 +314,8 @@ START_TEST(an_overlong_or_malformed_idempotency_key_is_refused)
 }
 END_TEST
 
-/* ---- concurrency ------------------------------------------------------------- */
+/* ---- concurrency
+ * ------------------------------------------------------------- */
 
 #define DUPS 16
 
@@ -349,8 +349,7 @@ START_TEST(concurrent_duplicates_execute_exactly_once)
 
     ck_assert_int_eq(pthread_barrier_init(&barrier, NULL, DUPS), 0);
     for (int i = 0; i < DUPS; i++)
-        ck_assert_int_eq(pthread_create(&d[i].tid, NULL, send_duplicate,
-                                        &d[i]),
+        ck_assert_int_eq(pthread_create(&d[i].tid, NULL, send_duplicate, &d[i]),
                          0);
     for (int i = 0; i < DUPS; i++)
         ck_assert_int_eq(pthread_join(d[i].tid, NULL), 0);
@@ -387,10 +386,10 @@ static void *double_sender(void *arg)
             /* A rebased attempt is a new request, so it gets a new key. */
             snprintf(idem, sizeof(idem), "inc-%d-%d-%d", id, i, attempt);
             rq = (etagkv_request){.method = ETAGKV_METHOD_PUT,
-                                 .key = "n",
-                                 .key_len = 1,
-                                 .idempotency_key = idem,
-                                 .idempotency_key_len = strlen(idem)};
+                                  .key = "n",
+                                  .key_len = 1,
+                                  .idempotency_key = idem,
+                                  .idempotency_key_len = strlen(idem)};
 
             ck_assert_int_eq(etagkv_get(st, "n", 1, NULL, &v, &n, &m),
                              ETAGKV_OK);
@@ -403,8 +402,8 @@ static void *double_sender(void *arg)
             rq.value = val;
             rq.value_len = strlen(val);
             rq.cond = c;
-            (void)etagkv_write(st, &rq, &r);      /* response "lost" */
-            (void)etagkv_write(st, &rq, &r);      /* the retry */
+            (void)etagkv_write(st, &rq, &r); /* response "lost" */
+            (void)etagkv_write(st, &rq, &r); /* the retry */
             etagkv_cond_free(c);
             if (r.status == ETAGKV_OK)
                 break;
@@ -423,9 +422,8 @@ START_TEST(a_counter_with_every_write_sent_twice_ends_exact)
     ck_assert_int_eq(etagkv_put(st, "n", 1, "0", 1, NULL, NULL, NULL),
                      ETAGKV_CREATED);
     for (int i = 0; i < 8; i++)
-        ck_assert_int_eq(pthread_create(&t[i], NULL, double_sender,
-                                        (void *)(intptr_t)i),
-                         0);
+        ck_assert_int_eq(
+            pthread_create(&t[i], NULL, double_sender, (void *)(intptr_t)i), 0);
     for (int i = 0; i < 8; i++)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);
     ck_assert_int_eq(etagkv_get(st, "n", 1, NULL, &v, &n, NULL), ETAGKV_OK);
@@ -442,9 +440,10 @@ static Suite *suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
+    tcase_add_test(
+        tc, a_repeat_after_success_replays_the_outcome_and_writes_nothing);
     tcase_add_test(tc,
-                   a_repeat_after_success_replays_the_outcome_and_writes_nothing);
-    tcase_add_test(tc, a_repeat_after_another_writer_returns_the_recorded_outcome);
+                   a_repeat_after_another_writer_returns_the_recorded_outcome);
     tcase_add_test(tc, a_failed_precondition_is_an_outcome_and_is_replayed);
     tcase_add_test(tc, delete_and_not_found_are_replayed);
     tcase_add_test(tc, the_same_key_for_a_different_request_is_a_mismatch);

@@ -122,9 +122,9 @@ START_TEST(past_the_ceiling_writes_fail_cleanly_and_data_stays_intact)
         free(v);
     }
     fill(buf, 999);
-    ck_assert_int_eq(etagkv_put(st, "extra", 5, buf, VALUE_BYTES, NULL, NULL,
-                                NULL),
-                     ETAGKV_STORE_FULL);
+    ck_assert_int_eq(
+        etagkv_put(st, "extra", 5, buf, VALUE_BYTES, NULL, NULL, NULL),
+        ETAGKV_STORE_FULL);
     /* Deletes work at the ceiling.  LMDB reuses the pages they free only
      * from a later transaction on (and needs a few for its free list), so
      * free room for several values before writing one. */
@@ -133,9 +133,9 @@ START_TEST(past_the_ceiling_writes_fail_cleanly_and_data_stays_intact)
         ck_assert_int_eq(etagkv_delete(st, key, strlen(key), NULL, NULL),
                          ETAGKV_OK);
     }
-    ck_assert_int_eq(etagkv_put(st, "extra", 5, buf, VALUE_BYTES, NULL, NULL,
-                                NULL),
-                     ETAGKV_CREATED);
+    ck_assert_int_eq(
+        etagkv_put(st, "extra", 5, buf, VALUE_BYTES, NULL, NULL, NULL),
+        ETAGKV_CREATED);
     ck_assert_int_eq(etagkv_store_stats(st, &after), ETAGKV_OK);
     ck_assert_uint_eq(after.revision, before.revision + 9);
     ck_assert_uint_eq(after.map_size_bytes, 4 << 20);
@@ -151,7 +151,8 @@ static Suite *suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, map_grows_past_its_initial_size);
-    tcase_add_test(tc, past_the_ceiling_writes_fail_cleanly_and_data_stays_intact);
+    tcase_add_test(tc,
+                   past_the_ceiling_writes_fail_cleanly_and_data_stays_intact);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -108,7 +108,8 @@ static void independent_etag(const void *v, size_t n, char out[35])
     out[34] = '\0';
 }
 
-/* ---- metadata (DESIGN §1) --------------------------------------------------- */
+/* ---- metadata (DESIGN §1) ---------------------------------------------------
+ */
 
 START_TEST(etag_is_the_quoted_xxh3_128_of_the_value)
 {
@@ -117,8 +118,8 @@ START_TEST(etag_is_the_quoted_xxh3_128_of_the_value)
     char want[35];
 
     for (size_t i = 0; i < 4; i++) {
-        size_t n = i == 3 ? sizeof("\0\1\2 binary \xff") - 1
-                          : strlen(values[i]);
+        size_t n =
+            i == 3 ? sizeof("\0\1\2 binary \xff") - 1 : strlen(values[i]);
         etagkv_meta m;
         char computed[ETAGKV_ETAG_SIZE];
 
@@ -241,9 +242,9 @@ START_TEST(data_and_metadata_survive_close_and_reopen)
     etagkv_meta before, after;
     char *v;
 
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "payload", 7, "text/plain", NULL,
-                                &before),
-                     ETAGKV_CREATED);
+    ck_assert_int_eq(
+        etagkv_put(st, "k", 1, "payload", 7, "text/plain", NULL, &before),
+        ETAGKV_CREATED);
     ck_assert_int_eq(put("other", "x", NULL, NULL, NULL), ETAGKV_CREATED);
     reopen();
     ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &after), ETAGKV_OK);
@@ -275,14 +276,14 @@ END_TEST
 
 /* ---- conditional writes through the store (DESIGN §2) ------------------- */
 
-START_TEST(put_if_match_on_absent_key_is_precondition_failed_and_creates_nothing)
+START_TEST(
+    put_if_match_on_absent_key_is_precondition_failed_and_creates_nothing)
 {
     etagkv_meta m;
     char etag[ETAGKV_ETAG_SIZE];
 
     etagkv_etag_compute("v", 1, etag);
-    ck_assert_int_eq(put("k", "v", etag, NULL, &m),
-                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_int_eq(put("k", "v", etag, NULL, &m), ETAGKV_PRECONDITION_FAILED);
     ck_assert_int_eq(m.exists, 0);
     ck_assert_int_eq(put("k", "v", "*", NULL, &m), ETAGKV_PRECONDITION_FAILED);
     ck_assert_int_eq(etagkv_put_update_only(st, "k", 1, "v", 1, &m),
@@ -330,9 +331,9 @@ START_TEST(typed_helpers_keep_the_content_type_and_put_replaces_it)
 {
     etagkv_meta m;
 
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "{}", 2, "application/json", NULL,
-                                &m),
-                     ETAGKV_CREATED);
+    ck_assert_int_eq(
+        etagkv_put(st, "k", 1, "{}", 2, "application/json", NULL, &m),
+        ETAGKV_CREATED);
     ck_assert_int_eq(etagkv_put_if_match(st, "k", 1, "[]", 2, m.etag, &m),
                      ETAGKV_OK);
     ck_assert_str_eq(m.content_type, "application/json");
@@ -459,9 +460,8 @@ START_TEST(conditional_get_gives_not_modified_and_precondition_failed)
 
     /* Equal second: If-Modified-Since says "not modified" (DESIGN §1:
      * Last-Modified is modified_ns truncated). */
-    ck_assert_int_eq(etagkv_cond_parse(NULL, NULL,
-                                       "Sun, 06 Nov 1994 08:49:37 GMT", NULL,
-                                       &c),
+    ck_assert_int_eq(etagkv_cond_parse(
+                         NULL, NULL, "Sun, 06 Nov 1994 08:49:37 GMT", NULL, &c),
                      ETAGKV_OK);
     ck_assert_int_eq(etagkv_get(st, "k", 1, c, &v, &n, &m),
                      ETAGKV_NOT_MODIFIED);
@@ -485,7 +485,8 @@ START_TEST(if_unmodified_since_on_a_missing_key_is_ignored_by_put)
 }
 END_TEST
 
-/* ---- read-modify-write ------------------------------------------------------ */
+/* ---- read-modify-write ------------------------------------------------------
+ */
 
 struct append_ctx {
     char buf[64];
@@ -603,7 +604,8 @@ START_TEST(update_stops_with_the_callbacks_status_and_writes_nothing)
 }
 END_TEST
 
-/* ---- listing ----------------------------------------------------------------- */
+/* ---- listing
+ * ----------------------------------------------------------------- */
 
 struct collect {
     char keys[32][16];
@@ -634,9 +636,8 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
         ck_assert_int_eq(put(keys[i], "v", NULL, NULL, NULL), ETAGKV_CREATED);
 
     memset(&c, 0, sizeof(c));
-    ck_assert_int_eq(etagkv_list(st, "b/", 2, NULL, 0, 2, collect_fn, &c,
-                                 &more),
-                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_list(st, "b/", 2, NULL, 0, 2, collect_fn, &c, &more), ETAGKV_OK);
     ck_assert_int_eq(c.n, 2);
     ck_assert_str_eq(c.keys[0], "b/1");
     ck_assert_str_eq(c.keys[1], "b/2");
@@ -646,18 +647,18 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
      * cursor does not shift the page (the cursor is a key, not an offset). */
     ck_assert_int_eq(put("b/0", "v", NULL, NULL, NULL), ETAGKV_CREATED);
     memset(&c, 0, sizeof(c));
-    ck_assert_int_eq(etagkv_list(st, "b/", 2, "b/2", 3, 2, collect_fn, &c,
-                                 &more),
-                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_list(st, "b/", 2, "b/2", 3, 2, collect_fn, &c, &more),
+        ETAGKV_OK);
     ck_assert_int_eq(c.n, 2);
     ck_assert_str_eq(c.keys[0], "b/3");
     ck_assert_str_eq(c.keys[1], "b/4");
     ck_assert_int_eq(more, 1);
 
     memset(&c, 0, sizeof(c));
-    ck_assert_int_eq(etagkv_list(st, "b/", 2, "b/4", 3, 2, collect_fn, &c,
-                                 &more),
-                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_list(st, "b/", 2, "b/4", 3, 2, collect_fn, &c, &more),
+        ETAGKV_OK);
     ck_assert_int_eq(c.n, 1);
     ck_assert_str_eq(c.keys[0], "b/5");
     ck_assert_int_eq(more, 0);
@@ -665,14 +666,13 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
     /* A cursor before the prefix starts at the prefix; no prefix lists
      * everything; a cursor that is not a key resumes after its position. */
     memset(&c, 0, sizeof(c));
-    ck_assert_int_eq(etagkv_list(st, "b/", 2, "a", 1, 0, collect_fn, &c,
-                                 &more),
+    ck_assert_int_eq(etagkv_list(st, "b/", 2, "a", 1, 0, collect_fn, &c, &more),
                      ETAGKV_OK);
     ck_assert_int_eq(c.n, 6);
     memset(&c, 0, sizeof(c));
-    ck_assert_int_eq(etagkv_list(st, NULL, 0, "b/35", 4, 0, collect_fn, &c,
-                                 &more),
-                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_list(st, NULL, 0, "b/35", 4, 0, collect_fn, &c, &more),
+        ETAGKV_OK);
     ck_assert_int_eq(c.n, 3);
     ck_assert_str_eq(c.keys[0], "b/4");
     ck_assert_str_eq(c.keys[2], "c");
@@ -682,25 +682,23 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
      * follow the last one it saw. */
     memset(&c, 0, sizeof(c));
     c.stop_after = 1;
-    ck_assert_int_eq(etagkv_list(st, NULL, 0, NULL, 0, 0, collect_fn, &c,
-                                 &more),
-                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_list(st, NULL, 0, NULL, 0, 0, collect_fn, &c, &more), ETAGKV_OK);
     ck_assert_int_eq(c.n, 1);
     ck_assert_str_eq(c.keys[0], "a");
     ck_assert_int_eq(more, 1);
     memset(&c, 0, sizeof(c));
     c.stop_after = 1;
-    ck_assert_int_eq(etagkv_list(st, NULL, 0, "b/5", 3, 0, collect_fn, &c,
-                                 &more),
-                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_list(st, NULL, 0, "b/5", 3, 0, collect_fn, &c, &more),
+        ETAGKV_OK);
     ck_assert_str_eq(c.keys[0], "c");
     ck_assert_int_eq(more, 0);
 
     /* A prefix matching nothing. */
     memset(&c, 0, sizeof(c));
-    ck_assert_int_eq(etagkv_list(st, "zz", 2, NULL, 0, 0, collect_fn, &c,
-                                 &more),
-                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_list(st, "zz", 2, NULL, 0, 0, collect_fn, &c, &more), ETAGKV_OK);
     ck_assert_int_eq(c.n, 0);
     ck_assert_int_eq(more, 0);
 }
@@ -764,9 +762,9 @@ START_TEST(bad_input_gets_a_clear_status_and_changes_nothing)
 
     ck_assert_int_eq(etagkv_put(st, "", 0, "v", 1, NULL, NULL, &m),
                      ETAGKV_INVALID_KEY);
-    ck_assert_int_eq(etagkv_put(st, big_key, ETAGKV_KEY_MAX + 1, "v", 1, NULL,
-                                NULL, &m),
-                     ETAGKV_KEY_TOO_LONG);
+    ck_assert_int_eq(
+        etagkv_put(st, big_key, ETAGKV_KEY_MAX + 1, "v", 1, NULL, NULL, &m),
+        ETAGKV_KEY_TOO_LONG);
     ck_assert_int_eq(etagkv_put(st, NULL, 3, "v", 1, NULL, NULL, &m),
                      ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_put(st, "k", 1, NULL, 4, NULL, NULL, &m),
@@ -775,9 +773,9 @@ START_TEST(bad_input_gets_a_clear_status_and_changes_nothing)
                      ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_put(st, "k", 1, "v", 1, "", NULL, &m),
                      ETAGKV_INVALID_HEADER);
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "v", 1, "text/plain\r\nX: y",
-                                NULL, &m),
-                     ETAGKV_INVALID_HEADER);
+    ck_assert_int_eq(
+        etagkv_put(st, "k", 1, "v", 1, "text/plain\r\nX: y", NULL, &m),
+        ETAGKV_INVALID_HEADER);
     ck_assert_int_eq(etagkv_delete(st, "", 0, NULL, &m), ETAGKV_INVALID_KEY);
     ck_assert_int_eq(etagkv_delete(st, big_key, sizeof(big_key), NULL, &m),
                      ETAGKV_KEY_TOO_LONG);
@@ -792,9 +790,9 @@ START_TEST(bad_input_gets_a_clear_status_and_changes_nothing)
                      ETAGKV_INVALID_ARGUMENT);
 
     /* The longest key is fine. */
-    ck_assert_int_eq(etagkv_put(st, big_key, ETAGKV_KEY_MAX, "v", 1, NULL,
-                                NULL, &m),
-                     ETAGKV_CREATED);
+    ck_assert_int_eq(
+        etagkv_put(st, big_key, ETAGKV_KEY_MAX, "v", 1, NULL, NULL, &m),
+        ETAGKV_CREATED);
     ck_assert_uint_eq(revision(), 2);
 
     /* Options that make no sense are refused, and *out is NULL. */
@@ -848,8 +846,7 @@ START_TEST(a_foreign_lmdb_environment_is_refused)
     for (int i = 0; i < 4096; i++)
         fputc('z', f);
     fclose(f);
-    ck_assert_int_eq(etagkv_store_open(dir, NULL, &other),
-                     ETAGKV_INCOMPATIBLE);
+    ck_assert_int_eq(etagkv_store_open(dir, NULL, &other), ETAGKV_INCOMPATIBLE);
     ck_assert_ptr_null(other);
 }
 END_TEST
@@ -900,8 +897,9 @@ static Suite *suite(void)
     tcase_add_test(tc, modified_never_goes_backwards_even_when_the_clock_does);
     tcase_add_test(tc, data_and_metadata_survive_close_and_reopen);
     tcase_add_test(tc, content_type_is_stored_and_defaults_to_octet_stream);
-    tcase_add_test(tc,
-                   put_if_match_on_absent_key_is_precondition_failed_and_creates_nothing);
+    tcase_add_test(
+        tc,
+        put_if_match_on_absent_key_is_precondition_failed_and_creates_nothing);
     tcase_add_test(tc, failed_put_reports_the_current_record_for_rebasing);
     tcase_add_test(tc, no_content_based_success_two_writers_with_one_validator);
     tcase_add_test(tc, create_only_and_update_only_helpers);
@@ -910,21 +908,24 @@ static Suite *suite(void)
     tcase_add_test(tc, the_error_detail_is_cleared_by_the_next_call);
     tcase_add_test(tc, update_may_answer_with_the_old_value_itself);
     tcase_add_test(tc, delete_follows_rfc9110_13_2_1_and_if_match);
-    tcase_add_test(tc, conditional_get_gives_not_modified_and_precondition_failed);
+    tcase_add_test(tc,
+                   conditional_get_gives_not_modified_and_precondition_failed);
     tcase_add_test(tc, if_unmodified_since_on_a_missing_key_is_ignored_by_put);
     tcase_add_test(tc, update_retries_with_a_fresh_validator_after_a_race);
+    tcase_add_test(
+        tc, update_creates_an_absent_key_and_gives_up_after_max_attempts);
     tcase_add_test(tc,
-                   update_creates_an_absent_key_and_gives_up_after_max_attempts);
-    tcase_add_test(tc, update_stops_with_the_callbacks_status_and_writes_nothing);
+                   update_stops_with_the_callbacks_status_and_writes_nothing);
     tcase_add_test(tc, list_by_prefix_pages_with_a_resumable_cursor);
     tcase_add_test(tc, stats_count_records_and_revision);
     tcase_add_test(tc, view_passes_the_value_in_place);
     tcase_add_test(tc, bad_input_gets_a_clear_status_and_changes_nothing);
-    tcase_add_test(tc,
-                   options_the_machine_cannot_honour_are_refused_before_any_file);
+    tcase_add_test(
+        tc, options_the_machine_cannot_honour_are_refused_before_any_file);
     tcase_add_test(tc, value_larger_than_the_limit_is_refused);
     tcase_add_test(tc, a_foreign_lmdb_environment_is_refused);
-    tcase_add_test(tc, another_programs_lmdb_environment_is_refused_and_left_alone);
+    tcase_add_test(tc,
+                   another_programs_lmdb_environment_is_refused_and_left_alone);
     suite_add_tcase(s, tc);
     return s;
 }

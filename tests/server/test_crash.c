@@ -747,8 +747,8 @@ static void server_crash_rounds(const char *const *extra, const char *what)
     for (M.round = 0; M.round < rounds; M.round++) {
         struct hclient cl[CLIENTS];
         atomic_int stop;
-        unsigned run =
-            RUN_MIN_MS + (unsigned)(tu_rng_next(&rng) % (RUN_MAX_MS - RUN_MIN_MS));
+        unsigned run = RUN_MIN_MS + (unsigned)(tu_rng_next(&rng) %
+                                               (RUN_MAX_MS - RUN_MIN_MS));
 
         hu_server_start(&srv, ETAGKV_SERVER_BIN, data, extra);
         snprintf(when, sizeof when, "%s, after restart %d", what, M.round);
@@ -1036,8 +1036,8 @@ static void lib_crash_rounds(etagkv_sync_mode mode, const char *what)
         }
         if (M.round == rounds)
             break;
-        run =
-            RUN_MIN_MS + (unsigned)(tu_rng_next(&rng) % (RUN_MAX_MS - RUN_MIN_MS));
+        run = RUN_MIN_MS +
+              (unsigned)(tu_rng_next(&rng) % (RUN_MAX_MS - RUN_MIN_MS));
         ck_assert_int_eq(pipe(fds), 0);
         pid = fork();
         ck_assert_int_ge(pid, 0);

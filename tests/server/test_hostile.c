@@ -417,8 +417,7 @@ START_TEST(framing_refusals_answer_once_and_close_the_connection)
         size_t got = 0;
         double deadline = tu_now_s() + TIMEOUT_S + 8;
 
-        ck_assert_int_eq(raw_send(fd, smuggle[i], strlen(smuggle[i]), 5000),
-                         0);
+        ck_assert_int_eq(raw_send(fd, smuggle[i], strlen(smuggle[i]), 5000), 0);
         while (!closed && got < sizeof buf - 1 && tu_now_s() < deadline) {
             struct pollfd pf = {fd, POLLIN, 0};
             ssize_t k;

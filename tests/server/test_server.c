@@ -1180,7 +1180,8 @@ START_TEST(bearer_token_guards_every_route_except_healthz)
 }
 END_TEST
 
-/* ---- a full disk ------------------------------------------------------------ */
+/* ---- a full disk ------------------------------------------------------------
+ */
 
 /* The server runs under a 1 MiB file size limit (RLIMIT_FSIZE, inherited
  * from this process for the start only): a write that does not fit is 507
@@ -1618,7 +1619,8 @@ END_TEST
 
 /* ---- the suite ----------------------------------------------------------- */
 
-/* ---- command line ---------------------------------------------------------- */
+/* ---- command line ----------------------------------------------------------
+ */
 
 /* Run the server with argv (NULL-terminated, after the program name) and
  * return its exit status; stderr goes to /dev/null. */
@@ -1684,7 +1686,7 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
     fputs("tok en\n", f);
     fclose(f);
     {
-        const char *args[] = {"--data", data, "--listen", "127.0.0.1:0",
+        const char *args[] = {"--data",       data,  "--listen", "127.0.0.1:0",
                               "--token-file", token, NULL};
 
         ck_assert_int_eq(server_exit_status(args), 1);
