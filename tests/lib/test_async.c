@@ -360,34 +360,35 @@ START_TEST(a_refused_submit_never_calls_back)
 }
 END_TEST
 
+/* The tests that run in both sync modes.  In nosync, a blocking leader
+ * leads several batches, stopping at a submitted write's (commit.c);
+ * writes of both kinds must all complete, once, and in order. */
+static TCase *mode_case(const char *name, void (*setup_fn)(void))
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, setup_fn, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc,
+                   every_submitted_write_completes_once_after_it_is_durable);
+    tcase_add_test(tc, submitted_conditional_writes_apply_in_arrival_order);
+    tcase_add_test(tc, blocking_and_submitted_writes_mix);
+    return tc;
+}
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("async");
-    TCase *tc = tcase_create("submit");
+    TCase *tc = mode_case("submit", setup);
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc,
-                   every_submitted_write_completes_once_after_it_is_durable);
+    /* Behaviour that does not depend on the sync mode: sync only. */
     tcase_add_test(tc, close_completes_submitted_writes_first);
-    tcase_add_test(tc, submitted_conditional_writes_apply_in_arrival_order);
     tcase_add_test(tc, a_full_store_fails_the_submitted_write_with_its_detail);
     tcase_add_test(tc, a_callback_may_submit_the_next_write);
-    tcase_add_test(tc, blocking_and_submitted_writes_mix);
     tcase_add_test(tc, a_blocking_write_follows_the_threads_submitted_writes);
     tcase_add_test(tc, a_refused_submit_never_calls_back);
     suite_add_tcase(s, tc);
-    /* nosync: a blocking leader leads several batches, stopping at a
-     * submitted write's (commit.c); writes of both kinds must all
-     * complete, once, and in order. */
-    tc = tcase_create("submit-nosync");
-    tcase_add_checked_fixture(tc, setup_nosync, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc,
-                   every_submitted_write_completes_once_after_it_is_durable);
-    tcase_add_test(tc, submitted_conditional_writes_apply_in_arrival_order);
-    tcase_add_test(tc, blocking_and_submitted_writes_mix);
-    suite_add_tcase(s, tc);
+    suite_add_tcase(s, mode_case("submit-nosync", setup_nosync));
     return s;
 }
 

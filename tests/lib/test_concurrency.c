@@ -204,24 +204,24 @@ START_TEST(readers_see_consistent_records_during_writes)
 }
 END_TEST
 
+static TCase *mode_case(const char *name, void (*setup_fn)(void))
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, setup_fn, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, hot_key_counter_equals_successful_increments);
+    tcase_add_test(tc, disjoint_keys_never_lose_a_race);
+    tcase_add_test(tc, readers_see_consistent_records_during_writes);
+    return tc;
+}
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("concurrency");
-    TCase *tc = tcase_create("rmw");
 
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, hot_key_counter_equals_successful_increments);
-    tcase_add_test(tc, disjoint_keys_never_lose_a_race);
-    tcase_add_test(tc, readers_see_consistent_records_during_writes);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("rmw-nosync");
-    tcase_add_checked_fixture(tc, setup_nosync, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, hot_key_counter_equals_successful_increments);
-    tcase_add_test(tc, disjoint_keys_never_lose_a_race);
-    tcase_add_test(tc, readers_see_consistent_records_during_writes);
-    suite_add_tcase(s, tc);
+    suite_add_tcase(s, mode_case("rmw", setup));
+    suite_add_tcase(s, mode_case("rmw-nosync", setup_nosync));
     return s;
 }
 

@@ -831,7 +831,7 @@ START_TEST(value_larger_than_the_limit_is_refused)
 }
 END_TEST
 
-START_TEST(a_foreign_lmdb_environment_is_refused)
+START_TEST(a_data_file_that_is_not_lmdb_is_incompatible)
 {
     etagkv_store *other = NULL;
     char path[4096];
@@ -923,7 +923,7 @@ static Suite *suite(void)
     tcase_add_test(
         tc, options_the_machine_cannot_honour_are_refused_before_any_file);
     tcase_add_test(tc, value_larger_than_the_limit_is_refused);
-    tcase_add_test(tc, a_foreign_lmdb_environment_is_refused);
+    tcase_add_test(tc, a_data_file_that_is_not_lmdb_is_incompatible);
     tcase_add_test(tc,
                    another_programs_lmdb_environment_is_refused_and_left_alone);
     suite_add_tcase(s, tc);
