@@ -109,14 +109,17 @@ static void *kv_work(void *arg)
             void *old;
             size_t n;
             etagkv_meta m;
+            etagkv_cond *c;
             etagkv_status st;
 
             BU_CHECK(etagkv_get(w->s, key, strlen(key), NULL, &old, &n, &m) ==
                      ETAGKV_OK);
             v[0] = (char)(((char *)old)[0] + 1);
-            free(old);
-            st = etagkv_put_if_match(w->s, key, strlen(key), v, w->c->len,
-                                     m.etag, NULL);
+            etagkv_free(old);
+            BU_CHECK(etagkv_cond_if_match(m.etag, &c) == ETAGKV_OK);
+            st =
+                etagkv_put(w->s, key, strlen(key), v, w->c->len, NULL, c, NULL);
+            etagkv_cond_free(c);
             if (st == ETAGKV_OK)
                 break;
             BU_CHECK(st == ETAGKV_PRECONDITION_FAILED);

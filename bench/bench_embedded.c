@@ -2,8 +2,9 @@
  * bench_embedded.c -- one thread, embedded: etagkv against raw LMDB in the
  * same process, same machine, same run, so the ratio survives a noisy box.
  *
- *  put:  etagkv_put_if_match() on the current ETag (the read, the RFC 9110
- *        evaluation and the write in one transaction) vs a raw LMDB
+ *  put:  etagkv_put() under etagkv_cond_if_match() of the current ETag
+ *        (the read, the RFC 9110 evaluation and the write in one
+ *        transaction) vs a raw LMDB
  *        read-modify-write transaction (mdb_get + mdb_put + commit).
  *  get:  etagkv_get() (value copy + metadata) and etagkv_view() (zero-copy)
  *        vs raw mdb_get in a reused read transaction (reset/renew).
@@ -105,10 +106,13 @@ static double kv_put_rate(etagkv_store *s, char etags[][ETAGKV_ETAG_SIZE],
     for (long i = 0; i < ops; i++) {
         int k = (int)(i % NKEYS);
         etagkv_meta m;
+        etagkv_cond *c;
 
         value[0]++; /* a new value each time, as in the raw loop */
-        BU_CHECK(etagkv_put_if_match(s, key_of[k], strlen(key_of[k]), value,
-                                     len, etags[k], &m) == ETAGKV_OK);
+        BU_CHECK(etagkv_cond_if_match(etags[k], &c) == ETAGKV_OK);
+        BU_CHECK(etagkv_put(s, key_of[k], strlen(key_of[k]), value, len, NULL,
+                            c, &m) == ETAGKV_OK);
+        etagkv_cond_free(c);
         memcpy(etags[k], m.etag, ETAGKV_ETAG_SIZE);
     }
     return (double)ops / (bu_now() - t0);
@@ -127,7 +131,7 @@ static double kv_get_rate(etagkv_store *s, long ops, unsigned long *sink)
         BU_CHECK(etagkv_get(s, key_of[k], strlen(key_of[k]), NULL, &v, &n,
                             &m) == ETAGKV_OK);
         *sink += ((unsigned char *)v)[0] + m.version;
-        free(v);
+        etagkv_free(v);
     }
     return (double)ops / (bu_now() - t0);
 }

@@ -374,12 +374,12 @@ static int dispatch(etagkv_store *s, int argc, char **argv,
         st = etagkv_get(s, key, strlen(key), c, &v, &n, &m);
         if (st == ETAGKV_OK) {
             fwrite(v, 1, n, stdout);
-            free(v);
+            etagkv_free(v);
         }
         return report(st);
     }
     if (strcmp(cmd, "head") == 0) {
-        st = etagkv_head(s, key, strlen(key), c, &m);
+        st = etagkv_get(s, key, strlen(key), c, NULL, NULL, &m);
         print_meta(&m);
         return report(st);
     }

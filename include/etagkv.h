@@ -133,6 +133,25 @@ ETAGKV_API int etagkv_status_http(etagkv_status st);
 ETAGKV_API const char *etagkv_last_error_detail(void);
 
 /* ---------------------------------------------------------------------------
+ * The library: version and memory
+ * ------------------------------------------------------------------------- */
+
+/** The version of the library actually linked, which may differ from the
+ * ETAGKV_VERSION_* macros the caller was compiled with.  Each of major,
+ * minor and patch may be NULL; the others receive the numbers.  Returns
+ * the static string ("0.1.0").  Neither records nor clears
+ * etagkv_last_error_detail(). */
+ETAGKV_API const char *etagkv_version(int *major, int *minor, int *patch);
+
+/** Release memory that the library allocated and handed to the caller.
+ * These outputs must be released with it: the value of etagkv_get()
+ * (*value_out).  (Objects with their own destructor, such as etagkv_cond
+ * and etagkv_store, are not: use etagkv_cond_free() and
+ * etagkv_store_close().)  NULL is accepted.  Neither records nor clears
+ * etagkv_last_error_detail(). */
+ETAGKV_API void etagkv_free(void *p);
+
+/* ---------------------------------------------------------------------------
  * ETags (pure; no store needed)
  * ------------------------------------------------------------------------- */
 
@@ -157,14 +176,20 @@ ETAGKV_API void etagkv_etag_compute(const void *value, size_t len,
  * request silently unconditional).  Second 60 (a leap second) reads as 59.
  * A two-digit RFC 850 year more than 50 years in the future means the most
  * recent past year with those digits (§5.6.7), judged by the current time.
- * Returns 0 on success; -1 if s is not a valid HTTP-date or s or out is
- * NULL (then *out is untouched). */
-ETAGKV_API int etagkv_httpdate_parse(const char *s, size_t len, int64_t *out);
+ * s may be NULL when len is 0 (the empty string).
+ *
+ * Returns ETAGKV_OK and *out; ETAGKV_INVALID_HEADER if the len bytes are
+ * not an HTTP-date (the empty string included); ETAGKV_INVALID_ARGUMENT
+ * for NULL out, or NULL s with len > 0.  On failure *out is untouched. */
+ETAGKV_API etagkv_status etagkv_httpdate_parse(const char *s, size_t len,
+                                               int64_t *out);
 
 /** Format seconds since the epoch as IMF-fixdate into out
- * (NUL-terminated).  Returns 0, or -1 if t is outside years 0001..9999. */
-ETAGKV_API int etagkv_httpdate_format(int64_t t,
-                                      char out[ETAGKV_HTTPDATE_SIZE]);
+ * (NUL-terminated, 29 characters).  Returns ETAGKV_OK, or
+ * ETAGKV_INVALID_ARGUMENT if t is outside years 0001..9999 or out is NULL
+ * (then out is untouched). */
+ETAGKV_API etagkv_status etagkv_httpdate_format(int64_t t,
+                                                char out[ETAGKV_HTTPDATE_SIZE]);
 
 /* ---------------------------------------------------------------------------
  * Record metadata
@@ -251,6 +276,32 @@ ETAGKV_API etagkv_status etagkv_cond_parse(const char *if_match,
                                            const char *if_modified_since,
                                            const char *if_unmodified_since,
                                            etagkv_cond **out);
+
+/* Condition constructors.  Each builds a new condition set holding the one
+ * condition named, as etagkv_cond_new() and etagkv_cond_add() would, for
+ * use with any read or write (etagkv_request.cond, etagkv_put(),
+ * etagkv_delete(), etagkv_get(), ...).  More headers may be added to the
+ * result with etagkv_cond_add().  Release it with etagkv_cond_free().  On
+ * failure *out is NULL. */
+
+/** If-Match: etag.  The condition holds iff the key's current ETag is etag
+ * (strong comparison, RFC 9110 §13.1.1).  etag must be a complete strong
+ * entity-tag as returned in etagkv_meta.etag, with its quotes; anything
+ * else, "*" included (use etagkv_cond_update_only()), gives
+ * ETAGKV_INVALID_HEADER, because a condition that could never match would
+ * be a trap.  Returns ETAGKV_OK, ETAGKV_INVALID_HEADER,
+ * ETAGKV_INVALID_ARGUMENT (NULL etag or out) or ETAGKV_NO_MEMORY. */
+ETAGKV_API etagkv_status etagkv_cond_if_match(const char *etag,
+                                              etagkv_cond **out);
+
+/** If-None-Match: *.  A put holds only if the key is absent: create-only
+ * (RFC 9110 §13.1.2).  Returns ETAGKV_OK, ETAGKV_INVALID_ARGUMENT (NULL
+ * out) or ETAGKV_NO_MEMORY. */
+ETAGKV_API etagkv_status etagkv_cond_create_only(etagkv_cond **out);
+
+/** If-Match: *.  A put holds only if the key exists: update-only (RFC 9110
+ * §13.1.1).  Returns as etagkv_cond_create_only(). */
+ETAGKV_API etagkv_status etagkv_cond_update_only(etagkv_cond **out);
 
 /** 1 if c makes a write conditional: If-Match or If-None-Match present, or
  * If-Unmodified-Since present with a valid date (an invalid date is ignored,
@@ -412,10 +463,11 @@ ETAGKV_API etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out);
 /** Read a record: its value and metadata, subject to the conditions c
  * (may be NULL), evaluated as etagkv_cond_evaluate() does for GET.
  *
- * On ETAGKV_OK, *value_out is a malloc'd copy of the value (never NULL,
- * even for an empty value) that the caller releases with free(), and
+ * On ETAGKV_OK, *value_out is a copy of the value (never NULL, even for an
+ * empty value) that the caller releases with etagkv_free(), and
  * *value_len_out its length.  value_out may be NULL, and then the call is a
- * HEAD.  meta_out may be NULL.  On any other status *value_out is NULL.
+ * HEAD: metadata only, conditions evaluated as for HEAD.  meta_out may be
+ * NULL.  On any other status *value_out is NULL.
  *
  * Returns:
  *  ETAGKV_OK                  the record is returned;
@@ -430,12 +482,6 @@ ETAGKV_API etagkv_status etagkv_get(etagkv_store *s, const void *key,
                                     size_t key_len, const etagkv_cond *c,
                                     void **value_out, size_t *value_len_out,
                                     etagkv_meta *meta_out);
-
-/** Like etagkv_get() with value_out NULL: metadata only, conditions
- * evaluated as for HEAD. */
-ETAGKV_API etagkv_status etagkv_head(etagkv_store *s, const void *key,
-                                     size_t key_len, const etagkv_cond *c,
-                                     etagkv_meta *meta_out);
 
 /** Called by etagkv_view() with the value in place.  value and meta are
  * valid only until the callback returns: copy what you keep.  The callback
@@ -489,7 +535,12 @@ ETAGKV_API etagkv_status etagkv_list(etagkv_store *s, const void *prefix,
 /** Store value under key with the given content type (NULL: the default
  * ETAGKV_CONTENT_TYPE_DEFAULT), if the conditions c (NULL: none) hold for a
  * PUT.  Writing the same bytes again is still a write: new modified,
- * mod_revision and version; same ETag.
+ * mod_revision and version; same ETag.  A shorthand for etagkv_write() with
+ * a PUT request of these fields, no flags and no idempotency key; use that
+ * to keep a replaced record's content type (ETAGKV_WRITE_KEEP_CONTENT_TYPE).
+ * Conditions come from etagkv_cond_parse() or the constructors
+ * (etagkv_cond_if_match(), etagkv_cond_create_only(),
+ * etagkv_cond_update_only()).
  *
  * Returns:
  *  ETAGKV_CREATED              the key was absent and now holds value;
@@ -514,7 +565,9 @@ ETAGKV_API etagkv_status etagkv_put(etagkv_store *s, const void *key,
                                     const etagkv_cond *c,
                                     etagkv_meta *meta_out);
 
-/** Delete key if the conditions c (NULL: none) hold for a DELETE.
+/** Delete key if the conditions c (NULL: none) hold for a DELETE.  A
+ * shorthand for etagkv_write() with a DELETE request of these fields and
+ * no idempotency key.
  *
  * Returns ETAGKV_OK (deleted; meta_out->exists is 0 and mod_revision is the
  * revision of the delete), ETAGKV_NOT_FOUND (absent, whatever c says,
@@ -523,42 +576,15 @@ ETAGKV_API etagkv_status etagkv_delete(etagkv_store *s, const void *key,
                                        size_t key_len, const etagkv_cond *c,
                                        etagkv_meta *meta_out);
 
-/* Typed helpers for embedded callers.  Each is etagkv_put() or
- * etagkv_delete() with the one condition named, and returns the same
- * statuses.  The put helpers keep a replaced record's content type (a new
- * record gets ETAGKV_CONTENT_TYPE_DEFAULT).  etag must be a complete strong
- * entity-tag as returned in etagkv_meta.etag (with its quotes); anything
- * else, "*" included, gives ETAGKV_INVALID_HEADER. */
-
-/** Put only if the current ETag is etag (If-Match: etag). */
-ETAGKV_API etagkv_status etagkv_put_if_match(etagkv_store *s, const void *key,
-                                             size_t key_len, const void *value,
-                                             size_t value_len, const char *etag,
-                                             etagkv_meta *meta_out);
-
-/** Put only if the key is absent (If-None-Match: *): create-only. */
-ETAGKV_API etagkv_status etagkv_put_create_only(etagkv_store *s,
-                                                const void *key, size_t key_len,
-                                                const void *value,
-                                                size_t value_len,
-                                                etagkv_meta *meta_out);
-
-/** Put only if the key exists (If-Match: *): update-only. */
-ETAGKV_API etagkv_status etagkv_put_update_only(etagkv_store *s,
-                                                const void *key, size_t key_len,
-                                                const void *value,
-                                                size_t value_len,
-                                                etagkv_meta *meta_out);
-
-/** Delete only if the current ETag is etag (If-Match: etag). */
-ETAGKV_API etagkv_status etagkv_delete_if_match(etagkv_store *s,
-                                                const void *key, size_t key_len,
-                                                const char *etag,
-                                                etagkv_meta *meta_out);
-
 /* ---------------------------------------------------------------------------
  * Writes described by a request, with exactly-once retries
  * ------------------------------------------------------------------------- */
+
+/** etagkv_request.flags: a PUT that replaces a record keeps the record's
+ * content type, when the request's content_type is NULL; a PUT that creates
+ * a record gives it ETAGKV_CONTENT_TYPE_DEFAULT.  An explicit content_type
+ * wins: with one, the flag has no effect.  Ignored by DELETE. */
+#define ETAGKV_WRITE_KEEP_CONTENT_TYPE 0x1u
 
 /** One write.  Fill it with designated initialisers; unused fields 0/NULL. */
 typedef struct etagkv_request {
@@ -573,6 +599,9 @@ typedef struct etagkv_request {
      * opaque bytes, 1 to ETAGKV_IDEMPOTENCY_KEY_MAX; NULL/0 for none. */
     const void *idempotency_key;
     size_t idempotency_key_len;
+    /** ETAGKV_WRITE_* bits, or 0; an unknown bit is
+     * ETAGKV_INVALID_ARGUMENT. */
+    unsigned flags;
 } etagkv_request;
 
 /** The outcome of etagkv_write(). */
@@ -591,8 +620,9 @@ typedef struct etagkv_result {
  * records, in the same transaction as the write itself, the outcome
  * (status and resulting metadata; a failed precondition or a missing key
  * is an outcome too) together with a fingerprint of the request: method,
- * record key, XXH3-128 of the value, content type and the parsed
- * conditions.  A repeat with the same key and fingerprint within the
+ * record key, XXH3-128 of the value, content type (or, with
+ * ETAGKV_WRITE_KEEP_CONTENT_TYPE and no content type, keeping it) and the
+ * parsed conditions.  A repeat with the same key and fingerprint within the
  * retention window returns the recorded outcome with res->replayed = 1 and
  * writes nothing, even if other writes happened since.  A repeat that
  * arrives while the first is still executing waits for it (writes are
@@ -606,8 +636,9 @@ typedef struct etagkv_result {
  *                               entries (see the option); nothing written;
  *  ETAGKV_INVALID_HEADER        idempotency key longer than
  *                               ETAGKV_IDEMPOTENCY_KEY_MAX;
- *  ETAGKV_INVALID_ARGUMENT      NULL s or req, an unknown method, or a NULL
- *                               idempotency key with a nonzero length.
+ *  ETAGKV_INVALID_ARGUMENT      NULL s or req, an unknown method, an
+ *                               unknown flag, or a NULL idempotency key
+ *                               with a nonzero length.
  * res may be NULL; otherwise res->status is the return value and res->meta
  * the key's state as for etagkv_put() -- zeroed (exists = 0) when the
  * write failed before reading it: mismatch, table full, store errors. */

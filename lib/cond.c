@@ -52,7 +52,7 @@ static void add_date(enum date_state *state, int64_t *t, const char *value,
         *state = DATE_IGNORED;
         return;
     }
-    if (etagkv_httpdate_parse(value, len, &parsed) == 0) {
+    if (etagkv_httpdate_parse(value, len, &parsed) == ETAGKV_OK) {
         *state = DATE_VALID;
         *t = parsed;
     } else {
@@ -108,6 +108,61 @@ etagkv_status etagkv_cond_parse(const char *if_match, const char *if_none_match,
     }
     *out = c;
     return ETAGKV_OK;
+}
+
+/* ---- constructors ----------------------------------------------------------
+ */
+
+/* A new condition set holding one header value: the constructors below are
+ * etagkv_cond_new() and etagkv_cond_add(), so there is one evaluator. */
+static etagkv_status cond_one(etagkv_header h, const char *value,
+                              etagkv_cond **out)
+{
+    etagkv_status st = etagkv_cond_new(out);
+
+    if (st != ETAGKV_OK)
+        return st;
+    st = etagkv_cond_add(*out, h, value, strlen(value));
+    if (st != ETAGKV_OK) {
+        etagkv_cond_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+etagkv_status etagkv_cond_if_match(const char *etag, etagkv_cond **out)
+{
+    ekv_clear_error();
+    if (out == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    *out = NULL;
+    if (etag == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    /* Only our own strong form: an If-Match that could never match (a weak
+     * tag, a foreign tag) would silently refuse every write, and "*" means
+     * something else (etagkv_cond_update_only). */
+    if (ekv_etag_parse_own(etag, strlen(etag), NULL) != 0)
+        return ekv_fail(ETAGKV_INVALID_HEADER,
+                        strcmp(etag, "*") == 0 ? "\"*\" is not an ETag: use "
+                                                 "etagkv_cond_update_only"
+                                               : "not an etagkv ETag");
+    return cond_one(ETAGKV_IF_MATCH, etag, out);
+}
+
+etagkv_status etagkv_cond_create_only(etagkv_cond **out)
+{
+    ekv_clear_error();
+    if (out == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    return cond_one(ETAGKV_IF_NONE_MATCH, "*", out);
+}
+
+etagkv_status etagkv_cond_update_only(etagkv_cond **out)
+{
+    ekv_clear_error();
+    if (out == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    return cond_one(ETAGKV_IF_MATCH, "*", out);
 }
 
 int etagkv_cond_is_conditional(const etagkv_cond *c)

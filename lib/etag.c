@@ -92,7 +92,7 @@ void etagkv_etag_compute(const void *value, size_t len,
  * Uppercase is refused: we only ever emit lowercase, and entity-tags
  * compare octet by octet (§8.8.3.2), so "ABC..." could never match one of
  * ours anyway.  A table, so that the loop below has no branch per digit:
- * every conditional write through the typed helpers parses one ETag. */
+ * every etagkv_cond_if_match() parses one ETag. */
 static const unsigned char hex_value1[256] = {
     ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
     ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,

@@ -376,12 +376,12 @@ static int is_ows(char ch)
     return ch == ' ' || ch == '\t';
 }
 
-int etagkv_httpdate_parse(const char *s, size_t len, int64_t *out)
+etagkv_status etagkv_httpdate_parse(const char *s, size_t len, int64_t *out)
 {
     civil d;
 
-    if (s == NULL || out == NULL)
-        return -1;
+    if (out == NULL || (s == NULL && len > 0))
+        return ETAGKV_INVALID_ARGUMENT;
     /* Leading and trailing OWS (RFC 9110 §5.5); nothing else is trimmed. */
     while (len > 0 && is_ows(s[0])) {
         s++;
@@ -389,10 +389,10 @@ int etagkv_httpdate_parse(const char *s, size_t len, int64_t *out)
     }
     while (len > 0 && is_ows(s[len - 1]))
         len--;
-    if (parse_any(s, len, &d) != 0)
-        return -1;
+    if (len == 0 || parse_any(s, len, &d) != 0)
+        return ETAGKV_INVALID_HEADER;
     *out = civil_to_seconds(&d);
-    return 0;
+    return ETAGKV_OK;
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -418,13 +418,13 @@ static char *put_text(char *p, const char *text)
 /* IMF-fixdate, the only form a sender may generate (RFC 9110 §5.6.7):
  * "Sun, 06 Nov 1994 08:49:37 GMT", always 29 characters.  Digits are
  * written by hand so that no locale can touch them. */
-int etagkv_httpdate_format(int64_t t, char out[ETAGKV_HTTPDATE_SIZE])
+etagkv_status etagkv_httpdate_format(int64_t t, char out[ETAGKV_HTTPDATE_SIZE])
 {
     civil d;
     char *p;
 
     if (out == NULL || t < T_MIN || t > T_MAX)
-        return -1;
+        return ETAGKV_INVALID_ARGUMENT;
     civil_from_seconds(t, &d);
     /* 1970-01-01 was a Thursday (index 4). */
     p = put_text(out, day_names[floor_mod(floor_div(t, SECS_PER_DAY) + 4, 7)]);
@@ -442,5 +442,5 @@ int etagkv_httpdate_format(int64_t t, char out[ETAGKV_HTTPDATE_SIZE])
     p = put_digits(p, d.second, 2);
     p = put_text(p, " GMT");
     *p = '\0';
-    return 0;
+    return ETAGKV_OK;
 }

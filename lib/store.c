@@ -622,7 +622,7 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
 /* ---- reads ------------------------------------------------------------------
  */
 
-/* The common part of get, head and view: look the key up in a read
+/* The common part of get and view: look the key up in a read
  * transaction and evaluate the conditions as for `method`.  *meta (never
  * NULL) gets the current metadata, or zeroes when the key is absent or the
  * call fails.  On ETAGKV_OK the transaction stays open with *r valid; on
@@ -694,12 +694,6 @@ etagkv_status etagkv_get(etagkv_store *s, const void *key, size_t key_len,
     }
     ekv_txn_end(s, txn, MDB_RDONLY);
     return st;
-}
-
-etagkv_status etagkv_head(etagkv_store *s, const void *key, size_t key_len,
-                          const etagkv_cond *c, etagkv_meta *meta_out)
-{
-    return etagkv_get(s, key, key_len, c, NULL, NULL, meta_out);
 }
 
 etagkv_status etagkv_view(etagkv_store *s, const void *key, size_t key_len,

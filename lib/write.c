@@ -1,6 +1,6 @@
 /*
- * write.c -- the write path: put, delete, their typed helpers, and the
- * optimistic read-modify-write helper.
+ * write.c -- the write path: etagkv_write() and etagkv_submit(), their
+ * shorthands put and delete, and the optimistic read-modify-write helper.
  *
  * Each call validates its arguments, computes everything an operation needs
  * before any lock is taken (the XXH3-128 of the value above all), and hands
@@ -54,17 +54,17 @@ static etagkv_status fingerprint(struct ekv_op *op)
 
 /* Validate req and fill op with everything that can be computed outside a
  * transaction: the value's hash and, with an idempotency key, the
- * request's fingerprint.  keep_type: a replaced record keeps its content
- * type (req->content_type is then NULL).  On failure op is not usable. */
+ * request's fingerprint.  On failure op is not usable. */
 static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
-                             int keep_type, struct ekv_op *op)
+                             struct ekv_op *op)
 {
     const char *ct = req->content_type;
     etagkv_status st;
 
     memset(op, 0, sizeof(*op));
     if (s == NULL ||
-        (req->idempotency_key == NULL && req->idempotency_key_len > 0))
+        (req->idempotency_key == NULL && req->idempotency_key_len > 0) ||
+        (req->flags & ~ETAGKV_WRITE_KEEP_CONTENT_TYPE) != 0)
         return ETAGKV_INVALID_ARGUMENT;
     if (req->idempotency_key_len > ETAGKV_IDEMPOTENCY_KEY_MAX)
         return ekv_fail(ETAGKV_INVALID_HEADER,
@@ -87,6 +87,10 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
             return ekv_fail(ETAGKV_VALUE_TOO_LARGE, "%zu bytes, limit %llu",
                             req->value_len,
                             (unsigned long long)s->opts.max_value_bytes);
+        /* An explicit content type wins over the keep flag: the flag
+         * stands for "I don't know the type", which a given one denies. */
+        op->keep_content_type =
+            ct == NULL && (req->flags & ETAGKV_WRITE_KEEP_CONTENT_TYPE) != 0;
         if (ct == NULL)
             ct = ETAGKV_CONTENT_TYPE_DEFAULT;
         if (!ekv_content_type_valid(ct, strlen(ct)))
@@ -95,7 +99,6 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
         op->value_len = req->value_len;
         op->content_type = ct;
         op->content_type_len = strlen(ct);
-        op->keep_content_type = keep_type;
         ekv_hash128(req->value, req->value_len, op->hash);
     }
     if (op->idem_len > 0)
@@ -105,11 +108,10 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
 
 /* A write from start to acknowledgement, on the caller's thread. */
 static etagkv_status write_sync(etagkv_store *s, const etagkv_request *req,
-                                int keep_type, etagkv_meta *meta_out,
-                                int *replayed)
+                                etagkv_meta *meta_out, int *replayed)
 {
     struct ekv_op op;
-    etagkv_status st = prepare(s, req, keep_type, &op);
+    etagkv_status st = prepare(s, req, &op);
 
     if (st != ETAGKV_OK) {
         if (meta_out != NULL)
@@ -121,11 +123,10 @@ static etagkv_status write_sync(etagkv_store *s, const etagkv_request *req,
     return run(s, &op, meta_out, replayed);
 }
 
-/* The put behind etagkv_put() and the helpers. */
-static etagkv_status put_op(etagkv_store *s, const void *key, size_t key_len,
-                            const void *value, size_t value_len,
-                            const char *content_type, int keep_type,
-                            const etagkv_cond *c, etagkv_meta *meta_out)
+etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
+                         const void *value, size_t value_len,
+                         const char *content_type, const etagkv_cond *c,
+                         etagkv_meta *meta_out)
 {
     etagkv_request req = {.method = ETAGKV_METHOD_PUT,
                           .key = key,
@@ -135,17 +136,8 @@ static etagkv_status put_op(etagkv_store *s, const void *key, size_t key_len,
                           .content_type = content_type,
                           .cond = c};
 
-    return write_sync(s, &req, keep_type, meta_out, NULL);
-}
-
-etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
-                         const void *value, size_t value_len,
-                         const char *content_type, const etagkv_cond *c,
-                         etagkv_meta *meta_out)
-{
     ekv_clear_error();
-    return put_op(s, key, key_len, value, value_len, content_type, 0, c,
-                  meta_out);
+    return write_sync(s, &req, meta_out, NULL);
 }
 
 etagkv_status etagkv_delete(etagkv_store *s, const void *key, size_t key_len,
@@ -157,7 +149,7 @@ etagkv_status etagkv_delete(etagkv_store *s, const void *key, size_t key_len,
                           .cond = c};
 
     ekv_clear_error();
-    return write_sync(s, &req, 0, meta_out, NULL);
+    return write_sync(s, &req, meta_out, NULL);
 }
 
 etagkv_status etagkv_write(etagkv_store *s, const etagkv_request *req,
@@ -171,7 +163,7 @@ etagkv_status etagkv_write(etagkv_store *s, const etagkv_request *req,
         res = &local;
     memset(res, 0, sizeof(*res));
     st = req == NULL ? ETAGKV_INVALID_ARGUMENT
-                     : write_sync(s, req, 0, &res->meta, &res->replayed);
+                     : write_sync(s, req, &res->meta, &res->replayed);
     res->status = st;
     return st;
 }
@@ -188,117 +180,11 @@ etagkv_status etagkv_submit(etagkv_store *s, const etagkv_request *req,
     a = ekv_async_new(done, ctx);
     if (a == NULL)
         return ETAGKV_NO_MEMORY;
-    st = prepare(s, req, 0, ekv_async_op(a));
+    st = prepare(s, req, ekv_async_op(a));
     if (st == ETAGKV_OK)
         st = ekv_commit_async(s, a);
     if (st != ETAGKV_OK)
         ekv_async_free(a);
-    return st;
-}
-
-/* ---- typed helpers ----------------------------------------------------------
- */
-
-/* Build the one-header condition set the typed helpers need.  For If-Match
- * with an ETag, only our own strong form is accepted: a helper that silently
- * never matched would be a trap. */
-static etagkv_status one_cond(etagkv_header h, const char *value,
-                              etagkv_cond **out)
-{
-    uint8_t hash[EKV_HASH_BYTES];
-    etagkv_status st;
-
-    *out = NULL;
-    if (value == NULL)
-        return ekv_fail(ETAGKV_INVALID_HEADER, "NULL ETag");
-    if (strcmp(value, "*") != 0 &&
-        ekv_etag_parse_own(value, strlen(value), hash) != 0)
-        return ekv_fail(ETAGKV_INVALID_HEADER, "not an etagkv ETag");
-    if ((st = etagkv_cond_new(out)) != ETAGKV_OK)
-        return st;
-    st = etagkv_cond_add(*out, h, value, strlen(value));
-    if (st != ETAGKV_OK) {
-        etagkv_cond_free(*out);
-        *out = NULL;
-    }
-    return st;
-}
-
-/* A typed helper's put: the record keeps its content type. */
-static etagkv_status put_with(etagkv_store *s, const void *key, size_t key_len,
-                              const void *value, size_t value_len,
-                              etagkv_header h, const char *hv,
-                              etagkv_meta *meta_out)
-{
-    etagkv_cond *c;
-    etagkv_status st;
-
-    /* The condition is built first: hv may point into *meta_out, as in
-     * etagkv_put_if_match(s, k, n, v, len, m.etag, &m). */
-    ekv_clear_error();
-    st = s == NULL ? ETAGKV_INVALID_ARGUMENT : one_cond(h, hv, &c);
-    if (st != ETAGKV_OK) {
-        if (meta_out != NULL)
-            memset(meta_out, 0, sizeof(*meta_out));
-        return st;
-    }
-    st = put_op(s, key, key_len, value, value_len, NULL, 1, c, meta_out);
-    etagkv_cond_free(c);
-    return st;
-}
-
-etagkv_status etagkv_put_if_match(etagkv_store *s, const void *key,
-                                  size_t key_len, const void *value,
-                                  size_t value_len, const char *etag,
-                                  etagkv_meta *meta_out)
-{
-    if (etag != NULL && strcmp(etag, "*") == 0) {
-        if (meta_out != NULL)
-            memset(meta_out, 0, sizeof(*meta_out));
-        return ekv_fail(ETAGKV_INVALID_HEADER,
-                        "\"*\" is not an ETag: use etagkv_put_update_only");
-    }
-    return put_with(s, key, key_len, value, value_len, ETAGKV_IF_MATCH, etag,
-                    meta_out);
-}
-
-etagkv_status etagkv_put_create_only(etagkv_store *s, const void *key,
-                                     size_t key_len, const void *value,
-                                     size_t value_len, etagkv_meta *meta_out)
-{
-    return put_with(s, key, key_len, value, value_len, ETAGKV_IF_NONE_MATCH,
-                    "*", meta_out);
-}
-
-etagkv_status etagkv_put_update_only(etagkv_store *s, const void *key,
-                                     size_t key_len, const void *value,
-                                     size_t value_len, etagkv_meta *meta_out)
-{
-    return put_with(s, key, key_len, value, value_len, ETAGKV_IF_MATCH, "*",
-                    meta_out);
-}
-
-etagkv_status etagkv_delete_if_match(etagkv_store *s, const void *key,
-                                     size_t key_len, const char *etag,
-                                     etagkv_meta *meta_out)
-{
-    etagkv_cond *c;
-    etagkv_status st;
-
-    ekv_clear_error();
-    if (s == NULL)
-        st = ETAGKV_INVALID_ARGUMENT;
-    else if (etag != NULL && strcmp(etag, "*") == 0)
-        st = ekv_fail(ETAGKV_INVALID_HEADER, "\"*\" is not an ETag");
-    else
-        st = one_cond(ETAGKV_IF_MATCH, etag, &c); /* etag may be in meta_out */
-    if (st != ETAGKV_OK) {
-        if (meta_out != NULL)
-            memset(meta_out, 0, sizeof(*meta_out));
-        return st;
-    }
-    st = etagkv_delete(s, key, key_len, c, meta_out);
-    etagkv_cond_free(c);
     return st;
 }
 
@@ -326,13 +212,21 @@ static etagkv_status update_once(etagkv_store *s, const void *key,
     st = fn(ctx, old, old_len, meta, &nv, &nv_len);
     if (st == ETAGKV_OK) {
         if (meta->exists)
-            st = one_cond(ETAGKV_IF_MATCH, meta->etag, &c);
+            st = etagkv_cond_if_match(meta->etag, &c);
         else
-            st = one_cond(ETAGKV_IF_NONE_MATCH, "*", &c);
+            st = etagkv_cond_create_only(&c);
     }
     if (st == ETAGKV_OK) {
+        etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                              .key = key,
+                              .key_len = key_len,
+                              .value = nv,
+                              .value_len = nv_len,
+                              .cond = c,
+                              .flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE};
+
         /* old is freed only now: fn may have answered with it. */
-        st = put_op(s, key, key_len, nv, nv_len, NULL, 1, c, meta);
+        st = write_sync(s, &req, meta, NULL);
         etagkv_cond_free(c);
         *raced = st == ETAGKV_PRECONDITION_FAILED;
     }

@@ -99,9 +99,10 @@ static enum MHD_Result kv_get(struct srv *s, struct MHD_Connection *c,
     st = etagkv_get(s->store, r->key, r->key_len, r->cond, &value, &len, &m);
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);
-    resp = MHD_create_response_from_buffer_with_free_callback(len, value, free);
+    resp = MHD_create_response_from_buffer_with_free_callback(len, value,
+                                                              etagkv_free);
     if (resp == NULL) {
-        free(value);
+        etagkv_free(value);
         return MHD_NO;
     }
     if (add_representation_headers(resp, &m) != 0) {
@@ -119,7 +120,7 @@ static enum MHD_Result kv_head(struct srv *s, struct MHD_Connection *c,
     etagkv_status st;
 
     memset(&m, 0, sizeof m);
-    st = etagkv_head(s->store, r->key, r->key_len, r->cond, &m);
+    st = etagkv_get(s->store, r->key, r->key_len, r->cond, NULL, NULL, &m);
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);
     resp = srv_headers_only_response(m.value_bytes);

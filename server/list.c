@@ -52,7 +52,7 @@ static int entry_members(json_t *e, const void *key, size_t key_len,
                               json_integer((json_int_t)m->mod_revision));
     if (bad)
         return -1;
-    if (etagkv_httpdate_format(ETAGKV_META_LAST_MODIFIED(m), date) == 0)
+    if (etagkv_httpdate_format(ETAGKV_META_LAST_MODIFIED(m), date) == ETAGKV_OK)
         return json_object_set_new(e, "last_modified", json_string(date));
     return json_object_set_new(e, "last_modified", json_null());
 }

@@ -36,7 +36,8 @@ int srv_add_validators(struct MHD_Response *resp, const etagkv_meta *m)
         return -1;
     /* A date outside years 1..9999 cannot be written as an HTTP-date;
      * then the response simply has no Last-Modified. */
-    if (etagkv_httpdate_format(ETAGKV_META_LAST_MODIFIED(m), date) == 0 &&
+    if (etagkv_httpdate_format(ETAGKV_META_LAST_MODIFIED(m), date) ==
+            ETAGKV_OK &&
         srv_add_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, date) != 0)
         return -1;
     return 0;
@@ -215,8 +216,8 @@ static int set_state_members(json_t *j, const etagkv_meta *m)
 {
     char date[ETAGKV_HTTPDATE_SIZE];
     int exists = m != NULL && m->exists;
-    int dated = exists &&
-                etagkv_httpdate_format(ETAGKV_META_LAST_MODIFIED(m), date) == 0;
+    int dated = exists && etagkv_httpdate_format(ETAGKV_META_LAST_MODIFIED(m),
+                                                 date) == ETAGKV_OK;
     int bad = 0;
 
     bad |= json_object_set_new(j, "exists", json_boolean(exists));

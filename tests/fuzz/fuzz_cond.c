@@ -126,7 +126,8 @@ static uint64_t revision(void)
 /* The key's record, exists 0 when absent. */
 static void current(int k, etagkv_meta *m)
 {
-    etagkv_status st = etagkv_head(store, keys[k].p, keys[k].len, NULL, m);
+    etagkv_status st =
+        etagkv_get(store, keys[k].p, keys[k].len, NULL, NULL, NULL, m);
 
     CHECK(st == ETAGKV_OK || st == ETAGKV_NOT_FOUND);
     if (st == ETAGKV_NOT_FOUND)
@@ -234,7 +235,7 @@ static void date_line(int *lines, int *ok, int64_t *t, const char *v,
                       size_t len)
 {
     if ((*lines)++ == 0)
-        *ok = etagkv_httpdate_parse(v, len, t) == 0;
+        *ok = etagkv_httpdate_parse(v, len, t) == ETAGKV_OK;
     else
         *ok = 0;
 }
@@ -335,10 +336,10 @@ static etagkv_status perform(int k, etagkv_method m, const etagkv_cond *c,
         } else {
             CHECK(value == NULL);
         }
-        free(value);
+        etagkv_free(value);
         break;
     case ETAGKV_METHOD_HEAD:
-        st = etagkv_head(store, keys[k].p, keys[k].len, c, out);
+        st = etagkv_get(store, keys[k].p, keys[k].len, c, NULL, NULL, out);
         break;
     case ETAGKV_METHOD_PUT:
         st = etagkv_put(store, keys[k].p, keys[k].len, body, body_len, NULL, c,

@@ -51,7 +51,7 @@ static void check_format(int64_t t, char out[ETAGKV_HTTPDATE_SIZE])
     struct tm tm;
     int64_t back = 0;
 
-    CHECK(etagkv_httpdate_format(t, out) == 0);
+    CHECK(etagkv_httpdate_format(t, out) == ETAGKV_OK);
     CHECK(strlen(out) == ETAGKV_HTTPDATE_SIZE - 1);
     oracle_tm(t, &tm);
     snprintf(want, sizeof want, "%s, %02d %s %04d %02d:%02d:%02d GMT",
@@ -62,7 +62,7 @@ static void check_format(int64_t t, char out[ETAGKV_HTTPDATE_SIZE])
                 out, want);
         CHECK(!"format agrees with gmtime_r");
     }
-    CHECK(etagkv_httpdate_parse(out, strlen(out), &back) == 0);
+    CHECK(etagkv_httpdate_parse(out, strlen(out), &back) == ETAGKV_OK);
     CHECK(back == t);
 }
 
@@ -101,11 +101,11 @@ static void check_three_forms(int64_t t)
     n = snprintf(s, sizeof s, "%s %s %2d %02d:%02d:%02d %04d", days[tm.tm_wday],
                  months[tm.tm_mon], tm.tm_mday, tm.tm_hour, tm.tm_min,
                  tm.tm_sec, tm.tm_year + 1900);
-    CHECK(etagkv_httpdate_parse(s, (size_t)n, &back) == 0 && back == t);
+    CHECK(etagkv_httpdate_parse(s, (size_t)n, &back) == ETAGKV_OK && back == t);
     n = snprintf(s, sizeof s, "%s, %02d-%s-%02d %02d:%02d:%02d GMT",
                  days_long[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
                  (tm.tm_year + 1900) % 100, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    if (etagkv_httpdate_parse(s, (size_t)n, &back) != 0) {
+    if (etagkv_httpdate_parse(s, (size_t)n, &back) != ETAGKV_OK) {
         /* Only February 29 can fail: the century the rule picks may not
          * be a leap year. */
         CHECK(tm.tm_mon == 1 && tm.tm_mday == 29);
@@ -123,13 +123,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *s = (const char *)data;
     char out[ETAGKV_HTTPDATE_SIZE];
     int64_t t = INT64_C(0x5A5A5A5A5A5A5A5A);
+    etagkv_status st;
 
-    if (etagkv_httpdate_parse(s, size, &t) == 0) {
+    st = etagkv_httpdate_parse(s, size, &t);
+    if (st == ETAGKV_OK) {
         CHECK(t >= T_MIN && t <= T_MAX);
         check_format(t, out);
         check_same_as_input(s, size, out);
     } else {
-        CHECK(t == INT64_C(0x5A5A5A5A5A5A5A5A)); /* untouched on failure */
+        /* Bytes that are not a date are a bad header, never anything else,
+         * and leave *out untouched. */
+        CHECK(st == ETAGKV_INVALID_HEADER);
+        CHECK(t == INT64_C(0x5A5A5A5A5A5A5A5A));
     }
     if (size >= 8) {
         uint64_t raw;
@@ -140,7 +145,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_three_forms(t);
     }
     /* Outside 0001..9999 the formatter refuses. */
-    CHECK(etagkv_httpdate_format(T_MAX + 1 + (int64_t)(size % 7), out) == -1);
-    CHECK(etagkv_httpdate_format(T_MIN - 1 - (int64_t)(size % 7), out) == -1);
+    CHECK(etagkv_httpdate_format(T_MAX + 1 + (int64_t)(size % 7), out) ==
+          ETAGKV_INVALID_ARGUMENT);
+    CHECK(etagkv_httpdate_format(T_MIN - 1 - (int64_t)(size % 7), out) ==
+          ETAGKV_INVALID_ARGUMENT);
     return 0;
 }

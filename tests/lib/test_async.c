@@ -57,9 +57,9 @@ static void done_fn(void *ctx, const etagkv_result *res)
     /* First: the read below starts a new call, which clears the text. */
     snprintf(sl->detail, sizeof(sl->detail), "%s", etagkv_last_error_detail());
     /* Acknowledged means committed: a read from the callback sees it. */
-    sl->visible =
-        etagkv_head(st, sl->key, strlen(sl->key), NULL, &m) == ETAGKV_OK &&
-        strcmp(m.etag, res->meta.etag) == 0;
+    sl->visible = etagkv_get(st, sl->key, strlen(sl->key), NULL, NULL, NULL,
+                             &m) == ETAGKV_OK &&
+                  strcmp(m.etag, res->meta.etag) == 0;
     sl->res = *res;
     pthread_mutex_lock(&lock);
     sl->order = completed;
@@ -133,9 +133,9 @@ START_TEST(close_completes_submitted_writes_first)
     ck_assert_int_eq(completed, N); /* all called before close returned */
     st = tu_open(dir, NULL);
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(
-            etagkv_head(st, slots[i].key, strlen(slots[i].key), NULL, NULL),
-            ETAGKV_OK);
+        ck_assert_int_eq(etagkv_get(st, slots[i].key, strlen(slots[i].key),
+                                    NULL, NULL, NULL, NULL),
+                         ETAGKV_OK);
 }
 END_TEST
 
@@ -168,6 +168,42 @@ START_TEST(submitted_conditional_writes_apply_in_arrival_order)
         ck_assert_str_eq(slots[i].res.meta.etag, slots[0].res.meta.etag);
     }
     etagkv_cond_free(create_only);
+}
+END_TEST
+
+/* ETAGKV_WRITE_KEEP_CONTENT_TYPE through the queue: a replaced record
+ * keeps its type, a created one gets the default, and an explicit type
+ * wins over the flag. */
+START_TEST(a_submitted_write_can_keep_the_content_type)
+{
+    static const char *const keys[3] = {"typed", "fresh", "typed"};
+    static const char *const types[3] = {NULL, NULL, "text/plain"};
+    etagkv_request rq;
+
+    completed = 0;
+    memset(slots, 0, sizeof(slots));
+    ck_assert_int_eq(
+        etagkv_put(st, "typed", 5, "{}", 2, "application/json", NULL, NULL),
+        ETAGKV_CREATED);
+    for (int i = 0; i < 3; i++) {
+        snprintf(slots[i].key, sizeof(slots[i].key), "%s", keys[i]);
+        rq = (etagkv_request){.method = ETAGKV_METHOD_PUT,
+                              .key = slots[i].key,
+                              .key_len = strlen(slots[i].key),
+                              .value = "[]",
+                              .value_len = 2,
+                              .content_type = types[i],
+                              .flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE};
+        ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[i]), ETAGKV_OK);
+    }
+    wait_for(3);
+    ck_assert_int_eq(slots[0].res.status, ETAGKV_OK);
+    ck_assert_str_eq(slots[0].res.meta.content_type, "application/json");
+    ck_assert_int_eq(slots[1].res.status, ETAGKV_CREATED);
+    ck_assert_str_eq(slots[1].res.meta.content_type,
+                     ETAGKV_CONTENT_TYPE_DEFAULT);
+    ck_assert_int_eq(slots[2].res.status, ETAGKV_OK);
+    ck_assert_str_eq(slots[2].res.meta.content_type, "text/plain");
 }
 END_TEST
 
@@ -209,9 +245,9 @@ START_TEST(a_full_store_fails_the_submitted_write_with_its_detail)
     ck_assert_int_eq(slots[n].res.meta.exists, 0);
     ck_assert_msg(slots[n].detail[0] != '\0', "no detail in the callback");
     for (int i = 0; i < n; i++)
-        ck_assert_int_eq(
-            etagkv_head(st, slots[i].key, strlen(slots[i].key), NULL, NULL),
-            ETAGKV_OK);
+        ck_assert_int_eq(etagkv_get(st, slots[i].key, strlen(slots[i].key),
+                                    NULL, NULL, NULL, NULL),
+                         ETAGKV_OK);
 }
 END_TEST
 
@@ -250,7 +286,8 @@ START_TEST(a_callback_may_submit_the_next_write)
     chain_left = 20;
     ck_assert_int_eq(etagkv_submit(st, &rq, chain_fn, NULL), ETAGKV_OK);
     wait_for(20);
-    ck_assert_int_eq(etagkv_head(st, "chain", 5, NULL, &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(st, "chain", 5, NULL, NULL, NULL, &m),
+                     ETAGKV_OK);
     ck_assert_uint_eq(m.version, 20);
 }
 END_TEST
@@ -357,6 +394,10 @@ START_TEST(a_refused_submit_never_calls_back)
     rq.content_type = "bad\r\n";
     ck_assert_int_eq(etagkv_submit(st, &rq, never_called, NULL),
                      ETAGKV_INVALID_HEADER);
+    rq.content_type = NULL;
+    rq.flags = ~ETAGKV_WRITE_KEEP_CONTENT_TYPE;
+    ck_assert_int_eq(etagkv_submit(st, &rq, never_called, NULL),
+                     ETAGKV_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -383,6 +424,7 @@ static Suite *suite(void)
 
     /* Behaviour that does not depend on the sync mode: sync only. */
     tcase_add_test(tc, close_completes_submitted_writes_first);
+    tcase_add_test(tc, a_submitted_write_can_keep_the_content_type);
     tcase_add_test(tc, a_full_store_fails_the_submitted_write_with_its_detail);
     tcase_add_test(tc, a_callback_may_submit_the_next_write);
     tcase_add_test(tc, a_blocking_write_follows_the_threads_submitted_writes);

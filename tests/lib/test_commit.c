@@ -76,12 +76,16 @@ static void *se_work(void *arg)
     for (int i = 0; i < SE_WRITES; i++) {
         struct attempt *a = &t->a[i];
         etagkv_meta cur;
+        etagkv_cond *c;
 
-        ck_assert_int_eq(etagkv_head(st, "hot", 3, NULL, &cur), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_get(st, "hot", 3, NULL, NULL, NULL, &cur),
+                         ETAGKV_OK);
         memcpy(a->validator, cur.etag, sizeof(a->validator));
         snprintf(a->value, sizeof(a->value), "t%d-w%d", t->id, i);
-        a->status = etagkv_put_if_match(
-            st, "hot", 3, a->value, strlen(a->value), a->validator, &a->meta);
+        ck_assert_int_eq(etagkv_cond_if_match(a->validator, &c), ETAGKV_OK);
+        a->status = etagkv_put(st, "hot", 3, a->value, strlen(a->value), NULL,
+                               c, &a->meta);
+        etagkv_cond_free(c);
     }
     return NULL;
 }
@@ -149,7 +153,7 @@ START_TEST(concurrent_conditional_writes_equal_a_serial_execution)
         ck_assert_uint_eq(now.mod_revision, last_rev);
         ck_assert_uint_eq(n, strlen(by_rev[last_rev]->value));
         ck_assert_mem_eq(v, by_rev[last_rev]->value, n);
-        free(v);
+        etagkv_free(v);
     }
     ck_assert_int_eq(ok + failed, SE_THREADS * SE_WRITES);
     ck_assert_int_gt(ok, 0);
@@ -336,7 +340,8 @@ START_TEST(every_acknowledged_write_survives_a_kill)
         etagkv_meta m;
 
         snprintf(key, sizeof(key), "ack-%d", n);
-        ck_assert_msg(etagkv_head(st, key, strlen(key), NULL, &m) == ETAGKV_OK,
+        ck_assert_msg(etagkv_get(st, key, strlen(key), NULL, NULL, NULL, &m) ==
+                          ETAGKV_OK,
                       "acknowledged %s is missing after the kill", key);
         acked++;
     }

@@ -367,10 +367,11 @@ static void check_table(const table *tb)
     for (size_t i = 0; i < tb->n; i++) {
         const row *r = &tb->rows[i];
         int64_t got = INT64_MIN;
-        int rc = etagkv_httpdate_parse(r->in, r->len, &got);
+        etagkv_status rc = etagkv_httpdate_parse(r->in, r->len, &got);
 
-        ck_assert_msg(rc == (r->ok ? 0 : -1), "%s[%zu] \"%s\": rc %d", tb->name,
-                      i, r->in, rc);
+        ck_assert_msg(rc == (r->ok ? ETAGKV_OK : ETAGKV_INVALID_HEADER),
+                      "%s[%zu] \"%s\": %s", tb->name, i, r->in,
+                      etagkv_status_name(rc));
         if (r->ok)
             ck_assert_msg(got == row_expected(r),
                           "%s[%zu] \"%s\": got %" PRId64 ", want %" PRId64,
@@ -391,7 +392,7 @@ static void expect_parse(const char *s, int64_t want)
 {
     int64_t got = INT64_MIN;
 
-    ck_assert_msg(etagkv_httpdate_parse(s, strlen(s), &got) == 0,
+    ck_assert_msg(etagkv_httpdate_parse(s, strlen(s), &got) == ETAGKV_OK,
                   "\"%s\" was rejected", s);
     ck_assert_msg(got == want, "\"%s\": got %" PRId64 ", want %" PRId64, s, got,
                   want);
@@ -401,7 +402,8 @@ static void expect_reject(const char *s)
 {
     int64_t got = INT64_MIN;
 
-    ck_assert_msg(etagkv_httpdate_parse(s, strlen(s), &got) == -1,
+    ck_assert_msg(etagkv_httpdate_parse(s, strlen(s), &got) ==
+                      ETAGKV_INVALID_HEADER,
                   "\"%s\" was accepted", s);
     ck_assert(got == INT64_MIN);
 }
@@ -435,14 +437,14 @@ static void check_against_oracle(int64_t t)
     int64_t back = INT64_MIN;
 
     oracle_strings(t, imf, asc);
-    ck_assert_int_eq(etagkv_httpdate_format(t, out), 0);
+    ck_assert_int_eq(etagkv_httpdate_format(t, out), ETAGKV_OK);
     ck_assert_msg(strcmp(out, imf) == 0, "t=%" PRId64 ": \"%s\" != \"%s\"", t,
                   out, imf);
-    ck_assert_int_eq(etagkv_httpdate_parse(out, strlen(out), &back), 0);
+    ck_assert_int_eq(etagkv_httpdate_parse(out, strlen(out), &back), ETAGKV_OK);
     ck_assert_msg(back == t, "t=%" PRId64 ": parse(format) = %" PRId64, t,
                   back);
     back = INT64_MIN;
-    ck_assert_int_eq(etagkv_httpdate_parse(asc, strlen(asc), &back), 0);
+    ck_assert_int_eq(etagkv_httpdate_parse(asc, strlen(asc), &back), ETAGKV_OK);
     ck_assert_msg(back == t, "t=%" PRId64 ": \"%s\" = %" PRId64, t, asc, back);
 }
 
@@ -575,10 +577,11 @@ START_TEST(every_prefix_truncation_of_a_valid_date_is_invalid)
         size_t n = strlen(dates[i]);
         int64_t got = INT64_MIN;
 
-        ck_assert_int_eq(etagkv_httpdate_parse(dates[i], n, &got), 0);
+        ck_assert_int_eq(etagkv_httpdate_parse(dates[i], n, &got), ETAGKV_OK);
         for (size_t k = 0; k < n; k++) {
             got = INT64_MIN;
-            ck_assert_msg(etagkv_httpdate_parse(dates[i], k, &got) == -1,
+            ck_assert_msg(etagkv_httpdate_parse(dates[i], k, &got) ==
+                              ETAGKV_INVALID_HEADER,
                           "prefix %zu of \"%s\" was accepted", k, dates[i]);
             ck_assert(got == INT64_MIN);
         }
@@ -592,9 +595,10 @@ START_TEST(only_len_bytes_are_read_so_a_longer_buffer_is_fine)
     static const char buf[] = "Sun, 06 Nov 1994 08:49:37 GMTGARBAGE";
     int64_t got = 0;
 
-    ck_assert_int_eq(etagkv_httpdate_parse(buf, 29, &got), 0);
+    ck_assert_int_eq(etagkv_httpdate_parse(buf, 29, &got), ETAGKV_OK);
     ck_assert(got == T_RFC);
-    ck_assert_int_eq(etagkv_httpdate_parse(buf, 30, &got), -1);
+    ck_assert_int_eq(etagkv_httpdate_parse(buf, 30, &got),
+                     ETAGKV_INVALID_HEADER);
 }
 END_TEST
 
@@ -602,13 +606,23 @@ START_TEST(failure_and_null_arguments_leave_out_untouched)
 {
     int64_t got = 12345;
 
-    ck_assert_int_eq(etagkv_httpdate_parse("nonsense", 8, &got), -1);
+    /* The header: not an HTTP-date is INVALID_HEADER (the empty string,
+     * also as NULL with len 0, included); a NULL pointer the call would
+     * have to read or write is INVALID_ARGUMENT. */
+    ck_assert_int_eq(etagkv_httpdate_parse("nonsense", 8, &got),
+                     ETAGKV_INVALID_HEADER);
     ck_assert(got == 12345);
-    ck_assert_int_eq(etagkv_httpdate_parse(NULL, 0, &got), -1);
-    ck_assert_int_eq(etagkv_httpdate_parse(NULL, 29, &got), -1);
+    ck_assert_int_eq(etagkv_httpdate_parse("", 0, &got), ETAGKV_INVALID_HEADER);
+    ck_assert_int_eq(etagkv_httpdate_parse(" \t ", 3, &got),
+                     ETAGKV_INVALID_HEADER);
+    ck_assert_int_eq(etagkv_httpdate_parse(NULL, 0, &got),
+                     ETAGKV_INVALID_HEADER);
+    ck_assert_int_eq(etagkv_httpdate_parse(NULL, 29, &got),
+                     ETAGKV_INVALID_ARGUMENT);
     ck_assert(got == 12345);
     ck_assert_int_eq(
-        etagkv_httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT", 29, NULL), -1);
+        etagkv_httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT", 29, NULL),
+        ETAGKV_INVALID_ARGUMENT);
     expect_reject("Sun, 06 Nov 1994 08:49:37 GMT ZZZ");
 }
 END_TEST
@@ -682,7 +696,7 @@ START_TEST(format_writes_imf_fixdate)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         memset(out, 'x', sizeof(out));
-        ck_assert_int_eq(etagkv_httpdate_format(cases[i].t, out), 0);
+        ck_assert_int_eq(etagkv_httpdate_format(cases[i].t, out), ETAGKV_OK);
         ck_assert_str_eq(out, cases[i].want);
         ck_assert_uint_eq(strlen(out), ETAGKV_HTTPDATE_SIZE - 1);
     }
@@ -691,16 +705,18 @@ END_TEST
 
 START_TEST(format_rejects_years_outside_1_to_9999)
 {
-    /* The header: -1 outside years 0001..9999 (IMF-fixdate has 4DIGIT). */
+    /* The header: INVALID_ARGUMENT outside years 0001..9999 (IMF-fixdate
+     * has 4DIGIT). */
     static const int64_t bad[] = {T_MIN - 1,     T_MAX + 1,
                                   INT64_MIN,     INT64_MAX,
                                   INT64_MIN + 1, -(INT64_C(1) << 40)};
     char out[ETAGKV_HTTPDATE_SIZE] = "untouched";
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_int_eq(etagkv_httpdate_format(bad[i], out), -1);
+        ck_assert_int_eq(etagkv_httpdate_format(bad[i], out),
+                         ETAGKV_INVALID_ARGUMENT);
     ck_assert_str_eq(out, "untouched");
-    ck_assert_int_eq(etagkv_httpdate_format(0, NULL), -1);
+    ck_assert_int_eq(etagkv_httpdate_format(0, NULL), ETAGKV_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -721,8 +737,8 @@ START_TEST(format_of_parse_is_identity_for_imf_fixdates)
         int64_t t = INT64_MIN;
         char out[ETAGKV_HTTPDATE_SIZE];
 
-        ck_assert_int_eq(etagkv_httpdate_parse(dates[i], 29, &t), 0);
-        ck_assert_int_eq(etagkv_httpdate_format(t, out), 0);
+        ck_assert_int_eq(etagkv_httpdate_parse(dates[i], 29, &t), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_httpdate_format(t, out), ETAGKV_OK);
         ck_assert_str_eq(out, dates[i]);
     }
 }
@@ -772,15 +788,15 @@ START_TEST(inputs_ending_at_a_guard_page_are_never_over_read)
             for (size_t k = 0; k <= r->len; k++) {
                 char *p = base + page - k;
                 int64_t got = INT64_MIN;
-                int rc;
+                etagkv_status rc;
 
                 memcpy(p, r->in, k);
                 rc = etagkv_httpdate_parse(p, k, &got);
                 if (k == r->len)
-                    ck_assert_msg(rc == (r->ok ? 0 : -1) &&
-                                      (!r->ok || got == row_expected(r)),
-                                  "%s[%zu] at the guard page",
-                                  all_tables[t].name, i);
+                    ck_assert_msg(
+                        rc == (r->ok ? ETAGKV_OK : ETAGKV_INVALID_HEADER) &&
+                            (!r->ok || got == row_expected(r)),
+                        "%s[%zu] at the guard page", all_tables[t].name, i);
             }
         }
     }

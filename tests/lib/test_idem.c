@@ -119,7 +119,8 @@ START_TEST(a_repeat_after_another_writer_returns_the_recorded_outcome)
     ck_assert_str_eq(b.meta.etag, a.meta.etag); /* as recorded */
     ck_assert_uint_eq(b.meta.mod_revision, 1);
     /* The record is untouched by the replay. */
-    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &b.meta), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &b.meta),
+                     ETAGKV_OK);
     ck_assert_str_eq(b.meta.etag, now.etag);
     ck_assert_uint_eq(revision(), 2);
 }
@@ -155,7 +156,8 @@ START_TEST(delete_and_not_found_are_replayed)
     ck_assert_int_eq(kdel("del-1", "k", &b), ETAGKV_OK);
     ck_assert_int_eq(b.replayed, 1);
     ck_assert_uint_eq(b.meta.mod_revision, 2);
-    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &b.meta), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &b.meta),
+                     ETAGKV_OK);
     /* A 404 is recorded too. */
     ck_assert_int_eq(kdel("del-2", "nope", &a), ETAGKV_NOT_FOUND);
     ck_assert_int_eq(kput(NULL, "nope", "now it exists", NULL, &b),
@@ -187,9 +189,20 @@ START_TEST(the_same_key_for_a_different_request_is_a_mismatch)
                      ETAGKV_IDEMPOTENCY_MISMATCH);
     ck_assert_int_eq(etagkv_write(st, &rq, &r), ETAGKV_IDEMPOTENCY_MISMATCH);
     ck_assert_int_eq(etagkv_status_http(r.status), 422);
+    /* Keeping the content type is a different request from setting the
+     * default... */
+    rq.content_type = NULL;
+    rq.flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE;
+    ck_assert_int_eq(etagkv_write(st, &rq, &r), ETAGKV_IDEMPOTENCY_MISMATCH);
+    /* ...but the flag beside an explicit type changes nothing (the type
+     * wins), so that is the first request again: a replay. */
+    rq.content_type = ETAGKV_CONTENT_TYPE_DEFAULT;
+    ck_assert_int_eq(etagkv_write(st, &rq, &r), ETAGKV_CREATED);
+    ck_assert_int_eq(r.replayed, 1);
     ck_assert_int_eq(kdel("id", "k", &r), ETAGKV_IDEMPOTENCY_MISMATCH);
     ck_assert_uint_eq(revision(), 1);
-    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &r.meta), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &r.meta),
+                     ETAGKV_OK);
     ck_assert_uint_eq(r.meta.version, 1);
 }
 END_TEST
@@ -239,7 +252,8 @@ START_TEST(a_full_table_refuses_new_keys_until_old_ones_expire)
     ck_assert_int_eq(kput("id-new", "k", "v", NULL, &r),
                      ETAGKV_IDEMPOTENCY_FULL);
     ck_assert_int_eq(etagkv_status_http(r.status), 507);
-    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &r.meta), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &r.meta),
+                     ETAGKV_NOT_FOUND);
     /* Known keys still replay; writes without a key are unaffected. */
     ck_assert_int_eq(kput("id-0", "id-0", "v", NULL, &r), ETAGKV_CREATED);
     ck_assert_int_eq(r.replayed, 1);
@@ -394,7 +408,7 @@ static void *double_sender(void *arg)
             ck_assert_int_eq(etagkv_get(st, "n", 1, NULL, &v, &n, &m),
                              ETAGKV_OK);
             snprintf(val, sizeof(val), "%.*s", (int)n, (char *)v);
-            free(v);
+            etagkv_free(v);
             x = strtol(val, NULL, 10);
             snprintf(val, sizeof(val), "%ld", x + 1);
             ck_assert_int_eq(etagkv_cond_parse(m.etag, NULL, NULL, NULL, &c),
@@ -429,7 +443,7 @@ START_TEST(a_counter_with_every_write_sent_twice_ends_exact)
     ck_assert_int_eq(etagkv_get(st, "n", 1, NULL, &v, &n, NULL), ETAGKV_OK);
     ck_assert_int_eq((int)n, 3);
     ck_assert_mem_eq(v, "200", 3);
-    free(v);
+    etagkv_free(v);
 }
 END_TEST
 

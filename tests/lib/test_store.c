@@ -66,6 +66,62 @@ static etagkv_status put(const char *k, const char *v, const char *im,
     return s;
 }
 
+/* The condition constructors, asserting success. */
+static etagkv_cond *if_match(const char *etag)
+{
+    etagkv_cond *c;
+
+    ck_assert_int_eq(etagkv_cond_if_match(etag, &c), ETAGKV_OK);
+    return c;
+}
+
+static etagkv_cond *create_only(void)
+{
+    etagkv_cond *c;
+
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    return c;
+}
+
+static etagkv_cond *update_only(void)
+{
+    etagkv_cond *c;
+
+    ck_assert_int_eq(etagkv_cond_update_only(&c), ETAGKV_OK);
+    return c;
+}
+
+/* A PUT through etagkv_write() under c (freed here) that keeps a replaced
+ * record's content type. */
+static etagkv_status put_keep(const char *k, const char *v, etagkv_cond *c,
+                              etagkv_meta *m)
+{
+    etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                          .key = k,
+                          .key_len = strlen(k),
+                          .value = v,
+                          .value_len = strlen(v),
+                          .cond = c,
+                          .flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE};
+    etagkv_result res;
+    etagkv_status s = etagkv_write(st, &req, &res);
+
+    etagkv_cond_free(c);
+    ck_assert_int_eq(res.status, s);
+    if (m != NULL)
+        *m = res.meta;
+    return s;
+}
+
+/* etagkv_delete() under c, which is freed here. */
+static etagkv_status delete_under(const char *k, etagkv_cond *c, etagkv_meta *m)
+{
+    etagkv_status s = etagkv_delete(st, k, strlen(k), c, m);
+
+    etagkv_cond_free(c);
+    return s;
+}
+
 static uint64_t revision(void)
 {
     etagkv_stats s;
@@ -90,7 +146,7 @@ static char *value_of(const char *k)
     ck_assert_ptr_nonnull(s);
     memcpy(s, v, n);
     s[n] = '\0';
-    free(v);
+    etagkv_free(v);
     return s;
 }
 
@@ -129,7 +185,8 @@ START_TEST(etag_is_the_quoted_xxh3_128_of_the_value)
         ck_assert_str_eq(m.etag, want);
         etagkv_etag_compute(values[i], n, computed);
         ck_assert_str_eq(computed, want);
-        ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &m), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m),
+                         ETAGKV_OK);
         ck_assert_str_eq(m.etag, want);
         ck_assert_uint_eq(m.value_bytes, n);
     }
@@ -247,7 +304,8 @@ START_TEST(data_and_metadata_survive_close_and_reopen)
         ETAGKV_CREATED);
     ck_assert_int_eq(put("other", "x", NULL, NULL, NULL), ETAGKV_CREATED);
     reopen();
-    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &after), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &after),
+                     ETAGKV_OK);
     ck_assert_mem_eq(&before, &after, sizeof(before));
     ck_assert_str_eq(after.content_type, "text/plain");
     v = value_of("k");
@@ -269,7 +327,7 @@ START_TEST(content_type_is_stored_and_defaults_to_octet_stream)
     ck_assert_int_eq(etagkv_put(st, "k", 1, "{}", 2,
                                 "application/json; charset=utf-8", NULL, &m),
                      ETAGKV_OK);
-    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m), ETAGKV_OK);
     ck_assert_str_eq(m.content_type, "application/json; charset=utf-8");
 }
 END_TEST
@@ -286,9 +344,10 @@ START_TEST(
     ck_assert_int_eq(put("k", "v", etag, NULL, &m), ETAGKV_PRECONDITION_FAILED);
     ck_assert_int_eq(m.exists, 0);
     ck_assert_int_eq(put("k", "v", "*", NULL, &m), ETAGKV_PRECONDITION_FAILED);
-    ck_assert_int_eq(etagkv_put_update_only(st, "k", 1, "v", 1, &m),
+    ck_assert_int_eq(put_keep("k", "v", update_only(), &m),
                      ETAGKV_PRECONDITION_FAILED);
-    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &m), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m),
+                     ETAGKV_NOT_FOUND);
     ck_assert_uint_eq(revision(), 0);
 }
 END_TEST
@@ -316,9 +375,8 @@ START_TEST(no_content_based_success_two_writers_with_one_validator)
      * second must fail although its body equals the current value, or one
      * increment would be lost. */
     ck_assert_int_eq(put("n", "5", NULL, NULL, &base), ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_put_if_match(st, "n", 1, "6", 1, base.etag, &m),
-                     ETAGKV_OK);
-    ck_assert_int_eq(etagkv_put_if_match(st, "n", 1, "6", 1, base.etag, &m),
+    ck_assert_int_eq(put_keep("n", "6", if_match(base.etag), &m), ETAGKV_OK);
+    ck_assert_int_eq(put_keep("n", "6", if_match(base.etag), &m),
                      ETAGKV_PRECONDITION_FAILED);
     v = value_of("n");
     ck_assert_str_eq(v, "6");
@@ -327,25 +385,75 @@ START_TEST(no_content_based_success_two_writers_with_one_validator)
 }
 END_TEST
 
-START_TEST(typed_helpers_keep_the_content_type_and_put_replaces_it)
+START_TEST(keep_content_type_flag_keeps_it_and_plain_put_replaces_it)
 {
     etagkv_meta m;
 
     ck_assert_int_eq(
         etagkv_put(st, "k", 1, "{}", 2, "application/json", NULL, &m),
         ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_put_if_match(st, "k", 1, "[]", 2, m.etag, &m),
-                     ETAGKV_OK);
+    ck_assert_int_eq(put_keep("k", "[]", if_match(m.etag), &m), ETAGKV_OK);
     ck_assert_str_eq(m.content_type, "application/json");
-    ck_assert_int_eq(etagkv_put_update_only(st, "k", 1, "1", 1, &m), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &m), ETAGKV_OK);
+    ck_assert_int_eq(put_keep("k", "1", update_only(), &m), ETAGKV_OK);
+    ck_assert_int_eq(put_keep("k", "2", NULL, &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m), ETAGKV_OK);
     ck_assert_str_eq(m.content_type, "application/json");
+    ck_assert_uint_eq(m.version, 4);
     /* A plain put replaces the representation, content type included. */
     ck_assert_int_eq(etagkv_put(st, "k", 1, "2", 1, NULL, NULL, &m), ETAGKV_OK);
     ck_assert_str_eq(m.content_type, "application/octet-stream");
-    ck_assert_int_eq(etagkv_put_create_only(st, "new", 3, "x", 1, &m),
-                     ETAGKV_CREATED);
+    /* A record the flag creates gets the default. */
+    ck_assert_int_eq(put_keep("new", "x", create_only(), &m), ETAGKV_CREATED);
     ck_assert_str_eq(m.content_type, "application/octet-stream");
+}
+END_TEST
+
+START_TEST(an_explicit_content_type_wins_over_the_keep_flag)
+{
+    etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                          .key = "k",
+                          .key_len = 1,
+                          .value = "<p/>",
+                          .value_len = 4,
+                          .content_type = "text/html",
+                          .flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE};
+    etagkv_result res;
+    etagkv_meta m;
+
+    ck_assert_int_eq(
+        etagkv_put(st, "k", 1, "{}", 2, "application/json", NULL, NULL),
+        ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_write(st, &req, &res), ETAGKV_OK);
+    ck_assert_str_eq(res.meta.content_type, "text/html");
+    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m), ETAGKV_OK);
+    ck_assert_str_eq(m.content_type, "text/html");
+    /* On a new key too, the given type is the record's. */
+    req.key = "n";
+    ck_assert_int_eq(etagkv_write(st, &req, &res), ETAGKV_CREATED);
+    ck_assert_str_eq(res.meta.content_type, "text/html");
+}
+END_TEST
+
+START_TEST(an_unknown_write_flag_is_refused_and_changes_nothing)
+{
+    etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                          .key = "k",
+                          .key_len = 1,
+                          .value = "v",
+                          .value_len = 1,
+                          .flags = 0x2u};
+    etagkv_result res;
+
+    ck_assert_int_eq(etagkv_write(st, &req, &res), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(res.meta.exists, 0);
+    req.method = ETAGKV_METHOD_DELETE;
+    ck_assert_int_eq(etagkv_write(st, &req, &res), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_uint_eq(revision(), 0);
+    /* The flag means nothing to a DELETE, and is accepted there. */
+    ck_assert_int_eq(put("k", "v", NULL, NULL, NULL), ETAGKV_CREATED);
+    req.flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE;
+    ck_assert_int_eq(etagkv_write(st, &req, &res), ETAGKV_OK);
+    ck_assert_int_eq(res.meta.exists, 0);
 }
 END_TEST
 
@@ -383,26 +491,98 @@ START_TEST(the_error_detail_is_cleared_by_the_next_call)
 }
 END_TEST
 
-START_TEST(create_only_and_update_only_helpers)
+START_TEST(create_only_and_update_only_conditions_guard_a_put)
 {
     etagkv_meta m;
 
-    ck_assert_int_eq(etagkv_put_create_only(st, "k", 1, "a", 1, &m),
-                     ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_put_create_only(st, "k", 1, "b", 1, &m),
+    ck_assert_int_eq(put_keep("k", "a", create_only(), &m), ETAGKV_CREATED);
+    ck_assert_int_eq(put_keep("k", "b", create_only(), &m),
                      ETAGKV_PRECONDITION_FAILED);
-    ck_assert_int_eq(etagkv_put_update_only(st, "k", 1, "c", 1, &m), ETAGKV_OK);
+    ck_assert_int_eq(put_keep("k", "c", update_only(), &m), ETAGKV_OK);
     ck_assert_int_eq(m.version, 2);
-    /* The typed If-Match helpers take only a complete strong ETag. */
-    ck_assert_int_eq(etagkv_put_if_match(st, "k", 1, "d", 1, "W/\"x\"", &m),
-                     ETAGKV_INVALID_HEADER);
-    ck_assert_int_eq(etagkv_put_if_match(st, "k", 1, "d", 1, "*", &m),
-                     ETAGKV_INVALID_HEADER);
-    ck_assert_int_eq(etagkv_put_if_match(st, "k", 1, "d", 1, NULL, &m),
-                     ETAGKV_INVALID_HEADER);
-    ck_assert_int_eq(etagkv_delete_if_match(st, "k", 1, "\"nope\"", &m),
-                     ETAGKV_INVALID_HEADER);
     ck_assert_uint_eq(revision(), 2);
+}
+END_TEST
+
+START_TEST(cond_if_match_takes_only_a_complete_strong_etag)
+{
+    /* A constructor that accepted these would build an If-Match that never
+     * matches (weak, foreign) or means something else ("*"). */
+    static const char *const bad[] = {
+        "W/\"x\"",
+        "*",
+        "\"nope\"",
+        "",
+        "\"",
+        "\"0123456789abcdef0123456789ABCDEF\"",   /* uppercase: not ours */
+        "\"0123456789abcdef0123456789abcdef\" ",  /* trailing space */
+        "W/\"0123456789abcdef0123456789abcdef\"", /* ours, but weak */
+        "\"0123456789abcdef0123456789abcdef\", "
+        "\"0123456789abcdef0123456789abcdef\"",
+    };
+    etagkv_cond *c = (etagkv_cond *)&c;
+    char etag[ETAGKV_ETAG_SIZE];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        c = (etagkv_cond *)&c;
+        ck_assert_msg(etagkv_cond_if_match(bad[i], &c) == ETAGKV_INVALID_HEADER,
+                      "accepted <%s>", bad[i]);
+        ck_assert_ptr_null(c);
+        ck_assert_str_ne(etagkv_last_error_detail(), "");
+    }
+    c = (etagkv_cond *)&c;
+    ck_assert_int_eq(etagkv_cond_if_match(NULL, &c), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_ptr_null(c);
+    etagkv_etag_compute("v", 1, etag);
+    ck_assert_int_eq(etagkv_cond_if_match(etag, NULL), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_cond_create_only(NULL), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_cond_update_only(NULL), ETAGKV_INVALID_ARGUMENT);
+    /* The one good form builds an If-Match that makes a write conditional
+     * and holds only for that ETag. */
+    c = if_match(etag);
+    ck_assert_int_eq(etagkv_cond_is_conditional(c), 1);
+    ck_assert_int_eq(put("k", "v", NULL, NULL, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_keep("k", "w", c, NULL), ETAGKV_OK);
+    ck_assert_int_eq(put_keep("k", "x", if_match(etag), NULL),
+                     ETAGKV_PRECONDITION_FAILED);
+}
+END_TEST
+
+START_TEST(constructed_conditions_evaluate_as_the_parsed_headers)
+{
+    /* One evaluator: a constructor's set and the header it stands for give
+     * the same answer for every method and state. */
+    etagkv_meta present = {.exists = 1}, absent = {0};
+    const etagkv_meta *states[] = {&present, &absent, NULL};
+    etagkv_cond *built[3], *parsed[3];
+
+    etagkv_etag_compute("v", 1, present.etag);
+    built[0] = if_match(present.etag);
+    built[1] = create_only();
+    built[2] = update_only();
+    ck_assert_int_eq(
+        etagkv_cond_parse(present.etag, NULL, NULL, NULL, &parsed[0]),
+        ETAGKV_OK);
+    ck_assert_int_eq(etagkv_cond_parse(NULL, "*", NULL, NULL, &parsed[1]),
+                     ETAGKV_OK);
+    ck_assert_int_eq(etagkv_cond_parse("*", NULL, NULL, NULL, &parsed[2]),
+                     ETAGKV_OK);
+    for (int i = 0; i < 3; i++) {
+        for (int meth = ETAGKV_METHOD_GET; meth <= ETAGKV_METHOD_DELETE; meth++)
+            for (size_t k = 0; k < 3; k++)
+                ck_assert_int_eq(
+                    etagkv_cond_evaluate(built[i], (etagkv_method)meth,
+                                         states[k]),
+                    etagkv_cond_evaluate(parsed[i], (etagkv_method)meth,
+                                         states[k]));
+        etagkv_cond_free(built[i]);
+        etagkv_cond_free(parsed[i]);
+    }
+    /* The results are ordinary condition sets: more headers may be added. */
+    built[0] = create_only();
+    ck_assert_int_eq(etagkv_cond_add(built[0], ETAGKV_IF_NONE_MATCH, "*", 1),
+                     ETAGKV_INVALID_HEADER); /* "*" only alone */
+    etagkv_cond_free(built[0]);
 }
 END_TEST
 
@@ -415,19 +595,18 @@ START_TEST(delete_follows_rfc9110_13_2_1_and_if_match)
     etagkv_etag_compute("old", 3, stale);
     /* Missing key: 404 whatever the conditions. */
     ck_assert_int_eq(etagkv_delete(st, "k", 1, NULL, &m), ETAGKV_NOT_FOUND);
-    ck_assert_int_eq(etagkv_delete_if_match(st, "k", 1, stale, &m),
-                     ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(delete_under("k", if_match(stale), &m), ETAGKV_NOT_FOUND);
     ck_assert_int_eq(put("k", "v", NULL, NULL, &cur), ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_delete_if_match(st, "k", 1, stale, &m),
+    ck_assert_int_eq(delete_under("k", if_match(stale), &m),
                      ETAGKV_PRECONDITION_FAILED);
     ck_assert_str_eq(m.etag, cur.etag);
     ck_assert_int_eq(etagkv_cond_parse(NULL, "*", NULL, NULL, &c), ETAGKV_OK);
     ck_assert_int_eq(etagkv_delete(st, "k", 1, c, &m),
                      ETAGKV_PRECONDITION_FAILED);
     etagkv_cond_free(c);
-    ck_assert_int_eq(etagkv_delete_if_match(st, "k", 1, cur.etag, &m),
-                     ETAGKV_OK);
-    ck_assert_int_eq(etagkv_head(st, "k", 1, NULL, &m), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(delete_under("k", if_match(cur.etag), &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m),
+                     ETAGKV_NOT_FOUND);
 }
 END_TEST
 
@@ -446,7 +625,8 @@ START_TEST(conditional_get_gives_not_modified_and_precondition_failed)
     ck_assert_ptr_null(v);
     ck_assert_uint_eq(n, 0);
     ck_assert_str_eq(m.etag, cur.etag); /* 304 carries the ETag */
-    ck_assert_int_eq(etagkv_head(st, "k", 1, c, &m), ETAGKV_NOT_MODIFIED);
+    ck_assert_int_eq(etagkv_get(st, "k", 1, c, NULL, NULL, &m),
+                     ETAGKV_NOT_MODIFIED);
     etagkv_cond_free(c);
 
     /* If-Unmodified-Since one second before Last-Modified. */
@@ -781,8 +961,9 @@ START_TEST(bad_input_gets_a_clear_status_and_changes_nothing)
                      ETAGKV_KEY_TOO_LONG);
     ck_assert_int_eq(etagkv_get(st, "", 0, NULL, &v, &n, &m),
                      ETAGKV_INVALID_KEY);
-    ck_assert_int_eq(etagkv_head(st, big_key, sizeof(big_key), NULL, &m),
-                     ETAGKV_KEY_TOO_LONG);
+    ck_assert_int_eq(
+        etagkv_get(st, big_key, sizeof(big_key), NULL, NULL, NULL, &m),
+        ETAGKV_KEY_TOO_LONG);
     ck_assert_int_eq(etagkv_list(st, NULL, 0, NULL, 0, 0, NULL, NULL, NULL),
                      ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_store_stats(NULL, &s), ETAGKV_INVALID_ARGUMENT);
@@ -902,8 +1083,13 @@ static Suite *suite(void)
         put_if_match_on_absent_key_is_precondition_failed_and_creates_nothing);
     tcase_add_test(tc, failed_put_reports_the_current_record_for_rebasing);
     tcase_add_test(tc, no_content_based_success_two_writers_with_one_validator);
-    tcase_add_test(tc, create_only_and_update_only_helpers);
-    tcase_add_test(tc, typed_helpers_keep_the_content_type_and_put_replaces_it);
+    tcase_add_test(tc, create_only_and_update_only_conditions_guard_a_put);
+    tcase_add_test(tc, cond_if_match_takes_only_a_complete_strong_etag);
+    tcase_add_test(tc, constructed_conditions_evaluate_as_the_parsed_headers);
+    tcase_add_test(tc,
+                   keep_content_type_flag_keeps_it_and_plain_put_replaces_it);
+    tcase_add_test(tc, an_explicit_content_type_wins_over_the_keep_flag);
+    tcase_add_test(tc, an_unknown_write_flag_is_refused_and_changes_nothing);
     tcase_add_test(tc, a_second_open_in_the_same_process_is_refused);
     tcase_add_test(tc, the_error_detail_is_cleared_by_the_next_call);
     tcase_add_test(tc, update_may_answer_with_the_old_value_itself);

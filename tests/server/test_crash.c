@@ -9,8 +9,9 @@
  *  - etagkv-server in sync mode, driven over HTTP by client threads doing
  *    GET then PUT If-Match (If-None-Match: * for an absent key), re-reading
  *    on 412, on a few hot keys shared by all and a few private keys each;
- *  - a child process writing through the library (etagkv_put_if_match,
- *    etagkv_put_create_only and plain etagkv_put) from several threads,
+ *  - a child process writing through the library (etagkv_put under
+ *    etagkv_cond_if_match or etagkv_cond_create_only, and plain) from
+ *    several threads,
  *    reporting each write before and after through a pipe, in sync mode;
  *  - the same child in nosync mode: a process crash must lose nothing
  *    acknowledged there either, since the committed pages are in the OS
@@ -534,10 +535,10 @@ static void check_store_lib(etagkv_store *st, const char *when)
         f.etag = m.etag;
         f.rev = m.mod_revision;
         if (check_key(k, &f, stats.revision, msg, sizeof msg) != 0) {
-            free(v);
+            etagkv_free(v);
             ck_abort_msg("%s: %s", when, msg);
         }
-        free(v);
+        etagkv_free(v);
     }
     ck_assert_int_eq(
         etagkv_list(st, NULL, 0, NULL, 0, 0, note_stray, &stray, NULL),
@@ -866,7 +867,7 @@ static void lib_write(struct lchild *c, char *buf)
         st = etagkv_get(c->st, name, strlen(name), NULL, &v, &len, &meta);
         if (st == ETAGKV_OK && !value_sound(v, len, key, meta.etag))
             st = TORN;
-        free(v);
+        etagkv_free(v);
         if (st == ETAGKV_OK)
             memcpy(etag, meta.etag, sizeof etag);
         else if (st != ETAGKV_NOT_FOUND)
@@ -875,15 +876,19 @@ static void lib_write(struct lchild *c, char *buf)
     m.len = (uint32_t)len_pick(&c->rng);
     value_make(buf, c->id, m.seq, key, m.len);
     report(c->fd, &m);
-    if (!conditional)
+    if (!conditional) {
         st = etagkv_put(c->st, name, strlen(name), buf, m.len, NULL, NULL,
                         &meta);
-    else if (etag[0] != '\0')
-        st = etagkv_put_if_match(c->st, name, strlen(name), buf, m.len, etag,
-                                 &meta);
-    else
-        st = etagkv_put_create_only(c->st, name, strlen(name), buf, m.len,
-                                    &meta);
+    } else {
+        etagkv_cond *cond = NULL;
+
+        st = etag[0] != '\0' ? etagkv_cond_if_match(etag, &cond)
+                             : etagkv_cond_create_only(&cond);
+        if (st == ETAGKV_OK)
+            st = etagkv_put(c->st, name, strlen(name), buf, m.len, NULL, cond,
+                            &meta);
+        etagkv_cond_free(cond);
+    }
     if (st == ETAGKV_OK || st == ETAGKV_CREATED) {
         m.type = M_ACKED;
         m.rev = meta.mod_revision;

@@ -224,7 +224,7 @@ static int64_t last_modified(const struct hu_resp *r)
     int64_t t = 0;
 
     ck_assert_ptr_nonnull(lm);
-    ck_assert_int_eq(etagkv_httpdate_parse(lm, strlen(lm), &t), 0);
+    ck_assert_int_eq(etagkv_httpdate_parse(lm, strlen(lm), &t), ETAGKV_OK);
     return t;
 }
 
@@ -1454,7 +1454,7 @@ START_TEST(sigterm_during_a_write_load_exits_0_and_keeps_every_acked_write)
                           "acknowledged write %s is missing", key);
             ck_assert_uint_eq(len, strlen(want));
             ck_assert_int_eq(memcmp(value, want, len), 0);
-            free(value);
+            etagkv_free(value);
         }
     etagkv_store_close(st);
 }
