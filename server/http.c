@@ -694,37 +694,12 @@ static enum MHD_Result on_upload(const struct srv *s, struct srv_req *r,
     return r->discarded_bytes > DISCARD_MAX_BYTES ? MHD_NO : MHD_YES;
 }
 
-static enum MHD_Result send_health(struct srv *s, struct MHD_Connection *c,
-                                   struct srv_req *r)
-{
-    if (atomic_load(&s->draining))
-        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                         srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
-                                     "the server is shutting down", NULL));
-    return srv_queue(s, c, r, MHD_HTTP_OK,
-                     srv_text_response("text/plain; charset=utf-8", "ok\n"));
-}
-
-static enum MHD_Result send_metrics(struct srv *s, struct MHD_Connection *c,
-                                    struct srv_req *r)
-{
-    char *text = srv_metrics_render(s->store);
-    struct MHD_Response *resp;
-
-    if (text == NULL)
-        return srv_queue(s, c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                         srv_status_problem(ETAGKV_NO_MEMORY, NULL));
-    resp = srv_text_response("text/plain; version=0.0.4; charset=utf-8", text);
-    free(text);
-    return srv_queue(s, c, r, MHD_HTTP_OK, resp);
-}
-
 static enum MHD_Result dispatch(struct srv *s, struct MHD_Connection *c,
                                 struct srv_req *r)
 {
     switch (r->route) {
-    case SRV_ROUTE_HEALTHZ: return send_health(s, c, r);
-    case SRV_ROUTE_METRICS: return send_metrics(s, c, r);
+    case SRV_ROUTE_HEALTHZ: return srv_healthz(s, c, r);
+    case SRV_ROUTE_METRICS: return srv_metrics_scrape(s, c, r);
     case SRV_ROUTE_LIST: return srv_list(s, c, r);
     case SRV_ROUTE_KV: return srv_kv(s, c, r);
     case SRV_ROUTE_NONE: break;
@@ -766,7 +741,8 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     /* A request refused by libmicrohttpd itself (431, 400) never reached
      * the handler: nothing to count. */
     if (r->started) {
-        srv_metrics_record(r->method, r->status, srv_now_ns() - r->start_ns);
+        srv_metrics_record(s->metrics, r->method, r->status,
+                           srv_now_ns() - r->start_ns);
         atomic_fetch_sub(&s->inflight, 1);
     }
     if (r->pending != NULL)

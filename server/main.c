@@ -479,7 +479,8 @@ int main(int argc, char **argv)
     atomic_init(&s.inflight, 0);
     atomic_init(&s.stopping, 0);
     atomic_init(&s.suspended, 0);
-    if (block_signals(&set) != 0 ||
+    s.metrics = srv_metrics_new();
+    if (s.metrics == NULL || block_signals(&set) != 0 ||
         (cfg.token_file != NULL &&
          read_token(cfg.token_file, &s.token, &s.token_len) != 0) ||
         (fd = open_listener(cfg.listen, &family)) < 0 ||
@@ -500,6 +501,7 @@ int main(int argc, char **argv)
             sig == SIGINT ? "SIGINT" : "SIGTERM");
     drain_and_stop(&s, d);
     etagkv_store_close(s.store);
+    srv_metrics_free(s.metrics);
     free(s.token);
     return EXIT_SUCCESS;
 fail:
@@ -508,6 +510,7 @@ fail:
     if (fd >= 0)
         close(fd);
     etagkv_store_close(s.store);
+    srv_metrics_free(s.metrics);
     free(s.token);
     return EXIT_FAILURE;
 }

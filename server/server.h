@@ -24,10 +24,14 @@
 
 /* ---- shared state -------------------------------------------------------- */
 
+/* The request counters of /metrics (metrics.c owns the layout). */
+struct srv_metrics;
+
 /* Everything the request threads share.  Set up by main.c before the daemon
  * starts and read-only afterwards, except the atomics. */
 struct srv {
     etagkv_store *store;
+    struct srv_metrics *metrics;
     uint64_t max_value_bytes;
     int require_conditions;
     char *token; /* bearer token, NULL when none is configured */
@@ -185,18 +189,29 @@ int srv_add_header(struct MHD_Response *resp, const char *name,
 
 /* ---- metrics.c ----------------------------------------------------------- */
 
+/* A set of zeroed counters, or NULL when out of memory. */
+struct srv_metrics *srv_metrics_new(void);
+
+/* Free m (NULL is fine). */
+void srv_metrics_free(struct srv_metrics *m);
+
 /* Count one finished request: method, HTTP status (0 when the request
- * ended without a response) and duration. */
-void srv_metrics_record(enum srv_method method, unsigned status,
-                        uint64_t duration_ns);
+ * ended without a response) and duration.  Thread-safe. */
+void srv_metrics_record(struct srv_metrics *m, enum srv_method method,
+                        unsigned status, uint64_t duration_ns);
 
 /* Count a write with an Idempotency-Key: a replay, or a key reused for a
- * different request (422). */
-void srv_metrics_idempotency(int replayed, int mismatch);
+ * different request (422).  Thread-safe. */
+void srv_metrics_idempotency(struct srv_metrics *m, int replayed, int mismatch);
 
-/* The Prometheus text exposition of every counter and, from st (may be
- * NULL), the store's figures.  malloc'd, NUL-terminated; NULL on failure. */
-char *srv_metrics_render(etagkv_store *st);
+/* GET /metrics: the Prometheus text exposition of the counters and the
+ * store's figures. */
+enum MHD_Result srv_metrics_scrape(struct srv *s, struct MHD_Connection *c,
+                                   struct srv_req *r);
+
+/* GET /healthz: 200 "ok", or 503 while draining. */
+enum MHD_Result srv_healthz(struct srv *s, struct MHD_Connection *c,
+                            struct srv_req *r);
 
 /* ---- pct.c --------------------------------------------------------------- */
 
