@@ -41,7 +41,7 @@ struct srv_metrics;
  * starts and read-only afterwards, except the atomics. */
 struct srv {
     etagkv_store *store;
-    struct srv_metrics *metrics;
+    struct srv_metrics *metrics; /* the counters of /metrics (atomics) */
     uint64_t max_value_bytes;
     int require_conditions;
     char *token; /* bearer token, NULL when none is configured */
@@ -268,7 +268,7 @@ struct MHD_Response *srv_json_response(json_t *j);
  * copied.  NULL on failure. */
 struct MHD_Response *srv_text_response(const char *ct, const char *text);
 
-/* A response with no content. */
+/* A response with no content.  NULL on failure. */
 struct MHD_Response *srv_empty_response(void);
 
 /* A response whose Content-Length is len but whose content is never sent:
