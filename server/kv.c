@@ -225,7 +225,7 @@ static etagkv_status write_outcome(struct srv_req *r, etagkv_meta *m)
     *m = r->write_res.meta;
     r->replayed = r->write_res.replayed;
     if (r->idem_len > 0)
-        srv_metrics_idempotency(r->write_res.replayed,
+        srv_metrics_idempotency(r->srv->metrics, r->write_res.replayed,
                                 st == ETAGKV_IDEMPOTENCY_MISMATCH);
     return st;
 }

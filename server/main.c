@@ -146,10 +146,14 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
-    int ch, rc = 0;
+    int rc = 0;
 
     config_defaults(cfg);
-    while (rc == 0 && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (rc == 0) {
+        int ch = getopt_long(argc, argv, "h", opts, NULL);
+
+        if (ch == -1)
+            break;
         switch (ch) {
         case 'd': cfg->data_dir = optarg; break;
         case 'l': cfg->listen = optarg; break;
@@ -197,8 +201,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
     return rc;
 }
 
-/* ---- start-up
- * ---------------------------------------------------------------- */
+/* ---- start-up ----------------------------------------------------------- */
 
 /* mkdir -p; 0 or -1 with errno set. */
 static int make_dirs(const char *path)
@@ -383,6 +386,18 @@ static etagkv_store *open_store(const struct config *cfg)
     return store;
 }
 
+/* MHD's accept policy: refuse new connections once draining (the
+ * shutdown's "stop accepting"; see drain_and_stop). */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr,
+                                     socklen_t addrlen)
+{
+    struct srv *s = cls;
+
+    (void)addr;
+    (void)addrlen;
+    return atomic_load(&s->draining) ? MHD_NO : MHD_YES;
+}
+
 static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
                                        int fd, int family)
 {
@@ -401,8 +416,8 @@ static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     return MHD_start_daemon(
-        flags, 0, srv_accept_policy, s, srv_access, s, MHD_OPTION_LISTEN_SOCKET,
-        fd, MHD_OPTION_ARRAY, pool, MHD_OPTION_CONNECTION_LIMIT,
+        flags, 0, accept_policy, s, srv_access, s, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_ARRAY, pool, MHD_OPTION_CONNECTION_LIMIT,
         cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, srv_completed, s,
         MHD_OPTION_URI_LOG_CALLBACK, srv_uri_log, s,
@@ -436,7 +451,7 @@ static int block_signals(sigset_t *set)
  * threads it races with the workers' own removal of the listen socket from
  * their epoll sets and aborts the process ("Failed to remove listen FD from
  * epoll set", MHD 0.9.75; seen in about one shutdown in ten under test).
- * The accept policy refuses new connections instead (srv_accept_policy),
+ * The accept policy refuses new connections instead (accept_policy),
  * and MHD_stop_daemon() closes the listen socket. */
 static void drain_and_stop(struct srv *s, struct MHD_Daemon *d)
 {
@@ -479,11 +494,16 @@ int main(int argc, char **argv)
     atomic_init(&s.inflight, 0);
     atomic_init(&s.stopping, 0);
     atomic_init(&s.suspended, 0);
-    if (block_signals(&set) != 0 ||
+    s.metrics = srv_metrics_new();
+    if (s.metrics == NULL || block_signals(&set) != 0 ||
         (cfg.token_file != NULL &&
-         read_token(cfg.token_file, &s.token, &s.token_len) != 0) ||
-        (fd = open_listener(cfg.listen, &family)) < 0 ||
-        (s.store = open_store(&cfg)) == NULL)
+         read_token(cfg.token_file, &s.token, &s.token_len) != 0))
+        goto fail;
+    fd = open_listener(cfg.listen, &family);
+    if (fd < 0)
+        goto fail;
+    s.store = open_store(&cfg);
+    if (s.store == NULL)
         goto fail;
     d = start_daemon(&s, &cfg, fd, family);
     listen_fd = fd;
@@ -500,6 +520,7 @@ int main(int argc, char **argv)
             sig == SIGINT ? "SIGINT" : "SIGTERM");
     drain_and_stop(&s, d);
     etagkv_store_close(s.store);
+    srv_metrics_free(s.metrics);
     free(s.token);
     return EXIT_SUCCESS;
 fail:
@@ -508,6 +529,7 @@ fail:
     if (fd >= 0)
         close(fd);
     etagkv_store_close(s.store);
+    srv_metrics_free(s.metrics);
     free(s.token);
     return EXIT_FAILURE;
 }

@@ -1,9 +1,12 @@
 /*
- * metrics.c -- request counters and the Prometheus text exposition.
+ * metrics.c -- the operational endpoints: /metrics (request counters and
+ * the store's figures in the Prometheus text exposition, format 0.0.4) and
+ * /healthz.
  *
- * Every figure is a C11 atomic updated with relaxed ordering: the counters
- * are independent, and a scrape that sees one request in the histogram but
- * not yet in the totals is harmless.  Format: Prometheus text 0.0.4.
+ * The counters are a struct srv_metrics owned by struct srv.  Every figure
+ * is a C11 atomic updated with relaxed ordering: the counters are
+ * independent, and a scrape that sees one request in the histogram but not
+ * yet in the totals is harmless.
  */
 #include "server.h"
 
@@ -13,7 +16,7 @@
 
 typedef atomic_uint_fast64_t counter;
 
-#define N_METHODS 5
+#define N_METHODS (SRV_OTHER + 1)
 static const char *const method_names[N_METHODS] = {"GET", "HEAD", "PUT",
                                                     "DELETE", "OTHER"};
 
@@ -32,12 +35,26 @@ static const char *const bucket_le[] = {
     "0.05",   "0.1",     "0.25",   "0.5",   "1",      "2.5",   "5",    "10"};
 #define N_BUCKETS (sizeof bucket_ns / sizeof bucket_ns[0])
 
-static counter requests[N_METHODS][N_CODES + 1]; /* last column: other */
-static counter aborted[N_METHODS];               /* ended without a response */
-static counter not_modified, precondition_failed, precondition_required;
-static counter idem_replays, idem_mismatches;
-static counter latency_bucket[N_BUCKETS + 1]; /* not cumulative; +Inf last */
-static counter latency_sum_ns, latency_count;
+struct srv_metrics {
+    counter requests[N_METHODS][N_CODES + 1]; /* last column: other */
+    counter aborted[N_METHODS];               /* ended without a response */
+    counter not_modified, precondition_failed, precondition_required;
+    counter idem_replays, idem_mismatches;
+    counter latency_bucket[N_BUCKETS + 1]; /* not cumulative; +Inf last */
+    counter latency_sum_ns, latency_count;
+};
+
+struct srv_metrics *srv_metrics_new(void)
+{
+    /* All-zero bytes are zero counters: the atomics are lock-free integers
+     * on every platform libmicrohttpd and LMDB run on. */
+    return calloc(1, sizeof(struct srv_metrics));
+}
+
+void srv_metrics_free(struct srv_metrics *m)
+{
+    free(m);
+}
 
 static size_t code_index(unsigned status)
 {
@@ -59,40 +76,50 @@ static uint64_t load(counter *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-void srv_metrics_record(enum srv_method method, unsigned status,
-                        uint64_t duration_ns)
+void srv_metrics_record(struct srv_metrics *m, enum srv_method method,
+                        unsigned status, uint64_t duration_ns)
 {
     size_t b = 0;
 
     if (status == 0) {
-        bump(&aborted[method], 1);
+        bump(&m->aborted[method], 1);
         return;
     }
-    bump(&requests[method][code_index(status)], 1);
+    bump(&m->requests[method][code_index(status)], 1);
     if (status == 304)
-        bump(&not_modified, 1);
+        bump(&m->not_modified, 1);
     else if (status == 412)
-        bump(&precondition_failed, 1);
+        bump(&m->precondition_failed, 1);
     else if (status == 428)
-        bump(&precondition_required, 1);
+        bump(&m->precondition_required, 1);
     while (b < N_BUCKETS && duration_ns > bucket_ns[b])
         b++;
-    bump(&latency_bucket[b], 1);
-    bump(&latency_sum_ns, duration_ns);
-    bump(&latency_count, 1);
+    bump(&m->latency_bucket[b], 1);
+    bump(&m->latency_sum_ns, duration_ns);
+    bump(&m->latency_count, 1);
 }
 
-static void render_requests(FILE *f)
+void srv_metrics_idempotency(struct srv_metrics *m, int replayed, int mismatch)
 {
-    size_t m, i;
+    if (replayed)
+        bump(&m->idem_replays, 1);
+    if (mismatch)
+        bump(&m->idem_mismatches, 1);
+}
+
+/* ---- the exposition ------------------------------------------------------ */
+
+static void render_requests(FILE *f, struct srv_metrics *m)
+{
+    size_t method, i;
 
     fputs("# HELP etagkv_http_requests_total HTTP requests answered, by "
           "method and status code.\n"
           "# TYPE etagkv_http_requests_total counter\n",
           f);
-    for (m = 0; m < N_METHODS; m++)
+    for (method = 0; method < N_METHODS; method++)
         for (i = 0; i <= N_CODES; i++) {
-            uint64_t n = load(&requests[m][i]);
+            uint64_t n = load(&m->requests[method][i]);
             char code[16];
 
             if (n == 0)
@@ -104,17 +131,17 @@ static void render_requests(FILE *f)
             fprintf(f,
                     "etagkv_http_requests_total{method=\"%s\",code=\"%s\"} "
                     "%" PRIu64 "\n",
-                    method_names[m], code, n);
+                    method_names[method], code, n);
         }
     fputs("# HELP etagkv_http_requests_aborted_total Requests that ended "
           "without a response (timeout, client gone, refused body).\n"
           "# TYPE etagkv_http_requests_aborted_total counter\n",
           f);
-    for (m = 0; m < N_METHODS; m++)
+    for (method = 0; method < N_METHODS; method++)
         fprintf(f,
                 "etagkv_http_requests_aborted_total{method=\"%s\"} %" PRIu64
                 "\n",
-                method_names[m], load(&aborted[m]));
+                method_names[method], load(&m->aborted[method]));
 }
 
 static void render_counter(FILE *f, const char *name, const char *help,
@@ -124,7 +151,7 @@ static void render_counter(FILE *f, const char *name, const char *help,
             name, name, load(c));
 }
 
-static void render_latency(FILE *f)
+static void render_latency(FILE *f, struct srv_metrics *m)
 {
     uint64_t cumulative = 0;
     size_t b;
@@ -134,20 +161,20 @@ static void render_latency(FILE *f)
           "# TYPE etagkv_http_request_duration_seconds histogram\n",
           f);
     for (b = 0; b < N_BUCKETS; b++) {
-        cumulative += load(&latency_bucket[b]);
+        cumulative += load(&m->latency_bucket[b]);
         fprintf(f,
                 "etagkv_http_request_duration_seconds_bucket{le=\"%s\"} "
                 "%" PRIu64 "\n",
                 bucket_le[b], cumulative);
     }
-    cumulative += load(&latency_bucket[N_BUCKETS]);
+    cumulative += load(&m->latency_bucket[N_BUCKETS]);
     fprintf(f,
             "etagkv_http_request_duration_seconds_bucket{le=\"+Inf\"} "
             "%" PRIu64 "\n"
             "etagkv_http_request_duration_seconds_sum %.9f\n"
             "etagkv_http_request_duration_seconds_count %" PRIu64 "\n",
-            cumulative, (double)load(&latency_sum_ns) / 1e9,
-            load(&latency_count));
+            cumulative, (double)load(&m->latency_sum_ns) / 1e9,
+            load(&m->latency_count));
 }
 
 static void render_gauge(FILE *f, const char *name, const char *help,
@@ -159,11 +186,11 @@ static void render_gauge(FILE *f, const char *name, const char *help,
 
 /* The store's figures; a store that cannot report is left out (the scrape
  * still shows the request counters). */
-static void render_store(FILE *f, etagkv_store *st)
+static void render_store(FILE *f, etagkv_store *store)
 {
     etagkv_stats stats;
 
-    if (st == NULL || etagkv_store_stats(st, &stats) != ETAGKV_OK)
+    if (store == NULL || etagkv_store_stats(store, &stats) != ETAGKV_OK)
         return;
     render_gauge(f, "etagkv_store_records", "Keys holding a record.",
                  stats.records);
@@ -190,15 +217,9 @@ static void render_store(FILE *f, etagkv_store *st)
             stats.write_txns, stats.write_ops);
 }
 
-void srv_metrics_idempotency(int replayed, int mismatch)
-{
-    if (replayed)
-        bump(&idem_replays, 1);
-    if (mismatch)
-        bump(&idem_mismatches, 1);
-}
-
-char *srv_metrics_render(etagkv_store *st)
+/* The exposition of every counter of m and, from store (may be NULL), the
+ * store's figures.  malloc'd, NUL-terminated; NULL on failure. */
+static char *render(struct srv_metrics *m, etagkv_store *store)
 {
     char *text = NULL;
     size_t len = 0;
@@ -206,23 +227,24 @@ char *srv_metrics_render(etagkv_store *st)
 
     if (f == NULL)
         return NULL;
-    render_requests(f);
+    render_requests(f, m);
     render_counter(f, "etagkv_http_not_modified_total",
-                   "Responses 304 Not Modified.", &not_modified);
+                   "Responses 304 Not Modified.", &m->not_modified);
     render_counter(f, "etagkv_http_precondition_failed_total",
-                   "Responses 412 Precondition Failed.", &precondition_failed);
+                   "Responses 412 Precondition Failed.",
+                   &m->precondition_failed);
     render_counter(f, "etagkv_http_precondition_required_total",
                    "Responses 428 Precondition Required.",
-                   &precondition_required);
+                   &m->precondition_required);
     render_counter(f, "etagkv_http_idempotent_replays_total",
                    "Writes answered with the recorded outcome of an earlier "
                    "request with the same Idempotency-Key.",
-                   &idem_replays);
+                   &m->idem_replays);
     render_counter(f, "etagkv_http_idempotency_mismatches_total",
                    "Idempotency-Keys reused for a different request (422).",
-                   &idem_mismatches);
-    render_latency(f);
-    render_store(f, st);
+                   &m->idem_mismatches);
+    render_latency(f, m);
+    render_store(f, store);
     fprintf(f,
             "# HELP etagkv_build_info Version of etagkv-server.\n"
             "# TYPE etagkv_build_info gauge\n"
@@ -239,4 +261,31 @@ char *srv_metrics_render(etagkv_store *st)
         return NULL;
     }
     return text;
+}
+
+enum MHD_Result srv_metrics_scrape(struct srv *s, struct MHD_Connection *c,
+                                   struct srv_req *r)
+{
+    char *text = render(s->metrics, s->store);
+    struct MHD_Response *resp;
+
+    if (text == NULL)
+        return srv_queue(s, c, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                         srv_status_problem(ETAGKV_NO_MEMORY, NULL));
+    resp = srv_text_response("text/plain; version=0.0.4; charset=utf-8", text);
+    free(text);
+    return srv_queue(s, c, r, MHD_HTTP_OK, resp);
+}
+
+/* ---- /healthz ------------------------------------------------------------ */
+
+enum MHD_Result srv_healthz(struct srv *s, struct MHD_Connection *c,
+                            struct srv_req *r)
+{
+    if (atomic_load(&s->draining))
+        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
+                                     "the server is shutting down", NULL));
+    return srv_queue(s, c, r, MHD_HTTP_OK,
+                     srv_text_response("text/plain; charset=utf-8", "ok\n"));
 }

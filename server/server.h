@@ -1,12 +1,23 @@
 /*
  * server.h -- declarations shared between the files of server/.  Not API.
  *
- * etagkv-server is thin (DESIGN §5): main.c reads options and handles
- * signals, http.c is the libmicrohttpd access handler (route, collect the
- * raw precondition headers, refuse early, gather the body), kv.c makes the
- * one library call per request, respond.c turns results into responses,
- * metrics.c counts, pct.c percent-decodes.  No file here parses an ETag or
- * a date, or decides 304 or 412: the library does.
+ * etagkv-server is thin (DESIGN §5).  A request goes through the files in
+ * this order (handler.c calls the others in turn):
+ *
+ *   handler.c  the libmicrohttpd access handler: one request's state,
+ *              from its request line to its completion
+ *   admit.c    admission at the headers: framing, bearer token, route and
+ *              method, key, precondition headers, Idempotency-Key, limits;
+ *              then the body, within the limit
+ *   url.c      routes, percent-encoding and UTF-8 (pure helpers)
+ *   kv.c       the one library call of /kv/{key}, and its response
+ *   list.c     the one library call of /kv/?prefix=, a JSON page
+ *   metrics.c  /metrics (the request counters) and /healthz
+ *   reply.c    responses: problem+json, refusals, headers, queueing
+ *   main.c     options, the listening socket, signals, shutdown
+ *
+ * No file here parses an ETag or a date, or decides 304 or 412: the
+ * library does.  Below, each file's declarations under its name.
  */
 #ifndef ETAGKV_SERVER_H
 #define ETAGKV_SERVER_H
@@ -14,7 +25,6 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <jansson.h>
@@ -24,10 +34,14 @@
 
 /* ---- shared state -------------------------------------------------------- */
 
+/* The request counters of /metrics (metrics.c owns the layout). */
+struct srv_metrics;
+
 /* Everything the request threads share.  Set up by main.c before the daemon
  * starts and read-only afterwards, except the atomics. */
 struct srv {
     etagkv_store *store;
+    struct srv_metrics *metrics; /* the counters of /metrics (atomics) */
     uint64_t max_value_bytes;
     int require_conditions;
     char *token; /* bearer token, NULL when none is configured */
@@ -56,7 +70,7 @@ enum srv_route {
 };
 
 /* One request, from its request line (srv_uri_log) or its first
- * access-handler call to its completion callback (http.c owns it). */
+ * access-handler call to its completion callback (handler.c owns it). */
 struct srv_req {
     int started;     /* the access handler has seen it */
     const char *uri; /* the request-target as srv_uri_log saw it */
@@ -87,18 +101,22 @@ struct srv_req {
     char *body;     /* PUT body so far (malloc'd) */
     size_t body_len, body_cap;
     uint64_t discarded_bytes;     /* body bytes dropped after a refusal */
-    struct MHD_Response *pending; /* refusal decided early, not yet sent */
+    struct MHD_Response *pending; /* refusal decided at admission, not yet
+                                   * sent (NULL: could not be built) */
     unsigned pending_status;
     unsigned status; /* HTTP status queued, 0 while none */
 };
 
-/* ---- http.c -------------------------------------------------------------- */
+/* ---- handler.c ----------------------------------------------------------- */
 
-/* The MHD access handler and completion callback; cls is the struct srv. */
+/* MHD's access handler (cls is the struct srv): admits, routes and answers
+ * one request over libmicrohttpd's several calls. */
 enum MHD_Result srv_access(void *cls, struct MHD_Connection *c, const char *url,
                            const char *method, const char *version,
                            const char *upload_data, size_t *upload_data_size,
                            void **con_cls);
+
+/* MHD's completion callback: counts the request and frees its srv_req. */
 void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                    enum MHD_RequestTerminationCode toe);
 
@@ -106,14 +124,93 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
  * libmicrohttpd splits off the query: starts the request's srv_req. */
 void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c);
 
-/* MHD's accept policy: refuse new connections once draining (the
- * shutdown's "stop accepting"; see drain_and_stop in main.c). */
-enum MHD_Result srv_accept_policy(void *cls, const struct sockaddr *addr,
-                                  socklen_t addrlen);
+/* Monotonic clock in nanoseconds. */
+uint64_t srv_now_ns(void);
+
+/* ---- admit.c ------------------------------------------------------------- */
+
+/* Admit a request at its headers: set r's method, route, key, conditions
+ * and Idempotency-Key, or decide its refusal (left in r->pending). */
+void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
+               const char *url, const char *method, const char *version);
+
+/* 1 if the request announces a body (RFC 9112 §6.3), else 0. */
+int srv_announces_body(struct MHD_Connection *c);
+
+/* Take *size bytes of body (and set *size to 0): appended within the
+ * limit, or dropped after a refusal.  MHD_NO closes the connection when too
+ * much was dropped. */
+enum MHD_Result srv_admit_body(const struct srv *s, struct srv_req *r,
+                               const char *data, size_t *size);
+
+/* ---- url.c --------------------------------------------------------------- */
+
+/* The route of the raw path; for /kv/... *key_enc points at the encoded
+ * key after "/kv/" (empty for the listing). */
+enum srv_route srv_route_of(const char *path, const char **key_enc);
+
+/* Decode len bytes of percent-encoded src (RFC 3986 §2.1) into out, at most
+ * cap bytes.  Every '%' must be followed by two hex digits; other bytes are
+ * copied as they are ('+' stays '+').  Returns the decoded length, -1 for
+ * invalid encoding, or -2 when the result would exceed cap (out then holds
+ * the first cap bytes). */
+ssize_t srv_pct_decode(const char *src, size_t len, unsigned char *out,
+                       size_t cap);
+
+/* Percent-encode len bytes: unreserved characters (RFC 3986 §2.3) and '/'
+ * stay, everything else becomes %XX (uppercase).  The result is safe in a
+ * path and in a query value.  malloc'd and NUL-terminated; NULL on
+ * failure. */
+char *srv_pct_encode(const void *src, size_t len);
+
+/* 1 if the bytes are well-formed UTF-8 (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), else 0. */
+int srv_utf8_valid(const void *src, size_t len);
 
 /* MHD_OPTION_UNESCAPE_CALLBACK that leaves the URL as received, so that the
- * key is decoded once, strictly, by pct.c. */
+ * key is decoded once, strictly, by srv_pct_decode. */
 size_t srv_unescape_none(void *cls, struct MHD_Connection *c, char *s);
+
+/* ---- kv.c ---------------------------------------------------------------- */
+
+/* GET, HEAD, PUT or DELETE /kv/{key}: the one library call, and its
+ * response.  A write suspends the connection and answers when resumed. */
+enum MHD_Result srv_kv(struct srv *s, struct MHD_Connection *c,
+                       struct srv_req *r);
+
+/* ---- list.c -------------------------------------------------------------- */
+
+/* GET /kv/?prefix=&after=&limit=: one JSON page of keys. */
+enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
+                         struct srv_req *r);
+
+/* ---- metrics.c ----------------------------------------------------------- */
+
+/* A set of zeroed counters, or NULL when out of memory. */
+struct srv_metrics *srv_metrics_new(void);
+
+/* Free m (NULL is fine). */
+void srv_metrics_free(struct srv_metrics *m);
+
+/* Count one finished request: method, HTTP status (0 when the request
+ * ended without a response) and duration.  Thread-safe. */
+void srv_metrics_record(struct srv_metrics *m, enum srv_method method,
+                        unsigned status, uint64_t duration_ns);
+
+/* Count a write with an Idempotency-Key: a replay, or a key reused for a
+ * different request (422).  Thread-safe. */
+void srv_metrics_idempotency(struct srv_metrics *m, int replayed, int mismatch);
+
+/* GET /metrics: the Prometheus text exposition of the counters and the
+ * store's figures. */
+enum MHD_Result srv_metrics_scrape(struct srv *s, struct MHD_Connection *c,
+                                   struct srv_req *r);
+
+/* GET /healthz: 200 "ok", or 503 while draining. */
+enum MHD_Result srv_healthz(struct srv *s, struct MHD_Connection *c,
+                            struct srv_req *r);
+
+/* ---- reply.c ------------------------------------------------------------- */
 
 /* Queue resp (NULL: allocation failed, close the connection) with status,
  * remember the status for the metrics, and release resp.  Returns what
@@ -122,17 +219,25 @@ enum MHD_Result srv_queue(struct srv *s, struct MHD_Connection *c,
                           struct srv_req *r, unsigned status,
                           struct MHD_Response *resp);
 
-/* ---- kv.c ---------------------------------------------------------------- */
+/* Decide a refusal of r (replacing any earlier one): a problem of HTTP
+ * status http with type urn:etagkv:problem:type_slug and detail. */
+void srv_refuse_problem(struct srv_req *r, unsigned http, const char *type_slug,
+                        const char *detail);
 
-/* The one library call of a /kv/{key} request, and its response. */
-enum MHD_Result srv_kv(struct srv *s, struct MHD_Connection *c,
-                       struct srv_req *r);
+/* Decide a refusal with the problem of a library status (detail NULL: the
+ * status's message). */
+void srv_refuse_status(struct srv_req *r, etagkv_status st, const char *detail);
 
-/* GET /kv/?prefix=&after=&limit=: one JSON page of keys. */
-enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
-                         struct srv_req *r);
+/* Decide a 405 with Allow: allow. */
+void srv_refuse_method(struct srv_req *r, const char *allow);
 
-/* ---- respond.c ----------------------------------------------------------- */
+/* Decide a 401 with the challenge of RFC 6750 §3; error="invalid_token"
+ * when a token was presented but is wrong. */
+void srv_refuse_unauthorized(struct srv_req *r, int presented);
+
+/* Queue the refusal decided for r (srv_queue's return value). */
+enum MHD_Result srv_send_refusal(struct srv *s, struct MHD_Connection *c,
+                                 struct srv_req *r);
 
 /* An application/problem+json response (RFC 9457) with type, title (the
  * reason phrase of http), status and detail.  ext (may be NULL) holds extra
@@ -163,7 +268,7 @@ struct MHD_Response *srv_json_response(json_t *j);
  * copied.  NULL on failure. */
 struct MHD_Response *srv_text_response(const char *ct, const char *text);
 
-/* A response with no content. */
+/* A response with no content.  NULL on failure. */
 struct MHD_Response *srv_empty_response(void);
 
 /* A response whose Content-Length is len but whose content is never sent:
@@ -182,43 +287,5 @@ int srv_add_meta_headers(struct MHD_Response *resp, const etagkv_meta *m);
 /* Add one header; returns 0 or -1. */
 int srv_add_header(struct MHD_Response *resp, const char *name,
                    const char *value);
-
-/* ---- metrics.c ----------------------------------------------------------- */
-
-/* Count one finished request: method, HTTP status (0 when the request
- * ended without a response) and duration. */
-void srv_metrics_record(enum srv_method method, unsigned status,
-                        uint64_t duration_ns);
-
-/* Count a write with an Idempotency-Key: a replay, or a key reused for a
- * different request (422). */
-void srv_metrics_idempotency(int replayed, int mismatch);
-
-/* The Prometheus text exposition of every counter and, from st (may be
- * NULL), the store's figures.  malloc'd, NUL-terminated; NULL on failure. */
-char *srv_metrics_render(etagkv_store *st);
-
-/* ---- pct.c --------------------------------------------------------------- */
-
-/* Decode len bytes of percent-encoded src (RFC 3986 §2.1) into out, at most
- * cap bytes.  Every '%' must be followed by two hex digits; other bytes are
- * copied as they are ('+' stays '+').  Returns the decoded length, -1 for
- * invalid encoding, or -2 when the result would exceed cap (out then holds
- * the first cap bytes). */
-ssize_t srv_pct_decode(const char *src, size_t len, unsigned char *out,
-                       size_t cap);
-
-/* Percent-encode len bytes: unreserved characters (RFC 3986 §2.3) and '/'
- * stay, everything else becomes %XX (uppercase).  The result is safe in a
- * path and in a query value.  malloc'd and NUL-terminated; NULL on
- * failure. */
-char *srv_pct_encode(const void *src, size_t len);
-
-/* 1 if the bytes are well-formed UTF-8 (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), else 0. */
-int srv_utf8_valid(const void *src, size_t len);
-
-/* Monotonic clock in nanoseconds. */
-uint64_t srv_now_ns(void);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * pct.c -- percent-encoding (RFC 3986 §2.1), UTF-8 validation and the clock.
+ * url.c -- the request-target: routes, percent-encoding (RFC 3986 §2.1) and
+ * UTF-8 validation.
  *
  * Pure helpers with no libmicrohttpd state.  The decoder is strict: MHD's
  * own unescaping is switched off (srv_unescape_none) because it silently
@@ -9,7 +10,28 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+enum srv_route srv_route_of(const char *path, const char **key_enc)
+{
+    if (strncmp(path, "/kv/", 4) == 0) {
+        *key_enc = path + 4;
+        return path[4] != '\0' ? SRV_ROUTE_KV : SRV_ROUTE_LIST;
+    }
+    if (strcmp(path, "/kv") == 0)
+        return SRV_ROUTE_LIST;
+    if (strcmp(path, "/healthz") == 0)
+        return SRV_ROUTE_HEALTHZ;
+    if (strcmp(path, "/metrics") == 0)
+        return SRV_ROUTE_METRICS;
+    return SRV_ROUTE_NONE;
+}
+
+size_t srv_unescape_none(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
 
 /* Value of one hex digit, or -1. */
 static int hex_value(unsigned char ch)
@@ -137,13 +159,4 @@ int srv_utf8_valid(const void *src, size_t len)
         i += n;
     }
     return 1;
-}
-
-uint64_t srv_now_ns(void)
-{
-    struct timespec ts;
-
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-        return 0;
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

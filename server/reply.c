@@ -1,9 +1,11 @@
 /*
- * respond.c -- turning results into libmicrohttpd responses.
+ * reply.c -- responses: building them, refusing, and queueing.
  *
  * Every error is application/problem+json (RFC 9457) built with jansson.
  * The HTTP status of a library outcome always comes from
  * etagkv_status_http(); nothing here chooses between 304, 412 and 200.
+ * A refusal decided at admission is kept in the request until handler.c
+ * sends it (srv_send_refusal); everything goes out through srv_queue.
  */
 #include "server.h"
 
@@ -12,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- headers ------------------------------------------------------------- */
 
 int srv_add_header(struct MHD_Response *resp, const char *name,
                    const char *value)
@@ -54,6 +58,8 @@ int srv_add_meta_headers(struct MHD_Response *resp, const etagkv_meta *m)
         return -1;
     return 0;
 }
+
+/* ---- responses ----------------------------------------------------------- */
 
 /* A response owning the malloc'd text (len bytes), with Content-Type ct.
  * The text is freed on every path. */
@@ -125,6 +131,8 @@ struct MHD_Response *srv_headers_only_response(uint64_t len)
 {
     return MHD_create_response_from_callback(len, 4096, no_content, NULL, NULL);
 }
+
+/* ---- problem details (RFC 9457) ------------------------------------------ */
 
 struct MHD_Response *srv_problem(unsigned http, const char *type_slug,
                                  const char *detail, json_t *ext)
@@ -253,4 +261,102 @@ struct MHD_Response *srv_state_problem(etagkv_status st, const void *key,
         return NULL;
     }
     return resp;
+}
+
+/* ---- queueing and refusals ----------------------------------------------- */
+
+enum MHD_Result srv_queue(struct srv *s, struct MHD_Connection *c,
+                          struct srv_req *r, unsigned status,
+                          struct MHD_Response *resp)
+{
+    enum MHD_Result ret;
+
+    if (resp == NULL)
+        return MHD_NO;
+    /* A replayed outcome says so, and is otherwise the original answer. */
+    if (r->replayed &&
+        srv_add_header(resp, "Idempotent-Replayed", "true") != 0) {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
+    /* While draining, each connection closes after its response, so that
+     * keep-alive clients leave and the drain ends; so does one whose
+     * request framing is unknown, since its next bytes cannot be trusted
+     * to start a request. */
+    if ((atomic_load(&s->draining) || r->must_close) &&
+        srv_add_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") != 0) {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
+    ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES)
+        r->status = status;
+    return ret;
+}
+
+/* Remember a refusal to send at the right moment; resp may be NULL when it
+ * could not be built, and then the connection is closed instead. */
+static void refuse(struct srv_req *r, unsigned status,
+                   struct MHD_Response *resp)
+{
+    if (r->pending != NULL)
+        MHD_destroy_response(r->pending);
+    r->pending = resp;
+    r->pending_status = status;
+}
+
+void srv_refuse_problem(struct srv_req *r, unsigned http, const char *type_slug,
+                        const char *detail)
+{
+    refuse(r, http, srv_problem(http, type_slug, detail, NULL));
+}
+
+void srv_refuse_status(struct srv_req *r, etagkv_status st, const char *detail)
+{
+    refuse(r, (unsigned)etagkv_status_http(st), srv_status_problem(st, detail));
+}
+
+void srv_refuse_method(struct srv_req *r, const char *allow)
+{
+    char detail[96];
+    struct MHD_Response *resp;
+
+    snprintf(detail, sizeof detail, "this resource allows only %s", allow);
+    resp = srv_problem(MHD_HTTP_METHOD_NOT_ALLOWED, "method-not-allowed",
+                       detail, NULL);
+    if (resp != NULL &&
+        srv_add_header(resp, MHD_HTTP_HEADER_ALLOW, allow) != 0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    refuse(r, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+}
+
+void srv_refuse_unauthorized(struct srv_req *r, int presented)
+{
+    const char *challenge = presented ? "Bearer realm=\"etagkv\", "
+                                        "error=\"invalid_token\""
+                                      : "Bearer realm=\"etagkv\"";
+    struct MHD_Response *resp;
+
+    resp = srv_problem(MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                       presented ? "the bearer token is wrong"
+                                 : "send Authorization: Bearer <token>",
+                       NULL);
+    if (resp != NULL && srv_add_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                       challenge) != 0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    refuse(r, MHD_HTTP_UNAUTHORIZED, resp);
+}
+
+enum MHD_Result srv_send_refusal(struct srv *s, struct MHD_Connection *c,
+                                 struct srv_req *r)
+{
+    struct MHD_Response *resp = r->pending;
+
+    r->pending = NULL;
+    return srv_queue(s, c, r, r->pending_status, resp);
 }

@@ -1,0 +1,133 @@
+/*
+ * handler.c -- the libmicrohttpd access handler: one request's way through
+ * the server, top to bottom:
+ *
+ *   admit (admit.c) -> route (dispatch) -> library call (kv.c, list.c,
+ *   metrics.c) -> reply (reply.c)
+ *
+ * MHD calls the handler several times per request:
+ *  1. once with the headers: srv_admit() decides any refusal;
+ *  2. zero or more times with pieces of the body (srv_admit_body());
+ *  3. once more with no data: send the refusal, or route the request to its
+ *     one library call, which replies.
+ * A refusal of a request that carries a body is sent at step 1, so the body
+ * is never read (MHD then closes the connection), and so is one whose
+ * framing is unknown.  Every other answer is queued at step 3: on this
+ * libmicrohttpd (0.9.75) a response queued at step 1 also closes the
+ * connection, which costs keep-alive clients dearly.  A PUT or DELETE
+ * suspends its connection at step 3 until the write is durable (kv.c);
+ * MHD then calls step 3 again and the write replies.
+ */
+#include "server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t srv_now_ns(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct srv_req *r = calloc(1, sizeof *r);
+    const char *q;
+
+    (void)cls;
+    (void)c;
+    if (r != NULL && uri != NULL) {
+        r->uri = uri;
+        r->uri_len = strlen(uri);
+        q = memchr(uri, '?', r->uri_len);
+        r->query = q != NULL ? strdup(q + 1) : NULL;
+        r->uri_seen = q == NULL || r->query != NULL;
+    }
+    return r; /* NULL: on_headers allocates it, without the NUL check */
+}
+
+/* Step 1: admit. */
+static enum MHD_Result on_headers(struct srv *s, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, void **con_cls)
+{
+    struct srv_req *r = *con_cls;
+
+    if (r == NULL) /* srv_uri_log could not allocate it */
+        r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return MHD_NO;
+    r->started = 1;
+    r->start_ns = srv_now_ns();
+    *con_cls = r;
+    atomic_fetch_add(&s->inflight, 1);
+    srv_admit(s, c, r, url, method, version);
+    if (r->pending_status != 0 && (srv_announces_body(c) || r->must_close))
+        return srv_send_refusal(s, c, r);
+    return MHD_YES;
+}
+
+/* Step 3: route an admitted request to its library call. */
+static enum MHD_Result dispatch(struct srv *s, struct MHD_Connection *c,
+                                struct srv_req *r)
+{
+    switch (r->route) {
+    case SRV_ROUTE_KV: return srv_kv(s, c, r);
+    case SRV_ROUTE_LIST: return srv_list(s, c, r);
+    case SRV_ROUTE_METRICS: return srv_metrics_scrape(s, c, r);
+    case SRV_ROUTE_HEALTHZ: return srv_healthz(s, c, r);
+    case SRV_ROUTE_NONE: break;
+    }
+    return MHD_NO; /* not reached: refused at the headers */
+}
+
+enum MHD_Result srv_access(void *cls, struct MHD_Connection *c, const char *url,
+                           const char *method, const char *version,
+                           const char *upload_data, size_t *upload_data_size,
+                           void **con_cls)
+{
+    struct srv *s = cls;
+    struct srv_req *r = *con_cls;
+
+    if (r == NULL || !r->started)
+        return on_headers(s, c, url, method, version, con_cls);
+    if (r->status != 0) { /* answered already: drop anything more */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0)
+        return srv_admit_body(s, r, upload_data, upload_data_size);
+    if (r->pending_status != 0)
+        return srv_send_refusal(s, c, r);
+    return dispatch(s, c, r);
+}
+
+void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                   enum MHD_RequestTerminationCode toe)
+{
+    struct srv *s = cls;
+    struct srv_req *r = *con_cls;
+
+    (void)c;
+    (void)toe;
+    if (r == NULL)
+        return;
+    /* A request refused by libmicrohttpd itself (431, 400) never reached
+     * the handler: nothing to count. */
+    if (r->started) {
+        srv_metrics_record(s->metrics, r->method, r->status,
+                           srv_now_ns() - r->start_ns);
+        atomic_fetch_sub(&s->inflight, 1);
+    }
+    if (r->pending != NULL)
+        MHD_destroy_response(r->pending);
+    etagkv_cond_free(r->cond);
+    free(r->query);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
