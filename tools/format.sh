@@ -10,7 +10,8 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 "$ROOT/tools/install.sh" format clang-format
 cd "$ROOT"
-files=$(git ls-files '*.c' '*.h')
+# Tracked files and new ones not yet added (but not ignored ones).
+files=$(git ls-files --cached --others --exclude-standard '*.c' '*.h')
 if [ "${1:-}" != "--check" ]; then
     # shellcheck disable=SC2086 # a list of files
     clang-format -i $files
