@@ -4,16 +4,17 @@
  *
  * Each call validates its arguments, computes everything an operation needs
  * before any lock is taken (the XXH3-128 of the value above all), and hands
- * the operation to commit.c, which applies it inside an LMDB write
- * transaction, batched with whatever other threads are writing.
+ * the operation to commit.c, which queues it to be applied (apply.c) in a
+ * write transaction, batched with whatever other threads are writing.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
 
-static etagkv_status run(etagkv_store *s, struct ekv_op *op,
-                         etagkv_meta *meta_out, int *replayed)
+/* Commit a prepared op and copy its outcome to the caller's pointers. */
+static etagkv_status commit_and_report(etagkv_store *s, struct ekv_op *op,
+                                       etagkv_meta *meta_out, int *replayed)
 {
     etagkv_status st = ekv_commit(s, op);
 
@@ -42,7 +43,8 @@ static etagkv_status fingerprint(struct ekv_op *op)
     parts[0] = (ekv_part){&method, 1};
     parts[1] = (ekv_part){lens, 8};
     parts[2] = (ekv_part){op->key, op->key_len};
-    parts[3] = (ekv_part){op->hash, op->method == ETAGKV_METHOD_PUT ? 16 : 0};
+    parts[3] =
+        (ekv_part){op->value_hash, op->method == ETAGKV_METHOD_PUT ? 16 : 0};
     parts[4] = (ekv_part){lens + 8, 8};
     parts[5] = (ekv_part){op->content_type, op->content_type_len};
     parts[6] = (ekv_part){&keep, 1};
@@ -72,7 +74,8 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
                         ETAGKV_IDEMPOTENCY_KEY_MAX);
     if (req->method != ETAGKV_METHOD_PUT && req->method != ETAGKV_METHOD_DELETE)
         return ETAGKV_INVALID_ARGUMENT;
-    if ((st = ekv_check_key(req->key, req->key_len)) != ETAGKV_OK)
+    st = ekv_check_key(req->key, req->key_len);
+    if (st != ETAGKV_OK)
         return st;
     op->method = req->method;
     op->key = req->key;
@@ -96,7 +99,7 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
         op->content_type = ct;
         op->content_type_len = strlen(ct);
         op->keep_content_type = keep_type;
-        ekv_hash128(req->value, req->value_len, op->hash);
+        ekv_hash128(req->value, req->value_len, op->value_hash);
     }
     if (op->idem_len > 0)
         return fingerprint(op);
@@ -118,7 +121,7 @@ static etagkv_status write_sync(etagkv_store *s, const etagkv_request *req,
             *replayed = 0;
         return st;
     }
-    return run(s, &op, meta_out, replayed);
+    return commit_and_report(s, &op, meta_out, replayed);
 }
 
 /* The put behind etagkv_put() and the helpers. */
@@ -202,8 +205,8 @@ etagkv_status etagkv_submit(etagkv_store *s, const etagkv_request *req,
 /* Build the one-header condition set the typed helpers need.  For If-Match
  * with an ETag, only our own strong form is accepted: a helper that silently
  * never matched would be a trap. */
-static etagkv_status one_cond(etagkv_header h, const char *value,
-                              etagkv_cond **out)
+static etagkv_status single_condition(etagkv_header h, const char *value,
+                                      etagkv_cond **out)
 {
     uint8_t hash[EKV_HASH_BYTES];
     etagkv_status st;
@@ -214,7 +217,8 @@ static etagkv_status one_cond(etagkv_header h, const char *value,
     if (strcmp(value, "*") != 0 &&
         ekv_etag_parse_own(value, strlen(value), hash) != 0)
         return ekv_fail(ETAGKV_INVALID_HEADER, "not an etagkv ETag");
-    if ((st = etagkv_cond_new(out)) != ETAGKV_OK)
+    st = etagkv_cond_new(out);
+    if (st != ETAGKV_OK)
         return st;
     st = etagkv_cond_add(*out, h, value, strlen(value));
     if (st != ETAGKV_OK) {
@@ -236,7 +240,7 @@ static etagkv_status put_with(etagkv_store *s, const void *key, size_t key_len,
     /* The condition is built first: hv may point into *meta_out, as in
      * etagkv_put_if_match(s, k, n, v, len, m.etag, &m). */
     ekv_clear_error();
-    st = s == NULL ? ETAGKV_INVALID_ARGUMENT : one_cond(h, hv, &c);
+    st = s == NULL ? ETAGKV_INVALID_ARGUMENT : single_condition(h, hv, &c);
     if (st != ETAGKV_OK) {
         if (meta_out != NULL)
             memset(meta_out, 0, sizeof(*meta_out));
@@ -291,7 +295,8 @@ etagkv_status etagkv_delete_if_match(etagkv_store *s, const void *key,
     else if (etag != NULL && strcmp(etag, "*") == 0)
         st = ekv_fail(ETAGKV_INVALID_HEADER, "\"*\" is not an ETag");
     else
-        st = one_cond(ETAGKV_IF_MATCH, etag, &c); /* etag may be in meta_out */
+        st = single_condition(ETAGKV_IF_MATCH, etag,
+                              &c); /* etag may be in meta_out */
     if (st != ETAGKV_OK) {
         if (meta_out != NULL)
             memset(meta_out, 0, sizeof(*meta_out));
@@ -326,9 +331,9 @@ static etagkv_status update_once(etagkv_store *s, const void *key,
     st = fn(ctx, old, old_len, meta, &nv, &nv_len);
     if (st == ETAGKV_OK) {
         if (meta->exists)
-            st = one_cond(ETAGKV_IF_MATCH, meta->etag, &c);
+            st = single_condition(ETAGKV_IF_MATCH, meta->etag, &c);
         else
-            st = one_cond(ETAGKV_IF_NONE_MATCH, "*", &c);
+            st = single_condition(ETAGKV_IF_NONE_MATCH, "*", &c);
     }
     if (st == ETAGKV_OK) {
         /* old is freed only now: fn may have answered with it. */
