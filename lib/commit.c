@@ -42,8 +42,7 @@ struct ekv_waiter {
     struct ekv_waiter *next;
 };
 
-/* ---- the queue -------------------------------------------------------------
- */
+/* ---- the queue ----------------------------------------------------------- */
 
 /* Collect the batch the leader w commits: w and those queued behind it, in
  * order, up to the caps.  Returns the last waiter taken. */
@@ -65,8 +64,9 @@ static struct ekv_waiter *take_batch(struct ekv_waiter *w, struct ekv_op **ops,
     return last;
 }
 
-/* With the queue lock held: wake whoever leads the queue's head next -- its own
- * thread for a blocking write, the committer thread for a submitted one. */
+/* With the queue lock held: wake whoever leads the queue's head next -- its
+ * own thread for a blocking write, the committer thread for a submitted
+ * one. */
 static void wake_head(etagkv_store *s)
 {
     struct ekv_waiter *h = s->queue.head;

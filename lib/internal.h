@@ -4,8 +4,8 @@
  * Every name here has the ekv_ prefix and hidden visibility (the library is
  * built with -fvisibility=hidden; only ETAGKV_API names are exported).  The
  * pure modules (etag.c, httpdate.c, cond.c, record.c, status.c, options.c,
- * registry.c) never include lmdb.h, so they are unit-tested and fuzzed on their
- * own. docs/design.md has the map of the code.
+ * registry.c) never include lmdb.h, so they are unit-tested and fuzzed on
+ * their own.  docs/design.md has the map of the code.
  */
 #ifndef ETAGKV_INTERNAL_H
 #define ETAGKV_INTERNAL_H
