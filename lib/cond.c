@@ -19,8 +19,9 @@ enum date_state { DATE_ABSENT = 0, DATE_VALID, DATE_IGNORED };
 struct etagkv_cond {
     ekv_taglist if_match;
     ekv_taglist if_none_match;
-    enum date_state ims_state, ius_state;
-    int64_t ims, ius; /* seconds since the epoch when DATE_VALID */
+    enum date_state modified_since_state, unmodified_since_state;
+    int64_t modified_since_s,
+        unmodified_since_s; /* seconds since the epoch when DATE_VALID */
 };
 
 etagkv_status etagkv_cond_new(etagkv_cond **out)
@@ -71,10 +72,11 @@ etagkv_status etagkv_cond_add(etagkv_cond *c, etagkv_header h,
     case ETAGKV_IF_NONE_MATCH:
         return ekv_taglist_append(&c->if_none_match, value, len);
     case ETAGKV_IF_MODIFIED_SINCE:
-        add_date(&c->ims_state, &c->ims, value, len);
+        add_date(&c->modified_since_state, &c->modified_since_s, value, len);
         return ETAGKV_OK;
     case ETAGKV_IF_UNMODIFIED_SINCE:
-        add_date(&c->ius_state, &c->ius, value, len);
+        add_date(&c->unmodified_since_state, &c->unmodified_since_s, value,
+                 len);
         return ETAGKV_OK;
     }
     return ETAGKV_INVALID_ARGUMENT;
@@ -170,7 +172,7 @@ int etagkv_cond_is_conditional(const etagkv_cond *c)
     if (c == NULL)
         return 0;
     return c->if_match.present || c->if_none_match.present ||
-           c->ius_state == DATE_VALID;
+           c->unmodified_since_state == DATE_VALID;
 }
 
 /* RFC 9110 §13.1.1: "*" is true iff a current representation exists; a
@@ -222,8 +224,8 @@ etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
     if (c->if_match.present) {
         if (!if_match_true(&c->if_match, current))
             return ETAGKV_PRECONDITION_FAILED;
-    } else if (c->ius_state == DATE_VALID && current != NULL) {
-        if (ETAGKV_META_LAST_MODIFIED(current) > c->ius)
+    } else if (c->unmodified_since_state == DATE_VALID && current != NULL) {
+        if (ETAGKV_META_LAST_MODIFIED(current) > c->unmodified_since_s)
             return ETAGKV_PRECONDITION_FAILED;
     }
 
@@ -231,8 +233,9 @@ etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
     if (c->if_none_match.present) {
         if (!if_none_match_true(&c->if_none_match, current))
             return is_read ? ETAGKV_NOT_MODIFIED : ETAGKV_PRECONDITION_FAILED;
-    } else if (is_read && c->ims_state == DATE_VALID && current != NULL) {
-        if (ETAGKV_META_LAST_MODIFIED(current) <= c->ims)
+    } else if (is_read && c->modified_since_state == DATE_VALID &&
+               current != NULL) {
+        if (ETAGKV_META_LAST_MODIFIED(current) <= c->modified_since_s)
             return ETAGKV_NOT_MODIFIED;
     }
     return ETAGKV_OK;
@@ -283,8 +286,8 @@ etagkv_status ekv_cond_serialize(const etagkv_cond *c, uint8_t **out,
         return ETAGKV_NO_MEMORY;
     p = put_list(buf, &c->if_match);
     p = put_list(p, &c->if_none_match);
-    p = put_date(p, c->ims_state, c->ims);
-    p = put_date(p, c->ius_state, c->ius);
+    p = put_date(p, c->modified_since_state, c->modified_since_s);
+    p = put_date(p, c->unmodified_since_state, c->unmodified_since_s);
     *out = buf;
     *len = (size_t)(p - buf);
     return ETAGKV_OK;

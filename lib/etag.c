@@ -93,7 +93,7 @@ void etagkv_etag_compute(const void *value, size_t len,
  * compare octet by octet (§8.8.3.2), so "ABC..." could never match one of
  * ours anyway.  A table, so that the loop below has no branch per digit:
  * every etagkv_cond_if_match() parses one ETag. */
-static const unsigned char hex_value1[256] = {
+static const unsigned char hex_digit_plus_one[256] = {
     ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
     ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
     ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
@@ -110,8 +110,8 @@ int ekv_etag_parse_own(const char *etag, size_t len,
         etag[len - 1] != '"')
         return -1;
     for (size_t i = 0; i < EKV_HASH_BYTES; i++) {
-        int hi = hex_value1[(unsigned char)etag[1 + 2 * i]] - 1;
-        int lo = hex_value1[(unsigned char)etag[2 + 2 * i]] - 1;
+        int hi = hex_digit_plus_one[(unsigned char)etag[1 + 2 * i]] - 1;
+        int lo = hex_digit_plus_one[(unsigned char)etag[2 + 2 * i]] - 1;
 
         bad |= hi | lo; /* negative iff some digit was not one */
         hash[i] = (uint8_t)((unsigned)hi << 4 | (unsigned)lo);
@@ -243,7 +243,8 @@ static etagkv_status measure_list(const char *s, size_t len, size_t *ntags,
     tag_span t;
     int r;
 
-    while ((r = next_tag(s, len, &pos, &t)) > 0) {
+    for (r = next_tag(s, len, &pos, &t); r > 0;
+         r = next_tag(s, len, &pos, &t)) {
         n++;
         bytes += t.len;
     }

@@ -31,7 +31,7 @@
 #include "store.h"
 
 #define ENTRY_VERSION 1
-#define ENTRY_HEADER 96
+#define ENTRY_HEADER_BYTES 96
 
 /* Per committing transaction, and again per entry it records: entries
  * looked at, and at most deleted.  Deleting up to four per entry recorded
@@ -60,7 +60,8 @@ static int expired(const etagkv_store *s, uint64_t recorded, uint64_t now)
 
 static size_t entry_size(const struct ekv_op *op)
 {
-    return ENTRY_HEADER + (op->meta.exists ? strlen(op->meta.content_type) : 0);
+    return ENTRY_HEADER_BYTES +
+           (op->meta.exists ? strlen(op->meta.content_type) : 0);
 }
 
 static void entry_encode(uint8_t *p, const struct ekv_op *op, uint64_t now)
@@ -68,7 +69,7 @@ static void entry_encode(uint8_t *p, const struct ekv_op *op, uint64_t now)
     const etagkv_meta *m = &op->meta;
     size_t ct = m->exists ? strlen(m->content_type) : 0;
 
-    memset(p, 0, ENTRY_HEADER);
+    memset(p, 0, ENTRY_HEADER_BYTES);
     p[0] = ENTRY_VERSION;
     p[1] = (uint8_t)(m->exists ? 1 : 0);
     ekv_put_le16(p + 2, (uint16_t)op->status);
@@ -82,23 +83,21 @@ static void entry_encode(uint8_t *p, const struct ekv_op *op, uint64_t now)
     ekv_put_le64(p + 64, m->mod_revision);
     ekv_put_le64(p + 72, m->version);
     if (m->exists) {
-        uint8_t hash[EKV_HASH_BYTES];
-
-        (void)ekv_etag_parse_own(m->etag, strlen(m->etag), hash);
-        memcpy(p + 80, hash, EKV_HASH_BYTES);
-        memcpy(p + ENTRY_HEADER, m->content_type, ct);
+        memcpy(p + 80, op->meta_hash, EKV_HASH_BYTES);
+        memcpy(p + ENTRY_HEADER_BYTES, m->content_type, ct);
     }
 }
 
-/* Decode an entry's outcome into op (status, meta, replayed). */
+/* Decode an entry's outcome into op (status, meta, replayed).  0, or -1
+ * when the entry is not one we can read. */
 static int entry_decode(const uint8_t *p, size_t len, struct ekv_op *op)
 {
     size_t ct;
 
-    if (len < ENTRY_HEADER || p[0] != ENTRY_VERSION)
+    if (len < ENTRY_HEADER_BYTES || p[0] != ENTRY_VERSION)
         return -1;
     ct = ekv_get_le16(p + 4);
-    if (ct > ETAGKV_CONTENT_TYPE_MAX || len != ENTRY_HEADER + ct)
+    if (ct > ETAGKV_CONTENT_TYPE_MAX || len != ENTRY_HEADER_BYTES + ct)
         return -1;
     memset(&op->meta, 0, sizeof(op->meta));
     op->status = (etagkv_status)ekv_get_le16(p + 2);
@@ -110,131 +109,155 @@ static int entry_decode(const uint8_t *p, size_t len, struct ekv_op *op)
     op->meta.mod_revision = ekv_get_le64(p + 64);
     op->meta.version = ekv_get_le64(p + 72);
     if (op->meta.exists) {
-        ekv_etag_format(p + 80, op->meta.etag);
-        memcpy(op->meta.content_type, p + ENTRY_HEADER, ct);
+        memcpy(op->meta_hash, p + 80, EKV_HASH_BYTES);
+        ekv_etag_format(op->meta_hash, op->meta.etag);
+        memcpy(op->meta.content_type, p + ENTRY_HEADER_BYTES, ct);
     }
     op->replayed = 1;
     return 0;
 }
 
-/* Look at up to `look` entries from where the last purge stopped and delete
- * the expired ones, at most `drop`.  Returns an LMDB code. */
-int ekv_idem_purge(etagkv_store *s, MDB_txn *txn, size_t look, size_t drop)
+/* An entry past its retention, or one we cannot read (garbage): purged,
+ * and never replayed. */
+static int stale(const etagkv_store *s, const ekv_val *entry, uint64_t now)
 {
-    MDB_cursor *cur;
-    MDB_val k, v;
+    return entry->len < ENTRY_HEADER_BYTES ||
+           expired(s, ekv_get_le64((const uint8_t *)entry->data + 8), now);
+}
+
+/* From cur's first entry *k, *v (st ETAGKV_OK) on: look at up to `look`
+ * entries and delete the expired ones, at most `drop`.  Leaves the cursor
+ * on the next entry to look at (ETAGKV_OK) or past the end
+ * (ETAGKV_NOT_FOUND), or returns the failure. */
+static etagkv_status purge_walk(etagkv_store *s, ekv_cursor *cur,
+                                etagkv_status st, ekv_val *k, ekv_val *v,
+                                size_t look, size_t drop)
+{
     uint64_t now = ekv_now_ns(s);
-    int rc = mdb_cursor_open(txn, s->idem, &cur);
 
-    if (rc != 0)
-        return rc;
-    k.mv_size = s->purge_len;
-    k.mv_data = s->purge_key;
-    rc = s->purge_len > 0 ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
-                          : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-    for (size_t i = 0; i < look && drop > 0 && rc == 0; i++) {
-        const uint8_t *p = v.mv_data;
-
-        /* An entry we cannot read is garbage: purge it too.  After a
-         * deletion the cursor's next is the entry that followed. */
-        if (v.mv_size < ENTRY_HEADER || expired(s, ekv_get_le64(p + 8), now)) {
-            rc = mdb_cursor_del(cur, 0);
+    for (size_t i = 0; i < look && drop > 0 && st == ETAGKV_OK; i++) {
+        /* After a deletion the cursor's next is the entry that followed. */
+        if (stale(s, v, now)) {
+            st = ekv_cursor_delete(cur);
             drop--;
         }
-        if (rc == 0)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        if (st == ETAGKV_OK)
+            st = ekv_cursor_next(cur, k, v);
     }
-    if (rc == 0) {
-        memcpy(s->purge_key, k.mv_data, k.mv_size);
-        s->purge_len = k.mv_size;
-    } else if (rc == MDB_NOTFOUND) {
-        s->purge_len = 0; /* wrap around */
-        rc = 0;
-    }
-    mdb_cursor_close(cur);
-    return rc;
+    return st;
 }
 
-static int table_full(etagkv_store *s, MDB_txn *txn, int *full)
+/* Look at up to `look` entries from where the last purge stopped and delete
+ * the expired ones, at most `drop`. */
+static etagkv_status purge(etagkv_store *s, ekv_txn *txn, size_t look,
+                           size_t drop)
 {
-    MDB_stat ms;
-    int rc = mdb_stat(txn, s->idem, &ms);
+    struct ekv_idem *idem = &s->idem;
+    ekv_cursor cur;
+    ekv_val k, v;
+    etagkv_status st = ekv_cursor_open(txn, EKV_TABLE_IDEMPOTENCY, &cur);
 
-    *full = rc == 0 && ms.ms_entries >= s->opts.idempotency_max_keys;
-    return rc;
+    if (st != ETAGKV_OK)
+        return st;
+    st = ekv_cursor_seek(&cur, idem->purge_key, idem->purge_len, &k, &v);
+    st = purge_walk(s, &cur, st, &k, &v, look, drop);
+    if (st == ETAGKV_OK) {
+        memcpy(idem->purge_key, k.data, k.len);
+        idem->purge_len = k.len;
+    } else if (st == ETAGKV_NOT_FOUND) {
+        idem->purge_len = 0; /* wrap around */
+        st = ETAGKV_OK;
+    }
+    ekv_cursor_close(&cur);
+    return st;
 }
 
-/* Before applying op: if its idempotency key has a live entry, answer op
- * from it (replay, or mismatch) and set *handled.  A new key that does not
- * fit the table is refused (handled, ETAGKV_IDEMPOTENCY_FULL).  Returns an
- * LMDB code. */
-int ekv_idem_check(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
-                   int *handled)
+static etagkv_status table_full(etagkv_store *s, ekv_txn *txn, int *full)
 {
-    MDB_val k = {op->idem_len, (void *)op->idem_key}, v;
-    int rc = mdb_get(txn, s->idem, &k, &v), full;
+    uint64_t n = 0;
+    etagkv_status st = ekv_idem_entry_count(txn, &n);
+
+    *full = st == ETAGKV_OK && n >= s->opts.idempotency_max_keys;
+    return st;
+}
+
+/* Answer op from its live entry: the recorded outcome, or a mismatch. */
+static void replay(struct ekv_op *op, const ekv_val *entry)
+{
+    if (memcmp((const uint8_t *)entry->data + 16, op->fingerprint,
+               EKV_HASH_BYTES) != 0) {
+        op->status = ETAGKV_IDEMPOTENCY_MISMATCH;
+        snprintf(op->detail, sizeof(op->detail),
+                 "idempotency key already used for another request");
+        return;
+    }
+    if (entry_decode(entry->data, entry->len, op) != 0) {
+        op->status = ETAGKV_CORRUPT;
+        snprintf(op->detail, sizeof(op->detail),
+                 "idempotency entry fails to decode");
+    }
+}
+
+/* A new key: refuse op (handled) if the table is full even after purging
+ * what has expired. */
+static etagkv_status admit_new_key(etagkv_store *s, ekv_txn *txn,
+                                   struct ekv_op *op, int *handled)
+{
+    int full;
+    etagkv_status st = table_full(s, txn, &full);
+
+    if (st == ETAGKV_OK && full) {
+        st = purge(s, txn, PURGE_FULL, PURGE_FULL);
+        if (st == ETAGKV_OK)
+            st = table_full(s, txn, &full);
+    }
+    if (st == ETAGKV_OK && full) {
+        *handled = 1;
+        op->status = ETAGKV_IDEMPOTENCY_FULL;
+        snprintf(op->detail, sizeof(op->detail),
+                 "%llu idempotency keys retained",
+                 (unsigned long long)s->opts.idempotency_max_keys);
+    }
+    return st;
+}
+
+etagkv_status ekv_idem_check(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
+                             int *handled)
+{
+    ekv_val entry;
+    etagkv_status st =
+        ekv_idem_entry_get(txn, op->idem_key, op->idem_len, &entry);
 
     *handled = 0;
-    if (rc == 0 && v.mv_size >= ENTRY_HEADER &&
-        !expired(s, ekv_get_le64((const uint8_t *)v.mv_data + 8),
-                 ekv_now_ns(s))) {
+    if (st == ETAGKV_OK && !stale(s, &entry, ekv_now_ns(s))) {
         *handled = 1;
-        if (memcmp((const uint8_t *)v.mv_data + 16, op->fingerprint,
-                   EKV_HASH_BYTES) != 0) {
-            op->status = ETAGKV_IDEMPOTENCY_MISMATCH;
-            snprintf(op->detail, sizeof(op->detail),
-                     "idempotency key already used for another request");
-            return 0;
-        }
-        if (entry_decode(v.mv_data, v.mv_size, op) != 0) {
-            op->status = ETAGKV_CORRUPT;
-            snprintf(op->detail, sizeof(op->detail),
-                     "idempotency entry fails to decode");
-        }
-        return 0;
+        replay(op, &entry);
+        return ETAGKV_OK;
     }
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return rc;
-    if (rc == MDB_NOTFOUND) {
-        if ((rc = table_full(s, txn, &full)) != 0)
-            return rc;
-        if (full && (rc = ekv_idem_purge(s, txn, PURGE_FULL, PURGE_FULL)) == 0)
-            rc = table_full(s, txn, &full);
-        if (rc == 0 && full) {
-            *handled = 1;
-            op->status = ETAGKV_IDEMPOTENCY_FULL;
-            snprintf(op->detail, sizeof(op->detail),
-                     "%llu idempotency keys retained",
-                     (unsigned long long)s->opts.idempotency_max_keys);
-        }
-    }
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    if (st == ETAGKV_NOT_FOUND)
+        return admit_new_key(s, txn, op, handled);
+    return st; /* ETAGKV_OK: a stale entry, overwritten when recorded */
 }
 
-/* After applying op: record its outcome under its idempotency key, in the
- * same transaction.  Returns an LMDB code. */
-int ekv_idem_record(etagkv_store *s, MDB_txn *txn, const struct ekv_op *op)
+etagkv_status ekv_idem_record(etagkv_store *s, ekv_txn *txn,
+                              const struct ekv_op *op)
 {
-    MDB_val k = {op->idem_len, (void *)op->idem_key}, v;
-    int rc;
+    void *dst;
+    etagkv_status st = ekv_idem_entry_reserve(txn, op->idem_key, op->idem_len,
+                                              entry_size(op), &dst);
 
-    v.mv_size = entry_size(op);
-    v.mv_data = NULL;
-    rc = mdb_put(txn, s->idem, &k, &v, MDB_RESERVE);
-    if (rc == 0)
-        entry_encode(v.mv_data, op, ekv_now_ns(s));
-    return rc;
+    if (st == ETAGKV_OK)
+        entry_encode(dst, op, ekv_now_ns(s));
+    return st;
 }
 
-/* Purge a little if the transaction commits anyway and the table is not
- * empty; `recorded` is the number of entries the transaction recorded. */
-int ekv_idem_maintain(etagkv_store *s, MDB_txn *txn, size_t recorded)
+etagkv_status ekv_idem_maintain(etagkv_store *s, ekv_txn *txn, size_t recorded)
 {
-    MDB_stat ms;
-    int rc = mdb_stat(txn, s->idem, &ms);
+    uint64_t n;
+    etagkv_status st = ekv_idem_entry_count(txn, &n);
 
-    if (rc != 0 || ms.ms_entries == 0)
-        return rc;
-    return ekv_idem_purge(s, txn, PURGE_LOOK * (recorded + 1),
-                          PURGE_DROP * (recorded + 1));
+    if (st != ETAGKV_OK || n == 0)
+        return st;
+    return purge(s, txn, PURGE_LOOK * (recorded + 1),
+                 PURGE_DROP * (recorded + 1));
 }

@@ -3,14 +3,16 @@
  *
  * Every name here has the ekv_ prefix and hidden visibility (the library is
  * built with -fvisibility=hidden; only ETAGKV_API names are exported).  The
- * pure modules (etag.c, httpdate.c, cond.c, record.c, status.c) never
- * include lmdb.h, so they are unit-tested and fuzzed on their own.
+ * pure modules (etag.c, httpdate.c, cond.c, record.c, status.c, options.c,
+ * registry.c) never include lmdb.h, so they are unit-tested and fuzzed on
+ * their own.  docs/design.md has the map of the code.
  */
 #ifndef ETAGKV_INTERNAL_H
 #define ETAGKV_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "etagkv.h"
 
@@ -116,7 +118,7 @@ etagkv_status ekv_cond_serialize(const etagkv_cond *c, uint8_t **out,
  * costs no second lookup, and the ETag is formatted from the stored hash
  * without rehashing. */
 #define EKV_RECORD_FORMAT 1
-#define EKV_RECORD_HEADER 64
+#define EKV_RECORD_HEADER_BYTES 64
 
 typedef struct ekv_record {
     uint64_t created_ns;
@@ -151,8 +153,37 @@ etagkv_status ekv_record_decode(const void *src, size_t len, ekv_record *r);
  * tail zeroed, as if m had been zeroed first. */
 void ekv_record_meta(const ekv_record *r, etagkv_meta *m);
 
+/* Check a key's length (and pointer); ETAGKV_OK or the status to return. */
+etagkv_status ekv_check_key(const void *key, size_t key_len);
+
 /* 1 if s[0..len) is a valid content type to store (1..255 bytes of visible
  * ASCII, space or tab, no leading or trailing whitespace), else 0. */
 int ekv_content_type_valid(const char *s, size_t len);
+
+/* ---- options.c ----------------------------------------------------------- */
+
+/* Fill in the defaults for o's zero fields, round the map sizes to
+ * page_bytes (a power of two) and check everything, including that the
+ * process can map map_size_bytes at all.  ETAGKV_OK or
+ * ETAGKV_INVALID_ARGUMENT with a diagnostic. */
+etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes);
+
+/* ---- registry.c ---------------------------------------------------------- */
+
+/* One open store's entry in the process-wide list of open directories. */
+struct ekv_registration {
+    dev_t dev;
+    ino_t ino;
+    int registered;
+    struct ekv_registration *next;
+};
+
+/* Register directory dir in r, or refuse (ETAGKV_INVALID_ARGUMENT) when it
+ * is already open in this process; ETAGKV_IO_ERROR when dir is not a
+ * directory. */
+etagkv_status ekv_registry_add(struct ekv_registration *r, const char *dir);
+
+/* Remove r from the list, if it is in it. */
+void ekv_registry_remove(struct ekv_registration *r);
 
 #endif /* ETAGKV_INTERNAL_H */

@@ -1,5 +1,6 @@
 /*
- * record.c -- the on-disk record layout (see internal.h for the table).
+ * record.c -- the on-disk record layout (see internal.h for the table), and
+ * the limits on what a record holds: its key and its content type.
  *
  * Integers are stored little-endian byte by byte, so a store written on one
  * machine reads the same on any other, and nothing here depends on the
@@ -52,7 +53,7 @@ uint64_t ekv_get_le64(const uint8_t *p)
 
 size_t ekv_record_size(size_t content_type_len, size_t value_len)
 {
-    return EKV_RECORD_HEADER + content_type_len + value_len;
+    return EKV_RECORD_HEADER_BYTES + content_type_len + value_len;
 }
 
 void ekv_record_encode(void *dst, const ekv_record *r)
@@ -69,9 +70,9 @@ void ekv_record_encode(void *dst, const ekv_record *r)
     ekv_put_le64(p + 32, r->mod_revision);
     ekv_put_le64(p + 40, r->version);
     memcpy(p + 48, r->hash, EKV_HASH_BYTES);
-    memcpy(p + EKV_RECORD_HEADER, r->content_type, r->content_type_len);
+    memcpy(p + EKV_RECORD_HEADER_BYTES, r->content_type, r->content_type_len);
     if (r->value_len > 0)
-        memcpy(p + EKV_RECORD_HEADER + r->content_type_len, r->value,
+        memcpy(p + EKV_RECORD_HEADER_BYTES + r->content_type_len, r->value,
                r->value_len);
 }
 
@@ -80,11 +81,11 @@ etagkv_status ekv_record_decode(const void *src, size_t len, ekv_record *r)
     const uint8_t *p = src;
     size_t ct_len;
 
-    if (len < EKV_RECORD_HEADER || p[0] != EKV_RECORD_FORMAT)
+    if (len < EKV_RECORD_HEADER_BYTES || p[0] != EKV_RECORD_FORMAT)
         return ETAGKV_CORRUPT;
     ct_len = ekv_get_le16(p + 2);
     if (ct_len == 0 || ct_len > ETAGKV_CONTENT_TYPE_MAX ||
-        len - EKV_RECORD_HEADER < ct_len)
+        len - EKV_RECORD_HEADER_BYTES < ct_len)
         return ETAGKV_CORRUPT;
     r->created_ns = ekv_get_le64(p + 8);
     r->modified_ns = ekv_get_le64(p + 16);
@@ -92,10 +93,10 @@ etagkv_status ekv_record_decode(const void *src, size_t len, ekv_record *r)
     r->mod_revision = ekv_get_le64(p + 32);
     r->version = ekv_get_le64(p + 40);
     memcpy(r->hash, p + 48, EKV_HASH_BYTES);
-    r->content_type = (const char *)p + EKV_RECORD_HEADER;
+    r->content_type = (const char *)p + EKV_RECORD_HEADER_BYTES;
     r->content_type_len = ct_len;
-    r->value = p + EKV_RECORD_HEADER + ct_len;
-    r->value_len = len - EKV_RECORD_HEADER - ct_len;
+    r->value = p + EKV_RECORD_HEADER_BYTES + ct_len;
+    r->value_len = len - EKV_RECORD_HEADER_BYTES - ct_len;
     return ETAGKV_OK;
 }
 
@@ -136,4 +137,15 @@ int ekv_content_type_valid(const char *s, size_t len)
             return 0;
     }
     return 1;
+}
+
+etagkv_status ekv_check_key(const void *key, size_t key_len)
+{
+    if (key_len == 0)
+        return ETAGKV_INVALID_KEY;
+    if (key == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    if (key_len > ETAGKV_KEY_MAX)
+        return ETAGKV_KEY_TOO_LONG;
+    return ETAGKV_OK;
 }

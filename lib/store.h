@@ -1,69 +1,70 @@
 /*
- * store.h -- the store handle and its LMDB plumbing, shared by store.c
- * (lifecycle, reads) and write.c (the write path).  Not API; the only
- * internal header that includes lmdb.h.
+ * store.h -- the store handle and the write path's internal interfaces,
+ * above the storage seam (backend.h).  Not API; it does not include
+ * lmdb.h.
+ *
+ * The handle is composed of one piece of state per subsystem, each owned
+ * by one file: the options (options.c), the storage backend (backend.h),
+ * the group-commit queue (commit.c), the idempotency purge cursor (idem.c).
+ * store.c opens and closes them in order.
  */
 #ifndef ETAGKV_STORE_H
 #define ETAGKV_STORE_H
 
-#include <lmdb.h>
 #include <pthread.h>
-#include <sys/types.h>
+#include <time.h>
 
-#include "internal.h"
+#include "backend.h"
+
+/* ---- commit.c: the group-commit queue ------------------------------------ */
 
 /* One write waiting for, or being applied by, the group committer. */
 struct ekv_waiter;
 
-struct etagkv_store {
-    MDB_env *env;
-    MDB_dbi records; /* key -> encoded record (record.c) */
-    MDB_dbi meta;    /* LMDB's main database: format, revision */
-    MDB_dbi idem;    /* idempotency key -> recorded outcome (idem.c) */
-    etagkv_options opts;
-    size_t page_size;
-
-    /* Every transaction runs under resize_lock held shared; growing the map
-     * takes it exclusively, because LMDB allows mdb_env_set_mapsize() only
-     * while the process has no transaction active.  Writer-preferring, so
-     * a steady stream of readers cannot starve a resize.  map_size is
-     * written only with the lock held exclusively. */
-    pthread_rwlock_t resize_lock;
-    size_t map_size;
-
-    /* Reset read-only transactions kept for reuse: mdb_txn_renew() of a
-     * reset transaction keeps its reader slot and skips the reader-table
-     * mutex that a fresh mdb_txn_begin() takes. */
-    pthread_mutex_t pool_lock;
-    MDB_txn **pool;
-    size_t pool_len, pool_cap;
-
-    /* Group commit (commit.c): writers queue here in arrival order; the
-     * one at the head commits a batch for everyone queued behind it. */
-    pthread_mutex_t queue_lock;
-    struct ekv_waiter *queue_head, *queue_tail;
+/* Writers queue here in arrival order; the one at the head commits a batch
+ * for everyone queued behind it.  Every field is guarded by lock. */
+struct ekv_queue {
+    pthread_mutex_t lock;
+    int ready; /* lock and committer_cv initialised */
+    struct ekv_waiter *head, *tail;
     pthread_cond_t committer_cv; /* wakes the committer thread */
     pthread_t committer;         /* leads batches headed by async writes */
-    int committer_started, committer_stop; /* (queue_lock) */
-    int leading;         /* a blocking writer is leading batches (queue_lock) */
-    uint64_t write_txns; /* committed write transactions (queue_lock) */
-    uint64_t write_ops;  /* operations that changed the store (queue_lock) */
-
-    /* Where the incremental purge of expired idempotency keys resumes.
-     * Touched only inside a write transaction, so by one thread at a
-     * time, ordered by LMDB's writer lock. */
-    uint8_t purge_key[ETAGKV_IDEMPOTENCY_KEY_MAX];
-    size_t purge_len;
-
-    /* The process-wide list of open stores (store.c, open_lock). */
-    dev_t dev;
-    ino_t ino;
-    int registered;
-    etagkv_store *next_open;
+    int committer_started, committer_stop;
+    int leading;         /* a blocking writer is leading batches */
+    uint64_t write_txns; /* committed write transactions */
+    uint64_t write_ops;  /* operations that changed the store */
 };
 
+/* ---- idem.c: the incremental purge --------------------------------------- */
+
+/* Where the incremental purge of expired idempotency keys resumes (zeroed:
+ * at the start).  Touched only inside a write transaction, so by one
+ * thread at a time, ordered by the backend's single writer. */
+struct ekv_idem {
+    uint8_t purge_key[ETAGKV_IDEMPOTENCY_KEY_MAX];
+    size_t purge_len;
+};
+
+struct etagkv_store {
+    etagkv_options opts; /* checked (options.c) */
+    struct ekv_env *env; /* the storage backend */
+    struct ekv_queue queue;
+    struct ekv_idem idem;
+};
+
+/* Wall clock, through the store's clock option. */
+static inline uint64_t ekv_now_ns(const etagkv_store *s)
+{
+    struct timespec ts;
+
+    if (s->opts.clock != NULL)
+        return s->opts.clock(s->opts.clock_ctx);
+    (void)clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* A put or delete, with everything computed that can be computed outside a
- * transaction; commit.c fills in the outcome. */
+ * transaction (write.c); apply.c fills in the outcome. */
 struct ekv_op {
     etagkv_method method; /* ETAGKV_METHOD_PUT or ETAGKV_METHOD_DELETE */
     const void *key;
@@ -73,13 +74,15 @@ struct ekv_op {
     const char *content_type;
     size_t content_type_len;
     int keep_content_type; /* a replaced record keeps its content type */
-    uint8_t hash[EKV_HASH_BYTES];
+    uint8_t value_hash[EKV_HASH_BYTES];
     const etagkv_cond *cond;
     const void *idem_key; /* idempotency key, or NULL */
     size_t idem_len;
     uint8_t fingerprint[EKV_HASH_BYTES]; /* of the request, with idem_key */
     etagkv_status status;                /* the outcome, once applied */
     etagkv_meta meta; /* the key's state after the operation */
+    /* meta.etag in binary, when meta.exists: what idem.c records. */
+    uint8_t meta_hash[EKV_HASH_BYTES];
     int wrote;        /* the operation changed a record */
     int dirty;        /* the transaction must commit for this op */
     int replayed;     /* the outcome is a recorded one (idem.c) */
@@ -87,14 +90,44 @@ struct ekv_op {
     char detail[128]; /* diagnostic of a failure */
 };
 
-/* idem.c, all inside a write transaction; each returns an LMDB code. */
-int ekv_idem_check(etagkv_store *s, MDB_txn *txn, struct ekv_op *op,
-                   int *handled);
-int ekv_idem_record(etagkv_store *s, MDB_txn *txn, const struct ekv_op *op);
-int ekv_idem_purge(etagkv_store *s, MDB_txn *txn, size_t look, size_t drop);
-int ekv_idem_maintain(etagkv_store *s, MDB_txn *txn, size_t recorded);
+/* ---- idem.c, all inside a write transaction ------------------------------ */
 
-/* An asynchronous write: its op and its completion (commit.c). */
+/* Before applying op: if its idempotency key has a live entry, answer op
+ * from it (replay, or mismatch) and set *handled.  A new key that does not
+ * fit the table is refused (handled, ETAGKV_IDEMPOTENCY_FULL).  A status
+ * other than ETAGKV_OK fails the transaction. */
+etagkv_status ekv_idem_check(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
+                             int *handled);
+
+/* After applying op: record its outcome under its idempotency key. */
+etagkv_status ekv_idem_record(etagkv_store *s, ekv_txn *txn,
+                              const struct ekv_op *op);
+
+/* Purge a little, in a transaction that commits anyway; `recorded` is the
+ * number of entries the transaction recorded. */
+etagkv_status ekv_idem_maintain(etagkv_store *s, ekv_txn *txn, size_t recorded);
+
+/* ---- apply.c ------------------------------------------------------------- */
+
+/* Evaluate and apply ops[0..n) in order in one write transaction (several
+ * when a failure must be pinned on one op); every op gets its outcome.
+ * Returns the number of transactions that committed. */
+int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n);
+
+/* ---- commit.c ------------------------------------------------------------ */
+
+/* The queue's locks, all or nothing; ETAGKV_OK or ETAGKV_NO_MEMORY. */
+etagkv_status ekv_queue_init(struct ekv_queue *q);
+
+/* Complete every queued asynchronous write, stop the committer thread and
+ * release the queue (etagkv_store_close()); safe on a queue whose init
+ * failed or never ran (zeroed). */
+void ekv_queue_shutdown(etagkv_store *s);
+
+/* The committed write transactions and changing operations so far. */
+void ekv_queue_counters(etagkv_store *s, uint64_t *txns, uint64_t *ops);
+
+/* An asynchronous write: its op and its completion. */
 struct ekv_async;
 struct ekv_async *ekv_async_new(etagkv_done_fn fn, void *ctx);
 struct ekv_op *ekv_async_op(struct ekv_async *a);
@@ -105,62 +138,10 @@ void ekv_async_free(struct ekv_async *a);
  * be started (then a is still the caller's). */
 etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a);
 
-/* Complete every queued asynchronous write and stop the committer thread
- * (etagkv_store_close()). */
-void ekv_commit_shutdown(etagkv_store *s);
-
 /* Apply op durably: evaluated and written in a write transaction, batched
  * with concurrent writers, acknowledged (returned) only after its
  * transaction has committed in the store's sync mode.  Returns op->status.
  * Must be called with no transaction of this thread active. */
 etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op);
-
-/* Map an LMDB or errno code to a status, recording `what` and the code's
- * text as this thread's diagnostic. */
-etagkv_status ekv_mdb_status(int rc, const char *what);
-
-/* The status for a write transaction that failed with LMDB code rc: as
- * ekv_mdb_status(), except that a full file system is ETAGKV_STORE_FULL
- * however LMDB reported it. */
-etagkv_status ekv_write_status(etagkv_store *s, int rc);
-
-/* Check a key's length (and pointer); ETAGKV_OK or the status to return. */
-etagkv_status ekv_check_key(const void *key, size_t key_len);
-
-/* Begin a transaction (flags 0 or MDB_RDONLY) with resize_lock held shared;
- * handles MDB_MAP_RESIZED (another process grew the map).  On success the
- * caller ends it with ekv_txn_end(); on failure the lock is not held. */
-etagkv_status ekv_txn_begin(etagkv_store *s, unsigned flags, MDB_txn **txn);
-
-/* End txn without committing: a read-only one (flags MDB_RDONLY) is reset
- * and pooled, a write one aborted.  Releases the lock. */
-void ekv_txn_end(etagkv_store *s, MDB_txn *txn, unsigned flags);
-
-/* Commit a write txn and release the lock; returns mdb_txn_commit()'s code
- * so that the caller can grow the map on MDB_MAP_FULL and retry. */
-int ekv_txn_commit(etagkv_store *s, MDB_txn *txn);
-
-/* The map size, for a caller holding a transaction (the lock is held). */
-size_t ekv_map_size(etagkv_store *s);
-
-/* Grow the map after MDB_MAP_FULL seen with map size `seen` (no
- * transaction of this thread active).  ETAGKV_OK when the map is now larger
- * (by this thread or another), ETAGKV_STORE_FULL at the ceiling. */
-etagkv_status ekv_grow(etagkv_store *s, size_t seen);
-
-/* Read and decode the record of key in txn.  ETAGKV_OK with *r set
- * (pointers into the map, valid until the txn changes or ends),
- * ETAGKV_NOT_FOUND, or an error. */
-etagkv_status ekv_record_get(etagkv_store *s, MDB_txn *txn, const void *key,
-                             size_t key_len, ekv_record *r);
-
-/* The store's revision counter as seen by txn. */
-etagkv_status ekv_revision_get(etagkv_store *s, MDB_txn *txn, uint64_t *rev);
-
-/* Store rev as the revision counter in txn; returns mdb_put()'s code. */
-int ekv_revision_put(etagkv_store *s, MDB_txn *txn, uint64_t rev);
-
-/* Wall clock, through the store's clock option. */
-uint64_t ekv_now_ns(const etagkv_store *s);
 
 #endif /* ETAGKV_STORE_H */

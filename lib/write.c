@@ -4,16 +4,17 @@
  *
  * Each call validates its arguments, computes everything an operation needs
  * before any lock is taken (the XXH3-128 of the value above all), and hands
- * the operation to commit.c, which applies it inside an LMDB write
- * transaction, batched with whatever other threads are writing.
+ * the operation to commit.c, which queues it to be applied (apply.c) in a
+ * write transaction, batched with whatever other threads are writing.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
 
-static etagkv_status run(etagkv_store *s, struct ekv_op *op,
-                         etagkv_meta *meta_out, int *replayed)
+/* Commit a prepared op and copy its outcome to the caller's pointers. */
+static etagkv_status commit_and_report(etagkv_store *s, struct ekv_op *op,
+                                       etagkv_meta *meta_out, int *replayed)
 {
     etagkv_status st = ekv_commit(s, op);
 
@@ -42,7 +43,8 @@ static etagkv_status fingerprint(struct ekv_op *op)
     parts[0] = (ekv_part){&method, 1};
     parts[1] = (ekv_part){lens, 8};
     parts[2] = (ekv_part){op->key, op->key_len};
-    parts[3] = (ekv_part){op->hash, op->method == ETAGKV_METHOD_PUT ? 16 : 0};
+    parts[3] =
+        (ekv_part){op->value_hash, op->method == ETAGKV_METHOD_PUT ? 16 : 0};
     parts[4] = (ekv_part){lens + 8, 8};
     parts[5] = (ekv_part){op->content_type, op->content_type_len};
     parts[6] = (ekv_part){&keep, 1};
@@ -72,7 +74,8 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
                         ETAGKV_IDEMPOTENCY_KEY_MAX);
     if (req->method != ETAGKV_METHOD_PUT && req->method != ETAGKV_METHOD_DELETE)
         return ETAGKV_INVALID_ARGUMENT;
-    if ((st = ekv_check_key(req->key, req->key_len)) != ETAGKV_OK)
+    st = ekv_check_key(req->key, req->key_len);
+    if (st != ETAGKV_OK)
         return st;
     op->method = req->method;
     op->key = req->key;
@@ -99,7 +102,7 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
         op->value_len = req->value_len;
         op->content_type = ct;
         op->content_type_len = strlen(ct);
-        ekv_hash128(req->value, req->value_len, op->hash);
+        ekv_hash128(req->value, req->value_len, op->value_hash);
     }
     if (op->idem_len > 0)
         return fingerprint(op);
@@ -120,7 +123,7 @@ static etagkv_status write_sync(etagkv_store *s, const etagkv_request *req,
             *replayed = 0;
         return st;
     }
-    return run(s, &op, meta_out, replayed);
+    return commit_and_report(s, &op, meta_out, replayed);
 }
 
 etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,

@@ -35,7 +35,7 @@ START_TEST(a_record_round_trips_with_every_field)
     etagkv_meta m;
     char etag[ETAGKV_ETAG_SIZE];
 
-    ck_assert_uint_eq(n, EKV_RECORD_HEADER + 10 + 5);
+    ck_assert_uint_eq(n, EKV_RECORD_HEADER_BYTES + 10 + 5);
     ck_assert_uint_eq(buf[0], EKV_RECORD_FORMAT);
     /* Little-endian on disk whatever the host: byte 8 is created's LSB. */
     ck_assert_uint_eq(buf[8], 0x08);
@@ -60,7 +60,7 @@ START_TEST(junk_records_decode_as_corrupt)
     size_t n = encode(buf, "text/plain", "hello");
     ekv_record r;
 
-    for (size_t len = 0; len < EKV_RECORD_HEADER + 10; len++)
+    for (size_t len = 0; len < EKV_RECORD_HEADER_BYTES + 10; len++)
         ck_assert_int_eq(ekv_record_decode(buf, len, &r), ETAGKV_CORRUPT);
     buf[0] = 2; /* a future format */
     ck_assert_int_eq(ekv_record_decode(buf, n, &r), ETAGKV_CORRUPT);

@@ -1,0 +1,218 @@
+/*
+ * apply.c -- evaluating and applying writes inside a write transaction:
+ * one operation (read the record, evaluate the conditions, write), and a
+ * batch of them in one transaction, split when it fails (DESIGN §4).
+ *
+ * Each operation is evaluated against the state the earlier operations of
+ * its batch left, so every outcome equals that of a serial execution in
+ * queue order.  An operation's own failure (a 412, a 404) writes nothing and
+ * so cannot affect its neighbours.  A store-level failure is never pinned
+ * on the wrong operation: the batch is abandoned (nothing of it is visible)
+ * and, after growing the map if it ran out of room, retried; if it fails
+ * again, each operation is retried alone so that each gets its own
+ * truthful status.  No operation is acknowledged before its transaction
+ * committed.
+ *
+ * Storage goes through backend.h only; commit.c decides which operations
+ * form a batch.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store.h"
+
+/* ---- one operation inside a transaction ---------------------------------- */
+
+/* Write op's new record over `old` (NULL when absent) at revision rev. */
+static etagkv_status op_put(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
+                            const ekv_record *old, uint64_t rev)
+{
+    uint64_t now = ekv_now_ns(s);
+    ekv_record r;
+    char ctype[ETAGKV_CONTENT_TYPE_MAX];
+    void *dst;
+    etagkv_status st;
+
+    /* DESIGN §1: modified never goes backwards for a key, whatever the
+     * wall clock does: max(now, previous + 1), and at the very end of the
+     * range it stays there rather than wrap to 0. */
+    r.modified_ns = old != NULL && old->modified_ns >= now
+                        ? old->modified_ns + (old->modified_ns < UINT64_MAX)
+                        : now;
+    r.created_ns = old != NULL ? old->created_ns : r.modified_ns;
+    r.create_revision = old != NULL ? old->create_revision : rev;
+    r.mod_revision = rev;
+    r.version = old != NULL ? old->version + 1 : 1;
+    memcpy(r.hash, op->value_hash, EKV_HASH_BYTES);
+    r.content_type = op->content_type;
+    r.content_type_len = op->content_type_len;
+    if (op->keep_content_type && old != NULL) {
+        /* Copied: old points into a page that the put may rearrange. */
+        memcpy(ctype, old->content_type, old->content_type_len);
+        r.content_type = ctype;
+        r.content_type_len = old->content_type_len;
+    }
+    r.value = op->value;
+    r.value_len = op->value_len;
+
+    st = ekv_record_reserve(txn, op->key, op->key_len,
+                            ekv_record_size(r.content_type_len, r.value_len),
+                            &dst);
+    if (st != ETAGKV_OK)
+        return st;
+    ekv_record_encode(dst, &r);
+    ekv_record_meta(&r, &op->meta);
+    memcpy(op->meta_hash, r.hash, EKV_HASH_BYTES);
+    op->status = old != NULL ? ETAGKV_OK : ETAGKV_CREATED;
+    return ETAGKV_OK;
+}
+
+/* Execute op in txn at the store revision *rev (advanced when op writes):
+ * read the record, evaluate the conditions against it (cond.c), and only
+ * then write.  The outcome goes to op->status and op->meta; the return value
+ * is not ETAGKV_OK when the transaction must be abandoned. */
+static etagkv_status op_execute(etagkv_store *s, ekv_txn *txn,
+                                struct ekv_op *op, uint64_t *rev)
+{
+    ekv_record old;
+    etagkv_status st;
+
+    st = ekv_record_get(txn, op->key, op->key_len, &old);
+    if (st == ETAGKV_OK) {
+        ekv_record_meta(&old, &op->meta);
+        memcpy(op->meta_hash, old.hash, EKV_HASH_BYTES);
+    } else if (st != ETAGKV_NOT_FOUND) {
+        op->status = st; /* a corrupt record: this op's failure alone */
+        snprintf(op->detail, sizeof(op->detail), "%s",
+                 etagkv_last_error_detail());
+        return ETAGKV_OK;
+    }
+    op->status = etagkv_cond_evaluate(op->cond, op->method, &op->meta);
+    if (op->status != ETAGKV_OK)
+        return ETAGKV_OK;
+    if (op->method == ETAGKV_METHOD_PUT) {
+        st = op_put(s, txn, op, op->meta.exists ? &old : NULL, *rev + 1);
+    } else {
+        st = ekv_record_delete(txn, op->key, op->key_len);
+        if (st == ETAGKV_OK) {
+            memset(&op->meta, 0, sizeof(op->meta));
+            op->meta.mod_revision = *rev + 1;
+        }
+    }
+    if (st == ETAGKV_OK) {
+        op->wrote = 1;
+        *rev += 1;
+    }
+    return st;
+}
+
+/* The outcomes worth replaying: what the request itself decided.  Errors
+ * of the store are not recorded, so a retry after one executes afresh. */
+static int recordable(etagkv_status st)
+{
+    return st == ETAGKV_OK || st == ETAGKV_CREATED ||
+           st == ETAGKV_PRECONDITION_FAILED || st == ETAGKV_NOT_FOUND;
+}
+
+/* Apply op: answer it from its idempotency entry if it has a live one,
+ * else execute it and record the outcome in the same transaction. */
+static etagkv_status op_apply(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
+                              uint64_t *rev)
+{
+    etagkv_status st;
+    int handled = 0;
+
+    memset(&op->meta, 0, sizeof(op->meta));
+    op->wrote = op->dirty = op->replayed = op->recorded = 0;
+    op->detail[0] = '\0';
+    if (op->idem_len > 0) {
+        st = ekv_idem_check(s, txn, op, &handled);
+        if (st != ETAGKV_OK || handled)
+            return st;
+    }
+    st = op_execute(s, txn, op, rev);
+    if (st == ETAGKV_OK && op->idem_len > 0 && recordable(op->status)) {
+        st = ekv_idem_record(s, txn, op);
+        op->dirty = op->recorded = st == ETAGKV_OK;
+    }
+    op->dirty |= op->wrote;
+    return st;
+}
+
+/* ---- a batch in one transaction ------------------------------------------ */
+
+/* Apply ops[0..n) in one transaction, which the caller has begun and this
+ * function ends.  ETAGKV_OK when every op has its outcome (committed, or
+ * nothing to commit; *committed says which), else the status that made
+ * the transaction fail (nothing of it is visible). */
+static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
+                               struct ekv_op **ops, size_t n, int *committed)
+{
+    uint64_t rev;
+    int dirty = 0, changed = 0;
+    size_t recorded = 0;
+    etagkv_status st = ekv_revision_get(txn, &rev);
+
+    for (size_t i = 0; i < n && st == ETAGKV_OK; i++) {
+        st = op_apply(s, txn, ops[i], &rev);
+        dirty |= ops[i]->dirty;
+        changed |= ops[i]->wrote;
+        recorded += (size_t)ops[i]->recorded;
+    }
+    if (st == ETAGKV_OK && !dirty) {
+        /* Only failed preconditions or missing keys: nothing to sync. */
+        ekv_write_abort(txn);
+        return ETAGKV_OK;
+    }
+    if (st == ETAGKV_OK && changed)
+        st = ekv_revision_put(txn, rev);
+    if (st == ETAGKV_OK)
+        st = ekv_idem_maintain(s, txn, recorded); /* purge a little */
+    if (st != ETAGKV_OK) {
+        ekv_write_abort(txn);
+        return st;
+    }
+    st = ekv_write_commit(txn);
+    *committed = st == ETAGKV_OK;
+    return st;
+}
+
+static void fail_all(struct ekv_op **ops, size_t n, etagkv_status st)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(&ops[i]->meta, 0, sizeof(ops[i]->meta));
+        ops[i]->wrote = 0;
+        ops[i]->status = st;
+        snprintf(ops[i]->detail, sizeof(ops[i]->detail), "%s",
+                 etagkv_last_error_detail());
+    }
+}
+
+int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
+{
+    for (;;) {
+        ekv_txn txn;
+        int committed = 0;
+        etagkv_status st = ekv_write_begin(s->env, &txn);
+
+        if (st == ETAGKV_OK) {
+            st = run_batch(s, &txn, ops, n, &committed);
+            if (st == ETAGKV_OK)
+                return committed;
+            if (txn.out_of_room) {
+                st = ekv_env_grow(s->env, &txn);
+                if (st == ETAGKV_OK)
+                    continue; /* evaluate the whole batch afresh */
+            }
+        }
+        if (n == 1) {
+            fail_all(ops, 1, st);
+            return 0;
+        }
+        /* Which operation is to blame?  Each alone finds out. */
+        committed = 0;
+        for (size_t i = 0; i < n; i++)
+            committed += ekv_apply_batch(s, &ops[i], 1);
+        return committed;
+    }
+}

@@ -1,0 +1,134 @@
+/*
+ * backend.h -- the seam between the store's logic and its storage.  Not API.
+ *
+ * Above this header: argument checks, condition evaluation, batches,
+ * idempotency, group commit and the public API (read.c, apply.c, idem.c,
+ * commit.c, write.c, store.c).  Below it: the storage engine, today LMDB
+ * (lmdb_env.c, lmdb_txn.c, lmdb_table.c, sharing lmdb_env.h, the only
+ * header that includes lmdb.h).  A second backend implements these same
+ * functions in its own files and the build picks one; docs/design.md says
+ * how an etcd backend would.
+ *
+ * Every function returns an etagkv_status, and a failure has recorded its
+ * diagnostic (ekv_fail()) on the calling thread.  The storage engine's own
+ * codes never cross this line.
+ */
+#ifndef ETAGKV_BACKEND_H
+#define ETAGKV_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* The backend's state for one open store (lmdb_env.h). */
+struct ekv_env;
+
+/* A transaction, on the caller's stack.  Its fields belong to the backend,
+ * except that after a failed write the caller reads out_of_room. */
+typedef struct ekv_txn {
+    struct ekv_env *env;
+    void *handle;     /* the engine's transaction (LMDB: MDB_txn *) */
+    size_t map_bytes; /* the room the transaction began with */
+    /* A write failed only for want of room that ekv_env_grow() can add:
+     * abandon the transaction, grow, and run it again. */
+    int out_of_room;
+} ekv_txn;
+
+/* Bytes owned by the backend, valid until the transaction changes or ends. */
+typedef struct ekv_val {
+    const void *data;
+    size_t len;
+} ekv_val;
+
+/* ---- environment (lmdb_env.c) -------------------------------------------- */
+
+/* Open (creating it if need be) the store in directory dir with checked
+ * options (ekv_options_check()); page_bytes is the system page size.  On
+ * failure *out is NULL and nothing is held. */
+etagkv_status ekv_env_open(const char *dir, const etagkv_options *opts,
+                           size_t page_bytes, struct ekv_env **out);
+
+/* Flush and close; accepts NULL and a half-opened environment. */
+void ekv_env_close(struct ekv_env *env);
+
+/* Fill the storage figures of *out (records, idempotency_keys,
+ * map_size_bytes, map_used_bytes) as seen by the read transaction txn. */
+etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out);
+
+/* ---- transactions (lmdb_txn.c) ------------------------------------------- */
+
+/* Begin a read transaction; on success end it with ekv_read_end(). */
+etagkv_status ekv_read_begin(struct ekv_env *env, ekv_txn *txn);
+void ekv_read_end(ekv_txn *txn);
+
+/* Begin a write transaction (one at a time per store; a second writer
+ * waits).  On success end it with ekv_write_commit() or ekv_write_abort(). */
+etagkv_status ekv_write_begin(struct ekv_env *env, ekv_txn *txn);
+void ekv_write_abort(ekv_txn *txn);
+
+/* Commit: ETAGKV_OK once durable in the store's sync mode.  On failure
+ * nothing of the transaction is visible; a full file system is
+ * ETAGKV_STORE_FULL however the engine reported it; out_of_room says
+ * whether growing would help. */
+etagkv_status ekv_write_commit(ekv_txn *txn);
+
+/* Add room after a write transaction `failed` ran out of it (out_of_room),
+ * with no transaction of this thread active.  ETAGKV_OK when there is now
+ * more room (added by this thread or another), ETAGKV_STORE_FULL at the
+ * ceiling (map_max_bytes). */
+etagkv_status ekv_env_grow(struct ekv_env *env, const ekv_txn *failed);
+
+/* ---- tables (lmdb_table.c) ----------------------------------------------- */
+
+/* Read and decode the record of key.  ETAGKV_OK with *r set (pointers valid
+ * until the transaction changes or ends), ETAGKV_NOT_FOUND, or an error. */
+etagkv_status ekv_record_get(ekv_txn *txn, const void *key, size_t key_len,
+                             ekv_record *r);
+
+/* Reserve `bytes` for key's new record; the caller encodes it at *dst
+ * before the next call on txn. */
+etagkv_status ekv_record_reserve(ekv_txn *txn, const void *key, size_t key_len,
+                                 size_t bytes, void **dst);
+
+/* Delete key's record (it exists). */
+etagkv_status ekv_record_delete(ekv_txn *txn, const void *key, size_t key_len);
+
+/* The store-wide revision counter (0 in a new store), and its update. */
+etagkv_status ekv_revision_get(ekv_txn *txn, uint64_t *rev);
+etagkv_status ekv_revision_put(ekv_txn *txn, uint64_t rev);
+
+/* The idempotency table (idem.c owns the entries' layout): the entry of a
+ * key (ETAGKV_NOT_FOUND when absent), room for a new one (encoded at *dst
+ * as for ekv_record_reserve()), and the number of entries. */
+etagkv_status ekv_idem_entry_get(ekv_txn *txn, const void *key, size_t key_len,
+                                 ekv_val *entry);
+etagkv_status ekv_idem_entry_reserve(ekv_txn *txn, const void *key,
+                                     size_t key_len, size_t bytes, void **dst);
+etagkv_status ekv_idem_entry_count(ekv_txn *txn, uint64_t *n);
+
+/* A walk over a table in key order, on the caller's stack. */
+enum ekv_table { EKV_TABLE_RECORDS, EKV_TABLE_IDEMPOTENCY };
+typedef struct ekv_cursor {
+    ekv_txn *txn;
+    void *handle; /* the engine's cursor (LMDB: MDB_cursor *) */
+} ekv_cursor;
+
+/* Open a cursor; on success close it with ekv_cursor_close() before the
+ * transaction ends. */
+etagkv_status ekv_cursor_open(ekv_txn *txn, enum ekv_table table,
+                              ekv_cursor *cur);
+void ekv_cursor_close(ekv_cursor *cur);
+
+/* Move to the first entry whose key is >= key (the very first when
+ * key_len is 0), or to the next entry; ETAGKV_OK with *k and *v set, or
+ * ETAGKV_NOT_FOUND past the last. */
+etagkv_status ekv_cursor_seek(ekv_cursor *cur, const void *key, size_t key_len,
+                              ekv_val *k, ekv_val *v);
+etagkv_status ekv_cursor_next(ekv_cursor *cur, ekv_val *k, ekv_val *v);
+
+/* Delete the entry the cursor is on (write transactions); the next
+ * ekv_cursor_next() yields the entry that followed it. */
+etagkv_status ekv_cursor_delete(ekv_cursor *cur);
+
+#endif /* ETAGKV_BACKEND_H */

@@ -1,0 +1,74 @@
+/*
+ * lmdb_env.h -- the LMDB backend's state, shared by its three files
+ * (lmdb_env.c, lmdb_txn.c, lmdb_table.c).  Not API; the only header in lib/
+ * that includes lmdb.h.
+ *
+ * Layout of the environment: the named database "records" maps each key to
+ * its encoded record (record.c); "idempotency" maps an idempotency key to
+ * its entry (idem.c); LMDB's main database holds, next to the entries for
+ * those two, the format marker and the store-wide revision counter.
+ * Keeping the counter there costs no extra page per commit: the main
+ * database's page is rewritten by every commit anyway, because it holds the
+ * root of "records".
+ */
+#ifndef ETAGKV_LMDB_ENV_H
+#define ETAGKV_LMDB_ENV_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "backend.h"
+
+/* Reset read-only transactions kept for reuse (lmdb_txn.c): mdb_txn_renew()
+ * of a reset transaction keeps its reader slot and skips the reader-table
+ * mutex that a fresh mdb_txn_begin() takes. */
+struct ekv_readers {
+    pthread_mutex_t lock;
+    MDB_txn **pool; /* NULL until ekv_readers_init() succeeded */
+    size_t len, cap;
+};
+
+/* The map and the lock that guards its size (lmdb_txn.c).  Every
+ * transaction runs under resize_lock held shared; growing the map takes it
+ * exclusively, because LMDB allows mdb_env_set_mapsize() only while the
+ * process has no transaction active.  Writer-preferring, so a steady
+ * stream of readers cannot starve a resize.  map_bytes is written only
+ * with the lock held exclusively. */
+struct ekv_map {
+    pthread_rwlock_t resize_lock;
+    int ready; /* resize_lock initialised */
+    size_t map_bytes;
+    size_t max_bytes;
+};
+
+struct ekv_env {
+    MDB_env *mdb;
+    MDB_dbi records; /* key -> encoded record (record.c) */
+    MDB_dbi main;    /* LMDB's main database: format, revision */
+    MDB_dbi idem;    /* idempotency key -> recorded outcome (idem.c) */
+    size_t page_bytes;
+    struct ekv_map map;
+    struct ekv_readers readers;
+    struct ekv_registration registration; /* registry.c */
+};
+
+/* THE mapping of an LMDB or errno code to a status (lmdb_env.c). */
+etagkv_status ekv_mdb_map(int rc);
+
+/* ekv_mdb_map(rc), recording `what` and the code's text as this thread's
+ * diagnostic. */
+etagkv_status ekv_mdb_status(int rc, const char *what);
+
+/* The status for a write transaction whose commit failed with rc: as
+ * ekv_mdb_status(), except that a full file system is ETAGKV_STORE_FULL
+ * however LMDB reported it (lmdb_env.c). */
+etagkv_status ekv_mdb_commit_status(struct ekv_env *env, int rc);
+
+/* The map and the reader pool, each initialised all or nothing and shut
+ * down whatever state it is in (lmdb_txn.c). */
+etagkv_status ekv_map_init(struct ekv_map *m, size_t max_bytes);
+void ekv_map_shutdown(struct ekv_map *m);
+etagkv_status ekv_readers_init(struct ekv_readers *r, size_t cap);
+void ekv_readers_shutdown(struct ekv_readers *r);
+
+#endif /* ETAGKV_LMDB_ENV_H */

@@ -1,0 +1,209 @@
+/*
+ * lmdb_table.c -- the LMDB backend's tables: records, the revision counter,
+ * idempotency entries, and cursors over them.
+ *
+ * A write that fails with MDB_MAP_FULL marks its transaction out_of_room,
+ * so that the caller grows the map and runs the transaction again; every
+ * other code becomes a status here, once (ekv_mdb_status()).
+ */
+#include <string.h>
+
+#include "lmdb_env.h"
+
+#define REVISION_KEY "etagkv.revision"
+
+/* The status for a failed write in txn. */
+static etagkv_status write_failed(ekv_txn *txn, int rc, const char *what)
+{
+    if (rc == MDB_MAP_FULL)
+        txn->out_of_room = 1;
+    return ekv_mdb_status(rc, what);
+}
+
+static MDB_dbi dbi_of(const ekv_txn *txn, enum ekv_table table)
+{
+    switch (table) {
+    case EKV_TABLE_RECORDS: return txn->env->records;
+    case EKV_TABLE_IDEMPOTENCY: return txn->env->idem;
+    }
+    return txn->env->records; /* not reached: every table is listed */
+}
+
+/* mdb_get() in table, as a status. */
+static etagkv_status get(ekv_txn *txn, MDB_dbi dbi, const void *key,
+                         size_t key_len, MDB_val *v, const char *what)
+{
+    MDB_val k = {key_len, (void *)key};
+    int rc = mdb_get(txn->handle, dbi, &k, v);
+
+    if (rc == MDB_NOTFOUND)
+        return ETAGKV_NOT_FOUND;
+    return rc == 0 ? ETAGKV_OK : ekv_mdb_status(rc, what);
+}
+
+/* mdb_put() with MDB_RESERVE: the caller encodes straight into the page,
+ * so a value is copied once. */
+static etagkv_status reserve(ekv_txn *txn, MDB_dbi dbi, const void *key,
+                             size_t key_len, size_t bytes, void **dst)
+{
+    MDB_val k = {key_len, (void *)key}, v = {bytes, NULL};
+    int rc = mdb_put(txn->handle, dbi, &k, &v, MDB_RESERVE);
+
+    if (rc != 0)
+        return write_failed(txn, rc, "mdb_put");
+    *dst = v.mv_data;
+    return ETAGKV_OK;
+}
+
+/* ---- records and the revision counter ------------------------------------ */
+
+etagkv_status ekv_record_get(ekv_txn *txn, const void *key, size_t key_len,
+                             ekv_record *r)
+{
+    MDB_val v;
+    etagkv_status st = get(txn, txn->env->records, key, key_len, &v, "mdb_get");
+
+    if (st != ETAGKV_OK)
+        return st;
+    if (ekv_record_decode(v.mv_data, v.mv_size, r) != ETAGKV_OK)
+        return ekv_fail(ETAGKV_CORRUPT, "record of %zu bytes fails to decode",
+                        v.mv_size);
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_record_reserve(ekv_txn *txn, const void *key, size_t key_len,
+                                 size_t bytes, void **dst)
+{
+    return reserve(txn, txn->env->records, key, key_len, bytes, dst);
+}
+
+etagkv_status ekv_record_delete(ekv_txn *txn, const void *key, size_t key_len)
+{
+    MDB_val k = {key_len, (void *)key};
+    int rc = mdb_del(txn->handle, txn->env->records, &k, NULL);
+
+    return rc == 0 ? ETAGKV_OK : write_failed(txn, rc, "mdb_del");
+}
+
+etagkv_status ekv_revision_get(ekv_txn *txn, uint64_t *rev)
+{
+    MDB_val v;
+    etagkv_status st = get(txn, txn->env->main, REVISION_KEY,
+                           sizeof(REVISION_KEY) - 1, &v, "mdb_get(revision)");
+
+    if (st == ETAGKV_NOT_FOUND) {
+        *rev = 0;
+        return ETAGKV_OK;
+    }
+    if (st != ETAGKV_OK)
+        return st;
+    if (v.mv_size != 8)
+        return ekv_fail(ETAGKV_CORRUPT, "revision counter of %zu bytes",
+                        v.mv_size);
+    *rev = ekv_get_le64(v.mv_data);
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_revision_put(ekv_txn *txn, uint64_t rev)
+{
+    uint8_t buf[8];
+    MDB_val k = {sizeof(REVISION_KEY) - 1, REVISION_KEY}, v = {8, buf};
+    int rc;
+
+    ekv_put_le64(buf, rev);
+    rc = mdb_put(txn->handle, txn->env->main, &k, &v, 0);
+    return rc == 0 ? ETAGKV_OK : write_failed(txn, rc, "mdb_put(revision)");
+}
+
+/* ---- idempotency entries ------------------------------------------------- */
+
+etagkv_status ekv_idem_entry_get(ekv_txn *txn, const void *key, size_t key_len,
+                                 ekv_val *entry)
+{
+    MDB_val v;
+    etagkv_status st =
+        get(txn, txn->env->idem, key, key_len, &v, "mdb_get(idempotency)");
+
+    if (st == ETAGKV_OK) {
+        entry->data = v.mv_data;
+        entry->len = v.mv_size;
+    }
+    return st;
+}
+
+etagkv_status ekv_idem_entry_reserve(ekv_txn *txn, const void *key,
+                                     size_t key_len, size_t bytes, void **dst)
+{
+    return reserve(txn, txn->env->idem, key, key_len, bytes, dst);
+}
+
+etagkv_status ekv_idem_entry_count(ekv_txn *txn, uint64_t *n)
+{
+    MDB_stat ms;
+    int rc = mdb_stat(txn->handle, txn->env->idem, &ms);
+
+    if (rc != 0)
+        return ekv_mdb_status(rc, "mdb_stat(idempotency)");
+    *n = ms.ms_entries;
+    return ETAGKV_OK;
+}
+
+/* ---- cursors ------------------------------------------------------------- */
+
+etagkv_status ekv_cursor_open(ekv_txn *txn, enum ekv_table table,
+                              ekv_cursor *cur)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn->handle, dbi_of(txn, table), &c);
+
+    if (rc != 0)
+        return ekv_mdb_status(rc, "mdb_cursor_open");
+    cur->txn = txn;
+    cur->handle = c;
+    return ETAGKV_OK;
+}
+
+void ekv_cursor_close(ekv_cursor *cur)
+{
+    mdb_cursor_close(cur->handle);
+}
+
+/* mdb_cursor_get() as a status, with the entry in *k and *v. */
+static etagkv_status cursor_get(ekv_cursor *cur, MDB_val *mk, MDB_cursor_op op,
+                                ekv_val *k, ekv_val *v)
+{
+    MDB_val mv;
+    int rc = mdb_cursor_get(cur->handle, mk, &mv, op);
+
+    if (rc == MDB_NOTFOUND)
+        return ETAGKV_NOT_FOUND;
+    if (rc != 0)
+        return ekv_mdb_status(rc, "mdb_cursor_get");
+    k->data = mk->mv_data;
+    k->len = mk->mv_size;
+    v->data = mv.mv_data;
+    v->len = mv.mv_size;
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_cursor_seek(ekv_cursor *cur, const void *key, size_t key_len,
+                              ekv_val *k, ekv_val *v)
+{
+    MDB_val mk = {key_len, (void *)key};
+
+    return cursor_get(cur, &mk, key_len > 0 ? MDB_SET_RANGE : MDB_FIRST, k, v);
+}
+
+etagkv_status ekv_cursor_next(ekv_cursor *cur, ekv_val *k, ekv_val *v)
+{
+    MDB_val mk;
+
+    return cursor_get(cur, &mk, MDB_NEXT, k, v);
+}
+
+etagkv_status ekv_cursor_delete(ekv_cursor *cur)
+{
+    int rc = mdb_cursor_del(cur->handle, 0);
+
+    return rc == 0 ? ETAGKV_OK : write_failed(cur->txn, rc, "mdb_cursor_del");
+}
