@@ -473,6 +473,7 @@ static etagkv_status open_env(etagkv_store *s, const char *dir)
 {
     unsigned flags = MDB_NOTLS;
     MDB_envinfo info;
+    etagkv_status st;
     int rc;
 
     if (s->opts.sync_mode == ETAGKV_NOSYNC)
@@ -483,7 +484,10 @@ static etagkv_status open_env(etagkv_store *s, const char *dir)
         (rc = mdb_env_set_maxreaders(s->env, s->opts.max_readers)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, (size_t)s->opts.map_size_bytes)) != 0)
         return ekv_mdb_status(rc, "mdb_env_set");
-    if ((rc = mdb_env_open(s->env, dir, flags, 0644)) != 0)
+    rc = mdb_env_open(s->env, dir, flags, 0644);
+    if (rc == MDB_INVALID && ekv_torn_store(dir) != ETAGKV_OK)
+        return ETAGKV_TORN_STORE;
+    if (rc != 0)
         return ekv_fail(rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH
                             ? ETAGKV_INCOMPATIBLE
                         : rc == ENOSPC || rc == EDQUOT || rc == EFBIG
@@ -497,7 +501,8 @@ static etagkv_status open_env(etagkv_store *s, const char *dir)
     if ((rc = mdb_env_info(s->env, &info)) != 0)
         return ekv_mdb_status(rc, "mdb_env_info");
     s->map_size = info.me_mapsize;
-    return open_dbs(s);
+    st = ekv_create_durable(s->env, dir);
+    return st != ETAGKV_OK ? st : open_dbs(s);
 }
 
 etagkv_status etagkv_store_open(const char *dir, const etagkv_options *opts,

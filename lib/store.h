@@ -163,4 +163,16 @@ int ekv_revision_put(etagkv_store *s, MDB_txn *txn, uint64_t rev);
 /* Wall clock, through the store's clock option. */
 uint64_t ekv_now_ns(const etagkv_store *s);
 
+/* create.c: right after mdb_env_open() of directory dir succeeded, make a
+ * new store (one that never committed a transaction) durable: flush its
+ * meta pages, then fsync dir and dir's parent.  ETAGKV_OK (also for an
+ * existing store, untouched), or the status of the failed step. */
+etagkv_status ekv_create_durable(MDB_env *env, const char *dir);
+
+/* create.c: after mdb_env_open() of dir refused data.mdb (MDB_INVALID),
+ * ETAGKV_TORN_STORE, with a diagnostic, if the file holds nothing but what
+ * creating a store writes before its first commit; otherwise ETAGKV_OK
+ * (the file holds something else: not for this function to name). */
+etagkv_status ekv_torn_store(const char *dir);
+
 #endif /* ETAGKV_STORE_H */
