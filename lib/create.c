@@ -167,8 +167,6 @@ etagkv_status ekv_torn_store(const char *dir)
         return ETAGKV_OK;
     return ekv_fail(ETAGKV_TORN_STORE,
                     "%s (%lld bytes) holds only zeros and LMDB's initial meta "
-                    "pages: its creation was cut short before the first "
-                    "commit, so nothing was ever written to it; remove it "
-                    "and open the store again to start afresh",
+                    "pages: no commit ever reached it",
                     path, (long long)sb.st_size);
 }

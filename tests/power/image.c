@@ -28,8 +28,8 @@ int journal_load(struct journal *j, const char *path, char *err, size_t cap)
     fd = open(path, O_RDONLY);
     if (fd < 0)
         return errno == ENOENT ? 0 : ERR("%s: %s", path, strerror(errno));
-    if (fstat(fd, &sb) != 0 || (j->buf = malloc((size_t)sb.st_size + 1)) ==
-                                   NULL) {
+    if (fstat(fd, &sb) != 0 ||
+        (j->buf = malloc((size_t)sb.st_size + 1)) == NULL) {
         close(fd);
         return ERR("%s: cannot read", path);
     }
@@ -94,7 +94,8 @@ static int durable(const struct journal *j, size_t n, long lastsync, size_t i,
     for (size_t k = i + 1; k < n; k++) {
         const struct pj_rec *r = j->rec[k];
 
-        if (r->type == PJ_RANGESYNC && r->off <= at && at + len <= r->off + r->arg)
+        if (r->type == PJ_RANGESYNC && r->off <= at &&
+            at + len <= r->off + r->arg)
             return 1;
     }
     return 0;

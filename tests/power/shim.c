@@ -514,8 +514,8 @@ int msync(void *addr, size_t len, int flags)
         err = errno;
         if (rc == 0 && (flags & MS_SYNC))
             journal(PJ_RANGESYNC, 0,
-                    (uint64_t)(S.maps[i].off + (a - S.maps[i].addr)), len,
-                    NULL, 0, 0);
+                    (uint64_t)(S.maps[i].off + (a - S.maps[i].addr)), len, NULL,
+                    0, 0);
         (void)pthread_mutex_unlock(&lock);
         errno = err;
         return rc;

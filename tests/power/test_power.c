@@ -30,7 +30,7 @@
  *
  * ETAGKV_TEST_SEED=<n> repeats a run's choices (kill delays, cut points,
  * torn pieces; thread timing is not reproducible); ETAGKV_POWER_ROUNDS=<n>
- * sets the number of rounds (default 30, 8 in sanitizer builds).
+ * sets the number of rounds (default 30, 15 in sanitizer builds).
  */
 #define _DEFAULT_SOURCE
 #include <errno.h>
@@ -74,7 +74,7 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
 static int rounds(void)
 {
 #ifdef POWER_SANITIZED
-    uint64_t r = env_u64("ETAGKV_POWER_ROUNDS", 8);
+    uint64_t r = env_u64("ETAGKV_POWER_ROUNDS", 15);
 #else
     uint64_t r = env_u64("ETAGKV_POWER_ROUNDS", 30);
 #endif
@@ -131,7 +131,8 @@ static void parse_line(struct run *r, const char *line)
         ck_assert(t >= 0 && t < THREADS && seq == r->nsent[t]);
         if (r->nsent[t] == r->capsent[t]) {
             r->capsent[t] = r->capsent[t] ? 2 * r->capsent[t] : 256;
-            r->sent[t] = realloc(r->sent[t], r->capsent[t] * sizeof(struct sent));
+            r->sent[t] =
+                realloc(r->sent[t], r->capsent[t] * sizeof(struct sent));
             ck_assert_ptr_nonnull(r->sent[t]);
         }
         r->sent[t][r->nsent[t]++] = (struct sent){key, len, 0, 0};
@@ -296,17 +297,17 @@ static int check_key(struct run *r, etagkv_store *s, int k, uint64_t pos,
     }
     etagkv_etag_compute(v, len, etag);
     if (strcmp(etag, m.etag) != 0)
-        violation(y, "%s: key %s: ETag %s, but its %zu bytes hash to %s",
-                  what, name, m.etag, len, etag);
+        violation(y, "%s: key %s: ETag %s, but its %zu bytes hash to %s", what,
+                  name, m.etag, len, etag);
     /* A value is not NUL-terminated; its header, copied, is. */
     memcpy(head, v, len < POWER_HDR ? len : POWER_HDR);
     head[len < POWER_HDR ? len : POWER_HDR] = '\0';
     if (len < POWER_HDR ||
-        sscanf(head, "t%2d s%8u k%2d |", &t, &seq, &vk) != 3 ||
-        t < 0 || t >= THREADS || seq >= r->nsent[t] || vk != k ||
+        sscanf(head, "t%2d s%8u k%2d |", &t, &seq, &vk) != 3 || t < 0 ||
+        t >= THREADS || seq >= r->nsent[t] || vk != k ||
         r->sent[t][seq].key != k || r->sent[t][seq].len != len) {
-        violation(y, "%s: key %s holds %zu bytes no client sent: \"%s\"",
-                  what, name, len, head);
+        violation(y, "%s: key %s holds %zu bytes no client sent: \"%s\"", what,
+                  name, len, head);
         free(v);
         return 1;
     }
@@ -319,10 +320,9 @@ static int check_key(struct run *r, etagkv_store *s, int k, uint64_t pos,
                   "%s: key %s holds t%d s%u at revision %" PRIu64
                   ", acknowledged at %" PRIu64,
                   what, name, t, seq, m.mod_revision, r->sent[t][seq].rev);
-    else if (latest != NULL &&
-             (m.mod_revision < latest->rev ||
-              (m.mod_revision == latest->rev &&
-               (t != latest->t || seq != latest->seq))))
+    else if (latest != NULL && (m.mod_revision < latest->rev ||
+                                (m.mod_revision == latest->rev &&
+                                 (t != latest->t || seq != latest->seq))))
         violation(y,
                   "%s: key %s lost t%d s%u (acknowledged at revision %" PRIu64
                   "): it holds t%d s%u at revision %" PRIu64,
@@ -501,8 +501,8 @@ static Suite *power_suite(void)
 
     tcase_add_test(tc, sync_mode_loses_nothing_acknowledged_at_a_power_loss);
     tcase_add_test(tc, nosync_mode_is_caught_losing_acknowledged_writes);
-    tcase_add_test(tc,
-                   flushes_that_do_nothing_are_caught_losing_acknowledged_writes);
+    tcase_add_test(
+        tc, flushes_that_do_nothing_are_caught_losing_acknowledged_writes);
     suite_add_tcase(s, tc);
     return s;
 }

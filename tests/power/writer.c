@@ -63,8 +63,8 @@ static void *run(void *arg)
 
         power_key(key, name, sizeof name);
         power_value(value, t, seq, key, len);
-        report(line, snprintf(line, sizeof line, "S %d %" PRIu32 " %d %zu\n",
-                              t, seq, key, len));
+        report(line, snprintf(line, sizeof line, "S %d %" PRIu32 " %d %zu\n", t,
+                              seq, key, len));
         st = etagkv_head(store, name, strlen(name), NULL, &m);
         if (st == ETAGKV_OK)
             st = etagkv_put_if_match(store, name, strlen(name), value, len,
@@ -73,10 +73,10 @@ static void *run(void *arg)
             st = etagkv_put_create_only(store, name, strlen(name), value, len,
                                         &m);
         if (st == ETAGKV_OK || st == ETAGKV_CREATED)
-            report(line, snprintf(line, sizeof line,
-                                  "A %d %" PRIu32 " %d %" PRIu64 " %" PRIu64
-                                  "\n",
-                                  t, seq, key, m.mod_revision, journal_size()));
+            report(line,
+                   snprintf(line, sizeof line,
+                            "A %d %" PRIu32 " %d %" PRIu64 " %" PRIu64 "\n", t,
+                            seq, key, m.mod_revision, journal_size()));
         else if (st != ETAGKV_PRECONDITION_FAILED)
             _exit(4);
     }
