@@ -101,7 +101,10 @@ extern "C" {
     X(INCOMPATIBLE, 17, 500, "not an etagkv store, or an unknown format")      \
     X(INTERNAL, 18, 500, "internal error")                                     \
     X(IDEMPOTENCY_FULL, 19, 507,                                               \
-      "idempotency table full: retry after older keys expire")
+      "idempotency table full: retry after older keys expire")                 \
+    X(TORN_STORE, 20, 500,                                                     \
+      "store creation was cut short (power loss?): data.mdb holds no data; "   \
+      "remove it and open again")
 
 typedef enum etagkv_status {
 #define ETAGKV_STATUS_ENUM_(name, num, http, msg) ETAGKV_##name = num,
@@ -414,7 +417,20 @@ ETAGKV_API void etagkv_options_init(etagkv_options *o);
  *                           not an etagkv store of a known format;
  *  ETAGKV_STORE_FULL        the file system is full, or a new store's
  *                           format record does not fit map_max_bytes;
- *  ETAGKV_NO_MEMORY. */
+ *  ETAGKV_TORN_STORE        LMDB refuses data.mdb, and the file holds
+ *                           nothing but what creating a store writes
+ *                           before its first commit (each of its first two
+ *                           pages absent, all zeros or LMDB's initial meta
+ *                           page, nothing after them): a power loss cut
+ *                           the store's creation short.  No write was ever
+ *                           committed to it, so removing data.mdb loses
+ *                           nothing; the file is left as it is;
+ *  ETAGKV_NO_MEMORY.
+ *
+ * Creating a store makes it durable before returning: LMDB's initial meta
+ * pages are flushed, then the directory (for the names data.mdb and
+ * lock.mdb) and its parent (for the directory's own name, in case the
+ * caller just created it), in either sync mode. */
 ETAGKV_API etagkv_status etagkv_store_open(const char *dir,
                                            const etagkv_options *opts,
                                            etagkv_store **out);

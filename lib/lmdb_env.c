@@ -161,6 +161,7 @@ static etagkv_status open_mdb(struct ekv_env *env, const char *dir,
 {
     unsigned flags = MDB_NOTLS;
     MDB_envinfo info;
+    etagkv_status st;
     int rc;
 
     if (opts->sync_mode == ETAGKV_NOSYNC)
@@ -172,6 +173,8 @@ static etagkv_status open_mdb(struct ekv_env *env, const char *dir,
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_env_set");
     rc = mdb_env_open(env->mdb, dir, flags, 0644);
+    if (rc == MDB_INVALID && ekv_torn_store(dir) != ETAGKV_OK)
+        return ETAGKV_TORN_STORE;
     if (rc != 0)
         return ekv_fail(ekv_mdb_map(rc), "mdb_env_open(%s): %s", dir,
                         mdb_strerror(rc));
@@ -183,7 +186,8 @@ static etagkv_status open_mdb(struct ekv_env *env, const char *dir,
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_env_info");
     env->map.map_bytes = info.me_mapsize;
-    return open_dbs(env);
+    st = ekv_create_durable(env->mdb, dir);
+    return st != ETAGKV_OK ? st : open_dbs(env);
 }
 
 etagkv_status ekv_env_open(const char *dir, const etagkv_options *opts,

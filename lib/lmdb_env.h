@@ -71,4 +71,17 @@ void ekv_map_shutdown(struct ekv_map *m);
 etagkv_status ekv_readers_init(struct ekv_readers *r, size_t cap);
 void ekv_readers_shutdown(struct ekv_readers *r);
 
+/* lmdb_create.c: right after mdb_env_open() of directory dir succeeded,
+ * make a new store (one that never committed a transaction) durable: flush
+ * its meta pages, then fsync dir and dir's parent.  ETAGKV_OK (also for an
+ * existing store, untouched), or the status of the failed step. */
+etagkv_status ekv_create_durable(MDB_env *env, const char *dir);
+
+/* lmdb_create.c: after mdb_env_open() of dir refused data.mdb
+ * (MDB_INVALID), ETAGKV_TORN_STORE, with a diagnostic, if the file holds
+ * nothing but what creating a store writes before its first commit;
+ * otherwise ETAGKV_OK (the file holds something else: not for this
+ * function to name). */
+etagkv_status ekv_torn_store(const char *dir);
+
 #endif /* ETAGKV_LMDB_ENV_H */

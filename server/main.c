@@ -203,7 +203,39 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 
 /* ---- start-up ----------------------------------------------------------- */
 
-/* mkdir -p; 0 or -1 with errno set. */
+/* fsync the directory that holds the entry `path` (its first len bytes):
+ * a new directory's name is durable only then (POSIX).  The store's own
+ * directory and its parent are synced by etagkv_store_open() when it
+ * creates the store; this covers the levels above.  0 or -1 with errno. */
+static int sync_parent(const char *path, size_t len)
+{
+    char buf[PATH_MAX];
+    int fd, rc, err;
+
+    while (len > 0 && path[len - 1] != '/')
+        len--;
+    if (len == 0) {
+        buf[0] = '.';
+        len = 1;
+    } else {
+        memcpy(buf, path, len);
+    }
+    buf[len] = '\0';
+    fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    err = errno;
+    (void)close(fd);
+    if (rc != 0 && err != EINVAL) {
+        errno = err;
+        return -1;
+    }
+    return 0;
+}
+
+/* mkdir -p, each directory it creates made durable; 0 or -1 with errno
+ * set. */
 static int make_dirs(const char *path)
 {
     char buf[PATH_MAX];
@@ -218,8 +250,12 @@ static int make_dirs(const char *path)
         if (buf[i] != '/' && buf[i] != '\0')
             continue;
         buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        if (mkdir(buf, 0700) == 0) {
+            if (sync_parent(buf, i) != 0)
+                return -1;
+        } else if (errno != EEXIST) {
             return -1;
+        }
         buf[i] = path[i];
     }
     return 0;
