@@ -33,7 +33,7 @@ PACKAGES="clang libclang-rt-14-dev cmake pkg-config liblmdb-dev libxxhash-dev"
 "$ROOT/tools/install.sh" fuzz $PACKAGES
 
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_C_COMPILER=clang -DETAGKV_FUZZ=ON -DETAGKV_BUILD_SERVER=OFF \
+    -DCMAKE_C_COMPILER=clang -DETAGKV_WERROR=ON -DETAGKV_FUZZ=ON -DETAGKV_BUILD_SERVER=OFF \
     -DETAGKV_BUILD_TESTS=OFF -DETAGKV_BUILD_BENCH=OFF >/dev/null
 for t in $TARGETS; do
     cmake --build "$BUILD" -j "$(nproc)" --target "fuzz_$t"

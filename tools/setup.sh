@@ -1,5 +1,6 @@
 #!/bin/sh
-# setup.sh -- install what is missing (Debian 12 packages) and build.
+# setup.sh -- install what is missing (Debian 12 packages) and build, with
+# warnings as errors (ETAGKV_WERROR; off by default for users).
 #
 #   tools/setup.sh [BUILD_DIR [CMAKE_ARGS...]]
 #
@@ -20,5 +21,6 @@ libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev"
 
 BUILD=${1:-"$ROOT/build"}
 [ $# -gt 0 ] && shift
-cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DETAGKV_WERROR=ON "$@" >/dev/null
 cmake --build "$BUILD" -j "$(nproc)"

@@ -3,9 +3,11 @@
 # three times: the normal build, the AddressSanitizer + UBSan build (leaks
 # are failures), and the ThreadSanitizer build (tools/tsan.sh).  Then fuzz
 # each libFuzzer target for ETAGKV_FUZZ_SECONDS (default 60; tools/fuzz.sh)
-# and run the library suites under Valgrind (tools/valgrind.sh).  First of
-# all, every C file must be formatted (tools/format.sh --check).  Exits
-# non-zero if anything fails.
+# and run the library suites under Valgrind (tools/valgrind.sh).  Then
+# build with gcc in Release and clang in Debug, warnings as errors
+# (tools/builds.sh), and build, install, use and remove the Debian packages
+# (tools/package.sh).  First of all, every C file must be formatted
+# (tools/format.sh --check).  Exits non-zero if anything fails.
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -24,3 +26,5 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 "$ROOT/tools/tsan.sh" "$ROOT/build-tsan"
 "$ROOT/tools/fuzz.sh" "${ETAGKV_FUZZ_SECONDS:-60}"
 "$ROOT/tools/valgrind.sh" "$ROOT/build"
+"$ROOT/tools/builds.sh"
+"$ROOT/tools/package.sh"

@@ -84,6 +84,10 @@
  * four spans several pages (LMDB overflow pages), where a torn write would
  * show. */
 #define VALUE_HDR 20
+/* Room for the header of any int client and key, not only those in range
+ * (which give exactly VALUE_HDR bytes): gcc's -Wformat-truncation judges
+ * the buffer by the types' ranges. */
+#define VALUE_HDR_BUF 48
 #define VALUE_SMALL 200
 #define VALUE_LARGE 12000
 #define VALUE_MAX (VALUE_HDR + VALUE_LARGE)
@@ -169,7 +173,7 @@ static size_t len_pick(uint64_t *rng)
  * buf: a pure function of its arguments. */
 static void value_make(char *buf, int client, uint32_t seq, int key, size_t len)
 {
-    char hdr[VALUE_HDR + 1];
+    char hdr[VALUE_HDR_BUF];
     uint64_t st = ((uint64_t)client << 32) ^ seq ^ ((uint64_t)key << 48);
 
     snprintf(hdr, sizeof hdr, "c%02d s%08" PRIu32 " k%03d |", client, seq, key);
@@ -186,7 +190,7 @@ static void value_make(char *buf, int client, uint32_t seq, int key, size_t len)
 static int value_parse(const char *v, size_t len, int *client, uint32_t *seq,
                        int *key)
 {
-    char hdr[VALUE_HDR + 1], head[VALUE_HDR + 1];
+    char hdr[VALUE_HDR_BUF], head[VALUE_HDR + 1];
     unsigned s;
 
     if (len < VALUE_HDR)

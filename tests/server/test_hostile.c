@@ -399,15 +399,15 @@ END_TEST
  * one response may arrive. */
 START_TEST(framing_refusals_answer_once_and_close_the_connection)
 {
+    /* Each request is several literals, parenthesised so that clang's
+     * -Wstring-concatenation sees they are meant as one element. */
     static const char *const smuggle[] = {
-        "PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
-        "Content-Length: 34\r\n\r\n"
-        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-        "PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-        "Transfer-Encoding: gzip\r\n\r\n0\r\n\r\n"
-        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-        /* Parenthesised: clang's -Wstring-concatenation takes two
-         * adjacent literals in an array for a missing comma. */
+        ("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+         "Content-Length: 34\r\n\r\n"
+         "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+         "Transfer-Encoding: gzip\r\n\r\n0\r\n\r\n"
+         "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
         ("DELETE /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
          "\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
     };
