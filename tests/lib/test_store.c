@@ -517,8 +517,9 @@ START_TEST(cond_if_match_takes_only_a_complete_strong_etag)
         "\"0123456789abcdef0123456789ABCDEF\"",   /* uppercase: not ours */
         "\"0123456789abcdef0123456789abcdef\" ",  /* trailing space */
         "W/\"0123456789abcdef0123456789abcdef\"", /* ours, but weak */
-        "\"0123456789abcdef0123456789abcdef\", "
-        "\"0123456789abcdef0123456789abcdef\"",
+        /* a list of two (parenthesised: one element, for clang) */
+        ("\"0123456789abcdef0123456789abcdef\", "
+         "\"0123456789abcdef0123456789abcdef\""),
     };
     etagkv_cond *c = (etagkv_cond *)&c;
     char etag[ETAGKV_ETAG_SIZE];
