@@ -3,13 +3,17 @@
  * anything executes, and its body gathered within the limit.
  *
  * srv_admit() runs the checks in the order their statuses win:
- *  1. the request-target: a NUL byte is 400;
- *  2. the framing (RFC 9112 §6): what libmicrohttpd lets through but a
+ *  1. the request line and target (RFC 9112 §3): 400, connection closed;
+ *  2. the header lines and Host (RFC 9112 §3.2, §5; RFC 9110 §5): what
+ *     libmicrohttpd reads leniently is 400, and the connection closes;
+ *  3. room for the response in libmicrohttpd's connection memory: 431;
+ *  4. the framing (RFC 9112 §6): what libmicrohttpd lets through but a
  *     proxy may read differently is 400 or 501, and the connection closes;
- *  3. the route: an unknown path is 404 (after authentication);
+ *     then an absolute-form target is reduced to its path (or 400);
+ *  5. the route: an unknown path is 404 (after authentication);
  *     /healthz is open even when a token is configured;
- *  4. the bearer token: 401;
- *  5. per route, the method (405); for /kv/{key} then the key (400, 414),
+ *  6. the bearer token: 401;
+ *  7. per route, the method (405); for /kv/{key} then the key (400, 414),
  *     the precondition headers (400), the Idempotency-Key (400), the
  *     require-conditions mode (428) and the announced length (413).
  * It only decides: a refusal is left in the request (srv_refuse_*, reply.c)
@@ -160,33 +164,38 @@ struct lines {
     size_t host_len;
 };
 
+/* 1 if the field (key, value) lies where l expects the next line and is
+ * well-formed, else 0. */
+static int line_well_formed(const struct lines *l, const char *key,
+                            size_t key_size, const char *value,
+                            size_t value_size)
+{
+    const char *p;
+    size_t i;
+
+    if (key < l->next || key > l->next + 2 || key + key_size >= l->end ||
+        !nul_run(l->next, (size_t)(key - l->next), 1, 2) || key_size == 0 ||
+        key[key_size] != '\0' || value <= key + key_size ||
+        value + value_size >= l->end || value[value_size] != '\0')
+        return 0;
+    for (i = 0; i < key_size; i++)
+        if (!is_tchar((unsigned char)key[i]))
+            return 0;
+    /* Between the colon (now NUL) and the value: only the OWS skipped. */
+    for (p = key + key_size + 1; p < value; p++)
+        if (*p != ' ' && *p != '\t')
+            return 0;
+    return field_value_ok(value, value_size);
+}
+
 static enum MHD_Result line_one(void *cls, enum MHD_ValueKind kind,
                                 const char *key, size_t key_size,
                                 const char *value, size_t value_size)
 {
     struct lines *l = cls;
-    const char *p;
-    size_t i;
 
     (void)kind;
-    if (key < l->next || key > l->next + 2 || key + key_size >= l->end ||
-        !nul_run(l->next, (size_t)(key - l->next), 1, 2) || key_size == 0 ||
-        key[key_size] != '\0' || value <= key + key_size ||
-        value + value_size >= l->end || value[value_size] != '\0') {
-        l->bad = 1;
-        return MHD_NO;
-    }
-    for (i = 0; i < key_size; i++)
-        if (!is_tchar((unsigned char)key[i])) {
-            l->bad = 1;
-            return MHD_NO;
-        }
-    for (p = key + key_size + 1; p < value; p++)
-        if (*p != ' ' && *p != '\t') {
-            l->bad = 1;
-            return MHD_NO;
-        }
-    if (!field_value_ok(value, value_size)) {
+    if (!line_well_formed(l, key, key_size, value, value_size)) {
         l->bad = 1;
         return MHD_NO;
     }
@@ -236,8 +245,8 @@ static int check_header_section(struct MHD_Connection *c, struct srv_req *r,
     const char *detail = NULL;
 
     r->must_close = 1;
-    if (ci == NULL || r->uri == NULL) {
-        srv_refuse_status(r, ETAGKV_NO_MEMORY, NULL);
+    if (ci == NULL) { /* not reached: the headers are complete */
+        srv_refuse_status(r, ETAGKV_INTERNAL, NULL);
         return -1;
     }
     l.end = method + ci->header_size;
