@@ -407,10 +407,13 @@ static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind,
  * (§6.3: 400), Transfer-Encoding together with Content-Length (§6.1: may
  * be rejected; we do, 400), several Transfer-Encoding lines (libmicrohttpd
  * reads only the first, so "chunked" then "gzip" would be read as chunked:
- * 400), and a transfer coding other than chunked (§6.1: 501).  The answer
- * goes out at once and the connection is closed: where the body ends is
- * unknown.  Returns 0, or -1 after deciding a refusal. */
-static int check_framing(struct MHD_Connection *c, struct srv_req *r)
+ * 400), Transfer-Encoding in an HTTP/1.0 request (§6.1: faulty framing;
+ * libmicrohttpd would decode it: 400), and a transfer coding other than
+ * chunked (§6.1: 501).  The answer goes out at once and the connection is
+ * closed: where the body ends is unknown.  Returns 0, or -1 after deciding
+ * a refusal. */
+static int check_framing(struct MHD_Connection *c, struct srv_req *r,
+                         const char *version)
 {
     struct framing f = {0};
     const char *detail = NULL;
@@ -422,6 +425,8 @@ static int check_framing(struct MHD_Connection *c, struct srv_req *r)
         detail = "the request has both Transfer-Encoding and Content-Length";
     else if (f.codings > 1)
         detail = "the request has more than one Transfer-Encoding field";
+    else if (f.coding != NULL && strcmp(version, MHD_HTTP_VERSION_1_0) == 0)
+        detail = "an HTTP/1.0 request cannot have Transfer-Encoding";
     if (detail != NULL) {
         r->must_close = 1;
         srv_refuse_problem(r, MHD_HTTP_BAD_REQUEST, "bad-framing", detail);
@@ -816,7 +821,7 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
     r->method = method_of(method);
     if (check_request_line(r, url, method, version) != 0 ||
         check_header_section(c, r, method, version, &host, &host_len) != 0 ||
-        check_room(c, r) != 0 || check_framing(c, r) != 0 ||
+        check_room(c, r) != 0 || check_framing(c, r, version) != 0 ||
         absolute_form(r, host, host_len, &url) != 0)
         return;
     r->route = srv_route_of(url, &key_enc);

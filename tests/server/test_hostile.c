@@ -458,6 +458,11 @@ static const struct row malformed[] = {
      S("PUT /kv/vic\xc3\xa9tim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
        "\r\nx"),
      400},
+    /* RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing. */
+    {"Transfer-Encoding in an HTTP/1.0 request",
+     S("PUT /kv/victim HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "1\r\nx\r\n0\r\n\r\n"),
+     400},
     {"an absolute-form target naming another host",
      S("PUT http://elsewhere/kv/victim HTTP/1.1\r\nHost: x\r\n"
        "Content-Length: 1\r\n\r\nx"),
@@ -578,6 +583,10 @@ START_TEST(smuggling_through_lenient_header_lines_is_refused_and_closes)
          " chunked\r\n\r\n" SMUGGLED},
         {"a NUL line ending the headers early",
          "PUT /kv/innocent HTTP/1.1\r\nHost: x\r\n\0\r\n" SMUGGLED},
+        /* libmicrohttpd reads a ':' line after another field as the
+         * empty line that ends the header section. */
+        {"an empty field name ending the headers early",
+         "PUT /kv/innocent HTTP/1.1\r\nHost: x\r\n:\r\n" SMUGGLED},
         {"If-Match with a space before the colon",
          "PUT /kv/innocent HTTP/1.1\r\nHost: x\r\nIf-Match : \"stale\"\r\n"
          "Content-Length: 1\r\n\r\nX"},
@@ -586,8 +595,10 @@ START_TEST(smuggling_through_lenient_header_lines_is_refused_and_closes)
         sizeof("PUT /kv/innocent HTTP/1.1\r\nHost: x\r\nContent-Length : 39\r\n"
                "\r\n" SMUGGLED) -
             1,
-        0, 0,
+        0,
+        0,
         sizeof("PUT /kv/innocent HTTP/1.1\r\nHost: x\r\n\0\r\n" SMUGGLED) - 1,
+        0,
         0};
     struct hu_resp r;
     int64_t rev;
