@@ -3,13 +3,17 @@
  * anything executes, and its body gathered within the limit.
  *
  * srv_admit() runs the checks in the order their statuses win:
- *  1. the request-target: a NUL byte is 400;
- *  2. the framing (RFC 9112 §6): what libmicrohttpd lets through but a
+ *  1. the request line and target (RFC 9112 §3): 400, connection closed;
+ *  2. the header lines and Host (RFC 9112 §3.2, §5; RFC 9110 §5): what
+ *     libmicrohttpd reads leniently is 400, and the connection closes;
+ *  3. room for the response in libmicrohttpd's connection memory: 431;
+ *  4. the framing (RFC 9112 §6): what libmicrohttpd lets through but a
  *     proxy may read differently is 400 or 501, and the connection closes;
- *  3. the route: an unknown path is 404 (after authentication);
+ *     then an absolute-form target is reduced to its path (or 400);
+ *  5. the route: an unknown path is 404 (after authentication);
  *     /healthz is open even when a token is configured;
- *  4. the bearer token: 401;
- *  5. per route, the method (405); for /kv/{key} then the key (400, 414),
+ *  6. the bearer token: 401;
+ *  7. per route, the method (405); for /kv/{key} then the key (400, 414),
  *     the precondition headers (400), the Idempotency-Key (400), the
  *     require-conditions mode (428) and the announced length (413).
  * It only decides: a refusal is left in the request (srv_refuse_*, reply.c)
@@ -22,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static const char allow_kv[] = "GET, HEAD, PUT, DELETE";
 static const char allow_read[] = "GET, HEAD";
@@ -54,21 +59,308 @@ static int is_read(enum srv_method m)
     return m == SRV_GET || m == SRV_HEAD;
 }
 
-/* 1 if the request-target held a NUL byte.  libmicrohttpd 0.9.75 hands
- * the handler C strings, so "PUT /kv/a<NUL>b" would arrive as the key "a".
- * It parses the request line in place: the target runs from url to the
- * byte before the version, which srv_uri_log measured with strlen() before
- * the query was split off.  A shorter length then means a NUL inside.  The
- * check applies only where that layout holds (same pointer, version right
- * after the target); otherwise it is skipped, never guessed. */
-static int target_has_nul(const struct srv_req *r, const char *url,
-                          const char *version)
+/* Check the request line: "method SP request-target SP version", with one
+ * space each (RFC 9112 §3), and a request-target of visible ASCII only
+ * (§3.2: control bytes, spaces, tabs and bytes >= 0x80 must be
+ * percent-encoded).  libmicrohttpd 0.9.75 skips repeated spaces, takes the
+ * version from the last space (so a target may hold spaces and tabs) and
+ * hands the handler C strings (so "PUT /kv/a<NUL>b" would arrive as the
+ * key "a").  It parses the line in place: the method, target and version
+ * lie one byte apart, and srv_uri_log measured the target (with strlen(),
+ * before the query was split off) and checked its bytes.  Returns 0, or -1
+ * after deciding a refusal. */
+static int check_request_line(struct srv_req *r, const char *url,
+                              const char *method, const char *version)
 {
-    uintptr_t u = (uintptr_t)url, v = (uintptr_t)version;
+    const char *detail = NULL;
 
-    if (r->uri == NULL || r->uri != url || v <= u || v - u > 1 << 20)
+    if (r->uri == NULL) { /* srv_uri_log could not allocate r */
+        srv_refuse_status(r, ETAGKV_NO_MEMORY, NULL);
+        return -1;
+    }
+    if (r->uri != url || method + strlen(method) + 1 != url ||
+        url + r->uri_len + 1 > version)
+        detail = "the request line is not method, one space, the "
+                 "request-target, one space and the version";
+    else if (url + r->uri_len + 1 < version) /* strlen() stopped early */
+        detail = "the request-target contains a NUL byte: send it as %00";
+    else if (r->uri_bad)
+        detail = "the request-target contains a control byte, space, tab or a "
+                 "byte of 0x80 or more: percent-encode it";
+    if (detail == NULL)
         return 0;
-    return v - u - 1 != r->uri_len;
+    r->must_close = 1;
+    srv_refuse_problem(r, MHD_HTTP_BAD_REQUEST, "invalid-request-target",
+                       detail);
+    return -1;
+}
+
+/* ---- the header section -------------------------------------------------- */
+
+/* RFC 9110 §5.6.2 tchar. */
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* RFC 9110 §5.5: a field value is visible ASCII, obs-text, SP and HTAB;
+ * any other control byte (CR, LF, NUL included) is refused. */
+static int field_value_ok(const char *v, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)v[i];
+
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* 1 if the len bytes at p are all NUL and lo <= len <= hi. */
+static int nul_run(const char *p, size_t len, size_t lo, size_t hi)
+{
+    size_t i;
+
+    if (len < lo || len > hi)
+        return 0;
+    for (i = 0; i < len; i++)
+        if (p[i] != '\0')
+            return 0;
+    return 1;
+}
+
+/* The walk over the header lines, in the order they arrived.  libmicrohttpd
+ * 0.9.75 parses the request line and the header lines in place in one
+ * buffer: each line terminator becomes NUL bytes (CRLF two, a bare LF one),
+ * the colon becomes NUL, the whitespace after it stays, and the name and
+ * value point into that buffer.  So the lines must tile the buffer exactly:
+ * after the version (and after each value) come 1 or 2 NUL bytes and then
+ * the next name, and after the last value the empty line, 2 to 4 NUL bytes
+ * up to the end of the header section.  Any other layout is a line that
+ * libmicrohttpd read leniently:
+ *  - a NUL inside a value (libmicrohttpd cuts the value there: bytes are
+ *    left over before the next line);
+ *  - an obs-folded line (RFC 9112 §5.2; libmicrohttpd glues the
+ *    continuation onto the field *name* in a new buffer: the name is not
+ *    where it should be), so "Transfer-Encoding:\r\n chunked" would lose
+ *    its framing;
+ *  - a line that starts with a NUL (read as the empty line: the rest of the
+ *    header section would be taken for the body or the next request).
+ * The names must be tokens (RFC 9110 §5.1), which refuses whitespace
+ * before the colon (RFC 9112 §5.1: "Content-Length : 41" would otherwise be
+ * a field named "Content-Length " and not frame the body), and the values
+ * must hold no control bytes but HTAB (a bare CR).  Host is counted for
+ * RFC 9112 §3.2. */
+struct lines {
+    const char *next; /* where the next name must start */
+    const char *end;  /* the end of the header section */
+    int bad;          /* the layout or a name or value is not as above */
+    int hosts;        /* Host lines */
+    const char *host; /* the first Host value */
+    size_t host_len;
+};
+
+/* 1 if the field (key, value) lies where l expects the next line and is
+ * well-formed, else 0. */
+static int line_well_formed(const struct lines *l, const char *key,
+                            size_t key_size, const char *value,
+                            size_t value_size)
+{
+    const char *p;
+    size_t i;
+
+    if (key < l->next || key > l->next + 2 || key + key_size >= l->end ||
+        !nul_run(l->next, (size_t)(key - l->next), 1, 2) || key_size == 0 ||
+        key[key_size] != '\0' || value <= key + key_size ||
+        value + value_size >= l->end || value[value_size] != '\0')
+        return 0;
+    for (i = 0; i < key_size; i++)
+        if (!is_tchar((unsigned char)key[i]))
+            return 0;
+    /* Between the colon (now NUL) and the value: only the OWS skipped. */
+    for (p = key + key_size + 1; p < value; p++)
+        if (*p != ' ' && *p != '\t')
+            return 0;
+    return field_value_ok(value, value_size);
+}
+
+static enum MHD_Result line_one(void *cls, enum MHD_ValueKind kind,
+                                const char *key, size_t key_size,
+                                const char *value, size_t value_size)
+{
+    struct lines *l = cls;
+
+    (void)kind;
+    if (!line_well_formed(l, key, key_size, value, value_size)) {
+        l->bad = 1;
+        return MHD_NO;
+    }
+    if (key_size == 4 && strncasecmp(key, "Host", 4) == 0 && l->hosts++ == 0) {
+        /* libmicrohttpd keeps the whitespace after a value (RFC 9110 §5.5:
+         * not part of it). */
+        l->host = value;
+        l->host_len = value_size;
+        while (l->host_len > 0 && (value[l->host_len - 1] == ' ' ||
+                                   value[l->host_len - 1] == '\t'))
+            l->host_len--;
+    }
+    l->next = value + value_size;
+    return MHD_YES;
+}
+
+/* RFC 3986 §3.2.2-3.2.3: the characters of a Host value (uri-host [ ":"
+ * port ]), without judging their arrangement. */
+static int host_ok(const char *v, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)v[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') ||
+              (ch != '\0' && strchr("-._~!$&'()*+,;=%:[]", ch) != NULL)))
+            return 0;
+    }
+    return 1;
+}
+
+/* Check the header section as described above struct lines, and Host: a
+ * request with two Host lines, with an invalid one, or an HTTP/1.1 request
+ * with none, is 400 (RFC 9112 §3.2).  On success *host is the Host value
+ * (NULL when absent).  Every refusal closes the connection: the section
+ * was not read the way a proxy in front of us may have read it.  Returns
+ * 0, or -1 after deciding a refusal. */
+static int check_header_section(struct MHD_Connection *c, struct srv_req *r,
+                                const char *method, const char *version,
+                                const char **host, size_t *host_len)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    struct lines l = {NULL, NULL, 0, 0, NULL, 0};
+    const char *detail = NULL;
+
+    r->must_close = 1;
+    if (ci == NULL) { /* not reached: the headers are complete */
+        srv_refuse_status(r, ETAGKV_INTERNAL, NULL);
+        return -1;
+    }
+    l.end = method + ci->header_size;
+    l.next = version + strlen(version);
+    if (l.next >= l.end) {
+        l.bad = 1;
+    } else {
+        (void)MHD_get_connection_values_n(c, MHD_HEADER_KIND, line_one, &l);
+        if (!l.bad && !nul_run(l.next, (size_t)(l.end - l.next), 2, 4))
+            l.bad = 1;
+    }
+    if (l.bad)
+        detail = "a header line is malformed: a field name must be a token "
+                 "followed directly by ':' (no whitespace before it), a value "
+                 "holds no control bytes but tab (no CR, LF or NUL), and a "
+                 "line may not be folded (obs-fold)";
+    else if (l.hosts > 1)
+        detail = "the request has more than one Host field";
+    else if (l.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+        detail = "an HTTP/1.1 request must have a Host field";
+    else if (l.hosts == 1 && !host_ok(l.host, l.host_len))
+        detail = "the Host field is not a valid host[:port]";
+    if (detail != NULL) {
+        srv_refuse_problem(r, MHD_HTTP_BAD_REQUEST, "bad-header", detail);
+        return -1;
+    }
+    r->must_close = 0;
+    *host = l.host;
+    *host_len = l.host_len;
+    return 0;
+}
+
+/* RFC 9112 §3.2.2: a server must accept the absolute-form of the
+ * request-target, "http://authority/path".  This server has no name of its
+ * own: the authority names it when it is the Host field's value (a client
+ * must send the two alike, §3.2; an HTTP/1.0 request may lack Host), and
+ * then *url is advanced to the path, routed as usual.  Another authority
+ * is 400: a proxy that routed by one and us by the other would disagree
+ * about which server the request is for.  Returns 0, or -1 after deciding
+ * a refusal. */
+static int absolute_form(struct srv_req *r, const char *host, size_t host_len,
+                         const char **url)
+{
+    const char *auth, *path;
+
+    if (strncasecmp(*url, "http://", 7) == 0)
+        auth = *url + 7;
+    else if (strncasecmp(*url, "https://", 8) == 0)
+        auth = *url + 8;
+    else
+        return 0;
+    /* libmicrohttpd split the query off at '?' already. */
+    path = auth + strcspn(auth, "/");
+    if (host != NULL && ((size_t)(path - auth) != host_len ||
+                         strncasecmp(auth, host, host_len) != 0)) {
+        srv_refuse_problem(r, MHD_HTTP_BAD_REQUEST, "invalid-request-target",
+                           "the absolute-form request-target names another "
+                           "host than the Host field");
+        return -1;
+    }
+    *url = path;
+    return 0;
+}
+
+/* ---- room for the response --------------------------------------------- */
+
+/* libmicrohttpd 0.9.75 keeps a request's header section, one record per
+ * field, query argument and cookie, and a copy of the Cookie value in one
+ * memory pool per connection (MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 KiB by
+ * default; main.c leaves the default), and then builds the response's
+ * header block in what is left.  A header section that leaves too little
+ * is accepted by it all the same, and the response then cannot be built:
+ * the request is executed and the client gets an empty reply.  So the
+ * request is refused here, before anything executes, when what it takes
+ * plus the largest header block this server sends could exceed the pool. */
+#define CONN_MEMORY ((size_t)32 << 10)
+
+/* What one record costs: struct MHD_HTTP_Req_Header (56 bytes on 64-bit),
+ * rounded up. */
+#define RECORD_BYTES ((size_t)64)
+
+/* The largest response header block: the status line, Date, Connection,
+ * Content-Length, Content-Type (up to ETAGKV_CONTENT_TYPE_MAX), ETag,
+ * Last-Modified, the three ETagKV revision fields, Cache-Control,
+ * Idempotent-Replayed, Location (up to "/kv/" and 3 * ETAGKV_KEY_MAX) and
+ * Allow or WWW-Authenticate come to about 2.5 KiB. */
+#define RESPONSE_HEADER_RESERVE ((size_t)4 << 10)
+
+/* Returns 0, or -1 after deciding a 431 (RFC 6585 §5). */
+static int check_room(struct MHD_Connection *c, struct srv_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    int records = MHD_get_connection_values(
+        c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND | MHD_COOKIE_KIND, NULL,
+        NULL);
+    const char *cookie =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+    size_t used;
+
+    if (ci == NULL || records < 0) {
+        srv_refuse_status(r, ETAGKV_INTERNAL, NULL);
+        return -1;
+    }
+    used = ci->header_size + (size_t)records * RECORD_BYTES +
+           (cookie != NULL ? strlen(cookie) + 1 : 0);
+    if (used + RESPONSE_HEADER_RESERVE <= CONN_MEMORY)
+        return 0;
+    srv_refuse_problem(r, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+                       "header-fields-too-large",
+                       "the request's header section leaves too little of "
+                       "this server's 32 KiB per connection for the response: "
+                       "keep it under about 28 KiB");
+    return -1;
 }
 
 /* ---- message framing ---------------------------------------------------- */
@@ -115,10 +407,13 @@ static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind,
  * (§6.3: 400), Transfer-Encoding together with Content-Length (§6.1: may
  * be rejected; we do, 400), several Transfer-Encoding lines (libmicrohttpd
  * reads only the first, so "chunked" then "gzip" would be read as chunked:
- * 400), and a transfer coding other than chunked (§6.1: 501).  The answer
- * goes out at once and the connection is closed: where the body ends is
- * unknown.  Returns 0, or -1 after deciding a refusal. */
-static int check_framing(struct MHD_Connection *c, struct srv_req *r)
+ * 400), Transfer-Encoding in an HTTP/1.0 request (§6.1: faulty framing;
+ * libmicrohttpd would decode it: 400), and a transfer coding other than
+ * chunked (§6.1: 501).  The answer goes out at once and the connection is
+ * closed: where the body ends is unknown.  Returns 0, or -1 after deciding
+ * a refusal. */
+static int check_framing(struct MHD_Connection *c, struct srv_req *r,
+                         const char *version)
 {
     struct framing f = {0};
     const char *detail = NULL;
@@ -130,6 +425,8 @@ static int check_framing(struct MHD_Connection *c, struct srv_req *r)
         detail = "the request has both Transfer-Encoding and Content-Length";
     else if (f.codings > 1)
         detail = "the request has more than one Transfer-Encoding field";
+    else if (f.coding != NULL && strcmp(version, MHD_HTTP_VERSION_1_0) == 0)
+        detail = "an HTTP/1.0 request cannot have Transfer-Encoding";
     if (detail != NULL) {
         r->must_close = 1;
         srv_refuse_problem(r, MHD_HTTP_BAD_REQUEST, "bad-framing", detail);
@@ -239,6 +536,8 @@ static const struct {
 struct collect {
     etagkv_cond *cond;
     etagkv_status st;
+    int entity_tags; /* If-Match or If-None-Match lines */
+    int64_t ius_max; /* the latest valid If-Unmodified-Since, or INT64_MIN */
 };
 
 static enum MHD_Result collect_one(void *cls, enum MHD_ValueKind kind,
@@ -253,6 +552,16 @@ static enum MHD_Result collect_one(void *cls, enum MHD_ValueKind kind,
         if (strlen(cond_headers[i].name) != key_size ||
             strncasecmp(key, cond_headers[i].name, key_size) != 0)
             continue;
+        if (cond_headers[i].h == ETAGKV_IF_MATCH ||
+            cond_headers[i].h == ETAGKV_IF_NONE_MATCH)
+            col->entity_tags++;
+        if (cond_headers[i].h == ETAGKV_IF_UNMODIFIED_SINCE) {
+            int64_t t;
+
+            if (etagkv_httpdate_parse(value, value_size, &t) == ETAGKV_OK &&
+                t > col->ius_max)
+                col->ius_max = t;
+        }
         /* Each line extends the header's list (RFC 9110 §5.3). */
         col->st =
             etagkv_cond_add(col->cond, cond_headers[i].h, value, value_size);
@@ -264,9 +573,10 @@ static enum MHD_Result collect_one(void *cls, enum MHD_ValueKind kind,
 /* Build r->cond; returns 0, or -1 after deciding a refusal (400 for a
  * malformed entity-tag list, 500 when out of memory).  The values are
  * handed to the library raw: it parses them and decides 304 and 412. */
-static int collect_conditions(struct MHD_Connection *c, struct srv_req *r)
+static int collect_conditions(struct MHD_Connection *c, struct srv_req *r,
+                              int *trivial)
 {
-    struct collect col = {NULL, ETAGKV_OK};
+    struct collect col = {NULL, ETAGKV_OK, 0, INT64_MIN};
     etagkv_status st = etagkv_cond_new(&col.cond);
 
     if (st != ETAGKV_OK) {
@@ -284,6 +594,11 @@ static int collect_conditions(struct MHD_Connection *c, struct srv_req *r)
                               : NULL);
         return -1;
     }
+    /* An If-Unmodified-Since later than now holds for every record (a
+     * record's Last-Modified is never later than the clock that stamped
+     * it): alone, it conditions nothing. */
+    *trivial = col.entity_tags == 0 && col.ius_max != INT64_MIN &&
+               col.ius_max > (int64_t)time(NULL);
     return 0;
 }
 
@@ -466,21 +781,30 @@ static void admit_kv(const struct srv *s, struct MHD_Connection *c,
                      struct srv_req *r, const char *key_enc)
 {
     int writes = r->method == SRV_PUT || r->method == SRV_DELETE;
+    int trivial = 0;
 
     if (r->method == SRV_OTHER) {
         srv_refuse_method(r, allow_kv);
         return;
     }
-    if (decode_key(r, key_enc) != 0 || collect_conditions(c, r) != 0 ||
+    if (decode_key(r, key_enc) != 0 ||
+        collect_conditions(c, r, &trivial) != 0 ||
         (writes && collect_idempotency_key(c, r) != 0))
         return;
     /* Require-conditions mode (DESIGN §5); whether the set is conditional
-     * is the library's call. */
+     * is the library's call, but a set that can only hold (trivial) does
+     * not count either. */
     if (writes && s->require_conditions &&
-        !etagkv_cond_is_conditional(r->cond)) {
+        (!etagkv_cond_is_conditional(r->cond) || trivial)) {
         srv_refuse_status(r, ETAGKV_PRECONDITION_REQUIRED,
-                          "this server requires conditional writes: send "
-                          "If-Match, If-None-Match or If-Unmodified-Since");
+                          trivial ? "this server requires conditional writes, "
+                                    "and an If-Unmodified-Since later than "
+                                    "now holds for every record: send "
+                                    "If-Match, If-None-Match or a past "
+                                    "If-Unmodified-Since"
+                                  : "this server requires conditional writes: "
+                                    "send If-Match, If-None-Match or "
+                                    "If-Unmodified-Since");
         return;
     }
     if (r->method == SRV_PUT)
@@ -490,17 +814,15 @@ static void admit_kv(const struct srv *s, struct MHD_Connection *c,
 void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
                const char *url, const char *method, const char *version)
 {
-    const char *key_enc = NULL;
+    const char *key_enc = NULL, *host = NULL;
+    size_t host_len = 0;
     int presented;
 
     r->method = method_of(method);
-    if (target_has_nul(r, url, version)) {
-        srv_refuse_problem(r, MHD_HTTP_BAD_REQUEST, "invalid-request-target",
-                           "the request-target contains a NUL byte: send it "
-                           "as %00");
-        return;
-    }
-    if (check_framing(c, r) != 0)
+    if (check_request_line(r, url, method, version) != 0 ||
+        check_header_section(c, r, method, version, &host, &host_len) != 0 ||
+        check_room(c, r) != 0 || check_framing(c, r, version) != 0 ||
+        absolute_form(r, host, host_len, &url) != 0)
         return;
     r->route = srv_route_of(url, &key_enc);
     if (r->route == SRV_ROUTE_HEALTHZ) { /* open even with a token */

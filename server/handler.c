@@ -43,11 +43,13 @@ void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
     if (r != NULL && uri != NULL) {
         r->uri = uri;
         r->uri_len = strlen(uri);
+        /* Checked here: libmicrohttpd rewrites the query in place next. */
+        r->uri_bad = !srv_target_chars_ok(uri, r->uri_len);
         q = memchr(uri, '?', r->uri_len);
         r->query = q != NULL ? strdup(q + 1) : NULL;
         r->uri_seen = q == NULL || r->query != NULL;
     }
-    return r; /* NULL: on_headers allocates it, without the NUL check */
+    return r; /* NULL: on_headers allocates it, and admission refuses */
 }
 
 /* Step 1: admit. */

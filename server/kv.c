@@ -17,26 +17,36 @@
 /* Headers of a representation (GET, HEAD): validators, revisions,
  * Content-Type and Cache-Control: no-cache, which makes caches revalidate
  * with the ETag before each reuse. */
+static const char *content_type_of(const etagkv_meta *m)
+{
+    return m->content_type[0] != '\0' ? m->content_type
+                                      : ETAGKV_CONTENT_TYPE_DEFAULT;
+}
+
 static int add_representation_headers(struct MHD_Response *resp,
                                       const etagkv_meta *m)
 {
-    const char *ct = m->content_type[0] != '\0' ? m->content_type
-                                                : ETAGKV_CONTENT_TYPE_DEFAULT;
-
     if (srv_add_meta_headers(resp, m) != 0 ||
-        srv_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ct) != 0 ||
+        srv_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                       content_type_of(m)) != 0 ||
         srv_add_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") != 0)
         return -1;
     return 0;
 }
 
-/* 304 (RFC 9110 §15.4.5): the validators and Cache-Control, no content;
- * Content-Length is that of the 200 representation (§8.6). */
+/* 304 (RFC 9110 §15.4.5): the validators, Content-Type and Cache-Control,
+ * no content; Content-Length is that of the 200 representation (§8.6).
+ * Content-Type is sent because the ETag hashes the content only: a PUT of
+ * the same bytes with another type keeps the ETag, and a cache refreshing
+ * its stored response from this 304 (RFC 9111 §4.3.4) must take the new
+ * type. */
 static struct MHD_Response *not_modified(const etagkv_meta *m)
 {
     struct MHD_Response *resp = srv_headers_only_response(m->value_bytes);
 
     if (resp != NULL && (srv_add_validators(resp, m) != 0 ||
+                         srv_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        content_type_of(m)) != 0 ||
                          srv_add_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
                                         "no-cache") != 0)) {
         MHD_destroy_response(resp);

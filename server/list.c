@@ -77,7 +77,7 @@ static int page_add(void *ctx, const void *key, size_t key_len,
     return 0;
 }
 
-/* The raw value of query argument `name` (the first, if repeated): 1 and
+/* The raw value of query argument `name`: 1 and
  * (*v, *vlen) when present, 0 when absent. */
 static int query_arg(const struct srv_req *r, const char *name, const char **v,
                      size_t *vlen)
@@ -96,6 +96,32 @@ static int query_arg(const struct srv_req *r, const char *name, const char **v,
             *vlen = eq != NULL ? len - klen - 1 : 0;
             return 1;
         }
+        q = amp != NULL ? amp + 1 : NULL;
+    }
+    return 0;
+}
+
+/* 0 if every query argument is one of prefix, after and limit, each at
+ * most once; -1 otherwise: a misspelt name would otherwise be ignored and
+ * the page cover more than asked for ("PREFIX=a" lists every key), and a
+ * repeated one is ambiguous.  Empty arguments ("a=1&&b=2") are skipped. */
+static int query_names_known(const struct srv_req *r)
+{
+    static const char *const names[] = {"prefix", "after", "limit"};
+    const char *q = r->query;
+    int seen[3] = {0, 0, 0};
+
+    while (q != NULL) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp != NULL ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', len);
+        size_t klen = eq != NULL ? (size_t)(eq - q) : len, i;
+
+        for (i = 0; len > 0 && i < 3; i++)
+            if (klen == strlen(names[i]) && memcmp(q, names[i], klen) == 0)
+                break;
+        if (len > 0 && (i == 3 || seen[i]++ > 0))
+            return -1;
         q = amp != NULL ? amp + 1 : NULL;
     }
     return 0;
@@ -200,6 +226,10 @@ enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
 
     if (!r->uri_seen) /* out of memory when the request line came in */
         return bad_query(s, c, r, ETAGKV_NO_MEMORY, NULL);
+    if (query_names_known(r) != 0)
+        return bad_query(s, c, r, ETAGKV_INVALID_ARGUMENT,
+                         "the listing takes only prefix, after and limit, "
+                         "each at most once (names are case-sensitive)");
     st = query_bytes(r, "prefix", prefix, sizeof prefix, &prefix_len);
     if (st == ETAGKV_OK)
         st = query_bytes(r, "after", after, sizeof after, &after_len);

@@ -21,8 +21,9 @@ static const char *const method_names[N_METHODS] = {"GET", "HEAD", "PUT",
                                                     "DELETE", "OTHER"};
 
 /* Every status the server answers with; others are counted as "other". */
-static const unsigned codes[] = {200, 201, 204, 304, 400, 401, 404, 405, 409,
-                                 412, 413, 414, 422, 428, 500, 503, 507};
+static const unsigned codes[] = {200, 201, 204, 304, 400, 401, 404,
+                                 405, 409, 412, 413, 414, 422, 428,
+                                 431, 500, 501, 503, 507};
 #define N_CODES (sizeof codes / sizeof codes[0])
 
 /* Latency bucket upper bounds, in nanoseconds and as printed. */

@@ -76,6 +76,7 @@ struct srv_req {
     const char *uri; /* the request-target as srv_uri_log saw it */
     size_t uri_len;  /* its length then, up to a NUL byte */
     int uri_seen;    /* srv_uri_log saw it, and query is its query */
+    int uri_bad;     /* it holds a byte outside visible ASCII */
     char *query;     /* a copy of the raw query (after '?'), or NULL:
                       * libmicrohttpd turns '+' into ' ' in its own
                       * copy, before any unescape callback */
@@ -158,14 +159,19 @@ ssize_t srv_pct_decode(const char *src, size_t len, unsigned char *out,
                        size_t cap);
 
 /* Percent-encode len bytes: unreserved characters (RFC 3986 §2.3) and '/'
- * stay, everything else becomes %XX (uppercase).  The result is safe in a
- * path and in a query value.  malloc'd and NUL-terminated; NULL on
- * failure. */
+ * stay, except the dots of a "." or ".." segment; everything else becomes
+ * %XX (uppercase).  The result is safe in a query value and after "/kv/"
+ * in a path, also under RFC 3986 §5.2.4 dot-segment removal.  malloc'd and
+ * NUL-terminated; NULL on failure. */
 char *srv_pct_encode(const void *src, size_t len);
 
 /* 1 if the bytes are well-formed UTF-8 (RFC 3629: no overlongs, no
  * surrogates, nothing above U+10FFFF), else 0. */
 int srv_utf8_valid(const void *src, size_t len);
+
+/* 1 if the len bytes are all visible ASCII (0x21..0x7e), as a
+ * request-target must be (RFC 9112 §3.2, RFC 3986 §2), else 0. */
+int srv_target_chars_ok(const char *s, size_t len);
 
 /* MHD_OPTION_UNESCAPE_CALLBACK that leaves the URL as received, so that the
  * key is decoded once, strictly, by srv_pct_decode. */

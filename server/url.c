@@ -26,6 +26,16 @@ enum srv_route srv_route_of(const char *path, const char **key_enc)
     return SRV_ROUTE_NONE;
 }
 
+int srv_target_chars_ok(const char *s, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
 size_t srv_unescape_none(void *cls, struct MHD_Connection *c, char *s)
 {
     (void)cls;
@@ -87,6 +97,21 @@ static int keep_literal(unsigned char ch)
            ch == '~' || ch == '/';
 }
 
+/* 1 if p[i] is a '.' of a segment that is "." or ".." (between '/' or the
+ * ends of the key). */
+static int in_dot_segment(const unsigned char *p, size_t len, size_t i)
+{
+    size_t start = i, end = i;
+
+    while (start > 0 && p[start - 1] != '/')
+        start--;
+    while (end < len && p[end] != '/')
+        end++;
+    if (end - start == 1)
+        return p[start] == '.';
+    return end - start == 2 && p[start] == '.' && p[start + 1] == '.';
+}
+
 char *srv_pct_encode(const void *src, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -97,7 +122,10 @@ char *srv_pct_encode(const void *src, size_t len)
     if (out == NULL)
         return NULL;
     for (i = 0; i < len; i++) {
-        if (keep_literal(p[i])) {
+        /* A "." or ".." segment would be removed by RFC 3986 §5.2.4 when
+         * the result is resolved after "/kv/", naming another key (or
+         * leaving /kv/): its dots are encoded, which no resolver touches. */
+        if (keep_literal(p[i]) && (p[i] != '.' || !in_dot_segment(p, len, i))) {
             out[n++] = (char)p[i];
         } else {
             out[n++] = '%';

@@ -368,6 +368,105 @@ static const struct row malformed[] = {
     {"a key with a truncated percent-escape",
      S("PUT /kv/victim%4 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
      400},
+    /* RFC 9112 §5.1: no whitespace between a field name and the colon.
+     * libmicrohttpd would read a field named "Content-Length " and no
+     * body: the PUT would store an empty value and "x" start the next
+     * request. */
+    {"a space before the colon of Content-Length",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length : 1\r\n\r\nx"),
+     400},
+    {"a tab before the colon of Content-Length",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length\t: 1\r\n\r\n"
+       "x"),
+     400},
+    {"a space before the colon of Transfer-Encoding",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n"
+       "\r\n1\r\nx\r\n0\r\n\r\n"),
+     400},
+    /* RFC 9112 §5.2: obs-fold; libmicrohttpd glues the continuation onto
+     * the field name. */
+    {"an obs-folded Transfer-Encoding",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked"
+       "\r\n\r\n1\r\nx\r\n0\r\n\r\n"),
+     400},
+    {"an obs-folded value of another field",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    /* RFC 9110 §5.5: CR, LF and NUL are never part of a field value. */
+    {"a NUL inside a header value",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    {"a NUL ending a header value",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nX-A: a\0\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    {"a bare CR inside a header value",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    {"a control byte inside a header value",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    {"a header line starting with a NUL (read as the end of the headers)",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+       "\0X: y\r\n\r\nx"),
+     400},
+    /* RFC 9110 §5.1: a field name is a token. */
+    {"a field name that is not a token",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nX(a): y\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    {"an empty field name",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\n: y\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    {"a first header line starting with whitespace",
+     S("PUT /kv/victim HTTP/1.1\r\n Host: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    /* RFC 9112 §3.2: Host. */
+    {"an HTTP/1.1 request without Host",
+     S("PUT /kv/victim HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"), 400},
+    {"two Host lines",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nHost: y\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    {"a Host that is not host[:port]",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: a b\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    /* RFC 9112 §3, §3.2: the request line and the request-target. */
+    {"two spaces after the method",
+     S("PUT  /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    {"a space inside the request-target",
+     S("PUT /kv/vic tim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    {"a tab inside the request-target",
+     S("PUT /kv/vic\ttim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    {"a control byte inside the request-target",
+     S("PUT /kv/vic\x01tim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+       "\r\nx"),
+     400},
+    {"DEL inside the request-target",
+     S("PUT /kv/vic\x7ftim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+       "\r\nx"),
+     400},
+    {"a byte of 0x80 or more inside the request-target",
+     S("PUT /kv/vic\xc3\xa9tim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+       "\r\nx"),
+     400},
+    /* RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing. */
+    {"Transfer-Encoding in an HTTP/1.0 request",
+     S("PUT /kv/victim HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "1\r\nx\r\n0\r\n\r\n"),
+     400},
+    {"an absolute-form target naming another host",
+     S("PUT http://elsewhere/kv/victim HTTP/1.1\r\nHost: x\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
 };
 
 START_TEST(malformed_request_lines_and_framing_are_refused_and_write_nothing)
@@ -392,6 +491,40 @@ START_TEST(malformed_request_lines_and_framing_are_refused_and_write_nothing)
 }
 END_TEST
 
+/* Send req on a new connection, keep our end open and read until the
+ * server closes it (or a deadline): returns the number of responses that
+ * arrived, *status the first one's status (0: none) and *closed whether
+ * the server closed the connection. */
+static int answers_until_close(const char *req, size_t len, int *status,
+                               int *closed)
+{
+    int fd = hu_connect(fx.srv.port), responses = 0;
+    char buf[16384];
+    size_t got = 0;
+    double deadline = tu_now_s() + TIMEOUT_S + 8;
+
+    *closed = 0;
+    ck_assert_int_eq(raw_send(fd, req, len, 5000), 0);
+    while (!*closed && got < sizeof buf - 1 && tu_now_s() < deadline) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        ssize_t k;
+
+        if (poll(&pf, 1, 200) != 1)
+            continue;
+        k = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        if (k <= 0)
+            *closed = 1;
+        else
+            got += (size_t)k;
+    }
+    buf[got] = '\0';
+    close(fd);
+    for (const char *p = buf; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
+        responses++;
+    *status = got >= 12 ? atoi(buf + 9) : 0;
+    return responses;
+}
+
 /* A framing refusal answers once and closes the connection: whatever
  * follows the headers may be a request a proxy would not have seen, and
  * must never be read as one (request smuggling, RFC 9112 §11.2).  The
@@ -414,33 +547,129 @@ START_TEST(framing_refusals_answer_once_and_close_the_connection)
     int64_t rev = revision();
 
     for (size_t i = 0; i < sizeof smuggle / sizeof smuggle[0]; i++) {
-        int fd = hu_connect(fx.srv.port), responses = 0, closed = 0;
-        char buf[16384];
-        size_t got = 0;
-        double deadline = tu_now_s() + TIMEOUT_S + 8;
+        int status, closed;
+        int responses = answers_until_close(smuggle[i], strlen(smuggle[i]),
+                                            &status, &closed);
 
-        ck_assert_int_eq(raw_send(fd, smuggle[i], strlen(smuggle[i]), 5000), 0);
-        while (!closed && got < sizeof buf - 1 && tu_now_s() < deadline) {
-            struct pollfd pf = {fd, POLLIN, 0};
-            ssize_t k;
-
-            if (poll(&pf, 1, 200) != 1)
-                continue;
-            k = recv(fd, buf + got, sizeof buf - 1 - got, 0);
-            if (k <= 0)
-                closed = 1;
-            else
-                got += (size_t)k;
-        }
-        buf[got] = '\0';
-        close(fd);
-        for (const char *p = buf; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
-            responses++;
-        ck_assert_msg(responses == 1 && (buf[9] == '4' || buf[9] == '5'),
-                      "request %zu: %d responses: %.200s", i, responses, buf);
+        ck_assert_msg(responses == 1 && status >= 400,
+                      "request %zu: %d responses, first %d", i, responses,
+                      status);
         ck_assert_msg(closed, "request %zu: the connection stayed open", i);
     }
     assert_serving_and_unchanged(rev);
+}
+END_TEST
+
+/* Issue 15, must fix 1: a header line libmicrohttpd reads leniently hid
+ * the framing, so the body was read as a second request: "PUT /kv/innocent"
+ * with "Content-Length : 41" stored an empty value (201), and the DELETE
+ * in its body deleted the victim (204).  Every such line is 400 before
+ * anything executes, with one answer and the connection closed; and
+ * "If-Match : <stale>" is refused, not read as an unconditional write. */
+START_TEST(smuggling_through_lenient_header_lines_is_refused_and_closes)
+{
+#define SMUGGLED "DELETE /kv/victim HTTP/1.1\r\nHost: x\r\n\r\n"
+    static const struct {
+        const char *why, *req;
+    } rows[] = {
+        {"space before the colon of Content-Length",
+         "PUT /kv/innocent HTTP/1.1\r\nHost: x\r\nContent-Length : 39\r\n"
+         "\r\n" SMUGGLED},
+        {"space before the colon of Transfer-Encoding",
+         "PUT /kv/innocent HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked"
+         "\r\n\r\n" SMUGGLED},
+        {"obs-folded Transfer-Encoding",
+         "PUT /kv/innocent HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n"
+         " chunked\r\n\r\n" SMUGGLED},
+        {"a NUL line ending the headers early",
+         "PUT /kv/innocent HTTP/1.1\r\nHost: x\r\n\0\r\n" SMUGGLED},
+        /* libmicrohttpd reads a ':' line after another field as the
+         * empty line that ends the header section. */
+        {"an empty field name ending the headers early",
+         "PUT /kv/innocent HTTP/1.1\r\nHost: x\r\n:\r\n" SMUGGLED},
+        {"If-Match with a space before the colon",
+         "PUT /kv/innocent HTTP/1.1\r\nHost: x\r\nIf-Match : \"stale\"\r\n"
+         "Content-Length: 1\r\n\r\nX"},
+    };
+    static const size_t lens[] = {
+        sizeof("PUT /kv/innocent HTTP/1.1\r\nHost: x\r\nContent-Length : 39\r\n"
+               "\r\n" SMUGGLED) -
+            1,
+        0,
+        0,
+        sizeof("PUT /kv/innocent HTTP/1.1\r\nHost: x\r\n\0\r\n" SMUGGLED) - 1,
+        0,
+        0};
+    struct hu_resp r;
+    int64_t rev;
+
+    ck_assert_int_eq(strlen(SMUGGLED), 39);
+    ck_assert_int_eq(status_of("PUT", "/kv/victim", NULL, "v"), 201);
+    ck_assert_int_eq(status_of("PUT", "/kv/innocent", NULL, "i"), 201);
+    rev = revision();
+    for (int i = 0; i < NROWS(rows); i++) {
+        size_t len = lens[i] != 0 ? lens[i] : strlen(rows[i].req);
+        int status, closed;
+        int responses = answers_until_close(rows[i].req, len, &status, &closed);
+
+        ck_assert_msg(responses == 1 && status == 400,
+                      "%s: %d responses, first %d", rows[i].why, responses,
+                      status);
+        ck_assert_msg(closed, "%s: the connection stayed open", rows[i].why);
+    }
+    /* Nothing executed: both keys as they were. */
+    request(&r, "GET", "/kv/victim", NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_mem_eq(r.body, "v", r.len);
+    hu_resp_free(&r);
+    request(&r, "GET", "/kv/innocent", NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_uint_eq(r.len, 1);
+    ck_assert_mem_eq(r.body, "i", r.len);
+    hu_resp_free(&r);
+    ck_assert_int_eq(revision(), rev);
+#undef SMUGGLED
+}
+END_TEST
+
+/* What the strict checks must still let through: bare LF line ends (RFC
+ * 9112 §2.2), whitespace around values, HTTP/1.0 without Host, and the
+ * absolute-form of the request-target for the Host it names (§3.2.2). */
+START_TEST(legal_but_unusual_requests_are_served)
+{
+    static const struct {
+        const char *why, *req;
+        int want;
+    } rows[] = {
+        {"bare LF line ends", "GET /kv/known HTTP/1.1\nHost: x\n\n", 200},
+        {"mixed line ends", "GET /kv/known HTTP/1.1\r\nHost: x\nX-A: b\r\n\n",
+         200},
+        {"whitespace around values",
+         "GET /kv/known HTTP/1.1\r\nHost:\t x \t\r\nX-A:  b  \r\n\r\n", 200},
+        {"HTTP/1.0 without Host", "GET /kv/known HTTP/1.0\r\n\r\n", 200},
+        {"absolute-form for our Host",
+         "GET http://x/kv/known HTTP/1.1\r\nHost: x\r\n\r\n", 200},
+        {"absolute-form, case-insensitive scheme and host",
+         "GET HTTP://127.0.0.1:9/kv/known HTTP/1.1\r\nHost: 127.0.0.1:9\r\n"
+         "\r\n",
+         200},
+        {"absolute-form without Host in HTTP/1.0",
+         "GET http://x/kv/known HTTP/1.0\r\n\r\n", 200},
+    };
+
+    for (int i = 0; i < NROWS(rows); i++) {
+        int st = raw_exchange(rows[i].req, strlen(rows[i].req), 5000);
+
+        ck_assert_msg(st == rows[i].want, "%s: got %d, want %d", rows[i].why,
+                      st, rows[i].want);
+    }
+    /* A write in absolute-form lands on the key of its path. */
+    ck_assert_int_eq(
+        raw_exchange(S("PUT http://x/kv/absolute HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Length: 1\r\n\r\nA"),
+                     5000),
+        201);
+    ck_assert_int_eq(status_of("GET", "/kv/absolute", NULL, NULL), 200);
 }
 END_TEST
 
@@ -633,10 +862,110 @@ START_TEST(two_hundred_if_match_lines_form_one_list)
 }
 END_TEST
 
+/* Issue 15, must fix 5: libmicrohttpd accepts a header section that fills
+ * its 32 KiB per connection but then cannot build the response: with an
+ * If-Match list of ~890 full-width tags plus the current ETag, the PUT was
+ * applied and the client got an empty reply.  Walking the size across the
+ * boundary, every PUT is either applied and answered (200), or refused
+ * with nothing applied (431, or, within a few bytes of libmicrohttpd's own
+ * limit, a close without an answer); never applied without an answer. */
+/* PUT /kv/known with If-Match: n full-width tags and the current ETag;
+ * returns what raw_exchange() says, and *applied whether the revision
+ * moved. */
+static int put_with_tags(int n, int *applied)
+{
+    char etag[ETAGKV_ETAG_SIZE];
+    struct buf b = {NULL, 0, 0};
+    int64_t rev;
+    char *h;
+    int st;
+
+    etag_of("/kv/known", etag);
+    rev = revision();
+    h = many_tags("If-Match", n, 1, etag);
+    buf_str(&b, "PUT /kv/known HTTP/1.1\r\nHost: x\r\n");
+    buf_str(&b, h);
+    buf_str(&b, "\r\nContent-Length: 1\r\n\r\nz");
+    free(h);
+    st = raw_exchange(b.p, b.len, 10000);
+    free(b.p);
+    *applied = revision() != rev;
+    return st;
+}
+
+START_TEST(a_header_section_leaving_no_room_for_the_answer_is_431_unapplied)
+{
+    int answered = 0, refused = 0, applied;
+    struct hu_resp r;
+
+    /* The issue's reproduction: 890 tags and the current ETag. */
+    ck_assert_int_eq(put_with_tags(890, &applied), 431);
+    ck_assert(!applied);
+    for (int n = 700; n <= 910; n += 6) {
+        int st = put_with_tags(n, &applied);
+
+        if (st == 200) {
+            ck_assert_msg(applied, "%d tags: 200 but not applied", n);
+            answered++;
+        } else {
+            ck_assert_msg(st == 431 || st == CLOSED, "%d tags: got %d", n, st);
+            ck_assert_msg(!applied, "%d tags: %d but applied", n, st);
+            refused++;
+        }
+    }
+    /* The walk crossed the boundary. */
+    ck_assert_int_gt(answered, 0);
+    ck_assert_int_gt(refused, 1);
+    request(&r, "GET", "/metrics", NULL, NULL, 0);
+    ck_assert_int_ge(
+        hu_metric(r.body,
+                  "etagkv_http_requests_total{method=\"PUT\",code=\"431\"}"),
+        1);
+    hu_resp_free(&r);
+}
+END_TEST
+
+/* /metrics counts each status the server sends under its own label: 501
+ * (an unknown transfer coding) was "other". */
+START_TEST(metrics_count_501_under_its_own_code)
+{
+    struct hu_resp r;
+
+    ck_assert_int_eq(raw_exchange(S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\n"
+                                    "Transfer-Encoding: gzip\r\n\r\nx"),
+                                  10000),
+                     501);
+    request(&r, "GET", "/metrics", NULL, NULL, 0);
+    ck_assert_int_eq(
+        hu_metric(r.body,
+                  "etagkv_http_requests_total{method=\"PUT\",code=\"501\"}"),
+        1);
+    ck_assert_int_eq(
+        hu_metric(r.body,
+                  "etagkv_http_requests_total{method=\"PUT\",code=\"other\"}"),
+        -1);
+    hu_resp_free(&r);
+}
+END_TEST
+
 /* ---- keys with any bytes ------------------------------------------------- */
 
+/* 1 if k[i] is a dot of a "." or ".." segment. */
+static int dot_segment_dot(const unsigned char *k, size_t n, size_t i)
+{
+    size_t a = i, b = i;
+
+    while (a > 0 && k[a - 1] != '/')
+        a--;
+    while (b < n && k[b] != '/')
+        b++;
+    return k[i] == '.' &&
+           (b - a == 1 || (b - a == 2 && k[a] == '.' && k[a + 1] == '.'));
+}
+
 /* Percent-encode the way the server's key_pct does: unreserved (RFC 3986
- * §2.3) and '/' stay, the rest is %XX in upper case. */
+ * §2.3) and '/' stay, but for the dots of "." and ".." segments; the rest
+ * is %XX in upper case. */
 static void pct(const unsigned char *k, size_t n, char *out)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -644,9 +973,10 @@ static void pct(const unsigned char *k, size_t n, char *out)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = k[i];
 
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-            c == '~' || c == '/') {
+        if (((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+             (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+             c == '~' || c == '/') &&
+            !dot_segment_dot(k, n, i)) {
             *out++ = (char)c;
         } else {
             *out++ = '%';
@@ -735,13 +1065,13 @@ START_TEST(keys_with_invalid_utf8_and_nul_bytes_round_trip_and_list_as_json)
     }
     json_decref(j);
     hu_resp_free(&r);
-    /* Raw bytes that are not UTF-8 in the request-target: a key like any
-     * other, absent here (404), never a crash. */
+    /* Raw bytes of 0x80 and more in the request-target must be
+     * percent-encoded (RFC 9112 §3.2): 400, never a crash. */
     ck_assert_int_eq(
         raw_exchange(S("GET /kv/\xff\xfe\x80 HTTP/1.1\r\nHost: x\r\n"
                        "Connection: close\r\n\r\n"),
                      10000),
-        404);
+        400);
     ck_assert_int_eq(revision(), rev + n);
 }
 END_TEST
@@ -912,10 +1242,16 @@ static Suite *suite(void)
     tcase_add_test(
         tc, malformed_request_lines_and_framing_are_refused_and_write_nothing);
     tcase_add_test(tc, framing_refusals_answer_once_and_close_the_connection);
+    tcase_add_test(
+        tc, smuggling_through_lenient_header_lines_is_refused_and_closes);
+    tcase_add_test(tc, legal_but_unusual_requests_are_served);
     tcase_add_test(tc, oversized_header_blocks_are_refused_and_write_nothing);
     tcase_add_test(
         tc, five_thousand_if_match_tags_in_one_line_are_evaluated_or_refused);
     tcase_add_test(tc, two_hundred_if_match_lines_form_one_list);
+    tcase_add_test(
+        tc, a_header_section_leaving_no_room_for_the_answer_is_431_unapplied);
+    tcase_add_test(tc, metrics_count_501_under_its_own_code);
     tcase_add_test(
         tc, keys_with_invalid_utf8_and_nul_bytes_round_trip_and_list_as_json);
     tcase_add_test(

@@ -638,7 +638,9 @@ START_TEST(get_if_none_match_current_is_304_with_etag_and_no_body)
     ck_assert_str_eq(hu_hdr(&r, "ETag"), hu_hdr(&w, "ETag"));
     ck_assert_str_eq(hu_hdr(&r, "Last-Modified"), hu_hdr(&w, "Last-Modified"));
     ck_assert_str_eq(hu_hdr(&r, "Cache-Control"), "no-cache");
-    ck_assert_ptr_null(hu_hdr(&r, "Content-Type"));
+    /* The type too, so that a cache refreshing from the 304 keeps it
+     * (test: a_304_carries_the_current_content_type). */
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"), "application/octet-stream");
     hu_resp_free(&r);
     /* If-None-Match compares weakly: W/ matches too (RFC 9110 §13.1.2). */
     snprintf(h2, sizeof h2, "If-None-Match: W/%s", hu_hdr(&w, "ETag"));
@@ -649,6 +651,32 @@ START_TEST(get_if_none_match_current_is_304_with_etag_and_no_body)
     snprintf(h3, sizeof h3, "If-None-Match: \"other\"");
     ck_assert_int_eq(status_of("GET", "/kv/k", list), 200);
     hu_resp_free(&w);
+}
+END_TEST
+
+/* The ETag hashes the bytes only, so a PUT of the same bytes with another
+ * type keeps it; a 304 then carries the new type, for a cache that
+ * refreshes its stored response from the 304 (RFC 9111 §4.3.4). */
+START_TEST(a_304_carries_the_current_content_type)
+{
+    static const char *const text[] = {"Content-Type: text/plain", NULL};
+    static const char *const html[] = {"Content-Type: text/html", NULL};
+    char e1[ETAGKV_ETAG_SIZE], e2[ETAGKV_ETAG_SIZE], h[128];
+    const char *inm[2] = {h, NULL};
+    struct hu_resp r;
+
+    ck_assert_int_eq(put("/kv/doc", "same", text, e1), 201);
+    ck_assert_int_eq(put("/kv/doc", "same", html, e2), 200);
+    ck_assert_str_eq(e1, e2);
+    line(h, sizeof h, "If-None-Match", e1);
+    http(&r, "GET", "/kv/doc", inm, NULL);
+    ck_assert_int_eq(r.code, 304);
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"), "text/html");
+    hu_resp_free(&r);
+    http(&r, "HEAD", "/kv/doc", inm, NULL);
+    ck_assert_int_eq(r.code, 304);
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"), "text/html");
+    hu_resp_free(&r);
 }
 END_TEST
 
@@ -1082,6 +1110,71 @@ START_TEST(listing_rejects_a_bad_limit_or_encoding_and_caps_the_limit)
 }
 END_TEST
 
+/* A misspelt or unknown parameter is 400, not ignored: "PREFIX=a" listed
+ * every key.  So is a repeated one. */
+START_TEST(listing_refuses_unknown_and_repeated_parameters)
+{
+    json_t *pg, *j;
+    struct hu_resp r;
+
+    ck_assert_int_eq(put("/kv/a1", "x", NULL, NULL), 201);
+    ck_assert_int_eq(put("/kv/b1", "x", NULL, NULL), 201);
+    http(&r, "GET", "/kv/?PREFIX=a", NULL, NULL);
+    j = assert_problem(&r, 400);
+    ck_assert_ptr_nonnull(strstr(jstr(j, "detail"), "prefix, after and limit"));
+    json_decref(j);
+    hu_resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/kv/?prefix=a&sort=desc", NULL), 400);
+    ck_assert_int_eq(status_of("GET", "/kv?pre=a", NULL), 400);
+    ck_assert_int_eq(status_of("GET", "/kv/?prefix=a&prefix=b", NULL), 400);
+    ck_assert_int_eq(status_of("GET", "/kv/?limit=1&limit=2", NULL), 400);
+    ck_assert_int_eq(status_of("GET", "/kv/?=a", NULL), 400);
+    /* The known ones, empty ones and an empty query still list. */
+    pg = page("/kv/?prefix=a&after=&limit=5&");
+    ck_assert_uint_eq(json_array_size(json_object_get(pg, "keys")), 1);
+    ck_assert_str_eq(key_at(pg, 0), "a1");
+    json_decref(pg);
+    pg = page("/kv/?");
+    ck_assert_uint_eq(json_array_size(json_object_get(pg, "keys")), 2);
+    json_decref(pg);
+}
+END_TEST
+
+/* Location and key_pct are appended after "/kv/" by clients, and RFC 3986
+ * §5.2.4 removes "." and ".." segments when resolving: their dots are
+ * percent-encoded, so that the reference names the same key (and never
+ * leaves /kv/).  Dots elsewhere stay literal. */
+START_TEST(location_and_key_pct_encode_dot_segments)
+{
+    static const struct {
+        const char *path, *location;
+    } rows[] = {
+        {"/kv/a/%2E%2E/%2E%2E/b", "/kv/a/%2E%2E/%2E%2E/b"},
+        {"/kv/./n", "/kv/%2E/n"},
+        {"/kv/..", "/kv/%2E%2E"},
+        {"/kv/x/.", "/kv/x/%2E"},
+        {"/kv/.../a.b/.c/d./", "/kv/.../a.b/.c/d./"},
+    };
+    struct hu_resp r;
+    json_t *pg;
+
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        http(&r, "PUT", rows[i].path, NULL, "v");
+        ck_assert_int_eq(r.code, 201);
+        ck_assert_str_eq(hu_hdr(&r, "Location"), rows[i].location);
+        hu_resp_free(&r);
+        /* The Location reads the same record back. */
+        ck_assert_int_eq(status_of("GET", rows[i].location, NULL), 200);
+    }
+    pg = page("/kv/?prefix=a/");
+    ck_assert_str_eq(
+        jstr(json_array_get(json_object_get(pg, "keys"), 0), "key_pct"),
+        "a/%2E%2E/%2E%2E/b");
+    ck_assert_str_eq(key_at(pg, 0), "a/../../b");
+    json_decref(pg);
+}
+END_TEST
+
 /* ---- metrics ------------------------------------------------------------- */
 
 START_TEST(metrics_count_requests_by_method_and_status_and_conditional_outcomes)
@@ -1239,6 +1332,10 @@ START_TEST(require_conditions_answers_unconditional_writes_with_428)
     static const char *const ims_only[] = {
         "If-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT", NULL};
     static const char *const bad_ius[] = {"If-Unmodified-Since: soon", NULL};
+    static const char *const future_ius[] = {
+        "If-Unmodified-Since: Fri, 31 Dec 9999 23:59:59 GMT", NULL};
+    static const char *const past_ius[] = {
+        "If-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 GMT", NULL};
     char h[128], etag[ETAGKV_ETAG_SIZE];
     const char *im[2] = {h, NULL};
     struct hu_resp r;
@@ -1257,15 +1354,25 @@ START_TEST(require_conditions_answers_unconditional_writes_with_428)
      * ignored, so neither makes a write conditional. */
     ck_assert_int_eq(put("/kv/k", "v", ims_only, NULL), 428);
     ck_assert_int_eq(put("/kv/k", "v", bad_ius, NULL), 428);
+    /* An If-Unmodified-Since later than now holds for every record: alone
+     * it conditions nothing (a past one does, below). */
+    http(&r, "PUT", "/kv/k", future_ius, "v");
+    j = assert_problem(&r, 428);
+    ck_assert_ptr_nonnull(strstr(jstr(j, "detail"), "later than now"));
+    json_decref(j);
+    hu_resp_free(&r);
+    ck_assert_int_eq(status_of("DELETE", "/kv/k", future_ius), 428);
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 404);
     ck_assert_int_eq(put("/kv/k", "v", create_only, etag), 201);
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 200); /* reads are free */
     ck_assert_int_eq(status_of("DELETE", "/kv/k", NULL), 428);
+    /* A past If-Unmodified-Since is a condition: here a false one. */
+    ck_assert_int_eq(status_of("DELETE", "/kv/k", past_ius), 412);
     line(h, sizeof h, "If-Match", etag);
     ck_assert_int_eq(status_of("DELETE", "/kv/k", im), 204);
     http(&r, "GET", "/metrics", NULL, NULL);
     ck_assert_ptr_nonnull(
-        strstr(r.body, "\netagkv_http_precondition_required_total 4\n"));
+        strstr(r.body, "\netagkv_http_precondition_required_total 6\n"));
     hu_resp_free(&r);
 }
 END_TEST
@@ -1749,6 +1856,9 @@ static Suite *server_suite(void)
     tcase_add_test(tc,
                    listing_rejects_a_bad_limit_or_encoding_and_caps_the_limit);
     tcase_add_test(tc, listing_reads_a_plus_in_the_query_as_a_plus);
+    tcase_add_test(tc, listing_refuses_unknown_and_repeated_parameters);
+    tcase_add_test(tc, location_and_key_pct_encode_dot_segments);
+    tcase_add_test(tc, a_304_carries_the_current_content_type);
     tcase_add_test(
         tc,
         metrics_count_requests_by_method_and_status_and_conditional_outcomes);
