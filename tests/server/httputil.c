@@ -388,3 +388,24 @@ int64_t hu_metric(const char *body, const char *name)
     }
     return -1;
 }
+
+int64_t hu_metric_await(CURL *h, int port, const char *name, int64_t want,
+                        double timeout_s)
+{
+    const struct hu_req q = {"GET", "/metrics", NULL, NULL, 0};
+    double deadline = tu_now_s() + timeout_s;
+    int64_t v;
+
+    for (;;) {
+        struct hu_resp r;
+
+        hu_perform(h, port, &q, &r, 30);
+        ck_assert_msg(r.err == CURLE_OK && r.code == 200, "GET /metrics: %s",
+                      curl_easy_strerror(r.err));
+        v = hu_metric(r.body, name);
+        hu_resp_free(&r);
+        if (v >= want || tu_now_s() >= deadline)
+            return v;
+        usleep(10000);
+    }
+}

@@ -138,4 +138,13 @@ void hu_resp_free(struct hu_resp *r);
  * /metrics body, or -1 when absent. */
 int64_t hu_metric(const char *body, const char *name);
 
+/* The value of sample `name` on the /metrics of the server at port, read
+ * through h, once it is at least `want`, or its last value after
+ * timeout_s seconds.  The server counts a request when libmicrohttpd
+ * reports it complete, which may be after the client has read the whole
+ * response: a test that reads /metrics right after a request must wait
+ * for the count, not assume it. */
+int64_t hu_metric_await(CURL *h, int port, const char *name, int64_t want,
+                        double timeout_s);
+
 #endif
