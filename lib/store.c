@@ -46,6 +46,7 @@ void etagkv_options_init(etagkv_options *o)
     o->max_readers = MAX_READERS_DEFAULT;
     o->idempotency_retention_s = ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT;
     o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
+    o->file_mode = ETAGKV_FILE_MODE_DEFAULT;
 }
 
 etagkv_status ekv_mdb_status(int rc, const char *what)
@@ -397,6 +398,15 @@ static etagkv_status check_options(etagkv_options *o, size_t page)
         o->idempotency_retention_s = ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT;
     if (o->idempotency_max_keys == 0)
         o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
+    if (o->file_mode == 0)
+        o->file_mode = ETAGKV_FILE_MODE_DEFAULT;
+    /* LMDB needs to read and write both files; anything beyond the
+     * permission bits (setuid, sticky) has no business on a store. */
+    if ((o->file_mode & 0600u) != 0600u || (o->file_mode & ~0777u) != 0)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                        "file_mode %04o: must include 0600 and stay within "
+                        "0777",
+                        o->file_mode);
     if (o->max_readers > MAX_READERS_LIMIT)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT,
                         "max_readers above the limit of %u", MAX_READERS_LIMIT);
@@ -483,7 +493,8 @@ static etagkv_status open_env(etagkv_store *s, const char *dir)
         (rc = mdb_env_set_maxreaders(s->env, s->opts.max_readers)) != 0 ||
         (rc = mdb_env_set_mapsize(s->env, (size_t)s->opts.map_size_bytes)) != 0)
         return ekv_mdb_status(rc, "mdb_env_set");
-    if ((rc = mdb_env_open(s->env, dir, flags, 0644)) != 0)
+    if ((rc = mdb_env_open(s->env, dir, flags,
+                           (mdb_mode_t)s->opts.file_mode)) != 0)
         return ekv_fail(rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH
                             ? ETAGKV_INCOMPATIBLE
                         : rc == ENOSPC || rc == EDQUOT || rc == EFBIG

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1138,6 +1139,7 @@ static void start_with_token(const char *token)
     ck_assert_ptr_nonnull(f);
     fprintf(f, "%s\n", token);
     ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(file, 0600), 0); /* a secret: owner only */
     hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
 }
 
@@ -1685,6 +1687,7 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
     ck_assert_ptr_nonnull(f);
     fputs("tok en\n", f);
     fclose(f);
+    ck_assert_int_eq(chmod(token, 0600), 0);
     {
         const char *args[] = {"--data",       data,  "--listen", "127.0.0.1:0",
                               "--token-file", token, NULL};
