@@ -427,8 +427,8 @@ static void check_length(const struct srv *s, struct MHD_Connection *c,
  * what is reserved for it when that suffices (the announced length).  A
  * chunked body reserves each growth.  0, -1 when out of memory, -2 when
  * the growth does not fit the memory budget. */
-static int body_append(const struct srv *s, struct srv_req *r,
-                       const char *data, size_t n)
+static int body_append(const struct srv *s, struct srv_req *r, const char *data,
+                       size_t n)
 {
     if (r->body_cap - r->body_len < n) {
         size_t cap = r->body_cap > 0 ? r->body_cap : 4096;

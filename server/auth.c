@@ -66,8 +66,9 @@ char *srv_read_file(const char *path, int secret, size_t *len)
         goto fail;
     }
     if (!S_ISREG(st.st_mode) || (size_t)st.st_size > SECRET_FILE_MAX) {
-        fprintf(stderr, "etagkv-server: %s: not a regular file of at most "
-                        "1 MiB\n",
+        fprintf(stderr,
+                "etagkv-server: %s: not a regular file of at most "
+                "1 MiB\n",
                 path);
         goto fail;
     }

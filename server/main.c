@@ -405,7 +405,8 @@ static int is_loopback(const struct sockaddr *sa)
         return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
     }
     if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        const struct in6_addr *a =
+            &((const struct sockaddr_in6 *)sa)->sin6_addr;
 
         return IN6_IS_ADDR_LOOPBACK(a) ||
                (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
@@ -505,7 +506,8 @@ static etagkv_store *open_store(const struct config *cfg)
     etagkv_status st;
 
     /* The directory lets in whom the files let in (0640: 0750). */
-    mode_t dir_mode = 0700 | (cfg->file_mode & 044) | (cfg->file_mode & 044) >> 2;
+    mode_t dir_mode =
+        0700 | (cfg->file_mode & 044) | (cfg->file_mode & 044) >> 2;
 
     if (make_dirs(cfg->data_dir, dir_mode) != 0) {
         fprintf(stderr, "etagkv-server: %s: %s\n", cfg->data_dir,
@@ -594,10 +596,10 @@ static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
         static char prio[] = "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-DTLS1.0";
 
         flags |= MHD_USE_TLS;
-        more[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
-                                            x->tls_cert};
-        more[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
-                                            x->tls_key};
+        more[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, x->tls_cert};
+        more[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, x->tls_key};
         more[n++] =
             (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, prio};
     }

@@ -218,7 +218,8 @@ static void render_store(FILE *f, etagkv_store *store)
 }
 
 /* The exposition of every counter of m, the memory budget and, from store
- * (may be NULL), the store's figures.  malloc'd, NUL-terminated; NULL on failure. */
+ * (may be NULL), the store's figures.  malloc'd, NUL-terminated; NULL on
+ * failure. */
 static char *render(struct srv_metrics *m, etagkv_store *store,
                     struct srv_budget *budget)
 {

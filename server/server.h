@@ -57,8 +57,8 @@ struct srv {
     int require_conditions;
     struct srv_tokens *tokens; /* bearer tokens, NULL when none */
     struct srv_budget *budget; /* bodies and GET values in memory */
-    atomic_int draining;  /* shutting down: ask clients to close */
-    atomic_long inflight; /* requests between first call and completion */
+    atomic_int draining;       /* shutting down: ask clients to close */
+    atomic_long inflight;      /* requests between first call and completion */
     /* MHD_stop_daemon() aborts the process if a connection is still
      * suspended, so stopping and suspending exclude each other: a write
      * counts itself in `suspended` and then checks `stopping`; the stopper
@@ -113,8 +113,8 @@ struct srv_req {
     int must_close; /* framing unknown: answer and close the connection */
     char *body;     /* PUT body so far (malloc'd) */
     size_t body_len, body_cap;
-    uint64_t reserved; /* bytes charged to the memory budget for it */
-    uint64_t discarded_bytes;     /* body bytes dropped after a refusal */
+    uint64_t reserved;        /* bytes charged to the memory budget for it */
+    uint64_t discarded_bytes; /* body bytes dropped after a refusal */
     struct MHD_Response *pending; /* refusal decided at admission, not yet
                                    * sent (NULL: could not be built) */
     unsigned pending_status;

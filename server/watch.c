@@ -41,7 +41,7 @@ struct conn {
     struct conn *prev, *next;
     struct srv_watch *w;
     int fd;
-    int shut;                     /* shut down already */
+    int shut;                      /* shut down already */
     atomic_uint_fast64_t deadline; /* srv_now_ns() value; 0: none */
 };
 

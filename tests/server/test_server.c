@@ -1665,6 +1665,15 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
         {"--data", "", NULL},
         {"--no-such-option", NULL, NULL},
         {"stray-argument", NULL, NULL},
+        /* Issue 15: the network without a token needs --insecure. */
+        {"--listen", "0.0.0.0:0", NULL},
+        {"--listen", "[::]:0", NULL},
+        {"--tls-cert", "cert.pem", NULL},
+        {"--tls-key", "key.pem", NULL},
+        {"--max-buffered-bytes", "1", NULL}, /* below --max-value-bytes */
+        {"--file-mode", "0400", NULL},       /* LMDB must write */
+        {"--file-mode", "01600", NULL},
+        {"--file-mode", "0x600", NULL},
     };
 
     snprintf(data, sizeof data, "%s/data", dir);
@@ -1693,6 +1702,17 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
                               "--token-file", token, NULL};
 
         ck_assert_int_eq(server_exit_status(args), 1);
+        /* Issue 15: a good token in a file others may read is refused. */
+        f = fopen(token, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("good-token\n", f);
+        fclose(f);
+        ck_assert_int_eq(chmod(token, 0640), 0);
+        ck_assert_int_eq(server_exit_status(args), 1);
+        ck_assert_int_eq(chmod(token, 0604), 0);
+        ck_assert_int_eq(server_exit_status(args), 1);
+        ck_assert_msg(access(data, F_OK) != 0, "a refused token file let the "
+                                               "data dir be created");
     }
     tu_rmdir_free(dir);
 }
