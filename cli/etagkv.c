@@ -420,7 +420,8 @@ int main(int argc, char **argv)
     free(a.if_none_match);
     if (st != ETAGKV_OK)
         return report(st);
-    if (mkdir(a.dir, 0755) != 0 && errno != EEXIST) {
+    /* Owner only, as the store's files (etagkv_options.file_mode). */
+    if (mkdir(a.dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "etagkv: mkdir %s: %s\n", a.dir, strerror(errno));
         etagkv_cond_free(c);
         return 3;

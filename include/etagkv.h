@@ -67,6 +67,8 @@ extern "C" {
 #define ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT 86400u
 /** Default bound on the number of retained Idempotency-Keys. */
 #define ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT 1000000u
+/** Default for etagkv_options.file_mode: owner read and write only. */
+#define ETAGKV_FILE_MODE_DEFAULT 0600u
 /** Size of an HTTP-date buffer: 29 characters of IMF-fixdate + NUL. */
 #define ETAGKV_HTTPDATE_SIZE 30
 
@@ -100,7 +102,7 @@ extern "C" {
     X(CORRUPT, 16, 500, "corrupt record or store")                             \
     X(INCOMPATIBLE, 17, 500, "not an etagkv store, or an unknown format")      \
     X(INTERNAL, 18, 500, "internal error")                                     \
-    X(IDEMPOTENCY_FULL, 19, 507,                                               \
+    X(IDEMPOTENCY_FULL, 19, 503,                                               \
       "idempotency table full: retry after older keys expire")                 \
     X(TORN_STORE, 20, 500,                                                     \
       "store creation was cut short (power loss?): data.mdb holds no data; "   \
@@ -398,6 +400,13 @@ typedef struct etagkv_options {
      * key first purges up to 1,024 expired entries, and if none was
      * expired it is refused with ETAGKV_IDEMPOTENCY_FULL. */
     uint64_t idempotency_max_keys;
+    /** Permission bits of the store's files (data.mdb, lock.mdb) when they
+     * are created; default 0600 (ETAGKV_FILE_MODE_DEFAULT), so values are
+     * readable by the owner only.  The process umask still applies.  Must
+     * include owner read and write (0600) and nothing beyond 0777.  Files
+     * that exist keep their mode.  The directory is the caller's: make it
+     * 0700, or wider to match (0750 for 0640). */
+    unsigned file_mode;
 } etagkv_options;
 
 /** Fill o with the defaults described above.  NULL is accepted (no-op). */

@@ -172,7 +172,7 @@ static etagkv_status open_mdb(struct ekv_env *env, const char *dir,
     rc = configure(env, opts);
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_env_set");
-    rc = mdb_env_open(env->mdb, dir, flags, 0644);
+    rc = mdb_env_open(env->mdb, dir, flags, (mdb_mode_t)opts->file_mode);
     if (rc == MDB_INVALID && ekv_torn_store(dir) != ETAGKV_OK)
         return ETAGKV_TORN_STORE;
     if (rc != 0)

@@ -28,6 +28,7 @@ void etagkv_options_init(etagkv_options *o)
     o->max_readers = MAX_READERS_DEFAULT;
     o->idempotency_retention_s = ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT;
     o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
+    o->file_mode = ETAGKV_FILE_MODE_DEFAULT;
 }
 
 /* Round n up to a multiple of the page size p (a power of two). */
@@ -69,6 +70,8 @@ static void fill_defaults(etagkv_options *o)
         o->idempotency_retention_s = ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT;
     if (o->idempotency_max_keys == 0)
         o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
+    if (o->file_mode == 0)
+        o->file_mode = ETAGKV_FILE_MODE_DEFAULT;
 }
 
 etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes)
@@ -84,6 +87,13 @@ etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes)
     if (o->max_readers > MAX_READERS_LIMIT)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT,
                         "max_readers above the limit of %u", MAX_READERS_LIMIT);
+    /* LMDB needs to read and write both files; anything beyond the
+     * permission bits (setuid, sticky) has no business on a store. */
+    if ((o->file_mode & 0600u) != 0600u || (o->file_mode & ~0777u) != 0)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                        "file_mode %04o: must include 0600 and stay within "
+                        "0777",
+                        o->file_mode);
     if (o->map_size_bytes > SIZE_MAX / 4 || o->map_max_bytes > SIZE_MAX / 4)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT, "map size too large");
     /* Below this an empty store does not even fit its own metadata. */

@@ -315,14 +315,14 @@ static int absolute_form(struct srv_req *r, const char *host, size_t host_len,
 
 /* libmicrohttpd 0.9.75 keeps a request's header section, one record per
  * field, query argument and cookie, and a copy of the Cookie value in one
- * memory pool per connection (MHD_OPTION_CONNECTION_MEMORY_LIMIT, 32 KiB by
- * default; main.c leaves the default), and then builds the response's
+ * memory pool per connection (SRV_CONN_MEMORY_BYTES, which main.c sets as
+ * MHD_OPTION_CONNECTION_MEMORY_LIMIT), and then builds the response's
  * header block in what is left.  A header section that leaves too little
  * is accepted by it all the same, and the response then cannot be built:
  * the request is executed and the client gets an empty reply.  So the
  * request is refused here, before anything executes, when what it takes
  * plus the largest header block this server sends could exceed the pool. */
-#define CONN_MEMORY ((size_t)32 << 10)
+#define CONN_MEMORY SRV_CONN_MEMORY_BYTES
 
 /* What one record costs: struct MHD_HTTP_Req_Header (56 bytes on 64-bit),
  * rounded up. */
@@ -457,32 +457,19 @@ int srv_announces_body(struct MHD_Connection *c)
 
 /* ---- authentication ------------------------------------------------------ */
 
-/* Compare the presented token with the configured one.  The time taken
- * depends only on the presented length, never on the configured token or
- * on where the two first differ. */
-static int token_equal(const char *want, size_t want_len, const char *got,
-                       size_t got_len)
-{
-    volatile unsigned char diff = got_len != want_len;
-    size_t i;
-
-    for (i = 0; i < got_len; i++)
-        diff |= (unsigned char)(got[i] ^ want[i % want_len]);
-    return diff == 0;
-}
-
 /* 1 if the request may proceed: no token configured, or
- * "Authorization: Bearer <token>" (RFC 6750 §2.1; the scheme is
- * case-insensitive, RFC 9110 §11.1).  *presented tells whether an
+ * "Authorization: Bearer <token>" with one of the tokens (RFC 6750 §2.1;
+ * the scheme is case-insensitive, RFC 9110 §11.1); r->identity is then
+ * the token's identity (auth.c).  *presented tells whether an
  * Authorization header was sent at all. */
 static int authorized(const struct srv *s, struct MHD_Connection *c,
-                      int *presented)
+                      struct srv_req *r, int *presented)
 {
     const char *v = NULL;
     size_t len = 0;
 
     *presented = 0;
-    if (s->token == NULL)
+    if (s->tokens == NULL)
         return 1;
     if (MHD_lookup_connection_value_n(
             c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION,
@@ -498,7 +485,8 @@ static int authorized(const struct srv *s, struct MHD_Connection *c,
         v++;
         len--;
     }
-    return token_equal(s->token, s->token_len, v, len);
+    r->identity = srv_tokens_match(s->tokens, v, len);
+    return r->identity != NULL;
 }
 
 /* ---- the key and its headers --------------------------------------------- */
@@ -686,6 +674,27 @@ static int collect_idempotency_key(struct MHD_Connection *c, struct srv_req *r)
     return -1;
 }
 
+/* With tokens, recorded outcomes are per client: the key handed to the
+ * library is the token's identity followed by the client's key, so a
+ * client never replays, or collides with, another's.  Returns 0, or -1
+ * after deciding a 400 for a key too long to carry the prefix. */
+static int scope_idempotency_key(struct srv_req *r)
+{
+    if (r->identity == NULL || r->idem_len == 0)
+        return 0;
+    if (r->idem_len > ETAGKV_IDEMPOTENCY_KEY_MAX - SRV_IDENTITY_BYTES) {
+        r->idem_len = 0;
+        srv_refuse_status(r, ETAGKV_INVALID_HEADER,
+                          "with bearer tokens, an Idempotency-Key is at most "
+                          "239 characters");
+        return -1;
+    }
+    memmove(r->idem + SRV_IDENTITY_BYTES, r->idem, r->idem_len);
+    memcpy(r->idem, r->identity, SRV_IDENTITY_BYTES);
+    r->idem_len += SRV_IDENTITY_BYTES;
+    return 0;
+}
+
 /* ---- the body and its limit ---------------------------------------------- */
 
 /* Refuse a PUT whose Content-Length is over the limit, before its body is
@@ -711,6 +720,14 @@ static void check_length(const struct srv *s, struct MHD_Connection *c,
         srv_refuse_status(r, ETAGKV_VALUE_TOO_LARGE, detail);
         return;
     }
+    /* The whole announced length is charged to the memory budget now, so
+     * that a refusal comes before any of the body is read (budget.c). */
+    if (srv_budget_reserve(s->budget, n) != 0) {
+        srv_refuse_busy(r, "the server is buffering as many bodies as its "
+                           "memory budget allows: retry later");
+        return;
+    }
+    r->reserved = n;
     /* Size the buffer once, but do not let a mere announcement reserve
      * more than 1 MiB: the rest is allocated as the bytes arrive. */
     if (n > 0) {
@@ -721,15 +738,27 @@ static void check_length(const struct srv *s, struct MHD_Connection *c,
     }
 }
 
-/* Append to the body, growing the buffer geometrically; 0 or -1. */
-static int body_append(struct srv_req *r, const char *data, size_t n)
+/* Append to the body, growing the buffer geometrically but never past
+ * what is reserved for it when that suffices (the announced length).  A
+ * chunked body reserves each growth.  0, -1 when out of memory, -2 when
+ * the growth does not fit the memory budget. */
+static int body_append(const struct srv *s, struct srv_req *r, const char *data,
+                       size_t n)
 {
     if (r->body_cap - r->body_len < n) {
         size_t cap = r->body_cap > 0 ? r->body_cap : 4096;
+        size_t need = r->body_len + n;
         char *grown;
 
-        while (cap - r->body_len < n)
+        while (cap < need)
             cap *= 2;
+        if (r->reserved >= need && cap > r->reserved)
+            cap = (size_t)r->reserved;
+        if (cap > r->reserved) {
+            if (srv_budget_reserve(s->budget, cap - r->reserved) != 0)
+                return -2;
+            r->reserved = cap;
+        }
         grown = realloc(r->body, cap);
         if (grown == NULL)
             return -1;
@@ -741,32 +770,40 @@ static int body_append(struct srv_req *r, const char *data, size_t n)
     return 0;
 }
 
-static void drop_body(struct srv_req *r)
+void srv_body_free(const struct srv *s, struct srv_req *r)
 {
     free(r->body);
     r->body = NULL;
     r->body_len = r->body_cap = 0;
+    srv_budget_release(s->budget, r->reserved);
+    r->reserved = 0;
 }
 
 enum MHD_Result srv_admit_body(const struct srv *s, struct srv_req *r,
                                const char *data, size_t *size)
 {
     size_t n = *size;
+    int rc;
 
     *size = 0;
     if (r->pending_status == 0 && r->method == SRV_PUT) {
         /* Only a chunked body can get past the limit here: a
          * Content-Length over it was refused at the headers. */
         if (n > s->max_value_bytes - r->body_len) {
-            drop_body(r);
+            srv_body_free(s, r);
             srv_refuse_status(r, ETAGKV_VALUE_TOO_LARGE,
                               "the chunked body grew larger than this "
                               "server's limit");
-        } else if (body_append(r, data, n) != 0) {
-            drop_body(r);
-            srv_refuse_status(r, ETAGKV_NO_MEMORY, NULL);
         } else {
-            return MHD_YES;
+            rc = body_append(s, r, data, n);
+            if (rc == 0)
+                return MHD_YES;
+            srv_body_free(s, r);
+            if (rc == -2)
+                srv_refuse_busy(r, "the chunked body outgrew the server's "
+                                   "memory budget: retry later");
+            else
+                srv_refuse_status(r, ETAGKV_NO_MEMORY, NULL);
         }
     }
     /* Refused, or a body on a method that takes none: drop it. */
@@ -789,7 +826,8 @@ static void admit_kv(const struct srv *s, struct MHD_Connection *c,
     }
     if (decode_key(r, key_enc) != 0 ||
         collect_conditions(c, r, &trivial) != 0 ||
-        (writes && collect_idempotency_key(c, r) != 0))
+        (writes && collect_idempotency_key(c, r) != 0) ||
+        scope_idempotency_key(r) != 0)
         return;
     /* Require-conditions mode (DESIGN §5); whether the set is conditional
      * is the library's call, but a set that can only hold (trivial) does
@@ -830,7 +868,7 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
             srv_refuse_method(r, allow_read);
         return;
     }
-    if (!authorized(s, c, &presented)) {
+    if (!authorized(s, c, r, &presented)) {
         srv_refuse_unauthorized(r, presented);
         return;
     }

@@ -68,8 +68,12 @@ static enum MHD_Result on_headers(struct srv *s, struct MHD_Connection *c,
     *con_cls = r;
     atomic_fetch_add(&s->inflight, 1);
     srv_admit(s, c, r, url, method, version);
-    if (r->pending_status != 0 && (srv_announces_body(c) || r->must_close))
+    if (r->pending_status != 0 && (srv_announces_body(c) || r->must_close)) {
+        srv_watch_request_done(c);
         return srv_send_refusal(s, c, r);
+    }
+    /* The body, if any, is due within --body-timeout (deadline.c). */
+    srv_watch_headers_done(c, srv_announces_body(c));
     return MHD_YES;
 }
 
@@ -103,6 +107,7 @@ enum MHD_Result srv_access(void *cls, struct MHD_Connection *c, const char *url,
     }
     if (*upload_data_size > 0)
         return srv_admit_body(s, r, upload_data, upload_data_size);
+    srv_watch_request_done(c); /* the whole request is in */
     if (r->pending_status != 0)
         return srv_send_refusal(s, c, r);
     return dispatch(s, c, r);
@@ -114,8 +119,9 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     struct srv *s = cls;
     struct srv_req *r = *con_cls;
 
-    (void)c;
     (void)toe;
+    /* A kept-alive connection's next request is due (deadline.c). */
+    srv_watch_next_request(c);
     if (r == NULL)
         return;
     /* A request refused by libmicrohttpd itself (431, 400) never reached
@@ -129,7 +135,7 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         MHD_destroy_response(r->pending);
     etagkv_cond_free(r->cond);
     free(r->query);
-    free(r->body);
+    srv_body_free(s, r);
     free(r);
     *con_cls = NULL;
 }

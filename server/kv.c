@@ -76,6 +76,7 @@ static enum MHD_Result answer_outcome(struct srv *s, struct MHD_Connection *c,
                                       const etagkv_meta *m)
 {
     unsigned http = (unsigned)etagkv_status_http(st);
+    struct MHD_Response *resp;
 
     switch (st) {
     case ETAGKV_NOT_MODIFIED: return srv_queue(s, c, r, http, not_modified(m));
@@ -85,34 +86,53 @@ static enum MHD_Result answer_outcome(struct srv *s, struct MHD_Connection *c,
                          srv_state_problem(st, r->key, r->key_len, m));
     default: break;
     }
-    if (http >= 500)
+    if (http >= 500 && http != MHD_HTTP_SERVICE_UNAVAILABLE)
         fprintf(stderr, "etagkv-server: %s: %s (%s)\n", etagkv_status_name(st),
                 etagkv_strerror(st),
                 r->write_state == SRV_WRITE_DONE ? r->write_detail
                                                  : etagkv_last_error_detail());
-    return srv_queue(s, c, r, http,
-                     srv_status_problem(st, detail_for(st, r->method)));
+    resp = srv_status_problem(st, detail_for(st, r->method));
+    /* A full Idempotency-Key table (503) empties as keys expire. */
+    if (resp != NULL && http == MHD_HTTP_SERVICE_UNAVAILABLE &&
+        srv_add_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
+                       SRV_RETRY_AFTER_IDEM_S) != 0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return srv_queue(s, c, r, http, resp);
 }
 
 /* ---- the four methods ---------------------------------------------------- */
 
+/* The value comes from budget.c: a large one is one copy per record
+ * version, shared by every response that sends it and charged to the
+ * memory budget while any does; a GET whose copy does not fit is 503. */
 static enum MHD_Result kv_get(struct srv *s, struct MHD_Connection *c,
                               struct srv_req *r)
 {
     etagkv_meta m;
-    void *value = NULL;
+    struct srv_value *v = NULL;
+    const void *data;
     size_t len = 0;
     struct MHD_Response *resp;
     etagkv_status st;
+    int busy = 0;
 
     memset(&m, 0, sizeof m);
-    st = etagkv_get(s->store, r->key, r->key_len, r->cond, &value, &len, &m);
+    st = srv_value_get(s, r, &m, &v, &busy);
+    if (busy)
+        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         srv_busy_problem("the server is sending as many "
+                                          "values as its memory budget "
+                                          "allows: retry later"));
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);
-    resp = MHD_create_response_from_buffer_with_free_callback(len, value,
-                                                              etagkv_free);
+    data = srv_value_data(v, &len);
+    /* MHD only reads the buffer: the cast drops const for its API. */
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(
+        len, (void *)data, srv_value_release, v);
     if (resp == NULL) {
-        etagkv_free(value);
+        srv_value_release(v);
         return MHD_NO;
     }
     if (add_representation_headers(resp, &m) != 0) {

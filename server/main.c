@@ -40,6 +40,14 @@ struct config {
     const char *token_file;
     unsigned max_connections;
     unsigned timeout_s;
+    unsigned max_per_client;
+    unsigned header_timeout_s, body_timeout_s;
+    uint64_t max_buffered_bytes;
+    uint64_t idem_max_keys, idem_retention_s;
+    unsigned file_mode;
+    const char *tls_cert, *tls_key;
+    int insecure;
+    int loopback; /* --listen names loopback addresses only */
 };
 
 static void usage(FILE *f)
@@ -63,11 +71,30 @@ static void usage(FILE *f)
         "  --max-value-bytes N    largest value accepted (default 67108864)\n"
         "  --require-conditions   refuse PUT/DELETE without If-Match,\n"
         "                         If-None-Match or If-Unmodified-Since (428)\n"
-        "  --token-file FILE      require Authorization: Bearer <token>, the\n"
-        "                         token being FILE's first line\n"
+        "  --token-file FILE      require Authorization: Bearer <token>, a\n"
+        "                         token being any line of FILE (mode 0600)\n"
+        "  --tls-cert FILE        serve HTTPS with this PEM certificate\n"
+        "                         (chain) ...\n"
+        "  --tls-key FILE         ... and this PEM private key (mode 0600)\n"
+        "  --insecure             allow a non-loopback --listen without\n"
+        "                         --token-file\n"
         "  --max-connections N    concurrent connections (default 1024)\n"
+        "  --max-connections-per-client N\n"
+        "                         concurrent connections from one address\n"
+        "                         (default 64)\n"
         "  --timeout SECONDS      close idle or stalled connections after\n"
         "                         this long (default 30; 0: never)\n"
+        "  --header-timeout SECONDS  a request's headers must arrive within\n"
+        "                         this long (default 10; 0: no deadline)\n"
+        "  --body-timeout SECONDS a request's body must arrive within this\n"
+        "                         long after its headers (default 120)\n"
+        "  --max-buffered-bytes N memory for request bodies and GET values\n"
+        "                         in flight (default 536870912); over it, 503\n"
+        "  --idempotency-max-keys N  Idempotency-Keys retained (default\n"
+        "                         1000000); over it, a new key gets 503\n"
+        "  --idempotency-retention SECONDS  how long (default 86400)\n"
+        "  --file-mode OCTAL      mode of new store files (default 0600; the\n"
+        "                         directory gets 0700 plus matching x bits)\n"
         "  --help                 show this and exit\n"
         "  --version              show the version and exit\n");
 }
@@ -124,9 +151,40 @@ static void config_defaults(struct config *cfg)
     cfg->token_file = NULL;
     cfg->max_connections = 1024;
     cfg->timeout_s = 30;
+    cfg->max_per_client = 64;
+    cfg->header_timeout_s = 10;
+    cfg->body_timeout_s = 120;
+    cfg->max_buffered_bytes = (uint64_t)512 << 20;
+    cfg->idem_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
+    cfg->idem_retention_s = ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT;
+    cfg->file_mode = ETAGKV_FILE_MODE_DEFAULT;
+    cfg->tls_cert = cfg->tls_key = NULL;
+    cfg->insecure = 0;
+    cfg->loopback = 1;
 }
 
-static int check_listen(const char *spec);
+/* --file-mode: octal permission bits including 0600, within 0777. */
+static int parse_mode(const char *s, unsigned *out)
+{
+    unsigned long v;
+    char *end;
+
+    errno = 0;
+    v = strtoul(s, &end, 8);
+    if (*s < '0' || *s > '7' || *end != '\0' || errno != 0 || v > 0777 ||
+        (v & 0600) != 0600) {
+        fprintf(stderr,
+                "etagkv-server: --file-mode wants octal permission bits "
+                "with 0600 and within 0777, not '%s'\n",
+                s);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int check_listen(const char *spec, int *loopback);
+static int check_exposure(const struct config *cfg);
 
 /* Fill cfg from argv.  Returns 0 to run, 1 when done (--help, --version),
  * -1 on a usage error (already reported). */
@@ -143,6 +201,16 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         {"token-file", required_argument, NULL, 'k'},
         {"max-connections", required_argument, NULL, 'c'},
         {"timeout", required_argument, NULL, 'o'},
+        {"max-connections-per-client", required_argument, NULL, 'C'},
+        {"header-timeout", required_argument, NULL, 'H'},
+        {"body-timeout", required_argument, NULL, 'B'},
+        {"max-buffered-bytes", required_argument, NULL, 'b'},
+        {"idempotency-max-keys", required_argument, NULL, 'K'},
+        {"idempotency-retention", required_argument, NULL, 'R'},
+        {"file-mode", required_argument, NULL, 'f'},
+        {"tls-cert", required_argument, NULL, 'T'},
+        {"tls-key", required_argument, NULL, 'S'},
+        {"insecure", no_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -176,6 +244,34 @@ static int parse_options(int argc, char **argv, struct config *cfg)
             rc = parse_unsigned("timeout", optarg, 0, 86400 * 365,
                                 &cfg->timeout_s);
             break;
+        case 'C':
+            rc = parse_unsigned("max-connections-per-client", optarg, 1,
+                                1000000, &cfg->max_per_client);
+            break;
+        case 'H':
+            rc = parse_unsigned("header-timeout", optarg, 0, 86400,
+                                &cfg->header_timeout_s);
+            break;
+        case 'B':
+            rc = parse_unsigned("body-timeout", optarg, 0, 86400,
+                                &cfg->body_timeout_s);
+            break;
+        case 'b':
+            rc = parse_u64("max-buffered-bytes", optarg, 1, UINT64_MAX / 2,
+                           &cfg->max_buffered_bytes);
+            break;
+        case 'K':
+            rc = parse_u64("idempotency-max-keys", optarg, 1, UINT64_MAX / 2,
+                           &cfg->idem_max_keys);
+            break;
+        case 'R':
+            rc = parse_u64("idempotency-retention", optarg, 1,
+                           86400ull * 365 * 100, &cfg->idem_retention_s);
+            break;
+        case 'f': rc = parse_mode(optarg, &cfg->file_mode); break;
+        case 'T': cfg->tls_cert = optarg; break;
+        case 'S': cfg->tls_key = optarg; break;
+        case 'I': cfg->insecure = 1; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("etagkv-server %s\n", ETAGKV_VERSION_STRING); return 1;
         default: usage(stderr); return -1;
@@ -190,7 +286,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         fprintf(stderr, "etagkv-server: --data wants a directory\n");
         rc = -1;
     }
-    if (rc == 0 && check_listen(cfg->listen) != 0)
+    if (rc == 0 && check_listen(cfg->listen, &cfg->loopback) != 0)
         rc = -1;
     if (rc == 0 && cfg->max_connections < cfg->threads) {
         /* MHD shares the limit out between the worker threads. */
@@ -198,7 +294,50 @@ static int parse_options(int argc, char **argv, struct config *cfg)
                         "--threads\n");
         rc = -1;
     }
+    if (rc == 0 && cfg->max_buffered_bytes < cfg->max_value_bytes) {
+        /* Else the largest value could never be uploaded. */
+        fprintf(stderr, "etagkv-server: --max-buffered-bytes must be at "
+                        "least --max-value-bytes\n");
+        rc = -1;
+    }
+    if (rc == 0 && (cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+        fprintf(stderr, "etagkv-server: --tls-cert and --tls-key go "
+                        "together\n");
+        rc = -1;
+    }
+    if (rc == 0 && check_exposure(cfg) != 0)
+        rc = -1;
     return rc;
+}
+
+/* Refuse to serve the network without a token unless --insecure says so,
+ * and say loudly what an exposed server risks.  0, or -1 (reported). */
+static int check_exposure(const struct config *cfg)
+{
+    if (cfg->loopback)
+        return 0;
+    if (cfg->token_file == NULL && !cfg->insecure) {
+        fprintf(stderr,
+                "etagkv-server: --listen %s reaches beyond this machine, "
+                "and without --token-file anyone who can connect may read "
+                "and write every key: give --token-file (and --tls-cert, "
+                "--tls-key), or --insecure to accept that\n",
+                cfg->listen);
+        return -1;
+    }
+    if (cfg->token_file == NULL)
+        fprintf(stderr,
+                "etagkv-server: WARNING: --insecure: %s is open to the "
+                "network with no token; anyone who can connect may read "
+                "and write every key\n",
+                cfg->listen);
+    else if (cfg->tls_cert == NULL)
+        fprintf(stderr,
+                "etagkv-server: WARNING: %s without TLS: bearer tokens and "
+                "values cross the network in clear text; give --tls-cert "
+                "and --tls-key, or put a TLS proxy in front\n",
+                cfg->listen);
+    return 0;
 }
 
 /* ---- start-up ----------------------------------------------------------- */
@@ -234,9 +373,9 @@ static int sync_parent(const char *path, size_t len)
     return 0;
 }
 
-/* mkdir -p, each directory it creates made durable; 0 or -1 with errno
- * set. */
-static int make_dirs(const char *path)
+/* mkdir -p with mode (the umask applies), each directory it creates made
+ * durable; 0 or -1 with errno set. */
+static int make_dirs(const char *path, mode_t mode)
 {
     char buf[PATH_MAX];
     size_t i, len = strlen(path);
@@ -250,7 +389,7 @@ static int make_dirs(const char *path)
         if (buf[i] != '/' && buf[i] != '\0')
             continue;
         buf[i] = '\0';
-        if (mkdir(buf, 0700) == 0) {
+        if (mkdir(buf, mode) == 0) {
             if (sync_parent(buf, i) != 0)
                 return -1;
         } else if (errno != EEXIST) {
@@ -258,41 +397,6 @@ static int make_dirs(const char *path)
         }
         buf[i] = path[i];
     }
-    return 0;
-}
-
-/* Read the bearer token: the file's first line, which must be a
- * non-empty run of visible ASCII (an RFC 6750 b64token and then some). */
-static int read_token(const char *file, char **token, size_t *len)
-{
-    char buf[4097];
-    size_t n, i;
-    FILE *f = fopen(file, "r");
-
-    if (f == NULL) {
-        fprintf(stderr, "etagkv-server: %s: %s\n", file, strerror(errno));
-        return -1;
-    }
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    n = strcspn(buf, "\r\n");
-    for (i = 0; i < n; i++)
-        if (buf[i] <= ' ' || buf[i] >= 0x7f)
-            break;
-    if (n == 0 || i < n) {
-        fprintf(stderr,
-                "etagkv-server: %s: the first line must be the "
-                "token (visible ASCII, no spaces)\n",
-                file);
-        return -1;
-    }
-    *token = malloc(n + 1);
-    if (*token == NULL)
-        return -1;
-    memcpy(*token, buf, n + 1);
-    (*token)[n] = '\0';
-    *len = n;
     return 0;
 }
 
@@ -327,20 +431,50 @@ static int split_listen(const char *spec, char *host, size_t hcap,
     return 0;
 }
 
-/* Is spec a HOST:PORT split_listen() accepts?  0, or -1 (reported): a
- * malformed --listen is a usage error, found before anything is opened. */
-static int check_listen(const char *spec)
+/* 1 if the address is a loopback one: 127.0.0.0/8, ::1, or 127/8
+ * mapped into IPv6. */
+static int is_loopback(const struct sockaddr *sa)
 {
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a =
+            &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+/* Is spec a HOST:PORT split_listen() accepts?  0, or -1 (reported): a
+ * malformed --listen is a usage error, found before anything is opened.
+ * *loopback is 1 when every address HOST names is a loopback one (a name
+ * that does not resolve counts as not loopback; binding it fails later). */
+static int check_listen(const char *spec, int *loopback)
+{
+    struct addrinfo hints, *res = NULL, *ai;
     char host[256];
     const char *port;
 
-    if (split_listen(spec, host, sizeof host, &port) == 0)
-        return 0;
-    fprintf(stderr,
-            "etagkv-server: --listen wants HOST:PORT (PORT 0 to "
-            "65535), not '%s'\n",
-            spec);
-    return -1;
+    if (split_listen(spec, host, sizeof host, &port) != 0) {
+        fprintf(stderr,
+                "etagkv-server: --listen wants HOST:PORT (PORT 0 to "
+                "65535), not '%s'\n",
+                spec);
+        return -1;
+    }
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    *loopback = getaddrinfo(host, port, &hints, &res) == 0;
+    for (ai = res; ai != NULL; ai = ai->ai_next)
+        *loopback = *loopback && is_loopback(ai->ai_addr);
+    freeaddrinfo(res);
+    return 0;
 }
 
 /* Bind and listen on spec (checked by check_listen()); returns the socket
@@ -384,7 +518,7 @@ static int open_listener(const char *spec, int *family)
 
 /* Print the address actually bound (port 0 becomes the real port), so
  * that scripts and tests can read it. */
-static int announce(int fd)
+static int announce(int fd, int tls)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -396,8 +530,8 @@ static int announce(int fd)
                     sizeof port, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
         return -1;
     v6 = ss.ss_family == AF_INET6;
-    printf("etagkv-server listening on http://%s%s%s:%s\n", v6 ? "[" : "", host,
-           v6 ? "]" : "", port);
+    printf("etagkv-server listening on %s://%s%s%s:%s\n",
+           tls ? "https" : "http", v6 ? "[" : "", host, v6 ? "]" : "", port);
     return fflush(stdout) == 0 ? 0 : -1;
 }
 
@@ -407,7 +541,11 @@ static etagkv_store *open_store(const struct config *cfg)
     etagkv_store *store = NULL;
     etagkv_status st;
 
-    if (make_dirs(cfg->data_dir) != 0) {
+    /* The directory lets in whom the files let in (0640: 0750). */
+    mode_t dir_mode =
+        0700 | (cfg->file_mode & 044) | (cfg->file_mode & 044) >> 2;
+
+    if (make_dirs(cfg->data_dir, dir_mode) != 0) {
         fprintf(stderr, "etagkv-server: %s: %s\n", cfg->data_dir,
                 strerror(errno));
         return NULL;
@@ -415,6 +553,9 @@ static etagkv_store *open_store(const struct config *cfg)
     etagkv_options_init(&o);
     o.sync_mode = cfg->sync_mode;
     o.max_value_bytes = cfg->max_value_bytes;
+    o.idempotency_max_keys = cfg->idem_max_keys;
+    o.idempotency_retention_s = cfg->idem_retention_s;
+    o.file_mode = cfg->file_mode;
     st = etagkv_store_open(cfg->data_dir, &o, &store);
     if (st != ETAGKV_OK)
         fprintf(stderr, "etagkv-server: cannot open the store in %s: %s (%s)\n",
@@ -434,27 +575,80 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr,
     return atomic_load(&s->draining) ? MHD_NO : MHD_YES;
 }
 
+/* What the daemon needs besides the config: the TLS certificate and key
+ * as PEM text (NULL without TLS), kept until the daemon stops, and the
+ * watchdog of request deadlines. */
+struct daemon_extra {
+    char *tls_cert, *tls_key;
+    size_t tls_key_len;
+    struct srv_watch *watch;
+};
+
+/* Read the certificate and the key; 0, or -1 (reported).  The key, a
+ * secret, must be its owner's alone (auth.c). */
+static int load_tls(const struct config *cfg, struct daemon_extra *x)
+{
+    size_t len;
+
+    if (cfg->tls_cert == NULL)
+        return 0;
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        fprintf(stderr, "etagkv-server: this libmicrohttpd was built "
+                        "without TLS\n");
+        return -1;
+    }
+    x->tls_cert = srv_read_file(cfg->tls_cert, 0, &len);
+    x->tls_key = srv_read_file(cfg->tls_key, 1, &x->tls_key_len);
+    return x->tls_cert != NULL && x->tls_key != NULL ? 0 : -1;
+}
+
+static void free_extra(struct daemon_extra *x)
+{
+    if (x->tls_key != NULL)
+        srv_wipe(x->tls_key, x->tls_key_len);
+    free(x->tls_key);
+    free(x->tls_cert);
+    srv_watch_free(x->watch);
+}
+
 static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
-                                       int fd, int family)
+                                       int fd, int family,
+                                       const struct daemon_extra *x)
 {
     /* MHD_ALLOW_SUSPEND_RESUME: writes suspend their connection while the
      * library commits them (kv.c). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                      MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem more[5];
+    size_t n = 0;
+
     /* One thread is MHD's internal polling thread itself: MHD refuses a
      * pool of one, so the pool option is left out then. */
-    struct MHD_OptionItem pool[] = {
-        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->threads, NULL},
-        {MHD_OPTION_END, 0, NULL}};
+    if (cfg->threads >= 2)
+        more[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+                                            (intptr_t)cfg->threads, NULL};
+    if (x->tls_cert != NULL) {
+        /* GnuTLS's defaults without the versions RFC 8996 retires. */
+        static char prio[] = "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-DTLS1.0";
 
-    if (cfg->threads < 2)
-        pool[0].option = MHD_OPTION_END;
+        flags |= MHD_USE_TLS;
+        more[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, x->tls_cert};
+        more[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, x->tls_key};
+        more[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, prio};
+    }
+    more[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     return MHD_start_daemon(
         flags, 0, accept_policy, s, srv_access, s, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_ARRAY, pool, MHD_OPTION_CONNECTION_LIMIT,
-        cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
+        MHD_OPTION_ARRAY, more, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        SRV_CONN_MEMORY_BYTES, MHD_OPTION_CONNECTION_LIMIT,
+        cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        cfg->max_per_client, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
+        MHD_OPTION_NOTIFY_CONNECTION, srv_watch_notify, x->watch,
         MHD_OPTION_NOTIFY_COMPLETED, srv_completed, s,
         MHD_OPTION_URI_LOG_CALLBACK, srv_uri_log, s,
         MHD_OPTION_UNESCAPE_CALLBACK, srv_unescape_none, NULL, MHD_OPTION_END);
@@ -512,10 +706,22 @@ static void drain_and_stop(struct srv *s, struct MHD_Daemon *d)
     MHD_stop_daemon(d);
 }
 
+/* Release what main() set up, in the reverse order; the daemon is
+ * stopped (every response, and so every shared value, is gone). */
+static void release(struct srv *s, struct daemon_extra *x)
+{
+    free_extra(x);
+    etagkv_store_close(s->store);
+    srv_metrics_free(s->metrics);
+    srv_budget_free(s->budget);
+    srv_tokens_free(s->tokens);
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
     struct srv s;
+    struct daemon_extra x = {NULL, NULL, 0, NULL};
     struct MHD_Daemon *d = NULL;
     sigset_t set;
     int fd = -1, listen_fd, family = AF_INET, sig = 0, rc;
@@ -531,41 +737,41 @@ int main(int argc, char **argv)
     atomic_init(&s.stopping, 0);
     atomic_init(&s.suspended, 0);
     s.metrics = srv_metrics_new();
-    if (s.metrics == NULL || block_signals(&set) != 0 ||
+    s.budget = srv_budget_new(cfg.max_buffered_bytes);
+    x.watch = srv_watch_new(cfg.header_timeout_s, cfg.body_timeout_s);
+    if (s.metrics == NULL || s.budget == NULL || x.watch == NULL ||
+        block_signals(&set) != 0 ||
         (cfg.token_file != NULL &&
-         read_token(cfg.token_file, &s.token, &s.token_len) != 0))
+         srv_tokens_load(cfg.token_file, &s.tokens) != 0) ||
+        load_tls(&cfg, &x) != 0)
         goto fail;
     fd = open_listener(cfg.listen, &family);
     if (fd < 0)
         goto fail;
     s.store = open_store(&cfg);
-    if (s.store == NULL)
+    if (s.store == NULL || srv_watch_start(x.watch) != 0)
         goto fail;
-    d = start_daemon(&s, &cfg, fd, family);
+    d = start_daemon(&s, &cfg, fd, family, &x);
     listen_fd = fd;
     fd = -1; /* the daemon owns the socket from here on */
     if (d == NULL) {
         fprintf(stderr, "etagkv-server: cannot start the HTTP daemon\n");
         goto fail;
     }
-    if (announce(listen_fd) != 0)
+    if (announce(listen_fd, x.tls_cert != NULL) != 0)
         goto fail;
     if (sigwait(&set, &sig) != 0)
         goto fail;
     fprintf(stderr, "etagkv-server: %s, finishing requests in flight\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
     drain_and_stop(&s, d);
-    etagkv_store_close(s.store);
-    srv_metrics_free(s.metrics);
-    free(s.token);
+    release(&s, &x);
     return EXIT_SUCCESS;
 fail:
     if (d != NULL)
         MHD_stop_daemon(d);
     if (fd >= 0)
         close(fd);
-    etagkv_store_close(s.store);
-    srv_metrics_free(s.metrics);
-    free(s.token);
+    release(&s, &x);
     return EXIT_FAILURE;
 }

@@ -218,9 +218,11 @@ static void render_store(FILE *f, etagkv_store *store)
             stats.write_txns, stats.write_ops);
 }
 
-/* The exposition of every counter of m and, from store (may be NULL), the
- * store's figures.  malloc'd, NUL-terminated; NULL on failure. */
-static char *render(struct srv_metrics *m, etagkv_store *store)
+/* The exposition of every counter of m, the memory budget and, from store
+ * (may be NULL), the store's figures.  malloc'd, NUL-terminated; NULL on
+ * failure. */
+static char *render(struct srv_metrics *m, etagkv_store *store,
+                    struct srv_budget *budget)
 {
     char *text = NULL;
     size_t len = 0;
@@ -245,6 +247,13 @@ static char *render(struct srv_metrics *m, etagkv_store *store)
                    "Idempotency-Keys reused for a different request (422).",
                    &m->idem_mismatches);
     render_latency(f, m);
+    render_gauge(f, "etagkv_buffered_bytes",
+                 "Bytes of request bodies and shared GET values held in "
+                 "memory (the memory budget in use).",
+                 srv_budget_used(budget));
+    render_gauge(f, "etagkv_buffered_bytes_limit",
+                 "The memory budget (--max-buffered-bytes).",
+                 srv_budget_limit(budget));
     render_store(f, store);
     fprintf(f,
             "# HELP etagkv_build_info Version of etagkv-server.\n"
@@ -267,7 +276,7 @@ static char *render(struct srv_metrics *m, etagkv_store *store)
 enum MHD_Result srv_metrics_scrape(struct srv *s, struct MHD_Connection *c,
                                    struct srv_req *r)
 {
-    char *text = render(s->metrics, s->store);
+    char *text = render(s->metrics, s->store, s->budget);
     struct MHD_Response *resp;
 
     if (text == NULL)

@@ -352,6 +352,25 @@ void srv_refuse_unauthorized(struct srv_req *r, int presented)
     refuse(r, MHD_HTTP_UNAUTHORIZED, resp);
 }
 
+struct MHD_Response *srv_busy_problem(const char *detail)
+{
+    struct MHD_Response *resp = srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE,
+                                            "memory-budget", detail, NULL);
+
+    /* RFC 9110 §10.2.3: when to try again. */
+    if (resp != NULL && srv_add_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
+                                       SRV_RETRY_AFTER_S) != 0) {
+        MHD_destroy_response(resp);
+        return NULL;
+    }
+    return resp;
+}
+
+void srv_refuse_busy(struct srv_req *r, const char *detail)
+{
+    refuse(r, MHD_HTTP_SERVICE_UNAVAILABLE, srv_busy_problem(detail));
+}
+
 enum MHD_Result srv_send_refusal(struct srv *s, struct MHD_Connection *c,
                                  struct srv_req *r)
 {

@@ -14,7 +14,10 @@
  *   list.c     the one library call of /kv/?prefix=, a JSON page
  *   metrics.c  /metrics (the request counters) and /healthz
  *   reply.c    responses: problem+json, refusals, headers, queueing
- *   main.c     options, the listening socket, signals, shutdown
+ *   budget.c   the memory budget: buffered bodies, shared GET values
+ *   deadline.c request deadlines (headers, body) for slow clients
+ *   auth.c     bearer tokens, client identities, secret files
+ *   main.c     options, the listening socket, TLS, signals, shutdown
  *
  * No file here parses an ETag or a date, or decides 304 or 412: the
  * library does.  Below, each file's declarations under its name.
@@ -34,8 +37,23 @@
 
 /* ---- shared state -------------------------------------------------------- */
 
+/* The memory pool libmicrohttpd gives each connection for its request's
+ * header section and its response's header block: set by main.c
+ * (MHD_OPTION_CONNECTION_MEMORY_LIMIT) and measured against by admit.c's
+ * 431 check, so the two cannot drift apart.  32 KiB, libmicrohttpd's own
+ * default. */
+#define SRV_CONN_MEMORY_BYTES ((size_t)32 << 10)
+
 /* The request counters of /metrics (metrics.c owns the layout). */
 struct srv_metrics;
+/* The memory budget and the shared GET values (budget.c). */
+struct srv_budget;
+/* The configured bearer tokens (auth.c). */
+struct srv_tokens;
+
+/* Bytes of a client identity (auth.c), the prefix of its scoped
+ * Idempotency-Keys. */
+#define SRV_IDENTITY_BYTES 16
 
 /* Everything the request threads share.  Set up by main.c before the daemon
  * starts and read-only afterwards, except the atomics. */
@@ -44,10 +62,10 @@ struct srv {
     struct srv_metrics *metrics; /* the counters of /metrics (atomics) */
     uint64_t max_value_bytes;
     int require_conditions;
-    char *token; /* bearer token, NULL when none is configured */
-    size_t token_len;
-    atomic_int draining;  /* shutting down: ask clients to close */
-    atomic_long inflight; /* requests between first call and completion */
+    struct srv_tokens *tokens; /* bearer tokens, NULL when none */
+    struct srv_budget *budget; /* bodies and GET values in memory */
+    atomic_int draining;       /* shutting down: ask clients to close */
+    atomic_long inflight;      /* requests between first call and completion */
     /* MHD_stop_daemon() aborts the process if a connection is still
      * suspended, so stopping and suspending exclude each other: a write
      * counts itself in `suspended` and then checks `stopping`; the stopper
@@ -89,6 +107,8 @@ struct srv_req {
     unsigned char idem[ETAGKV_IDEMPOTENCY_KEY_MAX]; /* Idempotency-Key */
     size_t idem_len;                                /* 0: none */
     int replayed; /* the answer is a recorded outcome (Idempotent-Replayed) */
+    const unsigned char *identity; /* the client's token identity
+                                    * (SRV_IDENTITY_BYTES), or NULL */
     /* A PUT or DELETE is submitted to the library (etagkv_submit) and the
      * connection suspended until the write is durable: no worker thread
      * waits for the disk, and one group commit serves writes from every
@@ -101,7 +121,8 @@ struct srv_req {
     int must_close; /* framing unknown: answer and close the connection */
     char *body;     /* PUT body so far (malloc'd) */
     size_t body_len, body_cap;
-    uint64_t discarded_bytes;     /* body bytes dropped after a refusal */
+    uint64_t reserved;        /* bytes charged to the memory budget for it */
+    uint64_t discarded_bytes; /* body bytes dropped after a refusal */
     struct MHD_Response *pending; /* refusal decided at admission, not yet
                                    * sent (NULL: could not be built) */
     unsigned pending_status;
@@ -143,6 +164,94 @@ int srv_announces_body(struct MHD_Connection *c);
  * much was dropped. */
 enum MHD_Result srv_admit_body(const struct srv *s, struct srv_req *r,
                                const char *data, size_t *size);
+
+/* Free r's body and release what it reserved from the memory budget. */
+void srv_body_free(const struct srv *s, struct srv_req *r);
+
+/* ---- budget.c ------------------------------------------------------------ */
+
+/* A budget of limit bytes, or NULL when out of memory. */
+struct srv_budget *srv_budget_new(uint64_t limit);
+
+/* Free b (NULL is fine); nothing may be charged any more. */
+void srv_budget_free(struct srv_budget *b);
+
+/* Charge n bytes: 0, or -1 (nothing charged) when they do not fit. */
+int srv_budget_reserve(struct srv_budget *b, uint64_t n);
+
+/* Give back n bytes charged earlier. */
+void srv_budget_release(struct srv_budget *b, uint64_t n);
+
+/* The bytes charged now, and the limit (for /metrics). */
+uint64_t srv_budget_used(struct srv_budget *b);
+uint64_t srv_budget_limit(const struct srv_budget *b);
+
+/* A value being served by GET responses (shared, reference-counted). */
+struct srv_value;
+
+/* GET r's key with its conditions: ETAGKV_OK and *out (one reference,
+ * released by srv_value_release()), or another status with *out NULL and
+ * m holding what etagkv_view() reports.  *busy is set (status OK, *out
+ * NULL) when the value's copy does not fit the memory budget. */
+etagkv_status srv_value_get(struct srv *s, const struct srv_req *r,
+                            etagkv_meta *m, struct srv_value **out, int *busy);
+
+/* The bytes of v and their length. */
+const void *srv_value_data(const struct srv_value *v, size_t *len);
+
+/* Drop one reference to v (a struct srv_value *; an MHD free callback). */
+void srv_value_release(void *v);
+
+/* ---- deadline.c -------------------------------------------------------------
+ */
+
+/* Request deadlines (0: none). */
+struct srv_watch;
+
+/* A watchdog with these deadlines in seconds, or NULL (out of memory). */
+struct srv_watch *srv_watch_new(unsigned header_s, unsigned body_s);
+
+/* Start its thread (none when both deadlines are 0); 0 or -1. */
+int srv_watch_start(struct srv_watch *w);
+
+/* Stop its thread and free it, after MHD_stop_daemon(); NULL is fine. */
+void srv_watch_free(struct srv_watch *w);
+
+/* MHD_OPTION_NOTIFY_CONNECTION (cls is the watch): records connections. */
+void srv_watch_notify(void *cls, struct MHD_Connection *c,
+                      void **socket_context,
+                      enum MHD_ConnectionNotificationCode code);
+
+/* The headers are in: the body deadline starts if a body follows, else no
+ * deadline runs. */
+void srv_watch_headers_done(struct MHD_Connection *c, int body_follows);
+
+/* The request is complete: no deadline while it executes and answers. */
+void srv_watch_request_done(struct MHD_Connection *c);
+
+/* The response is sent: the next request's headers are due. */
+void srv_watch_next_request(struct MHD_Connection *c);
+
+/* ---- auth.c -------------------------------------------------------------- */
+
+/* Overwrite n bytes at p with zeros (a secret no longer needed). */
+void srv_wipe(void *p, size_t n);
+
+/* Read a whole file (at most 1 MiB), NUL-terminated, into a malloc'd
+ * buffer, *len its length; with secret, refuse a file that anyone but its
+ * owner may access.  NULL on failure (reported on stderr). */
+char *srv_read_file(const char *path, int secret, size_t *len);
+
+/* Load the token file (one token per line); 0, or -1 (reported). */
+int srv_tokens_load(const char *file, struct srv_tokens **out);
+
+/* Free t (NULL is fine), wiping the tokens. */
+void srv_tokens_free(struct srv_tokens *t);
+
+/* The identity (SRV_IDENTITY_BYTES) of the token equal to got, or NULL.
+ * Constant time in the sense of auth.c. */
+const unsigned char *srv_tokens_match(const struct srv_tokens *t,
+                                      const char *got, size_t got_len);
 
 /* ---- url.c --------------------------------------------------------------- */
 
@@ -240,6 +349,18 @@ void srv_refuse_method(struct srv_req *r, const char *allow);
 /* Decide a 401 with the challenge of RFC 6750 §3; error="invalid_token"
  * when a token was presented but is wrong. */
 void srv_refuse_unauthorized(struct srv_req *r, int presented);
+
+/* A 503 problem (type memory-budget) with Retry-After: SRV_RETRY_AFTER_S.
+ * NULL on failure. */
+struct MHD_Response *srv_busy_problem(const char *detail);
+
+/* Decide the refusal srv_busy_problem() builds. */
+void srv_refuse_busy(struct srv_req *r, const char *detail);
+
+/* Seconds a 503 asks the client to wait (Retry-After). */
+#define SRV_RETRY_AFTER_S "1"
+/* ... and for a full Idempotency-Key table, where keys must expire. */
+#define SRV_RETRY_AFTER_IDEM_S "60"
 
 /* Queue the refusal decided for r (srv_queue's return value). */
 enum MHD_Result srv_send_refusal(struct srv *s, struct MHD_Connection *c,

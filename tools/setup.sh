@@ -11,9 +11,10 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 # Build and test dependencies.  bench/ needs more (nginx, redis, etcd); its
-# own script installs those.
+# own script installs those.  libgnutls28-dev: the server's SHA-256;
+# openssl: the limits suite makes a self-signed certificate with it.
 PACKAGES="gcc make cmake pkg-config liblmdb-dev libxxhash-dev check \
-libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev"
+libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libgnutls28-dev openssl"
 
 # $PACKAGES is a word list on purpose.
 # shellcheck disable=SC2086

@@ -98,6 +98,19 @@ run 1 404 -d "$D" delete k
 run 0 200 -d "$D" stats
 grep -q '^records: 2$' "$T/out" || fail "stats: $(cat "$T/out")"
 
+# ---- permissions: the store is its owner's alone ----------------------------
+# Under the usual umask 022, the directory is 0700 and the files 0600.
+(umask 022 && "$E" -d "$T/private" stats >/dev/null 2>&1) ||
+    fail "stats on a new store failed"
+for f in "$T/private" "$T/private/data.mdb" "$T/private/lock.mdb"; do
+    m=$(stat -c %a "$f")
+    case $f in
+    */private) want=700 ;;
+    *) want=600 ;;
+    esac
+    [ "$m" = "$want" ] || fail "$f has mode $m, wanted $want"
+done
+
 if [ "$fails" -ne 0 ]; then
     echo "test_cli.sh: $fails failure(s)" >&2
     exit 1

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <lmdb.h>
 #include <xxhash.h>
 
@@ -1068,6 +1069,52 @@ START_TEST(another_programs_lmdb_environment_is_refused_and_left_alone)
 }
 END_TEST
 
+/* The mode of dir/name, permission bits only. */
+static unsigned file_mode_of(const char *d, const char *name)
+{
+    char path[4096];
+    struct stat sb;
+
+    snprintf(path, sizeof(path), "%s/%s", d, name);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    return (unsigned)(sb.st_mode & 07777);
+}
+
+START_TEST(store_files_are_created_owner_only_unless_widened)
+{
+    char *wide = tu_mkdtemp();
+    etagkv_store *other = NULL;
+    etagkv_options o;
+    mode_t old = umask(022); /* the usual umask, which 0644 slips past */
+
+    /* The fixture's store was opened with the default mode. */
+    etagkv_store_close(st);
+    st = NULL;
+    ck_assert_uint_eq(file_mode_of(dir, "data.mdb"), 0600);
+    ck_assert_uint_eq(file_mode_of(dir, "lock.mdb"), 0600);
+    etagkv_options_init(&o);
+    ck_assert_uint_eq(o.file_mode, ETAGKV_FILE_MODE_DEFAULT);
+    o.file_mode = 0640;
+    ck_assert_int_eq(etagkv_store_open(wide, &o, &other), ETAGKV_OK);
+    etagkv_store_close(other);
+    ck_assert_uint_eq(file_mode_of(wide, "data.mdb"), 0640);
+    /* An existing store keeps its mode. */
+    ck_assert_int_eq(etagkv_store_open(dir, &o, &other), ETAGKV_OK);
+    etagkv_store_close(other);
+    ck_assert_uint_eq(file_mode_of(dir, "data.mdb"), 0600);
+    /* LMDB must read and write its files; nothing beyond 0777. */
+    o.file_mode = 0400;
+    ck_assert_int_eq(etagkv_store_open(wide, &o, &other),
+                     ETAGKV_INVALID_ARGUMENT);
+    o.file_mode = 04600;
+    ck_assert_int_eq(etagkv_store_open(wide, &o, &other),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_ptr_null(other);
+    umask(old);
+    tu_rmdir_free(wide);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store");
@@ -1113,6 +1160,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_data_file_that_is_not_lmdb_is_incompatible);
     tcase_add_test(tc,
                    another_programs_lmdb_environment_is_refused_and_left_alone);
+    tcase_add_test(tc, store_files_are_created_owner_only_unless_widened);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -44,7 +44,8 @@ static int read_port(int fd, double deadline)
         n++;
     }
     line[n] = '\0';
-    if (strstr(line, "listening on http://127.0.0.1:") == NULL)
+    if (strstr(line, "listening on http://127.0.0.1:") == NULL &&
+        strstr(line, "listening on https://127.0.0.1:") == NULL)
         return 0;
     colon = strrchr(line, ':');
     return atoi(colon + 1);
@@ -282,11 +283,19 @@ static int add_default(struct hu_call *call, const struct hu_req *q,
     return 0;
 }
 
+/* The CA file of hu_use_tls(), or NULL for plain HTTP. */
+static const char *tls_ca;
+
+void hu_use_tls(const char *cafile)
+{
+    tls_ca = cafile;
+}
+
 int hu_prepare(struct hu_call *call, CURL *h, int port, const struct hu_req *q,
                struct hu_resp *r, long timeout_s)
 {
     /* Sized to the path: tests send keys of thousands of escapes. */
-    size_t n = sizeof "http://127.0.0.1:65535" + strlen(q->path);
+    size_t n = sizeof "https://127.0.0.1:65535" + strlen(q->path);
     char *url = malloc(n);
 
     memset(r, 0, sizeof *r);
@@ -295,9 +304,12 @@ int hu_prepare(struct hu_call *call, CURL *h, int port, const struct hu_req *q,
     call->list = NULL;
     if (url == NULL)
         return -1;
-    snprintf(url, n, "http://127.0.0.1:%d%s", port, q->path);
+    snprintf(url, n, "%s://127.0.0.1:%d%s", tls_ca != NULL ? "https" : "http",
+             port, q->path);
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url); /* libcurl keeps a copy */
+    if (tls_ca != NULL)
+        curl_easy_setopt(h, CURLOPT_CAINFO, tls_ca);
     free(url);
     curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);

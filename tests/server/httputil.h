@@ -113,6 +113,12 @@ struct hu_call {
     struct hu_resp *r;
 };
 
+/* From now on, requests (hu_prepare(), and the health check of
+ * hu_server_start()) use HTTPS and trust the PEM certificates in cafile;
+ * NULL: plain HTTP again.  cafile must stay valid meanwhile.  Main thread
+ * only, with no request in flight. */
+void hu_use_tls(const char *cafile);
+
 /* Set h up for q against port, writing into r (zeroed here).  The handle
  * keeps its connection cache (keep-alive).  Transfers time out after
  * timeout_s seconds.  The caller may set more options on h before the

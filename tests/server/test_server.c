@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1231,6 +1232,7 @@ static void start_with_token(const char *token)
     ck_assert_ptr_nonnull(f);
     fprintf(f, "%s\n", token);
     ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(file, 0600), 0); /* a secret: owner only */
     hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
 }
 
@@ -1770,6 +1772,15 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
         {"--data", "", NULL},
         {"--no-such-option", NULL, NULL},
         {"stray-argument", NULL, NULL},
+        /* Issue 15: the network without a token needs --insecure. */
+        {"--listen", "0.0.0.0:0", NULL},
+        {"--listen", "[::]:0", NULL},
+        {"--tls-cert", "cert.pem", NULL},
+        {"--tls-key", "key.pem", NULL},
+        {"--max-buffered-bytes", "1", NULL}, /* below --max-value-bytes */
+        {"--file-mode", "0400", NULL},       /* LMDB must write */
+        {"--file-mode", "01600", NULL},
+        {"--file-mode", "0x600", NULL},
     };
 
     snprintf(data, sizeof data, "%s/data", dir);
@@ -1792,11 +1803,23 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
     ck_assert_ptr_nonnull(f);
     fputs("tok en\n", f);
     fclose(f);
+    ck_assert_int_eq(chmod(token, 0600), 0);
     {
         const char *args[] = {"--data",       data,  "--listen", "127.0.0.1:0",
                               "--token-file", token, NULL};
 
         ck_assert_int_eq(server_exit_status(args), 1);
+        /* Issue 15: a good token in a file others may read is refused. */
+        f = fopen(token, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("good-token\n", f);
+        fclose(f);
+        ck_assert_int_eq(chmod(token, 0640), 0);
+        ck_assert_int_eq(server_exit_status(args), 1);
+        ck_assert_int_eq(chmod(token, 0604), 0);
+        ck_assert_int_eq(server_exit_status(args), 1);
+        ck_assert_msg(access(data, F_OK) != 0, "a refused token file let the "
+                                               "data dir be created");
     }
     tu_rmdir_free(dir);
 }
