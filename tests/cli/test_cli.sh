@@ -45,6 +45,7 @@ run 2 - -d "$D" stats extra
 run 2 - -d "$D" list -n ' -1'
 run 2 - -d "$D" list -n ''
 run 2 - -d "$D" list -n 5x
+run 2 - -d "$D" list -n 0 # as HTTP's limit=0 is 400; no limit is no -n
 run 2 - -d "$D" list --if-match '"x"'
 run 2 - -d "$D" stats -p a
 run 2 - -d "$D" get k -t text/plain
