@@ -4,90 +4,137 @@
  *
  *   etagkv [-d DIR] get KEY          [conditions]   value to stdout
  *   etagkv [-d DIR] head KEY         [conditions]   metadata
- *   etagkv [-d DIR] put KEY [FILE|-] [conditions] [-t TYPE]
- *   etagkv [-d DIR] delete KEY       [conditions]
- *   etagkv [-d DIR] list [-p PREFIX] [-a AFTER] [-n LIMIT]
- *   etagkv [-d DIR] stats
+ *   etagkv [-d DIR] put KEY [FILE|-] [conditions] [-t TYPE] [-i IDEM]
+ *   etagkv [-d DIR] delete KEY       [conditions] [-i IDEM]
+ *   etagkv [-d DIR] list [-p PREFIX] [-a AFTER] [-n LIMIT] [--json]
+ *   etagkv [-d DIR] stats | verify | backup DIR|- | restore SRC|-
  *
  * The outcome goes to stderr as "<HTTP status> <message>" (the library's
  * own mapping), so scripts see exactly what the server would answer.  Exit
- * status: 0 success, 1 a negative outcome (304, 404, 412), 2 usage, 3 error.
+ * status: 0 success, 1 a negative outcome (304, 404, 409, 412, 422), 2
+ * usage (nothing is opened or created), 3 error.
+ *
+ * Reads open the store read-only: they never create a store, and they
+ * work on a read-only file system and on another user's store.  Only put
+ * (and restore) create one.  A command is one row of `commands`: adding
+ * one is a row and a function.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#include "etagkv.h"
+#include "cli.h"
+#include "pct.h"
 
 #define DEFAULT_DIR "etagkv-data"
 
 /* Which options a command takes (struct command.takes, args.used). */
-enum { OPT_COND = 1, OPT_TYPE = 2, OPT_LIST = 4 };
+enum {
+    OPT_COND = 1,
+    OPT_TYPE = 2,
+    OPT_LIST = 4,
+    OPT_IDEM = 8,
+    OPT_PCT = 16,
+    OPT_JSON = 32,
+    OPT_LAST = OPT_JSON
+};
 
-struct args {
-    const char *dir;
-    /* If-Match and If-None-Match may be given several times and are then
-     * one list, as repeated HTTP header lines are (malloc'd). */
-    char *if_match, *if_none_match;
-    const char *if_modified_since, *if_unmodified_since;
-    const char *content_type;
-    const char *prefix, *after;
-    size_t limit;
-    int nosync;
-    unsigned used; /* OPT_* of the options given */
+/* How a command opens the store. */
+enum open_mode {
+    OPEN_NONE,   /* opens nothing itself (restore opens its own) */
+    OPEN_READ,   /* read-only: never creates, refuses a missing store */
+    OPEN_WRITE,  /* read-write, an existing store only */
+    OPEN_CREATE, /* read-write, creating the directory and the store */
 };
 
 struct command {
     const char *name;
     int min_args, max_args; /* operands after the command's name */
+    int has_key;            /* the first operand is a KEY */
     unsigned takes;         /* OPT_* it accepts */
+    enum open_mode open;
+    int (*run)(struct ctx *c);
+    const char *operands; /* for "takes ..." messages */
 };
 
+static int cmd_get(struct ctx *c);
+static int cmd_head(struct ctx *c);
+static int cmd_put(struct ctx *c);
+static int cmd_delete(struct ctx *c);
+static int cmd_list(struct ctx *c);
+static int cmd_stats(struct ctx *c);
+
 static const struct command commands[] = {
-    {"get", 1, 1, OPT_COND},
-    {"head", 1, 1, OPT_COND},
-    {"put", 1, 2, OPT_COND | OPT_TYPE},
-    {"delete", 1, 1, OPT_COND},
-    {"list", 0, 0, OPT_LIST},
-    {"stats", 0, 0, 0},
+    {"get", 1, 1, 1, OPT_COND | OPT_PCT, OPEN_READ, cmd_get, "one KEY"},
+    {"head", 1, 1, 1, OPT_COND | OPT_PCT, OPEN_READ, cmd_head, "one KEY"},
+    {"put", 1, 2, 1, OPT_COND | OPT_TYPE | OPT_IDEM | OPT_PCT, OPEN_CREATE,
+     cmd_put, "KEY and an optional FILE"},
+    {"delete", 1, 1, 1, OPT_COND | OPT_IDEM | OPT_PCT, OPEN_WRITE, cmd_delete,
+     "one KEY"},
+    {"list", 0, 0, 0, OPT_LIST | OPT_PCT | OPT_JSON, OPEN_READ, cmd_list,
+     "no operands"},
+    {"stats", 0, 0, 0, 0, OPEN_READ, cmd_stats, "no operands"},
+    {"verify", 0, 0, 0, 0, OPEN_READ, cmd_verify, "no operands"},
+    {"backup", 1, 1, 0, 0, OPEN_READ, cmd_backup, "one DIR or -"},
+    {"restore", 1, 1, 0, 0, OPEN_NONE, cmd_restore,
+     "one backup (DIR, FILE or -)"},
 };
 
 static void usage(FILE *out)
 {
-    fputs("usage: etagkv [-d DIR] [--nosync] COMMAND [ARGS] [OPTIONS]\n"
-          "\n"
-          "commands:\n"
-          "  get KEY            print the value\n"
-          "  head KEY           print the metadata\n"
-          "  put KEY [FILE|-]   store FILE (default: stdin)\n"
-          "  delete KEY         delete the record\n"
-          "  list               list records (-p PREFIX, -a AFTER, -n LIMIT)\n"
-          "  stats              store figures\n"
-          "\n"
-          "options:\n"
-          "  -d, --data DIR              store directory (default "
-          "./" DEFAULT_DIR ")\n"
-          "      --if-match LIST         RFC 9110 If-Match (get, head, put, "
-          "delete)\n"
-          "      --if-none-match LIST    RFC 9110 If-None-Match\n"
-          "      --if-modified-since D   RFC 9110 If-Modified-Since\n"
-          "      --if-unmodified-since D RFC 9110 If-Unmodified-Since\n"
-          "  -t, --content-type TYPE     content type for put\n"
-          "  -p, --prefix P, -a, --after K, -n, --limit N   for list\n"
-          "      --nosync                do not fsync each write\n"
-          "  -h, --help                  this text\n"
-          "\n"
-          "--if-match and --if-none-match may be repeated: the values form "
-          "one list,\nas repeated HTTP header lines do.  The outcome is "
-          "printed to stderr as an\nHTTP status line.  Exit status: 0 "
-          "success, 1 not modified / not found /\nprecondition failed, 2 "
-          "usage (nothing is opened or created), 3 error.\n",
-          out);
+    fputs(
+        "usage: etagkv [-d DIR] [--nosync] COMMAND [ARGS] [OPTIONS]\n"
+        "\n"
+        "commands:\n"
+        "  get KEY            print the value\n"
+        "  head KEY           print the metadata\n"
+        "  put KEY [FILE|-]   store FILE (default: stdin); creates the store\n"
+        "  delete KEY         delete the record\n"
+        "  list               list records (-p PREFIX, -a AFTER, -n LIMIT)\n"
+        "  stats              store figures\n"
+        "  verify             check every record against its ETag\n"
+        "  backup DIR|-       a consistent compacted copy, into DIR or to "
+        "stdout\n"
+        "  restore SRC|-      a backup (DIR, its data.mdb, or stdin) into -d "
+        "DIR,\n"
+        "                     which must be empty or absent; then verify\n"
+        "\n"
+        "options:\n"
+        "  -d, --data DIR              store directory (default "
+        "./" DEFAULT_DIR ")\n"
+        "      --if-match LIST         RFC 9110 If-Match (get, head, put, "
+        "delete)\n"
+        "      --if-none-match LIST    RFC 9110 If-None-Match\n"
+        "      --if-modified-since D   RFC 9110 If-Modified-Since\n"
+        "      --if-unmodified-since D RFC 9110 If-Unmodified-Since\n"
+        "  -t, --content-type TYPE     content type for put\n"
+        "  -i, --idempotency-key K     make a put or delete safe to retry\n"
+        "  -p, --prefix P, -a, --after K, -n, --limit N (>= 1)   for list\n"
+        "      --json                  list as the server's JSON page\n"
+        "      --pct                   KEY, --prefix and --after are "
+        "percent-encoded\n"
+        "      --nosync                do not fsync each write\n"
+        "  -V, --version               the versions of etagkv and libetagkv\n"
+        "  -h, --help                  this text\n"
+        "\n"
+        "--if-match and --if-none-match may be repeated: the values form "
+        "one list,\nas repeated HTTP header lines do.  list prints keys "
+        "percent-encoded as the\nserver's URLs spell them; --pct reads them "
+        "back.  The outcome is printed to\nstderr as an HTTP status line.  "
+        "Exit status: 0 success, 1 not modified /\nnot found / conflict / "
+        "precondition failed / idempotency mismatch, 2 usage\nor no store "
+        "(nothing is opened or created), 3 error.\n",
+        out);
 }
+
+/* ---- the command line ---------------------------------------------------- */
 
 /* Append item to the comma-separated list *list; -1 when out of memory. */
 static int join(char **list, const char *item)
@@ -97,8 +144,10 @@ static int join(char **list, const char *item)
 
     if (p == NULL)
         return -1;
-    if (old > 0)
-        memcpy(p + old, ", ", 2), old += 2;
+    if (old > 0) {
+        memcpy(p + old, ", ", 2);
+        old += 2;
+    }
     strcpy(p + old, item);
     *list = p;
     return 0;
@@ -115,7 +164,8 @@ static int once(const char **slot, const char *value, const char *name)
     return 0;
 }
 
-/* --limit: decimal digits only (no sign, no blanks), not above SIZE_MAX. */
+/* --limit: decimal digits only (no sign, no blanks), 1 to SIZE_MAX.  0 is
+ * refused, as HTTP's limit=0 is (400): "no limit" is leaving it out. */
 static int parse_limit(const char *v, size_t *out)
 {
     size_t n = 0;
@@ -128,12 +178,77 @@ static int parse_limit(const char *v, size_t *out)
         n = n * 10 + (size_t)(*v - '0');
     }
     *out = n;
+    return n > 0 ? 0 : -1;
+}
+
+/* The OPT_* bit an option sets, or 0 for the global ones. */
+static unsigned option_bit(int c)
+{
+    switch (c) {
+    case 't': return OPT_TYPE;
+    case 'p':
+    case 'a':
+    case 'n': return OPT_LIST;
+    case 'i': return OPT_IDEM;
+    default: return 0;
+    }
+}
+
+enum { IM = 256, INM, IMS, IUS, NOSYNC, PCT, JSON };
+
+static int parse_one(int c, struct args *a, const char **raw)
+{
+    switch (c) {
+    case 'd': return once(&a->dir, optarg, "--data");
+    case IM: return join(&a->if_match, optarg);
+    case INM: return join(&a->if_none_match, optarg);
+    case IMS: return once(&a->if_modified_since, optarg, "--if-modified-since");
+    case IUS:
+        return once(&a->if_unmodified_since, optarg, "--if-unmodified-since");
+    case 't': return once(&a->content_type, optarg, "--content-type");
+    case 'i': return once(&a->idempotency_key, optarg, "--idempotency-key");
+    case 'p': return once(&raw[0], optarg, "--prefix");
+    case 'a': return once(&raw[1], optarg, "--after");
+    case 'n': return once(&raw[2], optarg, "--limit");
+    case NOSYNC: a->nosync = 1; return 0;
+    case PCT: a->pct = 1; return 0;
+    case JSON: a->json = 1; return 0;
+    case 'h': usage(stdout); exit(0);
+    case 'V':
+        printf("etagkv %s (libetagkv %s)\n", ETAGKV_VERSION_STRING,
+               etagkv_version(NULL, NULL, NULL));
+        exit(0);
+    default: return -1;
+    }
+}
+
+/* Bytes of a KEY, --prefix or --after: as given, or percent-decoded with
+ * --pct.  -1 (with a message) for a malformed escape or too long. */
+static int take_bytes(const struct args *a, const char *arg, const char *what,
+                      struct bytes *out)
+{
+    if (!a->pct) {
+        out->len = strlen(arg);
+        out->p = (unsigned char *)strdup(arg);
+    } else if (pct_decode(arg, &out->p, &out->len) != 0) {
+        fprintf(stderr, "etagkv: %s '%s': bad percent-encoding (%%XX)\n", what,
+                arg);
+        return -1;
+    }
+    if (out->p == NULL) {
+        fprintf(stderr, "etagkv: out of memory\n");
+        return -1;
+    }
+    if (out->len > ETAGKV_KEY_MAX) {
+        fprintf(stderr, "etagkv: %s longer than %d bytes\n", what,
+                ETAGKV_KEY_MAX);
+        return -1;
+    }
     return 0;
 }
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    enum { IM = 256, INM, IMS, IUS, NOSYNC };
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},
         {"if-match", required_argument, NULL, IM},
@@ -141,49 +256,38 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"if-modified-since", required_argument, NULL, IMS},
         {"if-unmodified-since", required_argument, NULL, IUS},
         {"content-type", required_argument, NULL, 't'},
+        {"idempotency-key", required_argument, NULL, 'i'},
         {"prefix", required_argument, NULL, 'p'},
         {"after", required_argument, NULL, 'a'},
         {"limit", required_argument, NULL, 'n'},
         {"nosync", no_argument, NULL, NOSYNC},
+        {"pct", no_argument, NULL, PCT},
+        {"json", no_argument, NULL, JSON},
+        {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *dir = NULL, *limit = NULL;
-    int c, bad = 0;
+    const char *raw[3] = {NULL, NULL, NULL}; /* prefix, after, limit */
+    int c;
 
-    while (!bad &&
-           (c = getopt_long(argc, argv, "d:t:p:a:n:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd': bad = once(&dir, optarg, "--data"); break;
-        case IM: bad = join(&a->if_match, optarg); break;
-        case INM: bad = join(&a->if_none_match, optarg); break;
-        case IMS:
-            bad = once(&a->if_modified_since, optarg, "--if-modified-since");
+    for (;;) {
+        c = getopt_long(argc, argv, "d:t:i:p:a:n:hV", opts, NULL);
+        if (c == -1)
             break;
-        case IUS:
-            bad =
-                once(&a->if_unmodified_since, optarg, "--if-unmodified-since");
-            break;
-        case 't': bad = once(&a->content_type, optarg, "--content-type"); break;
-        case 'p': bad = once(&a->prefix, optarg, "--prefix"); break;
-        case 'a': bad = once(&a->after, optarg, "--after"); break;
-        case 'n': bad = once(&limit, optarg, "--limit"); break;
-        case NOSYNC: a->nosync = 1; break;
-        case 'h': usage(stdout); exit(0);
-        default: return -1;
-        }
-        a->used |= c == 't'                           ? OPT_TYPE
-                   : c == 'p' || c == 'a' || c == 'n' ? OPT_LIST
-                   : c >= IM && c <= IUS              ? OPT_COND
-                                                      : 0;
+        if (parse_one(c, a, raw) != 0)
+            return -1;
+        a->used |= option_bit(c) | (c >= IM && c <= IUS ? OPT_COND : 0) |
+                   (c == PCT ? OPT_PCT : 0) | (c == JSON ? OPT_JSON : 0);
     }
-    if (bad)
+    if (raw[0] != NULL && take_bytes(a, raw[0], "--prefix", &a->prefix) != 0)
         return -1;
-    if (dir != NULL)
-        a->dir = dir;
-    if (limit != NULL && parse_limit(limit, &a->limit) != 0) {
-        fprintf(stderr, "etagkv: bad --limit '%s': a number of records\n",
-                limit);
+    if (raw[1] != NULL && take_bytes(a, raw[1], "--after", &a->after) != 0)
+        return -1;
+    if (raw[2] != NULL && parse_limit(raw[2], &a->limit) != 0) {
+        fprintf(stderr,
+                "etagkv: bad --limit '%s': a number of records, at least 1 "
+                "(leave it out for no limit)\n",
+                raw[2]);
         return -1;
     }
     return 0;
@@ -194,37 +298,38 @@ static int parse_args(int argc, char **argv, struct args *a)
 static const struct command *check_command(int argc, char **argv,
                                            const struct args *a)
 {
-    static const char *const what[] = {"", "conditions do",
-                                       "--content-type does", "",
-                                       "--prefix, --after and --limit do"};
+    static const char *const what[] = {"conditions do",
+                                       "--content-type does",
+                                       "--prefix, --after and --limit do",
+                                       "--idempotency-key does",
+                                       "--pct does",
+                                       "--json does"};
     const struct command *cmd = NULL;
+    unsigned o;
+    int i;
 
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[0], commands[i].name) == 0)
-            cmd = &commands[i];
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (strcmp(argv[0], commands[k].name) == 0)
+            cmd = &commands[k];
     if (cmd == NULL) {
         fprintf(stderr, "etagkv: unknown command '%s'\n", argv[0]);
         return NULL;
     }
     if (argc - 1 < cmd->min_args || argc - 1 > cmd->max_args) {
-        fprintf(stderr, "etagkv: %s takes %s\n", cmd->name,
-                cmd->max_args == 0   ? "no operands"
-                : cmd->max_args == 1 ? "one KEY"
-                                     : "KEY and an optional FILE");
+        fprintf(stderr, "etagkv: %s takes %s\n", cmd->name, cmd->operands);
         return NULL;
     }
-    for (unsigned o = OPT_COND; o <= OPT_LIST; o <<= 1)
+    for (o = 1, i = 0; o <= OPT_LAST; o <<= 1, i++)
         if ((a->used & o) && !(cmd->takes & o)) {
-            fprintf(stderr, "etagkv: %s not apply to %s\n", what[o], cmd->name);
+            fprintf(stderr, "etagkv: %s not apply to %s\n", what[i], cmd->name);
             return NULL;
         }
     return cmd;
 }
 
-/* Print the outcome like an HTTP status line and choose the exit status.
- * The status is the server's for the same request: a DELETE that succeeds
- * is 204 there, which the library's mapping of ETAGKV_OK cannot know. */
-static int report_as(etagkv_status st, int deleted)
+/* ---- outcomes ------------------------------------------------------------ */
+
+int report_as(etagkv_status st, int deleted)
 {
     int code = deleted && st == ETAGKV_OK ? 204 : etagkv_status_http(st);
 
@@ -239,12 +344,14 @@ static int report_as(etagkv_status st, int deleted)
     case 204: return 0;
     case 304:
     case 404:
-    case 412: return 1;
-    default: return 3;
+    case 409:
+    case 412:
+    case 422: return EXIT_OUTCOME;
+    default: return EXIT_ERROR;
     }
 }
 
-static int report(etagkv_status st)
+int report(etagkv_status st)
 {
     return report_as(st, 0);
 }
@@ -264,88 +371,122 @@ static void print_meta(const etagkv_meta *m)
            m->modified_ns, m->create_revision, m->mod_revision, m->version);
 }
 
-/* Read all of f into a malloc'd buffer. */
-static int slurp(FILE *f, char **out, size_t *len)
-{
-    size_t cap = 4096, n = 0, r;
-    char *buf = malloc(cap), *nb;
+/* ---- reads --------------------------------------------------------------- */
 
-    if (buf == NULL)
-        return -1;
-    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            nb = realloc(buf, cap *= 2);
-            if (nb == NULL) {
-                free(buf);
-                return -1;
-            }
-            buf = nb;
-        }
-    }
-    if (ferror(f)) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-static int cmd_put(etagkv_store *s, const char *key, const char *file,
-                   const struct args *a, const etagkv_cond *c)
+static int cmd_get(struct ctx *c)
 {
-    FILE *f = stdin;
-    char *v;
+    void *v;
     size_t n;
     etagkv_meta m;
-    etagkv_status st;
+    etagkv_status st =
+        etagkv_get(c->s, c->key.p, c->key.len, c->cond, &v, &n, &m);
 
-    if (file != NULL && strcmp(file, "-") != 0 &&
-        (f = fopen(file, "rb")) == NULL) {
-        fprintf(stderr, "etagkv: %s: %s\n", file, strerror(errno));
-        return 3;
+    if (st == ETAGKV_OK) {
+        fwrite(v, 1, n, stdout);
+        etagkv_free(v);
     }
-    if (slurp(f, &v, &n) != 0) {
-        fprintf(stderr, "etagkv: reading the value failed\n");
-        if (f != stdin)
-            fclose(f);
-        return 3;
-    }
-    if (f != stdin)
-        fclose(f);
-    st = etagkv_put(s, key, strlen(key), v, n, a->content_type, c, &m);
-    free(v);
+    return report(st);
+}
+
+static int cmd_head(struct ctx *c)
+{
+    etagkv_meta m;
+    etagkv_status st =
+        etagkv_get(c->s, c->key.p, c->key.len, c->cond, NULL, NULL, &m);
+
     print_meta(&m);
     return report(st);
+}
+
+/* A listing: the JSON page being built (--json), else NULL; the last key
+ * passed (the page's "next" when more follow); a failure to print. */
+struct listing {
+    json_t *keys;
+    char *last;
+    int failed;
+};
+
+static json_t *list_entry(const void *key, size_t key_len, const char *pct,
+                          const etagkv_meta *m)
+{
+    char date[ETAGKV_HTTPDATE_SIZE];
+    /* The server's members (server/list.c): "key" when the key is UTF-8
+     * (jansson checks), "key_pct" always. */
+    json_t *name = json_stringn(key, key_len);
+
+    (void)etagkv_httpdate_format(ETAGKV_META_LAST_MODIFIED(m), date);
+    return json_pack("{s:o, s:s, s:s, s:I, s:s, s:I, s:s}", "key",
+                     name != NULL ? name : json_null(), "key_pct", pct, "etag",
+                     m->etag, "size", (json_int_t)m->value_bytes,
+                     "content_type", m->content_type, "mod_revision",
+                     (json_int_t)m->mod_revision, "last_modified", date);
 }
 
 static int list_one(void *ctx, const void *key, size_t key_len,
                     const etagkv_meta *m)
 {
-    (void)ctx;
-    printf("%.*s\t%s\t%" PRIu64 "\t%" PRIu64 "\n", (int)key_len,
-           (const char *)key, m->etag, m->value_bytes, m->mod_revision);
+    struct listing *l = ctx;
+    char *pct = pct_encode(key, key_len);
+
+    free(l->last);
+    l->last = pct;
+    if (pct == NULL) {
+        l->failed = 1;
+        return 1;
+    }
+    if (l->keys == NULL) {
+        /* Percent-encoded: a key's tabs, newlines, NUL bytes and terminal
+         * escapes never reach the terminal raw, and --pct reads it back. */
+        printf("%s\t%s\t%" PRIu64 "\t%" PRIu64 "\n", pct, m->etag,
+               m->value_bytes, m->mod_revision);
+        return 0;
+    }
+    if (json_array_append_new(l->keys, list_entry(key, key_len, pct, m)) != 0) {
+        l->failed = 1;
+        return 1;
+    }
     return 0;
 }
 
-static int cmd_list(etagkv_store *s, const struct args *a)
+/* Print the JSON page {"keys": [...], "next": cursor or null}. */
+static int print_page(struct listing *l, int more)
 {
-    int more = 0;
-    const char *p = a->prefix != NULL ? a->prefix : "";
-    const char *af = a->after != NULL ? a->after : "";
-    etagkv_status st = etagkv_list(s, p, strlen(p), af, strlen(af), a->limit,
-                                   list_one, NULL, &more);
+    json_t *page = json_pack("{s:O, s:o}", "keys", l->keys, "next",
+                             more ? json_string(l->last) : json_null());
+    int rc = page != NULL ? json_dumpf(page, stdout, JSON_COMPACT) : -1;
 
-    if (st == ETAGKV_OK && more)
-        fprintf(stderr, "(more records follow; resume with --after)\n");
-    return report(st);
+    json_decref(page);
+    return rc == 0 && putchar('\n') != EOF ? 0 : -1;
 }
 
-static int cmd_stats(etagkv_store *s)
+static int cmd_list(struct ctx *c)
+{
+    const struct args *a = c->a;
+    struct listing l = {NULL, NULL, 0};
+    int more = 0, rc;
+    etagkv_status st;
+
+    if (a->json && (l.keys = json_array()) == NULL)
+        return report(ETAGKV_NO_MEMORY);
+    st = etagkv_list(c->s, a->prefix.p, a->prefix.len, a->after.p, a->after.len,
+                     a->limit, list_one, &l, &more);
+    if (st == ETAGKV_OK && l.failed)
+        st = ETAGKV_NO_MEMORY;
+    if (st == ETAGKV_OK && a->json && print_page(&l, more) != 0)
+        st = ETAGKV_NO_MEMORY;
+    if (st == ETAGKV_OK && more && !a->json)
+        fprintf(stderr, "(more records follow; resume with --pct --after "
+                        "and the last key)\n");
+    rc = report(st);
+    json_decref(l.keys);
+    free(l.last);
+    return rc;
+}
+
+static int cmd_stats(struct ctx *c)
 {
     etagkv_stats x;
-    etagkv_status st = etagkv_store_stats(s, &x);
+    etagkv_status st = etagkv_store_stats(c->s, &x);
 
     if (st == ETAGKV_OK)
         printf("records: %" PRIu64 "\nrevision: %" PRIu64
@@ -356,85 +497,237 @@ static int cmd_stats(etagkv_store *s)
     return report(st);
 }
 
-static int dispatch(etagkv_store *s, int argc, char **argv,
-                    const struct args *a, const etagkv_cond *c)
-{
-    const char *cmd = argv[0];
-    const char *key = argc > 1 ? argv[1] : NULL;
-    etagkv_meta m;
-    void *v;
-    size_t n;
-    etagkv_status st;
+/* ---- writes -------------------------------------------------------------- */
 
-    if (strcmp(cmd, "list") == 0)
-        return cmd_list(s, a);
-    if (strcmp(cmd, "stats") == 0)
-        return cmd_stats(s);
-    if (strcmp(cmd, "get") == 0) {
-        st = etagkv_get(s, key, strlen(key), c, &v, &n, &m);
-        if (st == ETAGKV_OK) {
-            fwrite(v, 1, n, stdout);
-            etagkv_free(v);
+/* Open the FILE operand (NULL or "-": stdin).  -1 with a message. */
+static int open_input(const char *file, int *fd, struct stat *sb)
+{
+    const char *name = file != NULL && strcmp(file, "-") != 0 ? file : NULL;
+
+    *fd = name != NULL ? open(name, O_RDONLY | O_CLOEXEC) : 0;
+    if (*fd < 0 || fstat(*fd, sb) != 0) {
+        fprintf(stderr, "etagkv: %s: %s\n", name != NULL ? name : "stdin",
+                strerror(errno));
+        if (*fd > 0)
+            (void)close(*fd);
+        return -1;
+    }
+    if (S_ISDIR(sb->st_mode)) {
+        fprintf(stderr, "etagkv: %s: is a directory\n",
+                name != NULL ? name : "stdin");
+        if (*fd > 0)
+            (void)close(*fd);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read fd into c->value: at most limit + 1 bytes (value_too_large when
+ * there were more than limit).  0, or -1 with errno. */
+static int read_capped(int fd, size_t expect, uint64_t limit, struct ctx *c)
+{
+    struct bytes *v = &c->value;
+    size_t cap = expect + 1 < 65536 ? 65536 : expect + 1;
+    unsigned char *nb;
+    ssize_t r;
+
+    v->p = malloc(cap);
+    if (v->p == NULL)
+        return -1;
+    for (;;) {
+        if (v->len == cap) {
+            cap = cap * 2 > limit + 1 ? (size_t)limit + 1 : cap * 2;
+            nb = realloc(v->p, cap);
+            if (nb == NULL)
+                return -1;
+            v->p = nb;
         }
-        return report(st);
+        r = read(fd, v->p + v->len, cap - v->len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            return 0;
+        v->len += (size_t)r;
+        if (v->len > limit) {
+            c->value_too_large = 1;
+            return 0;
+        }
     }
-    if (strcmp(cmd, "head") == 0) {
-        st = etagkv_get(s, key, strlen(key), c, NULL, NULL, &m);
-        print_meta(&m);
-        return report(st);
+}
+
+/* The value of a put, read from its FILE or stdin before the store is
+ * opened (so that a bad FILE is a usage error that creates nothing), and
+ * never more than the store's limit: a regular file is refused from its
+ * size before a byte is read; a stream is read up to limit + 1 bytes.  0
+ * or the exit status, after saying why. */
+static int read_value(const char *file, uint64_t limit, struct ctx *c)
+{
+    struct stat sb;
+    int fd, rc = 0;
+
+    if (open_input(file, &fd, &sb) != 0)
+        return EXIT_USAGE;
+    if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > limit)
+        c->value_too_large = 1;
+    else
+        rc = read_capped(fd, S_ISREG(sb.st_mode) ? (size_t)sb.st_size : 0,
+                         limit, c);
+    if (rc != 0)
+        fprintf(stderr, "etagkv: reading %s: %s\n", fd > 0 ? file : "stdin",
+                strerror(errno));
+    if (fd > 0)
+        (void)close(fd);
+    return rc != 0 ? EXIT_ERROR : 0;
+}
+
+/* A put or delete through etagkv_write(), with the idempotency key. */
+static int write_one(struct ctx *c, etagkv_method method, const void *value,
+                     size_t len)
+{
+    const char *idem = c->a->idempotency_key;
+    etagkv_request req = {
+        .method = method,
+        .key = c->key.p,
+        .key_len = c->key.len,
+        .value = value,
+        .value_len = len,
+        .content_type = c->a->content_type,
+        .cond = c->cond,
+        .idempotency_key = idem,
+        .idempotency_key_len = idem != NULL ? strlen(idem) : 0,
+    };
+    etagkv_result res;
+    etagkv_status st = etagkv_write(c->s, &req, &res);
+
+    print_meta(&res.meta);
+    if (res.replayed)
+        printf("idempotent-replayed: true\n");
+    return report_as(st, method == ETAGKV_METHOD_DELETE);
+}
+
+static int cmd_put(struct ctx *c)
+{
+    if (c->value_too_large) {
+        fprintf(stderr, "etagkv: the value is larger than %" PRIu64 " bytes\n",
+                (uint64_t)ETAGKV_MAX_VALUE_BYTES_DEFAULT);
+        return report(ETAGKV_VALUE_TOO_LARGE);
     }
-    if (strcmp(cmd, "put") == 0)
-        return cmd_put(s, key, argc > 2 ? argv[2] : NULL, a, c);
-    if (strcmp(cmd, "delete") == 0) {
-        st = etagkv_delete(s, key, strlen(key), c, &m);
-        print_meta(&m);
-        return report_as(st, 1);
+    return write_one(c, ETAGKV_METHOD_PUT, c->value.p, c->value.len);
+}
+
+static int cmd_delete(struct ctx *c)
+{
+    return write_one(c, ETAGKV_METHOD_DELETE, NULL, 0);
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+/* Open the store in dir as mode says; *s NULL for OPEN_NONE.  Returns 0 or
+ * the exit status, after saying why. */
+static int open_store(const char *dir, enum open_mode mode, int nosync,
+                      etagkv_store **s)
+{
+    etagkv_options o;
+    etagkv_status st;
+    struct stat sb;
+    char path[4096];
+
+    *s = NULL;
+    if (mode == OPEN_NONE)
+        return 0;
+    if (mode == OPEN_CREATE && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "etagkv: mkdir %s: %s\n", dir, strerror(errno));
+        return EXIT_ERROR;
     }
-    return 2; /* not reached: check_command() knows every command */
+    /* A delete on a mistyped directory must not create a store to find
+     * nothing in: only put creates one. */
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    if (mode == OPEN_WRITE && stat(path, &sb) != 0 && errno == ENOENT)
+        mode = OPEN_READ; /* which refuses a missing store, below */
+    etagkv_options_init(&o);
+    o.sync_mode = nosync ? ETAGKV_NOSYNC : ETAGKV_SYNC;
+    o.read_only = mode == OPEN_READ;
+    st = etagkv_store_open(dir, &o, s);
+    if (st == ETAGKV_NOT_FOUND) {
+        fprintf(stderr, "etagkv: %s\n", etagkv_last_error_detail());
+        return EXIT_USAGE;
+    }
+    return st == ETAGKV_OK ? 0 : report(st);
+}
+
+/* Parse the conditions; a malformed one is a usage error (exit 2), like
+ * any other bad option, and not the 400 a server would answer. */
+static int parse_cond(struct args *a, etagkv_cond **c)
+{
+    etagkv_status st =
+        etagkv_cond_parse(a->if_match, a->if_none_match, a->if_modified_since,
+                          a->if_unmodified_since, c);
+
+    if (st == ETAGKV_OK)
+        return 0;
+    fprintf(stderr, "etagkv: bad --if-match or --if-none-match: %s (%s)\n",
+            etagkv_strerror(st), etagkv_last_error_detail());
+    return st == ETAGKV_INVALID_HEADER ? EXIT_USAGE : EXIT_ERROR;
+}
+
+/* Everything that can be refused without touching the store: options,
+ * command, key, conditions, the value of a put.  0 or the exit status. */
+static int prepare(int argc, char **argv, struct args *a, struct ctx *c,
+                   const struct command **cmd)
+{
+    int rc;
+
+    if (parse_args(argc, argv, a) != 0 || optind >= argc)
+        return EXIT_USAGE;
+    *cmd = check_command(argc - optind, argv + optind, a);
+    if (*cmd == NULL)
+        return EXIT_USAGE;
+    c->dir = a->dir != NULL ? a->dir : DEFAULT_DIR;
+    c->argc = argc - optind - 1;
+    c->argv = argv + optind + 1;
+    if ((*cmd)->has_key) {
+        if (take_bytes(a, c->argv[0], "KEY", &c->key) != 0)
+            return EXIT_USAGE;
+        if (c->key.len == 0) {
+            fprintf(stderr, "etagkv: KEY is empty\n");
+            return EXIT_USAGE;
+        }
+    }
+    rc = parse_cond(a, &c->cond);
+    if (rc == 0 && (*cmd)->run == cmd_put)
+        rc = read_value(c->argc > 1 ? c->argv[1] : NULL,
+                        ETAGKV_MAX_VALUE_BYTES_DEFAULT, c);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
-    struct args a = {.dir = DEFAULT_DIR};
-    etagkv_options o;
-    etagkv_store *s;
-    etagkv_cond *c;
-    etagkv_status st;
-    int rc;
+    struct args a = {.dir = NULL};
+    struct ctx c = {.a = &a};
+    const struct command *cmd = NULL;
+    int rc = prepare(argc, argv, &a, &c, &cmd);
 
-    if (parse_args(argc, argv, &a) != 0 || optind >= argc ||
-        check_command(argc - optind, argv + optind, &a) == NULL) {
-        /* Each refusal above said what was wrong; the bare command gets
-         * the whole text. */
+    if (rc == EXIT_USAGE && cmd == NULL) {
+        /* Each refusal said what was wrong; the bare command gets the
+         * whole text. */
         if (argc == 1)
             usage(stderr);
         else
             fputs("etagkv: see 'etagkv --help'\n", stderr);
-        free(a.if_match);
-        free(a.if_none_match);
-        return 2;
     }
-    st = etagkv_cond_parse(a.if_match, a.if_none_match, a.if_modified_since,
-                           a.if_unmodified_since, &c);
+    if (rc == 0)
+        rc = open_store(c.dir, cmd->open, a.nosync, &c.s);
+    if (rc == 0)
+        rc = cmd->run(&c);
+    etagkv_store_close(c.s);
+    etagkv_cond_free(c.cond);
     free(a.if_match);
     free(a.if_none_match);
-    if (st != ETAGKV_OK)
-        return report(st);
-    /* Owner only, as the store's files (etagkv_options.file_mode). */
-    if (mkdir(a.dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "etagkv: mkdir %s: %s\n", a.dir, strerror(errno));
-        etagkv_cond_free(c);
-        return 3;
-    }
-    etagkv_options_init(&o);
-    o.sync_mode = a.nosync ? ETAGKV_NOSYNC : ETAGKV_SYNC;
-    st = etagkv_store_open(a.dir, &o, &s);
-    if (st != ETAGKV_OK) {
-        etagkv_cond_free(c);
-        return report(st);
-    }
-    rc = dispatch(s, argc - optind, argv + optind, &a, c);
-    etagkv_store_close(s);
-    etagkv_cond_free(c);
+    free(a.prefix.p);
+    free(a.after.p);
+    free(c.key.p);
+    free(c.value.p);
     return rc;
 }

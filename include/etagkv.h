@@ -106,7 +106,8 @@ extern "C" {
       "idempotency table full: retry after older keys expire")                 \
     X(TORN_STORE, 20, 500,                                                     \
       "store creation was cut short (power loss?): data.mdb holds no data; "   \
-      "remove it and open again")
+      "remove it and open again")                                              \
+    X(READ_ONLY, 22, 405, "the store is open read-only")
 
 typedef enum etagkv_status {
 #define ETAGKV_STATUS_ENUM_(name, num, http, msg) ETAGKV_##name = num,
@@ -407,21 +408,41 @@ typedef struct etagkv_options {
      * that exist keep their mode.  The directory is the caller's: make it
      * 0700, or wider to match (0750 for 0640). */
     unsigned file_mode;
+    /** Non-zero: open an existing store for reading only (LMDB's
+     * MDB_RDONLY).  Nothing is created or written: no directory, no
+     * data.mdb, no lock.mdb, no format marker; every write returns
+     * ETAGKV_READ_ONLY.  Works on a read-only file system and on a store
+     * whose files this process may read but not write (another user's).
+     * The reader registers in the store's lock file when it may write
+     * that file, so writers in other processes keep its snapshot intact.
+     * Otherwise (lock.mdb absent, on a read-only file system, or not
+     * writable by this process) it opens without the lock file
+     * (MDB_NOLOCK): safe while no process writes the store; with a live
+     * writer elsewhere, a long read may see pages the writer reuses.
+     * Default 0: read-write, creating the store if the directory holds
+     * none. */
+    int read_only;
 } etagkv_options;
 
 /** Fill o with the defaults described above.  NULL is accepted (no-op). */
 ETAGKV_API void etagkv_options_init(etagkv_options *o);
 
-/** Open (creating if needed) the store in directory dir, which must exist.
- * opts may be NULL for defaults.  One process may open a store only once
- * at a time (an LMDB rule, enforced: a second open in the same process is
- * ETAGKV_INVALID_ARGUMENT); several processes may open the same store.
+/** Open (creating if needed) the store in directory dir, which must exist:
+ * the library never creates the directory.  With opts->read_only the store
+ * must exist too, and nothing is created.  opts may be NULL for defaults.  One
+ * process may open a store only once at a time (an LMDB rule, enforced: a
+ * second open in the same process is ETAGKV_INVALID_ARGUMENT); several
+ * processes may open the same store.
  *
  * Returns ETAGKV_OK and *out; on failure *out is NULL and:
  *  ETAGKV_INVALID_ARGUMENT  NULL dir/out, inconsistent options, or the
  *                           store is already open in this process;
- *  ETAGKV_IO_ERROR          the directory is missing or not writable, or
- *                           another I/O error (see etagkv_last_error_detail);
+ *  ETAGKV_NOT_FOUND         the directory does not exist (detail "<dir>:
+ *                           directory does not exist"), or, read_only,
+ *                           it holds no store (no data.mdb);
+ *  ETAGKV_IO_ERROR          dir is not a directory, or is not writable
+ *                           (not read_only), or another I/O error (see
+ *                           etagkv_last_error_detail);
  *  ETAGKV_INCOMPATIBLE      the directory holds an LMDB environment that is
  *                           not an etagkv store of a known format;
  *  ETAGKV_STORE_FULL        the file system is full, or a new store's
@@ -480,6 +501,63 @@ typedef struct etagkv_stats {
  * ETAGKV_OK, ETAGKV_INVALID_ARGUMENT, ETAGKV_IO_ERROR, ETAGKV_CORRUPT or
  * ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out);
+
+/* ---------------------------------------------------------------------------
+ * Backup and verification
+ * ------------------------------------------------------------------------- */
+
+/** Write a consistent, compacted copy of the store into directory dir, as
+ * a new store file (dir/data.mdb, mode 0600) that etagkv_store_open() of dir
+ * opens as a store: LMDB's mdb_env_copyfd2() with MDB_CP_COMPACT, which
+ * copies one read snapshot and leaves out free pages.  The copy holds
+ * exactly the writes committed when the backup began: every write
+ * acknowledged before the call, none that commits after it began, so its
+ * revision (etagkv_stats.revision) names the snapshot.  Writers keep
+ * running meanwhile (LMDB readers never block writers), except that a write
+ * that needs the map to grow waits until the backup ends.  The file is
+ * flushed (fsync) and so is dir, before the call returns.  dir must exist
+ * and hold no data.mdb: a backup never overwrites anything.  Works on a
+ * read-only store (etagkv_options.read_only).
+ *
+ * Returns ETAGKV_OK; ETAGKV_NOT_FOUND (dir does not exist);
+ * ETAGKV_INVALID_ARGUMENT (NULL s or dir; dir/data.mdb exists, detail
+ * "... exists: a backup never overwrites a store"); ETAGKV_STORE_FULL (the
+ * target file system is full); ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY.  On
+ * failure the partial file is removed and dir is as it was. */
+ETAGKV_API etagkv_status etagkv_store_backup(etagkv_store *s, const char *dir);
+
+/** As etagkv_store_backup(), but write the copy to the file descriptor fd
+ * (a file, a pipe, a socket), from its current position; fd is neither
+ * flushed nor closed: the caller owns it.  The bytes are a complete
+ * data.mdb: put them, under that name, into an empty directory to have a
+ * store (the etagkv tool's "restore" does that and verifies).  A process
+ * writing to a pipe should ignore SIGPIPE, so that a reader going away is
+ * ETAGKV_IO_ERROR rather than death.
+ *
+ * Returns ETAGKV_OK; ETAGKV_INVALID_ARGUMENT (NULL s, or fd < 0);
+ * ETAGKV_STORE_FULL (ENOSPC); ETAGKV_IO_ERROR (a failed write, detail with
+ * the cause: EPIPE, EBADF, ...); ETAGKV_NO_MEMORY.  On failure an unknown
+ * part of the copy has been written to fd. */
+ETAGKV_API etagkv_status etagkv_store_backup_fd(etagkv_store *s, int fd);
+
+/** Check the store from its bytes, in one read snapshot: every record
+ * decodes (known layout version, lengths that fit), its key is 1 to
+ * ETAGKV_KEY_MAX bytes, its value hashes to its stored ETag (XXH3-128
+ * recomputed from every byte), and its revisions and times are in order:
+ * 1 <= create_revision <= mod_revision <= the store's revision, version >=
+ * 1, created_ns <= modified_ns.  Revisions are not required to be unique
+ * across keys: one multi-key transaction gives every key it writes the same
+ * mod_revision.  Reads every value, so it takes as long as reading the
+ * whole store; writers keep running meanwhile.  If records_out is not NULL
+ * it receives the number of records checked (on failure: those before the
+ * bad one).
+ *
+ * Returns ETAGKV_OK (every record is sound); ETAGKV_CORRUPT at the first
+ * record that is not, with a detail naming its key (bytes outside
+ * printable ASCII, and '%', as %XX) and what is wrong; ETAGKV_INVALID_ARGUMENT
+ * (NULL s); ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY. */
+ETAGKV_API etagkv_status etagkv_store_verify(etagkv_store *s,
+                                             uint64_t *records_out);
 
 /* ---------------------------------------------------------------------------
  * Reads
@@ -583,6 +661,9 @@ ETAGKV_API etagkv_status etagkv_list(etagkv_store *s, const void *prefix,
  *  ETAGKV_STORE_FULL           the map cannot grow past its ceiling, or
  *                              the file system is full; the store is
  *                              unchanged and stays usable;
+ *  ETAGKV_READ_ONLY            the store was opened with
+ *                              etagkv_options.read_only (HTTP 405: only
+ *                              GET and HEAD are allowed on it);
  *  ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY, ETAGKV_CORRUPT. */
 ETAGKV_API etagkv_status etagkv_put(etagkv_store *s, const void *key,
                                     size_t key_len, const void *value,
@@ -696,7 +777,7 @@ typedef void (*etagkv_done_fn)(void *ctx, const etagkv_result *res);
  * Returns ETAGKV_OK (done will be called), or, without calling done, the
  * argument errors of etagkv_write() (ETAGKV_INVALID_KEY, KEY_TOO_LONG,
  * VALUE_TOO_LARGE, INVALID_HEADER, INVALID_ARGUMENT for NULL s, req or
- * done) or ETAGKV_NO_MEMORY. */
+ * done), ETAGKV_READ_ONLY or ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_submit(etagkv_store *s,
                                        const etagkv_request *req,
                                        etagkv_done_fn done, void *ctx);

@@ -43,14 +43,21 @@ typedef struct ekv_val {
 
 /* ---- environment (lmdb_env.c) -------------------------------------------- */
 
-/* Open (creating it if need be) the store in directory dir with checked
- * options (ekv_options_check()); page_bytes is the system page size.  On
+/* Open (creating it if need be, unless opts->read_only) the store in
+ * directory dir with checked options (ekv_options_check()); page_bytes is
+ * the system page size.  On
  * failure *out is NULL and nothing is held. */
 etagkv_status ekv_env_open(const char *dir, const etagkv_options *opts,
                            size_t page_bytes, struct ekv_env **out);
 
 /* Flush and close; accepts NULL and a half-opened environment. */
 void ekv_env_close(struct ekv_env *env);
+
+/* Write a compacted copy of one read snapshot of the store: to fd (the
+ * caller's, not flushed), or as a new store file in directory dir
+ * (flushed, with dir; never overwriting one, and removed on failure). */
+etagkv_status ekv_env_copy_fd(struct ekv_env *env, int fd);
+etagkv_status ekv_env_copy_dir(struct ekv_env *env, const char *dir);
 
 /* Fill the storage figures of *out (records, idempotency_keys,
  * map_size_bytes, map_used_bytes) as seen by the read transaction txn. */
@@ -63,7 +70,8 @@ etagkv_status ekv_read_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_read_end(ekv_txn *txn);
 
 /* Begin a write transaction (one at a time per store; a second writer
- * waits).  On success end it with ekv_write_commit() or ekv_write_abort(). */
+ * waits); ETAGKV_READ_ONLY in a store opened read-only.  On success end it with
+ * ekv_write_commit() or ekv_write_abort(). */
 etagkv_status ekv_write_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_write_abort(ekv_txn *txn);
 

@@ -47,9 +47,9 @@
 #define META_TXNID_AT 144
 #define META_HEADER_BYTES (META_TXNID_AT + 8)
 
-/* fsync the directory at path.  A file system that cannot sync a
- * directory says EINVAL; there is nothing more to do then. */
-static etagkv_status sync_dir(const char *path)
+/* A file system that cannot sync a directory says EINVAL; there is nothing
+ * more to do then. */
+etagkv_status ekv_sync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc, err;
@@ -83,12 +83,12 @@ etagkv_status ekv_create_durable(MDB_env *env, const char *dir)
     rc = mdb_env_sync(env, 1);
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_env_sync(new store)");
-    st = sync_dir(dir);
+    st = ekv_sync_dir(dir);
     if (st != ETAGKV_OK)
         return st;
     if (snprintf(parent, sizeof parent, "%s/..", dir) >= (int)sizeof parent)
         return ekv_fail(ETAGKV_IO_ERROR, "%s: path too long", dir);
-    return sync_dir(parent);
+    return ekv_sync_dir(parent);
 }
 
 /* 1 if the n bytes at p are all zero. */

@@ -1,9 +1,13 @@
 /*
- * lmdb_env.c -- the LMDB backend's environment: open and close, the format
- * marker, statistics, and the one mapping of LMDB and errno codes to
- * statuses (with the diagnosis of a full disk).  Layout in lmdb_env.h.
+ * lmdb_env.c -- the LMDB backend's environment: open (read-write or
+ * read-only) and close, the format marker, statistics, compacted copies,
+ * and the one mapping of LMDB and errno codes to statuses (with the
+ * diagnosis of a full disk).  Layout in lmdb_env.h.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -96,6 +100,10 @@ static etagkv_status check_format(struct ekv_env *env, MDB_txn *txn)
     rc = mdb_get(txn, env->main, &k, &v);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return ekv_mdb_status(rc, "mdb_get(format)");
+    if (rc == MDB_NOTFOUND && main_stat.ms_entries == 0 && env->read_only)
+        return ekv_fail(ETAGKV_INCOMPATIBLE,
+                        "an empty LMDB environment, not yet an etagkv store "
+                        "(a read-only open does not make it one)");
     if (rc == MDB_NOTFOUND && main_stat.ms_entries == 0) {
         v.mv_size = sizeof(FORMAT_VALUE) - 1;
         v.mv_data = FORMAT_VALUE;
@@ -109,14 +117,17 @@ static etagkv_status check_format(struct ekv_env *env, MDB_txn *txn)
     return ETAGKV_OK;
 }
 
-/* Check (or write) the format marker and open the named databases. */
+/* Check (or write) the format marker and open the named databases (in a
+ * read-only store, without creating anything: a store with the marker has
+ * both).  Committing the transaction, read-only too, keeps the handles. */
 static etagkv_status open_dbs(struct ekv_env *env)
 {
+    unsigned create = env->read_only ? 0 : MDB_CREATE;
     MDB_txn *txn;
     etagkv_status st = ETAGKV_OK;
     int rc;
 
-    rc = mdb_txn_begin(env->mdb, NULL, 0, &txn);
+    rc = mdb_txn_begin(env->mdb, NULL, env->read_only ? MDB_RDONLY : 0, &txn);
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_txn_begin");
     rc = mdb_dbi_open(txn, NULL, 0, &env->main);
@@ -127,9 +138,9 @@ static etagkv_status open_dbs(struct ekv_env *env)
     st = check_format(env, txn);
     if (st != ETAGKV_OK)
         goto out;
-    rc = mdb_dbi_open(txn, "records", MDB_CREATE, &env->records);
+    rc = mdb_dbi_open(txn, "records", create, &env->records);
     if (rc == 0)
-        rc = mdb_dbi_open(txn, "idempotency", MDB_CREATE, &env->idem);
+        rc = mdb_dbi_open(txn, "idempotency", create, &env->idem);
     if (rc != 0) {
         st = ekv_mdb_status(rc, "mdb_dbi_open");
         goto out;
@@ -156,16 +167,77 @@ static int configure(struct ekv_env *env, const etagkv_options *opts)
     return rc;
 }
 
+/* "dir/name" into path; -1 if it does not fit. */
+static int path_in(char *path, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(path, cap, "%s/%s", dir, name);
+
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* Before anything is registered or opened: a missing directory is
+ * ETAGKV_NOT_FOUND with a plain message, not LMDB's "No such file or
+ * directory" after the fact; so, for a read-only open, is a directory
+ * without a store, which a read-write open would create and a read-only
+ * open must not. */
+static etagkv_status check_dir(const char *dir, int read_only)
+{
+    char path[PATH_MAX];
+    struct stat sb;
+
+    if (stat(dir, &sb) != 0)
+        return errno == ENOENT
+                   ? ekv_fail(ETAGKV_NOT_FOUND,
+                              "%s: directory does not exist (the library "
+                              "does not create it)",
+                              dir)
+                   : ekv_fail(ETAGKV_IO_ERROR, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return ekv_fail(ETAGKV_IO_ERROR, "%s: not a directory", dir);
+    if (!read_only)
+        return ETAGKV_OK;
+    if (path_in(path, sizeof(path), dir, "data.mdb") != 0)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT, "%s: path too long", dir);
+    if (stat(path, &sb) != 0)
+        return errno == ENOENT
+                   ? ekv_fail(ETAGKV_NOT_FOUND,
+                              "%s: no store here (no data.mdb), and a "
+                              "read-only open creates none",
+                              dir)
+                   : ekv_fail(ETAGKV_IO_ERROR, "%s: %s", path, strerror(errno));
+    return ETAGKV_OK;
+}
+
+/* The MDB_* flags that open dir.  Read-only: MDB_RDONLY, and MDB_NOLOCK
+ * unless this process may write lock.mdb.  LMDB would create a missing
+ * lock file, which a read-only open must not, and cannot open one it may
+ * not write (another user's store): it maps the reader table writable.
+ * (On a read-only file system LMDB itself goes on without the lock file;
+ * asking first makes the three cases one.) */
+static unsigned open_flags(const char *dir, const etagkv_options *opts)
+{
+    unsigned flags = MDB_NOTLS;
+    char lock[PATH_MAX];
+
+    if (opts->sync_mode == ETAGKV_NOSYNC)
+        flags |= MDB_NOSYNC;
+    if (!opts->read_only)
+        return flags;
+    flags |= MDB_RDONLY;
+    if (path_in(lock, sizeof(lock), dir, "lock.mdb") != 0 ||
+        faccessat(AT_FDCWD, lock, R_OK | W_OK, AT_EACCESS) != 0)
+        flags |= MDB_NOLOCK;
+    return flags;
+}
+
 static etagkv_status open_mdb(struct ekv_env *env, const char *dir,
                               const etagkv_options *opts)
 {
-    unsigned flags = MDB_NOTLS;
+    unsigned flags = open_flags(dir, opts);
     MDB_envinfo info;
     etagkv_status st;
     int rc;
 
-    if (opts->sync_mode == ETAGKV_NOSYNC)
-        flags |= MDB_NOSYNC;
     rc = mdb_env_create(&env->mdb);
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_env_create");
@@ -186,7 +258,7 @@ static etagkv_status open_mdb(struct ekv_env *env, const char *dir,
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_env_info");
     env->map.map_bytes = info.me_mapsize;
-    st = ekv_create_durable(env->mdb, dir);
+    st = env->read_only ? ETAGKV_OK : ekv_create_durable(env->mdb, dir);
     return st != ETAGKV_OK ? st : open_dbs(env);
 }
 
@@ -200,6 +272,10 @@ etagkv_status ekv_env_open(const char *dir, const etagkv_options *opts,
     if (env == NULL)
         return ETAGKV_NO_MEMORY;
     env->page_bytes = page_bytes;
+    env->read_only = opts->read_only != 0;
+    st = check_dir(dir, env->read_only);
+    if (st != ETAGKV_OK)
+        goto fail;
     st = ekv_map_init(&env->map, (size_t)opts->map_max_bytes);
     if (st != ETAGKV_OK)
         goto fail;
@@ -225,12 +301,13 @@ void ekv_env_close(struct ekv_env *env)
         return;
     /* The pooled read transactions go before the environment. */
     ekv_readers_shutdown(&env->readers);
-    if (env->mdb != NULL) {
+    if (env->mdb != NULL && !env->read_only) {
         /* In nosync mode this makes a clean shutdown as durable as sync
          * mode; in sync mode it is a no-op. */
         (void)mdb_env_sync(env->mdb, 1);
-        mdb_env_close(env->mdb);
     }
+    if (env->mdb != NULL)
+        mdb_env_close(env->mdb);
     ekv_registry_remove(&env->registration);
     ekv_map_shutdown(&env->map);
     free(env);
@@ -256,4 +333,52 @@ etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out)
     out->map_used_bytes =
         (uint64_t)(info.me_last_pgno + 1) * records_stat.ms_psize;
     return ETAGKV_OK;
+}
+
+/* ---- compacted copies ---------------------------------------------------- */
+
+etagkv_status ekv_env_copy_fd(struct ekv_env *env, int fd)
+{
+    int rc;
+
+    /* mdb_env_copyfd2() runs its own read transaction, so it holds the
+     * resize lock shared like every other one (lmdb_txn.c): the map must
+     * not be resized under it. */
+    (void)pthread_rwlock_rdlock(&env->map.resize_lock);
+    rc = mdb_env_copyfd2(env->mdb, fd, MDB_CP_COMPACT);
+    (void)pthread_rwlock_unlock(&env->map.resize_lock);
+    return rc == 0 ? ETAGKV_OK : ekv_mdb_status(rc, "mdb_env_copyfd2");
+}
+
+etagkv_status ekv_env_copy_dir(struct ekv_env *env, const char *dir)
+{
+    char path[PATH_MAX];
+    etagkv_status st;
+    int fd;
+
+    if (path_in(path, sizeof(path), dir, "data.mdb") != 0)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT, "%s: path too long", dir);
+    /* O_EXCL: never overwrite a store, nor follow a planted symlink. */
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno == EEXIST
+                   ? ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                              "%s exists: a backup never overwrites a store",
+                              path)
+               : errno == ENOENT ? ekv_fail(ETAGKV_NOT_FOUND,
+                                            "%s: directory does not exist", dir)
+                                 : ekv_fail(ekv_mdb_map(errno), "%s: %s", path,
+                                            strerror(errno));
+    st = ekv_env_copy_fd(env, fd);
+    if (st == ETAGKV_OK && fsync(fd) != 0)
+        st = ekv_fail(ekv_mdb_map(errno), "fsync(%s): %s", path,
+                      strerror(errno));
+    if (close(fd) != 0 && st == ETAGKV_OK)
+        st = ekv_fail(ekv_mdb_map(errno), "close(%s): %s", path,
+                      strerror(errno));
+    if (st == ETAGKV_OK)
+        st = ekv_sync_dir(dir);
+    if (st != ETAGKV_OK)
+        (void)unlink(path); /* a partial copy must not pass for a store */
+    return st;
 }

@@ -47,6 +47,7 @@ struct ekv_env {
     MDB_dbi main;    /* LMDB's main database: format, revision */
     MDB_dbi idem;    /* idempotency key -> recorded outcome (idem.c) */
     size_t page_bytes;
+    int read_only; /* MDB_RDONLY: ekv_write_begin() refuses */
     struct ekv_map map;
     struct ekv_readers readers;
     struct ekv_registration registration; /* registry.c */
@@ -76,6 +77,10 @@ void ekv_readers_shutdown(struct ekv_readers *r);
  * its meta pages, then fsync dir and dir's parent.  ETAGKV_OK (also for an
  * existing store, untouched), or the status of the failed step. */
 etagkv_status ekv_create_durable(MDB_env *env, const char *dir);
+
+/* lmdb_create.c: fsync the directory at path (a file system that cannot
+ * sync a directory is not an error). */
+etagkv_status ekv_sync_dir(const char *path);
 
 /* lmdb_create.c: after mdb_env_open() of dir refused data.mdb
  * (MDB_INVALID), ETAGKV_TORN_STORE, with a diagnostic, if the file holds

@@ -197,6 +197,8 @@ void ekv_read_end(ekv_txn *txn)
 
 etagkv_status ekv_write_begin(struct ekv_env *env, ekv_txn *txn)
 {
+    if (env->read_only)
+        return ekv_fail(ETAGKV_READ_ONLY, "the store was opened read-only");
     return begin(env, 0, txn);
 }
 

@@ -68,6 +68,9 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
         (req->idempotency_key == NULL && req->idempotency_key_len > 0) ||
         (req->flags & ~ETAGKV_WRITE_KEEP_CONTENT_TYPE) != 0)
         return ETAGKV_INVALID_ARGUMENT;
+    if (s->opts.read_only)
+        return ekv_fail(ETAGKV_READ_ONLY, "the store was opened read-only "
+                                          "(etagkv_options.read_only)");
     if (req->idempotency_key_len > ETAGKV_IDEMPOTENCY_KEY_MAX)
         return ekv_fail(ETAGKV_INVALID_HEADER,
                         "idempotency key longer than %d bytes",

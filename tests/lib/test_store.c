@@ -479,7 +479,7 @@ START_TEST(the_error_detail_is_cleared_by_the_next_call)
     etagkv_cond *c;
 
     ck_assert_int_eq(etagkv_store_open("/nonexistent/x", NULL, &other),
-                     ETAGKV_IO_ERROR);
+                     ETAGKV_NOT_FOUND);
     ck_assert_str_ne(etagkv_last_error_detail(), "");
     ck_assert_int_eq(etagkv_cond_new(&c), ETAGKV_OK);
     ck_assert_str_eq(etagkv_last_error_detail(), "");
@@ -989,7 +989,7 @@ START_TEST(bad_input_gets_a_clear_status_and_changes_nothing)
     ck_assert_int_eq(etagkv_store_open(NULL, NULL, &other),
                      ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_store_open("/nonexistent/etagkv", NULL, &other),
-                     ETAGKV_IO_ERROR);
+                     ETAGKV_NOT_FOUND);
     ck_assert_ptr_null(other);
     ck_assert_str_ne(etagkv_last_error_detail(), "");
 }

@@ -1,0 +1,63 @@
+/*
+ * cli.h -- what the files of the etagkv tool share: the parsed command
+ * line, a command's context, and the outcome report.
+ */
+#ifndef ETAGKV_CLI_H
+#define ETAGKV_CLI_H
+
+#include <stddef.h>
+
+#include "etagkv.h"
+
+/* Exit statuses (README "On the command line"). */
+enum { EXIT_OUTCOME = 1, EXIT_USAGE = 2, EXIT_ERROR = 3 };
+
+/* Bytes given on the command line: a KEY, --prefix or --after, decoded
+ * with --pct (malloc'd). */
+struct bytes {
+    unsigned char *p;
+    size_t len;
+};
+
+struct args {
+    const char *dir;
+    /* If-Match and If-None-Match may be given several times and are then
+     * one list, as repeated HTTP header lines are (malloc'd). */
+    char *if_match, *if_none_match;
+    const char *if_modified_since, *if_unmodified_since;
+    const char *content_type;
+    const char *idempotency_key;
+    struct bytes prefix, after;
+    size_t limit;
+    int nosync, pct, json;
+    unsigned used; /* OPT_* of the options given */
+};
+
+/* What a command runs with: the store directory and the open store (NULL
+ * for a command that opens its own), the options, its operands after its
+ * name, the parsed conditions, for commands on a key the key, and for put
+ * the value (read before the store is opened). */
+struct ctx {
+    const char *dir;
+    etagkv_store *s;
+    const struct args *a;
+    int argc;
+    char **argv;
+    etagkv_cond *cond;
+    struct bytes key;
+    struct bytes value;
+    int value_too_large; /* more than the store's limit: not read whole */
+};
+
+/* Print the outcome like an HTTP status line (with the library's detail)
+ * to stderr and return the exit status; `deleted` makes a successful
+ * delete 204, as the server answers it. */
+int report_as(etagkv_status st, int deleted);
+int report(etagkv_status st);
+
+/* copy.c: the commands on a whole store. */
+int cmd_backup(struct ctx *c);
+int cmd_restore(struct ctx *c);
+int cmd_verify(struct ctx *c);
+
+#endif /* ETAGKV_CLI_H */

@@ -1,0 +1,258 @@
+/*
+ * copy.c -- the etagkv tool's commands on a whole store: backup, restore
+ * and verify.
+ *
+ *   backup DIR|-   etagkv_store_backup(): a consistent compacted copy of a
+ *                  live store as DIR/data.mdb (DIR is created if missing;
+ *                  an existing store file is never overwritten), or the
+ *                  same bytes to stdout
+ *   restore SRC|-  a backup (a backup DIR, its data.mdb, or those bytes on
+ *                  stdin) into the -d directory, which must be empty or
+ *                  absent; flushed, then opened read-only and verified; a
+ *                  restore that does not verify is removed again
+ *   verify         etagkv_store_verify(): every record against its ETag
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define STORE_FILE "data.mdb"
+
+/* Print a store's revision and record count as `stats` and `verify` do
+ * (records checked when verified is non-NULL). */
+static etagkv_status print_figures(etagkv_store *s, const uint64_t *verified)
+{
+    etagkv_stats x;
+    etagkv_status st = etagkv_store_stats(s, &x);
+
+    if (st == ETAGKV_OK)
+        printf("records: %" PRIu64 "\nrevision: %" PRIu64 "\n",
+               verified != NULL ? *verified : x.records, x.revision);
+    return st;
+}
+
+/* Open dir read-only, verify every record and print the figures. */
+static etagkv_status verify_dir(const char *dir)
+{
+    etagkv_options o;
+    etagkv_store *s;
+    uint64_t n = 0;
+    etagkv_status st;
+
+    etagkv_options_init(&o);
+    o.read_only = 1;
+    st = etagkv_store_open(dir, &o, &s);
+    if (st != ETAGKV_OK)
+        return st;
+    st = etagkv_store_verify(s, &n);
+    if (st == ETAGKV_OK)
+        st = print_figures(s, &n);
+    etagkv_store_close(s);
+    return st;
+}
+
+int cmd_verify(struct ctx *c)
+{
+    uint64_t n = 0;
+    etagkv_status st = etagkv_store_verify(c->s, &n);
+
+    if (st == ETAGKV_OK)
+        st = print_figures(c->s, &n);
+    else
+        fprintf(stderr, "etagkv: %" PRIu64 " records sound before this one\n",
+                n);
+    return report(st);
+}
+
+int cmd_backup(struct ctx *c)
+{
+    const char *to = c->argv[0];
+    etagkv_status st;
+
+    if (strcmp(to, "-") == 0) {
+        if (isatty(STDOUT_FILENO)) {
+            fprintf(stderr, "etagkv: backup -: stdout is a terminal; "
+                            "redirect it to a file or a pipe\n");
+            return EXIT_USAGE;
+        }
+        /* A reader that goes away is a failed backup, not a silent death. */
+        (void)signal(SIGPIPE, SIG_IGN);
+        return report(etagkv_store_backup_fd(c->s, STDOUT_FILENO));
+    }
+    if (mkdir(to, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "etagkv: mkdir %s: %s\n", to, strerror(errno));
+        return EXIT_ERROR;
+    }
+    st = etagkv_store_backup(c->s, to);
+    if (st == ETAGKV_INVALID_ARGUMENT) {
+        fprintf(stderr, "etagkv: %s\n", etagkv_last_error_detail());
+        return EXIT_USAGE;
+    }
+    if (st == ETAGKV_OK)
+        st = verify_dir(to);
+    return report(st);
+}
+
+/* ---- restore ------------------------------------------------------------- */
+
+/* 1 if dir exists and holds nothing, 0 if it holds something, -1 (errno)
+ * if it cannot be read (ENOENT: it does not exist). */
+static int dir_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int empty = 1;
+
+    if (d == NULL)
+        return -1;
+    for (;;) {
+        e = readdir(d);
+        if (e == NULL)
+            break;
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            empty = 0;
+    }
+    (void)closedir(d);
+    return empty;
+}
+
+/* Open the backup SRC: "-" is stdin, a directory means its data.mdb.
+ * The descriptor, or -1 after saying why. */
+static int open_backup(const char *src)
+{
+    char path[4096];
+    struct stat sb;
+    int fd;
+
+    if (strcmp(src, "-") == 0)
+        return STDIN_FILENO;
+    if (stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(path, sizeof(path), "%s/%s", src, STORE_FILE);
+        src = path;
+    }
+    fd = open(src, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fprintf(stderr, "etagkv: %s: %s\n", src, strerror(errno));
+    return fd;
+}
+
+/* Copy in to out; 0, or -1 with errno. */
+static int copy_all(int in, int out)
+{
+    static char buf[1 << 16];
+
+    for (;;) {
+        ssize_t r = read(in, buf, sizeof(buf)), w;
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return (int)r;
+        for (ssize_t off = 0; off < r; off += w) {
+            w = write(out, buf + off, (size_t)(r - off));
+            if (w < 0 && errno == EINTR)
+                w = 0;
+            else if (w < 0)
+                return -1;
+        }
+    }
+}
+
+/* fsync a directory: the new name of a file in it is durable. */
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    (void)close(fd);
+    return rc != 0 && errno != EINVAL ? -1 : 0;
+}
+
+/* Write the backup on in as dir/data.mdb: under a temporary name, flushed,
+ * then renamed, so that a restore cut short never leaves a file that
+ * passes for a store.  0, or -1 after saying why (nothing left behind). */
+static int write_store_file(int in, const char *dir)
+{
+    char tmp[4096], path[4096];
+    int fd, rc;
+
+    snprintf(tmp, sizeof(tmp), "%s/%s.restoring", dir, STORE_FILE);
+    snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "etagkv: %s: %s\n", tmp, strerror(errno));
+        return -1;
+    }
+    rc = copy_all(in, fd);
+    if (rc == 0)
+        rc = fsync(fd);
+    if (close(fd) != 0)
+        rc = -1;
+    if (rc == 0)
+        rc = rename(tmp, path);
+    if (rc == 0)
+        rc = sync_dir(dir);
+    if (rc != 0) {
+        fprintf(stderr, "etagkv: restoring into %s: %s\n", dir,
+                strerror(errno));
+        (void)unlink(tmp);
+        (void)unlink(path);
+    }
+    return rc;
+}
+
+int cmd_restore(struct ctx *c)
+{
+    const char *dir = c->dir;
+    int empty = dir_empty(dir), created = 0, in, rc;
+    etagkv_status st;
+
+    if (empty == 0 || (empty < 0 && errno != ENOENT)) {
+        fprintf(stderr,
+                "etagkv: %s: %s; restore only into an empty or new "
+                "directory\n",
+                dir, empty == 0 ? "not empty" : strerror(errno));
+        return EXIT_USAGE;
+    }
+    in = open_backup(c->argv[0]);
+    if (in < 0)
+        return EXIT_USAGE;
+    if (empty < 0) {
+        if (mkdir(dir, 0700) != 0) {
+            fprintf(stderr, "etagkv: mkdir %s: %s\n", dir, strerror(errno));
+            rc = EXIT_ERROR;
+            goto out;
+        }
+        created = 1;
+    }
+    if (write_store_file(in, dir) != 0) {
+        rc = EXIT_ERROR;
+        goto out;
+    }
+    st = verify_dir(dir);
+    if (st != ETAGKV_OK) {
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
+        (void)unlink(path);
+        fprintf(stderr, "etagkv: the backup does not verify; %s removed\n",
+                path);
+    }
+    rc = report(st);
+out:
+    if (rc != 0 && created)
+        (void)rmdir(dir);
+    if (in != STDIN_FILENO)
+        (void)close(in);
+    return rc;
+}

@@ -1,0 +1,424 @@
+/*
+ * test_backup.c -- etagkv_store_backup*(), etagkv_store_verify() and the
+ * read-only open (issue 16).
+ *
+ * The backup test runs writer threads and takes a backup while they
+ * write, provably: the copy goes into a pipe that is not drained until the
+ * writers have acknowledged more writes after the copy started producing
+ * bytes (so after its snapshot was taken).  The restored copy must then
+ * hold, for every key, exactly the last acknowledged write at or below the
+ * copy's revision, and every write acknowledged before the backup began.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+#define WRITERS 4
+#define KEYS_PER_WRITER 40
+#define MAX_LOG 20000
+#define SEED_KEYS 64
+#define SEED_BYTES (64 << 10) /* 4 MiB in all: more than the copy buffers */
+#define AFTER_START 50 /* writes acknowledged while the copy is stalled */
+
+static char *dir, *bdir;
+
+static void setup(void)
+{
+    dir = tu_mkdtemp();
+    bdir = tu_mkdtemp();
+}
+
+static void teardown(void)
+{
+    tu_rmdir_free(dir);
+    tu_rmdir_free(bdir);
+}
+
+/* One acknowledged write: its key (writer, slot), revision and value id
+ * (0 for a delete). */
+struct logged {
+    int slot;
+    uint64_t rev;
+    unsigned value_id;
+};
+
+struct writer {
+    pthread_t thread;
+    etagkv_store *s;
+    int id;
+    struct logged log[MAX_LOG];
+    atomic_size_t n;
+};
+
+static atomic_int stop;
+
+static void key_of(int writer, int slot, char *out, size_t cap)
+{
+    snprintf(out, cap, "w%d/%02d", writer, slot);
+}
+
+static void value_of(unsigned id, char *out, size_t cap)
+{
+    snprintf(out, cap, "value-%u-%0100u", id, id);
+}
+
+static void *write_loop(void *arg)
+{
+    struct writer *w = arg;
+    uint64_t rng = 0x9E3779B97F4A7C15u * (uint64_t)(w->id + 1);
+
+    for (unsigned i = 1; !atomic_load(&stop) && atomic_load(&w->n) < MAX_LOG;
+         i++) {
+        int slot = (int)(tu_rng_next(&rng) % KEYS_PER_WRITER);
+        unsigned id = (unsigned)w->id * 1000000u + i;
+        int del = tu_rng_next(&rng) % 5 == 0;
+        char key[32], value[160];
+        etagkv_meta m;
+        etagkv_status st;
+
+        key_of(w->id, slot, key, sizeof(key));
+        value_of(id, value, sizeof(value));
+        st = del ? etagkv_delete(w->s, key, strlen(key), NULL, &m)
+                 : etagkv_put(w->s, key, strlen(key), value, strlen(value),
+                              NULL, NULL, &m);
+        if (st == ETAGKV_NOT_FOUND)
+            continue; /* a delete of an absent key changes nothing */
+        ck_assert_msg(st == ETAGKV_OK || st == ETAGKV_CREATED, "%s: %s", key,
+                      etagkv_strerror(st));
+        w->log[atomic_load(&w->n)] =
+            (struct logged){slot, m.mod_revision, del ? 0 : id};
+        atomic_fetch_add(&w->n, 1);
+    }
+    return NULL;
+}
+
+static size_t acked(struct writer *ws)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < WRITERS; i++)
+        n += atomic_load(&ws[i].n);
+    return n;
+}
+
+struct drain {
+    int in, out;
+    struct writer *ws;
+};
+
+/* Wait until the copy has produced bytes (its snapshot exists), then until
+ * the writers acknowledged AFTER_START more writes, then drain the pipe
+ * into the file. */
+static void *drain_pipe(void *arg)
+{
+    struct drain *d = arg;
+    struct pollfd p = {.fd = d->in, .events = POLLIN};
+    static char buf[1 << 16];
+    size_t base;
+    ssize_t r;
+
+    ck_assert_int_eq(poll(&p, 1, -1), 1);
+    base = acked(d->ws);
+    while (acked(d->ws) < base + AFTER_START)
+        usleep(1000);
+    while ((r = read(d->in, buf, sizeof(buf))) > 0)
+        ck_assert_int_eq(write(d->out, buf, (size_t)r), r);
+    ck_assert_int_eq(r, 0);
+    return NULL;
+}
+
+/* Back up s through a pipe into bdir/data.mdb while the writers run. */
+static void backup_through_pipe(etagkv_store *s, struct writer *ws)
+{
+    char path[4096];
+    int fds[2];
+    pthread_t t;
+    struct drain d;
+
+    snprintf(path, sizeof(path), "%s/data.mdb", bdir);
+    ck_assert_int_eq(pipe(fds), 0);
+    d = (struct drain){fds[0], open(path, O_WRONLY | O_CREAT | O_EXCL, 0600),
+                       ws};
+    ck_assert_int_ge(d.out, 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, drain_pipe, &d), 0);
+    ck_assert_int_eq(etagkv_store_backup_fd(s, fds[1]), ETAGKV_OK);
+    ck_assert_int_eq(close(fds[1]), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(close(fds[0]), 0);
+    ck_assert_int_eq(fsync(d.out), 0);
+    ck_assert_int_eq(close(d.out), 0);
+}
+
+/* Every key of writer w in the backup b at revision rev holds what the log
+ * says: the last write at or below rev. */
+static void check_writer(etagkv_store *b, const struct writer *w, uint64_t rev,
+                         uint64_t *live)
+{
+    for (int slot = 0; slot < KEYS_PER_WRITER; slot++) {
+        const struct logged *last = NULL;
+        char key[32], want[160];
+        void *got;
+        size_t len;
+        etagkv_meta m;
+        etagkv_status st;
+
+        for (size_t i = 0; i < atomic_load(&w->n); i++)
+            if (w->log[i].slot == slot && w->log[i].rev <= rev)
+                last = &w->log[i];
+        key_of(w->id, slot, key, sizeof(key));
+        st = etagkv_get(b, key, strlen(key), NULL, &got, &len, &m);
+        if (last == NULL || last->value_id == 0) {
+            ck_assert_msg(st == ETAGKV_NOT_FOUND, "%s: %s, wanted absent", key,
+                          etagkv_strerror(st));
+            continue;
+        }
+        ck_assert_msg(st == ETAGKV_OK, "%s: %s", key, etagkv_strerror(st));
+        value_of(last->value_id, want, sizeof(want));
+        ck_assert_uint_eq(m.mod_revision, last->rev);
+        ck_assert_uint_eq(len, strlen(want));
+        ck_assert_msg(memcmp(got, want, len) == 0, "%s: wrong value", key);
+        etagkv_free(got);
+        (*live)++;
+    }
+}
+
+START_TEST(
+    a_backup_under_concurrent_writes_is_exactly_the_acknowledged_writes_up_to_its_revision)
+{
+    static struct writer ws[WRITERS];
+    static char big[SEED_BYTES];
+    etagkv_store *s = tu_open(dir, NULL), *b;
+    etagkv_options o;
+    etagkv_stats x;
+    uint64_t verified, live = SEED_KEYS;
+    size_t before[WRITERS], later_all = 0;
+
+    for (int i = 0; i < SEED_KEYS; i++) {
+        char key[16];
+
+        memset(big, 'a' + i % 26, sizeof(big));
+        snprintf(key, sizeof(key), "seed/%02d", i);
+        ck_assert_int_eq(
+            etagkv_put(s, key, strlen(key), big, sizeof(big), NULL, NULL, NULL),
+            ETAGKV_CREATED);
+    }
+    atomic_store(&stop, 0);
+    for (int i = 0; i < WRITERS; i++) {
+        ws[i].s = s;
+        ws[i].id = i;
+        atomic_store(&ws[i].n, 0);
+        ck_assert_int_eq(
+            pthread_create(&ws[i].thread, NULL, write_loop, &ws[i]), 0);
+    }
+    while (acked(ws) < 200)
+        usleep(1000);
+    for (int i = 0; i < WRITERS; i++)
+        before[i] = atomic_load(&ws[i].n);
+    backup_through_pipe(s, ws);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < WRITERS; i++)
+        ck_assert_int_eq(pthread_join(ws[i].thread, NULL), 0);
+
+    etagkv_options_init(&o);
+    o.read_only = 1;
+    b = tu_open(bdir, &o);
+    ck_assert_int_eq(etagkv_store_verify(b, &verified), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(b, &x), ETAGKV_OK);
+    ck_assert_uint_eq(verified, x.records);
+    for (int i = 0; i < WRITERS; i++) {
+        size_t later = 0;
+
+        /* Acknowledged before the backup began: in it. */
+        for (size_t j = 0; j < before[i]; j++)
+            ck_assert_uint_le(ws[i].log[j].rev, x.revision);
+        for (size_t j = before[i]; j < atomic_load(&ws[i].n); j++)
+            later += ws[i].log[j].rev > x.revision;
+        fprintf(stderr, "backup: writer %d: %zu before, %zu after the copy\n",
+                i, before[i], later);
+        later_all += later;
+        check_writer(b, &ws[i], x.revision, &live);
+    }
+    ck_assert_uint_eq(x.records, live);
+    /* The writers committed while the copy was under way (the pipe was
+     * held until they had), and those writes are not in it. */
+    ck_assert_uint_ge(later_all, AFTER_START);
+    etagkv_store_close(b);
+    etagkv_store_close(s);
+}
+END_TEST
+
+START_TEST(a_backup_into_a_directory_reopens_and_never_overwrites)
+{
+    etagkv_store *s = tu_open(dir, NULL), *b;
+    etagkv_meta m;
+    void *v;
+    size_t n;
+
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "v", 1, NULL, NULL, &m),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_store_backup(s, bdir), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_backup(s, bdir), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(etagkv_last_error_detail(), "never"));
+    ck_assert_int_eq(etagkv_store_backup(s, "/nonexistent/etagkv"),
+                     ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_store_backup_fd(s, -1), ETAGKV_INVALID_ARGUMENT);
+    etagkv_store_close(s);
+    b = tu_open(bdir, NULL);
+    ck_assert_int_eq(etagkv_get(b, "k", 1, NULL, &v, &n, NULL), ETAGKV_OK);
+    ck_assert_uint_eq(n, 1);
+    etagkv_free(v);
+    ck_assert_int_eq(etagkv_put(b, "k2", 2, "w", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    etagkv_store_close(b);
+}
+END_TEST
+
+/* The offset of needle in the file at path, or -1. */
+static long find_in_file(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    static char buf[1 << 20];
+    size_t n, k = strlen(needle);
+    long at = -1;
+
+    ck_assert_ptr_nonnull(f);
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    for (size_t i = 0; i + k <= n && at < 0; i++)
+        if (memcmp(buf + i, needle, k) == 0)
+            at = (long)i;
+    return at;
+}
+
+START_TEST(verify_names_the_key_whose_value_no_longer_hashes_to_its_etag)
+{
+    static const char needle[] = "a-value-to-damage-on-disk";
+    etagkv_store *s = tu_open(dir, NULL);
+    char path[4096];
+    uint64_t n = 99;
+    long at;
+    int fd;
+
+    for (int i = 0; i < 10; i++) {
+        char key[8];
+
+        snprintf(key, sizeof(key), "a%d", i);
+        ck_assert_int_eq(
+            etagkv_put(s, key, strlen(key), "x", 1, NULL, NULL, NULL),
+            ETAGKV_CREATED);
+    }
+    ck_assert_int_eq(
+        etagkv_put(s, "b\0b", 3, needle, sizeof(needle) - 1, NULL, NULL, NULL),
+        ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_store_verify(s, &n), ETAGKV_OK);
+    ck_assert_uint_eq(n, 11);
+    etagkv_store_close(s);
+
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    at = find_in_file(path, needle);
+    ck_assert_int_ge(at, 0);
+    fd = open(path, O_WRONLY);
+    ck_assert_int_eq(pwrite(fd, "A", 1, at), 1);
+    ck_assert_int_eq(close(fd), 0);
+
+    s = tu_open(dir, NULL);
+    ck_assert_int_eq(etagkv_store_verify(s, &n), ETAGKV_CORRUPT);
+    ck_assert_uint_eq(n, 10); /* a0..a9 sort before b */
+    ck_assert_msg(strstr(etagkv_last_error_detail(),
+                         "key b%00b: the value does not hash") != NULL,
+                  "detail: %s", etagkv_last_error_detail());
+    etagkv_store_close(s);
+}
+END_TEST
+
+static int entries(const char *path)
+{
+    char cmd[4200];
+    FILE *p;
+    int n = -1;
+
+    snprintf(cmd, sizeof(cmd), "ls -A '%s' | wc -l", path);
+    p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(fscanf(p, "%d", &n), 1);
+    pclose(p);
+    return n;
+}
+
+static void noop_done(void *ctx, const etagkv_result *res)
+{
+    (void)ctx;
+    (void)res;
+}
+
+START_TEST(a_read_only_open_creates_nothing_and_refuses_every_write)
+{
+    etagkv_store *s = tu_open(dir, NULL), *r = NULL;
+    etagkv_options o;
+    etagkv_request req = {
+        .method = ETAGKV_METHOD_PUT, .key = "k", .key_len = 1};
+    void *v;
+    size_t n;
+    char missing[4200];
+
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "v", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_store_backup(s, bdir), ETAGKV_OK);
+    etagkv_store_close(s);
+    etagkv_options_init(&o);
+    o.read_only = 1;
+
+    /* A backup holds data.mdb only: no lock.mdb appears. */
+    ck_assert_int_eq(entries(bdir), 1);
+    ck_assert_int_eq(etagkv_store_open(bdir, &o, &r), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(r, "k", 1, NULL, &v, &n, NULL), ETAGKV_OK);
+    etagkv_free(v);
+    ck_assert_int_eq(etagkv_put(r, "k", 1, "w", 1, NULL, NULL, NULL),
+                     ETAGKV_READ_ONLY);
+    ck_assert_int_eq(etagkv_delete(r, "k", 1, NULL, NULL), ETAGKV_READ_ONLY);
+    ck_assert_int_eq(etagkv_write(r, &req, NULL), ETAGKV_READ_ONLY);
+    ck_assert_int_eq(etagkv_submit(r, &req, noop_done, NULL), ETAGKV_READ_ONLY);
+    ck_assert_int_eq(etagkv_store_verify(r, NULL), ETAGKV_OK);
+    etagkv_store_close(r);
+    ck_assert_int_eq(entries(bdir), 1);
+
+    /* No store, no directory: NOT_FOUND, and still nothing created. */
+    ck_assert_int_eq(unlink(strcat(strcpy(missing, bdir), "/data.mdb")), 0);
+    ck_assert_int_eq(etagkv_store_open(bdir, &o, &r), ETAGKV_NOT_FOUND);
+    ck_assert_ptr_null(r);
+    ck_assert_ptr_nonnull(strstr(etagkv_last_error_detail(), "no store here"));
+    ck_assert_int_eq(entries(bdir), 0);
+    snprintf(missing, sizeof(missing), "%s/typo", bdir);
+    ck_assert_int_eq(etagkv_store_open(missing, &o, &r), ETAGKV_NOT_FOUND);
+    ck_assert_ptr_nonnull(
+        strstr(etagkv_last_error_detail(), "directory does not exist"));
+    ck_assert_int_eq(etagkv_store_open(missing, NULL, &r), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(entries(bdir), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("backup");
+    TCase *tc = tcase_create("backup");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(
+        tc,
+        a_backup_under_concurrent_writes_is_exactly_the_acknowledged_writes_up_to_its_revision);
+    tcase_add_test(tc, a_backup_into_a_directory_reopens_and_never_overwrites);
+    tcase_add_test(
+        tc, verify_names_the_key_whose_value_no_longer_hashes_to_its_etag);
+    tcase_add_test(tc,
+                   a_read_only_open_creates_nothing_and_refuses_every_write);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
