@@ -53,7 +53,8 @@ etagkv_status ekv_env_open(const char *dir, const etagkv_options *opts,
 void ekv_env_close(struct ekv_env *env);
 
 /* Fill the storage figures of *out (records, idempotency_keys,
- * map_size_bytes, map_used_bytes) as seen by the read transaction txn. */
+ * change_events, map_size_bytes, map_used_bytes) as seen by the read
+ * transaction txn. */
 etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out);
 
 /* ---- transactions (lmdb_txn.c) ------------------------------------------- */
@@ -107,8 +108,21 @@ etagkv_status ekv_idem_entry_reserve(ekv_txn *txn, const void *key,
                                      size_t key_len, size_t bytes, void **dst);
 etagkv_status ekv_idem_entry_count(ekv_txn *txn, uint64_t *n);
 
+/* The change log (changes.c owns the entries' layout and key order): room
+ * for a new entry under a key (encoded at *dst as for ekv_record_reserve()),
+ * the number of entries, and the floor -- the highest revision whose events
+ * were trimmed.  A store whose log never had a floor written (one opened
+ * read-only since before the log existed) reports its revision as the
+ * floor: nothing before it is in the log.  Reading and trimming walk the
+ * table EKV_TABLE_CHANGES with a cursor, in key order. */
+etagkv_status ekv_change_reserve(ekv_txn *txn, const void *key, size_t key_len,
+                                 size_t bytes, void **dst);
+etagkv_status ekv_change_count(ekv_txn *txn, uint64_t *n);
+etagkv_status ekv_change_floor_get(ekv_txn *txn, uint64_t *floor);
+etagkv_status ekv_change_floor_put(ekv_txn *txn, uint64_t floor);
+
 /* A walk over a table in key order, on the caller's stack. */
-enum ekv_table { EKV_TABLE_RECORDS, EKV_TABLE_IDEMPOTENCY };
+enum ekv_table { EKV_TABLE_RECORDS, EKV_TABLE_IDEMPOTENCY, EKV_TABLE_CHANGES };
 typedef struct ekv_cursor {
     ekv_txn *txn;
     void *handle; /* the engine's cursor (LMDB: MDB_cursor *) */

@@ -32,6 +32,8 @@ static const struct {
     {ETAGKV_INTERNAL, 18, 500},
     {ETAGKV_IDEMPOTENCY_FULL, 19, 507},
     {ETAGKV_TORN_STORE, 20, 500},
+    {ETAGKV_COMPACTED, 23, 410},
+    {ETAGKV_CLOSING, 24, 503},
 };
 
 START_TEST(every_status_has_its_fixed_number_http_code_and_message)
