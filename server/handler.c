@@ -79,6 +79,7 @@ static enum MHD_Result dispatch(struct srv *s, struct MHD_Connection *c,
     case SRV_ROUTE_KV: return srv_kv(s, c, r);
     case SRV_ROUTE_LIST: return srv_list(s, c, r);
     case SRV_ROUTE_METRICS: return srv_metrics_scrape(s, c, r);
+    case SRV_ROUTE_CHANGES: return srv_changes(s, c, r);
     case SRV_ROUTE_HEALTHZ: return srv_healthz(s, c, r);
     case SRV_ROUTE_NONE: break;
     }

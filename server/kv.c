@@ -97,6 +97,9 @@ static enum MHD_Result kv_get(struct srv *s, struct MHD_Connection *c,
 
     memset(&m, 0, sizeof m);
     st = etagkv_get(s->store, r->key, r->key_len, r->cond, &value, &len, &m);
+    /* Prefer: wait (DESIGN §8): a 304 waits for a change instead. */
+    if (st == ETAGKV_NOT_MODIFIED && srv_watch_wants(s, c, r))
+        return srv_watch_hold(s, c, r);
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);
     resp = MHD_create_response_from_buffer_with_free_callback(len, value,

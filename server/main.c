@@ -40,6 +40,10 @@ struct config {
     const char *token_file;
     unsigned max_connections;
     unsigned timeout_s;
+    unsigned max_wait_s;
+    unsigned max_watchers;       /* 0: --max-connections */
+    uint64_t changes_max_events; /* 0: the library's default */
+    uint64_t changes_retention_s;
 };
 
 static void usage(FILE *f)
@@ -68,6 +72,14 @@ static void usage(FILE *f)
         "  --max-connections N    concurrent connections (default 1024)\n"
         "  --timeout SECONDS      close idle or stalled connections after\n"
         "                         this long (default 30; 0: never)\n"
+        "  --max-wait SECONDS     cap on Prefer: wait for GET /kv/{key} and\n"
+        "                         /changes (default 60; 0: never hold)\n"
+        "  --max-watchers N       requests held at once; past it 503\n"
+        "                         (default: --max-connections)\n"
+        "  --changes-max-events N events the change log keeps (default\n"
+        "                         100000)\n"
+        "  --changes-retention SECONDS  age after which events are trimmed\n"
+        "                         (default 3600)\n"
         "  --help                 show this and exit\n"
         "  --version              show the version and exit\n");
 }
@@ -124,6 +136,8 @@ static void config_defaults(struct config *cfg)
     cfg->token_file = NULL;
     cfg->max_connections = 1024;
     cfg->timeout_s = 30;
+    cfg->max_wait_s = 60;
+    cfg->max_watchers = 0;
 }
 
 static int check_listen(const char *spec);
@@ -143,6 +157,10 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         {"token-file", required_argument, NULL, 'k'},
         {"max-connections", required_argument, NULL, 'c'},
         {"timeout", required_argument, NULL, 'o'},
+        {"max-wait", required_argument, NULL, 'w'},
+        {"max-watchers", required_argument, NULL, 'W'},
+        {"changes-max-events", required_argument, NULL, 'E'},
+        {"changes-retention", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -175,6 +193,21 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         case 'o':
             rc = parse_unsigned("timeout", optarg, 0, 86400 * 365,
                                 &cfg->timeout_s);
+            break;
+        case 'w':
+            rc = parse_unsigned("max-wait", optarg, 0, 86400, &cfg->max_wait_s);
+            break;
+        case 'W':
+            rc = parse_unsigned("max-watchers", optarg, 1, 1000000,
+                                &cfg->max_watchers);
+            break;
+        case 'E':
+            rc = parse_u64("changes-max-events", optarg, 1, UINT64_MAX / 2,
+                           &cfg->changes_max_events);
+            break;
+        case 'R':
+            rc = parse_u64("changes-retention", optarg, 1, 86400ull * 3650,
+                           &cfg->changes_retention_s);
             break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("etagkv-server %s\n", ETAGKV_VERSION_STRING); return 1;
@@ -415,6 +448,8 @@ static etagkv_store *open_store(const struct config *cfg)
     etagkv_options_init(&o);
     o.sync_mode = cfg->sync_mode;
     o.max_value_bytes = cfg->max_value_bytes;
+    o.changes_max_events = cfg->changes_max_events;
+    o.changes_retention_s = cfg->changes_retention_s;
     st = etagkv_store_open(cfg->data_dir, &o, &store);
     if (st != ETAGKV_OK)
         fprintf(stderr, "etagkv-server: cannot open the store in %s: %s (%s)\n",
@@ -495,6 +530,8 @@ static void drain_and_stop(struct srv *s, struct MHD_Daemon *d)
     uint64_t deadline = srv_now_ns() + DRAIN_TIMEOUT_NS;
 
     atomic_store(&s->draining, 1);
+    /* Held requests answer now, as at their deadline (DESIGN §8). */
+    srv_watch_release_all(s);
     while (atomic_load(&s->inflight) > 0 && srv_now_ns() < deadline)
         nanosleep(&pause, NULL);
     if (atomic_load(&s->inflight) > 0)
@@ -510,6 +547,7 @@ static void drain_and_stop(struct srv *s, struct MHD_Daemon *d)
     while (atomic_load(&s->suspended) > 0)
         nanosleep(&pause, NULL);
     MHD_stop_daemon(d);
+    srv_watch_stop(s);
 }
 
 int main(int argc, char **argv)
@@ -541,6 +579,13 @@ int main(int argc, char **argv)
     s.store = open_store(&cfg);
     if (s.store == NULL)
         goto fail;
+    s.max_wait_s = cfg.max_wait_s;
+    s.max_watchers =
+        cfg.max_watchers > 0 ? cfg.max_watchers : cfg.max_connections;
+    if (srv_watch_start(&s) != 0) {
+        fprintf(stderr, "etagkv-server: cannot start the watcher\n");
+        goto fail;
+    }
     d = start_daemon(&s, &cfg, fd, family);
     listen_fd = fd;
     fd = -1; /* the daemon owns the socket from here on */
@@ -562,6 +607,7 @@ int main(int argc, char **argv)
 fail:
     if (d != NULL)
         MHD_stop_daemon(d);
+    srv_watch_stop(&s);
     if (fd >= 0)
         close(fd);
     etagkv_store_close(s.store);

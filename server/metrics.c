@@ -204,6 +204,8 @@ static void render_store(FILE *f, etagkv_store *store)
                  stats.map_max_bytes);
     render_gauge(f, "etagkv_store_idempotency_keys",
                  "Idempotency-Keys retained.", stats.idempotency_keys);
+    render_gauge(f, "etagkv_store_change_events", "Events in the change log.",
+                 stats.change_events);
     /* Group commit: the ratio of the two is the mean batch size. */
     fprintf(f,
             "# HELP etagkv_store_write_txns_total Write transactions "
@@ -219,7 +221,28 @@ static void render_store(FILE *f, etagkv_store *store)
 
 /* The exposition of every counter of m and, from store (may be NULL), the
  * store's figures.  malloc'd, NUL-terminated; NULL on failure. */
-static char *render(struct srv_metrics *m, etagkv_store *store)
+/* Watching (watch.c): held requests, events sent, 410s. */
+static void render_watch(FILE *f, const struct srv *s)
+{
+    uint64_t held, events, compacted;
+
+    srv_watch_counters(s, &held, &events, &compacted);
+    render_gauge(f, "etagkv_watchers_held",
+                 "Requests held waiting for a change (Prefer: wait).", held);
+    fprintf(f,
+            "# HELP etagkv_watch_events_sent_total Change events sent by "
+            "/changes.\n"
+            "# TYPE etagkv_watch_events_sent_total counter\n"
+            "etagkv_watch_events_sent_total %" PRIu64 "\n"
+            "# HELP etagkv_watch_compacted_total /changes refused with 410 "
+            "(after= older than the change log).\n"
+            "# TYPE etagkv_watch_compacted_total counter\n"
+            "etagkv_watch_compacted_total %" PRIu64 "\n",
+            events, compacted);
+}
+
+static char *render(const struct srv *s, struct srv_metrics *m,
+                    etagkv_store *store)
 {
     char *text = NULL;
     size_t len = 0;
@@ -245,6 +268,7 @@ static char *render(struct srv_metrics *m, etagkv_store *store)
                    &m->idem_mismatches);
     render_latency(f, m);
     render_store(f, store);
+    render_watch(f, s);
     fprintf(f,
             "# HELP etagkv_build_info Version of etagkv-server.\n"
             "# TYPE etagkv_build_info gauge\n"
@@ -266,7 +290,7 @@ static char *render(struct srv_metrics *m, etagkv_store *store)
 enum MHD_Result srv_metrics_scrape(struct srv *s, struct MHD_Connection *c,
                                    struct srv_req *r)
 {
-    char *text = render(s->metrics, s->store);
+    char *text = render(s, s->metrics, s->store);
     struct MHD_Response *resp;
 
     if (text == NULL)
