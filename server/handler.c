@@ -114,7 +114,6 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     struct srv_req *r = *con_cls;
 
     (void)c;
-    (void)toe;
     if (r == NULL)
         return;
     /* A request refused by libmicrohttpd itself (431, 400) never reached
@@ -124,6 +123,7 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                            srv_now_ns() - r->start_ns);
         atomic_fetch_sub(&s->inflight, 1);
     }
+    srv_watch_ended(s, r, toe);
     if (r->pending != NULL)
         MHD_destroy_response(r->pending);
     etagkv_cond_free(r->cond);

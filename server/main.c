@@ -41,7 +41,8 @@ struct config {
     unsigned max_connections;
     unsigned timeout_s;
     unsigned max_wait_s;
-    unsigned max_watchers;       /* 0: --max-connections */
+    unsigned max_watchers; /* 0: --max-connections */
+    unsigned heartbeat_s;
     uint64_t changes_max_events; /* 0: the library's default */
     uint64_t changes_retention_s;
 };
@@ -76,6 +77,8 @@ static void usage(FILE *f)
         "                         /changes (default 60; 0: never hold)\n"
         "  --max-watchers N       requests held at once; past it 503\n"
         "                         (default: --max-connections)\n"
+        "  --heartbeat SECONDS    comment line on a quiet event stream\n"
+        "                         (default 15)\n"
         "  --changes-max-events N events the change log keeps (default\n"
         "                         100000)\n"
         "  --changes-retention SECONDS  age after which events are trimmed\n"
@@ -138,6 +141,7 @@ static void config_defaults(struct config *cfg)
     cfg->timeout_s = 30;
     cfg->max_wait_s = 60;
     cfg->max_watchers = 0;
+    cfg->heartbeat_s = 15;
 }
 
 static int check_listen(const char *spec);
@@ -160,6 +164,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         {"max-wait", required_argument, NULL, 'w'},
         {"max-watchers", required_argument, NULL, 'W'},
         {"changes-max-events", required_argument, NULL, 'E'},
+        {"heartbeat", required_argument, NULL, 'H'},
         {"changes-retention", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -200,6 +205,10 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         case 'W':
             rc = parse_unsigned("max-watchers", optarg, 1, 1000000,
                                 &cfg->max_watchers);
+            break;
+        case 'H':
+            rc =
+                parse_unsigned("heartbeat", optarg, 1, 3600, &cfg->heartbeat_s);
             break;
         case 'E':
             rc = parse_u64("changes-max-events", optarg, 1, UINT64_MAX / 2,
@@ -580,6 +589,7 @@ int main(int argc, char **argv)
     if (s.store == NULL)
         goto fail;
     s.max_wait_s = cfg.max_wait_s;
+    s.heartbeat_s = cfg.heartbeat_s;
     s.max_watchers =
         cfg.max_watchers > 0 ? cfg.max_watchers : cfg.max_connections;
     if (srv_watch_start(&s) != 0) {

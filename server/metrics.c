@@ -221,24 +221,32 @@ static void render_store(FILE *f, etagkv_store *store)
 
 /* The exposition of every counter of m and, from store (may be NULL), the
  * store's figures.  malloc'd, NUL-terminated; NULL on failure. */
-/* Watching (watch.c): held requests, events sent, 410s. */
+/* Watching (watch.c). */
 static void render_watch(FILE *f, const struct srv *s)
 {
-    uint64_t held, events, compacted;
+    struct srv_watch_figures w;
 
-    srv_watch_counters(s, &held, &events, &compacted);
+    srv_watch_counters(s, &w);
     render_gauge(f, "etagkv_watchers_held",
-                 "Requests held waiting for a change (Prefer: wait).", held);
+                 "Requests held waiting for a change (long-polls and idle "
+                 "streams).",
+                 w.held);
+    render_gauge(f, "etagkv_watch_streams", "Server-Sent Events streams open.",
+                 w.streams);
     fprintf(f,
             "# HELP etagkv_watch_events_sent_total Change events sent by "
-            "/changes.\n"
+            "/changes, pages and streams.\n"
             "# TYPE etagkv_watch_events_sent_total counter\n"
             "etagkv_watch_events_sent_total %" PRIu64 "\n"
             "# HELP etagkv_watch_compacted_total /changes refused with 410 "
             "(after= older than the change log).\n"
             "# TYPE etagkv_watch_compacted_total counter\n"
-            "etagkv_watch_compacted_total %" PRIu64 "\n",
-            events, compacted);
+            "etagkv_watch_compacted_total %" PRIu64 "\n"
+            "# HELP etagkv_watch_streams_dropped_total Streams closed because "
+            "the reader did not keep up.\n"
+            "# TYPE etagkv_watch_streams_dropped_total counter\n"
+            "etagkv_watch_streams_dropped_total %" PRIu64 "\n",
+            w.events, w.compacted, w.dropped);
 }
 
 static char *render(const struct srv *s, struct srv_metrics *m,

@@ -58,6 +58,7 @@ struct srv {
     struct srv_watch *watch; /* held requests (watch.c) */
     unsigned max_wait_s;     /* cap on Prefer: wait */
     unsigned max_watchers;   /* held requests at once; past it 503 */
+    unsigned heartbeat_s;    /* SSE comment line after this much quiet */
 };
 
 /* The request methods the server tells apart; the rest is SRV_OTHER. */
@@ -119,6 +120,12 @@ struct srv_req {
     struct srv_req *watch_prev, *watch_next;
     uint64_t after; /* /changes: events after this revision */
     unsigned changes_flags;
+    /* A Server-Sent Events stream of /changes (watch.c): the text not yet
+     * taken by libmicrohttpd, at most one page of events. */
+    int stream;
+    int retry_sent;
+    char *sbuf;
+    size_t slen, spos, scap;
 };
 
 /* ---- handler.c ----------------------------------------------------------- */
@@ -231,9 +238,21 @@ int srv_add_preference_applied(struct MHD_Response *resp, unsigned wait_s);
 enum MHD_Result srv_changes(struct srv *s, struct MHD_Connection *c,
                             struct srv_req *r);
 
-/* Gauges and counters for /metrics: held requests, events sent, 410s. */
-void srv_watch_counters(const struct srv *s, uint64_t *held, uint64_t *events,
-                        uint64_t *compacted);
+/* Gauges and counters for /metrics. */
+struct srv_watch_figures {
+    uint64_t held;      /* requests held (long-polls and idle streams) */
+    uint64_t streams;   /* SSE streams open */
+    uint64_t events;    /* events sent, pages and streams */
+    uint64_t compacted; /* 410s */
+    uint64_t dropped;   /* streams closed on a reader that did not keep up */
+};
+void srv_watch_counters(const struct srv *s, struct srv_watch_figures *f);
+
+/* A request ended (srv_completed): a stream leaves the count, and one cut
+ * by the connection timeout (a reader that stopped reading) is counted as
+ * dropped.  Frees the stream's buffer. */
+void srv_watch_ended(struct srv *s, struct srv_req *r,
+                     enum MHD_RequestTerminationCode toe);
 
 /* ---- list.c: query arguments, shared with watch.c ------------------------ */
 

@@ -45,8 +45,11 @@ struct srv_watch {
     int wake_fd;   /* ours: a new hold, or stop */
     pthread_t thread;
     int started;
+    size_t n_streams;     /* SSE streams open */
+    size_t n_stream_held; /* of them, held now (also in n_held) */
     atomic_uint_fast64_t events_sent;
     atomic_uint_fast64_t compacted;
+    atomic_uint_fast64_t dropped;
 };
 
 /* ---- the held list (lock held) ------------------------------------------- */
@@ -61,6 +64,7 @@ static void unlink_held(struct srv_watch *w, struct srv_req *r)
         r->watch_next->watch_prev = r->watch_prev;
     r->watch_prev = r->watch_next = NULL;
     w->n_held--;
+    w->n_stream_held -= (size_t)r->stream;
 }
 
 /* Resume r (lock held): MHD calls the handler again on a request thread.
@@ -223,19 +227,34 @@ void srv_watch_stop(struct srv *s)
     s->watch = NULL;
 }
 
-void srv_watch_counters(const struct srv *s, uint64_t *held, uint64_t *events,
-                        uint64_t *compacted)
+void srv_watch_counters(const struct srv *s, struct srv_watch_figures *f)
 {
     struct srv_watch *w = s->watch;
 
-    *held = *events = *compacted = 0;
+    memset(f, 0, sizeof *f);
     if (w == NULL)
         return;
     (void)pthread_mutex_lock(&w->lock);
-    *held = w->n_held;
+    f->held = w->n_held;
+    f->streams = w->n_streams;
     (void)pthread_mutex_unlock(&w->lock);
-    *events = atomic_load(&w->events_sent);
-    *compacted = atomic_load(&w->compacted);
+    f->events = atomic_load(&w->events_sent);
+    f->compacted = atomic_load(&w->compacted);
+    f->dropped = atomic_load(&w->dropped);
+}
+
+void srv_watch_ended(struct srv *s, struct srv_req *r,
+                     enum MHD_RequestTerminationCode toe)
+{
+    if (r->stream && s->watch != NULL) {
+        (void)pthread_mutex_lock(&s->watch->lock);
+        s->watch->n_streams--;
+        (void)pthread_mutex_unlock(&s->watch->lock);
+        if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+            atomic_fetch_add(&s->watch->dropped, 1);
+    }
+    free(r->sbuf);
+    r->sbuf = NULL;
 }
 
 /* ---- holding a request --------------------------------------------------- */
@@ -280,33 +299,38 @@ int srv_add_preference_applied(struct MHD_Response *resp, unsigned wait_s)
     return srv_add_header(resp, "Preference-Applied", buf);
 }
 
-enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
-                               struct srv_req *r)
+/* Watchers counted against --max-watchers (lock held): held long-polls
+ * and open streams, each once. */
+static size_t watchers(const struct srv_watch *w)
+{
+    return w->n_held - w->n_stream_held + w->n_streams;
+}
+
+/* Put r on the held list and suspend its connection; a new watcher (not a
+ * stream already admitted, nor a request held before) only within
+ * --max-watchers.  0, 1 when full, -1 when shutting down. */
+static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
 {
     struct srv_watch *w = s->watch;
-    struct MHD_Response *resp;
-    int full;
+    int rc = 0;
 
     atomic_fetch_add(&s->suspended, 1);
     (void)pthread_mutex_lock(&w->lock);
-    full = w->n_held >= s->max_watchers;
-    if (full || w->releasing || atomic_load(&s->stopping)) {
+    if (w->releasing || atomic_load(&s->stopping))
+        rc = -1;
+    else if (!r->stream && !r->watch_held && watchers(w) >= s->max_watchers)
+        rc = 1;
+    if (rc != 0) {
         (void)pthread_mutex_unlock(&w->lock);
         atomic_fetch_sub(&s->suspended, 1);
-        resp = srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE,
-                           full ? "too-many-watchers" : "draining",
-                           full ? "too many requests are waiting for changes"
-                                : "the server is shutting down",
-                           NULL);
-        if (resp != NULL && srv_add_header(resp, "Retry-After", "1") != 0) {
-            MHD_destroy_response(resp);
-            resp = NULL;
-        }
-        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+        return rc;
     }
-    if (!r->watch_held)
+    if (r->stream)
+        r->deadline_ns = srv_now_ns() + (uint64_t)s->heartbeat_s * 1000000000u;
+    else if (!r->watch_held)
         r->deadline_ns = srv_now_ns() + (uint64_t)r->wait_s * 1000000000u;
     r->watch_held = 1;
+    r->watch_timed_out = 0;
     r->watch_fresh = 1; /* a commit may have come since it read */
     r->conn = c;
     r->watch_prev = NULL;
@@ -315,10 +339,36 @@ enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
         w->held->watch_prev = r;
     w->held = r;
     w->n_held++;
+    w->n_stream_held += (size_t)r->stream;
     MHD_suspend_connection(c);
     (void)pthread_mutex_unlock(&w->lock);
     wake(w);
-    return MHD_YES;
+    return 0;
+}
+
+/* 503 with Retry-After: too many watchers, or shutting down. */
+static enum MHD_Result unavailable(struct srv *s, struct MHD_Connection *c,
+                                   struct srv_req *r, int full)
+{
+    struct MHD_Response *resp = srv_problem(
+        MHD_HTTP_SERVICE_UNAVAILABLE, full ? "too-many-watchers" : "draining",
+        full ? "too many requests are waiting for changes"
+             : "the server is shutting down",
+        NULL);
+
+    if (resp != NULL && srv_add_header(resp, "Retry-After", "1") != 0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+}
+
+enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
+                               struct srv_req *r)
+{
+    int rc = park(s, c, r);
+
+    return rc == 0 ? MHD_YES : unavailable(s, c, r, rc > 0);
 }
 
 /* ---- GET /changes -------------------------------------------------------- */
@@ -460,6 +510,199 @@ static enum MHD_Result compacted(struct srv *s, struct MHD_Connection *c,
                                            (json_int_t)page->min_after)));
 }
 
+/* ---- Server-Sent Events -------------------------------------------------- */
+
+/* Events per page of a stream: what its buffer holds at most, beyond the
+ * rest of a transaction (a page never splits one). */
+#define SSE_PAGE 64
+#define SSE_RETRY_MS 2000
+
+/* Append n bytes to the stream's buffer.  0, or -1 out of memory. */
+static int sbuf_add(struct srv_req *r, const char *p, size_t n)
+{
+    if (r->slen + n > r->scap) {
+        size_t cap = r->scap > 0 ? r->scap : 4096;
+        char *b;
+
+        while (cap < r->slen + n)
+            cap *= 2;
+        b = realloc(r->sbuf, cap);
+        if (b == NULL)
+            return -1;
+        r->sbuf = b;
+        r->scap = cap;
+    }
+    memcpy(r->sbuf + r->slen, p, n);
+    r->slen += n;
+    return 0;
+}
+
+/* One event in SSE framing (DESIGN §8): event: put|delete, data: the
+ * event's JSON, and id: its revision when it is the last event of that
+ * revision (last = 1), so that a resume from the id never skips part of a
+ * transaction.  0 or -1. */
+static int sse_event(struct srv_req *r, json_t *ev, int last)
+{
+    char *data = json_dumps(ev, JSON_COMPACT);
+    char head[64];
+    int rc;
+
+    if (data == NULL)
+        return -1;
+    snprintf(head, sizeof head, "event: %s\ndata: ",
+             json_string_value(json_object_get(ev, "type")));
+    rc = sbuf_add(r, head, strlen(head)) || sbuf_add(r, data, strlen(data)) ||
+         sbuf_add(r, "\n", 1);
+    free(data);
+    if (rc == 0 && last) {
+        snprintf(head, sizeof head, "id: %" PRIu64 "\n",
+                 (uint64_t)json_integer_value(json_object_get(ev, "revision")));
+        rc = sbuf_add(r, head, strlen(head));
+    }
+    return rc != 0 || sbuf_add(r, "\n", 1) != 0 ? -1 : 0;
+}
+
+/* Read the next page of the stream's events into its buffer, and move
+ * r->after past them.  ETAGKV_OK (maybe no events), or the status that
+ * ends the stream (ETAGKV_COMPACTED: the reader fell behind the log). */
+static etagkv_status sse_fill(struct srv *s, struct srv_req *r)
+{
+    etagkv_changes_page page;
+    struct events e = {json_array(), 0};
+    etagkv_status st;
+    size_t n;
+
+    if (e.list == NULL)
+        return ETAGKV_NO_MEMORY;
+    st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
+                        r->after, SSE_PAGE, add_event, &e, &page);
+    if (st == ETAGKV_OK && e.failed)
+        st = ETAGKV_NO_MEMORY;
+    n = json_array_size(e.list);
+    for (size_t i = 0; i < n && st == ETAGKV_OK; i++) {
+        json_t *ev = json_array_get(e.list, i);
+        json_t *nx = i + 1 < n ? json_array_get(e.list, i + 1) : NULL;
+        int last = nx == NULL ||
+                   json_integer_value(json_object_get(nx, "revision")) !=
+                       json_integer_value(json_object_get(ev, "revision"));
+
+        if (sse_event(r, ev, last) != 0)
+            st = ETAGKV_NO_MEMORY;
+    }
+    json_decref(e.list);
+    if (st == ETAGKV_OK) {
+        r->after = page.next;
+        atomic_fetch_add(&s->watch->events_sent, n);
+    }
+    return st;
+}
+
+/* libmicrohttpd's content reader of a stream: the buffer, then the next
+ * page, a heartbeat when the watcher resumed it at its deadline, or, with
+ * nothing to send, the stream is held (suspended from here, as the API
+ * allows) until a commit or the heartbeat is due. */
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct srv_req *r = cls;
+    struct srv *s = r->srv;
+    size_t n;
+
+    (void)pos;
+    if (r->spos == r->slen) {
+        r->spos = r->slen = 0;
+        if (atomic_load(&s->draining) || sse_fill(s, r) != ETAGKV_OK)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (r->slen == 0 && r->watch_timed_out &&
+            sbuf_add(r, ": heartbeat\n\n", 13) != 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        r->watch_timed_out = 0;
+        if (r->slen == 0)
+            return park(s, r->conn, r) == 0 ? 0
+                                            : MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    n = r->slen - r->spos < max ? r->slen - r->spos : max;
+    memcpy(buf, r->sbuf + r->spos, n);
+    r->spos += n;
+    return (ssize_t)n;
+}
+
+/* Accept: text/event-stream (the EventSource request). */
+static int wants_stream(struct MHD_Connection *c)
+{
+    const char *a =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+
+    return a != NULL && strstr(a, "text/event-stream") != NULL;
+}
+
+/* Last-Event-ID (the resume of an EventSource): wins over after=. */
+static int last_event_id(struct MHD_Connection *c, uint64_t *after)
+{
+    const char *v =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
+    uint64_t n = 0;
+
+    if (v == NULL)
+        return 0;
+    if (*v == '\0' || strlen(v) > 19 || strspn(v, "0123456789") != strlen(v))
+        return -1;
+    for (; *v != '\0'; v++)
+        n = n * 10 + (uint64_t)(*v - '0');
+    *after = n;
+    return 0;
+}
+
+static enum MHD_Result start_stream(struct srv *s, struct MHD_Connection *c,
+                                    struct srv_req *r)
+{
+    struct srv_watch *w = s->watch;
+    struct MHD_Response *resp;
+    char retry[32];
+    etagkv_status st;
+    int full;
+
+    if (last_event_id(c, &r->after) != 0)
+        return srv_queue(
+            s, c, r, 400,
+            srv_status_problem(ETAGKV_INVALID_ARGUMENT,
+                               "Last-Event-ID must be a revision"));
+    (void)pthread_mutex_lock(&w->lock);
+    full = watchers(w) >= s->max_watchers;
+    if (!full) {
+        w->n_streams++;
+        r->stream = 1;
+    }
+    (void)pthread_mutex_unlock(&w->lock);
+    if (full)
+        return unavailable(s, c, r, 1);
+    r->srv = s;
+    r->conn = c;
+    snprintf(retry, sizeof retry, "retry: %d\n\n", SSE_RETRY_MS);
+    st = sbuf_add(r, retry, strlen(retry)) == 0 ? sse_fill(s, r)
+                                                : ETAGKV_NO_MEMORY;
+    if (st == ETAGKV_COMPACTED) {
+        etagkv_changes_page page = {0};
+
+        /* The page's min_after, for the problem: read it once more. */
+        (void)etagkv_changes(s->store, NULL, 0, 0, r->after, 1, stop_at_first,
+                             NULL, &page);
+        return compacted(s, c, r, &page);
+    }
+    if (st != ETAGKV_OK)
+        return srv_queue(s, c, r, (unsigned)etagkv_status_http(st),
+                         srv_status_problem(st, NULL));
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read,
+                                             r, NULL);
+    if (resp != NULL && (srv_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        "text/event-stream") != 0 ||
+                         srv_add_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                        "no-cache") != 0)) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return srv_queue(s, c, r, MHD_HTTP_OK, resp);
+}
+
 enum MHD_Result srv_changes(struct srv *s, struct MHD_Connection *c,
                             struct srv_req *r)
 {
@@ -476,6 +719,10 @@ enum MHD_Result srv_changes(struct srv *s, struct MHD_Connection *c,
         json_decref(e.list);
         return srv_queue(s, c, r, 400,
                          srv_status_problem(ETAGKV_INVALID_ARGUMENT, bad));
+    }
+    if (r->method == SRV_GET && wants_stream(c) && !r->watch_held) {
+        json_decref(e.list);
+        return start_stream(s, c, r);
     }
     st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
                         r->after, limit, add_event, &e, &page);

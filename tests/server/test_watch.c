@@ -373,6 +373,139 @@ START_TEST(the_listing_carries_its_revision)
 }
 END_TEST
 
+/* ---- Server-Sent Events ------------------------------------------------- */
+
+struct sse {
+    char buf[65536];
+    size_t len;
+    int ids_wanted; /* stop after this many "id:" lines */
+};
+
+static size_t on_sse(char *p, size_t size, size_t n, void *ud)
+{
+    struct sse *e = ud;
+    size_t k = size * n;
+    int ids = 0;
+
+    if (e->len + k >= sizeof e->buf)
+        return 0;
+    memcpy(e->buf + e->len, p, k);
+    e->len += k;
+    e->buf[e->len] = '\0';
+    for (const char *q = e->buf; (q = strstr(q, "\nid: ")) != NULL; q++)
+        ids++;
+    return ids >= e->ids_wanted && strstr(e->buf, ": heartbeat\n\n") ? 0 : k;
+}
+
+struct sse_bg {
+    pthread_t t;
+    const char *path, *last_id;
+    struct sse e;
+    CURLcode err;
+};
+
+static void *sse_main(void *arg)
+{
+    struct sse_bg *b = arg;
+    CURL *h = curl_easy_init();
+    struct curl_slist *l = curl_slist_append(NULL, "Accept: text/event-stream");
+    char url[256], hdr[64];
+
+    if (b->last_id != NULL) {
+        snprintf(hdr, sizeof hdr, "Last-Event-ID: %s", b->last_id);
+        l = curl_slist_append(l, hdr);
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx.srv.port, b->path);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, l);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_sse);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b->e);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)TIMEOUT_S);
+    b->err = curl_easy_perform(h);
+    curl_slist_free_all(l);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+START_TEST(a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id)
+{
+    static const char *const opts[] = {"--nosync", "--heartbeat", "1", NULL};
+    static struct sse_bg b;
+    struct hu_resp r;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    put("/kv/s/a", "1", NULL);
+    memset(&b, 0, sizeof b);
+    b.path = "/changes?prefix=s/";
+    b.e.ids_wanted = 3;
+    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
+    until_held(1); /* the first event sent, the stream waits */
+    put("/kv/x", "1", NULL);
+    http(&r, "DELETE", "/kv/s/a", NULL, NULL);
+    hu_resp_free(&r);
+    put("/kv/s/b", "2", NULL);
+    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
+    ck_assert_int_eq(b.err, CURLE_WRITE_ERROR); /* we hung up */
+    /* retry once, then each event with its id (one write per revision). */
+    ck_assert_msg(strncmp(b.e.buf,
+                          "retry: 2000\n\nevent: put\ndata: {\"revision\":1,"
+                          "\"type\":\"put\",\"key\":\"s/a\",",
+                          60) == 0,
+                  "%s", b.e.buf);
+    ck_assert_ptr_nonnull(strstr(b.e.buf, "\nid: 1\n\nevent: delete\ndata: "
+                                          "{\"revision\":3,"));
+    ck_assert_ptr_nonnull(strstr(b.e.buf, "\nid: 3\n\nevent: put\ndata: "
+                                          "{\"revision\":4,"));
+    ck_assert_ptr_null(strstr(b.e.buf + 10, "retry:"));
+    ck_assert_ptr_null(strstr(b.e.buf, "\"key\":\"x\""));
+    /* Last-Event-ID wins over after=. */
+    memset(&b, 0, sizeof b);
+    b.path = "/changes?prefix=s/&after=0";
+    b.last_id = "3";
+    b.e.ids_wanted = 1;
+    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
+    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
+    ck_assert_msg(strstr(b.e.buf, "\"revision\":4,") != NULL &&
+                      strstr(b.e.buf, "\"revision\":1,") == NULL,
+                  "%s", b.e.buf);
+}
+END_TEST
+
+START_TEST(a_reader_that_stops_reading_is_dropped_and_writers_go_on)
+{
+    static const char *const opts[] = {"--nosync", "--timeout", "1", NULL};
+    static const char req[] = "GET /changes HTTP/1.1\r\nHost: t\r\n"
+                              "Accept: text/event-stream\r\n\r\n";
+    char key[400], path[450];
+    int fd;
+    double deadline;
+    int i = 0;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    /* A client that asks for the stream and never reads it. */
+    fd = hu_connect(fx.srv.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    until_held(1);
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    /* Writes go on at full speed while its socket fills and the server
+     * gives up on it (the connection timeout); each write is answered. */
+    deadline = tu_now_s() + TIMEOUT_S;
+    while (metric("etagkv_watch_streams_dropped_total") < 1) {
+        ck_assert_msg(tu_now_s() < deadline, "the stalled reader was kept");
+        for (int k = 0; k < 200; k++, i++) {
+            snprintf(path, sizeof path, "/kv/%s%d", key, i % 50);
+            put(path, "v", NULL);
+        }
+    }
+    ck_assert_int_eq(metric("etagkv_watch_streams"), 0);
+    close(fd);
+}
+END_TEST
+
 /* ---- 1,000 held requests ------------------------------------------------- */
 
 static long threads_of(pid_t pid)
@@ -549,6 +682,11 @@ int main(void)
     tcase_add_test(
         tc, a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle);
     tcase_add_test(tc, max_watchers_refuses_with_503_and_retry_after);
+    tcase_add_test(tc,
+                   a_reader_that_stops_reading_is_dropped_and_writers_go_on);
+    tcase_add_test(
+        tc,
+        a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id);
     tcase_add_test(tc, sigterm_answers_held_requests_at_once);
     suite_add_tcase(s, tc);
     return tu_run(s);
