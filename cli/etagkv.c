@@ -8,6 +8,7 @@
  *   etagkv [-d DIR] delete KEY       [conditions]
  *   etagkv [-d DIR] list [-p PREFIX] [-a AFTER] [-n LIMIT]
  *   etagkv [-d DIR] stats
+ *   etagkv [-d DIR] watch [-p PREFIX | KEY] [-a REVISION] [-n COUNT]
  *
  * The outcome goes to stderr as "<HTTP status> <message>" (the library's
  * own mapping), so scripts see exactly what the server would answer.  Exit
@@ -19,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "etagkv.h"
 
@@ -54,6 +58,7 @@ static const struct command commands[] = {
     {"delete", 1, 1, OPT_COND},
     {"list", 0, 0, OPT_LIST},
     {"stats", 0, 0, 0},
+    {"watch", 0, 1, OPT_LIST},
 };
 
 static void usage(FILE *out)
@@ -67,6 +72,9 @@ static void usage(FILE *out)
           "  delete KEY         delete the record\n"
           "  list               list records (-p PREFIX, -a AFTER, -n LIMIT)\n"
           "  stats              store figures\n"
+          "  watch [KEY]        print each change as a JSON line (-p PREFIX;\n"
+          "                     -a REVISION: from after it, default now;\n"
+          "                     -n COUNT: stop after COUNT events)\n"
           "\n"
           "options:\n"
           "  -d, --data DIR              store directory (default "
@@ -356,6 +364,127 @@ static int cmd_stats(etagkv_store *s)
     return report(st);
 }
 
+/* ---- watch --------------------------------------------------------------- */
+
+/* s as a JSON string: quotes, backslashes and control bytes escaped; other
+ * bytes as they are (a key that is not UTF-8 stays not UTF-8). */
+static void json_str(const unsigned char *s, size_t len)
+{
+    putchar('"');
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"' || s[i] == '\\')
+            printf("\\%c", s[i]);
+        else if (s[i] < 0x20)
+            printf("\\u%04x", s[i]);
+        else
+            putchar(s[i]);
+    }
+    putchar('"');
+}
+
+struct watch_out {
+    size_t printed, count; /* count 0: no limit */
+};
+
+/* One event as a line of JSON, the fields of GET /changes (docs/http.md). */
+static int print_event(void *ctx, const etagkv_event *ev)
+{
+    struct watch_out *w = ctx;
+    int put = ev->type == ETAGKV_EVENT_PUT;
+
+    printf("{\"revision\":%" PRIu64 ",\"type\":\"%s\",\"key\":", ev->revision,
+           put ? "put" : "delete");
+    json_str(ev->key, ev->key_len);
+    printf(",\"etag\":");
+    if (put)
+        json_str((const unsigned char *)ev->etag, strlen(ev->etag));
+    else
+        printf("null");
+    printf(",\"mod_revision\":%" PRIu64 ",\"create_revision\":%" PRIu64
+           ",\"version\":%" PRIu64 ",\"modified_ns\":%" PRIu64 "}\n",
+           ev->mod_revision, ev->create_revision, ev->version, ev->modified_ns);
+    w->printed++;
+    return w->count > 0 && w->printed >= w->count;
+}
+
+/* Sleep until data.mdb changes (any process's commit writes it, so an
+ * inotify watch sees commits that etagkv_wait() in this process would
+ * not), at most a second, then drain the notifications. */
+static void await_change(int ino)
+{
+    char buf[4096];
+    struct pollfd p = {.fd = ino, .events = POLLIN};
+
+    if (ino < 0 || poll(&p, 1, 1000) <= 0)
+        return;
+    while (read(ino, buf, sizeof buf) > 0)
+        ;
+}
+
+/* --after for watch: a revision (decimal); absent: the current one. */
+static int watch_start(etagkv_store *s, const struct args *a, uint64_t *after)
+{
+    etagkv_stats x;
+    char *end;
+
+    if (a->after == NULL) {
+        if (etagkv_store_stats(s, &x) != ETAGKV_OK)
+            return -1;
+        *after = x.revision;
+        return 0;
+    }
+    errno = 0;
+    *after = strtoull(a->after, &end, 10);
+    return *a->after == '\0' || *end != '\0' || errno != 0 ? -1 : 0;
+}
+
+static int cmd_watch(etagkv_store *s, const char *key, const struct args *a)
+{
+    struct watch_out w = {0, a->limit};
+    const char *p = key != NULL ? key : a->prefix != NULL ? a->prefix : "";
+    unsigned flags = key != NULL ? ETAGKV_CHANGES_KEY : 0;
+    char path[4096];
+    etagkv_changes_page page;
+    etagkv_status st;
+    uint64_t after;
+    int ino;
+
+    if (key != NULL && a->prefix != NULL) {
+        fprintf(stderr, "etagkv: watch takes a KEY or -p PREFIX, not both\n");
+        return 2;
+    }
+    if (watch_start(s, a, &after) != 0) {
+        fprintf(stderr, "etagkv: --after must be a revision\n");
+        return 2;
+    }
+    snprintf(path, sizeof path, "%s/data.mdb", a->dir);
+    ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (ino >= 0 && inotify_add_watch(ino, path, IN_MODIFY) < 0) {
+        close(ino);
+        ino = -1; /* no inotify: look once a second */
+    }
+    for (;;) {
+        st = etagkv_changes(s, p, strlen(p), flags, after, 100, print_event, &w,
+                            &page);
+        if (st != ETAGKV_OK)
+            break;
+        fflush(stdout);
+        after = page.next;
+        if (w.count > 0 && w.printed >= w.count)
+            break;
+        if (!page.more)
+            await_change(ino);
+    }
+    if (ino >= 0)
+        close(ino);
+    if (st == ETAGKV_COMPACTED)
+        fprintf(stderr,
+                "etagkv: events after %" PRIu64 " are compacted; "
+                "watch from %" PRIu64 " or later\n",
+                after, page.min_after);
+    return report(st);
+}
+
 static int dispatch(etagkv_store *s, int argc, char **argv,
                     const struct args *a, const etagkv_cond *c)
 {
@@ -370,6 +499,8 @@ static int dispatch(etagkv_store *s, int argc, char **argv,
         return cmd_list(s, a);
     if (strcmp(cmd, "stats") == 0)
         return cmd_stats(s);
+    if (strcmp(cmd, "watch") == 0)
+        return cmd_watch(s, key, a);
     if (strcmp(cmd, "get") == 0) {
         st = etagkv_get(s, key, strlen(key), c, &v, &n, &m);
         if (st == ETAGKV_OK) {

@@ -98,6 +98,25 @@ run 1 404 -d "$D" delete k
 run 0 200 -d "$D" stats
 grep -q '^records: 2$' "$T/out" || fail "stats: $(cat "$T/out")"
 
+# ---- watch: another process's writes appear, one JSON line each ------------
+W=$T/w
+"$E" -d "$W" stats >/dev/null 2>&1
+# From revision 0 (-a 0), so it sees the writes whenever it starts.
+"$E" -d "$W" watch -p w/ -a 0 -n 2 >"$T/watch" 2>"$T/watch.err" &
+watcher=$!
+echo a | "$E" -d "$W" --nosync put w/a >/dev/null 2>&1
+echo b | "$E" -d "$W" --nosync put other >/dev/null 2>&1
+"$E" -d "$W" --nosync delete w/a >/dev/null 2>&1
+wait $watcher || fail "watch exited $?"
+[ "$(wc -l <"$T/watch")" -eq 2 ] || fail "watch printed '$(cat "$T/watch")'"
+head -1 "$T/watch" | grep -q '^{"revision":1,"type":"put","key":"w/a","etag":"\\"' ||
+    fail "watch first line: $(head -1 "$T/watch")"
+tail -1 "$T/watch" | grep -q '^{"revision":3,"type":"delete","key":"w/a","etag":null,' ||
+    fail "watch last line: $(tail -1 "$T/watch")"
+run 0 200 -d "$W" watch -a 0 -n 1 other
+grep -q '"key":"other"' "$T/out" || fail "watch KEY -a 0: $(cat "$T/out")"
+run 2 - -d "$W" watch -a x
+
 if [ "$fails" -ne 0 ]; then
     echo "test_cli.sh: $fails failure(s)" >&2
     exit 1
