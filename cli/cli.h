@@ -60,4 +60,7 @@ int cmd_backup(struct ctx *c);
 int cmd_restore(struct ctx *c);
 int cmd_verify(struct ctx *c);
 
+/* watch.c: print the store's changes as JSON lines as they happen. */
+int cmd_watch(struct ctx *c);
+
 #endif /* ETAGKV_CLI_H */

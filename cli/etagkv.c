@@ -8,6 +8,7 @@
  *   etagkv [-d DIR] delete KEY       [conditions] [-i IDEM]
  *   etagkv [-d DIR] list [-p PREFIX] [-a AFTER] [-n LIMIT] [--json]
  *   etagkv [-d DIR] stats | verify | backup DIR|- | restore SRC|-
+ *   etagkv [-d DIR] watch [-p PREFIX | KEY] [-a REVISION] [-n COUNT]
  *
  * The outcome goes to stderr as "<HTTP status> <message>" (the library's
  * own mapping), so scripts see exactly what the server would answer.  Exit
@@ -57,7 +58,7 @@ enum open_mode {
 struct command {
     const char *name;
     int min_args, max_args; /* operands after the command's name */
-    int has_key;            /* the first operand is a KEY */
+    int has_key;            /* the first operand (if any) is a KEY */
     unsigned takes;         /* OPT_* it accepts */
     enum open_mode open;
     int (*run)(struct ctx *c);
@@ -85,6 +86,8 @@ static const struct command commands[] = {
     {"backup", 1, 1, 0, 0, OPEN_READ, cmd_backup, "one DIR or -"},
     {"restore", 1, 1, 0, 0, OPEN_NONE, cmd_restore,
      "one backup (DIR, FILE or -)"},
+    {"watch", 0, 1, 1, OPT_LIST | OPT_PCT, OPEN_READ, cmd_watch,
+     "an optional KEY"},
 };
 
 static void usage(FILE *out)
@@ -105,6 +108,9 @@ static void usage(FILE *out)
         "  restore SRC|-      a backup (DIR, its data.mdb, or stdin) into -d "
         "DIR,\n"
         "                     which must be empty or absent; then verify\n"
+        "  watch [KEY]        print each change as a JSON line (-p PREFIX;\n"
+        "                     -a REVISION: from after it, default now;\n"
+        "                     -n COUNT: stop after COUNT events)\n"
         "\n"
         "options:\n"
         "  -d, --data DIR              store directory (default "
@@ -687,7 +693,7 @@ static int prepare(int argc, char **argv, struct args *a, struct ctx *c,
     c->dir = a->dir != NULL ? a->dir : DEFAULT_DIR;
     c->argc = argc - optind - 1;
     c->argv = argv + optind + 1;
-    if ((*cmd)->has_key) {
+    if ((*cmd)->has_key && c->argc > 0) { /* watch's KEY is optional */
         if (take_bytes(a, c->argv[0], "KEY", &c->key) != 0)
             return EXIT_USAGE;
         if (c->key.len == 0) {

@@ -69,6 +69,12 @@ extern "C" {
 #define ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT 1000000u
 /** Default for etagkv_options.file_mode: owner read and write only. */
 #define ETAGKV_FILE_MODE_DEFAULT 0600u
+/** Default for etagkv_options.changes_max_events: the change log keeps at
+ * most this many events. */
+#define ETAGKV_CHANGES_MAX_EVENTS_DEFAULT 100000u
+/** Default for etagkv_options.changes_retention_s: events older than this
+ * (one hour) are trimmed from the change log. */
+#define ETAGKV_CHANGES_RETENTION_S_DEFAULT 3600u
 /** Size of an HTTP-date buffer: 29 characters of IMF-fixdate + NUL. */
 #define ETAGKV_HTTPDATE_SIZE 30
 
@@ -107,7 +113,11 @@ extern "C" {
     X(TORN_STORE, 20, 500,                                                     \
       "store creation was cut short (power loss?): data.mdb holds no data; "   \
       "remove it and open again")                                              \
-    X(READ_ONLY, 22, 405, "the store is open read-only")
+    X(READ_ONLY, 22, 405, "the store is open read-only")                       \
+    X(COMPACTED, 23, 410,                                                      \
+      "the change log no longer holds events that old: re-read and watch "     \
+      "from min_after")                                                        \
+    X(CLOSING, 24, 503, "the store is closing")
 
 typedef enum etagkv_status {
 #define ETAGKV_STATUS_ENUM_(name, num, http, msg) ETAGKV_##name = num,
@@ -422,6 +432,15 @@ typedef struct etagkv_options {
      * Default 0: read-write, creating the store if the directory holds
      * none. */
     int read_only;
+    /** Most events the change log keeps (etagkv_changes()); default
+     * 100,000.  Older events are trimmed a few per write transaction
+     * (at most as many as the transaction appended, plus 16), never in one
+     * long pause; reading events older than the window is
+     * ETAGKV_COMPACTED. */
+    uint64_t changes_max_events;
+    /** Age in seconds after which an event is trimmed from the change log,
+     * whatever the count; default 3,600 (one hour). */
+    uint64_t changes_retention_s;
 } etagkv_options;
 
 /** Fill o with the defaults described above.  NULL is accepted (no-op). */
@@ -467,8 +486,10 @@ ETAGKV_API etagkv_status etagkv_store_open(const char *dir,
 
 /** Close the store.  Every acknowledged write is already durable in the
  * store's sync mode; writes queued with etagkv_submit() are completed (and
- * their callbacks called) first.  No other thread may be using s.  NULL is
- * accepted. */
+ * their callbacks called) first.  Threads blocked in etagkv_wait() on s
+ * are woken and return ETAGKV_CLOSING, and close waits for them to leave;
+ * apart from those, no other thread may be using s.  Descriptors from
+ * etagkv_notify_open() still open are closed.  NULL is accepted. */
 ETAGKV_API void etagkv_store_close(etagkv_store *s);
 
 /** Store-wide figures. */
@@ -493,6 +514,11 @@ typedef struct etagkv_stats {
     uint64_t write_ops;
     /** Idempotency keys retained (expired ones included until purged). */
     uint64_t idempotency_keys;
+    /** Events in the change log. */
+    uint64_t change_events;
+    /** The smallest `after` that etagkv_changes() still serves: events of
+     * revisions up to it have been trimmed (or predate the log). */
+    uint64_t changes_min_after;
 } etagkv_stats;
 
 /** Read the store's figures into *out: records, revision, the map and
@@ -623,6 +649,16 @@ ETAGKV_API etagkv_status etagkv_list(etagkv_store *s, const void *prefix,
                                      size_t after_len, size_t limit,
                                      etagkv_list_fn fn, void *ctx,
                                      int *more_out);
+
+/** etagkv_list(), and the store revision of the snapshot it read in
+ * *revision_out (may be NULL): every change up to that revision is in what
+ * fn saw, none after it.  Watching from there (etagkv_changes() with
+ * after = *revision_out) therefore misses and repeats nothing: list, then
+ * watch.  Returns as etagkv_list(); on failure *revision_out is 0. */
+ETAGKV_API etagkv_status etagkv_list_revision(
+    etagkv_store *s, const void *prefix, size_t prefix_len, const void *after,
+    size_t after_len, size_t limit, etagkv_list_fn fn, void *ctx, int *more_out,
+    uint64_t *revision_out);
 
 /* ---------------------------------------------------------------------------
  * Writes
@@ -817,6 +853,125 @@ ETAGKV_API etagkv_status etagkv_update(etagkv_store *s, const void *key,
                                        size_t key_len, etagkv_update_fn fn,
                                        void *ctx, unsigned max_attempts,
                                        etagkv_meta *meta_out);
+
+/* ---------------------------------------------------------------------------
+ * Watching changes (DESIGN §8)
+ *
+ * Every committed change -- a put, a delete, each write of a transaction --
+ * is appended to a change log in the same transaction as the change, so the
+ * log and the records always agree, after a crash too.  The log keeps a
+ * window bounded by etagkv_options.changes_max_events and
+ * changes_retention_s, trimmed a few events per write transaction.
+ * ------------------------------------------------------------------------- */
+
+/** The kind of a change. */
+typedef enum etagkv_event_type {
+    ETAGKV_EVENT_PUT = 1,   /**< the key was created or replaced */
+    ETAGKV_EVENT_DELETE = 2 /**< the key was deleted */
+} etagkv_event_type;
+
+/** One event of the change log.  Filled by the library; valid only during
+ * the etagkv_event_fn call that receives it. */
+typedef struct etagkv_event {
+    etagkv_event_type type;
+    uint64_t revision; /**< the store revision of the change; the events of
+                            one transaction share it */
+    const void *key;   /**< the key (not NUL-terminated) */
+    size_t key_len;
+    /** put: the new ETag, quoted, NUL-terminated; delete: "" */
+    char etag[ETAGKV_ETAG_SIZE];
+    uint64_t mod_revision;    /**< equal to revision */
+    uint64_t create_revision; /**< put: the record's; delete: 0 */
+    uint64_t version;         /**< put: the record's; delete: 0 */
+    /** put: the record's modified_ns; delete: the wall clock of the
+     * delete */
+    uint64_t modified_ns;
+} etagkv_event;
+
+/** Called by etagkv_changes() for each event, in revision order (and, in
+ * one revision, in the order the transaction wrote them).  Return 0 to go
+ * on, non-zero to stop (see etagkv_changes() for where to resume). */
+typedef int (*etagkv_event_fn)(void *ctx, const etagkv_event *ev);
+
+/** etagkv_changes() flag: `prefix` is one whole key, not a prefix. */
+#define ETAGKV_CHANGES_KEY 0x1u
+
+/** What etagkv_changes() read. */
+typedef struct etagkv_changes_page {
+    uint64_t revision;  /**< the store revision of the snapshot read */
+    uint64_t next;      /**< pass as `after` to read on */
+    uint64_t min_after; /**< the smallest `after` the log still serves */
+    size_t events;      /**< events passed to fn */
+    int more;           /**< 1 if the read stopped at limit or at fn's wish */
+} etagkv_changes_page;
+
+/** Read the change log: the events of revisions after `after`, of keys
+ * starting with prefix (prefix_len 0: every key; with ETAGKV_CHANGES_KEY
+ * in flags, of the one key prefix), oldest first, calling fn for each.
+ * All calls see one snapshot.
+ *
+ * limit (0: no limit) bounds the events passed to fn, except that the
+ * events of one revision are never split: once limit is reached the
+ * remaining events of the last revision are still passed, so a page may
+ * exceed limit.  page (may be NULL) receives the snapshot revision,
+ * min_after, the count, and next: the last revision passed when the read
+ * stopped at limit (more = 1), else the snapshot revision (everything up
+ * to it was looked at).  When fn returns non-zero the read stops at once
+ * with more = 1 and next = that event's revision - 1, so that reading on
+ * from next repeats that revision's events rather than lose any.
+ *
+ * Returns:
+ *  ETAGKV_OK           (after >= the snapshot revision: no events);
+ *  ETAGKV_COMPACTED    after < min_after: events after `after` were
+ *                      trimmed (or the store is older than its log); no
+ *                      fn call; page->min_after says where the log starts
+ *                      (re-read the state, e.g. etagkv_list_revision(),
+ *                      and watch from its revision);
+ *  ETAGKV_INVALID_ARGUMENT (NULL s or fn, NULL prefix with prefix_len > 0,
+ *  an unknown flag, ETAGKV_CHANGES_KEY with prefix_len 0),
+ *  ETAGKV_KEY_TOO_LONG, ETAGKV_CORRUPT, ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY.
+ * Thread-safe; a read transaction like etagkv_list(). */
+ETAGKV_API etagkv_status etagkv_changes(etagkv_store *s, const void *prefix,
+                                        size_t prefix_len, unsigned flags,
+                                        uint64_t after, size_t limit,
+                                        etagkv_event_fn fn, void *ctx,
+                                        etagkv_changes_page *page);
+
+/** Block until the store's revision is greater than `after`, or timeout_ms
+ * passes (negative: no timeout), without polling: the thread sleeps until a
+ * write transaction of this handle commits (durably) and then checks.
+ * Commits made by another process that has the same store open do not
+ * wake it; they are seen at the next local commit or the timeout (the
+ * etagkv tool's watch command notices them by watching data.mdb).
+ * *revision_out (may be NULL) gets the store revision last seen.
+ * Safe from any number of threads at once.
+ *
+ * Returns ETAGKV_OK (revision > after), ETAGKV_NOT_MODIFIED (timed out),
+ * ETAGKV_CLOSING (etagkv_store_close() began: returns at once),
+ * ETAGKV_INVALID_ARGUMENT (NULL s), or a read error (ETAGKV_IO_ERROR,
+ * ETAGKV_CORRUPT). */
+ETAGKV_API etagkv_status etagkv_wait(etagkv_store *s, uint64_t after,
+                                     int64_t timeout_ms,
+                                     uint64_t *revision_out);
+
+/** For event loops: a new file descriptor (a non-blocking, close-on-exec
+ * Linux eventfd) that becomes readable after every write transaction of
+ * this handle commits durably.  Poll it for reading; when it is readable,
+ * read its 8 bytes (a count of commits, which resets it) and then read
+ * what changed (etagkv_changes(), etagkv_get()).  Wake-ups coalesce: one
+ * readable state may stand for several commits.  Each caller gets its own
+ * descriptor, so several loops can watch one store.  Writing is never
+ * slowed by a descriptor nobody reads (the counter saturates).
+ * Release it with etagkv_notify_close(), not close().
+ *
+ * Returns ETAGKV_OK and *fd_out, ETAGKV_INVALID_ARGUMENT (NULL s or
+ * fd_out), ETAGKV_CLOSING, or ETAGKV_NO_MEMORY (no descriptor available;
+ * *fd_out is then -1). */
+ETAGKV_API etagkv_status etagkv_notify_open(etagkv_store *s, int *fd_out);
+
+/** Stop notifying fd and close it.  An fd not from etagkv_notify_open() on
+ * s is left alone.  NULL s is accepted (no-op). */
+ETAGKV_API void etagkv_notify_close(etagkv_store *s, int fd);
 
 #ifdef __cplusplus
 }

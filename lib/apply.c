@@ -99,6 +99,11 @@ static etagkv_status op_execute(etagkv_store *s, ekv_txn *txn,
             op->meta.mod_revision = *rev + 1;
         }
     }
+    /* The change log entry, in this same transaction (DESIGN §8): it
+     * commits if and only if the write does. */
+    if (st == ETAGKV_OK)
+        st = ekv_changes_append(s, txn, op->key, op->key_len, &op->meta,
+                                op->meta_hash);
     if (st == ETAGKV_OK) {
         op->wrote = 1;
         *rev += 1;
@@ -149,14 +154,15 @@ static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
                                struct ekv_op **ops, size_t n, int *committed)
 {
     uint64_t rev;
-    int dirty = 0, changed = 0;
-    size_t recorded = 0;
+    int dirty = 0;
+    size_t recorded = 0, changed = 0;
     etagkv_status st = ekv_revision_get(txn, &rev);
 
+    ekv_changes_begin(s);
     for (size_t i = 0; i < n && st == ETAGKV_OK; i++) {
         st = op_apply(s, txn, ops[i], &rev);
         dirty |= ops[i]->dirty;
-        changed |= ops[i]->wrote;
+        changed += (size_t)ops[i]->wrote;
         recorded += (size_t)ops[i]->recorded;
     }
     if (st == ETAGKV_OK && !dirty) {
@@ -164,8 +170,10 @@ static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
         ekv_write_abort(txn);
         return ETAGKV_OK;
     }
-    if (st == ETAGKV_OK && changed)
+    if (st == ETAGKV_OK && changed > 0)
         st = ekv_revision_put(txn, rev);
+    if (st == ETAGKV_OK && changed > 0)
+        st = ekv_changes_trim(s, txn, changed); /* trim a little */
     if (st == ETAGKV_OK)
         st = ekv_idem_maintain(s, txn, recorded); /* purge a little */
     if (st != ETAGKV_OK) {

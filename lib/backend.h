@@ -60,7 +60,8 @@ etagkv_status ekv_env_copy_fd(struct ekv_env *env, int fd);
 etagkv_status ekv_env_copy_dir(struct ekv_env *env, const char *dir);
 
 /* Fill the storage figures of *out (records, idempotency_keys,
- * map_size_bytes, map_used_bytes) as seen by the read transaction txn. */
+ * change_events, map_size_bytes, map_used_bytes) as seen by the read
+ * transaction txn. */
 etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out);
 
 /* ---- transactions (lmdb_txn.c) ------------------------------------------- */
@@ -115,15 +116,29 @@ etagkv_status ekv_idem_entry_reserve(ekv_txn *txn, const void *key,
                                      size_t key_len, size_t bytes, void **dst);
 etagkv_status ekv_idem_entry_count(ekv_txn *txn, uint64_t *n);
 
+/* The change log (changes.c owns the entries' layout and key order): room
+ * for a new entry under a key (encoded at *dst as for ekv_record_reserve()),
+ * the number of entries, and the floor -- the highest revision whose events
+ * were trimmed.  A store whose log never had a floor written (one opened
+ * read-only since before the log existed) reports its revision as the
+ * floor: nothing before it is in the log.  Reading and trimming walk the
+ * table EKV_TABLE_CHANGES with a cursor, in key order. */
+etagkv_status ekv_change_reserve(ekv_txn *txn, const void *key, size_t key_len,
+                                 size_t bytes, void **dst);
+etagkv_status ekv_change_count(ekv_txn *txn, uint64_t *n);
+etagkv_status ekv_change_floor_get(ekv_txn *txn, uint64_t *floor);
+etagkv_status ekv_change_floor_put(ekv_txn *txn, uint64_t floor);
+
 /* A walk over a table in key order, on the caller's stack. */
-enum ekv_table { EKV_TABLE_RECORDS, EKV_TABLE_IDEMPOTENCY };
+enum ekv_table { EKV_TABLE_RECORDS, EKV_TABLE_IDEMPOTENCY, EKV_TABLE_CHANGES };
 typedef struct ekv_cursor {
     ekv_txn *txn;
     void *handle; /* the engine's cursor (LMDB: MDB_cursor *) */
 } ekv_cursor;
 
 /* Open a cursor; on success close it with ekv_cursor_close() before the
- * transaction ends. */
+ * transaction ends.  ETAGKV_NOT_FOUND when the table does not exist at all
+ * (the change log of an older store opened read-only): read it as empty. */
 etagkv_status ekv_cursor_open(ekv_txn *txn, enum ekv_table table,
                               ekv_cursor *cur);
 void ekv_cursor_close(ekv_cursor *cur);

@@ -129,6 +129,11 @@ static void lead(etagkv_store *s, struct ekv_waiter *w,
     last = take_batch(w, ops, &n);
     (void)pthread_mutex_unlock(&s->queue.lock);
     committed = ekv_apply_batch(s, ops, n);
+    /* Durable now: wake the watchers (wait.c) before the writers are
+     * acknowledged, so a watcher never learns of a change after the
+     * writer's own caller could have. */
+    if (committed > 0)
+        ekv_notify_commit(&s->notify);
     for (size_t i = 0; i < n; i++)
         wrote += (size_t)ops[i]->wrote;
     (void)pthread_mutex_lock(&s->queue.lock);

@@ -117,9 +117,31 @@ static etagkv_status check_format(struct ekv_env *env, MDB_txn *txn)
     return ETAGKV_OK;
 }
 
+/* A store made before the change log existed holds records whose changes
+ * were never logged: its log starts at its current revision.  Writing the
+ * floor once (with the revision, 0 in a new store) makes that explicit,
+ * so a request for older events is ETAGKV_COMPACTED, not a silent gap. */
+static etagkv_status start_change_log(struct ekv_env *env, MDB_txn *mtxn)
+{
+    ekv_txn txn = {.env = env, .handle = mtxn};
+    MDB_val k = {sizeof(EKV_CHANGES_FLOOR_KEY) - 1, EKV_CHANGES_FLOOR_KEY}, v;
+    uint64_t rev;
+    etagkv_status st;
+    int rc = mdb_get(mtxn, env->main, &k, &v);
+
+    if (rc == 0)
+        return ETAGKV_OK;
+    if (rc != MDB_NOTFOUND)
+        return ekv_mdb_status(rc, "mdb_get(changes floor)");
+    st = ekv_revision_get(&txn, &rev);
+    return st == ETAGKV_OK ? ekv_change_floor_put(&txn, rev) : st;
+}
+
 /* Check (or write) the format marker and open the named databases (in a
  * read-only store, without creating anything: a store with the marker has
- * both).  Committing the transaction, read-only too, keeps the handles. */
+ * records and idempotency; one last written before the change log existed
+ * has no changes database, see lmdb_env.h).  Committing the transaction,
+ * read-only too, keeps the handles. */
 static etagkv_status open_dbs(struct ekv_env *env)
 {
     unsigned create = env->read_only ? 0 : MDB_CREATE;
@@ -141,9 +163,21 @@ static etagkv_status open_dbs(struct ekv_env *env)
     rc = mdb_dbi_open(txn, "records", create, &env->records);
     if (rc == 0)
         rc = mdb_dbi_open(txn, "idempotency", create, &env->idem);
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "changes", create, &env->changes);
+        if (rc == MDB_NOTFOUND && env->read_only) {
+            env->changes_absent = 1;
+            rc = 0;
+        }
+    }
     if (rc != 0) {
         st = ekv_mdb_status(rc, "mdb_dbi_open");
         goto out;
+    }
+    if (!env->read_only) {
+        st = start_change_log(env, txn);
+        if (st != ETAGKV_OK)
+            goto out;
     }
     rc = mdb_txn_commit(txn);
     txn = NULL;
@@ -316,7 +350,7 @@ void ekv_env_close(struct ekv_env *env)
 etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out)
 {
     struct ekv_env *env = txn->env;
-    MDB_stat records_stat, idem_stat;
+    MDB_stat records_stat, idem_stat, changes_stat;
     MDB_envinfo info;
     int rc;
 
@@ -324,11 +358,14 @@ etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out)
     if (rc == 0)
         rc = mdb_stat(txn->handle, env->idem, &idem_stat);
     if (rc == 0)
+        rc = mdb_stat(txn->handle, env->changes, &changes_stat);
+    if (rc == 0)
         rc = mdb_env_info(env->mdb, &info);
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_stat");
     out->records = records_stat.ms_entries;
     out->idempotency_keys = idem_stat.ms_entries;
+    out->change_events = changes_stat.ms_entries;
     out->map_size_bytes = info.me_mapsize;
     out->map_used_bytes =
         (uint64_t)(info.me_last_pgno + 1) * records_stat.ms_psize;

@@ -5,8 +5,10 @@
  *
  * Layout of the environment: the named database "records" maps each key to
  * its encoded record (record.c); "idempotency" maps an idempotency key to
- * its entry (idem.c); LMDB's main database holds, next to the entries for
- * those two, the format marker and the store-wide revision counter.
+ * its entry (idem.c); "changes" is the change log, (revision, sequence) ->
+ * event (changes.c); LMDB's main database holds, next to the entries for
+ * those three, the format marker, the store-wide revision counter and the
+ * change log's floor.
  * Keeping the counter there costs no extra page per commit: the main
  * database's page is rewritten by every commit anyway, because it holds the
  * root of "records".
@@ -46,12 +48,20 @@ struct ekv_env {
     MDB_dbi records; /* key -> encoded record (record.c) */
     MDB_dbi main;    /* LMDB's main database: format, revision */
     MDB_dbi idem;    /* idempotency key -> recorded outcome (idem.c) */
+    MDB_dbi changes; /* revision, sequence -> event (changes.c) */
     size_t page_bytes;
     int read_only; /* MDB_RDONLY: ekv_write_begin() refuses */
+    /* A store last written before the change log existed, opened
+     * read-only: there is no "changes" database to open, and its log is
+     * empty up to the store's revision (its floor). */
+    int changes_absent;
     struct ekv_map map;
     struct ekv_readers readers;
     struct ekv_registration registration; /* registry.c */
 };
+
+/* Where the change log's floor lives in the main database. */
+#define EKV_CHANGES_FLOOR_KEY "etagkv.changes_floor"
 
 /* THE mapping of an LMDB or errno code to a status (lmdb_env.c). */
 etagkv_status ekv_mdb_map(int rc);

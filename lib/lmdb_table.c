@@ -25,6 +25,7 @@ static MDB_dbi dbi_of(const ekv_txn *txn, enum ekv_table table)
     switch (table) {
     case EKV_TABLE_RECORDS: return txn->env->records;
     case EKV_TABLE_IDEMPOTENCY: return txn->env->idem;
+    case EKV_TABLE_CHANGES: return txn->env->changes;
     }
     return txn->env->records; /* not reached: every table is listed */
 }
@@ -52,6 +53,18 @@ static etagkv_status reserve(ekv_txn *txn, MDB_dbi dbi, const void *key,
     if (rc != 0)
         return write_failed(txn, rc, "mdb_put");
     *dst = v.mv_data;
+    return ETAGKV_OK;
+}
+
+/* The number of entries of a table. */
+static etagkv_status entry_count(ekv_txn *txn, MDB_dbi dbi, uint64_t *n)
+{
+    MDB_stat ms;
+    int rc = mdb_stat(txn->handle, dbi, &ms);
+
+    if (rc != 0)
+        return ekv_mdb_status(rc, "mdb_stat");
+    *n = ms.ms_entries;
     return ETAGKV_OK;
 }
 
@@ -85,34 +98,76 @@ etagkv_status ekv_record_delete(ekv_txn *txn, const void *key, size_t key_len)
     return rc == 0 ? ETAGKV_OK : write_failed(txn, rc, "mdb_del");
 }
 
-etagkv_status ekv_revision_get(ekv_txn *txn, uint64_t *rev)
+/* A counter of the main database under name (absent: *n is 0). */
+static etagkv_status counter_get(ekv_txn *txn, const char *name, uint64_t *n)
 {
     MDB_val v;
-    etagkv_status st = get(txn, txn->env->main, REVISION_KEY,
-                           sizeof(REVISION_KEY) - 1, &v, "mdb_get(revision)");
+    etagkv_status st =
+        get(txn, txn->env->main, name, strlen(name), &v, "mdb_get(counter)");
 
     if (st == ETAGKV_NOT_FOUND) {
-        *rev = 0;
+        *n = 0;
         return ETAGKV_OK;
     }
     if (st != ETAGKV_OK)
         return st;
     if (v.mv_size != 8)
-        return ekv_fail(ETAGKV_CORRUPT, "revision counter of %zu bytes",
+        return ekv_fail(ETAGKV_CORRUPT, "counter %s of %zu bytes", name,
                         v.mv_size);
-    *rev = ekv_get_le64(v.mv_data);
+    *n = ekv_get_le64(v.mv_data);
     return ETAGKV_OK;
+}
+
+static etagkv_status counter_put(ekv_txn *txn, const char *name, uint64_t n)
+{
+    uint8_t buf[8];
+    MDB_val k = {strlen(name), (void *)name}, v = {8, buf};
+    int rc;
+
+    ekv_put_le64(buf, n);
+    rc = mdb_put(txn->handle, txn->env->main, &k, &v, 0);
+    return rc == 0 ? ETAGKV_OK : write_failed(txn, rc, "mdb_put(counter)");
+}
+
+etagkv_status ekv_revision_get(ekv_txn *txn, uint64_t *rev)
+{
+    return counter_get(txn, REVISION_KEY, rev);
 }
 
 etagkv_status ekv_revision_put(ekv_txn *txn, uint64_t rev)
 {
-    uint8_t buf[8];
-    MDB_val k = {sizeof(REVISION_KEY) - 1, REVISION_KEY}, v = {8, buf};
-    int rc;
+    return counter_put(txn, REVISION_KEY, rev);
+}
 
-    ekv_put_le64(buf, rev);
-    rc = mdb_put(txn->handle, txn->env->main, &k, &v, 0);
-    return rc == 0 ? ETAGKV_OK : write_failed(txn, rc, "mdb_put(revision)");
+/* ---- the change log ------------------------------------------------------ */
+
+etagkv_status ekv_change_reserve(ekv_txn *txn, const void *key, size_t key_len,
+                                 size_t bytes, void **dst)
+{
+    return reserve(txn, txn->env->changes, key, key_len, bytes, dst);
+}
+
+etagkv_status ekv_change_count(ekv_txn *txn, uint64_t *n)
+{
+    return entry_count(txn, txn->env->changes, n);
+}
+
+etagkv_status ekv_change_floor_get(ekv_txn *txn, uint64_t *floor)
+{
+    MDB_val v;
+    etagkv_status st =
+        get(txn, txn->env->main, EKV_CHANGES_FLOOR_KEY,
+            sizeof(EKV_CHANGES_FLOOR_KEY) - 1, &v, "mdb_get(changes floor)");
+
+    if (st == ETAGKV_NOT_FOUND) /* never written: see backend.h */
+        return ekv_revision_get(txn, floor);
+    return st == ETAGKV_OK ? counter_get(txn, EKV_CHANGES_FLOOR_KEY, floor)
+                           : st;
+}
+
+etagkv_status ekv_change_floor_put(ekv_txn *txn, uint64_t floor)
+{
+    return counter_put(txn, EKV_CHANGES_FLOOR_KEY, floor);
 }
 
 /* ---- idempotency entries ------------------------------------------------- */
@@ -139,13 +194,7 @@ etagkv_status ekv_idem_entry_reserve(ekv_txn *txn, const void *key,
 
 etagkv_status ekv_idem_entry_count(ekv_txn *txn, uint64_t *n)
 {
-    MDB_stat ms;
-    int rc = mdb_stat(txn->handle, txn->env->idem, &ms);
-
-    if (rc != 0)
-        return ekv_mdb_status(rc, "mdb_stat(idempotency)");
-    *n = ms.ms_entries;
-    return ETAGKV_OK;
+    return entry_count(txn, txn->env->idem, n);
 }
 
 /* ---- cursors ------------------------------------------------------------- */
@@ -154,8 +203,11 @@ etagkv_status ekv_cursor_open(ekv_txn *txn, enum ekv_table table,
                               ekv_cursor *cur)
 {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(txn->handle, dbi_of(txn, table), &c);
+    int rc;
 
+    if (table == EKV_TABLE_CHANGES && txn->env->changes_absent)
+        return ETAGKV_NOT_FOUND; /* an empty log: see lmdb_env.h */
+    rc = mdb_cursor_open(txn->handle, dbi_of(txn, table), &c);
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_cursor_open");
     cur->txn = txn;

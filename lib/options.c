@@ -29,6 +29,8 @@ void etagkv_options_init(etagkv_options *o)
     o->idempotency_retention_s = ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT;
     o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
     o->file_mode = ETAGKV_FILE_MODE_DEFAULT;
+    o->changes_max_events = ETAGKV_CHANGES_MAX_EVENTS_DEFAULT;
+    o->changes_retention_s = ETAGKV_CHANGES_RETENTION_S_DEFAULT;
 }
 
 /* Round n up to a multiple of the page size p (a power of two). */
@@ -72,6 +74,10 @@ static void fill_defaults(etagkv_options *o)
         o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
     if (o->file_mode == 0)
         o->file_mode = ETAGKV_FILE_MODE_DEFAULT;
+    if (o->changes_max_events == 0)
+        o->changes_max_events = ETAGKV_CHANGES_MAX_EVENTS_DEFAULT;
+    if (o->changes_retention_s == 0)
+        o->changes_retention_s = ETAGKV_CHANGES_RETENTION_S_DEFAULT;
 }
 
 etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes)

@@ -169,14 +169,27 @@ etagkv_status etagkv_list(etagkv_store *s, const void *prefix,
                           size_t after_len, size_t limit, etagkv_list_fn fn,
                           void *ctx, int *more_out)
 {
+    return etagkv_list_revision(s, prefix, prefix_len, after, after_len, limit,
+                                fn, ctx, more_out, NULL);
+}
+
+etagkv_status etagkv_list_revision(etagkv_store *s, const void *prefix,
+                                   size_t prefix_len, const void *after,
+                                   size_t after_len, size_t limit,
+                                   etagkv_list_fn fn, void *ctx, int *more_out,
+                                   uint64_t *revision_out)
+{
     ekv_txn txn;
     ekv_cursor cur;
     etagkv_status st;
+    uint64_t rev = 0;
     int more = 0;
 
     ekv_clear_error();
     if (more_out != NULL)
         *more_out = 0;
+    if (revision_out != NULL)
+        *revision_out = 0;
     if (s == NULL || fn == NULL || (prefix == NULL && prefix_len > 0) ||
         (after == NULL && after_len > 0))
         return ETAGKV_INVALID_ARGUMENT;
@@ -185,7 +198,9 @@ etagkv_status etagkv_list(etagkv_store *s, const void *prefix,
     st = ekv_read_begin(s->env, &txn);
     if (st != ETAGKV_OK)
         return st;
-    st = ekv_cursor_open(&txn, EKV_TABLE_RECORDS, &cur);
+    st = ekv_revision_get(&txn, &rev);
+    if (st == ETAGKV_OK)
+        st = ekv_cursor_open(&txn, EKV_TABLE_RECORDS, &cur);
     if (st == ETAGKV_OK) {
         st = list_walk(&cur, prefix, prefix_len, after, after_len, limit, fn,
                        ctx, &more);
@@ -194,5 +209,7 @@ etagkv_status etagkv_list(etagkv_store *s, const void *prefix,
     ekv_read_end(&txn);
     if (st == ETAGKV_OK && more_out != NULL)
         *more_out = more;
+    if (st == ETAGKV_OK && revision_out != NULL)
+        *revision_out = rev;
     return st;
 }

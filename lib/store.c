@@ -39,6 +39,9 @@ etagkv_status etagkv_store_open(const char *dir, const etagkv_options *opts,
     st = ekv_queue_init(&s->queue);
     if (st != ETAGKV_OK)
         goto fail;
+    st = ekv_notify_init(&s->notify);
+    if (st != ETAGKV_OK)
+        goto fail;
     st = ekv_env_open(dir, &s->opts, page_bytes, &s->env);
     if (st != ETAGKV_OK)
         goto fail;
@@ -53,8 +56,10 @@ void etagkv_store_close(etagkv_store *s)
 {
     if (s == NULL)
         return;
-    /* Submitted writes still queued are committed before the backend
+    /* Watchers in etagkv_wait() return ETAGKV_CLOSING and leave first;
+     * submitted writes still queued are committed before the backend
      * goes. */
+    ekv_notify_close(&s->notify);
     ekv_queue_shutdown(s);
     ekv_env_close(s->env);
     free(s);
@@ -75,6 +80,8 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
     st = ekv_env_stats(&txn, out);
     if (st == ETAGKV_OK)
         st = ekv_revision_get(&txn, &out->revision);
+    if (st == ETAGKV_OK)
+        st = ekv_change_floor_get(&txn, &out->changes_min_after);
     ekv_read_end(&txn);
     if (st != ETAGKV_OK) {
         memset(out, 0, sizeof(*out));

@@ -45,11 +45,39 @@ struct ekv_idem {
     size_t purge_len;
 };
 
+/* ---- changes.c: appending to the change log ------------------------------ */
+
+/* The position of the next event within its revision.  Touched only inside
+ * a write transaction (one thread at a time, like struct ekv_idem). */
+struct ekv_changes {
+    uint64_t rev; /* the revision of the last event appended */
+    uint32_t seq; /* the sequence number of the next event of rev */
+};
+
+/* ---- wait.c: waking watchers after a commit ------------------------------ */
+
+/* Commits counted for watchers: etagkv_wait() sleeps on cv until commits
+ * moves, etagkv_notify_open() descriptors are signalled.  Guarded by
+ * lock. */
+struct ekv_notify {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;      /* a commit, or closing (CLOCK_MONOTONIC) */
+    pthread_cond_t idle_cv; /* the last waiter left, while closing */
+    int ready;              /* lock and the condition variables set up */
+    uint64_t commits;       /* durable write transactions so far */
+    int closing;
+    unsigned waiters; /* threads inside etagkv_wait() */
+    int *fds;         /* etagkv_notify_open() descriptors */
+    size_t n_fds, cap_fds;
+};
+
 struct etagkv_store {
     etagkv_options opts; /* checked (options.c) */
     struct ekv_env *env; /* the storage backend */
     struct ekv_queue queue;
     struct ekv_idem idem;
+    struct ekv_changes changes;
+    struct ekv_notify notify;
 };
 
 /* Wall clock, through the store's clock option. */
@@ -106,6 +134,40 @@ etagkv_status ekv_idem_record(etagkv_store *s, ekv_txn *txn,
 /* Purge a little, in a transaction that commits anyway; `recorded` is the
  * number of entries the transaction recorded. */
 etagkv_status ekv_idem_maintain(etagkv_store *s, ekv_txn *txn, size_t recorded);
+
+/* ---- changes.c, inside a write transaction --------------------------------
+ */
+
+/* A write transaction begins (or is run again): its first event will be
+ * the first of its revision. */
+void ekv_changes_begin(etagkv_store *s);
+
+/* Append the change of key, whose state after the write is *meta (exists:
+ * a put, with the record's binary hash in hash; else a delete, at
+ * meta->mod_revision), to the change log, after the events already
+ * appended in this transaction.  Every write that changes a record calls
+ * this in the same transaction, with the revision it commits under in
+ * meta->mod_revision; the events of one revision keep their call order. */
+etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
+                                 size_t key_len, const etagkv_meta *meta,
+                                 const uint8_t hash[EKV_HASH_BYTES]);
+
+/* Trim a little, in a transaction that commits anyway: at most appended +
+ * 16 of the oldest events, while the log holds more than
+ * changes_max_events or its oldest event is older than
+ * changes_retention_s. */
+etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended);
+
+/* ---- wait.c -------------------------------------------------------------- */
+
+/* Set up and take down the notifier (all or nothing; safe on a zeroed
+ * one).  ekv_notify_close() wakes etagkv_wait() callers, waits for them to
+ * leave and closes the descriptors. */
+etagkv_status ekv_notify_init(struct ekv_notify *n);
+void ekv_notify_close(struct ekv_notify *n);
+
+/* A write transaction committed durably: wake the watchers. */
+void ekv_notify_commit(struct ekv_notify *n);
 
 /* ---- apply.c ------------------------------------------------------------- */
 

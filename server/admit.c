@@ -882,6 +882,7 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
             srv_refuse_method(r, allow_read);
         return;
     case SRV_ROUTE_METRICS:
+    case SRV_ROUTE_CHANGES:
         if (!is_read(r->method))
             srv_refuse_method(r, allow_read);
         return;
@@ -889,6 +890,6 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
     case SRV_ROUTE_NONE: break;
     }
     srv_refuse_problem(r, MHD_HTTP_NOT_FOUND, "no-such-resource",
-                       "no such path: use /kv/{key}, /kv/, /healthz or "
-                       "/metrics");
+                       "no such path: use /kv/{key}, /kv/, /changes, "
+                       "/healthz or /metrics");
 }

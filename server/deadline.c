@@ -39,13 +39,13 @@
 
 struct conn {
     struct conn *prev, *next;
-    struct srv_watch *w;
+    struct srv_deadlines *w;
     int fd;
     int shut;                      /* shut down already */
     atomic_uint_fast64_t deadline; /* srv_now_ns() value; 0: none */
 };
 
-struct srv_watch {
+struct srv_deadlines {
     uint64_t header_ns, body_ns; /* 0: no deadline */
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -55,9 +55,9 @@ struct srv_watch {
     int running;
 };
 
-struct srv_watch *srv_watch_new(unsigned header_s, unsigned body_s)
+struct srv_deadlines *srv_deadlines_new(unsigned header_s, unsigned body_s)
 {
-    struct srv_watch *w = calloc(1, sizeof *w);
+    struct srv_deadlines *w = calloc(1, sizeof *w);
     pthread_condattr_t attr;
 
     if (w == NULL)
@@ -84,7 +84,7 @@ struct srv_watch *srv_watch_new(unsigned header_s, unsigned body_s)
 }
 
 /* Shut down the sockets past their deadline; the lock held. */
-static void expire_locked(struct srv_watch *w, uint64_t now)
+static void expire_locked(struct srv_deadlines *w, uint64_t now)
 {
     struct conn *c;
 
@@ -100,7 +100,7 @@ static void expire_locked(struct srv_watch *w, uint64_t now)
 
 static void *watch_main(void *arg)
 {
-    struct srv_watch *w = arg;
+    struct srv_deadlines *w = arg;
     struct timespec until;
 
     pthread_mutex_lock(&w->lock);
@@ -116,7 +116,7 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
-int srv_watch_start(struct srv_watch *w)
+int srv_deadlines_start(struct srv_deadlines *w)
 {
     if (w->header_ns == 0 && w->body_ns == 0)
         return 0; /* nothing to watch */
@@ -126,7 +126,7 @@ int srv_watch_start(struct srv_watch *w)
     return 0;
 }
 
-void srv_watch_free(struct srv_watch *w)
+void srv_deadlines_free(struct srv_deadlines *w)
 {
     if (w == NULL)
         return;
@@ -151,11 +151,11 @@ static void arm_headers(struct conn *c)
     atomic_store(&c->deadline, ns > 0 ? srv_now_ns() + ns : 0);
 }
 
-void srv_watch_notify(void *cls, struct MHD_Connection *mc,
-                      void **socket_context,
-                      enum MHD_ConnectionNotificationCode code)
+void srv_deadline_notify(void *cls, struct MHD_Connection *mc,
+                         void **socket_context,
+                         enum MHD_ConnectionNotificationCode code)
 {
-    struct srv_watch *w = cls;
+    struct srv_deadlines *w = cls;
     struct conn *c = *socket_context;
     const union MHD_ConnectionInfo *info;
 
@@ -200,7 +200,7 @@ static struct conn *conn_of(struct MHD_Connection *mc)
     return info != NULL ? info->socket_context : NULL;
 }
 
-void srv_watch_headers_done(struct MHD_Connection *mc, int body_follows)
+void srv_deadline_headers_done(struct MHD_Connection *mc, int body_follows)
 {
     struct conn *c = conn_of(mc);
     uint64_t ns;
@@ -211,7 +211,7 @@ void srv_watch_headers_done(struct MHD_Connection *mc, int body_follows)
     atomic_store(&c->deadline, ns > 0 ? srv_now_ns() + ns : 0);
 }
 
-void srv_watch_request_done(struct MHD_Connection *mc)
+void srv_deadline_request_done(struct MHD_Connection *mc)
 {
     struct conn *c = conn_of(mc);
 
@@ -219,7 +219,7 @@ void srv_watch_request_done(struct MHD_Connection *mc)
         atomic_store(&c->deadline, 0);
 }
 
-void srv_watch_next_request(struct MHD_Connection *mc)
+void srv_deadline_next_request(struct MHD_Connection *mc)
 {
     struct conn *c = conn_of(mc);
 

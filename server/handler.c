@@ -69,11 +69,11 @@ static enum MHD_Result on_headers(struct srv *s, struct MHD_Connection *c,
     atomic_fetch_add(&s->inflight, 1);
     srv_admit(s, c, r, url, method, version);
     if (r->pending_status != 0 && (srv_announces_body(c) || r->must_close)) {
-        srv_watch_request_done(c);
+        srv_deadline_request_done(c);
         return srv_send_refusal(s, c, r);
     }
     /* The body, if any, is due within --body-timeout (deadline.c). */
-    srv_watch_headers_done(c, srv_announces_body(c));
+    srv_deadline_headers_done(c, srv_announces_body(c));
     return MHD_YES;
 }
 
@@ -85,6 +85,7 @@ static enum MHD_Result dispatch(struct srv *s, struct MHD_Connection *c,
     case SRV_ROUTE_KV: return srv_kv(s, c, r);
     case SRV_ROUTE_LIST: return srv_list(s, c, r);
     case SRV_ROUTE_METRICS: return srv_metrics_scrape(s, c, r);
+    case SRV_ROUTE_CHANGES: return srv_changes(s, c, r);
     case SRV_ROUTE_HEALTHZ: return srv_healthz(s, c, r);
     case SRV_ROUTE_NONE: break;
     }
@@ -107,7 +108,7 @@ enum MHD_Result srv_access(void *cls, struct MHD_Connection *c, const char *url,
     }
     if (*upload_data_size > 0)
         return srv_admit_body(s, r, upload_data, upload_data_size);
-    srv_watch_request_done(c); /* the whole request is in */
+    srv_deadline_request_done(c); /* the whole request is in */
     if (r->pending_status != 0)
         return srv_send_refusal(s, c, r);
     return dispatch(s, c, r);
@@ -119,9 +120,8 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     struct srv *s = cls;
     struct srv_req *r = *con_cls;
 
-    (void)toe;
     /* A kept-alive connection's next request is due (deadline.c). */
-    srv_watch_next_request(c);
+    srv_deadline_next_request(c);
     if (r == NULL)
         return;
     /* A request refused by libmicrohttpd itself (431, 400) never reached
@@ -131,6 +131,7 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                            srv_now_ns() - r->start_ns);
         atomic_fetch_sub(&s->inflight, 1);
     }
+    srv_watch_ended(s, r, toe);
     if (r->pending != NULL)
         MHD_destroy_response(r->pending);
     etagkv_cond_free(r->cond);

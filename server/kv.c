@@ -125,6 +125,9 @@ static enum MHD_Result kv_get(struct srv *s, struct MHD_Connection *c,
                          srv_busy_problem("the server is sending as many "
                                           "values as its memory budget "
                                           "allows: retry later"));
+    /* Prefer: wait (DESIGN §8): a 304 waits for a change instead. */
+    if (st == ETAGKV_NOT_MODIFIED && srv_watch_wants(s, c, r))
+        return srv_watch_hold(s, c, r);
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);
     data = srv_value_data(v, &len);

@@ -79,8 +79,8 @@ static int page_add(void *ctx, const void *key, size_t key_len,
 
 /* The raw value of query argument `name`: 1 and
  * (*v, *vlen) when present, 0 when absent. */
-static int query_arg(const struct srv_req *r, const char *name, const char **v,
-                     size_t *vlen)
+int srv_query_arg(const struct srv_req *r, const char *name, const char **v,
+                  size_t *vlen)
 {
     size_t nlen = strlen(name);
     const char *q = r->query;
@@ -130,15 +130,15 @@ static int query_names_known(const struct srv_req *r)
 /* Decode query argument name into out (at most cap bytes); absent gives
  * length 0.  Returns ETAGKV_OK, ETAGKV_INVALID_ARGUMENT (bad encoding) or
  * ETAGKV_KEY_TOO_LONG. */
-static etagkv_status query_bytes(const struct srv_req *r, const char *name,
-                                 unsigned char *out, size_t cap, size_t *len)
+etagkv_status srv_query_bytes(const struct srv_req *r, const char *name,
+                              unsigned char *out, size_t cap, size_t *len)
 {
     const char *v;
     size_t vlen;
     ssize_t n;
 
     *len = 0;
-    if (!query_arg(r, name, &v, &vlen))
+    if (!srv_query_arg(r, name, &v, &vlen))
         return ETAGKV_OK;
     n = srv_pct_decode(v, vlen, out, cap);
     if (n == -1)
@@ -149,27 +149,28 @@ static etagkv_status query_bytes(const struct srv_req *r, const char *name,
     return ETAGKV_OK;
 }
 
-/* limit: decimal 1..; above LIST_LIMIT_MAX is served as LIST_LIMIT_MAX.
- * Returns 0 or -1 when it is not a positive integer. */
-static int query_limit(const struct srv_req *r, size_t *limit)
+/* limit: decimal 1..; above max is served as max.  Returns 0 or -1 when
+ * it is not a positive integer. */
+int srv_query_limit(const struct srv_req *r, size_t dflt, size_t max,
+                    size_t *limit)
 {
     const char *v;
     size_t vlen, n = 0;
 
-    *limit = LIST_LIMIT_DEFAULT;
-    if (!query_arg(r, "limit", &v, &vlen))
+    *limit = dflt;
+    if (!srv_query_arg(r, "limit", &v, &vlen))
         return 0;
     if (vlen == 0)
         return -1;
     for (size_t i = 0; i < vlen; i++) {
         if (v[i] < '0' || v[i] > '9')
             return -1;
-        if (n <= LIST_LIMIT_MAX)
+        if (n <= max)
             n = n * 10 + (size_t)(v[i] - '0');
     }
     if (n == 0)
         return -1;
-    *limit = n > LIST_LIMIT_MAX ? LIST_LIMIT_MAX : n;
+    *limit = n > max ? max : n;
     return 0;
 }
 
@@ -183,9 +184,11 @@ static json_t *cursor_of(const struct page *p)
     return j;
 }
 
-/* The page object {"keys": [...], "next": cursor or null}; NULL on
- * allocation failure.  p->keys is consumed either way. */
-static json_t *page_object(struct page *p, int more)
+/* The page object {"revision": R, "keys": [...], "next": cursor or null},
+ * R the revision of the listing's snapshot (watch /changes from it:
+ * DESIGN §8); NULL on allocation failure.  p->keys is consumed either
+ * way. */
+static json_t *page_object(struct page *p, int more, uint64_t rev)
 {
     json_t *j = json_object();
     json_t *next = more ? cursor_of(p) : json_null();
@@ -198,6 +201,7 @@ static json_t *page_object(struct page *p, int more)
         return NULL;
     }
     /* json_object_set_new() takes its value even when it fails. */
+    bad |= json_object_set_new(j, "revision", json_integer((json_int_t)rev));
     bad |= json_object_set_new(j, "keys", p->keys);
     bad |= json_object_set_new(j, "next", next);
     if (bad) {
@@ -220,6 +224,7 @@ enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
 {
     unsigned char prefix[ETAGKV_KEY_MAX], after[ETAGKV_KEY_MAX];
     size_t prefix_len, after_len, limit;
+    uint64_t rev = 0;
     struct page p;
     etagkv_status st;
     int more = 0;
@@ -230,15 +235,15 @@ enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
         return bad_query(s, c, r, ETAGKV_INVALID_ARGUMENT,
                          "the listing takes only prefix, after and limit, "
                          "each at most once (names are case-sensitive)");
-    st = query_bytes(r, "prefix", prefix, sizeof prefix, &prefix_len);
+    st = srv_query_bytes(r, "prefix", prefix, sizeof prefix, &prefix_len);
     if (st == ETAGKV_OK)
-        st = query_bytes(r, "after", after, sizeof after, &after_len);
+        st = srv_query_bytes(r, "after", after, sizeof after, &after_len);
     if (st != ETAGKV_OK)
         return bad_query(s, c, r, st,
                          st == ETAGKV_INVALID_ARGUMENT
                              ? "prefix or after has invalid percent-encoding"
                              : "prefix or after is longer than a key");
-    if (query_limit(r, &limit) != 0)
+    if (srv_query_limit(r, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &limit) != 0)
         return bad_query(s, c, r, ETAGKV_INVALID_ARGUMENT,
                          "limit must be a positive integer (at most 1000 "
                          "are returned)");
@@ -246,12 +251,12 @@ enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
     p.keys = json_array();
     if (p.keys == NULL)
         return MHD_NO;
-    st = etagkv_list(s->store, prefix, prefix_len, after, after_len, limit,
-                     page_add, &p, &more);
+    st = etagkv_list_revision(s->store, prefix, prefix_len, after, after_len,
+                              limit, page_add, &p, &more, &rev);
     if (st != ETAGKV_OK || p.failed) {
         json_decref(p.keys);
         return bad_query(s, c, r, p.failed ? ETAGKV_NO_MEMORY : st, NULL);
     }
     return srv_queue(s, c, r, MHD_HTTP_OK,
-                     srv_json_response(page_object(&p, more)));
+                     srv_json_response(page_object(&p, more, rev)));
 }

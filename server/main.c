@@ -48,6 +48,11 @@ struct config {
     const char *tls_cert, *tls_key;
     int insecure;
     int loopback; /* --listen names loopback addresses only */
+    unsigned max_wait_s;
+    unsigned max_watchers; /* 0: --max-connections */
+    unsigned heartbeat_s;
+    uint64_t changes_max_events; /* 0: the library's default */
+    uint64_t changes_retention_s;
 };
 
 static void usage(FILE *f)
@@ -95,6 +100,16 @@ static void usage(FILE *f)
         "  --idempotency-retention SECONDS  how long (default 86400)\n"
         "  --file-mode OCTAL      mode of new store files (default 0600; the\n"
         "                         directory gets 0700 plus matching x bits)\n"
+        "  --max-wait SECONDS     cap on Prefer: wait for GET /kv/{key} and\n"
+        "                         /changes (default 60; 0: never hold)\n"
+        "  --max-watchers N       requests held at once; past it 503\n"
+        "                         (default: --max-connections)\n"
+        "  --heartbeat SECONDS    comment line on a quiet event stream\n"
+        "                         (default 15)\n"
+        "  --changes-max-events N events the change log keeps (default\n"
+        "                         100000)\n"
+        "  --changes-retention SECONDS  age after which events are trimmed\n"
+        "                         (default 3600)\n"
         "  --help                 show this and exit\n"
         "  --version              show the version and exit\n");
 }
@@ -161,6 +176,9 @@ static void config_defaults(struct config *cfg)
     cfg->tls_cert = cfg->tls_key = NULL;
     cfg->insecure = 0;
     cfg->loopback = 1;
+    cfg->max_wait_s = 60;
+    cfg->max_watchers = 0;
+    cfg->heartbeat_s = 15;
 }
 
 /* --file-mode: octal permission bits including 0600, within 0777. */
@@ -211,6 +229,11 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         {"tls-cert", required_argument, NULL, 'T'},
         {"tls-key", required_argument, NULL, 'S'},
         {"insecure", no_argument, NULL, 'I'},
+        {"max-wait", required_argument, NULL, 'w'},
+        {"max-watchers", required_argument, NULL, 'W'},
+        {"changes-max-events", required_argument, NULL, 'E'},
+        {"heartbeat", required_argument, NULL, 'e'},
+        {"changes-retention", required_argument, NULL, 'g'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -272,6 +295,25 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         case 'T': cfg->tls_cert = optarg; break;
         case 'S': cfg->tls_key = optarg; break;
         case 'I': cfg->insecure = 1; break;
+        case 'w':
+            rc = parse_unsigned("max-wait", optarg, 0, 86400, &cfg->max_wait_s);
+            break;
+        case 'W':
+            rc = parse_unsigned("max-watchers", optarg, 1, 1000000,
+                                &cfg->max_watchers);
+            break;
+        case 'e':
+            rc =
+                parse_unsigned("heartbeat", optarg, 1, 3600, &cfg->heartbeat_s);
+            break;
+        case 'E':
+            rc = parse_u64("changes-max-events", optarg, 1, UINT64_MAX / 2,
+                           &cfg->changes_max_events);
+            break;
+        case 'g':
+            rc = parse_u64("changes-retention", optarg, 1, 86400ull * 3650,
+                           &cfg->changes_retention_s);
+            break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("etagkv-server %s\n", ETAGKV_VERSION_STRING); return 1;
         default: usage(stderr); return -1;
@@ -556,6 +598,8 @@ static etagkv_store *open_store(const struct config *cfg)
     o.idempotency_max_keys = cfg->idem_max_keys;
     o.idempotency_retention_s = cfg->idem_retention_s;
     o.file_mode = cfg->file_mode;
+    o.changes_max_events = cfg->changes_max_events;
+    o.changes_retention_s = cfg->changes_retention_s;
     st = etagkv_store_open(cfg->data_dir, &o, &store);
     if (st != ETAGKV_OK)
         fprintf(stderr, "etagkv-server: cannot open the store in %s: %s (%s)\n",
@@ -581,7 +625,7 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr,
 struct daemon_extra {
     char *tls_cert, *tls_key;
     size_t tls_key_len;
-    struct srv_watch *watch;
+    struct srv_deadlines *deadlines;
 };
 
 /* Read the certificate and the key; 0, or -1 (reported).  The key, a
@@ -608,7 +652,7 @@ static void free_extra(struct daemon_extra *x)
         srv_wipe(x->tls_key, x->tls_key_len);
     free(x->tls_key);
     free(x->tls_cert);
-    srv_watch_free(x->watch);
+    srv_deadlines_free(x->deadlines);
 }
 
 static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
@@ -648,7 +692,7 @@ static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
         SRV_CONN_MEMORY_BYTES, MHD_OPTION_CONNECTION_LIMIT,
         cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->max_per_client, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
-        MHD_OPTION_NOTIFY_CONNECTION, srv_watch_notify, x->watch,
+        MHD_OPTION_NOTIFY_CONNECTION, srv_deadline_notify, x->deadlines,
         MHD_OPTION_NOTIFY_COMPLETED, srv_completed, s,
         MHD_OPTION_URI_LOG_CALLBACK, srv_uri_log, s,
         MHD_OPTION_UNESCAPE_CALLBACK, srv_unescape_none, NULL, MHD_OPTION_END);
@@ -689,6 +733,8 @@ static void drain_and_stop(struct srv *s, struct MHD_Daemon *d)
     uint64_t deadline = srv_now_ns() + DRAIN_TIMEOUT_NS;
 
     atomic_store(&s->draining, 1);
+    /* Held requests answer now, as at their deadline (DESIGN §8). */
+    srv_watch_release_all(s);
     while (atomic_load(&s->inflight) > 0 && srv_now_ns() < deadline)
         nanosleep(&pause, NULL);
     if (atomic_load(&s->inflight) > 0)
@@ -704,6 +750,7 @@ static void drain_and_stop(struct srv *s, struct MHD_Daemon *d)
     while (atomic_load(&s->suspended) > 0)
         nanosleep(&pause, NULL);
     MHD_stop_daemon(d);
+    srv_watch_stop(s);
 }
 
 /* Release what main() set up, in the reverse order; the daemon is
@@ -738,8 +785,8 @@ int main(int argc, char **argv)
     atomic_init(&s.suspended, 0);
     s.metrics = srv_metrics_new();
     s.budget = srv_budget_new(cfg.max_buffered_bytes);
-    x.watch = srv_watch_new(cfg.header_timeout_s, cfg.body_timeout_s);
-    if (s.metrics == NULL || s.budget == NULL || x.watch == NULL ||
+    x.deadlines = srv_deadlines_new(cfg.header_timeout_s, cfg.body_timeout_s);
+    if (s.metrics == NULL || s.budget == NULL || x.deadlines == NULL ||
         block_signals(&set) != 0 ||
         (cfg.token_file != NULL &&
          srv_tokens_load(cfg.token_file, &s.tokens) != 0) ||
@@ -749,8 +796,16 @@ int main(int argc, char **argv)
     if (fd < 0)
         goto fail;
     s.store = open_store(&cfg);
-    if (s.store == NULL || srv_watch_start(x.watch) != 0)
+    if (s.store == NULL || srv_deadlines_start(x.deadlines) != 0)
         goto fail;
+    s.max_wait_s = cfg.max_wait_s;
+    s.heartbeat_s = cfg.heartbeat_s;
+    s.max_watchers =
+        cfg.max_watchers > 0 ? cfg.max_watchers : cfg.max_connections;
+    if (srv_watch_start(&s) != 0) {
+        fprintf(stderr, "etagkv-server: cannot start the watcher\n");
+        goto fail;
+    }
     d = start_daemon(&s, &cfg, fd, family, &x);
     listen_fd = fd;
     fd = -1; /* the daemon owns the socket from here on */
@@ -770,6 +825,7 @@ int main(int argc, char **argv)
 fail:
     if (d != NULL)
         MHD_stop_daemon(d);
+    srv_watch_stop(&s);
     if (fd >= 0)
         close(fd);
     release(&s, &x);

@@ -205,6 +205,8 @@ static void render_store(FILE *f, etagkv_store *store)
                  stats.map_max_bytes);
     render_gauge(f, "etagkv_store_idempotency_keys",
                  "Idempotency-Keys retained.", stats.idempotency_keys);
+    render_gauge(f, "etagkv_store_change_events", "Events in the change log.",
+                 stats.change_events);
     /* Group commit: the ratio of the two is the mean batch size. */
     fprintf(f,
             "# HELP etagkv_store_write_txns_total Write transactions "
@@ -218,15 +220,43 @@ static void render_store(FILE *f, etagkv_store *store)
             stats.write_txns, stats.write_ops);
 }
 
-/* The exposition of every counter of m, the memory budget and, from store
- * (may be NULL), the store's figures.  malloc'd, NUL-terminated; NULL on
- * failure. */
-static char *render(struct srv_metrics *m, etagkv_store *store,
-                    struct srv_budget *budget)
+/* Watching (watch.c). */
+static void render_watch(FILE *f, const struct srv *s)
+{
+    struct srv_watch_figures w;
+
+    srv_watch_counters(s, &w);
+    render_gauge(f, "etagkv_watchers_held",
+                 "Requests held waiting for a change (long-polls and idle "
+                 "streams).",
+                 w.held);
+    render_gauge(f, "etagkv_watch_streams", "Server-Sent Events streams open.",
+                 w.streams);
+    fprintf(f,
+            "# HELP etagkv_watch_events_sent_total Change events sent by "
+            "/changes, pages and streams.\n"
+            "# TYPE etagkv_watch_events_sent_total counter\n"
+            "etagkv_watch_events_sent_total %" PRIu64 "\n"
+            "# HELP etagkv_watch_compacted_total /changes refused with 410 "
+            "(after= older than the change log).\n"
+            "# TYPE etagkv_watch_compacted_total counter\n"
+            "etagkv_watch_compacted_total %" PRIu64 "\n"
+            "# HELP etagkv_watch_streams_dropped_total Streams closed because "
+            "the reader did not keep up.\n"
+            "# TYPE etagkv_watch_streams_dropped_total counter\n"
+            "etagkv_watch_streams_dropped_total %" PRIu64 "\n",
+            w.events, w.compacted, w.dropped);
+}
+
+/* The exposition of every counter of s's metrics, the memory budget, the
+ * watchers and, from s->store (may be NULL), the store's figures.
+ * malloc'd, NUL-terminated; NULL on failure. */
+static char *render(const struct srv *s)
 {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
+    struct srv_metrics *m = s->metrics;
 
     if (f == NULL)
         return NULL;
@@ -250,11 +280,12 @@ static char *render(struct srv_metrics *m, etagkv_store *store,
     render_gauge(f, "etagkv_buffered_bytes",
                  "Bytes of request bodies and shared GET values held in "
                  "memory (the memory budget in use).",
-                 srv_budget_used(budget));
+                 srv_budget_used(s->budget));
     render_gauge(f, "etagkv_buffered_bytes_limit",
                  "The memory budget (--max-buffered-bytes).",
-                 srv_budget_limit(budget));
-    render_store(f, store);
+                 srv_budget_limit(s->budget));
+    render_store(f, s->store);
+    render_watch(f, s);
     fprintf(f,
             "# HELP etagkv_build_info Version of etagkv-server.\n"
             "# TYPE etagkv_build_info gauge\n"
@@ -276,7 +307,7 @@ static char *render(struct srv_metrics *m, etagkv_store *store,
 enum MHD_Result srv_metrics_scrape(struct srv *s, struct MHD_Connection *c,
                                    struct srv_req *r)
 {
-    char *text = render(s->metrics, s->store, s->budget);
+    char *text = render(s);
     struct MHD_Response *resp;
 
     if (text == NULL)

@@ -273,6 +273,12 @@ enum MHD_Result srv_queue(struct srv *s, struct MHD_Connection *c,
 
     if (resp == NULL)
         return MHD_NO;
+    /* A request that was held (watch.c) says for how long it could be. */
+    if (r->wait_s > 0 && r->watch_held &&
+        srv_add_preference_applied(resp, r->wait_s) != 0) {
+        MHD_destroy_response(resp);
+        return MHD_NO;
+    }
     /* A replayed outcome says so, and is otherwise the original answer. */
     if (r->replayed &&
         srv_add_header(resp, "Idempotent-Replayed", "true") != 0) {

@@ -72,7 +72,11 @@ struct srv {
      * sets `stopping` and then waits for `suspended` to reach 0.  With
      * sequentially consistent atomics one of the two sees the other. */
     atomic_int stopping;
-    atomic_long suspended; /* connections suspended for a write */
+    atomic_long suspended;   /* connections suspended for a write or held */
+    struct srv_watch *watch; /* held requests (watch.c) */
+    unsigned max_wait_s;     /* cap on Prefer: wait */
+    unsigned max_watchers;   /* held requests at once; past it 503 */
+    unsigned heartbeat_s;    /* SSE comment line after this much quiet */
 };
 
 /* The request methods the server tells apart; the rest is SRV_OTHER. */
@@ -84,7 +88,8 @@ enum srv_route {
     SRV_ROUTE_KV,      /* /kv/{key} */
     SRV_ROUTE_LIST,    /* /kv or /kv/ */
     SRV_ROUTE_HEALTHZ, /* /healthz */
-    SRV_ROUTE_METRICS  /* /metrics */
+    SRV_ROUTE_METRICS, /* /metrics */
+    SRV_ROUTE_CHANGES  /* /changes */
 };
 
 /* One request, from its request line (srv_uri_log) or its first
@@ -127,6 +132,22 @@ struct srv_req {
                                    * sent (NULL: could not be built) */
     unsigned pending_status;
     unsigned status; /* HTTP status queued, 0 while none */
+    /* Held until a change (watch.c): a GET /kv/{key} that would be 304,
+     * or an empty page of /changes, with Prefer: wait. */
+    unsigned wait_s;      /* the wait applied (capped), 0: none asked */
+    int watch_held;       /* it was held at least once */
+    int watch_timed_out;  /* resumed by its deadline or by shutdown */
+    int watch_fresh;      /* held since the watcher last looked */
+    uint64_t deadline_ns; /* srv_now_ns() at which it answers anyway */
+    struct srv_req *watch_prev, *watch_next;
+    uint64_t after; /* /changes: events after this revision */
+    unsigned changes_flags;
+    /* A Server-Sent Events stream of /changes (watch.c): the text not yet
+     * taken by libmicrohttpd, at most one page of events. */
+    int stream;
+    int retry_sent;
+    char *sbuf;
+    size_t slen, spos, scap;
 };
 
 /* ---- handler.c ----------------------------------------------------------- */
@@ -206,31 +227,31 @@ void srv_value_release(void *v);
  */
 
 /* Request deadlines (0: none). */
-struct srv_watch;
+struct srv_deadlines;
 
 /* A watchdog with these deadlines in seconds, or NULL (out of memory). */
-struct srv_watch *srv_watch_new(unsigned header_s, unsigned body_s);
+struct srv_deadlines *srv_deadlines_new(unsigned header_s, unsigned body_s);
 
 /* Start its thread (none when both deadlines are 0); 0 or -1. */
-int srv_watch_start(struct srv_watch *w);
+int srv_deadlines_start(struct srv_deadlines *w);
 
 /* Stop its thread and free it, after MHD_stop_daemon(); NULL is fine. */
-void srv_watch_free(struct srv_watch *w);
+void srv_deadlines_free(struct srv_deadlines *w);
 
 /* MHD_OPTION_NOTIFY_CONNECTION (cls is the watch): records connections. */
-void srv_watch_notify(void *cls, struct MHD_Connection *c,
-                      void **socket_context,
-                      enum MHD_ConnectionNotificationCode code);
+void srv_deadline_notify(void *cls, struct MHD_Connection *c,
+                         void **socket_context,
+                         enum MHD_ConnectionNotificationCode code);
 
 /* The headers are in: the body deadline starts if a body follows, else no
  * deadline runs. */
-void srv_watch_headers_done(struct MHD_Connection *c, int body_follows);
+void srv_deadline_headers_done(struct MHD_Connection *c, int body_follows);
 
 /* The request is complete: no deadline while it executes and answers. */
-void srv_watch_request_done(struct MHD_Connection *c);
+void srv_deadline_request_done(struct MHD_Connection *c);
 
 /* The response is sent: the next request's headers are due. */
-void srv_watch_next_request(struct MHD_Connection *c);
+void srv_deadline_next_request(struct MHD_Connection *c);
 
 /* ---- auth.c -------------------------------------------------------------- */
 
@@ -298,6 +319,71 @@ enum MHD_Result srv_kv(struct srv *s, struct MHD_Connection *c,
 /* GET /kv/?prefix=&after=&limit=: one JSON page of keys. */
 enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
                          struct srv_req *r);
+
+/* ---- watch.c ------------------------------------------------------------- */
+
+/* Start the watcher: one thread that holds requests until a commit (an
+ * etagkv_notify_open() descriptor) or their deadline.  0, or -1. */
+int srv_watch_start(struct srv *s);
+
+/* Answer every held request now, as at its deadline, and refuse new holds
+ * (SIGTERM). */
+void srv_watch_release_all(struct srv *s);
+
+/* Stop the thread and free the watcher (after MHD_stop_daemon()). */
+void srv_watch_stop(struct srv *s);
+
+/* For a request whose answer would be "nothing new" (304, an empty page):
+ * 1 if it should be held -- it asked Prefer: wait (r->wait_s is then set,
+ * capped by --max-wait), has not timed out, and the server is not
+ * draining -- else 0. */
+int srv_watch_wants(struct srv *s, struct MHD_Connection *c, struct srv_req *r);
+
+/* Hold r: suspend the connection until the watcher resumes it; MHD then
+ * calls the handler again, which reads afresh.  Past --max-watchers, 503
+ * with Retry-After. */
+enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
+                               struct srv_req *r);
+
+/* Preference-Applied: wait=N (RFC 7240 §3).  0 or -1. */
+int srv_add_preference_applied(struct MHD_Response *resp, unsigned wait_s);
+
+/* GET /changes?prefix=|key=&after=&limit=: a JSON page of the change log
+ * (DESIGN §8), held while empty with Prefer: wait. */
+enum MHD_Result srv_changes(struct srv *s, struct MHD_Connection *c,
+                            struct srv_req *r);
+
+/* Gauges and counters for /metrics. */
+struct srv_watch_figures {
+    uint64_t held;      /* requests held (long-polls and idle streams) */
+    uint64_t streams;   /* SSE streams open */
+    uint64_t events;    /* events sent, pages and streams */
+    uint64_t compacted; /* 410s */
+    uint64_t dropped;   /* streams closed on a reader that did not keep up */
+};
+void srv_watch_counters(const struct srv *s, struct srv_watch_figures *f);
+
+/* A request ended (srv_completed): a stream leaves the count, and one cut
+ * by the connection timeout (a reader that stopped reading) is counted as
+ * dropped.  Frees the stream's buffer. */
+void srv_watch_ended(struct srv *s, struct srv_req *r,
+                     enum MHD_RequestTerminationCode toe);
+
+/* ---- list.c: query arguments, shared with watch.c ------------------------ */
+
+/* The raw value of query argument name: 1 and (*v, *vlen), or 0. */
+int srv_query_arg(const struct srv_req *r, const char *name, const char **v,
+                  size_t *vlen);
+
+/* Decode query argument name into out (cap bytes); absent: length 0.
+ * ETAGKV_OK, ETAGKV_INVALID_ARGUMENT (encoding) or ETAGKV_KEY_TOO_LONG. */
+etagkv_status srv_query_bytes(const struct srv_req *r, const char *name,
+                              unsigned char *out, size_t cap, size_t *len);
+
+/* limit=: 0 and *limit (default dflt, capped at max), or -1 when it is not
+ * a positive integer. */
+int srv_query_limit(const struct srv_req *r, size_t dflt, size_t max,
+                    size_t *limit);
 
 /* ---- metrics.c ----------------------------------------------------------- */
 

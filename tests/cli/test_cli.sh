@@ -291,6 +291,25 @@ if [ -n "$off" ]; then
 else
     fail "no value found to damage in the backup"
 fi
+# ---- watch: another process's writes appear, one JSON line each ------------
+# The store exists (a read never creates one) at revision 1; the watcher
+# reads from after 1, so it sees the writes whenever it starts.
+W=$T/w
+printf x | "$E" -d "$W" --nosync put init - >/dev/null 2>&1 || fail "put init"
+"$E" -d "$W" watch -p w/ -a 1 -n 2 >"$T/watch" 2>"$T/watch.err" &
+watcher=$!
+echo a | "$E" -d "$W" --nosync put w/a >/dev/null 2>&1
+echo b | "$E" -d "$W" --nosync put other >/dev/null 2>&1
+"$E" -d "$W" --nosync delete w/a >/dev/null 2>&1
+wait $watcher || fail "watch exited $?"
+[ "$(wc -l <"$T/watch")" -eq 2 ] || fail "watch printed '$(cat "$T/watch")'"
+head -1 "$T/watch" | grep -q '^{"revision":2,"type":"put","etag":"\\"[0-9a-f]*\\"",.*"key":"w/a"}$' ||
+    fail "watch first line: $(head -1 "$T/watch")"
+tail -1 "$T/watch" | grep -q '^{"revision":4,"type":"delete","etag":null,.*"key":"w/a"}$' ||
+    fail "watch last line: $(tail -1 "$T/watch")"
+run 0 200 -d "$W" watch -a 0 -n 1 other
+grep -q '"key":"other"' "$T/out" || fail "watch KEY -a 0: $(cat "$T/out")"
+run 2 - -d "$W" watch -a x
 
 if [ "$fails" -ne 0 ]; then
     echo "test_cli.sh: $fails failure(s)" >&2

@@ -34,6 +34,8 @@ static const struct {
     {ETAGKV_TORN_STORE, 20, 500},
     /* 21 is left to a status being added on another branch. */
     {ETAGKV_READ_ONLY, 22, 405},
+    {ETAGKV_COMPACTED, 23, 410},
+    {ETAGKV_CLOSING, 24, 503},
 };
 
 START_TEST(every_status_has_its_fixed_number_http_code_and_message)

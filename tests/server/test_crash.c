@@ -511,6 +511,75 @@ static int note_stray(void *ctx, const void *key, size_t key_len,
     return 0;
 }
 
+/* The change log as read back: per key, its last event. */
+struct log_seen {
+    uint64_t last_rev; /* of any event: revisions never go back */
+    uint64_t events;
+    int bad_order;
+    etagkv_event_type type[KEYS];
+    uint64_t rev[KEYS];
+    char etag[KEYS][ETAGKV_ETAG_SIZE];
+};
+
+static int note_event(void *ctx, const etagkv_event *ev)
+{
+    struct log_seen *l = ctx;
+    int k = key_index(ev->key, ev->key_len);
+
+    l->bad_order |= ev->revision <= l->last_rev;
+    l->last_rev = ev->revision;
+    l->events++;
+    if (k >= 0) {
+        l->type[k] = ev->type;
+        l->rev[k] = ev->revision;
+        memcpy(l->etag[k], ev->etag, ETAGKV_ETAG_SIZE);
+    }
+    return 0;
+}
+
+/* DESIGN §8: after a crash the change log agrees with the records: every
+ * record changed inside the log's window has its event as the key's last
+ * one, every key deleted in it a delete as its last, and no event is
+ * newer than the store (none without its write). */
+static void check_log_agrees(etagkv_store *st, const etagkv_stats *stats,
+                             const char *when)
+{
+    static struct log_seen l;
+    etagkv_changes_page page;
+
+    memset(&l, 0, sizeof l);
+    ck_assert_int_eq(etagkv_changes(st, NULL, 0, 0, stats->changes_min_after, 0,
+                                    note_event, &l, &page),
+                     ETAGKV_OK);
+    ck_assert_msg(!l.bad_order, "%s: change log out of order", when);
+    ck_assert_msg(l.last_rev <= stats->revision,
+                  "%s: event at %" PRIu64 " beyond the store's %" PRIu64, when,
+                  l.last_rev, stats->revision);
+    ck_assert_uint_eq(l.events, stats->change_events);
+    for (int k = 0; k < KEYS; k++) {
+        char name[32];
+        etagkv_meta m;
+        etagkv_status rc;
+
+        key_name(k, name, sizeof name);
+        rc = etagkv_get(st, name, strlen(name), NULL, NULL, NULL, &m);
+        if (rc == ETAGKV_OK && m.mod_revision > stats->changes_min_after)
+            ck_assert_msg(l.type[k] == ETAGKV_EVENT_PUT &&
+                              l.rev[k] == m.mod_revision &&
+                              strcmp(l.etag[k], m.etag) == 0,
+                          "%s: %s at %" PRIu64 " has no matching last event "
+                          "(type %d at %" PRIu64 ")",
+                          when, name, m.mod_revision, (int)l.type[k], l.rev[k]);
+        else if (rc == ETAGKV_NOT_FOUND && l.rev[k] != 0)
+            ck_assert_msg(l.type[k] == ETAGKV_EVENT_DELETE,
+                          "%s: %s is absent but its last event is a put", when,
+                          name);
+        else if (rc == ETAGKV_OK)
+            ck_assert_msg(l.rev[k] == 0, "%s: %s has an event newer than it",
+                          when, name);
+    }
+}
+
 /* Check every key of an open store (after a restart); fails the test. */
 static void check_store_lib(etagkv_store *st, const char *when)
 {
@@ -551,6 +620,7 @@ static void check_store_lib(etagkv_store *st, const char *when)
                   when, stray.n, stray.first);
     ck_assert_msg(check_revision(stats.revision, msg, sizeof msg) == 0,
                   "%s: %s", when, msg);
+    check_log_agrees(st, &stats, when);
 }
 
 static void print_summary(const char *what, int rounds)

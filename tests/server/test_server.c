@@ -466,7 +466,8 @@ START_TEST(invalid_percent_encoding_and_empty_key_are_400)
     ck_assert_int_eq(status_of("DELETE", "/kv", NULL), 400);
     /* Nothing was written by any of them. */
     http(&r, "GET", "/kv/", NULL, NULL);
-    ck_assert_str_eq(r.body, "{\n  \"keys\": [],\n  \"next\": null\n}");
+    ck_assert_str_eq(r.body, "{\n  \"revision\": 0,\n  \"keys\": [],\n  "
+                             "\"next\": null\n}");
     hu_resp_free(&r);
 }
 END_TEST

@@ -1,0 +1,88 @@
+#!/bin/sh
+# run_watch.sh -- notification latency (issue 13): etagkv-server's event
+# stream against etcd's watch (JSON gateway) and Redis keyspace
+# notifications, in the same run, with 1, 100 and 1,000 watchers on one key
+# and on a prefix; prints each line of bench_watch and the p99 ratios.
+#
+#   bench/run_watch.sh [--writes N] [--watchers "1 100 1000"] [--quick]
+#
+# Durability as each system is usually run for this: etagkv-server
+# --nosync, etcd as it comes (it fsyncs every commit), Redis without
+# persistence.  The latency measured is "write sent -> watcher has the
+# event", over every watcher and write.  Never part of CTest.
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build-bench}
+WRITES=200
+COUNTS="1 100 1000"
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --writes) WRITES=$2; shift 2 ;;
+    --watchers) COUNTS=$2; shift 2 ;;
+    --quick) WRITES=20; COUNTS="1 100"; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "run_watch.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+"$ROOT/tools/install.sh" --no-services run_watch etcd-server redis-server
+"$ROOT/tools/setup.sh" "$BUILD" -DCMAKE_BUILD_TYPE=Release \
+    -DETAGKV_BUILD_TESTS=OFF
+B="$BUILD/bench/bench_watch"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/etagkv-watch-XXXXXX")
+PIDS=""
+stop_all() {
+    for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
+    sleep 0.5
+    for pid in $PIDS; do kill -9 "$pid" 2>/dev/null || true; done
+    rm -rf "$T"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+# A port for etcd and Redis: ask the kernel (bind to 0) through python3.
+port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+up() { # up NAME COMMAND...: retry for up to 20 s
+    n=$1; shift
+    for _ in $(seq 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    echo "run_watch: $n did not come up" >&2; exit 1
+}
+
+"$BUILD/server/etagkv-server" --data "$T/kv" --listen 127.0.0.1:0 --nosync \
+    --max-connections 4096 >"$T/kv.out" 2>"$T/kv.log" &
+PIDS="$PIDS $!"
+up etagkv grep -q listening "$T/kv.out"
+KV=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/kv.out")
+ETCD=$(port)
+PEER=$(port)
+etcd --name w --data-dir "$T/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD" \
+    --advertise-client-urls "http://127.0.0.1:$ETCD" \
+    --listen-peer-urls "http://127.0.0.1:$PEER" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$PEER" \
+    --initial-cluster "w=http://127.0.0.1:$PEER" \
+    --logger zap --log-level warn >"$T/etcd.log" 2>&1 &
+PIDS="$PIDS $!"
+up etcd curl -sf "http://127.0.0.1:$ETCD/health"
+REDIS=$(port)
+redis-server --port "$REDIS" --bind 127.0.0.1 --save '' --appendonly no \
+    --maxclients 10000 --notify-keyspace-events 'K$' --daemonize no \
+    >"$T/redis.log" 2>&1 &
+PIDS="$PIDS $!"
+up redis sh -c "redis-cli -p $REDIS ping | grep -q PONG"
+
+p99() { sed -n 's/.*p99_us=\([0-9]*\).*/\1/p'; }
+for scope in key prefix; do
+    for n in $COUNTS; do
+        k=$("$B" etagkv "$KV" "$n" "$WRITES" "$scope" | tee /dev/stderr | p99)
+        e=$("$B" etcd "$ETCD" "$n" "$WRITES" "$scope" | tee /dev/stderr | p99)
+        r=$("$B" redis "$REDIS" "$n" "$WRITES" "$scope" | tee /dev/stderr | p99)
+        awk -v k="$k" -v e="$e" -v r="$r" -v n="$n" -v s="$scope" 'BEGIN {
+            printf "%s %5d watchers: p99 etagkv/etcd %.2f  etagkv/redis %.2f\n",
+                   s, n, k / e, k / r }'
+    done
+done
+"$B" etagkv "$KV" 0 "$WRITES" | sed 's/^/no watchers: /'

@@ -1,0 +1,288 @@
+/*
+ * changes.c -- the change log (DESIGN §8): its entries' layout, the append
+ * that every write makes in its own transaction, the trim that keeps the
+ * window bounded, and etagkv_changes() that reads it.
+ *
+ * An entry's key is the revision and, within it, a sequence number, both
+ * big-endian, so that the table's key order is commit order and the events
+ * of one transaction stay together in the order it wrote them:
+ *
+ *   0  u64 BE  revision
+ *   8  u32 BE  sequence within the revision (0, 1, ...)
+ *
+ * Its value, version 1, integers little-endian as in record.c:
+ *
+ *   0  u8   format version (1)
+ *   1  u8   type (1 put, 2 delete)
+ *   2  u16  key length
+ *   4  u32  reserved (0)
+ *   8  u64  create_revision (delete: 0)
+ *  16  u64  version (delete: 0)
+ *  24  u64  modified_ns (delete: the wall clock of the delete)
+ *  32  u64  logged_ns: the wall clock at the write, for retention
+ *  40  16B  XXH3-128 of the value (delete: zeros)
+ *  56       the key bytes
+ *
+ * Trimming deletes the oldest entries a few per write transaction and
+ * raises the floor (backend.h) to the highest revision it trimmed; a read
+ * after a revision below the floor is ETAGKV_COMPACTED, never a silent gap.
+ */
+#include <string.h>
+
+#include "store.h"
+
+#define CHANGE_FORMAT 1
+#define CHANGE_KEY_BYTES 12
+#define CHANGE_HEADER_BYTES 56
+#define CHANGE_PUT 1
+#define CHANGE_DELETE 2
+/* Events a transaction may trim beyond those it appended, so that a log
+ * over its bounds (after the options were lowered) shrinks steadily. */
+#define TRIM_EXTRA 16
+
+static void change_key(uint8_t out[CHANGE_KEY_BYTES], uint64_t rev,
+                       uint32_t seq)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(rev >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        out[8 + i] = (uint8_t)(seq >> (24 - 8 * i));
+}
+
+static uint64_t change_key_rev(const uint8_t *k)
+{
+    uint64_t rev = 0;
+
+    for (int i = 0; i < 8; i++)
+        rev = rev << 8 | k[i];
+    return rev;
+}
+
+/* Decode the entry (k, v) into *ev (ev->key points into v).  *logged_ns
+ * may be NULL.  ETAGKV_OK or ETAGKV_CORRUPT. */
+static etagkv_status change_decode(const ekv_val *k, const ekv_val *v,
+                                   etagkv_event *ev, uint64_t *logged_ns)
+{
+    const uint8_t *p = v->data;
+    size_t key_len;
+
+    if (k->len != CHANGE_KEY_BYTES || v->len < CHANGE_HEADER_BYTES ||
+        p[0] != CHANGE_FORMAT || (p[1] != CHANGE_PUT && p[1] != CHANGE_DELETE))
+        return ekv_fail(ETAGKV_CORRUPT, "change log entry fails to decode");
+    key_len = ekv_get_le16(p + 2);
+    if (key_len == 0 || v->len != CHANGE_HEADER_BYTES + key_len)
+        return ekv_fail(ETAGKV_CORRUPT, "change log entry of bad length");
+    memset(ev, 0, sizeof(*ev));
+    ev->type = p[1] == CHANGE_PUT ? ETAGKV_EVENT_PUT : ETAGKV_EVENT_DELETE;
+    ev->revision = ev->mod_revision = change_key_rev(k->data);
+    ev->key = p + CHANGE_HEADER_BYTES;
+    ev->key_len = key_len;
+    ev->create_revision = ekv_get_le64(p + 8);
+    ev->version = ekv_get_le64(p + 16);
+    ev->modified_ns = ekv_get_le64(p + 24);
+    if (logged_ns != NULL)
+        *logged_ns = ekv_get_le64(p + 32);
+    if (ev->type == ETAGKV_EVENT_PUT)
+        ekv_etag_format(p + 40, ev->etag);
+    return ETAGKV_OK;
+}
+
+/* ---- inside a write transaction ------------------------------------------ */
+
+void ekv_changes_begin(etagkv_store *s)
+{
+    s->changes.rev = 0;
+    s->changes.seq = 0;
+}
+
+etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
+                                 size_t key_len, const etagkv_meta *meta,
+                                 const uint8_t hash[EKV_HASH_BYTES])
+{
+    uint8_t k[CHANGE_KEY_BYTES];
+    uint8_t *p;
+    void *dst;
+    uint64_t now = ekv_now_ns(s);
+    etagkv_status st;
+
+    if (meta->mod_revision != s->changes.rev) {
+        s->changes.rev = meta->mod_revision;
+        s->changes.seq = 0;
+    }
+    change_key(k, s->changes.rev, s->changes.seq);
+    st = ekv_change_reserve(txn, k, sizeof(k), CHANGE_HEADER_BYTES + key_len,
+                            &dst);
+    if (st != ETAGKV_OK)
+        return st;
+    s->changes.seq++;
+    p = dst;
+    memset(p, 0, CHANGE_HEADER_BYTES);
+    p[0] = CHANGE_FORMAT;
+    p[1] = meta->exists ? CHANGE_PUT : CHANGE_DELETE;
+    ekv_put_le16(p + 2, (uint16_t)key_len);
+    if (meta->exists) {
+        ekv_put_le64(p + 8, meta->create_revision);
+        ekv_put_le64(p + 16, meta->version);
+        ekv_put_le64(p + 24, meta->modified_ns);
+        memcpy(p + 40, hash, EKV_HASH_BYTES);
+    } else {
+        ekv_put_le64(p + 24, now);
+    }
+    ekv_put_le64(p + 32, now);
+    memcpy(p + CHANGE_HEADER_BYTES, key, key_len);
+    return ETAGKV_OK;
+}
+
+/* Is the oldest entry (k, v) to go?  *rev gets its revision. */
+static etagkv_status trim_due(etagkv_store *s, const ekv_val *k,
+                              const ekv_val *v, uint64_t count, uint64_t now,
+                              int *due, uint64_t *rev)
+{
+    etagkv_event ev;
+    uint64_t logged_ns, age_ns = s->opts.changes_retention_s * 1000000000u;
+    etagkv_status st = change_decode(k, v, &ev, &logged_ns);
+
+    if (st != ETAGKV_OK)
+        return st;
+    *rev = ev.revision;
+    *due = count > s->opts.changes_max_events ||
+           (now > age_ns && logged_ns < now - age_ns);
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
+{
+    ekv_cursor cur;
+    ekv_val k, v;
+    uint64_t count, rev = 0, floor = 0, now = ekv_now_ns(s);
+    size_t budget = appended + TRIM_EXTRA;
+    int due = 1;
+    etagkv_status st = ekv_change_count(txn, &count);
+
+    if (st != ETAGKV_OK)
+        return st;
+    st = ekv_cursor_open(txn, EKV_TABLE_CHANGES, &cur);
+    if (st != ETAGKV_OK)
+        return st;
+    st = ekv_cursor_seek(&cur, NULL, 0, &k, &v);
+    for (; st == ETAGKV_OK && budget > 0; budget--) {
+        st = trim_due(s, &k, &v, count, now, &due, &rev);
+        if (st != ETAGKV_OK || !due)
+            break;
+        st = ekv_cursor_delete(&cur);
+        if (st != ETAGKV_OK)
+            break;
+        floor = rev;
+        count--;
+        st = ekv_cursor_next(&cur, &k, &v);
+    }
+    ekv_cursor_close(&cur);
+    if (st == ETAGKV_NOT_FOUND)
+        st = ETAGKV_OK;
+    if (st == ETAGKV_OK && floor > 0)
+        st = ekv_change_floor_put(txn, floor);
+    return st;
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+struct changes_read {
+    const void *prefix;
+    size_t prefix_len;
+    int exact;
+    size_t limit;
+    etagkv_event_fn fn;
+    void *ctx;
+    etagkv_changes_page *page;
+};
+
+static int matches(const struct changes_read *q, const etagkv_event *ev)
+{
+    if (q->exact && ev->key_len != q->prefix_len)
+        return 0;
+    return ev->key_len >= q->prefix_len &&
+           (q->prefix_len == 0 ||
+            memcmp(ev->key, q->prefix, q->prefix_len) == 0);
+}
+
+/* Walk the log from the first event after `after`, filling q->page.  Once
+ * limit events were passed, the rest of that revision still is. */
+static etagkv_status changes_walk(ekv_cursor *cur, uint64_t after,
+                                  struct changes_read *q)
+{
+    uint8_t start[CHANGE_KEY_BYTES];
+    ekv_val k, v;
+    etagkv_event ev;
+    uint64_t stop_rev = 0;
+    etagkv_status st;
+
+    change_key(start, after + 1, 0);
+    for (st = ekv_cursor_seek(cur, start, sizeof(start), &k, &v);
+         st == ETAGKV_OK; st = ekv_cursor_next(cur, &k, &v)) {
+        st = change_decode(&k, &v, &ev, NULL);
+        if (st != ETAGKV_OK)
+            return st;
+        if (stop_rev != 0 && ev.revision != stop_rev) {
+            q->page->more = 1;
+            q->page->next = stop_rev;
+            return ETAGKV_OK;
+        }
+        if (!matches(q, &ev))
+            continue;
+        q->page->events++;
+        if (q->fn(q->ctx, &ev) != 0) {
+            q->page->more = 1;
+            q->page->next = ev.revision - 1;
+            return ETAGKV_OK;
+        }
+        if (q->limit > 0 && q->page->events >= q->limit)
+            stop_rev = ev.revision;
+    }
+    return st == ETAGKV_NOT_FOUND ? ETAGKV_OK : st;
+}
+
+etagkv_status etagkv_changes(etagkv_store *s, const void *prefix,
+                             size_t prefix_len, unsigned flags, uint64_t after,
+                             size_t limit, etagkv_event_fn fn, void *ctx,
+                             etagkv_changes_page *page)
+{
+    etagkv_changes_page local;
+    struct changes_read q = {
+        prefix, prefix_len, (flags & ETAGKV_CHANGES_KEY) != 0, limit,
+        fn,     ctx,        page != NULL ? page : &local};
+    ekv_txn txn;
+    ekv_cursor cur;
+    etagkv_status st;
+
+    ekv_clear_error();
+    memset(q.page, 0, sizeof(*q.page));
+    if (s == NULL || fn == NULL || (prefix == NULL && prefix_len > 0) ||
+        (flags & ~ETAGKV_CHANGES_KEY) != 0 || (q.exact && prefix_len == 0))
+        return ETAGKV_INVALID_ARGUMENT;
+    if (prefix_len > ETAGKV_KEY_MAX)
+        return ETAGKV_KEY_TOO_LONG;
+    st = ekv_read_begin(s->env, &txn);
+    if (st != ETAGKV_OK)
+        return st;
+    st = ekv_revision_get(&txn, &q.page->revision);
+    if (st == ETAGKV_OK)
+        st = ekv_change_floor_get(&txn, &q.page->min_after);
+    if (st != ETAGKV_OK)
+        goto out;
+    if (after < q.page->min_after) {
+        st = ETAGKV_COMPACTED;
+        goto out;
+    }
+    st = ekv_cursor_open(&txn, EKV_TABLE_CHANGES, &cur);
+    if (st == ETAGKV_OK) {
+        st = changes_walk(&cur, after, &q);
+        ekv_cursor_close(&cur);
+    } else if (st == ETAGKV_NOT_FOUND) {
+        st = ETAGKV_OK; /* no log at all (read-only, older store): empty */
+    }
+    if (st == ETAGKV_OK && !q.page->more)
+        q.page->next = q.page->revision;
+out:
+    ekv_read_end(&txn);
+    return st;
+}

@@ -1,0 +1,749 @@
+/*
+ * watch.c -- waiting for changes over HTTP (DESIGN §8): GET /kv/{key} held
+ * while it would be 304, and GET /changes, a JSON page of the change log
+ * held while it would be empty, both with Prefer: wait=N (RFC 7240).
+ *
+ * A held request costs no thread.  Its connection is suspended
+ * (MHD_suspend_connection) and the request put on a list; one watcher
+ * thread sleeps in poll() on an etagkv_notify_open() descriptor, which the
+ * library makes readable after each durable commit, and on its own
+ * eventfd (a request was held, or the server is stopping), with the
+ * nearest deadline as timeout.  After a commit it asks, for each held
+ * request, the question the request asked (would this GET still be 304?
+ * does the page have an event now?) and resumes those whose answer
+ * changed; at a deadline it resumes the request as timed out.  MHD then
+ * calls the handler again, which reads afresh and answers.  The watcher
+ * never answers itself: every response is built on a request thread, by
+ * the same code as an unheld request's.
+ *
+ * Held requests count in srv.suspended, as suspended writes do, so that
+ * the daemon never stops with one still suspended (main.c).
+ */
+#define _GNU_SOURCE /* eventfd flags */
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define CHANGES_LIMIT_DEFAULT 100
+#define CHANGES_LIMIT_MAX 1000
+
+struct srv_watch {
+    pthread_mutex_t lock;
+    struct srv_req *held; /* doubly linked through watch_prev/next */
+    size_t n_held;
+    int releasing; /* SIGTERM: resume everything, hold nothing more */
+    int stop;      /* the thread exits */
+    int notify_fd; /* the library's: readable after a commit */
+    int wake_fd;   /* ours: a new hold, or stop */
+    pthread_t thread;
+    int started;
+    size_t n_streams;     /* SSE streams open */
+    size_t n_stream_held; /* of them, held now (also in n_held) */
+    atomic_uint_fast64_t events_sent;
+    atomic_uint_fast64_t compacted;
+    atomic_uint_fast64_t dropped;
+};
+
+/* ---- the held list (lock held) ------------------------------------------- */
+
+static void unlink_held(struct srv_watch *w, struct srv_req *r)
+{
+    if (r->watch_prev != NULL)
+        r->watch_prev->watch_next = r->watch_next;
+    else
+        w->held = r->watch_next;
+    if (r->watch_next != NULL)
+        r->watch_next->watch_prev = r->watch_prev;
+    r->watch_prev = r->watch_next = NULL;
+    w->n_held--;
+    w->n_stream_held -= (size_t)r->stream;
+}
+
+/* Resume r (lock held): MHD calls the handler again on a request thread.
+ * From here on the watcher does not touch r. */
+static void resume(struct srv *s, struct srv_req *r, int timed_out)
+{
+    unlink_held(s->watch, r);
+    r->watch_timed_out = timed_out;
+    MHD_resume_connection(r->conn);
+    atomic_fetch_sub(&s->suspended, 1);
+}
+
+/* Would r be answered differently now?  Asked with r suspended, so no
+ * request thread touches r meanwhile. */
+static int stop_at_first(void *ctx, const etagkv_event *ev)
+{
+    (void)ctx;
+    (void)ev;
+    return 1;
+}
+
+static int changed(struct srv *s, struct srv_req *r)
+{
+    etagkv_changes_page page;
+    etagkv_status st;
+
+    if (r->route == SRV_ROUTE_KV)
+        return etagkv_get(s->store, r->key, r->key_len, r->cond, NULL, NULL,
+                          NULL) != ETAGKV_NOT_MODIFIED;
+    st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
+                        r->after, 1, stop_at_first, NULL, &page);
+    return st != ETAGKV_OK || page.events > 0;
+}
+
+/* One pass over the held requests: after a commit (all), after a new hold
+ * (the fresh ones), and at deadlines.  Returns the time to the nearest
+ * deadline in ms, -1 when none is held. */
+static int sweep(struct srv *s, int commit)
+{
+    struct srv_watch *w = s->watch;
+    struct srv_req *r, *next;
+    uint64_t now = srv_now_ns(), nearest = UINT64_MAX;
+
+    (void)pthread_mutex_lock(&w->lock);
+    for (r = w->held; r != NULL; r = next) {
+        next = r->watch_next;
+        if (w->releasing || r->deadline_ns <= now) {
+            resume(s, r, 1);
+            continue;
+        }
+        if ((commit || r->watch_fresh) && changed(s, r)) {
+            resume(s, r, 0);
+            continue;
+        }
+        r->watch_fresh = 0;
+        if (r->deadline_ns < nearest)
+            nearest = r->deadline_ns;
+    }
+    (void)pthread_mutex_unlock(&w->lock);
+    if (nearest == UINT64_MAX)
+        return -1;
+    /* Round up, so that the deadline has passed when poll() returns. */
+    return (int)((nearest - now + 999999u) / 1000000u);
+}
+
+static void drain_fd(int fd)
+{
+    uint64_t n;
+    ssize_t got = read(fd, &n, sizeof n);
+
+    (void)got; /* EAGAIN: already drained */
+}
+
+static void *watch_main(void *arg)
+{
+    struct srv *s = arg;
+    struct srv_watch *w = s->watch;
+    int timeout_ms = -1;
+
+    for (;;) {
+        struct pollfd p[2] = {{.fd = w->notify_fd, .events = POLLIN},
+                              {.fd = w->wake_fd, .events = POLLIN}};
+        int n = poll(p, 2, timeout_ms), stop;
+
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n > 0 && (p[0].revents & POLLIN))
+            drain_fd(w->notify_fd);
+        if (n > 0 && (p[1].revents & POLLIN))
+            drain_fd(w->wake_fd);
+        timeout_ms = sweep(s, n > 0 && (p[0].revents & POLLIN));
+        (void)pthread_mutex_lock(&w->lock);
+        stop = w->stop;
+        (void)pthread_mutex_unlock(&w->lock);
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+static void wake(struct srv_watch *w)
+{
+    uint64_t one = 1;
+    ssize_t put = write(w->wake_fd, &one, sizeof one);
+
+    (void)put; /* EAGAIN: already awake */
+}
+
+/* ---- life ---------------------------------------------------------------- */
+
+int srv_watch_start(struct srv *s)
+{
+    struct srv_watch *w = calloc(1, sizeof *w);
+
+    if (w == NULL)
+        return -1;
+    w->notify_fd = w->wake_fd = -1;
+    s->watch = w;
+    if (pthread_mutex_init(&w->lock, NULL) != 0)
+        return -1;
+    if (etagkv_notify_open(s->store, &w->notify_fd) != ETAGKV_OK)
+        return -1;
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0)
+        return -1;
+    if (pthread_create(&w->thread, NULL, watch_main, s) != 0)
+        return -1;
+    w->started = 1;
+    return 0;
+}
+
+void srv_watch_release_all(struct srv *s)
+{
+    if (s->watch == NULL)
+        return;
+    (void)pthread_mutex_lock(&s->watch->lock);
+    s->watch->releasing = 1;
+    (void)pthread_mutex_unlock(&s->watch->lock);
+    wake(s->watch);
+}
+
+void srv_watch_stop(struct srv *s)
+{
+    struct srv_watch *w = s->watch;
+
+    if (w == NULL)
+        return;
+    if (w->started) {
+        (void)pthread_mutex_lock(&w->lock);
+        w->stop = w->releasing = 1;
+        (void)pthread_mutex_unlock(&w->lock);
+        wake(w);
+        (void)pthread_join(w->thread, NULL);
+    }
+    if (w->wake_fd >= 0)
+        (void)close(w->wake_fd);
+    etagkv_notify_close(s->store, w->notify_fd);
+    (void)pthread_mutex_destroy(&w->lock);
+    free(w);
+    s->watch = NULL;
+}
+
+void srv_watch_counters(const struct srv *s, struct srv_watch_figures *f)
+{
+    struct srv_watch *w = s->watch;
+
+    memset(f, 0, sizeof *f);
+    if (w == NULL)
+        return;
+    (void)pthread_mutex_lock(&w->lock);
+    f->held = w->n_held;
+    f->streams = w->n_streams;
+    (void)pthread_mutex_unlock(&w->lock);
+    f->events = atomic_load(&w->events_sent);
+    f->compacted = atomic_load(&w->compacted);
+    f->dropped = atomic_load(&w->dropped);
+}
+
+void srv_watch_ended(struct srv *s, struct srv_req *r,
+                     enum MHD_RequestTerminationCode toe)
+{
+    if (r->stream && s->watch != NULL) {
+        (void)pthread_mutex_lock(&s->watch->lock);
+        s->watch->n_streams--;
+        (void)pthread_mutex_unlock(&s->watch->lock);
+        if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+            atomic_fetch_add(&s->watch->dropped, 1);
+    }
+    free(r->sbuf);
+    r->sbuf = NULL;
+}
+
+/* ---- holding a request --------------------------------------------------- */
+
+/* The wait=N of the Prefer header(s) (RFC 7240 §4.3): seconds, or 0. */
+static unsigned prefer_wait(struct MHD_Connection *c, unsigned cap)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Prefer");
+    unsigned long n = 0;
+
+    while (v != NULL && *v != '\0') {
+        v += strspn(v, " \t,;");
+        if (strncasecmp(v, "wait", 4) == 0) {
+            const char *p = v + 4 + strspn(v + 4, " \t");
+
+            if (*p == '=') {
+                p += 1 + strspn(p + 1, " \t\"");
+                for (n = 0; *p >= '0' && *p <= '9' && n <= cap; p++)
+                    n = n * 10 + (unsigned long)(*p - '0');
+                return n > cap ? cap : (unsigned)n;
+            }
+        }
+        v += strcspn(v, ",");
+    }
+    return 0;
+}
+
+int srv_watch_wants(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
+{
+    if (s->watch == NULL || atomic_load(&s->draining) || r->watch_timed_out)
+        return 0;
+    if (!r->watch_held)
+        r->wait_s = prefer_wait(c, s->max_wait_s);
+    return r->wait_s > 0;
+}
+
+int srv_add_preference_applied(struct MHD_Response *resp, unsigned wait_s)
+{
+    char buf[32];
+
+    snprintf(buf, sizeof buf, "wait=%u", wait_s);
+    return srv_add_header(resp, "Preference-Applied", buf);
+}
+
+/* Watchers counted against --max-watchers (lock held): held long-polls
+ * and open streams, each once. */
+static size_t watchers(const struct srv_watch *w)
+{
+    return w->n_held - w->n_stream_held + w->n_streams;
+}
+
+/* Put r on the held list and suspend its connection; a new watcher (not a
+ * stream already admitted, nor a request held before) only within
+ * --max-watchers.  0, 1 when full, -1 when shutting down. */
+static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
+{
+    struct srv_watch *w = s->watch;
+    int rc = 0;
+
+    atomic_fetch_add(&s->suspended, 1);
+    (void)pthread_mutex_lock(&w->lock);
+    if (w->releasing || atomic_load(&s->stopping))
+        rc = -1;
+    else if (!r->stream && !r->watch_held && watchers(w) >= s->max_watchers)
+        rc = 1;
+    if (rc != 0) {
+        (void)pthread_mutex_unlock(&w->lock);
+        atomic_fetch_sub(&s->suspended, 1);
+        return rc;
+    }
+    if (r->stream)
+        r->deadline_ns = srv_now_ns() + (uint64_t)s->heartbeat_s * 1000000000u;
+    else if (!r->watch_held)
+        r->deadline_ns = srv_now_ns() + (uint64_t)r->wait_s * 1000000000u;
+    r->watch_held = 1;
+    r->watch_timed_out = 0;
+    r->watch_fresh = 1; /* a commit may have come since it read */
+    r->conn = c;
+    r->watch_prev = NULL;
+    r->watch_next = w->held;
+    if (w->held != NULL)
+        w->held->watch_prev = r;
+    w->held = r;
+    w->n_held++;
+    w->n_stream_held += (size_t)r->stream;
+    MHD_suspend_connection(c);
+    (void)pthread_mutex_unlock(&w->lock);
+    wake(w);
+    return 0;
+}
+
+/* 503 with Retry-After: too many watchers, or shutting down. */
+static enum MHD_Result unavailable(struct srv *s, struct MHD_Connection *c,
+                                   struct srv_req *r, int full)
+{
+    struct MHD_Response *resp = srv_problem(
+        MHD_HTTP_SERVICE_UNAVAILABLE, full ? "too-many-watchers" : "draining",
+        full ? "too many requests are waiting for changes"
+             : "the server is shutting down",
+        NULL);
+
+    if (resp != NULL && srv_add_header(resp, "Retry-After", "1") != 0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+}
+
+enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
+                               struct srv_req *r)
+{
+    int rc = park(s, c, r);
+
+    return rc == 0 ? MHD_YES : unavailable(s, c, r, rc > 0);
+}
+
+/* ---- GET /changes -------------------------------------------------------- */
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* RFC 4648 §4 base64 of len bytes, NUL-terminated in out (4 * ceil(len /
+ * 3) + 1 bytes). */
+static void base64(const unsigned char *p, size_t len, char *out)
+{
+    size_t i, o = 0;
+
+    for (i = 0; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+
+        out[o++] = b64[v >> 18];
+        out[o++] = b64[(v >> 12) & 63];
+        out[o++] = b64[(v >> 6) & 63];
+        out[o++] = b64[v & 63];
+    }
+    if (i < len) {
+        uint32_t v =
+            (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
+
+        out[o++] = b64[v >> 18];
+        out[o++] = b64[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+}
+
+/* The event as JSON (DESIGN §8): "key" when it is UTF-8, else
+ * "key_base64"; NULL on allocation failure. */
+static json_t *event_json(const etagkv_event *ev)
+{
+    char k64[4 * ((ETAGKV_KEY_MAX + 2) / 3) + 1];
+    int put = ev->type == ETAGKV_EVENT_PUT;
+    json_t *j;
+
+    if (srv_utf8_valid(ev->key, ev->key_len)) {
+        j = json_pack("{s:I,s:s,s:s%}", "revision", (json_int_t)ev->revision,
+                      "type", put ? "put" : "delete", "key",
+                      (const char *)ev->key, ev->key_len);
+    } else {
+        base64(ev->key, ev->key_len, k64);
+        j = json_pack("{s:I,s:s,s:s}", "revision", (json_int_t)ev->revision,
+                      "type", put ? "put" : "delete", "key_base64", k64);
+    }
+    if (j != NULL &&
+        (json_object_set_new(j, "etag",
+                             put ? json_string(ev->etag) : json_null()) ||
+         json_object_set_new(j, "mod_revision",
+                             json_integer((json_int_t)ev->mod_revision)) ||
+         json_object_set_new(j, "create_revision",
+                             json_integer((json_int_t)ev->create_revision)) ||
+         json_object_set_new(j, "version",
+                             json_integer((json_int_t)ev->version)) ||
+         json_object_set_new(j, "modified_ns",
+                             json_integer((json_int_t)ev->modified_ns)))) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+struct events {
+    json_t *list;
+    int failed;
+};
+
+static int add_event(void *ctx, const etagkv_event *ev)
+{
+    struct events *e = ctx;
+    json_t *j = event_json(ev);
+
+    if (j == NULL || json_array_append_new(e->list, j) != 0) {
+        e->failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* after=: a decimal revision, default 0.  0, or -1 when malformed. */
+static int query_after(const struct srv_req *r, uint64_t *after)
+{
+    const char *v;
+    size_t vlen;
+
+    *after = 0;
+    if (!srv_query_arg(r, "after", &v, &vlen))
+        return 0;
+    if (vlen == 0 || vlen > 19)
+        return -1;
+    for (size_t i = 0; i < vlen; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        *after = *after * 10 + (uint64_t)(v[i] - '0');
+    }
+    return 0;
+}
+
+/* The query of /changes into r (key, changes_flags, after) and *limit; a
+ * problem to answer, or NULL. */
+static const char *changes_query(struct srv_req *r, size_t *limit)
+{
+    size_t len;
+
+    if (srv_query_bytes(r, "key", r->key, sizeof r->key, &len) != ETAGKV_OK)
+        return "key has invalid percent-encoding or is too long";
+    r->changes_flags = len > 0 ? ETAGKV_CHANGES_KEY : 0;
+    if (len == 0 &&
+        srv_query_bytes(r, "prefix", r->key, sizeof r->key, &len) != ETAGKV_OK)
+        return "prefix has invalid percent-encoding or is too long";
+    r->key_len = len;
+    if (query_after(r, &r->after) != 0)
+        return "after must be a revision (a decimal integer)";
+    if (srv_query_limit(r, CHANGES_LIMIT_DEFAULT, CHANGES_LIMIT_MAX, limit) !=
+        0)
+        return "limit must be a positive integer (at most 1000)";
+    return NULL;
+}
+
+static enum MHD_Result compacted(struct srv *s, struct MHD_Connection *c,
+                                 struct srv_req *r,
+                                 const etagkv_changes_page *page)
+{
+    char detail[160];
+
+    atomic_fetch_add(&s->watch->compacted, 1);
+    snprintf(detail, sizeof detail,
+             "events after revision %" PRIu64 " are no longer in the change "
+             "log: re-list and watch from min_after (%" PRIu64 ") or later",
+             r->after, page->min_after);
+    return srv_queue(s, c, r, 410,
+                     srv_problem(410, "compacted", detail,
+                                 json_pack("{s:I}", "min_after",
+                                           (json_int_t)page->min_after)));
+}
+
+/* ---- Server-Sent Events -------------------------------------------------- */
+
+/* Events per page of a stream: what its buffer holds at most, beyond the
+ * rest of a transaction (a page never splits one). */
+#define SSE_PAGE 64
+#define SSE_RETRY_MS 2000
+
+/* Append n bytes to the stream's buffer.  0, or -1 out of memory. */
+static int sbuf_add(struct srv_req *r, const char *p, size_t n)
+{
+    if (r->slen + n > r->scap) {
+        size_t cap = r->scap > 0 ? r->scap : 4096;
+        char *b;
+
+        while (cap < r->slen + n)
+            cap *= 2;
+        b = realloc(r->sbuf, cap);
+        if (b == NULL)
+            return -1;
+        r->sbuf = b;
+        r->scap = cap;
+    }
+    memcpy(r->sbuf + r->slen, p, n);
+    r->slen += n;
+    return 0;
+}
+
+/* One event in SSE framing (DESIGN §8): event: put|delete, data: the
+ * event's JSON, and id: its revision when it is the last event of that
+ * revision (last = 1), so that a resume from the id never skips part of a
+ * transaction.  0 or -1. */
+static int sse_event(struct srv_req *r, json_t *ev, int last)
+{
+    char *data = json_dumps(ev, JSON_COMPACT);
+    char head[64];
+    int rc;
+
+    if (data == NULL)
+        return -1;
+    snprintf(head, sizeof head, "event: %s\ndata: ",
+             json_string_value(json_object_get(ev, "type")));
+    rc = sbuf_add(r, head, strlen(head)) || sbuf_add(r, data, strlen(data)) ||
+         sbuf_add(r, "\n", 1);
+    free(data);
+    if (rc == 0 && last) {
+        snprintf(head, sizeof head, "id: %" PRIu64 "\n",
+                 (uint64_t)json_integer_value(json_object_get(ev, "revision")));
+        rc = sbuf_add(r, head, strlen(head));
+    }
+    return rc != 0 || sbuf_add(r, "\n", 1) != 0 ? -1 : 0;
+}
+
+/* Read the next page of the stream's events into its buffer, and move
+ * r->after past them.  ETAGKV_OK (maybe no events), or the status that
+ * ends the stream (ETAGKV_COMPACTED: the reader fell behind the log). */
+static etagkv_status sse_fill(struct srv *s, struct srv_req *r)
+{
+    etagkv_changes_page page;
+    struct events e = {json_array(), 0};
+    etagkv_status st;
+    size_t n;
+
+    if (e.list == NULL)
+        return ETAGKV_NO_MEMORY;
+    st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
+                        r->after, SSE_PAGE, add_event, &e, &page);
+    if (st == ETAGKV_OK && e.failed)
+        st = ETAGKV_NO_MEMORY;
+    n = json_array_size(e.list);
+    for (size_t i = 0; i < n && st == ETAGKV_OK; i++) {
+        json_t *ev = json_array_get(e.list, i);
+        json_t *nx = i + 1 < n ? json_array_get(e.list, i + 1) : NULL;
+        int last = nx == NULL ||
+                   json_integer_value(json_object_get(nx, "revision")) !=
+                       json_integer_value(json_object_get(ev, "revision"));
+
+        if (sse_event(r, ev, last) != 0)
+            st = ETAGKV_NO_MEMORY;
+    }
+    json_decref(e.list);
+    if (st == ETAGKV_OK) {
+        r->after = page.next;
+        atomic_fetch_add(&s->watch->events_sent, n);
+    }
+    return st;
+}
+
+/* libmicrohttpd's content reader of a stream: the buffer, then the next
+ * page, a heartbeat when the watcher resumed it at its deadline, or, with
+ * nothing to send, the stream is held (suspended from here, as the API
+ * allows) until a commit or the heartbeat is due. */
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct srv_req *r = cls;
+    struct srv *s = r->srv;
+    size_t n;
+
+    (void)pos;
+    if (r->spos == r->slen) {
+        r->spos = r->slen = 0;
+        if (atomic_load(&s->draining) || sse_fill(s, r) != ETAGKV_OK)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (r->slen == 0 && r->watch_timed_out &&
+            sbuf_add(r, ": heartbeat\n\n", 13) != 0)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        r->watch_timed_out = 0;
+        if (r->slen == 0)
+            return park(s, r->conn, r) == 0 ? 0
+                                            : MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    n = r->slen - r->spos < max ? r->slen - r->spos : max;
+    memcpy(buf, r->sbuf + r->spos, n);
+    r->spos += n;
+    return (ssize_t)n;
+}
+
+/* Accept: text/event-stream (the EventSource request). */
+static int wants_stream(struct MHD_Connection *c)
+{
+    const char *a =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+
+    return a != NULL && strstr(a, "text/event-stream") != NULL;
+}
+
+/* Last-Event-ID (the resume of an EventSource): wins over after=. */
+static int last_event_id(struct MHD_Connection *c, uint64_t *after)
+{
+    const char *v =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
+    uint64_t n = 0;
+
+    if (v == NULL)
+        return 0;
+    if (*v == '\0' || strlen(v) > 19 || strspn(v, "0123456789") != strlen(v))
+        return -1;
+    for (; *v != '\0'; v++)
+        n = n * 10 + (uint64_t)(*v - '0');
+    *after = n;
+    return 0;
+}
+
+static enum MHD_Result start_stream(struct srv *s, struct MHD_Connection *c,
+                                    struct srv_req *r)
+{
+    struct srv_watch *w = s->watch;
+    struct MHD_Response *resp;
+    char retry[32];
+    etagkv_status st;
+    int full;
+
+    if (last_event_id(c, &r->after) != 0)
+        return srv_queue(
+            s, c, r, 400,
+            srv_status_problem(ETAGKV_INVALID_ARGUMENT,
+                               "Last-Event-ID must be a revision"));
+    (void)pthread_mutex_lock(&w->lock);
+    full = watchers(w) >= s->max_watchers;
+    if (!full) {
+        w->n_streams++;
+        r->stream = 1;
+    }
+    (void)pthread_mutex_unlock(&w->lock);
+    if (full)
+        return unavailable(s, c, r, 1);
+    r->srv = s;
+    r->conn = c;
+    snprintf(retry, sizeof retry, "retry: %d\n\n", SSE_RETRY_MS);
+    st = sbuf_add(r, retry, strlen(retry)) == 0 ? sse_fill(s, r)
+                                                : ETAGKV_NO_MEMORY;
+    if (st == ETAGKV_COMPACTED) {
+        etagkv_changes_page page = {0};
+
+        /* The page's min_after, for the problem: read it once more. */
+        (void)etagkv_changes(s->store, NULL, 0, 0, r->after, 1, stop_at_first,
+                             NULL, &page);
+        return compacted(s, c, r, &page);
+    }
+    if (st != ETAGKV_OK)
+        return srv_queue(s, c, r, (unsigned)etagkv_status_http(st),
+                         srv_status_problem(st, NULL));
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, sse_read,
+                                             r, NULL);
+    if (resp != NULL && (srv_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                        "text/event-stream") != 0 ||
+                         srv_add_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                                        "no-cache") != 0)) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return srv_queue(s, c, r, MHD_HTTP_OK, resp);
+}
+
+enum MHD_Result srv_changes(struct srv *s, struct MHD_Connection *c,
+                            struct srv_req *r)
+{
+    etagkv_changes_page page;
+    struct events e = {json_array(), 0};
+    const char *bad;
+    size_t limit;
+    etagkv_status st;
+
+    if (e.list == NULL)
+        return MHD_NO;
+    bad = r->uri_seen ? changes_query(r, &limit) : "out of memory";
+    if (bad != NULL) {
+        json_decref(e.list);
+        return srv_queue(s, c, r, 400,
+                         srv_status_problem(ETAGKV_INVALID_ARGUMENT, bad));
+    }
+    if (r->method == SRV_GET && wants_stream(c) && !r->watch_held) {
+        json_decref(e.list);
+        return start_stream(s, c, r);
+    }
+    st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
+                        r->after, limit, add_event, &e, &page);
+    if (st == ETAGKV_OK && !e.failed && page.events == 0 &&
+        srv_watch_wants(s, c, r)) {
+        json_decref(e.list);
+        return srv_watch_hold(s, c, r);
+    }
+    if (st == ETAGKV_COMPACTED) {
+        json_decref(e.list);
+        return compacted(s, c, r, &page);
+    }
+    if (st != ETAGKV_OK || e.failed) {
+        json_decref(e.list);
+        st = e.failed ? ETAGKV_NO_MEMORY : st;
+        return srv_queue(s, c, r, (unsigned)etagkv_status_http(st),
+                         srv_status_problem(st, NULL));
+    }
+    atomic_fetch_add(&s->watch->events_sent, page.events);
+    return srv_queue(s, c, r, MHD_HTTP_OK,
+                     srv_json_response(json_pack(
+                         "{s:I,s:o,s:I}", "revision", (json_int_t)page.revision,
+                         "events", e.list, "next", (json_int_t)page.next)));
+}

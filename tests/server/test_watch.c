@@ -1,0 +1,703 @@
+/*
+ * test_watch.c -- watching changes over real HTTP (DESIGN §8): the
+ * long-poll of GET /kv/{key} with Prefer: wait, the /changes feed and its
+ * compaction, the listing's revision, and that held requests cost no
+ * thread and no CPU.  A real etagkv-server per test, libcurl as the client.
+ *
+ * Overlaps are made certain, not hoped for: a test that needs a request to
+ * be held before it writes waits until /metrics counts it held.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "httputil.h"
+#include "testutil.h"
+
+#ifndef ETAGKV_SERVER_BIN
+#error "ETAGKV_SERVER_BIN must name the etagkv-server binary"
+#endif
+
+#define TIMEOUT_S 60
+
+static struct hu_fixture fx;
+
+static void start_with(const char *const *opts)
+{
+    hu_fixture_init(&fx);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+}
+
+static void setup(void)
+{
+    static const char *const opts[] = {"--threads", "4", "--nosync", NULL};
+
+    start_with(opts);
+}
+
+static void teardown(void)
+{
+    hu_fixture_stop(&fx);
+}
+
+static void http_on(CURL *h, struct hu_resp *r, const char *method,
+                    const char *path, const char *const *headers,
+                    const char *body)
+{
+    struct hu_req q = {method, path, headers, body, body ? strlen(body) : 0};
+
+    hu_perform(h, fx.srv.port, &q, r, TIMEOUT_S);
+    ck_assert_msg(r->err == CURLE_OK, "%s %s: %s", method, path,
+                  curl_easy_strerror(r->err));
+}
+
+static void http(struct hu_resp *r, const char *method, const char *path,
+                 const char *const *headers, const char *body)
+{
+    http_on(fx.ua, r, method, path, headers, body);
+}
+
+/* PUT and return the new ETag in etag (ETAGKV_ETAG_SIZE bytes). */
+static void put(const char *path, const char *body, char *etag)
+{
+    struct hu_resp r;
+
+    http(&r, "PUT", path, NULL, body);
+    ck_assert_msg(r.code == 200 || r.code == 201, "PUT %s: %ld", path, r.code);
+    if (etag != NULL)
+        snprintf(etag, ETAGKV_ETAG_SIZE, "%s", hu_hdr(&r, "ETag"));
+    hu_resp_free(&r);
+}
+
+static int64_t metric(const char *name)
+{
+    struct hu_resp r;
+    int64_t v;
+
+    http(&r, "GET", "/metrics", NULL, NULL);
+    v = hu_metric(r.body, name);
+    hu_resp_free(&r);
+    return v;
+}
+
+/* Until the server holds n requests. */
+static void until_held(int64_t n)
+{
+    double deadline = tu_now_s() + TIMEOUT_S;
+
+    while (metric("etagkv_watchers_held") != n) {
+        ck_assert_msg(tu_now_s() < deadline, "never held %lld requests",
+                      (long long)n);
+        usleep(2000);
+    }
+}
+
+/* A request on its own thread and connection. */
+struct bg {
+    pthread_t t;
+    char path[256];
+    char h1[128], h2[64];
+    struct hu_resp r;
+};
+
+static void *bg_main(void *arg)
+{
+    struct bg *b = arg;
+    const char *const headers[] = {b->h1, b->h2, NULL};
+    CURL *h = curl_easy_init();
+    struct hu_req q = {"GET", b->path, headers, NULL, 0};
+
+    hu_perform(h, fx.srv.port, &q, &b->r, TIMEOUT_S);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+static void bg_get(struct bg *b, const char *path, const char *h1,
+                   const char *h2)
+{
+    memset(b, 0, sizeof *b);
+    snprintf(b->path, sizeof b->path, "%s", path);
+    snprintf(b->h1, sizeof b->h1, "%s", h1);
+    snprintf(b->h2, sizeof b->h2, "%s", h2);
+    ck_assert_int_eq(pthread_create(&b->t, NULL, bg_main, b), 0);
+}
+
+static void bg_join(struct bg *b)
+{
+    ck_assert_int_eq(pthread_join(b->t, NULL), 0);
+    ck_assert_msg(b->r.err == CURLE_OK, "%s", curl_easy_strerror(b->r.err));
+}
+
+/* PUT "one" to /kv/k, then GET it in the background with If-None-Match of
+ * that ETag (written to inm, 128 bytes) and Prefer: wait=30, and return
+ * once the server holds it. */
+static void hold_get_k(struct bg *b, char *inm)
+{
+    char etag[ETAGKV_ETAG_SIZE];
+
+    put("/kv/k", "one", etag);
+    snprintf(inm, 128, "If-None-Match: %s", etag);
+    bg_get(b, "/kv/k", inm, "Prefer: wait=30");
+    until_held(1);
+}
+
+/* ---- long-poll on one key ------------------------------------------------ */
+
+START_TEST(a_held_get_answers_the_next_change_and_not_a_same_bytes_rewrite)
+{
+    char inm[128];
+    struct bg b;
+
+    hold_get_k(&b, inm);
+    /* The same bytes again: same ETag, so the answer would still be 304
+     * (DESIGN §8): the request stays held. */
+    put("/kv/k", "one", NULL);
+    put("/kv/k", "two", NULL);
+    bg_join(&b);
+    ck_assert_int_eq(b.r.code, 200);
+    ck_assert_str_eq(b.r.body, "two");
+    /* The answer is the third write's: the rewrite did not end the wait. */
+    ck_assert_str_eq(hu_hdr(&b.r, "ETagKV-Revision"), "3");
+    ck_assert_str_eq(hu_hdr(&b.r, "Preference-Applied"), "wait=30");
+    hu_resp_free(&b.r);
+}
+END_TEST
+
+START_TEST(a_held_get_answers_a_delete_with_404)
+{
+    char inm[128];
+    struct bg b;
+    struct hu_resp r;
+
+    hold_get_k(&b, inm);
+    http(&r, "DELETE", "/kv/k", NULL, NULL);
+    ck_assert_int_eq(r.code, 204);
+    hu_resp_free(&r);
+    bg_join(&b);
+    ck_assert_int_eq(b.r.code, 404);
+    ck_assert_str_eq(hu_hdr(&b.r, "Preference-Applied"), "wait=30");
+    hu_resp_free(&b.r);
+}
+END_TEST
+
+START_TEST(a_held_get_times_out_with_304_and_the_etag)
+{
+    char etag[ETAGKV_ETAG_SIZE], inm[128];
+    const char *headers[] = {inm, "Prefer: wait=1", NULL};
+    struct hu_resp r;
+    double t0;
+
+    put("/kv/k", "one", etag);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    t0 = tu_now_s();
+    http(&r, "GET", "/kv/k", headers, NULL);
+    ck_assert_int_eq(r.code, 304);
+    ck_assert_str_eq(hu_hdr(&r, "ETag"), etag);
+    ck_assert_str_eq(hu_hdr(&r, "Preference-Applied"), "wait=1");
+    ck_assert(tu_now_s() - t0 >= 0.9);
+    hu_resp_free(&r);
+    /* Without Prefer: wait, 304 at once and no Preference-Applied. */
+    headers[1] = NULL;
+    http(&r, "GET", "/kv/k", headers, NULL);
+    ck_assert_int_eq(r.code, 304);
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+}
+END_TEST
+
+START_TEST(max_wait_caps_the_wait)
+{
+    static const char *const opts[] = {"--nosync", "--max-wait", "1", NULL};
+    char etag[ETAGKV_ETAG_SIZE], inm[128];
+    const char *headers[] = {inm, "Prefer: wait=3600", NULL};
+    struct hu_resp r;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    put("/kv/k", "one", etag);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    http(&r, "GET", "/kv/k", headers, NULL);
+    ck_assert_int_eq(r.code, 304);
+    ck_assert_str_eq(hu_hdr(&r, "Preference-Applied"), "wait=1");
+    hu_resp_free(&r);
+}
+END_TEST
+
+/* ---- the feed ------------------------------------------------------------ */
+
+static json_t *json_of(const struct hu_resp *r)
+{
+    json_error_t e;
+    json_t *j = json_loadb(r->body, r->len, 0, &e);
+
+    ck_assert_msg(j != NULL, "not JSON: %s", e.text);
+    return j;
+}
+
+static json_int_t jint(json_t *o, const char *name)
+{
+    json_t *v = json_object_get(o, name);
+
+    ck_assert_msg(json_is_integer(v), "%s is not an integer", name);
+    return json_integer_value(v);
+}
+
+START_TEST(changes_pages_through_events_in_order_with_next)
+{
+    struct hu_resp r;
+    json_t *j, *ev;
+
+    put("/kv/a/1", "x", NULL);
+    put("/kv/b/1", "x", NULL);
+    put("/kv/a/2", "x", NULL);
+    http(&r, "DELETE", "/kv/a/1", NULL, NULL);
+    hu_resp_free(&r);
+    http(&r, "GET", "/changes?prefix=a/&limit=2", NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    j = json_of(&r);
+    ck_assert_int_eq(jint(j, "revision"), 4);
+    ck_assert_int_eq(jint(j, "next"), 3);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "events")), 2);
+    ev = json_array_get(json_object_get(j, "events"), 1);
+    ck_assert_str_eq(json_string_value(json_object_get(ev, "key")), "a/2");
+    ck_assert_str_eq(json_string_value(json_object_get(ev, "type")), "put");
+    ck_assert_int_eq(jint(ev, "version"), 1);
+    json_decref(j);
+    hu_resp_free(&r);
+    http(&r, "GET", "/changes?prefix=a/&after=3", NULL, NULL);
+    j = json_of(&r);
+    ck_assert_int_eq(jint(j, "next"), 4);
+    ev = json_array_get(json_object_get(j, "events"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(ev, "type")), "delete");
+    ck_assert(json_is_null(json_object_get(ev, "etag")));
+    json_decref(j);
+    hu_resp_free(&r);
+    /* One key. */
+    http(&r, "GET", "/changes?key=b/1", NULL, NULL);
+    j = json_of(&r);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "events")), 1);
+    json_decref(j);
+    hu_resp_free(&r);
+    /* Junk. */
+    http(&r, "GET", "/changes?after=x", NULL, NULL);
+    ck_assert_int_eq(r.code, 400);
+    hu_resp_free(&r);
+    http(&r, "PUT", "/changes", NULL, "x");
+    ck_assert_int_eq(r.code, 405);
+    hu_resp_free(&r);
+}
+END_TEST
+
+START_TEST(an_empty_page_waits_for_the_next_event_or_times_out)
+{
+    struct bg b;
+    struct hu_resp r;
+    const char *const headers[] = {"Prefer: wait=1", NULL};
+    json_t *j;
+
+    put("/kv/a", "x", NULL);
+    bg_get(&b, "/changes?prefix=w/&after=1", "Prefer: wait=30", "X-N: 1");
+    until_held(1);
+    put("/kv/other", "x", NULL); /* not the prefix: still held */
+    put("/kv/w/1", "x", NULL);
+    bg_join(&b);
+    ck_assert_int_eq(b.r.code, 200);
+    j = json_of(&b.r);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "events")), 1);
+    ck_assert_int_eq(
+        jint(json_array_get(json_object_get(j, "events"), 0), "revision"), 3);
+    ck_assert_str_eq(hu_hdr(&b.r, "Preference-Applied"), "wait=30");
+    json_decref(j);
+    hu_resp_free(&b.r);
+    http(&r, "GET", "/changes?after=3", headers, NULL);
+    ck_assert_int_eq(r.code, 200);
+    j = json_of(&r);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "events")), 0);
+    ck_assert_int_eq(jint(j, "next"), 3);
+    json_decref(j);
+    hu_resp_free(&r);
+}
+END_TEST
+
+START_TEST(a_compacted_after_is_410_with_min_after_which_is_served)
+{
+    static const char *const opts[] = {"--nosync", "--changes-max-events", "3",
+                                       NULL};
+    struct hu_resp r;
+    char path[64];
+    json_t *j;
+    json_int_t min_after;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    for (int i = 0; i < 10; i++) {
+        snprintf(path, sizeof path, "/kv/k%d", i);
+        put(path, "x", NULL);
+    }
+    http(&r, "GET", "/changes?after=1", NULL, NULL);
+    ck_assert_int_eq(r.code, 410);
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"), "application/problem+json");
+    j = json_of(&r);
+    min_after = jint(j, "min_after");
+    ck_assert_int_eq(min_after, 7);
+    json_decref(j);
+    hu_resp_free(&r);
+    snprintf(path, sizeof path, "/changes?after=%lld", (long long)min_after);
+    http(&r, "GET", path, NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    j = json_of(&r);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "events")), 3);
+    json_decref(j);
+    hu_resp_free(&r);
+    ck_assert_int_eq(metric("etagkv_watch_compacted_total"), 1);
+}
+END_TEST
+
+START_TEST(the_listing_carries_its_revision)
+{
+    struct hu_resp r;
+    json_t *j;
+
+    put("/kv/a", "x", NULL);
+    put("/kv/b", "x", NULL);
+    http(&r, "GET", "/kv/?prefix=a", NULL, NULL);
+    j = json_of(&r);
+    ck_assert_int_eq(jint(j, "revision"), 2);
+    json_decref(j);
+    hu_resp_free(&r);
+}
+END_TEST
+
+/* ---- Server-Sent Events ------------------------------------------------- */
+
+struct sse {
+    char buf[65536];
+    size_t len;
+    int ids_wanted; /* stop after this many "id:" lines */
+};
+
+static size_t on_sse(char *p, size_t size, size_t n, void *ud)
+{
+    struct sse *e = ud;
+    size_t k = size * n;
+    int ids = 0;
+
+    if (e->len + k >= sizeof e->buf)
+        return 0;
+    memcpy(e->buf + e->len, p, k);
+    e->len += k;
+    e->buf[e->len] = '\0';
+    for (const char *q = e->buf; (q = strstr(q, "\nid: ")) != NULL; q++)
+        ids++;
+    return ids >= e->ids_wanted && strstr(e->buf, ": heartbeat\n\n") ? 0 : k;
+}
+
+struct sse_bg {
+    pthread_t t;
+    const char *path, *last_id;
+    struct sse e;
+    CURLcode err;
+};
+
+static void *sse_main(void *arg)
+{
+    struct sse_bg *b = arg;
+    CURL *h = curl_easy_init();
+    struct curl_slist *l = curl_slist_append(NULL, "Accept: text/event-stream");
+    char url[256], hdr[64];
+
+    if (b->last_id != NULL) {
+        snprintf(hdr, sizeof hdr, "Last-Event-ID: %s", b->last_id);
+        l = curl_slist_append(l, hdr);
+    }
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx.srv.port, b->path);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, l);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_sse);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b->e);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)TIMEOUT_S);
+    b->err = curl_easy_perform(h);
+    curl_slist_free_all(l);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+START_TEST(a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id)
+{
+    static const char *const opts[] = {"--nosync", "--heartbeat", "1", NULL};
+    static struct sse_bg b;
+    struct hu_resp r;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    put("/kv/s/a", "1", NULL);
+    memset(&b, 0, sizeof b);
+    b.path = "/changes?prefix=s/";
+    b.e.ids_wanted = 3;
+    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
+    until_held(1); /* the first event sent, the stream waits */
+    put("/kv/x", "1", NULL);
+    http(&r, "DELETE", "/kv/s/a", NULL, NULL);
+    hu_resp_free(&r);
+    put("/kv/s/b", "2", NULL);
+    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
+    ck_assert_int_eq(b.err, CURLE_WRITE_ERROR); /* we hung up */
+    /* retry once, then each event with its id (one write per revision). */
+    ck_assert_msg(strncmp(b.e.buf,
+                          "retry: 2000\n\nevent: put\ndata: {\"revision\":1,"
+                          "\"type\":\"put\",\"key\":\"s/a\",",
+                          60) == 0,
+                  "%s", b.e.buf);
+    ck_assert_ptr_nonnull(strstr(b.e.buf, "\nid: 1\n\nevent: delete\ndata: "
+                                          "{\"revision\":3,"));
+    ck_assert_ptr_nonnull(strstr(b.e.buf, "\nid: 3\n\nevent: put\ndata: "
+                                          "{\"revision\":4,"));
+    ck_assert_ptr_null(strstr(b.e.buf + 10, "retry:"));
+    ck_assert_ptr_null(strstr(b.e.buf, "\"key\":\"x\""));
+    /* Last-Event-ID wins over after=. */
+    memset(&b, 0, sizeof b);
+    b.path = "/changes?prefix=s/&after=0";
+    b.last_id = "3";
+    b.e.ids_wanted = 1;
+    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
+    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
+    ck_assert_msg(strstr(b.e.buf, "\"revision\":4,") != NULL &&
+                      strstr(b.e.buf, "\"revision\":1,") == NULL,
+                  "%s", b.e.buf);
+}
+END_TEST
+
+START_TEST(a_reader_that_stops_reading_is_dropped_and_writers_go_on)
+{
+    static const char *const opts[] = {"--nosync", "--timeout", "1", NULL};
+    static const char req[] = "GET /changes HTTP/1.1\r\nHost: t\r\n"
+                              "Accept: text/event-stream\r\n\r\n";
+    char key[400], path[450];
+    int fd;
+    double deadline;
+    int i = 0;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    /* A client that asks for the stream and never reads it. */
+    fd = hu_connect(fx.srv.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    until_held(1);
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    /* Writes go on at full speed while its socket fills and the server
+     * gives up on it (the connection timeout); each write is answered. */
+    deadline = tu_now_s() + TIMEOUT_S;
+    while (metric("etagkv_watch_streams_dropped_total") < 1) {
+        ck_assert_msg(tu_now_s() < deadline, "the stalled reader was kept");
+        for (int k = 0; k < 200; k++, i++) {
+            snprintf(path, sizeof path, "/kv/%s%d", key, i % 50);
+            put(path, "v", NULL);
+        }
+    }
+    ck_assert_int_eq(metric("etagkv_watch_streams"), 0);
+    close(fd);
+}
+END_TEST
+
+/* ---- 1,000 held requests ------------------------------------------------- */
+
+static long threads_of(pid_t pid)
+{
+    char path[64];
+    long n = 0;
+    FILE *f;
+    char line[256];
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "Threads: %ld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+/* CPU seconds (user + system) the process used so far. */
+static double cpu_of(pid_t pid)
+{
+    char path[64], buf[1024];
+    unsigned long ut = 0, stime = 0;
+    FILE *f;
+    char *p;
+
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(buf, sizeof buf, f));
+    fclose(f);
+    p = strrchr(buf, ')');
+    ck_assert_ptr_nonnull(p);
+    /* Fields 14 and 15 (utime, stime), counted after the command. */
+    ck_assert_int_eq(sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+                            "%*u %lu %lu",
+                            &ut, &stime),
+                     2);
+    return (double)(ut + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+#define HELD 1000
+
+START_TEST(a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle)
+{
+    /* All from one address: the per-client limit (64) must not cut in. */
+    static const char *const opts[] = {
+        "--threads", "4",
+        "--nosync",  "--max-connections",
+        "2000",      "--max-connections-per-client",
+        "2000",      NULL};
+    static CURL *e[HELD];
+    static struct hu_resp rs[HELD];
+    static struct hu_call calls[HELD];
+    char etag[ETAGKV_ETAG_SIZE], inm[128];
+    const char *const headers[] = {inm, "Prefer: wait=60", NULL};
+    struct hu_req q = {"GET", "/kv/k", headers, NULL, 0};
+    CURLM *m = curl_multi_init();
+    long before;
+    double cpu0;
+    int running = 0, done = 0;
+    CURLMsg *msg;
+    int left;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    put("/kv/k", "one", etag);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    before = threads_of(fx.srv.pid);
+    for (int i = 0; i < HELD; i++) {
+        e[i] = curl_easy_init();
+        ck_assert_int_eq(
+            hu_prepare(&calls[i], e[i], fx.srv.port, &q, &rs[i], TIMEOUT_S), 0);
+        curl_easy_setopt(e[i], CURLOPT_PRIVATE, &calls[i]);
+        curl_multi_add_handle(m, e[i]);
+    }
+    {
+        double end = tu_now_s() + 60;
+
+        while (metric("etagkv_watchers_held") < HELD) {
+            ck_assert_msg(tu_now_s() < end, "only %lld of %d requests held",
+                          (long long)metric("etagkv_watchers_held"), HELD);
+            curl_multi_perform(m, &running);
+            curl_multi_poll(m, NULL, 0, 10, NULL);
+        }
+    }
+    /* Held: no thread more than before, and next to no CPU for 2 s. */
+    ck_assert_int_eq(threads_of(fx.srv.pid), before);
+    cpu0 = cpu_of(fx.srv.pid);
+    {
+        double end = tu_now_s() + 2;
+
+        while (tu_now_s() < end) {
+            curl_multi_perform(m, &running);
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+        }
+    }
+    ck_assert_msg(cpu_of(fx.srv.pid) - cpu0 < 0.1,
+                  "the server used %.2f s of CPU while idle",
+                  cpu_of(fx.srv.pid) - cpu0);
+    put("/kv/k", "two", NULL);
+    while (done < HELD) {
+        curl_multi_perform(m, &running);
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            struct hu_call *c;
+
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &c);
+            hu_finish(c, msg->data.result);
+            done++;
+        }
+        if (done < HELD)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    for (int i = 0; i < HELD; i++) {
+        ck_assert_int_eq(rs[i].code, 200);
+        ck_assert_str_eq(rs[i].body, "two");
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+        hu_resp_free(&rs[i]);
+    }
+    curl_multi_cleanup(m);
+}
+END_TEST
+
+START_TEST(max_watchers_refuses_with_503_and_retry_after)
+{
+    static const char *const opts[] = {"--nosync", "--max-watchers", "1", NULL};
+    char inm[128];
+    const char *const headers[] = {inm, "Prefer: wait=30", NULL};
+    struct bg b;
+    struct hu_resp r;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    hold_get_k(&b, inm);
+    http(&r, "GET", "/kv/k", headers, NULL);
+    ck_assert_int_eq(r.code, 503);
+    ck_assert_str_eq(hu_hdr(&r, "Retry-After"), "1");
+    hu_resp_free(&r);
+    put("/kv/k", "two", NULL);
+    bg_join(&b);
+    ck_assert_int_eq(b.r.code, 200);
+    hu_resp_free(&b.r);
+}
+END_TEST
+
+START_TEST(sigterm_answers_held_requests_at_once)
+{
+    char inm[128];
+    struct bg b;
+    double t0;
+
+    hold_get_k(&b, inm); /* waits up to 30 s */
+    t0 = tu_now_s();
+    hu_server_stop(&fx.srv);
+    bg_join(&b);
+    ck_assert_int_eq(b.r.code, 304);
+    ck_assert(tu_now_s() - t0 < 10);
+    hu_resp_free(&b.r);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("watch");
+    TCase *tc = tcase_create("watch");
+
+    curl_global_init(CURL_GLOBAL_ALL);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(
+        tc, a_held_get_answers_the_next_change_and_not_a_same_bytes_rewrite);
+    tcase_add_test(tc, a_held_get_answers_a_delete_with_404);
+    tcase_add_test(tc, a_held_get_times_out_with_304_and_the_etag);
+    tcase_add_test(tc, max_wait_caps_the_wait);
+    tcase_add_test(tc, changes_pages_through_events_in_order_with_next);
+    tcase_add_test(tc, an_empty_page_waits_for_the_next_event_or_times_out);
+    tcase_add_test(tc, the_listing_carries_its_revision);
+    tcase_add_test(tc, a_compacted_after_is_410_with_min_after_which_is_served);
+    tcase_add_test(
+        tc, a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle);
+    tcase_add_test(tc, max_watchers_refuses_with_503_and_retry_after);
+    tcase_add_test(tc,
+                   a_reader_that_stops_reading_is_dropped_and_writers_go_on);
+    tcase_add_test(
+        tc,
+        a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id);
+    tcase_add_test(tc, sigterm_answers_held_requests_at_once);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
