@@ -34,6 +34,7 @@ struct args {
      * one list, as repeated HTTP header lines are (malloc'd). */
     char *if_match, *if_none_match;
     const char *if_modified_since, *if_unmodified_since;
+    const char *if_revision; /* ETagKV-If-Revision, parsed by the library */
     const char *content_type;
     const char *prefix, *after;
     size_t limit;
@@ -76,6 +77,8 @@ static void usage(FILE *out)
           "      --if-none-match LIST    RFC 9110 If-None-Match\n"
           "      --if-modified-since D   RFC 9110 If-Modified-Since\n"
           "      --if-unmodified-since D RFC 9110 If-Unmodified-Since\n"
+          "      --if-revision N         the key's mod_revision must be N "
+          "(0: absent)\n"
           "  -t, --content-type TYPE     content type for put\n"
           "  -p, --prefix P, -a, --after K, -n, --limit N   for list\n"
           "      --nosync                do not fsync each write\n"
@@ -133,13 +136,14 @@ static int parse_limit(const char *v, size_t *out)
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    enum { IM = 256, INM, IMS, IUS, NOSYNC };
+    enum { IM = 256, INM, IMS, IUS, IREV, NOSYNC };
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},
         {"if-match", required_argument, NULL, IM},
         {"if-none-match", required_argument, NULL, INM},
         {"if-modified-since", required_argument, NULL, IMS},
         {"if-unmodified-since", required_argument, NULL, IUS},
+        {"if-revision", required_argument, NULL, IREV},
         {"content-type", required_argument, NULL, 't'},
         {"prefix", required_argument, NULL, 'p'},
         {"after", required_argument, NULL, 'a'},
@@ -164,6 +168,7 @@ static int parse_args(int argc, char **argv, struct args *a)
             bad =
                 once(&a->if_unmodified_since, optarg, "--if-unmodified-since");
             break;
+        case IREV: bad = once(&a->if_revision, optarg, "--if-revision"); break;
         case 't': bad = once(&a->content_type, optarg, "--content-type"); break;
         case 'p': bad = once(&a->prefix, optarg, "--prefix"); break;
         case 'a': bad = once(&a->after, optarg, "--after"); break;
@@ -174,7 +179,7 @@ static int parse_args(int argc, char **argv, struct args *a)
         }
         a->used |= c == 't'                           ? OPT_TYPE
                    : c == 'p' || c == 'a' || c == 'n' ? OPT_LIST
-                   : c >= IM && c <= IUS              ? OPT_COND
+                   : c >= IM && c <= IREV             ? OPT_COND
                                                       : 0;
     }
     if (bad)
@@ -418,6 +423,12 @@ int main(int argc, char **argv)
                            a.if_unmodified_since, &c);
     free(a.if_match);
     free(a.if_none_match);
+    if (st == ETAGKV_OK && a.if_revision != NULL) {
+        st = etagkv_cond_add(c, ETAGKV_IF_REVISION, a.if_revision,
+                             strlen(a.if_revision));
+        if (st != ETAGKV_OK)
+            etagkv_cond_free(c);
+    }
     if (st != ETAGKV_OK)
         return report(st);
     if (mkdir(a.dir, 0755) != 0 && errno != EEXIST) {

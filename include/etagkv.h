@@ -221,12 +221,17 @@ typedef struct etagkv_meta {
 /** An opaque, parsed set of the four precondition headers. */
 typedef struct etagkv_cond etagkv_cond;
 
-/** The four precondition headers. */
+/** The four precondition headers of RFC 9110, and etagkv's own revision
+ * condition (DESIGN §2). */
 typedef enum etagkv_header {
     ETAGKV_IF_MATCH = 0,
     ETAGKV_IF_NONE_MATCH = 1,
     ETAGKV_IF_MODIFIED_SINCE = 2,
-    ETAGKV_IF_UNMODIFIED_SINCE = 3
+    ETAGKV_IF_UNMODIFIED_SINCE = 3,
+    /** ETagKV-If-Revision: N.  True iff the key's mod_revision is N, or,
+     * for N = 0, iff the key is absent.  Unlike an ETag it cannot return to
+     * an old value after A->B->A (ABA); see etagkv_cond_set_if_revision(). */
+    ETAGKV_IF_REVISION = 4
 } etagkv_header;
 
 /** The request methods whose precondition rules differ. */
@@ -261,9 +266,16 @@ ETAGKV_API void etagkv_cond_free(etagkv_cond *c);
  * requires; so is a second occurrence of the same header (the header is then
  * treated as invalid and ignored).
  *
+ * ETagKV-If-Revision (DESIGN §2): a decimal revision, 1*DIGIT with optional
+ * surrounding spaces or tabs, at most UINT64_MAX.  Anything else (a sign,
+ * other bytes, empty, overflow) is invalid, not ignored: ignoring it would
+ * make a conditional write unconditional.  A further line must name the
+ * same revision; one that names another is invalid.
+ *
  * Returns ETAGKV_OK; ETAGKV_INVALID_HEADER for an invalid entity-tag list
- * (HTTP 400); ETAGKV_INVALID_ARGUMENT for NULL c, NULL value with len > 0,
- * or an unknown header; ETAGKV_NO_MEMORY.  On failure c is unchanged. */
+ * or revision (HTTP 400); ETAGKV_INVALID_ARGUMENT for NULL c, NULL value with
+ * len > 0, or an unknown header; ETAGKV_NO_MEMORY.  On failure c is unchanged.
+ */
 ETAGKV_API etagkv_status etagkv_cond_add(etagkv_cond *c, etagkv_header h,
                                          const char *value, size_t len);
 
@@ -303,9 +315,18 @@ ETAGKV_API etagkv_status etagkv_cond_create_only(etagkv_cond **out);
  * §13.1.1).  Returns as etagkv_cond_create_only(). */
 ETAGKV_API etagkv_status etagkv_cond_update_only(etagkv_cond **out);
 
-/** 1 if c makes a write conditional: If-Match or If-None-Match present, or
- * If-Unmodified-Since present with a valid date (an invalid date is ignored,
- * so it does not count; If-Modified-Since never applies to writes).  Else 0;
+/** Set ETagKV-If-Revision (DESIGN §2) on c: the condition holds iff the
+ * key's mod_revision is revision, or, for revision 0, iff the key is
+ * absent.  It is evaluated before If-Match (see etagkv_cond_evaluate()) and
+ * replaces any revision c held.  Returns ETAGKV_OK, or
+ * ETAGKV_INVALID_ARGUMENT for NULL c (then nothing changed). */
+ETAGKV_API etagkv_status etagkv_cond_set_if_revision(etagkv_cond *c,
+                                                     uint64_t revision);
+
+/** 1 if c makes a write conditional: If-Match, If-None-Match or
+ * ETagKV-If-Revision present, or If-Unmodified-Since present with a valid
+ * date (an invalid date is ignored, so it does not count; If-Modified-Since
+ * never applies to writes).  Else 0;
  * NULL gives 0.  Used by the server's require-conditions mode (DESIGN §5):
  * an unconditional PUT or DELETE there is answered with 428. */
 ETAGKV_API int etagkv_cond_is_conditional(const etagkv_cond *c);
@@ -316,6 +337,9 @@ ETAGKV_API int etagkv_cond_is_conditional(const etagkv_cond *c);
  *  0. §13.2.1: GET, HEAD and DELETE of an absent key are ETAGKV_NOT_FOUND
  *     whatever the conditions, because the unconditional request would not
  *     have succeeded.
+ *  R. ETagKV-If-Revision present (DESIGN §2): true iff the key's
+ *     mod_revision equals it, or, for 0, iff the key is absent.  False:
+ *     ETAGKV_PRECONDITION_FAILED (for every method, as If-Match).
  *  1. If-Match present: "*" is true iff the key exists; a list is true iff
  *     a listed tag equals the current ETag by strong comparison (a W/ tag
  *     never matches).  False: ETAGKV_PRECONDITION_FAILED.

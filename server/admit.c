@@ -225,7 +225,8 @@ static int decode_key(struct srv_req *r, const char *key_enc)
     return 0;
 }
 
-/* The four precondition headers, every line of each, as raw values. */
+/* The four precondition headers and ETagKV-If-Revision (DESIGN §2), every
+ * line of each, as raw values. */
 static const struct {
     const char *name;
     etagkv_header h;
@@ -234,6 +235,7 @@ static const struct {
     {MHD_HTTP_HEADER_IF_NONE_MATCH, ETAGKV_IF_NONE_MATCH},
     {MHD_HTTP_HEADER_IF_MODIFIED_SINCE, ETAGKV_IF_MODIFIED_SINCE},
     {MHD_HTTP_HEADER_IF_UNMODIFIED_SINCE, ETAGKV_IF_UNMODIFIED_SINCE},
+    {"ETagKV-If-Revision", ETAGKV_IF_REVISION},
 };
 
 struct collect {
@@ -280,7 +282,8 @@ static int collect_conditions(struct MHD_Connection *c, struct srv_req *r)
         srv_refuse_status(r, col.st != ETAGKV_OK ? col.st : ETAGKV_INTERNAL,
                           col.st == ETAGKV_INVALID_HEADER
                               ? "If-Match or If-None-Match is not a valid "
-                                "entity-tag list (RFC 9110 §13.1.1)"
+                                "entity-tag list (RFC 9110 §13.1.1), or "
+                                "ETagKV-If-Revision not one revision number"
                               : NULL);
         return -1;
     }

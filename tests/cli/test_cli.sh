@@ -84,6 +84,28 @@ grep -q '^version: 2$' "$T/out" || fail "head: $(cat "$T/out")"
 run 3 400 -d "$D" get k --if-match 'not-a-tag'
 run 1 404 -d "$D" get nope
 
+# ---- --if-revision (DESIGN §2): A->B->A fools If-Match, not the revision ----
+run 0 201 -d "$D" put r "$T/v1"
+rev_a=$(sed -n 's/^mod-revision: //p' "$T/out")
+ea=$(etag_of)
+run 0 200 -d "$D" put r "$T/v2"
+run 0 200 -d "$D" put r "$T/v1"
+run 1 412 -d "$D" put r "$T/v2" --if-revision "$rev_a"
+run 0 200 -d "$D" put r "$T/v2" --if-match "$ea"
+run 0 200 -d "$D" head r
+rev_now=$(sed -n 's/^mod-revision: //p' "$T/out")
+run 0 200 -d "$D" put r "$T/v1" --if-revision "$rev_now"
+run 0 201 -d "$D" put r0 "$T/v1" --if-revision 0
+run 1 412 -d "$D" put r0 "$T/v1" --if-revision 0
+run 3 400 -d "$D" put r "$T/v1" --if-revision -1
+run 3 400 -d "$D" put r "$T/v1" --if-revision 18446744073709551616
+run 2 - -d "$D" put r "$T/v1" --if-revision 1 --if-revision 1
+run 2 - -d "$D" list --if-revision 1
+run 1 412 -d "$D" delete r --if-revision "$rev_now"
+run 0 200 -d "$D" head r
+run 0 204 -d "$D" delete r --if-revision "$(sed -n 's/^mod-revision: //p' "$T/out")"
+run 0 204 -d "$D" delete r0
+
 # ---- list and delete ---------------------------------------------------------
 run 0 201 -d "$D" put p/1 "$T/v1"
 run 0 201 -d "$D" put p/2 "$T/v1"
