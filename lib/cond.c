@@ -312,6 +312,55 @@ etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
     return ETAGKV_OK;
 }
 
+/* ---- copies ----------------------------------------------------------------
+ */
+
+/* Copy list src into the zeroed list dst; -1 when out of memory (dst then
+ * holds what it got, for ekv_taglist_clear()). */
+static int copy_list(ekv_taglist *dst, const ekv_taglist *src)
+{
+    *dst = *src;
+    dst->tags = NULL;
+    dst->buf = NULL;
+    dst->cap = src->n;
+    dst->buf_cap = src->buf_len;
+    if (src->n > 0) {
+        dst->tags = malloc(src->n * sizeof(*src->tags));
+        if (dst->tags == NULL)
+            return -1;
+        memcpy(dst->tags, src->tags, src->n * sizeof(*src->tags));
+    }
+    if (src->buf_len > 0) {
+        dst->buf = malloc(src->buf_len);
+        if (dst->buf == NULL)
+            return -1;
+        memcpy(dst->buf, src->buf, src->buf_len);
+    }
+    return 0;
+}
+
+etagkv_status ekv_cond_copy(const etagkv_cond *c, etagkv_cond **out)
+{
+    etagkv_cond *d;
+
+    *out = NULL;
+    if (c == NULL)
+        return ETAGKV_OK;
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return ETAGKV_NO_MEMORY;
+    *d = *c;
+    memset(&d->if_match, 0, sizeof(d->if_match));
+    memset(&d->if_none_match, 0, sizeof(d->if_none_match));
+    if (copy_list(&d->if_match, &c->if_match) != 0 ||
+        copy_list(&d->if_none_match, &c->if_none_match) != 0) {
+        etagkv_cond_free(d);
+        return ETAGKV_NO_MEMORY;
+    }
+    *out = d;
+    return ETAGKV_OK;
+}
+
 /* ---- canonical form, for idempotency fingerprints ------------------------ */
 
 static size_t list_bytes(const ekv_taglist *l)

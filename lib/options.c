@@ -28,6 +28,8 @@ void etagkv_options_init(etagkv_options *o)
     o->max_readers = MAX_READERS_DEFAULT;
     o->idempotency_retention_s = ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT;
     o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
+    o->max_txn_ops = ETAGKV_TXN_MAX_OPS_DEFAULT;
+    o->max_txn_bytes = ETAGKV_TXN_MAX_BYTES_DEFAULT;
 }
 
 /* Round n up to a multiple of the page size p (a power of two). */
@@ -69,6 +71,10 @@ static void fill_defaults(etagkv_options *o)
         o->idempotency_retention_s = ETAGKV_IDEMPOTENCY_RETENTION_S_DEFAULT;
     if (o->idempotency_max_keys == 0)
         o->idempotency_max_keys = ETAGKV_IDEMPOTENCY_MAX_KEYS_DEFAULT;
+    if (o->max_txn_ops == 0)
+        o->max_txn_ops = ETAGKV_TXN_MAX_OPS_DEFAULT;
+    if (o->max_txn_bytes == 0)
+        o->max_txn_bytes = ETAGKV_TXN_MAX_BYTES_DEFAULT;
 }
 
 etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes)

@@ -31,6 +31,7 @@ static const struct {
     {ETAGKV_INCOMPATIBLE, 17, 500},
     {ETAGKV_INTERNAL, 18, 500},
     {ETAGKV_IDEMPOTENCY_FULL, 19, 507},
+    {ETAGKV_TXN_TOO_LARGE, 20, 413},
 };
 
 START_TEST(every_status_has_its_fixed_number_http_code_and_message)
