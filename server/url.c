@@ -23,6 +23,8 @@ enum srv_route srv_route_of(const char *path, const char **key_enc)
         return SRV_ROUTE_HEALTHZ;
     if (strcmp(path, "/metrics") == 0)
         return SRV_ROUTE_METRICS;
+    if (strcmp(path, "/txn") == 0)
+        return SRV_ROUTE_TXN;
     return SRV_ROUTE_NONE;
 }
 
