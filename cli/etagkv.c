@@ -8,10 +8,12 @@
  *   etagkv [-d DIR] delete KEY       [conditions]
  *   etagkv [-d DIR] list [-p PREFIX] [-a AFTER] [-n LIMIT]
  *   etagkv [-d DIR] stats
+ *   etagkv [-d DIR] txn FILE|-        a POST /txn body; its reply to stdout
  *
  * The outcome goes to stderr as "<HTTP status> <message>" (the library's
  * own mapping), so scripts see exactly what the server would answer.  Exit
- * status: 0 success, 1 a negative outcome (304, 404, 412), 2 usage, 3 error.
+ * status: 0 success, 1 a negative outcome (304, 404, 412, a transaction's
+ * 409), 2 usage, 3 error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "etagkv.h"
+#include "txn_json.h"
 
 #define DEFAULT_DIR "etagkv-data"
 
@@ -55,6 +58,7 @@ static const struct command commands[] = {
     {"delete", 1, 1, OPT_COND},
     {"list", 0, 0, OPT_LIST},
     {"stats", 0, 0, 0},
+    {"txn", 1, 1, 0},
 };
 
 static void usage(FILE *out)
@@ -68,6 +72,9 @@ static void usage(FILE *out)
           "  delete KEY         delete the record\n"
           "  list               list records (-p PREFIX, -a AFTER, -n LIMIT)\n"
           "  stats              store figures\n"
+          "  txn FILE|-         commit the transaction of a POST /txn JSON "
+          "body\n"
+          "                     (docs/http.md); print the server's reply\n"
           "\n"
           "options:\n"
           "  -d, --data DIR              store directory (default "
@@ -87,7 +94,8 @@ static void usage(FILE *out)
           "--if-match and --if-none-match may be repeated: the values form "
           "one list,\nas repeated HTTP header lines do.  The outcome is "
           "printed to stderr as an\nHTTP status line.  Exit status: 0 "
-          "success, 1 not modified / not found /\nprecondition failed, 2 "
+          "success, 1 not modified / not found /\nprecondition failed / "
+          "conflict, 2 "
           "usage (nothing is opened or created), 3 error.\n",
           out);
 }
@@ -213,9 +221,10 @@ static const struct command *check_command(int argc, char **argv,
     }
     if (argc - 1 < cmd->min_args || argc - 1 > cmd->max_args) {
         fprintf(stderr, "etagkv: %s takes %s\n", cmd->name,
-                cmd->max_args == 0   ? "no operands"
-                : cmd->max_args == 1 ? "one KEY"
-                                     : "KEY and an optional FILE");
+                cmd->max_args == 0              ? "no operands"
+                : strcmp(cmd->name, "txn") == 0 ? "one FILE (or -)"
+                : cmd->max_args == 1            ? "one KEY"
+                                                : "KEY and an optional FILE");
         return NULL;
     }
     for (unsigned o = OPT_COND; o <= OPT_LIST; o <<= 1)
@@ -244,6 +253,7 @@ static int report_as(etagkv_status st, int deleted)
     case 204: return 0;
     case 304:
     case 404:
+    case 409:
     case 412: return 1;
     default: return 3;
     }
@@ -325,6 +335,81 @@ static int cmd_put(etagkv_store *s, const char *key, const char *file,
     return report(st);
 }
 
+/* Print the reply etagkv-server would send: the 200 body, or the 409
+ * problem (RFC 9457) with "failed" and "results". */
+static int print_txn_reply(const struct srv_txn_req *q,
+                           const etagkv_txn_outcome *o)
+{
+    json_t *j = srv_txn_reply(q, o);
+    char detail[96];
+    int rc = -1;
+
+    if (j != NULL && o->status == ETAGKV_CONFLICT) {
+        json_t *problem;
+
+        snprintf(detail, sizeof detail,
+                 "operation %zu failed; nothing was written", o->failed);
+        problem = json_pack("{s:s, s:s, s:i, s:s}", "type",
+                            "urn:etagkv:problem:conflict", "title", "Conflict",
+                            "status", 409, "detail", detail);
+        if (problem != NULL && json_object_update(problem, j) != 0) {
+            json_decref(problem);
+            problem = NULL;
+        }
+        json_decref(j);
+        j = problem;
+    }
+    if (j != NULL &&
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0 &&
+        putchar('\n') != EOF)
+        rc = 0;
+    json_decref(j);
+    return rc;
+}
+
+/* txn FILE|-: the same JSON as POST /txn, the same reply. */
+static int cmd_txn(etagkv_store *s, const char *file)
+{
+    FILE *f = stdin;
+    char *body, detail[256] = "";
+    size_t n;
+    struct srv_txn_req *q = NULL;
+    etagkv_txn_outcome o;
+    etagkv_status st;
+
+    if (strcmp(file, "-") != 0 && (f = fopen(file, "rb")) == NULL) {
+        fprintf(stderr, "etagkv: %s: %s\n", file, strerror(errno));
+        return 3;
+    }
+    if (slurp(f, &body, &n) != 0) {
+        fprintf(stderr, "etagkv: reading the transaction failed\n");
+        if (f != stdin)
+            fclose(f);
+        return 3;
+    }
+    if (f != stdin)
+        fclose(f);
+    /* The store is opened with the default bound on operations. */
+    st = srv_txn_parse(body, n, ETAGKV_TXN_MAX_OPS_DEFAULT, &q, detail,
+                       sizeof detail);
+    free(body);
+    if (st != ETAGKV_OK) {
+        if (detail[0] != '\0')
+            fprintf(stderr, "etagkv: %s\n", detail);
+        return report(st);
+    }
+    st = etagkv_txn_commit(s, srv_txn_handle(q));
+    etagkv_txn_report(srv_txn_handle(q), &o);
+    if ((st == ETAGKV_OK || st == ETAGKV_CONFLICT) &&
+        print_txn_reply(q, &o) != 0) {
+        srv_txn_req_free(q);
+        fprintf(stderr, "etagkv: printing the reply failed\n");
+        return 3;
+    }
+    srv_txn_req_free(q);
+    return report(st);
+}
+
 static int list_one(void *ctx, const void *key, size_t key_len,
                     const etagkv_meta *m)
 {
@@ -375,6 +460,8 @@ static int dispatch(etagkv_store *s, int argc, char **argv,
         return cmd_list(s, a);
     if (strcmp(cmd, "stats") == 0)
         return cmd_stats(s);
+    if (strcmp(cmd, "txn") == 0)
+        return cmd_txn(s, key);
     if (strcmp(cmd, "get") == 0) {
         st = etagkv_get(s, key, strlen(key), c, &v, &n, &m);
         if (st == ETAGKV_OK) {

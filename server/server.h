@@ -35,6 +35,7 @@
 #include <microhttpd.h>
 
 #include "etagkv.h"
+#include "txn_json.h"
 
 /* ---- shared state -------------------------------------------------------- */
 
@@ -76,7 +77,7 @@ enum srv_route {
     SRV_ROUTE_TXN      /* /txn */
 };
 
-/* A parsed POST /txn body (txn_json.c). */
+/* A parsed POST /txn body (txn_json.h). */
 struct srv_txn_req;
 
 /* One request, from its request line (srv_uri_log) or its first
@@ -206,33 +207,6 @@ enum MHD_Result srv_write_suspend(struct srv *s, struct MHD_Connection *c,
 /* POST /txn: parse, submit (the connection suspended), reply 200 or 409. */
 enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
                         struct srv_req *r);
-
-/* ---- txn_json.c ---------------------------------------------------------- */
-
-/* Parse a POST /txn body (DESIGN §7) of len bytes into *out: a transaction
- * of at most max_ops operations.  Returns ETAGKV_OK; ETAGKV_TXN_TOO_LARGE
- * (413) for more operations; ETAGKV_INVALID_ARGUMENT (400) for anything
- * malformed -- not JSON, duplicate or unknown members, unknown ops, wrong
- * types, bad base64, a bad key or content type, an invalid entity-tag list
- * or a negative if_revision -- with a reason in detail (cap bytes);
- * ETAGKV_NO_MEMORY.  On failure *out is NULL.  Pure: no I/O. */
-etagkv_status srv_txn_parse(const char *body, size_t len, size_t max_ops,
-                            struct srv_txn_req **out, char *detail, size_t cap);
-
-/* The parsed transaction, to commit (owned by q). */
-etagkv_txn *srv_txn_handle(struct srv_txn_req *q);
-
-/* 1 if q has a get (no Idempotency-Key then), and 1 if some put or delete
- * has no condition (refused in require-conditions mode). */
-int srv_txn_has_get(const struct srv_txn_req *q);
-int srv_txn_has_unconditional_write(const struct srv_txn_req *q);
-
-/* The "results" array of q's last commit, as DESIGN §7 spells it.  NULL
- * on allocation failure. */
-json_t *srv_txn_results(const struct srv_txn_req *q);
-
-/* Free q (NULL is fine). */
-void srv_txn_req_free(struct srv_txn_req *q);
 
 /* ---- list.c -------------------------------------------------------------- */
 

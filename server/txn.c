@@ -66,40 +66,15 @@ static enum MHD_Result txn_submit(struct srv *s, struct MHD_Connection *c,
     return MHD_YES;
 }
 
-/* The 200 reply: {"revision": R, "results": [...]}. */
-static struct MHD_Response *committed(const struct srv_txn_req *q,
-                                      const etagkv_txn_outcome *o)
-{
-    json_t *j = json_object();
-    json_t *results = srv_txn_results(q);
-
-    if (j == NULL || results == NULL ||
-        json_object_set_new(j, "revision",
-                            json_integer((json_int_t)o->revision)) != 0 ||
-        json_object_set_new(j, "results", results) != 0) {
-        json_decref(j);
-        return NULL;
-    }
-    return srv_json_response(j);
-}
-
 /* The 409 reply: problem+json with "failed", "revision" and "results". */
 static struct MHD_Response *conflicted(const struct srv_txn_req *q,
                                        const etagkv_txn_outcome *o)
 {
-    json_t *ext = json_object();
-    json_t *results = srv_txn_results(q);
+    json_t *ext = srv_txn_reply(q, o);
     char detail[96];
 
-    if (ext == NULL || results == NULL ||
-        json_object_set_new(ext, "failed",
-                            json_integer((json_int_t)o->failed)) != 0 ||
-        json_object_set_new(ext, "revision",
-                            json_integer((json_int_t)o->revision)) != 0 ||
-        json_object_set_new(ext, "results", results) != 0) {
-        json_decref(ext);
+    if (ext == NULL)
         return NULL;
-    }
     snprintf(detail, sizeof detail, "operation %zu failed; nothing was written",
              o->failed);
     return srv_problem(MHD_HTTP_CONFLICT, "conflict", detail, ext);
@@ -121,7 +96,8 @@ enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
         srv_metrics_idempotency(s->metrics, r->replayed,
                                 st == ETAGKV_IDEMPOTENCY_MISMATCH);
     if (st == ETAGKV_OK)
-        return srv_queue(s, c, r, MHD_HTTP_OK, committed(r->txn, &o));
+        return srv_queue(s, c, r, MHD_HTTP_OK,
+                         srv_json_response(srv_txn_reply(r->txn, &o)));
     if (st == ETAGKV_CONFLICT)
         return srv_queue(s, c, r, MHD_HTTP_CONFLICT, conflicted(r->txn, &o));
     if (etagkv_status_http(st) >= 500)

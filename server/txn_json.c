@@ -22,7 +22,7 @@
  * through etagkv_cond_add(), the library's one parser: an invalid
  * entity-tag list is a 400 here exactly as in a header.
  */
-#include "server.h"
+#include "txn_json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,14 +428,16 @@ void srv_txn_req_free(struct srv_txn_req *q)
 
 /* ---- results ------------------------------------------------------------- */
 
-/* Bytes as "name" when they are text (UTF-8 without NUL), else as
- * "name_base64".  0, or -1 when out of memory. */
+/* Bytes as "name" when they are text (UTF-8 without NUL: jansson's
+ * json_stringn() refuses anything else), else as "name_base64".  0, or -1
+ * when out of memory. */
 static int set_bytes(json_t *o, const char *name, const void *p, size_t len)
 {
     char b64name[32];
+    json_t *text = memchr(p, '\0', len) == NULL ? json_stringn(p, len) : NULL;
 
-    if (srv_utf8_valid(p, len) && memchr(p, '\0', len) == NULL)
-        return json_object_set_new(o, name, json_stringn(p, len));
+    if (text != NULL)
+        return json_object_set_new(o, name, text);
     snprintf(b64name, sizeof b64name, "%s_base64", name);
     return json_object_set_new(o, b64name, b64_string(p, len));
 }
@@ -500,4 +502,23 @@ json_t *srv_txn_results(const struct srv_txn_req *q)
         }
     }
     return a;
+}
+
+json_t *srv_txn_reply(const struct srv_txn_req *q, const etagkv_txn_outcome *o)
+{
+    json_t *j = json_object();
+    json_t *results = srv_txn_results(q);
+
+    if (j == NULL || results == NULL ||
+        (o->status == ETAGKV_CONFLICT &&
+         json_object_set_new(j, "failed",
+                             json_integer((json_int_t)o->failed)) != 0) ||
+        json_object_set_new(j, "revision",
+                            json_integer((json_int_t)o->revision)) != 0 ||
+        json_object_set_new(j, "results", results) != 0) {
+        json_decref(j);
+        json_decref(results);
+        return NULL;
+    }
+    return j;
 }
