@@ -3,8 +3,11 @@
  * one unit between two random accounts of N, against raw LMDB with one
  * write transaction per transfer, same threads, same run.
  *
- *   bench_transfer [-t THREADS] [-n ACCOUNTS] [-d SECONDS] [--nosync]
+ *   bench_transfer [SCALE] [-t THREADS] [-n ACCOUNTS] [-d SECONDS]
+ *                  [--nosync]
  *
+ * (A bare number is a SCALE, as bench/run.sh passes to every embedded
+ * benchmark: the run lasts 2 s times SCALE.)
  * etagkv: read both (etagkv_get: value and ETag), then one transaction of
  * two puts, each If-Match on the ETag read; on ETAGKV_CONFLICT read again
  * and retry.  Raw LMDB: begin a write transaction, get both, put both,
@@ -294,7 +297,7 @@ static void seed(MDB_env *env, MDB_dbi *dbi, etagkv_store *s)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_transfer [-t THREADS] [-n ACCOUNTS] "
+    fprintf(stderr, "usage: bench_transfer [SCALE] [-t THREADS] [-n ACCOUNTS] "
                     "[-d SECONDS] [--nosync]\n");
     exit(2);
 }
@@ -302,7 +305,9 @@ static void usage(void)
 static void parse_args(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--nosync") == 0)
+        if (i == 1 && argv[i][0] >= '0' && argv[i][0] <= '9')
+            cfg.seconds = atof(argv[i]) * 2.0;
+        else if (strcmp(argv[i], "--nosync") == 0)
             cfg.nosync = 1;
         else if (i + 1 < argc && strcmp(argv[i], "-t") == 0)
             cfg.threads = atoi(argv[++i]);
