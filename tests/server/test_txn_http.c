@@ -15,6 +15,7 @@
  * exactly once.
  */
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -552,6 +553,49 @@ START_TEST(a_body_over_the_limit_is_413_and_nothing_is_applied)
 }
 END_TEST
 
+START_TEST(a_full_store_is_507_and_no_transaction_is_half_applied)
+{
+    static const char *const opts[] = {"--threads", "4", "--nosync", NULL};
+    static char body[8192];
+    struct rlimit old, lim;
+    long code = 200;
+    int n;
+
+    /* A file size limit fills the disk for the server (as test_server). */
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = (struct rlimit){1 << 20, old.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    /* Each transaction creates two keys of 3,000 bytes. */
+    for (n = 0; n < 1000 && code == 200; n++) {
+        struct hu_resp r;
+
+        snprintf(body, sizeof body,
+                 "{\"ops\":[{\"op\":\"put\",\"key\":\"a%04d\","
+                 "\"value\":\"%03000d\"},{\"op\":\"put\",\"key\":"
+                 "\"b%04d\",\"value\":\"%03000d\"}]}",
+                 n, n, n, n);
+        post_txn(&r, body);
+        code = r.code;
+        hu_resp_free(&r);
+    }
+    ck_assert_msg(code == 507, "transaction %d got %ld, want 507", n - 1, code);
+    ck_assert_int_gt(n, 10);
+    /* The failed one left neither key; every committed one has both. */
+    for (int i = 0; i < n; i++) {
+        char a[16], b[16];
+
+        snprintf(a, sizeof a, "a%04d", i);
+        snprintf(b, sizeof b, "b%04d", i);
+        ck_assert_int_eq(get_kv(a, NULL, 0, NULL), i < n - 1 ? 200 : 404);
+        ck_assert_int_eq(get_kv(b, NULL, 0, NULL), i < n - 1 ? 200 : 404);
+    }
+    json_decref(
+        txn_expect("{\"ops\":[{\"op\":\"get\",\"key\":\"a0000\"}]}", 200));
+}
+END_TEST
+
 START_TEST(require_conditions_mode_refuses_an_unconditional_write_with_428)
 {
     static const char *const opts[] = {"--nosync", "--require-conditions",
@@ -795,6 +839,7 @@ static Suite *suite(void)
     tcase_add_test(
         tc, if_revision_counts_as_a_condition_in_require_conditions_mode);
     tcase_add_test(tc, a_body_over_the_limit_is_413_and_nothing_is_applied);
+    tcase_add_test(tc, a_full_store_is_507_and_no_transaction_is_half_applied);
     tcase_add_test(
         tc, require_conditions_mode_refuses_an_unconditional_write_with_428);
     suite_add_tcase(s, tc);
