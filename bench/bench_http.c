@@ -19,6 +19,16 @@
  * SCENARIO:
  *   rmw-hot   read -> conditional write -> on 412 re-read and retry, 1 key
  *   rmw-1000  the same over 1,000 keys, one picked at random per update
+ *   transfer  move 1 unit between two random accounts of 1,000: read both,
+ *             write both conditionally in one transaction, on a failed
+ *             compare re-read both and retry (issue 12):
+ *               etagkv  POST /txn of two gets, then POST /txn of two puts
+ *                       with if_match on the ETags read (409: retry)
+ *               etcd    POST /v3/kv/txn of two range requests, then one
+ *                       comparing both mod_revisions and putting both
+ *               redis   WATCH a b + GET a + GET b, then MULTI + SET a +
+ *                       SET b + EXEC (null EXEC: retry)
+ *             At the end the balances must sum to what they started at.
  *   get       GET of one value (200)
  *   get304    GET with If-None-Match: <its current ETag> (304)
  *
@@ -68,6 +78,7 @@
 #define LAT_CAP (1L << 21) /* latency samples kept per thread */
 #define DRAIN_SECONDS 10.0 /* in-flight requests must end within this */
 #define SEED_SECONDS 60.0  /* seeding must end within this */
+#define TRANSFER_START 1000000000ull /* every account's starting balance */
 
 enum target { T_ETAGKV, T_NGINX, T_ETCD, T_REDIS };
 enum scenario { S_RMW, S_GET, S_GET304 };
@@ -88,6 +99,7 @@ static struct {
     double seconds, warmup;
     char path[256]; /* nginx */
     char etag[128]; /* get304: the current ETag */
+    int transfer;   /* the transfer scenario (an S_RMW on two keys) */
 } cfg;
 
 /* Window of the timed part; t_end is also when clients stop starting
@@ -109,6 +121,9 @@ struct client {
     int key, seed_next;
     double t0; /* start of the current operation */
     struct buf body, out;
+    /* transfer: the second account, and the balances just read */
+    int key2;
+    unsigned long long bal1, bal2;
     /* HTTP */
     CURL *easy;
     struct curl_slist *hdrs;
@@ -208,12 +223,22 @@ static void counter_put(char *p, unsigned long long v)
         p[i] = (char)('0' + v % 10);
 }
 
-/* The seeded value: counter 0, then filler. */
+/* The seeded value: counter 0 (a transfer's accounts: TRANSFER_START),
+ * then filler. */
 static void seed_value(struct buf *b)
 {
     b->len = 0;
     for (size_t i = 0; i < cfg.value_bytes; i++)
         buf_add(b, i < PREFIX ? "0" : "v", 1);
+    if (cfg.transfer)
+        counter_put(b->p, TRANSFER_START);
+}
+
+/* A value whose counter is n: the seeded value's form. */
+static void value_of(struct buf *b, unsigned long long n)
+{
+    seed_value(b);
+    counter_put(b->p, n);
 }
 
 static const char b64[] =
@@ -591,6 +616,196 @@ static void etcd_done(struct client *c, long code)
     }
 }
 
+/* -- transfers (etagkv and etcd) -- */
+
+/* The next "name": "..." (etagkv's indented JSON) or "name":"..." (etcd's
+ * compact JSON) at or after *from; its string and length, and *from moves
+ * past it.  NULL when there is none. */
+static const char *json_next(const char **from, const char *name, size_t *len)
+{
+    char pat[48];
+    const char *p, *q;
+
+    snprintf(pat, sizeof pat, "\"%s\":", name);
+    p = strstr(*from, pat);
+    if (p == NULL)
+        return NULL;
+    p += strlen(pat);
+    while (*p == ' ')
+        p++;
+    if (*p != '"')
+        return NULL;
+    /* The closing quote is the first one not escaped (an ETag's own
+     * quotes are \"). */
+    for (q = ++p; *q != '\0' && !(*q == '"' && q[-1] != '\\'); q++)
+        ;
+    if (*q == '\0')
+        return NULL;
+    *len = (size_t)(q - p);
+    *from = q + 1;
+    return p;
+}
+
+static void kvx_post(struct client *c)
+{
+    char url[128];
+
+    url_of(url, sizeof url, "/txn");
+    http_start(c, url, "POST", &c->out,
+               http_headers(c, "application/json", NULL));
+}
+
+/* Read both accounts in one transaction of two gets. */
+static void kvx_read(struct client *c)
+{
+    char ka[16], kb[16];
+
+    key_name(c->key, ka, sizeof ka);
+    key_name(c->key2, kb, sizeof kb);
+    c->out.len = 0;
+    buf_printf(&c->out,
+               "{\"ops\":[{\"op\":\"get\",\"key\":\"%s\"},"
+               "{\"op\":\"get\",\"key\":\"%s\"}]}",
+               ka, kb);
+    kvx_post(c);
+}
+
+/* One put of the write transaction: the new balance, If-Match on the ETag
+ * read (etag: the 32 hex digits). */
+static void kvx_put(struct buf *b, int k, unsigned long long bal,
+                    const char *etag)
+{
+    struct buf v = {0};
+    char key[16];
+
+    key_name(k, key, sizeof key);
+    value_of(&v, bal);
+    buf_printf(b, "{\"op\":\"put\",\"key\":\"%s\",\"value\":\"", key);
+    buf_add(b, v.p, v.len);
+    buf_printf(b, "\",\"if_match\":\"\\\"%.32s\\\"\"}", etag);
+    free(v.p);
+}
+
+/* From the reply of the two gets, the transaction that moves one unit
+ * (into c->out). */
+static void kvx_parse(struct client *c)
+{
+    const char *from = c->body.p, *e[2], *v[2];
+    size_t elen, vlen;
+    unsigned long long bal[2];
+
+    for (int i = 0; i < 2; i++) {
+        e[i] = json_next(&from, "etag", &elen);
+        v[i] = json_next(&from, "value", &vlen);
+        if (e[i] == NULL || elen != 36 || v[i] == NULL ||
+            vlen != cfg.value_bytes)
+            die("etagkv /txn get: unexpected reply: %.300s", c->body.p);
+        bal[i] = counter_get(v[i]);
+    }
+    c->bal1 = bal[0];
+    c->bal2 = bal[1];
+    c->out.len = 0;
+    buf_str(&c->out, "{\"ops\":[");
+    kvx_put(&c->out, c->key, bal[0] - 1, e[0] + 2); /* past \" */
+    buf_str(&c->out, ",");
+    kvx_put(&c->out, c->key2, bal[1] + 1, e[1] + 2);
+    buf_str(&c->out, "]}");
+}
+
+static void kvx_done(struct client *c, long code)
+{
+    switch (c->phase) {
+    case PH_SEED: kv_done(c, code); return;
+    case PH_READ:
+        if (code != 200)
+            die("etagkv /txn get: HTTP %ld: %.300s", code, c->body.p);
+        kvx_parse(c);
+        finished(c, OUT_OK);
+        return;
+    case PH_WRITE:
+        if (code == 200)
+            finished(c, OUT_OK);
+        else if (code == 409)
+            finished(c, OUT_412);
+        else
+            die("etagkv /txn put: HTTP %ld: %.300s", code, c->body.p);
+        return;
+    default: die("completion in phase %d", (int)c->phase);
+    }
+}
+
+/* Read both accounts in one etcd Txn of two ranges (no compare). */
+static void etcdx_read(struct client *c)
+{
+    c->out.len = 0;
+    buf_str(&c->out, "{\"success\":[{\"request_range\":{\"key\":\"");
+    etcd_key(&c->out, c->key);
+    buf_str(&c->out, "\"}},{\"request_range\":{\"key\":\"");
+    etcd_key(&c->out, c->key2);
+    buf_str(&c->out, "\"}}]}");
+    etcd_post(c, "/v3/kv/txn");
+}
+
+/* The etcd write: compare both mod_revisions, put both balances. */
+static void etcdx_parse(struct client *c)
+{
+    const char *from = c->body.p, *rev[2];
+    size_t rlen[2], vlen;
+    unsigned long long bal[2];
+    struct buf v = {0};
+    int keys[2] = {c->key, c->key2};
+
+    for (int i = 0; i < 2; i++) {
+        unsigned char prefix[PREFIX];
+        const char *val;
+
+        rev[i] = json_next(&from, "mod_revision", &rlen[i]);
+        val = json_next(&from, "value", &vlen);
+        if (rev[i] == NULL || val == NULL || rlen[i] > 20 ||
+            vlen != (cfg.value_bytes + 2) / 3 * 4)
+            die("etcd txn range: unexpected reply: %.300s", c->body.p);
+        b64_decode(val, PREFIX / 3 * 4, prefix);
+        bal[i] = counter_get((const char *)prefix);
+    }
+    c->bal1 = bal[0];
+    c->bal2 = bal[1];
+    c->out.len = 0;
+    buf_str(&c->out, "{\"compare\":[");
+    for (int i = 0; i < 2; i++) {
+        buf_str(&c->out, i ? ",{\"key\":\"" : "{\"key\":\"");
+        etcd_key(&c->out, keys[i]);
+        buf_printf(&c->out,
+                   "\",\"result\":\"EQUAL\",\"target\":\"MOD\","
+                   "\"mod_revision\":\"%.*s\"}",
+                   (int)rlen[i], rev[i]);
+    }
+    buf_str(&c->out, "],\"success\":[");
+    for (int i = 0; i < 2; i++) {
+        buf_str(&c->out, i ? ",{\"request_put\":{\"key\":\""
+                           : "{\"request_put\":{\"key\":\"");
+        etcd_key(&c->out, keys[i]);
+        buf_str(&c->out, "\",\"value\":\"");
+        value_of(&v, i == 0 ? bal[0] - 1 : bal[1] + 1);
+        b64_encode(&c->out, (unsigned char *)v.p, v.len);
+        buf_str(&c->out, "\"}}");
+    }
+    buf_str(&c->out, "]}");
+    free(v.p);
+}
+
+static void etcdx_done(struct client *c, long code)
+{
+    if (code != 200)
+        die("etcd: HTTP %ld in phase %d: %.200s", code, (int)c->phase,
+            c->body.p ? c->body.p : "");
+    if (c->phase == PH_READ) {
+        etcdx_parse(c);
+        finished(c, OUT_OK);
+        return;
+    }
+    etcd_done(c, code);
+}
+
 static void http_done(struct client *c, CURLcode rc)
 {
     long code = 0;
@@ -599,9 +814,9 @@ static void http_done(struct client *c, CURLcode rc)
         die("transfer failed: %s", curl_easy_strerror(rc));
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
     if (cfg.target == T_ETCD)
-        etcd_done(c, code);
+        (cfg.transfer ? etcdx_done : etcd_done)(c, code);
     else
-        kv_done(c, code);
+        (cfg.transfer ? kvx_done : kv_done)(c, code);
 }
 
 /* -- the curl multi loop (socket API on epoll) -- */
@@ -732,6 +947,10 @@ static const struct proto proto_etagkv = {kv_seed, kv_read, kv_write, plain_get,
 static const struct proto proto_nginx = {NULL, NULL, NULL, plain_get, NULL};
 static const struct proto proto_etcd = {etcd_seed, etcd_read, etcd_write, NULL,
                                         NULL};
+static const struct proto proto_etagkv_transfer = {kv_seed, kvx_read, kvx_post,
+                                                   NULL, NULL};
+static const struct proto proto_etcd_transfer = {etcd_seed, etcdx_read,
+                                                 etcd_write, NULL, NULL};
 
 /* ---- Redis: a minimal RESP2 client on non-blocking sockets --------------- */
 
@@ -895,6 +1114,77 @@ static void redis_write(struct client *c)
     redis_send(c, 3);
 }
 
+static void expect_status(const struct reply *r, const char *what);
+static void redis_reply(struct client *c, const struct reply *r, int i);
+
+/* Transfer: WATCH both, then GET both, in one write. */
+static void redisx_read(struct client *c)
+{
+    char ka[16], kb[16];
+    const char *argv[3] = {"WATCH", ka, kb};
+    size_t lens[3] = {5, 0, 0};
+
+    key_name(c->key, ka, sizeof ka);
+    key_name(c->key2, kb, sizeof kb);
+    lens[1] = strlen(ka);
+    lens[2] = strlen(kb);
+    c->out.len = 0;
+    resp_cmd(&c->out, 3, argv, lens);
+    resp_cmd2(&c->out, "GET", ka);
+    resp_cmd2(&c->out, "GET", kb);
+    c->watched = 1;
+    redis_send(c, 3);
+}
+
+/* Transfer: MULTI, SET both new balances, EXEC, in one write. */
+static void redisx_write(struct client *c)
+{
+    struct buf v = {0};
+    int keys[2] = {c->key, c->key2};
+
+    c->out.len = 0;
+    resp_cmd2(&c->out, "MULTI", NULL);
+    for (int i = 0; i < 2; i++) {
+        char key[16];
+        const char *argv[3] = {"SET", key, NULL};
+        size_t lens[3] = {3, 0, 0};
+
+        key_name(keys[i], key, sizeof key);
+        value_of(&v, i == 0 ? c->bal1 - 1 : c->bal2 + 1);
+        argv[2] = v.p;
+        lens[1] = strlen(key);
+        lens[2] = v.len;
+        resp_cmd(&c->out, 3, argv, lens);
+    }
+    resp_cmd2(&c->out, "EXEC", NULL);
+    free(v.p);
+    c->watched = 0;
+    redis_send(c, 4);
+}
+
+/* One reply of a transfer's command group. */
+static void redisx_reply(struct client *c, const struct reply *r, int i)
+{
+    if (c->phase == PH_READ && i > 0) {
+        if (r->type != '$' || r->n < 0 || r->slen != cfg.value_bytes)
+            die("redis: GET of an account: bad reply");
+        *(i == 1 ? &c->bal1 : &c->bal2) = counter_get(r->s);
+        return;
+    }
+    if (c->phase == PH_WRITE && i == 2) {
+        expect_status(r, "QUEUED");
+        return;
+    }
+    if (c->phase == PH_WRITE && i == 3) {
+        if (r->type == '*' && r->n < 0)
+            c->res = OUT_412; /* an account changed: EXEC did nothing */
+        else if (r->type != '*' || r->n != 2)
+            die("redis: unexpected EXEC reply");
+        return;
+    }
+    redis_reply(c, r, i);
+}
+
 /* Stopping between the read and the write: drop the watch. */
 static int redis_unwatch(struct client *c)
 {
@@ -970,7 +1260,7 @@ static void redis_input(struct client *c)
         if (used == 0)
             break;
         off += used;
-        redis_reply(c, &r, c->got++);
+        (cfg.transfer ? redisx_reply : redis_reply)(c, &r, c->got++);
         if (c->got == c->want) {
             if (off != c->in.len)
                 die("redis: more replies than commands");
@@ -1041,6 +1331,8 @@ static void redis_loop(struct worker *w, double limit)
 
 static const struct proto proto_redis = {redis_seed, redis_read, redis_write,
                                          NULL, redis_unwatch};
+static const struct proto proto_redis_transfer = {
+    redis_seed, redisx_read, redisx_write, NULL, redis_unwatch};
 
 /* ---- the client state machine (all protocols) ------------------------------
  */
@@ -1079,6 +1371,10 @@ static void next_op(struct client *c)
     c->t0 = now;
     if (cfg.scen == S_RMW) {
         c->key = pick_key(c);
+        if (cfg.transfer) { /* a second, distinct account */
+            c->key2 = (int)(rand_r(&c->seed) % (unsigned)(cfg.nkeys - 1));
+            c->key2 += c->key2 >= c->key;
+        }
         c->phase = PH_READ;
         proto->read(c);
     } else {
@@ -1242,26 +1538,28 @@ static void setup_get(void)
     free(body.p);
 }
 
-/* The counter of the hot key, read after the run. */
-static unsigned long long hot_counter(void)
+/* The counter of key k, read after the run. */
+static unsigned long long counter_of(int k)
 {
     struct buf body = {0}, req = {0};
+    char key[16], path[32];
     unsigned long long n;
 
+    key_name(k, key, sizeof key);
     if (cfg.target == T_REDIS) {
         int fd = redis_connect();
         struct reply r;
         size_t used = 0;
 
-        resp_cmd2(&req, "GET", "k00000");
+        resp_cmd2(&req, "GET", key);
         BU_CHECK(send(fd, req.p, req.len, MSG_NOSIGNAL) == (ssize_t)req.len);
         while (used == 0) {
             char tmp[8192];
-            ssize_t k = recv(fd, tmp, sizeof tmp, 0);
+            ssize_t got = recv(fd, tmp, sizeof tmp, 0);
 
-            if (k <= 0)
+            if (got <= 0)
                 die("redis: verification read failed");
-            buf_add(&body, tmp, (size_t)k);
+            buf_add(&body, tmp, (size_t)got);
             used = resp_parse(body.p, body.len, &r);
         }
         close(fd);
@@ -1273,7 +1571,7 @@ static unsigned long long hot_counter(void)
 
         memset(&c, 0, sizeof c);
         buf_str(&req, "{\"key\":\"");
-        etcd_key(&req, 0);
+        etcd_key(&req, k);
         buf_str(&req, "\"}");
         if (easy_request("/v3/kv/range", "POST", &req, "application/json",
                          &c.body, NULL, 0) != 200)
@@ -1282,8 +1580,8 @@ static unsigned long long hot_counter(void)
         free(c.body.p);
         free(c.out.p);
     } else {
-        if (easy_request("/kv/k00000", NULL, NULL, NULL, &body, NULL, 0) !=
-                200 ||
+        snprintf(path, sizeof path, "/kv/%s", key);
+        if (easy_request(path, NULL, NULL, NULL, &body, NULL, 0) != 200 ||
             body.len != cfg.value_bytes)
             die("verification GET failed");
         n = counter_get(body.p);
@@ -1291,6 +1589,19 @@ static unsigned long long hot_counter(void)
     free(body.p);
     free(req.p);
     return n;
+}
+
+/* Transfers: every account read back; they must sum to the start. */
+static void check_transfers(void)
+{
+    unsigned long long sum = 0;
+
+    for (int k = 0; k < cfg.nkeys; k++)
+        sum += counter_of(k);
+    if (sum != TRANSFER_START * (unsigned long long)cfg.nkeys)
+        die("the balances sum to %llu, not %llu: a transfer was half "
+            "applied, lost or invented",
+            sum, TRANSFER_START * (unsigned long long)cfg.nkeys);
 }
 
 /* ---- main -------------------------------------------------------------------
@@ -1308,7 +1619,7 @@ static void usage(void)
     fprintf(
         stderr,
         "usage: bench_http etagkv|nginx|etcd|redis "
-        "rmw-hot|rmw-1000|get|get304\n"
+        "rmw-hot|rmw-1000|transfer|get|get304\n"
         "       [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES] [-d SECONDS]\n"
         "       [-w WARMUP_SECONDS] [-t THREADS (1-2)] [-p PATH (nginx)]\n");
     exit(2);
@@ -1353,6 +1664,10 @@ static void parse_args(int argc, char **argv)
     } else if (strcmp(cfg.scen_name, "rmw-1000") == 0) {
         cfg.scen = S_RMW;
         cfg.nkeys = NKEYS_MANY;
+    } else if (strcmp(cfg.scen_name, "transfer") == 0) {
+        cfg.scen = S_RMW;
+        cfg.nkeys = NKEYS_MANY;
+        cfg.transfer = 1;
     } else if (strcmp(cfg.scen_name, "get") == 0) {
         cfg.scen = S_GET;
         cfg.nkeys = 1;
@@ -1421,6 +1736,10 @@ int main(int argc, char **argv)
 
     parse_args(argc, argv);
     proto = protos[cfg.target];
+    if (cfg.transfer)
+        proto = cfg.target == T_ETAGKV ? &proto_etagkv_transfer
+                : cfg.target == T_ETCD ? &proto_etcd_transfer
+                                       : &proto_redis_transfer;
     BU_CHECK(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK);
     if (cfg.scen != S_RMW)
         setup_get();
@@ -1454,12 +1773,16 @@ int main(int argc, char **argv)
     p50 = nlat ? lat[nlat / 2] * 1e3 : 0;
     p99 = nlat ? lat[nlat * 99 / 100] * 1e3 : 0;
     if (cfg.scen == S_RMW && cfg.nkeys == 1) {
-        unsigned long long n = hot_counter();
+        unsigned long long n = counter_of(0);
 
         if (n != (unsigned long long)ok_total)
             die("lost or phantom updates: the hot key's counter is %llu "
                 "after %ld acknowledged updates",
                 n, ok_total);
+        verified = "yes";
+    }
+    if (cfg.transfer) {
+        check_transfers();
         verified = "yes";
     }
     printf("{\"bench\":\"http\",\"target\":\"%s\",\"scenario\":\"%s\","

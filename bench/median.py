@@ -3,7 +3,8 @@
 
     bench/median.py RUN1.jsonl RUN2.jsonl RUN3.jsonl ...
 
-Reads the JSON lines that bench_embedded, bench_contended and bench_idem
+Reads the JSON lines that bench_embedded, bench_contended, bench_transfer
+and bench_idem
 write (bench/run.sh collects them in bench-results.jsonl; keep one file per
 run) and prints Markdown tables of the per-scenario medians.  Every
 figure, the ratio included, is the median over the runs of that figure:
@@ -73,6 +74,23 @@ def contended(runs):
               f" | **{fmt(med(rows, 'ratio'), 2)}×** | {len(rows)} |")
 
 
+def transfer(runs):
+    print("| scenario | transfers/s | conflicts/s | p50 / p99 ms | mean batch"
+          " | raw LMDB transfers/s | p50 / p99 ms | ratio | runs |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, rows in runs.items():
+        if not name.startswith("transfer/"):
+            continue
+        print(f"| {name.removeprefix('transfer/')}"
+              f" | {fmt(med(rows, 'etagkv_transfers_per_s'))}"
+              f" | {fmt(med(rows, 'etagkv_conflicts_per_s'))}"
+              f" | {fmt(med(rows, 'etagkv_p50_ms'), 2)} / {fmt(med(rows, 'etagkv_p99_ms'), 2)}"
+              f" | {fmt(med(rows, 'mean_batch'), 1)}"
+              f" | {fmt(med(rows, 'baseline_transfers_per_s'))}"
+              f" | {fmt(med(rows, 'baseline_p50_ms'), 2)} / {fmt(med(rows, 'baseline_p99_ms'), 2)}"
+              f" | **{fmt(med(rows, 'ratio'), 2)}×** | {len(rows)} |")
+
+
 def idempotency(runs):
     print("| scenario | etagkv | baseline | ratio | runs |")
     print("|---|---:|---:|---:|---:|")
@@ -95,6 +113,8 @@ def main():
     embedded(runs)
     print()
     contended(runs)
+    print()
+    transfer(runs)
     print()
     idempotency(runs)
 

@@ -239,7 +239,7 @@ bench() {
     return 0
 }
 
-echo "== $RUNS runs x 40 scenarios of ${SECS} s (progress on stderr)"
+echo "== $RUNS runs x 43 scenarios of ${SECS} s (progress on stderr)"
 run=1
 while [ "$run" -le "$RUNS" ]; do
     echo "-- run $run of $RUNS" >&2
@@ -256,6 +256,10 @@ while [ "$run" -le "$RUNS" ]; do
                 done
             done
         done
+    done
+    # Transfers (issue 12): 64 clients, 1,000 accounts, 100-byte values.
+    for tgt in etagkv etcd redis; do
+        bench "$tgt" transfer 100 64 "$run"
     done
     run=$((run + 1))
 done
@@ -304,12 +308,15 @@ function row(s, size, conns, base,    kk, kb, r) {
 END {
     print ""
     print "== HTTP, sync, medians of the runs; ratio = etagkv / baseline, both from this run"
-    print "ok/s: successful read-modify-writes (rmw) or 200/304 answers (get, get304);"
+    print "ok/s: successful read-modify-writes (rmw), transfers (transfer; 412/s: failed"
+    print "compares, retried) or 200/304 answers (get, get304);"
     print "p50/p99: latency of a successful operation in ms (rmw: first read to acknowledged write)"
     printf "%-9s %5s %5s | %9s %8s %7s %7s | %-6s %9s %8s %7s %7s | %7s\n", \
         "scenario", "bytes", "conns", "etagkv/s", "412/s", "p50", "p99", \
         "peer", "peer/s", "412/s", "p50", "p99", "ratio"
     split("rmw-1000 rmw-hot get get304", S, " ")
+    row("transfer", 100, 64, "etcd")
+    row("transfer", 100, 64, "redis")
     for (i = 1; i <= 4; i++)
         for (z = 1; z <= 2; z++)
             for (conns = 16; conns <= 64; conns *= 4) {
@@ -331,6 +338,8 @@ END {
         check("GET 200 vs nginx", "get", "nginx", 0.8, size)
         check("GET 304 vs nginx", "get304", "nginx", 0.8, size)
     }
+    check("transfer vs etcd", "transfer", "etcd", 5.0, 100)
+    check("transfer vs Redis", "transfer", "redis", 1.0, 100)
 }
 function check(what, s, base, want, size,    r) {
     if (!((s, size, 64, base) in ratio)) {

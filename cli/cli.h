@@ -6,6 +6,7 @@
 #define ETAGKV_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "etagkv.h"
 
@@ -25,6 +26,7 @@ struct args {
      * one list, as repeated HTTP header lines are (malloc'd). */
     char *if_match, *if_none_match;
     const char *if_modified_since, *if_unmodified_since;
+    const char *if_revision; /* ETagKV-If-Revision, parsed by the library */
     const char *content_type;
     const char *idempotency_key;
     struct bytes prefix, after;
@@ -62,5 +64,11 @@ int cmd_verify(struct ctx *c);
 
 /* watch.c: print the store's changes as JSON lines as they happen. */
 int cmd_watch(struct ctx *c);
+
+/* txn.c: commit the POST /txn body read into c->value (at most this many
+ * bytes: the JSON of a transaction at the library's default bound of 16
+ * MiB, with base64 and quoting to spare) and print the server's reply. */
+#define CLI_TXN_BODY_MAX_BYTES ((uint64_t)64 << 20)
+int cmd_txn(struct ctx *c);
 
 #endif /* ETAGKV_CLI_H */

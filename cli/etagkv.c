@@ -9,6 +9,7 @@
  *   etagkv [-d DIR] list [-p PREFIX] [-a AFTER] [-n LIMIT] [--json]
  *   etagkv [-d DIR] stats | verify | backup DIR|- | restore SRC|-
  *   etagkv [-d DIR] watch [-p PREFIX | KEY] [-a REVISION] [-n COUNT]
+ *   etagkv [-d DIR] txn FILE|-        a POST /txn body; its reply to stdout
  *
  * The outcome goes to stderr as "<HTTP status> <message>" (the library's
  * own mapping), so scripts see exactly what the server would answer.  Exit
@@ -88,6 +89,7 @@ static const struct command commands[] = {
      "one backup (DIR, FILE or -)"},
     {"watch", 0, 1, 1, OPT_LIST | OPT_PCT, OPEN_READ, cmd_watch,
      "an optional KEY"},
+    {"txn", 1, 1, 0, 0, OPEN_CREATE, cmd_txn, "one FILE or -"},
 };
 
 static void usage(FILE *out)
@@ -108,6 +110,9 @@ static void usage(FILE *out)
         "  restore SRC|-      a backup (DIR, its data.mdb, or stdin) into -d "
         "DIR,\n"
         "                     which must be empty or absent; then verify\n"
+        "  txn FILE|-         commit the transaction of a POST /txn JSON "
+        "body;\n"
+        "                     print the server's reply (a conflict exits 1)\n"
         "  watch [KEY]        print each change as a JSON line (-p PREFIX;\n"
         "                     -a REVISION: from after it, default now;\n"
         "                     -n COUNT: stop after COUNT events)\n"
@@ -120,6 +125,8 @@ static void usage(FILE *out)
         "      --if-none-match LIST    RFC 9110 If-None-Match\n"
         "      --if-modified-since D   RFC 9110 If-Modified-Since\n"
         "      --if-unmodified-since D RFC 9110 If-Unmodified-Since\n"
+        "      --if-revision N         the key's mod_revision is N (0: "
+        "absent)\n"
         "  -t, --content-type TYPE     content type for put\n"
         "  -i, --idempotency-key K     make a put or delete safe to retry\n"
         "  -p, --prefix P, -a, --after K, -n, --limit N (>= 1)   for list\n"
@@ -200,7 +207,7 @@ static unsigned option_bit(int c)
     }
 }
 
-enum { IM = 256, INM, IMS, IUS, NOSYNC, PCT, JSON };
+enum { IM = 256, INM, IMS, IUS, IREV, NOSYNC, PCT, JSON };
 
 static int parse_one(int c, struct args *a, const char **raw)
 {
@@ -211,6 +218,7 @@ static int parse_one(int c, struct args *a, const char **raw)
     case IMS: return once(&a->if_modified_since, optarg, "--if-modified-since");
     case IUS:
         return once(&a->if_unmodified_since, optarg, "--if-unmodified-since");
+    case IREV: return once(&a->if_revision, optarg, "--if-revision");
     case 't': return once(&a->content_type, optarg, "--content-type");
     case 'i': return once(&a->idempotency_key, optarg, "--idempotency-key");
     case 'p': return once(&raw[0], optarg, "--prefix");
@@ -261,6 +269,7 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"if-none-match", required_argument, NULL, INM},
         {"if-modified-since", required_argument, NULL, IMS},
         {"if-unmodified-since", required_argument, NULL, IUS},
+        {"if-revision", required_argument, NULL, IREV},
         {"content-type", required_argument, NULL, 't'},
         {"idempotency-key", required_argument, NULL, 'i'},
         {"prefix", required_argument, NULL, 'p'},
@@ -282,7 +291,7 @@ static int parse_args(int argc, char **argv, struct args *a)
             break;
         if (parse_one(c, a, raw) != 0)
             return -1;
-        a->used |= option_bit(c) | (c >= IM && c <= IUS ? OPT_COND : 0) |
+        a->used |= option_bit(c) | (c >= IM && c <= IREV ? OPT_COND : 0) |
                    (c == PCT ? OPT_PCT : 0) | (c == JSON ? OPT_JSON : 0);
     }
     if (raw[0] != NULL && take_bytes(a, raw[0], "--prefix", &a->prefix) != 0)
@@ -671,9 +680,19 @@ static int parse_cond(struct args *a, etagkv_cond **c)
         etagkv_cond_parse(a->if_match, a->if_none_match, a->if_modified_since,
                           a->if_unmodified_since, c);
 
+    if (st == ETAGKV_OK && a->if_revision != NULL) {
+        st = etagkv_cond_add(*c, ETAGKV_IF_REVISION, a->if_revision,
+                             strlen(a->if_revision));
+        if (st != ETAGKV_OK) {
+            etagkv_cond_free(*c);
+            *c = NULL;
+        }
+    }
     if (st == ETAGKV_OK)
         return 0;
-    fprintf(stderr, "etagkv: bad --if-match or --if-none-match: %s (%s)\n",
+    fprintf(stderr,
+            "etagkv: bad --if-match, --if-none-match or --if-revision: %s "
+            "(%s)\n",
             etagkv_strerror(st), etagkv_last_error_detail());
     return st == ETAGKV_INVALID_HEADER ? EXIT_USAGE : EXIT_ERROR;
 }
@@ -705,6 +724,8 @@ static int prepare(int argc, char **argv, struct args *a, struct ctx *c,
     if (rc == 0 && (*cmd)->run == cmd_put)
         rc = read_value(c->argc > 1 ? c->argv[1] : NULL,
                         ETAGKV_MAX_VALUE_BYTES_DEFAULT, c);
+    if (rc == 0 && (*cmd)->run == cmd_txn)
+        rc = read_value(c->argv[0], CLI_TXN_BODY_MAX_BYTES, c);
     return rc;
 }
 

@@ -77,6 +77,11 @@ extern "C" {
 #define ETAGKV_CHANGES_RETENTION_S_DEFAULT 3600u
 /** Size of an HTTP-date buffer: 29 characters of IMF-fixdate + NUL. */
 #define ETAGKV_HTTPDATE_SIZE 30
+/** Default for etagkv_options.max_txn_ops: operations per transaction. */
+#define ETAGKV_TXN_MAX_OPS_DEFAULT 128u
+/** Default for etagkv_options.max_txn_bytes: 16 MiB of keys, values and
+ * content types per transaction. */
+#define ETAGKV_TXN_MAX_BYTES_DEFAULT ((uint64_t)16 << 20)
 
 /* ---------------------------------------------------------------------------
  * Statuses
@@ -113,6 +118,7 @@ extern "C" {
     X(TORN_STORE, 20, 500,                                                     \
       "store creation was cut short (power loss?): data.mdb holds no data; "   \
       "remove it and open again")                                              \
+    X(TXN_TOO_LARGE, 21, 413, "transaction has too many operations or bytes")  \
     X(READ_ONLY, 22, 405, "the store is open read-only")                       \
     X(COMPACTED, 23, 410,                                                      \
       "the change log no longer holds events that old: re-read and watch "     \
@@ -237,12 +243,17 @@ typedef struct etagkv_meta {
 /** An opaque, parsed set of the four precondition headers. */
 typedef struct etagkv_cond etagkv_cond;
 
-/** The four precondition headers. */
+/** The four precondition headers of RFC 9110, and etagkv's own revision
+ * condition (DESIGN §2). */
 typedef enum etagkv_header {
     ETAGKV_IF_MATCH = 0,
     ETAGKV_IF_NONE_MATCH = 1,
     ETAGKV_IF_MODIFIED_SINCE = 2,
-    ETAGKV_IF_UNMODIFIED_SINCE = 3
+    ETAGKV_IF_UNMODIFIED_SINCE = 3,
+    /** ETagKV-If-Revision: N.  True iff the key's mod_revision is N, or,
+     * for N = 0, iff the key is absent.  Unlike an ETag it cannot return to
+     * an old value after A->B->A (ABA); see etagkv_cond_set_if_revision(). */
+    ETAGKV_IF_REVISION = 4
 } etagkv_header;
 
 /** The request methods whose precondition rules differ. */
@@ -277,9 +288,16 @@ ETAGKV_API void etagkv_cond_free(etagkv_cond *c);
  * requires; so is a second occurrence of the same header (the header is then
  * treated as invalid and ignored).
  *
+ * ETagKV-If-Revision (DESIGN §2): a decimal revision, 1*DIGIT with optional
+ * surrounding spaces or tabs, at most UINT64_MAX.  Anything else (a sign,
+ * other bytes, empty, overflow) is invalid, not ignored: ignoring it would
+ * make a conditional write unconditional.  A further line must name the
+ * same revision; one that names another is invalid.
+ *
  * Returns ETAGKV_OK; ETAGKV_INVALID_HEADER for an invalid entity-tag list
- * (HTTP 400); ETAGKV_INVALID_ARGUMENT for NULL c, NULL value with len > 0,
- * or an unknown header; ETAGKV_NO_MEMORY.  On failure c is unchanged. */
+ * or revision (HTTP 400); ETAGKV_INVALID_ARGUMENT for NULL c, NULL value with
+ * len > 0, or an unknown header; ETAGKV_NO_MEMORY.  On failure c is unchanged.
+ */
 ETAGKV_API etagkv_status etagkv_cond_add(etagkv_cond *c, etagkv_header h,
                                          const char *value, size_t len);
 
@@ -319,9 +337,18 @@ ETAGKV_API etagkv_status etagkv_cond_create_only(etagkv_cond **out);
  * §13.1.1).  Returns as etagkv_cond_create_only(). */
 ETAGKV_API etagkv_status etagkv_cond_update_only(etagkv_cond **out);
 
-/** 1 if c makes a write conditional: If-Match or If-None-Match present, or
- * If-Unmodified-Since present with a valid date (an invalid date is ignored,
- * so it does not count; If-Modified-Since never applies to writes).  Else 0;
+/** Set ETagKV-If-Revision (DESIGN §2) on c: the condition holds iff the
+ * key's mod_revision is revision, or, for revision 0, iff the key is
+ * absent.  It is evaluated before If-Match (see etagkv_cond_evaluate()) and
+ * replaces any revision c held.  Returns ETAGKV_OK, or
+ * ETAGKV_INVALID_ARGUMENT for NULL c (then nothing changed). */
+ETAGKV_API etagkv_status etagkv_cond_set_if_revision(etagkv_cond *c,
+                                                     uint64_t revision);
+
+/** 1 if c makes a write conditional: If-Match, If-None-Match or
+ * ETagKV-If-Revision present, or If-Unmodified-Since present with a valid
+ * date (an invalid date is ignored, so it does not count; If-Modified-Since
+ * never applies to writes).  Else 0;
  * NULL gives 0.  Used by the server's require-conditions mode (DESIGN §5):
  * an unconditional PUT or DELETE there is answered with 428. */
 ETAGKV_API int etagkv_cond_is_conditional(const etagkv_cond *c);
@@ -332,6 +359,9 @@ ETAGKV_API int etagkv_cond_is_conditional(const etagkv_cond *c);
  *  0. §13.2.1: GET, HEAD and DELETE of an absent key are ETAGKV_NOT_FOUND
  *     whatever the conditions, because the unconditional request would not
  *     have succeeded.
+ *  R. ETagKV-If-Revision present (DESIGN §2): true iff the key's
+ *     mod_revision equals it, or, for 0, iff the key is absent.  False:
+ *     ETAGKV_PRECONDITION_FAILED (for every method, as If-Match).
  *  1. If-Match present: "*" is true iff the key exists; a list is true iff
  *     a listed tag equals the current ETag by strong comparison (a W/ tag
  *     never matches).  False: ETAGKV_PRECONDITION_FAILED.
@@ -441,6 +471,14 @@ typedef struct etagkv_options {
     /** Age in seconds after which an event is trimmed from the change log,
      * whatever the count; default 3,600 (one hour). */
     uint64_t changes_retention_s;
+    /** Most operations in one transaction (etagkv_txn_commit()); default
+     * ETAGKV_TXN_MAX_OPS_DEFAULT (128).  A larger transaction is refused
+     * with ETAGKV_TXN_TOO_LARGE and nothing applied. */
+    uint64_t max_txn_ops;
+    /** Most bytes in one transaction: the sum of its keys, values and
+     * content types; default ETAGKV_TXN_MAX_BYTES_DEFAULT (16 MiB).  A
+     * larger one is refused with ETAGKV_TXN_TOO_LARGE. */
+    uint64_t max_txn_bytes;
 } etagkv_options;
 
 /** Fill o with the defaults described above.  NULL is accepted (no-op). */
@@ -972,6 +1010,198 @@ ETAGKV_API etagkv_status etagkv_notify_open(etagkv_store *s, int *fd_out);
 /** Stop notifying fd and close it.  An fd not from etagkv_notify_open() on
  * s is left alone.  NULL s is accepted (no-op). */
 ETAGKV_API void etagkv_notify_close(etagkv_store *s, int fd);
+
+/* ---------------------------------------------------------------------------
+ * Multi-key transactions (DESIGN §7)
+ *
+ * A transaction is an ordered list of operations on any keys -- get, check,
+ * put, delete, each with its own conditions -- applied all or nothing in
+ * one write transaction.  Every operation is evaluated by
+ * etagkv_cond_evaluate(), against the state left by the operations before
+ * it in the same transaction (a later operation sees an earlier one's
+ * write), and gets the status the same single request would get.  The
+ * transaction commits iff no operation failed; an operation fails when it
+ * is ETAGKV_PRECONDITION_FAILED, or ETAGKV_NOT_FOUND for anything but a
+ * get.  Otherwise nothing is written and the outcome is ETAGKV_CONFLICT
+ * (409), with the index of the first failing operation and the current
+ * state of every key named, so that a caller can rebase without another
+ * read.  All the writes of a committed transaction share one store
+ * revision.  A transaction is one entry of a group-commit batch (DESIGN
+ * §4): evaluated in arrival order with its neighbours, and its conflict
+ * never touches them.
+ *
+ * Thread safety: an etagkv_txn is used by one thread at a time, and not at
+ * all between etagkv_txn_submit() and its callback.
+ * ------------------------------------------------------------------------- */
+
+/** An opaque transaction: the operations, then, after a commit, their
+ * results. */
+typedef struct etagkv_txn etagkv_txn;
+
+/** etagkv_txn_outcome.failed when no operation failed. */
+#define ETAGKV_TXN_NONE ((size_t)-1)
+
+/** The outcome of a transaction as a whole (etagkv_txn_report()). */
+typedef struct etagkv_txn_outcome {
+    /** As returned by etagkv_txn_commit() or passed to the callback of
+     * etagkv_txn_submit(); ETAGKV_INVALID_ARGUMENT before any commit. */
+    etagkv_status status;
+    /** ETAGKV_CONFLICT: the index of the first failing operation; else
+     * ETAGKV_TXN_NONE. */
+    size_t failed;
+    /** ETAGKV_OK: the revision of the commit, shared by every key written,
+     * or the store's current revision when the transaction wrote nothing;
+     * ETAGKV_CONFLICT: the current revision; otherwise 0.  For a replay, as
+     * recorded. */
+    uint64_t revision;
+    /** 1 if this is the recorded outcome of an earlier execution with the
+     * same idempotency key (nothing was executed now). */
+    int replayed;
+} etagkv_txn_outcome;
+
+/** The result of one operation (etagkv_txn_op()). */
+typedef struct etagkv_txn_op_result {
+    /** 1 if the operation was evaluated.  0 for the operations after the
+     * failing one of a conflict (HTTP: "status": null), and for every
+     * operation when the transaction failed as a whole (a store error, a
+     * refused argument) or has not been committed. */
+    int evaluated;
+    /** When evaluated: what the operation got, as the single request
+     * would.  get: ETAGKV_OK, ETAGKV_NOT_MODIFIED (If-None-Match or
+     * If-Modified-Since false), ETAGKV_NOT_FOUND, ETAGKV_PRECONDITION_FAILED.
+     * check: ETAGKV_OK or ETAGKV_PRECONDITION_FAILED (a missing key is not
+     * 404: the check is evaluated as a PUT that writes nothing).  put:
+     * ETAGKV_CREATED, ETAGKV_OK or ETAGKV_PRECONDITION_FAILED.  delete:
+     * ETAGKV_OK, ETAGKV_NOT_FOUND or ETAGKV_PRECONDITION_FAILED. */
+    etagkv_status status;
+    /** The key's state.  Committed: right after this operation (so after
+     * the transaction, unless a later operation of it wrote the key again);
+     * a deleted key has exists 0 and mod_revision the transaction's.
+     * Conflict: the key as it is in the store now, for every operation,
+     * evaluated or not (nothing was written).  Zeroed when not evaluated
+     * for any other reason. */
+    etagkv_meta meta;
+    /** A committed get with status ETAGKV_OK: its value at the
+     * transaction's snapshot (as left by the operations before it), owned
+     * by the transaction and valid until it is committed again or freed.
+     * NULL and 0 otherwise. */
+    const void *value;
+    size_t value_len;
+} etagkv_txn_op_result;
+
+/** Create an empty transaction.  Returns ETAGKV_OK, ETAGKV_INVALID_ARGUMENT
+ * (out NULL) or ETAGKV_NO_MEMORY; on failure *out is NULL. */
+ETAGKV_API etagkv_status etagkv_txn_new(etagkv_txn **out);
+
+/** Free a transaction, its copies of keys, values and conditions, and its
+ * results.  NULL is accepted.  Not while a submitted commit is pending. */
+ETAGKV_API void etagkv_txn_free(etagkv_txn *t);
+
+/* Adding operations.  Each copies key, value, content type and the
+ * conditions c (NULL: none), so they are the caller's again when the call
+ * returns.  Operations run in the order they were added.
+ *
+ * Each returns ETAGKV_OK, or a refusal -- ETAGKV_INVALID_KEY (key_len 0),
+ * ETAGKV_KEY_TOO_LONG, ETAGKV_INVALID_HEADER (put: a content type that
+ * etagkv_put() refuses), ETAGKV_INVALID_ARGUMENT (NULL t or key, NULL value
+ * with value_len > 0), ETAGKV_NO_MEMORY -- and then the operation is not
+ * added, and t remembers the first refusal: a later etagkv_txn_commit()
+ * or etagkv_txn_submit() returns it and applies nothing, so a transaction
+ * missing an operation can never commit by accident. */
+
+/** Add a get: read key's value at the transaction's snapshot, subject to c
+ * evaluated as for GET.  Its ETAGKV_NOT_FOUND and ETAGKV_NOT_MODIFIED do
+ * not fail the transaction; its ETAGKV_PRECONDITION_FAILED does. */
+ETAGKV_API etagkv_status etagkv_txn_get(etagkv_txn *t, const void *key,
+                                        size_t key_len, const etagkv_cond *c);
+
+/** Add a check: evaluate c as for a PUT that writes nothing.  A missing
+ * key is not ETAGKV_NOT_FOUND, so etagkv_cond_create_only() asserts
+ * absence; a passing check is ETAGKV_OK. */
+ETAGKV_API etagkv_status etagkv_txn_check(etagkv_txn *t, const void *key,
+                                          size_t key_len, const etagkv_cond *c);
+
+/** Add a put of value under key, with content_type (NULL: the default
+ * ETAGKV_CONTENT_TYPE_DEFAULT), if c holds as for a PUT. */
+ETAGKV_API etagkv_status etagkv_txn_put(etagkv_txn *t, const void *key,
+                                        size_t key_len, const void *value,
+                                        size_t value_len,
+                                        const char *content_type,
+                                        const etagkv_cond *c);
+
+/** Add a delete of key, if c holds as for a DELETE (a missing key is
+ * ETAGKV_NOT_FOUND whatever c says, RFC 9110 §13.2.1, and fails the
+ * transaction). */
+ETAGKV_API etagkv_status etagkv_txn_delete(etagkv_txn *t, const void *key,
+                                           size_t key_len,
+                                           const etagkv_cond *c);
+
+/** Give the transaction an idempotency key (1 to ETAGKV_IDEMPOTENCY_KEY_MAX
+ * bytes, copied; NULL and 0 remove it).  Its first execution records the
+ * outcome (ETAGKV_OK or ETAGKV_CONFLICT, failed index, revision, and every
+ * operation's status and meta) in the same write transaction, under a
+ * fingerprint of every operation (kind, key, value hash, content type,
+ * parsed conditions); a repeat with the same key and operations returns
+ * the recorded outcome (etagkv_txn_outcome.replayed 1) and writes nothing,
+ * even if other writes happened since.  A transaction containing a get
+ * cannot have one: its value could not be replayed (the commit is then
+ * ETAGKV_INVALID_ARGUMENT).  Returns ETAGKV_OK, ETAGKV_INVALID_HEADER
+ * (too long; remembered as the adds' refusals are),
+ * ETAGKV_INVALID_ARGUMENT (NULL t, NULL key with len > 0) or
+ * ETAGKV_NO_MEMORY. */
+ETAGKV_API etagkv_status etagkv_txn_set_idempotency_key(etagkv_txn *t,
+                                                        const void *key,
+                                                        size_t len);
+
+/** Commit t in s, blocking until the outcome is durable in the store's
+ * sync mode (or nothing was written).  The results of a previous commit of
+ * t are replaced; read them with etagkv_txn_report() and etagkv_txn_op().
+ *
+ * Returns:
+ *  ETAGKV_OK                  every operation passed; its writes are
+ *                             committed under one new revision (none when
+ *                             it writes nothing: then nothing is
+ *                             committed);
+ *  ETAGKV_CONFLICT            an operation failed (412, or 404 of a
+ *                             non-get); nothing written;
+ *  ETAGKV_TXN_TOO_LARGE       more than max_txn_ops operations or
+ *                             max_txn_bytes bytes (etagkv_options);
+ *  ETAGKV_VALUE_TOO_LARGE     a put's value is over max_value_bytes;
+ *  ETAGKV_IDEMPOTENCY_MISMATCH, ETAGKV_IDEMPOTENCY_FULL  as for
+ *                             etagkv_write();
+ *  ETAGKV_INVALID_ARGUMENT    NULL s or t, or a get with an idempotency
+ *                             key;
+ *  the first refusal of an add (see above);
+ *  ETAGKV_STORE_FULL, ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY, ETAGKV_CORRUPT.
+ * On every status but OK and CONFLICT nothing was written and no operation
+ * is evaluated. */
+ETAGKV_API etagkv_status etagkv_txn_commit(etagkv_store *s, etagkv_txn *t);
+
+/** Asynchronous etagkv_txn_commit(): queue t and return at once; done is
+ * called once, from a library thread as for etagkv_submit(), with
+ * res->status the commit's status and res->replayed (res->meta is zeroed:
+ * read the results from t, during the callback or after it).  t must not
+ * be used or freed until done is called.  Returns ETAGKV_OK (done will be
+ * called), or without calling done the refusals of etagkv_txn_commit()
+ * that need no store (ETAGKV_TXN_TOO_LARGE, ETAGKV_VALUE_TOO_LARGE,
+ * ETAGKV_INVALID_ARGUMENT also for NULL done, an add's refusal) or
+ * ETAGKV_NO_MEMORY. */
+ETAGKV_API etagkv_status etagkv_txn_submit(etagkv_store *s, etagkv_txn *t,
+                                           etagkv_done_fn done, void *ctx);
+
+/** The number of operations added to t (0 for NULL). */
+ETAGKV_API size_t etagkv_txn_count(const etagkv_txn *t);
+
+/** Fill *out with the outcome of t's last commit (status
+ * ETAGKV_INVALID_ARGUMENT and the rest zero, failed ETAGKV_TXN_NONE,
+ * before any).  NULL t or out: nothing happens. */
+ETAGKV_API void etagkv_txn_report(const etagkv_txn *t, etagkv_txn_outcome *out);
+
+/** The result of operation i of t's last commit, owned by t and valid
+ * until t is committed again or freed; NULL when i >= etagkv_txn_count(t)
+ * or t is NULL. */
+ETAGKV_API const etagkv_txn_op_result *etagkv_txn_op(const etagkv_txn *t,
+                                                     size_t i);
 
 #ifdef __cplusplus
 }

@@ -33,16 +33,7 @@ static etagkv_status op_put(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
     void *dst;
     etagkv_status st;
 
-    /* DESIGN §1: modified never goes backwards for a key, whatever the
-     * wall clock does: max(now, previous + 1), and at the very end of the
-     * range it stays there rather than wrap to 0. */
-    r.modified_ns = old != NULL && old->modified_ns >= now
-                        ? old->modified_ns + (old->modified_ns < UINT64_MAX)
-                        : now;
-    r.created_ns = old != NULL ? old->created_ns : r.modified_ns;
-    r.create_revision = old != NULL ? old->create_revision : rev;
-    r.mod_revision = rev;
-    r.version = old != NULL ? old->version + 1 : 1;
+    ekv_record_successor(&r, old, now, rev);
     memcpy(r.hash, op->value_hash, EKV_HASH_BYTES);
     r.content_type = op->content_type;
     r.content_type_len = op->content_type_len;
@@ -77,6 +68,8 @@ static etagkv_status op_execute(etagkv_store *s, ekv_txn *txn,
     ekv_record old;
     etagkv_status st;
 
+    if (op->txn != NULL)
+        return ekv_txn_execute(s, txn, op, rev);
     st = ekv_record_get(txn, op->key, op->key_len, &old);
     if (st == ETAGKV_OK) {
         ekv_record_meta(&old, &op->meta);
@@ -111,12 +104,14 @@ static etagkv_status op_execute(etagkv_store *s, ekv_txn *txn,
     return st;
 }
 
-/* The outcomes worth replaying: what the request itself decided.  Errors
- * of the store are not recorded, so a retry after one executes afresh. */
+/* The outcomes worth replaying: what the request itself decided (a
+ * transaction's conflict too, DESIGN §7).  Errors of the store are not
+ * recorded, so a retry after one executes afresh. */
 static int recordable(etagkv_status st)
 {
     return st == ETAGKV_OK || st == ETAGKV_CREATED ||
-           st == ETAGKV_PRECONDITION_FAILED || st == ETAGKV_NOT_FOUND;
+           st == ETAGKV_PRECONDITION_FAILED || st == ETAGKV_NOT_FOUND ||
+           st == ETAGKV_CONFLICT;
 }
 
 /* Apply op: answer it from its idempotency entry if it has a live one,

@@ -22,6 +22,10 @@ struct etagkv_cond {
     enum date_state modified_since_state, unmodified_since_state;
     int64_t modified_since_s,
         unmodified_since_s; /* seconds since the epoch when DATE_VALID */
+    /* ETagKV-If-Revision (DESIGN §2): the key's mod_revision must be
+     * if_revision, or the key absent when it is 0. */
+    int if_revision_present;
+    uint64_t if_revision;
 };
 
 etagkv_status etagkv_cond_new(etagkv_cond **out)
@@ -61,6 +65,60 @@ static void add_date(enum date_state *state, int64_t *t, const char *value,
     }
 }
 
+/* ETagKV-If-Revision: 1*DIGIT with optional surrounding whitespace
+ * (RFC 9110 §5.5 strips it from a field value), at most UINT64_MAX.  No
+ * sign, no other byte: a malformed revision is a client error, never an
+ * ignored header, because ignoring it would make a conditional write
+ * unconditional.  Returns 0 and *out, or -1. */
+static int parse_revision(const char *v, size_t len, uint64_t *out)
+{
+    size_t i = 0, end = len;
+    uint64_t n = 0;
+
+    while (i < end && (v[i] == ' ' || v[i] == '\t'))
+        i++;
+    while (end > i && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+        end--;
+    if (i == end)
+        return -1;
+    for (; i < end; i++) {
+        unsigned d = (unsigned char)v[i] - '0';
+
+        if (d > 9 || n > (UINT64_MAX - d) / 10)
+            return -1;
+        n = n * 10 + d;
+    }
+    *out = n;
+    return 0;
+}
+
+/* A further line of ETagKV-If-Revision must say the same revision: two
+ * different ones cannot both hold, and picking one would be a guess. */
+static etagkv_status add_revision(etagkv_cond *c, const char *value, size_t len)
+{
+    uint64_t rev;
+
+    if (parse_revision(value, len, &rev) != 0)
+        return ekv_fail(ETAGKV_INVALID_HEADER,
+                        "ETagKV-If-Revision is not a revision number");
+    if (c->if_revision_present && c->if_revision != rev)
+        return ekv_fail(ETAGKV_INVALID_HEADER,
+                        "ETagKV-If-Revision lines name different revisions");
+    c->if_revision_present = 1;
+    c->if_revision = rev;
+    return ETAGKV_OK;
+}
+
+etagkv_status etagkv_cond_set_if_revision(etagkv_cond *c, uint64_t revision)
+{
+    ekv_clear_error();
+    if (c == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    c->if_revision_present = 1;
+    c->if_revision = revision;
+    return ETAGKV_OK;
+}
+
 etagkv_status etagkv_cond_add(etagkv_cond *c, etagkv_header h,
                               const char *value, size_t len)
 {
@@ -78,6 +136,7 @@ etagkv_status etagkv_cond_add(etagkv_cond *c, etagkv_header h,
         add_date(&c->unmodified_since_state, &c->unmodified_since_s, value,
                  len);
         return ETAGKV_OK;
+    case ETAGKV_IF_REVISION: return add_revision(c, value, len);
     }
     return ETAGKV_INVALID_ARGUMENT;
 }
@@ -172,7 +231,7 @@ int etagkv_cond_is_conditional(const etagkv_cond *c)
     if (c == NULL)
         return 0;
     return c->if_match.present || c->if_none_match.present ||
-           c->unmodified_since_state == DATE_VALID;
+           c->unmodified_since_state == DATE_VALID || c->if_revision_present;
 }
 
 /* RFC 9110 §13.1.1: "*" is true iff a current representation exists; a
@@ -219,6 +278,18 @@ etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
     if (c == NULL)
         return ETAGKV_OK;
 
+    /* DESIGN §2: ETagKV-If-Revision comes first, under the same §13.2.1
+     * rule as If-Match (hence after step 0).  0 asserts absence. */
+    if (c->if_revision_present) {
+        int holds =
+            c->if_revision == 0
+                ? current == NULL
+                : current != NULL && current->mod_revision == c->if_revision;
+
+        if (!holds)
+            return ETAGKV_PRECONDITION_FAILED;
+    }
+
     /* §13.2.2 step 1, else step 2.  A missing key has no modification date,
      * so If-Unmodified-Since cannot be evaluated and is ignored (§13.1.4). */
     if (c->if_match.present) {
@@ -238,6 +309,55 @@ etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
         if (ETAGKV_META_LAST_MODIFIED(current) <= c->modified_since_s)
             return ETAGKV_NOT_MODIFIED;
     }
+    return ETAGKV_OK;
+}
+
+/* ---- copies ----------------------------------------------------------------
+ */
+
+/* Copy list src into the zeroed list dst; -1 when out of memory (dst then
+ * holds what it got, for ekv_taglist_clear()). */
+static int copy_list(ekv_taglist *dst, const ekv_taglist *src)
+{
+    *dst = *src;
+    dst->tags = NULL;
+    dst->buf = NULL;
+    dst->cap = src->n;
+    dst->buf_cap = src->buf_len;
+    if (src->n > 0) {
+        dst->tags = malloc(src->n * sizeof(*src->tags));
+        if (dst->tags == NULL)
+            return -1;
+        memcpy(dst->tags, src->tags, src->n * sizeof(*src->tags));
+    }
+    if (src->buf_len > 0) {
+        dst->buf = malloc(src->buf_len);
+        if (dst->buf == NULL)
+            return -1;
+        memcpy(dst->buf, src->buf, src->buf_len);
+    }
+    return 0;
+}
+
+etagkv_status ekv_cond_copy(const etagkv_cond *c, etagkv_cond **out)
+{
+    etagkv_cond *d;
+
+    *out = NULL;
+    if (c == NULL)
+        return ETAGKV_OK;
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return ETAGKV_NO_MEMORY;
+    *d = *c;
+    memset(&d->if_match, 0, sizeof(d->if_match));
+    memset(&d->if_none_match, 0, sizeof(d->if_none_match));
+    if (copy_list(&d->if_match, &c->if_match) != 0 ||
+        copy_list(&d->if_none_match, &c->if_none_match) != 0) {
+        etagkv_cond_free(d);
+        return ETAGKV_NO_MEMORY;
+    }
+    *out = d;
     return ETAGKV_OK;
 }
 
@@ -280,7 +400,7 @@ etagkv_status ekv_cond_serialize(const etagkv_cond *c, uint8_t **out,
 
     if (c == NULL)
         c = &none;
-    n = list_bytes(&c->if_match) + list_bytes(&c->if_none_match) + 2 * 9;
+    n = list_bytes(&c->if_match) + list_bytes(&c->if_none_match) + 3 * 9;
     buf = malloc(n);
     if (buf == NULL)
         return ETAGKV_NO_MEMORY;
@@ -288,6 +408,9 @@ etagkv_status ekv_cond_serialize(const etagkv_cond *c, uint8_t **out,
     p = put_list(p, &c->if_none_match);
     p = put_date(p, c->modified_since_state, c->modified_since_s);
     p = put_date(p, c->unmodified_since_state, c->unmodified_since_s);
+    *p++ = (uint8_t)c->if_revision_present;
+    ekv_put_le64(p, c->if_revision);
+    p += 8;
     *out = buf;
     *len = (size_t)(p - buf);
     return ETAGKV_OK;

@@ -18,6 +18,13 @@
  *  16  16B  request fingerprint      80  16B ETag hash
  *  96       content type bytes
  *
+ * A transaction's entry (version 2) has the same first 32 bytes (its
+ * status is OK or CONFLICT), zeroes to byte 96, then the outcome of every
+ * operation in txn.c's layout (ekv_txn_entry_encode()); bytes 32..96 of a
+ * single write's entry are the meta block both share
+ * (ekv_idem_meta_encode()).  The fingerprints of the two kinds never
+ * collide, so a key reused across kinds is a mismatch (422).
+ *
  * Expired entries are purged a few at a time inside write transactions that
  * commit anyway, by a scan in key order that resumes where the last one
  * stopped, so no write ever pays for a large purge.  The budget grows with
@@ -31,6 +38,7 @@
 #include "store.h"
 
 #define ENTRY_VERSION 1
+#define ENTRY_VERSION_TXN 2 /* a transaction's outcome follows the header */
 #define ENTRY_HEADER_BYTES 96
 
 /* Per committing transaction, and again per entry it records: entries
@@ -60,8 +68,57 @@ static int expired(const etagkv_store *s, uint64_t recorded, uint64_t now)
 
 static size_t entry_size(const struct ekv_op *op)
 {
+    if (op->txn != NULL)
+        return ENTRY_HEADER_BYTES + ekv_txn_entry_size(op);
     return ENTRY_HEADER_BYTES +
            (op->meta.exists ? strlen(op->meta.content_type) : 0);
+}
+
+/* The 64 bytes of a meta at p: value_bytes, created_ns, modified_ns,
+ * create_revision, mod_revision, version, then the ETag hash (zero when
+ * the key is absent). */
+void ekv_idem_meta_encode(uint8_t *p, const etagkv_meta *m,
+                          const uint8_t hash[EKV_HASH_BYTES])
+{
+    ekv_put_le64(p, m->value_bytes);
+    ekv_put_le64(p + 8, m->created_ns);
+    ekv_put_le64(p + 16, m->modified_ns);
+    ekv_put_le64(p + 24, m->create_revision);
+    ekv_put_le64(p + 32, m->mod_revision);
+    ekv_put_le64(p + 40, m->version);
+    if (m->exists)
+        memcpy(p + 48, hash, EKV_HASH_BYTES);
+    else
+        memset(p + 48, 0, EKV_HASH_BYTES);
+}
+
+void ekv_idem_meta_decode(const uint8_t *p, int exists, etagkv_meta *m,
+                          uint8_t hash[EKV_HASH_BYTES])
+{
+    memset(m, 0, sizeof(*m));
+    m->exists = exists;
+    m->value_bytes = ekv_get_le64(p);
+    m->created_ns = ekv_get_le64(p + 8);
+    m->modified_ns = ekv_get_le64(p + 16);
+    m->create_revision = ekv_get_le64(p + 24);
+    m->mod_revision = ekv_get_le64(p + 32);
+    m->version = ekv_get_le64(p + 40);
+    if (exists) {
+        memcpy(hash, p + 48, EKV_HASH_BYTES);
+        ekv_etag_format(hash, m->etag);
+    }
+}
+
+/* The header common to both kinds of entry: version, status, recorded at,
+ * fingerprint.  A single write's outcome follows in the header itself; a
+ * transaction's (version 2) after it, in txn.c's layout. */
+static void header_encode(uint8_t *p, const struct ekv_op *op, uint64_t now)
+{
+    memset(p, 0, ENTRY_HEADER_BYTES);
+    p[0] = op->txn != NULL ? ENTRY_VERSION_TXN : ENTRY_VERSION;
+    ekv_put_le16(p + 2, (uint16_t)op->status);
+    ekv_put_le64(p + 8, now);
+    memcpy(p + 16, op->fingerprint, EKV_HASH_BYTES);
 }
 
 static void entry_encode(uint8_t *p, const struct ekv_op *op, uint64_t now)
@@ -69,23 +126,15 @@ static void entry_encode(uint8_t *p, const struct ekv_op *op, uint64_t now)
     const etagkv_meta *m = &op->meta;
     size_t ct = m->exists ? strlen(m->content_type) : 0;
 
-    memset(p, 0, ENTRY_HEADER_BYTES);
-    p[0] = ENTRY_VERSION;
-    p[1] = (uint8_t)(m->exists ? 1 : 0);
-    ekv_put_le16(p + 2, (uint16_t)op->status);
-    ekv_put_le16(p + 4, (uint16_t)ct);
-    ekv_put_le64(p + 8, now);
-    memcpy(p + 16, op->fingerprint, EKV_HASH_BYTES);
-    ekv_put_le64(p + 32, m->value_bytes);
-    ekv_put_le64(p + 40, m->created_ns);
-    ekv_put_le64(p + 48, m->modified_ns);
-    ekv_put_le64(p + 56, m->create_revision);
-    ekv_put_le64(p + 64, m->mod_revision);
-    ekv_put_le64(p + 72, m->version);
-    if (m->exists) {
-        memcpy(p + 80, op->meta_hash, EKV_HASH_BYTES);
-        memcpy(p + ENTRY_HEADER_BYTES, m->content_type, ct);
+    header_encode(p, op, now);
+    if (op->txn != NULL) {
+        ekv_txn_entry_encode(op, p + ENTRY_HEADER_BYTES);
+        return;
     }
+    p[1] = (uint8_t)(m->exists ? 1 : 0);
+    ekv_put_le16(p + 4, (uint16_t)ct);
+    ekv_idem_meta_encode(p + 32, m, op->meta_hash);
+    memcpy(p + ENTRY_HEADER_BYTES, m->content_type, ct);
 }
 
 /* Decode an entry's outcome into op (status, meta, replayed).  0, or -1
@@ -94,25 +143,22 @@ static int entry_decode(const uint8_t *p, size_t len, struct ekv_op *op)
 {
     size_t ct;
 
-    if (len < ENTRY_HEADER_BYTES || p[0] != ENTRY_VERSION)
+    if (len < ENTRY_HEADER_BYTES ||
+        p[0] != (op->txn != NULL ? ENTRY_VERSION_TXN : ENTRY_VERSION))
         return -1;
+    op->status = (etagkv_status)ekv_get_le16(p + 2);
+    if (op->txn != NULL) {
+        if (ekv_txn_entry_decode(op, p + ENTRY_HEADER_BYTES,
+                                 len - ENTRY_HEADER_BYTES) != 0)
+            return -1;
+        op->replayed = 1;
+        return 0;
+    }
     ct = ekv_get_le16(p + 4);
     if (ct > ETAGKV_CONTENT_TYPE_MAX || len != ENTRY_HEADER_BYTES + ct)
         return -1;
-    memset(&op->meta, 0, sizeof(op->meta));
-    op->status = (etagkv_status)ekv_get_le16(p + 2);
-    op->meta.exists = p[1] & 1;
-    op->meta.value_bytes = ekv_get_le64(p + 32);
-    op->meta.created_ns = ekv_get_le64(p + 40);
-    op->meta.modified_ns = ekv_get_le64(p + 48);
-    op->meta.create_revision = ekv_get_le64(p + 56);
-    op->meta.mod_revision = ekv_get_le64(p + 64);
-    op->meta.version = ekv_get_le64(p + 72);
-    if (op->meta.exists) {
-        memcpy(op->meta_hash, p + 80, EKV_HASH_BYTES);
-        ekv_etag_format(op->meta_hash, op->meta.etag);
-        memcpy(op->meta.content_type, p + ENTRY_HEADER_BYTES, ct);
-    }
+    ekv_idem_meta_decode(p + 32, p[1] & 1, &op->meta, op->meta_hash);
+    memcpy(op->meta.content_type, p + ENTRY_HEADER_BYTES, ct);
     op->replayed = 1;
     return 0;
 }

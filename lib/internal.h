@@ -98,6 +98,10 @@ int ekv_taglist_match_weak(const ekv_taglist *l, const char *etag);
 etagkv_status ekv_cond_serialize(const etagkv_cond *c, uint8_t **out,
                                  size_t *len);
 
+/* A deep copy of c in *out (NULL for NULL c), to release with
+ * etagkv_cond_free().  ETAGKV_OK or ETAGKV_NO_MEMORY (*out NULL). */
+etagkv_status ekv_cond_copy(const etagkv_cond *c, etagkv_cond **out);
+
 /* ---- record.c ------------------------------------------------------------ */
 
 /* On-disk record layout, version 1, all integers little-endian:
@@ -138,6 +142,14 @@ void ekv_put_le16(uint8_t *p, uint16_t v);
 void ekv_put_le64(uint8_t *p, uint64_t v);
 uint16_t ekv_get_le16(const uint8_t *p);
 uint64_t ekv_get_le64(const uint8_t *p);
+
+/* The times, revisions and version of a record written at revision rev
+ * and wall clock now_ns over old (NULL: the key was absent), DESIGN §1:
+ * modified never goes backwards for a key (max(now, previous + 1));
+ * created and create_revision are kept across replacements; version counts
+ * the writes since (re)creation.  The other fields of r are untouched. */
+void ekv_record_successor(ekv_record *r, const ekv_record *old, uint64_t now_ns,
+                          uint64_t rev);
 
 /* Bytes needed to encode a record. */
 size_t ekv_record_size(size_t content_type_len, size_t value_len);

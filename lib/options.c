@@ -31,6 +31,8 @@ void etagkv_options_init(etagkv_options *o)
     o->file_mode = ETAGKV_FILE_MODE_DEFAULT;
     o->changes_max_events = ETAGKV_CHANGES_MAX_EVENTS_DEFAULT;
     o->changes_retention_s = ETAGKV_CHANGES_RETENTION_S_DEFAULT;
+    o->max_txn_ops = ETAGKV_TXN_MAX_OPS_DEFAULT;
+    o->max_txn_bytes = ETAGKV_TXN_MAX_BYTES_DEFAULT;
 }
 
 /* Round n up to a multiple of the page size p (a power of two). */
@@ -78,6 +80,10 @@ static void fill_defaults(etagkv_options *o)
         o->changes_max_events = ETAGKV_CHANGES_MAX_EVENTS_DEFAULT;
     if (o->changes_retention_s == 0)
         o->changes_retention_s = ETAGKV_CHANGES_RETENTION_S_DEFAULT;
+    if (o->max_txn_ops == 0)
+        o->max_txn_ops = ETAGKV_TXN_MAX_OPS_DEFAULT;
+    if (o->max_txn_bytes == 0)
+        o->max_txn_bytes = ETAGKV_TXN_MAX_BYTES_DEFAULT;
 }
 
 etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes)

@@ -51,6 +51,20 @@ uint64_t ekv_get_le64(const uint8_t *p)
     return v;
 }
 
+void ekv_record_successor(ekv_record *r, const ekv_record *old, uint64_t now_ns,
+                          uint64_t rev)
+{
+    /* At the very end of the range modified stays there rather than wrap
+     * to 0. */
+    r->modified_ns = old != NULL && old->modified_ns >= now_ns
+                         ? old->modified_ns + (old->modified_ns < UINT64_MAX)
+                         : now_ns;
+    r->created_ns = old != NULL ? old->created_ns : r->modified_ns;
+    r->create_revision = old != NULL ? old->create_revision : rev;
+    r->mod_revision = rev;
+    r->version = old != NULL ? old->version + 1 : 1;
+}
+
 size_t ekv_record_size(size_t content_type_len, size_t value_len)
 {
     return EKV_RECORD_HEADER_BYTES + content_type_len + value_len;

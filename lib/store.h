@@ -92,7 +92,10 @@ static inline uint64_t ekv_now_ns(const etagkv_store *s)
 }
 
 /* A put or delete, with everything computed that can be computed outside a
- * transaction (write.c); apply.c fills in the outcome. */
+ * transaction (write.c); apply.c fills in the outcome.  Or a whole
+ * multi-key transaction (txn != NULL, txn.c): one entry of a batch, whose
+ * operations and results live in the etagkv_txn; then value_len is its
+ * byte total (for the batch's cap) and status its outcome. */
 struct ekv_op {
     etagkv_method method; /* ETAGKV_METHOD_PUT or ETAGKV_METHOD_DELETE */
     const void *key;
@@ -111,11 +114,12 @@ struct ekv_op {
     etagkv_meta meta; /* the key's state after the operation */
     /* meta.etag in binary, when meta.exists: what idem.c records. */
     uint8_t meta_hash[EKV_HASH_BYTES];
-    int wrote;        /* the operation changed a record */
-    int dirty;        /* the transaction must commit for this op */
-    int replayed;     /* the outcome is a recorded one (idem.c) */
-    int recorded;     /* its outcome was recorded under idem_key */
-    char detail[128]; /* diagnostic of a failure */
+    int wrote;              /* the operation changed a record */
+    int dirty;              /* the transaction must commit for this op */
+    int replayed;           /* the outcome is a recorded one (idem.c) */
+    int recorded;           /* its outcome was recorded under idem_key */
+    char detail[128];       /* diagnostic of a failure */
+    struct etagkv_txn *txn; /* a multi-key transaction, or NULL */
 };
 
 /* ---- idem.c, all inside a write transaction ------------------------------ */
@@ -168,6 +172,33 @@ void ekv_notify_close(struct ekv_notify *n);
 
 /* A write transaction committed durably: wake the watchers. */
 void ekv_notify_commit(struct ekv_notify *n);
+
+/* The 64-byte meta block of an entry (both kinds): value_bytes, times,
+ * revisions, version, ETag hash.  Decoding formats the ETag and zeroes the
+ * content type (the caller copies it). */
+#define EKV_IDEM_META_BYTES 64
+void ekv_idem_meta_encode(uint8_t *p, const etagkv_meta *m,
+                          const uint8_t hash[EKV_HASH_BYTES]);
+void ekv_idem_meta_decode(const uint8_t *p, int exists, etagkv_meta *m,
+                          uint8_t hash[EKV_HASH_BYTES]);
+
+/* ---- txn.c, inside a write transaction ----------------------------------- */
+
+/* Execute the transaction op->txn in txn at the store revision *rev
+ * (advanced by one when it writes): evaluate every operation against the
+ * store overlaid with the writes of those before it, then, if none failed,
+ * write.  The outcome (ETAGKV_OK or ETAGKV_CONFLICT, or this transaction's
+ * own store failure) goes to op->status and the results to op->txn; the
+ * return value is not ETAGKV_OK when the batch must be abandoned. */
+etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
+                              uint64_t *rev);
+
+/* A transaction's recorded outcome, after the entry header (idem.c):
+ * its size, encoding, and decoding into op->txn (0, or -1 when the bytes
+ * do not fit the transaction). */
+size_t ekv_txn_entry_size(const struct ekv_op *op);
+void ekv_txn_entry_encode(const struct ekv_op *op, uint8_t *p);
+int ekv_txn_entry_decode(struct ekv_op *op, const uint8_t *p, size_t len);
 
 /* ---- apply.c ------------------------------------------------------------- */
 

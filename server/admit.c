@@ -30,6 +30,7 @@
 
 static const char allow_kv[] = "GET, HEAD, PUT, DELETE";
 static const char allow_read[] = "GET, HEAD";
+static const char allow_txn[] = "POST";
 
 /* Body bytes read and dropped after a refusal before the connection is cut:
  * MHD cannot answer in the middle of a body, so a refused chunked body is
@@ -51,6 +52,8 @@ static enum srv_method method_of(const char *m)
         return SRV_PUT;
     if (strcmp(m, MHD_HTTP_METHOD_DELETE) == 0)
         return SRV_DELETE;
+    if (strcmp(m, MHD_HTTP_METHOD_POST) == 0)
+        return SRV_POST;
     return SRV_OTHER;
 }
 
@@ -510,7 +513,8 @@ static int decode_key(struct srv_req *r, const char *key_enc)
     return 0;
 }
 
-/* The four precondition headers, every line of each, as raw values. */
+/* The four precondition headers and ETagKV-If-Revision (DESIGN §2), every
+ * line of each, as raw values. */
 static const struct {
     const char *name;
     etagkv_header h;
@@ -519,6 +523,7 @@ static const struct {
     {MHD_HTTP_HEADER_IF_NONE_MATCH, ETAGKV_IF_NONE_MATCH},
     {MHD_HTTP_HEADER_IF_MODIFIED_SINCE, ETAGKV_IF_MODIFIED_SINCE},
     {MHD_HTTP_HEADER_IF_UNMODIFIED_SINCE, ETAGKV_IF_UNMODIFIED_SINCE},
+    {"ETagKV-If-Revision", ETAGKV_IF_REVISION},
 };
 
 struct collect {
@@ -578,7 +583,8 @@ static int collect_conditions(struct MHD_Connection *c, struct srv_req *r,
         srv_refuse_status(r, col.st != ETAGKV_OK ? col.st : ETAGKV_INTERNAL,
                           col.st == ETAGKV_INVALID_HEADER
                               ? "If-Match or If-None-Match is not a valid "
-                                "entity-tag list (RFC 9110 §13.1.1)"
+                                "entity-tag list (RFC 9110 §13.1.1), or "
+                                "ETagKV-If-Revision not one revision number"
                               : NULL);
         return -1;
     }
@@ -697,11 +703,20 @@ static int scope_idempotency_key(struct srv_req *r)
 
 /* ---- the body and its limit ---------------------------------------------- */
 
-/* Refuse a PUT whose Content-Length is over the limit, before its body is
- * read; otherwise size the body buffer once. */
+/* The body limit of r: a value's for PUT, the transaction body's for
+ * POST /txn. */
+static uint64_t body_limit(const struct srv *s, const struct srv_req *r)
+{
+    return r->route == SRV_ROUTE_TXN ? s->max_txn_body_bytes
+                                     : s->max_value_bytes;
+}
+
+/* Refuse a PUT or POST whose Content-Length is over the limit, before its
+ * body is read; otherwise size the body buffer once. */
 static void check_length(const struct srv *s, struct MHD_Connection *c,
                          struct srv_req *r)
 {
+    uint64_t limit = body_limit(s, r);
     const char *cl = MHD_lookup_connection_value(
         c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long n;
@@ -712,12 +727,15 @@ static void check_length(const struct srv *s, struct MHD_Connection *c,
     n = strtoull(cl, &end, 10);
     if (end == cl || *end != '\0')
         return; /* MHD frames the body; it refuses a bad length itself */
-    if (n > s->max_value_bytes) {
+    if (n > limit) {
         snprintf(detail, sizeof detail,
                  "the body is larger than this server's limit of %llu "
                  "bytes",
-                 (unsigned long long)s->max_value_bytes);
-        srv_refuse_status(r, ETAGKV_VALUE_TOO_LARGE, detail);
+                 (unsigned long long)limit);
+        srv_refuse_status(r,
+                          r->route == SRV_ROUTE_TXN ? ETAGKV_TXN_TOO_LARGE
+                                                    : ETAGKV_VALUE_TOO_LARGE,
+                          detail);
         return;
     }
     /* The whole announced length is charged to the memory budget now, so
@@ -786,12 +804,16 @@ enum MHD_Result srv_admit_body(const struct srv *s, struct srv_req *r,
     int rc;
 
     *size = 0;
-    if (r->pending_status == 0 && r->method == SRV_PUT) {
+    if (r->pending_status == 0 &&
+        (r->method == SRV_PUT || r->route == SRV_ROUTE_TXN)) {
         /* Only a chunked body can get past the limit here: a
          * Content-Length over it was refused at the headers. */
-        if (n > s->max_value_bytes - r->body_len) {
+        if (n > body_limit(s, r) - r->body_len) {
             srv_body_free(s, r);
-            srv_refuse_status(r, ETAGKV_VALUE_TOO_LARGE,
+            srv_refuse_status(r,
+                              r->route == SRV_ROUTE_TXN
+                                  ? ETAGKV_TXN_TOO_LARGE
+                                  : ETAGKV_VALUE_TOO_LARGE,
                               "the chunked body grew larger than this "
                               "server's limit");
         } else {
@@ -820,7 +842,7 @@ static void admit_kv(const struct srv *s, struct MHD_Connection *c,
     int writes = r->method == SRV_PUT || r->method == SRV_DELETE;
     int trivial = 0;
 
-    if (r->method == SRV_OTHER) {
+    if (r->method == SRV_OTHER || r->method == SRV_POST) {
         srv_refuse_method(r, allow_kv);
         return;
     }
@@ -849,6 +871,59 @@ static void admit_kv(const struct srv *s, struct MHD_Connection *c,
         check_length(s, c, r);
 }
 
+/* 1 if the request carries any of the precondition headers or
+ * ETagKV-If-Revision. */
+static int has_condition_header(struct MHD_Connection *c)
+{
+    for (size_t i = 0; i < sizeof cond_headers / sizeof cond_headers[0]; i++)
+        if (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                        cond_headers[i].name) != NULL)
+            return 1;
+    return 0;
+}
+
+/* 1 if the Content-Type is application/json, parameters allowed
+ * (RFC 8259 §11; media types are case-insensitive, RFC 9110 §8.3.1). */
+static int is_json(struct MHD_Connection *c)
+{
+    static const char json[] = "application/json";
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    size_t n = sizeof json - 1;
+
+    return ct != NULL && strncasecmp(ct, json, n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
+}
+
+/* The checks of a POST /txn (DESIGN §7), in the order their statuses
+ * win.  Conditions live in the body, so request header conditions are a
+ * client error rather than silently ignored. */
+static void admit_txn(const struct srv *s, struct MHD_Connection *c,
+                      struct srv_req *r)
+{
+    if (r->method != SRV_POST) {
+        srv_refuse_method(r, allow_txn);
+        return;
+    }
+    if (has_condition_header(c)) {
+        srv_refuse_status(r, ETAGKV_INVALID_HEADER,
+                          "request header conditions do not apply to /txn: "
+                          "give each operation its if_match, if_none_match, "
+                          "if_modified_since, if_unmodified_since or "
+                          "if_revision");
+        return;
+    }
+    if (collect_idempotency_key(c, r) != 0)
+        return;
+    if (!is_json(c)) {
+        srv_refuse_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                           "unsupported-media-type",
+                           "POST /txn takes Content-Type: application/json");
+        return;
+    }
+    check_length(s, c, r);
+}
+
 void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
                const char *url, const char *method, const char *version)
 {
@@ -874,6 +949,7 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
     }
     switch (r->route) {
     case SRV_ROUTE_KV: admit_kv(s, c, r, key_enc); return;
+    case SRV_ROUTE_TXN: admit_txn(s, c, r); return;
     case SRV_ROUTE_LIST:
         if (r->method == SRV_PUT || r->method == SRV_DELETE)
             srv_refuse_status(r, ETAGKV_INVALID_KEY,
@@ -890,6 +966,6 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
     case SRV_ROUTE_NONE: break;
     }
     srv_refuse_problem(r, MHD_HTTP_NOT_FOUND, "no-such-resource",
-                       "no such path: use /kv/{key}, /kv/, /changes, "
+                       "no such path: use /kv/{key}, /kv/, /txn, /changes, "
                        "/healthz or /metrics");
 }

@@ -87,6 +87,7 @@ static enum MHD_Result dispatch(struct srv *s, struct MHD_Connection *c,
     case SRV_ROUTE_METRICS: return srv_metrics_scrape(s, c, r);
     case SRV_ROUTE_CHANGES: return srv_changes(s, c, r);
     case SRV_ROUTE_HEALTHZ: return srv_healthz(s, c, r);
+    case SRV_ROUTE_TXN: return srv_txn(s, c, r);
     case SRV_ROUTE_NONE: break;
     }
     return MHD_NO; /* not reached: refused at the headers */
@@ -135,6 +136,7 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r->pending != NULL)
         MHD_destroy_response(r->pending);
     etagkv_cond_free(r->cond);
+    srv_txn_req_free(r->txn);
     free(r->query);
     srv_body_free(s, r);
     free(r);

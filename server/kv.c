@@ -190,7 +190,7 @@ static int add_location(struct MHD_Response *resp, const struct srv_req *r)
  * a library thread: keep the outcome and let libmicrohttpd call the handler
  * again.  The mutex inside MHD_resume_connection() orders our stores before
  * the handler's reads. */
-static void write_done(void *ctx, const etagkv_result *res)
+void srv_write_done(void *ctx, const etagkv_result *res)
 {
     struct srv_req *r = ctx;
     struct srv *s = r->srv; /* r may be freed once the connection resumes */
@@ -207,10 +207,30 @@ static void write_done(void *ctx, const etagkv_result *res)
     atomic_fetch_sub(&s->suspended, 1);
 }
 
+/* The connection is suspended before the submit, so the completion can
+ * never resume it too early. */
+enum MHD_Result srv_write_suspend(struct srv *s, struct MHD_Connection *c,
+                                  struct srv_req *r)
+{
+    r->conn = c;
+    r->srv = s;
+    atomic_fetch_add(&s->suspended, 1);
+    if (atomic_load(&s->stopping)) {
+        /* The drain is over and the daemon is about to stop: a request
+         * that started after it gets no write. */
+        atomic_fetch_sub(&s->suspended, 1);
+        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
+                                     "the server is shutting down", NULL));
+    }
+    r->write_state = SRV_WRITE_PENDING;
+    MHD_suspend_connection(c);
+    return MHD_YES;
+}
+
 /* Start the write of a PUT or DELETE: one etagkv_submit(), with the
- * request's Idempotency-Key when it has one.  The connection is suspended
- * before the submit, so the completion can never resume it too early; a
- * write refused at once completes here. */
+ * request's Idempotency-Key when it has one.  A write refused at once
+ * completes here. */
 static enum MHD_Result kv_submit(struct srv *s, struct MHD_Connection *c,
                                  struct srv_req *r, etagkv_method method,
                                  const char *ct)
@@ -226,26 +246,16 @@ static enum MHD_Result kv_submit(struct srv *s, struct MHD_Connection *c,
         .idempotency_key = r->idem_len > 0 ? r->idem : NULL,
         .idempotency_key_len = r->idem_len,
     };
+    enum MHD_Result ret = srv_write_suspend(s, c, r);
     etagkv_status st;
 
-    r->conn = c;
-    r->srv = s;
-    atomic_fetch_add(&s->suspended, 1);
-    if (atomic_load(&s->stopping)) {
-        /* The drain is over and the daemon is about to stop: a request
-         * that started after it gets no write. */
-        atomic_fetch_sub(&s->suspended, 1);
-        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                         srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
-                                     "the server is shutting down", NULL));
-    }
-    r->write_state = SRV_WRITE_PENDING;
-    MHD_suspend_connection(c);
-    st = etagkv_submit(s->store, &rq, write_done, r);
+    if (r->write_state != SRV_WRITE_PENDING)
+        return ret; /* answered 503 */
+    st = etagkv_submit(s->store, &rq, srv_write_done, r);
     if (st != ETAGKV_OK) {
         etagkv_result res = {.status = st};
 
-        write_done(r, &res);
+        srv_write_done(r, &res);
     }
     return MHD_YES;
 }
@@ -319,6 +329,7 @@ enum MHD_Result srv_kv(struct srv *s, struct MHD_Connection *c,
     case SRV_HEAD: return kv_head(s, c, r);
     case SRV_PUT: return kv_put(s, c, r);
     case SRV_DELETE: return kv_delete(s, c, r);
+    case SRV_POST:
     case SRV_OTHER: break;
     }
     return MHD_NO; /* not reached: refused with 405 at the headers */

@@ -36,6 +36,7 @@ struct config {
     unsigned threads;
     etagkv_sync_mode sync_mode;
     uint64_t max_value_bytes;
+    uint64_t max_txn_ops, max_txn_bytes; /* POST /txn (DESIGN §7) */
     int require_conditions;
     const char *token_file;
     unsigned max_connections;
@@ -74,6 +75,8 @@ static void usage(FILE *f)
         "  --nosync               acknowledge writes once in the OS page "
         "cache\n"
         "  --max-value-bytes N    largest value accepted (default 67108864)\n"
+        "  --max-txn-ops N        operations per POST /txn (default 128)\n"
+        "  --max-txn-bytes N      largest POST /txn body (default 16777216)\n"
         "  --require-conditions   refuse PUT/DELETE without If-Match,\n"
         "                         If-None-Match or If-Unmodified-Since (428)\n"
         "  --token-file FILE      require Authorization: Bearer <token>, a\n"
@@ -162,6 +165,8 @@ static void config_defaults(struct config *cfg)
     cfg->threads = default_threads();
     cfg->sync_mode = ETAGKV_SYNC;
     cfg->max_value_bytes = ETAGKV_MAX_VALUE_BYTES_DEFAULT;
+    cfg->max_txn_ops = ETAGKV_TXN_MAX_OPS_DEFAULT;
+    cfg->max_txn_bytes = ETAGKV_TXN_MAX_BYTES_DEFAULT;
     cfg->require_conditions = 0;
     cfg->token_file = NULL;
     cfg->max_connections = 1024;
@@ -215,6 +220,8 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         {"sync", no_argument, NULL, 's'},
         {"nosync", no_argument, NULL, 'n'},
         {"max-value-bytes", required_argument, NULL, 'm'},
+        {"max-txn-ops", required_argument, NULL, 'O'},
+        {"max-txn-bytes", required_argument, NULL, 'X'},
         {"require-conditions", no_argument, NULL, 'r'},
         {"token-file", required_argument, NULL, 'k'},
         {"max-connections", required_argument, NULL, 'c'},
@@ -256,6 +263,14 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         case 'm':
             rc = parse_u64("max-value-bytes", optarg, 1,
                            ETAGKV_MAX_VALUE_BYTES_LIMIT, &cfg->max_value_bytes);
+            break;
+        case 'O':
+            rc =
+                parse_u64("max-txn-ops", optarg, 1, 1000000, &cfg->max_txn_ops);
+            break;
+        case 'X':
+            rc = parse_u64("max-txn-bytes", optarg, 1,
+                           ETAGKV_MAX_VALUE_BYTES_LIMIT, &cfg->max_txn_bytes);
             break;
         case 'r': cfg->require_conditions = 1; break;
         case 'k': cfg->token_file = optarg; break;
@@ -600,6 +615,10 @@ static etagkv_store *open_store(const struct config *cfg)
     o.file_mode = cfg->file_mode;
     o.changes_max_events = cfg->changes_max_events;
     o.changes_retention_s = cfg->changes_retention_s;
+    o.max_txn_ops = cfg->max_txn_ops;
+    /* Keys and values decoded from the body are never more bytes than
+     * the body. */
+    o.max_txn_bytes = cfg->max_txn_bytes;
     st = etagkv_store_open(cfg->data_dir, &o, &store);
     if (st != ETAGKV_OK)
         fprintf(stderr, "etagkv-server: cannot open the store in %s: %s (%s)\n",
@@ -778,6 +797,8 @@ int main(int argc, char **argv)
         return rc > 0 ? EXIT_SUCCESS : 2;
     memset(&s, 0, sizeof s);
     s.max_value_bytes = cfg.max_value_bytes;
+    s.max_txn_body_bytes = cfg.max_txn_bytes;
+    s.max_txn_ops = (size_t)cfg.max_txn_ops;
     s.require_conditions = cfg.require_conditions;
     atomic_init(&s.draining, 0);
     atomic_init(&s.inflight, 0);

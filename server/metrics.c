@@ -17,13 +17,13 @@
 typedef atomic_uint_fast64_t counter;
 
 #define N_METHODS (SRV_OTHER + 1)
-static const char *const method_names[N_METHODS] = {"GET", "HEAD", "PUT",
-                                                    "DELETE", "OTHER"};
+static const char *const method_names[N_METHODS] = {"GET",    "HEAD", "PUT",
+                                                    "DELETE", "POST", "OTHER"};
 
 /* Every status the server answers with; others are counted as "other". */
 static const unsigned codes[] = {200, 201, 204, 304, 400, 401, 404,
-                                 405, 409, 412, 413, 414, 422, 428,
-                                 431, 500, 501, 503, 507};
+                                 405, 409, 412, 413, 414, 415, 422,
+                                 428, 431, 500, 501, 503, 507};
 #define N_CODES (sizeof codes / sizeof codes[0])
 
 /* Latency bucket upper bounds, in nanoseconds and as printed. */
@@ -36,6 +36,13 @@ static const char *const bucket_le[] = {
     "0.05",   "0.1",     "0.25",   "0.5",   "1",      "2.5",   "5",    "10"};
 #define N_BUCKETS (sizeof bucket_ns / sizeof bucket_ns[0])
 
+/* POST /txn: outcomes, and operations per transaction (bucket bounds). */
+enum { TXN_OK, TXN_CONFLICT, TXN_ERROR, N_TXN_OUTCOMES };
+static const char *const txn_outcomes[N_TXN_OUTCOMES] = {"ok", "conflict",
+                                                         "error"};
+static const size_t txn_ops_le[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024};
+#define N_TXN_BUCKETS (sizeof txn_ops_le / sizeof txn_ops_le[0])
+
 struct srv_metrics {
     counter requests[N_METHODS][N_CODES + 1]; /* last column: other */
     counter aborted[N_METHODS];               /* ended without a response */
@@ -43,6 +50,9 @@ struct srv_metrics {
     counter idem_replays, idem_mismatches;
     counter latency_bucket[N_BUCKETS + 1]; /* not cumulative; +Inf last */
     counter latency_sum_ns, latency_count;
+    counter txns[N_TXN_OUTCOMES];
+    counter txn_ops_bucket[N_TXN_BUCKETS + 1]; /* not cumulative; +Inf last */
+    counter txn_ops_sum;
 };
 
 struct srv_metrics *srv_metrics_new(void)
@@ -106,6 +116,22 @@ void srv_metrics_idempotency(struct srv_metrics *m, int replayed, int mismatch)
         bump(&m->idem_replays, 1);
     if (mismatch)
         bump(&m->idem_mismatches, 1);
+}
+
+void srv_metrics_txn(struct srv_metrics *m, etagkv_status outcome, size_t ops)
+{
+    size_t b = 0;
+
+    bump(&m->txns[outcome == ETAGKV_OK         ? TXN_OK
+                  : outcome == ETAGKV_CONFLICT ? TXN_CONFLICT
+                                               : TXN_ERROR],
+         1);
+    if (outcome != ETAGKV_OK && outcome != ETAGKV_CONFLICT)
+        return; /* the histogram counts evaluated transactions only */
+    while (b < N_TXN_BUCKETS && ops > txn_ops_le[b])
+        b++;
+    bump(&m->txn_ops_bucket[b], 1);
+    bump(&m->txn_ops_sum, ops);
 }
 
 /* ---- the exposition ------------------------------------------------------ */
@@ -176,6 +202,38 @@ static void render_latency(FILE *f, struct srv_metrics *m)
             "etagkv_http_request_duration_seconds_count %" PRIu64 "\n",
             cumulative, (double)load(&m->latency_sum_ns) / 1e9,
             load(&m->latency_count));
+}
+
+static void render_txns(FILE *f, struct srv_metrics *m)
+{
+    uint64_t cumulative = 0;
+    size_t i;
+
+    fputs("# HELP etagkv_http_transactions_total POST /txn admitted and "
+          "answered, by outcome (ok: committed, conflict: 409, error: body "
+          "refused or commit failed).\n"
+          "# TYPE etagkv_http_transactions_total counter\n",
+          f);
+    for (i = 0; i < N_TXN_OUTCOMES; i++)
+        fprintf(f,
+                "etagkv_http_transactions_total{outcome=\"%s\"} %" PRIu64 "\n",
+                txn_outcomes[i], load(&m->txns[i]));
+    fputs("# HELP etagkv_http_transaction_ops Operations per evaluated "
+          "transaction (ok or conflict).\n"
+          "# TYPE etagkv_http_transaction_ops histogram\n",
+          f);
+    for (i = 0; i < N_TXN_BUCKETS; i++) {
+        cumulative += load(&m->txn_ops_bucket[i]);
+        fprintf(f,
+                "etagkv_http_transaction_ops_bucket{le=\"%zu\"} %" PRIu64 "\n",
+                txn_ops_le[i], cumulative);
+    }
+    cumulative += load(&m->txn_ops_bucket[N_TXN_BUCKETS]);
+    fprintf(f,
+            "etagkv_http_transaction_ops_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+            "etagkv_http_transaction_ops_sum %" PRIu64 "\n"
+            "etagkv_http_transaction_ops_count %" PRIu64 "\n",
+            cumulative, load(&m->txn_ops_sum), cumulative);
 }
 
 static void render_gauge(FILE *f, const char *name, const char *help,
@@ -284,6 +342,7 @@ static char *render(const struct srv *s)
     render_gauge(f, "etagkv_buffered_bytes_limit",
                  "The memory budget (--max-buffered-bytes).",
                  srv_budget_limit(s->budget));
+    render_txns(f, m);
     render_store(f, s->store);
     render_watch(f, s);
     fprintf(f,

@@ -7,10 +7,14 @@
  *   handler.c  the libmicrohttpd access handler: one request's state,
  *              from its request line to its completion
  *   admit.c    admission at the headers: framing, bearer token, route and
- *              method, key, precondition headers, Idempotency-Key, limits;
+ *              method, key, precondition headers, Idempotency-Key, limits
+ *              (and for /txn: JSON Content-Type, no header conditions);
  *              then the body, within the limit
  *   url.c      routes, percent-encoding and UTF-8 (pure helpers)
  *   kv.c       the one library call of /kv/{key}, and its response
+ *   txn.c      the one library call of POST /txn (DESIGN §7), its reply
+ *   txn_json.c the /txn body parsed into a transaction, the results as
+ *              JSON (pure: jansson and the library only; fuzzed)
  *   list.c     the one library call of /kv/?prefix=, a JSON page
  *   metrics.c  /metrics (the request counters) and /healthz
  *   reply.c    responses: problem+json, refusals, headers, queueing
@@ -34,6 +38,7 @@
 #include <microhttpd.h>
 
 #include "etagkv.h"
+#include "txn_json.h"
 
 /* ---- shared state -------------------------------------------------------- */
 
@@ -61,6 +66,8 @@ struct srv {
     etagkv_store *store;
     struct srv_metrics *metrics; /* the counters of /metrics (atomics) */
     uint64_t max_value_bytes;
+    uint64_t max_txn_body_bytes; /* largest POST /txn body */
+    size_t max_txn_ops;          /* operations per transaction */
     int require_conditions;
     struct srv_tokens *tokens; /* bearer tokens, NULL when none */
     struct srv_budget *budget; /* bodies and GET values in memory */
@@ -80,7 +87,7 @@ struct srv {
 };
 
 /* The request methods the server tells apart; the rest is SRV_OTHER. */
-enum srv_method { SRV_GET, SRV_HEAD, SRV_PUT, SRV_DELETE, SRV_OTHER };
+enum srv_method { SRV_GET, SRV_HEAD, SRV_PUT, SRV_DELETE, SRV_POST, SRV_OTHER };
 
 /* What a path names. */
 enum srv_route {
@@ -89,8 +96,12 @@ enum srv_route {
     SRV_ROUTE_LIST,    /* /kv or /kv/ */
     SRV_ROUTE_HEALTHZ, /* /healthz */
     SRV_ROUTE_METRICS, /* /metrics */
-    SRV_ROUTE_CHANGES  /* /changes */
+    SRV_ROUTE_CHANGES, /* /changes */
+    SRV_ROUTE_TXN      /* /txn */
 };
+
+/* A parsed POST /txn body (txn_json.h). */
+struct srv_txn_req;
 
 /* One request, from its request line (srv_uri_log) or its first
  * access-handler call to its completion callback (handler.c owns it). */
@@ -124,7 +135,8 @@ struct srv_req {
     struct srv *srv;        /* for the completion, which runs off-thread */
     char write_detail[256]; /* etagkv_last_error_detail() of the write */
     int must_close; /* framing unknown: answer and close the connection */
-    char *body;     /* PUT body so far (malloc'd) */
+    struct srv_txn_req *txn; /* POST /txn: the parsed transaction */
+    char *body;              /* PUT or POST body so far (malloc'd) */
     size_t body_len, body_cap;
     uint64_t reserved;        /* bytes charged to the memory budget for it */
     uint64_t discarded_bytes; /* body bytes dropped after a refusal */
@@ -314,6 +326,24 @@ size_t srv_unescape_none(void *cls, struct MHD_Connection *c, char *s);
 enum MHD_Result srv_kv(struct srv *s, struct MHD_Connection *c,
                        struct srv_req *r);
 
+/* Called by the library when a submitted write (or transaction) of r is
+ * done: keeps the outcome in r->write_res and resumes the connection. */
+void srv_write_done(void *ctx, const etagkv_result *res);
+
+/* Before submitting a write of r: count the connection as suspended and
+ * suspend it (r->write_state becomes SRV_WRITE_PENDING; submit then, with
+ * srv_write_done as the callback).  When the server is stopping it answers
+ * 503 instead and the write state stays as it was: nothing is to be
+ * submitted.  Returns what the handler returns. */
+enum MHD_Result srv_write_suspend(struct srv *s, struct MHD_Connection *c,
+                                  struct srv_req *r);
+
+/* ---- txn.c --------------------------------------------------------------- */
+
+/* POST /txn: parse, submit (the connection suspended), reply 200 or 409. */
+enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
+                        struct srv_req *r);
+
 /* ---- list.c -------------------------------------------------------------- */
 
 /* GET /kv/?prefix=&after=&limit=: one JSON page of keys. */
@@ -401,6 +431,10 @@ void srv_metrics_record(struct srv_metrics *m, enum srv_method method,
 /* Count a write with an Idempotency-Key: a replay, or a key reused for a
  * different request (422).  Thread-safe. */
 void srv_metrics_idempotency(struct srv_metrics *m, int replayed, int mismatch);
+
+/* Count an admitted POST /txn by outcome, and, when it was evaluated (OK
+ * or CONFLICT), its number of operations.  Thread-safe. */
+void srv_metrics_txn(struct srv_metrics *m, etagkv_status outcome, size_t ops);
 
 /* GET /metrics: the Prometheus text exposition of the counters and the
  * store's figures. */

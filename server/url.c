@@ -25,6 +25,8 @@ enum srv_route srv_route_of(const char *path, const char **key_enc)
         return SRV_ROUTE_METRICS;
     if (strcmp(path, "/changes") == 0)
         return SRV_ROUTE_CHANGES;
+    if (strcmp(path, "/txn") == 0)
+        return SRV_ROUTE_TXN;
     return SRV_ROUTE_NONE;
 }
 

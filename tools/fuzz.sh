@@ -18,7 +18,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD="$ROOT/build-fuzz"
 SECS=${1:-60}
-TARGETS="taglist httpdate cond"
+TARGETS="taglist httpdate cond txn"
 
 case "$SECS" in
 '' | *[!0-9]*)
@@ -28,7 +28,7 @@ case "$SECS" in
 esac
 
 # clang and libFuzzer, plus what the library itself needs.
-PACKAGES="clang libclang-rt-14-dev cmake pkg-config liblmdb-dev libxxhash-dev"
+PACKAGES="clang libclang-rt-14-dev cmake pkg-config liblmdb-dev libxxhash-dev libjansson-dev"
 # shellcheck disable=SC2086 # a word list on purpose
 "$ROOT/tools/install.sh" fuzz $PACKAGES
 

@@ -88,6 +88,51 @@ grep -q '^version: 2$' "$T/out" || fail "head: $(cat "$T/out")"
 run 2 - -d "$D" get k --if-match 'not-a-tag'
 run 1 404 -d "$D" get nope
 
+# ---- --if-revision (DESIGN §2): A->B->A fools If-Match, not the revision ----
+run 0 201 -d "$D" put r "$T/v1"
+rev_a=$(sed -n 's/^mod-revision: //p' "$T/out")
+ea=$(etag_of)
+run 0 200 -d "$D" put r "$T/v2"
+run 0 200 -d "$D" put r "$T/v1"
+run 1 412 -d "$D" put r "$T/v2" --if-revision "$rev_a"
+run 0 200 -d "$D" put r "$T/v2" --if-match "$ea"
+run 0 200 -d "$D" head r
+rev_now=$(sed -n 's/^mod-revision: //p' "$T/out")
+run 0 200 -d "$D" put r "$T/v1" --if-revision "$rev_now"
+run 0 201 -d "$D" put r0 "$T/v1" --if-revision 0
+run 1 412 -d "$D" put r0 "$T/v1" --if-revision 0
+# A malformed revision is a usage error (exit 2), as any bad condition is.
+run 2 - -d "$D" put r "$T/v1" --if-revision -1
+run 2 - -d "$D" put r "$T/v1" --if-revision 18446744073709551616
+run 2 - -d "$D" put r "$T/v1" --if-revision 1 --if-revision 1
+run 2 - -d "$D" list --if-revision 1
+run 1 412 -d "$D" delete r --if-revision "$rev_now"
+run 0 200 -d "$D" head r
+run 0 204 -d "$D" delete r --if-revision "$(sed -n 's/^mod-revision: //p' "$T/out")"
+run 0 204 -d "$D" delete r0
+
+# ---- txn: the POST /txn body and reply (DESIGN §7) ----------------------------
+printf '{"ops":[{"op":"put","key":"t1","value":"1"},{"op":"put","key":"t2","value":"2"}]}' >"$T/tx1"
+run 0 200 -d "$D" txn "$T/tx1"
+grep -q '"status": 201' "$T/out" || fail "txn: $(cat "$T/out")"
+grep -q '"revision":' "$T/out" || fail "txn printed no revision"
+run 0 200 -d "$D" get t2
+[ "$(cat "$T/out")" = 2 ] || fail "txn did not write t2"
+# A conflict: exit 1, the 409 problem with the failing index, nothing written.
+printf '{"ops":[{"op":"delete","key":"t1"},{"op":"put","key":"t2","value":"x","if_none_match":"*"}]}' |
+    "$E" -d "$D" txn - >"$T/out" 2>"$T/err"
+rc=$?
+[ "$rc" -eq 1 ] || fail "conflicting txn: exit $rc ($(cat "$T/err"))"
+grep -q '"failed": 1' "$T/out" || fail "conflict: $(cat "$T/out")"
+grep -q '^409' "$T/err" || fail "conflict printed $(cat "$T/err")"
+run 0 200 -d "$D" get t1
+printf '{"ops":[{"op":"frob"}]}' >"$T/tx2"
+run 3 400 -d "$D" txn "$T/tx2"
+run 2 - -d "$D" txn
+run 2 - -d "$D" txn "$T/tx1" --if-match '*'
+run 0 204 -d "$D" delete t1
+run 0 204 -d "$D" delete t2
+
 # ---- list and delete ---------------------------------------------------------
 run 0 201 -d "$D" put p/1 "$T/v1"
 run 0 201 -d "$D" put p/2 "$T/v1"

@@ -305,6 +305,8 @@ static etagkv_cond *build(const fuzz_line *lines, size_t n, const char *etag,
             case ETAGKV_IF_UNMODIFIED_SINCE:
                 date_line(&f->ius_lines, &f->ius_ok, &f->ius, v, len);
                 break;
+            case ETAGKV_IF_REVISION:
+                break; /* not produced: h cycles through RFC 9110's four */
             }
         }
         free(v);

@@ -342,6 +342,135 @@ START_TEST(is_conditional_counts_only_headers_that_apply_to_writes)
 }
 END_TEST
 
+/* ETagKV-If-Revision (DESIGN §2) against a record at mod_revision 7: one
+ * row per request, with an optional If-Match beside it. */
+static const struct rev_row {
+    int line;
+    int method;
+    int exists;
+    const char *rev; /* the raw header value */
+    const char *im;  /* If-Match, or NULL */
+    etagkv_status want;
+} rev_rows[] = {
+    /* True iff mod_revision is N. */
+    R(PUT, EXISTS, "7", NULL, OK),
+    R(PUT, EXISTS, "6", NULL, PF),
+    R(GET, EXISTS, "7", NULL, OK),
+    R(GET, EXISTS, "8", NULL, PF), /* 412 for reads too, as If-Match */
+    R(HEAD, EXISTS, "8", NULL, PF),
+    R(DEL, EXISTS, "7", NULL, OK),
+    R(DEL, EXISTS, "70", NULL, PF),
+    /* 0 means "absent". */
+    R(PUT, ABSENT, "0", NULL, OK),
+    R(PUT, EXISTS, "0", NULL, PF),
+    R(PUT, ABSENT, "7", NULL, PF),
+    /* RFC 9110 §13.2.1: GET/HEAD/DELETE of nothing is 404 whatever it says. */
+    R(GET, ABSENT, "0", NULL, NF),
+    R(GET, ABSENT, "7", NULL, NF),
+    R(DEL, ABSENT, "0", NULL, NF),
+    R(DEL, ABSENT, "3", NULL, NF),
+    /* Whitespace around the number is not part of the field value. */
+    R(PUT, EXISTS, " 7\t", NULL, OK),
+    R(PUT, EXISTS, "007", NULL, OK),
+    /* Evaluated first: a true If-Match does not rescue a false revision,
+     * and a false If-Match still fails after a true revision. */
+    R(PUT, EXISTS, "6", "\"$E\"", PF),
+    R(PUT, EXISTS, "7", "\"$E\"", OK),
+    R(PUT, EXISTS, "7", "\"other\"", PF),
+    R(GET, EXISTS, "6", "*", PF),
+};
+
+START_TEST(every_if_revision_row_gives_the_prescribed_outcome)
+{
+    const struct rev_row *r = &rev_rows[_i];
+    etagkv_meta cur;
+    etagkv_cond *c;
+    char *im = NULL;
+
+    current_record(&cur);
+    cur.mod_revision = 7;
+    if (!r->exists)
+        memset(&cur, 0, sizeof(cur));
+    ck_assert_int_eq(etagkv_cond_new(&c), OK);
+    ck_assert_int_eq(
+        etagkv_cond_add(c, ETAGKV_IF_REVISION, r->rev, strlen(r->rev)), OK);
+    if (r->im != NULL) {
+        etagkv_meta v1;
+
+        current_record(&v1);
+        im = expand(r->im, v1.etag);
+        ck_assert_int_eq(etagkv_cond_add(c, ETAGKV_IF_MATCH, im, strlen(im)),
+                         OK);
+    }
+    ck_assert_msg(etagkv_cond_evaluate(c, (etagkv_method)r->method, &cur) ==
+                      r->want,
+                  "row at line %d", r->line);
+    free(im);
+    etagkv_cond_free(c);
+}
+END_TEST
+
+/* Malformed revisions are 400, never an ignored header: ignoring one would
+ * make a conditional write unconditional. */
+static const char *const bad_revisions[] = {
+    "",
+    " ",
+    "-1",
+    "+1",
+    "1.0",
+    "0x10",
+    "1 2",
+    "abc",
+    "7,8",
+    "1e3",
+    "\"7\"",
+    "18446744073709551616",
+    "99999999999999999999",
+};
+
+START_TEST(malformed_if_revision_values_are_invalid_header)
+{
+    const char *v = bad_revisions[_i];
+    etagkv_cond *c;
+
+    ck_assert_int_eq(etagkv_cond_new(&c), OK);
+    ck_assert_msg(etagkv_cond_add(c, ETAGKV_IF_REVISION, v, strlen(v)) ==
+                      ETAGKV_INVALID_HEADER,
+                  "value \"%s\"", v);
+    /* On failure c is unchanged: still unconditional. */
+    ck_assert_int_eq(etagkv_cond_is_conditional(c), 0);
+    etagkv_cond_free(c);
+}
+END_TEST
+
+START_TEST(if_revision_lines_must_agree_and_the_largest_value_parses)
+{
+    etagkv_meta cur;
+    etagkv_cond *c;
+
+    current_record(&cur);
+    cur.mod_revision = UINT64_MAX;
+    ck_assert_int_eq(etagkv_cond_new(&c), OK);
+    ck_assert_int_eq(
+        etagkv_cond_add(c, ETAGKV_IF_REVISION, "18446744073709551615", 20), OK);
+    ck_assert_int_eq(etagkv_cond_evaluate(c, ETAGKV_METHOD_PUT, &cur), OK);
+    /* The same revision again is one condition; another is a contradiction. */
+    ck_assert_int_eq(
+        etagkv_cond_add(c, ETAGKV_IF_REVISION, " 18446744073709551615", 21),
+        OK);
+    ck_assert_int_eq(etagkv_cond_add(c, ETAGKV_IF_REVISION, "5", 1),
+                     ETAGKV_INVALID_HEADER);
+    ck_assert_int_eq(etagkv_cond_evaluate(c, ETAGKV_METHOD_PUT, &cur), OK);
+    ck_assert_int_eq(etagkv_cond_is_conditional(c), 1);
+    /* The setter replaces; NULL is refused. */
+    ck_assert_int_eq(etagkv_cond_set_if_revision(c, 5), OK);
+    ck_assert_int_eq(etagkv_cond_evaluate(c, ETAGKV_METHOD_PUT, &cur), PF);
+    ck_assert_int_eq(etagkv_cond_set_if_revision(NULL, 5),
+                     ETAGKV_INVALID_ARGUMENT);
+    etagkv_cond_free(c);
+}
+END_TEST
+
 START_TEST(bad_arguments_are_refused_without_crashing)
 {
     etagkv_cond *c;
@@ -384,6 +513,15 @@ static Suite *suite(void)
     tcase_add_test(tc, a_repeated_date_header_is_ignored);
     tcase_add_test(tc, is_conditional_counts_only_headers_that_apply_to_writes);
     tcase_add_test(tc, bad_arguments_are_refused_without_crashing);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("if_revision");
+    tcase_add_loop_test(tc, every_if_revision_row_gives_the_prescribed_outcome,
+                        0, (int)(sizeof(rev_rows) / sizeof(rev_rows[0])));
+    tcase_add_loop_test(
+        tc, malformed_if_revision_values_are_invalid_header, 0,
+        (int)(sizeof(bad_revisions) / sizeof(bad_revisions[0])));
+    tcase_add_test(tc,
+                   if_revision_lines_must_agree_and_the_largest_value_parses);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -32,7 +32,7 @@ static const struct {
     {ETAGKV_INTERNAL, 18, 500},
     {ETAGKV_IDEMPOTENCY_FULL, 19, 503},
     {ETAGKV_TORN_STORE, 20, 500},
-    /* 21 is left to a status being added on another branch. */
+    {ETAGKV_TXN_TOO_LARGE, 21, 413},
     {ETAGKV_READ_ONLY, 22, 405},
     {ETAGKV_COMPACTED, 23, 410},
     {ETAGKV_CLOSING, 24, 503},

@@ -359,6 +359,17 @@ void hu_finish(struct hu_call *call, CURLcode err)
     call->list = NULL;
 }
 
+void hu_fixture_call(struct hu_fixture *f, struct hu_resp *r,
+                     const char *method, const char *path,
+                     const char *const *headers, const void *body, size_t len)
+{
+    struct hu_req q = {method, path, headers, body, len};
+
+    hu_perform(f->ua, f->srv.port, &q, r, 60);
+    ck_assert_msg(r->err == CURLE_OK, "%s %s: %s", method, path,
+                  curl_easy_strerror(r->err));
+}
+
 void hu_perform(CURL *h, int port, const struct hu_req *q, struct hu_resp *r,
                 long timeout_s)
 {

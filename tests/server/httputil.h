@@ -134,6 +134,14 @@ void hu_finish(struct hu_call *call, CURLcode err);
 void hu_perform(CURL *h, int port, const struct hu_req *q, struct hu_resp *r,
                 long timeout_s);
 
+/* One request with f's handle and server: method, path, header lines
+ * (NULL-terminated, may be NULL) and a body of len bytes (NULL: none), as
+ * hu_perform() with a 60 s timeout.  A transport error fails the test
+ * (main thread only).  The caller frees r with hu_resp_free(). */
+void hu_fixture_call(struct hu_fixture *f, struct hu_resp *r,
+                     const char *method, const char *path,
+                     const char *const *headers, const void *body, size_t len);
+
 /* The value of header name in r (case-insensitive), or NULL. */
 const char *hu_hdr(const struct hu_resp *r, const char *name);
 

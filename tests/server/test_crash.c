@@ -4,7 +4,7 @@
  * or invented, the store opens again as it is, and the revision counter
  * never goes backwards.
  *
- * Three writers are killed with SIGKILL at random moments, at least 20
+ * Four writers are killed with SIGKILL at random moments, at least 20
  * times each:
  *  - etagkv-server in sync mode, driven over HTTP by client threads doing
  *    GET then PUT If-Match (If-None-Match: * for an absent key), re-reading
@@ -16,7 +16,10 @@
  *  - the same child in nosync mode: a process crash must lose nothing
  *    acknowledged there either, since the committed pages are in the OS
  *    page cache (ETAGKV_NOSYNC).  What an OS crash can lose in nosync mode
- *    cannot be shown by killing a process and is not tested here.
+ *    cannot be shown by killing a process and is not tested here;
+ *  - a child committing multi-key transactions (DESIGN §7) in sync mode:
+ *    each one is entirely present or entirely absent after the kill, every
+ *    acknowledged one present, and transfers inside them conserve a sum.
  *
  * Every value is unique and names its writer: "cCC sSSSSSSSS kKKK |" and
  * then filler that is a pure function of (client, sequence), so any value
@@ -993,9 +996,15 @@ static void *lib_writer(void *arg)
     return NULL;
 }
 
+/* The transactions' writer and log, below (d). */
+static void *tx_writer(void *arg);
+static uint32_t tx_sent(int client);
+
 /* The child: open the store, say so, write from CLIENTS threads until
- * killed.  Never returns. */
-static void lib_child(const char *dir, etagkv_sync_mode mode, int fd, int round)
+ * killed -- single writes, or transactions when txns is set.  Never
+ * returns. */
+static void lib_child(const char *dir, etagkv_sync_mode mode, int fd, int round,
+                      int txns)
 {
     static struct lchild c[CLIENTS];
     etagkv_options o;
@@ -1016,10 +1025,12 @@ static void lib_child(const char *dir, etagkv_sync_mode mode, int fd, int round)
         c[i].st = st;
         c[i].fd = fd;
         c[i].id = i;
-        c[i].seq = (uint32_t)M.log[i].n; /* the parent's log, as forked */
+        /* The parent's log, as forked. */
+        c[i].seq = txns ? tx_sent(i) : (uint32_t)M.log[i].n;
         c[i].rng = seed ^ ((uint64_t)round << 20) ^ (uint64_t)i ^
-                   UINT64_C(0x11b0000000);
-        if (pthread_create(&tid, NULL, lib_writer, &c[i]) != 0)
+                   (txns ? UINT64_C(0x7c0000000) : UINT64_C(0x11b0000000));
+        if (pthread_create(&tid, NULL, txns ? tx_writer : lib_writer, &c[i]) !=
+            0)
             _exit(7);
     }
     for (;;)
@@ -1122,7 +1133,7 @@ static void lib_crash_rounds(etagkv_sync_mode mode, const char *what)
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
             close(fds[0]);
-            lib_child(dir, mode, fds[1], M.round);
+            lib_child(dir, mode, fds[1], M.round, 0);
         }
         close(fds[1]);
         ck_assert_msg(read_reports(fds[0], now_ms() + 20000, M.round, 1) == 1,
@@ -1155,6 +1166,269 @@ START_TEST(sigkilled_nosync_library_writer_loses_no_acknowledged_write)
 }
 END_TEST
 
+/* ---- (d) a child committing transactions through the library ------------- */
+
+/* Each transaction of thread t, number q, creates TX_KEYS new keys
+ * "tx/t/q/j" (If-None-Match: *) and moves one unit between two of
+ * TX_ACCOUNTS accounts (check and put with If-Match on both).  After every
+ * kill: a transaction's keys are all present or all absent, present if it
+ * was acknowledged, absent if it was refused (409), and they share one
+ * mod_revision; the accounts still sum to their total, so no transfer was
+ * half applied. */
+#define TX_KEYS 3
+#define TX_ACCOUNTS 8
+#define TX_BALANCE 1000
+#define TX_MAX 200000 /* transactions per thread over the whole test */
+
+static struct txlog {
+    uint8_t state[TX_MAX]; /* of transactions 0..n: enum wstate */
+    uint32_t n;
+} TX[CLIENTS];
+
+static uint32_t tx_sent(int client)
+{
+    return TX[client].n;
+}
+
+static void tx_key(char *buf, size_t cap, int t, uint32_t q, int j)
+{
+    snprintf(buf, cap, "tx/%d/%" PRIu32 "/%d", t, q, j);
+}
+
+static void acct_key(char *buf, size_t cap, int a)
+{
+    snprintf(buf, cap, "acct/%d", a);
+}
+
+/* Read account a: its balance and ETag; -1 on any failure. */
+static int acct_read(etagkv_store *st, int a, long *bal, etagkv_meta *m)
+{
+    char name[32], tmp[32];
+    void *v = NULL;
+    size_t n = 0;
+    etagkv_status s;
+
+    acct_key(name, sizeof name, a);
+    s = etagkv_get(st, name, strlen(name), NULL, &v, &n, m);
+    if (s != ETAGKV_OK || n == 0 || n >= sizeof tmp) {
+        etagkv_free(v);
+        return -1;
+    }
+    memcpy(tmp, v, n);
+    tmp[n] = '\0';
+    etagkv_free(v);
+    *bal = strtol(tmp, NULL, 10);
+    return 0;
+}
+
+/* Build and commit one transaction of c; returns its status. */
+static etagkv_status tx_commit(struct lchild *c, uint32_t q)
+{
+    int a = (int)(tu_rng_next(&c->rng) % TX_ACCOUNTS);
+    int b =
+        (a + 1 + (int)(tu_rng_next(&c->rng) % (TX_ACCOUNTS - 1))) % TX_ACCOUNTS;
+    long ba, bb;
+    etagkv_meta ma, mb;
+    etagkv_cond *ca = NULL, *cb = NULL, *absent = NULL;
+    etagkv_txn *t = NULL;
+    char name[48], va[32], vb[32];
+    etagkv_status s = ETAGKV_INTERNAL;
+
+    if (acct_read(c->st, a, &ba, &ma) != 0 || acct_read(c->st, b, &bb, &mb))
+        return ETAGKV_INTERNAL;
+    snprintf(va, sizeof va, "%ld", ba - 1);
+    snprintf(vb, sizeof vb, "%ld", bb + 1);
+    if (etagkv_txn_new(&t) != ETAGKV_OK ||
+        etagkv_cond_if_match(ma.etag, &ca) != ETAGKV_OK ||
+        etagkv_cond_if_match(mb.etag, &cb) != ETAGKV_OK ||
+        etagkv_cond_create_only(&absent) != ETAGKV_OK)
+        goto done;
+    for (int j = 0; j < TX_KEYS; j++) {
+        tx_key(name, sizeof name, c->id, q, j);
+        (void)etagkv_txn_put(t, name, strlen(name), name, strlen(name), NULL,
+                             absent);
+    }
+    acct_key(name, sizeof name, a);
+    (void)etagkv_txn_put(t, name, strlen(name), va, strlen(va), NULL, ca);
+    acct_key(name, sizeof name, b);
+    (void)etagkv_txn_put(t, name, strlen(name), vb, strlen(vb), NULL, cb);
+    s = etagkv_txn_commit(c->st, t); /* an add's refusal shows here */
+done:
+    etagkv_txn_free(t);
+    etagkv_cond_free(ca);
+    etagkv_cond_free(cb);
+    etagkv_cond_free(absent);
+    return s;
+}
+
+static void *tx_writer(void *arg)
+{
+    struct lchild *c = arg;
+
+    for (;;) {
+        struct lmsg m = {
+            .type = M_SENT, .client = (uint8_t)c->id, .seq = c->seq++};
+        etagkv_status s;
+
+        if (m.seq >= TX_MAX)
+            pause();
+        report(c->fd, &m);
+        s = tx_commit(c, m.seq);
+        m.type = s == ETAGKV_OK         ? M_ACKED
+                 : s == ETAGKV_CONFLICT ? M_REFUSED
+                                        : M_ERROR;
+        m.status = (uint32_t)s;
+        report(c->fd, &m);
+        if (m.type == M_ERROR)
+            _exit(5);
+    }
+    return NULL;
+}
+
+/* Read the child's reports into TX until EOF or the deadline (ms; < 0:
+ * EOF); returns the number of M_READY. */
+static int tx_reports(int fd, double deadline, int stop_at_ready)
+{
+    struct lmsg m;
+    int ready = 0;
+
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int wait_ms = deadline < 0 ? 30000 : (int)(deadline - now_ms());
+
+        if (deadline >= 0 && wait_ms <= 0)
+            return ready;
+        if (poll(&p, 1, wait_ms) != 1)
+            continue;
+        /* Reports are smaller than PIPE_BUF, so each arrives whole. */
+        if (read(fd, &m, sizeof m) != (ssize_t)sizeof m)
+            return ready;
+        ck_assert_msg(m.type != M_ERROR, "the child failed: %s",
+                      etagkv_strerror((etagkv_status)m.status));
+        ck_assert_uint_lt(m.client, CLIENTS);
+        if (m.type == M_READY) {
+            if (++ready > 0 && stop_at_ready)
+                return ready;
+            continue;
+        }
+        ck_assert_uint_lt(m.seq, TX_MAX);
+        if (m.type == M_SENT) {
+            ck_assert_uint_eq(m.seq, TX[m.client].n);
+            TX[m.client].n++;
+        }
+        TX[m.client].state[m.seq] = m.type == M_SENT    ? W_SENT
+                                    : m.type == M_ACKED ? W_ACKED
+                                                        : W_REFUSED;
+    }
+}
+
+/* The store after a kill: every transaction all or nothing, acknowledged
+ * ones present, refused ones absent, the accounts' sum intact. */
+static void tx_check(etagkv_store *st, const char *when)
+{
+    long sum = 0;
+
+    for (int a = 0; a < TX_ACCOUNTS; a++) {
+        long b;
+        etagkv_meta m;
+
+        ck_assert_msg(acct_read(st, a, &b, &m) == 0, "%s: account %d", when, a);
+        sum += b;
+    }
+    ck_assert_msg(sum == (long)TX_ACCOUNTS * TX_BALANCE,
+                  "%s: the accounts sum to %ld", when, sum);
+    for (int t = 0; t < CLIENTS; t++) {
+        for (uint32_t q = 0; q < TX[t].n; q++) {
+            int present = 0;
+            uint64_t rev = 0;
+
+            for (int j = 0; j < TX_KEYS; j++) {
+                char name[48];
+                etagkv_meta m;
+
+                tx_key(name, sizeof name, t, q, j);
+                if (etagkv_get(st, name, strlen(name), NULL, NULL, NULL, &m) ==
+                    ETAGKV_OK) {
+                    ck_assert(present == 0 || m.mod_revision == rev);
+                    rev = m.mod_revision;
+                    present++;
+                }
+            }
+            ck_assert_msg(present == 0 || present == TX_KEYS,
+                          "%s: transaction %d/%" PRIu32 " has %d of %d keys",
+                          when, t, q, present, TX_KEYS);
+            ck_assert_msg(TX[t].state[q] != W_ACKED || present,
+                          "%s: acknowledged transaction %d/%" PRIu32 " lost",
+                          when, t, q);
+            ck_assert_msg(TX[t].state[q] != W_REFUSED || !present,
+                          "%s: refused transaction %d/%" PRIu32 " applied",
+                          when, t, q);
+        }
+    }
+}
+
+START_TEST(
+    sigkilled_transactions_are_all_or_nothing_and_none_acknowledged_is_lost)
+{
+    char *dir = tu_mkdtemp(), when[64];
+    uint64_t rng = seed ^ UINT64_C(0x7c);
+    int rounds = kills(), acked = 0;
+    etagkv_store *st = tu_open(dir, NULL);
+    etagkv_txn *t;
+
+    memset(TX, 0, sizeof TX);
+    ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+    for (int a = 0; a < TX_ACCOUNTS; a++) {
+        char name[32], v[32];
+
+        acct_key(name, sizeof name, a);
+        snprintf(v, sizeof v, "%d", TX_BALANCE);
+        ck_assert_int_eq(
+            etagkv_txn_put(t, name, strlen(name), v, strlen(v), NULL, NULL),
+            ETAGKV_OK);
+    }
+    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_OK);
+    etagkv_txn_free(t);
+    etagkv_store_close(st);
+    for (int round = 0; round <= rounds; round++) {
+        int fds[2], status = 0;
+        pid_t pid;
+
+        st = tu_open(dir, NULL);
+        snprintf(when, sizeof when, "transactions, after kill %d", round);
+        tx_check(st, when);
+        etagkv_store_close(st);
+        if (round == rounds)
+            break;
+        ck_assert_int_eq(pipe(fds), 0);
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            close(fds[0]);
+            lib_child(dir, ETAGKV_SYNC, fds[1], round, 1);
+        }
+        close(fds[1]);
+        ck_assert_msg(tx_reports(fds[0], now_ms() + 20000, 1) == 1,
+                      "the child did not open the store");
+        tx_reports(fds[0],
+                   now_ms() + RUN_MIN_MS +
+                       (double)(tu_rng_next(&rng) % (RUN_MAX_MS - RUN_MIN_MS)),
+                   0);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        tx_reports(fds[0], -1, 0);
+        close(fds[0]);
+        ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    }
+    for (int c = 0; c < CLIENTS; c++)
+        for (uint32_t q = 0; q < TX[c].n; q++)
+            acked += TX[c].state[q] == W_ACKED;
+    ck_assert_int_gt(acked, 0);
+    fprintf(stderr, "transactions: %d kills, %d acknowledged\n", rounds, acked);
+    tu_rmdir_free(dir);
+}
+END_TEST
+
 static Suite *crash_suite(void)
 {
     Suite *s = suite_create("crash");
@@ -1174,6 +1448,9 @@ static Suite *crash_suite(void)
                    sigkilled_sync_library_writer_loses_no_acknowledged_write);
     tcase_add_test(lib,
                    sigkilled_nosync_library_writer_loses_no_acknowledged_write);
+    tcase_add_test(
+        lib,
+        sigkilled_transactions_are_all_or_nothing_and_none_acknowledged_is_lost);
     suite_add_tcase(s, lib);
     return s;
 }

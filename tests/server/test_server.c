@@ -9,8 +9,8 @@
  * each DESIGN §2 rule and each reachable DESIGN §3 outcome is shown once over
  * the wire, with its headers and problem body.
  *
- * Not reachable over HTTP yet, so not tested here: 409 (no multi-key
- * transactions; a duplicate Idempotency-Key waits instead).  507 is
+ * Not tested here: 409, which only POST /txn answers (test_txn_http; a
+ * duplicate Idempotency-Key waits instead).  507 is
  * reached through a full disk (a file size limit); the map ceiling and a
  * full idempotency table have no server option and are covered in the
  * library (test_mapsize, test_idem).

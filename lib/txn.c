@@ -1,0 +1,693 @@
+/*
+ * txn.c -- multi-key transactions (DESIGN §7): the etagkv_txn builder, its
+ * commit through the group-commit queue, and its execution inside a
+ * batch's write transaction.
+ *
+ * A transaction is one entry of a batch (a struct ekv_op whose txn is
+ * set), so it is evaluated in arrival order with its neighbours (commit.c,
+ * apply.c) and shares their transaction and sync.  All or nothing without
+ * a nested transaction: every operation is first evaluated against the
+ * store overlaid with the records that the operations before it would
+ * write (computed here, in memory, with the same successor rule as a
+ * single write); only when none fails are the writes made.  So a conflict
+ * writes nothing and cannot touch its neighbours, and no savepoint is
+ * needed -- LMDB's nested transactions allocate a 2 MiB dirty list each,
+ * and an etcd backend would have none.  Evaluation stays above backend.h:
+ * the backend sees ekv_record_get(), ekv_record_reserve() and
+ * ekv_record_delete() only.
+ *
+ * One committed transaction is one store revision: every record it writes
+ * gets mod_revision *rev + 1, and the counter moves by one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+enum kind { K_GET, K_CHECK, K_PUT, K_DELETE };
+
+struct txn_op {
+    enum kind kind;
+    uint8_t *key; /* copies, owned */
+    size_t key_len;
+    uint8_t *value; /* put */
+    size_t value_len;
+    char *ctype; /* put: never NULL (the default when none was given) */
+    size_t ctype_len;
+    etagkv_cond *cond; /* a copy, or NULL */
+    uint8_t value_hash[EKV_HASH_BYTES];
+    /* Execution state, reset for every attempt of the batch. */
+    int writes;                   /* evaluated true and writes */
+    ekv_record rec;               /* put: the record it writes */
+    uint8_t hash[EKV_HASH_BYTES]; /* res.meta.etag in binary */
+    void *copy;                   /* get: its value, copied from the store */
+    etagkv_txn_op_result res;
+};
+
+struct etagkv_txn {
+    struct txn_op *ops;
+    size_t n, cap;
+    uint64_t bytes; /* keys, values and content types */
+    int has_get;
+    etagkv_status refused; /* the first refused add, or ETAGKV_OK */
+    uint8_t *idem;         /* idempotency key, or NULL */
+    size_t idem_len;
+    etagkv_txn_outcome out;
+    etagkv_done_fn done; /* etagkv_txn_submit()'s callback */
+    void *done_ctx;
+};
+
+/* ---- building ------------------------------------------------------------ */
+
+/* Forget the results of every operation (an attempt starts afresh). */
+static void ops_reset(etagkv_txn *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->ops[i].copy);
+        t->ops[i].copy = NULL;
+        t->ops[i].writes = 0;
+        memset(&t->ops[i].res, 0, sizeof(t->ops[i].res));
+    }
+    t->out.failed = ETAGKV_TXN_NONE;
+    t->out.revision = 0;
+}
+
+static void outcome_reset(etagkv_txn *t)
+{
+    ops_reset(t);
+    t->out.status = ETAGKV_INVALID_ARGUMENT;
+    t->out.replayed = 0;
+}
+
+etagkv_status etagkv_txn_new(etagkv_txn **out)
+{
+    ekv_clear_error();
+    if (out == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    *out = calloc(1, sizeof(**out));
+    if (*out == NULL)
+        return ETAGKV_NO_MEMORY;
+    outcome_reset(*out);
+    return ETAGKV_OK;
+}
+
+static void op_free(struct txn_op *o)
+{
+    free(o->key);
+    free(o->value);
+    free(o->ctype);
+    free(o->copy);
+    etagkv_cond_free(o->cond);
+}
+
+void etagkv_txn_free(etagkv_txn *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        op_free(&t->ops[i]);
+    free(t->ops);
+    free(t->idem);
+    free(t);
+}
+
+/* A malloc'd copy of len bytes at p (at least one byte, so that an empty
+ * value is not NULL); NULL when out of memory. */
+static void *dup_bytes(const void *p, size_t len)
+{
+    void *d = malloc(len > 0 ? len : 1);
+
+    if (d != NULL && len > 0)
+        memcpy(d, p, len);
+    return d;
+}
+
+/* Fill o with copies of the arguments, checked.  On failure o holds what
+ * it got, for op_free(). */
+static etagkv_status op_fill(struct txn_op *o, enum kind kind, const void *key,
+                             size_t key_len, const void *value,
+                             size_t value_len, const char *ctype,
+                             const etagkv_cond *c)
+{
+    etagkv_status st = ekv_check_key(key, key_len);
+
+    if (st != ETAGKV_OK)
+        return st;
+    o->kind = kind;
+    o->key_len = key_len;
+    o->key = dup_bytes(key, key_len);
+    if (o->key == NULL || ekv_cond_copy(c, &o->cond) != ETAGKV_OK)
+        return ETAGKV_NO_MEMORY;
+    if (kind != K_PUT)
+        return ETAGKV_OK;
+    if (value == NULL && value_len > 0)
+        return ETAGKV_INVALID_ARGUMENT;
+    if (ctype == NULL)
+        ctype = ETAGKV_CONTENT_TYPE_DEFAULT;
+    if (!ekv_content_type_valid(ctype, strlen(ctype)))
+        return ekv_fail(ETAGKV_INVALID_HEADER, "invalid content type");
+    o->value_len = value_len;
+    o->ctype_len = strlen(ctype);
+    o->value = dup_bytes(value, value_len);
+    o->ctype = dup_bytes(ctype, o->ctype_len);
+    if (o->value == NULL || o->ctype == NULL)
+        return ETAGKV_NO_MEMORY;
+    /* Hashed here, outside any lock, as write.c does. */
+    ekv_hash128(o->value, value_len, o->value_hash);
+    return ETAGKV_OK;
+}
+
+/* Append an operation, or remember the refusal (see etagkv.h). */
+static etagkv_status add(etagkv_txn *t, enum kind kind, const void *key,
+                         size_t key_len, const void *value, size_t value_len,
+                         const char *ctype, const etagkv_cond *c)
+{
+    struct txn_op o;
+    etagkv_status st;
+
+    ekv_clear_error();
+    if (t == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    memset(&o, 0, sizeof(o));
+    st = op_fill(&o, kind, key, key_len, value, value_len, ctype, c);
+    if (st == ETAGKV_OK && t->n == t->cap) {
+        size_t cap = t->cap > 0 ? t->cap * 2 : 8;
+        struct txn_op *ops = realloc(t->ops, cap * sizeof(*ops));
+
+        if (ops == NULL) {
+            st = ETAGKV_NO_MEMORY;
+        } else {
+            t->ops = ops;
+            t->cap = cap;
+        }
+    }
+    if (st != ETAGKV_OK) {
+        op_free(&o);
+        if (t->refused == ETAGKV_OK)
+            t->refused = st;
+        return st;
+    }
+    t->ops[t->n++] = o;
+    t->bytes += key_len + o.value_len + o.ctype_len;
+    t->has_get |= kind == K_GET;
+    return ETAGKV_OK;
+}
+
+etagkv_status etagkv_txn_get(etagkv_txn *t, const void *key, size_t key_len,
+                             const etagkv_cond *c)
+{
+    return add(t, K_GET, key, key_len, NULL, 0, NULL, c);
+}
+
+etagkv_status etagkv_txn_check(etagkv_txn *t, const void *key, size_t key_len,
+                               const etagkv_cond *c)
+{
+    return add(t, K_CHECK, key, key_len, NULL, 0, NULL, c);
+}
+
+etagkv_status etagkv_txn_put(etagkv_txn *t, const void *key, size_t key_len,
+                             const void *value, size_t value_len,
+                             const char *content_type, const etagkv_cond *c)
+{
+    return add(t, K_PUT, key, key_len, value, value_len, content_type, c);
+}
+
+etagkv_status etagkv_txn_delete(etagkv_txn *t, const void *key, size_t key_len,
+                                const etagkv_cond *c)
+{
+    return add(t, K_DELETE, key, key_len, NULL, 0, NULL, c);
+}
+
+etagkv_status etagkv_txn_set_idempotency_key(etagkv_txn *t, const void *key,
+                                             size_t len)
+{
+    uint8_t *copy = NULL;
+
+    ekv_clear_error();
+    if (t == NULL || (key == NULL && len > 0))
+        return ETAGKV_INVALID_ARGUMENT;
+    if (len > ETAGKV_IDEMPOTENCY_KEY_MAX) {
+        if (t->refused == ETAGKV_OK)
+            t->refused = ETAGKV_INVALID_HEADER;
+        return ekv_fail(ETAGKV_INVALID_HEADER,
+                        "idempotency key longer than %d bytes",
+                        ETAGKV_IDEMPOTENCY_KEY_MAX);
+    }
+    if (len > 0) {
+        copy = dup_bytes(key, len);
+        if (copy == NULL)
+            return ETAGKV_NO_MEMORY;
+    }
+    free(t->idem);
+    t->idem = copy;
+    t->idem_len = len;
+    return ETAGKV_OK;
+}
+
+size_t etagkv_txn_count(const etagkv_txn *t)
+{
+    return t != NULL ? t->n : 0;
+}
+
+void etagkv_txn_report(const etagkv_txn *t, etagkv_txn_outcome *out)
+{
+    if (t != NULL && out != NULL)
+        *out = t->out;
+}
+
+const etagkv_txn_op_result *etagkv_txn_op(const etagkv_txn *t, size_t i)
+{
+    return t != NULL && i < t->n ? &t->ops[i].res : NULL;
+}
+
+/* ---- committing ---------------------------------------------------------- */
+
+/* The fingerprint of the whole transaction, for its idempotency key: every
+ * operation's kind, key, value hash, content type and canonical
+ * conditions, hashed as a chain so that no buffer holds them all. */
+static etagkv_status fingerprint(const etagkv_txn *t,
+                                 uint8_t out[EKV_HASH_BYTES])
+{
+    static const char tag[] = "etagkv.txn/1";
+
+    ekv_hash128(tag, sizeof(tag) - 1, out);
+    for (size_t i = 0; i < t->n; i++) {
+        const struct txn_op *o = &t->ops[i];
+        uint8_t lens[25], *cond, prev[EKV_HASH_BYTES];
+        size_t cond_len;
+        ekv_part parts[6];
+        etagkv_status st = ekv_cond_serialize(o->cond, &cond, &cond_len);
+
+        if (st != ETAGKV_OK)
+            return st;
+        lens[0] = (uint8_t)o->kind;
+        ekv_put_le64(lens + 1, o->key_len);
+        ekv_put_le64(lens + 9, o->ctype_len);
+        ekv_put_le64(lens + 17, cond_len);
+        memcpy(prev, out, EKV_HASH_BYTES);
+        parts[0] = (ekv_part){prev, EKV_HASH_BYTES};
+        parts[1] = (ekv_part){lens, sizeof(lens)};
+        parts[2] = (ekv_part){o->key, o->key_len};
+        parts[3] =
+            (ekv_part){o->value_hash, o->kind == K_PUT ? EKV_HASH_BYTES : 0};
+        parts[4] = (ekv_part){o->ctype, o->ctype_len};
+        parts[5] = (ekv_part){cond, cond_len};
+        ekv_hash128_parts(parts, 6, out);
+        free(cond);
+    }
+    return ETAGKV_OK;
+}
+
+/* Check t against s's limits and fill op, the transaction's batch entry.
+ * Everything here needs no write transaction. */
+static etagkv_status prepare(etagkv_store *s, etagkv_txn *t, struct ekv_op *op)
+{
+    memset(op, 0, sizeof(*op));
+    if (s == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    if (t->refused != ETAGKV_OK)
+        return ekv_fail(t->refused, "an operation was refused when added");
+    if (t->n > s->opts.max_txn_ops)
+        return ekv_fail(ETAGKV_TXN_TOO_LARGE, "%zu operations, limit %llu",
+                        t->n, (unsigned long long)s->opts.max_txn_ops);
+    if (t->bytes > s->opts.max_txn_bytes)
+        return ekv_fail(ETAGKV_TXN_TOO_LARGE, "%llu bytes, limit %llu",
+                        (unsigned long long)t->bytes,
+                        (unsigned long long)s->opts.max_txn_bytes);
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ops[i].value_len > s->opts.max_value_bytes)
+            return ekv_fail(ETAGKV_VALUE_TOO_LARGE,
+                            "operation %zu: %zu bytes, limit %llu", i,
+                            t->ops[i].value_len,
+                            (unsigned long long)s->opts.max_value_bytes);
+    if (t->idem_len > 0 && t->has_get)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                        "a transaction with a get cannot have an "
+                        "idempotency key: its value could not be replayed");
+    op->txn = t;
+    op->method = ETAGKV_METHOD_PUT; /* unused: the operations have theirs */
+    op->value_len = (size_t)t->bytes;
+    op->idem_key = t->idem;
+    op->idem_len = t->idem_len;
+    return t->idem_len > 0 ? fingerprint(t, op->fingerprint) : ETAGKV_OK;
+}
+
+/* Record the commit's status; on anything but OK and CONFLICT no
+ * operation has a result. */
+static void finish(etagkv_txn *t, etagkv_status st, int replayed)
+{
+    if (st != ETAGKV_OK && st != ETAGKV_CONFLICT) {
+        ops_reset(t);
+        replayed = 0;
+    }
+    t->out.status = st;
+    t->out.replayed = replayed;
+}
+
+etagkv_status etagkv_txn_commit(etagkv_store *s, etagkv_txn *t)
+{
+    struct ekv_op op;
+    etagkv_status st;
+
+    ekv_clear_error();
+    if (t == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    outcome_reset(t);
+    st = prepare(s, t, &op);
+    if (st == ETAGKV_OK)
+        st = ekv_commit(s, &op);
+    finish(t, st, op.replayed);
+    return st;
+}
+
+/* The completion of a submitted transaction, on a library thread. */
+static void submitted(void *ctx, const etagkv_result *res)
+{
+    etagkv_txn *t = ctx;
+
+    finish(t, res->status, res->replayed);
+    t->done(t->done_ctx, res);
+}
+
+etagkv_status etagkv_txn_submit(etagkv_store *s, etagkv_txn *t,
+                                etagkv_done_fn done, void *ctx)
+{
+    struct ekv_async *a;
+    etagkv_status st;
+
+    ekv_clear_error();
+    if (t == NULL || done == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    outcome_reset(t);
+    a = ekv_async_new(submitted, t);
+    if (a == NULL) {
+        finish(t, ETAGKV_NO_MEMORY, 0);
+        return ETAGKV_NO_MEMORY;
+    }
+    st = prepare(s, t, ekv_async_op(a));
+    if (st == ETAGKV_OK) {
+        /* Set before queueing: the callback may run at once. */
+        t->done = done;
+        t->done_ctx = ctx;
+        st = ekv_commit_async(s, a);
+    }
+    if (st != ETAGKV_OK) {
+        ekv_async_free(a);
+        finish(t, st, 0);
+    }
+    return st;
+}
+
+/* ---- executing, inside the batch's write transaction --------------------- */
+
+/* The state of operation i's key before it: the record written by the
+ * latest earlier operation on the same key, else the store's (read into
+ * *buf).  *cur is NULL when the key is absent. */
+static etagkv_status state_before(ekv_txn *txn, const etagkv_txn *t, size_t i,
+                                  ekv_record *buf, const ekv_record **cur)
+{
+    const struct txn_op *o = &t->ops[i];
+    etagkv_status st;
+
+    for (size_t j = i; j-- > 0;) {
+        const struct txn_op *p = &t->ops[j];
+
+        if (p->writes && p->key_len == o->key_len &&
+            memcmp(p->key, o->key, o->key_len) == 0) {
+            *cur = p->kind == K_PUT ? &p->rec : NULL;
+            return ETAGKV_OK;
+        }
+    }
+    *cur = NULL;
+    st = ekv_record_get(txn, o->key, o->key_len, buf);
+    if (st == ETAGKV_OK)
+        *cur = buf;
+    return st == ETAGKV_NOT_FOUND ? ETAGKV_OK : st;
+}
+
+/* o's result says cur (NULL: absent). */
+static void set_meta(struct txn_op *o, const ekv_record *cur)
+{
+    memset(&o->res.meta, 0, sizeof(o->res.meta));
+    if (cur != NULL) {
+        ekv_record_meta(cur, &o->res.meta);
+        memcpy(o->hash, cur->hash, EKV_HASH_BYTES);
+    }
+}
+
+/* A get that passed: its value, copied when it lies in the store's pages
+ * (which the writes may move), else the earlier put's own. */
+static etagkv_status get_value(struct txn_op *o, const ekv_record *cur,
+                               int from_store)
+{
+    if (cur == NULL)
+        return ETAGKV_OK;
+    if (from_store) {
+        o->copy = dup_bytes(cur->value, cur->value_len);
+        if (o->copy == NULL)
+            return ekv_fail(ETAGKV_NO_MEMORY, "copying a get's value");
+    }
+    o->res.value = from_store ? o->copy : cur->value;
+    o->res.value_len = cur->value_len;
+    return ETAGKV_OK;
+}
+
+/* Evaluate operation o over cur (etagkv_cond_evaluate(), as the single
+ * request would be) and compute what it would write at revision rev.
+ * *failed says whether it fails the transaction. */
+static etagkv_status evaluate(struct txn_op *o, const ekv_record *cur,
+                              int from_store, uint64_t now, uint64_t rev,
+                              int *failed)
+{
+    static const etagkv_method method[] = {
+        [K_GET] = ETAGKV_METHOD_GET,
+        [K_CHECK] = ETAGKV_METHOD_PUT,
+        [K_PUT] = ETAGKV_METHOD_PUT,
+        [K_DELETE] = ETAGKV_METHOD_DELETE,
+    };
+    etagkv_status st;
+
+    set_meta(o, cur);
+    st = etagkv_cond_evaluate(o->cond, method[o->kind], &o->res.meta);
+    o->res.evaluated = 1;
+    o->res.status = st;
+    /* DESIGN §7: a 412 fails the transaction, and so does a 404, except
+     * a get's (a read of nothing is an answer, not a broken premise). */
+    *failed = st == ETAGKV_PRECONDITION_FAILED ||
+              (st == ETAGKV_NOT_FOUND && o->kind != K_GET);
+    if (st != ETAGKV_OK)
+        return ETAGKV_OK;
+    switch (o->kind) {
+    case K_GET: return get_value(o, cur, from_store);
+    case K_CHECK: return ETAGKV_OK;
+    case K_PUT:
+        ekv_record_successor(&o->rec, cur, now, rev);
+        memcpy(o->rec.hash, o->value_hash, EKV_HASH_BYTES);
+        o->rec.content_type = o->ctype;
+        o->rec.content_type_len = o->ctype_len;
+        o->rec.value = o->value;
+        o->rec.value_len = o->value_len;
+        o->res.status = cur != NULL ? ETAGKV_OK : ETAGKV_CREATED;
+        o->writes = 1;
+        set_meta(o, &o->rec);
+        return ETAGKV_OK;
+    case K_DELETE:
+        o->writes = 1;
+        set_meta(o, NULL);
+        o->res.meta.mod_revision = rev; /* as a single delete reports */
+        return ETAGKV_OK;
+    }
+    return ETAGKV_OK;
+}
+
+/* A conflict: nothing is written.  Every operation's meta becomes its key
+ * as it is in the store now, and those after the failing one are not
+ * evaluated (DESIGN §7: "status": null). */
+static etagkv_status conflict(ekv_txn *txn, etagkv_txn *t, size_t failed)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        struct txn_op *o = &t->ops[i];
+        ekv_record r;
+        etagkv_status st = ekv_record_get(txn, o->key, o->key_len, &r);
+
+        if (st != ETAGKV_OK && st != ETAGKV_NOT_FOUND)
+            return st;
+        set_meta(o, st == ETAGKV_OK ? &r : NULL);
+        free(o->copy);
+        o->copy = NULL;
+        o->res.value = NULL;
+        o->res.value_len = 0;
+        o->writes = 0;
+        if (i > failed) {
+            o->res.evaluated = 0;
+            o->res.status = ETAGKV_OK;
+        }
+    }
+    t->out.failed = failed;
+    return ETAGKV_OK;
+}
+
+/* Make the writes of a transaction whose every operation passed, each
+ * with its change-log event in this same write transaction (DESIGN §8):
+ * the events share the transaction's revision, in operation order. */
+static etagkv_status write_all(etagkv_store *s, ekv_txn *txn, etagkv_txn *t,
+                               int *wrote)
+{
+    *wrote = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct txn_op *o = &t->ops[i];
+        etagkv_status st;
+        void *dst;
+
+        if (!o->writes)
+            continue;
+        if (o->kind == K_PUT) {
+            st = ekv_record_reserve(
+                txn, o->key, o->key_len,
+                ekv_record_size(o->rec.content_type_len, o->rec.value_len),
+                &dst);
+            if (st == ETAGKV_OK)
+                ekv_record_encode(dst, &o->rec);
+        } else {
+            st = ekv_record_delete(txn, o->key, o->key_len);
+        }
+        if (st == ETAGKV_OK)
+            st = ekv_changes_append(s, txn, o->key, o->key_len, &o->res.meta,
+                                    o->hash);
+        if (st != ETAGKV_OK)
+            return st;
+        *wrote = 1;
+    }
+    return ETAGKV_OK;
+}
+
+/* This transaction's own failure (a corrupt record, no memory): it writes
+ * nothing and gets the status; the batch goes on. */
+static etagkv_status fail_txn(struct ekv_op *op, etagkv_status st)
+{
+    ops_reset(op->txn);
+    op->status = st;
+    snprintf(op->detail, sizeof(op->detail), "%s", etagkv_last_error_detail());
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
+                              uint64_t *rev)
+{
+    etagkv_txn *t = op->txn;
+    uint64_t now = ekv_now_ns(s);
+    size_t failed = ETAGKV_TXN_NONE;
+    etagkv_status st = ETAGKV_OK;
+    int wrote;
+
+    ops_reset(t);
+    for (size_t i = 0; i < t->n && failed == ETAGKV_TXN_NONE; i++) {
+        ekv_record buf;
+        const ekv_record *cur;
+        int fails = 0;
+
+        st = state_before(txn, t, i, &buf, &cur);
+        if (st == ETAGKV_OK)
+            st = evaluate(&t->ops[i], cur, cur == &buf, now, *rev + 1, &fails);
+        if (st != ETAGKV_OK)
+            return fail_txn(op, st);
+        if (fails)
+            failed = i;
+    }
+    t->out.revision = *rev;
+    if (failed != ETAGKV_TXN_NONE) {
+        st = conflict(txn, t, failed);
+        if (st != ETAGKV_OK)
+            return fail_txn(op, st);
+        op->status = ETAGKV_CONFLICT;
+        return ETAGKV_OK;
+    }
+    st = write_all(s, txn, t, &wrote);
+    if (st != ETAGKV_OK)
+        return st; /* the batch is abandoned, then retried or split */
+    if (wrote) {
+        *rev += 1;
+        op->wrote = 1;
+        t->out.revision = *rev;
+    }
+    op->status = ETAGKV_OK;
+    return ETAGKV_OK;
+}
+
+/* ---- the recorded outcome (after idem.c's entry header) -------------------
+ *
+ *   0  u64  revision        16  u64  number of operations
+ *   8  u64  failed index    24  u64  reserved (0)
+ *  32       per operation: u16 status, u8 evaluated, u8 exists,
+ *           u16 content type length, u16 reserved, the 64-byte meta
+ *           block (ekv_idem_meta_encode()), the content type bytes
+ */
+#define TXN_HEAD_BYTES 32
+#define TXN_OP_BYTES (8 + EKV_IDEM_META_BYTES)
+
+size_t ekv_txn_entry_size(const struct ekv_op *op)
+{
+    const etagkv_txn *t = op->txn;
+    size_t n = TXN_HEAD_BYTES + t->n * TXN_OP_BYTES;
+
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ops[i].res.meta.exists)
+            n += strlen(t->ops[i].res.meta.content_type);
+    return n;
+}
+
+void ekv_txn_entry_encode(const struct ekv_op *op, uint8_t *p)
+{
+    const etagkv_txn *t = op->txn;
+
+    ekv_put_le64(p, t->out.revision);
+    ekv_put_le64(p + 8, (uint64_t)t->out.failed);
+    ekv_put_le64(p + 16, t->n);
+    ekv_put_le64(p + 24, 0);
+    p += TXN_HEAD_BYTES;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct txn_op *o = &t->ops[i];
+        const etagkv_meta *m = &o->res.meta;
+        size_t ct = m->exists ? strlen(m->content_type) : 0;
+
+        ekv_put_le16(p, (uint16_t)o->res.status);
+        p[2] = (uint8_t)o->res.evaluated;
+        p[3] = (uint8_t)m->exists;
+        ekv_put_le16(p + 4, (uint16_t)ct);
+        ekv_put_le16(p + 6, 0);
+        ekv_idem_meta_encode(p + 8, m, o->hash);
+        memcpy(p + TXN_OP_BYTES, m->content_type, ct);
+        p += TXN_OP_BYTES + ct;
+    }
+}
+
+int ekv_txn_entry_decode(struct ekv_op *op, const uint8_t *p, size_t len)
+{
+    etagkv_txn *t = op->txn;
+    const uint8_t *end = p + len;
+
+    ops_reset(t);
+    if (len < TXN_HEAD_BYTES || ekv_get_le64(p + 16) != t->n)
+        return -1;
+    t->out.revision = ekv_get_le64(p);
+    t->out.failed = (size_t)ekv_get_le64(p + 8);
+    p += TXN_HEAD_BYTES;
+    for (size_t i = 0; i < t->n; i++) {
+        struct txn_op *o = &t->ops[i];
+        size_t ct;
+
+        if ((size_t)(end - p) < TXN_OP_BYTES)
+            return -1;
+        ct = ekv_get_le16(p + 4);
+        if (ct > ETAGKV_CONTENT_TYPE_MAX ||
+            (size_t)(end - p) < TXN_OP_BYTES + ct)
+            return -1;
+        o->res.status = (etagkv_status)ekv_get_le16(p);
+        o->res.evaluated = p[2] & 1;
+        ekv_idem_meta_decode(p + 8, p[3] & 1, &o->res.meta, o->hash);
+        memcpy(o->res.meta.content_type, p + TXN_OP_BYTES, ct);
+        p += TXN_OP_BYTES + ct;
+    }
+    return p == end ? 0 : -1;
+}

@@ -1,0 +1,108 @@
+/*
+ * txn.c -- POST /txn (DESIGN §7): one multi-key transaction per request.
+ *
+ * Admission (admit.c) has checked the method, the JSON Content-Type, that
+ * no request header condition was sent, the Idempotency-Key and the body's
+ * size.  Here the body is parsed (txn_json.c), require-conditions mode is
+ * applied, and the transaction is submitted like a single write: the
+ * connection is suspended until it is durable (kv.c's srv_write_suspend and
+ * srv_write_done), so it rides in the same group-commit batches.  The
+ * reply: 200 {"revision", "results"}, or 409 problem+json with "failed"
+ * and "results" (every key's current state, for the rebase); any other
+ * status is a problem of the library's status.
+ */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parse r's body into r->txn and submit it.  Refusals are answered here. */
+static enum MHD_Result txn_submit(struct srv *s, struct MHD_Connection *c,
+                                  struct srv_req *r)
+{
+    char detail[256];
+    enum MHD_Result ret;
+    etagkv_status st = srv_txn_parse(r->body, r->body_len, s->max_txn_ops,
+                                     &r->txn, detail, sizeof detail);
+
+    if (st != ETAGKV_OK) {
+        srv_metrics_txn(s->metrics, st, 0);
+        return srv_queue(s, c, r, (unsigned)etagkv_status_http(st),
+                         srv_status_problem(st, detail));
+    }
+    if (s->require_conditions && srv_txn_has_unconditional_write(r->txn)) {
+        srv_metrics_txn(s->metrics, ETAGKV_PRECONDITION_REQUIRED, 0);
+        return srv_queue(
+            s, c, r, MHD_HTTP_PRECONDITION_REQUIRED,
+            srv_status_problem(ETAGKV_PRECONDITION_REQUIRED,
+                               "this server requires conditional writes: "
+                               "give every put and delete if_match, "
+                               "if_none_match, if_unmodified_since or "
+                               "if_revision"));
+    }
+    if (r->idem_len > 0 && srv_txn_has_get(r->txn)) {
+        srv_metrics_txn(s->metrics, ETAGKV_INVALID_ARGUMENT, 0);
+        return srv_queue(s, c, r, MHD_HTTP_BAD_REQUEST,
+                         srv_status_problem(ETAGKV_INVALID_ARGUMENT,
+                                            "a transaction with a get cannot "
+                                            "carry an Idempotency-Key: its "
+                                            "value could not be replayed"));
+    }
+    st = etagkv_txn_set_idempotency_key(
+        srv_txn_handle(r->txn), r->idem_len > 0 ? r->idem : NULL, r->idem_len);
+    if (st != ETAGKV_OK)
+        return srv_queue(s, c, r, (unsigned)etagkv_status_http(st),
+                         srv_status_problem(st, NULL));
+    ret = srv_write_suspend(s, c, r);
+    if (r->write_state != SRV_WRITE_PENDING)
+        return ret; /* answered 503 */
+    st = etagkv_txn_submit(s->store, srv_txn_handle(r->txn), srv_write_done, r);
+    if (st != ETAGKV_OK) {
+        etagkv_result res = {.status = st};
+
+        srv_write_done(r, &res);
+    }
+    return MHD_YES;
+}
+
+/* The 409 reply: problem+json with "failed", "revision" and "results". */
+static struct MHD_Response *conflicted(const struct srv_txn_req *q,
+                                       const etagkv_txn_outcome *o)
+{
+    json_t *ext = srv_txn_reply(q, o);
+    char detail[96];
+
+    if (ext == NULL)
+        return NULL;
+    snprintf(detail, sizeof detail, "operation %zu failed; nothing was written",
+             o->failed);
+    return srv_problem(MHD_HTTP_CONFLICT, "conflict", detail, ext);
+}
+
+enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
+                        struct srv_req *r)
+{
+    etagkv_txn_outcome o;
+    etagkv_status st;
+
+    if (r->write_state == SRV_WRITE_NONE)
+        return txn_submit(s, c, r);
+    st = r->write_res.status;
+    r->replayed = r->write_res.replayed;
+    etagkv_txn_report(srv_txn_handle(r->txn), &o);
+    srv_metrics_txn(s->metrics, st, etagkv_txn_count(srv_txn_handle(r->txn)));
+    if (r->idem_len > 0)
+        srv_metrics_idempotency(s->metrics, r->replayed,
+                                st == ETAGKV_IDEMPOTENCY_MISMATCH);
+    if (st == ETAGKV_OK)
+        return srv_queue(s, c, r, MHD_HTTP_OK,
+                         srv_json_response(srv_txn_reply(r->txn, &o)));
+    if (st == ETAGKV_CONFLICT)
+        return srv_queue(s, c, r, MHD_HTTP_CONFLICT, conflicted(r->txn, &o));
+    if (etagkv_status_http(st) >= 500)
+        fprintf(stderr, "etagkv-server: /txn: %s (%s)\n", etagkv_strerror(st),
+                r->write_detail);
+    return srv_queue(s, c, r, (unsigned)etagkv_status_http(st),
+                     srv_status_problem(st, NULL));
+}

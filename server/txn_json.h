@@ -1,0 +1,52 @@
+/*
+ * txn_json.h -- the body of POST /txn (DESIGN §7) parsed into an
+ * etagkv_txn, and the results of its commit as JSON (txn_json.c).  Not
+ * API.
+ *
+ * Pure: jansson and the public libetagkv API only, no libmicrohttpd, so
+ * that the server, the command-line tool (etagkv txn) and the fuzz target
+ * (tests/fuzz/fuzz_txn.c) share one parser and one result format.
+ */
+#ifndef ETAGKV_TXN_JSON_H
+#define ETAGKV_TXN_JSON_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "etagkv.h"
+
+struct srv_txn_req;
+
+/* Parse a POST /txn body (DESIGN §7) of len bytes into *out: a transaction
+ * of at most max_ops operations.  Returns ETAGKV_OK; ETAGKV_TXN_TOO_LARGE
+ * (413) for more operations; ETAGKV_INVALID_ARGUMENT (400) for anything
+ * malformed -- not JSON, duplicate or unknown members, unknown ops, wrong
+ * types, bad base64, a bad key or content type, an invalid entity-tag list
+ * or a negative if_revision -- with a reason in detail (cap bytes);
+ * ETAGKV_NO_MEMORY.  On failure *out is NULL.  Pure: no I/O. */
+etagkv_status srv_txn_parse(const char *body, size_t len, size_t max_ops,
+                            struct srv_txn_req **out, char *detail, size_t cap);
+
+/* The parsed transaction, to commit (owned by q). */
+etagkv_txn *srv_txn_handle(struct srv_txn_req *q);
+
+/* 1 if q has a get (no Idempotency-Key then), and 1 if some put or delete
+ * has no condition (refused in require-conditions mode). */
+int srv_txn_has_get(const struct srv_txn_req *q);
+int srv_txn_has_unconditional_write(const struct srv_txn_req *q);
+
+/* The "results" array of q's last commit, as DESIGN §7 spells it.  NULL
+ * on allocation failure. */
+json_t *srv_txn_results(const struct srv_txn_req *q);
+
+/* The reply to q's last commit, outcome o: for ETAGKV_OK the whole 200
+ * body {"revision", "results"}; for ETAGKV_CONFLICT the members a 409
+ * problem adds to type, title, status and detail: {"failed", "revision",
+ * "results"}.  NULL on allocation failure. */
+json_t *srv_txn_reply(const struct srv_txn_req *q, const etagkv_txn_outcome *o);
+
+/* Free q (NULL is fine). */
+void srv_txn_req_free(struct srv_txn_req *q);
+
+#endif
