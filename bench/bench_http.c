@@ -5,6 +5,7 @@
  *
  *   bench_http TARGET SCENARIO [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES]
  *              [-d SECONDS] [-w WARMUP_SECONDS] [-t THREADS] [-p PATH]
+ *              [-k lean|libcurl] [-P PID[,PID...]]
  *
  * TARGET (one protocol adapter each):
  *   etagkv  GET /kv/K; PUT /kv/K with If-Match: <the ETag read>
@@ -28,16 +29,28 @@
  * updates: a lost update (or a client bug) fails the run instead of giving
  * a figure.  Keys are seeded before the timed part.
  *
- * HTTP targets use libcurl multi (socket API on epoll): one easy handle per
- * connection, all in flight at once, keep-alive.  CONNS connections are
- * shared out between THREADS threads (default 1), each with its own multi
- * handle or epoll set.  The first WARMUP seconds (default 0.3) are not
- * counted; then SECONDS (default 2) are measured; requests in flight at the
- * end are drained (bounded) but not counted.
+ * HTTP targets use one of two clients (-k).  lean (the default) is built
+ * like the RESP client: raw non-blocking sockets on epoll, each request
+ * formatted into one buffer, each response parsed in place (status,
+ * Content-Length or chunked, ETag, body), keep-alive.  libcurl, the
+ * "typical client": libcurl multi (socket API on epoll), one easy handle
+ * per connection.  Either way one request is in flight per connection and
+ * all connections at once.  CONNS connections are shared out between
+ * THREADS threads (default 1), each with its own epoll set (or multi
+ * handle).
+ *
+ * -P: the server's processes; their CPU time (utime + stime, their
+ * children's included: nginx's workers) over the measured window, divided
+ * by the successful operations, is reported as server_cpu_us_per_op, a
+ * figure that does not depend on the client.  The first WARMUP seconds (default
+ * 0.3) are not counted; then SECONDS (default 2) are measured; requests in
+ * flight at the end are drained (bounded) but not counted.
  *
  * Output: one JSON line on stdout (successful operations/s, 412s/s, p50 and
  * p99 latency of a successful operation: for rmw from the first read to
- * the acknowledged write, retries included); a readable line on stderr.
+ * the acknowledged write, retries included; server and client CPU per
+ * successful operation; acknowledged writes over the whole run); a
+ * readable line on stderr.
  * Exit status 0, or 1 with a message when anything unexpected happened (an
  * unexpected status, a transport error, a failed verification): a figure
  * from a broken run is worse than none.
@@ -55,7 +68,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <dirent.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -88,6 +104,9 @@ static struct {
     double seconds, warmup;
     char path[256]; /* nginx */
     char etag[128]; /* get304: the current ETag */
+    int lean;       /* HTTP over raw sockets (-k lean), not libcurl */
+    int npids;      /* server processes whose CPU time is measured (-P) */
+    long pids[8];
 } cfg;
 
 /* Window of the timed part; t_end is also when clients stop starting
@@ -109,14 +128,16 @@ struct client {
     int key, seed_next;
     double t0; /* start of the current operation */
     struct buf body, out;
-    /* HTTP */
+    char etag[128]; /* HTTP: the response's ETag */
+    /* libcurl */
     CURL *easy;
     struct curl_slist *hdrs;
-    char etag[128];
-    /* redis */
+    char hdrs_key[256]; /* what hdrs was built from */
+    /* raw sockets: RESP, lean HTTP */
     int fd, want, got, wantout, watched;
-    size_t out_off;
-    struct buf in;
+    struct buf req; /* the bytes to send */
+    size_t req_off; /* ... of which sent */
+    struct buf in;  /* received, not yet parsed */
     enum outcome res;
 };
 
@@ -373,63 +394,89 @@ static void url_of(char *url, size_t n, const char *path)
     BU_CHECK(k > 0 && (size_t)k < n);
 }
 
+/* Headers for libcurl: Expect: off (no 100-continue round trip), the
+ * content type, an optional extra header.  The list is rebuilt only when
+ * they differ from the previous request's. */
+static struct curl_slist *curl_headers(struct client *c, const char *ctype,
+                                       const char *extra)
+{
+    char key[sizeof c->hdrs_key];
+
+    if (ctype == NULL && extra == NULL)
+        return NULL;
+    snprintf(key, sizeof key, "%s\n%s", ctype ? ctype : "", extra ? extra : "");
+    if (c->hdrs != NULL && strcmp(key, c->hdrs_key) == 0)
+        return c->hdrs;
+    snprintf(c->hdrs_key, sizeof c->hdrs_key, "%s", key);
+    return http_headers(c, ctype, extra);
+}
+
+static void lean_start(struct client *c, const char *method, const char *path,
+                       const char *ctype, const char *extra,
+                       const struct buf *body);
+
+/* Start one HTTP request on c's connection, through the lean adapter or
+ * libcurl (-k).  method "GET" has no body; ctype and extra (one header
+ * line without CRLF) may be NULL. */
+static void req_start(struct client *c, const char *method, const char *path,
+                      const char *ctype, const char *extra,
+                      const struct buf *body)
+{
+    char url[320];
+
+    if (cfg.lean) {
+        lean_start(c, method, path, ctype, extra, body);
+        return;
+    }
+    url_of(url, sizeof url, path);
+    http_start(c, url, strcmp(method, "GET") == 0 ? NULL : method, body,
+               curl_headers(c, ctype, extra));
+}
+
 /* -- etagkv-server -- */
 
-static void kv_url(char *url, size_t n, int k)
+static void kv_path(char *path, size_t n, int k)
 {
-    char key[16], path[32];
+    char key[16];
 
     key_name(k, key, sizeof key);
-    snprintf(path, sizeof path, "/kv/%s", key);
-    url_of(url, n, path);
+    snprintf(path, n, "/kv/%s", key);
 }
 
 static void kv_seed(struct client *c)
 {
-    char url[128];
+    char path[32];
 
-    kv_url(url, sizeof url, c->seed_next);
+    kv_path(path, sizeof path, c->seed_next);
     seed_value(&c->out);
-    http_start(c, url, "PUT", &c->out,
-               http_headers(c, "application/octet-stream", NULL));
+    req_start(c, "PUT", path, "application/octet-stream", NULL, &c->out);
 }
 
 static void kv_read(struct client *c)
 {
-    char url[128];
+    char path[32];
 
-    kv_url(url, sizeof url, c->key);
-    http_start(c, url, NULL, NULL, NULL);
+    kv_path(path, sizeof path, c->key);
+    req_start(c, "GET", path, NULL, NULL, NULL);
 }
 
 static void kv_write(struct client *c)
 {
-    char url[128], im[160];
+    char path[32], im[160];
 
-    kv_url(url, sizeof url, c->key);
+    kv_path(path, sizeof path, c->key);
     snprintf(im, sizeof im, "If-Match: %s", c->etag);
-    http_start(c, url, "PUT", &c->out,
-               http_headers(c, "application/octet-stream", im));
+    req_start(c, "PUT", path, "application/octet-stream", im, &c->out);
 }
 
 static void plain_get(struct client *c)
 {
-    char url[320], inm[160];
-    struct curl_slist *h = NULL;
+    char path[32], inm[160];
 
-    if (cfg.target == T_NGINX) {
-        url_of(url, sizeof url, cfg.path);
-    } else {
-        kv_url(url, sizeof url, 0);
-    }
-    if (cfg.scen == S_GET304) {
-        if (c->hdrs == NULL) {
-            snprintf(inm, sizeof inm, "If-None-Match: %s", cfg.etag);
-            http_headers(c, NULL, inm);
-        }
-        h = c->hdrs;
-    }
-    http_start(c, url, NULL, NULL, h);
+    kv_path(path, sizeof path, 0);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", cfg.etag);
+    req_start(c, "GET", cfg.target == T_NGINX ? cfg.path : path, NULL,
+              cfg.scen == S_GET304 ? inm : NULL, NULL);
 }
 
 /* The value just read, with its counter incremented, becomes c->out. */
@@ -487,11 +534,7 @@ static void etcd_key(struct buf *b, int k)
 
 static void etcd_post(struct client *c, const char *path)
 {
-    char url[128];
-
-    url_of(url, sizeof url, path);
-    http_start(c, url, "POST", &c->out,
-               c->hdrs ? c->hdrs : http_headers(c, "application/json", NULL));
+    req_start(c, "POST", path, "application/json", NULL, &c->out);
 }
 
 static void etcd_seed(struct client *c)
@@ -591,6 +634,16 @@ static void etcd_done(struct client *c, long code)
     }
 }
 
+/* A response with status code arrived, its body in c->body and its ETag
+ * in c->etag (either adapter). */
+static void http_completed(struct client *c, long code)
+{
+    if (cfg.target == T_ETCD)
+        etcd_done(c, code);
+    else
+        kv_done(c, code);
+}
+
 static void http_done(struct client *c, CURLcode rc)
 {
     long code = 0;
@@ -598,10 +651,7 @@ static void http_done(struct client *c, CURLcode rc)
     if (rc != CURLE_OK)
         die("transfer failed: %s", curl_easy_strerror(rc));
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
-    if (cfg.target == T_ETCD)
-        etcd_done(c, code);
-    else
-        kv_done(c, code);
+    http_completed(c, code);
 }
 
 /* -- the curl multi loop (socket API on epoll) -- */
@@ -733,7 +783,237 @@ static const struct proto proto_nginx = {NULL, NULL, NULL, plain_get, NULL};
 static const struct proto proto_etcd = {etcd_seed, etcd_read, etcd_write, NULL,
                                         NULL};
 
-/* ---- Redis: a minimal RESP2 client on non-blocking sockets --------------- */
+/* ---- raw sockets: non-blocking, one epoll set per thread ----------------
+ * The transport of the lean clients: Redis (RESP) and HTTP/1.1.  Each
+ * client has one connection and one request (or command group) in
+ * flight, formatted into c->req and sent in as few send() calls as the
+ * socket allows; replies are parsed from c->in as they arrive. */
+
+static void raw_events(struct client *c, unsigned events)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.ptr = c;
+    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        die("epoll_ctl: %s", strerror(errno));
+}
+
+/* Write what is pending; wait for EPOLLOUT only while some is left. */
+static void raw_flush(struct client *c)
+{
+    while (c->req_off < c->req.len) {
+        ssize_t k = send(c->fd, c->req.p + c->req_off, c->req.len - c->req_off,
+                         MSG_NOSIGNAL);
+
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (k < 0)
+            die("send: %s", strerror(errno));
+        c->req_off += (size_t)k;
+    }
+    if ((c->req_off < c->req.len) != c->wantout) {
+        c->wantout = c->req_off < c->req.len;
+        raw_events(c, EPOLLIN | (c->wantout ? EPOLLOUT : 0u));
+    }
+}
+
+/* Send c->req, expecting want replies (RESP; 1 for HTTP). */
+static void raw_send(struct client *c, int want)
+{
+    c->want = want;
+    c->got = 0;
+    c->req_off = 0;
+    c->res = OUT_OK;
+    raw_flush(c);
+}
+
+/* ---- HTTP/1.1 on raw sockets (the lean adapter) ---------------------------
+ * What a lean HTTP client does: the request formatted into one buffer and
+ * sent with one send(); the response parsed in place for the status, the
+ * framing (Content-Length or chunked), the ETag and the body; keep-alive.
+ * No pipelining: one request in flight per connection, as with libcurl. */
+
+static void lean_start(struct client *c, const char *method, const char *path,
+                       const char *ctype, const char *extra,
+                       const struct buf *body)
+{
+    c->req.len = 0;
+    buf_printf(&c->req, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n", method, path,
+               cfg.host, cfg.port);
+    if (ctype != NULL)
+        buf_printf(&c->req, "Content-Type: %s\r\n", ctype);
+    if (extra != NULL)
+        buf_printf(&c->req, "%s\r\n", extra);
+    if (body != NULL)
+        buf_printf(&c->req, "Content-Length: %zu\r\n\r\n", body->len);
+    else
+        buf_str(&c->req, "\r\n");
+    if (body != NULL)
+        buf_add(&c->req, body->p, body->len);
+    raw_send(c, 1);
+}
+
+/* The CRLF at or after p, before end; NULL if none. */
+static const char *find_crlf(const char *p, const char *end)
+{
+    while (p + 1 < end) {
+        const char *r = memchr(p, '\r', (size_t)(end - p - 1));
+
+        if (r == NULL)
+            return NULL;
+        if (r[1] == '\n')
+            return r;
+        p = r + 1;
+    }
+    return NULL;
+}
+
+/* A header line "name: value" (without CRLF): the value, trimmed, if the
+ * name is `name` (case-insensitive), else NULL. */
+static const char *header_value(const char *line, const char *eol,
+                                const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    const char *v;
+
+    if ((size_t)(eol - line) <= n || line[n] != ':' ||
+        strncasecmp(line, name, n) != 0)
+        return NULL;
+    v = line + n + 1;
+    while (v < eol && (*v == ' ' || *v == '\t'))
+        v++;
+    while (eol > v && (eol[-1] == ' ' || eol[-1] == '\t'))
+        eol--;
+    *len = (size_t)(eol - v);
+    return v;
+}
+
+/* A chunked body at p[0..len): its decoded bytes into body; the bytes it
+ * takes (trailers included), or 0 while incomplete. */
+static size_t chunked_body(const char *p, size_t len, struct buf *body)
+{
+    const char *end = p + len;
+    size_t off = 0;
+
+    body->len = 0;
+    for (;;) {
+        const char *eol = find_crlf(p + off, end);
+        unsigned long n;
+        char *stop;
+
+        if (eol == NULL)
+            return 0;
+        n = strtoul(p + off, &stop, 16);
+        if (stop == p + off)
+            die("HTTP: bad chunk size");
+        off = (size_t)(eol - p) + 2;
+        if (n == 0)
+            break;
+        if (len < off + n + 2)
+            return 0;
+        buf_add(body, p + off, n);
+        off += n + 2;
+    }
+    for (;;) { /* trailer fields, up to the empty line */
+        const char *eol = find_crlf(p + off, end);
+
+        if (eol == NULL)
+            return 0;
+        if (eol == p + off)
+            return off + 2;
+        off = (size_t)(eol - p) + 2;
+    }
+}
+
+/* One header line [line, eol) of a response: what the client needs of it. */
+static void lean_header(struct client *c, const char *line, const char *eol,
+                        long *clen, int *chunked)
+{
+    size_t n;
+    const char *v = header_value(line, eol, "content-length", &n);
+
+    if (v != NULL) {
+        *clen = strtol(v, NULL, 10);
+        return;
+    }
+    v = header_value(line, eol, "transfer-encoding", &n);
+    if (v != NULL) {
+        *chunked = n >= 7 && strncasecmp(v + n - 7, "chunked", 7) == 0;
+        return;
+    }
+    v = header_value(line, eol, "etag", &n);
+    if (v != NULL && n < sizeof c->etag) {
+        memcpy(c->etag, v, n);
+        c->etag[n] = '\0';
+        return;
+    }
+    v = header_value(line, eol, "connection", &n);
+    if (v != NULL && n == 5 && strncasecmp(v, "close", 5) == 0)
+        die("HTTP: the server closes the connection");
+}
+
+/* One complete response at p[0..len): its status in *code, its body in
+ * c->body, its ETag in c->etag; the bytes it takes, or 0 while
+ * incomplete (parsed again from the start when more arrives: responses
+ * here are a few KiB). */
+static size_t lean_parse(struct client *c, const char *p, size_t len,
+                         long *code)
+{
+    const char *end = p + len, *line = p, *eol;
+    long clen = -1;
+    int chunked = 0;
+    size_t head = 0, taken;
+
+    for (eol = find_crlf(line, end); eol != NULL; eol = find_crlf(line, end)) {
+        if (eol == line) {
+            head = (size_t)(eol + 2 - p);
+            break;
+        }
+        line = eol + 2;
+    }
+    if (head == 0)
+        return 0;
+    if (len < 12 || memcmp(p, "HTTP/1.1 ", 9) != 0)
+        die("HTTP: bad status line: %.40s", p);
+    *code = strtol(p + 9, NULL, 10);
+    c->etag[0] = '\0';
+    for (line = find_crlf(p, end) + 2; line < p + head - 2; line = eol + 2) {
+        eol = find_crlf(line, end);
+        lean_header(c, line, eol, &clen, &chunked);
+    }
+    if (*code == 304 || *code == 204 || *code < 200) {
+        c->body.len = 0;
+        return head;
+    }
+    if (chunked) {
+        taken = chunked_body(p + head, len - head, &c->body);
+        return taken == 0 ? 0 : head + taken;
+    }
+    if (clen < 0)
+        die("HTTP: a response without Content-Length or chunked framing");
+    if (len < head + (size_t)clen)
+        return 0;
+    c->body.len = 0;
+    buf_add(&c->body, p + head, (size_t)clen);
+    return head + (size_t)clen;
+}
+
+static void lean_input(struct client *c)
+{
+    long code = 0;
+    size_t used = lean_parse(c, c->in.p, c->in.len, &code);
+
+    if (used == 0)
+        return;
+    if (used != c->in.len)
+        die("HTTP: %zu bytes after the response", c->in.len - used);
+    c->in.len = 0;
+    http_completed(c, code);
+}
+
+/* ---- Redis: a minimal RESP2 client on raw sockets ------------------------ */
 
 struct reply {
     char type;     /* + - : $ * */
@@ -806,46 +1086,6 @@ static void resp_cmd2(struct buf *b, const char *cmd, const char *arg)
     resp_cmd(b, arg ? 2 : 1, argv, lens);
 }
 
-static void redis_events(struct client *c, unsigned events)
-{
-    struct epoll_event ev;
-
-    memset(&ev, 0, sizeof ev);
-    ev.events = events;
-    ev.data.ptr = c;
-    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
-        die("epoll_ctl: %s", strerror(errno));
-}
-
-/* Write what is pending; wait for EPOLLOUT only while some is left. */
-static void redis_flush(struct client *c)
-{
-    while (c->out_off < c->out.len) {
-        ssize_t k = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
-                         MSG_NOSIGNAL);
-
-        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        if (k < 0)
-            die("redis: send: %s", strerror(errno));
-        c->out_off += (size_t)k;
-    }
-    if ((c->out_off < c->out.len) != c->wantout) {
-        c->wantout = c->out_off < c->out.len;
-        redis_events(c, EPOLLIN | (c->wantout ? EPOLLOUT : 0u));
-    }
-}
-
-/* Send c->out, expecting want replies. */
-static void redis_send(struct client *c, int want)
-{
-    c->want = want;
-    c->got = 0;
-    c->out_off = 0;
-    c->res = OUT_OK;
-    redis_flush(c);
-}
-
 static void redis_seed(struct client *c)
 {
     char key[16];
@@ -859,10 +1099,10 @@ static void redis_seed(struct client *c)
     lens[0] = 3;
     lens[1] = strlen(key);
     lens[2] = v.len;
-    c->out.len = 0;
-    resp_cmd(&c->out, 3, argv, lens);
+    c->req.len = 0;
+    resp_cmd(&c->req, 3, argv, lens);
     free(v.p);
-    redis_send(c, 1);
+    raw_send(c, 1);
 }
 
 /* WATCH and GET in one write: the read happens under the watch. */
@@ -871,11 +1111,11 @@ static void redis_read(struct client *c)
     char key[16];
 
     key_name(c->key, key, sizeof key);
-    c->out.len = 0;
-    resp_cmd2(&c->out, "WATCH", key);
-    resp_cmd2(&c->out, "GET", key);
+    c->req.len = 0;
+    resp_cmd2(&c->req, "WATCH", key);
+    resp_cmd2(&c->req, "GET", key);
     c->watched = 1;
-    redis_send(c, 2);
+    raw_send(c, 2);
 }
 
 /* MULTI, SET, EXEC in one write; c->body holds the new value. */
@@ -887,12 +1127,12 @@ static void redis_write(struct client *c)
 
     key_name(c->key, key, sizeof key);
     lens[1] = strlen(key);
-    c->out.len = 0;
-    resp_cmd2(&c->out, "MULTI", NULL);
-    resp_cmd(&c->out, 3, argv, lens);
-    resp_cmd2(&c->out, "EXEC", NULL);
+    c->req.len = 0;
+    resp_cmd2(&c->req, "MULTI", NULL);
+    resp_cmd(&c->req, 3, argv, lens);
+    resp_cmd2(&c->req, "EXEC", NULL);
     c->watched = 0; /* EXEC unwatches, whatever its outcome */
-    redis_send(c, 3);
+    raw_send(c, 3);
 }
 
 /* Stopping between the read and the write: drop the watch. */
@@ -900,10 +1140,10 @@ static int redis_unwatch(struct client *c)
 {
     if (!c->watched)
         return 0;
-    c->out.len = 0;
-    resp_cmd2(&c->out, "UNWATCH", NULL);
+    c->req.len = 0;
+    resp_cmd2(&c->req, "UNWATCH", NULL);
     c->watched = 0;
-    redis_send(c, 1);
+    raw_send(c, 1);
     return 1;
 }
 
@@ -929,7 +1169,7 @@ static void redis_reply(struct client *c, const struct reply *r, int i)
         } else {
             if (r->type != '$' || r->n < 0)
                 die("redis: GET of a seeded key found nothing");
-            /* out still holds the command; build the value in body. */
+            /* req still holds the command; build the value in body. */
             c->body.len = 0;
             buf_add(&c->body, r->s, r->slen);
             if (r->slen != cfg.value_bytes)
@@ -951,18 +1191,12 @@ static void redis_reply(struct client *c, const struct reply *r, int i)
     }
 }
 
-static void redis_input(struct client *c)
+/* Replies that arrived in c->in: each checked; the group done once all
+ * arrived. */
+static void resp_input(struct client *c)
 {
-    char tmp[16384];
-    ssize_t k;
     size_t off = 0;
 
-    k = recv(c->fd, tmp, sizeof tmp, 0);
-    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return;
-    if (k <= 0)
-        die("redis: connection lost: %s", k ? strerror(errno) : "EOF");
-    buf_add(&c->in, tmp, (size_t)k);
     while (off < c->in.len && c->got < c->want) {
         struct reply r;
         size_t used = resp_parse(c->in.p + off, c->in.len - off, &r);
@@ -983,7 +1217,27 @@ static void redis_input(struct client *c)
     c->in.len -= off;
 }
 
-static int redis_connect(void)
+/* ---- raw sockets, continued: input, connection, loop -------------------- */
+
+static void raw_input(struct client *c)
+{
+    char tmp[16384];
+    ssize_t k;
+
+    k = recv(c->fd, tmp, sizeof tmp, 0);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (k <= 0)
+        die("%s: connection lost: %s", target_names[cfg.target],
+            k ? strerror(errno) : "EOF");
+    buf_add(&c->in, tmp, (size_t)k);
+    if (cfg.target == T_REDIS)
+        resp_input(c);
+    else
+        lean_input(c);
+}
+
+static int raw_connect(void)
 {
     struct sockaddr_in a;
     int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
@@ -994,20 +1248,20 @@ static int redis_connect(void)
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)cfg.port);
     if (inet_pton(AF_INET, cfg.host, &a.sin_addr) != 1)
-        die("redis: host must be an IPv4 address, not %s", cfg.host);
+        die("the host must be an IPv4 address, not %s", cfg.host);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
-        die("redis: connect %s:%d: %s", cfg.host, cfg.port, strerror(errno));
+        die("connect %s:%d: %s", cfg.host, cfg.port, strerror(errno));
     BU_CHECK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
     return fd;
 }
 
-static void redis_init(struct worker *w)
+static void raw_init(struct worker *w)
 {
     for (int i = 0; i < w->n; i++) {
         struct client *c = &w->c[i];
         struct epoll_event ev;
 
-        c->fd = redis_connect();
+        c->fd = raw_connect();
         BU_CHECK(fcntl(c->fd, F_SETFL, O_NONBLOCK) == 0);
         memset(&ev, 0, sizeof ev);
         ev.events = EPOLLIN;
@@ -1016,7 +1270,7 @@ static void redis_init(struct worker *w)
     }
 }
 
-static void redis_loop(struct worker *w, double limit)
+static void raw_loop(struct worker *w, double limit)
 {
     struct epoll_event ev[64];
 
@@ -1024,7 +1278,7 @@ static void redis_loop(struct worker *w, double limit)
         int n;
 
         if (bu_now() > limit)
-            die("redis: commands still in flight at the limit");
+            die("requests still in flight at the time limit");
         n = epoll_wait(w->epfd, ev, 64, 50);
         if (n < 0 && errno != EINTR)
             die("epoll_wait: %s", strerror(errno));
@@ -1032,9 +1286,9 @@ static void redis_loop(struct worker *w, double limit)
             struct client *c = ev[i].data.ptr;
 
             if (ev[i].events & EPOLLOUT)
-                redis_flush(c);
+                raw_flush(c);
             if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-                redis_input(c);
+                raw_input(c);
         }
     }
 }
@@ -1137,8 +1391,8 @@ static void finished(struct client *c, enum outcome o)
 
 static void run_loop(struct worker *w, double limit)
 {
-    if (cfg.target == T_REDIS)
-        redis_loop(w, limit);
+    if (cfg.target == T_REDIS || cfg.lean)
+        raw_loop(w, limit);
     else
         http_loop(w, limit);
 }
@@ -1249,7 +1503,7 @@ static unsigned long long hot_counter(void)
     unsigned long long n;
 
     if (cfg.target == T_REDIS) {
-        int fd = redis_connect();
+        int fd = raw_connect();
         struct reply r;
         size_t used = 0;
 
@@ -1293,8 +1547,94 @@ static unsigned long long hot_counter(void)
     return n;
 }
 
+/* ---- CPU time ---------------------------------------------------------------
+ * Server CPU per operation does not depend on the client: utime + stime of
+ * each -P process and of its children (nginx's workers), from /proc, at
+ * the start and the end of the measured window. */
+
+/* utime + stime of pid from /proc/PID/stat, in clock ticks, and its parent
+ * in *ppid; -1 if it has gone. */
+static long long proc_ticks(long pid, long *ppid)
+{
+    char path[64], line[1024], *p;
+    unsigned long long ut, st;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    /* After the command name, which may hold spaces and parentheses:
+     * state ppid pgrp session tty tpgid flags minflt cminflt majflt
+     * cmajflt utime stime. */
+    p = strrchr(line, ')');
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+               ppid, &ut, &st) != 3)
+        return -1;
+    return (long long)(ut + st);
+}
+
+/* Ticks of the -P processes and their children, now. */
+static long long server_ticks(void)
+{
+    long long sum = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+
+    BU_CHECK(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        long pid = strtol(e->d_name, NULL, 10), ppid = 0;
+        long long t;
+
+        if (pid <= 0)
+            continue;
+        t = proc_ticks(pid, &ppid);
+        if (t < 0)
+            continue;
+        for (int i = 0; i < cfg.npids; i++) {
+            if (pid == cfg.pids[i] || ppid == cfg.pids[i]) {
+                sum += t;
+                break;
+            }
+        }
+    }
+    closedir(d);
+    return sum;
+}
+
+/* This process's CPU time (the load generator's), in seconds. */
+static double self_cpu(void)
+{
+    struct rusage ru;
+
+    BU_CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void sleep_until(double t)
+{
+    for (double d = t - bu_now(); d > 0; d = t - bu_now()) {
+        struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+
+        (void)nanosleep(&ts, NULL);
+    }
+}
+
 /* ---- main -------------------------------------------------------------------
  */
+
+static const char *client_name(void)
+{
+    if (cfg.target == T_REDIS)
+        return "resp";
+    return cfg.lean ? "lean" : "libcurl";
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -1305,13 +1645,31 @@ static int cmp_double(const void *a, const void *b)
 
 static void usage(void)
 {
-    fprintf(
-        stderr,
-        "usage: bench_http etagkv|nginx|etcd|redis "
-        "rmw-hot|rmw-1000|get|get304\n"
-        "       [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES] [-d SECONDS]\n"
-        "       [-w WARMUP_SECONDS] [-t THREADS (1-2)] [-p PATH (nginx)]\n");
+    fprintf(stderr,
+            "usage: bench_http etagkv|nginx|etcd|redis "
+            "rmw-hot|rmw-1000|get|get304\n"
+            "       [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES] [-d SECONDS]\n"
+            "       [-w WARMUP_SECONDS] [-t THREADS (1-2)] [-p PATH (nginx)]\n"
+            "       [-k lean|libcurl (HTTP client)] [-P PID[,PID...]]\n");
     exit(2);
+}
+
+/* -P PID[,PID...]: the server processes to measure. */
+static void parse_pids(const char *list)
+{
+    const char *p = list;
+
+    while (*p != '\0') {
+        char *end;
+        long pid = strtol(p, &end, 10);
+
+        if (end == p || pid <= 0 || cfg.npids == 8)
+            usage();
+        cfg.pids[cfg.npids++] = pid;
+        p = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '\0')
+            usage();
+    }
 }
 
 static void parse_args(int argc, char **argv)
@@ -1327,7 +1685,8 @@ static void parse_args(int argc, char **argv)
     if (argc < 3)
         usage();
     optind = 3; /* TARGET SCENARIO first; POSIX getopt does not permute */
-    while ((ch = getopt(argc, argv, "a:c:s:d:w:t:p:")) != -1) {
+    cfg.lean = 1;
+    while ((ch = getopt(argc, argv, "a:c:s:d:w:t:p:k:P:")) != -1) {
         switch (ch) {
         case 'a': addr = optarg; break;
         case 'c': cfg.conns = atoi(optarg); break;
@@ -1336,6 +1695,12 @@ static void parse_args(int argc, char **argv)
         case 'w': cfg.warmup = atof(optarg); break;
         case 't': cfg.threads = atoi(optarg); break;
         case 'p': snprintf(cfg.path, sizeof cfg.path, "%s", optarg); break;
+        case 'k':
+            if (strcmp(optarg, "lean") != 0 && strcmp(optarg, "libcurl") != 0)
+                usage();
+            cfg.lean = strcmp(optarg, "lean") == 0;
+            break;
+        case 'P': parse_pids(optarg); break;
         default: usage();
         }
     }
@@ -1374,6 +1739,8 @@ static void parse_args(int argc, char **argv)
         usage();
     if (cfg.path[0] == '\0')
         snprintf(cfg.path, sizeof cfg.path, "/v%zu", cfg.value_bytes);
+    if (cfg.target == T_REDIS)
+        cfg.lean = 1; /* RESP has its one client */
     if ((cfg.target == T_NGINX && cfg.scen == S_RMW) ||
         ((cfg.target == T_ETCD || cfg.target == T_REDIS) &&
          cfg.scen != S_RMW)) {
@@ -1403,8 +1770,8 @@ static void setup_workers(struct worker *w)
             c->seed_next = c->idx;
             c->fd = -1;
         }
-        if (cfg.target == T_REDIS)
-            redis_init(&w[i]);
+        if (cfg.target == T_REDIS || cfg.lean)
+            raw_init(&w[i]);
         else
             http_init(&w[i]);
     }
@@ -1416,7 +1783,8 @@ int main(int argc, char **argv)
                                                  &proto_etcd, &proto_redis};
     struct worker w[MAX_THREADS];
     long ok = 0, failed = 0, ok_total = 0, nlat = 0;
-    double *lat, p50, p99;
+    double *lat, p50, p99, cpu0, cpu1, srv_us = -1, cli_us;
+    long long ticks0 = 0, ticks1 = 0;
     const char *verified = "n/a";
 
     parse_args(argc, argv);
@@ -1436,6 +1804,15 @@ int main(int argc, char **argv)
     t_start = bu_now() + cfg.warmup;
     t_end = t_start + cfg.seconds;
     pthread_barrier_wait(&started);
+    /* The measured window, on the clocks of both sides. */
+    sleep_until(t_start);
+    if (cfg.npids > 0)
+        ticks0 = server_ticks();
+    cpu0 = self_cpu();
+    sleep_until(t_end);
+    if (cfg.npids > 0)
+        ticks1 = server_ticks();
+    cpu1 = self_cpu();
     for (int i = 0; i < cfg.threads; i++) {
         BU_CHECK(pthread_join(w[i].tid, NULL) == 0);
         ok += w[i].ok;
@@ -1453,6 +1830,10 @@ int main(int argc, char **argv)
     qsort(lat, (size_t)nlat, sizeof(double), cmp_double);
     p50 = nlat ? lat[nlat / 2] * 1e3 : 0;
     p99 = nlat ? lat[nlat * 99 / 100] * 1e3 : 0;
+    cli_us = ok > 0 ? (cpu1 - cpu0) * 1e6 / (double)ok : 0;
+    if (cfg.npids > 0 && ok > 0)
+        srv_us = (double)(ticks1 - ticks0) * 1e6 /
+                 (double)sysconf(_SC_CLK_TCK) / (double)ok;
     if (cfg.scen == S_RMW && cfg.nkeys == 1) {
         unsigned long long n = hot_counter();
 
@@ -1462,21 +1843,31 @@ int main(int argc, char **argv)
                 n, ok_total);
         verified = "yes";
     }
-    printf("{\"bench\":\"http\",\"target\":\"%s\",\"scenario\":\"%s\","
-           "\"value_bytes\":%zu,\"conns\":%d,\"threads\":%d,\"seconds\":%.2f,"
-           "\"ok_per_s\":%.1f,\"fail_412_per_s\":%.1f,\"p50_ms\":%.3f,"
-           "\"p99_ms\":%.3f,\"verified\":\"%s\"}\n",
-           target_names[cfg.target], cfg.scen_name, cfg.value_bytes, cfg.conns,
-           cfg.threads, cfg.seconds, (double)ok / cfg.seconds,
-           (double)failed / cfg.seconds, p50, p99, verified);
+    /* acked_writes: every acknowledged write of the run, seeding, warm-up
+     * and drain included (the denominator of a flush count over a whole
+     * server run). */
+    printf("{\"bench\":\"http\",\"target\":\"%s\",\"client\":\"%s\","
+           "\"scenario\":\"%s\",\"value_bytes\":%zu,\"conns\":%d,"
+           "\"threads\":%d,\"seconds\":%.2f,\"ok_per_s\":%.1f,"
+           "\"fail_412_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+           "\"server_cpu_us_per_op\":%.2f,\"client_cpu_us_per_op\":%.2f,"
+           "\"acked_writes\":%ld,\"verified\":\"%s\"}\n",
+           target_names[cfg.target], client_name(), cfg.scen_name,
+           cfg.value_bytes, cfg.conns, cfg.threads, cfg.seconds,
+           (double)ok / cfg.seconds, (double)failed / cfg.seconds, p50, p99,
+           srv_us, cli_us,
+           cfg.scen == S_RMW ? ok_total + cfg.nkeys
+                             : (long)(cfg.target == T_ETAGKV),
+           verified);
     fprintf(stderr,
-            "%-7s %-9s %5zuB %3d conns: %10.0f ok/s %9.0f 412/s  p50 %.3f ms "
-            " p99 %.3f ms  verified %s\n",
-            target_names[cfg.target], cfg.scen_name, cfg.value_bytes, cfg.conns,
-            (double)ok / cfg.seconds, (double)failed / cfg.seconds, p50, p99,
-            verified);
+            "%-7s %-7s %-9s %5zuB %3d conns: %10.0f ok/s %9.0f 412/s  p50 %.3f "
+            "ms  p99 %.3f ms  CPU/op server %.1f us client %.1f us  verified "
+            "%s\n",
+            target_names[cfg.target], client_name(), cfg.scen_name,
+            cfg.value_bytes, cfg.conns, (double)ok / cfg.seconds,
+            (double)failed / cfg.seconds, p50, p99, srv_us, cli_us, verified);
     for (int i = 0; i < cfg.threads; i++) {
-        if (cfg.target == T_REDIS) {
+        if (cfg.target == T_REDIS || cfg.lean) {
             for (int j = 0; j < w[i].n; j++)
                 close(w[i].c[j].fd);
         } else {
@@ -1486,6 +1877,7 @@ int main(int argc, char **argv)
             free(w[i].c[j].body.p);
             free(w[i].c[j].out.p);
             free(w[i].c[j].in.p);
+            free(w[i].c[j].req.p);
         }
         close(w[i].epfd);
         free(w[i].c);
