@@ -137,6 +137,11 @@ def ratio_med(a, b):
     return statistics.median(rs) if rs else None
 
 
+def fx(v):
+    """A ratio, or a dash when not measured."""
+    return "—" if v is None else f"{v:.2f}×"
+
+
 def medv(d):
     return statistics.median(d.values()) if d else None
 
@@ -171,8 +176,8 @@ def http_table(rows, jsonl):
             print(f"| {scen} | {size} | {conns} | {fmt(medv(ours))} | {fmt(medv(ours_c))}"
                   f" | {fmt(medv(ours_cpu), 1)} | {peer} | {fmt(medv(base))}"
                   f" | {fmt(medv(base_c))} | {fmt(medv(base_cpu), 1)}"
-                  f" | **{fmt(r_ops, 2)}×** | {fmt(r_ops_c, 2)}×"
-                  f" | {fmt(r_cpu, 2)}× | {runs} |")
+                  f" | **{fx(r_ops)}** | {fx(r_ops_c)}"
+                  f" | {fx(r_cpu)} | {runs} |")
             if jsonl is not None:
                 jsonl.write(json.dumps({
                     "bench": "http-median",
@@ -209,7 +214,7 @@ def http_targets(ratios):
                 verdict = "met"
             else:
                 verdict = "MISSED"
-            print(f"| {what} | {size} | {fmt(v, 2)}× | {op} {want:.1f}× | {verdict} |")
+            print(f"| {what} | {size} | {fx(v)} | {op} {want:.1f}× | {verdict} |")
 
 
 def http_flushes(path):
@@ -221,6 +226,8 @@ def http_flushes(path):
             if not line.startswith("{"):
                 continue
             r = json.loads(line)
+            if r.get("bench") != "http-flushes":
+                continue
             per_write = r["flushes"] / r["acked_writes"] if r["acked_writes"] else None
             txns = r.get("transactions")
             per_txn = r["flushes"] / txns if txns else None

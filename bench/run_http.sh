@@ -192,7 +192,7 @@ run_etcd() {
     ep=$2
     epp=$3
     shift 3
-    "$@" etcd --name "$en" --data-dir "$T/$en" \
+    exec "$@" etcd --name "$en" --data-dir "$T/$en" \
         --listen-client-urls "http://127.0.0.1:$ep" \
         --advertise-client-urls "http://127.0.0.1:$ep" \
         --listen-peer-urls "http://127.0.0.1:$epp" \
@@ -208,7 +208,7 @@ run_redis() {
     rp=$2
     shift 2
     mkdir -p "$T/$rn"
-    "$@" redis-server --port "$rp" --bind 127.0.0.1 --dir "$T/$rn" \
+    exec "$@" redis-server --port "$rp" --bind 127.0.0.1 --dir "$T/$rn" \
         --appendonly yes --appendfsync always --save '' --daemonize no
 }
 
