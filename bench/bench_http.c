@@ -5,6 +5,7 @@
  *
  *   bench_http TARGET SCENARIO [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES]
  *              [-d SECONDS] [-w WARMUP_SECONDS] [-t THREADS] [-p PATH]
+ *              [-k lean|libcurl] [-P PID[,PID...]]
  *
  * TARGET (one protocol adapter each):
  *   etagkv  GET /kv/K; PUT /kv/K with If-Match: <the ETag read>
@@ -19,16 +20,6 @@
  * SCENARIO:
  *   rmw-hot   read -> conditional write -> on 412 re-read and retry, 1 key
  *   rmw-1000  the same over 1,000 keys, one picked at random per update
- *   transfer  move 1 unit between two random accounts of 1,000: read both,
- *             write both conditionally in one transaction, on a failed
- *             compare re-read both and retry (issue 12):
- *               etagkv  POST /txn of two gets, then POST /txn of two puts
- *                       with if_match on the ETags read (409: retry)
- *               etcd    POST /v3/kv/txn of two range requests, then one
- *                       comparing both mod_revisions and putting both
- *               redis   WATCH a b + GET a + GET b, then MULTI + SET a +
- *                       SET b + EXEC (null EXEC: retry)
- *             At the end the balances must sum to what they started at.
  *   get       GET of one value (200)
  *   get304    GET with If-None-Match: <its current ETag> (304)
  *
@@ -38,16 +29,28 @@
  * updates: a lost update (or a client bug) fails the run instead of giving
  * a figure.  Keys are seeded before the timed part.
  *
- * HTTP targets use libcurl multi (socket API on epoll): one easy handle per
- * connection, all in flight at once, keep-alive.  CONNS connections are
- * shared out between THREADS threads (default 1), each with its own multi
- * handle or epoll set.  The first WARMUP seconds (default 0.3) are not
- * counted; then SECONDS (default 2) are measured; requests in flight at the
- * end are drained (bounded) but not counted.
+ * HTTP targets use one of two clients (-k).  lean (the default) is built
+ * like the RESP client: raw non-blocking sockets on epoll, each request
+ * formatted into one buffer, each response parsed in place (status,
+ * Content-Length or chunked, ETag, body), keep-alive.  libcurl, the
+ * "typical client": libcurl multi (socket API on epoll), one easy handle
+ * per connection.  Either way one request is in flight per connection and
+ * all connections at once.  CONNS connections are shared out between
+ * THREADS threads (default 1), each with its own epoll set (or multi
+ * handle).
+ *
+ * -P: the server's processes; their CPU time (utime + stime, their
+ * children's included: nginx's workers) over the measured window, divided
+ * by the successful operations, is reported as server_cpu_us_per_op, a
+ * figure that does not depend on the client.  The first WARMUP seconds (default
+ * 0.3) are not counted; then SECONDS (default 2) are measured; requests in
+ * flight at the end are drained (bounded) but not counted.
  *
  * Output: one JSON line on stdout (successful operations/s, 412s/s, p50 and
  * p99 latency of a successful operation: for rmw from the first read to
- * the acknowledged write, retries included); a readable line on stderr.
+ * the acknowledged write, retries included; server and client CPU per
+ * successful operation; acknowledged writes over the whole run); a
+ * readable line on stderr.
  * Exit status 0, or 1 with a message when anything unexpected happened (an
  * unexpected status, a transport error, a failed verification): a figure
  * from a broken run is worse than none.
@@ -65,7 +68,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <dirent.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -78,7 +84,6 @@
 #define LAT_CAP (1L << 21) /* latency samples kept per thread */
 #define DRAIN_SECONDS 10.0 /* in-flight requests must end within this */
 #define SEED_SECONDS 60.0  /* seeding must end within this */
-#define TRANSFER_START 1000000000ull /* every account's starting balance */
 
 enum target { T_ETAGKV, T_NGINX, T_ETCD, T_REDIS };
 enum scenario { S_RMW, S_GET, S_GET304 };
@@ -99,7 +104,9 @@ static struct {
     double seconds, warmup;
     char path[256]; /* nginx */
     char etag[128]; /* get304: the current ETag */
-    int transfer;   /* the transfer scenario (an S_RMW on two keys) */
+    int lean;       /* HTTP over raw sockets (-k lean), not libcurl */
+    int npids;      /* server processes whose CPU time is measured (-P) */
+    long pids[8];
 } cfg;
 
 /* Window of the timed part; t_end is also when clients stop starting
@@ -121,17 +128,16 @@ struct client {
     int key, seed_next;
     double t0; /* start of the current operation */
     struct buf body, out;
-    /* transfer: the second account, and the balances just read */
-    int key2;
-    unsigned long long bal1, bal2;
-    /* HTTP */
+    char etag[128]; /* HTTP: the response's ETag */
+    /* libcurl */
     CURL *easy;
     struct curl_slist *hdrs;
-    char etag[128];
-    /* redis */
+    char hdrs_key[256]; /* what hdrs was built from */
+    /* raw sockets: RESP, lean HTTP */
     int fd, want, got, wantout, watched;
-    size_t out_off;
-    struct buf in;
+    struct buf req; /* the bytes to send */
+    size_t req_off; /* ... of which sent */
+    struct buf in;  /* received, not yet parsed */
     enum outcome res;
 };
 
@@ -223,22 +229,12 @@ static void counter_put(char *p, unsigned long long v)
         p[i] = (char)('0' + v % 10);
 }
 
-/* The seeded value: counter 0 (a transfer's accounts: TRANSFER_START),
- * then filler. */
+/* The seeded value: counter 0, then filler. */
 static void seed_value(struct buf *b)
 {
     b->len = 0;
     for (size_t i = 0; i < cfg.value_bytes; i++)
         buf_add(b, i < PREFIX ? "0" : "v", 1);
-    if (cfg.transfer)
-        counter_put(b->p, TRANSFER_START);
-}
-
-/* A value whose counter is n: the seeded value's form. */
-static void value_of(struct buf *b, unsigned long long n)
-{
-    seed_value(b);
-    counter_put(b->p, n);
 }
 
 static const char b64[] =
@@ -398,63 +394,89 @@ static void url_of(char *url, size_t n, const char *path)
     BU_CHECK(k > 0 && (size_t)k < n);
 }
 
+/* Headers for libcurl: Expect: off (no 100-continue round trip), the
+ * content type, an optional extra header.  The list is rebuilt only when
+ * they differ from the previous request's. */
+static struct curl_slist *curl_headers(struct client *c, const char *ctype,
+                                       const char *extra)
+{
+    char key[sizeof c->hdrs_key];
+
+    if (ctype == NULL && extra == NULL)
+        return NULL;
+    snprintf(key, sizeof key, "%s\n%s", ctype ? ctype : "", extra ? extra : "");
+    if (c->hdrs != NULL && strcmp(key, c->hdrs_key) == 0)
+        return c->hdrs;
+    snprintf(c->hdrs_key, sizeof c->hdrs_key, "%s", key);
+    return http_headers(c, ctype, extra);
+}
+
+static void lean_start(struct client *c, const char *method, const char *path,
+                       const char *ctype, const char *extra,
+                       const struct buf *body);
+
+/* Start one HTTP request on c's connection, through the lean adapter or
+ * libcurl (-k).  method "GET" has no body; ctype and extra (one header
+ * line without CRLF) may be NULL. */
+static void req_start(struct client *c, const char *method, const char *path,
+                      const char *ctype, const char *extra,
+                      const struct buf *body)
+{
+    char url[320];
+
+    if (cfg.lean) {
+        lean_start(c, method, path, ctype, extra, body);
+        return;
+    }
+    url_of(url, sizeof url, path);
+    http_start(c, url, strcmp(method, "GET") == 0 ? NULL : method, body,
+               curl_headers(c, ctype, extra));
+}
+
 /* -- etagkv-server -- */
 
-static void kv_url(char *url, size_t n, int k)
+static void kv_path(char *path, size_t n, int k)
 {
-    char key[16], path[32];
+    char key[16];
 
     key_name(k, key, sizeof key);
-    snprintf(path, sizeof path, "/kv/%s", key);
-    url_of(url, n, path);
+    snprintf(path, n, "/kv/%s", key);
 }
 
 static void kv_seed(struct client *c)
 {
-    char url[128];
+    char path[32];
 
-    kv_url(url, sizeof url, c->seed_next);
+    kv_path(path, sizeof path, c->seed_next);
     seed_value(&c->out);
-    http_start(c, url, "PUT", &c->out,
-               http_headers(c, "application/octet-stream", NULL));
+    req_start(c, "PUT", path, "application/octet-stream", NULL, &c->out);
 }
 
 static void kv_read(struct client *c)
 {
-    char url[128];
+    char path[32];
 
-    kv_url(url, sizeof url, c->key);
-    http_start(c, url, NULL, NULL, NULL);
+    kv_path(path, sizeof path, c->key);
+    req_start(c, "GET", path, NULL, NULL, NULL);
 }
 
 static void kv_write(struct client *c)
 {
-    char url[128], im[160];
+    char path[32], im[160];
 
-    kv_url(url, sizeof url, c->key);
+    kv_path(path, sizeof path, c->key);
     snprintf(im, sizeof im, "If-Match: %s", c->etag);
-    http_start(c, url, "PUT", &c->out,
-               http_headers(c, "application/octet-stream", im));
+    req_start(c, "PUT", path, "application/octet-stream", im, &c->out);
 }
 
 static void plain_get(struct client *c)
 {
-    char url[320], inm[160];
-    struct curl_slist *h = NULL;
+    char path[32], inm[160];
 
-    if (cfg.target == T_NGINX) {
-        url_of(url, sizeof url, cfg.path);
-    } else {
-        kv_url(url, sizeof url, 0);
-    }
-    if (cfg.scen == S_GET304) {
-        if (c->hdrs == NULL) {
-            snprintf(inm, sizeof inm, "If-None-Match: %s", cfg.etag);
-            http_headers(c, NULL, inm);
-        }
-        h = c->hdrs;
-    }
-    http_start(c, url, NULL, NULL, h);
+    kv_path(path, sizeof path, 0);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", cfg.etag);
+    req_start(c, "GET", cfg.target == T_NGINX ? cfg.path : path, NULL,
+              cfg.scen == S_GET304 ? inm : NULL, NULL);
 }
 
 /* The value just read, with its counter incremented, becomes c->out. */
@@ -512,11 +534,7 @@ static void etcd_key(struct buf *b, int k)
 
 static void etcd_post(struct client *c, const char *path)
 {
-    char url[128];
-
-    url_of(url, sizeof url, path);
-    http_start(c, url, "POST", &c->out,
-               c->hdrs ? c->hdrs : http_headers(c, "application/json", NULL));
+    req_start(c, "POST", path, "application/json", NULL, &c->out);
 }
 
 static void etcd_seed(struct client *c)
@@ -616,194 +634,14 @@ static void etcd_done(struct client *c, long code)
     }
 }
 
-/* -- transfers (etagkv and etcd) -- */
-
-/* The next "name": "..." (etagkv's indented JSON) or "name":"..." (etcd's
- * compact JSON) at or after *from; its string and length, and *from moves
- * past it.  NULL when there is none. */
-static const char *json_next(const char **from, const char *name, size_t *len)
+/* A response with status code arrived, its body in c->body and its ETag
+ * in c->etag (either adapter). */
+static void http_completed(struct client *c, long code)
 {
-    char pat[48];
-    const char *p, *q;
-
-    snprintf(pat, sizeof pat, "\"%s\":", name);
-    p = strstr(*from, pat);
-    if (p == NULL)
-        return NULL;
-    p += strlen(pat);
-    while (*p == ' ')
-        p++;
-    if (*p != '"')
-        return NULL;
-    /* The closing quote is the first one not escaped (an ETag's own
-     * quotes are \"). */
-    for (q = ++p; *q != '\0' && !(*q == '"' && q[-1] != '\\'); q++)
-        ;
-    if (*q == '\0')
-        return NULL;
-    *len = (size_t)(q - p);
-    *from = q + 1;
-    return p;
-}
-
-static void kvx_post(struct client *c)
-{
-    char url[128];
-
-    url_of(url, sizeof url, "/txn");
-    http_start(c, url, "POST", &c->out,
-               http_headers(c, "application/json", NULL));
-}
-
-/* Read both accounts in one transaction of two gets. */
-static void kvx_read(struct client *c)
-{
-    char ka[16], kb[16];
-
-    key_name(c->key, ka, sizeof ka);
-    key_name(c->key2, kb, sizeof kb);
-    c->out.len = 0;
-    buf_printf(&c->out,
-               "{\"ops\":[{\"op\":\"get\",\"key\":\"%s\"},"
-               "{\"op\":\"get\",\"key\":\"%s\"}]}",
-               ka, kb);
-    kvx_post(c);
-}
-
-/* One put of the write transaction: the new balance, If-Match on the ETag
- * read (etag: the 32 hex digits). */
-static void kvx_put(struct buf *b, int k, unsigned long long bal,
-                    const char *etag)
-{
-    struct buf v = {0};
-    char key[16];
-
-    key_name(k, key, sizeof key);
-    value_of(&v, bal);
-    buf_printf(b, "{\"op\":\"put\",\"key\":\"%s\",\"value\":\"", key);
-    buf_add(b, v.p, v.len);
-    buf_printf(b, "\",\"if_match\":\"\\\"%.32s\\\"\"}", etag);
-    free(v.p);
-}
-
-/* From the reply of the two gets, the transaction that moves one unit
- * (into c->out). */
-static void kvx_parse(struct client *c)
-{
-    const char *from = c->body.p, *e[2], *v[2];
-    size_t elen, vlen;
-    unsigned long long bal[2];
-
-    for (int i = 0; i < 2; i++) {
-        e[i] = json_next(&from, "etag", &elen);
-        v[i] = json_next(&from, "value", &vlen);
-        if (e[i] == NULL || elen != 36 || v[i] == NULL ||
-            vlen != cfg.value_bytes)
-            die("etagkv /txn get: unexpected reply: %.300s", c->body.p);
-        bal[i] = counter_get(v[i]);
-    }
-    c->bal1 = bal[0];
-    c->bal2 = bal[1];
-    c->out.len = 0;
-    buf_str(&c->out, "{\"ops\":[");
-    kvx_put(&c->out, c->key, bal[0] - 1, e[0] + 2); /* past \" */
-    buf_str(&c->out, ",");
-    kvx_put(&c->out, c->key2, bal[1] + 1, e[1] + 2);
-    buf_str(&c->out, "]}");
-}
-
-static void kvx_done(struct client *c, long code)
-{
-    switch (c->phase) {
-    case PH_SEED: kv_done(c, code); return;
-    case PH_READ:
-        if (code != 200)
-            die("etagkv /txn get: HTTP %ld: %.300s", code, c->body.p);
-        kvx_parse(c);
-        finished(c, OUT_OK);
-        return;
-    case PH_WRITE:
-        if (code == 200)
-            finished(c, OUT_OK);
-        else if (code == 409)
-            finished(c, OUT_412);
-        else
-            die("etagkv /txn put: HTTP %ld: %.300s", code, c->body.p);
-        return;
-    default: die("completion in phase %d", (int)c->phase);
-    }
-}
-
-/* Read both accounts in one etcd Txn of two ranges (no compare). */
-static void etcdx_read(struct client *c)
-{
-    c->out.len = 0;
-    buf_str(&c->out, "{\"success\":[{\"request_range\":{\"key\":\"");
-    etcd_key(&c->out, c->key);
-    buf_str(&c->out, "\"}},{\"request_range\":{\"key\":\"");
-    etcd_key(&c->out, c->key2);
-    buf_str(&c->out, "\"}}]}");
-    etcd_post(c, "/v3/kv/txn");
-}
-
-/* The etcd write: compare both mod_revisions, put both balances. */
-static void etcdx_parse(struct client *c)
-{
-    const char *from = c->body.p, *rev[2];
-    size_t rlen[2], vlen;
-    unsigned long long bal[2];
-    struct buf v = {0};
-    int keys[2] = {c->key, c->key2};
-
-    for (int i = 0; i < 2; i++) {
-        unsigned char prefix[PREFIX];
-        const char *val;
-
-        rev[i] = json_next(&from, "mod_revision", &rlen[i]);
-        val = json_next(&from, "value", &vlen);
-        if (rev[i] == NULL || val == NULL || rlen[i] > 20 ||
-            vlen != (cfg.value_bytes + 2) / 3 * 4)
-            die("etcd txn range: unexpected reply: %.300s", c->body.p);
-        b64_decode(val, PREFIX / 3 * 4, prefix);
-        bal[i] = counter_get((const char *)prefix);
-    }
-    c->bal1 = bal[0];
-    c->bal2 = bal[1];
-    c->out.len = 0;
-    buf_str(&c->out, "{\"compare\":[");
-    for (int i = 0; i < 2; i++) {
-        buf_str(&c->out, i ? ",{\"key\":\"" : "{\"key\":\"");
-        etcd_key(&c->out, keys[i]);
-        buf_printf(&c->out,
-                   "\",\"result\":\"EQUAL\",\"target\":\"MOD\","
-                   "\"mod_revision\":\"%.*s\"}",
-                   (int)rlen[i], rev[i]);
-    }
-    buf_str(&c->out, "],\"success\":[");
-    for (int i = 0; i < 2; i++) {
-        buf_str(&c->out, i ? ",{\"request_put\":{\"key\":\""
-                           : "{\"request_put\":{\"key\":\"");
-        etcd_key(&c->out, keys[i]);
-        buf_str(&c->out, "\",\"value\":\"");
-        value_of(&v, i == 0 ? bal[0] - 1 : bal[1] + 1);
-        b64_encode(&c->out, (unsigned char *)v.p, v.len);
-        buf_str(&c->out, "\"}}");
-    }
-    buf_str(&c->out, "]}");
-    free(v.p);
-}
-
-static void etcdx_done(struct client *c, long code)
-{
-    if (code != 200)
-        die("etcd: HTTP %ld in phase %d: %.200s", code, (int)c->phase,
-            c->body.p ? c->body.p : "");
-    if (c->phase == PH_READ) {
-        etcdx_parse(c);
-        finished(c, OUT_OK);
-        return;
-    }
-    etcd_done(c, code);
+    if (cfg.target == T_ETCD)
+        etcd_done(c, code);
+    else
+        kv_done(c, code);
 }
 
 static void http_done(struct client *c, CURLcode rc)
@@ -813,10 +651,7 @@ static void http_done(struct client *c, CURLcode rc)
     if (rc != CURLE_OK)
         die("transfer failed: %s", curl_easy_strerror(rc));
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
-    if (cfg.target == T_ETCD)
-        (cfg.transfer ? etcdx_done : etcd_done)(c, code);
-    else
-        (cfg.transfer ? kvx_done : kv_done)(c, code);
+    http_completed(c, code);
 }
 
 /* -- the curl multi loop (socket API on epoll) -- */
@@ -947,12 +782,238 @@ static const struct proto proto_etagkv = {kv_seed, kv_read, kv_write, plain_get,
 static const struct proto proto_nginx = {NULL, NULL, NULL, plain_get, NULL};
 static const struct proto proto_etcd = {etcd_seed, etcd_read, etcd_write, NULL,
                                         NULL};
-static const struct proto proto_etagkv_transfer = {kv_seed, kvx_read, kvx_post,
-                                                   NULL, NULL};
-static const struct proto proto_etcd_transfer = {etcd_seed, etcdx_read,
-                                                 etcd_write, NULL, NULL};
 
-/* ---- Redis: a minimal RESP2 client on non-blocking sockets --------------- */
+/* ---- raw sockets: non-blocking, one epoll set per thread ----------------
+ * The transport of the lean clients: Redis (RESP) and HTTP/1.1.  Each
+ * client has one connection and one request (or command group) in
+ * flight, formatted into c->req and sent in as few send() calls as the
+ * socket allows; replies are parsed from c->in as they arrive. */
+
+static void raw_events(struct client *c, unsigned events)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof ev);
+    ev.events = events;
+    ev.data.ptr = c;
+    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        die("epoll_ctl: %s", strerror(errno));
+}
+
+/* Write what is pending; wait for EPOLLOUT only while some is left. */
+static void raw_flush(struct client *c)
+{
+    while (c->req_off < c->req.len) {
+        ssize_t k = send(c->fd, c->req.p + c->req_off, c->req.len - c->req_off,
+                         MSG_NOSIGNAL);
+
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (k < 0)
+            die("send: %s", strerror(errno));
+        c->req_off += (size_t)k;
+    }
+    if ((c->req_off < c->req.len) != c->wantout) {
+        c->wantout = c->req_off < c->req.len;
+        raw_events(c, EPOLLIN | (c->wantout ? EPOLLOUT : 0u));
+    }
+}
+
+/* Send c->req, expecting want replies (RESP; 1 for HTTP). */
+static void raw_send(struct client *c, int want)
+{
+    c->want = want;
+    c->got = 0;
+    c->req_off = 0;
+    c->res = OUT_OK;
+    raw_flush(c);
+}
+
+/* ---- HTTP/1.1 on raw sockets (the lean adapter) ---------------------------
+ * What a lean HTTP client does: the request formatted into one buffer and
+ * sent with one send(); the response parsed in place for the status, the
+ * framing (Content-Length or chunked), the ETag and the body; keep-alive.
+ * No pipelining: one request in flight per connection, as with libcurl. */
+
+static void lean_start(struct client *c, const char *method, const char *path,
+                       const char *ctype, const char *extra,
+                       const struct buf *body)
+{
+    c->req.len = 0;
+    buf_printf(&c->req, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n", method, path,
+               cfg.host, cfg.port);
+    if (ctype != NULL)
+        buf_printf(&c->req, "Content-Type: %s\r\n", ctype);
+    if (extra != NULL)
+        buf_printf(&c->req, "%s\r\n", extra);
+    if (body != NULL)
+        buf_printf(&c->req, "Content-Length: %zu\r\n\r\n", body->len);
+    else
+        buf_str(&c->req, "\r\n");
+    if (body != NULL)
+        buf_add(&c->req, body->p, body->len);
+    raw_send(c, 1);
+}
+
+/* The CRLF at or after p, before end; NULL if none. */
+static const char *find_crlf(const char *p, const char *end)
+{
+    while (p + 1 < end) {
+        const char *r = memchr(p, '\r', (size_t)(end - p - 1));
+
+        if (r == NULL)
+            return NULL;
+        if (r[1] == '\n')
+            return r;
+        p = r + 1;
+    }
+    return NULL;
+}
+
+/* A header line "name: value" (without CRLF): the value, trimmed, if the
+ * name is `name` (case-insensitive), else NULL. */
+static const char *header_value(const char *line, const char *eol,
+                                const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    const char *v;
+
+    if ((size_t)(eol - line) <= n || line[n] != ':' ||
+        strncasecmp(line, name, n) != 0)
+        return NULL;
+    v = line + n + 1;
+    while (v < eol && (*v == ' ' || *v == '\t'))
+        v++;
+    while (eol > v && (eol[-1] == ' ' || eol[-1] == '\t'))
+        eol--;
+    *len = (size_t)(eol - v);
+    return v;
+}
+
+/* A chunked body at p[0..len): its decoded bytes into body; the bytes it
+ * takes (trailers included), or 0 while incomplete. */
+static size_t chunked_body(const char *p, size_t len, struct buf *body)
+{
+    const char *end = p + len;
+    size_t off = 0;
+
+    body->len = 0;
+    for (;;) {
+        const char *eol = find_crlf(p + off, end);
+        unsigned long n;
+        char *stop;
+
+        if (eol == NULL)
+            return 0;
+        n = strtoul(p + off, &stop, 16);
+        if (stop == p + off)
+            die("HTTP: bad chunk size");
+        off = (size_t)(eol - p) + 2;
+        if (n == 0)
+            break;
+        if (len < off + n + 2)
+            return 0;
+        buf_add(body, p + off, n);
+        off += n + 2;
+    }
+    for (;;) { /* trailer fields, up to the empty line */
+        const char *eol = find_crlf(p + off, end);
+
+        if (eol == NULL)
+            return 0;
+        if (eol == p + off)
+            return off + 2;
+        off = (size_t)(eol - p) + 2;
+    }
+}
+
+/* One header line [line, eol) of a response: what the client needs of it. */
+static void lean_header(struct client *c, const char *line, const char *eol,
+                        long *clen, int *chunked)
+{
+    size_t n;
+    const char *v = header_value(line, eol, "content-length", &n);
+
+    if (v != NULL) {
+        *clen = strtol(v, NULL, 10);
+        return;
+    }
+    v = header_value(line, eol, "transfer-encoding", &n);
+    if (v != NULL) {
+        *chunked = n >= 7 && strncasecmp(v + n - 7, "chunked", 7) == 0;
+        return;
+    }
+    v = header_value(line, eol, "etag", &n);
+    if (v != NULL && n < sizeof c->etag) {
+        memcpy(c->etag, v, n);
+        c->etag[n] = '\0';
+        return;
+    }
+    v = header_value(line, eol, "connection", &n);
+    if (v != NULL && n == 5 && strncasecmp(v, "close", 5) == 0)
+        die("HTTP: the server closes the connection");
+}
+
+/* One complete response at p[0..len): its status in *code, its body in
+ * c->body, its ETag in c->etag; the bytes it takes, or 0 while
+ * incomplete (parsed again from the start when more arrives: responses
+ * here are a few KiB). */
+static size_t lean_parse(struct client *c, const char *p, size_t len,
+                         long *code)
+{
+    const char *end = p + len, *line = p, *eol;
+    long clen = -1;
+    int chunked = 0;
+    size_t head = 0, taken;
+
+    for (eol = find_crlf(line, end); eol != NULL; eol = find_crlf(line, end)) {
+        if (eol == line) {
+            head = (size_t)(eol + 2 - p);
+            break;
+        }
+        line = eol + 2;
+    }
+    if (head == 0)
+        return 0;
+    if (len < 12 || memcmp(p, "HTTP/1.1 ", 9) != 0)
+        die("HTTP: bad status line: %.40s", p);
+    *code = strtol(p + 9, NULL, 10);
+    c->etag[0] = '\0';
+    for (line = find_crlf(p, end) + 2; line < p + head - 2; line = eol + 2) {
+        eol = find_crlf(line, end);
+        lean_header(c, line, eol, &clen, &chunked);
+    }
+    if (*code == 304 || *code == 204 || *code < 200) {
+        c->body.len = 0;
+        return head;
+    }
+    if (chunked) {
+        taken = chunked_body(p + head, len - head, &c->body);
+        return taken == 0 ? 0 : head + taken;
+    }
+    if (clen < 0)
+        die("HTTP: a response without Content-Length or chunked framing");
+    if (len < head + (size_t)clen)
+        return 0;
+    c->body.len = 0;
+    buf_add(&c->body, p + head, (size_t)clen);
+    return head + (size_t)clen;
+}
+
+static void lean_input(struct client *c)
+{
+    long code = 0;
+    size_t used = lean_parse(c, c->in.p, c->in.len, &code);
+
+    if (used == 0)
+        return;
+    if (used != c->in.len)
+        die("HTTP: %zu bytes after the response", c->in.len - used);
+    c->in.len = 0;
+    http_completed(c, code);
+}
+
+/* ---- Redis: a minimal RESP2 client on raw sockets ------------------------ */
 
 struct reply {
     char type;     /* + - : $ * */
@@ -1025,46 +1086,6 @@ static void resp_cmd2(struct buf *b, const char *cmd, const char *arg)
     resp_cmd(b, arg ? 2 : 1, argv, lens);
 }
 
-static void redis_events(struct client *c, unsigned events)
-{
-    struct epoll_event ev;
-
-    memset(&ev, 0, sizeof ev);
-    ev.events = events;
-    ev.data.ptr = c;
-    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
-        die("epoll_ctl: %s", strerror(errno));
-}
-
-/* Write what is pending; wait for EPOLLOUT only while some is left. */
-static void redis_flush(struct client *c)
-{
-    while (c->out_off < c->out.len) {
-        ssize_t k = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
-                         MSG_NOSIGNAL);
-
-        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
-        if (k < 0)
-            die("redis: send: %s", strerror(errno));
-        c->out_off += (size_t)k;
-    }
-    if ((c->out_off < c->out.len) != c->wantout) {
-        c->wantout = c->out_off < c->out.len;
-        redis_events(c, EPOLLIN | (c->wantout ? EPOLLOUT : 0u));
-    }
-}
-
-/* Send c->out, expecting want replies. */
-static void redis_send(struct client *c, int want)
-{
-    c->want = want;
-    c->got = 0;
-    c->out_off = 0;
-    c->res = OUT_OK;
-    redis_flush(c);
-}
-
 static void redis_seed(struct client *c)
 {
     char key[16];
@@ -1078,10 +1099,10 @@ static void redis_seed(struct client *c)
     lens[0] = 3;
     lens[1] = strlen(key);
     lens[2] = v.len;
-    c->out.len = 0;
-    resp_cmd(&c->out, 3, argv, lens);
+    c->req.len = 0;
+    resp_cmd(&c->req, 3, argv, lens);
     free(v.p);
-    redis_send(c, 1);
+    raw_send(c, 1);
 }
 
 /* WATCH and GET in one write: the read happens under the watch. */
@@ -1090,11 +1111,11 @@ static void redis_read(struct client *c)
     char key[16];
 
     key_name(c->key, key, sizeof key);
-    c->out.len = 0;
-    resp_cmd2(&c->out, "WATCH", key);
-    resp_cmd2(&c->out, "GET", key);
+    c->req.len = 0;
+    resp_cmd2(&c->req, "WATCH", key);
+    resp_cmd2(&c->req, "GET", key);
     c->watched = 1;
-    redis_send(c, 2);
+    raw_send(c, 2);
 }
 
 /* MULTI, SET, EXEC in one write; c->body holds the new value. */
@@ -1106,83 +1127,12 @@ static void redis_write(struct client *c)
 
     key_name(c->key, key, sizeof key);
     lens[1] = strlen(key);
-    c->out.len = 0;
-    resp_cmd2(&c->out, "MULTI", NULL);
-    resp_cmd(&c->out, 3, argv, lens);
-    resp_cmd2(&c->out, "EXEC", NULL);
+    c->req.len = 0;
+    resp_cmd2(&c->req, "MULTI", NULL);
+    resp_cmd(&c->req, 3, argv, lens);
+    resp_cmd2(&c->req, "EXEC", NULL);
     c->watched = 0; /* EXEC unwatches, whatever its outcome */
-    redis_send(c, 3);
-}
-
-static void expect_status(const struct reply *r, const char *what);
-static void redis_reply(struct client *c, const struct reply *r, int i);
-
-/* Transfer: WATCH both, then GET both, in one write. */
-static void redisx_read(struct client *c)
-{
-    char ka[16], kb[16];
-    const char *argv[3] = {"WATCH", ka, kb};
-    size_t lens[3] = {5, 0, 0};
-
-    key_name(c->key, ka, sizeof ka);
-    key_name(c->key2, kb, sizeof kb);
-    lens[1] = strlen(ka);
-    lens[2] = strlen(kb);
-    c->out.len = 0;
-    resp_cmd(&c->out, 3, argv, lens);
-    resp_cmd2(&c->out, "GET", ka);
-    resp_cmd2(&c->out, "GET", kb);
-    c->watched = 1;
-    redis_send(c, 3);
-}
-
-/* Transfer: MULTI, SET both new balances, EXEC, in one write. */
-static void redisx_write(struct client *c)
-{
-    struct buf v = {0};
-    int keys[2] = {c->key, c->key2};
-
-    c->out.len = 0;
-    resp_cmd2(&c->out, "MULTI", NULL);
-    for (int i = 0; i < 2; i++) {
-        char key[16];
-        const char *argv[3] = {"SET", key, NULL};
-        size_t lens[3] = {3, 0, 0};
-
-        key_name(keys[i], key, sizeof key);
-        value_of(&v, i == 0 ? c->bal1 - 1 : c->bal2 + 1);
-        argv[2] = v.p;
-        lens[1] = strlen(key);
-        lens[2] = v.len;
-        resp_cmd(&c->out, 3, argv, lens);
-    }
-    resp_cmd2(&c->out, "EXEC", NULL);
-    free(v.p);
-    c->watched = 0;
-    redis_send(c, 4);
-}
-
-/* One reply of a transfer's command group. */
-static void redisx_reply(struct client *c, const struct reply *r, int i)
-{
-    if (c->phase == PH_READ && i > 0) {
-        if (r->type != '$' || r->n < 0 || r->slen != cfg.value_bytes)
-            die("redis: GET of an account: bad reply");
-        *(i == 1 ? &c->bal1 : &c->bal2) = counter_get(r->s);
-        return;
-    }
-    if (c->phase == PH_WRITE && i == 2) {
-        expect_status(r, "QUEUED");
-        return;
-    }
-    if (c->phase == PH_WRITE && i == 3) {
-        if (r->type == '*' && r->n < 0)
-            c->res = OUT_412; /* an account changed: EXEC did nothing */
-        else if (r->type != '*' || r->n != 2)
-            die("redis: unexpected EXEC reply");
-        return;
-    }
-    redis_reply(c, r, i);
+    raw_send(c, 3);
 }
 
 /* Stopping between the read and the write: drop the watch. */
@@ -1190,10 +1140,10 @@ static int redis_unwatch(struct client *c)
 {
     if (!c->watched)
         return 0;
-    c->out.len = 0;
-    resp_cmd2(&c->out, "UNWATCH", NULL);
+    c->req.len = 0;
+    resp_cmd2(&c->req, "UNWATCH", NULL);
     c->watched = 0;
-    redis_send(c, 1);
+    raw_send(c, 1);
     return 1;
 }
 
@@ -1219,7 +1169,7 @@ static void redis_reply(struct client *c, const struct reply *r, int i)
         } else {
             if (r->type != '$' || r->n < 0)
                 die("redis: GET of a seeded key found nothing");
-            /* out still holds the command; build the value in body. */
+            /* req still holds the command; build the value in body. */
             c->body.len = 0;
             buf_add(&c->body, r->s, r->slen);
             if (r->slen != cfg.value_bytes)
@@ -1241,18 +1191,12 @@ static void redis_reply(struct client *c, const struct reply *r, int i)
     }
 }
 
-static void redis_input(struct client *c)
+/* Replies that arrived in c->in: each checked; the group done once all
+ * arrived. */
+static void resp_input(struct client *c)
 {
-    char tmp[16384];
-    ssize_t k;
     size_t off = 0;
 
-    k = recv(c->fd, tmp, sizeof tmp, 0);
-    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return;
-    if (k <= 0)
-        die("redis: connection lost: %s", k ? strerror(errno) : "EOF");
-    buf_add(&c->in, tmp, (size_t)k);
     while (off < c->in.len && c->got < c->want) {
         struct reply r;
         size_t used = resp_parse(c->in.p + off, c->in.len - off, &r);
@@ -1260,7 +1204,7 @@ static void redis_input(struct client *c)
         if (used == 0)
             break;
         off += used;
-        (cfg.transfer ? redisx_reply : redis_reply)(c, &r, c->got++);
+        redis_reply(c, &r, c->got++);
         if (c->got == c->want) {
             if (off != c->in.len)
                 die("redis: more replies than commands");
@@ -1273,7 +1217,27 @@ static void redis_input(struct client *c)
     c->in.len -= off;
 }
 
-static int redis_connect(void)
+/* ---- raw sockets, continued: input, connection, loop -------------------- */
+
+static void raw_input(struct client *c)
+{
+    char tmp[16384];
+    ssize_t k;
+
+    k = recv(c->fd, tmp, sizeof tmp, 0);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (k <= 0)
+        die("%s: connection lost: %s", target_names[cfg.target],
+            k ? strerror(errno) : "EOF");
+    buf_add(&c->in, tmp, (size_t)k);
+    if (cfg.target == T_REDIS)
+        resp_input(c);
+    else
+        lean_input(c);
+}
+
+static int raw_connect(void)
 {
     struct sockaddr_in a;
     int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
@@ -1284,20 +1248,20 @@ static int redis_connect(void)
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)cfg.port);
     if (inet_pton(AF_INET, cfg.host, &a.sin_addr) != 1)
-        die("redis: host must be an IPv4 address, not %s", cfg.host);
+        die("the host must be an IPv4 address, not %s", cfg.host);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
-        die("redis: connect %s:%d: %s", cfg.host, cfg.port, strerror(errno));
+        die("connect %s:%d: %s", cfg.host, cfg.port, strerror(errno));
     BU_CHECK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
     return fd;
 }
 
-static void redis_init(struct worker *w)
+static void raw_init(struct worker *w)
 {
     for (int i = 0; i < w->n; i++) {
         struct client *c = &w->c[i];
         struct epoll_event ev;
 
-        c->fd = redis_connect();
+        c->fd = raw_connect();
         BU_CHECK(fcntl(c->fd, F_SETFL, O_NONBLOCK) == 0);
         memset(&ev, 0, sizeof ev);
         ev.events = EPOLLIN;
@@ -1306,7 +1270,7 @@ static void redis_init(struct worker *w)
     }
 }
 
-static void redis_loop(struct worker *w, double limit)
+static void raw_loop(struct worker *w, double limit)
 {
     struct epoll_event ev[64];
 
@@ -1314,7 +1278,7 @@ static void redis_loop(struct worker *w, double limit)
         int n;
 
         if (bu_now() > limit)
-            die("redis: commands still in flight at the limit");
+            die("requests still in flight at the time limit");
         n = epoll_wait(w->epfd, ev, 64, 50);
         if (n < 0 && errno != EINTR)
             die("epoll_wait: %s", strerror(errno));
@@ -1322,17 +1286,15 @@ static void redis_loop(struct worker *w, double limit)
             struct client *c = ev[i].data.ptr;
 
             if (ev[i].events & EPOLLOUT)
-                redis_flush(c);
+                raw_flush(c);
             if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-                redis_input(c);
+                raw_input(c);
         }
     }
 }
 
 static const struct proto proto_redis = {redis_seed, redis_read, redis_write,
                                          NULL, redis_unwatch};
-static const struct proto proto_redis_transfer = {
-    redis_seed, redisx_read, redisx_write, NULL, redis_unwatch};
 
 /* ---- the client state machine (all protocols) ------------------------------
  */
@@ -1371,10 +1333,6 @@ static void next_op(struct client *c)
     c->t0 = now;
     if (cfg.scen == S_RMW) {
         c->key = pick_key(c);
-        if (cfg.transfer) { /* a second, distinct account */
-            c->key2 = (int)(rand_r(&c->seed) % (unsigned)(cfg.nkeys - 1));
-            c->key2 += c->key2 >= c->key;
-        }
         c->phase = PH_READ;
         proto->read(c);
     } else {
@@ -1433,8 +1391,8 @@ static void finished(struct client *c, enum outcome o)
 
 static void run_loop(struct worker *w, double limit)
 {
-    if (cfg.target == T_REDIS)
-        redis_loop(w, limit);
+    if (cfg.target == T_REDIS || cfg.lean)
+        raw_loop(w, limit);
     else
         http_loop(w, limit);
 }
@@ -1538,28 +1496,26 @@ static void setup_get(void)
     free(body.p);
 }
 
-/* The counter of key k, read after the run. */
-static unsigned long long counter_of(int k)
+/* The counter of the hot key, read after the run. */
+static unsigned long long hot_counter(void)
 {
     struct buf body = {0}, req = {0};
-    char key[16], path[32];
     unsigned long long n;
 
-    key_name(k, key, sizeof key);
     if (cfg.target == T_REDIS) {
-        int fd = redis_connect();
+        int fd = raw_connect();
         struct reply r;
         size_t used = 0;
 
-        resp_cmd2(&req, "GET", key);
+        resp_cmd2(&req, "GET", "k00000");
         BU_CHECK(send(fd, req.p, req.len, MSG_NOSIGNAL) == (ssize_t)req.len);
         while (used == 0) {
             char tmp[8192];
-            ssize_t got = recv(fd, tmp, sizeof tmp, 0);
+            ssize_t k = recv(fd, tmp, sizeof tmp, 0);
 
-            if (got <= 0)
+            if (k <= 0)
                 die("redis: verification read failed");
-            buf_add(&body, tmp, (size_t)got);
+            buf_add(&body, tmp, (size_t)k);
             used = resp_parse(body.p, body.len, &r);
         }
         close(fd);
@@ -1571,7 +1527,7 @@ static unsigned long long counter_of(int k)
 
         memset(&c, 0, sizeof c);
         buf_str(&req, "{\"key\":\"");
-        etcd_key(&req, k);
+        etcd_key(&req, 0);
         buf_str(&req, "\"}");
         if (easy_request("/v3/kv/range", "POST", &req, "application/json",
                          &c.body, NULL, 0) != 200)
@@ -1580,8 +1536,8 @@ static unsigned long long counter_of(int k)
         free(c.body.p);
         free(c.out.p);
     } else {
-        snprintf(path, sizeof path, "/kv/%s", key);
-        if (easy_request(path, NULL, NULL, NULL, &body, NULL, 0) != 200 ||
+        if (easy_request("/kv/k00000", NULL, NULL, NULL, &body, NULL, 0) !=
+                200 ||
             body.len != cfg.value_bytes)
             die("verification GET failed");
         n = counter_get(body.p);
@@ -1591,21 +1547,94 @@ static unsigned long long counter_of(int k)
     return n;
 }
 
-/* Transfers: every account read back; they must sum to the start. */
-static void check_transfers(void)
-{
-    unsigned long long sum = 0;
+/* ---- CPU time ---------------------------------------------------------------
+ * Server CPU per operation does not depend on the client: utime + stime of
+ * each -P process and of its children (nginx's workers), from /proc, at
+ * the start and the end of the measured window. */
 
-    for (int k = 0; k < cfg.nkeys; k++)
-        sum += counter_of(k);
-    if (sum != TRANSFER_START * (unsigned long long)cfg.nkeys)
-        die("the balances sum to %llu, not %llu: a transfer was half "
-            "applied, lost or invented",
-            sum, TRANSFER_START * (unsigned long long)cfg.nkeys);
+/* utime + stime of pid from /proc/PID/stat, in clock ticks, and its parent
+ * in *ppid; -1 if it has gone. */
+static long long proc_ticks(long pid, long *ppid)
+{
+    char path[64], line[1024], *p;
+    unsigned long long ut, st;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    /* After the command name, which may hold spaces and parentheses:
+     * state ppid pgrp session tty tpgid flags minflt cminflt majflt
+     * cmajflt utime stime. */
+    p = strrchr(line, ')');
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+               ppid, &ut, &st) != 3)
+        return -1;
+    return (long long)(ut + st);
+}
+
+/* Ticks of the -P processes and their children, now. */
+static long long server_ticks(void)
+{
+    long long sum = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+
+    BU_CHECK(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        long pid = strtol(e->d_name, NULL, 10), ppid = 0;
+        long long t;
+
+        if (pid <= 0)
+            continue;
+        t = proc_ticks(pid, &ppid);
+        if (t < 0)
+            continue;
+        for (int i = 0; i < cfg.npids; i++) {
+            if (pid == cfg.pids[i] || ppid == cfg.pids[i]) {
+                sum += t;
+                break;
+            }
+        }
+    }
+    closedir(d);
+    return sum;
+}
+
+/* This process's CPU time (the load generator's), in seconds. */
+static double self_cpu(void)
+{
+    struct rusage ru;
+
+    BU_CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void sleep_until(double t)
+{
+    for (double d = t - bu_now(); d > 0; d = t - bu_now()) {
+        struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+
+        (void)nanosleep(&ts, NULL);
+    }
 }
 
 /* ---- main -------------------------------------------------------------------
  */
+
+static const char *client_name(void)
+{
+    if (cfg.target == T_REDIS)
+        return "resp";
+    return cfg.lean ? "lean" : "libcurl";
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -1616,13 +1645,31 @@ static int cmp_double(const void *a, const void *b)
 
 static void usage(void)
 {
-    fprintf(
-        stderr,
-        "usage: bench_http etagkv|nginx|etcd|redis "
-        "rmw-hot|rmw-1000|transfer|get|get304\n"
-        "       [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES] [-d SECONDS]\n"
-        "       [-w WARMUP_SECONDS] [-t THREADS (1-2)] [-p PATH (nginx)]\n");
+    fprintf(stderr,
+            "usage: bench_http etagkv|nginx|etcd|redis "
+            "rmw-hot|rmw-1000|get|get304\n"
+            "       [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES] [-d SECONDS]\n"
+            "       [-w WARMUP_SECONDS] [-t THREADS (1-2)] [-p PATH (nginx)]\n"
+            "       [-k lean|libcurl (HTTP client)] [-P PID[,PID...]]\n");
     exit(2);
+}
+
+/* -P PID[,PID...]: the server processes to measure. */
+static void parse_pids(const char *list)
+{
+    const char *p = list;
+
+    while (*p != '\0') {
+        char *end;
+        long pid = strtol(p, &end, 10);
+
+        if (end == p || pid <= 0 || cfg.npids == 8)
+            usage();
+        cfg.pids[cfg.npids++] = pid;
+        p = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '\0')
+            usage();
+    }
 }
 
 static void parse_args(int argc, char **argv)
@@ -1638,7 +1685,8 @@ static void parse_args(int argc, char **argv)
     if (argc < 3)
         usage();
     optind = 3; /* TARGET SCENARIO first; POSIX getopt does not permute */
-    while ((ch = getopt(argc, argv, "a:c:s:d:w:t:p:")) != -1) {
+    cfg.lean = 1;
+    while ((ch = getopt(argc, argv, "a:c:s:d:w:t:p:k:P:")) != -1) {
         switch (ch) {
         case 'a': addr = optarg; break;
         case 'c': cfg.conns = atoi(optarg); break;
@@ -1647,6 +1695,12 @@ static void parse_args(int argc, char **argv)
         case 'w': cfg.warmup = atof(optarg); break;
         case 't': cfg.threads = atoi(optarg); break;
         case 'p': snprintf(cfg.path, sizeof cfg.path, "%s", optarg); break;
+        case 'k':
+            if (strcmp(optarg, "lean") != 0 && strcmp(optarg, "libcurl") != 0)
+                usage();
+            cfg.lean = strcmp(optarg, "lean") == 0;
+            break;
+        case 'P': parse_pids(optarg); break;
         default: usage();
         }
     }
@@ -1664,10 +1718,6 @@ static void parse_args(int argc, char **argv)
     } else if (strcmp(cfg.scen_name, "rmw-1000") == 0) {
         cfg.scen = S_RMW;
         cfg.nkeys = NKEYS_MANY;
-    } else if (strcmp(cfg.scen_name, "transfer") == 0) {
-        cfg.scen = S_RMW;
-        cfg.nkeys = NKEYS_MANY;
-        cfg.transfer = 1;
     } else if (strcmp(cfg.scen_name, "get") == 0) {
         cfg.scen = S_GET;
         cfg.nkeys = 1;
@@ -1689,6 +1739,8 @@ static void parse_args(int argc, char **argv)
         usage();
     if (cfg.path[0] == '\0')
         snprintf(cfg.path, sizeof cfg.path, "/v%zu", cfg.value_bytes);
+    if (cfg.target == T_REDIS)
+        cfg.lean = 1; /* RESP has its one client */
     if ((cfg.target == T_NGINX && cfg.scen == S_RMW) ||
         ((cfg.target == T_ETCD || cfg.target == T_REDIS) &&
          cfg.scen != S_RMW)) {
@@ -1718,8 +1770,8 @@ static void setup_workers(struct worker *w)
             c->seed_next = c->idx;
             c->fd = -1;
         }
-        if (cfg.target == T_REDIS)
-            redis_init(&w[i]);
+        if (cfg.target == T_REDIS || cfg.lean)
+            raw_init(&w[i]);
         else
             http_init(&w[i]);
     }
@@ -1731,15 +1783,12 @@ int main(int argc, char **argv)
                                                  &proto_etcd, &proto_redis};
     struct worker w[MAX_THREADS];
     long ok = 0, failed = 0, ok_total = 0, nlat = 0;
-    double *lat, p50, p99;
+    double *lat, p50, p99, cpu0, cpu1, srv_us = -1, cli_us;
+    long long ticks0 = 0, ticks1 = 0;
     const char *verified = "n/a";
 
     parse_args(argc, argv);
     proto = protos[cfg.target];
-    if (cfg.transfer)
-        proto = cfg.target == T_ETAGKV ? &proto_etagkv_transfer
-                : cfg.target == T_ETCD ? &proto_etcd_transfer
-                                       : &proto_redis_transfer;
     BU_CHECK(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK);
     if (cfg.scen != S_RMW)
         setup_get();
@@ -1755,6 +1804,15 @@ int main(int argc, char **argv)
     t_start = bu_now() + cfg.warmup;
     t_end = t_start + cfg.seconds;
     pthread_barrier_wait(&started);
+    /* The measured window, on the clocks of both sides. */
+    sleep_until(t_start);
+    if (cfg.npids > 0)
+        ticks0 = server_ticks();
+    cpu0 = self_cpu();
+    sleep_until(t_end);
+    if (cfg.npids > 0)
+        ticks1 = server_ticks();
+    cpu1 = self_cpu();
     for (int i = 0; i < cfg.threads; i++) {
         BU_CHECK(pthread_join(w[i].tid, NULL) == 0);
         ok += w[i].ok;
@@ -1772,8 +1830,12 @@ int main(int argc, char **argv)
     qsort(lat, (size_t)nlat, sizeof(double), cmp_double);
     p50 = nlat ? lat[nlat / 2] * 1e3 : 0;
     p99 = nlat ? lat[nlat * 99 / 100] * 1e3 : 0;
+    cli_us = ok > 0 ? (cpu1 - cpu0) * 1e6 / (double)ok : 0;
+    if (cfg.npids > 0 && ok > 0)
+        srv_us = (double)(ticks1 - ticks0) * 1e6 /
+                 (double)sysconf(_SC_CLK_TCK) / (double)ok;
     if (cfg.scen == S_RMW && cfg.nkeys == 1) {
-        unsigned long long n = counter_of(0);
+        unsigned long long n = hot_counter();
 
         if (n != (unsigned long long)ok_total)
             die("lost or phantom updates: the hot key's counter is %llu "
@@ -1781,25 +1843,31 @@ int main(int argc, char **argv)
                 n, ok_total);
         verified = "yes";
     }
-    if (cfg.transfer) {
-        check_transfers();
-        verified = "yes";
-    }
-    printf("{\"bench\":\"http\",\"target\":\"%s\",\"scenario\":\"%s\","
-           "\"value_bytes\":%zu,\"conns\":%d,\"threads\":%d,\"seconds\":%.2f,"
-           "\"ok_per_s\":%.1f,\"fail_412_per_s\":%.1f,\"p50_ms\":%.3f,"
-           "\"p99_ms\":%.3f,\"verified\":\"%s\"}\n",
-           target_names[cfg.target], cfg.scen_name, cfg.value_bytes, cfg.conns,
-           cfg.threads, cfg.seconds, (double)ok / cfg.seconds,
-           (double)failed / cfg.seconds, p50, p99, verified);
+    /* acked_writes: every acknowledged write of the run, seeding, warm-up
+     * and drain included (the denominator of a flush count over a whole
+     * server run). */
+    printf("{\"bench\":\"http\",\"target\":\"%s\",\"client\":\"%s\","
+           "\"scenario\":\"%s\",\"value_bytes\":%zu,\"conns\":%d,"
+           "\"threads\":%d,\"seconds\":%.2f,\"ok_per_s\":%.1f,"
+           "\"fail_412_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+           "\"server_cpu_us_per_op\":%.2f,\"client_cpu_us_per_op\":%.2f,"
+           "\"acked_writes\":%ld,\"verified\":\"%s\"}\n",
+           target_names[cfg.target], client_name(), cfg.scen_name,
+           cfg.value_bytes, cfg.conns, cfg.threads, cfg.seconds,
+           (double)ok / cfg.seconds, (double)failed / cfg.seconds, p50, p99,
+           srv_us, cli_us,
+           cfg.scen == S_RMW ? ok_total + cfg.nkeys
+                             : (long)(cfg.target == T_ETAGKV),
+           verified);
     fprintf(stderr,
-            "%-7s %-9s %5zuB %3d conns: %10.0f ok/s %9.0f 412/s  p50 %.3f ms "
-            " p99 %.3f ms  verified %s\n",
-            target_names[cfg.target], cfg.scen_name, cfg.value_bytes, cfg.conns,
-            (double)ok / cfg.seconds, (double)failed / cfg.seconds, p50, p99,
-            verified);
+            "%-7s %-7s %-9s %5zuB %3d conns: %10.0f ok/s %9.0f 412/s  p50 %.3f "
+            "ms  p99 %.3f ms  CPU/op server %.1f us client %.1f us  verified "
+            "%s\n",
+            target_names[cfg.target], client_name(), cfg.scen_name,
+            cfg.value_bytes, cfg.conns, (double)ok / cfg.seconds,
+            (double)failed / cfg.seconds, p50, p99, srv_us, cli_us, verified);
     for (int i = 0; i < cfg.threads; i++) {
-        if (cfg.target == T_REDIS) {
+        if (cfg.target == T_REDIS || cfg.lean) {
             for (int j = 0; j < w[i].n; j++)
                 close(w[i].c[j].fd);
         } else {
@@ -1809,6 +1877,7 @@ int main(int argc, char **argv)
             free(w[i].c[j].body.p);
             free(w[i].c[j].out.p);
             free(w[i].c[j].in.p);
+            free(w[i].c[j].req.p);
         }
         close(w[i].epfd);
         free(w[i].c);

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""median.py -- medians of several runs of the embedded benchmarks.
+"""median.py -- medians of several runs of the benchmarks.
 
     bench/median.py RUN1.jsonl RUN2.jsonl RUN3.jsonl ...
+    bench/median.py --http [--jsonl OUT] RAW.jsonl [FLUSHES.jsonl]
 
 Reads the JSON lines that bench_embedded, bench_contended, bench_transfer
 and bench_idem
@@ -10,6 +11,13 @@ run) and prints Markdown tables of the per-scenario medians.  Every
 figure, the ratio included, is the median over the runs of that figure:
 the ratio is the median of the per-run ratios, each taken within one run,
 not a ratio of medians.
+
+--http: the same for bench_http's lines (bench/run_http.sh; each line
+carries its run number): operations/s with the lean client and with
+libcurl, the server's CPU time per successful operation, and the ratios
+against the peer from the same run; then the targets of issue 14 and the
+flush counts (bench/flushes.py's lines).  With --jsonl, one summary line
+per table row is appended to OUT.
 """
 import json
 import statistics
@@ -106,9 +114,173 @@ def idempotency(runs):
         print(f"| {rows[0]['scenario']} | {ours} | {base} | **{fmt(med(rows, 'ratio'), 2)}×** | {len(rows)} |")
 
 
+# ---- HTTP (bench_http, run_http.sh) ----------------------------------------
+
+# Each scenario's peer: the baseline of its ratios.
+HTTP_PEERS = {"rmw-1000": ["redis", "etcd"], "rmw-hot": ["redis", "etcd"],
+              "get": ["nginx"], "get304": ["nginx"],
+              "transfer": ["redis", "etcd"]}
+
+# The lean client of each target: RESP for Redis, raw HTTP for the others.
+def lean_of(target):
+    return "resp" if target == "redis" else "lean"
+
+
+def http_load(path):
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                row = json.loads(line)
+                if row.get("bench") == "http":
+                    rows.append(row)
+    return rows
+
+
+def per_run(rows, scen, size, conns, target, client, field):
+    """{run: value} for one cell."""
+    out = {}
+    for r in rows:
+        if (r["scenario"], r["value_bytes"], r["conns"], r["target"],
+                r.get("client", "libcurl")) == (scen, size, conns, target, client):
+            v = r.get(field)
+            if isinstance(v, (int, float)) and v >= 0:
+                out[r.get("run", 1)] = v
+    return out
+
+
+def ratio_med(a, b):
+    """Median of the per-run ratios a/b over the runs that have both."""
+    rs = [a[k] / b[k] for k in a if k in b and b[k] > 0]
+    return statistics.median(rs) if rs else None
+
+
+def fx(v):
+    """A ratio, or a dash when not measured."""
+    return "—" if v is None else f"{v:.2f}×"
+
+
+def medv(d):
+    return statistics.median(d.values()) if d else None
+
+
+def http_table(rows, jsonl):
+    cells = sorted({(r["scenario"], r["value_bytes"], r["conns"]) for r in rows},
+                   key=lambda c: (list(HTTP_PEERS).index(c[0])
+                                  if c[0] in HTTP_PEERS else 9, c[1], c[2]))
+    print("| scenario | bytes | conns | etagkv ops/s (lean) | etagkv ops/s (libcurl)"
+          " | etagkv server µs/op | peer | peer ops/s (lean) | peer ops/s (libcurl)"
+          " | peer server µs/op | ratio ops/s (lean) | ratio ops/s (libcurl)"
+          " | ratio server µs/op | runs |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    ratios = {}
+    for scen, size, conns in cells:
+        ours = per_run(rows, scen, size, conns, "etagkv", "lean", "ok_per_s")
+        ours_c = per_run(rows, scen, size, conns, "etagkv", "libcurl", "ok_per_s")
+        ours_cpu = per_run(rows, scen, size, conns, "etagkv", "lean",
+                           "server_cpu_us_per_op")
+        for peer in HTTP_PEERS.get(scen, []):
+            base = per_run(rows, scen, size, conns, peer, lean_of(peer), "ok_per_s")
+            base_c = per_run(rows, scen, size, conns, peer, "libcurl", "ok_per_s")
+            base_cpu = per_run(rows, scen, size, conns, peer, lean_of(peer),
+                               "server_cpu_us_per_op")
+            if not base and not base_c:
+                continue
+            r_ops = ratio_med(ours, base)
+            r_ops_c = ratio_med(ours_c, base_c)
+            r_cpu = ratio_med(ours_cpu, base_cpu)
+            ratios[scen, size, conns, peer] = (r_ops, r_cpu)
+            runs = len(set(ours) | set(base))
+            print(f"| {scen} | {size} | {conns} | {fmt(medv(ours))} | {fmt(medv(ours_c))}"
+                  f" | {fmt(medv(ours_cpu), 1)} | {peer} | {fmt(medv(base))}"
+                  f" | {fmt(medv(base_c))} | {fmt(medv(base_cpu), 1)}"
+                  f" | **{fx(r_ops)}** | {fx(r_ops_c)}"
+                  f" | {fx(r_cpu)} | {runs} |")
+            if jsonl is not None:
+                jsonl.write(json.dumps({
+                    "bench": "http-median",
+                    "scenario": f"http/{scen}/{size}B/sync/{conns}c",
+                    "baseline": peer, "runs": runs,
+                    "etagkv_ok_per_s_lean": medv(ours),
+                    "etagkv_ok_per_s_libcurl": medv(ours_c),
+                    "etagkv_server_cpu_us_per_op": medv(ours_cpu),
+                    "baseline_ok_per_s_lean": medv(base),
+                    "baseline_ok_per_s_libcurl": medv(base_c),
+                    "baseline_server_cpu_us_per_op": medv(base_cpu),
+                    "ratio": r_ops, "ratio_libcurl": r_ops_c,
+                    "ratio_server_cpu": r_cpu}) + "\n")
+    return ratios
+
+
+def http_targets(ratios):
+    """Issue 14's targets at 64 connections: met or missed, by how much."""
+    checks = [("RMW 1,000 keys, ops/s vs Redis", "rmw-1000", "redis", 0, 1.0, ">="),
+              ("RMW 1,000 keys, ops/s vs etcd", "rmw-1000", "etcd", 0, 5.0, ">="),
+              ("RMW 1,000 keys, server CPU/op vs Redis", "rmw-1000", "redis", 1, 1.0, "<="),
+              ("RMW hot key, ops/s vs Redis", "rmw-hot", "redis", 0, 1.0, ">="),
+              ("GET 200, server CPU/op vs nginx", "get", "nginx", 1, 1.0, "<="),
+              ("GET 304, server CPU/op vs nginx", "get304", "nginx", 1, 1.0, "<="),
+              ("Transfer (issue 12), ops/s vs etcd", "transfer", "etcd", 0, 5.0, ">="),
+              ("Transfer (issue 12), ops/s vs Redis", "transfer", "redis", 0, 1.0, ">=")]
+    print("| target (64 connections, lean clients) | bytes | ratio | wanted | |")
+    print("|---|---:|---:|---:|---|")
+    for what, scen, peer, idx, want, op in checks:
+        for size in ((100,) if scen == "transfer" else (100, 4096)):
+            r = ratios.get((scen, size, 64, peer))
+            v = r[idx] if r else None
+            if v is None:
+                verdict = "not measured"
+            elif (v >= want) if op == ">=" else (v <= want):
+                verdict = "met"
+            else:
+                verdict = "MISSED"
+            print(f"| {what} | {size} | {fx(v)} | {op} {want:.1f}× | {verdict} |")
+
+
+def http_flushes(path):
+    print("| server | acknowledged writes | flush calls | flushes per write"
+          " | transactions | flushes per transaction | calls |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.startswith("{"):
+                continue
+            r = json.loads(line)
+            if r.get("bench") != "http-flushes":
+                continue
+            per_write = r["flushes"] / r["acked_writes"] if r["acked_writes"] else None
+            txns = r.get("transactions")
+            per_txn = r["flushes"] / txns if txns else None
+            calls = ", ".join(f"{k} {v}" for k, v in sorted(r["calls"].items()))
+            print(f"| {r['server']} | {fmt(r['acked_writes'])} | {fmt(r['flushes'])}"
+                  f" | {fmt(per_write, 2)} | {fmt(txns)} | {fmt(per_txn, 2)} | {calls} |")
+
+
+def http_main(args):
+    jsonl = None
+    if args and args[0] == "--jsonl":
+        jsonl = open(args[1], "a", encoding="utf-8")
+        args = args[2:]
+    if not args:
+        sys.exit(__doc__)
+    rows = http_load(args[0])
+    ratios = http_table(rows, jsonl)
+    print()
+    http_targets(ratios)
+    if len(args) > 1:
+        print()
+        http_flushes(args[1])
+    if jsonl is not None:
+        jsonl.close()
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    if sys.argv[1] == "--http":
+        http_main(sys.argv[2:])
+        return
     runs = load(sys.argv[1:])
     embedded(runs)
     print()

@@ -6,6 +6,7 @@
 #
 #   bench/run_http.sh [--runs N] [--seconds S] [--threads T] [--quick]
 #                     [--growth-seconds S] [--out FILE] [--append]
+#                     [--no-libcurl] [--no-flushes]
 #
 #   --runs N            runs of every scenario (default 3; medians reported)
 #   --seconds S         measured seconds per scenario and run (default 2)
@@ -16,6 +17,18 @@
 #   --out FILE          where the JSON lines go (default
 #                       build-bench/bench-http-results.jsonl); truncated
 #   --append            ... unless this is given
+#   --no-libcurl        skip the libcurl column (the "typical client")
+#   --no-flushes        skip the flush count (servers run again under strace)
+#
+# Every HTTP scenario runs with two load generators: the lean one (raw
+# non-blocking sockets on epoll, like the RESP client for Redis), whose
+# figures make the headline ratios, and libcurl, a typical client.  Each
+# line also carries the server's CPU time per successful operation
+# (utime + stime over the measured window from /proc, nginx's workers
+# included), which does not depend on the client.  The flush count runs
+# etagkv-server, Redis and etcd once more, each under strace, for a short
+# RMW run, and counts the calls that flush to stable storage
+# (bench/flushes.py).
 #
 # Installs nginx, etcd-server and redis-server with apt-get when missing
 # (bench set-up only; tools/test.sh never needs them), without letting the
@@ -34,6 +47,8 @@ GROWTH=60
 QUICK=0
 OUT="$BUILD/bench-http-results.jsonl"
 APPEND=0
+LIBCURL=1
+FLUSHES=1
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -44,6 +59,8 @@ while [ $# -gt 0 ]; do
     --growth-seconds) GROWTH=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --append) APPEND=1; shift ;;
+    --no-libcurl) LIBCURL=0; shift ;;
+    --no-flushes) FLUSHES=0; shift ;;
     -h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_http.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -51,7 +68,8 @@ done
 START_TIME=$(date +%s)
 
 # ---- packages (only what is missing) ----------------------------------------
-"$ROOT/tools/install.sh" --no-services run_http nginx etcd-server redis-server
+"$ROOT/tools/install.sh" --no-services run_http nginx etcd-server redis-server \
+    strace python3
 
 # ---- build --------------------------------------------------------------------
 "$ROOT/tools/setup.sh" "$BUILD" -DCMAKE_BUILD_TYPE=Release \
@@ -163,30 +181,48 @@ EOF
 } >"$T/nginx/nginx.conf"
 nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx.log" \
     >>"$T/nginx.log" 2>&1 &
-PIDS="$PIDS $!"
+NGX_PID=$!
+PIDS="$PIDS $NGX_PID"
 wait_for nginx curl -sf "http://127.0.0.1:$NGX_PORT/v100"
 
-# etcd: single member, data in the temp dir (etcd fsyncs every commit).
+# run_etcd NAME PORT PEER_PORT [WRAPPER...]: a single etcd member, data in
+# $T/NAME (etcd fsyncs every commit), run through WRAPPER (strace) if given.
+run_etcd() {
+    en=$1
+    ep=$2
+    epp=$3
+    shift 3
+    exec "$@" etcd --name "$en" --data-dir "$T/$en" \
+        --listen-client-urls "http://127.0.0.1:$ep" \
+        --advertise-client-urls "http://127.0.0.1:$ep" \
+        --listen-peer-urls "http://127.0.0.1:$epp" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$epp" \
+        --initial-cluster "$en=http://127.0.0.1:$epp" \
+        --quota-backend-bytes 8589934592 --logger zap --log-level warn
+}
+
+# run_redis NAME PORT [WRAPPER...]: Redis with an append-only file fsynced
+# on every write, no RDB snapshots, data in $T/NAME.
+run_redis() {
+    rn=$1
+    rp=$2
+    shift 2
+    mkdir -p "$T/$rn"
+    exec "$@" redis-server --port "$rp" --bind 127.0.0.1 --dir "$T/$rn" \
+        --appendonly yes --appendfsync always --save '' --daemonize no
+}
+
 ETCD_PORT=$(free_port)
 ETCD_PEER=$(free_port)
-etcd --name bench --data-dir "$T/etcd" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
-    --initial-cluster "bench=http://127.0.0.1:$ETCD_PEER" \
-    --quota-backend-bytes 8589934592 --logger zap --log-level warn \
-    >"$T/etcd.log" 2>&1 &
-PIDS="$PIDS $!"
+run_etcd etcd "$ETCD_PORT" "$ETCD_PEER" >"$T/etcd.log" 2>&1 &
+ETCD_PID=$!
+PIDS="$PIDS $ETCD_PID"
 wait_for etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
-# Redis: append-only file fsynced on every write, no RDB snapshots.
 REDIS_PORT=$(free_port)
-mkdir -p "$T/redis"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$T/redis" \
-    --appendonly yes --appendfsync always --save '' --daemonize no \
-    >"$T/redis.log" 2>&1 &
-PIDS="$PIDS $!"
+run_redis redis "$REDIS_PORT" >"$T/redis.log" 2>&1 &
+REDIS_PID=$!
+PIDS="$PIDS $REDIS_PID"
 wait_for redis sh -c "redis-cli -p $REDIS_PORT ping | grep -q PONG"
 
 port_of() {
@@ -195,6 +231,17 @@ port_of() {
     nginx) echo "$NGX_PORT" ;;
     etcd) echo "$ETCD_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
+    esac
+}
+
+# The process whose CPU time is measured (bench_http adds its children:
+# nginx's workers).
+pid_of() {
+    case "$1" in
+    etagkv) echo "$KV_PID" ;;
+    nginx) echo "$NGX_PID" ;;
+    etcd) echo "$ETCD_PID" ;;
+    redis) echo "$REDIS_PID" ;;
     esac
 }
 
@@ -218,18 +265,19 @@ echo "etagkv-server: $("$SERVER" --version) (libmicrohttpd $(dpkg-query -W -f='$
 echo "nginx: $(nginx -v 2>&1 | sed 's/.*version: //') (Debian $(dpkg-query -W -f='${Version}' nginx))"
 echo "etcd: $(etcd --version | head -1 | sed 's/.*Version: //') (Debian $(dpkg-query -W -f='${Version}' etcd-server))"
 echo "redis: $(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/') (Debian $(dpkg-query -W -f='${Version}' redis-server))"
-echo "load generator: bench_http, $(curl-config --version 2>/dev/null || echo libcurl), $THREADS threads"
+echo "load generators: bench_http, lean (raw sockets on epoll: HTTP/1.1, RESP) and $(curl-config --version 2>/dev/null || echo libcurl), $THREADS threads"
 
 # ---- the matrix ---------------------------------------------------------------
 [ "$APPEND" -eq 1 ] || : >"$OUT"
 RAW="$T/raw.jsonl"
 : >"$RAW"
 
-# bench TARGET SCENARIO SIZE CONNS RUN
+# bench TARGET SCENARIO SIZE CONNS RUN CLIENT
 bench() {
     if ! line=$("$BENCH" "$1" "$2" -a "127.0.0.1:$(port_of "$1")" -s "$3" \
-        -c "$4" -d "$SECS" -t "$THREADS" 2>"$T/bench.err"); then
-        echo "run_http: bench_http $1 $2 -s $3 -c $4 failed:" >&2
+        -c "$4" -d "$SECS" -t "$THREADS" -k "$6" -P "$(pid_of "$1")" \
+        2>"$T/bench.err"); then
+        echo "run_http: bench_http $1 $2 -s $3 -c $4 -k $6 failed:" >&2
         cat "$T/bench.err" >&2
         exit 1
     fi
@@ -239,7 +287,14 @@ bench() {
     return 0
 }
 
-echo "== $RUNS runs x 43 scenarios of ${SECS} s (progress on stderr)"
+# bench_http TARGET ... with every client: lean, then libcurl.
+bench_all() {
+    bench "$@" lean
+    [ "$LIBCURL" -eq 1 ] && [ "$1" != redis ] && bench "$@" libcurl
+    return 0
+}
+
+echo "== $RUNS runs x 4 sizes/connections x 6 scenarios of ${SECS} s, lean$([ "$LIBCURL" -eq 1 ] && echo " and libcurl") clients (progress on stderr)"
 run=1
 while [ "$run" -le "$RUNS" ]; do
     echo "-- run $run of $RUNS" >&2
@@ -247,110 +302,98 @@ while [ "$run" -le "$RUNS" ]; do
         for conns in 16 64; do
             for scen in rmw-1000 rmw-hot; do
                 for tgt in etagkv etcd redis; do
-                    bench "$tgt" "$scen" "$size" "$conns" "$run"
+                    bench_all "$tgt" "$scen" "$size" "$conns" "$run"
                 done
             done
             for scen in get get304; do
                 for tgt in etagkv nginx; do
-                    bench "$tgt" "$scen" "$size" "$conns" "$run"
+                    bench_all "$tgt" "$scen" "$size" "$conns" "$run"
                 done
             done
         done
     done
     # Transfers (issue 12): 64 clients, 1,000 accounts, 100-byte values.
     for tgt in etagkv etcd redis; do
-        bench "$tgt" transfer 100 64 "$run"
+        bench "$tgt" transfer 100 64 "$run" lean
     done
     run=$((run + 1))
 done
 cat "$RAW" >>"$OUT"
 
+# ---- flushes per durable write ---------------------------------------------------
+# Each durable server once more, alone and under strace (--seccomp-bpf: only
+# the traced calls stop the server, but they do stop it, so this run's
+# throughput is not a result), for a short rmw-1000 run, 100 B, 64
+# connections.  Counted over the server's whole run, seeding included:
+# the calls that flush (bench/flushes.py) per acknowledged write, and for
+# etagkv per write transaction too (/metrics).
+FLUSHES_OUT="$T/flushes.jsonl"
+: >"$FLUSHES_OUT"
+TRACE="openat,fsync,fdatasync,syncfs,sync,sync_file_range,msync,pwrite64,pwritev,pwritev2"
+
+# flush_count NAME TARGET PORT PID: run the load on the traced server PID
+# (strace is TR_PID, its log $T/NAME.strace), stop it, count.
+flush_count() {
+    name=$1
+    tgt=$2
+    port=$3
+    pid=$4
+    line=$("$BENCH" "$tgt" rmw-1000 -a "127.0.0.1:$port" -s 100 -c 64 \
+        -d "$SECS" -t "$THREADS" 2>/dev/null) ||
+        { echo "run_http: flush run of $name failed" >&2; exit 1; }
+    acked=$(echo "$line" | sed 's/.*"acked_writes":\([0-9]*\).*/\1/')
+    txns=-
+    if [ "$tgt" = etagkv ]; then
+        txns=$(curl -s "http://127.0.0.1:$port/metrics" |
+            sed -n 's/^etagkv_store_write_txns_total \([0-9]*\).*/\1/p')
+    fi
+    kill "$pid"
+    wait "$TR_PID" 2>/dev/null || true
+    python3 "$ROOT/bench/flushes.py" "$tgt" "$T/$name.strace" "$acked" \
+        "${txns:--}" >>"$FLUSHES_OUT"
+}
+
+if [ "$FLUSHES" -eq 1 ]; then
+    echo "== flushes per durable write (a separate run of each server under strace)"
+    p=$(free_port)
+    strace -f -qq --seccomp-bpf -e trace="$TRACE" -o "$T/etagkv-fl.strace" \
+        "$SERVER" --data "$T/etagkv-fl" --listen "127.0.0.1:$p" --sync \
+        --max-connections-per-client 1024 >"$T/etagkv-fl.log" 2>&1 &
+    TR_PID=$!
+    PIDS="$PIDS $TR_PID"
+    wait_for etagkv-fl curl -sf "http://127.0.0.1:$p/healthz"
+    flush_count etagkv-fl etagkv "$p" "$(pgrep -P "$TR_PID")"
+
+    p=$(free_port)
+    run_redis redis-fl "$p" strace -f -qq --seccomp-bpf -e trace="$TRACE" \
+        -o "$T/redis-fl.strace" >"$T/redis-fl.log" 2>&1 &
+    TR_PID=$!
+    PIDS="$PIDS $TR_PID"
+    wait_for redis-fl sh -c "redis-cli -p $p ping | grep -q PONG"
+    flush_count redis-fl redis "$p" "$(pgrep -P "$TR_PID")"
+
+    p=$(free_port)
+    pp=$(free_port)
+    run_etcd etcd-fl "$p" "$pp" strace -f -qq --seccomp-bpf \
+        -e trace="$TRACE" -o "$T/etcd-fl.strace" >"$T/etcd-fl.log" 2>&1 &
+    TR_PID=$!
+    PIDS="$PIDS $TR_PID"
+    wait_for etcd-fl curl -sf "http://127.0.0.1:$p/health"
+    flush_count etcd-fl etcd "$p" "$(pgrep -P "$TR_PID")"
+    cat "$FLUSHES_OUT" >>"$OUT"
+fi
+
 # ---- medians and ratios ---------------------------------------------------------
-# Flat JSON from bench_http: pull fields by name, group, take medians.
-awk -v out="$OUT" '
-function field(name,    re, s) {
-    re = "\"" name "\":\"?[^,\"}]*"
-    if (!match($0, re)) return ""
-    s = substr($0, RSTART, RLENGTH)
-    sub("\"" name "\":\"?", "", s)
-    return s
-}
-function median(list,    n, a, i, j, t) {
-    n = split(list, a, " ")
-    for (i = 2; i <= n; i++)
-        for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) {
-            t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
-        }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-{
-    k = field("scenario") SUBSEP field("value_bytes") SUBSEP field("conns") SUBSEP field("target")
-    ok[k] = ok[k] " " field("ok_per_s")
-    f412[k] = f412[k] " " field("fail_412_per_s")
-    p50[k] = p50[k] " " field("p50_ms")
-    p99[k] = p99[k] " " field("p99_ms")
-    n[k]++
-    seen[k] = 1
-}
-function row(s, size, conns, base,    kk, kb, r) {
-    kk = s SUBSEP size SUBSEP conns SUBSEP "etagkv"
-    kb = s SUBSEP size SUBSEP conns SUBSEP base
-    if (!(kk in seen) || !(kb in seen)) return
-    r = median(ok[kb]) > 0 ? median(ok[kk]) / median(ok[kb]) : 0
-    printf "%-9s %5s %5s | %9.0f %8.0f %7.2f %7.2f | %-6s %9.0f %8.0f %7.2f %7.2f | %6.2fx\n", \
-        s, size, conns, median(ok[kk]), median(f412[kk]), median(p50[kk]), median(p99[kk]), \
-        base, median(ok[kb]), median(f412[kb]), median(p50[kb]), median(p99[kb]), r
-    printf "{\"bench\":\"http-median\",\"scenario\":\"http/%s/%sB/sync/%sc\",\"runs\":%d,\"etagkv_ok_per_s\":%.0f,\"etagkv_412_per_s\":%.0f,\"etagkv_p50_ms\":%.3f,\"etagkv_p99_ms\":%.3f,\"baseline\":\"%s\",\"baseline_ok_per_s\":%.0f,\"baseline_412_per_s\":%.0f,\"baseline_p50_ms\":%.3f,\"baseline_p99_ms\":%.3f,\"ratio\":%.3f}\n", \
-        s, size, conns, n[kk], median(ok[kk]), median(f412[kk]), median(p50[kk]), median(p99[kk]), \
-        base, median(ok[kb]), median(f412[kb]), median(p50[kb]), median(p99[kb]), r >> out
-    ratio[s, size, conns, base] = r
-}
-END {
-    print ""
-    print "== HTTP, sync, medians of the runs; ratio = etagkv / baseline, both from this run"
-    print "ok/s: successful read-modify-writes (rmw), transfers (transfer; 412/s: failed"
-    print "compares, retried) or 200/304 answers (get, get304);"
-    print "p50/p99: latency of a successful operation in ms (rmw: first read to acknowledged write)"
-    printf "%-9s %5s %5s | %9s %8s %7s %7s | %-6s %9s %8s %7s %7s | %7s\n", \
-        "scenario", "bytes", "conns", "etagkv/s", "412/s", "p50", "p99", \
-        "peer", "peer/s", "412/s", "p50", "p99", "ratio"
-    split("rmw-1000 rmw-hot get get304", S, " ")
-    row("transfer", 100, 64, "etcd")
-    row("transfer", 100, 64, "redis")
-    for (i = 1; i <= 4; i++)
-        for (z = 1; z <= 2; z++)
-            for (conns = 16; conns <= 64; conns *= 4) {
-                size = z == 1 ? 100 : 4096
-                if (S[i] ~ /^rmw/) {
-                    row(S[i], size, conns, "etcd")
-                    row(S[i], size, conns, "redis")
-                } else {
-                    row(S[i], size, conns, "nginx")
-                }
-            }
-    print ""
-    print "== targets (issue 4), 64 connections"
-    for (z = 1; z <= 2; z++) {
-        size = z == 1 ? 100 : 4096
-        check("rmw-1000 vs etcd", "rmw-1000", "etcd", 5.0, size)
-        check("rmw-1000 vs Redis", "rmw-1000", "redis", 1.0, size)
-        check("rmw-hot vs Redis", "rmw-hot", "redis", 3.0, size)
-        check("GET 200 vs nginx", "get", "nginx", 0.8, size)
-        check("GET 304 vs nginx", "get304", "nginx", 0.8, size)
-    }
-    check("transfer vs etcd", "transfer", "etcd", 5.0, 100)
-    check("transfer vs Redis", "transfer", "redis", 1.0, 100)
-}
-function check(what, s, base, want, size,    r) {
-    if (!((s, size, 64, base) in ratio)) {
-        printf "  %-20s %5sB  not measured\n", what, size
-        return
-    }
-    r = ratio[s, size, 64, base]
-    printf "  %-20s %5sB  %6.2fx  (target >= %.1fx)  %s\n", what, size, r, want, \
-        (r >= want ? "met" : "MISSED")
-}
-' "$RAW"
+echo ""
+echo "== HTTP, sync, medians of $RUNS runs; ratio = etagkv / peer, per run, then the median"
+echo "ops/s: successful read-modify-writes (rmw) or 200/304 answers (get, get304)"
+echo "with the lean client (raw sockets; RESP for Redis) and with libcurl;"
+echo "server µs/op: the server's CPU time (utime + stime) per successful operation"
+if [ "$FLUSHES" -eq 1 ]; then
+    python3 "$ROOT/bench/median.py" --http --jsonl "$OUT" "$RAW" "$FLUSHES_OUT"
+else
+    python3 "$ROOT/bench/median.py" --http --jsonl "$OUT" "$RAW"
+fi
 
 # ---- server memory ----------------------------------------------------------------
 # /proc/PID/status: VmHWM (peak RSS), VmRSS, RssAnon, RssFile;

@@ -34,6 +34,8 @@
  * bound, because its own caller waits meanwhile (about 10 µs a batch). */
 #define LEAD_MORE_NOSYNC 8
 
+void (*ekv_test_before_batch)(etagkv_store *s);
+
 struct ekv_waiter {
     struct ekv_op *op;
     pthread_cond_t cv;       /* a blocking writer waits on it */
@@ -126,6 +128,12 @@ static void lead(etagkv_store *s, struct ekv_waiter *w,
     size_t n = 0, wrote = 0;
     int committed;
 
+    if (ekv_test_before_batch != NULL) {
+        /* Tests only: writers may queue behind w while the hook holds it. */
+        (void)pthread_mutex_unlock(&s->queue.lock);
+        ekv_test_before_batch(s);
+        (void)pthread_mutex_lock(&s->queue.lock);
+    }
     last = take_batch(w, ops, &n);
     (void)pthread_mutex_unlock(&s->queue.lock);
     committed = ekv_apply_batch(s, ops, n);
@@ -286,6 +294,17 @@ void ekv_queue_shutdown(etagkv_store *s)
     (void)pthread_mutex_destroy(&q->lock);
     (void)pthread_cond_destroy(&q->committer_cv);
     q->ready = 0;
+}
+
+size_t ekv_queue_waiting(etagkv_store *s)
+{
+    size_t n = 0;
+
+    (void)pthread_mutex_lock(&s->queue.lock);
+    for (const struct ekv_waiter *p = s->queue.head; p != NULL; p = p->next)
+        n++;
+    (void)pthread_mutex_unlock(&s->queue.lock);
+    return n;
 }
 
 void ekv_queue_counters(etagkv_store *s, uint64_t *txns, uint64_t *ops)

@@ -220,6 +220,17 @@ void ekv_queue_shutdown(etagkv_store *s);
 /* The committed write transactions and changing operations so far. */
 void ekv_queue_counters(etagkv_store *s, uint64_t *txns, uint64_t *ops);
 
+/* The writes queued now, a leader's batch included (tests). */
+size_t ekv_queue_waiting(etagkv_store *s);
+
+/* Tests only (tests/lib/test_commit.c): when set, every leader calls it
+ * just before taking its batch, with the queue unlocked and its own write
+ * still at the head, so that a test can hold the batch open until the
+ * writers it expects have queued behind it, making batching independent
+ * of the disk's speed.  NULL, the default, costs one predictable branch
+ * per batch.  Set and clear it only while no write is in flight. */
+extern void (*ekv_test_before_batch)(etagkv_store *s);
+
 /* An asynchronous write: its op and its completion. */
 struct ekv_async;
 struct ekv_async *ekv_async_new(etagkv_done_fn fn, void *ctx);

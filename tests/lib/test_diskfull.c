@@ -4,12 +4,16 @@
  * no corruption, and the store usable again once there is room.
  *
  * A small tmpfs is the real thing, but mounting one needs a private mount
- * namespace: each test that needs it enters a new user and mount namespace
- * (unshare(2); Check runs every test in its own process, so nothing leaks
- * into the next).  Where the machine forbids that, the test says so and
- * skips.  The RLIMIT_FSIZE variant needs no privilege and always runs:
- * the kernel refuses writes past the limit with EFBIG, as a file system
- * that reached its largest file does.
+ * namespace.  main() enters a new user namespace before anything else, and
+ * each test that needs a tmpfs enters its own mount namespace (unshare(2);
+ * Check runs every test in its own process, so nothing leaks into the
+ * next).  The user namespace has to come first: unshare(CLONE_NEWUSER)
+ * requires a single-threaded process, and under ThreadSanitizer every
+ * forked child already runs the sanitizer's background thread, whereas a
+ * mount namespace may be entered by a threaded process.  Where the machine
+ * forbids either, the test says so and skips.  The RLIMIT_FSIZE variant needs
+ * no privilege and always runs: the kernel refuses writes past the limit with
+ * EFBIG, as a file system that reached its largest file does.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -62,23 +66,43 @@ static int write_file(const char *path, const char *text)
     return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
-/* Enter a new user and mount namespace and mount a tmpfs of `size` on dir.
- * Returns 0, or -1 after saying SKIPPED where the machine does not allow
- * it (the caller then returns: the test has nothing to run on). */
-static int mount_tmpfs(const char *size)
+/* 0 once main() has entered a user namespace of its own; otherwise the
+ * errno that prevented it. */
+static int userns_errno = ENOSYS;
+
+/* Enter a new user namespace, mapping the caller's ids to root in it, so
+ * that the tests may mount.  Called first thing in main(), while the
+ * process is still single-threaded.  0, or -1 with errno set. */
+static int enter_user_namespace(void)
 {
-    char map[64], opts[64];
+    char map[64];
     uid_t uid = geteuid();
     gid_t gid = getegid();
 
-    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0)
-        goto skip;
+    if (unshare(CLONE_NEWUSER) != 0)
+        return -1;
     snprintf(map, sizeof(map), "0 %u 1", (unsigned)uid);
     if (write_file("/proc/self/uid_map", map) != 0)
-        goto skip;
+        return -1;
     (void)write_file("/proc/self/setgroups", "deny");
     snprintf(map, sizeof(map), "0 %u 1", (unsigned)gid);
     if (write_file("/proc/self/gid_map", map) != 0)
+        return -1;
+    return 0;
+}
+
+/* Enter a new mount namespace and mount a tmpfs of `size` on dir.  Returns
+ * 0, or -1 after saying SKIPPED where the machine does not allow it (the
+ * caller then returns: the test has nothing to run on). */
+static int mount_tmpfs(const char *size)
+{
+    char opts[64];
+
+    if (userns_errno != 0) {
+        errno = userns_errno;
+        goto skip;
+    }
+    if (unshare(CLONE_NEWNS) != 0)
         goto skip;
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
         goto skip;
@@ -344,5 +368,7 @@ static Suite *suite(void)
 
 int main(void)
 {
+    /* Before Check or the sanitizer starts any thread (see the top). */
+    userns_errno = enter_user_namespace() == 0 ? 0 : errno;
     return tu_run(suite());
 }
