@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "pct.h"
+#include "pct.h" /* server/pct.h: the server's codec */
 
 #define DEFAULT_DIR "etagkv-data"
 
@@ -236,6 +236,27 @@ static int parse_one(int c, struct args *a, const char **raw)
     }
 }
 
+/* Percent-decode the NUL-terminated src into a malloc'd buffer (*out,
+ * *len).  0; -1 for a malformed escape (nothing allocated); 0 with *out
+ * NULL when out of memory (take_bytes() reports it). */
+static int pct_decode_alloc(const char *src, unsigned char **out, size_t *len)
+{
+    size_t n = strlen(src);
+    ssize_t got;
+
+    *out = malloc(n + 1);
+    if (*out == NULL)
+        return 0;
+    got = srv_pct_decode(src, n, *out, n + 1);
+    if (got < 0) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    *len = (size_t)got;
+    return 0;
+}
+
 /* Bytes of a KEY, --prefix or --after: as given, or percent-decoded with
  * --pct.  -1 (with a message) for a malformed escape or too long. */
 static int take_bytes(const struct args *a, const char *arg, const char *what,
@@ -244,7 +265,7 @@ static int take_bytes(const struct args *a, const char *arg, const char *what,
     if (!a->pct) {
         out->len = strlen(arg);
         out->p = (unsigned char *)strdup(arg);
-    } else if (pct_decode(arg, &out->p, &out->len) != 0) {
+    } else if (pct_decode_alloc(arg, &out->p, &out->len) != 0) {
         fprintf(stderr, "etagkv: %s '%s': bad percent-encoding (%%XX)\n", what,
                 arg);
         return -1;
@@ -441,7 +462,7 @@ static int list_one(void *ctx, const void *key, size_t key_len,
                     const etagkv_meta *m)
 {
     struct listing *l = ctx;
-    char *pct = pct_encode(key, key_len);
+    char *pct = srv_pct_encode(key, key_len);
 
     free(l->last);
     l->last = pct;

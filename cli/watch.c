@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "pct.h"
+#include "pct.h" /* server/pct.h */
 
 struct watch_out {
     size_t printed, count; /* count 0: no limit */
@@ -41,7 +41,7 @@ static int set_key(json_t *o, const unsigned char *key, size_t len)
 
     if (k != NULL)
         return json_object_set_new(o, "key", k);
-    pct = pct_encode(key, len);
+    pct = srv_pct_encode(key, len);
     if (pct == NULL)
         return -1;
     k = json_string(pct);

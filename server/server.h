@@ -10,7 +10,8 @@
  *              method, key, precondition headers, Idempotency-Key, limits
  *              (and for /txn: JSON Content-Type, no header conditions);
  *              then the body, within the limit
- *   url.c      routes, percent-encoding and UTF-8 (pure helpers)
+ *   url.c      routes and UTF-8 (pure helpers)
+ *   pct.c      percent-encoding of keys (pure; the CLI compiles it too)
  *   kv.c       the one library call of /kv/{key}, and its response
  *   txn.c      the one library call of POST /txn (DESIGN §7), its reply
  *   txn_json.c the /txn body parsed into a transaction, the results as
@@ -38,6 +39,7 @@
 #include <microhttpd.h>
 
 #include "etagkv.h"
+#include "pct.h"
 #include "txn_json.h"
 
 /* ---- shared state -------------------------------------------------------- */
@@ -292,20 +294,7 @@ const unsigned char *srv_tokens_match(const struct srv_tokens *t,
  * key after "/kv/" (empty for the listing). */
 enum srv_route srv_route_of(const char *path, const char **key_enc);
 
-/* Decode len bytes of percent-encoded src (RFC 3986 §2.1) into out, at most
- * cap bytes.  Every '%' must be followed by two hex digits; other bytes are
- * copied as they are ('+' stays '+').  Returns the decoded length, -1 for
- * invalid encoding, or -2 when the result would exceed cap (out then holds
- * the first cap bytes). */
-ssize_t srv_pct_decode(const char *src, size_t len, unsigned char *out,
-                       size_t cap);
-
-/* Percent-encode len bytes: unreserved characters (RFC 3986 §2.3) and '/'
- * stay, except the dots of a "." or ".." segment; everything else becomes
- * %XX (uppercase).  The result is safe in a query value and after "/kv/"
- * in a path, also under RFC 3986 §5.2.4 dot-segment removal.  malloc'd and
- * NUL-terminated; NULL on failure. */
-char *srv_pct_encode(const void *src, size_t len);
+/* srv_pct_decode() and srv_pct_encode(): pct.h (shared with the CLI). */
 
 /* 1 if the bytes are well-formed UTF-8 (RFC 3629: no overlongs, no
  * surrogates, nothing above U+10FFFF), else 0. */
