@@ -16,6 +16,7 @@ if [ ! -d "$work/node_modules/eventsource" ]; then
 fi
 data=$(mktemp -d)
 log=$data.log
+: >"$log" # exists before the server's first line, for the sed below
 "$bin" --data "$data/d" --listen 127.0.0.1:0 --nosync >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$log"' EXIT
