@@ -20,6 +20,16 @@
  * SCENARIO:
  *   rmw-hot   read -> conditional write -> on 412 re-read and retry, 1 key
  *   rmw-1000  the same over 1,000 keys, one picked at random per update
+ *   transfer  move 1 unit between two random accounts of 1,000: read both,
+ *             write both conditionally in one transaction, on a failed
+ *             compare re-read both and retry (issue 12):
+ *               etagkv  POST /txn of two gets, then POST /txn of two puts
+ *                       with if_match on the ETags read (409: retry)
+ *               etcd    POST /v3/kv/txn of two range requests, then one
+ *                       comparing both mod_revisions and putting both
+ *               redis   WATCH a b + GET a + GET b, then MULTI + SET a +
+ *                       SET b + EXEC (null EXEC: retry)
+ *             At the end the balances must sum to what they started at.
  *   get       GET of one value (200)
  *   get304    GET with If-None-Match: <its current ETag> (304)
  *
@@ -27,7 +37,8 @@
  * reads and increments, so an update is a real read-modify-write and, on
  * the hot key, the final counter must equal the number of successful
  * updates: a lost update (or a client bug) fails the run instead of giving
- * a figure.  Keys are seeded before the timed part.
+ * a figure; for transfers the counters are the balances, and their sum
+ * must not change.  Keys are seeded before the timed part.
  *
  * HTTP targets use one of two clients (-k).  lean (the default) is built
  * like the RESP client: raw non-blocking sockets on epoll, each request
@@ -84,6 +95,7 @@
 #define LAT_CAP (1L << 21) /* latency samples kept per thread */
 #define DRAIN_SECONDS 10.0 /* in-flight requests must end within this */
 #define SEED_SECONDS 60.0  /* seeding must end within this */
+#define TRANSFER_START 1000000000ull /* every account's starting balance */
 
 enum target { T_ETAGKV, T_NGINX, T_ETCD, T_REDIS };
 enum scenario { S_RMW, S_GET, S_GET304 };
@@ -104,6 +116,7 @@ static struct {
     double seconds, warmup;
     char path[256]; /* nginx */
     char etag[128]; /* get304: the current ETag */
+    int transfer;   /* the transfer scenario (an S_RMW on two keys) */
     int lean;       /* HTTP over raw sockets (-k lean), not libcurl */
     int npids;      /* server processes whose CPU time is measured (-P) */
     long pids[8];
@@ -126,6 +139,7 @@ struct client {
     enum phase phase;
     unsigned seed;
     int key, seed_next;
+    int key2;  /* transfer: the second account */
     double t0; /* start of the current operation */
     struct buf body, out;
     char etag[128]; /* HTTP: the response's ETag */
@@ -229,12 +243,32 @@ static void counter_put(char *p, unsigned long long v)
         p[i] = (char)('0' + v % 10);
 }
 
-/* The seeded value: counter 0, then filler. */
+/* The seeded value: counter 0 (a transfer's accounts: TRANSFER_START),
+ * then filler. */
 static void seed_value(struct buf *b)
 {
     b->len = 0;
     for (size_t i = 0; i < cfg.value_bytes; i++)
         buf_add(b, i < PREFIX ? "0" : "v", 1);
+    if (cfg.transfer)
+        counter_put(b->p, TRANSFER_START);
+}
+
+/* The keys of c's operation into keys; how many: the one key of a
+ * read-modify-write, or a transfer's two accounts. */
+static int op_keys(const struct client *c, int keys[2])
+{
+    keys[0] = c->key;
+    keys[1] = c->key2;
+    return cfg.transfer ? 2 : 1;
+}
+
+/* The new counter of the operation's key i whose counter was n: a
+ * read-modify-write adds 1; a transfer moves one unit from its first
+ * account to its second. */
+static unsigned long long next_counter(unsigned long long n, int i)
+{
+    return cfg.transfer && i == 0 ? n - 1 : n + 1;
 }
 
 static const char b64[] =
@@ -276,6 +310,34 @@ static void b64_decode(const char *s, size_t n, unsigned char *out)
         *out++ = (unsigned char)(v >> 8);
         *out++ = (unsigned char)v;
     }
+}
+
+/* The string of the next "name": "..." (etagkv's indented JSON) or
+ * "name":"..." (etcd's compact JSON) at or after *from, and its length;
+ * *from moves past it.  NULL when there is none. */
+static const char *json_next(const char **from, const char *name, size_t *len)
+{
+    char pat[48];
+    const char *p, *q;
+
+    snprintf(pat, sizeof pat, "\"%s\":", name);
+    p = strstr(*from, pat);
+    if (p == NULL)
+        return NULL;
+    p += strlen(pat);
+    while (*p == ' ')
+        p++;
+    if (*p != '"')
+        return NULL;
+    /* The closing quote is the first one not escaped (an ETag's own
+     * quotes are \"). */
+    for (q = ++p; *q != '\0' && !(*q == '"' && q[-1] != '\\'); q++)
+        ;
+    if (*q == '\0')
+        return NULL;
+    *len = (size_t)(q - p);
+    *from = q + 1;
+    return p;
 }
 
 /* ---- statistics ------------------------------------------------------------
@@ -489,6 +551,60 @@ static void next_value(struct client *c, const char *old, size_t len)
     counter_put(c->out.p, counter_get(old) + 1);
 }
 
+/* -- etagkv-server: transfers through POST /txn -- */
+
+/* Read both accounts in one transaction of two gets. */
+static void kvx_read(struct client *c)
+{
+    char ka[16], kb[16];
+
+    key_name(c->key, ka, sizeof ka);
+    key_name(c->key2, kb, sizeof kb);
+    c->out.len = 0;
+    buf_printf(&c->out,
+               "{\"ops\":[{\"op\":\"get\",\"key\":\"%s\"},"
+               "{\"op\":\"get\",\"key\":\"%s\"}]}",
+               ka, kb);
+    req_start(c, "POST", "/txn", "application/json", NULL, &c->out);
+}
+
+/* The transaction kvx_parse() built: both puts, or none (409). */
+static void kvx_write(struct client *c)
+{
+    req_start(c, "POST", "/txn", "application/json", NULL, &c->out);
+}
+
+/* From the reply of the two gets, the transaction that moves one unit
+ * (into c->out): each put carries the value read with its new balance,
+ * If-Match on the ETag read. */
+static void kvx_parse(struct client *c)
+{
+    const char *from = c->body.p;
+    int keys[2], n = op_keys(c, keys);
+
+    c->out.len = 0;
+    buf_str(&c->out, "{\"ops\":[");
+    for (int i = 0; i < n; i++) {
+        size_t elen, vlen, at;
+        const char *etag = json_next(&from, "etag", &elen);
+        const char *val = json_next(&from, "value", &vlen);
+        char key[16];
+
+        /* etag: \"<32 hex digits>\"; the value has nothing to escape. */
+        if (etag == NULL || elen != 36 || val == NULL ||
+            vlen != cfg.value_bytes)
+            die("etagkv /txn get: unexpected reply: %.300s", c->body.p);
+        key_name(keys[i], key, sizeof key);
+        buf_printf(&c->out, "%s{\"op\":\"put\",\"key\":\"%s\",\"value\":\"",
+                   i ? "," : "", key);
+        at = c->out.len;
+        buf_add(&c->out, val, vlen);
+        counter_put(c->out.p + at, next_counter(counter_get(val), i));
+        buf_printf(&c->out, "\",\"if_match\":\"%.36s\"}", etag);
+    }
+    buf_str(&c->out, "]}");
+}
+
 static void kv_done(struct client *c, long code)
 {
     switch (c->phase) {
@@ -498,18 +614,28 @@ static void kv_done(struct client *c, long code)
         finished(c, OUT_OK);
         return;
     case PH_READ:
+        if (cfg.transfer) {
+            if (code != 200)
+                die("etagkv /txn get: HTTP %ld: %.300s", code, c->body.p);
+            kvx_parse(c);
+            finished(c, OUT_OK);
+            return;
+        }
         if (code != 200 || c->etag[0] == '\0')
             die("GET: HTTP %ld%s", code, c->etag[0] ? "" : " without ETag");
         next_value(c, c->body.p, c->body.len);
         finished(c, OUT_OK);
         return;
     case PH_WRITE:
+        /* A failed compare: 412, or a transaction's 409. */
         if (code == 200)
             finished(c, OUT_OK);
-        else if (code == 412)
+        else if (code == (cfg.transfer ? 409 : 412))
             finished(c, OUT_412);
         else
-            die("PUT If-Match: HTTP %ld: %s", code, c->body.p);
+            die("%s: HTTP %ld: %s",
+                cfg.transfer ? "etagkv /txn put" : "PUT If-Match", code,
+                c->body.p);
         return;
     case PH_GET:
         if (code != (cfg.scen == S_GET304 ? 304 : 200))
@@ -552,62 +678,70 @@ static void etcd_seed(struct client *c)
     etcd_post(c, "/v3/kv/put");
 }
 
+/* A range of the key; a transfer's two accounts in one Txn of two ranges
+ * (no compare). */
 static void etcd_read(struct client *c)
 {
     c->out.len = 0;
-    buf_str(&c->out, "{\"key\":\"");
+    if (!cfg.transfer) {
+        buf_str(&c->out, "{\"key\":\"");
+        etcd_key(&c->out, c->key);
+        buf_str(&c->out, "\"}");
+        etcd_post(c, "/v3/kv/range");
+        return;
+    }
+    buf_str(&c->out, "{\"success\":[{\"request_range\":{\"key\":\"");
     etcd_key(&c->out, c->key);
-    buf_str(&c->out, "\"}");
-    etcd_post(c, "/v3/kv/range");
-}
-
-/* The string value of "name":"..." in a compact JSON body, or NULL. */
-static const char *json_str(const char *body, const char *name, size_t *len)
-{
-    char pat[48];
-    const char *p, *q;
-
-    snprintf(pat, sizeof pat, "\"%s\":\"", name);
-    p = strstr(body, pat);
-    if (p == NULL)
-        return NULL;
-    p += strlen(pat);
-    q = strchr(p, '"');
-    if (q == NULL)
-        return NULL;
-    *len = (size_t)(q - p);
-    return p;
-}
-
-/* From a range reply: the counter of the value, and the txn that writes
- * counter + 1 if mod_revision is still the one read (into c->out). */
-static unsigned long long etcd_parse(struct client *c, int build)
-{
-    size_t rlen = 0, vlen = 0, want = (cfg.value_bytes + 2) / 3 * 4;
-    const char *rev = json_str(c->body.p, "mod_revision", &rlen);
-    const char *val = json_str(c->body.p, "value", &vlen);
-    unsigned char prefix[PREFIX];
-    unsigned long long n;
-
-    if (rev == NULL || val == NULL || vlen != want || rlen > 20)
-        die("etcd range: unexpected reply: %.200s", c->body.p);
-    b64_decode(val, PREFIX / 3 * 4, prefix);
-    n = counter_get((const char *)prefix);
-    if (!build)
-        return n;
-    counter_put((char *)prefix, n + 1);
-    c->out.len = 0;
-    buf_str(&c->out, "{\"compare\":[{\"key\":\"");
-    etcd_key(&c->out, c->key);
-    buf_str(&c->out, "\",\"result\":\"EQUAL\",\"target\":\"MOD\",");
-    buf_printf(&c->out, "\"mod_revision\":\"%.*s\"}],", (int)rlen, rev);
-    buf_str(&c->out, "\"success\":[{\"request_put\":{\"key\":\"");
-    etcd_key(&c->out, c->key);
-    buf_str(&c->out, "\",\"value\":\"");
-    b64_encode(&c->out, prefix, PREFIX);
-    buf_add(&c->out, val + PREFIX / 3 * 4, vlen - PREFIX / 3 * 4);
+    buf_str(&c->out, "\"}},{\"request_range\":{\"key\":\"");
+    etcd_key(&c->out, c->key2);
     buf_str(&c->out, "\"}}]}");
-    return n;
+    etcd_post(c, "/v3/kv/txn");
+}
+
+/* From a reply holding n keys (a range, or a transfer's Txn of two
+ * ranges), in the order of op_keys(): the counter of the first, and if
+ * build, the Txn that writes each key's new counter if every mod_revision
+ * is still the one read (into c->out).  The values' tails are reused as
+ * they came, still base64: only the counter is decoded and encoded. */
+static unsigned long long etcd_parse(struct client *c, int n, int build)
+{
+    const char *from = c->body.p, *rev[2], *val[2];
+    size_t rlen[2], vlen[2], want = (cfg.value_bytes + 2) / 3 * 4;
+    unsigned char prefix[2][PREFIX];
+    unsigned long long count[2];
+    int keys[2] = {c->key, c->key2};
+
+    for (int i = 0; i < n; i++) {
+        rev[i] = json_next(&from, "mod_revision", &rlen[i]);
+        val[i] = json_next(&from, "value", &vlen[i]);
+        if (rev[i] == NULL || val[i] == NULL || vlen[i] != want || rlen[i] > 20)
+            die("etcd range: unexpected reply: %.200s", c->body.p);
+        b64_decode(val[i], PREFIX / 3 * 4, prefix[i]);
+        count[i] = counter_get((const char *)prefix[i]);
+    }
+    if (!build)
+        return count[0];
+    c->out.len = 0;
+    buf_str(&c->out, "{\"compare\":[");
+    for (int i = 0; i < n; i++) {
+        buf_str(&c->out, i ? ",{\"key\":\"" : "{\"key\":\"");
+        etcd_key(&c->out, keys[i]);
+        buf_str(&c->out, "\",\"result\":\"EQUAL\",\"target\":\"MOD\",");
+        buf_printf(&c->out, "\"mod_revision\":\"%.*s\"}", (int)rlen[i], rev[i]);
+    }
+    buf_str(&c->out, "],\"success\":[");
+    for (int i = 0; i < n; i++) {
+        counter_put((char *)prefix[i], next_counter(count[i], i));
+        buf_str(&c->out, i ? ",{\"request_put\":{\"key\":\""
+                           : "{\"request_put\":{\"key\":\"");
+        etcd_key(&c->out, keys[i]);
+        buf_str(&c->out, "\",\"value\":\"");
+        b64_encode(&c->out, prefix[i], PREFIX);
+        buf_add(&c->out, val[i] + PREFIX / 3 * 4, vlen[i] - PREFIX / 3 * 4);
+        buf_str(&c->out, "\"}}");
+    }
+    buf_str(&c->out, "]}");
+    return count[0];
 }
 
 static void etcd_write(struct client *c)
@@ -623,7 +757,7 @@ static void etcd_done(struct client *c, long code)
     switch (c->phase) {
     case PH_SEED: finished(c, OUT_OK); return;
     case PH_READ:
-        etcd_parse(c, 1);
+        etcd_parse(c, cfg.transfer ? 2 : 1, 1);
         finished(c, OUT_OK);
         return;
     case PH_WRITE:
@@ -782,6 +916,8 @@ static const struct proto proto_etagkv = {kv_seed, kv_read, kv_write, plain_get,
 static const struct proto proto_nginx = {NULL, NULL, NULL, plain_get, NULL};
 static const struct proto proto_etcd = {etcd_seed, etcd_read, etcd_write, NULL,
                                         NULL};
+static const struct proto proto_etagkv_transfer = {kv_seed, kvx_read, kvx_write,
+                                                   NULL, NULL};
 
 /* ---- raw sockets: non-blocking, one epoll set per thread ----------------
  * The transport of the lean clients: Redis (RESP) and HTTP/1.1.  Each
@@ -1086,53 +1222,65 @@ static void resp_cmd2(struct buf *b, const char *cmd, const char *arg)
     resp_cmd(b, arg ? 2 : 1, argv, lens);
 }
 
-static void redis_seed(struct client *c)
+/* Append SET key v (the value's n bytes). */
+static void resp_set(struct buf *b, int k, const char *v, size_t n)
 {
     char key[16];
-    struct buf v = {0};
-    const char *argv[3] = {"SET", key, NULL};
-    size_t lens[3];
+    const char *argv[3] = {"SET", key, v};
+    size_t lens[3] = {3, 0, n};
 
-    key_name(c->seed_next, key, sizeof key);
-    seed_value(&v);
-    argv[2] = v.p;
-    lens[0] = 3;
+    key_name(k, key, sizeof key);
     lens[1] = strlen(key);
-    lens[2] = v.len;
+    resp_cmd(b, 3, argv, lens);
+}
+
+static void redis_seed(struct client *c)
+{
+    struct buf v = {0};
+
+    seed_value(&v);
     c->req.len = 0;
-    resp_cmd(&c->req, 3, argv, lens);
+    resp_set(&c->req, c->seed_next, v.p, v.len);
     free(v.p);
     raw_send(c, 1);
 }
 
-/* WATCH and GET in one write: the read happens under the watch. */
+/* WATCH the operation's keys and GET each, in one write: the reads happen
+ * under the watch. */
 static void redis_read(struct client *c)
 {
-    char key[16];
+    int keys[2], n = op_keys(c, keys);
+    char names[2][16];
+    const char *argv[3] = {"WATCH", NULL, NULL};
+    size_t lens[3] = {5, 0, 0};
 
-    key_name(c->key, key, sizeof key);
+    for (int i = 0; i < n; i++) {
+        key_name(keys[i], names[i], sizeof names[i]);
+        argv[i + 1] = names[i];
+        lens[i + 1] = strlen(names[i]);
+    }
     c->req.len = 0;
-    resp_cmd2(&c->req, "WATCH", key);
-    resp_cmd2(&c->req, "GET", key);
+    resp_cmd(&c->req, n + 1, argv, lens);
+    for (int i = 0; i < n; i++)
+        resp_cmd2(&c->req, "GET", names[i]);
     c->watched = 1;
-    raw_send(c, 2);
+    raw_send(c, n + 1);
 }
 
-/* MULTI, SET, EXEC in one write; c->body holds the new value. */
+/* MULTI, a SET of each key, EXEC, in one write; c->body holds the new
+ * values, one after the other. */
 static void redis_write(struct client *c)
 {
-    char key[16];
-    const char *argv[3] = {"SET", key, c->body.p};
-    size_t lens[3] = {3, 0, c->body.len};
+    int keys[2], n = op_keys(c, keys);
 
-    key_name(c->key, key, sizeof key);
-    lens[1] = strlen(key);
     c->req.len = 0;
     resp_cmd2(&c->req, "MULTI", NULL);
-    resp_cmd(&c->req, 3, argv, lens);
+    for (int i = 0; i < n; i++)
+        resp_set(&c->req, keys[i], c->body.p + (size_t)i * cfg.value_bytes,
+                 cfg.value_bytes);
     resp_cmd2(&c->req, "EXEC", NULL);
     c->watched = 0; /* EXEC unwatches, whatever its outcome */
-    raw_send(c, 3);
+    raw_send(c, n + 2);
 }
 
 /* Stopping between the read and the write: drop the watch. */
@@ -1167,24 +1315,29 @@ static void redis_reply(struct client *c, const struct reply *r, int i)
         if (i == 0) {
             expect_status(r, "OK");
         } else {
+            size_t at = (size_t)(i - 1) * cfg.value_bytes;
+
             if (r->type != '$' || r->n < 0)
                 die("redis: GET of a seeded key found nothing");
-            /* req still holds the command; build the value in body. */
-            c->body.len = 0;
-            buf_add(&c->body, r->s, r->slen);
             if (r->slen != cfg.value_bytes)
                 die("redis: read %zu bytes", r->slen);
-            counter_put(c->body.p, counter_get(r->s) + 1);
+            /* req still holds the commands; build the new values in
+             * body, one after the other. */
+            if (i == 1)
+                c->body.len = 0;
+            buf_add(&c->body, r->s, r->slen);
+            counter_put(c->body.p + at, next_counter(counter_get(r->s), i - 1));
         }
         break;
     case PH_WRITE:
+        /* MULTI, a QUEUED per SET, then EXEC with a reply per SET. */
         if (i == 0)
             expect_status(r, "OK");
-        else if (i == 1)
+        else if (i < c->want - 1)
             expect_status(r, "QUEUED");
         else if (r->type == '*' && r->n < 0)
             c->res = OUT_412; /* a watched key changed: EXEC did nothing */
-        else if (r->type != '*' || r->n != 1)
+        else if (r->type != '*' || r->n != c->want - 2)
             die("redis: unexpected EXEC reply");
         break;
     default: die("redis: reply in phase %d", (int)c->phase);
@@ -1333,6 +1486,10 @@ static void next_op(struct client *c)
     c->t0 = now;
     if (cfg.scen == S_RMW) {
         c->key = pick_key(c);
+        if (cfg.transfer) { /* a second, distinct account */
+            c->key2 = (int)(rand_r(&c->seed) % (unsigned)(cfg.nkeys - 1));
+            c->key2 += c->key2 >= c->key;
+        }
         c->phase = PH_READ;
         proto->read(c);
     } else {
@@ -1496,26 +1653,28 @@ static void setup_get(void)
     free(body.p);
 }
 
-/* The counter of the hot key, read after the run. */
-static unsigned long long hot_counter(void)
+/* The counter of key k, read after the run. */
+static unsigned long long counter_of(int k)
 {
     struct buf body = {0}, req = {0};
+    char key[16], path[32];
     unsigned long long n;
 
+    key_name(k, key, sizeof key);
     if (cfg.target == T_REDIS) {
         int fd = raw_connect();
         struct reply r;
         size_t used = 0;
 
-        resp_cmd2(&req, "GET", "k00000");
+        resp_cmd2(&req, "GET", key);
         BU_CHECK(send(fd, req.p, req.len, MSG_NOSIGNAL) == (ssize_t)req.len);
         while (used == 0) {
             char tmp[8192];
-            ssize_t k = recv(fd, tmp, sizeof tmp, 0);
+            ssize_t got = recv(fd, tmp, sizeof tmp, 0);
 
-            if (k <= 0)
+            if (got <= 0)
                 die("redis: verification read failed");
-            buf_add(&body, tmp, (size_t)k);
+            buf_add(&body, tmp, (size_t)got);
             used = resp_parse(body.p, body.len, &r);
         }
         close(fd);
@@ -1527,17 +1686,17 @@ static unsigned long long hot_counter(void)
 
         memset(&c, 0, sizeof c);
         buf_str(&req, "{\"key\":\"");
-        etcd_key(&req, 0);
+        etcd_key(&req, k);
         buf_str(&req, "\"}");
         if (easy_request("/v3/kv/range", "POST", &req, "application/json",
                          &c.body, NULL, 0) != 200)
             die("etcd: verification range failed");
-        n = etcd_parse(&c, 0);
+        n = etcd_parse(&c, 1, 0);
         free(c.body.p);
         free(c.out.p);
     } else {
-        if (easy_request("/kv/k00000", NULL, NULL, NULL, &body, NULL, 0) !=
-                200 ||
+        kv_path(path, sizeof path, k);
+        if (easy_request(path, NULL, NULL, NULL, &body, NULL, 0) != 200 ||
             body.len != cfg.value_bytes)
             die("verification GET failed");
         n = counter_get(body.p);
@@ -1545,6 +1704,19 @@ static unsigned long long hot_counter(void)
     free(body.p);
     free(req.p);
     return n;
+}
+
+/* Transfers: every account read back; they must sum to the start. */
+static void check_transfers(void)
+{
+    unsigned long long sum = 0, want = TRANSFER_START * (unsigned)cfg.nkeys;
+
+    for (int k = 0; k < cfg.nkeys; k++)
+        sum += counter_of(k);
+    if (sum != want)
+        die("the balances sum to %llu, not %llu: a transfer was half "
+            "applied, lost or invented",
+            sum, want);
 }
 
 /* ---- CPU time ---------------------------------------------------------------
@@ -1647,7 +1819,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_http etagkv|nginx|etcd|redis "
-            "rmw-hot|rmw-1000|get|get304\n"
+            "rmw-hot|rmw-1000|transfer|get|get304\n"
             "       [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES] [-d SECONDS]\n"
             "       [-w WARMUP_SECONDS] [-t THREADS (1-2)] [-p PATH (nginx)]\n"
             "       [-k lean|libcurl (HTTP client)] [-P PID[,PID...]]\n");
@@ -1718,6 +1890,10 @@ static void parse_args(int argc, char **argv)
     } else if (strcmp(cfg.scen_name, "rmw-1000") == 0) {
         cfg.scen = S_RMW;
         cfg.nkeys = NKEYS_MANY;
+    } else if (strcmp(cfg.scen_name, "transfer") == 0) {
+        cfg.scen = S_RMW;
+        cfg.nkeys = NKEYS_MANY;
+        cfg.transfer = 1;
     } else if (strcmp(cfg.scen_name, "get") == 0) {
         cfg.scen = S_GET;
         cfg.nkeys = 1;
@@ -1789,6 +1965,8 @@ int main(int argc, char **argv)
 
     parse_args(argc, argv);
     proto = protos[cfg.target];
+    if (cfg.transfer && cfg.target == T_ETAGKV)
+        proto = &proto_etagkv_transfer; /* etcd and Redis: their RMW, n = 2 */
     BU_CHECK(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK);
     if (cfg.scen != S_RMW)
         setup_get();
@@ -1835,12 +2013,16 @@ int main(int argc, char **argv)
         srv_us = (double)(ticks1 - ticks0) * 1e6 /
                  (double)sysconf(_SC_CLK_TCK) / (double)ok;
     if (cfg.scen == S_RMW && cfg.nkeys == 1) {
-        unsigned long long n = hot_counter();
+        unsigned long long n = counter_of(0);
 
         if (n != (unsigned long long)ok_total)
             die("lost or phantom updates: the hot key's counter is %llu "
                 "after %ld acknowledged updates",
                 n, ok_total);
+        verified = "yes";
+    }
+    if (cfg.transfer) {
+        check_transfers();
         verified = "yes";
     }
     /* acked_writes: every acknowledged write of the run, seeding, warm-up

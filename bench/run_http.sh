@@ -294,7 +294,7 @@ bench_all() {
     return 0
 }
 
-echo "== $RUNS runs x 4 sizes/connections x 6 scenarios of ${SECS} s, lean$([ "$LIBCURL" -eq 1 ] && echo " and libcurl") clients (progress on stderr)"
+echo "== $RUNS runs x 4 sizes/connections x 6 scenarios (and transfers, 100 B x 64) of ${SECS} s, lean$([ "$LIBCURL" -eq 1 ] && echo " and libcurl") clients (progress on stderr)"
 run=1
 while [ "$run" -le "$RUNS" ]; do
     echo "-- run $run of $RUNS" >&2
@@ -314,7 +314,7 @@ while [ "$run" -le "$RUNS" ]; do
     done
     # Transfers (issue 12): 64 clients, 1,000 accounts, 100-byte values.
     for tgt in etagkv etcd redis; do
-        bench "$tgt" transfer 100 64 "$run" lean
+        bench_all "$tgt" transfer 100 64 "$run"
     done
     run=$((run + 1))
 done
