@@ -139,7 +139,7 @@ static etagkv_status trim_due(etagkv_store *s, const ekv_val *k,
                               int *due, uint64_t *rev)
 {
     etagkv_event ev;
-    uint64_t logged_ns, age_ns = s->opts.changes_retention_s * 1000000000u;
+    uint64_t logged_ns = 0, age_ns = s->opts.changes_retention_s * 1000000000u;
     etagkv_status st = change_decode(k, v, &ev, &logged_ns);
 
     if (st != ETAGKV_OK)
