@@ -17,6 +17,9 @@
  *              JSON (pure: jansson and the library only; fuzzed)
  *   list.c     the one library call of /kv/?prefix=, a JSON page
  *   metrics.c  /metrics (the request counters) and /healthz
+ *   diagnose.c what a 412 or 409 adds: sent, decided_by, superseded; the
+ *              rate-limited refusal log line
+ *   access.c   the access log (--access-log), one line per request
  *   reply.c    responses: problem+json, refusals, headers, queueing
  *   budget.c   the memory budget: buffered bodies, shared GET values
  *   deadline.c request deadlines (headers, body) for slow clients
