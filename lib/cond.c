@@ -409,6 +409,14 @@ etagkv_status ekv_cond_copy(const etagkv_cond *c, etagkv_cond **out)
     return ETAGKV_OK;
 }
 
+int ekv_cond_if_revision(const etagkv_cond *c, uint64_t *revision)
+{
+    if (c == NULL || !c->if_revision_present)
+        return 0;
+    *revision = c->if_revision;
+    return 1;
+}
+
 etagkv_status ekv_cond_only(const etagkv_cond *c, etagkv_cond_step step,
                             etagkv_cond **out)
 {

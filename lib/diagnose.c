@@ -101,6 +101,14 @@ etagkv_status etagkv_cond_superseded(etagkv_store *s, const void *key,
     if (st != ETAGKV_OK)
         return st;
     q.cond = only;
+    /* A revision held first at its own event, and that event is the key's
+     * (or the revision never was): the search starts there, not at the
+     * start of the window. */
+    if (step == ETAGKV_STEP_IF_REVISION && ekv_cond_if_revision(c, &after) &&
+        after > 0)
+        after--;
+    else
+        after = 0;
     /* The log's start moves as it is trimmed: read from where it starts,
      * and again if it moved between the two reads. */
     for (int tries = 0; tries < 4; tries++) {

@@ -30,6 +30,49 @@
 
 /* Refusal lines logged per second at most. */
 #define SRV_DIAG_LOG_PER_S 10
+/* Change-log searches for "superseded" per second at most: one reads the
+ * key's events in the whole window (up to --changes-max-events entries,
+ * some milliseconds for 100,000), so a storm of 412s must not turn into a
+ * storm of log scans.  Past it the body says the search was skipped. */
+#define SRV_DIAG_SEARCH_PER_S 100
+/* age_ms of a 412 whose validator was never current in the window, and of
+ * one not searched (skipped, or the log unreadable). */
+#define AGE_NEVER_CURRENT (-1)
+#define AGE_UNKNOWN (-2)
+
+/* A per-second allowance shared by the request threads. */
+struct rate {
+    pthread_mutex_t lock;
+    uint64_t second, used, dropped;
+};
+
+static struct rate log_rate = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+static struct rate search_rate = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+
+/* 1 if one more use fits in this second's per_s (and *dropped, if not
+ * NULL, gets the uses refused since the last one that fitted), else 0. */
+static int rate_take(struct rate *r, uint64_t per_s, uint64_t *dropped)
+{
+    uint64_t second = srv_wall_ns() / 1000000000u;
+    int ok;
+
+    pthread_mutex_lock(&r->lock);
+    if (second != r->second) {
+        r->second = second;
+        r->used = 0;
+    }
+    ok = r->used < per_s;
+    if (ok) {
+        r->used++;
+        if (dropped != NULL)
+            *dropped = r->dropped;
+        r->dropped = 0;
+    } else {
+        r->dropped++;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return ok;
+}
 
 /* The condition headers, in the order the body lists them. */
 static const char *const sent_headers[] = {
@@ -85,7 +128,8 @@ static enum MHD_Result collect_sent(void *cls, enum MHD_ValueKind kind,
 }
 
 /* "superseded" (and its detail) for a refusal on state m; *age_ms_out is
- * the age, or -1 when there is none.  0, or -1 on allocation failure. */
+ * the age, AGE_NEVER_CURRENT or AGE_UNKNOWN.  0, or -1 on allocation
+ * failure. */
 static int set_superseded(json_t *j, etagkv_store *store, const void *key,
                           size_t key_len, const etagkv_cond *cond,
                           etagkv_cond_step step, etagkv_method method,
@@ -93,14 +137,24 @@ static int set_superseded(json_t *j, etagkv_store *store, const void *key,
 {
     etagkv_supersession sup;
     char date[ETAGKV_HTTPDATE_SIZE], detail[160];
-    etagkv_status st =
-        etagkv_cond_superseded(store, key, key_len, cond, step, method,
-                               m->exists ? m->mod_revision : 0, &sup);
-    uint64_t now = srv_wall_ns();
+    etagkv_status st;
+    uint64_t now;
     json_t *o;
 
-    *age_ms_out = -1;
+    *age_ms_out = AGE_UNKNOWN;
+    if (!rate_take(&search_rate, SRV_DIAG_SEARCH_PER_S, NULL))
+        return json_object_set_new(j, "superseded", json_null()) != 0 ||
+                       json_object_set_new(
+                           j, "superseded_detail",
+                           json_string("not searched: too many refusals this "
+                                       "second")) != 0
+                   ? -1
+                   : 0;
+    st = etagkv_cond_superseded(store, key, key_len, cond, step, method,
+                                m->exists ? m->mod_revision : 0, &sup);
+    now = srv_wall_ns();
     if (st == ETAGKV_NOT_FOUND) {
+        *age_ms_out = AGE_NEVER_CURRENT;
         snprintf(detail, sizeof detail,
                  "never current within the change log's window (revisions "
                  "after %llu)",
@@ -147,7 +201,7 @@ json_t *srv_diagnose_412(struct srv *s, struct MHD_Connection *c,
     etagkv_cond_step step = ETAGKV_STEP_NONE;
     struct sent_collect col = {json_object(), 0};
     json_t *j = json_object();
-    int64_t age_ms = -1;
+    int64_t age_ms = AGE_UNKNOWN;
 
     /* A write's step is the library's; a read's is computed the same way. */
     if (r->write_state == SRV_WRITE_DONE)
@@ -165,7 +219,7 @@ json_t *srv_diagnose_412(struct srv *s, struct MHD_Connection *c,
         set_superseded(j, s->store, r->key, r->key_len, r->cond, step, method,
                        m, &age_ms) != 0)
         goto fail;
-    srv_metrics_precondition(s->metrics, step, age_ms);
+    srv_metrics_precondition(s->metrics, step, age_ms == AGE_UNKNOWN, age_ms);
     return j;
 fail_sent:
     json_decref(col.obj);
@@ -181,7 +235,7 @@ int srv_diagnose_txn(struct srv *s, struct srv_txn_req *q,
         etagkv_txn_op(srv_txn_handle(q), o->failed);
     const etagkv_cond *cond = srv_txn_op_cond(q, o->failed);
     json_t *sent = srv_txn_op_sent(q, o->failed);
-    int64_t age_ms = -1;
+    int64_t age_ms = AGE_UNKNOWN;
     size_t key_len = 0;
     const unsigned char *key = srv_txn_op_key(q, o->failed, &key_len);
 
@@ -201,36 +255,22 @@ int srv_diagnose_txn(struct srv *s, struct srv_txn_req *q,
                        srv_txn_op_method(q, o->failed), &res->meta,
                        &age_ms) != 0)
         return -1;
-    srv_metrics_precondition(s->metrics, res->step, age_ms);
+    srv_metrics_precondition(s->metrics, res->step, age_ms == AGE_UNKNOWN,
+                             age_ms);
     return 0;
 }
 
 /* ---- the refusal log ------------------------------------------------------
  */
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t log_second, log_in_second, log_dropped;
-
 void srv_diagnose_log(const char *method, const json_t *body)
 {
-    uint64_t second = srv_wall_ns() / 1000000000u, dropped;
+    uint64_t dropped = 0;
     json_t *copy;
     char *line;
 
-    pthread_mutex_lock(&log_lock);
-    if (second != log_second) {
-        log_second = second;
-        log_in_second = 0;
-    }
-    if (log_in_second >= SRV_DIAG_LOG_PER_S) {
-        log_dropped++;
-        pthread_mutex_unlock(&log_lock);
+    if (!rate_take(&log_rate, SRV_DIAG_LOG_PER_S, &dropped))
         return;
-    }
-    log_in_second++;
-    dropped = log_dropped;
-    log_dropped = 0;
-    pthread_mutex_unlock(&log_lock);
     /* A shallow copy: the body itself is the response's. */
     copy = json_copy((json_t *)body);
     if (copy == NULL ||

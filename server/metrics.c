@@ -152,12 +152,14 @@ void srv_metrics_txn(struct srv_metrics *m, etagkv_status outcome, size_t ops)
 }
 
 void srv_metrics_precondition(struct srv_metrics *m, etagkv_cond_step step,
-                              int64_t age_ms)
+                              int unknown, int64_t age_ms)
 {
     size_t b = 0;
 
     if ((unsigned)step < N_STEPS)
         bump(&m->failed_by_step[step], 1);
+    if (unknown)
+        return;
     if (age_ms < 0) {
         bump(&m->never_current, 1);
         return;

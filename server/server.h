@@ -461,9 +461,10 @@ enum MHD_Result srv_healthz(struct srv *s, struct MHD_Connection *c,
 const char *srv_method_name(enum srv_method m);
 
 /* Count a 412 by the condition that decided it, and the age of the
- * superseded validator (age_ms < 0: none found).  Thread-safe. */
+ * superseded validator: age_ms, or, when negative, never current within
+ * the change log's window -- unless unknown (not searched).  Thread-safe. */
 void srv_metrics_precondition(struct srv_metrics *m, etagkv_cond_step step,
-                              int64_t age_ms);
+                              int unknown, int64_t age_ms);
 
 /* ---- access.c ------------------------------------------------------------ */
 
