@@ -1069,7 +1069,8 @@ typedef struct etagkv_supersession {
  * etagkv_result.step; ETAGKV_STEP_NONE: all of c), evaluated for method,
  * last go from true to false on key?  Each of the key's events in the log is a
  * state of the key (a put: its ETag, modified_ns and revisions; a delete:
- * absent), and c is evaluated over each with etagkv_cond_evaluate(); the
+ * absent), and that condition is evaluated over each with
+ * etagkv_cond_evaluate(); the
  * supersession is the latest event at which it turns from ETAGKV_OK to anything
  * else.  A put that created the key also says that the key was absent just
  * before it. For an If-Match of an ETag read earlier that is the write that
@@ -1079,9 +1080,10 @@ typedef struct etagkv_supersession {
  * upto bounds the search: pass the mod_revision of the state the request
  * was refused on (etagkv_result.meta when exists is 1), so that writes
  * made after the refusal are not taken for its cause; 0 searches to the
- * end of the log.  The log is read in one snapshot (etagkv_changes()),
- * whole: the cost is that of reading the window, so call it to diagnose,
- * not on every request of a hot path.
+ * end of the log.  The log is read in one snapshot (etagkv_changes()):
+ * the key's events in the whole window (for ETagKV-If-Revision N, from N
+ * on), some milliseconds for 100,000 events, so call it to diagnose, not
+ * on every request of a hot path.
  *
  * Returns:
  *  ETAGKV_OK               *out filled;
