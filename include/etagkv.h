@@ -382,6 +382,35 @@ ETAGKV_API etagkv_status etagkv_cond_evaluate(const etagkv_cond *c,
                                               etagkv_method method,
                                               const etagkv_meta *current);
 
+/** The step of the evaluation above that decided an outcome: which
+ * condition made a request ETAGKV_PRECONDITION_FAILED (or
+ * ETAGKV_NOT_MODIFIED).  Numbers are append-only. */
+typedef enum etagkv_cond_step {
+    /** No condition decided: the conditions held, there were none, or the
+     * outcome was step 0's ETAGKV_NOT_FOUND. */
+    ETAGKV_STEP_NONE = 0,
+    ETAGKV_STEP_IF_REVISION = 1,         /**< step R: ETagKV-If-Revision */
+    ETAGKV_STEP_IF_MATCH = 2,            /**< step 1: If-Match */
+    ETAGKV_STEP_IF_UNMODIFIED_SINCE = 3, /**< step 2: If-Unmodified-Since */
+    ETAGKV_STEP_IF_NONE_MATCH = 4,       /**< step 3: If-None-Match */
+    ETAGKV_STEP_IF_MODIFIED_SINCE = 5    /**< step 4: If-Modified-Since */
+} etagkv_cond_step;
+
+/** etagkv_cond_evaluate(), also saying which step decided: *step_out (may
+ * be NULL) gets the step whose condition was false when the result is
+ * ETAGKV_PRECONDITION_FAILED or ETAGKV_NOT_MODIFIED, else
+ * ETAGKV_STEP_NONE.  etagkv_cond_evaluate() is this function; the two can
+ * never disagree.  Pure; returns as etagkv_cond_evaluate(). */
+ETAGKV_API etagkv_status etagkv_cond_explain(const etagkv_cond *c,
+                                             etagkv_method method,
+                                             const etagkv_meta *current,
+                                             etagkv_cond_step *step_out);
+
+/** The name of the header a step evaluates ("If-Match",
+ * "ETagKV-If-Revision", ...), or "none" for ETAGKV_STEP_NONE; a static
+ * string.  An unknown value gives "unknown". */
+ETAGKV_API const char *etagkv_cond_step_name(etagkv_cond_step step);
+
 /* ---------------------------------------------------------------------------
  * The store
  * ------------------------------------------------------------------------- */
@@ -791,6 +820,12 @@ typedef struct etagkv_result {
                                etagkv_put(); for a replay, as recorded */
     int replayed;         /**< 1 if this is the recorded outcome of an earlier
                                execution with the same idempotency key */
+    /** ETAGKV_PRECONDITION_FAILED: the step that decided it -- what
+     * etagkv_cond_explain() says of the request's conditions over meta,
+     * the state they were evaluated against (also for a replay, whose
+     * conditions are part of its fingerprint).  Else ETAGKV_STEP_NONE.
+     * etagkv_cond_superseded() says when that condition stopped holding. */
+    etagkv_cond_step step;
 } etagkv_result;
 
 /** Perform the write described by req: a PUT (as etagkv_put()) or a DELETE
@@ -1011,6 +1046,62 @@ ETAGKV_API etagkv_status etagkv_notify_open(etagkv_store *s, int *fd_out);
  * s is left alone.  NULL s is accepted (no-op). */
 ETAGKV_API void etagkv_notify_close(etagkv_store *s, int fd);
 
+/** When a condition stopped holding (etagkv_cond_superseded()). */
+typedef struct etagkv_supersession {
+    /** The revision of the write that made the condition false: the first
+     * change of the key after held_revision. */
+    uint64_t revision;
+    /** That write's wall clock in nanoseconds since the epoch: a put's
+     * modified_ns, a delete's time (etagkv_event.modified_ns). */
+    uint64_t modified_ns;
+    /** The last revision at which the condition held: the key's change
+     * just before `revision`; 0 when it held while the key was absent
+     * before `revision` created it (If-None-Match: *) and no earlier
+     * change of the key is in the window. */
+    uint64_t held_revision;
+    /** The window that was searched: the change log serves revisions
+     * after min_after (etagkv_changes_page.min_after), up to `upto`. */
+    uint64_t min_after;
+} etagkv_supersession;
+
+/** Diagnose a failed conditional request from the change log (DESIGN §8):
+ * when did the condition of c that step evaluates (the step that decided,
+ * etagkv_result.step; ETAGKV_STEP_NONE: all of c), evaluated for method,
+ * last go from true to false on key?  Each of the key's events in the log is a
+ * state of the key (a put: its ETag, modified_ns and revisions; a delete:
+ * absent), and that condition is evaluated over each with
+ * etagkv_cond_evaluate(); the
+ * supersession is the latest event at which it turns from ETAGKV_OK to anything
+ * else.  A put that created the key also says that the key was absent just
+ * before it. For an If-Match of an ETag read earlier that is the write that
+ * replaced the record read ("another client updated it 200 ms before your
+ * PUT"); for ETagKV-If-Revision N the key's first change after N.
+ *
+ * upto bounds the search: pass the mod_revision of the state the request
+ * was refused on (etagkv_result.meta when exists is 1), so that writes
+ * made after the refusal are not taken for its cause; 0 searches to the
+ * end of the log.  The log is read in one snapshot (etagkv_changes()):
+ * the key's events in the whole window (for ETagKV-If-Revision N, from N
+ * on), some milliseconds for 100,000 events, so call it to diagnose, not
+ * on every request of a hot path.
+ *
+ * Returns:
+ *  ETAGKV_OK               *out filled;
+ *  ETAGKV_NOT_FOUND        c never held within the window: the key has no
+ *                          event there at which c was true (the validator
+ *                          was never current after out->min_after, or was
+ *                          current only before it; out->min_after says
+ *                          where the window starts, the rest is 0);
+ *  ETAGKV_INVALID_ARGUMENT NULL s, key, c or out, an unknown step or
+ *                          method; ETAGKV_NO_MEMORY;
+ *  ETAGKV_INVALID_KEY, ETAGKV_KEY_TOO_LONG, and the read errors of
+ *  etagkv_changes().
+ * Thread-safe; a read transaction, like etagkv_changes(). */
+ETAGKV_API etagkv_status etagkv_cond_superseded(
+    etagkv_store *s, const void *key, size_t key_len, const etagkv_cond *c,
+    etagkv_cond_step step, etagkv_method method, uint64_t upto,
+    etagkv_supersession *out);
+
 /* ---------------------------------------------------------------------------
  * Multi-key transactions (DESIGN §7)
  *
@@ -1087,6 +1178,12 @@ typedef struct etagkv_txn_op_result {
      * NULL and 0 otherwise. */
     const void *value;
     size_t value_len;
+    /** Evaluated with status ETAGKV_PRECONDITION_FAILED (or a get's
+     * ETAGKV_NOT_MODIFIED): the step that decided it
+     * (etagkv_cond_explain()), over the state the operation saw -- which,
+     * after an earlier operation of the same transaction wrote the key,
+     * is not the store's state in meta.  Else ETAGKV_STEP_NONE. */
+    etagkv_cond_step step;
 } etagkv_txn_op_result;
 
 /** Create an empty transaction.  Returns ETAGKV_OK, ETAGKV_INVALID_ARGUMENT

@@ -204,6 +204,10 @@ static void notify(struct ekv_waiter *finished)
         res.status = a->op.status;
         res.meta = a->op.meta;
         res.replayed = a->op.replayed;
+        res.step = a->op.txn != NULL
+                       ? ETAGKV_STEP_NONE
+                       : ekv_cond_step_of(a->op.cond, a->op.method, res.status,
+                                          &res.meta);
         if (a->op.detail[0] != '\0')
             (void)ekv_fail(a->op.status, "%s", a->op.detail);
         else

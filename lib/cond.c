@@ -256,11 +256,23 @@ static int if_none_match_true(const ekv_taglist *l, const etagkv_meta *cur)
     return !ekv_taglist_match_weak(l, cur->etag);
 }
 
-etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
-                                   const etagkv_meta *current)
+/* The outcome of a failed step: *step says which one it was. */
+static etagkv_status decided(etagkv_status st, etagkv_cond_step which,
+                             etagkv_cond_step *step)
 {
+    *step = which;
+    return st;
+}
+
+etagkv_status etagkv_cond_explain(const etagkv_cond *c, etagkv_method method,
+                                  const etagkv_meta *current,
+                                  etagkv_cond_step *step_out)
+{
+    etagkv_cond_step local;
+    etagkv_cond_step *step = step_out != NULL ? step_out : &local;
     int is_read;
 
+    *step = ETAGKV_STEP_NONE;
     switch (method) {
     case ETAGKV_METHOD_GET:
     case ETAGKV_METHOD_HEAD: is_read = 1; break;
@@ -287,29 +299,65 @@ etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
                 : current != NULL && current->mod_revision == c->if_revision;
 
         if (!holds)
-            return ETAGKV_PRECONDITION_FAILED;
+            return decided(ETAGKV_PRECONDITION_FAILED, ETAGKV_STEP_IF_REVISION,
+                           step);
     }
 
     /* §13.2.2 step 1, else step 2.  A missing key has no modification date,
      * so If-Unmodified-Since cannot be evaluated and is ignored (§13.1.4). */
     if (c->if_match.present) {
         if (!if_match_true(&c->if_match, current))
-            return ETAGKV_PRECONDITION_FAILED;
+            return decided(ETAGKV_PRECONDITION_FAILED, ETAGKV_STEP_IF_MATCH,
+                           step);
     } else if (c->unmodified_since_state == DATE_VALID && current != NULL) {
         if (ETAGKV_META_LAST_MODIFIED(current) > c->unmodified_since_s)
-            return ETAGKV_PRECONDITION_FAILED;
+            return decided(ETAGKV_PRECONDITION_FAILED,
+                           ETAGKV_STEP_IF_UNMODIFIED_SINCE, step);
     }
 
     /* Step 3, else step 4 (GET/HEAD only). */
     if (c->if_none_match.present) {
         if (!if_none_match_true(&c->if_none_match, current))
-            return is_read ? ETAGKV_NOT_MODIFIED : ETAGKV_PRECONDITION_FAILED;
+            return decided(is_read ? ETAGKV_NOT_MODIFIED
+                                   : ETAGKV_PRECONDITION_FAILED,
+                           ETAGKV_STEP_IF_NONE_MATCH, step);
     } else if (is_read && c->modified_since_state == DATE_VALID &&
                current != NULL) {
         if (ETAGKV_META_LAST_MODIFIED(current) <= c->modified_since_s)
-            return ETAGKV_NOT_MODIFIED;
+            return decided(ETAGKV_NOT_MODIFIED, ETAGKV_STEP_IF_MODIFIED_SINCE,
+                           step);
     }
     return ETAGKV_OK;
+}
+
+etagkv_status etagkv_cond_evaluate(const etagkv_cond *c, etagkv_method method,
+                                   const etagkv_meta *current)
+{
+    return etagkv_cond_explain(c, method, current, NULL);
+}
+
+const char *etagkv_cond_step_name(etagkv_cond_step step)
+{
+    switch (step) {
+    case ETAGKV_STEP_NONE: return "none";
+    case ETAGKV_STEP_IF_REVISION: return "ETagKV-If-Revision";
+    case ETAGKV_STEP_IF_MATCH: return "If-Match";
+    case ETAGKV_STEP_IF_UNMODIFIED_SINCE: return "If-Unmodified-Since";
+    case ETAGKV_STEP_IF_NONE_MATCH: return "If-None-Match";
+    case ETAGKV_STEP_IF_MODIFIED_SINCE: return "If-Modified-Since";
+    }
+    return "unknown";
+}
+
+etagkv_cond_step ekv_cond_step_of(const etagkv_cond *c, etagkv_method method,
+                                  etagkv_status outcome,
+                                  const etagkv_meta *state)
+{
+    etagkv_cond_step step = ETAGKV_STEP_NONE;
+
+    if (outcome == ETAGKV_PRECONDITION_FAILED)
+        (void)etagkv_cond_explain(c, method, state, &step);
+    return step;
 }
 
 /* ---- copies ----------------------------------------------------------------
@@ -358,6 +406,35 @@ etagkv_status ekv_cond_copy(const etagkv_cond *c, etagkv_cond **out)
         return ETAGKV_NO_MEMORY;
     }
     *out = d;
+    return ETAGKV_OK;
+}
+
+int ekv_cond_if_revision(const etagkv_cond *c, uint64_t *revision)
+{
+    if (c == NULL || !c->if_revision_present)
+        return 0;
+    *revision = c->if_revision;
+    return 1;
+}
+
+etagkv_status ekv_cond_only(const etagkv_cond *c, etagkv_cond_step step,
+                            etagkv_cond **out)
+{
+    etagkv_status st = ekv_cond_copy(c, out);
+    etagkv_cond *d = *out;
+
+    if (st != ETAGKV_OK || d == NULL || step == ETAGKV_STEP_NONE)
+        return st;
+    if (step != ETAGKV_STEP_IF_MATCH)
+        ekv_taglist_clear(&d->if_match);
+    if (step != ETAGKV_STEP_IF_NONE_MATCH)
+        ekv_taglist_clear(&d->if_none_match);
+    if (step != ETAGKV_STEP_IF_MODIFIED_SINCE)
+        d->modified_since_state = DATE_ABSENT;
+    if (step != ETAGKV_STEP_IF_UNMODIFIED_SINCE)
+        d->unmodified_since_state = DATE_ABSENT;
+    if (step != ETAGKV_STEP_IF_REVISION)
+        d->if_revision_present = 0;
     return ETAGKV_OK;
 }
 

@@ -102,6 +102,21 @@ etagkv_status ekv_cond_serialize(const etagkv_cond *c, uint8_t **out,
  * etagkv_cond_free().  ETAGKV_OK or ETAGKV_NO_MEMORY (*out NULL). */
 etagkv_status ekv_cond_copy(const etagkv_cond *c, etagkv_cond **out);
 
+/* 1 and *revision if c has ETagKV-If-Revision, else 0. */
+int ekv_cond_if_revision(const etagkv_cond *c, uint64_t *revision);
+
+/* A deep copy of c (as ekv_cond_copy()) keeping only the condition that
+ * step evaluates; ETAGKV_STEP_NONE keeps them all. */
+etagkv_status ekv_cond_only(const etagkv_cond *c, etagkv_cond_step step,
+                            etagkv_cond **out);
+
+/* The step that decided outcome when it is ETAGKV_PRECONDITION_FAILED:
+ * etagkv_cond_explain() of c over state, the state the outcome was
+ * decided on; else ETAGKV_STEP_NONE. */
+etagkv_cond_step ekv_cond_step_of(const etagkv_cond *c, etagkv_method method,
+                                  etagkv_status outcome,
+                                  const etagkv_meta *state);
+
 /* ---- record.c ------------------------------------------------------------ */
 
 /* On-disk record layout, version 1, all integers little-endian:

@@ -469,7 +469,8 @@ static etagkv_status evaluate(struct txn_op *o, const ekv_record *cur,
     etagkv_status st;
 
     set_meta(o, cur);
-    st = etagkv_cond_evaluate(o->cond, method[o->kind], &o->res.meta);
+    st = etagkv_cond_explain(o->cond, method[o->kind], &o->res.meta,
+                             &o->res.step);
     o->res.evaluated = 1;
     o->res.status = st;
     /* DESIGN §7: a 412 fails the transaction, and so does a 404, except
@@ -522,6 +523,7 @@ static etagkv_status conflict(ekv_txn *txn, etagkv_txn *t, size_t failed)
         if (i > failed) {
             o->res.evaluated = 0;
             o->res.status = ETAGKV_OK;
+            o->res.step = ETAGKV_STEP_NONE;
         }
     }
     t->out.failed = failed;
@@ -620,8 +622,9 @@ etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
  *   0  u64  revision        16  u64  number of operations
  *   8  u64  failed index    24  u64  reserved (0)
  *  32       per operation: u16 status, u8 evaluated, u8 exists,
- *           u16 content type length, u16 reserved, the 64-byte meta
- *           block (ekv_idem_meta_encode()), the content type bytes
+ *           u16 content type length, u16 deciding step (etagkv_cond_step;
+ *           0 in entries of older versions, which reserved it), the 64-byte
+ * meta block (ekv_idem_meta_encode()), the content type bytes
  */
 #define TXN_HEAD_BYTES 32
 #define TXN_OP_BYTES (8 + EKV_IDEM_META_BYTES)
@@ -655,7 +658,7 @@ void ekv_txn_entry_encode(const struct ekv_op *op, uint8_t *p)
         p[2] = (uint8_t)o->res.evaluated;
         p[3] = (uint8_t)m->exists;
         ekv_put_le16(p + 4, (uint16_t)ct);
-        ekv_put_le16(p + 6, 0);
+        ekv_put_le16(p + 6, (uint16_t)o->res.step);
         ekv_idem_meta_encode(p + 8, m, o->hash);
         memcpy(p + TXN_OP_BYTES, m->content_type, ct);
         p += TXN_OP_BYTES + ct;
@@ -685,6 +688,7 @@ int ekv_txn_entry_decode(struct ekv_op *op, const uint8_t *p, size_t len)
             return -1;
         o->res.status = (etagkv_status)ekv_get_le16(p);
         o->res.evaluated = p[2] & 1;
+        o->res.step = (etagkv_cond_step)ekv_get_le16(p + 6);
         ekv_idem_meta_decode(p + 8, p[3] & 1, &o->res.meta, o->hash);
         memcpy(o->res.meta.content_type, p + TXN_OP_BYTES, ct);
         p += TXN_OP_BYTES + ct;

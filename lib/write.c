@@ -171,6 +171,8 @@ etagkv_status etagkv_write(etagkv_store *s, const etagkv_request *req,
     st = req == NULL ? ETAGKV_INVALID_ARGUMENT
                      : write_sync(s, req, &res->meta, &res->replayed);
     res->status = st;
+    if (req != NULL)
+        res->step = ekv_cond_step_of(req->cond, req->method, st, &res->meta);
     return st;
 }
 

@@ -128,8 +128,10 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     /* A request refused by libmicrohttpd itself (431, 400) never reached
      * the handler: nothing to count. */
     if (r->started) {
-        srv_metrics_record(s->metrics, r->method, r->status,
-                           srv_now_ns() - r->start_ns);
+        uint64_t duration_ns = srv_now_ns() - r->start_ns;
+
+        srv_metrics_record(s->metrics, r->method, r->status, duration_ns);
+        srv_access_log_write(s->access_log, c, r, duration_ns);
         atomic_fetch_sub(&s->inflight, 1);
     }
     srv_watch_ended(s, r, toe);

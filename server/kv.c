@@ -70,6 +70,24 @@ static const char *detail_for(etagkv_status st, enum srv_method method)
     }
 }
 
+/* 412: the current state, and what was sent, which condition decided and
+ * when the sent validator was superseded (diagnose.c); logged. */
+static enum MHD_Result answer_412(struct srv *s, struct MHD_Connection *c,
+                                  struct srv_req *r, const etagkv_meta *m)
+{
+    json_t *diag = srv_diagnose_412(s, c, r, m);
+    struct MHD_Response *resp;
+
+    if (diag == NULL)
+        return MHD_NO;
+    resp = srv_state_problem(ETAGKV_PRECONDITION_FAILED, r->key, r->key_len, m,
+                             json_incref(diag));
+    if (resp != NULL)
+        srv_diagnose_log(srv_method_name(r->method), diag);
+    json_decref(diag);
+    return srv_queue(s, c, r, MHD_HTTP_PRECONDITION_FAILED, resp);
+}
+
 /* Answer any outcome other than the method's success. */
 static enum MHD_Result answer_outcome(struct srv *s, struct MHD_Connection *c,
                                       struct srv_req *r, etagkv_status st,
@@ -80,10 +98,10 @@ static enum MHD_Result answer_outcome(struct srv *s, struct MHD_Connection *c,
 
     switch (st) {
     case ETAGKV_NOT_MODIFIED: return srv_queue(s, c, r, http, not_modified(m));
-    case ETAGKV_PRECONDITION_FAILED:
+    case ETAGKV_PRECONDITION_FAILED: return answer_412(s, c, r, m);
     case ETAGKV_CONFLICT:
         return srv_queue(s, c, r, http,
-                         srv_state_problem(st, r->key, r->key_len, m));
+                         srv_state_problem(st, r->key, r->key_len, m, NULL));
     default: break;
     }
     if (http >= 500 && http != MHD_HTTP_SERVICE_UNAVAILABLE)
@@ -131,6 +149,7 @@ static enum MHD_Result kv_get(struct srv *s, struct MHD_Connection *c,
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);
     data = srv_value_data(v, &len);
+    r->bytes_out = len;
     /* MHD only reads the buffer: the cast drops const for its API. */
     resp = MHD_create_response_from_buffer_with_free_callback_cls(
         len, (void *)data, srv_value_release, v);

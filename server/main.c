@@ -54,6 +54,7 @@ struct config {
     unsigned heartbeat_s;
     uint64_t changes_max_events; /* 0: the library's default */
     uint64_t changes_retention_s;
+    const char *access_log, *access_log_format; /* NULL: no access log */
 };
 
 static void usage(FILE *f)
@@ -113,6 +114,9 @@ static void usage(FILE *f)
         "                         100000)\n"
         "  --changes-retention SECONDS  age after which events are trimmed\n"
         "                         (default 3600)\n"
+        "  --access-log FILE|-    log one line per request to FILE (reopened\n"
+        "                         on SIGHUP) or stdout (default: none)\n"
+        "  --access-log-format json|combined  (default json: JSON Lines)\n"
         "  --help                 show this and exit\n"
         "  --version              show the version and exit\n");
 }
@@ -184,6 +188,9 @@ static void config_defaults(struct config *cfg)
     cfg->max_wait_s = 60;
     cfg->max_watchers = 0;
     cfg->heartbeat_s = 15;
+    cfg->changes_max_events = 0; /* the library's defaults */
+    cfg->changes_retention_s = 0;
+    cfg->access_log = cfg->access_log_format = NULL;
 }
 
 /* --file-mode: octal permission bits including 0600, within 0777. */
@@ -241,6 +248,8 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         {"changes-max-events", required_argument, NULL, 'E'},
         {"heartbeat", required_argument, NULL, 'e'},
         {"changes-retention", required_argument, NULL, 'g'},
+        {"access-log", required_argument, NULL, 'A'},
+        {"access-log-format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -329,6 +338,8 @@ static int parse_options(int argc, char **argv, struct config *cfg)
             rc = parse_u64("changes-retention", optarg, 1, 86400ull * 3650,
                            &cfg->changes_retention_s);
             break;
+        case 'A': cfg->access_log = optarg; break;
+        case 'F': cfg->access_log_format = optarg; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("etagkv-server %s\n", ETAGKV_VERSION_STRING); return 1;
         default: usage(stderr); return -1;
@@ -719,8 +730,8 @@ static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
 
 /* ---- shutdown ------------------------------------------------------------ */
 
-/* Block SIGINT and SIGTERM (inherited by MHD's threads) and ignore
- * SIGPIPE and SIGXFSZ; set holds the two for sigwait(). */
+/* Block SIGINT, SIGTERM and SIGHUP (inherited by MHD's threads) and
+ * ignore SIGPIPE and SIGXFSZ; set holds the three for sigwait(). */
 static int block_signals(sigset_t *set)
 {
     struct sigaction sa;
@@ -730,6 +741,7 @@ static int block_signals(sigset_t *set)
     sigemptyset(set);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP); /* reopen the access log (logrotate) */
     /* SIGXFSZ: a write that starts past RLIMIT_FSIZE would kill the
      * process; ignored, it fails with EFBIG and the library answers 507. */
     if (sigaction(SIGPIPE, &sa, NULL) != 0 ||
@@ -781,6 +793,7 @@ static void release(struct srv *s, struct daemon_extra *x)
     srv_metrics_free(s->metrics);
     srv_budget_free(s->budget);
     srv_tokens_free(s->tokens);
+    srv_access_log_free(s->access_log);
 }
 
 int main(int argc, char **argv)
@@ -800,6 +813,7 @@ int main(int argc, char **argv)
     s.max_txn_body_bytes = cfg.max_txn_bytes;
     s.max_txn_ops = (size_t)cfg.max_txn_ops;
     s.require_conditions = cfg.require_conditions;
+    s.idem_max_keys = cfg.idem_max_keys;
     atomic_init(&s.draining, 0);
     atomic_init(&s.inflight, 0);
     atomic_init(&s.stopping, 0);
@@ -811,7 +825,10 @@ int main(int argc, char **argv)
         block_signals(&set) != 0 ||
         (cfg.token_file != NULL &&
          srv_tokens_load(cfg.token_file, &s.tokens) != 0) ||
-        load_tls(&cfg, &x) != 0)
+        load_tls(&cfg, &x) != 0 ||
+        (cfg.access_log != NULL &&
+         srv_access_log_open(cfg.access_log, cfg.access_log_format,
+                             &s.access_log) != 0))
         goto fail;
     fd = open_listener(cfg.listen, &family);
     if (fd < 0)
@@ -836,8 +853,12 @@ int main(int argc, char **argv)
     }
     if (announce(listen_fd, x.tls_cert != NULL) != 0)
         goto fail;
-    if (sigwait(&set, &sig) != 0)
-        goto fail;
+    do {
+        if (sigwait(&set, &sig) != 0)
+            goto fail;
+        if (sig == SIGHUP)
+            srv_access_log_reopen(s.access_log);
+    } while (sig == SIGHUP);
     fprintf(stderr, "etagkv-server: %s, finishing requests in flight\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
     drain_and_stop(&s, d);

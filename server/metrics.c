@@ -20,6 +20,21 @@ typedef atomic_uint_fast64_t counter;
 static const char *const method_names[N_METHODS] = {"GET",    "HEAD", "PUT",
                                                     "DELETE", "POST", "OTHER"};
 
+const char *srv_method_name(enum srv_method m)
+{
+    return method_names[m];
+}
+
+/* 412s by deciding step (etagkv_cond_step, ETAGKV_STEP_NONE to
+ * ETAGKV_STEP_IF_MODIFIED_SINCE), and how old the superseded validator
+ * was: bucket bounds in milliseconds and as printed (seconds). */
+#define N_STEPS (ETAGKV_STEP_IF_MODIFIED_SINCE + 1)
+static const int64_t age_ms_le[] = {1,     10,    100,    1000,
+                                    10000, 60000, 600000, 3600000};
+static const char *const age_le[] = {"0.001", "0.01", "0.1", "1",
+                                     "10",    "60",   "600", "3600"};
+#define N_AGE_BUCKETS (sizeof age_ms_le / sizeof age_ms_le[0])
+
 /* Every status the server answers with; others are counted as "other". */
 static const unsigned codes[] = {200, 201, 204, 304, 400, 401, 404,
                                  405, 409, 412, 413, 414, 415, 422,
@@ -49,10 +64,13 @@ struct srv_metrics {
     counter not_modified, precondition_failed, precondition_required;
     counter idem_replays, idem_mismatches;
     counter latency_bucket[N_BUCKETS + 1]; /* not cumulative; +Inf last */
-    counter latency_sum_ns, latency_count;
+    counter latency_sum_ns;
     counter txns[N_TXN_OUTCOMES];
     counter txn_ops_bucket[N_TXN_BUCKETS + 1]; /* not cumulative; +Inf last */
     counter txn_ops_sum;
+    counter failed_by_step[N_STEPS];
+    counter age_bucket[N_AGE_BUCKETS + 1]; /* not cumulative; +Inf last */
+    counter age_sum_ms, never_current;
 };
 
 struct srv_metrics *srv_metrics_new(void)
@@ -107,7 +125,6 @@ void srv_metrics_record(struct srv_metrics *m, enum srv_method method,
         b++;
     bump(&m->latency_bucket[b], 1);
     bump(&m->latency_sum_ns, duration_ns);
-    bump(&m->latency_count, 1);
 }
 
 void srv_metrics_idempotency(struct srv_metrics *m, int replayed, int mismatch)
@@ -132,6 +149,25 @@ void srv_metrics_txn(struct srv_metrics *m, etagkv_status outcome, size_t ops)
         b++;
     bump(&m->txn_ops_bucket[b], 1);
     bump(&m->txn_ops_sum, ops);
+}
+
+void srv_metrics_precondition(struct srv_metrics *m, etagkv_cond_step step,
+                              int unknown, int64_t age_ms)
+{
+    size_t b = 0;
+
+    if ((unsigned)step < N_STEPS)
+        bump(&m->failed_by_step[step], 1);
+    if (unknown)
+        return;
+    if (age_ms < 0) {
+        bump(&m->never_current, 1);
+        return;
+    }
+    while (b < N_AGE_BUCKETS && age_ms > age_ms_le[b])
+        b++;
+    bump(&m->age_bucket[b], 1);
+    bump(&m->age_sum_ms, (uint64_t)age_ms);
 }
 
 /* ---- the exposition ------------------------------------------------------ */
@@ -178,30 +214,30 @@ static void render_counter(FILE *f, const char *name, const char *help,
             name, name, load(c));
 }
 
-static void render_latency(FILE *f, struct srv_metrics *m)
+/* A histogram of n buckets (not cumulative, +Inf at n) with bounds le
+ * as printed, and its sum. */
+static void render_histogram(FILE *f, const char *name, const char *help,
+                             const char *const *le, counter *buckets, size_t n,
+                             double sum)
 {
     uint64_t cumulative = 0;
-    size_t b;
 
-    fputs("# HELP etagkv_http_request_duration_seconds Time from the "
-          "request's headers to its completion.\n"
-          "# TYPE etagkv_http_request_duration_seconds histogram\n",
-          f);
-    for (b = 0; b < N_BUCKETS; b++) {
-        cumulative += load(&m->latency_bucket[b]);
-        fprintf(f,
-                "etagkv_http_request_duration_seconds_bucket{le=\"%s\"} "
-                "%" PRIu64 "\n",
-                bucket_le[b], cumulative);
+    fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (size_t b = 0; b <= n; b++) {
+        cumulative += load(&buckets[b]);
+        fprintf(f, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name,
+                b < n ? le[b] : "+Inf", cumulative);
     }
-    cumulative += load(&m->latency_bucket[N_BUCKETS]);
-    fprintf(f,
-            "etagkv_http_request_duration_seconds_bucket{le=\"+Inf\"} "
-            "%" PRIu64 "\n"
-            "etagkv_http_request_duration_seconds_sum %.9f\n"
-            "etagkv_http_request_duration_seconds_count %" PRIu64 "\n",
-            cumulative, (double)load(&m->latency_sum_ns) / 1e9,
-            load(&m->latency_count));
+    fprintf(f, "%s_sum %.9f\n%s_count %" PRIu64 "\n", name, sum, name,
+            cumulative);
+}
+
+static void render_latency(FILE *f, struct srv_metrics *m)
+{
+    render_histogram(f, "etagkv_http_request_duration_seconds",
+                     "Time from the request's headers to its completion.",
+                     bucket_le, m->latency_bucket, N_BUCKETS,
+                     (double)load(&m->latency_sum_ns) / 1e9);
 }
 
 static void render_txns(FILE *f, struct srv_metrics *m)
@@ -236,6 +272,31 @@ static void render_txns(FILE *f, struct srv_metrics *m)
             cumulative, load(&m->txn_ops_sum), cumulative);
 }
 
+static void render_preconditions(FILE *f, struct srv_metrics *m)
+{
+    fputs("# HELP etagkv_http_precondition_failed_by_condition_total 412s "
+          "(and transactions' 409s of a 412) by the condition that decided "
+          "(RFC 9110 §13.2.2 step).\n"
+          "# TYPE etagkv_http_precondition_failed_by_condition_total counter\n",
+          f);
+    for (size_t i = 0; i < N_STEPS; i++)
+        fprintf(f,
+                "etagkv_http_precondition_failed_by_condition_total{condition="
+                "\"%s\"} %" PRIu64 "\n",
+                etagkv_cond_step_name((etagkv_cond_step)i),
+                load(&m->failed_by_step[i]));
+    render_histogram(f, "etagkv_http_precondition_superseded_age_seconds",
+                     "How long before a 412 its sent validator had been "
+                     "superseded (from the change log): how stale clients' "
+                     "validators are.",
+                     age_le, m->age_bucket, N_AGE_BUCKETS,
+                     (double)load(&m->age_sum_ms) / 1e3);
+    render_counter(f, "etagkv_http_precondition_never_current_total",
+                   "412s whose sent validator was never current within the "
+                   "change log's window.",
+                   &m->never_current);
+}
+
 static void render_gauge(FILE *f, const char *name, const char *help,
                          uint64_t v)
 {
@@ -243,13 +304,13 @@ static void render_gauge(FILE *f, const char *name, const char *help,
             name, name, v);
 }
 
-/* The store's figures; a store that cannot report is left out (the scrape
- * still shows the request counters). */
-static void render_store(FILE *f, etagkv_store *store)
+/* The store's figures (s->store may be NULL); a store that cannot report
+ * is left out (the scrape still shows the request counters). */
+static void render_store(FILE *f, const struct srv *s)
 {
     etagkv_stats stats;
 
-    if (store == NULL || etagkv_store_stats(store, &stats) != ETAGKV_OK)
+    if (s->store == NULL || etagkv_store_stats(s->store, &stats) != ETAGKV_OK)
         return;
     render_gauge(f, "etagkv_store_records", "Keys holding a record.",
                  stats.records);
@@ -263,6 +324,10 @@ static void render_store(FILE *f, etagkv_store *store)
                  stats.map_max_bytes);
     render_gauge(f, "etagkv_store_idempotency_keys",
                  "Idempotency-Keys retained.", stats.idempotency_keys);
+    render_gauge(f, "etagkv_store_idempotency_max_keys",
+                 "Bound on retained Idempotency-Keys (--idempotency-max-keys): "
+                 "past it a new key gets 503.",
+                 s->idem_max_keys);
     render_gauge(f, "etagkv_store_change_events", "Events in the change log.",
                  stats.change_events);
     /* Group commit: the ratio of the two is the mean batch size. */
@@ -334,6 +399,7 @@ static char *render(const struct srv *s)
     render_counter(f, "etagkv_http_idempotency_mismatches_total",
                    "Idempotency-Keys reused for a different request (422).",
                    &m->idem_mismatches);
+    render_preconditions(f, m);
     render_latency(f, m);
     render_gauge(f, "etagkv_buffered_bytes",
                  "Bytes of request bodies and shared GET values held in "
@@ -343,7 +409,7 @@ static char *render(const struct srv *s)
                  "The memory budget (--max-buffered-bytes).",
                  srv_budget_limit(s->budget));
     render_txns(f, m);
-    render_store(f, s->store);
+    render_store(f, s);
     render_watch(f, s);
     fprintf(f,
             "# HELP etagkv_build_info Version of etagkv-server.\n"

@@ -240,12 +240,13 @@ static int set_state_members(json_t *j, const etagkv_meta *m)
 }
 
 struct MHD_Response *srv_state_problem(etagkv_status st, const void *key,
-                                       size_t key_len, const etagkv_meta *m)
+                                       size_t key_len, const etagkv_meta *m,
+                                       json_t *diag)
 {
     static const char detail_412[] =
         "A precondition was false; nothing was changed.  The current state "
         "of the key is included: rebase on its etag and retry.";
-    json_t *ext = json_object();
+    json_t *ext = diag != NULL ? diag : json_object();
     struct MHD_Response *resp;
 
     if (ext == NULL || srv_json_set_key(ext, key, key_len) != 0 ||
@@ -264,6 +265,25 @@ struct MHD_Response *srv_state_problem(etagkv_status st, const void *key,
 }
 
 /* ---- queueing and refusals ----------------------------------------------- */
+
+/* What the access log says of r (access.c), read while the request and
+ * its response are at hand. */
+static void remember_for_log(struct MHD_Connection *c, struct srv_req *r,
+                             struct MHD_Response *resp)
+{
+    const char *sent = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_IF_MATCH);
+    const char *etag = MHD_get_response_header(resp, MHD_HTTP_HEADER_ETAG);
+    const char *rev = MHD_get_response_header(resp, "ETagKV-Revision");
+
+    if (sent == NULL)
+        sent = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_IF_NONE_MATCH);
+    snprintf(r->etag_sent, sizeof r->etag_sent, "%s", sent != NULL ? sent : "");
+    snprintf(r->etag_out, sizeof r->etag_out, "%s", etag != NULL ? etag : "");
+    snprintf(r->revision_out, sizeof r->revision_out, "%s",
+             rev != NULL ? rev : "");
+}
 
 enum MHD_Result srv_queue(struct srv *s, struct MHD_Connection *c,
                           struct srv_req *r, unsigned status,
@@ -294,6 +314,8 @@ enum MHD_Result srv_queue(struct srv *s, struct MHD_Connection *c,
         MHD_destroy_response(resp);
         return MHD_NO;
     }
+    if (s->access_log != NULL)
+        remember_for_log(c, r, resp);
     ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     if (ret == MHD_YES)

@@ -18,6 +18,9 @@
  *              JSON (pure: jansson and the library only; fuzzed)
  *   list.c     the one library call of /kv/?prefix=, a JSON page
  *   metrics.c  /metrics (the request counters) and /healthz
+ *   diagnose.c what a 412 or 409 adds: sent, decided_by, superseded; the
+ *              rate-limited refusal log line
+ *   access.c   the access log (--access-log), one line per request
  *   reply.c    responses: problem+json, refusals, headers, queueing
  *   budget.c   the memory budget: buffered bodies, shared GET values
  *   deadline.c request deadlines (headers, body) for slow clients
@@ -86,6 +89,8 @@ struct srv {
     unsigned max_wait_s;     /* cap on Prefer: wait */
     unsigned max_watchers;   /* held requests at once; past it 503 */
     unsigned heartbeat_s;    /* SSE comment line after this much quiet */
+    struct srv_access_log *access_log; /* --access-log, or NULL */
+    uint64_t idem_max_keys; /* --idempotency-max-keys, for /metrics */
 };
 
 /* The request methods the server tells apart; the rest is SRV_OTHER. */
@@ -146,6 +151,13 @@ struct srv_req {
                                    * sent (NULL: could not be built) */
     unsigned pending_status;
     unsigned status; /* HTTP status queued, 0 while none */
+    /* For the access log (access.c), taken when the response is queued:
+     * the If-Match (else If-None-Match) sent, truncated; the ETag and
+     * ETagKV-Revision answered; the bytes of a value sent. */
+    char etag_sent[128];
+    char etag_out[ETAGKV_ETAG_SIZE];
+    char revision_out[24];
+    uint64_t bytes_out;
     /* Held until a change (watch.c): a GET /kv/{key} that would be 304,
      * or an empty page of /changes, with Prefer: wait. */
     unsigned wait_s;      /* the wait applied (capped), 0: none asked */
@@ -434,6 +446,57 @@ enum MHD_Result srv_metrics_scrape(struct srv *s, struct MHD_Connection *c,
 enum MHD_Result srv_healthz(struct srv *s, struct MHD_Connection *c,
                             struct srv_req *r);
 
+/* "GET", "PUT", ... ("OTHER" for SRV_OTHER). */
+const char *srv_method_name(enum srv_method m);
+
+/* Count a 412 by the condition that decided it, and the age of the
+ * superseded validator: age_ms, or, when negative, never current within
+ * the change log's window -- unless unknown (not searched).  Thread-safe. */
+void srv_metrics_precondition(struct srv_metrics *m, etagkv_cond_step step,
+                              int unknown, int64_t age_ms);
+
+/* ---- access.c ------------------------------------------------------------ */
+
+/* The access log (--access-log FILE|-, --access-log-format). */
+struct srv_access_log;
+
+/* Open the log at path ("-": stdout) in format "json" (NULL too) or
+ * "combined".  0 and *out, or -1 (reported on stderr). */
+int srv_access_log_open(const char *path, const char *format,
+                        struct srv_access_log **out);
+
+/* Reopen the file after a rotation (SIGHUP); stdout stays. */
+void srv_access_log_reopen(struct srv_access_log *l);
+
+/* Close and free l (NULL is fine). */
+void srv_access_log_free(struct srv_access_log *l);
+
+/* Write r's line (l NULL: nothing).  Thread-safe. */
+void srv_access_log_write(struct srv_access_log *l, struct MHD_Connection *c,
+                          const struct srv_req *r, uint64_t duration_ns);
+
+/* ---- diagnose.c ---------------------------------------------------------- */
+
+/* Wall clock in nanoseconds since the epoch. */
+uint64_t srv_wall_ns(void);
+
+/* The members a 412 of r on state m adds to its problem body: "sent",
+ * "decided_by", "superseded" (and "superseded_detail"), also counted for
+ * /metrics.  A new object, or NULL when out of memory. */
+json_t *srv_diagnose_412(struct srv *s, struct MHD_Connection *c,
+                         const struct srv_req *r, const etagkv_meta *m);
+
+/* The same for a transaction's 409 of outcome o, added to its ext: the
+ * failing operation's condition members ("sent"), "decided_by" (null for
+ * a 404) and, for a 412, "superseded".  0, or -1 when out of memory. */
+int srv_diagnose_txn(struct srv *s, struct srv_txn_req *q,
+                     const etagkv_txn_outcome *o, json_t *ext);
+
+/* Log a refusal's body (412, 409) as one JSON line on stderr with the
+ * method and the count of lines dropped before it: at most a few lines a
+ * second are written, the rest only counted. */
+void srv_diagnose_log(const char *method, const json_t *body);
+
 /* ---- reply.c ------------------------------------------------------------- */
 
 /* Queue resp (NULL: allocation failed, close the connection) with status,
@@ -488,9 +551,11 @@ struct MHD_Response *srv_status_problem(etagkv_status st, const char *detail);
 
 /* The 412/409 response (DESIGN §3): problem body extended with key, exists,
  * etag, last_modified and mod_revision of the current record, and the ETag
- * header when the key exists. */
+ * header when the key exists.  diag (may be NULL; consumed) holds further
+ * members (diagnose.c), to which those are added. */
 struct MHD_Response *srv_state_problem(etagkv_status st, const void *key,
-                                       size_t key_len, const etagkv_meta *m);
+                                       size_t key_len, const etagkv_meta *m,
+                                       json_t *diag);
 
 /* The key as JSON members: "key" (string, or null when the key is not
  * valid UTF-8) and "key_pct" (percent-encoded, always).  Returns 0, or -1

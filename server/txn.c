@@ -66,17 +66,21 @@ static enum MHD_Result txn_submit(struct srv *s, struct MHD_Connection *c,
     return MHD_YES;
 }
 
-/* The 409 reply: problem+json with "failed", "revision" and "results". */
-static struct MHD_Response *conflicted(const struct srv_txn_req *q,
+/* The 409 reply: problem+json with "failed", "revision" and "results",
+ * and the failing operation's diagnosis (diagnose.c), also logged. */
+static struct MHD_Response *conflicted(struct srv *s, struct srv_txn_req *q,
                                        const etagkv_txn_outcome *o)
 {
     json_t *ext = srv_txn_reply(q, o);
     char detail[96];
 
-    if (ext == NULL)
+    if (ext == NULL || srv_diagnose_txn(s, q, o, ext) != 0) {
+        json_decref(ext);
         return NULL;
+    }
     snprintf(detail, sizeof detail, "operation %zu failed; nothing was written",
              o->failed);
+    srv_diagnose_log("POST", ext);
     return srv_problem(MHD_HTTP_CONFLICT, "conflict", detail, ext);
 }
 
@@ -99,7 +103,7 @@ enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
         return srv_queue(s, c, r, MHD_HTTP_OK,
                          srv_json_response(srv_txn_reply(r->txn, &o)));
     if (st == ETAGKV_CONFLICT)
-        return srv_queue(s, c, r, MHD_HTTP_CONFLICT, conflicted(r->txn, &o));
+        return srv_queue(s, c, r, MHD_HTTP_CONFLICT, conflicted(s, r->txn, &o));
     if (etagkv_status_http(st) >= 500)
         fprintf(stderr, "etagkv-server: /txn: %s (%s)\n", etagkv_strerror(st),
                 r->write_detail);

@@ -37,6 +37,8 @@ struct op_key {
     enum kind kind;
     unsigned char *key;
     size_t key_len;
+    etagkv_cond *cond; /* its conditions (NULL: none), for a diagnosis */
+    json_t *sent;      /* its condition members as received, or NULL */
 };
 
 struct srv_txn_req {
@@ -262,6 +264,26 @@ static int conditions(const struct members *m, size_t i, etagkv_cond **out,
     return 0;
 }
 
+/* The condition members of an operation as received (a new object, empty
+ * when it had none), or NULL when out of memory. */
+static json_t *sent_members(const struct members *m)
+{
+    json_t *o = json_object();
+
+    for (int h = 0; h < 4 && o != NULL; h++)
+        if (m->cond[h] != NULL &&
+            json_object_set(o, cond_names[h], m->cond[h]) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    if (o != NULL && m->if_revision != NULL &&
+        json_object_set(o, "if_revision", m->if_revision) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
+}
+
 /* The kind named by m->op; -1 with detail. */
 static int kind_of(const struct members *m, size_t i, char *detail, size_t cap)
 {
@@ -333,9 +355,15 @@ static int add_op(struct srv_txn_req *q, json_t *o, size_t i, char *detail,
     q->has_get |= ok->kind == K_GET;
     q->unconditional_write |= (ok->kind == K_PUT || ok->kind == K_DELETE) &&
                               !etagkv_cond_is_conditional(c);
+    /* Kept beside the transaction's own copy: a 409 says what it sent and
+     * traces it in the change log (diagnose.c). */
+    ok->cond = c;
+    c = NULL;
+    if (st == ETAGKV_OK)
+        ok->sent = sent_members(&m);
 done:
     free(value);
-    etagkv_cond_free(c); /* the transaction holds its copy */
+    etagkv_cond_free(c);
     return st == ETAGKV_OK ? 0 : -1;
 }
 
@@ -419,8 +447,11 @@ void srv_txn_req_free(struct srv_txn_req *q)
 {
     if (q == NULL)
         return;
-    for (size_t i = 0; q->ops != NULL && i < q->n; i++)
+    for (size_t i = 0; q->ops != NULL && i < q->n; i++) {
         free(q->ops[i].key);
+        etagkv_cond_free(q->ops[i].cond);
+        json_decref(q->ops[i].sent);
+    }
     free(q->ops);
     etagkv_txn_free(q->t);
     free(q);
@@ -521,4 +552,35 @@ json_t *srv_txn_reply(const struct srv_txn_req *q, const etagkv_txn_outcome *o)
         return NULL;
     }
     return j;
+}
+
+/* ---- one operation, for a diagnosis -------------------------------------- */
+
+const etagkv_cond *srv_txn_op_cond(const struct srv_txn_req *q, size_t i)
+{
+    return i < q->n ? q->ops[i].cond : NULL;
+}
+
+json_t *srv_txn_op_sent(const struct srv_txn_req *q, size_t i)
+{
+    return i < q->n && q->ops[i].sent != NULL ? json_copy(q->ops[i].sent)
+                                              : NULL;
+}
+
+const unsigned char *srv_txn_op_key(const struct srv_txn_req *q, size_t i,
+                                    size_t *len)
+{
+    *len = i < q->n ? q->ops[i].key_len : 0;
+    return i < q->n ? q->ops[i].key : NULL;
+}
+
+etagkv_method srv_txn_op_method(const struct srv_txn_req *q, size_t i)
+{
+    switch (i < q->n ? q->ops[i].kind : K_CHECK) {
+    case K_GET: return ETAGKV_METHOD_GET;
+    case K_DELETE: return ETAGKV_METHOD_DELETE;
+    case K_CHECK:
+    case K_PUT: break;
+    }
+    return ETAGKV_METHOD_PUT; /* a check is evaluated as a PUT */
 }

@@ -46,6 +46,16 @@ json_t *srv_txn_results(const struct srv_txn_req *q);
  * "results"}.  NULL on allocation failure. */
 json_t *srv_txn_reply(const struct srv_txn_req *q, const etagkv_txn_outcome *o);
 
+/* Operation i of q (i < the number of operations; else NULL, 0, and a
+ * PUT): its conditions as parsed (owned by q; NULL: none), its condition
+ * members as received (a new object, or NULL), its key (owned by q; *len
+ * its length) and the method it is evaluated as (a check: PUT). */
+const etagkv_cond *srv_txn_op_cond(const struct srv_txn_req *q, size_t i);
+json_t *srv_txn_op_sent(const struct srv_txn_req *q, size_t i);
+const unsigned char *srv_txn_op_key(const struct srv_txn_req *q, size_t i,
+                                    size_t *len);
+etagkv_method srv_txn_op_method(const struct srv_txn_req *q, size_t i);
+
 /* Free q (NULL is fine). */
 void srv_txn_req_free(struct srv_txn_req *q);
 

@@ -1,0 +1,130 @@
+/*
+ * diagnose.c -- etagkv_cond_superseded(): when did a failed request's
+ * conditions stop holding?  Answered from the change log (DESIGN §8).
+ *
+ * Each event of the key in the log is a state of the key: a put gives its
+ * ETag, modified_ns and revisions, a delete gives "absent".  The one
+ * evaluator (cond.c) is run over each state in turn, so whatever the
+ * conditions are -- an ETag list, "*", a date, a revision -- "held" means
+ * exactly what it means for the request.  The answer is the last event at
+ * which they turn from true to false, at or before the state the request
+ * was refused on.
+ *
+ * Only the deciding step's condition is looked at (ekv_cond_only()): the
+ * question is when the validator that failed stopped being current.
+ * etagkv_changes() reads the log in one snapshot.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+struct search {
+    const etagkv_cond *cond;
+    etagkv_method method;
+    uint64_t upto;          /* last revision to look at; 0: no bound */
+    int seen;               /* an event of the key was seen */
+    int held;               /* the conditions held at the previous event */
+    uint64_t held_revision; /* ... which was this revision */
+    etagkv_supersession *out;
+    int found;
+};
+
+/* One event of the key: evaluate the conditions over the state it left. */
+static int on_event(void *ctx, const etagkv_event *ev)
+{
+    struct search *q = ctx;
+    etagkv_meta state;
+    int holds;
+
+    if (q->upto != 0 && ev->revision > q->upto)
+        return 1; /* after the refusal: not its cause */
+    memset(&state, 0, sizeof(state));
+    if (ev->type == ETAGKV_EVENT_PUT) {
+        state.exists = 1;
+        memcpy(state.etag, ev->etag, sizeof(state.etag));
+        state.modified_ns = ev->modified_ns;
+        state.mod_revision = ev->mod_revision;
+        state.create_revision = ev->create_revision;
+        state.version = ev->version;
+    }
+    /* A put that created the key (create_revision is its own revision)
+     * says the key was absent just before it, even when the delete that
+     * made it absent, if any, is older than the window: that state is
+     * looked at too (If-None-Match: * is superseded by the creation). */
+    if (!q->seen && ev->type == ETAGKV_EVENT_PUT &&
+        ev->create_revision == ev->revision) {
+        etagkv_meta absent;
+
+        memset(&absent, 0, sizeof(absent));
+        q->held =
+            etagkv_cond_evaluate(q->cond, q->method, &absent) == ETAGKV_OK;
+        q->held_revision = 0;
+    }
+    q->seen = 1;
+    holds = etagkv_cond_evaluate(q->cond, q->method, &state) == ETAGKV_OK;
+    if (q->held && !holds) {
+        q->out->revision = ev->revision;
+        q->out->modified_ns = ev->modified_ns;
+        q->out->held_revision = q->held_revision;
+        q->found = 1;
+    }
+    q->held = holds;
+    q->held_revision = ev->revision;
+    return 0;
+}
+
+etagkv_status etagkv_cond_superseded(etagkv_store *s, const void *key,
+                                     size_t key_len, const etagkv_cond *c,
+                                     etagkv_cond_step step,
+                                     etagkv_method method, uint64_t upto,
+                                     etagkv_supersession *out)
+{
+    struct search q = {.method = method, .upto = upto, .out = out};
+    etagkv_changes_page page;
+    etagkv_cond *only = NULL;
+    uint64_t after = 0;
+    etagkv_status st;
+
+    ekv_clear_error();
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (s == NULL || key == NULL || c == NULL || out == NULL ||
+        method > ETAGKV_METHOD_DELETE || step > ETAGKV_STEP_IF_MODIFIED_SINCE)
+        return ETAGKV_INVALID_ARGUMENT;
+    if (key_len == 0)
+        return ETAGKV_INVALID_KEY;
+    if (key_len > ETAGKV_KEY_MAX)
+        return ETAGKV_KEY_TOO_LONG;
+    /* The validator of the deciding step alone: with If-Match and
+     * If-Revision both sent, the revision's history is what decided. */
+    st = ekv_cond_only(c, step, &only);
+    if (st != ETAGKV_OK)
+        return st;
+    q.cond = only;
+    /* A revision held first at its own event, and that event is the key's
+     * (or the revision never was): the search starts there, not at the
+     * start of the window. */
+    if (step == ETAGKV_STEP_IF_REVISION && ekv_cond_if_revision(c, &after) &&
+        after > 0)
+        after--;
+    else
+        after = 0;
+    /* The log's start moves as it is trimmed: read from where it starts,
+     * and again if it moved between the two reads. */
+    for (int tries = 0; tries < 4; tries++) {
+        st = etagkv_changes(s, key, key_len, ETAGKV_CHANGES_KEY, after, 0,
+                            on_event, &q, &page);
+        if (st != ETAGKV_COMPACTED)
+            break;
+        after = page.min_after;
+    }
+    etagkv_cond_free(only);
+    if (st != ETAGKV_OK)
+        return st;
+    if (!q.found) {
+        memset(out, 0, sizeof(*out));
+        st = ETAGKV_NOT_FOUND;
+    }
+    out->min_after = page.min_after;
+    return st;
+}
