@@ -1226,8 +1226,7 @@ ETAGKV_API etagkv_status etagkv_txn_submit(etagkv_store *s, etagkv_txn *t,
  * makes this operation's status ETAGKV_CONFLICT and fails the
  * transaction (nothing written), whatever its conditions. */
 ETAGKV_API etagkv_status etagkv_txn_put_lease(etagkv_txn *t, const void *key,
-                                              size_t key_len,
-                                              const void *value,
+                                              size_t key_len, const void *value,
                                               size_t value_len,
                                               const char *content_type,
                                               const etagkv_cond *c,
@@ -1314,8 +1313,7 @@ ETAGKV_API etagkv_status etagkv_lease_revoke(etagkv_store *s, uint64_t id,
 
 /** Called by etagkv_lease_info() for each attached key, in key order; key
  * is valid only during the call.  Return non-zero to stop listing. */
-typedef int (*etagkv_lease_key_fn)(void *ctx, const void *key,
-                                   size_t key_len);
+typedef int (*etagkv_lease_key_fn)(void *ctx, const void *key, size_t key_len);
 
 /** Read lease id at one snapshot: out gets id, ttl_ms, remaining_ms and the
  * number of keys attached; fn (may be NULL) is called for each of those

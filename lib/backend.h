@@ -138,8 +138,8 @@ etagkv_status ekv_change_floor_put(ekv_txn *txn, uint64_t floor);
  * Walks use a cursor over EKV_TABLE_LEASES.  An etcd backend would keep
  * these entries as keys under a prefix of its own, written in the same
  * etcd transaction as the records (docs/design.md). */
-etagkv_status ekv_lease_entry_get(ekv_txn *txn, const void *key,
-                                  size_t key_len, ekv_val *entry);
+etagkv_status ekv_lease_entry_get(ekv_txn *txn, const void *key, size_t key_len,
+                                  ekv_val *entry);
 etagkv_status ekv_lease_entry_reserve(ekv_txn *txn, const void *key,
                                       size_t key_len, size_t bytes, void **dst);
 etagkv_status ekv_lease_entry_delete(ekv_txn *txn, const void *key,

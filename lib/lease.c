@@ -349,8 +349,8 @@ static etagkv_status op_keepalive(etagkv_store *s, ekv_txn *txn,
     return st;
 }
 
-static etagkv_status op_revoke(etagkv_store *s, ekv_txn *txn,
-                               struct ekv_op *op, uint64_t *rev)
+static etagkv_status op_revoke(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
+                               uint64_t *rev)
 {
     struct lease_rec l;
     int dead, wrote;
@@ -385,8 +385,7 @@ static etagkv_status first_due(ekv_txn *txn, uint64_t *due, uint64_t *id)
     if (st != ETAGKV_OK)
         return st;
     st = ekv_cursor_seek(&cur, "D", 1, &k, &v);
-    if (st == ETAGKV_OK &&
-        (k.len != 17 || ((const uint8_t *)k.data)[0] != 'D'))
+    if (st == ETAGKV_OK && (k.len != 17 || ((const uint8_t *)k.data)[0] != 'D'))
         st = ETAGKV_NOT_FOUND;
     if (st == ETAGKV_OK) {
         *due = get_be64((const uint8_t *)k.data + 1);
@@ -506,8 +505,8 @@ static int nap(etagkv_store *s, uint64_t nap_ns)
 static void *sweeper_main(void *arg)
 {
     etagkv_store *s = arg;
-    uint64_t cap = s->opts.clock != NULL ? SWEEP_NAP_TEST_CLOCK_NS
-                                         : SWEEP_NAP_NS;
+    uint64_t cap =
+        s->opts.clock != NULL ? SWEEP_NAP_TEST_CLOCK_NS : SWEEP_NAP_NS;
 
     for (;;) {
         uint64_t due = 0, now, wait_ns = cap;
@@ -588,8 +587,7 @@ void ekv_leases_stop(etagkv_store *s)
     ls->ready = 0;
 }
 
-etagkv_status ekv_leases_stats(etagkv_store *s, ekv_txn *txn,
-                               etagkv_stats *out)
+etagkv_status ekv_leases_stats(etagkv_store *s, ekv_txn *txn, etagkv_stats *out)
 {
     uint64_t next;
     etagkv_status st = counts_get(txn, &next, &out->leases);
@@ -718,9 +716,8 @@ static etagkv_status list_keys(ekv_txn *txn, uint64_t id, uint64_t *n,
     return st == ETAGKV_NOT_FOUND ? ETAGKV_OK : st;
 }
 
-etagkv_status etagkv_lease_info(etagkv_store *s, uint64_t id,
-                                etagkv_lease *out, etagkv_lease_key_fn fn,
-                                void *ctx)
+etagkv_status etagkv_lease_info(etagkv_store *s, uint64_t id, etagkv_lease *out,
+                                etagkv_lease_key_fn fn, void *ctx)
 {
     struct lease_rec l;
     ekv_txn txn;

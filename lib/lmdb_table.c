@@ -200,8 +200,8 @@ etagkv_status ekv_idem_entry_count(ekv_txn *txn, uint64_t *n)
 
 /* ---- the lease table ---------------------------------------------------- */
 
-etagkv_status ekv_lease_entry_get(ekv_txn *txn, const void *key,
-                                  size_t key_len, ekv_val *entry)
+etagkv_status ekv_lease_entry_get(ekv_txn *txn, const void *key, size_t key_len,
+                                  ekv_val *entry)
 {
     MDB_val v;
     etagkv_status st;

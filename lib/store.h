@@ -151,8 +151,8 @@ struct ekv_op {
      * operation (verb not NONE): the lease, and what it did. */
     uint64_t lease;
     enum ekv_lease_verb lease_verb;
-    uint64_t lease_ttl_ms;      /* grant: asked; keepalive: the lease's */
-    uint64_t lease_expired;     /* revoke, sweep: leases expired */
+    uint64_t lease_ttl_ms;       /* grant: asked; keepalive: the lease's */
+    uint64_t lease_expired;      /* revoke, sweep: leases expired */
     uint64_t lease_remaining_ms; /* keepalive */
 };
 

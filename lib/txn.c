@@ -521,9 +521,8 @@ static etagkv_status evaluate(struct txn_op *o, const ekv_record *cur,
 
 /* A put naming a lease that is unknown or dead: ETAGKV_CONFLICT, before
  * its conditions (RFC 9110 §13.2.1), and the transaction fails. */
-static etagkv_status lease_dead(etagkv_store *s, ekv_txn *txn,
-                                struct txn_op *o, const ekv_record *cur,
-                                int *failed)
+static etagkv_status lease_dead(etagkv_store *s, ekv_txn *txn, struct txn_op *o,
+                                const ekv_record *cur, int *failed)
 {
     int live;
     etagkv_status st = ekv_lease_live(s, txn, o->lease, &live);

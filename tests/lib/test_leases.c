@@ -93,8 +93,7 @@ static etagkv_status put_lease(const char *k, uint64_t lease,
 static int exists(const char *k)
 {
     etagkv_meta m;
-    etagkv_status rc =
-        etagkv_get(st, k, strlen(k), NULL, NULL, NULL, &m);
+    etagkv_status rc = etagkv_get(st, k, strlen(k), NULL, NULL, NULL, &m);
 
     ck_assert(rc == ETAGKV_OK || rc == ETAGKV_NOT_FOUND);
     return rc == ETAGKV_OK;
@@ -189,8 +188,7 @@ START_TEST(a_ttl_outside_the_bounds_is_invalid_argument)
 {
     uint64_t id = 7;
 
-    ck_assert_int_eq(etagkv_lease_grant(st, 99, &id),
-                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_lease_grant(st, 99, &id), ETAGKV_INVALID_ARGUMENT);
     ck_assert_uint_eq(id, 0);
     ck_assert_int_eq(etagkv_lease_grant(st, 86400001, &id),
                      ETAGKV_INVALID_ARGUMENT);
@@ -222,9 +220,9 @@ START_TEST(expiry_deletes_exactly_the_attached_keys_in_one_revision)
     ck_assert_uint_eq(rev, before + 1);
     ck_assert(!exists("a") && !exists("b"));
     ck_assert(exists("c") && exists("free"));
-    ck_assert_int_eq(etagkv_changes(st, NULL, 0, 0, before, 0, collect, &e,
-                                    NULL),
-                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_changes(st, NULL, 0, 0, before, 0, collect, &e, NULL),
+        ETAGKV_OK);
     ck_assert_uint_eq(e.n, 2);
     for (size_t i = 0; i < e.n; i++) {
         ck_assert_uint_eq(e.rev[i], before + 1);
@@ -288,7 +286,8 @@ END_TEST
 
 /* DESIGN §9 and RFC 9110 §13.2.1: a write naming an unknown or dead lease
  * is 409 with nothing written, whatever its preconditions. */
-START_TEST(a_dead_or_unknown_lease_is_not_found_to_keepalive_and_conflict_to_writes)
+START_TEST(
+    a_dead_or_unknown_lease_is_not_found_to_keepalive_and_conflict_to_writes)
 {
     uint64_t id = grant(500), before = revision();
     etagkv_cond *c;
@@ -379,16 +378,14 @@ START_TEST(a_transaction_put_attaches_its_key_and_a_dead_lease_conflicts)
     ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
     ck_assert_int_eq(etagkv_txn_put_lease(t, "t1", 2, "v", 1, NULL, NULL, id),
                      ETAGKV_OK);
-    ck_assert_int_eq(etagkv_txn_put(t, "t2", 2, "v", 1, NULL, NULL),
-                     ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_put(t, "t2", 2, "v", 1, NULL, NULL), ETAGKV_OK);
     ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_OK);
     etagkv_txn_free(t);
     ck_assert_int_eq(etagkv_lease_info(st, id, &l, NULL, NULL), ETAGKV_OK);
     ck_assert_uint_eq(l.keys, 1);
 
     ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_txn_put(t, "t3", 2, "v", 1, NULL, NULL),
-                     ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_put(t, "t3", 2, "v", 1, NULL, NULL), ETAGKV_OK);
     ck_assert_int_eq(etagkv_txn_put_lease(t, "t4", 2, "v", 1, NULL, NULL, 777),
                      ETAGKV_OK);
     before = revision();
@@ -472,9 +469,9 @@ START_TEST(leases_expire_and_are_revoked_while_writers_attach_keys)
     }
     advance_ms(1000);
     wait_no_leases();
-    ck_assert_int_eq(etagkv_list(st, NULL, 0, NULL, 0, 0, count_key, &left,
-                                 &more),
-                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_list(st, NULL, 0, NULL, 0, 0, count_key, &left, &more),
+        ETAGKV_OK);
     ck_assert_int_eq(left, 0);
 }
 END_TEST
@@ -518,16 +515,15 @@ START_TEST(many_leases_expire_without_a_write_waiting_for_the_whole_sweep)
         }
     }
     atomic_store(&sweeping, 1);
-    ck_assert_int_eq(pthread_create(&th, NULL, writer_during_sweep, &worst),
-                     0);
+    ck_assert_int_eq(pthread_create(&th, NULL, writer_during_sweep, &worst), 0);
     t0 = tu_now_s();
     advance_ms(1000);
     wait_no_leases();
     total = tu_now_s() - t0;
     atomic_store(&sweeping, 0);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
-    printf("%d leases expired in %.3f s; slowest concurrent write %.3f ms\n",
-           N, total, worst * 1e3);
+    printf("%d leases expired in %.3f s; slowest concurrent write %.3f ms\n", N,
+           total, worst * 1e3);
     ck_assert_msg(worst < total / 4, "a write waited %.3f s of a %.3f s sweep",
                   worst, total);
 }
@@ -543,7 +539,8 @@ int main(void)
     tcase_add_test(
         tc, grant_gives_distinct_ids_and_info_shows_ttl_remaining_and_keys);
     tcase_add_test(tc, a_ttl_outside_the_bounds_is_invalid_argument);
-    tcase_add_test(tc, expiry_deletes_exactly_the_attached_keys_in_one_revision);
+    tcase_add_test(tc,
+                   expiry_deletes_exactly_the_attached_keys_in_one_revision);
     tcase_add_test(tc, keepalive_moves_the_deadline_to_now_plus_the_ttl);
     tcase_add_test(
         tc, revoke_deletes_at_once_and_a_lease_without_keys_uses_no_revision);
