@@ -29,6 +29,7 @@ struct args {
     const char *if_revision; /* ETagKV-If-Revision, parsed by the library */
     const char *content_type;
     const char *idempotency_key;
+    const char *lease; /* --lease ID for put */
     struct bytes prefix, after;
     size_t limit;
     int nosync, pct, json;
@@ -70,5 +71,9 @@ int cmd_watch(struct ctx *c);
  * MiB, with base64 and quoting to spare) and print the server's reply. */
 #define CLI_TXN_BODY_MAX_BYTES ((uint64_t)64 << 20)
 int cmd_txn(struct ctx *c);
+
+/* lease.c: `etagkv lease grant TTL_MS | keepalive ID | show ID | revoke
+ * ID` (DESIGN §9), printing the server's JSON bodies. */
+int cmd_lease(struct ctx *c);
 
 #endif /* ETAGKV_CLI_H */

@@ -34,6 +34,7 @@
 
 #include "cli.h"
 #include "pct.h" /* server/pct.h: the server's codec */
+#include "txn_json.h"
 
 #define DEFAULT_DIR "etagkv-data"
 
@@ -45,7 +46,8 @@ enum {
     OPT_IDEM = 8,
     OPT_PCT = 16,
     OPT_JSON = 32,
-    OPT_LAST = OPT_JSON
+    OPT_LEASE = 64,
+    OPT_LAST = OPT_LEASE
 };
 
 /* How a command opens the store. */
@@ -76,8 +78,8 @@ static int cmd_stats(struct ctx *c);
 static const struct command commands[] = {
     {"get", 1, 1, 1, OPT_COND | OPT_PCT, OPEN_READ, cmd_get, "one KEY"},
     {"head", 1, 1, 1, OPT_COND | OPT_PCT, OPEN_READ, cmd_head, "one KEY"},
-    {"put", 1, 2, 1, OPT_COND | OPT_TYPE | OPT_IDEM | OPT_PCT, OPEN_CREATE,
-     cmd_put, "KEY and an optional FILE"},
+    {"put", 1, 2, 1, OPT_COND | OPT_TYPE | OPT_IDEM | OPT_PCT | OPT_LEASE,
+     OPEN_CREATE, cmd_put, "KEY and an optional FILE"},
     {"delete", 1, 1, 1, OPT_COND | OPT_IDEM | OPT_PCT, OPEN_WRITE, cmd_delete,
      "one KEY"},
     {"list", 0, 0, 0, OPT_LIST | OPT_PCT | OPT_JSON, OPEN_READ, cmd_list,
@@ -90,6 +92,8 @@ static const struct command commands[] = {
     {"watch", 0, 1, 1, OPT_LIST | OPT_PCT, OPEN_READ, cmd_watch,
      "an optional KEY"},
     {"txn", 1, 1, 0, 0, OPEN_CREATE, cmd_txn, "one FILE or -"},
+    {"lease", 2, 2, 0, 0, OPEN_CREATE, cmd_lease,
+     "grant TTL_MS, or keepalive, revoke or show with an ID"},
 };
 
 static void usage(FILE *out)
@@ -113,6 +117,8 @@ static void usage(FILE *out)
         "  txn FILE|-         commit the transaction of a POST /txn JSON "
         "body;\n"
         "                     print the server's reply (a conflict exits 1)\n"
+        "  lease grant TTL_MS     grant a lease; print {\"id\", \"ttl_ms\"}\n"
+        "  lease keepalive|show|revoke ID   renew, describe or revoke it\n"
         "  watch [KEY]        print each change as a JSON line (-p PREFIX;\n"
         "                     -a REVISION: from after it, default now;\n"
         "                     -n COUNT: stop after COUNT events)\n"
@@ -129,6 +135,7 @@ static void usage(FILE *out)
         "absent)\n"
         "  -t, --content-type TYPE     content type for put\n"
         "  -i, --idempotency-key K     make a put or delete safe to retry\n"
+        "      --lease ID              attach the put's key to lease ID\n"
         "  -p, --prefix P, -a, --after K, -n, --limit N (>= 1)   for list\n"
         "      --json                  list as the server's JSON page\n"
         "      --pct                   KEY, --prefix and --after are "
@@ -207,7 +214,7 @@ static unsigned option_bit(int c)
     }
 }
 
-enum { IM = 256, INM, IMS, IUS, IREV, NOSYNC, PCT, JSON };
+enum { IM = 256, INM, IMS, IUS, IREV, NOSYNC, PCT, JSON, LEASE };
 
 static int parse_one(int c, struct args *a, const char **raw)
 {
@@ -227,6 +234,7 @@ static int parse_one(int c, struct args *a, const char **raw)
     case NOSYNC: a->nosync = 1; return 0;
     case PCT: a->pct = 1; return 0;
     case JSON: a->json = 1; return 0;
+    case LEASE: return once(&a->lease, optarg, "--lease");
     case 'h': usage(stdout); exit(0);
     case 'V':
         printf("etagkv %s (libetagkv %s)\n", ETAGKV_VERSION_STRING,
@@ -299,6 +307,7 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"nosync", no_argument, NULL, NOSYNC},
         {"pct", no_argument, NULL, PCT},
         {"json", no_argument, NULL, JSON},
+        {"lease", required_argument, NULL, LEASE},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -313,7 +322,8 @@ static int parse_args(int argc, char **argv, struct args *a)
         if (parse_one(c, a, raw) != 0)
             return -1;
         a->used |= option_bit(c) | (c >= IM && c <= IREV ? OPT_COND : 0) |
-                   (c == PCT ? OPT_PCT : 0) | (c == JSON ? OPT_JSON : 0);
+                   (c == PCT ? OPT_PCT : 0) | (c == JSON ? OPT_JSON : 0) |
+                   (c == LEASE ? OPT_LEASE : 0);
     }
     if (raw[0] != NULL && take_bytes(a, raw[0], "--prefix", &a->prefix) != 0)
         return -1;
@@ -339,7 +349,8 @@ static const struct command *check_command(int argc, char **argv,
                                        "--prefix, --after and --limit do",
                                        "--idempotency-key does",
                                        "--pct does",
-                                       "--json does"};
+                                       "--json does",
+                                       "--lease does"};
     const struct command *cmd = NULL;
     unsigned o;
     int i;
@@ -635,8 +646,15 @@ static int write_one(struct ctx *c, etagkv_method method, const void *value,
         .idempotency_key_len = idem != NULL ? strlen(idem) : 0,
     };
     etagkv_result res;
-    etagkv_status st = etagkv_write(c->s, &req, &res);
+    etagkv_status st;
 
+    if (c->a->lease != NULL &&
+        srv_lease_id_parse(c->a->lease, strlen(c->a->lease), &req.lease) != 0) {
+        fprintf(stderr, "etagkv: --lease '%s' is not a lease id\n",
+                c->a->lease);
+        return EXIT_USAGE;
+    }
+    st = etagkv_write(c->s, &req, &res);
     print_meta(&res.meta);
     if (res.replayed)
         printf("idempotent-replayed: true\n");

@@ -82,6 +82,12 @@ extern "C" {
 /** Default for etagkv_options.max_txn_bytes: 16 MiB of keys, values and
  * content types per transaction. */
 #define ETAGKV_TXN_MAX_BYTES_DEFAULT ((uint64_t)16 << 20)
+/** Default bounds of a lease's TTL (etagkv_lease_grant()): 100 ms and
+ * 24 h. */
+#define ETAGKV_LEASE_MIN_TTL_MS_DEFAULT 100u
+#define ETAGKV_LEASE_MAX_TTL_MS_DEFAULT 86400000u
+/** Default most live leases at once. */
+#define ETAGKV_MAX_LEASES_DEFAULT 1000000u
 
 /* ---------------------------------------------------------------------------
  * Statuses
@@ -123,7 +129,8 @@ extern "C" {
     X(COMPACTED, 23, 410,                                                      \
       "the change log no longer holds events that old: re-read and watch "     \
       "from min_after")                                                        \
-    X(CLOSING, 24, 503, "the store is closing")
+    X(CLOSING, 24, 503, "the store is closing")                                \
+    X(LEASE_LIMIT, 25, 503, "too many live leases: retry after some expire")
 
 typedef enum etagkv_status {
 #define ETAGKV_STATUS_ENUM_(name, num, http, msg) ETAGKV_##name = num,
@@ -508,6 +515,14 @@ typedef struct etagkv_options {
      * content types; default ETAGKV_TXN_MAX_BYTES_DEFAULT (16 MiB).  A
      * larger one is refused with ETAGKV_TXN_TOO_LARGE. */
     uint64_t max_txn_bytes;
+    /** Shortest and longest TTL etagkv_lease_grant() accepts, in ms;
+     * defaults ETAGKV_LEASE_MIN_TTL_MS_DEFAULT (100 ms) and
+     * ETAGKV_LEASE_MAX_TTL_MS_DEFAULT (24 h).  min must be <= max. */
+    uint64_t lease_min_ttl_ms;
+    uint64_t lease_max_ttl_ms;
+    /** Most live leases at once; default ETAGKV_MAX_LEASES_DEFAULT
+     * (1,000,000).  A grant beyond it is ETAGKV_LEASE_LIMIT. */
+    uint64_t max_leases;
 } etagkv_options;
 
 /** Fill o with the defaults described above.  NULL is accepted (no-op). */
@@ -586,6 +601,13 @@ typedef struct etagkv_stats {
     /** The smallest `after` that etagkv_changes() still serves: events of
      * revisions up to it have been trimmed (or predate the log). */
     uint64_t changes_min_after;
+    /** Leases in the store (dead ones too until the store expires them). */
+    uint64_t leases;
+    /** Leases granted, revoked by a caller, and expired by the store,
+     * through this handle since it was opened. */
+    uint64_t leases_granted;
+    uint64_t leases_revoked;
+    uint64_t leases_expired;
 } etagkv_stats;
 
 /** Read the store's figures into *out: records, revision, the map and
@@ -811,6 +833,15 @@ typedef struct etagkv_request {
     /** ETAGKV_WRITE_* bits, or 0; an unknown bit is
      * ETAGKV_INVALID_ARGUMENT. */
     unsigned flags;
+    /** PUT: the lease (etagkv_lease_grant()) to attach the key to, or 0
+     * for none.  A key is attached to at most one lease: a PUT with a
+     * lease moves the key to it, a PUT without one detaches the key, and
+     * a DELETE detaches it.  A lease that is unknown, revoked or past its
+     * deadline makes the write ETAGKV_CONFLICT with nothing written,
+     * before any condition is evaluated (RFC 9110 §13.2.1: the
+     * unconditional request would not succeed either).  Non-zero on a
+     * DELETE is ETAGKV_INVALID_ARGUMENT. */
+    uint64_t lease;
 } etagkv_request;
 
 /** The outcome of etagkv_write(). */
@@ -1286,6 +1317,18 @@ ETAGKV_API etagkv_status etagkv_txn_commit(etagkv_store *s, etagkv_txn *t);
 ETAGKV_API etagkv_status etagkv_txn_submit(etagkv_store *s, etagkv_txn *t,
                                            etagkv_done_fn done, void *ctx);
 
+/** As etagkv_txn_put(), attaching key to lease (0: none, the same as
+ * etagkv_txn_put(), which detaches the key from any lease).  When the
+ * transaction runs, a lease that is unknown, revoked or past its deadline
+ * makes this operation's status ETAGKV_CONFLICT and fails the
+ * transaction (nothing written), whatever its conditions. */
+ETAGKV_API etagkv_status etagkv_txn_put_lease(etagkv_txn *t, const void *key,
+                                              size_t key_len, const void *value,
+                                              size_t value_len,
+                                              const char *content_type,
+                                              const etagkv_cond *c,
+                                              uint64_t lease);
+
 /** The number of operations added to t (0 for NULL). */
 ETAGKV_API size_t etagkv_txn_count(const etagkv_txn *t);
 
@@ -1299,6 +1342,85 @@ ETAGKV_API void etagkv_txn_report(const etagkv_txn *t, etagkv_txn_outcome *out);
  * or t is NULL. */
 ETAGKV_API const etagkv_txn_op_result *etagkv_txn_op(const etagkv_txn *t,
                                                      size_t i);
+
+/* ---------------------------------------------------------------------------
+ * Leases (DESIGN §9)
+ *
+ * A lease has an id, a TTL and a deadline, and owns the keys written with
+ * it (etagkv_request.lease, etagkv_txn_put_lease()).  Keepalive moves the
+ * deadline to now + TTL.  Revoking a lease -- by a caller, or by the store
+ * at or after its deadline (the TTL is a minimum) -- deletes every key
+ * attached to it in one committed change: one new revision, a delete event
+ * per key in the change log (none, and no revision, when it has no keys).
+ * Until that commit the keys are all there; after it they are all gone: no
+ * read sees a lease half expired.  A lease is dead from its deadline on,
+ * even before the store's sweep has committed: keepalive and info answer
+ * ETAGKV_NOT_FOUND and writes naming it ETAGKV_CONFLICT.
+ *
+ * Expiry runs inside the store: a library thread wakes at the earliest
+ * deadline and submits the revoke as an ordinary entry of the commit queue,
+ * a bounded number of leases per entry, so writers queued behind it never
+ * wait for a whole sweep.  It stops with etagkv_store_close().  Deadlines
+ * use the store's clock (etagkv_options.clock).
+ *
+ * Deadlines are stored, and survive a restart; but every lease still live
+ * when the store is opened gets at least its full TTL again from the open
+ * (as etcd does on a leader change), so clients that waited for the store
+ * to come back get a chance to renew.
+ *
+ * All functions are thread-safe.  Grant, keepalive and revoke are writes:
+ * they return once durable in the store's sync mode, and a store opened
+ * read-only refuses them with ETAGKV_READ_ONLY.
+ * ------------------------------------------------------------------------- */
+
+/** A lease as etagkv_lease_info() and etagkv_lease_keepalive() see it. */
+typedef struct etagkv_lease {
+    uint64_t id;           /**< never 0 */
+    uint64_t ttl_ms;       /**< as granted */
+    uint64_t remaining_ms; /**< until the deadline, rounded down */
+    uint64_t keys;         /**< keys attached (etagkv_lease_info() only) */
+} etagkv_lease;
+
+/** Grant a lease of ttl_ms milliseconds: its deadline is now + ttl_ms.
+ * Returns ETAGKV_OK and *id_out (never 0; ids are not reused by a store),
+ * ETAGKV_INVALID_ARGUMENT (NULL s or id_out, ttl_ms outside
+ * [lease_min_ttl_ms, lease_max_ttl_ms]), ETAGKV_LEASE_LIMIT (max_leases
+ * live already), ETAGKV_READ_ONLY, ETAGKV_STORE_FULL, ETAGKV_IO_ERROR,
+ * ETAGKV_NO_MEMORY, ETAGKV_CORRUPT.  On failure *id_out is 0. */
+ETAGKV_API etagkv_status etagkv_lease_grant(etagkv_store *s, uint64_t ttl_ms,
+                                            uint64_t *id_out);
+
+/** Renew lease id: its deadline becomes now + its TTL.  out (may be NULL)
+ * gets id, ttl_ms and remaining_ms (= ttl_ms); keys is 0.  Returns
+ * ETAGKV_OK, ETAGKV_NOT_FOUND (unknown, revoked, or past its deadline: too
+ * late, the keys are going), ETAGKV_INVALID_ARGUMENT (NULL s), or the
+ * errors of etagkv_lease_grant(). */
+ETAGKV_API etagkv_status etagkv_lease_keepalive(etagkv_store *s, uint64_t id,
+                                                etagkv_lease *out);
+
+/** Revoke lease id now: delete every key attached to it in one commit (one
+ * revision, a delete event per key; no revision when it has none) and the
+ * lease with it.  *revision_out (may be NULL) gets the revision of that
+ * commit, or 0 when no key was deleted.  Returns ETAGKV_OK,
+ * ETAGKV_NOT_FOUND (unknown or revoked; or past its deadline, and then it
+ * is expired by this call if the sweep had not yet done so),
+ * ETAGKV_INVALID_ARGUMENT (NULL s), or the errors of etagkv_lease_grant(). */
+ETAGKV_API etagkv_status etagkv_lease_revoke(etagkv_store *s, uint64_t id,
+                                             uint64_t *revision_out);
+
+/** Called by etagkv_lease_info() for each attached key, in key order; key
+ * is valid only during the call.  Return non-zero to stop listing. */
+typedef int (*etagkv_lease_key_fn)(void *ctx, const void *key, size_t key_len);
+
+/** Read lease id at one snapshot: out gets id, ttl_ms, remaining_ms and the
+ * number of keys attached; fn (may be NULL) is called for each of those
+ * keys (all of them are counted even if fn stops the listing).  Returns
+ * ETAGKV_OK, ETAGKV_NOT_FOUND (unknown, revoked, or past its deadline),
+ * ETAGKV_INVALID_ARGUMENT (NULL s or out), ETAGKV_IO_ERROR,
+ * ETAGKV_CORRUPT. */
+ETAGKV_API etagkv_status etagkv_lease_info(etagkv_store *s, uint64_t id,
+                                           etagkv_lease *out,
+                                           etagkv_lease_key_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }

@@ -58,6 +58,25 @@ static etagkv_status op_put(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
     return ETAGKV_OK;
 }
 
+/* A put naming a lease that is unknown or dead is a conflict (409) before
+ * its conditions are looked at: the unconditional request would fail too
+ * (RFC 9110 §13.2.1).  op->status is ETAGKV_OK when the lease is live. */
+static etagkv_status lease_check(etagkv_store *s, ekv_txn *txn,
+                                 struct ekv_op *op)
+{
+    int live;
+    etagkv_status st = ekv_lease_live(s, txn, op->lease, &live);
+
+    op->status = ETAGKV_OK;
+    if (st == ETAGKV_OK && !live) {
+        op->status = ETAGKV_CONFLICT;
+        snprintf(op->detail, sizeof(op->detail),
+                 "lease %llu is unknown, revoked or expired",
+                 (unsigned long long)op->lease);
+    }
+    return st;
+}
+
 /* Execute op in txn at the store revision *rev (advanced when op writes):
  * read the record, evaluate the conditions against it (cond.c), and only
  * then write.  The outcome goes to op->status and op->meta; the return value
@@ -70,6 +89,8 @@ static etagkv_status op_execute(etagkv_store *s, ekv_txn *txn,
 
     if (op->txn != NULL)
         return ekv_txn_execute(s, txn, op, rev);
+    if (op->lease_verb != EKV_LEASE_NONE)
+        return ekv_lease_execute(s, txn, op, rev);
     st = ekv_record_get(txn, op->key, op->key_len, &old);
     if (st == ETAGKV_OK) {
         ekv_record_meta(&old, &op->meta);
@@ -79,6 +100,11 @@ static etagkv_status op_execute(etagkv_store *s, ekv_txn *txn,
         snprintf(op->detail, sizeof(op->detail), "%s",
                  etagkv_last_error_detail());
         return ETAGKV_OK;
+    }
+    if (op->lease != 0) {
+        st = lease_check(s, txn, op);
+        if (st != ETAGKV_OK || op->status != ETAGKV_OK)
+            return st;
     }
     op->status = etagkv_cond_evaluate(op->cond, op->method, &op->meta);
     if (op->status != ETAGKV_OK)
@@ -97,6 +123,11 @@ static etagkv_status op_execute(etagkv_store *s, ekv_txn *txn,
     if (st == ETAGKV_OK)
         st = ekv_changes_append(s, txn, op->key, op->key_len, &op->meta,
                                 op->meta_hash);
+    /* A put attaches the key to its lease, or detaches it; a delete
+     * detaches it (DESIGN §9). */
+    if (st == ETAGKV_OK)
+        st = ekv_lease_attach(txn, op->key, op->key_len,
+                              op->method == ETAGKV_METHOD_PUT ? op->lease : 0);
     if (st == ETAGKV_OK) {
         op->wrote = 1;
         *rev += 1;

@@ -129,8 +129,29 @@ etagkv_status ekv_change_count(ekv_txn *txn, uint64_t *n);
 etagkv_status ekv_change_floor_get(ekv_txn *txn, uint64_t *floor);
 etagkv_status ekv_change_floor_put(ekv_txn *txn, uint64_t floor);
 
+/* The lease table (lease.c owns the entries' layout and key order: the
+ * leases, their deadline index, and the links between leases and keys):
+ * the entry under a key (ETAGKV_NOT_FOUND when absent), room for one
+ * (encoded at *dst as for ekv_record_reserve()), and deleting one
+ * (ETAGKV_NOT_FOUND when absent).  A store opened read-only that was last
+ * written before leases existed has no such table: it reads as empty.
+ * Walks use a cursor over EKV_TABLE_LEASES.  An etcd backend would keep
+ * these entries as keys under a prefix of its own, written in the same
+ * etcd transaction as the records (docs/design.md). */
+etagkv_status ekv_lease_entry_get(ekv_txn *txn, const void *key, size_t key_len,
+                                  ekv_val *entry);
+etagkv_status ekv_lease_entry_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst);
+etagkv_status ekv_lease_entry_delete(ekv_txn *txn, const void *key,
+                                     size_t key_len);
+
 /* A walk over a table in key order, on the caller's stack. */
-enum ekv_table { EKV_TABLE_RECORDS, EKV_TABLE_IDEMPOTENCY, EKV_TABLE_CHANGES };
+enum ekv_table {
+    EKV_TABLE_RECORDS,
+    EKV_TABLE_IDEMPOTENCY,
+    EKV_TABLE_CHANGES,
+    EKV_TABLE_LEASES
+};
 typedef struct ekv_cursor {
     ekv_txn *txn;
     void *handle; /* the engine's cursor (LMDB: MDB_cursor *) */
@@ -138,7 +159,8 @@ typedef struct ekv_cursor {
 
 /* Open a cursor; on success close it with ekv_cursor_close() before the
  * transaction ends.  ETAGKV_NOT_FOUND when the table does not exist at all
- * (the change log of an older store opened read-only): read it as empty. */
+ * (the change log or the lease table of an older store opened read-only):
+ * read it as empty. */
 etagkv_status ekv_cursor_open(ekv_txn *txn, enum ekv_table table,
                               ekv_cursor *cur);
 void ekv_cursor_close(ekv_cursor *cur);

@@ -170,6 +170,13 @@ static etagkv_status open_dbs(struct ekv_env *env)
             rc = 0;
         }
     }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "leases", create, &env->leases);
+        if (rc == MDB_NOTFOUND && env->read_only) {
+            env->leases_absent = 1;
+            rc = 0;
+        }
+    }
     if (rc != 0) {
         st = ekv_mdb_status(rc, "mdb_dbi_open");
         goto out;
@@ -192,7 +199,7 @@ out:
 /* Size the environment before mdb_env_open(). */
 static int configure(struct ekv_env *env, const etagkv_options *opts)
 {
-    int rc = mdb_env_set_maxdbs(env->mdb, 4);
+    int rc = mdb_env_set_maxdbs(env->mdb, 8);
 
     if (rc == 0)
         rc = mdb_env_set_maxreaders(env->mdb, opts->max_readers);

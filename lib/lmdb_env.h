@@ -6,7 +6,8 @@
  * Layout of the environment: the named database "records" maps each key to
  * its encoded record (record.c); "idempotency" maps an idempotency key to
  * its entry (idem.c); "changes" is the change log, (revision, sequence) ->
- * event (changes.c); LMDB's main database holds, next to the entries for
+ * event (changes.c); "leases" holds the leases and their links to keys
+ * (lease.c); LMDB's main database holds, next to the entries for
  * those three, the format marker, the store-wide revision counter and the
  * change log's floor.
  * Keeping the counter there costs no extra page per commit: the main
@@ -49,12 +50,14 @@ struct ekv_env {
     MDB_dbi main;    /* LMDB's main database: format, revision */
     MDB_dbi idem;    /* idempotency key -> recorded outcome (idem.c) */
     MDB_dbi changes; /* revision, sequence -> event (changes.c) */
+    MDB_dbi leases;  /* leases, deadlines and key links (lease.c) */
     size_t page_bytes;
     int read_only; /* MDB_RDONLY: ekv_write_begin() refuses */
     /* A store last written before the change log existed, opened
      * read-only: there is no "changes" database to open, and its log is
      * empty up to the store's revision (its floor). */
     int changes_absent;
+    int leases_absent; /* likewise, a store from before leases */
     struct ekv_map map;
     struct ekv_readers readers;
     struct ekv_registration registration; /* registry.c */

@@ -26,6 +26,7 @@ static MDB_dbi dbi_of(const ekv_txn *txn, enum ekv_table table)
     case EKV_TABLE_RECORDS: return txn->env->records;
     case EKV_TABLE_IDEMPOTENCY: return txn->env->idem;
     case EKV_TABLE_CHANGES: return txn->env->changes;
+    case EKV_TABLE_LEASES: return txn->env->leases;
     }
     return txn->env->records; /* not reached: every table is listed */
 }
@@ -197,6 +198,41 @@ etagkv_status ekv_idem_entry_count(ekv_txn *txn, uint64_t *n)
     return entry_count(txn, txn->env->idem, n);
 }
 
+/* ---- the lease table ---------------------------------------------------- */
+
+etagkv_status ekv_lease_entry_get(ekv_txn *txn, const void *key, size_t key_len,
+                                  ekv_val *entry)
+{
+    MDB_val v;
+    etagkv_status st;
+
+    if (txn->env->leases_absent)
+        return ETAGKV_NOT_FOUND;
+    st = get(txn, txn->env->leases, key, key_len, &v, "mdb_get(lease)");
+    if (st == ETAGKV_OK) {
+        entry->data = v.mv_data;
+        entry->len = v.mv_size;
+    }
+    return st;
+}
+
+etagkv_status ekv_lease_entry_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst)
+{
+    return reserve(txn, txn->env->leases, key, key_len, bytes, dst);
+}
+
+etagkv_status ekv_lease_entry_delete(ekv_txn *txn, const void *key,
+                                     size_t key_len)
+{
+    MDB_val k = {key_len, (void *)key};
+    int rc = mdb_del(txn->handle, txn->env->leases, &k, NULL);
+
+    if (rc == MDB_NOTFOUND)
+        return ETAGKV_NOT_FOUND;
+    return rc == 0 ? ETAGKV_OK : write_failed(txn, rc, "mdb_del(lease)");
+}
+
 /* ---- cursors ------------------------------------------------------------- */
 
 etagkv_status ekv_cursor_open(ekv_txn *txn, enum ekv_table table,
@@ -205,8 +241,9 @@ etagkv_status ekv_cursor_open(ekv_txn *txn, enum ekv_table table,
     MDB_cursor *c;
     int rc;
 
-    if (table == EKV_TABLE_CHANGES && txn->env->changes_absent)
-        return ETAGKV_NOT_FOUND; /* an empty log: see lmdb_env.h */
+    if ((table == EKV_TABLE_CHANGES && txn->env->changes_absent) ||
+        (table == EKV_TABLE_LEASES && txn->env->leases_absent))
+        return ETAGKV_NOT_FOUND; /* an empty table: see lmdb_env.h */
     rc = mdb_cursor_open(txn->handle, dbi_of(txn, table), &c);
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_cursor_open");

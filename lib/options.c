@@ -33,6 +33,9 @@ void etagkv_options_init(etagkv_options *o)
     o->changes_retention_s = ETAGKV_CHANGES_RETENTION_S_DEFAULT;
     o->max_txn_ops = ETAGKV_TXN_MAX_OPS_DEFAULT;
     o->max_txn_bytes = ETAGKV_TXN_MAX_BYTES_DEFAULT;
+    o->lease_min_ttl_ms = ETAGKV_LEASE_MIN_TTL_MS_DEFAULT;
+    o->lease_max_ttl_ms = ETAGKV_LEASE_MAX_TTL_MS_DEFAULT;
+    o->max_leases = ETAGKV_MAX_LEASES_DEFAULT;
 }
 
 /* Round n up to a multiple of the page size p (a power of two). */
@@ -84,6 +87,9 @@ static void fill_defaults(etagkv_options *o)
         o->max_txn_ops = ETAGKV_TXN_MAX_OPS_DEFAULT;
     if (o->max_txn_bytes == 0)
         o->max_txn_bytes = ETAGKV_TXN_MAX_BYTES_DEFAULT;
+    o->lease_min_ttl_ms = ETAGKV_LEASE_MIN_TTL_MS_DEFAULT;
+    o->lease_max_ttl_ms = ETAGKV_LEASE_MAX_TTL_MS_DEFAULT;
+    o->max_leases = ETAGKV_MAX_LEASES_DEFAULT;
 }
 
 etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes)
@@ -106,6 +112,12 @@ etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes)
                         "file_mode %04o: must include 0600 and stay within "
                         "0777",
                         o->file_mode);
+    /* A deadline in ns must not overflow: 2^63 ns is 292 years. */
+    if (o->lease_min_ttl_ms > o->lease_max_ttl_ms ||
+        o->lease_max_ttl_ms > (uint64_t)1 << 40)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                        "lease_min_ttl_ms above lease_max_ttl_ms, or "
+                        "lease_max_ttl_ms above 2^40");
     if (o->map_size_bytes > SIZE_MAX / 4 || o->map_max_bytes > SIZE_MAX / 4)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT, "map size too large");
     /* Below this an empty store does not even fit its own metadata. */

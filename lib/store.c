@@ -45,6 +45,9 @@ etagkv_status etagkv_store_open(const char *dir, const etagkv_options *opts,
     st = ekv_env_open(dir, &s->opts, page_bytes, &s->env);
     if (st != ETAGKV_OK)
         goto fail;
+    st = ekv_leases_start(s);
+    if (st != ETAGKV_OK)
+        goto fail;
     *out = s;
     return ETAGKV_OK;
 fail:
@@ -56,10 +59,12 @@ void etagkv_store_close(etagkv_store *s)
 {
     if (s == NULL)
         return;
-    /* Submitted writes still queued are committed first: their commits
-     * notify (ekv_notify_commit()), so the notifier must outlive the
-     * queue.  Then watchers in etagkv_wait() return ETAGKV_CLOSING and
-     * leave, and the backend goes. */
+    /* The lease sweeper goes first: it commits through the queue.  Then
+     * submitted writes still queued are committed: their commits notify
+     * (ekv_notify_commit()), so the notifier must outlive the queue.  Then
+     * watchers in etagkv_wait() return ETAGKV_CLOSING and leave, and the
+     * backend goes. */
+    ekv_leases_stop(s);
     ekv_queue_shutdown(s);
     ekv_notify_close(&s->notify);
     ekv_env_close(s->env);
@@ -83,6 +88,8 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
         st = ekv_revision_get(&txn, &out->revision);
     if (st == ETAGKV_OK)
         st = ekv_change_floor_get(&txn, &out->changes_min_after);
+    if (st == ETAGKV_OK)
+        st = ekv_leases_stats(s, &txn, out);
     ekv_read_end(&txn);
     if (st != ETAGKV_OK) {
         memset(out, 0, sizeof(*out));

@@ -71,6 +71,23 @@ struct ekv_notify {
     size_t n_fds, cap_fds;
 };
 
+/* ---- lease.c: the sweeper and the lease counters ------------------------- */
+
+/* The thread that expires leases, and figures for etagkv_store_stats().
+ * Guarded by lock, except open_ns (set before the thread starts). */
+struct ekv_leases {
+    pthread_mutex_t lock;
+    pthread_cond_t cv; /* a grant or keepalive (a new deadline), or stop */
+    pthread_t sweeper;
+    int ready;   /* lock and cv set up */
+    int started; /* the sweeper runs */
+    int stop, poked;
+    /* The store's clock at open: a lease's deadline is never earlier than
+     * open_ns + its TTL (the restart rule, DESIGN §9). */
+    uint64_t open_ns;
+    uint64_t granted, revoked, expired;
+};
+
 struct etagkv_store {
     etagkv_options opts; /* checked (options.c) */
     struct ekv_env *env; /* the storage backend */
@@ -78,6 +95,7 @@ struct etagkv_store {
     struct ekv_idem idem;
     struct ekv_changes changes;
     struct ekv_notify notify;
+    struct ekv_leases leases;
 };
 
 /* Wall clock, through the store's clock option. */
@@ -90,6 +108,15 @@ static inline uint64_t ekv_now_ns(const etagkv_store *s)
     (void)clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+/* What a lease operation of the commit queue does (lease.c). */
+enum ekv_lease_verb {
+    EKV_LEASE_NONE, /* not a lease operation */
+    EKV_LEASE_GRANT,
+    EKV_LEASE_KEEPALIVE,
+    EKV_LEASE_REVOKE,
+    EKV_LEASE_SWEEP /* expire a few leases past their deadline */
+};
 
 /* A put or delete, with everything computed that can be computed outside a
  * transaction (write.c); apply.c fills in the outcome.  Or a whole
@@ -120,6 +147,13 @@ struct ekv_op {
     int recorded;           /* its outcome was recorded under idem_key */
     char detail[128];       /* diagnostic of a failure */
     struct etagkv_txn *txn; /* a multi-key transaction, or NULL */
+    /* A put: the lease its key is attached to (0: none).  A lease
+     * operation (verb not NONE): the lease, and what it did. */
+    uint64_t lease;
+    enum ekv_lease_verb lease_verb;
+    uint64_t lease_ttl_ms;       /* grant: asked; keepalive: the lease's */
+    uint64_t lease_expired;      /* revoke, sweep: leases expired */
+    uint64_t lease_remaining_ms; /* keepalive */
 };
 
 /* ---- idem.c, all inside a write transaction ------------------------------ */
@@ -199,6 +233,36 @@ etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
 size_t ekv_txn_entry_size(const struct ekv_op *op);
 void ekv_txn_entry_encode(const struct ekv_op *op, uint8_t *p);
 int ekv_txn_entry_decode(struct ekv_op *op, const uint8_t *p, size_t len);
+
+/* ---- lease.c, inside a write transaction --------------------------------- */
+
+/* Execute the lease operation op (op->lease_verb) at the store revision
+ * *rev (advanced by one for each lease whose keys it deletes).  Outcome
+ * and return value as for ekv_txn_execute(). */
+etagkv_status ekv_lease_execute(etagkv_store *s, ekv_txn *txn,
+                                struct ekv_op *op, uint64_t *rev);
+
+/* *live: 1 if lease id exists and its deadline has not passed. */
+etagkv_status ekv_lease_live(etagkv_store *s, ekv_txn *txn, uint64_t id,
+                             int *live);
+
+/* Attach key to lease id (0: detach it from any), after a write of key
+ * (a delete detaches). */
+etagkv_status ekv_lease_attach(ekv_txn *txn, const void *key, size_t key_len,
+                               uint64_t id);
+
+/* ---- lease.c: the sweeper ------------------------------------------------ */
+
+/* Set up the lease state and start the sweeper (not in a read-only
+ * store), all or nothing; stop it and take the state down (safe on a
+ * zeroed one).  Stop before the commit queue shuts down: the sweeper
+ * commits through it. */
+etagkv_status ekv_leases_start(etagkv_store *s);
+void ekv_leases_stop(etagkv_store *s);
+
+/* The counters of etagkv_stats, and the number of leases stored. */
+etagkv_status ekv_leases_stats(etagkv_store *s, ekv_txn *txn,
+                               etagkv_stats *out);
 
 /* ---- apply.c ------------------------------------------------------------- */
 

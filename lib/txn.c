@@ -36,6 +36,7 @@ struct txn_op {
     char *ctype; /* put: never NULL (the default when none was given) */
     size_t ctype_len;
     etagkv_cond *cond; /* a copy, or NULL */
+    uint64_t lease;    /* put: the lease to attach the key to, or 0 */
     uint8_t value_hash[EKV_HASH_BYTES];
     /* Execution state, reset for every attempt of the batch. */
     int writes;                   /* evaluated true and writes */
@@ -213,6 +214,19 @@ etagkv_status etagkv_txn_put(etagkv_txn *t, const void *key, size_t key_len,
     return add(t, K_PUT, key, key_len, value, value_len, content_type, c);
 }
 
+etagkv_status etagkv_txn_put_lease(etagkv_txn *t, const void *key,
+                                   size_t key_len, const void *value,
+                                   size_t value_len, const char *content_type,
+                                   const etagkv_cond *c, uint64_t lease)
+{
+    etagkv_status st =
+        add(t, K_PUT, key, key_len, value, value_len, content_type, c);
+
+    if (st == ETAGKV_OK)
+        t->ops[t->n - 1].lease = lease;
+    return st;
+}
+
 etagkv_status etagkv_txn_delete(etagkv_txn *t, const void *key, size_t key_len,
                                 const etagkv_cond *c)
 {
@@ -274,9 +288,9 @@ static etagkv_status fingerprint(const etagkv_txn *t,
     ekv_hash128(tag, sizeof(tag) - 1, out);
     for (size_t i = 0; i < t->n; i++) {
         const struct txn_op *o = &t->ops[i];
-        uint8_t lens[25], *cond, prev[EKV_HASH_BYTES];
+        uint8_t lens[25], lease[8], *cond, prev[EKV_HASH_BYTES];
         size_t cond_len;
-        ekv_part parts[6];
+        ekv_part parts[7];
         etagkv_status st = ekv_cond_serialize(o->cond, &cond, &cond_len);
 
         if (st != ETAGKV_OK)
@@ -293,7 +307,11 @@ static etagkv_status fingerprint(const etagkv_txn *t,
             (ekv_part){o->value_hash, o->kind == K_PUT ? EKV_HASH_BYTES : 0};
         parts[4] = (ekv_part){o->ctype, o->ctype_len};
         parts[5] = (ekv_part){cond, cond_len};
-        ekv_hash128_parts(parts, 6, out);
+        /* Only when there is one: fingerprints recorded before leases
+         * existed stay valid. */
+        ekv_put_le64(lease, o->lease);
+        parts[6] = (ekv_part){lease, o->lease != 0 ? 8 : 0};
+        ekv_hash128_parts(parts, 7, out);
         free(cond);
     }
     return ETAGKV_OK;
@@ -502,6 +520,23 @@ static etagkv_status evaluate(struct txn_op *o, const ekv_record *cur,
     return ETAGKV_OK;
 }
 
+/* A put naming a lease that is unknown or dead: ETAGKV_CONFLICT, before
+ * its conditions (RFC 9110 §13.2.1), and the transaction fails. */
+static etagkv_status lease_dead(etagkv_store *s, ekv_txn *txn, struct txn_op *o,
+                                const ekv_record *cur, int *failed)
+{
+    int live;
+    etagkv_status st = ekv_lease_live(s, txn, o->lease, &live);
+
+    *failed = st == ETAGKV_OK && !live;
+    if (*failed) {
+        set_meta(o, cur);
+        o->res.evaluated = 1;
+        o->res.status = ETAGKV_CONFLICT;
+    }
+    return st;
+}
+
 /* A conflict: nothing is written.  Every operation's meta becomes its key
  * as it is in the store now, and those after the failing one are not
  * evaluated (DESIGN §7: "status": null). */
@@ -557,6 +592,9 @@ static etagkv_status write_all(etagkv_store *s, ekv_txn *txn, etagkv_txn *t,
         if (st == ETAGKV_OK)
             st = ekv_changes_append(s, txn, o->key, o->key_len, &o->res.meta,
                                     o->hash);
+        if (st == ETAGKV_OK) /* DESIGN §9: attach, or detach */
+            st = ekv_lease_attach(txn, o->key, o->key_len,
+                                  o->kind == K_PUT ? o->lease : 0);
         if (st != ETAGKV_OK)
             return st;
         *wrote = 1;
@@ -590,7 +628,9 @@ etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
         int fails = 0;
 
         st = state_before(txn, t, i, &buf, &cur);
-        if (st == ETAGKV_OK)
+        if (st == ETAGKV_OK && t->ops[i].lease != 0)
+            st = lease_dead(s, txn, &t->ops[i], cur, &fails);
+        if (st == ETAGKV_OK && !fails)
             st = evaluate(&t->ops[i], cur, cur == &buf, now, *rev + 1, &fails);
         if (st != ETAGKV_OK)
             return fail_txn(op, st);

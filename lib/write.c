@@ -31,10 +31,10 @@ static etagkv_status commit_and_report(etagkv_store *s, struct ekv_op *op,
 static etagkv_status fingerprint(struct ekv_op *op)
 {
     uint8_t method = (uint8_t)op->method, keep = (uint8_t)op->keep_content_type;
-    uint8_t lens[16], *cond;
+    uint8_t lens[16], lease[8], *cond;
     size_t cond_len;
     etagkv_status st = ekv_cond_serialize(op->cond, &cond, &cond_len);
-    ekv_part parts[8];
+    ekv_part parts[9];
 
     if (st != ETAGKV_OK)
         return st;
@@ -49,7 +49,11 @@ static etagkv_status fingerprint(struct ekv_op *op)
     parts[5] = (ekv_part){op->content_type, op->content_type_len};
     parts[6] = (ekv_part){&keep, 1};
     parts[7] = (ekv_part){cond, cond_len};
-    ekv_hash128_parts(parts, 8, op->fingerprint);
+    /* The lease only when there is one, so that the fingerprints of
+     * writes without a lease are those recorded before leases existed. */
+    ekv_put_le64(lease, op->lease);
+    parts[8] = (ekv_part){lease, op->lease != 0 ? 8 : 0};
+    ekv_hash128_parts(parts, 9, op->fingerprint);
     free(cond);
     return ETAGKV_OK;
 }
@@ -77,6 +81,8 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
                         ETAGKV_IDEMPOTENCY_KEY_MAX);
     if (req->method != ETAGKV_METHOD_PUT && req->method != ETAGKV_METHOD_DELETE)
         return ETAGKV_INVALID_ARGUMENT;
+    if (req->lease != 0 && req->method != ETAGKV_METHOD_PUT)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT, "a lease on a DELETE");
     st = ekv_check_key(req->key, req->key_len);
     if (st != ETAGKV_OK)
         return st;
@@ -86,6 +92,7 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
     op->cond = req->cond;
     op->idem_key = req->idempotency_key;
     op->idem_len = req->idempotency_key_len;
+    op->lease = req->lease;
     if (req->method == ETAGKV_METHOD_PUT) {
         if (req->value == NULL && req->value_len > 0)
             return ETAGKV_INVALID_ARGUMENT;

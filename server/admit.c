@@ -31,6 +31,10 @@
 static const char allow_kv[] = "GET, HEAD, PUT, DELETE";
 static const char allow_read[] = "GET, HEAD";
 static const char allow_txn[] = "POST";
+static const char allow_lease[] = "GET, DELETE";
+
+/* The most a POST /leases body needs: {"ttl_ms": N}. */
+#define LEASE_BODY_MAX 4096
 
 /* Body bytes read and dropped after a refusal before the connection is cut:
  * MHD cannot answer in the middle of a body, so a refused chunked body is
@@ -707,6 +711,8 @@ static int scope_idempotency_key(struct srv_req *r)
  * POST /txn. */
 static uint64_t body_limit(const struct srv *s, const struct srv_req *r)
 {
+    if (r->route == SRV_ROUTE_LEASES)
+        return LEASE_BODY_MAX;
     return r->route == SRV_ROUTE_TXN ? s->max_txn_body_bytes
                                      : s->max_value_bytes;
 }
@@ -805,7 +811,8 @@ enum MHD_Result srv_admit_body(const struct srv *s, struct srv_req *r,
 
     *size = 0;
     if (r->pending_status == 0 &&
-        (r->method == SRV_PUT || r->route == SRV_ROUTE_TXN)) {
+        (r->method == SRV_PUT || r->route == SRV_ROUTE_TXN ||
+         r->route == SRV_ROUTE_LEASES)) {
         /* Only a chunked body can get past the limit here: a
          * Content-Length over it was refused at the headers. */
         if (n > body_limit(s, r) - r->body_len) {
@@ -835,6 +842,29 @@ enum MHD_Result srv_admit_body(const struct srv *s, struct srv_req *r,
 
 /* ---- admission ----------------------------------------------------------- */
 
+/* ETagKV-Lease on a PUT (DESIGN §9): one lease id.  0, or -1 after
+ * deciding a 400 (malformed, or on another method). */
+static int collect_lease(struct MHD_Connection *c, struct srv_req *r)
+{
+    const char *v =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "ETagKV-Lease");
+
+    if (v == NULL)
+        return 0;
+    if (r->method != SRV_PUT) {
+        srv_refuse_status(r, ETAGKV_INVALID_HEADER,
+                          "ETagKV-Lease applies to PUT only");
+        return -1;
+    }
+    if (srv_lease_id_parse(v, strlen(v), &r->lease) != 0) {
+        srv_refuse_status(r, ETAGKV_INVALID_HEADER,
+                          "ETagKV-Lease must be one lease id (digits), as "
+                          "POST /leases gave it");
+        return -1;
+    }
+    return 0;
+}
+
 /* The checks of a /kv/{key} request, in the order their statuses win. */
 static void admit_kv(const struct srv *s, struct MHD_Connection *c,
                      struct srv_req *r, const char *key_enc)
@@ -849,7 +879,7 @@ static void admit_kv(const struct srv *s, struct MHD_Connection *c,
     if (decode_key(r, key_enc) != 0 ||
         collect_conditions(c, r, &trivial) != 0 ||
         (writes && collect_idempotency_key(c, r) != 0) ||
-        scope_idempotency_key(r) != 0)
+        scope_idempotency_key(r) != 0 || collect_lease(c, r) != 0)
         return;
     /* Require-conditions mode (DESIGN §5); whether the set is conditional
      * is the library's call, but a set that can only hold (trivial) does
@@ -924,6 +954,40 @@ static void admit_txn(const struct srv *s, struct MHD_Connection *c,
     check_length(s, c, r);
 }
 
+/* The checks of /leases and /leases/{id}[/keepalive] (DESIGN §9).  An id
+ * that is not one is an unknown lease: 404. */
+static void admit_lease(const struct srv *s, struct MHD_Connection *c,
+                        struct srv_req *r, const char *rest)
+{
+    static const char keepalive[] = "/keepalive";
+    const char *slash;
+    size_t n;
+
+    if (r->route == SRV_ROUTE_LEASES) {
+        if (r->method != SRV_POST)
+            srv_refuse_method(r, allow_txn);
+        else if (!is_json(c))
+            srv_refuse_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                               "unsupported-media-type",
+                               "POST /leases takes Content-Type: "
+                               "application/json");
+        else
+            check_length(s, c, r);
+        return;
+    }
+    slash = strchr(rest, '/');
+    n = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
+    r->lease_keepalive = slash != NULL && strcmp(slash, keepalive) == 0;
+    if (srv_lease_id_parse(rest, n, &r->lease) != 0 ||
+        (slash != NULL && !r->lease_keepalive)) {
+        srv_refuse_status(r, ETAGKV_NOT_FOUND, "no such lease");
+        return;
+    }
+    if (r->lease_keepalive ? r->method != SRV_POST
+                           : r->method != SRV_GET && r->method != SRV_DELETE)
+        srv_refuse_method(r, r->lease_keepalive ? allow_txn : allow_lease);
+}
+
 void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
                const char *url, const char *method, const char *version)
 {
@@ -950,6 +1014,8 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
     switch (r->route) {
     case SRV_ROUTE_KV: admit_kv(s, c, r, key_enc); return;
     case SRV_ROUTE_TXN: admit_txn(s, c, r); return;
+    case SRV_ROUTE_LEASES:
+    case SRV_ROUTE_LEASE: admit_lease(s, c, r, key_enc); return;
     case SRV_ROUTE_LIST:
         if (r->method == SRV_PUT || r->method == SRV_DELETE)
             srv_refuse_status(r, ETAGKV_INVALID_KEY,
@@ -967,5 +1033,5 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
     }
     srv_refuse_problem(r, MHD_HTTP_NOT_FOUND, "no-such-resource",
                        "no such path: use /kv/{key}, /kv/, /txn, /changes, "
-                       "/healthz or /metrics");
+                       "/leases, /healthz or /metrics");
 }

@@ -88,6 +88,8 @@ static enum MHD_Result dispatch(struct srv *s, struct MHD_Connection *c,
     case SRV_ROUTE_CHANGES: return srv_changes(s, c, r);
     case SRV_ROUTE_HEALTHZ: return srv_healthz(s, c, r);
     case SRV_ROUTE_TXN: return srv_txn(s, c, r);
+    case SRV_ROUTE_LEASES:
+    case SRV_ROUTE_LEASE: return srv_lease(s, c, r);
     case SRV_ROUTE_NONE: break;
     }
     return MHD_NO; /* not reached: refused at the headers */

@@ -264,6 +264,7 @@ static enum MHD_Result kv_submit(struct srv *s, struct MHD_Connection *c,
         .cond = r->cond,
         .idempotency_key = r->idem_len > 0 ? r->idem : NULL,
         .idempotency_key_len = r->idem_len,
+        .lease = r->lease,
     };
     enum MHD_Result ret = srv_write_suspend(s, c, r);
     etagkv_status st;

@@ -330,6 +330,17 @@ static void render_store(FILE *f, const struct srv *s)
                  s->idem_max_keys);
     render_gauge(f, "etagkv_store_change_events", "Events in the change log.",
                  stats.change_events);
+    render_gauge(f, "etagkv_leases_live",
+                 "Leases in the store (an expired one until its sweep).",
+                 stats.leases);
+    fprintf(f,
+            "# HELP etagkv_leases_total Leases granted, revoked by clients "
+            "and expired by the store since the server started.\n"
+            "# TYPE etagkv_leases_total counter\n"
+            "etagkv_leases_total{event=\"granted\"} %" PRIu64 "\n"
+            "etagkv_leases_total{event=\"revoked\"} %" PRIu64 "\n"
+            "etagkv_leases_total{event=\"expired\"} %" PRIu64 "\n",
+            stats.leases_granted, stats.leases_revoked, stats.leases_expired);
     /* Group commit: the ratio of the two is the mean batch size. */
     fprintf(f,
             "# HELP etagkv_store_write_txns_total Write transactions "

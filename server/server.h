@@ -104,7 +104,9 @@ enum srv_route {
     SRV_ROUTE_HEALTHZ, /* /healthz */
     SRV_ROUTE_METRICS, /* /metrics */
     SRV_ROUTE_CHANGES, /* /changes */
-    SRV_ROUTE_TXN      /* /txn */
+    SRV_ROUTE_TXN,     /* /txn */
+    SRV_ROUTE_LEASES,  /* /leases */
+    SRV_ROUTE_LEASE    /* /leases/{id}, /leases/{id}/keepalive */
 };
 
 /* A parsed POST /txn body (txn_json.h). */
@@ -143,7 +145,11 @@ struct srv_req {
     char write_detail[256]; /* etagkv_last_error_detail() of the write */
     int must_close; /* framing unknown: answer and close the connection */
     struct srv_txn_req *txn; /* POST /txn: the parsed transaction */
-    char *body;              /* PUT or POST body so far (malloc'd) */
+    /* PUT /kv/{key}: ETagKV-Lease (0: none); /leases/{id}: the id, and
+     * whether the path ends in /keepalive. */
+    uint64_t lease;
+    int lease_keepalive;
+    char *body; /* PUT or POST body so far (malloc'd) */
     size_t body_len, body_cap;
     uint64_t reserved;        /* bytes charged to the memory budget for it */
     uint64_t discarded_bytes; /* body bytes dropped after a refusal */
@@ -342,6 +348,13 @@ enum MHD_Result srv_write_suspend(struct srv *s, struct MHD_Connection *c,
 /* ---- txn.c --------------------------------------------------------------- */
 
 /* POST /txn: parse, submit (the connection suspended), reply 200 or 409. */
+/* ---- lease.c ------------------------------------------------------------- */
+
+/* POST /leases, GET and DELETE /leases/{id}, POST /leases/{id}/keepalive
+ * (DESIGN §9), admitted (admit.c): one library call each, answered. */
+enum MHD_Result srv_lease(struct srv *s, struct MHD_Connection *c,
+                          struct srv_req *r);
+
 enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
                         struct srv_req *r);
 

@@ -24,6 +24,7 @@
  */
 #include "txn_json.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,11 @@ static json_t *b64_string(const unsigned char *p, size_t len)
     return j;
 }
 
+json_t *srv_json_base64(const void *p, size_t len)
+{
+    return b64_string(p, len);
+}
+
 /* ---- parsing ------------------------------------------------------------- */
 
 /* One operation's members, as found. */
@@ -129,6 +135,7 @@ struct members {
     json_t *op, *key, *key_b64, *value, *value_b64, *ctype;
     json_t *cond[4]; /* etagkv_header order: the four header strings */
     json_t *if_revision;
+    json_t *lease;
 };
 
 static const char *const cond_names[4] = {
@@ -151,6 +158,7 @@ static int sort_members(json_t *o, size_t i, struct members *m, char *detail,
                         : strcmp(name, "value_base64") == 0 ? &m->value_b64
                         : strcmp(name, "content_type") == 0 ? &m->ctype
                         : strcmp(name, "if_revision") == 0  ? &m->if_revision
+                        : strcmp(name, "lease") == 0        ? &m->lease
                                                             : NULL;
 
         for (int h = 0; h < 4 && slot == NULL; h++)
@@ -298,6 +306,58 @@ static int kind_of(const struct members *m, size_t i, char *detail, size_t cap)
     return -1;
 }
 
+int srv_lease_id_parse(const char *s, size_t len, uint64_t *id)
+{
+    uint64_t v = 0;
+
+    if (len == 0 || len > 20)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (v == 0)
+        return -1;
+    *id = v;
+    return 0;
+}
+
+json_t *srv_lease_json(const etagkv_lease *l, int with_remaining)
+{
+    char id[24];
+
+    snprintf(id, sizeof id, "%" PRIu64, l->id);
+    return with_remaining ? json_pack("{s:s, s:I, s:I}", "id", id, "ttl_ms",
+                                      (json_int_t)l->ttl_ms, "remaining_ms",
+                                      (json_int_t)l->remaining_ms)
+                          : json_pack("{s:s, s:I}", "id", id, "ttl_ms",
+                                      (json_int_t)l->ttl_ms);
+}
+
+/* A put's "lease": the id as a string of digits (as POST /leases gives
+ * it) or as an integer; null or absent is none.  0, or -1 with detail. */
+static int lease_of(const struct members *m, size_t i, uint64_t *id,
+                    char *detail, size_t cap)
+{
+    json_t *l = m->lease;
+
+    *id = 0;
+    if (l == NULL || json_is_null(l))
+        return 0;
+    if (json_is_string(l) && srv_lease_id_parse(json_string_value(l),
+                                                json_string_length(l), id) == 0)
+        return 0;
+    if (json_is_integer(l) && json_integer_value(l) > 0) {
+        *id = (uint64_t)json_integer_value(l);
+        return 0;
+    }
+    snprintf(detail, cap, "ops[%zu]: lease must be a lease id or null", i);
+    return -1;
+}
+
 /* Add the operation described by o (ops[i]) to q.  0, or -1 with detail. */
 static int add_op(struct srv_txn_req *q, json_t *o, size_t i, char *detail,
                   size_t cap)
@@ -308,6 +368,7 @@ static int add_op(struct srv_txn_req *q, json_t *o, size_t i, char *detail,
     size_t value_len = 0;
     etagkv_cond *c = NULL;
     etagkv_status st = ETAGKV_INVALID_ARGUMENT;
+    uint64_t lease;
     int kind;
 
     if (!json_is_object(o)) {
@@ -318,14 +379,16 @@ static int add_op(struct srv_txn_req *q, json_t *o, size_t i, char *detail,
         (kind = kind_of(&m, i, detail, cap)) < 0)
         return -1;
     ok->kind = (enum kind)kind;
-    if (kind != K_PUT &&
-        (m.value != NULL || m.value_b64 != NULL || m.ctype != NULL)) {
+    if (kind != K_PUT && (m.value != NULL || m.value_b64 != NULL ||
+                          m.ctype != NULL || m.lease != NULL)) {
         snprintf(detail, cap,
-                 "ops[%zu]: only a put takes a value or a "
-                 "content_type",
+                 "ops[%zu]: only a put takes a value, a content_type or a "
+                 "lease",
                  i);
         return -1;
     }
+    if (lease_of(&m, i, &lease, detail, cap) != 0)
+        return -1;
     if (m.ctype != NULL && !json_is_string(m.ctype)) {
         snprintf(detail, cap, "ops[%zu]: content_type must be a string", i);
         return -1;
@@ -340,9 +403,9 @@ static int add_op(struct srv_txn_req *q, json_t *o, size_t i, char *detail,
     case K_GET: st = etagkv_txn_get(q->t, ok->key, ok->key_len, c); break;
     case K_CHECK: st = etagkv_txn_check(q->t, ok->key, ok->key_len, c); break;
     case K_PUT:
-        st = etagkv_txn_put(q->t, ok->key, ok->key_len, value, value_len,
-                            m.ctype != NULL ? json_string_value(m.ctype) : NULL,
-                            c);
+        st = etagkv_txn_put_lease(
+            q->t, ok->key, ok->key_len, value, value_len,
+            m.ctype != NULL ? json_string_value(m.ctype) : NULL, c, lease);
         break;
     case K_DELETE: st = etagkv_txn_delete(q->t, ok->key, ok->key_len, c); break;
     }

@@ -11,6 +11,7 @@
 #define ETAGKV_TXN_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -55,6 +56,19 @@ json_t *srv_txn_op_sent(const struct srv_txn_req *q, size_t i);
 const unsigned char *srv_txn_op_key(const struct srv_txn_req *q, size_t i,
                                     size_t *len);
 etagkv_method srv_txn_op_method(const struct srv_txn_req *q, size_t i);
+
+/* A lease id as the HTTP API writes it (DESIGN §9): 1 to 20 decimal
+ * digits, not 0, fitting 64 bits.  0 with *id, or -1. */
+int srv_lease_id_parse(const char *s, size_t len, uint64_t *id);
+
+/* A lease as the HTTP API shows it (DESIGN §9): {"id": "N" (a string),
+ * "ttl_ms"}, and "remaining_ms" when with_remaining.  NULL when out of
+ * memory. */
+json_t *srv_lease_json(const etagkv_lease *l, int with_remaining);
+
+/* A JSON string of the padded base64 (RFC 4648 §4) of len bytes; NULL
+ * when out of memory. */
+json_t *srv_json_base64(const void *p, size_t len);
 
 /* Free q (NULL is fine). */
 void srv_txn_req_free(struct srv_txn_req *q);

@@ -27,6 +27,12 @@ enum srv_route srv_route_of(const char *path, const char **key_enc)
         return SRV_ROUTE_CHANGES;
     if (strcmp(path, "/txn") == 0)
         return SRV_ROUTE_TXN;
+    if (strcmp(path, "/leases") == 0)
+        return SRV_ROUTE_LEASES;
+    if (strncmp(path, "/leases/", 8) == 0) {
+        *key_enc = path + 8;
+        return SRV_ROUTE_LEASE;
+    }
     return SRV_ROUTE_NONE;
 }
 

@@ -356,6 +356,25 @@ run 0 200 -d "$W" watch -a 0 -n 1 other
 grep -q '"key":"other"' "$T/out" || fail "watch KEY -a 0: $(cat "$T/out")"
 run 2 - -d "$W" watch -a x
 
+# ---- lease: grant, attach with put --lease, show, keepalive, revoke ----------
+L=$T/l
+run 0 201 -d "$L" --nosync lease grant 60000
+grep -q '^{"id":"1","ttl_ms":60000}$' "$T/out" || fail "lease grant: $(cat "$T/out")"
+echo v | "$E" -d "$L" --nosync put --lease 1 held >/dev/null 2>&1 || fail "put --lease"
+run 0 200 -d "$L" lease show 1
+grep -q '"keys":\["held"\]' "$T/out" || fail "lease show: $(cat "$T/out")"
+run 0 200 -d "$L" --nosync lease keepalive 1
+grep -q '"remaining_ms":60000' "$T/out" || fail "lease keepalive: $(cat "$T/out")"
+run 1 409 -d "$L" --nosync put --lease 99 other /dev/null
+run 2 - -d "$L" put --lease x other /dev/null
+run 2 - -d "$L" get held --lease 1
+run 0 204 -d "$L" --nosync lease revoke 1
+grep -q '^revision: 2$' "$T/out" || fail "lease revoke: $(cat "$T/out")"
+run 1 404 -d "$L" get held
+run 1 404 -d "$L" lease show 1
+run 3 400 -d "$L" --nosync lease grant 5
+run 2 - -d "$L" lease frob 1
+
 if [ "$fails" -ne 0 ]; then
     echo "test_cli.sh: $fails failure(s)" >&2
     exit 1

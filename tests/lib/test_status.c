@@ -36,6 +36,7 @@ static const struct {
     {ETAGKV_READ_ONLY, 22, 405},
     {ETAGKV_COMPACTED, 23, 410},
     {ETAGKV_CLOSING, 24, 503},
+    {ETAGKV_LEASE_LIMIT, 25, 503},
 };
 
 START_TEST(every_status_has_its_fixed_number_http_code_and_message)

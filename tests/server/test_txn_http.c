@@ -417,8 +417,14 @@ static const struct hostile {
     {"{\"ops\":[{\"op\":\"put\",\"key\":\"k\",\"key\":\"j\",\"value\":\"v\"}]}",
      400}, /* duplicate */
     {"{\"ops\":[{\"op\":\"frobnicate\",\"key\":\"k\"}]}", 400},
+    {"{\"ops\":[{\"op\":\"put\",\"key\":\"k\",\"value\":\"v\",\"ttl\":1}]}",
+     400}, /* unknown member */
+    {"{\"ops\":[{\"op\":\"put\",\"key\":\"k\",\"value\":\"v\",\"lease\":"
+     "\"one\"}]}",
+     400}, /* not a lease id */
+    /* DESIGN §9: an unknown lease is a conflict, nothing applied. */
     {"{\"ops\":[{\"op\":\"put\",\"key\":\"k\",\"value\":\"v\",\"lease\":1}]}",
-     400},
+     409},
     {"{\"ops\":[{\"op\":1,\"key\":\"k\"}]}", 400},
     {"{\"ops\":[{\"op\":\"put\",\"key\":5,\"value\":\"v\"}]}", 400},
     {"{\"ops\":[{\"op\":\"put\",\"key\":\"k\",\"value\":5}]}", 400},

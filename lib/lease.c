@@ -1,0 +1,749 @@
+/*
+ * lease.c -- leases (DESIGN §9): keys that go away when their owner stops
+ * renewing.  The lease table's layout, the lease operations of the commit
+ * queue (grant, keepalive, revoke, sweep), the link between a written key
+ * and its lease, the sweeper thread, and the public etagkv_lease_*().
+ *
+ * Every lease operation is an entry of the group-commit queue like a put
+ * (commit.c, apply.c), so it is serialised with the writes around it and
+ * acknowledged only once durable.  Expiry is a revoke that the store
+ * submits itself: the sweeper thread sleeps until the earliest deadline,
+ * then queues a sweep that expires at most SWEEP_MAX_LEASES leases; writers
+ * queued meanwhile go in the next batches, so none waits for a long sweep.
+ *
+ * The table (the backend's lease entries, backend.h), one kind per first
+ * byte; integers in keys are big-endian so that they sort:
+ *
+ *   "N"                          -> u64 next id, u64 leases stored (LE)
+ *   "L" id                       -> u64 ttl_ms, u64 deadline_ns (LE)
+ *   "D" deadline_ns id           -> (empty) the deadline index
+ *   "K" XXH3-128(key)            -> id: the lease a key is attached to
+ *   "A" id XXH3-128(key)         -> key: the keys attached to a lease
+ *
+ * Keys are linked through their hash because a key may be as long as the
+ * backend's whole key limit (511 bytes): a prefix would not fit.
+ *
+ * The restart rule: a deadline is stored as the store's clock at the last
+ * grant or keepalive plus the TTL, but is read as no earlier than the
+ * clock at this open plus the TTL (deadline_of()).  So opening the store
+ * gives every lease its full TTL again without rewriting any; the sweep
+ * moves an index entry that turns out not to be due (bounded work, like
+ * the rest of the sweep).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+/* Leases one sweep expires (or re-indexes) at most. */
+#define SWEEP_MAX_LEASES 64
+
+/* Longest sleep of the sweeper with a deadline pending: the system clock
+ * can be set, and a test clock (etagkv_options.clock) moves in jumps the
+ * sweeper cannot sleep towards. */
+#define SWEEP_NAP_NS 1000000000u
+#define SWEEP_NAP_TEST_CLOCK_NS 5000000u
+
+#define NS_PER_MS 1000000u
+
+/* ---- the table's layout -------------------------------------------------- */
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+struct lease_rec {
+    uint64_t ttl_ms;
+    uint64_t deadline_ns; /* as stored: see deadline_of() */
+};
+
+/* The deadline of lease l in force: the stored one, but never earlier
+ * than this open plus its TTL (the restart rule, at the top). */
+static uint64_t deadline_of(const etagkv_store *s, const struct lease_rec *l)
+{
+    uint64_t floor = s->leases.open_ns + l->ttl_ms * NS_PER_MS;
+
+    return l->deadline_ns > floor ? l->deadline_ns : floor;
+}
+
+static etagkv_status lease_get(ekv_txn *txn, uint64_t id, struct lease_rec *l)
+{
+    uint8_t k[9] = {'L'};
+    ekv_val v;
+    etagkv_status st;
+
+    put_be64(k + 1, id);
+    st = ekv_lease_entry_get(txn, k, sizeof(k), &v);
+    if (st != ETAGKV_OK)
+        return st;
+    if (v.len != 16)
+        return ekv_fail(ETAGKV_CORRUPT, "lease entry of %zu bytes", v.len);
+    l->ttl_ms = ekv_get_le64(v.data);
+    l->deadline_ns = ekv_get_le64((const uint8_t *)v.data + 8);
+    return ETAGKV_OK;
+}
+
+/* Write lease id as l, with its entry in the deadline index. */
+static etagkv_status lease_put(ekv_txn *txn, uint64_t id,
+                               const struct lease_rec *l)
+{
+    uint8_t k[9] = {'L'}, d[17] = {'D'};
+    void *dst;
+    etagkv_status st;
+
+    put_be64(k + 1, id);
+    st = ekv_lease_entry_reserve(txn, k, sizeof(k), 16, &dst);
+    if (st != ETAGKV_OK)
+        return st;
+    ekv_put_le64(dst, l->ttl_ms);
+    ekv_put_le64((uint8_t *)dst + 8, l->deadline_ns);
+    put_be64(d + 1, l->deadline_ns);
+    put_be64(d + 9, id);
+    return ekv_lease_entry_reserve(txn, d, sizeof(d), 0, &dst);
+}
+
+/* Delete lease id's entry (when `all`) and its deadline index entry. */
+static etagkv_status lease_delete(ekv_txn *txn, uint64_t id,
+                                  const struct lease_rec *l, int all)
+{
+    uint8_t k[9] = {'L'}, d[17] = {'D'};
+    etagkv_status st;
+
+    put_be64(d + 1, l->deadline_ns);
+    put_be64(d + 9, id);
+    st = ekv_lease_entry_delete(txn, d, sizeof(d));
+    if (st != ETAGKV_OK && st != ETAGKV_NOT_FOUND)
+        return st;
+    if (!all)
+        return ETAGKV_OK;
+    put_be64(k + 1, id);
+    st = ekv_lease_entry_delete(txn, k, sizeof(k));
+    return st == ETAGKV_NOT_FOUND ? ETAGKV_OK : st;
+}
+
+/* The next id to grant and the number of leases stored. */
+static etagkv_status counts_get(ekv_txn *txn, uint64_t *next, uint64_t *n)
+{
+    ekv_val v;
+    etagkv_status st = ekv_lease_entry_get(txn, "N", 1, &v);
+
+    *next = 1;
+    *n = 0;
+    if (st == ETAGKV_NOT_FOUND)
+        return ETAGKV_OK;
+    if (st != ETAGKV_OK)
+        return st;
+    if (v.len != 16)
+        return ekv_fail(ETAGKV_CORRUPT, "lease counts of %zu bytes", v.len);
+    *next = ekv_get_le64(v.data);
+    *n = ekv_get_le64((const uint8_t *)v.data + 8);
+    return ETAGKV_OK;
+}
+
+static etagkv_status counts_put(ekv_txn *txn, uint64_t next, uint64_t n)
+{
+    void *dst;
+    etagkv_status st = ekv_lease_entry_reserve(txn, "N", 1, 16, &dst);
+
+    if (st == ETAGKV_OK) {
+        ekv_put_le64(dst, next);
+        ekv_put_le64((uint8_t *)dst + 8, n);
+    }
+    return st;
+}
+
+/* ---- keys and their lease ------------------------------------------------ */
+
+etagkv_status ekv_lease_attach(ekv_txn *txn, const void *key, size_t key_len,
+                               uint64_t id)
+{
+    uint8_t kk[1 + EKV_HASH_BYTES] = {'K'}, ak[9 + EKV_HASH_BYTES] = {'A'};
+    uint64_t old = 0;
+    ekv_val v;
+    void *dst;
+    etagkv_status st;
+
+    ekv_hash128(key, key_len, kk + 1);
+    memcpy(ak + 9, kk + 1, EKV_HASH_BYTES);
+    st = ekv_lease_entry_get(txn, kk, sizeof(kk), &v);
+    if (st == ETAGKV_OK && v.len != 8)
+        return ekv_fail(ETAGKV_CORRUPT, "key link of %zu bytes", v.len);
+    if (st == ETAGKV_OK)
+        old = get_be64(v.data);
+    else if (st != ETAGKV_NOT_FOUND)
+        return st;
+    if (old == id)
+        return ETAGKV_OK; /* the common case: no lease, none before */
+    if (old != 0) {
+        put_be64(ak + 1, old);
+        st = ekv_lease_entry_delete(txn, ak, sizeof(ak));
+        if (st != ETAGKV_OK && st != ETAGKV_NOT_FOUND)
+            return st;
+    }
+    if (id == 0)
+        return ekv_lease_entry_delete(txn, kk, sizeof(kk));
+    st = ekv_lease_entry_reserve(txn, kk, sizeof(kk), 8, &dst);
+    if (st != ETAGKV_OK)
+        return st;
+    put_be64(dst, id);
+    put_be64(ak + 1, id);
+    st = ekv_lease_entry_reserve(txn, ak, sizeof(ak), key_len, &dst);
+    if (st == ETAGKV_OK)
+        memcpy(dst, key, key_len);
+    return st;
+}
+
+etagkv_status ekv_lease_live(etagkv_store *s, ekv_txn *txn, uint64_t id,
+                             int *live)
+{
+    struct lease_rec l;
+    etagkv_status st = lease_get(txn, id, &l);
+
+    *live = st == ETAGKV_OK && deadline_of(s, &l) > ekv_now_ns(s);
+    return st == ETAGKV_NOT_FOUND ? ETAGKV_OK : st;
+}
+
+/* The first key attached to lease id: its link ak and the key, copied
+ * into key (ETAGKV_KEY_MAX bytes).  ETAGKV_NOT_FOUND when none is left. */
+static etagkv_status first_attached(ekv_txn *txn, uint64_t id,
+                                    uint8_t ak[9 + EKV_HASH_BYTES],
+                                    uint8_t *key, size_t *key_len)
+{
+    uint8_t prefix[9] = {'A'};
+    ekv_cursor cur;
+    ekv_val k, v;
+    etagkv_status st;
+
+    put_be64(prefix + 1, id);
+    st = ekv_cursor_open(txn, EKV_TABLE_LEASES, &cur);
+    if (st != ETAGKV_OK)
+        return st;
+    st = ekv_cursor_seek(&cur, prefix, sizeof(prefix), &k, &v);
+    if (st == ETAGKV_OK &&
+        (k.len != 9 + EKV_HASH_BYTES || memcmp(k.data, prefix, 9) != 0))
+        st = ETAGKV_NOT_FOUND;
+    if (st == ETAGKV_OK && (v.len == 0 || v.len > ETAGKV_KEY_MAX))
+        st = ekv_fail(ETAGKV_CORRUPT, "attached key of %zu bytes", v.len);
+    if (st == ETAGKV_OK) {
+        memcpy(ak, k.data, k.len);
+        memcpy(key, v.data, v.len);
+        *key_len = v.len;
+    }
+    ekv_cursor_close(&cur);
+    return st;
+}
+
+/* Delete lease id (entry l) and every key attached to it, the keys at
+ * revision *rev + 1 with a delete event each (DESIGN §9: one change);
+ * *rev advances when there was a key. */
+static etagkv_status revoke_one(etagkv_store *s, ekv_txn *txn, uint64_t id,
+                                const struct lease_rec *l, uint64_t *rev,
+                                int *wrote)
+{
+    static const uint8_t no_hash[EKV_HASH_BYTES];
+    uint8_t ak[9 + EKV_HASH_BYTES], kk[1 + EKV_HASH_BYTES] = {'K'};
+    uint8_t key[ETAGKV_KEY_MAX];
+    size_t key_len = 0;
+    uint64_t next, n;
+    etagkv_status st;
+
+    *wrote = 0;
+    for (;;) {
+        ekv_record r;
+        etagkv_meta meta;
+
+        st = first_attached(txn, id, ak, key, &key_len);
+        if (st == ETAGKV_NOT_FOUND)
+            break;
+        if (st == ETAGKV_OK)
+            st = ekv_lease_entry_delete(txn, ak, sizeof(ak));
+        memcpy(kk + 1, ak + 9, EKV_HASH_BYTES);
+        if (st == ETAGKV_OK)
+            st = ekv_lease_entry_delete(txn, kk, sizeof(kk));
+        if (st == ETAGKV_OK || st == ETAGKV_NOT_FOUND)
+            st = ekv_record_get(txn, key, key_len, &r);
+        if (st == ETAGKV_NOT_FOUND)
+            continue; /* a link without its record: just unlinked */
+        if (st == ETAGKV_OK)
+            st = ekv_record_delete(txn, key, key_len);
+        memset(&meta, 0, sizeof(meta));
+        meta.mod_revision = *rev + 1;
+        if (st == ETAGKV_OK)
+            st = ekv_changes_append(s, txn, key, key_len, &meta, no_hash);
+        if (st != ETAGKV_OK)
+            return st;
+        *wrote = 1;
+    }
+    st = lease_delete(txn, id, l, 1);
+    if (st == ETAGKV_OK)
+        st = counts_get(txn, &next, &n);
+    if (st == ETAGKV_OK)
+        st = counts_put(txn, next, n > 0 ? n - 1 : 0);
+    if (st == ETAGKV_OK && *wrote)
+        *rev += 1;
+    return st;
+}
+
+/* ---- the lease operations of a batch ------------------------------------- */
+
+static etagkv_status op_grant(etagkv_store *s, ekv_txn *txn, struct ekv_op *op)
+{
+    struct lease_rec l = {op->lease_ttl_ms, 0};
+    uint64_t next, n;
+    etagkv_status st = counts_get(txn, &next, &n);
+
+    if (st != ETAGKV_OK)
+        return st;
+    if (n >= s->opts.max_leases) {
+        op->status = ETAGKV_LEASE_LIMIT;
+        snprintf(op->detail, sizeof(op->detail), "%llu leases (max_leases)",
+                 (unsigned long long)n);
+        return ETAGKV_OK;
+    }
+    l.deadline_ns = ekv_now_ns(s) + l.ttl_ms * NS_PER_MS;
+    st = lease_put(txn, next, &l);
+    if (st == ETAGKV_OK)
+        st = counts_put(txn, next + 1, n + 1);
+    op->lease = next;
+    op->status = ETAGKV_OK;
+    op->dirty = 1;
+    return st;
+}
+
+static etagkv_status op_keepalive(etagkv_store *s, ekv_txn *txn,
+                                  struct ekv_op *op)
+{
+    struct lease_rec l;
+    uint64_t now = ekv_now_ns(s);
+    etagkv_status st = lease_get(txn, op->lease, &l);
+
+    if (st == ETAGKV_OK && deadline_of(s, &l) <= now)
+        st = ETAGKV_NOT_FOUND; /* dead: too late to renew */
+    if (st == ETAGKV_NOT_FOUND) {
+        op->status = ETAGKV_NOT_FOUND;
+        return ETAGKV_OK;
+    }
+    if (st == ETAGKV_OK)
+        st = lease_delete(txn, op->lease, &l, 0);
+    l.deadline_ns = now + l.ttl_ms * NS_PER_MS;
+    if (st == ETAGKV_OK)
+        st = lease_put(txn, op->lease, &l);
+    op->lease_ttl_ms = l.ttl_ms;
+    op->lease_remaining_ms = l.ttl_ms;
+    op->status = ETAGKV_OK;
+    op->dirty = 1;
+    return st;
+}
+
+static etagkv_status op_revoke(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
+                               uint64_t *rev)
+{
+    struct lease_rec l;
+    int dead, wrote;
+    etagkv_status st = lease_get(txn, op->lease, &l);
+
+    if (st == ETAGKV_NOT_FOUND) {
+        op->status = ETAGKV_NOT_FOUND;
+        return ETAGKV_OK;
+    }
+    if (st != ETAGKV_OK)
+        return st;
+    /* A dead lease is not the caller's to revoke (404), but its keys go
+     * now rather than at the sweep. */
+    dead = deadline_of(s, &l) <= ekv_now_ns(s);
+    st = revoke_one(s, txn, op->lease, &l, rev, &wrote);
+    op->wrote = wrote;
+    op->dirty = 1;
+    op->meta.mod_revision = wrote ? *rev : 0;
+    op->lease_expired = (uint64_t)dead;
+    op->status = dead ? ETAGKV_NOT_FOUND : ETAGKV_OK;
+    return st;
+}
+
+/* The first entry of the deadline index: ETAGKV_OK with *due and *id, or
+ * ETAGKV_NOT_FOUND when there is none. */
+static etagkv_status first_due(ekv_txn *txn, uint64_t *due, uint64_t *id)
+{
+    ekv_cursor cur;
+    ekv_val k, v;
+    etagkv_status st = ekv_cursor_open(txn, EKV_TABLE_LEASES, &cur);
+
+    if (st != ETAGKV_OK)
+        return st;
+    st = ekv_cursor_seek(&cur, "D", 1, &k, &v);
+    if (st == ETAGKV_OK && (k.len != 17 || ((const uint8_t *)k.data)[0] != 'D'))
+        st = ETAGKV_NOT_FOUND;
+    if (st == ETAGKV_OK) {
+        *due = get_be64((const uint8_t *)k.data + 1);
+        *id = get_be64((const uint8_t *)k.data + 9);
+    }
+    ekv_cursor_close(&cur);
+    return st;
+}
+
+/* Expire up to SWEEP_MAX_LEASES leases whose deadline has passed, each in
+ * a revision of its own.  An index entry that is due but whose lease is
+ * not (the restart rule) is moved to the deadline in force. */
+static etagkv_status op_sweep(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
+                              uint64_t *rev)
+{
+    uint64_t now = ekv_now_ns(s), due, id;
+    etagkv_status st = ETAGKV_OK;
+
+    op->status = ETAGKV_OK;
+    for (int i = 0; i < SWEEP_MAX_LEASES && st == ETAGKV_OK; i++) {
+        struct lease_rec l;
+        int wrote = 0;
+
+        st = first_due(txn, &due, &id);
+        if (st == ETAGKV_NOT_FOUND || (st == ETAGKV_OK && due > now))
+            return ETAGKV_OK;
+        if (st == ETAGKV_OK)
+            st = lease_get(txn, id, &l);
+        op->dirty = 1;
+        if (st == ETAGKV_NOT_FOUND) { /* an index entry left behind */
+            l.deadline_ns = due;
+            st = lease_delete(txn, id, &l, 0);
+        } else if (st == ETAGKV_OK && deadline_of(s, &l) > now) {
+            st = lease_delete(txn, id, &l, 0);
+            l.deadline_ns = deadline_of(s, &l);
+            if (st == ETAGKV_OK)
+                st = lease_put(txn, id, &l);
+        } else if (st == ETAGKV_OK) {
+            st = revoke_one(s, txn, id, &l, rev, &wrote);
+            op->lease_expired++;
+            op->wrote |= wrote;
+        }
+    }
+    return st;
+}
+
+etagkv_status ekv_lease_execute(etagkv_store *s, ekv_txn *txn,
+                                struct ekv_op *op, uint64_t *rev)
+{
+    op->lease_expired = 0;
+    switch (op->lease_verb) {
+    case EKV_LEASE_GRANT: return op_grant(s, txn, op);
+    case EKV_LEASE_KEEPALIVE: return op_keepalive(s, txn, op);
+    case EKV_LEASE_REVOKE: return op_revoke(s, txn, op, rev);
+    case EKV_LEASE_SWEEP: return op_sweep(s, txn, op, rev);
+    case EKV_LEASE_NONE: break;
+    }
+    op->status = ETAGKV_INTERNAL; /* not reached: apply.c checks the verb */
+    return ETAGKV_OK;
+}
+
+/* ---- the sweeper --------------------------------------------------------- */
+
+/* Wake the sweeper: a deadline may now come sooner. */
+static void poke(etagkv_store *s)
+{
+    (void)pthread_mutex_lock(&s->leases.lock);
+    s->leases.poked = 1;
+    (void)pthread_cond_signal(&s->leases.cv);
+    (void)pthread_mutex_unlock(&s->leases.lock);
+}
+
+/* The earliest stored deadline: *any 0 when there is no lease. */
+static etagkv_status next_due(etagkv_store *s, uint64_t *due, int *any)
+{
+    ekv_txn txn;
+    uint64_t id;
+    etagkv_status st = ekv_read_begin(s->env, &txn);
+
+    *any = 0;
+    if (st != ETAGKV_OK)
+        return st;
+    st = first_due(&txn, due, &id);
+    ekv_read_end(&txn);
+    *any = st == ETAGKV_OK;
+    return st == ETAGKV_NOT_FOUND ? ETAGKV_OK : st;
+}
+
+/* Sleep until poked, stopped, or nap_ns passed (0: no limit).  Returns 1
+ * when stopping. */
+static int nap(etagkv_store *s, uint64_t nap_ns)
+{
+    struct timespec ts;
+    int stop;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(nap_ns / 1000000000u);
+    ts.tv_nsec += (long)(nap_ns % 1000000000u);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    (void)pthread_mutex_lock(&s->leases.lock);
+    while (!s->leases.stop && !s->leases.poked) {
+        if (nap_ns == 0)
+            (void)pthread_cond_wait(&s->leases.cv, &s->leases.lock);
+        else if (pthread_cond_timedwait(&s->leases.cv, &s->leases.lock, &ts) !=
+                 0)
+            break;
+    }
+    s->leases.poked = 0;
+    stop = s->leases.stop;
+    (void)pthread_mutex_unlock(&s->leases.lock);
+    return stop;
+}
+
+static void *sweeper_main(void *arg)
+{
+    etagkv_store *s = arg;
+    uint64_t cap =
+        s->opts.clock != NULL ? SWEEP_NAP_TEST_CLOCK_NS : SWEEP_NAP_NS;
+
+    for (;;) {
+        uint64_t due = 0, now, wait_ns = cap;
+        int any = 0;
+        etagkv_status st = next_due(s, &due, &any);
+
+        now = ekv_now_ns(s);
+        if (st == ETAGKV_OK && any && due <= now) {
+            struct ekv_op op;
+
+            memset(&op, 0, sizeof(op));
+            op.method = ETAGKV_METHOD_DELETE;
+            op.lease_verb = EKV_LEASE_SWEEP;
+            st = ekv_commit(s, &op);
+            if (st == ETAGKV_OK) {
+                (void)pthread_mutex_lock(&s->leases.lock);
+                s->leases.expired += op.lease_expired;
+                st = s->leases.stop ? ETAGKV_CLOSING : ETAGKV_OK;
+                (void)pthread_mutex_unlock(&s->leases.lock);
+                if (st == ETAGKV_OK)
+                    continue; /* more may be due */
+                break;
+            }
+        } else if (st == ETAGKV_OK && !any) {
+            wait_ns = 0; /* no lease: until a grant pokes */
+        } else if (st == ETAGKV_OK && due - now < cap) {
+            wait_ns = due - now + NS_PER_MS;
+        }
+        if (nap(s, wait_ns))
+            break;
+    }
+    return NULL;
+}
+
+etagkv_status ekv_leases_start(etagkv_store *s)
+{
+    struct ekv_leases *ls = &s->leases;
+    pthread_condattr_t attr;
+    int ok;
+
+    ls->open_ns = ekv_now_ns(s);
+    if (pthread_condattr_init(&attr) != 0)
+        return ETAGKV_NO_MEMORY;
+    ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+         pthread_cond_init(&ls->cv, &attr) == 0;
+    (void)pthread_condattr_destroy(&attr);
+    if (!ok)
+        return ETAGKV_NO_MEMORY;
+    if (pthread_mutex_init(&ls->lock, NULL) != 0) {
+        (void)pthread_cond_destroy(&ls->cv);
+        return ETAGKV_NO_MEMORY;
+    }
+    ls->ready = 1;
+    if (s->opts.read_only)
+        return ETAGKV_OK;
+    if (pthread_create(&ls->sweeper, NULL, sweeper_main, s) != 0)
+        return ekv_fail(ETAGKV_NO_MEMORY, "cannot start the lease sweeper");
+    ls->started = 1;
+    return ETAGKV_OK;
+}
+
+void ekv_leases_stop(etagkv_store *s)
+{
+    struct ekv_leases *ls = &s->leases;
+
+    if (!ls->ready)
+        return;
+    if (ls->started) {
+        (void)pthread_mutex_lock(&ls->lock);
+        ls->stop = 1;
+        (void)pthread_cond_signal(&ls->cv);
+        (void)pthread_mutex_unlock(&ls->lock);
+        (void)pthread_join(ls->sweeper, NULL);
+        ls->started = 0;
+    }
+    (void)pthread_mutex_destroy(&ls->lock);
+    (void)pthread_cond_destroy(&ls->cv);
+    ls->ready = 0;
+}
+
+etagkv_status ekv_leases_stats(etagkv_store *s, ekv_txn *txn, etagkv_stats *out)
+{
+    uint64_t next;
+    etagkv_status st = counts_get(txn, &next, &out->leases);
+
+    (void)pthread_mutex_lock(&s->leases.lock);
+    out->leases_granted = s->leases.granted;
+    out->leases_revoked = s->leases.revoked;
+    out->leases_expired = s->leases.expired;
+    (void)pthread_mutex_unlock(&s->leases.lock);
+    return st;
+}
+
+/* ---- the API ------------------------------------------------------------- */
+
+/* Queue the lease operation op and wait until it is durable. */
+static etagkv_status lease_commit(etagkv_store *s, struct ekv_op *op)
+{
+    if (s->opts.read_only)
+        return ekv_fail(ETAGKV_READ_ONLY, "the store was opened read-only "
+                                          "(etagkv_options.read_only)");
+    op->method = ETAGKV_METHOD_PUT;
+    return ekv_commit(s, op);
+}
+
+etagkv_status etagkv_lease_grant(etagkv_store *s, uint64_t ttl_ms,
+                                 uint64_t *id_out)
+{
+    struct ekv_op op;
+    etagkv_status st;
+
+    ekv_clear_error();
+    if (id_out != NULL)
+        *id_out = 0;
+    if (s == NULL || id_out == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    if (ttl_ms < s->opts.lease_min_ttl_ms || ttl_ms > s->opts.lease_max_ttl_ms)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                        "ttl_ms %llu outside [%llu, %llu]",
+                        (unsigned long long)ttl_ms,
+                        (unsigned long long)s->opts.lease_min_ttl_ms,
+                        (unsigned long long)s->opts.lease_max_ttl_ms);
+    memset(&op, 0, sizeof(op));
+    op.lease_verb = EKV_LEASE_GRANT;
+    op.lease_ttl_ms = ttl_ms;
+    st = lease_commit(s, &op);
+    if (st != ETAGKV_OK)
+        return st;
+    *id_out = op.lease;
+    (void)pthread_mutex_lock(&s->leases.lock);
+    s->leases.granted++;
+    (void)pthread_mutex_unlock(&s->leases.lock);
+    poke(s);
+    return ETAGKV_OK;
+}
+
+etagkv_status etagkv_lease_keepalive(etagkv_store *s, uint64_t id,
+                                     etagkv_lease *out)
+{
+    struct ekv_op op;
+    etagkv_status st;
+
+    ekv_clear_error();
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (s == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    memset(&op, 0, sizeof(op));
+    op.lease_verb = EKV_LEASE_KEEPALIVE;
+    op.lease = id;
+    st = lease_commit(s, &op);
+    if (st == ETAGKV_OK && out != NULL) {
+        out->id = id;
+        out->ttl_ms = op.lease_ttl_ms;
+        out->remaining_ms = op.lease_remaining_ms;
+    }
+    return st;
+}
+
+etagkv_status etagkv_lease_revoke(etagkv_store *s, uint64_t id,
+                                  uint64_t *revision_out)
+{
+    struct ekv_op op;
+    etagkv_status st;
+
+    ekv_clear_error();
+    if (revision_out != NULL)
+        *revision_out = 0;
+    if (s == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    memset(&op, 0, sizeof(op));
+    op.lease_verb = EKV_LEASE_REVOKE;
+    op.lease = id;
+    st = lease_commit(s, &op);
+    if (st != ETAGKV_OK && st != ETAGKV_NOT_FOUND)
+        return st;
+    (void)pthread_mutex_lock(&s->leases.lock);
+    s->leases.expired += op.lease_expired;
+    s->leases.revoked += (uint64_t)(st == ETAGKV_OK);
+    (void)pthread_mutex_unlock(&s->leases.lock);
+    if (revision_out != NULL && st == ETAGKV_OK)
+        *revision_out = op.meta.mod_revision;
+    return st;
+}
+
+/* Count (and pass to fn, until it stops) the keys attached to lease id. */
+static etagkv_status list_keys(ekv_txn *txn, uint64_t id, uint64_t *n,
+                               etagkv_lease_key_fn fn, void *ctx)
+{
+    uint8_t prefix[9] = {'A'};
+    ekv_cursor cur;
+    ekv_val k, v;
+    etagkv_status st = ekv_cursor_open(txn, EKV_TABLE_LEASES, &cur);
+
+    *n = 0;
+    if (st != ETAGKV_OK)
+        return st;
+    put_be64(prefix + 1, id);
+    for (st = ekv_cursor_seek(&cur, prefix, sizeof(prefix), &k, &v);
+         st == ETAGKV_OK && k.len > 9 && memcmp(k.data, prefix, 9) == 0;
+         st = ekv_cursor_next(&cur, &k, &v)) {
+        if (fn != NULL && fn(ctx, v.data, v.len) != 0)
+            fn = NULL;
+        (*n)++;
+    }
+    ekv_cursor_close(&cur);
+    return st == ETAGKV_NOT_FOUND ? ETAGKV_OK : st;
+}
+
+etagkv_status etagkv_lease_info(etagkv_store *s, uint64_t id, etagkv_lease *out,
+                                etagkv_lease_key_fn fn, void *ctx)
+{
+    struct lease_rec l;
+    ekv_txn txn;
+    uint64_t now, deadline;
+    etagkv_status st;
+
+    ekv_clear_error();
+    if (s == NULL || out == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    memset(out, 0, sizeof(*out));
+    st = ekv_read_begin(s->env, &txn);
+    if (st != ETAGKV_OK)
+        return st;
+    now = ekv_now_ns(s);
+    st = lease_get(&txn, id, &l);
+    deadline = st == ETAGKV_OK ? deadline_of(s, &l) : 0;
+    if (st == ETAGKV_OK && deadline <= now)
+        st = ETAGKV_NOT_FOUND;
+    if (st == ETAGKV_OK) {
+        out->id = id;
+        out->ttl_ms = l.ttl_ms;
+        out->remaining_ms = (deadline - now) / NS_PER_MS;
+        st = list_keys(&txn, id, &out->keys, fn, ctx);
+    }
+    ekv_read_end(&txn);
+    if (st != ETAGKV_OK)
+        memset(out, 0, sizeof(*out));
+    return st;
+}

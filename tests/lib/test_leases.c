@@ -1,0 +1,559 @@
+/*
+ * test_leases.c -- leases (DESIGN §9): grant, keepalive, revoke, expiry by
+ * the store in one revision with a delete event per key, the restart rule,
+ * dead leases (404 to keepalive, 409 to writes), leases in transactions,
+ * and expiry racing writers.  Time is the store's clock option, moved by
+ * the test; the sweeper notices within a few ms and the test waits for
+ * its commit with etagkv_wait() (bounded), never by sleeping.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define MS 1000000ull
+
+static char *dir;
+static etagkv_store *st;
+static _Atomic uint64_t fake_now;
+
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return atomic_load(&fake_now);
+}
+
+static void advance_ms(uint64_t ms)
+{
+    atomic_fetch_add(&fake_now, ms * MS);
+}
+
+static void open_store(void)
+{
+    etagkv_options o;
+
+    etagkv_options_init(&o);
+    o.sync_mode = ETAGKV_NOSYNC;
+    o.clock = fake_clock;
+    st = tu_open(dir, &o);
+}
+
+static void setup(void)
+{
+    atomic_store(&fake_now, 1700000000ull * 1000000000ull);
+    dir = tu_mkdtemp();
+    open_store();
+}
+
+static void teardown(void)
+{
+    etagkv_store_close(st);
+    st = NULL;
+    tu_rmdir_free(dir);
+    dir = NULL;
+}
+
+static uint64_t revision(void)
+{
+    etagkv_stats s;
+
+    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    return s.revision;
+}
+
+static uint64_t grant(uint64_t ttl_ms)
+{
+    uint64_t id = 0;
+    etagkv_status rc = etagkv_lease_grant(st, ttl_ms, &id);
+
+    ck_assert_msg(rc == ETAGKV_OK, "grant: %s (%s)", etagkv_strerror(rc),
+                  etagkv_last_error_detail());
+    ck_assert_uint_ne(id, 0);
+    return id;
+}
+
+static etagkv_status put_lease(const char *k, uint64_t lease,
+                               const etagkv_cond *c)
+{
+    etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                         .key = k,
+                         .key_len = strlen(k),
+                         .value = "v",
+                         .value_len = 1,
+                         .cond = c,
+                         .lease = lease};
+
+    return etagkv_write(st, &rq, NULL);
+}
+
+static int exists(const char *k)
+{
+    etagkv_meta m;
+    etagkv_status rc = etagkv_get(st, k, strlen(k), NULL, NULL, NULL, &m);
+
+    ck_assert(rc == ETAGKV_OK || rc == ETAGKV_NOT_FOUND);
+    return rc == ETAGKV_OK;
+}
+
+/* Wait (bounded) until the store's revision passes after. */
+static uint64_t wait_past(uint64_t after)
+{
+    uint64_t rev = 0;
+
+    ck_assert_int_eq(etagkv_wait(st, after, 10000, &rev), ETAGKV_OK);
+    return rev;
+}
+
+/* Wait (bounded) until no lease is stored: the sweep committed. */
+static void wait_no_leases(void)
+{
+    double until = tu_now_s() + 30;
+    etagkv_stats s;
+
+    for (;;) {
+        ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+        if (s.leases == 0)
+            return;
+        ck_assert_msg(tu_now_s() < until, "%llu leases never expired",
+                      (unsigned long long)s.leases);
+        (void)etagkv_wait(st, s.revision, 5, NULL);
+    }
+}
+
+struct events {
+    size_t n;
+    uint64_t rev[16];
+    etagkv_event_type type[16];
+    char key[16][32];
+};
+
+static int collect(void *ctx, const etagkv_event *ev)
+{
+    struct events *e = ctx;
+
+    ck_assert_uint_lt(e->n, 16);
+    e->rev[e->n] = ev->revision;
+    e->type[e->n] = ev->type;
+    snprintf(e->key[e->n], sizeof(e->key[0]), "%.*s", (int)ev->key_len,
+             (const char *)ev->key);
+    e->n++;
+    return 0;
+}
+
+struct keys {
+    size_t n;
+    char key[8][32];
+};
+
+static int key_into(void *ctx, const void *key, size_t len)
+{
+    struct keys *k = ctx;
+
+    ck_assert_uint_lt(k->n, 8);
+    snprintf(k->key[k->n++], sizeof(k->key[0]), "%.*s", (int)len,
+             (const char *)key);
+    return 0;
+}
+
+START_TEST(grant_gives_distinct_ids_and_info_shows_ttl_remaining_and_keys)
+{
+    uint64_t a = grant(1000), b = grant(5000);
+    etagkv_lease l;
+    struct keys k = {0};
+
+    ck_assert_uint_ne(a, b);
+    ck_assert_int_eq(put_lease("k1", a, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("k2", a, NULL), ETAGKV_CREATED);
+    advance_ms(300);
+    ck_assert_int_eq(etagkv_lease_info(st, a, &l, key_into, &k), ETAGKV_OK);
+    ck_assert_uint_eq(l.id, a);
+    ck_assert_uint_eq(l.ttl_ms, 1000);
+    ck_assert_uint_eq(l.remaining_ms, 700);
+    ck_assert_uint_eq(l.keys, 2);
+    ck_assert_uint_eq(k.n, 2);
+    ck_assert(strcmp(k.key[0], "k1") == 0 || strcmp(k.key[1], "k1") == 0);
+    ck_assert(strcmp(k.key[0], "k2") == 0 || strcmp(k.key[1], "k2") == 0);
+    ck_assert_int_eq(etagkv_lease_info(st, b, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_uint_eq(l.keys, 0);
+    ck_assert_int_eq(etagkv_lease_info(st, 999, &l, NULL, NULL),
+                     ETAGKV_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(a_ttl_outside_the_bounds_is_invalid_argument)
+{
+    uint64_t id = 7;
+
+    ck_assert_int_eq(etagkv_lease_grant(st, 99, &id), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_uint_eq(id, 0);
+    ck_assert_int_eq(etagkv_lease_grant(st, 86400001, &id),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_lease_grant(st, 100, &id), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_grant(st, 86400000, &id), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_grant(NULL, 1000, &id),
+                     ETAGKV_INVALID_ARGUMENT);
+}
+END_TEST
+
+/* DESIGN §9: expiry deletes exactly the attached keys in one committed
+ * change, one revision, a delete event per key; a key rewritten without
+ * the lease was detached and survives. */
+START_TEST(expiry_deletes_exactly_the_attached_keys_in_one_revision)
+{
+    uint64_t id = grant(1000), before, rev;
+    struct events e = {0};
+
+    ck_assert_int_eq(put_lease("a", id, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("b", id, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("c", id, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("c", 0, NULL), ETAGKV_OK); /* detached */
+    ck_assert_int_eq(put_lease("free", 0, NULL), ETAGKV_CREATED);
+    before = revision();
+    advance_ms(999);
+    ck_assert(exists("a") && exists("b")); /* the TTL is a minimum */
+    advance_ms(1);
+    rev = wait_past(before);
+    ck_assert_uint_eq(rev, before + 1);
+    ck_assert(!exists("a") && !exists("b"));
+    ck_assert(exists("c") && exists("free"));
+    ck_assert_int_eq(
+        etagkv_changes(st, NULL, 0, 0, before, 0, collect, &e, NULL),
+        ETAGKV_OK);
+    ck_assert_uint_eq(e.n, 2);
+    for (size_t i = 0; i < e.n; i++) {
+        ck_assert_uint_eq(e.rev[i], before + 1);
+        ck_assert_int_eq(e.type[i], ETAGKV_EVENT_DELETE);
+    }
+    ck_assert(strcmp(e.key[0], "a") == 0 || strcmp(e.key[1], "a") == 0);
+    ck_assert(strcmp(e.key[0], "b") == 0 || strcmp(e.key[1], "b") == 0);
+    wait_no_leases();
+}
+END_TEST
+
+START_TEST(keepalive_moves_the_deadline_to_now_plus_the_ttl)
+{
+    uint64_t id = grant(1000), before;
+    etagkv_lease l;
+
+    ck_assert_int_eq(put_lease("held", id, NULL), ETAGKV_CREATED);
+    for (int i = 0; i < 5; i++) {
+        advance_ms(800);
+        ck_assert_int_eq(etagkv_lease_keepalive(st, id, &l), ETAGKV_OK);
+        ck_assert_uint_eq(l.id, id);
+        ck_assert_uint_eq(l.ttl_ms, 1000);
+        ck_assert_uint_eq(l.remaining_ms, 1000);
+    }
+    /* 4 s after the grant, the key is still there. */
+    ck_assert(exists("held"));
+    before = revision();
+    advance_ms(1000);
+    wait_past(before);
+    ck_assert(!exists("held"));
+    ck_assert_int_eq(etagkv_lease_keepalive(st, id, &l), ETAGKV_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(revoke_deletes_at_once_and_a_lease_without_keys_uses_no_revision)
+{
+    uint64_t a = grant(60000), b = grant(60000), before, rev = 99;
+    etagkv_lease l;
+    etagkv_stats s;
+
+    ck_assert_int_eq(put_lease("x", a, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("y", a, NULL), ETAGKV_CREATED);
+    before = revision();
+    ck_assert_int_eq(etagkv_lease_revoke(st, a, &rev), ETAGKV_OK);
+    ck_assert_uint_eq(rev, before + 1);
+    ck_assert_uint_eq(revision(), before + 1);
+    ck_assert(!exists("x") && !exists("y"));
+    ck_assert_int_eq(etagkv_lease_info(st, a, &l, NULL, NULL),
+                     ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_lease_revoke(st, a, NULL), ETAGKV_NOT_FOUND);
+    /* No keys: no revision. */
+    ck_assert_int_eq(etagkv_lease_revoke(st, b, &rev), ETAGKV_OK);
+    ck_assert_uint_eq(rev, 0);
+    ck_assert_uint_eq(revision(), before + 1);
+    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_uint_eq(s.leases, 0);
+    ck_assert_uint_eq(s.leases_granted, 2);
+    ck_assert_uint_eq(s.leases_revoked, 2);
+}
+END_TEST
+
+/* DESIGN §9 and RFC 9110 §13.2.1: a write naming an unknown or dead lease
+ * is 409 with nothing written, whatever its preconditions. */
+START_TEST(
+    a_dead_or_unknown_lease_is_not_found_to_keepalive_and_conflict_to_writes)
+{
+    uint64_t id = grant(500), before = revision();
+    etagkv_cond *c;
+    etagkv_lease l;
+
+    ck_assert_int_eq(put_lease("k", 4242, NULL), ETAGKV_CONFLICT);
+    ck_assert(!exists("k"));
+    ck_assert_int_eq(etagkv_lease_keepalive(st, 4242, &l), ETAGKV_NOT_FOUND);
+    advance_ms(500); /* dead from its deadline on */
+    ck_assert_int_eq(etagkv_lease_keepalive(st, id, &l), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_lease_info(st, id, &l, NULL, NULL),
+                     ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(put_lease("k", id, NULL), ETAGKV_CONFLICT);
+    /* A precondition that fails (If-Match on an absent key: 412) does not
+     * win over the dead lease. */
+    ck_assert_int_eq(etagkv_cond_new(&c), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_cond_add(c, ETAGKV_IF_MATCH, "*", 1), ETAGKV_OK);
+    ck_assert_int_eq(put_lease("k", id, c), ETAGKV_CONFLICT);
+    etagkv_cond_free(c);
+    ck_assert(!exists("k"));
+    ck_assert_uint_eq(revision(), before);
+}
+END_TEST
+
+START_TEST(a_key_moves_between_leases_and_a_delete_detaches_it)
+{
+    uint64_t a = grant(1000), b = grant(60000), before;
+    etagkv_lease l;
+
+    ck_assert_int_eq(put_lease("k", a, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("k", b, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_info(st, a, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_uint_eq(l.keys, 0);
+    ck_assert_int_eq(etagkv_lease_info(st, b, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_uint_eq(l.keys, 1);
+    advance_ms(1000);
+    wait_past(0);
+    ck_assert_int_eq(etagkv_lease_info(st, b, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert(exists("k")); /* a expired without it */
+    ck_assert_int_eq(etagkv_delete(st, "k", 1, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_info(st, b, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_uint_eq(l.keys, 0);
+    ck_assert_int_eq(put_lease("k", 0, NULL), ETAGKV_CREATED);
+    before = revision();
+    ck_assert_int_eq(etagkv_lease_revoke(st, b, NULL), ETAGKV_OK);
+    ck_assert_uint_eq(revision(), before); /* k is not b's any more */
+    ck_assert(exists("k"));
+}
+END_TEST
+
+/* DESIGN §9: after a restart every live lease gets at least its full TTL
+ * again from the open, even one whose deadline passed while closed. */
+START_TEST(a_restart_gives_every_live_lease_its_full_ttl_again)
+{
+    uint64_t a = grant(1000), b = grant(10000), before;
+    etagkv_lease l;
+
+    ck_assert_int_eq(put_lease("a", a, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("b", b, NULL), ETAGKV_CREATED);
+    advance_ms(900);
+    etagkv_store_close(st);
+    advance_ms(5000); /* a's deadline passes while the store is closed */
+    open_store();
+    ck_assert_int_eq(etagkv_lease_info(st, a, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_uint_eq(l.remaining_ms, 1000);
+    ck_assert_int_eq(etagkv_lease_info(st, b, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_uint_eq(l.remaining_ms, 10000); /* max(4.1 s left, 10 s) */
+    advance_ms(999);
+    ck_assert(exists("a"));
+    ck_assert_int_eq(etagkv_lease_keepalive(st, a, &l), ETAGKV_OK);
+    advance_ms(999);
+    ck_assert(exists("a"));
+    before = revision();
+    advance_ms(1);
+    wait_past(before);
+    ck_assert(!exists("a"));
+    ck_assert(exists("b"));
+}
+END_TEST
+
+START_TEST(a_transaction_put_attaches_its_key_and_a_dead_lease_conflicts)
+{
+    uint64_t id = grant(1000), before;
+    etagkv_txn *t;
+    etagkv_txn_outcome o;
+    etagkv_lease l;
+
+    ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_put_lease(t, "t1", 2, "v", 1, NULL, NULL, id),
+                     ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_put(t, "t2", 2, "v", 1, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_OK);
+    etagkv_txn_free(t);
+    ck_assert_int_eq(etagkv_lease_info(st, id, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_uint_eq(l.keys, 1);
+
+    ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_put(t, "t3", 2, "v", 1, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_put_lease(t, "t4", 2, "v", 1, NULL, NULL, 777),
+                     ETAGKV_OK);
+    before = revision();
+    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_CONFLICT);
+    etagkv_txn_report(t, &o);
+    ck_assert_uint_eq(o.failed, 1);
+    ck_assert_int_eq(etagkv_txn_op(t, 1)->status, ETAGKV_CONFLICT);
+    etagkv_txn_free(t);
+    ck_assert_uint_eq(revision(), before);
+    ck_assert(!exists("t3") && !exists("t4"));
+
+    advance_ms(1000);
+    wait_past(before);
+    ck_assert(!exists("t1") && exists("t2"));
+}
+END_TEST
+
+/* Writers attach keys to leases and revoke them while the clock runs and
+ * the sweeper expires others (run under TSan in the sanitizer build). */
+struct worker {
+    int n;
+    int failures;
+};
+
+static void *lease_worker(void *arg)
+{
+    struct worker *w = arg;
+    char key[32];
+
+    for (int i = 0; i < 40; i++) {
+        uint64_t id = 0;
+
+        if (etagkv_lease_grant(st, 200 + (uint64_t)(i % 3) * 100, &id) !=
+            ETAGKV_OK) {
+            w->failures++;
+            continue;
+        }
+        for (int j = 0; j < 3; j++) {
+            etagkv_status rc;
+
+            snprintf(key, sizeof(key), "w%d/%d/%d", w->n, i, j);
+            rc = put_lease(key, id, NULL);
+            /* A lease the clock has killed already is a 409. */
+            if (rc != ETAGKV_CREATED && rc != ETAGKV_CONFLICT)
+                w->failures++;
+        }
+        advance_ms(50);
+        if (i % 2 == 0) {
+            etagkv_status rc = etagkv_lease_revoke(st, id, NULL);
+
+            if (rc != ETAGKV_OK && rc != ETAGKV_NOT_FOUND)
+                w->failures++;
+        }
+    }
+    return NULL;
+}
+
+static int count_key(void *ctx, const void *key, size_t key_len,
+                     const etagkv_meta *m)
+{
+    (void)key;
+    (void)key_len;
+    (void)m;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+START_TEST(leases_expire_and_are_revoked_while_writers_attach_keys)
+{
+    pthread_t th[4];
+    struct worker w[4];
+    int left = 0, more = 0;
+
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){i, 0};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, lease_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+        ck_assert_int_eq(w[i].failures, 0);
+    }
+    advance_ms(1000);
+    wait_no_leases();
+    ck_assert_int_eq(
+        etagkv_list(st, NULL, 0, NULL, 0, 0, count_key, &left, &more),
+        ETAGKV_OK);
+    ck_assert_int_eq(left, 0);
+}
+END_TEST
+
+/* The sweep is bounded per commit: with many leases expiring at once, a
+ * write queued meanwhile waits for one small sweep, not for all of them. */
+static _Atomic int sweeping;
+
+static void *writer_during_sweep(void *arg)
+{
+    double *worst = arg;
+    int i = 0;
+
+    while (atomic_load(&sweeping)) {
+        char key[32];
+        double t0 = tu_now_s(), dt;
+
+        snprintf(key, sizeof(key), "plain/%d", i++ % 64);
+        ck_assert(put_lease(key, 0, NULL) <= ETAGKV_CREATED);
+        dt = tu_now_s() - t0;
+        if (dt > *worst)
+            *worst = dt;
+    }
+    return NULL;
+}
+
+START_TEST(many_leases_expire_without_a_write_waiting_for_the_whole_sweep)
+{
+    enum { N = 100000 };
+    pthread_t th;
+    double worst = 0, t0, total;
+
+    for (int i = 0; i < N; i++) {
+        uint64_t id = grant(1000);
+
+        if (i % 4 == 0) {
+            char key[32];
+
+            snprintf(key, sizeof(key), "leased/%d", i);
+            ck_assert_int_eq(put_lease(key, id, NULL), ETAGKV_CREATED);
+        }
+    }
+    atomic_store(&sweeping, 1);
+    ck_assert_int_eq(pthread_create(&th, NULL, writer_during_sweep, &worst), 0);
+    t0 = tu_now_s();
+    advance_ms(1000);
+    wait_no_leases();
+    total = tu_now_s() - t0;
+    atomic_store(&sweeping, 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    printf("%d leases expired in %.3f s; slowest concurrent write %.3f ms\n", N,
+           total, worst * 1e3);
+    ck_assert_msg(worst < total / 4, "a write waited %.3f s of a %.3f s sweep",
+                  worst, total);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("leases");
+    TCase *tc = tcase_create("leases");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(
+        tc, grant_gives_distinct_ids_and_info_shows_ttl_remaining_and_keys);
+    tcase_add_test(tc, a_ttl_outside_the_bounds_is_invalid_argument);
+    tcase_add_test(tc,
+                   expiry_deletes_exactly_the_attached_keys_in_one_revision);
+    tcase_add_test(tc, keepalive_moves_the_deadline_to_now_plus_the_ttl);
+    tcase_add_test(
+        tc, revoke_deletes_at_once_and_a_lease_without_keys_uses_no_revision);
+    tcase_add_test(
+        tc,
+        a_dead_or_unknown_lease_is_not_found_to_keepalive_and_conflict_to_writes);
+    tcase_add_test(tc, a_key_moves_between_leases_and_a_delete_detaches_it);
+    tcase_add_test(tc, a_restart_gives_every_live_lease_its_full_ttl_again);
+    tcase_add_test(
+        tc, a_transaction_put_attaches_its_key_and_a_dead_lease_conflicts);
+    tcase_add_test(tc, leases_expire_and_are_revoked_while_writers_attach_keys);
+    tcase_add_test(
+        tc, many_leases_expire_without_a_write_waiting_for_the_whole_sweep);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}

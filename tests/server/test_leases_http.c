@@ -1,0 +1,331 @@
+/*
+ * test_leases_http.c -- leases over real HTTP (DESIGN §9), against the
+ * real etagkv-server, with libcurl: POST /leases, GET and DELETE
+ * /leases/{id}, POST /leases/{id}/keepalive, ETagKV-Lease on PUT and
+ * "lease" in POST /txn; bounds and malformed requests; expiry seen by a
+ * long-poll; the restart rule across a SIGKILL; and the lock recipe of
+ * docs/http.md (a holder that stops renewing loses the lock to a waiter
+ * blocked in a long-poll).  Waits are long-polls or polls with a deadline.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "httputil.h"
+#include "testutil.h"
+
+#ifndef ETAGKV_SERVER_BIN
+#error "ETAGKV_SERVER_BIN must name the etagkv-server binary"
+#endif
+
+static struct hu_fixture fx;
+static const char *const json_ct[] = {"Content-Type: application/json", NULL};
+
+static void fixture_start(void)
+{
+    static const char *const opts[] = {"--threads", "4", "--nosync", NULL};
+
+    hu_fixture_init(&fx);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+}
+
+static void fixture_stop(void)
+{
+    hu_fixture_stop(&fx);
+}
+
+static long http(struct hu_resp *r, const char *method, const char *path,
+                 const char *const *headers, const char *body)
+{
+    hu_fixture_call(&fx, r, method, path, headers, body,
+                    body != NULL ? strlen(body) : 0);
+    return r->code;
+}
+
+/* A request whose response is not looked at beyond its status. */
+static long status_of(const char *method, const char *path,
+                      const char *const *headers, const char *body)
+{
+    struct hu_resp r;
+    long code = http(&r, method, path, headers, body);
+
+    hu_resp_free(&r);
+    return code;
+}
+
+/* POST /leases {"ttl_ms": ttl}: the id, as the string the server gave. */
+static void grant(uint64_t ttl_ms, char id[32])
+{
+    struct hu_resp r;
+    char body[64], loc[64];
+    json_t *j;
+
+    snprintf(body, sizeof body, "{\"ttl_ms\": %llu}",
+             (unsigned long long)ttl_ms);
+    ck_assert_int_eq(http(&r, "POST", "/leases", json_ct, body), 201);
+    j = json_loads(r.body, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    ck_assert(json_is_string(json_object_get(j, "id")));
+    snprintf(id, 32, "%s", json_string_value(json_object_get(j, "id")));
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "ttl_ms")),
+                     (json_int_t)ttl_ms);
+    snprintf(loc, sizeof loc, "/leases/%s", id);
+    ck_assert_str_eq(hu_hdr(&r, "Location"), loc);
+    json_decref(j);
+    hu_resp_free(&r);
+}
+
+/* PUT /kv/{key} with ETagKV-Lease: id (and one more header line, or
+ * NULL); the status, and the ETag into etag (128 bytes) when not NULL. */
+static long put_leased(const char *key, const char *id, const char *more,
+                       char *etag)
+{
+    char path[128], lease[64];
+    const char *h[] = {lease, more, NULL};
+    struct hu_resp r;
+    long code;
+
+    snprintf(path, sizeof path, "/kv/%s", key);
+    snprintf(lease, sizeof lease, "ETagKV-Lease: %s", id);
+    code = http(&r, "PUT", path, h, "held");
+    if (etag != NULL && hu_hdr(&r, "ETag") != NULL)
+        snprintf(etag, 128, "%s", hu_hdr(&r, "ETag"));
+    hu_resp_free(&r);
+    return code;
+}
+
+/* GET /leases/{id} parsed (NULL when not 200). */
+static json_t *show(const char *id)
+{
+    char path[64];
+    struct hu_resp r;
+    json_t *j = NULL;
+
+    snprintf(path, sizeof path, "/leases/%s", id);
+    if (http(&r, "GET", path, NULL, NULL) == 200)
+        j = json_loads(r.body, 0, NULL);
+    hu_resp_free(&r);
+    return j;
+}
+
+/* Long-poll GET /kv/{key} while its ETag is etag, up to wait_s: the
+ * status (200, 304 at the timeout, 404 once deleted). */
+static long long_poll(const char *key, const char *etag, int wait_s)
+{
+    char path[128], inm[160], prefer[32];
+    const char *h[] = {inm, prefer, NULL};
+
+    snprintf(path, sizeof path, "/kv/%s", key);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    snprintf(prefer, sizeof prefer, "Prefer: wait=%d", wait_s);
+    return status_of("GET", path, h, NULL);
+}
+
+START_TEST(grant_show_keepalive_and_revoke_over_http)
+{
+    char id[32], path[64];
+    struct hu_resp r;
+    json_t *j;
+
+    grant(60000, id);
+    ck_assert_int_eq(put_leased("a", id, NULL, NULL), 201);
+    ck_assert_int_eq(put_leased("b", id, NULL, NULL), 201);
+    j = show(id);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "id")), id);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "ttl_ms")), 60000);
+    ck_assert_int_le(json_integer_value(json_object_get(j, "remaining_ms")),
+                     60000);
+    ck_assert_int_gt(json_integer_value(json_object_get(j, "remaining_ms")),
+                     50000);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "keys")), 2);
+    json_decref(j);
+
+    snprintf(path, sizeof path, "/leases/%s/keepalive", id);
+    ck_assert_int_eq(http(&r, "POST", path, NULL, NULL), 200);
+    j = json_loads(r.body, 0, NULL);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "remaining_ms")),
+                     60000);
+    json_decref(j);
+    hu_resp_free(&r);
+
+    snprintf(path, sizeof path, "/leases/%s", id);
+    ck_assert_int_eq(http(&r, "DELETE", path, NULL, NULL), 204);
+    ck_assert_ptr_nonnull(hu_hdr(&r, "ETagKV-Revision"));
+    hu_resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/kv/a", NULL, NULL), 404);
+    ck_assert_int_eq(status_of("GET", "/kv/b", NULL, NULL), 404);
+    /* Unknown from now on. */
+    ck_assert_int_eq(status_of("GET", path, NULL, NULL), 404);
+    ck_assert_int_eq(status_of("DELETE", path, NULL, NULL), 404);
+    snprintf(path, sizeof path, "/leases/%s/keepalive", id);
+    ck_assert_int_eq(status_of("POST", path, NULL, NULL), 404);
+}
+END_TEST
+
+/* DESIGN §9: bounds, malformed bodies and ids, and a write naming an
+ * unknown lease (409, nothing written, whatever its preconditions). */
+START_TEST(bad_requests_and_unknown_leases_are_refused)
+{
+    static const char *const form[] = {
+        "Content-Type: application/x-www-form-urlencoded", NULL};
+    char id[32];
+
+    ck_assert_int_eq(status_of("POST", "/leases", json_ct, "{\"ttl_ms\": 99}"),
+                     400);
+    ck_assert_int_eq(
+        status_of("POST", "/leases", json_ct, "{\"ttl_ms\": 86400001}"), 400);
+    ck_assert_int_eq(status_of("POST", "/leases", json_ct, "{\"ttl\": 1000}"),
+                     400);
+    ck_assert_int_eq(status_of("POST", "/leases", json_ct, "nonsense"), 400);
+    ck_assert_int_eq(status_of("POST", "/leases", form, "{\"ttl_ms\": 1000}"),
+                     415);
+    ck_assert_int_eq(status_of("GET", "/leases", NULL, NULL), 405);
+    ck_assert_int_eq(status_of("PUT", "/leases/1", NULL, "x"), 405);
+    ck_assert_int_eq(status_of("GET", "/leases/1/keepalive", NULL, NULL), 405);
+    ck_assert_int_eq(status_of("GET", "/leases/abc", NULL, NULL), 404);
+    ck_assert_int_eq(status_of("GET", "/leases/0", NULL, NULL), 404);
+    ck_assert_int_eq(status_of("POST", "/leases/1/other", NULL, NULL), 404);
+    ck_assert_int_eq(status_of("GET", "/leases/424242", NULL, NULL), 404);
+
+    ck_assert_int_eq(put_leased("k", "x1", NULL, NULL), 400);
+    ck_assert_int_eq(put_leased("k", "424242", NULL, NULL), 409);
+    ck_assert_int_eq(put_leased("k", "424242", "If-Match: *", NULL), 409);
+    ck_assert_int_eq(status_of("GET", "/kv/k", NULL, NULL), 404);
+    grant(1000, id);
+    ck_assert_int_eq(put_leased("k", id, "If-Match: *", NULL), 412);
+}
+END_TEST
+
+/* Expiry by the store: a watcher long-polling the key gets 404 once the
+ * TTL has passed (never before), and /metrics counts the expiry. */
+START_TEST(an_expired_lease_deletes_its_key_and_a_long_poll_sees_it)
+{
+    char id[32], etag[128];
+    double t0 = tu_now_s(), waited;
+
+    grant(300, id);
+    ck_assert_int_eq(put_leased("session", id, NULL, etag), 201);
+    ck_assert_int_eq(long_poll("session", etag, 20), 404);
+    waited = tu_now_s() - t0;
+    ck_assert_msg(waited >= 0.3, "gone after %.3f s, TTL 0.3 s", waited);
+    ck_assert_ptr_null(show(id));
+    ck_assert_int_eq(hu_metric_await(fx.ua, fx.srv.port,
+                                     "etagkv_leases_total{event=\"expired\"}",
+                                     1, 10),
+                     1);
+}
+END_TEST
+
+/* The lock recipe (docs/http.md): acquire = lease + create-only PUT;
+ * while the holder renews, a waiter's create-only PUT is 412 and its
+ * long-poll times out with 304; once the holder stops renewing (it died),
+ * the key disappears, the long-poll returns 404 and the waiter acquires. */
+START_TEST(the_lock_recipe_hands_the_lock_over_when_the_holder_dies)
+{
+    char holder[32], waiter[32], etag[128], path[64];
+
+    grant(600, holder);
+    ck_assert_int_eq(put_leased("lock", holder, "If-None-Match: *", etag), 201);
+    grant(5000, waiter);
+    ck_assert_int_eq(put_leased("lock", waiter, "If-None-Match: *", NULL), 412);
+    snprintf(path, sizeof path, "/leases/%s/keepalive", holder);
+    for (int i = 0; i < 3; i++) {
+        /* The holder renews: the waiter keeps waiting (304 at timeout). */
+        ck_assert_int_eq(status_of("POST", path, NULL, NULL), 200);
+        ck_assert_int_eq(long_poll("lock", etag, 0), 304);
+        usleep(250 * 1000);
+    }
+    ck_assert_int_eq(status_of("POST", path, NULL, NULL), 200);
+    /* The holder dies now: no more keepalives. */
+    ck_assert_int_eq(long_poll("lock", etag, 20), 404);
+    ck_assert_int_eq(put_leased("lock", waiter, "If-None-Match: *", NULL), 201);
+    ck_assert_int_eq(status_of("POST", path, NULL, NULL), 404);
+}
+END_TEST
+
+/* DESIGN §9: deadlines survive a restart, and a lease whose deadline
+ * passed while the server was down gets its full TTL again from the
+ * open. */
+START_TEST(a_restarted_server_gives_live_leases_their_full_ttl_again)
+{
+    static const char *const opts[] = {"--threads", "2", NULL};
+    char id[32], etag[128];
+    json_t *j;
+
+    grant(1500, id);
+    ck_assert_int_eq(put_leased("owned", id, NULL, etag), 201);
+    hu_server_kill(&fx.srv);
+    usleep(1700 * 1000); /* past its deadline while down */
+    hu_server_restart(&fx.srv, opts);
+    j = show(id);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_gt(json_integer_value(json_object_get(j, "remaining_ms")),
+                     1000);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "keys")), 1);
+    json_decref(j);
+    ck_assert_int_eq(status_of("GET", "/kv/owned", NULL, NULL), 200);
+    ck_assert_int_eq(long_poll("owned", etag, 20), 404);
+}
+END_TEST
+
+START_TEST(a_transaction_put_takes_a_lease)
+{
+    char id[32], body[256];
+    struct hu_resp r;
+    json_t *j;
+
+    grant(60000, id);
+    snprintf(body, sizeof body,
+             "{\"ops\":[{\"op\":\"put\",\"key\":\"t\",\"value\":\"v\","
+             "\"lease\":\"%s\"}]}",
+             id);
+    ck_assert_int_eq(status_of("POST", "/txn", json_ct, body), 200);
+    j = show(id);
+    ck_assert_str_eq(
+        json_string_value(json_array_get(json_object_get(j, "keys"), 0)), "t");
+    json_decref(j);
+    ck_assert_int_eq(
+        http(&r, "POST", "/txn", json_ct,
+             "{\"ops\":[{\"op\":\"put\",\"key\":\"u\",\"value\":\"v\","
+             "\"lease\":\"777777\"}]}"),
+        409);
+    j = json_loads(r.body, 0, NULL);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(
+            json_array_get(json_object_get(j, "results"), 0), "status")),
+        409);
+    json_decref(j);
+    hu_resp_free(&r);
+    ck_assert_int_eq(
+        status_of("POST", "/txn", json_ct,
+                  "{\"ops\":[{\"op\":\"delete\",\"key\":\"t\",\"lease\":\"1\"}"
+                  "]}"),
+        400);
+    ck_assert_int_eq(status_of("GET", "/kv/u", NULL, NULL), 404);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("leases_http");
+    TCase *tc = tcase_create("leases_http");
+
+    tcase_add_checked_fixture(tc, fixture_start, fixture_stop);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, grant_show_keepalive_and_revoke_over_http);
+    tcase_add_test(tc, bad_requests_and_unknown_leases_are_refused);
+    tcase_add_test(tc,
+                   an_expired_lease_deletes_its_key_and_a_long_poll_sees_it);
+    tcase_add_test(tc,
+                   the_lock_recipe_hands_the_lock_over_when_the_holder_dies);
+    tcase_add_test(tc,
+                   a_restarted_server_gives_live_leases_their_full_ttl_again);
+    tcase_add_test(tc, a_transaction_put_takes_a_lease);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
