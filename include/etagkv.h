@@ -439,7 +439,9 @@ typedef enum etagkv_sync_mode {
     ETAGKV_NOSYNC = 1
 } etagkv_sync_mode;
 
-/** Wall clock in nanoseconds since the epoch; replaceable for tests. */
+/** Wall clock in nanoseconds since the epoch; replaceable for tests.  It
+ * is called from the caller's threads and from the library's own (the
+ * committer and the lease sweeper), so it must be thread-safe. */
 typedef uint64_t (*etagkv_clock_fn)(void *ctx);
 
 /** Options for etagkv_store_open().  Initialise with etagkv_options_init()

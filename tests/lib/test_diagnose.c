@@ -7,13 +7,15 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "testutil.h"
 
 static char *dir;
 static etagkv_store *st;
-static uint64_t fake_now;
+/* Read by the library's threads too (the committer, the lease sweeper). */
+static _Atomic uint64_t fake_now;
 
 static uint64_t fake_clock(void *ctx)
 {

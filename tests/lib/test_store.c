@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <lmdb.h>
@@ -17,7 +18,8 @@ static char *dir;
 static etagkv_store *st;
 
 /* A clock the tests move by hand (nanoseconds). */
-static uint64_t fake_now;
+/* Read by the library's threads too (the committer, the lease sweeper). */
+static _Atomic uint64_t fake_now;
 static uint64_t fake_clock(void *ctx)
 {
     (void)ctx;
