@@ -144,6 +144,9 @@ etagkv_status ekv_lease_entry_reserve(ekv_txn *txn, const void *key,
                                       size_t key_len, size_t bytes, void **dst);
 etagkv_status ekv_lease_entry_delete(ekv_txn *txn, const void *key,
                                      size_t key_len);
+/* The number of lease entries (0 when the table does not exist): cheap,
+ * no walk, so a write can tell that no key is linked to any lease. */
+etagkv_status ekv_lease_entry_count(ekv_txn *txn, uint64_t *n);
 
 /* A walk over a table in key order, on the caller's stack. */
 enum ekv_table {

@@ -177,6 +177,16 @@ etagkv_status ekv_lease_attach(ekv_txn *txn, const void *key, size_t key_len,
     void *dst;
     etagkv_status st;
 
+    /* The common case costs no hash and no lookup: a write without a
+     * lease, in a store whose lease table holds at most its "N" counter,
+     * so no key is linked to any lease. */
+    if (id == 0) {
+        uint64_t entries;
+
+        st = ekv_lease_entry_count(txn, &entries);
+        if (st != ETAGKV_OK || entries <= 1)
+            return st;
+    }
     ekv_hash128(key, key_len, kk + 1);
     memcpy(ak + 9, kk + 1, EKV_HASH_BYTES);
     st = ekv_lease_entry_get(txn, kk, sizeof(kk), &v);

@@ -222,6 +222,14 @@ etagkv_status ekv_lease_entry_reserve(ekv_txn *txn, const void *key,
     return reserve(txn, txn->env->leases, key, key_len, bytes, dst);
 }
 
+etagkv_status ekv_lease_entry_count(ekv_txn *txn, uint64_t *n)
+{
+    *n = 0;
+    if (txn->env->leases_absent)
+        return ETAGKV_OK;
+    return entry_count(txn, txn->env->leases, n);
+}
+
 etagkv_status ekv_lease_entry_delete(ekv_txn *txn, const void *key,
                                      size_t key_len)
 {
