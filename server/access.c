@@ -15,7 +15,8 @@
  *
  * No secrets: no Authorization header, no token, no value, no body.  The
  * target of /kv/{key} is "/kv/" and the key percent-encoded as in the
- * problem bodies' key_pct; other routes log their path and query.
+ * problem bodies' key_pct, of /leases/{id} the id as admitted (0 when it
+ * was not one); other routes log their path and query.
  *
  * Lines go out with one write(2) each under a mutex, so they never
  * interleave.  SIGHUP reopens the file (main.c), for logrotate; "-" is
@@ -25,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -138,9 +140,14 @@ static char *target_of(const struct srv_req *r)
         [SRV_ROUTE_NONE] = "-",           [SRV_ROUTE_KV] = "/kv/",
         [SRV_ROUTE_LIST] = "/kv/",        [SRV_ROUTE_HEALTHZ] = "/healthz",
         [SRV_ROUTE_METRICS] = "/metrics", [SRV_ROUTE_CHANGES] = "/changes",
-        [SRV_ROUTE_TXN] = "/txn"};
+        [SRV_ROUTE_TXN] = "/txn",         [SRV_ROUTE_LEASES] = "/leases",
+        [SRV_ROUTE_LEASE] = "/leases/"};
+    /* A route added without its path here would be read past the table. */
+    _Static_assert(sizeof paths / sizeof paths[0] == SRV_ROUTE_LEASE + 1,
+                   "one path per route");
     const char *path = paths[r->route];
     char *pct = NULL, *t;
+    char id[40];
     const char *query =
         r->query != NULL && !r->uri_bad && r->route != SRV_ROUTE_NONE ? r->query
                                                                       : NULL;
@@ -148,6 +155,13 @@ static char *target_of(const struct srv_req *r)
 
     if (r->route == SRV_ROUTE_KV && r->key_len > 0) {
         pct = srv_pct_encode(r->key, r->key_len);
+        if (pct == NULL)
+            return NULL;
+    } else if (r->route == SRV_ROUTE_LEASE) {
+        /* The id as admitted (0: not one, refused with 404). */
+        snprintf(id, sizeof id, "%" PRIu64 "%s", r->lease,
+                 r->lease_keepalive ? "/keepalive" : "");
+        pct = strdup(id);
         if (pct == NULL)
             return NULL;
     }
@@ -247,6 +261,24 @@ static void quoted(const char *v, char *out, size_t cap)
         snprintf(out, cap, "-");
 }
 
+/* s (malloc'd, freed here) with '"' and '\\' escaped, in a new buffer, or
+ * NULL: a field of the combined format cannot end its quotes early. */
+static char *escaped(char *s)
+{
+    char *out = malloc(2 * strlen(s) + 1);
+    size_t n = 0;
+
+    for (const char *p = s; out != NULL && *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            out[n++] = '\\';
+        out[n++] = *p;
+    }
+    if (out != NULL)
+        out[n] = '\0';
+    free(s);
+    return out;
+}
+
 void srv_access_log_write(struct srv_access_log *l, struct MHD_Connection *c,
                           const struct srv_req *r, uint64_t duration_ns)
 {
@@ -261,6 +293,8 @@ void srv_access_log_write(struct srv_access_log *l, struct MHD_Connection *c,
         return;
     client_of(c, client, sizeof client);
     target = target_of(r);
+    if (target != NULL && l->combined)
+        target = escaped(target);
     if (target == NULL)
         return;
     if (l->combined) {

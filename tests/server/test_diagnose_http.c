@@ -471,6 +471,82 @@ START_TEST(the_json_access_log_has_one_line_per_request_and_no_secrets)
 }
 END_TEST
 
+/* A request-target may hold '"' (visible ASCII): in the combined format it
+ * is escaped as the User-Agent is, so that it cannot end the quoted
+ * request field and make up the fields after it. */
+START_TEST(the_combined_log_escapes_quotes_in_the_target)
+{
+    char log[600], opt_log[620], reply[512];
+    const char *opts[] = {"--nosync", "--access-log",
+                          opt_log,    "--access-log-format",
+                          "combined", NULL};
+    static const char req[] = "GET /changes?prefix=a\"%20200%20- HTTP/1.1\r\n"
+                              "Host: t\r\nConnection: close\r\n\r\n";
+    char **lines;
+    ssize_t n;
+    int fd;
+
+    snprintf(log, sizeof log, "%s/access.log", fx.dir);
+    snprintf(opt_log, sizeof opt_log, "%s", log);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    fd = hu_connect(fx.srv.port);
+    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    n = read(fd, reply, sizeof reply - 1);
+    ck_assert_int_gt(n, 12);
+    reply[n] = '\0';
+    ck_assert_msg(strncmp(reply, "HTTP/1.1 200", 12) == 0, "%s", reply);
+    close(fd);
+    lines = read_lines(log, 1);
+    ck_assert_ptr_nonnull(lines[0]);
+    ck_assert_msg(strstr(lines[0], "\"GET /changes?prefix=a\\\"%20200%20- "
+                                   "HTTP/1.1\" 200 ") != NULL,
+                  "%s", lines[0]);
+    free_lines(lines);
+}
+END_TEST
+
+/* The lease routes came after the access log: each is logged with its own
+ * path (the id as routed), not read past the log's table of paths. */
+START_TEST(the_access_log_names_the_lease_routes)
+{
+    char log[600], opt_log[620];
+    const char *opts[] = {"--nosync", "--access-log", opt_log, NULL};
+    const char *json[] = {"Content-Type: application/json", NULL};
+    static const char *const want[] = {"/leases", "/leases/1",
+                                       "/leases/1/keepalive", "/leases/1"};
+    struct hu_resp r;
+    char **lines;
+
+    snprintf(log, sizeof log, "%s/access.log", fx.dir);
+    snprintf(opt_log, sizeof opt_log, "%s", log);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    http(&r, "POST", "/leases", json, "{\"ttl_ms\": 60000}");
+    ck_assert_int_eq(r.code, 201);
+    ck_assert_str_eq(hu_hdr(&r, "Location"), "/leases/1");
+    hu_resp_free(&r);
+    http(&r, "GET", "/leases/1", NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    hu_resp_free(&r);
+    http(&r, "POST", "/leases/1/keepalive", NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    hu_resp_free(&r);
+    http(&r, "DELETE", "/leases/1", NULL, NULL);
+    ck_assert_int_eq(r.code, 204);
+    hu_resp_free(&r);
+    lines = read_lines(log, 4);
+    for (int i = 0; i < 4; i++) {
+        json_t *j;
+
+        ck_assert_msg(lines[i] != NULL, "line %d is missing", i);
+        j = json_loads(lines[i], 0, NULL);
+        ck_assert_msg(j != NULL, "%s", lines[i]);
+        ck_assert_str_eq(str(j, "target", NULL), want[i]);
+        json_decref(j);
+    }
+    free_lines(lines);
+}
+END_TEST
+
 START_TEST(the_combined_log_is_reopened_on_sighup)
 {
     char log[600], moved[620], opt_log[620];
@@ -540,6 +616,8 @@ int main(void)
     tcase_add_test(own,
                    the_json_access_log_has_one_line_per_request_and_no_secrets);
     tcase_add_test(own, the_combined_log_is_reopened_on_sighup);
+    tcase_add_test(own, the_access_log_names_the_lease_routes);
+    tcase_add_test(own, the_combined_log_escapes_quotes_in_the_target);
     suite_add_tcase(s, own);
     return tu_run(s);
 }
