@@ -943,7 +943,7 @@ static void admit_txn(const struct srv *s, struct MHD_Connection *c,
                           "if_revision");
         return;
     }
-    if (collect_idempotency_key(c, r) != 0)
+    if (collect_idempotency_key(c, r) != 0 || scope_idempotency_key(r) != 0)
         return;
     if (!is_json(c)) {
         srv_refuse_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,

@@ -574,6 +574,50 @@ START_TEST(idempotency_keys_are_scoped_per_token)
 }
 END_TEST
 
+/* POST /txn came on another branch than tokens: its Idempotency-Key is
+ * scoped per token too. */
+START_TEST(transaction_idempotency_keys_are_scoped_per_token)
+{
+    char file[600];
+    const char *opts[] = {"--nosync",     "--threads", "2",
+                          "--token-file", file,        NULL};
+    const char *const a[] = {"Authorization: Bearer alpha",
+                             "Content-Type: application/json",
+                             "Idempotency-Key: same", NULL};
+    const char *const b[] = {"Authorization: Bearer beta",
+                             "Content-Type: application/json",
+                             "Idempotency-Key: same", NULL};
+    static const char txn_a[] = "{\"ops\": [{\"op\": \"put\", \"key\": \"a\", "
+                                "\"value\": \"from a\"}]}";
+    static const char txn_b[] = "{\"ops\": [{\"op\": \"put\", \"key\": \"b\", "
+                                "\"value\": \"from b\"}]}";
+    struct hu_resp r;
+
+    token_file(file, sizeof file, "alpha\nbeta\n");
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    http(&r, "POST", "/txn", a, txn_a, strlen(txn_a));
+    ck_assert_msg(r.code == 200, "%ld %s", r.code, r.body);
+    hu_resp_free(&r);
+    /* Another client's same key: its own transaction, executed. */
+    http(&r, "POST", "/txn", b, txn_b, strlen(txn_b));
+    ck_assert_msg(r.code == 200, "%ld %s", r.code, r.body);
+    ck_assert_ptr_null(hu_hdr(&r, "Idempotent-Replayed"));
+    hu_resp_free(&r);
+    http(&r, "POST", "/txn", b, txn_a, strlen(txn_a));
+    ck_assert_int_eq(r.code, 422);
+    hu_resp_free(&r);
+    http(&r, "POST", "/txn", a, txn_a, strlen(txn_a));
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_str_eq(hu_hdr(&r, "Idempotent-Replayed"), "true");
+    hu_resp_free(&r);
+    {
+        const char *const auth[] = {"Authorization: Bearer alpha", NULL};
+
+        ck_assert_int_eq(status_of("GET", "/kv/b", auth, NULL), 200);
+    }
+}
+END_TEST
+
 START_TEST(a_full_idempotency_table_is_503_and_unkeyed_writes_go_on)
 {
     static const char *const opts[] = {
@@ -648,6 +692,7 @@ static Suite *suite(void)
     tcase_add_test(tc,
                    every_token_of_the_file_works_and_a_long_one_is_taken_whole);
     tcase_add_test(tc, idempotency_keys_are_scoped_per_token);
+    tcase_add_test(tc, transaction_idempotency_keys_are_scoped_per_token);
     tcase_add_test(tc,
                    a_full_idempotency_table_is_503_and_unkeyed_writes_go_on);
     tcase_add_test(tc, the_store_is_the_owners_alone_unless_widened);
