@@ -35,10 +35,11 @@ static const char *const age_le[] = {"0.001", "0.01", "0.1", "1",
                                      "10",    "60",   "600", "3600"};
 #define N_AGE_BUCKETS (sizeof age_ms_le / sizeof age_ms_le[0])
 
-/* Every status the server answers with; others are counted as "other". */
+/* Every status the server answers with (410: a compacted /changes); others
+ * are counted as "other". */
 static const unsigned codes[] = {200, 201, 204, 304, 400, 401, 404,
-                                 405, 409, 412, 413, 414, 415, 422,
-                                 428, 431, 500, 501, 503, 507};
+                                 405, 409, 410, 412, 413, 414, 415,
+                                 422, 428, 431, 500, 501, 503, 507};
 #define N_CODES (sizeof codes / sizeof codes[0])
 
 /* Latency bucket upper bounds, in nanoseconds and as printed. */

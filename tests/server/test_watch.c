@@ -355,6 +355,12 @@ START_TEST(a_compacted_after_is_410_with_min_after_which_is_served)
     json_decref(j);
     hu_resp_free(&r);
     ck_assert_int_eq(metric("etagkv_watch_compacted_total"), 1);
+    /* Counted under its own code, not as "other". */
+    ck_assert_int_eq(
+        hu_metric_await(
+            fx.ua, fx.srv.port,
+            "etagkv_http_requests_total{method=\"GET\",code=\"410\"}", 1, 10),
+        1);
 }
 END_TEST
 
