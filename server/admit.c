@@ -31,7 +31,7 @@
 static const char allow_kv[] = "GET, HEAD, PUT, DELETE";
 static const char allow_read[] = "GET, HEAD";
 static const char allow_txn[] = "POST";
-static const char allow_lease[] = "GET, DELETE";
+static const char allow_lease[] = "GET, HEAD, DELETE";
 
 /* The most a POST /leases body needs: {"ttl_ms": N}. */
 #define LEASE_BODY_MAX 4096
@@ -984,7 +984,7 @@ static void admit_lease(const struct srv *s, struct MHD_Connection *c,
         return;
     }
     if (r->lease_keepalive ? r->method != SRV_POST
-                           : r->method != SRV_GET && r->method != SRV_DELETE)
+                           : !is_read(r->method) && r->method != SRV_DELETE)
         srv_refuse_method(r, r->lease_keepalive ? allow_txn : allow_lease);
 }
 

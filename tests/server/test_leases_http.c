@@ -144,6 +144,9 @@ START_TEST(grant_show_keepalive_and_revoke_over_http)
                      50000);
     ck_assert_uint_eq(json_array_size(json_object_get(j, "keys")), 2);
     json_decref(j);
+    /* HEAD works wherever GET does (docs/http.md). */
+    snprintf(path, sizeof path, "/leases/%s", id);
+    ck_assert_int_eq(status_of("HEAD", path, NULL, NULL), 200);
 
     snprintf(path, sizeof path, "/leases/%s/keepalive", id);
     ck_assert_int_eq(http(&r, "POST", path, NULL, NULL), 200);
@@ -186,6 +189,14 @@ START_TEST(bad_requests_and_unknown_leases_are_refused)
                      415);
     ck_assert_int_eq(status_of("GET", "/leases", NULL, NULL), 405);
     ck_assert_int_eq(status_of("PUT", "/leases/1", NULL, "x"), 405);
+    {
+        struct hu_resp r;
+
+        hu_fixture_call(&fx, &r, "PATCH", "/leases/1", NULL, NULL, 0);
+        ck_assert_int_eq(r.code, 405);
+        ck_assert_str_eq(hu_hdr(&r, "Allow"), "GET, HEAD, DELETE");
+        hu_resp_free(&r);
+    }
     ck_assert_int_eq(status_of("GET", "/leases/1/keepalive", NULL, NULL), 405);
     ck_assert_int_eq(status_of("GET", "/leases/abc", NULL, NULL), 404);
     ck_assert_int_eq(status_of("GET", "/leases/0", NULL, NULL), 404);
