@@ -617,6 +617,10 @@ etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
 {
     etagkv_txn *t = op->txn;
     uint64_t now = ekv_now_ns(s);
+    /* The values the gets read count with the puts' bytes against
+     * max_txn_bytes: each is copied and answered, and a few bytes of
+     * operations could otherwise read max_txn_ops whole values. */
+    uint64_t bytes = t->bytes;
     size_t failed = ETAGKV_TXN_NONE;
     etagkv_status st = ETAGKV_OK;
     int wrote;
@@ -632,6 +636,11 @@ etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
             st = lease_dead(s, txn, &t->ops[i], cur, &fails);
         if (st == ETAGKV_OK && !fails)
             st = evaluate(&t->ops[i], cur, cur == &buf, now, *rev + 1, &fails);
+        bytes += t->ops[i].res.value_len;
+        if (st == ETAGKV_OK && bytes > s->opts.max_txn_bytes)
+            st = ekv_fail(ETAGKV_TXN_TOO_LARGE,
+                          "its gets read more than %llu bytes with its puts",
+                          (unsigned long long)s->opts.max_txn_bytes);
         if (st != ETAGKV_OK)
             return fail_txn(op, st);
         if (fails)

@@ -559,6 +559,45 @@ START_TEST(a_body_over_the_limit_is_413_and_nothing_is_applied)
 }
 END_TEST
 
+/* The values a transaction's gets read count against --max-txn-bytes, as
+ * its puts' values do: else a body of a few KiB (128 gets of one 64 MiB
+ * value) made the server copy 8 GiB and send it as one JSON reply, outside
+ * the memory budget. */
+START_TEST(the_values_gets_read_are_bounded_by_max_txn_bytes)
+{
+    static const char *const opts[] = {"--nosync", "--max-txn-bytes", "65536",
+                                       NULL};
+    static const char two[] = "{\"ops\":[{\"op\":\"get\",\"key\":\"big\"},"
+                              "{\"op\":\"get\",\"key\":\"big\"}]}";
+    static const char one[] =
+        "{\"ops\":[{\"op\":\"get\",\"key\":\"big\"},"
+        "{\"op\":\"put\",\"key\":\"k\",\"value\":\"v\"}]}";
+    char *value = malloc(40001);
+    json_t *j;
+
+    ck_assert_ptr_nonnull(value);
+    memset(value, 'a', 40000);
+    value[40000] = '\0';
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    ck_assert_int_eq(put_plain("big", value), 201);
+    free(value);
+    {
+        struct hu_resp r;
+
+        post_txn(&r, two); /* its body, if 200, is too long to print */
+        ck_assert_int_eq(r.code, 413);
+        ck_assert_ptr_nonnull(strstr(r.body, "TXN_TOO_LARGE"));
+        hu_resp_free(&r);
+    }
+    ck_assert_int_eq(get_kv("k", NULL, 0, NULL), 404);
+    j = txn_expect(one, 200);
+    ck_assert_uint_eq(
+        strlen(json_string_value(json_object_get(result_at(j, 0), "value"))),
+        40000);
+    json_decref(j);
+}
+END_TEST
+
 START_TEST(a_full_store_is_507_and_no_transaction_is_half_applied)
 {
     static const char *const opts[] = {"--threads", "4", "--nosync", NULL};
@@ -845,6 +884,7 @@ static Suite *suite(void)
     tcase_add_test(
         tc, if_revision_counts_as_a_condition_in_require_conditions_mode);
     tcase_add_test(tc, a_body_over_the_limit_is_413_and_nothing_is_applied);
+    tcase_add_test(tc, the_values_gets_read_are_bounded_by_max_txn_bytes);
     tcase_add_test(tc, a_full_store_is_507_and_no_transaction_is_half_applied);
     tcase_add_test(
         tc, require_conditions_mode_refuses_an_unconditional_write_with_428);
