@@ -220,7 +220,7 @@ etagkv_status ekv_lease_attach(ekv_txn *txn, const void *key, size_t key_len,
 etagkv_status ekv_lease_live(etagkv_store *s, ekv_txn *txn, uint64_t id,
                              int *live)
 {
-    struct lease_rec l;
+    struct lease_rec l = {0, 0};
     etagkv_status st = lease_get(txn, id, &l);
 
     *live = st == ETAGKV_OK && deadline_of(s, &l) > ekv_now_ns(s);
@@ -337,7 +337,7 @@ static etagkv_status op_grant(etagkv_store *s, ekv_txn *txn, struct ekv_op *op)
 static etagkv_status op_keepalive(etagkv_store *s, ekv_txn *txn,
                                   struct ekv_op *op)
 {
-    struct lease_rec l;
+    struct lease_rec l = {0, 0};
     uint64_t now = ekv_now_ns(s);
     etagkv_status st = lease_get(txn, op->lease, &l);
 
@@ -362,7 +362,7 @@ static etagkv_status op_keepalive(etagkv_store *s, ekv_txn *txn,
 static etagkv_status op_revoke(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
                                uint64_t *rev)
 {
-    struct lease_rec l;
+    struct lease_rec l = {0, 0};
     int dead, wrote;
     etagkv_status st = lease_get(txn, op->lease, &l);
 
@@ -416,7 +416,7 @@ static etagkv_status op_sweep(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
 
     op->status = ETAGKV_OK;
     for (int i = 0; i < SWEEP_MAX_LEASES && st == ETAGKV_OK; i++) {
-        struct lease_rec l;
+        struct lease_rec l = {0, 0};
         int wrote = 0;
 
         st = first_due(txn, &due, &id);
@@ -729,7 +729,7 @@ static etagkv_status list_keys(ekv_txn *txn, uint64_t id, uint64_t *n,
 etagkv_status etagkv_lease_info(etagkv_store *s, uint64_t id, etagkv_lease *out,
                                 etagkv_lease_key_fn fn, void *ctx)
 {
-    struct lease_rec l;
+    struct lease_rec l = {0, 0};
     ekv_txn txn;
     uint64_t now, deadline;
     etagkv_status st;
