@@ -93,6 +93,7 @@ void ekv_changes_begin(etagkv_store *s)
 {
     s->changes.rev = 0;
     s->changes.seq = 0;
+    s->changes.appended = 0;
 }
 
 etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
@@ -115,6 +116,7 @@ etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
     if (st != ETAGKV_OK)
         return st;
     s->changes.seq++;
+    s->changes.appended++;
     p = dst;
     memset(p, 0, CHANGE_HEADER_BYTES);
     p[0] = CHANGE_FORMAT;
