@@ -325,6 +325,22 @@ START_TEST(writes_that_log_many_events_each_keep_the_window_bounded)
 }
 END_TEST
 
+START_TEST(after_the_last_revision_there_is_nothing_even_at_the_largest)
+{
+    static struct seen s;
+    etagkv_changes_page page;
+
+    put("a", "1");
+    put("b", "2");
+    ck_assert_int_eq(read_changes(NULL, 0, 2, 0, &s, &page), ETAGKV_OK);
+    ck_assert_uint_eq(s.n, 0);
+    ck_assert_int_eq(read_changes(NULL, 0, UINT64_MAX, 0, &s, &page),
+                     ETAGKV_OK);
+    ck_assert_uint_eq(s.n, 0);
+    ck_assert_uint_eq(page.next, 2);
+}
+END_TEST
+
 START_TEST(events_older_than_the_retention_are_trimmed)
 {
     static struct seen s;
@@ -617,6 +633,8 @@ int main(void)
     tcase_add_test(tc, the_window_is_bounded_and_older_reads_are_compacted);
     tcase_add_test(tc,
                    writes_that_log_many_events_each_keep_the_window_bounded);
+    tcase_add_test(
+        tc, after_the_last_revision_there_is_nothing_even_at_the_largest);
     tcase_add_test(tc, events_older_than_the_retention_are_trimmed);
     tcase_add_test(tc, wait_returns_after_a_commit_of_another_thread);
     tcase_add_test(tc, wait_times_out_with_not_modified);
