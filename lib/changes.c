@@ -93,6 +93,7 @@ void ekv_changes_begin(etagkv_store *s)
 {
     s->changes.rev = 0;
     s->changes.seq = 0;
+    s->changes.appended = 0;
 }
 
 etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
@@ -115,6 +116,7 @@ etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
     if (st != ETAGKV_OK)
         return st;
     s->changes.seq++;
+    s->changes.appended++;
     p = dst;
     memset(p, 0, CHANGE_HEADER_BYTES);
     p[0] = CHANGE_FORMAT;
@@ -273,12 +275,17 @@ etagkv_status etagkv_changes(etagkv_store *s, const void *prefix,
         st = ETAGKV_COMPACTED;
         goto out;
     }
-    st = ekv_cursor_open(&txn, EKV_TABLE_CHANGES, &cur);
+    /* Nothing is after the snapshot's revision; and after + 1 would wrap
+     * to the start of the log for the largest after. */
+    st = after >= q.page->revision
+             ? ETAGKV_NOT_FOUND
+             : ekv_cursor_open(&txn, EKV_TABLE_CHANGES, &cur);
     if (st == ETAGKV_OK) {
         st = changes_walk(&cur, after, &q);
         ekv_cursor_close(&cur);
     } else if (st == ETAGKV_NOT_FOUND) {
-        st = ETAGKV_OK; /* no log at all (read-only, older store): empty */
+        st = ETAGKV_OK; /* nothing after, or no log at all (read-only,
+                           older store): empty */
     }
     if (st == ETAGKV_OK && !q.page->more)
         q.page->next = q.page->revision;

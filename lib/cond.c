@@ -485,9 +485,15 @@ etagkv_status ekv_cond_serialize(const etagkv_cond *c, uint8_t **out,
     p = put_list(p, &c->if_none_match);
     p = put_date(p, c->modified_since_state, c->modified_since_s);
     p = put_date(p, c->unmodified_since_state, c->unmodified_since_s);
-    *p++ = (uint8_t)c->if_revision_present;
-    ekv_put_le64(p, c->if_revision);
-    p += 8;
+    /* Only when sent: the fingerprints of requests without If-Revision
+     * stay those recorded before it existed, so their idempotency keys
+     * still replay after an upgrade.  The parts before are
+     * self-delimiting, so the form stays unambiguous. */
+    if (c->if_revision_present) {
+        *p++ = 1;
+        ekv_put_le64(p, c->if_revision);
+        p += 8;
+    }
     *out = buf;
     *len = (size_t)(p - buf);
     return ETAGKV_OK;

@@ -361,10 +361,14 @@ etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out)
     MDB_envinfo info;
     int rc;
 
+    /* A read-only store from before the change log has no such database:
+     * env->changes is then 0, LMDB's free list, which mdb_stat() accepts
+     * and would count. */
+    memset(&changes_stat, 0, sizeof(changes_stat));
     rc = mdb_stat(txn->handle, env->records, &records_stat);
     if (rc == 0)
         rc = mdb_stat(txn->handle, env->idem, &idem_stat);
-    if (rc == 0)
+    if (rc == 0 && !env->changes_absent)
         rc = mdb_stat(txn->handle, env->changes, &changes_stat);
     if (rc == 0)
         rc = mdb_env_info(env->mdb, &info);

@@ -50,8 +50,9 @@ struct ekv_idem {
 /* The position of the next event within its revision.  Touched only inside
  * a write transaction (one thread at a time, like struct ekv_idem). */
 struct ekv_changes {
-    uint64_t rev; /* the revision of the last event appended */
-    uint32_t seq; /* the sequence number of the next event of rev */
+    uint64_t rev;    /* the revision of the last event appended */
+    uint32_t seq;    /* the sequence number of the next event of rev */
+    size_t appended; /* events appended by this write transaction */
 };
 
 /* ---- wait.c: waking watchers after a commit ------------------------------ */
@@ -177,7 +178,7 @@ etagkv_status ekv_idem_maintain(etagkv_store *s, ekv_txn *txn, size_t recorded);
  */
 
 /* A write transaction begins (or is run again): its first event will be
- * the first of its revision. */
+ * the first of its revision, and it has appended none. */
 void ekv_changes_begin(etagkv_store *s);
 
 /* Append the change of key, whose state after the write is *meta (exists:

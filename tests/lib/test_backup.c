@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <lmdb.h>
 
 #include "testutil.h"
 
@@ -405,6 +406,94 @@ START_TEST(a_read_only_open_creates_nothing_and_refuses_every_write)
 }
 END_TEST
 
+/* Make the closed store at path look as one last written before the change
+ * log and leases existed (commit 8a728e1): no "changes" nor "leases"
+ * database, no change-log floor. */
+static void strip_to_older_layout(const char *path)
+{
+    static const char floor_key[] = "etagkv.changes_floor";
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {sizeof(floor_key) - 1, (void *)floor_key};
+
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+    ck_assert_int_eq(mdb_env_open(env, path, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "changes", 0, &dbi), 0);
+    ck_assert_int_eq(mdb_drop(txn, dbi, 1), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "leases", 0, &dbi), 0);
+    ck_assert_int_eq(mdb_drop(txn, dbi, 1), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+    ck_assert_int_eq(mdb_del(txn, dbi, &k, NULL), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static int count_event(void *ctx, const etagkv_event *ev)
+{
+    (void)ev;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+START_TEST(a_read_only_open_of_a_store_from_before_the_change_log)
+{
+    etagkv_store *s = tu_open(dir, NULL);
+    etagkv_options o;
+    etagkv_stats stats;
+    etagkv_changes_page page;
+    etagkv_txn *t;
+    uint64_t id;
+    int events = 0;
+
+    /* Enough commits that LMDB's free list holds entries. */
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_ge(etagkv_put(s, "k", 1, "v", 1, NULL, NULL, NULL),
+                         ETAGKV_OK);
+    etagkv_store_close(s);
+    strip_to_older_layout(dir);
+    etagkv_options_init(&o);
+    o.read_only = 1;
+    ck_assert_int_eq(etagkv_store_open(dir, &o, &s), ETAGKV_OK);
+
+    ck_assert_int_eq(etagkv_store_stats(s, &stats), ETAGKV_OK);
+    ck_assert_uint_eq(stats.records, 1);
+    ck_assert_uint_eq(stats.revision, 20);
+    ck_assert_uint_eq(stats.change_events, 0);
+    ck_assert_uint_eq(stats.changes_min_after, 20);
+    ck_assert_uint_eq(stats.leases, 0);
+    ck_assert_int_eq(
+        etagkv_changes(s, NULL, 0, 0, 20, 0, count_event, &events, &page),
+        ETAGKV_OK);
+    ck_assert_int_eq(events, 0);
+    ck_assert_int_eq(
+        etagkv_changes(s, NULL, 0, 0, 0, 0, count_event, &events, &page),
+        ETAGKV_COMPACTED);
+    /* Transactions and leases are writes too. */
+    ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_put(t, "k", 1, "w", 1, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_commit(s, t), ETAGKV_READ_ONLY);
+    etagkv_txn_free(t);
+    ck_assert_int_eq(etagkv_lease_grant(s, 10000, &id), ETAGKV_READ_ONLY);
+    etagkv_store_close(s);
+
+    /* Read-write, it starts its log at the revision it has. */
+    s = tu_open(dir, NULL);
+    ck_assert_int_eq(etagkv_store_stats(s, &stats), ETAGKV_OK);
+    ck_assert_uint_eq(stats.change_events, 0);
+    ck_assert_uint_eq(stats.changes_min_after, 20);
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "w", 1, NULL, NULL, NULL),
+                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_changes(s, NULL, 0, 0, 20, 0, count_event, &events, &page),
+        ETAGKV_OK);
+    ck_assert_int_eq(events, 1);
+    etagkv_store_close(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("backup");
@@ -419,6 +508,7 @@ int main(void)
         tc, verify_names_the_key_whose_value_no_longer_hashes_to_its_etag);
     tcase_add_test(tc,
                    a_read_only_open_creates_nothing_and_refuses_every_write);
+    tcase_add_test(tc, a_read_only_open_of_a_store_from_before_the_change_log);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -281,6 +281,66 @@ START_TEST(the_window_is_bounded_and_older_reads_are_compacted)
 }
 END_TEST
 
+START_TEST(writes_that_log_many_events_each_keep_the_window_bounded)
+{
+    etagkv_stats stats;
+    char k[16];
+    uint64_t lease;
+
+    etagkv_store_close(st);
+    open_with(5, 0);
+    /* Each transaction logs 40 events under its one revision. */
+    for (int round = 0; round < 10; round++) {
+        etagkv_txn *t = NULL;
+
+        ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+        for (int i = 0; i < 40; i++) {
+            snprintf(k, sizeof k, "t%d", i);
+            ck_assert_int_eq(
+                etagkv_txn_put(t, k, strlen(k), "v", 1, NULL, NULL), ETAGKV_OK);
+        }
+        ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_OK);
+        etagkv_txn_free(t);
+        ck_assert_int_eq(etagkv_store_stats(st, &stats), ETAGKV_OK);
+        ck_assert_uint_le(stats.change_events, 5);
+    }
+    /* So does revoking a lease with 40 keys. */
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(etagkv_lease_grant(st, 60000, &lease), ETAGKV_OK);
+        for (int i = 0; i < 40; i++) {
+            etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                                  .key = k,
+                                  .value = "v",
+                                  .value_len = 1,
+                                  .lease = lease};
+
+            snprintf(k, sizeof k, "l%d", i);
+            req.key_len = strlen(k);
+            ck_assert_int_ge(etagkv_write(st, &req, NULL), ETAGKV_OK);
+        }
+        ck_assert_int_eq(etagkv_lease_revoke(st, lease, NULL), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_store_stats(st, &stats), ETAGKV_OK);
+        ck_assert_uint_le(stats.change_events, 5);
+    }
+}
+END_TEST
+
+START_TEST(after_the_last_revision_there_is_nothing_even_at_the_largest)
+{
+    static struct seen s;
+    etagkv_changes_page page;
+
+    put("a", "1");
+    put("b", "2");
+    ck_assert_int_eq(read_changes(NULL, 0, 2, 0, &s, &page), ETAGKV_OK);
+    ck_assert_uint_eq(s.n, 0);
+    ck_assert_int_eq(read_changes(NULL, 0, UINT64_MAX, 0, &s, &page),
+                     ETAGKV_OK);
+    ck_assert_uint_eq(s.n, 0);
+    ck_assert_uint_eq(page.next, 2);
+}
+END_TEST
+
 START_TEST(events_older_than_the_retention_are_trimmed)
 {
     static struct seen s;
@@ -571,6 +631,10 @@ int main(void)
     tcase_add_test(tc, prefix_and_key_filters_select_events);
     tcase_add_test(tc, a_page_never_splits_the_events_of_one_revision);
     tcase_add_test(tc, the_window_is_bounded_and_older_reads_are_compacted);
+    tcase_add_test(tc,
+                   writes_that_log_many_events_each_keep_the_window_bounded);
+    tcase_add_test(
+        tc, after_the_last_revision_there_is_nothing_even_at_the_largest);
     tcase_add_test(tc, events_older_than_the_retention_are_trimmed);
     tcase_add_test(tc, wait_returns_after_a_commit_of_another_thread);
     tcase_add_test(tc, wait_times_out_with_not_modified);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <lmdb.h>
 
 #include "testutil.h"
 
@@ -449,6 +450,105 @@ START_TEST(a_counter_with_every_write_sent_twice_ends_exact)
 }
 END_TEST
 
+/* ---- keys recorded by an older version ------------------------------------
+ */
+
+/* Idempotency entries exactly as the library at commit 8a728e1 (before
+ * If-Revision, transactions and leases) recorded them, taken from a store
+ * it made: K1 a PUT of "v1" to "idem/a" as text/plain (201, revision 5),
+ * K2 a DELETE of "b" (200), K3 a PUT of "zz" to "a" with If-Match:
+ * "nope" (412).  Bytes 8..16, the time of recording, are set to now. */
+static const char *const old_entries[][2] = {
+    {"K1", "010101000a000000403d6d5ca65ded1859258857d515a6843e99c35c04b3cdf9"
+           "02000000000000001b106d5ca65ded181b106d5ca65ded180500000000000000"
+           "0500000000000000010000000000000064b3b2e89f274d11699a96a965cd390d"
+           "746578742f706c61696e"},
+    {"K2", "0100000000000000553b7e5ca65ded1803fe1978f392d96a407c233b481ccd79"
+           "0000000000000000000000000000000000000000000000000000000000000000"
+           "0600000000000000000000000000000000000000000000000000000000000000"},
+    {"K3", "010103000a000000f7228b5ca65ded18701c9088ef073a56c176a1373f62e520"
+           "050000000000000020a47157a65ded1820a47157a65ded180100000000000000"
+           "01000000000000000100000000000000b5e9c1ad071b3e7fc779cfaa5e523818"
+           "746578742f706c61696e"},
+};
+
+/* Write old_entries into the closed store at dir, through LMDB. */
+static void plant_old_entries(void)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "idempotency", 0, &dbi), 0);
+    for (size_t i = 0; i < sizeof(old_entries) / sizeof(old_entries[0]); i++) {
+        uint8_t buf[128];
+        size_t n = strlen(old_entries[i][1]) / 2;
+        MDB_val k = {strlen(old_entries[i][0]), (void *)old_entries[i][0]};
+        MDB_val v = {n, buf};
+
+        ck_assert_uint_le(n, sizeof(buf));
+        for (size_t j = 0; j < n; j++)
+            ck_assert_int_eq(
+                sscanf(old_entries[i][1] + 2 * j, "%2hhx", &buf[j]), 1);
+        for (int j = 0; j < 8; j++)
+            buf[8 + j] = (uint8_t)(fake_now >> (8 * j));
+        ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    }
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+START_TEST(keys_recorded_by_an_older_version_still_replay)
+{
+    etagkv_cond *c = NULL;
+    etagkv_result r;
+    etagkv_request put = {.method = ETAGKV_METHOD_PUT,
+                          .key = "idem/a",
+                          .key_len = 6,
+                          .value = "v1",
+                          .value_len = 2,
+                          .content_type = "text/plain",
+                          .idempotency_key = "K1",
+                          .idempotency_key_len = 2};
+    etagkv_request del = {.method = ETAGKV_METHOD_DELETE,
+                          .key = "b",
+                          .key_len = 1,
+                          .idempotency_key = "K2",
+                          .idempotency_key_len = 2};
+    etagkv_request refused = {.method = ETAGKV_METHOD_PUT,
+                              .key = "a",
+                              .key_len = 1,
+                              .value = "zz",
+                              .value_len = 2,
+                              .idempotency_key = "K3",
+                              .idempotency_key_len = 2};
+
+    etagkv_store_close(st);
+    plant_old_entries();
+    open_store(0);
+    ck_assert_int_eq(etagkv_write(st, &put, &r), ETAGKV_CREATED);
+    ck_assert_int_eq(r.replayed, 1);
+    ck_assert_uint_eq(r.meta.mod_revision, 5);
+    ck_assert_str_eq(r.meta.etag, "\"64b3b2e89f274d11699a96a965cd390d\"");
+    ck_assert_str_eq(r.meta.content_type, "text/plain");
+    ck_assert_int_eq(etagkv_write(st, &del, &r), ETAGKV_OK);
+    ck_assert_int_eq(r.replayed, 1);
+    ck_assert_int_eq(etagkv_cond_parse("\"nope\"", NULL, NULL, NULL, &c),
+                     ETAGKV_OK);
+    refused.cond = c;
+    ck_assert_int_eq(etagkv_write(st, &refused, &r),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_int_eq(r.replayed, 1);
+    etagkv_cond_free(c);
+    /* Nothing was executed: the store is as new. */
+    ck_assert_uint_eq(revision(), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("idempotency");
@@ -470,6 +570,7 @@ static Suite *suite(void)
     tcase_add_test(tc, an_overlong_or_malformed_idempotency_key_is_refused);
     tcase_add_test(tc, concurrent_duplicates_execute_exactly_once);
     tcase_add_test(tc, a_counter_with_every_write_sent_twice_ends_exact);
+    tcase_add_test(tc, keys_recorded_by_an_older_version_still_replay);
     suite_add_tcase(s, tc);
     return s;
 }

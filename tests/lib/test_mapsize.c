@@ -144,6 +144,98 @@ START_TEST(past_the_ceiling_writes_fail_cleanly_and_data_stays_intact)
 }
 END_TEST
 
+/* Events of revisions after `after`, as (revision, key, version). */
+struct logged {
+    int n;
+    uint64_t rev[16], version[16];
+    char key[16][16];
+};
+
+static int log_event(void *ctx, const etagkv_event *ev)
+{
+    struct logged *l = ctx;
+
+    ck_assert_int_lt(l->n, 16);
+    l->rev[l->n] = ev->revision;
+    l->version[l->n] = ev->version;
+    snprintf(l->key[l->n], sizeof(l->key[0]), "%.*s", (int)ev->key_len,
+             (const char *)ev->key);
+    l->n++;
+    return 0;
+}
+
+/* A transaction that runs out of map is run again after the map grew: its
+ * change-log events, its revision and its lease links are those of one
+ * run; past the ceiling nothing of it is left. */
+START_TEST(a_transaction_retried_after_growth_logs_its_changes_once)
+{
+    etagkv_store *st = open_small(1 << 20, 3 << 20);
+    char *buf = malloc(VALUE_BYTES);
+    uint64_t lease, rev = 0;
+    etagkv_lease info;
+    etagkv_stats s;
+    etagkv_status r = ETAGKV_OK;
+    int grown = 0;
+
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_eq(etagkv_lease_grant(st, 600000, &lease), ETAGKV_OK);
+    for (int i = 0; r == ETAGKV_OK; i++) {
+        etagkv_txn *t = NULL;
+        struct logged l = {0};
+        char a[16], b[16];
+
+        /* New keys every time, so that the store fills up. */
+        snprintf(a, sizeof(a), "a%d", i);
+        snprintf(b, sizeof(b), "b%d", i);
+
+        ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+        fill(buf, 3 * i);
+        ck_assert_int_eq(etagkv_txn_put_lease(t, a, strlen(a), buf, VALUE_BYTES,
+                                              NULL, NULL, lease),
+                         ETAGKV_OK);
+        fill(buf, 3 * i + 1);
+        ck_assert_int_eq(etagkv_txn_put_lease(t, a, strlen(a), buf, VALUE_BYTES,
+                                              NULL, NULL, lease),
+                         ETAGKV_OK);
+        fill(buf, 3 * i + 2);
+        ck_assert_int_eq(
+            etagkv_txn_put(t, b, strlen(b), buf, VALUE_BYTES, NULL, NULL),
+            ETAGKV_OK);
+        r = etagkv_txn_commit(st, t);
+        etagkv_txn_free(t);
+        ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+        ck_assert_int_eq(
+            etagkv_changes(st, NULL, 0, 0, rev, 0, log_event, &l, NULL),
+            ETAGKV_OK);
+        if (r != ETAGKV_OK) {
+            ck_assert_int_eq(r, ETAGKV_STORE_FULL);
+            ck_assert_uint_eq(s.revision, rev);
+            ck_assert_int_eq(l.n, 0);
+            break;
+        }
+        grown |= s.map_size_bytes > (1 << 20);
+        ck_assert_uint_eq(s.revision, rev + 1);
+        rev = s.revision;
+        ck_assert_int_eq(l.n, 3);
+        for (int e = 0; e < 3; e++)
+            ck_assert_uint_eq(l.rev[e], rev);
+        ck_assert_str_eq(l.key[0], a);
+        ck_assert_str_eq(l.key[1], a);
+        ck_assert_str_eq(l.key[2], b);
+        ck_assert_uint_eq(l.version[0], 1);
+        ck_assert_uint_eq(l.version[1], 2);
+        ck_assert_uint_eq(l.version[2], 1);
+    }
+    ck_assert_int_eq(grown, 1);
+    ck_assert_uint_gt(rev, 3);
+    ck_assert_int_eq(etagkv_lease_info(st, lease, &info, NULL, NULL),
+                     ETAGKV_OK);
+    ck_assert_uint_eq(info.keys, rev);
+    etagkv_store_close(st);
+    free(buf);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("mapsize");
@@ -153,6 +245,8 @@ static Suite *suite(void)
     tcase_add_test(tc, map_grows_past_its_initial_size);
     tcase_add_test(tc,
                    past_the_ceiling_writes_fail_cleanly_and_data_stays_intact);
+    tcase_add_test(tc,
+                   a_transaction_retried_after_growth_logs_its_changes_once);
     suite_add_tcase(s, tc);
     return s;
 }
