@@ -196,6 +196,9 @@ static void notify(struct ekv_waiter *finished)
         res.status = a->op.status;
         res.meta = a->op.meta;
         res.replayed = a->op.replayed;
+        /* The callback owns the current value of a 412 (etagkv.h). */
+        res.current_value = a->op.current;
+        res.current_len = a->op.current_len;
         if (a->op.detail[0] != '\0')
             (void)ekv_fail(a->op.status, "%s", a->op.detail);
         else

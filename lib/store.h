@@ -114,10 +114,15 @@ struct ekv_op {
     etagkv_meta meta; /* the key's state after the operation */
     /* meta.etag in binary, when meta.exists: what idem.c records. */
     uint8_t meta_hash[EKV_HASH_BYTES];
-    int wrote;              /* the operation changed a record */
-    int dirty;              /* the transaction must commit for this op */
-    int replayed;           /* the outcome is a recorded one (idem.c) */
-    int recorded;           /* its outcome was recorded under idem_key */
+    int wrote;    /* the operation changed a record */
+    int dirty;    /* the transaction must commit for this op */
+    int replayed; /* the outcome is a recorded one (idem.c) */
+    int recorded; /* its outcome was recorded under idem_key */
+    /* ETAGKV_WRITE_RETURN_CURRENT: on a 412 of a present key, a malloc'd
+     * copy of its value (apply.c), handed to whoever receives the result. */
+    int want_current;
+    void *current;
+    size_t current_len;
     char detail[128];       /* diagnostic of a failure */
     struct etagkv_txn *txn; /* a multi-key transaction, or NULL */
 };
@@ -206,6 +211,9 @@ int ekv_txn_entry_decode(struct ekv_op *op, const uint8_t *p, size_t len);
  * when a failure must be pinned on one op); every op gets its outcome.
  * Returns the number of transactions that committed. */
 int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n);
+
+/* Free op->current, if any, and clear it. */
+void ekv_op_drop_current(struct ekv_op *op);
 
 /* ---- commit.c ------------------------------------------------------------ */
 
