@@ -56,11 +56,13 @@ void etagkv_store_close(etagkv_store *s)
 {
     if (s == NULL)
         return;
-    /* Watchers in etagkv_wait() return ETAGKV_CLOSING and leave first;
-     * submitted writes still queued are committed before the backend
-     * goes. */
-    ekv_notify_close(&s->notify);
+    /* Submitted writes still queued are committed first: each commit
+     * wakes the watchers, so the notifier must outlive them (TSan saw the
+     * committer lock a destroyed mutex with the other order).  Then
+     * watchers in etagkv_wait() return ETAGKV_CLOSING and leave, and the
+     * backend goes. */
     ekv_queue_shutdown(s);
+    ekv_notify_close(&s->notify);
     ekv_env_close(s->env);
     free(s);
 }

@@ -12,6 +12,7 @@
 #define ETAGKV_STORE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "backend.h"
@@ -22,7 +23,8 @@
 struct ekv_waiter;
 
 /* Writers queue here in arrival order; the one at the head commits a batch
- * for everyone queued behind it.  Every field is guarded by lock. */
+ * for everyone queued behind it.  Every field but the atomics is guarded
+ * by lock. */
 struct ekv_queue {
     pthread_mutex_t lock;
     int ready; /* lock and committer_cv initialised */
@@ -30,9 +32,14 @@ struct ekv_queue {
     pthread_cond_t committer_cv; /* wakes the committer thread */
     pthread_t committer;         /* leads batches headed by async writes */
     int committer_started, committer_stop;
-    int leading;         /* a blocking writer is leading batches */
-    uint64_t write_txns; /* committed write transactions */
-    uint64_t write_ops;  /* operations that changed the store */
+    int leading; /* a blocking writer is leading batches */
+    /* Waiters in the queue: changed with lock held, read without it by a
+     * nosync writer deciding whether to commit alone (commit.c). */
+    atomic_size_t queued;
+    /* Statistics, counted by whoever committed (a leader or a writer
+     * committing alone), without the lock. */
+    _Atomic uint64_t write_txns; /* committed write transactions */
+    _Atomic uint64_t write_ops;  /* operations that changed the store */
 };
 
 /* ---- idem.c: the incremental purge --------------------------------------- */
