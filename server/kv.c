@@ -297,24 +297,47 @@ static struct MHD_Response *as_representation(struct MHD_Response *resp,
 }
 
 /* The 412 of a PUT that asked for the representation: the current value
- * the library returned with it, handed to the response.  A replayed 412,
- * or one whose copy failed, has none: problem+json then, as without the
- * preference. */
+ * the library returned with it, handed to the response and charged to the
+ * memory budget as a GET's would be.  A replayed 412, one whose copy
+ * failed, or one whose value does not fit the budget now, has none:
+ * problem+json then, as without the preference. */
 static enum MHD_Result current_412(struct srv *s, struct MHD_Connection *c,
                                    struct srv_req *r, const etagkv_meta *m)
 {
     void *v = r->write_res.current_value;
     struct MHD_Response *resp;
+    int busy;
 
     r->write_res.current_value = NULL;
-    resp = MHD_create_response_from_buffer_with_free_callback(
-        r->write_res.current_len, v, etagkv_free);
-    if (resp == NULL) {
-        etagkv_free(v);
+    resp = srv_owned_response(s->budget, v, r->write_res.current_len,
+                              etagkv_free, 0, &busy);
+    if (busy)
+        return answer_outcome(s, c, r, ETAGKV_PRECONDITION_FAILED, m);
+    if (resp == NULL)
         return MHD_NO;
-    }
     return srv_queue(s, c, r, MHD_HTTP_PRECONDITION_FAILED,
                      as_representation(resp, r, m));
+}
+
+/* The 2xx of a PUT that asked for the representation: the stored bytes
+ * are the request's content, so the body goes to the response with what
+ * it was charged. */
+static struct MHD_Response *
+stored_representation(struct srv *s, struct srv_req *r, const etagkv_meta *m)
+{
+    struct MHD_Response *resp;
+    int busy;
+
+    if (r->body == NULL) {
+        resp = srv_empty_response();
+    } else {
+        resp = srv_owned_response(s->budget, r->body, r->body_len, free,
+                                  r->reserved, &busy);
+        r->body = NULL;
+        r->body_len = r->body_cap = 0;
+        r->reserved = 0;
+    }
+    return as_representation(resp, r, m);
 }
 
 static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
@@ -339,13 +362,7 @@ static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
     if (st != ETAGKV_OK && st != ETAGKV_CREATED)
         return answer_outcome(s, c, r, st, &m);
     if (r->prefer_repr) {
-        /* The stored bytes are the request's content (copied: the body
-         * goes with the request). */
-        resp =
-            as_representation(MHD_create_response_from_buffer(
-                                  r->body_len, r->body != NULL ? r->body : "",
-                                  MHD_RESPMEM_MUST_COPY),
-                              r, &m);
+        resp = stored_representation(s, r, &m);
         if (resp != NULL && st == ETAGKV_CREATED &&
             add_location(resp, r, MHD_HTTP_HEADER_LOCATION) != 0) {
             MHD_destroy_response(resp);

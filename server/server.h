@@ -216,6 +216,16 @@ int srv_budget_reserve(struct srv_budget *b, uint64_t n);
 /* Give back n bytes charged earlier. */
 void srv_budget_release(struct srv_budget *b, uint64_t n);
 
+/* A response whose content is the malloc'd v (len bytes), released with
+ * free_fn when libmicrohttpd is done with it, together with `charged`
+ * bytes of b already charged for it; a value as large as a shared GET
+ * value is charged in full (what `charged` does not cover is charged
+ * here).  NULL (v freed, the charge given back) when out of memory, or
+ * with *busy set when the charge does not fit. */
+struct MHD_Response *srv_owned_response(struct srv_budget *b, void *v,
+                                        size_t len, void (*free_fn)(void *),
+                                        uint64_t charged, int *busy);
+
 /* The bytes charged now, and the limit (for /metrics). */
 uint64_t srv_budget_used(struct srv_budget *b);
 uint64_t srv_budget_limit(const struct srv_budget *b);
