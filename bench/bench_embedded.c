@@ -7,7 +7,9 @@
  *        transaction) vs a raw LMDB
  *        read-modify-write transaction (mdb_get + mdb_put + commit).
  *  get:  etagkv_get() (value copy + metadata) and etagkv_view() (zero-copy)
- *        vs raw mdb_get in a reused read transaction (reset/renew).
+ *        vs raw mdb_get in a reused read transaction (reset/renew), on
+ *        LMDB's main database and, the fairer baseline since etagkv's
+ *        records live in one, on a named database (issue 14).
  *
  * For 100-byte and 4-KiB values, in nosync and sync mode.  Prints a table
  * and one JSON line per scenario.  Usage: bench_embedded [SCALE] where
@@ -31,7 +33,8 @@ static char key_of[NKEYS][16];
 
 struct raw {
     MDB_env *env;
-    MDB_dbi dbi;
+    MDB_dbi dbi;   /* the main database: read-modify-writes and reads */
+    MDB_dbi named; /* a named database: the same records, for reads */
 };
 
 static void raw_open(struct raw *r, const char *dir, int nosync)
@@ -40,10 +43,27 @@ static void raw_open(struct raw *r, const char *dir, int nosync)
 
     BU_CHECK(mdb_env_create(&r->env) == 0);
     BU_CHECK(mdb_env_set_mapsize(r->env, (size_t)1 << 30) == 0);
+    BU_CHECK(mdb_env_set_maxdbs(r->env, 1) == 0);
     BU_CHECK(mdb_env_open(r->env, dir, MDB_NOTLS | (nosync ? MDB_NOSYNC : 0),
                           0644) == 0);
     BU_CHECK(mdb_txn_begin(r->env, NULL, 0, &txn) == 0);
     BU_CHECK(mdb_dbi_open(txn, NULL, 0, &r->dbi) == 0);
+    BU_CHECK(mdb_dbi_open(txn, "records", MDB_CREATE, &r->named) == 0);
+    BU_CHECK(mdb_txn_commit(txn) == 0);
+}
+
+/* The named database holds the same values as the main one. */
+static void raw_fill_named(struct raw *r, const char *value, size_t len)
+{
+    MDB_txn *txn;
+
+    BU_CHECK(mdb_txn_begin(r->env, NULL, 0, &txn) == 0);
+    for (int k = 0; k < NKEYS; k++) {
+        MDB_val key = {strlen(key_of[k]), key_of[k]};
+        MDB_val val = {len, (void *)value};
+
+        BU_CHECK(mdb_put(txn, r->named, &key, &val, 0) == 0);
+    }
     BU_CHECK(mdb_txn_commit(txn) == 0);
 }
 
@@ -73,7 +93,8 @@ static double raw_put_rate(struct raw *r, char *value, size_t len, long ops)
     return (double)ops / (bu_now() - t0);
 }
 
-static double raw_get_rate(struct raw *r, long ops, unsigned long *sink)
+static double raw_get_rate(struct raw *r, MDB_dbi dbi, long ops,
+                           unsigned long *sink)
 {
     MDB_txn *txn;
     double t0;
@@ -86,7 +107,7 @@ static double raw_get_rate(struct raw *r, long ops, unsigned long *sink)
         MDB_val key = {strlen(key_of[k]), key_of[k]}, v;
 
         BU_CHECK(mdb_txn_renew(txn) == 0);
-        BU_CHECK(mdb_get(txn, r->dbi, &key, &v) == 0);
+        BU_CHECK(mdb_get(txn, dbi, &key, &v) == 0);
         *sink += ((const unsigned char *)v.mv_data)[0];
         mdb_txn_reset(txn);
     }
@@ -170,7 +191,7 @@ static void scenario(size_t len, int nosync, long scale)
     struct raw r;
     etagkv_store *s;
     etagkv_options o;
-    double raw_put, kv_put, raw_get, kv_get, kv_view;
+    double raw_put, kv_put, raw_get, raw_named, kv_get, kv_view;
     char name[64];
 
     BU_CHECK(value != NULL);
@@ -188,12 +209,14 @@ static void scenario(size_t len, int nosync, long scale)
                             NULL, &m) == ETAGKV_CREATED);
         memcpy(etags[k], m.etag, ETAGKV_ETAG_SIZE);
     }
+    raw_fill_named(&r, value, len);
     /* Interleave the two so drift on the machine hits both alike. */
     raw_put = raw_put_rate(&r, value, len, put_ops / 2);
     kv_put = kv_put_rate(s, etags, value, len, put_ops / 2);
     raw_put = (raw_put + raw_put_rate(&r, value, len, put_ops / 2)) / 2;
     kv_put = (kv_put + kv_put_rate(s, etags, value, len, put_ops / 2)) / 2;
-    raw_get = raw_get_rate(&r, get_ops, &sink);
+    raw_get = raw_get_rate(&r, r.dbi, get_ops, &sink);
+    raw_named = raw_get_rate(&r, r.named, get_ops, &sink);
     kv_get = kv_get_rate(s, get_ops, &sink);
     kv_view = kv_view_rate(s, get_ops, &sink);
 
@@ -205,6 +228,10 @@ static void scenario(size_t len, int nosync, long scale)
               "raw mdb_get (txn renew/reset)", raw_get);
     bu_report(name, "view value+metadata (zero-copy)", kv_view,
               "raw mdb_get (txn renew/reset)", raw_get);
+    bu_report(name, "get value+metadata (copy)", kv_get,
+              "raw mdb_get, named db (txn renew/reset)", raw_named);
+    bu_report(name, "view value+metadata (zero-copy)", kv_view,
+              "raw mdb_get, named db (txn renew/reset)", raw_named);
 
     etagkv_store_close(s);
     mdb_env_close(r.env);

@@ -819,6 +819,15 @@ ETAGKV_API etagkv_status etagkv_delete(etagkv_store *s, const void *key,
  * wins: with one, the flag has no effect.  Ignored by DELETE. */
 #define ETAGKV_WRITE_KEEP_CONTENT_TYPE 0x1u
 
+/** etagkv_request.flags: when the write fails with
+ * ETAGKV_PRECONDITION_FAILED on a key that holds a record, return a copy
+ * of that record's current value in etagkv_result.current_value, read in
+ * the same transaction that evaluated the conditions (so it matches
+ * etagkv_result.meta).  A client rebases from it without another read
+ * (HTTP: Prefer: return=representation on a 412).  No value for a replay,
+ * an absent key or any other outcome. */
+#define ETAGKV_WRITE_RETURN_CURRENT 0x2u
+
 /** One write.  Fill it with designated initialisers; unused fields 0/NULL. */
 typedef struct etagkv_request {
     etagkv_method method; /**< ETAGKV_METHOD_PUT or ETAGKV_METHOD_DELETE */
@@ -859,6 +868,13 @@ typedef struct etagkv_result {
      * conditions are part of its fingerprint).  Else ETAGKV_STEP_NONE.
      * etagkv_cond_superseded() says when that condition stopped holding. */
     etagkv_cond_step step;
+    /** With ETAGKV_WRITE_RETURN_CURRENT, on ETAGKV_PRECONDITION_FAILED of a
+     * key that exists (and not replayed): a copy of its current value that
+     * the receiver (the caller of etagkv_write(), or the etagkv_done_fn)
+     * owns and releases with etagkv_free(); never NULL then, even for an
+     * empty value, unless memory ran out.  Otherwise NULL and 0. */
+    void *current_value;
+    size_t current_len;
 } etagkv_result;
 
 /** Perform the write described by req: a PUT (as etagkv_put()) or a DELETE
@@ -945,8 +961,10 @@ typedef etagkv_status (*etagkv_update_fn)(void *ctx, const void *old_value,
 /** Optimistic read-modify-write: read the key, call fn, and write its
  * result conditionally on the validator just read (If-Match on the ETag
  * read, or If-None-Match: * when the key was absent).  If another writer
- * changed the key in between (ETAGKV_PRECONDITION_FAILED), re-read and call
- * fn again with the fresh value, at most max_attempts times in all
+ * changed the key in between (ETAGKV_PRECONDITION_FAILED), call fn again
+ * with the current value, which the failed write returned
+ * (ETAGKV_WRITE_RETURN_CURRENT: no second read), at most max_attempts
+ * times in all
  * (0: default 16).  Never replays a stale validator, and never runs fn
  * inside a write transaction.  The new record keeps the content type it
  * had (the default for a new key).

@@ -17,11 +17,19 @@
  * form a batch.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
 
 /* ---- one operation inside a transaction ---------------------------------- */
+
+void ekv_op_drop_current(struct ekv_op *op)
+{
+    free(op->current);
+    op->current = NULL;
+    op->current_len = 0;
+}
 
 /* Write op's new record over `old` (NULL when absent) at revision rev. */
 static etagkv_status op_put(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
@@ -77,6 +85,20 @@ static etagkv_status lease_check(etagkv_store *s, ekv_txn *txn,
     return st;
 }
 
+/* A 412 asked for the current value (ETAGKV_WRITE_RETURN_CURRENT): copy
+ * it now, from the record the conditions were evaluated against.  Without
+ * memory the 412 stands, with no value (etagkv.h). */
+static void keep_current(struct ekv_op *op, const ekv_record *old)
+{
+    /* malloc(0) may return NULL: one byte more keeps "empty" apart from
+     * "no memory". */
+    op->current = malloc(old->value_len + 1);
+    if (op->current == NULL)
+        return;
+    memcpy(op->current, old->value, old->value_len);
+    op->current_len = old->value_len;
+}
+
 /* Execute op in txn at the store revision *rev (advanced when op writes):
  * read the record, evaluate the conditions against it (cond.c), and only
  * then write.  The outcome goes to op->status and op->meta; the return value
@@ -107,6 +129,9 @@ static etagkv_status op_execute(etagkv_store *s, ekv_txn *txn,
             return st;
     }
     op->status = etagkv_cond_evaluate(op->cond, op->method, &op->meta);
+    if (op->status == ETAGKV_PRECONDITION_FAILED && op->want_current &&
+        op->meta.exists)
+        keep_current(op, &old);
     if (op->status != ETAGKV_OK)
         return ETAGKV_OK;
     if (op->method == ETAGKV_METHOD_PUT) {
@@ -154,6 +179,7 @@ static etagkv_status op_apply(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
     int handled = 0;
 
     memset(&op->meta, 0, sizeof(op->meta));
+    ekv_op_drop_current(op); /* of an earlier run of the batch */
     op->wrote = op->dirty = op->replayed = op->recorded = 0;
     op->detail[0] = '\0';
     if (op->idem_len > 0) {
@@ -217,6 +243,7 @@ static void fail_all(struct ekv_op **ops, size_t n, etagkv_status st)
 {
     for (size_t i = 0; i < n; i++) {
         memset(&ops[i]->meta, 0, sizeof(ops[i]->meta));
+        ekv_op_drop_current(ops[i]);
         ops[i]->wrote = 0;
         ops[i]->status = st;
         snprintf(ops[i]->detail, sizeof(ops[i]->detail), "%s",

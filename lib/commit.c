@@ -19,6 +19,17 @@
  * that thread to be scheduled.  Queue order and outcomes are unchanged;
  * the thread running a batch differs, and batches come smaller, the queue
  * being drained sooner.
+ *
+ * Also in nosync mode, a blocking writer that finds nobody queued does not
+ * queue at all: it takes LMDB's writer lock itself and commits alone, as a
+ * caller of raw LMDB would (DESIGN §4: batching is the means, not the
+ * promise).  LMDB's lock then orders it against any leader, each
+ * transaction still one serial step, and everything a transaction touches
+ * beyond LMDB (the change log's position, the idempotency purge cursor) is
+ * touched only while that lock is held.  Submitted writes, and blocking
+ * ones that find writes queued, queue and batch as always; since a
+ * thread's own submitted writes count as queued until they are done, its
+ * next blocking write never overtakes them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +56,24 @@ struct ekv_waiter {
 };
 
 /* ---- the queue ----------------------------------------------------------- */
+
+/* Apply ops[0..n) (apply.c) and, once durable, wake the watchers (wait.c)
+ * before any writer is acknowledged, so that a watcher never learns of a
+ * change after the writer's own caller could have; count it for
+ * etagkv_store_stats(). */
+static void commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
+{
+    int committed = ekv_apply_batch(s, ops, n);
+    uint64_t wrote = 0;
+
+    if (committed > 0)
+        ekv_notify_commit(&s->notify);
+    for (size_t i = 0; i < n; i++)
+        wrote += (uint64_t)ops[i]->wrote;
+    atomic_fetch_add_explicit(&s->queue.write_txns, (uint64_t)committed,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->queue.write_ops, wrote, memory_order_relaxed);
+}
 
 /* Collect the batch the leader w commits: w and those queued behind it, in
  * order, up to the caps.  Returns the last waiter taken. */
@@ -125,8 +154,7 @@ static void lead(etagkv_store *s, struct ekv_waiter *w,
 {
     struct ekv_op *ops[BATCH_MAX_OPS];
     struct ekv_waiter *last;
-    size_t n = 0, wrote = 0;
-    int committed;
+    size_t n = 0;
 
     if (ekv_test_before_batch != NULL) {
         /* Tests only: writers may queue behind w while the hook holds it. */
@@ -136,18 +164,10 @@ static void lead(etagkv_store *s, struct ekv_waiter *w,
     }
     last = take_batch(w, ops, &n);
     (void)pthread_mutex_unlock(&s->queue.lock);
-    committed = ekv_apply_batch(s, ops, n);
-    /* Durable now: wake the watchers (wait.c) before the writers are
-     * acknowledged, so a watcher never learns of a change after the
-     * writer's own caller could have. */
-    if (committed > 0)
-        ekv_notify_commit(&s->notify);
-    for (size_t i = 0; i < n; i++)
-        wrote += (size_t)ops[i]->wrote;
+    commit_batch(s, ops, n);
     (void)pthread_mutex_lock(&s->queue.lock);
-    s->queue.write_txns += (uint64_t)committed;
-    s->queue.write_ops += wrote;
     finish_batch(s, w, last, finished, self);
+    atomic_fetch_sub_explicit(&s->queue.queued, n, memory_order_relaxed);
 }
 
 static void enqueue(etagkv_store *s, struct ekv_waiter *w)
@@ -157,6 +177,7 @@ static void enqueue(etagkv_store *s, struct ekv_waiter *w)
     else
         s->queue.head = w;
     s->queue.tail = w;
+    atomic_fetch_add_explicit(&s->queue.queued, 1, memory_order_relaxed);
 }
 
 /* ---- asynchronous writes ------------------------------------------------ */
@@ -208,6 +229,9 @@ static void notify(struct ekv_waiter *finished)
                        ? ETAGKV_STEP_NONE
                        : ekv_cond_step_of(a->op.cond, a->op.method, res.status,
                                           &res.meta);
+        /* The callback owns the current value of a 412 (etagkv.h). */
+        res.current_value = a->op.current;
+        res.current_len = a->op.current_len;
         if (a->op.detail[0] != '\0')
             (void)ekv_fail(a->op.status, "%s", a->op.detail);
         else
@@ -277,6 +301,9 @@ etagkv_status ekv_queue_init(struct ekv_queue *q)
         (void)pthread_mutex_destroy(&q->lock);
         return ETAGKV_NO_MEMORY;
     }
+    atomic_init(&q->queued, 0);
+    atomic_init(&q->write_txns, 0);
+    atomic_init(&q->write_ops, 0);
     q->ready = 1;
     return ETAGKV_OK;
 }
@@ -313,10 +340,8 @@ size_t ekv_queue_waiting(etagkv_store *s)
 
 void ekv_queue_counters(etagkv_store *s, uint64_t *txns, uint64_t *ops)
 {
-    (void)pthread_mutex_lock(&s->queue.lock);
-    *txns = s->queue.write_txns;
-    *ops = s->queue.write_ops;
-    (void)pthread_mutex_unlock(&s->queue.lock);
+    *txns = atomic_load_explicit(&s->queue.write_txns, memory_order_relaxed);
+    *ops = atomic_load_explicit(&s->queue.write_ops, memory_order_relaxed);
 }
 
 /* ---- blocking writes ---------------------------------------------------- */
@@ -360,8 +385,20 @@ static int commit_queued(etagkv_store *s, struct ekv_op *op)
 etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)
 {
     op->detail[0] = '\0';
-    if (commit_queued(s, op) != 0)
+    if (s->opts.sync_mode == ETAGKV_NOSYNC &&
+        op->lease_verb != EKV_LEASE_SWEEP &&
+        atomic_load_explicit(&s->queue.queued, memory_order_relaxed) == 0) {
+        /* Nobody queued and no sync to share: commit alone (see the top
+         * of this file).  This thread's own earlier submitted writes, if
+         * not done, are still counted in queued.  The lease sweeper's
+         * expiries always queue: committing alone one after another, it
+         * would hold LMDB's writer lock, which is not fair, against every
+         * writer for the whole of a long sweep; queued, the writers that
+         * arrive meanwhile go in the next batches. */
+        commit_batch(s, &op, 1);
+    } else if (commit_queued(s, op) != 0) {
         return ekv_fail(ETAGKV_NO_MEMORY, "pthread_cond_init");
+    }
     /* The diagnostic belongs to the caller's thread, whichever thread
      * committed. */
     if (op->detail[0] != '\0')

@@ -19,13 +19,20 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "backend.h"
 
 /* Reset read-only transactions kept for reuse (lmdb_txn.c): mdb_txn_renew()
  * of a reset transaction keeps its reader slot and skips the reader-table
  * mutex that a fresh mdb_txn_begin() takes. */
+#define EKV_READER_SLOTS 8
 struct ekv_readers {
+    /* Lock-free slots first: a thread takes and gives back the reset
+     * transaction of "its" slot (one of them, picked per thread) with one
+     * atomic exchange each; the locked pool holds the rest. */
+    _Atomic(MDB_txn *) slot[EKV_READER_SLOTS];
+    size_t n_slots; /* slots in use: at most the pool's capacity */
     pthread_mutex_t lock;
     MDB_txn **pool; /* NULL until ekv_readers_init() succeeded */
     size_t len, cap;

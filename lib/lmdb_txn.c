@@ -81,6 +81,10 @@ etagkv_status ekv_env_grow(struct ekv_env *env, const ekv_txn *failed)
 
 etagkv_status ekv_readers_init(struct ekv_readers *r, size_t cap)
 {
+    r->n_slots = cap < EKV_READER_SLOTS ? cap : EKV_READER_SLOTS;
+    cap -= r->n_slots;
+    for (size_t i = 0; i < EKV_READER_SLOTS; i++)
+        atomic_init(&r->slot[i], NULL);
     if (pthread_mutex_init(&r->lock, NULL) != 0)
         return ETAGKV_NO_MEMORY;
     r->pool = calloc(cap > 0 ? cap : 1, sizeof(*r->pool));
@@ -97,6 +101,12 @@ void ekv_readers_shutdown(struct ekv_readers *r)
 {
     if (r->pool == NULL)
         return;
+    for (size_t i = 0; i < r->n_slots; i++) {
+        MDB_txn *t = atomic_exchange(&r->slot[i], NULL);
+
+        if (t != NULL)
+            mdb_txn_abort(t);
+    }
     for (size_t i = 0; i < r->len; i++)
         mdb_txn_abort(r->pool[i]);
     (void)pthread_mutex_destroy(&r->lock);
@@ -105,10 +115,31 @@ void ekv_readers_shutdown(struct ekv_readers *r)
     r->len = r->cap = 0;
 }
 
+/* The slot of the calling thread: threads are dealt slots in turn, once. */
+static _Atomic unsigned next_slot;
+static _Thread_local unsigned my_slot_plus_one;
+
+static _Atomic(MDB_txn *) *my_slot(struct ekv_readers *r)
+{
+    if (r->n_slots == 0)
+        return NULL;
+    if (my_slot_plus_one == 0)
+        my_slot_plus_one =
+            atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) + 1;
+    return &r->slot[(my_slot_plus_one - 1) % r->n_slots];
+}
+
 static MDB_txn *pool_take(struct ekv_readers *r)
 {
+    _Atomic(MDB_txn *) *slot = my_slot(r);
     MDB_txn *txn = NULL;
 
+    if (slot != NULL) {
+        /* Acquire: the giver's reset happens before our renew. */
+        txn = atomic_exchange_explicit(slot, NULL, memory_order_acquire);
+        if (txn != NULL)
+            return txn;
+    }
     (void)pthread_mutex_lock(&r->lock);
     if (r->len > 0)
         txn = r->pool[--r->len];
@@ -116,12 +147,21 @@ static MDB_txn *pool_take(struct ekv_readers *r)
     return txn;
 }
 
-/* Keep a reset read transaction for reuse; abort it if the pool is full. */
+/* Keep a read transaction, reset, for reuse: in the thread's slot if it
+ * is empty, else in the pool; abort it if the pool is full. */
 static void pool_give(struct ekv_readers *r, MDB_txn *txn)
 {
+    _Atomic(MDB_txn *) *slot = my_slot(r);
+    MDB_txn *empty = NULL;
+
+    mdb_txn_reset(txn);
+    /* Release: the reset happens before the next taker's renew. */
+    if (slot != NULL &&
+        atomic_compare_exchange_strong_explicit(
+            slot, &empty, txn, memory_order_release, memory_order_relaxed))
+        return;
     (void)pthread_mutex_lock(&r->lock);
     if (r->len < r->cap) {
-        mdb_txn_reset(txn);
         r->pool[r->len++] = txn;
         txn = NULL;
     }

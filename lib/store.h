@@ -12,6 +12,7 @@
 #define ETAGKV_STORE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "backend.h"
@@ -22,7 +23,8 @@
 struct ekv_waiter;
 
 /* Writers queue here in arrival order; the one at the head commits a batch
- * for everyone queued behind it.  Every field is guarded by lock. */
+ * for everyone queued behind it.  Every field but the atomics is guarded
+ * by lock. */
 struct ekv_queue {
     pthread_mutex_t lock;
     int ready; /* lock and committer_cv initialised */
@@ -30,9 +32,14 @@ struct ekv_queue {
     pthread_cond_t committer_cv; /* wakes the committer thread */
     pthread_t committer;         /* leads batches headed by async writes */
     int committer_started, committer_stop;
-    int leading;         /* a blocking writer is leading batches */
-    uint64_t write_txns; /* committed write transactions */
-    uint64_t write_ops;  /* operations that changed the store */
+    int leading; /* a blocking writer is leading batches */
+    /* Waiters in the queue: changed with lock held, read without it by a
+     * nosync writer deciding whether to commit alone (commit.c). */
+    atomic_size_t queued;
+    /* Statistics, counted by whoever committed (a leader or a writer
+     * committing alone), without the lock. */
+    _Atomic uint64_t write_txns; /* committed write transactions */
+    _Atomic uint64_t write_ops;  /* operations that changed the store */
 };
 
 /* ---- idem.c: the incremental purge --------------------------------------- */
@@ -142,10 +149,15 @@ struct ekv_op {
     etagkv_meta meta; /* the key's state after the operation */
     /* meta.etag in binary, when meta.exists: what idem.c records. */
     uint8_t meta_hash[EKV_HASH_BYTES];
-    int wrote;              /* the operation changed a record */
-    int dirty;              /* the transaction must commit for this op */
-    int replayed;           /* the outcome is a recorded one (idem.c) */
-    int recorded;           /* its outcome was recorded under idem_key */
+    int wrote;    /* the operation changed a record */
+    int dirty;    /* the transaction must commit for this op */
+    int replayed; /* the outcome is a recorded one (idem.c) */
+    int recorded; /* its outcome was recorded under idem_key */
+    /* ETAGKV_WRITE_RETURN_CURRENT: on a 412 of a present key, a malloc'd
+     * copy of its value (apply.c), handed to whoever receives the result. */
+    int want_current;
+    void *current;
+    size_t current_len;
     char detail[128];       /* diagnostic of a failure */
     struct etagkv_txn *txn; /* a multi-key transaction, or NULL */
     /* A put: the lease its key is attached to (0: none).  A lease
@@ -271,6 +283,9 @@ etagkv_status ekv_leases_stats(etagkv_store *s, ekv_txn *txn,
  * when a failure must be pinned on one op); every op gets its outcome.
  * Returns the number of transactions that committed. */
 int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n);
+
+/* Free op->current, if any, and clear it. */
+void ekv_op_drop_current(struct ekv_op *op);
 
 /* ---- commit.c ------------------------------------------------------------ */
 

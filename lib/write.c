@@ -12,9 +12,12 @@
 
 #include "store.h"
 
-/* Commit a prepared op and copy its outcome to the caller's pointers. */
+/* Commit a prepared op and copy its outcome to the caller's pointers;
+ * res (may be NULL) takes the current value of a 412, if it was asked
+ * for. */
 static etagkv_status commit_and_report(etagkv_store *s, struct ekv_op *op,
-                                       etagkv_meta *meta_out, int *replayed)
+                                       etagkv_meta *meta_out, int *replayed,
+                                       etagkv_result *res)
 {
     etagkv_status st = ekv_commit(s, op);
 
@@ -22,6 +25,12 @@ static etagkv_status commit_and_report(etagkv_store *s, struct ekv_op *op,
         *meta_out = op->meta;
     if (replayed != NULL)
         *replayed = op->replayed;
+    if (res != NULL) {
+        res->current_value = op->current;
+        res->current_len = op->current_len;
+        op->current = NULL;
+    }
+    ekv_op_drop_current(op);
     return st;
 }
 
@@ -70,7 +79,8 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
     memset(op, 0, sizeof(*op));
     if (s == NULL ||
         (req->idempotency_key == NULL && req->idempotency_key_len > 0) ||
-        (req->flags & ~ETAGKV_WRITE_KEEP_CONTENT_TYPE) != 0)
+        (req->flags &
+         ~(ETAGKV_WRITE_KEEP_CONTENT_TYPE | ETAGKV_WRITE_RETURN_CURRENT)) != 0)
         return ETAGKV_INVALID_ARGUMENT;
     if (s->opts.read_only)
         return ekv_fail(ETAGKV_READ_ONLY, "the store was opened read-only "
@@ -93,6 +103,7 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
     op->idem_key = req->idempotency_key;
     op->idem_len = req->idempotency_key_len;
     op->lease = req->lease;
+    op->want_current = (req->flags & ETAGKV_WRITE_RETURN_CURRENT) != 0;
     if (req->method == ETAGKV_METHOD_PUT) {
         if (req->value == NULL && req->value_len > 0)
             return ETAGKV_INVALID_ARGUMENT;
@@ -119,9 +130,12 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
     return ETAGKV_OK;
 }
 
-/* A write from start to acknowledgement, on the caller's thread. */
+/* A write from start to acknowledgement, on the caller's thread; res
+ * (may be NULL) receives the current value of a 412 (see
+ * ETAGKV_WRITE_RETURN_CURRENT). */
 static etagkv_status write_sync(etagkv_store *s, const etagkv_request *req,
-                                etagkv_meta *meta_out, int *replayed)
+                                etagkv_meta *meta_out, int *replayed,
+                                etagkv_result *res)
 {
     struct ekv_op op;
     etagkv_status st = prepare(s, req, &op);
@@ -133,7 +147,7 @@ static etagkv_status write_sync(etagkv_store *s, const etagkv_request *req,
             *replayed = 0;
         return st;
     }
-    return commit_and_report(s, &op, meta_out, replayed);
+    return commit_and_report(s, &op, meta_out, replayed, res);
 }
 
 etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
@@ -150,7 +164,7 @@ etagkv_status etagkv_put(etagkv_store *s, const void *key, size_t key_len,
                           .cond = c};
 
     ekv_clear_error();
-    return write_sync(s, &req, meta_out, NULL);
+    return write_sync(s, &req, meta_out, NULL, NULL);
 }
 
 etagkv_status etagkv_delete(etagkv_store *s, const void *key, size_t key_len,
@@ -162,7 +176,7 @@ etagkv_status etagkv_delete(etagkv_store *s, const void *key, size_t key_len,
                           .cond = c};
 
     ekv_clear_error();
-    return write_sync(s, &req, meta_out, NULL);
+    return write_sync(s, &req, meta_out, NULL, NULL);
 }
 
 etagkv_status etagkv_write(etagkv_store *s, const etagkv_request *req,
@@ -176,10 +190,12 @@ etagkv_status etagkv_write(etagkv_store *s, const etagkv_request *req,
         res = &local;
     memset(res, 0, sizeof(*res));
     st = req == NULL ? ETAGKV_INVALID_ARGUMENT
-                     : write_sync(s, req, &res->meta, &res->replayed);
+                     : write_sync(s, req, &res->meta, &res->replayed, res);
     res->status = st;
     if (req != NULL)
         res->step = ekv_cond_step_of(req->cond, req->method, st, &res->meta);
+    if (res == &local)
+        free(local.current_value); /* asked for, but nobody to take it */
     return st;
 }
 
@@ -206,25 +222,27 @@ etagkv_status etagkv_submit(etagkv_store *s, const etagkv_request *req,
 /* ---- read-modify-write ------------------------------------------------------
  */
 
-/* One attempt: read, let fn compute, write conditionally on what was read.
- * The validator is the ETag just read (If-Match) or, for an absent key,
- * If-None-Match: *; a concurrent change makes the put fail with
- * ETAGKV_PRECONDITION_FAILED and the caller tries again. */
+/* One attempt: let fn compute from the value read (*old, *old_len, *meta)
+ * and write its result conditionally on that state: If-Match on its ETag,
+ * or If-None-Match: * for an absent key.  A concurrent change makes the
+ * put fail with ETAGKV_PRECONDITION_FAILED (*raced); then *old, *old_len and
+ * *meta become the current state, taken from the 412 itself
+ * (ETAGKV_WRITE_RETURN_CURRENT), and *fresh says whether they are usable
+ * for the next attempt without another read (not when the copy could not
+ * be made). */
 static etagkv_status update_once(etagkv_store *s, const void *key,
                                  size_t key_len, etagkv_update_fn fn, void *ctx,
-                                 etagkv_meta *meta, int *raced)
+                                 void **old, size_t *old_len, etagkv_meta *meta,
+                                 int *raced, int *fresh)
 {
-    void *old = NULL;
-    size_t old_len = 0;
     const void *nv = NULL;
     size_t nv_len = 0;
     etagkv_cond *c = NULL;
+    etagkv_result res = {0};
     etagkv_status st;
 
-    st = etagkv_get(s, key, key_len, NULL, &old, &old_len, meta);
-    if (st != ETAGKV_OK && st != ETAGKV_NOT_FOUND)
-        return st;
-    st = fn(ctx, old, old_len, meta, &nv, &nv_len);
+    *raced = *fresh = 0;
+    st = fn(ctx, *old, *old_len, meta, &nv, &nv_len);
     if (st == ETAGKV_OK) {
         if (meta->exists)
             st = etagkv_cond_if_match(meta->etag, &c);
@@ -238,14 +256,18 @@ static etagkv_status update_once(etagkv_store *s, const void *key,
                               .value = nv,
                               .value_len = nv_len,
                               .cond = c,
-                              .flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE};
+                              .flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE |
+                                       ETAGKV_WRITE_RETURN_CURRENT};
 
-        /* old is freed only now: fn may have answered with it. */
-        st = write_sync(s, &req, meta, NULL);
+        /* *old is replaced only now: fn may have answered with it. */
+        st = write_sync(s, &req, meta, NULL, &res);
         etagkv_cond_free(c);
+        free(*old);
+        *old = res.current_value;
+        *old_len = res.current_len;
         *raced = st == ETAGKV_PRECONDITION_FAILED;
+        *fresh = *raced && (*old != NULL || !meta->exists);
     }
-    free(old);
     return st;
 }
 
@@ -254,6 +276,9 @@ etagkv_status etagkv_update(etagkv_store *s, const void *key, size_t key_len,
                             unsigned max_attempts, etagkv_meta *meta_out)
 {
     etagkv_meta meta;
+    void *old = NULL;
+    size_t old_len = 0;
+    int raced = 0, fresh = 0;
     etagkv_status st = ETAGKV_PRECONDITION_FAILED;
 
     ekv_clear_error();
@@ -263,13 +288,24 @@ etagkv_status etagkv_update(etagkv_store *s, const void *key, size_t key_len,
         return ETAGKV_INVALID_ARGUMENT;
     if (max_attempts == 0)
         max_attempts = 16;
+    memset(&meta, 0, sizeof(meta));
     for (unsigned i = 0; i < max_attempts; i++) {
-        int raced = 0;
-
-        st = update_once(s, key, key_len, fn, ctx, &meta, &raced);
+        /* The first attempt reads; a retry rebases on what the 412
+         * returned, and reads only if it could not. */
+        if (!fresh) {
+            free(old);
+            old = NULL;
+            old_len = 0;
+            st = etagkv_get(s, key, key_len, NULL, &old, &old_len, &meta);
+            if (st != ETAGKV_OK && st != ETAGKV_NOT_FOUND)
+                break;
+        }
+        st = update_once(s, key, key_len, fn, ctx, &old, &old_len, &meta,
+                         &raced, &fresh);
         if (!raced)
             break;
     }
+    free(old);
     if (meta_out != NULL)
         *meta_out = meta;
     return st;

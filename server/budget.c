@@ -115,6 +115,55 @@ uint64_t srv_budget_limit(const struct srv_budget *b)
     return b->limit; /* set before the daemon starts, never changed */
 }
 
+/* ---- values owned by one response ---------------------------------------- */
+
+struct owned {
+    struct srv_budget *budget;
+    uint64_t charged;
+    void *value;
+    void (*free_fn)(void *);
+};
+
+static void owned_free(void *cls)
+{
+    struct owned *o = cls;
+
+    o->free_fn(o->value);
+    srv_budget_release(o->budget, o->charged);
+    free(o);
+}
+
+struct MHD_Response *srv_owned_response(struct srv_budget *b, void *v,
+                                        size_t len, void (*free_fn)(void *),
+                                        uint64_t charged, int *busy)
+{
+    struct owned *o = malloc(sizeof *o);
+    struct MHD_Response *resp = NULL;
+
+    *busy = 0;
+    if (o != NULL && len >= SHARE_MIN_BYTES && charged < len) {
+        /* Charged as a GET of a large value would be. */
+        if (srv_budget_reserve(b, len - charged) == 0) {
+            charged = len;
+        } else {
+            *busy = 1;
+            free(o);
+            o = NULL;
+        }
+    }
+    if (o == NULL) {
+        free_fn(v);
+        srv_budget_release(b, charged);
+        return NULL;
+    }
+    *o = (struct owned){b, charged, v, free_fn};
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(
+        len, v, owned_free, o);
+    if (resp == NULL)
+        owned_free(o);
+    return resp;
+}
+
 /* ---- shared values ------------------------------------------------------- */
 
 /* The listed value of this key and revision, or NULL; the lock held. */

@@ -140,6 +140,7 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r->pending != NULL)
         MHD_destroy_response(r->pending);
     etagkv_cond_free(r->cond);
+    etagkv_free(r->write_res.current_value); /* a 412 not answered */
     srv_txn_req_free(r->txn);
     free(r->query);
     srv_body_free(s, r);

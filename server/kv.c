@@ -183,8 +183,10 @@ static enum MHD_Result kv_head(struct srv *s, struct MHD_Connection *c,
     return srv_queue(s, c, r, (unsigned)etagkv_status_http(st), resp);
 }
 
-/* 201 carries Location (RFC 9110 §15.3.2): the key, canonically encoded. */
-static int add_location(struct MHD_Response *resp, const struct srv_req *r)
+/* 201 carries Location (RFC 9110 §15.3.2), a representation
+ * Content-Location (§8.7): the key's URI, canonically encoded. */
+static int add_location(struct MHD_Response *resp, const struct srv_req *r,
+                        const char *header)
 {
     char *pct = srv_pct_encode(r->key, r->key_len);
     char *loc;
@@ -199,7 +201,7 @@ static int add_location(struct MHD_Response *resp, const struct srv_req *r)
     }
     strcpy(loc, "/kv/");
     strcat(loc, pct);
-    rc = srv_add_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+    rc = srv_add_header(resp, header, loc);
     free(loc);
     free(pct);
     return rc;
@@ -265,6 +267,7 @@ static enum MHD_Result kv_submit(struct srv *s, struct MHD_Connection *c,
         .idempotency_key = r->idem_len > 0 ? r->idem : NULL,
         .idempotency_key_len = r->idem_len,
         .lease = r->lease,
+        .flags = r->prefer_repr ? ETAGKV_WRITE_RETURN_CURRENT : 0,
     };
     enum MHD_Result ret = srv_write_suspend(s, c, r);
     etagkv_status st;
@@ -293,6 +296,70 @@ static etagkv_status write_outcome(struct srv_req *r, etagkv_meta *m)
     return st;
 }
 
+/* Prefer: return=representation (RFC 7240 §4.2, DESIGN §3): a PUT's
+ * 2xx carries the stored representation and its 412 the current one, with
+ * the headers of a GET, Content-Location (the key's URI: RFC 9110 §8.7,
+ * the content is that resource's representation) and Preference-Applied.
+ * Takes resp (built on the value); NULL on failure. */
+static struct MHD_Response *as_representation(struct MHD_Response *resp,
+                                              const struct srv_req *r,
+                                              const etagkv_meta *m)
+{
+    if (resp != NULL &&
+        (add_representation_headers(resp, m) != 0 ||
+         add_location(resp, r, MHD_HTTP_HEADER_CONTENT_LOCATION) != 0 ||
+         srv_add_header(resp, "Preference-Applied", "return=representation") !=
+             0)) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return resp;
+}
+
+/* The 412 of a PUT that asked for the representation: the current value
+ * the library returned with it, handed to the response and charged to the
+ * memory budget as a GET's would be.  A replayed 412, one whose copy
+ * failed, or one whose value does not fit the budget now, has none:
+ * problem+json then, as without the preference. */
+static enum MHD_Result current_412(struct srv *s, struct MHD_Connection *c,
+                                   struct srv_req *r, const etagkv_meta *m)
+{
+    void *v = r->write_res.current_value;
+    struct MHD_Response *resp;
+    int busy;
+
+    r->write_res.current_value = NULL;
+    resp = srv_owned_response(s->budget, v, r->write_res.current_len,
+                              etagkv_free, 0, &busy);
+    if (busy)
+        return answer_outcome(s, c, r, ETAGKV_PRECONDITION_FAILED, m);
+    if (resp == NULL)
+        return MHD_NO;
+    return srv_queue(s, c, r, MHD_HTTP_PRECONDITION_FAILED,
+                     as_representation(resp, r, m));
+}
+
+/* The 2xx of a PUT that asked for the representation: the stored bytes
+ * are the request's content, so the body goes to the response with what
+ * it was charged. */
+static struct MHD_Response *
+stored_representation(struct srv *s, struct srv_req *r, const etagkv_meta *m)
+{
+    struct MHD_Response *resp;
+    int busy;
+
+    if (r->body == NULL) {
+        resp = srv_empty_response();
+    } else {
+        resp = srv_owned_response(s->budget, r->body, r->body_len, free,
+                                  r->reserved, &busy);
+        r->body = NULL;
+        r->body_len = r->body_cap = 0;
+        r->reserved = 0;
+    }
+    return as_representation(resp, r, m);
+}
+
 static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
                               struct srv_req *r)
 {
@@ -302,17 +369,34 @@ static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
     struct MHD_Response *resp;
     etagkv_status st;
 
-    if (r->write_state == SRV_WRITE_NONE)
+    if (r->write_state == SRV_WRITE_NONE) {
+        struct srv_prefer p;
+
+        srv_prefer_parse(c, 0, &p);
+        r->prefer_repr = p.return_representation;
         return kv_submit(s, c, r, ETAGKV_METHOD_PUT, ct);
+    }
     st = write_outcome(r, &m);
+    if (st == ETAGKV_PRECONDITION_FAILED && r->write_res.current_value != NULL)
+        return current_412(s, c, r, &m);
     if (st != ETAGKV_OK && st != ETAGKV_CREATED)
         return answer_outcome(s, c, r, st, &m);
+    if (r->prefer_repr) {
+        resp = stored_representation(s, r, &m);
+        if (resp != NULL && st == ETAGKV_CREATED &&
+            add_location(resp, r, MHD_HTTP_HEADER_LOCATION) != 0) {
+            MHD_destroy_response(resp);
+            resp = NULL;
+        }
+        return srv_queue(s, c, r, (unsigned)etagkv_status_http(st), resp);
+    }
     /* The stored bytes are exactly the request's content, so the new ETag
      * may be sent (RFC 9110 §9.3.4). */
     resp = srv_empty_response();
     if (resp != NULL &&
         (srv_add_meta_headers(resp, &m) != 0 ||
-         (st == ETAGKV_CREATED && add_location(resp, r) != 0))) {
+         (st == ETAGKV_CREATED &&
+          add_location(resp, r, MHD_HTTP_HEADER_LOCATION) != 0))) {
         MHD_destroy_response(resp);
         resp = NULL;
     }

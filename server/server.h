@@ -139,7 +139,8 @@ struct srv_req {
      * waits for the disk, and one group commit serves writes from every
      * connection.  The completion stores the outcome and resumes. */
     enum { SRV_WRITE_NONE, SRV_WRITE_PENDING, SRV_WRITE_DONE } write_state;
-    etagkv_result write_res;
+    etagkv_result write_res; /* its current_value is ours to free */
+    int prefer_repr;         /* PUT with Prefer: return=representation */
     struct MHD_Connection *conn;
     struct srv *srv;        /* for the completion, which runs off-thread */
     char write_detail[256]; /* etagkv_last_error_detail() of the write */
@@ -234,6 +235,16 @@ int srv_budget_reserve(struct srv_budget *b, uint64_t n);
 
 /* Give back n bytes charged earlier. */
 void srv_budget_release(struct srv_budget *b, uint64_t n);
+
+/* A response whose content is the malloc'd v (len bytes), released with
+ * free_fn when libmicrohttpd is done with it, together with `charged`
+ * bytes of b already charged for it; a value as large as a shared GET
+ * value is charged in full (what `charged` does not cover is charged
+ * here).  NULL (v freed, the charge given back) when out of memory, or
+ * with *busy set when the charge does not fit. */
+struct MHD_Response *srv_owned_response(struct srv_budget *b, void *v,
+                                        size_t len, void (*free_fn)(void *),
+                                        uint64_t charged, int *busy);
 
 /* The bytes charged now, and the limit (for /metrics). */
 uint64_t srv_budget_used(struct srv_budget *b);
@@ -388,6 +399,28 @@ int srv_watch_wants(struct srv *s, struct MHD_Connection *c, struct srv_req *r);
  * with Retry-After. */
 enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
                                struct srv_req *r);
+
+/* ---- prefer.c ------------------------------------------------------------ */
+
+/* The preferences of a request's Prefer header(s) that this server
+ * honours (RFC 7240). */
+struct srv_prefer {
+    unsigned wait_s;           /* wait=N, capped; 0: none */
+    int return_representation; /* return=representation */
+};
+
+/* Read every Prefer line of c into *p (zeroed first); wait capped at
+ * wait_cap. */
+void srv_prefer_parse(struct MHD_Connection *c, unsigned wait_cap,
+                      struct srv_prefer *p);
+
+/* One field value, after the lines before it; *seen (0 for the first
+ * line) remembers which preferences were given already, since only the
+ * first instance of each counts. */
+void srv_prefer_parse_value(const char *v, unsigned wait_cap,
+                            struct srv_prefer *p, unsigned *seen);
+
+/* ---- watch.c, continued -------------------------------------------------- */
 
 /* Preference-Applied: wait=N (RFC 7240 §3).  0 or -1. */
 int srv_add_preference_applied(struct MHD_Response *resp, unsigned wait_s);

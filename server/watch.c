@@ -259,35 +259,16 @@ void srv_watch_ended(struct srv *s, struct srv_req *r,
 
 /* ---- holding a request --------------------------------------------------- */
 
-/* The wait=N of the Prefer header(s) (RFC 7240 §4.3): seconds, or 0. */
-static unsigned prefer_wait(struct MHD_Connection *c, unsigned cap)
-{
-    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Prefer");
-    unsigned long n = 0;
-
-    while (v != NULL && *v != '\0') {
-        v += strspn(v, " \t,;");
-        if (strncasecmp(v, "wait", 4) == 0) {
-            const char *p = v + 4 + strspn(v + 4, " \t");
-
-            if (*p == '=') {
-                p += 1 + strspn(p + 1, " \t\"");
-                for (n = 0; *p >= '0' && *p <= '9' && n <= cap; p++)
-                    n = n * 10 + (unsigned long)(*p - '0');
-                return n > cap ? cap : (unsigned)n;
-            }
-        }
-        v += strcspn(v, ",");
-    }
-    return 0;
-}
-
 int srv_watch_wants(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
 {
     if (s->watch == NULL || atomic_load(&s->draining) || r->watch_timed_out)
         return 0;
-    if (!r->watch_held)
-        r->wait_s = prefer_wait(c, s->max_wait_s);
+    if (!r->watch_held) {
+        struct srv_prefer p;
+
+        srv_prefer_parse(c, s->max_wait_s, &p);
+        r->wait_s = p.wait_s;
+    }
     return r->wait_s > 0;
 }
 

@@ -374,6 +374,37 @@ START_TEST(a_blocking_write_follows_the_threads_submitted_writes)
 }
 END_TEST
 
+START_TEST(a_submitted_412_hands_the_current_value_to_the_callback)
+{
+    etagkv_cond *c;
+    etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                         .key = "k",
+                         .key_len = 1,
+                         .value = "new",
+                         .value_len = 3,
+                         .flags = ETAGKV_WRITE_RETURN_CURRENT};
+    char stale[ETAGKV_ETAG_SIZE];
+
+    completed = 0;
+    memset(slots, 0, sizeof(slots));
+    snprintf(slots[0].key, sizeof(slots[0].key), "k");
+    etagkv_etag_compute("old", 3, stale);
+    ck_assert_int_eq(etagkv_put(st, "k", 1, "now", 3, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_cond_if_match(stale, &c), ETAGKV_OK);
+    rq.cond = c;
+    ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[0]), ETAGKV_OK);
+    wait_for(1);
+    ck_assert_int_eq(slots[0].res.status, ETAGKV_PRECONDITION_FAILED);
+    /* The callback's to keep (done_fn copied the pointer). */
+    ck_assert_ptr_nonnull(slots[0].res.current_value);
+    ck_assert_uint_eq(slots[0].res.current_len, 3);
+    ck_assert_mem_eq(slots[0].res.current_value, "now", 3);
+    etagkv_free(slots[0].res.current_value);
+    etagkv_cond_free(c);
+}
+END_TEST
+
 START_TEST(a_refused_submit_never_calls_back)
 {
     char big[ETAGKV_KEY_MAX + 1];
@@ -429,6 +460,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_callback_may_submit_the_next_write);
     tcase_add_test(tc, a_blocking_write_follows_the_threads_submitted_writes);
     tcase_add_test(tc, a_refused_submit_never_calls_back);
+    tcase_add_test(tc, a_submitted_412_hands_the_current_value_to_the_callback);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, mode_case("submit-nosync", setup_nosync));
     return s;

@@ -599,6 +599,56 @@ START_TEST(list_then_watch_sees_every_later_change_exactly_once)
 }
 END_TEST
 
+/* Writers that overlap: in nosync mode each commits alone when nobody is
+ * queued (commit.c), ordered by LMDB's writer lock alone; the log must
+ * still hold one event per revision, in order, and wake the watchers. */
+#define ALONE_THREADS 4
+#define ALONE_WRITES 25
+
+static pthread_barrier_t alone_barrier;
+
+static void *alone_writer(void *arg)
+{
+    char key[16];
+
+    pthread_barrier_wait(&alone_barrier);
+    for (int i = 0; i < ALONE_WRITES; i++) {
+        snprintf(key, sizeof key, "t%d-%02d", (int)(intptr_t)arg, i);
+        ck_assert_int_eq(
+            etagkv_put(st, key, strlen(key), "v", 1, NULL, NULL, NULL),
+            ETAGKV_CREATED);
+    }
+    return NULL;
+}
+
+START_TEST(overlapping_writers_committing_alone_log_every_change_once)
+{
+    static struct seen s;
+    etagkv_changes_page page;
+    pthread_t t[ALONE_THREADS];
+    uint64_t rev;
+
+    ck_assert_int_eq(pthread_barrier_init(&alone_barrier, NULL, ALONE_THREADS),
+                     0);
+    for (int i = 0; i < ALONE_THREADS; i++)
+        ck_assert_int_eq(
+            pthread_create(&t[i], NULL, alone_writer, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < ALONE_THREADS; i++)
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    pthread_barrier_destroy(&alone_barrier);
+    ck_assert_int_eq(read_changes(NULL, 0, 0, 0, &s, &page), ETAGKV_OK);
+    ck_assert_uint_eq(s.n, ALONE_THREADS * ALONE_WRITES);
+    for (size_t i = 0; i < s.n; i++) {
+        ck_assert_uint_eq(s.ev[i].revision, i + 1);
+        ck_assert_uint_eq(s.ev[i].mod_revision, i + 1);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_str_ne(s.key[i], s.key[j]);
+    }
+    ck_assert_int_eq(etagkv_wait(st, s.n - 1, 0, &rev), ETAGKV_OK);
+    ck_assert_uint_eq(rev, s.n);
+}
+END_TEST
+
 START_TEST(list_revision_reports_the_snapshot_revision)
 {
     uint64_t rev = 99;
@@ -643,6 +693,8 @@ int main(void)
                    the_notify_descriptor_becomes_readable_after_each_commit);
     tcase_add_test(tc, list_then_watch_sees_every_later_change_exactly_once);
     tcase_add_test(tc, list_revision_reports_the_snapshot_revision);
+    tcase_add_test(tc,
+                   overlapping_writers_committing_alone_log_every_change_once);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

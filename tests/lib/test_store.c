@@ -444,7 +444,7 @@ START_TEST(an_unknown_write_flag_is_refused_and_changes_nothing)
                           .key_len = 1,
                           .value = "v",
                           .value_len = 1,
-                          .flags = 0x2u};
+                          .flags = 0x4u};
     etagkv_result res;
 
     ck_assert_int_eq(etagkv_write(st, &req, &res), ETAGKV_INVALID_ARGUMENT);
@@ -676,6 +676,8 @@ struct append_ctx {
     char buf[64];
     int calls;
     int other_writer_once; /* write behind the helper's back on call 1 */
+    int races;             /* or on the first `races` calls, "o0", "o1"... */
+    char seen[4][64];      /* the values the first calls were given */
 };
 
 static etagkv_status append_x(void *vctx, const void *old, size_t old_len,
@@ -686,9 +688,19 @@ static etagkv_status append_x(void *vctx, const void *old, size_t old_len,
 
     (void)meta;
     ctx->calls++;
+    ck_assert_uint_lt(old_len, sizeof(ctx->buf) - 1);
+    if (ctx->calls <= 4 && old_len > 0) {
+        memcpy(ctx->seen[ctx->calls - 1], old, old_len);
+        ctx->seen[ctx->calls - 1][old_len] = '\0';
+    }
     if (ctx->other_writer_once && ctx->calls == 1)
         ck_assert_int_eq(put("k", "ab", NULL, NULL, NULL), ETAGKV_OK);
-    ck_assert_uint_lt(old_len, sizeof(ctx->buf) - 1);
+    if (ctx->calls <= ctx->races) {
+        char other[16];
+
+        snprintf(other, sizeof other, "o%d", ctx->calls - 1);
+        ck_assert_int_eq(put("k", other, NULL, NULL, NULL), ETAGKV_OK);
+    }
     if (old_len > 0)
         memcpy(ctx->buf, old, old_len);
     ctx->buf[old_len] = 'x';
@@ -785,6 +797,116 @@ START_TEST(update_stops_with_the_callbacks_status_and_writes_nothing)
     ck_assert_int_eq(etagkv_update(st, "k", 1, refuse, NULL, 5, NULL),
                      ETAGKV_PRECONDITION_FAILED);
     ck_assert_uint_eq(revision(), 1);
+}
+END_TEST
+
+/* ---- the current value of a 412 (ETAGKV_WRITE_RETURN_CURRENT) ------------ */
+
+/* A put of v under If-Match: im, asking for the current value on a 412. */
+static etagkv_status put_want_current(const char *k, const char *v,
+                                      const char *im, const char *idem,
+                                      etagkv_result *res)
+{
+    etagkv_cond *c = im != NULL ? if_match(im) : NULL;
+    etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                         .key = k,
+                         .key_len = strlen(k),
+                         .value = v,
+                         .value_len = strlen(v),
+                         .cond = c,
+                         .idempotency_key = idem,
+                         .idempotency_key_len = idem != NULL ? strlen(idem) : 0,
+                         .flags = ETAGKV_WRITE_RETURN_CURRENT};
+    etagkv_status ret = etagkv_write(st, &rq, res);
+
+    etagkv_cond_free(c);
+    return ret;
+}
+
+START_TEST(a_412_returns_the_current_value_read_with_its_metadata)
+{
+    etagkv_meta cur, empty;
+    etagkv_result res;
+    char stale[ETAGKV_ETAG_SIZE];
+
+    etagkv_etag_compute("old", 3, stale);
+    ck_assert_int_eq(put("k", "current", NULL, NULL, &cur), ETAGKV_CREATED);
+    ck_assert_int_eq(put_want_current("k", "new", stale, NULL, &res),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_ptr_nonnull(res.current_value);
+    ck_assert_uint_eq(res.current_len, 7);
+    ck_assert_mem_eq(res.current_value, "current", 7);
+    ck_assert_str_eq(res.meta.etag, cur.etag);
+    ck_assert_uint_eq(res.meta.mod_revision, cur.mod_revision);
+    etagkv_free(res.current_value);
+
+    /* An empty value is a value: not NULL, length 0. */
+    ck_assert_int_eq(put("e", "", NULL, NULL, &empty), ETAGKV_CREATED);
+    ck_assert_int_eq(put_want_current("e", "new", stale, NULL, &res),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_ptr_nonnull(res.current_value);
+    ck_assert_uint_eq(res.current_len, 0);
+    etagkv_free(res.current_value);
+
+    /* Success, or a 412 on an absent key: no value. */
+    ck_assert_int_eq(put_want_current("k", "new", cur.etag, NULL, &res),
+                     ETAGKV_OK);
+    ck_assert_ptr_null(res.current_value);
+    ck_assert_int_eq(put_want_current("absent", "new", stale, NULL, &res),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_ptr_null(res.current_value);
+    ck_assert_int_eq(res.meta.exists, 0);
+
+    /* Without the flag, none either; and res may be NULL with it. */
+    ck_assert_int_eq(put("k", "x", stale, NULL, NULL),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_int_eq(put_want_current("k", "new", stale, NULL, NULL),
+                     ETAGKV_PRECONDITION_FAILED);
+}
+END_TEST
+
+START_TEST(a_replayed_412_returns_no_current_value)
+{
+    etagkv_result res;
+    char stale[ETAGKV_ETAG_SIZE];
+
+    etagkv_etag_compute("old", 3, stale);
+    ck_assert_int_eq(put("k", "v1", NULL, NULL, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_want_current("k", "new", stale, "idem-1", &res),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_int_eq(res.replayed, 0);
+    ck_assert_ptr_nonnull(res.current_value);
+    ck_assert_mem_eq(res.current_value, "v1", 2);
+    etagkv_free(res.current_value);
+    /* The recorded outcome holds metadata only: the value it replays
+     * against may have changed since. */
+    ck_assert_int_eq(put("k", "v2", NULL, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(put_want_current("k", "new", stale, "idem-1", &res),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_int_eq(res.replayed, 1);
+    ck_assert_ptr_null(res.current_value);
+}
+END_TEST
+
+START_TEST(update_rebases_on_the_value_each_lost_race_returned)
+{
+    struct append_ctx ctx = {.races = 2};
+    etagkv_meta m;
+    char want[ETAGKV_ETAG_SIZE];
+    char *v;
+
+    ck_assert_int_eq(put("k", "a", NULL, NULL, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_update(st, "k", 1, append_x, &ctx, 0, &m),
+                     ETAGKV_OK);
+    ck_assert_int_eq(ctx.calls, 3);
+    ck_assert_str_eq(ctx.seen[0], "a");
+    ck_assert_str_eq(ctx.seen[1], "o0");
+    ck_assert_str_eq(ctx.seen[2], "o1");
+    v = value_of("k");
+    ck_assert_str_eq(v, "o1x");
+    free(v);
+    etagkv_etag_compute("o1x", 3, want);
+    ck_assert_str_eq(m.etag, want);
 }
 END_TEST
 
@@ -1152,6 +1274,9 @@ static Suite *suite(void)
         tc, update_creates_an_absent_key_and_gives_up_after_max_attempts);
     tcase_add_test(tc,
                    update_stops_with_the_callbacks_status_and_writes_nothing);
+    tcase_add_test(tc, a_412_returns_the_current_value_read_with_its_metadata);
+    tcase_add_test(tc, a_replayed_412_returns_no_current_value);
+    tcase_add_test(tc, update_rebases_on_the_value_each_lost_race_returned);
     tcase_add_test(tc, list_by_prefix_pages_with_a_resumable_cursor);
     tcase_add_test(tc, stats_count_records_and_revision);
     tcase_add_test(tc, view_passes_the_value_in_place);

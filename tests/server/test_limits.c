@@ -222,6 +222,48 @@ START_TEST(a_body_over_the_memory_budget_is_503_before_it_is_read)
 }
 END_TEST
 
+/* Prefer: return=representation hands values to responses: a large
+ * current value on a 412 is charged like a GET's, and answered without it
+ * (problem+json) when it does not fit; every charge comes back. */
+START_TEST(representations_are_charged_to_the_memory_budget)
+{
+    static const char *const opts[] = {"--nosync", "--max-value-bytes",
+                                       "262144",   "--max-buffered-bytes",
+                                       "307200",   NULL};
+    const char *hdrs[] = {"Prefer: return=representation",
+                          "If-Match: \"00000000000000000000000000000000\"",
+                          NULL};
+    const char *prefer[] = {"Prefer: return=representation", NULL};
+    size_t big = 200 * 1024, mid = 120 * 1024;
+    char *v = malloc(big);
+    struct hu_resp r;
+
+    ck_assert_ptr_nonnull(v);
+    memset(v, 'b', big);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    /* The stored representation is the body itself, charged once. */
+    http(&r, "PUT", "/kv/big", prefer, v, big);
+    ck_assert_int_eq(r.code, 201);
+    ck_assert_uint_eq(r.len, big);
+    hu_resp_free(&r);
+    /* A small body: 200 KiB of current value fit beside it. */
+    http(&r, "PUT", "/kv/big", hdrs, "x", 1);
+    ck_assert_int_eq(r.code, 412);
+    ck_assert_uint_eq(r.len, big);
+    ck_assert_str_eq(hu_hdr(&r, "Preference-Applied"), "return=representation");
+    hu_resp_free(&r);
+    /* A 120 KiB body holds its charge while the 412 is answered: 200 KiB
+     * more do not fit in 300, so no representation. */
+    http(&r, "PUT", "/kv/big", hdrs, v, mid);
+    ck_assert_int_eq(r.code, 412);
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"), "application/problem+json");
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+    await_buffered(0);
+    free(v);
+}
+END_TEST
+
 /* Issue 15: forty unread GETs of a 60 MiB value cost forty copies.  Here
  * N readers of an 8 MiB value that read nothing but the status line. */
 START_TEST(slow_readers_of_a_large_value_share_one_copy)
@@ -685,6 +727,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_body_over_the_memory_budget_is_503_before_it_is_read);
+    tcase_add_test(tc, representations_are_charged_to_the_memory_budget);
     tcase_add_test(tc, slow_readers_of_a_large_value_share_one_copy);
     tcase_add_test(tc, one_address_cannot_take_every_connection);
     tcase_add_test(tc, clients_trickling_a_request_are_cut_off_at_its_deadline);

@@ -805,6 +805,119 @@ START_TEST(put_if_match_stale_etag_is_412_with_current_etag_and_problem_body)
 }
 END_TEST
 
+/* ---- Prefer: return=representation (DESIGN §3) --------------------------- */
+
+static const char *const prefer_repr[] = {"Prefer: return=representation",
+                                          NULL};
+
+/* r is the representation of /kv/k holding value, with Content-Type ct. */
+static void assert_representation(const struct hu_resp *r, const char *value,
+                                  const char *ct)
+{
+    char etag[ETAGKV_ETAG_SIZE];
+
+    etagkv_etag_compute(value, strlen(value), etag);
+    ck_assert_uint_eq(r->len, strlen(value));
+    if (r->len > 0)
+        ck_assert_mem_eq(r->body, value, r->len);
+    ck_assert_str_eq(hu_hdr(r, "ETag"), etag);
+    ck_assert_str_eq(hu_hdr(r, "Content-Type"), ct);
+    ck_assert_ptr_nonnull(hu_hdr(r, "Last-Modified"));
+    ck_assert_ptr_nonnull(hu_hdr(r, "ETagKV-Revision"));
+    ck_assert_ptr_nonnull(hu_hdr(r, "ETagKV-Version"));
+    ck_assert_str_eq(hu_hdr(r, "Content-Location"), "/kv/k");
+    ck_assert_str_eq(hu_hdr(r, "Preference-Applied"), "return=representation");
+}
+
+START_TEST(put_preferring_the_representation_answers_with_the_stored_one)
+{
+    const char *hdrs[] = {"Prefer: return=representation",
+                          "Content-Type: text/plain", NULL};
+    struct hu_resp r;
+
+    http(&r, "PUT", "/kv/k", hdrs, "first");
+    ck_assert_int_eq(r.code, 201);
+    assert_representation(&r, "first", "text/plain");
+    ck_assert_str_eq(hu_hdr(&r, "Location"), "/kv/k");
+    hu_resp_free(&r);
+    http(&r, "PUT", "/kv/k", hdrs, "");
+    ck_assert_int_eq(r.code, 200);
+    assert_representation(&r, "", "text/plain");
+    ck_assert_str_eq(hu_hdr(&r, "ETagKV-Revision"), "2");
+    hu_resp_free(&r);
+    /* Without the preference: no content, as before. */
+    http(&r, "PUT", "/kv/k", NULL, "third");
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_uint_eq(r.len, 0);
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+}
+END_TEST
+
+START_TEST(a_412_preferring_the_representation_carries_the_current_one)
+{
+    const char *hdrs[] = {"Prefer: return=representation",
+                          "If-Match: \"00000000000000000000000000000000\"",
+                          NULL};
+    const char *ct[] = {"Content-Type: text/plain", NULL};
+    char etag[ETAGKV_ETAG_SIZE];
+    struct hu_resp r;
+
+    http(&r, "PUT", "/kv/k", hdrs, "v");
+    /* Absent: no representation, so problem+json as without it. */
+    assert_412_state(&r, NULL);
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+    ck_assert_int_eq(put("/kv/k", "current", ct, NULL), 201);
+    http(&r, "PUT", "/kv/k", hdrs, "mine");
+    ck_assert_int_eq(r.code, 412);
+    assert_representation(&r, "current", "text/plain");
+    ck_assert_str_eq(hu_hdr(&r, "ETagKV-Revision"), "1");
+    hu_resp_free(&r);
+    /* DELETE ignores the preference. */
+    http(&r, "DELETE", "/kv/k", hdrs, NULL);
+    etagkv_etag_compute("current", 7, etag);
+    assert_412_state(&r, etag);
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+    http(&r, "GET", "/kv/k", NULL, NULL);
+    ck_assert_str_eq(r.body, "current");
+    hu_resp_free(&r);
+}
+END_TEST
+
+START_TEST(prefer_lines_combine_unknown_ones_are_ignored_and_the_first_wins)
+{
+    static const char *const tag =
+        "If-Match: \"00000000000000000000000000000000\"";
+    const char *several[] = {"Prefer: respond-async, x=\"a,b\"; y",
+                             "Prefer: wait=1; z, return=\"representation\"",
+                             tag, NULL};
+    const char *first_wins[] = {"Prefer: return=minimal",
+                                "Prefer: return=representation", tag, NULL};
+    const char *lookalike[] = {"Prefer: returns=representation, "
+                               "x; return=representation",
+                               tag, NULL};
+    struct hu_resp r;
+
+    ck_assert_int_eq(put("/kv/k", "v", NULL, NULL), 201);
+    http(&r, "PUT", "/kv/k", several, "w");
+    ck_assert_int_eq(r.code, 412);
+    ck_assert_str_eq(r.body, "v");
+    ck_assert_str_eq(hu_hdr(&r, "Preference-Applied"), "return=representation");
+    hu_resp_free(&r);
+    /* The first return= counts; a parameter is not a preference, nor is
+     * a longer name. */
+    for (int i = 0; i < 2; i++) {
+        http(&r, "PUT", "/kv/k", i == 0 ? first_wins : lookalike, "w");
+        ck_assert_int_eq(r.code, 412);
+        ck_assert_str_eq(hu_hdr(&r, "Content-Type"),
+                         "application/problem+json");
+        hu_resp_free(&r);
+    }
+}
+END_TEST
+
 START_TEST(if_match_compares_strongly_so_a_weak_tag_never_matches)
 {
     char h[128];
@@ -1389,27 +1502,34 @@ struct incrementer {
     int port;
     int ok_puts;  /* 2xx answers to PUT */
     int failures; /* anything unexpected */
+    int rebase;   /* rebase from the 412 (Prefer: return=representation) */
+    int gets;     /* GETs made */
 };
 
 /* GET the counter, PUT value + 1 with If-Match, and on 412 start over with
- * a fresh GET, until INCREMENTS increments have succeeded. */
+ * a fresh GET, until INCREMENTS increments have succeeded.  With rebase,
+ * every PUT prefers the representation, and a 412 or 2xx is the next
+ * read: one GET in all. */
 static void *increment(void *arg)
 {
     struct incrementer *in = arg;
     CURL *h = curl_easy_init();
-    int done = 0;
+    struct hu_resp r = {0};
+    int done = 0, have = 0;
 
     while (h != NULL && done < INCREMENTS && in->failures == 0) {
         struct hu_req get = {"GET", "/kv/counter", NULL, NULL, 0};
         char im[128], value[32];
-        const char *hdrs[2] = {im, NULL};
+        const char *hdrs[3] = {im, in->rebase ? prefer_repr[0] : NULL, NULL};
         struct hu_req putq = {"PUT", "/kv/counter", hdrs, value, 0};
-        struct hu_resp r;
 
-        hu_perform(h, in->port, &get, &r, REQUEST_TIMEOUT_S);
-        if (r.err != CURLE_OK || r.code != 200 || hu_hdr(&r, "ETag") == NULL) {
+        if (!have) {
+            hu_perform(h, in->port, &get, &r, REQUEST_TIMEOUT_S);
+            in->gets++;
+        }
+        if (r.err != CURLE_OK || (r.code != 200 && r.code != 412) ||
+            hu_hdr(&r, "ETag") == NULL || r.body == NULL) {
             in->failures++;
-            hu_resp_free(&r);
             break;
         }
         snprintf(im, sizeof im, "If-Match: %s", hu_hdr(&r, "ETag"));
@@ -1423,8 +1543,11 @@ static void *increment(void *arg)
             in->ok_puts++;
             done++;
         }
-        hu_resp_free(&r);
+        have = in->rebase;
+        if (!have)
+            hu_resp_free(&r);
     }
+    hu_resp_free(&r);
     if (h == NULL)
         in->failures++;
     curl_easy_cleanup(h);
@@ -1441,13 +1564,17 @@ START_TEST(concurrent_if_match_increments_lose_no_update)
     ck_assert_int_eq(put("/kv/counter", "0", NULL, NULL), 201);
     for (i = 0; i < CLIENTS; i++) {
         in[i].port = fx.srv.port;
-        in[i].ok_puts = in[i].failures = 0;
+        in[i].ok_puts = in[i].failures = in[i].gets = 0;
+        in[i].rebase = _i == 1;
         ck_assert_int_eq(pthread_create(&th[i], NULL, increment, &in[i]), 0);
     }
     for (i = 0; i < CLIENTS; i++) {
         ck_assert_int_eq(pthread_join(th[i], NULL), 0);
         ck_assert_int_eq(in[i].failures, 0);
         ok += in[i].ok_puts;
+        /* Rebasing from the answers, a client reads once. */
+        if (_i == 1)
+            ck_assert_int_eq(in[i].gets, 1);
     }
     ck_assert_int_eq(ok, CLIENTS * INCREMENTS);
     http(&r, "GET", "/kv/counter", NULL, NULL);
@@ -1863,6 +1990,12 @@ static Suite *server_suite(void)
                    if_modified_since_is_ignored_when_if_none_match_is_present);
     tcase_add_test(
         tc, put_if_match_stale_etag_is_412_with_current_etag_and_problem_body);
+    tcase_add_test(
+        tc, put_preferring_the_representation_answers_with_the_stored_one);
+    tcase_add_test(tc,
+                   a_412_preferring_the_representation_carries_the_current_one);
+    tcase_add_test(
+        tc, prefer_lines_combine_unknown_ones_are_ignored_and_the_first_wins);
     tcase_add_test(tc, if_match_compares_strongly_so_a_weak_tag_never_matches);
     tcase_add_test(tc, put_if_none_match_star_creates_only_once);
     tcase_add_test(tc, put_if_match_on_missing_key_is_412_and_creates_nothing);
@@ -1906,7 +2039,9 @@ static Suite *server_suite(void)
 
     tcase_add_checked_fixture(load, setup, teardown);
     tcase_set_timeout(load, 300);
-    tcase_add_test(load, concurrent_if_match_increments_lose_no_update);
+    /* 0: GET after each 412; 1: rebase from the 412's representation. */
+    tcase_add_loop_test(load, concurrent_if_match_increments_lose_no_update, 0,
+                        2);
     tcase_add_test(load, data_and_etags_survive_a_restart);
     tcase_add_test(
         load, sigterm_during_a_write_load_exits_0_and_keeps_every_acked_write);
