@@ -12,23 +12,23 @@
 #define N 400
 
 static char *dir;
-static etagkv_store *st;
+static etagkv_store *store;
 
 static void setup(void)
 {
     dir = tu_mkdtemp();
-    st = tu_open(dir, NULL); /* sync mode */
+    store = tu_open(dir, NULL); /* sync mode */
 }
 
 static void setup_nosync(void)
 {
     dir = tu_mkdtemp();
-    st = tu_open_mode(dir, ETAGKV_NOSYNC);
+    store = tu_open_mode(dir, ETAGKV_NOSYNC);
 }
 
 static void teardown(void)
 {
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     tu_rmdir_free(dir);
 }
 
@@ -57,7 +57,7 @@ static void done_fn(void *ctx, const etagkv_result *res)
     /* First: the read below starts a new call, which clears the text. */
     snprintf(sl->detail, sizeof(sl->detail), "%s", etagkv_last_error_detail());
     /* Acknowledged means committed: a read from the callback sees it. */
-    sl->visible = etagkv_get(st, sl->key, strlen(sl->key), NULL, NULL, NULL,
+    sl->visible = etagkv_get(store, sl->key, strlen(sl->key), NULL, NULL, NULL,
                              &m) == ETAGKV_OK &&
                   strcmp(m.etag, res->meta.etag) == 0;
     sl->res = *res;
@@ -88,7 +88,7 @@ static etagkv_status submit_put(struct slot *sl, int i)
                           .key_len = strlen(sl->key),
                           .value = sl->value,
                           .value_len = strlen(sl->value)};
-    return etagkv_submit(st, &rq, done_fn, sl);
+    return etagkv_submit(store, &rq, done_fn, sl);
 }
 
 START_TEST(every_submitted_write_completes_once_after_it_is_durable)
@@ -112,7 +112,7 @@ START_TEST(every_submitted_write_completes_once_after_it_is_durable)
         ck_assert_int_eq(slots[i].order, i);
         ck_assert_str_eq(slots[i].detail, "");
     }
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     ck_assert_uint_eq(s.records, N);
     ck_assert_uint_eq(s.revision, N);
     /* Queued together, committed together: fewer transactions than
@@ -129,11 +129,11 @@ START_TEST(close_completes_submitted_writes_first)
     memset(slots, 0, sizeof(slots));
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(submit_put(&slots[i], i), ETAGKV_OK);
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     ck_assert_int_eq(completed, N); /* all called before close returned */
-    st = tu_open(dir, NULL);
+    store = tu_open(dir, NULL);
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(etagkv_get(st, slots[i].key, strlen(slots[i].key),
+        ck_assert_int_eq(etagkv_get(store, slots[i].key, strlen(slots[i].key),
                                     NULL, NULL, NULL, NULL),
                          ETAGKV_OK);
 }
@@ -159,7 +159,8 @@ START_TEST(submitted_conditional_writes_apply_in_arrival_order)
                               .value = slots[i].value,
                               .value_len = strlen(slots[i].value),
                               .cond = create_only};
-        ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[i]), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_submit(store, &rq, done_fn, &slots[i]),
+                         ETAGKV_OK);
     }
     wait_for(10);
     ck_assert_int_eq(slots[0].res.status, ETAGKV_CREATED);
@@ -183,7 +184,7 @@ START_TEST(a_submitted_write_can_keep_the_content_type)
     completed = 0;
     memset(slots, 0, sizeof(slots));
     ck_assert_int_eq(
-        etagkv_put(st, "typed", 5, "{}", 2, "application/json", NULL, NULL),
+        etagkv_put(store, "typed", 5, "{}", 2, "application/json", NULL, NULL),
         ETAGKV_CREATED);
     for (int i = 0; i < 3; i++) {
         snprintf(slots[i].key, sizeof(slots[i].key), "%s", keys[i]);
@@ -194,7 +195,8 @@ START_TEST(a_submitted_write_can_keep_the_content_type)
                               .value_len = 2,
                               .content_type = types[i],
                               .flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE};
-        ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[i]), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_submit(store, &rq, done_fn, &slots[i]),
+                         ETAGKV_OK);
     }
     wait_for(3);
     ck_assert_int_eq(slots[0].res.status, ETAGKV_OK);
@@ -217,12 +219,12 @@ START_TEST(a_full_store_fails_the_submitted_write_with_its_detail)
     etagkv_request rq;
     int n = 0;
 
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     etagkv_options_init(&o);
     o.sync_mode = ETAGKV_NOSYNC;
     o.map_size_bytes = 1 << 20;
     o.map_max_bytes = 1 << 20;
-    st = tu_open(dir, &o);
+    store = tu_open(dir, &o);
     completed = 0;
     memset(slots, 0, sizeof(slots));
     memset(big, 'x', sizeof(big));
@@ -233,7 +235,8 @@ START_TEST(a_full_store_fails_the_submitted_write_with_its_detail)
                               .key_len = strlen(slots[n].key),
                               .value = big,
                               .value_len = sizeof(big)};
-        ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[n]), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_submit(store, &rq, done_fn, &slots[n]),
+                         ETAGKV_OK);
         wait_for(n + 1);
         if (slots[n].res.status != ETAGKV_CREATED)
             break;
@@ -245,7 +248,7 @@ START_TEST(a_full_store_fails_the_submitted_write_with_its_detail)
     ck_assert_int_eq(slots[n].res.meta.exists, 0);
     ck_assert_msg(slots[n].detail[0] != '\0', "no detail in the callback");
     for (int i = 0; i < n; i++)
-        ck_assert_int_eq(etagkv_get(st, slots[i].key, strlen(slots[i].key),
+        ck_assert_int_eq(etagkv_get(store, slots[i].key, strlen(slots[i].key),
                                     NULL, NULL, NULL, NULL),
                          ETAGKV_OK);
 }
@@ -270,7 +273,7 @@ static void chain_fn(void *ctx, const etagkv_result *res)
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&lock);
     if (--chain_left > 0)
-        ck_assert_int_eq(etagkv_submit(st, &rq, chain_fn, NULL), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_submit(store, &rq, chain_fn, NULL), ETAGKV_OK);
 }
 
 START_TEST(a_callback_may_submit_the_next_write)
@@ -284,9 +287,9 @@ START_TEST(a_callback_may_submit_the_next_write)
 
     completed = 0;
     chain_left = 20;
-    ck_assert_int_eq(etagkv_submit(st, &rq, chain_fn, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_submit(store, &rq, chain_fn, NULL), ETAGKV_OK);
     wait_for(20);
-    ck_assert_int_eq(etagkv_get(st, "chain", 5, NULL, NULL, NULL, &m),
+    ck_assert_int_eq(etagkv_get(store, "chain", 5, NULL, NULL, NULL, &m),
                      ETAGKV_OK);
     ck_assert_uint_eq(m.version, 20);
 }
@@ -301,7 +304,7 @@ static void *blocking_writer(void *arg)
     for (int i = 0; i < 50; i++) {
         snprintf(key, sizeof(key), "b-%d-%d", id, i);
         ck_assert_int_eq(
-            etagkv_put(st, key, strlen(key), "x", 1, NULL, NULL, NULL),
+            etagkv_put(store, key, strlen(key), "x", 1, NULL, NULL, NULL),
             ETAGKV_CREATED);
     }
     return NULL;
@@ -323,7 +326,7 @@ START_TEST(blocking_and_submitted_writes_mix)
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);
     wait_for(N);
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     ck_assert_uint_eq(s.records, N + 200);
     ck_assert_uint_eq(s.revision, N + 200);
     for (int i = 0; i < N; i++)
@@ -350,8 +353,8 @@ START_TEST(a_blocking_write_follows_the_threads_submitted_writes)
                      ETAGKV_OK);
     for (int mode = 0; mode < 2; mode++) {
         if (mode == 1) {
-            etagkv_store_close(st);
-            st = tu_open_mode(dir, ETAGKV_NOSYNC);
+            etagkv_store_close(store);
+            store = tu_open_mode(dir, ETAGKV_NOSYNC);
         }
         for (int round = 0; round < 50; round++) {
             completed = 0;
@@ -361,7 +364,7 @@ START_TEST(a_blocking_write_follows_the_threads_submitted_writes)
                     submit_put(&slots[i], mode * 10000 + round * 20 + i),
                     ETAGKV_OK);
             /* Create-only on the last submitted key: it must find it. */
-            ck_assert_int_eq(etagkv_put(st, slots[19].key,
+            ck_assert_int_eq(etagkv_put(store, slots[19].key,
                                         strlen(slots[19].key), "late", 4, NULL,
                                         create_only, &m),
                              ETAGKV_PRECONDITION_FAILED);
@@ -389,11 +392,11 @@ START_TEST(a_submitted_412_hands_the_current_value_to_the_callback)
     memset(slots, 0, sizeof(slots));
     snprintf(slots[0].key, sizeof(slots[0].key), "k");
     etagkv_etag_compute("old", 3, stale);
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "now", 3, NULL, NULL, NULL),
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "now", 3, NULL, NULL, NULL),
                      ETAGKV_CREATED);
     ck_assert_int_eq(etagkv_cond_if_match(stale, &c), ETAGKV_OK);
     rq.cond = c;
-    ck_assert_int_eq(etagkv_submit(st, &rq, done_fn, &slots[0]), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_submit(store, &rq, done_fn, &slots[0]), ETAGKV_OK);
     wait_for(1);
     ck_assert_int_eq(slots[0].res.status, ETAGKV_PRECONDITION_FAILED);
     /* The callback's to keep (done_fn copied the pointer). */
@@ -412,22 +415,22 @@ START_TEST(a_refused_submit_never_calls_back)
 
     memset(big, 'k', sizeof(big));
     rq.key_len = 0;
-    ck_assert_int_eq(etagkv_submit(st, &rq, never_called, NULL),
+    ck_assert_int_eq(etagkv_submit(store, &rq, never_called, NULL),
                      ETAGKV_INVALID_KEY);
     rq.key_len = sizeof(big);
-    ck_assert_int_eq(etagkv_submit(st, &rq, never_called, NULL),
+    ck_assert_int_eq(etagkv_submit(store, &rq, never_called, NULL),
                      ETAGKV_KEY_TOO_LONG);
     rq.key_len = 1;
-    ck_assert_int_eq(etagkv_submit(st, &rq, NULL, NULL),
+    ck_assert_int_eq(etagkv_submit(store, &rq, NULL, NULL),
                      ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_submit(NULL, &rq, never_called, NULL),
                      ETAGKV_INVALID_ARGUMENT);
     rq.content_type = "bad\r\n";
-    ck_assert_int_eq(etagkv_submit(st, &rq, never_called, NULL),
+    ck_assert_int_eq(etagkv_submit(store, &rq, never_called, NULL),
                      ETAGKV_INVALID_HEADER);
     rq.content_type = NULL;
     rq.flags = ~ETAGKV_WRITE_KEEP_CONTENT_TYPE;
-    ck_assert_int_eq(etagkv_submit(st, &rq, never_called, NULL),
+    ck_assert_int_eq(etagkv_submit(store, &rq, never_called, NULL),
                      ETAGKV_INVALID_ARGUMENT);
 }
 END_TEST

@@ -18,7 +18,7 @@
 #include "testutil.h"
 
 static char *dir;
-static etagkv_store *st;
+static etagkv_store *store;
 /* Read by the library's threads too (the committer, the lease sweeper). */
 static _Atomic uint64_t fake_now;
 
@@ -37,7 +37,7 @@ static void open_with(uint64_t max_events, uint64_t retention_s)
     o.clock = fake_clock;
     o.changes_max_events = max_events;
     o.changes_retention_s = retention_s;
-    st = tu_open(dir, &o);
+    store = tu_open(dir, &o);
 }
 
 static void setup(void)
@@ -49,8 +49,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    etagkv_store_close(st);
-    st = NULL;
+    etagkv_store_close(store);
+    store = NULL;
     tu_rmdir_free(dir);
     dir = NULL;
 }
@@ -58,7 +58,7 @@ static void teardown(void)
 static void put(const char *k, const char *v)
 {
     etagkv_status rc =
-        etagkv_put(st, k, strlen(k), v, strlen(v), NULL, NULL, NULL);
+        etagkv_put(store, k, strlen(k), v, strlen(v), NULL, NULL, NULL);
 
     ck_assert_msg(rc == ETAGKV_OK || rc == ETAGKV_CREATED, "put %s: %s", k,
                   etagkv_strerror(rc));
@@ -90,7 +90,7 @@ static etagkv_status read_changes(const char *prefix, unsigned flags,
                                   etagkv_changes_page *page)
 {
     s->n = 0;
-    return etagkv_changes(st, prefix, prefix != NULL ? strlen(prefix) : 0,
+    return etagkv_changes(store, prefix, prefix != NULL ? strlen(prefix) : 0,
                           flags, after, limit, collect, s, page);
 }
 
@@ -100,13 +100,13 @@ START_TEST(puts_and_deletes_are_logged_in_commit_order_with_their_state)
     etagkv_changes_page page;
     etagkv_meta m1, m2;
 
-    ck_assert_int_eq(etagkv_put(st, "a", 1, "x", 1, NULL, NULL, &m1),
+    ck_assert_int_eq(etagkv_put(store, "a", 1, "x", 1, NULL, NULL, &m1),
                      ETAGKV_CREATED);
     fake_now += 1000;
-    ck_assert_int_eq(etagkv_put(st, "a", 1, "yy", 2, NULL, NULL, &m2),
+    ck_assert_int_eq(etagkv_put(store, "a", 1, "yy", 2, NULL, NULL, &m2),
                      ETAGKV_OK);
     fake_now += 1000;
-    ck_assert_int_eq(etagkv_delete(st, "a", 1, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_delete(store, "a", 1, NULL, NULL), ETAGKV_OK);
     ck_assert_int_eq(read_changes(NULL, 0, 0, 0, &s, &page), ETAGKV_OK);
     ck_assert_uint_eq(s.n, 3);
     ck_assert_uint_eq(page.revision, 3);
@@ -153,14 +153,14 @@ START_TEST(failed_preconditions_and_missing_keys_log_nothing)
     put("k", "v");
     ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
     /* A 412, also for the same bytes (DESIGN §2), and a 404. */
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "v", 1, NULL, c, NULL),
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "v", 1, NULL, c, NULL),
                      ETAGKV_PRECONDITION_FAILED);
-    ck_assert_int_eq(etagkv_delete(st, "nope", 4, NULL, NULL),
+    ck_assert_int_eq(etagkv_delete(store, "nope", 4, NULL, NULL),
                      ETAGKV_NOT_FOUND);
     etagkv_cond_free(c);
     ck_assert_int_eq(read_changes(NULL, 0, 0, 0, &s, NULL), ETAGKV_OK);
     ck_assert_uint_eq(s.n, 1);
-    ck_assert_int_eq(etagkv_store_stats(st, &stats), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &stats), ETAGKV_OK);
     ck_assert_uint_eq(stats.change_events, 1);
     ck_assert_uint_eq(stats.revision, 1);
 }
@@ -188,7 +188,7 @@ START_TEST(prefix_and_key_filters_select_events)
                      ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(read_changes("a", 0x80, 0, 0, &s, NULL),
                      ETAGKV_INVALID_ARGUMENT);
-    ck_assert_int_eq(etagkv_changes(st, NULL, 0, 0, 0, 0, NULL, NULL, NULL),
+    ck_assert_int_eq(etagkv_changes(store, NULL, 0, 0, 0, 0, NULL, NULL, NULL),
                      ETAGKV_INVALID_ARGUMENT);
 }
 END_TEST
@@ -202,14 +202,14 @@ static void commit_one_revision(const char *const *keys, size_t n)
     uint64_t rev;
     uint8_t hash[EKV_HASH_BYTES] = {0};
 
-    ck_assert_int_eq(ekv_write_begin(st->env, &txn), ETAGKV_OK);
+    ck_assert_int_eq(ekv_write_begin(store->env, &txn), ETAGKV_OK);
     ck_assert_int_eq(ekv_revision_get(&txn, &rev), ETAGKV_OK);
-    ekv_changes_begin(st);
+    ekv_changes_begin(store);
     for (size_t i = 0; i < n; i++) {
         etagkv_meta m = {.exists = 1, .mod_revision = rev + 1, .version = 1};
 
         ck_assert_int_eq(
-            ekv_changes_append(st, &txn, keys[i], strlen(keys[i]), &m, hash),
+            ekv_changes_append(store, &txn, keys[i], strlen(keys[i]), &m, hash),
             ETAGKV_OK);
     }
     ck_assert_int_eq(ekv_revision_put(&txn, rev + 1), ETAGKV_OK);
@@ -242,8 +242,8 @@ START_TEST(a_page_never_splits_the_events_of_one_revision)
     /* Stopping inside a revision resumes before it: a repeat, not a loss. */
     s.stop_at = 2;
     s.n = 0;
-    ck_assert_int_eq(etagkv_changes(st, NULL, 0, 0, 0, 0, collect, &s, &page),
-                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_changes(store, NULL, 0, 0, 0, 0, collect, &s, &page), ETAGKV_OK);
     ck_assert_int_eq(page.more, 1);
     ck_assert_uint_eq(page.next, 1);
 }
@@ -256,12 +256,12 @@ START_TEST(the_window_is_bounded_and_older_reads_are_compacted)
     etagkv_stats stats;
     char k[16];
 
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     open_with(5, 0);
     for (int i = 0; i < 20; i++) {
         snprintf(k, sizeof k, "k%d", i);
         put(k, "v");
-        ck_assert_int_eq(etagkv_store_stats(st, &stats), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_store_stats(store, &stats), ETAGKV_OK);
         ck_assert_uint_le(stats.change_events, 5);
     }
     ck_assert_uint_eq(stats.changes_min_after, 15);
@@ -274,7 +274,7 @@ START_TEST(the_window_is_bounded_and_older_reads_are_compacted)
     ck_assert_uint_eq(s.n, 5);
     ck_assert_uint_eq(s.ev[0].revision, 16);
     /* The window and its floor survive a reopen. */
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     open_with(5, 0);
     ck_assert_int_eq(read_changes(NULL, 0, 14, 0, &s, &page), ETAGKV_COMPACTED);
     ck_assert_uint_eq(page.min_after, 15);
@@ -287,7 +287,7 @@ START_TEST(writes_that_log_many_events_each_keep_the_window_bounded)
     char k[16];
     uint64_t lease;
 
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     open_with(5, 0);
     /* Each transaction logs 40 events under its one revision. */
     for (int round = 0; round < 10; round++) {
@@ -299,14 +299,14 @@ START_TEST(writes_that_log_many_events_each_keep_the_window_bounded)
             ck_assert_int_eq(
                 etagkv_txn_put(t, k, strlen(k), "v", 1, NULL, NULL), ETAGKV_OK);
         }
-        ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_OK);
         etagkv_txn_free(t);
-        ck_assert_int_eq(etagkv_store_stats(st, &stats), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_store_stats(store, &stats), ETAGKV_OK);
         ck_assert_uint_le(stats.change_events, 5);
     }
     /* So does revoking a lease with 40 keys. */
     for (int round = 0; round < 3; round++) {
-        ck_assert_int_eq(etagkv_lease_grant(st, 60000, &lease), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_lease_grant(store, 60000, &lease), ETAGKV_OK);
         for (int i = 0; i < 40; i++) {
             etagkv_request req = {.method = ETAGKV_METHOD_PUT,
                                   .key = k,
@@ -316,10 +316,10 @@ START_TEST(writes_that_log_many_events_each_keep_the_window_bounded)
 
             snprintf(k, sizeof k, "l%d", i);
             req.key_len = strlen(k);
-            ck_assert_int_ge(etagkv_write(st, &req, NULL), ETAGKV_OK);
+            ck_assert_int_ge(etagkv_write(store, &req, NULL), ETAGKV_OK);
         }
-        ck_assert_int_eq(etagkv_lease_revoke(st, lease, NULL), ETAGKV_OK);
-        ck_assert_int_eq(etagkv_store_stats(st, &stats), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_lease_revoke(store, lease, NULL), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_store_stats(store, &stats), ETAGKV_OK);
         ck_assert_uint_le(stats.change_events, 5);
     }
 }
@@ -346,7 +346,7 @@ START_TEST(events_older_than_the_retention_are_trimmed)
     static struct seen s;
     etagkv_changes_page page;
 
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     open_with(0, 60);
     put("old1", "v");
     put("old2", "v");
@@ -374,7 +374,7 @@ static void *wait_main(void *arg)
 {
     struct waiter *w = arg;
 
-    w->st = etagkv_wait(st, w->after, w->timeout_ms, &w->rev);
+    w->st = etagkv_wait(store, w->after, w->timeout_ms, &w->rev);
     return NULL;
 }
 
@@ -385,9 +385,9 @@ static void until_waiting(unsigned n)
     for (;;) {
         unsigned k;
 
-        (void)pthread_mutex_lock(&st->notify.lock);
-        k = st->notify.waiters;
-        (void)pthread_mutex_unlock(&st->notify.lock);
+        (void)pthread_mutex_lock(&store->notify.lock);
+        k = store->notify.waiters;
+        (void)pthread_mutex_unlock(&store->notify.lock);
         if (k >= n)
             return;
         usleep(1000);
@@ -412,7 +412,7 @@ START_TEST(wait_returns_after_a_commit_of_another_thread)
         ck_assert_uint_eq(w[i].rev, 2);
     }
     /* Already past: at once. */
-    ck_assert_int_eq(etagkv_wait(st, 1, 0, &rev), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_wait(store, 1, 0, &rev), ETAGKV_OK);
     ck_assert_uint_eq(rev, 2);
 }
 END_TEST
@@ -423,7 +423,7 @@ START_TEST(wait_times_out_with_not_modified)
     double t0 = tu_now_s();
 
     put("k", "1");
-    ck_assert_int_eq(etagkv_wait(st, 1, 50, &rev), ETAGKV_NOT_MODIFIED);
+    ck_assert_int_eq(etagkv_wait(store, 1, 50, &rev), ETAGKV_NOT_MODIFIED);
     ck_assert_uint_eq(rev, 1);
     ck_assert(tu_now_s() - t0 >= 0.045);
     ck_assert_int_eq(etagkv_wait(NULL, 1, 0, &rev), ETAGKV_INVALID_ARGUMENT);
@@ -436,8 +436,8 @@ START_TEST(close_wakes_waiters_with_closing)
 
     ck_assert_int_eq(pthread_create(&w.t, NULL, wait_main, &w), 0);
     until_waiting(1);
-    etagkv_store_close(st);
-    st = NULL;
+    etagkv_store_close(store);
+    store = NULL;
     ck_assert_int_eq(pthread_join(w.t, NULL), 0);
     ck_assert_int_eq(w.st, ETAGKV_CLOSING);
 }
@@ -456,8 +456,8 @@ START_TEST(the_notify_descriptor_becomes_readable_after_each_commit)
     uint64_t n;
     etagkv_cond *c;
 
-    ck_assert_int_eq(etagkv_notify_open(st, &fd1), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_notify_open(st, &fd2), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_notify_open(store, &fd1), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_notify_open(store, &fd2), ETAGKV_OK);
     ck_assert(!readable(fd1));
     put("k", "1");
     put("k", "2");
@@ -468,11 +468,11 @@ START_TEST(the_notify_descriptor_becomes_readable_after_each_commit)
     ck_assert(!readable(fd1));
     /* A 412 commits nothing and notifies nobody. */
     ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "x", 1, NULL, c, NULL),
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "x", 1, NULL, c, NULL),
                      ETAGKV_PRECONDITION_FAILED);
     etagkv_cond_free(c);
     ck_assert(!readable(fd1));
-    etagkv_notify_close(st, fd1);
+    etagkv_notify_close(store, fd1);
     /* fd2 is closed by etagkv_store_close() in teardown. */
     ck_assert_int_eq(etagkv_notify_open(NULL, &fd1), ETAGKV_INVALID_ARGUMENT);
 }
@@ -499,7 +499,7 @@ static void *writer_main(void *arg)
         snprintf(k, sizeof k, "w/%02d/%d", id, i % KEYS_PER_WRITER);
         snprintf(v, sizeof v, "%d", i);
         if (i % 7 == 6)
-            (void)etagkv_delete(st, k, strlen(k), NULL, NULL);
+            (void)etagkv_delete(store, k, strlen(k), NULL, NULL);
         else
             put(k, v);
     }
@@ -564,9 +564,9 @@ START_TEST(list_then_watch_sees_every_later_change_exactly_once)
     (void)pthread_barrier_wait(&lw.go);
     /* List while the writers run, then follow the log from the listing's
      * revision, in small pages, waiting when caught up. */
-    while (etagkv_wait(st, 0, -1, NULL) != ETAGKV_OK)
+    while (etagkv_wait(store, 0, -1, NULL) != ETAGKV_OK)
         ;
-    ck_assert_int_eq(etagkv_list_revision(st, "w/", 2, NULL, 0, 0, list_into,
+    ck_assert_int_eq(etagkv_list_revision(store, "w/", 2, NULL, 0, 0, list_into,
                                           &watched, &more, &rev),
                      ETAGKV_OK);
     ck_assert_uint_gt(rev, 0);
@@ -576,22 +576,22 @@ START_TEST(list_then_watch_sees_every_later_change_exactly_once)
         etagkv_stats stats;
         int done = atomic_load(&lw.done) == WRITERS;
 
-        ck_assert_int_eq(etagkv_changes(st, "w/", 2, 0, after, 7, apply_event,
-                                        &watched, &page),
+        ck_assert_int_eq(etagkv_changes(store, "w/", 2, 0, after, 7,
+                                        apply_event, &watched, &page),
                          ETAGKV_OK);
         after = page.next;
         if (page.more)
             continue;
-        ck_assert_int_eq(etagkv_store_stats(st, &stats), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_store_stats(store, &stats), ETAGKV_OK);
         if (done && after == stats.revision)
             break;
-        (void)etagkv_wait(st, after, 1000, NULL);
+        (void)etagkv_wait(store, after, 1000, NULL);
     }
     for (int i = 0; i < WRITERS; i++)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);
     ck_assert_int_eq(watched.repeated, 0);
     ck_assert_int_eq(
-        etagkv_list(st, "w/", 2, NULL, 0, 0, list_into, &final, NULL),
+        etagkv_list(store, "w/", 2, NULL, 0, 0, list_into, &final, NULL),
         ETAGKV_OK);
     for (int i = 0; i < NKEYS; i++)
         ck_assert_str_eq(watched.etag[i], final.etag[i]);
@@ -615,7 +615,7 @@ static void *alone_writer(void *arg)
     for (int i = 0; i < ALONE_WRITES; i++) {
         snprintf(key, sizeof key, "t%d-%02d", (int)(intptr_t)arg, i);
         ck_assert_int_eq(
-            etagkv_put(st, key, strlen(key), "v", 1, NULL, NULL, NULL),
+            etagkv_put(store, key, strlen(key), "v", 1, NULL, NULL, NULL),
             ETAGKV_CREATED);
     }
     return NULL;
@@ -644,7 +644,7 @@ START_TEST(overlapping_writers_committing_alone_log_every_change_once)
         for (size_t j = 0; j < i; j++)
             ck_assert_str_ne(s.key[i], s.key[j]);
     }
-    ck_assert_int_eq(etagkv_wait(st, s.n - 1, 0, &rev), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_wait(store, s.n - 1, 0, &rev), ETAGKV_OK);
     ck_assert_uint_eq(rev, s.n);
 }
 END_TEST
@@ -655,13 +655,13 @@ START_TEST(list_revision_reports_the_snapshot_revision)
     int more;
     struct state s;
 
-    ck_assert_int_eq(etagkv_list_revision(st, NULL, 0, NULL, 0, 0, list_into,
+    ck_assert_int_eq(etagkv_list_revision(store, NULL, 0, NULL, 0, 0, list_into,
                                           &s, &more, &rev),
                      ETAGKV_OK);
     ck_assert_uint_eq(rev, 0);
     put("w/00/1", "x");
     put("w/00/2", "x");
-    ck_assert_int_eq(etagkv_list_revision(st, NULL, 0, NULL, 0, 1, list_into,
+    ck_assert_int_eq(etagkv_list_revision(store, NULL, 0, NULL, 0, 1, list_into,
                                           &s, &more, &rev),
                      ETAGKV_OK);
     ck_assert_uint_eq(rev, 2);

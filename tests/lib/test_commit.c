@@ -16,7 +16,7 @@
 #include "testutil.h"
 
 static char *dir;
-static etagkv_store *st;
+static etagkv_store *store;
 
 /* The sync mode of the running test case; every test opens its stores in
  * it. */
@@ -25,7 +25,7 @@ static etagkv_sync_mode mode = ETAGKV_SYNC;
 static void setup(void)
 {
     dir = tu_mkdtemp();
-    st = tu_open_mode(dir, mode);
+    store = tu_open_mode(dir, mode);
 }
 
 static void setup_sync(void)
@@ -44,7 +44,7 @@ static void setup_nosync(void)
 
 static void teardown(void)
 {
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     tu_rmdir_free(dir);
 }
 
@@ -79,13 +79,13 @@ static void *se_work(void *arg)
         etagkv_meta cur;
         etagkv_cond *c;
 
-        ck_assert_int_eq(etagkv_get(st, "hot", 3, NULL, NULL, NULL, &cur),
+        ck_assert_int_eq(etagkv_get(store, "hot", 3, NULL, NULL, NULL, &cur),
                          ETAGKV_OK);
         memcpy(a->validator, cur.etag, sizeof(a->validator));
         snprintf(a->value, sizeof(a->value), "t%d-w%d", t->id, i);
         ck_assert_int_eq(etagkv_cond_if_match(a->validator, &c), ETAGKV_OK);
-        a->status = etagkv_put(st, "hot", 3, a->value, strlen(a->value), NULL,
-                               c, &a->meta);
+        a->status = etagkv_put(store, "hot", 3, a->value, strlen(a->value),
+                               NULL, c, &a->meta);
         etagkv_cond_free(c);
     }
     return NULL;
@@ -100,8 +100,9 @@ START_TEST(concurrent_conditional_writes_equal_a_serial_execution)
     int ok = 0, failed = 0;
     uint64_t last_rev;
 
-    ck_assert_int_eq(etagkv_put(st, "hot", 3, "start", 5, NULL, NULL, &first),
-                     ETAGKV_CREATED);
+    ck_assert_int_eq(
+        etagkv_put(store, "hot", 3, "start", 5, NULL, NULL, &first),
+        ETAGKV_CREATED);
     memset(by_rev, 0, sizeof(by_rev));
     for (int i = 0; i < SE_THREADS; i++) {
         t[i].id = i;
@@ -149,7 +150,7 @@ START_TEST(concurrent_conditional_writes_equal_a_serial_execution)
         void *v;
         size_t n;
 
-        ck_assert_int_eq(etagkv_get(st, "hot", 3, NULL, &v, &n, &now),
+        ck_assert_int_eq(etagkv_get(store, "hot", 3, NULL, &v, &n, &now),
                          ETAGKV_OK);
         ck_assert_uint_eq(now.mod_revision, last_rev);
         ck_assert_uint_eq(n, strlen(by_rev[last_rev]->value));
@@ -197,7 +198,7 @@ static void *blind_writer(void *arg)
 
     snprintf(key, sizeof(key), "k-%d", id);
     ck_assert_int_eq(
-        etagkv_put(st, key, strlen(key), key, strlen(key), NULL, NULL, NULL),
+        etagkv_put(store, key, strlen(key), key, strlen(key), NULL, NULL, NULL),
         ETAGKV_CREATED);
     return NULL;
 }
@@ -206,7 +207,7 @@ static void check_one_transaction(size_t writes)
 {
     etagkv_stats s;
 
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     ck_assert_uint_eq(s.records, writes);
     ck_assert_uint_eq(s.revision, writes);
     ck_assert_uint_eq(s.write_ops, writes);
@@ -264,7 +265,7 @@ START_TEST(submitted_writes_share_a_transaction)
         req.key_len = strlen(keys[i]);
         req.value = keys[i];
         req.value_len = strlen(keys[i]);
-        ck_assert_int_eq(etagkv_submit(st, &req, on_submitted, NULL),
+        ck_assert_int_eq(etagkv_submit(store, &req, on_submitted, NULL),
                          ETAGKV_OK);
     }
     (void)pthread_mutex_lock(&sub_lock);
@@ -300,7 +301,8 @@ static void *mixed_writer(void *arg)
     for (int i = 0; i < 20; i++) {
         snprintf(key, sizeof(key), "%s-%p-%d", m->big ? "big" : "small",
                  (void *)m, i);
-        m->got[i] = etagkv_put(st, key, strlen(key), v, len, NULL, NULL, NULL);
+        m->got[i] =
+            etagkv_put(store, key, strlen(key), v, len, NULL, NULL, NULL);
     }
     free(v);
     return NULL;
@@ -315,13 +317,13 @@ START_TEST(map_full_in_a_batch_fails_only_the_write_that_does_not_fit)
 
     /* A 4 MiB ceiling: the 6 MiB values can never fit, the small ones
      * always do.  Batches mix them. */
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     etagkv_options_init(&o);
     o.sync_mode = mode;
     o.map_size_bytes = 1 << 20;
     o.map_max_bytes = 4 << 20;
     o.max_value_bytes = 8 << 20;
-    st = tu_open(dir, &o);
+    store = tu_open(dir, &o);
     ck_assert_int_eq(pthread_barrier_init(&barrier, NULL, 8), 0);
     for (int i = 0; i < 8; i++) {
         m[i].big = i % 2;
@@ -341,7 +343,7 @@ START_TEST(map_full_in_a_batch_fails_only_the_write_that_does_not_fit)
             }
         }
     }
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     ck_assert_uint_eq(s.records, (uint64_t)small_ok);
     ck_assert_uint_eq(s.revision, (uint64_t)small_ok);
 }
@@ -365,7 +367,7 @@ static void *acking_writer(void *arg)
         int n = id * 1000000 + i;
 
         snprintf(key, sizeof(key), "ack-%d", n);
-        if (etagkv_put(st, key, strlen(key), key, strlen(key), NULL, NULL,
+        if (etagkv_put(store, key, strlen(key), key, strlen(key), NULL, NULL,
                        NULL) != ETAGKV_CREATED)
             _exit(3);
         if (write(ack_fd, &n, sizeof(n)) != (ssize_t)sizeof(n))
@@ -380,8 +382,8 @@ START_TEST(every_acknowledged_write_survives_a_kill)
     pid_t pid;
 
     /* The fixture's handle must not be shared with the child: close it. */
-    etagkv_store_close(st);
-    st = NULL;
+    etagkv_store_close(store);
+    store = NULL;
     ck_assert_int_eq(pipe(fds), 0);
     pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -390,7 +392,7 @@ START_TEST(every_acknowledged_write_survives_a_kill)
 
         close(fds[0]);
         ack_fd = fds[1];
-        st = tu_open_mode(dir, mode);
+        store = tu_open_mode(dir, mode);
         for (int i = 0; i < ACK_THREADS; i++)
             if (pthread_create(&t[i], NULL, acking_writer,
                                (void *)(intptr_t)i) != 0)
@@ -404,14 +406,14 @@ START_TEST(every_acknowledged_write_survives_a_kill)
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFSIGNALED(status)); /* killed, not failed on its own */
 
-    st = tu_open_mode(dir, mode);
+    store = tu_open_mode(dir, mode);
     while (read(fds[0], &n, sizeof(n)) == (ssize_t)sizeof(n)) {
         char key[32];
         etagkv_meta m;
 
         snprintf(key, sizeof(key), "ack-%d", n);
-        ck_assert_msg(etagkv_get(st, key, strlen(key), NULL, NULL, NULL, &m) ==
-                          ETAGKV_OK,
+        ck_assert_msg(etagkv_get(store, key, strlen(key), NULL, NULL, NULL,
+                                 &m) == ETAGKV_OK,
                       "acknowledged %s is missing after the kill", key);
         acked++;
     }

@@ -16,23 +16,23 @@
 #define INCREMENTS 60
 
 static char *dir;
-static etagkv_store *st;
+static etagkv_store *store;
 
 static void setup(void)
 {
     dir = tu_mkdtemp();
-    st = tu_open(dir, NULL); /* sync mode: the default */
+    store = tu_open(dir, NULL); /* sync mode: the default */
 }
 
 static void setup_nosync(void)
 {
     dir = tu_mkdtemp();
-    st = tu_open_mode(dir, ETAGKV_NOSYNC);
+    store = tu_open_mode(dir, ETAGKV_NOSYNC);
 }
 
 static void teardown(void)
 {
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     tu_rmdir_free(dir);
 }
 
@@ -76,8 +76,8 @@ static void *work(void *arg)
     for (int i = 0; i < INCREMENTS; i++) {
         /* Few attempts, so that some increments give up: the test then
          * also proves that a give-up leaves nothing behind. */
-        etagkv_status s =
-            etagkv_update(st, w->key, strlen(w->key), increment, &ctx, 3, NULL);
+        etagkv_status s = etagkv_update(store, w->key, strlen(w->key),
+                                        increment, &ctx, 3, NULL);
 
         if (s == ETAGKV_OK || s == ETAGKV_CREATED)
             w->ok++;
@@ -95,7 +95,7 @@ static unsigned long counter(const char *key)
     size_t n;
     char tmp[32];
 
-    ck_assert_int_eq(etagkv_get(st, key, strlen(key), NULL, &v, &n, NULL),
+    ck_assert_int_eq(etagkv_get(store, key, strlen(key), NULL, &v, &n, NULL),
                      ETAGKV_OK);
     ck_assert_uint_lt(n, sizeof(tmp));
     memcpy(tmp, v, n);
@@ -130,7 +130,7 @@ START_TEST(hot_key_counter_equals_successful_increments)
     ck_assert_int_eq(ok + lost, THREADS * INCREMENTS);
     ck_assert_uint_eq(counter("counter"), (unsigned long)ok);
     /* Every successful increment was exactly one write of the key. */
-    ck_assert_int_eq(etagkv_get(st, "counter", 7, NULL, NULL, NULL, &m),
+    ck_assert_int_eq(etagkv_get(store, "counter", 7, NULL, NULL, NULL, &m),
                      ETAGKV_OK);
     ck_assert_uint_eq(m.version, (uint64_t)ok);
     ck_assert_uint_eq(m.mod_revision, (uint64_t)ok);
@@ -153,7 +153,7 @@ START_TEST(disjoint_keys_never_lose_a_race)
         ck_assert_int_eq(w[i].ok, INCREMENTS);
         ck_assert_uint_eq(counter(w[i].key), INCREMENTS);
     }
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     ck_assert_uint_eq(s.records, THREADS);
     ck_assert_uint_eq(s.revision, THREADS * INCREMENTS);
 }
@@ -170,7 +170,7 @@ static void *reader(void *arg)
         size_t n;
         etagkv_meta m;
         char etag[ETAGKV_ETAG_SIZE];
-        etagkv_status s = etagkv_get(st, "counter", 7, NULL, &v, &n, &m);
+        etagkv_status s = etagkv_get(store, "counter", 7, NULL, &v, &n, &m);
 
         if (s == ETAGKV_NOT_FOUND)
             continue;

@@ -13,7 +13,7 @@
 #include "testutil.h"
 
 static char *dir;
-static etagkv_store *st;
+static etagkv_store *store;
 /* Read by the library's threads too (the committer, the lease sweeper). */
 static _Atomic uint64_t fake_now;
 
@@ -31,7 +31,7 @@ static void open_with(uint64_t max_events)
     o.sync_mode = ETAGKV_NOSYNC;
     o.clock = fake_clock;
     o.changes_max_events = max_events;
-    st = tu_open(dir, &o);
+    store = tu_open(dir, &o);
 }
 
 static void setup(void)
@@ -43,8 +43,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    etagkv_store_close(st);
-    st = NULL;
+    etagkv_store_close(store);
+    store = NULL;
     tu_rmdir_free(dir);
     dir = NULL;
 }
@@ -55,8 +55,9 @@ static etagkv_meta put(const char *k, const char *v)
     etagkv_meta m;
 
     fake_now += 1000000000ull;
-    ck_assert_int_le(etagkv_put(st, k, strlen(k), v, strlen(v), NULL, NULL, &m),
-                     ETAGKV_CREATED);
+    ck_assert_int_le(
+        etagkv_put(store, k, strlen(k), v, strlen(v), NULL, NULL, &m),
+        ETAGKV_CREATED);
     return m;
 }
 
@@ -81,7 +82,7 @@ static etagkv_result write_if(const char *k, const etagkv_cond *c)
     etagkv_result res;
 
     fake_now += 1000000000ull;
-    (void)etagkv_write(st, &rq, &res);
+    (void)etagkv_write(store, &rq, &res);
     return res;
 }
 
@@ -195,11 +196,13 @@ START_TEST(a_failed_write_reports_its_step_and_a_replay_reports_it_again)
                          .idempotency_key_len = 6};
     etagkv_result res;
 
-    ck_assert_int_eq(etagkv_write(st, &rq, &res), ETAGKV_PRECONDITION_FAILED);
+    ck_assert_int_eq(etagkv_write(store, &rq, &res),
+                     ETAGKV_PRECONDITION_FAILED);
     ck_assert_int_eq(res.step, ETAGKV_STEP_IF_NONE_MATCH);
     ck_assert_str_eq(res.meta.etag, m.etag);
     put("k", "3"); /* the replay still says what the first execution saw */
-    ck_assert_int_eq(etagkv_write(st, &rq, &res), ETAGKV_PRECONDITION_FAILED);
+    ck_assert_int_eq(etagkv_write(store, &rq, &res),
+                     ETAGKV_PRECONDITION_FAILED);
     ck_assert_int_eq(res.replayed, 1);
     ck_assert_int_eq(res.step, ETAGKV_STEP_IF_NONE_MATCH);
     etagkv_cond_free(c);
@@ -234,9 +237,9 @@ START_TEST(a_submitted_write_reports_its_step_to_the_callback)
     ck_assert_int_eq(etagkv_cond_new(&c), ETAGKV_OK);
     ck_assert_int_eq(etagkv_cond_set_if_revision(c, 99), ETAGKV_OK);
     rq.cond = c;
-    ck_assert_int_eq(etagkv_submit(st, &rq, on_done, &d), ETAGKV_OK);
-    etagkv_store_close(st); /* waits for every submitted write */
-    st = NULL;
+    ck_assert_int_eq(etagkv_submit(store, &rq, on_done, &d), ETAGKV_OK);
+    etagkv_store_close(store); /* waits for every submitted write */
+    store = NULL;
     ck_assert_int_eq(d.called, 1);
     ck_assert_int_eq(d.res.status, ETAGKV_PRECONDITION_FAILED);
     ck_assert_int_eq(d.res.step, ETAGKV_STEP_IF_REVISION);
@@ -259,7 +262,7 @@ START_TEST(a_conflicting_transaction_reports_the_step_over_the_state_it_saw)
     ck_assert_int_eq(etagkv_txn_put(t, "a", 1, "2", 1, NULL, create_only),
                      ETAGKV_OK);
     ck_assert_int_eq(etagkv_txn_put(t, "b", 1, "1", 1, NULL, NULL), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_CONFLICT);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_CONFLICT);
     etagkv_txn_report(t, &o);
     ck_assert_uint_eq(o.failed, 1);
     r = etagkv_txn_op(t, 0);
@@ -271,8 +274,8 @@ START_TEST(a_conflicting_transaction_reports_the_step_over_the_state_it_saw)
     ck_assert_int_eq(etagkv_txn_op(t, 2)->step, ETAGKV_STEP_NONE);
     /* Recorded with an idempotency key, and replayed with its step. */
     ck_assert_int_eq(etagkv_txn_set_idempotency_key(t, "t1", 2), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_CONFLICT);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_CONFLICT);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_CONFLICT);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_CONFLICT);
     etagkv_txn_report(t, &o);
     ck_assert_int_eq(o.replayed, 1);
     ck_assert_int_eq(etagkv_txn_op(t, 1)->step, ETAGKV_STEP_IF_NONE_MATCH);
@@ -296,7 +299,7 @@ START_TEST(an_if_match_is_superseded_by_the_write_that_replaced_the_etag)
     res = write_if("k", c);
     ck_assert_int_eq(res.status, ETAGKV_PRECONDITION_FAILED);
     ck_assert_int_eq(res.step, ETAGKV_STEP_IF_MATCH);
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, c, ETAGKV_STEP_NONE,
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, c, ETAGKV_STEP_NONE,
                                             ETAGKV_METHOD_PUT,
                                             res.meta.mod_revision, &sup),
                      ETAGKV_OK);
@@ -321,7 +324,7 @@ START_TEST(the_latest_supersession_at_or_before_upto_is_reported)
     a3 = put("k", "A");
     c2 = put("k", "C");
     c = cond_of(ETAGKV_IF_MATCH, a1.etag);
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, c, ETAGKV_STEP_NONE,
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, c, ETAGKV_STEP_NONE,
                                             ETAGKV_METHOD_PUT, c2.mod_revision,
                                             &sup),
                      ETAGKV_OK);
@@ -330,12 +333,12 @@ START_TEST(the_latest_supersession_at_or_before_upto_is_reported)
     /* Later: A again, then D.  Bounded at C's revision, C is still it. */
     (void)put("k", "A");
     (void)put("k", "D");
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, c, ETAGKV_STEP_NONE,
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, c, ETAGKV_STEP_NONE,
                                             ETAGKV_METHOD_PUT, c2.mod_revision,
                                             &sup),
                      ETAGKV_OK);
     ck_assert_uint_eq(sup.revision, c2.mod_revision);
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, c, ETAGKV_STEP_NONE,
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, c, ETAGKV_STEP_NONE,
                                             ETAGKV_METHOD_PUT, 0, &sup),
                      ETAGKV_OK);
     ck_assert_uint_gt(sup.revision, c2.mod_revision);
@@ -353,10 +356,10 @@ START_TEST(an_if_revision_is_superseded_by_the_next_change_of_the_key)
 
     put("other", "x");
     fake_now += 1000000000ull;
-    ck_assert_int_eq(etagkv_delete(st, "k", 1, NULL, &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_delete(store, "k", 1, NULL, &m), ETAGKV_OK);
     snprintf(rev, sizeof rev, "%llu", (unsigned long long)a.mod_revision);
     c = cond_of(ETAGKV_IF_REVISION, rev);
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, c, ETAGKV_STEP_NONE,
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, c, ETAGKV_STEP_NONE,
                                             ETAGKV_METHOD_PUT, 0, &sup),
                      ETAGKV_OK);
     ck_assert_uint_eq(sup.revision, m.mod_revision);
@@ -378,21 +381,24 @@ START_TEST(
     etagkv_supersession sup;
 
     a = put("k", "a");
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, none, ETAGKV_STEP_NONE,
-                                            ETAGKV_METHOD_PUT, 0, &sup),
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, none,
+                                            ETAGKV_STEP_NONE, ETAGKV_METHOD_PUT,
+                                            0, &sup),
                      ETAGKV_OK);
     ck_assert_uint_eq(sup.revision, a.mod_revision);
     ck_assert_uint_eq(sup.held_revision, 0);
     fake_now += 1000000000ull;
-    ck_assert_int_eq(etagkv_delete(st, "k", 1, NULL, &m), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, any, ETAGKV_STEP_NONE,
-                                            ETAGKV_METHOD_PUT, 0, &sup),
+    ck_assert_int_eq(etagkv_delete(store, "k", 1, NULL, &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, any,
+                                            ETAGKV_STEP_NONE, ETAGKV_METHOD_PUT,
+                                            0, &sup),
                      ETAGKV_OK);
     ck_assert_uint_eq(sup.revision, m.mod_revision);
     ck_assert_uint_eq(sup.held_revision, a.mod_revision);
     a = put("k", "b");
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, none, ETAGKV_STEP_NONE,
-                                            ETAGKV_METHOD_PUT, 0, &sup),
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, none,
+                                            ETAGKV_STEP_NONE, ETAGKV_METHOD_PUT,
+                                            0, &sup),
                      ETAGKV_OK);
     ck_assert_uint_eq(sup.revision, a.mod_revision);
     ck_assert_uint_eq(sup.held_revision, m.mod_revision);
@@ -409,14 +415,15 @@ START_TEST(a_validator_that_was_never_current_is_not_found)
 
     put("k", "a");
     put("k", "b");
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, c, ETAGKV_STEP_NONE,
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, c, ETAGKV_STEP_NONE,
                                             ETAGKV_METHOD_PUT, 0, &sup),
                      ETAGKV_NOT_FOUND);
     ck_assert_uint_eq(sup.revision, 0);
     ck_assert_uint_eq(sup.min_after, 0);
     /* A key with no events at all. */
-    ck_assert_int_eq(etagkv_cond_superseded(st, "none", 4, c, ETAGKV_STEP_NONE,
-                                            ETAGKV_METHOD_PUT, 0, &sup),
+    ck_assert_int_eq(etagkv_cond_superseded(store, "none", 4, c,
+                                            ETAGKV_STEP_NONE, ETAGKV_METHOD_PUT,
+                                            0, &sup),
                      ETAGKV_NOT_FOUND);
     etagkv_cond_free(c);
 }
@@ -431,7 +438,7 @@ START_TEST(a_validator_current_only_before_the_window_is_not_found)
     etagkv_supersession sup;
     char k[16];
 
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     open_with(3);
     a = put("k", "a");
     put("k", "b");
@@ -440,7 +447,7 @@ START_TEST(a_validator_current_only_before_the_window_is_not_found)
         put(k, "x");
     }
     c = cond_of(ETAGKV_IF_MATCH, a.etag);
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, c, ETAGKV_STEP_NONE,
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, c, ETAGKV_STEP_NONE,
                                             ETAGKV_METHOD_PUT, 0, &sup),
                      ETAGKV_NOT_FOUND);
     ck_assert_uint_eq(sup.min_after, 4);
@@ -457,16 +464,17 @@ START_TEST(superseded_refuses_bad_arguments)
     ck_assert_int_eq(etagkv_cond_superseded(NULL, "k", 1, c, ETAGKV_STEP_NONE,
                                             ETAGKV_METHOD_PUT, 0, &sup),
                      ETAGKV_INVALID_ARGUMENT);
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, NULL, ETAGKV_STEP_NONE,
-                                            ETAGKV_METHOD_PUT, 0, &sup),
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, NULL,
+                                            ETAGKV_STEP_NONE, ETAGKV_METHOD_PUT,
+                                            0, &sup),
                      ETAGKV_INVALID_ARGUMENT);
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, c, ETAGKV_STEP_NONE,
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, c, ETAGKV_STEP_NONE,
                                             ETAGKV_METHOD_PUT, 0, NULL),
                      ETAGKV_INVALID_ARGUMENT);
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 1, c, ETAGKV_STEP_NONE,
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, c, ETAGKV_STEP_NONE,
                                             (etagkv_method)9, 0, &sup),
                      ETAGKV_INVALID_ARGUMENT);
-    ck_assert_int_eq(etagkv_cond_superseded(st, "k", 0, c, ETAGKV_STEP_NONE,
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 0, c, ETAGKV_STEP_NONE,
                                             ETAGKV_METHOD_PUT, 0, &sup),
                      ETAGKV_INVALID_KEY);
     etagkv_cond_free(c);

@@ -134,7 +134,7 @@ static etagkv_store *open_store(void)
 
 /* Every one of the first n values reads back intact, with its ETag, and
  * nothing else is there. */
-static void check_values(etagkv_store *st, int n,
+static void check_values(etagkv_store *store, int n,
                          char etags[][ETAGKV_ETAG_SIZE])
 {
     etagkv_stats s;
@@ -147,22 +147,24 @@ static void check_values(etagkv_store *st, int n,
 
         snprintf(key, sizeof(key), "k%03d", i);
         fill(i);
-        ck_assert_int_eq(etagkv_get(st, key, strlen(key), NULL, &got, &len, &m),
-                         ETAGKV_OK);
+        ck_assert_int_eq(
+            etagkv_get(store, key, strlen(key), NULL, &got, &len, &m),
+            ETAGKV_OK);
         ck_assert_uint_eq(len, VALUE_BYTES);
         ck_assert_msg(memcmp(got, value, len) == 0, "%s is not what was put",
                       key);
         ck_assert_str_eq(m.etag, etags[i]);
         etagkv_free(got);
     }
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     ck_assert_uint_eq(s.records, (uint64_t)n);
     ck_assert_uint_eq(s.revision, (uint64_t)n);
 }
 
 /* Put values until the file system refuses one.  Returns how many were
  * acknowledged; *failed is the refusal's status. */
-static int fill_until_refused(etagkv_store *st, char etags[][ETAGKV_ETAG_SIZE],
+static int fill_until_refused(etagkv_store *store,
+                              char etags[][ETAGKV_ETAG_SIZE],
                               etagkv_status *failed, char *detail,
                               size_t detail_len)
 {
@@ -176,7 +178,7 @@ static int fill_until_refused(etagkv_store *st, char etags[][ETAGKV_ETAG_SIZE],
 
         snprintf(key, sizeof(key), "k%03d", n);
         fill(n);
-        r = etagkv_put(st, key, strlen(key), value, VALUE_BYTES, NULL, NULL,
+        r = etagkv_put(store, key, strlen(key), value, VALUE_BYTES, NULL, NULL,
                        &m);
         if (r != ETAGKV_CREATED) {
             *failed = r;
@@ -190,52 +192,53 @@ static int fill_until_refused(etagkv_store *st, char etags[][ETAGKV_ETAG_SIZE],
 }
 
 /* The refused write and a retry of it change nothing; reads still work. */
-static void check_refused_write_changed_nothing(etagkv_store *st, int n,
+static void check_refused_write_changed_nothing(etagkv_store *store, int n,
                                                 char etags[][ETAGKV_ETAG_SIZE])
 {
     char key[16];
 
     snprintf(key, sizeof(key), "k%03d", n);
-    ck_assert_int_eq(etagkv_get(st, key, strlen(key), NULL, NULL, NULL, NULL),
-                     ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(
+        etagkv_get(store, key, strlen(key), NULL, NULL, NULL, NULL),
+        ETAGKV_NOT_FOUND);
     fill(n);
-    ck_assert_int_ne(
-        etagkv_put(st, key, strlen(key), value, VALUE_BYTES, NULL, NULL, NULL),
-        ETAGKV_CREATED);
-    check_values(st, n, etags);
+    ck_assert_int_ne(etagkv_put(store, key, strlen(key), value, VALUE_BYTES,
+                                NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    check_values(store, n, etags);
 }
 
 /* After room was made: the reopened store holds exactly what was
  * acknowledged and takes the refused write now. */
 static void check_writable_again(int n, char etags[][ETAGKV_ETAG_SIZE])
 {
-    etagkv_store *st = open_store();
+    etagkv_store *store = open_store();
     etagkv_stats s;
     char key[16];
 
-    check_values(st, n, etags);
+    check_values(store, n, etags);
     snprintf(key, sizeof(key), "k%03d", n);
     fill(n);
-    ck_assert_int_eq(
-        etagkv_put(st, key, strlen(key), value, VALUE_BYTES, NULL, NULL, NULL),
-        ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(store, key, strlen(key), value, VALUE_BYTES,
+                                NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     ck_assert_uint_eq(s.revision, (uint64_t)n + 1);
-    etagkv_store_close(st);
+    etagkv_store_close(store);
 }
 
 START_TEST(a_full_file_system_is_store_full_and_loses_nothing)
 {
     static char etags[MAX_VALUES][ETAGKV_ETAG_SIZE];
     char detail[256];
-    etagkv_store *st;
+    etagkv_store *store;
     etagkv_status failed;
     int n;
 
     if (mount_tmpfs("2m") != 0)
         return;
-    st = open_store();
-    n = fill_until_refused(st, etags, &failed, detail, sizeof(detail));
+    store = open_store();
+    n = fill_until_refused(store, etags, &failed, detail, sizeof(detail));
     /* 2 MiB holds some 64 KiB values, but not MAX_VALUES of them. */
     ck_assert_int_gt(n, 4);
     ck_assert_int_lt(n, MAX_VALUES);
@@ -245,13 +248,13 @@ START_TEST(a_full_file_system_is_store_full_and_loses_nothing)
     ck_assert_msg(detail[0] != '\0', "no detail for a full disk");
     fprintf(stderr, "diskfull: %d values acknowledged, then %s: %s\n", n,
             etagkv_status_name(failed), detail);
-    check_refused_write_changed_nothing(st, n, etags);
-    etagkv_store_close(st);
+    check_refused_write_changed_nothing(store, n, etags);
+    etagkv_store_close(store);
 
     /* The store reopens on the full file system as it was... */
-    st = open_store();
-    check_values(st, n, etags);
-    etagkv_store_close(st);
+    store = open_store();
+    check_values(store, n, etags);
+    etagkv_store_close(store);
     /* ...and takes writes again once the file system has room. */
     ck_assert_int_eq(remount(0, "16m"), 0);
     check_writable_again(n, etags);
@@ -264,7 +267,7 @@ START_TEST(a_file_size_limit_fails_writes_cleanly_and_loses_nothing)
     static char etags[MAX_VALUES][ETAGKV_ETAG_SIZE];
     struct rlimit old, lim;
     char detail[256];
-    etagkv_store *st;
+    etagkv_store *store;
     etagkv_status failed;
     int n;
 
@@ -272,9 +275,9 @@ START_TEST(a_file_size_limit_fails_writes_cleanly_and_loses_nothing)
     ck_assert(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
     ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
     lim = (struct rlimit){2 << 20, old.rlim_max};
-    st = open_store();
+    store = open_store();
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    n = fill_until_refused(st, etags, &failed, detail, sizeof(detail));
+    n = fill_until_refused(store, etags, &failed, detail, sizeof(detail));
     ck_assert_int_gt(n, 4);
     ck_assert_int_lt(n, MAX_VALUES);
     /* EFBIG, or the short write that LMDB reports as EIO: STORE_FULL. */
@@ -283,8 +286,8 @@ START_TEST(a_file_size_limit_fails_writes_cleanly_and_loses_nothing)
     ck_assert_msg(detail[0] != '\0', "no detail for the refused write");
     fprintf(stderr, "diskfull: %d values acknowledged, then %s: %s\n", n,
             etagkv_status_name(failed), detail);
-    check_refused_write_changed_nothing(st, n, etags);
-    etagkv_store_close(st);
+    check_refused_write_changed_nothing(store, n, etags);
+    etagkv_store_close(store);
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
     check_writable_again(n, etags);
 }
@@ -294,7 +297,7 @@ START_TEST(
     a_read_only_store_is_refused_at_open_and_left_intact_but_opens_read_only)
 {
     static char etags[MAX_VALUES][ETAGKV_ETAG_SIZE];
-    etagkv_store *st;
+    etagkv_store *store;
     etagkv_status r;
     int n;
 
@@ -302,19 +305,19 @@ START_TEST(
      * does. */
     if (mount_tmpfs("16m") != 0)
         return;
-    st = open_store();
+    store = open_store();
     for (n = 0; n < 8; n++) {
         char key[16];
         etagkv_meta m;
 
         snprintf(key, sizeof(key), "k%03d", n);
         fill(n);
-        ck_assert_int_eq(etagkv_put(st, key, strlen(key), value, VALUE_BYTES,
+        ck_assert_int_eq(etagkv_put(store, key, strlen(key), value, VALUE_BYTES,
                                     NULL, NULL, &m),
                          ETAGKV_CREATED);
         strcpy(etags[n], m.etag);
     }
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     ck_assert_int_eq(remount(MS_RDONLY, "16m"), 0);
 
     etagkv_store *ro = NULL;
@@ -343,9 +346,9 @@ START_TEST(
     etagkv_store_close(ro);
 
     ck_assert_int_eq(remount(0, "16m"), 0);
-    st = open_store();
-    check_values(st, n, etags);
-    etagkv_store_close(st);
+    store = open_store();
+    check_values(store, n, etags);
+    etagkv_store_close(store);
     ck_assert_int_eq(umount(dir), 0);
 }
 END_TEST

@@ -12,7 +12,7 @@
 #include "testutil.h"
 
 static char *dir;
-static etagkv_store *st;
+static etagkv_store *store;
 /* Read by the library's threads too (the committer, the lease sweeper). */
 static _Atomic uint64_t fake_now;
 
@@ -32,7 +32,7 @@ static void open_store(uint64_t max_keys)
     o.idempotency_retention_s = 10;
     if (max_keys > 0)
         o.idempotency_max_keys = max_keys;
-    st = tu_open(dir, &o);
+    store = tu_open(dir, &o);
 }
 
 static void setup(void)
@@ -44,7 +44,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     tu_rmdir_free(dir);
 }
 
@@ -52,7 +52,7 @@ static uint64_t revision(void)
 {
     etagkv_stats s;
 
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     return s.revision;
 }
 
@@ -77,7 +77,7 @@ static etagkv_status kput(const char *idem, const char *key, const char *value,
                          ETAGKV_OK);
         rq.cond = c;
     }
-    s = etagkv_write(st, &rq, res);
+    s = etagkv_write(store, &rq, res);
     etagkv_cond_free(c);
     ck_assert_int_eq(res->status, s);
     return s;
@@ -93,7 +93,7 @@ static etagkv_status kdel(const char *idem, const char *key, etagkv_result *res)
         .idempotency_key_len = strlen(idem),
     };
 
-    return etagkv_write(st, &rq, res);
+    return etagkv_write(store, &rq, res);
 }
 
 START_TEST(a_repeat_after_success_replays_the_outcome_and_writes_nothing)
@@ -115,14 +115,14 @@ START_TEST(a_repeat_after_another_writer_returns_the_recorded_outcome)
     etagkv_meta now;
 
     ck_assert_int_eq(kput("id-1", "k", "v1", NULL, &a), ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "other", 5, NULL, NULL, &now),
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "other", 5, NULL, NULL, &now),
                      ETAGKV_OK);
     ck_assert_int_eq(kput("id-1", "k", "v1", NULL, &b), ETAGKV_CREATED);
     ck_assert_int_eq(b.replayed, 1);
     ck_assert_str_eq(b.meta.etag, a.meta.etag); /* as recorded */
     ck_assert_uint_eq(b.meta.mod_revision, 1);
     /* The record is untouched by the replay. */
-    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &b.meta),
+    ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, NULL, NULL, &b.meta),
                      ETAGKV_OK);
     ck_assert_str_eq(b.meta.etag, now.etag);
     ck_assert_uint_eq(revision(), 2);
@@ -159,7 +159,7 @@ START_TEST(delete_and_not_found_are_replayed)
     ck_assert_int_eq(kdel("del-1", "k", &b), ETAGKV_OK);
     ck_assert_int_eq(b.replayed, 1);
     ck_assert_uint_eq(b.meta.mod_revision, 2);
-    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &b.meta),
+    ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, NULL, NULL, &b.meta),
                      ETAGKV_OK);
     /* A 404 is recorded too. */
     ck_assert_int_eq(kdel("del-2", "nope", &a), ETAGKV_NOT_FOUND);
@@ -190,21 +190,21 @@ START_TEST(the_same_key_for_a_different_request_is_a_mismatch)
                      ETAGKV_IDEMPOTENCY_MISMATCH);
     ck_assert_int_eq(kput("id", "k", "v1", "*", &r),
                      ETAGKV_IDEMPOTENCY_MISMATCH);
-    ck_assert_int_eq(etagkv_write(st, &rq, &r), ETAGKV_IDEMPOTENCY_MISMATCH);
+    ck_assert_int_eq(etagkv_write(store, &rq, &r), ETAGKV_IDEMPOTENCY_MISMATCH);
     ck_assert_int_eq(etagkv_status_http(r.status), 422);
     /* Keeping the content type is a different request from setting the
      * default... */
     rq.content_type = NULL;
     rq.flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE;
-    ck_assert_int_eq(etagkv_write(st, &rq, &r), ETAGKV_IDEMPOTENCY_MISMATCH);
+    ck_assert_int_eq(etagkv_write(store, &rq, &r), ETAGKV_IDEMPOTENCY_MISMATCH);
     /* ...but the flag beside an explicit type changes nothing (the type
      * wins), so that is the first request again: a replay. */
     rq.content_type = ETAGKV_CONTENT_TYPE_DEFAULT;
-    ck_assert_int_eq(etagkv_write(st, &rq, &r), ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_write(store, &rq, &r), ETAGKV_CREATED);
     ck_assert_int_eq(r.replayed, 1);
     ck_assert_int_eq(kdel("id", "k", &r), ETAGKV_IDEMPOTENCY_MISMATCH);
     ck_assert_uint_eq(revision(), 1);
-    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &r.meta),
+    ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, NULL, NULL, &r.meta),
                      ETAGKV_OK);
     ck_assert_uint_eq(r.meta.version, 1);
 }
@@ -233,7 +233,7 @@ START_TEST(recorded_outcomes_survive_a_restart)
     etagkv_result a, b;
 
     ck_assert_int_eq(kput("id", "k", "v1", NULL, &a), ETAGKV_CREATED);
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     open_store(0);
     ck_assert_int_eq(kput("id", "k", "v1", NULL, &b), ETAGKV_CREATED);
     ck_assert_int_eq(b.replayed, 1);
@@ -246,7 +246,7 @@ START_TEST(a_full_table_refuses_new_keys_until_old_ones_expire)
     etagkv_result r;
     char idem[16];
 
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     open_store(4);
     for (int i = 0; i < 4; i++) {
         snprintf(idem, sizeof(idem), "id-%d", i);
@@ -255,7 +255,7 @@ START_TEST(a_full_table_refuses_new_keys_until_old_ones_expire)
     ck_assert_int_eq(kput("id-new", "k", "v", NULL, &r),
                      ETAGKV_IDEMPOTENCY_FULL);
     ck_assert_int_eq(etagkv_status_http(r.status), 503);
-    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &r.meta),
+    ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, NULL, NULL, &r.meta),
                      ETAGKV_NOT_FOUND);
     /* Known keys still replay; writes without a key are unaffected. */
     ck_assert_int_eq(kput("id-0", "id-0", "v", NULL, &r), ETAGKV_CREATED);
@@ -270,7 +270,7 @@ static uint64_t idem_keys(void)
 {
     etagkv_stats s;
 
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     return s.idempotency_keys;
 }
 
@@ -322,10 +322,10 @@ START_TEST(an_overlong_or_malformed_idempotency_key_is_refused)
     big[ETAGKV_IDEMPOTENCY_KEY_MAX] = '\0';
     ck_assert_int_eq(kput(big, "k", "v", NULL, &r), ETAGKV_CREATED);
     rq.idempotency_key_len = 3; /* NULL key with a length */
-    ck_assert_int_eq(etagkv_write(st, &rq, &r), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_write(store, &rq, &r), ETAGKV_INVALID_ARGUMENT);
     rq.idempotency_key_len = 0;
     rq.method = (etagkv_method)ETAGKV_METHOD_GET;
-    ck_assert_int_eq(etagkv_write(st, &rq, &r), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_write(store, &rq, &r), ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_write(NULL, &rq, NULL), ETAGKV_INVALID_ARGUMENT);
     ck_assert_uint_eq(revision(), 1);
 }
@@ -355,7 +355,7 @@ static void *send_duplicate(void *arg)
                          .idempotency_key_len = 7};
 
     pthread_barrier_wait(&barrier);
-    (void)etagkv_write(st, &rq, &d->r);
+    (void)etagkv_write(store, &rq, &d->r);
     return NULL;
 }
 
@@ -408,7 +408,7 @@ static void *double_sender(void *arg)
                                   .idempotency_key = idem,
                                   .idempotency_key_len = strlen(idem)};
 
-            ck_assert_int_eq(etagkv_get(st, "n", 1, NULL, &v, &n, &m),
+            ck_assert_int_eq(etagkv_get(store, "n", 1, NULL, &v, &n, &m),
                              ETAGKV_OK);
             snprintf(val, sizeof(val), "%.*s", (int)n, (char *)v);
             etagkv_free(v);
@@ -419,8 +419,8 @@ static void *double_sender(void *arg)
             rq.value = val;
             rq.value_len = strlen(val);
             rq.cond = c;
-            (void)etagkv_write(st, &rq, &r); /* response "lost" */
-            (void)etagkv_write(st, &rq, &r); /* the retry */
+            (void)etagkv_write(store, &rq, &r); /* response "lost" */
+            (void)etagkv_write(store, &rq, &r); /* the retry */
             etagkv_cond_free(c);
             if (r.status == ETAGKV_OK)
                 break;
@@ -436,14 +436,14 @@ START_TEST(a_counter_with_every_write_sent_twice_ends_exact)
     void *v;
     size_t n;
 
-    ck_assert_int_eq(etagkv_put(st, "n", 1, "0", 1, NULL, NULL, NULL),
+    ck_assert_int_eq(etagkv_put(store, "n", 1, "0", 1, NULL, NULL, NULL),
                      ETAGKV_CREATED);
     for (int i = 0; i < 8; i++)
         ck_assert_int_eq(
             pthread_create(&t[i], NULL, double_sender, (void *)(intptr_t)i), 0);
     for (int i = 0; i < 8; i++)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);
-    ck_assert_int_eq(etagkv_get(st, "n", 1, NULL, &v, &n, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(store, "n", 1, NULL, &v, &n, NULL), ETAGKV_OK);
     ck_assert_int_eq((int)n, 3);
     ck_assert_mem_eq(v, "200", 3);
     etagkv_free(v);
@@ -527,20 +527,20 @@ START_TEST(keys_recorded_by_an_older_version_still_replay)
                               .idempotency_key = "K3",
                               .idempotency_key_len = 2};
 
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     plant_old_entries();
     open_store(0);
-    ck_assert_int_eq(etagkv_write(st, &put, &r), ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_write(store, &put, &r), ETAGKV_CREATED);
     ck_assert_int_eq(r.replayed, 1);
     ck_assert_uint_eq(r.meta.mod_revision, 5);
     ck_assert_str_eq(r.meta.etag, "\"64b3b2e89f274d11699a96a965cd390d\"");
     ck_assert_str_eq(r.meta.content_type, "text/plain");
-    ck_assert_int_eq(etagkv_write(st, &del, &r), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_write(store, &del, &r), ETAGKV_OK);
     ck_assert_int_eq(r.replayed, 1);
     ck_assert_int_eq(etagkv_cond_parse("\"nope\"", NULL, NULL, NULL, &c),
                      ETAGKV_OK);
     refused.cond = c;
-    ck_assert_int_eq(etagkv_write(st, &refused, &r),
+    ck_assert_int_eq(etagkv_write(store, &refused, &r),
                      ETAGKV_PRECONDITION_FAILED);
     ck_assert_int_eq(r.replayed, 1);
     etagkv_cond_free(c);

@@ -18,7 +18,7 @@
 #define MS 1000000ull
 
 static char *dir;
-static etagkv_store *st;
+static etagkv_store *store;
 static _Atomic uint64_t fake_now;
 
 static uint64_t fake_clock(void *ctx)
@@ -39,7 +39,7 @@ static void open_store(void)
     etagkv_options_init(&o);
     o.sync_mode = ETAGKV_NOSYNC;
     o.clock = fake_clock;
-    st = tu_open(dir, &o);
+    store = tu_open(dir, &o);
 }
 
 static void setup(void)
@@ -51,8 +51,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    etagkv_store_close(st);
-    st = NULL;
+    etagkv_store_close(store);
+    store = NULL;
     tu_rmdir_free(dir);
     dir = NULL;
 }
@@ -61,14 +61,14 @@ static uint64_t revision(void)
 {
     etagkv_stats s;
 
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     return s.revision;
 }
 
 static uint64_t grant(uint64_t ttl_ms)
 {
     uint64_t id = 0;
-    etagkv_status rc = etagkv_lease_grant(st, ttl_ms, &id);
+    etagkv_status rc = etagkv_lease_grant(store, ttl_ms, &id);
 
     ck_assert_msg(rc == ETAGKV_OK, "grant: %s (%s)", etagkv_strerror(rc),
                   etagkv_last_error_detail());
@@ -87,13 +87,13 @@ static etagkv_status put_lease(const char *k, uint64_t lease,
                          .cond = c,
                          .lease = lease};
 
-    return etagkv_write(st, &rq, NULL);
+    return etagkv_write(store, &rq, NULL);
 }
 
 static int exists(const char *k)
 {
     etagkv_meta m;
-    etagkv_status rc = etagkv_get(st, k, strlen(k), NULL, NULL, NULL, &m);
+    etagkv_status rc = etagkv_get(store, k, strlen(k), NULL, NULL, NULL, &m);
 
     ck_assert(rc == ETAGKV_OK || rc == ETAGKV_NOT_FOUND);
     return rc == ETAGKV_OK;
@@ -104,7 +104,7 @@ static uint64_t wait_past(uint64_t after)
 {
     uint64_t rev = 0;
 
-    ck_assert_int_eq(etagkv_wait(st, after, 10000, &rev), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_wait(store, after, 10000, &rev), ETAGKV_OK);
     return rev;
 }
 
@@ -115,12 +115,12 @@ static void wait_no_leases(void)
     etagkv_stats s;
 
     for (;;) {
-        ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
         if (s.leases == 0)
             return;
         ck_assert_msg(tu_now_s() < until, "%llu leases never expired",
                       (unsigned long long)s.leases);
-        (void)etagkv_wait(st, s.revision, 5, NULL);
+        (void)etagkv_wait(store, s.revision, 5, NULL);
     }
 }
 
@@ -169,7 +169,7 @@ START_TEST(grant_gives_distinct_ids_and_info_shows_ttl_remaining_and_keys)
     ck_assert_int_eq(put_lease("k1", a, NULL), ETAGKV_CREATED);
     ck_assert_int_eq(put_lease("k2", a, NULL), ETAGKV_CREATED);
     advance_ms(300);
-    ck_assert_int_eq(etagkv_lease_info(st, a, &l, key_into, &k), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_info(store, a, &l, key_into, &k), ETAGKV_OK);
     ck_assert_uint_eq(l.id, a);
     ck_assert_uint_eq(l.ttl_ms, 1000);
     ck_assert_uint_eq(l.remaining_ms, 700);
@@ -177,9 +177,9 @@ START_TEST(grant_gives_distinct_ids_and_info_shows_ttl_remaining_and_keys)
     ck_assert_uint_eq(k.n, 2);
     ck_assert(strcmp(k.key[0], "k1") == 0 || strcmp(k.key[1], "k1") == 0);
     ck_assert(strcmp(k.key[0], "k2") == 0 || strcmp(k.key[1], "k2") == 0);
-    ck_assert_int_eq(etagkv_lease_info(st, b, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_info(store, b, &l, NULL, NULL), ETAGKV_OK);
     ck_assert_uint_eq(l.keys, 0);
-    ck_assert_int_eq(etagkv_lease_info(st, 999, &l, NULL, NULL),
+    ck_assert_int_eq(etagkv_lease_info(store, 999, &l, NULL, NULL),
                      ETAGKV_NOT_FOUND);
 }
 END_TEST
@@ -188,12 +188,13 @@ START_TEST(a_ttl_outside_the_bounds_is_invalid_argument)
 {
     uint64_t id = 7;
 
-    ck_assert_int_eq(etagkv_lease_grant(st, 99, &id), ETAGKV_INVALID_ARGUMENT);
-    ck_assert_uint_eq(id, 0);
-    ck_assert_int_eq(etagkv_lease_grant(st, 86400001, &id),
+    ck_assert_int_eq(etagkv_lease_grant(store, 99, &id),
                      ETAGKV_INVALID_ARGUMENT);
-    ck_assert_int_eq(etagkv_lease_grant(st, 100, &id), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_lease_grant(st, 86400000, &id), ETAGKV_OK);
+    ck_assert_uint_eq(id, 0);
+    ck_assert_int_eq(etagkv_lease_grant(store, 86400001, &id),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_lease_grant(store, 100, &id), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_grant(store, 86400000, &id), ETAGKV_OK);
     ck_assert_int_eq(etagkv_lease_grant(NULL, 1000, &id),
                      ETAGKV_INVALID_ARGUMENT);
 }
@@ -221,7 +222,7 @@ START_TEST(expiry_deletes_exactly_the_attached_keys_in_one_revision)
     ck_assert(!exists("a") && !exists("b"));
     ck_assert(exists("c") && exists("free"));
     ck_assert_int_eq(
-        etagkv_changes(st, NULL, 0, 0, before, 0, collect, &e, NULL),
+        etagkv_changes(store, NULL, 0, 0, before, 0, collect, &e, NULL),
         ETAGKV_OK);
     ck_assert_uint_eq(e.n, 2);
     for (size_t i = 0; i < e.n; i++) {
@@ -242,7 +243,7 @@ START_TEST(keepalive_moves_the_deadline_to_now_plus_the_ttl)
     ck_assert_int_eq(put_lease("held", id, NULL), ETAGKV_CREATED);
     for (int i = 0; i < 5; i++) {
         advance_ms(800);
-        ck_assert_int_eq(etagkv_lease_keepalive(st, id, &l), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_lease_keepalive(store, id, &l), ETAGKV_OK);
         ck_assert_uint_eq(l.id, id);
         ck_assert_uint_eq(l.ttl_ms, 1000);
         ck_assert_uint_eq(l.remaining_ms, 1000);
@@ -253,7 +254,7 @@ START_TEST(keepalive_moves_the_deadline_to_now_plus_the_ttl)
     advance_ms(1000);
     wait_past(before);
     ck_assert(!exists("held"));
-    ck_assert_int_eq(etagkv_lease_keepalive(st, id, &l), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_lease_keepalive(store, id, &l), ETAGKV_NOT_FOUND);
 }
 END_TEST
 
@@ -266,18 +267,18 @@ START_TEST(revoke_deletes_at_once_and_a_lease_without_keys_uses_no_revision)
     ck_assert_int_eq(put_lease("x", a, NULL), ETAGKV_CREATED);
     ck_assert_int_eq(put_lease("y", a, NULL), ETAGKV_CREATED);
     before = revision();
-    ck_assert_int_eq(etagkv_lease_revoke(st, a, &rev), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_revoke(store, a, &rev), ETAGKV_OK);
     ck_assert_uint_eq(rev, before + 1);
     ck_assert_uint_eq(revision(), before + 1);
     ck_assert(!exists("x") && !exists("y"));
-    ck_assert_int_eq(etagkv_lease_info(st, a, &l, NULL, NULL),
+    ck_assert_int_eq(etagkv_lease_info(store, a, &l, NULL, NULL),
                      ETAGKV_NOT_FOUND);
-    ck_assert_int_eq(etagkv_lease_revoke(st, a, NULL), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_lease_revoke(store, a, NULL), ETAGKV_NOT_FOUND);
     /* No keys: no revision. */
-    ck_assert_int_eq(etagkv_lease_revoke(st, b, &rev), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_revoke(store, b, &rev), ETAGKV_OK);
     ck_assert_uint_eq(rev, 0);
     ck_assert_uint_eq(revision(), before + 1);
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     ck_assert_uint_eq(s.leases, 0);
     ck_assert_uint_eq(s.leases_granted, 2);
     ck_assert_uint_eq(s.leases_revoked, 2);
@@ -295,10 +296,10 @@ START_TEST(
 
     ck_assert_int_eq(put_lease("k", 4242, NULL), ETAGKV_CONFLICT);
     ck_assert(!exists("k"));
-    ck_assert_int_eq(etagkv_lease_keepalive(st, 4242, &l), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_lease_keepalive(store, 4242, &l), ETAGKV_NOT_FOUND);
     advance_ms(500); /* dead from its deadline on */
-    ck_assert_int_eq(etagkv_lease_keepalive(st, id, &l), ETAGKV_NOT_FOUND);
-    ck_assert_int_eq(etagkv_lease_info(st, id, &l, NULL, NULL),
+    ck_assert_int_eq(etagkv_lease_keepalive(store, id, &l), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_lease_info(store, id, &l, NULL, NULL),
                      ETAGKV_NOT_FOUND);
     ck_assert_int_eq(put_lease("k", id, NULL), ETAGKV_CONFLICT);
     /* A precondition that fails (If-Match on an absent key: 412) does not
@@ -319,20 +320,20 @@ START_TEST(a_key_moves_between_leases_and_a_delete_detaches_it)
 
     ck_assert_int_eq(put_lease("k", a, NULL), ETAGKV_CREATED);
     ck_assert_int_eq(put_lease("k", b, NULL), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_lease_info(st, a, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_info(store, a, &l, NULL, NULL), ETAGKV_OK);
     ck_assert_uint_eq(l.keys, 0);
-    ck_assert_int_eq(etagkv_lease_info(st, b, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_info(store, b, &l, NULL, NULL), ETAGKV_OK);
     ck_assert_uint_eq(l.keys, 1);
     advance_ms(1000);
     wait_past(0);
-    ck_assert_int_eq(etagkv_lease_info(st, b, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_info(store, b, &l, NULL, NULL), ETAGKV_OK);
     ck_assert(exists("k")); /* a expired without it */
-    ck_assert_int_eq(etagkv_delete(st, "k", 1, NULL, NULL), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_lease_info(st, b, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_delete(store, "k", 1, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_info(store, b, &l, NULL, NULL), ETAGKV_OK);
     ck_assert_uint_eq(l.keys, 0);
     ck_assert_int_eq(put_lease("k", 0, NULL), ETAGKV_CREATED);
     before = revision();
-    ck_assert_int_eq(etagkv_lease_revoke(st, b, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_revoke(store, b, NULL), ETAGKV_OK);
     ck_assert_uint_eq(revision(), before); /* k is not b's any more */
     ck_assert(exists("k"));
 }
@@ -348,16 +349,16 @@ START_TEST(a_restart_gives_every_live_lease_its_full_ttl_again)
     ck_assert_int_eq(put_lease("a", a, NULL), ETAGKV_CREATED);
     ck_assert_int_eq(put_lease("b", b, NULL), ETAGKV_CREATED);
     advance_ms(900);
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     advance_ms(5000); /* a's deadline passes while the store is closed */
     open_store();
-    ck_assert_int_eq(etagkv_lease_info(st, a, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_info(store, a, &l, NULL, NULL), ETAGKV_OK);
     ck_assert_uint_eq(l.remaining_ms, 1000);
-    ck_assert_int_eq(etagkv_lease_info(st, b, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_info(store, b, &l, NULL, NULL), ETAGKV_OK);
     ck_assert_uint_eq(l.remaining_ms, 10000); /* max(4.1 s left, 10 s) */
     advance_ms(999);
     ck_assert(exists("a"));
-    ck_assert_int_eq(etagkv_lease_keepalive(st, a, &l), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_keepalive(store, a, &l), ETAGKV_OK);
     advance_ms(999);
     ck_assert(exists("a"));
     before = revision();
@@ -379,9 +380,9 @@ START_TEST(a_transaction_put_attaches_its_key_and_a_dead_lease_conflicts)
     ck_assert_int_eq(etagkv_txn_put_lease(t, "t1", 2, "v", 1, NULL, NULL, id),
                      ETAGKV_OK);
     ck_assert_int_eq(etagkv_txn_put(t, "t2", 2, "v", 1, NULL, NULL), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_OK);
     etagkv_txn_free(t);
-    ck_assert_int_eq(etagkv_lease_info(st, id, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_info(store, id, &l, NULL, NULL), ETAGKV_OK);
     ck_assert_uint_eq(l.keys, 1);
 
     ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
@@ -389,7 +390,7 @@ START_TEST(a_transaction_put_attaches_its_key_and_a_dead_lease_conflicts)
     ck_assert_int_eq(etagkv_txn_put_lease(t, "t4", 2, "v", 1, NULL, NULL, 777),
                      ETAGKV_OK);
     before = revision();
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_CONFLICT);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_CONFLICT);
     etagkv_txn_report(t, &o);
     ck_assert_uint_eq(o.failed, 1);
     ck_assert_int_eq(etagkv_txn_op(t, 1)->status, ETAGKV_CONFLICT);
@@ -418,7 +419,7 @@ static void *lease_worker(void *arg)
     for (int i = 0; i < 40; i++) {
         uint64_t id = 0;
 
-        if (etagkv_lease_grant(st, 200 + (uint64_t)(i % 3) * 100, &id) !=
+        if (etagkv_lease_grant(store, 200 + (uint64_t)(i % 3) * 100, &id) !=
             ETAGKV_OK) {
             w->failures++;
             continue;
@@ -434,7 +435,7 @@ static void *lease_worker(void *arg)
         }
         advance_ms(50);
         if (i % 2 == 0) {
-            etagkv_status rc = etagkv_lease_revoke(st, id, NULL);
+            etagkv_status rc = etagkv_lease_revoke(store, id, NULL);
 
             if (rc != ETAGKV_OK && rc != ETAGKV_NOT_FOUND)
                 w->failures++;
@@ -470,7 +471,7 @@ START_TEST(leases_expire_and_are_revoked_while_writers_attach_keys)
     advance_ms(1000);
     wait_no_leases();
     ck_assert_int_eq(
-        etagkv_list(st, NULL, 0, NULL, 0, 0, count_key, &left, &more),
+        etagkv_list(store, NULL, 0, NULL, 0, 0, count_key, &left, &more),
         ETAGKV_OK);
     ck_assert_int_eq(left, 0);
 }

@@ -54,32 +54,32 @@ END_TEST
 START_TEST(values_from_get_are_released_with_etagkv_free)
 {
     char *dir = tu_mkdtemp();
-    etagkv_store *st = tu_open(dir, NULL);
+    etagkv_store *store = tu_open(dir, NULL);
     void *v = NULL;
     size_t n = 0;
 
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "value", 5, NULL, NULL, NULL),
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "value", 5, NULL, NULL, NULL),
                      ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_put(st, "e", 1, NULL, 0, NULL, NULL, NULL),
+    ck_assert_int_eq(etagkv_put(store, "e", 1, NULL, 0, NULL, NULL, NULL),
                      ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, &v, &n, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, &v, &n, NULL), ETAGKV_OK);
     ck_assert_uint_eq(n, 5);
     ck_assert_int_eq(memcmp(v, "value", 5), 0);
     etagkv_free(v);
     /* An empty value is still an allocation (never NULL), freed the same
      * way. */
-    ck_assert_int_eq(etagkv_get(st, "e", 1, NULL, &v, &n, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(store, "e", 1, NULL, &v, &n, NULL), ETAGKV_OK);
     ck_assert_ptr_nonnull(v);
     ck_assert_uint_eq(n, 0);
     etagkv_free(v);
     /* On failure there is nothing to free: *value_out is NULL, which
      * etagkv_free() accepts. */
     v = (void *)&v;
-    ck_assert_int_eq(etagkv_get(st, "absent", 6, NULL, &v, &n, NULL),
+    ck_assert_int_eq(etagkv_get(store, "absent", 6, NULL, &v, &n, NULL),
                      ETAGKV_NOT_FOUND);
     ck_assert_ptr_null(v);
     etagkv_free(v);
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     tu_rmdir_free(dir);
 }
 END_TEST

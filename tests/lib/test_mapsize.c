@@ -43,7 +43,7 @@ static etagkv_store *open_small(uint64_t initial, uint64_t ceiling)
 
 START_TEST(map_grows_past_its_initial_size)
 {
-    etagkv_store *st = open_small(1 << 20, 64 << 20);
+    etagkv_store *store = open_small(1 << 20, 64 << 20);
     char *buf = malloc(VALUE_BYTES);
     etagkv_stats s;
     char key[16];
@@ -52,29 +52,29 @@ START_TEST(map_grows_past_its_initial_size)
     for (int i = 0; i < 64; i++) { /* 4 MiB of values into a 1 MiB map */
         fill(buf, i);
         snprintf(key, sizeof(key), "k%02d", i);
-        ck_assert_int_eq(etagkv_put(st, key, strlen(key), buf, VALUE_BYTES,
+        ck_assert_int_eq(etagkv_put(store, key, strlen(key), buf, VALUE_BYTES,
                                     NULL, NULL, NULL),
                          ETAGKV_CREATED);
     }
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     ck_assert_uint_gt(s.map_size_bytes, 1 << 20);
     ck_assert_uint_eq(s.records, 64);
     ck_assert_uint_eq(s.revision, 64);
-    etagkv_store_close(st);
+    etagkv_store_close(store);
 
     /* Reopened with the small initial size, the grown map is kept. */
-    st = open_small(1 << 20, 64 << 20);
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    store = open_small(1 << 20, 64 << 20);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     ck_assert_uint_gt(s.map_size_bytes, 1 << 20);
     ck_assert_uint_eq(s.records, 64);
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     free(buf);
 }
 END_TEST
 
 START_TEST(past_the_ceiling_writes_fail_cleanly_and_data_stays_intact)
 {
-    etagkv_store *st = open_small(1 << 20, 4 << 20);
+    etagkv_store *store = open_small(1 << 20, 4 << 20);
     char *buf = malloc(VALUE_BYTES);
     char etags[128][ETAGKV_ETAG_SIZE];
     char key[16];
@@ -87,7 +87,8 @@ START_TEST(past_the_ceiling_writes_fail_cleanly_and_data_stays_intact)
     while (n < 128) {
         fill(buf, n);
         snprintf(key, sizeof(key), "k%03d", n);
-        r = etagkv_put(st, key, strlen(key), buf, VALUE_BYTES, NULL, NULL, &m);
+        r = etagkv_put(store, key, strlen(key), buf, VALUE_BYTES, NULL, NULL,
+                       &m);
         if (r != ETAGKV_CREATED)
             break;
         strcpy(etags[n], m.etag);
@@ -99,11 +100,11 @@ START_TEST(past_the_ceiling_writes_fail_cleanly_and_data_stays_intact)
     ck_assert_int_eq(m.exists, 0);
 
     /* Nothing of the failed write is visible; the revision did not move. */
-    ck_assert_int_eq(etagkv_store_stats(st, &before), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &before), ETAGKV_OK);
     ck_assert_uint_eq(before.revision, (uint64_t)n);
     ck_assert_uint_eq(before.records, (uint64_t)n);
     ck_assert_uint_eq(before.map_size_bytes, 4 << 20);
-    ck_assert_int_eq(etagkv_get(st, key, strlen(key), NULL, NULL, NULL, &m),
+    ck_assert_int_eq(etagkv_get(store, key, strlen(key), NULL, NULL, NULL, &m),
                      ETAGKV_NOT_FOUND);
 
     /* Still usable: every earlier record reads back with its ETag; it
@@ -114,8 +115,8 @@ START_TEST(past_the_ceiling_writes_fail_cleanly_and_data_stays_intact)
         char etag[ETAGKV_ETAG_SIZE];
 
         snprintf(key, sizeof(key), "k%03d", i);
-        ck_assert_int_eq(etagkv_get(st, key, strlen(key), NULL, &v, &len, &m),
-                         ETAGKV_OK);
+        ck_assert_int_eq(
+            etagkv_get(store, key, strlen(key), NULL, &v, &len, &m), ETAGKV_OK);
         etagkv_etag_compute(v, len, etag);
         ck_assert_str_eq(etag, etags[i]);
         ck_assert_str_eq(m.etag, etags[i]);
@@ -123,23 +124,23 @@ START_TEST(past_the_ceiling_writes_fail_cleanly_and_data_stays_intact)
     }
     fill(buf, 999);
     ck_assert_int_eq(
-        etagkv_put(st, "extra", 5, buf, VALUE_BYTES, NULL, NULL, NULL),
+        etagkv_put(store, "extra", 5, buf, VALUE_BYTES, NULL, NULL, NULL),
         ETAGKV_STORE_FULL);
     /* Deletes work at the ceiling.  LMDB reuses the pages they free only
      * from a later transaction on (and needs a few for its free list), so
      * free room for several values before writing one. */
     for (int i = 0; i < 8; i++) {
         snprintf(key, sizeof(key), "k%03d", i);
-        ck_assert_int_eq(etagkv_delete(st, key, strlen(key), NULL, NULL),
+        ck_assert_int_eq(etagkv_delete(store, key, strlen(key), NULL, NULL),
                          ETAGKV_OK);
     }
     ck_assert_int_eq(
-        etagkv_put(st, "extra", 5, buf, VALUE_BYTES, NULL, NULL, NULL),
+        etagkv_put(store, "extra", 5, buf, VALUE_BYTES, NULL, NULL, NULL),
         ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_store_stats(st, &after), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &after), ETAGKV_OK);
     ck_assert_uint_eq(after.revision, before.revision + 9);
     ck_assert_uint_eq(after.map_size_bytes, 4 << 20);
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     free(buf);
 }
 END_TEST
@@ -169,7 +170,7 @@ static int log_event(void *ctx, const etagkv_event *ev)
  * run; past the ceiling nothing of it is left. */
 START_TEST(a_transaction_retried_after_growth_logs_its_changes_once)
 {
-    etagkv_store *st = open_small(1 << 20, 3 << 20);
+    etagkv_store *store = open_small(1 << 20, 3 << 20);
     char *buf = malloc(VALUE_BYTES);
     uint64_t lease, rev = 0;
     etagkv_lease info;
@@ -178,7 +179,7 @@ START_TEST(a_transaction_retried_after_growth_logs_its_changes_once)
     int grown = 0;
 
     ck_assert_ptr_nonnull(buf);
-    ck_assert_int_eq(etagkv_lease_grant(st, 600000, &lease), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_grant(store, 600000, &lease), ETAGKV_OK);
     for (int i = 0; r == ETAGKV_OK; i++) {
         etagkv_txn *t = NULL;
         struct logged l = {0};
@@ -201,11 +202,11 @@ START_TEST(a_transaction_retried_after_growth_logs_its_changes_once)
         ck_assert_int_eq(
             etagkv_txn_put(t, b, strlen(b), buf, VALUE_BYTES, NULL, NULL),
             ETAGKV_OK);
-        r = etagkv_txn_commit(st, t);
+        r = etagkv_txn_commit(store, t);
         etagkv_txn_free(t);
-        ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
         ck_assert_int_eq(
-            etagkv_changes(st, NULL, 0, 0, rev, 0, log_event, &l, NULL),
+            etagkv_changes(store, NULL, 0, 0, rev, 0, log_event, &l, NULL),
             ETAGKV_OK);
         if (r != ETAGKV_OK) {
             ck_assert_int_eq(r, ETAGKV_STORE_FULL);
@@ -228,10 +229,10 @@ START_TEST(a_transaction_retried_after_growth_logs_its_changes_once)
     }
     ck_assert_int_eq(grown, 1);
     ck_assert_uint_gt(rev, 3);
-    ck_assert_int_eq(etagkv_lease_info(st, lease, &info, NULL, NULL),
+    ck_assert_int_eq(etagkv_lease_info(store, lease, &info, NULL, NULL),
                      ETAGKV_OK);
     ck_assert_uint_eq(info.keys, rev);
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     free(buf);
 }
 END_TEST

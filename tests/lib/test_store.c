@@ -15,7 +15,7 @@
 #include "testutil.h"
 
 static char *dir;
-static etagkv_store *st;
+static etagkv_store *store;
 
 /* A clock the tests move by hand (nanoseconds). */
 /* Read by the library's threads too (the committer, the lease sweeper). */
@@ -33,7 +33,7 @@ static void open_store(void)
     etagkv_options_init(&o);
     o.sync_mode = ETAGKV_NOSYNC;
     o.clock = fake_clock;
-    st = tu_open(dir, &o);
+    store = tu_open(dir, &o);
 }
 
 static void setup(void)
@@ -45,15 +45,15 @@ static void setup(void)
 
 static void teardown(void)
 {
-    etagkv_store_close(st);
-    st = NULL;
+    etagkv_store_close(store);
+    store = NULL;
     tu_rmdir_free(dir);
     dir = NULL;
 }
 
 static void reopen(void)
 {
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     open_store();
 }
 
@@ -64,7 +64,7 @@ static etagkv_status put(const char *k, const char *v, const char *im,
     etagkv_status s;
 
     ck_assert_int_eq(etagkv_cond_parse(im, inm, NULL, NULL, &c), ETAGKV_OK);
-    s = etagkv_put(st, k, strlen(k), v, strlen(v), NULL, c, m);
+    s = etagkv_put(store, k, strlen(k), v, strlen(v), NULL, c, m);
     etagkv_cond_free(c);
     return s;
 }
@@ -107,7 +107,7 @@ static etagkv_status put_keep(const char *k, const char *v, etagkv_cond *c,
                           .cond = c,
                           .flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE};
     etagkv_result res;
-    etagkv_status s = etagkv_write(st, &req, &res);
+    etagkv_status s = etagkv_write(store, &req, &res);
 
     etagkv_cond_free(c);
     ck_assert_int_eq(res.status, s);
@@ -119,7 +119,7 @@ static etagkv_status put_keep(const char *k, const char *v, etagkv_cond *c,
 /* etagkv_delete() under c, which is freed here. */
 static etagkv_status delete_under(const char *k, etagkv_cond *c, etagkv_meta *m)
 {
-    etagkv_status s = etagkv_delete(st, k, strlen(k), c, m);
+    etagkv_status s = etagkv_delete(store, k, strlen(k), c, m);
 
     etagkv_cond_free(c);
     return s;
@@ -129,7 +129,7 @@ static uint64_t revision(void)
 {
     etagkv_stats s;
 
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     return s.revision;
 }
 
@@ -140,7 +140,7 @@ static char *value_of(const char *k)
     void *v;
     size_t n;
     char *s;
-    etagkv_status r = etagkv_get(st, k, strlen(k), NULL, &v, &n, NULL);
+    etagkv_status r = etagkv_get(store, k, strlen(k), NULL, &v, &n, NULL);
 
     if (r == ETAGKV_NOT_FOUND)
         return NULL;
@@ -182,13 +182,14 @@ START_TEST(etag_is_the_quoted_xxh3_128_of_the_value)
         etagkv_meta m;
         char computed[ETAGKV_ETAG_SIZE];
 
-        ck_assert_int_eq(etagkv_put(st, "k", 1, values[i], n, NULL, NULL, &m),
-                         i == 0 ? ETAGKV_CREATED : ETAGKV_OK);
+        ck_assert_int_eq(
+            etagkv_put(store, "k", 1, values[i], n, NULL, NULL, &m),
+            i == 0 ? ETAGKV_CREATED : ETAGKV_OK);
         independent_etag(values[i], n, want);
         ck_assert_str_eq(m.etag, want);
         etagkv_etag_compute(values[i], n, computed);
         ck_assert_str_eq(computed, want);
-        ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m),
+        ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, NULL, NULL, &m),
                          ETAGKV_OK);
         ck_assert_str_eq(m.etag, want);
         ck_assert_uint_eq(m.value_bytes, n);
@@ -218,7 +219,7 @@ START_TEST(revisions_and_versions_step_as_specified)
                      ETAGKV_PRECONDITION_FAILED);
     ck_assert_uint_eq(revision(), 3);
     /* A delete is a change: +1. */
-    ck_assert_int_eq(etagkv_delete(st, "a", 1, NULL, &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_delete(store, "a", 1, NULL, &m), ETAGKV_OK);
     ck_assert_int_eq(m.exists, 0);
     ck_assert_uint_eq(m.mod_revision, 4);
     ck_assert_uint_eq(revision(), 4);
@@ -303,11 +304,11 @@ START_TEST(data_and_metadata_survive_close_and_reopen)
     char *v;
 
     ck_assert_int_eq(
-        etagkv_put(st, "k", 1, "payload", 7, "text/plain", NULL, &before),
+        etagkv_put(store, "k", 1, "payload", 7, "text/plain", NULL, &before),
         ETAGKV_CREATED);
     ck_assert_int_eq(put("other", "x", NULL, NULL, NULL), ETAGKV_CREATED);
     reopen();
-    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &after),
+    ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, NULL, NULL, &after),
                      ETAGKV_OK);
     ck_assert_mem_eq(&before, &after, sizeof(before));
     ck_assert_str_eq(after.content_type, "text/plain");
@@ -327,10 +328,11 @@ START_TEST(content_type_is_stored_and_defaults_to_octet_stream)
 
     ck_assert_int_eq(put("k", "v", NULL, NULL, &m), ETAGKV_CREATED);
     ck_assert_str_eq(m.content_type, "application/octet-stream");
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "{}", 2,
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "{}", 2,
                                 "application/json; charset=utf-8", NULL, &m),
                      ETAGKV_OK);
-    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, NULL, NULL, &m),
+                     ETAGKV_OK);
     ck_assert_str_eq(m.content_type, "application/json; charset=utf-8");
 }
 END_TEST
@@ -349,7 +351,7 @@ START_TEST(
     ck_assert_int_eq(put("k", "v", "*", NULL, &m), ETAGKV_PRECONDITION_FAILED);
     ck_assert_int_eq(put_keep("k", "v", update_only(), &m),
                      ETAGKV_PRECONDITION_FAILED);
-    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m),
+    ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, NULL, NULL, &m),
                      ETAGKV_NOT_FOUND);
     ck_assert_uint_eq(revision(), 0);
 }
@@ -393,17 +395,19 @@ START_TEST(keep_content_type_flag_keeps_it_and_plain_put_replaces_it)
     etagkv_meta m;
 
     ck_assert_int_eq(
-        etagkv_put(st, "k", 1, "{}", 2, "application/json", NULL, &m),
+        etagkv_put(store, "k", 1, "{}", 2, "application/json", NULL, &m),
         ETAGKV_CREATED);
     ck_assert_int_eq(put_keep("k", "[]", if_match(m.etag), &m), ETAGKV_OK);
     ck_assert_str_eq(m.content_type, "application/json");
     ck_assert_int_eq(put_keep("k", "1", update_only(), &m), ETAGKV_OK);
     ck_assert_int_eq(put_keep("k", "2", NULL, &m), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, NULL, NULL, &m),
+                     ETAGKV_OK);
     ck_assert_str_eq(m.content_type, "application/json");
     ck_assert_uint_eq(m.version, 4);
     /* A plain put replaces the representation, content type included. */
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "2", 1, NULL, NULL, &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "2", 1, NULL, NULL, &m),
+                     ETAGKV_OK);
     ck_assert_str_eq(m.content_type, "application/octet-stream");
     /* A record the flag creates gets the default. */
     ck_assert_int_eq(put_keep("new", "x", create_only(), &m), ETAGKV_CREATED);
@@ -424,15 +428,16 @@ START_TEST(an_explicit_content_type_wins_over_the_keep_flag)
     etagkv_meta m;
 
     ck_assert_int_eq(
-        etagkv_put(st, "k", 1, "{}", 2, "application/json", NULL, NULL),
+        etagkv_put(store, "k", 1, "{}", 2, "application/json", NULL, NULL),
         ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_write(st, &req, &res), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_write(store, &req, &res), ETAGKV_OK);
     ck_assert_str_eq(res.meta.content_type, "text/html");
-    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, NULL, NULL, &m),
+                     ETAGKV_OK);
     ck_assert_str_eq(m.content_type, "text/html");
     /* On a new key too, the given type is the record's. */
     req.key = "n";
-    ck_assert_int_eq(etagkv_write(st, &req, &res), ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_write(store, &req, &res), ETAGKV_CREATED);
     ck_assert_str_eq(res.meta.content_type, "text/html");
 }
 END_TEST
@@ -447,15 +452,15 @@ START_TEST(an_unknown_write_flag_is_refused_and_changes_nothing)
                           .flags = 0x4u};
     etagkv_result res;
 
-    ck_assert_int_eq(etagkv_write(st, &req, &res), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_write(store, &req, &res), ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(res.meta.exists, 0);
     req.method = ETAGKV_METHOD_DELETE;
-    ck_assert_int_eq(etagkv_write(st, &req, &res), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_write(store, &req, &res), ETAGKV_INVALID_ARGUMENT);
     ck_assert_uint_eq(revision(), 0);
     /* The flag means nothing to a DELETE, and is accepted there. */
     ck_assert_int_eq(put("k", "v", NULL, NULL, NULL), ETAGKV_CREATED);
     req.flags = ETAGKV_WRITE_KEEP_CONTENT_TYPE;
-    ck_assert_int_eq(etagkv_write(st, &req, &res), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_write(store, &req, &res), ETAGKV_OK);
     ck_assert_int_eq(res.meta.exists, 0);
 }
 END_TEST
@@ -598,18 +603,18 @@ START_TEST(delete_follows_rfc9110_13_2_1_and_if_match)
 
     etagkv_etag_compute("old", 3, stale);
     /* Missing key: 404 whatever the conditions. */
-    ck_assert_int_eq(etagkv_delete(st, "k", 1, NULL, &m), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_delete(store, "k", 1, NULL, &m), ETAGKV_NOT_FOUND);
     ck_assert_int_eq(delete_under("k", if_match(stale), &m), ETAGKV_NOT_FOUND);
     ck_assert_int_eq(put("k", "v", NULL, NULL, &cur), ETAGKV_CREATED);
     ck_assert_int_eq(delete_under("k", if_match(stale), &m),
                      ETAGKV_PRECONDITION_FAILED);
     ck_assert_str_eq(m.etag, cur.etag);
     ck_assert_int_eq(etagkv_cond_parse(NULL, "*", NULL, NULL, &c), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_delete(st, "k", 1, c, &m),
+    ck_assert_int_eq(etagkv_delete(store, "k", 1, c, &m),
                      ETAGKV_PRECONDITION_FAILED);
     etagkv_cond_free(c);
     ck_assert_int_eq(delete_under("k", if_match(cur.etag), &m), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_get(st, "k", 1, NULL, NULL, NULL, &m),
+    ck_assert_int_eq(etagkv_get(store, "k", 1, NULL, NULL, NULL, &m),
                      ETAGKV_NOT_FOUND);
 }
 END_TEST
@@ -624,12 +629,12 @@ START_TEST(conditional_get_gives_not_modified_and_precondition_failed)
     ck_assert_int_eq(put("k", "v", NULL, NULL, &cur), ETAGKV_CREATED);
     ck_assert_int_eq(etagkv_cond_parse(NULL, cur.etag, NULL, NULL, &c),
                      ETAGKV_OK);
-    ck_assert_int_eq(etagkv_get(st, "k", 1, c, &v, &n, &m),
+    ck_assert_int_eq(etagkv_get(store, "k", 1, c, &v, &n, &m),
                      ETAGKV_NOT_MODIFIED);
     ck_assert_ptr_null(v);
     ck_assert_uint_eq(n, 0);
     ck_assert_str_eq(m.etag, cur.etag); /* 304 carries the ETag */
-    ck_assert_int_eq(etagkv_get(st, "k", 1, c, NULL, NULL, &m),
+    ck_assert_int_eq(etagkv_get(store, "k", 1, c, NULL, NULL, &m),
                      ETAGKV_NOT_MODIFIED);
     etagkv_cond_free(c);
 
@@ -637,7 +642,7 @@ START_TEST(conditional_get_gives_not_modified_and_precondition_failed)
     ck_assert_int_eq(etagkv_cond_parse(NULL, NULL, NULL,
                                        "Sun, 06 Nov 1994 08:49:36 GMT", &c),
                      ETAGKV_OK);
-    ck_assert_int_eq(etagkv_get(st, "k", 1, c, &v, &n, &m),
+    ck_assert_int_eq(etagkv_get(store, "k", 1, c, &v, &n, &m),
                      ETAGKV_PRECONDITION_FAILED);
     ck_assert_ptr_null(v);
     etagkv_cond_free(c);
@@ -647,7 +652,7 @@ START_TEST(conditional_get_gives_not_modified_and_precondition_failed)
     ck_assert_int_eq(etagkv_cond_parse(
                          NULL, NULL, "Sun, 06 Nov 1994 08:49:37 GMT", NULL, &c),
                      ETAGKV_OK);
-    ck_assert_int_eq(etagkv_get(st, "k", 1, c, &v, &n, &m),
+    ck_assert_int_eq(etagkv_get(store, "k", 1, c, &v, &n, &m),
                      ETAGKV_NOT_MODIFIED);
     etagkv_cond_free(c);
 }
@@ -660,10 +665,10 @@ START_TEST(if_unmodified_since_on_a_missing_key_is_ignored_by_put)
     ck_assert_int_eq(etagkv_cond_parse(NULL, NULL, NULL,
                                        "Sun, 06 Nov 1994 08:49:36 GMT", &c),
                      ETAGKV_OK);
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "v", 1, NULL, c, NULL),
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "v", 1, NULL, c, NULL),
                      ETAGKV_CREATED);
     /* Now that it exists, the same condition is false. */
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "w", 1, NULL, c, NULL),
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "w", 1, NULL, c, NULL),
                      ETAGKV_PRECONDITION_FAILED);
     etagkv_cond_free(c);
 }
@@ -716,7 +721,7 @@ START_TEST(update_retries_with_a_fresh_validator_after_a_race)
     char *v;
 
     ck_assert_int_eq(put("k", "a", NULL, NULL, NULL), ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_update(st, "k", 1, append_x, &ctx, 0, &m),
+    ck_assert_int_eq(etagkv_update(store, "k", 1, append_x, &ctx, 0, &m),
                      ETAGKV_OK);
     /* First attempt computed "ax" from "a" and lost; the second computed
      * from the fresh "ab". */
@@ -734,7 +739,7 @@ START_TEST(update_creates_an_absent_key_and_gives_up_after_max_attempts)
     etagkv_meta m;
     char *v;
 
-    ck_assert_int_eq(etagkv_update(st, "k", 1, append_x, &ctx, 0, &m),
+    ck_assert_int_eq(etagkv_update(store, "k", 1, append_x, &ctx, 0, &m),
                      ETAGKV_CREATED);
     v = value_of("k");
     ck_assert_str_eq(v, "x");
@@ -743,7 +748,7 @@ START_TEST(update_creates_an_absent_key_and_gives_up_after_max_attempts)
     /* Every attempt loses the race: bounded, and reported as 412. */
     memset(&ctx, 0, sizeof(ctx));
     ctx.other_writer_once = 1;
-    ck_assert_int_eq(etagkv_update(st, "k", 1, append_x, &ctx, 1, &m),
+    ck_assert_int_eq(etagkv_update(store, "k", 1, append_x, &ctx, 1, &m),
                      ETAGKV_PRECONDITION_FAILED);
     ck_assert_int_eq(ctx.calls, 1);
     v = value_of("k");
@@ -782,7 +787,7 @@ START_TEST(update_may_answer_with_the_old_value_itself)
     char *v;
 
     ck_assert_int_eq(put("k", "same", NULL, NULL, NULL), ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_update(st, "k", 1, same_again, NULL, 0, &m),
+    ck_assert_int_eq(etagkv_update(store, "k", 1, same_again, NULL, 0, &m),
                      ETAGKV_OK);
     ck_assert_uint_eq(m.version, 2); /* still a write (DESIGN §1) */
     v = value_of("k");
@@ -794,7 +799,7 @@ END_TEST
 START_TEST(update_stops_with_the_callbacks_status_and_writes_nothing)
 {
     ck_assert_int_eq(put("k", "a", NULL, NULL, NULL), ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_update(st, "k", 1, refuse, NULL, 5, NULL),
+    ck_assert_int_eq(etagkv_update(store, "k", 1, refuse, NULL, 5, NULL),
                      ETAGKV_PRECONDITION_FAILED);
     ck_assert_uint_eq(revision(), 1);
 }
@@ -817,7 +822,7 @@ static etagkv_status put_want_current(const char *k, const char *v,
                          .idempotency_key = idem,
                          .idempotency_key_len = idem != NULL ? strlen(idem) : 0,
                          .flags = ETAGKV_WRITE_RETURN_CURRENT};
-    etagkv_status ret = etagkv_write(st, &rq, res);
+    etagkv_status ret = etagkv_write(store, &rq, res);
 
     etagkv_cond_free(c);
     return ret;
@@ -896,7 +901,7 @@ START_TEST(update_rebases_on_the_value_each_lost_race_returned)
     char *v;
 
     ck_assert_int_eq(put("k", "a", NULL, NULL, NULL), ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_update(st, "k", 1, append_x, &ctx, 0, &m),
+    ck_assert_int_eq(etagkv_update(store, "k", 1, append_x, &ctx, 0, &m),
                      ETAGKV_OK);
     ck_assert_int_eq(ctx.calls, 3);
     ck_assert_str_eq(ctx.seen[0], "a");
@@ -943,7 +948,8 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
 
     memset(&c, 0, sizeof(c));
     ck_assert_int_eq(
-        etagkv_list(st, "b/", 2, NULL, 0, 2, collect_fn, &c, &more), ETAGKV_OK);
+        etagkv_list(store, "b/", 2, NULL, 0, 2, collect_fn, &c, &more),
+        ETAGKV_OK);
     ck_assert_int_eq(c.n, 2);
     ck_assert_str_eq(c.keys[0], "b/1");
     ck_assert_str_eq(c.keys[1], "b/2");
@@ -954,7 +960,7 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
     ck_assert_int_eq(put("b/0", "v", NULL, NULL, NULL), ETAGKV_CREATED);
     memset(&c, 0, sizeof(c));
     ck_assert_int_eq(
-        etagkv_list(st, "b/", 2, "b/2", 3, 2, collect_fn, &c, &more),
+        etagkv_list(store, "b/", 2, "b/2", 3, 2, collect_fn, &c, &more),
         ETAGKV_OK);
     ck_assert_int_eq(c.n, 2);
     ck_assert_str_eq(c.keys[0], "b/3");
@@ -963,7 +969,7 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
 
     memset(&c, 0, sizeof(c));
     ck_assert_int_eq(
-        etagkv_list(st, "b/", 2, "b/4", 3, 2, collect_fn, &c, &more),
+        etagkv_list(store, "b/", 2, "b/4", 3, 2, collect_fn, &c, &more),
         ETAGKV_OK);
     ck_assert_int_eq(c.n, 1);
     ck_assert_str_eq(c.keys[0], "b/5");
@@ -972,12 +978,13 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
     /* A cursor before the prefix starts at the prefix; no prefix lists
      * everything; a cursor that is not a key resumes after its position. */
     memset(&c, 0, sizeof(c));
-    ck_assert_int_eq(etagkv_list(st, "b/", 2, "a", 1, 0, collect_fn, &c, &more),
-                     ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_list(store, "b/", 2, "a", 1, 0, collect_fn, &c, &more),
+        ETAGKV_OK);
     ck_assert_int_eq(c.n, 6);
     memset(&c, 0, sizeof(c));
     ck_assert_int_eq(
-        etagkv_list(st, NULL, 0, "b/35", 4, 0, collect_fn, &c, &more),
+        etagkv_list(store, NULL, 0, "b/35", 4, 0, collect_fn, &c, &more),
         ETAGKV_OK);
     ck_assert_int_eq(c.n, 3);
     ck_assert_str_eq(c.keys[0], "b/4");
@@ -989,14 +996,15 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
     memset(&c, 0, sizeof(c));
     c.stop_after = 1;
     ck_assert_int_eq(
-        etagkv_list(st, NULL, 0, NULL, 0, 0, collect_fn, &c, &more), ETAGKV_OK);
+        etagkv_list(store, NULL, 0, NULL, 0, 0, collect_fn, &c, &more),
+        ETAGKV_OK);
     ck_assert_int_eq(c.n, 1);
     ck_assert_str_eq(c.keys[0], "a");
     ck_assert_int_eq(more, 1);
     memset(&c, 0, sizeof(c));
     c.stop_after = 1;
     ck_assert_int_eq(
-        etagkv_list(st, NULL, 0, "b/5", 3, 0, collect_fn, &c, &more),
+        etagkv_list(store, NULL, 0, "b/5", 3, 0, collect_fn, &c, &more),
         ETAGKV_OK);
     ck_assert_str_eq(c.keys[0], "c");
     ck_assert_int_eq(more, 0);
@@ -1004,7 +1012,8 @@ START_TEST(list_by_prefix_pages_with_a_resumable_cursor)
     /* A prefix matching nothing. */
     memset(&c, 0, sizeof(c));
     ck_assert_int_eq(
-        etagkv_list(st, "zz", 2, NULL, 0, 0, collect_fn, &c, &more), ETAGKV_OK);
+        etagkv_list(store, "zz", 2, NULL, 0, 0, collect_fn, &c, &more),
+        ETAGKV_OK);
     ck_assert_int_eq(c.n, 0);
     ck_assert_int_eq(more, 0);
 }
@@ -1017,7 +1026,7 @@ START_TEST(stats_count_records_and_revision)
     ck_assert_int_eq(put("a", "1", NULL, NULL, NULL), ETAGKV_CREATED);
     ck_assert_int_eq(put("b", "1", NULL, NULL, NULL), ETAGKV_CREATED);
     ck_assert_int_eq(put("b", "2", NULL, NULL, NULL), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_store_stats(st, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
     ck_assert_uint_eq(s.records, 2);
     ck_assert_uint_eq(s.revision, 3);
     ck_assert_uint_gt(s.map_used_bytes, 0);
@@ -1044,9 +1053,9 @@ START_TEST(view_passes_the_value_in_place)
     char buf[16] = "";
 
     ck_assert_int_eq(put("k", "hello", NULL, NULL, NULL), ETAGKV_CREATED);
-    ck_assert_int_eq(etagkv_view(st, "k", 1, NULL, view_fn, buf), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_view(store, "k", 1, NULL, view_fn, buf), ETAGKV_OK);
     ck_assert_str_eq(buf, "hello");
-    ck_assert_int_eq(etagkv_view(st, "nope", 4, NULL, view_fn, buf),
+    ck_assert_int_eq(etagkv_view(store, "nope", 4, NULL, view_fn, buf),
                      ETAGKV_NOT_FOUND);
 }
 END_TEST
@@ -1066,39 +1075,39 @@ START_TEST(bad_input_gets_a_clear_status_and_changes_nothing)
     memset(big_key, 'k', sizeof(big_key));
     ck_assert_int_eq(put("k", "v", NULL, NULL, NULL), ETAGKV_CREATED);
 
-    ck_assert_int_eq(etagkv_put(st, "", 0, "v", 1, NULL, NULL, &m),
+    ck_assert_int_eq(etagkv_put(store, "", 0, "v", 1, NULL, NULL, &m),
                      ETAGKV_INVALID_KEY);
     ck_assert_int_eq(
-        etagkv_put(st, big_key, ETAGKV_KEY_MAX + 1, "v", 1, NULL, NULL, &m),
+        etagkv_put(store, big_key, ETAGKV_KEY_MAX + 1, "v", 1, NULL, NULL, &m),
         ETAGKV_KEY_TOO_LONG);
-    ck_assert_int_eq(etagkv_put(st, NULL, 3, "v", 1, NULL, NULL, &m),
+    ck_assert_int_eq(etagkv_put(store, NULL, 3, "v", 1, NULL, NULL, &m),
                      ETAGKV_INVALID_ARGUMENT);
-    ck_assert_int_eq(etagkv_put(st, "k", 1, NULL, 4, NULL, NULL, &m),
+    ck_assert_int_eq(etagkv_put(store, "k", 1, NULL, 4, NULL, NULL, &m),
                      ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_put(NULL, "k", 1, "v", 1, NULL, NULL, &m),
                      ETAGKV_INVALID_ARGUMENT);
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "v", 1, "", NULL, &m),
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "v", 1, "", NULL, &m),
                      ETAGKV_INVALID_HEADER);
     ck_assert_int_eq(
-        etagkv_put(st, "k", 1, "v", 1, "text/plain\r\nX: y", NULL, &m),
+        etagkv_put(store, "k", 1, "v", 1, "text/plain\r\nX: y", NULL, &m),
         ETAGKV_INVALID_HEADER);
-    ck_assert_int_eq(etagkv_delete(st, "", 0, NULL, &m), ETAGKV_INVALID_KEY);
-    ck_assert_int_eq(etagkv_delete(st, big_key, sizeof(big_key), NULL, &m),
+    ck_assert_int_eq(etagkv_delete(store, "", 0, NULL, &m), ETAGKV_INVALID_KEY);
+    ck_assert_int_eq(etagkv_delete(store, big_key, sizeof(big_key), NULL, &m),
                      ETAGKV_KEY_TOO_LONG);
-    ck_assert_int_eq(etagkv_get(st, "", 0, NULL, &v, &n, &m),
+    ck_assert_int_eq(etagkv_get(store, "", 0, NULL, &v, &n, &m),
                      ETAGKV_INVALID_KEY);
     ck_assert_int_eq(
-        etagkv_get(st, big_key, sizeof(big_key), NULL, NULL, NULL, &m),
+        etagkv_get(store, big_key, sizeof(big_key), NULL, NULL, NULL, &m),
         ETAGKV_KEY_TOO_LONG);
-    ck_assert_int_eq(etagkv_list(st, NULL, 0, NULL, 0, 0, NULL, NULL, NULL),
+    ck_assert_int_eq(etagkv_list(store, NULL, 0, NULL, 0, 0, NULL, NULL, NULL),
                      ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_store_stats(NULL, &s), ETAGKV_INVALID_ARGUMENT);
-    ck_assert_int_eq(etagkv_update(st, "k", 1, NULL, NULL, 0, &m),
+    ck_assert_int_eq(etagkv_update(store, "k", 1, NULL, NULL, 0, &m),
                      ETAGKV_INVALID_ARGUMENT);
 
     /* The longest key is fine. */
     ck_assert_int_eq(
-        etagkv_put(st, big_key, ETAGKV_KEY_MAX, "v", 1, NULL, NULL, &m),
+        etagkv_put(store, big_key, ETAGKV_KEY_MAX, "v", 1, NULL, NULL, &m),
         ETAGKV_CREATED);
     ck_assert_uint_eq(revision(), 2);
 
@@ -1125,13 +1134,13 @@ START_TEST(value_larger_than_the_limit_is_refused)
     char *big = calloc(1, 1025);
 
     ck_assert_ptr_nonnull(big);
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     etagkv_options_init(&o);
     o.max_value_bytes = 1024;
-    st = tu_open(dir, &o);
-    ck_assert_int_eq(etagkv_put(st, "k", 1, big, 1025, NULL, NULL, NULL),
+    store = tu_open(dir, &o);
+    ck_assert_int_eq(etagkv_put(store, "k", 1, big, 1025, NULL, NULL, NULL),
                      ETAGKV_VALUE_TOO_LARGE);
-    ck_assert_int_eq(etagkv_put(st, "k", 1, big, 1024, NULL, NULL, NULL),
+    ck_assert_int_eq(etagkv_put(store, "k", 1, big, 1024, NULL, NULL, NULL),
                      ETAGKV_CREATED);
     ck_assert_uint_eq(revision(), 1);
     free(big);
@@ -1145,8 +1154,8 @@ START_TEST(a_data_file_that_is_not_lmdb_is_incompatible)
     FILE *f;
 
     /* A data.mdb that is not LMDB at all. */
-    etagkv_store_close(st);
-    st = NULL;
+    etagkv_store_close(store);
+    store = NULL;
     snprintf(path, sizeof(path), "%s/data.mdb", dir);
     f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
@@ -1212,8 +1221,8 @@ START_TEST(store_files_are_created_owner_only_unless_widened)
     mode_t old = umask(022); /* the usual umask, which 0644 slips past */
 
     /* The fixture's store was opened with the default mode. */
-    etagkv_store_close(st);
-    st = NULL;
+    etagkv_store_close(store);
+    store = NULL;
     ck_assert_uint_eq(file_mode_of(dir, "data.mdb"), 0600);
     ck_assert_uint_eq(file_mode_of(dir, "lock.mdb"), 0600);
     etagkv_options_init(&o);

@@ -19,23 +19,23 @@
 #include "testutil.h"
 
 static char *dir;
-static etagkv_store *st;
+static etagkv_store *store;
 
 static void setup(void)
 {
     dir = tu_mkdtemp();
-    st = tu_open_mode(dir, ETAGKV_NOSYNC);
+    store = tu_open_mode(dir, ETAGKV_NOSYNC);
 }
 
 static void setup_sync(void)
 {
     dir = tu_mkdtemp();
-    st = tu_open(dir, NULL);
+    store = tu_open(dir, NULL);
 }
 
 static void teardown(void)
 {
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     tu_rmdir_free(dir);
 }
 
@@ -48,7 +48,8 @@ static void teardown(void)
 
 static void put(const char *k, const char *v, etagkv_meta *m)
 {
-    etagkv_status s = etagkv_put(st, k, strlen(k), v, strlen(v), NULL, NULL, m);
+    etagkv_status s =
+        etagkv_put(store, k, strlen(k), v, strlen(v), NULL, NULL, m);
 
     ck_assert_msg(s == OK || s == CR, "put %s: %s", k, etagkv_strerror(s));
 }
@@ -56,7 +57,7 @@ static void put(const char *k, const char *v, etagkv_meta *m)
 static etagkv_meta head(const char *k)
 {
     etagkv_meta m;
-    etagkv_status s = etagkv_get(st, k, strlen(k), NULL, NULL, NULL, &m);
+    etagkv_status s = etagkv_get(store, k, strlen(k), NULL, NULL, NULL, &m);
 
     ck_assert(s == OK || s == NF);
     return m;
@@ -66,7 +67,7 @@ static uint64_t store_revision(void)
 {
     etagkv_stats x;
 
-    ck_assert_int_eq(etagkv_store_stats(st, &x), OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &x), OK);
     return x.revision;
 }
 
@@ -203,7 +204,7 @@ START_TEST(
     }
     etagkv_cond_free(c); /* the transaction holds a copy */
     ck_assert_int_eq(s, OK);
-    s = etagkv_txn_commit(st, t);
+    s = etagkv_txn_commit(store, t);
     ck_assert_msg(s == r->txn_status, "row at line %d: commit %s", r->line,
                   etagkv_status_name(s));
     res = etagkv_txn_op(t, 0);
@@ -266,7 +267,7 @@ START_TEST(a_conflict_leaves_every_key_byte_for_byte_unchanged_and_reports_them)
     ck_assert_int_eq(etagkv_txn_delete(t, "a", 1, NULL), OK);
     etagkv_cond_free(stale);
 
-    ck_assert_int_eq(etagkv_txn_commit(st, t), CF);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
     ck_assert_uint_eq(report(t).failed, 3);
     ck_assert_uint_eq(report(t).revision, rev0);
     ck_assert_uint_eq(store_revision(), rev0);
@@ -278,7 +279,7 @@ START_TEST(a_conflict_leaves_every_key_byte_for_byte_unchanged_and_reports_them)
     now = head("c");
     ck_assert_int_eq(memcmp(&now, &mc, sizeof(now)), 0);
     ck_assert_int_eq(head("new").exists, 0);
-    ck_assert_int_eq(etagkv_get(st, "a", 1, NULL, &v, &n, NULL), OK);
+    ck_assert_int_eq(etagkv_get(store, "a", 1, NULL, &v, &n, NULL), OK);
     ck_assert(n == 1 && memcmp(v, "A", 1) == 0);
     etagkv_free(v);
 
@@ -307,7 +308,7 @@ START_TEST(a_delete_of_a_missing_key_fails_the_transaction_at_its_index)
 
     ck_assert_int_eq(etagkv_txn_put(t, "x", 1, "1", 1, NULL, NULL), OK);
     ck_assert_int_eq(etagkv_txn_delete(t, "gone", 4, NULL), OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), CF);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
     ck_assert_uint_eq(report(t).failed, 1);
     ck_assert_int_eq(etagkv_txn_op(t, 1)->status, NF);
     ck_assert_int_eq(head("x").exists, 0);
@@ -338,7 +339,7 @@ START_TEST(later_operations_see_the_writes_of_earlier_ones)
     etagkv_cond_free(im);
     etagkv_cond_free(absent);
 
-    ck_assert_int_eq(etagkv_txn_commit(st, t), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
     ck_assert_int_eq(etagkv_txn_op(t, 0)->status, CR);
     ck_assert_int_eq(etagkv_txn_op(t, 1)->status, OK);
     ck_assert_uint_eq(etagkv_txn_op(t, 1)->value_len, 5);
@@ -367,11 +368,11 @@ START_TEST(a_committed_transaction_is_one_revision_for_all_its_writes)
 
     put("c", "C", NULL);
     rev0 = store_revision();
-    ck_assert_int_eq(etagkv_store_stats(st, &x0), OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &x0), OK);
     ck_assert_int_eq(etagkv_txn_put(t, "a", 1, "A", 1, NULL, NULL), OK);
     ck_assert_int_eq(etagkv_txn_put(t, "b", 1, "B", 1, NULL, NULL), OK);
     ck_assert_int_eq(etagkv_txn_delete(t, "c", 1, NULL), OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
     ck_assert_uint_eq(report(t).revision, rev0 + 1);
     ck_assert_uint_eq(store_revision(), rev0 + 1);
     ck_assert_uint_eq(head("a").mod_revision, rev0 + 1);
@@ -379,7 +380,7 @@ START_TEST(a_committed_transaction_is_one_revision_for_all_its_writes)
     ck_assert_uint_eq(head("a").create_revision, rev0 + 1);
     ck_assert_uint_eq(etagkv_txn_op(t, 2)->meta.mod_revision, rev0 + 1);
     ck_assert_int_eq(head("c").exists, 0);
-    ck_assert_int_eq(etagkv_store_stats(st, &x1), OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &x1), OK);
     ck_assert_uint_eq(x1.write_txns, x0.write_txns + 1);
     etagkv_txn_free(t);
 }
@@ -391,19 +392,19 @@ START_TEST(a_transaction_that_writes_nothing_commits_nothing)
     etagkv_stats x0, x1;
 
     put("a", "A", NULL);
-    ck_assert_int_eq(etagkv_store_stats(st, &x0), OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &x0), OK);
     ck_assert_int_eq(etagkv_txn_get(t, "a", 1, NULL), OK);
     ck_assert_int_eq(etagkv_txn_check(t, "b", 1, NULL), OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
     ck_assert_uint_eq(report(t).revision, x0.revision);
-    ck_assert_int_eq(etagkv_store_stats(st, &x1), OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &x1), OK);
     ck_assert_uint_eq(x1.revision, x0.revision);
     ck_assert_uint_eq(x1.write_txns, x0.write_txns);
     etagkv_txn_free(t);
 
     /* The empty transaction too. */
     t = txn_new();
-    ck_assert_int_eq(etagkv_txn_commit(st, t), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
     ck_assert_uint_eq(report(t).revision, x0.revision);
     etagkv_txn_free(t);
 }
@@ -418,18 +419,18 @@ START_TEST(past_the_bounds_is_txn_too_large_and_nothing_is_applied)
     etagkv_txn *t = txn_new();
     char key[16];
 
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     etagkv_options_init(&o);
     o.sync_mode = ETAGKV_NOSYNC;
     o.max_txn_ops = 4;
     o.max_txn_bytes = 64;
-    st = tu_open(dir, &o);
+    store = tu_open(dir, &o);
     for (int i = 0; i < 5; i++) {
         snprintf(key, sizeof(key), "k%d", i);
         ck_assert_int_eq(
             etagkv_txn_put(t, key, strlen(key), "v", 1, NULL, NULL), OK);
     }
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_TXN_TOO_LARGE);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_TXN_TOO_LARGE);
     ck_assert_int_eq(report(t).status, ETAGKV_TXN_TOO_LARGE);
     ck_assert_int_eq(etagkv_txn_op(t, 0)->evaluated, 0);
     ck_assert_int_eq(head("k0").exists, 0);
@@ -444,7 +445,7 @@ START_TEST(past_the_bounds_is_txn_too_large_and_nothing_is_applied)
                                     "012345678901234567890123456789",
                                     70, "x/y", NULL),
                      OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_TXN_TOO_LARGE);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_TXN_TOO_LARGE);
     ck_assert_int_eq(head("a").exists, 0);
     etagkv_txn_free(t);
 }
@@ -460,10 +461,10 @@ START_TEST(the_default_bound_is_128_operations)
         ck_assert_int_eq(
             etagkv_txn_put(t, key, strlen(key), "v", 1, NULL, NULL), OK);
     }
-    ck_assert_int_eq(etagkv_txn_commit(st, t), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
     ck_assert_int_eq(etagkv_txn_delete(t, "k000", 4, NULL), OK);
     ck_assert_uint_eq(etagkv_txn_count(t), 129);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_TXN_TOO_LARGE);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_TXN_TOO_LARGE);
     ck_assert_int_eq(head("k000").exists, 1);
     etagkv_txn_free(t);
 }
@@ -485,10 +486,10 @@ START_TEST(a_refused_add_is_remembered_and_the_commit_applies_nothing)
     ck_assert_int_eq(etagkv_txn_put(t, "b", 1, NULL, 3, NULL, NULL),
                      ETAGKV_INVALID_ARGUMENT);
     ck_assert_uint_eq(etagkv_txn_count(t), 1);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_INVALID_KEY);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_INVALID_KEY);
     ck_assert_int_eq(head("a").exists, 0);
     ck_assert_int_eq(etagkv_txn_commit(NULL, t), ETAGKV_INVALID_ARGUMENT);
-    ck_assert_int_eq(etagkv_txn_commit(st, NULL), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_txn_commit(store, NULL), ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_txn_new(NULL), ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_txn_get(NULL, "a", 1, NULL),
                      ETAGKV_INVALID_ARGUMENT);
@@ -504,12 +505,12 @@ START_TEST(a_value_over_the_store_limit_is_value_too_large)
     etagkv_options o;
     etagkv_txn *t = txn_new();
 
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     etagkv_options_init(&o);
     o.max_value_bytes = 4;
-    st = tu_open(dir, &o);
+    store = tu_open(dir, &o);
     ck_assert_int_eq(etagkv_txn_put(t, "a", 1, "12345", 5, NULL, NULL), OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_VALUE_TOO_LARGE);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_VALUE_TOO_LARGE);
     ck_assert_int_eq(head("a").exists, 0);
     etagkv_txn_free(t);
 }
@@ -534,11 +535,11 @@ START_TEST(a_repeated_keyed_transaction_replays_its_outcome_and_writes_nothing)
     etagkv_txn *t1 = keyed("K1", "A"), *t2 = keyed("K1", "A"), *t3;
     uint64_t rev;
 
-    ck_assert_int_eq(etagkv_txn_commit(st, t1), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t1), OK);
     ck_assert_int_eq(report(t1).replayed, 0);
     rev = store_revision();
     put("a", "changed since", NULL);
-    ck_assert_int_eq(etagkv_txn_commit(st, t2), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t2), OK);
     ck_assert_int_eq(report(t2).replayed, 1);
     ck_assert_uint_eq(report(t2).revision, report(t1).revision);
     ck_assert_uint_eq(store_revision(), rev + 1); /* only the put above */
@@ -552,7 +553,7 @@ START_TEST(a_repeated_keyed_transaction_replays_its_outcome_and_writes_nothing)
     }
     /* Other operations under the same key: 422, nothing written. */
     t3 = keyed("K1", "other");
-    ck_assert_int_eq(etagkv_txn_commit(st, t3), ETAGKV_IDEMPOTENCY_MISMATCH);
+    ck_assert_int_eq(etagkv_txn_commit(store, t3), ETAGKV_IDEMPOTENCY_MISMATCH);
     ck_assert_uint_eq(store_revision(), rev + 1);
     etagkv_txn_free(t3);
     /* A single write under a transaction's key is another request too. */
@@ -565,7 +566,7 @@ START_TEST(a_repeated_keyed_transaction_replays_its_outcome_and_writes_nothing)
                               .idempotency_key = "K1",
                               .idempotency_key_len = 2};
 
-        ck_assert_int_eq(etagkv_write(st, &req, NULL),
+        ck_assert_int_eq(etagkv_write(store, &req, NULL),
                          ETAGKV_IDEMPOTENCY_MISMATCH);
     }
     etagkv_txn_free(t1);
@@ -587,10 +588,10 @@ START_TEST(a_keyed_conflict_is_recorded_like_a_keyed_412)
         ck_assert_int_eq(etagkv_txn_set_idempotency_key(t, "C", 1), OK);
     }
     etagkv_cond_free(absent);
-    ck_assert_int_eq(etagkv_txn_commit(st, t1), CF);
+    ck_assert_int_eq(etagkv_txn_commit(store, t1), CF);
     /* Now the transaction would succeed; the key replays the conflict. */
-    ck_assert_int_eq(etagkv_delete(st, "a", 1, NULL, NULL), OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t2), CF);
+    ck_assert_int_eq(etagkv_delete(store, "a", 1, NULL, NULL), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t2), CF);
     ck_assert_int_eq(report(t2).replayed, 1);
     ck_assert_uint_eq(report(t2).failed, 0);
     ck_assert_int_eq(etagkv_txn_op(t2, 0)->status, PF);
@@ -608,11 +609,11 @@ START_TEST(a_keyed_transaction_with_a_get_is_refused)
     ck_assert_int_eq(etagkv_txn_get(t, "a", 1, NULL), OK);
     ck_assert_int_eq(etagkv_txn_put(t, "b", 1, "B", 1, NULL, NULL), OK);
     ck_assert_int_eq(etagkv_txn_set_idempotency_key(t, "G", 1), OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(head("b").exists, 0);
     /* Removing the key makes it valid. */
     ck_assert_int_eq(etagkv_txn_set_idempotency_key(t, NULL, 0), OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
     etagkv_txn_free(t);
 }
 END_TEST
@@ -659,10 +660,10 @@ START_TEST(a_submitted_conflict_leaves_its_batch_neighbours_applied)
     etagkv_cond_free(im);
     /* Queued back to back: they ride in as few batches as the committer
      * makes, in this order; the conflict must stay local. */
-    ck_assert_int_eq(etagkv_submit(st, &w1, on_done, &d), OK);
-    ck_assert_int_eq(etagkv_txn_submit(st, bad, on_done, &d), OK);
-    ck_assert_int_eq(etagkv_txn_submit(st, good, on_done, &d), OK);
-    ck_assert_int_eq(etagkv_submit(st, &w2, on_done, &d), OK);
+    ck_assert_int_eq(etagkv_submit(store, &w1, on_done, &d), OK);
+    ck_assert_int_eq(etagkv_txn_submit(store, bad, on_done, &d), OK);
+    ck_assert_int_eq(etagkv_txn_submit(store, good, on_done, &d), OK);
+    ck_assert_int_eq(etagkv_submit(store, &w2, on_done, &d), OK);
     pthread_mutex_lock(&d.lock);
     while (d.calls < 4)
         pthread_cond_wait(&d.cv, &d.lock);
@@ -675,7 +676,7 @@ START_TEST(a_submitted_conflict_leaves_its_batch_neighbours_applied)
     ck_assert_int_eq(head("t1").exists, 0);
     ck_assert_int_eq(head("t2").exists, 1);
     ck_assert_int_eq(head("n2").exists, 1);
-    ck_assert_int_eq(etagkv_txn_submit(st, good, NULL, NULL),
+    ck_assert_int_eq(etagkv_txn_submit(store, good, NULL, NULL),
                      ETAGKV_INVALID_ARGUMENT);
     etagkv_txn_free(bad);
     etagkv_txn_free(good);
@@ -697,14 +698,14 @@ START_TEST(a_to_b_to_a_passes_if_match_but_fails_if_revision)
     ck_assert_int_eq(etagkv_cond_new(&rev), OK);
     ck_assert_int_eq(etagkv_cond_set_if_revision(rev, a1.mod_revision), OK);
     /* The ETag is A's again, so If-Match holds; the revision does not. */
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "C", 1, NULL, rev, &m), PF);
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "C", 1, NULL, rev, &m), PF);
     ck_assert_uint_eq(m.mod_revision, a1.mod_revision + 2);
-    ck_assert_int_eq(etagkv_put(st, "k", 1, "C", 1, NULL, im, NULL), OK);
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "C", 1, NULL, im, NULL), OK);
     ck_assert_int_eq(etagkv_cond_set_if_revision(rev, 0), OK);
-    ck_assert_int_eq(etagkv_put(st, "new", 3, "N", 1, NULL, rev, NULL), CR);
-    ck_assert_int_eq(etagkv_put(st, "new", 3, "N", 1, NULL, rev, NULL), PF);
+    ck_assert_int_eq(etagkv_put(store, "new", 3, "N", 1, NULL, rev, NULL), CR);
+    ck_assert_int_eq(etagkv_put(store, "new", 3, "N", 1, NULL, rev, NULL), PF);
     /* RFC 9110 §13.2.1 */
-    ck_assert_int_eq(etagkv_delete(st, "none", 4, rev, NULL), NF);
+    ck_assert_int_eq(etagkv_delete(store, "none", 4, rev, NULL), NF);
     etagkv_cond_free(im);
     etagkv_cond_free(rev);
 }
@@ -742,7 +743,7 @@ static int read_account(int i, long *balance, etagkv_meta *m)
     size_t n;
 
     account_key(key, i);
-    if (etagkv_get(st, key, strlen(key), NULL, &v, &n, m) != OK ||
+    if (etagkv_get(store, key, strlen(key), NULL, &v, &n, m) != OK ||
         n >= sizeof(tmp)) {
         return -1;
     }
@@ -775,7 +776,7 @@ static etagkv_status transfer_once(const struct transfer *x)
         etagkv_txn_check(t, ka, strlen(ka), ca) == OK &&
         etagkv_txn_put(t, ka, strlen(ka), va, strlen(va), NULL, ca) == OK &&
         etagkv_txn_put(t, kb, strlen(kb), vb, strlen(vb), NULL, cb) == OK)
-        s = etagkv_txn_commit(st, t);
+        s = etagkv_txn_commit(store, t);
     etagkv_txn_free(t);
     etagkv_cond_free(ca);
     etagkv_cond_free(cb);
@@ -824,7 +825,7 @@ static void run_transfers(int sync)
                 etagkv_txn_put(t, key, strlen(key), v, strlen(v), NULL, NULL),
                 OK);
         }
-        ck_assert_int_eq(etagkv_txn_commit(st, t), OK);
+        ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
     }
     etagkv_txn_free(t);
     for (int i = 0; i < THREADS; i++) {
@@ -912,10 +913,10 @@ START_TEST(a_transaction_is_one_revision_in_the_change_log)
     ck_assert_int_eq(etagkv_txn_put(t, "a", 1, "1", 1, NULL, NULL), ETAGKV_OK);
     ck_assert_int_eq(etagkv_txn_put(t, "b", 1, "2", 1, NULL, NULL), ETAGKV_OK);
     ck_assert_int_eq(etagkv_txn_delete(t, "c", 1, NULL), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_OK);
     etagkv_txn_report(t, &o);
     ck_assert_uint_eq(o.revision, m.mod_revision + 1);
-    ck_assert_int_eq(etagkv_changes(st, NULL, 0, 0, m.mod_revision, 0,
+    ck_assert_int_eq(etagkv_changes(store, NULL, 0, 0, m.mod_revision, 0,
                                     record_event, &e, &page),
                      ETAGKV_OK);
     ck_assert_int_eq(e.n, 3);
@@ -933,11 +934,11 @@ START_TEST(a_transaction_is_one_revision_in_the_change_log)
     ck_assert_int_eq(etagkv_cond_create_only(&stale), ETAGKV_OK);
     ck_assert_int_eq(etagkv_txn_put(t, "z", 1, "9", 1, NULL, NULL), ETAGKV_OK);
     ck_assert_int_eq(etagkv_txn_put(t, "a", 1, "3", 1, NULL, stale), ETAGKV_OK);
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_CONFLICT);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_CONFLICT);
     e.n = 0;
-    ck_assert_int_eq(
-        etagkv_changes(st, NULL, 0, 0, o.revision, 0, record_event, &e, &page),
-        ETAGKV_OK);
+    ck_assert_int_eq(etagkv_changes(store, NULL, 0, 0, o.revision, 0,
+                                    record_event, &e, &page),
+                     ETAGKV_OK);
     ck_assert_int_eq(e.n, 0);
     etagkv_cond_free(stale);
     etagkv_txn_free(t);

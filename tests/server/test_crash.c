@@ -177,12 +177,12 @@ static size_t len_pick(uint64_t *rng)
 static void value_make(char *buf, int client, uint32_t seq, int key, size_t len)
 {
     char hdr[VALUE_HDR_BUF];
-    uint64_t st = ((uint64_t)client << 32) ^ seq ^ ((uint64_t)key << 48);
+    uint64_t store = ((uint64_t)client << 32) ^ seq ^ ((uint64_t)key << 48);
 
     snprintf(hdr, sizeof hdr, "c%02d s%08" PRIu32 " k%03d |", client, seq, key);
     memcpy(buf, hdr, VALUE_HDR);
     for (size_t i = VALUE_HDR; i < len; i += 8) {
-        uint64_t r = tu_rng_next(&st);
+        uint64_t r = tu_rng_next(&store);
 
         for (size_t j = 0; j < 8 && i + j < len; j++, r >>= 8)
             buf[i + j] = (char)('a' + (r & 0xff) % 26);
@@ -544,15 +544,15 @@ static int note_event(void *ctx, const etagkv_event *ev)
  * record changed inside the log's window has its event as the key's last
  * one, every key deleted in it a delete as its last, and no event is
  * newer than the store (none without its write). */
-static void check_log_agrees(etagkv_store *st, const etagkv_stats *stats,
+static void check_log_agrees(etagkv_store *store, const etagkv_stats *stats,
                              const char *when)
 {
     static struct log_seen l;
     etagkv_changes_page page;
 
     memset(&l, 0, sizeof l);
-    ck_assert_int_eq(etagkv_changes(st, NULL, 0, 0, stats->changes_min_after, 0,
-                                    note_event, &l, &page),
+    ck_assert_int_eq(etagkv_changes(store, NULL, 0, 0, stats->changes_min_after,
+                                    0, note_event, &l, &page),
                      ETAGKV_OK);
     ck_assert_msg(!l.bad_order, "%s: change log out of order", when);
     ck_assert_msg(l.last_rev <= stats->revision,
@@ -565,7 +565,7 @@ static void check_log_agrees(etagkv_store *st, const etagkv_stats *stats,
         etagkv_status rc;
 
         key_name(k, name, sizeof name);
-        rc = etagkv_get(st, name, strlen(name), NULL, NULL, NULL, &m);
+        rc = etagkv_get(store, name, strlen(name), NULL, NULL, NULL, &m);
         if (rc == ETAGKV_OK && m.mod_revision > stats->changes_min_after)
             ck_assert_msg(l.type[k] == ETAGKV_EVENT_PUT &&
                               l.rev[k] == m.mod_revision &&
@@ -584,13 +584,13 @@ static void check_log_agrees(etagkv_store *st, const etagkv_stats *stats,
 }
 
 /* Check every key of an open store (after a restart); fails the test. */
-static void check_store_lib(etagkv_store *st, const char *when)
+static void check_store_lib(etagkv_store *store, const char *when)
 {
     etagkv_stats stats;
     struct stray stray = {0, ""};
     char msg[512];
 
-    ck_assert_int_eq(etagkv_store_stats(st, &stats), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(store, &stats), ETAGKV_OK);
     revision_seen(stats.revision);
     for (int k = 0; k < KEYS; k++) {
         char name[32];
@@ -601,7 +601,7 @@ static void check_store_lib(etagkv_store *st, const char *when)
         struct found f;
 
         key_name(k, name, sizeof name);
-        rc = etagkv_get(st, name, strlen(name), NULL, &v, &len, &m);
+        rc = etagkv_get(store, name, strlen(name), NULL, &v, &len, &m);
         ck_assert_msg(rc == ETAGKV_OK || rc == ETAGKV_NOT_FOUND,
                       "%s: get %s: %s (%s)", when, name, etagkv_strerror(rc),
                       etagkv_last_error_detail());
@@ -617,13 +617,13 @@ static void check_store_lib(etagkv_store *st, const char *when)
         etagkv_free(v);
     }
     ck_assert_int_eq(
-        etagkv_list(st, NULL, 0, NULL, 0, 0, note_stray, &stray, NULL),
+        etagkv_list(store, NULL, 0, NULL, 0, 0, note_stray, &stray, NULL),
         ETAGKV_OK);
     ck_assert_msg(stray.n == 0, "%s: %d keys no client wrote, first \"%s\"",
                   when, stray.n, stray.first);
     ck_assert_msg(check_revision(stats.revision, msg, sizeof msg) == 0,
                   "%s: %s", when, msg);
-    check_log_agrees(st, &stats, when);
+    check_log_agrees(store, &stats, when);
 }
 
 static void print_summary(const char *what, int rounds)
@@ -863,10 +863,10 @@ static void server_crash_rounds(const char *const *extra, const char *what)
     curl_easy_cleanup(h);
     hu_server_stop(&srv);
     {
-        etagkv_store *st = tu_open(data, NULL);
+        etagkv_store *store = tu_open(data, NULL);
 
-        check_store_lib(st, "reopened by the library");
-        etagkv_store_close(st);
+        check_store_lib(store, "reopened by the library");
+        etagkv_store_close(store);
     }
     ck_assert_uint_gt(M.acked, 0);
     print_summary(what, rounds);
@@ -909,7 +909,7 @@ struct lmsg {
 #define TORN ((etagkv_status)1000)
 
 struct lchild {
-    etagkv_store *st;
+    etagkv_store *store;
     int fd;
     int id;
     uint32_t seq; /* next sequence number */
@@ -934,52 +934,53 @@ static void lib_write(struct lchild *c, char *buf)
                      .key = (uint16_t)key,
                      .seq = c->seq++};
     etagkv_meta meta;
-    etagkv_status st = ETAGKV_OK;
+    etagkv_status status = ETAGKV_OK;
 
     key_name(key, name, sizeof name);
     if (conditional) {
         void *v = NULL;
         size_t len = 0;
 
-        st = etagkv_get(c->st, name, strlen(name), NULL, &v, &len, &meta);
-        if (st == ETAGKV_OK && !value_sound(v, len, key, meta.etag))
-            st = TORN;
+        status =
+            etagkv_get(c->store, name, strlen(name), NULL, &v, &len, &meta);
+        if (status == ETAGKV_OK && !value_sound(v, len, key, meta.etag))
+            status = TORN;
         etagkv_free(v);
-        if (st == ETAGKV_OK)
+        if (status == ETAGKV_OK)
             memcpy(etag, meta.etag, sizeof etag);
-        else if (st != ETAGKV_NOT_FOUND)
+        else if (status != ETAGKV_NOT_FOUND)
             goto error;
     }
     m.len = (uint32_t)len_pick(&c->rng);
     value_make(buf, c->id, m.seq, key, m.len);
     report(c->fd, &m);
     if (!conditional) {
-        st = etagkv_put(c->st, name, strlen(name), buf, m.len, NULL, NULL,
-                        &meta);
+        status = etagkv_put(c->store, name, strlen(name), buf, m.len, NULL,
+                            NULL, &meta);
     } else {
         etagkv_cond *cond = NULL;
 
-        st = etag[0] != '\0' ? etagkv_cond_if_match(etag, &cond)
-                             : etagkv_cond_create_only(&cond);
-        if (st == ETAGKV_OK)
-            st = etagkv_put(c->st, name, strlen(name), buf, m.len, NULL, cond,
-                            &meta);
+        status = etag[0] != '\0' ? etagkv_cond_if_match(etag, &cond)
+                                 : etagkv_cond_create_only(&cond);
+        if (status == ETAGKV_OK)
+            status = etagkv_put(c->store, name, strlen(name), buf, m.len, NULL,
+                                cond, &meta);
         etagkv_cond_free(cond);
     }
-    if (st == ETAGKV_OK || st == ETAGKV_CREATED) {
+    if (status == ETAGKV_OK || status == ETAGKV_CREATED) {
         m.type = M_ACKED;
         m.rev = meta.mod_revision;
         report(c->fd, &m);
         return;
     }
-    if (st == ETAGKV_PRECONDITION_FAILED) {
+    if (status == ETAGKV_PRECONDITION_FAILED) {
         m.type = M_REFUSED;
         report(c->fd, &m);
         return;
     }
 error:
     m.type = M_ERROR;
-    m.status = (uint32_t)st;
+    m.status = (uint32_t)status;
     report(c->fd, &m);
     _exit(5);
 }
@@ -1008,21 +1009,21 @@ static void lib_child(const char *dir, etagkv_sync_mode mode, int fd, int round,
 {
     static struct lchild c[CLIENTS];
     etagkv_options o;
-    etagkv_store *st = NULL;
+    etagkv_store *store = NULL;
     struct lmsg ready = {.type = M_READY};
     pthread_t tid;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     etagkv_options_init(&o);
     o.sync_mode = mode;
-    if (etagkv_store_open(dir, &o, &st) != ETAGKV_OK) {
+    if (etagkv_store_open(dir, &o, &store) != ETAGKV_OK) {
         ready.type = M_ERROR;
         report(fd, &ready);
         _exit(3);
     }
     report(fd, &ready);
     for (int i = 0; i < CLIENTS; i++) {
-        c[i].st = st;
+        c[i].store = store;
         c[i].fd = fd;
         c[i].id = i;
         /* The parent's log, as forked. */
@@ -1118,11 +1119,11 @@ static void lib_crash_rounds(etagkv_sync_mode mode, const char *what)
 
         /* Reopen and check: the store must open as it is. */
         {
-            etagkv_store *st = tu_open(dir, NULL);
+            etagkv_store *store = tu_open(dir, NULL);
 
             snprintf(when, sizeof when, "%s, after kill %d", what, M.round);
-            check_store_lib(st, when);
-            etagkv_store_close(st);
+            check_store_lib(store, when);
+            etagkv_store_close(store);
         }
         if (M.round == rounds)
             break;
@@ -1201,7 +1202,7 @@ static void acct_key(char *buf, size_t cap, int a)
 }
 
 /* Read account a: its balance and ETag; -1 on any failure. */
-static int acct_read(etagkv_store *st, int a, long *bal, etagkv_meta *m)
+static int acct_read(etagkv_store *store, int a, long *bal, etagkv_meta *m)
 {
     char name[32], tmp[32];
     void *v = NULL;
@@ -1209,7 +1210,7 @@ static int acct_read(etagkv_store *st, int a, long *bal, etagkv_meta *m)
     etagkv_status s;
 
     acct_key(name, sizeof name, a);
-    s = etagkv_get(st, name, strlen(name), NULL, &v, &n, m);
+    s = etagkv_get(store, name, strlen(name), NULL, &v, &n, m);
     if (s != ETAGKV_OK || n == 0 || n >= sizeof tmp) {
         etagkv_free(v);
         return -1;
@@ -1234,7 +1235,8 @@ static etagkv_status tx_commit(struct lchild *c, uint32_t q)
     char name[48], va[32], vb[32];
     etagkv_status s = ETAGKV_INTERNAL;
 
-    if (acct_read(c->st, a, &ba, &ma) != 0 || acct_read(c->st, b, &bb, &mb))
+    if (acct_read(c->store, a, &ba, &ma) != 0 ||
+        acct_read(c->store, b, &bb, &mb))
         return ETAGKV_INTERNAL;
     snprintf(va, sizeof va, "%ld", ba - 1);
     snprintf(vb, sizeof vb, "%ld", bb + 1);
@@ -1252,7 +1254,7 @@ static etagkv_status tx_commit(struct lchild *c, uint32_t q)
     (void)etagkv_txn_put(t, name, strlen(name), va, strlen(va), NULL, ca);
     acct_key(name, sizeof name, b);
     (void)etagkv_txn_put(t, name, strlen(name), vb, strlen(vb), NULL, cb);
-    s = etagkv_txn_commit(c->st, t); /* an add's refusal shows here */
+    s = etagkv_txn_commit(c->store, t); /* an add's refusal shows here */
 done:
     etagkv_txn_free(t);
     etagkv_cond_free(ca);
@@ -1324,7 +1326,7 @@ static int tx_reports(int fd, double deadline, int stop_at_ready)
 
 /* The store after a kill: every transaction all or nothing, acknowledged
  * ones present, refused ones absent, the accounts' sum intact. */
-static void tx_check(etagkv_store *st, const char *when)
+static void tx_check(etagkv_store *store, const char *when)
 {
     long sum = 0;
 
@@ -1332,7 +1334,8 @@ static void tx_check(etagkv_store *st, const char *when)
         long b;
         etagkv_meta m;
 
-        ck_assert_msg(acct_read(st, a, &b, &m) == 0, "%s: account %d", when, a);
+        ck_assert_msg(acct_read(store, a, &b, &m) == 0, "%s: account %d", when,
+                      a);
         sum += b;
     }
     ck_assert_msg(sum == (long)TX_ACCOUNTS * TX_BALANCE,
@@ -1347,8 +1350,8 @@ static void tx_check(etagkv_store *st, const char *when)
                 etagkv_meta m;
 
                 tx_key(name, sizeof name, t, q, j);
-                if (etagkv_get(st, name, strlen(name), NULL, NULL, NULL, &m) ==
-                    ETAGKV_OK) {
+                if (etagkv_get(store, name, strlen(name), NULL, NULL, NULL,
+                               &m) == ETAGKV_OK) {
                     ck_assert(present == 0 || m.mod_revision == rev);
                     rev = m.mod_revision;
                     present++;
@@ -1373,7 +1376,7 @@ START_TEST(
     char *dir = tu_mkdtemp(), when[64];
     uint64_t rng = seed ^ UINT64_C(0x7c);
     int rounds = kills(), acked = 0;
-    etagkv_store *st = tu_open(dir, NULL);
+    etagkv_store *store = tu_open(dir, NULL);
     etagkv_txn *t;
 
     memset(TX, 0, sizeof TX);
@@ -1387,17 +1390,17 @@ START_TEST(
             etagkv_txn_put(t, name, strlen(name), v, strlen(v), NULL, NULL),
             ETAGKV_OK);
     }
-    ck_assert_int_eq(etagkv_txn_commit(st, t), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_OK);
     etagkv_txn_free(t);
-    etagkv_store_close(st);
+    etagkv_store_close(store);
     for (int round = 0; round <= rounds; round++) {
         int fds[2], status = 0;
         pid_t pid;
 
-        st = tu_open(dir, NULL);
+        store = tu_open(dir, NULL);
         snprintf(when, sizeof when, "transactions, after kill %d", round);
-        tx_check(st, when);
-        etagkv_store_close(st);
+        tx_check(store, when);
+        etagkv_store_close(store);
         if (round == rounds)
             break;
         ck_assert_int_eq(pipe(fds), 0);

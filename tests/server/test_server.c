@@ -1657,7 +1657,7 @@ START_TEST(sigterm_during_a_write_load_exits_0_and_keeps_every_acked_write)
     struct writer w[WRITERS];
     pthread_t th[WRITERS];
     struct timespec pause = {0, 300 * 1000 * 1000};
-    etagkv_store *st;
+    etagkv_store *store;
     int i, n, total = 0;
 
     /* Restart in sync mode: durability is the point. */
@@ -1677,7 +1677,7 @@ START_TEST(sigterm_during_a_write_load_exits_0_and_keeps_every_acked_write)
         total += w[i].acked;
     }
     ck_assert_int_gt(total, 0);
-    st = tu_open(fx.srv.data, NULL);
+    store = tu_open(fx.srv.data, NULL);
     for (i = 0; i < WRITERS; i++)
         for (n = 0; n < w[i].acked; n++) {
             char key[64], want[32];
@@ -1686,14 +1686,14 @@ START_TEST(sigterm_during_a_write_load_exits_0_and_keeps_every_acked_write)
 
             snprintf(key, sizeof key, "w%d/%06d", i, n);
             snprintf(want, sizeof want, "v%d", n);
-            ck_assert_msg(etagkv_get(st, key, strlen(key), NULL, &value, &len,
-                                     NULL) == ETAGKV_OK,
+            ck_assert_msg(etagkv_get(store, key, strlen(key), NULL, &value,
+                                     &len, NULL) == ETAGKV_OK,
                           "acknowledged write %s is missing", key);
             ck_assert_uint_eq(len, strlen(want));
             ck_assert_int_eq(memcmp(value, want, len), 0);
             etagkv_free(value);
         }
-    etagkv_store_close(st);
+    etagkv_store_close(store);
 }
 END_TEST
 
