@@ -83,7 +83,10 @@ static int b64_decode(const char *s, size_t len, unsigned char **out,
                 (j == 3 || s[i + 3] == '=')) {
                 v[j] = 0;
                 pad++;
-            } else if ((v[j] = b64_value((unsigned char)s[i + j])) < 0) {
+                continue;
+            }
+            v[j] = b64_value((unsigned char)s[i + j]);
+            if (v[j] < 0) {
                 free(d);
                 return -1;
             }
