@@ -41,8 +41,11 @@ while [ "$i" -le "$RUNS" ]; do
     : >"$run"
     for b in "$ROOT"/build-bench/bench/bench_*; do
         [ -x "$b" ] || continue
-        # bench_http is a load generator driven by run_http.sh.
-        [ "$(basename "$b")" = bench_http ] && continue
+        # bench_http and bench_watch are load generators driven by
+        # run_http.sh and run_watch.sh.
+        case "$(basename "$b")" in
+        bench_http | bench_watch) continue ;;
+        esac
         "$b" "$SCALE" 2>>"$run"
     done
     cat "$run" >>"$OUT"
