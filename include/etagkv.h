@@ -354,8 +354,9 @@ ETAGKV_API etagkv_status etagkv_cond_set_if_revision(etagkv_cond *c,
 
 /** 1 if c makes a write conditional: If-Match, If-None-Match or
  * ETagKV-If-Revision present, or If-Unmodified-Since present with a valid
- * date (an invalid date is ignored, so it does not count; If-Modified-Since
- * never applies to writes).  Else 0;
+ * date not later than now (the system clock): an invalid date is ignored,
+ * and a future one holds for every record, so neither counts;
+ * If-Modified-Since never applies to writes.  Else 0;
  * NULL gives 0.  Used by the server's require-conditions mode (DESIGN §5):
  * an unconditional PUT or DELETE there is answered with 428. */
 ETAGKV_API int etagkv_cond_is_conditional(const etagkv_cond *c);

@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -230,8 +231,13 @@ int etagkv_cond_is_conditional(const etagkv_cond *c)
 {
     if (c == NULL)
         return 0;
+    /* An If-Unmodified-Since later than now holds for every record: a
+     * record's Last-Modified is never later than the clock that stamped
+     * it, so alone such a date conditions nothing. */
     return c->if_match.present || c->if_none_match.present ||
-           c->unmodified_since_state == DATE_VALID || c->if_revision_present;
+           c->if_revision_present ||
+           (c->unmodified_since_state == DATE_VALID &&
+            c->unmodified_since_s <= (int64_t)time(NULL));
 }
 
 /* RFC 9110 §13.1.1: "*" is true iff a current representation exists; a

@@ -533,8 +533,6 @@ static const struct {
 struct collect {
     etagkv_cond *cond;
     etagkv_status st;
-    int entity_tags; /* If-Match or If-None-Match lines */
-    int64_t ius_max; /* the latest valid If-Unmodified-Since, or INT64_MIN */
 };
 
 static enum MHD_Result collect_one(void *cls, enum MHD_ValueKind kind,
@@ -549,16 +547,6 @@ static enum MHD_Result collect_one(void *cls, enum MHD_ValueKind kind,
         if (strlen(cond_headers[i].name) != key_size ||
             strncasecmp(key, cond_headers[i].name, key_size) != 0)
             continue;
-        if (cond_headers[i].h == ETAGKV_IF_MATCH ||
-            cond_headers[i].h == ETAGKV_IF_NONE_MATCH)
-            col->entity_tags++;
-        if (cond_headers[i].h == ETAGKV_IF_UNMODIFIED_SINCE) {
-            int64_t t;
-
-            if (etagkv_httpdate_parse(value, value_size, &t) == ETAGKV_OK &&
-                t > col->ius_max)
-                col->ius_max = t;
-        }
         /* Each line extends the header's list (RFC 9110 §5.3). */
         col->st =
             etagkv_cond_add(col->cond, cond_headers[i].h, value, value_size);
@@ -570,10 +558,9 @@ static enum MHD_Result collect_one(void *cls, enum MHD_ValueKind kind,
 /* Build r->cond; returns 0, or -1 after deciding a refusal (400 for a
  * malformed entity-tag list, 500 when out of memory).  The values are
  * handed to the library raw: it parses them and decides 304 and 412. */
-static int collect_conditions(struct MHD_Connection *c, struct srv_req *r,
-                              int *trivial)
+static int collect_conditions(struct MHD_Connection *c, struct srv_req *r)
 {
-    struct collect col = {NULL, ETAGKV_OK, 0, INT64_MIN};
+    struct collect col = {NULL, ETAGKV_OK};
     etagkv_status st = etagkv_cond_new(&col.cond);
 
     if (st != ETAGKV_OK) {
@@ -592,11 +579,6 @@ static int collect_conditions(struct MHD_Connection *c, struct srv_req *r,
                               : NULL);
         return -1;
     }
-    /* An If-Unmodified-Since later than now holds for every record (a
-     * record's Last-Modified is never later than the clock that stamped
-     * it): alone, it conditions nothing. */
-    *trivial = col.entity_tags == 0 && col.ius_max != INT64_MIN &&
-               col.ius_max > (int64_t)time(NULL);
     return 0;
 }
 
@@ -870,31 +852,23 @@ static void admit_kv(const struct srv *s, struct MHD_Connection *c,
                      struct srv_req *r, const char *key_enc)
 {
     int writes = r->method == SRV_PUT || r->method == SRV_DELETE;
-    int trivial = 0;
 
     if (r->method == SRV_OTHER || r->method == SRV_POST) {
         srv_refuse_method(r, allow_kv);
         return;
     }
-    if (decode_key(r, key_enc) != 0 ||
-        collect_conditions(c, r, &trivial) != 0 ||
+    if (decode_key(r, key_enc) != 0 || collect_conditions(c, r) != 0 ||
         (writes && collect_idempotency_key(c, r) != 0) ||
         scope_idempotency_key(r) != 0 || collect_lease(c, r) != 0)
         return;
-    /* Require-conditions mode (DESIGN §5); whether the set is conditional
-     * is the library's call, but a set that can only hold (trivial) does
-     * not count either. */
+    /* Require-conditions mode (DESIGN §5): whether the set conditions
+     * the write is the library's call (etagkv_cond_is_conditional()). */
     if (writes && s->require_conditions &&
-        (!etagkv_cond_is_conditional(r->cond) || trivial)) {
+        !etagkv_cond_is_conditional(r->cond)) {
         srv_refuse_status(r, ETAGKV_PRECONDITION_REQUIRED,
-                          trivial ? "this server requires conditional writes, "
-                                    "and an If-Unmodified-Since later than "
-                                    "now holds for every record: send "
-                                    "If-Match, If-None-Match or a past "
-                                    "If-Unmodified-Since"
-                                  : "this server requires conditional writes: "
-                                    "send If-Match, If-None-Match or "
-                                    "If-Unmodified-Since");
+                          "this server requires conditional writes: send "
+                          "If-Match, If-None-Match, ETagKV-If-Revision or an "
+                          "If-Unmodified-Since not later than now");
         return;
     }
     if (r->method == SRV_PUT)

@@ -328,6 +328,9 @@ START_TEST(is_conditional_counts_only_headers_that_apply_to_writes)
         {NULL, NULL, D_EQ, NULL, 0}, /* If-Modified-Since: reads only */
         {NULL, NULL, NULL, D_EQ, 1},
         {NULL, NULL, NULL, D_BAD, 0}, /* ignored, so unconditional */
+        /* Later than now: holds for every record, conditions nothing. */
+        {NULL, NULL, NULL, "Fri, 31 Dec 9999 23:59:59 GMT", 0},
+        {"*", NULL, NULL, "Fri, 31 Dec 9999 23:59:59 GMT", 1},
     };
 
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {

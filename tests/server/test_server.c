@@ -1478,6 +1478,13 @@ START_TEST(require_conditions_answers_unconditional_writes_with_428)
     json_decref(j);
     hu_resp_free(&r);
     ck_assert_int_eq(status_of("DELETE", "/kv/k", future_ius), 428);
+    /* Beside a real condition it is no reason to refuse: ETagKV-If-Revision
+     * 0 (absent) conditions the write, whatever the date says. */
+    ck_assert_int_eq(
+        put("/kv/rev0", "v",
+            (const char *const[]){"ETagKV-If-Revision: 0", future_ius[0], NULL},
+            NULL),
+        201);
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 404);
     ck_assert_int_eq(put("/kv/k", "v", create_only, etag), 201);
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL), 200); /* reads are free */
