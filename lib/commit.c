@@ -30,7 +30,22 @@
  * ones that find writes queued, queue and batch as always; since a
  * thread's own submitted writes count as queued until they are done, its
  * next blocking write never overtakes them.
+ *
+ * One flush per commit (sync mode; docs/design.md has the argument).  The
+ * store is opened with MDB_NOMETASYNC: a commit flushes its data pages
+ * (fdatasync) and then writes its meta page without a flush, so the
+ * commit is visible but not yet durable; the next flush of the file makes
+ * it so.  The next batch's commit begins with exactly such a flush.  So a
+ * batch's writers are not acknowledged when its transaction commits: the
+ * batch is held until the next batch's commit has flushed (pipelining:
+ * one flush per batch while writers keep coming), or, when nobody is
+ * queued behind it, until its leader has flushed (ekv_env_flush()).
+ * Acknowledgements, and the watchers' wake-up, still come in queue order,
+ * each after the flush that made its batch durable.  Readers are another
+ * matter: LMDB shows them a commit as soon as its meta page is written,
+ * so a reader may see a batch whose writers are still held.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,33 +61,44 @@
 #define LEAD_MORE_NOSYNC 8
 
 void (*ekv_test_before_batch)(etagkv_store *s);
+int ekv_test_ack_before_flush;
 
 struct ekv_waiter {
     struct ekv_op *op;
     pthread_cond_t cv;       /* a blocking writer waits on it */
     struct ekv_async *async; /* a submitted write: its completion */
-    int done;
+    int done;                /* acknowledged: its outcome is final */
     struct ekv_waiter *next;
 };
 
 /* ---- the queue ----------------------------------------------------------- */
 
-/* Apply ops[0..n) (apply.c) and, once durable, wake the watchers (wait.c)
- * before any writer is acknowledged, so that a watcher never learns of a
- * change after the writer's own caller could have; count it for
- * etagkv_store_stats(). */
-static void commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
+/* Whether a batch's acknowledgements wait for a flush after its commit
+ * (sync mode; see "One flush per commit" at the top of this file). */
+static int acks_wait_for_flush(const etagkv_store *s)
+{
+    return s->opts.sync_mode == ETAGKV_SYNC && !ekv_test_ack_before_flush;
+}
+
+/* Apply ops[0..n) (apply.c) and count it for etagkv_store_stats().  When
+ * the commit is as durable as it gets (nosync mode), wake the watchers
+ * (wait.c) now, before any writer is acknowledged, so that a watcher never
+ * learns of a change after the writer's own caller could have; in sync
+ * mode release_held() does, once a flush covered it.  Returns the
+ * transactions committed. */
+static int commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
 {
     int committed = ekv_apply_batch(s, ops, n);
     uint64_t wrote = 0;
 
-    if (committed > 0)
+    if (committed > 0 && !acks_wait_for_flush(s))
         ekv_notify_commit(&s->notify);
     for (size_t i = 0; i < n; i++)
         wrote += (uint64_t)ops[i]->wrote;
     atomic_fetch_add_explicit(&s->queue.write_txns, (uint64_t)committed,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&s->queue.write_ops, wrote, memory_order_relaxed);
+    return committed;
 }
 
 /* Collect the batch the leader w commits: w and those queued behind it, in
@@ -110,51 +136,119 @@ static void wake_head(etagkv_store *s)
         (void)pthread_cond_signal(&h->cv);
 }
 
-/* With the queue lock held: dequeue w..last and mark them done.  Blocking
- * waiters other than `self` (the leader's own, or NULL) are woken (a woken
- * writer returns and its waiter, on its stack, goes away: safe, as it
- * cannot run before we unlock); submitted ones are appended to *finished,
- * in queue order, for their callbacks, to be called unlocked.  The caller
- * then leads the next batch or wakes whoever leads it (wake_head). */
-static void finish_batch(etagkv_store *s, struct ekv_waiter *w,
-                         struct ekv_waiter *last, struct ekv_waiter **finished,
-                         const struct ekv_waiter *self)
+/* With the queue lock held: acknowledge the waiters of the chain p (linked
+ * by next, ending in NULL), in order.  Blocking waiters other than `self`
+ * (the leader's own, or NULL) are woken (a woken writer returns and its
+ * waiter, on its stack, goes away: safe, as it cannot run before we
+ * unlock); submitted ones are appended to *finished, in order, for their
+ * callbacks, to be called unlocked. */
+static void release(struct ekv_waiter *p, struct ekv_waiter **finished,
+                    const struct ekv_waiter *self)
 {
-    struct ekv_waiter *p = w, *next;
     struct ekv_waiter **tail = finished;
 
     while (*tail != NULL)
         tail = &(*tail)->next;
-    for (;;) {
-        next = p->next;
+    while (p != NULL) {
+        struct ekv_waiter *next = p->next;
+
         p->done = 1;
         if (p->async != NULL) {
-            /* p->next was the queue link, already read into next. */
             *tail = p;
             tail = &p->next;
         } else if (p != self) {
             (void)pthread_cond_signal(&p->cv);
         }
-        if (p == last)
-            break;
         p = next;
     }
     *tail = NULL;
-    s->queue.head = next;
-    if (next == NULL)
-        s->queue.tail = NULL;
 }
 
-/* With the queue lock held and w at the head: commit one batch for w and the
- * writes queued behind it; `self` is the leader's own waiter (NULL for the
- * committer thread).  The lock is released while the transaction runs, so
- * that more writes can queue for the next batch meanwhile. */
-static void lead(etagkv_store *s, struct ekv_waiter *w,
-                 struct ekv_waiter **finished, const struct ekv_waiter *self)
+/* With the queue lock held: acknowledge every held waiter once a flush
+ * covered their commits (st: ETAGKV_OK), or fail them with st when the
+ * flush failed -- their writes are visible but may not survive a power
+ * loss, so they may not be acknowledged -- and wake the watchers. */
+static void release_held(etagkv_store *s, etagkv_status st,
+                         struct ekv_waiter **finished,
+                         const struct ekv_waiter *self)
+{
+    struct ekv_waiter *held = s->queue.held_head;
+
+    if (held == NULL)
+        return;
+    for (struct ekv_waiter *p = held; p != NULL && st != ETAGKV_OK;
+         p = p->next) {
+        memset(&p->op->meta, 0, sizeof(p->op->meta));
+        ekv_op_drop_current(p->op);
+        p->op->status = st;
+        snprintf(p->op->detail, sizeof(p->op->detail),
+                 "committed, but the flush that makes it durable failed: %s",
+                 etagkv_last_error_detail());
+    }
+    if (s->queue.unflushed > 0)
+        ekv_notify_commit(&s->notify);
+    s->queue.held_head = s->queue.held_tail = NULL;
+    s->queue.unflushed = 0;
+    release(held, finished, self);
+}
+
+/* With the queue lock held and leadership: after the batch w..last, which
+ * made `committed` transactions, dequeue it and acknowledge what may be
+ * acknowledged.  In sync mode a commit's own data flush makes the meta
+ * pages of the commits before it durable, not its own: so it releases the
+ * batches held before it and is held itself, until the next batch's
+ * commit or, when nobody is queued to make one (or this batch committed
+ * nothing and so flushed nothing), a flush made here.  A batch that
+ * committed nothing is held too while others are: its outcomes (a 412)
+ * were decided on their unflushed state. */
+static void settle(etagkv_store *s, struct ekv_waiter *w,
+                   struct ekv_waiter *last, int committed,
+                   struct ekv_waiter **finished, const struct ekv_waiter *self)
+{
+    etagkv_status st;
+
+    s->queue.head = last->next;
+    if (s->queue.head == NULL)
+        s->queue.tail = NULL;
+    last->next = NULL;
+    if (!acks_wait_for_flush(s)) {
+        release(w, finished, self);
+        return;
+    }
+    if (committed > 0)
+        release_held(s, ETAGKV_OK, finished, self);
+    if (committed == 0 && s->queue.held_head == NULL) {
+        release(w, finished, self);
+        return;
+    }
+    if (s->queue.held_tail != NULL)
+        s->queue.held_tail->next = w;
+    else
+        s->queue.held_head = w;
+    s->queue.held_tail = last;
+    s->queue.unflushed += (unsigned)committed;
+    if (s->queue.head != NULL && committed > 0)
+        return;
+    /* Leadership keeps other batches out meanwhile, so this flush covers
+     * exactly the held commits. */
+    (void)pthread_mutex_unlock(&s->queue.lock);
+    st = ekv_env_flush(s->env);
+    (void)pthread_mutex_lock(&s->queue.lock);
+    release_held(s, st, finished, self);
+}
+
+/* With the queue lock held and leadership: commit one batch for the head
+ * of the queue and the writes queued behind it; `self` is the leader's own
+ * waiter (NULL for the committer thread).  The lock is released while the
+ * transaction runs, so that more writes can queue for the next batch
+ * meanwhile. */
+static void lead(etagkv_store *s, struct ekv_waiter **finished,
+                 const struct ekv_waiter *self)
 {
     struct ekv_op *ops[BATCH_MAX_OPS];
-    struct ekv_waiter *last;
+    struct ekv_waiter *w = s->queue.head, *last;
     size_t n = 0;
+    int committed;
 
     if (ekv_test_before_batch != NULL) {
         /* Tests only: writers may queue behind w while the hook holds it. */
@@ -164,10 +258,31 @@ static void lead(etagkv_store *s, struct ekv_waiter *w,
     }
     last = take_batch(w, ops, &n);
     (void)pthread_mutex_unlock(&s->queue.lock);
-    commit_batch(s, ops, n);
+    committed = commit_batch(s, ops, n);
     (void)pthread_mutex_lock(&s->queue.lock);
-    finish_batch(s, w, last, finished, self);
+    settle(s, w, last, committed, finished, self);
     atomic_fetch_sub_explicit(&s->queue.queued, n, memory_order_relaxed);
+}
+
+/* With the queue lock held, nobody leading and a write at the head: take
+ * the lead, commit the head's batch -- a blocking writer `self` in nosync
+ * mode also up to LEAD_MORE_NOSYNC further batches of blocking writes (see
+ * the top of this file) -- then hand the lead to the next head. */
+static void lead_turn(etagkv_store *s, struct ekv_waiter **finished,
+                      const struct ekv_waiter *self)
+{
+    int more = self != NULL && s->opts.sync_mode == ETAGKV_NOSYNC
+                   ? LEAD_MORE_NOSYNC
+                   : 0;
+
+    s->queue.leading = 1;
+    lead(s, finished, self);
+    while (more-- > 0 && s->queue.head != NULL && s->queue.head->async == NULL)
+        lead(s, finished, self);
+    s->queue.leading = 0;
+    wake_head(s);
+    if (s->queue.committer_stop)
+        (void)pthread_cond_signal(&s->queue.committer_cv);
 }
 
 static void enqueue(etagkv_store *s, struct ekv_waiter *w)
@@ -247,27 +362,27 @@ static void notify(struct ekv_waiter *finished)
 static void *committer_main(void *arg)
 {
     etagkv_store *s = arg;
+    struct ekv_queue *q = &s->queue;
 
-    (void)pthread_mutex_lock(&s->queue.lock);
+    (void)pthread_mutex_lock(&q->lock);
     for (;;) {
         struct ekv_waiter *finished = NULL;
 
-        while (!(s->queue.head != NULL && s->queue.head->async != NULL) &&
-               !s->queue.committer_stop)
-            (void)pthread_cond_wait(&s->queue.committer_cv, &s->queue.lock);
-        if (s->queue.head == NULL || s->queue.head->async == NULL)
+        /* Another thread leading is waited out, stopping or not: it may
+         * leave submitted writes at the head. */
+        while (q->leading || (!(q->head != NULL && q->head->async != NULL) &&
+                              !q->committer_stop))
+            (void)pthread_cond_wait(&q->committer_cv, &q->lock);
+        if (q->head == NULL || q->head->async == NULL)
             break; /* stopping, and nothing of ours is queued */
-        /* No blocking leader is active here: one leads only while the
-         * head is its batch's blocking writer (commit_queued). */
-        lead(s, s->queue.head, &finished, NULL);
-        wake_head(s);
+        lead_turn(s, &finished, NULL);
         if (finished != NULL) {
-            (void)pthread_mutex_unlock(&s->queue.lock);
+            (void)pthread_mutex_unlock(&q->lock);
             notify(finished);
-            (void)pthread_mutex_lock(&s->queue.lock);
+            (void)pthread_mutex_lock(&q->lock);
         }
     }
-    (void)pthread_mutex_unlock(&s->queue.lock);
+    (void)pthread_mutex_unlock(&q->lock);
     return NULL;
 }
 
@@ -346,39 +461,38 @@ void ekv_queue_counters(etagkv_store *s, uint64_t *txns, uint64_t *ops)
 
 /* ---- blocking writes ---------------------------------------------------- */
 
-/* Queue op and wait until it has its outcome, leading a batch if it
- * reaches the head of the queue with no batch being led.  0, or -1 if it
+/* Queue op and wait until it is acknowledged, leading batches whenever
+ * it reaches the head of the queue with nobody leading.  0, or -1 if it
  * could not wait. */
 static int commit_queued(etagkv_store *s, struct ekv_op *op)
 {
     struct ekv_waiter w = {.op = op};
-    struct ekv_waiter *finished = NULL;
 
     if (pthread_cond_init(&w.cv, NULL) != 0)
         return -1;
     (void)pthread_mutex_lock(&s->queue.lock);
     enqueue(s, &w);
-    /* s->queue.leading: another thread is leading batches; it marks this
-     * waiter done if it leads its batch, or wakes the head when it stops. */
-    while (!w.done && (s->queue.head != &w || s->queue.leading))
-        (void)pthread_cond_wait(&w.cv, &s->queue.lock);
-    if (!w.done) {
-        int more = s->opts.sync_mode == ETAGKV_NOSYNC ? LEAD_MORE_NOSYNC : 0;
+    for (;;) {
+        struct ekv_waiter *finished = NULL;
 
-        s->queue.leading = 1;
-        lead(s, &w, &finished, &w);
-        /* nosync: lead the next batches too while blocking writers head
-         * the queue (see the top of this file). */
-        while (more-- > 0 && s->queue.head != NULL &&
-               s->queue.head->async == NULL)
-            lead(s, s->queue.head, &finished, &w);
-        s->queue.leading = 0;
-        wake_head(s);
+        /* s->queue.leading: another thread is leading batches; it
+         * acknowledges this waiter, or wakes the head when it stops.  A
+         * waiter held for a flush is out of the queue: a later leader
+         * acknowledges it. */
+        while (!w.done && (s->queue.head != &w || s->queue.leading))
+            (void)pthread_cond_wait(&w.cv, &s->queue.lock);
+        if (w.done)
+            break;
+        lead_turn(s, &finished, &w);
+        if (finished != NULL) {
+            /* Submitted writes that rode in this thread's batches. */
+            (void)pthread_mutex_unlock(&s->queue.lock);
+            notify(finished);
+            (void)pthread_mutex_lock(&s->queue.lock);
+        }
     }
     (void)pthread_mutex_unlock(&s->queue.lock);
     (void)pthread_cond_destroy(&w.cv);
-    /* Submitted writes that rode in this thread's batches. */
-    notify(finished);
     return 0;
 }
 
@@ -395,7 +509,7 @@ etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)
          * would hold LMDB's writer lock, which is not fair, against every
          * writer for the whole of a long sweep; queued, the writers that
          * arrive meanwhile go in the next batches. */
-        commit_batch(s, &op, 1);
+        (void)commit_batch(s, &op, 1);
     } else if (commit_queued(s, op) != 0) {
         return ekv_fail(ETAGKV_NO_MEMORY, "pthread_cond_init");
     }

@@ -32,7 +32,16 @@ struct ekv_queue {
     pthread_cond_t committer_cv; /* wakes the committer thread */
     pthread_t committer;         /* leads batches headed by async writes */
     int committer_started, committer_stop;
-    int leading; /* a blocking writer is leading batches */
+    /* A thread is leading batches (a blocking writer or the committer);
+     * nobody else leads meanwhile, so batches, and the flushes that make
+     * them durable, run one at a time. */
+    int leading;
+    /* Sync mode: waiters whose batch has its outcome but whose
+     * acknowledgement waits for a flush to cover the batch's commit
+     * (commit.c), in queue order; unflushed counts the commits among
+     * them, for the watchers. */
+    struct ekv_waiter *held_head, *held_tail;
+    unsigned unflushed;
     /* Waiters in the queue: changed with lock held, read without it by a
      * nosync writer deciding whether to commit alone (commit.c). */
     atomic_size_t queued;
@@ -310,6 +319,12 @@ size_t ekv_queue_waiting(etagkv_store *s);
  * of the disk's speed.  NULL, the default, costs one predictable branch
  * per batch.  Set and clear it only while no write is in flight. */
 extern void (*ekv_test_before_batch)(etagkv_store *s);
+
+/* Tests only (tests/power): when set, sync mode acknowledges a batch as
+ * soon as its transaction committed, before any flush covers its meta page
+ * -- the mistake the power-loss test must catch.  Set it before the store
+ * is opened. */
+extern int ekv_test_ack_before_flush;
 
 /* An asynchronous write: its op and its completion. */
 struct ekv_async;

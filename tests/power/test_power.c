@@ -23,10 +23,18 @@
  *  3. hold no value no client sent (byte for byte), no key no client wrote,
  *     and every ETag must be XXH3-128 of its value (etagkv_etag_compute).
  *
- * Two negative controls prove that the checks see loss: the same writer in
- * nosync mode, and in sync mode under a shim whose flushes do nothing (a
- * disk that lies about flushing).  Both must be caught losing acknowledged
- * writes.
+ * Besides the kill and random moments, each round cuts at the moments of
+ * random acknowledgements: the power fails right after the writer was told
+ * its write is durable, the moment that catches an acknowledgement
+ * released before the flush that makes its commit durable (in sync mode a
+ * commit's meta page waits for the next flush, lib/commit.c).
+ *
+ * Three negative controls prove that the checks see loss: the same writer
+ * in nosync mode; in sync mode under a shim whose flushes do nothing (a
+ * disk that lies about flushing); and in sync mode with acknowledgements
+ * released as soon as a batch commits, before the covering flush (the test
+ * switch ekv_test_ack_before_flush).  Each must be caught losing
+ * acknowledged writes.
  *
  * ETAGKV_TEST_SEED=<n> repeats a run's choices (kill delays, cut points,
  * torn pieces; thread timing is not reproducible); ETAGKV_POWER_ROUNDS=<n>
@@ -61,6 +69,7 @@
 #define THREADS 3
 #define CUTS 6         /* moments per round besides the fixed ones */
 #define TORN_SAMPLES 3 /* torn images per moment */
+#define ACK_CUTS 3     /* moments of acknowledgements per round */
 
 static uint64_t seed;
 
@@ -396,8 +405,38 @@ static void check_moment(struct run *r, size_t n, int torn, uint64_t *rng,
     }
 }
 
+/* The moment of an acknowledgement reported at journal position jpos:
+ * after every record that was complete then (the flushes of its commit
+ * among them). */
+static size_t ack_moment(const struct journal *j, uint64_t jpos)
+{
+    size_t lo = 0, hi = j->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (journal_pos(j, mid + 1) <= jpos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Check the moments of `count` acknowledgements picked at random. */
+static void check_acks(struct run *r, int count, int torn, uint64_t *rng,
+                       struct tally *y)
+{
+    for (int c = 0; c < count && r->nacks > 0; c++) {
+        const struct ack *a = &r->acks[tu_rng_next(rng) % r->nacks];
+
+        check_moment(r, ack_moment(&r->j, a->jpos), torn, rng, y);
+    }
+}
+
 /* The moments of a run: the kill, just after the new store's meta pages
- * were written (before any flush), and CUTS at random. */
+ * were written (before any flush), CUTS at random and ACK_CUTS at
+ * acknowledgements. */
 static void check_run(struct run *r, int torn, uint64_t *rng, struct tally *y)
 {
     long first = journal_find(&r->j, r->j.n, PJ_WRITE);
@@ -407,6 +446,7 @@ static void check_run(struct run *r, int torn, uint64_t *rng, struct tally *y)
         check_moment(r, (size_t)first + 1, torn, rng, y);
     for (int c = 0; c < CUTS && r->j.n > 0; c++)
         check_moment(r, 1 + (size_t)(tu_rng_next(rng) % r->j.n), torn, rng, y);
+    check_acks(r, ACK_CUTS, torn, rng, y);
 }
 
 /* ---- the tests -----------------------------------------------------------
@@ -455,9 +495,10 @@ START_TEST(sync_mode_loses_nothing_acknowledged_at_a_power_loss)
 END_TEST
 
 /* A negative control: run the writer in sync_mode under shim_mode, check
- * the strict image at the kill, and require that loss is found. */
+ * the strict image at the kill and at ack_cuts acknowledgements, and
+ * require that loss is found. */
 static void control(const char *name, const char *sync_mode,
-                    const char *shim_mode)
+                    const char *shim_mode, int ack_cuts)
 {
     uint64_t rng;
     struct tally y = {0};
@@ -472,6 +513,7 @@ static void control(const char *name, const char *sync_mode,
                    100 + (double)(tu_rng_next(&rng) % 100), tu_rng_next(&rng));
         acks += (unsigned)r.nacks;
         check_moment(&r, r.j.n, 0, &rng, &y);
+        check_acks(&r, ack_cuts, 0, &rng, &y);
         run_free(&r);
     }
     printf("%s: %u acknowledged writes, %u images, %u violations; the "
@@ -484,13 +526,22 @@ static void control(const char *name, const char *sync_mode,
 
 START_TEST(nosync_mode_is_caught_losing_acknowledged_writes)
 {
-    control("nosync", "nosync", "faithful");
+    control("nosync", "nosync", "faithful", 0);
 }
 END_TEST
 
 START_TEST(flushes_that_do_nothing_are_caught_losing_acknowledged_writes)
 {
-    control("noflush", "sync", "noflush");
+    control("noflush", "sync", "noflush", 0);
+}
+END_TEST
+
+/* The acknowledgement must wait for the flush after the commit: released
+ * when the commit returns, the commit's meta page is not yet on the disk,
+ * and a power loss then undoes the acknowledged batch (lib/commit.c). */
+START_TEST(acks_before_the_covering_flush_are_caught_losing_writes)
+{
+    control("ack-before-flush", "sync-ack-before-flush", "faithful", 20);
 }
 END_TEST
 
@@ -503,6 +554,7 @@ static Suite *power_suite(void)
     tcase_add_test(tc, nosync_mode_is_caught_losing_acknowledged_writes);
     tcase_add_test(
         tc, flushes_that_do_nothing_are_caught_losing_acknowledged_writes);
+    tcase_add_test(tc, acks_before_the_covering_flush_are_caught_losing_writes);
     suite_add_tcase(s, tc);
     return s;
 }
