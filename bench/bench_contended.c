@@ -278,6 +278,9 @@ int main(int argc, char **argv)
     static struct worker w[MAX_THREADS];
     double seconds = argc > 1 ? atof(argv[1]) : 1.0;
     const char *only = getenv("ETAGKV_BENCH_ONLY"); /* e.g. "sync" */
+    /* One cell, e.g. "contended/hot/100B/sync/64t": A/B runs of two builds
+     * interleave cell by cell, so that a shared disk's drift hits both. */
+    const char *cell = getenv("ETAGKV_BENCH_CELL");
 
     if (seconds <= 0)
         seconds = 1.0;
@@ -296,8 +299,13 @@ int main(int argc, char **argv)
                 for (size_t t = 0; t < 4; t++) {
                     struct cell c = {threads[t], keys ? NKEYS_MANY : 1, nosync,
                                      sz ? 4096 : 100, seconds};
+                    char name[96];
 
-                    run_cell(&c, w);
+                    snprintf(name, sizeof(name), "contended/%s/%dB/%s/%dt",
+                             keys ? "1000keys" : "hot", sz ? 4096 : 100,
+                             nosync ? "nosync" : "sync", threads[t]);
+                    if (cell == NULL || strcmp(cell, name) == 0)
+                        run_cell(&c, w);
                 }
     }
     for (int i = 0; i < MAX_THREADS; i++)

@@ -430,7 +430,9 @@ typedef struct etagkv_store etagkv_store;
 /** Durability of an acknowledged write. */
 typedef enum etagkv_sync_mode {
     /** Default.  A write returns only after its transaction is on stable
-     * storage (fsync): survives process crash and power loss. */
+     * storage (fsync): survives process crash and power loss.  A reader
+     * may see a transaction up to one flush before its writers return
+     * (docs/design.md, "One flush per commit"). */
     ETAGKV_SYNC = 0,
     /** A write returns after its transaction is in the OS page cache:
      * survives a process crash, not an OS crash or power loss.  LMDB

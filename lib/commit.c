@@ -39,11 +39,13 @@
  * batch's writers are not acknowledged when its transaction commits: the
  * batch is held until the next batch's commit has flushed (pipelining:
  * one flush per batch while writers keep coming), or, when nobody is
- * queued behind it, until its leader has flushed (ekv_env_flush()).
- * Acknowledgements, and the watchers' wake-up, still come in queue order,
- * each after the flush that made its batch durable.  Readers are another
- * matter: LMDB shows them a commit as soon as its meta page is written,
- * so a reader may see a batch whose writers are still held.
+ * queued behind it, until its leader has flushed (ekv_env_flush()) --
+ * after handing the lead over, so that a batch arriving meanwhile commits
+ * alongside that flush instead of waiting for it.  Acknowledgements, and
+ * the watchers' wake-up, come each after a flush that began after the
+ * batch's commit.  Readers are another matter: LMDB shows them a commit
+ * as soon as its meta page is written, so a reader may see a batch whose
+ * writers are still held.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,15 +166,16 @@ static void release(struct ekv_waiter *p, struct ekv_waiter **finished,
     *tail = NULL;
 }
 
-/* With the queue lock held: acknowledge every held waiter once a flush
+/* With the queue lock held: acknowledge the waiters of *h once a flush
  * covered their commits (st: ETAGKV_OK), or fail them with st when the
  * flush failed -- their writes are visible but may not survive a power
- * loss, so they may not be acknowledged -- and wake the watchers. */
-static void release_held(etagkv_store *s, etagkv_status st,
+ * loss, so they may not be acknowledged -- wake the watchers, and empty
+ * *h. */
+static void release_held(etagkv_store *s, struct ekv_held *h, etagkv_status st,
                          struct ekv_waiter **finished,
                          const struct ekv_waiter *self)
 {
-    struct ekv_waiter *held = s->queue.held_head;
+    struct ekv_waiter *held = h->head;
 
     if (held == NULL)
         return;
@@ -185,10 +188,9 @@ static void release_held(etagkv_store *s, etagkv_status st,
                  "committed, but the flush that makes it durable failed: %s",
                  etagkv_last_error_detail());
     }
-    if (s->queue.unflushed > 0)
+    if (h->commits > 0)
         ekv_notify_commit(&s->notify);
-    s->queue.held_head = s->queue.held_tail = NULL;
-    s->queue.unflushed = 0;
+    memset(h, 0, sizeof(*h));
     release(held, finished, self);
 }
 
@@ -198,14 +200,16 @@ static void release_held(etagkv_store *s, etagkv_status st,
  * pages of the commits before it durable, not its own: so it releases the
  * batches held before it and is held itself, until the next batch's
  * commit or, when nobody is queued to make one (or this batch committed
- * nothing and so flushed nothing), a flush made here.  A batch that
- * committed nothing is held too while others are: its outcomes (a 412)
- * were decided on their unflushed state. */
+ * nothing and so flushed nothing), a flush: then the held batches move to
+ * *flush, for the caller to flush and release.  A batch that committed
+ * nothing is held too while others are held or being flushed: its
+ * outcomes (a 412) were decided on their unflushed state. */
 static void settle(etagkv_store *s, struct ekv_waiter *w,
                    struct ekv_waiter *last, int committed,
-                   struct ekv_waiter **finished, const struct ekv_waiter *self)
+                   struct ekv_waiter **finished, const struct ekv_waiter *self,
+                   struct ekv_held *flush)
 {
-    etagkv_status st;
+    struct ekv_held *h = &s->queue.held;
 
     s->queue.head = last->next;
     if (s->queue.head == NULL)
@@ -216,34 +220,31 @@ static void settle(etagkv_store *s, struct ekv_waiter *w,
         return;
     }
     if (committed > 0)
-        release_held(s, ETAGKV_OK, finished, self);
-    if (committed == 0 && s->queue.held_head == NULL) {
+        release_held(s, h, ETAGKV_OK, finished, self);
+    if (committed == 0 && h->head == NULL && s->queue.flushing == 0) {
         release(w, finished, self);
         return;
     }
-    if (s->queue.held_tail != NULL)
-        s->queue.held_tail->next = w;
+    if (h->tail != NULL)
+        h->tail->next = w;
     else
-        s->queue.held_head = w;
-    s->queue.held_tail = last;
-    s->queue.unflushed += (unsigned)committed;
+        h->head = w;
+    h->tail = last;
+    h->commits += (unsigned)committed;
     if (s->queue.head != NULL && committed > 0)
         return;
-    /* Leadership keeps other batches out meanwhile, so this flush covers
-     * exactly the held commits. */
-    (void)pthread_mutex_unlock(&s->queue.lock);
-    st = ekv_env_flush(s->env);
-    (void)pthread_mutex_lock(&s->queue.lock);
-    release_held(s, st, finished, self);
+    *flush = *h;
+    memset(h, 0, sizeof(*h));
+    s->queue.flushing++;
 }
 
 /* With the queue lock held and leadership: commit one batch for the head
  * of the queue and the writes queued behind it; `self` is the leader's own
  * waiter (NULL for the committer thread).  The lock is released while the
  * transaction runs, so that more writes can queue for the next batch
- * meanwhile. */
+ * meanwhile.  *flush: batches to flush, see settle(). */
 static void lead(etagkv_store *s, struct ekv_waiter **finished,
-                 const struct ekv_waiter *self)
+                 const struct ekv_waiter *self, struct ekv_held *flush)
 {
     struct ekv_op *ops[BATCH_MAX_OPS];
     struct ekv_waiter *w = s->queue.head, *last;
@@ -260,29 +261,42 @@ static void lead(etagkv_store *s, struct ekv_waiter **finished,
     (void)pthread_mutex_unlock(&s->queue.lock);
     committed = commit_batch(s, ops, n);
     (void)pthread_mutex_lock(&s->queue.lock);
-    settle(s, w, last, committed, finished, self);
+    settle(s, w, last, committed, finished, self, flush);
     atomic_fetch_sub_explicit(&s->queue.queued, n, memory_order_relaxed);
 }
 
 /* With the queue lock held, nobody leading and a write at the head: take
  * the lead, commit the head's batch -- a blocking writer `self` in nosync
  * mode also up to LEAD_MORE_NOSYNC further batches of blocking writes (see
- * the top of this file) -- then hand the lead to the next head. */
+ * the top of this file) -- then hand the lead to the next head.  If the
+ * batch left held batches to flush, flush them after handing the lead
+ * over: the next batch's commit may run meanwhile (its data flush covers
+ * them too, and its own flush does not wait for this one), but these are
+ * acknowledged here, after a flush that began after their commits. */
 static void lead_turn(etagkv_store *s, struct ekv_waiter **finished,
                       const struct ekv_waiter *self)
 {
     int more = self != NULL && s->opts.sync_mode == ETAGKV_NOSYNC
                    ? LEAD_MORE_NOSYNC
                    : 0;
+    struct ekv_held flush = {0};
+    etagkv_status st;
 
     s->queue.leading = 1;
-    lead(s, finished, self);
+    lead(s, finished, self, &flush);
     while (more-- > 0 && s->queue.head != NULL && s->queue.head->async == NULL)
-        lead(s, finished, self);
+        lead(s, finished, self, &flush);
     s->queue.leading = 0;
     wake_head(s);
     if (s->queue.committer_stop)
         (void)pthread_cond_signal(&s->queue.committer_cv);
+    if (flush.head == NULL)
+        return;
+    (void)pthread_mutex_unlock(&s->queue.lock);
+    st = ekv_env_flush(s->env);
+    (void)pthread_mutex_lock(&s->queue.lock);
+    s->queue.flushing--;
+    release_held(s, &flush, st, finished, self);
 }
 
 static void enqueue(etagkv_store *s, struct ekv_waiter *w)

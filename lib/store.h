@@ -22,6 +22,15 @@
 /* One write waiting for, or being applied by, the group committer. */
 struct ekv_waiter;
 
+/* Waiters whose batches have their outcomes but wait, in queue order, for
+ * a flush to cover their commits before they are acknowledged (sync
+ * mode, commit.c); commits counts the transactions among them, for the
+ * watchers. */
+struct ekv_held {
+    struct ekv_waiter *head, *tail;
+    unsigned commits;
+};
+
 /* Writers queue here in arrival order; the one at the head commits a batch
  * for everyone queued behind it.  Every field but the atomics is guarded
  * by lock. */
@@ -36,12 +45,10 @@ struct ekv_queue {
      * nobody else leads meanwhile, so batches, and the flushes that make
      * them durable, run one at a time. */
     int leading;
-    /* Sync mode: waiters whose batch has its outcome but whose
-     * acknowledgement waits for a flush to cover the batch's commit
-     * (commit.c), in queue order; unflushed counts the commits among
-     * them, for the watchers. */
-    struct ekv_waiter *held_head, *held_tail;
-    unsigned unflushed;
+    /* Batches held for the next commit or flush (commit.c), and the
+     * flushes running meanwhile for batches held before them. */
+    struct ekv_held held;
+    unsigned flushing;
     /* Waiters in the queue: changed with lock held, read without it by a
      * nosync writer deciding whether to commit alone (commit.c). */
     atomic_size_t queued;
