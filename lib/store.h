@@ -66,6 +66,8 @@ struct ekv_queue {
 struct ekv_idem {
     uint8_t purge_key[ETAGKV_IDEMPOTENCY_KEY_MAX];
     size_t purge_len;
+    /* Commits that skip counting the table, last found empty (idem.c). */
+    unsigned empty_skips;
 };
 
 /* ---- changes.c: appending to the change log ------------------------------ */
