@@ -62,6 +62,12 @@
  * bound, because its own caller waits meanwhile (about 10 µs a batch). */
 #define LEAD_MORE_NOSYNC 8
 
+/* sync: batches in a row that commit nothing (only 412s, say, decided on
+ * held batches) and are held for the next commit rather than flushed for,
+ * while writers are queued.  A bound, so that a stream of them cannot
+ * hold acknowledgements indefinitely. */
+#define HOLD_IDLE_MAX 2
+
 void (*ekv_test_before_batch)(etagkv_store *s);
 int ekv_test_ack_before_flush;
 
@@ -199,11 +205,12 @@ static void release_held(etagkv_store *s, struct ekv_held *h, etagkv_status st,
  * acknowledged.  In sync mode a commit's own data flush makes the meta
  * pages of the commits before it durable, not its own: so it releases the
  * batches held before it and is held itself, until the next batch's
- * commit or, when nobody is queued to make one (or this batch committed
- * nothing and so flushed nothing), a flush: then the held batches move to
- * *flush, for the caller to flush and release.  A batch that committed
- * nothing is held too while others are held or being flushed: its
- * outcomes (a 412) were decided on their unflushed state. */
+ * commit or, when nobody is queued to make one, a flush: then the held
+ * batches move to *flush, for the caller to flush and release.  A batch
+ * that committed nothing is held too while others are held or being
+ * flushed: its outcomes (a 412) were decided on their unflushed state; it
+ * flushed nothing, so after HOLD_IDLE_MAX of them in a row its leader
+ * flushes. */
 static void settle(etagkv_store *s, struct ekv_waiter *w,
                    struct ekv_waiter *last, int committed,
                    struct ekv_waiter **finished, const struct ekv_waiter *self,
@@ -219,6 +226,9 @@ static void settle(etagkv_store *s, struct ekv_waiter *w,
         release(w, finished, self);
         return;
     }
+    /* A commit counted here changed pages (run_batch() aborts a
+     * transaction that changed nothing), so LMDB flushed its data file
+     * after every earlier commit's meta page. */
     if (committed > 0)
         release_held(s, h, ETAGKV_OK, finished, self);
     if (committed == 0 && h->head == NULL && s->queue.flushing == 0) {
@@ -231,7 +241,8 @@ static void settle(etagkv_store *s, struct ekv_waiter *w,
         h->head = w;
     h->tail = last;
     h->commits += (unsigned)committed;
-    if (s->queue.head != NULL && committed > 0)
+    h->idle = committed > 0 ? 0 : h->idle + 1;
+    if (s->queue.head != NULL && h->idle <= HOLD_IDLE_MAX)
         return;
     *flush = *h;
     memset(h, 0, sizeof(*h));

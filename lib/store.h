@@ -25,10 +25,11 @@ struct ekv_waiter;
 /* Waiters whose batches have their outcomes but wait, in queue order, for
  * a flush to cover their commits before they are acknowledged (sync
  * mode, commit.c); commits counts the transactions among them, for the
- * watchers. */
+ * watchers, idle the batches at the end that committed nothing. */
 struct ekv_held {
     struct ekv_waiter *head, *tail;
     unsigned commits;
+    unsigned idle; /* batches that committed nothing since the last commit */
 };
 
 /* Writers queue here in arrival order; the one at the head commits a batch
