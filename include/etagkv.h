@@ -1305,6 +1305,10 @@ ETAGKV_API etagkv_status etagkv_txn_set_idempotency_key(etagkv_txn *t,
 /** Commit t in s, blocking until the outcome is durable in the store's
  * sync mode (or nothing was written).  The results of a previous commit of
  * t are replaced; read them with etagkv_txn_report() and etagkv_txn_op().
+ * A transaction that writes nothing (gets and checks only, without an
+ * idempotency key) takes no place in a group-commit batch: it is evaluated
+ * at once in one read snapshot, which sees every write acknowledged before
+ * the call, and its revision is that snapshot's.
  *
  * Returns:
  *  ETAGKV_OK                  every operation passed; its writes are
@@ -1330,11 +1334,13 @@ ETAGKV_API etagkv_status etagkv_txn_commit(etagkv_store *s, etagkv_txn *t);
  * called once, from a library thread as for etagkv_submit(), with
  * res->status the commit's status and res->replayed (res->meta is zeroed:
  * read the results from t, during the callback or after it).  t must not
- * be used or freed until done is called.  Returns ETAGKV_OK (done will be
- * called), or without calling done the refusals of etagkv_txn_commit()
- * that need no store (ETAGKV_TXN_TOO_LARGE, ETAGKV_VALUE_TOO_LARGE,
- * ETAGKV_INVALID_ARGUMENT also for NULL done, an add's refusal) or
- * ETAGKV_NO_MEMORY. */
+ * be used or freed until done is called.  A transaction that writes
+ * nothing is committed at once (see etagkv_txn_commit()): done is then
+ * called on the calling thread before this returns.  Returns ETAGKV_OK
+ * (done will be called, or was), or without calling done the refusals of
+ * etagkv_txn_commit() that need no store (ETAGKV_TXN_TOO_LARGE,
+ * ETAGKV_VALUE_TOO_LARGE, ETAGKV_INVALID_ARGUMENT also for NULL done, an add's
+ * refusal) or ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_txn_submit(etagkv_store *s, etagkv_txn *t,
                                            etagkv_done_fn done, void *ctx);
 
