@@ -52,7 +52,7 @@ up() { # up NAME COMMAND...: retry for up to 20 s
 }
 
 "$BUILD/server/etagkv-server" --data "$T/kv" --listen 127.0.0.1:0 --nosync \
-    --max-connections 4096 >"$T/kv.out" 2>"$T/kv.log" &
+    --max-connections 4096 --max-connections-per-client 4096 >"$T/kv.out" 2>"$T/kv.log" &
 PIDS="$PIDS $!"
 up etagkv grep -q listening "$T/kv.out"
 KV=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/kv.out")
@@ -77,9 +77,17 @@ up redis sh -c "redis-cli -p $REDIS ping | grep -q PONG"
 p99() { sed -n 's/.*p99_us=\([0-9]*\).*/\1/p'; }
 for scope in key prefix; do
     for n in $COUNTS; do
-        k=$("$B" etagkv "$KV" "$n" "$WRITES" "$scope" | tee /dev/stderr | p99)
-        e=$("$B" etcd "$ETCD" "$n" "$WRITES" "$scope" | tee /dev/stderr | p99)
-        r=$("$B" redis "$REDIS" "$n" "$WRITES" "$scope" | tee /dev/stderr | p99)
+        # Each line printed, and its p99 kept.  Not "tee /dev/stderr":
+        # with stderr redirected to a file, tee would truncate it.
+        k=$("$B" etagkv "$KV" "$n" "$WRITES" "$scope")
+        echo "$k"
+        e=$("$B" etcd "$ETCD" "$n" "$WRITES" "$scope")
+        echo "$e"
+        r=$("$B" redis "$REDIS" "$n" "$WRITES" "$scope")
+        echo "$r"
+        k=$(echo "$k" | p99)
+        e=$(echo "$e" | p99)
+        r=$(echo "$r" | p99)
         awk -v k="$k" -v e="$e" -v r="$r" -v n="$n" -v s="$scope" 'BEGIN {
             printf "%s %5d watchers: p99 etagkv/etcd %.2f  etagkv/redis %.2f\n",
                    s, n, k / e, k / r }'

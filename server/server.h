@@ -173,6 +173,11 @@ struct srv_req {
     int watch_fresh;      /* held since the watcher last looked */
     uint64_t deadline_ns; /* srv_now_ns() at which it answers anyway */
     struct srv_req *watch_prev, *watch_next;
+    /* While held: the socket the watcher watches for the client hanging
+     * up (-1: none), and /changes: the revision up to which the log had
+     * no event for it. */
+    int watch_fd;
+    uint64_t watch_scanned;
     uint64_t after; /* /changes: events after this revision */
     unsigned changes_flags;
     /* A Server-Sent Events stream of /changes (watch.c): the text not yet

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -43,6 +44,7 @@ struct srv_watch {
     int stop;      /* the thread exits */
     int notify_fd; /* the library's: readable after a commit */
     int wake_fd;   /* ours: a new hold, or stop */
+    int hangup_fd; /* epoll: the held requests' sockets, for a hang-up */
     pthread_t thread;
     int started;
     size_t n_streams;     /* SSE streams open */
@@ -56,6 +58,9 @@ struct srv_watch {
 
 static void unlink_held(struct srv_watch *w, struct srv_req *r)
 {
+    if (r->watch_fd >= 0)
+        (void)epoll_ctl(w->hangup_fd, EPOLL_CTL_DEL, r->watch_fd, NULL);
+    r->watch_fd = -1;
     if (r->watch_prev != NULL)
         r->watch_prev->watch_next = r->watch_next;
     else
@@ -95,7 +100,12 @@ static int changed(struct srv *s, struct srv_req *r)
         return etagkv_get(s->store, r->key, r->key_len, r->cond, NULL, NULL,
                           NULL) != ETAGKV_NOT_MODIFIED;
     st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
-                        r->after, 1, stop_at_first, NULL, &page);
+                        r->watch_scanned, 1, stop_at_first, NULL, &page);
+    /* Nothing for r up to page.next: the next look starts there, so a
+     * watcher of a quiet key costs the new events only, not every event
+     * since it last had one. */
+    if (st == ETAGKV_OK && page.events == 0)
+        r->watch_scanned = page.next;
     return st != ETAGKV_OK || page.events > 0;
 }
 
@@ -130,6 +140,24 @@ static int sweep(struct srv *s, int commit)
     return (int)((nearest - now + 999999u) / 1000000u);
 }
 
+/* Resume every held request whose client hung up (lock held, so each
+ * one reported is still held: unlink_held() removes a socket under it).
+ * Suspended, a connection is not polled by libmicrohttpd: without this
+ * a client that went away would stay held until its deadline or the next
+ * heartbeat, and be looked at on every commit meanwhile.  Resumed as
+ * timed out, its answer goes nowhere and libmicrohttpd closes it. */
+static void reap_hangups(struct srv *s)
+{
+    struct epoll_event ev[64];
+    int n;
+
+    (void)pthread_mutex_lock(&s->watch->lock);
+    n = epoll_wait(s->watch->hangup_fd, ev, 64, 0);
+    for (int i = 0; i < n; i++)
+        resume(s, ev[i].data.ptr, 1);
+    (void)pthread_mutex_unlock(&s->watch->lock);
+}
+
 static void drain_fd(int fd)
 {
     uint64_t n;
@@ -145,12 +173,15 @@ static void *watch_main(void *arg)
     int timeout_ms = -1;
 
     for (;;) {
-        struct pollfd p[2] = {{.fd = w->notify_fd, .events = POLLIN},
-                              {.fd = w->wake_fd, .events = POLLIN}};
-        int n = poll(p, 2, timeout_ms), stop;
+        struct pollfd p[3] = {{.fd = w->notify_fd, .events = POLLIN},
+                              {.fd = w->wake_fd, .events = POLLIN},
+                              {.fd = w->hangup_fd, .events = POLLIN}};
+        int n = poll(p, 3, timeout_ms), stop;
 
         if (n < 0 && errno != EINTR)
             break;
+        if (n > 0 && (p[2].revents & POLLIN))
+            reap_hangups(s);
         if (n > 0 && (p[0].revents & POLLIN))
             drain_fd(w->notify_fd);
         if (n > 0 && (p[1].revents & POLLIN))
@@ -181,7 +212,7 @@ int srv_watch_start(struct srv *s)
 
     if (w == NULL)
         return -1;
-    w->notify_fd = w->wake_fd = -1;
+    w->notify_fd = w->wake_fd = w->hangup_fd = -1;
     s->watch = w;
     if (pthread_mutex_init(&w->lock, NULL) != 0)
         return -1;
@@ -189,6 +220,9 @@ int srv_watch_start(struct srv *s)
         return -1;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd < 0)
+        return -1;
+    w->hangup_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->hangup_fd < 0)
         return -1;
     if (pthread_create(&w->thread, NULL, watch_main, s) != 0)
         return -1;
@@ -221,6 +255,8 @@ void srv_watch_stop(struct srv *s)
     }
     if (w->wake_fd >= 0)
         (void)close(w->wake_fd);
+    if (w->hangup_fd >= 0)
+        (void)close(w->hangup_fd);
     etagkv_notify_close(s->store, w->notify_fd);
     (void)pthread_mutex_destroy(&w->lock);
     free(w);
@@ -287,6 +323,21 @@ static size_t watchers(const struct srv_watch *w)
     return w->n_held - w->n_stream_held + w->n_streams;
 }
 
+/* Watch r's socket for the client hanging up (lock held).  Best effort:
+ * should it fail, the deadline or the heartbeat still ends r. */
+static void watch_hangup(struct srv_watch *w, struct MHD_Connection *c,
+                         struct srv_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = r};
+
+    r->watch_fd = -1;
+    if (ci != NULL &&
+        epoll_ctl(w->hangup_fd, EPOLL_CTL_ADD, ci->connect_fd, &ev) == 0)
+        r->watch_fd = ci->connect_fd;
+}
+
 /* Put r on the held list and suspend its connection; a new watcher (not a
  * stream already admitted, nor a request held before) only within
  * --max-watchers.  0, 1 when full, -1 when shutting down. */
@@ -313,7 +364,9 @@ static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
     r->watch_held = 1;
     r->watch_timed_out = 0;
     r->watch_fresh = 1; /* a commit may have come since it read */
+    r->watch_scanned = r->after;
     r->conn = c;
+    watch_hangup(w, c, r);
     r->watch_prev = NULL;
     r->watch_next = w->held;
     if (w->held != NULL)

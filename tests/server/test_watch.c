@@ -640,6 +640,70 @@ START_TEST(a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle)
 }
 END_TEST
 
+#define HUNG 20
+
+/* A held request whose client goes away is released at once, with no
+ * write to wake it and its deadline (and heartbeat) far off: suspended,
+ * its connection is not polled by libmicrohttpd, so the server must watch
+ * for the hang-up itself. */
+START_TEST(a_held_request_whose_client_hangs_up_is_released_without_a_write)
+{
+    static const char *const opts[] = {"--nosync",    "--max-wait", "600",
+                                       "--heartbeat", "600",        NULL};
+    static CURL *e[HUNG];
+    static struct hu_resp rs[HUNG];
+    static struct hu_call calls[HUNG];
+    char etag[ETAGKV_ETAG_SIZE], inm[128];
+    const char *const headers[] = {inm, "Prefer: wait=600", NULL};
+    struct hu_req q = {"GET", "/kv/k", headers, NULL, 0};
+    CURLM *m = curl_multi_init();
+    double end = tu_now_s() + TIMEOUT_S;
+    int running = 0;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    put("/kv/k", "one", etag);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    for (int i = 0; i < HUNG; i++) {
+        e[i] = curl_easy_init();
+        ck_assert_int_eq(
+            hu_prepare(&calls[i], e[i], fx.srv.port, &q, &rs[i], TIMEOUT_S), 0);
+        curl_easy_setopt(e[i], CURLOPT_FORBID_REUSE, 1L);
+        curl_multi_add_handle(m, e[i]);
+    }
+    while (metric("etagkv_watchers_held") < HUNG) {
+        ck_assert_msg(tu_now_s() < end, "only %lld of %d requests held",
+                      (long long)metric("etagkv_watchers_held"), HUNG);
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 10, NULL);
+    }
+    /* Hang up: every socket closed, nothing written. */
+    for (int i = 0; i < HUNG; i++) {
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+        hu_resp_free(&rs[i]);
+    }
+    curl_multi_cleanup(m);
+    while (metric("etagkv_watchers_held") != 0) {
+        ck_assert_msg(tu_now_s() < end,
+                      "%lld requests still held after their clients left",
+                      (long long)metric("etagkv_watchers_held"));
+        usleep(2000);
+    }
+    /* And the server goes on: a held request still answers a change. */
+    {
+        struct bg b;
+
+        hold_get_k(&b, inm);
+        put("/kv/k", "two", NULL);
+        bg_join(&b);
+        ck_assert_int_eq(b.r.code, 200);
+        ck_assert_str_eq(b.r.body, "two");
+        hu_resp_free(&b.r);
+    }
+}
+END_TEST
+
 START_TEST(max_watchers_refuses_with_503_and_retry_after)
 {
     static const char *const opts[] = {"--nosync", "--max-watchers", "1", NULL};
@@ -698,6 +762,8 @@ int main(void)
     tcase_add_test(
         tc, a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle);
     tcase_add_test(tc, max_watchers_refuses_with_503_and_retry_after);
+    tcase_add_test(
+        tc, a_held_request_whose_client_hangs_up_is_released_without_a_write);
     tcase_add_test(tc,
                    a_reader_that_stops_reading_is_dropped_and_writers_go_on);
     tcase_add_test(
