@@ -620,6 +620,50 @@ typedef struct etagkv_stats {
  * ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out);
 
+/** Bucket bounds an etagkv_histogram has room for. */
+#define ETAGKV_HISTOGRAM_BOUNDS 16
+
+/** A histogram of observations, as Prometheus keeps one: fixed buckets,
+ * their counts and the sum of everything observed. */
+typedef struct etagkv_histogram {
+    /** Upper bounds of the buckets, inclusive and increasing, in the
+     * histogram's unit; le[0..bounds) are used. */
+    uint64_t le[ETAGKV_HISTOGRAM_BOUNDS];
+    size_t bounds; /**< how many of le are used (at most 16) */
+    /** count[i]: observations in (le[i-1], le[i]] (count[0]: up to
+     * le[0]); count[bounds]: above le[bounds-1].  Not cumulative: the
+     * total is the sum of count[0..bounds]. */
+    uint64_t count[ETAGKV_HISTOGRAM_BOUNDS + 1];
+    uint64_t sum; /**< the sum of the observations, in the unit */
+} etagkv_histogram;
+
+/** The group commit's figures since the handle was opened (DESIGN §4). */
+typedef struct etagkv_commit_stats {
+    /** Per committed write transaction, nanoseconds from the start of its
+     * work (LMDB's writer lock held: waiting for the lock is not counted)
+     * until it is durable in the store's sync mode: evaluating and
+     * applying its batch, then committing.  Bounds 10 µs to 1 s. */
+    etagkv_histogram commit_ns;
+    /** Per committed write transaction, nanoseconds in the storage
+     * engine's commit call alone: writing the dirty pages and, in sync
+     * mode, flushing them and the meta page (LMDB: fdatasync, then a
+     * synchronous meta write).  In nosync mode only the writes.  Bounds
+     * 10 µs to 1 s. */
+    etagkv_histogram sync_ns;
+    /** Per batch led, the operations it carried (a transaction counts as
+     * one), committed or not: a batch of refused preconditions commits
+     * nothing but is counted.  Bounds 1, 2, 4, ... 256 (the batch cap). */
+    etagkv_histogram batch_ops;
+} etagkv_commit_stats;
+
+/** Read the group commit's histograms into *out.  Each figure is a
+ * counter read without a lock, one at a time: while writes commit, a
+ * bucket may already count an observation that sum does not yet hold.
+ * Cheap (no transaction); safe from any thread while s is open.  Returns
+ * ETAGKV_OK, or ETAGKV_INVALID_ARGUMENT when s or out is NULL. */
+ETAGKV_API etagkv_status etagkv_store_commit_stats(etagkv_store *s,
+                                                   etagkv_commit_stats *out);
+
 /* ---------------------------------------------------------------------------
  * Backup and verification
  * ------------------------------------------------------------------------- */

@@ -475,10 +475,11 @@ struct srv_metrics *srv_metrics_new(void);
 /* Free m (NULL is fine). */
 void srv_metrics_free(struct srv_metrics *m);
 
-/* Count one finished request: method, HTTP status (0 when the request
- * ended without a response) and duration.  Thread-safe. */
-void srv_metrics_record(struct srv_metrics *m, enum srv_method method,
-                        unsigned status, uint64_t duration_ns);
+/* Count one finished request: route, method, HTTP status (0 when the
+ * request ended without a response) and duration.  Thread-safe. */
+void srv_metrics_record(struct srv_metrics *m, enum srv_route route,
+                        enum srv_method method, unsigned status,
+                        uint64_t duration_ns);
 
 /* Count a write with an Idempotency-Key: a replay, or a key reused for a
  * different request (422).  Thread-safe. */
