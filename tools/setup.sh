@@ -25,6 +25,10 @@ curl python3-yaml prometheus python3-requests nodejs"
 # (only promtool is wanted).  $PACKAGES is a word list on purpose.
 # shellcheck disable=SC2086
 "$ROOT/tools/install.sh" --no-services setup $PACKAGES
+# npm: the eventsource test installs the npm "eventsource" package with it.
+# Debian's nodejs ships without npm (its own package); NodeSource's nodejs
+# includes it, and Debian's npm package would conflict with that one.
+command -v npm >/dev/null 2>&1 || "$ROOT/tools/install.sh" setup npm
 
 BUILD=${1:-"$ROOT/build"}
 [ $# -gt 0 ] && shift
