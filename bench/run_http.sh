@@ -6,7 +6,7 @@
 #
 #   bench/run_http.sh [--runs N] [--seconds S] [--threads T] [--quick]
 #                     [--growth-seconds S] [--out FILE] [--append]
-#                     [--no-libcurl] [--no-flushes]
+#                     [--no-libcurl] [--no-flushes] [--only SCENARIOS]
 #
 #   --runs N            runs of every scenario (default 3; medians reported)
 #   --seconds S         measured seconds per scenario and run (default 2)
@@ -19,6 +19,8 @@
 #   --append            ... unless this is given
 #   --no-libcurl        skip the libcurl column (the "typical client")
 #   --no-flushes        skip the flush count (servers run again under strace)
+#   --only SCENARIOS    run only these scenarios (a space-separated list of
+#                       rmw-1000 rmw-hot get get304 transfer)
 #
 # Every HTTP scenario runs with two load generators: the lean one (raw
 # non-blocking sockets on epoll, like the RESP client for Redis), whose
@@ -49,6 +51,7 @@ OUT="$BUILD/bench-http-results.jsonl"
 APPEND=0
 LIBCURL=1
 FLUSHES=1
+ONLY="rmw-1000 rmw-hot get get304 transfer"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -61,6 +64,7 @@ while [ $# -gt 0 ]; do
     --append) APPEND=1; shift ;;
     --no-libcurl) LIBCURL=0; shift ;;
     --no-flushes) FLUSHES=0; shift ;;
+    --only) ONLY=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_http.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -287,8 +291,10 @@ bench() {
     return 0
 }
 
-# bench_http TARGET ... with every client: lean, then libcurl.
+# bench_http TARGET SCENARIO ... with every client: lean, then libcurl;
+# nothing for a scenario left out by --only.
 bench_all() {
+    case " $ONLY " in *" $2 "*) ;; *) return 0 ;; esac
     bench "$@" lean
     [ "$LIBCURL" -eq 1 ] && [ "$1" != redis ] && bench "$@" libcurl
     return 0
