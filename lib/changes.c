@@ -154,7 +154,8 @@ static etagkv_status trim_due(etagkv_store *s, const ekv_val *k,
 
     if (st != ETAGKV_OK)
         return st;
-    *rev = ev.revision;
+    *rev = change_key_rev(k->data); /* ev.revision, which gcc -O3 thinks
+                                       might be unset */
     *due = count > s->opts.changes_max_events ||
            (now > age_ns && logged_ns < now - age_ns);
     return ETAGKV_OK;
