@@ -16,6 +16,12 @@
  * never answers itself: every response is built on a request thread, by
  * the same code as an unheld request's.
  *
+ * After a commit the new events are read once, and each held request
+ * matched against their keys in memory: only a request that one of them
+ * concerns is asked its question (a read of its own).  An idle watcher of
+ * a quiet key thus costs a comparison per event, not a read transaction
+ * per commit, and a thousand of them do not slow the writers down.
+ *
  * Held requests count in srv.suspended, as suspended writes do, so that
  * the daemon never stops with one still suspended (main.c).
  */
@@ -36,15 +42,29 @@
 #define CHANGES_LIMIT_DEFAULT 100
 #define CHANGES_LIMIT_MAX 1000
 
+/* The events since the last commit sweep, their keys copied. */
+#define SWEEP_EVENTS 4096
+
+struct sweep_events {
+    size_t n;
+    uint64_t rev[SWEEP_EVENTS];
+    uint16_t key_len[SWEEP_EVENTS];
+    size_t key_at[SWEEP_EVENTS];
+    char keys[SWEEP_EVENTS * 64]; /* a longer key ends the batch */
+    size_t used;
+};
+
 struct srv_watch {
     pthread_mutex_t lock;
     struct srv_req *held; /* doubly linked through watch_prev/next */
     size_t n_held;
-    int releasing; /* SIGTERM: resume everything, hold nothing more */
-    int stop;      /* the thread exits */
-    int notify_fd; /* the library's: readable after a commit */
-    int wake_fd;   /* ours: a new hold, or stop */
-    int hangup_fd; /* epoll: the held requests' sockets, for a hang-up */
+    int releasing;  /* SIGTERM: resume everything, hold nothing more */
+    int stop;       /* the thread exits */
+    int notify_fd;  /* the library's: readable after a commit */
+    int wake_fd;    /* ours: a new hold, or stop */
+    int hangup_fd;  /* epoll: the held requests' sockets, for a hang-up */
+    uint64_t swept; /* revision up to which the held requests were matched */
+    struct sweep_events ev; /* the watcher thread's, for sweep() */
     pthread_t thread;
     int started;
     size_t n_streams;     /* SSE streams open */
@@ -109,15 +129,83 @@ static int changed(struct srv *s, struct srv_req *r)
     return st != ETAGKV_OK || page.events > 0;
 }
 
+static int collect(void *ctx, const etagkv_event *ev)
+{
+    struct sweep_events *e = ctx;
+
+    if (e->n == SWEEP_EVENTS || ev->key_len > sizeof e->keys - e->used)
+        return 1; /* full: the sweep asks every request instead */
+    e->rev[e->n] = ev->revision;
+    e->key_len[e->n] = (uint16_t)ev->key_len;
+    e->key_at[e->n] = e->used;
+    memcpy(e->keys + e->used, ev->key, ev->key_len);
+    e->used += ev->key_len;
+    e->n++;
+    return 0;
+}
+
+/* Read the events after w->swept into *e: 1 when *e holds all of them up
+ * to *rev, 0 when there were too many or the read failed (then every
+ * held request is asked). */
+static int read_events(struct srv *s, struct sweep_events *e, uint64_t *rev)
+{
+    etagkv_changes_page page;
+    etagkv_status st;
+
+    e->n = e->used = 0;
+    st = etagkv_changes(s->store, NULL, 0, 0, s->watch->swept, 0, collect, e,
+                        &page);
+    *rev = page.revision;
+    return st == ETAGKV_OK && !page.more;
+}
+
+/* Does one of the events concern r?  A GET /kv/{key}: an event of its
+ * key; /changes: one of its key or prefix, newer than what it scanned. */
+static int concerns(const struct srv_req *r, const struct sweep_events *e)
+{
+    int exact = r->route == SRV_ROUTE_KV ||
+                (r->changes_flags & ETAGKV_CHANGES_KEY) != 0;
+
+    for (size_t i = 0; i < e->n; i++) {
+        const char *k = e->keys + e->key_at[i];
+
+        if (r->route != SRV_ROUTE_KV && e->rev[i] <= r->watch_scanned)
+            continue;
+        if (exact ? e->key_len[i] == r->key_len &&
+                        memcmp(k, r->key, r->key_len) == 0
+                  : e->key_len[i] >= r->key_len &&
+                        memcmp(k, r->key, r->key_len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* After a commit: whether r must be asked its question.  When the events
+ * say nothing concerns it, a /changes request also knows the log has
+ * nothing for it up to rev. */
+static int must_ask(struct srv_req *r, const struct sweep_events *e, int all,
+                    uint64_t rev)
+{
+    if (all || concerns(r, e))
+        return 1;
+    if (r->route != SRV_ROUTE_KV && r->watch_scanned < rev)
+        r->watch_scanned = rev;
+    return 0;
+}
+
 /* One pass over the held requests: after a commit (all), after a new hold
  * (the fresh ones), and at deadlines.  Returns the time to the nearest
  * deadline in ms, -1 when none is held. */
 static int sweep(struct srv *s, int commit)
 {
     struct srv_watch *w = s->watch;
+    struct sweep_events *ev = &w->ev;
     struct srv_req *r, *next;
-    uint64_t now = srv_now_ns(), nearest = UINT64_MAX;
+    uint64_t now = srv_now_ns(), nearest = UINT64_MAX, rev = 0;
+    int all = 0;
 
+    if (commit)
+        all = !read_events(s, ev, &rev);
     (void)pthread_mutex_lock(&w->lock);
     for (r = w->held; r != NULL; r = next) {
         next = r->watch_next;
@@ -125,7 +213,8 @@ static int sweep(struct srv *s, int commit)
             resume(s, r, 1);
             continue;
         }
-        if ((commit || r->watch_fresh) && changed(s, r)) {
+        if ((r->watch_fresh || (commit && must_ask(r, ev, all, rev))) &&
+            changed(s, r)) {
             resume(s, r, 0);
             continue;
         }
@@ -133,6 +222,8 @@ static int sweep(struct srv *s, int commit)
         if (r->deadline_ns < nearest)
             nearest = r->deadline_ns;
     }
+    if (commit && rev > w->swept)
+        w->swept = rev;
     (void)pthread_mutex_unlock(&w->lock);
     if (nearest == UINT64_MAX)
         return -1;

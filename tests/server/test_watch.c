@@ -324,6 +324,53 @@ START_TEST(an_empty_page_waits_for_the_next_event_or_times_out)
 }
 END_TEST
 
+/* After each commit the watcher reads the new events once and asks only
+ * the held requests they concern: writes to other keys leave a held GET
+ * and a held /changes?key= held, and the write of their key answers both,
+ * the page with exactly that event. */
+START_TEST(held_requests_answer_their_own_key_and_not_the_others)
+{
+    /* Waits far longer than the test: only the write can end them. */
+    static const char *const opts[] = {"--nosync", "--max-wait", "600", NULL};
+    struct bg g, c;
+    char etag[ETAGKV_ETAG_SIZE], inm[128], path[96];
+    json_t *j;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    put("/kv/k", "one", etag);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    bg_get(&g, "/kv/k", inm, "Prefer: wait=600");
+    until_held(1);
+    snprintf(path, sizeof path, "/changes?key=k&after=%lld",
+             (long long)metric("etagkv_store_revision"));
+    bg_get(&c, path, "Prefer: wait=600", "X-N: 1");
+    until_held(2);
+    for (int i = 0; i < 50; i++) {
+        char other[32];
+
+        snprintf(other, sizeof other, "/kv/k%d", i); /* k is their prefix */
+        put(other, "x", NULL);
+    }
+    ck_assert_int_eq(metric("etagkv_watchers_held"), 2);
+    put("/kv/k", "two", NULL);
+    until_held(0);
+    bg_join(&g);
+    bg_join(&c);
+    ck_assert_int_eq(g.r.code, 200);
+    ck_assert_str_eq(g.r.body, "two");
+    ck_assert_int_eq(c.r.code, 200);
+    j = json_of(&c.r);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "events")), 1);
+    ck_assert_int_eq(
+        jint(json_array_get(json_object_get(j, "events"), 0), "revision"),
+        metric("etagkv_store_revision"));
+    json_decref(j);
+    hu_resp_free(&g.r);
+    hu_resp_free(&c.r);
+}
+END_TEST
+
 START_TEST(a_compacted_after_is_410_with_min_after_which_is_served)
 {
     static const char *const opts[] = {"--nosync", "--changes-max-events", "3",
@@ -759,6 +806,7 @@ int main(void)
     tcase_add_test(tc, an_empty_page_waits_for_the_next_event_or_times_out);
     tcase_add_test(tc, the_listing_carries_its_revision);
     tcase_add_test(tc, a_compacted_after_is_410_with_min_after_which_is_served);
+    tcase_add_test(tc, held_requests_answer_their_own_key_and_not_the_others);
     tcase_add_test(
         tc, a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle);
     tcase_add_test(tc, max_watchers_refuses_with_503_and_retry_after);
