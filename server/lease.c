@@ -31,11 +31,17 @@ static enum MHD_Result failed(struct srv *s, struct MHD_Connection *c,
                                "or past its deadline)"
                              : etagkv_last_error_detail();
 
-    if (etagkv_status_http(st) >= 500)
+    struct MHD_Response *resp =
+        srv_status_problem(st, detail[0] != '\0' ? detail : NULL);
+
+    /* --max-leases reached: leases are freed as they expire or are
+     * revoked, so a retry soon may succeed (RFC 9110 §10.2.3). */
+    if (st == ETAGKV_LEASE_LIMIT)
+        resp = srv_retry_after(resp, SRV_RETRY_AFTER_S);
+    else if (etagkv_status_http(st) >= 500)
         fprintf(stderr, "etagkv-server: lease: %s (%s)\n", etagkv_strerror(st),
                 etagkv_last_error_detail());
-    return srv_queue(s, c, r, (unsigned)etagkv_status_http(st),
-                     srv_status_problem(st, detail[0] != '\0' ? detail : NULL));
+    return srv_queue(s, c, r, (unsigned)etagkv_status_http(st), resp);
 }
 
 /* The ttl_ms of a POST /leases body: an object with that one member, a

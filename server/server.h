@@ -568,6 +568,15 @@ void srv_refuse_method(struct srv_req *r, const char *allow);
  * when a token was presented but is wrong. */
 void srv_refuse_unauthorized(struct srv_req *r, int presented);
 
+/* resp with Retry-After: seconds (RFC 9110 §10.2.3: when a 503 may be
+ * tried again).  Takes resp; NULL if resp was NULL or on failure. */
+struct MHD_Response *srv_retry_after(struct MHD_Response *resp,
+                                     const char *seconds);
+
+/* The 503 of a server shutting down (type draining), with Retry-After:
+ * SRV_RETRY_AFTER_S (a restart, or another instance).  NULL on failure. */
+struct MHD_Response *srv_draining_problem(void);
+
 /* A 503 problem (type memory-budget) with Retry-After: SRV_RETRY_AFTER_S.
  * NULL on failure. */
 struct MHD_Response *srv_busy_problem(const char *detail);

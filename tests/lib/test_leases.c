@@ -200,6 +200,36 @@ START_TEST(a_ttl_outside_the_bounds_is_invalid_argument)
 }
 END_TEST
 
+/* etagkv_options: the bounds a caller sets are the ones in force (they
+ * once were overwritten by the defaults at open), and a grant past
+ * max_leases is ETAGKV_LEASE_LIMIT until a lease goes. */
+START_TEST(the_lease_options_set_the_ttl_bounds_and_the_lease_limit)
+{
+    etagkv_options o;
+    uint64_t a = 0, b = 0, c = 7;
+
+    etagkv_store_close(store);
+    etagkv_options_init(&o);
+    o.sync_mode = ETAGKV_NOSYNC;
+    o.clock = fake_clock;
+    o.lease_min_ttl_ms = 500;
+    o.lease_max_ttl_ms = 2000;
+    o.max_leases = 2;
+    store = tu_open(dir, &o);
+    ck_assert_int_eq(etagkv_lease_grant(store, 499, &a),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_lease_grant(store, 2001, &a),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_lease_grant(store, 500, &a), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_grant(store, 2000, &b), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_grant(store, 1000, &c), ETAGKV_LEASE_LIMIT);
+    ck_assert_uint_eq(c, 0);
+    ck_assert_int_eq(etagkv_lease_revoke(store, a, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_grant(store, 1000, &c), ETAGKV_OK);
+    ck_assert_uint_ne(c, b);
+}
+END_TEST
+
 /* DESIGN §9: expiry deletes exactly the attached keys in one committed
  * change, one revision, a delete event per key; a key rewritten without
  * the lease was detached and survives. */
@@ -540,6 +570,8 @@ int main(void)
     tcase_add_test(
         tc, grant_gives_distinct_ids_and_info_shows_ttl_remaining_and_keys);
     tcase_add_test(tc, a_ttl_outside_the_bounds_is_invalid_argument);
+    tcase_add_test(tc,
+                   the_lease_options_set_the_ttl_bounds_and_the_lease_limit);
     tcase_add_test(tc,
                    expiry_deletes_exactly_the_attached_keys_in_one_revision);
     tcase_add_test(tc, keepalive_moves_the_deadline_to_now_plus_the_ttl);
