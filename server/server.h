@@ -150,7 +150,8 @@ struct srv_req {
      * whether the path ends in /keepalive. */
     uint64_t lease;
     int lease_keepalive;
-    char *body; /* PUT or POST body so far (malloc'd) */
+    etagkv_lease lease_res; /* a submitted lease call's outcome (lease.c) */
+    char *body;             /* PUT or POST body so far (malloc'd) */
     size_t body_len, body_cap;
     uint64_t reserved;        /* bytes charged to the memory budget for it */
     uint64_t discarded_bytes; /* body bytes dropped after a refusal */
