@@ -39,7 +39,7 @@ await() {
 }
 
 lock_test() {
-    export ETAGKV_LOCK_TTL_MS=2000
+    export ETAGKV_LOCK_TTL_MS=3000
     # Terminal 1 takes the lock and works for a long time.
     setsid sh "$dir/lock.sh" "$url" job sleep 120 2>"$tmp/holder.err" &
     holder=$!
@@ -50,8 +50,8 @@ lock_test() {
         2>"$tmp/waiter.err" &
     waiter=$!
     pids="$pids $waiter"
-    # The holder renews: past twice the TTL the lock is still its own.
-    sleep 4
+    # The holder renews: past a TTL and more the lock is still its own.
+    sleep 5
     [ ! -e "$tmp/waiter.out" ] || fail "the waiter got a renewed lock"
     # SIGKILL of the holder's shell only, as closing its terminal would:
     # its renewer notices, and the lease expires.
