@@ -1479,6 +1479,41 @@ ETAGKV_API etagkv_status etagkv_lease_keepalive(etagkv_store *s, uint64_t id,
 ETAGKV_API etagkv_status etagkv_lease_revoke(etagkv_store *s, uint64_t id,
                                              uint64_t *revision_out);
 
+/** The lease call etagkv_lease_submit() makes. */
+typedef enum etagkv_lease_call {
+    ETAGKV_LEASE_CALL_GRANT = 0,     /**< etagkv_lease_grant() */
+    ETAGKV_LEASE_CALL_KEEPALIVE = 1, /**< etagkv_lease_keepalive() */
+    ETAGKV_LEASE_CALL_REVOKE = 2     /**< etagkv_lease_revoke() */
+} etagkv_lease_call;
+
+/** Called once by etagkv_lease_submit() when the call is done, durable in
+ * the store's sync mode, or failed; with the same thread rules as an
+ * etagkv_done_fn (it runs on a library thread and must not block).
+ * status is what the blocking call would have returned.  lease (valid
+ * only during the call; zeroed on failure): a grant's id and ttl_ms
+ * (remaining_ms = ttl_ms), a keepalive's as etagkv_lease_keepalive()
+ * gives it; for a revoke its id.  revision: a revoke's, as
+ * etagkv_lease_revoke() gives it; else 0. */
+typedef void (*etagkv_lease_done_fn)(void *ctx, etagkv_status status,
+                                     const etagkv_lease *lease,
+                                     uint64_t revision);
+
+/** Asynchronous etagkv_lease_grant(), etagkv_lease_keepalive() or
+ * etagkv_lease_revoke(): queue the call and return at once; done is called
+ * later, exactly once, with its outcome.  arg is the TTL in ms for a
+ * grant, the lease id otherwise.  Lease calls join the same group-commit
+ * batches as writes, so a server can answer them without a thread waiting
+ * for the disk.  etagkv_store_close() waits for every submitted call.
+ *
+ * Returns ETAGKV_OK (done will be called), or, without calling done,
+ * ETAGKV_INVALID_ARGUMENT (NULL s or done, an unknown call, a grant's TTL
+ * outside the bounds), ETAGKV_READ_ONLY or ETAGKV_NO_MEMORY. */
+ETAGKV_API etagkv_status etagkv_lease_submit(etagkv_store *s,
+                                             etagkv_lease_call call,
+                                             uint64_t arg,
+                                             etagkv_lease_done_fn done,
+                                             void *ctx);
+
 /** Called by etagkv_lease_info() for each attached key, in key order; key
  * is valid only during the call.  Return non-zero to stop listing. */
 typedef int (*etagkv_lease_key_fn)(void *ctx, const void *key, size_t key_len);

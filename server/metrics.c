@@ -563,8 +563,7 @@ enum MHD_Result srv_healthz(struct srv *s, struct MHD_Connection *c,
 {
     if (atomic_load(&s->draining))
         return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                         srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
-                                     "the server is shutting down", NULL));
+                         srv_draining_problem());
     return srv_queue(s, c, r, MHD_HTTP_OK,
                      srv_text_response("text/plain; charset=utf-8", "ok\n"));
 }

@@ -150,7 +150,8 @@ struct srv_req {
      * whether the path ends in /keepalive. */
     uint64_t lease;
     int lease_keepalive;
-    char *body; /* PUT or POST body so far (malloc'd) */
+    etagkv_lease lease_res; /* a submitted lease call's outcome (lease.c) */
+    char *body;             /* PUT or POST body so far (malloc'd) */
     size_t body_len, body_cap;
     uint64_t reserved;        /* bytes charged to the memory budget for it */
     uint64_t discarded_bytes; /* body bytes dropped after a refusal */
@@ -573,6 +574,15 @@ void srv_refuse_method(struct srv_req *r, const char *allow);
 /* Decide a 401 with the challenge of RFC 6750 §3; error="invalid_token"
  * when a token was presented but is wrong. */
 void srv_refuse_unauthorized(struct srv_req *r, int presented);
+
+/* resp with Retry-After: seconds (RFC 9110 §10.2.3: when a 503 may be
+ * tried again).  Takes resp; NULL if resp was NULL or on failure. */
+struct MHD_Response *srv_retry_after(struct MHD_Response *resp,
+                                     const char *seconds);
+
+/* The 503 of a server shutting down (type draining), with Retry-After:
+ * SRV_RETRY_AFTER_S (a restart, or another instance).  NULL on failure. */
+struct MHD_Response *srv_draining_problem(void);
 
 /* A 503 problem (type memory-budget) with Retry-After: SRV_RETRY_AFTER_S.
  * NULL on failure. */

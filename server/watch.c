@@ -475,16 +475,15 @@ static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
 static enum MHD_Result unavailable(struct srv *s, struct MHD_Connection *c,
                                    struct srv_req *r, int full)
 {
-    struct MHD_Response *resp = srv_problem(
-        MHD_HTTP_SERVICE_UNAVAILABLE, full ? "too-many-watchers" : "draining",
-        full ? "too many requests are waiting for changes"
-             : "the server is shutting down",
-        NULL);
+    struct MHD_Response *resp =
+        full ? srv_retry_after(srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE,
+                                           "too-many-watchers",
+                                           "too many requests are waiting "
+                                           "for changes",
+                                           NULL),
+                               SRV_RETRY_AFTER_S)
+             : srv_draining_problem();
 
-    if (resp != NULL && srv_add_header(resp, "Retry-After", "1") != 0) {
-        MHD_destroy_response(resp);
-        resp = NULL;
-    }
     return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
 }
 
