@@ -30,6 +30,23 @@
  *               redis   WATCH a b + GET a + GET b, then MULTI + SET a +
  *                       SET b + EXEC (null EXEC: retry)
  *             At the end the balances must sum to what they started at.
+ *   lock      one lock, CONNS contenders; an operation is one acquire +
+ *             release cycle, a failed acquire retried at once (counted as
+ *             a 412) -- issue 19:
+ *               etagkv  a lease per client (POST /leases), then PUT
+ *                       /kv/lock with If-None-Match: * and ETagKV-Lease
+ *                       (201, or 412), DELETE /kv/lock with If-Match: the
+ *                       ETag the acquire returned (204)
+ *               etcd    a lease per client (POST /v3/lease/grant), then
+ *                       a Txn putting the key with the lease if its
+ *                       create_revision is 0 (etcd's lock recipe, without
+ *                       its wait queue), and a Txn deleting it if its
+ *                       mod_revision is still the acquire's
+ *               redis   SET lock TOKEN NX PX, then EVAL of the compare-
+ *                       and-delete script (DEL if GET equals TOKEN)
+ *             Waiters retry at once on every side, so what is measured is
+ *             the server's create-if-absent and safe-delete path under
+ *             contention.  A holder count checks mutual exclusion.
  *   get       GET of one value (200)
  *   get304    GET with If-None-Match: <its current ETag> (304)
  *
@@ -74,6 +91,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +135,7 @@ static struct {
     char path[256]; /* nginx */
     char etag[128]; /* get304: the current ETag */
     int transfer;   /* the transfer scenario (an S_RMW on two keys) */
+    int lock;       /* the lock scenario (an S_RMW: acquire, release) */
     int lean;       /* HTTP over raw sockets (-k lean), not libcurl */
     int npids;      /* server processes whose CPU time is measured (-P) */
     long pids[8];
@@ -143,6 +162,9 @@ struct client {
     double t0; /* start of the current operation */
     struct buf body, out;
     char etag[128]; /* HTTP: the response's ETag */
+    char lease[32]; /* lock: this client's lease id (etagkv, etcd) */
+    char held[48];  /* lock: the acquire's revision (etcd) or token (redis) */
+    unsigned long cycles; /* lock: acquires, for the redis token */
     /* libcurl */
     CURL *easy;
     struct curl_slist *hdrs;
@@ -420,8 +442,10 @@ static void http_start(struct client *c, const char *url, const char *method,
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
     } else {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body->p);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)body->len);
+        /* A DELETE has no body: an empty one (Content-Length: 0). */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body != NULL ? body->p : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE,
+                         body != NULL ? (long)body->len : 0L);
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST,
                          strcmp(method, "POST") == 0 ? NULL : method);
     }
@@ -443,8 +467,15 @@ static struct curl_slist *http_headers(struct client *c, const char *ctype,
         snprintf(line, sizeof line, "Content-Type: %s", ctype);
         c->hdrs = curl_slist_append(c->hdrs, line);
     }
-    if (extra != NULL)
-        c->hdrs = curl_slist_append(c->hdrs, extra);
+    /* extra may be several lines, separated by CRLF (req_start). */
+    while (extra != NULL && *extra != '\0') {
+        const char *eol = strstr(extra, "\r\n");
+        size_t n = eol != NULL ? (size_t)(eol - extra) : strlen(extra);
+
+        snprintf(line, sizeof line, "%.*s", (int)n, extra);
+        c->hdrs = curl_slist_append(c->hdrs, line);
+        extra = eol != NULL ? eol + 2 : extra + n;
+    }
     BU_CHECK(c->hdrs != NULL);
     return c->hdrs;
 }
@@ -478,8 +509,8 @@ static void lean_start(struct client *c, const char *method, const char *path,
                        const struct buf *body);
 
 /* Start one HTTP request on c's connection, through the lean adapter or
- * libcurl (-k).  method "GET" has no body; ctype and extra (one header
- * line without CRLF) may be NULL. */
+ * libcurl (-k).  method "GET" has no body; ctype and extra (header lines
+ * separated by CRLF, without a final one) may be NULL. */
 static void req_start(struct client *c, const char *method, const char *path,
                       const char *ctype, const char *extra,
                       const struct buf *body)
@@ -770,9 +801,13 @@ static void etcd_done(struct client *c, long code)
 
 /* A response with status code arrived, its body in c->body and its ETag
  * in c->etag (either adapter). */
+static void lock_http_done(struct client *c, long code);
+
 static void http_completed(struct client *c, long code)
 {
-    if (cfg.target == T_ETCD)
+    if (cfg.lock)
+        lock_http_done(c, code);
+    else if (cfg.target == T_ETCD)
         etcd_done(c, code);
     else
         kv_done(c, code);
@@ -1303,11 +1338,17 @@ static void expect_status(const struct reply *r, const char *what)
             (int)(r->slen > 200 ? 200 : r->slen), r->s);
 }
 
+static void lock_redis_reply(struct client *c, const struct reply *r);
+
 /* One reply of the command group in flight. */
 static void redis_reply(struct client *c, const struct reply *r, int i)
 {
     if (r->type == '-')
         die("redis: %.*s", (int)r->slen, r->s);
+    if (cfg.lock) {
+        lock_redis_reply(c, r);
+        return;
+    }
     switch (c->phase) {
     case PH_SEED:
     case PH_UNWATCH: expect_status(r, "OK"); break;
@@ -1449,6 +1490,213 @@ static void raw_loop(struct worker *w, double limit)
 static const struct proto proto_redis = {redis_seed, redis_read, redis_write,
                                          NULL, redis_unwatch};
 
+/* ---- the lock scenario (issue 19; see the top) -------------------------- */
+
+/* Longer than any run: no keepalive is needed while it lasts. */
+#define LOCK_TTL_S 600
+
+/* Holders of the lock as the clients see it: +1 once an acquire is
+ * acknowledged, -1 before the release is sent.  Above 1, the server let
+ * two clients hold the lock at once. */
+static atomic_int lock_holders;
+static atomic_long lock_overlaps;
+
+static void lock_taken(void)
+{
+    if (atomic_fetch_add(&lock_holders, 1) != 0)
+        atomic_fetch_add(&lock_overlaps, 1);
+}
+
+static void lock_giving(void)
+{
+    atomic_fetch_sub(&lock_holders, 1);
+}
+
+/* etagkv: the client's lease. */
+static void kvl_seed(struct client *c)
+{
+    c->out.len = 0;
+    buf_printf(&c->out, "{\"ttl_ms\": %d}", LOCK_TTL_S * 1000);
+    req_start(c, "POST", "/leases", "application/json", NULL, &c->out);
+}
+
+static void kvl_acquire(struct client *c)
+{
+    char hdrs[96];
+
+    snprintf(hdrs, sizeof hdrs, "If-None-Match: *\r\nETagKV-Lease: %s",
+             c->lease);
+    c->out.len = 0;
+    buf_printf(&c->out, "client %d", c->idx);
+    req_start(c, "PUT", "/kv/lock", "application/octet-stream", hdrs, &c->out);
+}
+
+static void kvl_release(struct client *c)
+{
+    char im[160];
+
+    snprintf(im, sizeof im, "If-Match: %s", c->etag);
+    lock_giving();
+    req_start(c, "DELETE", "/kv/lock", NULL, im, NULL);
+}
+
+/* etcd: the key "lock", base64. */
+#define ETCD_LOCK_KEY "bG9jaw=="
+
+static void etcdl_seed(struct client *c)
+{
+    c->out.len = 0;
+    buf_printf(&c->out, "{\"TTL\":\"%d\"}", LOCK_TTL_S);
+    etcd_post(c, "/v3/lease/grant");
+}
+
+static void etcdl_acquire(struct client *c)
+{
+    c->out.len = 0;
+    buf_printf(&c->out,
+               "{\"compare\":[{\"key\":\"" ETCD_LOCK_KEY "\","
+               "\"result\":\"EQUAL\",\"target\":\"CREATE\","
+               "\"create_revision\":\"0\"}],"
+               "\"success\":[{\"request_put\":{\"key\":\"" ETCD_LOCK_KEY "\","
+               "\"value\":\"\",\"lease\":\"%s\"}}]}",
+               c->lease);
+    etcd_post(c, "/v3/kv/txn");
+}
+
+static void etcdl_release(struct client *c)
+{
+    c->out.len = 0;
+    buf_printf(
+        &c->out,
+        "{\"compare\":[{\"key\":\"" ETCD_LOCK_KEY "\","
+        "\"result\":\"EQUAL\",\"target\":\"MOD\","
+        "\"mod_revision\":\"%s\"}],"
+        "\"success\":[{\"request_delete_range\":{\"key\":\"" ETCD_LOCK_KEY
+        "\"}}]}",
+        c->held);
+    lock_giving();
+    etcd_post(c, "/v3/kv/txn");
+}
+
+/* The first JSON member `name` of c's reply body (a string or a number),
+ * into out; dies if absent. */
+static void json_member(struct client *c, const char *name, char *out,
+                        size_t cap)
+{
+    const char *from = c->body.p;
+    size_t n;
+    const char *v = json_next(&from, name, &n);
+
+    if (v == NULL || n == 0 || n >= cap)
+        die("%s: no \"%s\" in %.200s", target_names[cfg.target], name,
+            c->body.p);
+    memcpy(out, v, n);
+    out[n] = '\0';
+}
+
+static void lock_http_done(struct client *c, long code)
+{
+    int etcd = cfg.target == T_ETCD;
+    int won;
+
+    switch (c->phase) {
+    case PH_SEED:
+        if (code != (etcd ? 200 : 201))
+            die("lease grant: HTTP %ld: %.200s", code, c->body.p);
+        json_member(c, etcd ? "ID" : "id", c->lease, sizeof c->lease);
+        finished(c, OUT_OK);
+        return;
+    case PH_READ:
+        /* proto3 JSON leaves out a false "succeeded". */
+        won = etcd ? code == 200 && strstr(c->body.p, "\"succeeded\":true")
+                   : code == 201;
+        if (!won && code != (etcd ? 200 : 412))
+            die("acquire: HTTP %ld: %.200s", code, c->body.p);
+        if (won && etcd) /* the header's revision: the put's */
+            json_member(c, "revision", c->held, sizeof c->held);
+        if (won)
+            lock_taken();
+        finished(c, won ? OUT_OK : OUT_412);
+        return;
+    case PH_WRITE:
+        if (etcd ? code != 200 || !strstr(c->body.p, "\"succeeded\":true")
+                 : code != 204)
+            die("release: HTTP %ld: %.200s", code, c->body.p);
+        finished(c, OUT_OK);
+        return;
+    default: die("lock: completion in phase %d", (int)c->phase);
+    }
+}
+
+/* redis: nothing to set up; DEL a lock left by an earlier run. */
+static void redisl_seed(struct client *c)
+{
+    c->req.len = 0;
+    resp_cmd2(&c->req, "DEL", "lock");
+    raw_send(c, 1);
+}
+
+static void redisl_acquire(struct client *c)
+{
+    char px[24];
+    const char *argv[6] = {"SET", "lock", c->held, "NX", "PX", px};
+    size_t lens[6];
+
+    snprintf(c->held, sizeof c->held, "%d.%lu", c->idx, ++c->cycles);
+    snprintf(px, sizeof px, "%d", LOCK_TTL_S * 1000);
+    for (int i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    c->req.len = 0;
+    resp_cmd(&c->req, 6, argv, lens);
+    raw_send(c, 1);
+}
+
+static void redisl_release(struct client *c)
+{
+    static const char script[] =
+        "if redis.call('get', KEYS[1]) == ARGV[1] then "
+        "return redis.call('del', KEYS[1]) else return 0 end";
+    const char *argv[5] = {"EVAL", script, "1", "lock", c->held};
+    size_t lens[5];
+
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    c->req.len = 0;
+    resp_cmd(&c->req, 5, argv, lens);
+    lock_giving();
+    raw_send(c, 1);
+}
+
+static void lock_redis_reply(struct client *c, const struct reply *r)
+{
+    switch (c->phase) {
+    case PH_SEED:
+        if (r->type != ':')
+            die("redis: DEL: unexpected reply %c", r->type);
+        break;
+    case PH_READ:
+        if (r->type == '$' && r->n < 0) {
+            c->res = OUT_412; /* NX: held by someone else */
+            break;
+        }
+        expect_status(r, "OK");
+        lock_taken();
+        break;
+    case PH_WRITE:
+        if (r->type != ':' || r->n != 1)
+            die("redis: the compare-and-delete deleted nothing");
+        break;
+    default: die("redis: reply in phase %d", (int)c->phase);
+    }
+}
+
+static const struct proto proto_etagkv_lock = {kvl_seed, kvl_acquire,
+                                               kvl_release, NULL, NULL};
+static const struct proto proto_etcd_lock = {etcdl_seed, etcdl_acquire,
+                                             etcdl_release, NULL, NULL};
+static const struct proto proto_redis_lock = {redisl_seed, redisl_acquire,
+                                              redisl_release, NULL, NULL};
+
 /* ---- the client state machine (all protocols) ------------------------------
  */
 
@@ -1510,8 +1758,17 @@ static void finished(struct client *c, enum outcome o)
         return;
     case PH_UNWATCH: go_idle(c); return;
     case PH_READ:
-        if (now >= t_end) {
-            /* Abandon the update; drop the watch first (Redis). */
+        if (cfg.lock && o == OUT_412) { /* contended: try again */
+            count_412(c, now);
+            if (now >= t_end)
+                go_idle(c);
+            else
+                proto->read(c);
+            return;
+        }
+        if (now >= t_end && !cfg.lock) {
+            /* Abandon the update; drop the watch first (Redis).  (A lock
+             * just acquired is released whatever the time.) */
             c->phase = PH_UNWATCH;
             if (proto->unwatch == NULL || !proto->unwatch(c))
                 go_idle(c);
@@ -1819,7 +2076,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: bench_http etagkv|nginx|etcd|redis "
-            "rmw-hot|rmw-1000|transfer|get|get304\n"
+            "rmw-hot|rmw-1000|transfer|lock|get|get304\n"
             "       [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES] [-d SECONDS]\n"
             "       [-w WARMUP_SECONDS] [-t THREADS (1-2)] [-p PATH (nginx)]\n"
             "       [-k lean|libcurl (HTTP client)] [-P PID[,PID...]]\n");
@@ -1894,6 +2151,10 @@ static void parse_args(int argc, char **argv)
         cfg.scen = S_RMW;
         cfg.nkeys = NKEYS_MANY;
         cfg.transfer = 1;
+    } else if (strcmp(cfg.scen_name, "lock") == 0) {
+        cfg.scen = S_RMW;
+        cfg.lock = 1;
+        cfg.nkeys = -1; /* one seed (session) per client: set below */
     } else if (strcmp(cfg.scen_name, "get") == 0) {
         cfg.scen = S_GET;
         cfg.nkeys = 1;
@@ -1913,6 +2174,8 @@ static void parse_args(int argc, char **argv)
         cfg.value_bytes < PREFIX || cfg.seconds <= 0 || cfg.warmup < 0 ||
         cfg.port <= 0)
         usage();
+    if (cfg.lock)
+        cfg.nkeys = cfg.conns;
     if (cfg.path[0] == '\0')
         snprintf(cfg.path, sizeof cfg.path, "/v%zu", cfg.value_bytes);
     if (cfg.target == T_REDIS)
@@ -1967,6 +2230,12 @@ int main(int argc, char **argv)
     proto = protos[cfg.target];
     if (cfg.transfer && cfg.target == T_ETAGKV)
         proto = &proto_etagkv_transfer; /* etcd and Redis: their RMW, n = 2 */
+    if (cfg.lock) {
+        static const struct proto *const lock_protos[] = {
+            &proto_etagkv_lock, NULL, &proto_etcd_lock, &proto_redis_lock};
+
+        proto = lock_protos[cfg.target];
+    }
     BU_CHECK(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK);
     if (cfg.scen != S_RMW)
         setup_get();
@@ -2012,7 +2281,13 @@ int main(int argc, char **argv)
     if (cfg.npids > 0 && ok > 0)
         srv_us = (double)(ticks1 - ticks0) * 1e6 /
                  (double)sysconf(_SC_CLK_TCK) / (double)ok;
-    if (cfg.scen == S_RMW && cfg.nkeys == 1) {
+    if (cfg.lock) {
+        if (atomic_load(&lock_overlaps) != 0)
+            die("mutual exclusion broken: %ld acquires while the lock was "
+                "held",
+                atomic_load(&lock_overlaps));
+        verified = "yes";
+    } else if (cfg.scen == S_RMW && cfg.nkeys == 1) {
         unsigned long long n = counter_of(0);
 
         if (n != (unsigned long long)ok_total)
@@ -2038,8 +2313,9 @@ int main(int argc, char **argv)
            cfg.value_bytes, cfg.conns, cfg.threads, cfg.seconds,
            (double)ok / cfg.seconds, (double)failed / cfg.seconds, p50, p99,
            srv_us, cli_us,
-           cfg.scen == S_RMW ? ok_total + cfg.nkeys
-                             : (long)(cfg.target == T_ETAGKV),
+           cfg.lock            ? 2 * ok_total + cfg.conns
+           : cfg.scen == S_RMW ? ok_total + cfg.nkeys
+                               : (long)(cfg.target == T_ETAGKV),
            verified);
     fprintf(stderr,
             "%-7s %-7s %-9s %5zuB %3d conns: %10.0f ok/s %9.0f 412/s  p50 %.3f "

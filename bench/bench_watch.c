@@ -10,10 +10,16 @@
  *   redis   SUBSCRIBE to keyspace notifications (notify-keyspace-events
  *           must include K and $; run_watch.sh sets it), writes by SET
  *
- *   bench_watch SYSTEM PORT WATCHERS WRITES [prefix]
+ *   bench_watch SYSTEM PORT WATCHERS WRITES [key|prefix|other] [flood]
  *
  * Prints one line: system, watchers, key|prefix, p50 and p99 in µs, and
- * writes per second.  bench/run_watch.sh starts the servers and prints the
+ * writes per second.  With "flood" the writes go back to back (each
+ * waits for its own acknowledgement, not for the watchers), the watchers
+ * drained meanwhile, and the line gives the write rate with that many
+ * watchers connected (issue 13: >= 0.9x the rate with none; "other"
+ * writes a key they do not follow, so they only idle) and the
+ * latency of the last event's arrival; every watcher must still see every
+ * event.  bench/run_watch.sh starts the servers and prints the
  * ratios; it is never part of CTest.
  */
 #include <arpa/inet.h>
@@ -21,6 +27,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +38,10 @@
 #include <unistd.h>
 
 enum sys { ETAGKV, ETCD, REDIS };
+
+/* "other": the watchers follow b/k and every write goes to c/k, so none
+ * of them has an event: what idle watchers cost the writers. */
+static int other;
 
 struct watcher {
     int fd;
@@ -169,7 +181,7 @@ static void write_one(enum sys s, int fd, int prefix, int i)
 {
     char req[512], key[32], buf[4096], k64[64], v64[64];
 
-    snprintf(key, sizeof key, prefix ? "b/%d" : "b/k", i % 64);
+    snprintf(key, sizeof key, prefix ? "b/%d" : other ? "c/k" : "b/k", i % 64);
     switch (s) {
     case ETAGKV:
         snprintf(req, sizeof req,
@@ -245,10 +257,43 @@ static size_t await_all(struct watcher *ws, size_t n, struct pollfd *pf,
     return pending;
 }
 
+/* The flood's reader: the watchers drained on a thread of their own while
+ * the writes go, so that their sockets never fill (the server would drop
+ * them as slow readers) and the writer pays nothing for them. */
+struct drainer {
+    struct watcher *ws;
+    struct pollfd *pf;
+    size_t n;
+    enum sys s;
+    atomic_int stop;
+};
+
+static void *drain_main(void *arg)
+{
+    struct drainer *d = arg;
+    char buf[65536];
+
+    while (!atomic_load(&d->stop)) {
+        if (poll(d->pf, d->n, 50) <= 0)
+            continue;
+        for (size_t i = 0; i < d->n; i++) {
+            ssize_t r;
+
+            if (!(d->pf[i].revents & POLLIN))
+                continue;
+            r = read(d->ws[i].fd, buf, sizeof buf);
+            if (r > 0)
+                d->ws[i].seen +=
+                    count_markers(&d->ws[i], buf, (size_t)r, marker(d->s));
+        }
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     enum sys s;
-    int port, prefix, wfd;
+    int port, prefix, flood, wfd;
     size_t n, writes, lost = 0, nl = 0;
     struct watcher *ws;
     struct pollfd *pf;
@@ -267,6 +312,8 @@ int main(int argc, char **argv)
     n = (size_t)atol(argv[3]);
     writes = (size_t)atol(argv[4]);
     prefix = argc > 5 && strcmp(argv[5], "prefix") == 0;
+    other = argc > 5 && strcmp(argv[5], "other") == 0;
+    flood = argc > 6 && strcmp(argv[6], "flood") == 0;
     ws = calloc(n + 1, sizeof *ws);
     pf = calloc(n + 1, sizeof *pf);
     lat = calloc(n + 1, sizeof *lat);
@@ -284,6 +331,35 @@ int main(int argc, char **argv)
             ;
     wfd = dial(port);
     t_start = now_us();
+    if (flood) {
+        struct drainer d = {.ws = ws, .pf = pf, .n = n, .s = s};
+        pthread_t tid;
+        double t_writes;
+
+        if (pthread_create(&tid, NULL, drain_main, &d) != 0) {
+            perror("pthread_create");
+            return 1;
+        }
+        for (size_t k = 0; k < writes; k++)
+            write_one(s, wfd, prefix, (int)k);
+        t_writes = now_us();
+        atomic_store(&d.stop, 1);
+        (void)pthread_join(tid, NULL);
+        lost = await_all(ws, n, pf, s, other ? 0 : writes, t_writes, lat);
+        for (size_t i = 0; i < n; i++)
+            all[nl++] = lat[i];
+        secs = (t_writes - t_start) / 1e6;
+        qsort(all, nl, sizeof *all, cmp);
+        printf("%-6s watchers=%-5zu %-6s flood writes_per_s=%.0f "
+               "last_event_after_writes_us p50=%.0f p99=%.0f timed_out=%zu\n",
+               argv[1], n,
+               prefix  ? "prefix"
+               : other ? "other"
+                       : "key",
+               (double)writes / secs, nl ? all[nl / 2] : 0.0,
+               nl ? all[(nl * 99) / 100] : 0.0, lost);
+        return lost > 0;
+    }
     for (size_t k = 0; k < writes; k++) {
         double t0 = now_us();
 

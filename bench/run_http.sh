@@ -6,7 +6,8 @@
 #
 #   bench/run_http.sh [--runs N] [--seconds S] [--threads T] [--quick]
 #                     [--growth-seconds S] [--out FILE] [--append]
-#                     [--no-libcurl] [--no-flushes]
+#                     [--no-libcurl] [--no-flushes] [--only SCENARIOS]
+#                     [--lock-only]
 #
 #   --runs N            runs of every scenario (default 3; medians reported)
 #   --seconds S         measured seconds per scenario and run (default 2)
@@ -19,6 +20,13 @@
 #   --append            ... unless this is given
 #   --no-libcurl        skip the libcurl column (the "typical client")
 #   --no-flushes        skip the flush count (servers run again under strace)
+#   --only SCENARIOS    run only these scenarios (a space-separated list of
+#                       rmw-1000 rmw-hot get get304 transfer lock)
+#   --lock-only         run only the lock scenario (issue 19: acquire +
+#                       release cycles of one lock, 16 contending clients;
+#                       etagkv lease + create-only PUT, etcd lease + Txn
+#                       create, Redis SET NX PX + compare-and-delete Lua),
+#                       no flush count, no memory run
 #
 # Every HTTP scenario runs with two load generators: the lean one (raw
 # non-blocking sockets on epoll, like the RESP client for Redis), whose
@@ -49,6 +57,8 @@ OUT="$BUILD/bench-http-results.jsonl"
 APPEND=0
 LIBCURL=1
 FLUSHES=1
+ONLY="rmw-1000 rmw-hot get get304 transfer lock"
+LOCK_ONLY=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -61,6 +71,8 @@ while [ $# -gt 0 ]; do
     --append) APPEND=1; shift ;;
     --no-libcurl) LIBCURL=0; shift ;;
     --no-flushes) FLUSHES=0; shift ;;
+    --only) ONLY=$2; shift 2 ;;
+    --lock-only) ONLY=lock; LOCK_ONLY=1; FLUSHES=0; shift ;;
     -h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_http.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -287,17 +299,28 @@ bench() {
     return 0
 }
 
-# bench_http TARGET ... with every client: lean, then libcurl.
+# bench_http TARGET SCENARIO ... with every client: lean, then libcurl;
+# nothing for a scenario left out by --only.
 bench_all() {
+    case " $ONLY " in *" $2 "*) ;; *) return 0 ;; esac
     bench "$@" lean
     [ "$LIBCURL" -eq 1 ] && [ "$1" != redis ] && bench "$@" libcurl
     return 0
 }
 
-echo "== $RUNS runs x 4 sizes/connections x 6 scenarios (and transfers, 100 B x 64) of ${SECS} s, lean$([ "$LIBCURL" -eq 1 ] && echo " and libcurl") clients (progress on stderr)"
+echo "== $RUNS runs x 4 sizes/connections x 6 scenarios (and transfers, 100 B x 64; locks, 16 clients) of ${SECS} s, lean$([ "$LIBCURL" -eq 1 ] && echo " and libcurl") clients (progress on stderr)"
 run=1
 while [ "$run" -le "$RUNS" ]; do
     echo "-- run $run of $RUNS" >&2
+    # The lock (issue 19): 16 clients contend for one lock, 100-byte
+    # bodies (the -s of bench_http is unused by this scenario).
+    for tgt in etagkv etcd redis; do
+        bench_all "$tgt" lock 100 16 "$run"
+    done
+    if [ "$LOCK_ONLY" -eq 1 ]; then
+        run=$((run + 1))
+        continue
+    fi
     for size in 100 4096; do
         for conns in 16 64; do
             for scen in rmw-1000 rmw-hot; do
@@ -393,6 +416,12 @@ if [ "$FLUSHES" -eq 1 ]; then
     python3 "$ROOT/bench/median.py" --http --jsonl "$OUT" "$RAW" "$FLUSHES_OUT"
 else
     python3 "$ROOT/bench/median.py" --http --jsonl "$OUT" "$RAW"
+fi
+
+if [ "$LOCK_ONLY" -eq 1 ]; then
+    echo ""
+    echo "JSON lines: $OUT"
+    exit 0
 fi
 
 # ---- server memory ----------------------------------------------------------------

@@ -52,7 +52,7 @@ up() { # up NAME COMMAND...: retry for up to 20 s
 }
 
 "$BUILD/server/etagkv-server" --data "$T/kv" --listen 127.0.0.1:0 --nosync \
-    --max-connections 4096 >"$T/kv.out" 2>"$T/kv.log" &
+    --max-connections 4096 --max-connections-per-client 4096 >"$T/kv.out" 2>"$T/kv.log" &
 PIDS="$PIDS $!"
 up etagkv grep -q listening "$T/kv.out"
 KV=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/kv.out")
@@ -75,14 +75,75 @@ PIDS="$PIDS $!"
 up redis sh -c "redis-cli -p $REDIS ping | grep -q PONG"
 
 p99() { sed -n 's/.*p99_us=\([0-9]*\).*/\1/p'; }
+# CPU ticks (utime + stime) of every server so far.
+ticks() {
+    t=0
+    for pid in $PIDS; do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+# Wait (up to 10 s) until no server burns CPU: a system still tearing
+# down its last 1,000 watchers would otherwise slow the next one measured.
+settle() {
+    for _ in $(seq 20); do
+        a=$(ticks); sleep 0.5; b=$(ticks)
+        [ $((b - a)) -le 2 ] && return 0
+    done
+}
+
 for scope in key prefix; do
     for n in $COUNTS; do
-        k=$("$B" etagkv "$KV" "$n" "$WRITES" "$scope" | tee /dev/stderr | p99)
-        e=$("$B" etcd "$ETCD" "$n" "$WRITES" "$scope" | tee /dev/stderr | p99)
-        r=$("$B" redis "$REDIS" "$n" "$WRITES" "$scope" | tee /dev/stderr | p99)
+        # Each line printed, and its p99 kept.  Not "tee /dev/stderr":
+        # with stderr redirected to a file, tee would truncate it.
+        settle
+        k=$("$B" etagkv "$KV" "$n" "$WRITES" "$scope")
+        echo "$k"
+        settle
+        e=$("$B" etcd "$ETCD" "$n" "$WRITES" "$scope")
+        echo "$e"
+        settle
+        r=$("$B" redis "$REDIS" "$n" "$WRITES" "$scope")
+        echo "$r"
+        k=$(echo "$k" | p99)
+        e=$(echo "$e" | p99)
+        r=$(echo "$r" | p99)
         awk -v k="$k" -v e="$e" -v r="$r" -v n="$n" -v s="$scope" 'BEGIN {
             printf "%s %5d watchers: p99 etagkv/etcd %.2f  etagkv/redis %.2f\n",
                    s, n, k / e, k / r }'
     done
 done
+settle
 "$B" etagkv "$KV" 0 "$WRITES" | sed 's/^/no watchers: /'
+
+# Write throughput with watchers connected (issue 13: >= 0.9x the rate
+# with none): writes back to back, each waiting for its own
+# acknowledgement only, the watchers drained on a thread of the program's
+# own.  "other": the watchers follow b/k and the writes go to c/k, so they
+# only idle (what a connected watcher costs the writers); "key": every
+# write goes to each of them (the fan-out's cost, FLOOD / 25 writes).
+# Interleaved with the same run without watchers, three times; medians.
+wps() { sed -n 's/.*writes_per_s=\([0-9]*\).*/\1/p'; }
+FLOOD=$((WRITES * 25))
+MAXW=$(echo "$COUNTS" | awk '{print $NF}')
+for scope in other key; do
+    writes=$FLOOD
+    [ "$scope" = key ] && writes=$((FLOOD / 25))
+    for sys in etagkv etcd redis; do
+        case $sys in etagkv) p=$KV ;; etcd) p=$ETCD ;; redis) p=$REDIS ;; esac
+        with=""
+        without=""
+        for _ in 1 2 3; do
+            settle
+            without="$without $("$B" "$sys" "$p" 0 "$writes" "$scope" flood | wps)"
+            settle
+            with="$with $("$B" "$sys" "$p" "$MAXW" "$writes" "$scope" flood | wps)"
+        done
+        echo "$sys $without | $with" | awk -v n="$MAXW" -v f="$writes" -v s="$scope" '
+            function med(a, b, c) { return a < b ? (b < c ? b : (a < c ? c : a)) \
+                                                 : (a < c ? a : (b < c ? c : b)) }
+            { w0 = med($2, $3, $4); w1 = med($6, $7, $8)
+              printf "flood %-5s %-6s %d writes: %d/s with no watcher, %d/s with %d: %.2fx\n",
+                     s, $1, f, w0, w1, n, w0 > 0 ? w1 / w0 : 0 }'
+    done
+done

@@ -622,6 +622,50 @@ typedef struct etagkv_stats {
  * ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out);
 
+/** Bucket bounds an etagkv_histogram has room for. */
+#define ETAGKV_HISTOGRAM_BOUNDS 16
+
+/** A histogram of observations, as Prometheus keeps one: fixed buckets,
+ * their counts and the sum of everything observed. */
+typedef struct etagkv_histogram {
+    /** Upper bounds of the buckets, inclusive and increasing, in the
+     * histogram's unit; le[0..bounds) are used. */
+    uint64_t le[ETAGKV_HISTOGRAM_BOUNDS];
+    size_t bounds; /**< how many of le are used (at most 16) */
+    /** count[i]: observations in (le[i-1], le[i]] (count[0]: up to
+     * le[0]); count[bounds]: above le[bounds-1].  Not cumulative: the
+     * total is the sum of count[0..bounds]. */
+    uint64_t count[ETAGKV_HISTOGRAM_BOUNDS + 1];
+    uint64_t sum; /**< the sum of the observations, in the unit */
+} etagkv_histogram;
+
+/** The group commit's figures since the handle was opened (DESIGN §4). */
+typedef struct etagkv_commit_stats {
+    /** Per committed write transaction, nanoseconds from the start of its
+     * work (LMDB's writer lock held: waiting for the lock is not counted)
+     * until it is durable in the store's sync mode: evaluating and
+     * applying its batch, then committing.  Bounds 10 µs to 1 s. */
+    etagkv_histogram commit_ns;
+    /** Per committed write transaction, nanoseconds in the storage
+     * engine's commit call alone: writing the dirty pages and, in sync
+     * mode, flushing them and the meta page (LMDB: fdatasync, then a
+     * synchronous meta write).  In nosync mode only the writes.  Bounds
+     * 10 µs to 1 s. */
+    etagkv_histogram sync_ns;
+    /** Per batch led, the operations it carried (a transaction counts as
+     * one), committed or not: a batch of refused preconditions commits
+     * nothing but is counted.  Bounds 1, 2, 4, ... 256 (the batch cap). */
+    etagkv_histogram batch_ops;
+} etagkv_commit_stats;
+
+/** Read the group commit's histograms into *out.  Each figure is a
+ * counter read without a lock, one at a time: while writes commit, a
+ * bucket may already count an observation that sum does not yet hold.
+ * Cheap (no transaction); safe from any thread while s is open.  Returns
+ * ETAGKV_OK, or ETAGKV_INVALID_ARGUMENT when s or out is NULL. */
+ETAGKV_API etagkv_status etagkv_store_commit_stats(etagkv_store *s,
+                                                   etagkv_commit_stats *out);
+
 /* ---------------------------------------------------------------------------
  * Backup and verification
  * ------------------------------------------------------------------------- */
@@ -1307,6 +1351,10 @@ ETAGKV_API etagkv_status etagkv_txn_set_idempotency_key(etagkv_txn *t,
 /** Commit t in s, blocking until the outcome is durable in the store's
  * sync mode (or nothing was written).  The results of a previous commit of
  * t are replaced; read them with etagkv_txn_report() and etagkv_txn_op().
+ * A transaction that writes nothing (gets and checks only, without an
+ * idempotency key) takes no place in a group-commit batch: it is evaluated
+ * at once in one read snapshot, which sees every write acknowledged before
+ * the call, and its revision is that snapshot's.
  *
  * Returns:
  *  ETAGKV_OK                  every operation passed; its writes are
@@ -1332,11 +1380,13 @@ ETAGKV_API etagkv_status etagkv_txn_commit(etagkv_store *s, etagkv_txn *t);
  * called once, from a library thread as for etagkv_submit(), with
  * res->status the commit's status and res->replayed (res->meta is zeroed:
  * read the results from t, during the callback or after it).  t must not
- * be used or freed until done is called.  Returns ETAGKV_OK (done will be
- * called), or without calling done the refusals of etagkv_txn_commit()
- * that need no store (ETAGKV_TXN_TOO_LARGE, ETAGKV_VALUE_TOO_LARGE,
- * ETAGKV_INVALID_ARGUMENT also for NULL done, an add's refusal) or
- * ETAGKV_NO_MEMORY. */
+ * be used or freed until done is called.  A transaction that writes
+ * nothing is committed at once (see etagkv_txn_commit()): done is then
+ * called on the calling thread before this returns.  Returns ETAGKV_OK
+ * (done will be called, or was), or without calling done the refusals of
+ * etagkv_txn_commit() that need no store (ETAGKV_TXN_TOO_LARGE,
+ * ETAGKV_VALUE_TOO_LARGE, ETAGKV_INVALID_ARGUMENT also for NULL done, an add's
+ * refusal) or ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_txn_submit(etagkv_store *s, etagkv_txn *t,
                                            etagkv_done_fn done, void *ctx);
 
@@ -1430,6 +1480,41 @@ ETAGKV_API etagkv_status etagkv_lease_keepalive(etagkv_store *s, uint64_t id,
  * ETAGKV_INVALID_ARGUMENT (NULL s), or the errors of etagkv_lease_grant(). */
 ETAGKV_API etagkv_status etagkv_lease_revoke(etagkv_store *s, uint64_t id,
                                              uint64_t *revision_out);
+
+/** The lease call etagkv_lease_submit() makes. */
+typedef enum etagkv_lease_call {
+    ETAGKV_LEASE_CALL_GRANT = 0,     /**< etagkv_lease_grant() */
+    ETAGKV_LEASE_CALL_KEEPALIVE = 1, /**< etagkv_lease_keepalive() */
+    ETAGKV_LEASE_CALL_REVOKE = 2     /**< etagkv_lease_revoke() */
+} etagkv_lease_call;
+
+/** Called once by etagkv_lease_submit() when the call is done, durable in
+ * the store's sync mode, or failed; with the same thread rules as an
+ * etagkv_done_fn (it runs on a library thread and must not block).
+ * status is what the blocking call would have returned.  lease (valid
+ * only during the call; zeroed on failure): a grant's id and ttl_ms
+ * (remaining_ms = ttl_ms), a keepalive's as etagkv_lease_keepalive()
+ * gives it; for a revoke its id.  revision: a revoke's, as
+ * etagkv_lease_revoke() gives it; else 0. */
+typedef void (*etagkv_lease_done_fn)(void *ctx, etagkv_status status,
+                                     const etagkv_lease *lease,
+                                     uint64_t revision);
+
+/** Asynchronous etagkv_lease_grant(), etagkv_lease_keepalive() or
+ * etagkv_lease_revoke(): queue the call and return at once; done is called
+ * later, exactly once, with its outcome.  arg is the TTL in ms for a
+ * grant, the lease id otherwise.  Lease calls join the same group-commit
+ * batches as writes, so a server can answer them without a thread waiting
+ * for the disk.  etagkv_store_close() waits for every submitted call.
+ *
+ * Returns ETAGKV_OK (done will be called), or, without calling done,
+ * ETAGKV_INVALID_ARGUMENT (NULL s or done, an unknown call, a grant's TTL
+ * outside the bounds), ETAGKV_READ_ONLY or ETAGKV_NO_MEMORY. */
+ETAGKV_API etagkv_status etagkv_lease_submit(etagkv_store *s,
+                                             etagkv_lease_call call,
+                                             uint64_t arg,
+                                             etagkv_lease_done_fn done,
+                                             void *ctx);
 
 /** Called by etagkv_lease_info() for each attached key, in key order; key
  * is valid only during the call.  Return non-zero to stop listing. */

@@ -205,7 +205,8 @@ static etagkv_status op_apply(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
 static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
                                struct ekv_op **ops, size_t n, int *committed)
 {
-    uint64_t rev;
+    uint64_t rev, sync_start;
+    uint64_t start = ekv_mono_ns(); /* the writer lock held: work only */
     int dirty = 0;
     size_t recorded = 0, changed = 0;
     etagkv_status st = ekv_revision_get(txn, &rev);
@@ -234,8 +235,15 @@ static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
         ekv_write_abort(txn);
         return st;
     }
+    sync_start = ekv_mono_ns();
     st = ekv_write_commit(txn);
     *committed = st == ETAGKV_OK;
+    if (*committed) {
+        uint64_t end = ekv_mono_ns();
+
+        ekv_hist_observe(&s->queue.commit_ns, end - start);
+        ekv_hist_observe(&s->queue.sync_ns, end - sync_start);
+    }
     return st;
 }
 

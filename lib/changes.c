@@ -58,8 +58,9 @@ static uint64_t change_key_rev(const uint8_t *k)
     return rev;
 }
 
-/* Decode the entry (k, v) into *ev (ev->key points into v).  *logged_ns
- * may be NULL.  ETAGKV_OK or ETAGKV_CORRUPT. */
+/* Decode the entry (k, v) into *ev (ev->key points into v), all but the
+ * ETag text (change_etag()).  *logged_ns may be NULL.  ETAGKV_OK or
+ * ETAGKV_CORRUPT. */
 static etagkv_status change_decode(const ekv_val *k, const ekv_val *v,
                                    etagkv_event *ev, uint64_t *logged_ns)
 {
@@ -82,9 +83,16 @@ static etagkv_status change_decode(const ekv_val *k, const ekv_val *v,
     ev->modified_ns = ekv_get_le64(p + 24);
     if (logged_ns != NULL)
         *logged_ns = ekv_get_le64(p + 32);
-    if (ev->type == ETAGKV_EVENT_PUT)
-        ekv_etag_format(p + 40, ev->etag);
     return ETAGKV_OK;
+}
+
+/* The ETag of a decoded put, formatted only for the events that a reader
+ * is given: a read filtered by key walks every event of the window, and
+ * formatting each one's ETag cost more than the walk. */
+static void change_etag(const ekv_val *v, etagkv_event *ev)
+{
+    if (ev->type == ETAGKV_EVENT_PUT)
+        ekv_etag_format((const uint8_t *)v->data + 40, ev->etag);
 }
 
 /* ---- inside a write transaction ------------------------------------------ */
@@ -146,7 +154,8 @@ static etagkv_status trim_due(etagkv_store *s, const ekv_val *k,
 
     if (st != ETAGKV_OK)
         return st;
-    *rev = ev.revision;
+    *rev = change_key_rev(k->data); /* ev.revision, which gcc -O3 thinks
+                                       might be unset */
     *due = count > s->opts.changes_max_events ||
            (now > age_ns && logged_ns < now - age_ns);
     return ETAGKV_OK;
@@ -231,6 +240,7 @@ static etagkv_status changes_walk(ekv_cursor *cur, uint64_t after,
         }
         if (!matches(q, &ev))
             continue;
+        change_etag(&v, &ev);
         q->page->events++;
         if (q->fn(q->ctx, &ev) != 0) {
             q->page->more = 1;

@@ -71,6 +71,18 @@
 void (*ekv_test_before_batch)(etagkv_store *s);
 int ekv_test_ack_before_flush;
 
+/* Bucket bounds of the commit and sync times (ns), and of batch sizes. */
+static const uint64_t latency_le[] = {
+    10000,     25000,     50000,     100000,    250000,   500000,
+    1000000,   2500000,   5000000,   10000000,  25000000, 50000000,
+    100000000, 250000000, 500000000, 1000000000};
+static const uint64_t batch_le[] = {1, 2, 4, 8, 16, 32, 64, 128, BATCH_MAX_OPS};
+#define N_LATENCY_LE (sizeof latency_le / sizeof latency_le[0])
+#define N_BATCH_LE (sizeof batch_le / sizeof batch_le[0])
+_Static_assert(N_LATENCY_LE <= ETAGKV_HISTOGRAM_BOUNDS &&
+                   N_BATCH_LE <= ETAGKV_HISTOGRAM_BOUNDS,
+               "the bounds fit an etagkv_histogram");
+
 struct ekv_waiter {
     struct ekv_op *op;
     pthread_cond_t cv;       /* a blocking writer waits on it */
@@ -88,8 +100,9 @@ static int acks_wait_for_flush(const etagkv_store *s)
     return s->opts.sync_mode == ETAGKV_SYNC && !ekv_test_ack_before_flush;
 }
 
-/* Apply ops[0..n) (apply.c) and count it for etagkv_store_stats().  When
- * the commit is as durable as it gets (nosync mode), wake the watchers
+/* Apply ops[0..n) (apply.c) and count it for etagkv_store_stats() and
+ * etagkv_store_commit_stats().  When the commit is as durable as it gets
+ * (nosync mode), wake the watchers
  * (wait.c) now, before any writer is acknowledged, so that a watcher never
  * learns of a change after the writer's own caller could have; in sync
  * mode release_held() does, once a flush covered it.  Returns the
@@ -103,6 +116,7 @@ static int commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
         ekv_notify_commit(&s->notify);
     for (size_t i = 0; i < n; i++)
         wrote += (uint64_t)ops[i]->wrote;
+    ekv_hist_observe(&s->queue.batch_ops, n);
     atomic_fetch_add_explicit(&s->queue.write_txns, (uint64_t)committed,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&s->queue.write_ops, wrote, memory_order_relaxed);
@@ -444,6 +458,9 @@ etagkv_status ekv_queue_init(struct ekv_queue *q)
     atomic_init(&q->queued, 0);
     atomic_init(&q->write_txns, 0);
     atomic_init(&q->write_ops, 0);
+    ekv_hist_init(&q->commit_ns, latency_le, N_LATENCY_LE);
+    ekv_hist_init(&q->sync_ns, latency_le, N_LATENCY_LE);
+    ekv_hist_init(&q->batch_ops, batch_le, N_BATCH_LE);
     q->ready = 1;
     return ETAGKV_OK;
 }
@@ -482,6 +499,13 @@ void ekv_queue_counters(etagkv_store *s, uint64_t *txns, uint64_t *ops)
 {
     *txns = atomic_load_explicit(&s->queue.write_txns, memory_order_relaxed);
     *ops = atomic_load_explicit(&s->queue.write_ops, memory_order_relaxed);
+}
+
+void ekv_queue_histograms(etagkv_store *s, etagkv_commit_stats *out)
+{
+    ekv_hist_read(&s->queue.commit_ns, &out->commit_ns);
+    ekv_hist_read(&s->queue.sync_ns, &out->sync_ns);
+    ekv_hist_read(&s->queue.batch_ops, &out->batch_ops);
 }
 
 /* ---- blocking writes ---------------------------------------------------- */

@@ -73,6 +73,45 @@ static int on_event(void *ctx, const etagkv_event *ev)
     return 0;
 }
 
+/* Revisions before the refusal that the first read looks at. */
+#define SEARCH_FIRST 1024
+
+/* Read the key's events from `after` (0: the start of the log) up to
+ * q->upto.  The log is in revision order, all keys mixed, so a read from
+ * the start of a full log walks ~100,000 events for every 412.  The
+ * transition wanted is the latest one, and usually recent: look at the
+ * last SEARCH_FIRST revisions first, then four times as many, and so on.
+ * A transition found in a suffix of the log is the latest one: a later
+ * one would be in the suffix too, and the first event of the suffix is
+ * only missed as a transition when nothing later is one.  The log's start
+ * moves as it is trimmed: read from where it starts when `after` fell
+ * behind it. */
+static etagkv_status search(etagkv_store *s, const void *key, size_t key_len,
+                            uint64_t after, struct search *q,
+                            etagkv_changes_page *page)
+{
+    uint64_t span = SEARCH_FIRST, from;
+    etagkv_status st = ETAGKV_OK;
+
+    for (int compacted = 0; compacted < 4;) {
+        from = q->upto > after + span ? q->upto - span : after;
+        q->seen = q->held = 0;
+        q->held_revision = 0;
+        q->found = 0;
+        st = etagkv_changes(s, key, key_len, ETAGKV_CHANGES_KEY, from, 0,
+                            on_event, q, page);
+        if (st == ETAGKV_COMPACTED) {
+            after = page->min_after;
+            compacted++;
+            continue;
+        }
+        if (st != ETAGKV_OK || q->found || from == after)
+            break;
+        span = span <= UINT64_MAX / 4 ? span * 4 : UINT64_MAX;
+    }
+    return st;
+}
+
 etagkv_status etagkv_cond_superseded(etagkv_store *s, const void *key,
                                      size_t key_len, const etagkv_cond *c,
                                      etagkv_cond_step step,
@@ -109,15 +148,7 @@ etagkv_status etagkv_cond_superseded(etagkv_store *s, const void *key,
         after--;
     else
         after = 0;
-    /* The log's start moves as it is trimmed: read from where it starts,
-     * and again if it moved between the two reads. */
-    for (int tries = 0; tries < 4; tries++) {
-        st = etagkv_changes(s, key, key_len, ETAGKV_CHANGES_KEY, after, 0,
-                            on_event, &q, &page);
-        if (st != ETAGKV_COMPACTED)
-            break;
-        after = page.min_after;
-    }
+    st = search(s, key, key_len, after, &q, &page);
     etagkv_cond_free(only);
     if (st != ETAGKV_OK)
         return st;

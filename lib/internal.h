@@ -4,12 +4,13 @@
  * Every name here has the ekv_ prefix and hidden visibility (the library is
  * built with -fvisibility=hidden; only ETAGKV_API names are exported).  The
  * pure modules (etag.c, httpdate.c, cond.c, record.c, status.c, options.c,
- * registry.c) never include lmdb.h, so they are unit-tested and fuzzed on
- * their own.  docs/design.md has the map of the code.
+ * registry.c, histogram.c) never include lmdb.h, so they are unit-tested and
+ * fuzzed on their own.  docs/design.md has the map of the code.
  */
 #ifndef ETAGKV_INTERNAL_H
 #define ETAGKV_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -194,6 +195,28 @@ int ekv_content_type_valid(const char *s, size_t len);
  * process can map map_size_bytes at all.  ETAGKV_OK or
  * ETAGKV_INVALID_ARGUMENT with a diagnostic. */
 etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes);
+
+/* ---- histogram.c --------------------------------------------------------- */
+
+/* A histogram that any thread updates without a lock: le[0..bounds) are
+ * the inclusive upper bounds (the caller's array, which must outlive h),
+ * count[bounds] the observations above the last. */
+struct ekv_hist {
+    const uint64_t *le;
+    size_t bounds;
+    _Atomic uint64_t count[ETAGKV_HISTOGRAM_BOUNDS + 1];
+    _Atomic uint64_t sum;
+};
+
+/* Zero h, with bounds le[0..bounds) (at most ETAGKV_HISTOGRAM_BOUNDS; more
+ * are ignored). */
+void ekv_hist_init(struct ekv_hist *h, const uint64_t *le, size_t bounds);
+
+/* Count v in its bucket and add it to the sum.  Thread-safe, lock-free. */
+void ekv_hist_observe(struct ekv_hist *h, uint64_t v);
+
+/* Copy h into *out, each counter read once (see histogram.c). */
+void ekv_hist_read(struct ekv_hist *h, etagkv_histogram *out);
 
 /* ---- registry.c ---------------------------------------------------------- */
 

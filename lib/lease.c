@@ -612,20 +612,96 @@ etagkv_status ekv_leases_stats(etagkv_store *s, ekv_txn *txn, etagkv_stats *out)
 
 /* ---- the API ------------------------------------------------------------- */
 
-/* Queue the lease operation op and wait until it is durable. */
-static etagkv_status lease_commit(etagkv_store *s, struct ekv_op *op)
+/* Fill op for `call` with arg (a grant's TTL, else the lease id).  On
+ * failure (a read-only store, a TTL outside the bounds, an unknown call)
+ * nothing is to be queued. */
+static etagkv_status lease_prepare(etagkv_store *s, etagkv_lease_call call,
+                                   uint64_t arg, struct ekv_op *op)
 {
+    memset(op, 0, sizeof(*op));
+    op->method = ETAGKV_METHOD_PUT;
+    op->lease = arg;
     if (s->opts.read_only)
         return ekv_fail(ETAGKV_READ_ONLY, "the store was opened read-only "
                                           "(etagkv_options.read_only)");
-    op->method = ETAGKV_METHOD_PUT;
-    return ekv_commit(s, op);
+    switch (call) {
+    case ETAGKV_LEASE_CALL_GRANT:
+        if (arg < s->opts.lease_min_ttl_ms || arg > s->opts.lease_max_ttl_ms)
+            return ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                            "ttl_ms %llu outside [%llu, %llu]",
+                            (unsigned long long)arg,
+                            (unsigned long long)s->opts.lease_min_ttl_ms,
+                            (unsigned long long)s->opts.lease_max_ttl_ms);
+        op->lease = 0;
+        op->lease_ttl_ms = arg;
+        op->lease_verb = EKV_LEASE_GRANT;
+        return ETAGKV_OK;
+    case ETAGKV_LEASE_CALL_KEEPALIVE:
+        op->lease_verb = EKV_LEASE_KEEPALIVE;
+        return ETAGKV_OK;
+    case ETAGKV_LEASE_CALL_REVOKE:
+        op->lease_verb = EKV_LEASE_REVOKE;
+        return ETAGKV_OK;
+    }
+    return ekv_fail(ETAGKV_INVALID_ARGUMENT, "unknown lease call %d",
+                    (int)call);
+}
+
+/* After the prepared op was applied with status st: count it, wake the
+ * sweeper for a new lease (its deadline may be the first), and describe
+ * the outcome in *out and *revision (zeroed on failure).  Returns st. */
+static etagkv_status lease_finish(etagkv_store *s, const struct ekv_op *op,
+                                  etagkv_status st, etagkv_lease *out,
+                                  uint64_t *revision)
+{
+    int revoke = op->lease_verb == EKV_LEASE_REVOKE;
+
+    memset(out, 0, sizeof(*out));
+    *revision = 0;
+    (void)pthread_mutex_lock(&s->leases.lock);
+    /* A revoke of a dead lease (404) expires it on the spot. */
+    if (revoke && (st == ETAGKV_OK || st == ETAGKV_NOT_FOUND))
+        s->leases.expired += op->lease_expired;
+    s->leases.revoked += (uint64_t)(revoke && st == ETAGKV_OK);
+    s->leases.granted +=
+        (uint64_t)(op->lease_verb == EKV_LEASE_GRANT && st == ETAGKV_OK);
+    (void)pthread_mutex_unlock(&s->leases.lock);
+    if (st != ETAGKV_OK)
+        return st;
+    out->id = op->lease;
+    if (op->lease_verb == EKV_LEASE_GRANT) {
+        out->ttl_ms = out->remaining_ms = op->lease_ttl_ms;
+        poke(s);
+    } else if (op->lease_verb == EKV_LEASE_KEEPALIVE) {
+        out->ttl_ms = op->lease_ttl_ms;
+        out->remaining_ms = op->lease_remaining_ms;
+    }
+    if (revoke)
+        *revision = op->meta.mod_revision;
+    return st;
+}
+
+/* A blocking lease call: prepare, commit with the batch, finish. */
+static etagkv_status lease_call(etagkv_store *s, etagkv_lease_call call,
+                                uint64_t arg, etagkv_lease *out,
+                                uint64_t *revision)
+{
+    struct ekv_op op;
+    etagkv_status st = lease_prepare(s, call, arg, &op);
+
+    if (st != ETAGKV_OK) {
+        memset(out, 0, sizeof(*out));
+        *revision = 0;
+        return st;
+    }
+    return lease_finish(s, &op, ekv_commit(s, &op), out, revision);
 }
 
 etagkv_status etagkv_lease_grant(etagkv_store *s, uint64_t ttl_ms,
                                  uint64_t *id_out)
 {
-    struct ekv_op op;
+    etagkv_lease l;
+    uint64_t rev;
     etagkv_status st;
 
     ekv_clear_error();
@@ -633,30 +709,16 @@ etagkv_status etagkv_lease_grant(etagkv_store *s, uint64_t ttl_ms,
         *id_out = 0;
     if (s == NULL || id_out == NULL)
         return ETAGKV_INVALID_ARGUMENT;
-    if (ttl_ms < s->opts.lease_min_ttl_ms || ttl_ms > s->opts.lease_max_ttl_ms)
-        return ekv_fail(ETAGKV_INVALID_ARGUMENT,
-                        "ttl_ms %llu outside [%llu, %llu]",
-                        (unsigned long long)ttl_ms,
-                        (unsigned long long)s->opts.lease_min_ttl_ms,
-                        (unsigned long long)s->opts.lease_max_ttl_ms);
-    memset(&op, 0, sizeof(op));
-    op.lease_verb = EKV_LEASE_GRANT;
-    op.lease_ttl_ms = ttl_ms;
-    st = lease_commit(s, &op);
-    if (st != ETAGKV_OK)
-        return st;
-    *id_out = op.lease;
-    (void)pthread_mutex_lock(&s->leases.lock);
-    s->leases.granted++;
-    (void)pthread_mutex_unlock(&s->leases.lock);
-    poke(s);
-    return ETAGKV_OK;
+    st = lease_call(s, ETAGKV_LEASE_CALL_GRANT, ttl_ms, &l, &rev);
+    *id_out = l.id;
+    return st;
 }
 
 etagkv_status etagkv_lease_keepalive(etagkv_store *s, uint64_t id,
                                      etagkv_lease *out)
 {
-    struct ekv_op op;
+    etagkv_lease l;
+    uint64_t rev;
     etagkv_status st;
 
     ekv_clear_error();
@@ -664,22 +726,17 @@ etagkv_status etagkv_lease_keepalive(etagkv_store *s, uint64_t id,
         memset(out, 0, sizeof(*out));
     if (s == NULL)
         return ETAGKV_INVALID_ARGUMENT;
-    memset(&op, 0, sizeof(op));
-    op.lease_verb = EKV_LEASE_KEEPALIVE;
-    op.lease = id;
-    st = lease_commit(s, &op);
-    if (st == ETAGKV_OK && out != NULL) {
-        out->id = id;
-        out->ttl_ms = op.lease_ttl_ms;
-        out->remaining_ms = op.lease_remaining_ms;
-    }
+    st = lease_call(s, ETAGKV_LEASE_CALL_KEEPALIVE, id, &l, &rev);
+    if (out != NULL)
+        *out = l;
     return st;
 }
 
 etagkv_status etagkv_lease_revoke(etagkv_store *s, uint64_t id,
                                   uint64_t *revision_out)
 {
-    struct ekv_op op;
+    etagkv_lease l;
+    uint64_t rev;
     etagkv_status st;
 
     ekv_clear_error();
@@ -687,18 +744,61 @@ etagkv_status etagkv_lease_revoke(etagkv_store *s, uint64_t id,
         *revision_out = 0;
     if (s == NULL)
         return ETAGKV_INVALID_ARGUMENT;
-    memset(&op, 0, sizeof(op));
-    op.lease_verb = EKV_LEASE_REVOKE;
-    op.lease = id;
-    st = lease_commit(s, &op);
-    if (st != ETAGKV_OK && st != ETAGKV_NOT_FOUND)
-        return st;
-    (void)pthread_mutex_lock(&s->leases.lock);
-    s->leases.expired += op.lease_expired;
-    s->leases.revoked += (uint64_t)(st == ETAGKV_OK);
-    (void)pthread_mutex_unlock(&s->leases.lock);
-    if (revision_out != NULL && st == ETAGKV_OK)
-        *revision_out = op.meta.mod_revision;
+    st = lease_call(s, ETAGKV_LEASE_CALL_REVOKE, id, &l, &rev);
+    if (revision_out != NULL)
+        *revision_out = rev;
+    return st;
+}
+
+/* A submitted lease call: its queue entry and the caller's completion. */
+struct lease_async {
+    etagkv_store *s;
+    struct ekv_async *a;
+    etagkv_lease_done_fn done;
+    void *ctx;
+};
+
+/* The completion of a submitted lease call, on a library thread: the
+ * entry's op is still valid here (commit.c frees it after the call). */
+static void lease_submitted(void *ctx, const etagkv_result *res)
+{
+    struct lease_async *la = ctx;
+    etagkv_lease l;
+    uint64_t rev;
+    etagkv_status st =
+        lease_finish(la->s, ekv_async_op(la->a), res->status, &l, &rev);
+
+    la->done(la->ctx, st, &l, rev);
+    free(la);
+}
+
+etagkv_status etagkv_lease_submit(etagkv_store *s, etagkv_lease_call call,
+                                  uint64_t arg, etagkv_lease_done_fn done,
+                                  void *ctx)
+{
+    struct lease_async *la;
+    etagkv_status st;
+
+    ekv_clear_error();
+    if (s == NULL || done == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    la = calloc(1, sizeof(*la));
+    if (la == NULL)
+        return ETAGKV_NO_MEMORY;
+    la->a = ekv_async_new(lease_submitted, la);
+    st = la->a == NULL ? ETAGKV_NO_MEMORY
+                       : lease_prepare(s, call, arg, ekv_async_op(la->a));
+    if (st == ETAGKV_OK) {
+        /* Set before queueing: the completion may run at once. */
+        la->s = s;
+        la->done = done;
+        la->ctx = ctx;
+        st = ekv_commit_async(s, la->a);
+    }
+    if (st != ETAGKV_OK) {
+        ekv_async_free(la->a);
+        free(la);
+    }
     return st;
 }
 

@@ -87,9 +87,12 @@ static void fill_defaults(etagkv_options *o)
         o->max_txn_ops = ETAGKV_TXN_MAX_OPS_DEFAULT;
     if (o->max_txn_bytes == 0)
         o->max_txn_bytes = ETAGKV_TXN_MAX_BYTES_DEFAULT;
-    o->lease_min_ttl_ms = ETAGKV_LEASE_MIN_TTL_MS_DEFAULT;
-    o->lease_max_ttl_ms = ETAGKV_LEASE_MAX_TTL_MS_DEFAULT;
-    o->max_leases = ETAGKV_MAX_LEASES_DEFAULT;
+    if (o->lease_min_ttl_ms == 0)
+        o->lease_min_ttl_ms = ETAGKV_LEASE_MIN_TTL_MS_DEFAULT;
+    if (o->lease_max_ttl_ms == 0)
+        o->lease_max_ttl_ms = ETAGKV_LEASE_MAX_TTL_MS_DEFAULT;
+    if (o->max_leases == 0)
+        o->max_leases = ETAGKV_MAX_LEASES_DEFAULT;
 }
 
 etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes)

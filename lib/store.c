@@ -100,3 +100,13 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
     ekv_queue_counters(s, &out->write_txns, &out->write_ops);
     return ETAGKV_OK;
 }
+
+etagkv_status etagkv_store_commit_stats(etagkv_store *s,
+                                        etagkv_commit_stats *out)
+{
+    ekv_clear_error();
+    if (s == NULL || out == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    ekv_queue_histograms(s, out);
+    return ETAGKV_OK;
+}

@@ -57,6 +57,9 @@ struct ekv_queue {
      * committing alone), without the lock. */
     _Atomic uint64_t write_txns; /* committed write transactions */
     _Atomic uint64_t write_ops;  /* operations that changed the store */
+    /* etagkv_store_commit_stats(): per committed transaction, its time
+     * and its engine commit's (apply.c), and per batch its size. */
+    struct ekv_hist commit_ns, sync_ns, batch_ops;
 };
 
 /* ---- idem.c: the incremental purge --------------------------------------- */
@@ -133,6 +136,16 @@ static inline uint64_t ekv_now_ns(const etagkv_store *s)
     if (s->opts.clock != NULL)
         return s->opts.clock(s->opts.clock_ctx);
     (void)clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A monotonic clock, for durations (not the clock option: a test's clock
+ * need not advance). */
+static inline uint64_t ekv_mono_ns(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -318,6 +331,9 @@ void ekv_queue_shutdown(etagkv_store *s);
 
 /* The committed write transactions and changing operations so far. */
 void ekv_queue_counters(etagkv_store *s, uint64_t *txns, uint64_t *ops);
+
+/* The histograms of etagkv_store_commit_stats(). */
+void ekv_queue_histograms(etagkv_store *s, etagkv_commit_stats *out);
 
 /* The writes queued now, a leader's batch included (tests). */
 size_t ekv_queue_waiting(etagkv_store *s);

@@ -363,6 +363,51 @@ static void finish(etagkv_txn *t, etagkv_status st, int replayed)
     t->out.replayed = replayed;
 }
 
+/* Whether t writes nothing: gets and checks only, and no idempotency key
+ * (whose outcome is recorded, a write). */
+static int reads_only(const etagkv_txn *t)
+{
+    if (t->idem_len > 0)
+        return 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ops[i].kind == K_PUT || t->ops[i].kind == K_DELETE)
+            return 0;
+    return 1;
+}
+
+/* Commit a transaction that writes nothing: it needs no place in a batch,
+ * only one snapshot of the store, which a read transaction is.  The
+ * evaluation is the batch's own (ekv_txn_execute()); the revision is the
+ * snapshot's.  Like a GET it sees every write acknowledged before it
+ * began, so it stays linearizable, and it neither waits for a sync nor
+ * makes a writer wait for it.  Returns the transaction's status. */
+static etagkv_status commit_reads(etagkv_store *s, struct ekv_op *op)
+{
+    ekv_txn txn;
+    uint64_t rev;
+    etagkv_status st = ekv_read_begin(s->env, &txn);
+
+    if (st != ETAGKV_OK)
+        return st;
+    st = ekv_revision_get(&txn, &rev);
+    if (st == ETAGKV_OK)
+        st = ekv_txn_execute(s, &txn, op, &rev);
+    ekv_read_end(&txn);
+    if (st != ETAGKV_OK)
+        return st;
+    if (op->status != ETAGKV_OK && op->status != ETAGKV_CONFLICT)
+        return ekv_fail(op->status, "%s", op->detail);
+    return op->status;
+}
+
+/* Commit t, prepared into op: in a read snapshot when it writes nothing,
+ * else as one entry of a group-commit batch. */
+static etagkv_status commit_prepared(etagkv_store *s, etagkv_txn *t,
+                                     struct ekv_op *op)
+{
+    return reads_only(t) ? commit_reads(s, op) : ekv_commit(s, op);
+}
+
 etagkv_status etagkv_txn_commit(etagkv_store *s, etagkv_txn *t)
 {
     struct ekv_op op;
@@ -374,7 +419,7 @@ etagkv_status etagkv_txn_commit(etagkv_store *s, etagkv_txn *t)
     outcome_reset(t);
     st = prepare(s, t, &op);
     if (st == ETAGKV_OK)
-        st = ekv_commit(s, &op);
+        st = commit_prepared(s, t, &op);
     finish(t, st, op.replayed);
     return st;
 }
@@ -388,6 +433,29 @@ static void submitted(void *ctx, const etagkv_result *res)
     t->done(t->done_ctx, res);
 }
 
+/* etagkv_txn_submit() of a transaction that writes nothing: committed at
+ * once (commit_reads()), and done called on this thread before the
+ * return. */
+static etagkv_status submit_reads(etagkv_store *s, etagkv_txn *t,
+                                  etagkv_done_fn done, void *ctx)
+{
+    struct ekv_op op;
+    etagkv_result res;
+    etagkv_status st = prepare(s, t, &op);
+
+    if (st != ETAGKV_OK) {
+        finish(t, st, 0);
+        return st;
+    }
+    memset(&res, 0, sizeof(res));
+    res.status = commit_reads(s, &op);
+    finish(t, res.status, 0);
+    t->done = done;
+    t->done_ctx = ctx;
+    done(ctx, &res);
+    return ETAGKV_OK;
+}
+
 etagkv_status etagkv_txn_submit(etagkv_store *s, etagkv_txn *t,
                                 etagkv_done_fn done, void *ctx)
 {
@@ -398,6 +466,8 @@ etagkv_status etagkv_txn_submit(etagkv_store *s, etagkv_txn *t,
     if (t == NULL || done == NULL)
         return ETAGKV_INVALID_ARGUMENT;
     outcome_reset(t);
+    if (reads_only(t))
+        return submit_reads(s, t, done, ctx);
     a = ekv_async_new(submitted, t);
     if (a == NULL) {
         finish(t, ETAGKV_NO_MEMORY, 0);

@@ -132,7 +132,8 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r->started) {
         uint64_t duration_ns = srv_now_ns() - r->start_ns;
 
-        srv_metrics_record(s->metrics, r->method, r->status, duration_ns);
+        srv_metrics_record(s->metrics, r->route, r->method, r->status,
+                           duration_ns);
         srv_access_log_write(s->access_log, c, r, duration_ns);
         atomic_fetch_sub(&s->inflight, 1);
     }

@@ -241,8 +241,7 @@ enum MHD_Result srv_write_suspend(struct srv *s, struct MHD_Connection *c,
          * that started after it gets no write. */
         atomic_fetch_sub(&s->suspended, 1);
         return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                         srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
-                                     "the server is shutting down", NULL));
+                         srv_draining_problem());
     }
     r->write_state = SRV_WRITE_PENDING;
     MHD_suspend_connection(c);

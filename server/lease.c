@@ -11,9 +11,10 @@
  * checked the method, the JSON Content-Type and the body's size, and
  * parsed the id.  Ids travel as strings of decimal digits.
  *
- * Grant, keepalive and revoke block this worker thread until durable (one
- * group commit), unlike PUT, which suspends its connection: they are rare
- * next to writes (a keepalive per lease per third of its TTL).
+ * Grant, keepalive and revoke are submitted to the library
+ * (etagkv_lease_submit) and their connection suspended until durable, as
+ * a PUT's (kv.c): no worker thread, and so none of the other connections
+ * its event loop serves, waits for the disk.  GET reads a snapshot.
  */
 #include "server.h"
 
@@ -22,20 +23,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A problem for a failed lease call: its detail is the library's. */
+/* A problem for a failed lease call: its detail is the library's (lib). */
 static enum MHD_Result failed(struct srv *s, struct MHD_Connection *c,
-                              struct srv_req *r, etagkv_status st)
+                              struct srv_req *r, etagkv_status st,
+                              const char *lib)
 {
     const char *detail = st == ETAGKV_NOT_FOUND
                              ? "no live lease with this id (unknown, revoked "
                                "or past its deadline)"
-                             : etagkv_last_error_detail();
+                             : lib;
 
-    if (etagkv_status_http(st) >= 500)
+    struct MHD_Response *resp =
+        srv_status_problem(st, detail[0] != '\0' ? detail : NULL);
+
+    /* --max-leases reached: leases are freed as they expire or are
+     * revoked, so a retry soon may succeed (RFC 9110 §10.2.3). */
+    if (st == ETAGKV_LEASE_LIMIT)
+        resp = srv_retry_after(resp, SRV_RETRY_AFTER_S);
+    else if (etagkv_status_http(st) >= 500)
         fprintf(stderr, "etagkv-server: lease: %s (%s)\n", etagkv_strerror(st),
-                etagkv_last_error_detail());
-    return srv_queue(s, c, r, (unsigned)etagkv_status_http(st),
-                     srv_status_problem(st, detail[0] != '\0' ? detail : NULL));
+                lib);
+    return srv_queue(s, c, r, (unsigned)etagkv_status_http(st), resp);
 }
 
 /* The ttl_ms of a POST /leases body: an object with that one member, a
@@ -54,24 +62,50 @@ static int ttl_of(const struct srv_req *r, uint64_t *ttl_ms)
     return ok ? 0 : -1;
 }
 
-static enum MHD_Result grant(struct srv *s, struct MHD_Connection *c,
-                             struct srv_req *r)
+/* The completion of a submitted lease call, on a library thread: keep the
+ * outcome (and the failure's text, readable on this thread only) and
+ * resume the connection, as a write's (kv.c). */
+static void lease_done(void *ctx, etagkv_status st, const etagkv_lease *l,
+                       uint64_t revision)
 {
-    etagkv_lease l = {0};
-    struct MHD_Response *resp;
-    char loc[40];
+    struct srv_req *r = ctx;
+    etagkv_result res = {.status = st};
+
+    r->lease_res = *l;
+    res.meta.mod_revision = revision;
+    snprintf(r->write_detail, sizeof r->write_detail, "%s",
+             etagkv_last_error_detail());
+    srv_write_done(r, &res);
+}
+
+/* Submit the lease call and suspend the connection; a call refused at
+ * once completes here. */
+static enum MHD_Result submit(struct srv *s, struct MHD_Connection *c,
+                              struct srv_req *r, etagkv_lease_call call,
+                              uint64_t arg)
+{
+    enum MHD_Result ret = srv_write_suspend(s, c, r);
     etagkv_status st;
 
-    if (ttl_of(r, &l.ttl_ms) != 0)
-        return srv_queue(s, c, r, MHD_HTTP_BAD_REQUEST,
-                         srv_status_problem(ETAGKV_INVALID_ARGUMENT,
-                                            "the body must be {\"ttl_ms\": N}, "
-                                            "N a positive integer"));
-    st = etagkv_lease_grant(s->store, l.ttl_ms, &l.id);
-    if (st != ETAGKV_OK)
-        return failed(s, c, r, st);
-    resp = srv_json_response(srv_lease_json(&l, 0));
-    snprintf(loc, sizeof loc, "/leases/%" PRIu64, l.id);
+    if (r->write_state != SRV_WRITE_PENDING)
+        return ret; /* answered 503 */
+    st = etagkv_lease_submit(s->store, call, arg, lease_done, r);
+    if (st != ETAGKV_OK) {
+        etagkv_lease none = {0};
+
+        lease_done(r, st, &none, 0);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result granted(struct srv *s, struct MHD_Connection *c,
+                               struct srv_req *r)
+{
+    const etagkv_lease *l = &r->lease_res;
+    struct MHD_Response *resp = srv_json_response(srv_lease_json(l, 0));
+    char loc[40];
+
+    snprintf(loc, sizeof loc, "/leases/%" PRIu64, l->id);
     if (resp != NULL &&
         srv_add_header(resp, MHD_HTTP_HEADER_LOCATION, loc) != 0) {
         MHD_destroy_response(resp);
@@ -104,7 +138,7 @@ static enum MHD_Result show(struct srv *s, struct MHD_Connection *c,
         st = ETAGKV_NO_MEMORY; /* key_into failed part of the way */
     if (st != ETAGKV_OK) {
         json_decref(keys);
-        return failed(s, c, r, st);
+        return failed(s, c, r, st, etagkv_last_error_detail());
     }
     j = srv_lease_json(&l, 1);
     if (j != NULL && json_object_set_new(j, "keys", keys) != 0) {
@@ -116,29 +150,12 @@ static enum MHD_Result show(struct srv *s, struct MHD_Connection *c,
     return srv_queue(s, c, r, MHD_HTTP_OK, srv_json_response(j));
 }
 
-static enum MHD_Result keepalive(struct srv *s, struct MHD_Connection *c,
-                                 struct srv_req *r)
+static enum MHD_Result revoked(struct srv *s, struct MHD_Connection *c,
+                               struct srv_req *r, uint64_t rev)
 {
-    etagkv_lease l;
-    etagkv_status st = etagkv_lease_keepalive(s->store, r->lease, &l);
-
-    if (st != ETAGKV_OK)
-        return failed(s, c, r, st);
-    return srv_queue(s, c, r, MHD_HTTP_OK,
-                     srv_json_response(srv_lease_json(&l, 1)));
-}
-
-static enum MHD_Result revoke(struct srv *s, struct MHD_Connection *c,
-                              struct srv_req *r)
-{
-    uint64_t rev = 0;
-    struct MHD_Response *resp;
+    struct MHD_Response *resp = srv_empty_response();
     char v[24];
-    etagkv_status st = etagkv_lease_revoke(s->store, r->lease, &rev);
 
-    if (st != ETAGKV_OK)
-        return failed(s, c, r, st);
-    resp = srv_empty_response();
     snprintf(v, sizeof v, "%" PRIu64, rev);
     if (resp != NULL && rev > 0 &&
         srv_add_header(resp, "ETagKV-Revision", v) != 0) {
@@ -148,12 +165,43 @@ static enum MHD_Result revoke(struct srv *s, struct MHD_Connection *c,
     return srv_queue(s, c, r, MHD_HTTP_NO_CONTENT, resp);
 }
 
+/* POST /leases, POST /leases/{id}/keepalive, DELETE /leases/{id}: submit
+ * the call, then, resumed, answer its outcome. */
+static enum MHD_Result call(struct srv *s, struct MHD_Connection *c,
+                            struct srv_req *r)
+{
+    etagkv_lease_call verb = r->route == SRV_ROUTE_LEASES
+                                 ? ETAGKV_LEASE_CALL_GRANT
+                             : r->lease_keepalive ? ETAGKV_LEASE_CALL_KEEPALIVE
+                                                  : ETAGKV_LEASE_CALL_REVOKE;
+    uint64_t arg = r->lease;
+    etagkv_status st;
+
+    if (r->write_state == SRV_WRITE_NONE) {
+        if (verb == ETAGKV_LEASE_CALL_GRANT && ttl_of(r, &arg) != 0)
+            return srv_queue(
+                s, c, r, MHD_HTTP_BAD_REQUEST,
+                srv_status_problem(ETAGKV_INVALID_ARGUMENT,
+                                   "the body must be {\"ttl_ms\": N}, N a "
+                                   "positive integer"));
+        return submit(s, c, r, verb, arg);
+    }
+    st = r->write_res.status;
+    if (st != ETAGKV_OK)
+        return failed(s, c, r, st, r->write_detail);
+    if (verb == ETAGKV_LEASE_CALL_GRANT)
+        return granted(s, c, r);
+    if (verb == ETAGKV_LEASE_CALL_KEEPALIVE)
+        return srv_queue(s, c, r, MHD_HTTP_OK,
+                         srv_json_response(srv_lease_json(&r->lease_res, 1)));
+    return revoked(s, c, r, r->write_res.meta.mod_revision);
+}
+
 enum MHD_Result srv_lease(struct srv *s, struct MHD_Connection *c,
                           struct srv_req *r)
 {
-    if (r->route == SRV_ROUTE_LEASES)
-        return grant(s, c, r);
-    if (r->lease_keepalive)
-        return keepalive(s, c, r);
-    return r->method == SRV_DELETE ? revoke(s, c, r) : show(s, c, r);
+    if (r->route == SRV_ROUTE_LEASES || r->lease_keepalive ||
+        r->method == SRV_DELETE)
+        return call(s, c, r);
+    return show(s, c, r);
 }

@@ -27,6 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The longest lease TTL an option may allow: a year, far from overflowing
+ * the library's nanosecond deadlines. */
+#define LEASE_TTL_MS_MAX (86400000ull * 366)
+
 /* How long in-flight requests get to finish after SIGTERM. */
 #define DRAIN_TIMEOUT_NS (10ull * 1000000000u)
 
@@ -54,6 +58,7 @@ struct config {
     unsigned heartbeat_s;
     uint64_t changes_max_events; /* 0: the library's default */
     uint64_t changes_retention_s;
+    uint64_t max_leases, lease_min_ttl_ms, lease_max_ttl_ms; /* DESIGN §9 */
     const char *access_log, *access_log_format; /* NULL: no access log */
 };
 
@@ -114,6 +119,11 @@ static void usage(FILE *f)
         "                         100000)\n"
         "  --changes-retention SECONDS  age after which events are trimmed\n"
         "                         (default 3600)\n"
+        "  --max-leases N         live leases at once; past it a grant is\n"
+        "                         503 (default 1000000)\n"
+        "  --lease-min-ttl-ms N   shortest lease TTL granted (default 100)\n"
+        "  --lease-max-ttl-ms N   longest lease TTL granted (default\n"
+        "                         86400000: 24 h)\n"
         "  --access-log FILE|-    log one line per request to FILE (reopened\n"
         "                         on SIGHUP) or stdout (default: none)\n"
         "  --access-log-format json|combined  (default json: JSON Lines)\n"
@@ -190,6 +200,9 @@ static void config_defaults(struct config *cfg)
     cfg->heartbeat_s = 15;
     cfg->changes_max_events = 0; /* the library's defaults */
     cfg->changes_retention_s = 0;
+    cfg->max_leases = ETAGKV_MAX_LEASES_DEFAULT;
+    cfg->lease_min_ttl_ms = ETAGKV_LEASE_MIN_TTL_MS_DEFAULT;
+    cfg->lease_max_ttl_ms = ETAGKV_LEASE_MAX_TTL_MS_DEFAULT;
     cfg->access_log = cfg->access_log_format = NULL;
 }
 
@@ -248,6 +261,9 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         {"changes-max-events", required_argument, NULL, 'E'},
         {"heartbeat", required_argument, NULL, 'e'},
         {"changes-retention", required_argument, NULL, 'g'},
+        {"max-leases", required_argument, NULL, 'L'},
+        {"lease-min-ttl-ms", required_argument, NULL, 'N'},
+        {"lease-max-ttl-ms", required_argument, NULL, 'M'},
         {"access-log", required_argument, NULL, 'A'},
         {"access-log-format", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
@@ -338,6 +354,18 @@ static int parse_options(int argc, char **argv, struct config *cfg)
             rc = parse_u64("changes-retention", optarg, 1, 86400ull * 3650,
                            &cfg->changes_retention_s);
             break;
+        case 'L':
+            rc = parse_u64("max-leases", optarg, 1, UINT64_MAX / 2,
+                           &cfg->max_leases);
+            break;
+        case 'N':
+            rc = parse_u64("lease-min-ttl-ms", optarg, 1, LEASE_TTL_MS_MAX,
+                           &cfg->lease_min_ttl_ms);
+            break;
+        case 'M':
+            rc = parse_u64("lease-max-ttl-ms", optarg, 1, LEASE_TTL_MS_MAX,
+                           &cfg->lease_max_ttl_ms);
+            break;
         case 'A': cfg->access_log = optarg; break;
         case 'F': cfg->access_log_format = optarg; break;
         case 'h': usage(stdout); return 1;
@@ -366,6 +394,11 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         /* Else the largest value could never be uploaded. */
         fprintf(stderr, "etagkv-server: --max-buffered-bytes must be at "
                         "least --max-value-bytes\n");
+        rc = -1;
+    }
+    if (rc == 0 && cfg->lease_min_ttl_ms > cfg->lease_max_ttl_ms) {
+        fprintf(stderr, "etagkv-server: --lease-min-ttl-ms must be at most "
+                        "--lease-max-ttl-ms\n");
         rc = -1;
     }
     if (rc == 0 && (cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
@@ -627,6 +660,9 @@ static etagkv_store *open_store(const struct config *cfg)
     o.changes_max_events = cfg->changes_max_events;
     o.changes_retention_s = cfg->changes_retention_s;
     o.max_txn_ops = cfg->max_txn_ops;
+    o.max_leases = cfg->max_leases;
+    o.lease_min_ttl_ms = cfg->lease_min_ttl_ms;
+    o.lease_max_ttl_ms = cfg->lease_max_ttl_ms;
     /* Keys and values decoded from the body are never more bytes than
      * the body. */
     o.max_txn_bytes = cfg->max_txn_bytes;

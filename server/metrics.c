@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef atomic_uint_fast64_t counter;
 
@@ -24,6 +25,17 @@ const char *srv_method_name(enum srv_method m)
 {
     return method_names[m];
 }
+
+/* 412s and 409s by route (the path templates of srv_route) and method. */
+#define N_ROUTES (SRV_ROUTE_LEASE + 1)
+static const char *const route_names[N_ROUTES] = {
+    [SRV_ROUTE_NONE] = "none",         [SRV_ROUTE_KV] = "/kv/{key}",
+    [SRV_ROUTE_LIST] = "/kv/",         [SRV_ROUTE_HEALTHZ] = "/healthz",
+    [SRV_ROUTE_METRICS] = "/metrics",  [SRV_ROUTE_CHANGES] = "/changes",
+    [SRV_ROUTE_TXN] = "/txn",          [SRV_ROUTE_LEASES] = "/leases",
+    [SRV_ROUTE_LEASE] = "/leases/{id}"};
+enum { REFUSED_412, REFUSED_409, N_REFUSED };
+static const char *const refused_codes[N_REFUSED] = {"412", "409"};
 
 /* 412s by deciding step (etagkv_cond_step, ETAGKV_STEP_NONE to
  * ETAGKV_STEP_IF_MODIFIED_SINCE), and how old the superseded validator
@@ -61,7 +73,8 @@ static const size_t txn_ops_le[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024};
 
 struct srv_metrics {
     counter requests[N_METHODS][N_CODES + 1]; /* last column: other */
-    counter aborted[N_METHODS];               /* ended without a response */
+    counter refused[N_ROUTES][N_METHODS][N_REFUSED];
+    counter aborted[N_METHODS]; /* ended without a response */
     counter not_modified, precondition_failed, precondition_required;
     counter idem_replays, idem_mismatches;
     counter latency_bucket[N_BUCKETS + 1]; /* not cumulative; +Inf last */
@@ -106,8 +119,9 @@ static uint64_t load(counter *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-void srv_metrics_record(struct srv_metrics *m, enum srv_method method,
-                        unsigned status, uint64_t duration_ns)
+void srv_metrics_record(struct srv_metrics *m, enum srv_route route,
+                        enum srv_method method, unsigned status,
+                        uint64_t duration_ns)
 {
     size_t b = 0;
 
@@ -116,12 +130,16 @@ void srv_metrics_record(struct srv_metrics *m, enum srv_method method,
         return;
     }
     bump(&m->requests[method][code_index(status)], 1);
-    if (status == 304)
+    if (status == 304) {
         bump(&m->not_modified, 1);
-    else if (status == 412)
+    } else if (status == 412) {
         bump(&m->precondition_failed, 1);
-    else if (status == 428)
+        bump(&m->refused[route][method][REFUSED_412], 1);
+    } else if (status == 409) {
+        bump(&m->refused[route][method][REFUSED_409], 1);
+    } else if (status == 428) {
         bump(&m->precondition_required, 1);
+    }
     while (b < N_BUCKETS && duration_ns > bucket_ns[b])
         b++;
     bump(&m->latency_bucket[b], 1);
@@ -208,6 +226,28 @@ static void render_requests(FILE *f, struct srv_metrics *m)
                 method_names[method], load(&m->aborted[method]));
 }
 
+/* 412s and 409s by route and method: the series that have counted. */
+static void render_refused(FILE *f, struct srv_metrics *m)
+{
+    fputs("# HELP etagkv_http_refusals_total Responses 412 Precondition "
+          "Failed and 409 Conflict, by route, method and code.\n"
+          "# TYPE etagkv_http_refusals_total counter\n",
+          f);
+    for (size_t route = 0; route < N_ROUTES; route++)
+        for (size_t method = 0; method < N_METHODS; method++)
+            for (size_t i = 0; i < N_REFUSED; i++) {
+                uint64_t n = load(&m->refused[route][method][i]);
+
+                if (n == 0)
+                    continue;
+                fprintf(f,
+                        "etagkv_http_refusals_total{route=\"%s\",method="
+                        "\"%s\",code=\"%s\"} %" PRIu64 "\n",
+                        route_names[route], method_names[method],
+                        refused_codes[i], n);
+            }
+}
+
 static void render_counter(FILE *f, const char *name, const char *help,
                            counter *c)
 {
@@ -231,6 +271,65 @@ static void render_histogram(FILE *f, const char *name, const char *help,
     }
     fprintf(f, "%s_sum %.9f\n%s_count %" PRIu64 "\n", name, sum, name,
             cumulative);
+}
+
+/* A bound of a histogram as Prometheus reads it: v * scale in plain
+ * decimal, without trailing zeros ("0.00025", "16"). */
+static void format_le(char *out, size_t cap, uint64_t v, double scale)
+{
+    size_t n;
+
+    snprintf(out, cap, "%.9f", (double)v * scale);
+    n = strlen(out);
+    while (n > 1 && out[n - 1] == '0')
+        out[--n] = '\0';
+    if (n > 1 && out[n - 1] == '.')
+        out[n - 1] = '\0';
+}
+
+/* One of the library's histograms (etagkv_commit_stats), its bounds and
+ * sum multiplied by scale (1e-9: nanoseconds to seconds). */
+static void render_lib_histogram(FILE *f, const char *name, const char *help,
+                                 const etagkv_histogram *h, double scale)
+{
+    uint64_t cumulative = 0;
+    char le[48];
+
+    fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    for (size_t b = 0; b <= h->bounds; b++) {
+        cumulative += h->count[b];
+        if (b < h->bounds)
+            format_le(le, sizeof le, h->le[b], scale);
+        else
+            snprintf(le, sizeof le, "+Inf");
+        fprintf(f, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, le, cumulative);
+    }
+    fprintf(f, "%s_sum %.9f\n%s_count %" PRIu64 "\n", name,
+            (double)h->sum * scale, name, cumulative);
+}
+
+/* The group commit's histograms (etagkv_store_commit_stats). */
+static void render_commits(FILE *f, etagkv_store *store)
+{
+    etagkv_commit_stats cs;
+
+    if (etagkv_store_commit_stats(store, &cs) != ETAGKV_OK)
+        return;
+    render_lib_histogram(
+        f, "etagkv_store_commit_duration_seconds",
+        "Per committed write transaction, the time from the start of its "
+        "work (writer lock held) until durable: applying its batch, then "
+        "committing.",
+        &cs.commit_ns, 1e-9);
+    render_lib_histogram(
+        f, "etagkv_store_sync_duration_seconds",
+        "Per committed write transaction, the time in LMDB's commit call: "
+        "writing the pages and, in sync mode, flushing them.",
+        &cs.sync_ns, 1e-9);
+    render_lib_histogram(f, "etagkv_store_commit_batch_ops",
+                         "Operations per group-commit batch (a transaction "
+                         "is one), committed or not.",
+                         &cs.batch_ops, 1.0);
 }
 
 static void render_latency(FILE *f, struct srv_metrics *m)
@@ -353,6 +452,7 @@ static void render_store(FILE *f, const struct srv *s)
             "# TYPE etagkv_store_write_ops_total counter\n"
             "etagkv_store_write_ops_total %" PRIu64 "\n",
             stats.write_txns, stats.write_ops);
+    render_commits(f, s->store);
 }
 
 /* Watching (watch.c). */
@@ -396,6 +496,7 @@ static char *render(const struct srv *s)
     if (f == NULL)
         return NULL;
     render_requests(f, m);
+    render_refused(f, m);
     render_counter(f, "etagkv_http_not_modified_total",
                    "Responses 304 Not Modified.", &m->not_modified);
     render_counter(f, "etagkv_http_precondition_failed_total",
@@ -462,8 +563,7 @@ enum MHD_Result srv_healthz(struct srv *s, struct MHD_Connection *c,
 {
     if (atomic_load(&s->draining))
         return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                         srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
-                                     "the server is shutting down", NULL));
+                         srv_draining_problem());
     return srv_queue(s, c, r, MHD_HTTP_OK,
                      srv_text_response("text/plain; charset=utf-8", "ok\n"));
 }

@@ -380,18 +380,29 @@ void srv_refuse_unauthorized(struct srv_req *r, int presented)
     refuse(r, MHD_HTTP_UNAUTHORIZED, resp);
 }
 
-struct MHD_Response *srv_busy_problem(const char *detail)
+struct MHD_Response *srv_retry_after(struct MHD_Response *resp,
+                                     const char *seconds)
 {
-    struct MHD_Response *resp = srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE,
-                                            "memory-budget", detail, NULL);
-
-    /* RFC 9110 §10.2.3: when to try again. */
-    if (resp != NULL && srv_add_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
-                                       SRV_RETRY_AFTER_S) != 0) {
+    if (resp != NULL &&
+        srv_add_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, seconds) != 0) {
         MHD_destroy_response(resp);
         return NULL;
     }
     return resp;
+}
+
+struct MHD_Response *srv_draining_problem(void)
+{
+    return srv_retry_after(srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE, "draining",
+                                       "the server is shutting down", NULL),
+                           SRV_RETRY_AFTER_S);
+}
+
+struct MHD_Response *srv_busy_problem(const char *detail)
+{
+    return srv_retry_after(srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE,
+                                       "memory-budget", detail, NULL),
+                           SRV_RETRY_AFTER_S);
 }
 
 void srv_refuse_busy(struct srv_req *r, const char *detail)

@@ -150,7 +150,8 @@ struct srv_req {
      * whether the path ends in /keepalive. */
     uint64_t lease;
     int lease_keepalive;
-    char *body; /* PUT or POST body so far (malloc'd) */
+    etagkv_lease lease_res; /* a submitted lease call's outcome (lease.c) */
+    char *body;             /* PUT or POST body so far (malloc'd) */
     size_t body_len, body_cap;
     uint64_t reserved;        /* bytes charged to the memory budget for it */
     uint64_t discarded_bytes; /* body bytes dropped after a refusal */
@@ -173,6 +174,11 @@ struct srv_req {
     int watch_fresh;      /* held since the watcher last looked */
     uint64_t deadline_ns; /* srv_now_ns() at which it answers anyway */
     struct srv_req *watch_prev, *watch_next;
+    /* While held: the socket the watcher watches for the client hanging
+     * up (-1: none), and /changes: the revision up to which the log had
+     * no event for it. */
+    int watch_fd;
+    uint64_t watch_scanned;
     uint64_t after; /* /changes: events after this revision */
     unsigned changes_flags;
     /* A Server-Sent Events stream of /changes (watch.c): the text not yet
@@ -470,10 +476,11 @@ struct srv_metrics *srv_metrics_new(void);
 /* Free m (NULL is fine). */
 void srv_metrics_free(struct srv_metrics *m);
 
-/* Count one finished request: method, HTTP status (0 when the request
- * ended without a response) and duration.  Thread-safe. */
-void srv_metrics_record(struct srv_metrics *m, enum srv_method method,
-                        unsigned status, uint64_t duration_ns);
+/* Count one finished request: route, method, HTTP status (0 when the
+ * request ended without a response) and duration.  Thread-safe. */
+void srv_metrics_record(struct srv_metrics *m, enum srv_route route,
+                        enum srv_method method, unsigned status,
+                        uint64_t duration_ns);
 
 /* Count a write with an Idempotency-Key: a replay, or a key reused for a
  * different request (422).  Thread-safe. */
@@ -567,6 +574,15 @@ void srv_refuse_method(struct srv_req *r, const char *allow);
 /* Decide a 401 with the challenge of RFC 6750 §3; error="invalid_token"
  * when a token was presented but is wrong. */
 void srv_refuse_unauthorized(struct srv_req *r, int presented);
+
+/* resp with Retry-After: seconds (RFC 9110 §10.2.3: when a 503 may be
+ * tried again).  Takes resp; NULL if resp was NULL or on failure. */
+struct MHD_Response *srv_retry_after(struct MHD_Response *resp,
+                                     const char *seconds);
+
+/* The 503 of a server shutting down (type draining), with Retry-After:
+ * SRV_RETRY_AFTER_S (a restart, or another instance).  NULL on failure. */
+struct MHD_Response *srv_draining_problem(void);
 
 /* A 503 problem (type memory-budget) with Retry-After: SRV_RETRY_AFTER_S.
  * NULL on failure. */

@@ -54,6 +54,19 @@ static enum MHD_Result txn_submit(struct srv *s, struct MHD_Connection *c,
     if (st != ETAGKV_OK)
         return srv_queue(s, c, r, (unsigned)etagkv_status_http(st),
                          srv_status_problem(st, NULL));
+    if (!srv_txn_writes(r->txn) && r->idem_len == 0) {
+        /* Gets and checks alone: the library evaluates them at once in a
+         * read snapshot (no batch, no sync), so answer without suspending
+         * the connection, as a GET does. */
+        memset(&r->write_res, 0, sizeof(r->write_res));
+        r->write_res.status =
+            etagkv_txn_commit(s->store, srv_txn_handle(r->txn));
+        if (etagkv_status_http(r->write_res.status) >= 500)
+            snprintf(r->write_detail, sizeof r->write_detail, "%s",
+                     etagkv_last_error_detail());
+        r->write_state = SRV_WRITE_DONE;
+        return srv_txn(s, c, r);
+    }
     ret = srv_write_suspend(s, c, r);
     if (r->write_state != SRV_WRITE_PENDING)
         return ret; /* answered 503 */

@@ -46,7 +46,7 @@ struct srv_txn_req {
     etagkv_txn *t;
     struct op_key *ops;
     size_t n;
-    int has_get, unconditional_write;
+    int has_get, writes, unconditional_write;
 };
 
 /* ---- base64 (RFC 4648 §4) ---------------------------------------------- */
@@ -419,6 +419,7 @@ static int add_op(struct srv_txn_req *q, json_t *o, size_t i, char *detail,
                        "ASCII, spaces and tabs"
                      : etagkv_strerror(st));
     q->has_get |= ok->kind == K_GET;
+    q->writes |= ok->kind == K_PUT || ok->kind == K_DELETE;
     q->unconditional_write |= (ok->kind == K_PUT || ok->kind == K_DELETE) &&
                               !etagkv_cond_is_conditional(c);
     /* Kept beside the transaction's own copy: a 409 says what it sent and
@@ -502,6 +503,11 @@ etagkv_txn *srv_txn_handle(struct srv_txn_req *q)
 int srv_txn_has_get(const struct srv_txn_req *q)
 {
     return q->has_get;
+}
+
+int srv_txn_writes(const struct srv_txn_req *q)
+{
+    return q->writes;
 }
 
 int srv_txn_has_unconditional_write(const struct srv_txn_req *q)

@@ -32,9 +32,11 @@ etagkv_status srv_txn_parse(const char *body, size_t len, size_t max_ops,
 /* The parsed transaction, to commit (owned by q). */
 etagkv_txn *srv_txn_handle(struct srv_txn_req *q);
 
-/* 1 if q has a get (no Idempotency-Key then), and 1 if some put or delete
- * has no condition (refused in require-conditions mode). */
+/* 1 if q has a get (no Idempotency-Key then), 1 if it has a put or a
+ * delete, and 1 if some put or delete has no condition (refused in
+ * require-conditions mode). */
 int srv_txn_has_get(const struct srv_txn_req *q);
+int srv_txn_writes(const struct srv_txn_req *q);
 int srv_txn_has_unconditional_write(const struct srv_txn_req *q);
 
 /* The "results" array of q's last commit, as DESIGN §7 spells it.  NULL

@@ -16,6 +16,12 @@
  * never answers itself: every response is built on a request thread, by
  * the same code as an unheld request's.
  *
+ * After a commit the new events are read once, and each held request
+ * matched against their keys in memory: only a request that one of them
+ * concerns is asked its question (a read of its own).  An idle watcher of
+ * a quiet key thus costs a comparison per event, not a read transaction
+ * per commit, and a thousand of them do not slow the writers down.
+ *
  * Held requests count in srv.suspended, as suspended writes do, so that
  * the daemon never stops with one still suspended (main.c).
  */
@@ -29,20 +35,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #define CHANGES_LIMIT_DEFAULT 100
 #define CHANGES_LIMIT_MAX 1000
 
+/* The events since the last commit sweep, their keys copied. */
+#define SWEEP_EVENTS 4096
+
+struct sweep_events {
+    size_t n;
+    uint64_t rev[SWEEP_EVENTS];
+    uint16_t key_len[SWEEP_EVENTS];
+    size_t key_at[SWEEP_EVENTS];
+    char keys[SWEEP_EVENTS * 64]; /* a longer key ends the batch */
+    size_t used;
+};
+
 struct srv_watch {
     pthread_mutex_t lock;
     struct srv_req *held; /* doubly linked through watch_prev/next */
     size_t n_held;
-    int releasing; /* SIGTERM: resume everything, hold nothing more */
-    int stop;      /* the thread exits */
-    int notify_fd; /* the library's: readable after a commit */
-    int wake_fd;   /* ours: a new hold, or stop */
+    int releasing;  /* SIGTERM: resume everything, hold nothing more */
+    int stop;       /* the thread exits */
+    int notify_fd;  /* the library's: readable after a commit */
+    int wake_fd;    /* ours: a new hold, or stop */
+    int hangup_fd;  /* epoll: the held requests' sockets, for a hang-up */
+    uint64_t swept; /* revision up to which the held requests were matched */
+    struct sweep_events ev; /* the watcher thread's, for sweep() */
     pthread_t thread;
     int started;
     size_t n_streams;     /* SSE streams open */
@@ -56,6 +78,9 @@ struct srv_watch {
 
 static void unlink_held(struct srv_watch *w, struct srv_req *r)
 {
+    if (r->watch_fd >= 0)
+        (void)epoll_ctl(w->hangup_fd, EPOLL_CTL_DEL, r->watch_fd, NULL);
+    r->watch_fd = -1;
     if (r->watch_prev != NULL)
         r->watch_prev->watch_next = r->watch_next;
     else
@@ -95,8 +120,77 @@ static int changed(struct srv *s, struct srv_req *r)
         return etagkv_get(s->store, r->key, r->key_len, r->cond, NULL, NULL,
                           NULL) != ETAGKV_NOT_MODIFIED;
     st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
-                        r->after, 1, stop_at_first, NULL, &page);
+                        r->watch_scanned, 1, stop_at_first, NULL, &page);
+    /* Nothing for r up to page.next: the next look starts there, so a
+     * watcher of a quiet key costs the new events only, not every event
+     * since it last had one. */
+    if (st == ETAGKV_OK && page.events == 0)
+        r->watch_scanned = page.next;
     return st != ETAGKV_OK || page.events > 0;
+}
+
+static int collect(void *ctx, const etagkv_event *ev)
+{
+    struct sweep_events *e = ctx;
+
+    if (e->n == SWEEP_EVENTS || ev->key_len > sizeof e->keys - e->used)
+        return 1; /* full: the sweep asks every request instead */
+    e->rev[e->n] = ev->revision;
+    e->key_len[e->n] = (uint16_t)ev->key_len;
+    e->key_at[e->n] = e->used;
+    memcpy(e->keys + e->used, ev->key, ev->key_len);
+    e->used += ev->key_len;
+    e->n++;
+    return 0;
+}
+
+/* Read the events after w->swept into *e: 1 when *e holds all of them up
+ * to *rev, 0 when there were too many or the read failed (then every
+ * held request is asked). */
+static int read_events(struct srv *s, struct sweep_events *e, uint64_t *rev)
+{
+    etagkv_changes_page page;
+    etagkv_status st;
+
+    e->n = e->used = 0;
+    st = etagkv_changes(s->store, NULL, 0, 0, s->watch->swept, 0, collect, e,
+                        &page);
+    *rev = page.revision;
+    return st == ETAGKV_OK && !page.more;
+}
+
+/* Does one of the events concern r?  A GET /kv/{key}: an event of its
+ * key; /changes: one of its key or prefix, newer than what it scanned. */
+static int concerns(const struct srv_req *r, const struct sweep_events *e)
+{
+    int exact = r->route == SRV_ROUTE_KV ||
+                (r->changes_flags & ETAGKV_CHANGES_KEY) != 0;
+
+    for (size_t i = 0; i < e->n; i++) {
+        const char *k = e->keys + e->key_at[i];
+
+        if (r->route != SRV_ROUTE_KV && e->rev[i] <= r->watch_scanned)
+            continue;
+        if (exact ? e->key_len[i] == r->key_len &&
+                        memcmp(k, r->key, r->key_len) == 0
+                  : e->key_len[i] >= r->key_len &&
+                        memcmp(k, r->key, r->key_len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* After a commit: whether r must be asked its question.  When the events
+ * say nothing concerns it, a /changes request also knows the log has
+ * nothing for it up to rev. */
+static int must_ask(struct srv_req *r, const struct sweep_events *e, int all,
+                    uint64_t rev)
+{
+    if (all || concerns(r, e))
+        return 1;
+    if (r->route != SRV_ROUTE_KV && r->watch_scanned < rev)
+        r->watch_scanned = rev;
+    return 0;
 }
 
 /* One pass over the held requests: after a commit (all), after a new hold
@@ -105,9 +199,13 @@ static int changed(struct srv *s, struct srv_req *r)
 static int sweep(struct srv *s, int commit)
 {
     struct srv_watch *w = s->watch;
+    struct sweep_events *ev = &w->ev;
     struct srv_req *r, *next;
-    uint64_t now = srv_now_ns(), nearest = UINT64_MAX;
+    uint64_t now = srv_now_ns(), nearest = UINT64_MAX, rev = 0;
+    int all = 0;
 
+    if (commit)
+        all = !read_events(s, ev, &rev);
     (void)pthread_mutex_lock(&w->lock);
     for (r = w->held; r != NULL; r = next) {
         next = r->watch_next;
@@ -115,7 +213,8 @@ static int sweep(struct srv *s, int commit)
             resume(s, r, 1);
             continue;
         }
-        if ((commit || r->watch_fresh) && changed(s, r)) {
+        if ((r->watch_fresh || (commit && must_ask(r, ev, all, rev))) &&
+            changed(s, r)) {
             resume(s, r, 0);
             continue;
         }
@@ -123,11 +222,31 @@ static int sweep(struct srv *s, int commit)
         if (r->deadline_ns < nearest)
             nearest = r->deadline_ns;
     }
+    if (commit && rev > w->swept)
+        w->swept = rev;
     (void)pthread_mutex_unlock(&w->lock);
     if (nearest == UINT64_MAX)
         return -1;
     /* Round up, so that the deadline has passed when poll() returns. */
     return (int)((nearest - now + 999999u) / 1000000u);
+}
+
+/* Resume every held request whose client hung up (lock held, so each
+ * one reported is still held: unlink_held() removes a socket under it).
+ * Suspended, a connection is not polled by libmicrohttpd: without this
+ * a client that went away would stay held until its deadline or the next
+ * heartbeat, and be looked at on every commit meanwhile.  Resumed as
+ * timed out, its answer goes nowhere and libmicrohttpd closes it. */
+static void reap_hangups(struct srv *s)
+{
+    struct epoll_event ev[64];
+    int n;
+
+    (void)pthread_mutex_lock(&s->watch->lock);
+    n = epoll_wait(s->watch->hangup_fd, ev, 64, 0);
+    for (int i = 0; i < n; i++)
+        resume(s, ev[i].data.ptr, 1);
+    (void)pthread_mutex_unlock(&s->watch->lock);
 }
 
 static void drain_fd(int fd)
@@ -145,12 +264,15 @@ static void *watch_main(void *arg)
     int timeout_ms = -1;
 
     for (;;) {
-        struct pollfd p[2] = {{.fd = w->notify_fd, .events = POLLIN},
-                              {.fd = w->wake_fd, .events = POLLIN}};
-        int n = poll(p, 2, timeout_ms), stop;
+        struct pollfd p[3] = {{.fd = w->notify_fd, .events = POLLIN},
+                              {.fd = w->wake_fd, .events = POLLIN},
+                              {.fd = w->hangup_fd, .events = POLLIN}};
+        int n = poll(p, 3, timeout_ms), stop;
 
         if (n < 0 && errno != EINTR)
             break;
+        if (n > 0 && (p[2].revents & POLLIN))
+            reap_hangups(s);
         if (n > 0 && (p[0].revents & POLLIN))
             drain_fd(w->notify_fd);
         if (n > 0 && (p[1].revents & POLLIN))
@@ -181,7 +303,7 @@ int srv_watch_start(struct srv *s)
 
     if (w == NULL)
         return -1;
-    w->notify_fd = w->wake_fd = -1;
+    w->notify_fd = w->wake_fd = w->hangup_fd = -1;
     s->watch = w;
     if (pthread_mutex_init(&w->lock, NULL) != 0)
         return -1;
@@ -189,6 +311,9 @@ int srv_watch_start(struct srv *s)
         return -1;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd < 0)
+        return -1;
+    w->hangup_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->hangup_fd < 0)
         return -1;
     if (pthread_create(&w->thread, NULL, watch_main, s) != 0)
         return -1;
@@ -221,6 +346,8 @@ void srv_watch_stop(struct srv *s)
     }
     if (w->wake_fd >= 0)
         (void)close(w->wake_fd);
+    if (w->hangup_fd >= 0)
+        (void)close(w->hangup_fd);
     etagkv_notify_close(s->store, w->notify_fd);
     (void)pthread_mutex_destroy(&w->lock);
     free(w);
@@ -287,6 +414,21 @@ static size_t watchers(const struct srv_watch *w)
     return w->n_held - w->n_stream_held + w->n_streams;
 }
 
+/* Watch r's socket for the client hanging up (lock held).  Best effort:
+ * should it fail, the deadline or the heartbeat still ends r. */
+static void watch_hangup(struct srv_watch *w, struct MHD_Connection *c,
+                         struct srv_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = r};
+
+    r->watch_fd = -1;
+    if (ci != NULL &&
+        epoll_ctl(w->hangup_fd, EPOLL_CTL_ADD, ci->connect_fd, &ev) == 0)
+        r->watch_fd = ci->connect_fd;
+}
+
 /* Put r on the held list and suspend its connection; a new watcher (not a
  * stream already admitted, nor a request held before) only within
  * --max-watchers.  0, 1 when full, -1 when shutting down. */
@@ -313,7 +455,9 @@ static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
     r->watch_held = 1;
     r->watch_timed_out = 0;
     r->watch_fresh = 1; /* a commit may have come since it read */
+    r->watch_scanned = r->after;
     r->conn = c;
+    watch_hangup(w, c, r);
     r->watch_prev = NULL;
     r->watch_next = w->held;
     if (w->held != NULL)
@@ -331,16 +475,15 @@ static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
 static enum MHD_Result unavailable(struct srv *s, struct MHD_Connection *c,
                                    struct srv_req *r, int full)
 {
-    struct MHD_Response *resp = srv_problem(
-        MHD_HTTP_SERVICE_UNAVAILABLE, full ? "too-many-watchers" : "draining",
-        full ? "too many requests are waiting for changes"
-             : "the server is shutting down",
-        NULL);
+    struct MHD_Response *resp =
+        full ? srv_retry_after(srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE,
+                                           "too-many-watchers",
+                                           "too many requests are waiting "
+                                           "for changes",
+                                           NULL),
+                               SRV_RETRY_AFTER_S)
+             : srv_draining_problem();
 
-    if (resp != NULL && srv_add_header(resp, "Retry-After", "1") != 0) {
-        MHD_destroy_response(resp);
-        resp = NULL;
-    }
     return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
 }
 

@@ -13,14 +13,22 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # Build and test dependencies.  bench/ needs more (nginx, redis, etcd); its
 # own script installs those.  libgnutls28-dev: the server's SHA-256;
 # openssl: the limits suite makes a self-signed certificate with it; curl
-# and python3-yaml: the curl examples and the check of dist/monitoring/.
+# and python3-yaml: the curl examples and the check of dist/monitoring/;
+# prometheus: its promtool checks and unit-tests the alert rules;
+# python3-requests and nodejs (Debian 12: Node 18, with fetch): the Python
+# and JavaScript clients of examples/clients/.
 PACKAGES="gcc make cmake pkg-config liblmdb-dev libxxhash-dev check \
 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libgnutls28-dev openssl \
-curl python3-yaml"
+curl python3-yaml prometheus python3-requests nodejs"
 
-# $PACKAGES is a word list on purpose.
+# --no-services: installing prometheus must not start a Prometheus server
+# (only promtool is wanted).  $PACKAGES is a word list on purpose.
 # shellcheck disable=SC2086
-"$ROOT/tools/install.sh" setup $PACKAGES
+"$ROOT/tools/install.sh" --no-services setup $PACKAGES
+# npm: the eventsource test installs the npm "eventsource" package with it.
+# Debian's nodejs ships without npm (its own package); NodeSource's nodejs
+# includes it, and Debian's npm package would conflict with that one.
+command -v npm >/dev/null 2>&1 || "$ROOT/tools/install.sh" setup npm
 
 BUILD=${1:-"$ROOT/build"}
 [ $# -gt 0 ] && shift

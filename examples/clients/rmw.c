@@ -6,13 +6,15 @@
  *
  * Adds 1 to the decimal counter under /kv/KEY, N times.  Each increment:
  * read (GET: the value and its ETag; 404: 0, absent), write the new value
- * If-Match: that ETag (If-None-Match: * when absent).  A 412 is not retried
- * blindly: the client waits a jittered, doubling backoff, rebases on the
- * state the 412 reports (its ETag header is the current ETag, and no ETag
- * means the key is absent: then no read is needed; else it re-reads the
- * value), and tries again, at most MAX_ATTEMPTS (default 10) times.  Past
- * that it reports a clear error with the 412's diagnosis and counts the
- * increment as given up.  Any other status stops it (exit 1).
+ * If-Match: that ETag (If-None-Match: * when absent) with Prefer:
+ * return=representation.  A 412 is not retried blindly: the client rebases
+ * on the state the 412 carries -- the current value and ETag
+ * (Preference-Applied), or, with no ETag, an absent key -- without another
+ * read, waits a jittered, doubling backoff, and tries again, at most
+ * MAX_ATTEMPTS (default 10) times.  The last attempt asks for no
+ * representation, so that its 412 body is the diagnosis: the client
+ * reports a clear error with it and counts the increment as given up.  Any
+ * other status stops it (exit 1).
  *
  * Prints "ok=<increments made> failed=<increments given up>"; exits 0, or
  * 3 when an increment was given up.
@@ -27,13 +29,14 @@
 
 #include <curl/curl.h>
 
-/* One response: status, body (NUL-terminated, truncated to fit) and the
- * ETag header ("" when none). */
+/* One response: status, body (NUL-terminated, truncated to fit), the
+ * ETag header ("" when none) and whether Preference-Applied came. */
 struct resp {
     long code;
     char body[4096];
     size_t len;
     char etag[64];
+    int representation;
 };
 
 static size_t on_body(char *p, size_t size, size_t n, void *ctx)
@@ -54,6 +57,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
     struct resp *r = ctx;
     size_t len = size * n;
 
+    if (len > 19 && strncasecmp(p, "Preference-Applied:", 19) == 0)
+        r->representation = 1;
     if (len > 5 && strncasecmp(p, "ETag:", 5) == 0) {
         size_t i = 5, end = len;
 
@@ -70,10 +75,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
     return len;
 }
 
-/* One request on h: method, url, an extra header line (or NULL), a body
- * (or NULL).  Returns 0, or -1 on a transport error (reported). */
+/* One request on h: method, url, up to two extra header lines (or NULL),
+ * a body (or NULL).  Returns 0, or -1 on a transport error (reported). */
 static int request(CURL *h, const char *method, const char *url,
-                   const char *header, const char *body, struct resp *r)
+                   const char *header, const char *header2, const char *body,
+                   struct resp *r)
 {
     struct curl_slist *list = NULL;
     CURLcode err;
@@ -89,6 +95,8 @@ static int request(CURL *h, const char *method, const char *url,
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
     if (header != NULL)
         list = curl_slist_append(list, header);
+    if (header2 != NULL)
+        list = curl_slist_append(list, header2);
     if (body != NULL) {
         list = curl_slist_append(list, "Content-Type: text/plain");
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
@@ -110,7 +118,7 @@ static int read_state(CURL *h, const char *url, long long *value, char *etag)
 {
     struct resp r;
 
-    if (request(h, "GET", url, NULL, NULL, &r) != 0)
+    if (request(h, "GET", url, NULL, NULL, NULL, &r) != 0)
         return -1;
     if (r.code == 404) {
         *value = 0;
@@ -135,6 +143,26 @@ static void backoff(int attempt)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
+}
+
+/* Rebase *value and etag on the 412 r: its representation when the server
+ * applied the preference; no ETag is an absent key; a key that exists
+ * without a representation (the server had no memory to spare for it) is
+ * read again.  0 or -1. */
+static int rebase(CURL *h, const char *url, const struct resp *r,
+                  long long *value, char *etag)
+{
+    if (r->representation) {
+        *value = strtoll(r->body, NULL, 10);
+        strcpy(etag, r->etag);
+        return 0;
+    }
+    if (r->etag[0] == '\0') {
+        *value = 0;
+        etag[0] = '\0';
+        return 0;
+    }
+    return read_state(h, url, value, etag);
 }
 
 /* The text of member name in a 412 body, for the error message ("?" when
@@ -177,7 +205,12 @@ static int increment(CURL *h, const char *url, int max_attempts)
         else
             snprintf(cond, sizeof cond, "If-None-Match: *");
         snprintf(body, sizeof body, "%lld", value + 1);
-        if (request(h, "PUT", url, cond, body, &r) != 0)
+        /* The last attempt's 412 is reported, not rebased on: its
+         * diagnosis is worth more than the representation. */
+        if (request(h, "PUT", url, cond,
+                    attempt < max_attempts ? "Prefer: return=representation"
+                                           : "Prefer: return=minimal",
+                    body, &r) != 0)
             return -1;
         if (r.code == 200 || r.code == 201)
             return 1;
@@ -194,14 +227,9 @@ static int increment(CURL *h, const char *url, int max_attempts)
                     url, max_attempts, decided, age);
             return 0;
         }
-        backoff(attempt);
-        /* Rebase on what the 412 says is current: no ETag, no key. */
-        if (r.etag[0] == '\0') {
-            value = 0;
-            etag[0] = '\0';
-        } else if (read_state(h, url, &value, etag) != 0) {
+        if (rebase(h, url, &r, &value, etag) != 0)
             return -1;
-        }
+        backoff(attempt);
     }
 }
 

@@ -3,8 +3,11 @@
 # a read-modify-write client at once, each adding 1 to the counter
 # "concurrent-<pid>" N times (CLIENT ARGS... URL KEY N), then check that the
 # counter equals the increments the copies report as made ("ok=<n>"): no
-# lost update, no double count, whatever the 412s and retries.  Used by
-# CTest under with-server.sh, which appends URL.
+# lost update, no double count, whatever the 412s and retries.  Then, from
+# the server's /metrics: the copies met 412s (else the run proved nothing
+# about them), and rebased from the 412s themselves (Prefer:
+# return=representation): one GET per increment, none per 412.  Used by
+# CTest under with-server.sh (a fresh server), which appends URL.
 set -eu
 copies=$1
 n=$2
@@ -40,6 +43,20 @@ while [ "$i" -lt "$copies" ]; do
     i=$((i + 1))
 done
 final=$(curl -s "$url/kv/$key")
-echo "$copies copies x $n: $made increments made, counter $final"
+
+# A sample of the scrape in $out/metrics, 0 when absent.
+sample() {
+    v=$(grep -F "etagkv_http_requests_total{method=\"$1\",code=\"$2\"} " "$out/metrics" |
+        sed 's/.* //')
+    echo "${v:-0}"
+}
+# The one scrape: GETs are counted as they complete, so a second scrape
+# would count the first.  The final GET above may not be counted yet.
+curl -sf "$url/metrics" >"$out/metrics"
+gets=$(($(sample GET 200) + $(sample GET 404)))
+refused=$(sample PUT 412)
+echo "$copies copies x $n: $made increments made, counter $final;" \
+    "$refused 412s, $gets GETs"
 cat "$out"/*.err >&2 || true
-[ "$rc" -eq 0 ] && [ "$made" -gt 0 ] && [ "$final" = "$made" ]
+[ "$rc" -eq 0 ] && [ "$made" -gt 0 ] && [ "$final" = "$made" ] &&
+    [ "$refused" -gt 0 ] && [ "$gets" -le $((copies * n + 1)) ]

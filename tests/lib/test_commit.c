@@ -214,7 +214,9 @@ static void check_one_transaction(size_t writes)
     ck_assert_uint_eq(s.write_txns, 1);
 }
 
-START_TEST(concurrent_writers_share_transactions)
+/* B_THREADS blind writers at once, the first batch held until all have
+ * queued. */
+static void write_in_one_held_batch(void)
 {
     pthread_t t[B_THREADS];
 
@@ -226,7 +228,68 @@ START_TEST(concurrent_writers_share_transactions)
     for (int i = 0; i < B_THREADS; i++)
         ck_assert_int_eq(pthread_join(t[i], NULL), 0);
     ck_assert_ptr_null(ekv_test_before_batch); /* the hook ran */
+}
+
+START_TEST(concurrent_writers_share_transactions)
+{
+    write_in_one_held_batch();
     check_one_transaction(B_THREADS);
+}
+END_TEST
+
+static uint64_t hist_total(const etagkv_histogram *h)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i <= h->bounds; i++)
+        n += h->count[i];
+    return n;
+}
+
+/* etagkv_store_commit_stats(): the held batch of B_THREADS writes is one
+ * observation of each histogram, the batch's in the bucket of 16 (bounds
+ * 1, 2, 4, 8, 16, ...); the engine's commit call is part of the
+ * transaction's time, and a sync takes some. */
+START_TEST(commit_stats_count_the_batch_its_time_and_its_sync)
+{
+    etagkv_commit_stats cs;
+    etagkv_stats st;
+    etagkv_cond *create_only = NULL;
+
+    ck_assert_int_eq(etagkv_store_commit_stats(store, &cs), ETAGKV_OK);
+    ck_assert_uint_eq(hist_total(&cs.batch_ops), 0);
+    ck_assert_uint_eq(hist_total(&cs.commit_ns), 0);
+    write_in_one_held_batch();
+    ck_assert_int_eq(etagkv_store_commit_stats(store, &cs), ETAGKV_OK);
+    ck_assert_uint_eq(cs.batch_ops.bounds, 9);
+    ck_assert_uint_eq(cs.batch_ops.le[4], 16);
+    ck_assert_uint_eq(cs.batch_ops.count[4], 1);
+    ck_assert_uint_eq(hist_total(&cs.batch_ops), 1);
+    ck_assert_uint_eq(cs.batch_ops.sum, B_THREADS);
+    ck_assert_uint_eq(cs.commit_ns.bounds, 16);
+    ck_assert_uint_eq(cs.commit_ns.le[0], 10000);
+    ck_assert_uint_eq(cs.commit_ns.le[15], 1000000000);
+    ck_assert_uint_eq(hist_total(&cs.commit_ns), 1);
+    ck_assert_uint_eq(hist_total(&cs.sync_ns), 1);
+    ck_assert_uint_gt(cs.sync_ns.sum, 0);
+    ck_assert_uint_le(cs.sync_ns.sum, cs.commit_ns.sum);
+    /* One observation per committed transaction, as write_txns counts. */
+    ck_assert_int_eq(etagkv_store_stats(store, &st), ETAGKV_OK);
+    ck_assert_uint_eq(hist_total(&cs.commit_ns), st.write_txns);
+    /* A refused precondition alone is a batch that commits nothing. */
+    ck_assert_int_eq(etagkv_cond_create_only(&create_only), ETAGKV_OK);
+    ck_assert_int_eq(
+        etagkv_put(store, "k-0", 3, "x", 1, NULL, create_only, NULL),
+        ETAGKV_PRECONDITION_FAILED);
+    etagkv_cond_free(create_only);
+    ck_assert_int_eq(etagkv_store_commit_stats(store, &cs), ETAGKV_OK);
+    ck_assert_uint_eq(hist_total(&cs.batch_ops), 2);
+    ck_assert_uint_eq(cs.batch_ops.count[0], 1);
+    ck_assert_uint_eq(hist_total(&cs.commit_ns), 1);
+    ck_assert_int_eq(etagkv_store_commit_stats(NULL, &cs),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_store_commit_stats(store, NULL),
+                     ETAGKV_INVALID_ARGUMENT);
 }
 END_TEST
 
@@ -450,6 +513,7 @@ static Suite *suite(void)
      * queued commits alone (DESIGN §4 allows it; commit.c), so concurrent
      * blocking writers need not share; submitted ones still do. */
     tcase_add_test(tc, concurrent_writers_share_transactions);
+    tcase_add_test(tc, commit_stats_count_the_batch_its_time_and_its_sync);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, mode_case("nosync", setup_nosync));
     return s;

@@ -407,6 +407,41 @@ START_TEST(
 }
 END_TEST
 
+/* The search reads the last revisions first and reaches further back
+ * only when it must: a supersession 3,000 revisions before the refusal,
+ * behind other keys' events, is still the one found, as is a creation
+ * that long ago. */
+START_TEST(a_supersession_thousands_of_revisions_back_is_found)
+{
+    etagkv_meta a = put("k", "a");
+    etagkv_meta b = put("k", "b");
+    etagkv_cond *im = cond_of(ETAGKV_IF_MATCH, a.etag);
+    etagkv_cond *none = cond_of(ETAGKV_IF_NONE_MATCH, "*");
+    etagkv_supersession sup;
+    etagkv_meta last = b;
+    char k[16];
+
+    for (int i = 0; i < 3000; i++) {
+        snprintf(k, sizeof k, "o%d", i % 100);
+        last = put(k, k);
+    }
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, im, ETAGKV_STEP_NONE,
+                                            ETAGKV_METHOD_PUT,
+                                            last.mod_revision, &sup),
+                     ETAGKV_OK);
+    ck_assert_uint_eq(sup.revision, b.mod_revision);
+    ck_assert_uint_eq(sup.held_revision, a.mod_revision);
+    ck_assert_int_eq(etagkv_cond_superseded(store, "k", 1, none,
+                                            ETAGKV_STEP_NONE, ETAGKV_METHOD_PUT,
+                                            last.mod_revision, &sup),
+                     ETAGKV_OK);
+    ck_assert_uint_eq(sup.revision, a.mod_revision);
+    ck_assert_uint_eq(sup.held_revision, 0);
+    etagkv_cond_free(im);
+    etagkv_cond_free(none);
+}
+END_TEST
+
 START_TEST(a_validator_that_was_never_current_is_not_found)
 {
     etagkv_cond *c =
@@ -504,6 +539,7 @@ int main(void)
     tcase_add_test(
         tc,
         create_only_is_superseded_by_the_creation_and_update_only_by_a_delete);
+    tcase_add_test(tc, a_supersession_thousands_of_revisions_back_is_found);
     tcase_add_test(tc, a_validator_that_was_never_current_is_not_found);
     tcase_add_test(tc, a_validator_current_only_before_the_window_is_not_found);
     tcase_add_test(tc, superseded_refuses_bad_arguments);

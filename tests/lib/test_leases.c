@@ -200,6 +200,117 @@ START_TEST(a_ttl_outside_the_bounds_is_invalid_argument)
 }
 END_TEST
 
+/* etagkv_options: the bounds a caller sets are the ones in force (they
+ * once were overwritten by the defaults at open), and a grant past
+ * max_leases is ETAGKV_LEASE_LIMIT until a lease goes. */
+START_TEST(the_lease_options_set_the_ttl_bounds_and_the_lease_limit)
+{
+    etagkv_options o;
+    uint64_t a = 0, b = 0, c = 7;
+
+    etagkv_store_close(store);
+    etagkv_options_init(&o);
+    o.sync_mode = ETAGKV_NOSYNC;
+    o.clock = fake_clock;
+    o.lease_min_ttl_ms = 500;
+    o.lease_max_ttl_ms = 2000;
+    o.max_leases = 2;
+    store = tu_open(dir, &o);
+    ck_assert_int_eq(etagkv_lease_grant(store, 499, &a),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_lease_grant(store, 2001, &a),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_lease_grant(store, 500, &a), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_grant(store, 2000, &b), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_grant(store, 1000, &c), ETAGKV_LEASE_LIMIT);
+    ck_assert_uint_eq(c, 0);
+    ck_assert_int_eq(etagkv_lease_revoke(store, a, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_lease_grant(store, 1000, &c), ETAGKV_OK);
+    ck_assert_uint_ne(c, b);
+}
+END_TEST
+
+/* One submitted lease call's outcome, handed from the library's thread. */
+struct submitted {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    int done;
+    etagkv_status st;
+    etagkv_lease lease;
+    uint64_t revision;
+};
+
+static void on_lease_done(void *ctx, etagkv_status st, const etagkv_lease *l,
+                          uint64_t revision)
+{
+    struct submitted *d = ctx;
+
+    pthread_mutex_lock(&d->lock);
+    d->st = st;
+    d->lease = *l;
+    d->revision = revision;
+    d->done = 1;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* etagkv_lease_submit(call, arg) and wait for its completion into *d. */
+static void submit_and_wait(etagkv_lease_call call, uint64_t arg,
+                            struct submitted *d)
+{
+    memset(d, 0, sizeof(*d));
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    ck_assert_int_eq(etagkv_lease_submit(store, call, arg, on_lease_done, d),
+                     ETAGKV_OK);
+    pthread_mutex_lock(&d->lock);
+    while (!d->done)
+        pthread_cond_wait(&d->cv, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+    pthread_cond_destroy(&d->cv);
+    pthread_mutex_destroy(&d->lock);
+}
+
+/* etagkv_lease_submit() is the blocking calls without the wait: the same
+ * outcomes, through the callback; refusals come back at once. */
+START_TEST(submitted_lease_calls_complete_as_the_blocking_ones)
+{
+    struct submitted d;
+    uint64_t id, rev0;
+
+    submit_and_wait(ETAGKV_LEASE_CALL_GRANT, 1000, &d);
+    ck_assert_int_eq(d.st, ETAGKV_OK);
+    ck_assert_uint_ne(d.lease.id, 0);
+    ck_assert_uint_eq(d.lease.ttl_ms, 1000);
+    id = d.lease.id;
+    ck_assert_int_eq(put_lease("s/a", id, NULL), ETAGKV_CREATED);
+    advance_ms(400);
+    submit_and_wait(ETAGKV_LEASE_CALL_KEEPALIVE, id, &d);
+    ck_assert_int_eq(d.st, ETAGKV_OK);
+    ck_assert_uint_eq(d.lease.id, id);
+    ck_assert_uint_eq(d.lease.remaining_ms, 1000);
+    rev0 = revision();
+    submit_and_wait(ETAGKV_LEASE_CALL_REVOKE, id, &d);
+    ck_assert_int_eq(d.st, ETAGKV_OK);
+    ck_assert_uint_eq(d.revision, rev0 + 1);
+    ck_assert(!exists("s/a"));
+    submit_and_wait(ETAGKV_LEASE_CALL_KEEPALIVE, id, &d);
+    ck_assert_int_eq(d.st, ETAGKV_NOT_FOUND);
+    ck_assert_uint_eq(d.lease.id, 0);
+    submit_and_wait(ETAGKV_LEASE_CALL_REVOKE, id, &d);
+    ck_assert_int_eq(d.st, ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_lease_submit(store, ETAGKV_LEASE_CALL_GRANT, 99,
+                                         on_lease_done, &d),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(
+        etagkv_lease_submit(store, (etagkv_lease_call)7, 1, on_lease_done, &d),
+        ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(
+        etagkv_lease_submit(store, ETAGKV_LEASE_CALL_GRANT, 1000, NULL, NULL),
+        ETAGKV_INVALID_ARGUMENT);
+}
+END_TEST
+
 /* DESIGN §9: expiry deletes exactly the attached keys in one committed
  * change, one revision, a delete event per key; a key rewritten without
  * the lease was detached and survives. */
@@ -540,6 +651,9 @@ int main(void)
     tcase_add_test(
         tc, grant_gives_distinct_ids_and_info_shows_ttl_remaining_and_keys);
     tcase_add_test(tc, a_ttl_outside_the_bounds_is_invalid_argument);
+    tcase_add_test(tc, submitted_lease_calls_complete_as_the_blocking_ones);
+    tcase_add_test(tc,
+                   the_lease_options_set_the_ttl_bounds_and_the_lease_limit);
     tcase_add_test(tc,
                    expiry_deletes_exactly_the_attached_keys_in_one_revision);
     tcase_add_test(tc, keepalive_moves_the_deadline_to_now_plus_the_ttl);

@@ -12,10 +12,13 @@
  * acknowledged transfer exactly once.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "store.h" /* ekv_test_before_batch */
 #include "testutil.h"
 
 static char *dir;
@@ -406,6 +409,75 @@ START_TEST(a_transaction_that_writes_nothing_commits_nothing)
     t = txn_new();
     ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
     ck_assert_uint_eq(report(t).revision, x0.revision);
+    etagkv_txn_free(t);
+}
+END_TEST
+
+/* ekv_test_before_batch: hold the batch until the test lets it go. */
+static atomic_int batch_held, batch_release;
+
+static void hold_batch(etagkv_store *s)
+{
+    double deadline = tu_now_s() + 30;
+
+    (void)s;
+    ekv_test_before_batch = NULL;
+    atomic_store(&batch_held, 1);
+    while (!atomic_load(&batch_release)) {
+        ck_assert_msg(tu_now_s() < deadline,
+                      "a transaction that writes nothing waited for the "
+                      "held batch");
+        usleep(1000);
+    }
+}
+
+static void *held_writer(void *arg)
+{
+    (void)arg;
+    put("a", "A2", NULL);
+    return NULL;
+}
+
+static void on_reads_done(void *ctx, const etagkv_result *res)
+{
+    *(etagkv_status *)ctx = res->status;
+}
+
+/* Gets and checks alone take no place in a batch: while the committer is
+ * held with a write in hand, they commit at once, blocking or submitted,
+ * and see the store as it was before that unacknowledged write. */
+START_TEST(a_transaction_that_writes_nothing_does_not_wait_for_a_batch)
+{
+    etagkv_txn *t = txn_new();
+    etagkv_meta before;
+    etagkv_cond *c;
+    etagkv_status sub = ETAGKV_INVALID_ARGUMENT;
+    pthread_t w;
+
+    put("a", "A", &before);
+    atomic_store(&batch_held, 0);
+    atomic_store(&batch_release, 0);
+    ekv_test_before_batch = hold_batch;
+    ck_assert_int_eq(pthread_create(&w, NULL, held_writer, NULL), 0);
+    while (!atomic_load(&batch_held))
+        usleep(1000);
+
+    ck_assert_int_eq(etagkv_cond_if_match(before.etag, &c), OK);
+    ck_assert_int_eq(etagkv_txn_get(t, "a", 1, NULL), OK);
+    ck_assert_int_eq(etagkv_txn_check(t, "a", 1, c), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
+    ck_assert_uint_eq(report(t).revision, before.mod_revision);
+    ck_assert_uint_eq(etagkv_txn_op(t, 0)->value_len, 1);
+    ck_assert_int_eq(etagkv_txn_submit(store, t, on_reads_done, &sub), OK);
+    ck_assert_int_eq(sub, OK); /* done ran before the return */
+
+    atomic_store(&batch_release, 1);
+    ck_assert_int_eq(pthread_join(w, NULL), 0);
+    /* Now the check fails: a conflict, answered from a snapshot too. */
+    ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
+    ck_assert_uint_eq(report(t).failed, 1);
+    ck_assert_int_eq(etagkv_txn_op(t, 1)->status, PF);
+    etagkv_cond_free(c);
     etagkv_txn_free(t);
 }
 END_TEST
@@ -988,6 +1060,8 @@ static Suite *suite(void)
     tc = tcase_create("concurrency_sync");
     tcase_add_checked_fixture(tc, setup_sync, teardown);
     tcase_add_test(tc, concurrent_transfers_in_sync_mode_conserve_the_sum);
+    tcase_add_test(tc,
+                   a_transaction_that_writes_nothing_does_not_wait_for_a_batch);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -332,6 +332,82 @@ START_TEST(metrics_count_412s_by_the_condition_that_decided)
 }
 END_TEST
 
+/* The samples of the group commit's histograms, from one scrape. */
+struct commit_figures {
+    int64_t txns, commits, syncs, batches, single, inf;
+};
+
+static void commit_figures(struct commit_figures *c)
+{
+    struct hu_resp r;
+
+    http(&r, "GET", "/metrics", NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    c->txns = hu_metric(r.body, "etagkv_store_write_txns_total");
+    c->commits =
+        hu_metric(r.body, "etagkv_store_commit_duration_seconds_count");
+    c->syncs = hu_metric(r.body, "etagkv_store_sync_duration_seconds_count");
+    c->batches = hu_metric(r.body, "etagkv_store_commit_batch_ops_count");
+    c->single =
+        hu_metric(r.body, "etagkv_store_commit_batch_ops_bucket{le=\"1\"}");
+    c->inf =
+        hu_metric(r.body, "etagkv_store_commit_batch_ops_bucket{le=\"+Inf\"}");
+    hu_resp_free(&r);
+}
+
+/* /metrics: 412s and 409s by route and method, and the group commit's
+ * histograms (etagkv_store_commit_stats), move with the requests that
+ * cause them.  One client at a time: every batch holds one operation. */
+START_TEST(metrics_count_refusals_by_route_and_method_and_every_commit)
+{
+    static const char put_412[] = "etagkv_http_refusals_total{route="
+                                  "\"/kv/{key}\",method=\"PUT\",code=\"412\"}";
+    static const char delete_412[] =
+        "etagkv_http_refusals_total{route=\"/kv/{key}\",method=\"DELETE\","
+        "code=\"412\"}";
+    static const char txn_409[] = "etagkv_http_refusals_total{route="
+                                  "\"/txn\",method=\"POST\",code=\"409\"}";
+    const char *im[] = {"If-Match: \"dddddddddddddddddddddddddddddddd\"", NULL};
+    const char *json[] = {"Content-Type: application/json", NULL};
+    struct commit_figures before, after;
+    struct hu_resp r;
+
+    put("/kv/k", "a", NULL);
+    commit_figures(&before);
+    ck_assert_int_ge(before.commits, 1);
+    ck_assert_int_eq(before.commits, before.txns);
+    ck_assert_int_eq(before.syncs, before.commits);
+    ck_assert_int_ge(before.batches, before.commits);
+    ck_assert_int_eq(before.single, before.batches);
+    ck_assert_int_eq(before.inf, before.batches);
+    ck_assert_int_eq(hu_metric_await(fx.ua, fx.srv.port, put_412, 0, 0), -1);
+
+    put("/kv/k", "b", NULL);
+    json_decref(refused("/kv/k", im));
+    json_decref(refused("/kv/k", im));
+    http(&r, "DELETE", "/kv/k", im, NULL);
+    ck_assert_int_eq(r.code, 412);
+    hu_resp_free(&r);
+    http(&r, "POST", "/txn", json,
+         "{\"ops\":[{\"op\":\"check\",\"key\":\"k\","
+         "\"if_none_match\":\"*\"}]}");
+    ck_assert_int_eq(r.code, 409);
+    hu_resp_free(&r);
+    ck_assert_int_eq(hu_metric_await(fx.ua, fx.srv.port, put_412, 2, 10), 2);
+    ck_assert_int_eq(hu_metric_await(fx.ua, fx.srv.port, delete_412, 1, 10), 1);
+    ck_assert_int_eq(hu_metric_await(fx.ua, fx.srv.port, txn_409, 1, 10), 1);
+
+    /* One more committed transaction (the PUT of "b"); the refusals are
+     * batches that commit nothing. */
+    commit_figures(&after);
+    ck_assert_int_eq(after.commits, before.commits + 1);
+    ck_assert_int_eq(after.syncs, before.syncs + 1);
+    ck_assert_int_eq(after.txns, before.txns + 1);
+    ck_assert_int_ge(after.batches, before.batches + 1);
+    ck_assert_int_eq(after.single, after.batches);
+}
+END_TEST
+
 /* A storm of 412s does not become a storm of change-log scans: at most 100
  * a second are searched, the rest say so, and only searched ones count as
  * never current. */
@@ -608,6 +684,8 @@ int main(void)
     tcase_add_test(tc, a_read_412_carries_the_diagnosis_too);
     tcase_add_test(tc, a_transaction_409_says_what_its_failing_operation_sent);
     tcase_add_test(tc, metrics_count_412s_by_the_condition_that_decided);
+    tcase_add_test(tc,
+                   metrics_count_refusals_by_route_and_method_and_every_commit);
     tcase_add_test(tc, superseded_is_searched_at_most_100_times_a_second);
     suite_add_tcase(s, tc);
     tcase_add_checked_fixture(own, fixture_init, fixture_stop);

@@ -321,6 +321,36 @@ START_TEST(a_transaction_put_takes_a_lease)
 }
 END_TEST
 
+/* --lease-min-ttl-ms, --lease-max-ttl-ms and --max-leases bound POST
+ * /leases; a grant past the limit is 503 with Retry-After (RFC 9110
+ * §10.2.3), and succeeds again once a lease is revoked. */
+START_TEST(the_lease_options_bound_grants_and_the_limit_is_503_retry_after)
+{
+    static const char *const opts[] = {
+        "--nosync", "--max-leases",       "2",     "--lease-min-ttl-ms",
+        "500",      "--lease-max-ttl-ms", "20000", NULL};
+    char a[32], b[32], path[64];
+    struct hu_resp r;
+
+    hu_server_stop(&fx.srv);
+    hu_server_restart(&fx.srv, opts);
+    ck_assert_int_eq(status_of("POST", "/leases", json_ct, "{\"ttl_ms\": 499}"),
+                     400);
+    ck_assert_int_eq(
+        status_of("POST", "/leases", json_ct, "{\"ttl_ms\": 20001}"), 400);
+    grant(500, a);
+    grant(20000, b);
+    http(&r, "POST", "/leases", json_ct, "{\"ttl_ms\": 1000}");
+    ck_assert_int_eq(r.code, 503);
+    ck_assert_pstr_eq(hu_hdr(&r, "Retry-After"), "1");
+    ck_assert_ptr_nonnull(strstr(r.body, "lease-limit"));
+    hu_resp_free(&r);
+    snprintf(path, sizeof path, "/leases/%s", b);
+    ck_assert_int_eq(status_of("DELETE", path, NULL, NULL), 204);
+    grant(1000, b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("leases_http");
@@ -337,6 +367,8 @@ int main(void)
     tcase_add_test(tc,
                    a_restarted_server_gives_live_leases_their_full_ttl_again);
     tcase_add_test(tc, a_transaction_put_takes_a_lease);
+    tcase_add_test(
+        tc, the_lease_options_bound_grants_and_the_limit_is_503_retry_after);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

@@ -1916,6 +1916,9 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
         {"--file-mode", "0400", NULL},       /* LMDB must write */
         {"--file-mode", "01600", NULL},
         {"--file-mode", "0x600", NULL},
+        {"--max-leases", "0", NULL},
+        {"--lease-min-ttl-ms", "0", NULL},
+        {"--lease-max-ttl-ms", "50", NULL}, /* below the default minimum */
     };
 
     snprintf(data, sizeof data, "%s/data", dir);

@@ -324,6 +324,53 @@ START_TEST(an_empty_page_waits_for_the_next_event_or_times_out)
 }
 END_TEST
 
+/* After each commit the watcher reads the new events once and asks only
+ * the held requests they concern: writes to other keys leave a held GET
+ * and a held /changes?key= held, and the write of their key answers both,
+ * the page with exactly that event. */
+START_TEST(held_requests_answer_their_own_key_and_not_the_others)
+{
+    /* Waits far longer than the test: only the write can end them. */
+    static const char *const opts[] = {"--nosync", "--max-wait", "600", NULL};
+    struct bg g, c;
+    char etag[ETAGKV_ETAG_SIZE], inm[128], path[96];
+    json_t *j;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    put("/kv/k", "one", etag);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    bg_get(&g, "/kv/k", inm, "Prefer: wait=600");
+    until_held(1);
+    snprintf(path, sizeof path, "/changes?key=k&after=%lld",
+             (long long)metric("etagkv_store_revision"));
+    bg_get(&c, path, "Prefer: wait=600", "X-N: 1");
+    until_held(2);
+    for (int i = 0; i < 50; i++) {
+        char other[32];
+
+        snprintf(other, sizeof other, "/kv/k%d", i); /* k is their prefix */
+        put(other, "x", NULL);
+    }
+    ck_assert_int_eq(metric("etagkv_watchers_held"), 2);
+    put("/kv/k", "two", NULL);
+    until_held(0);
+    bg_join(&g);
+    bg_join(&c);
+    ck_assert_int_eq(g.r.code, 200);
+    ck_assert_str_eq(g.r.body, "two");
+    ck_assert_int_eq(c.r.code, 200);
+    j = json_of(&c.r);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "events")), 1);
+    ck_assert_int_eq(
+        jint(json_array_get(json_object_get(j, "events"), 0), "revision"),
+        metric("etagkv_store_revision"));
+    json_decref(j);
+    hu_resp_free(&g.r);
+    hu_resp_free(&c.r);
+}
+END_TEST
+
 START_TEST(a_compacted_after_is_410_with_min_after_which_is_served)
 {
     static const char *const opts[] = {"--nosync", "--changes-max-events", "3",
@@ -640,6 +687,70 @@ START_TEST(a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle)
 }
 END_TEST
 
+#define HUNG 20
+
+/* A held request whose client goes away is released at once, with no
+ * write to wake it and its deadline (and heartbeat) far off: suspended,
+ * its connection is not polled by libmicrohttpd, so the server must watch
+ * for the hang-up itself. */
+START_TEST(a_held_request_whose_client_hangs_up_is_released_without_a_write)
+{
+    static const char *const opts[] = {"--nosync",    "--max-wait", "600",
+                                       "--heartbeat", "600",        NULL};
+    static CURL *e[HUNG];
+    static struct hu_resp rs[HUNG];
+    static struct hu_call calls[HUNG];
+    char etag[ETAGKV_ETAG_SIZE], inm[128];
+    const char *const headers[] = {inm, "Prefer: wait=600", NULL};
+    struct hu_req q = {"GET", "/kv/k", headers, NULL, 0};
+    CURLM *m = curl_multi_init();
+    double end = tu_now_s() + TIMEOUT_S;
+    int running = 0;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    put("/kv/k", "one", etag);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    for (int i = 0; i < HUNG; i++) {
+        e[i] = curl_easy_init();
+        ck_assert_int_eq(
+            hu_prepare(&calls[i], e[i], fx.srv.port, &q, &rs[i], TIMEOUT_S), 0);
+        curl_easy_setopt(e[i], CURLOPT_FORBID_REUSE, 1L);
+        curl_multi_add_handle(m, e[i]);
+    }
+    while (metric("etagkv_watchers_held") < HUNG) {
+        ck_assert_msg(tu_now_s() < end, "only %lld of %d requests held",
+                      (long long)metric("etagkv_watchers_held"), HUNG);
+        curl_multi_perform(m, &running);
+        curl_multi_poll(m, NULL, 0, 10, NULL);
+    }
+    /* Hang up: every socket closed, nothing written. */
+    for (int i = 0; i < HUNG; i++) {
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+        hu_resp_free(&rs[i]);
+    }
+    curl_multi_cleanup(m);
+    while (metric("etagkv_watchers_held") != 0) {
+        ck_assert_msg(tu_now_s() < end,
+                      "%lld requests still held after their clients left",
+                      (long long)metric("etagkv_watchers_held"));
+        usleep(2000);
+    }
+    /* And the server goes on: a held request still answers a change. */
+    {
+        struct bg b;
+
+        hold_get_k(&b, inm);
+        put("/kv/k", "two", NULL);
+        bg_join(&b);
+        ck_assert_int_eq(b.r.code, 200);
+        ck_assert_str_eq(b.r.body, "two");
+        hu_resp_free(&b.r);
+    }
+}
+END_TEST
+
 START_TEST(max_watchers_refuses_with_503_and_retry_after)
 {
     static const char *const opts[] = {"--nosync", "--max-watchers", "1", NULL};
@@ -695,9 +806,12 @@ int main(void)
     tcase_add_test(tc, an_empty_page_waits_for_the_next_event_or_times_out);
     tcase_add_test(tc, the_listing_carries_its_revision);
     tcase_add_test(tc, a_compacted_after_is_410_with_min_after_which_is_served);
+    tcase_add_test(tc, held_requests_answer_their_own_key_and_not_the_others);
     tcase_add_test(
         tc, a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle);
     tcase_add_test(tc, max_watchers_refuses_with_503_and_retry_after);
+    tcase_add_test(
+        tc, a_held_request_whose_client_hangs_up_is_released_without_a_write);
     tcase_add_test(tc,
                    a_reader_that_stops_reading_is_dropped_and_writers_go_on);
     tcase_add_test(

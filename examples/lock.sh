@@ -1,0 +1,68 @@
+#!/bin/sh
+# lock.sh URL NAME COMMAND [ARGS...] -- run COMMAND while holding the lock
+# NAME of the etagkv-server at URL (docs/recipes.md), with curl only.
+#
+# Acquire = a lease plus a create-only PUT of /kv/locks/NAME attached to it
+# (If-None-Match: *, ETagKV-Lease).  While someone else holds it, wait with
+# a long-poll on the lock key (If-None-Match: its ETag, Prefer: wait) and
+# try again when it changes or disappears.  Held: renew the lease every
+# third of its TTL while COMMAND runs, then release by revoking the lease
+# (which deletes the lock key).  If this shell dies, even by SIGKILL, the
+# renewer notices within a third of the TTL and stops, nobody renews, and
+# the lock frees itself within the TTL.
+#
+# ETAGKV_LOCK_TTL_MS sets the TTL (default 5000).  Exits with COMMAND's
+# status, or 1 if the server refuses something unexpectedly.
+set -eu
+[ $# -ge 3 ] || { echo "usage: lock.sh URL NAME COMMAND [ARGS...]" >&2; exit 2; }
+url=$1
+key=$url/kv/locks/$2
+shift 2
+ttl=${ETAGKV_LOCK_TTL_MS:-5000}
+lease=""
+
+# Renew our lease, or grant a new one if we have none or it died (a
+# waiter may wait longer than its TTL).
+lease_up() {
+    if [ -n "$lease" ] &&
+        curl -sf -o /dev/null -X POST "$url/leases/$lease/keepalive"; then
+        return 0
+    fi
+    lease=$(curl -sf -H 'Content-Type: application/json' \
+        --data-binary "{\"ttl_ms\": $ttl}" "$url/leases" |
+        sed -n 's/.*"id": *"\([0-9]*\)".*/\1/p')
+    [ -n "$lease" ] || { echo "lock.sh: no lease from $url" >&2; exit 1; }
+}
+
+while :; do
+    lease_up
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+        -H 'If-None-Match: *' -H "ETagKV-Lease: $lease" \
+        --data-binary "$(hostname) pid $$" "$key")
+    case $code in
+    201) break ;;  # ours
+    409) lease="" ;;  # the lease died between renew and PUT
+    412)  # held: wait for the key to change or go, then try again
+        etag=$(curl -sI "$key" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p')
+        [ -z "$etag" ] || curl -s -o /dev/null -H "If-None-Match: $etag" \
+            -H "Prefer: wait=$(((ttl + 999) / 1000))" "$key" ;;
+    *) echo "lock.sh: acquire $key: HTTP $code" >&2; exit 1 ;;
+    esac
+done
+echo "lock.sh: holding $key (lease $lease)" >&2
+
+# Renew every TTL/3 while this shell ($$, also inside the subshell) lives.
+period=$(printf '%d.%03d' $((ttl / 3000)) $((ttl / 3 % 1000)))
+(
+    while sleep "$period" && kill -0 $$ 2>/dev/null; do
+        curl -sf -o /dev/null -X POST "$url/leases/$lease/keepalive" || exit 0
+    done
+) &
+renewer=$!
+
+rc=0
+"$@" || rc=$?
+kill "$renewer" 2>/dev/null || true
+# Release: revoking the lease deletes the lock key in one change.
+curl -s -o /dev/null -X DELETE "$url/leases/$lease"
+exit "$rc"
