@@ -77,9 +77,10 @@ etagkv_status ekv_write_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_write_abort(ekv_txn *txn);
 
 /* Commit: ETAGKV_OK once committed: visible to later transactions, and in
- * nosync mode as durable as it gets.  In sync mode its data is durable but
- * the commit itself only once ekv_env_flush() or the next commit that
- * returns ETAGKV_OK has run (LMDB's MDB_NOMETASYNC, docs/design.md).  On
+ * sync and nosync modes as durable as they make it.  In pipelined mode its
+ * data is durable but the commit itself only once ekv_env_flush() or the
+ * next commit that returns ETAGKV_OK has run (LMDB's MDB_NOMETASYNC,
+ * docs/design.md, "One flush per commit").  On
  * failure nothing of the transaction is visible; a full file system is
  * ETAGKV_STORE_FULL however the engine reported it; out_of_room says
  * whether growing would help. */

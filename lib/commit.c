@@ -31,21 +31,24 @@
  * thread's own submitted writes count as queued until they are done, its
  * next blocking write never overtakes them.
  *
- * One flush per commit (sync mode; docs/design.md has the argument).  The
- * store is opened with MDB_NOMETASYNC: a commit flushes its data pages
- * (fdatasync) and then writes its meta page without a flush, so the
- * commit is visible but not yet durable; the next flush of the file makes
- * it so.  The next batch's commit begins with exactly such a flush.  So a
- * batch's writers are not acknowledged when its transaction commits: the
- * batch is held until the next batch's commit has flushed (pipelining:
- * one flush per batch while writers keep coming), or, when nobody is
- * queued behind it, until its leader has flushed (ekv_env_flush()) --
- * after handing the lead over, so that a batch arriving meanwhile commits
- * alongside that flush instead of waiting for it.  Acknowledgements, and
- * the watchers' wake-up, come each after a flush that began after the
- * batch's commit.  Readers are another matter: LMDB shows them a commit
- * as soon as its meta page is written, so a reader may see a batch whose
- * writers are still held.
+ * One flush per commit (ETAGKV_SYNC_PIPELINED, opt-in; docs/design.md has
+ * the argument, and why it is not the default).  The store is opened with
+ * MDB_NOMETASYNC: a commit flushes its data pages (fdatasync) and then
+ * writes its meta page without a flush, so the commit is visible but not
+ * yet durable; the next flush of the file makes it so.  The next batch's
+ * commit begins with exactly such a flush.  So a batch's writers are not
+ * acknowledged when its transaction commits: the batch is held until the
+ * next batch's commit has flushed (pipelining: one flush per batch while
+ * writers keep coming), or, when nobody is queued behind it, until its
+ * leader has flushed (ekv_env_flush()) -- after handing the lead over, so
+ * that a batch arriving meanwhile commits alongside that flush instead of
+ * waiting for it.  Acknowledgements, and the watchers' wake-up, come each
+ * after a flush that began after the batch's commit.  Readers are another
+ * matter: LMDB shows them a commit as soon as its meta page is written,
+ * so a reader may see a batch whose writers are still held.  In the
+ * default sync mode no batch is held: LMDB publishes a transaction to
+ * readers only after its synchronous meta page write, and the batch is
+ * acknowledged when its commit returns.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,10 +65,10 @@
  * bound, because its own caller waits meanwhile (about 10 µs a batch). */
 #define LEAD_MORE_NOSYNC 8
 
-/* sync: batches in a row that commit nothing (only 412s, say, decided on
- * held batches) and are held for the next commit rather than flushed for,
- * while writers are queued.  A bound, so that a stream of them cannot
- * hold acknowledgements indefinitely. */
+/* pipelined: batches in a row that commit nothing (only 412s, say,
+ * decided on held batches) and are held for the next commit rather than
+ * flushed for, while writers are queued.  A bound, so that a stream of them
+ * cannot hold acknowledgements indefinitely. */
 #define HOLD_IDLE_MAX 2
 
 void (*ekv_test_before_batch)(etagkv_store *s);
@@ -94,19 +97,19 @@ struct ekv_waiter {
 /* ---- the queue ----------------------------------------------------------- */
 
 /* Whether a batch's acknowledgements wait for a flush after its commit
- * (sync mode; see "One flush per commit" at the top of this file). */
+ * (pipelined mode; see "One flush per commit" at the top of this file). */
 static int acks_wait_for_flush(const etagkv_store *s)
 {
-    return s->opts.sync_mode == ETAGKV_SYNC && !ekv_test_ack_before_flush;
+    return s->opts.sync_mode == ETAGKV_SYNC_PIPELINED &&
+           !ekv_test_ack_before_flush;
 }
 
 /* Apply ops[0..n) (apply.c) and count it for etagkv_store_stats() and
- * etagkv_store_commit_stats().  When the commit is as durable as it gets
- * (nosync mode), wake the watchers
- * (wait.c) now, before any writer is acknowledged, so that a watcher never
- * learns of a change after the writer's own caller could have; in sync
- * mode release_held() does, once a flush covered it.  Returns the
- * transactions committed. */
+ * etagkv_store_commit_stats().  When the commit is as durable as the mode
+ * makes it (sync, nosync), wake the watchers (wait.c) now, before any
+ * writer is acknowledged, so that a watcher never learns of a change after
+ * the writer's own caller could have; in pipelined mode release_held()
+ * does, once a flush covered it.  Returns the transactions committed. */
 static int commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
 {
     int committed = ekv_apply_batch(s, ops, n);
@@ -216,7 +219,7 @@ static void release_held(etagkv_store *s, struct ekv_held *h, etagkv_status st,
 
 /* With the queue lock held and leadership: after the batch w..last, which
  * made `committed` transactions, dequeue it and acknowledge what may be
- * acknowledged.  In sync mode a commit's own data flush makes the meta
+ * acknowledged.  In pipelined mode a commit's own data flush makes the meta
  * pages of the commits before it durable, not its own: so it releases the
  * batches held before it and is held itself, until the next batch's
  * commit or, when nobody is queued to make one, a flush: then the held

@@ -260,11 +260,15 @@ static unsigned open_flags(const char *dir, const etagkv_options *opts)
     unsigned flags = MDB_NOTLS;
     char lock[PATH_MAX];
 
-    /* sync: a commit flushes its data pages but writes its meta page
+    /* pipelined: a commit flushes its data pages but writes its meta page
      * without a flush of its own; the next flush, a later commit's or
      * ekv_env_flush(), makes it durable, and commit.c acknowledges a batch
-     * only then (docs/design.md, "One flush per commit"). */
-    flags |= opts->sync_mode == ETAGKV_NOSYNC ? MDB_NOSYNC : MDB_NOMETASYNC;
+     * only then (docs/design.md, "One flush per commit").  sync: LMDB's
+     * own, a flush of the data and one of the meta page per commit. */
+    if (opts->sync_mode == ETAGKV_NOSYNC)
+        flags |= MDB_NOSYNC;
+    else if (opts->sync_mode == ETAGKV_SYNC_PIPELINED)
+        flags |= MDB_NOMETASYNC;
     if (!opts->read_only)
         return flags;
     flags |= MDB_RDONLY;
@@ -307,8 +311,11 @@ static etagkv_status open_mdb(struct ekv_env *env, const char *dir,
         st = open_dbs(env);
     /* What open_dbs() committed (a new store's databases, its format
      * marker) is durable when the open returns, as every acknowledged
-     * write is; in nosync mode it is flushed with the rest at close. */
-    if (st == ETAGKV_OK && !env->read_only && opts->sync_mode == ETAGKV_SYNC)
+     * write is: in sync mode LMDB's commit made it so, in pipelined mode
+     * its meta page needs this flush; in nosync mode it is flushed with
+     * the rest at close. */
+    if (st == ETAGKV_OK && !env->read_only &&
+        opts->sync_mode == ETAGKV_SYNC_PIPELINED)
         st = ekv_env_flush(env);
     return st;
 }
@@ -354,9 +361,10 @@ void ekv_env_close(struct ekv_env *env)
     ekv_readers_shutdown(&env->readers);
     if (env->mdb != NULL && !env->read_only) {
         /* In nosync mode this makes a clean shutdown as durable as sync
-         * mode; in sync mode everything acknowledged is durable already,
-         * and this flushes at most the meta page of a last commit whose
-         * batch was never acknowledged (commit.c). */
+         * mode; in sync mode it is a no-op; in pipelined mode everything
+         * acknowledged is durable already, and this flushes at most the
+         * meta page of a last commit whose batch was never acknowledged
+         * (commit.c). */
         (void)mdb_env_sync(env->mdb, 1);
     }
     if (env->mdb != NULL)

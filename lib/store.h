@@ -346,7 +346,7 @@ size_t ekv_queue_waiting(etagkv_store *s);
  * per batch.  Set and clear it only while no write is in flight. */
 extern void (*ekv_test_before_batch)(etagkv_store *s);
 
-/* Tests only (tests/power): when set, sync mode acknowledges a batch as
+/* Tests only (tests/power): when set, pipelined mode acknowledges a batch as
  * soon as its transaction committed, before any flush covers its meta page
  * -- the mistake the power-loss test must catch.  Set it before the store
  * is opened. */

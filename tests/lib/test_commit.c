@@ -6,6 +6,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,14 @@ static void setup_sync(void)
 static void setup_nosync(void)
 {
     mode = ETAGKV_NOSYNC;
+    setup();
+}
+
+/* pipelined mode: a batch is acknowledged only after a later flush
+ * (commit.c); the same properties must hold. */
+static void setup_pipelined(void)
+{
+    mode = ETAGKV_SYNC_PIPELINED;
     setup();
 }
 
@@ -293,6 +302,79 @@ START_TEST(commit_stats_count_the_batch_its_time_and_its_sync)
 }
 END_TEST
 
+/* ---- what a reader sees before the acknowledgement ------------------------
+ *
+ * Batch A is one write of 16 MiB, the batch byte cap, so that a write
+ * queued behind it goes in the next batch, B, which the hook holds.  While
+ * B is held a reader sees A's write; in sync mode A's writer returns
+ * meanwhile -- its acknowledgement waits for nothing after its commit,
+ * which LMDB showed readers only once durable -- while in pipelined mode
+ * it cannot: A is acknowledged only after B's commit, whose data flush
+ * makes A's meta page durable.  There a reader sees a write before it is
+ * durable (docs/guarantees.md, "Sync modes"). */
+
+#define SEEN_BYTES ((size_t)16 << 20)
+
+static atomic_int seen_returned;
+static int seen_calls, seen_visible, seen_returned_while_held;
+
+/* ekv_test_before_batch: hold A until the second write queued behind it;
+ * in B's turn, look as a reader and as A's caller. */
+static void hold_behind_a(etagkv_store *s)
+{
+    double deadline = tu_now_s() + 60;
+
+    if (++seen_calls == 1) {
+        while (ekv_queue_waiting(s) < 2) {
+            ck_assert_msg(tu_now_s() < deadline,
+                          "the second write never queued");
+            usleep(1000);
+        }
+        return;
+    }
+    ekv_test_before_batch = NULL;
+    seen_visible = etagkv_get(s, "a", 1, NULL, NULL, NULL, NULL) == ETAGKV_OK;
+    if (mode == ETAGKV_SYNC_PIPELINED)
+        deadline = tu_now_s() + 0.2; /* give a wrong release time to show */
+    while (!atomic_load(&seen_returned) && tu_now_s() < deadline)
+        usleep(1000);
+    seen_returned_while_held = atomic_load(&seen_returned);
+}
+
+static void *seen_writer(void *arg)
+{
+    const char *key = arg;
+    size_t len = key[0] == 'a' ? SEEN_BYTES : 1;
+    char *value = calloc(1, len);
+
+    ck_assert_ptr_nonnull(value);
+    ck_assert_int_eq(etagkv_put(store, key, 1, value, len, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    if (key[0] == 'a')
+        atomic_store(&seen_returned, 1);
+    free(value);
+    return NULL;
+}
+
+START_TEST(a_reader_sees_a_write_before_its_ack_only_in_pipelined_mode)
+{
+    pthread_t a, b;
+
+    atomic_store(&seen_returned, 0);
+    seen_calls = seen_visible = seen_returned_while_held = 0;
+    ekv_test_before_batch = hold_behind_a;
+    ck_assert_int_eq(pthread_create(&a, NULL, seen_writer, "a"), 0);
+    while (ekv_queue_waiting(store) < 1)
+        usleep(1000);
+    ck_assert_int_eq(pthread_create(&b, NULL, seen_writer, "b"), 0);
+    ck_assert_int_eq(pthread_join(a, NULL), 0);
+    ck_assert_int_eq(pthread_join(b, NULL), 0);
+    ck_assert_int_eq(seen_calls, 2); /* A and B were separate batches */
+    ck_assert_int_eq(seen_visible, 1);
+    ck_assert_int_eq(seen_returned_while_held, mode != ETAGKV_SYNC_PIPELINED);
+}
+END_TEST
+
 #define B_SUBMITTED 64
 
 static pthread_mutex_t sub_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -487,8 +569,8 @@ START_TEST(every_acknowledged_write_survives_a_kill)
 }
 END_TEST
 
-/* The same tests in sync and in nosync mode (where a leader leads several
- * batches in a row, commit.c). */
+/* The same tests in sync, pipelined and nosync mode (where a leader leads
+ * several batches in a row, commit.c). */
 static TCase *mode_case(const char *name, void (*setup_fn)(void))
 {
     TCase *tc = tcase_create(name);
@@ -503,18 +585,27 @@ static TCase *mode_case(const char *name, void (*setup_fn)(void))
     return tc;
 }
 
+/* Sync and pipelined modes also: in nosync a blocking writer that finds
+ * nobody queued commits alone (DESIGN §4 allows it; commit.c), so
+ * concurrent blocking writers need not share, nor queue behind a batch;
+ * submitted ones still do. */
+static TCase *queued_case(const char *name, void (*setup_fn)(void))
+{
+    TCase *tc = mode_case(name, setup_fn);
+
+    tcase_add_test(tc, concurrent_writers_share_transactions);
+    tcase_add_test(tc, commit_stats_count_the_batch_its_time_and_its_sync);
+    tcase_add_test(tc,
+                   a_reader_sees_a_write_before_its_ack_only_in_pipelined_mode);
+    return tc;
+}
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("commit");
 
-    TCase *tc = mode_case("group", setup_sync);
-
-    /* Sync mode only: in nosync a blocking writer that finds nobody
-     * queued commits alone (DESIGN §4 allows it; commit.c), so concurrent
-     * blocking writers need not share; submitted ones still do. */
-    tcase_add_test(tc, concurrent_writers_share_transactions);
-    tcase_add_test(tc, commit_stats_count_the_batch_its_time_and_its_sync);
-    suite_add_tcase(s, tc);
+    suite_add_tcase(s, queued_case("group", setup_sync));
+    suite_add_tcase(s, queued_case("pipelined", setup_pipelined));
     suite_add_tcase(s, mode_case("nosync", setup_nosync));
     return s;
 }
