@@ -6,6 +6,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,20 +277,98 @@ START_TEST(commit_stats_count_the_batch_its_time_and_its_sync)
     /* One observation per committed transaction, as write_txns counts. */
     ck_assert_int_eq(etagkv_store_stats(store, &st), ETAGKV_OK);
     ck_assert_uint_eq(hist_total(&cs.commit_ns), st.write_txns);
-    /* A refused precondition alone is a batch that commits nothing. */
+    /* A precondition refused at the committed state takes no batch. */
     ck_assert_int_eq(etagkv_cond_create_only(&create_only), ETAGKV_OK);
     ck_assert_int_eq(
         etagkv_put(store, "k-0", 3, "x", 1, NULL, create_only, NULL),
         ETAGKV_PRECONDITION_FAILED);
     etagkv_cond_free(create_only);
     ck_assert_int_eq(etagkv_store_commit_stats(store, &cs), ETAGKV_OK);
-    ck_assert_uint_eq(hist_total(&cs.batch_ops), 2);
-    ck_assert_uint_eq(cs.batch_ops.count[0], 1);
+    ck_assert_uint_eq(hist_total(&cs.batch_ops), 1);
     ck_assert_uint_eq(hist_total(&cs.commit_ns), 1);
     ck_assert_int_eq(etagkv_store_commit_stats(NULL, &cs),
                      ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_store_commit_stats(store, NULL),
                      ETAGKV_INVALID_ARGUMENT);
+}
+END_TEST
+
+/* ekv_test_before_batch: hold the batch until refused_release is set. */
+static atomic_int refused_held, refused_release;
+
+static void hold_until_released(etagkv_store *s)
+{
+    double deadline = tu_now_s() + 30;
+
+    (void)s;
+    ekv_test_before_batch = NULL;
+    atomic_store(&refused_held, 1);
+    while (!atomic_load(&refused_release)) {
+        ck_assert_msg(tu_now_s() < deadline,
+                      "a refused write waited for the held batch");
+        usleep(1000);
+    }
+}
+
+static void *queued_writer(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(etagkv_put(store, "other", 5, "x", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    return NULL;
+}
+
+static void on_refused(void *ctx, const etagkv_result *res)
+{
+    etagkv_result *out = ctx;
+
+    *out = *res;
+    out->current_value = NULL;
+    etagkv_free(res->current_value);
+}
+
+/* A conditional write that fails against the committed state is answered
+ * at once, blocking or submitted, with the current state (and value when
+ * asked), while a batch is held with a write in hand; one whose
+ * conditions hold waits for its batch as ever. */
+START_TEST(a_refused_write_is_answered_without_waiting_for_a_batch)
+{
+    etagkv_cond *create_only = NULL;
+    etagkv_meta m, k;
+    etagkv_result res;
+    etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                         .key = "k",
+                         .key_len = 1,
+                         .value = "y",
+                         .value_len = 1,
+                         .flags = ETAGKV_WRITE_RETURN_CURRENT};
+    pthread_t w;
+
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "v", 1, NULL, NULL, &k),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_cond_create_only(&create_only), ETAGKV_OK);
+    rq.cond = create_only;
+    atomic_store(&refused_held, 0);
+    atomic_store(&refused_release, 0);
+    ekv_test_before_batch = hold_until_released;
+    ck_assert_int_eq(pthread_create(&w, NULL, queued_writer, NULL), 0);
+    while (!atomic_load(&refused_held))
+        usleep(1000);
+
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "y", 1, NULL, create_only, &m),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_str_eq(m.etag, k.etag);
+    ck_assert_uint_eq(m.mod_revision, k.mod_revision);
+    memset(&res, 0, sizeof(res));
+    ck_assert_int_eq(etagkv_submit(store, &rq, on_refused, &res), ETAGKV_OK);
+    ck_assert_int_eq(res.status, ETAGKV_PRECONDITION_FAILED); /* at once */
+    ck_assert_int_eq(res.step, ETAGKV_STEP_IF_NONE_MATCH);
+    ck_assert_uint_eq(res.current_len, 1);
+    ck_assert_str_eq(res.meta.etag, k.etag);
+
+    atomic_store(&refused_release, 1);
+    ck_assert_int_eq(pthread_join(w, NULL), 0);
+    etagkv_cond_free(create_only);
 }
 END_TEST
 
@@ -514,6 +593,7 @@ static Suite *suite(void)
      * blocking writers need not share; submitted ones still do. */
     tcase_add_test(tc, concurrent_writers_share_transactions);
     tcase_add_test(tc, commit_stats_count_the_batch_its_time_and_its_sync);
+    tcase_add_test(tc, a_refused_write_is_answered_without_waiting_for_a_batch);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, mode_case("nosync", setup_nosync));
     return s;
