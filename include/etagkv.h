@@ -981,9 +981,11 @@ ETAGKV_API etagkv_status etagkv_write(etagkv_store *s,
  * called one after another in submission order; callbacks of different
  * batches may run at the same time on different threads.  Runs on
  * a thread of the library's (or of another writer blocked in a write call),
- * so it must not block: it may call etagkv_submit() and the read functions,
- * but not the blocking write functions (they would wait for a batch that
- * this very thread is to commit). */
+ * or, for a conditional write refused at once because its conditions fail
+ * against the latest committed state, on the submitting thread before
+ * etagkv_submit() returns; so it must not block: it may call etagkv_submit()
+ * and the read functions, but not the blocking write functions (they would wait
+ * for a batch that this very thread is to commit). */
 typedef void (*etagkv_done_fn)(void *ctx, const etagkv_result *res);
 
 /** Asynchronous etagkv_write(): queue the write and return at once; done

@@ -99,6 +99,44 @@ static void keep_current(struct ekv_op *op, const ekv_record *old)
     op->current_len = old->value_len;
 }
 
+int ekv_op_refuse_early(etagkv_store *s, struct ekv_op *op)
+{
+    ekv_txn txn;
+    ekv_record old;
+    etagkv_meta meta;
+    etagkv_status st;
+    int refused = 0;
+
+    /* A lease is checked before the conditions (409 first); an
+     * idempotency key records even a 412; a read-only store answers
+     * ETAGKV_READ_ONLY to any write; in pipelined mode the latest
+     * committed state may not be durable yet (commit.c). */
+    if (op->txn != NULL || op->lease_verb != EKV_LEASE_NONE || op->lease != 0 ||
+        op->idem_len > 0 || op->cond == NULL || s->opts.read_only ||
+        s->opts.sync_mode == ETAGKV_SYNC_PIPELINED)
+        return 0;
+    if (ekv_read_begin(s->env, &txn) != ETAGKV_OK)
+        return 0;
+    st = ekv_record_get(&txn, op->key, op->key_len, &old);
+    if (st == ETAGKV_OK)
+        ekv_record_meta(&old, &meta);
+    else
+        memset(&meta, 0, sizeof(meta));
+    if ((st == ETAGKV_OK || st == ETAGKV_NOT_FOUND) &&
+        etagkv_cond_evaluate(op->cond, op->method, &meta) ==
+            ETAGKV_PRECONDITION_FAILED) {
+        op->meta = meta;
+        if (meta.exists)
+            memcpy(op->meta_hash, old.hash, EKV_HASH_BYTES);
+        op->status = ETAGKV_PRECONDITION_FAILED;
+        if (op->want_current && meta.exists)
+            keep_current(op, &old);
+        refused = 1;
+    }
+    ekv_read_end(&txn);
+    return refused;
+}
+
 /* Execute op in txn at the store revision *rev (advanced when op writes):
  * read the record, evaluate the conditions against it (cond.c), and only
  * then write.  The outcome goes to op->status and op->meta; the return value

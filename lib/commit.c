@@ -31,6 +31,23 @@
  * thread's own submitted writes count as queued until they are done, its
  * next blocking write never overtakes them.
  *
+ * Refused early.  A single conditional write (no transaction, lease or
+ * idempotency key, which a batch must see) is first evaluated against the
+ * latest committed state, in a read transaction on the caller's thread;
+ * if its conditions fail there, that is its answer, a 412, without a
+ * place in any batch or a wait for a sync.  This is still a serial order:
+ * the write takes its place just after the last commit, before the
+ * writes queued meanwhile, which nobody has been told of yet; and the
+ * state it was refused on is durable (in sync mode readers see a commit
+ * only once it is; in nosync mode it is as durable as that mode makes
+ * anything).  A write whose conditions hold there queues as usual and
+ * is evaluated again in its batch.  Under contention most conditional
+ * writes fail: a hot key's losers no longer fill the batches and wait for
+ * their syncs.  Not in pipelined mode, below: there a reader may see a
+ * commit before it is durable, so a 412 decided on it waits, in a batch,
+ * for the flush like the writes it was refused on (ekv_op_refuse_early()
+ * declines).
+ *
  * One flush per commit (ETAGKV_SYNC_PIPELINED, opt-in; docs/design.md has
  * the argument, and why it is not the default).  The store is opened with
  * MDB_NOMETASYNC: a commit flushes its data pages (fdatasync) and then
@@ -432,6 +449,12 @@ etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a)
 {
     etagkv_status st = ETAGKV_OK;
 
+    if (ekv_op_refuse_early(s, &a->op)) {
+        /* Done at once, on this thread (see "Refused early" above). */
+        a->w.next = NULL;
+        notify(&a->w);
+        return ETAGKV_OK;
+    }
     (void)pthread_mutex_lock(&s->queue.lock);
     if (!s->queue.committer_started) {
         if (pthread_create(&s->queue.committer, NULL, committer_main, s) != 0)
@@ -551,6 +574,12 @@ static int commit_queued(etagkv_store *s, struct ekv_op *op)
 etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)
 {
     op->detail[0] = '\0';
+    if (ekv_op_refuse_early(s, op)) {
+        /* Refused at the latest committed state: see "Refused early" at
+         * the top of this file. */
+        ekv_clear_error();
+        return op->status;
+    }
     if (s->opts.sync_mode == ETAGKV_NOSYNC &&
         op->lease_verb != EKV_LEASE_SWEEP &&
         atomic_load_explicit(&s->queue.queued, memory_order_relaxed) == 0) {

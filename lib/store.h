@@ -319,6 +319,14 @@ int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n);
 /* Free op->current, if any, and clear it. */
 void ekv_op_drop_current(struct ekv_op *op);
 
+/* Whether op, a single conditional write, fails its conditions against
+ * the latest committed state: then its outcome is set (412, the meta, the
+ * current value if asked for) and it needs no batch.  0 when it must be
+ * queued: it passes, or it is not that kind of write (a transaction, a
+ * lease call or a write with a lease, an idempotency key, no conditions,
+ * a read-only store, pipelined mode), or the read failed. */
+int ekv_op_refuse_early(etagkv_store *s, struct ekv_op *op);
+
 /* ---- commit.c ------------------------------------------------------------ */
 
 /* The queue's locks, all or nothing; ETAGKV_OK or ETAGKV_NO_MEMORY. */

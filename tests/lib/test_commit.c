@@ -285,15 +285,19 @@ START_TEST(commit_stats_count_the_batch_its_time_and_its_sync)
     /* One observation per committed transaction, as write_txns counts. */
     ck_assert_int_eq(etagkv_store_stats(store, &st), ETAGKV_OK);
     ck_assert_uint_eq(hist_total(&cs.commit_ns), st.write_txns);
-    /* A refused precondition alone is a batch that commits nothing. */
+    /* A precondition refused at the committed state takes no batch; in
+     * pipelined mode, where it is not refused early (commit.c), it is a
+     * batch that commits nothing. */
     ck_assert_int_eq(etagkv_cond_create_only(&create_only), ETAGKV_OK);
     ck_assert_int_eq(
         etagkv_put(store, "k-0", 3, "x", 1, NULL, create_only, NULL),
         ETAGKV_PRECONDITION_FAILED);
     etagkv_cond_free(create_only);
     ck_assert_int_eq(etagkv_store_commit_stats(store, &cs), ETAGKV_OK);
-    ck_assert_uint_eq(hist_total(&cs.batch_ops), 2);
-    ck_assert_uint_eq(cs.batch_ops.count[0], 1);
+    ck_assert_uint_eq(hist_total(&cs.batch_ops),
+                      mode == ETAGKV_SYNC_PIPELINED ? 2 : 1);
+    ck_assert_uint_eq(cs.batch_ops.count[0],
+                      mode == ETAGKV_SYNC_PIPELINED ? 1 : 0);
     ck_assert_uint_eq(hist_total(&cs.commit_ns), 1);
     ck_assert_int_eq(etagkv_store_commit_stats(NULL, &cs),
                      ETAGKV_INVALID_ARGUMENT);
@@ -301,6 +305,17 @@ START_TEST(commit_stats_count_the_batch_its_time_and_its_sync)
                      ETAGKV_INVALID_ARGUMENT);
 }
 END_TEST
+
+/* A submitted write's result, for the tests below (the current value is
+ * not kept). */
+static void on_refused(void *ctx, const etagkv_result *res)
+{
+    etagkv_result *out = ctx;
+
+    *out = *res;
+    out->current_value = NULL;
+    etagkv_free(res->current_value);
+}
 
 /* ---- what a reader sees before the acknowledgement ------------------------
  *
@@ -311,12 +326,16 @@ END_TEST
  * which LMDB showed readers only once durable -- while in pipelined mode
  * it cannot: A is acknowledged only after B's commit, whose data flush
  * makes A's meta page durable.  There a reader sees a write before it is
- * durable (docs/guarantees.md, "Sync modes"). */
+ * durable (docs/guarantees.md, "Sync modes"), and a write refused on it
+ * is not answered before a flush either: no refusing early (commit.c). */
 
 #define SEEN_BYTES ((size_t)16 << 20)
 
 static atomic_int seen_returned;
 static int seen_calls, seen_visible, seen_returned_while_held;
+static int seen_refused_at_once;
+static etagkv_result seen_refusal;
+static etagkv_cond *seen_create_only;
 
 /* ekv_test_before_batch: hold A until the second write queued behind it;
  * in B's turn, look as a reader and as A's caller. */
@@ -334,6 +353,21 @@ static void hold_behind_a(etagkv_store *s)
     }
     ekv_test_before_batch = NULL;
     seen_visible = etagkv_get(s, "a", 1, NULL, NULL, NULL, NULL) == ETAGKV_OK;
+    /* Create-only on A's key: refused on A.  Its callback cannot run
+     * behind B while the hook holds B, only at once, if at all. */
+    {
+        etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                             .key = "a",
+                             .key_len = 1,
+                             .value = "z",
+                             .value_len = 1,
+                             .cond = seen_create_only};
+
+        ck_assert_int_eq(etagkv_submit(s, &rq, on_refused, &seen_refusal),
+                         ETAGKV_OK);
+        seen_refused_at_once =
+            seen_refusal.status == ETAGKV_PRECONDITION_FAILED;
+    }
     if (mode == ETAGKV_SYNC_PIPELINED)
         deadline = tu_now_s() + 0.2; /* give a wrong release time to show */
     while (!atomic_load(&seen_returned) && tu_now_s() < deadline)
@@ -362,6 +396,9 @@ START_TEST(a_reader_sees_a_write_before_its_ack_only_in_pipelined_mode)
 
     atomic_store(&seen_returned, 0);
     seen_calls = seen_visible = seen_returned_while_held = 0;
+    seen_refused_at_once = 0;
+    memset(&seen_refusal, 0, sizeof(seen_refusal));
+    ck_assert_int_eq(etagkv_cond_create_only(&seen_create_only), ETAGKV_OK);
     ekv_test_before_batch = hold_behind_a;
     ck_assert_int_eq(pthread_create(&a, NULL, seen_writer, "a"), 0);
     while (ekv_queue_waiting(store) < 1)
@@ -372,6 +409,82 @@ START_TEST(a_reader_sees_a_write_before_its_ack_only_in_pipelined_mode)
     ck_assert_int_eq(seen_calls, 2); /* A and B were separate batches */
     ck_assert_int_eq(seen_visible, 1);
     ck_assert_int_eq(seen_returned_while_held, mode != ETAGKV_SYNC_PIPELINED);
+    ck_assert_int_eq(seen_refused_at_once, mode != ETAGKV_SYNC_PIPELINED);
+    /* A close completes the submitted write first. */
+    etagkv_store_close(store);
+    store = NULL;
+    ck_assert_int_eq(seen_refusal.status, ETAGKV_PRECONDITION_FAILED);
+    etagkv_cond_free(seen_create_only);
+}
+END_TEST
+
+/* ekv_test_before_batch: hold the batch until refused_release is set. */
+static atomic_int refused_held, refused_release;
+
+static void hold_until_released(etagkv_store *s)
+{
+    double deadline = tu_now_s() + 30;
+
+    (void)s;
+    ekv_test_before_batch = NULL;
+    atomic_store(&refused_held, 1);
+    while (!atomic_load(&refused_release)) {
+        ck_assert_msg(tu_now_s() < deadline,
+                      "a refused write waited for the held batch");
+        usleep(1000);
+    }
+}
+
+static void *queued_writer(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(etagkv_put(store, "other", 5, "x", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    return NULL;
+}
+
+/* A conditional write that fails against the committed state is answered
+ * at once, blocking or submitted, with the current state (and value when
+ * asked), while a batch is held with a write in hand; one whose
+ * conditions hold waits for its batch as ever. */
+START_TEST(a_refused_write_is_answered_without_waiting_for_a_batch)
+{
+    etagkv_cond *create_only = NULL;
+    etagkv_meta m, k;
+    etagkv_result res;
+    etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                         .key = "k",
+                         .key_len = 1,
+                         .value = "y",
+                         .value_len = 1,
+                         .flags = ETAGKV_WRITE_RETURN_CURRENT};
+    pthread_t w;
+
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "v", 1, NULL, NULL, &k),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_cond_create_only(&create_only), ETAGKV_OK);
+    rq.cond = create_only;
+    atomic_store(&refused_held, 0);
+    atomic_store(&refused_release, 0);
+    ekv_test_before_batch = hold_until_released;
+    ck_assert_int_eq(pthread_create(&w, NULL, queued_writer, NULL), 0);
+    while (!atomic_load(&refused_held))
+        usleep(1000);
+
+    ck_assert_int_eq(etagkv_put(store, "k", 1, "y", 1, NULL, create_only, &m),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_str_eq(m.etag, k.etag);
+    ck_assert_uint_eq(m.mod_revision, k.mod_revision);
+    memset(&res, 0, sizeof(res));
+    ck_assert_int_eq(etagkv_submit(store, &rq, on_refused, &res), ETAGKV_OK);
+    ck_assert_int_eq(res.status, ETAGKV_PRECONDITION_FAILED); /* at once */
+    ck_assert_int_eq(res.step, ETAGKV_STEP_IF_NONE_MATCH);
+    ck_assert_uint_eq(res.current_len, 1);
+    ck_assert_str_eq(res.meta.etag, k.etag);
+
+    atomic_store(&refused_release, 1);
+    ck_assert_int_eq(pthread_join(w, NULL), 0);
+    etagkv_cond_free(create_only);
 }
 END_TEST
 
@@ -604,7 +717,12 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("commit");
 
-    suite_add_tcase(s, queued_case("group", setup_sync));
+    TCase *tc = queued_case("group", setup_sync);
+
+    /* Sync mode only: refusing early is off in pipelined mode (commit.c),
+     * and in nosync the held writer would commit alone. */
+    tcase_add_test(tc, a_refused_write_is_answered_without_waiting_for_a_batch);
+    suite_add_tcase(s, tc);
     suite_add_tcase(s, queued_case("pipelined", setup_pipelined));
     suite_add_tcase(s, mode_case("nosync", setup_nosync));
     return s;
