@@ -982,10 +982,11 @@ ETAGKV_API etagkv_status etagkv_write(etagkv_store *s,
  * batches may run at the same time on different threads.  Runs on
  * a thread of the library's (or of another writer blocked in a write call),
  * or, for a conditional write refused at once because its conditions fail
- * against the latest committed state, on the submitting thread before
- * etagkv_submit() returns; so it must not block: it may call etagkv_submit()
- * and the read functions, but not the blocking write functions (they would wait
- * for a batch that this very thread is to commit). */
+ * against the latest committed state (not in ETAGKV_SYNC_PIPELINED), on
+ * the submitting thread before etagkv_submit() returns; so it must not block:
+ * it may call etagkv_submit() and the read functions, but not the blocking
+ * write functions (they would wait for a batch that this very thread is to
+ * commit). */
 typedef void (*etagkv_done_fn)(void *ctx, const etagkv_result *res);
 
 /** Asynchronous etagkv_write(): queue the write and return at once; done
