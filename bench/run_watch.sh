@@ -144,6 +144,6 @@ for scope in other key; do
                                                  : (a < c ? a : (b < c ? c : b)) }
             { w0 = med($2, $3, $4); w1 = med($6, $7, $8)
               printf "flood %-5s %-6s %d writes: %d/s with no watcher, %d/s with %d: %.2fx\n",
-                     s, $1, f, w0, w1, n, w0 > 0 ? w1 / w0 : 0 }'
+                     s, $1, f, w0, w1, n, (w0 > 0 ? w1 / w0 : 0) }'
     done
 done
