@@ -4,7 +4,9 @@
  * write transaction per read-modify-write, same threads, same run.
  *
  * Keys: one hot key, or 1,000 keys picked at random.  Values: 100 B or
- * 4 KiB.  Modes: sync and nosync.  Threads: 1, 4, 16, 64.  Each cell runs
+ * 4 KiB.  Modes: sync, pipelined (opt-in, ETAGKV_SYNC_PIPELINED; raw LMDB
+ * runs in its sync mode there too, the durable baseline) and nosync.
+ * Threads: 1, 4, 16, 64.  Each cell runs
  * for a fixed time (default 1 s; argv[1] overrides, in seconds) and prints
  * successful commits/s, 412s/s, p50/p99 latency of a successful
  * read-modify-write (first read to acknowledged write, retries included),
@@ -24,8 +26,16 @@
 #define NKEYS_MANY 1000
 #define LAT_CAP 200000
 
+/* The sync modes, in the order measured, with their names in a scenario. */
+static const struct {
+    etagkv_sync_mode mode;
+    const char *name;
+} modes[] = {{ETAGKV_SYNC, "sync"},
+             {ETAGKV_SYNC_PIPELINED, "pipelined"},
+             {ETAGKV_NOSYNC, "nosync"}};
+
 struct cell {
-    int threads, nkeys, nosync;
+    int threads, nkeys, mode; /* mode: an index into modes[] */
     size_t len;
     double seconds;
 };
@@ -209,12 +219,15 @@ static void run_cell(const struct cell *c, struct worker *w)
     BU_CHECK(mdb_env_create(&env) == 0);
     BU_CHECK(mdb_env_set_mapsize(env, (size_t)1 << 32) == 0);
     BU_CHECK(mdb_env_set_maxreaders(env, 256) == 0);
-    BU_CHECK(mdb_env_open(env, rawdir, MDB_NOTLS | (c->nosync ? MDB_NOSYNC : 0),
-                          0644) == 0);
+    BU_CHECK(
+        mdb_env_open(
+            env, rawdir,
+            MDB_NOTLS | (modes[c->mode].mode == ETAGKV_NOSYNC ? MDB_NOSYNC : 0),
+            0644) == 0);
     BU_CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
     BU_CHECK(mdb_dbi_open(txn, NULL, 0, &dbi) == 0);
     etagkv_options_init(&o);
-    o.sync_mode = c->nosync ? ETAGKV_NOSYNC : ETAGKV_SYNC;
+    o.sync_mode = modes[c->mode].mode;
     o.map_size_bytes = (uint64_t)1 << 32;
     BU_CHECK(etagkv_store_open(kvdir, &o, &s) == ETAGKV_OK);
     for (int k = 0; k < c->nkeys; k++) {
@@ -248,8 +261,8 @@ static void run_cell(const struct cell *c, struct worker *w)
                 : 0;
 
     snprintf(name, sizeof(name), "contended/%s/%zuB/%s/%dt",
-             c->nkeys == 1 ? "hot" : "1000keys", c->len,
-             c->nosync ? "nosync" : "sync", c->threads);
+             c->nkeys == 1 ? "hot" : "1000keys", c->len, modes[c->mode].name,
+             c->threads);
     printf("%-34s %10.0f %9.0f %8.3f %8.3f %6.1f | %10.0f %8.3f %8.3f | "
            "%6.2fx\n",
            name, kv.ok_rate, kv.fail_rate, kv.p50_ms, kv.p99_ms, batch,
@@ -277,7 +290,11 @@ int main(int argc, char **argv)
     static const int threads[] = {1, 4, 16, 64};
     static struct worker w[MAX_THREADS];
     double seconds = argc > 1 ? atof(argv[1]) : 1.0;
-    const char *only = getenv("ETAGKV_BENCH_ONLY"); /* e.g. "sync" */
+    /* e.g. "sync", "pipelined" */
+    const char *only = getenv("ETAGKV_BENCH_ONLY");
+    /* One cell, e.g. "contended/hot/100B/sync/64t": A/B runs of two builds
+     * interleave cell by cell, so that a shared disk's drift hits both. */
+    const char *cell = getenv("ETAGKV_BENCH_CELL");
 
     if (seconds <= 0)
         seconds = 1.0;
@@ -288,16 +305,21 @@ int main(int argc, char **argv)
     printf("%-34s %10s %9s %8s %8s %6s | %10s %8s %8s | %7s\n",
            "scenario (etagkv | raw LMDB)", "commits/s", "412/s", "p50 ms",
            "p99 ms", "batch", "commits/s", "p50 ms", "p99 ms", "ratio");
-    for (int nosync = 0; nosync <= 1; nosync++) {
-        if (only != NULL && strcmp(only, nosync ? "nosync" : "sync") != 0)
+    for (int m = 0; m < (int)(sizeof modes / sizeof modes[0]); m++) {
+        if (only != NULL && strcmp(only, modes[m].name) != 0)
             continue;
         for (int keys = 0; keys < 2; keys++)
             for (int sz = 0; sz < 2; sz++)
                 for (size_t t = 0; t < 4; t++) {
-                    struct cell c = {threads[t], keys ? NKEYS_MANY : 1, nosync,
+                    struct cell c = {threads[t], keys ? NKEYS_MANY : 1, m,
                                      sz ? 4096 : 100, seconds};
+                    char name[96];
 
-                    run_cell(&c, w);
+                    snprintf(name, sizeof(name), "contended/%s/%dB/%s/%dt",
+                             keys ? "1000keys" : "hot", sz ? 4096 : 100,
+                             modes[m].name, threads[t]);
+                    if (cell == NULL || strcmp(cell, name) == 0)
+                        run_cell(&c, w);
                 }
     }
     for (int i = 0; i < MAX_THREADS; i++)

@@ -427,17 +427,31 @@ ETAGKV_API const char *etagkv_cond_step_name(etagkv_cond_step step);
  * writers and writers never block readers (LMDB MVCC). */
 typedef struct etagkv_store etagkv_store;
 
-/** Durability of an acknowledged write. */
+/** Durability of an acknowledged write, and what a reader sees before it
+ * (docs/guarantees.md, "Sync modes"). */
 typedef enum etagkv_sync_mode {
     /** Default.  A write returns only after its transaction is on stable
-     * storage (fsync): survives process crash and power loss. */
+     * storage (fsync): survives process crash and power loss.  Readers
+     * see a transaction only once it is durable: LMDB publishes it to
+     * readers after its synchronous meta page write. */
     ETAGKV_SYNC = 0,
     /** A write returns after its transaction is in the OS page cache:
      * survives a process crash, not an OS crash or power loss.  LMDB
      * (MDB_NOSYNC) warns that a system crash may then lose the last
      * transactions, or corrupt the store if the file system does not
      * preserve write order.  etagkv_store_close() syncs. */
-    ETAGKV_NOSYNC = 1
+    ETAGKV_NOSYNC = 1,
+    /** Acknowledged writes are as durable as in ETAGKV_SYNC (they survive
+     * a power loss), with one flush per commit instead of two: a commit's
+     * meta page is written without a flush (LMDB's MDB_NOMETASYNC) and a
+     * batch is acknowledged only once a later flush -- the next batch's
+     * commit, or a flush of its own when nobody is queued -- covered it.
+     * The price: a reader (a get, a listing, the change feed, a backup,
+     * another process) may see a transaction up to one flush before it is
+     * durable and before its writers return; after a power loss such a
+     * transaction may be gone although it was read.  Opt-in (see
+     * docs/design.md, "One flush per commit"). */
+    ETAGKV_SYNC_PIPELINED = 2
 } etagkv_sync_mode;
 
 /** Wall clock in nanoseconds since the epoch; replaceable for tests.  It
@@ -641,14 +655,19 @@ typedef struct etagkv_histogram {
 typedef struct etagkv_commit_stats {
     /** Per committed write transaction, nanoseconds from the start of its
      * work (LMDB's writer lock held: waiting for the lock is not counted)
-     * until it is durable in the store's sync mode: evaluating and
-     * applying its batch, then committing.  Bounds 10 µs to 1 s. */
+     * until its commit call returned: evaluating and applying its batch,
+     * then committing.  It is then durable in ETAGKV_SYNC; in
+     * ETAGKV_SYNC_PIPELINED it is visible but its acknowledgement waits
+     * for a later flush, which is not counted here.  Bounds 10 µs to
+     * 1 s. */
     etagkv_histogram commit_ns;
     /** Per committed write transaction, nanoseconds in the storage
      * engine's commit call alone: writing the dirty pages and, in sync
      * mode, flushing them and the meta page (LMDB: fdatasync, then a
-     * synchronous meta write).  In nosync mode only the writes.  Bounds
-     * 10 µs to 1 s. */
+     * synchronous meta write).  In pipelined mode one flush, of the
+     * dirty pages, which also makes the previous commit's meta page
+     * durable; the meta page is written unflushed.  In nosync mode only
+     * the writes.  Bounds 10 µs to 1 s. */
     etagkv_histogram sync_ns;
     /** Per batch led, the operations it carried (a transaction counts as
      * one), committed or not: a batch of refused preconditions commits
@@ -963,10 +982,11 @@ ETAGKV_API etagkv_status etagkv_write(etagkv_store *s,
  * batches may run at the same time on different threads.  Runs on
  * a thread of the library's (or of another writer blocked in a write call),
  * or, for a conditional write refused at once because its conditions fail
- * against the latest committed state, on the submitting thread before
- * etagkv_submit() returns; so it must not block: it may call etagkv_submit()
- * and the read functions, but not the blocking write functions (they would wait
- * for a batch that this very thread is to commit). */
+ * against the latest committed state (not in ETAGKV_SYNC_PIPELINED), on
+ * the submitting thread before etagkv_submit() returns; so it must not block:
+ * it may call etagkv_submit() and the read functions, but not the blocking
+ * write functions (they would wait for a batch that this very thread is to
+ * commit). */
 typedef void (*etagkv_done_fn)(void *ctx, const etagkv_result *res);
 
 /** Asynchronous etagkv_write(): queue the write and return at once; done

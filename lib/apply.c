@@ -109,9 +109,11 @@ int ekv_op_refuse_early(etagkv_store *s, struct ekv_op *op)
 
     /* A lease is checked before the conditions (409 first); an
      * idempotency key records even a 412; a read-only store answers
-     * ETAGKV_READ_ONLY to any write. */
+     * ETAGKV_READ_ONLY to any write; in pipelined mode the latest
+     * committed state may not be durable yet (commit.c). */
     if (op->txn != NULL || op->lease_verb != EKV_LEASE_NONE || op->lease != 0 ||
-        op->idem_len > 0 || op->cond == NULL || s->opts.read_only)
+        op->idem_len > 0 || op->cond == NULL || s->opts.read_only ||
+        s->opts.sync_mode == ETAGKV_SYNC_PIPELINED)
         return 0;
     if (ekv_read_begin(s->env, &txn) != ETAGKV_OK)
         return 0;

@@ -76,11 +76,22 @@ void ekv_read_end(ekv_txn *txn);
 etagkv_status ekv_write_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_write_abort(ekv_txn *txn);
 
-/* Commit: ETAGKV_OK once durable in the store's sync mode.  On failure
- * nothing of the transaction is visible; a full file system is
+/* Commit: ETAGKV_OK once committed: visible to later transactions, and in
+ * sync and nosync modes as durable as they make it.  In pipelined mode its
+ * data is durable but the commit itself only once ekv_env_flush() or the
+ * next commit that returns ETAGKV_OK has run (LMDB's MDB_NOMETASYNC,
+ * docs/design.md, "One flush per commit").  On
+ * failure nothing of the transaction is visible; a full file system is
  * ETAGKV_STORE_FULL however the engine reported it; out_of_room says
  * whether growing would help. */
 etagkv_status ekv_write_commit(ekv_txn *txn);
+
+/* Make every transaction committed so far durable (one flush of the data
+ * file), with no write transaction of this thread active.  ETAGKV_OK, or
+ * ETAGKV_IO_ERROR (and kin) when the flush failed: then whether the
+ * commits since the last successful flush survive a power loss is
+ * unknown. */
+etagkv_status ekv_env_flush(struct ekv_env *env);
 
 /* Add room after a write transaction `failed` ran out of it (out_of_room),
  * with no transaction of this thread active.  ETAGKV_OK when there is now

@@ -38,12 +38,36 @@
  * place in any batch or a wait for a sync.  This is still a serial order:
  * the write takes its place just after the last commit, before the
  * writes queued meanwhile, which nobody has been told of yet; and the
- * state it was refused on is durable (readers see a commit only once it
- * is).  A write whose conditions hold there queues as usual and is
- * evaluated again in its batch.  Under contention most conditional writes
- * fail: a hot key's losers no longer fill the batches and wait for their
- * syncs.
+ * state it was refused on is durable (in sync mode readers see a commit
+ * only once it is; in nosync mode it is as durable as that mode makes
+ * anything).  A write whose conditions hold there queues as usual and
+ * is evaluated again in its batch.  Under contention most conditional
+ * writes fail: a hot key's losers no longer fill the batches and wait for
+ * their syncs.  Not in pipelined mode, below: there a reader may see a
+ * commit before it is durable, so a 412 decided on it waits, in a batch,
+ * for the flush like the writes it was refused on (ekv_op_refuse_early()
+ * declines).
+ *
+ * One flush per commit (ETAGKV_SYNC_PIPELINED, opt-in; docs/design.md has
+ * the argument, and why it is not the default).  The store is opened with
+ * MDB_NOMETASYNC: a commit flushes its data pages (fdatasync) and then
+ * writes its meta page without a flush, so the commit is visible but not
+ * yet durable; the next flush of the file makes it so.  The next batch's
+ * commit begins with exactly such a flush.  So a batch's writers are not
+ * acknowledged when its transaction commits: the batch is held until the
+ * next batch's commit has flushed (pipelining: one flush per batch while
+ * writers keep coming), or, when nobody is queued behind it, until its
+ * leader has flushed (ekv_env_flush()) -- after handing the lead over, so
+ * that a batch arriving meanwhile commits alongside that flush instead of
+ * waiting for it.  Acknowledgements, and the watchers' wake-up, come each
+ * after a flush that began after the batch's commit.  Readers are another
+ * matter: LMDB shows them a commit as soon as its meta page is written,
+ * so a reader may see a batch whose writers are still held.  In the
+ * default sync mode no batch is held: LMDB publishes a transaction to
+ * readers only after its synchronous meta page write, and the batch is
+ * acknowledged when its commit returns.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,7 +82,14 @@
  * bound, because its own caller waits meanwhile (about 10 µs a batch). */
 #define LEAD_MORE_NOSYNC 8
 
+/* pipelined: batches in a row that commit nothing (only 412s, say,
+ * decided on held batches) and are held for the next commit rather than
+ * flushed for, while writers are queued.  A bound, so that a stream of them
+ * cannot hold acknowledgements indefinitely. */
+#define HOLD_IDLE_MAX 2
+
 void (*ekv_test_before_batch)(etagkv_store *s);
+int ekv_test_ack_before_flush;
 
 /* Bucket bounds of the commit and sync times (ns), and of batch sizes. */
 static const uint64_t latency_le[] = {
@@ -76,22 +107,32 @@ struct ekv_waiter {
     struct ekv_op *op;
     pthread_cond_t cv;       /* a blocking writer waits on it */
     struct ekv_async *async; /* a submitted write: its completion */
-    int done;
+    int done;                /* acknowledged: its outcome is final */
     struct ekv_waiter *next;
 };
 
 /* ---- the queue ----------------------------------------------------------- */
 
-/* Apply ops[0..n) (apply.c) and, once durable, wake the watchers (wait.c)
- * before any writer is acknowledged, so that a watcher never learns of a
- * change after the writer's own caller could have; count it for
- * etagkv_store_stats() and etagkv_store_commit_stats(). */
-static void commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
+/* Whether a batch's acknowledgements wait for a flush after its commit
+ * (pipelined mode; see "One flush per commit" at the top of this file). */
+static int acks_wait_for_flush(const etagkv_store *s)
+{
+    return s->opts.sync_mode == ETAGKV_SYNC_PIPELINED &&
+           !ekv_test_ack_before_flush;
+}
+
+/* Apply ops[0..n) (apply.c) and count it for etagkv_store_stats() and
+ * etagkv_store_commit_stats().  When the commit is as durable as the mode
+ * makes it (sync, nosync), wake the watchers (wait.c) now, before any
+ * writer is acknowledged, so that a watcher never learns of a change after
+ * the writer's own caller could have; in pipelined mode release_held()
+ * does, once a flush covered it.  Returns the transactions committed. */
+static int commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
 {
     int committed = ekv_apply_batch(s, ops, n);
     uint64_t wrote = 0;
 
-    if (committed > 0)
+    if (committed > 0 && !acks_wait_for_flush(s))
         ekv_notify_commit(&s->notify);
     for (size_t i = 0; i < n; i++)
         wrote += (uint64_t)ops[i]->wrote;
@@ -99,6 +140,7 @@ static void commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
     atomic_fetch_add_explicit(&s->queue.write_txns, (uint64_t)committed,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&s->queue.write_ops, wrote, memory_order_relaxed);
+    return committed;
 }
 
 /* Collect the batch the leader w commits: w and those queued behind it, in
@@ -136,51 +178,123 @@ static void wake_head(etagkv_store *s)
         (void)pthread_cond_signal(&h->cv);
 }
 
-/* With the queue lock held: dequeue w..last and mark them done.  Blocking
- * waiters other than `self` (the leader's own, or NULL) are woken (a woken
- * writer returns and its waiter, on its stack, goes away: safe, as it
- * cannot run before we unlock); submitted ones are appended to *finished,
- * in queue order, for their callbacks, to be called unlocked.  The caller
- * then leads the next batch or wakes whoever leads it (wake_head). */
-static void finish_batch(etagkv_store *s, struct ekv_waiter *w,
-                         struct ekv_waiter *last, struct ekv_waiter **finished,
-                         const struct ekv_waiter *self)
+/* With the queue lock held: acknowledge the waiters of the chain p (linked
+ * by next, ending in NULL), in order.  Blocking waiters other than `self`
+ * (the leader's own, or NULL) are woken (a woken writer returns and its
+ * waiter, on its stack, goes away: safe, as it cannot run before we
+ * unlock); submitted ones are appended to *finished, in order, for their
+ * callbacks, to be called unlocked. */
+static void release(struct ekv_waiter *p, struct ekv_waiter **finished,
+                    const struct ekv_waiter *self)
 {
-    struct ekv_waiter *p = w, *next;
     struct ekv_waiter **tail = finished;
 
     while (*tail != NULL)
         tail = &(*tail)->next;
-    for (;;) {
-        next = p->next;
+    while (p != NULL) {
+        struct ekv_waiter *next = p->next;
+
         p->done = 1;
         if (p->async != NULL) {
-            /* p->next was the queue link, already read into next. */
             *tail = p;
             tail = &p->next;
         } else if (p != self) {
             (void)pthread_cond_signal(&p->cv);
         }
-        if (p == last)
-            break;
         p = next;
     }
     *tail = NULL;
-    s->queue.head = next;
-    if (next == NULL)
-        s->queue.tail = NULL;
 }
 
-/* With the queue lock held and w at the head: commit one batch for w and the
- * writes queued behind it; `self` is the leader's own waiter (NULL for the
- * committer thread).  The lock is released while the transaction runs, so
- * that more writes can queue for the next batch meanwhile. */
-static void lead(etagkv_store *s, struct ekv_waiter *w,
-                 struct ekv_waiter **finished, const struct ekv_waiter *self)
+/* With the queue lock held: acknowledge the waiters of *h once a flush
+ * covered their commits (st: ETAGKV_OK), or fail them with st when the
+ * flush failed -- their writes are visible but may not survive a power
+ * loss, so they may not be acknowledged -- wake the watchers, and empty
+ * *h. */
+static void release_held(etagkv_store *s, struct ekv_held *h, etagkv_status st,
+                         struct ekv_waiter **finished,
+                         const struct ekv_waiter *self)
+{
+    struct ekv_waiter *held = h->head;
+
+    if (held == NULL)
+        return;
+    for (struct ekv_waiter *p = held; p != NULL && st != ETAGKV_OK;
+         p = p->next) {
+        memset(&p->op->meta, 0, sizeof(p->op->meta));
+        ekv_op_drop_current(p->op);
+        p->op->status = st;
+        snprintf(p->op->detail, sizeof(p->op->detail),
+                 "committed, but the flush that makes it durable failed: %s",
+                 etagkv_last_error_detail());
+    }
+    if (h->commits > 0)
+        ekv_notify_commit(&s->notify);
+    memset(h, 0, sizeof(*h));
+    release(held, finished, self);
+}
+
+/* With the queue lock held and leadership: after the batch w..last, which
+ * made `committed` transactions, dequeue it and acknowledge what may be
+ * acknowledged.  In pipelined mode a commit's own data flush makes the meta
+ * pages of the commits before it durable, not its own: so it releases the
+ * batches held before it and is held itself, until the next batch's
+ * commit or, when nobody is queued to make one, a flush: then the held
+ * batches move to *flush, for the caller to flush and release.  A batch
+ * that committed nothing is held too while others are held or being
+ * flushed: its outcomes (a 412) were decided on their unflushed state; it
+ * flushed nothing, so after HOLD_IDLE_MAX of them in a row its leader
+ * flushes. */
+static void settle(etagkv_store *s, struct ekv_waiter *w,
+                   struct ekv_waiter *last, int committed,
+                   struct ekv_waiter **finished, const struct ekv_waiter *self,
+                   struct ekv_held *flush)
+{
+    struct ekv_held *h = &s->queue.held;
+
+    s->queue.head = last->next;
+    if (s->queue.head == NULL)
+        s->queue.tail = NULL;
+    last->next = NULL;
+    if (!acks_wait_for_flush(s)) {
+        release(w, finished, self);
+        return;
+    }
+    /* A commit counted here changed pages (run_batch() aborts a
+     * transaction that changed nothing), so LMDB flushed its data file
+     * after every earlier commit's meta page. */
+    if (committed > 0)
+        release_held(s, h, ETAGKV_OK, finished, self);
+    if (committed == 0 && h->head == NULL && s->queue.flushing == 0) {
+        release(w, finished, self);
+        return;
+    }
+    if (h->tail != NULL)
+        h->tail->next = w;
+    else
+        h->head = w;
+    h->tail = last;
+    h->commits += (unsigned)committed;
+    h->idle = committed > 0 ? 0 : h->idle + 1;
+    if (s->queue.head != NULL && h->idle <= HOLD_IDLE_MAX)
+        return;
+    *flush = *h;
+    memset(h, 0, sizeof(*h));
+    s->queue.flushing++;
+}
+
+/* With the queue lock held and leadership: commit one batch for the head
+ * of the queue and the writes queued behind it; `self` is the leader's own
+ * waiter (NULL for the committer thread).  The lock is released while the
+ * transaction runs, so that more writes can queue for the next batch
+ * meanwhile.  *flush: batches to flush, see settle(). */
+static void lead(etagkv_store *s, struct ekv_waiter **finished,
+                 const struct ekv_waiter *self, struct ekv_held *flush)
 {
     struct ekv_op *ops[BATCH_MAX_OPS];
-    struct ekv_waiter *last;
+    struct ekv_waiter *w = s->queue.head, *last;
     size_t n = 0;
+    int committed;
 
     if (ekv_test_before_batch != NULL) {
         /* Tests only: writers may queue behind w while the hook holds it. */
@@ -190,10 +304,44 @@ static void lead(etagkv_store *s, struct ekv_waiter *w,
     }
     last = take_batch(w, ops, &n);
     (void)pthread_mutex_unlock(&s->queue.lock);
-    commit_batch(s, ops, n);
+    committed = commit_batch(s, ops, n);
     (void)pthread_mutex_lock(&s->queue.lock);
-    finish_batch(s, w, last, finished, self);
+    settle(s, w, last, committed, finished, self, flush);
     atomic_fetch_sub_explicit(&s->queue.queued, n, memory_order_relaxed);
+}
+
+/* With the queue lock held, nobody leading and a write at the head: take
+ * the lead, commit the head's batch -- a blocking writer `self` in nosync
+ * mode also up to LEAD_MORE_NOSYNC further batches of blocking writes (see
+ * the top of this file) -- then hand the lead to the next head.  If the
+ * batch left held batches to flush, flush them after handing the lead
+ * over: the next batch's commit may run meanwhile (its data flush covers
+ * them too, and its own flush does not wait for this one), but these are
+ * acknowledged here, after a flush that began after their commits. */
+static void lead_turn(etagkv_store *s, struct ekv_waiter **finished,
+                      const struct ekv_waiter *self)
+{
+    int more = self != NULL && s->opts.sync_mode == ETAGKV_NOSYNC
+                   ? LEAD_MORE_NOSYNC
+                   : 0;
+    struct ekv_held flush = {0};
+    etagkv_status st;
+
+    s->queue.leading = 1;
+    lead(s, finished, self, &flush);
+    while (more-- > 0 && s->queue.head != NULL && s->queue.head->async == NULL)
+        lead(s, finished, self, &flush);
+    s->queue.leading = 0;
+    wake_head(s);
+    if (s->queue.committer_stop)
+        (void)pthread_cond_signal(&s->queue.committer_cv);
+    if (flush.head == NULL)
+        return;
+    (void)pthread_mutex_unlock(&s->queue.lock);
+    st = ekv_env_flush(s->env);
+    (void)pthread_mutex_lock(&s->queue.lock);
+    s->queue.flushing--;
+    release_held(s, &flush, st, finished, self);
 }
 
 static void enqueue(etagkv_store *s, struct ekv_waiter *w)
@@ -273,27 +421,27 @@ static void notify(struct ekv_waiter *finished)
 static void *committer_main(void *arg)
 {
     etagkv_store *s = arg;
+    struct ekv_queue *q = &s->queue;
 
-    (void)pthread_mutex_lock(&s->queue.lock);
+    (void)pthread_mutex_lock(&q->lock);
     for (;;) {
         struct ekv_waiter *finished = NULL;
 
-        while (!(s->queue.head != NULL && s->queue.head->async != NULL) &&
-               !s->queue.committer_stop)
-            (void)pthread_cond_wait(&s->queue.committer_cv, &s->queue.lock);
-        if (s->queue.head == NULL || s->queue.head->async == NULL)
+        /* Another thread leading is waited out, stopping or not: it may
+         * leave submitted writes at the head. */
+        while (q->leading || (!(q->head != NULL && q->head->async != NULL) &&
+                              !q->committer_stop))
+            (void)pthread_cond_wait(&q->committer_cv, &q->lock);
+        if (q->head == NULL || q->head->async == NULL)
             break; /* stopping, and nothing of ours is queued */
-        /* No blocking leader is active here: one leads only while the
-         * head is its batch's blocking writer (commit_queued). */
-        lead(s, s->queue.head, &finished, NULL);
-        wake_head(s);
+        lead_turn(s, &finished, NULL);
         if (finished != NULL) {
-            (void)pthread_mutex_unlock(&s->queue.lock);
+            (void)pthread_mutex_unlock(&q->lock);
             notify(finished);
-            (void)pthread_mutex_lock(&s->queue.lock);
+            (void)pthread_mutex_lock(&q->lock);
         }
     }
-    (void)pthread_mutex_unlock(&s->queue.lock);
+    (void)pthread_mutex_unlock(&q->lock);
     return NULL;
 }
 
@@ -388,39 +536,38 @@ void ekv_queue_histograms(etagkv_store *s, etagkv_commit_stats *out)
 
 /* ---- blocking writes ---------------------------------------------------- */
 
-/* Queue op and wait until it has its outcome, leading a batch if it
- * reaches the head of the queue with no batch being led.  0, or -1 if it
+/* Queue op and wait until it is acknowledged, leading batches whenever
+ * it reaches the head of the queue with nobody leading.  0, or -1 if it
  * could not wait. */
 static int commit_queued(etagkv_store *s, struct ekv_op *op)
 {
     struct ekv_waiter w = {.op = op};
-    struct ekv_waiter *finished = NULL;
 
     if (pthread_cond_init(&w.cv, NULL) != 0)
         return -1;
     (void)pthread_mutex_lock(&s->queue.lock);
     enqueue(s, &w);
-    /* s->queue.leading: another thread is leading batches; it marks this
-     * waiter done if it leads its batch, or wakes the head when it stops. */
-    while (!w.done && (s->queue.head != &w || s->queue.leading))
-        (void)pthread_cond_wait(&w.cv, &s->queue.lock);
-    if (!w.done) {
-        int more = s->opts.sync_mode == ETAGKV_NOSYNC ? LEAD_MORE_NOSYNC : 0;
+    for (;;) {
+        struct ekv_waiter *finished = NULL;
 
-        s->queue.leading = 1;
-        lead(s, &w, &finished, &w);
-        /* nosync: lead the next batches too while blocking writers head
-         * the queue (see the top of this file). */
-        while (more-- > 0 && s->queue.head != NULL &&
-               s->queue.head->async == NULL)
-            lead(s, s->queue.head, &finished, &w);
-        s->queue.leading = 0;
-        wake_head(s);
+        /* s->queue.leading: another thread is leading batches; it
+         * acknowledges this waiter, or wakes the head when it stops.  A
+         * waiter held for a flush is out of the queue: a later leader
+         * acknowledges it. */
+        while (!w.done && (s->queue.head != &w || s->queue.leading))
+            (void)pthread_cond_wait(&w.cv, &s->queue.lock);
+        if (w.done)
+            break;
+        lead_turn(s, &finished, &w);
+        if (finished != NULL) {
+            /* Submitted writes that rode in this thread's batches. */
+            (void)pthread_mutex_unlock(&s->queue.lock);
+            notify(finished);
+            (void)pthread_mutex_lock(&s->queue.lock);
+        }
     }
     (void)pthread_mutex_unlock(&s->queue.lock);
     (void)pthread_cond_destroy(&w.cv);
-    /* Submitted writes that rode in this thread's batches. */
-    notify(finished);
     return 0;
 }
 
@@ -443,7 +590,7 @@ etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)
          * would hold LMDB's writer lock, which is not fair, against every
          * writer for the whole of a long sweep; queued, the writers that
          * arrive meanwhile go in the next batches. */
-        commit_batch(s, &op, 1);
+        (void)commit_batch(s, &op, 1);
     } else if (commit_queued(s, op) != 0) {
         return ekv_fail(ETAGKV_NO_MEMORY, "pthread_cond_init");
     }

@@ -51,6 +51,13 @@
 #define PURGE_LOOK 8
 #define PURGE_DROP 4
 
+/* A table found empty is counted again only after this many commits that
+ * recorded nothing: counting it (mdb_stat, which looks the table up in the
+ * main database) was 2.8 % of a nosync put that never uses a key.  Only
+ * another process's keys can fill it meanwhile; their purge waits at most
+ * this long, and that process purges in its own commits. */
+#define EMPTY_RECOUNT 64
+
 /* When the table is full, a new key looks at (and may delete) this many. */
 #define PURGE_FULL 1024
 
@@ -299,11 +306,23 @@ etagkv_status ekv_idem_record(etagkv_store *s, ekv_txn *txn,
 
 etagkv_status ekv_idem_maintain(etagkv_store *s, ekv_txn *txn, size_t recorded)
 {
-    uint64_t n;
-    etagkv_status st = ekv_idem_entry_count(txn, &n);
+    uint64_t n = 1;
+    etagkv_status st = ETAGKV_OK;
 
-    if (st != ETAGKV_OK || n == 0)
+    /* A transaction that recorded an entry knows the table is not empty. */
+    if (recorded == 0 && s->idem.empty_skips > 0) {
+        s->idem.empty_skips--;
+        return ETAGKV_OK;
+    }
+    if (recorded == 0)
+        st = ekv_idem_entry_count(txn, &n);
+    if (st != ETAGKV_OK)
         return st;
+    if (n == 0) {
+        s->idem.empty_skips = EMPTY_RECOUNT - 1;
+        return ETAGKV_OK;
+    }
+    s->idem.empty_skips = 0;
     return purge(s, txn, PURGE_LOOK * (recorded + 1),
                  PURGE_DROP * (recorded + 1));
 }

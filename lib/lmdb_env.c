@@ -260,8 +260,15 @@ static unsigned open_flags(const char *dir, const etagkv_options *opts)
     unsigned flags = MDB_NOTLS;
     char lock[PATH_MAX];
 
+    /* pipelined: a commit flushes its data pages but writes its meta page
+     * without a flush of its own; the next flush, a later commit's or
+     * ekv_env_flush(), makes it durable, and commit.c acknowledges a batch
+     * only then (docs/design.md, "One flush per commit").  sync: LMDB's
+     * own, a flush of the data and one of the meta page per commit. */
     if (opts->sync_mode == ETAGKV_NOSYNC)
         flags |= MDB_NOSYNC;
+    else if (opts->sync_mode == ETAGKV_SYNC_PIPELINED)
+        flags |= MDB_NOMETASYNC;
     if (!opts->read_only)
         return flags;
     flags |= MDB_RDONLY;
@@ -300,7 +307,17 @@ static etagkv_status open_mdb(struct ekv_env *env, const char *dir,
         return ekv_mdb_status(rc, "mdb_env_info");
     env->map.map_bytes = info.me_mapsize;
     st = env->read_only ? ETAGKV_OK : ekv_create_durable(env->mdb, dir);
-    return st != ETAGKV_OK ? st : open_dbs(env);
+    if (st == ETAGKV_OK)
+        st = open_dbs(env);
+    /* What open_dbs() committed (a new store's databases, its format
+     * marker) is durable when the open returns, as every acknowledged
+     * write is: in sync mode LMDB's commit made it so, in pipelined mode
+     * its meta page needs this flush; in nosync mode it is flushed with
+     * the rest at close. */
+    if (st == ETAGKV_OK && !env->read_only &&
+        opts->sync_mode == ETAGKV_SYNC_PIPELINED)
+        st = ekv_env_flush(env);
+    return st;
 }
 
 etagkv_status ekv_env_open(const char *dir, const etagkv_options *opts,
@@ -344,7 +361,10 @@ void ekv_env_close(struct ekv_env *env)
     ekv_readers_shutdown(&env->readers);
     if (env->mdb != NULL && !env->read_only) {
         /* In nosync mode this makes a clean shutdown as durable as sync
-         * mode; in sync mode it is a no-op. */
+         * mode; in sync mode it is a no-op; in pipelined mode everything
+         * acknowledged is durable already, and this flushes at most the
+         * meta page of a last commit whose batch was never acknowledged
+         * (commit.c). */
         (void)mdb_env_sync(env->mdb, 1);
     }
     if (env->mdb != NULL)

@@ -258,3 +258,13 @@ etagkv_status ekv_write_commit(ekv_txn *txn)
     txn->out_of_room = rc == MDB_MAP_FULL;
     return ekv_mdb_commit_status(txn->env, rc);
 }
+
+etagkv_status ekv_env_flush(struct ekv_env *env)
+{
+    /* fdatasync() of the data file: the meta pages that commits since the
+     * last flush wrote without syncing (MDB_NOMETASYNC) reach the disk
+     * with it.  LMDB's writer lock is not needed (mdb_env_sync()). */
+    int rc = mdb_env_sync(env->mdb, 1);
+
+    return rc == 0 ? ETAGKV_OK : ekv_mdb_status(rc, "mdb_env_sync");
+}

@@ -97,7 +97,8 @@ static void fill_defaults(etagkv_options *o)
 
 etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes)
 {
-    if (o->sync_mode != ETAGKV_SYNC && o->sync_mode != ETAGKV_NOSYNC)
+    if (o->sync_mode != ETAGKV_SYNC && o->sync_mode != ETAGKV_NOSYNC &&
+        o->sync_mode != ETAGKV_SYNC_PIPELINED)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT, "unknown sync_mode %d",
                         (int)o->sync_mode);
     fill_defaults(o);

@@ -22,6 +22,16 @@
 /* One write waiting for, or being applied by, the group committer. */
 struct ekv_waiter;
 
+/* Waiters whose batches have their outcomes but wait, in queue order, for
+ * a flush to cover their commits before they are acknowledged (sync
+ * mode, commit.c); commits counts the transactions among them, for the
+ * watchers, idle the batches at the end that committed nothing. */
+struct ekv_held {
+    struct ekv_waiter *head, *tail;
+    unsigned commits;
+    unsigned idle; /* batches that committed nothing since the last commit */
+};
+
 /* Writers queue here in arrival order; the one at the head commits a batch
  * for everyone queued behind it.  Every field but the atomics is guarded
  * by lock. */
@@ -32,7 +42,14 @@ struct ekv_queue {
     pthread_cond_t committer_cv; /* wakes the committer thread */
     pthread_t committer;         /* leads batches headed by async writes */
     int committer_started, committer_stop;
-    int leading; /* a blocking writer is leading batches */
+    /* A thread is leading batches (a blocking writer or the committer);
+     * nobody else leads meanwhile, so batches, and the flushes that make
+     * them durable, run one at a time. */
+    int leading;
+    /* Batches held for the next commit or flush (commit.c), and the
+     * flushes running meanwhile for batches held before them. */
+    struct ekv_held held;
+    unsigned flushing;
     /* Waiters in the queue: changed with lock held, read without it by a
      * nosync writer deciding whether to commit alone (commit.c). */
     atomic_size_t queued;
@@ -53,6 +70,8 @@ struct ekv_queue {
 struct ekv_idem {
     uint8_t purge_key[ETAGKV_IDEMPOTENCY_KEY_MAX];
     size_t purge_len;
+    /* Commits that skip counting the table, last found empty (idem.c). */
+    unsigned empty_skips;
 };
 
 /* ---- changes.c: appending to the change log ------------------------------ */
@@ -305,7 +324,7 @@ void ekv_op_drop_current(struct ekv_op *op);
  * current value if asked for) and it needs no batch.  0 when it must be
  * queued: it passes, or it is not that kind of write (a transaction, a
  * lease call or a write with a lease, an idempotency key, no conditions,
- * a read-only store), or the read failed. */
+ * a read-only store, pipelined mode), or the read failed. */
 int ekv_op_refuse_early(etagkv_store *s, struct ekv_op *op);
 
 /* ---- commit.c ------------------------------------------------------------ */
@@ -334,6 +353,12 @@ size_t ekv_queue_waiting(etagkv_store *s);
  * of the disk's speed.  NULL, the default, costs one predictable branch
  * per batch.  Set and clear it only while no write is in flight. */
 extern void (*ekv_test_before_batch)(etagkv_store *s);
+
+/* Tests only (tests/power): when set, pipelined mode acknowledges a batch as
+ * soon as its transaction committed, before any flush covers its meta page
+ * -- the mistake the power-loss test must catch.  Set it before the store
+ * is opened. */
+extern int ekv_test_ack_before_flush;
 
 /* An asynchronous write: its op and its completion. */
 struct ekv_async;

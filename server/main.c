@@ -76,10 +76,14 @@ static void usage(FILE *f)
         "                         127.0.0.1:8080; [::1]:8080 for IPv6;\n"
         "                         port 0 picks a free port)\n"
         "  --threads N            worker threads (default: CPUs, at least 4)\n"
-        "  --sync                 acknowledge writes once on stable storage\n"
-        "                         (default)\n"
-        "  --nosync               acknowledge writes once in the OS page "
-        "cache\n"
+        "  --sync-mode MODE       when a write is acknowledged: sync (once\n"
+        "                         on stable storage; the default),\n"
+        "                         pipelined (as durable, one flush per\n"
+        "                         commit, but readers may see a write\n"
+        "                         before it is durable) or nosync (once\n"
+        "                         in the OS page cache)\n"
+        "  --sync                 --sync-mode sync\n"
+        "  --nosync               --sync-mode nosync\n"
         "  --max-value-bytes N    largest value accepted (default 67108864)\n"
         "  --max-txn-ops N        operations per POST /txn (default 128)\n"
         "  --max-txn-bytes N      largest POST /txn body (default 16777216)\n"
@@ -226,6 +230,25 @@ static int parse_mode(const char *s, unsigned *out)
     return 0;
 }
 
+/* --sync-mode: the names of etagkv_sync_mode (docs/guarantees.md). */
+static int parse_sync_mode(const char *s, etagkv_sync_mode *out)
+{
+    if (strcmp(s, "sync") == 0)
+        *out = ETAGKV_SYNC;
+    else if (strcmp(s, "pipelined") == 0)
+        *out = ETAGKV_SYNC_PIPELINED;
+    else if (strcmp(s, "nosync") == 0)
+        *out = ETAGKV_NOSYNC;
+    else {
+        fprintf(stderr,
+                "etagkv-server: --sync-mode wants sync, pipelined or "
+                "nosync, not '%s'\n",
+                s);
+        return -1;
+    }
+    return 0;
+}
+
 static int check_listen(const char *spec, int *loopback);
 static int check_exposure(const struct config *cfg);
 
@@ -239,6 +262,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         {"threads", required_argument, NULL, 't'},
         {"sync", no_argument, NULL, 's'},
         {"nosync", no_argument, NULL, 'n'},
+        {"sync-mode", required_argument, NULL, 'Y'},
         {"max-value-bytes", required_argument, NULL, 'm'},
         {"max-txn-ops", required_argument, NULL, 'O'},
         {"max-txn-bytes", required_argument, NULL, 'X'},
@@ -285,6 +309,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
             break;
         case 's': cfg->sync_mode = ETAGKV_SYNC; break;
         case 'n': cfg->sync_mode = ETAGKV_NOSYNC; break;
+        case 'Y': rc = parse_sync_mode(optarg, &cfg->sync_mode); break;
         case 'm':
             rc = parse_u64("max-value-bytes", optarg, 1,
                            ETAGKV_MAX_VALUE_BYTES_LIMIT, &cfg->max_value_bytes);

@@ -318,13 +318,13 @@ static void render_commits(FILE *f, etagkv_store *store)
     render_lib_histogram(
         f, "etagkv_store_commit_duration_seconds",
         "Per committed write transaction, the time from the start of its "
-        "work (writer lock held) until durable: applying its batch, then "
-        "committing.",
+        "work (writer lock held) until its commit returned (durable in sync "
+        "mode): applying its batch, then committing.",
         &cs.commit_ns, 1e-9);
     render_lib_histogram(
         f, "etagkv_store_sync_duration_seconds",
         "Per committed write transaction, the time in LMDB's commit call: "
-        "writing the pages and, in sync mode, flushing them.",
+        "writing the pages and, in sync and pipelined modes, flushing them.",
         &cs.sync_ns, 1e-9);
     render_lib_histogram(f, "etagkv_store_commit_batch_ops",
                          "Operations per group-commit batch (a transaction "

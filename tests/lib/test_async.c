@@ -26,6 +26,13 @@ static void setup_nosync(void)
     store = tu_open_mode(dir, ETAGKV_NOSYNC);
 }
 
+/* pipelined: acknowledgements wait for a later flush (commit.c). */
+static void setup_pipelined(void)
+{
+    dir = tu_mkdtemp();
+    store = tu_open_mode(dir, ETAGKV_SYNC_PIPELINED);
+}
+
 static void teardown(void)
 {
     etagkv_store_close(store);
@@ -342,19 +349,21 @@ static void never_called(void *ctx, const etagkv_result *res)
 }
 
 /* A thread's blocking write comes after the writes it submitted before
- * it, in both modes (a fast path that skipped the queue would break this,
+ * it, in every mode (a fast path that skipped the queue would break this,
  * and did in an experiment; commit.c). */
 START_TEST(a_blocking_write_follows_the_threads_submitted_writes)
 {
+    static const etagkv_sync_mode modes[] = {ETAGKV_SYNC, ETAGKV_NOSYNC,
+                                             ETAGKV_SYNC_PIPELINED};
     etagkv_cond *create_only;
     etagkv_meta m;
 
     ck_assert_int_eq(etagkv_cond_parse(NULL, "*", NULL, NULL, &create_only),
                      ETAGKV_OK);
-    for (int mode = 0; mode < 2; mode++) {
-        if (mode == 1) {
+    for (int mode = 0; mode < 3; mode++) {
+        if (mode > 0) {
             etagkv_store_close(store);
-            store = tu_open_mode(dir, ETAGKV_NOSYNC);
+            store = tu_open_mode(dir, modes[mode]);
         }
         for (int round = 0; round < 50; round++) {
             completed = 0;
@@ -435,9 +444,11 @@ START_TEST(a_refused_submit_never_calls_back)
 }
 END_TEST
 
-/* The tests that run in both sync modes.  In nosync, a blocking leader
- * leads several batches, stopping at a submitted write's (commit.c);
- * writes of both kinds must all complete, once, and in order. */
+/* The tests that run in every sync mode.  In nosync, a blocking leader
+ * leads several batches, stopping at a submitted write's; in pipelined,
+ * batches wait for a later flush, the committer's and blocking writers'
+ * alike (commit.c); writes of both kinds must all complete, once, and in
+ * order, and a close must complete them first. */
 static TCase *mode_case(const char *name, void (*setup_fn)(void))
 {
     TCase *tc = tcase_create(name);
@@ -448,6 +459,7 @@ static TCase *mode_case(const char *name, void (*setup_fn)(void))
                    every_submitted_write_completes_once_after_it_is_durable);
     tcase_add_test(tc, submitted_conditional_writes_apply_in_arrival_order);
     tcase_add_test(tc, blocking_and_submitted_writes_mix);
+    tcase_add_test(tc, close_completes_submitted_writes_first);
     return tc;
 }
 
@@ -457,7 +469,6 @@ static Suite *suite(void)
     TCase *tc = mode_case("submit", setup);
 
     /* Behaviour that does not depend on the sync mode: sync only. */
-    tcase_add_test(tc, close_completes_submitted_writes_first);
     tcase_add_test(tc, a_submitted_write_can_keep_the_content_type);
     tcase_add_test(tc, a_full_store_fails_the_submitted_write_with_its_detail);
     tcase_add_test(tc, a_callback_may_submit_the_next_write);
@@ -466,6 +477,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_submitted_412_hands_the_current_value_to_the_callback);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, mode_case("submit-nosync", setup_nosync));
+    suite_add_tcase(s, mode_case("submit-pipelined", setup_pipelined));
     return s;
 }
 

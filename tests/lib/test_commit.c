@@ -43,6 +43,14 @@ static void setup_nosync(void)
     setup();
 }
 
+/* pipelined mode: a batch is acknowledged only after a later flush
+ * (commit.c); the same properties must hold. */
+static void setup_pipelined(void)
+{
+    mode = ETAGKV_SYNC_PIPELINED;
+    setup();
+}
+
 static void teardown(void)
 {
     etagkv_store_close(store);
@@ -277,19 +285,136 @@ START_TEST(commit_stats_count_the_batch_its_time_and_its_sync)
     /* One observation per committed transaction, as write_txns counts. */
     ck_assert_int_eq(etagkv_store_stats(store, &st), ETAGKV_OK);
     ck_assert_uint_eq(hist_total(&cs.commit_ns), st.write_txns);
-    /* A precondition refused at the committed state takes no batch. */
+    /* A precondition refused at the committed state takes no batch; in
+     * pipelined mode, where it is not refused early (commit.c), it is a
+     * batch that commits nothing. */
     ck_assert_int_eq(etagkv_cond_create_only(&create_only), ETAGKV_OK);
     ck_assert_int_eq(
         etagkv_put(store, "k-0", 3, "x", 1, NULL, create_only, NULL),
         ETAGKV_PRECONDITION_FAILED);
     etagkv_cond_free(create_only);
     ck_assert_int_eq(etagkv_store_commit_stats(store, &cs), ETAGKV_OK);
-    ck_assert_uint_eq(hist_total(&cs.batch_ops), 1);
+    ck_assert_uint_eq(hist_total(&cs.batch_ops),
+                      mode == ETAGKV_SYNC_PIPELINED ? 2 : 1);
+    ck_assert_uint_eq(cs.batch_ops.count[0],
+                      mode == ETAGKV_SYNC_PIPELINED ? 1 : 0);
     ck_assert_uint_eq(hist_total(&cs.commit_ns), 1);
     ck_assert_int_eq(etagkv_store_commit_stats(NULL, &cs),
                      ETAGKV_INVALID_ARGUMENT);
     ck_assert_int_eq(etagkv_store_commit_stats(store, NULL),
                      ETAGKV_INVALID_ARGUMENT);
+}
+END_TEST
+
+/* A submitted write's result, for the tests below (the current value is
+ * not kept). */
+static void on_refused(void *ctx, const etagkv_result *res)
+{
+    etagkv_result *out = ctx;
+
+    *out = *res;
+    out->current_value = NULL;
+    etagkv_free(res->current_value);
+}
+
+/* ---- what a reader sees before the acknowledgement ------------------------
+ *
+ * Batch A is one write of 16 MiB, the batch byte cap, so that a write
+ * queued behind it goes in the next batch, B, which the hook holds.  While
+ * B is held a reader sees A's write; in sync mode A's writer returns
+ * meanwhile -- its acknowledgement waits for nothing after its commit,
+ * which LMDB showed readers only once durable -- while in pipelined mode
+ * it cannot: A is acknowledged only after B's commit, whose data flush
+ * makes A's meta page durable.  There a reader sees a write before it is
+ * durable (docs/guarantees.md, "Sync modes"), and a write refused on it
+ * is not answered before a flush either: no refusing early (commit.c). */
+
+#define SEEN_BYTES ((size_t)16 << 20)
+
+static atomic_int seen_returned;
+static int seen_calls, seen_visible, seen_returned_while_held;
+static int seen_refused_at_once;
+static etagkv_result seen_refusal;
+static etagkv_cond *seen_create_only;
+
+/* ekv_test_before_batch: hold A until the second write queued behind it;
+ * in B's turn, look as a reader and as A's caller. */
+static void hold_behind_a(etagkv_store *s)
+{
+    double deadline = tu_now_s() + 60;
+
+    if (++seen_calls == 1) {
+        while (ekv_queue_waiting(s) < 2) {
+            ck_assert_msg(tu_now_s() < deadline,
+                          "the second write never queued");
+            usleep(1000);
+        }
+        return;
+    }
+    ekv_test_before_batch = NULL;
+    seen_visible = etagkv_get(s, "a", 1, NULL, NULL, NULL, NULL) == ETAGKV_OK;
+    /* Create-only on A's key: refused on A.  Its callback cannot run
+     * behind B while the hook holds B, only at once, if at all. */
+    {
+        etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                             .key = "a",
+                             .key_len = 1,
+                             .value = "z",
+                             .value_len = 1,
+                             .cond = seen_create_only};
+
+        ck_assert_int_eq(etagkv_submit(s, &rq, on_refused, &seen_refusal),
+                         ETAGKV_OK);
+        seen_refused_at_once =
+            seen_refusal.status == ETAGKV_PRECONDITION_FAILED;
+    }
+    if (mode == ETAGKV_SYNC_PIPELINED)
+        deadline = tu_now_s() + 0.2; /* give a wrong release time to show */
+    while (!atomic_load(&seen_returned) && tu_now_s() < deadline)
+        usleep(1000);
+    seen_returned_while_held = atomic_load(&seen_returned);
+}
+
+static void *seen_writer(void *arg)
+{
+    const char *key = arg;
+    size_t len = key[0] == 'a' ? SEEN_BYTES : 1;
+    char *value = calloc(1, len);
+
+    ck_assert_ptr_nonnull(value);
+    ck_assert_int_eq(etagkv_put(store, key, 1, value, len, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    if (key[0] == 'a')
+        atomic_store(&seen_returned, 1);
+    free(value);
+    return NULL;
+}
+
+START_TEST(a_reader_sees_a_write_before_its_ack_only_in_pipelined_mode)
+{
+    pthread_t a, b;
+
+    atomic_store(&seen_returned, 0);
+    seen_calls = seen_visible = seen_returned_while_held = 0;
+    seen_refused_at_once = 0;
+    memset(&seen_refusal, 0, sizeof(seen_refusal));
+    ck_assert_int_eq(etagkv_cond_create_only(&seen_create_only), ETAGKV_OK);
+    ekv_test_before_batch = hold_behind_a;
+    ck_assert_int_eq(pthread_create(&a, NULL, seen_writer, "a"), 0);
+    while (ekv_queue_waiting(store) < 1)
+        usleep(1000);
+    ck_assert_int_eq(pthread_create(&b, NULL, seen_writer, "b"), 0);
+    ck_assert_int_eq(pthread_join(a, NULL), 0);
+    ck_assert_int_eq(pthread_join(b, NULL), 0);
+    ck_assert_int_eq(seen_calls, 2); /* A and B were separate batches */
+    ck_assert_int_eq(seen_visible, 1);
+    ck_assert_int_eq(seen_returned_while_held, mode != ETAGKV_SYNC_PIPELINED);
+    ck_assert_int_eq(seen_refused_at_once, mode != ETAGKV_SYNC_PIPELINED);
+    /* A close completes the submitted write first. */
+    etagkv_store_close(store);
+    store = NULL;
+    ck_assert_int_eq(seen_refusal.status, ETAGKV_PRECONDITION_FAILED);
+    etagkv_cond_free(seen_create_only);
 }
 END_TEST
 
@@ -316,15 +441,6 @@ static void *queued_writer(void *arg)
     ck_assert_int_eq(etagkv_put(store, "other", 5, "x", 1, NULL, NULL, NULL),
                      ETAGKV_CREATED);
     return NULL;
-}
-
-static void on_refused(void *ctx, const etagkv_result *res)
-{
-    etagkv_result *out = ctx;
-
-    *out = *res;
-    out->current_value = NULL;
-    etagkv_free(res->current_value);
 }
 
 /* A conditional write that fails against the committed state is answered
@@ -566,8 +682,8 @@ START_TEST(every_acknowledged_write_survives_a_kill)
 }
 END_TEST
 
-/* The same tests in sync and in nosync mode (where a leader leads several
- * batches in a row, commit.c). */
+/* The same tests in sync, pipelined and nosync mode (where a leader leads
+ * several batches in a row, commit.c). */
 static TCase *mode_case(const char *name, void (*setup_fn)(void))
 {
     TCase *tc = tcase_create(name);
@@ -582,19 +698,32 @@ static TCase *mode_case(const char *name, void (*setup_fn)(void))
     return tc;
 }
 
+/* Sync and pipelined modes also: in nosync a blocking writer that finds
+ * nobody queued commits alone (DESIGN §4 allows it; commit.c), so
+ * concurrent blocking writers need not share, nor queue behind a batch;
+ * submitted ones still do. */
+static TCase *queued_case(const char *name, void (*setup_fn)(void))
+{
+    TCase *tc = mode_case(name, setup_fn);
+
+    tcase_add_test(tc, concurrent_writers_share_transactions);
+    tcase_add_test(tc, commit_stats_count_the_batch_its_time_and_its_sync);
+    tcase_add_test(tc,
+                   a_reader_sees_a_write_before_its_ack_only_in_pipelined_mode);
+    return tc;
+}
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("commit");
 
-    TCase *tc = mode_case("group", setup_sync);
+    TCase *tc = queued_case("group", setup_sync);
 
-    /* Sync mode only: in nosync a blocking writer that finds nobody
-     * queued commits alone (DESIGN §4 allows it; commit.c), so concurrent
-     * blocking writers need not share; submitted ones still do. */
-    tcase_add_test(tc, concurrent_writers_share_transactions);
-    tcase_add_test(tc, commit_stats_count_the_batch_its_time_and_its_sync);
+    /* Sync mode only: refusing early is off in pipelined mode (commit.c),
+     * and in nosync the held writer would commit alone. */
     tcase_add_test(tc, a_refused_write_is_answered_without_waiting_for_a_batch);
     suite_add_tcase(s, tc);
+    suite_add_tcase(s, queued_case("pipelined", setup_pipelined));
     suite_add_tcase(s, mode_case("nosync", setup_nosync));
     return s;
 }

@@ -30,6 +30,13 @@ static void setup_nosync(void)
     store = tu_open_mode(dir, ETAGKV_NOSYNC);
 }
 
+/* pipelined: acknowledgements wait for a later flush (commit.c). */
+static void setup_pipelined(void)
+{
+    dir = tu_mkdtemp();
+    store = tu_open_mode(dir, ETAGKV_SYNC_PIPELINED);
+}
+
 static void teardown(void)
 {
     etagkv_store_close(store);
@@ -223,6 +230,7 @@ static Suite *suite(void)
 
     suite_add_tcase(s, mode_case("rmw", setup));
     suite_add_tcase(s, mode_case("rmw-nosync", setup_nosync));
+    suite_add_tcase(s, mode_case("rmw-pipelined", setup_pipelined));
     return s;
 }
 

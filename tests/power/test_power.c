@@ -1,6 +1,7 @@
 /*
  * test_power.c -- power loss (DESIGN §4, docs/guarantees.md, issue 20): in
- * sync mode nothing acknowledged is lost when the power fails, a new store
+ * sync and pipelined modes nothing acknowledged is lost when the power
+ * fails, a new store
  * survives from the moment etagkv_store_open() returns, and a store whose
  * creation the power cut short opens or says ETAGKV_TORN_STORE.
  *
@@ -23,14 +24,23 @@
  *  3. hold no value no client sent (byte for byte), no key no client wrote,
  *     and every ETag must be XXH3-128 of its value (etagkv_etag_compute).
  *
- * Two negative controls prove that the checks see loss: the same writer in
- * nosync mode, and in sync mode under a shim whose flushes do nothing (a
- * disk that lies about flushing).  Both must be caught losing acknowledged
- * writes.
+ * Both modes run the same rounds.  Besides the kill and random moments,
+ * each round cuts at the moments of random acknowledgements: the power
+ * fails right after the writer was told its write is durable, the moment
+ * that catches an acknowledgement released before the flush that makes its
+ * commit durable (in pipelined mode a commit's meta page waits for the
+ * next flush, lib/commit.c; in sync mode LMDB flushes it in the commit).
+ *
+ * Three negative controls prove that the checks see loss: the same writer
+ * in nosync mode; in sync mode under a shim whose flushes do nothing (a
+ * disk that lies about flushing); and in pipelined mode with
+ * acknowledgements released as soon as a batch commits, before the
+ * covering flush (the test switch ekv_test_ack_before_flush).  Each must
+ * be caught losing acknowledged writes.
  *
  * ETAGKV_TEST_SEED=<n> repeats a run's choices (kill delays, cut points,
  * torn pieces; thread timing is not reproducible); ETAGKV_POWER_ROUNDS=<n>
- * sets the number of rounds (default 30, 15 in sanitizer builds).
+ * sets the number of rounds per mode (default 30, 15 in sanitizer builds).
  */
 #define _DEFAULT_SOURCE
 #include <errno.h>
@@ -61,6 +71,7 @@
 #define THREADS 3
 #define CUTS 6         /* moments per round besides the fixed ones */
 #define TORN_SAMPLES 3 /* torn images per moment */
+#define ACK_CUTS 3     /* moments of acknowledgements per round */
 
 static uint64_t seed;
 
@@ -396,8 +407,38 @@ static void check_moment(struct run *r, size_t n, int torn, uint64_t *rng,
     }
 }
 
+/* The moment of an acknowledgement reported at journal position jpos:
+ * after every record that was complete then (the flushes of its commit
+ * among them). */
+static size_t ack_moment(const struct journal *j, uint64_t jpos)
+{
+    size_t lo = 0, hi = j->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (journal_pos(j, mid + 1) <= jpos)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Check the moments of `count` acknowledgements picked at random. */
+static void check_acks(struct run *r, int count, int torn, uint64_t *rng,
+                       struct tally *y)
+{
+    for (int c = 0; c < count && r->nacks > 0; c++) {
+        const struct ack *a = &r->acks[tu_rng_next(rng) % r->nacks];
+
+        check_moment(r, ack_moment(&r->j, a->jpos), torn, rng, y);
+    }
+}
+
 /* The moments of a run: the kill, just after the new store's meta pages
- * were written (before any flush), and CUTS at random. */
+ * were written (before any flush), CUTS at random and ACK_CUTS at
+ * acknowledgements. */
 static void check_run(struct run *r, int torn, uint64_t *rng, struct tally *y)
 {
     long first = journal_find(&r->j, r->j.n, PJ_WRITE);
@@ -407,6 +448,7 @@ static void check_run(struct run *r, int torn, uint64_t *rng, struct tally *y)
         check_moment(r, (size_t)first + 1, torn, rng, y);
     for (int c = 0; c < CUTS && r->j.n > 0; c++)
         check_moment(r, 1 + (size_t)(tu_rng_next(rng) % r->j.n), torn, rng, y);
+    check_acks(r, ACK_CUTS, torn, rng, y);
 }
 
 /* ---- the tests -----------------------------------------------------------
@@ -418,14 +460,16 @@ static void print_seed(const char *test)
     printf("%s: seed %" PRIu64 " (ETAGKV_TEST_SEED)\n", test, seed);
 }
 
-START_TEST(sync_mode_loses_nothing_acknowledged_at_a_power_loss)
+/* The rounds of one sync mode ("sync" or "pipelined", power_writer's
+ * names): nothing acknowledged may be lost at any moment checked. */
+static void power_rounds(const char *mode)
 {
     uint64_t rng;
     struct tally y = {0};
     unsigned acks = 0, creation_kills = 0;
     double start = tu_now_s();
 
-    print_seed("sync");
+    print_seed(mode);
     rng = seed;
     for (int round = 0; round < rounds(); round++) {
         struct run r = {0};
@@ -434,7 +478,7 @@ START_TEST(sync_mode_loses_nothing_acknowledged_at_a_power_loss)
         double ms = early ? (double)(tu_rng_next(&rng) % 8)
                           : 30 + (double)(tu_rng_next(&rng) % 200);
 
-        writer_run(&r, "sync", "faithful", ms, tu_rng_next(&rng));
+        writer_run(&r, mode, "faithful", ms, tu_rng_next(&rng));
         acks += (unsigned)r.nacks;
         creation_kills += journal_find(&r.j, r.j.n, PJ_SYNC) < 0;
         check_run(&r, TORN_SAMPLES, &rng, &y);
@@ -442,22 +486,34 @@ START_TEST(sync_mode_loses_nothing_acknowledged_at_a_power_loss)
                       y.first, y.violations);
         run_free(&r);
     }
-    printf("sync: %d rounds, %u acknowledged writes, %u killed before the "
+    printf("%s: %d rounds, %u acknowledged writes, %u killed before the "
            "first flush; %u images checked (%u acknowledgements), %u were "
            "TORN_STORE; %.1f s\n",
-           rounds(), acks, creation_kills, y.images, y.acks_checked,
+           mode, rounds(), acks, creation_kills, y.images, y.acks_checked,
            y.torn_store, tu_now_s() - start);
     /* The writers did work, and the creation window was reached. */
     ck_assert_uint_gt(acks, 0);
     ck_assert_uint_gt(y.acks_checked, 0);
     ck_assert_uint_gt(y.torn_store, 0);
 }
+
+START_TEST(sync_mode_loses_nothing_acknowledged_at_a_power_loss)
+{
+    power_rounds("sync");
+}
+END_TEST
+
+START_TEST(pipelined_mode_loses_nothing_acknowledged_at_a_power_loss)
+{
+    power_rounds("pipelined");
+}
 END_TEST
 
 /* A negative control: run the writer in sync_mode under shim_mode, check
- * the strict image at the kill, and require that loss is found. */
+ * the strict image at the kill and at ack_cuts acknowledgements, and
+ * require that loss is found. */
 static void control(const char *name, const char *sync_mode,
-                    const char *shim_mode)
+                    const char *shim_mode, int ack_cuts)
 {
     uint64_t rng;
     struct tally y = {0};
@@ -472,6 +528,7 @@ static void control(const char *name, const char *sync_mode,
                    100 + (double)(tu_rng_next(&rng) % 100), tu_rng_next(&rng));
         acks += (unsigned)r.nacks;
         check_moment(&r, r.j.n, 0, &rng, &y);
+        check_acks(&r, ack_cuts, 0, &rng, &y);
         run_free(&r);
     }
     printf("%s: %u acknowledged writes, %u images, %u violations; the "
@@ -484,13 +541,23 @@ static void control(const char *name, const char *sync_mode,
 
 START_TEST(nosync_mode_is_caught_losing_acknowledged_writes)
 {
-    control("nosync", "nosync", "faithful");
+    control("nosync", "nosync", "faithful", 0);
 }
 END_TEST
 
 START_TEST(flushes_that_do_nothing_are_caught_losing_acknowledged_writes)
 {
-    control("noflush", "sync", "noflush");
+    control("noflush", "sync", "noflush", 0);
+}
+END_TEST
+
+/* In pipelined mode the acknowledgement must wait for the flush after the
+ * commit: released when the commit returns, the commit's meta page is not
+ * yet on the disk, and a power loss then undoes the acknowledged batch
+ * (lib/commit.c). */
+START_TEST(acks_before_the_covering_flush_are_caught_losing_writes)
+{
+    control("ack-before-flush", "pipelined-ack-before-flush", "faithful", 20);
 }
 END_TEST
 
@@ -500,9 +567,12 @@ static Suite *power_suite(void)
     TCase *tc = tcase_create("power");
 
     tcase_add_test(tc, sync_mode_loses_nothing_acknowledged_at_a_power_loss);
+    tcase_add_test(tc,
+                   pipelined_mode_loses_nothing_acknowledged_at_a_power_loss);
     tcase_add_test(tc, nosync_mode_is_caught_losing_acknowledged_writes);
     tcase_add_test(
         tc, flushes_that_do_nothing_are_caught_losing_acknowledged_writes);
+    tcase_add_test(tc, acks_before_the_covering_flush_are_caught_losing_writes);
     suite_add_tcase(s, tc);
     return s;
 }

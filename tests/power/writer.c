@@ -5,7 +5,12 @@
  * PUT conditional on the ETag read (If-None-Match: * for an absent key),
  * until it is killed.  It runs under the journaling shim (shim.c).
  *
- *   power_writer DIR sync|nosync THREADS SEED
+ *   power_writer DIR MODE THREADS SEED
+ *
+ * MODE is a sync mode, sync, pipelined or nosync, or
+ * pipelined-ack-before-flush: pipelined mode with the test switch
+ * ekv_test_ack_before_flush set, acknowledgements released as soon as a
+ * batch commits, before a flush covers it (a negative control).
  *
  * On stdout, a pipe to the test, one line per event, each written whole
  * with one write() (shorter than PIPE_BUF, so lines of several threads
@@ -28,6 +33,7 @@
 
 #include "etagkv.h"
 #include "journal.h"
+#include "store.h"
 #include "value.h"
 
 static etagkv_store *store;
@@ -113,7 +119,9 @@ int main(int argc, char **argv)
     int threads;
 
     if (argc != 5) {
-        fprintf(stderr, "usage: power_writer DIR sync|nosync THREADS SEED\n");
+        fprintf(stderr, "usage: power_writer DIR "
+                        "sync|pipelined|nosync|pipelined-ack-before-flush "
+                        "THREADS SEED\n");
         return 2;
     }
     journal_path = getenv(PJ_ENV_JOURNAL);
@@ -122,7 +130,16 @@ int main(int argc, char **argv)
     if (journal_path == NULL || threads < 1 || threads > 16)
         return 2;
     etagkv_options_init(&o);
-    o.sync_mode = strcmp(argv[2], "nosync") == 0 ? ETAGKV_NOSYNC : ETAGKV_SYNC;
+    ekv_test_ack_before_flush =
+        strcmp(argv[2], "pipelined-ack-before-flush") == 0;
+    if (strcmp(argv[2], "sync") == 0)
+        o.sync_mode = ETAGKV_SYNC;
+    else if (strcmp(argv[2], "nosync") == 0)
+        o.sync_mode = ETAGKV_NOSYNC;
+    else if (strcmp(argv[2], "pipelined") == 0 || ekv_test_ack_before_flush)
+        o.sync_mode = ETAGKV_SYNC_PIPELINED;
+    else
+        return 2;
     st = etagkv_store_open(argv[1], &o, &store);
     if (st != ETAGKV_OK) {
         fprintf(stderr, "power_writer: %s: %s (%s)\n", argv[1],

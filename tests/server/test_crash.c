@@ -6,7 +6,8 @@
  *
  * Four writers are killed with SIGKILL at random moments, at least 20
  * times each:
- *  - etagkv-server in sync mode, driven over HTTP by client threads doing
+ *  - etagkv-server in sync, nosync and pipelined mode (the last chosen by
+ *    --sync-mode pipelined), driven over HTTP by client threads doing
  *    GET then PUT If-Match (If-None-Match: * for an absent key), re-reading
  *    on 412, on a few hot keys shared by all and a few private keys each;
  *  - a child process writing through the library (etagkv_put under
@@ -17,6 +18,8 @@
  *    acknowledged there either, since the committed pages are in the OS
  *    page cache (ETAGKV_NOSYNC).  What an OS crash can lose in nosync mode
  *    cannot be shown by killing a process and is not tested here;
+ *  - the same child in pipelined mode (ETAGKV_SYNC_PIPELINED), where a
+ *    batch's acknowledgement waits for a later flush;
  *  - a child committing multi-key transactions (DESIGN §7) in sync mode:
  *    each one is entirely present or entirely absent after the kill, every
  *    acknowledged one present, and transfers inside them conserve a sum.
@@ -890,6 +893,18 @@ START_TEST(sigkilled_nosync_server_loses_no_acknowledged_write_and_invents_none)
 }
 END_TEST
 
+/* Pipelined mode, chosen by --sync-mode: acknowledgements wait for a later
+ * flush (lib/commit.c); a kill must lose none of them either. */
+START_TEST(
+    sigkilled_pipelined_server_loses_no_acknowledged_write_and_invents_none)
+{
+    static const char *const opts[] = {"--sync-mode", "pipelined", "--threads",
+                                       "4", NULL};
+
+    server_crash_rounds(opts, "pipelined server");
+}
+END_TEST
+
 /* ---- (b), (c) a child writing through the library ------------------------ */
 
 enum mtype { M_READY, M_SENT, M_ACKED, M_REFUSED, M_ERROR };
@@ -1164,6 +1179,12 @@ END_TEST
 START_TEST(sigkilled_nosync_library_writer_loses_no_acknowledged_write)
 {
     lib_crash_rounds(ETAGKV_NOSYNC, "nosync library writer");
+}
+END_TEST
+
+START_TEST(sigkilled_pipelined_library_writer_loses_no_acknowledged_write)
+{
+    lib_crash_rounds(ETAGKV_SYNC_PIPELINED, "pipelined library writer");
 }
 END_TEST
 
@@ -1445,12 +1466,17 @@ static Suite *crash_suite(void)
     tcase_add_test(
         server,
         sigkilled_nosync_server_loses_no_acknowledged_write_and_invents_none);
+    tcase_add_test(
+        server,
+        sigkilled_pipelined_server_loses_no_acknowledged_write_and_invents_none);
     suite_add_tcase(s, server);
     tcase_set_timeout(lib, 300);
     tcase_add_test(lib,
                    sigkilled_sync_library_writer_loses_no_acknowledged_write);
     tcase_add_test(lib,
                    sigkilled_nosync_library_writer_loses_no_acknowledged_write);
+    tcase_add_test(
+        lib, sigkilled_pipelined_library_writer_loses_no_acknowledged_write);
     tcase_add_test(
         lib,
         sigkilled_transactions_are_all_or_nothing_and_none_acknowledged_is_lost);

@@ -1919,6 +1919,9 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
         {"--max-leases", "0", NULL},
         {"--lease-min-ttl-ms", "0", NULL},
         {"--lease-max-ttl-ms", "50", NULL}, /* below the default minimum */
+        {"--sync-mode", "fsync", NULL},
+        {"--sync-mode", "", NULL},
+        {"--sync-mode", NULL, NULL}, /* wants a value */
     };
 
     snprintf(data, sizeof data, "%s/data", dir);
