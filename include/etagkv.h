@@ -130,7 +130,12 @@ extern "C" {
       "the change log no longer holds events that old: re-read and watch "     \
       "from min_after")                                                        \
     X(CLOSING, 24, 503, "the store is closing")                                \
-    X(LEASE_LIMIT, 25, 503, "too many live leases: retry after some expire")
+    X(LEASE_LIMIT, 25, 503, "too many live leases: retry after some expire")  \
+    X(UNSUPPORTED, 27, 501, "not supported by this store's backend")         \
+    X(OUTCOME_UNKNOWN, 28, 503,                                                \
+      "the write was sent to the cluster and no answer came: it may or may "   \
+      "not have been applied; read before retrying")                           \
+    X(UNAVAILABLE, 29, 503, "the storage cluster cannot be reached")
 
 typedef enum etagkv_status {
 #define ETAGKV_STATUS_ENUM_(name, num, http, msg) ETAGKV_##name = num,
