@@ -130,8 +130,8 @@ extern "C" {
       "the change log no longer holds events that old: re-read and watch "     \
       "from min_after")                                                        \
     X(CLOSING, 24, 503, "the store is closing")                                \
-    X(LEASE_LIMIT, 25, 503, "too many live leases: retry after some expire")  \
-    X(UNSUPPORTED, 27, 501, "not supported by this store's backend")         \
+    X(LEASE_LIMIT, 25, 503, "too many live leases: retry after some expire")   \
+    X(UNSUPPORTED, 27, 501, "not supported by this store's backend")           \
     X(OUTCOME_UNKNOWN, 28, 503,                                                \
       "the write was sent to the cluster and no answer came: it may or may "   \
       "not have been applied; read before retrying")                           \

@@ -56,7 +56,8 @@ typedef struct ekv_val {
     size_t len;
 } ekv_val;
 
-/* ---- environment ---------------------------------------------------------- */
+/* ---- environment ----------------------------------------------------------
+ */
 
 /* Open (creating it if need be, unless opts->read_only) the store at
  * `where` with checked options (ekv_options_check()): an etcd prefix when
@@ -81,7 +82,8 @@ etagkv_status ekv_env_copy_dir(struct ekv_env *env, const char *dir);
  * transaction txn. */
 etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out);
 
-/* ---- transactions --------------------------------------------------------- */
+/* ---- transactions ---------------------------------------------------------
+ */
 
 /* Begin a read transaction; on success end it with ekv_read_end(). */
 etagkv_status ekv_read_begin(struct ekv_env *env, ekv_txn *txn);
@@ -108,7 +110,8 @@ etagkv_status ekv_write_commit(ekv_txn *txn);
  * ceiling (map_max_bytes). */
 etagkv_status ekv_env_grow(struct ekv_env *env, const ekv_txn *failed);
 
-/* ---- tables --------------------------------------------------------------- */
+/* ---- tables ---------------------------------------------------------------
+ */
 
 /* Read and decode the record of key.  ETAGKV_OK with *r set (pointers valid
  * until the transaction changes or ends), ETAGKV_NOT_FOUND, or an error. */
@@ -199,7 +202,8 @@ etagkv_status ekv_cursor_next(ekv_cursor *cur, ekv_val *k, ekv_val *v);
  * ekv_cursor_next() yields the entry that followed it. */
 etagkv_status ekv_cursor_delete(ekv_cursor *cur);
 
-/* ---- the engines ------------------------------------------------------------ */
+/* ---- the engines ------------------------------------------------------------
+ */
 
 /* One engine's versions of the functions above, same meanings; `open` is
  * ekv_env_open() for that engine's form of `where`. */

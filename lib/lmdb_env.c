@@ -304,7 +304,7 @@ static etagkv_status open_mdb(struct ekv_lmdb_env *env, const char *dir,
 }
 
 etagkv_status ekv_lmdb_env_open(const char *dir, const etagkv_options *opts,
-                           size_t page_bytes, struct ekv_env **out)
+                                size_t page_bytes, struct ekv_env **out)
 {
     struct ekv_lmdb_env *env = calloc(1, sizeof(*env));
     etagkv_status st;
@@ -435,7 +435,8 @@ etagkv_status ekv_lmdb_env_copy_dir(struct ekv_env *env, const char *dir)
     return st;
 }
 
-/* ---- the engine ------------------------------------------------------------ */
+/* ---- the engine ------------------------------------------------------------
+ */
 
 const struct ekv_backend_ops ekv_lmdb_ops = {
     .name = "lmdb",

@@ -91,11 +91,10 @@ etagkv_status ekv_lmdb_write_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_lmdb_write_abort(ekv_txn *txn);
 etagkv_status ekv_lmdb_write_commit(ekv_txn *txn);
 etagkv_status ekv_lmdb_env_grow(struct ekv_env *env, const ekv_txn *failed);
-etagkv_status ekv_lmdb_record_get(ekv_txn *txn, const void *key,
-                                  size_t key_len, ekv_record *r);
+etagkv_status ekv_lmdb_record_get(ekv_txn *txn, const void *key, size_t key_len,
+                                  ekv_record *r);
 etagkv_status ekv_lmdb_record_reserve(ekv_txn *txn, const void *key,
-                                      size_t key_len, size_t bytes,
-                                      void **dst);
+                                      size_t key_len, size_t bytes, void **dst);
 etagkv_status ekv_lmdb_record_delete(ekv_txn *txn, const void *key,
                                      size_t key_len);
 etagkv_status ekv_lmdb_revision_get(ekv_txn *txn, uint64_t *rev);
@@ -107,8 +106,7 @@ etagkv_status ekv_lmdb_idem_entry_reserve(ekv_txn *txn, const void *key,
                                           void **dst);
 etagkv_status ekv_lmdb_idem_entry_count(ekv_txn *txn, uint64_t *n);
 etagkv_status ekv_lmdb_change_reserve(ekv_txn *txn, const void *key,
-                                      size_t key_len, size_t bytes,
-                                      void **dst);
+                                      size_t key_len, size_t bytes, void **dst);
 etagkv_status ekv_lmdb_change_count(ekv_txn *txn, uint64_t *n);
 etagkv_status ekv_lmdb_change_floor_get(ekv_txn *txn, uint64_t *floor);
 etagkv_status ekv_lmdb_change_floor_put(ekv_txn *txn, uint64_t floor);

@@ -28,7 +28,8 @@ static MDB_dbi dbi_of(const ekv_txn *txn, enum ekv_table table)
     case EKV_TABLE_CHANGES: return ekv_lmdb_of(txn->env)->changes;
     case EKV_TABLE_LEASES: return ekv_lmdb_of(txn->env)->leases;
     }
-    return ekv_lmdb_of(txn->env)->records; /* not reached: every table is listed */
+    return ekv_lmdb_of(txn->env)
+        ->records; /* not reached: every table is listed */
 }
 
 /* mdb_get() in table, as a status. */
@@ -72,10 +73,11 @@ static etagkv_status entry_count(ekv_txn *txn, MDB_dbi dbi, uint64_t *n)
 /* ---- records and the revision counter ------------------------------------ */
 
 etagkv_status ekv_lmdb_record_get(ekv_txn *txn, const void *key, size_t key_len,
-                             ekv_record *r)
+                                  ekv_record *r)
 {
     MDB_val v;
-    etagkv_status st = get(txn, ekv_lmdb_of(txn->env)->records, key, key_len, &v, "mdb_get");
+    etagkv_status st =
+        get(txn, ekv_lmdb_of(txn->env)->records, key, key_len, &v, "mdb_get");
 
     if (st != ETAGKV_OK)
         return st;
@@ -85,13 +87,15 @@ etagkv_status ekv_lmdb_record_get(ekv_txn *txn, const void *key, size_t key_len,
     return ETAGKV_OK;
 }
 
-etagkv_status ekv_lmdb_record_reserve(ekv_txn *txn, const void *key, size_t key_len,
-                                 size_t bytes, void **dst)
+etagkv_status ekv_lmdb_record_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst)
 {
-    return reserve(txn, ekv_lmdb_of(txn->env)->records, key, key_len, bytes, dst);
+    return reserve(txn, ekv_lmdb_of(txn->env)->records, key, key_len, bytes,
+                   dst);
 }
 
-etagkv_status ekv_lmdb_record_delete(ekv_txn *txn, const void *key, size_t key_len)
+etagkv_status ekv_lmdb_record_delete(ekv_txn *txn, const void *key,
+                                     size_t key_len)
 {
     MDB_val k = {key_len, (void *)key};
     int rc = mdb_del(txn->handle, ekv_lmdb_of(txn->env)->records, &k, NULL);
@@ -103,8 +107,8 @@ etagkv_status ekv_lmdb_record_delete(ekv_txn *txn, const void *key, size_t key_l
 static etagkv_status counter_get(ekv_txn *txn, const char *name, uint64_t *n)
 {
     MDB_val v;
-    etagkv_status st =
-        get(txn, ekv_lmdb_of(txn->env)->main, name, strlen(name), &v, "mdb_get(counter)");
+    etagkv_status st = get(txn, ekv_lmdb_of(txn->env)->main, name, strlen(name),
+                           &v, "mdb_get(counter)");
 
     if (st == ETAGKV_NOT_FOUND) {
         *n = 0;
@@ -142,10 +146,11 @@ etagkv_status ekv_lmdb_revision_put(ekv_txn *txn, uint64_t rev)
 
 /* ---- the change log ------------------------------------------------------ */
 
-etagkv_status ekv_lmdb_change_reserve(ekv_txn *txn, const void *key, size_t key_len,
-                                 size_t bytes, void **dst)
+etagkv_status ekv_lmdb_change_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst)
 {
-    return reserve(txn, ekv_lmdb_of(txn->env)->changes, key, key_len, bytes, dst);
+    return reserve(txn, ekv_lmdb_of(txn->env)->changes, key, key_len, bytes,
+                   dst);
 }
 
 etagkv_status ekv_lmdb_change_count(ekv_txn *txn, uint64_t *n)
@@ -173,12 +178,12 @@ etagkv_status ekv_lmdb_change_floor_put(ekv_txn *txn, uint64_t floor)
 
 /* ---- idempotency entries ------------------------------------------------- */
 
-etagkv_status ekv_lmdb_idem_entry_get(ekv_txn *txn, const void *key, size_t key_len,
-                                 ekv_val *entry)
+etagkv_status ekv_lmdb_idem_entry_get(ekv_txn *txn, const void *key,
+                                      size_t key_len, ekv_val *entry)
 {
     MDB_val v;
-    etagkv_status st =
-        get(txn, ekv_lmdb_of(txn->env)->idem, key, key_len, &v, "mdb_get(idempotency)");
+    etagkv_status st = get(txn, ekv_lmdb_of(txn->env)->idem, key, key_len, &v,
+                           "mdb_get(idempotency)");
 
     if (st == ETAGKV_OK) {
         entry->data = v.mv_data;
@@ -188,7 +193,8 @@ etagkv_status ekv_lmdb_idem_entry_get(ekv_txn *txn, const void *key, size_t key_
 }
 
 etagkv_status ekv_lmdb_idem_entry_reserve(ekv_txn *txn, const void *key,
-                                     size_t key_len, size_t bytes, void **dst)
+                                          size_t key_len, size_t bytes,
+                                          void **dst)
 {
     return reserve(txn, ekv_lmdb_of(txn->env)->idem, key, key_len, bytes, dst);
 }
@@ -200,15 +206,16 @@ etagkv_status ekv_lmdb_idem_entry_count(ekv_txn *txn, uint64_t *n)
 
 /* ---- the lease table ---------------------------------------------------- */
 
-etagkv_status ekv_lmdb_lease_entry_get(ekv_txn *txn, const void *key, size_t key_len,
-                                  ekv_val *entry)
+etagkv_status ekv_lmdb_lease_entry_get(ekv_txn *txn, const void *key,
+                                       size_t key_len, ekv_val *entry)
 {
     MDB_val v;
     etagkv_status st;
 
     if (ekv_lmdb_of(txn->env)->leases_absent)
         return ETAGKV_NOT_FOUND;
-    st = get(txn, ekv_lmdb_of(txn->env)->leases, key, key_len, &v, "mdb_get(lease)");
+    st = get(txn, ekv_lmdb_of(txn->env)->leases, key, key_len, &v,
+             "mdb_get(lease)");
     if (st == ETAGKV_OK) {
         entry->data = v.mv_data;
         entry->len = v.mv_size;
@@ -217,9 +224,11 @@ etagkv_status ekv_lmdb_lease_entry_get(ekv_txn *txn, const void *key, size_t key
 }
 
 etagkv_status ekv_lmdb_lease_entry_reserve(ekv_txn *txn, const void *key,
-                                      size_t key_len, size_t bytes, void **dst)
+                                           size_t key_len, size_t bytes,
+                                           void **dst)
 {
-    return reserve(txn, ekv_lmdb_of(txn->env)->leases, key, key_len, bytes, dst);
+    return reserve(txn, ekv_lmdb_of(txn->env)->leases, key, key_len, bytes,
+                   dst);
 }
 
 etagkv_status ekv_lmdb_lease_entry_count(ekv_txn *txn, uint64_t *n)
@@ -231,7 +240,7 @@ etagkv_status ekv_lmdb_lease_entry_count(ekv_txn *txn, uint64_t *n)
 }
 
 etagkv_status ekv_lmdb_lease_entry_delete(ekv_txn *txn, const void *key,
-                                     size_t key_len)
+                                          size_t key_len)
 {
     MDB_val k = {key_len, (void *)key};
     int rc = mdb_del(txn->handle, ekv_lmdb_of(txn->env)->leases, &k, NULL);
@@ -244,7 +253,7 @@ etagkv_status ekv_lmdb_lease_entry_delete(ekv_txn *txn, const void *key,
 /* ---- cursors ------------------------------------------------------------- */
 
 etagkv_status ekv_lmdb_cursor_open(ekv_txn *txn, enum ekv_table table,
-                              ekv_cursor *cur)
+                                   ekv_cursor *cur)
 {
     MDB_cursor *c;
     int rc;
@@ -283,8 +292,8 @@ static etagkv_status cursor_get(ekv_cursor *cur, MDB_val *mk, MDB_cursor_op op,
     return ETAGKV_OK;
 }
 
-etagkv_status ekv_lmdb_cursor_seek(ekv_cursor *cur, const void *key, size_t key_len,
-                              ekv_val *k, ekv_val *v)
+etagkv_status ekv_lmdb_cursor_seek(ekv_cursor *cur, const void *key,
+                                   size_t key_len, ekv_val *k, ekv_val *v)
 {
     MDB_val mk = {key_len, (void *)key};
 

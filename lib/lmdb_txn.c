@@ -199,7 +199,8 @@ static int begin_locked(struct ekv_lmdb_env *env, unsigned flags, MDB_txn **txn)
 /* Begin a transaction with resize_lock held shared, adopting a map that
  * another process grew (MDB_MAP_RESIZED).  On failure the lock is not
  * held. */
-static etagkv_status begin(struct ekv_lmdb_env *env, unsigned flags, ekv_txn *txn)
+static etagkv_status begin(struct ekv_lmdb_env *env, unsigned flags,
+                           ekv_txn *txn)
 {
     txn->env = &env->base;
     txn->out_of_room = 0;
