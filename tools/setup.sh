@@ -13,10 +13,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # Build and test dependencies.  bench/ needs more (nginx, redis, etcd); its
 # own script installs those.  libgnutls28-dev: the server's SHA-256;
 # openssl: the limits suite makes a self-signed certificate with it; curl
-# and python3-yaml: the curl examples and the check of dist/monitoring/.
+# and python3-yaml: the curl examples and the check of dist/monitoring/;
+# etcd-server: the suites run again on the etcd backend (tests/etcd).
 PACKAGES="gcc make cmake pkg-config liblmdb-dev libxxhash-dev check \
 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libgnutls28-dev openssl \
-curl python3-yaml"
+curl python3-yaml etcd-server"
 
 # $PACKAGES is a word list on purpose.
 # shellcheck disable=SC2086
