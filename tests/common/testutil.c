@@ -28,15 +28,14 @@ void tu_rmdir_free(char *path)
 const char *tu_store_where(const char *dir, char *buf, size_t cap)
 {
     const char *store = getenv("ETAGKV_TEST_STORE");
-    const char *base = strrchr(dir, '/');
     int n;
 
     if (store == NULL || store[0] == '\0')
         return dir;
-    /* The temporary directory's name is unique: the same directory gives
-     * the same prefix (a reopen finds its store), another a fresh one. */
-    n = snprintf(buf, cap, "%s/etagkv-test/%s", store,
-                 base != NULL ? base + 1 : dir);
+    /* The directory's path is unique: the same directory gives the same
+     * prefix (a reopen finds its store), another a fresh one. */
+    n = snprintf(buf, cap, "%s/etagkv-test%s%s", store,
+                 dir[0] == '/' ? "" : "/", dir);
     ck_assert_msg(n > 0 && (size_t)n < cap, "store location too long");
     return buf;
 }
