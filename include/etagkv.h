@@ -569,7 +569,21 @@ ETAGKV_API void etagkv_options_init(etagkv_options *o);
  * Creating a store makes it durable before returning: LMDB's initial meta
  * pages are flushed, then the directory (for the names data.mdb and
  * lock.mdb) and its parent (for the directory's own name, in case the
- * caller just created it), in either sync mode. */
+ * caller just created it), in either sync mode.
+ *
+ * A store on etcd: dir = "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]
+ * [?timeout_ms=N]" (the members' client URLs, plain HTTP, etcd >= 3.4; the
+ * key prefix; the timeout of one request to etcd, default 15000).  The
+ * store is created under the prefix if nothing is there.  Every
+ * operation behaves as on LMDB, except that the backups are
+ * ETAGKV_UNSUPPORTED, any number of handles and processes may open one
+ * prefix (etcd serialises their writes), and a write whose commit got no
+ * answer is ETAGKV_OUTCOME_UNKNOWN, never retried by the library
+ * (docs/api.md, docs/design.md).  Returns as above, and:
+ *  ETAGKV_INVALID_ARGUMENT  a malformed etcd:// location;
+ *  ETAGKV_UNAVAILABLE       no endpoint answers;
+ *  ETAGKV_INCOMPATIBLE      the prefix holds keys but no etagkv store;
+ *  ETAGKV_NOT_FOUND         read_only, and no store under the prefix. */
 ETAGKV_API etagkv_status etagkv_store_open(const char *dir,
                                            const etagkv_options *opts,
                                            etagkv_store **out);
@@ -645,8 +659,10 @@ ETAGKV_API etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out);
  * Returns ETAGKV_OK; ETAGKV_NOT_FOUND (dir does not exist);
  * ETAGKV_INVALID_ARGUMENT (NULL s or dir; dir/data.mdb exists, detail
  * "... exists: a backup never overwrites a store"); ETAGKV_STORE_FULL (the
- * target file system is full); ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY.  On
- * failure the partial file is removed and dir is as it was. */
+ * target file system is full); ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY;
+ * ETAGKV_UNSUPPORTED for a store on etcd (back the cluster up with
+ * "etcdctl snapshot save"), with nothing written.  On failure the partial
+ * file is removed and dir is as it was. */
 ETAGKV_API etagkv_status etagkv_store_backup(etagkv_store *s, const char *dir);
 
 /** As etagkv_store_backup(), but write the copy to the file descriptor fd
@@ -659,8 +675,9 @@ ETAGKV_API etagkv_status etagkv_store_backup(etagkv_store *s, const char *dir);
  *
  * Returns ETAGKV_OK; ETAGKV_INVALID_ARGUMENT (NULL s, or fd < 0);
  * ETAGKV_STORE_FULL (ENOSPC); ETAGKV_IO_ERROR (a failed write, detail with
- * the cause: EPIPE, EBADF, ...); ETAGKV_NO_MEMORY.  On failure an unknown
- * part of the copy has been written to fd. */
+ * the cause: EPIPE, EBADF, ...); ETAGKV_NO_MEMORY; ETAGKV_UNSUPPORTED for a
+ * store on etcd (nothing written).  On failure an unknown part of the copy
+ * has been written to fd. */
 ETAGKV_API etagkv_status etagkv_store_backup_fd(etagkv_store *s, int fd);
 
 /** Check the store from its bytes, in one read snapshot: every record
