@@ -1087,9 +1087,11 @@ ETAGKV_API etagkv_status etagkv_changes(etagkv_store *s, const void *prefix,
 /** Block until the store's revision is greater than `after`, or timeout_ms
  * passes (negative: no timeout), without polling: the thread sleeps until a
  * write transaction of this handle commits (durably) and then checks.
- * Commits made by another process that has the same store open do not
- * wake it; they are seen at the next local commit or the timeout (the
- * etagkv tool's watch command notices them by watching data.mdb).
+ * On LMDB, commits made by another process that has the same store open
+ * do not wake it; they are seen at the next local commit or the timeout
+ * (the etagkv tool's watch command notices them by watching data.mdb).  On
+ * etcd, commits through any handle or process on the prefix wake it (an
+ * etcd Watch on the store's revision).
  * *revision_out (may be NULL) gets the store revision last seen.
  * Safe from any number of threads at once.
  *
@@ -1103,13 +1105,14 @@ ETAGKV_API etagkv_status etagkv_wait(etagkv_store *s, uint64_t after,
 
 /** For event loops: a new file descriptor (a non-blocking, close-on-exec
  * Linux eventfd) that becomes readable after every write transaction of
- * this handle commits durably.  Poll it for reading; when it is readable,
- * read its 8 bytes (a count of commits, which resets it) and then read
- * what changed (etagkv_changes(), etagkv_get()).  Wake-ups coalesce: one
- * readable state may stand for several commits.  Each caller gets its own
- * descriptor, so several loops can watch one store.  Writing is never
- * slowed by a descriptor nobody reads (the counter saturates).
- * Release it with etagkv_notify_close(), not close().
+ * this handle commits durably (on etcd also after those of other handles
+ * and processes on the prefix; a spurious wake-up is possible).  Poll it for
+ * reading; when it is readable, read its 8 bytes (a count of commits, which
+ * resets it) and then read what changed (etagkv_changes(), etagkv_get()).
+ * Wake-ups coalesce: one readable state may stand for several commits.  Each
+ * caller gets its own descriptor, so several loops can watch one store. Writing
+ * is never slowed by a descriptor nobody reads (the counter saturates). Release
+ * it with etagkv_notify_close(), not close().
  *
  * Returns ETAGKV_OK and *fd_out, ETAGKV_INVALID_ARGUMENT (NULL s or
  * fd_out), ETAGKV_CLOSING, or ETAGKV_NO_MEMORY (no descriptor available;

@@ -28,6 +28,18 @@ void ekv_env_close(struct ekv_env *env)
         env->ops->close(env);
 }
 
+etagkv_status ekv_env_watch(struct ekv_env *env, void (*fn)(void *ctx),
+                            void *ctx)
+{
+    return env->ops->watch != NULL ? env->ops->watch(env, fn, ctx) : ETAGKV_OK;
+}
+
+void ekv_env_unwatch(struct ekv_env *env)
+{
+    if (env != NULL && env->ops->unwatch != NULL)
+        env->ops->unwatch(env);
+}
+
 etagkv_status ekv_env_copy_fd(struct ekv_env *env, int fd)
 {
     return env->ops->copy_fd(env, fd);

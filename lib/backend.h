@@ -70,6 +70,15 @@ etagkv_status ekv_env_open(const char *where, const etagkv_options *opts,
 /* Flush and close; accepts NULL and a half-opened environment. */
 void ekv_env_close(struct ekv_env *env);
 
+/* Call fn(ctx), from a thread of the backend's, whenever a commit by some
+ * other handle may have moved the store's revision (etcd: other front
+ * ends on the prefix), until ekv_env_unwatch(); ETAGKV_OK doing nothing
+ * when the engine has no such writers to hear of.  Unwatch accepts NULL
+ * and an environment never watched. */
+etagkv_status ekv_env_watch(struct ekv_env *env, void (*fn)(void *ctx),
+                            void *ctx);
+void ekv_env_unwatch(struct ekv_env *env);
+
 /* Write a compacted copy of one read snapshot of the store: to fd (the
  * caller's, not flushed), or as a new store file in directory dir
  * (flushed, with dir; never overwriting one, and removed on failure).
@@ -255,6 +264,11 @@ struct ekv_backend_ops {
                                  size_t key_len, ekv_val *k, ekv_val *v);
     etagkv_status (*cursor_next)(ekv_cursor *cur, ekv_val *k, ekv_val *v);
     etagkv_status (*cursor_delete)(ekv_cursor *cur);
+    /* NULL when the engine needs none (LMDB: every writer of a store is a
+     * handle that wakes its own watchers, commit.c). */
+    etagkv_status (*watch)(struct ekv_env *env, void (*fn)(void *ctx),
+                           void *ctx);
+    void (*unwatch)(struct ekv_env *env);
 };
 
 extern const struct ekv_backend_ops ekv_lmdb_ops; /* lmdb_env.c */

@@ -147,6 +147,16 @@ etagkv_status ekv_etcd_set_bytes(json_t *obj, const char *field,
 /* ---- the client -----------------------------------------------------------
  */
 
+size_t ekv_etcd_endpoint_count(const struct ekv_etcd_client *c)
+{
+    return c->n_endpoints;
+}
+
+const char *ekv_etcd_endpoint(const struct ekv_etcd_client *c, size_t i)
+{
+    return c->endpoints[i % c->n_endpoints];
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
 

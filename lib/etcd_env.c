@@ -169,6 +169,7 @@ static void etcd_close(struct ekv_env *base)
 
     if (env == NULL)
         return;
+    ekv_etcd_watch_stop(base);
     ekv_etcd_client_free(env->client);
     if (env->lock_ready)
         (void)pthread_mutex_destroy(&env->write_lock);
@@ -280,4 +281,6 @@ const struct ekv_backend_ops ekv_etcd_ops = {
     .cursor_seek = ekv_etcd_cursor_seek,
     .cursor_next = ekv_etcd_cursor_next,
     .cursor_delete = ekv_etcd_cursor_delete,
+    .watch = ekv_etcd_watch_start,
+    .unwatch = ekv_etcd_watch_stop,
 };

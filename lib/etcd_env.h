@@ -53,6 +53,10 @@ void ekv_etcd_client_free(struct ekv_etcd_client *c);
 etagkv_status ekv_etcd_call(struct ekv_etcd_client *c, const char *path,
                             json_t *req, int write, json_t **reply);
 
+/* The number of endpoints, and the i-th as "http://host:port". */
+size_t ekv_etcd_endpoint_count(const struct ekv_etcd_client *c);
+const char *ekv_etcd_endpoint(const struct ekv_etcd_client *c, size_t i);
+
 /* An int64 field of the gateway's JSON (a string or a number; absent 0). */
 int64_t ekv_etcd_int(const json_t *j);
 
@@ -69,10 +73,13 @@ etagkv_status ekv_b64_decode(const char *s, uint8_t **out, size_t *len);
 /* ---- the environment (etcd_env.c) ------------------------------------------
  */
 
+struct ekv_etcd_watch;
+
 struct ekv_etcd_env {
     struct ekv_env base; /* first: the seam's handle (backend.h) */
     struct ekv_etcd_client *client;
-    char *prefix; /* P, without a trailing '/' */
+    struct ekv_etcd_watch *watch; /* etcd_watch.c; NULL when not started */
+    char *prefix;                 /* P, without a trailing '/' */
     size_t prefix_len;
     int read_only;
     /* Held from ekv_write_begin() to commit or abort: one write
@@ -91,6 +98,16 @@ static inline struct ekv_etcd_env *ekv_etcd_of(struct ekv_env *env)
  * counters and the format marker. */
 #define EKV_ETCD_META 'm'
 char ekv_etcd_table_letter(enum ekv_table table);
+
+/* ---- wake-ups from other writers (etcd_watch.c) ---------------------------
+ */
+
+/* Call fn(ctx) from a thread of its own whenever the store revision may
+ * have moved (a commit by any handle or process on the prefix), until
+ * ekv_etcd_watch_stop(). */
+etagkv_status ekv_etcd_watch_start(struct ekv_env *env, void (*fn)(void *),
+                                   void *ctx);
+void ekv_etcd_watch_stop(struct ekv_env *env);
 
 /* ---- transactions (etcd_txn.c) ---------------------------------------------
  */

@@ -201,6 +201,49 @@ START_TEST(a_to_b_to_a_is_caught_by_if_revision_not_by_if_match)
 }
 END_TEST
 
+/* Drain fd until it stays quiet for quiet_ms; 1 if it was ever readable. */
+static int drain(int fd, int quiet_ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    int woke = 0;
+    uint64_t n;
+
+    while (poll(&p, 1, quiet_ms) == 1) {
+        ck_assert_int_eq(read(fd, &n, sizeof(n)), (ssize_t)sizeof(n));
+        woke = 1;
+    }
+    return woke;
+}
+
+START_TEST(a_commit_through_another_handle_wakes_this_ones_watchers)
+{
+    etagkv_store *a = tu_open(dir, NULL), *b = tu_open(dir, NULL);
+    uint64_t rev = 0;
+    int fd;
+    double t0;
+
+    ck_assert_int_eq(etagkv_notify_open(a, &fd), ETAGKV_OK);
+    (void)drain(fd, 300); /* the watch's own start may wake it once */
+    ck_assert_int_eq(drain(fd, 300), 0); /* quiet with nobody writing */
+    ck_assert_int_eq(etagkv_put(b, "k", 1, "v", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    t0 = tu_now_s();
+    {
+        struct pollfd p = {fd, POLLIN, 0};
+
+        ck_assert_int_eq(poll(&p, 1, 5000), 1);
+    }
+    printf("woken %.1f ms after the other handle's commit\n",
+           (tu_now_s() - t0) * 1e3);
+    /* etagkv_wait() on a sees it too, without a commit of a's own. */
+    ck_assert_int_eq(etagkv_wait(a, 0, 5000, &rev), ETAGKV_OK);
+    ck_assert_uint_eq(rev, 1);
+    etagkv_notify_close(a, fd);
+    etagkv_store_close(a);
+    etagkv_store_close(b);
+}
+END_TEST
+
 /* ---- endpoints
  * ------------------------------------------------------------------ */
 
@@ -457,6 +500,8 @@ int main(void)
     tcase_add_test(tc, two_handles_racing_cas_increments_lose_no_update);
     tcase_add_test(tc, a_write_through_one_handle_is_seen_through_the_other);
     tcase_add_test(tc, a_to_b_to_a_is_caught_by_if_revision_not_by_if_match);
+    tcase_add_test(tc,
+                   a_commit_through_another_handle_wakes_this_ones_watchers);
     tcase_add_test(tc, a_dead_endpoint_fails_over_to_the_next);
     tcase_add_test(tc,
                    no_reachable_endpoint_is_unavailable_and_a_bad_list_invalid);
