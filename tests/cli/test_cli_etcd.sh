@@ -9,28 +9,9 @@
 set -u
 E=${1:?usage: test_cli_etcd.sh PATH/TO/etagkv}
 : "${ETAGKV_TEST_STORE:?run me with tests/etcd/with_etcd.sh}"
-T=$(mktemp -d "${TMPDIR:-/tmp}/etagkv-cli-etcd.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
+# shellcheck source=tests/cli/run.sh
+. "$(dirname "$0")/run.sh"
 D="$ETAGKV_TEST_STORE/cli-$$"
-fails=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
-
-# run EXPECTED_STATUS EXPECTED_HTTP_STATUS ARGS... (see test_cli.sh)
-run() {
-    want_rc=$1 want_line=$2
-    shift 2
-    "$E" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-    [ "$rc" -eq "$want_rc" ] || fail "etagkv $*: exit $rc, wanted $want_rc ($(head -1 "$T/err"))"
-    if [ "$want_line" != - ]; then
-        got=$(tail -1 "$T/err" | cut -d' ' -f1)
-        [ "$got" = "$want_line" ] || fail "etagkv $*: printed '$(tail -1 "$T/err")', wanted $want_line"
-    fi
-}
 
 # A read of a prefix without a store: exit 2, and no store made there.
 run 2 - -d "$D" get k
