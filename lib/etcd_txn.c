@@ -215,6 +215,72 @@ static json_t *range_request(const struct ekv_etcd_txn *t, const char *key,
     return req;
 }
 
+/* The tables whose counts every commit looks at (the lease table's to skip
+ * detaching, the change log's to trim it, the idempotency table's bound). */
+static const enum ekv_table counted[] = {EKV_TABLE_LEASES, EKV_TABLE_CHANGES,
+                                         EKV_TABLE_IDEMPOTENCY};
+#define N_COUNTED (sizeof(counted) / sizeof(counted[0]))
+
+/* A request_range op counting table's keys (P/t/ up to P/t0). */
+static json_t *count_op(ekv_txn *txn, enum ekv_table table)
+{
+    char *start, *end;
+    size_t len;
+    json_t *r;
+
+    if (ekv_etcd_key(txn, ekv_etcd_table_letter(table), NULL, 0, &start,
+                     &len) != ETAGKV_OK ||
+        ekv_etcd_key(txn, ekv_etcd_table_letter(table), NULL, 0, &end, &len) !=
+            ETAGKV_OK)
+        return NULL;
+    end[len - 1] = '/' + 1;
+    r = range_request(ekv_etcd_txn_of(txn), start, len, end, len, 0, 1);
+    return r != NULL ? json_pack("{s:o}", "request_range", r) : NULL;
+}
+
+/* A write transaction's first read: one read-only etcd Txn (served as a
+ * linearizable read, no Raft proposal) holding the range asked for, req,
+ * and the counts of the counted[] tables, so that the bookkeeping of the
+ * commit costs no round trips of its own.  Pins the revision; *reply gets
+ * the answer to req. */
+static etagkv_status first_read(ekv_txn *txn, json_t *req, json_t **reply)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    json_t *ops = json_array(), *txn_req = NULL, *answer = NULL, *res;
+    etagkv_status st = ETAGKV_NO_MEMORY;
+    int bad =
+        ops == NULL || json_array_append_new(
+                           ops, json_pack("{s:O}", "request_range", req)) != 0;
+
+    for (size_t i = 0; !bad && i < N_COUNTED; i++)
+        bad = json_array_append_new(ops, count_op(txn, counted[i])) != 0;
+    if (!bad)
+        txn_req = json_pack("{s:O}", "success", ops);
+    if (txn_req != NULL)
+        st = ekv_etcd_call(ekv_etcd_of(txn->env)->client, "/v3/kv/txn", txn_req,
+                           0, &answer);
+    res = json_object_get(answer, "responses");
+    if (st == ETAGKV_OK && json_array_size(res) != 1 + N_COUNTED)
+        st = ekv_fail(ETAGKV_IO_ERROR, "etcd: a Txn of %zu ranges answered %zu",
+                      1 + N_COUNTED, json_array_size(res));
+    if (st == ETAGKV_OK) {
+        t->revision = ekv_etcd_int(
+            json_object_get(json_object_get(answer, "header"), "revision"));
+        for (size_t i = 0; i < N_COUNTED; i++)
+            t->counts[counted[i]] = ekv_etcd_int(json_object_get(
+                json_object_get(json_array_get(res, 1 + i), "response_range"),
+                "count"));
+        *reply = json_incref(
+            json_object_get(json_array_get(res, 0), "response_range"));
+        if (*reply == NULL)
+            st = ekv_fail(ETAGKV_IO_ERROR, "etcd: a Txn without its range");
+    }
+    json_decref(ops);
+    json_decref(txn_req);
+    json_decref(answer);
+    return st;
+}
+
 etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
                              const char *end, size_t end_len, size_t limit,
                              int count_only, struct ekv_etcd_item **items,
@@ -229,8 +295,11 @@ etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
     *n = 0;
     if (req == NULL)
         return ETAGKV_NO_MEMORY;
-    st = ekv_etcd_call(ekv_etcd_of(txn->env)->client, "/v3/kv/range", req, 0,
-                       &reply);
+    if (t->write && t->revision == 0)
+        st = first_read(txn, req, &reply);
+    else
+        st = ekv_etcd_call(ekv_etcd_of(txn->env)->client, "/v3/kv/range", req,
+                           0, &reply);
     json_decref(req);
     if (st != ETAGKV_OK)
         return st;

@@ -9,6 +9,7 @@
  * store and etcd passes requests on and, when told to, drops etcd's
  * answers -- a network that fails after the request arrived.
  */
+#define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -323,10 +324,11 @@ END_TEST
  * ------------------------------------- */
 
 /* A TCP relay from a loopback port to etcd's.  With drop_txn_answers set,
- * the answer to every Txn (the commit of a write) is lost on its way
- * back: etcd got the request and applied it, the store hears nothing.
- * curl sends one request at a time on a connection, so the request line
- * at the start of a chunk from the client tells what is answered next. */
+ * the answer to every Txn that writes (the commit of a write: it puts) is
+ * lost on its way back: etcd got the request and applied it, the store
+ * hears nothing.  Read-only Txns (a write transaction's first read) pass.
+ * curl sends one request at a time on a connection, so what the client
+ * sent since its last request line tells what is answered next. */
 struct relay {
     int listen_fd;
     int port;
@@ -339,6 +341,7 @@ struct relay {
 struct relay_conn {
     struct relay *r;
     int client, server;
+    int in_txn;   /* the request being sent is a POST /v3/kv/txn */
     int dropping; /* the answer now coming is to be lost */
 };
 
@@ -353,10 +356,14 @@ static int relay_step(struct relay_conn *p, const struct pollfd *fds)
         n = read(p->client, buf, sizeof(buf));
         if (n <= 0 || write(p->server, buf, (size_t)n) != n)
             return -1;
-        if (n >= 5 && memcmp(buf, "POST ", 5) == 0)
-            p->dropping = atomic_load(&p->r->drop_txn_answers) &&
-                          (size_t)n >= sizeof(txn) - 1 &&
-                          memcmp(buf, txn, sizeof(txn) - 1) == 0;
+        if (n >= 5 && memcmp(buf, "POST ", 5) == 0) {
+            p->in_txn = (size_t)n >= sizeof(txn) - 1 &&
+                        memcmp(buf, txn, sizeof(txn) - 1) == 0;
+            p->dropping = 0;
+        }
+        if (p->in_txn && atomic_load(&p->r->drop_txn_answers) &&
+            memmem(buf, (size_t)n, "\"request_put\"", 13) != NULL)
+            p->dropping = 1;
     }
     if (fds[1].revents != 0) {
         n = read(p->server, buf, sizeof(buf));
