@@ -5,6 +5,7 @@
 #ifndef ETAGKV_CLI_H
 #define ETAGKV_CLI_H
 
+#include <string.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,13 @@ struct ctx {
     struct bytes value;
     int value_too_large; /* more than the store's limit: not read whole */
 };
+
+/* 1 when -d names a store on etcd ("etcd://HOST:PORT[,...]/PREFIX", which
+ * the library opens as such) rather than a directory. */
+static inline int cli_on_etcd(const char *dir)
+{
+    return strncmp(dir, "etcd://", 7) == 0;
+}
 
 /* Print the outcome like an HTTP status line (with the library's detail)
  * to stderr and return the exit status; `deleted` makes a successful

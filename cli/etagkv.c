@@ -125,7 +125,9 @@ static void usage(FILE *out)
         "\n"
         "options:\n"
         "  -d, --data DIR              store directory (default "
-        "./" DEFAULT_DIR ")\n"
+        "./" DEFAULT_DIR "), or\n"
+        "                              etcd://HOST:PORT[,...]/PREFIX for a "
+        "store on etcd\n"
         "      --if-match LIST         RFC 9110 If-Match (get, head, put, "
         "delete)\n"
         "      --if-none-match LIST    RFC 9110 If-None-Match\n"
@@ -691,14 +693,20 @@ static int open_store(const char *dir, enum open_mode mode, int nosync,
     *s = NULL;
     if (mode == OPEN_NONE)
         return 0;
-    if (mode == OPEN_CREATE && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    if (cli_on_etcd(dir)) {
+        /* No directory to make or look into: the library creates the
+         * store under the prefix when it opens it read-write. */
+        mode = mode == OPEN_READ ? OPEN_READ : OPEN_CREATE;
+    } else if (mode == OPEN_CREATE && mkdir(dir, 0700) != 0 &&
+               errno != EEXIST) {
         fprintf(stderr, "etagkv: mkdir %s: %s\n", dir, strerror(errno));
         return EXIT_ERROR;
     }
     /* A delete on a mistyped directory must not create a store to find
      * nothing in: only put creates one. */
     snprintf(path, sizeof(path), "%s/data.mdb", dir);
-    if (mode == OPEN_WRITE && stat(path, &sb) != 0 && errno == ENOENT)
+    if (mode == OPEN_WRITE && !cli_on_etcd(dir) && stat(path, &sb) != 0 &&
+        errno == ENOENT)
         mode = OPEN_READ; /* which refuses a missing store, below */
     etagkv_options_init(&o);
     o.sync_mode = nosync ? ETAGKV_NOSYNC : ETAGKV_SYNC;

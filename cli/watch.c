@@ -8,7 +8,10 @@
  * what happens from now on) are read with etagkv_changes().  Another
  * process's commit does not wake etagkv_wait() in this one, so between
  * pages the tool sleeps on an inotify watch of data.mdb, which every
- * commit of any process writes, with a one-second fallback.
+ * commit of any process writes, with a one-second fallback.  A store on
+ * etcd has no file, but there the library's own notification descriptor
+ * is woken by every process's commits (an etcd Watch): the tool sleeps
+ * on that.
  */
 #define _GNU_SOURCE /* inotify_init1's flags */
 #include <errno.h>
@@ -145,11 +148,16 @@ int cmd_watch(struct ctx *c)
     if (rc != 0)
         return rc;
     n = snprintf(path, sizeof path, "%s/data.mdb", c->dir);
-    ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (ino >= 0 && (n < 0 || (size_t)n >= sizeof path ||
-                     inotify_add_watch(ino, path, IN_MODIFY) < 0)) {
-        (void)close(ino);
-        ino = -1; /* no inotify: look once a second */
+    if (cli_on_etcd(c->dir)) {
+        if (etagkv_notify_open(c->s, &ino) != ETAGKV_OK)
+            ino = -1;
+    } else {
+        ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (ino >= 0 && (n < 0 || (size_t)n >= sizeof path ||
+                         inotify_add_watch(ino, path, IN_MODIFY) < 0)) {
+            (void)close(ino);
+            ino = -1; /* no inotify: look once a second */
+        }
     }
     for (;;) {
         st = etagkv_changes(c->s, p, plen, flags, after, 100, print_event, &w,
@@ -166,7 +174,9 @@ int cmd_watch(struct ctx *c)
         if (!page.more)
             await_change(ino);
     }
-    if (ino >= 0)
+    if (ino >= 0 && cli_on_etcd(c->dir))
+        etagkv_notify_close(c->s, ino);
+    else if (ino >= 0)
         (void)close(ino);
     if (st == ETAGKV_COMPACTED)
         fprintf(stderr,

@@ -130,7 +130,12 @@ extern "C" {
       "the change log no longer holds events that old: re-read and watch "     \
       "from min_after")                                                        \
     X(CLOSING, 24, 503, "the store is closing")                                \
-    X(LEASE_LIMIT, 25, 503, "too many live leases: retry after some expire")
+    X(LEASE_LIMIT, 25, 503, "too many live leases: retry after some expire")   \
+    X(UNSUPPORTED, 27, 501, "not supported by this store's backend")           \
+    X(OUTCOME_UNKNOWN, 28, 503,                                                \
+      "the write was sent to the cluster and no answer came: it may or may "   \
+      "not have been applied; read before retrying")                           \
+    X(UNAVAILABLE, 29, 503, "the storage cluster cannot be reached")
 
 typedef enum etagkv_status {
 #define ETAGKV_STATUS_ENUM_(name, num, http, msg) ETAGKV_##name = num,
@@ -578,7 +583,21 @@ ETAGKV_API void etagkv_options_init(etagkv_options *o);
  * Creating a store makes it durable before returning: LMDB's initial meta
  * pages are flushed, then the directory (for the names data.mdb and
  * lock.mdb) and its parent (for the directory's own name, in case the
- * caller just created it), in either sync mode. */
+ * caller just created it), in either sync mode.
+ *
+ * A store on etcd: dir = "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]
+ * [?timeout_ms=N]" (the members' client URLs, plain HTTP, etcd >= 3.4; the
+ * key prefix; the timeout of one request to etcd, default 15000).  The
+ * store is created under the prefix if nothing is there.  Every
+ * operation behaves as on LMDB, except that the backups are
+ * ETAGKV_UNSUPPORTED, any number of handles and processes may open one
+ * prefix (etcd serialises their writes), and a write whose commit got no
+ * answer is ETAGKV_OUTCOME_UNKNOWN, never retried by the library
+ * (docs/api.md, docs/design.md).  Returns as above, and:
+ *  ETAGKV_INVALID_ARGUMENT  a malformed etcd:// location;
+ *  ETAGKV_UNAVAILABLE       no endpoint answers;
+ *  ETAGKV_INCOMPATIBLE      the prefix holds keys but no etagkv store;
+ *  ETAGKV_NOT_FOUND         read_only, and no store under the prefix. */
 ETAGKV_API etagkv_status etagkv_store_open(const char *dir,
                                            const etagkv_options *opts,
                                            etagkv_store **out);
@@ -703,8 +722,10 @@ ETAGKV_API etagkv_status etagkv_store_commit_stats(etagkv_store *s,
  * Returns ETAGKV_OK; ETAGKV_NOT_FOUND (dir does not exist);
  * ETAGKV_INVALID_ARGUMENT (NULL s or dir; dir/data.mdb exists, detail
  * "... exists: a backup never overwrites a store"); ETAGKV_STORE_FULL (the
- * target file system is full); ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY.  On
- * failure the partial file is removed and dir is as it was. */
+ * target file system is full); ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY;
+ * ETAGKV_UNSUPPORTED for a store on etcd (back the cluster up with
+ * "etcdctl snapshot save"), with nothing written.  On failure the partial
+ * file is removed and dir is as it was. */
 ETAGKV_API etagkv_status etagkv_store_backup(etagkv_store *s, const char *dir);
 
 /** As etagkv_store_backup(), but write the copy to the file descriptor fd
@@ -717,8 +738,9 @@ ETAGKV_API etagkv_status etagkv_store_backup(etagkv_store *s, const char *dir);
  *
  * Returns ETAGKV_OK; ETAGKV_INVALID_ARGUMENT (NULL s, or fd < 0);
  * ETAGKV_STORE_FULL (ENOSPC); ETAGKV_IO_ERROR (a failed write, detail with
- * the cause: EPIPE, EBADF, ...); ETAGKV_NO_MEMORY.  On failure an unknown
- * part of the copy has been written to fd. */
+ * the cause: EPIPE, EBADF, ...); ETAGKV_NO_MEMORY; ETAGKV_UNSUPPORTED for a
+ * store on etcd (nothing written).  On failure an unknown part of the copy
+ * has been written to fd. */
 ETAGKV_API etagkv_status etagkv_store_backup_fd(etagkv_store *s, int fd);
 
 /** Check the store from its bytes, in one read snapshot: every record
@@ -1131,9 +1153,11 @@ ETAGKV_API etagkv_status etagkv_changes(etagkv_store *s, const void *prefix,
 /** Block until the store's revision is greater than `after`, or timeout_ms
  * passes (negative: no timeout), without polling: the thread sleeps until a
  * write transaction of this handle commits (durably) and then checks.
- * Commits made by another process that has the same store open do not
- * wake it; they are seen at the next local commit or the timeout (the
- * etagkv tool's watch command notices them by watching data.mdb).
+ * On LMDB, commits made by another process that has the same store open
+ * do not wake it; they are seen at the next local commit or the timeout
+ * (the etagkv tool's watch command notices them by watching data.mdb).  On
+ * etcd, commits through any handle or process on the prefix wake it (an
+ * etcd Watch on the store's revision).
  * *revision_out (may be NULL) gets the store revision last seen.
  * Safe from any number of threads at once.
  *
@@ -1147,13 +1171,14 @@ ETAGKV_API etagkv_status etagkv_wait(etagkv_store *s, uint64_t after,
 
 /** For event loops: a new file descriptor (a non-blocking, close-on-exec
  * Linux eventfd) that becomes readable after every write transaction of
- * this handle commits durably.  Poll it for reading; when it is readable,
- * read its 8 bytes (a count of commits, which resets it) and then read
- * what changed (etagkv_changes(), etagkv_get()).  Wake-ups coalesce: one
- * readable state may stand for several commits.  Each caller gets its own
- * descriptor, so several loops can watch one store.  Writing is never
- * slowed by a descriptor nobody reads (the counter saturates).
- * Release it with etagkv_notify_close(), not close().
+ * this handle commits durably (on etcd also after those of other handles
+ * and processes on the prefix; a spurious wake-up is possible).  Poll it for
+ * reading; when it is readable, read its 8 bytes (a count of commits, which
+ * resets it) and then read what changed (etagkv_changes(), etagkv_get()).
+ * Wake-ups coalesce: one readable state may stand for several commits.  Each
+ * caller gets its own descriptor, so several loops can watch one store. Writing
+ * is never slowed by a descriptor nobody reads (the counter saturates). Release
+ * it with etagkv_notify_close(), not close().
  *
  * Returns ETAGKV_OK and *fd_out, ETAGKV_INVALID_ARGUMENT (NULL s or
  * fd_out), ETAGKV_CLOSING, or ETAGKV_NO_MEMORY (no descriptor available;

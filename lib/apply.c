@@ -16,9 +16,11 @@
  * Storage goes through backend.h only; commit.c decides which operations
  * form a batch.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store.h"
 
@@ -297,8 +299,32 @@ static void fail_all(struct ekv_op **ops, size_t n, etagkv_status st)
     }
 }
 
+/* A batch whose optimistic commit lost to another writer (txn.conflict)
+ * runs again, up to this many times before it fails as unavailable: under
+ * contention some writer always wins, so the cap only bounds how long one
+ * unlucky batch can lose in a row. */
+#define CONFLICT_RETRIES 10000
+
+/* After the n-th conflict in a row, wait a little, and more each time (up
+ * to about 2 ms, randomised), so that writers that keep colliding spread
+ * out instead of colliding again. */
+static void conflict_pause(unsigned n)
+{
+    static _Thread_local unsigned seed;
+    struct timespec ts = {0, 0};
+    unsigned cap_us = n < 4 ? 0 : (n < 11 ? 1u << n : 2048u);
+
+    if (cap_us == 0)
+        return;
+    seed = seed * 1103515245u + 12345u + (unsigned)(uintptr_t)&ts;
+    ts.tv_nsec = (long)(seed % cap_us) * 1000;
+    (void)nanosleep(&ts, NULL);
+}
+
 int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
 {
+    unsigned conflicts = 0;
+
     for (;;) {
         ekv_txn txn;
         int committed = 0;
@@ -308,14 +334,21 @@ int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
             st = run_batch(s, &txn, ops, n, &committed);
             if (st == ETAGKV_OK)
                 return committed;
+            if (txn.conflict && ++conflicts <= CONFLICT_RETRIES) {
+                conflict_pause(conflicts);
+                continue; /* evaluate the whole batch afresh */
+            }
             if (txn.out_of_room) {
                 st = ekv_env_grow(s->env, &txn);
                 if (st == ETAGKV_OK)
                     continue; /* evaluate the whole batch afresh */
             }
         }
-        if (n == 1) {
-            fail_all(ops, 1, st);
+        if (n == 1 || st == ETAGKV_OUTCOME_UNKNOWN) {
+            /* A commit whose outcome is unknown may have been applied:
+             * running any of it again could apply it twice, or answer a
+             * 412 caused by its own first run.  Say so, do not guess. */
+            fail_all(ops, n, st);
             return 0;
         }
         /* Which operation is to blame?  Each alone finds out. */

@@ -3,11 +3,15 @@
  *
  * Above this header: argument checks, condition evaluation, batches,
  * idempotency, group commit and the public API (read.c, apply.c, idem.c,
- * commit.c, write.c, store.c).  Below it: the storage engine, today LMDB
- * (lmdb_env.c, lmdb_txn.c, lmdb_table.c, sharing lmdb_env.h, the only
- * header that includes lmdb.h).  A second backend implements these same
- * functions in its own files and the build picks one; docs/design.md says
- * how an etcd backend would.
+ * commit.c, write.c, store.c).  Below it: a storage engine, chosen when
+ * the store is opened: LMDB for a directory (lmdb_env.c, lmdb_txn.c,
+ * lmdb_table.c, lmdb_create.c, sharing lmdb_env.h, the only header that
+ * includes lmdb.h), or etcd for "etcd://ENDPOINTS/prefix" (etcd_env.c,
+ * etcd_txn.c, etcd_table.c over etcd_client.c, sharing etcd_env.h).  Each
+ * engine fills a struct ekv_backend_ops (below) with its versions of these
+ * functions; the functions declared here are thin dispatchers through it
+ * (backend.c), so nothing above the seam knows which engine it runs on.
+ * docs/design.md has the etcd mapping.
  *
  * Every function returns an etagkv_status, and a failure has recorded its
  * diagnostic (ekv_fail()) on the calling thread.  The storage engine's own
@@ -21,11 +25,17 @@
 
 #include "internal.h"
 
-/* The backend's state for one open store (lmdb_env.h). */
-struct ekv_env;
+struct ekv_backend_ops;
+
+/* The backend's state for one open store: every engine's own state
+ * (struct ekv_lmdb_env, struct ekv_etcd_env) begins with this. */
+struct ekv_env {
+    const struct ekv_backend_ops *ops;
+};
 
 /* A transaction, on the caller's stack.  Its fields belong to the backend,
- * except that after a failed write the caller reads out_of_room. */
+ * except that after a failed write the caller reads out_of_room and
+ * conflict. */
 typedef struct ekv_txn {
     struct ekv_env *env;
     void *handle;     /* the engine's transaction (LMDB: MDB_txn *) */
@@ -33,6 +43,11 @@ typedef struct ekv_txn {
     /* A write failed only for want of room that ekv_env_grow() can add:
      * abandon the transaction, grow, and run it again. */
     int out_of_room;
+    /* An optimistic commit (etcd) failed because another writer changed
+     * something this transaction read: nothing was written; run the
+     * transaction again from its first read, so that the conditions are
+     * evaluated against the state the next commit is conditional on. */
+    int conflict;
 } ekv_txn;
 
 /* Bytes owned by the backend, valid until the transaction changes or ends. */
@@ -41,21 +56,33 @@ typedef struct ekv_val {
     size_t len;
 } ekv_val;
 
-/* ---- environment (lmdb_env.c) -------------------------------------------- */
+/* ---- environment ----------------------------------------------------------
+ */
 
-/* Open (creating it if need be, unless opts->read_only) the store in
- * directory dir with checked options (ekv_options_check()); page_bytes is
- * the system page size.  On
- * failure *out is NULL and nothing is held. */
-etagkv_status ekv_env_open(const char *dir, const etagkv_options *opts,
+/* Open (creating it if need be, unless opts->read_only) the store at
+ * `where` with checked options (ekv_options_check()): an etcd prefix when
+ * it begins with "etcd://" (etcd_env.c), else an LMDB directory
+ * (lmdb_env.c); page_bytes is the system page size.  On failure *out is
+ * NULL and nothing is held. */
+etagkv_status ekv_env_open(const char *where, const etagkv_options *opts,
                            size_t page_bytes, struct ekv_env **out);
 
 /* Flush and close; accepts NULL and a half-opened environment. */
 void ekv_env_close(struct ekv_env *env);
 
+/* Call fn(ctx), from a thread of the backend's, whenever a commit by some
+ * other handle may have moved the store's revision (etcd: other front
+ * ends on the prefix), until ekv_env_unwatch(); ETAGKV_OK doing nothing
+ * when the engine has no such writers to hear of.  Unwatch accepts NULL
+ * and an environment never watched. */
+etagkv_status ekv_env_watch(struct ekv_env *env, void (*fn)(void *ctx),
+                            void *ctx);
+void ekv_env_unwatch(struct ekv_env *env);
+
 /* Write a compacted copy of one read snapshot of the store: to fd (the
  * caller's, not flushed), or as a new store file in directory dir
- * (flushed, with dir; never overwriting one, and removed on failure). */
+ * (flushed, with dir; never overwriting one, and removed on failure).
+ * ETAGKV_UNSUPPORTED on etcd (etcd's own snapshots back it up). */
 etagkv_status ekv_env_copy_fd(struct ekv_env *env, int fd);
 etagkv_status ekv_env_copy_dir(struct ekv_env *env, const char *dir);
 
@@ -64,7 +91,8 @@ etagkv_status ekv_env_copy_dir(struct ekv_env *env, const char *dir);
  * transaction txn. */
 etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out);
 
-/* ---- transactions (lmdb_txn.c) ------------------------------------------- */
+/* ---- transactions ---------------------------------------------------------
+ */
 
 /* Begin a read transaction; on success end it with ekv_read_end(). */
 etagkv_status ekv_read_begin(struct ekv_env *env, ekv_txn *txn);
@@ -83,7 +111,10 @@ void ekv_write_abort(ekv_txn *txn);
  * docs/design.md, "One flush per commit").  On
  * failure nothing of the transaction is visible; a full file system is
  * ETAGKV_STORE_FULL however the engine reported it; out_of_room says
- * whether growing would help. */
+ * whether growing would help, conflict whether running the transaction
+ * again would (another writer got in first); ETAGKV_OUTCOME_UNKNOWN when
+ * the commit was sent and no answer came: it may or may not have been
+ * applied, and must not be retried blindly. */
 etagkv_status ekv_write_commit(ekv_txn *txn);
 
 /* Make every transaction committed so far durable (one flush of the data
@@ -99,7 +130,8 @@ etagkv_status ekv_env_flush(struct ekv_env *env);
  * ceiling (map_max_bytes). */
 etagkv_status ekv_env_grow(struct ekv_env *env, const ekv_txn *failed);
 
-/* ---- tables (lmdb_table.c) ----------------------------------------------- */
+/* ---- tables ---------------------------------------------------------------
+ */
 
 /* Read and decode the record of key.  ETAGKV_OK with *r set (pointers valid
  * until the transaction changes or ends), ETAGKV_NOT_FOUND, or an error. */
@@ -189,5 +221,69 @@ etagkv_status ekv_cursor_next(ekv_cursor *cur, ekv_val *k, ekv_val *v);
 /* Delete the entry the cursor is on (write transactions); the next
  * ekv_cursor_next() yields the entry that followed it. */
 etagkv_status ekv_cursor_delete(ekv_cursor *cur);
+
+/* ---- the engines ------------------------------------------------------------
+ */
+
+/* One engine's versions of the functions above, same meanings; `open` is
+ * ekv_env_open() for that engine's form of `where`. */
+struct ekv_backend_ops {
+    const char *name; /* "lmdb", "etcd" */
+    etagkv_status (*open)(const char *where, const etagkv_options *opts,
+                          size_t page_bytes, struct ekv_env **out);
+    void (*close)(struct ekv_env *env);
+    etagkv_status (*copy_fd)(struct ekv_env *env, int fd);
+    etagkv_status (*copy_dir)(struct ekv_env *env, const char *dir);
+    etagkv_status (*stats)(ekv_txn *txn, etagkv_stats *out);
+    etagkv_status (*read_begin)(struct ekv_env *env, ekv_txn *txn);
+    void (*read_end)(ekv_txn *txn);
+    etagkv_status (*write_begin)(struct ekv_env *env, ekv_txn *txn);
+    void (*write_abort)(ekv_txn *txn);
+    etagkv_status (*write_commit)(ekv_txn *txn);
+    etagkv_status (*grow)(struct ekv_env *env, const ekv_txn *failed);
+    etagkv_status (*flush)(struct ekv_env *env);
+    etagkv_status (*record_get)(ekv_txn *txn, const void *key, size_t key_len,
+                                ekv_record *r);
+    etagkv_status (*record_reserve)(ekv_txn *txn, const void *key,
+                                    size_t key_len, size_t bytes, void **dst);
+    etagkv_status (*record_delete)(ekv_txn *txn, const void *key,
+                                   size_t key_len);
+    etagkv_status (*revision_get)(ekv_txn *txn, uint64_t *rev);
+    etagkv_status (*revision_put)(ekv_txn *txn, uint64_t rev);
+    etagkv_status (*idem_entry_get)(ekv_txn *txn, const void *key,
+                                    size_t key_len, ekv_val *entry);
+    etagkv_status (*idem_entry_reserve)(ekv_txn *txn, const void *key,
+                                        size_t key_len, size_t bytes,
+                                        void **dst);
+    etagkv_status (*idem_entry_count)(ekv_txn *txn, uint64_t *n);
+    etagkv_status (*change_reserve)(ekv_txn *txn, const void *key,
+                                    size_t key_len, size_t bytes, void **dst);
+    etagkv_status (*change_count)(ekv_txn *txn, uint64_t *n);
+    etagkv_status (*change_floor_get)(ekv_txn *txn, uint64_t *floor);
+    etagkv_status (*change_floor_put)(ekv_txn *txn, uint64_t floor);
+    etagkv_status (*lease_entry_get)(ekv_txn *txn, const void *key,
+                                     size_t key_len, ekv_val *entry);
+    etagkv_status (*lease_entry_reserve)(ekv_txn *txn, const void *key,
+                                         size_t key_len, size_t bytes,
+                                         void **dst);
+    etagkv_status (*lease_entry_delete)(ekv_txn *txn, const void *key,
+                                        size_t key_len);
+    etagkv_status (*lease_entry_count)(ekv_txn *txn, uint64_t *n);
+    etagkv_status (*cursor_open)(ekv_txn *txn, enum ekv_table table,
+                                 ekv_cursor *cur);
+    void (*cursor_close)(ekv_cursor *cur);
+    etagkv_status (*cursor_seek)(ekv_cursor *cur, const void *key,
+                                 size_t key_len, ekv_val *k, ekv_val *v);
+    etagkv_status (*cursor_next)(ekv_cursor *cur, ekv_val *k, ekv_val *v);
+    etagkv_status (*cursor_delete)(ekv_cursor *cur);
+    /* NULL when the engine needs none (LMDB: every writer of a store is a
+     * handle that wakes its own watchers, commit.c). */
+    etagkv_status (*watch)(struct ekv_env *env, void (*fn)(void *ctx),
+                           void *ctx);
+    void (*unwatch)(struct ekv_env *env);
+};
+
+extern const struct ekv_backend_ops ekv_lmdb_ops; /* lmdb_env.c */
+extern const struct ekv_backend_ops ekv_etcd_ops; /* etcd_env.c */
 
 #endif /* ETAGKV_BACKEND_H */

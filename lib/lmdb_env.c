@@ -47,7 +47,7 @@ etagkv_status ekv_mdb_status(int rc, const char *what)
 
 #define DISK_FULL_MARGIN ((uint64_t)1 << 20)
 
-etagkv_status ekv_mdb_commit_status(struct ekv_env *env, int rc)
+etagkv_status ekv_mdb_commit_status(struct ekv_lmdb_env *env, int rc)
 {
     struct statvfs fs;
     struct rlimit lim;
@@ -88,7 +88,7 @@ etagkv_status ekv_mdb_commit_status(struct ekv_env *env, int rc)
  * it.  An environment whose main database holds anything but our own
  * entries is some other program's LMDB: refuse it rather than write into
  * it. */
-static etagkv_status check_format(struct ekv_env *env, MDB_txn *txn)
+static etagkv_status check_format(struct ekv_lmdb_env *env, MDB_txn *txn)
 {
     MDB_stat main_stat;
     MDB_val k = {sizeof(FORMAT_KEY) - 1, FORMAT_KEY}, v;
@@ -121,9 +121,9 @@ static etagkv_status check_format(struct ekv_env *env, MDB_txn *txn)
  * were never logged: its log starts at its current revision.  Writing the
  * floor once (with the revision, 0 in a new store) makes that explicit,
  * so a request for older events is ETAGKV_COMPACTED, not a silent gap. */
-static etagkv_status start_change_log(struct ekv_env *env, MDB_txn *mtxn)
+static etagkv_status start_change_log(struct ekv_lmdb_env *env, MDB_txn *mtxn)
 {
-    ekv_txn txn = {.env = env, .handle = mtxn};
+    ekv_txn txn = {.env = &env->base, .handle = mtxn};
     MDB_val k = {sizeof(EKV_CHANGES_FLOOR_KEY) - 1, EKV_CHANGES_FLOOR_KEY}, v;
     uint64_t rev;
     etagkv_status st;
@@ -133,8 +133,8 @@ static etagkv_status start_change_log(struct ekv_env *env, MDB_txn *mtxn)
         return ETAGKV_OK;
     if (rc != MDB_NOTFOUND)
         return ekv_mdb_status(rc, "mdb_get(changes floor)");
-    st = ekv_revision_get(&txn, &rev);
-    return st == ETAGKV_OK ? ekv_change_floor_put(&txn, rev) : st;
+    st = ekv_lmdb_revision_get(&txn, &rev);
+    return st == ETAGKV_OK ? ekv_lmdb_change_floor_put(&txn, rev) : st;
 }
 
 /* Check (or write) the format marker and open the named databases (in a
@@ -142,7 +142,7 @@ static etagkv_status start_change_log(struct ekv_env *env, MDB_txn *mtxn)
  * records and idempotency; one last written before the change log existed
  * has no changes database, see lmdb_env.h).  Committing the transaction,
  * read-only too, keeps the handles. */
-static etagkv_status open_dbs(struct ekv_env *env)
+static etagkv_status open_dbs(struct ekv_lmdb_env *env)
 {
     unsigned create = env->read_only ? 0 : MDB_CREATE;
     MDB_txn *txn;
@@ -197,7 +197,7 @@ out:
 }
 
 /* Size the environment before mdb_env_open(). */
-static int configure(struct ekv_env *env, const etagkv_options *opts)
+static int configure(struct ekv_lmdb_env *env, const etagkv_options *opts)
 {
     int rc = mdb_env_set_maxdbs(env->mdb, 8);
 
@@ -278,7 +278,7 @@ static unsigned open_flags(const char *dir, const etagkv_options *opts)
     return flags;
 }
 
-static etagkv_status open_mdb(struct ekv_env *env, const char *dir,
+static etagkv_status open_mdb(struct ekv_lmdb_env *env, const char *dir,
                               const etagkv_options *opts)
 {
     unsigned flags = open_flags(dir, opts);
@@ -316,19 +316,20 @@ static etagkv_status open_mdb(struct ekv_env *env, const char *dir,
      * the rest at close. */
     if (st == ETAGKV_OK && !env->read_only &&
         opts->sync_mode == ETAGKV_SYNC_PIPELINED)
-        st = ekv_env_flush(env);
+        st = ekv_lmdb_env_flush(&env->base);
     return st;
 }
 
-etagkv_status ekv_env_open(const char *dir, const etagkv_options *opts,
-                           size_t page_bytes, struct ekv_env **out)
+etagkv_status ekv_lmdb_env_open(const char *dir, const etagkv_options *opts,
+                                size_t page_bytes, struct ekv_env **out)
 {
-    struct ekv_env *env = calloc(1, sizeof(*env));
+    struct ekv_lmdb_env *env = calloc(1, sizeof(*env));
     etagkv_status st;
 
     *out = NULL;
     if (env == NULL)
         return ETAGKV_NO_MEMORY;
+    env->base.ops = &ekv_lmdb_ops;
     env->page_bytes = page_bytes;
     env->read_only = opts->read_only != 0;
     st = check_dir(dir, env->read_only);
@@ -346,15 +347,17 @@ etagkv_status ekv_env_open(const char *dir, const etagkv_options *opts,
     st = open_mdb(env, dir, opts);
     if (st != ETAGKV_OK)
         goto fail;
-    *out = env;
+    *out = &env->base;
     return ETAGKV_OK;
 fail:
-    ekv_env_close(env);
+    ekv_lmdb_env_close(&env->base);
     return st;
 }
 
-void ekv_env_close(struct ekv_env *env)
+void ekv_lmdb_env_close(struct ekv_env *base)
 {
+    struct ekv_lmdb_env *env = ekv_lmdb_of(base);
+
     if (env == NULL)
         return;
     /* The pooled read transactions go before the environment. */
@@ -374,9 +377,9 @@ void ekv_env_close(struct ekv_env *env)
     free(env);
 }
 
-etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out)
+etagkv_status ekv_lmdb_env_stats(ekv_txn *txn, etagkv_stats *out)
 {
-    struct ekv_env *env = txn->env;
+    struct ekv_lmdb_env *env = ekv_lmdb_of(txn->env);
     MDB_stat records_stat, idem_stat, changes_stat;
     MDB_envinfo info;
     int rc;
@@ -405,8 +408,9 @@ etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out)
 
 /* ---- compacted copies ---------------------------------------------------- */
 
-etagkv_status ekv_env_copy_fd(struct ekv_env *env, int fd)
+etagkv_status ekv_lmdb_env_copy_fd(struct ekv_env *base, int fd)
 {
+    struct ekv_lmdb_env *env = ekv_lmdb_of(base);
     int rc;
 
     /* mdb_env_copyfd2() runs its own read transaction, so it holds the
@@ -418,7 +422,7 @@ etagkv_status ekv_env_copy_fd(struct ekv_env *env, int fd)
     return rc == 0 ? ETAGKV_OK : ekv_mdb_status(rc, "mdb_env_copyfd2");
 }
 
-etagkv_status ekv_env_copy_dir(struct ekv_env *env, const char *dir)
+etagkv_status ekv_lmdb_env_copy_dir(struct ekv_env *env, const char *dir)
 {
     char path[PATH_MAX];
     etagkv_status st;
@@ -437,7 +441,7 @@ etagkv_status ekv_env_copy_dir(struct ekv_env *env, const char *dir)
                                             "%s: directory does not exist", dir)
                                  : ekv_fail(ekv_mdb_map(errno), "%s: %s", path,
                                             strerror(errno));
-    st = ekv_env_copy_fd(env, fd);
+    st = ekv_lmdb_env_copy_fd(env, fd);
     if (st == ETAGKV_OK && fsync(fd) != 0)
         st = ekv_fail(ekv_mdb_map(errno), "fsync(%s): %s", path,
                       strerror(errno));
@@ -450,3 +454,43 @@ etagkv_status ekv_env_copy_dir(struct ekv_env *env, const char *dir)
         (void)unlink(path); /* a partial copy must not pass for a store */
     return st;
 }
+
+/* ---- the engine ------------------------------------------------------------
+ */
+
+const struct ekv_backend_ops ekv_lmdb_ops = {
+    .name = "lmdb",
+    .open = ekv_lmdb_env_open,
+    .close = ekv_lmdb_env_close,
+    .copy_fd = ekv_lmdb_env_copy_fd,
+    .copy_dir = ekv_lmdb_env_copy_dir,
+    .stats = ekv_lmdb_env_stats,
+    .read_begin = ekv_lmdb_read_begin,
+    .read_end = ekv_lmdb_read_end,
+    .write_begin = ekv_lmdb_write_begin,
+    .write_abort = ekv_lmdb_write_abort,
+    .write_commit = ekv_lmdb_write_commit,
+    .grow = ekv_lmdb_env_grow,
+    .flush = ekv_lmdb_env_flush,
+    .record_get = ekv_lmdb_record_get,
+    .record_reserve = ekv_lmdb_record_reserve,
+    .record_delete = ekv_lmdb_record_delete,
+    .revision_get = ekv_lmdb_revision_get,
+    .revision_put = ekv_lmdb_revision_put,
+    .idem_entry_get = ekv_lmdb_idem_entry_get,
+    .idem_entry_reserve = ekv_lmdb_idem_entry_reserve,
+    .idem_entry_count = ekv_lmdb_idem_entry_count,
+    .change_reserve = ekv_lmdb_change_reserve,
+    .change_count = ekv_lmdb_change_count,
+    .change_floor_get = ekv_lmdb_change_floor_get,
+    .change_floor_put = ekv_lmdb_change_floor_put,
+    .lease_entry_get = ekv_lmdb_lease_entry_get,
+    .lease_entry_reserve = ekv_lmdb_lease_entry_reserve,
+    .lease_entry_delete = ekv_lmdb_lease_entry_delete,
+    .lease_entry_count = ekv_lmdb_lease_entry_count,
+    .cursor_open = ekv_lmdb_cursor_open,
+    .cursor_close = ekv_lmdb_cursor_close,
+    .cursor_seek = ekv_lmdb_cursor_seek,
+    .cursor_next = ekv_lmdb_cursor_next,
+    .cursor_delete = ekv_lmdb_cursor_delete,
+};

@@ -1,6 +1,6 @@
 /*
- * lmdb_env.h -- the LMDB backend's state, shared by its three files
- * (lmdb_env.c, lmdb_txn.c, lmdb_table.c).  Not API; the only header in lib/
+ * lmdb_env.h -- the LMDB backend's state, shared by its files (lmdb_env.c,
+ * lmdb_txn.c, lmdb_table.c, lmdb_create.c).  Not API; the only header in lib/
  * that includes lmdb.h.
  *
  * Layout of the environment: the named database "records" maps each key to
@@ -51,7 +51,8 @@ struct ekv_map {
     size_t max_bytes;
 };
 
-struct ekv_env {
+struct ekv_lmdb_env {
+    struct ekv_env base; /* first: the seam's handle (backend.h) */
     MDB_env *mdb;
     MDB_dbi records; /* key -> encoded record (record.c) */
     MDB_dbi main;    /* LMDB's main database: format, revision */
@@ -70,6 +71,62 @@ struct ekv_env {
     struct ekv_registration registration; /* registry.c */
 };
 
+/* The LMDB state behind the seam's handle. */
+static inline struct ekv_lmdb_env *ekv_lmdb_of(struct ekv_env *env)
+{
+    return (struct ekv_lmdb_env *)(void *)env;
+}
+
+/* The engine's versions of backend.h's functions, gathered in ekv_lmdb_ops
+ * (lmdb_env.c). */
+etagkv_status ekv_lmdb_env_open(const char *dir, const etagkv_options *opts,
+                                size_t page_bytes, struct ekv_env **out);
+void ekv_lmdb_env_close(struct ekv_env *env);
+etagkv_status ekv_lmdb_env_copy_fd(struct ekv_env *env, int fd);
+etagkv_status ekv_lmdb_env_copy_dir(struct ekv_env *env, const char *dir);
+etagkv_status ekv_lmdb_env_stats(ekv_txn *txn, etagkv_stats *out);
+etagkv_status ekv_lmdb_read_begin(struct ekv_env *env, ekv_txn *txn);
+void ekv_lmdb_read_end(ekv_txn *txn);
+etagkv_status ekv_lmdb_write_begin(struct ekv_env *env, ekv_txn *txn);
+void ekv_lmdb_write_abort(ekv_txn *txn);
+etagkv_status ekv_lmdb_write_commit(ekv_txn *txn);
+etagkv_status ekv_lmdb_env_grow(struct ekv_env *env, const ekv_txn *failed);
+etagkv_status ekv_lmdb_env_flush(struct ekv_env *env);
+etagkv_status ekv_lmdb_record_get(ekv_txn *txn, const void *key, size_t key_len,
+                                  ekv_record *r);
+etagkv_status ekv_lmdb_record_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst);
+etagkv_status ekv_lmdb_record_delete(ekv_txn *txn, const void *key,
+                                     size_t key_len);
+etagkv_status ekv_lmdb_revision_get(ekv_txn *txn, uint64_t *rev);
+etagkv_status ekv_lmdb_revision_put(ekv_txn *txn, uint64_t rev);
+etagkv_status ekv_lmdb_idem_entry_get(ekv_txn *txn, const void *key,
+                                      size_t key_len, ekv_val *entry);
+etagkv_status ekv_lmdb_idem_entry_reserve(ekv_txn *txn, const void *key,
+                                          size_t key_len, size_t bytes,
+                                          void **dst);
+etagkv_status ekv_lmdb_idem_entry_count(ekv_txn *txn, uint64_t *n);
+etagkv_status ekv_lmdb_change_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst);
+etagkv_status ekv_lmdb_change_count(ekv_txn *txn, uint64_t *n);
+etagkv_status ekv_lmdb_change_floor_get(ekv_txn *txn, uint64_t *floor);
+etagkv_status ekv_lmdb_change_floor_put(ekv_txn *txn, uint64_t floor);
+etagkv_status ekv_lmdb_lease_entry_get(ekv_txn *txn, const void *key,
+                                       size_t key_len, ekv_val *entry);
+etagkv_status ekv_lmdb_lease_entry_reserve(ekv_txn *txn, const void *key,
+                                           size_t key_len, size_t bytes,
+                                           void **dst);
+etagkv_status ekv_lmdb_lease_entry_delete(ekv_txn *txn, const void *key,
+                                          size_t key_len);
+etagkv_status ekv_lmdb_lease_entry_count(ekv_txn *txn, uint64_t *n);
+etagkv_status ekv_lmdb_cursor_open(ekv_txn *txn, enum ekv_table table,
+                                   ekv_cursor *cur);
+void ekv_lmdb_cursor_close(ekv_cursor *cur);
+etagkv_status ekv_lmdb_cursor_seek(ekv_cursor *cur, const void *key,
+                                   size_t key_len, ekv_val *k, ekv_val *v);
+etagkv_status ekv_lmdb_cursor_next(ekv_cursor *cur, ekv_val *k, ekv_val *v);
+etagkv_status ekv_lmdb_cursor_delete(ekv_cursor *cur);
+
 /* Where the change log's floor lives in the main database. */
 #define EKV_CHANGES_FLOOR_KEY "etagkv.changes_floor"
 
@@ -83,7 +140,7 @@ etagkv_status ekv_mdb_status(int rc, const char *what);
 /* The status for a write transaction whose commit failed with rc: as
  * ekv_mdb_status(), except that a full file system is ETAGKV_STORE_FULL
  * however LMDB reported it (lmdb_env.c). */
-etagkv_status ekv_mdb_commit_status(struct ekv_env *env, int rc);
+etagkv_status ekv_mdb_commit_status(struct ekv_lmdb_env *env, int rc);
 
 /* The map and the reader pool, each initialised all or nothing and shut
  * down whatever state it is in (lmdb_txn.c). */

@@ -23,12 +23,13 @@ static etagkv_status write_failed(ekv_txn *txn, int rc, const char *what)
 static MDB_dbi dbi_of(const ekv_txn *txn, enum ekv_table table)
 {
     switch (table) {
-    case EKV_TABLE_RECORDS: return txn->env->records;
-    case EKV_TABLE_IDEMPOTENCY: return txn->env->idem;
-    case EKV_TABLE_CHANGES: return txn->env->changes;
-    case EKV_TABLE_LEASES: return txn->env->leases;
+    case EKV_TABLE_RECORDS: return ekv_lmdb_of(txn->env)->records;
+    case EKV_TABLE_IDEMPOTENCY: return ekv_lmdb_of(txn->env)->idem;
+    case EKV_TABLE_CHANGES: return ekv_lmdb_of(txn->env)->changes;
+    case EKV_TABLE_LEASES: return ekv_lmdb_of(txn->env)->leases;
     }
-    return txn->env->records; /* not reached: every table is listed */
+    return ekv_lmdb_of(txn->env)
+        ->records; /* not reached: every table is listed */
 }
 
 /* mdb_get() in table, as a status. */
@@ -71,11 +72,12 @@ static etagkv_status entry_count(ekv_txn *txn, MDB_dbi dbi, uint64_t *n)
 
 /* ---- records and the revision counter ------------------------------------ */
 
-etagkv_status ekv_record_get(ekv_txn *txn, const void *key, size_t key_len,
-                             ekv_record *r)
+etagkv_status ekv_lmdb_record_get(ekv_txn *txn, const void *key, size_t key_len,
+                                  ekv_record *r)
 {
     MDB_val v;
-    etagkv_status st = get(txn, txn->env->records, key, key_len, &v, "mdb_get");
+    etagkv_status st =
+        get(txn, ekv_lmdb_of(txn->env)->records, key, key_len, &v, "mdb_get");
 
     if (st != ETAGKV_OK)
         return st;
@@ -85,16 +87,18 @@ etagkv_status ekv_record_get(ekv_txn *txn, const void *key, size_t key_len,
     return ETAGKV_OK;
 }
 
-etagkv_status ekv_record_reserve(ekv_txn *txn, const void *key, size_t key_len,
-                                 size_t bytes, void **dst)
+etagkv_status ekv_lmdb_record_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst)
 {
-    return reserve(txn, txn->env->records, key, key_len, bytes, dst);
+    return reserve(txn, ekv_lmdb_of(txn->env)->records, key, key_len, bytes,
+                   dst);
 }
 
-etagkv_status ekv_record_delete(ekv_txn *txn, const void *key, size_t key_len)
+etagkv_status ekv_lmdb_record_delete(ekv_txn *txn, const void *key,
+                                     size_t key_len)
 {
     MDB_val k = {key_len, (void *)key};
-    int rc = mdb_del(txn->handle, txn->env->records, &k, NULL);
+    int rc = mdb_del(txn->handle, ekv_lmdb_of(txn->env)->records, &k, NULL);
 
     return rc == 0 ? ETAGKV_OK : write_failed(txn, rc, "mdb_del");
 }
@@ -103,8 +107,8 @@ etagkv_status ekv_record_delete(ekv_txn *txn, const void *key, size_t key_len)
 static etagkv_status counter_get(ekv_txn *txn, const char *name, uint64_t *n)
 {
     MDB_val v;
-    etagkv_status st =
-        get(txn, txn->env->main, name, strlen(name), &v, "mdb_get(counter)");
+    etagkv_status st = get(txn, ekv_lmdb_of(txn->env)->main, name, strlen(name),
+                           &v, "mdb_get(counter)");
 
     if (st == ETAGKV_NOT_FOUND) {
         *n = 0;
@@ -126,59 +130,60 @@ static etagkv_status counter_put(ekv_txn *txn, const char *name, uint64_t n)
     int rc;
 
     ekv_put_le64(buf, n);
-    rc = mdb_put(txn->handle, txn->env->main, &k, &v, 0);
+    rc = mdb_put(txn->handle, ekv_lmdb_of(txn->env)->main, &k, &v, 0);
     return rc == 0 ? ETAGKV_OK : write_failed(txn, rc, "mdb_put(counter)");
 }
 
-etagkv_status ekv_revision_get(ekv_txn *txn, uint64_t *rev)
+etagkv_status ekv_lmdb_revision_get(ekv_txn *txn, uint64_t *rev)
 {
     return counter_get(txn, REVISION_KEY, rev);
 }
 
-etagkv_status ekv_revision_put(ekv_txn *txn, uint64_t rev)
+etagkv_status ekv_lmdb_revision_put(ekv_txn *txn, uint64_t rev)
 {
     return counter_put(txn, REVISION_KEY, rev);
 }
 
 /* ---- the change log ------------------------------------------------------ */
 
-etagkv_status ekv_change_reserve(ekv_txn *txn, const void *key, size_t key_len,
-                                 size_t bytes, void **dst)
+etagkv_status ekv_lmdb_change_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst)
 {
-    return reserve(txn, txn->env->changes, key, key_len, bytes, dst);
+    return reserve(txn, ekv_lmdb_of(txn->env)->changes, key, key_len, bytes,
+                   dst);
 }
 
-etagkv_status ekv_change_count(ekv_txn *txn, uint64_t *n)
+etagkv_status ekv_lmdb_change_count(ekv_txn *txn, uint64_t *n)
 {
-    return entry_count(txn, txn->env->changes, n);
+    return entry_count(txn, ekv_lmdb_of(txn->env)->changes, n);
 }
 
-etagkv_status ekv_change_floor_get(ekv_txn *txn, uint64_t *floor)
+etagkv_status ekv_lmdb_change_floor_get(ekv_txn *txn, uint64_t *floor)
 {
     MDB_val v;
     etagkv_status st =
-        get(txn, txn->env->main, EKV_CHANGES_FLOOR_KEY,
+        get(txn, ekv_lmdb_of(txn->env)->main, EKV_CHANGES_FLOOR_KEY,
             sizeof(EKV_CHANGES_FLOOR_KEY) - 1, &v, "mdb_get(changes floor)");
 
     if (st == ETAGKV_NOT_FOUND) /* never written: see backend.h */
-        return ekv_revision_get(txn, floor);
+        return ekv_lmdb_revision_get(txn, floor);
     return st == ETAGKV_OK ? counter_get(txn, EKV_CHANGES_FLOOR_KEY, floor)
                            : st;
 }
 
-etagkv_status ekv_change_floor_put(ekv_txn *txn, uint64_t floor)
+etagkv_status ekv_lmdb_change_floor_put(ekv_txn *txn, uint64_t floor)
 {
     return counter_put(txn, EKV_CHANGES_FLOOR_KEY, floor);
 }
 
 /* ---- idempotency entries ------------------------------------------------- */
 
-etagkv_status ekv_idem_entry_get(ekv_txn *txn, const void *key, size_t key_len,
-                                 ekv_val *entry)
+etagkv_status ekv_lmdb_idem_entry_get(ekv_txn *txn, const void *key,
+                                      size_t key_len, ekv_val *entry)
 {
     MDB_val v;
-    etagkv_status st =
-        get(txn, txn->env->idem, key, key_len, &v, "mdb_get(idempotency)");
+    etagkv_status st = get(txn, ekv_lmdb_of(txn->env)->idem, key, key_len, &v,
+                           "mdb_get(idempotency)");
 
     if (st == ETAGKV_OK) {
         entry->data = v.mv_data;
@@ -187,28 +192,30 @@ etagkv_status ekv_idem_entry_get(ekv_txn *txn, const void *key, size_t key_len,
     return st;
 }
 
-etagkv_status ekv_idem_entry_reserve(ekv_txn *txn, const void *key,
-                                     size_t key_len, size_t bytes, void **dst)
+etagkv_status ekv_lmdb_idem_entry_reserve(ekv_txn *txn, const void *key,
+                                          size_t key_len, size_t bytes,
+                                          void **dst)
 {
-    return reserve(txn, txn->env->idem, key, key_len, bytes, dst);
+    return reserve(txn, ekv_lmdb_of(txn->env)->idem, key, key_len, bytes, dst);
 }
 
-etagkv_status ekv_idem_entry_count(ekv_txn *txn, uint64_t *n)
+etagkv_status ekv_lmdb_idem_entry_count(ekv_txn *txn, uint64_t *n)
 {
-    return entry_count(txn, txn->env->idem, n);
+    return entry_count(txn, ekv_lmdb_of(txn->env)->idem, n);
 }
 
 /* ---- the lease table ---------------------------------------------------- */
 
-etagkv_status ekv_lease_entry_get(ekv_txn *txn, const void *key, size_t key_len,
-                                  ekv_val *entry)
+etagkv_status ekv_lmdb_lease_entry_get(ekv_txn *txn, const void *key,
+                                       size_t key_len, ekv_val *entry)
 {
     MDB_val v;
     etagkv_status st;
 
-    if (txn->env->leases_absent)
+    if (ekv_lmdb_of(txn->env)->leases_absent)
         return ETAGKV_NOT_FOUND;
-    st = get(txn, txn->env->leases, key, key_len, &v, "mdb_get(lease)");
+    st = get(txn, ekv_lmdb_of(txn->env)->leases, key, key_len, &v,
+             "mdb_get(lease)");
     if (st == ETAGKV_OK) {
         entry->data = v.mv_data;
         entry->len = v.mv_size;
@@ -216,25 +223,27 @@ etagkv_status ekv_lease_entry_get(ekv_txn *txn, const void *key, size_t key_len,
     return st;
 }
 
-etagkv_status ekv_lease_entry_reserve(ekv_txn *txn, const void *key,
-                                      size_t key_len, size_t bytes, void **dst)
+etagkv_status ekv_lmdb_lease_entry_reserve(ekv_txn *txn, const void *key,
+                                           size_t key_len, size_t bytes,
+                                           void **dst)
 {
-    return reserve(txn, txn->env->leases, key, key_len, bytes, dst);
+    return reserve(txn, ekv_lmdb_of(txn->env)->leases, key, key_len, bytes,
+                   dst);
 }
 
-etagkv_status ekv_lease_entry_count(ekv_txn *txn, uint64_t *n)
+etagkv_status ekv_lmdb_lease_entry_count(ekv_txn *txn, uint64_t *n)
 {
     *n = 0;
-    if (txn->env->leases_absent)
+    if (ekv_lmdb_of(txn->env)->leases_absent)
         return ETAGKV_OK;
-    return entry_count(txn, txn->env->leases, n);
+    return entry_count(txn, ekv_lmdb_of(txn->env)->leases, n);
 }
 
-etagkv_status ekv_lease_entry_delete(ekv_txn *txn, const void *key,
-                                     size_t key_len)
+etagkv_status ekv_lmdb_lease_entry_delete(ekv_txn *txn, const void *key,
+                                          size_t key_len)
 {
     MDB_val k = {key_len, (void *)key};
-    int rc = mdb_del(txn->handle, txn->env->leases, &k, NULL);
+    int rc = mdb_del(txn->handle, ekv_lmdb_of(txn->env)->leases, &k, NULL);
 
     if (rc == MDB_NOTFOUND)
         return ETAGKV_NOT_FOUND;
@@ -243,14 +252,14 @@ etagkv_status ekv_lease_entry_delete(ekv_txn *txn, const void *key,
 
 /* ---- cursors ------------------------------------------------------------- */
 
-etagkv_status ekv_cursor_open(ekv_txn *txn, enum ekv_table table,
-                              ekv_cursor *cur)
+etagkv_status ekv_lmdb_cursor_open(ekv_txn *txn, enum ekv_table table,
+                                   ekv_cursor *cur)
 {
     MDB_cursor *c;
     int rc;
 
-    if ((table == EKV_TABLE_CHANGES && txn->env->changes_absent) ||
-        (table == EKV_TABLE_LEASES && txn->env->leases_absent))
+    if ((table == EKV_TABLE_CHANGES && ekv_lmdb_of(txn->env)->changes_absent) ||
+        (table == EKV_TABLE_LEASES && ekv_lmdb_of(txn->env)->leases_absent))
         return ETAGKV_NOT_FOUND; /* an empty table: see lmdb_env.h */
     rc = mdb_cursor_open(txn->handle, dbi_of(txn, table), &c);
     if (rc != 0)
@@ -260,7 +269,7 @@ etagkv_status ekv_cursor_open(ekv_txn *txn, enum ekv_table table,
     return ETAGKV_OK;
 }
 
-void ekv_cursor_close(ekv_cursor *cur)
+void ekv_lmdb_cursor_close(ekv_cursor *cur)
 {
     mdb_cursor_close(cur->handle);
 }
@@ -283,22 +292,22 @@ static etagkv_status cursor_get(ekv_cursor *cur, MDB_val *mk, MDB_cursor_op op,
     return ETAGKV_OK;
 }
 
-etagkv_status ekv_cursor_seek(ekv_cursor *cur, const void *key, size_t key_len,
-                              ekv_val *k, ekv_val *v)
+etagkv_status ekv_lmdb_cursor_seek(ekv_cursor *cur, const void *key,
+                                   size_t key_len, ekv_val *k, ekv_val *v)
 {
     MDB_val mk = {key_len, (void *)key};
 
     return cursor_get(cur, &mk, key_len > 0 ? MDB_SET_RANGE : MDB_FIRST, k, v);
 }
 
-etagkv_status ekv_cursor_next(ekv_cursor *cur, ekv_val *k, ekv_val *v)
+etagkv_status ekv_lmdb_cursor_next(ekv_cursor *cur, ekv_val *k, ekv_val *v)
 {
     MDB_val mk;
 
     return cursor_get(cur, &mk, MDB_NEXT, k, v);
 }
 
-etagkv_status ekv_cursor_delete(ekv_cursor *cur)
+etagkv_status ekv_lmdb_cursor_delete(ekv_cursor *cur)
 {
     int rc = mdb_cursor_del(cur->handle, 0);
 

@@ -37,7 +37,7 @@ void ekv_map_shutdown(struct ekv_map *m)
 
 /* Adopt a map grown by another process (MDB_MAP_RESIZED): LMDB asks for
  * mdb_env_set_mapsize(env, 0) with no transaction active. */
-static etagkv_status adopt_resize(struct ekv_env *env)
+static etagkv_status adopt_resize(struct ekv_lmdb_env *env)
 {
     MDB_envinfo info;
     int rc;
@@ -52,8 +52,9 @@ static etagkv_status adopt_resize(struct ekv_env *env)
     return rc == 0 ? ETAGKV_OK : ekv_mdb_status(rc, "mdb_env_set_mapsize");
 }
 
-etagkv_status ekv_env_grow(struct ekv_env *env, const ekv_txn *failed)
+etagkv_status ekv_lmdb_env_grow(struct ekv_env *base, const ekv_txn *failed)
 {
+    struct ekv_lmdb_env *env = ekv_lmdb_of(base);
     struct ekv_map *m = &env->map;
     size_t seen = failed->map_bytes, max = m->max_bytes;
     etagkv_status st = ETAGKV_OK;
@@ -174,7 +175,7 @@ static void pool_give(struct ekv_readers *r, MDB_txn *txn)
 
 /* With resize_lock held shared: a pooled read transaction renewed, or a new
  * one.  Returns an LMDB code. */
-static int begin_locked(struct ekv_env *env, unsigned flags, MDB_txn **txn)
+static int begin_locked(struct ekv_lmdb_env *env, unsigned flags, MDB_txn **txn)
 {
     int rc;
 
@@ -198,10 +199,12 @@ static int begin_locked(struct ekv_env *env, unsigned flags, MDB_txn **txn)
 /* Begin a transaction with resize_lock held shared, adopting a map that
  * another process grew (MDB_MAP_RESIZED).  On failure the lock is not
  * held. */
-static etagkv_status begin(struct ekv_env *env, unsigned flags, ekv_txn *txn)
+static etagkv_status begin(struct ekv_lmdb_env *env, unsigned flags,
+                           ekv_txn *txn)
 {
-    txn->env = env;
+    txn->env = &env->base;
     txn->out_of_room = 0;
+    txn->conflict = 0;
     for (;;) {
         MDB_txn *t;
         int rc;
@@ -224,47 +227,49 @@ static etagkv_status begin(struct ekv_env *env, unsigned flags, ekv_txn *txn)
     }
 }
 
-etagkv_status ekv_read_begin(struct ekv_env *env, ekv_txn *txn)
+etagkv_status ekv_lmdb_read_begin(struct ekv_env *env, ekv_txn *txn)
 {
-    return begin(env, MDB_RDONLY, txn);
+    return begin(ekv_lmdb_of(env), MDB_RDONLY, txn);
 }
 
-void ekv_read_end(ekv_txn *txn)
+void ekv_lmdb_read_end(ekv_txn *txn)
 {
-    pool_give(&txn->env->readers, txn->handle);
-    (void)pthread_rwlock_unlock(&txn->env->map.resize_lock);
+    pool_give(&ekv_lmdb_of(txn->env)->readers, txn->handle);
+    (void)pthread_rwlock_unlock(&ekv_lmdb_of(txn->env)->map.resize_lock);
 }
 
-etagkv_status ekv_write_begin(struct ekv_env *env, ekv_txn *txn)
+etagkv_status ekv_lmdb_write_begin(struct ekv_env *base, ekv_txn *txn)
 {
+    struct ekv_lmdb_env *env = ekv_lmdb_of(base);
+
     if (env->read_only)
         return ekv_fail(ETAGKV_READ_ONLY, "the store was opened read-only");
     return begin(env, 0, txn);
 }
 
-void ekv_write_abort(ekv_txn *txn)
+void ekv_lmdb_write_abort(ekv_txn *txn)
 {
     mdb_txn_abort(txn->handle);
-    (void)pthread_rwlock_unlock(&txn->env->map.resize_lock);
+    (void)pthread_rwlock_unlock(&ekv_lmdb_of(txn->env)->map.resize_lock);
 }
 
-etagkv_status ekv_write_commit(ekv_txn *txn)
+etagkv_status ekv_lmdb_write_commit(ekv_txn *txn)
 {
     int rc = mdb_txn_commit(txn->handle);
 
-    (void)pthread_rwlock_unlock(&txn->env->map.resize_lock);
+    (void)pthread_rwlock_unlock(&ekv_lmdb_of(txn->env)->map.resize_lock);
     if (rc == 0)
         return ETAGKV_OK;
     txn->out_of_room = rc == MDB_MAP_FULL;
-    return ekv_mdb_commit_status(txn->env, rc);
+    return ekv_mdb_commit_status(ekv_lmdb_of(txn->env), rc);
 }
 
-etagkv_status ekv_env_flush(struct ekv_env *env)
+etagkv_status ekv_lmdb_env_flush(struct ekv_env *env)
 {
     /* fdatasync() of the data file: the meta pages that commits since the
      * last flush wrote without syncing (MDB_NOMETASYNC) reach the disk
      * with it.  LMDB's writer lock is not needed (mdb_env_sync()). */
-    int rc = mdb_env_sync(env->mdb, 1);
+    int rc = mdb_env_sync(ekv_lmdb_of(env)->mdb, 1);
 
     return rc == 0 ? ETAGKV_OK : ekv_mdb_status(rc, "mdb_env_sync");
 }

@@ -12,6 +12,15 @@
 
 #include "store.h"
 
+/* Another handle on the same storage committed (backend.h): wake the
+ * watchers as a commit of our own would. */
+static void commit_elsewhere(void *ctx)
+{
+    etagkv_store *s = ctx;
+
+    ekv_notify_commit(&s->notify);
+}
+
 etagkv_status etagkv_store_open(const char *dir, const etagkv_options *opts,
                                 etagkv_store **out)
 {
@@ -43,6 +52,8 @@ etagkv_status etagkv_store_open(const char *dir, const etagkv_options *opts,
     if (st != ETAGKV_OK)
         goto fail;
     st = ekv_env_open(dir, &s->opts, page_bytes, &s->env);
+    if (st == ETAGKV_OK)
+        st = ekv_env_watch(s->env, commit_elsewhere, s);
     if (st != ETAGKV_OK)
         goto fail;
     st = ekv_leases_start(s);
@@ -66,6 +77,7 @@ void etagkv_store_close(etagkv_store *s)
      * backend goes. */
     ekv_leases_stop(s);
     ekv_queue_shutdown(s);
+    ekv_env_unwatch(s->env); /* it wakes the watchers too */
     ekv_notify_close(&s->notify);
     ekv_env_close(s->env);
     free(s);

@@ -36,6 +36,10 @@
 
 struct config {
     const char *data_dir;
+    int data_given; /* --data was on the command line */
+    /* --etcd ENDPOINTS[/prefix]: the store on etcd instead (the server then
+     * keeps no state of its own, and several can front one cluster). */
+    const char *etcd;
     const char *listen;
     unsigned threads;
     etagkv_sync_mode sync_mode;
@@ -72,6 +76,9 @@ static void usage(FILE *f)
         "\n"
         "  --data DIR             store directory, created if missing\n"
         "                         (default ./etagkv-data)\n"
+        "  --etcd HOST:PORT[,HOST:PORT...][/PREFIX]\n"
+        "                         keep the store on etcd instead, under\n"
+        "                         PREFIX (docs/deploy.md); not with --data\n"
         "  --listen HOST:PORT     address to listen on (default\n"
         "                         127.0.0.1:8080; [::1]:8080 for IPv6;\n"
         "                         port 0 picks a free port)\n"
@@ -258,6 +265,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
 {
     static const struct option opts[] = {
         {"data", required_argument, NULL, 'd'},
+        {"etcd", required_argument, NULL, 'D'},
         {"listen", required_argument, NULL, 'l'},
         {"threads", required_argument, NULL, 't'},
         {"sync", no_argument, NULL, 's'},
@@ -302,7 +310,11 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         if (ch == -1)
             break;
         switch (ch) {
-        case 'd': cfg->data_dir = optarg; break;
+        case 'd':
+            cfg->data_dir = optarg;
+            cfg->data_given = 1;
+            break;
+        case 'D': cfg->etcd = optarg; break;
         case 'l': cfg->listen = optarg; break;
         case 't':
             rc = parse_unsigned("threads", optarg, 1, 1024, &cfg->threads);
@@ -405,6 +417,12 @@ static int parse_options(int argc, char **argv, struct config *cfg)
     }
     if (rc == 0 && *cfg->data_dir == '\0') {
         fprintf(stderr, "etagkv-server: --data wants a directory\n");
+        rc = -1;
+    }
+    if (rc == 0 && cfg->etcd != NULL &&
+        (cfg->data_given || *cfg->etcd == '\0')) {
+        fprintf(stderr, "etagkv-server: --etcd wants HOST:PORT[,...][/PREFIX], "
+                        "and no --data\n");
         rc = -1;
     }
     if (rc == 0 && check_listen(cfg->listen, &cfg->loopback) != 0)
@@ -666,12 +684,22 @@ static etagkv_store *open_store(const struct config *cfg)
     etagkv_options o;
     etagkv_store *store = NULL;
     etagkv_status st;
+    char etcd[4096];
+    const char *where = cfg->data_dir;
 
     /* The directory lets in whom the files let in (0640: 0750). */
     mode_t dir_mode =
         0700 | (cfg->file_mode & 044) | (cfg->file_mode & 044) >> 2;
 
-    if (make_dirs(cfg->data_dir, dir_mode) != 0) {
+    if (cfg->etcd != NULL) {
+        int n = snprintf(etcd, sizeof(etcd), "etcd://%s", cfg->etcd);
+
+        if (n < 0 || (size_t)n >= sizeof(etcd)) {
+            fprintf(stderr, "etagkv-server: --etcd: too long\n");
+            return NULL;
+        }
+        where = etcd;
+    } else if (make_dirs(cfg->data_dir, dir_mode) != 0) {
         fprintf(stderr, "etagkv-server: %s: %s\n", cfg->data_dir,
                 strerror(errno));
         return NULL;
@@ -691,10 +719,10 @@ static etagkv_store *open_store(const struct config *cfg)
     /* Keys and values decoded from the body are never more bytes than
      * the body. */
     o.max_txn_bytes = cfg->max_txn_bytes;
-    st = etagkv_store_open(cfg->data_dir, &o, &store);
+    st = etagkv_store_open(where, &o, &store);
     if (st != ETAGKV_OK)
         fprintf(stderr, "etagkv-server: cannot open the store in %s: %s (%s)\n",
-                cfg->data_dir, etagkv_strerror(st), etagkv_last_error_detail());
+                where, etagkv_strerror(st), etagkv_last_error_detail());
     return store;
 }
 

@@ -8,29 +8,9 @@
 #   tests/cli/test_cli.sh PATH/TO/etagkv   (CTest passes the built binary)
 set -u
 E=${1:?usage: test_cli.sh PATH/TO/etagkv}
-T=$(mktemp -d "${TMPDIR:-/tmp}/etagkv-cli.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
+# shellcheck source=tests/cli/run.sh
+. "$(dirname "$0")/run.sh"
 D="$T/store"
-fails=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
-
-# run EXPECTED_STATUS EXPECTED_FIRST_WORD_OF_STDERR ARGS...: run the tool,
-# check its exit status and the HTTP status it printed (or "-" to skip).
-run() {
-    want_rc=$1 want_line=$2
-    shift 2
-    "$E" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-    [ "$rc" -eq "$want_rc" ] || fail "etagkv $*: exit $rc, wanted $want_rc ($(head -1 "$T/err"))"
-    if [ "$want_line" != - ]; then
-        got=$(tail -1 "$T/err" | cut -d' ' -f1)
-        [ "$got" = "$want_line" ] || fail "etagkv $*: printed '$(tail -1 "$T/err")', wanted $want_line"
-    fi
-}
 
 etag_of() {
     sed -n 's/^etag: //p' "$T/out"

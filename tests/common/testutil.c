@@ -25,12 +25,36 @@ void tu_rmdir_free(char *path)
     td_remove(path);
 }
 
+const char *tu_store_where(const char *dir, char *buf, size_t cap)
+{
+    const char *store = getenv("ETAGKV_TEST_STORE");
+    int n;
+
+    if (store == NULL || store[0] == '\0')
+        return dir;
+    /* The directory's path is unique: the same directory gives the same
+     * prefix (a reopen finds its store), another a fresh one. */
+    n = snprintf(buf, cap, "%s/etagkv-test%s%s", store,
+                 dir[0] == '/' ? "" : "/", dir);
+    ck_assert_msg(n > 0 && (size_t)n < cap, "store location too long");
+    return buf;
+}
+
+int tu_on_etcd(void)
+{
+    const char *store = getenv("ETAGKV_TEST_STORE");
+
+    return store != NULL && strncmp(store, "etcd://", 7) == 0;
+}
+
 etagkv_store *tu_open(const char *dir, const etagkv_options *opts)
 {
     etagkv_store *s = NULL;
-    etagkv_status st = etagkv_store_open(dir, opts, &s);
+    char buf[1024];
+    const char *where = tu_store_where(dir, buf, sizeof(buf));
+    etagkv_status st = etagkv_store_open(where, opts, &s);
 
-    ck_assert_msg(st == ETAGKV_OK, "etagkv_store_open(%s): %s (%s)", dir,
+    ck_assert_msg(st == ETAGKV_OK, "etagkv_store_open(%s): %s (%s)", where,
                   etagkv_strerror(st), etagkv_last_error_detail());
     ck_assert_ptr_nonnull(s);
     return s;

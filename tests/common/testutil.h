@@ -18,7 +18,17 @@ char *tu_mkdtemp(void);
 /* Remove the directory tree at path and free path.  NULL is accepted. */
 void tu_rmdir_free(char *path);
 
-/* Open a store on dir with opts (NULL: defaults); fails the test on error. */
+/* Where the suites' stores live: dir itself, or, when the environment
+ * variable ETAGKV_TEST_STORE names another backend (tests/etcd/with_etcd.sh
+ * sets etcd://HOST:PORT), a location there unique to dir, written into
+ * buf.  The same suites thus run on LMDB and on etcd unchanged. */
+const char *tu_store_where(const char *dir, char *buf, size_t cap);
+
+/* 1 when the suites run on etcd (ETAGKV_TEST_STORE=etcd://...). */
+int tu_on_etcd(void);
+
+/* Open a store on dir (tu_store_where()) with opts (NULL: defaults); fails
+ * the test on error. */
 etagkv_store *tu_open(const char *dir, const etagkv_options *opts);
 
 /* Open a store on dir with default options but sync mode `mode`. */

@@ -464,7 +464,17 @@ START_TEST(the_notify_descriptor_becomes_readable_after_each_commit)
     ck_assert(readable(fd1));
     ck_assert(readable(fd2));
     ck_assert_int_eq(read(fd1, &n, sizeof n), (ssize_t)sizeof n);
-    ck_assert_uint_eq(n, 2);
+    if (tu_on_etcd()) {
+        /* The etcd Watch that brings other handles' commits wakes it for
+         * ours too, a little later: at least one wake-up per commit. */
+        struct pollfd p = {.fd = fd1, .events = POLLIN};
+
+        ck_assert_uint_ge(n, 2);
+        while (poll(&p, 1, 300) == 1)
+            ck_assert_int_eq(read(fd1, &n, sizeof n), (ssize_t)sizeof n);
+    } else {
+        ck_assert_uint_eq(n, 2);
+    }
     ck_assert(!readable(fd1));
     /* A 412 commits nothing and notifies nobody. */
     ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);

@@ -83,12 +83,20 @@ static int signal_and_reap(struct hu_server *s, int sig)
 static void launch(struct hu_server *s, const char *const *extra)
 {
     const char *argv[32];
+    char where[1024];
     int pipefd[2], n = 0;
     double deadline = tu_now_s() + START_TIMEOUT_S;
 
     argv[n++] = s->bin;
-    argv[n++] = "--data";
-    argv[n++] = s->data;
+    if (tu_on_etcd()) {
+        /* The same store location as tu_open() gives the library suites,
+         * without its "etcd://". */
+        argv[n++] = "--etcd";
+        argv[n++] = tu_store_where(s->data, where, sizeof(where)) + 7;
+    } else {
+        argv[n++] = "--data";
+        argv[n++] = s->data;
+    }
     argv[n++] = "--listen";
     argv[n++] = "127.0.0.1:0";
     while (extra != NULL && *extra != NULL && n < 31)

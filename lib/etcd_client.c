@@ -1,0 +1,451 @@
+/*
+ * etcd_client.c -- the etcd backend's transport: etcd's v3 JSON gateway
+ * (POST /v3/kv/range, /v3/kv/txn; keys and values base64) over libcurl,
+ * with jansson for the JSON.
+ *
+ * Connections: a pool of curl easy handles, each keeping its connection
+ * alive, taken by one call at a time; the pool grows to as many as calls
+ * run at once (bounded by POOL_MAX kept).  Endpoints: the list given at
+ * open; every call starts at the endpoint that last answered and moves to
+ * the next on a connection error, so a dead member costs one connect
+ * timeout once, not per call.
+ *
+ * What a failure means depends on whether the request may have reached
+ * the cluster.  Nothing sent (no connection) is always safe to send to the
+ * next endpoint.  Sent with no answer (a timeout, a reset, etcd's own
+ * "request timed out" or "leader changed"): a read is simply sent again
+ * elsewhere; a write may or may not have been applied, and the call
+ * returns ETAGKV_OUTCOME_UNKNOWN rather than guess (DESIGN §2's rule on
+ * retries applies to the store itself).  Every endpoint unreachable is
+ * ETAGKV_UNAVAILABLE.
+ */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etcd_env.h"
+
+#define POOL_MAX 32
+#define CONNECT_TIMEOUT_MS 1000L
+/* Longer than etcd's own request timeout (about 5 s plus an election), so
+ * that etcd, which knows, reports a stuck proposal before we give up. */
+#define REQUEST_TIMEOUT_MS 15000L
+#define ENDPOINT_MAX 256
+
+struct ekv_etcd_client {
+    char **endpoints; /* "http://host:port" */
+    size_t n_endpoints;
+    _Atomic size_t current; /* the endpoint that last answered */
+    long timeout_ms, connect_timeout_ms;
+    pthread_mutex_t lock; /* guards the pool */
+    CURL *pool[POOL_MAX];
+    size_t n_pool;
+};
+
+/* ---- base64 (RFC 4648 §4, padded), as the gateway's JSON carries bytes ----
+ */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *ekv_b64_encode(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+
+        if (i + 1 < len)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < len)
+            v |= p[i + 2];
+        *o++ = b64_alphabet[v >> 18 & 63];
+        *o++ = b64_alphabet[v >> 12 & 63];
+        *o++ = i + 1 < len ? b64_alphabet[v >> 6 & 63] : '=';
+        *o++ = i + 2 < len ? b64_alphabet[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static int b64_digit(char c)
+{
+    const char *at = c != '\0' ? strchr(b64_alphabet, c) : NULL;
+
+    return at != NULL ? (int)(at - b64_alphabet) : -1;
+}
+
+etagkv_status ekv_b64_decode(const char *s, uint8_t **out, size_t *len)
+{
+    size_t n = strlen(s), o = 0;
+    uint8_t *buf;
+
+    *out = NULL;
+    *len = 0;
+    while (n > 0 && s[n - 1] == '=')
+        n--;
+    buf = malloc(n * 3 / 4 + 1); /* one byte more: never malloc(0) */
+    if (buf == NULL)
+        return ETAGKV_NO_MEMORY;
+    for (size_t i = 0; i < n; i += 4) {
+        uint32_t v = 0;
+        size_t k = n - i < 4 ? n - i : 4;
+
+        for (size_t j = 0; j < 4; j++) {
+            int d = j < k ? b64_digit(s[i + j]) : 0;
+
+            if (d < 0 || k == 1) {
+                free(buf);
+                return ekv_fail(ETAGKV_CORRUPT, "etcd sent invalid base64");
+            }
+            v = v << 6 | (uint32_t)d;
+        }
+        buf[o++] = (uint8_t)(v >> 16);
+        if (k > 2)
+            buf[o++] = (uint8_t)(v >> 8);
+        if (k > 3)
+            buf[o++] = (uint8_t)v;
+    }
+    *out = buf;
+    *len = o;
+    return ETAGKV_OK;
+}
+
+/* ---- JSON helpers ---------------------------------------------------------
+ */
+
+int64_t ekv_etcd_int(const json_t *j)
+{
+    /* The gateway writes int64 fields as strings (proto3 JSON); accept a
+     * number too.  Absent (a zero value is omitted) is 0. */
+    if (json_is_integer(j))
+        return (int64_t)json_integer_value(j);
+    if (json_is_string(j))
+        return strtoll(json_string_value(j), NULL, 10);
+    return 0;
+}
+
+etagkv_status ekv_etcd_set_bytes(json_t *obj, const char *field,
+                                 const void *data, size_t len)
+{
+    char *b = ekv_b64_encode(data, len);
+    int rc;
+
+    if (b == NULL)
+        return ETAGKV_NO_MEMORY;
+    rc = json_object_set_new(obj, field, json_string(b));
+    free(b);
+    return rc == 0 ? ETAGKV_OK : ETAGKV_NO_MEMORY;
+}
+
+/* ---- the client -----------------------------------------------------------
+ */
+
+size_t ekv_etcd_endpoint_count(const struct ekv_etcd_client *c)
+{
+    return c->n_endpoints;
+}
+
+const char *ekv_etcd_endpoint(const struct ekv_etcd_client *c, size_t i)
+{
+    return c->endpoints[i % c->n_endpoints];
+}
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Append "http://" + endpoint [p, p + len) to c's list. */
+static etagkv_status add_endpoint(struct ekv_etcd_client *c, const char *p,
+                                  size_t len)
+{
+    char *e;
+
+    if (len == 0 || len > ENDPOINT_MAX || memchr(p, '/', len) != NULL ||
+        memchr(p, '@', len) != NULL)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                        "etcd endpoint \"%.*s\": want HOST:PORT", (int)len, p);
+    e = malloc(len + sizeof("http://"));
+    if (e == NULL)
+        return ETAGKV_NO_MEMORY;
+    memcpy(e, "http://", 7);
+    memcpy(e + 7, p, len);
+    e[7 + len] = '\0';
+    c->endpoints[c->n_endpoints++] = e;
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_etcd_client_new(const char *endpoints, size_t len,
+                                  long timeout_ms, struct ekv_etcd_client **out)
+{
+    struct ekv_etcd_client *c;
+    size_t n = 1, start = 0;
+    etagkv_status st = ETAGKV_OK;
+
+    *out = NULL;
+    (void)pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return ekv_fail(ETAGKV_INTERNAL, "curl_global_init: %s",
+                        curl_easy_strerror(curl_init_rc));
+    for (size_t i = 0; i < len; i++)
+        n += endpoints[i] == ',';
+    c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return ETAGKV_NO_MEMORY;
+    c->endpoints = calloc(n, sizeof(*c->endpoints));
+    if (c->endpoints == NULL || pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c->endpoints);
+        free(c);
+        return ETAGKV_NO_MEMORY;
+    }
+    atomic_init(&c->current, 0);
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : REQUEST_TIMEOUT_MS;
+    c->connect_timeout_ms =
+        c->timeout_ms < CONNECT_TIMEOUT_MS ? c->timeout_ms : CONNECT_TIMEOUT_MS;
+    for (size_t i = 0; i <= len && st == ETAGKV_OK; i++) {
+        if (i == len || endpoints[i] == ',') {
+            st = add_endpoint(c, endpoints + start, i - start);
+            start = i + 1;
+        }
+    }
+    if (st != ETAGKV_OK) {
+        ekv_etcd_client_free(c);
+        return st;
+    }
+    *out = c;
+    return ETAGKV_OK;
+}
+
+void ekv_etcd_client_free(struct ekv_etcd_client *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n_pool; i++)
+        curl_easy_cleanup(c->pool[i]);
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        free(c->endpoints[i]);
+    free(c->endpoints);
+    (void)pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static CURL *handle_take(struct ekv_etcd_client *c)
+{
+    CURL *h = NULL;
+
+    (void)pthread_mutex_lock(&c->lock);
+    if (c->n_pool > 0)
+        h = c->pool[--c->n_pool];
+    (void)pthread_mutex_unlock(&c->lock);
+    return h != NULL ? h : curl_easy_init();
+}
+
+static void handle_give(struct ekv_etcd_client *c, CURL *h)
+{
+    (void)pthread_mutex_lock(&c->lock);
+    if (c->n_pool < POOL_MAX) {
+        c->pool[c->n_pool++] = h;
+        h = NULL;
+    }
+    (void)pthread_mutex_unlock(&c->lock);
+    if (h != NULL)
+        curl_easy_cleanup(h);
+}
+
+/* The body of a reply, as it arrives. */
+struct body {
+    char *p;
+    size_t len, cap;
+};
+
+static size_t on_data(char *data, size_t size, size_t n, void *ctx)
+{
+    struct body *b = ctx;
+    size_t add = size * n;
+
+    if (b->len + add + 1 > b->cap) {
+        size_t cap = (b->len + add + 1) * 2;
+        char *p = realloc(b->p, cap);
+
+        if (p == NULL)
+            return 0; /* curl fails the transfer: CURLE_WRITE_ERROR */
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, add);
+    b->len += add;
+    b->p[b->len] = '\0';
+    return add;
+}
+
+/* How one attempt ended. */
+enum attempt {
+    ANSWERED,    /* an HTTP answer: *code and the body are set */
+    NOT_SENT,    /* no connection: safe to send elsewhere */
+    NO_ANSWER,   /* sent, no (complete) answer */
+    LOCAL_ERROR, /* out of memory and the like: *st says */
+};
+
+static enum attempt attempt(const struct ekv_etcd_client *c, CURL *h,
+                            const char *url, const char *req, struct body *b,
+                            long *code, etagkv_status *st)
+{
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: "
+                                                     "application/json");
+    CURLcode rc;
+    long sent = 0;
+
+    b->len = 0;
+    if (hdr == NULL) {
+        *st = ETAGKV_NO_MEMORY;
+        return LOCAL_ERROR;
+    }
+    (void)curl_easy_setopt(h, CURLOPT_URL, url);
+    (void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
+    (void)curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(req));
+    (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    (void)curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    (void)curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+    (void)curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    (void)curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    rc = curl_easy_perform(h);
+    (void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hdr);
+    if (rc == CURLE_OK) {
+        (void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code);
+        return ANSWERED;
+    }
+    *st = ekv_fail(ETAGKV_UNAVAILABLE, "etcd at %s: %s", url,
+                   curl_easy_strerror(rc));
+    if (rc == CURLE_OUT_OF_MEMORY || rc == CURLE_WRITE_ERROR) {
+        *st = ETAGKV_NO_MEMORY;
+        return LOCAL_ERROR;
+    }
+    /* Nothing of the request left this process: no connection was made
+     * (refused, unresolvable, connect timeout).  curl itself resends on a
+     * fresh connection when a reused one turns out dead before it wrote. */
+    if (curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK)
+        sent = 1;
+    return sent == 0 ? NOT_SENT : NO_ANSWER;
+}
+
+/* A gRPC status code and message from the gateway's error body. */
+static void error_of(const json_t *reply, long *grpc, const char **msg)
+{
+    const json_t *m = json_object_get(reply, "message");
+
+    if (m == NULL)
+        m = json_object_get(reply, "error");
+    *grpc = (long)ekv_etcd_int(json_object_get(reply, "code"));
+    *msg = json_is_string(m) ? json_string_value(m) : "(no message)";
+}
+
+/* The outcome of an HTTP answer other than 200: the gateway's error body
+ * names a gRPC code.  *retry: the request may be sent to another member
+ * (only when it is certain it did nothing, or it is a read). */
+static etagkv_status answer_error(long code, const struct body *b, int write,
+                                  int *retry)
+{
+    json_t *reply = json_loadb(b->p != NULL ? b->p : "", b->len, 0, NULL);
+    const char *msg = "(no message)";
+    long grpc = 0;
+    etagkv_status st;
+
+    if (reply != NULL)
+        error_of(reply, &grpc, &msg);
+    *retry = 0;
+    /* 3 INVALID_ARGUMENT: etcd refused the request as too large or with
+     * too many operations, before proposing it (--max-request-bytes,
+     * --max-txn-ops). */
+    if (grpc == 3 && (strstr(msg, "too large") != NULL ||
+                      strstr(msg, "too many operations") != NULL))
+        st = ekv_fail(ETAGKV_TXN_TOO_LARGE, "etcd: %s", msg);
+    else if (grpc == 11) /* OUT_OF_RANGE: the revision was compacted */
+        st = ekv_fail(ETAGKV_COMPACTED, "etcd: %s", msg);
+    else if (grpc == 14 || grpc == 4 || code >= 500) {
+        /* UNAVAILABLE, DEADLINE_EXCEEDED: no leader, leader changed,
+         * request timed out.  A write may have been proposed. */
+        *retry = !write;
+        st = write ? ekv_fail(ETAGKV_OUTCOME_UNKNOWN, "etcd: %s", msg)
+                   : ekv_fail(ETAGKV_UNAVAILABLE, "etcd: %s", msg);
+    } else {
+        st = ekv_fail(ETAGKV_IO_ERROR, "etcd: HTTP %ld, %s", code, msg);
+    }
+    json_decref(reply);
+    return st;
+}
+
+etagkv_status ekv_etcd_call(struct ekv_etcd_client *c, const char *path,
+                            json_t *req, int write, json_t **reply)
+{
+    char *body = json_dumps(req, JSON_COMPACT);
+    char url[ENDPOINT_MAX + 64];
+    struct body b = {NULL, 0, 0};
+    size_t first = atomic_load(&c->current) % c->n_endpoints;
+    etagkv_status st = ETAGKV_UNAVAILABLE;
+    int sent_once = 0;
+    CURL *h;
+
+    *reply = NULL;
+    if (body == NULL)
+        return ETAGKV_NO_MEMORY;
+    h = handle_take(c);
+    if (h == NULL) {
+        free(body);
+        return ETAGKV_NO_MEMORY;
+    }
+    for (size_t i = 0; i < c->n_endpoints; i++) {
+        size_t e = (first + i) % c->n_endpoints;
+        long code = 0;
+        int retry = 0;
+        enum attempt a;
+
+        (void)snprintf(url, sizeof(url), "%s%s", c->endpoints[e], path);
+        a = attempt(c, h, url, body, &b, &code, &st);
+        if (a == LOCAL_ERROR)
+            break;
+        if (a == NOT_SENT)
+            continue;
+        if (a == NO_ANSWER) {
+            sent_once = 1;
+            if (write)
+                break;
+            continue;
+        }
+        if (code == 200) {
+            *reply = json_loadb(b.p != NULL ? b.p : "", b.len, 0, NULL);
+            st = *reply != NULL ? ETAGKV_OK
+                                : ekv_fail(ETAGKV_IO_ERROR,
+                                           "etcd at %s: unreadable JSON", url);
+            atomic_store(&c->current, e);
+            break;
+        }
+        st = answer_error(code, &b, write, &retry);
+        if (!retry)
+            break;
+    }
+    /* A write that reached some member and got no answer may have been
+     * applied: never report it as simply failed. */
+    if (write && sent_once && st != ETAGKV_OK) {
+        char why[160];
+
+        (void)snprintf(why, sizeof(why), "%s", etagkv_last_error_detail());
+        st = ekv_fail(ETAGKV_OUTCOME_UNKNOWN, "%s", why);
+    }
+    handle_give(c, h);
+    free(body);
+    free(b.p);
+    return st;
+}

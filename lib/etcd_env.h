@@ -1,0 +1,230 @@
+/*
+ * etcd_env.h -- the etcd backend's state, shared by its files (etcd_env.c:
+ * open, close, statistics; etcd_txn.c: transactions, their read and write
+ * sets, commit; etcd_table.c: the tables and cursors; etcd_client.c: the
+ * transport).  Not API; the only header in lib/ that includes jansson.h.
+ *
+ * Layout under the user's prefix P (docs/design.md): every table of the
+ * LMDB backend is a key prefix, and the entries' bytes are the same as
+ * there (record.c, idem.c, changes.c, lease.c own them):
+ *
+ *   P/r/<key>        a record
+ *   P/i/<key>        an idempotency entry
+ *   P/c/<key>        a change log entry (revision, sequence: big-endian)
+ *   P/l/<key>        a lease table entry
+ *   P/m/format       "etagkv/1"
+ *   P/m/revision     the store revision, u64 little-endian
+ *   P/m/floor        the change log's floor, u64 little-endian
+ *
+ * The store revision is our own counter, not etcd's: every layer above the
+ * seam works unchanged, and one etagkv revision is one etcd Txn that also
+ * writes the change log.  Every write transaction reads the counter and
+ * every one that changes a record writes it, so two of them on one prefix
+ * always conflict: writers are serialised by etcd's compare, as LMDB's
+ * writer lock serialises them in one file.
+ */
+#ifndef ETAGKV_ETCD_ENV_H
+#define ETAGKV_ETCD_ENV_H
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include "backend.h"
+
+/* ---- etcd_client.c ---------------------------------------------------------
+ */
+
+struct ekv_etcd_client;
+
+/* A client for the comma-separated HOST:PORT list endpoints[0..len), whose
+ * requests time out after timeout_ms (0: the default, 15 s).
+ * ETAGKV_INVALID_ARGUMENT for a malformed list; *out NULL on failure. */
+etagkv_status ekv_etcd_client_new(const char *endpoints, size_t len,
+                                  long timeout_ms,
+                                  struct ekv_etcd_client **out);
+void ekv_etcd_client_free(struct ekv_etcd_client *c);
+
+/* POST req (not consumed) to the gateway's path ("/v3/kv/range") and parse
+ * the 200 answer into *reply (the caller's, json_decref).  write: the
+ * request changes the cluster, so a request sent without an answer is
+ * ETAGKV_OUTCOME_UNKNOWN instead of being sent again.  Other failures:
+ * ETAGKV_UNAVAILABLE (no member reachable or answering), ETAGKV_COMPACTED,
+ * ETAGKV_TXN_TOO_LARGE (etcd's request limits), ETAGKV_IO_ERROR. */
+etagkv_status ekv_etcd_call(struct ekv_etcd_client *c, const char *path,
+                            json_t *req, int write, json_t **reply);
+
+/* The number of endpoints, and the i-th as "http://host:port". */
+size_t ekv_etcd_endpoint_count(const struct ekv_etcd_client *c);
+const char *ekv_etcd_endpoint(const struct ekv_etcd_client *c, size_t i);
+
+/* An int64 field of the gateway's JSON (a string or a number; absent 0). */
+int64_t ekv_etcd_int(const json_t *j);
+
+/* obj[field] = base64 of data[0..len).  ETAGKV_OK or ETAGKV_NO_MEMORY. */
+etagkv_status ekv_etcd_set_bytes(json_t *obj, const char *field,
+                                 const void *data, size_t len);
+
+/* Base64 (RFC 4648, padded): a malloc'd NUL-terminated encoding (NULL
+ * without memory), and a decoding into a malloc'd buffer (*out; at least
+ * one byte even when *len is 0), ETAGKV_CORRUPT for invalid input. */
+char *ekv_b64_encode(const void *data, size_t len);
+etagkv_status ekv_b64_decode(const char *s, uint8_t **out, size_t *len);
+
+/* ---- the environment (etcd_env.c) ------------------------------------------
+ */
+
+struct ekv_etcd_watch;
+
+struct ekv_etcd_env {
+    struct ekv_env base; /* first: the seam's handle (backend.h) */
+    struct ekv_etcd_client *client;
+    struct ekv_etcd_watch *watch; /* etcd_watch.c; NULL when not started */
+    char *prefix;                 /* P, without a trailing '/' */
+    size_t prefix_len;
+    int read_only;
+    /* Held from ekv_write_begin() to commit or abort: one write
+     * transaction at a time in this process, as with LMDB, because the
+     * layers above touch per-store state inside it (changes.c, idem.c). */
+    pthread_mutex_t write_lock;
+    int lock_ready;
+};
+
+static inline struct ekv_etcd_env *ekv_etcd_of(struct ekv_env *env)
+{
+    return (struct ekv_etcd_env *)(void *)env;
+}
+
+/* The tables' one-letter names in the layout above; EKV_ETCD_META is the
+ * counters and the format marker. */
+#define EKV_ETCD_META 'm'
+char ekv_etcd_table_letter(enum ekv_table table);
+
+/* ---- wake-ups from other writers (etcd_watch.c) ---------------------------
+ */
+
+/* Call fn(ctx) from a thread of its own whenever the store revision may
+ * have moved (a commit by any handle or process on the prefix), until
+ * ekv_etcd_watch_stop(). */
+etagkv_status ekv_etcd_watch_start(struct ekv_env *env, void (*fn)(void *),
+                                   void *ctx);
+void ekv_etcd_watch_stop(struct ekv_env *env);
+
+/* ---- transactions (etcd_txn.c) ---------------------------------------------
+ */
+
+/* A key's state as a transaction sees it: in its read set (what etcd held
+ * at the pinned revision; present 0 = absent, mod_revision 0) or its write
+ * set (present 0 = a buffered delete). */
+struct ekv_etcd_item {
+    char *key; /* the full etcd key, P/t/... */
+    size_t key_len;
+    uint8_t *val;
+    size_t val_len;
+    int present;
+    int64_t mod_revision;
+};
+
+struct ekv_etcd_set {
+    struct ekv_etcd_item *v; /* sorted by key */
+    size_t n, cap;
+};
+
+/* The engine's transaction (ekv_txn.handle). */
+struct ekv_etcd_txn {
+    int write;
+    int64_t revision; /* etcd's, pinned by the first read; 0 before */
+    struct ekv_etcd_set reads, writes;
+    int64_t counts[4]; /* per table, etcd's count at the revision; -1 */
+    void **blocks;     /* everything allocated for the transaction */
+    size_t n_blocks, cap_blocks;
+};
+
+static inline struct ekv_etcd_txn *ekv_etcd_txn_of(const ekv_txn *txn)
+{
+    return txn->handle;
+}
+
+/* Memory that lives until the transaction ends (the pointers handed up
+ * through backend.h stay valid that long); NULL without memory. */
+void *ekv_etcd_alloc(struct ekv_etcd_txn *t, size_t bytes);
+
+/* The full key P/<letter>/<key> in transaction memory. */
+etagkv_status ekv_etcd_key(ekv_txn *txn, char letter, const void *key,
+                           size_t key_len, char **out, size_t *out_len);
+
+/* The item of full key k as the transaction sees it: its own buffered
+ * write, else what etcd holds at the pinned revision (read once, then
+ * remembered in the read set, whose mod_revision the commit compares). */
+etagkv_status ekv_etcd_lookup(ekv_txn *txn, const char *k, size_t k_len,
+                              const struct ekv_etcd_item **out);
+
+/* Buffer a put of `bytes` (written by the caller at *dst) or a delete. */
+etagkv_status ekv_etcd_put(ekv_txn *txn, const char *k, size_t k_len,
+                           size_t bytes, void **dst);
+etagkv_status ekv_etcd_delete(ekv_txn *txn, const char *k, size_t k_len);
+
+/* Index of the first item of set with key >= k (inclusive) or > k. */
+size_t ekv_etcd_set_find(const struct ekv_etcd_set *set, const char *k,
+                         size_t k_len, int inclusive);
+
+/* Remember an item read by a cursor in the read set (no effect when the
+ * key is already there). */
+etagkv_status ekv_etcd_remember(struct ekv_etcd_txn *t,
+                                const struct ekv_etcd_item *it);
+
+/* A Range request at the transaction's revision (pinning it if this is the
+ * first), for [key, range_end) with limit (0: none), or only its count.
+ * The answer's kvs are decoded into *items (transaction memory), *n of
+ * them; *more says whether the range has more; *count the total. */
+etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
+                             const char *end, size_t end_len, size_t limit,
+                             int count_only, struct ekv_etcd_item **items,
+                             size_t *n, int *more, int64_t *count);
+
+etagkv_status ekv_etcd_read_begin(struct ekv_env *env, ekv_txn *txn);
+void ekv_etcd_read_end(ekv_txn *txn);
+etagkv_status ekv_etcd_write_begin(struct ekv_env *env, ekv_txn *txn);
+void ekv_etcd_write_abort(ekv_txn *txn);
+etagkv_status ekv_etcd_write_commit(ekv_txn *txn);
+
+/* ---- tables and cursors (etcd_table.c) -------------------------------------
+ */
+
+etagkv_status ekv_etcd_record_get(ekv_txn *txn, const void *key, size_t key_len,
+                                  ekv_record *r);
+etagkv_status ekv_etcd_record_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst);
+etagkv_status ekv_etcd_record_delete(ekv_txn *txn, const void *key,
+                                     size_t key_len);
+etagkv_status ekv_etcd_revision_get(ekv_txn *txn, uint64_t *rev);
+etagkv_status ekv_etcd_revision_put(ekv_txn *txn, uint64_t rev);
+etagkv_status ekv_etcd_idem_entry_get(ekv_txn *txn, const void *key,
+                                      size_t key_len, ekv_val *entry);
+etagkv_status ekv_etcd_idem_entry_reserve(ekv_txn *txn, const void *key,
+                                          size_t key_len, size_t bytes,
+                                          void **dst);
+etagkv_status ekv_etcd_idem_entry_count(ekv_txn *txn, uint64_t *n);
+etagkv_status ekv_etcd_change_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst);
+etagkv_status ekv_etcd_change_count(ekv_txn *txn, uint64_t *n);
+etagkv_status ekv_etcd_change_floor_get(ekv_txn *txn, uint64_t *floor);
+etagkv_status ekv_etcd_change_floor_put(ekv_txn *txn, uint64_t floor);
+etagkv_status ekv_etcd_lease_entry_get(ekv_txn *txn, const void *key,
+                                       size_t key_len, ekv_val *entry);
+etagkv_status ekv_etcd_lease_entry_reserve(ekv_txn *txn, const void *key,
+                                           size_t key_len, size_t bytes,
+                                           void **dst);
+etagkv_status ekv_etcd_lease_entry_delete(ekv_txn *txn, const void *key,
+                                          size_t key_len);
+etagkv_status ekv_etcd_lease_entry_count(ekv_txn *txn, uint64_t *n);
+etagkv_status ekv_etcd_table_count(ekv_txn *txn, enum ekv_table table,
+                                   uint64_t *n);
+etagkv_status ekv_etcd_cursor_open(ekv_txn *txn, enum ekv_table table,
+                                   ekv_cursor *cur);
+void ekv_etcd_cursor_close(ekv_cursor *cur);
+etagkv_status ekv_etcd_cursor_seek(ekv_cursor *cur, const void *key,
+                                   size_t key_len, ekv_val *k, ekv_val *v);
+etagkv_status ekv_etcd_cursor_next(ekv_cursor *cur, ekv_val *k, ekv_val *v);
+etagkv_status ekv_etcd_cursor_delete(ekv_cursor *cur);
+
+#endif /* ETAGKV_ETCD_ENV_H */

@@ -1,0 +1,487 @@
+/*
+ * etcd_table.c -- the etcd backend's tables (key prefixes, etcd_env.h) and
+ * cursors over them.
+ *
+ * A cursor is a paginated Range over its table's prefix at the
+ * transaction's revision, merged with the transaction's own buffered
+ * writes: a put shows up in the walk, a delete hides the key, as an LMDB
+ * cursor sees its own transaction's changes.  Every key a write
+ * transaction's cursor hands up joins its read set, so a commit is
+ * conditional on it as on a point read.
+ */
+#include <string.h>
+
+#include "etcd_env.h"
+
+#define PAGE_ITEMS 128
+
+char ekv_etcd_table_letter(enum ekv_table table)
+{
+    switch (table) {
+    case EKV_TABLE_RECORDS: return 'r';
+    case EKV_TABLE_IDEMPOTENCY: return 'i';
+    case EKV_TABLE_CHANGES: return 'c';
+    case EKV_TABLE_LEASES: return 'l';
+    }
+    return 'r'; /* not reached: every table is listed */
+}
+
+/* ---- entries ----------------------------------------------------------------
+ */
+
+/* The entry under key in table letter: ETAGKV_OK with *v set, or
+ * ETAGKV_NOT_FOUND. */
+static etagkv_status entry_get(ekv_txn *txn, char letter, const void *key,
+                               size_t key_len, ekv_val *v)
+{
+    const struct ekv_etcd_item *it;
+    char *k;
+    size_t k_len;
+    etagkv_status st = ekv_etcd_key(txn, letter, key, key_len, &k, &k_len);
+
+    if (st == ETAGKV_OK)
+        st = ekv_etcd_lookup(txn, k, k_len, &it);
+    if (st != ETAGKV_OK)
+        return st;
+    if (!it->present)
+        return ETAGKV_NOT_FOUND;
+    v->data = it->val;
+    v->len = it->val_len;
+    return ETAGKV_OK;
+}
+
+static etagkv_status entry_reserve(ekv_txn *txn, char letter, const void *key,
+                                   size_t key_len, size_t bytes, void **dst)
+{
+    char *k;
+    size_t k_len;
+    etagkv_status st = ekv_etcd_key(txn, letter, key, key_len, &k, &k_len);
+
+    return st == ETAGKV_OK ? ekv_etcd_put(txn, k, k_len, bytes, dst) : st;
+}
+
+/* Delete the entry under key; ETAGKV_NOT_FOUND when there is none. */
+static etagkv_status entry_delete(ekv_txn *txn, char letter, const void *key,
+                                  size_t key_len)
+{
+    const struct ekv_etcd_item *it;
+    char *k;
+    size_t k_len;
+    etagkv_status st = ekv_etcd_key(txn, letter, key, key_len, &k, &k_len);
+
+    if (st == ETAGKV_OK)
+        st = ekv_etcd_lookup(txn, k, k_len, &it);
+    if (st != ETAGKV_OK)
+        return st;
+    if (!it->present)
+        return ETAGKV_NOT_FOUND;
+    return ekv_etcd_delete(txn, k, k_len);
+}
+
+etagkv_status ekv_etcd_record_get(ekv_txn *txn, const void *key, size_t key_len,
+                                  ekv_record *r)
+{
+    ekv_val v;
+    etagkv_status st = entry_get(txn, 'r', key, key_len, &v);
+
+    if (st != ETAGKV_OK)
+        return st;
+    if (ekv_record_decode(v.data, v.len, r) != ETAGKV_OK)
+        return ekv_fail(ETAGKV_CORRUPT, "record of %zu bytes fails to decode",
+                        v.len);
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_etcd_record_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst)
+{
+    return entry_reserve(txn, 'r', key, key_len, bytes, dst);
+}
+
+etagkv_status ekv_etcd_record_delete(ekv_txn *txn, const void *key,
+                                     size_t key_len)
+{
+    return entry_delete(txn, 'r', key, key_len);
+}
+
+etagkv_status ekv_etcd_idem_entry_get(ekv_txn *txn, const void *key,
+                                      size_t key_len, ekv_val *entry)
+{
+    return entry_get(txn, 'i', key, key_len, entry);
+}
+
+etagkv_status ekv_etcd_idem_entry_reserve(ekv_txn *txn, const void *key,
+                                          size_t key_len, size_t bytes,
+                                          void **dst)
+{
+    return entry_reserve(txn, 'i', key, key_len, bytes, dst);
+}
+
+etagkv_status ekv_etcd_change_reserve(ekv_txn *txn, const void *key,
+                                      size_t key_len, size_t bytes, void **dst)
+{
+    return entry_reserve(txn, 'c', key, key_len, bytes, dst);
+}
+
+etagkv_status ekv_etcd_lease_entry_get(ekv_txn *txn, const void *key,
+                                       size_t key_len, ekv_val *entry)
+{
+    return entry_get(txn, 'l', key, key_len, entry);
+}
+
+etagkv_status ekv_etcd_lease_entry_reserve(ekv_txn *txn, const void *key,
+                                           size_t key_len, size_t bytes,
+                                           void **dst)
+{
+    return entry_reserve(txn, 'l', key, key_len, bytes, dst);
+}
+
+etagkv_status ekv_etcd_lease_entry_delete(ekv_txn *txn, const void *key,
+                                          size_t key_len)
+{
+    return entry_delete(txn, 'l', key, key_len);
+}
+
+/* ---- counters
+ * ----------------------------------------------------------------- */
+
+#define REVISION_NAME "revision"
+#define FLOOR_NAME "floor"
+
+/* The counter `name` (absent: *n is 0, *found 0). */
+static etagkv_status counter_get(ekv_txn *txn, const char *name, uint64_t *n,
+                                 int *found)
+{
+    ekv_val v;
+    etagkv_status st = entry_get(txn, EKV_ETCD_META, name, strlen(name), &v);
+
+    *n = 0;
+    *found = st == ETAGKV_OK;
+    if (st == ETAGKV_NOT_FOUND)
+        return ETAGKV_OK;
+    if (st != ETAGKV_OK)
+        return st;
+    if (v.len != 8)
+        return ekv_fail(ETAGKV_CORRUPT, "counter %s of %zu bytes", name, v.len);
+    *n = ekv_get_le64(v.data);
+    return ETAGKV_OK;
+}
+
+static etagkv_status counter_put(ekv_txn *txn, const char *name, uint64_t n)
+{
+    void *dst;
+    etagkv_status st =
+        entry_reserve(txn, EKV_ETCD_META, name, strlen(name), 8, &dst);
+
+    if (st == ETAGKV_OK)
+        ekv_put_le64(dst, n);
+    return st;
+}
+
+etagkv_status ekv_etcd_revision_get(ekv_txn *txn, uint64_t *rev)
+{
+    int found;
+
+    return counter_get(txn, REVISION_NAME, rev, &found);
+}
+
+etagkv_status ekv_etcd_revision_put(ekv_txn *txn, uint64_t rev)
+{
+    return counter_put(txn, REVISION_NAME, rev);
+}
+
+etagkv_status ekv_etcd_change_floor_get(ekv_txn *txn, uint64_t *floor)
+{
+    int found;
+    etagkv_status st = counter_get(txn, FLOOR_NAME, floor, &found);
+
+    if (st == ETAGKV_OK && !found) /* never written: see backend.h */
+        st = ekv_etcd_revision_get(txn, floor);
+    return st;
+}
+
+etagkv_status ekv_etcd_change_floor_put(ekv_txn *txn, uint64_t floor)
+{
+    return counter_put(txn, FLOOR_NAME, floor);
+}
+
+/* ---- counts
+ * ------------------------------------------------------------------- */
+
+/* [*start, *end): the keys of table letter (P/t/ up to P/t0). */
+static etagkv_status table_range(ekv_txn *txn, char letter, char **start,
+                                 size_t *start_len, char **end, size_t *end_len)
+{
+    etagkv_status st = ekv_etcd_key(txn, letter, NULL, 0, start, start_len);
+
+    if (st == ETAGKV_OK)
+        st = ekv_etcd_key(txn, letter, NULL, 0, end, end_len);
+    if (st == ETAGKV_OK)
+        (*end)[*end_len - 1] = '/' + 1;
+    return st;
+}
+
+etagkv_status ekv_etcd_table_count(ekv_txn *txn, enum ekv_table table,
+                                   uint64_t *n)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    struct ekv_etcd_item *items;
+    char *start, *end;
+    size_t start_len, end_len, got, i;
+    int more;
+    int64_t count = t->counts[table];
+    etagkv_status st = table_range(txn, ekv_etcd_table_letter(table), &start,
+                                   &start_len, &end, &end_len);
+
+    if (st == ETAGKV_OK && count < 0)
+        st = ekv_etcd_range(txn, start, start_len, end, end_len, 0, 1, &items,
+                            &got, &more, &count);
+    if (st != ETAGKV_OK)
+        return st;
+    t->counts[table] = count;
+    /* The transaction's own writes: a put of a key not known to exist adds
+     * one, a delete of a key known to exist takes one away.  Exact for
+     * the keys the transaction read first, as every caller does before
+     * replacing or deleting. */
+    for (i = ekv_etcd_set_find(&t->writes, start, start_len, 1);
+         i < t->writes.n && memcmp(t->writes.v[i].key, start, start_len) == 0 &&
+         t->writes.v[i].key_len >= start_len;
+         i++) {
+        const struct ekv_etcd_item *w = &t->writes.v[i];
+        size_t r = ekv_etcd_set_find(&t->reads, w->key, w->key_len, 1);
+        int existed = r < t->reads.n && t->reads.v[r].key_len == w->key_len &&
+                      memcmp(t->reads.v[r].key, w->key, w->key_len) == 0 &&
+                      t->reads.v[r].present;
+
+        count += w->present && !existed ? 1 : 0;
+        count -= !w->present && existed ? 1 : 0;
+    }
+    *n = count > 0 ? (uint64_t)count : 0;
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_etcd_idem_entry_count(ekv_txn *txn, uint64_t *n)
+{
+    return ekv_etcd_table_count(txn, EKV_TABLE_IDEMPOTENCY, n);
+}
+
+etagkv_status ekv_etcd_change_count(ekv_txn *txn, uint64_t *n)
+{
+    return ekv_etcd_table_count(txn, EKV_TABLE_CHANGES, n);
+}
+
+etagkv_status ekv_etcd_lease_entry_count(ekv_txn *txn, uint64_t *n)
+{
+    return ekv_etcd_table_count(txn, EKV_TABLE_LEASES, n);
+}
+
+/* ---- cursors
+ * ------------------------------------------------------------------ */
+
+struct etcd_cursor {
+    char *start, *end; /* the table's keys: [start, end) */
+    size_t start_len, end_len;
+    /* The last page read from etcd: every key of the table from page_from
+     * up to its last item (to end when !more), in order. */
+    struct ekv_etcd_item *page;
+    size_t n;
+    int more, valid;
+    char *page_from;
+    size_t page_from_len;
+    /* The key of the entry the cursor is on (transaction memory, which
+     * outlives the sets' arrays), or NULL. */
+    const char *at;
+    size_t at_len;
+};
+
+static int key_less(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+
+    return c < 0 || (c == 0 && a_len < b_len);
+}
+
+/* The first key after k: k + "\0", in transaction memory. */
+static char *key_after(struct ekv_etcd_txn *t, const char *k, size_t k_len)
+{
+    char *a = ekv_etcd_alloc(t, k_len + 1);
+
+    if (a != NULL) {
+        memcpy(a, k, k_len);
+        a[k_len] = '\0';
+    }
+    return a;
+}
+
+/* Read the page of etcd's entries from `from` on. */
+static etagkv_status fetch(ekv_cursor *cur, char *from, size_t from_len)
+{
+    struct etcd_cursor *c = cur->handle;
+    int64_t count;
+    etagkv_status st =
+        ekv_etcd_range(cur->txn, from, from_len, c->end, c->end_len, PAGE_ITEMS,
+                       0, &c->page, &c->n, &c->more, &count);
+
+    c->valid = st == ETAGKV_OK;
+    c->page_from = from;
+    c->page_from_len = from_len;
+    return st;
+}
+
+/* Has the transaction a buffered write of its key? */
+static int own_write(const struct ekv_etcd_txn *t,
+                     const struct ekv_etcd_item *it)
+{
+    size_t w = ekv_etcd_set_find(&t->writes, it->key, it->key_len, 1);
+
+    return w < t->writes.n && t->writes.v[w].key_len == it->key_len &&
+           memcmp(t->writes.v[w].key, it->key, it->key_len) == 0;
+}
+
+/* In *it, etcd's first entry with key >= from (> from unless inclusive)
+ * that the transaction has not overwritten or deleted; NULL past the
+ * end. */
+static etagkv_status etcd_candidate(ekv_cursor *cur, const char *from,
+                                    size_t from_len, int inclusive,
+                                    const struct ekv_etcd_item **it)
+{
+    struct etcd_cursor *c = cur->handle;
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(cur->txn);
+    etagkv_status st = ETAGKV_OK;
+
+    for (;;) {
+        size_t i = 0;
+
+        if (!c->valid ||
+            key_less(from, from_len, c->page_from, c->page_from_len)) {
+            char *f = inclusive ? (char *)from : key_after(t, from, from_len);
+
+            if (f == NULL)
+                return ETAGKV_NO_MEMORY;
+            st = fetch(cur, f, inclusive ? from_len : from_len + 1);
+            if (st != ETAGKV_OK)
+                return st;
+        }
+        while (i < c->n &&
+               (key_less(c->page[i].key, c->page[i].key_len, from, from_len) ||
+                (!inclusive && c->page[i].key_len == from_len &&
+                 memcmp(c->page[i].key, from, from_len) == 0)))
+            i++;
+        if (i == c->n && c->more) {
+            c->valid = 0; /* read on from `from`, past this page */
+            continue;
+        }
+        *it = i < c->n ? &c->page[i] : NULL;
+        if (*it == NULL || !own_write(t, *it))
+            return ETAGKV_OK;
+        /* Shadowed by the transaction's own write: the write set has it. */
+        from = (*it)->key;
+        from_len = (*it)->key_len;
+        inclusive = 0;
+    }
+}
+
+/* The transaction's first buffered put in the table with key >= from (>
+ * unless inclusive), or NULL. */
+static const struct ekv_etcd_item *
+own_candidate(ekv_cursor *cur, const char *from, size_t from_len, int inclusive)
+{
+    struct etcd_cursor *c = cur->handle;
+    const struct ekv_etcd_set *w = &ekv_etcd_txn_of(cur->txn)->writes;
+
+    for (size_t i = ekv_etcd_set_find(w, from, from_len, inclusive); i < w->n;
+         i++) {
+        if (!key_less(w->v[i].key, w->v[i].key_len, c->end, c->end_len))
+            return NULL;
+        if (w->v[i].present)
+            return &w->v[i];
+    }
+    return NULL;
+}
+
+/* Move to the first entry >= from (> unless inclusive). */
+static etagkv_status move(ekv_cursor *cur, const char *from, size_t from_len,
+                          int inclusive, ekv_val *k, ekv_val *v)
+{
+    struct etcd_cursor *c = cur->handle;
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(cur->txn);
+    const struct ekv_etcd_item *e = NULL, *o;
+    etagkv_status st = etcd_candidate(cur, from, from_len, inclusive, &e);
+
+    if (st != ETAGKV_OK)
+        return st;
+    o = own_candidate(cur, from, from_len, inclusive);
+    if (o != NULL &&
+        (e == NULL || key_less(o->key, o->key_len, e->key, e->key_len)))
+        e = o;
+    else if (e != NULL && t->write)
+        st = ekv_etcd_remember(t, e); /* the commit depends on it */
+    c->at = e != NULL ? e->key : NULL;
+    c->at_len = e != NULL ? e->key_len : 0;
+    if (st != ETAGKV_OK)
+        return st;
+    if (e == NULL)
+        return ETAGKV_NOT_FOUND;
+    k->data = e->key + c->start_len;
+    k->len = e->key_len - c->start_len;
+    v->data = e->val;
+    v->len = e->val_len;
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_etcd_cursor_open(ekv_txn *txn, enum ekv_table table,
+                                   ekv_cursor *cur)
+{
+    struct etcd_cursor *c =
+        ekv_etcd_alloc(ekv_etcd_txn_of(txn), sizeof(struct etcd_cursor));
+    etagkv_status st;
+
+    if (c == NULL)
+        return ETAGKV_NO_MEMORY;
+    memset(c, 0, sizeof(*c));
+    st = table_range(txn, ekv_etcd_table_letter(table), &c->start,
+                     &c->start_len, &c->end, &c->end_len);
+    if (st != ETAGKV_OK)
+        return st;
+    cur->txn = txn;
+    cur->handle = c;
+    return ETAGKV_OK;
+}
+
+void ekv_etcd_cursor_close(ekv_cursor *cur)
+{
+    (void)cur; /* its memory is the transaction's */
+}
+
+etagkv_status ekv_etcd_cursor_seek(ekv_cursor *cur, const void *key,
+                                   size_t key_len, ekv_val *k, ekv_val *v)
+{
+    struct etcd_cursor *c = cur->handle;
+    char *from =
+        ekv_etcd_alloc(ekv_etcd_txn_of(cur->txn), c->start_len + key_len);
+
+    if (from == NULL)
+        return ETAGKV_NO_MEMORY;
+    memcpy(from, c->start, c->start_len);
+    if (key_len > 0)
+        memcpy(from + c->start_len, key, key_len);
+    return move(cur, from, c->start_len + key_len, 1, k, v);
+}
+
+etagkv_status ekv_etcd_cursor_next(ekv_cursor *cur, ekv_val *k, ekv_val *v)
+{
+    struct etcd_cursor *c = cur->handle;
+
+    if (c->at == NULL)
+        return ETAGKV_NOT_FOUND;
+    return move(cur, c->at, c->at_len, 0, k, v);
+}
+
+etagkv_status ekv_etcd_cursor_delete(ekv_cursor *cur)
+{
+    struct etcd_cursor *c = cur->handle;
+
+    if (c->at == NULL)
+        return ekv_fail(ETAGKV_INTERNAL, "cursor delete with no entry");
+    return ekv_etcd_delete(cur->txn, c->at, c->at_len);
+}

@@ -1,0 +1,528 @@
+/*
+ * etcd_txn.c -- the etcd backend's transactions (docs/design.md, "The
+ * seam and a second backend").
+ *
+ * A read transaction pins a revision: its first Range reads the latest
+ * state and keeps the revision etcd answered at; every later read is a
+ * Range at that revision, so the transaction sees one snapshot, as an LMDB
+ * reader does.
+ *
+ * A write transaction is optimistic.  Its reads go to etcd the same way and
+ * each key read lands in the read set with its mod_revision (0 when
+ * absent); its puts and deletes are buffered in the write set, which later
+ * reads and cursors of the same transaction see first.  The commit is one
+ * etcd Txn: compare the mod_revision of every key read, then apply every
+ * buffered write.  If any compare fails, another writer changed what this
+ * transaction decided on: nothing is written, txn->conflict is set, and
+ * apply.c runs the batch again from its first read -- so the conditions
+ * are evaluated against exactly the state the commit is conditional on,
+ * and a race never becomes a 412.
+ *
+ * Memory handed up through backend.h (records, entries, cursor keys) lives
+ * in blocks owned by the transaction until it ends.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "etcd_env.h"
+
+/* ---- transaction memory -----------------------------------------------------
+ */
+
+/* Keep p (malloc'd) until the transaction ends; -1 without memory. */
+static int track(struct ekv_etcd_txn *t, void *p)
+{
+    if (t->n_blocks == t->cap_blocks) {
+        size_t cap = t->cap_blocks > 0 ? t->cap_blocks * 2 : 16;
+        void **b = realloc(t->blocks, cap * sizeof(*b));
+
+        if (b == NULL)
+            return -1;
+        t->blocks = b;
+        t->cap_blocks = cap;
+    }
+    t->blocks[t->n_blocks++] = p;
+    return 0;
+}
+
+void *ekv_etcd_alloc(struct ekv_etcd_txn *t, size_t bytes)
+{
+    void *p = malloc(bytes > 0 ? bytes : 1);
+
+    if (p != NULL && track(t, p) != 0) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+etagkv_status ekv_etcd_key(ekv_txn *txn, char letter, const void *key,
+                           size_t key_len, char **out, size_t *out_len)
+{
+    struct ekv_etcd_env *env = ekv_etcd_of(txn->env);
+    size_t n = env->prefix_len + 3 + key_len;
+    char *k = ekv_etcd_alloc(ekv_etcd_txn_of(txn), n);
+
+    if (k == NULL)
+        return ETAGKV_NO_MEMORY;
+    memcpy(k, env->prefix, env->prefix_len);
+    k[env->prefix_len] = '/';
+    k[env->prefix_len + 1] = letter;
+    k[env->prefix_len + 2] = '/';
+    if (key_len > 0)
+        memcpy(k + env->prefix_len + 3, key, key_len);
+    *out = k;
+    *out_len = n;
+    return ETAGKV_OK;
+}
+
+/* ---- read and write sets ----------------------------------------------------
+ */
+
+static int key_cmp(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+
+    if (c != 0)
+        return c;
+    return a_len < b_len ? -1 : a_len > b_len;
+}
+
+size_t ekv_etcd_set_find(const struct ekv_etcd_set *set, const char *k,
+                         size_t k_len, int inclusive)
+{
+    size_t lo = 0, hi = set->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = key_cmp(set->v[mid].key, set->v[mid].key_len, k, k_len);
+
+        if (c < 0 || (c == 0 && !inclusive))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The item of set with key k, or NULL. */
+static struct ekv_etcd_item *set_get(const struct ekv_etcd_set *set,
+                                     const char *k, size_t k_len)
+{
+    size_t i = ekv_etcd_set_find(set, k, k_len, 1);
+
+    if (i < set->n && key_cmp(set->v[i].key, set->v[i].key_len, k, k_len) == 0)
+        return &set->v[i];
+    return NULL;
+}
+
+/* Insert it into set (its key absent there) or, when replace, overwrite the
+ * item with the same key.  The item's buffers are transaction memory. */
+static etagkv_status set_put(struct ekv_etcd_set *set,
+                             const struct ekv_etcd_item *it, int replace)
+{
+    size_t i = ekv_etcd_set_find(set, it->key, it->key_len, 1);
+
+    if (i < set->n &&
+        key_cmp(set->v[i].key, set->v[i].key_len, it->key, it->key_len) == 0) {
+        if (replace)
+            set->v[i] = *it;
+        return ETAGKV_OK;
+    }
+    if (set->n == set->cap) {
+        size_t cap = set->cap > 0 ? set->cap * 2 : 16;
+        struct ekv_etcd_item *v = realloc(set->v, cap * sizeof(*v));
+
+        if (v == NULL)
+            return ETAGKV_NO_MEMORY;
+        set->v = v;
+        set->cap = cap;
+    }
+    memmove(&set->v[i + 1], &set->v[i], (set->n - i) * sizeof(*set->v));
+    set->v[i] = *it;
+    set->n++;
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_etcd_remember(struct ekv_etcd_txn *t,
+                                const struct ekv_etcd_item *it)
+{
+    return set_put(&t->reads, it, 0);
+}
+
+/* ---- Range ------------------------------------------------------------------
+ */
+
+/* Decode one kv of a Range answer into *it (transaction memory). */
+static etagkv_status decode_kv(struct ekv_etcd_txn *t, const json_t *kv,
+                               struct ekv_etcd_item *it)
+{
+    const char *k = json_string_value(json_object_get(kv, "key"));
+    const char *v = json_string_value(json_object_get(kv, "value"));
+    uint8_t *kb, *vb;
+    size_t kl, vl;
+    etagkv_status st;
+
+    if (k == NULL)
+        return ekv_fail(ETAGKV_IO_ERROR, "etcd: a kv without a key");
+    st = ekv_b64_decode(k, &kb, &kl);
+    if (st != ETAGKV_OK)
+        return st;
+    st = ekv_b64_decode(v != NULL ? v : "", &vb, &vl);
+    if (st != ETAGKV_OK) {
+        free(kb);
+        return st;
+    }
+    if (track(t, kb) != 0) {
+        free(kb);
+        free(vb);
+        return ETAGKV_NO_MEMORY;
+    }
+    if (track(t, vb) != 0) {
+        free(vb);
+        return ETAGKV_NO_MEMORY;
+    }
+    it->key = (char *)kb;
+    it->key_len = kl;
+    it->val = vb;
+    it->val_len = vl;
+    it->present = 1;
+    it->mod_revision = ekv_etcd_int(json_object_get(kv, "mod_revision"));
+    return ETAGKV_OK;
+}
+
+/* The Range request's JSON. */
+static json_t *range_request(const struct ekv_etcd_txn *t, const char *key,
+                             size_t key_len, const char *end, size_t end_len,
+                             size_t limit, int count_only)
+{
+    json_t *req = json_object();
+
+    if (req == NULL)
+        return NULL;
+    if (ekv_etcd_set_bytes(req, "key", key, key_len) != ETAGKV_OK ||
+        (end != NULL &&
+         ekv_etcd_set_bytes(req, "range_end", end, end_len) != ETAGKV_OK) ||
+        (t->revision > 0 &&
+         json_object_set_new(req, "revision", json_integer(t->revision))) ||
+        (limit > 0 &&
+         json_object_set_new(req, "limit", json_integer((json_int_t)limit))) ||
+        (count_only &&
+         json_object_set_new(req, "count_only", json_true()) != 0)) {
+        json_decref(req);
+        return NULL;
+    }
+    return req;
+}
+
+/* The tables whose counts every commit looks at (the lease table's to skip
+ * detaching, the change log's to trim it, the idempotency table's bound). */
+static const enum ekv_table counted[] = {EKV_TABLE_LEASES, EKV_TABLE_CHANGES,
+                                         EKV_TABLE_IDEMPOTENCY};
+#define N_COUNTED (sizeof(counted) / sizeof(counted[0]))
+
+/* A request_range op counting table's keys (P/t/ up to P/t0). */
+static json_t *count_op(ekv_txn *txn, enum ekv_table table)
+{
+    char *start, *end;
+    size_t len;
+    json_t *r;
+
+    if (ekv_etcd_key(txn, ekv_etcd_table_letter(table), NULL, 0, &start,
+                     &len) != ETAGKV_OK ||
+        ekv_etcd_key(txn, ekv_etcd_table_letter(table), NULL, 0, &end, &len) !=
+            ETAGKV_OK)
+        return NULL;
+    end[len - 1] = '/' + 1;
+    r = range_request(ekv_etcd_txn_of(txn), start, len, end, len, 0, 1);
+    return r != NULL ? json_pack("{s:o}", "request_range", r) : NULL;
+}
+
+/* A write transaction's first read: one read-only etcd Txn (served as a
+ * linearizable read, no Raft proposal) holding the range asked for, req,
+ * and the counts of the counted[] tables, so that the bookkeeping of the
+ * commit costs no round trips of its own.  Pins the revision; *reply gets
+ * the answer to req. */
+static etagkv_status first_read(ekv_txn *txn, json_t *req, json_t **reply)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    json_t *ops = json_array(), *txn_req = NULL, *answer = NULL, *res;
+    etagkv_status st = ETAGKV_NO_MEMORY;
+    int bad =
+        ops == NULL || json_array_append_new(
+                           ops, json_pack("{s:O}", "request_range", req)) != 0;
+
+    for (size_t i = 0; !bad && i < N_COUNTED; i++)
+        bad = json_array_append_new(ops, count_op(txn, counted[i])) != 0;
+    if (!bad)
+        txn_req = json_pack("{s:O}", "success", ops);
+    if (txn_req != NULL)
+        st = ekv_etcd_call(ekv_etcd_of(txn->env)->client, "/v3/kv/txn", txn_req,
+                           0, &answer);
+    res = json_object_get(answer, "responses");
+    if (st == ETAGKV_OK && json_array_size(res) != 1 + N_COUNTED)
+        st = ekv_fail(ETAGKV_IO_ERROR, "etcd: a Txn of %zu ranges answered %zu",
+                      1 + N_COUNTED, json_array_size(res));
+    if (st == ETAGKV_OK) {
+        t->revision = ekv_etcd_int(
+            json_object_get(json_object_get(answer, "header"), "revision"));
+        for (size_t i = 0; i < N_COUNTED; i++)
+            t->counts[counted[i]] = ekv_etcd_int(json_object_get(
+                json_object_get(json_array_get(res, 1 + i), "response_range"),
+                "count"));
+        *reply = json_incref(
+            json_object_get(json_array_get(res, 0), "response_range"));
+        if (*reply == NULL)
+            st = ekv_fail(ETAGKV_IO_ERROR, "etcd: a Txn without its range");
+    }
+    json_decref(ops);
+    json_decref(txn_req);
+    json_decref(answer);
+    return st;
+}
+
+etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
+                             const char *end, size_t end_len, size_t limit,
+                             int count_only, struct ekv_etcd_item **items,
+                             size_t *n, int *more, int64_t *count)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    json_t *req =
+        range_request(t, key, key_len, end, end_len, limit, count_only);
+    json_t *reply = NULL, *kvs;
+    etagkv_status st;
+
+    *n = 0;
+    if (req == NULL)
+        return ETAGKV_NO_MEMORY;
+    if (t->write && t->revision == 0)
+        st = first_read(txn, req, &reply);
+    else
+        st = ekv_etcd_call(ekv_etcd_of(txn->env)->client, "/v3/kv/range", req,
+                           0, &reply);
+    json_decref(req);
+    if (st != ETAGKV_OK)
+        return st;
+    if (t->revision == 0)
+        t->revision = ekv_etcd_int(
+            json_object_get(json_object_get(reply, "header"), "revision"));
+    *more = json_is_true(json_object_get(reply, "more"));
+    *count = ekv_etcd_int(json_object_get(reply, "count"));
+    kvs = json_object_get(reply, "kvs");
+    *items = NULL;
+    if (json_array_size(kvs) > 0) {
+        *items = ekv_etcd_alloc(t, json_array_size(kvs) * sizeof(**items));
+        if (*items == NULL)
+            st = ETAGKV_NO_MEMORY;
+    }
+    for (size_t i = 0; st == ETAGKV_OK && i < json_array_size(kvs); i++) {
+        st = decode_kv(t, json_array_get(kvs, i), &(*items)[i]);
+        if (st == ETAGKV_OK)
+            (*n)++;
+    }
+    json_decref(reply);
+    return st;
+}
+
+/* ---- point reads and buffered writes
+ * ------------------------------------------ */
+
+etagkv_status ekv_etcd_lookup(ekv_txn *txn, const char *k, size_t k_len,
+                              const struct ekv_etcd_item **out)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    struct ekv_etcd_item it = {.key = (char *)k, .key_len = k_len}, *got;
+    size_t n;
+    int more;
+    int64_t count;
+    etagkv_status st;
+
+    got = set_get(&t->writes, k, k_len);
+    if (got == NULL)
+        got = set_get(&t->reads, k, k_len);
+    if (got != NULL) {
+        *out = got;
+        return ETAGKV_OK;
+    }
+    st = ekv_etcd_range(txn, k, k_len, NULL, 0, 0, 0, &got, &n, &more, &count);
+    if (st != ETAGKV_OK)
+        return st;
+    if (n == 1)
+        it = *got; /* else absent: present 0, mod_revision 0 */
+    st = set_put(&t->reads, &it, 0);
+    if (st == ETAGKV_OK)
+        *out = set_get(&t->reads, k, k_len);
+    return st;
+}
+
+etagkv_status ekv_etcd_put(ekv_txn *txn, const char *k, size_t k_len,
+                           size_t bytes, void **dst)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    struct ekv_etcd_item it = {.key = (char *)k, .key_len = k_len};
+    etagkv_status st;
+
+    it.val = ekv_etcd_alloc(t, bytes);
+    if (it.val == NULL)
+        return ETAGKV_NO_MEMORY;
+    it.val_len = bytes;
+    it.present = 1;
+    st = set_put(&t->writes, &it, 1);
+    if (st == ETAGKV_OK)
+        *dst = it.val;
+    return st;
+}
+
+etagkv_status ekv_etcd_delete(ekv_txn *txn, const char *k, size_t k_len)
+{
+    struct ekv_etcd_item it = {.key = (char *)k, .key_len = k_len};
+
+    return set_put(&ekv_etcd_txn_of(txn)->writes, &it, 1);
+}
+
+/* ---- begin and end ----------------------------------------------------------
+ */
+
+static etagkv_status begin(struct ekv_env *env, ekv_txn *txn, int write)
+{
+    struct ekv_etcd_txn *t = calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return ETAGKV_NO_MEMORY;
+    t->write = write;
+    for (size_t i = 0; i < 4; i++)
+        t->counts[i] = -1;
+    txn->env = env;
+    txn->handle = t;
+    txn->map_bytes = 0;
+    txn->out_of_room = 0;
+    txn->conflict = 0;
+    return ETAGKV_OK;
+}
+
+static void end(ekv_txn *txn)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+
+    for (size_t i = 0; i < t->n_blocks; i++)
+        free(t->blocks[i]);
+    free(t->blocks);
+    free(t->reads.v);
+    free(t->writes.v);
+    free(t);
+    txn->handle = NULL;
+}
+
+etagkv_status ekv_etcd_read_begin(struct ekv_env *env, ekv_txn *txn)
+{
+    return begin(env, txn, 0);
+}
+
+void ekv_etcd_read_end(ekv_txn *txn)
+{
+    end(txn);
+}
+
+etagkv_status ekv_etcd_write_begin(struct ekv_env *env, ekv_txn *txn)
+{
+    struct ekv_etcd_env *e = ekv_etcd_of(env);
+    etagkv_status st;
+
+    if (e->read_only)
+        return ekv_fail(ETAGKV_READ_ONLY, "the store was opened read-only");
+    (void)pthread_mutex_lock(&e->write_lock);
+    st = begin(env, txn, 1);
+    if (st != ETAGKV_OK)
+        (void)pthread_mutex_unlock(&e->write_lock);
+    return st;
+}
+
+void ekv_etcd_write_abort(ekv_txn *txn)
+{
+    struct ekv_etcd_env *e = ekv_etcd_of(txn->env);
+
+    end(txn);
+    (void)pthread_mutex_unlock(&e->write_lock);
+}
+
+/* ---- commit -----------------------------------------------------------------
+ */
+
+/* One compare: key's mod_revision is what the transaction read. */
+static json_t *compare_of(const struct ekv_etcd_item *it)
+{
+    json_t *c = json_object();
+
+    if (c == NULL || ekv_etcd_set_bytes(c, "key", it->key, it->key_len) ||
+        json_object_set_new(c, "target", json_string("MOD")) ||
+        json_object_set_new(c, "result", json_string("EQUAL")) ||
+        json_object_set_new(c, "mod_revision",
+                            json_integer((json_int_t)it->mod_revision))) {
+        json_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* One buffered write as a request_put or request_delete_range. */
+static json_t *request_of(const struct ekv_etcd_item *it)
+{
+    json_t *r = json_object(), *op = json_object();
+
+    if (r == NULL || op == NULL ||
+        ekv_etcd_set_bytes(r, "key", it->key, it->key_len) ||
+        (it->present && ekv_etcd_set_bytes(r, "value", it->val, it->val_len)) ||
+        json_object_set_new(
+            op, it->present ? "request_put" : "request_delete_range", r)) {
+        json_decref(op);
+        return NULL;
+    }
+    return op;
+}
+
+/* The Txn request: every read compared, every write applied. */
+static json_t *txn_request(const struct ekv_etcd_txn *t)
+{
+    json_t *req = json_object(), *cmp = json_array(), *ops = json_array();
+    int bad = req == NULL || cmp == NULL || ops == NULL;
+
+    for (size_t i = 0; !bad && i < t->reads.n; i++)
+        bad = json_array_append_new(cmp, compare_of(&t->reads.v[i])) != 0;
+    for (size_t i = 0; !bad && i < t->writes.n; i++)
+        bad = json_array_append_new(ops, request_of(&t->writes.v[i])) != 0;
+    if (!bad)
+        bad = json_object_set(req, "compare", cmp) ||
+              json_object_set(req, "success", ops);
+    json_decref(cmp);
+    json_decref(ops);
+    if (bad) {
+        json_decref(req);
+        return NULL;
+    }
+    return req;
+}
+
+etagkv_status ekv_etcd_write_commit(ekv_txn *txn)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    json_t *req = NULL, *reply = NULL;
+    etagkv_status st = ETAGKV_OK;
+
+    if (t->writes.n > 0) {
+        req = txn_request(t);
+        st = req != NULL ? ekv_etcd_call(ekv_etcd_of(txn->env)->client,
+                                         "/v3/kv/txn", req, 1, &reply)
+                         : ETAGKV_NO_MEMORY;
+    }
+    if (st == ETAGKV_OK && reply != NULL &&
+        !json_is_true(json_object_get(reply, "succeeded"))) {
+        txn->conflict = 1;
+        st = ekv_fail(ETAGKV_UNAVAILABLE,
+                      "etcd: another writer changed a key this transaction "
+                      "read, again and again");
+    }
+    json_decref(req);
+    json_decref(reply);
+    ekv_etcd_write_abort(txn);
+    return st;
+}

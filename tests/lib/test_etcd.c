@@ -1,0 +1,521 @@
+/*
+ * test_etcd.c -- what only the etcd backend has: several handles (as
+ * several front ends would be) racing on one prefix, endpoint failover,
+ * and a write whose outcome is unknown.  Run by tests/etcd/with_etcd.sh
+ * against a real etcd (ETAGKV_TEST_STORE); the library suites that make
+ * sense on both backends run there too, unchanged (tests/CMakeLists.txt).
+ *
+ * The unknown outcome is made real, not mocked: a TCP relay between the
+ * store and etcd passes requests on and, when told to, drops etcd's
+ * answers -- a network that fails after the request arrived.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char *dir;
+static char where[1024];
+
+static void setup(void)
+{
+    ck_assert_msg(tu_on_etcd(), "run me with tests/etcd/with_etcd.sh");
+    dir = tu_mkdtemp();
+    (void)tu_store_where(dir, where, sizeof(where));
+}
+
+static void teardown(void)
+{
+    tu_rmdir_free(dir);
+}
+
+/* where, with the endpoint list replaced by `endpoints` and `query`
+ * appended. */
+static void where_via(const char *endpoints, const char *query, char *out,
+                      size_t cap)
+{
+    const char *path = strchr(where + strlen("etcd://"), '/');
+    int n = snprintf(out, cap, "etcd://%s%s%s", endpoints, path, query);
+
+    ck_assert(n > 0 && (size_t)n < cap);
+}
+
+/* The HOST:PORT of the test's etcd. */
+static void real_endpoint(char *out, size_t cap)
+{
+    const char *e = getenv("ETAGKV_TEST_STORE") + strlen("etcd://");
+    size_t n = strcspn(e, "/");
+
+    ck_assert(n < cap);
+    memcpy(out, e, n);
+    out[n] = '\0';
+}
+
+static uint64_t read_counter(etagkv_store *s, const char *key, etagkv_meta *m)
+{
+    void *v = NULL;
+    size_t len = 0;
+    char buf[32];
+    etagkv_status st = etagkv_get(s, key, strlen(key), NULL, &v, &len, m);
+
+    if (st == ETAGKV_NOT_FOUND)
+        return 0;
+    ck_assert_int_eq(st, ETAGKV_OK);
+    ck_assert_uint_lt(len, sizeof(buf));
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    etagkv_free(v);
+    return strtoull(buf, NULL, 10);
+}
+
+/* ---- two handles on one prefix
+ * ----------------------------------------------- */
+
+struct racer {
+    etagkv_store *s;
+    int increments;
+    int acknowledged;
+    int lost_races; /* 412s: another writer got in between */
+};
+
+/* Compare-and-set increments of "counter": read, put If-Match the ETag
+ * read (create-only when absent), on 412 read again. */
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+
+    while (r->acknowledged < r->increments) {
+        etagkv_meta m;
+        etagkv_cond *c = NULL;
+        uint64_t n = read_counter(r->s, "counter", &m);
+        char buf[32];
+        int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)n + 1);
+        etagkv_status st = m.exists ? etagkv_cond_if_match(m.etag, &c)
+                                    : etagkv_cond_create_only(&c);
+
+        ck_assert_int_eq(st, ETAGKV_OK);
+        st = etagkv_put(r->s, "counter", 7, buf, (size_t)len, NULL, c, NULL);
+        etagkv_cond_free(c);
+        if (st == ETAGKV_PRECONDITION_FAILED) {
+            r->lost_races++;
+            continue;
+        }
+        ck_assert_msg(st == ETAGKV_OK || st == ETAGKV_CREATED, "put: %s (%s)",
+                      etagkv_strerror(st), etagkv_last_error_detail());
+        r->acknowledged++;
+    }
+    return NULL;
+}
+
+START_TEST(two_handles_racing_cas_increments_lose_no_update)
+{
+    enum { THREADS = 4, EACH = 40 };
+    etagkv_store *a = tu_open(dir, NULL), *b = tu_open(dir, NULL);
+    struct racer r[THREADS];
+    pthread_t th[THREADS];
+    int acknowledged = 0, lost = 0;
+    etagkv_meta m;
+
+    for (int i = 0; i < THREADS; i++) {
+        r[i] = (struct racer){.s = i % 2 ? b : a, .increments = EACH};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, race, &r[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+        acknowledged += r[i].acknowledged;
+        lost += r[i].lost_races;
+    }
+    printf("two handles: %d increments acknowledged, %d lost races retried\n",
+           acknowledged, lost);
+    /* No lost update: every acknowledged increment is in the counter, as
+     * seen through either handle. */
+    ck_assert_uint_eq(read_counter(a, "counter", &m), THREADS * EACH);
+    ck_assert_uint_eq(m.version, THREADS * EACH);
+    ck_assert_uint_eq(read_counter(b, "counter", &m), THREADS * EACH);
+    etagkv_store_close(a);
+    etagkv_store_close(b);
+}
+END_TEST
+
+START_TEST(a_write_through_one_handle_is_seen_through_the_other)
+{
+    etagkv_store *a = tu_open(dir, NULL), *b = tu_open(dir, NULL);
+    etagkv_meta ma, mb;
+    etagkv_stats sa, sb;
+
+    ck_assert_int_eq(etagkv_put(a, "k", 1, "v1", 2, "text/plain", NULL, &ma),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_get(b, "k", 1, NULL, NULL, NULL, &mb), ETAGKV_OK);
+    ck_assert_str_eq(mb.etag, ma.etag);
+    ck_assert_str_eq(mb.content_type, "text/plain");
+    ck_assert_uint_eq(mb.mod_revision, ma.mod_revision);
+    /* One store revision, whichever handle wrote. */
+    ck_assert_int_eq(etagkv_put(b, "j", 1, "w", 1, NULL, NULL, &mb),
+                     ETAGKV_CREATED);
+    ck_assert_uint_eq(mb.mod_revision, ma.mod_revision + 1);
+    ck_assert_int_eq(etagkv_store_stats(a, &sa), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_store_stats(b, &sb), ETAGKV_OK);
+    ck_assert_uint_eq(sa.revision, mb.mod_revision);
+    ck_assert_uint_eq(sb.revision, mb.mod_revision);
+    ck_assert_uint_eq(sa.records, 2);
+    etagkv_store_close(a);
+    etagkv_store_close(b);
+}
+END_TEST
+
+/* DESIGN §2: after A -> B -> A the ETag is A's again, and only
+ * ETagKV-If-Revision tells that the key was written in between. */
+START_TEST(a_to_b_to_a_is_caught_by_if_revision_not_by_if_match)
+{
+    etagkv_store *a = tu_open(dir, NULL), *b = tu_open(dir, NULL);
+    etagkv_meta first, last;
+    etagkv_cond *by_etag = NULL, *by_rev = NULL;
+
+    ck_assert_int_eq(etagkv_put(a, "k", 1, "A", 1, NULL, NULL, &first),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_put(b, "k", 1, "B", 1, NULL, NULL, NULL),
+                     ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(b, "k", 1, "A", 1, NULL, NULL, &last),
+                     ETAGKV_OK);
+    ck_assert_str_eq(last.etag, first.etag);
+    ck_assert_int_eq(etagkv_cond_new(&by_rev), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_cond_set_if_revision(by_rev, first.mod_revision),
+                     ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(a, "k", 1, "C", 1, NULL, by_rev, NULL),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_int_eq(etagkv_cond_if_match(first.etag, &by_etag), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(a, "k", 1, "C", 1, NULL, by_etag, NULL),
+                     ETAGKV_OK);
+    etagkv_cond_free(by_etag);
+    etagkv_cond_free(by_rev);
+    etagkv_store_close(a);
+    etagkv_store_close(b);
+}
+END_TEST
+
+/* Drain fd until it stays quiet for quiet_ms; 1 if it was ever readable. */
+static int drain(int fd, int quiet_ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    int woke = 0;
+    uint64_t n;
+
+    while (poll(&p, 1, quiet_ms) == 1) {
+        ck_assert_int_eq(read(fd, &n, sizeof(n)), (ssize_t)sizeof(n));
+        woke = 1;
+    }
+    return woke;
+}
+
+START_TEST(a_commit_through_another_handle_wakes_this_ones_watchers)
+{
+    etagkv_store *a = tu_open(dir, NULL), *b = tu_open(dir, NULL);
+    uint64_t rev = 0;
+    int fd;
+    double t0;
+
+    ck_assert_int_eq(etagkv_notify_open(a, &fd), ETAGKV_OK);
+    (void)drain(fd, 300); /* the watch's own start may wake it once */
+    ck_assert_int_eq(drain(fd, 300), 0); /* quiet with nobody writing */
+    ck_assert_int_eq(etagkv_put(b, "k", 1, "v", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    t0 = tu_now_s();
+    {
+        struct pollfd p = {fd, POLLIN, 0};
+
+        ck_assert_int_eq(poll(&p, 1, 5000), 1);
+    }
+    printf("woken %.1f ms after the other handle's commit\n",
+           (tu_now_s() - t0) * 1e3);
+    /* etagkv_wait() on a sees it too, without a commit of a's own. */
+    ck_assert_int_eq(etagkv_wait(a, 0, 5000, &rev), ETAGKV_OK);
+    ck_assert_uint_eq(rev, 1);
+    etagkv_notify_close(a, fd);
+    etagkv_store_close(a);
+    etagkv_store_close(b);
+}
+END_TEST
+
+/* ---- endpoints
+ * ------------------------------------------------------------------ */
+
+START_TEST(a_dead_endpoint_fails_over_to_the_next)
+{
+    char real[256], list[300], w[1200];
+    etagkv_store *s;
+    etagkv_meta m;
+
+    real_endpoint(real, sizeof(real));
+    /* Port 1 on loopback: nothing listens, the connection is refused. */
+    snprintf(list, sizeof(list), "127.0.0.1:1,%s", real);
+    where_via(list, "", w, sizeof(w));
+    ck_assert_int_eq(etagkv_store_open(w, NULL, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "v", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_get(s, "k", 1, NULL, NULL, NULL, &m), ETAGKV_OK);
+    etagkv_store_close(s);
+}
+END_TEST
+
+START_TEST(no_reachable_endpoint_is_unavailable_and_a_bad_list_invalid)
+{
+    char w[1200];
+    etagkv_store *s = (etagkv_store *)1;
+
+    where_via("127.0.0.1:1", "", w, sizeof(w));
+    ck_assert_int_eq(etagkv_store_open(w, NULL, &s), ETAGKV_UNAVAILABLE);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(etagkv_status_http(ETAGKV_UNAVAILABLE), 503);
+    ck_assert_int_eq(etagkv_store_open("etcd://127.0.0.1:1,/p", NULL, &s),
+                     ETAGKV_INVALID_ARGUMENT);
+    ck_assert_int_eq(etagkv_store_open("etcd://u@h:1/p", NULL, &s),
+                     ETAGKV_INVALID_ARGUMENT);
+    where_via("127.0.0.1:1", "?timeout_ms=0", w, sizeof(w));
+    ck_assert_int_eq(etagkv_store_open(w, NULL, &s), ETAGKV_INVALID_ARGUMENT);
+}
+END_TEST
+
+START_TEST(what_only_a_file_has_is_unsupported_and_says_so)
+{
+    etagkv_store *s = tu_open(dir, NULL);
+    etagkv_stats st;
+
+    ck_assert_int_eq(etagkv_store_backup_fd(s, 1), ETAGKV_UNSUPPORTED);
+    ck_assert_int_eq(etagkv_status_http(ETAGKV_UNSUPPORTED), 501);
+    ck_assert_int_eq(etagkv_store_backup(s, dir), ETAGKV_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(etagkv_last_error_detail(), "etcdctl"));
+    ck_assert_int_eq(etagkv_store_stats(s, &st), ETAGKV_OK);
+    ck_assert_uint_eq(st.map_size_bytes, 0);
+    etagkv_store_close(s);
+}
+END_TEST
+
+/* A prefix whose keys are not an etagkv store's (here: the records and
+ * the counters of a store one level up) is refused and left alone. */
+START_TEST(a_prefix_holding_other_data_is_incompatible)
+{
+    char w[1200];
+    etagkv_store *s = tu_open(dir, NULL), *other = (etagkv_store *)1;
+
+    ck_assert_int_eq(etagkv_put(s, "x", 1, "v", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    etagkv_store_close(s);
+    snprintf(w, sizeof(w), "%s/r", where);
+    ck_assert_int_eq(etagkv_store_open(w, NULL, &other), ETAGKV_INCOMPATIBLE);
+    ck_assert_ptr_null(other);
+    snprintf(w, sizeof(w), "%s/m", where);
+    ck_assert_int_eq(etagkv_store_open(w, NULL, &other), ETAGKV_INCOMPATIBLE);
+    s = tu_open(dir, NULL);
+    ck_assert_int_eq(etagkv_get(s, "x", 1, NULL, NULL, NULL, NULL), ETAGKV_OK);
+    etagkv_store_close(s);
+}
+END_TEST
+
+/* ---- a relay that can lose etcd's answers
+ * ------------------------------------- */
+
+/* A TCP relay from a loopback port to etcd's.  With drop_txn_answers set,
+ * the answer to every Txn that writes (the commit of a write: it puts) is
+ * lost on its way back: etcd got the request and applied it, the store
+ * hears nothing.  Read-only Txns (a write transaction's first read) pass.
+ * curl sends one request at a time on a connection, so what the client
+ * sent since its last request line tells what is answered next. */
+struct relay {
+    int listen_fd;
+    int port;
+    int target_port;
+    atomic_int drop_txn_answers;
+    atomic_int stop;
+    pthread_t th;
+};
+
+struct relay_conn {
+    struct relay *r;
+    int client, server;
+    int in_txn;   /* the request being sent is a POST /v3/kv/txn */
+    int dropping; /* the answer now coming is to be lost */
+};
+
+/* Pass what arrives on one side on; 0, or -1 when the connection ends. */
+static int relay_step(struct relay_conn *p, const struct pollfd *fds)
+{
+    static const char txn[] = "POST /v3/kv/txn ";
+    char buf[65536];
+    ssize_t n;
+
+    if (fds[0].revents != 0) {
+        n = read(p->client, buf, sizeof(buf));
+        if (n <= 0 || write(p->server, buf, (size_t)n) != n)
+            return -1;
+        if (n >= 5 && memcmp(buf, "POST ", 5) == 0) {
+            p->in_txn = (size_t)n >= sizeof(txn) - 1 &&
+                        memcmp(buf, txn, sizeof(txn) - 1) == 0;
+            p->dropping = 0;
+        }
+        if (p->in_txn && atomic_load(&p->r->drop_txn_answers) &&
+            memmem(buf, (size_t)n, "\"request_put\"", 13) != NULL)
+            p->dropping = 1;
+    }
+    if (fds[1].revents != 0) {
+        n = read(p->server, buf, sizeof(buf));
+        if (n <= 0)
+            return -1;
+        if (!p->dropping && write(p->client, buf, (size_t)n) != n)
+            return -1;
+    }
+    return 0;
+}
+
+static void *relay_conn_main(void *arg)
+{
+    struct relay_conn *p = arg;
+
+    while (!atomic_load(&p->r->stop)) {
+        struct pollfd fds[2] = {{p->client, POLLIN, 0}, {p->server, POLLIN, 0}};
+        int n = poll(fds, 2, 100);
+
+        if (n < 0 || (n > 0 && relay_step(p, fds) != 0))
+            break;
+    }
+    close(p->client);
+    close(p->server);
+    free(p);
+    return NULL;
+}
+
+static int connect_local(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void *relay_main(void *arg)
+{
+    struct relay *r = arg;
+
+    while (!atomic_load(&r->stop)) {
+        struct pollfd pfd = {r->listen_fd, POLLIN, 0};
+        struct relay_conn *p;
+        pthread_t th;
+
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        p = calloc(1, sizeof(*p));
+        if (p == NULL)
+            break;
+        p->r = r;
+        p->client = accept(r->listen_fd, NULL, NULL);
+        p->server = p->client >= 0 ? connect_local(r->target_port) : -1;
+        if (p->server < 0 ||
+            pthread_create(&th, NULL, relay_conn_main, p) != 0) {
+            if (p->client >= 0)
+                close(p->client);
+            if (p->server >= 0)
+                close(p->server);
+            free(p);
+            continue;
+        }
+        (void)pthread_detach(th);
+    }
+    return NULL;
+}
+
+static void relay_start(struct relay *r, int target_port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+
+    r->target_port = target_port;
+    atomic_init(&r->drop_txn_answers, 0);
+    atomic_init(&r->stop, 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    r->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(r->listen_fd, 0);
+    ck_assert_int_eq(bind(r->listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(r->listen_fd, 16), 0);
+    ck_assert_int_eq(getsockname(r->listen_fd, (struct sockaddr *)&a, &len), 0);
+    r->port = ntohs(a.sin_port);
+    ck_assert_int_eq(pthread_create(&r->th, NULL, relay_main, r), 0);
+}
+
+static void relay_stop(struct relay *r)
+{
+    atomic_store(&r->stop, 1);
+    ck_assert_int_eq(pthread_join(r->th, NULL), 0);
+    close(r->listen_fd);
+}
+
+START_TEST(a_write_sent_without_an_answer_is_outcome_unknown_never_guessed)
+{
+    char real[256], list[300], w[1200];
+    struct relay r;
+    etagkv_store *direct = tu_open(dir, NULL), *s;
+    etagkv_meta m;
+    etagkv_cond *c = NULL;
+
+    real_endpoint(real, sizeof(real));
+    relay_start(&r, atoi(strchr(real, ':') + 1));
+    snprintf(list, sizeof(list), "127.0.0.1:%d", r.port);
+    where_via(list, "?timeout_ms=500", w, sizeof(w));
+    ck_assert_int_eq(etagkv_store_open(w, NULL, &s), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "1", 1, NULL, NULL, &m),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_cond_if_match(m.etag, &c), ETAGKV_OK);
+
+    atomic_store(&r.drop_txn_answers, 1);
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "2", 1, NULL, c, NULL),
+                     ETAGKV_OUTCOME_UNKNOWN);
+    ck_assert_int_eq(etagkv_status_http(ETAGKV_OUTCOME_UNKNOWN), 503);
+    /* It was applied.  Had the store run it again, its own first run
+     * would have failed the If-Match: a 412 for a write that succeeded. */
+    ck_assert_uint_eq(read_counter(direct, "k", &m), 2);
+    ck_assert_int_eq(etagkv_put(direct, "k", 1, "2", 1, NULL, c, NULL),
+                     ETAGKV_PRECONDITION_FAILED);
+    /* A read through the same relay still works: reads are answered. */
+    ck_assert_uint_eq(read_counter(s, "k", &m), 2);
+    etagkv_cond_free(c);
+    etagkv_store_close(s);
+    relay_stop(&r);
+    etagkv_store_close(direct);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("etcd");
+    TCase *tc = tcase_create("etcd");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, two_handles_racing_cas_increments_lose_no_update);
+    tcase_add_test(tc, a_write_through_one_handle_is_seen_through_the_other);
+    tcase_add_test(tc, a_to_b_to_a_is_caught_by_if_revision_not_by_if_match);
+    tcase_add_test(tc,
+                   a_commit_through_another_handle_wakes_this_ones_watchers);
+    tcase_add_test(tc, a_dead_endpoint_fails_over_to_the_next);
+    tcase_add_test(tc,
+                   no_reachable_endpoint_is_unavailable_and_a_bad_list_invalid);
+    tcase_add_test(tc, what_only_a_file_has_is_unsupported_and_says_so);
+    tcase_add_test(tc, a_prefix_holding_other_data_is_incompatible);
+    tcase_add_test(
+        tc, a_write_sent_without_an_answer_is_outcome_unknown_never_guessed);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}

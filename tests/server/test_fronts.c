@@ -1,0 +1,219 @@
+/*
+ * test_fronts.c -- two etagkv-servers in front of one store on etcd
+ * (etagkv-server --etcd), as two front ends behind a balancer would be:
+ * compare-and-set increments through both lose no update, a long-poll on
+ * one is woken by a write through the other, and an Idempotency-Key
+ * retried through the other gets the recorded outcome.  Runs only under
+ * tests/etcd/with_etcd.sh (an LMDB store has one server per directory).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "httputil.h"
+#include "testutil.h"
+
+#ifndef ETAGKV_SERVER_BIN
+#error "ETAGKV_SERVER_BIN must name the etagkv-server binary"
+#endif
+
+static char *dir;
+static struct hu_server front[2];
+
+static void setup(void)
+{
+    char data[512];
+
+    ck_assert_msg(tu_on_etcd(), "run me with tests/etcd/with_etcd.sh");
+    dir = tu_mkdtemp();
+    snprintf(data, sizeof(data), "%s/data", dir);
+    /* The same data path: the same prefix on etcd (tu_store_where()). */
+    hu_server_start(&front[0], ETAGKV_SERVER_BIN, data, NULL);
+    hu_server_start(&front[1], ETAGKV_SERVER_BIN, data, NULL);
+}
+
+static void teardown(void)
+{
+    hu_server_stop(&front[0]);
+    hu_server_stop(&front[1]);
+    tu_rmdir_free(dir);
+}
+
+static void call(CURL *h, int port, struct hu_resp *r, const char *method,
+                 const char *path, const char *const *headers, const char *body)
+{
+    struct hu_req q = {method, path, headers, body,
+                       body != NULL ? strlen(body) : 0};
+
+    hu_perform(h, port, &q, r, 60);
+}
+
+/* ---- no lost update through two front ends ----------------------------------
+ */
+
+struct client {
+    int port;
+    int goal, acked, lost;
+    int failed; /* a response that is neither 2xx nor 412 */
+};
+
+static void *increment(void *arg)
+{
+    struct client *c = arg;
+    CURL *h = curl_easy_init();
+
+    while (h != NULL && c->acked < c->goal && !c->failed) {
+        struct hu_resp r;
+        char cond[96], body[32];
+        const char *hdr[2] = {cond, NULL};
+        long n = 0;
+
+        call(h, c->port, &r, "GET", "/kv/counter", NULL, NULL);
+        if (r.code == 200) {
+            n = strtol(r.body, NULL, 10);
+            snprintf(cond, sizeof(cond), "If-Match: %s", hu_hdr(&r, "ETag"));
+        } else {
+            snprintf(cond, sizeof(cond), "If-None-Match: *");
+        }
+        c->failed = r.code != 200 && r.code != 404;
+        hu_resp_free(&r);
+        snprintf(body, sizeof(body), "%ld", n + 1);
+        call(h, c->port, &r, "PUT", "/kv/counter", hdr, body);
+        if (r.code == 200 || r.code == 201)
+            c->acked++;
+        else if (r.code == 412)
+            c->lost++;
+        else
+            c->failed = 1;
+        hu_resp_free(&r);
+    }
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+START_TEST(cas_increments_through_two_front_ends_lose_no_update)
+{
+    enum { CLIENTS = 6, EACH = 15 };
+    struct client c[CLIENTS];
+    pthread_t th[CLIENTS];
+    struct hu_resp r;
+    CURL *h = curl_easy_init();
+    int acked = 0, lost = 0;
+
+    for (int i = 0; i < CLIENTS; i++) {
+        c[i] = (struct client){.port = front[i % 2].port, .goal = EACH};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, increment, &c[i]), 0);
+    }
+    for (int i = 0; i < CLIENTS; i++) {
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+        ck_assert_msg(!c[i].failed, "client %d got an unexpected status", i);
+        acked += c[i].acked;
+        lost += c[i].lost;
+    }
+    printf("two front ends: %d increments acknowledged, %d lost races (412) "
+           "retried\n",
+           acked, lost);
+    for (int i = 0; i < 2; i++) {
+        call(h, front[i].port, &r, "GET", "/kv/counter", NULL, NULL);
+        ck_assert_int_eq(r.code, 200);
+        ck_assert_int_eq(strtol(r.body, NULL, 10), CLIENTS * EACH);
+        ck_assert_str_eq(hu_hdr(&r, "ETagKV-Version"), "90");
+        hu_resp_free(&r);
+    }
+    curl_easy_cleanup(h);
+}
+END_TEST
+
+/* ---- a long-poll woken through the other front end
+ * ----------------------------- */
+
+struct poll_arg {
+    int port;
+    char cond[96];
+    struct hu_resp r;
+    double took_s;
+};
+
+static void *long_poll(void *arg)
+{
+    struct poll_arg *p = arg;
+    const char *hdr[] = {p->cond, "Prefer: wait=20", NULL};
+    CURL *h = curl_easy_init();
+    double t0 = tu_now_s();
+
+    call(h, p->port, &p->r, "GET", "/kv/k", hdr, NULL);
+    p->took_s = tu_now_s() - t0;
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+START_TEST(a_long_poll_on_one_front_end_is_woken_by_a_write_through_the_other)
+{
+    struct poll_arg p = {.port = front[0].port};
+    struct hu_resp r;
+    pthread_t th;
+    CURL *h = curl_easy_init();
+
+    call(h, front[1].port, &r, "PUT", "/kv/k", NULL, "v1");
+    ck_assert_int_eq(r.code, 201);
+    snprintf(p.cond, sizeof(p.cond), "If-None-Match: %s", hu_hdr(&r, "ETag"));
+    hu_resp_free(&r);
+    ck_assert_int_eq(pthread_create(&th, NULL, long_poll, &p), 0);
+    /* The poll is held once front 0's metric says so. */
+    ck_assert_int_eq(
+        hu_metric_await(h, front[0].port, "etagkv_watchers_held", 1, 10), 1);
+    call(h, front[1].port, &r, "PUT", "/kv/k", NULL, "v2");
+    ck_assert_int_eq(r.code, 200);
+    hu_resp_free(&r);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(p.r.code, 200);
+    ck_assert_str_eq(p.r.body, "v2");
+    ck_assert_msg(p.took_s < 10, "woken after %.1f s", p.took_s);
+    hu_resp_free(&p.r);
+    curl_easy_cleanup(h);
+}
+END_TEST
+
+/* ---- Idempotency-Key through the other front end
+ * ----------------------------- */
+
+START_TEST(an_idempotency_key_retried_through_the_other_front_end_replays)
+{
+    const char *hdr[] = {"Idempotency-Key: \"order-1\"", "If-None-Match: *",
+                         NULL};
+    struct hu_resp first, again, now;
+    CURL *h = curl_easy_init();
+
+    call(h, front[0].port, &first, "PUT", "/kv/order", hdr, "placed");
+    ck_assert_int_eq(first.code, 201);
+    /* The retry: same request, the other server.  Executed afresh, the
+     * If-None-Match would fail (412); the recorded outcome is 201. */
+    call(h, front[1].port, &again, "PUT", "/kv/order", hdr, "placed");
+    ck_assert_int_eq(again.code, 201);
+    ck_assert_str_eq(hu_hdr(&again, "Idempotent-Replayed"), "true");
+    ck_assert_str_eq(hu_hdr(&again, "ETag"), hu_hdr(&first, "ETag"));
+    call(h, front[1].port, &now, "GET", "/kv/order", NULL, NULL);
+    ck_assert_str_eq(hu_hdr(&now, "ETagKV-Version"), "1");
+    hu_resp_free(&first);
+    hu_resp_free(&again);
+    hu_resp_free(&now);
+    curl_easy_cleanup(h);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("fronts");
+    TCase *tc = tcase_create("fronts");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, cas_increments_through_two_front_ends_lose_no_update);
+    tcase_add_test(
+        tc, a_long_poll_on_one_front_end_is_woken_by_a_write_through_the_other);
+    tcase_add_test(
+        tc, an_idempotency_key_retried_through_the_other_front_end_replays);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
