@@ -45,76 +45,17 @@ struct ekv_etcd_client {
     size_t n_pool;
 };
 
-/* ---- base64 (RFC 4648 §4, padded), as the gateway's JSON carries bytes ----
+/* ---- base64 (lib/base64.c), as the gateway's JSON carries bytes ---------
  */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-char *ekv_b64_encode(const void *data, size_t len)
-{
-    const uint8_t *p = data;
-    char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
-
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-
-        if (i + 1 < len)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < len)
-            v |= p[i + 2];
-        *o++ = b64_alphabet[v >> 18 & 63];
-        *o++ = b64_alphabet[v >> 12 & 63];
-        *o++ = i + 1 < len ? b64_alphabet[v >> 6 & 63] : '=';
-        *o++ = i + 2 < len ? b64_alphabet[v & 63] : '=';
-    }
-    *o = '\0';
-    return out;
-}
-
-static int b64_digit(char c)
-{
-    const char *at = c != '\0' ? strchr(b64_alphabet, c) : NULL;
-
-    return at != NULL ? (int)(at - b64_alphabet) : -1;
-}
 
 etagkv_status ekv_b64_decode(const char *s, uint8_t **out, size_t *len)
 {
-    size_t n = strlen(s), o = 0;
-    uint8_t *buf;
+    int rc = ekv_base64_decode(s, strlen(s), out, len);
 
-    *out = NULL;
-    *len = 0;
-    while (n > 0 && s[n - 1] == '=')
-        n--;
-    buf = malloc(n * 3 / 4 + 1); /* one byte more: never malloc(0) */
-    if (buf == NULL)
+    if (rc == -2)
         return ETAGKV_NO_MEMORY;
-    for (size_t i = 0; i < n; i += 4) {
-        uint32_t v = 0;
-        size_t k = n - i < 4 ? n - i : 4;
-
-        for (size_t j = 0; j < 4; j++) {
-            int d = j < k ? b64_digit(s[i + j]) : 0;
-
-            if (d < 0 || k == 1) {
-                free(buf);
-                return ekv_fail(ETAGKV_CORRUPT, "etcd sent invalid base64");
-            }
-            v = v << 6 | (uint32_t)d;
-        }
-        buf[o++] = (uint8_t)(v >> 16);
-        if (k > 2)
-            buf[o++] = (uint8_t)(v >> 8);
-        if (k > 3)
-            buf[o++] = (uint8_t)v;
-    }
-    *out = buf;
-    *len = o;
-    return ETAGKV_OK;
+    return rc == 0 ? ETAGKV_OK
+                   : ekv_fail(ETAGKV_CORRUPT, "etcd sent invalid base64");
 }
 
 /* ---- JSON helpers ---------------------------------------------------------
@@ -134,7 +75,7 @@ int64_t ekv_etcd_int(const json_t *j)
 etagkv_status ekv_etcd_set_bytes(json_t *obj, const char *field,
                                  const void *data, size_t len)
 {
-    char *b = ekv_b64_encode(data, len);
+    char *b = ekv_base64_encode(data, len, NULL);
     int rc;
 
     if (b == NULL)

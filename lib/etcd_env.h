@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <pthread.h>
 
+#include "base64.h"
 #include "backend.h"
 
 /* ---- etcd_client.c ---------------------------------------------------------
@@ -64,10 +65,8 @@ int64_t ekv_etcd_int(const json_t *j);
 etagkv_status ekv_etcd_set_bytes(json_t *obj, const char *field,
                                  const void *data, size_t len);
 
-/* Base64 (RFC 4648, padded): a malloc'd NUL-terminated encoding (NULL
- * without memory), and a decoding into a malloc'd buffer (*out; at least
- * one byte even when *len is 0), ETAGKV_CORRUPT for invalid input. */
-char *ekv_b64_encode(const void *data, size_t len);
+/* ekv_base64_decode() of the NUL-terminated s (base64.h), as a status:
+ * ETAGKV_CORRUPT for invalid input, ETAGKV_NO_MEMORY. */
 etagkv_status ekv_b64_decode(const char *s, uint8_t **out, size_t *len);
 
 /* ---- the environment (etcd_env.c) ------------------------------------------

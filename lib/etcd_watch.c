@@ -103,7 +103,7 @@ static char *watch_body(const struct ekv_etcd_env *env)
         return NULL;
     memcpy(key, env->prefix, env->prefix_len);
     memcpy(key + env->prefix_len, name, sizeof(name) - 1);
-    b64 = ekv_b64_encode(key, len);
+    b64 = ekv_base64_encode(key, len, NULL);
     free(key);
     if (b64 == NULL)
         return NULL;

@@ -24,6 +24,8 @@
  */
 #include "txn_json.h"
 
+#include "../lib/base64.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,79 +51,15 @@ struct srv_txn_req {
     int has_get, writes, unconditional_write;
 };
 
-/* ---- base64 (RFC 4648 §4) ---------------------------------------------- */
-
-static const char b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int b64_value(unsigned char ch)
-{
-    const char *p = ch != '\0' ? strchr(b64, ch) : NULL;
-
-    return p != NULL ? (int)(p - b64) : -1;
-}
-
-/* Decode len bytes of padded base64 into a malloc'd buffer (at least one
- * byte); -1 when malformed or out of memory. */
-static int b64_decode(const char *s, size_t len, unsigned char **out,
-                      size_t *out_len)
-{
-    unsigned char *d;
-    size_t n = 0;
-
-    if (len % 4 != 0)
-        return -1;
-    d = malloc(len / 4 * 3 + 1);
-    if (d == NULL)
-        return -1;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4], pad = 0;
-
-        for (int j = 0; j < 4; j++) {
-            /* '=' only at the end: one or two of the last group. */
-            if (s[i + j] == '=' && i + 4 == len && j >= 2 &&
-                (j == 3 || s[i + 3] == '=')) {
-                v[j] = 0;
-                pad++;
-                continue;
-            }
-            v[j] = b64_value((unsigned char)s[i + j]);
-            if (v[j] < 0) {
-                free(d);
-                return -1;
-            }
-        }
-        d[n++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
-        if (pad < 2)
-            d[n++] = (unsigned char)((v[1] & 15) << 4 | v[2] >> 2);
-        if (pad < 1)
-            d[n++] = (unsigned char)((v[2] & 3) << 6 | v[3]);
-    }
-    *out = d;
-    *out_len = n;
-    return 0;
-}
+/* ---- base64 (lib/base64.c) ------------------------------------------- */
 
 /* A JSON string of the base64 of len bytes; NULL when out of memory. */
 static json_t *b64_string(const unsigned char *p, size_t len)
 {
-    size_t n = (len + 2) / 3 * 4, o = 0;
-    char *s = malloc(n + 1);
-    json_t *j;
+    size_t n;
+    char *s = ekv_base64_encode(p, len, &n);
+    json_t *j = s != NULL ? json_stringn(s, n) : NULL;
 
-    if (s == NULL)
-        return NULL;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 |
-                     (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0) |
-                     (i + 2 < len ? p[i + 2] : 0);
-
-        s[o++] = b64[v >> 18 & 63];
-        s[o++] = b64[v >> 12 & 63];
-        s[o++] = i + 1 < len ? b64[v >> 6 & 63] : '=';
-        s[o++] = i + 2 < len ? b64[v & 63] : '=';
-    }
-    j = json_stringn(s, n);
     free(s);
     return j;
 }
@@ -203,8 +141,8 @@ static int text_or_b64(json_t *text, json_t *b, int required, const char *what,
         return -1;
     }
     if (b != NULL) {
-        if (b64_decode(json_string_value(b), json_string_length(b), bytes,
-                       len) != 0) {
+        if (ekv_base64_decode(json_string_value(b), json_string_length(b),
+                              (uint8_t **)bytes, len) != 0) {
             snprintf(detail, cap, "ops[%zu]: %s_base64 is not padded base64", i,
                      what);
             return -1;
