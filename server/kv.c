@@ -94,7 +94,6 @@ static enum MHD_Result answer_outcome(struct srv *s, struct MHD_Connection *c,
                                       const etagkv_meta *m)
 {
     unsigned http = (unsigned)etagkv_status_http(st);
-    struct MHD_Response *resp;
 
     switch (st) {
     case ETAGKV_NOT_MODIFIED: return srv_queue(s, c, r, http, not_modified(m));
@@ -109,15 +108,8 @@ static enum MHD_Result answer_outcome(struct srv *s, struct MHD_Connection *c,
                 etagkv_strerror(st),
                 r->write_state == SRV_WRITE_DONE ? r->write_detail
                                                  : etagkv_last_error_detail());
-    resp = srv_status_problem(st, detail_for(st, r->method));
-    /* A full Idempotency-Key table (503) empties as keys expire. */
-    if (resp != NULL && http == MHD_HTTP_SERVICE_UNAVAILABLE &&
-        srv_add_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
-                       SRV_RETRY_AFTER_IDEM_S) != 0) {
-        MHD_destroy_response(resp);
-        resp = NULL;
-    }
-    return srv_queue(s, c, r, http, resp);
+    return srv_queue(s, c, r, http,
+                     srv_status_problem(st, detail_for(st, r->method)));
 }
 
 /* ---- the four methods ---------------------------------------------------- */

@@ -36,11 +36,9 @@ static enum MHD_Result failed(struct srv *s, struct MHD_Connection *c,
     struct MHD_Response *resp =
         srv_status_problem(st, detail[0] != '\0' ? detail : NULL);
 
-    /* --max-leases reached: leases are freed as they expire or are
-     * revoked, so a retry soon may succeed (RFC 9110 §10.2.3). */
-    if (st == ETAGKV_LEASE_LIMIT)
-        resp = srv_retry_after(resp, SRV_RETRY_AFTER_S);
-    else if (etagkv_status_http(st) >= 500)
+    /* --max-leases reached (503) carries Retry-After: leases are freed as
+     * they expire or are revoked (srv_status_problem()). */
+    if (st != ETAGKV_LEASE_LIMIT && etagkv_status_http(st) >= 500)
         fprintf(stderr, "etagkv-server: lease: %s (%s)\n", etagkv_strerror(st),
                 lib);
     return srv_queue(s, c, r, (unsigned)etagkv_status_http(st), resp);

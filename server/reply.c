@@ -178,6 +178,8 @@ static void status_slug(etagkv_status st, char *out, size_t cap)
 static struct MHD_Response *status_problem_ext(etagkv_status st,
                                                const char *detail, json_t *ext)
 {
+    unsigned http = (unsigned)etagkv_status_http(st);
+    struct MHD_Response *resp;
     char slug[64];
 
     if (ext == NULL)
@@ -190,8 +192,17 @@ static struct MHD_Response *status_problem_ext(etagkv_status st,
         return NULL;
     }
     status_slug(st, slug, sizeof slug);
-    return srv_problem((unsigned)etagkv_status_http(st), slug,
+    resp = srv_problem(http, slug,
                        detail != NULL ? detail : etagkv_strerror(st), ext);
+    /* Every 503 says when to come back (RFC 9110 §10.2.3): a full
+     * Idempotency-Key table empties only as keys expire; the rest (lease
+     * limit, closing, an etcd cluster unreachable or electing, an unknown
+     * outcome to be read back) are worth a retry within a second. */
+    if (http == MHD_HTTP_SERVICE_UNAVAILABLE)
+        resp = srv_retry_after(resp, st == ETAGKV_IDEMPOTENCY_FULL
+                                         ? SRV_RETRY_AFTER_IDEM_S
+                                         : SRV_RETRY_AFTER_S);
+    return resp;
 }
 
 struct MHD_Response *srv_status_problem(etagkv_status st, const char *detail)

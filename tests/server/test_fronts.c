@@ -2,11 +2,13 @@
  * test_fronts.c -- two etagkv-servers in front of one store on etcd
  * (etagkv-server --etcd), as two front ends behind a balancer would be:
  * compare-and-set increments through both lose no update, a long-poll on
- * one is woken by a write through the other, and an Idempotency-Key
- * retried through the other gets the recorded outcome.  Runs only under
+ * one is woken by a write through the other, an Idempotency-Key
+ * retried through the other gets the recorded outcome, and a front end
+ * that cannot reach etcd says 503 with when to retry.  Runs only under
  * tests/etcd/with_etcd.sh (an LMDB store has one server per directory).
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +204,51 @@ START_TEST(an_idempotency_key_retried_through_the_other_front_end_replays)
 }
 END_TEST
 
+/* ---- etcd out of reach ------------------------------------------------------
+ */
+
+/* With every etcd member stopped (SIGSTOP: the connections stay open, no
+ * answer comes), a read fails over through every endpoint and gives up:
+ * 503 UNAVAILABLE with Retry-After: 1, the cluster being worth retrying
+ * within a second (an election takes about that), not the minute a full
+ * Idempotency-Key table asks for.  The members are resumed before the
+ * assertions so that a failure leaves the suite's etcd running. */
+START_TEST(a_front_end_that_cannot_reach_etcd_answers_503_with_retry_after)
+{
+    const char *pids = getenv("ETAGKV_TEST_ETCD_PIDS");
+    char where[1024], url[1100], data[512];
+    const char *extra[] = {"--etcd", url, NULL};
+    struct hu_server quick;
+    struct hu_resp r;
+    CURL *h = curl_easy_init();
+    pid_t pid;
+
+    ck_assert_ptr_nonnull(pids);
+    pid = (pid_t)strtol(pids, NULL, 10);
+    ck_assert_int_gt(pid, 0);
+    snprintf(data, sizeof(data), "%s/data", dir);
+    /* The same prefix, with a short request timeout (the last --etcd wins). */
+    snprintf(url, sizeof(url), "%s?timeout_ms=300",
+             tu_store_where(data, where, sizeof(where)) + 7);
+    hu_server_start(&quick, ETAGKV_SERVER_BIN, data, extra);
+
+    ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+    call(h, quick.port, &r, "GET", "/kv/k", NULL, NULL);
+    ck_assert_int_eq(kill(pid, SIGCONT), 0);
+
+    ck_assert_int_eq(r.code, 503);
+    ck_assert_pstr_eq(hu_hdr(&r, "Retry-After"), "1");
+    ck_assert_msg(strstr(r.body, "\"UNAVAILABLE\"") != NULL, "%s", r.body);
+    hu_resp_free(&r);
+    /* And it serves again once the cluster answers. */
+    call(h, quick.port, &r, "PUT", "/kv/k", NULL, "back");
+    ck_assert_int_eq(r.code, 201);
+    hu_resp_free(&r);
+    hu_server_stop(&quick);
+    curl_easy_cleanup(h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fronts");
@@ -214,6 +261,8 @@ int main(void)
         tc, a_long_poll_on_one_front_end_is_woken_by_a_write_through_the_other);
     tcase_add_test(
         tc, an_idempotency_key_retried_through_the_other_front_end_replays);
+    tcase_add_test(
+        tc, a_front_end_that_cannot_reach_etcd_answers_503_with_retry_after);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
