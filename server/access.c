@@ -143,7 +143,7 @@ static char *target_of(const struct srv_req *r)
         [SRV_ROUTE_TXN] = "/txn",         [SRV_ROUTE_LEASES] = "/leases",
         [SRV_ROUTE_LEASE] = "/leases/"};
     /* A route added without its path here would be read past the table. */
-    _Static_assert(sizeof paths / sizeof paths[0] == SRV_ROUTE_LEASE + 1,
+    _Static_assert(sizeof paths / sizeof paths[0] == SRV_ROUTE_COUNT,
                    "one path per route");
     const char *path = paths[r->route];
     char *pct = NULL, *t;

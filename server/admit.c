@@ -1003,7 +1003,8 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
             srv_refuse_method(r, allow_read);
         return;
     case SRV_ROUTE_HEALTHZ:
-    case SRV_ROUTE_NONE: break;
+    case SRV_ROUTE_NONE:
+    case SRV_ROUTE_COUNT: break;
     }
     srv_refuse_problem(r, MHD_HTTP_NOT_FOUND, "no-such-resource",
                        "no such path: use /kv/{key}, /kv/, /txn, /changes, "

@@ -90,7 +90,8 @@ static enum MHD_Result dispatch(struct srv *s, struct MHD_Connection *c,
     case SRV_ROUTE_TXN: return srv_txn(s, c, r);
     case SRV_ROUTE_LEASES:
     case SRV_ROUTE_LEASE: return srv_lease(s, c, r);
-    case SRV_ROUTE_NONE: break;
+    case SRV_ROUTE_NONE:
+    case SRV_ROUTE_COUNT: break;
     }
     return MHD_NO; /* not reached: refused at the headers */
 }

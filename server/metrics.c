@@ -27,7 +27,7 @@ const char *srv_method_name(enum srv_method m)
 }
 
 /* 412s and 409s by route (the path templates of srv_route) and method. */
-#define N_ROUTES (SRV_ROUTE_LEASE + 1)
+#define N_ROUTES SRV_ROUTE_COUNT
 static const char *const route_names[N_ROUTES] = {
     [SRV_ROUTE_NONE] = "none",         [SRV_ROUTE_KV] = "/kv/{key}",
     [SRV_ROUTE_LIST] = "/kv/",         [SRV_ROUTE_HEALTHZ] = "/healthz",

@@ -106,7 +106,8 @@ enum srv_route {
     SRV_ROUTE_CHANGES, /* /changes */
     SRV_ROUTE_TXN,     /* /txn */
     SRV_ROUTE_LEASES,  /* /leases */
-    SRV_ROUTE_LEASE    /* /leases/{id}, /leases/{id}/keepalive */
+    SRV_ROUTE_LEASE,   /* /leases/{id}, /leases/{id}/keepalive */
+    SRV_ROUTE_COUNT    /* not a route: the number of them (tables per route) */
 };
 
 /* A parsed POST /txn body (txn_json.h). */
