@@ -574,12 +574,6 @@ static int commit_queued(etagkv_store *s, struct ekv_op *op)
 etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)
 {
     op->detail[0] = '\0';
-    if (ekv_op_refuse_early(s, op)) {
-        /* Refused at the latest committed state: see "Refused early" at
-         * the top of this file. */
-        ekv_clear_error();
-        return op->status;
-    }
     if (s->opts.sync_mode == ETAGKV_NOSYNC &&
         op->lease_verb != EKV_LEASE_SWEEP &&
         atomic_load_explicit(&s->queue.queued, memory_order_relaxed) == 0) {
@@ -589,8 +583,18 @@ etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)
          * expiries always queue: committing alone one after another, it
          * would hold LMDB's writer lock, which is not fair, against every
          * writer for the whole of a long sweep; queued, the writers that
-         * arrive meanwhile go in the next batches. */
+         * arrive meanwhile go in the next batches.  No early refusal
+         * first: the write transaction evaluates the conditions against
+         * the same latest state, and a refused one ends in an abort,
+         * which costs less than the read transaction that would have
+         * tried it (about 2,500 instructions of a 31,000-instruction
+         * put). */
         (void)commit_batch(s, &op, 1);
+    } else if (ekv_op_refuse_early(s, op)) {
+        /* Refused at the latest committed state: see "Refused early" at
+         * the top of this file. */
+        ekv_clear_error();
+        return op->status;
     } else if (commit_queued(s, op) != 0) {
         return ekv_fail(ETAGKV_NO_MEMORY, "pthread_cond_init");
     }
