@@ -281,6 +281,8 @@ static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
     if (*committed) {
         uint64_t end = ekv_mono_ns();
 
+        ekv_changes_committed(s);
+
         ekv_hist_observe(&s->queue.commit_ns, end - start);
         ekv_hist_observe(&s->queue.sync_ns, end - sync_start);
     }

@@ -82,6 +82,11 @@ struct ekv_changes {
     uint64_t rev;    /* the revision of the last event appended */
     uint32_t seq;    /* the sequence number of the next event of rev */
     size_t appended; /* events appended by this write transaction */
+    /* When the oldest event comes of age (changes_retention_s), as the
+     * last committed trim saw it (0: unknown, look); the trim skips the
+     * log's start until then.  `aging` is this transaction's view, taken
+     * over by ekv_changes_committed(). */
+    uint64_t aged_at_ns, aging_ns;
 };
 
 /* ---- wait.c: waking watchers after a commit ------------------------------ */
@@ -235,11 +240,19 @@ etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
                                  size_t key_len, const etagkv_meta *meta,
                                  const uint8_t hash[EKV_HASH_BYTES]);
 
-/* Trim a little, in a transaction that commits anyway: at most appended +
- * 16 of the oldest events, while the log holds more than
- * changes_max_events or its oldest event is older than
- * changes_retention_s. */
+/* Trim a little, in a transaction that commits anyway: the oldest events
+ * while the log holds more than changes_max_events or its oldest event is
+ * older than changes_retention_s, at most appended + 16 of them -- but
+ * only once the count passes changes_max_events by its slack
+ * (ekv_changes_slack()), and then at most appended + 16 + the slack. */
 etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended);
+
+/* The write transaction that ran ekv_changes_trim() committed. */
+void ekv_changes_committed(etagkv_store *s);
+
+/* Events the log may hold beyond changes_max_events before a trim is due:
+ * max / 64, at most 256 (0 below 64 events). */
+uint64_t ekv_changes_slack(uint64_t max_events);
 
 /* ---- wait.c -------------------------------------------------------------- */
 
