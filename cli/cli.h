@@ -31,6 +31,8 @@ struct args {
     const char *content_type;
     const char *idempotency_key;
     const char *lease; /* --lease ID for put */
+    const char *page;  /* --page N for copy, parsed into page_records */
+    size_t page_records;
     struct bytes prefix, after;
     size_t limit;
     int nosync, pct, json;
@@ -60,6 +62,19 @@ static inline int cli_on_etcd(const char *dir)
     return strncmp(dir, "etcd://", 7) == 0;
 }
 
+/* How a command opens the store. */
+enum open_mode {
+    OPEN_NONE,   /* opens nothing itself (restore opens its own) */
+    OPEN_READ,   /* read-only: never creates, refuses a missing store */
+    OPEN_WRITE,  /* read-write, an existing store only */
+    OPEN_CREATE, /* read-write, creating the directory and the store */
+};
+
+/* Open the store in dir (a directory or etcd://...) as mode says; *s NULL
+ * for OPEN_NONE.  Returns 0 or the exit status, after saying why. */
+int cli_open_store(const char *dir, enum open_mode mode, int nosync,
+                   etagkv_store **s);
+
 /* Print the outcome like an HTTP status line (with the library's detail)
  * to stderr and return the exit status; `deleted` makes a successful
  * delete 204, as the server answers it. */
@@ -70,6 +85,7 @@ int report(etagkv_status st);
 int cmd_backup(struct ctx *c);
 int cmd_restore(struct ctx *c);
 int cmd_verify(struct ctx *c);
+int cmd_copy(struct ctx *c);
 
 /* watch.c: print the store's changes as JSON lines as they happen. */
 int cmd_watch(struct ctx *c);

@@ -1,6 +1,6 @@
 /*
- * copy.c -- the etagkv tool's commands on a whole store: backup, restore
- * and verify.
+ * copy.c -- the etagkv tool's commands on a whole store: backup, restore,
+ * verify and copy.
  *
  *   backup DIR|-   etagkv_store_backup(): a consistent compacted copy of a
  *                  live store as DIR/data.mdb (DIR is created if missing;
@@ -11,6 +11,14 @@
  *                  absent; flushed, then opened read-only and verified; a
  *                  restore that does not verify is removed again
  *   verify         etagkv_store_verify(): every record against its ETag
+ *   copy DEST      etagkv_store_copy(): every record of the -d store, read
+ *                  in one snapshot, into the empty store DEST (a directory,
+ *                  created if missing, or etcd://...), then compared; the
+ *                  way to move a store between backends
+ *
+ * backup and restore move LMDB's file; a store on etcd has none (its
+ * cluster is backed up with etcdctl snapshot save), so there they are
+ * refused before anything is created, pointing to copy.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -72,11 +81,25 @@ int cmd_verify(struct ctx *c)
     return report(st);
 }
 
+/* backup and restore on etcd: ETAGKV_UNSUPPORTED (501), said plainly. */
+static int lmdb_only(const char *cmd)
+{
+    fprintf(stderr,
+            "etagkv: %s works on an LMDB directory only, not on a store on "
+            "etcd (back the cluster up with 'etcdctl snapshot save'); to move "
+            "a store between a directory and etcd, use 'etagkv -d SOURCE copy "
+            "DEST'\n",
+            cmd);
+    return report(ETAGKV_UNSUPPORTED);
+}
+
 int cmd_backup(struct ctx *c)
 {
     const char *to = c->argv[0];
     etagkv_status st;
 
+    if (cli_on_etcd(c->dir))
+        return lmdb_only("backup");
     if (strcmp(to, "-") == 0) {
         if (isatty(STDOUT_FILENO)) {
             fprintf(stderr, "etagkv: backup -: stdout is a terminal; "
@@ -214,9 +237,12 @@ static int write_store_file(int in, const char *dir)
 int cmd_restore(struct ctx *c)
 {
     const char *dir = c->dir;
-    int empty = dir_empty(dir), created = 0, in, rc;
+    int empty, created = 0, in, rc;
     etagkv_status st;
 
+    if (cli_on_etcd(dir))
+        return lmdb_only("restore");
+    empty = dir_empty(dir);
     if (empty == 0 || (empty < 0 && errno != ENOENT)) {
         fprintf(stderr,
                 "etagkv: %s: %s; restore only into an empty or new "
@@ -254,5 +280,70 @@ out:
         (void)rmdir(dir);
     if (in != STDIN_FILENO)
         (void)close(in);
+    return rc;
+}
+
+/* ---- copy ---------------------------------------------------------------- */
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) +
+           (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* The summary, on stdout as `stats` prints its figures: what was copied
+ * (also the part of a copy that failed), from which source revision, and
+ * the destination's revision after it. */
+static void print_copy(const etagkv_copy_stats *x, etagkv_store *dst,
+                       double seconds)
+{
+    etagkv_stats d;
+
+    printf("source-revision: %" PRIu64 "\nrecords: %" PRIu64
+           "\nvalue-bytes: %" PRIu64 "\nleased-skipped: %" PRIu64
+           "\npages: %" PRIu64 "\nverified: %" PRIu64 "\n",
+           x->revision, x->records, x->value_bytes, x->leased_skipped, x->pages,
+           x->verified);
+    if (etagkv_store_stats(dst, &d) == ETAGKV_OK)
+        printf("destination-revision: %" PRIu64 "\n", d.revision);
+    printf("seconds: %.3f\n", seconds);
+}
+
+int cmd_copy(struct ctx *c)
+{
+    const char *to = c->argv[0];
+    etagkv_store *dst;
+    etagkv_copy_stats x;
+    struct timespec t0;
+    double seconds;
+    etagkv_status st;
+    int rc;
+
+    if (strcmp(to, c->dir) == 0) {
+        fprintf(stderr, "etagkv: copy %s into itself\n", to);
+        return EXIT_USAGE;
+    }
+    rc = cli_open_store(to, OPEN_CREATE, c->a->nosync, &dst);
+    if (rc != 0)
+        return rc;
+    (void)clock_gettime(CLOCK_MONOTONIC, &t0);
+    st = etagkv_store_copy(c->s, dst, c->a->page_records, 0, &x);
+    seconds = seconds_since(&t0);
+    if (st == ETAGKV_INVALID_ARGUMENT) { /* DEST holds records */
+        fprintf(stderr, "etagkv: %s: %s\n", to, etagkv_last_error_detail());
+        etagkv_store_close(dst);
+        return EXIT_USAGE;
+    }
+    if (st != ETAGKV_OK && x.pages > 0)
+        fprintf(stderr,
+                "etagkv: %s holds %" PRIu64 " pages of a partial copy: empty "
+                "it before copying again\n",
+                to, x.pages);
+    rc = report(st); /* before print_copy(), which clears the detail */
+    print_copy(&x, dst, seconds);
+    etagkv_store_close(dst);
     return rc;
 }

@@ -8,6 +8,7 @@
  *   etagkv [-d DIR] delete KEY       [conditions] [-i IDEM]
  *   etagkv [-d DIR] list [-p PREFIX] [-a AFTER] [-n LIMIT] [--json]
  *   etagkv [-d DIR] stats | verify | backup DIR|- | restore SRC|-
+ *   etagkv [-d DIR] copy DEST [--page N]   every record into an empty DEST
  *   etagkv [-d DIR] watch [-p PREFIX | KEY] [-a REVISION] [-n COUNT]
  *   etagkv [-d DIR] txn FILE|-        a POST /txn body; its reply to stdout
  *
@@ -17,9 +18,9 @@
  * usage (nothing is opened or created), 3 error.
  *
  * Reads open the store read-only: they never create a store, and they
- * work on a read-only file system and on another user's store.  Only put
- * (and restore) create one.  A command is one row of `commands`: adding
- * one is a row and a function.
+ * work on a read-only file system and on another user's store.  Only the
+ * writes create one (and restore, and copy its destination).  A command is one
+ * row of `commands`: adding one is a row and a function.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,15 +48,8 @@ enum {
     OPT_PCT = 16,
     OPT_JSON = 32,
     OPT_LEASE = 64,
-    OPT_LAST = OPT_LEASE
-};
-
-/* How a command opens the store. */
-enum open_mode {
-    OPEN_NONE,   /* opens nothing itself (restore opens its own) */
-    OPEN_READ,   /* read-only: never creates, refuses a missing store */
-    OPEN_WRITE,  /* read-write, an existing store only */
-    OPEN_CREATE, /* read-write, creating the directory and the store */
+    OPT_PAGE = 128,
+    OPT_LAST = OPT_PAGE
 };
 
 struct command {
@@ -89,6 +83,8 @@ static const struct command commands[] = {
     {"backup", 1, 1, 0, 0, OPEN_READ, cmd_backup, "one DIR or -"},
     {"restore", 1, 1, 0, 0, OPEN_NONE, cmd_restore,
      "one backup (DIR, FILE or -)"},
+    {"copy", 1, 1, 0, OPT_PAGE, OPEN_READ, cmd_copy,
+     "one destination (DIR or etcd://...)"},
     {"watch", 0, 1, 1, OPT_LIST | OPT_PCT, OPEN_READ, cmd_watch,
      "an optional KEY"},
     {"txn", 1, 1, 0, 0, OPEN_CREATE, cmd_txn, "one FILE or -"},
@@ -114,6 +110,16 @@ static void usage(FILE *out)
         "  restore SRC|-      a backup (DIR, its data.mdb, or stdin) into -d "
         "DIR,\n"
         "                     which must be empty or absent; then verify\n"
+        "                     (backup and restore: LMDB directories only)\n"
+        "  copy DEST          every record of -d into the empty store DEST "
+        "(a DIR or\n"
+        "                     etcd://...), in pages (--page N records); "
+        "keeps values,\n"
+        "                     content types, ETags and times, not revisions,"
+        "\n"
+        "                     versions, the change log, idempotency keys or "
+        "leased\n"
+        "                     keys; then compares every record\n"
         "  txn FILE|-         commit the transaction of a POST /txn JSON "
         "body;\n"
         "                     print the server's reply (a conflict exits 1)\n"
@@ -143,6 +149,9 @@ static void usage(FILE *out)
         "      --pct                   KEY, --prefix and --after are "
         "percent-encoded\n"
         "      --nosync                do not fsync each write\n"
+        "      --page N                records per page for copy (default: "
+        "1024 into\n"
+        "                              a directory, 32 into etcd)\n"
         "  -V, --version               the versions of etagkv and libetagkv\n"
         "  -h, --help                  this text\n"
         "\n"
@@ -216,7 +225,7 @@ static unsigned option_bit(int c)
     }
 }
 
-enum { IM = 256, INM, IMS, IUS, IREV, NOSYNC, PCT, JSON, LEASE };
+enum { IM = 256, INM, IMS, IUS, IREV, NOSYNC, PCT, JSON, LEASE, PAGE };
 
 static int parse_one(int c, struct args *a, const char **raw)
 {
@@ -237,6 +246,7 @@ static int parse_one(int c, struct args *a, const char **raw)
     case PCT: a->pct = 1; return 0;
     case JSON: a->json = 1; return 0;
     case LEASE: return once(&a->lease, optarg, "--lease");
+    case PAGE: return once(&a->page, optarg, "--page");
     case 'h': usage(stdout); exit(0);
     case 'V':
         printf("etagkv %s (libetagkv %s)\n", ETAGKV_VERSION_STRING,
@@ -310,6 +320,7 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"pct", no_argument, NULL, PCT},
         {"json", no_argument, NULL, JSON},
         {"lease", required_argument, NULL, LEASE},
+        {"page", required_argument, NULL, PAGE},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -325,7 +336,7 @@ static int parse_args(int argc, char **argv, struct args *a)
             return -1;
         a->used |= option_bit(c) | (c >= IM && c <= IREV ? OPT_COND : 0) |
                    (c == PCT ? OPT_PCT : 0) | (c == JSON ? OPT_JSON : 0) |
-                   (c == LEASE ? OPT_LEASE : 0);
+                   (c == LEASE ? OPT_LEASE : 0) | (c == PAGE ? OPT_PAGE : 0);
     }
     if (raw[0] != NULL && take_bytes(a, raw[0], "--prefix", &a->prefix) != 0)
         return -1;
@@ -336,6 +347,13 @@ static int parse_args(int argc, char **argv, struct args *a)
                 "etagkv: bad --limit '%s': a number of records, at least 1 "
                 "(leave it out for no limit)\n",
                 raw[2]);
+        return -1;
+    }
+    if (a->page != NULL && parse_limit(a->page, &a->page_records) != 0) {
+        fprintf(stderr,
+                "etagkv: bad --page '%s': a number of records, at "
+                "least 1\n",
+                a->page);
         return -1;
     }
     return 0;
@@ -352,7 +370,8 @@ static const struct command *check_command(int argc, char **argv,
                                        "--idempotency-key does",
                                        "--pct does",
                                        "--json does",
-                                       "--lease does"};
+                                       "--lease does",
+                                       "--page does"};
     const struct command *cmd = NULL;
     unsigned o;
     int i;
@@ -538,11 +557,13 @@ static int cmd_stats(struct ctx *c)
     etagkv_status st = etagkv_store_stats(c->s, &x);
 
     if (st == ETAGKV_OK)
-        printf("records: %" PRIu64 "\nrevision: %" PRIu64
-               "\nmap-size-bytes: %" PRIu64 "\nmap-used-bytes: %" PRIu64
+        printf("records: %" PRIu64 "\nrevision: %" PRIu64 "\n", x.records,
+               x.revision);
+    /* LMDB's map; a store on etcd has none (its figures are 0). */
+    if (st == ETAGKV_OK && x.map_max_bytes > 0)
+        printf("map-size-bytes: %" PRIu64 "\nmap-used-bytes: %" PRIu64
                "\nmap-max-bytes: %" PRIu64 "\n",
-               x.records, x.revision, x.map_size_bytes, x.map_used_bytes,
-               x.map_max_bytes);
+               x.map_size_bytes, x.map_used_bytes, x.map_max_bytes);
     return report(st);
 }
 
@@ -680,10 +701,8 @@ static int cmd_delete(struct ctx *c)
 
 /* ---- opening ------------------------------------------------------------- */
 
-/* Open the store in dir as mode says; *s NULL for OPEN_NONE.  Returns 0 or
- * the exit status, after saying why. */
-static int open_store(const char *dir, enum open_mode mode, int nosync,
-                      etagkv_store **s)
+int cli_open_store(const char *dir, enum open_mode mode, int nosync,
+                   etagkv_store **s)
 {
     etagkv_options o;
     etagkv_status st;
@@ -792,7 +811,7 @@ int main(int argc, char **argv)
             fputs("etagkv: see 'etagkv --help'\n", stderr);
     }
     if (rc == 0)
-        rc = open_store(c.dir, cmd->open, a.nosync, &c.s);
+        rc = cli_open_store(c.dir, cmd->open, a.nosync, &c.s);
     if (rc == 0)
         rc = cmd->run(&c);
     etagkv_store_close(c.s);

@@ -613,8 +613,10 @@ ETAGKV_API void etagkv_store_close(etagkv_store *s);
 
 /** Store-wide figures. */
 typedef struct etagkv_stats {
-    uint64_t records;        /**< number of keys holding a record */
-    uint64_t revision;       /**< last committed revision (0 when new) */
+    uint64_t records;  /**< number of keys holding a record */
+    uint64_t revision; /**< last committed revision (0 when new) */
+    /** The three map figures are LMDB's; a store on etcd has no map,
+     * and reports 0 for all three. */
     uint64_t map_size_bytes; /**< current map size */
     uint64_t map_max_bytes;  /**< configured ceiling */
     /** High-water mark of the map: bytes up to the last page ever used.
@@ -762,6 +764,92 @@ ETAGKV_API etagkv_status etagkv_store_backup_fd(etagkv_store *s, int fd);
  * (NULL s); ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY. */
 ETAGKV_API etagkv_status etagkv_store_verify(etagkv_store *s,
                                              uint64_t *records_out);
+
+/* ---------------------------------------------------------------------------
+ * Copying a store into another (migration between backends)
+ * ------------------------------------------------------------------------- */
+
+/** etagkv_store_copy()'s page bounds when 0 is passed: a page into a store
+ * on etcd stays inside etcd's default --max-txn-ops (128; each record
+ * costs about three operations) and --max-request-bytes (1.5 MiB, values
+ * travel base64-encoded); into LMDB a page is one sync of many records. */
+#define ETAGKV_COPY_PAGE_RECORDS_ETCD 32u
+#define ETAGKV_COPY_PAGE_BYTES_ETCD ((uint64_t)1 << 20)
+#define ETAGKV_COPY_PAGE_RECORDS_LMDB 1024u
+#define ETAGKV_COPY_PAGE_BYTES_LMDB ((uint64_t)16 << 20)
+
+/** What etagkv_store_copy() did. */
+typedef struct etagkv_copy_stats {
+    /** The source's revision at the snapshot copied: every write committed
+     * up to it is in the copy, none after it. */
+    uint64_t revision;
+    uint64_t records;     /**< records written into the destination */
+    uint64_t value_bytes; /**< the sum of their values' lengths */
+    /** Records of the snapshot left out because their key is attached to
+     * a lease (DESIGN §9; docs/design.md, "Copying a store"). */
+    uint64_t leased_skipped;
+    uint64_t pages; /**< destination transactions committed */
+    /** Records compared after the copy (the check passed when the call
+     * returns ETAGKV_OK): equal to records. */
+    uint64_t verified;
+} etagkv_copy_stats;
+
+/** Copy every record of src into dst, which must hold no record: the way
+ * to move a store between backends (an LMDB directory and a prefix on
+ * etcd, either way, or between two of the same kind).  The only way to
+ * write a record with times that are not the clock's; normal writes never
+ * can.
+ *
+ * Each record keeps its key, value, content type, ETag (the same bytes
+ * give the same XXH3-128 ETag, computed again from the value) and its
+ * created_ns and modified_ns, so Last-Modified, and the answers to
+ * If-Modified-Since and If-Unmodified-Since, do not change across the
+ * copy.  Revisions, versions and the change log are not kept: dst numbers
+ * its own, one revision per page (so a record's mod_revision,
+ * create_revision and version in dst are dst's, its version 1), and its
+ * change log shows each copied record as a put.  Idempotency entries are
+ * not copied (a retry of a write made before the copy executes afresh in
+ * dst); keys attached to a lease are not copied (counted in
+ * leased_skipped), nor are leases.
+ *
+ * src is read in one snapshot (an LMDB read transaction; on etcd, reads
+ * pinned at one etcd revision), so the copy is consistent: writes to src
+ * that commit after the call began are not in it -- stop the writers
+ * first.  dst is written in pages of at most page_records records and
+ * page_bytes bytes of values (0: ETAGKV_COPY_PAGE_*_ETCD or _LMDB, by
+ * dst's backend; a record larger than page_bytes goes alone), each one
+ * transaction of dst (DESIGN §7) whose puts are create-only, so memory
+ * stays bounded whatever the store's size.  A page that etcd refuses as
+ * too large is split in halves and tried again.  Then every record of the
+ * snapshot is compared with dst (key, ETag, content type, size, created_ns,
+ * modified_ns) and dst's record count with the copied one.
+ *
+ * src may be read-only; dst may not.  Neither may be in use by another
+ * thread of the caller meanwhile (other writers of dst break the copy).
+ * out (may be NULL) receives the figures so far, also on failure.
+ *
+ * Returns ETAGKV_OK (copied and checked);
+ *  ETAGKV_INVALID_ARGUMENT  NULL src or dst, src == dst, or dst holds
+ *                           records (detail "the destination holds N
+ *                           records ..."); nothing written;
+ *  ETAGKV_CONFLICT          a key appeared in dst while copying, or the
+ *                           check found dst different from the snapshot
+ *                           (detail names the key); pages committed
+ *                           before stay;
+ *  ETAGKV_READ_ONLY         dst was opened read-only;
+ *  ETAGKV_VALUE_TOO_LARGE   a value over dst's max_value_bytes;
+ *  ETAGKV_TXN_TOO_LARGE     etcd refused even a page of one record;
+ *  ETAGKV_COMPACTED         etcd compacted its history past src's pinned
+ *                           revision during a long copy;
+ *  ETAGKV_CORRUPT, ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY, ETAGKV_STORE_FULL,
+ *  ETAGKV_UNAVAILABLE, ETAGKV_OUTCOME_UNKNOWN.
+ * On failure after the first page, dst holds the pages committed so far:
+ * empty it (remove the directory; etcdctl del --prefix) before copying
+ * again. */
+ETAGKV_API etagkv_status etagkv_store_copy(etagkv_store *src, etagkv_store *dst,
+                                           size_t page_records,
+                                           uint64_t page_bytes,
+                                           etagkv_copy_stats *out);
 
 /* ---------------------------------------------------------------------------
  * Reads

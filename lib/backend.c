@@ -65,6 +65,12 @@ void ekv_read_end(ekv_txn *txn)
     txn->env->ops->read_end(txn);
 }
 
+void ekv_read_release(ekv_txn *txn)
+{
+    if (txn->env->ops->read_release != NULL)
+        txn->env->ops->read_release(txn);
+}
+
 etagkv_status ekv_write_begin(struct ekv_env *env, ekv_txn *txn)
 {
     return env->ops->write_begin(env, txn);

@@ -98,6 +98,14 @@ etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out);
 etagkv_status ekv_read_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_read_end(ekv_txn *txn);
 
+/* Let go of everything the read transaction txn has handed up so far --
+ * every pointer and cursor obtained from it becomes invalid -- while it
+ * keeps its snapshot: a walk over a whole store calls it between pages so
+ * that its memory stays bounded (etcd keeps what it read until the
+ * transaction ends; LMDB hands up pointers into its map and holds
+ * nothing, so there it does nothing). */
+void ekv_read_release(ekv_txn *txn);
+
 /* Begin a write transaction (one at a time per store; a second writer
  * waits); ETAGKV_READ_ONLY in a store opened read-only.  On success end it with
  * ekv_write_commit() or ekv_write_abort(). */
@@ -237,6 +245,7 @@ struct ekv_backend_ops {
     etagkv_status (*stats)(ekv_txn *txn, etagkv_stats *out);
     etagkv_status (*read_begin)(struct ekv_env *env, ekv_txn *txn);
     void (*read_end)(ekv_txn *txn);
+    void (*read_release)(ekv_txn *txn); /* NULL: nothing to let go of */
     etagkv_status (*write_begin)(struct ekv_env *env, ekv_txn *txn);
     void (*write_abort)(ekv_txn *txn);
     etagkv_status (*write_commit)(ekv_txn *txn);

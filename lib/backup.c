@@ -29,9 +29,7 @@ etagkv_status etagkv_store_backup_fd(etagkv_store *s, int fd)
     return ekv_env_copy_fd(s->env, fd);
 }
 
-/* The first bytes of a key for a diagnostic: printable ASCII as is, '%'
- * and every other byte as %XX, as the server's URLs would show it. */
-static void key_text(const void *key, size_t len, char *out, size_t cap)
+void ekv_key_text(const void *key, size_t len, char *out, size_t cap)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = key;
@@ -86,7 +84,7 @@ static etagkv_status verify_walk(ekv_cursor *cur, uint64_t rev, uint64_t *n)
         if (ekv_record_decode(v.data, v.len, &r) == ETAGKV_OK)
             fault = record_fault(&r, k.len, rev);
         if (fault != NULL) {
-            key_text(k.data, k.len, key, sizeof(key));
+            ekv_key_text(k.data, k.len, key, sizeof(key));
             return ekv_fail(ETAGKV_CORRUPT, "key %s: %s", key, fault);
         }
         (*n)++;

@@ -264,6 +264,7 @@ const struct ekv_backend_ops ekv_etcd_ops = {
     .stats = etcd_stats,
     .read_begin = ekv_etcd_read_begin,
     .read_end = ekv_etcd_read_end,
+    .read_release = ekv_etcd_read_release,
     .write_begin = ekv_etcd_write_begin,
     .write_abort = ekv_etcd_write_abort,
     .write_commit = ekv_etcd_write_commit,

@@ -182,6 +182,7 @@ etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
 
 etagkv_status ekv_etcd_read_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_etcd_read_end(ekv_txn *txn);
+void ekv_etcd_read_release(ekv_txn *txn);
 etagkv_status ekv_etcd_write_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_etcd_write_abort(ekv_txn *txn);
 etagkv_status ekv_etcd_write_commit(ekv_txn *txn);

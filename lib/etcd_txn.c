@@ -423,6 +423,19 @@ void ekv_etcd_read_end(ekv_txn *txn)
     end(txn);
 }
 
+void ekv_etcd_read_release(ekv_txn *txn)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+
+    /* The pinned revision stays, so later reads see the same snapshot;
+     * the read set's items point into the blocks, so it goes with them
+     * (a read transaction commits nothing and needs no compares). */
+    for (size_t i = 0; i < t->n_blocks; i++)
+        free(t->blocks[i]);
+    t->n_blocks = 0;
+    t->reads.n = 0;
+}
+
 etagkv_status ekv_etcd_write_begin(struct ekv_env *env, ekv_txn *txn)
 {
     struct ekv_etcd_env *e = ekv_etcd_of(env);

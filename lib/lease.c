@@ -168,36 +168,42 @@ static etagkv_status counts_put(ekv_txn *txn, uint64_t next, uint64_t n)
 
 /* ---- keys and their lease ------------------------------------------------ */
 
+etagkv_status ekv_lease_of(ekv_txn *txn, const void *key, size_t key_len,
+                           uint64_t *id)
+{
+    uint8_t kk[1 + EKV_HASH_BYTES] = {'K'};
+    uint64_t entries;
+    ekv_val v;
+    etagkv_status st = ekv_lease_entry_count(txn, &entries);
+
+    /* The common case costs no hash and no lookup: a store whose lease
+     * table holds at most its "N" counter links no key to any lease. */
+    *id = 0;
+    if (st != ETAGKV_OK || entries <= 1)
+        return st;
+    ekv_hash128(key, key_len, kk + 1);
+    st = ekv_lease_entry_get(txn, kk, sizeof(kk), &v);
+    if (st == ETAGKV_NOT_FOUND)
+        return ETAGKV_OK;
+    if (st == ETAGKV_OK && v.len != 8)
+        return ekv_fail(ETAGKV_CORRUPT, "key link of %zu bytes", v.len);
+    if (st == ETAGKV_OK)
+        *id = get_be64(v.data);
+    return st;
+}
+
 etagkv_status ekv_lease_attach(ekv_txn *txn, const void *key, size_t key_len,
                                uint64_t id)
 {
     uint8_t kk[1 + EKV_HASH_BYTES] = {'K'}, ak[9 + EKV_HASH_BYTES] = {'A'};
-    uint64_t old = 0;
-    ekv_val v;
+    uint64_t old;
     void *dst;
-    etagkv_status st;
+    etagkv_status st = ekv_lease_of(txn, key, key_len, &old);
 
-    /* The common case costs no hash and no lookup: a write without a
-     * lease, in a store whose lease table holds at most its "N" counter,
-     * so no key is linked to any lease. */
-    if (id == 0) {
-        uint64_t entries;
-
-        st = ekv_lease_entry_count(txn, &entries);
-        if (st != ETAGKV_OK || entries <= 1)
-            return st;
-    }
+    if (st != ETAGKV_OK || old == id)
+        return st; /* the common case: no lease, none before */
     ekv_hash128(key, key_len, kk + 1);
     memcpy(ak + 9, kk + 1, EKV_HASH_BYTES);
-    st = ekv_lease_entry_get(txn, kk, sizeof(kk), &v);
-    if (st == ETAGKV_OK && v.len != 8)
-        return ekv_fail(ETAGKV_CORRUPT, "key link of %zu bytes", v.len);
-    if (st == ETAGKV_OK)
-        old = get_be64(v.data);
-    else if (st != ETAGKV_NOT_FOUND)
-        return st;
-    if (old == id)
-        return ETAGKV_OK; /* the common case: no lease, none before */
     if (old != 0) {
         put_be64(ak + 1, old);
         st = ekv_lease_entry_delete(txn, ak, sizeof(ak));

@@ -107,7 +107,9 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
         memset(out, 0, sizeof(*out));
         return st;
     }
-    out->map_max_bytes = s->opts.map_max_bytes;
+    /* A backend without a map (etcd) reports 0 for its size and use, and
+     * so for its ceiling too: an option that bounds nothing there. */
+    out->map_max_bytes = out->map_size_bytes > 0 ? s->opts.map_max_bytes : 0;
     out->max_value_bytes = s->opts.max_value_bytes;
     ekv_queue_counters(s, &out->write_txns, &out->write_ops);
     return ETAGKV_OK;

@@ -285,6 +285,17 @@ void ekv_idem_meta_decode(const uint8_t *p, int exists, etagkv_meta *m,
 etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
                               uint64_t *rev);
 
+/* Add to t a put of the record r, copied from another store under key
+ * (etagkv_store_copy()): created only (If-None-Match: *, so a key that
+ * exists fails the transaction with ETAGKV_CONFLICT), and keeping r's
+ * content type, created_ns and modified_ns rather than taking the clock's.
+ * Its ETag is computed again from r's value; revisions and version are the
+ * destination's, as for any new record.  A transaction holding such puts
+ * is bounded by its builder's pages, not by max_txn_ops and max_txn_bytes.
+ * Returns as etagkv_txn_put(). */
+etagkv_status ekv_txn_put_restored(etagkv_txn *t, const void *key,
+                                   size_t key_len, const ekv_record *r);
+
 /* A transaction's recorded outcome, after the entry header (idem.c):
  * its size, encoding, and decoding into op->txn (0, or -1 when the bytes
  * do not fit the transaction). */
@@ -303,6 +314,10 @@ etagkv_status ekv_lease_execute(etagkv_store *s, ekv_txn *txn,
 /* *live: 1 if lease id exists and its deadline has not passed. */
 etagkv_status ekv_lease_live(etagkv_store *s, ekv_txn *txn, uint64_t id,
                              int *live);
+
+/* *id: the lease key is attached to, or 0 for none (any transaction). */
+etagkv_status ekv_lease_of(ekv_txn *txn, const void *key, size_t key_len,
+                           uint64_t *id);
 
 /* Attach key to lease id (0: detach it from any), after a write of key
  * (a delete detaches). */
@@ -339,6 +354,13 @@ void ekv_op_drop_current(struct ekv_op *op);
  * lease call or a write with a lease, an idempotency key, no conditions,
  * a read-only store, pipelined mode), or the read failed. */
 int ekv_op_refuse_early(etagkv_store *s, struct ekv_op *op);
+
+/* ---- backup.c ------------------------------------------------------------ */
+
+/* The first bytes of a key for a diagnostic, NUL-terminated in out (cap
+ * bytes): printable ASCII as is, '%' and every other byte as %XX, as the
+ * server's URLs would show it. */
+void ekv_key_text(const void *key, size_t len, char *out, size_t cap);
 
 /* ---- commit.c ------------------------------------------------------------ */
 

@@ -38,6 +38,9 @@ struct txn_op {
     etagkv_cond *cond; /* a copy, or NULL */
     uint64_t lease;    /* put: the lease to attach the key to, or 0 */
     uint8_t value_hash[EKV_HASH_BYTES];
+    /* A put of a copied record (ekv_txn_put_restored()): its own times. */
+    int restored;
+    uint64_t created_ns, modified_ns;
     /* Execution state, reset for every attempt of the batch. */
     int writes;                   /* evaluated true and writes */
     ekv_record rec;               /* put: the record it writes */
@@ -51,6 +54,9 @@ struct etagkv_txn {
     size_t n, cap;
     uint64_t bytes; /* keys, values and content types */
     int has_get;
+    /* Holds restored puts: bounded by etagkv_store_copy()'s pages rather
+     * than by max_txn_ops and max_txn_bytes. */
+    int restoring;
     etagkv_status refused; /* the first refused add, or ETAGKV_OK */
     uint8_t *idem;         /* idempotency key, or NULL */
     size_t idem_len;
@@ -233,6 +239,30 @@ etagkv_status etagkv_txn_delete(etagkv_txn *t, const void *key, size_t key_len,
     return add(t, K_DELETE, key, key_len, NULL, 0, NULL, c);
 }
 
+etagkv_status ekv_txn_put_restored(etagkv_txn *t, const void *key,
+                                   size_t key_len, const ekv_record *r)
+{
+    char ctype[ETAGKV_CONTENT_TYPE_MAX + 1];
+    etagkv_cond *absent;
+    etagkv_status st = etagkv_cond_create_only(&absent);
+
+    if (st != ETAGKV_OK)
+        return st;
+    memcpy(ctype, r->content_type, r->content_type_len);
+    ctype[r->content_type_len] = '\0';
+    st = add(t, K_PUT, key, key_len, r->value, r->value_len, ctype, absent);
+    etagkv_cond_free(absent);
+    if (st == ETAGKV_OK) {
+        struct txn_op *o = &t->ops[t->n - 1];
+
+        o->restored = 1;
+        o->created_ns = r->created_ns;
+        o->modified_ns = r->modified_ns;
+        t->restoring = 1;
+    }
+    return st;
+}
+
 etagkv_status etagkv_txn_set_idempotency_key(etagkv_txn *t, const void *key,
                                              size_t len)
 {
@@ -317,6 +347,12 @@ static etagkv_status fingerprint(const etagkv_txn *t,
     return ETAGKV_OK;
 }
 
+/* The most bytes t may carry in s (see struct etagkv_txn.restoring). */
+static uint64_t bytes_limit(const etagkv_store *s, const etagkv_txn *t)
+{
+    return t->restoring ? UINT64_MAX : s->opts.max_txn_bytes;
+}
+
 /* Check t against s's limits and fill op, the transaction's batch entry.
  * Everything here needs no write transaction. */
 static etagkv_status prepare(etagkv_store *s, etagkv_txn *t, struct ekv_op *op)
@@ -326,10 +362,10 @@ static etagkv_status prepare(etagkv_store *s, etagkv_txn *t, struct ekv_op *op)
         return ETAGKV_INVALID_ARGUMENT;
     if (t->refused != ETAGKV_OK)
         return ekv_fail(t->refused, "an operation was refused when added");
-    if (t->n > s->opts.max_txn_ops)
+    if (t->n > s->opts.max_txn_ops && !t->restoring)
         return ekv_fail(ETAGKV_TXN_TOO_LARGE, "%zu operations, limit %llu",
                         t->n, (unsigned long long)s->opts.max_txn_ops);
-    if (t->bytes > s->opts.max_txn_bytes)
+    if (t->bytes > bytes_limit(s, t))
         return ekv_fail(ETAGKV_TXN_TOO_LARGE, "%llu bytes, limit %llu",
                         (unsigned long long)t->bytes,
                         (unsigned long long)s->opts.max_txn_bytes);
@@ -572,6 +608,10 @@ static etagkv_status evaluate(struct txn_op *o, const ekv_record *cur,
     case K_CHECK: return ETAGKV_OK;
     case K_PUT:
         ekv_record_successor(&o->rec, cur, now, rev);
+        if (o->restored) { /* created only, so cur is NULL: a new record */
+            o->rec.created_ns = o->created_ns;
+            o->rec.modified_ns = o->modified_ns;
+        }
         memcpy(o->rec.hash, o->value_hash, EKV_HASH_BYTES);
         o->rec.content_type = o->ctype;
         o->rec.content_type_len = o->ctype_len;
@@ -707,7 +747,7 @@ etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
         if (st == ETAGKV_OK && !fails)
             st = evaluate(&t->ops[i], cur, cur == &buf, now, *rev + 1, &fails);
         bytes += t->ops[i].res.value_len;
-        if (st == ETAGKV_OK && bytes > s->opts.max_txn_bytes)
+        if (st == ETAGKV_OK && bytes > bytes_limit(s, t))
             st = ekv_fail(ETAGKV_TXN_TOO_LARGE,
                           "its gets read more than %llu bytes with its puts",
                           (unsigned long long)s->opts.max_txn_bytes);

@@ -23,3 +23,24 @@ run() {
         [ "$got" = "$want_line" ] || fail "etagkv $*: printed '$(tail -1 "$T/err")', wanted $want_line"
     fi
 }
+
+# same_record SRC DST KEY: after `etagkv -d SRC copy DST`, KEY (percent-
+# encoded) shows the same etag, last-modified, content-type, size,
+# created-ns and modified-ns in both stores (revisions and version are
+# the destination's own), and the same value.
+same_record() {
+    for store in "$1" "$2"; do
+        "$E" -d "$store" head --pct "$3" 2>/dev/null |
+            grep -E '^(etag|last-modified|content-type|size|created-ns|modified-ns):' \
+                >"$T/rec.$store_n" || fail "head --pct $3 in $store"
+        "$E" -d "$store" get --pct "$3" >"$T/val.$store_n" 2>/dev/null ||
+            fail "get --pct $3 in $store"
+        store_n=$((store_n + 1))
+    done
+    a=$((store_n - 2)) b=$((store_n - 1))
+    [ "$(wc -l <"$T/rec.$a")" -eq 6 ] || fail "head --pct $3 in $1: $(cat "$T/rec.$a")"
+    cmp -s "$T/rec.$a" "$T/rec.$b" ||
+        fail "copied $3 differs: $(diff "$T/rec.$a" "$T/rec.$b" | tr '\n' ' ')"
+    cmp -s "$T/val.$a" "$T/val.$b" || fail "copied $3: the value differs"
+}
+store_n=0

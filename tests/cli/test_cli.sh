@@ -3,7 +3,8 @@
 # outcomes as HTTP status lines and exit statuses, conditions, usage errors
 # that open and create nothing, reads that never create a store, keys of any
 # bytes (--pct), streamed values with their size limit, idempotency keys,
-# and backup / restore / verify under a concurrent write load (issue 16).
+# backup / restore / verify under a concurrent write load (issue 16), and
+# copy into another store (issue 17).
 #
 #   tests/cli/test_cli.sh PATH/TO/etagkv   (CTest passes the built binary)
 set -u
@@ -354,6 +355,51 @@ run 1 404 -d "$L" get held
 run 1 404 -d "$L" lease show 1
 run 3 400 -d "$L" --nosync lease grant 5
 run 2 - -d "$L" lease frob 1
+
+# ---- copy (issue 17): every record into an empty store, in pages ----------
+# Binary keys, content types and times survive; a leased key is left out
+# (its lease does not exist in the destination); 9 records in pages of 3.
+C=$T/csrc
+for i in 1 2 3 4 5 6 7; do
+    printf 'value %s' "$i" | "$E" -d "$C" --nosync put "k$i" - -t text/plain \
+        >/dev/null 2>&1 || fail "put k$i"
+done
+printf 'bin\000ary' >"$T/bin"
+run 0 201 -d "$C" --nosync put --pct 'b%00%FF%0A' "$T/bin" -t 'application/x-b; q=1'
+run 0 201 -d "$C" --nosync lease grant 600000
+lease=$(sed -n 's/^{"id":"\([0-9]*\)".*/\1/p' "$T/out")
+run 0 201 -d "$C" --nosync put --lease "$lease" leased "$T/v1"
+run 0 200 -d "$C" stats
+src_rev=$(sed -n 's/^revision: //p' "$T/out")
+run 0 200 -d "$C" copy "$T/cdst" --page 3
+for line in "source-revision: $src_rev" 'records: 8' 'value-bytes: 56' \
+    'leased-skipped: 1' 'pages: 3' 'verified: 8' 'destination-revision: 3'; do
+    grep -qx "$line" "$T/out" || fail "copy printed no '$line': $(cat "$T/out")"
+done
+for k in k1 k2 k3 k4 k5 k6 k7 b%00%FF%0A; do
+    same_record "$C" "$T/cdst" "$k"
+done
+run 1 404 -d "$T/cdst" get leased
+run 0 200 -d "$T/cdst" verify
+# RFC 9110 §13.1.3: If-Modified-Since answers as before the copy.
+run 0 200 -d "$C" head k1
+lm=$(sed -n 's/^last-modified: //p' "$T/out")
+run 1 304 -d "$C" get k1 --if-modified-since "$lm"
+run 1 304 -d "$T/cdst" get k1 --if-modified-since "$lm"
+# A destination with records is refused, and nothing is written to it.
+printf z | "$E" -d "$T/full" --nosync put z - >/dev/null 2>&1 || fail "put z"
+run 2 - -d "$C" copy "$T/full"
+grep -q 'holds 1 records: copy only into an empty store' "$T/err" ||
+    fail "copy into a store with records: $(cat "$T/err")"
+run 0 200 -d "$T/full" stats
+grep -qx 'records: 1' "$T/out" && grep -qx 'revision: 1' "$T/out" ||
+    fail "a refused copy wrote: $(cat "$T/out")"
+# Usage errors open and create nothing.
+run 2 - -d "$C" copy "$C"
+run 2 - -d "$C" copy "$T/c2" --page 0
+run 2 - -d "$C" get k1 --page 3
+run 2 - -d "$T/nosrc" copy "$T/c3"
+[ ! -e "$T/c2" ] && [ ! -e "$T/c3" ] || fail "a refused copy created its destination"
 
 if [ "$fails" -ne 0 ]; then
     echo "test_cli.sh: $fails failure(s)" >&2
