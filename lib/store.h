@@ -218,6 +218,11 @@ etagkv_status ekv_idem_record(etagkv_store *s, ekv_txn *txn,
  * number of entries the transaction recorded. */
 etagkv_status ekv_idem_maintain(etagkv_store *s, ekv_txn *txn, size_t recorded);
 
+/* Before a batch's first read: announce the page ekv_idem_maintain() will
+ * look at (ekv_prefetch()), for a batch of which `keyed` operations carry
+ * an idempotency key. */
+etagkv_status ekv_idem_prefetch(etagkv_store *s, ekv_txn *txn, size_t keyed);
+
 /* ---- changes.c, inside a write transaction --------------------------------
  */
 
@@ -240,6 +245,10 @@ etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
  * changes_max_events or its oldest event is older than
  * changes_retention_s. */
 etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended);
+
+/* Before a batch's first read: announce the oldest events ekv_changes_trim()
+ * will look at (ekv_prefetch()) after appending about `appended`. */
+etagkv_status ekv_changes_prefetch(ekv_txn *txn, size_t appended);
 
 /* ---- wait.c -------------------------------------------------------------- */
 
