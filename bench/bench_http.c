@@ -3,9 +3,10 @@
  * on 412 loop, GET 200 and conditional GET 304, against etagkv-server and
  * the peers it is measured against (bench/run_http.sh starts them all).
  *
- *   bench_http TARGET SCENARIO [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES]
- *              [-d SECONDS] [-w WARMUP_SECONDS] [-t THREADS] [-p PATH]
- *              [-k lean|libcurl] [-P PID[,PID...]]
+ *   bench_http TARGET SCENARIO [-a HOST:PORT[,HOST:PORT...]] [-c CONNS]
+ *              [-s VALUE_BYTES] [-d SECONDS] [-w WARMUP_SECONDS]
+ *              [-t THREADS] [-p PATH] [-k lean|libcurl] [-P PID[,PID...]]
+ *              [-B PID[,PID...]] [-n NAME]
  *
  * TARGET (one protocol adapter each):
  *   etagkv  GET /kv/K; PUT /kv/K with If-Match: <the ETag read>
@@ -67,12 +68,21 @@
  * THREADS threads (default 1), each with its own epoll set (or multi
  * handle).
  *
+ * -a: several addresses (front ends of one store: etagkv-server --etcd
+ * twice on one prefix) share the load, connection i going to address
+ * i mod their number; seeding and the final verification use the first.
+ *
  * -P: the server's processes; their CPU time (utime + stime, their
  * children's included: nginx's workers) over the measured window, divided
  * by the successful operations, is reported as server_cpu_us_per_op, a
- * figure that does not depend on the client.  The first WARMUP seconds (default
- * 0.3) are not counted; then SECONDS (default 2) are measured; requests in
- * flight at the end are drained (bounded) but not counted.
+ * figure that does not depend on the client.  -B: the processes behind the
+ * server that serve the same requests (the etcd under etagkv-server
+ * --etcd), reported the same way as backend_cpu_us_per_op.  -n: the
+ * name the output gives the target (default TARGET), so that one target
+ * run against several set-ups ("etagkv-etcd") stays apart in the results.  The
+ * first WARMUP seconds (default 0.3) are not counted; then SECONDS (default 2)
+ * are measured; requests in flight at the end are drained (bounded) but not
+ * counted.
  *
  * Output: one JSON line on stdout (successful operations/s, 412s/s, p50 and
  * p99 latency of a successful operation: for rmw from the first read to
@@ -110,6 +120,7 @@
 #define NKEYS_MANY 1000
 #define MAX_THREADS 2
 #define MAX_CONNS 1024
+#define MAX_ADDRS 4
 #define LAT_CAP (1L << 21) /* latency samples kept per thread */
 #define DRAIN_SECONDS 10.0 /* in-flight requests must end within this */
 #define SEED_SECONDS 60.0  /* seeding must end within this */
@@ -127,8 +138,12 @@ static struct {
     enum scenario scen;
     const char *scen_name;
     int nkeys;
-    char host[64];
-    int port;
+    struct {
+        char host[64];
+        int port;
+    } addr[MAX_ADDRS]; /* -a; connection i uses addr[i % naddr] */
+    int naddr;
+    const char *name; /* -n: the target's name in the output */
     int conns, threads;
     size_t value_bytes;
     double seconds, warmup;
@@ -139,6 +154,8 @@ static struct {
     int lean;       /* HTTP over raw sockets (-k lean), not libcurl */
     int npids;      /* server processes whose CPU time is measured (-P) */
     long pids[8];
+    int nbackend; /* processes behind the server (-B) */
+    long backend[8];
 } cfg;
 
 /* Window of the timed part; t_end is also when clients stop starting
@@ -480,9 +497,11 @@ static struct curl_slist *http_headers(struct client *c, const char *ctype,
     return c->hdrs;
 }
 
-static void url_of(char *url, size_t n, const char *path)
+/* The URL of path at address a (cfg.addr). */
+static void url_of(char *url, size_t n, int a, const char *path)
 {
-    int k = snprintf(url, n, "http://%s:%d%s", cfg.host, cfg.port, path);
+    int k = snprintf(url, n, "http://%s:%d%s", cfg.addr[a].host,
+                     cfg.addr[a].port, path);
 
     BU_CHECK(k > 0 && (size_t)k < n);
 }
@@ -521,7 +540,7 @@ static void req_start(struct client *c, const char *method, const char *path,
         lean_start(c, method, path, ctype, extra, body);
         return;
     }
-    url_of(url, sizeof url, path);
+    url_of(url, sizeof url, c->idx % cfg.naddr, path);
     http_start(c, url, strcmp(method, "GET") == 0 ? NULL : method, body,
                curl_headers(c, ctype, extra));
 }
@@ -1012,7 +1031,8 @@ static void lean_start(struct client *c, const char *method, const char *path,
 {
     c->req.len = 0;
     buf_printf(&c->req, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n", method, path,
-               cfg.host, cfg.port);
+               cfg.addr[c->idx % cfg.naddr].host,
+               cfg.addr[c->idx % cfg.naddr].port);
     if (ctype != NULL)
         buf_printf(&c->req, "Content-Type: %s\r\n", ctype);
     if (extra != NULL)
@@ -1431,7 +1451,8 @@ static void raw_input(struct client *c)
         lean_input(c);
 }
 
-static int raw_connect(void)
+/* A connection to address i (cfg.addr). */
+static int raw_connect(int i)
 {
     struct sockaddr_in a;
     int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
@@ -1440,11 +1461,12 @@ static int raw_connect(void)
         die("socket: %s", strerror(errno));
     memset(&a, 0, sizeof a);
     a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)cfg.port);
-    if (inet_pton(AF_INET, cfg.host, &a.sin_addr) != 1)
-        die("the host must be an IPv4 address, not %s", cfg.host);
+    a.sin_port = htons((uint16_t)cfg.addr[i].port);
+    if (inet_pton(AF_INET, cfg.addr[i].host, &a.sin_addr) != 1)
+        die("the host must be an IPv4 address, not %s", cfg.addr[i].host);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
-        die("connect %s:%d: %s", cfg.host, cfg.port, strerror(errno));
+        die("connect %s:%d: %s", cfg.addr[i].host, cfg.addr[i].port,
+            strerror(errno));
     BU_CHECK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0);
     return fd;
 }
@@ -1455,7 +1477,7 @@ static void raw_init(struct worker *w)
         struct client *c = &w->c[i];
         struct epoll_event ev;
 
-        c->fd = raw_connect();
+        c->fd = raw_connect(c->idx % cfg.naddr);
         BU_CHECK(fcntl(c->fd, F_SETFL, O_NONBLOCK) == 0);
         memset(&ev, 0, sizeof ev);
         ev.events = EPOLLIN;
@@ -1857,7 +1879,7 @@ static long easy_request(const char *path, const char *method,
 
     BU_CHECK(e != NULL);
     memset(&tmp, 0, sizeof tmp);
-    url_of(url, sizeof url, path);
+    url_of(url, sizeof url, 0, path);
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, easy_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
@@ -1919,7 +1941,7 @@ static unsigned long long counter_of(int k)
 
     key_name(k, key, sizeof key);
     if (cfg.target == T_REDIS) {
-        int fd = raw_connect();
+        int fd = raw_connect(0);
         struct reply r;
         size_t used = 0;
 
@@ -2008,13 +2030,16 @@ static long long proc_ticks(long pid, long *ppid)
     return (long long)(ut + st);
 }
 
-/* Ticks of the -P processes and their children, now. */
-static long long server_ticks(void)
+/* Ticks of the processes pids[0..n) and their children, now. */
+static long long server_ticks(const long *pids, int n)
 {
     long long sum = 0;
-    DIR *d = opendir("/proc");
+    DIR *d;
     struct dirent *e;
 
+    if (n == 0)
+        return 0;
+    d = opendir("/proc");
     BU_CHECK(d != NULL);
     while ((e = readdir(d)) != NULL) {
         long pid = strtol(e->d_name, NULL, 10), ppid = 0;
@@ -2025,8 +2050,8 @@ static long long server_ticks(void)
         t = proc_ticks(pid, &ppid);
         if (t < 0)
             continue;
-        for (int i = 0; i < cfg.npids; i++) {
-            if (pid == cfg.pids[i] || ppid == cfg.pids[i]) {
+        for (int i = 0; i < n; i++) {
+            if (pid == pids[i] || ppid == pids[i]) {
                 sum += t;
                 break;
             }
@@ -2079,12 +2104,14 @@ static void usage(void)
             "rmw-hot|rmw-1000|transfer|lock|get|get304\n"
             "       [-a HOST:PORT] [-c CONNS] [-s VALUE_BYTES] [-d SECONDS]\n"
             "       [-w WARMUP_SECONDS] [-t THREADS (1-2)] [-p PATH (nginx)]\n"
-            "       [-k lean|libcurl (HTTP client)] [-P PID[,PID...]]\n");
+            "       [-a HOST:PORT[,HOST:PORT...] (connections dealt out)]\n"
+            "       [-k lean|libcurl (HTTP client)] [-P PID[,PID...]]\n"
+            "       [-B PID[,PID...] (behind the server)] [-n NAME]\n");
     exit(2);
 }
 
-/* -P PID[,PID...]: the server processes to measure. */
-static void parse_pids(const char *list)
+/* -P or -B PID[,PID...]: processes to measure, into pids[0..*n). */
+static void parse_pids(const char *list, long pids[8], int *n)
 {
     const char *p = list;
 
@@ -2092,18 +2119,44 @@ static void parse_pids(const char *list)
         char *end;
         long pid = strtol(p, &end, 10);
 
-        if (end == p || pid <= 0 || cfg.npids == 8)
+        if (end == p || pid <= 0 || *n == 8)
             usage();
-        cfg.pids[cfg.npids++] = pid;
+        pids[(*n)++] = pid;
         p = *end == ',' ? end + 1 : end;
         if (*end != ',' && *end != '\0')
             usage();
     }
 }
 
+/* -a HOST:PORT[,HOST:PORT...] into cfg.addr. */
+static void parse_addrs(const char *list)
+{
+    const char *p = list;
+
+    cfg.naddr = 0;
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        const char *colon = memchr(p, ':', len);
+
+        if (colon == NULL || (size_t)(colon - p) >= sizeof cfg.addr[0].host ||
+            cfg.naddr == MAX_ADDRS)
+            usage();
+        memcpy(cfg.addr[cfg.naddr].host, p, (size_t)(colon - p));
+        cfg.addr[cfg.naddr].host[colon - p] = '\0';
+        cfg.addr[cfg.naddr].port = atoi(colon + 1);
+        if (cfg.addr[cfg.naddr].port <= 0)
+            usage();
+        cfg.naddr++;
+        p = comma != NULL ? comma + 1 : p + len;
+    }
+    if (cfg.naddr == 0)
+        usage();
+}
+
 static void parse_args(int argc, char **argv)
 {
-    const char *addr = "127.0.0.1:8080", *colon;
+    const char *addr = "127.0.0.1:8080";
     int ch, t;
 
     cfg.conns = 16;
@@ -2115,7 +2168,7 @@ static void parse_args(int argc, char **argv)
         usage();
     optind = 3; /* TARGET SCENARIO first; POSIX getopt does not permute */
     cfg.lean = 1;
-    while ((ch = getopt(argc, argv, "a:c:s:d:w:t:p:k:P:")) != -1) {
+    while ((ch = getopt(argc, argv, "a:c:s:d:w:t:p:k:P:B:n:")) != -1) {
         switch (ch) {
         case 'a': addr = optarg; break;
         case 'c': cfg.conns = atoi(optarg); break;
@@ -2129,7 +2182,9 @@ static void parse_args(int argc, char **argv)
                 usage();
             cfg.lean = strcmp(optarg, "lean") == 0;
             break;
-        case 'P': parse_pids(optarg); break;
+        case 'P': parse_pids(optarg, cfg.pids, &cfg.npids); break;
+        case 'B': parse_pids(optarg, cfg.backend, &cfg.nbackend); break;
+        case 'n': cfg.name = optarg; break;
         default: usage();
         }
     }
@@ -2164,16 +2219,14 @@ static void parse_args(int argc, char **argv)
     } else {
         usage();
     }
-    colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof cfg.host)
-        usage();
-    memcpy(cfg.host, addr, (size_t)(colon - addr));
-    cfg.port = atoi(colon + 1);
+    parse_addrs(addr);
     if (cfg.conns < 1 || cfg.conns > MAX_CONNS || cfg.threads < 1 ||
         cfg.threads > MAX_THREADS || cfg.threads > cfg.conns ||
         cfg.value_bytes < PREFIX || cfg.seconds <= 0 || cfg.warmup < 0 ||
-        cfg.port <= 0)
+        (cfg.naddr > 1 && cfg.target != T_ETAGKV))
         usage();
+    if (cfg.name == NULL)
+        cfg.name = target_names[cfg.target];
     if (cfg.lock)
         cfg.nkeys = cfg.conns;
     if (cfg.path[0] == '\0')
@@ -2223,7 +2276,8 @@ int main(int argc, char **argv)
     struct worker w[MAX_THREADS];
     long ok = 0, failed = 0, ok_total = 0, nlat = 0;
     double *lat, p50, p99, cpu0, cpu1, srv_us = -1, cli_us;
-    long long ticks0 = 0, ticks1 = 0;
+    long long ticks0 = 0, ticks1 = 0, bticks0 = 0, bticks1 = 0;
+    double back_us = -1;
     const char *verified = "n/a";
 
     parse_args(argc, argv);
@@ -2253,12 +2307,12 @@ int main(int argc, char **argv)
     pthread_barrier_wait(&started);
     /* The measured window, on the clocks of both sides. */
     sleep_until(t_start);
-    if (cfg.npids > 0)
-        ticks0 = server_ticks();
+    ticks0 = server_ticks(cfg.pids, cfg.npids);
+    bticks0 = server_ticks(cfg.backend, cfg.nbackend);
     cpu0 = self_cpu();
     sleep_until(t_end);
-    if (cfg.npids > 0)
-        ticks1 = server_ticks();
+    ticks1 = server_ticks(cfg.pids, cfg.npids);
+    bticks1 = server_ticks(cfg.backend, cfg.nbackend);
     cpu1 = self_cpu();
     for (int i = 0; i < cfg.threads; i++) {
         BU_CHECK(pthread_join(w[i].tid, NULL) == 0);
@@ -2281,6 +2335,9 @@ int main(int argc, char **argv)
     if (cfg.npids > 0 && ok > 0)
         srv_us = (double)(ticks1 - ticks0) * 1e6 /
                  (double)sysconf(_SC_CLK_TCK) / (double)ok;
+    if (cfg.nbackend > 0 && ok > 0)
+        back_us = (double)(bticks1 - bticks0) * 1e6 /
+                  (double)sysconf(_SC_CLK_TCK) / (double)ok;
     if (cfg.lock) {
         if (atomic_load(&lock_overlaps) != 0)
             die("mutual exclusion broken: %ld acquires while the lock was "
@@ -2307,23 +2364,24 @@ int main(int argc, char **argv)
            "\"scenario\":\"%s\",\"value_bytes\":%zu,\"conns\":%d,"
            "\"threads\":%d,\"seconds\":%.2f,\"ok_per_s\":%.1f,"
            "\"fail_412_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-           "\"server_cpu_us_per_op\":%.2f,\"client_cpu_us_per_op\":%.2f,"
+           "\"server_cpu_us_per_op\":%.2f,\"backend_cpu_us_per_op\":%.2f,"
+           "\"client_cpu_us_per_op\":%.2f,\"front_ends\":%d,"
            "\"acked_writes\":%ld,\"verified\":\"%s\"}\n",
-           target_names[cfg.target], client_name(), cfg.scen_name,
-           cfg.value_bytes, cfg.conns, cfg.threads, cfg.seconds,
-           (double)ok / cfg.seconds, (double)failed / cfg.seconds, p50, p99,
-           srv_us, cli_us,
+           cfg.name, client_name(), cfg.scen_name, cfg.value_bytes, cfg.conns,
+           cfg.threads, cfg.seconds, (double)ok / cfg.seconds,
+           (double)failed / cfg.seconds, p50, p99, srv_us, back_us, cli_us,
+           cfg.naddr,
            cfg.lock            ? 2 * ok_total + cfg.conns
            : cfg.scen == S_RMW ? ok_total + cfg.nkeys
                                : (long)(cfg.target == T_ETAGKV),
            verified);
     fprintf(stderr,
             "%-7s %-7s %-9s %5zuB %3d conns: %10.0f ok/s %9.0f 412/s  p50 %.3f "
-            "ms  p99 %.3f ms  CPU/op server %.1f us client %.1f us  verified "
-            "%s\n",
-            target_names[cfg.target], client_name(), cfg.scen_name,
-            cfg.value_bytes, cfg.conns, (double)ok / cfg.seconds,
-            (double)failed / cfg.seconds, p50, p99, srv_us, cli_us, verified);
+            "ms  p99 %.3f ms  CPU/op server %.1f us backend %.1f us client "
+            "%.1f us  verified %s\n",
+            cfg.name, client_name(), cfg.scen_name, cfg.value_bytes, cfg.conns,
+            (double)ok / cfg.seconds, (double)failed / cfg.seconds, p50, p99,
+            srv_us, back_us, cli_us, verified);
     for (int i = 0; i < cfg.threads; i++) {
         if (cfg.target == T_REDIS || cfg.lean) {
             for (int j = 0; j < w[i].n; j++)

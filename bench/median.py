@@ -3,6 +3,7 @@
 
     bench/median.py RUN1.jsonl RUN2.jsonl RUN3.jsonl ...
     bench/median.py --http [--jsonl OUT] RAW.jsonl [FLUSHES.jsonl]
+    bench/median.py --etcd [--jsonl OUT] RAW.jsonl
 
 Reads the JSON lines that bench_embedded, bench_contended, bench_transfer
 and bench_idem
@@ -18,6 +19,11 @@ libcurl, the server's CPU time per successful operation, and the ratios
 against the peer from the same run; then the targets of issue 14 and the
 flush counts (bench/flushes.py's lines).  With --jsonl, one summary line
 per table row is appended to OUT.
+
+--etcd: run_http.sh --etcd-only's lines: per cell, etagkv on etcd (one and
+two front ends), etcd's own Txn CAS and etagkv on LMDB, each with its
+median ops/s, p50/p99, the median of its per-run ratios to etcd's CAS, and
+the CPU per operation of its server and of etcd.
 """
 import json
 import statistics
@@ -278,11 +284,74 @@ def http_main(args):
         jsonl.close()
 
 
+# ---- the etcd backend (run_http.sh --etcd-only, issue 17) ------------------
+
+ETCD_TARGETS = ["etagkv-etcd", "etagkv-etcd2", "etcd", "etagkv"]
+ETCD_NAMES = {"etagkv-etcd": "etagkv on etcd, 1 front end",
+              "etagkv-etcd2": "etagkv on etcd, 2 front ends",
+              "etcd": "etcd's own Txn CAS",
+              "etagkv": "etagkv on LMDB"}
+
+
+def etcd_main(args):
+    """One row per cell and target: median ops/s, p50/p99, the median of the
+    per-run ratios to etcd's CAS, the front ends' (or etcd's, or the LMDB
+    server's) CPU per operation and, for etagkv on etcd, etcd's too."""
+    jsonl = None
+    if args and args[0] == "--jsonl":
+        jsonl = open(args[1], "a", encoding="utf-8")
+        args = args[2:]
+    if not args:
+        sys.exit(__doc__)
+    rows = [r for r in http_load(args[0]) if r["target"] in ETCD_TARGETS]
+    cells = sorted({(r["scenario"], r["value_bytes"], r["conns"]) for r in rows},
+                   key=lambda c: (c[2], c[0] != "rmw-1000", c[1]))
+    print("| scenario | target | ops/s | p50 / p99 ms | ratio to etcd CAS"
+          " | server µs/op | etcd µs/op | runs |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for scen, size, conns in cells:
+        base = per_run(rows, scen, size, conns, "etcd", "lean", "ok_per_s")
+        for tgt in ETCD_TARGETS:
+            ops = per_run(rows, scen, size, conns, tgt, "lean", "ok_per_s")
+            if not ops:
+                continue
+            p50 = per_run(rows, scen, size, conns, tgt, "lean", "p50_ms")
+            p99 = per_run(rows, scen, size, conns, tgt, "lean", "p99_ms")
+            cpu = per_run(rows, scen, size, conns, tgt, "lean",
+                          "server_cpu_us_per_op")
+            back = per_run(rows, scen, size, conns, tgt, "lean",
+                           "backend_cpu_us_per_op")
+            r = ratio_med(ops, base) if tgt != "etcd" else None
+            if tgt == "etcd":
+                srv, etcd_cpu = None, medv(cpu)
+            else:
+                srv, etcd_cpu = medv(cpu), medv(back)
+            print(f"| {scen} {size} B {conns}c | {ETCD_NAMES[tgt]}"
+                  f" | {fmt(medv(ops))} | {fmt(medv(p50), 2)} / {fmt(medv(p99), 2)}"
+                  f" | {'**' + fx(r) + '**' if r is not None else '1 (baseline)'}"
+                  f" | {fmt(srv, 0) if srv is not None else '—'}"
+                  f" | {fmt(etcd_cpu, 0) if etcd_cpu is not None else '—'}"
+                  f" | {len(ops)} |")
+            if jsonl is not None:
+                jsonl.write(json.dumps({
+                    "bench": "http-etcd-median",
+                    "scenario": f"http/{scen}/{size}B/{conns}c", "target": tgt,
+                    "ops_per_s": medv(ops), "p50_ms": medv(p50),
+                    "p99_ms": medv(p99), "ratio_to_etcd": r,
+                    "server_cpu_us_per_op": srv,
+                    "etcd_cpu_us_per_op": etcd_cpu, "runs": len(ops)}) + "\n")
+    if jsonl is not None:
+        jsonl.close()
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     if sys.argv[1] == "--http":
         http_main(sys.argv[2:])
+        return
+    if sys.argv[1] == "--etcd":
+        etcd_main(sys.argv[2:])
         return
     runs = load(sys.argv[1:])
     embedded(runs)

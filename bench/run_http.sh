@@ -7,7 +7,7 @@
 #   bench/run_http.sh [--runs N] [--seconds S] [--threads T] [--quick]
 #                     [--growth-seconds S] [--out FILE] [--append]
 #                     [--no-libcurl] [--no-flushes] [--only SCENARIOS]
-#                     [--lock-only]
+#                     [--lock-only] [--etcd-only]
 #
 #   --runs N            runs of every scenario (default 3; medians reported)
 #   --seconds S         measured seconds per scenario and run (default 2)
@@ -27,6 +27,18 @@
 #                       etagkv lease + create-only PUT, etcd lease + Txn
 #                       create, Redis SET NX PX + compare-and-delete Lua),
 #                       no flush count, no memory run
+#   --etcd-only         run only the etcd backend's comparison (issue 17):
+#                       rmw-1000 and rmw-hot, 100 B, 16 and 64 connections,
+#                       lean client, against etagkv-server --etcd (one front
+#                       end: etagkv-etcd; two on the same prefix, the
+#                       connections dealt out between them: etagkv-etcd2),
+#                       etcd's own Txn CAS on the same etcd (its keys
+#                       outside the front ends' prefix) and etagkv on LMDB;
+#                       no nginx, Redis, flush count or memory run.  The
+#                       table gives each target's median ops/s, p99, ratio
+#                       to etcd's CAS (per run, then the median), the front
+#                       ends' CPU/op and etcd's CPU/op (both serve an
+#                       etagkv-on-etcd request)
 #
 # Every HTTP scenario runs with two load generators: the lean one (raw
 # non-blocking sockets on epoll, like the RESP client for Redis), whose
@@ -59,6 +71,7 @@ LIBCURL=1
 FLUSHES=1
 ONLY="rmw-1000 rmw-hot get get304 transfer lock"
 LOCK_ONLY=0
+ETCD_ONLY=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -73,6 +86,8 @@ while [ $# -gt 0 ]; do
     --no-flushes) FLUSHES=0; shift ;;
     --only) ONLY=$2; shift 2 ;;
     --lock-only) ONLY=lock; LOCK_ONLY=1; FLUSHES=0; shift ;;
+    --etcd-only) ONLY="rmw-1000 rmw-hot"; ETCD_ONLY=1; FLUSHES=0; LIBCURL=0
+        shift ;;
     -h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_http.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -80,8 +95,12 @@ done
 START_TIME=$(date +%s)
 
 # ---- packages (only what is missing) ----------------------------------------
-"$ROOT/tools/install.sh" --no-services run_http nginx etcd-server redis-server \
-    strace python3
+if [ "$ETCD_ONLY" -eq 1 ]; then
+    "$ROOT/tools/install.sh" --no-services run_http etcd-server python3
+else
+    "$ROOT/tools/install.sh" --no-services run_http nginx etcd-server \
+        redis-server strace python3
+fi
 
 # ---- build --------------------------------------------------------------------
 "$ROOT/tools/setup.sh" "$BUILD" -DCMAKE_BUILD_TYPE=Release \
@@ -153,6 +172,7 @@ wait_for etagkv grep -q listening "$T/etagkv.out"
 KV_PORT=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/etagkv.out")
 wait_for etagkv curl -sf "http://127.0.0.1:$KV_PORT/healthz"
 
+start_nginx() {
 # nginx: a minimal configuration close to Debian's stock one (sendfile,
 # workers = CPUs), as the current user, prefix in the temp dir; no access
 # log (etagkv-server has none) and keep-alive connections not recycled
@@ -196,6 +216,10 @@ nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx.log" \
 NGX_PID=$!
 PIDS="$PIDS $NGX_PID"
 wait_for nginx curl -sf "http://127.0.0.1:$NGX_PORT/v100"
+}
+NGX_PORT=
+NGX_PID=
+[ "$ETCD_ONLY" -eq 1 ] || start_nginx
 
 # run_etcd NAME PORT PEER_PORT [WRAPPER...]: a single etcd member, data in
 # $T/NAME (etcd fsyncs every commit), run through WRAPPER (strace) if given.
@@ -210,7 +234,8 @@ run_etcd() {
         --listen-peer-urls "http://127.0.0.1:$epp" \
         --initial-advertise-peer-urls "http://127.0.0.1:$epp" \
         --initial-cluster "$en=http://127.0.0.1:$epp" \
-        --quota-backend-bytes 8589934592 --logger zap --log-level warn
+        --quota-backend-bytes 8589934592 --logger zap --log-level warn \
+        $ETCD_LIMITS
 }
 
 # run_redis NAME PORT [WRAPPER...]: Redis with an append-only file fsynced
@@ -224,6 +249,12 @@ run_redis() {
         --appendonly yes --appendfsync always --save '' --daemonize no
 }
 
+# With --etcd-only, etcd's limits on one Txn raised as docs/deploy.md says
+# for a store on etcd (a group commit of 64 writes is one Txn of about 200
+# operations); etcd's own CAS never comes near either limit.
+ETCD_LIMITS=
+[ "$ETCD_ONLY" -eq 1 ] &&
+    ETCD_LIMITS="--max-txn-ops 100000 --max-request-bytes 33554432"
 ETCD_PORT=$(free_port)
 ETCD_PEER=$(free_port)
 run_etcd etcd "$ETCD_PORT" "$ETCD_PEER" >"$T/etcd.log" 2>&1 &
@@ -231,15 +262,42 @@ ETCD_PID=$!
 PIDS="$PIDS $ETCD_PID"
 wait_for etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
-REDIS_PORT=$(free_port)
-run_redis redis "$REDIS_PORT" >"$T/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS="$PIDS $REDIS_PID"
-wait_for redis sh -c "redis-cli -p $REDIS_PORT ping | grep -q PONG"
+REDIS_PORT=
+REDIS_PID=
+if [ "$ETCD_ONLY" -eq 0 ]; then
+    REDIS_PORT=$(free_port)
+    run_redis redis "$REDIS_PORT" >"$T/redis.log" 2>&1 &
+    REDIS_PID=$!
+    PIDS="$PIDS $REDIS_PID"
+    wait_for redis sh -c "redis-cli -p $REDIS_PORT ping | grep -q PONG"
+fi
+
+# etagkv-server --etcd, twice on one prefix of the etcd above (etcd's own
+# CAS uses keys outside it): FE1 alone is the target etagkv-etcd, FE1 and
+# FE2 together etagkv-etcd2.
+FE1_PORT=
+FE2_PORT=
+FE1_PID=
+FE2_PID=
+if [ "$ETCD_ONLY" -eq 1 ]; then
+    for fe in 1 2; do
+        "$SERVER" --etcd "127.0.0.1:$ETCD_PORT/etagkv-bench" \
+            --listen 127.0.0.1:0 --max-connections-per-client 1024 \
+            >"$T/fe$fe.out" 2>"$T/fe$fe.log" &
+        eval "FE${fe}_PID=\$!"
+        PIDS="$PIDS $!"
+        wait_for "fe$fe" grep -q listening "$T/fe$fe.out"
+        p=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/fe$fe.out")
+        eval "FE${fe}_PORT=$p"
+        wait_for "fe$fe" curl -sf "http://127.0.0.1:$p/healthz"
+    done
+fi
 
 port_of() {
     case "$1" in
     etagkv) echo "$KV_PORT" ;;
+    etagkv-etcd) echo "$FE1_PORT" ;;
+    etagkv-etcd2) echo "$FE1_PORT,127.0.0.1:$FE2_PORT" ;;
     nginx) echo "$NGX_PORT" ;;
     etcd) echo "$ETCD_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
@@ -251,6 +309,8 @@ port_of() {
 pid_of() {
     case "$1" in
     etagkv) echo "$KV_PID" ;;
+    etagkv-etcd) echo "$FE1_PID" ;;
+    etagkv-etcd2) echo "$FE1_PID,$FE2_PID" ;;
     nginx) echo "$NGX_PID" ;;
     etcd) echo "$ETCD_PID" ;;
     redis) echo "$REDIS_PID" ;;
@@ -274,9 +334,9 @@ etcd_compact() {
 echo "== machine: $(nproc) CPUs, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== versions"
 echo "etagkv-server: $("$SERVER" --version) (libmicrohttpd $(dpkg-query -W -f='${Version}' libmicrohttpd12 2>/dev/null || echo '?'), LMDB $(dpkg-query -W -f='${Version}' liblmdb0 2>/dev/null || echo '?'))"
-echo "nginx: $(nginx -v 2>&1 | sed 's/.*version: //') (Debian $(dpkg-query -W -f='${Version}' nginx))"
+[ "$ETCD_ONLY" -eq 1 ] || echo "nginx: $(nginx -v 2>&1 | sed 's/.*version: //') (Debian $(dpkg-query -W -f='${Version}' nginx))"
 echo "etcd: $(etcd --version | head -1 | sed 's/.*Version: //') (Debian $(dpkg-query -W -f='${Version}' etcd-server))"
-echo "redis: $(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/') (Debian $(dpkg-query -W -f='${Version}' redis-server))"
+[ "$ETCD_ONLY" -eq 1 ] || echo "redis: $(redis-server --version | sed 's/.* v=\([^ ]*\).*/\1/') (Debian $(dpkg-query -W -f='${Version}' redis-server))"
 echo "load generators: bench_http, lean (raw sockets on epoll: HTTP/1.1, RESP) and $(curl-config --version 2>/dev/null || echo libcurl), $THREADS threads"
 
 # ---- the matrix ---------------------------------------------------------------
@@ -284,18 +344,25 @@ echo "load generators: bench_http, lean (raw sockets on epoll: HTTP/1.1, RESP) a
 RAW="$T/raw.jsonl"
 : >"$RAW"
 
-# bench TARGET SCENARIO SIZE CONNS RUN CLIENT
+# bench TARGET SCENARIO SIZE CONNS RUN CLIENT; the targets etagkv-etcd and
+# etagkv-etcd2 are bench_http's etagkv on the front ends, etcd's CPU
+# measured beside theirs.
 bench() {
-    if ! line=$("$BENCH" "$1" "$2" -a "127.0.0.1:$(port_of "$1")" -s "$3" \
-        -c "$4" -d "$SECS" -t "$THREADS" -k "$6" -P "$(pid_of "$1")" \
-        2>"$T/bench.err"); then
+    case "$1" in
+    etagkv-etcd*) proto=etagkv; extra="-n $1 -B $ETCD_PID" ;;
+    *) proto=$1; extra= ;;
+    esac
+    # shellcheck disable=SC2086 # extra is a list of options
+    if ! line=$("$BENCH" "$proto" "$2" -a "127.0.0.1:$(port_of "$1")" \
+        -s "$3" -c "$4" -d "$SECS" -t "$THREADS" -k "$6" \
+        -P "$(pid_of "$1")" $extra 2>"$T/bench.err"); then
         echo "run_http: bench_http $1 $2 -s $3 -c $4 -k $6 failed:" >&2
         cat "$T/bench.err" >&2
         exit 1
     fi
     echo "$line" | sed "s/^{/{\"run\":$5,\"loadavg\":\"$(cut -d' ' -f1 /proc/loadavg)\",/" >>"$RAW"
     cat "$T/bench.err" >&2
-    [ "$1" = etcd ] && etcd_compact
+    case "$1" in etcd | etagkv-etcd*) etcd_compact ;; esac
     return 0
 }
 
@@ -308,10 +375,25 @@ bench_all() {
     return 0
 }
 
+if [ "$ETCD_ONLY" -eq 1 ]; then
+    echo "== $RUNS runs x 2 scenarios x 2 connection counts (100 B) x 4 targets of ${SECS} s, lean client (progress on stderr)"
+else
 echo "== $RUNS runs x 4 sizes/connections x 6 scenarios (and transfers, 100 B x 64; locks, 16 clients) of ${SECS} s, lean$([ "$LIBCURL" -eq 1 ] && echo " and libcurl") clients (progress on stderr)"
+fi
 run=1
 while [ "$run" -le "$RUNS" ]; do
     echo "-- run $run of $RUNS" >&2
+    if [ "$ETCD_ONLY" -eq 1 ]; then
+        for conns in 16 64; do
+            for scen in rmw-1000 rmw-hot; do
+                for tgt in etagkv-etcd etagkv-etcd2 etcd etagkv; do
+                    bench_all "$tgt" "$scen" 100 "$conns" "$run"
+                done
+            done
+        done
+        run=$((run + 1))
+        continue
+    fi
     # The lock (issue 19): 16 clients contend for one lock, 100-byte
     # bodies (the -s of bench_http is unused by this scenario).
     for tgt in etagkv etcd redis; do
@@ -412,7 +494,13 @@ echo "== HTTP, sync, medians of $RUNS runs; ratio = etagkv / peer, per run, then
 echo "ops/s: successful read-modify-writes (rmw) or 200/304 answers (get, get304)"
 echo "with the lean client (raw sockets; RESP for Redis) and with libcurl;"
 echo "server µs/op: the server's CPU time (utime + stime) per successful operation"
-if [ "$FLUSHES" -eq 1 ]; then
+if [ "$ETCD_ONLY" -eq 1 ]; then
+    python3 "$ROOT/bench/median.py" --etcd --jsonl "$OUT" "$RAW"
+    echo ""
+    echo "JSON lines: $OUT"
+    echo "total time: $(( $(date +%s) - START_TIME )) s; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
+    exit 0
+elif [ "$FLUSHES" -eq 1 ]; then
     python3 "$ROOT/bench/median.py" --http --jsonl "$OUT" "$RAW" "$FLUSHES_OUT"
 else
     python3 "$ROOT/bench/median.py" --http --jsonl "$OUT" "$RAW"

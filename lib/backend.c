@@ -40,6 +40,21 @@ void ekv_env_unwatch(struct ekv_env *env)
         env->ops->unwatch(env);
 }
 
+etagkv_status ekv_prefetch(ekv_txn *txn, enum ekv_table table, const void *key,
+                           size_t key_len, size_t limit)
+{
+    const struct ekv_backend_ops *ops = txn->env->ops;
+
+    return ops->prefetch != NULL
+               ? ops->prefetch(txn, table, key, key_len, limit)
+               : ETAGKV_OK;
+}
+
+int ekv_env_remote(const struct ekv_env *env)
+{
+    return env->ops->remote;
+}
+
 etagkv_status ekv_env_copy_fd(struct ekv_env *env, int fd)
 {
     return env->ops->copy_fd(env, fd);

@@ -94,6 +94,14 @@ etagkv_status ekv_env_stats(ekv_txn *txn, etagkv_stats *out);
 /* ---- transactions ---------------------------------------------------------
  */
 
+/* The tables, for cursors (below) and ekv_prefetch(). */
+enum ekv_table {
+    EKV_TABLE_RECORDS,
+    EKV_TABLE_IDEMPOTENCY,
+    EKV_TABLE_CHANGES,
+    EKV_TABLE_LEASES
+};
+
 /* Begin a read transaction; on success end it with ekv_read_end(). */
 etagkv_status ekv_read_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_read_end(ekv_txn *txn);
@@ -111,6 +119,23 @@ void ekv_read_release(ekv_txn *txn);
  * ekv_write_commit() or ekv_write_abort(). */
 etagkv_status ekv_write_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_write_abort(ekv_txn *txn);
+
+/* Say, before a write transaction's first read, what it is about to read:
+ * the entry under key in table (limit 0), or up to limit entries of table
+ * from key on, in key order, as a cursor seeked there walks them (key_len
+ * 0: from the first).  Only a hint, which changes no answer: an engine
+ * whose every read is a round trip (etcd) fetches all of them with the
+ * transaction's first read; LMDB ignores it.  A hint given after the
+ * first read, or beyond what the engine takes into one request, is
+ * dropped, and the read costs its own round trip.  ETAGKV_OK or
+ * ETAGKV_NO_MEMORY. */
+etagkv_status ekv_prefetch(ekv_txn *txn, enum ekv_table table, const void *key,
+                           size_t key_len, size_t limit);
+
+/* 1 when every read of env is a round trip to another process (etcd), so
+ * that a read made only to spare local work (ekv_op_refuse_early()) costs
+ * more than it saves; 0 for LMDB. */
+int ekv_env_remote(const struct ekv_env *env);
 
 /* Commit: ETAGKV_OK once committed: visible to later transactions, and in
  * sync and nosync modes as durable as they make it.  In pipelined mode its
@@ -199,13 +224,8 @@ etagkv_status ekv_lease_entry_delete(ekv_txn *txn, const void *key,
  * no walk, so a write can tell that no key is linked to any lease. */
 etagkv_status ekv_lease_entry_count(ekv_txn *txn, uint64_t *n);
 
-/* A walk over a table in key order, on the caller's stack. */
-enum ekv_table {
-    EKV_TABLE_RECORDS,
-    EKV_TABLE_IDEMPOTENCY,
-    EKV_TABLE_CHANGES,
-    EKV_TABLE_LEASES
-};
+/* A walk over a table in key order, on the caller's stack (the tables:
+ * above, with ekv_prefetch()). */
 typedef struct ekv_cursor {
     ekv_txn *txn;
     void *handle; /* the engine's cursor (LMDB: MDB_cursor *) */
@@ -237,6 +257,7 @@ etagkv_status ekv_cursor_delete(ekv_cursor *cur);
  * ekv_env_open() for that engine's form of `where`. */
 struct ekv_backend_ops {
     const char *name; /* "lmdb", "etcd" */
+    int remote;       /* ekv_env_remote() */
     etagkv_status (*open)(const char *where, const etagkv_options *opts,
                           size_t page_bytes, struct ekv_env **out);
     void (*close)(struct ekv_env *env);
@@ -249,6 +270,9 @@ struct ekv_backend_ops {
     etagkv_status (*write_begin)(struct ekv_env *env, ekv_txn *txn);
     void (*write_abort)(ekv_txn *txn);
     etagkv_status (*write_commit)(ekv_txn *txn);
+    /* NULL when the engine takes no hints (LMDB). */
+    etagkv_status (*prefetch)(ekv_txn *txn, enum ekv_table table,
+                              const void *key, size_t key_len, size_t limit);
     etagkv_status (*grow)(struct ekv_env *env, const ekv_txn *failed);
     etagkv_status (*flush)(struct ekv_env *env);
     etagkv_status (*record_get)(ekv_txn *txn, const void *key, size_t key_len,

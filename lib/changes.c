@@ -234,6 +234,14 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
     return st;
 }
 
+etagkv_status ekv_changes_prefetch(ekv_txn *txn, size_t appended)
+{
+    /* The trim looks at up to appended + TRIM_EXTRA entries and then steps
+     * to the next one. */
+    return ekv_prefetch(txn, EKV_TABLE_CHANGES, NULL, 0,
+                        appended + TRIM_EXTRA + 1);
+}
+
 /* ---- reading ------------------------------------------------------------- */
 
 struct changes_read {

@@ -46,7 +46,9 @@
  * their syncs.  Not in pipelined mode, below: there a reader may see a
  * commit before it is durable, so a 412 decided on it waits, in a batch,
  * for the flush like the writes it was refused on (ekv_op_refuse_early()
- * declines).
+ * declines).  Nor on etcd: there the read is a round trip of its own,
+ * while the batch fetches the record with its first read anyway, so a
+ * write that passes would pay three round trips instead of two.
  *
  * One flush per commit (ETAGKV_SYNC_PIPELINED, opt-in; docs/design.md has
  * the argument, and why it is not the default).  The store is opened with

@@ -179,7 +179,7 @@ static etagkv_status copy_pages(struct walk *w, size_t limit,
 
     while (st == ETAGKV_OK && !w->done) {
         uint8_t from[ETAGKV_KEY_MAX];
-        size_t from_len = w->after_len, passed;
+        size_t from_len = w->after_len, passed = 0;
         int started = w->started;
 
         memcpy(from, w->after, from_len);

@@ -257,6 +257,7 @@ static etagkv_status etcd_stats(ekv_txn *txn, etagkv_stats *out)
 
 const struct ekv_backend_ops ekv_etcd_ops = {
     .name = "etcd",
+    .remote = 1,
     .open = etcd_open,
     .close = etcd_close,
     .copy_fd = etcd_copy_fd,
@@ -291,6 +292,7 @@ const struct ekv_backend_ops ekv_etcd_ops = {
     .cursor_seek = ekv_etcd_cursor_seek,
     .cursor_next = ekv_etcd_cursor_next,
     .cursor_delete = ekv_etcd_cursor_delete,
+    .prefetch = ekv_etcd_prefetch,
     .watch = ekv_etcd_watch_start,
     .unwatch = ekv_etcd_watch_stop,
 };

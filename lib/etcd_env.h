@@ -128,11 +128,32 @@ struct ekv_etcd_set {
     size_t n, cap;
 };
 
+/* A read announced before a write transaction's first read
+ * (ekv_etcd_prefetch()), and what the first read found: a point (limit 0),
+ * whose answer goes to the transaction's cache, or a page of a table from
+ * key on, which a cursor seeked at key uses instead of asking etcd. */
+struct ekv_etcd_hint {
+    enum ekv_table table;
+    char *key; /* the full etcd key, P/t/... */
+    size_t key_len;
+    size_t limit;
+    int fetched; /* answered by the first read: the page below is valid */
+    struct ekv_etcd_item *page;
+    size_t n;
+    int more;
+};
+
 /* The engine's transaction (ekv_txn.handle). */
 struct ekv_etcd_txn {
     int write;
     int64_t revision; /* etcd's, pinned by the first read; 0 before */
     struct ekv_etcd_set reads, writes;
+    /* Points fetched by the first read on a hint and not read since: a
+     * lookup moves its item to the read set, so that the commit compares
+     * only what the transaction really read. */
+    struct ekv_etcd_set cache;
+    struct ekv_etcd_hint *hints;
+    size_t n_hints, cap_hints;
     int64_t counts[4]; /* per table, etcd's count at the revision; -1 */
     void **blocks;     /* everything allocated for the transaction */
     size_t n_blocks, cap_blocks;
@@ -156,6 +177,20 @@ etagkv_status ekv_etcd_key(ekv_txn *txn, char letter, const void *key,
  * remembered in the read set, whose mod_revision the commit compares). */
 etagkv_status ekv_etcd_lookup(ekv_txn *txn, const char *k, size_t k_len,
                               const struct ekv_etcd_item **out);
+
+/* [*start, *end): the keys of table, P/t/ up to P/t0 (transaction memory,
+ * both *len bytes long). */
+etagkv_status ekv_etcd_table_bounds(ekv_txn *txn, enum ekv_table table,
+                                    char **start, char **end, size_t *len);
+
+/* Announce a read (backend.h, ekv_prefetch()). */
+etagkv_status ekv_etcd_prefetch(ekv_txn *txn, enum ekv_table table,
+                                const void *key, size_t key_len, size_t limit);
+
+/* The page the first read fetched for a cursor seeked at the full key
+ * from (a hint of that table and key), or NULL. */
+const struct ekv_etcd_hint *ekv_etcd_page(const struct ekv_etcd_txn *t,
+                                          const char *from, size_t from_len);
 
 /* Buffer a put of `bytes` (written by the caller at *dst) or a delete. */
 etagkv_status ekv_etcd_put(ekv_txn *txn, const char *k, size_t k_len,

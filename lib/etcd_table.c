@@ -208,33 +208,20 @@ etagkv_status ekv_etcd_change_floor_put(ekv_txn *txn, uint64_t floor)
 /* ---- counts
  * ------------------------------------------------------------------- */
 
-/* [*start, *end): the keys of table letter (P/t/ up to P/t0). */
-static etagkv_status table_range(ekv_txn *txn, char letter, char **start,
-                                 size_t *start_len, char **end, size_t *end_len)
-{
-    etagkv_status st = ekv_etcd_key(txn, letter, NULL, 0, start, start_len);
-
-    if (st == ETAGKV_OK)
-        st = ekv_etcd_key(txn, letter, NULL, 0, end, end_len);
-    if (st == ETAGKV_OK)
-        (*end)[*end_len - 1] = '/' + 1;
-    return st;
-}
-
 etagkv_status ekv_etcd_table_count(ekv_txn *txn, enum ekv_table table,
                                    uint64_t *n)
 {
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
     struct ekv_etcd_item *items;
     char *start, *end;
-    size_t start_len, end_len, got, i;
+    size_t start_len, got, i;
     int more;
     int64_t count = t->counts[table];
-    etagkv_status st = table_range(txn, ekv_etcd_table_letter(table), &start,
-                                   &start_len, &end, &end_len);
+    etagkv_status st =
+        ekv_etcd_table_bounds(txn, table, &start, &end, &start_len);
 
     if (st == ETAGKV_OK && count < 0)
-        st = ekv_etcd_range(txn, start, start_len, end, end_len, 0, 1, &items,
+        st = ekv_etcd_range(txn, start, start_len, end, start_len, 0, 1, &items,
                             &got, &more, &count);
     if (st != ETAGKV_OK)
         return st;
@@ -313,14 +300,24 @@ static char *key_after(struct ekv_etcd_txn *t, const char *k, size_t k_len)
     return a;
 }
 
-/* Read the page of etcd's entries from `from` on. */
+/* Read the page of etcd's entries from `from` on: the one the first read
+ * fetched on a hint (ekv_etcd_prefetch()), else from etcd. */
 static etagkv_status fetch(ekv_cursor *cur, char *from, size_t from_len)
 {
     struct etcd_cursor *c = cur->handle;
+    const struct ekv_etcd_hint *h =
+        ekv_etcd_page(ekv_etcd_txn_of(cur->txn), from, from_len);
     int64_t count;
-    etagkv_status st =
-        ekv_etcd_range(cur->txn, from, from_len, c->end, c->end_len, PAGE_ITEMS,
-                       0, &c->page, &c->n, &c->more, &count);
+    etagkv_status st = ETAGKV_OK;
+
+    if (h != NULL) {
+        c->page = h->page;
+        c->n = h->n;
+        c->more = h->more;
+    } else {
+        st = ekv_etcd_range(cur->txn, from, from_len, c->end, c->end_len,
+                            PAGE_ITEMS, 0, &c->page, &c->n, &c->more, &count);
+    }
 
     c->valid = st == ETAGKV_OK;
     c->page_from = from;
@@ -439,8 +436,8 @@ etagkv_status ekv_etcd_cursor_open(ekv_txn *txn, enum ekv_table table,
     if (c == NULL)
         return ETAGKV_NO_MEMORY;
     memset(c, 0, sizeof(*c));
-    st = table_range(txn, ekv_etcd_table_letter(table), &c->start,
-                     &c->start_len, &c->end, &c->end_len);
+    st = ekv_etcd_table_bounds(txn, table, &c->start, &c->end, &c->start_len);
+    c->end_len = c->start_len;
     if (st != ETAGKV_OK)
         return st;
     cur->txn = txn;

@@ -215,61 +215,203 @@ static json_t *range_request(const struct ekv_etcd_txn *t, const char *key,
     return req;
 }
 
+/* Decode the kvs of a Range answer into *items (transaction memory), *n
+ * of them. */
+static etagkv_status decode_kvs(struct ekv_etcd_txn *t, const json_t *reply,
+                                struct ekv_etcd_item **items, size_t *n)
+{
+    const json_t *kvs = json_object_get(reply, "kvs");
+    etagkv_status st = ETAGKV_OK;
+
+    *n = 0;
+    *items = NULL;
+    if (json_array_size(kvs) > 0) {
+        *items = ekv_etcd_alloc(t, json_array_size(kvs) * sizeof(**items));
+        if (*items == NULL)
+            return ETAGKV_NO_MEMORY;
+    }
+    for (size_t i = 0; st == ETAGKV_OK && i < json_array_size(kvs); i++) {
+        st = decode_kv(t, json_array_get(kvs, i), &(*items)[i]);
+        if (st == ETAGKV_OK)
+            (*n)++;
+    }
+    return st;
+}
+
+/* ---- the first read of a write transaction
+ * ------------------------------------
+ */
+
 /* The tables whose counts every commit looks at (the lease table's to skip
  * detaching, the change log's to trim it, the idempotency table's bound). */
 static const enum ekv_table counted[] = {EKV_TABLE_LEASES, EKV_TABLE_CHANGES,
                                          EKV_TABLE_IDEMPOTENCY};
 #define N_COUNTED (sizeof(counted) / sizeof(counted[0]))
 
-/* A request_range op counting table's keys (P/t/ up to P/t0). */
-static json_t *count_op(ekv_txn *txn, enum ekv_table table)
+/* etcd's default --max-txn-ops: the first read holds at most this many
+ * ranges, hints beyond them are dropped (a cluster run with a lower limit
+ * answers TXN_TOO_LARGE, and the batch is split). */
+#define FIRST_READ_OPS 128
+
+etagkv_status ekv_etcd_table_bounds(ekv_txn *txn, enum ekv_table table,
+                                    char **start, char **end, size_t *len)
+{
+    char letter = ekv_etcd_table_letter(table);
+    etagkv_status st = ekv_etcd_key(txn, letter, NULL, 0, start, len);
+
+    if (st == ETAGKV_OK)
+        st = ekv_etcd_key(txn, letter, NULL, 0, end, len);
+    if (st == ETAGKV_OK)
+        (*end)[*len - 1] = '/' + 1;
+    return st;
+}
+
+/* Is hint h a page from the very first key of its table?  Its answer then
+ * carries the table's count too (etcd counts the whole range). */
+static int from_table_start(const struct ekv_etcd_env *env,
+                            const struct ekv_etcd_hint *h)
+{
+    return h->limit > 0 && h->key_len == env->prefix_len + 3;
+}
+
+/* The table whose count a page hint from its start brings, or -1. */
+static int counted_by_hint(const struct ekv_etcd_txn *t,
+                           const struct ekv_etcd_env *env, enum ekv_table table)
+{
+    for (size_t i = 0; i < t->n_hints; i++)
+        if (t->hints[i].table == table && from_table_start(env, &t->hints[i]))
+            return (int)i;
+    return -1;
+}
+
+/* A request_range op: table's count (hint NULL), or the hint's range. */
+static json_t *first_read_op(ekv_txn *txn, enum ekv_table table,
+                             const struct ekv_etcd_hint *h)
 {
     char *start, *end;
     size_t len;
-    json_t *r;
+    json_t *r = NULL;
 
-    if (ekv_etcd_key(txn, ekv_etcd_table_letter(table), NULL, 0, &start,
-                     &len) != ETAGKV_OK ||
-        ekv_etcd_key(txn, ekv_etcd_table_letter(table), NULL, 0, &end, &len) !=
-            ETAGKV_OK)
+    if (ekv_etcd_table_bounds(txn, table, &start, &end, &len) != ETAGKV_OK)
         return NULL;
-    end[len - 1] = '/' + 1;
-    r = range_request(ekv_etcd_txn_of(txn), start, len, end, len, 0, 1);
+    if (h == NULL)
+        r = range_request(ekv_etcd_txn_of(txn), start, len, end, len, 0, 1);
+    else if (h->limit == 0)
+        r = range_request(ekv_etcd_txn_of(txn), h->key, h->key_len, NULL, 0, 0,
+                          0);
+    else
+        r = range_request(ekv_etcd_txn_of(txn), h->key, h->key_len, end, len,
+                          h->limit, 0);
     return r != NULL ? json_pack("{s:o}", "request_range", r) : NULL;
 }
 
-/* A write transaction's first read: one read-only etcd Txn (served as a
- * linearizable read, no Raft proposal) holding the range asked for, req,
- * and the counts of the counted[] tables, so that the bookkeeping of the
- * commit costs no round trips of its own.  Pins the revision; *reply gets
- * the answer to req. */
-static etagkv_status first_read(ekv_txn *txn, json_t *req, json_t **reply)
+/* The first read's ops after req: the counts no hint brings, then the
+ * hints that fit; *n_counts and *n_hints say how many of each. */
+static json_t *first_read_ops(ekv_txn *txn, json_t *req, size_t *n_counts,
+                              size_t *n_hints)
 {
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
-    json_t *ops = json_array(), *txn_req = NULL, *answer = NULL, *res;
-    etagkv_status st = ETAGKV_NO_MEMORY;
+    const struct ekv_etcd_env *env = ekv_etcd_of(txn->env);
+    json_t *ops = json_array();
     int bad =
         ops == NULL || json_array_append_new(
                            ops, json_pack("{s:O}", "request_range", req)) != 0;
 
-    for (size_t i = 0; !bad && i < N_COUNTED; i++)
-        bad = json_array_append_new(ops, count_op(txn, counted[i])) != 0;
-    if (!bad)
+    *n_counts = 0;
+    for (size_t i = 0; !bad && i < N_COUNTED; i++) {
+        if (counted_by_hint(t, env, counted[i]) >= 0)
+            continue;
+        bad = json_array_append_new(ops, first_read_op(txn, counted[i], NULL));
+        (*n_counts)++;
+    }
+    *n_hints = 0;
+    for (size_t i = 0;
+         !bad && i < t->n_hints && json_array_size(ops) < FIRST_READ_OPS; i++) {
+        bad = json_array_append_new(
+            ops, first_read_op(txn, t->hints[i].table, &t->hints[i]));
+        (*n_hints)++;
+    }
+    if (bad) {
+        json_decref(ops);
+        return NULL;
+    }
+    return ops;
+}
+
+/* Keep what the first read found for hint h (its answer r). */
+static etagkv_status keep_hint(struct ekv_etcd_txn *t, struct ekv_etcd_hint *h,
+                               const json_t *r)
+{
+    struct ekv_etcd_item absent = {.key = h->key, .key_len = h->key_len};
+    etagkv_status st = decode_kvs(t, r, &h->page, &h->n);
+
+    if (st != ETAGKV_OK)
+        return st;
+    h->more = json_is_true(json_object_get(r, "more"));
+    h->fetched = h->limit > 0;
+    if (h->limit > 0)
+        return ETAGKV_OK;
+    return set_put(&t->cache, h->n == 1 ? &h->page[0] : &absent, 0);
+}
+
+/* Take the counts and the hints' answers from the first read's responses
+ * res (after req's, at 1). */
+static etagkv_status first_read_keep(ekv_txn *txn, const json_t *res,
+                                     size_t n_hints)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    const struct ekv_etcd_env *env = ekv_etcd_of(txn->env);
+    size_t at = 1;
+    etagkv_status st = ETAGKV_OK;
+
+    for (size_t i = 0; i < N_COUNTED; i++) {
+        int h = counted_by_hint(t, env, counted[i]);
+        /* The hint's answer follows the counts: found at its index. */
+        size_t k = h >= 0 ? json_array_size(res) - n_hints + (size_t)h : at++;
+
+        if (h >= 0 && (size_t)h >= n_hints)
+            continue; /* dropped: counted when asked */
+        t->counts[counted[i]] = ekv_etcd_int(json_object_get(
+            json_object_get(json_array_get(res, k), "response_range"),
+            "count"));
+    }
+    for (size_t i = 0; st == ETAGKV_OK && i < n_hints; i++)
+        st = keep_hint(
+            t, &t->hints[i],
+            json_object_get(json_array_get(res, at + i), "response_range"));
+    return st;
+}
+
+/* A write transaction's first read: one read-only etcd Txn (served as a
+ * linearizable read, no Raft proposal) holding the range asked for, req,
+ * the counts of the counted[] tables, and every read announced by
+ * ekv_etcd_prefetch() (the batch's records and idempotency entries, the
+ * change log's oldest page, the idempotency purge's page), so that the
+ * transaction costs two round trips: this one and its commit.  Pins the
+ * revision; *reply gets the answer to req. */
+static etagkv_status first_read(ekv_txn *txn, json_t *req, json_t **reply)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    size_t n_counts = 0, n_hints = 0;
+    json_t *ops = first_read_ops(txn, req, &n_counts, &n_hints);
+    json_t *txn_req = NULL, *answer = NULL, *res;
+    etagkv_status st = ETAGKV_NO_MEMORY;
+
+    if (ops != NULL)
         txn_req = json_pack("{s:O}", "success", ops);
     if (txn_req != NULL)
         st = ekv_etcd_call(ekv_etcd_of(txn->env)->client, "/v3/kv/txn", txn_req,
                            0, &answer);
     res = json_object_get(answer, "responses");
-    if (st == ETAGKV_OK && json_array_size(res) != 1 + N_COUNTED)
+    if (st == ETAGKV_OK && json_array_size(res) != json_array_size(ops))
         st = ekv_fail(ETAGKV_IO_ERROR, "etcd: a Txn of %zu ranges answered %zu",
-                      1 + N_COUNTED, json_array_size(res));
+                      json_array_size(ops), json_array_size(res));
     if (st == ETAGKV_OK) {
         t->revision = ekv_etcd_int(
             json_object_get(json_object_get(answer, "header"), "revision"));
-        for (size_t i = 0; i < N_COUNTED; i++)
-            t->counts[counted[i]] = ekv_etcd_int(json_object_get(
-                json_object_get(json_array_get(res, 1 + i), "response_range"),
-                "count"));
+        st = first_read_keep(txn, res, n_hints);
+    }
+    if (st == ETAGKV_OK) {
         *reply = json_incref(
             json_object_get(json_array_get(res, 0), "response_range"));
         if (*reply == NULL)
@@ -281,6 +423,48 @@ static etagkv_status first_read(ekv_txn *txn, json_t *req, json_t **reply)
     return st;
 }
 
+etagkv_status ekv_etcd_prefetch(ekv_txn *txn, enum ekv_table table,
+                                const void *key, size_t key_len, size_t limit)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    struct ekv_etcd_hint *h;
+    etagkv_status st;
+
+    if (!t->write || t->revision != 0)
+        return ETAGKV_OK; /* too late: read when asked */
+    if (t->n_hints == t->cap_hints) {
+        size_t cap = t->cap_hints > 0 ? t->cap_hints * 2 : 16;
+
+        h = realloc(t->hints, cap * sizeof(*h));
+        if (h == NULL)
+            return ETAGKV_NO_MEMORY;
+        t->hints = h;
+        t->cap_hints = cap;
+    }
+    h = &t->hints[t->n_hints];
+    memset(h, 0, sizeof(*h));
+    h->table = table;
+    h->limit = limit;
+    st = ekv_etcd_key(txn, ekv_etcd_table_letter(table), key, key_len, &h->key,
+                      &h->key_len);
+    if (st == ETAGKV_OK)
+        t->n_hints++;
+    return st;
+}
+
+const struct ekv_etcd_hint *ekv_etcd_page(const struct ekv_etcd_txn *t,
+                                          const char *from, size_t from_len)
+{
+    for (size_t i = 0; i < t->n_hints; i++) {
+        const struct ekv_etcd_hint *h = &t->hints[i];
+
+        if (h->fetched && h->key_len == from_len &&
+            memcmp(h->key, from, from_len) == 0)
+            return h;
+    }
+    return NULL;
+}
+
 etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
                              const char *end, size_t end_len, size_t limit,
                              int count_only, struct ekv_etcd_item **items,
@@ -289,10 +473,11 @@ etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
     json_t *req =
         range_request(t, key, key_len, end, end_len, limit, count_only);
-    json_t *reply = NULL, *kvs;
+    json_t *reply = NULL;
     etagkv_status st;
 
     *n = 0;
+    *items = NULL;
     if (req == NULL)
         return ETAGKV_NO_MEMORY;
     if (t->write && t->revision == 0)
@@ -308,18 +493,7 @@ etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
             json_object_get(json_object_get(reply, "header"), "revision"));
     *more = json_is_true(json_object_get(reply, "more"));
     *count = ekv_etcd_int(json_object_get(reply, "count"));
-    kvs = json_object_get(reply, "kvs");
-    *items = NULL;
-    if (json_array_size(kvs) > 0) {
-        *items = ekv_etcd_alloc(t, json_array_size(kvs) * sizeof(**items));
-        if (*items == NULL)
-            st = ETAGKV_NO_MEMORY;
-    }
-    for (size_t i = 0; st == ETAGKV_OK && i < json_array_size(kvs); i++) {
-        st = decode_kv(t, json_array_get(kvs, i), &(*items)[i]);
-        if (st == ETAGKV_OK)
-            (*n)++;
-    }
+    st = decode_kvs(t, reply, items, n);
     json_decref(reply);
     return st;
 }
@@ -344,11 +518,17 @@ etagkv_status ekv_etcd_lookup(ekv_txn *txn, const char *k, size_t k_len,
         *out = got;
         return ETAGKV_OK;
     }
-    st = ekv_etcd_range(txn, k, k_len, NULL, 0, 0, 0, &got, &n, &more, &count);
-    if (st != ETAGKV_OK)
-        return st;
-    if (n == 1)
-        it = *got; /* else absent: present 0, mod_revision 0 */
+    got = set_get(&t->cache, k, k_len);
+    if (got != NULL) {
+        it = *got; /* fetched by the first read: now read */
+    } else {
+        st = ekv_etcd_range(txn, k, k_len, NULL, 0, 0, 0, &got, &n, &more,
+                            &count);
+        if (st != ETAGKV_OK)
+            return st;
+        if (n == 1)
+            it = *got; /* else absent: present 0, mod_revision 0 */
+    }
     st = set_put(&t->reads, &it, 0);
     if (st == ETAGKV_OK)
         *out = set_get(&t->reads, k, k_len);
@@ -409,6 +589,8 @@ static void end(ekv_txn *txn)
     free(t->blocks);
     free(t->reads.v);
     free(t->writes.v);
+    free(t->cache.v);
+    free(t->hints);
     free(t);
     txn->handle = NULL;
 }

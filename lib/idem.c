@@ -304,6 +304,16 @@ etagkv_status ekv_idem_record(etagkv_store *s, ekv_txn *txn,
     return st;
 }
 
+etagkv_status ekv_idem_prefetch(etagkv_store *s, ekv_txn *txn, size_t keyed)
+{
+    /* Nothing to look at when ekv_idem_maintain() will skip the count;
+     * else the purge's walk (recorded <= keyed) and its next step. */
+    if (keyed == 0 && s->idem.empty_skips > 0)
+        return ETAGKV_OK;
+    return ekv_prefetch(txn, EKV_TABLE_IDEMPOTENCY, s->idem.purge_key,
+                        s->idem.purge_len, PURGE_LOOK * (keyed + 1) + 1);
+}
+
 etagkv_status ekv_idem_maintain(etagkv_store *s, ekv_txn *txn, size_t recorded)
 {
     uint64_t n = 1;

@@ -223,6 +223,11 @@ etagkv_status ekv_idem_record(etagkv_store *s, ekv_txn *txn,
  * number of entries the transaction recorded. */
 etagkv_status ekv_idem_maintain(etagkv_store *s, ekv_txn *txn, size_t recorded);
 
+/* Before a batch's first read: announce the page ekv_idem_maintain() will
+ * look at (ekv_prefetch()), for a batch of which `keyed` operations carry
+ * an idempotency key. */
+etagkv_status ekv_idem_prefetch(etagkv_store *s, ekv_txn *txn, size_t keyed);
+
 /* ---- changes.c, inside a write transaction --------------------------------
  */
 
@@ -253,6 +258,10 @@ void ekv_changes_committed(etagkv_store *s);
 /* Events the log may hold beyond changes_max_events before a trim is due:
  * max / 64, at most 256 (0 below 64 events). */
 uint64_t ekv_changes_slack(uint64_t max_events);
+
+/* Before a batch's first read: announce the oldest events ekv_changes_trim()
+ * will look at (ekv_prefetch()) after appending about `appended`. */
+etagkv_status ekv_changes_prefetch(ekv_txn *txn, size_t appended);
 
 /* ---- wait.c -------------------------------------------------------------- */
 
