@@ -17,14 +17,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # prometheus: its promtool checks and unit-tests the alert rules;
 # python3-requests and nodejs (Debian 12: Node 18, with fetch): the Python
 # and JavaScript clients of examples/clients/; etcd-server: the suites run
-# again on the etcd backend (tests/etcd).
+# again on the etcd backend (tests/etcd); haproxy: the HA suite runs
+# examples/ha/haproxy.cfg (tests/server/test_ha.c).
 PACKAGES="gcc make cmake pkg-config liblmdb-dev libxxhash-dev check \
 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libgnutls28-dev openssl \
-curl python3-yaml prometheus python3-requests nodejs etcd-server"
+curl python3-yaml prometheus python3-requests nodejs etcd-server haproxy"
 
-# --no-services: installing prometheus or etcd-server must not start their
-# services (only promtool and the etcd binary are wanted).  $PACKAGES is a
-# word list on purpose.
+# --no-services: installing prometheus, etcd-server or haproxy must not
+# start their services (only promtool and the etcd and haproxy binaries
+# are wanted).  $PACKAGES is a word list on purpose.
 # shellcheck disable=SC2086
 "$ROOT/tools/install.sh" --no-services setup $PACKAGES
 # npm: the eventsource test installs the npm "eventsource" package with it.

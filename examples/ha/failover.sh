@@ -6,8 +6,9 @@
 # was lost and none invented (each counter lies between its acknowledged
 # increments and those plus the ones whose outcome is unknown: 503
 # OUTCOME_UNKNOWN, or HAProxy's 502/504 for a request it had sent), and
-# print the longest time without an acknowledged write.  Checked by hand,
-# not by CI (docs/deploy.md).
+# print the longest time without an acknowledged write.  Run by hand; CI
+# runs the same failure, and more, in tests/server/test_ha.c
+# (docs/deploy.md).
 #
 #   examples/ha/failover.sh DIR [SECONDS] [CLIENTS]     (default 12, 3)
 set -eu

@@ -15,8 +15,9 @@
 #   HAProxy           18080 (clients), 18404/stats (its view of the pool)
 #
 # ETAGKV_SERVER names the server binary (default: etagkv-server on PATH,
-# else build/server/etagkv-server of this source tree).  Checked by hand,
-# not by CI: docs/deploy.md says what the CI suites cover instead.
+# else build/server/etagkv-server of this source tree).  Run by hand; CI
+# runs the same layout, on free ports and this haproxy.cfg, in
+# tests/server/test_ha.c (docs/deploy.md).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -100,6 +101,9 @@ done
 wait_for http://127.0.0.1:18081/healthz
 wait_for http://127.0.0.1:18082/healthz
 
+# haproxy.cfg takes its addresses from these variables when set (the CI
+# suite sets them); unset, it uses the ports above.
+unset ETAGKV_HA_LISTEN ETAGKV_HA_FRONT1 ETAGKV_HA_FRONT2 ETAGKV_HA_STATS
 haproxy -db -f "$here/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
 started haproxy $!
 wait_for http://127.0.0.1:18080/healthz

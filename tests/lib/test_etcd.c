@@ -7,20 +7,18 @@
  *
  * The unknown outcome is made real, not mocked: a TCP relay between the
  * store and etcd passes requests on and, when told to, drops etcd's
- * answers -- a network that fails after the request arrived.
+ * answers -- a network that fails after the request arrived
+ * (tests/common/relay.c, shared with tests/server/test_ha.c).
  */
-#define _GNU_SOURCE /* memmem */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include "relay.h"
 #include "testutil.h"
 
 static char *dir;
@@ -320,158 +318,16 @@ START_TEST(a_prefix_holding_other_data_is_incompatible)
 }
 END_TEST
 
-/* ---- a relay that can lose etcd's answers
- * ------------------------------------- */
-
-/* A TCP relay from a loopback port to etcd's.  With drop_txn_answers set,
- * the answer to every Txn that writes (the commit of a write: it puts) is
- * lost on its way back: etcd got the request and applied it, the store
- * hears nothing.  Read-only Txns (a write transaction's first read) pass.
- * curl sends one request at a time on a connection, so what the client
- * sent since its last request line tells what is answered next. */
-struct relay {
-    int listen_fd;
-    int port;
-    int target_port;
-    atomic_int drop_txn_answers;
-    atomic_int stop;
-    pthread_t th;
-};
-
-struct relay_conn {
-    struct relay *r;
-    int client, server;
-    int in_txn;   /* the request being sent is a POST /v3/kv/txn */
-    int dropping; /* the answer now coming is to be lost */
-};
-
-/* Pass what arrives on one side on; 0, or -1 when the connection ends. */
-static int relay_step(struct relay_conn *p, const struct pollfd *fds)
-{
-    static const char txn[] = "POST /v3/kv/txn ";
-    char buf[65536];
-    ssize_t n;
-
-    if (fds[0].revents != 0) {
-        n = read(p->client, buf, sizeof(buf));
-        if (n <= 0 || write(p->server, buf, (size_t)n) != n)
-            return -1;
-        if (n >= 5 && memcmp(buf, "POST ", 5) == 0) {
-            p->in_txn = (size_t)n >= sizeof(txn) - 1 &&
-                        memcmp(buf, txn, sizeof(txn) - 1) == 0;
-            p->dropping = 0;
-        }
-        if (p->in_txn && atomic_load(&p->r->drop_txn_answers) &&
-            memmem(buf, (size_t)n, "\"request_put\"", 13) != NULL)
-            p->dropping = 1;
-    }
-    if (fds[1].revents != 0) {
-        n = read(p->server, buf, sizeof(buf));
-        if (n <= 0)
-            return -1;
-        if (!p->dropping && write(p->client, buf, (size_t)n) != n)
-            return -1;
-    }
-    return 0;
-}
-
-static void *relay_conn_main(void *arg)
-{
-    struct relay_conn *p = arg;
-
-    while (!atomic_load(&p->r->stop)) {
-        struct pollfd fds[2] = {{p->client, POLLIN, 0}, {p->server, POLLIN, 0}};
-        int n = poll(fds, 2, 100);
-
-        if (n < 0 || (n > 0 && relay_step(p, fds) != 0))
-            break;
-    }
-    close(p->client);
-    close(p->server);
-    free(p);
-    return NULL;
-}
-
-static int connect_local(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
-static void *relay_main(void *arg)
-{
-    struct relay *r = arg;
-
-    while (!atomic_load(&r->stop)) {
-        struct pollfd pfd = {r->listen_fd, POLLIN, 0};
-        struct relay_conn *p;
-        pthread_t th;
-
-        if (poll(&pfd, 1, 100) <= 0)
-            continue;
-        p = calloc(1, sizeof(*p));
-        if (p == NULL)
-            break;
-        p->r = r;
-        p->client = accept(r->listen_fd, NULL, NULL);
-        p->server = p->client >= 0 ? connect_local(r->target_port) : -1;
-        if (p->server < 0 ||
-            pthread_create(&th, NULL, relay_conn_main, p) != 0) {
-            if (p->client >= 0)
-                close(p->client);
-            if (p->server >= 0)
-                close(p->server);
-            free(p);
-            continue;
-        }
-        (void)pthread_detach(th);
-    }
-    return NULL;
-}
-
-static void relay_start(struct relay *r, int target_port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof(a);
-
-    r->target_port = target_port;
-    atomic_init(&r->drop_txn_answers, 0);
-    atomic_init(&r->stop, 0);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    r->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(r->listen_fd, 0);
-    ck_assert_int_eq(bind(r->listen_fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(listen(r->listen_fd, 16), 0);
-    ck_assert_int_eq(getsockname(r->listen_fd, (struct sockaddr *)&a, &len), 0);
-    r->port = ntohs(a.sin_port);
-    ck_assert_int_eq(pthread_create(&r->th, NULL, relay_main, r), 0);
-}
-
-static void relay_stop(struct relay *r)
-{
-    atomic_store(&r->stop, 1);
-    ck_assert_int_eq(pthread_join(r->th, NULL), 0);
-    close(r->listen_fd);
-}
-
 START_TEST(a_write_sent_without_an_answer_is_outcome_unknown_never_guessed)
 {
     char real[256], list[300], w[1200];
-    struct relay r;
+    struct tu_relay r;
     etagkv_store *direct = tu_open(dir, NULL), *s;
     etagkv_meta m;
     etagkv_cond *c = NULL;
 
     real_endpoint(real, sizeof(real));
-    relay_start(&r, atoi(strchr(real, ':') + 1));
+    tu_relay_start(&r, atoi(strchr(real, ':') + 1));
     snprintf(list, sizeof(list), "127.0.0.1:%d", r.port);
     where_via(list, "?timeout_ms=500", w, sizeof(w));
     ck_assert_int_eq(etagkv_store_open(w, NULL, &s), ETAGKV_OK);
@@ -492,7 +348,7 @@ START_TEST(a_write_sent_without_an_answer_is_outcome_unknown_never_guessed)
     ck_assert_uint_eq(read_counter(s, "k", &m), 2);
     etagkv_cond_free(c);
     etagkv_store_close(s);
-    relay_stop(&r);
+    tu_relay_stop(&r);
     etagkv_store_close(direct);
 }
 END_TEST

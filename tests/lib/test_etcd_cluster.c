@@ -7,8 +7,6 @@
  * members); the test SIGKILLs the leader, as etcd's own status reports
  * it, so that the cluster has to elect another while writes go on.
  */
-#include <curl/curl.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -17,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "etcdutil.h"
 #include "testutil.h"
 
 #define WORKERS 4
@@ -109,76 +108,6 @@ static void *work(void *arg)
     return NULL;
 }
 
-struct text {
-    char buf[4096];
-    size_t len;
-};
-
-static size_t collect(char *data, size_t size, size_t n, void *ctx)
-{
-    struct text *t = ctx;
-    size_t add = size * n;
-
-    if (t->len + add < sizeof(t->buf)) {
-        memcpy(t->buf + t->len, data, add);
-        t->len += add;
-        t->buf[t->len] = '\0';
-    }
-    return add;
-}
-
-/* etcd's maintenance status of the member at endpoint (HOST:PORT): its own
- * id and its leader's (the gateway writes uint64s as strings). */
-static void member_status(const char *endpoint, char *id, char *leader,
-                          size_t cap)
-{
-    CURL *h = curl_easy_init();
-    struct text t = {.len = 0};
-    char url[300];
-    json_t *j;
-
-    snprintf(url, sizeof(url), "http://%s/v3/maintenance/status", endpoint);
-    (void)curl_easy_setopt(h, CURLOPT_URL, url);
-    (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, "{}");
-    (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-    ck_assert_int_eq(curl_easy_perform(h), CURLE_OK);
-    curl_easy_cleanup(h);
-    j = json_loads(t.buf, 0, NULL);
-    ck_assert_ptr_nonnull(j);
-    snprintf(id, cap, "%s",
-             json_string_value(
-                 json_object_get(json_object_get(j, "header"), "member_id")));
-    snprintf(leader, cap, "%s",
-             json_string_value(json_object_get(j, "leader")));
-    json_decref(j);
-}
-
-/* The pid (from ETAGKV_TEST_ETCD_PIDS) of the current leader. */
-static pid_t leader_pid(void)
-{
-    const char *list = getenv("ETAGKV_TEST_STORE") + strlen("etcd://");
-    const char *pids = getenv("ETAGKV_TEST_ETCD_PIDS");
-
-    for (int i = 0; *list != '\0' && *list != '/'; i++) {
-        char endpoint[64], id[32], leader[32];
-        size_t n = strcspn(list, ",/");
-
-        ck_assert_uint_lt(n, sizeof(endpoint));
-        memcpy(endpoint, list, n);
-        endpoint[n] = '\0';
-        member_status(endpoint, id, leader, sizeof(id));
-        if (strcmp(id, leader) == 0) {
-            for (int k = 0; k < i; k++)
-                pids = strchr(pids, ' ') + 1;
-            return (pid_t)atol(pids);
-        }
-        list += n + (list[n] == ',');
-    }
-    ck_abort_msg("no member is the leader");
-    return -1;
-}
-
 START_TEST(losing_a_member_under_cas_load_loses_no_acknowledged_write)
 {
     const char *pids = getenv("ETAGKV_TEST_ETCD_PIDS");
@@ -202,7 +131,7 @@ START_TEST(losing_a_member_under_cas_load_loses_no_acknowledged_write)
     t0 = tu_now_s();
     while (tu_now_s() - t0 < KILL_AFTER_S)
         (void)nanosleep(&(struct timespec){0, 50000000}, NULL);
-    leader = leader_pid();
+    leader = tu_etcd_leader_pid();
     (void)pthread_mutex_lock(&gap_lock);
     killed_at = tu_now_s();
     (void)pthread_mutex_unlock(&gap_lock);

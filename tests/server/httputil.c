@@ -83,7 +83,7 @@ static int signal_and_reap(struct hu_server *s, int sig)
 static void launch(struct hu_server *s, const char *const *extra)
 {
     const char *argv[32];
-    char where[1024];
+    char where[1024], via[1300];
     int pipefd[2], n = 0;
     double deadline = tu_now_s() + START_TIMEOUT_S;
 
@@ -91,8 +91,14 @@ static void launch(struct hu_server *s, const char *const *extra)
     if (tu_on_etcd()) {
         /* The same store location as tu_open() gives the library suites,
          * without its "etcd://". */
+        const char *at = tu_store_where(s->data, where, sizeof(where)) + 7;
+
+        if (s->etcd[0] != '\0') {
+            snprintf(via, sizeof(via), "%s%s", s->etcd, strchr(at, '/'));
+            at = via;
+        }
         argv[n++] = "--etcd";
-        argv[n++] = tu_store_where(s->data, where, sizeof(where)) + 7;
+        argv[n++] = at;
     } else {
         argv[n++] = "--data";
         argv[n++] = s->data;
@@ -135,9 +141,17 @@ static void launch(struct hu_server *s, const char *const *extra)
 void hu_server_start(struct hu_server *s, const char *bin, const char *data,
                      const char *const *extra)
 {
+    hu_server_start_via(s, bin, data, "", extra);
+}
+
+void hu_server_start_via(struct hu_server *s, const char *bin, const char *data,
+                         const char *endpoints, const char *const *extra)
+{
     memset(s, 0, sizeof *s);
     s->bin = bin;
     snprintf(s->data, sizeof s->data, "%s", data);
+    ck_assert_uint_lt(strlen(endpoints), sizeof s->etcd);
+    snprintf(s->etcd, sizeof s->etcd, "%s", endpoints);
     launch(s, extra);
 }
 

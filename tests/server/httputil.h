@@ -24,6 +24,7 @@ struct hu_server {
     int port;        /* the port it announced */
     const char *bin; /* the binary, as given to hu_server_start() */
     char data[512];  /* its data directory */
+    char etcd[256];  /* on etcd: its endpoints, if not the suite's */
 };
 
 /* Start the server binary bin on data dir `data` (created by the server if
@@ -33,6 +34,13 @@ struct hu_server {
  * test if it does not come up within 20 s (then it is killed). */
 void hu_server_start(struct hu_server *s, const char *bin, const char *data,
                      const char *const *extra);
+
+/* hu_server_start(), on etcd, with the endpoint list `endpoints`
+ * ("HOST:PORT,...") instead of the suite's (ETAGKV_TEST_STORE; "" keeps
+ * those), and the same prefix: a server that reaches the cluster through a
+ * relay.  Kept for restarts. */
+void hu_server_start_via(struct hu_server *s, const char *bin, const char *data,
+                         const char *endpoints, const char *const *extra);
 
 /* Start s again, with the same binary and data dir and with options extra
  * (they need not be those of the first start), after hu_server_stop() or
