@@ -699,9 +699,12 @@ START_TEST(killing_the_etcd_leader_and_a_front_end_loses_no_acknowledged_write)
            acks_after_kill, worst_gap);
     (void)fflush(stdout);
     ck_assert_int_gt(acks_after_kill, 0);
-    /* docs/deploy.md: the service answers again within a few seconds; the
-     * bound leaves room for a loaded machine and the sanitizer builds. */
-    ck_assert_msg(worst_gap < 10.0, "no write acknowledged for %.2f s",
+    /* docs/deploy.md: the service answers again within a few seconds
+     * (1 to 3 s measured; about 1 run in 5, 7 s: a write a follower had
+     * forwarded to the dead leader waits for etcd 3.4's own request
+     * timeout, 5 s plus two election ticks).  The bound leaves room for
+     * that on a loaded machine and the sanitizer builds. */
+    ck_assert_msg(worst_gap < 15.0, "no write acknowledged for %.2f s",
                   worst_gap);
     (void)pthread_mutex_unlock(&ack_lock);
     (void)load_check(c);
