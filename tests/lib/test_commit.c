@@ -4,6 +4,7 @@
  * failure never affects its neighbours, a store-level failure is reported
  * truthfully, and nothing is acknowledged before it is durable.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -666,7 +667,16 @@ START_TEST(every_acknowledged_write_survives_a_kill)
         _exit(0);
     }
     close(fds[1]);
-    usleep(300 * 1000);
+    {
+        /* Kill once writes are being acknowledged (the first ack, then a
+         * little more), not after a time that a loaded machine or a slow
+         * backend might not have used to acknowledge anything. */
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+
+        ck_assert_msg(poll(&p, 1, 60 * 1000) == 1,
+                      "no write acknowledged within 60 s");
+    }
+    usleep(100 * 1000);
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFSIGNALED(status)); /* killed, not failed on its own */
