@@ -524,8 +524,10 @@ typedef struct etagkv_options {
      * 100,000, give or take a slack: the log may pass it by max / 64 (at
      * most 256 events; none below 64), and the write transaction that
      * passes the slack trims it back to the bound (at most as many as it
-     * appended, plus 16, plus the slack), never in one long pause; reading
-     * events older than the window is ETAGKV_COMPACTED. */
+     * appended, plus 16, plus the slack; on etcd, at most as many as it
+     * appended plus 16, and the commits after it go on), never in one
+     * long pause; reading events older than the window is
+     * ETAGKV_COMPACTED. */
     uint64_t changes_max_events;
     /** Age in seconds after which an event is trimmed from the change log,
      * whatever the count; default 3,600 (one hour). */

@@ -44,7 +44,8 @@
  * besides the append's, in every transaction (3,000 of a nosync put's
  * 29,000 instructions, and its page writes).  The log may grow past
  * changes_max_events by a slack, then one commit trims it back: at most
- * 256 events more, some tens of microseconds, every 256 commits. */
+ * 256 events more, some tens of microseconds, every 256 commits (on etcd,
+ * the commits that follow, a few events each: ekv_changes_trim()). */
 #define TRIM_SLACK_MAX 256
 
 static void change_key(uint8_t out[CHANGE_KEY_BYTES], uint64_t rev,
@@ -190,7 +191,13 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
     uint64_t count, rev = 0, floor = 0, now = ekv_now_ns(s);
     uint64_t max = s->opts.changes_max_events, slack = ekv_changes_slack(max),
              age_ns = s->opts.changes_retention_s * 1000000000u;
-    size_t budget = appended + TRIM_EXTRA + (size_t)slack;
+    /* On etcd every event trimmed is a delete and a compare in the
+     * commit's Txn: the slack's, all in one commit, would pass etcd's
+     * default --max-txn-ops (128) and be refused on every try.  There the
+     * commits that follow trim it a few each: a loop that ends on its
+     * budget leaves aging_ns 0, so the next commit trims on. */
+    size_t budget =
+        appended + TRIM_EXTRA + (ekv_env_remote(s->env) ? 0 : (size_t)slack);
     int due = 1;
     etagkv_status st = ekv_change_count(txn, &count);
 

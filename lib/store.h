@@ -249,7 +249,8 @@ etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
  * while the log holds more than changes_max_events or its oldest event is
  * older than changes_retention_s, at most appended + 16 of them -- but
  * only once the count passes changes_max_events by its slack
- * (ekv_changes_slack()), and then at most appended + 16 + the slack. */
+ * (ekv_changes_slack()), and then at most appended + 16 + the slack (on
+ * a remote engine, appended + 16, and the commits after it go on). */
 etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended);
 
 /* The write transaction that ran ekv_changes_trim() committed. */

@@ -353,10 +353,54 @@ START_TEST(a_write_sent_without_an_answer_is_outcome_unknown_never_guessed)
 }
 END_TEST
 
+/* ---- within etcd's own limits --------------------------------------------
+ */
+
+/* Run with etcd's default --max-txn-ops (128; ETCD_LIMITS=default
+ * tests/etcd/with_etcd.sh, ctest's etcd_default_limits).  A change log
+ * that passes its slack (changes_max_events / 64, at most 256) is trimmed
+ * back by the commits that follow, a few events each (changes.c): trimmed
+ * in one commit, as on LMDB, the slack's deletes and their compares would
+ * make that commit an etcd Txn of more than 128 operations, refused
+ * (TXN_TOO_LARGE) on every try, so that no write could commit any more. */
+START_TEST(a_change_log_past_its_slack_is_trimmed_within_etcds_default_limits)
+{
+    enum { MAX = 6400, SLACK = MAX / 64, PUTS = 20 };
+    etagkv_options o;
+    etagkv_store *s;
+    etagkv_stats stats;
+    char k[16];
+
+    etagkv_options_init(&o);
+    o.changes_max_events = MAX;
+    s = tu_open(dir, &o);
+    for (int round = 0; round < (MAX + 2 * SLACK) / PUTS; round++) {
+        etagkv_txn *t = NULL;
+        etagkv_status st;
+
+        ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+        for (int i = 0; i < PUTS; i++) {
+            snprintf(k, sizeof k, "t%d", i);
+            ck_assert_int_eq(
+                etagkv_txn_put(t, k, strlen(k), "v", 1, NULL, NULL), ETAGKV_OK);
+        }
+        st = etagkv_txn_commit(s, t);
+        ck_assert_msg(st == ETAGKV_OK, "round %d: %s (%s)", round,
+                      etagkv_strerror(st), etagkv_last_error_detail());
+        etagkv_txn_free(t);
+    }
+    ck_assert_int_eq(etagkv_store_stats(s, &stats), ETAGKV_OK);
+    ck_assert_uint_le(stats.change_events, MAX + SLACK);
+    ck_assert_uint_gt(stats.changes_min_after, 0);
+    etagkv_store_close(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("etcd");
     TCase *tc = tcase_create("etcd");
+    TCase *limits = tcase_create("default_limits");
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
@@ -373,5 +417,13 @@ int main(void)
     tcase_add_test(
         tc, a_write_sent_without_an_answer_is_outcome_unknown_never_guessed);
     suite_add_tcase(s, tc);
+    /* Also run alone against an etcd with its default limits (ctest's
+     * etcd_default_limits). */
+    tcase_add_checked_fixture(limits, setup, teardown);
+    tcase_set_timeout(limits, 300);
+    tcase_add_test(
+        limits,
+        a_change_log_past_its_slack_is_trimmed_within_etcds_default_limits);
+    suite_add_tcase(s, limits);
     return tu_run(s);
 }
