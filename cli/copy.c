@@ -312,6 +312,19 @@ static void print_copy(const etagkv_copy_stats *x, etagkv_store *dst,
     printf("seconds: %.3f\n", seconds);
 }
 
+/* Do a and b name one directory (however spelt: "./x", "x/", a link)?  A
+ * store opened twice in one process is what LMDB forbids: closing one
+ * handle drops the other's locks. */
+static int same_dir(const char *a, const char *b)
+{
+    struct stat sa, sb;
+
+    if (strcmp(a, b) == 0)
+        return 1;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 int cmd_copy(struct ctx *c)
 {
     const char *to = c->argv[0];
@@ -322,7 +335,7 @@ int cmd_copy(struct ctx *c)
     etagkv_status st;
     int rc;
 
-    if (strcmp(to, c->dir) == 0) {
+    if (same_dir(to, c->dir)) {
         fprintf(stderr, "etagkv: copy %s into itself\n", to);
         return EXIT_USAGE;
     }

@@ -396,6 +396,12 @@ grep -qx 'records: 1' "$T/out" && grep -qx 'revision: 1' "$T/out" ||
     fail "a refused copy wrote: $(cat "$T/out")"
 # Usage errors open and create nothing.
 run 2 - -d "$C" copy "$C"
+# The same directory spelt otherwise is still itself (LMDB forbids one
+# process opening a store twice), even when the source is empty.
+run 0 201 -d "$T/empty" put k "$T/v1"
+run 0 204 -d "$T/empty" delete k
+run 2 - -d "$T/empty" copy "$T/empty/."
+grep -q 'into itself' "$T/err" || fail "copy into itself by another name: $(cat "$T/err")"
 run 2 - -d "$C" copy "$T/c2" --page 0
 run 2 - -d "$C" get k1 --page 3
 run 2 - -d "$T/nosrc" copy "$T/c3"
