@@ -7,8 +7,10 @@
  * that cannot reach etcd says 503 with when to retry.  Runs only under
  * tests/etcd/with_etcd.sh (an LMDB store has one server per directory).
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +209,47 @@ END_TEST
 /* ---- etcd out of reach ------------------------------------------------------
  */
 
+/* Has every thread of process pid stopped (SIGSTOP)?  Waits up to 10 s
+ * for /proc/pid/task/<each>/stat to say 'T'. */
+static int stopped(pid_t pid)
+{
+    char path[64];
+
+    for (int tries = 0; tries < 1000; tries++) {
+        DIR *d;
+        struct dirent *e;
+        int all = 1;
+
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        if (d == NULL)
+            return 0;
+        while (all && (e = readdir(d)) != NULL) {
+            char stat[512], *p;
+            FILE *f;
+            size_t n;
+
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(stat, sizeof(stat), "/proc/%d/task/%s/stat", (int)pid,
+                     e->d_name);
+            f = fopen(stat, "r");
+            if (f == NULL)
+                continue; /* the thread ended */
+            n = fread(stat, 1, sizeof(stat) - 1, f);
+            (void)fclose(f);
+            stat[n] = '\0';
+            p = strrchr(stat, ')'); /* the state follows "(comm) " */
+            all = p != NULL && p[1] == ' ' && p[2] == 'T';
+        }
+        (void)closedir(d);
+        if (all)
+            return 1;
+        (void)usleep(10 * 1000);
+    }
+    return 0;
+}
+
 /* With every etcd member stopped (SIGSTOP: the connections stay open, no
  * answer comes), a read fails over through every endpoint and gives up:
  * 503 UNAVAILABLE with Retry-After: 1, the cluster being worth retrying
@@ -233,6 +276,9 @@ START_TEST(a_front_end_that_cannot_reach_etcd_answers_503_with_retry_after)
     hu_server_start(&quick, ETAGKV_SERVER_BIN, data, extra);
 
     ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+    /* kill() returns before every thread of etcd has stopped: a request
+     * sent at once may still be answered. */
+    ck_assert_msg(stopped(pid), "etcd (pid %d) did not stop", (int)pid);
     call(h, quick.port, &r, "GET", "/kv/k", NULL, NULL);
     ck_assert_int_eq(kill(pid, SIGCONT), 0);
 
