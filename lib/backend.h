@@ -129,8 +129,9 @@ void ekv_write_abort(ekv_txn *txn);
  * which changes no answer: an engine
  * whose every read is a round trip (etcd) fetches all of them with the
  * transaction's first read; LMDB ignores it.  A hint given after the
- * first read, or beyond what the engine takes into one request, is
- * dropped, and the read costs its own round trip.  ETAGKV_OK or
+ * first read, or beyond what the engine takes into one request, costs a
+ * round trip of its own: a page is read within its bounds when a cursor
+ * seeks at its key, a point is read when looked up.  ETAGKV_OK or
  * ETAGKV_NO_MEMORY. */
 etagkv_status ekv_prefetch(ekv_txn *txn, enum ekv_table table, const void *key,
                            size_t key_len, const void *end, size_t end_len,

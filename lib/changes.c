@@ -169,6 +169,25 @@ etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
     return ETAGKV_OK;
 }
 
+/* Announce the trim's page (ekv_prefetch()): from the floor's first key,
+ * the budget of events the trim may look at after appending `appended`
+ * (with the slack when by_count) and the next one.  Every revision above
+ * the floor has an event, so they lie below the floor + look + 1: an
+ * engine that walks a range to its end (etcd) walks no further. */
+static etagkv_status trim_page(etagkv_store *s, ekv_txn *txn, uint64_t floor,
+                               size_t appended, int by_count)
+{
+    uint8_t from[CHANGE_KEY_BYTES], to[CHANGE_KEY_BYTES];
+    size_t look =
+        appended + TRIM_EXTRA + 1 +
+        (by_count ? (size_t)ekv_changes_slack(s->opts.changes_max_events) : 0);
+
+    change_key(from, floor, 0);
+    change_key(to, floor + look + 1, 0);
+    return ekv_prefetch(txn, EKV_TABLE_CHANGES, from, sizeof(from), to,
+                        sizeof(to), look);
+}
+
 /* Is the oldest entry (k, v) to go?  *rev gets its revision, *logged_out
  * when it was logged. */
 static etagkv_status trim_due(etagkv_store *s, const ekv_val *k,
@@ -216,6 +235,9 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
      * range (ekv_changes_prefetch()). */
     st = ekv_change_floor_get(txn, &s->changes.next_floor);
     if (st == ETAGKV_OK)
+        st = trim_page(s, txn, s->changes.next_floor, appended,
+                       count > max + slack);
+    if (st == ETAGKV_OK)
         st = ekv_cursor_open(txn, EKV_TABLE_CHANGES, &cur);
     if (st != ETAGKV_OK)
         return st;
@@ -256,25 +278,17 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
 etagkv_status ekv_changes_prefetch(etagkv_store *s, ekv_txn *txn,
                                    size_t appended)
 {
-    uint8_t from[CHANGE_KEY_BYTES], to[CHANGE_KEY_BYTES];
     uint64_t max = s->opts.changes_max_events, slack = ekv_changes_slack(max);
     uint64_t now = ekv_now_ns(s);
-    size_t look;
     int by_count = s->changes.count_seen + appended > max + slack;
 
     /* Unknown (the handle's first commit), or nothing due by count or age
-     * as the last commit left the log: the trim reads what it needs. */
+     * as the last commit left the log: the trim reads what it needs, if
+     * anything (it announces its page again once it knows the floor). */
     if (!s->changes.seen || (!by_count && s->changes.aged_at_ns != 0 &&
                              now < s->changes.aged_at_ns))
         return ETAGKV_OK;
-    /* The trim looks at up to its budget of events from the floor on and
-     * then steps to the next one; every revision above the floor has an
-     * event, so they lie below the floor + look + 1. */
-    look = appended + TRIM_EXTRA + (by_count ? (size_t)slack : 0) + 1;
-    change_key(from, s->changes.floor_seen, 0);
-    change_key(to, s->changes.floor_seen + look + 1, 0);
-    return ekv_prefetch(txn, EKV_TABLE_CHANGES, from, sizeof(from), to,
-                        sizeof(to), look);
+    return trim_page(s, txn, s->changes.floor_seen, appended, by_count);
 }
 
 /* ---- reading ------------------------------------------------------------- */

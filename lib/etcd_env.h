@@ -143,7 +143,9 @@ struct ekv_etcd_set {
 /* A read announced before a write transaction's first read
  * (ekv_etcd_prefetch()), and what the first read found: a point (limit 0),
  * whose answer goes to the transaction's cache, or a page of a table from
- * key on, which a cursor seeked at key uses instead of asking etcd. */
+ * key on, which a cursor seeked at key uses instead of asking etcd.  A
+ * page announced later is read when a cursor seeks at its key
+ * (ekv_etcd_page()). */
 struct ekv_etcd_hint {
     char *key; /* the full etcd key, P/t/... */
     size_t key_len;
@@ -225,10 +227,12 @@ etagkv_status ekv_etcd_learn(ekv_txn *txn, const char *start, size_t len,
 int64_t ekv_etcd_write_delta(const struct ekv_etcd_txn *t, const char *start,
                              size_t len);
 
-/* The page the first read fetched for a cursor seeked at the full key
- * from (a hint of that table and key), or NULL. */
-const struct ekv_etcd_hint *ekv_etcd_page(const struct ekv_etcd_txn *t,
-                                          const char *from, size_t from_len);
+/* In *out, the page of a hint for a cursor seeked at the full key from:
+ * the one the first read fetched, or, for a hint given after it (or left
+ * out of it), read now within the hint's bounds; NULL when no hint has
+ * that key. */
+etagkv_status ekv_etcd_page(ekv_txn *txn, const char *from, size_t from_len,
+                            const struct ekv_etcd_hint **out);
 
 /* Buffer a put of `bytes` (written by the caller at *dst) or a delete. */
 etagkv_status ekv_etcd_put(ekv_txn *txn, const char *k, size_t k_len,

@@ -402,11 +402,12 @@ static char *key_after(struct ekv_etcd_txn *t, const char *k, size_t k_len)
 static etagkv_status fetch(ekv_cursor *cur, char *from, size_t from_len)
 {
     struct etcd_cursor *c = cur->handle;
-    const struct ekv_etcd_hint *h =
-        ekv_etcd_page(ekv_etcd_txn_of(cur->txn), from, from_len);
+    const struct ekv_etcd_hint *h = NULL;
     int64_t count;
-    etagkv_status st = ETAGKV_OK;
+    etagkv_status st = ekv_etcd_page(cur->txn, from, from_len, &h);
 
+    if (st != ETAGKV_OK)
+        return st;
     if (h != NULL) {
         c->page = h->page;
         c->n = h->n;

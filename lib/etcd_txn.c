@@ -260,25 +260,36 @@ etagkv_status ekv_etcd_table_bounds(ekv_txn *txn, enum ekv_table table,
     return st;
 }
 
-/* A request_range op for hint h: its key, or its page up to its end (the
- * table's end, P/t0, when it has none). */
-static json_t *first_read_op(ekv_txn *txn, const struct ekv_etcd_hint *h)
+/* The end of page hint h's range: its own, else its table's (P/t0, in
+ * transaction memory; NULL without memory). */
+static char *hint_end(ekv_txn *txn, const struct ekv_etcd_hint *h,
+                      size_t *end_len)
 {
-    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
     const struct ekv_etcd_env *env = ekv_etcd_of(txn->env);
     char *end = h->end;
-    size_t end_len = h->end_len;
+
+    *end_len = h->end_len;
+    if (end == NULL) {
+        *end_len = env->prefix_len + 3;
+        end = ekv_etcd_alloc(ekv_etcd_txn_of(txn), *end_len);
+        if (end != NULL) {
+            memcpy(end, h->key, *end_len);
+            end[*end_len - 1] = '/' + 1;
+        }
+    }
+    return end;
+}
+
+/* A request_range op for hint h: its key, or its page up to its end. */
+static json_t *first_read_op(ekv_txn *txn, const struct ekv_etcd_hint *h)
+{
+    size_t end_len = 0;
+    char *end = h->limit > 0 ? hint_end(txn, h, &end_len) : NULL;
     json_t *r;
 
-    if (h->limit > 0 && end == NULL) {
-        end = ekv_etcd_alloc(t, env->prefix_len + 3);
-        if (end == NULL)
-            return NULL;
-        memcpy(end, h->key, env->prefix_len + 3);
-        end[env->prefix_len + 2] = '/' + 1;
-        end_len = env->prefix_len + 3;
-    }
-    r = range_request(t, h->key, h->key_len, h->limit > 0 ? end : NULL, end_len,
+    if (h->limit > 0 && end == NULL)
+        return NULL;
+    r = range_request(ekv_etcd_txn_of(txn), h->key, h->key_len, end, end_len,
                       h->limit, 0);
     return r != NULL ? json_pack("{s:o}", "request_range", r) : NULL;
 }
@@ -373,7 +384,10 @@ static etagkv_status hint_add(struct ekv_etcd_txn *t, char *k, size_t k_len,
 {
     struct ekv_etcd_hint *h;
 
-    if (!t->write || t->revision != 0)
+    /* After the first read a page hint is read when a cursor seeks at its
+     * key (ekv_etcd_page()), still within its bounds; a read transaction
+     * takes none (ekv_read_release() frees the hints' keys). */
+    if (!t->write || (t->revision != 0 && limit == 0))
         return ETAGKV_OK; /* too late: read when asked */
     if (t->n_hints == t->cap_hints) {
         size_t cap = t->cap_hints > 0 ? t->cap_hints * 2 : 16;
@@ -422,17 +436,40 @@ etagkv_status ekv_etcd_prefetch_key(ekv_txn *txn, char letter, const char *name)
                : st;
 }
 
-const struct ekv_etcd_hint *ekv_etcd_page(const struct ekv_etcd_txn *t,
-                                          const char *from, size_t from_len)
+etagkv_status ekv_etcd_page(ekv_txn *txn, const char *from, size_t from_len,
+                            const struct ekv_etcd_hint **out)
 {
-    for (size_t i = 0; i < t->n_hints; i++) {
-        const struct ekv_etcd_hint *h = &t->hints[i];
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
 
-        if (h->fetched && h->key_len == from_len &&
-            memcmp(h->key, from, from_len) == 0)
-            return h;
+    *out = NULL;
+    for (size_t i = 0; i < t->n_hints; i++) {
+        struct ekv_etcd_hint *h = &t->hints[i];
+        size_t end_len;
+        char *end;
+        int64_t count;
+        etagkv_status st;
+
+        if (h->limit == 0 || h->key_len != from_len ||
+            memcmp(h->key, from, from_len) != 0)
+            continue;
+        if (!h->fetched && t->revision != 0) {
+            /* Announced after the first read, or left out of it: read
+             * now, within its bounds. */
+            end = hint_end(txn, h, &end_len);
+            st = end != NULL ? ekv_etcd_range(txn, h->key, h->key_len, end,
+                                              end_len, h->limit, 0, &h->page,
+                                              &h->n, &h->more, &count)
+                             : ETAGKV_NO_MEMORY;
+            if (st != ETAGKV_OK)
+                return st;
+            h->fetched = 1;
+        }
+        if (h->fetched) {
+            *out = h;
+            return ETAGKV_OK;
+        }
     }
-    return NULL;
+    return ETAGKV_OK;
 }
 
 etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
