@@ -247,8 +247,8 @@ static etagkv_status op_apply(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
 /* Announce what the batch will read (backend.h, ekv_prefetch()), so that an
  * engine whose reads are round trips (etcd) fetches it all in the
  * transaction's first read: the record and idempotency entry of every
- * single write, the change log's oldest events for the trim, the
- * idempotency purge's page.  A multi-key transaction or a lease operation
+ * single write, the change log's oldest events when the trim looks due,
+ * the idempotency purge's page.  A multi-key transaction or a lease operation
  * reads its keys when it runs.  Nothing to do on LMDB. */
 static etagkv_status batch_prefetch(etagkv_store *s, ekv_txn *txn,
                                     struct ekv_op **ops, size_t n)
@@ -264,14 +264,15 @@ static etagkv_status batch_prefetch(etagkv_store *s, ekv_txn *txn,
         if (op->idem_len > 0) {
             keyed++;
             st = ekv_prefetch(txn, EKV_TABLE_IDEMPOTENCY, op->idem_key,
-                              op->idem_len, 0);
+                              op->idem_len, NULL, 0, 0);
         }
         if (st == ETAGKV_OK && op->txn == NULL &&
             op->lease_verb == EKV_LEASE_NONE)
-            st = ekv_prefetch(txn, EKV_TABLE_RECORDS, op->key, op->key_len, 0);
+            st = ekv_prefetch(txn, EKV_TABLE_RECORDS, op->key, op->key_len,
+                              NULL, 0, 0);
     }
     if (st == ETAGKV_OK)
-        st = ekv_changes_prefetch(txn, n);
+        st = ekv_changes_prefetch(s, txn, n);
     if (st == ETAGKV_OK)
         st = ekv_idem_prefetch(s, txn, keyed);
     return st;

@@ -41,12 +41,13 @@ void ekv_env_unwatch(struct ekv_env *env)
 }
 
 etagkv_status ekv_prefetch(ekv_txn *txn, enum ekv_table table, const void *key,
-                           size_t key_len, size_t limit)
+                           size_t key_len, const void *end, size_t end_len,
+                           size_t limit)
 {
     const struct ekv_backend_ops *ops = txn->env->ops;
 
     return ops->prefetch != NULL
-               ? ops->prefetch(txn, table, key, key_len, limit)
+               ? ops->prefetch(txn, table, key, key_len, end, end_len, limit)
                : ETAGKV_OK;
 }
 

@@ -123,14 +123,19 @@ void ekv_write_abort(ekv_txn *txn);
 /* Say, before a write transaction's first read, what it is about to read:
  * the entry under key in table (limit 0), or up to limit entries of table
  * from key on, in key order, as a cursor seeked there walks them (key_len
- * 0: from the first).  Only a hint, which changes no answer: an engine
+ * 0: from the first), below end (end_len 0: to the table's end; a walk
+ * past end reads on).  A caller that knows where its walk stops says so:
+ * etcd walks a range up to its end even for a few entries.  Only a hint,
+ * which changes no answer: an engine
  * whose every read is a round trip (etcd) fetches all of them with the
  * transaction's first read; LMDB ignores it.  A hint given after the
- * first read, or beyond what the engine takes into one request, is
- * dropped, and the read costs its own round trip.  ETAGKV_OK or
+ * first read, or beyond what the engine takes into one request, costs a
+ * round trip of its own: a page is read within its bounds when a cursor
+ * seeks at its key, a point is read when looked up.  ETAGKV_OK or
  * ETAGKV_NO_MEMORY. */
 etagkv_status ekv_prefetch(ekv_txn *txn, enum ekv_table table, const void *key,
-                           size_t key_len, size_t limit);
+                           size_t key_len, const void *end, size_t end_len,
+                           size_t limit);
 
 /* 1 when every read of env is a round trip to another process (etcd), so
  * that a read made only to spare local work (ekv_op_refuse_early()) costs
@@ -193,7 +198,9 @@ etagkv_status ekv_idem_entry_reserve(ekv_txn *txn, const void *key,
 etagkv_status ekv_idem_entry_count(ekv_txn *txn, uint64_t *n);
 
 /* The change log (changes.c owns the entries' layout and key order): room
- * for a new entry under a key (encoded at *dst as for ekv_record_reserve()),
+ * for a new entry under a key that is not in the log (a revision above
+ * every entry's: an engine that counts entries counts it as added without
+ * looking) (encoded at *dst as for ekv_record_reserve()),
  * the number of entries, and the floor -- the highest revision whose events
  * were trimmed.  A store whose log never had a floor written (one opened
  * read-only since before the log existed) reports its revision as the
@@ -272,7 +279,8 @@ struct ekv_backend_ops {
     etagkv_status (*write_commit)(ekv_txn *txn);
     /* NULL when the engine takes no hints (LMDB). */
     etagkv_status (*prefetch)(ekv_txn *txn, enum ekv_table table,
-                              const void *key, size_t key_len, size_t limit);
+                              const void *key, size_t key_len, const void *end,
+                              size_t end_len, size_t limit);
     etagkv_status (*grow)(struct ekv_env *env, const ekv_txn *failed);
     etagkv_status (*flush)(struct ekv_env *env);
     etagkv_status (*record_get)(ekv_txn *txn, const void *key, size_t key_len,

@@ -111,11 +111,17 @@ void ekv_changes_begin(etagkv_store *s)
     s->changes.seq = 0;
     s->changes.appended = 0;
     s->changes.aging_ns = s->changes.aged_at_ns;
+    s->changes.next_seen = s->changes.seen;
+    s->changes.next_count = s->changes.count_seen;
+    s->changes.next_floor = s->changes.floor_seen;
 }
 
 void ekv_changes_committed(etagkv_store *s)
 {
     s->changes.aged_at_ns = s->changes.aging_ns;
+    s->changes.seen = s->changes.next_seen;
+    s->changes.count_seen = s->changes.next_count;
+    s->changes.floor_seen = s->changes.next_floor;
 }
 
 uint64_t ekv_changes_slack(uint64_t max_events)
@@ -164,6 +170,25 @@ etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
     return ETAGKV_OK;
 }
 
+/* Announce the trim's page (ekv_prefetch()): from the floor's first key,
+ * the budget of events the trim may look at after appending `appended`
+ * (with the slack when by_count) and the next one.  Every revision above
+ * the floor has an event, so they lie below the floor + look + 1: an
+ * engine that walks a range to its end (etcd) walks no further. */
+static etagkv_status trim_page(etagkv_store *s, ekv_txn *txn, uint64_t floor,
+                               size_t appended, int by_count)
+{
+    uint8_t from[CHANGE_KEY_BYTES], to[CHANGE_KEY_BYTES];
+    size_t look =
+        appended + TRIM_EXTRA + 1 +
+        (by_count ? (size_t)ekv_changes_slack(s->opts.changes_max_events) : 0);
+
+    change_key(from, floor, 0);
+    change_key(to, floor + look + 1, 0);
+    return ekv_prefetch(txn, EKV_TABLE_CHANGES, from, sizeof(from), to,
+                        sizeof(to), look);
+}
+
 /* Is the oldest entry (k, v) to go?  *rev gets its revision, *logged_out
  * when it was logged. */
 static etagkv_status trim_due(etagkv_store *s, const ekv_val *k,
@@ -188,6 +213,7 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
 {
     ekv_cursor cur;
     ekv_val k, v;
+    uint8_t start[CHANGE_KEY_BYTES];
     uint64_t count, rev = 0, floor = 0, now = ekv_now_ns(s);
     uint64_t max = s->opts.changes_max_events, slack = ekv_changes_slack(max),
              age_ns = s->opts.changes_retention_s * 1000000000u;
@@ -203,16 +229,28 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
 
     if (st != ETAGKV_OK)
         return st;
+    s->changes.next_seen = 1;
+    s->changes.next_count = count;
     /* Nothing to do by count, and the oldest event (as last seen) not of
      * age yet: leave the log's start alone (TRIM_SLACK_MAX). */
     if (count <= max + slack && s->changes.aging_ns != 0 &&
         now < s->changes.aging_ns)
         return ETAGKV_OK;
-    st = ekv_cursor_open(txn, EKV_TABLE_CHANGES, &cur);
+    /* The log starts at the floor: every event below it was trimmed
+     * (those of the floor's revision itself maybe not all).  Seeking there
+     * instead of at the table's first key lets an engine read a bounded
+     * range (ekv_changes_prefetch()). */
+    st = ekv_change_floor_get(txn, &s->changes.next_floor);
+    if (st == ETAGKV_OK)
+        st = trim_page(s, txn, s->changes.next_floor, appended,
+                       count > max + slack);
+    if (st == ETAGKV_OK)
+        st = ekv_cursor_open(txn, EKV_TABLE_CHANGES, &cur);
     if (st != ETAGKV_OK)
         return st;
     s->changes.aging_ns = 0;
-    st = ekv_cursor_seek(&cur, NULL, 0, &k, &v);
+    change_key(start, s->changes.next_floor, 0);
+    st = ekv_cursor_seek(&cur, start, sizeof(start), &k, &v);
     for (; st == ETAGKV_OK && budget > 0; budget--) {
         uint64_t logged_ns = 0;
 
@@ -238,15 +276,26 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
         st = ETAGKV_OK;
     if (st == ETAGKV_OK && floor > 0)
         st = ekv_change_floor_put(txn, floor);
+    if (floor > 0)
+        s->changes.next_floor = floor;
+    s->changes.next_count = count;
     return st;
 }
 
-etagkv_status ekv_changes_prefetch(ekv_txn *txn, size_t appended)
+etagkv_status ekv_changes_prefetch(etagkv_store *s, ekv_txn *txn,
+                                   size_t appended)
 {
-    /* The trim looks at up to appended + TRIM_EXTRA entries and then steps
-     * to the next one. */
-    return ekv_prefetch(txn, EKV_TABLE_CHANGES, NULL, 0,
-                        appended + TRIM_EXTRA + 1);
+    uint64_t max = s->opts.changes_max_events, slack = ekv_changes_slack(max);
+    uint64_t now = ekv_now_ns(s);
+    int by_count = s->changes.count_seen + appended > max + slack;
+
+    /* Unknown (the handle's first commit), or nothing due by count or age
+     * as the last commit left the log: the trim reads what it needs, if
+     * anything (it announces its page again once it knows the floor). */
+    if (!s->changes.seen || (!by_count && s->changes.aged_at_ns != 0 &&
+                             now < s->changes.aged_at_ns))
+        return ETAGKV_OK;
+    return trim_page(s, txn, s->changes.floor_seen, appended, by_count);
 }
 
 /* ---- reading ------------------------------------------------------------- */

@@ -111,9 +111,9 @@ static etagkv_status check_marker(ekv_txn *txn, int *fresh)
     return st;
 }
 
-/* Check the format marker, or make a new store: the marker and a change
- * log floor of 0, committed only if the prefix is still empty (the read
- * set compares the marker's absence), so two processes opening a new
+/* Check the format marker, or make a new store: the marker, a change log
+ * floor of 0 and counters of 0, committed only if the prefix is still empty
+ * (the read set compares the marker's absence), so two processes opening a new
  * prefix at once make it once. */
 static etagkv_status check_format(struct ekv_etcd_env *env, int read_only)
 {
@@ -138,6 +138,8 @@ static etagkv_status check_format(struct ekv_etcd_env *env, int read_only)
                             env->prefix);
         }
         st = ekv_etcd_change_floor_put(&txn, 0);
+        if (st == ETAGKV_OK)
+            st = ekv_etcd_counters_zero(&txn);
         if (st == ETAGKV_OK) {
             char *k;
             size_t k_len;

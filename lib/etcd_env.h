@@ -15,6 +15,18 @@
  *   P/m/format       "etagkv/1"
  *   P/m/revision     the store revision, u64 little-endian
  *   P/m/floor        the change log's floor, u64 little-endian
+ *   P/m/count/i      the number of entries under P/i/, u64 little-endian
+ *   P/m/count/c      ... under P/c/
+ *   P/m/count/l      ... under P/l/
+ *
+ * The counts are counters because etcd (3.4, 3.5) counts a range by
+ * walking every key of it, deleted ones too until it compacts: a count per
+ * commit cost etcd work proportional to the table.  Every write
+ * transaction that changes a counted table reads its counter (the first
+ * read brings them) and writes it in the commit with the entries, so the
+ * compare on it keeps two front ends exact.  A store written before the
+ * counters has none: the first transaction that needs one counts the
+ * table once and writes it (etcd_table.c).
  *
  * The store revision is our own counter, not etcd's: every layer above the
  * seam works unchanged, and one etagkv revision is one etcd Txn that also
@@ -131,11 +143,14 @@ struct ekv_etcd_set {
 /* A read announced before a write transaction's first read
  * (ekv_etcd_prefetch()), and what the first read found: a point (limit 0),
  * whose answer goes to the transaction's cache, or a page of a table from
- * key on, which a cursor seeked at key uses instead of asking etcd. */
+ * key on, which a cursor seeked at key uses instead of asking etcd.  A
+ * page announced later is read when a cursor seeks at its key
+ * (ekv_etcd_page()). */
 struct ekv_etcd_hint {
-    enum ekv_table table;
     char *key; /* the full etcd key, P/t/... */
     size_t key_len;
+    char *end; /* a page below this full key (NULL: the table's end) */
+    size_t end_len;
     size_t limit;
     int fetched; /* answered by the first read: the page below is valid */
     struct ekv_etcd_item *page;
@@ -154,8 +169,13 @@ struct ekv_etcd_txn {
     struct ekv_etcd_set cache;
     struct ekv_etcd_hint *hints;
     size_t n_hints, cap_hints;
-    int64_t counts[4]; /* per table, etcd's count at the revision; -1 */
-    void **blocks;     /* everything allocated for the transaction */
+    /* Per table, its entries at the pinned revision, before this
+     * transaction's writes: the counter's value, or etcd's count when
+     * there is no counter (uncounted 1: the commit writes one); -1 not
+     * read yet. */
+    int64_t counts[4];
+    int uncounted[4];
+    void **blocks; /* everything allocated for the transaction */
     size_t n_blocks, cap_blocks;
 };
 
@@ -185,12 +205,34 @@ etagkv_status ekv_etcd_table_bounds(ekv_txn *txn, enum ekv_table table,
 
 /* Announce a read (backend.h, ekv_prefetch()). */
 etagkv_status ekv_etcd_prefetch(ekv_txn *txn, enum ekv_table table,
-                                const void *key, size_t key_len, size_t limit);
+                                const void *key, size_t key_len,
+                                const void *end, size_t end_len, size_t limit);
 
-/* The page the first read fetched for a cursor seeked at the full key
- * from (a hint of that table and key), or NULL. */
-const struct ekv_etcd_hint *ekv_etcd_page(const struct ekv_etcd_txn *t,
-                                          const char *from, size_t from_len);
+/* Announce the point read of the full key k (P/m/...: counters). */
+etagkv_status ekv_etcd_prefetch_key(ekv_txn *txn, char letter,
+                                    const char *name);
+
+/* Make sure the read set holds every key of the write set under [start,
+ * start + len) as etcd has it at the pinned revision: from the first
+ * read's cache, as absent when the caller says so (its commit then
+ * compares that), else read, all in one round trip.  A count needs it: the
+ * transaction's own write of a key must not hide whether it was there. */
+etagkv_status ekv_etcd_learn(ekv_txn *txn, const char *start, size_t len,
+                             int absent);
+
+/* The change the write set makes to the number of keys from [start,
+ * start + len) on (keys beginning with those len bytes): +1 for a put of a
+ * key the read set has absent or lacks, -1 for a delete of a key it has
+ * present. */
+int64_t ekv_etcd_write_delta(const struct ekv_etcd_txn *t, const char *start,
+                             size_t len);
+
+/* In *out, the page of a hint for a cursor seeked at the full key from:
+ * the one the first read fetched, or, for a hint given after it (or left
+ * out of it), read now within the hint's bounds; NULL when no hint has
+ * that key. */
+etagkv_status ekv_etcd_page(ekv_txn *txn, const char *from, size_t from_len,
+                            const struct ekv_etcd_hint **out);
 
 /* Buffer a put of `bytes` (written by the caller at *dst) or a delete. */
 etagkv_status ekv_etcd_put(ekv_txn *txn, const char *k, size_t k_len,
@@ -254,6 +296,14 @@ etagkv_status ekv_etcd_lease_entry_delete(ekv_txn *txn, const void *key,
 etagkv_status ekv_etcd_lease_entry_count(ekv_txn *txn, uint64_t *n);
 etagkv_status ekv_etcd_table_count(ekv_txn *txn, enum ekv_table table,
                                    uint64_t *n);
+/* Announce the counters and the change log's floor (the first read brings
+ * them: every write transaction looks at them). */
+etagkv_status ekv_etcd_prefetch_meta(ekv_txn *txn);
+/* In a new store: every counter 0. */
+etagkv_status ekv_etcd_counters_zero(ekv_txn *txn);
+/* Before the commit: write the counter of every counted table whose entries
+ * the transaction changed (or that it counted, having no counter). */
+etagkv_status ekv_etcd_counters_update(ekv_txn *txn);
 etagkv_status ekv_etcd_cursor_open(ekv_txn *txn, enum ekv_table table,
                                    ekv_cursor *cur);
 void ekv_etcd_cursor_close(ekv_cursor *cur);

@@ -208,43 +208,137 @@ etagkv_status ekv_etcd_change_floor_put(ekv_txn *txn, uint64_t floor)
 /* ---- counts
  * ------------------------------------------------------------------- */
 
-etagkv_status ekv_etcd_table_count(ekv_txn *txn, enum ekv_table table,
-                                   uint64_t *n)
+/* The counter of a counted table's entries (etcd_env.h), or NULL for the
+ * records, which only stats counts. */
+static const char *counter_name(enum ekv_table table)
+{
+    switch (table) {
+    case EKV_TABLE_IDEMPOTENCY: return "count/i";
+    case EKV_TABLE_CHANGES: return "count/c";
+    case EKV_TABLE_LEASES: return "count/l";
+    case EKV_TABLE_RECORDS: return NULL;
+    }
+    return NULL;
+}
+
+static const enum ekv_table counted[] = {EKV_TABLE_IDEMPOTENCY,
+                                         EKV_TABLE_CHANGES, EKV_TABLE_LEASES};
+#define N_COUNTED (sizeof(counted) / sizeof(counted[0]))
+
+etagkv_status ekv_etcd_prefetch_meta(ekv_txn *txn)
+{
+    etagkv_status st = ekv_etcd_prefetch_key(txn, EKV_ETCD_META, FLOOR_NAME);
+
+    for (size_t i = 0; st == ETAGKV_OK && i < N_COUNTED; i++)
+        st =
+            ekv_etcd_prefetch_key(txn, EKV_ETCD_META, counter_name(counted[i]));
+    return st;
+}
+
+/* t->counts[table]: the table's entries at the pinned revision, from its
+ * counter (which joins the read set), or counted by etcd when there is
+ * none -- a store written before the counters, or the records. */
+static etagkv_status table_base(ekv_txn *txn, enum ekv_table table,
+                                const char *start, size_t start_len,
+                                const char *end)
 {
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    const char *name = counter_name(table);
     struct ekv_etcd_item *items;
+    uint64_t v = 0;
+    size_t got;
+    int more, found = 0;
+    int64_t count;
+    etagkv_status st = ETAGKV_OK;
+
+    if (t->counts[table] >= 0)
+        return ETAGKV_OK;
+    if (name != NULL)
+        st = counter_get(txn, name, &v, &found);
+    if (st == ETAGKV_OK && found) {
+        t->counts[table] = (int64_t)(v <= INT64_MAX ? v : INT64_MAX);
+        return ETAGKV_OK;
+    }
+    if (st == ETAGKV_OK)
+        st = ekv_etcd_range(txn, start, start_len, end, start_len, 0, 1, &items,
+                            &got, &more, &count);
+    if (st == ETAGKV_OK) {
+        t->counts[table] = count;
+        t->uncounted[table] = name != NULL;
+    }
+    return st;
+}
+
+/* The change the transaction's writes make to table's entries (*delta),
+ * and in t->counts[table] what it had before them.  With learn (before the
+ * commit), first find out whether each key written was there
+ * (ekv_etcd_learn(); a change log entry is new, backend.h), and skip the
+ * count when the writes change nothing and the table has its counter. */
+static etagkv_status table_figures(ekv_txn *txn, enum ekv_table table,
+                                   int learn, int64_t *delta)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
     char *start, *end;
-    size_t start_len, got, i;
-    int more;
-    int64_t count = t->counts[table];
+    size_t start_len;
     etagkv_status st =
         ekv_etcd_table_bounds(txn, table, &start, &end, &start_len);
 
-    if (st == ETAGKV_OK && count < 0)
-        st = ekv_etcd_range(txn, start, start_len, end, start_len, 0, 1, &items,
-                            &got, &more, &count);
+    if (st == ETAGKV_OK && learn)
+        st = ekv_etcd_learn(txn, start, start_len, table == EKV_TABLE_CHANGES);
     if (st != ETAGKV_OK)
         return st;
-    t->counts[table] = count;
-    /* The transaction's own writes: a put of a key not known to exist adds
-     * one, a delete of a key known to exist takes one away.  Exact for
-     * the keys the transaction read first, as every caller does before
-     * replacing or deleting. */
-    for (i = ekv_etcd_set_find(&t->writes, start, start_len, 1);
-         i < t->writes.n && memcmp(t->writes.v[i].key, start, start_len) == 0 &&
-         t->writes.v[i].key_len >= start_len;
-         i++) {
-        const struct ekv_etcd_item *w = &t->writes.v[i];
-        size_t r = ekv_etcd_set_find(&t->reads, w->key, w->key_len, 1);
-        int existed = r < t->reads.n && t->reads.v[r].key_len == w->key_len &&
-                      memcmp(t->reads.v[r].key, w->key, w->key_len) == 0 &&
-                      t->reads.v[r].present;
+    *delta = ekv_etcd_write_delta(t, start, start_len);
+    if (learn && *delta == 0 && !t->uncounted[table])
+        return ETAGKV_OK;
+    return table_base(txn, table, start, start_len, end);
+}
 
-        count += w->present && !existed ? 1 : 0;
-        count -= !w->present && existed ? 1 : 0;
-    }
-    *n = count > 0 ? (uint64_t)count : 0;
-    return ETAGKV_OK;
+etagkv_status ekv_etcd_table_count(ekv_txn *txn, enum ekv_table table,
+                                   uint64_t *n)
+{
+    int64_t delta = 0, count;
+    etagkv_status st = table_figures(txn, table, 0, &delta);
+
+    /* Exact for the keys the transaction read before replacing or
+     * deleting them, as every caller does; the commit makes sure of the
+     * rest. */
+    count = ekv_etcd_txn_of(txn)->counts[table] + delta;
+    *n = st == ETAGKV_OK && count > 0 ? (uint64_t)count : 0;
+    return st;
+}
+
+/* Before the commit: write table's counter when the writes change the
+ * count, or when the table had none. */
+static etagkv_status counter_update(ekv_txn *txn, enum ekv_table table)
+{
+    const struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    int64_t delta = 0;
+    etagkv_status st = table_figures(txn, table, 1, &delta);
+
+    if (st != ETAGKV_OK || (delta == 0 && !t->uncounted[table]))
+        return st;
+    return counter_put(txn, counter_name(table),
+                       t->counts[table] + delta > 0
+                           ? (uint64_t)(t->counts[table] + delta)
+                           : 0);
+}
+
+etagkv_status ekv_etcd_counters_update(ekv_txn *txn)
+{
+    etagkv_status st = ETAGKV_OK;
+
+    for (size_t i = 0; st == ETAGKV_OK && i < N_COUNTED; i++)
+        st = counter_update(txn, counted[i]);
+    return st;
+}
+
+etagkv_status ekv_etcd_counters_zero(ekv_txn *txn)
+{
+    etagkv_status st = ETAGKV_OK;
+
+    for (size_t i = 0; st == ETAGKV_OK && i < N_COUNTED; i++)
+        st = counter_put(txn, counter_name(counted[i]), 0);
+    return st;
 }
 
 etagkv_status ekv_etcd_idem_entry_count(ekv_txn *txn, uint64_t *n)
@@ -275,6 +369,9 @@ struct etcd_cursor {
     int more, valid;
     char *page_from;
     size_t page_from_len;
+    /* The page's own end (a hint's), before the table's, or NULL. */
+    const char *bound;
+    size_t bound_len;
     /* The key of the entry the cursor is on (transaction memory, which
      * outlives the sets' arrays), or NULL. */
     const char *at;
@@ -305,16 +402,21 @@ static char *key_after(struct ekv_etcd_txn *t, const char *k, size_t k_len)
 static etagkv_status fetch(ekv_cursor *cur, char *from, size_t from_len)
 {
     struct etcd_cursor *c = cur->handle;
-    const struct ekv_etcd_hint *h =
-        ekv_etcd_page(ekv_etcd_txn_of(cur->txn), from, from_len);
+    const struct ekv_etcd_hint *h = NULL;
     int64_t count;
-    etagkv_status st = ETAGKV_OK;
+    etagkv_status st = ekv_etcd_page(cur->txn, from, from_len, &h);
 
+    if (st != ETAGKV_OK)
+        return st;
     if (h != NULL) {
         c->page = h->page;
         c->n = h->n;
-        c->more = h->more;
+        /* A page below an end of its own: the table may go on. */
+        c->more = h->more || h->end != NULL;
+        c->bound = h->end;
+        c->bound_len = h->end_len;
     } else {
+        c->bound = NULL;
         st = ekv_etcd_range(cur->txn, from, from_len, c->end, c->end_len,
                             PAGE_ITEMS, 0, &c->page, &c->n, &c->more, &count);
     }
@@ -365,7 +467,15 @@ static etagkv_status etcd_candidate(ekv_cursor *cur, const char *from,
                  memcmp(c->page[i].key, from, from_len) == 0)))
             i++;
         if (i == c->n && c->more) {
-            c->valid = 0; /* read on from `from`, past this page */
+            /* Read on from `from`, past this page -- or from its own end,
+             * below which it holds every entry. */
+            if (c->bound != NULL &&
+                key_less(from, from_len, c->bound, c->bound_len)) {
+                from = c->bound;
+                from_len = c->bound_len;
+                inclusive = 1;
+            }
+            c->valid = 0;
             continue;
         }
         *it = i < c->n ? &c->page[i] : NULL;

@@ -242,12 +242,6 @@ static etagkv_status decode_kvs(struct ekv_etcd_txn *t, const json_t *reply,
  * ------------------------------------
  */
 
-/* The tables whose counts every commit looks at (the lease table's to skip
- * detaching, the change log's to trim it, the idempotency table's bound). */
-static const enum ekv_table counted[] = {EKV_TABLE_LEASES, EKV_TABLE_CHANGES,
-                                         EKV_TABLE_IDEMPOTENCY};
-#define N_COUNTED (sizeof(counted) / sizeof(counted[0]))
-
 /* etcd's default --max-txn-ops: the first read holds at most this many
  * ranges, hints beyond them are dropped (a cluster run with a lower limit
  * answers TXN_TOO_LARGE, and the batch is split). */
@@ -266,69 +260,54 @@ etagkv_status ekv_etcd_table_bounds(ekv_txn *txn, enum ekv_table table,
     return st;
 }
 
-/* Is hint h a page from the very first key of its table?  Its answer then
- * carries the table's count too (etcd counts the whole range). */
-static int from_table_start(const struct ekv_etcd_env *env,
-                            const struct ekv_etcd_hint *h)
+/* The end of page hint h's range: its own, else its table's (P/t0, in
+ * transaction memory; NULL without memory). */
+static char *hint_end(ekv_txn *txn, const struct ekv_etcd_hint *h,
+                      size_t *end_len)
 {
-    return h->limit > 0 && h->key_len == env->prefix_len + 3;
+    const struct ekv_etcd_env *env = ekv_etcd_of(txn->env);
+    char *end = h->end;
+
+    *end_len = h->end_len;
+    if (end == NULL) {
+        *end_len = env->prefix_len + 3;
+        end = ekv_etcd_alloc(ekv_etcd_txn_of(txn), *end_len);
+        if (end != NULL) {
+            memcpy(end, h->key, *end_len);
+            end[*end_len - 1] = '/' + 1;
+        }
+    }
+    return end;
 }
 
-/* The table whose count a page hint from its start brings, or -1. */
-static int counted_by_hint(const struct ekv_etcd_txn *t,
-                           const struct ekv_etcd_env *env, enum ekv_table table)
+/* A request_range op for hint h: its key, or its page up to its end. */
+static json_t *first_read_op(ekv_txn *txn, const struct ekv_etcd_hint *h)
 {
-    for (size_t i = 0; i < t->n_hints; i++)
-        if (t->hints[i].table == table && from_table_start(env, &t->hints[i]))
-            return (int)i;
-    return -1;
-}
+    size_t end_len = 0;
+    char *end = h->limit > 0 ? hint_end(txn, h, &end_len) : NULL;
+    json_t *r;
 
-/* A request_range op: table's count (hint NULL), or the hint's range. */
-static json_t *first_read_op(ekv_txn *txn, enum ekv_table table,
-                             const struct ekv_etcd_hint *h)
-{
-    char *start, *end;
-    size_t len;
-    json_t *r = NULL;
-
-    if (ekv_etcd_table_bounds(txn, table, &start, &end, &len) != ETAGKV_OK)
+    if (h->limit > 0 && end == NULL)
         return NULL;
-    if (h == NULL)
-        r = range_request(ekv_etcd_txn_of(txn), start, len, end, len, 0, 1);
-    else if (h->limit == 0)
-        r = range_request(ekv_etcd_txn_of(txn), h->key, h->key_len, NULL, 0, 0,
-                          0);
-    else
-        r = range_request(ekv_etcd_txn_of(txn), h->key, h->key_len, end, len,
-                          h->limit, 0);
+    r = range_request(ekv_etcd_txn_of(txn), h->key, h->key_len, end, end_len,
+                      h->limit, 0);
     return r != NULL ? json_pack("{s:o}", "request_range", r) : NULL;
 }
 
-/* The first read's ops after req: the counts no hint brings, then the
- * hints that fit; *n_counts and *n_hints say how many of each. */
-static json_t *first_read_ops(ekv_txn *txn, json_t *req, size_t *n_counts,
-                              size_t *n_hints)
+/* The first read's ops: req, then the hints that fit; *n_hints says how
+ * many. */
+static json_t *first_read_ops(ekv_txn *txn, json_t *req, size_t *n_hints)
 {
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
-    const struct ekv_etcd_env *env = ekv_etcd_of(txn->env);
     json_t *ops = json_array();
     int bad =
         ops == NULL || json_array_append_new(
                            ops, json_pack("{s:O}", "request_range", req)) != 0;
 
-    *n_counts = 0;
-    for (size_t i = 0; !bad && i < N_COUNTED; i++) {
-        if (counted_by_hint(t, env, counted[i]) >= 0)
-            continue;
-        bad = json_array_append_new(ops, first_read_op(txn, counted[i], NULL));
-        (*n_counts)++;
-    }
     *n_hints = 0;
     for (size_t i = 0;
          !bad && i < t->n_hints && json_array_size(ops) < FIRST_READ_OPS; i++) {
-        bad = json_array_append_new(
-            ops, first_read_op(txn, t->hints[i].table, &t->hints[i]));
+        bad = json_array_append_new(ops, first_read_op(txn, &t->hints[i]));
         (*n_hints)++;
     }
     if (bad) {
@@ -354,46 +333,19 @@ static etagkv_status keep_hint(struct ekv_etcd_txn *t, struct ekv_etcd_hint *h,
     return set_put(&t->cache, h->n == 1 ? &h->page[0] : &absent, 0);
 }
 
-/* Take the counts and the hints' answers from the first read's responses
- * res (after req's, at 1). */
-static etagkv_status first_read_keep(ekv_txn *txn, const json_t *res,
-                                     size_t n_hints)
-{
-    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
-    const struct ekv_etcd_env *env = ekv_etcd_of(txn->env);
-    size_t at = 1;
-    etagkv_status st = ETAGKV_OK;
-
-    for (size_t i = 0; i < N_COUNTED; i++) {
-        int h = counted_by_hint(t, env, counted[i]);
-        /* The hint's answer follows the counts: found at its index. */
-        size_t k = h >= 0 ? json_array_size(res) - n_hints + (size_t)h : at++;
-
-        if (h >= 0 && (size_t)h >= n_hints)
-            continue; /* dropped: counted when asked */
-        t->counts[counted[i]] = ekv_etcd_int(json_object_get(
-            json_object_get(json_array_get(res, k), "response_range"),
-            "count"));
-    }
-    for (size_t i = 0; st == ETAGKV_OK && i < n_hints; i++)
-        st = keep_hint(
-            t, &t->hints[i],
-            json_object_get(json_array_get(res, at + i), "response_range"));
-    return st;
-}
-
 /* A write transaction's first read: one read-only etcd Txn (served as a
  * linearizable read, no Raft proposal) holding the range asked for, req,
- * the counts of the counted[] tables, and every read announced by
- * ekv_etcd_prefetch() (the batch's records and idempotency entries, the
- * change log's oldest page, the idempotency purge's page), so that the
+ * and every read announced by ekv_etcd_prefetch() (the counters and the
+ * change log's floor, the batch's records and idempotency entries, the
+ * change log's oldest page when a trim is due, the idempotency purge's
+ * page), so that the
  * transaction costs two round trips: this one and its commit.  Pins the
  * revision; *reply gets the answer to req. */
 static etagkv_status first_read(ekv_txn *txn, json_t *req, json_t **reply)
 {
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
-    size_t n_counts = 0, n_hints = 0;
-    json_t *ops = first_read_ops(txn, req, &n_counts, &n_hints);
+    size_t n_hints = 0;
+    json_t *ops = first_read_ops(txn, req, &n_hints);
     json_t *txn_req = NULL, *answer = NULL, *res;
     etagkv_status st = ETAGKV_NO_MEMORY;
 
@@ -409,7 +361,10 @@ static etagkv_status first_read(ekv_txn *txn, json_t *req, json_t **reply)
     if (st == ETAGKV_OK) {
         t->revision = ekv_etcd_int(
             json_object_get(json_object_get(answer, "header"), "revision"));
-        st = first_read_keep(txn, res, n_hints);
+        for (size_t i = 0; st == ETAGKV_OK && i < n_hints; i++)
+            st = keep_hint(
+                t, &t->hints[i],
+                json_object_get(json_array_get(res, 1 + i), "response_range"));
     }
     if (st == ETAGKV_OK) {
         *reply = json_incref(
@@ -423,14 +378,16 @@ static etagkv_status first_read(ekv_txn *txn, json_t *req, json_t **reply)
     return st;
 }
 
-etagkv_status ekv_etcd_prefetch(ekv_txn *txn, enum ekv_table table,
-                                const void *key, size_t key_len, size_t limit)
+/* Add a hint for the full key k (and end, NULL for none). */
+static etagkv_status hint_add(struct ekv_etcd_txn *t, char *k, size_t k_len,
+                              char *end, size_t end_len, size_t limit)
 {
-    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
     struct ekv_etcd_hint *h;
-    etagkv_status st;
 
-    if (!t->write || t->revision != 0)
+    /* After the first read a page hint is read when a cursor seeks at its
+     * key (ekv_etcd_page()), still within its bounds; a read transaction
+     * takes none (ekv_read_release() frees the hints' keys). */
+    if (!t->write || (t->revision != 0 && limit == 0))
         return ETAGKV_OK; /* too late: read when asked */
     if (t->n_hints == t->cap_hints) {
         size_t cap = t->cap_hints > 0 ? t->cap_hints * 2 : 16;
@@ -441,28 +398,78 @@ etagkv_status ekv_etcd_prefetch(ekv_txn *txn, enum ekv_table table,
         t->hints = h;
         t->cap_hints = cap;
     }
-    h = &t->hints[t->n_hints];
+    h = &t->hints[t->n_hints++];
     memset(h, 0, sizeof(*h));
-    h->table = table;
+    h->key = k;
+    h->key_len = k_len;
+    h->end = end;
+    h->end_len = end_len;
     h->limit = limit;
-    st = ekv_etcd_key(txn, ekv_etcd_table_letter(table), key, key_len, &h->key,
-                      &h->key_len);
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_etcd_prefetch(ekv_txn *txn, enum ekv_table table,
+                                const void *key, size_t key_len,
+                                const void *end, size_t end_len, size_t limit)
+{
+    char letter = ekv_etcd_table_letter(table);
+    char *k, *e = NULL;
+    size_t k_len, e_len = 0;
+    etagkv_status st = ekv_etcd_key(txn, letter, key, key_len, &k, &k_len);
+
+    if (st == ETAGKV_OK && end_len > 0)
+        st = ekv_etcd_key(txn, letter, end, end_len, &e, &e_len);
     if (st == ETAGKV_OK)
-        t->n_hints++;
+        st = hint_add(ekv_etcd_txn_of(txn), k, k_len, e, e_len, limit);
     return st;
 }
 
-const struct ekv_etcd_hint *ekv_etcd_page(const struct ekv_etcd_txn *t,
-                                          const char *from, size_t from_len)
+etagkv_status ekv_etcd_prefetch_key(ekv_txn *txn, char letter, const char *name)
 {
-    for (size_t i = 0; i < t->n_hints; i++) {
-        const struct ekv_etcd_hint *h = &t->hints[i];
+    char *k;
+    size_t k_len;
+    etagkv_status st =
+        ekv_etcd_key(txn, letter, name, strlen(name), &k, &k_len);
 
-        if (h->fetched && h->key_len == from_len &&
-            memcmp(h->key, from, from_len) == 0)
-            return h;
+    return st == ETAGKV_OK
+               ? hint_add(ekv_etcd_txn_of(txn), k, k_len, NULL, 0, 0)
+               : st;
+}
+
+etagkv_status ekv_etcd_page(ekv_txn *txn, const char *from, size_t from_len,
+                            const struct ekv_etcd_hint **out)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+
+    *out = NULL;
+    for (size_t i = 0; i < t->n_hints; i++) {
+        struct ekv_etcd_hint *h = &t->hints[i];
+        size_t end_len;
+        char *end;
+        int64_t count;
+        etagkv_status st;
+
+        if (h->limit == 0 || h->key_len != from_len ||
+            memcmp(h->key, from, from_len) != 0)
+            continue;
+        if (!h->fetched && t->revision != 0) {
+            /* Announced after the first read, or left out of it: read
+             * now, within its bounds. */
+            end = hint_end(txn, h, &end_len);
+            st = end != NULL ? ekv_etcd_range(txn, h->key, h->key_len, end,
+                                              end_len, h->limit, 0, &h->page,
+                                              &h->n, &h->more, &count)
+                             : ETAGKV_NO_MEMORY;
+            if (st != ETAGKV_OK)
+                return st;
+            h->fetched = 1;
+        }
+        if (h->fetched) {
+            *out = h;
+            return ETAGKV_OK;
+        }
     }
-    return NULL;
+    return ETAGKV_OK;
 }
 
 etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
@@ -560,6 +567,118 @@ etagkv_status ekv_etcd_delete(ekv_txn *txn, const char *k, size_t k_len)
     return set_put(&ekv_etcd_txn_of(txn)->writes, &it, 1);
 }
 
+/* Is item it's key one of [start, start + len)'s? */
+static int under(const struct ekv_etcd_item *it, const char *start, size_t len)
+{
+    return it->key_len >= len && memcmp(it->key, start, len) == 0;
+}
+
+/* The read-only Txn reading the keys of the write set under start that the
+ * read set lacks: one Range each, at the pinned revision. */
+static json_t *unknown_reads(const struct ekv_etcd_txn *t, const char *start,
+                             size_t len)
+{
+    json_t *ops = json_array();
+    int bad = ops == NULL;
+
+    for (size_t i = ekv_etcd_set_find(&t->writes, start, len, 1);
+         !bad && i < t->writes.n && under(&t->writes.v[i], start, len); i++) {
+        const struct ekv_etcd_item *w = &t->writes.v[i];
+        json_t *r;
+
+        if (set_get(&t->reads, w->key, w->key_len) != NULL)
+            continue;
+        r = range_request(t, w->key, w->key_len, NULL, 0, 0, 0);
+        bad = r == NULL || json_array_append_new(
+                               ops, json_pack("{s:o}", "request_range", r));
+    }
+    if (bad) {
+        json_decref(ops);
+        return NULL;
+    }
+    return ops;
+}
+
+etagkv_status ekv_etcd_learn(ekv_txn *txn, const char *start, size_t len,
+                             int absent)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    size_t first = ekv_etcd_set_find(&t->writes, start, len, 1), at = 0;
+    json_t *ops = NULL, *req = NULL, *answer = NULL, *res;
+    etagkv_status st = ETAGKV_OK;
+
+    /* What the first read brought, or what the caller knows is absent. */
+    for (size_t i = first; st == ETAGKV_OK && i < t->writes.n &&
+                           under(&t->writes.v[i], start, len);
+         i++) {
+        const struct ekv_etcd_item *w = &t->writes.v[i];
+        struct ekv_etcd_item it = {.key = w->key, .key_len = w->key_len};
+        const struct ekv_etcd_item *got =
+            set_get(&t->cache, w->key, w->key_len);
+
+        if (got != NULL)
+            it = *got;
+        if (got != NULL || absent)
+            st = set_put(&t->reads, &it, 0);
+    }
+    if (st == ETAGKV_OK)
+        ops = unknown_reads(t, start, len);
+    if (ops == NULL)
+        return st == ETAGKV_OK ? ETAGKV_NO_MEMORY : st;
+    if (json_array_size(ops) == 0) {
+        json_decref(ops);
+        return ETAGKV_OK;
+    }
+    /* The rest in one round trip. */
+    req = json_pack("{s:O}", "success", ops);
+    st = req != NULL ? ekv_etcd_call(ekv_etcd_of(txn->env)->client,
+                                     "/v3/kv/txn", req, 0, &answer)
+                     : ETAGKV_NO_MEMORY;
+    res = json_object_get(answer, "responses");
+    if (st == ETAGKV_OK && json_array_size(res) != json_array_size(ops))
+        st = ekv_fail(ETAGKV_IO_ERROR, "etcd: a Txn of %zu ranges answered %zu",
+                      json_array_size(ops), json_array_size(res));
+    for (size_t i = first; st == ETAGKV_OK && i < t->writes.n &&
+                           under(&t->writes.v[i], start, len);
+         i++) {
+        const struct ekv_etcd_item *w = &t->writes.v[i];
+        struct ekv_etcd_item it = {.key = w->key, .key_len = w->key_len};
+        struct ekv_etcd_item *items;
+        size_t n;
+
+        if (set_get(&t->reads, w->key, w->key_len) != NULL)
+            continue; /* known before the Txn: not in it */
+        st = decode_kvs(
+            t, json_object_get(json_array_get(res, at++), "response_range"),
+            &items, &n);
+        if (st == ETAGKV_OK && n == 1)
+            it = items[0]; /* else absent: present 0, mod_revision 0 */
+        if (st == ETAGKV_OK)
+            st = set_put(&t->reads, &it, 0);
+    }
+    json_decref(ops);
+    json_decref(req);
+    json_decref(answer);
+    return st;
+}
+
+int64_t ekv_etcd_write_delta(const struct ekv_etcd_txn *t, const char *start,
+                             size_t len)
+{
+    int64_t delta = 0;
+
+    for (size_t i = ekv_etcd_set_find(&t->writes, start, len, 1);
+         i < t->writes.n && under(&t->writes.v[i], start, len); i++) {
+        const struct ekv_etcd_item *w = &t->writes.v[i];
+        const struct ekv_etcd_item *r = set_get(&t->reads, w->key, w->key_len);
+        int existed = r != NULL && r->present;
+
+        delta += w->present && !existed ? 1 : 0;
+        delta -= !w->present && existed ? 1 : 0;
+    }
+    return delta;
+}
+
 /* ---- begin and end ----------------------------------------------------------
  */
 
@@ -567,6 +686,7 @@ static etagkv_status begin(struct ekv_env *env, ekv_txn *txn, int write)
 {
     struct ekv_etcd_txn *t = calloc(1, sizeof(*t));
 
+    txn->handle = t;
     if (t == NULL)
         return ETAGKV_NO_MEMORY;
     t->write = write;
@@ -577,7 +697,7 @@ static etagkv_status begin(struct ekv_env *env, ekv_txn *txn, int write)
     txn->map_bytes = 0;
     txn->out_of_room = 0;
     txn->conflict = 0;
-    return ETAGKV_OK;
+    return write ? ekv_etcd_prefetch_meta(txn) : ETAGKV_OK;
 }
 
 static void end(ekv_txn *txn)
@@ -627,7 +747,9 @@ etagkv_status ekv_etcd_write_begin(struct ekv_env *env, ekv_txn *txn)
         return ekv_fail(ETAGKV_READ_ONLY, "the store was opened read-only");
     (void)pthread_mutex_lock(&e->write_lock);
     st = begin(env, txn, 1);
-    if (st != ETAGKV_OK)
+    if (st != ETAGKV_OK && txn->handle != NULL)
+        ekv_etcd_write_abort(txn);
+    else if (st != ETAGKV_OK)
         (void)pthread_mutex_unlock(&e->write_lock);
     return st;
 }
@@ -703,7 +825,9 @@ etagkv_status ekv_etcd_write_commit(ekv_txn *txn)
     json_t *req = NULL, *reply = NULL;
     etagkv_status st = ETAGKV_OK;
 
-    if (t->writes.n > 0) {
+    if (t->writes.n > 0)
+        st = ekv_etcd_counters_update(txn);
+    if (st == ETAGKV_OK && t->writes.n > 0) {
         req = txn_request(t);
         st = req != NULL ? ekv_etcd_call(ekv_etcd_of(txn->env)->client,
                                          "/v3/kv/txn", req, 1, &reply)

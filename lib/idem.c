@@ -311,7 +311,8 @@ etagkv_status ekv_idem_prefetch(etagkv_store *s, ekv_txn *txn, size_t keyed)
     if (keyed == 0 && s->idem.empty_skips > 0)
         return ETAGKV_OK;
     return ekv_prefetch(txn, EKV_TABLE_IDEMPOTENCY, s->idem.purge_key,
-                        s->idem.purge_len, PURGE_LOOK * (keyed + 1) + 1);
+                        s->idem.purge_len, NULL, 0,
+                        PURGE_LOOK * (keyed + 1) + 1);
 }
 
 etagkv_status ekv_idem_maintain(etagkv_store *s, ekv_txn *txn, size_t recorded)

@@ -87,6 +87,14 @@ struct ekv_changes {
      * log's start until then.  `aging` is this transaction's view, taken
      * over by ekv_changes_committed(). */
     uint64_t aged_at_ns, aging_ns;
+    /* The log's count and floor as the last committed trim left them
+     * (seen 0: unknown): whether the next trim will look at the log's
+     * start, and where that is, guessed before the transaction's first read
+     * (ekv_changes_prefetch()).  Another handle's commits can make the
+     * guess wrong, which costs a read, never an answer.  `next_*` is this
+     * transaction's, taken over by ekv_changes_committed(). */
+    int seen, next_seen;
+    uint64_t count_seen, floor_seen, next_count, next_floor;
 };
 
 /* ---- wait.c: waking watchers after a commit ------------------------------ */
@@ -261,8 +269,10 @@ void ekv_changes_committed(etagkv_store *s);
 uint64_t ekv_changes_slack(uint64_t max_events);
 
 /* Before a batch's first read: announce the oldest events ekv_changes_trim()
- * will look at (ekv_prefetch()) after appending about `appended`. */
-etagkv_status ekv_changes_prefetch(ekv_txn *txn, size_t appended);
+ * will look at (ekv_prefetch()) after appending about `appended`, when the
+ * trim looks like being due. */
+etagkv_status ekv_changes_prefetch(etagkv_store *s, ekv_txn *txn,
+                                   size_t appended);
 
 /* ---- wait.c -------------------------------------------------------------- */
 

@@ -185,6 +185,10 @@ static unsigned default_threads(void)
 
 static void config_defaults(struct config *cfg)
 {
+    /* Every field not set below is 0 or NULL (etcd, data_given, ...): on
+     * main()'s stack they were not, and an optimised build refused
+     * --etcd at random. */
+    memset(cfg, 0, sizeof(*cfg));
     cfg->data_dir = "etagkv-data";
     cfg->listen = "127.0.0.1:8080";
     cfg->threads = default_threads();

@@ -9,6 +9,9 @@
  * store and etcd passes requests on and, when told to, drops etcd's
  * answers -- a network that fails after the request arrived
  * (tests/common/relay.c, shared with tests/server/test_ha.c).
+ *
+ * The counts the engine keeps as counters under P/m/ are checked against
+ * etcd's own count of the keys, read through its gateway with libcurl.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -18,6 +21,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "base64.h"
 #include "relay.h"
 #include "testutil.h"
 
@@ -318,6 +325,280 @@ START_TEST(a_prefix_holding_other_data_is_incompatible)
 }
 END_TEST
 
+/* ---- counts kept as counters
+ * ------------------------------------------------- */
+
+struct text {
+    char buf[8192];
+    size_t len;
+};
+
+static size_t collect(char *data, size_t size, size_t n, void *ctx)
+{
+    struct text *t = ctx;
+    size_t add = size * n;
+
+    ck_assert_uint_lt(t->len + add, sizeof(t->buf));
+    memcpy(t->buf + t->len, data, add);
+    t->len += add;
+    t->buf[t->len] = '\0';
+    return add;
+}
+
+/* POST body (consumed) to etcd's gateway at path; its answer. */
+static json_t *etcd_post(const char *path, json_t *body)
+{
+    CURL *h = curl_easy_init();
+    struct text t = {.len = 0};
+    char ep[256], url[400];
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_t *j;
+
+    ck_assert_ptr_nonnull(h);
+    ck_assert_ptr_nonnull(text);
+    real_endpoint(ep, sizeof(ep));
+    snprintf(url, sizeof(url), "http://%s%s", ep, path);
+    (void)curl_easy_setopt(h, CURLOPT_URL, url);
+    (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
+    (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    ck_assert_int_eq(curl_easy_perform(h), CURLE_OK);
+    curl_easy_cleanup(h);
+    free(text);
+    json_decref(body);
+    j = json_loads(t.buf, 0, NULL);
+    ck_assert_msg(j != NULL, "etcd answered %s", t.buf);
+    return j;
+}
+
+/* The range [P/<name>, P/<name with its last byte + 1>) as a request. */
+static json_t *prefix_range(const char *name)
+{
+    const char *prefix = strchr(where + strlen("etcd://"), '/');
+    char k[1200];
+    char *key, *end;
+    int n = snprintf(k, sizeof(k), "%s/%s", prefix, name);
+    json_t *req;
+
+    ck_assert(n > 0 && (size_t)n < sizeof(k));
+    key = ekv_base64_encode(k, (size_t)n, NULL);
+    k[n - 1]++;
+    end = ekv_base64_encode(k, (size_t)n, NULL);
+    req = json_pack("{s:s, s:s}", "key", key, "range_end", end);
+    free(key);
+    free(end);
+    ck_assert_ptr_nonnull(req);
+    return req;
+}
+
+/* etcd's own count of the keys under P/<letter>/, a walk over them. */
+static uint64_t etcd_count(const char *table)
+{
+    json_t *req = prefix_range(table), *j;
+    uint64_t n;
+
+    ck_assert_int_eq(json_object_set_new(req, "count_only", json_true()), 0);
+    j = etcd_post("/v3/kv/range", req);
+    n = strtoull(json_string_value(json_object_get(j, "count")) != NULL
+                     ? json_string_value(json_object_get(j, "count"))
+                     : "0",
+                 NULL, 10);
+    json_decref(j);
+    return n;
+}
+
+/* Whether the counter P/m/count/<letter> exists, and *v its value. */
+static int etcd_counter(char letter, uint64_t *v)
+{
+    char name[] = "m/count/?";
+    json_t *req, *j, *kv;
+    const char *val;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int found;
+
+    name[sizeof(name) - 2] = letter;
+    req = prefix_range(name);
+    json_object_del(req, "range_end"); /* the key alone */
+    j = etcd_post("/v3/kv/range", req);
+    kv = json_array_get(json_object_get(j, "kvs"), 0);
+    found = kv != NULL;
+    *v = 0;
+    if (found) {
+        val = json_string_value(json_object_get(kv, "value"));
+        ck_assert_int_eq(ekv_base64_decode(val, strlen(val), &bytes, &len), 0);
+        ck_assert_uint_eq(len, 8);
+        for (size_t i = 0; i < 8; i++)
+            *v |= (uint64_t)bytes[i] << (8 * i);
+        free(bytes);
+    }
+    json_decref(j);
+    return found;
+}
+
+/* Make the prefix a store written before the counters: none of them. */
+static void etcd_drop_counters(void)
+{
+    json_decref(etcd_post("/v3/kv/deleterange", prefix_range("m/count/")));
+}
+
+/* The counters agree with etcd's own count of what they count. */
+static void assert_counters_exact(etagkv_store *s)
+{
+    static const char letters[] = "icl";
+    static const char *const tables[] = {"i/", "c/", "l/"};
+    etagkv_stats st;
+
+    for (size_t i = 0; i < 3; i++) {
+        uint64_t v;
+
+        ck_assert_msg(etcd_counter(letters[i], &v), "no counter for %s",
+                      tables[i]);
+        ck_assert_uint_eq(v, etcd_count(tables[i]));
+    }
+    ck_assert_int_eq(etagkv_store_stats(s, &st), ETAGKV_OK);
+    ck_assert_uint_eq(st.change_events, etcd_count("c/"));
+    ck_assert_uint_eq(st.idempotency_keys, etcd_count("i/"));
+}
+
+struct keyed_writer {
+    etagkv_store *s;
+    int id;
+    uint64_t lease;
+    pthread_barrier_t *start;
+};
+
+/* Puts and deletes over a few keys shared by every writer, some attached
+ * to a lease, most with an idempotency key of their own, every 8th a retry
+ * of the 7th (a replay when it had a key). */
+static void *write_keyed(void *arg)
+{
+    struct keyed_writer *w = arg;
+
+    (void)pthread_barrier_wait(w->start);
+    for (int n = 0; n < 48; n++) {
+        int i = n % 8 == 7 ? n - 1 : n; /* the 8th repeats the 7th */
+        char key[16], idem[32];
+        etagkv_request rq = {.method = i % 5 == 4 ? ETAGKV_METHOD_DELETE
+                                                  : ETAGKV_METHOD_PUT,
+                             .key = key,
+                             .value = "v",
+                             .value_len = 1};
+        etagkv_result r;
+        etagkv_status st;
+
+        rq.key_len = (size_t)snprintf(key, sizeof(key), "k%d", i % 6);
+        if (rq.method == ETAGKV_METHOD_DELETE)
+            rq.value_len = 0;
+        else if (i % 3 == 0)
+            rq.lease = w->lease; /* links in the lease table */
+        if (i % 4 != 3) {
+            rq.idempotency_key = idem;
+            rq.idempotency_key_len =
+                (size_t)snprintf(idem, sizeof(idem), "w%d-%d", w->id, i);
+        }
+        st = etagkv_write(w->s, &rq, &r);
+        ck_assert_msg(
+            st == ETAGKV_OK || st == ETAGKV_CREATED || st == ETAGKV_NOT_FOUND,
+            "write: %s (%s)", etagkv_strerror(st), etagkv_last_error_detail());
+    }
+    return NULL;
+}
+
+/* Two handles (two front ends) write and trim on one prefix at once: every
+ * commit's counters are compared, so they end equal to etcd's count. */
+START_TEST(counts_stay_exact_with_two_handles_on_one_prefix)
+{
+    enum { THREADS = 4 };
+    etagkv_options o;
+    etagkv_store *a, *b;
+    struct keyed_writer w[THREADS];
+    pthread_t th[THREADS];
+    pthread_barrier_t start;
+    uint64_t lease;
+
+    etagkv_options_init(&o);
+    o.changes_max_events = 64; /* trimmed while they write */
+    a = tu_open(dir, &o);
+    b = tu_open(dir, &o);
+    ck_assert_int_eq(etagkv_lease_grant(a, 60000, &lease), ETAGKV_OK);
+    ck_assert_int_eq(pthread_barrier_init(&start, NULL, THREADS), 0);
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct keyed_writer){
+            .s = i % 2 ? b : a, .id = i, .lease = lease, .start = &start};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, write_keyed, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+    (void)pthread_barrier_destroy(&start);
+    ck_assert_uint_le(etcd_count("c/"), 64 + 1);
+    ck_assert_uint_gt(etcd_count("i/"), 0);
+    ck_assert_uint_gt(etcd_count("l/"), 1);
+    assert_counters_exact(a);
+    assert_counters_exact(b);
+    etagkv_store_close(a);
+    etagkv_store_close(b);
+}
+END_TEST
+
+/* A prefix written before the counters (none under P/m/count/): the first
+ * commit that needs a count counts the table once and writes its counter,
+ * from then on kept; reads count the table meanwhile. */
+START_TEST(a_store_without_counters_counts_once_and_keeps_them)
+{
+    etagkv_store *s = tu_open(dir, NULL);
+    etagkv_stats st;
+    uint64_t v;
+
+    for (int i = 0; i < 10; i++) {
+        char key[8], idem[8];
+        etagkv_request rq = {
+            .method = ETAGKV_METHOD_PUT,
+            .key = key,
+            .key_len = (size_t)snprintf(key, sizeof(key), "k%d", i % 3),
+            .value = "v",
+            .value_len = 1,
+            .idempotency_key = idem,
+            .idempotency_key_len =
+                (size_t)snprintf(idem, sizeof(idem), "i%d", i)};
+        etagkv_result r;
+
+        ck_assert_int_le(etagkv_write(s, &rq, &r), ETAGKV_CREATED);
+    }
+    etagkv_store_close(s);
+    etcd_drop_counters();
+    ck_assert(!etcd_counter('c', &v));
+
+    s = tu_open(dir, NULL);
+    ck_assert_int_eq(etagkv_store_stats(s, &st), ETAGKV_OK);
+    ck_assert_uint_eq(st.change_events, 10);
+    ck_assert_uint_eq(st.idempotency_keys, 10);
+    ck_assert_int_eq(etagkv_put(s, "k0", 2, "w", 1, NULL, NULL, NULL),
+                     ETAGKV_OK);
+    ck_assert_msg(etcd_counter('c', &v), "the commit wrote no counter");
+    ck_assert_uint_eq(v, 11);
+    /* The idempotency table's count is looked at by a keyed write. */
+    {
+        etagkv_request rq = {.method = ETAGKV_METHOD_PUT,
+                             .key = "k9",
+                             .key_len = 2,
+                             .value = "v",
+                             .value_len = 1,
+                             .idempotency_key = "fresh",
+                             .idempotency_key_len = 5};
+        etagkv_result r;
+
+        ck_assert_int_eq(etagkv_write(s, &rq, &r), ETAGKV_CREATED);
+    }
+    ck_assert_msg(etcd_counter('i', &v), "the commit wrote no counter");
+    ck_assert_uint_eq(v, 11);
+    ck_assert_int_eq(etagkv_delete(s, "k1", 2, NULL, NULL), ETAGKV_OK);
+    ck_assert(etcd_counter('l', &v)); /* a delete looks at the leases */
+    assert_counters_exact(s);
+    etagkv_store_close(s);
+}
+END_TEST
+
 START_TEST(a_write_sent_without_an_answer_is_outcome_unknown_never_guessed)
 {
     char real[256], list[300], w[1200];
@@ -414,6 +695,8 @@ int main(void)
                    no_reachable_endpoint_is_unavailable_and_a_bad_list_invalid);
     tcase_add_test(tc, what_only_a_file_has_is_unsupported_and_says_so);
     tcase_add_test(tc, a_prefix_holding_other_data_is_incompatible);
+    tcase_add_test(tc, counts_stay_exact_with_two_handles_on_one_prefix);
+    tcase_add_test(tc, a_store_without_counters_counts_once_and_keeps_them);
     tcase_add_test(
         tc, a_write_sent_without_an_answer_is_outcome_unknown_never_guessed);
     suite_add_tcase(s, tc);
