@@ -285,6 +285,7 @@ static etagkv_status batch_prefetch(etagkv_store *s, ekv_txn *txn,
 static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
                                struct ekv_op **ops, size_t n, int *committed)
 {
+    struct ekv_changes_view view;
     uint64_t rev = 0, sync_start;
     uint64_t start = ekv_mono_ns(); /* the writer lock held: work only */
     int dirty = 0;
@@ -318,13 +319,15 @@ static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
         ekv_write_abort(txn);
         return st;
     }
+    ekv_changes_pending(s, &view); /* the transaction is still ours */
     sync_start = ekv_mono_ns();
     st = ekv_write_commit(txn);
     *committed = st == ETAGKV_OK;
     if (*committed) {
         uint64_t end = ekv_mono_ns();
 
-        ekv_changes_committed(s);
+        /* Another writer may be inside its transaction already. */
+        ekv_changes_committed(s, &view);
 
         ekv_hist_observe(&s->queue.commit_ns, end - start);
         ekv_hist_observe(&s->queue.sync_ns, end - sync_start);

@@ -110,18 +110,38 @@ void ekv_changes_begin(etagkv_store *s)
     s->changes.rev = 0;
     s->changes.seq = 0;
     s->changes.appended = 0;
-    s->changes.aging_ns = s->changes.aged_at_ns;
-    s->changes.next_seen = s->changes.seen;
-    s->changes.next_count = s->changes.count_seen;
-    s->changes.next_floor = s->changes.floor_seen;
+    s->changes.aging_ns =
+        atomic_load_explicit(&s->changes.aged_at_ns, memory_order_relaxed);
+    s->changes.next_seen =
+        atomic_load_explicit(&s->changes.seen, memory_order_relaxed);
+    s->changes.next_count =
+        atomic_load_explicit(&s->changes.count_seen, memory_order_relaxed);
+    s->changes.next_floor =
+        atomic_load_explicit(&s->changes.floor_seen, memory_order_relaxed);
 }
 
-void ekv_changes_committed(etagkv_store *s)
+void ekv_changes_pending(const etagkv_store *s, struct ekv_changes_view *v)
 {
-    s->changes.aged_at_ns = s->changes.aging_ns;
-    s->changes.seen = s->changes.next_seen;
-    s->changes.count_seen = s->changes.next_count;
-    s->changes.floor_seen = s->changes.next_floor;
+    v->aged_at_ns = s->changes.aging_ns;
+    v->seen = s->changes.next_seen;
+    v->count = s->changes.next_count;
+    v->floor = s->changes.next_floor;
+}
+
+/* Two writers' publications may land in either order (each after its
+ * own commit, outside the writer lock): an older view then replaces a
+ * newer one.  Harmless: the log's start only moves forward, so an older
+ * view's age is a lower bound (an extra look) and its count and floor
+ * only a worse guess (an extra read). */
+void ekv_changes_committed(etagkv_store *s, const struct ekv_changes_view *v)
+{
+    atomic_store_explicit(&s->changes.aged_at_ns, v->aged_at_ns,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->changes.seen, v->seen, memory_order_relaxed);
+    atomic_store_explicit(&s->changes.count_seen, v->count,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->changes.floor_seen, v->floor,
+                          memory_order_relaxed);
 }
 
 uint64_t ekv_changes_slack(uint64_t max_events)
@@ -287,15 +307,23 @@ etagkv_status ekv_changes_prefetch(etagkv_store *s, ekv_txn *txn,
 {
     uint64_t max = s->opts.changes_max_events, slack = ekv_changes_slack(max);
     uint64_t now = ekv_now_ns(s);
-    int by_count = s->changes.count_seen + appended > max + slack;
+    uint64_t aged_at =
+        atomic_load_explicit(&s->changes.aged_at_ns, memory_order_relaxed);
+    int by_count =
+        atomic_load_explicit(&s->changes.count_seen, memory_order_relaxed) +
+            appended >
+        max + slack;
 
     /* Unknown (the handle's first commit), or nothing due by count or age
      * as the last commit left the log: the trim reads what it needs, if
      * anything (it announces its page again once it knows the floor). */
-    if (!s->changes.seen || (!by_count && s->changes.aged_at_ns != 0 &&
-                             now < s->changes.aged_at_ns))
+    if (!atomic_load_explicit(&s->changes.seen, memory_order_relaxed) ||
+        (!by_count && aged_at != 0 && now < aged_at))
         return ETAGKV_OK;
-    return trim_page(s, txn, s->changes.floor_seen, appended, by_count);
+    return trim_page(
+        s, txn,
+        atomic_load_explicit(&s->changes.floor_seen, memory_order_relaxed),
+        appended, by_count);
 }
 
 /* ---- reading ------------------------------------------------------------- */

@@ -82,19 +82,31 @@ struct ekv_changes {
     uint64_t rev;    /* the revision of the last event appended */
     uint32_t seq;    /* the sequence number of the next event of rev */
     size_t appended; /* events appended by this write transaction */
-    /* When the oldest event comes of age (changes_retention_s), as the
-     * last committed trim saw it (0: unknown, look); the trim skips the
-     * log's start until then.  `aging` is this transaction's view, taken
-     * over by ekv_changes_committed(). */
-    uint64_t aged_at_ns, aging_ns;
-    /* The log's count and floor as the last committed trim left them
-     * (seen 0: unknown): whether the next trim will look at the log's
-     * start, and where that is, guessed before the transaction's first read
-     * (ekv_changes_prefetch()).  Another handle's commits can make the
-     * guess wrong, which costs a read, never an answer.  `next_*` is this
-     * transaction's, taken over by ekv_changes_committed(). */
-    int seen, next_seen;
-    uint64_t count_seen, floor_seen, next_count, next_floor;
+    /* What the last committed trim saw, kept to skip work (hints: a stale
+     * one costs an extra look or read, never an answer):
+     *  - aged_at_ns: when the oldest event comes of age
+     *    (changes_retention_s; 0: unknown, look); the trim skips the log's
+     *    start until then;
+     *  - the log's count and floor (seen 0: unknown): whether the next
+     *    trim will look at the log's start, and where that is, guessed
+     *    before the transaction's first read (ekv_changes_prefetch());
+     *    another handle's commits can make the guess wrong.
+     * Published after a commit, when LMDB's writer lock (or the etcd
+     * engine's) is no longer held, and read by the next writer: atomics,
+     * each a hint of its own.  The working copies below are this
+     * transaction's, touched only inside it (ekv_changes_begin(),
+     * ekv_changes_trim(), ekv_changes_pending()). */
+    _Atomic uint64_t aged_at_ns, count_seen, floor_seen;
+    atomic_int seen;
+    uint64_t aging_ns, next_count, next_floor;
+    int next_seen;
+};
+
+/* A write transaction's view of the change log's start, taken before it
+ * commits and published once it has (ekv_changes_committed()). */
+struct ekv_changes_view {
+    uint64_t aged_at_ns, count, floor;
+    int seen;
 };
 
 /* ---- wait.c: waking watchers after a commit ------------------------------ */
@@ -261,8 +273,11 @@ etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
  * a remote engine, appended + 16, and the commits after it go on). */
 etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended);
 
-/* The write transaction that ran ekv_changes_trim() committed. */
-void ekv_changes_committed(etagkv_store *s);
+/* The view the write transaction's trim left, before the commit (while
+ * the transaction is still this thread's), and its publication once the
+ * commit succeeded. */
+void ekv_changes_pending(const etagkv_store *s, struct ekv_changes_view *v);
+void ekv_changes_committed(etagkv_store *s, const struct ekv_changes_view *v);
 
 /* Events the log may hold beyond changes_max_events before a trim is due:
  * max / 64, at most 256 (0 below 64 events). */
