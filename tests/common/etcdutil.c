@@ -12,7 +12,7 @@
 #include <string.h>
 
 struct text {
-    char buf[4096];
+    char buf[8192];
     size_t len;
 };
 
@@ -21,12 +21,36 @@ static size_t collect(char *data, size_t size, size_t n, void *ctx)
     struct text *t = ctx;
     size_t add = size * n;
 
-    if (t->len + add < sizeof(t->buf)) {
-        memcpy(t->buf + t->len, data, add);
-        t->len += add;
-        t->buf[t->len] = '\0';
-    }
+    ck_assert_uint_lt(t->len + add, sizeof(t->buf));
+    memcpy(t->buf + t->len, data, add);
+    t->len += add;
+    t->buf[t->len] = '\0';
     return add;
+}
+
+json_t *tu_etcd_post(const char *endpoint, const char *path, json_t *body)
+{
+    CURL *h = curl_easy_init();
+    struct text t = {.len = 0};
+    char url[400];
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_t *j;
+
+    ck_assert_ptr_nonnull(h);
+    ck_assert_ptr_nonnull(text);
+    snprintf(url, sizeof(url), "http://%s%s", endpoint, path);
+    (void)curl_easy_setopt(h, CURLOPT_URL, url);
+    (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
+    (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    (void)curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+    ck_assert_int_eq(curl_easy_perform(h), CURLE_OK);
+    curl_easy_cleanup(h);
+    free(text);
+    json_decref(body);
+    j = json_loads(t.buf, 0, NULL);
+    ck_assert_msg(j != NULL, "etcd answered %s", t.buf);
+    return j;
 }
 
 /* etcd's maintenance status of the member at endpoint (HOST:PORT): its own
@@ -34,21 +58,8 @@ static size_t collect(char *data, size_t size, size_t n, void *ctx)
 static void member_status(const char *endpoint, char *id, char *leader,
                           size_t cap)
 {
-    CURL *h = curl_easy_init();
-    struct text t = {.len = 0};
-    char url[300];
-    json_t *j;
+    json_t *j = tu_etcd_post(endpoint, "/v3/maintenance/status", json_object());
 
-    snprintf(url, sizeof(url), "http://%s/v3/maintenance/status", endpoint);
-    (void)curl_easy_setopt(h, CURLOPT_URL, url);
-    (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, "{}");
-    (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-    (void)curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
-    ck_assert_int_eq(curl_easy_perform(h), CURLE_OK);
-    curl_easy_cleanup(h);
-    j = json_loads(t.buf, 0, NULL);
-    ck_assert_ptr_nonnull(j);
     snprintf(id, cap, "%s",
              json_string_value(
                  json_object_get(json_object_get(j, "header"), "member_id")));

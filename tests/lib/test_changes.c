@@ -281,6 +281,22 @@ START_TEST(the_window_is_bounded_and_older_reads_are_compacted)
 }
 END_TEST
 
+/* One transaction putting t0 ... t<n-1>: n events under one revision. */
+static void put_in_one_txn(int n)
+{
+    etagkv_txn *t = NULL;
+    char k[16];
+
+    ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof k, "t%d", i);
+        ck_assert_int_eq(etagkv_txn_put(t, k, strlen(k), "v", 1, NULL, NULL),
+                         ETAGKV_OK);
+    }
+    ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_OK);
+    etagkv_txn_free(t);
+}
+
 /* A larger log is not trimmed on every commit: it may pass
  * changes_max_events by its slack (max / 64, here 100), and the commit
  * that passes the slack trims it back to max in one go.  Transactions of
@@ -291,22 +307,11 @@ START_TEST(a_large_window_is_trimmed_back_once_it_passes_its_slack)
     etagkv_stats stats;
     etagkv_changes_page page;
     static struct seen s;
-    char k[16];
 
     etagkv_store_close(store);
     open_with(6400, 0);
-    for (int round = 0; round < 65; round++) {
-        etagkv_txn *t = NULL;
-
-        ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
-        for (int i = 0; i < 100; i++) {
-            snprintf(k, sizeof k, "t%d", i);
-            ck_assert_int_eq(
-                etagkv_txn_put(t, k, strlen(k), "v", 1, NULL, NULL), ETAGKV_OK);
-        }
-        ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_OK);
-        etagkv_txn_free(t);
-    }
+    for (int round = 0; round < 65; round++)
+        put_in_one_txn(100);
     ck_assert_int_eq(etagkv_store_stats(store, &stats), ETAGKV_OK);
     ck_assert_uint_eq(stats.change_events, 6500); /* within the slack */
     ck_assert_uint_eq(stats.changes_min_after, 0);
@@ -344,16 +349,7 @@ START_TEST(writes_that_log_many_events_each_keep_the_window_bounded)
     open_with(5, 0);
     /* Each transaction logs 40 events under its one revision. */
     for (int round = 0; round < 10; round++) {
-        etagkv_txn *t = NULL;
-
-        ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
-        for (int i = 0; i < 40; i++) {
-            snprintf(k, sizeof k, "t%d", i);
-            ck_assert_int_eq(
-                etagkv_txn_put(t, k, strlen(k), "v", 1, NULL, NULL), ETAGKV_OK);
-        }
-        ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_OK);
-        etagkv_txn_free(t);
+        put_in_one_txn(40);
         ck_assert_int_eq(etagkv_store_stats(store, &stats), ETAGKV_OK);
         ck_assert_uint_le(stats.change_events, 5);
     }

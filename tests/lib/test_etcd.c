@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "base64.h"
+#include "etcdutil.h"
 #include "relay.h"
 #include "testutil.h"
 
@@ -328,47 +329,13 @@ END_TEST
 /* ---- counts kept as counters
  * ------------------------------------------------- */
 
-struct text {
-    char buf[8192];
-    size_t len;
-};
-
-static size_t collect(char *data, size_t size, size_t n, void *ctx)
-{
-    struct text *t = ctx;
-    size_t add = size * n;
-
-    ck_assert_uint_lt(t->len + add, sizeof(t->buf));
-    memcpy(t->buf + t->len, data, add);
-    t->len += add;
-    t->buf[t->len] = '\0';
-    return add;
-}
-
 /* POST body (consumed) to etcd's gateway at path; its answer. */
 static json_t *etcd_post(const char *path, json_t *body)
 {
-    CURL *h = curl_easy_init();
-    struct text t = {.len = 0};
-    char ep[256], url[400];
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_t *j;
+    char ep[256];
 
-    ck_assert_ptr_nonnull(h);
-    ck_assert_ptr_nonnull(text);
     real_endpoint(ep, sizeof(ep));
-    snprintf(url, sizeof(url), "http://%s%s", ep, path);
-    (void)curl_easy_setopt(h, CURLOPT_URL, url);
-    (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
-    (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
-    (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-    ck_assert_int_eq(curl_easy_perform(h), CURLE_OK);
-    curl_easy_cleanup(h);
-    free(text);
-    json_decref(body);
-    j = json_loads(t.buf, 0, NULL);
-    ck_assert_msg(j != NULL, "etcd answered %s", t.buf);
-    return j;
+    return tu_etcd_post(ep, path, body);
 }
 
 /* The range [P/<name>, P/<name with its last byte + 1>) as a request. */
