@@ -48,6 +48,15 @@
  * the commits that follow, a few events each: ekv_changes_trim()). */
 #define TRIM_SLACK_MAX 256
 
+/* Events the log may hold beyond changes_max_events before a trim is due:
+ * max / 64, at most 256 (0 below 64 events). */
+static uint64_t changes_slack(uint64_t max_events)
+{
+    uint64_t slack = max_events / 64;
+
+    return slack < TRIM_SLACK_MAX ? slack : TRIM_SLACK_MAX;
+}
+
 static void change_key(uint8_t out[CHANGE_KEY_BYTES], uint64_t rev,
                        uint32_t seq)
 {
@@ -144,13 +153,6 @@ void ekv_changes_committed(etagkv_store *s, const struct ekv_changes_view *v)
                           memory_order_relaxed);
 }
 
-uint64_t ekv_changes_slack(uint64_t max_events)
-{
-    uint64_t slack = max_events / 64;
-
-    return slack < TRIM_SLACK_MAX ? slack : TRIM_SLACK_MAX;
-}
-
 etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
                                  size_t key_len, const etagkv_meta *meta,
                                  const uint8_t hash[EKV_HASH_BYTES])
@@ -201,7 +203,7 @@ static etagkv_status trim_page(etagkv_store *s, ekv_txn *txn, uint64_t floor,
     uint8_t from[CHANGE_KEY_BYTES], to[CHANGE_KEY_BYTES];
     size_t look =
         appended + TRIM_EXTRA + 1 +
-        (by_count ? (size_t)ekv_changes_slack(s->opts.changes_max_events) : 0);
+        (by_count ? (size_t)changes_slack(s->opts.changes_max_events) : 0);
 
     change_key(from, floor, 0);
     change_key(to, floor + look + 1, 0);
@@ -235,7 +237,7 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
     ekv_val k, v;
     uint8_t start[CHANGE_KEY_BYTES];
     uint64_t count, rev = 0, floor = 0, now = ekv_now_ns(s);
-    uint64_t max = s->opts.changes_max_events, slack = ekv_changes_slack(max),
+    uint64_t max = s->opts.changes_max_events, slack = changes_slack(max),
              age_ns = s->opts.changes_retention_s * 1000000000u;
     /* On etcd every event trimmed is a delete and a compare in the
      * commit's Txn: the slack's, all in one commit, would pass etcd's
@@ -305,7 +307,7 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
 etagkv_status ekv_changes_prefetch(etagkv_store *s, ekv_txn *txn,
                                    size_t appended)
 {
-    uint64_t max = s->opts.changes_max_events, slack = ekv_changes_slack(max);
+    uint64_t max = s->opts.changes_max_events, slack = changes_slack(max);
     uint64_t now = ekv_now_ns(s);
     uint64_t aged_at =
         atomic_load_explicit(&s->changes.aged_at_ns, memory_order_relaxed);

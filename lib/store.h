@@ -269,8 +269,9 @@ etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
  * while the log holds more than changes_max_events or its oldest event is
  * older than changes_retention_s, at most appended + 16 of them -- but
  * only once the count passes changes_max_events by its slack
- * (ekv_changes_slack()), and then at most appended + 16 + the slack (on
- * a remote engine, appended + 16, and the commits after it go on). */
+ * (max / 64, at most 256; 0 below 64 events), and then at most appended + 16 +
+ * the slack (on a remote engine, appended + 16, and the commits after it go
+ * on). */
 etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended);
 
 /* The view the write transaction's trim left, before the commit (while
@@ -278,10 +279,6 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended);
  * commit succeeded. */
 void ekv_changes_pending(const etagkv_store *s, struct ekv_changes_view *v);
 void ekv_changes_committed(etagkv_store *s, const struct ekv_changes_view *v);
-
-/* Events the log may hold beyond changes_max_events before a trim is due:
- * max / 64, at most 256 (0 below 64 events). */
-uint64_t ekv_changes_slack(uint64_t max_events);
 
 /* Before a batch's first read: announce the oldest events ekv_changes_trim()
  * will look at (ekv_prefetch()) after appending about `appended`, when the
