@@ -589,23 +589,33 @@ START_TEST(leases_expire_and_are_revoked_while_writers_attach_keys)
 END_TEST
 
 /* The sweep is bounded per commit: with many leases expiring at once, a
- * write queued meanwhile waits for one small sweep, not for all of them. */
+ * write queued meanwhile waits for one small sweep, not for all of them.
+ * Shown by what the writer sees, not by how long it waited (a sanitizer
+ * build on a loaded machine stretches any one commit): its writes keep
+ * completing while the store still holds some, but not all, of the
+ * leases. */
 static _Atomic int sweeping;
+
+struct during {
+    uint64_t all;  /* leases before the sweep */
+    int writes;    /* writes done while the sweep was under way */
+    int mid_sweep; /* ... of which some leases had gone, not all */
+};
 
 static void *writer_during_sweep(void *arg)
 {
-    double *worst = arg;
+    struct during *d = arg;
     int i = 0;
 
     while (atomic_load(&sweeping)) {
         char key[32];
-        double t0 = tu_now_s(), dt;
+        etagkv_stats st;
 
         snprintf(key, sizeof(key), "plain/%d", i++ % 64);
         ck_assert(put_lease(key, 0, NULL) <= ETAGKV_CREATED);
-        dt = tu_now_s() - t0;
-        if (dt > *worst)
-            *worst = dt;
+        ck_assert_int_eq(etagkv_store_stats(store, &st), ETAGKV_OK);
+        d->writes++;
+        d->mid_sweep += st.leases > 0 && st.leases < d->all;
     }
     return NULL;
 }
@@ -617,7 +627,8 @@ START_TEST(many_leases_expire_without_a_write_waiting_for_the_whole_sweep)
      * machine: half as many. */
     const int N = tu_on_etcd() ? 1000 : 100000;
     pthread_t th;
-    double worst = 0, t0, total;
+    struct during d = {.all = (uint64_t)N};
+    double t0, total;
 
     for (int i = 0; i < N; i++) {
         uint64_t id = grant(1000);
@@ -630,20 +641,23 @@ START_TEST(many_leases_expire_without_a_write_waiting_for_the_whole_sweep)
         }
     }
     atomic_store(&sweeping, 1);
-    ck_assert_int_eq(pthread_create(&th, NULL, writer_during_sweep, &worst), 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, writer_during_sweep, &d), 0);
     t0 = tu_now_s();
     advance_ms(1000);
     wait_no_leases();
     total = tu_now_s() - t0;
     atomic_store(&sweeping, 0);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
-    printf("%d leases expired in %.3f s; slowest concurrent write %.3f ms\n", N,
-           total, worst * 1e3);
-    /* On etcd one batch of expiries costs a round trip per read, and a
-     * write queued behind it waits for the whole batch: on a loaded
-     * machine 3 s of an 11.6 s sweep was seen.  Still never the sweep. */
-    ck_assert_msg(worst < total / (tu_on_etcd() ? 2 : 4),
-                  "a write waited %.3f s of a %.3f s sweep", worst, total);
+    printf("%d leases expired in %.3f s; %d concurrent writes, %d of them "
+           "with the sweep part-way\n",
+           N, total, d.writes, d.mid_sweep);
+    /* A write waiting for the whole sweep would find either all the
+     * leases or none (SWEEP_MAX_LEASES per commit, lease.c: 1,563 sweep
+     * commits here, 16 on etcd). */
+    ck_assert_msg(d.mid_sweep > 0,
+                  "no write completed while the sweep was part-way "
+                  "(%d writes)",
+                  d.writes);
 }
 END_TEST
 
