@@ -33,9 +33,18 @@ uint64_t srv_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+static struct srv_req *req_new(void)
 {
     struct srv_req *r = calloc(1, sizeof *r);
+
+    if (r != NULL)
+        r->watch_fd = -1;
+    return r;
+}
+
+void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct srv_req *r = req_new();
     const char *q;
 
     (void)cls;
@@ -60,7 +69,7 @@ static enum MHD_Result on_headers(struct srv *s, struct MHD_Connection *c,
     struct srv_req *r = *con_cls;
 
     if (r == NULL) /* srv_uri_log could not allocate it */
-        r = calloc(1, sizeof *r);
+        r = req_new();
     if (r == NULL)
         return MHD_NO;
     r->started = 1;

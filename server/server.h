@@ -186,6 +186,7 @@ struct srv_req {
      * taken by libmicrohttpd, at most one page of events. */
     int stream;
     int retry_sent;
+    int caught_up; /* the buffer holds every event up to r->after */
     char *sbuf;
     size_t slen, spos, scap;
 };

@@ -65,6 +65,7 @@ struct srv_watch {
     int wake_fd;    /* ours: a new hold, or stop */
     int hangup_fd;  /* epoll: the held requests' sockets, for a hang-up */
     uint64_t swept; /* revision up to which the held requests were matched */
+    uint64_t nearest_ns;    /* the deadline the watcher sleeps until, or max */
     struct sweep_events ev; /* the watcher thread's, for sweep() */
     pthread_t thread;
     int started;
@@ -79,9 +80,12 @@ struct srv_watch {
 
 static void unlink_held(struct srv_watch *w, struct srv_req *r)
 {
-    if (r->watch_fd >= 0)
+    /* A stream's socket stays registered, disarmed or not (watch_hangup()
+     * re-arms it at the next hold, srv_watch_ended() removes it). */
+    if (r->watch_fd >= 0 && !r->stream) {
         (void)epoll_ctl(w->hangup_fd, EPOLL_CTL_DEL, r->watch_fd, NULL);
-    r->watch_fd = -1;
+        r->watch_fd = -1;
+    }
     if (r->watch_prev != NULL)
         r->watch_prev->watch_next = r->watch_next;
     else
@@ -93,14 +97,33 @@ static void unlink_held(struct srv_watch *w, struct srv_req *r)
     w->n_stream_held -= (size_t)r->stream;
 }
 
-/* Resume r (lock held): MHD calls the handler again on a request thread.
- * From here on the watcher does not touch r. */
-static void resume(struct srv *s, struct srv_req *r, int timed_out)
+/* Take r off the held list to be resumed (lock held), onto *out, a list
+ * through watch_next that only the caller sees: once off the held list a
+ * suspended request is nobody else's, so it can be resumed after the lock
+ * is released (resume_all()), and the request threads that hold streams
+ * again meanwhile are not kept waiting while a thousand are resumed. */
+static void take(struct srv_watch *w, struct srv_req *r, int timed_out,
+                 struct srv_req **out)
 {
-    unlink_held(s->watch, r);
+    unlink_held(w, r);
     r->watch_timed_out = timed_out;
-    MHD_resume_connection(r->conn);
-    atomic_fetch_sub(&s->suspended, 1);
+    r->watch_next = *out;
+    *out = r;
+}
+
+/* Resume every request of a take() list (lock not held): MHD calls the
+ * handler again on a request thread.  From here on the watcher does not
+ * touch them. */
+static void resume_all(struct srv *s, struct srv_req *list)
+{
+    while (list != NULL) {
+        struct srv_req *r = list;
+
+        list = r->watch_next;
+        r->watch_next = NULL;
+        MHD_resume_connection(r->conn);
+        atomic_fetch_sub(&s->suspended, 1);
+    }
 }
 
 /* Would r be answered differently now?  Asked with r suspended, so no
@@ -181,14 +204,21 @@ static int concerns(const struct srv_req *r, const struct sweep_events *e)
     return 0;
 }
 
-/* After a commit: whether r must be asked its question.  When the events
- * say nothing concerns it, a /changes request also knows the log has
- * nothing for it up to rev. */
-static int must_ask(struct srv_req *r, const struct sweep_events *e, int all,
-                    uint64_t rev)
+/* After a commit, for a request not fresh: its answer from the events
+ * alone when they hold it.  1: resume r (a /changes request that one of
+ * the events concerns: its page has that event, no read needed); 0: keep
+ * it held (no event concerns it; a /changes request then also knows the
+ * log has nothing for it up to rev); -1: ask r its question (every held
+ * request when the events were too many to hold, and a GET /kv/{key}
+ * whose key was written, which may still be 304: the same value again).
+ */
+static int answer_from_events(struct srv_req *r, const struct sweep_events *e,
+                              int all, uint64_t rev)
 {
-    if (all || concerns(r, e))
-        return 1;
+    if (all)
+        return -1;
+    if (concerns(r, e))
+        return r->route == SRV_ROUTE_KV ? -1 : 1;
     if (r->route != SRV_ROUTE_KV && r->watch_scanned < rev)
         r->watch_scanned = rev;
     return 0;
@@ -201,7 +231,7 @@ static int sweep(struct srv *s, int commit)
 {
     struct srv_watch *w = s->watch;
     struct sweep_events *ev = &w->ev;
-    struct srv_req *r, *next;
+    struct srv_req *r, *next, *ready = NULL;
     uint64_t now = srv_now_ns(), nearest = UINT64_MAX, rev = 0;
     int all = 0;
 
@@ -211,12 +241,15 @@ static int sweep(struct srv *s, int commit)
     for (r = w->held; r != NULL; r = next) {
         next = r->watch_next;
         if (w->releasing || r->deadline_ns <= now) {
-            resume(s, r, 1);
+            take(w, r, 1, &ready);
             continue;
         }
-        if ((r->watch_fresh || (commit && must_ask(r, ev, all, rev))) &&
-            changed(s, r)) {
-            resume(s, r, 0);
+        int answer = r->watch_fresh ? -1
+                     : commit       ? answer_from_events(r, ev, all, rev)
+                                    : 0;
+
+        if (answer > 0 || (answer < 0 && changed(s, r))) {
+            take(w, r, 0, &ready);
             continue;
         }
         r->watch_fresh = 0;
@@ -225,15 +258,18 @@ static int sweep(struct srv *s, int commit)
     }
     if (commit && rev > w->swept)
         w->swept = rev;
+    w->nearest_ns = nearest;
     (void)pthread_mutex_unlock(&w->lock);
+    resume_all(s, ready);
     if (nearest == UINT64_MAX)
         return -1;
     /* Round up, so that the deadline has passed when poll() returns. */
     return (int)((nearest - now + 999999u) / 1000000u);
 }
 
-/* Resume every held request whose client hung up (lock held, so each
- * one reported is still held: unlink_held() removes a socket under it).
+/* Resume every held request whose client hung up (asked under the lock,
+ * so each one reported is still held: unlink_held() removes a socket
+ * under it).
  * Suspended, a connection is not polled by libmicrohttpd: without this
  * a client that went away would stay held until its deadline or the next
  * heartbeat, and be looked at on every commit meanwhile.  Resumed as
@@ -241,13 +277,22 @@ static int sweep(struct srv *s, int commit)
 static void reap_hangups(struct srv *s)
 {
     struct epoll_event ev[64];
+    struct srv_req *gone = NULL;
     int n;
 
     (void)pthread_mutex_lock(&s->watch->lock);
     n = epoll_wait(s->watch->hangup_fd, ev, 64, 0);
-    for (int i = 0; i < n; i++)
-        resume(s, ev[i].data.ptr, 1);
+    for (int i = 0; i < n; i++) {
+        struct srv_req *r = ev[i].data.ptr;
+
+        /* A stream that is sending, not held: MHD sees the hang-up itself
+         * when it sends, or the re-armed registration reports it again
+         * when the stream is next held. */
+        if (r->watch_prev != NULL || s->watch->held == r)
+            take(s->watch, r, 1, &gone);
+    }
     (void)pthread_mutex_unlock(&s->watch->lock);
+    resume_all(s, gone);
 }
 
 static void drain_fd(int fd)
@@ -335,6 +380,7 @@ int srv_watch_start(struct srv *s)
     if (w == NULL)
         return -1;
     w->notify_fd = w->wake_fd = w->hangup_fd = -1;
+    w->nearest_ns = UINT64_MAX;
     s->watch = w;
     if (pthread_mutex_init(&w->lock, NULL) != 0)
         return -1;
@@ -406,6 +452,12 @@ void srv_watch_ended(struct srv *s, struct srv_req *r,
 {
     if (r->stream && s->watch != NULL) {
         (void)pthread_mutex_lock(&s->watch->lock);
+        /* Before libmicrohttpd closes the socket, whose number another
+         * connection may get next. */
+        if (r->watch_fd >= 0)
+            (void)epoll_ctl(s->watch->hangup_fd, EPOLL_CTL_DEL, r->watch_fd,
+                            NULL);
+        r->watch_fd = -1;
         s->watch->n_streams--;
         (void)pthread_mutex_unlock(&s->watch->lock);
         if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
@@ -446,15 +498,24 @@ static size_t watchers(const struct srv_watch *w)
 }
 
 /* Watch r's socket for the client hanging up (lock held).  Best effort:
- * should it fail, the deadline or the heartbeat still ends r. */
+ * should it fail, the deadline or the heartbeat still ends r.  One shot,
+ * so that a stream's socket can stay registered while it sends (one
+ * epoll_ctl per hold, not two): re-arming it reports a hang-up that came
+ * meanwhile, the condition being a level. */
 static void watch_hangup(struct srv_watch *w, struct MHD_Connection *c,
                          struct srv_req *r)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = r};
+    const union MHD_ConnectionInfo *ci;
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT,
+                             .data.ptr = r};
 
-    r->watch_fd = -1;
+    if (r->watch_fd >= 0) {
+        if (epoll_ctl(w->hangup_fd, EPOLL_CTL_MOD, r->watch_fd, &ev) == 0)
+            return;
+        (void)epoll_ctl(w->hangup_fd, EPOLL_CTL_DEL, r->watch_fd, NULL);
+        r->watch_fd = -1;
+    }
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci != NULL &&
         epoll_ctl(w->hangup_fd, EPOLL_CTL_ADD, ci->connect_fd, &ev) == 0)
         r->watch_fd = ci->connect_fd;
@@ -466,7 +527,7 @@ static void watch_hangup(struct srv_watch *w, struct MHD_Connection *c,
 static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
 {
     struct srv_watch *w = s->watch;
-    int rc = 0;
+    int rc = 0, wake_watcher;
 
     atomic_fetch_add(&s->suspended, 1);
     (void)pthread_mutex_lock(&w->lock);
@@ -485,8 +546,17 @@ static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
         r->deadline_ns = srv_now_ns() + (uint64_t)r->wait_s * 1000000000u;
     r->watch_held = 1;
     r->watch_timed_out = 0;
-    r->watch_fresh = 1; /* a commit may have come since it read */
     r->watch_scanned = r->after;
+    /* Fresh: asked its question at the next sweep, since a commit may have
+     * come after it read and been swept before it was held.  Not needed
+     * for a stream, whose read (sse_fill) left nothing for it up to
+     * r->after: the sweeps up to w->swept saw it not held, but the next
+     * one matches it against every event after w->swept, under this
+     * lock; so only when w->swept has passed r->after are there events it
+     * may have missed.  (A sweep between its read and this lock reads its
+     * events first, then takes the lock: either it finds r held, or it
+     * has moved w->swept on before r looks at it.) */
+    r->watch_fresh = !r->stream || w->swept > r->watch_scanned;
     r->conn = c;
     watch_hangup(w, c, r);
     r->watch_prev = NULL;
@@ -497,8 +567,13 @@ static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
     w->n_held++;
     w->n_stream_held += (size_t)r->stream;
     MHD_suspend_connection(c);
+    /* The watcher must look now if r is to be asked, or to sleep less
+     * long; a stream held again after an event usually needs neither, and
+     * a thousand of them then cost the watcher no pass over the list. */
+    wake_watcher = r->watch_fresh || r->deadline_ns < w->nearest_ns;
     (void)pthread_mutex_unlock(&w->lock);
-    wake(w);
+    if (wake_watcher)
+        wake(w);
     return 0;
 }
 
@@ -528,40 +603,10 @@ enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
 
 /* ---- GET /changes -------------------------------------------------------- */
 
-static const char b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* RFC 4648 §4 base64 of len bytes, NUL-terminated in out (4 * ceil(len /
- * 3) + 1 bytes). */
-static void base64(const unsigned char *p, size_t len, char *out)
-{
-    size_t i, o = 0;
-
-    for (i = 0; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-
-        out[o++] = b64[v >> 18];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = b64[(v >> 6) & 63];
-        out[o++] = b64[v & 63];
-    }
-    if (i < len) {
-        uint32_t v =
-            (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
-
-        out[o++] = b64[v >> 18];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-        out[o++] = '=';
-    }
-    out[o] = '\0';
-}
-
 /* The event as JSON (DESIGN §8): "key" when it is UTF-8, else
  * "key_base64"; NULL on allocation failure. */
 static json_t *event_json(const etagkv_event *ev)
 {
-    char k64[4 * ((ETAGKV_KEY_MAX + 2) / 3) + 1];
     int put = ev->type == ETAGKV_EVENT_PUT;
     json_t *j;
 
@@ -570,9 +615,12 @@ static json_t *event_json(const etagkv_event *ev)
                       "type", put ? "put" : "delete", "key",
                       (const char *)ev->key, ev->key_len);
     } else {
-        base64(ev->key, ev->key_len, k64);
-        j = json_pack("{s:I,s:s,s:s}", "revision", (json_int_t)ev->revision,
-                      "type", put ? "put" : "delete", "key_base64", k64);
+        json_t *k64 = srv_json_base64(ev->key, ev->key_len);
+
+        j = k64 == NULL ? NULL
+                        : json_pack("{s:I,s:s,s:o}", "revision",
+                                    (json_int_t)ev->revision, "type",
+                                    put ? "put" : "delete", "key_base64", k64);
     }
     if (j != NULL &&
         (json_object_set_new(j, "etag",
@@ -692,61 +740,131 @@ static int sbuf_add(struct srv_req *r, const char *p, size_t n)
     return 0;
 }
 
-/* One event in SSE framing (DESIGN §8): event: put|delete, data: the
- * event's JSON, and id: its revision when it is the last event of that
- * revision (last = 1), so that a resume from the id never skips part of a
- * transaction.  0 or -1. */
-static int sse_event(struct srv_req *r, json_t *ev, int last)
+/* An event's SSE lines, "event: put|delete\ndata: JSON\n", without the id
+ * and the blank line that end its block.  Formatted once per request
+ * thread, not once per stream: a commit that a thousand streams follow
+ * sends them one event, and a thread serving hundreds of them builds its
+ * JSON once.  The cache is the thread's own (no lock), the last
+ * SSE_CACHED events it formatted, compared field by field (two events of
+ * one revision may share a key). */
+#define SSE_CACHED 8
+#define SSE_CACHED_TEXT 2048
+
+struct sse_cached {
+    etagkv_event ev; /* its key pointer unused: key[] holds the key */
+    unsigned char key[ETAGKV_KEY_MAX];
+    size_t len; /* of text; 0: an empty slot */
+    char text[SSE_CACHED_TEXT];
+};
+
+static _Thread_local struct sse_cached sse_cache[SSE_CACHED];
+static _Thread_local unsigned sse_cache_next;
+
+static int same_event(const struct sse_cached *c, const etagkv_event *ev)
 {
-    char *data = json_dumps(ev, JSON_COMPACT);
-    char head[64];
+    return c->len > 0 && c->ev.revision == ev->revision &&
+           c->ev.type == ev->type && c->ev.key_len == ev->key_len &&
+           c->ev.version == ev->version &&
+           c->ev.mod_revision == ev->mod_revision &&
+           c->ev.create_revision == ev->create_revision &&
+           c->ev.modified_ns == ev->modified_ns &&
+           strcmp(c->ev.etag, ev->etag) == 0 &&
+           memcmp(c->key, ev->key, ev->key_len) == 0;
+}
+
+/* Append ev's SSE lines to r's buffer.  0, or -1 out of memory. */
+static int sse_lines(struct srv_req *r, const etagkv_event *ev)
+{
+    const char *head = ev->type == ETAGKV_EVENT_PUT ? "event: put\ndata: "
+                                                    : "event: delete\ndata: ";
+    struct sse_cached *c;
+    json_t *j;
+    char *data;
+    size_t n;
     int rc;
 
+    for (unsigned i = 0; i < SSE_CACHED; i++)
+        if (same_event(&sse_cache[i], ev))
+            return sbuf_add(r, sse_cache[i].text, sse_cache[i].len);
+    j = event_json(ev);
+    data = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
     if (data == NULL)
         return -1;
-    snprintf(head, sizeof head, "event: %s\ndata: ",
-             json_string_value(json_object_get(ev, "type")));
-    rc = sbuf_add(r, head, strlen(head)) || sbuf_add(r, data, strlen(data)) ||
-         sbuf_add(r, "\n", 1);
-    free(data);
-    if (rc == 0 && last) {
-        snprintf(head, sizeof head, "id: %" PRIu64 "\n",
-                 (uint64_t)json_integer_value(json_object_get(ev, "revision")));
-        rc = sbuf_add(r, head, strlen(head));
+    c = &sse_cache[sse_cache_next++ % SSE_CACHED];
+    n = strlen(data);
+    c->len = 0;
+    if (strlen(head) + n + 1 < sizeof c->text) { /* + "\n" + NUL */
+        c->len =
+            (size_t)snprintf(c->text, sizeof c->text, "%s%s\n", head, data);
+        c->ev = *ev;
+        c->ev.key = NULL;
+        memcpy(c->key, ev->key, ev->key_len);
+        rc = sbuf_add(r, c->text, c->len);
+    } else {
+        rc = sbuf_add(r, head, strlen(head)) || sbuf_add(r, data, n) ||
+             sbuf_add(r, "\n", 1);
     }
-    return rc != 0 || sbuf_add(r, "\n", 1) != 0 ? -1 : 0;
+    free(data);
+    return rc;
+}
+
+/* End an event's block: "id: rev\n" when it is the last event of its
+ * revision (rev > 0), so that a resume from the id never skips part of a
+ * transaction (DESIGN §8), then the blank line.  0 or -1. */
+static int sse_end(struct srv_req *r, uint64_t rev)
+{
+    char id[32];
+
+    if (rev > 0 && sbuf_add(r, id,
+                            (size_t)snprintf(id, sizeof id, "id: %" PRIu64 "\n",
+                                             rev)) != 0)
+        return -1;
+    return sbuf_add(r, "\n", 1);
+}
+
+struct sse_page {
+    struct srv_req *r;
+    uint64_t open; /* the revision of the block not yet ended */
+    size_t n;
+    int failed;
+};
+
+static int sse_add(void *ctx, const etagkv_event *ev)
+{
+    struct sse_page *p = ctx;
+
+    if ((p->n > 0 &&
+         sse_end(p->r, ev->revision != p->open ? p->open : 0) != 0) ||
+        sse_lines(p->r, ev) != 0) {
+        p->failed = 1;
+        return 1;
+    }
+    p->open = ev->revision;
+    p->n++;
+    return 0;
 }
 
 /* Read the next page of the stream's events into its buffer, and move
  * r->after past them.  ETAGKV_OK (maybe no events), or the status that
- * ends the stream (ETAGKV_COMPACTED: the reader fell behind the log). */
+ * ends the stream (ETAGKV_COMPACTED: the reader fell behind the log).  A
+ * page ends with a whole revision (etagkv_changes() never splits one), so
+ * its last block carries an id. */
 static etagkv_status sse_fill(struct srv *s, struct srv_req *r)
 {
     etagkv_changes_page page;
-    struct events e = {json_array(), 0};
+    struct sse_page p = {r, 0, 0, 0};
     etagkv_status st;
     size_t n;
 
-    if (e.list == NULL)
-        return ETAGKV_NO_MEMORY;
     st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
-                        r->after, SSE_PAGE, add_event, &e, &page);
-    if (st == ETAGKV_OK && e.failed)
+                        r->after, SSE_PAGE, sse_add, &p, &page);
+    if (st == ETAGKV_OK && (p.failed || (p.n > 0 && sse_end(r, p.open) != 0)))
         st = ETAGKV_NO_MEMORY;
-    n = json_array_size(e.list);
-    for (size_t i = 0; i < n && st == ETAGKV_OK; i++) {
-        json_t *ev = json_array_get(e.list, i);
-        json_t *nx = i + 1 < n ? json_array_get(e.list, i + 1) : NULL;
-        int last = nx == NULL ||
-                   json_integer_value(json_object_get(nx, "revision")) !=
-                       json_integer_value(json_object_get(ev, "revision"));
-
-        if (sse_event(r, ev, last) != 0)
-            st = ETAGKV_NO_MEMORY;
-    }
-    json_decref(e.list);
+    n = p.n;
     if (st == ETAGKV_OK) {
         r->after = page.next;
+        r->caught_up = !page.more;
         atomic_fetch_add(&s->watch->events_sent, n);
     }
     return st;
@@ -755,7 +873,10 @@ static etagkv_status sse_fill(struct srv *s, struct srv_req *r)
 /* libmicrohttpd's content reader of a stream: the buffer, then the next
  * page, a heartbeat when the watcher resumed it at its deadline, or, with
  * nothing to send, the stream is held (suspended from here, as the API
- * allows) until a commit or the heartbeat is due. */
+ * allows) until a commit or the heartbeat is due.  A buffer that held
+ * everything up to r->after is followed by the hold at once, not by a
+ * read that would find nothing: a commit since that read is one the
+ * watcher asks the stream about (park(): fresh). */
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct srv_req *r = cls;
@@ -763,6 +884,12 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
     size_t n;
 
     (void)pos;
+    if (r->spos == r->slen && r->caught_up && r->slen > 0 &&
+        !atomic_load(&s->draining)) {
+        r->spos = r->slen = 0;
+        r->caught_up = 0;
+        return park(s, r->conn, r) == 0 ? 0 : MHD_CONTENT_READER_END_OF_STREAM;
+    }
     if (r->spos == r->slen) {
         r->spos = r->slen = 0;
         if (atomic_load(&s->draining) || sse_fill(s, r) != ETAGKV_OK)

@@ -8,6 +8,7 @@
  * be held before it writes waits until /metrics counts it held.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,6 +433,8 @@ struct sse {
     char buf[65536];
     size_t len;
     int ids_wanted; /* stop after this many "id:" lines */
+    int ids_only;   /* ... without waiting for a heartbeat */
+    atomic_int ids_seen;
 };
 
 static size_t on_sse(char *p, size_t size, size_t n, void *ud)
@@ -447,7 +450,11 @@ static size_t on_sse(char *p, size_t size, size_t n, void *ud)
     e->buf[e->len] = '\0';
     for (const char *q = e->buf; (q = strstr(q, "\nid: ")) != NULL; q++)
         ids++;
-    return ids >= e->ids_wanted && strstr(e->buf, ": heartbeat\n\n") ? 0 : k;
+    atomic_store(&e->ids_seen, ids);
+    return ids >= e->ids_wanted &&
+                   (e->ids_only || strstr(e->buf, ": heartbeat\n\n"))
+               ? 0
+               : k;
 }
 
 struct sse_bg {
@@ -522,6 +529,110 @@ START_TEST(a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id)
     ck_assert_msg(strstr(b.e.buf, "\"revision\":4,") != NULL &&
                       strstr(b.e.buf, "\"revision\":1,") == NULL,
                   "%s", b.e.buf);
+}
+END_TEST
+
+/* A transaction's events share a revision: only the last of them carries
+ * the id, so that a resume from an id never lands inside it.  Two streams
+ * are sent the same events (formatted once per request thread, then
+ * copied), and a key written twice in one transaction gives two events
+ * with their own ETags and versions, not one event twice. */
+START_TEST(a_transaction_is_one_block_of_events_with_one_id_in_every_stream)
+{
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    static struct sse_bg b[2];
+    struct hu_resp r;
+    const char *first, *second, *id;
+
+    put("/kv/t/0", "0", NULL);
+    for (int i = 0; i < 2; i++) {
+        memset(&b[i], 0, sizeof b[i]);
+        b[i].path = "/changes?prefix=t/";
+        b[i].e.ids_wanted = 2;
+        b[i].e.ids_only = 1;
+        ck_assert_int_eq(pthread_create(&b[i].t, NULL, sse_main, &b[i]), 0);
+    }
+    until_held(2);
+    http(&r, "POST", "/txn", ct,
+         "{\"ops\":[{\"op\":\"put\",\"key\":\"t/a\",\"value\":\"1\"},"
+         "{\"op\":\"put\",\"key\":\"x\",\"value\":\"1\"},"
+         "{\"op\":\"put\",\"key\":\"t/a\",\"value\":\"2\"},"
+         "{\"op\":\"put\",\"key\":\"t/b\",\"value\":\"3\"}]}");
+    ck_assert_int_eq(r.code, 200);
+    hu_resp_free(&r);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(pthread_join(b[i].t, NULL), 0);
+        ck_assert_int_eq(b[i].err, CURLE_WRITE_ERROR);
+        ck_assert_str_eq(b[i].e.buf, b[0].e.buf);
+    }
+    /* revision 2: t/a (version 1), t/a again (version 2), t/b; one id. */
+    first = strstr(b[0].e.buf, "\nid: 1\n\n");
+    ck_assert_ptr_nonnull(first);
+    first = strstr(first, "event: put\ndata: {\"revision\":2,\"type\":\"put\","
+                          "\"key\":\"t/a\",");
+    ck_assert_ptr_nonnull(first);
+    second = strstr(first + 1, "event: put\ndata: {\"revision\":2,\"type\":"
+                               "\"put\",\"key\":\"t/a\",");
+    ck_assert_ptr_nonnull(second);
+    ck_assert_ptr_nonnull(strstr(first, "\"version\":1,"));
+    ck_assert_ptr_nonnull(strstr(second, "\"version\":2,"));
+    id = strstr(first, "\nid: ");
+    ck_assert_msg(id != NULL && id > second, "an id inside revision 2: %s",
+                  b[0].e.buf);
+    ck_assert_ptr_nonnull(strstr(second, "\"key\":\"t/b\","));
+    ck_assert_ptr_nonnull(strstr(second, "}\nid: 2\n\n"));
+    ck_assert_ptr_null(strstr(b[0].e.buf, "\"key\":\"x\""));
+    ck_assert_int_eq((int)(strstr(second, "}\nid: 2\n\n") - b[0].e.buf) + 9,
+                     (int)b[0].e.len);
+}
+END_TEST
+
+/* A stream holds itself when a read finds nothing more: a commit that
+ * lands between that read and the hold must still wake it.  Each write
+ * is made the moment every stream has the previous event, i.e. while the
+ * server, having just sent it, reads again and holds the streams: that
+ * window is crossed at every write.  The heartbeat is an hour, so a
+ * stream that slept through a commit stalls (and the test fails at its
+ * deadline) instead of being rescued by its heartbeat's read. */
+#define RACE_STREAMS 8
+#define RACE_WRITES 150
+
+START_TEST(streams_miss_no_commit_that_lands_while_they_go_idle)
+{
+    static const char *const opts[] = {"--nosync", "--heartbeat", "3600", NULL};
+    static struct sse_bg b[RACE_STREAMS];
+    char path[64], last[64];
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    for (int i = 0; i < RACE_STREAMS; i++) {
+        memset(&b[i], 0, sizeof b[i]);
+        b[i].path = "/changes?prefix=r/";
+        b[i].e.ids_wanted = RACE_WRITES;
+        b[i].e.ids_only = 1;
+        ck_assert_int_eq(pthread_create(&b[i].t, NULL, sse_main, &b[i]), 0);
+    }
+    until_held(RACE_STREAMS);
+    for (int i = 0; i < RACE_WRITES; i++) {
+        double deadline = tu_now_s() + TIMEOUT_S;
+
+        snprintf(path, sizeof path, "/kv/r/%d", i % 10);
+        put(path, "v", NULL);
+        for (int k = 0; k < RACE_STREAMS; k++)
+            while (atomic_load(&b[k].e.ids_seen) < i + 1) {
+                ck_assert_msg(tu_now_s() < deadline,
+                              "stream %d stalled before event %d", k, i + 1);
+                usleep(50);
+            }
+    }
+    snprintf(last, sizeof last, "\nid: %d\n", RACE_WRITES);
+    for (int i = 0; i < RACE_STREAMS; i++) {
+        ck_assert_int_eq(pthread_join(b[i].t, NULL), 0);
+        ck_assert_msg(b[i].err == CURLE_WRITE_ERROR,
+                      "stream %d: %s (%zu bytes)", i,
+                      curl_easy_strerror(b[i].err), b[i].e.len);
+        ck_assert_ptr_nonnull(strstr(b[i].e.buf, last));
+    }
 }
 END_TEST
 
@@ -820,6 +931,9 @@ int main(void)
     tcase_add_test(
         tc,
         a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id);
+    tcase_add_test(tc, streams_miss_no_commit_that_lands_while_they_go_idle);
+    tcase_add_test(
+        tc, a_transaction_is_one_block_of_events_with_one_id_in_every_stream);
     tcase_add_test(tc, sigterm_answers_held_requests_at_once);
     suite_add_tcase(s, tc);
     return tu_run(s);
