@@ -1200,6 +1200,11 @@ typedef int (*etagkv_event_fn)(void *ctx, const etagkv_event *ev);
 /** etagkv_changes() flag: `prefix` is one whole key, not a prefix. */
 #define ETAGKV_CHANGES_KEY 0x1u
 
+/** The events one etagkv_changes() call with a limit looks at, matching
+ * or not, before it stops at the next revision boundary (see
+ * etagkv_changes()). */
+#define ETAGKV_CHANGES_SCAN_MAX 4096
+
 /** What etagkv_changes() read. */
 typedef struct etagkv_changes_page {
     uint64_t revision;  /**< the store revision of the snapshot read */
@@ -1223,6 +1228,13 @@ typedef struct etagkv_changes_page {
  * to it was looked at).  When fn returns non-zero the read stops at once
  * with more = 1 and next = that event's revision - 1, so that reading on
  * from next repeats that revision's events rather than lose any.
+ *
+ * With a limit, one call also looks at about ETAGKV_CHANGES_SCAN_MAX
+ * events of the log at most, matching the prefix or not (it finishes the
+ * revision it is in): a page for a rare key far behind thus costs a
+ * bounded read.  Past that bound it stops with more = 1 and next = the
+ * last revision looked at in full, possibly with no event passed; read on
+ * from next.  limit 0 reads to the end, however far.
  *
  * Returns:
  *  ETAGKV_OK           (after >= the snapshot revision: no events);

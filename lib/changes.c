@@ -350,14 +350,20 @@ static int matches(const struct changes_read *q, const etagkv_event *ev)
 }
 
 /* Walk the log from the first event after `after`, filling q->page.  Once
- * limit events were passed, the rest of that revision still is. */
+ * limit events were passed, the rest of that revision still is.  With a
+ * limit, at most about ETAGKV_CHANGES_SCAN_MAX events are looked at,
+ * matching or not, so that a page for a rare key far behind costs a
+ * bounded read (on etcd, a bounded number of Ranges), not the whole
+ * window: past the bound the walk stops at the next revision boundary,
+ * more = 1 and next the last revision looked at in full. */
 static etagkv_status changes_walk(ekv_cursor *cur, uint64_t after,
                                   struct changes_read *q)
 {
     uint8_t start[CHANGE_KEY_BYTES];
     ekv_val k, v;
     etagkv_event ev;
-    uint64_t stop_rev = 0;
+    uint64_t stop_rev = 0, last_rev = 0;
+    size_t scanned = 0;
     etagkv_status st;
 
     change_key(start, after + 1, 0);
@@ -371,6 +377,14 @@ static etagkv_status changes_walk(ekv_cursor *cur, uint64_t after,
             q->page->next = stop_rev;
             return ETAGKV_OK;
         }
+        if (q->limit > 0 && stop_rev == 0 &&
+            scanned >= ETAGKV_CHANGES_SCAN_MAX && ev.revision != last_rev) {
+            q->page->more = 1;
+            q->page->next = last_rev;
+            return ETAGKV_OK;
+        }
+        scanned++;
+        last_rev = ev.revision;
         if (!matches(q, &ev))
             continue;
         change_etag(&v, &ev);

@@ -143,13 +143,16 @@ static int changed(struct srv *s, struct srv_req *r)
     if (r->route == SRV_ROUTE_KV)
         return etagkv_get(s->store, r->key, r->key_len, r->cond, NULL, NULL,
                           NULL) != ETAGKV_NOT_MODIFIED;
-    st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
-                        r->watch_scanned, 1, stop_at_first, NULL, &page);
-    /* Nothing for r up to page.next: the next look starts there, so a
-     * watcher of a quiet key costs the new events only, not every event
-     * since it last had one. */
-    if (st == ETAGKV_OK && page.events == 0)
-        r->watch_scanned = page.next;
+    do {
+        st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
+                            r->watch_scanned, 1, stop_at_first, NULL, &page);
+        /* Nothing for r up to page.next: the next look starts there, so a
+         * watcher of a quiet key costs the new events only, not every
+         * event since it last had one.  A read that stopped at its scan
+         * bound with nothing found goes on from there. */
+        if (st == ETAGKV_OK && page.events == 0)
+            r->watch_scanned = page.next;
+    } while (st == ETAGKV_OK && page.events == 0 && page.more);
     return st != ETAGKV_OK || page.events > 0;
 }
 
@@ -857,8 +860,12 @@ static etagkv_status sse_fill(struct srv *s, struct srv_req *r)
     etagkv_status st;
     size_t n;
 
-    st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
-                        r->after, SSE_PAGE, sse_add, &p, &page);
+    do { /* past a scan bound with nothing found, on from where it got */
+        st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
+                            r->after, SSE_PAGE, sse_add, &p, &page);
+        if (st == ETAGKV_OK && p.n == 0 && page.more)
+            r->after = page.next;
+    } while (st == ETAGKV_OK && !p.failed && p.n == 0 && page.more);
     if (st == ETAGKV_OK && (p.failed || (p.n > 0 && sse_end(r, p.open) != 0)))
         st = ETAGKV_NO_MEMORY;
     n = p.n;
@@ -1008,7 +1015,10 @@ enum MHD_Result srv_changes(struct srv *s, struct MHD_Connection *c,
     }
     st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
                         r->after, limit, add_event, &e, &page);
-    if (st == ETAGKV_OK && !e.failed && page.events == 0 &&
+    /* An empty page that stopped at the scan bound is answered at once:
+     * its next moves the reader on (holding it would read the same bound
+     * again at every look). */
+    if (st == ETAGKV_OK && !e.failed && page.events == 0 && !page.more &&
         srv_watch_wants(s, c, r)) {
         json_decref(e.list);
         return srv_watch_hold(s, c, r);

@@ -297,6 +297,76 @@ static void put_in_one_txn(int n)
     etagkv_txn_free(t);
 }
 
+struct counted {
+    size_t n;
+    uint64_t last_rev;
+};
+
+static int count_event(void *ctx, const etagkv_event *ev)
+{
+    struct counted *c = ctx;
+
+    c->n++;
+    c->last_rev = ev->revision;
+    return 0;
+}
+
+/* A page for a rare key far behind looks at ETAGKV_CHANGES_SCAN_MAX
+ * events at most, not at the whole window: it comes back empty with
+ * more = 1, and the reader reads on from next.  The bound never splits a
+ * revision; without a limit there is none.  Revisions of 100 events each
+ * (put_in_one_txn()). */
+START_TEST(one_read_looks_at_a_bounded_part_of_the_log)
+{
+    static struct seen s;
+    etagkv_changes_page page;
+    struct counted all = {0, 0};
+    uint64_t txns = ETAGKV_CHANGES_SCAN_MAX / 100 + 2, after = 0;
+    uint64_t per_call = ETAGKV_CHANGES_SCAN_MAX / 100 + 1;
+    int calls = 0;
+
+    for (uint64_t i = 0; i < txns; i++)
+        put_in_one_txn(100); /* revisions 1 .. txns */
+    put("rare", "1");        /* revision txns + 1 */
+    do {
+        ck_assert_int_eq(
+            read_changes("rare", ETAGKV_CHANGES_KEY, after, 10, &s, &page),
+            ETAGKV_OK);
+        calls++;
+        ck_assert_uint_gt(page.next, after);
+        ck_assert_uint_le(page.next - after, per_call);
+        after = page.next;
+    } while (s.n == 0 && page.more);
+    ck_assert_int_eq(calls, 2);
+    ck_assert_uint_eq(s.n, 1);
+    ck_assert_str_eq(s.key[0], "rare");
+    ck_assert_uint_eq(s.ev[0].revision, txns + 1);
+    ck_assert_int_eq(page.more, 0);
+    ck_assert_uint_eq(page.next, txns + 1);
+    /* Every key, a limit beyond the bound: whole revisions up to the one
+     * the bound fell in, then the rest from next. */
+    ck_assert_int_eq(
+        etagkv_changes(store, NULL, 0, 0, 0, 100000, count_event, &all, &page),
+        ETAGKV_OK);
+    ck_assert_int_eq(page.more, 1);
+    ck_assert_uint_eq(all.n, per_call * 100);
+    ck_assert_uint_eq(page.next, per_call);
+    ck_assert_uint_eq(all.last_rev, per_call);
+    ck_assert_int_eq(etagkv_changes(store, NULL, 0, 0, page.next, 100000,
+                                    count_event, &all, &page),
+                     ETAGKV_OK);
+    ck_assert_int_eq(page.more, 0);
+    ck_assert_uint_eq(all.n, txns * 100 + 1);
+    /* No limit: to the end in one call. */
+    all.n = 0;
+    ck_assert_int_eq(
+        etagkv_changes(store, NULL, 0, 0, 0, 0, count_event, &all, &page),
+        ETAGKV_OK);
+    ck_assert_int_eq(page.more, 0);
+    ck_assert_uint_eq(all.n, txns * 100 + 1);
+}
+END_TEST
+
 /* A larger log is not trimmed on every commit: it may pass
  * changes_max_events by its slack (max / 64, here 100), and the commit
  * that passes the slack trims it back to max in one go.  Transactions of
@@ -739,6 +809,7 @@ int main(void)
     tcase_add_test(tc, failed_preconditions_and_missing_keys_log_nothing);
     tcase_add_test(tc, prefix_and_key_filters_select_events);
     tcase_add_test(tc, a_page_never_splits_the_events_of_one_revision);
+    tcase_add_test(tc, one_read_looks_at_a_bounded_part_of_the_log);
     tcase_add_test(tc, the_window_is_bounded_and_older_reads_are_compacted);
     tcase_add_test(tc, a_large_window_is_trimmed_back_once_it_passes_its_slack);
     tcase_add_test(tc,

@@ -294,6 +294,65 @@ START_TEST(changes_pages_through_events_in_order_with_next)
 }
 END_TEST
 
+/* Revisions of 100 events each, through POST /txn. */
+static void txn_of_100(int round)
+{
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    char body[8192];
+    size_t n = 0;
+    struct hu_resp r;
+
+    n += (size_t)snprintf(body + n, sizeof body - n, "{\"ops\":[");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(body + n, sizeof body - n,
+                              "%s{\"op\":\"put\",\"key\":\"f/%d\","
+                              "\"value\":\"%d\"}",
+                              i > 0 ? "," : "", i, round);
+    n += (size_t)snprintf(body + n, sizeof body - n, "]}");
+    ck_assert_uint_lt(n, sizeof body);
+    http(&r, "POST", "/txn", ct, body);
+    ck_assert_int_eq(r.code, 200);
+    hu_resp_free(&r);
+}
+
+/* A page for a rare key far behind looks at a bounded part of the log
+ * (ETAGKV_CHANGES_SCAN_MAX events) and comes back at once, empty, with
+ * the next to read from, even with Prefer: wait: holding it would read
+ * the same part again at every look.  Read on from next, the key's event
+ * comes. */
+START_TEST(a_page_behind_a_long_log_comes_back_at_once_with_next)
+{
+    static const char *const wait[] = {"Prefer: wait=30", NULL};
+    int rounds = ETAGKV_CHANGES_SCAN_MAX / 100 + 2;
+    char path[128];
+    struct hu_resp r;
+    json_t *j;
+    json_int_t next;
+
+    for (int i = 0; i < rounds; i++)
+        txn_of_100(i);
+    put("/kv/rare", "x", NULL);
+    http(&r, "GET", "/changes?key=rare&after=0", wait, NULL);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    j = json_of(&r);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "events")), 0);
+    next = jint(j, "next");
+    ck_assert_int_gt(next, 0);
+    ck_assert_int_lt(next, jint(j, "revision"));
+    json_decref(j);
+    hu_resp_free(&r);
+    snprintf(path, sizeof path, "/changes?key=rare&after=%lld",
+             (long long)next);
+    http(&r, "GET", path, wait, NULL);
+    j = json_of(&r);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "events")), 1);
+    ck_assert_int_eq(jint(j, "next"), rounds + 1);
+    json_decref(j);
+    hu_resp_free(&r);
+}
+END_TEST
+
 START_TEST(an_empty_page_waits_for_the_next_event_or_times_out)
 {
     struct bg b;
@@ -932,6 +991,7 @@ int main(void)
         tc,
         a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id);
     tcase_add_test(tc, streams_miss_no_commit_that_lands_while_they_go_idle);
+    tcase_add_test(tc, a_page_behind_a_long_log_comes_back_at_once_with_next);
     tcase_add_test(
         tc, a_transaction_is_one_block_of_events_with_one_id_in_every_stream);
     tcase_add_test(tc, sigterm_answers_held_requests_at_once);
