@@ -7,6 +7,7 @@
  * Overlaps are made certain, not hoped for: a test that needs a request to
  * be held before it writes waits until /metrics counts it held.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -921,6 +922,80 @@ START_TEST(a_held_request_whose_client_hangs_up_is_released_without_a_write)
 }
 END_TEST
 
+/* Read from fd until what was read holds `want` (within TIMEOUT_S). */
+static void read_until(int fd, char *buf, size_t cap, const char *want)
+{
+    size_t len = 0;
+    double end = tu_now_s() + TIMEOUT_S;
+
+    buf[0] = '\0';
+    while (strstr(buf, want) == NULL) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t got;
+
+        ck_assert_msg(tu_now_s() < end && len + 1 < cap,
+                      "never read \"%s\": %s", want, buf);
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        got = read(fd, buf + len, cap - 1 - len);
+        ck_assert_int_gt(got, 0);
+        len += (size_t)got;
+        buf[len] = '\0';
+    }
+}
+
+/* A stream that has sent events is held again between them with its
+ * socket still watched for a hang-up (registered once, re-armed at each
+ * hold): a client that leaves while it waits is released at once, not at
+ * its heartbeat (an hour here), and nothing is written to it. */
+START_TEST(a_stream_whose_client_hangs_up_between_events_is_released)
+{
+    static const char *const opts[] = {"--nosync", "--heartbeat", "3600", NULL};
+    static const char req[] = "GET /changes?prefix=h/ HTTP/1.1\r\nHost: t\r\n"
+                              "Accept: text/event-stream\r\n\r\n";
+    static char buf[16384];
+    double end = tu_now_s() + TIMEOUT_S;
+    int fd;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    fd = hu_connect(fx.srv.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    until_held(1);
+    for (int i = 1; i <= 3; i++) {
+        char id[32];
+
+        put("/kv/h/a", "v", NULL);
+        snprintf(id, sizeof id, "\nid: %d\n", i);
+        read_until(fd, buf, sizeof buf, id);
+        until_held(1); /* sent, and waiting again */
+    }
+    ck_assert_int_eq(metric("etagkv_watch_streams"), 1);
+    close(fd);
+    while (metric("etagkv_watch_streams") != 0 ||
+           metric("etagkv_watchers_held") != 0) {
+        ck_assert_msg(tu_now_s() < end, "the stream outlived its client");
+        usleep(2000);
+    }
+    /* The server goes on, and a new stream on the same socket number is
+     * watched for its own hang-up, not the old one's. */
+    fd = hu_connect(fx.srv.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    until_held(1);
+    put("/kv/h/b", "v", NULL);
+    read_until(fd, buf, sizeof buf, "\"key\":\"h/b\"");
+    until_held(1);
+    close(fd);
+    while (metric("etagkv_watch_streams") != 0) {
+        ck_assert_msg(tu_now_s() < end,
+                      "the second stream outlived its client");
+        usleep(2000);
+    }
+}
+END_TEST
+
 START_TEST(max_watchers_refuses_with_503_and_retry_after)
 {
     static const char *const opts[] = {"--nosync", "--max-watchers", "1", NULL};
@@ -992,6 +1067,8 @@ int main(void)
         a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id);
     tcase_add_test(tc, streams_miss_no_commit_that_lands_while_they_go_idle);
     tcase_add_test(tc, a_page_behind_a_long_log_comes_back_at_once_with_next);
+    tcase_add_test(tc,
+                   a_stream_whose_client_hangs_up_between_events_is_released);
     tcase_add_test(
         tc, a_transaction_is_one_block_of_events_with_one_id_in_every_stream);
     tcase_add_test(tc, sigterm_answers_held_requests_at_once);
