@@ -88,7 +88,8 @@ static etagkv_status change_decode(const ekv_val *k, const ekv_val *v,
         p[0] != CHANGE_FORMAT || (p[1] != CHANGE_PUT && p[1] != CHANGE_DELETE))
         return ekv_fail(ETAGKV_CORRUPT, "change log entry fails to decode");
     key_len = ekv_get_le16(p + 2);
-    if (key_len == 0 || v->len != CHANGE_HEADER_BYTES + key_len)
+    if (key_len == 0 || key_len > ETAGKV_KEY_MAX ||
+        v->len != CHANGE_HEADER_BYTES + key_len)
         return ekv_fail(ETAGKV_CORRUPT, "change log entry of bad length");
     memset(ev, 0, sizeof(*ev));
     ev->type = p[1] == CHANGE_PUT ? ETAGKV_EVENT_PUT : ETAGKV_EVENT_DELETE;

@@ -797,7 +797,8 @@ static int sse_lines(struct srv_req *r, const etagkv_event *ev)
     c = &sse_cache[sse_cache_next++ % SSE_CACHED];
     n = strlen(data);
     c->len = 0;
-    if (strlen(head) + n + 1 < sizeof c->text) { /* + "\n" + NUL */
+    if (strlen(head) + n + 1 < sizeof c->text && /* + "\n" + NUL */
+        ev->key_len <= sizeof c->key) {
         c->len =
             (size_t)snprintf(c->text, sizeof c->text, "%s%s\n", head, data);
         c->ev = *ev;
@@ -1013,8 +1014,14 @@ enum MHD_Result srv_changes(struct srv *s, struct MHD_Connection *c,
         json_decref(e.list);
         return start_stream(s, c, r);
     }
+    /* A request held before reads on from where the watcher found nothing
+     * for it (watch_scanned): the events in between are none of its, and
+     * a long run of them would otherwise fill its scan bound. */
     st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
-                        r->after, limit, add_event, &e, &page);
+                        r->watch_held && r->watch_scanned > r->after
+                            ? r->watch_scanned
+                            : r->after,
+                        limit, add_event, &e, &page);
     /* An empty page that stopped at the scan bound is answered at once:
      * its next moves the reader on (holding it would read the same bound
      * again at every look). */
