@@ -172,6 +172,7 @@ struct srv_req {
     unsigned wait_s;      /* the wait applied (capped), 0: none asked */
     int watch_held;       /* it was held at least once */
     int watch_timed_out;  /* resumed by its deadline or by shutdown */
+    int watch_hung_up;    /* resumed because its client hung up */
     int watch_fresh;      /* held since the watcher last looked */
     uint64_t deadline_ns; /* srv_now_ns() at which it answers anyway */
     struct srv_req *watch_prev, *watch_next;

@@ -291,8 +291,10 @@ static void reap_hangups(struct srv *s)
         /* A stream that is sending, not held: MHD sees the hang-up itself
          * when it sends, or the re-armed registration reports it again
          * when the stream is next held. */
-        if (r->watch_prev != NULL || s->watch->held == r)
+        if (r->watch_prev != NULL || s->watch->held == r) {
+            r->watch_hung_up = 1;
             take(s->watch, r, 1, &gone);
+        }
     }
     (void)pthread_mutex_unlock(&s->watch->lock);
     resume_all(s, gone);
@@ -892,6 +894,11 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
     size_t n;
 
     (void)pos;
+    /* A client that hung up, or half-closed (which EventSource never
+     * does): the stream ends.  A heartbeat instead would be held again,
+     * and the hang-up, still pending, reported again at once. */
+    if (r->watch_hung_up)
+        return MHD_CONTENT_READER_END_OF_STREAM;
     if (r->spos == r->slen && r->caught_up && r->slen > 0 &&
         !atomic_load(&s->draining)) {
         r->spos = r->slen = 0;

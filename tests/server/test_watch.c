@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -996,6 +997,52 @@ START_TEST(a_stream_whose_client_hangs_up_between_events_is_released)
 }
 END_TEST
 
+/* A client that shuts down its sending side while a stream waits is
+ * hanging up (EventSource never half-closes): the stream ends, once,
+ * instead of being answered with a heartbeat that the still-pending
+ * hang-up would report again at the next hold, and again. */
+START_TEST(a_stream_whose_client_half_closes_ends_without_a_heartbeat_storm)
+{
+    static const char *const opts[] = {"--nosync", "--heartbeat", "3600", NULL};
+    static const char req[] = "GET /changes?prefix=q/ HTTP/1.1\r\nHost: t\r\n"
+                              "Accept: text/event-stream\r\n\r\n";
+    static char buf[65536];
+    size_t len = 0;
+    double end = tu_now_s() + TIMEOUT_S;
+    int fd, beats = 0;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    fd = hu_connect(fx.srv.port);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    until_held(1);
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    for (;;) { /* until the server closes */
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t got;
+
+        ck_assert_msg(tu_now_s() < end && len + 1 < sizeof buf,
+                      "the stream went on after its client half-closed "
+                      "(%zu bytes)",
+                      len);
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        got = read(fd, buf + len, sizeof buf - 1 - len);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+    }
+    buf[len] = '\0';
+    for (const char *q = buf; (q = strstr(q, ": heartbeat")) != NULL; q++)
+        beats++;
+    ck_assert_int_le(beats, 1);
+    close(fd);
+    ck_assert_int_eq(metric("etagkv_watch_streams"), 0);
+    ck_assert_int_eq(metric("etagkv_watchers_held"), 0);
+}
+END_TEST
+
 START_TEST(max_watchers_refuses_with_503_and_retry_after)
 {
     static const char *const opts[] = {"--nosync", "--max-watchers", "1", NULL};
@@ -1069,6 +1116,8 @@ int main(void)
     tcase_add_test(tc, a_page_behind_a_long_log_comes_back_at_once_with_next);
     tcase_add_test(tc,
                    a_stream_whose_client_hangs_up_between_events_is_released);
+    tcase_add_test(
+        tc, a_stream_whose_client_half_closes_ends_without_a_heartbeat_storm);
     tcase_add_test(
         tc, a_transaction_is_one_block_of_events_with_one_id_in_every_stream);
     tcase_add_test(tc, sigterm_answers_held_requests_at_once);
