@@ -697,6 +697,18 @@ START_TEST(streams_miss_no_commit_that_lands_while_they_go_idle)
 }
 END_TEST
 
+/* A raw connection that sent req (an event-stream request) and is held;
+ * its descriptor. */
+static int open_held_stream(const char *req)
+{
+    int fd = hu_connect(fx.srv.port);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    until_held(1);
+    return fd;
+}
+
 START_TEST(a_reader_that_stops_reading_is_dropped_and_writers_go_on)
 {
     static const char *const opts[] = {"--nosync", "--timeout", "1", NULL};
@@ -710,10 +722,7 @@ START_TEST(a_reader_that_stops_reading_is_dropped_and_writers_go_on)
     hu_fixture_stop(&fx);
     start_with(opts);
     /* A client that asks for the stream and never reads it. */
-    fd = hu_connect(fx.srv.port);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
-    until_held(1);
+    fd = open_held_stream(req);
     memset(key, 'k', sizeof key - 1);
     key[sizeof key - 1] = '\0';
     /* Writes go on at full speed while its socket fills and the server
@@ -960,10 +969,7 @@ START_TEST(a_stream_whose_client_hangs_up_between_events_is_released)
 
     hu_fixture_stop(&fx);
     start_with(opts);
-    fd = hu_connect(fx.srv.port);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
-    until_held(1);
+    fd = open_held_stream(req);
     for (int i = 1; i <= 3; i++) {
         char id[32];
 
@@ -981,10 +987,7 @@ START_TEST(a_stream_whose_client_hangs_up_between_events_is_released)
     }
     /* The server goes on, and a new stream on the same socket number is
      * watched for its own hang-up, not the old one's. */
-    fd = hu_connect(fx.srv.port);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
-    until_held(1);
+    fd = open_held_stream(req);
     put("/kv/h/b", "v", NULL);
     read_until(fd, buf, sizeof buf, "\"key\":\"h/b\"");
     until_held(1);
@@ -1013,10 +1016,7 @@ START_TEST(a_stream_whose_client_half_closes_ends_without_a_heartbeat_storm)
 
     hu_fixture_stop(&fx);
     start_with(opts);
-    fd = hu_connect(fx.srv.port);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
-    until_held(1);
+    fd = open_held_stream(req);
     ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
     for (;;) { /* until the server closes */
         struct pollfd p = {.fd = fd, .events = POLLIN};
