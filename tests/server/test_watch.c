@@ -648,17 +648,20 @@ START_TEST(a_transaction_is_one_block_of_events_with_one_id_in_every_stream)
 }
 END_TEST
 
-/* A stream holds itself when a read finds nothing more: a commit that
- * lands between that read and the hold must still wake it.  Each write
- * is made the moment every stream has the previous event, i.e. while the
- * server, having just sent it, reads again and holds the streams: that
- * window is crossed at every write.  The heartbeat is an hour, so a
- * stream that slept through a commit stalls (and the test fails at its
- * deadline) instead of being rescued by its heartbeat's read. */
+/* Every stream gets every write promptly while the streams cycle through
+ * send and hold: each write is made the moment every stream has the
+ * previous event, so it commits while the server, having just sent that
+ * event, holds the streams again.  The heartbeat is an hour, so a stream
+ * that is not resumed for an event that concerns it stalls (and the test
+ * fails at its deadline) instead of being rescued by its heartbeat's
+ * read.  What it does not show: a commit swept in the few microseconds
+ * between a stream's read and its hold (park()'s "fresh" rule) is not
+ * reliably hit from outside the server; a mutation of that rule passed
+ * it, so that rule rests on the argument in park(). */
 #define RACE_STREAMS 8
 #define RACE_WRITES 150
 
-START_TEST(streams_miss_no_commit_that_lands_while_they_go_idle)
+START_TEST(every_stream_gets_every_write_made_as_they_go_idle)
 {
     static const char *const opts[] = {"--nosync", "--heartbeat", "3600", NULL};
     static struct sse_bg b[RACE_STREAMS];
@@ -1112,7 +1115,7 @@ int main(void)
     tcase_add_test(
         tc,
         a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id);
-    tcase_add_test(tc, streams_miss_no_commit_that_lands_while_they_go_idle);
+    tcase_add_test(tc, every_stream_gets_every_write_made_as_they_go_idle);
     tcase_add_test(tc, a_page_behind_a_long_log_comes_back_at_once_with_next);
     tcase_add_test(tc,
                    a_stream_whose_client_hangs_up_between_events_is_released);
