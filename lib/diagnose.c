@@ -74,7 +74,7 @@ static int on_event(void *ctx, const etagkv_event *ev)
 }
 
 /* Revisions before the refusal that the first read looks at. */
-#define SEARCH_FIRST 1024
+#define SEARCH_FIRST 16
 
 /* Read the key's events from `after` (0: the start of the log) up to
  * q->upto.  The log is in revision order, all keys mixed, so a read from

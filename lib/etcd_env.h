@@ -175,6 +175,10 @@ struct ekv_etcd_txn {
      * read yet. */
     int64_t counts[4];
     int uncounted[4];
+    /* The store revision as the transaction last read it (the change
+     * log's cursors read in windows below it, etcd_table.c). */
+    uint64_t store_revision;
+    int store_revision_known;
     void **blocks; /* everything allocated for the transaction */
     size_t n_blocks, cap_blocks;
 };

@@ -180,9 +180,15 @@ static etagkv_status counter_put(ekv_txn *txn, const char *name, uint64_t n)
 
 etagkv_status ekv_etcd_revision_get(ekv_txn *txn, uint64_t *rev)
 {
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
     int found;
+    etagkv_status st = counter_get(txn, REVISION_NAME, rev, &found);
 
-    return counter_get(txn, REVISION_NAME, rev, &found);
+    if (st == ETAGKV_OK) {
+        t->store_revision = *rev; /* bounds the change log's pages */
+        t->store_revision_known = 1;
+    }
+    return st;
 }
 
 etagkv_status ekv_etcd_revision_put(ekv_txn *txn, uint64_t rev)
@@ -369,9 +375,12 @@ struct etcd_cursor {
     int more, valid;
     char *page_from;
     size_t page_from_len;
-    /* The page's own end (a hint's), before the table's, or NULL. */
+    /* The page's own end, before the table's, or NULL: the page holds
+     * every key below it (a hint's page that etcd did not cut short, or a
+     * window of the change log, below). */
     const char *bound;
     size_t bound_len;
+    int changes; /* a cursor over the change log */
     /* The key of the entry the cursor is on (transaction memory, which
      * outlives the sets' arrays), or NULL. */
     const char *at;
@@ -397,26 +406,85 @@ static char *key_after(struct ekv_etcd_txn *t, const char *k, size_t k_len)
     return a;
 }
 
+/* The end of the change log's window from `from`: the key of the
+ * revision PAGE_ITEMS after from's (transaction memory), or NULL when the
+ * window would reach past the store revision the transaction read (or it
+ * read none): then the table's end is as near.
+ *
+ * etcd answers a Range by walking every key from its start to its
+ * range_end in its index, whatever the limit (docs/design.md, "Counts are
+ * counters"), so a page of the log read up to the table's end costs etcd
+ * the whole rest of the log: reading 1,024 revisions back, the 412's
+ * diagnosis (diagnose.c) cost etcd ~10 ms per refusal.  Every revision
+ * above the floor has an event, so a window of PAGE_ITEMS revisions holds
+ * a page's PAGE_ITEMS events (more when transactions wrote many keys:
+ * then etcd cuts it short, and the next page starts after its last key),
+ * and etcd walks only them. */
+static char *window_end(ekv_cursor *cur, const char *from, size_t from_len,
+                        size_t *end_len)
+{
+    const struct etcd_cursor *c = cur->handle;
+    const struct ekv_etcd_txn *t = ekv_etcd_txn_of(cur->txn);
+    uint64_t rev = 0;
+    char *end;
+
+    if (!c->changes || !t->store_revision_known || from_len < c->start_len + 8)
+        return NULL;
+    for (size_t i = 0; i < 8; i++)
+        rev = rev << 8 | (uint8_t)from[c->start_len + i];
+    if (rev > UINT64_MAX - PAGE_ITEMS || rev + PAGE_ITEMS > t->store_revision)
+        return NULL;
+    rev += PAGE_ITEMS;
+    *end_len = c->start_len + 8;
+    end = ekv_etcd_alloc(ekv_etcd_txn_of(cur->txn), *end_len);
+    if (end != NULL) {
+        memcpy(end, c->start, c->start_len);
+        for (size_t i = 0; i < 8; i++)
+            end[c->start_len + i] = (char)(uint8_t)(rev >> (56 - 8 * i));
+    }
+    return end;
+}
+
 /* Read the page of etcd's entries from `from` on: the one the first read
- * fetched on a hint (ekv_etcd_prefetch()), else from etcd. */
+ * fetched on a hint (ekv_etcd_prefetch()), else from etcd: a window of
+ * the change log, or up to the table's end. */
 static etagkv_status fetch(ekv_cursor *cur, char *from, size_t from_len)
 {
     struct etcd_cursor *c = cur->handle;
     const struct ekv_etcd_hint *h = NULL;
     int64_t count;
+    size_t end_len = 0;
+    char *end;
     etagkv_status st = ekv_etcd_page(cur->txn, from, from_len, &h);
 
     if (st != ETAGKV_OK)
         return st;
+    c->bound = NULL;
     if (h != NULL) {
         c->page = h->page;
         c->n = h->n;
-        /* A page below an end of its own: the table may go on. */
+        /* A page below an end of its own: the table may go on.  Cut short
+         * by its limit, it does not hold every key below that end. */
         c->more = h->more || h->end != NULL;
-        c->bound = h->end;
-        c->bound_len = h->end_len;
+        if (!h->more) {
+            c->bound = h->end;
+            c->bound_len = h->end_len;
+        }
+    } else if ((end = window_end(cur, from, from_len, &end_len)) != NULL) {
+        st = ekv_etcd_range(cur->txn, from, from_len, end, end_len, PAGE_ITEMS,
+                            0, &c->page, &c->n, &c->more, &count);
+        if (st == ETAGKV_OK && c->n == 0 && !c->more) {
+            /* A gap of a whole window (the log seeked below its floor,
+             * say): one read to the table's end finds where it goes on. */
+            st = ekv_etcd_range(cur->txn, from, from_len, c->end, c->end_len,
+                                PAGE_ITEMS, 0, &c->page, &c->n, &c->more,
+                                &count);
+        } else if (st == ETAGKV_OK && !c->more) {
+            c->more = 1; /* the log goes on past the window */
+            c->bound = end;
+            c->bound_len = end_len;
+        }
     } else {
-        c->bound = NULL;
         st = ekv_etcd_range(cur->txn, from, from_len, c->end, c->end_len,
                             PAGE_ITEMS, 0, &c->page, &c->n, &c->more, &count);
     }
@@ -548,6 +616,7 @@ etagkv_status ekv_etcd_cursor_open(ekv_txn *txn, enum ekv_table table,
     memset(c, 0, sizeof(*c));
     st = ekv_etcd_table_bounds(txn, table, &c->start, &c->end, &c->start_len);
     c->end_len = c->start_len;
+    c->changes = table == EKV_TABLE_CHANGES;
     if (st != ETAGKV_OK)
         return st;
     cur->txn = txn;

@@ -372,6 +372,63 @@ END_TEST
  * that passes the slack trims it back to max in one go.  Transactions of
  * 100 events each (revision r holds events 100 (r - 1) + 1 ... 100 r), so
  * that the suite stays quick on etcd too. */
+/* Revision r's keys in the log below: single puts, and two revisions of
+ * more events than a page of a cursor holds (etcd reads the log in pages
+ * of 128 events, each within a window of 128 revisions). */
+#define LONG_LOG_REVS 452
+static size_t long_log_keys(uint64_t r)
+{
+    return r == 301 ? 200 : r == 402 ? 130 : 1;
+}
+
+static void long_log_key(uint64_t r, size_t i, char *out, size_t size)
+{
+    snprintf(out, size, "w/%llu/%zu", (unsigned long long)r, i);
+}
+
+START_TEST(reads_from_far_behind_see_every_event_once_in_order)
+{
+    static struct seen s;
+    static char names[200][32];
+    const char *keys[200];
+    static const uint64_t afters[] = {0, 1, 127, 250, 300, 301, 350, 401, 451};
+    etagkv_changes_page page;
+
+    for (uint64_t r = 1; r <= LONG_LOG_REVS; r++) {
+        for (size_t i = 0; i < long_log_keys(r); i++) {
+            long_log_key(r, i, names[i], sizeof names[i]);
+            keys[i] = names[i];
+        }
+        commit_one_revision(keys, long_log_keys(r));
+    }
+    for (size_t a = 0; a < sizeof afters / sizeof afters[0]; a++) {
+        size_t at = 0;
+
+        ck_assert_int_eq(read_changes(NULL, 0, afters[a], 0, &s, &page),
+                         ETAGKV_OK);
+        for (uint64_t r = afters[a] + 1; r <= LONG_LOG_REVS; r++) {
+            for (size_t i = 0; i < long_log_keys(r); i++, at++) {
+                char want[32];
+
+                ck_assert_uint_lt(at, s.n);
+                long_log_key(r, i, want, sizeof want);
+                ck_assert_uint_eq(s.ev[at].revision, r);
+                ck_assert_str_eq(s.key[at], want);
+            }
+        }
+        ck_assert_uint_eq(s.n, at);
+        ck_assert_int_eq(page.more, 0);
+        ck_assert_uint_eq(page.next, LONG_LOG_REVS);
+    }
+    /* And one key's events alone, as a 412's diagnosis reads them. */
+    ck_assert_int_eq(
+        read_changes("w/402/129", ETAGKV_CHANGES_KEY, 100, 0, &s, &page),
+        ETAGKV_OK);
+    ck_assert_uint_eq(s.n, 1);
+    ck_assert_uint_eq(s.ev[0].revision, 402);
+}
+END_TEST
+
 START_TEST(a_large_window_is_trimmed_back_once_it_passes_its_slack)
 {
     etagkv_stats stats;
@@ -808,6 +865,7 @@ int main(void)
         tc, puts_and_deletes_are_logged_in_commit_order_with_their_state);
     tcase_add_test(tc, failed_preconditions_and_missing_keys_log_nothing);
     tcase_add_test(tc, prefix_and_key_filters_select_events);
+    tcase_add_test(tc, reads_from_far_behind_see_every_event_once_in_order);
     tcase_add_test(tc, a_page_never_splits_the_events_of_one_revision);
     tcase_add_test(tc, one_read_looks_at_a_bounded_part_of_the_log);
     tcase_add_test(tc, the_window_is_bounded_and_older_reads_are_compacted);
