@@ -303,9 +303,10 @@ static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
         recorded += (size_t)ops[i]->recorded;
     }
     if (st == ETAGKV_OK && !dirty) {
-        /* Only failed preconditions or missing keys: nothing to sync. */
-        ekv_write_abort(txn);
-        return ETAGKV_OK;
+        /* Only failed preconditions or missing keys: nothing to sync,
+         * once the engine has made sure they were decided on the store's
+         * state (etcd's remembered keys, backend.h). */
+        return ekv_write_settle(txn);
     }
     if (st == ETAGKV_OK && changed > 0)
         st = ekv_revision_put(txn, rev);

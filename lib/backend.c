@@ -102,6 +102,14 @@ etagkv_status ekv_write_commit(ekv_txn *txn)
     return txn->env->ops->write_commit(txn);
 }
 
+etagkv_status ekv_write_settle(ekv_txn *txn)
+{
+    if (txn->env->ops->write_settle != NULL)
+        return txn->env->ops->write_settle(txn);
+    txn->env->ops->write_abort(txn);
+    return ETAGKV_OK;
+}
+
 etagkv_status ekv_env_grow(struct ekv_env *env, const ekv_txn *failed)
 {
     return env->ops->grow(env, failed);

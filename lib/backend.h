@@ -120,6 +120,16 @@ void ekv_read_release(ekv_txn *txn);
 etagkv_status ekv_write_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_write_abort(ekv_txn *txn);
 
+/* End a write transaction that wrote nothing but whose reads decided
+ * answers (412s, missing keys): ETAGKV_OK when what it read was the
+ * store's state at some point after it began, so the answers stand;
+ * otherwise, as a commit that lost, txn->conflict set and the batch is run
+ * again.  An engine whose reads are of one snapshot taken at the begin
+ * (LMDB) only aborts; etcd may have read some keys from what the handle
+ * remembers (etcd_known.c) and compares them first.  Ends txn either
+ * way. */
+etagkv_status ekv_write_settle(ekv_txn *txn);
+
 /* Say, before a write transaction's first read, what it is about to read:
  * the entry under key in table (limit 0), or up to limit entries of table
  * from key on, in key order, as a cursor seeked there walks them (key_len
@@ -277,6 +287,9 @@ struct ekv_backend_ops {
     etagkv_status (*write_begin)(struct ekv_env *env, ekv_txn *txn);
     void (*write_abort)(ekv_txn *txn);
     etagkv_status (*write_commit)(ekv_txn *txn);
+    /* NULL: write_abort, every read being of the transaction's own
+     * snapshot (LMDB). */
+    etagkv_status (*write_settle)(ekv_txn *txn);
     /* NULL when the engine takes no hints (LMDB). */
     etagkv_status (*prefetch)(ekv_txn *txn, enum ekv_table table,
                               const void *key, size_t key_len, const void *end,

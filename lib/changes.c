@@ -336,6 +336,7 @@ struct changes_read {
     size_t prefix_len;
     int exact;
     size_t limit;
+    uint64_t upto; /* the last revision walked (0: to the end) */
     etagkv_event_fn fn;
     void *ctx;
     etagkv_changes_page *page;
@@ -373,6 +374,11 @@ static etagkv_status changes_walk(ekv_cursor *cur, uint64_t after,
         st = change_decode(&k, &v, &ev, NULL);
         if (st != ETAGKV_OK)
             return st;
+        if (q->upto != 0 && ev.revision > q->upto) {
+            q->page->more = 1; /* the caller asked no further */
+            q->page->next = q->upto;
+            return ETAGKV_OK;
+        }
         if (stop_rev != 0 && ev.revision != stop_rev) {
             q->page->more = 1;
             q->page->next = stop_rev;
@@ -406,10 +412,25 @@ etagkv_status etagkv_changes(etagkv_store *s, const void *prefix,
                              size_t limit, etagkv_event_fn fn, void *ctx,
                              etagkv_changes_page *page)
 {
+    return ekv_changes_upto(s, prefix, prefix_len, flags, after, 0, limit, fn,
+                            ctx, page);
+}
+
+etagkv_status ekv_changes_upto(etagkv_store *s, const void *prefix,
+                               size_t prefix_len, unsigned flags,
+                               uint64_t after, uint64_t upto, size_t limit,
+                               etagkv_event_fn fn, void *ctx,
+                               etagkv_changes_page *page)
+{
     etagkv_changes_page local;
-    struct changes_read q = {
-        prefix, prefix_len, (flags & ETAGKV_CHANGES_KEY) != 0, limit,
-        fn,     ctx,        page != NULL ? page : &local};
+    struct changes_read q = {.prefix = prefix,
+                             .prefix_len = prefix_len,
+                             .exact = (flags & ETAGKV_CHANGES_KEY) != 0,
+                             .limit = limit,
+                             .upto = upto,
+                             .fn = fn,
+                             .ctx = ctx,
+                             .page = page != NULL ? page : &local};
     ekv_txn txn;
     ekv_cursor cur;
     etagkv_status st;

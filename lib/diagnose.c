@@ -16,7 +16,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "store.h"
 
 struct search {
     const etagkv_cond *cond;
@@ -98,8 +98,8 @@ static etagkv_status search(etagkv_store *s, const void *key, size_t key_len,
         q->seen = q->held = 0;
         q->held_revision = 0;
         q->found = 0;
-        st = etagkv_changes(s, key, key_len, ETAGKV_CHANGES_KEY, from, 0,
-                            on_event, q, page);
+        st = ekv_changes_upto(s, key, key_len, ETAGKV_CHANGES_KEY, from,
+                              q->upto, 0, on_event, q, page);
         if (st == ETAGKV_COMPACTED) {
             after = page->min_after;
             compacted++;

@@ -173,6 +173,7 @@ static void etcd_close(struct ekv_env *base)
         return;
     ekv_etcd_watch_stop(base);
     ekv_etcd_client_free(env->client);
+    ekv_etcd_known_free(env->known);
     if (env->lock_ready)
         (void)pthread_mutex_destroy(&env->write_lock);
     free(env->prefix);
@@ -195,7 +196,10 @@ static etagkv_status etcd_open(const char *where, const etagkv_options *opts,
         return ETAGKV_NO_MEMORY;
     }
     env->lock_ready = 1;
-    st = parse(env, where);
+    env->known_backoff = 1;
+    st = ekv_etcd_known_new(&env->known);
+    if (st == ETAGKV_OK)
+        st = parse(env, where);
     if (st == ETAGKV_OK)
         st = check_format(env, opts->read_only != 0);
     if (st != ETAGKV_OK) {
@@ -271,6 +275,7 @@ const struct ekv_backend_ops ekv_etcd_ops = {
     .write_begin = ekv_etcd_write_begin,
     .write_abort = ekv_etcd_write_abort,
     .write_commit = ekv_etcd_write_commit,
+    .write_settle = ekv_etcd_write_settle,
     .grow = etcd_grow,
     .flush = etcd_flush,
     .record_get = ekv_etcd_record_get,

@@ -81,6 +81,35 @@ etagkv_status ekv_etcd_set_bytes(json_t *obj, const char *field,
  * ETAGKV_CORRUPT for invalid input, ETAGKV_NO_MEMORY. */
 etagkv_status ekv_b64_decode(const char *s, uint8_t **out, size_t *len);
 
+/* ---- what the handle's write transactions last saw (etcd_known.c) ---------
+ */
+
+struct ekv_etcd_known;
+
+struct ekv_etcd_known_item {
+    const char *key; /* the full etcd key */
+    size_t key_len;
+    const uint8_t *val;
+    size_t val_len;
+    int present;
+    int64_t mod_revision; /* 0 when absent */
+};
+
+etagkv_status ekv_etcd_known_new(struct ekv_etcd_known **out);
+void ekv_etcd_known_free(struct ekv_etcd_known *k); /* accepts NULL */
+
+/* key's entry (valid until the next put, forget or clear), or NULL. */
+const struct ekv_etcd_known_item *
+ekv_etcd_known_get(struct ekv_etcd_known *k, const char *key, size_t key_len);
+
+/* Remember key's state (a value too large, or no memory: forget it). */
+void ekv_etcd_known_put(struct ekv_etcd_known *k, const char *key,
+                        size_t key_len, const void *val, size_t val_len,
+                        int present, int64_t mod_revision);
+void ekv_etcd_known_forget(struct ekv_etcd_known *k, const char *key,
+                           size_t key_len);
+void ekv_etcd_known_clear(struct ekv_etcd_known *k); /* accepts NULL */
+
 /* ---- the environment (etcd_env.c) ------------------------------------------
  */
 
@@ -98,6 +127,15 @@ struct ekv_etcd_env {
      * layers above touch per-store state inside it (changes.c, idem.c). */
     pthread_mutex_t write_lock;
     int lock_ready;
+    /* Under write_lock: what this handle's commits left (etcd_txn.c takes
+     * from it while known_skip is 0).  After a commit that lost on a
+     * remembered key (another writer on the prefix), the next known_skip
+     * write transactions read afresh, as many as known_backoff says,
+     * which doubles at each such loss in a row up to KNOWN_BACKOFF_MAX:
+     * two front ends on one prefix always conflict on P/m/revision, and a
+     * lost write Txn costs etcd a Raft round where a read costs a read. */
+    struct ekv_etcd_known *known;
+    unsigned known_skip, known_backoff;
 };
 
 static inline struct ekv_etcd_env *ekv_etcd_of(struct ekv_env *env)
@@ -179,6 +217,10 @@ struct ekv_etcd_txn {
      * log's cursors read in windows below it, etcd_table.c). */
     uint64_t store_revision;
     int store_revision_known;
+    /* A write transaction that may take keys from env->known, and how
+     * many its read set holds from there. */
+    int use_known;
+    size_t n_known;
     void **blocks; /* everything allocated for the transaction */
     size_t n_blocks, cap_blocks;
 };
@@ -267,6 +309,11 @@ void ekv_etcd_read_release(ekv_txn *txn);
 etagkv_status ekv_etcd_write_begin(struct ekv_env *env, ekv_txn *txn);
 void ekv_etcd_write_abort(ekv_txn *txn);
 etagkv_status ekv_etcd_write_commit(ekv_txn *txn);
+
+/* End a write transaction that writes nothing (backend.h,
+ * ekv_write_settle()): when it took keys from the handle's memory, one
+ * read-only Txn compares its whole read set first. */
+etagkv_status ekv_etcd_write_settle(ekv_txn *txn);
 
 /* ---- tables and cursors (etcd_table.c) -------------------------------------
  */

@@ -150,6 +150,85 @@ etagkv_status ekv_etcd_remember(struct ekv_etcd_txn *t,
     return set_put(&t->reads, it, 0);
 }
 
+/* ---- what the handle remembers (etcd_known.c) ------------------------------
+ */
+
+/* Does the handle remember keys like k (records, lease entries,
+ * counters)? */
+static int knowable(const struct ekv_etcd_env *env, const char *k, size_t k_len)
+{
+    return k_len > env->prefix_len + 3 && k[env->prefix_len + 2] == '/' &&
+           memchr("rlm", k[env->prefix_len + 1], 3) != NULL;
+}
+
+/* In *it, what the handle remembers of k (k itself is transaction
+ * memory), copied into transaction memory: 1, or 0 when it remembers
+ * nothing, may not take from there, or is out of memory (a read then). */
+static int take_known(ekv_txn *txn, const char *k, size_t k_len,
+                      struct ekv_etcd_item *it)
+{
+    struct ekv_etcd_env *env = ekv_etcd_of(txn->env);
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    const struct ekv_etcd_known_item *got;
+
+    if (!t->use_known || !knowable(env, k, k_len))
+        return 0;
+    got = ekv_etcd_known_get(env->known, k, k_len);
+    if (got == NULL)
+        return 0;
+    memset(it, 0, sizeof(*it));
+    it->key = (char *)k;
+    it->key_len = k_len;
+    it->present = got->present;
+    it->mod_revision = got->mod_revision;
+    it->val_len = got->val_len;
+    it->val = ekv_etcd_alloc(t, got->val_len);
+    if (it->val == NULL)
+        return 0;
+    if (got->val_len > 0)
+        memcpy(it->val, got->val, got->val_len);
+    t->n_known++;
+    return 1;
+}
+
+/* After a commit at etcd revision rev: every knowable key of the write
+ * set as written, and of the read set as read (the compares held, so it
+ * was still so). */
+static void remember_commit(ekv_txn *txn, int64_t rev)
+{
+    struct ekv_etcd_env *env = ekv_etcd_of(txn->env);
+    const struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+
+    for (size_t i = 0; i < t->reads.n; i++) {
+        const struct ekv_etcd_item *r = &t->reads.v[i];
+
+        if (knowable(env, r->key, r->key_len) &&
+            set_get(&t->writes, r->key, r->key_len) == NULL)
+            ekv_etcd_known_put(env->known, r->key, r->key_len, r->val,
+                               r->val_len, r->present, r->mod_revision);
+    }
+    for (size_t i = 0; i < t->writes.n; i++) {
+        const struct ekv_etcd_item *w = &t->writes.v[i];
+
+        if (knowable(env, w->key, w->key_len))
+            ekv_etcd_known_put(env->known, w->key, w->key_len, w->val,
+                               w->val_len, w->present, w->present ? rev : 0);
+    }
+}
+
+/* Transactions in a row that read afresh after a commit lost on a
+ * remembered key, at most (etcd_env.h, known_backoff). */
+#define KNOWN_BACKOFF_MAX 256
+
+/* The commit or settle of a transaction that took keys from the handle's
+ * memory lost: the next ones read afresh for a while (etcd_env.h). */
+static void distrust(struct ekv_etcd_env *env)
+{
+    env->known_skip = env->known_backoff;
+    if (env->known_backoff < KNOWN_BACKOFF_MAX)
+        env->known_backoff *= 2;
+}
+
 /* ---- Range ------------------------------------------------------------------
  */
 
@@ -528,6 +607,8 @@ etagkv_status ekv_etcd_lookup(ekv_txn *txn, const char *k, size_t k_len,
     got = set_get(&t->cache, k, k_len);
     if (got != NULL) {
         it = *got; /* fetched by the first read: now read */
+    } else if (take_known(txn, k, k_len, &it)) {
+        /* as the handle's last commit left it: the commit compares it */
     } else {
         st = ekv_etcd_range(txn, k, k_len, NULL, 0, 0, 0, &got, &n, &more,
                             &count);
@@ -615,10 +696,13 @@ etagkv_status ekv_etcd_learn(ekv_txn *txn, const char *start, size_t len,
         struct ekv_etcd_item it = {.key = w->key, .key_len = w->key_len};
         const struct ekv_etcd_item *got =
             set_get(&t->cache, w->key, w->key_len);
+        int have = got != NULL;
 
-        if (got != NULL)
+        if (have)
             it = *got;
-        if (got != NULL || absent)
+        else
+            have = take_known(txn, w->key, w->key_len, &it);
+        if (have || absent)
             st = set_put(&t->reads, &it, 0);
     }
     if (st == ETAGKV_OK)
@@ -692,6 +776,13 @@ static etagkv_status begin(struct ekv_env *env, ekv_txn *txn, int write)
     t->write = write;
     for (size_t i = 0; i < 4; i++)
         t->counts[i] = -1;
+    if (write) {
+        struct ekv_etcd_env *e = ekv_etcd_of(env); /* write_lock held */
+
+        t->use_known = e->known_skip == 0;
+        if (e->known_skip > 0)
+            e->known_skip--;
+    }
     txn->env = env;
     txn->handle = t;
     txn->map_bytes = 0;
@@ -797,7 +888,8 @@ static json_t *request_of(const struct ekv_etcd_item *it)
     return op;
 }
 
-/* The Txn request: every read compared, every write applied. */
+/* The Txn request: every read compared, every write applied (none: a
+ * read-only Txn, which etcd answers without a Raft round). */
 static json_t *txn_request(const struct ekv_etcd_txn *t)
 {
     json_t *req = json_object(), *cmp = json_array(), *ops = json_array();
@@ -809,7 +901,7 @@ static json_t *txn_request(const struct ekv_etcd_txn *t)
         bad = json_array_append_new(ops, request_of(&t->writes.v[i])) != 0;
     if (!bad)
         bad = json_object_set(req, "compare", cmp) ||
-              json_object_set(req, "success", ops);
+              (t->writes.n > 0 && json_object_set(req, "success", ops));
     json_decref(cmp);
     json_decref(ops);
     if (bad) {
@@ -819,29 +911,63 @@ static json_t *txn_request(const struct ekv_etcd_txn *t)
     return req;
 }
 
-etagkv_status ekv_etcd_write_commit(ekv_txn *txn)
+/* Send the commit (writes 0: only the compares) and end the
+ * transaction.  What the handle remembers follows the outcome: a commit
+ * updates it; a lost one that had taken keys from it makes the next
+ * transactions read afresh; a request that failed, whose outcome may be
+ * unknown, empties it. */
+static etagkv_status send_commit(ekv_txn *txn, int writes)
 {
+    struct ekv_etcd_env *env = ekv_etcd_of(txn->env);
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
-    json_t *req = NULL, *reply = NULL;
-    etagkv_status st = ETAGKV_OK;
+    json_t *req = txn_request(t), *reply = NULL;
+    etagkv_status st = req != NULL ? ekv_etcd_call(env->client, "/v3/kv/txn",
+                                                   req, writes, &reply)
+                                   : ETAGKV_NO_MEMORY;
 
-    if (t->writes.n > 0)
-        st = ekv_etcd_counters_update(txn);
-    if (st == ETAGKV_OK && t->writes.n > 0) {
-        req = txn_request(t);
-        st = req != NULL ? ekv_etcd_call(ekv_etcd_of(txn->env)->client,
-                                         "/v3/kv/txn", req, 1, &reply)
-                         : ETAGKV_NO_MEMORY;
-    }
-    if (st == ETAGKV_OK && reply != NULL &&
-        !json_is_true(json_object_get(reply, "succeeded"))) {
+    if (st == ETAGKV_OK && !json_is_true(json_object_get(reply, "succeeded"))) {
         txn->conflict = 1;
         st = ekv_fail(ETAGKV_UNAVAILABLE,
                       "etcd: another writer changed a key this transaction "
                       "read, again and again");
+        if (t->n_known > 0)
+            distrust(env);
+    } else if (st == ETAGKV_OK && writes) {
+        remember_commit(
+            txn, ekv_etcd_int(json_object_get(json_object_get(reply, "header"),
+                                              "revision")));
+        if (t->n_known > 0)
+            env->known_backoff = 1; /* remembering paid off */
+    } else if (st != ETAGKV_OK && writes) {
+        ekv_etcd_known_clear(env->known);
     }
     json_decref(req);
     json_decref(reply);
     ekv_etcd_write_abort(txn);
     return st;
+}
+
+etagkv_status ekv_etcd_write_settle(ekv_txn *txn)
+{
+    /* Read at one pinned revision, every answer stands as of it. */
+    if (ekv_etcd_txn_of(txn)->n_known == 0) {
+        ekv_etcd_write_abort(txn);
+        return ETAGKV_OK;
+    }
+    return send_commit(txn, 0);
+}
+
+etagkv_status ekv_etcd_write_commit(ekv_txn *txn)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    etagkv_status st;
+
+    if (t->writes.n == 0)
+        return ekv_etcd_write_settle(txn);
+    st = ekv_etcd_counters_update(txn);
+    if (st != ETAGKV_OK) {
+        ekv_etcd_write_abort(txn);
+        return st;
+    }
+    return send_commit(txn, 1);
 }

@@ -280,6 +280,16 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended);
 void ekv_changes_pending(const etagkv_store *s, struct ekv_changes_view *v);
 void ekv_changes_committed(etagkv_store *s, const struct ekv_changes_view *v);
 
+/* etagkv_changes(), walking no event after revision upto (0: to the
+ * end; before a later one the page ends, more 1, next upto): the 412's
+ * diagnosis (diagnose.c) wants a key's events up to the refusal's state, and
+ * the log goes on past that, all keys mixed. */
+etagkv_status ekv_changes_upto(etagkv_store *s, const void *prefix,
+                               size_t prefix_len, unsigned flags,
+                               uint64_t after, uint64_t upto, size_t limit,
+                               etagkv_event_fn fn, void *ctx,
+                               etagkv_changes_page *page);
+
 /* Before a batch's first read: announce the oldest events ekv_changes_trim()
  * will look at (ekv_prefetch()) after appending about `appended`, when the
  * trim looks like being due. */

@@ -42,6 +42,7 @@ struct config {
     const char *etcd;
     const char *listen;
     unsigned threads;
+    int threads_given;
     etagkv_sync_mode sync_mode;
     uint64_t max_value_bytes;
     uint64_t max_txn_ops, max_txn_bytes; /* POST /txn (DESIGN §7) */
@@ -82,7 +83,8 @@ static void usage(FILE *f)
         "  --listen HOST:PORT     address to listen on (default\n"
         "                         127.0.0.1:8080; [::1]:8080 for IPv6;\n"
         "                         port 0 picks a free port)\n"
-        "  --threads N            worker threads (default: CPUs, at least 4)\n"
+        "  --threads N            worker threads (default: CPUs, at least 4;\n"
+        "                         at least 16 with --etcd)\n"
         "  --sync-mode MODE       when a write is acknowledged: sync (once\n"
         "                         on stable storage; the default),\n"
         "                         pipelined (as durable, one flush per\n"
@@ -173,6 +175,9 @@ static int parse_unsigned(const char *opt, const char *s, unsigned lo,
     *out = (unsigned)v;
     return 0;
 }
+
+/* Worker threads by default on etcd (at least). */
+#define ETCD_THREADS 16
 
 static unsigned default_threads(void)
 {
@@ -322,6 +327,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         case 'l': cfg->listen = optarg; break;
         case 't':
             rc = parse_unsigned("threads", optarg, 1, 1024, &cfg->threads);
+            cfg->threads_given = 1;
             break;
         case 's': cfg->sync_mode = ETAGKV_SYNC; break;
         case 'n': cfg->sync_mode = ETAGKV_NOSYNC; break;
@@ -431,6 +437,12 @@ static int parse_options(int argc, char **argv, struct config *cfg)
     }
     if (rc == 0 && check_listen(cfg->listen, &cfg->loopback) != 0)
         rc = -1;
+    /* On etcd a GET or a HEAD waits for etcd in the worker thread, and
+     * stalls the worker's other connections meanwhile: more workers, which
+     * mostly wait (docs/http.md, --threads). */
+    if (rc == 0 && cfg->etcd != NULL && !cfg->threads_given &&
+        cfg->threads < ETCD_THREADS)
+        cfg->threads = ETCD_THREADS;
     if (rc == 0 && cfg->max_connections < cfg->threads) {
         /* MHD shares the limit out between the worker threads. */
         fprintf(stderr, "etagkv-server: --max-connections must be at least "

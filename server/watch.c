@@ -65,6 +65,10 @@ struct srv_watch {
     int wake_fd;    /* ours: a new hold, or stop */
     int hangup_fd;  /* epoll: the held requests' sockets, for a hang-up */
     uint64_t swept; /* revision up to which the held requests were matched */
+    /* A commit came while nothing was held, and its events were not read
+     * (sweep()): swept may be behind, so every stream held is fresh until
+     * a sweep reads the events again. */
+    int unswept;
     uint64_t nearest_ns;    /* the deadline the watcher sleeps until, or max */
     struct sweep_events ev; /* the watcher thread's, for sweep() */
     pthread_t thread;
@@ -238,6 +242,17 @@ static int sweep(struct srv *s, int commit)
     uint64_t now = srv_now_ns(), nearest = UINT64_MAX, rev = 0;
     int all = 0;
 
+    if (commit) {
+        /* With nothing held, the events concern nobody: not read (on etcd
+         * a read of the log is three requests, on every commit).  A
+         * request held from now on is fresh (park()). */
+        (void)pthread_mutex_lock(&w->lock);
+        if (w->held == NULL) {
+            w->unswept = 1;
+            commit = 0;
+        }
+        (void)pthread_mutex_unlock(&w->lock);
+    }
     if (commit)
         all = !read_events(s, ev, &rev);
     (void)pthread_mutex_lock(&w->lock);
@@ -259,8 +274,11 @@ static int sweep(struct srv *s, int commit)
         if (r->deadline_ns < nearest)
             nearest = r->deadline_ns;
     }
-    if (commit && rev > w->swept)
-        w->swept = rev;
+    if (commit && rev != 0) { /* read: every event up to rev was matched */
+        if (rev > w->swept)
+            w->swept = rev;
+        w->unswept = 0;
+    }
     w->nearest_ns = nearest;
     (void)pthread_mutex_unlock(&w->lock);
     resume_all(s, ready);
@@ -560,8 +578,10 @@ static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
      * lock; so only when w->swept has passed r->after are there events it
      * may have missed.  (A sweep between its read and this lock reads its
      * events first, then takes the lock: either it finds r held, or it
-     * has moved w->swept on before r looks at it.) */
-    r->watch_fresh = !r->stream || w->swept > r->watch_scanned;
+     * has moved w->swept on before r looks at it.)  And when a sweep
+     * skipped its read with nothing held (w->unswept), w->swept may be
+     * behind commits that r did not see either. */
+    r->watch_fresh = !r->stream || w->unswept || w->swept > r->watch_scanned;
     r->conn = c;
     watch_hangup(w, c, r);
     r->watch_prev = NULL;

@@ -208,6 +208,64 @@ START_TEST(a_to_b_to_a_is_caught_by_if_revision_not_by_if_match)
 }
 END_TEST
 
+/* A handle takes the keys its own last commit wrote from memory
+ * (etcd_known.c) instead of reading them, and the commit's compares catch
+ * what another handle changed since: every answer, a 412 and its current
+ * state included, is the one a fresh read would have given. */
+START_TEST(answers_on_what_a_handle_remembers_are_those_of_a_fresh_read)
+{
+    etagkv_store *a = tu_open(dir, NULL), *b = tu_open(dir, NULL);
+    etagkv_meta ma, mb, m;
+    etagkv_cond *c = NULL;
+
+    ck_assert_int_eq(etagkv_put(a, "k", 1, "v1", 2, NULL, NULL, &ma),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_put(b, "k", 1, "v2", 2, NULL, NULL, &mb),
+                     ETAGKV_OK);
+    /* a remembers v1: If-Match on v2's ETag holds all the same. */
+    ck_assert_int_eq(etagkv_cond_if_match(mb.etag, &c), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(a, "k", 1, "v3", 2, NULL, c, &ma), ETAGKV_OK);
+    ck_assert_uint_eq(ma.version, 3);
+    etagkv_cond_free(c);
+    /* a remembers v3, b wrote v4: a 412 that carries v4's state. */
+    ck_assert_int_eq(etagkv_put(b, "k", 1, "v4", 2, NULL, NULL, &mb),
+                     ETAGKV_OK);
+    ck_assert_int_eq(etagkv_cond_if_match(ma.etag, &c), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(a, "k", 1, "v5", 2, NULL, c, &m),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_str_eq(m.etag, mb.etag);
+    ck_assert_uint_eq(m.mod_revision, mb.mod_revision);
+    etagkv_cond_free(c);
+    /* a remembers the key present, b deleted it: create-only creates. */
+    ck_assert_int_eq(etagkv_put(a, "j", 1, "x", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_delete(b, "j", 1, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(a, "j", 1, "y", 1, NULL, c, &m),
+                     ETAGKV_CREATED);
+    ck_assert_uint_eq(m.version, 1);
+    etagkv_cond_free(c);
+    /* a remembers the key absent (its delete), b created it: a's delete
+     * finds it, and a's create-only does not. */
+    ck_assert_int_eq(etagkv_delete(a, "j", 1, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(b, "j", 1, "z", 1, NULL, NULL, &mb),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(a, "j", 1, "w", 1, NULL, c, &m),
+                     ETAGKV_PRECONDITION_FAILED);
+    ck_assert_str_eq(m.etag, mb.etag);
+    etagkv_cond_free(c);
+    ck_assert_int_eq(etagkv_delete(b, "j", 1, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_delete(a, "j", 1, NULL, NULL), ETAGKV_NOT_FOUND);
+    /* And the store revision: a remembers its own, b moved it. */
+    ck_assert_int_eq(etagkv_put(a, "k", 1, "v6", 2, NULL, NULL, &ma),
+                     ETAGKV_OK);
+    ck_assert_uint_eq(ma.mod_revision, mb.mod_revision + 2);
+    etagkv_store_close(a);
+    etagkv_store_close(b);
+}
+END_TEST
+
 /* Drain fd until it stays quiet for quiet_ms; 1 if it was ever readable. */
 static int drain(int fd, int quiet_ms)
 {
@@ -655,6 +713,8 @@ int main(void)
     tcase_add_test(tc, two_handles_racing_cas_increments_lose_no_update);
     tcase_add_test(tc, a_write_through_one_handle_is_seen_through_the_other);
     tcase_add_test(tc, a_to_b_to_a_is_caught_by_if_revision_not_by_if_match);
+    tcase_add_test(
+        tc, answers_on_what_a_handle_remembers_are_those_of_a_fresh_read);
     tcase_add_test(tc,
                    a_commit_through_another_handle_wakes_this_ones_watchers);
     tcase_add_test(tc, a_dead_endpoint_fails_over_to_the_next);
