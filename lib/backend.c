@@ -120,6 +120,14 @@ etagkv_status ekv_env_flush(struct ekv_env *env)
     return env->ops->flush(env);
 }
 
+etagkv_status ekv_record_previous(ekv_txn *txn, const void *key, size_t key_len,
+                                  ekv_record *cur, ekv_record *prev)
+{
+    if (txn->env->ops->record_previous == NULL)
+        return ETAGKV_UNSUPPORTED;
+    return txn->env->ops->record_previous(txn, key, key_len, cur, prev);
+}
+
 etagkv_status ekv_record_get(ekv_txn *txn, const void *key, size_t key_len,
                              ekv_record *r)
 {

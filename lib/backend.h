@@ -183,6 +183,15 @@ etagkv_status ekv_env_grow(struct ekv_env *env, const ekv_txn *failed);
 
 /* Read and decode the record of key.  ETAGKV_OK with *r set (pointers valid
  * until the transaction changes or ends), ETAGKV_NOT_FOUND, or an error. */
+/* In read transaction txn, the record under key (*cur) and the record its
+ * last write replaced (*prev), both as of the transaction's snapshot.
+ * ETAGKV_NOT_FOUND when the key is absent, or was absent just before
+ * that write (created, not replaced); ETAGKV_UNSUPPORTED when the engine
+ * keeps no history (LMDB); ETAGKV_COMPACTED when it has let it go
+ * (etcd). */
+etagkv_status ekv_record_previous(ekv_txn *txn, const void *key, size_t key_len,
+                                  ekv_record *cur, ekv_record *prev);
+
 etagkv_status ekv_record_get(ekv_txn *txn, const void *key, size_t key_len,
                              ekv_record *r);
 
@@ -296,6 +305,10 @@ struct ekv_backend_ops {
                               size_t end_len, size_t limit);
     etagkv_status (*grow)(struct ekv_env *env, const ekv_txn *failed);
     etagkv_status (*flush)(struct ekv_env *env);
+    /* NULL when the engine keeps no history (LMDB). */
+    etagkv_status (*record_previous)(ekv_txn *txn, const void *key,
+                                     size_t key_len, ekv_record *cur,
+                                     ekv_record *prev);
     etagkv_status (*record_get)(ekv_txn *txn, const void *key, size_t key_len,
                                 ekv_record *r);
     etagkv_status (*record_reserve)(ekv_txn *txn, const void *key,

@@ -278,6 +278,7 @@ const struct ekv_backend_ops ekv_etcd_ops = {
     .write_settle = ekv_etcd_write_settle,
     .grow = etcd_grow,
     .flush = etcd_flush,
+    .record_previous = ekv_etcd_record_previous,
     .record_get = ekv_etcd_record_get,
     .record_reserve = ekv_etcd_record_reserve,
     .record_delete = ekv_etcd_record_delete,

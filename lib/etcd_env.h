@@ -110,6 +110,14 @@ void ekv_etcd_known_forget(struct ekv_etcd_known *k, const char *key,
                            size_t key_len);
 void ekv_etcd_known_clear(struct ekv_etcd_known *k); /* accepts NULL */
 
+/* The keys remembered, and in *bytes the memory they take. */
+size_t ekv_etcd_known_count(const struct ekv_etcd_known *k, size_t *bytes);
+
+/* The bounds (etcd_known.c). */
+#define EKV_ETCD_KNOWN_MAX_ENTRIES 65536
+#define EKV_ETCD_KNOWN_MAX_BYTES ((size_t)64 << 20)
+#define EKV_ETCD_KNOWN_VAL_MAX ((size_t)64 << 10)
+
 /* ---- the environment (etcd_env.c) ------------------------------------------
  */
 
@@ -320,6 +328,11 @@ etagkv_status ekv_etcd_write_settle(ekv_txn *txn);
 
 etagkv_status ekv_etcd_record_get(ekv_txn *txn, const void *key, size_t key_len,
                                   ekv_record *r);
+/* backend.h, ekv_record_previous(): etcd's own history of the key (a Range
+ * at the revision before its last write; etcd_txn.c). */
+etagkv_status ekv_etcd_record_previous(ekv_txn *txn, const void *key,
+                                       size_t key_len, ekv_record *cur,
+                                       ekv_record *prev);
 etagkv_status ekv_etcd_record_reserve(ekv_txn *txn, const void *key,
                                       size_t key_len, size_t bytes, void **dst);
 etagkv_status ekv_etcd_record_delete(ekv_txn *txn, const void *key,

@@ -27,9 +27,9 @@
 #include "etcd_env.h"
 
 #define KNOWN_BUCKETS 16384 /* a power of two */
-#define KNOWN_MAX_ENTRIES 65536
-#define KNOWN_MAX_BYTES ((size_t)64 << 20)
-#define KNOWN_VAL_MAX ((size_t)64 << 10)
+#define KNOWN_MAX_ENTRIES EKV_ETCD_KNOWN_MAX_ENTRIES
+#define KNOWN_MAX_BYTES EKV_ETCD_KNOWN_MAX_BYTES
+#define KNOWN_VAL_MAX EKV_ETCD_KNOWN_VAL_MAX
 
 struct known_entry {
     struct known_entry *next;
@@ -74,6 +74,12 @@ static void drop(struct ekv_etcd_known *k, struct known_entry **at)
     k->n--;
     k->bytes -= entry_bytes(e);
     free(e);
+}
+
+size_t ekv_etcd_known_count(const struct ekv_etcd_known *k, size_t *bytes)
+{
+    *bytes = k->bytes;
+    return k->n;
 }
 
 void ekv_etcd_known_clear(struct ekv_etcd_known *k)

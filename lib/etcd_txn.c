@@ -623,6 +623,55 @@ etagkv_status ekv_etcd_lookup(ekv_txn *txn, const char *k, size_t k_len,
     return st;
 }
 
+/* The record in item it, decoded. */
+static etagkv_status record_of(const struct ekv_etcd_item *it, ekv_record *r)
+{
+    if (ekv_record_decode(it->val, it->val_len, r) != ETAGKV_OK)
+        return ekv_fail(ETAGKV_CORRUPT, "record of %zu bytes fails to decode",
+                        it->val_len);
+    return ETAGKV_OK;
+}
+
+etagkv_status ekv_etcd_record_previous(ekv_txn *txn, const void *key,
+                                       size_t key_len, ekv_record *cur,
+                                       ekv_record *prev)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+    const struct ekv_etcd_item *it;
+    struct ekv_etcd_item *items = NULL;
+    json_t *req = NULL, *reply = NULL;
+    int64_t pinned = t->revision;
+    size_t n = 0;
+    char *k;
+    size_t k_len;
+    etagkv_status st = ekv_etcd_key(txn, 'r', key, key_len, &k, &k_len);
+
+    if (st == ETAGKV_OK)
+        st = ekv_etcd_lookup(txn, k, k_len, &it);
+    if (st == ETAGKV_OK && (!it->present || it->mod_revision <= 1))
+        st = ETAGKV_NOT_FOUND;
+    if (st == ETAGKV_OK)
+        st = record_of(it, cur);
+    if (st != ETAGKV_OK)
+        return st;
+    /* etcd's revision just before the last write: the key as it was. */
+    t->revision = it->mod_revision - 1;
+    req = range_request(t, k, k_len, NULL, 0, 0, 0);
+    t->revision = pinned;
+    st = req != NULL ? ekv_etcd_call(ekv_etcd_of(txn->env)->client,
+                                     "/v3/kv/range", req, 0, &reply)
+                     : ETAGKV_NO_MEMORY;
+    if (st == ETAGKV_OK)
+        st = decode_kvs(t, reply, &items, &n);
+    if (st == ETAGKV_OK && n != 1)
+        st = ETAGKV_NOT_FOUND;
+    if (st == ETAGKV_OK)
+        st = record_of(&items[0], prev);
+    json_decref(req);
+    json_decref(reply);
+    return st;
+}
+
 etagkv_status ekv_etcd_put(ekv_txn *txn, const char *k, size_t k_len,
                            size_t bytes, void **dst)
 {

@@ -25,6 +25,7 @@
 #include <jansson.h>
 
 #include "base64.h"
+#include "etcd_env.h"
 #include "etcdutil.h"
 #include "relay.h"
 #include "testutil.h"
@@ -263,6 +264,50 @@ START_TEST(answers_on_what_a_handle_remembers_are_those_of_a_fresh_read)
     ck_assert_uint_eq(ma.mod_revision, mb.mod_revision + 2);
     etagkv_store_close(a);
     etagkv_store_close(b);
+}
+END_TEST
+
+/* What a handle remembers (etcd_known.c) stays within its bounds, in keys
+ * and in bytes, and holds the latest state it was told of each key. */
+START_TEST(a_handles_memory_is_bounded_and_keeps_the_latest)
+{
+    static char val[1024];
+    static char big[EKV_ETCD_KNOWN_VAL_MAX + 1];
+    struct ekv_etcd_known *k = NULL;
+    const struct ekv_etcd_known_item *it;
+    char key[32];
+    size_t bytes, n;
+
+    ck_assert_int_eq(ekv_etcd_known_new(&k), ETAGKV_OK);
+    memset(val, 'v', sizeof val);
+    /* 100,000 keys of 1 KiB: past both bounds. */
+    for (int i = 0; i < 100000; i++) {
+        snprintf(key, sizeof key, "P/r/%d", i);
+        ekv_etcd_known_put(k, key, strlen(key), val, sizeof val, 1, i + 1);
+        n = ekv_etcd_known_count(k, &bytes);
+        ck_assert_uint_le(n, EKV_ETCD_KNOWN_MAX_ENTRIES);
+        ck_assert_uint_le(bytes, EKV_ETCD_KNOWN_MAX_BYTES);
+    }
+    ck_assert_uint_gt(n, 1000);
+    it = ekv_etcd_known_get(k, "P/r/99999", 9);
+    ck_assert_ptr_nonnull(it);
+    ck_assert_int_eq(it->mod_revision, 100000);
+    ck_assert_uint_eq(it->val_len, sizeof val);
+    ck_assert_int_eq(memcmp(it->val, val, sizeof val), 0);
+    /* A delete replaces the value; a value too large is forgotten. */
+    ekv_etcd_known_put(k, "P/r/99999", 9, NULL, 0, 0, 0);
+    it = ekv_etcd_known_get(k, "P/r/99999", 9);
+    ck_assert_ptr_nonnull(it);
+    ck_assert_int_eq(it->present, 0);
+    ck_assert_uint_eq(it->val_len, 0);
+    ekv_etcd_known_put(k, "P/r/99999", 9, big, sizeof big, 1, 7);
+    ck_assert_ptr_null(ekv_etcd_known_get(k, "P/r/99999", 9));
+    ekv_etcd_known_forget(k, "P/r/99998", 9);
+    ck_assert_ptr_null(ekv_etcd_known_get(k, "P/r/99998", 9));
+    ekv_etcd_known_clear(k);
+    ck_assert_uint_eq(ekv_etcd_known_count(k, &bytes), 0);
+    ck_assert_uint_eq(bytes, 0);
+    ekv_etcd_known_free(k);
 }
 END_TEST
 
@@ -715,6 +760,7 @@ int main(void)
     tcase_add_test(tc, a_to_b_to_a_is_caught_by_if_revision_not_by_if_match);
     tcase_add_test(
         tc, answers_on_what_a_handle_remembers_are_those_of_a_fresh_read);
+    tcase_add_test(tc, a_handles_memory_is_bounded_and_keeps_the_latest);
     tcase_add_test(tc,
                    a_commit_through_another_handle_wakes_this_ones_watchers);
     tcase_add_test(tc, a_dead_endpoint_fails_over_to_the_next);
