@@ -99,9 +99,12 @@ static int from_history(etagkv_store *s, const void *key, size_t key_len,
     if (st == ETAGKV_OK) {
         ekv_record_meta(&cur, &mc);
         ekv_record_meta(&prev, &mp);
-        /* Both writes still in the log's window: the log's own answer. */
+        /* Both writes still in the log's window, and one write between
+         * them (a transaction that wrote the key twice leaves two events
+         * at one revision, the first a state of its own): the log's own
+         * answer. */
         q->found = mp.mod_revision > q->out->min_after &&
-                   mc.mod_revision == q->upto &&
+                   mc.mod_revision == q->upto && mc.version == mp.version + 1 &&
                    etagkv_cond_evaluate(q->cond, q->method, &mp) == ETAGKV_OK &&
                    etagkv_cond_evaluate(q->cond, q->method, &mc) != ETAGKV_OK;
     }

@@ -229,6 +229,9 @@ struct ekv_etcd_txn {
      * many its read set holds from there. */
     int use_known;
     size_t n_known;
+    /* A cursor found a key in etcd otherwise than the read set had it
+     * from the handle's memory: the commit is lost (etcd_txn.c). */
+    int torn;
     void **blocks; /* everything allocated for the transaction */
     size_t n_blocks, cap_blocks;
 };

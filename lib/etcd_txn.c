@@ -147,6 +147,14 @@ static etagkv_status set_put(struct ekv_etcd_set *set,
 etagkv_status ekv_etcd_remember(struct ekv_etcd_txn *t,
                                 const struct ekv_etcd_item *it)
 {
+    const struct ekv_etcd_item *had = set_get(&t->reads, it->key, it->key_len);
+
+    /* A key taken from the handle's memory that etcd, read now, holds
+     * otherwise: the transaction saw two states of it, and the commit
+     * compares only the first.  It must run again (send_commit()). */
+    if (had != NULL &&
+        (had->present != it->present || had->mod_revision != it->mod_revision))
+        t->torn = 1;
     return set_put(&t->reads, it, 0);
 }
 
@@ -640,7 +648,7 @@ etagkv_status ekv_etcd_record_previous(ekv_txn *txn, const void *key,
     const struct ekv_etcd_item *it;
     struct ekv_etcd_item *items = NULL;
     json_t *req = NULL, *reply = NULL;
-    int64_t pinned = t->revision;
+    int64_t pinned;
     size_t n = 0;
     char *k;
     size_t k_len;
@@ -654,7 +662,9 @@ etagkv_status ekv_etcd_record_previous(ekv_txn *txn, const void *key,
         st = record_of(it, cur);
     if (st != ETAGKV_OK)
         return st;
-    /* etcd's revision just before the last write: the key as it was. */
+    /* etcd's revision just before the last write: the key as it was.
+     * The lookup pinned the transaction's revision (if nothing had). */
+    pinned = t->revision;
     t->revision = it->mod_revision - 1;
     req = range_request(t, k, k_len, NULL, 0, 0, 0);
     t->revision = pinned;
@@ -937,20 +947,21 @@ static json_t *request_of(const struct ekv_etcd_item *it)
     return op;
 }
 
-/* The Txn request: every read compared, every write applied (none: a
- * read-only Txn, which etcd answers without a Raft round). */
-static json_t *txn_request(const struct ekv_etcd_txn *t)
+/* The Txn request: every read compared, and unless writes is 0 every
+ * write applied (0: a read-only Txn, which etcd answers without a Raft
+ * round, and which drops what the transaction buffered). */
+static json_t *txn_request(const struct ekv_etcd_txn *t, int writes)
 {
     json_t *req = json_object(), *cmp = json_array(), *ops = json_array();
     int bad = req == NULL || cmp == NULL || ops == NULL;
 
     for (size_t i = 0; !bad && i < t->reads.n; i++)
         bad = json_array_append_new(cmp, compare_of(&t->reads.v[i])) != 0;
-    for (size_t i = 0; !bad && i < t->writes.n; i++)
+    for (size_t i = 0; !bad && writes && i < t->writes.n; i++)
         bad = json_array_append_new(ops, request_of(&t->writes.v[i])) != 0;
     if (!bad)
         bad = json_object_set(req, "compare", cmp) ||
-              (t->writes.n > 0 && json_object_set(req, "success", ops));
+              (writes && json_object_set(req, "success", ops));
     json_decref(cmp);
     json_decref(ops);
     if (bad) {
@@ -960,21 +971,36 @@ static json_t *txn_request(const struct ekv_etcd_txn *t)
     return req;
 }
 
-/* Send the commit (writes 0: only the compares) and end the
- * transaction.  What the handle remembers follows the outcome: a commit
- * updates it; a lost one that had taken keys from it makes the next
- * transactions read afresh; a request that failed, whose outcome may be
- * unknown, empties it. */
+/* Send the commit (writes 0: only the compares, for a transaction that
+ * writes nothing: what it buffered is dropped) and end the transaction.
+ * What the handle remembers follows the outcome: a commit updates it; a
+ * lost one that had taken keys from it makes the next transactions read
+ * afresh; a request that failed, whose outcome may be unknown, empties
+ * it.  Lost without a request: a transaction that saw two states of one
+ * key (t->torn).  Lost too: a settle that etcd finds too large (its
+ * --max-txn-ops counts compares: a refused POST /txn of ~128 keys); the
+ * batch then runs again reading afresh, and needs no settle. */
 static etagkv_status send_commit(ekv_txn *txn, int writes)
 {
     struct ekv_etcd_env *env = ekv_etcd_of(txn->env);
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
-    json_t *req = txn_request(t), *reply = NULL;
-    etagkv_status st = req != NULL ? ekv_etcd_call(env->client, "/v3/kv/txn",
-                                                   req, writes, &reply)
-                                   : ETAGKV_NO_MEMORY;
+    json_t *req = NULL, *reply = NULL;
+    etagkv_status st = ETAGKV_OK;
+    int lost = t->torn;
 
-    if (st == ETAGKV_OK && !json_is_true(json_object_get(reply, "succeeded"))) {
+    if (!lost) {
+        req = txn_request(t, writes);
+        st = req != NULL
+                 ? ekv_etcd_call(env->client, "/v3/kv/txn", req, writes, &reply)
+                 : ETAGKV_NO_MEMORY;
+        if (!writes && st == ETAGKV_TXN_TOO_LARGE && t->n_known > 0) {
+            st = ETAGKV_OK;
+            lost = 1;
+        } else if (st == ETAGKV_OK) {
+            lost = !json_is_true(json_object_get(reply, "succeeded"));
+        }
+    }
+    if (st == ETAGKV_OK && lost) {
         txn->conflict = 1;
         st = ekv_fail(ETAGKV_UNAVAILABLE,
                       "etcd: another writer changed a key this transaction "

@@ -445,8 +445,10 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         cfg->threads = ETCD_THREADS;
     if (rc == 0 && cfg->max_connections < cfg->threads) {
         /* MHD shares the limit out between the worker threads. */
-        fprintf(stderr, "etagkv-server: --max-connections must be at least "
-                        "--threads\n");
+        fprintf(stderr,
+                "etagkv-server: --max-connections must be at least "
+                "--threads (%u%s)\n",
+                cfg->threads, cfg->threads_given ? "" : ", the default here");
         rc = -1;
     }
     if (rc == 0 && cfg->max_buffered_bytes < cfg->max_value_bytes) {

@@ -714,6 +714,40 @@ END_TEST
  * in one commit, as on LMDB, the slack's deletes and their compares would
  * make that commit an etcd Txn of more than 128 operations, refused
  * (TXN_TOO_LARGE) on every try, so that no write could commit any more. */
+/* A transaction of 128 create-only puts on keys the handle wrote (and so
+ * remembers) is refused by every operation: with nothing to write, its
+ * reads of memory are compared alone before the answer, 129 compares,
+ * over etcd's default --max-txn-ops.  That must cost a fresh read, not
+ * the answer (a 413, TXN_TOO_LARGE). */
+START_TEST(a_refused_transaction_of_128_keys_is_a_conflict_within_the_limits)
+{
+    etagkv_store *s = tu_open(dir, NULL);
+    etagkv_cond *c = NULL;
+    etagkv_txn *t = NULL;
+    etagkv_txn_outcome out;
+    char k[16];
+
+    for (int i = 0; i < 128; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        ck_assert_int_eq(etagkv_put(s, k, strlen(k), "v", 1, NULL, NULL, NULL),
+                         ETAGKV_CREATED);
+    }
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+    for (int i = 0; i < 128; i++) {
+        snprintf(k, sizeof k, "k%d", i);
+        ck_assert_int_eq(etagkv_txn_put(t, k, strlen(k), "w", 1, NULL, c),
+                         ETAGKV_OK);
+    }
+    ck_assert_int_eq(etagkv_txn_commit(s, t), ETAGKV_CONFLICT);
+    etagkv_txn_report(t, &out);
+    ck_assert_uint_eq(out.failed, 0);
+    etagkv_txn_free(t);
+    etagkv_cond_free(c);
+    etagkv_store_close(s);
+}
+END_TEST
+
 START_TEST(a_change_log_past_its_slack_is_trimmed_within_etcds_default_limits)
 {
     enum { MAX = 6400, SLACK = MAX / 64, PUTS = 20 };
@@ -780,6 +814,9 @@ int main(void)
     tcase_add_test(
         limits,
         a_change_log_past_its_slack_is_trimmed_within_etcds_default_limits);
+    tcase_add_test(
+        limits,
+        a_refused_transaction_of_128_keys_is_a_conflict_within_the_limits);
     suite_add_tcase(s, limits);
     return tu_run(s);
 }
