@@ -28,7 +28,8 @@
 #                       create, Redis SET NX PX + compare-and-delete Lua),
 #                       no flush count, no memory run
 #   --etcd-only         run only the etcd backend's comparison (issue 17):
-#                       rmw-1000 and rmw-hot, 100 B, 16 and 64 connections,
+#                       rmw-1000, rmw-hot and get (etcd: a Range of the
+#                       key), 100 B, 16 and 64 connections,
 #                       lean client, against etagkv-server --etcd (one front
 #                       end: etagkv-etcd; two on the same prefix, the
 #                       connections dealt out between them: etagkv-etcd2),
@@ -36,7 +37,7 @@
 #                       outside the front ends' prefix) and etagkv on LMDB;
 #                       no nginx, Redis, flush count or memory run.  The
 #                       table gives each target's median ops/s, p99, ratio
-#                       to etcd's CAS (per run, then the median), the front
+#                       to etcd's own CAS or Range (per run, then the median), the front
 #                       ends' CPU/op and etcd's CPU/op (both serve an
 #                       etagkv-on-etcd request)
 #
@@ -86,7 +87,7 @@ while [ $# -gt 0 ]; do
     --no-flushes) FLUSHES=0; shift ;;
     --only) ONLY=$2; shift 2 ;;
     --lock-only) ONLY=lock; LOCK_ONLY=1; FLUSHES=0; shift ;;
-    --etcd-only) ONLY="rmw-1000 rmw-hot"; ETCD_ONLY=1; FLUSHES=0; LIBCURL=0
+    --etcd-only) ONLY="rmw-1000 rmw-hot get"; ETCD_ONLY=1; FLUSHES=0; LIBCURL=0
         shift ;;
     -h | --help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_http.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -376,7 +377,7 @@ bench_all() {
 }
 
 if [ "$ETCD_ONLY" -eq 1 ]; then
-    echo "== $RUNS runs x 2 scenarios x 2 connection counts (100 B) x 4 targets of ${SECS} s, lean client (progress on stderr)"
+    echo "== $RUNS runs x 3 scenarios x 2 connection counts (100 B) x 4 targets of ${SECS} s, lean client (progress on stderr)"
 else
 echo "== $RUNS runs x 4 sizes/connections x 6 scenarios (and transfers, 100 B x 64; locks, 16 clients) of ${SECS} s, lean$([ "$LIBCURL" -eq 1 ] && echo " and libcurl") clients (progress on stderr)"
 fi
@@ -385,7 +386,7 @@ while [ "$run" -le "$RUNS" ]; do
     echo "-- run $run of $RUNS" >&2
     if [ "$ETCD_ONLY" -eq 1 ]; then
         for conns in 16 64; do
-            for scen in rmw-1000 rmw-hot; do
+            for scen in rmw-1000 rmw-hot get; do
                 for tgt in etagkv-etcd etagkv-etcd2 etcd etagkv; do
                     bench_all "$tgt" "$scen" 100 "$conns" "$run"
                 done

@@ -66,6 +66,21 @@ void ekv_etcd_client_free(struct ekv_etcd_client *c);
 etagkv_status ekv_etcd_call(struct ekv_etcd_client *c, const char *path,
                             json_t *req, int write, json_t **reply);
 
+/* The Range req (not consumed; one key, no revision: a linearizable read
+ * at the latest revision), answered in *reply as ekv_etcd_call() would,
+ * its header's revision included.  Reads asked for while
+ * EKV_ETCD_READS_ON_THE_WAY are on their way to etcd wait for one of them
+ * to return, then go together as one read-only Txn (etcd_client.c says
+ * why that is as linearizable as going alone). */
+etagkv_status ekv_etcd_read(struct ekv_etcd_client *c, json_t *req,
+                            json_t **reply);
+
+/* Reads on their way to etcd at once before more wait for one of them. */
+#define EKV_ETCD_READS_ON_THE_WAY 4
+
+/* Reads waiting for one on its way (for the tests). */
+size_t ekv_etcd_reads_waiting(struct ekv_etcd_client *c);
+
 /* The number of endpoints, and the i-th as "http://host:port". */
 size_t ekv_etcd_endpoint_count(const struct ekv_etcd_client *c);
 const char *ekv_etcd_endpoint(const struct ekv_etcd_client *c, size_t i);

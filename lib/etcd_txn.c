@@ -576,6 +576,8 @@ etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
         return ETAGKV_NO_MEMORY;
     if (t->write && t->revision == 0)
         st = first_read(txn, req, &reply);
+    else if (t->revision == 0 && end == NULL)
+        st = ekv_etcd_read(ekv_etcd_of(txn->env)->client, req, &reply);
     else
         st = ekv_etcd_call(ekv_etcd_of(txn->env)->client, "/v3/kv/range", req,
                            0, &reply);

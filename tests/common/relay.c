@@ -41,6 +41,9 @@ static int relay_step(struct relay_conn *p, const struct pollfd *fds)
             p->in_txn = (size_t)n >= sizeof(txn) - 1 &&
                         memcmp(buf, txn, sizeof(txn) - 1) == 0;
             p->dropping = 0;
+            atomic_fetch_add(&p->r->requests, 1);
+            if (p->in_txn)
+                atomic_fetch_add(&p->r->txns, 1);
         }
         if (p->in_txn && !p->dropping && atomic_load(&p->r->drop_txn_answers) &&
             memmem(buf, (size_t)n, "\"request_put\"", 13) != NULL) {
@@ -65,8 +68,10 @@ static void *relay_conn_main(void *arg)
     struct relay_conn *p = arg;
 
     while (!atomic_load(&p->r->stop)) {
-        struct pollfd fds[2] = {{p->client, POLLIN, 0}, {p->server, POLLIN, 0}};
-        int n = poll(fds, 2, 100);
+        short from_etcd = atomic_load(&p->r->hold_answers) ? 0 : POLLIN;
+        struct pollfd fds[2] = {{p->client, POLLIN, 0},
+                                {p->server, from_etcd, 0}};
+        int n = poll(fds, 2, atomic_load(&p->r->hold_answers) ? 10 : 100);
 
         if (n < 0 || (n > 0 && relay_step(p, fds) != 0))
             break;
@@ -134,6 +139,9 @@ void tu_relay_start(struct tu_relay *r, int target_port)
     atomic_init(&r->drop_txn_answers, 0);
     atomic_init(&r->txns_withheld, 0);
     atomic_init(&r->answers_dropped, 0);
+    atomic_init(&r->hold_answers, 0);
+    atomic_init(&r->requests, 0);
+    atomic_init(&r->txns, 0);
     atomic_init(&r->stop, 0);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     r->listen_fd = socket(AF_INET, SOCK_STREAM, 0);

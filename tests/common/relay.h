@@ -29,6 +29,12 @@ struct tu_relay {
      * refused the write): a test waits for these instead of sleeping. */
     atomic_int txns_withheld;
     atomic_int answers_dropped;
+    /* Set: etcd's answers wait in the relay's sockets until it is
+     * cleared (nothing is lost), so that a request stays on its way for
+     * as long as a test needs. */
+    atomic_int hold_answers;
+    /* Requests passed on (POST lines), and of them POST /v3/kv/txn. */
+    atomic_int requests, txns;
     atomic_int stop;
     pthread_t th;
 };

@@ -704,6 +704,144 @@ START_TEST(a_write_sent_without_an_answer_is_outcome_unknown_never_guessed)
 }
 END_TEST
 
+/* ---- reads that go together ---------------------------------------------
+ */
+
+#define N_READERS (EKV_ETCD_READS_ON_THE_WAY + 8)
+
+struct reader {
+    struct ekv_etcd_client *c;
+    char key[64];
+    etagkv_status st;
+    char why[256];
+    json_t *reply;
+    pthread_t th;
+};
+
+static void *read_one(void *arg)
+{
+    struct reader *r = arg;
+    json_t *req = json_object();
+    char *b = ekv_base64_encode(r->key, strlen(r->key), NULL);
+
+    ck_assert(req != NULL && b != NULL);
+    ck_assert_int_eq(json_object_set_new(req, "key", json_string(b)), 0);
+    free(b);
+    r->st = ekv_etcd_read(r->c, req, &r->reply);
+    /* The failure's text is on this thread, whoever sent the read. */
+    snprintf(r->why, sizeof r->why, "%s", etagkv_last_error_detail());
+    json_decref(req);
+    return NULL;
+}
+
+/* Start reader i and, with etcd's answers held, wait until it is on its
+ * way (the relay saw its request: the first EKV_ETCD_READS_ON_THE_WAY) or
+ * queued behind those; base: the relay's requests before the first. */
+static void start_reader(struct reader *rd, int i, struct tu_relay *r,
+                         struct ekv_etcd_client *c, const char *tag, int base)
+{
+    snprintf(rd[i].key, sizeof rd[i].key, "%s/k%d", tag, i);
+    rd[i].c = c;
+    ck_assert_int_eq(pthread_create(&rd[i].th, NULL, read_one, &rd[i]), 0);
+    while (i < EKV_ETCD_READS_ON_THE_WAY
+               ? atomic_load(&r->requests) < base + i + 1
+               : ekv_etcd_reads_waiting(c) <
+                     (size_t)(i + 1 - EKV_ETCD_READS_ON_THE_WAY))
+        (void)poll(NULL, 0, 1);
+}
+
+/* The value of the answer's only key, and the answer's revision. */
+static const char *answered(const json_t *reply, int64_t *rev)
+{
+    const json_t *kv = json_array_get(json_object_get(reply, "kvs"), 0);
+    const char *v = json_string_value(json_object_get(kv, "value"));
+    static _Thread_local char out[64];
+    uint8_t *d = NULL;
+    size_t n = 0;
+
+    *rev = ekv_etcd_int(
+        json_object_get(json_object_get(reply, "header"), "revision"));
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(ekv_base64_decode(v, strlen(v), &d, &n), 0);
+    ck_assert_uint_lt(n, sizeof out);
+    memcpy(out, d, n);
+    out[n] = '\0';
+    free(d);
+    return out;
+}
+
+/* Point reads asked for while EKV_ETCD_READS_ON_THE_WAY are on their way
+ * go to etcd together: one read-only Txn for the eight that waited, each
+ * answered with its own key and the Txn's revision (at least that of the
+ * writes made before any of them was asked for). */
+START_TEST(reads_that_wait_for_others_on_their_way_go_together)
+{
+    char real[256], list[300], tag[64], key[80], val[16];
+    struct reader rd[N_READERS] = {0};
+    struct ekv_etcd_client *c = NULL;
+    struct tu_relay r;
+    int64_t written = 0, rev;
+    int sent, txns;
+
+    real_endpoint(real, sizeof(real));
+    snprintf(tag, sizeof tag, "reads-%d", (int)getpid());
+    for (int i = 0; i < N_READERS; i++) {
+        char *kb, *vb;
+        json_t *a;
+
+        snprintf(key, sizeof key, "%s/k%d", tag, i);
+        snprintf(val, sizeof val, "v%d", i);
+        kb = ekv_base64_encode(key, strlen(key), NULL);
+        vb = ekv_base64_encode(val, strlen(val), NULL);
+        a = tu_etcd_post(real, "/v3/kv/put",
+                         json_pack("{s:s, s:s}", "key", kb, "value", vb));
+        written = ekv_etcd_int(
+            json_object_get(json_object_get(a, "header"), "revision"));
+        json_decref(a);
+        free(kb);
+        free(vb);
+    }
+    tu_relay_start(&r, atoi(strchr(real, ':') + 1));
+    snprintf(list, sizeof(list), "127.0.0.1:%d", r.port);
+    ck_assert_int_eq(ekv_etcd_client_new(list, strlen(list), 0, &c), ETAGKV_OK);
+
+    atomic_store(&r.hold_answers, 1);
+    for (int i = 0; i < N_READERS; i++)
+        start_reader(rd, i, &r, c, tag, 0);
+    sent = atomic_load(&r.requests); /* the others wait */
+    ck_assert_int_eq(sent, EKV_ETCD_READS_ON_THE_WAY);
+    atomic_store(&r.hold_answers, 0);
+    for (int i = 0; i < N_READERS; i++) {
+        ck_assert_int_eq(pthread_join(rd[i].th, NULL), 0);
+        ck_assert_msg(rd[i].st == ETAGKV_OK, "read %d: %s", i, rd[i].why);
+        snprintf(val, sizeof val, "v%d", i);
+        ck_assert_str_eq(answered(rd[i].reply, &rev), val);
+        ck_assert_int_ge(rev, written);
+        json_decref(rd[i].reply);
+    }
+    sent = atomic_load(&r.requests); /* Ranges, then one Txn */
+    txns = atomic_load(&r.txns);
+    ck_assert_int_eq(sent, EKV_ETCD_READS_ON_THE_WAY + 1);
+    ck_assert_int_eq(txns, 1);
+
+    /* A batch that fails fails each of its reads, with its cause on each
+     * reader's thread: the connections of the reads on their way end
+     * unanswered, and the relay takes no more. */
+    atomic_store(&r.hold_answers, 1);
+    for (int i = 0; i < EKV_ETCD_READS_ON_THE_WAY + 2; i++)
+        start_reader(rd, i, &r, c, tag, EKV_ETCD_READS_ON_THE_WAY + 1);
+    tu_relay_stop(&r);
+    for (int i = 0; i < EKV_ETCD_READS_ON_THE_WAY + 2; i++) {
+        ck_assert_int_eq(pthread_join(rd[i].th, NULL), 0);
+        ck_assert_int_eq(rd[i].st, ETAGKV_UNAVAILABLE);
+        ck_assert_ptr_null(rd[i].reply);
+        ck_assert_msg(strstr(rd[i].why, list) != NULL, "read %d: \"%s\"", i,
+                      rd[i].why);
+    }
+    ekv_etcd_client_free(c);
+}
+END_TEST
+
 /* ---- within etcd's own limits --------------------------------------------
  */
 
@@ -798,6 +936,7 @@ int main(void)
     tcase_add_test(tc,
                    a_commit_through_another_handle_wakes_this_ones_watchers);
     tcase_add_test(tc, a_dead_endpoint_fails_over_to_the_next);
+    tcase_add_test(tc, reads_that_wait_for_others_on_their_way_go_together);
     tcase_add_test(tc,
                    no_reachable_endpoint_is_unavailable_and_a_bad_list_invalid);
     tcase_add_test(tc, what_only_a_file_has_is_unsupported_and_says_so);
