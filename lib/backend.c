@@ -120,12 +120,12 @@ etagkv_status ekv_env_flush(struct ekv_env *env)
     return env->ops->flush(env);
 }
 
-etagkv_status ekv_record_previous(ekv_txn *txn, const void *key, size_t key_len,
-                                  ekv_record *cur, ekv_record *prev)
+etagkv_status ekv_record_before(ekv_txn *txn, const void *key, size_t key_len,
+                                uint64_t *at, ekv_record *r)
 {
-    if (txn->env->ops->record_previous == NULL)
+    if (txn->env->ops->record_before == NULL)
         return ETAGKV_UNSUPPORTED;
-    return txn->env->ops->record_previous(txn, key, key_len, cur, prev);
+    return txn->env->ops->record_before(txn, key, key_len, at, r);
 }
 
 etagkv_status ekv_record_get(ekv_txn *txn, const void *key, size_t key_len,

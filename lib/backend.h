@@ -181,17 +181,19 @@ etagkv_status ekv_env_grow(struct ekv_env *env, const ekv_txn *failed);
 /* ---- tables ---------------------------------------------------------------
  */
 
+/* A step back through key's history, in read transaction txn: the record
+ * of key just before the engine's position *at (0: the transaction's
+ * snapshot, so its current record) into *r, and that record's own
+ * position into *at, for the next step.  Records stay valid until the
+ * transaction ends, several at once.  ETAGKV_NOT_FOUND when the key was
+ * absent there (never written, deleted, or not yet created);
+ * ETAGKV_UNSUPPORTED when the engine keeps no history (LMDB);
+ * ETAGKV_COMPACTED when it has let that part go (etcd). */
+etagkv_status ekv_record_before(ekv_txn *txn, const void *key, size_t key_len,
+                                uint64_t *at, ekv_record *r);
+
 /* Read and decode the record of key.  ETAGKV_OK with *r set (pointers valid
  * until the transaction changes or ends), ETAGKV_NOT_FOUND, or an error. */
-/* In read transaction txn, the record under key (*cur) and the record its
- * last write replaced (*prev), both as of the transaction's snapshot.
- * ETAGKV_NOT_FOUND when the key is absent, or was absent just before
- * that write (created, not replaced); ETAGKV_UNSUPPORTED when the engine
- * keeps no history (LMDB); ETAGKV_COMPACTED when it has let it go
- * (etcd). */
-etagkv_status ekv_record_previous(ekv_txn *txn, const void *key, size_t key_len,
-                                  ekv_record *cur, ekv_record *prev);
-
 etagkv_status ekv_record_get(ekv_txn *txn, const void *key, size_t key_len,
                              ekv_record *r);
 
@@ -306,9 +308,8 @@ struct ekv_backend_ops {
     etagkv_status (*grow)(struct ekv_env *env, const ekv_txn *failed);
     etagkv_status (*flush)(struct ekv_env *env);
     /* NULL when the engine keeps no history (LMDB). */
-    etagkv_status (*record_previous)(ekv_txn *txn, const void *key,
-                                     size_t key_len, ekv_record *cur,
-                                     ekv_record *prev);
+    etagkv_status (*record_before)(ekv_txn *txn, const void *key,
+                                   size_t key_len, uint64_t *at, ekv_record *r);
     etagkv_status (*record_get)(ekv_txn *txn, const void *key, size_t key_len,
                                 ekv_record *r);
     etagkv_status (*record_reserve)(ekv_txn *txn, const void *key,

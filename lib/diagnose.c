@@ -73,45 +73,63 @@ static int on_event(void *ctx, const etagkv_event *ev)
     return 0;
 }
 
-/* The common case in three reads, on an engine that keeps a key's history
- * (etcd, where each read of the log is a Range and a 412 on a key written
- * a thousand revisions ago read a thousand events): the refusal's state
- * is still the key's, and the conditions held for the record its write
- * replaced.  Then that write is the transition, and the last one -- the
- * log's answer too, since the event before it in the log is that
- * record's (a delete in between would leave the key absent before the
- * write, and the engine says NOT_FOUND).  1 when it answered; 0 for the
- * log to decide (no history, a state that moved on, a record created
- * rather than replaced, conditions that did not hold before either). */
+/* Reads of the key's history (the current record included) before the log
+ * decides: enough for a key written again since the refusal and a
+ * validator a few writes old, the common cases under contention. */
+#define HISTORY_READS 6
+
+/* The common case in a few reads, on an engine that keeps a key's history
+ * (etcd, where each read of the log is a Range, and a 412 on a key written
+ * a thousand revisions ago read a thousand events): walk the key's
+ * records back from its current one, past writes made after the refusal
+ * (upto), to the state refused on, then on to the newest record for which
+ * the conditions held.  The write that replaced that record is the last
+ * transition at or before upto -- the log's answer too, since each record
+ * on the way is one event of the key in the log: the versions say one
+ * write between each two (a transaction that wrote the key twice leaves a
+ * state of its own in the log), and the walk stops at a record absent (a
+ * delete or a creation in between), older than the log's window, or not
+ * of a write at upto when it should be the refused state.  1 when it
+ * answered; 0 for the log to decide (no history, compaction, any of the
+ * stops, more than HISTORY_READS reads). */
 static int from_history(etagkv_store *s, const void *key, size_t key_len,
                         struct search *q)
 {
     ekv_txn txn;
-    ekv_record cur, prev;
-    etagkv_meta mc = {0}, mp = {0};
+    ekv_record r;
+    etagkv_meta m, newer = {0};
+    uint64_t at = 0;
+    int refused_seen = 0;
     etagkv_status st;
 
     if (q->upto == 0 || ekv_read_begin(s->env, &txn) != ETAGKV_OK)
         return 0;
-    st = ekv_record_previous(&txn, key, key_len, &cur, &prev);
-    if (st == ETAGKV_OK)
-        st = ekv_change_floor_get(&txn, &q->out->min_after);
-    if (st == ETAGKV_OK) {
-        ekv_record_meta(&cur, &mc);
-        ekv_record_meta(&prev, &mp);
-        /* Both writes still in the log's window, and one write between
-         * them (a transaction that wrote the key twice leaves two events
-         * at one revision, the first a state of its own): the log's own
-         * answer. */
-        q->found = mp.mod_revision > q->out->min_after &&
-                   mc.mod_revision == q->upto && mc.version == mp.version + 1 &&
-                   etagkv_cond_evaluate(q->cond, q->method, &mp) == ETAGKV_OK &&
-                   etagkv_cond_evaluate(q->cond, q->method, &mc) != ETAGKV_OK;
+    st = ekv_change_floor_get(&txn, &q->out->min_after);
+    for (int reads = 0; st == ETAGKV_OK && !q->found && reads < HISTORY_READS;
+         reads++) {
+        st = ekv_record_before(&txn, key, key_len, &at, &r);
+        if (st != ETAGKV_OK)
+            break;
+        memset(&m, 0, sizeof(m));
+        ekv_record_meta(&r, &m);
+        if (m.mod_revision > q->upto)
+            continue; /* written after the refusal: not its cause */
+        if (refused_seen ? newer.version != m.version + 1 ||
+                               m.mod_revision <= q->out->min_after
+                         : m.mod_revision != q->upto)
+            break;
+        if (etagkv_cond_evaluate(q->cond, q->method, &m) == ETAGKV_OK) {
+            /* Held here, and at no state after it up to the refusal. */
+            q->found = refused_seen;
+            break;
+        }
+        refused_seen = 1;
+        newer = m;
     }
     if (q->found) {
-        q->out->revision = mc.mod_revision;
-        q->out->modified_ns = mc.modified_ns;
-        q->out->held_revision = mp.mod_revision;
+        q->out->revision = newer.mod_revision;
+        q->out->modified_ns = newer.modified_ns;
+        q->out->held_revision = m.mod_revision;
     }
     ekv_read_end(&txn);
     ekv_clear_error(); /* whatever it was, the log decides */

@@ -346,11 +346,12 @@ etagkv_status ekv_etcd_write_settle(ekv_txn *txn);
 
 etagkv_status ekv_etcd_record_get(ekv_txn *txn, const void *key, size_t key_len,
                                   ekv_record *r);
-/* backend.h, ekv_record_previous(): etcd's own history of the key (a Range
- * at the revision before its last write; etcd_txn.c). */
-etagkv_status ekv_etcd_record_previous(ekv_txn *txn, const void *key,
-                                       size_t key_len, ekv_record *cur,
-                                       ekv_record *prev);
+/* backend.h, ekv_record_before(): etcd's own history of the key, the
+ * positions etcd's revisions (a Range at the revision before the last
+ * write seen; etcd_txn.c). */
+etagkv_status ekv_etcd_record_before(ekv_txn *txn, const void *key,
+                                     size_t key_len, uint64_t *at,
+                                     ekv_record *r);
 etagkv_status ekv_etcd_record_reserve(ekv_txn *txn, const void *key,
                                       size_t key_len, size_t bytes, void **dst);
 etagkv_status ekv_etcd_record_delete(ekv_txn *txn, const void *key,

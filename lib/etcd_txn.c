@@ -642,12 +642,12 @@ static etagkv_status record_of(const struct ekv_etcd_item *it, ekv_record *r)
     return ETAGKV_OK;
 }
 
-etagkv_status ekv_etcd_record_previous(ekv_txn *txn, const void *key,
-                                       size_t key_len, ekv_record *cur,
-                                       ekv_record *prev)
+etagkv_status ekv_etcd_record_before(ekv_txn *txn, const void *key,
+                                     size_t key_len, uint64_t *at,
+                                     ekv_record *r)
 {
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
-    const struct ekv_etcd_item *it;
+    const struct ekv_etcd_item *it = NULL;
     struct ekv_etcd_item *items = NULL;
     json_t *req = NULL, *reply = NULL;
     int64_t pinned;
@@ -656,31 +656,29 @@ etagkv_status ekv_etcd_record_previous(ekv_txn *txn, const void *key,
     size_t k_len;
     etagkv_status st = ekv_etcd_key(txn, 'r', key, key_len, &k, &k_len);
 
-    if (st == ETAGKV_OK)
-        st = ekv_etcd_lookup(txn, k, k_len, &it);
-    if (st == ETAGKV_OK && (!it->present || it->mod_revision <= 1))
+    if (st == ETAGKV_OK && *at == 0) {
+        st = ekv_etcd_lookup(txn, k, k_len, &it); /* pins the revision */
+    } else if (st == ETAGKV_OK && *at > 1 && *at <= INT64_MAX) {
+        /* etcd's revision just before that write: the key as it was. */
+        pinned = t->revision;
+        t->revision = (int64_t)*at - 1;
+        req = range_request(t, k, k_len, NULL, 0, 0, 0);
+        t->revision = pinned;
+        st = req != NULL ? ekv_etcd_call(ekv_etcd_of(txn->env)->client,
+                                         "/v3/kv/range", req, 0, &reply)
+                         : ETAGKV_NO_MEMORY;
+        if (st == ETAGKV_OK)
+            st = decode_kvs(t, reply, &items, &n);
+        it = n == 1 ? &items[0] : NULL;
+        json_decref(req);
+        json_decref(reply);
+    }
+    if (st == ETAGKV_OK && (it == NULL || !it->present || it->mod_revision < 1))
         st = ETAGKV_NOT_FOUND;
     if (st == ETAGKV_OK)
-        st = record_of(it, cur);
-    if (st != ETAGKV_OK)
-        return st;
-    /* etcd's revision just before the last write: the key as it was.
-     * The lookup pinned the transaction's revision (if nothing had). */
-    pinned = t->revision;
-    t->revision = it->mod_revision - 1;
-    req = range_request(t, k, k_len, NULL, 0, 0, 0);
-    t->revision = pinned;
-    st = req != NULL ? ekv_etcd_call(ekv_etcd_of(txn->env)->client,
-                                     "/v3/kv/range", req, 0, &reply)
-                     : ETAGKV_NO_MEMORY;
+        st = record_of(it, r);
     if (st == ETAGKV_OK)
-        st = decode_kvs(t, reply, &items, &n);
-    if (st == ETAGKV_OK && n != 1)
-        st = ETAGKV_NOT_FOUND;
-    if (st == ETAGKV_OK)
-        st = record_of(&items[0], prev);
-    json_decref(req);
-    json_decref(reply);
+        *at = (uint64_t)it->mod_revision;
     return st;
 }
 

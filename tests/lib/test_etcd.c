@@ -67,6 +67,28 @@ static void real_endpoint(char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* Start relay r in front of the test's etcd; *list its HOST:PORT. */
+static void relay_to_etcd(struct tu_relay *r, char *list, size_t cap)
+{
+    char real[256];
+
+    real_endpoint(real, sizeof(real));
+    tu_relay_start(r, atoi(strchr(real, ':') + 1));
+    ck_assert(snprintf(list, cap, "127.0.0.1:%d", r->port) > 0);
+}
+
+/* Open the test's store through a relay started here, with query. */
+static etagkv_store *open_via_relay(struct tu_relay *r, const char *query)
+{
+    char list[300], w[1200];
+    etagkv_store *s = NULL;
+
+    relay_to_etcd(r, list, sizeof(list));
+    where_via(list, query, w, sizeof(w));
+    ck_assert_int_eq(etagkv_store_open(w, NULL, &s), ETAGKV_OK);
+    return s;
+}
+
 static uint64_t read_counter(etagkv_store *s, const char *key, etagkv_meta *m)
 {
     void *v = NULL;
@@ -671,17 +693,12 @@ END_TEST
 
 START_TEST(a_write_sent_without_an_answer_is_outcome_unknown_never_guessed)
 {
-    char real[256], list[300], w[1200];
     struct tu_relay r;
-    etagkv_store *direct = tu_open(dir, NULL), *s;
+    etagkv_store *direct = tu_open(dir, NULL);
+    etagkv_store *s = open_via_relay(&r, "?timeout_ms=500");
     etagkv_meta m;
     etagkv_cond *c = NULL;
 
-    real_endpoint(real, sizeof(real));
-    tu_relay_start(&r, atoi(strchr(real, ':') + 1));
-    snprintf(list, sizeof(list), "127.0.0.1:%d", r.port);
-    where_via(list, "?timeout_ms=500", w, sizeof(w));
-    ck_assert_int_eq(etagkv_store_open(w, NULL, &s), ETAGKV_OK);
     ck_assert_int_eq(etagkv_put(s, "k", 1, "1", 1, NULL, NULL, &m),
                      ETAGKV_CREATED);
     ck_assert_int_eq(etagkv_cond_if_match(m.etag, &c), ETAGKV_OK);
@@ -701,6 +718,54 @@ START_TEST(a_write_sent_without_an_answer_is_outcome_unknown_never_guessed)
     etagkv_store_close(s);
     tu_relay_stop(&r);
     etagkv_store_close(direct);
+}
+END_TEST
+
+/* A 412's diagnosis on etcd walks the key's own history: for a validator
+ * two writes old, on a key written again since the refusal, with 600
+ * revisions between the validator's supersession and the refusal, a few
+ * Ranges (the change log would take a dozen, each of 128 events), and
+ * the log's own answer. */
+START_TEST(a_diagnosis_walks_the_keys_history_not_the_change_log)
+{
+    char other[16];
+    struct tu_relay r;
+    etagkv_store *s = open_via_relay(&r, "");
+    etagkv_meta a, b, c;
+    etagkv_cond *held = NULL;
+    etagkv_supersession sup;
+    int before, used;
+
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "a", 1, NULL, NULL, &a),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "b", 1, NULL, NULL, &b), ETAGKV_OK);
+    for (int i = 0; i < 600; i++) {
+        etagkv_status st;
+
+        snprintf(other, sizeof other, "o%d", i % 50);
+        st = etagkv_put(s, other, strlen(other), "x", 1, NULL, NULL, NULL);
+        ck_assert(st == ETAGKV_OK || st == ETAGKV_CREATED);
+    }
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "c", 1, NULL, NULL, &c), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "d", 1, NULL, NULL, NULL),
+                     ETAGKV_OK);
+    ck_assert_int_eq(etagkv_cond_if_match(a.etag, &held), ETAGKV_OK);
+
+    /* Refused on c, the key at d since. */
+    before = atomic_load(&r.requests);
+    ck_assert_int_eq(etagkv_cond_superseded(s, "k", 1, held, ETAGKV_STEP_NONE,
+                                            ETAGKV_METHOD_PUT, c.mod_revision,
+                                            &sup),
+                     ETAGKV_OK);
+    used = atomic_load(&r.requests) - before;
+    ck_assert_uint_eq(sup.revision, b.mod_revision);
+    ck_assert_uint_eq(sup.modified_ns, b.modified_ns);
+    ck_assert_uint_eq(sup.held_revision, a.mod_revision);
+    /* the floor, then d, c, b and a */
+    ck_assert_int_le(used, 5);
+    etagkv_cond_free(held);
+    etagkv_store_close(s);
+    tu_relay_stop(&r);
 }
 END_TEST
 
@@ -801,8 +866,7 @@ START_TEST(reads_that_wait_for_others_on_their_way_go_together)
         free(kb);
         free(vb);
     }
-    tu_relay_start(&r, atoi(strchr(real, ':') + 1));
-    snprintf(list, sizeof(list), "127.0.0.1:%d", r.port);
+    relay_to_etcd(&r, list, sizeof(list));
     ck_assert_int_eq(ekv_etcd_client_new(list, strlen(list), 0, &c), ETAGKV_OK);
 
     atomic_store(&r.hold_answers, 1);
@@ -936,6 +1000,7 @@ int main(void)
     tcase_add_test(tc,
                    a_commit_through_another_handle_wakes_this_ones_watchers);
     tcase_add_test(tc, a_dead_endpoint_fails_over_to_the_next);
+    tcase_add_test(tc, a_diagnosis_walks_the_keys_history_not_the_change_log);
     tcase_add_test(tc, reads_that_wait_for_others_on_their_way_go_together);
     tcase_add_test(tc,
                    no_reachable_endpoint_is_unavailable_and_a_bad_list_invalid);
