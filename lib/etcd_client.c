@@ -20,6 +20,7 @@
  * ETAGKV_UNAVAILABLE.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -463,6 +464,8 @@ static void read_batch(struct ekv_etcd_client *c, struct read_wait *w)
         txn = json_pack("{s:o}", "success", ops);
     if (txn != NULL)
         st = ekv_etcd_call(c, "/v3/kv/txn", txn, 0, &answer);
+    else
+        st = ekv_fail(ETAGKV_NO_MEMORY, "no memory for a Txn of %zu ranges", n);
     json_decref(txn);
     res = json_object_get(answer, "responses");
     if (st == ETAGKV_OK && json_array_size(res) != n)
@@ -483,7 +486,7 @@ static void read_batch(struct ekv_etcd_client *c, struct read_wait *w)
             else if (json_object_set_new(
                          r, "header",
                          json_pack("{s:I}", "revision", (json_int_t)rev)) != 0)
-                w->st = ETAGKV_NO_MEMORY;
+                w->st = ekv_fail(ETAGKV_NO_MEMORY, "no memory for a reply");
             else
                 w->reply = json_incref(r);
         }
@@ -494,15 +497,15 @@ static void read_batch(struct ekv_etcd_client *c, struct read_wait *w)
     json_decref(answer);
 }
 
-size_t ekv_etcd_reads_waiting(struct ekv_etcd_client *c)
+void ekv_etcd_reads_count(struct ekv_etcd_client *c, size_t *waiting,
+                          size_t *on_their_way)
 {
-    size_t n = 0;
-
     (void)pthread_mutex_lock(&c->reads_lock);
+    *waiting = 0;
     for (const struct read_wait *w = c->reads_head; w != NULL; w = w->next)
-        n++;
+        (*waiting)++;
+    *on_their_way = c->reads_busy;
     (void)pthread_mutex_unlock(&c->reads_lock);
-    return n;
 }
 
 /* Send the batch that starts at lead, the caller's own read: alone as a
@@ -519,34 +522,39 @@ static void read_send(struct ekv_etcd_client *c, struct read_wait *lead)
                        etagkv_last_error_detail());
 }
 
-/* Lead: send the queue's first READ_BATCH_MAX, me first (the queue starts
- * with it when it was made leader, and holds none of it when it went at
- * once), answer them and hand its place on the way to the next queued
- * read, if any. */
+/* Cut the next batch off the queue's head (up to READ_BATCH_MAX, linked
+ * from its first) and make its first read the leader; under reads_lock.
+ * Cut here, by the read that hands its place on, so that a second read
+ * returning before the new leader runs finds the queue past that batch. */
+static struct read_wait *batch_cut(struct ekv_etcd_client *c)
+{
+    struct read_wait *first = c->reads_head, *last = first;
+
+    for (size_t n = 1; n < READ_BATCH_MAX && last->next != NULL; n++)
+        last = last->next;
+    c->reads_head = last->next;
+    if (c->reads_head == NULL)
+        c->reads_tail = &c->reads_head;
+    last->next = NULL;
+    first->state = READ_LEADS;
+    return first;
+}
+
+/* Lead: send me's batch (me, then those linked from it; me alone when it
+ * went at once), answer them and hand this place on the way to the next
+ * batch, if any read is queued. */
 static void read_lead(struct ekv_etcd_client *c, struct read_wait *me)
 {
-    struct read_wait *last = me, *lead = NULL;
+    struct read_wait *lead = NULL;
 
-    (void)pthread_mutex_lock(&c->reads_lock);
-    if (c->reads_head == me) {
-        for (size_t n = 1; n < READ_BATCH_MAX && last->next != NULL; n++)
-            last = last->next;
-        c->reads_head = last->next;
-        if (c->reads_head == NULL)
-            c->reads_tail = &c->reads_head;
-        last->next = NULL;
-    }
-    (void)pthread_mutex_unlock(&c->reads_lock);
     read_send(c, me);
     (void)pthread_mutex_lock(&c->reads_lock);
     for (struct read_wait *x = me->next; x != NULL; x = x->next)
         x->state = READ_DONE;
-    if (c->reads_head != NULL) {
-        lead = c->reads_head;
-        lead->state = READ_LEADS;
-    } else {
+    if (c->reads_head != NULL)
+        lead = batch_cut(c);
+    else
         c->reads_busy--;
-    }
     (void)pthread_mutex_unlock(&c->reads_lock);
     /* Posted after the lock, so that a woken read has no lock to wait for
      * (a context switch more); a read_wait is gone once posted (its asker
@@ -567,7 +575,7 @@ etagkv_status ekv_etcd_read(struct ekv_etcd_client *c, json_t *req,
     /* A semaphore, which glibc lets the waiter destroy as soon as its
      * sem_wait() returns, though the post may not have returned yet. */
     if (sem_init(&me.wake, 0, 0) != 0)
-        return ETAGKV_NO_MEMORY;
+        return ekv_fail(ETAGKV_NO_MEMORY, "sem_init: %s", strerror(errno));
     (void)pthread_mutex_lock(&c->reads_lock);
     if (c->reads_busy < EKV_ETCD_READS_ON_THE_WAY) {
         c->reads_busy++; /* on its way at once, alone */

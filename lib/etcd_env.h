@@ -78,8 +78,10 @@ etagkv_status ekv_etcd_read(struct ekv_etcd_client *c, json_t *req,
 /* Reads on their way to etcd at once before more wait for one of them. */
 #define EKV_ETCD_READS_ON_THE_WAY 4
 
-/* Reads waiting for one on its way (for the tests). */
-size_t ekv_etcd_reads_waiting(struct ekv_etcd_client *c);
+/* Reads waiting for one on its way, and reads on their way (for the
+ * tests). */
+void ekv_etcd_reads_count(struct ekv_etcd_client *c, size_t *waiting,
+                          size_t *on_their_way);
 
 /* The number of endpoints, and the i-th as "http://host:port". */
 size_t ekv_etcd_endpoint_count(const struct ekv_etcd_client *c);

@@ -799,6 +799,14 @@ static void *read_one(void *arg)
     return NULL;
 }
 
+static size_t reads_waiting(struct ekv_etcd_client *c)
+{
+    size_t waiting, on_their_way;
+
+    ekv_etcd_reads_count(c, &waiting, &on_their_way);
+    return waiting;
+}
+
 /* Start reader i and, with etcd's answers held, wait until it is on its
  * way (the relay saw its request: the first EKV_ETCD_READS_ON_THE_WAY) or
  * queued behind those; base: the relay's requests before the first. */
@@ -810,9 +818,18 @@ static void start_reader(struct reader *rd, int i, struct tu_relay *r,
     ck_assert_int_eq(pthread_create(&rd[i].th, NULL, read_one, &rd[i]), 0);
     while (i < EKV_ETCD_READS_ON_THE_WAY
                ? atomic_load(&r->requests) < base + i + 1
-               : ekv_etcd_reads_waiting(c) <
-                     (size_t)(i + 1 - EKV_ETCD_READS_ON_THE_WAY))
+               : reads_waiting(c) < (size_t)(i + 1 - EKV_ETCD_READS_ON_THE_WAY))
         (void)poll(NULL, 0, 1);
+}
+
+/* Every place on the way given back, none waiting: the client is idle. */
+static void assert_reads_idle(struct ekv_etcd_client *c)
+{
+    size_t waiting, on_their_way;
+
+    ekv_etcd_reads_count(c, &waiting, &on_their_way);
+    ck_assert_uint_eq(waiting, 0);
+    ck_assert_uint_eq(on_their_way, 0);
 }
 
 /* The value of the answer's only key, and the answer's revision. */
@@ -883,6 +900,10 @@ START_TEST(reads_that_wait_for_others_on_their_way_go_together)
         ck_assert_int_ge(rev, written);
         json_decref(rd[i].reply);
     }
+    /* The four returned together, one handing its place to the batch:
+     * the others give theirs back (a place handed on twice would be lost
+     * for good, and reads would queue forever once all four were). */
+    assert_reads_idle(c);
     sent = atomic_load(&r.requests); /* Ranges, then one Txn */
     txns = atomic_load(&r.txns);
     ck_assert_int_eq(sent, EKV_ETCD_READS_ON_THE_WAY + 1);
@@ -902,6 +923,7 @@ START_TEST(reads_that_wait_for_others_on_their_way_go_together)
         ck_assert_msg(strstr(rd[i].why, list) != NULL, "read %d: \"%s\"", i,
                       rd[i].why);
     }
+    assert_reads_idle(c);
     ekv_etcd_client_free(c);
 }
 END_TEST
