@@ -713,18 +713,24 @@ static void etcd_post(struct client *c, const char *path)
     req_start(c, "POST", path, "application/json", NULL, &c->out);
 }
 
-static void etcd_seed(struct client *c)
+/* The body of a /v3/kv/put of key k with its seed value, into b. */
+static void etcd_put_body(struct buf *b, int k)
 {
     struct buf v = {0};
 
     seed_value(&v);
-    c->out.len = 0;
-    buf_str(&c->out, "{\"key\":\"");
-    etcd_key(&c->out, c->seed_next);
-    buf_str(&c->out, "\",\"value\":\"");
-    b64_encode(&c->out, (unsigned char *)v.p, v.len);
-    buf_str(&c->out, "\"}");
+    b->len = 0;
+    buf_str(b, "{\"key\":\"");
+    etcd_key(b, k);
+    buf_str(b, "\",\"value\":\"");
+    b64_encode(b, (unsigned char *)v.p, v.len);
+    buf_str(b, "\"}");
     free(v.p);
+}
+
+static void etcd_seed(struct client *c)
+{
+    etcd_put_body(&c->out, c->seed_next);
     etcd_post(c, "/v3/kv/put");
 }
 
@@ -1929,19 +1935,11 @@ static void setup_get(void)
     long code;
 
     if (cfg.target == T_ETCD) { /* no ETag: the value, put */
-        struct buf put = {0};
-
-        seed_value(&v);
-        buf_str(&put, "{\"key\":\"");
-        etcd_key(&put, 0);
-        buf_str(&put, "\",\"value\":\"");
-        b64_encode(&put, (unsigned char *)v.p, v.len);
-        buf_str(&put, "\"}");
-        code = easy_request("/v3/kv/put", "POST", &put, "application/json",
-                            &body, NULL, 0);
+        etcd_put_body(&v, 0);
+        code = easy_request("/v3/kv/put", "POST", &v, "application/json", &body,
+                            NULL, 0);
         if (code != 200)
             die("etcd put: HTTP %ld", code);
-        free(put.p);
         free(v.p);
         free(body.p);
         return;

@@ -295,8 +295,9 @@ ETCD_NAMES = {"etagkv-etcd": "etagkv on etcd, 1 front end",
 
 def etcd_main(args):
     """One row per cell and target: median ops/s, p50/p99, the median of the
-    per-run ratios to etcd's own (CAS, or Range for get), the front ends' (or etcd's, or the LMDB
-    server's) CPU per operation and, for etagkv on etcd, etcd's too."""
+    per-run ratios to etcd's own (CAS, or Range for get), the front ends'
+    (or etcd's, or the LMDB server's) CPU per operation and, for etagkv on
+    etcd, etcd's too."""
     jsonl = None
     if args and args[0] == "--jsonl":
         jsonl = open(args[1], "a", encoding="utf-8")

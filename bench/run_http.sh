@@ -37,9 +37,9 @@
 #                       outside the front ends' prefix) and etagkv on LMDB;
 #                       no nginx, Redis, flush count or memory run.  The
 #                       table gives each target's median ops/s, p99, ratio
-#                       to etcd's own CAS or Range (per run, then the median), the front
-#                       ends' CPU/op and etcd's CPU/op (both serve an
-#                       etagkv-on-etcd request)
+#                       to etcd's own CAS or Range (per run, then the
+#                       median), the front ends' CPU/op and etcd's CPU/op
+#                       (both serve an etagkv-on-etcd request)
 #
 # Every HTTP scenario runs with two load generators: the lean one (raw
 # non-blocking sockets on epoll, like the RESP client for Redis), whose

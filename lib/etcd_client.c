@@ -46,7 +46,7 @@ struct ekv_etcd_client {
     CURL *pool[POOL_MAX];
     size_t n_pool;
     /* Coalesced reads (ekv_etcd_read()): those waiting to be sent, in
-     * arrival order, and whether a read is on its way; under reads_lock. */
+     * arrival order, and how many are on their way; under reads_lock. */
     pthread_mutex_t reads_lock;
     struct read_wait *reads_head, **reads_tail;
     size_t reads_busy; /* on their way: EKV_ETCD_READS_ON_THE_WAY at most */
@@ -408,9 +408,10 @@ etagkv_status ekv_etcd_call(struct ekv_etcd_client *c, const char *path,
 
 /* ---- coalesced reads -------------------------------------------------------
  *
- * On etcd a point read costs about what a small write's share of a group
- * commit costs: its own gateway request (JSON, a gRPC call on loopback) and
- * its own ReadIndex round.  So reads are grouped, as writes are.  A read
+ * On etcd each point read costs its own gateway request (JSON, a gRPC call
+ * on loopback) and its own ReadIndex round: through a front end, more of
+ * etcd's CPU per GET than a Range from a lean client.  So reads are
+ * grouped, as writes are.  A read
  * goes at once, alone, as the plain Range it always was, while fewer than
  * EKV_ETCD_READS_ON_THE_WAY are on their way (no wait without contention).
  * Past that, reads queue; when a read on its way returns, the first queued
@@ -446,13 +447,17 @@ struct read_wait {
     struct read_wait *next;
 };
 
-/* Send w (its batch: w and those after it) and fill in every answer. */
+/* Send w's batch (w and those linked from it) and fill in every answer: a
+ * read alone as the plain Range, a batch as one Txn, and its reads one by
+ * one if etcd finds the Txn too large. */
 static void read_batch(struct ekv_etcd_client *c, struct read_wait *w)
 {
-    json_t *ops = json_array(), *txn = NULL, *answer = NULL, *res;
+    json_t *ops = w->next != NULL ? json_array() : NULL, *txn = NULL;
+    json_t *answer = NULL, *res;
     size_t n = 0;
     int64_t rev;
     etagkv_status st = ETAGKV_NO_MEMORY;
+    int one_by_one = w->next == NULL;
 
     for (struct read_wait *x = w; x != NULL && ops != NULL; x = x->next, n++)
         if (json_array_append_new(
@@ -464,9 +469,10 @@ static void read_batch(struct ekv_etcd_client *c, struct read_wait *w)
         txn = json_pack("{s:o}", "success", ops);
     if (txn != NULL)
         st = ekv_etcd_call(c, "/v3/kv/txn", txn, 0, &answer);
-    else
+    else if (!one_by_one)
         st = ekv_fail(ETAGKV_NO_MEMORY, "no memory for a Txn of %zu ranges", n);
     json_decref(txn);
+    one_by_one |= st == ETAGKV_TXN_TOO_LARGE;
     res = json_object_get(answer, "responses");
     if (st == ETAGKV_OK && json_array_size(res) != n)
         st = ekv_fail(ETAGKV_IO_ERROR, "etcd: a Txn of %zu ranges answered %zu",
@@ -477,7 +483,7 @@ static void read_batch(struct ekv_etcd_client *c, struct read_wait *w)
         json_t *r = json_object_get(json_array_get(res, i), "response_range");
 
         w->st = st;
-        if (st == ETAGKV_TXN_TOO_LARGE) {
+        if (one_by_one) {
             w->st = ekv_etcd_call(c, "/v3/kv/range", w->req, 0, &w->reply);
         } else if (st == ETAGKV_OK) {
             /* The Txn's revision, where a Range has it. */
@@ -508,20 +514,6 @@ void ekv_etcd_reads_count(struct ekv_etcd_client *c, size_t *waiting,
     (void)pthread_mutex_unlock(&c->reads_lock);
 }
 
-/* Send the batch that starts at lead, the caller's own read: alone as a
- * Range, or as a Txn. */
-static void read_send(struct ekv_etcd_client *c, struct read_wait *lead)
-{
-    if (lead->next != NULL) {
-        read_batch(c, lead);
-        return;
-    }
-    lead->st = ekv_etcd_call(c, "/v3/kv/range", lead->req, 0, &lead->reply);
-    if (lead->st != ETAGKV_OK)
-        (void)snprintf(lead->why, sizeof(lead->why), "%s",
-                       etagkv_last_error_detail());
-}
-
 /* Cut the next batch off the queue's head (up to READ_BATCH_MAX, linked
  * from its first) and make its first read the leader; under reads_lock.
  * Cut here, by the read that hands its place on, so that a second read
@@ -547,7 +539,7 @@ static void read_lead(struct ekv_etcd_client *c, struct read_wait *me)
 {
     struct read_wait *lead = NULL;
 
-    read_send(c, me);
+    read_batch(c, me);
     (void)pthread_mutex_lock(&c->reads_lock);
     for (struct read_wait *x = me->next; x != NULL; x = x->next)
         x->state = READ_DONE;

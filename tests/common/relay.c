@@ -68,10 +68,10 @@ static void *relay_conn_main(void *arg)
     struct relay_conn *p = arg;
 
     while (!atomic_load(&p->r->stop)) {
-        short from_etcd = atomic_load(&p->r->hold_answers) ? 0 : POLLIN;
+        int hold = atomic_load(&p->r->hold_answers);
         struct pollfd fds[2] = {{p->client, POLLIN, 0},
-                                {p->server, from_etcd, 0}};
-        int n = poll(fds, 2, atomic_load(&p->r->hold_answers) ? 10 : 100);
+                                {p->server, hold ? 0 : POLLIN, 0}};
+        int n = poll(fds, 2, hold ? 10 : 100);
 
         if (n < 0 || (n > 0 && relay_step(p, fds) != 0))
             break;

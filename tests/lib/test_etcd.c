@@ -837,7 +837,7 @@ static const char *answered(const json_t *reply, int64_t *rev)
 {
     const json_t *kv = json_array_get(json_object_get(reply, "kvs"), 0);
     const char *v = json_string_value(json_object_get(kv, "value"));
-    static _Thread_local char out[64];
+    static char out[64];
     uint8_t *d = NULL;
     size_t n = 0;
 
