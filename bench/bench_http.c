@@ -19,7 +19,10 @@
  *           MULTI + SET K V + EXEC; a null EXEC reply is the failed
  *           compare (counted as a 412)
  * SCENARIO:
- *   rmw-hot   read -> conditional write -> on 412 re-read and retry, 1 key
+ *   rmw-hot   read -> conditional write -> on 412 re-read and retry, 1 key;
+ *             etagkv's writes ask for Prefer: return=representation and
+ *             rebase from the 412's current representation instead of
+ *             re-reading (one round trip per retry; issue 14), unless -R
  *   rmw-1000  the same over 1,000 keys, one picked at random per update
  *   transfer  move 1 unit between two random accounts of 1,000: read both,
  *             write both conditionally in one transaction, on a failed
@@ -152,6 +155,7 @@ static struct {
     int transfer;   /* the transfer scenario (an S_RMW on two keys) */
     int lock;       /* the lock scenario (an S_RMW: acquire, release) */
     int lean;       /* HTTP over raw sockets (-k lean), not libcurl */
+    int rebase;     /* etagkv rmw-hot: retry from the 412's representation */
     int npids;      /* server processes whose CPU time is measured (-P) */
     long pids[8];
     int nbackend; /* processes behind the server (-B) */
@@ -179,6 +183,7 @@ struct client {
     double t0; /* start of the current operation */
     struct buf body, out;
     char etag[128]; /* HTTP: the response's ETag */
+    int rebased;    /* the last 412 carried the current representation */
     char lease[32]; /* lock: this client's lease id (etagkv, etcd) */
     char held[48];  /* lock: the acquire's revision (etcd) or token (redis) */
     unsigned long cycles; /* lock: acquires, for the redis token */
@@ -574,10 +579,11 @@ static void kv_read(struct client *c)
 
 static void kv_write(struct client *c)
 {
-    char path[32], im[160];
+    char path[32], im[200];
 
     kv_path(path, sizeof path, c->key);
-    snprintf(im, sizeof im, "If-Match: %s", c->etag);
+    snprintf(im, sizeof im, "If-Match: %s%s", c->etag,
+             cfg.rebase ? "\r\nPrefer: return=representation" : "");
     req_start(c, "PUT", path, "application/octet-stream", im, &c->out);
 }
 
@@ -677,12 +683,18 @@ static void kv_done(struct client *c, long code)
         finished(c, OUT_OK);
         return;
     case PH_WRITE:
-        /* A failed compare: 412, or a transaction's 409. */
-        if (code == 200)
+        /* A failed compare: 412, or a transaction's 409.  A 412 that
+         * carries the current representation (cfg.rebase) is the next
+         * write's read: its value, and its ETag as the next If-Match. */
+        if (code == 200) {
             finished(c, OUT_OK);
-        else if (code == (cfg.transfer ? 409 : 412))
+        } else if (code == (cfg.transfer ? 409 : 412)) {
+            c->rebased = cfg.rebase && c->etag[0] != '\0' &&
+                         c->body.len == cfg.value_bytes;
+            if (c->rebased)
+                next_value(c, c->body.p, c->body.len);
             finished(c, OUT_412);
-        else
+        } else
             die("%s: HTTP %ld: %s",
                 cfg.transfer ? "etagkv /txn put" : "PUT If-Match", code,
                 c->body.p);
@@ -1830,6 +1842,11 @@ static void finished(struct client *c, enum outcome o)
             go_idle(c);
             return;
         }
+        if (c->rebased) { /* rebased from the 412: write again */
+            c->rebased = 0;
+            proto->write(c);
+            return;
+        }
         c->phase = PH_READ; /* re-read, same key, same t0 */
         proto->read(c);
         return;
@@ -2136,7 +2153,8 @@ static void usage(void)
             "       [-w WARMUP_SECONDS] [-t THREADS (1-2)] [-p PATH (nginx)]\n"
             "       [-a HOST:PORT[,HOST:PORT...] (connections dealt out)]\n"
             "       [-k lean|libcurl (HTTP client)] [-P PID[,PID...]]\n"
-            "       [-B PID[,PID...] (behind the server)] [-n NAME]\n");
+            "       [-B PID[,PID...] (behind the server)] [-n NAME]\n"
+            "       [-R (etagkv rmw-hot: re-read after a 412, no rebase)]\n");
     exit(2);
 }
 
@@ -2187,7 +2205,7 @@ static void parse_addrs(const char *list)
 static void parse_args(int argc, char **argv)
 {
     const char *addr = "127.0.0.1:8080";
-    int ch, t;
+    int ch, t, no_rebase = 0;
 
     cfg.conns = 16;
     cfg.threads = 1;
@@ -2198,7 +2216,7 @@ static void parse_args(int argc, char **argv)
         usage();
     optind = 3; /* TARGET SCENARIO first; POSIX getopt does not permute */
     cfg.lean = 1;
-    while ((ch = getopt(argc, argv, "a:c:s:d:w:t:p:k:P:B:n:")) != -1) {
+    while ((ch = getopt(argc, argv, "a:c:s:d:w:t:p:k:P:B:n:R")) != -1) {
         switch (ch) {
         case 'a': addr = optarg; break;
         case 'c': cfg.conns = atoi(optarg); break;
@@ -2215,6 +2233,7 @@ static void parse_args(int argc, char **argv)
         case 'P': parse_pids(optarg, cfg.pids, &cfg.npids); break;
         case 'B': parse_pids(optarg, cfg.backend, &cfg.nbackend); break;
         case 'n': cfg.name = optarg; break;
+        case 'R': no_rebase = 1; break;
         default: usage();
         }
     }
@@ -2229,6 +2248,7 @@ static void parse_args(int argc, char **argv)
     if (strcmp(cfg.scen_name, "rmw-hot") == 0) {
         cfg.scen = S_RMW;
         cfg.nkeys = 1;
+        cfg.rebase = cfg.target == T_ETAGKV && !no_rebase;
     } else if (strcmp(cfg.scen_name, "rmw-1000") == 0) {
         cfg.scen = S_RMW;
         cfg.nkeys = NKEYS_MANY;
