@@ -199,14 +199,19 @@ static int add_location(struct MHD_Response *resp, const struct srv_req *r,
     return rc;
 }
 
-/* Called by the library when a submitted write is durable (or failed), on
- * a library thread: keep the outcome and let libmicrohttpd call the handler
- * again.  The mutex inside MHD_resume_connection() orders our stores before
- * the handler's reads. */
+/* Called by the library when a submitted write is durable (or failed): on
+ * a library thread, or inside the submit on the handler's own thread for a
+ * write refused at once.  Keep the outcome; then, if the submitter has not
+ * suspended the connection (SRV_WRITE_SUBMITTING), it answers itself
+ * (srv_write_submitted()), the state's compare-and-swap ordering our
+ * stores before its reads; if it has (SRV_WRITE_PENDING), resume the
+ * connection and libmicrohttpd calls the handler again, the mutex inside
+ * MHD_resume_connection() ordering them. */
 void srv_write_done(void *ctx, const etagkv_result *res)
 {
     struct srv_req *r = ctx;
     struct srv *s = r->srv; /* r may be freed once the connection resumes */
+    int submitting = SRV_WRITE_SUBMITTING;
 
     r->write_res = *res;
     /* The failure's text is readable here only, on the library's thread;
@@ -214,16 +219,17 @@ void srv_write_done(void *ctx, const etagkv_result *res)
     if (etagkv_status_http(res->status) >= 500)
         snprintf(r->write_detail, sizeof r->write_detail, "%s",
                  etagkv_last_error_detail());
+    if (atomic_compare_exchange_strong(&r->write_state, &submitting,
+                                       SRV_WRITE_DONE))
+        return;
     r->write_state = SRV_WRITE_DONE;
     MHD_resume_connection(r->conn);
     /* Resumed: MHD_stop_daemon() handles the connection from here on. */
     atomic_fetch_sub(&s->suspended, 1);
 }
 
-/* The connection is suspended before the submit, so the completion can
- * never resume it too early. */
-enum MHD_Result srv_write_suspend(struct srv *s, struct MHD_Connection *c,
-                                  struct srv_req *r)
+enum MHD_Result srv_write_begin(struct srv *s, struct MHD_Connection *c,
+                                struct srv_req *r)
 {
     r->conn = c;
     r->srv = s;
@@ -235,17 +241,55 @@ enum MHD_Result srv_write_suspend(struct srv *s, struct MHD_Connection *c,
         return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
                          srv_draining_problem());
     }
-    r->write_state = SRV_WRITE_PENDING;
-    MHD_suspend_connection(c);
+    r->write_state = SRV_WRITE_SUBMITTING;
     return MHD_YES;
 }
 
+int srv_write_submitted(struct srv *s, struct MHD_Connection *c,
+                        struct srv_req *r)
+{
+    int submitting = SRV_WRITE_SUBMITTING;
+
+    if (r->write_state == SRV_WRITE_DONE) {
+        /* Answered at once: no suspend, no resume, no second pass of
+         * libmicrohttpd's loop (most 412s under contention). */
+        atomic_fetch_sub(&s->suspended, 1);
+        return 1;
+    }
+    /* Suspended before it is published as such, so that the completion
+     * never resumes a connection not yet suspended. */
+    MHD_suspend_connection(c);
+    if (atomic_compare_exchange_strong(&r->write_state, &submitting,
+                                       SRV_WRITE_PENDING))
+        return 0;
+    /* Done in between, on another thread, which left the answer to us:
+     * resume here what it did not know was suspended. */
+    MHD_resume_connection(c);
+    atomic_fetch_sub(&s->suspended, 1);
+    return 0;
+}
+
+/* The connection is suspended before the submit, so the completion can
+ * never resume it too early. */
+enum MHD_Result srv_write_suspend(struct srv *s, struct MHD_Connection *c,
+                                  struct srv_req *r)
+{
+    enum MHD_Result ret = srv_write_begin(s, c, r);
+
+    if (r->write_state == SRV_WRITE_SUBMITTING) {
+        MHD_suspend_connection(c);
+        r->write_state = SRV_WRITE_PENDING;
+    }
+    return ret;
+}
+
 /* Start the write of a PUT or DELETE: one etagkv_submit(), with the
- * request's Idempotency-Key when it has one.  A write refused at once
- * completes here. */
-static enum MHD_Result kv_submit(struct srv *s, struct MHD_Connection *c,
-                                 struct srv_req *r, etagkv_method method,
-                                 const char *ct)
+ * request's Idempotency-Key when it has one.  Returns 1 when the write is
+ * done already (a write refused at once completes inside the submit) and
+ * the handler answers now; 0 when *ret is what the handler returns (the
+ * connection suspended, or a 503 queued). */
+static int kv_submit(struct srv *s, struct MHD_Connection *c, struct srv_req *r,
+                     etagkv_method method, const char *ct, enum MHD_Result *ret)
 {
     etagkv_request rq = {
         .method = method,
@@ -260,18 +304,19 @@ static enum MHD_Result kv_submit(struct srv *s, struct MHD_Connection *c,
         .lease = r->lease,
         .flags = r->prefer_repr ? ETAGKV_WRITE_RETURN_CURRENT : 0,
     };
-    enum MHD_Result ret = srv_write_suspend(s, c, r);
     etagkv_status st;
 
-    if (r->write_state != SRV_WRITE_PENDING)
-        return ret; /* answered 503 */
+    *ret = srv_write_begin(s, c, r);
+    if (r->write_state != SRV_WRITE_SUBMITTING)
+        return 0; /* answered 503 */
     st = etagkv_submit(s->store, &rq, srv_write_done, r);
     if (st != ETAGKV_OK) {
         etagkv_result res = {.status = st};
 
         srv_write_done(r, &res);
     }
-    return MHD_YES;
+    *ret = MHD_YES;
+    return srv_write_submitted(s, c, r);
 }
 
 /* The outcome of a finished write, counted for the metrics. */
@@ -362,10 +407,12 @@ static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
 
     if (r->write_state == SRV_WRITE_NONE) {
         struct srv_prefer p;
+        enum MHD_Result ret;
 
         srv_prefer_parse(c, 0, &p);
         r->prefer_repr = p.return_representation;
-        return kv_submit(s, c, r, ETAGKV_METHOD_PUT, ct);
+        if (!kv_submit(s, c, r, ETAGKV_METHOD_PUT, ct, &ret))
+            return ret;
     }
     st = write_outcome(r, &m);
     if (st == ETAGKV_PRECONDITION_FAILED && r->write_res.current_value != NULL)
@@ -401,9 +448,11 @@ static enum MHD_Result kv_delete(struct srv *s, struct MHD_Connection *c,
     struct MHD_Response *resp;
     char rev[24];
     etagkv_status st;
+    enum MHD_Result ret;
 
-    if (r->write_state == SRV_WRITE_NONE)
-        return kv_submit(s, c, r, ETAGKV_METHOD_DELETE, NULL);
+    if (r->write_state == SRV_WRITE_NONE &&
+        !kv_submit(s, c, r, ETAGKV_METHOD_DELETE, NULL, &ret))
+        return ret;
     st = write_outcome(r, &m);
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);

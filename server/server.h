@@ -138,8 +138,10 @@ struct srv_req {
     /* A PUT or DELETE is submitted to the library (etagkv_submit) and the
      * connection suspended until the write is durable: no worker thread
      * waits for the disk, and one group commit serves writes from every
-     * connection.  The completion stores the outcome and resumes. */
-    enum { SRV_WRITE_NONE, SRV_WRITE_PENDING, SRV_WRITE_DONE } write_state;
+     * connection.  The completion stores the outcome and resumes.  A
+     * write answered at once (refused early) never suspends: see
+     * srv_write_begin().  An enum srv_write_state. */
+    atomic_int write_state;
     etagkv_result write_res; /* its current_value is ours to free */
     int prefer_repr;         /* PUT with Prefer: return=representation */
     struct MHD_Connection *conn;
@@ -353,9 +355,34 @@ size_t srv_unescape_none(void *cls, struct MHD_Connection *c, char *s);
 enum MHD_Result srv_kv(struct srv *s, struct MHD_Connection *c,
                        struct srv_req *r);
 
+/* Where a request's write is (srv_req.write_state). */
+enum srv_write_state {
+    SRV_WRITE_NONE,       /* not submitted */
+    SRV_WRITE_SUBMITTING, /* submitted, the connection not suspended */
+    SRV_WRITE_PENDING,    /* submitted, the connection suspended */
+    SRV_WRITE_DONE        /* the outcome is in write_res */
+};
+
 /* Called by the library when a submitted write (or transaction) of r is
- * done: keeps the outcome in r->write_res and resumes the connection. */
+ * done: keeps the outcome in r->write_res and resumes the connection, or,
+ * when it is not suspended yet, leaves the answer to the submitter
+ * (srv_write_submitted()). */
 void srv_write_done(void *ctx, const etagkv_result *res);
+
+/* Before submitting a write of r without suspending the connection first:
+ * count it as in flight (srv.suspended, which the daemon's stop waits
+ * out); r->write_state becomes SRV_WRITE_SUBMITTING.  When the server is
+ * stopping it answers 503 instead and the write state stays as it was:
+ * nothing is to be submitted.  Returns what the handler returns. */
+enum MHD_Result srv_write_begin(struct srv *s, struct MHD_Connection *c,
+                                struct srv_req *r);
+
+/* After the submit that srv_write_begin() began: 1 when the write is done
+ * already (refused at once, or done on another thread meanwhile) and the
+ * handler answers now, the connection never suspended; 0 when the
+ * connection is suspended until the completion resumes it. */
+int srv_write_submitted(struct srv *s, struct MHD_Connection *c,
+                        struct srv_req *r);
 
 /* Before submitting a write of r: count the connection as suspended and
  * suspend it (r->write_state becomes SRV_WRITE_PENDING; submit then, with
