@@ -16,7 +16,9 @@
  * libmicrohttpd (0.9.75) a response queued at step 1 also closes the
  * connection, which costs keep-alive clients dearly.  A PUT or DELETE
  * suspends its connection at step 3 until the write is durable (kv.c);
- * MHD then calls step 3 again and the write replies.
+ * MHD then calls step 3 again and the write replies.  A write the library
+ * refuses at once (a 412 at the latest committed state) replies in the
+ * same call, never suspended.
  */
 #include "server.h"
 

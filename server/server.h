@@ -84,7 +84,9 @@ struct srv {
      * sets `stopping` and then waits for `suspended` to reach 0.  With
      * sequentially consistent atomics one of the two sees the other. */
     atomic_int stopping;
-    atomic_long suspended;   /* connections suspended for a write or held */
+    atomic_long suspended;   /* writes in flight (their connections
+                              * suspended, or about to be) and held
+                              * requests */
     struct srv_watch *watch; /* held requests (watch.c) */
     unsigned max_wait_s;     /* cap on Prefer: wait */
     unsigned max_watchers;   /* held requests at once; past it 503 */
@@ -380,7 +382,10 @@ enum MHD_Result srv_write_begin(struct srv *s, struct MHD_Connection *c,
 /* After the submit that srv_write_begin() began: 1 when the write is done
  * already (refused at once, or done on another thread meanwhile) and the
  * handler answers now, the connection never suspended; 0 when the
- * connection is suspended until the completion resumes it. */
+ * handler returns MHD_YES with nothing queued: the connection is
+ * suspended until the completion resumes it, or, when the completion came
+ * between the suspend and this thread's compare-and-swap, already resumed
+ * here, and MHD calls the handler again to answer. */
 int srv_write_submitted(struct srv *s, struct MHD_Connection *c,
                         struct srv_req *r);
 
