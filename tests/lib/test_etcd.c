@@ -1064,7 +1064,6 @@ int main(void)
     Suite *s = suite_create("etcd");
     TCase *tc = tcase_create("etcd");
     TCase *limits = tcase_create("default_limits");
-    TCase *small = tcase_create("small_limits");
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
@@ -1103,6 +1102,8 @@ int main(void)
      * (ctest's etcd_small_limits): any other runs the batch whole. */
     if (getenv("ETCD_LIMITS") != NULL &&
         strcmp(getenv("ETCD_LIMITS"), "small") == 0) {
+        TCase *small = tcase_create("small_limits");
+
         tcase_add_checked_fixture(small, setup, teardown);
         tcase_set_timeout(small, 300);
         tcase_add_test(small,
