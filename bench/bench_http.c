@@ -39,8 +39,11 @@
  *             a 412) -- issue 19:
  *               etagkv  a lease per client (POST /leases), then PUT
  *                       /kv/lock with If-None-Match: * and ETagKV-Lease
- *                       (201, or 412), DELETE /kv/lock with If-Match: the
- *                       ETag the acquire returned (204)
+ *                       and Prefer: wait=10 (-W): held until the lock is
+ *                       free and taken with its release (201), or 412
+ *                       after 10 s; DELETE /kv/lock with If-Match: the
+ *                       ETag the acquire returned (204).  -W 0: no wait,
+ *                       a 412 at once, retried at once as on the others
  *               etcd    a lease per client (POST /v3/lease/grant), then
  *                       a Txn putting the key with the lease if its
  *                       create_revision is 0 (etcd's lock recipe, without
@@ -48,9 +51,11 @@
  *                       mod_revision is still the acquire's
  *               redis   SET lock TOKEN NX PX, then EVAL of the compare-
  *                       and-delete script (DEL if GET equals TOKEN)
- *             Waiters retry at once on every side, so what is measured is
- *             the server's create-if-absent and safe-delete path under
- *             contention.  A holder count checks mutual exclusion.
+ *             Waiters on etcd and Redis retry at once (etagkv's too with
+ *             -W 0), so what is measured there is the server's create-if-
+ *             absent and safe-delete path under contention; etagkv's
+ *             waiters are held by the server (its lock recipe).  A holder
+ *             count checks mutual exclusion.
  *   get       GET of one value (200); etcd: a Range of its key
  *   get304    GET with If-None-Match: <its current ETag> (304)
  *
@@ -156,6 +161,7 @@ static struct {
     int lock;       /* the lock scenario (an S_RMW: acquire, release) */
     int lean;       /* HTTP over raw sockets (-k lean), not libcurl */
     int rebase;     /* etagkv rmw-hot: retry from the 412's representation */
+    int lock_wait;  /* etagkv lock: Prefer: wait=N on the acquire (-W) */
     int npids;      /* server processes whose CPU time is measured (-P) */
     long pids[8];
     int nbackend; /* processes behind the server (-B) */
@@ -1576,10 +1582,12 @@ static void kvl_seed(struct client *c)
 
 static void kvl_acquire(struct client *c)
 {
-    char hdrs[96];
+    char hdrs[128], wait[32] = "";
 
-    snprintf(hdrs, sizeof hdrs, "If-None-Match: *\r\nETagKV-Lease: %s",
-             c->lease);
+    if (cfg.lock_wait > 0)
+        snprintf(wait, sizeof wait, "\r\nPrefer: wait=%d", cfg.lock_wait);
+    snprintf(hdrs, sizeof hdrs, "If-None-Match: *\r\nETagKV-Lease: %s%s",
+             c->lease, wait);
     c->out.len = 0;
     buf_printf(&c->out, "client %d", c->idx);
     req_start(c, "PUT", "/kv/lock", "application/octet-stream", hdrs, &c->out);
@@ -2154,7 +2162,9 @@ static void usage(void)
             "       [-a HOST:PORT[,HOST:PORT...] (connections dealt out)]\n"
             "       [-k lean|libcurl (HTTP client)] [-P PID[,PID...]]\n"
             "       [-B PID[,PID...] (behind the server)] [-n NAME]\n"
-            "       [-R (etagkv rmw-hot: re-read after a 412, no rebase)]\n");
+            "       [-R (etagkv rmw-hot: re-read after a 412, no rebase)]\n"
+            "       [-W SECONDS (etagkv lock: Prefer: wait on the acquire;\n"
+            "        default 10, 0: retry at once like the others)]\n");
     exit(2);
 }
 
@@ -2205,7 +2215,7 @@ static void parse_addrs(const char *list)
 static void parse_args(int argc, char **argv)
 {
     const char *addr = "127.0.0.1:8080";
-    int ch, t, no_rebase = 0;
+    int ch, t, no_rebase = 0, lock_wait = 10;
 
     cfg.conns = 16;
     cfg.threads = 1;
@@ -2216,7 +2226,7 @@ static void parse_args(int argc, char **argv)
         usage();
     optind = 3; /* TARGET SCENARIO first; POSIX getopt does not permute */
     cfg.lean = 1;
-    while ((ch = getopt(argc, argv, "a:c:s:d:w:t:p:k:P:B:n:R")) != -1) {
+    while ((ch = getopt(argc, argv, "a:c:s:d:w:t:p:k:P:B:n:RW:")) != -1) {
         switch (ch) {
         case 'a': addr = optarg; break;
         case 'c': cfg.conns = atoi(optarg); break;
@@ -2234,6 +2244,11 @@ static void parse_args(int argc, char **argv)
         case 'B': parse_pids(optarg, cfg.backend, &cfg.nbackend); break;
         case 'n': cfg.name = optarg; break;
         case 'R': no_rebase = 1; break;
+        case 'W':
+            lock_wait = atoi(optarg);
+            if (lock_wait < 0)
+                usage();
+            break;
         default: usage();
         }
     }
@@ -2260,6 +2275,7 @@ static void parse_args(int argc, char **argv)
         cfg.scen = S_RMW;
         cfg.lock = 1;
         cfg.nkeys = -1; /* one seed (session) per client: set below */
+        cfg.lock_wait = cfg.target == T_ETAGKV ? lock_wait : 0;
     } else if (strcmp(cfg.scen_name, "get") == 0) {
         cfg.scen = S_GET;
         cfg.nkeys = 1;
@@ -2416,7 +2432,7 @@ int main(int argc, char **argv)
            "\"fail_412_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
            "\"server_cpu_us_per_op\":%.2f,\"backend_cpu_us_per_op\":%.2f,"
            "\"client_cpu_us_per_op\":%.2f,\"front_ends\":%d,"
-           "\"acked_writes\":%ld,\"verified\":\"%s\"}\n",
+           "\"acked_writes\":%ld,\"lock_wait_s\":%d,\"verified\":\"%s\"}\n",
            cfg.name, client_name(), cfg.scen_name, cfg.value_bytes, cfg.conns,
            cfg.threads, cfg.seconds, (double)ok / cfg.seconds,
            (double)failed / cfg.seconds, p50, p99, srv_us, back_us, cli_us,
@@ -2424,7 +2440,7 @@ int main(int argc, char **argv)
            cfg.lock            ? 2 * ok_total + cfg.conns
            : cfg.scen == S_RMW ? ok_total + cfg.nkeys
                                : (long)(cfg.target == T_ETAGKV),
-           verified);
+           cfg.lock_wait, verified);
     fprintf(stderr,
             "%-7s %-7s %-9s %5zuB %3d conns: %10.0f ok/s %9.0f 412/s  p50 %.3f "
             "ms  p99 %.3f ms  CPU/op server %.1f us backend %.1f us client "

@@ -3,9 +3,12 @@
 # NAME of the etagkv-server at URL (docs/recipes.md), with curl only.
 #
 # Acquire = a lease plus a create-only PUT of /kv/locks/NAME attached to it
-# (If-None-Match: *, ETagKV-Lease).  While someone else holds it, wait with
-# a long-poll on the lock key (If-None-Match: its ETag, Prefer: wait) and
-# try again when it changes or disappears.  Held: renew the lease every
+# (If-None-Match: *, ETagKV-Lease) with Prefer: wait: while someone else
+# holds the lock, the server holds the PUT and applies it in the commit
+# that frees the lock (docs/http.md, "Writes that wait"), first come first
+# served; a 412 means the wait ended with the lock still taken: renew our
+# lease and ask again.  The wait is half our TTL, so that our lease, which
+# the PUT attaches, is still alive when the lock comes.  Held: renew the lease every
 # third of its TTL while COMMAND runs, then release by revoking the lease
 # (which deletes the lock key).  If this shell dies, even by SIGKILL, the
 # renewer notices within a third of the TTL and stops, nobody renews, and
@@ -19,6 +22,8 @@ url=$1
 key=$url/kv/locks/$2
 shift 2
 ttl=${ETAGKV_LOCK_TTL_MS:-5000}
+wait=$((ttl / 2000))
+[ "$wait" -ge 1 ] || wait=1
 lease=""
 
 # Renew our lease, or grant a new one if we have none or it died (a
@@ -38,14 +43,11 @@ while :; do
     lease_up
     code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
         -H 'If-None-Match: *' -H "ETagKV-Lease: $lease" \
-        --data-binary "$(hostname) pid $$" "$key")
+        -H "Prefer: wait=$wait" --data-binary "$(hostname) pid $$" "$key")
     case $code in
     201) break ;;  # ours
-    409) lease="" ;;  # the lease died between renew and PUT
-    412)  # held: wait for the key to change or go, then try again
-        etag=$(curl -sI "$key" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p')
-        [ -z "$etag" ] || curl -s -o /dev/null -H "If-None-Match: $etag" \
-            -H "Prefer: wait=$(((ttl + 999) / 1000))" "$key" ;;
+    409) lease="" ;;  # our lease died (a TTL shorter than a second)
+    412) ;;  # still held when the wait ended: renew, and wait again
     *) echo "lock.sh: acquire $key: HTTP $code" >&2; exit 1 ;;
     esac
 done

@@ -45,7 +45,7 @@ lock_test() {
     holder=$!
     pids="$pids $holder"
     await 30 curl -sf -o /dev/null "$url/kv/locks/job" || fail "no holder"
-    # Terminal 2 waits for it (a long-poll on the lock key).
+    # Terminal 2 waits for it (a create-only PUT that the server holds).
     setsid sh "$dir/lock.sh" "$url" job sh -c "echo got >'$tmp/waiter.out'" \
         2>"$tmp/waiter.err" &
     waiter=$!

@@ -649,6 +649,8 @@ typedef struct etagkv_stats {
     uint64_t leases_granted;
     uint64_t leases_revoked;
     uint64_t leases_expired;
+    /** Writes waiting for their conditions now (etagkv_request.wait_ms). */
+    uint64_t writes_waiting;
 } etagkv_stats;
 
 /** Read the store's figures into *out: records, revision, the map and
@@ -1030,7 +1032,42 @@ typedef struct etagkv_request {
      * unconditional request would not succeed either).  Non-zero on a
      * DELETE is ETAGKV_INVALID_ARGUMENT. */
     uint64_t lease;
+    /** Milliseconds the write may wait for its conditions, or 0 (at most
+     * ETAGKV_WAIT_MAX_MS).  When the conditions fail, the write is not
+     * answered with ETAGKV_PRECONDITION_FAILED at once: it waits, and
+     * every transaction that changes its key (a write, a multi-key
+     * transaction, the expiry of a lease) evaluates it again, in that
+     * same transaction, right after the change; writes waiting on one
+     * key in the order they arrived.  The first time its conditions hold
+     * it is applied there, with the revision after the change's, and
+     * acknowledged when that transaction is: so a lock's release and the
+     * next create-only acquire commit together, with one sync, and no
+     * waiter polls.  When wait_ms passes first, the next transaction
+     * evaluates it once more and that is the answer: usually
+     * ETAGKV_PRECONDITION_FAILED with the state then (the current value
+     * too, with ETAGKV_WRITE_RETURN_CURRENT).  Conditions that hold at
+     * once make it an ordinary write.  Other outcomes (a dead lease's
+     * ETAGKV_CONFLICT, errors) are answered at once.  A waiting write
+     * takes its place in the store's order when it is applied, not when
+     * it was made: a later write of the same caller may go first.  At
+     * most 4,096 writes wait in one store; past that a failing write is
+     * answered at once.  Closing the store ends every wait.  Not with an
+     * idempotency key (ETAGKV_INVALID_ARGUMENT: a retry could not tell a
+     * wait from its outcome).  On etcd, a change made through another
+     * handle or front end is seen when the wait ends, not before. */
+    uint32_t wait_ms;
 } etagkv_request;
+
+/** The longest wait of etagkv_request.wait_ms: ten minutes. */
+#define ETAGKV_WAIT_MAX_MS 600000u
+
+/** End every write's wait (etagkv_request.wait_ms) now: each is evaluated
+ * once more by the next transaction and answered (a 412, unless its
+ * conditions hold by then), and from now on writes of this handle do not
+ * wait: a failing one is answered at once.  For a server's shutdown, which
+ * answers everything it holds before it stops.  Returns ETAGKV_OK, or
+ * ETAGKV_INVALID_ARGUMENT for NULL s. */
+ETAGKV_API etagkv_status etagkv_end_waits(etagkv_store *s);
 
 /** The outcome of etagkv_write(). */
 typedef struct etagkv_result {

@@ -13,6 +13,21 @@
  * truthful status.  No operation is acknowledged before its transaction
  * committed.
  *
+ * Waiting writes.  A write with a wait (etagkv_request.wait_ms) whose
+ * conditions fail is not answered: it waits in s->waiting, out of the
+ * queue, and every later transaction that changes its key (a put, a
+ * delete, a transaction's write, a lease's expiry: whatever appends to the
+ * change log) evaluates it again, in that same transaction, right after
+ * the operation that changed the key -- waiting writes of one key in
+ * arrival order.  The first time its conditions hold it is applied there,
+ * and acknowledged with that transaction; when its wait ends first, the
+ * next transaction (commit.c runs an empty one, a tick, when nobody
+ * writes) evaluates it a last time and its answer stands, a 412 against
+ * the state then.  So a lock's release and the next acquire commit
+ * together, with one sync, and nobody polls.  The list is the
+ * transaction's business like everything it writes: a transaction that
+ * fails or is run again leaves it as it was (waiting_undo()).
+ *
  * Storage goes through backend.h only; commit.c decides which operations
  * form a batch.
  */
@@ -23,6 +38,10 @@
 #include <time.h>
 
 #include "store.h"
+
+/* Writes waiting at once, at most: past it, a write's 412 is answered
+ * at once, as without a wait.  Every change of a key looks through them. */
+#define WAITING_MAX 4096
 
 /* ---- one operation inside a transaction ---------------------------------- */
 
@@ -114,8 +133,8 @@ int ekv_op_refuse_early(etagkv_store *s, struct ekv_op *op)
      * ETAGKV_READ_ONLY to any write; in pipelined mode the latest
      * committed state may not be durable yet (commit.c). */
     if (op->txn != NULL || op->lease_verb != EKV_LEASE_NONE || op->lease != 0 ||
-        op->idem_len > 0 || op->cond == NULL || s->opts.read_only ||
-        s->opts.sync_mode == ETAGKV_SYNC_PIPELINED)
+        op->idem_len > 0 || op->cond == NULL || op->wait_until_ns != 0 ||
+        s->opts.read_only || s->opts.sync_mode == ETAGKV_SYNC_PIPELINED)
         return 0;
     /* On etcd this read is a round trip of its own, while the batch reads
      * the record in its first read anyway (batch_prefetch()) and answers a
@@ -228,6 +247,10 @@ static etagkv_status op_apply(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
     ekv_op_drop_current(op); /* of an earlier run of the batch */
     op->wrote = op->dirty = op->replayed = op->recorded = 0;
     op->detail[0] = '\0';
+    if (op->tick) {
+        op->status = ETAGKV_OK; /* commit.c's tick: nothing to do */
+        return ETAGKV_OK;
+    }
     if (op->idem_len > 0) {
         st = ekv_idem_check(s, txn, op, &handled);
         if (st != ETAGKV_OK || handled)
@@ -240,6 +263,165 @@ static etagkv_status op_apply(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
     }
     op->dirty |= op->wrote;
     return st;
+}
+
+/* ---- waiting writes (see the top of this file) ----------------------------
+ */
+
+void ekv_waiting_touch(etagkv_store *s, const void *key, size_t key_len)
+{
+    for (struct ekv_op *p = s->waiting.head; p != NULL; p = p->wait_next)
+        if (!p->wait_done && p->key_len == key_len &&
+            memcmp(p->key, key, key_len) == 0)
+            p->wait_hit = 1;
+}
+
+/* Whether op, just evaluated, goes on waiting: it has a wait that has not
+ * ended, and its conditions failed. */
+static int keeps_waiting(const etagkv_store *s, const struct ekv_op *op)
+{
+    return op->wait_until_ns != 0 && op->status == ETAGKV_PRECONDITION_FAILED &&
+           !atomic_load(&s->waiting.expire_all) &&
+           ekv_mono_ns() < op->wait_until_ns;
+}
+
+/* op of the running batch failed its conditions and has a wait: it waits
+ * (unless WAITING_MAX are waiting); its 412 is not an answer yet. */
+static void waiting_add(etagkv_store *s, struct ekv_op *op)
+{
+    if (!keeps_waiting(s, op) || s->waiting.n >= WAITING_MAX)
+        return;
+    ekv_op_drop_current(op);
+    op->wait_new = 1;
+    op->wait_hit = op->wait_done = 0;
+    op->wait_next = NULL;
+    if (s->waiting.tail != NULL)
+        s->waiting.tail->wait_next = op;
+    else
+        s->waiting.head = op;
+    s->waiting.tail = op;
+    s->waiting.n++;
+}
+
+/* At the start of a transaction: the waits that have ended are evaluated
+ * a last time (all of them when closing). */
+static void waiting_expire(etagkv_store *s)
+{
+    uint64_t now = ekv_mono_ns();
+    int all = atomic_load(&s->waiting.expire_all);
+
+    for (struct ekv_op *p = s->waiting.head; p != NULL; p = p->wait_next)
+        if (all || p->wait_until_ns <= now)
+            p->wait_hit = 1;
+}
+
+/* Evaluate again, in arrival order, every waiting write whose key changed
+ * or whose wait ended, until none is left: one applied may change the key
+ * for those behind it.  *dirty, *changed and *recorded as run_batch()
+ * counts them. */
+static etagkv_status waiting_run(etagkv_store *s, ekv_txn *txn, uint64_t *rev,
+                                 int *dirty, size_t *changed, size_t *recorded)
+{
+    for (;;) {
+        struct ekv_op *p = s->waiting.head;
+        etagkv_status st;
+
+        while (p != NULL && !(p->wait_hit && !p->wait_done))
+            p = p->wait_next;
+        if (p == NULL)
+            return ETAGKV_OK;
+        p->wait_hit = 0;
+        st = op_apply(s, txn, p, rev);
+        if (st != ETAGKV_OK)
+            return st;
+        *dirty |= p->dirty;
+        *changed += (size_t)p->wrote;
+        *recorded += (size_t)p->recorded;
+        if (keeps_waiting(s, p))
+            ekv_op_drop_current(p);
+        else
+            p->wait_done = 1;
+        p->wait_hit = 0; /* its own write, if it wrote */
+    }
+}
+
+static void waiting_unlink(struct ekv_waiting *w, struct ekv_op *prev,
+                           struct ekv_op *p)
+{
+    if (prev != NULL)
+        prev->wait_next = p->wait_next;
+    else
+        w->head = p->wait_next;
+    if (w->tail == p)
+        w->tail = prev;
+    p->wait_next = NULL;
+    w->n--;
+}
+
+/* The transaction failed (nothing of it is visible): the list as it was
+ * before it. */
+static void waiting_undo(etagkv_store *s)
+{
+    struct ekv_op *prev = NULL, *p = s->waiting.head;
+
+    while (p != NULL) {
+        struct ekv_op *next = p->wait_next;
+
+        if (p->wait_new) {
+            waiting_unlink(&s->waiting, prev, p);
+            p->wait_new = 0;
+        } else {
+            prev = p;
+        }
+        p->wait_hit = p->wait_done = 0;
+        p = next;
+    }
+}
+
+/* The transaction has its outcome (committed, or nothing to commit): the
+ * writes it decided leave the list -- to s->waiting.decided when they
+ * waited before it; those of its own batch are acknowledged with the batch
+ * -- and those it put there now wait (op->waiting, which tells commit.c to
+ * hold back their acknowledgement). */
+static void waiting_settle(etagkv_store *s)
+{
+    struct ekv_waiting *w = &s->waiting;
+    struct ekv_op *prev = NULL, *p = w->head;
+    uint64_t next_deadline = 0;
+
+    while (p != NULL) {
+        struct ekv_op *next = p->wait_next;
+
+        if (p->wait_done) {
+            waiting_unlink(w, prev, p);
+            if (!p->wait_new) {
+                p->decided_next = NULL;
+                if (w->decided_tail != NULL)
+                    w->decided_tail->decided_next = p;
+                else
+                    w->decided = p;
+                w->decided_tail = p;
+            }
+            p->waiting = 0;
+        } else {
+            p->waiting = 1;
+            if (next_deadline == 0 || p->wait_until_ns < next_deadline)
+                next_deadline = p->wait_until_ns;
+            prev = p;
+        }
+        p->wait_new = p->wait_done = p->wait_hit = 0;
+        p = next;
+    }
+    atomic_store(&w->next_deadline, next_deadline);
+    atomic_store(&w->count, (uint64_t)w->n);
+}
+
+struct ekv_op *ekv_waiting_take_decided(etagkv_store *s)
+{
+    struct ekv_op *d = s->waiting.decided;
+
+    s->waiting.decided = s->waiting.decided_tail = NULL;
+    return d;
 }
 
 /* ---- a batch in one transaction ------------------------------------------ */
@@ -296,11 +478,19 @@ static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
         st = ekv_revision_get(txn, &rev);
 
     ekv_changes_begin(s);
+    if (st == ETAGKV_OK && s->waiting.head != NULL) {
+        waiting_expire(s);
+        st = waiting_run(s, txn, &rev, &dirty, &changed, &recorded);
+    }
     for (size_t i = 0; i < n && st == ETAGKV_OK; i++) {
         st = op_apply(s, txn, ops[i], &rev);
         dirty |= ops[i]->dirty;
         changed += (size_t)ops[i]->wrote;
         recorded += (size_t)ops[i]->recorded;
+        if (st == ETAGKV_OK && ops[i]->wait_until_ns != 0)
+            waiting_add(s, ops[i]);
+        if (st == ETAGKV_OK && s->waiting.head != NULL)
+            st = waiting_run(s, txn, &rev, &dirty, &changed, &recorded);
     }
     if (st == ETAGKV_OK && !dirty) {
         /* Only failed preconditions or missing keys: nothing to sync,
@@ -381,8 +571,11 @@ int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
 
         if (st == ETAGKV_OK) {
             st = run_batch(s, &txn, ops, n, &committed);
-            if (st == ETAGKV_OK)
+            if (st == ETAGKV_OK) {
+                waiting_settle(s);
                 return committed;
+            }
+            waiting_undo(s);
             if (txn.conflict && ++conflicts <= CONFLICT_RETRIES) {
                 conflict_pause(conflicts);
                 continue; /* evaluate the whole batch afresh */

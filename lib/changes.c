@@ -190,6 +190,8 @@ etagkv_status ekv_changes_append(etagkv_store *s, ekv_txn *txn, const void *key,
     }
     ekv_put_le64(p + 32, now);
     memcpy(p + CHANGE_HEADER_BYTES, key, key_len);
+    if (s->waiting.head != NULL)
+        ekv_waiting_touch(s, key, key_len); /* apply.c: waiting writes */
     return ETAGKV_OK;
 }
 

@@ -68,6 +68,20 @@
  * default sync mode no batch is held: LMDB publishes a transaction to
  * readers only after its synchronous meta page write, and the batch is
  * acknowledged when its commit returns.
+ *
+ * Waiting writes (etagkv_request.wait_ms; apply.c decides which wait and
+ * when their wait is over).  A write that waits leaves the queue with its
+ * batch but is not acknowledged with it; the batch whose transaction
+ * decides it acknowledges it, as one of its own.  The hand-over is under
+ * apply_lock, held from a batch's transaction until its waiters are sorted
+ * into its acknowledgement chain (dequeue_batch()): so a write that waits
+ * is out of its own batch's chain before any other batch -- a nosync
+ * writer committing alone may run one while the leader settles -- can
+ * decide it and acknowledge (and free) it.  When nobody
+ * writes, the committer thread sleeps until the first wait ends and then
+ * commits a tick, an operation that does nothing, so that a transaction
+ * evaluates the writes whose wait has ended; on shutdown it ends them all
+ * that way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,16 +137,23 @@ static int acks_wait_for_flush(const etagkv_store *s)
            !ekv_test_ack_before_flush;
 }
 
-/* Apply ops[0..n) (apply.c) and count it for etagkv_store_stats() and
- * etagkv_store_commit_stats().  When the commit is as durable as the mode
- * makes it (sync, nosync), wake the watchers (wait.c) now, before any
- * writer is acknowledged, so that a watcher never learns of a change after
- * the writer's own caller could have; in pipelined mode release_held()
- * does, once a flush covered it.  Returns the transactions committed. */
-static int commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
+/* With apply_lock held: apply ops[0..n) (apply.c) and count it for
+ * etagkv_store_stats() and etagkv_store_commit_stats(); *decided: the
+ * waiting writes it decided (ekv_waiting_take_decided()).  When the commit
+ * is as durable as the mode makes it (sync, nosync), wake the watchers
+ * (wait.c) now, before any writer is acknowledged, so that a watcher never
+ * learns of a change after the writer's own caller could have; in
+ * pipelined mode release_held() does, once a flush covered it.  Returns
+ * the transactions committed. */
+static int commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n,
+                        struct ekv_op **decided)
 {
     int committed = ekv_apply_batch(s, ops, n);
     uint64_t wrote = 0;
+
+    *decided = ekv_waiting_take_decided(s);
+    for (const struct ekv_op *d = *decided; d != NULL; d = d->decided_next)
+        wrote += (uint64_t)d->wrote;
 
     if (committed > 0 && !acks_wait_for_flush(s))
         ekv_notify_commit(&s->notify);
@@ -208,6 +229,44 @@ static void release(struct ekv_waiter *p, struct ekv_waiter **finished,
     *tail = NULL;
 }
 
+/* The chain w (linked by next, ending in NULL) without the waiters whose
+ * write now waits (apply.c), which leave the queue unacknowledged, and
+ * then the waiters of the writes `decided` after waiting; *last: its new
+ * tail, NULL when it is empty. */
+static struct ekv_waiter *acknowledged(struct ekv_waiter *w,
+                                       const struct ekv_op *decided,
+                                       struct ekv_waiter **last)
+{
+    struct ekv_waiter *head = NULL, **tail = &head;
+
+    *last = NULL;
+    while (w != NULL) {
+        struct ekv_waiter *next = w->next;
+
+        if (!w->op->waiting) {
+            *tail = *last = w;
+            tail = &w->next;
+        }
+        w = next;
+    }
+    for (; decided != NULL; decided = decided->decided_next) {
+        struct ekv_waiter *d = decided->waiter;
+
+        *tail = *last = d;
+        tail = &d->next;
+    }
+    *tail = NULL;
+    return head;
+}
+
+/* With the queue lock held, after a batch: when writes wait, the
+ * committer may have to wake earlier than it planned (committer_main()). */
+static void poke_committer(etagkv_store *s)
+{
+    if (atomic_load(&s->waiting.next_deadline) != 0)
+        (void)pthread_cond_signal(&s->queue.committer_cv);
+}
+
 /* With the queue lock held: acknowledge the waiters of *h once a flush
  * covered their commits (st: ETAGKV_OK), or fail them with st when the
  * flush failed -- their writes are visible but may not survive a power
@@ -236,15 +295,15 @@ static void release_held(etagkv_store *s, struct ekv_held *h, etagkv_status st,
     release(held, finished, self);
 }
 
-/* With the queue lock held and leadership: after the batch w..last, which
- * made `committed` transactions, dequeue it and acknowledge what may be
- * acknowledged.  In pipelined mode a commit's own data flush makes the meta
- * pages of the commits before it durable, not its own: so it releases the
- * batches held before it and is held itself, until the next batch's
- * commit or, when nobody is queued to make one, a flush: then the held
- * batches move to *flush, for the caller to flush and release.  A batch
- * that committed nothing is held too while others are held or being
- * flushed: its outcomes (a 412) were decided on their unflushed state; it
+/* With the queue lock held and leadership: after the batch w..last (as
+ * dequeue_batch() left it: NULL when all of it waits), which made
+ * `committed` transactions, acknowledge what may be acknowledged.  In pipelined
+ * mode a commit's own data flush makes the meta pages of the commits before it
+ * durable, not its own: so it releases the batches held before it and is held
+ * itself, until the next batch's commit or, when nobody is queued to make one,
+ * a flush: then the held batches move to *flush, for the caller to flush and
+ * release.  A batch that committed nothing is held too while others are held or
+ * being flushed: its outcomes (a 412) were decided on their unflushed state; it
  * flushed nothing, so after HOLD_IDLE_MAX of them in a row its leader
  * flushes. */
 static void settle(etagkv_store *s, struct ekv_waiter *w,
@@ -254,10 +313,6 @@ static void settle(etagkv_store *s, struct ekv_waiter *w,
 {
     struct ekv_held *h = &s->queue.held;
 
-    s->queue.head = last->next;
-    if (s->queue.head == NULL)
-        s->queue.tail = NULL;
-    last->next = NULL;
     if (!acks_wait_for_flush(s)) {
         release(w, finished, self);
         return;
@@ -267,6 +322,8 @@ static void settle(etagkv_store *s, struct ekv_waiter *w,
      * after every earlier commit's meta page. */
     if (committed > 0)
         release_held(s, h, ETAGKV_OK, finished, self);
+    if (w == NULL)
+        return; /* the batch's writes all wait */
     if (committed == 0 && h->head == NULL && s->queue.flushing == 0) {
         release(w, finished, self);
         return;
@@ -285,6 +342,23 @@ static void settle(etagkv_store *s, struct ekv_waiter *w,
     s->queue.flushing++;
 }
 
+/* With the queue lock and apply_lock held, after the batch w..last ran:
+ * take it out of the queue, and return its acknowledgement chain -- the
+ * batch without the writes that now wait, then the waiting writes it
+ * decided (acknowledged()); *last gets the chain's tail. */
+static struct ekv_waiter *dequeue_batch(etagkv_store *s, struct ekv_waiter *w,
+                                        struct ekv_waiter *last,
+                                        const struct ekv_op *decided,
+                                        struct ekv_waiter **new_last)
+{
+    s->queue.head = last->next;
+    if (s->queue.head == NULL)
+        s->queue.tail = NULL;
+    last->next = NULL;
+    poke_committer(s);
+    return acknowledged(w, decided, new_last);
+}
+
 /* With the queue lock held and leadership: commit one batch for the head
  * of the queue and the writes queued behind it; `self` is the leader's own
  * waiter (NULL for the committer thread).  The lock is released while the
@@ -293,7 +367,7 @@ static void settle(etagkv_store *s, struct ekv_waiter *w,
 static void lead(etagkv_store *s, struct ekv_waiter **finished,
                  const struct ekv_waiter *self, struct ekv_held *flush)
 {
-    struct ekv_op *ops[BATCH_MAX_OPS];
+    struct ekv_op *ops[BATCH_MAX_OPS], *decided;
     struct ekv_waiter *w = s->queue.head, *last;
     size_t n = 0;
     int committed;
@@ -306,8 +380,11 @@ static void lead(etagkv_store *s, struct ekv_waiter **finished,
     }
     last = take_batch(w, ops, &n);
     (void)pthread_mutex_unlock(&s->queue.lock);
-    committed = commit_batch(s, ops, n);
+    (void)pthread_mutex_lock(&s->queue.apply_lock);
+    committed = commit_batch(s, ops, n, &decided);
     (void)pthread_mutex_lock(&s->queue.lock);
+    w = dequeue_batch(s, w, last, decided, &last);
+    (void)pthread_mutex_unlock(&s->queue.apply_lock);
     settle(s, w, last, committed, finished, self, flush);
     atomic_fetch_sub_explicit(&s->queue.queued, n, memory_order_relaxed);
 }
@@ -348,6 +425,7 @@ static void lead_turn(etagkv_store *s, struct ekv_waiter **finished,
 
 static void enqueue(etagkv_store *s, struct ekv_waiter *w)
 {
+    w->op->waiter = w;
     if (s->queue.tail != NULL)
         s->queue.tail->next = w;
     else
@@ -417,9 +495,44 @@ static void notify(struct ekv_waiter *finished)
     }
 }
 
+static void tick_done(void *ctx, const etagkv_result *res)
+{
+    (void)ctx;
+    (void)res;
+}
+
+/* With the queue lock held: queue a tick (see the top of this file).  0,
+ * or -1 without memory. */
+static int enqueue_tick(etagkv_store *s)
+{
+    struct ekv_async *a = ekv_async_new(tick_done, NULL);
+
+    if (a == NULL)
+        return -1;
+    a->op.tick = 1;
+    enqueue(s, &a->w);
+    return 0;
+}
+
+/* With the queue lock held: sleep on the committer's condition variable
+ * (CLOCK_MONOTONIC) until woken or, when due is not 0, until due. */
+static void committer_sleep(struct ekv_queue *q, uint64_t due)
+{
+    struct timespec ts;
+
+    if (due == 0) {
+        (void)pthread_cond_wait(&q->committer_cv, &q->lock);
+        return;
+    }
+    ts.tv_sec = (time_t)(due / 1000000000u);
+    ts.tv_nsec = (long)(due % 1000000000u);
+    (void)pthread_cond_timedwait(&q->committer_cv, &q->lock, &ts);
+}
+
 /* The committer thread: leads every batch whose head is a submitted write
- * (a blocking writer at the head leads its own).  On shutdown it drains
- * what was submitted before exiting. */
+ * (a blocking writer at the head leads its own), and queues a tick when a
+ * waiting write's wait ends with nobody writing.  On shutdown it drains
+ * what was submitted, ends every wait, and exits. */
 static void *committer_main(void *arg)
 {
     etagkv_store *s = arg;
@@ -431,9 +544,26 @@ static void *committer_main(void *arg)
 
         /* Another thread leading is waited out, stopping or not: it may
          * leave submitted writes at the head. */
-        while (q->leading || (!(q->head != NULL && q->head->async != NULL) &&
-                              !q->committer_stop))
-            (void)pthread_cond_wait(&q->committer_cv, &q->lock);
+        while (q->leading || !(q->head != NULL && q->head->async != NULL)) {
+            uint64_t due = atomic_load(&s->waiting.next_deadline);
+
+            if (!q->leading && q->head == NULL && due != 0 &&
+                (q->committer_stop || atomic_load(&s->waiting.expire_all) ||
+                 ekv_mono_ns() >= due)) {
+                if (q->committer_stop)
+                    atomic_store(&s->waiting.expire_all, 1);
+                if (enqueue_tick(s) == 0)
+                    continue;
+                due = ekv_mono_ns() + 10000000u; /* no memory: later */
+            } else if (!q->leading && q->committer_stop) {
+                break;
+            } else if (due != 0 && ekv_mono_ns() >= due) {
+                /* A batch is under way or queued: it ends the waits
+                 * due, and pokes us (poke_committer()). */
+                due = 0;
+            }
+            committer_sleep(q, due);
+        }
         if (q->head == NULL || q->head->async == NULL)
             break; /* stopping, and nothing of ours is queued */
         lead_turn(s, &finished, NULL);
@@ -447,9 +577,21 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
+/* With the queue lock held: start the committer thread if it is not
+ * running. */
+static etagkv_status committer_start(etagkv_store *s)
+{
+    if (s->queue.committer_started)
+        return ETAGKV_OK;
+    if (pthread_create(&s->queue.committer, NULL, committer_main, s) != 0)
+        return ekv_fail(ETAGKV_NO_MEMORY, "cannot start the committer");
+    s->queue.committer_started = 1;
+    return ETAGKV_OK;
+}
+
 etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a)
 {
-    etagkv_status st = ETAGKV_OK;
+    etagkv_status st;
 
     if (ekv_op_refuse_early(s, &a->op)) {
         /* Done at once, on this thread (see "Refused early" above). */
@@ -458,12 +600,7 @@ etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a)
         return ETAGKV_OK;
     }
     (void)pthread_mutex_lock(&s->queue.lock);
-    if (!s->queue.committer_started) {
-        if (pthread_create(&s->queue.committer, NULL, committer_main, s) != 0)
-            st = ekv_fail(ETAGKV_NO_MEMORY, "cannot start the committer");
-        else
-            s->queue.committer_started = 1;
-    }
+    st = committer_start(s);
     if (st == ETAGKV_OK) {
         enqueue(s, &a->w);
         if (s->queue.head == &a->w)
@@ -473,13 +610,40 @@ etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a)
     return st;
 }
 
+etagkv_status etagkv_end_waits(etagkv_store *s)
+{
+    if (s == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    atomic_store(&s->waiting.expire_all, 1);
+    (void)pthread_mutex_lock(&s->queue.lock);
+    (void)pthread_cond_signal(&s->queue.committer_cv);
+    (void)pthread_mutex_unlock(&s->queue.lock);
+    return ETAGKV_OK;
+}
+
 /* ---- the queue's life ---------------------------------------------------- */
 
 etagkv_status ekv_queue_init(struct ekv_queue *q)
 {
+    pthread_condattr_t attr;
+    int rc;
+
     if (pthread_mutex_init(&q->lock, NULL) != 0)
         return ETAGKV_NO_MEMORY;
-    if (pthread_cond_init(&q->committer_cv, NULL) != 0) {
+    if (pthread_mutex_init(&q->apply_lock, NULL) != 0) {
+        (void)pthread_mutex_destroy(&q->lock);
+        return ETAGKV_NO_MEMORY;
+    }
+    /* The committer sleeps until a wait ends: a monotonic deadline. */
+    rc = pthread_condattr_init(&attr);
+    if (rc == 0) {
+        rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        if (rc == 0)
+            rc = pthread_cond_init(&q->committer_cv, &attr);
+        (void)pthread_condattr_destroy(&attr);
+    }
+    if (rc != 0) {
+        (void)pthread_mutex_destroy(&q->apply_lock);
         (void)pthread_mutex_destroy(&q->lock);
         return ETAGKV_NO_MEMORY;
     }
@@ -508,6 +672,7 @@ void ekv_queue_shutdown(etagkv_store *s)
     if (started)
         (void)pthread_join(q->committer, NULL);
     (void)pthread_mutex_destroy(&q->lock);
+    (void)pthread_mutex_destroy(&q->apply_lock);
     (void)pthread_cond_destroy(&q->committer_cv);
     q->ready = 0;
 }
@@ -573,11 +738,43 @@ static int commit_queued(etagkv_store *s, struct ekv_op *op)
     return 0;
 }
 
+/* Commit op alone, outside the queue (nosync), and acknowledge the
+ * waiting writes its transaction decided. */
+static void commit_alone(etagkv_store *s, struct ekv_op *op)
+{
+    struct ekv_waiter *finished = NULL, *chain, *last;
+    struct ekv_op *decided;
+
+    (void)pthread_mutex_lock(&s->queue.apply_lock);
+    (void)commit_batch(s, &op, 1, &decided);
+    if (decided == NULL) {
+        (void)pthread_mutex_unlock(&s->queue.apply_lock);
+        return;
+    }
+    (void)pthread_mutex_lock(&s->queue.lock);
+    (void)pthread_mutex_unlock(&s->queue.apply_lock);
+    chain = acknowledged(NULL, decided, &last);
+    release(chain, &finished, NULL);
+    poke_committer(s);
+    (void)pthread_mutex_unlock(&s->queue.lock);
+    notify(finished);
+}
+
 etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)
 {
     op->detail[0] = '\0';
+    if (op->wait_until_ns != 0) {
+        /* Its wait may outlast every writer: the committer ends it. */
+        etagkv_status st;
+
+        (void)pthread_mutex_lock(&s->queue.lock);
+        st = committer_start(s);
+        (void)pthread_mutex_unlock(&s->queue.lock);
+        if (st != ETAGKV_OK)
+            return st;
+    }
     if (s->opts.sync_mode == ETAGKV_NOSYNC &&
-        op->lease_verb != EKV_LEASE_SWEEP &&
+        op->lease_verb != EKV_LEASE_SWEEP && op->wait_until_ns == 0 &&
         atomic_load_explicit(&s->queue.queued, memory_order_relaxed) == 0) {
         /* Nobody queued and no sync to share: commit alone (see the top
          * of this file).  This thread's own earlier submitted writes, if
@@ -591,7 +788,7 @@ etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)
          * which costs less than the read transaction that would have
          * tried it (about 2,500 instructions of a 31,000-instruction
          * put). */
-        (void)commit_batch(s, &op, 1);
+        commit_alone(s, op);
     } else if (ekv_op_refuse_early(s, op)) {
         /* Refused at the latest committed state: see "Refused early" at
          * the top of this file. */

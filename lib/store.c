@@ -112,6 +112,7 @@ etagkv_status etagkv_store_stats(etagkv_store *s, etagkv_stats *out)
     out->map_max_bytes = out->map_size_bytes > 0 ? s->opts.map_max_bytes : 0;
     out->max_value_bytes = s->opts.max_value_bytes;
     ekv_queue_counters(s, &out->write_txns, &out->write_ops);
+    out->writes_waiting = atomic_load(&s->waiting.count);
     return ETAGKV_OK;
 }
 

@@ -37,6 +37,10 @@ struct ekv_held {
  * by lock. */
 struct ekv_queue {
     pthread_mutex_t lock;
+    /* Held while a batch is applied and until the writes it made wait
+     * are out of its acknowledgement chain (commit.c, "Waiting writes");
+     * taken before lock, never while holding it. */
+    pthread_mutex_t apply_lock;
     int ready; /* lock and committer_cv initialised */
     struct ekv_waiter *head, *tail;
     pthread_cond_t committer_cv; /* wakes the committer thread */
@@ -143,6 +147,24 @@ struct ekv_leases {
     uint64_t granted, revoked, expired;
 };
 
+/* ---- apply.c: writes waiting for their conditions -------------------------
+ */
+
+/* Writes that wait for their conditions (etagkv_request.wait_ms; apply.c,
+ * "Waiting writes"), in arrival order, linked by wait_next.  Guarded by
+ * queue.apply_lock, except the atomics: next_deadline, which commit.c's
+ * committer reads to sleep until it, count and expire_all. */
+struct ekv_waiting {
+    struct ekv_op *head, *tail;
+    size_t n;
+    /* Decided by the last transaction (linked by decided_next), for
+     * commit.c to acknowledge with it: ekv_waiting_take_decided(). */
+    struct ekv_op *decided, *decided_tail;
+    atomic_int expire_all; /* closing: every wait ends at the next one */
+    _Atomic uint64_t next_deadline; /* ekv_mono_ns(); 0: nobody waits */
+    _Atomic uint64_t count;         /* n, for etagkv_store_stats() */
+};
+
 struct etagkv_store {
     etagkv_options opts; /* checked (options.c) */
     struct ekv_env *env; /* the storage backend */
@@ -151,6 +173,7 @@ struct etagkv_store {
     struct ekv_changes changes;
     struct ekv_notify notify;
     struct ekv_leases leases;
+    struct ekv_waiting waiting;
 };
 
 /* Wall clock, through the store's clock option. */
@@ -224,6 +247,16 @@ struct ekv_op {
     uint64_t lease_ttl_ms;       /* grant: asked; keepalive: the lease's */
     uint64_t lease_expired;      /* revoke, sweep: leases expired */
     uint64_t lease_remaining_ms; /* keepalive */
+    /* A write that waits for its conditions (apply.c, "Waiting writes"):
+     * until when (ekv_mono_ns()), or 0. */
+    uint64_t wait_until_ns;
+    int waiting;   /* in s->waiting: failed so far, not acknowledged */
+    int wait_new;  /* put there by the running transaction */
+    int wait_hit;  /* its key changed, or its wait ended: evaluate again */
+    int wait_done; /* decided by the running transaction */
+    struct ekv_op *wait_next, *decided_next;
+    void *waiter; /* commit.c's waiter of this op */
+    int tick;     /* commit.c's tick: does nothing, lets the waits end */
 };
 
 /* ---- idem.c, all inside a write transaction ------------------------------ */
@@ -388,6 +421,16 @@ int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n);
 
 /* Free op->current, if any, and clear it. */
 void ekv_op_drop_current(struct ekv_op *op);
+
+/* Inside a write transaction (changes.c): key changed; the writes waiting
+ * on it are evaluated again after the operation that changed it. */
+void ekv_waiting_touch(etagkv_store *s, const void *key, size_t key_len);
+
+/* After ekv_apply_batch(): the waiting writes its transactions decided
+ * (applied, or their wait ended), in arrival order, linked by
+ * decided_next, to be acknowledged with the batch; the list is emptied.
+ * Called by whoever ran the batch, before another batch runs. */
+struct ekv_op *ekv_waiting_take_decided(etagkv_store *s);
 
 /* Whether op, a single conditional write, fails its conditions against
  * the latest committed state: then its outcome is set (412, the meta, the

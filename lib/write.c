@@ -93,6 +93,12 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
         return ETAGKV_INVALID_ARGUMENT;
     if (req->lease != 0 && req->method != ETAGKV_METHOD_PUT)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT, "a lease on a DELETE");
+    if (req->wait_ms > ETAGKV_WAIT_MAX_MS)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT, "wait_ms %lu, at most %u",
+                        (unsigned long)req->wait_ms, ETAGKV_WAIT_MAX_MS);
+    if (req->wait_ms > 0 && req->idempotency_key_len > 0)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                        "a waiting write with an idempotency key");
     st = ekv_check_key(req->key, req->key_len);
     if (st != ETAGKV_OK)
         return st;
@@ -104,6 +110,8 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
     op->idem_len = req->idempotency_key_len;
     op->lease = req->lease;
     op->want_current = (req->flags & ETAGKV_WRITE_RETURN_CURRENT) != 0;
+    if (req->wait_ms > 0 && etagkv_cond_is_conditional(req->cond))
+        op->wait_until_ns = ekv_mono_ns() + (uint64_t)req->wait_ms * 1000000u;
     if (req->method == ETAGKV_METHOD_PUT) {
         if (req->value == NULL && req->value_len > 0)
             return ETAGKV_INVALID_ARGUMENT;

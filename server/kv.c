@@ -283,6 +283,28 @@ enum MHD_Result srv_write_suspend(struct srv *s, struct MHD_Connection *c,
     return ret;
 }
 
+/* The preferences of a PUT or DELETE (RFC 7240): return=representation
+ * (a PUT's), and wait=N: a conditional write waits up to N seconds
+ * (capped by --max-wait, and by the library's ten minutes) for its
+ * conditions to hold instead of answering 412 (docs/http.md, "Writes that
+ * wait").  Not with an Idempotency-Key, whose retry could not tell a wait
+ * from its outcome: the preference is ignored then, as RFC 7240 allows. */
+static void write_preferences(struct srv *s, struct MHD_Connection *c,
+                              struct srv_req *r, etagkv_method method)
+{
+    struct srv_prefer p;
+
+    srv_prefer_parse(c, s->max_wait_s, &p);
+    r->prefer_repr = method == ETAGKV_METHOD_PUT && p.return_representation;
+    r->write_waits =
+        p.wait_s > 0 && etagkv_cond_is_conditional(r->cond) && r->idem_len == 0;
+    r->wait_s = 0;
+    if (r->write_waits)
+        r->wait_s = p.wait_s < ETAGKV_WAIT_MAX_MS / 1000u
+                        ? p.wait_s
+                        : ETAGKV_WAIT_MAX_MS / 1000u;
+}
+
 /* Start the write of a PUT or DELETE: one etagkv_submit(), with the
  * request's Idempotency-Key when it has one.  Returns 1 when the write is
  * done already (a write refused at once completes inside the submit) and
@@ -303,6 +325,7 @@ static int kv_submit(struct srv *s, struct MHD_Connection *c, struct srv_req *r,
         .idempotency_key_len = r->idem_len,
         .lease = r->lease,
         .flags = r->prefer_repr ? ETAGKV_WRITE_RETURN_CURRENT : 0,
+        .wait_ms = r->write_waits ? r->wait_s * 1000u : 0,
     };
     etagkv_status st;
 
@@ -406,11 +429,9 @@ static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
     etagkv_status st;
 
     if (r->write_state == SRV_WRITE_NONE) {
-        struct srv_prefer p;
         enum MHD_Result ret;
 
-        srv_prefer_parse(c, 0, &p);
-        r->prefer_repr = p.return_representation;
+        write_preferences(s, c, r, ETAGKV_METHOD_PUT);
         if (!kv_submit(s, c, r, ETAGKV_METHOD_PUT, ct, &ret))
             return ret;
     }
@@ -450,9 +471,11 @@ static enum MHD_Result kv_delete(struct srv *s, struct MHD_Connection *c,
     etagkv_status st;
     enum MHD_Result ret;
 
-    if (r->write_state == SRV_WRITE_NONE &&
-        !kv_submit(s, c, r, ETAGKV_METHOD_DELETE, NULL, &ret))
-        return ret;
+    if (r->write_state == SRV_WRITE_NONE) {
+        write_preferences(s, c, r, ETAGKV_METHOD_DELETE);
+        if (!kv_submit(s, c, r, ETAGKV_METHOD_DELETE, NULL, &ret))
+            return ret;
+    }
     st = write_outcome(r, &m);
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);

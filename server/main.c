@@ -122,8 +122,9 @@ static void usage(FILE *f)
         "  --idempotency-retention SECONDS  how long (default 86400)\n"
         "  --file-mode OCTAL      mode of new store files (default 0600; the\n"
         "                         directory gets 0700 plus matching x bits)\n"
-        "  --max-wait SECONDS     cap on Prefer: wait for GET /kv/{key} and\n"
-        "                         /changes (default 60; 0: never hold)\n"
+        "  --max-wait SECONDS     cap on Prefer: wait for GET /kv/{key},\n"
+        "                         /changes and conditional writes (default\n"
+        "                         60, writes at most 600; 0: never hold)\n"
         "  --max-watchers N       requests held at once; past it 503\n"
         "                         (default: --max-connections)\n"
         "  --heartbeat SECONDS    comment line on a quiet event stream\n"
@@ -873,6 +874,7 @@ static void drain_and_stop(struct srv *s, struct MHD_Daemon *d)
     atomic_store(&s->draining, 1);
     /* Held requests answer now, as at their deadline (DESIGN §8). */
     srv_watch_release_all(s);
+    (void)etagkv_end_waits(s->store); /* and writes waiting: 412 now */
     while (atomic_load(&s->inflight) > 0 && srv_now_ns() < deadline)
         nanosleep(&pause, NULL);
     if (atomic_load(&s->inflight) > 0)

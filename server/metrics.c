@@ -430,6 +430,10 @@ static void render_store(FILE *f, const struct srv *s)
                  s->idem_max_keys);
     render_gauge(f, "etagkv_store_change_events", "Events in the change log.",
                  stats.change_events);
+    render_gauge(f, "etagkv_writes_waiting",
+                 "Conditional writes held by Prefer: wait until their "
+                 "conditions hold.",
+                 stats.writes_waiting);
     render_gauge(f, "etagkv_leases_live",
                  "Leases in the store (an expired one until its sweep).",
                  stats.leases);

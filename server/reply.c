@@ -304,8 +304,9 @@ enum MHD_Result srv_queue(struct srv *s, struct MHD_Connection *c,
 
     if (resp == NULL)
         return MHD_NO;
-    /* A request that was held (watch.c) says for how long it could be. */
-    if (r->wait_s > 0 && r->watch_held &&
+    /* A request that was held (watch.c), or a write that could wait for
+     * its conditions (kv.c), says for how long it could be. */
+    if (r->wait_s > 0 && (r->watch_held || r->write_waits) &&
         srv_add_preference_applied(resp, r->wait_s) != 0) {
         MHD_destroy_response(resp);
         return MHD_NO;

@@ -173,8 +173,11 @@ struct srv_req {
     uint64_t bytes_out;
     /* Held until a change (watch.c): a GET /kv/{key} that would be 304,
      * or an empty page of /changes, with Prefer: wait. */
-    unsigned wait_s;      /* the wait applied (capped), 0: none asked */
-    int watch_held;       /* it was held at least once */
+    unsigned wait_s; /* the wait applied (capped), 0: none asked */
+    int watch_held;  /* it was held at least once */
+    /* A conditional PUT or DELETE with Prefer: wait: it waits for its
+     * conditions (etagkv_request.wait_ms), wait_s at most. */
+    int write_waits;
     int watch_timed_out;  /* resumed by its deadline or by shutdown */
     int watch_hung_up;    /* resumed because its client hung up */
     int watch_fresh;      /* held since the watcher last looked */

@@ -5,8 +5,11 @@
  * "lease" in POST /txn; bounds and malformed requests; expiry seen by a
  * long-poll; the restart rule across a SIGKILL; and the lock recipe of
  * docs/http.md (a holder that stops renewing loses the lock to a waiter
- * blocked in a long-poll).  Waits are long-polls or polls with a deadline.
+ * blocked in a long-poll), and its shorter form: a create-only PUT with
+ * Prefer: wait, held until the release and committed with it.  Waits are
+ * long-polls or polls with a deadline.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +354,96 @@ START_TEST(the_lease_options_bound_grants_and_the_limit_is_503_retry_after)
 }
 END_TEST
 
+/* A PUT made on a thread of its own (its own libcurl handle), for a
+ * request the server holds. */
+struct held_put {
+    int port;
+    const char *path;
+    const char *const *headers;
+    struct hu_resp r;
+    double took_s;
+    pthread_t thread;
+};
+
+static void *held_put_main(void *arg)
+{
+    struct held_put *p = arg;
+    struct hu_req q = {"PUT", p->path, p->headers, "next", 4};
+    CURL *h = curl_easy_init();
+    double t0 = tu_now_s();
+
+    if (h == NULL)
+        return NULL;
+    hu_perform(h, p->port, &q, &p->r, 60);
+    p->took_s = tu_now_s() - t0;
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+/* The lock with Prefer: wait: a waiter's create-only PUT is held while the
+ * lock is taken (/metrics counts it), and the holder's release commits
+ * the waiter's acquire with it: 201 at the revision after the delete's. */
+START_TEST(a_waiting_acquire_takes_the_lock_with_the_release)
+{
+    static const char *const create[] = {"If-None-Match: *", NULL};
+    static const char *const waiting[] = {"If-None-Match: *", "Prefer: wait=30",
+                                          NULL};
+    struct held_put p = {
+        .port = fx.srv.port, .path = "/kv/wlock", .headers = waiting};
+    struct hu_resp r;
+    long long released;
+
+    ck_assert_int_eq(http(&r, "PUT", "/kv/wlock", create, "holder"), 201);
+    hu_resp_free(&r);
+    ck_assert_int_eq(pthread_create(&p.thread, NULL, held_put_main, &p), 0);
+    ck_assert_int_eq(
+        hu_metric_await(fx.ua, fx.srv.port, "etagkv_writes_waiting", 1, 20), 1);
+    ck_assert_int_eq(http(&r, "DELETE", "/kv/wlock", NULL, NULL), 204);
+    released = atoll(hu_hdr(&r, "ETagKV-Revision"));
+    hu_resp_free(&r);
+    ck_assert_int_eq(pthread_join(p.thread, NULL), 0);
+    ck_assert_int_eq(p.r.err, CURLE_OK);
+    ck_assert_int_eq(p.r.code, 201);
+    ck_assert_str_eq(hu_hdr(&p.r, "Preference-Applied"), "wait=30");
+    ck_assert_int_eq(atoll(hu_hdr(&p.r, "ETagKV-Revision")), released + 1);
+    hu_resp_free(&p.r);
+    ck_assert_int_eq(http(&r, "GET", "/kv/wlock", NULL, NULL), 200);
+    ck_assert_str_eq(r.body, "next");
+    hu_resp_free(&r);
+}
+END_TEST
+
+/* A wait that ends is the 412 it would have been, with Preference-Applied;
+ * with an Idempotency-Key the preference is ignored (412 at once, no
+ * Preference-Applied); an unconditional PUT never waits. */
+START_TEST(a_waiting_write_ends_in_412_and_some_do_not_wait)
+{
+    static const char *const waiting[] = {"If-None-Match: *", "Prefer: wait=1",
+                                          NULL};
+    static const char *const keyed[] = {"If-None-Match: *", "Prefer: wait=30",
+                                        "Idempotency-Key: \"w-1\"", NULL};
+    static const char *const plain[] = {"Prefer: wait=30", NULL};
+    struct hu_resp r;
+    double t0;
+
+    ck_assert_int_eq(status_of("PUT", "/kv/taken", NULL, "v"), 201);
+    t0 = tu_now_s();
+    ck_assert_int_eq(http(&r, "PUT", "/kv/taken", waiting, "mine"), 412);
+    ck_assert(tu_now_s() - t0 >= 1.0);
+    ck_assert_str_eq(hu_hdr(&r, "Preference-Applied"), "wait=1");
+    hu_resp_free(&r);
+    ck_assert_int_eq(http(&r, "PUT", "/kv/taken", keyed, "mine"), 412);
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+    ck_assert_int_eq(http(&r, "PUT", "/kv/taken", plain, "w"), 200);
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+    ck_assert_int_eq(http(&r, "GET", "/kv/taken", NULL, NULL), 200);
+    ck_assert_str_eq(r.body, "w");
+    hu_resp_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("leases_http");
@@ -367,6 +460,8 @@ int main(void)
     tcase_add_test(tc,
                    a_restarted_server_gives_live_leases_their_full_ttl_again);
     tcase_add_test(tc, a_transaction_put_takes_a_lease);
+    tcase_add_test(tc, a_waiting_acquire_takes_the_lock_with_the_release);
+    tcase_add_test(tc, a_waiting_write_ends_in_412_and_some_do_not_wait);
     tcase_add_test(
         tc, the_lease_options_bound_grants_and_the_limit_is_503_retry_after);
     suite_add_tcase(s, tc);

@@ -1,0 +1,490 @@
+/*
+ * test_waits.c -- writes that wait for their conditions
+ * (etagkv_request.wait_ms): a create-only put waits for the delete of its
+ * key and commits in the delete's transaction, at the next revision; a
+ * wait that ends is answered with the 412 of the state then; waiters of
+ * one key go in arrival order; a lease's revoke hands a lock over; bad
+ * waits are refused; closing ends every wait; and a lock taken and given
+ * back by threads through waits alone excludes them all.
+ *
+ * A waiting write is known to wait when etagkv_store_stats() counts it
+ * (writes_waiting), polled with a bound: the test never sleeps to make two
+ * things overlap.  Each case runs in sync and in nosync mode (in nosync a
+ * lone writer commits outside the queue, another path to the waiters).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "testutil.h"
+
+static char *dir;
+static etagkv_store *store;
+
+static void open_store(etagkv_sync_mode mode)
+{
+    dir = tu_mkdtemp();
+    store = tu_open_mode(dir, mode);
+}
+
+static void setup_sync(void)
+{
+    open_store(ETAGKV_SYNC);
+}
+
+static void setup_nosync(void)
+{
+    open_store(ETAGKV_NOSYNC);
+}
+
+static void teardown(void)
+{
+    if (store != NULL)
+        etagkv_store_close(store);
+    store = NULL;
+    tu_rmdir_free(dir);
+    dir = NULL;
+}
+
+static etagkv_stats stats(void)
+{
+    etagkv_stats s;
+
+    ck_assert_int_eq(etagkv_store_stats(store, &s), ETAGKV_OK);
+    return s;
+}
+
+/* Poll until n writes wait (bounded: 20 s, then the test fails). */
+static void until_waiting(uint64_t n)
+{
+    double end = tu_now_s() + 20;
+    struct timespec ts = {0, 200000};
+
+    while (stats().writes_waiting != n) {
+        ck_assert_msg(tu_now_s() < end, "%llu writes wait, not %llu",
+                      (unsigned long long)stats().writes_waiting,
+                      (unsigned long long)n);
+        (void)nanosleep(&ts, NULL);
+    }
+}
+
+static void put(const char *k, const char *v, etagkv_meta *meta)
+{
+    etagkv_status rc =
+        etagkv_put(store, k, strlen(k), v, strlen(v), NULL, NULL, meta);
+
+    ck_assert_msg(rc == ETAGKV_OK || rc == ETAGKV_CREATED, "put %s: %s", k,
+                  etagkv_strerror(rc));
+}
+
+static etagkv_meta del(const char *k)
+{
+    etagkv_meta m;
+
+    ck_assert_int_eq(etagkv_delete(store, k, strlen(k), NULL, &m), ETAGKV_OK);
+    return m;
+}
+
+/* The value of k, NUL-terminated (the caller frees it), or NULL. */
+static char *value_of(const char *k)
+{
+    void *v = NULL;
+    size_t len = 0;
+    char *out;
+    etagkv_status rc = etagkv_get(store, k, strlen(k), NULL, &v, &len, NULL);
+
+    if (rc == ETAGKV_NOT_FOUND)
+        return NULL;
+    ck_assert_int_eq(rc, ETAGKV_OK);
+    out = malloc(len + 1);
+    ck_assert_ptr_nonnull(out);
+    memcpy(out, v, len);
+    out[len] = '\0';
+    etagkv_free(v);
+    return out;
+}
+
+/* A create-only put of key = value that waits up to wait_ms, on a thread
+ * of its own; its outcome in res. */
+struct waiter {
+    const char *key, *value;
+    uint32_t wait_ms;
+    unsigned flags;
+    uint64_t lease;
+    etagkv_result res;
+    double took_s;
+    pthread_t thread;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    etagkv_cond *c = NULL;
+    double start = tu_now_s();
+    etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                          .key = w->key,
+                          .key_len = strlen(w->key),
+                          .value = w->value,
+                          .value_len = strlen(w->value),
+                          .flags = w->flags,
+                          .lease = w->lease,
+                          .wait_ms = w->wait_ms};
+
+    if (etagkv_cond_create_only(&c) != ETAGKV_OK)
+        return NULL;
+    req.cond = c;
+    (void)etagkv_write(store, &req, &w->res);
+    w->took_s = tu_now_s() - start;
+    etagkv_cond_free(c);
+    return NULL;
+}
+
+static void waiter_start(struct waiter *w)
+{
+    ck_assert_int_eq(pthread_create(&w->thread, NULL, waiter_main, w), 0);
+}
+
+static void waiter_join(struct waiter *w)
+{
+    ck_assert_int_eq(pthread_join(w->thread, NULL), 0);
+}
+
+START_TEST(a_create_only_put_waits_for_the_delete_and_commits_with_it)
+{
+    struct waiter w = {.key = "lock", .value = "next", .wait_ms = 30000};
+    etagkv_meta gone;
+    uint64_t txns;
+    char *v;
+
+    put("lock", "holder", NULL);
+    waiter_start(&w);
+    until_waiting(1);
+    v = value_of("lock");
+    ck_assert_str_eq(v, "holder"); /* a waiting write has written nothing */
+    free(v);
+    txns = stats().write_txns;
+    gone = del("lock");
+    waiter_join(&w);
+    ck_assert_int_eq(w.res.status, ETAGKV_CREATED);
+    /* Applied right after the delete, at the next revision, in the same
+     * transaction: one commit for both. */
+    ck_assert_uint_eq(w.res.meta.create_revision, gone.mod_revision + 1);
+    ck_assert_uint_eq(w.res.meta.mod_revision, gone.mod_revision + 1);
+    ck_assert_uint_eq(stats().write_txns, txns + 1);
+    ck_assert_uint_eq(stats().writes_waiting, 0);
+    v = value_of("lock");
+    ck_assert_str_eq(v, "next");
+    free(v);
+}
+END_TEST
+
+START_TEST(the_wait_ends_with_the_412_of_the_state_then)
+{
+    struct waiter w = {.key = "k",
+                       .value = "mine",
+                       .wait_ms = 300,
+                       .flags = ETAGKV_WRITE_RETURN_CURRENT};
+    etagkv_meta now;
+
+    put("k", "v1", NULL);
+    waiter_start(&w);
+    until_waiting(1);
+    /* A change that does not make the conditions hold: it goes on
+     * waiting, and its 412 at the end is of this state. */
+    put("k", "v2", &now);
+    ck_assert_uint_eq(stats().writes_waiting, 1);
+    waiter_join(&w);
+    ck_assert_int_eq(w.res.status, ETAGKV_PRECONDITION_FAILED);
+    ck_assert(w.took_s >= 0.3);
+    ck_assert_str_eq(w.res.meta.etag, now.etag);
+    ck_assert_uint_eq(w.res.meta.mod_revision, now.mod_revision);
+    ck_assert_uint_eq(w.res.current_len, 2);
+    ck_assert_mem_eq(w.res.current_value, "v2", 2);
+    etagkv_free(w.res.current_value);
+    ck_assert_uint_eq(stats().writes_waiting, 0);
+}
+END_TEST
+
+START_TEST(waiters_of_one_key_go_in_arrival_order)
+{
+    struct waiter w[3] = {{.key = "q", .value = "first", .wait_ms = 30000},
+                          {.key = "q", .value = "second", .wait_ms = 30000},
+                          {.key = "q", .value = "third", .wait_ms = 30000}};
+    const char *names[3] = {"first", "second", "third"};
+
+    put("q", "holder", NULL);
+    for (int i = 0; i < 3; i++) {
+        waiter_start(&w[i]);
+        until_waiting((uint64_t)i + 1);
+    }
+    for (int i = 0; i < 3; i++) {
+        char *v;
+
+        (void)del("q");
+        waiter_join(&w[i]);
+        ck_assert_int_eq(w[i].res.status, ETAGKV_CREATED);
+        v = value_of("q");
+        ck_assert_str_eq(v, names[i]);
+        free(v);
+        until_waiting((uint64_t)(2 - i));
+    }
+}
+END_TEST
+
+START_TEST(a_revoked_lease_hands_the_lock_over)
+{
+    uint64_t lease = 0, rev = 0;
+    struct waiter holder = {.key = "l", .value = "a", .wait_ms = 30000};
+    struct waiter next = {.key = "l", .value = "b", .wait_ms = 30000};
+
+    ck_assert_int_eq(etagkv_lease_grant(store, 60000, &lease), ETAGKV_OK);
+    holder.lease = lease;
+    waiter_start(&holder); /* absent: it takes the lock at once */
+    waiter_join(&holder);
+    ck_assert_int_eq(holder.res.status, ETAGKV_CREATED);
+    waiter_start(&next);
+    until_waiting(1);
+    ck_assert_int_eq(etagkv_lease_revoke(store, lease, &rev), ETAGKV_OK);
+    waiter_join(&next);
+    ck_assert_int_eq(next.res.status, ETAGKV_CREATED);
+    ck_assert_uint_eq(next.res.meta.create_revision, rev + 1);
+}
+END_TEST
+
+START_TEST(bad_waits_are_refused_and_write_nothing)
+{
+    etagkv_cond *c = NULL;
+    etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                          .key = "b",
+                          .key_len = 1,
+                          .value = "v",
+                          .value_len = 1,
+                          .wait_ms = ETAGKV_WAIT_MAX_MS + 1};
+    etagkv_result res;
+
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    req.cond = c;
+    ck_assert_int_eq(etagkv_write(store, &req, &res), ETAGKV_INVALID_ARGUMENT);
+    req.wait_ms = 1000;
+    req.idempotency_key = "idem-1";
+    req.idempotency_key_len = 6;
+    ck_assert_int_eq(etagkv_write(store, &req, &res), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_ptr_null(value_of("b"));
+    ck_assert_uint_eq(stats().revision, 0);
+    etagkv_cond_free(c);
+}
+END_TEST
+
+START_TEST(a_write_whose_conditions_hold_does_not_wait)
+{
+    struct waiter w = {.key = "free", .value = "v", .wait_ms = 600000};
+
+    waiter_start(&w);
+    waiter_join(&w);
+    ck_assert_int_eq(w.res.status, ETAGKV_CREATED);
+    ck_assert(w.took_s < 60);
+}
+END_TEST
+
+struct outcome {
+    atomic_int calls;
+    _Atomic etagkv_status status;
+};
+
+static void on_done(void *ctx, const etagkv_result *res)
+{
+    struct outcome *o = ctx;
+
+    atomic_store(&o->status, res->status);
+    atomic_fetch_add(&o->calls, 1);
+}
+
+static void submit_waiting(const char *k, const etagkv_cond *c,
+                           struct outcome *o)
+{
+    etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                          .key = k,
+                          .key_len = strlen(k),
+                          .value = "w",
+                          .value_len = 1,
+                          .cond = c,
+                          .wait_ms = 600000};
+
+    ck_assert_int_eq(etagkv_submit(store, &req, on_done, o), ETAGKV_OK);
+}
+
+START_TEST(a_submitted_waiting_write_completes_when_applied)
+{
+    struct outcome o = {0};
+    etagkv_cond *c = NULL;
+    double end;
+
+    put("s", "holder", NULL);
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    submit_waiting("s", c, &o);
+    until_waiting(1);
+    ck_assert_int_eq(atomic_load(&o.calls), 0);
+    (void)del("s");
+    end = tu_now_s() + 20;
+    while (atomic_load(&o.calls) == 0)
+        ck_assert(tu_now_s() < end);
+    ck_assert_int_eq(atomic_load(&o.calls), 1);
+    ck_assert_int_eq(atomic_load(&o.status), ETAGKV_CREATED);
+    etagkv_cond_free(c);
+}
+END_TEST
+
+START_TEST(closing_the_store_ends_every_wait)
+{
+    struct outcome o = {0};
+    etagkv_cond *c = NULL;
+    char *v;
+
+    put("c", "holder", NULL);
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    submit_waiting("c", c, &o);
+    until_waiting(1);
+    etagkv_store_close(store); /* returns once every submitted write is done */
+    store = NULL;
+    ck_assert_int_eq(atomic_load(&o.calls), 1);
+    ck_assert_int_eq(atomic_load(&o.status), ETAGKV_PRECONDITION_FAILED);
+    etagkv_cond_free(c);
+    store = tu_open_mode(dir, ETAGKV_NOSYNC);
+    v = value_of("c");
+    ck_assert_str_eq(v, "holder");
+    free(v);
+}
+END_TEST
+
+START_TEST(ending_the_waits_answers_them_and_later_writes_do_not_wait)
+{
+    struct outcome o = {0};
+    struct waiter late = {.key = "e", .value = "late", .wait_ms = 600000};
+    etagkv_cond *c = NULL;
+    double end = tu_now_s() + 20;
+
+    put("e", "holder", NULL);
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    submit_waiting("e", c, &o);
+    until_waiting(1);
+    ck_assert_int_eq(etagkv_end_waits(store), ETAGKV_OK);
+    while (atomic_load(&o.calls) == 0)
+        ck_assert(tu_now_s() < end);
+    ck_assert_int_eq(atomic_load(&o.status), ETAGKV_PRECONDITION_FAILED);
+    waiter_start(&late); /* answered at once, without waiting */
+    waiter_join(&late);
+    ck_assert_int_eq(late.res.status, ETAGKV_PRECONDITION_FAILED);
+    ck_assert_uint_eq(stats().writes_waiting, 0);
+    ck_assert_int_eq(etagkv_end_waits(NULL), ETAGKV_INVALID_ARGUMENT);
+    etagkv_cond_free(c);
+}
+END_TEST
+
+/* Threads take a lock (a create-only put that waits), add one to a counter
+ * with an unconditional read and write -- a lost update unless they
+ * exclude each other -- and give the lock back with a delete If-Match on
+ * their acquire. */
+#define LOCK_THREADS 6
+#define LOCK_CYCLES 40
+
+static void *locker_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < LOCK_CYCLES; i++) {
+        etagkv_cond *create = NULL, *mine = NULL;
+        etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                              .key = "mutex",
+                              .key_len = 5,
+                              .value = "held",
+                              .value_len = 4,
+                              .wait_ms = 60000};
+        etagkv_result res;
+        void *v = NULL;
+        size_t len = 0;
+        char buf[32];
+        int n;
+
+        if (etagkv_cond_create_only(&create) != ETAGKV_OK)
+            return "cond";
+        req.cond = create;
+        if (etagkv_write(store, &req, &res) != ETAGKV_CREATED) {
+            etagkv_cond_free(create);
+            return "acquire";
+        }
+        etagkv_cond_free(create);
+        if (etagkv_get(store, "count", 5, NULL, &v, &len, NULL) != ETAGKV_OK ||
+            len >= sizeof(buf))
+            return "read";
+        memcpy(buf, v, len);
+        buf[len] = '\0';
+        etagkv_free(v);
+        n = snprintf(buf, sizeof(buf), "%d", atoi(buf) + 1);
+        if (etagkv_put(store, "count", 5, buf, (size_t)n, NULL, NULL, NULL) !=
+            ETAGKV_OK)
+            return "write";
+        if (etagkv_cond_if_match(res.meta.etag, &mine) != ETAGKV_OK)
+            return "cond";
+        if (etagkv_delete(store, "mutex", 5, mine, NULL) != ETAGKV_OK) {
+            etagkv_cond_free(mine);
+            return "release";
+        }
+        etagkv_cond_free(mine);
+    }
+    return NULL;
+}
+
+START_TEST(a_lock_through_waits_alone_excludes_every_holder)
+{
+    pthread_t t[LOCK_THREADS];
+    char *v;
+
+    put("count", "0", NULL);
+    for (int i = 0; i < LOCK_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, locker_main, NULL), 0);
+    for (int i = 0; i < LOCK_THREADS; i++) {
+        void *err = NULL;
+
+        ck_assert_int_eq(pthread_join(t[i], &err), 0);
+        ck_assert_msg(err == NULL, "thread %d: %s failed", i, (char *)err);
+    }
+    v = value_of("count");
+    ck_assert_int_eq(atoi(v), LOCK_THREADS * LOCK_CYCLES);
+    free(v);
+    ck_assert_uint_eq(stats().writes_waiting, 0);
+}
+END_TEST
+
+static void add_cases(TCase *tc)
+{
+    tcase_add_test(tc,
+                   a_create_only_put_waits_for_the_delete_and_commits_with_it);
+    tcase_add_test(tc, the_wait_ends_with_the_412_of_the_state_then);
+    tcase_add_test(tc, waiters_of_one_key_go_in_arrival_order);
+    tcase_add_test(tc, a_revoked_lease_hands_the_lock_over);
+    tcase_add_test(tc, bad_waits_are_refused_and_write_nothing);
+    tcase_add_test(tc, a_write_whose_conditions_hold_does_not_wait);
+    tcase_add_test(tc, a_submitted_waiting_write_completes_when_applied);
+    tcase_add_test(tc, a_lock_through_waits_alone_excludes_every_holder);
+    tcase_add_test(tc,
+                   ending_the_waits_answers_them_and_later_writes_do_not_wait);
+}
+
+int main(void)
+{
+    Suite *s = suite_create("waits");
+    TCase *sync = tcase_create("sync");
+    TCase *nosync = tcase_create("nosync");
+
+    tcase_add_checked_fixture(sync, setup_sync, teardown);
+    add_cases(sync);
+    suite_add_tcase(s, sync);
+    tcase_add_checked_fixture(nosync, setup_nosync, teardown);
+    add_cases(nosync);
+    tcase_add_test(nosync, closing_the_store_ends_every_wait);
+    suite_add_tcase(s, nosync);
+    return tu_run(s);
+}
