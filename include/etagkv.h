@@ -1053,8 +1053,10 @@ typedef struct etagkv_request {
      * most 4,096 writes wait in one store; past that a failing write is
      * answered at once.  Closing the store ends every wait.  Not with an
      * idempotency key (ETAGKV_INVALID_ARGUMENT: a retry could not tell a
-     * wait from its outcome).  On etcd, a change made through another
-     * handle or front end is seen when the wait ends, not before. */
+     * wait from its outcome).  On etcd, a commit made through another
+     * handle or front end (seen by the store's watch) has every waiting
+     * write of this handle evaluated again, in a transaction of its own:
+     * the same outcome, a few ms later and one read per waiting write. */
     uint32_t wait_ms;
 } etagkv_request;
 

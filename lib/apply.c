@@ -273,7 +273,7 @@ void ekv_waiting_touch(etagkv_store *s, const void *key, size_t key_len)
     for (struct ekv_op *p = s->waiting.head; p != NULL; p = p->wait_next)
         if (!p->wait_done && p->key_len == key_len &&
             memcmp(p->key, key, key_len) == 0)
-            p->wait_hit = 1;
+            p->wait_hit = s->waiting.any_hit = 1;
 }
 
 /* Whether op, just evaluated, goes on waiting: it has a wait that has not
@@ -304,15 +304,18 @@ static void waiting_add(etagkv_store *s, struct ekv_op *op)
 }
 
 /* At the start of a transaction: the waits that have ended are evaluated
- * a last time (all of them when closing). */
+ * a last time (all of them when closing), and every waiting write again
+ * when another handle committed (ekv_waiting_recheck()): its key may have
+ * changed there. */
 static void waiting_expire(etagkv_store *s)
 {
     uint64_t now = ekv_mono_ns();
     int all = atomic_load(&s->waiting.expire_all);
 
+    s->waiting.rechecking = atomic_exchange(&s->waiting.recheck, 0);
     for (struct ekv_op *p = s->waiting.head; p != NULL; p = p->wait_next)
-        if (all || p->wait_until_ns <= now)
-            p->wait_hit = 1;
+        if (all || s->waiting.rechecking || p->wait_until_ns <= now)
+            p->wait_hit = s->waiting.any_hit = 1;
 }
 
 /* Evaluate again, in arrival order, every waiting write whose key changed
@@ -322,18 +325,22 @@ static void waiting_expire(etagkv_store *s)
 static etagkv_status waiting_run(etagkv_store *s, ekv_txn *txn, uint64_t *rev,
                                  int *dirty, size_t *changed, size_t *recorded)
 {
-    for (;;) {
+    while (s->waiting.any_hit) {
         struct ekv_op *p = s->waiting.head;
         etagkv_status st;
 
         while (p != NULL && !(p->wait_hit && !p->wait_done))
             p = p->wait_next;
         if (p == NULL)
-            return ETAGKV_OK;
+            break;
         p->wait_hit = 0;
         st = op_apply(s, txn, p, rev);
-        if (st != ETAGKV_OK)
+        if (st != ETAGKV_OK) {
+            /* Its own failure (its value does not fit, say), not the
+             * failure of the write that changed its key. */
+            s->waiting.culprit = p;
             return st;
+        }
         *dirty |= p->dirty;
         *changed += (size_t)p->wrote;
         *recorded += (size_t)p->recorded;
@@ -343,6 +350,8 @@ static etagkv_status waiting_run(etagkv_store *s, ekv_txn *txn, uint64_t *rev,
             p->wait_done = 1;
         p->wait_hit = 0; /* its own write, if it wrote */
     }
+    s->waiting.any_hit = 0;
+    return ETAGKV_OK;
 }
 
 static void waiting_unlink(struct ekv_waiting *w, struct ekv_op *prev,
@@ -358,62 +367,113 @@ static void waiting_unlink(struct ekv_waiting *w, struct ekv_op *prev,
     w->n--;
 }
 
-/* The transaction failed (nothing of it is visible): the list as it was
- * before it. */
-static void waiting_undo(etagkv_store *s)
+/* p leaves the list decided: for commit.c to acknowledge with the batch,
+ * unless it is one of the batch's own ops (acknowledged as such). */
+static void waiting_decided(struct ekv_waiting *w, struct ekv_op *p)
 {
-    struct ekv_op *prev = NULL, *p = s->waiting.head;
+    p->waiting = 0;
+    if (p->in_batch)
+        return;
+    p->decided_next = NULL;
+    if (w->decided_tail != NULL)
+        w->decided_tail->decided_next = p;
+    else
+        w->decided = p;
+    w->decided_tail = p;
+}
 
+/* The earliest deadline of the waiting writes, for the committer. */
+static void waiting_publish(struct ekv_waiting *w)
+{
+    uint64_t next_deadline = 0;
+
+    for (const struct ekv_op *p = w->head; p != NULL; p = p->wait_next)
+        if (next_deadline == 0 || p->wait_until_ns < next_deadline)
+            next_deadline = p->wait_until_ns;
+    atomic_store(&w->next_deadline, next_deadline);
+    atomic_store(&w->count, (uint64_t)w->n);
+}
+
+/* p, decided with status st (no state: the write did not happen, or may
+ * have), leaves the list. */
+static void waiting_answer(struct ekv_waiting *w, struct ekv_op *prev,
+                           struct ekv_op *p, etagkv_status st)
+{
+    waiting_unlink(w, prev, p);
+    memset(&p->meta, 0, sizeof(p->meta));
+    ekv_op_drop_current(p);
+    p->wrote = 0;
+    p->status = st;
+    snprintf(p->detail, sizeof(p->detail), "%s", etagkv_last_error_detail());
+    waiting_decided(w, p);
+}
+
+/* The transaction failed with st (nothing of it is visible): the list as
+ * it was before it -- but a waiting write it decided is answered with st
+ * when the commit's outcome is unknown (it may have been applied: waiting
+ * on, it would see its own write). */
+static void waiting_undo(etagkv_store *s, etagkv_status st)
+{
+    struct ekv_waiting *w = &s->waiting;
+    struct ekv_op *prev = NULL, *p = w->head;
+
+    if (w->rechecking) /* for the transaction run in its place */
+        atomic_store(&w->recheck, 1);
+    w->rechecking = w->any_hit = 0;
     while (p != NULL) {
         struct ekv_op *next = p->wait_next;
 
         if (p->wait_new) {
-            waiting_unlink(&s->waiting, prev, p);
-            p->wait_new = 0;
+            waiting_unlink(w, prev, p); /* the batch's own: it reruns */
+        } else if (st == ETAGKV_OUTCOME_UNKNOWN && p->wait_done) {
+            waiting_answer(w, prev, p, st);
         } else {
             prev = p;
         }
-        p->wait_hit = p->wait_done = 0;
+        p->wait_new = p->wait_hit = p->wait_done = 0;
         p = next;
     }
+    waiting_publish(w);
+}
+
+/* A transaction failed for good with st while the waits are ending
+ * (closing, etagkv_end_waits()): no transaction may come that can end
+ * them, so every waiting write is answered with st. */
+static void waiting_fail_all(etagkv_store *s, etagkv_status st)
+{
+    struct ekv_waiting *w = &s->waiting;
+
+    if (!atomic_load(&w->expire_all))
+        return;
+    while (w->head != NULL)
+        waiting_answer(w, NULL, w->head, st);
+    waiting_publish(w);
 }
 
 /* The transaction has its outcome (committed, or nothing to commit): the
- * writes it decided leave the list -- to s->waiting.decided when they
- * waited before it; those of its own batch are acknowledged with the batch
- * -- and those it put there now wait (op->waiting, which tells commit.c to
- * hold back their acknowledgement). */
+ * writes it decided leave the list (waiting_decided()), and those it put
+ * there now wait (op->waiting, which tells commit.c to hold back their
+ * acknowledgement). */
 static void waiting_settle(etagkv_store *s)
 {
     struct ekv_waiting *w = &s->waiting;
     struct ekv_op *prev = NULL, *p = w->head;
-    uint64_t next_deadline = 0;
 
+    w->rechecking = w->any_hit = 0;
     while (p != NULL) {
         struct ekv_op *next = p->wait_next;
 
         if (p->wait_done) {
             waiting_unlink(w, prev, p);
-            if (!p->wait_new) {
-                p->decided_next = NULL;
-                if (w->decided_tail != NULL)
-                    w->decided_tail->decided_next = p;
-                else
-                    w->decided = p;
-                w->decided_tail = p;
-            }
-            p->waiting = 0;
+            waiting_decided(w, p);
         } else {
             p->waiting = 1;
-            if (next_deadline == 0 || p->wait_until_ns < next_deadline)
-                next_deadline = p->wait_until_ns;
             prev = p;
         }
         p->wait_new = p->wait_done = p->wait_hit = 0;
         p = next;
     }
-    atomic_store(&w->next_deadline, next_deadline);
-    atomic_store(&w->count, (uint64_t)w->n);
+    waiting_publish(w);
 }
 
 struct ekv_op *ekv_waiting_take_decided(etagkv_store *s)
@@ -453,6 +513,12 @@ static etagkv_status batch_prefetch(etagkv_store *s, ekv_txn *txn,
             st = ekv_prefetch(txn, EKV_TABLE_RECORDS, op->key, op->key_len,
                               NULL, 0, 0);
     }
+    /* The waiting writes it evaluates first (waiting_expire()). */
+    for (const struct ekv_op *p = s->waiting.head; p != NULL && st == ETAGKV_OK;
+         p = p->wait_next)
+        if (p->wait_hit)
+            st = ekv_prefetch(txn, EKV_TABLE_RECORDS, p->key, p->key_len, NULL,
+                              0, 0);
     if (st == ETAGKV_OK)
         st = ekv_changes_prefetch(s, txn, n);
     if (st == ETAGKV_OK)
@@ -472,16 +538,17 @@ static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
     uint64_t start = ekv_mono_ns(); /* the writer lock held: work only */
     int dirty = 0;
     size_t recorded = 0, changed = 0;
-    etagkv_status st = batch_prefetch(s, txn, ops, n);
+    etagkv_status st;
 
+    if (s->waiting.head != NULL)
+        waiting_expire(s);
+    st = batch_prefetch(s, txn, ops, n);
     if (st == ETAGKV_OK)
         st = ekv_revision_get(txn, &rev);
 
     ekv_changes_begin(s);
-    if (st == ETAGKV_OK && s->waiting.head != NULL) {
-        waiting_expire(s);
+    if (st == ETAGKV_OK && s->waiting.head != NULL)
         st = waiting_run(s, txn, &rev, &dirty, &changed, &recorded);
-    }
     for (size_t i = 0; i < n && st == ETAGKV_OK; i++) {
         st = op_apply(s, txn, ops[i], &rev);
         dirty |= ops[i]->dirty;
@@ -570,12 +637,21 @@ int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
         etagkv_status st = ekv_write_begin(s->env, &txn);
 
         if (st == ETAGKV_OK) {
+            struct ekv_op *culprit;
+
+            s->waiting.culprit = NULL;
             st = run_batch(s, &txn, ops, n, &committed);
             if (st == ETAGKV_OK) {
                 waiting_settle(s);
                 return committed;
             }
-            waiting_undo(s);
+            /* A waiting write that failed the transaction by itself, not
+             * one of the batch's, which the batch's own retries judge. */
+            culprit =
+                s->waiting.culprit != NULL && !s->waiting.culprit->wait_new
+                    ? s->waiting.culprit
+                    : NULL;
+            waiting_undo(s, st);
             if (txn.conflict && ++conflicts <= CONFLICT_RETRIES) {
                 conflict_pause(conflicts);
                 continue; /* evaluate the whole batch afresh */
@@ -585,12 +661,27 @@ int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
                 if (st == ETAGKV_OK)
                     continue; /* evaluate the whole batch afresh */
             }
+            if (culprit != NULL) {
+                /* Its failure is its answer; the batch runs without it. */
+                struct ekv_op *prev = NULL, *p = s->waiting.head;
+
+                while (p != NULL && p != culprit) {
+                    prev = p;
+                    p = p->wait_next;
+                }
+                if (p != NULL) {
+                    waiting_answer(&s->waiting, prev, p, st);
+                    waiting_publish(&s->waiting);
+                    continue;
+                }
+            }
         }
         if (n == 1 || st == ETAGKV_OUTCOME_UNKNOWN) {
             /* A commit whose outcome is unknown may have been applied:
              * running any of it again could apply it twice, or answer a
              * 412 caused by its own first run.  Say so, do not guess. */
             fail_all(ops, n, st);
+            waiting_fail_all(s, st);
             return 0;
         }
         /* Which operation is to blame?  Each alone finds out. */

@@ -148,8 +148,14 @@ static int acks_wait_for_flush(const etagkv_store *s)
 static int commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n,
                         struct ekv_op **decided)
 {
-    int committed = ekv_apply_batch(s, ops, n);
+    int committed;
     uint64_t wrote = 0;
+
+    for (size_t i = 0; i < n; i++)
+        ops[i]->in_batch = 1;
+    committed = ekv_apply_batch(s, ops, n);
+    for (size_t i = 0; i < n; i++)
+        ops[i]->in_batch = 0;
 
     *decided = ekv_waiting_take_decided(s);
     for (const struct ekv_op *d = *decided; d != NULL; d = d->decided_next)
@@ -159,7 +165,8 @@ static int commit_batch(etagkv_store *s, struct ekv_op **ops, size_t n,
         ekv_notify_commit(&s->notify);
     for (size_t i = 0; i < n; i++)
         wrote += (uint64_t)ops[i]->wrote;
-    ekv_hist_observe(&s->queue.batch_ops, n);
+    if (!(n == 1 && ops[0]->tick))
+        ekv_hist_observe(&s->queue.batch_ops, n);
     atomic_fetch_add_explicit(&s->queue.write_txns, (uint64_t)committed,
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&s->queue.write_ops, wrote, memory_order_relaxed);
@@ -322,20 +329,23 @@ static void settle(etagkv_store *s, struct ekv_waiter *w,
      * after every earlier commit's meta page. */
     if (committed > 0)
         release_held(s, h, ETAGKV_OK, finished, self);
-    if (w == NULL)
-        return; /* the batch's writes all wait */
-    if (committed == 0 && h->head == NULL && s->queue.flushing == 0) {
+    if (w != NULL && committed == 0 && h->head == NULL &&
+        s->queue.flushing == 0) {
         release(w, finished, self);
         return;
     }
-    if (h->tail != NULL)
-        h->tail->next = w;
-    else
-        h->head = w;
-    h->tail = last;
+    if (w != NULL) { /* NULL: the batch's writes all wait */
+        if (h->tail != NULL)
+            h->tail->next = w;
+        else
+            h->head = w;
+        h->tail = last;
+    }
     h->commits += (unsigned)committed;
     h->idle = committed > 0 ? 0 : h->idle + 1;
-    if (s->queue.head != NULL && h->idle <= HOLD_IDLE_MAX)
+    /* Held batches are flushed when nobody is queued to commit after
+     * them -- also after a batch that is not held itself. */
+    if (h->head == NULL || (s->queue.head != NULL && h->idle <= HOLD_IDLE_MAX))
         return;
     *flush = *h;
     memset(h, 0, sizeof(*h));
@@ -495,17 +505,24 @@ static void notify(struct ekv_waiter *finished)
     }
 }
 
+/* A tick that failed (its transaction could not run: the disk, or etcd
+ * out of reach) is not tried again at once: the waits it was to end are
+ * still due, and the committer would spin. */
+#define TICK_RETRY_NS 100000000u
+
 static void tick_done(void *ctx, const etagkv_result *res)
 {
-    (void)ctx;
-    (void)res;
+    etagkv_store *s = ctx;
+
+    if (res->status != ETAGKV_OK)
+        atomic_store(&s->waiting.tick_after, ekv_mono_ns() + TICK_RETRY_NS);
 }
 
 /* With the queue lock held: queue a tick (see the top of this file).  0,
  * or -1 without memory. */
 static int enqueue_tick(etagkv_store *s)
 {
-    struct ekv_async *a = ekv_async_new(tick_done, NULL);
+    struct ekv_async *a = ekv_async_new(tick_done, s);
 
     if (a == NULL)
         return -1;
@@ -546,10 +563,15 @@ static void *committer_main(void *arg)
          * leave submitted writes at the head. */
         while (q->leading || !(q->head != NULL && q->head->async != NULL)) {
             uint64_t due = atomic_load(&s->waiting.next_deadline);
+            uint64_t after = atomic_load(&s->waiting.tick_after);
 
+            if (due != 0 && after > ekv_mono_ns() && !q->committer_stop) {
+                committer_sleep(q, after); /* a tick failed: not yet */
+                continue;
+            }
             if (!q->leading && q->head == NULL && due != 0 &&
                 (q->committer_stop || atomic_load(&s->waiting.expire_all) ||
-                 ekv_mono_ns() >= due)) {
+                 atomic_load(&s->waiting.recheck) || ekv_mono_ns() >= due)) {
                 if (q->committer_stop)
                     atomic_store(&s->waiting.expire_all, 1);
                 if (enqueue_tick(s) == 0)
@@ -608,6 +630,16 @@ etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a)
     }
     (void)pthread_mutex_unlock(&s->queue.lock);
     return st;
+}
+
+void ekv_waiting_recheck(etagkv_store *s)
+{
+    if (atomic_load(&s->waiting.next_deadline) == 0)
+        return; /* nobody waits */
+    atomic_store(&s->waiting.recheck, 1);
+    (void)pthread_mutex_lock(&s->queue.lock);
+    (void)pthread_cond_signal(&s->queue.committer_cv);
+    (void)pthread_mutex_unlock(&s->queue.lock);
 }
 
 etagkv_status etagkv_end_waits(etagkv_store *s)

@@ -13,12 +13,14 @@
 #include "store.h"
 
 /* Another handle on the same storage committed (backend.h): wake the
- * watchers as a commit of our own would. */
+ * watchers as a commit of our own would, and have the writes waiting for
+ * their conditions evaluated again (apply.c). */
 static void commit_elsewhere(void *ctx)
 {
     etagkv_store *s = ctx;
 
     ekv_notify_commit(&s->notify);
+    ekv_waiting_recheck(s);
 }
 
 etagkv_status etagkv_store_open(const char *dir, const etagkv_options *opts,
@@ -71,13 +73,15 @@ void etagkv_store_close(etagkv_store *s)
     if (s == NULL)
         return;
     /* The lease sweeper goes first: it commits through the queue.  Then
-     * submitted writes still queued are committed: their commits notify
-     * (ekv_notify_commit()), so the notifier must outlive the queue.  Then
-     * watchers in etagkv_wait() return ETAGKV_CLOSING and leave, and the
-     * backend goes. */
+     * the watch of other handles' commits, which pokes the queue's
+     * committer (it wakes the watchers too).  Then submitted writes still
+     * queued are committed: their commits notify (ekv_notify_commit()),
+     * so the notifier must outlive the queue.  Then watchers in
+     * etagkv_wait() return ETAGKV_CLOSING and leave, and the backend
+     * goes. */
     ekv_leases_stop(s);
+    ekv_env_unwatch(s->env);
     ekv_queue_shutdown(s);
-    ekv_env_unwatch(s->env); /* it wakes the watchers too */
     ekv_notify_close(&s->notify);
     ekv_env_close(s->env);
     free(s);

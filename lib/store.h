@@ -161,6 +161,17 @@ struct ekv_waiting {
      * commit.c to acknowledge with it: ekv_waiting_take_decided(). */
     struct ekv_op *decided, *decided_tail;
     atomic_int expire_all; /* closing: every wait ends at the next one */
+    /* Another handle committed (etcd): every waiting write is evaluated
+     * again by the next transaction; `rechecking`: this one took it. */
+    atomic_int recheck;
+    int rechecking;
+    int any_hit; /* some waiting write is marked to be evaluated */
+    /* The waiting write whose own evaluation failed the transaction
+     * (apply.c: it is answered with that failure, and the transaction
+     * runs again without it). */
+    struct ekv_op *culprit;
+    /* commit.c: no tick before this (ekv_mono_ns()), after one failed. */
+    _Atomic uint64_t tick_after;
     _Atomic uint64_t next_deadline; /* ekv_mono_ns(); 0: nobody waits */
     _Atomic uint64_t count;         /* n, for etagkv_store_stats() */
 };
@@ -257,6 +268,7 @@ struct ekv_op {
     struct ekv_op *wait_next, *decided_next;
     void *waiter; /* commit.c's waiter of this op */
     int tick;     /* commit.c's tick: does nothing, lets the waits end */
+    int in_batch; /* one of the ops of the batch being applied */
 };
 
 /* ---- idem.c, all inside a write transaction ------------------------------ */
@@ -425,6 +437,10 @@ void ekv_op_drop_current(struct ekv_op *op);
 /* Inside a write transaction (changes.c): key changed; the writes waiting
  * on it are evaluated again after the operation that changed it. */
 void ekv_waiting_touch(etagkv_store *s, const void *key, size_t key_len);
+
+/* Another handle committed (backend.h's watch, etcd): the waiting writes,
+ * if any, are evaluated again by a transaction soon (commit.c). */
+void ekv_waiting_recheck(etagkv_store *s);
 
 /* After ekv_apply_batch(): the waiting writes its transactions decided
  * (applied, or their wait ended), in arrival order, linked by

@@ -305,8 +305,11 @@ enum MHD_Result srv_queue(struct srv *s, struct MHD_Connection *c,
     if (resp == NULL)
         return MHD_NO;
     /* A request that was held (watch.c), or a write that could wait for
-     * its conditions (kv.c), says for how long it could be. */
-    if (r->wait_s > 0 && (r->watch_held || r->write_waits) &&
+     * its conditions (kv.c) and was answered by them (not a 503, say),
+     * says for how long it could be. */
+    if (r->wait_s > 0 &&
+        (r->watch_held ||
+         (r->write_waits && (status / 100 == 2 || status == 412))) &&
         srv_add_preference_applied(resp, r->wait_s) != 0) {
         MHD_destroy_response(resp);
         return MHD_NO;

@@ -376,6 +376,65 @@ START_TEST(a_commit_through_another_handle_wakes_this_ones_watchers)
 }
 END_TEST
 
+/* A create-only put through handle a that waits (wait_ms), on a thread. */
+struct held {
+    etagkv_store *s;
+    etagkv_result res;
+    double took_s;
+};
+
+static void *held_put(void *arg)
+{
+    struct held *h = arg;
+    etagkv_cond *c = NULL;
+    double t0 = tu_now_s();
+    etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                          .key = "lock",
+                          .key_len = 4,
+                          .value = "a's",
+                          .value_len = 3,
+                          .wait_ms = 30000};
+
+    if (etagkv_cond_create_only(&c) != ETAGKV_OK)
+        return NULL;
+    req.cond = c;
+    (void)etagkv_write(h->s, &req, &h->res);
+    h->took_s = tu_now_s() - t0;
+    etagkv_cond_free(c);
+    return NULL;
+}
+
+/* A write waiting through one handle is evaluated again when another
+ * handle changes its key (the watch of other commits), not only when its
+ * wait ends. */
+START_TEST(a_write_waiting_on_one_handle_sees_another_handles_delete)
+{
+    etagkv_store *a = tu_open(dir, NULL), *b = tu_open(dir, NULL);
+    struct held h = {.s = a};
+    etagkv_stats st;
+    pthread_t t;
+    double end = tu_now_s() + 20;
+
+    ck_assert_int_eq(etagkv_put(b, "lock", 4, "b's", 3, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    ck_assert_int_eq(pthread_create(&t, NULL, held_put, &h), 0);
+    do {
+        ck_assert(tu_now_s() < end);
+        ck_assert_int_eq(etagkv_store_stats(a, &st), ETAGKV_OK);
+    } while (st.writes_waiting != 1);
+    ck_assert_int_eq(etagkv_delete(b, "lock", 4, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(h.res.status, ETAGKV_CREATED);
+    ck_assert_msg(h.took_s < 25, "applied after %.1f s: at its wait's end",
+                  h.took_s);
+    printf("a waiting write applied %.1f s after it began, once the other "
+           "handle deleted the key\n",
+           h.took_s);
+    etagkv_store_close(a);
+    etagkv_store_close(b);
+}
+END_TEST
+
 /* ---- endpoints
  * ------------------------------------------------------------------ */
 
@@ -1073,6 +1132,8 @@ int main(void)
     tcase_add_test(
         tc, answers_on_what_a_handle_remembers_are_those_of_a_fresh_read);
     tcase_add_test(tc, a_handles_memory_is_bounded_and_keeps_the_latest);
+    tcase_add_test(tc,
+                   a_write_waiting_on_one_handle_sees_another_handles_delete);
     tcase_add_test(tc,
                    a_commit_through_another_handle_wakes_this_ones_watchers);
     tcase_add_test(tc, a_dead_endpoint_fails_over_to_the_next);

@@ -19,16 +19,40 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "store.h"
 #include "testutil.h"
 
 static char *dir;
 static etagkv_store *store;
+static etagkv_sync_mode mode;
 
-static void open_store(etagkv_sync_mode mode)
+static void open_store(etagkv_sync_mode m)
 {
+    mode = m;
     dir = tu_mkdtemp();
-    store = tu_open_mode(dir, mode);
+    store = tu_open_mode(dir, m);
+}
+
+static void setup_pipelined(void)
+{
+    open_store(ETAGKV_SYNC_PIPELINED);
+}
+
+/* A new store whose map cannot grow past 1 MiB: a 2 MiB value never
+ * fits (LMDB only). */
+static void reopen_small(void)
+{
+    etagkv_options o;
+
+    etagkv_store_close(store);
+    tu_rmdir_free(dir);
+    etagkv_options_init(&o);
+    o.sync_mode = mode;
+    o.map_size_bytes = o.map_max_bytes = 1u << 20;
+    dir = tu_mkdtemp();
+    store = tu_open(dir, &o);
 }
 
 static void setup_sync(void)
@@ -384,6 +408,159 @@ START_TEST(ending_the_waits_answers_them_and_later_writes_do_not_wait)
 }
 END_TEST
 
+/* ekv_test_before_batch: hold the first batch until hold_for writes have
+ * queued (the hook clears itself: later batches go at once). */
+static size_t hold_for;
+
+static void hold_first_batch(etagkv_store *s)
+{
+    double end = tu_now_s() + 60;
+
+    ekv_test_before_batch = NULL;
+    while (ekv_queue_waiting(s) < hold_for) {
+        ck_assert_msg(tu_now_s() < end, "%zu of %zu writes queued",
+                      ekv_queue_waiting(s), hold_for);
+        usleep(1000);
+    }
+}
+
+static void until_called(struct outcome *o, int n)
+{
+    double end = tu_now_s() + 20;
+
+    while (atomic_load(&o->calls) < n)
+        ck_assert_msg(tu_now_s() < end, "%d of %d callbacks",
+                      atomic_load(&o->calls), n);
+}
+
+/* A batch that fails (a value too big for the map) is split and its
+ * writes run one by one; a write that waited in the first of those runs
+ * and was applied by a later one is acknowledged once, with the batch,
+ * and so is everything else of it. */
+START_TEST(a_split_batch_acknowledges_each_of_its_writes_once)
+{
+    struct outcome w = {0}, d = {0}, x = {0};
+    etagkv_cond *c = NULL;
+    etagkv_request del_req = {
+        .method = ETAGKV_METHOD_DELETE, .key = "k", .key_len = 1};
+    etagkv_request big = {.method = ETAGKV_METHOD_PUT,
+                          .key = "big",
+                          .key_len = 3,
+                          .value_len = 2u << 20};
+    void *bytes = calloc(1, big.value_len);
+
+    if (tu_on_etcd()) {
+        free(bytes);
+        return; /* a map that cannot grow: LMDB's */
+    }
+    ck_assert_ptr_nonnull(bytes);
+    big.value = bytes;
+    reopen_small();
+    put("k", "holder", NULL);
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    hold_for = 3;
+    ekv_test_before_batch = hold_first_batch;
+    submit_waiting("k", c, &w);
+    ck_assert_int_eq(etagkv_submit(store, &del_req, on_done, &d), ETAGKV_OK);
+    ck_assert_int_eq(etagkv_submit(store, &big, on_done, &x), ETAGKV_OK);
+    until_called(&w, 1);
+    until_called(&d, 1);
+    until_called(&x, 1);
+    ck_assert_ptr_null(ekv_test_before_batch); /* the hook ran */
+    ck_assert_int_eq(atomic_load(&w.status), ETAGKV_CREATED);
+    ck_assert_int_eq(atomic_load(&d.status), ETAGKV_OK);
+    ck_assert_int_eq(atomic_load(&x.status), ETAGKV_STORE_FULL);
+    etagkv_store_close(store); /* nothing is left to call back */
+    store = NULL;
+    ck_assert_int_eq(atomic_load(&w.calls), 1);
+    ck_assert_int_eq(atomic_load(&d.calls), 1);
+    ck_assert_int_eq(atomic_load(&x.calls), 1);
+    etagkv_cond_free(c);
+    free(bytes);
+}
+END_TEST
+
+/* A waiting write whose own value does not fit fails alone, with
+ * ETAGKV_STORE_FULL, when the key is freed: the delete that freed it
+ * succeeds. */
+static void *big_waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    size_t len = 2u << 20;
+    void *bytes = calloc(1, len);
+    etagkv_cond *c = NULL;
+
+    if (bytes == NULL || etagkv_cond_create_only(&c) != ETAGKV_OK) {
+        free(bytes);
+        return NULL;
+    }
+    etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                          .key = w->key,
+                          .key_len = strlen(w->key),
+                          .value = bytes,
+                          .value_len = len,
+                          .cond = c,
+                          .wait_ms = w->wait_ms};
+    (void)etagkv_write(store, &req, &w->res);
+    etagkv_cond_free(c);
+    free(bytes);
+    return NULL;
+}
+
+START_TEST(a_waiting_write_that_cannot_fit_fails_alone)
+{
+    struct waiter w = {.key = "k", .wait_ms = 30000};
+
+    if (tu_on_etcd())
+        return;
+    reopen_small();
+    put("k", "holder", NULL);
+    ck_assert_int_eq(pthread_create(&w.thread, NULL, big_waiter_main, &w), 0);
+    until_waiting(1);
+    (void)del("k"); /* asserts ETAGKV_OK: not blamed for the waiter */
+    waiter_join(&w);
+    ck_assert_int_eq(w.res.status, ETAGKV_STORE_FULL);
+    ck_assert_ptr_null(value_of("k"));
+    ck_assert_uint_eq(stats().writes_waiting, 0);
+}
+END_TEST
+
+/* Pipelined: a batch held for the flush of the next commit is flushed
+ * and acknowledged when the batch behind it is one write that waits
+ * (and commits nothing), not when that wait ends. */
+#define HELD_PUTS 256 /* a full batch (commit.c's BATCH_MAX_OPS) */
+
+START_TEST(a_held_batch_is_not_kept_behind_a_write_that_waits)
+{
+    static char keys[HELD_PUTS][16];
+    struct outcome puts = {0}, w = {0};
+    etagkv_cond *c = NULL;
+
+    put("k", "holder", NULL);
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    hold_for = HELD_PUTS + 1;
+    ekv_test_before_batch = hold_first_batch;
+    for (int i = 0; i < HELD_PUTS; i++) {
+        etagkv_request req = {.method = ETAGKV_METHOD_PUT,
+                              .key = keys[i],
+                              .value = "v",
+                              .value_len = 1};
+
+        req.key_len = (size_t)snprintf(keys[i], sizeof keys[i], "p%d", i);
+        ck_assert_int_eq(etagkv_submit(store, &req, on_done, &puts), ETAGKV_OK);
+    }
+    submit_waiting("k", c, &w); /* the next batch, alone: it waits */
+    until_called(&puts, HELD_PUTS);
+    ck_assert_int_eq(atomic_load(&puts.status), ETAGKV_CREATED);
+    ck_assert_int_eq(atomic_load(&w.calls), 0);
+    until_waiting(1);
+    (void)del("k");
+    until_called(&w, 1);
+    ck_assert_int_eq(atomic_load(&w.status), ETAGKV_CREATED);
+    etagkv_cond_free(c);
+}
+END_TEST
+
 /* Threads take a lock (a create-only put that waits), add one to a counter
  * with an unconditional read and write -- a lost update unless they
  * exclude each other -- and give the lock back with a delete If-Match on
@@ -471,6 +648,8 @@ static void add_cases(TCase *tc)
     tcase_add_test(tc, a_lock_through_waits_alone_excludes_every_holder);
     tcase_add_test(tc,
                    ending_the_waits_answers_them_and_later_writes_do_not_wait);
+    tcase_add_test(tc, a_split_batch_acknowledges_each_of_its_writes_once);
+    tcase_add_test(tc, a_waiting_write_that_cannot_fit_fails_alone);
 }
 
 int main(void)
@@ -478,6 +657,7 @@ int main(void)
     Suite *s = suite_create("waits");
     TCase *sync = tcase_create("sync");
     TCase *nosync = tcase_create("nosync");
+    TCase *pipelined = tcase_create("pipelined");
 
     tcase_add_checked_fixture(sync, setup_sync, teardown);
     add_cases(sync);
@@ -486,5 +666,10 @@ int main(void)
     add_cases(nosync);
     tcase_add_test(nosync, closing_the_store_ends_every_wait);
     suite_add_tcase(s, nosync);
+    tcase_add_checked_fixture(pipelined, setup_pipelined, teardown);
+    add_cases(pipelined);
+    tcase_add_test(pipelined,
+                   a_held_batch_is_not_kept_behind_a_write_that_waits);
+    suite_add_tcase(s, pipelined);
     return tu_run(s);
 }
