@@ -535,15 +535,12 @@ static int enqueue_tick(etagkv_store *s)
  * (CLOCK_MONOTONIC) until woken or, when due is not 0, until due. */
 static void committer_sleep(struct ekv_queue *q, uint64_t due)
 {
-    struct timespec ts;
+    struct timespec ts = ekv_mono_deadline(due);
 
-    if (due == 0) {
+    if (due == 0)
         (void)pthread_cond_wait(&q->committer_cv, &q->lock);
-        return;
-    }
-    ts.tv_sec = (time_t)(due / 1000000000u);
-    ts.tv_nsec = (long)(due % 1000000000u);
-    (void)pthread_cond_timedwait(&q->committer_cv, &q->lock, &ts);
+    else
+        (void)pthread_cond_timedwait(&q->committer_cv, &q->lock, &ts);
 }
 
 /* The committer thread: leads every batch whose head is a submitted write
@@ -657,9 +654,6 @@ etagkv_status etagkv_end_waits(etagkv_store *s)
 
 etagkv_status ekv_queue_init(struct ekv_queue *q)
 {
-    pthread_condattr_t attr;
-    int rc;
-
     if (pthread_mutex_init(&q->lock, NULL) != 0)
         return ETAGKV_NO_MEMORY;
     if (pthread_mutex_init(&q->apply_lock, NULL) != 0) {
@@ -667,14 +661,7 @@ etagkv_status ekv_queue_init(struct ekv_queue *q)
         return ETAGKV_NO_MEMORY;
     }
     /* The committer sleeps until a wait ends: a monotonic deadline. */
-    rc = pthread_condattr_init(&attr);
-    if (rc == 0) {
-        rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-        if (rc == 0)
-            rc = pthread_cond_init(&q->committer_cv, &attr);
-        (void)pthread_condattr_destroy(&attr);
-    }
-    if (rc != 0) {
+    if (ekv_cond_init_mono(&q->committer_cv) != 0) {
         (void)pthread_mutex_destroy(&q->apply_lock);
         (void)pthread_mutex_destroy(&q->lock);
         return ETAGKV_NO_MEMORY;

@@ -494,16 +494,9 @@ static etagkv_status next_due(etagkv_store *s, uint64_t *due, int *any)
  * when stopping. */
 static int nap(etagkv_store *s, uint64_t nap_ns)
 {
-    struct timespec ts;
+    struct timespec ts = ekv_mono_deadline(ekv_mono_ns() + nap_ns);
     int stop;
 
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(nap_ns / 1000000000u);
-    ts.tv_nsec += (long)(nap_ns % 1000000000u);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
     (void)pthread_mutex_lock(&s->leases.lock);
     while (!s->leases.stop && !s->leases.poked) {
         if (nap_ns == 0)
@@ -560,16 +553,9 @@ static void *sweeper_main(void *arg)
 etagkv_status ekv_leases_start(etagkv_store *s)
 {
     struct ekv_leases *ls = &s->leases;
-    pthread_condattr_t attr;
-    int ok;
 
     ls->open_ns = ekv_now_ns(s);
-    if (pthread_condattr_init(&attr) != 0)
-        return ETAGKV_NO_MEMORY;
-    ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
-         pthread_cond_init(&ls->cv, &attr) == 0;
-    (void)pthread_condattr_destroy(&attr);
-    if (!ok)
+    if (ekv_cond_init_mono(&ls->cv) != 0)
         return ETAGKV_NO_MEMORY;
     if (pthread_mutex_init(&ls->lock, NULL) != 0) {
         (void)pthread_cond_destroy(&ls->cv);

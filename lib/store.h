@@ -208,6 +208,33 @@ static inline uint64_t ekv_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Initialise *cv for timed waits until ekv_mono_ns() instants
+ * (ekv_mono_deadline()).  0, or -1. */
+static inline int ekv_cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    int rc;
+
+    if (pthread_condattr_init(&attr) != 0)
+        return -1;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cv, &attr);
+    (void)pthread_condattr_destroy(&attr);
+    return rc == 0 ? 0 : -1;
+}
+
+/* The ekv_mono_ns() instant ns, as the deadline of a timed wait on a
+ * condition variable of ekv_cond_init_mono(). */
+static inline struct timespec ekv_mono_deadline(uint64_t ns)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    return ts;
+}
+
 /* What a lease operation of the commit queue does (lease.c). */
 enum ekv_lease_verb {
     EKV_LEASE_NONE, /* not a lease operation */

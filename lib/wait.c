@@ -27,23 +27,17 @@
 
 etagkv_status ekv_notify_init(struct ekv_notify *n)
 {
-    pthread_condattr_t attr;
-    int ok;
+    int ok = 0;
 
-    if (pthread_condattr_init(&attr) != 0)
+    if (pthread_mutex_init(&n->lock, NULL) != 0)
         return ETAGKV_NO_MEMORY;
-    ok = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0;
-    if (ok && pthread_mutex_init(&n->lock, NULL) != 0)
-        ok = 0;
-    else if (ok && pthread_cond_init(&n->cv, &attr) != 0) {
-        (void)pthread_mutex_destroy(&n->lock);
-        ok = 0;
-    } else if (ok && pthread_cond_init(&n->idle_cv, NULL) != 0) {
-        (void)pthread_cond_destroy(&n->cv);
-        (void)pthread_mutex_destroy(&n->lock);
-        ok = 0;
+    if (ekv_cond_init_mono(&n->cv) == 0) {
+        ok = pthread_cond_init(&n->idle_cv, NULL) == 0;
+        if (!ok)
+            (void)pthread_cond_destroy(&n->cv);
     }
-    (void)pthread_condattr_destroy(&attr);
+    if (!ok)
+        (void)pthread_mutex_destroy(&n->lock);
     n->ready = ok;
     return ok ? ETAGKV_OK : ETAGKV_NO_MEMORY;
 }
@@ -98,18 +92,14 @@ static etagkv_status current_revision(etagkv_store *s, uint64_t *rev)
     return st;
 }
 
+/* timeout_ms (>= 0) from now; past 30 years (and no overflow), 30 years. */
 static struct timespec deadline_after(int64_t timeout_ms)
 {
-    struct timespec ts;
+    uint64_t ms = (uint64_t)timeout_ms;
 
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(timeout_ms / 1000);
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    if (ms > 1000000000000u)
+        ms = 1000000000000u;
+    return ekv_mono_deadline(ekv_mono_ns() + ms * 1000000u);
 }
 
 /* With n->lock held: sleep until the commit counter moves from seen, the
