@@ -37,11 +37,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <xxhash.h>
+
 #include "store.h"
 
 /* Writes waiting at once, at most: past it, a write's 412 is answered
  * at once, as without a wait.  Every change of a key looks through them. */
 #define WAITING_MAX 4096
+_Static_assert((EKV_WAITING_BUCKETS & (EKV_WAITING_BUCKETS - 1)) == 0,
+               "a power of two");
 
 /* ---- one operation inside a transaction ---------------------------------- */
 
@@ -268,12 +272,19 @@ static etagkv_status op_apply(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
 /* ---- waiting writes (see the top of this file) ----------------------------
  */
 
+static unsigned waiting_bucket(const void *key, size_t key_len)
+{
+    return (unsigned)XXH3_64bits(key, key_len) & (EKV_WAITING_BUCKETS - 1);
+}
+
 void ekv_waiting_touch(etagkv_store *s, const void *key, size_t key_len)
 {
-    for (struct ekv_op *p = s->waiting.head; p != NULL; p = p->wait_next)
+    struct ekv_op *p = s->waiting.bucket[waiting_bucket(key, key_len)];
+
+    for (; p != NULL; p = p->wait_same)
         if (!p->wait_done && p->key_len == key_len &&
             memcmp(p->key, key, key_len) == 0)
-            p->wait_hit = s->waiting.any_hit = 1;
+            p->wait_hit = s->waiting.any_hit = s->waiting.marked = 1;
 }
 
 /* Whether op, just evaluated, goes on waiting: it has a wait that has not
@@ -295,12 +306,16 @@ static void waiting_add(etagkv_store *s, struct ekv_op *op)
     op->wait_new = 1;
     op->wait_hit = op->wait_done = 0;
     op->wait_next = NULL;
+    op->wait_bucket = waiting_bucket(op->key, op->key_len);
     if (s->waiting.tail != NULL)
         s->waiting.tail->wait_next = op;
     else
         s->waiting.head = op;
     s->waiting.tail = op;
     s->waiting.n++;
+    op->wait_same = s->waiting.bucket[op->wait_bucket];
+    s->waiting.bucket[op->wait_bucket] = op;
+    s->waiting.marked = 1;
 }
 
 /* At the start of a transaction: the waits that have ended are evaluated
@@ -313,9 +328,12 @@ static void waiting_expire(etagkv_store *s)
     int all = atomic_load(&s->waiting.expire_all);
 
     s->waiting.rechecking = atomic_exchange(&s->waiting.recheck, 0);
+    if (!all && !s->waiting.rechecking &&
+        now < atomic_load(&s->waiting.next_deadline))
+        return; /* no wait has ended: the earliest is still to come */
     for (struct ekv_op *p = s->waiting.head; p != NULL; p = p->wait_next)
         if (all || s->waiting.rechecking || p->wait_until_ns <= now)
-            p->wait_hit = s->waiting.any_hit = 1;
+            p->wait_hit = s->waiting.any_hit = s->waiting.marked = 1;
 }
 
 /* Evaluate again, in arrival order, every waiting write whose key changed
@@ -365,6 +383,13 @@ static void waiting_unlink(struct ekv_waiting *w, struct ekv_op *prev,
         w->tail = prev;
     p->wait_next = NULL;
     w->n--;
+    for (struct ekv_op **q = &w->bucket[p->wait_bucket]; *q != NULL;
+         q = &(*q)->wait_same)
+        if (*q == p) {
+            *q = p->wait_same;
+            break;
+        }
+    p->wait_same = NULL;
 }
 
 /* p leaves the list decided: for commit.c to acknowledge with the batch,
@@ -419,7 +444,7 @@ static void waiting_undo(etagkv_store *s, etagkv_status st)
 
     if (w->rechecking) /* for the transaction run in its place */
         atomic_store(&w->recheck, 1);
-    w->rechecking = w->any_hit = 0;
+    w->rechecking = w->any_hit = w->marked = 0;
     while (p != NULL) {
         struct ekv_op *next = p->wait_next;
 
@@ -460,6 +485,9 @@ static void waiting_settle(etagkv_store *s)
     struct ekv_op *prev = NULL, *p = w->head;
 
     w->rechecking = w->any_hit = 0;
+    if (!w->marked)
+        return; /* nothing added, nothing evaluated: nothing changed */
+    w->marked = 0;
     while (p != NULL) {
         struct ekv_op *next = p->wait_next;
 
@@ -514,8 +542,8 @@ static etagkv_status batch_prefetch(etagkv_store *s, ekv_txn *txn,
                               NULL, 0, 0);
     }
     /* The waiting writes it evaluates first (waiting_expire()). */
-    for (const struct ekv_op *p = s->waiting.head; p != NULL && st == ETAGKV_OK;
-         p = p->wait_next)
+    for (const struct ekv_op *p = s->waiting.any_hit ? s->waiting.head : NULL;
+         p != NULL && st == ETAGKV_OK; p = p->wait_next)
         if (p->wait_hit)
             st = ekv_prefetch(txn, EKV_TABLE_RECORDS, p->key, p->key_len, NULL,
                               0, 0);

@@ -267,10 +267,15 @@ static struct ekv_waiter *acknowledged(struct ekv_waiter *w,
 }
 
 /* With the queue lock held, after a batch: when writes wait, the
- * committer may have to wake earlier than it planned (committer_main()). */
+ * committer may have to wake earlier than it planned (committer_main()).
+ * Not when it is awake (it looks at the deadline before it sleeps again)
+ * or sleeps until that deadline or an earlier one: then a batch that
+ * leaves the waits as they were costs no wake-up. */
 static void poke_committer(etagkv_store *s)
 {
-    if (atomic_load(&s->waiting.next_deadline) != 0)
+    uint64_t due = atomic_load(&s->waiting.next_deadline);
+
+    if (due != 0 && due < s->queue.committer_asleep_until)
         (void)pthread_cond_signal(&s->queue.committer_cv);
 }
 
@@ -537,10 +542,12 @@ static void committer_sleep(struct ekv_queue *q, uint64_t due)
 {
     struct timespec ts = ekv_mono_deadline(due);
 
+    q->committer_asleep_until = due == 0 ? UINT64_MAX : due;
     if (due == 0)
         (void)pthread_cond_wait(&q->committer_cv, &q->lock);
     else
         (void)pthread_cond_timedwait(&q->committer_cv, &q->lock, &ts);
+    q->committer_asleep_until = 0;
 }
 
 /* The committer thread: leads every batch whose head is a submitted write
@@ -666,6 +673,7 @@ etagkv_status ekv_queue_init(struct ekv_queue *q)
         (void)pthread_mutex_destroy(&q->lock);
         return ETAGKV_NO_MEMORY;
     }
+    q->committer_asleep_until = 0;
     atomic_init(&q->queued, 0);
     atomic_init(&q->write_txns, 0);
     atomic_init(&q->write_ops, 0);

@@ -44,7 +44,10 @@ struct ekv_queue {
     int ready; /* lock and committer_cv initialised */
     struct ekv_waiter *head, *tail;
     pthread_cond_t committer_cv; /* wakes the committer thread */
-    pthread_t committer;         /* leads batches headed by async writes */
+    /* While the committer sleeps on committer_cv: until when
+     * (ekv_mono_ns(); UINT64_MAX: until woken); 0 while it is awake. */
+    uint64_t committer_asleep_until;
+    pthread_t committer; /* leads batches headed by async writes */
     int committer_started, committer_stop;
     /* A thread is leading batches (a blocking writer or the committer);
      * nobody else leads meanwhile, so batches, and the flushes that make
@@ -154,9 +157,17 @@ struct ekv_leases {
  * "Waiting writes"), in arrival order, linked by wait_next.  Guarded by
  * queue.apply_lock, except the atomics: next_deadline, which commit.c's
  * committer reads to sleep until it, count and expire_all. */
+#define EKV_WAITING_BUCKETS 4096u
 struct ekv_waiting {
     struct ekv_op *head, *tail;
     size_t n;
+    /* The same writes by the hash of their key (apply.c,
+     * waiting_bucket()), each bucket linked by wait_same: a change of a
+     * key looks at the writes of its bucket, not at the whole list. */
+    struct ekv_op *bucket[EKV_WAITING_BUCKETS];
+    /* The running transaction marked some of them (added, or to be
+     * evaluated again): waiting_settle() has work to do. */
+    int marked;
     /* Decided by the last transaction (linked by decided_next), for
      * commit.c to acknowledge with it: ekv_waiting_take_decided(). */
     struct ekv_op *decided, *decided_tail;
@@ -292,6 +303,8 @@ struct ekv_op {
     int wait_new;  /* put there by the running transaction */
     int wait_hit;  /* its key changed, or its wait ended: evaluate again */
     int wait_done; /* decided by the running transaction */
+    unsigned wait_bucket;     /* its key's in s->waiting.bucket */
+    struct ekv_op *wait_same; /* the next in that bucket */
     struct ekv_op *wait_next, *decided_next;
     void *waiter; /* commit.c's waiter of this op */
     int tick;     /* commit.c's tick: does nothing, lets the waits end */

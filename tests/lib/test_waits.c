@@ -4,8 +4,9 @@
  * key and commits in the delete's transaction, at the next revision; a
  * wait that ends is answered with the 412 of the state then; waiters of
  * one key go in arrival order; a lease's revoke hands a lock over; bad
- * waits are refused; closing ends every wait; and a lock taken and given
- * back by threads through waits alone excludes them all.
+ * waits are refused; closing ends every wait; many writes waiting on keys
+ * of their own are each applied by their own key's change; and a lock
+ * taken and given back by threads through waits alone excludes them all.
  *
  * A waiting write is known to wait when etagkv_store_stats() counts it
  * (writes_waiting), polled with a bound: the test never sleeps to make two
@@ -20,6 +21,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "store.h"
 #include "testutil.h"
@@ -635,6 +638,83 @@ START_TEST(a_lock_through_waits_alone_excludes_every_holder)
 }
 END_TEST
 
+/* Many writes wait, each on a key of its own, three of them on keys of
+ * one hash bucket (apply.c finds a changed key's waiters through their
+ * bucket): each is applied exactly when its own key is deleted, in an
+ * order unrelated to their arrival, and no other. */
+#define MANY_KEYS 300
+#define SAME_BUCKET 3
+
+static unsigned bucket_of(const char *k)
+{
+    return (unsigned)XXH3_64bits(k, strlen(k)) & (EKV_WAITING_BUCKETS - 1);
+}
+
+START_TEST(many_waiting_writes_each_wait_for_their_own_key)
+{
+    enum { N = MANY_KEYS + SAME_BUCKET };
+    static char keys[N][16];
+    static struct outcome o[N];
+    size_t order[N];
+    etagkv_cond *c = NULL;
+    unsigned seed = 12345;
+    int same = 0;
+
+    for (int i = 0; i < MANY_KEYS; i++)
+        snprintf(keys[i], sizeof keys[i], "m%d", i);
+    for (int i = 0; same < SAME_BUCKET; i++) {
+        char k[16];
+
+        snprintf(k, sizeof k, "b%d", i);
+        if (bucket_of(k) == bucket_of(keys[0]))
+            memcpy(keys[MANY_KEYS + same++], k, sizeof k);
+    }
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    for (size_t i = 0; i < N; i++) {
+        put(keys[i], "holder", NULL);
+        atomic_init(&o[i].calls, 0);
+        submit_waiting(keys[i], c, &o[i]);
+        order[i] = i;
+    }
+    until_waiting(N);
+    /* The keys of the bucket first (the middle of its chain, then its
+     * ends), then the rest shuffled. */
+    order[0] = MANY_KEYS + 1;
+    order[1] = MANY_KEYS + 2;
+    order[2] = 0;
+    order[MANY_KEYS + 1] = 1;
+    order[MANY_KEYS + 2] = 2;
+    for (size_t i = N - 1; i > 3; i--) {
+        size_t j = 3 + (seed = seed * 1103515245u + 12345u) % (i - 2), t;
+
+        t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (size_t n = 0; n < N; n++) {
+        size_t k = order[n];
+        double end = tu_now_s() + 20;
+        char *v;
+
+        (void)del(keys[k]);
+        while (atomic_load(&o[k].calls) == 0)
+            ck_assert_msg(tu_now_s() < end, "%s's waiter not applied", keys[k]);
+        ck_assert_int_eq(atomic_load(&o[k].status), ETAGKV_CREATED);
+        v = value_of(keys[k]);
+        ck_assert_str_eq(v, "w");
+        free(v);
+        for (size_t m = n + 1; m < N; m++)
+            ck_assert_msg(atomic_load(&o[order[m]].calls) == 0,
+                          "%s's waiter applied by the delete of %s",
+                          keys[order[m]], keys[k]);
+        ck_assert_uint_eq(stats().writes_waiting, N - n - 1);
+    }
+    for (size_t i = 0; i < N; i++)
+        ck_assert_int_eq(atomic_load(&o[i].calls), 1);
+    etagkv_cond_free(c);
+}
+END_TEST
+
 static void add_cases(TCase *tc)
 {
     tcase_add_test(tc,
@@ -645,6 +725,7 @@ static void add_cases(TCase *tc)
     tcase_add_test(tc, bad_waits_are_refused_and_write_nothing);
     tcase_add_test(tc, a_write_whose_conditions_hold_does_not_wait);
     tcase_add_test(tc, a_submitted_waiting_write_completes_when_applied);
+    tcase_add_test(tc, many_waiting_writes_each_wait_for_their_own_key);
     tcase_add_test(tc, a_lock_through_waits_alone_excludes_every_holder);
     tcase_add_test(tc,
                    ending_the_waits_answers_them_and_later_writes_do_not_wait);
