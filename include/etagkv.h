@@ -1071,6 +1071,21 @@ typedef struct etagkv_request {
  * ETAGKV_INVALID_ARGUMENT for NULL s. */
 ETAGKV_API etagkv_status etagkv_end_waits(etagkv_store *s);
 
+/** End the wait of one write submitted with etagkv_submit() and done
+ * context ctx, as if its wait_ms had run out now: the next transaction
+ * evaluates it once more and done is called with the outcome (a 412,
+ * unless its conditions hold by then); if it has not been evaluated yet,
+ * its first failure is its answer.  For a caller whose client gave up
+ * (a server whose client hung up): its write no longer waits to be
+ * applied for nobody.  May block while a batch commits.  Returns
+ * ETAGKV_OK when such a write was found; ETAGKV_NOT_FOUND when none is
+ * queued or waiting (not submitted with a wait, being answered, or
+ * answered already); or
+ * ETAGKV_INVALID_ARGUMENT for NULL s.  ctx must identify one write: the
+ * caller may not call it for a ctx whose done may already have been
+ * called and reused. */
+ETAGKV_API etagkv_status etagkv_end_wait(etagkv_store *s, const void *ctx);
+
 /** The outcome of etagkv_write(). */
 typedef struct etagkv_result {
     etagkv_status status; /**< as returned */

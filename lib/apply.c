@@ -47,6 +47,8 @@
 _Static_assert((EKV_WAITING_BUCKETS & (EKV_WAITING_BUCKETS - 1)) == 0,
                "a power of two");
 
+void (*ekv_test_after_expire)(etagkv_store *s);
+
 /* ---- one operation inside a transaction ---------------------------------- */
 
 void ekv_op_drop_current(struct ekv_op *op)
@@ -570,6 +572,8 @@ static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
 
     if (s->waiting.head != NULL)
         waiting_expire(s);
+    if (ekv_test_after_expire != NULL)
+        ekv_test_after_expire(s);
     st = batch_prefetch(s, txn, ops, n);
     if (st == ETAGKV_OK)
         st = ekv_revision_get(txn, &rev);

@@ -267,15 +267,22 @@ static struct ekv_waiter *acknowledged(struct ekv_waiter *w,
 }
 
 /* With the queue lock held, after a batch: when writes wait, the
- * committer may have to wake earlier than it planned (committer_main()).
- * Not when it is awake (it looks at the deadline before it sleeps again)
- * or sleeps until that deadline or an earlier one: then a batch that
- * leaves the waits as they were costs no wake-up. */
+ * committer may have to wake earlier than it planned (committer_main()):
+ * when the earliest deadline is now before the one it sleeps until, or
+ * when the waits are to end or be rechecked (etagkv_end_waits(),
+ * ekv_waiting_recheck()) -- it may have seen the flag while this batch
+ * was under way, too late for it, and gone back to sleep until the
+ * deadline.  Not otherwise: a batch that leaves the waits as they were
+ * costs no wake-up, and an awake committer (asleep_until 0) looks at
+ * everything again before it sleeps. */
 static void poke_committer(etagkv_store *s)
 {
     uint64_t due = atomic_load(&s->waiting.next_deadline);
 
-    if (due != 0 && due < s->queue.committer_asleep_until)
+    if (due != 0 && (due < s->queue.committer_asleep_until ||
+                     (s->queue.committer_asleep_until != 0 &&
+                      (atomic_load(&s->waiting.expire_all) ||
+                       atomic_load(&s->waiting.recheck)))))
         (void)pthread_cond_signal(&s->queue.committer_cv);
 }
 
@@ -543,6 +550,7 @@ static void committer_sleep(struct ekv_queue *q, uint64_t due)
     struct timespec ts = ekv_mono_deadline(due);
 
     q->committer_asleep_until = due == 0 ? UINT64_MAX : due;
+    q->committer_naps++;
     if (due == 0)
         (void)pthread_cond_wait(&q->committer_cv, &q->lock);
     else
@@ -655,6 +663,46 @@ etagkv_status etagkv_end_waits(etagkv_store *s)
     (void)pthread_cond_signal(&s->queue.committer_cv);
     (void)pthread_mutex_unlock(&s->queue.lock);
     return ETAGKV_OK;
+}
+
+/* The submitted write whose done context is ctx, if it has a wait: w's
+ * op, or NULL. */
+static struct ekv_op *submitted_with(struct ekv_waiter *w, const void *ctx)
+{
+    if (w == NULL || w->async == NULL || w->async->ctx != ctx ||
+        w->op->wait_until_ns == 0)
+        return NULL;
+    return w->op;
+}
+
+etagkv_status etagkv_end_wait(etagkv_store *s, const void *ctx)
+{
+    struct ekv_op *op = NULL;
+
+    if (s == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    /* With apply_lock no batch runs, and with the queue lock no leader
+     * takes one: the write's op is the queue's or the waiting list's, to
+     * change.  A wait that ended is evaluated at the next transaction
+     * (apply.c's waiting_expire()), whose tick the committer queues when
+     * nobody writes; one not evaluated yet never starts (keeps_waiting()). */
+    (void)pthread_mutex_lock(&s->queue.apply_lock);
+    (void)pthread_mutex_lock(&s->queue.lock);
+    for (struct ekv_waiter *w = s->queue.head; w != NULL && op == NULL;
+         w = w->next)
+        op = submitted_with(w, ctx);
+    for (struct ekv_op *p = s->waiting.head; p != NULL && op == NULL;
+         p = p->wait_next)
+        op = submitted_with(p->waiter, ctx);
+    if (op != NULL) {
+        op->wait_until_ns = 1; /* long past, and still a wait */
+        if (op->waiting)
+            atomic_store(&s->waiting.next_deadline, 1);
+        (void)pthread_cond_signal(&s->queue.committer_cv);
+    }
+    (void)pthread_mutex_unlock(&s->queue.lock);
+    (void)pthread_mutex_unlock(&s->queue.apply_lock);
+    return op != NULL ? ETAGKV_OK : ETAGKV_NOT_FOUND;
 }
 
 /* ---- the queue's life ---------------------------------------------------- */

@@ -45,8 +45,10 @@ struct ekv_queue {
     struct ekv_waiter *head, *tail;
     pthread_cond_t committer_cv; /* wakes the committer thread */
     /* While the committer sleeps on committer_cv: until when
-     * (ekv_mono_ns(); UINT64_MAX: until woken); 0 while it is awake. */
+     * (ekv_mono_ns(); UINT64_MAX: until woken); 0 while it is awake.
+     * committer_naps: how many times it went to sleep (for tests). */
     uint64_t committer_asleep_until;
+    uint64_t committer_naps;
     pthread_t committer; /* leads batches headed by async writes */
     int committer_started, committer_stop;
     /* A thread is leading batches (a blocking writer or the committer);
@@ -529,6 +531,12 @@ size_t ekv_queue_waiting(etagkv_store *s);
  * of the disk's speed.  NULL, the default, costs one predictable branch
  * per batch.  Set and clear it only while no write is in flight. */
 extern void (*ekv_test_before_batch)(etagkv_store *s);
+
+/* Tests only (tests/lib/test_waits.c): when set, a transaction calls it
+ * right after it has looked at the waits that ended (apply.c), its
+ * apply_lock held, so that a test can end the waits just too late for
+ * it.  Set and clear it only while no write is in flight. */
+extern void (*ekv_test_after_expire)(etagkv_store *s);
 
 /* Tests only (tests/power): when set, pipelined mode acknowledges a batch as
  * soon as its transaction committed, before any flush covers its meta page

@@ -213,6 +213,8 @@ void srv_write_done(void *ctx, const etagkv_result *res)
     struct srv *s = r->srv; /* r may be freed once the connection resumes */
     int submitting = SRV_WRITE_SUBMITTING;
 
+    if (r->write_waits)
+        srv_watch_write_done(s, r);
     r->write_res = *res;
     /* The failure's text is readable here only, on the library's thread;
      * only the 5xx are logged. */
@@ -339,7 +341,11 @@ static int kv_submit(struct srv *s, struct MHD_Connection *c, struct srv_req *r,
         srv_write_done(r, &res);
     }
     *ret = MHD_YES;
-    return srv_write_submitted(s, c, r);
+    if (srv_write_submitted(s, c, r))
+        return 1;
+    if (r->write_waits)
+        srv_watch_write_held(s, c, r);
+    return 0;
 }
 
 /* The outcome of a finished write, counted for the metrics. */

@@ -176,14 +176,18 @@ struct srv_req {
     unsigned wait_s; /* the wait applied (capped), 0: none asked */
     int watch_held;  /* it was held at least once */
     /* A conditional PUT or DELETE with Prefer: wait: it waits for its
-     * conditions (etagkv_request.wait_ms), wait_s at most. */
+     * conditions (etagkv_request.wait_ms), wait_s at most; its client's
+     * hang-up ends the wait (watch.c, srv_watch_write_held()), until the
+     * write is done (write_finished, under the watcher's write_lock). */
     int write_waits;
+    int write_finished;
     int watch_timed_out;  /* resumed by its deadline or by shutdown */
     int watch_hung_up;    /* resumed because its client hung up */
     int watch_fresh;      /* held since the watcher last looked */
     uint64_t deadline_ns; /* srv_now_ns() at which it answers anyway */
     struct srv_req *watch_prev, *watch_next;
-    /* While held: the socket the watcher watches for the client hanging
+    /* While held (a long-poll, a stream, or a write waiting for its
+     * conditions): the socket the watcher watches for the client hanging
      * up (-1: none), and /changes: the revision up to which the log had
      * no event for it. */
     int watch_fd;
@@ -443,6 +447,17 @@ int srv_watch_wants(struct srv *s, struct MHD_Connection *c, struct srv_req *r);
  * with Retry-After. */
 enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
                                struct srv_req *r);
+
+/* A write waiting for its conditions (r->write_waits), its connection
+ * suspended: watch its socket, and when the client hangs up end its wait
+ * (etagkv_end_wait()), so that it is answered, not applied for nobody.
+ * Best effort: should the watch fail, the write waits as asked. */
+void srv_watch_write_held(struct srv *s, struct MHD_Connection *c,
+                          struct srv_req *r);
+
+/* r's write is done (srv_write_done(), before the connection resumes):
+ * stop watching its socket; from now on its hang-up ends nothing. */
+void srv_watch_write_done(struct srv *s, struct srv_req *r);
 
 /* ---- prefer.c ------------------------------------------------------------ */
 

@@ -59,11 +59,17 @@ struct srv_watch {
     pthread_mutex_t lock;
     struct srv_req *held; /* doubly linked through watch_prev/next */
     size_t n_held;
-    int releasing;  /* SIGTERM: resume everything, hold nothing more */
-    int stop;       /* the thread exits */
-    int notify_fd;  /* the library's: readable after a commit */
-    int wake_fd;    /* ours: a new hold, or stop */
-    int hangup_fd;  /* epoll: the held requests' sockets, for a hang-up */
+    int releasing; /* SIGTERM: resume everything, hold nothing more */
+    int stop;      /* the thread exits */
+    int notify_fd; /* the library's: readable after a commit */
+    int wake_fd;   /* ours: a new hold, or stop */
+    int hangup_fd; /* epoll: the held requests' sockets, for a hang-up */
+    /* The sockets of writes waiting for their conditions, for a hang-up
+     * (srv_watch_write_held()), under a lock of their own: a write's
+     * completion, on the thread that commits, never waits for a sweep. */
+    pthread_mutex_t write_lock;
+    int write_lock_ready;
+    int write_hangup_fd;
     uint64_t swept; /* revision up to which the held requests were matched */
     /* A commit came while nothing was held, and its events were not read
      * (sweep()): swept may be behind, so every stream held is fresh until
@@ -318,6 +324,26 @@ static void reap_hangups(struct srv *s)
     resume_all(s, gone);
 }
 
+/* End the wait of every held write whose client hung up: its answer goes
+ * nowhere, but it is not applied later for nobody.  Under write_lock, so
+ * that r is not done and freed meanwhile (srv_watch_write_done()). */
+static void reap_write_hangups(struct srv *s)
+{
+    struct srv_watch *w = s->watch;
+    struct epoll_event ev[64];
+    int n;
+
+    (void)pthread_mutex_lock(&w->write_lock);
+    n = epoll_wait(w->write_hangup_fd, ev, 64, 0);
+    for (int i = 0; i < n; i++) {
+        struct srv_req *r = ev[i].data.ptr;
+
+        if (!r->write_finished)
+            (void)etagkv_end_wait(s->store, r);
+    }
+    (void)pthread_mutex_unlock(&w->write_lock);
+}
+
 static void drain_fd(int fd)
 {
     uint64_t n;
@@ -360,16 +386,19 @@ static void *watch_main(void *arg)
     uint64_t last_commit_sweep = 0;
 
     for (;;) {
-        struct pollfd p[3] = {{.fd = w->notify_fd, .events = POLLIN},
+        struct pollfd p[4] = {{.fd = w->notify_fd, .events = POLLIN},
                               {.fd = w->wake_fd, .events = POLLIN},
-                              {.fd = w->hangup_fd, .events = POLLIN}};
-        int n = poll(p, 3, timeout_ms), stop;
+                              {.fd = w->hangup_fd, .events = POLLIN},
+                              {.fd = w->write_hangup_fd, .events = POLLIN}};
+        int n = poll(p, 4, timeout_ms), stop;
         int commit = n > 0 && (p[0].revents & POLLIN);
 
         if (n < 0 && errno != EINTR)
             break;
         if (n > 0 && (p[2].revents & POLLIN))
             reap_hangups(s);
+        if (n > 0 && (p[3].revents & POLLIN))
+            reap_write_hangups(s);
         if (commit) {
             drain_fd(w->notify_fd);
             pace(w, &last_commit_sweep);
@@ -402,11 +431,14 @@ int srv_watch_start(struct srv *s)
 
     if (w == NULL)
         return -1;
-    w->notify_fd = w->wake_fd = w->hangup_fd = -1;
+    w->notify_fd = w->wake_fd = w->hangup_fd = w->write_hangup_fd = -1;
     w->nearest_ns = UINT64_MAX;
     s->watch = w;
     if (pthread_mutex_init(&w->lock, NULL) != 0)
         return -1;
+    if (pthread_mutex_init(&w->write_lock, NULL) != 0)
+        return -1;
+    w->write_lock_ready = 1;
     if (etagkv_notify_open(s->store, &w->notify_fd) != ETAGKV_OK)
         return -1;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -414,6 +446,9 @@ int srv_watch_start(struct srv *s)
         return -1;
     w->hangup_fd = epoll_create1(EPOLL_CLOEXEC);
     if (w->hangup_fd < 0)
+        return -1;
+    w->write_hangup_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->write_hangup_fd < 0)
         return -1;
     if (pthread_create(&w->thread, NULL, watch_main, s) != 0)
         return -1;
@@ -448,7 +483,11 @@ void srv_watch_stop(struct srv *s)
         (void)close(w->wake_fd);
     if (w->hangup_fd >= 0)
         (void)close(w->hangup_fd);
+    if (w->write_hangup_fd >= 0)
+        (void)close(w->write_hangup_fd);
     etagkv_notify_close(s->store, w->notify_fd);
+    if (w->write_lock_ready)
+        (void)pthread_mutex_destroy(&w->write_lock);
     (void)pthread_mutex_destroy(&w->lock);
     free(w);
     s->watch = NULL;
@@ -542,6 +581,40 @@ static void watch_hangup(struct srv_watch *w, struct MHD_Connection *c,
     if (ci != NULL &&
         epoll_ctl(w->hangup_fd, EPOLL_CTL_ADD, ci->connect_fd, &ev) == 0)
         r->watch_fd = ci->connect_fd;
+}
+
+void srv_watch_write_held(struct srv *s, struct MHD_Connection *c,
+                          struct srv_req *r)
+{
+    struct srv_watch *w = s->watch;
+    const union MHD_ConnectionInfo *ci;
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT,
+                             .data.ptr = r};
+
+    if (w == NULL)
+        return;
+    /* c stays valid: a resumed connection is handled by this thread, once
+     * the handler has returned. */
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    (void)pthread_mutex_lock(&w->write_lock);
+    if (!r->write_finished && ci != NULL &&
+        epoll_ctl(w->write_hangup_fd, EPOLL_CTL_ADD, ci->connect_fd, &ev) == 0)
+        r->watch_fd = ci->connect_fd;
+    (void)pthread_mutex_unlock(&w->write_lock);
+}
+
+void srv_watch_write_done(struct srv *s, struct srv_req *r)
+{
+    struct srv_watch *w = s->watch;
+
+    if (w == NULL)
+        return;
+    (void)pthread_mutex_lock(&w->write_lock);
+    r->write_finished = 1;
+    if (r->watch_fd >= 0)
+        (void)epoll_ctl(w->write_hangup_fd, EPOLL_CTL_DEL, r->watch_fd, NULL);
+    r->watch_fd = -1;
+    (void)pthread_mutex_unlock(&w->write_lock);
 }
 
 /* Put r on the held list and suspend its connection; a new watcher (not a

@@ -4,7 +4,8 @@
  * key and commits in the delete's transaction, at the next revision; a
  * wait that ends is answered with the 412 of the state then; waiters of
  * one key go in arrival order; a lease's revoke hands a lock over; bad
- * waits are refused; closing ends every wait; many writes waiting on keys
+ * waits are refused; closing ends every wait, etagkv_end_wait() one of
+ * them; many writes waiting on keys
  * of their own are each applied by their own key's change; and a lock
  * taken and given back by threads through waits alone excludes them all.
  *
@@ -638,6 +639,124 @@ START_TEST(a_lock_through_waits_alone_excludes_every_holder)
 }
 END_TEST
 
+/* etagkv_end_wait() ends one write's wait: it is answered with the 412
+ * of the state then, the other write waiting on the key still waits and
+ * takes the key at the delete; a ctx that no write waits with is
+ * NOT_FOUND. */
+START_TEST(ending_one_wait_answers_that_write_alone)
+{
+    struct outcome a = {0}, b = {0};
+    etagkv_cond *c = NULL;
+    char *v;
+
+    put("e", "holder", NULL);
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    submit_waiting("e", c, &a);
+    submit_waiting("e", c, &b);
+    until_waiting(2);
+    ck_assert_int_eq(etagkv_end_wait(store, &a), ETAGKV_OK);
+    until_called(&a, 1);
+    ck_assert_int_eq(atomic_load(&a.status), ETAGKV_PRECONDITION_FAILED);
+    until_waiting(1);
+    ck_assert_int_eq(atomic_load(&b.calls), 0);
+    ck_assert_int_eq(etagkv_end_wait(store, &a), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_end_wait(store, c), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_end_wait(NULL, &b), ETAGKV_INVALID_ARGUMENT);
+    (void)del("e");
+    until_called(&b, 1);
+    ck_assert_int_eq(atomic_load(&b.status), ETAGKV_CREATED);
+    v = value_of("e");
+    ck_assert_str_eq(v, "w");
+    free(v);
+    ck_assert_int_eq(atomic_load(&a.calls), 1);
+    etagkv_cond_free(c);
+}
+END_TEST
+
+/* ekv_test_before_batch: end the wait of end_ctx's write while it is
+ * queued, not evaluated yet. */
+static struct outcome *end_ctx;
+static _Atomic etagkv_status end_rc;
+
+static void end_wait_before_batch(etagkv_store *s)
+{
+    ekv_test_before_batch = NULL;
+    atomic_store(&end_rc, etagkv_end_wait(s, end_ctx));
+}
+
+/* A write whose wait ends before its first evaluation never waits: its
+ * first failure is its answer. */
+START_TEST(a_wait_ended_before_the_write_is_evaluated_never_starts)
+{
+    struct outcome o = {0};
+    etagkv_cond *c = NULL;
+
+    put("q", "holder", NULL);
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    end_ctx = &o;
+    atomic_store(&end_rc, ETAGKV_IO_ERROR);
+    ekv_test_before_batch = end_wait_before_batch;
+    submit_waiting("q", c, &o);
+    until_called(&o, 1);
+    ck_assert_int_eq(atomic_load(&end_rc), ETAGKV_OK);
+    ck_assert_int_eq(atomic_load(&o.status), ETAGKV_PRECONDITION_FAILED);
+    ck_assert_uint_eq(stats().writes_waiting, 0);
+    etagkv_cond_free(c);
+}
+END_TEST
+
+/* ekv_test_after_expire: end every wait just after the running batch
+ * looked at them, and let the committer see it while that batch leads
+ * (it goes back to sleep, until the wait's deadline) before the batch
+ * ends. */
+static void end_waits_too_late(etagkv_store *s)
+{
+    double end = tu_now_s() + 20;
+    uint64_t naps;
+
+    ekv_test_after_expire = NULL;
+    (void)pthread_mutex_lock(&s->queue.lock);
+    naps = s->queue.committer_naps;
+    (void)pthread_mutex_unlock(&s->queue.lock);
+    ck_assert_int_eq(etagkv_end_waits(s), ETAGKV_OK);
+    for (;;) {
+        uint64_t now;
+
+        (void)pthread_mutex_lock(&s->queue.lock);
+        now = s->queue.committer_naps;
+        (void)pthread_mutex_unlock(&s->queue.lock);
+        if (now > naps)
+            break;
+        ck_assert_msg(tu_now_s() < end, "the committer never slept again");
+        usleep(1000);
+    }
+}
+
+/* The waits ended while a blocking writer's batch runs, too late for it:
+ * the committer, which slept again meanwhile, is woken when the batch
+ * ends and commits the transaction that answers them, long before their
+ * deadline.  (A leader in sync and pipelined mode; in nosync the writer
+ * commits alone and nobody leads.) */
+START_TEST(waits_ended_during_a_batch_are_answered_after_it)
+{
+    struct outcome o = {0};
+    etagkv_cond *c = NULL;
+    double end;
+
+    put("late", "holder", NULL);
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    submit_waiting("late", c, &o); /* a wait of ten minutes */
+    until_waiting(1);
+    ekv_test_after_expire = end_waits_too_late;
+    put("other", "v", NULL);
+    end = tu_now_s() + 20;
+    while (atomic_load(&o.calls) == 0)
+        ck_assert_msg(tu_now_s() < end, "the ended wait was not answered");
+    ck_assert_int_eq(atomic_load(&o.status), ETAGKV_PRECONDITION_FAILED);
+    etagkv_cond_free(c);
+}
+END_TEST
+
 /* Many writes wait, each on a key of its own, three of them on keys of
  * one hash bucket (apply.c finds a changed key's waiters through their
  * bucket): each is applied exactly when its own key is deleted, in an
@@ -726,6 +845,8 @@ static void add_cases(TCase *tc)
     tcase_add_test(tc, a_write_whose_conditions_hold_does_not_wait);
     tcase_add_test(tc, a_submitted_waiting_write_completes_when_applied);
     tcase_add_test(tc, many_waiting_writes_each_wait_for_their_own_key);
+    tcase_add_test(tc, ending_one_wait_answers_that_write_alone);
+    tcase_add_test(tc, a_wait_ended_before_the_write_is_evaluated_never_starts);
     tcase_add_test(tc, a_lock_through_waits_alone_excludes_every_holder);
     tcase_add_test(tc,
                    ending_the_waits_answers_them_and_later_writes_do_not_wait);
@@ -742,6 +863,7 @@ int main(void)
 
     tcase_add_checked_fixture(sync, setup_sync, teardown);
     add_cases(sync);
+    tcase_add_test(sync, waits_ended_during_a_batch_are_answered_after_it);
     suite_add_tcase(s, sync);
     tcase_add_checked_fixture(nosync, setup_nosync, teardown);
     add_cases(nosync);
@@ -751,6 +873,7 @@ int main(void)
     add_cases(pipelined);
     tcase_add_test(pipelined,
                    a_held_batch_is_not_kept_behind_a_write_that_waits);
+    tcase_add_test(pipelined, waits_ended_during_a_batch_are_answered_after_it);
     suite_add_tcase(s, pipelined);
     return tu_run(s);
 }

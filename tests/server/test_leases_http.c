@@ -444,6 +444,54 @@ START_TEST(a_waiting_write_ends_in_412_and_some_do_not_wait)
 }
 END_TEST
 
+/* etagkv_writes_waiting on /metrics, once it is at most `want`, or its
+ * last value after timeout_s seconds. */
+static int64_t waiting_at_most(int64_t want, double timeout_s)
+{
+    double end = tu_now_s() + timeout_s;
+    int64_t n;
+
+    for (;;) {
+        struct hu_resp r;
+
+        ck_assert_int_eq(http(&r, "GET", "/metrics", NULL, NULL), 200);
+        n = hu_metric(r.body, "etagkv_writes_waiting");
+        hu_resp_free(&r);
+        if (n <= want || tu_now_s() >= end)
+            return n;
+        (void)usleep(20000);
+    }
+}
+
+/* A waiting acquire whose client hangs up no longer waits (the server
+ * ends its wait), so the release does not hand the lock to nobody: the
+ * key stays free. */
+START_TEST(a_waiting_acquire_whose_client_hangs_up_takes_nothing)
+{
+    static const char *const create[] = {"If-None-Match: *", NULL};
+    static const char req[] = "PUT /kv/glock HTTP/1.1\r\n"
+                              "Host: 127.0.0.1\r\n"
+                              "If-None-Match: *\r\n"
+                              "Prefer: wait=30\r\n"
+                              "Content-Length: 5\r\n"
+                              "\r\n"
+                              "ghost";
+    struct hu_resp r;
+    int fd;
+
+    ck_assert_int_eq(http(&r, "PUT", "/kv/glock", create, "holder"), 201);
+    hu_resp_free(&r);
+    fd = hu_connect(fx.srv.port);
+    ck_assert_int_eq(write(fd, req, sizeof req - 1), (ssize_t)sizeof req - 1);
+    ck_assert_int_eq(
+        hu_metric_await(fx.ua, fx.srv.port, "etagkv_writes_waiting", 1, 20), 1);
+    ck_assert_int_eq(close(fd), 0);
+    ck_assert_int_eq(waiting_at_most(0, 20), 0);
+    ck_assert_int_eq(status_of("DELETE", "/kv/glock", NULL, NULL), 204);
+    ck_assert_int_eq(status_of("GET", "/kv/glock", NULL, NULL), 404);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("leases_http");
@@ -462,6 +510,7 @@ int main(void)
     tcase_add_test(tc, a_transaction_put_takes_a_lease);
     tcase_add_test(tc, a_waiting_acquire_takes_the_lock_with_the_release);
     tcase_add_test(tc, a_waiting_write_ends_in_412_and_some_do_not_wait);
+    tcase_add_test(tc, a_waiting_acquire_whose_client_hangs_up_takes_nothing);
     tcase_add_test(
         tc, the_lease_options_bound_grants_and_the_limit_is_503_retry_after);
     suite_add_tcase(s, tc);
