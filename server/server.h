@@ -181,6 +181,7 @@ struct srv_req {
      * write is done (write_finished, under the watcher's write_lock). */
     int write_waits;
     int write_finished;
+    int write_ending;     /* the watcher is in etagkv_end_wait() for it */
     int watch_timed_out;  /* resumed by its deadline or by shutdown */
     int watch_hung_up;    /* resumed because its client hung up */
     int watch_fresh;      /* held since the watcher last looked */

@@ -66,8 +66,10 @@ struct srv_watch {
     int hangup_fd; /* epoll: the held requests' sockets, for a hang-up */
     /* The sockets of writes waiting for their conditions, for a hang-up
      * (srv_watch_write_held()), under a lock of their own: a write's
-     * completion, on the thread that commits, never waits for a sweep. */
+     * completion, on the thread that commits, never waits for a sweep,
+     * and nobody holds it while the library works (write_ended). */
     pthread_mutex_t write_lock;
+    pthread_cond_t write_ended; /* an etagkv_end_wait() returned */
     int write_lock_ready;
     int write_hangup_fd;
     uint64_t swept; /* revision up to which the held requests were matched */
@@ -325,21 +327,30 @@ static void reap_hangups(struct srv *s)
 }
 
 /* End the wait of every held write whose client hung up: its answer goes
- * nowhere, but it is not applied later for nobody.  Under write_lock, so
- * that r is not done and freed meanwhile (srv_watch_write_done()). */
+ * nowhere, but it is not applied later for nobody.  etagkv_end_wait() may
+ * wait for a batch's sync, so it is called without write_lock (a worker
+ * registering a write takes that lock); r->write_ending keeps r alive
+ * meanwhile: its completion waits for it (srv_watch_write_done()). */
 static void reap_write_hangups(struct srv *s)
 {
     struct srv_watch *w = s->watch;
-    struct epoll_event ev[64];
-    int n;
+    struct epoll_event ev;
 
+    /* One at a time: an event is valid only while write_lock is held
+     * from its epoll_wait() on (a write done meanwhile is unregistered,
+     * and then freed), and the lock is let go for each end. */
     (void)pthread_mutex_lock(&w->write_lock);
-    n = epoll_wait(w->write_hangup_fd, ev, 64, 0);
-    for (int i = 0; i < n; i++) {
-        struct srv_req *r = ev[i].data.ptr;
+    while (epoll_wait(w->write_hangup_fd, &ev, 1, 0) == 1) {
+        struct srv_req *r = ev.data.ptr;
 
-        if (!r->write_finished)
-            (void)etagkv_end_wait(s->store, r);
+        if (r->write_finished)
+            continue;
+        r->write_ending = 1;
+        (void)pthread_mutex_unlock(&w->write_lock);
+        (void)etagkv_end_wait(s->store, r);
+        (void)pthread_mutex_lock(&w->write_lock);
+        r->write_ending = 0;
+        (void)pthread_cond_broadcast(&w->write_ended);
     }
     (void)pthread_mutex_unlock(&w->write_lock);
 }
@@ -438,6 +449,10 @@ int srv_watch_start(struct srv *s)
         return -1;
     if (pthread_mutex_init(&w->write_lock, NULL) != 0)
         return -1;
+    if (pthread_cond_init(&w->write_ended, NULL) != 0) {
+        (void)pthread_mutex_destroy(&w->write_lock);
+        return -1;
+    }
     w->write_lock_ready = 1;
     if (etagkv_notify_open(s->store, &w->notify_fd) != ETAGKV_OK)
         return -1;
@@ -486,8 +501,10 @@ void srv_watch_stop(struct srv *s)
     if (w->write_hangup_fd >= 0)
         (void)close(w->write_hangup_fd);
     etagkv_notify_close(s->store, w->notify_fd);
-    if (w->write_lock_ready)
+    if (w->write_lock_ready) {
+        (void)pthread_cond_destroy(&w->write_ended);
         (void)pthread_mutex_destroy(&w->write_lock);
+    }
     (void)pthread_mutex_destroy(&w->lock);
     free(w);
     s->watch = NULL;
@@ -614,6 +631,11 @@ void srv_watch_write_done(struct srv *s, struct srv_req *r)
     if (r->watch_fd >= 0)
         (void)epoll_ctl(w->write_hangup_fd, EPOLL_CTL_DEL, r->watch_fd, NULL);
     r->watch_fd = -1;
+    /* The watcher is ending r's wait (reap_write_hangups()): r must
+     * outlive that call, which names it.  A done callback runs outside
+     * the library's locks, so etagkv_end_wait() can finish meanwhile. */
+    while (r->write_ending)
+        (void)pthread_cond_wait(&w->write_ended, &w->write_lock);
     (void)pthread_mutex_unlock(&w->write_lock);
 }
 
