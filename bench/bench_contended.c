@@ -166,11 +166,7 @@ static void run_workers(struct worker *w, int n, void *(*fn)(void *),
     t0 = bu_now();
     for (int i = 0; i < n; i++)
         BU_CHECK(pthread_create(&w[i].tid, NULL, fn, &w[i]) == 0);
-    while (bu_now() - t0 < seconds) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-
-        nanosleep(&ts, NULL);
-    }
+    bu_sleep_until(t0, seconds);
     atomic_store(&stop_flag, 1);
     for (int i = 0; i < n; i++)
         BU_CHECK(pthread_join(w[i].tid, NULL) == 0);

@@ -15,6 +15,15 @@ double bu_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void bu_sleep_until(double t0, double seconds)
+{
+    while (bu_now() - t0 < seconds) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+
+        (void)nanosleep(&ts, NULL);
+    }
+}
+
 char *bu_mkdtemp(void)
 {
     char *path = td_make("TMPDIR", "etagkv-bench");

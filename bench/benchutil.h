@@ -20,7 +20,10 @@
         }                                                                      \
     } while (0)
 
-double bu_now(void);       /* monotonic seconds */
+double bu_now(void); /* monotonic seconds */
+/* Sleep, in 10 ms naps, until `seconds` have passed since bu_now() gave
+ * `t0`: the measuring threads keep both cores. */
+void bu_sleep_until(double t0, double seconds);
 char *bu_mkdtemp(void);    /* fresh dir under $TMPDIR or /tmp */
 void bu_rmdir(char *path); /* remove tree, free path */
 void bu_header(void);      /* table header */

@@ -278,11 +278,12 @@ static struct ekv_waiter *acknowledged(struct ekv_waiter *w,
 static void poke_committer(etagkv_store *s)
 {
     uint64_t due = atomic_load(&s->waiting.next_deadline);
+    uint64_t asleep_until = s->queue.committer_asleep_until;
 
-    if (due != 0 && (due < s->queue.committer_asleep_until ||
-                     (s->queue.committer_asleep_until != 0 &&
-                      (atomic_load(&s->waiting.expire_all) ||
-                       atomic_load(&s->waiting.recheck)))))
+    if (due == 0 || asleep_until == 0)
+        return; /* nothing waits, or the committer is awake */
+    if (due < asleep_until || atomic_load(&s->waiting.expire_all) ||
+        atomic_load(&s->waiting.recheck))
         (void)pthread_cond_signal(&s->queue.committer_cv);
 }
 

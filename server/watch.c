@@ -576,6 +576,21 @@ static size_t watchers(const struct srv_watch *w)
     return w->n_held - w->n_stream_held + w->n_streams;
 }
 
+/* Add c's socket to the epoll set epfd, one shot, for the client hanging
+ * up, the event naming r; the socket, or -1 when that failed. */
+static int add_hangup_watch(int epfd, struct MHD_Connection *c,
+                            struct srv_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT,
+                             .data.ptr = r};
+
+    if (ci == NULL || epoll_ctl(epfd, EPOLL_CTL_ADD, ci->connect_fd, &ev) != 0)
+        return -1;
+    return ci->connect_fd;
+}
+
 /* Watch r's socket for the client hanging up (lock held).  Best effort:
  * should it fail, the deadline or the heartbeat still ends r.  One shot,
  * so that a stream's socket can stay registered while it sends (one
@@ -584,7 +599,6 @@ static size_t watchers(const struct srv_watch *w)
 static void watch_hangup(struct srv_watch *w, struct MHD_Connection *c,
                          struct srv_req *r)
 {
-    const union MHD_ConnectionInfo *ci;
     struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT,
                              .data.ptr = r};
 
@@ -592,31 +606,22 @@ static void watch_hangup(struct srv_watch *w, struct MHD_Connection *c,
         if (epoll_ctl(w->hangup_fd, EPOLL_CTL_MOD, r->watch_fd, &ev) == 0)
             return;
         (void)epoll_ctl(w->hangup_fd, EPOLL_CTL_DEL, r->watch_fd, NULL);
-        r->watch_fd = -1;
     }
-    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci != NULL &&
-        epoll_ctl(w->hangup_fd, EPOLL_CTL_ADD, ci->connect_fd, &ev) == 0)
-        r->watch_fd = ci->connect_fd;
+    r->watch_fd = add_hangup_watch(w->hangup_fd, c, r);
 }
 
 void srv_watch_write_held(struct srv *s, struct MHD_Connection *c,
                           struct srv_req *r)
 {
     struct srv_watch *w = s->watch;
-    const union MHD_ConnectionInfo *ci;
-    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT,
-                             .data.ptr = r};
 
     if (w == NULL)
         return;
     /* c stays valid: a resumed connection is handled by this thread, once
      * the handler has returned. */
-    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     (void)pthread_mutex_lock(&w->write_lock);
-    if (!r->write_finished && ci != NULL &&
-        epoll_ctl(w->write_hangup_fd, EPOLL_CTL_ADD, ci->connect_fd, &ev) == 0)
-        r->watch_fd = ci->connect_fd;
+    if (!r->write_finished)
+        r->watch_fd = add_hangup_watch(w->write_hangup_fd, c, r);
     (void)pthread_mutex_unlock(&w->write_lock);
 }
 

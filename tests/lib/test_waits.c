@@ -345,16 +345,27 @@ static void submit_waiting(const char *k, const etagkv_cond *c,
     ck_assert_int_eq(etagkv_submit(store, &req, on_done, o), ETAGKV_OK);
 }
 
+/* Put a holder at k and submit a create-only put of k that waits for it
+ * to go (with o), once it waits; the condition is the caller's to free
+ * once o is called. */
+static etagkv_cond *park_one(const char *k, struct outcome *o)
+{
+    etagkv_cond *c = NULL;
+
+    put(k, "holder", NULL);
+    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
+    submit_waiting(k, c, o);
+    until_waiting(1);
+    return c;
+}
+
 START_TEST(a_submitted_waiting_write_completes_when_applied)
 {
     struct outcome o = {0};
     etagkv_cond *c = NULL;
     double end;
 
-    put("s", "holder", NULL);
-    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
-    submit_waiting("s", c, &o);
-    until_waiting(1);
+    c = park_one("s", &o);
     ck_assert_int_eq(atomic_load(&o.calls), 0);
     (void)del("s");
     end = tu_now_s() + 20;
@@ -372,10 +383,7 @@ START_TEST(closing_the_store_ends_every_wait)
     etagkv_cond *c = NULL;
     char *v;
 
-    put("c", "holder", NULL);
-    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
-    submit_waiting("c", c, &o);
-    until_waiting(1);
+    c = park_one("c", &o);
     etagkv_store_close(store); /* returns once every submitted write is done */
     store = NULL;
     ck_assert_int_eq(atomic_load(&o.calls), 1);
@@ -395,10 +403,7 @@ START_TEST(ending_the_waits_answers_them_and_later_writes_do_not_wait)
     etagkv_cond *c = NULL;
     double end = tu_now_s() + 20;
 
-    put("e", "holder", NULL);
-    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
-    submit_waiting("e", c, &o);
-    until_waiting(1);
+    c = park_one("e", &o);
     ck_assert_int_eq(etagkv_end_waits(store), ETAGKV_OK);
     while (atomic_load(&o.calls) == 0)
         ck_assert(tu_now_s() < end);
@@ -743,10 +748,7 @@ START_TEST(waits_ended_during_a_batch_are_answered_after_it)
     etagkv_cond *c = NULL;
     double end;
 
-    put("late", "holder", NULL);
-    ck_assert_int_eq(etagkv_cond_create_only(&c), ETAGKV_OK);
-    submit_waiting("late", c, &o); /* a wait of ten minutes */
-    until_waiting(1);
+    c = park_one("late", &o); /* a wait of ten minutes */
     ekv_test_after_expire = end_waits_too_late;
     put("other", "v", NULL);
     end = tu_now_s() + 20;
