@@ -181,7 +181,7 @@ struct srv_req {
      * write is done (write_finished, under the watcher's write_lock). */
     int write_waits;
     int write_finished;
-    int write_ending;     /* the watcher is in etagkv_end_wait() for it */
+    int write_ending;     /* in etagkv_end_wait() on the hang-up thread */
     int watch_timed_out;  /* resumed by its deadline or by shutdown */
     int watch_hung_up;    /* resumed because its client hung up */
     int watch_fresh;      /* held since the watcher last looked */
@@ -427,14 +427,15 @@ enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
 /* ---- watch.c ------------------------------------------------------------- */
 
 /* Start the watcher: one thread that holds requests until a commit (an
- * etagkv_notify_open() descriptor) or their deadline.  0, or -1. */
+ * etagkv_notify_open() descriptor) or their deadline, and one that ends
+ * the waits of held writes whose clients hang up.  0, or -1. */
 int srv_watch_start(struct srv *s);
 
 /* Answer every held request now, as at its deadline, and refuse new holds
  * (SIGTERM). */
 void srv_watch_release_all(struct srv *s);
 
-/* Stop the thread and free the watcher (after MHD_stop_daemon()). */
+/* Stop the threads and free the watcher (after MHD_stop_daemon()). */
 void srv_watch_stop(struct srv *s);
 
 /* For a request whose answer would be "nothing new" (304, an empty page):

@@ -67,11 +67,18 @@ struct srv_watch {
     /* The sockets of writes waiting for their conditions, for a hang-up
      * (srv_watch_write_held()), under a lock of their own: a write's
      * completion, on the thread that commits, never waits for a sweep,
-     * and nobody holds it while the library works (write_ended). */
+     * and nobody holds it while the library works (write_ended).  A
+     * thread of their own ends the waits (write_main()): an
+     * etagkv_end_wait() may take a batch's sync, on etcd a round trip,
+     * which the held reads and streams do not wait for. */
     pthread_mutex_t write_lock;
     pthread_cond_t write_ended; /* an etagkv_end_wait() returned */
     int write_lock_ready;
     int write_hangup_fd;
+    int write_wake_fd; /* the thread stops */
+    int write_stop;    /* under write_lock */
+    pthread_t write_thread;
+    int write_started;
     uint64_t swept; /* revision up to which the held requests were matched */
     /* A commit came while nothing was held, and its events were not read
      * (sweep()): swept may be behind, so every stream held is fresh until
@@ -326,8 +333,9 @@ static void reap_hangups(struct srv *s)
     resume_all(s, gone);
 }
 
-/* End the wait of every held write whose client hung up: its answer goes
- * nowhere, but it is not applied later for nobody.  etagkv_end_wait() may
+/* End the wait of every held write whose client hung up (on the hang-up
+ * thread, write_main()): its answer goes nowhere, but it is not applied
+ * later for nobody.  etagkv_end_wait() may
  * wait for a batch's sync, so it is called without write_lock (a worker
  * registering a write takes that lock); r->write_ending keeps r alive
  * meanwhile: its completion waits for it (srv_watch_write_done()). */
@@ -397,19 +405,16 @@ static void *watch_main(void *arg)
     uint64_t last_commit_sweep = 0;
 
     for (;;) {
-        struct pollfd p[4] = {{.fd = w->notify_fd, .events = POLLIN},
+        struct pollfd p[3] = {{.fd = w->notify_fd, .events = POLLIN},
                               {.fd = w->wake_fd, .events = POLLIN},
-                              {.fd = w->hangup_fd, .events = POLLIN},
-                              {.fd = w->write_hangup_fd, .events = POLLIN}};
-        int n = poll(p, 4, timeout_ms), stop;
+                              {.fd = w->hangup_fd, .events = POLLIN}};
+        int n = poll(p, 3, timeout_ms), stop;
         int commit = n > 0 && (p[0].revents & POLLIN);
 
         if (n < 0 && errno != EINTR)
             break;
         if (n > 0 && (p[2].revents & POLLIN))
             reap_hangups(s);
-        if (n > 0 && (p[3].revents & POLLIN))
-            reap_write_hangups(s);
         if (commit) {
             drain_fd(w->notify_fd);
             pace(w, &last_commit_sweep);
@@ -426,12 +431,42 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
-static void wake(struct srv_watch *w)
+/* The hang-up thread: ends the waits of held writes whose clients hung
+ * up, until srv_watch_stop(). */
+static void *write_main(void *arg)
+{
+    struct srv *s = arg;
+    struct srv_watch *w = s->watch;
+
+    for (;;) {
+        struct pollfd p[2] = {{.fd = w->write_hangup_fd, .events = POLLIN},
+                              {.fd = w->write_wake_fd, .events = POLLIN}};
+        int n = poll(p, 2, -1), stop;
+
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n > 0 && (p[0].revents & POLLIN))
+            reap_write_hangups(s);
+        (void)pthread_mutex_lock(&w->write_lock);
+        stop = w->write_stop;
+        (void)pthread_mutex_unlock(&w->write_lock);
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+static void wake_fd(int fd)
 {
     uint64_t one = 1;
-    ssize_t put = write(w->wake_fd, &one, sizeof one);
+    ssize_t put = write(fd, &one, sizeof one);
 
     (void)put; /* EAGAIN: already awake */
+}
+
+static void wake(struct srv_watch *w)
+{
+    wake_fd(w->wake_fd);
 }
 
 /* ---- life ---------------------------------------------------------------- */
@@ -442,7 +477,8 @@ int srv_watch_start(struct srv *s)
 
     if (w == NULL)
         return -1;
-    w->notify_fd = w->wake_fd = w->hangup_fd = w->write_hangup_fd = -1;
+    w->notify_fd = w->wake_fd = w->hangup_fd = -1;
+    w->write_hangup_fd = w->write_wake_fd = -1;
     w->nearest_ns = UINT64_MAX;
     s->watch = w;
     if (pthread_mutex_init(&w->lock, NULL) != 0)
@@ -465,9 +501,15 @@ int srv_watch_start(struct srv *s)
     w->write_hangup_fd = epoll_create1(EPOLL_CLOEXEC);
     if (w->write_hangup_fd < 0)
         return -1;
+    w->write_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->write_wake_fd < 0)
+        return -1;
     if (pthread_create(&w->thread, NULL, watch_main, s) != 0)
         return -1;
     w->started = 1;
+    if (pthread_create(&w->write_thread, NULL, write_main, s) != 0)
+        return -1;
+    w->write_started = 1;
     return 0;
 }
 
@@ -494,8 +536,17 @@ void srv_watch_stop(struct srv *s)
         wake(w);
         (void)pthread_join(w->thread, NULL);
     }
+    if (w->write_started) {
+        (void)pthread_mutex_lock(&w->write_lock);
+        w->write_stop = 1;
+        (void)pthread_mutex_unlock(&w->write_lock);
+        wake_fd(w->write_wake_fd);
+        (void)pthread_join(w->write_thread, NULL);
+    }
     if (w->wake_fd >= 0)
         (void)close(w->wake_fd);
+    if (w->write_wake_fd >= 0)
+        (void)close(w->write_wake_fd);
     if (w->hangup_fd >= 0)
         (void)close(w->hangup_fd);
     if (w->write_hangup_fd >= 0)

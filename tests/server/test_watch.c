@@ -787,6 +787,10 @@ static double cpu_of(pid_t pid)
 }
 
 #define HELD 1000
+/* How long the thousand requests may take to be held: a server on etcd
+ * under TSan, beside other suites on two cores, has taken over a minute.
+ * Their waits and their clients' time-outs outlast it. */
+#define HELD_WITHIN_S 240
 
 START_TEST(a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle)
 {
@@ -795,12 +799,13 @@ START_TEST(a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle)
         "--threads", "4",
         "--nosync",  "--max-connections",
         "2000",      "--max-connections-per-client",
-        "2000",      NULL};
+        "2000",      "--max-wait",
+        "280",       NULL};
     static CURL *e[HELD];
     static struct hu_resp rs[HELD];
     static struct hu_call calls[HELD];
     char etag[ETAGKV_ETAG_SIZE], inm[128];
-    const char *const headers[] = {inm, "Prefer: wait=60", NULL};
+    const char *const headers[] = {inm, "Prefer: wait=280", NULL};
     struct hu_req q = {"GET", "/kv/k", headers, NULL, 0};
     CURLM *m = curl_multi_init();
     long before;
@@ -816,13 +821,14 @@ START_TEST(a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle)
     before = threads_of(fx.srv.pid);
     for (int i = 0; i < HELD; i++) {
         e[i] = curl_easy_init();
-        ck_assert_int_eq(
-            hu_prepare(&calls[i], e[i], fx.srv.port, &q, &rs[i], TIMEOUT_S), 0);
+        ck_assert_int_eq(hu_prepare(&calls[i], e[i], fx.srv.port, &q, &rs[i],
+                                    HELD_WITHIN_S + 50),
+                         0);
         curl_easy_setopt(e[i], CURLOPT_PRIVATE, &calls[i]);
         curl_multi_add_handle(m, e[i]);
     }
     {
-        double end = tu_now_s() + 60;
+        double end = tu_now_s() + HELD_WITHIN_S;
 
         while (metric("etagkv_watchers_held") < HELD) {
             ck_assert_msg(tu_now_s() < end, "only %lld of %d requests held",
