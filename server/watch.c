@@ -74,6 +74,8 @@ struct srv_watch {
     pthread_mutex_t write_lock;
     pthread_cond_t write_ended; /* an etagkv_end_wait() returned */
     int write_lock_ready;
+    int lock_ready; /* lock was initialised (srv_watch_stop() after a
+                       failed start) */
     int write_hangup_fd;
     int write_wake_fd; /* the thread stops */
     int write_stop;    /* under write_lock */
@@ -483,6 +485,7 @@ int srv_watch_start(struct srv *s)
     s->watch = w;
     if (pthread_mutex_init(&w->lock, NULL) != 0)
         return -1;
+    w->lock_ready = 1;
     if (pthread_mutex_init(&w->write_lock, NULL) != 0)
         return -1;
     if (pthread_cond_init(&w->write_ended, NULL) != 0) {
@@ -556,7 +559,8 @@ void srv_watch_stop(struct srv *s)
         (void)pthread_cond_destroy(&w->write_ended);
         (void)pthread_mutex_destroy(&w->write_lock);
     }
-    (void)pthread_mutex_destroy(&w->lock);
+    if (w->lock_ready)
+        (void)pthread_mutex_destroy(&w->lock);
     free(w);
     s->watch = NULL;
 }
