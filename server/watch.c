@@ -337,10 +337,10 @@ static void reap_hangups(struct srv *s)
 
 /* End the wait of every held write whose client hung up (on the hang-up
  * thread, write_main()): its answer goes nowhere, but it is not applied
- * later for nobody.  etagkv_end_wait() may
- * wait for a batch's sync, so it is called without write_lock (a worker
- * registering a write takes that lock); r->write_ending keeps r alive
- * meanwhile: its completion waits for it (srv_watch_write_done()). */
+ * later for nobody.  etagkv_end_wait() may wait for a batch's sync, so it
+ * is called without write_lock (a worker registering a write takes that
+ * lock); r->write_ending keeps r alive meanwhile: its completion waits
+ * for it (srv_watch_write_done()). */
 static void reap_write_hangups(struct srv *s)
 {
     struct srv_watch *w = s->watch;
