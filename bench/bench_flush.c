@@ -3,8 +3,8 @@
  * what an append-only log pays for one durable write (Redis's AOF with
  * appendfsync always, etcd's WAL): the floor under every synchronous
  * write of etagkv, and why a lock cycle over HTTP trails Redis's
- * (docs/benchmarks.md, "Lock cycles over HTTP").  Each in a fresh
- * directory under $TMPDIR, one after the other in the same run:
+ * (docs/benchmarks.md, "Lock cycles over HTTP").  All three in one
+ * fresh directory under $TMPDIR, in the same run, interleaved in thirds:
  *
  *   lmdb     a raw LMDB write transaction of one 100-byte put, committed
  *            with LMDB's default durability: the dirty pages written and
