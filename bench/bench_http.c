@@ -22,17 +22,23 @@
  *   rmw-hot   read -> conditional write -> on 412 re-read and retry, 1 key;
  *             etagkv's writes ask for Prefer: return=representation and
  *             rebase from the 412's current representation instead of
- *             re-reading (one round trip per retry; issue 14), unless -R
+ *             re-reading (one round trip per retry; issue 14), unless -R.
+ *             etcd could rebase from ranges in its Txn's failure branch,
+ *             but is slower so (docs/benchmarks.md, stop 31), so its
+ *             baseline re-reads; Redis's null EXEC says nothing
  *   rmw-1000  the same over 1,000 keys, one picked at random per update
  *   transfer  move 1 unit between two random accounts of 1,000: read both,
  *             write both conditionally in one transaction, on a failed
- *             compare re-read both and retry (issue 12):
+ *             compare retry (issue 12):
  *               etagkv  POST /txn of two gets, then POST /txn of two puts
- *                       with if_match on the ETags read (409: retry)
+ *                       with if_match on the ETags read and Prefer:
+ *                       return=representation (409: rebase from the
+ *                       values and ETags it carries; -R: re-read)
  *               etcd    POST /v3/kv/txn of two range requests, then one
  *                       comparing both mod_revisions and putting both
+ *                       (failed: re-read, its faster way, as for rmw-hot)
  *               redis   WATCH a b + GET a + GET b, then MULTI + SET a +
- *                       SET b + EXEC (null EXEC: retry)
+ *                       SET b + EXEC (null EXEC: re-read both)
  *             At the end the balances must sum to what they started at.
  *   lock      one lock, CONNS contenders; an operation is one acquire +
  *             release cycle, a failed acquire retried at once (counted as
@@ -160,7 +166,8 @@ static struct {
     int transfer;   /* the transfer scenario (an S_RMW on two keys) */
     int lock;       /* the lock scenario (an S_RMW: acquire, release) */
     int lean;       /* HTTP over raw sockets (-k lean), not libcurl */
-    int rebase;     /* etagkv rmw-hot: retry from the 412's representation */
+    int rebase;     /* etagkv rmw-hot, transfer: retry from the 412's or
+                       409's representation */
     int lock_wait;  /* etagkv lock: Prefer: wait=N on the acquire (-W) */
     int npids;      /* server processes whose CPU time is measured (-P) */
     long pids[8];
@@ -630,15 +637,17 @@ static void kvx_read(struct client *c)
     req_start(c, "POST", "/txn", "application/json", NULL, &c->out);
 }
 
-/* The transaction kvx_parse() built: both puts, or none (409). */
+/* The transaction kvx_parse() built: both puts, or none (409).  Rebasing,
+ * it asks for a 409 that carries both values. */
 static void kvx_write(struct client *c)
 {
-    req_start(c, "POST", "/txn", "application/json", NULL, &c->out);
+    req_start(c, "POST", "/txn", "application/json",
+              cfg.rebase ? "Prefer: return=representation" : NULL, &c->out);
 }
 
-/* From the reply of the two gets, the transaction that moves one unit
- * (into c->out): each put carries the value read with its new balance,
- * If-Match on the ETag read. */
+/* From the reply of the two gets (or a 409 that carries both values), the
+ * transaction that moves one unit (into c->out): each put carries the
+ * value read with its new balance, If-Match on the ETag read. */
 static void kvx_parse(struct client *c)
 {
     const char *from = c->body.p;
@@ -694,7 +703,13 @@ static void kv_done(struct client *c, long code)
          * write's read: its value, and its ETag as the next If-Match. */
         if (code == 200) {
             finished(c, OUT_OK);
-        } else if (code == (cfg.transfer ? 409 : 412)) {
+        } else if (cfg.transfer && code == 409) {
+            c->rebased = cfg.rebase && c->body.p != NULL &&
+                         strstr(c->body.p, "\"value\":") != NULL;
+            if (c->rebased)
+                kvx_parse(c);
+            finished(c, OUT_412);
+        } else if (code == 412) {
             c->rebased = cfg.rebase && c->etag[0] != '\0' &&
                          c->body.len == cfg.value_bytes;
             if (c->rebased)
@@ -2162,7 +2177,8 @@ static void usage(void)
             "       [-a HOST:PORT[,HOST:PORT...] (connections dealt out)]\n"
             "       [-k lean|libcurl (HTTP client)] [-P PID[,PID...]]\n"
             "       [-B PID[,PID...] (behind the server)] [-n NAME]\n"
-            "       [-R (etagkv rmw-hot: re-read after a 412, no rebase)]\n"
+            "       [-R (etagkv rmw-hot, transfer: re-read after a 412 or 409, "
+            "no rebase)]\n"
             "       [-W SECONDS (etagkv lock: Prefer: wait on the acquire;\n"
             "        default 10, 0: retry at once like the others)]\n");
     exit(2);
@@ -2271,6 +2287,7 @@ static void parse_args(int argc, char **argv)
         cfg.scen = S_RMW;
         cfg.nkeys = NKEYS_MANY;
         cfg.transfer = 1;
+        cfg.rebase = cfg.target == T_ETAGKV && !no_rebase;
     } else if (strcmp(cfg.scen_name, "lock") == 0) {
         cfg.scen = S_RMW;
         cfg.lock = 1;

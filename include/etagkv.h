@@ -1475,7 +1475,9 @@ typedef struct etagkv_txn_op_result {
     /** A committed get with status ETAGKV_OK: its value at the
      * transaction's snapshot (as left by the operations before it), owned
      * by the transaction and valid until it is committed again or freed.
-     * NULL and 0 otherwise. */
+     * A conflict of a transaction that asked for values
+     * (etagkv_txn_set_conflict_values()): the key's current value, for
+     * every operation whose key exists.  NULL and 0 otherwise. */
     const void *value;
     size_t value_len;
     /** Evaluated with status ETAGKV_PRECONDITION_FAILED (or a get's
@@ -1549,6 +1551,19 @@ ETAGKV_API etagkv_status etagkv_txn_delete(etagkv_txn *t, const void *key,
 ETAGKV_API etagkv_status etagkv_txn_set_idempotency_key(etagkv_txn *t,
                                                         const void *key,
                                                         size_t len);
+
+/** Ask (on 1) that a conflict also carry the current value of every key
+ * the transaction names: with ETAGKV_CONFLICT, each operation whose key
+ * exists gets etagkv_txn_op_result.value (and meta.content_type) as it is
+ * in the store now, so a caller can rebase a read-modify-write without
+ * reading again.  Bounded like gets' values: when the transaction's own
+ * bytes and those values together would pass
+ * etagkv_options.max_txn_bytes, the conflict carries no value at all
+ * (every value NULL), as without the request.  A replayed outcome
+ * (etagkv_txn_set_idempotency_key()) has no values.  Off (0) by default;
+ * kept across commits.  Returns ETAGKV_OK, or ETAGKV_INVALID_ARGUMENT for
+ * a NULL t. */
+ETAGKV_API etagkv_status etagkv_txn_set_conflict_values(etagkv_txn *t, int on);
 
 /** Commit t in s, blocking until the outcome is durable in the store's
  * sync mode (or nothing was written).  The results of a previous commit of

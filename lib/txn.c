@@ -58,6 +58,7 @@ struct etagkv_txn {
      * than by max_txn_ops and max_txn_bytes. */
     int restoring;
     etagkv_status refused; /* the first refused add, or ETAGKV_OK */
+    int conflict_values;   /* a conflict carries every key's value */
     uint8_t *idem;         /* idempotency key, or NULL */
     size_t idem_len;
     etagkv_txn_outcome out;
@@ -286,6 +287,15 @@ etagkv_status etagkv_txn_set_idempotency_key(etagkv_txn *t, const void *key,
     free(t->idem);
     t->idem = copy;
     t->idem_len = len;
+    return ETAGKV_OK;
+}
+
+etagkv_status etagkv_txn_set_conflict_values(etagkv_txn *t, int on)
+{
+    ekv_clear_error();
+    if (t == NULL)
+        return ETAGKV_INVALID_ARGUMENT;
+    t->conflict_values = on != 0;
     return ETAGKV_OK;
 }
 
@@ -577,6 +587,14 @@ static etagkv_status get_value(struct txn_op *o, const ekv_record *cur,
     return ETAGKV_OK;
 }
 
+static void drop_value(struct txn_op *o)
+{
+    free(o->copy);
+    o->copy = NULL;
+    o->res.value = NULL;
+    o->res.value_len = 0;
+}
+
 /* Evaluate operation o over cur (etagkv_cond_evaluate(), as the single
  * request would be) and compute what it would write at revision rev.
  * *failed says whether it fails the transaction. */
@@ -649,9 +667,15 @@ static etagkv_status lease_dead(etagkv_store *s, ekv_txn *txn, struct txn_op *o,
 
 /* A conflict: nothing is written.  Every operation's meta becomes its key
  * as it is in the store now, and those after the failing one are not
- * evaluated (DESIGN §7: "status": null). */
-static etagkv_status conflict(ekv_txn *txn, etagkv_txn *t, size_t failed)
+ * evaluated (DESIGN §7: "status": null).  Asked for, every existing key's
+ * value too, unless they would take the transaction past its byte bound:
+ * then none (etagkv_txn_set_conflict_values()). */
+static etagkv_status conflict(etagkv_store *s, ekv_txn *txn, etagkv_txn *t,
+                              size_t failed)
 {
+    uint64_t bytes = t->bytes;
+    int values = t->conflict_values;
+
     for (size_t i = 0; i < t->n; i++) {
         struct txn_op *o = &t->ops[i];
         ekv_record r;
@@ -660,17 +684,26 @@ static etagkv_status conflict(ekv_txn *txn, etagkv_txn *t, size_t failed)
         if (st != ETAGKV_OK && st != ETAGKV_NOT_FOUND)
             return st;
         set_meta(o, st == ETAGKV_OK ? &r : NULL);
-        free(o->copy);
-        o->copy = NULL;
-        o->res.value = NULL;
-        o->res.value_len = 0;
+        drop_value(o);
         o->writes = 0;
         if (i > failed) {
             o->res.evaluated = 0;
             o->res.status = ETAGKV_OK;
             o->res.step = ETAGKV_STEP_NONE;
         }
+        if (values && st == ETAGKV_OK) {
+            bytes += r.value_len;
+            values = bytes <= bytes_limit(s, t);
+        }
+        if (values && st == ETAGKV_OK) {
+            st = get_value(o, &r, 1);
+            if (st != ETAGKV_OK)
+                return st;
+        }
     }
+    if (t->conflict_values && !values) /* over the bound: none, not some */
+        for (size_t i = 0; i < t->n; i++)
+            drop_value(&t->ops[i]);
     t->out.failed = failed;
     return ETAGKV_OK;
 }
@@ -758,7 +791,7 @@ etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
     }
     t->out.revision = *rev;
     if (failed != ETAGKV_TXN_NONE) {
-        st = conflict(txn, t, failed);
+        st = conflict(s, txn, t, failed);
         if (st != ETAGKV_OK)
             return fail_txn(op, st);
         op->status = ETAGKV_CONFLICT;

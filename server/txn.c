@@ -8,7 +8,8 @@
  * connection is suspended until it is durable (kv.c's srv_write_suspend and
  * srv_write_done), so it rides in the same group-commit batches.  The
  * reply: 200 {"revision", "results"}, or 409 problem+json with "failed"
- * and "results" (every key's current state, for the rebase); any other
+ * and "results" (every key's current state, for the rebase; with Prefer:
+ * return=representation, every existing key's value too); any other
  * status is a problem of the library's status.
  */
 #include "server.h"
@@ -22,6 +23,7 @@ static enum MHD_Result txn_submit(struct srv *s, struct MHD_Connection *c,
                                   struct srv_req *r)
 {
     char detail[256];
+    struct srv_prefer p;
     enum MHD_Result ret;
     etagkv_status st = srv_txn_parse(r->body, r->body_len, s->max_txn_ops,
                                      &r->txn, detail, sizeof detail);
@@ -54,6 +56,10 @@ static enum MHD_Result txn_submit(struct srv *s, struct MHD_Connection *c,
     if (st != ETAGKV_OK)
         return srv_queue(s, c, r, (unsigned)etagkv_status_http(st),
                          srv_status_problem(st, NULL));
+    srv_prefer_parse(c, s->max_wait_s, &p);
+    r->prefer_repr = p.return_representation;
+    (void)etagkv_txn_set_conflict_values(srv_txn_handle(r->txn),
+                                         r->prefer_repr);
     if (!srv_txn_writes(r->txn) && r->idem_len == 0) {
         /* Gets and checks alone: the library evaluates them at once in a
          * read snapshot (no batch, no sync), so answer without suspending
@@ -79,22 +85,45 @@ static enum MHD_Result txn_submit(struct srv *s, struct MHD_Connection *c,
     return MHD_YES;
 }
 
+/* 1 if the results of t's conflict carry the value of every key that
+ * exists (asked for, and within the byte bound; a replay has none). */
+static int values_given(const etagkv_txn *t)
+{
+    for (size_t i = 0; i < etagkv_txn_count(t); i++) {
+        const etagkv_txn_op_result *res = etagkv_txn_op(t, i);
+
+        if (res->meta.exists && res->value == NULL)
+            return 0;
+    }
+    return 1;
+}
+
 /* The 409 reply: problem+json with "failed", "revision" and "results",
- * and the failing operation's diagnosis (diagnose.c), also logged. */
-static struct MHD_Response *conflicted(struct srv *s, struct srv_txn_req *q,
+ * and the failing operation's diagnosis (diagnose.c), also logged; with
+ * Preference-Applied when it carries the values asked for. */
+static struct MHD_Response *conflicted(struct srv *s, struct srv_req *r,
                                        const etagkv_txn_outcome *o)
 {
-    json_t *ext = srv_txn_reply(q, o);
+    json_t *ext = srv_txn_reply(r->txn, o);
+    struct MHD_Response *resp;
     char detail[96];
 
-    if (ext == NULL || srv_diagnose_txn(s, q, o, ext) != 0) {
+    if (ext == NULL || srv_diagnose_txn(s, r->txn, o, ext) != 0) {
         json_decref(ext);
         return NULL;
     }
     snprintf(detail, sizeof detail, "operation %zu failed; nothing was written",
              o->failed);
     srv_diagnose_log("POST", ext);
-    return srv_problem(MHD_HTTP_CONFLICT, "conflict", detail, ext);
+    resp = srv_problem(MHD_HTTP_CONFLICT, "conflict", detail, ext);
+    if (resp != NULL && r->prefer_repr &&
+        values_given(srv_txn_handle(r->txn)) &&
+        srv_add_header(resp, "Preference-Applied", "return=representation") !=
+            0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return resp;
 }
 
 enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
@@ -116,7 +145,7 @@ enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
         return srv_queue(s, c, r, MHD_HTTP_OK,
                          srv_json_response(srv_txn_reply(r->txn, &o)));
     if (st == ETAGKV_CONFLICT)
-        return srv_queue(s, c, r, MHD_HTTP_CONFLICT, conflicted(s, r->txn, &o));
+        return srv_queue(s, c, r, MHD_HTTP_CONFLICT, conflicted(s, r, &o));
     if (etagkv_status_http(st) >= 500)
         fprintf(stderr, "etagkv-server: /txn: %s (%s)\n", etagkv_strerror(st),
                 r->write_detail);

@@ -305,6 +305,102 @@ START_TEST(a_conflict_leaves_every_key_byte_for_byte_unchanged_and_reports_them)
 }
 END_TEST
 
+/* The value of op i is v (NULL: none). */
+static void value_is(const etagkv_txn *t, size_t i, const char *v)
+{
+    const etagkv_txn_op_result *r = etagkv_txn_op(t, i);
+
+    if (v == NULL) {
+        ck_assert_ptr_null(r->value);
+        ck_assert_uint_eq(r->value_len, 0);
+        return;
+    }
+    ck_assert_ptr_nonnull(r->value);
+    ck_assert_uint_eq(r->value_len, strlen(v));
+    ck_assert_int_eq(memcmp(r->value, v, strlen(v)), 0);
+}
+
+START_TEST(a_conflict_asked_for_values_carries_every_existing_keys_value)
+{
+    etagkv_txn *t = txn_new();
+    etagkv_cond *stale;
+    etagkv_meta ma;
+
+    put("a", "A-now", &ma);
+    ck_assert_int_eq(
+        etagkv_put(store, "b", 1, "B-now", 5, "text/x-b", NULL, NULL), CR);
+    ck_assert_int_eq(
+        etagkv_cond_if_match("\"11111111111111111111111111111111\"", &stale),
+        OK);
+    /* The put of b comes first: the values are the store's, not the
+     * transaction's own writes. */
+    ck_assert_int_eq(etagkv_txn_put(t, "b", 1, "mine", 4, NULL, NULL), OK);
+    ck_assert_int_eq(etagkv_txn_get(t, "none", 4, NULL), OK);
+    ck_assert_int_eq(etagkv_txn_put(t, "a", 1, "A2", 2, NULL, stale), OK);
+    ck_assert_int_eq(etagkv_txn_check(t, "b", 1, NULL), OK);
+    etagkv_cond_free(stale);
+
+    /* Not asked: no value. */
+    ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
+    for (size_t i = 0; i < 4; i++)
+        value_is(t, i, NULL);
+
+    /* Asked: every existing key's current value, evaluated or not. */
+    ck_assert_int_eq(etagkv_txn_set_conflict_values(t, 1), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
+    ck_assert_uint_eq(report(t).failed, 2);
+    value_is(t, 0, "B-now");
+    ck_assert_str_eq(etagkv_txn_op(t, 0)->meta.content_type, "text/x-b");
+    value_is(t, 1, NULL);
+    ck_assert_int_eq(etagkv_txn_op(t, 1)->meta.exists, 0);
+    value_is(t, 2, "A-now");
+    ck_assert_int_eq(memcmp(&etagkv_txn_op(t, 2)->meta, &ma, sizeof(ma)), 0);
+    value_is(t, 3, "B-now");
+    ck_assert_int_eq(etagkv_txn_op(t, 3)->evaluated, 0);
+
+    /* Kept across commits; a commit that passes has only its gets'. */
+    etagkv_txn_free(t);
+    t = txn_new();
+    ck_assert_int_eq(etagkv_txn_set_conflict_values(t, 1), OK);
+    ck_assert_int_eq(etagkv_txn_put(t, "a", 1, "A3", 2, NULL, NULL), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
+    value_is(t, 0, NULL);
+    etagkv_txn_free(t);
+    ck_assert_int_eq(etagkv_txn_set_conflict_values(NULL, 1),
+                     ETAGKV_INVALID_ARGUMENT);
+}
+END_TEST
+
+START_TEST(conflict_values_past_the_byte_bound_are_all_left_out)
+{
+    static const char big[] = "0123456789012345678901234567890123456789";
+    etagkv_options o;
+    etagkv_txn *t = txn_new();
+    etagkv_cond *absent;
+
+    etagkv_store_close(store);
+    etagkv_options_init(&o);
+    o.sync_mode = ETAGKV_NOSYNC;
+    o.max_txn_bytes = 64;
+    store = tu_open(dir, &o);
+    put("x", big, NULL);
+    put("y", big, NULL);
+    ck_assert_int_eq(etagkv_cond_create_only(&absent), OK);
+    ck_assert_int_eq(etagkv_txn_set_conflict_values(t, 1), OK);
+    /* 40 bytes fit with the 2 of the keys; the second 40 do not. */
+    ck_assert_int_eq(etagkv_txn_check(t, "x", 1, NULL), OK);
+    ck_assert_int_eq(etagkv_txn_check(t, "y", 1, absent), OK);
+    etagkv_cond_free(absent);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
+    ck_assert_uint_eq(report(t).failed, 1);
+    value_is(t, 0, NULL);
+    value_is(t, 1, NULL);
+    ck_assert_int_eq(etagkv_txn_op(t, 0)->meta.exists, 1);
+    ck_assert_int_eq(etagkv_txn_op(t, 1)->meta.exists, 1);
+    etagkv_txn_free(t);
+}
+END_TEST
+
 START_TEST(a_delete_of_a_missing_key_fails_the_transaction_at_its_index)
 {
     etagkv_txn *t = txn_new();
@@ -1032,6 +1128,9 @@ static Suite *suite(void)
         a_conflict_leaves_every_key_byte_for_byte_unchanged_and_reports_them);
     tcase_add_test(
         tc, a_delete_of_a_missing_key_fails_the_transaction_at_its_index);
+    tcase_add_test(
+        tc, a_conflict_asked_for_values_carries_every_existing_keys_value);
+    tcase_add_test(tc, conflict_values_past_the_byte_bound_are_all_left_out);
     tcase_add_test(tc, later_operations_see_the_writes_of_earlier_ones);
     tcase_add_test(tc, a_transaction_is_one_revision_in_the_change_log);
     tcase_add_test(tc,

@@ -371,6 +371,84 @@ START_TEST(a_conflict_is_409_with_what_the_client_needs_to_rebase)
 }
 END_TEST
 
+START_TEST(a_conflict_with_prefer_return_representation_carries_the_values)
+{
+    static const char *const prefer[] = {"Content-Type: application/json",
+                                         "Prefer: return=representation", NULL};
+    static const char *const keyed[] = {"Content-Type: application/json",
+                                        "Prefer: return=representation",
+                                        "Idempotency-Key: \"tx-repr\"", NULL};
+    const char *stale =
+        "{\"ops\":[{\"op\":\"put\",\"key\":\"a\",\"value\":\"9\","
+        "\"if_match\":\"\\\"00000000000000000000000000000000\\\"\"},"
+        "{\"op\":\"check\",\"key_base64\":\"AP8=\"},"
+        "{\"op\":\"check\",\"key\":\"missing\"}]}";
+    char body[512], *etag_a;
+    struct hu_resp r;
+    json_t *j;
+
+    json_decref(txn_expect("{\"ops\":[{\"op\":\"put\",\"key\":\"a\","
+                           "\"value\":\"1\",\"content_type\":\"text/plain\"},"
+                           "{\"op\":\"put\",\"key_base64\":\"AP8=\","
+                           "\"value_base64\":\"AAEC\"}]}",
+                           200));
+    /* Without the preference: states, no values. */
+    j = txn_expect(stale, 409);
+    ck_assert_ptr_null(json_object_get(result_at(j, 0), "value"));
+    ck_assert_ptr_null(json_object_get(result_at(j, 1), "value_base64"));
+    json_decref(j);
+
+    /* With it: every existing key's value and content type, evaluated or
+     * not, text or base64; none for an absent key. */
+    http(&r, "POST", "/txn", prefer, stale);
+    ck_assert_int_eq(r.code, 409);
+    ck_assert_str_eq(hu_hdr(&r, "Preference-Applied"), "return=representation");
+    j = body_json(&r);
+    hu_resp_free(&r);
+    ck_assert_int_eq(jint(j, "failed"), 0);
+    ck_assert_str_eq(jstr(result_at(j, 0), "value"), "1");
+    ck_assert_str_eq(jstr(result_at(j, 0), "content_type"), "text/plain");
+    ck_assert(json_is_null(json_object_get(result_at(j, 1), "status")));
+    ck_assert_str_eq(jstr(result_at(j, 1), "value_base64"), "AAEC");
+    ck_assert_ptr_null(json_object_get(result_at(j, 2), "value"));
+    ck_assert_ptr_null(json_object_get(result_at(j, 2), "value_base64"));
+
+    /* The rebase, without another read: a's value and ETag from the 409. */
+    etag_a =
+        json_dumps(json_object_get(result_at(j, 0), "etag"), JSON_ENCODE_ANY);
+    ck_assert_ptr_nonnull(etag_a);
+    snprintf(body, sizeof body,
+             "{\"ops\":[{\"op\":\"put\",\"key\":\"a\",\"value\":\"%d\","
+             "\"if_match\":%s}]}",
+             atoi(jstr(result_at(j, 0), "value")) + 1, etag_a);
+    free(etag_a);
+    json_decref(j);
+    json_decref(txn_expect(body, 200));
+    ck_assert_int_eq(get_kv("a", body, sizeof body, NULL), 200);
+    ck_assert_str_eq(body, "2");
+
+    /* A 200 is the same with or without it; a replayed 409 has no values
+     * to give (its outcome was recorded, not the values). */
+    http(&r, "POST", "/txn", keyed, stale);
+    ck_assert_int_eq(r.code, 409);
+    ck_assert_ptr_nonnull(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+    http(&r, "POST", "/txn", keyed, stale);
+    ck_assert_int_eq(r.code, 409);
+    ck_assert_str_eq(hu_hdr(&r, "Idempotent-Replayed"), "true");
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    j = body_json(&r);
+    hu_resp_free(&r);
+    ck_assert_ptr_null(json_object_get(result_at(j, 0), "value"));
+    json_decref(j);
+    http(&r, "POST", "/txn", prefer,
+         "{\"ops\":[{\"op\":\"put\",\"key\":\"c\",\"value\":\"3\"}]}");
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+}
+END_TEST
+
 START_TEST(an_atomic_rename_moves_a_key_once)
 {
     char etag[ETAGKV_ETAG_SIZE], body[512], v[16];
@@ -896,6 +974,8 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, fixture_start, fixture_stop);
     tcase_add_test(tc, a_transaction_commits_every_write_under_one_revision);
     tcase_add_test(tc, a_conflict_is_409_with_what_the_client_needs_to_rebase);
+    tcase_add_test(
+        tc, a_conflict_with_prefer_return_representation_carries_the_values);
     tcase_add_test(tc, an_atomic_rename_moves_a_key_once);
     tcase_add_test(tc, hostile_bodies_are_refused_and_nothing_is_applied);
     tcase_add_test(
