@@ -1477,7 +1477,8 @@ typedef struct etagkv_txn_op_result {
      * by the transaction and valid until it is committed again or freed.
      * A conflict of a transaction that asked for values
      * (etagkv_txn_set_conflict_values()): the key's current value, for
-     * every operation whose key exists.  NULL and 0 otherwise. */
+     * every operation whose key exists, unless together they pass
+     * max_txn_bytes.  NULL and 0 otherwise. */
     const void *value;
     size_t value_len;
     /** Evaluated with status ETAGKV_PRECONDITION_FAILED (or a get's
@@ -1554,10 +1555,10 @@ ETAGKV_API etagkv_status etagkv_txn_set_idempotency_key(etagkv_txn *t,
 
 /** Ask (on 1) that a conflict also carry the current value of every key
  * the transaction names: with ETAGKV_CONFLICT, each operation whose key
- * exists gets etagkv_txn_op_result.value (and meta.content_type) as it is
- * in the store now, so a caller can rebase a read-modify-write without
- * reading again.  Bounded like gets' values: when the transaction's own
- * bytes and those values together would pass
+ * exists gets etagkv_txn_op_result.value as it is in the store now (its
+ * meta, content type included, is filled on every conflict), so a caller
+ * can rebase a read-modify-write without reading again.  Bounded like gets'
+ * values: when the transaction's own bytes and those values together would pass
  * etagkv_options.max_txn_bytes, the conflict carries no value at all
  * (every value NULL), as without the request.  A replayed outcome
  * (etagkv_txn_set_idempotency_key()) has no values.  Off (0) by default;

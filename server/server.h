@@ -145,7 +145,8 @@ struct srv_req {
      * srv_write_begin().  An enum srv_write_state. */
     atomic_int write_state;
     etagkv_result write_res; /* its current_value is ours to free */
-    int prefer_repr;         /* PUT with Prefer: return=representation */
+    int prefer_repr;         /* PUT or POST /txn with Prefer:
+                                return=representation */
     struct MHD_Connection *conn;
     struct srv *srv;        /* for the completion, which runs off-thread */
     char write_detail[256]; /* etagkv_last_error_detail() of the write */

@@ -86,7 +86,9 @@ static enum MHD_Result txn_submit(struct srv *s, struct MHD_Connection *c,
 }
 
 /* 1 if the results of t's conflict carry the value of every key that
- * exists (asked for, and within the byte bound; a replay has none). */
+ * exists (asked for, and within the byte bound).  Not for a replay, which
+ * has none: conflicted() tests that first, since a replay whose keys are
+ * all absent would pass here. */
 static int values_given(const etagkv_txn *t)
 {
     for (size_t i = 0; i < etagkv_txn_count(t); i++) {
@@ -116,7 +118,7 @@ static struct MHD_Response *conflicted(struct srv *s, struct srv_req *r,
              o->failed);
     srv_diagnose_log("POST", ext);
     resp = srv_problem(MHD_HTTP_CONFLICT, "conflict", detail, ext);
-    if (resp != NULL && r->prefer_repr &&
+    if (resp != NULL && r->prefer_repr && !o->replayed &&
         values_given(srv_txn_handle(r->txn)) &&
         srv_add_header(resp, "Preference-Applied", "return=representation") !=
             0) {

@@ -495,7 +495,8 @@ static json_t *status_json(const struct op_key *k,
 }
 
 /* One entry of "results": status, key, and the key's state (DESIGN §7);
- * a get's value and content type. */
+ * the value and content type when the library gave one (a get's, or a
+ * conflict's with etagkv_txn_set_conflict_values()). */
 static json_t *result_json(const struct op_key *k,
                            const etagkv_txn_op_result *r)
 {

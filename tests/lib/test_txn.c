@@ -358,20 +358,35 @@ START_TEST(a_conflict_asked_for_values_carries_every_existing_keys_value)
     value_is(t, 3, "B-now");
     ck_assert_int_eq(etagkv_txn_op(t, 3)->evaluated, 0);
 
-    /* Kept across commits; a commit that passes has only its gets'. */
+    /* Kept across commits of the same transaction: a's new value. */
+    put("a", "A-later", NULL);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
+    value_is(t, 0, "B-now");
+    value_is(t, 2, "A-later");
+    /* Turned off: none again. */
+    ck_assert_int_eq(etagkv_txn_set_conflict_values(t, 0), OK);
+    ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
+    value_is(t, 0, NULL);
+    value_is(t, 2, NULL);
     etagkv_txn_free(t);
+
+    /* A commit that passes has only its gets' values. */
     t = txn_new();
     ck_assert_int_eq(etagkv_txn_set_conflict_values(t, 1), OK);
+    ck_assert_int_eq(etagkv_txn_get(t, "b", 1, NULL), OK);
     ck_assert_int_eq(etagkv_txn_put(t, "a", 1, "A3", 2, NULL, NULL), OK);
     ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
-    value_is(t, 0, NULL);
+    value_is(t, 0, "B-now");
+    value_is(t, 1, NULL);
     etagkv_txn_free(t);
     ck_assert_int_eq(etagkv_txn_set_conflict_values(NULL, 1),
                      ETAGKV_INVALID_ARGUMENT);
 }
 END_TEST
 
-START_TEST(conflict_values_past_the_byte_bound_are_all_left_out)
+/* Two checks of x and y (40-byte values), the second failing, on a store
+ * whose transactions may hold `bound` bytes: the conflict's values. */
+static etagkv_txn *bounded_conflict(uint64_t bound)
 {
     static const char big[] = "0123456789012345678901234567890123456789";
     etagkv_options o;
@@ -381,22 +396,34 @@ START_TEST(conflict_values_past_the_byte_bound_are_all_left_out)
     etagkv_store_close(store);
     etagkv_options_init(&o);
     o.sync_mode = ETAGKV_NOSYNC;
-    o.max_txn_bytes = 64;
+    o.max_txn_bytes = bound;
     store = tu_open(dir, &o);
     put("x", big, NULL);
     put("y", big, NULL);
     ck_assert_int_eq(etagkv_cond_create_only(&absent), OK);
     ck_assert_int_eq(etagkv_txn_set_conflict_values(t, 1), OK);
-    /* 40 bytes fit with the 2 of the keys; the second 40 do not. */
     ck_assert_int_eq(etagkv_txn_check(t, "x", 1, NULL), OK);
     ck_assert_int_eq(etagkv_txn_check(t, "y", 1, absent), OK);
     etagkv_cond_free(absent);
     ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
     ck_assert_uint_eq(report(t).failed, 1);
-    value_is(t, 0, NULL);
-    value_is(t, 1, NULL);
     ck_assert_int_eq(etagkv_txn_op(t, 0)->meta.exists, 1);
     ck_assert_int_eq(etagkv_txn_op(t, 1)->meta.exists, 1);
+    return t;
+}
+
+START_TEST(conflict_values_past_the_byte_bound_are_all_left_out)
+{
+    /* The keys' 2 bytes and both values: 82 bytes fit exactly... */
+    etagkv_txn *t = bounded_conflict(82);
+
+    value_is(t, 0, "0123456789012345678901234567890123456789");
+    value_is(t, 1, "0123456789012345678901234567890123456789");
+    etagkv_txn_free(t);
+    /* ...81 do not: the first value would fit, and none is given. */
+    t = bounded_conflict(81);
+    value_is(t, 0, NULL);
+    value_is(t, 1, NULL);
     etagkv_txn_free(t);
 }
 END_TEST

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -115,6 +116,12 @@ static void launch(struct hu_server *s, const char *const *extra)
         /* Die with the test instead of lingering. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(pipefd[1], STDOUT_FILENO);
+        if (s->err[0] != '\0') {
+            int fd = open(s->err, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+            if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+                _exit(126);
+        }
         for (int fd = 3; fd < 1024; fd++)
             close(fd);
         execv(argv[0], (char *const *)argv);

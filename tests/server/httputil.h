@@ -25,6 +25,9 @@ struct hu_server {
     const char *bin; /* the binary, as given to hu_server_start() */
     char data[512];  /* its data directory */
     char etcd[256];  /* on etcd: its endpoints, if not the suite's */
+    /* When set (before hu_server_restart()): the file its stderr is
+     * appended to, for a test that reads what the server logs. */
+    char err[512];
 };
 
 /* Start the server binary bin on data dir `data` (created by the server if

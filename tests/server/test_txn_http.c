@@ -449,6 +449,70 @@ START_TEST(a_conflict_with_prefer_return_representation_carries_the_values)
 }
 END_TEST
 
+/* Read a whole small file into buf (NUL-terminated). */
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    ck_assert_ptr_nonnull(f);
+    n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(conflict_values_stay_out_of_replays_of_absent_keys_and_the_log)
+{
+    static const char *const keyed[] = {"Content-Type: application/json",
+                                        "Prefer: return=representation",
+                                        "Idempotency-Key: \"tx-absent\"", NULL};
+    static const char *const prefer[] = {"Content-Type: application/json",
+                                         "Prefer: return=representation", NULL};
+    static const char *const opts[] = {"--threads", "4", "--nosync", NULL};
+    const char *gone = "{\"ops\":[{\"op\":\"delete\",\"key\":\"nope\"}]}";
+    char log[16384];
+    struct hu_resp r;
+    json_t *j;
+
+    /* The server again, its stderr (the refusal log) into a file. */
+    hu_server_stop(&fx.srv);
+    snprintf(fx.srv.err, sizeof fx.srv.err, "%s/stderr", fx.dir);
+    hu_server_restart(&fx.srv, opts);
+
+    /* Every key absent: the first 409 gives every value there is (none),
+     * the replay has none to give and says nothing of the preference. */
+    http(&r, "POST", "/txn", keyed, gone);
+    ck_assert_int_eq(r.code, 409);
+    ck_assert_str_eq(hu_hdr(&r, "Preference-Applied"), "return=representation");
+    hu_resp_free(&r);
+    http(&r, "POST", "/txn", keyed, gone);
+    ck_assert_int_eq(r.code, 409);
+    ck_assert_str_eq(hu_hdr(&r, "Idempotent-Replayed"), "true");
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+
+    /* A transaction of checks alone (answered from a read snapshot): the
+     * same values; the log names the key, never its value. */
+    ck_assert_int_eq(put_plain("secret", "s3cr3t-value"), 201);
+    http(&r, "POST", "/txn", prefer,
+         "{\"ops\":[{\"op\":\"check\",\"key\":\"secret\","
+         "\"if_none_match\":\"*\"}]}");
+    ck_assert_int_eq(r.code, 409);
+    ck_assert_str_eq(hu_hdr(&r, "Preference-Applied"), "return=representation");
+    j = body_json(&r);
+    hu_resp_free(&r);
+    ck_assert_str_eq(jstr(result_at(j, 0), "value"), "s3cr3t-value");
+    json_decref(j);
+    hu_server_stop(&fx.srv); /* the log is complete */
+    slurp(fx.srv.err, log, sizeof log);
+    ck_assert_msg(strstr(log, "\"key\":\"secret\"") != NULL,
+                  "the 409 is not in the log: %s", log);
+    ck_assert_msg(strstr(log, "s3cr3t-value") == NULL,
+                  "the log holds the value: %s", log);
+    hu_server_restart(&fx.srv, opts); /* for the fixture's stop */
+}
+END_TEST
+
 START_TEST(an_atomic_rename_moves_a_key_once)
 {
     char etag[ETAGKV_ETAG_SIZE], body[512], v[16];
@@ -976,6 +1040,8 @@ static Suite *suite(void)
     tcase_add_test(tc, a_conflict_is_409_with_what_the_client_needs_to_rebase);
     tcase_add_test(
         tc, a_conflict_with_prefer_return_representation_carries_the_values);
+    tcase_add_test(
+        tc, conflict_values_stay_out_of_replays_of_absent_keys_and_the_log);
     tcase_add_test(tc, an_atomic_rename_moves_a_key_once);
     tcase_add_test(tc, hostile_bodies_are_refused_and_nothing_is_applied);
     tcase_add_test(
