@@ -133,24 +133,16 @@ static void owned_free(void *cls)
     free(o);
 }
 
-struct MHD_Response *srv_owned_response(struct srv_budget *b, void *v,
-                                        size_t len, void (*free_fn)(void *),
-                                        uint64_t charged, int *busy)
+/* The response owning v with `charged` bytes of b (given back with v when
+ * libmicrohttpd is done); NULL, v freed and the charge given back, when out
+ * of memory. */
+static struct MHD_Response *owned_response(struct srv_budget *b, void *v,
+                                           size_t len, void (*free_fn)(void *),
+                                           uint64_t charged)
 {
     struct owned *o = malloc(sizeof *o);
-    struct MHD_Response *resp = NULL;
+    struct MHD_Response *resp;
 
-    *busy = 0;
-    if (o != NULL && len >= SHARE_MIN_BYTES && charged < len) {
-        /* Charged as a GET of a large value would be. */
-        if (srv_budget_reserve(b, len - charged) == 0) {
-            charged = len;
-        } else {
-            *busy = 1;
-            free(o);
-            o = NULL;
-        }
-    }
     if (o == NULL) {
         free_fn(v);
         srv_budget_release(b, charged);
@@ -162,6 +154,46 @@ struct MHD_Response *srv_owned_response(struct srv_budget *b, void *v,
     if (resp == NULL)
         owned_free(o);
     return resp;
+}
+
+struct MHD_Response *srv_owned_response(struct srv_budget *b, void *v,
+                                        size_t len, void (*free_fn)(void *),
+                                        uint64_t charged, int *busy)
+{
+    *busy = 0;
+    if (len >= SHARE_MIN_BYTES && charged < len) {
+        /* Charged as a GET of a large value would be. */
+        if (srv_budget_reserve(b, len - charged) != 0) {
+            *busy = 1;
+            free_fn(v);
+            srv_budget_release(b, charged);
+            return NULL;
+        }
+        charged = len;
+    }
+    return owned_response(b, v, len, free_fn, charged);
+}
+
+struct MHD_Response *srv_charged_response(struct srv_budget *b, char *text,
+                                          size_t len, int must, int *busy)
+{
+    uint64_t charge = 0;
+
+    *busy = 0;
+    if (len >= SHARE_MIN_BYTES) {
+        /* Larger than the whole budget: it goes out once the budget is
+         * idle, alone, rather than never. */
+        charge = len < b->limit ? len : b->limit;
+        if (srv_budget_reserve(b, charge) != 0) {
+            if (!must) {
+                *busy = 1;
+                free(text);
+                return NULL;
+            }
+            charge = 0;
+        }
+    }
+    return owned_response(b, text, len, free, charge);
 }
 
 /* ---- shared values ------------------------------------------------------- */

@@ -263,29 +263,6 @@ int srv_diagnose_txn(struct srv *s, struct srv_txn_req *q,
 /* ---- the refusal log ------------------------------------------------------
  */
 
-/* results (a /txn reply's) without the values a 409 carries when asked
- * (Prefer: return=representation): a log names keys, never their data.
- * A new reference, or NULL without memory. */
-static json_t *results_without_values(json_t *results)
-{
-    static const char *const data[] = {"value", "value_base64"};
-    json_t *out = json_array(), *r;
-    size_t i;
-
-    json_array_foreach(results, i, r)
-    {
-        json_t *c = json_copy(r);
-
-        for (size_t d = 0; c != NULL && d < 2; d++)
-            (void)json_object_del(c, data[d]);
-        if (c == NULL || json_array_append_new(out, c) != 0) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
-}
-
 void srv_diagnose_log(const char *method, const json_t *body)
 {
     uint64_t dropped = 0;
@@ -300,7 +277,7 @@ void srv_diagnose_log(const char *method, const json_t *body)
     if (copy == NULL ||
         (json_is_array(results) &&
          json_object_set_new(copy, "results",
-                             results_without_values(results)) != 0) ||
+                             srv_txn_results_without_values(results)) != 0) ||
         json_object_set_new(copy, "method", json_string(method)) != 0 ||
         json_object_set_new(copy, "dropped",
                             json_integer((json_int_t)dropped)) != 0) {

@@ -80,18 +80,21 @@ static struct MHD_Response *owned_text_response(char *text, size_t len,
     return resp;
 }
 
+/* j (consumed) as the text of a reply (malloc'd), or NULL. */
+static char *json_text(json_t *j)
+{
+    char *text = j != NULL ? json_dumps(j, JSON_INDENT(2)) : NULL;
+
+    json_decref(j);
+    return text;
+}
+
 /* Serialise j (consumed) into a response of media type ct. */
 static struct MHD_Response *json_response_as(json_t *j, const char *ct)
 {
-    char *text;
+    char *text = json_text(j);
 
-    if (j == NULL)
-        return NULL;
-    text = json_dumps(j, JSON_INDENT(2));
-    json_decref(j);
-    if (text == NULL)
-        return NULL;
-    return owned_text_response(text, strlen(text), ct);
+    return text != NULL ? owned_text_response(text, strlen(text), ct) : NULL;
 }
 
 struct MHD_Response *srv_json_response(json_t *j)
@@ -134,8 +137,26 @@ struct MHD_Response *srv_headers_only_response(uint64_t len)
 
 /* ---- problem details (RFC 9457) ------------------------------------------ */
 
-struct MHD_Response *srv_problem(unsigned http, const char *type_slug,
-                                 const char *detail, json_t *ext)
+struct MHD_Response *srv_json_charged(struct srv *s, json_t *j, const char *ct,
+                                      int must, int *busy)
+{
+    struct MHD_Response *resp;
+    char *text = json_text(j);
+
+    *busy = 0;
+    if (text == NULL)
+        return NULL;
+    resp = srv_charged_response(s->budget, text, strlen(text), must, busy);
+    if (resp != NULL &&
+        srv_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ct) != 0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return resp;
+}
+
+json_t *srv_problem_json(unsigned http, const char *type_slug,
+                         const char *detail, json_t *ext)
 {
     const char *title = MHD_get_reason_phrase_for(http);
     char type[96];
@@ -159,7 +180,14 @@ struct MHD_Response *srv_problem(unsigned http, const char *type_slug,
         json_decref(j);
         return NULL;
     }
-    return json_response_as(j, "application/problem+json");
+    return j;
+}
+
+struct MHD_Response *srv_problem(unsigned http, const char *type_slug,
+                                 const char *detail, json_t *ext)
+{
+    return json_response_as(srv_problem_json(http, type_slug, detail, ext),
+                            "application/problem+json");
 }
 
 /* "PRECONDITION_FAILED" -> "precondition-failed". */

@@ -268,6 +268,16 @@ struct MHD_Response *srv_owned_response(struct srv_budget *b, void *v,
                                         size_t len, void (*free_fn)(void *),
                                         uint64_t charged, int *busy);
 
+/* A response owning the malloc'd text (len bytes, freed with free()).  A
+ * text as large as a shared GET value is charged to b -- at most b's
+ * whole limit, so that one larger than the budget goes out once the
+ * budget is idle -- until libmicrohttpd is done with it.  When the charge
+ * does not fit: with must, sent uncharged (the answer to a committed
+ * write is never withheld); else NULL with *busy set.  NULL (text freed)
+ * when out of memory too. */
+struct MHD_Response *srv_charged_response(struct srv_budget *b, char *text,
+                                          size_t len, int must, int *busy);
+
 /* The bytes charged now, and the limit (for /metrics). */
 uint64_t srv_budget_used(struct srv_budget *b);
 uint64_t srv_budget_limit(const struct srv_budget *b);
@@ -662,6 +672,15 @@ enum MHD_Result srv_send_refusal(struct srv *s, struct MHD_Connection *c,
  * failure. */
 struct MHD_Response *srv_problem(unsigned http, const char *type_slug,
                                  const char *detail, json_t *ext);
+
+/* srv_problem()'s body, as JSON (a new reference), or NULL. */
+json_t *srv_problem_json(unsigned http, const char *type_slug,
+                         const char *detail, json_t *ext);
+
+/* j (consumed) serialised into a response of media type ct, charged to the
+ * memory budget as srv_charged_response() says (must, *busy as there). */
+struct MHD_Response *srv_json_charged(struct srv *s, json_t *j, const char *ct,
+                                      int must, int *busy);
 
 /* A problem response for a library status, with its HTTP status from
  * etagkv_status_http() and the type named after the status. */

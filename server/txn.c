@@ -102,13 +102,17 @@ static int values_given(const etagkv_txn *t)
 
 /* The 409 reply: problem+json with "failed", "revision" and "results",
  * and the failing operation's diagnosis (diagnose.c), also logged; with
- * Preference-Applied when it carries the values asked for. */
+ * Preference-Applied when it carries the values asked for.  A large reply
+ * is charged to the memory budget; one that does not fit goes without
+ * its values (then small: keys and metas), as without the preference. */
 static struct MHD_Response *conflicted(struct srv *s, struct srv_req *r,
                                        const etagkv_txn_outcome *o)
 {
-    json_t *ext = srv_txn_reply(r->txn, o);
+    json_t *ext = srv_txn_reply(r->txn, o), *problem;
     struct MHD_Response *resp;
     char detail[96];
+    int busy, applied = r->prefer_repr && !o->replayed &&
+                        values_given(srv_txn_handle(r->txn));
 
     if (ext == NULL || srv_diagnose_txn(s, r->txn, o, ext) != 0) {
         json_decref(ext);
@@ -117,15 +121,44 @@ static struct MHD_Response *conflicted(struct srv *s, struct srv_req *r,
     snprintf(detail, sizeof detail, "operation %zu failed; nothing was written",
              o->failed);
     srv_diagnose_log("POST", ext);
-    resp = srv_problem(MHD_HTTP_CONFLICT, "conflict", detail, ext);
-    if (resp != NULL && r->prefer_repr && !o->replayed &&
-        values_given(srv_txn_handle(r->txn)) &&
+    problem = srv_problem_json(MHD_HTTP_CONFLICT, "conflict", detail, ext);
+    resp = srv_json_charged(s, json_incref(problem), "application/problem+json",
+                            0, &busy);
+    if (busy) {
+        applied = 0;
+        if (json_object_set_new(problem, "results",
+                                srv_txn_results_without_values(
+                                    json_object_get(problem, "results"))) == 0)
+            resp = srv_json_charged(s, json_incref(problem),
+                                    "application/problem+json", 1, &busy);
+    }
+    json_decref(problem);
+    if (resp != NULL && applied &&
         srv_add_header(resp, "Preference-Applied", "return=representation") !=
             0) {
         MHD_destroy_response(resp);
         resp = NULL;
     }
     return resp;
+}
+
+/* The 200 reply.  A large one (gets' values) is charged to the memory
+ * budget; when it does not fit, a transaction that only read is 503, as a
+ * GET would be, but a committed one is answered anyway: withholding it
+ * would hide the commit. */
+static enum MHD_Result committed(struct srv *s, struct MHD_Connection *c,
+                                 struct srv_req *r, const etagkv_txn_outcome *o)
+{
+    int busy, wrote = srv_txn_writes(r->txn) || r->idem_len > 0;
+    struct MHD_Response *resp = srv_json_charged(
+        s, srv_txn_reply(r->txn, o), "application/json", wrote, &busy);
+
+    if (busy)
+        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         srv_busy_problem("the server is sending as many "
+                                          "values as its memory budget "
+                                          "allows: retry later"));
+    return srv_queue(s, c, r, MHD_HTTP_OK, resp);
 }
 
 enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
@@ -144,8 +177,7 @@ enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
         srv_metrics_idempotency(s->metrics, r->replayed,
                                 st == ETAGKV_IDEMPOTENCY_MISMATCH);
     if (st == ETAGKV_OK)
-        return srv_queue(s, c, r, MHD_HTTP_OK,
-                         srv_json_response(srv_txn_reply(r->txn, &o)));
+        return committed(s, c, r, &o);
     if (st == ETAGKV_CONFLICT)
         return srv_queue(s, c, r, MHD_HTTP_CONFLICT, conflicted(s, r, &o));
     if (etagkv_status_http(st) >= 500)

@@ -546,6 +546,26 @@ json_t *srv_txn_results(const struct srv_txn_req *q)
     return a;
 }
 
+json_t *srv_txn_results_without_values(const json_t *results)
+{
+    static const char *const data[] = {"value", "value_base64"};
+    json_t *out = json_array(), *r;
+    size_t i;
+
+    json_array_foreach(results, i, r)
+    {
+        json_t *c = json_copy(r);
+
+        for (size_t d = 0; c != NULL && d < 2; d++)
+            (void)json_object_del(c, data[d]);
+        if (c == NULL || json_array_append_new(out, c) != 0) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
 json_t *srv_txn_reply(const struct srv_txn_req *q, const etagkv_txn_outcome *o)
 {
     json_t *j = json_object();

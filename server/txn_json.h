@@ -49,6 +49,12 @@ json_t *srv_txn_results(const struct srv_txn_req *q);
  * "results"}.  NULL on allocation failure. */
 json_t *srv_txn_reply(const struct srv_txn_req *q, const etagkv_txn_outcome *o);
 
+/* A copy of results (a reply's "results") without the values a 409 may
+ * carry (value, value_base64): for the refusal log, which names keys and
+ * never their data, and for a 409 whose values do not fit the server's
+ * memory budget.  A new reference, or NULL without memory. */
+json_t *srv_txn_results_without_values(const json_t *results);
+
 /* Operation i of q (i < the number of operations; else NULL, 0, and a
  * PUT): its conditions as parsed (owned by q; NULL: none), its condition
  * members as received (a new object, or NULL), its key (owned by q; *len

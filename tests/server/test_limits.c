@@ -264,6 +264,92 @@ START_TEST(representations_are_charged_to_the_memory_budget)
 }
 END_TEST
 
+/* POST /txn answers with values too (gets', and a 409's with Prefer:
+ * return=representation): a large reply is charged like a GET's value.
+ * When it does not fit, a transaction that only read is 503, a 409 goes
+ * without its values, and a committed transaction is answered anyway. */
+START_TEST(transaction_replies_are_charged_to_the_memory_budget)
+{
+    /* 8 MiB values: more than the kernel's socket buffers take from a
+     * server whose reader reads nothing. */
+    static const char *const opts[] = {"--nosync", "--max-value-bytes",
+                                       "8388608",  "--max-buffered-bytes",
+                                       "12582912", NULL};
+    static const char *const json[] = {"Content-Type: application/json", NULL};
+    static const char *const prefer[] = {"Content-Type: application/json",
+                                         "Prefer: return=representation", NULL};
+    static const char get[] = "{\"ops\":[{\"op\":\"get\",\"key\":\"big\"}]}";
+    static const char stale[] = "{\"ops\":[{\"op\":\"check\",\"key\":"
+                                "\"big\",\"if_none_match\":\"*\"}]}";
+    static const char wrote[] = "{\"ops\":[{\"op\":\"put\",\"key\":\"s\","
+                                "\"value\":\"1\"},{\"op\":\"get\","
+                                "\"key\":\"big\"}]}";
+    static const char held[] = "PUT /kv/held HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: 8388608\r\n\r\n";
+    char post[256];
+    size_t big = 8 << 20;
+    char *v = malloc(big);
+    struct hu_resp r;
+    int fd;
+
+    ck_assert_ptr_nonnull(v);
+    memset(v, 'b', big);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    http(&r, "PUT", "/kv/big", NULL, v, big);
+    ck_assert_int_eq(r.code, 201);
+    hu_resp_free(&r);
+    free(v);
+    await_buffered(0);
+
+    /* A reader that reads nothing holds its reply, and the reply its
+     * charge: at least the value's 8 MiB. */
+    fd = connect_from("127.0.0.1");
+    snprintf(post, sizeof post,
+             "POST /txn HTTP/1.1\r\nHost: x\r\nContent-Type: "
+             "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(get), get);
+    ck_assert_int_eq(send_str(fd, post), 0);
+    ck_assert_int_eq(await(fd, 10000, NULL), 200);
+    ck_assert_int_ge(metric(NULL, "etagkv_buffered_bytes"), (int64_t)big);
+    close(fd);
+    await_buffered(0);
+
+    /* An upload stalled after ten bytes holds 8 MiB of the 12. */
+    fd = connect_from("127.0.0.1");
+    ck_assert_int_eq(send_str(fd, held), 0);
+    ck_assert_int_eq(send_str(fd, "0123456789"), 0);
+    await_buffered(8 << 20);
+    http(&r, "POST", "/txn", json, get, strlen(get));
+    ck_assert_int_eq(r.code, 503);
+    ck_assert_str_eq(hu_hdr(&r, "Retry-After"), "1");
+    hu_resp_free(&r);
+    http(&r, "POST", "/txn", prefer, stale, strlen(stale));
+    ck_assert_int_eq(r.code, 409);
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    ck_assert_ptr_null(strstr(r.body, "\"value\""));
+    ck_assert_ptr_nonnull(strstr(r.body, "\"etag\""));
+    hu_resp_free(&r);
+    http(&r, "POST", "/txn", json, wrote, strlen(wrote));
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_uint_gt(r.len, big);
+    hu_resp_free(&r);
+    close(fd);
+    await_buffered(0);
+
+    /* The budget free again: the same requests get their values. */
+    http(&r, "POST", "/txn", json, get, strlen(get));
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_uint_gt(r.len, big);
+    hu_resp_free(&r);
+    http(&r, "POST", "/txn", prefer, stale, strlen(stale));
+    ck_assert_int_eq(r.code, 409);
+    ck_assert_str_eq(hu_hdr(&r, "Preference-Applied"), "return=representation");
+    ck_assert_uint_gt(r.len, big);
+    hu_resp_free(&r);
+    await_buffered(0);
+}
+END_TEST
+
 /* Issue 15: forty unread GETs of a 60 MiB value cost forty copies.  Here
  * N readers of an 8 MiB value that read nothing but the status line. */
 START_TEST(slow_readers_of_a_large_value_share_one_copy)
@@ -728,6 +814,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_body_over_the_memory_budget_is_503_before_it_is_read);
     tcase_add_test(tc, representations_are_charged_to_the_memory_budget);
+    tcase_add_test(tc, transaction_replies_are_charged_to_the_memory_budget);
     tcase_add_test(tc, slow_readers_of_a_large_value_share_one_copy);
     tcase_add_test(tc, one_address_cannot_take_every_connection);
     tcase_add_test(tc, clients_trickling_a_request_are_cut_off_at_its_deadline);
