@@ -75,7 +75,8 @@ void srv_budget_free(struct srv_budget *b)
  * not fit. */
 static int charge_locked(struct srv_budget *b, uint64_t n)
 {
-    if (n > b->limit - b->used)
+    /* used passes the limit only by a forced charge (srv_charged_response). */
+    if (b->used > b->limit || n > b->limit - b->used)
         return -1;
     b->used += n;
     return 0;
@@ -190,7 +191,11 @@ struct MHD_Response *srv_charged_response(struct srv_budget *b, char *text,
                 free(text);
                 return NULL;
             }
-            charge = 0;
+            /* Charged over the limit: whatever else asks is refused
+             * until this has been sent. */
+            pthread_mutex_lock(&b->lock);
+            b->used += charge;
+            pthread_mutex_unlock(&b->lock);
         }
     }
     return owned_response(b, text, len, free, charge);

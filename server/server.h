@@ -272,9 +272,10 @@ struct MHD_Response *srv_owned_response(struct srv_budget *b, void *v,
  * text as large as a shared GET value is charged to b -- at most b's
  * whole limit, so that one larger than the budget goes out once the
  * budget is idle -- until libmicrohttpd is done with it.  When the charge
- * does not fit: with must, sent uncharged (the answer to a committed
- * write is never withheld); else NULL with *busy set.  NULL (text freed)
- * when out of memory too. */
+ * does not fit: with must, charged all the same, over the limit (the
+ * answer to a committed write is never withheld, and what it holds keeps
+ * everything else out until it is sent); else NULL with *busy set.  NULL
+ * (text freed) when out of memory too. */
 struct MHD_Response *srv_charged_response(struct srv_budget *b, char *text,
                                           size_t len, int must, int *busy);
 

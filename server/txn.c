@@ -85,6 +85,15 @@ static enum MHD_Result txn_submit(struct srv *s, struct MHD_Connection *c,
     return MHD_YES;
 }
 
+/* The transaction is answered in JSON: its copies of keys, values and
+ * results go now, before the reply is charged to the memory budget, so
+ * that only the reply holds memory while it is sent. */
+static void txn_done(struct srv_req *r)
+{
+    srv_txn_req_free(r->txn);
+    r->txn = NULL;
+}
+
 /* 1 if the results of t's conflict carry the value of every key that
  * exists (asked for, and within the byte bound).  Not for a replay, which
  * has none: conflicted() tests that first, since a replay whose keys are
@@ -121,6 +130,7 @@ static struct MHD_Response *conflicted(struct srv *s, struct srv_req *r,
     snprintf(detail, sizeof detail, "operation %zu failed; nothing was written",
              o->failed);
     srv_diagnose_log("POST", ext);
+    txn_done(r);
     problem = srv_problem_json(MHD_HTTP_CONFLICT, "conflict", detail, ext);
     resp = srv_json_charged(s, json_incref(problem), "application/problem+json",
                             0, &busy);
@@ -144,15 +154,19 @@ static struct MHD_Response *conflicted(struct srv *s, struct srv_req *r,
 
 /* The 200 reply.  A large one (gets' values) is charged to the memory
  * budget; when it does not fit, a transaction that only read is 503, as a
- * GET would be, but a committed one is answered anyway: withholding it
- * would hide the commit. */
+ * GET would be (and counted as an error), but a committed one is answered
+ * anyway, charged over the limit: withholding it would hide the commit. */
 static enum MHD_Result committed(struct srv *s, struct MHD_Connection *c,
-                                 struct srv_req *r, const etagkv_txn_outcome *o)
+                                 struct srv_req *r, const etagkv_txn_outcome *o,
+                                 size_t ops)
 {
     int busy, wrote = srv_txn_writes(r->txn) || r->idem_len > 0;
-    struct MHD_Response *resp = srv_json_charged(
-        s, srv_txn_reply(r->txn, o), "application/json", wrote, &busy);
+    json_t *reply = srv_txn_reply(r->txn, o);
+    struct MHD_Response *resp;
 
+    txn_done(r);
+    resp = srv_json_charged(s, reply, "application/json", wrote, &busy);
+    srv_metrics_txn(s->metrics, busy ? ETAGKV_UNAVAILABLE : ETAGKV_OK, ops);
     if (busy)
         return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
                          srv_busy_problem("the server is sending as many "
@@ -161,23 +175,38 @@ static enum MHD_Result committed(struct srv *s, struct MHD_Connection *c,
     return srv_queue(s, c, r, MHD_HTTP_OK, resp);
 }
 
+/* The body has been parsed and the transaction has run: give back its
+ * memory and its charge before the reply is charged (a reply as large as
+ * the whole budget could otherwise never fit beside its own request).  The
+ * access log keeps the body's length. */
+static void body_done(const struct srv *s, struct srv_req *r)
+{
+    size_t len = r->body_len;
+
+    srv_body_free(s, r);
+    r->body_len = len;
+}
+
 enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
                         struct srv_req *r)
 {
     etagkv_txn_outcome o;
     etagkv_status st;
+    size_t ops;
 
     if (r->write_state == SRV_WRITE_NONE)
         return txn_submit(s, c, r);
     st = r->write_res.status;
     r->replayed = r->write_res.replayed;
     etagkv_txn_report(srv_txn_handle(r->txn), &o);
-    srv_metrics_txn(s->metrics, st, etagkv_txn_count(srv_txn_handle(r->txn)));
+    ops = etagkv_txn_count(srv_txn_handle(r->txn));
     if (r->idem_len > 0)
         srv_metrics_idempotency(s->metrics, r->replayed,
                                 st == ETAGKV_IDEMPOTENCY_MISMATCH);
+    body_done(s, r);
     if (st == ETAGKV_OK)
-        return committed(s, c, r, &o);
+        return committed(s, c, r, &o, ops);
+    srv_metrics_txn(s->metrics, st, ops);
     if (st == ETAGKV_CONFLICT)
         return srv_queue(s, c, r, MHD_HTTP_CONFLICT, conflicted(s, r, &o));
     if (etagkv_status_http(st) >= 500)

@@ -264,10 +264,27 @@ START_TEST(representations_are_charged_to_the_memory_budget)
 }
 END_TEST
 
+/* A connection that POSTs body to /txn and reads no more than the status
+ * line, which must be 200: its reply stays on the server. */
+static int unread_txn(const char *body)
+{
+    char post[512];
+    int fd = connect_from("127.0.0.1");
+
+    snprintf(post, sizeof post,
+             "POST /txn HTTP/1.1\r\nHost: x\r\nContent-Type: "
+             "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    ck_assert_int_eq(send_str(fd, post), 0);
+    ck_assert_int_eq(await(fd, 10000, NULL), 200);
+    return fd;
+}
+
 /* POST /txn answers with values too (gets', and a 409's with Prefer:
  * return=representation): a large reply is charged like a GET's value.
  * When it does not fit, a transaction that only read is 503, a 409 goes
- * without its values, and a committed transaction is answered anyway. */
+ * without its values, and a committed transaction is answered anyway,
+ * charged over the limit. */
 START_TEST(transaction_replies_are_charged_to_the_memory_budget)
 {
     /* 8 MiB values: more than the kernel's socket buffers take from a
@@ -286,11 +303,16 @@ START_TEST(transaction_replies_are_charged_to_the_memory_budget)
                                 "\"key\":\"big\"}]}";
     static const char held[] = "PUT /kv/held HTTP/1.1\r\nHost: x\r\n"
                                "Content-Length: 8388608\r\n\r\n";
-    char post[256];
+    static const char *const whole[] = {"--nosync", "--max-value-bytes",
+                                        "8388608",  "--max-buffered-bytes",
+                                        "8388608",  NULL};
+    static const char errors[] =
+        "etagkv_http_transactions_total{outcome=\"error\"}";
     size_t big = 8 << 20;
     char *v = malloc(big);
     struct hu_resp r;
-    int fd;
+    int fd, unread;
+    int64_t failed;
 
     ck_assert_ptr_nonnull(v);
     memset(v, 'b', big);
@@ -303,13 +325,7 @@ START_TEST(transaction_replies_are_charged_to_the_memory_budget)
 
     /* A reader that reads nothing holds its reply, and the reply its
      * charge: at least the value's 8 MiB. */
-    fd = connect_from("127.0.0.1");
-    snprintf(post, sizeof post,
-             "POST /txn HTTP/1.1\r\nHost: x\r\nContent-Type: "
-             "application/json\r\nContent-Length: %zu\r\n\r\n%s",
-             strlen(get), get);
-    ck_assert_int_eq(send_str(fd, post), 0);
-    ck_assert_int_eq(await(fd, 10000, NULL), 200);
+    fd = unread_txn(get);
     ck_assert_int_ge(metric(NULL, "etagkv_buffered_bytes"), (int64_t)big);
     close(fd);
     await_buffered(0);
@@ -319,10 +335,12 @@ START_TEST(transaction_replies_are_charged_to_the_memory_budget)
     ck_assert_int_eq(send_str(fd, held), 0);
     ck_assert_int_eq(send_str(fd, "0123456789"), 0);
     await_buffered(8 << 20);
+    failed = metric(NULL, errors);
     http(&r, "POST", "/txn", json, get, strlen(get));
     ck_assert_int_eq(r.code, 503);
     ck_assert_str_eq(hu_hdr(&r, "Retry-After"), "1");
     hu_resp_free(&r);
+    ck_assert_int_eq(metric(NULL, errors), failed + 1);
     http(&r, "POST", "/txn", prefer, stale, strlen(stale));
     ck_assert_int_eq(r.code, 409);
     ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
@@ -333,6 +351,10 @@ START_TEST(transaction_replies_are_charged_to_the_memory_budget)
     ck_assert_int_eq(r.code, 200);
     ck_assert_uint_gt(r.len, big);
     hu_resp_free(&r);
+    /* Held unread, a committed reply is charged past the limit. */
+    unread = unread_txn(wrote);
+    ck_assert_int_ge(metric(NULL, "etagkv_buffered_bytes"), (int64_t)(2 * big));
+    close(unread);
     close(fd);
     await_buffered(0);
 
@@ -344,6 +366,17 @@ START_TEST(transaction_replies_are_charged_to_the_memory_budget)
     http(&r, "POST", "/txn", prefer, stale, strlen(stale));
     ck_assert_int_eq(r.code, 409);
     ck_assert_str_eq(hu_hdr(&r, "Preference-Applied"), "return=representation");
+    ck_assert_uint_gt(r.len, big);
+    hu_resp_free(&r);
+    await_buffered(0);
+
+    /* A budget of one value: a reply larger than all of it is still
+     * answered once the budget is idle (its request's own body given back
+     * first). */
+    hu_server_stop(&fx.srv);
+    hu_server_restart(&fx.srv, whole);
+    http(&r, "POST", "/txn", json, get, strlen(get));
+    ck_assert_int_eq(r.code, 200);
     ck_assert_uint_gt(r.len, big);
     hu_resp_free(&r);
     await_buffered(0);
