@@ -102,6 +102,24 @@ struct MHD_Response *srv_json_response(json_t *j)
     return json_response_as(j, "application/json");
 }
 
+struct MHD_Response *srv_json_charged(struct srv *s, json_t *j, const char *ct,
+                                      int must, int *busy)
+{
+    struct MHD_Response *resp;
+    char *text = json_text(j);
+
+    *busy = 0;
+    if (text == NULL)
+        return NULL;
+    resp = srv_charged_response(s->budget, text, strlen(text), must, busy);
+    if (resp != NULL &&
+        srv_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ct) != 0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return resp;
+}
+
 struct MHD_Response *srv_text_response(const char *ct, const char *text)
 {
     size_t len = strlen(text);
@@ -136,24 +154,6 @@ struct MHD_Response *srv_headers_only_response(uint64_t len)
 }
 
 /* ---- problem details (RFC 9457) ------------------------------------------ */
-
-struct MHD_Response *srv_json_charged(struct srv *s, json_t *j, const char *ct,
-                                      int must, int *busy)
-{
-    struct MHD_Response *resp;
-    char *text = json_text(j);
-
-    *busy = 0;
-    if (text == NULL)
-        return NULL;
-    resp = srv_charged_response(s->budget, text, strlen(text), must, busy);
-    if (resp != NULL &&
-        srv_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ct) != 0) {
-        MHD_destroy_response(resp);
-        resp = NULL;
-    }
-    return resp;
-}
 
 json_t *srv_problem_json(unsigned http, const char *type_slug,
                          const char *detail, json_t *ext)
