@@ -36,6 +36,7 @@ struct args {
     struct bytes prefix, after;
     size_t limit;
     int nosync, pct, json;
+    int values;    /* txn: a conflict carries every existing key's value */
     unsigned used; /* OPT_* of the options given */
 };
 

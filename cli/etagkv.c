@@ -10,7 +10,8 @@
  *   etagkv [-d DIR] stats | verify | backup DIR|- | restore SRC|-
  *   etagkv [-d DIR] copy DEST [--page N]   every record into an empty DEST
  *   etagkv [-d DIR] watch [-p PREFIX | KEY] [-a REVISION] [-n COUNT]
- *   etagkv [-d DIR] txn FILE|-        a POST /txn body; its reply to stdout
+ *   etagkv [-d DIR] txn FILE|- [--values]   a POST /txn body; its reply to
+ *                                     stdout (--values: a conflict's too)
  *
  * The outcome goes to stderr as "<HTTP status> <message>" (the library's
  * own mapping), so scripts see exactly what the server would answer.  Exit
@@ -49,7 +50,8 @@ enum {
     OPT_JSON = 32,
     OPT_LEASE = 64,
     OPT_PAGE = 128,
-    OPT_LAST = OPT_PAGE
+    OPT_VALUES = 256,
+    OPT_LAST = OPT_VALUES
 };
 
 struct command {
@@ -87,7 +89,7 @@ static const struct command commands[] = {
      "one destination (DIR or etcd://...)"},
     {"watch", 0, 1, 1, OPT_LIST | OPT_PCT, OPEN_READ, cmd_watch,
      "an optional KEY"},
-    {"txn", 1, 1, 0, 0, OPEN_CREATE, cmd_txn, "one FILE or -"},
+    {"txn", 1, 1, 0, OPT_VALUES, OPEN_CREATE, cmd_txn, "one FILE or -"},
     {"lease", 2, 2, 0, 0, OPEN_CREATE, cmd_lease,
      "grant TTL_MS, or keepalive, revoke or show with an ID"},
 };
@@ -122,7 +124,9 @@ static void usage(FILE *out)
         "                     keys; then compares every record\n"
         "  txn FILE|-         commit the transaction of a POST /txn JSON "
         "body;\n"
-        "                     print the server's reply (a conflict exits 1)\n"
+        "                     print the server's reply (a conflict exits 1;\n"
+        "                     --values: with every existing key's value, as\n"
+        "                     Prefer: return=representation asks)\n"
         "  lease grant TTL_MS     grant a lease; print {\"id\", \"ttl_ms\"}\n"
         "  lease keepalive|show|revoke ID   renew, describe or revoke it\n"
         "  watch [KEY]        print each change as a JSON line (-p PREFIX;\n"
@@ -152,6 +156,8 @@ static void usage(FILE *out)
         "      --page N                records per page for copy (default: "
         "1024 into\n"
         "                              a directory, 32 into etcd)\n"
+        "      --values                txn: a conflict prints every existing "
+        "key's value\n"
         "  -V, --version               the versions of etagkv and libetagkv\n"
         "  -h, --help                  this text\n"
         "\n"
@@ -225,7 +231,7 @@ static unsigned option_bit(int c)
     }
 }
 
-enum { IM = 256, INM, IMS, IUS, IREV, NOSYNC, PCT, JSON, LEASE, PAGE };
+enum { IM = 256, INM, IMS, IUS, IREV, NOSYNC, PCT, JSON, LEASE, PAGE, VALUES };
 
 static int parse_one(int c, struct args *a, const char **raw)
 {
@@ -245,6 +251,7 @@ static int parse_one(int c, struct args *a, const char **raw)
     case NOSYNC: a->nosync = 1; return 0;
     case PCT: a->pct = 1; return 0;
     case JSON: a->json = 1; return 0;
+    case VALUES: a->values = 1; return 0;
     case LEASE: return once(&a->lease, optarg, "--lease");
     case PAGE: return once(&a->page, optarg, "--page");
     case 'h': usage(stdout); exit(0);
@@ -321,6 +328,7 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"json", no_argument, NULL, JSON},
         {"lease", required_argument, NULL, LEASE},
         {"page", required_argument, NULL, PAGE},
+        {"values", no_argument, NULL, VALUES},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -336,7 +344,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             return -1;
         a->used |= option_bit(c) | (c >= IM && c <= IREV ? OPT_COND : 0) |
                    (c == PCT ? OPT_PCT : 0) | (c == JSON ? OPT_JSON : 0) |
-                   (c == LEASE ? OPT_LEASE : 0) | (c == PAGE ? OPT_PAGE : 0);
+                   (c == LEASE ? OPT_LEASE : 0) | (c == PAGE ? OPT_PAGE : 0) |
+                   (c == VALUES ? OPT_VALUES : 0);
     }
     if (raw[0] != NULL && take_bytes(a, raw[0], "--prefix", &a->prefix) != 0)
         return -1;
@@ -371,7 +380,8 @@ static const struct command *check_command(int argc, char **argv,
                                        "--pct does",
                                        "--json does",
                                        "--lease does",
-                                       "--page does"};
+                                       "--page does",
+                                       "--values does"};
     const struct command *cmd = NULL;
     unsigned o;
     int i;

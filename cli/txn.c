@@ -65,7 +65,9 @@ int cmd_txn(struct ctx *c)
             fprintf(stderr, "etagkv: %s\n", detail);
         return report(st);
     }
-    st = etagkv_txn_commit(c->s, srv_txn_handle(q));
+    st = etagkv_txn_set_conflict_values(srv_txn_handle(q), c->a->values);
+    if (st == ETAGKV_OK)
+        st = etagkv_txn_commit(c->s, srv_txn_handle(q));
     etagkv_txn_report(srv_txn_handle(q), &o);
     if ((st == ETAGKV_OK || st == ETAGKV_CONFLICT) && print_reply(q, &o) != 0) {
         srv_txn_req_free(q);

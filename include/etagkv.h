@@ -1448,6 +1448,11 @@ typedef struct etagkv_txn_outcome {
     /** 1 if this is the recorded outcome of an earlier execution with the
      * same idempotency key (nothing was executed now). */
     int replayed;
+    /** ETAGKV_CONFLICT of a transaction that asked for values
+     * (etagkv_txn_set_conflict_values()): 1 if the results carry them,
+     * the value of every operation whose key exists.  0 when they were
+     * left out (past max_txn_bytes), for a replay, and otherwise. */
+    int values;
 } etagkv_txn_outcome;
 
 /** The result of one operation (etagkv_txn_op()). */

@@ -79,6 +79,7 @@ static void ops_reset(etagkv_txn *t)
     }
     t->out.failed = ETAGKV_TXN_NONE;
     t->out.revision = 0;
+    t->out.values = 0;
 }
 
 static void outcome_reset(etagkv_txn *t)
@@ -705,6 +706,7 @@ static etagkv_status conflict(etagkv_store *s, ekv_txn *txn, etagkv_txn *t,
         for (size_t i = 0; i < t->n; i++)
             drop_value(&t->ops[i]);
     t->out.failed = failed;
+    t->out.values = values;
     return ETAGKV_OK;
 }
 

@@ -117,6 +117,7 @@ enum MHD_Result srv_access(void *cls, struct MHD_Connection *c, const char *url,
 
     if (r == NULL || !r->started)
         return on_headers(s, c, url, method, version, con_cls);
+    r->bytes_in += *upload_data_size;
     if (r->status != 0) { /* answered already: drop anything more */
         *upload_data_size = 0;
         return MHD_YES;

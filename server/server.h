@@ -161,6 +161,7 @@ struct srv_req {
     size_t body_len, body_cap;
     uint64_t reserved;        /* bytes charged to the memory budget for it */
     uint64_t discarded_bytes; /* body bytes dropped after a refusal */
+    uint64_t bytes_in;        /* body bytes received, for the access log */
     struct MHD_Response *pending; /* refusal decided at admission, not yet
                                    * sent (NULL: could not be built) */
     unsigned pending_status;

@@ -18,6 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Whether r's transaction writes: puts or deletes, or an Idempotency-Key
+ * (its outcome is recorded).  One that does not is committed at once in a
+ * read snapshot, without a batch (txn_submit()), and a reply that does not
+ * fit the memory budget is refused as a GET's would be (committed()). */
+static int txn_writes(const struct srv_req *r)
+{
+    return srv_txn_writes(r->txn) || r->idem_len > 0;
+}
+
 /* Parse r's body into r->txn and submit it.  Refusals are answered here. */
 static enum MHD_Result txn_submit(struct srv *s, struct MHD_Connection *c,
                                   struct srv_req *r)
@@ -60,7 +69,7 @@ static enum MHD_Result txn_submit(struct srv *s, struct MHD_Connection *c,
     r->prefer_repr = p.return_representation;
     (void)etagkv_txn_set_conflict_values(srv_txn_handle(r->txn),
                                          r->prefer_repr);
-    if (!srv_txn_writes(r->txn) && r->idem_len == 0) {
+    if (!txn_writes(r)) {
         /* Gets and checks alone: the library evaluates them at once in a
          * read snapshot (no batch, no sync), so answer without suspending
          * the connection, as a GET does. */
@@ -94,21 +103,6 @@ static void txn_done(struct srv_req *r)
     r->txn = NULL;
 }
 
-/* 1 if the results of t's conflict carry the value of every key that
- * exists (asked for, and within the byte bound).  Not for a replay, which
- * has none: conflicted() tests that first, since a replay whose keys are
- * all absent would pass here. */
-static int values_given(const etagkv_txn *t)
-{
-    for (size_t i = 0; i < etagkv_txn_count(t); i++) {
-        const etagkv_txn_op_result *res = etagkv_txn_op(t, i);
-
-        if (res->meta.exists && res->value == NULL)
-            return 0;
-    }
-    return 1;
-}
-
 /* The 409 reply: problem+json with "failed", "revision" and "results",
  * and the failing operation's diagnosis (diagnose.c), also logged; with
  * Preference-Applied when it carries the values asked for.  A large reply
@@ -120,8 +114,7 @@ static struct MHD_Response *conflicted(struct srv *s, struct srv_req *r,
     json_t *ext = srv_txn_reply(r->txn, o), *problem;
     struct MHD_Response *resp;
     char detail[96];
-    int busy, applied = r->prefer_repr && !o->replayed &&
-                        values_given(srv_txn_handle(r->txn));
+    int busy, applied = o->values;
 
     if (ext == NULL || srv_diagnose_txn(s, r->txn, o, ext) != 0) {
         json_decref(ext);
@@ -160,7 +153,7 @@ static enum MHD_Result committed(struct srv *s, struct MHD_Connection *c,
                                  struct srv_req *r, const etagkv_txn_outcome *o,
                                  size_t ops)
 {
-    int busy, wrote = srv_txn_writes(r->txn) || r->idem_len > 0;
+    int busy, wrote = txn_writes(r);
     json_t *reply = srv_txn_reply(r->txn, o);
     struct MHD_Response *resp;
 
@@ -173,18 +166,6 @@ static enum MHD_Result committed(struct srv *s, struct MHD_Connection *c,
                                           "values as its memory budget "
                                           "allows: retry later"));
     return srv_queue(s, c, r, MHD_HTTP_OK, resp);
-}
-
-/* The body has been parsed and the transaction has run: give back its
- * memory and its charge before the reply is charged (a reply as large as
- * the whole budget could otherwise never fit beside its own request).  The
- * access log keeps the body's length. */
-static void body_done(const struct srv *s, struct srv_req *r)
-{
-    size_t len = r->body_len;
-
-    srv_body_free(s, r);
-    r->body_len = len;
 }
 
 enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
@@ -203,7 +184,10 @@ enum MHD_Result srv_txn(struct srv *s, struct MHD_Connection *c,
     if (r->idem_len > 0)
         srv_metrics_idempotency(s->metrics, r->replayed,
                                 st == ETAGKV_IDEMPOTENCY_MISMATCH);
-    body_done(s, r);
+    /* Give back the body and its charge before the reply is charged: a
+     * reply as large as the whole budget could otherwise never fit beside
+     * its own request. */
+    srv_body_free(s, r);
     if (st == ETAGKV_OK)
         return committed(s, c, r, &o, ops);
     srv_metrics_txn(s->metrics, st, ops);

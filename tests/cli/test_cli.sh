@@ -107,6 +107,17 @@ rc=$?
 grep -q '"failed": 1' "$T/out" || fail "conflict: $(cat "$T/out")"
 grep -q '^409' "$T/err" || fail "conflict printed $(cat "$T/err")"
 run 0 200 -d "$D" get t1
+! grep -q '"value"' "$T/out" || fail "a conflict without --values: $(cat "$T/out")"
+# --values: the conflict carries every existing key's current value, for the
+# rebase (Prefer: return=representation on POST /txn).
+printf '{"ops":[{"op":"put","key":"t1","value":"x","if_none_match":"*"},{"op":"check","key":"t2"},{"op":"check","key":"absent"}]}' |
+    "$E" -d "$D" txn - --values >"$T/out" 2>"$T/err"
+rc=$?
+[ "$rc" -eq 1 ] || fail "txn --values: exit $rc ($(cat "$T/err"))"
+[ "$(grep -c '"value":' "$T/out")" -eq 2 ] &&
+    grep -q '"value": "1"' "$T/out" && grep -q '"value": "2"' "$T/out" ||
+    fail "txn --values: $(cat "$T/out")"
+run 2 - -d "$D" get t1 --values
 printf '{"ops":[{"op":"frob"}]}' >"$T/tx2"
 run 3 400 -d "$D" txn "$T/tx2"
 run 2 - -d "$D" txn

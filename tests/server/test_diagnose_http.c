@@ -547,6 +547,54 @@ START_TEST(the_json_access_log_has_one_line_per_request_and_no_secrets)
 }
 END_TEST
 
+/* bytes_in is every body byte received, also when the body's buffer went
+ * to the reply (a PUT with Prefer: return=representation) or was given
+ * back before it (POST /txn); a request refused at its headers has its
+ * body left unread. */
+START_TEST(bytes_in_counts_the_body_whatever_became_of_it)
+{
+    char log[600], opt_log[620];
+    const char *opts[] = {"--nosync", "--access-log", opt_log, NULL};
+    const char *repr[] = {"Prefer: return=representation", NULL};
+    const char *json[] = {"Content-Type: application/json", NULL};
+    const char *wrong[] = {"Content-Type: text/plain", NULL};
+    static const char txn[] =
+        "{\"ops\":[{\"op\":\"put\",\"key\":\"t\",\"value\":\"v\"}]}";
+    static const int status[] = {201, 200, 415};
+    const size_t in[] = {16, sizeof txn - 1, 0};
+    struct hu_resp r;
+    char **lines;
+
+    snprintf(log, sizeof log, "%s/access.log", fx.dir);
+    snprintf(opt_log, sizeof opt_log, "%s", log);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    http(&r, "PUT", "/kv/k", repr, "sixteen bytes in");
+    ck_assert_int_eq(r.code, 201);
+    ck_assert_uint_eq(r.len, 16); /* the body went to the reply */
+    hu_resp_free(&r);
+    http(&r, "POST", "/txn", json, txn);
+    ck_assert_int_eq(r.code, 200);
+    hu_resp_free(&r);
+    http(&r, "POST", "/txn", wrong, txn);
+    ck_assert_int_eq(r.code, 415);
+    hu_resp_free(&r);
+    lines = read_lines(log, 3);
+    for (int i = 0; i < 3; i++) {
+        json_t *j;
+
+        ck_assert_ptr_nonnull(lines[i]);
+        j = json_loads(lines[i], 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "status")),
+                         status[i]);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "bytes_in")),
+                         (json_int_t)in[i]);
+        json_decref(j);
+    }
+    free_lines(lines);
+}
+END_TEST
+
 /* A request-target may hold '"' (visible ASCII): in the combined format it
  * is escaped as the User-Agent is, so that it cannot end the quoted
  * request field and make up the fields after it. */
@@ -696,6 +744,7 @@ int main(void)
     tcase_add_test(own, the_combined_log_is_reopened_on_sighup);
     tcase_add_test(own, the_access_log_names_the_lease_routes);
     tcase_add_test(own, the_combined_log_escapes_quotes_in_the_target);
+    tcase_add_test(own, bytes_in_counts_the_body_whatever_became_of_it);
     suite_add_tcase(s, own);
     return tu_run(s);
 }

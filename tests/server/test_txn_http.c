@@ -427,8 +427,8 @@ START_TEST(a_conflict_with_prefer_return_representation_carries_the_values)
     ck_assert_int_eq(get_kv("a", body, sizeof body, NULL), 200);
     ck_assert_str_eq(body, "2");
 
-    /* A 200 is the same with or without it; a replayed 409 has no values
-     * to give (its outcome was recorded, not the values). */
+    /* A replayed 409 has no values to give (its outcome was recorded, not
+     * the values). */
     http(&r, "POST", "/txn", keyed, stale);
     ck_assert_int_eq(r.code, 409);
     ck_assert_ptr_nonnull(hu_hdr(&r, "Preference-Applied"));
@@ -441,6 +441,7 @@ START_TEST(a_conflict_with_prefer_return_representation_carries_the_values)
     hu_resp_free(&r);
     ck_assert_ptr_null(json_object_get(result_at(j, 0), "value"));
     json_decref(j);
+    /* A 200 is the same with or without it. */
     http(&r, "POST", "/txn", prefer,
          "{\"ops\":[{\"op\":\"put\",\"key\":\"c\",\"value\":\"3\"}]}");
     ck_assert_int_eq(r.code, 200);
