@@ -158,6 +158,8 @@ static void usage(FILE *out)
         "                              a directory, 32 into etcd)\n"
         "      --values                txn: a conflict prints every existing "
         "key's value\n"
+        "                              (none past the byte bound, said on "
+        "stderr)\n"
         "  -V, --version               the versions of etagkv and libetagkv\n"
         "  -h, --help                  this text\n"
         "\n"

@@ -69,6 +69,10 @@ int cmd_txn(struct ctx *c)
     if (st == ETAGKV_OK)
         st = etagkv_txn_commit(c->s, srv_txn_handle(q));
     etagkv_txn_report(srv_txn_handle(q), &o);
+    if (st == ETAGKV_CONFLICT && c->a->values &&
+        !etagkv_txn_has_conflict_values(srv_txn_handle(q)))
+        fprintf(stderr, "etagkv: the conflict carries no values: together "
+                        "they pass the transaction's byte bound\n");
     if ((st == ETAGKV_OK || st == ETAGKV_CONFLICT) && print_reply(q, &o) != 0) {
         srv_txn_req_free(q);
         fprintf(stderr, "etagkv: printing the reply failed\n");

@@ -1448,11 +1448,6 @@ typedef struct etagkv_txn_outcome {
     /** 1 if this is the recorded outcome of an earlier execution with the
      * same idempotency key (nothing was executed now). */
     int replayed;
-    /** ETAGKV_CONFLICT of a transaction that asked for values
-     * (etagkv_txn_set_conflict_values()): 1 if the results carry them,
-     * the value of every operation whose key exists.  0 when they were
-     * left out (past max_txn_bytes), for a replay, and otherwise. */
-    int values;
 } etagkv_txn_outcome;
 
 /** The result of one operation (etagkv_txn_op()). */
@@ -1570,6 +1565,12 @@ ETAGKV_API etagkv_status etagkv_txn_set_idempotency_key(etagkv_txn *t,
  * kept across commits.  Returns ETAGKV_OK, or ETAGKV_INVALID_ARGUMENT for
  * a NULL t. */
 ETAGKV_API etagkv_status etagkv_txn_set_conflict_values(etagkv_txn *t, int on);
+
+/** 1 if the last commit of t ended in ETAGKV_CONFLICT and its results
+ * carry the values etagkv_txn_set_conflict_values() asked for: the value of
+ * every operation whose key exists.  0 when they were left out (past
+ * max_txn_bytes), for a replay, for any other outcome, and for a NULL t. */
+ETAGKV_API int etagkv_txn_has_conflict_values(const etagkv_txn *t);
 
 /** Commit t in s, blocking until the outcome is durable in the store's
  * sync mode (or nothing was written).  The results of a previous commit of

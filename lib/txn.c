@@ -59,6 +59,7 @@ struct etagkv_txn {
     int restoring;
     etagkv_status refused; /* the first refused add, or ETAGKV_OK */
     int conflict_values;   /* a conflict carries every key's value */
+    int values_given;      /* ...and the last one did */
     uint8_t *idem;         /* idempotency key, or NULL */
     size_t idem_len;
     etagkv_txn_outcome out;
@@ -79,7 +80,7 @@ static void ops_reset(etagkv_txn *t)
     }
     t->out.failed = ETAGKV_TXN_NONE;
     t->out.revision = 0;
-    t->out.values = 0;
+    t->values_given = 0;
 }
 
 static void outcome_reset(etagkv_txn *t)
@@ -309,6 +310,11 @@ void etagkv_txn_report(const etagkv_txn *t, etagkv_txn_outcome *out)
 {
     if (t != NULL && out != NULL)
         *out = t->out;
+}
+
+int etagkv_txn_has_conflict_values(const etagkv_txn *t)
+{
+    return t != NULL && t->values_given;
 }
 
 const etagkv_txn_op_result *etagkv_txn_op(const etagkv_txn *t, size_t i)
@@ -706,7 +712,7 @@ static etagkv_status conflict(etagkv_store *s, ekv_txn *txn, etagkv_txn *t,
         for (size_t i = 0; i < t->n; i++)
             drop_value(&t->ops[i]);
     t->out.failed = failed;
-    t->out.values = values;
+    t->values_given = values;
     return ETAGKV_OK;
 }
 

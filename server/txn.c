@@ -114,7 +114,7 @@ static struct MHD_Response *conflicted(struct srv *s, struct srv_req *r,
     json_t *ext = srv_txn_reply(r->txn, o), *problem;
     struct MHD_Response *resp;
     char detail[96];
-    int busy, applied = o->values;
+    int busy, applied = etagkv_txn_has_conflict_values(srv_txn_handle(r->txn));
 
     if (ext == NULL || srv_diagnose_txn(s, r->txn, o, ext) != 0) {
         json_decref(ext);

@@ -548,7 +548,7 @@ json_t *srv_txn_results(const struct srv_txn_req *q)
 
 json_t *srv_txn_results_without_values(const json_t *results)
 {
-    static const char *const data[] = {"value", "value_base64"};
+    static const char *const data[] = {"value", "value_base64", "content_type"};
     json_t *out = json_array(), *r;
     size_t i;
 
@@ -556,7 +556,7 @@ json_t *srv_txn_results_without_values(const json_t *results)
     {
         json_t *c = json_copy(r);
 
-        for (size_t d = 0; c != NULL && d < 2; d++)
+        for (size_t d = 0; c != NULL && d < sizeof data / sizeof *data; d++)
             (void)json_object_del(c, data[d]);
         if (c == NULL || json_array_append_new(out, c) != 0) {
             json_decref(out);

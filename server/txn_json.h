@@ -50,9 +50,10 @@ json_t *srv_txn_results(const struct srv_txn_req *q);
 json_t *srv_txn_reply(const struct srv_txn_req *q, const etagkv_txn_outcome *o);
 
 /* A copy of results (a reply's "results") without the values a 409 may
- * carry (value, value_base64): for the refusal log, which names keys and
- * never their data, and for a 409 whose values do not fit the server's
- * memory budget.  A new reference, or NULL without memory. */
+ * carry (value or value_base64, and the content_type that goes with them):
+ * for the refusal log, which names keys and never their data, and for a
+ * 409 whose values do not fit the server's memory budget.  A new
+ * reference, or NULL without memory. */
 json_t *srv_txn_results_without_values(const json_t *results);
 
 /* Operation i of q (i < the number of operations; else NULL, 0, and a

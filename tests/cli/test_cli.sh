@@ -106,8 +106,8 @@ rc=$?
 [ "$rc" -eq 1 ] || fail "conflicting txn: exit $rc ($(cat "$T/err"))"
 grep -q '"failed": 1' "$T/out" || fail "conflict: $(cat "$T/out")"
 grep -q '^409' "$T/err" || fail "conflict printed $(cat "$T/err")"
-run 0 200 -d "$D" get t1
 ! grep -q '"value"' "$T/out" || fail "a conflict without --values: $(cat "$T/out")"
+run 0 200 -d "$D" get t1
 # --values: the conflict carries every existing key's current value, for the
 # rebase (Prefer: return=representation on POST /txn).
 printf '{"ops":[{"op":"put","key":"t1","value":"x","if_none_match":"*"},{"op":"check","key":"t2"},{"op":"check","key":"absent"}]}' |
@@ -118,6 +118,17 @@ rc=$?
     grep -q '"value": "1"' "$T/out" && grep -q '"value": "2"' "$T/out" ||
     fail "txn --values: $(cat "$T/out")"
 run 2 - -d "$D" get t1 --values
+# Past the transaction's byte bound (16 MiB) the values are left out, and
+# stderr says so.
+head -c $((17 << 20)) /dev/zero | "$E" -d "$D" --nosync put big - 2>/dev/null ||
+    fail "put big"
+printf '{"ops":[{"op":"check","key":"big","if_none_match":"*"}]}' |
+    "$E" -d "$D" txn - --values >"$T/out" 2>"$T/err"
+rc=$?
+[ "$rc" -eq 1 ] && ! grep -q '"value"' "$T/out" &&
+    grep -q 'carries no values' "$T/err" ||
+    fail "txn --values past the bound: exit $rc, $(cat "$T/err")"
+run 0 204 -d "$D" delete big
 printf '{"ops":[{"op":"frob"}]}' >"$T/tx2"
 run 3 400 -d "$D" txn "$T/tx2"
 run 2 - -d "$D" txn

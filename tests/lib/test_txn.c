@@ -342,7 +342,7 @@ START_TEST(a_conflict_asked_for_values_carries_every_existing_keys_value)
 
     /* Not asked: no value. */
     ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
-    ck_assert_int_eq(report(t).values, 0);
+    ck_assert_int_eq(etagkv_txn_has_conflict_values(t), 0);
     for (size_t i = 0; i < 4; i++)
         value_is(t, i, NULL);
 
@@ -350,7 +350,7 @@ START_TEST(a_conflict_asked_for_values_carries_every_existing_keys_value)
     ck_assert_int_eq(etagkv_txn_set_conflict_values(t, 1), OK);
     ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
     ck_assert_uint_eq(report(t).failed, 2);
-    ck_assert_int_eq(report(t).values, 1);
+    ck_assert_int_eq(etagkv_txn_has_conflict_values(t), 1);
     value_is(t, 0, "B-now");
     ck_assert_str_eq(etagkv_txn_op(t, 0)->meta.content_type, "text/x-b");
     value_is(t, 1, NULL);
@@ -368,7 +368,7 @@ START_TEST(a_conflict_asked_for_values_carries_every_existing_keys_value)
     /* Turned off: none again. */
     ck_assert_int_eq(etagkv_txn_set_conflict_values(t, 0), OK);
     ck_assert_int_eq(etagkv_txn_commit(store, t), CF);
-    ck_assert_int_eq(report(t).values, 0);
+    ck_assert_int_eq(etagkv_txn_has_conflict_values(t), 0);
     value_is(t, 0, NULL);
     value_is(t, 2, NULL);
     etagkv_txn_free(t);
@@ -379,7 +379,7 @@ START_TEST(a_conflict_asked_for_values_carries_every_existing_keys_value)
     ck_assert_int_eq(etagkv_txn_get(t, "b", 1, NULL), OK);
     ck_assert_int_eq(etagkv_txn_put(t, "a", 1, "A3", 2, NULL, NULL), OK);
     ck_assert_int_eq(etagkv_txn_commit(store, t), OK);
-    ck_assert_int_eq(report(t).values, 0);
+    ck_assert_int_eq(etagkv_txn_has_conflict_values(t), 0);
     value_is(t, 0, "B-now");
     value_is(t, 1, NULL);
     etagkv_txn_free(t);
@@ -421,13 +421,13 @@ START_TEST(conflict_values_past_the_byte_bound_are_all_left_out)
     /* The keys' 2 bytes and both values: 82 bytes fit exactly... */
     etagkv_txn *t = bounded_conflict(82);
 
-    ck_assert_int_eq(report(t).values, 1);
+    ck_assert_int_eq(etagkv_txn_has_conflict_values(t), 1);
     value_is(t, 0, "0123456789012345678901234567890123456789");
     value_is(t, 1, "0123456789012345678901234567890123456789");
     etagkv_txn_free(t);
     /* ...81 do not: the first value would fit, and none is given. */
     t = bounded_conflict(81);
-    ck_assert_int_eq(report(t).values, 0);
+    ck_assert_int_eq(etagkv_txn_has_conflict_values(t), 0);
     value_is(t, 0, NULL);
     value_is(t, 1, NULL);
     etagkv_txn_free(t);
@@ -791,13 +791,14 @@ START_TEST(a_keyed_conflict_is_recorded_like_a_keyed_412)
     }
     etagkv_cond_free(absent);
     ck_assert_int_eq(etagkv_txn_commit(store, t1), CF);
-    ck_assert_int_eq(report(t1).values, 1);
+    ck_assert_int_eq(etagkv_txn_has_conflict_values(t1), 1);
     value_is(t1, 0, "A");
     /* Now the transaction would succeed; the key replays the conflict. */
     ck_assert_int_eq(etagkv_delete(store, "a", 1, NULL, NULL), OK);
     ck_assert_int_eq(etagkv_txn_commit(store, t2), CF);
     ck_assert_int_eq(report(t2).replayed, 1);
-    ck_assert_int_eq(report(t2).values, 0); /* not recorded: none */
+    ck_assert_int_eq(etagkv_txn_has_conflict_values(t2),
+                     0); /* not recorded: none */
     value_is(t2, 0, NULL);
     ck_assert_uint_eq(report(t2).failed, 0);
     ck_assert_int_eq(etagkv_txn_op(t2, 0)->status, PF);

@@ -345,6 +345,7 @@ START_TEST(transaction_replies_are_charged_to_the_memory_budget)
     ck_assert_int_eq(r.code, 409);
     ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
     ck_assert_ptr_null(strstr(r.body, "\"value\""));
+    ck_assert_ptr_null(strstr(r.body, "\"content_type\"")); /* as without */
     ck_assert_ptr_nonnull(strstr(r.body, "\"etag\""));
     hu_resp_free(&r);
     http(&r, "POST", "/txn", json, wrote, strlen(wrote));
