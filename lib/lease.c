@@ -39,9 +39,11 @@
 /* Leases one sweep expires (or re-indexes) at most. */
 #define SWEEP_MAX_LEASES 64
 
-/* Longest sleep of the sweeper with a deadline pending: the system clock
- * can be set, and a test clock (etagkv_options.clock) moves in jumps the
- * sweeper cannot sleep towards. */
+/* Longest sleep of the sweeper: the system clock can be set, a test clock
+ * (etagkv_options.clock) moves in jumps the sweeper cannot sleep towards,
+ * and a lease granted by another process (or another front end on etcd)
+ * does not wake this one, which must still expire it when that process
+ * is gone -- so even a sweeper that knows of no lease looks again. */
 #define SWEEP_NAP_NS 1000000000u
 #define SWEEP_NAP_TEST_CLOCK_NS 5000000u
 
@@ -490,21 +492,17 @@ static etagkv_status next_due(etagkv_store *s, uint64_t *due, int *any)
     return st == ETAGKV_NOT_FOUND ? ETAGKV_OK : st;
 }
 
-/* Sleep until poked, stopped, or nap_ns passed (0: no limit).  Returns 1
- * when stopping. */
+/* Sleep until poked, stopped, or nap_ns passed.  Returns 1 when
+ * stopping. */
 static int nap(etagkv_store *s, uint64_t nap_ns)
 {
     struct timespec ts = ekv_mono_deadline(ekv_mono_ns() + nap_ns);
     int stop;
 
     (void)pthread_mutex_lock(&s->leases.lock);
-    while (!s->leases.stop && !s->leases.poked) {
-        if (nap_ns == 0)
-            (void)pthread_cond_wait(&s->leases.cv, &s->leases.lock);
-        else if (pthread_cond_timedwait(&s->leases.cv, &s->leases.lock, &ts) !=
-                 0)
+    while (!s->leases.stop && !s->leases.poked)
+        if (pthread_cond_timedwait(&s->leases.cv, &s->leases.lock, &ts) != 0)
             break;
-    }
     s->leases.poked = 0;
     stop = s->leases.stop;
     (void)pthread_mutex_unlock(&s->leases.lock);
@@ -539,9 +537,7 @@ static void *sweeper_main(void *arg)
                     continue; /* more may be due */
                 break;
             }
-        } else if (st == ETAGKV_OK && !any) {
-            wait_ns = 0; /* no lease: until a grant pokes */
-        } else if (st == ETAGKV_OK && due - now < cap) {
+        } else if (st == ETAGKV_OK && any && due - now < cap) {
             wait_ns = due - now + NS_PER_MS;
         }
         if (nap(s, wait_ns))
@@ -584,6 +580,14 @@ void ekv_leases_stop(etagkv_store *s)
         (void)pthread_join(ls->sweeper, NULL);
         ls->started = 0;
     }
+}
+
+void ekv_leases_free(etagkv_store *s)
+{
+    struct ekv_leases *ls = &s->leases;
+
+    if (!ls->ready)
+        return;
     (void)pthread_mutex_destroy(&ls->lock);
     (void)pthread_cond_destroy(&ls->cv);
     ls->ready = 0;

@@ -76,12 +76,13 @@ void etagkv_store_close(etagkv_store *s)
      * the watch of other handles' commits, which pokes the queue's
      * committer (it wakes the watchers too).  Then submitted writes still
      * queued are committed: their commits notify (ekv_notify_commit()),
-     * so the notifier must outlive the queue.  Then watchers in
-     * etagkv_wait() return ETAGKV_CLOSING and leave, and the backend
-     * goes. */
+     * so the notifier must outlive the queue, and so must the lease state
+     * for the lease calls among them.  Then watchers in etagkv_wait()
+     * return ETAGKV_CLOSING and leave, and the backend goes. */
     ekv_leases_stop(s);
     ekv_env_unwatch(s->env);
     ekv_queue_shutdown(s);
+    ekv_leases_free(s);
     ekv_notify_close(&s->notify);
     ekv_env_close(s->env);
     free(s);

@@ -456,11 +456,13 @@ etagkv_status ekv_lease_attach(ekv_txn *txn, const void *key, size_t key_len,
 /* ---- lease.c: the sweeper ------------------------------------------------ */
 
 /* Set up the lease state and start the sweeper (not in a read-only
- * store), all or nothing; stop it and take the state down (safe on a
- * zeroed one).  Stop before the commit queue shuts down: the sweeper
- * commits through it. */
+ * store), all or nothing; stop the sweeper; take the state down.  Stop
+ * and free are safe on a zeroed state.  Stop before the commit queue
+ * shuts down (the sweeper commits through it), free after it (the lease
+ * calls it still commits finish under the lease state's lock). */
 etagkv_status ekv_leases_start(etagkv_store *s);
 void ekv_leases_stop(etagkv_store *s);
+void ekv_leases_free(etagkv_store *s);
 
 /* The counters of etagkv_stats, and the number of leases stored. */
 etagkv_status ekv_leases_stats(etagkv_store *s, ekv_txn *txn,

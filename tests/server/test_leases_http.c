@@ -235,6 +235,52 @@ START_TEST(an_expired_lease_deletes_its_key_and_a_long_poll_sees_it)
 }
 END_TEST
 
+#ifdef ETAGKV_CLI_BIN
+/* A lease granted by another process (here the CLI, which then exits; on
+ * etcd, another front end) expires in the server too, though the server
+ * itself never granted one: its sweeper looks again at least every second
+ * (it used to sleep until a grant of its own woke it, so the key stayed
+ * until then). */
+START_TEST(a_lease_granted_by_another_process_expires_in_the_server)
+{
+    char data[600], where[700], cmd[2048], out[256], path[] = "/kv/elsewhere";
+    double t0;
+    long code = 0;
+    FILE *p;
+    json_t *j;
+    size_t n;
+
+    snprintf(data, sizeof data, "%s/data", fx.dir);
+    snprintf(where, sizeof where, "%s",
+             tu_on_etcd() ? tu_store_where(data, cmd, sizeof cmd) : data);
+    snprintf(cmd, sizeof cmd, "'%s' -d '%s' lease grant 300", ETAGKV_CLI_BIN,
+             where);
+    p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(p), 0);
+    j = json_loads(out, 0, NULL);
+    ck_assert_msg(j != NULL && json_is_string(json_object_get(j, "id")), "%s",
+                  out);
+    snprintf(
+        cmd, sizeof cmd,
+        "printf held | '%s' -d '%s' put elsewhere - --lease %s 2>/dev/null",
+        ETAGKV_CLI_BIN, where, json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(status_of("GET", path, NULL, NULL), 200);
+    t0 = tu_now_s();
+    while (tu_now_s() - t0 < 15 &&
+           (code = status_of("GET", path, NULL, NULL)) == 200)
+        (void)usleep(50 * 1000);
+    ck_assert_msg(code == 404,
+                  "the key is still there %.1f s later (TTL 0.3 s)",
+                  tu_now_s() - t0);
+}
+END_TEST
+#endif
+
 /* The lock recipe (docs/http.md): acquire = lease + create-only PUT;
  * while the holder renews, a waiter's create-only PUT is 412 and its
  * long-poll times out with 304; once the holder stops renewing (it died),
@@ -500,6 +546,10 @@ int main(void)
     tcase_add_checked_fixture(tc, fixture_start, fixture_stop);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, grant_show_keepalive_and_revoke_over_http);
+#ifdef ETAGKV_CLI_BIN
+    tcase_add_test(tc,
+                   a_lease_granted_by_another_process_expires_in_the_server);
+#endif
     tcase_add_test(tc, bad_requests_and_unknown_leases_are_refused);
     tcase_add_test(tc,
                    an_expired_lease_deletes_its_key_and_a_long_poll_sees_it);
