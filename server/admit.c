@@ -417,8 +417,16 @@ static enum MHD_Result framing_one(void *cls, enum MHD_ValueKind kind,
  * 400), Transfer-Encoding in an HTTP/1.0 request (§6.1: faulty framing;
  * libmicrohttpd would decode it: 400), and a transfer coding other than
  * chunked (§6.1: 501).  The answer goes out at once and the connection is
- * closed: where the body ends is unknown.  Returns 0, or -1 after deciding
- * a refusal. */
+ * closed: where the body ends is unknown.
+ *
+ * An accepted chunked body closes the connection after its answer too.
+ * Its trailer section ends it, and libmicrohttpd reads trailer lines as
+ * leniently as header lines -- a line starting with NUL or ':' is taken
+ * for the empty line that ends the section -- without leaving the layout
+ * that check_header_section() inspects for the headers (a line it took
+ * for the end leaves no field at all).  So the bytes after a chunked body
+ * cannot be trusted to start the next request the way a proxy in front
+ * of us would read them.  Returns 0, or -1 after deciding a refusal. */
 static int check_framing(struct MHD_Connection *c, struct srv_req *r,
                          const char *version)
 {
@@ -448,6 +456,8 @@ static int check_framing(struct MHD_Connection *c, struct srv_req *r,
                            "chunked");
         return -1;
     }
+    if (f.coding != NULL)
+        r->must_close = 1;
     return 0;
 }
 

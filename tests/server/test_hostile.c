@@ -591,6 +591,26 @@ START_TEST(smuggling_through_lenient_header_lines_is_refused_and_closes)
          "PUT /kv/innocent HTTP/1.1\r\nHost: x\r\nIf-Match : \"stale\"\r\n"
          "Content-Length: 1\r\n\r\nX"},
     };
+    /* A chunked body's trailer section is read as leniently, and leaves
+     * nothing to inspect: the request is answered (its body was complete)
+     * and the connection closes, so what follows never runs. */
+    static const struct {
+        const char *why, *req;
+        size_t len;
+    } trailers[] = {
+#define CHUNKED                                                                \
+    "PUT /kv/innocent HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"   \
+    "\r\n1\r\ni\r\n0\r\n"
+#define ROW(why, tail)                                                         \
+    {why, CHUNKED tail SMUGGLED, sizeof(CHUNKED tail SMUGGLED) - 1}
+        ROW("a NUL line ending the trailers early", "\0junk\r\n"),
+        ROW("a ':' line after a trailer field", "X: y\r\n:\r\n"),
+        ROW("a NUL line after a trailer field", "X: y\r\n\0\r\n"),
+        ROW("a well-formed trailer section", "X: y\r\n\r\n"),
+        ROW("no trailer field", "\r\n"),
+#undef ROW
+#undef CHUNKED
+    };
     static const size_t lens[] = {
         sizeof("PUT /kv/innocent HTTP/1.1\r\nHost: x\r\nContent-Length : 39\r\n"
                "\r\n" SMUGGLED) -
@@ -628,6 +648,22 @@ START_TEST(smuggling_through_lenient_header_lines_is_refused_and_closes)
     ck_assert_mem_eq(r.body, "i", r.len);
     hu_resp_free(&r);
     ck_assert_int_eq(revision(), rev);
+    for (int i = 0; i < NROWS(trailers); i++) {
+        int status, closed;
+        int responses = answers_until_close(trailers[i].req, trailers[i].len,
+                                            &status, &closed);
+
+        ck_assert_msg(responses == 1 && status == 200,
+                      "%s: %d responses, first %d", trailers[i].why, responses,
+                      status);
+        ck_assert_msg(closed, "%s: the connection stayed open",
+                      trailers[i].why);
+    }
+    /* Each PUT wrote once; the DELETE never ran. */
+    ck_assert_int_eq(revision(), rev + NROWS(trailers));
+    request(&r, "GET", "/kv/victim", NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 200);
+    hu_resp_free(&r);
 #undef SMUGGLED
 }
 END_TEST
