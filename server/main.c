@@ -642,7 +642,7 @@ static int check_listen(const char *spec, int *loopback)
 
 /* Bind and listen on spec (checked by check_listen()); returns the socket
  * or -1 (reported). */
-static int open_listener(const char *spec, int *family)
+static int open_listener(const char *spec)
 {
     struct addrinfo hints, *res = NULL, *ai;
     char host[256];
@@ -664,7 +664,6 @@ static int open_listener(const char *spec, int *family)
         fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (fd < 0)
             continue;
-        *family = ai->ai_family;
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
             fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 ||
             fcntl(fd, F_SETFL, O_NONBLOCK) != 0 ||
@@ -764,7 +763,20 @@ struct daemon_extra {
     char *tls_cert, *tls_key;
     size_t tls_key_len;
     struct srv_deadlines *deadlines;
+    struct srv_acceptor *acceptor; /* the accept loop (accept.c) */
 };
+
+/* MHD's connection notifications: the deadlines' watchdog and the accept
+ * loop's count of open connections. */
+static void notify_connection(void *cls, struct MHD_Connection *c,
+                              void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    const struct daemon_extra *x = cls;
+
+    srv_deadline_notify(x->deadlines, c, socket_context, toe);
+    srv_acceptor_notify(x->acceptor, toe);
+}
 
 /* Read the certificate and the key; 0, or -1 (reported).  The key, a
  * secret, must be its owner's alone (auth.c). */
@@ -791,16 +803,18 @@ static void free_extra(struct daemon_extra *x)
     free(x->tls_key);
     free(x->tls_cert);
     srv_deadlines_free(x->deadlines);
+    srv_acceptor_free(x->acceptor);
 }
 
 static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
-                                       int fd, int family,
                                        const struct daemon_extra *x)
 {
     /* MHD_ALLOW_SUSPEND_RESUME: writes suspend their connection while the
-     * library commits them (kv.c). */
+     * library commits them (kv.c).  MHD_USE_NO_LISTEN_SOCKET: connections
+     * come from the accept loop (accept.c), through MHD_USE_ITC. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
     struct MHD_OptionItem more[5];
     size_t n = 0;
 
@@ -822,15 +836,17 @@ static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
             (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, prio};
     }
     more[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    if (family == AF_INET6)
-        flags |= MHD_USE_IPv6;
     return MHD_start_daemon(
-        flags, 0, accept_policy, s, srv_access, s, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_ARRAY, more, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        SRV_CONN_MEMORY_BYTES, MHD_OPTION_CONNECTION_LIMIT,
-        cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        cfg->max_per_client, MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
-        MHD_OPTION_NOTIFY_CONNECTION, srv_deadline_notify, x->deadlines,
+        flags, 0, accept_policy, s, srv_access, s, MHD_OPTION_ARRAY, more,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, SRV_CONN_MEMORY_BYTES,
+        /* Kept by the accept loop: the daemon's own limit must never be
+         * reached (accept.c), and no worker can hold more than all. */
+        MHD_OPTION_CONNECTION_LIMIT,
+        cfg->threads >= 2 ? cfg->max_connections * cfg->threads
+                          : cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_client,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, x,
         MHD_OPTION_NOTIFY_COMPLETED, srv_completed, s,
         MHD_OPTION_URI_LOG_CALLBACK, srv_uri_log, s,
         MHD_OPTION_UNESCAPE_CALLBACK, srv_unescape_none, NULL, MHD_OPTION_END);
@@ -860,13 +876,15 @@ static int block_signals(sigset_t *set)
 
 /* Stop accepting, let the requests in flight finish, stop the daemon.
  *
- * MHD_quiesce_daemon() is not used: on an epoll daemon with its own
- * threads it races with the workers' own removal of the listen socket from
- * their epoll sets and aborts the process ("Failed to remove listen FD from
- * epoll set", MHD 0.9.75; seen in about one shutdown in ten under test).
- * The accept policy refuses new connections instead (accept_policy),
- * and MHD_stop_daemon() closes the listen socket. */
-static void drain_and_stop(struct srv *s, struct MHD_Daemon *d)
+ * The accept loop (accept.c) keeps running while the requests drain, and
+ * the accept policy refuses what it hands over (accept_policy); it stops
+ * before the daemon, which it hands connections to, and the caller closes
+ * the listen socket after.  (When libmicrohttpd accepted by itself,
+ * MHD_quiesce_daemon() could not be used: on an epoll daemon with its own
+ * threads it raced with the workers' removal of the listen socket from
+ * their epoll sets and aborted the process, MHD 0.9.75.) */
+static void drain_and_stop(struct srv *s, struct MHD_Daemon *d,
+                           struct srv_acceptor *acceptor)
 {
     struct timespec pause = {0, 10 * 1000 * 1000};
     uint64_t deadline = srv_now_ns() + DRAIN_TIMEOUT_NS;
@@ -889,6 +907,7 @@ static void drain_and_stop(struct srv *s, struct MHD_Daemon *d)
     atomic_store(&s->stopping, 1);
     while (atomic_load(&s->suspended) > 0)
         nanosleep(&pause, NULL);
+    srv_acceptor_stop(acceptor);
     MHD_stop_daemon(d);
     srv_watch_stop(s);
 }
@@ -909,10 +928,10 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     struct srv s;
-    struct daemon_extra x = {NULL, NULL, 0, NULL};
+    struct daemon_extra x = {NULL, NULL, 0, NULL, NULL};
     struct MHD_Daemon *d = NULL;
     sigset_t set;
-    int fd = -1, listen_fd, family = AF_INET, sig = 0, rc;
+    int fd = -1, sig = 0, rc;
 
     rc = parse_options(argc, argv, &cfg);
     if (rc != 0)
@@ -939,7 +958,7 @@ int main(int argc, char **argv)
          srv_access_log_open(cfg.access_log, cfg.access_log_format,
                              &s.access_log) != 0))
         goto fail;
-    fd = open_listener(cfg.listen, &family);
+    fd = open_listener(cfg.listen);
     if (fd < 0)
         goto fail;
     s.store = open_store(&cfg);
@@ -953,14 +972,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "etagkv-server: cannot start the watcher\n");
         goto fail;
     }
-    d = start_daemon(&s, &cfg, fd, family, &x);
-    listen_fd = fd;
-    fd = -1; /* the daemon owns the socket from here on */
+    /* The accept loop takes as many connections as the daemon: its
+     * workers share --max-connections out between them, the remainder
+     * included. */
+    if (srv_acceptor_new(fd, (long)cfg.max_connections, &x.acceptor) != 0) {
+        fprintf(stderr, "etagkv-server: cannot set up the accept loop: %s\n",
+                strerror(errno));
+        goto fail;
+    }
+    d = start_daemon(&s, &cfg, &x);
     if (d == NULL) {
         fprintf(stderr, "etagkv-server: cannot start the HTTP daemon\n");
         goto fail;
     }
-    if (announce(listen_fd, x.tls_cert != NULL) != 0)
+    if (srv_acceptor_run(x.acceptor, d) != 0) {
+        fprintf(stderr, "etagkv-server: cannot start the accept loop: %s\n",
+                strerror(errno));
+        goto fail;
+    }
+    if (announce(fd, x.tls_cert != NULL) != 0)
         goto fail;
     do {
         if (sigwait(&set, &sig) != 0)
@@ -970,10 +1000,12 @@ int main(int argc, char **argv)
     } while (sig == SIGHUP);
     fprintf(stderr, "etagkv-server: %s, finishing requests in flight\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
-    drain_and_stop(&s, d);
+    drain_and_stop(&s, d, x.acceptor);
+    close(fd);
     release(&s, &x);
     return EXIT_SUCCESS;
 fail:
+    srv_acceptor_stop(x.acceptor);
     if (d != NULL)
         MHD_stop_daemon(d);
     srv_watch_stop(&s);

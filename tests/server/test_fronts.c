@@ -8,6 +8,7 @@
  * tests/etcd/with_etcd.sh (an LMDB store has one server per directory).
  */
 #include <dirent.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -295,6 +296,81 @@ START_TEST(a_front_end_that_cannot_reach_etcd_answers_503_with_retry_after)
 }
 END_TEST
 
+/* A GET waits for etcd in its libmicrohttpd worker (docs/http.md,
+ * --threads), so connections opened together must land on different
+ * workers: then one connection's wait for etcd holds up no other.  The
+ * server is stopped while sixteen connections queue in its backlog, so
+ * that it finds them all at once (when libmicrohttpd accepted by itself,
+ * the first worker to wake took ten of them).  With etcd stopped too, the
+ * first connection's GET hangs, and each of the others is answered at
+ * once. */
+START_TEST(a_read_waiting_for_etcd_holds_up_no_other_connection)
+{
+    enum { CONNS = 16 }; /* the workers on etcd: --threads, at least 16 */
+    static const char get[] = "GET /kv/k HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const char other[] = "GET /elsewhere HTTP/1.1\r\nHost: t\r\n\r\n";
+    const char *pids = getenv("ETAGKV_TEST_ETCD_PIDS");
+    char where[1024], url[1100], data[512], reply[512];
+    const char *extra[] = {"--etcd", url, NULL};
+    struct hu_server quick;
+    int fd[CONNS], answered = 0;
+    pid_t etcd;
+    ssize_t n;
+
+    ck_assert_ptr_nonnull(pids);
+    etcd = (pid_t)strtol(pids, NULL, 10);
+    ck_assert_int_gt(etcd, 0);
+    snprintf(data, sizeof(data), "%s/data", dir);
+    snprintf(url, sizeof(url), "%s?timeout_ms=5000",
+             tu_store_where(data, where, sizeof(where)) + 7);
+    hu_server_start(&quick, ETAGKV_SERVER_BIN, data, extra);
+
+    ck_assert_int_eq(kill(quick.pid, SIGSTOP), 0);
+    ck_assert_msg(stopped(quick.pid), "the server did not stop");
+    for (int i = 0; i < CONNS; i++)
+        fd[i] = hu_connect(quick.port); /* complete in the backlog */
+    ck_assert_int_eq(kill(quick.pid, SIGCONT), 0);
+
+    ck_assert_int_eq(kill(etcd, SIGSTOP), 0);
+    ck_assert_msg(stopped(etcd), "etcd (pid %d) did not stop", (int)etcd);
+    ck_assert_int_eq(write(fd[0], get, sizeof get - 1),
+                     (ssize_t)sizeof get - 1);
+    /* Its worker reads it and waits for etcd: for 5 s, etcd being stopped.
+     * (On a machine so slow that the others went first, they would pass
+     * without showing anything; they cannot fail for it.) */
+    (void)usleep(300 * 1000);
+    for (int i = 1; i < CONNS; i++)
+        ck_assert_int_eq(write(fd[i], other, sizeof other - 1),
+                         (ssize_t)sizeof other - 1);
+    for (int i = 1; i < CONNS; i++) {
+        struct pollfd p = {fd[i], POLLIN, 0};
+
+        if (poll(&p, 1, 2000) == 1 &&
+            (n = read(fd[i], reply, sizeof reply - 1)) > 12 &&
+            strncmp(reply, "HTTP/1.1 404", 12) == 0)
+            answered++;
+    }
+    ck_assert_int_eq(kill(etcd, SIGCONT), 0);
+
+    ck_assert_msg(answered == CONNS - 1,
+                  "%d of %d connections were answered while another waited "
+                  "for etcd",
+                  answered, CONNS - 1);
+    /* The GET itself gets an answer once etcd is back (or gives up). */
+    {
+        struct pollfd p = {fd[0], POLLIN, 0};
+
+        ck_assert_int_eq(poll(&p, 1, 20000), 1);
+        n = read(fd[0], reply, sizeof reply - 1);
+        ck_assert_int_gt(n, 12);
+        ck_assert_int_eq(strncmp(reply, "HTTP/1.1 ", 9), 0);
+    }
+    for (int i = 0; i < CONNS; i++)
+        close(fd[i]);
+    hu_server_stop(&quick);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fronts");
@@ -309,6 +385,7 @@ int main(void)
         tc, an_idempotency_key_retried_through_the_other_front_end_replays);
     tcase_add_test(
         tc, a_front_end_that_cannot_reach_etcd_answers_503_with_retry_after);
+    tcase_add_test(tc, a_read_waiting_for_etcd_holds_up_no_other_connection);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

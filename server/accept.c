@@ -1,0 +1,224 @@
+/*
+ * accept.c -- the server's own accept loop, which deals new connections
+ * out evenly between libmicrohttpd's worker threads.
+ *
+ * Left to itself, every worker of an epoll daemon with a thread pool
+ * watches the listen socket, and the one that wakes first accepts up to
+ * ten connections in a row (libmicrohttpd 0.9.75, MHD_epoll()).  A burst
+ * of connections, such as a client's pool opening, lands on one or two
+ * workers.  On a store on etcd that matters: a GET waits for etcd's answer
+ * in its worker (docs/http.md, --threads), so the connections sharing that
+ * worker wait too, however many workers sit idle.
+ *
+ * Here one thread accepts, and MHD_add_connection() hands each connection
+ * to the worker its socket number picks (the next with room, if that one
+ * is full).  The per-client limit and the accept policy apply as before:
+ * libmicrohttpd checks both in MHD_add_connection(), which closes a
+ * connection it refuses.  The cost is a thread hop per connection, not
+ * per request.
+ *
+ * The loop, not libmicrohttpd, keeps --max-connections: it counts the
+ * connections it hands over and stops accepting at the limit, as
+ * libmicrohttpd did, so that new connections wait in the listen backlog;
+ * a connection's end (srv_acceptor_notify(), from the daemon's connection
+ * notifications) makes room again.  The daemon itself is given a limit
+ * it can never reach (main.c).  It must not be reached: libmicrohttpd
+ * 0.9.75 checks a worker's limit before queueing a connection handed to
+ * it, against a count without the connections already queued, and its
+ * second check, in the worker, deadlocks that worker (its path for a
+ * connection over the limit takes a lock it already holds).
+ */
+#define _GNU_SOURCE /* accept4, pipe2 */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* After accept() fails for want of descriptors or memory: wait this long
+ * before trying again (the backlog keeps the connections meanwhile), and
+ * say so at most once in LOG_EVERY_NS. */
+#define PAUSE_MS 100
+#define LOG_EVERY_NS (10ULL * 1000 * 1000 * 1000)
+
+struct srv_acceptor {
+    struct MHD_Daemon *daemon;
+    int listen_fd;
+    long capacity;    /* --max-connections */
+    atomic_long open; /* handed over and not yet closed */
+    int room;         /* eventfd: open fell below capacity */
+    int stop[2];      /* a pipe: a byte in it ends the loop */
+    pthread_t thread;
+    int running;
+    uint64_t logged_ns; /* when a failure was last reported */
+};
+
+/* Accept what the backlog holds, while there is room.  0, or a pause in
+ * ms after a failure that accepting again at once would only repeat. */
+static int accept_all(struct srv_acceptor *a)
+{
+    while (atomic_load(&a->open) < a->capacity) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(a->listen_fd, (struct sockaddr *)&ss, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        uint64_t now;
+
+        if (fd >= 0) {
+            /* Counted before it is handed over: its end may be notified
+             * before MHD_add_connection() returns.  One refused at once
+             * (the per-client limit, the policy, no memory) is closed by
+             * libmicrohttpd and never notified. */
+            atomic_fetch_add(&a->open, 1);
+            if (MHD_add_connection(a->daemon, fd, (struct sockaddr *)&ss,
+                                   len) != MHD_YES)
+                srv_acceptor_notify(a, MHD_CONNECTION_NOTIFY_CLOSED);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            return 0;
+        case EINTR:
+        case ECONNABORTED: /* the client gave up while in the backlog */
+        case EPROTO: continue;
+        default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM, ... */
+            now = srv_now_ns();
+            if (a->logged_ns == 0 || now - a->logged_ns >= LOG_EVERY_NS) {
+                fprintf(stderr,
+                        "etagkv-server: accept: %s; new connections "
+                        "wait in the backlog\n",
+                        strerror(errno));
+                a->logged_ns = now;
+            }
+            return PAUSE_MS;
+        }
+    }
+    return 0;
+}
+
+static void *accept_loop(void *arg)
+{
+    struct srv_acceptor *a = arg;
+    int pause = 0;
+
+    for (;;) {
+        /* The stop pipe always; the listen socket unless pausing after a
+         * failure (it would be ready again at once) or full (the room
+         * eventfd then says when a connection has ended). */
+        int full = atomic_load(&a->open) >= a->capacity;
+        struct pollfd p[2] = {{a->stop[0], POLLIN, 0},
+                              {full ? a->room : a->listen_fd, POLLIN, 0}};
+        uint64_t n;
+
+        if (poll(p, pause > 0 ? 1 : 2, pause > 0 ? pause : -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "etagkv-server: accept loop: poll: %s\n",
+                    strerror(errno));
+            return NULL;
+        }
+        if (p[0].revents != 0)
+            return NULL;
+        if (full) {
+            if (p[1].revents != 0 && read(a->room, &n, sizeof n) < 0 &&
+                errno != EAGAIN)
+                pause = PAUSE_MS; /* not reached: an eventfd reads */
+            else
+                pause = 0;
+            continue;
+        }
+        pause = accept_all(a);
+    }
+}
+
+int srv_acceptor_new(int listen_fd, long capacity, struct srv_acceptor **out)
+{
+    struct srv_acceptor *a = calloc(1, sizeof(*a));
+
+    *out = NULL;
+    if (a == NULL)
+        return -1;
+    a->listen_fd = listen_fd;
+    a->capacity = capacity > 0 ? capacity : 1;
+    atomic_init(&a->open, 0);
+    a->room = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (a->room < 0) {
+        free(a);
+        return -1;
+    }
+    if (pipe2(a->stop, O_CLOEXEC) != 0) {
+        close(a->room);
+        free(a);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+int srv_acceptor_run(struct srv_acceptor *a, struct MHD_Daemon *d)
+{
+    int rc;
+
+    a->daemon = d;
+    rc = pthread_create(&a->thread, NULL, accept_loop, a);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    a->running = 1;
+    return 0;
+}
+
+void srv_acceptor_notify(struct srv_acceptor *a,
+                         enum MHD_ConnectionNotificationCode toe)
+{
+    static const uint64_t one = 1;
+
+    if (a == NULL || toe != MHD_CONNECTION_NOTIFY_CLOSED)
+        return;
+    if (atomic_fetch_sub(&a->open, 1) == a->capacity) {
+        /* From full to one free: wake the loop.  An eventfd write fails
+         * only when its counter would overflow, and then it is set. */
+        (void)!write(a->room, &one, sizeof one);
+    }
+}
+
+void srv_acceptor_stop(struct srv_acceptor *a)
+{
+    ssize_t n;
+
+    if (a == NULL || !a->running)
+        return;
+    do
+        n = write(a->stop[1], "x", 1);
+    while (n < 0 && errno == EINTR);
+    /* A pipe with room (nothing else writes to it) takes the byte; if it
+     * did not, the loop must still end before the daemon goes: poll() is
+     * a cancellation point. */
+    if (n != 1)
+        (void)pthread_cancel(a->thread);
+    (void)pthread_join(a->thread, NULL);
+    a->running = 0;
+}
+
+void srv_acceptor_free(struct srv_acceptor *a)
+{
+    if (a == NULL)
+        return;
+    srv_acceptor_stop(a);
+    close(a->room);
+    close(a->stop[0]);
+    close(a->stop[1]);
+    free(a);
+}
