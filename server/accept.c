@@ -49,6 +49,10 @@
 #define PAUSE_MS 100
 #define LOG_EVERY_NS (10ULL * 1000 * 1000 * 1000)
 
+/* While full, how long without a connection's end before the count is
+ * checked against the daemon's (recount()). */
+#define RECOUNT_MS 1000
+
 struct srv_acceptor {
     struct MHD_Daemon *daemon;
     int listen_fd;
@@ -91,7 +95,16 @@ static int accept_all(struct srv_acceptor *a)
             return 0;
         case EINTR:
         case ECONNABORTED: /* the client gave up while in the backlog */
-        case EPROTO: continue;
+        /* The new connection's pending network errors: accept(2) says to
+         * treat them as EAGAIN, that is, to accept the next. */
+        case EPROTO:
+        case ENOPROTOOPT:
+        case EHOSTDOWN:
+        case ENONET:
+        case EHOSTUNREACH:
+        case EOPNOTSUPP:
+        case ENETDOWN:
+        case ENETUNREACH: continue;
         default: /* EMFILE, ENFILE, ENOBUFS, ENOMEM, ... */
             now = srv_now_ns();
             if (a->logged_ns == 0 || now - a->logged_ns >= LOG_EVERY_NS) {
@@ -105,6 +118,28 @@ static int accept_all(struct srv_acceptor *a)
         }
     }
     return 0;
+}
+
+/* Full, and no connection has ended for RECOUNT_MS: compare the count
+ * with the daemon's.  A connection libmicrohttpd drops after taking it
+ * but before starting it (a worker out of memory for its pool) is never
+ * notified, and without this the loop would wait for its end forever.
+ * The daemon's figure lacks the connections still queued for a worker,
+ * so the limit may be passed by those for a moment; the daemon's own
+ * limit is far away (main.c). */
+static void recount(struct srv_acceptor *a)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    long was = atomic_load(&a->open);
+
+    if (info != NULL && (long)info->num_connections < was) {
+        atomic_store(&a->open, (long)info->num_connections);
+        fprintf(stderr,
+                "etagkv-server: %ld connections ended unnoticed; "
+                "accepting again\n",
+                was - (long)info->num_connections);
+    }
 }
 
 static void *accept_loop(void *arg)
@@ -121,15 +156,23 @@ static void *accept_loop(void *arg)
                               {full ? a->room : a->listen_fd, POLLIN, 0}};
         uint64_t n;
 
-        if (poll(p, pause > 0 ? 1 : 2, pause > 0 ? pause : -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            fprintf(stderr, "etagkv-server: accept loop: poll: %s\n",
-                    strerror(errno));
-            return NULL;
+        int ready = poll(p, pause > 0 ? 1 : 2,
+                         pause > 0 ? pause
+                         : full    ? RECOUNT_MS
+                                   : -1);
+
+        if (ready < 0) {
+            if (errno != EINTR) {
+                fprintf(stderr, "etagkv-server: accept loop: poll: %s\n",
+                        strerror(errno));
+                pause = PAUSE_MS; /* ENOMEM: try again, never give up */
+            }
+            continue;
         }
         if (p[0].revents != 0)
             return NULL;
+        if (full && ready == 0 && pause == 0)
+            recount(a);
         if (full) {
             if (p[1].revents != 0 && read(a->room, &n, sizeof n) < 0 &&
                 errno != EAGAIN)

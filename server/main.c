@@ -840,10 +840,13 @@ static struct MHD_Daemon *start_daemon(struct srv *s, const struct config *cfg,
         flags, 0, accept_policy, s, srv_access, s, MHD_OPTION_ARRAY, more,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, SRV_CONN_MEMORY_BYTES,
         /* Kept by the accept loop: the daemon's own limit must never be
-         * reached (accept.c), and no worker can hold more than all. */
+         * reached (accept.c).  No worker holds more than all the
+         * connections, and its count of them may lag behind the ends the
+         * loop was told of (libmicrohttpd notifies a connection's end
+         * before it counts it off): twice all of them is out of reach.
+         * At most 2 x 1,000,000 x 1024, which fits an unsigned. */
         MHD_OPTION_CONNECTION_LIMIT,
-        cfg->threads >= 2 ? cfg->max_connections * cfg->threads
-                          : cfg->max_connections,
+        2 * cfg->max_connections * (cfg->threads >= 2 ? cfg->threads : 1),
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_client,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s,
         MHD_OPTION_NOTIFY_CONNECTION, notify_connection, x,
@@ -972,9 +975,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "etagkv-server: cannot start the watcher\n");
         goto fail;
     }
-    /* The accept loop takes as many connections as the daemon: its
-     * workers share --max-connections out between them, the remainder
-     * included. */
+    /* The accept loop keeps --max-connections (accept.c). */
     if (srv_acceptor_new(fd, (long)cfg.max_connections, &x.acceptor) != 0) {
         fprintf(stderr, "etagkv-server: cannot set up the accept loop: %s\n",
                 strerror(errno));
