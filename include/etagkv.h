@@ -1201,7 +1201,9 @@ typedef etagkv_status (*etagkv_update_fn)(void *ctx, const void *old_value,
  * times in all
  * (0: default 16).  Never replays a stale validator, and never runs fn
  * inside a write transaction.  The new record keeps the content type it
- * had (the default for a new key).
+ * had (the default for a new key), but not its lease: like any put without
+ * one, it detaches the key from a lease (to keep one, use etagkv_write()
+ * with .lease).
  *
  * Returns ETAGKV_OK or ETAGKV_CREATED on success (meta_out: the new
  * record); ETAGKV_PRECONDITION_FAILED when every attempt lost the race

@@ -133,8 +133,11 @@ static void recount(struct srv_acceptor *a)
         MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     long was = atomic_load(&a->open);
 
-    if (info != NULL && (long)info->num_connections < was) {
-        atomic_store(&a->open, (long)info->num_connections);
+    /* Only if no connection ended meanwhile: its decrement must not be
+     * overwritten, and it made room anyway. */
+    if (info != NULL && (long)info->num_connections < was &&
+        atomic_compare_exchange_strong(&a->open, &was,
+                                       (long)info->num_connections)) {
         fprintf(stderr,
                 "etagkv-server: %ld connections ended unnoticed; "
                 "accepting again\n",

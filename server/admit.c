@@ -66,10 +66,31 @@ static int is_read(enum srv_method m)
     return m == SRV_GET || m == SRV_HEAD;
 }
 
+/* RFC 9110 §5.6.2 tchar. */
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* 1 if s is a token: one or more tchar. */
+static int is_token(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s != '\0'; s++)
+        if (!is_tchar((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
 /* Check the request line: "method SP request-target SP version", with one
- * space each (RFC 9112 §3), and a request-target of visible ASCII only
- * (§3.2: control bytes, spaces, tabs and bytes >= 0x80 must be
- * percent-encoded).  libmicrohttpd 0.9.75 skips repeated spaces, takes the
+ * space each (RFC 9112 §3), a method that is a token (RFC 9110 §9.1;
+ * libmicrohttpd takes any bytes up to the first space), and a
+ * request-target of visible ASCII only, without '#' (§3.2: control bytes,
+ * spaces, tabs and bytes >= 0x80 must be percent-encoded; a fragment is
+ * never sent).  libmicrohttpd 0.9.75 skips repeated spaces, takes the
  * version from the last space (so a target may hold spaces and tabs) and
  * hands the handler C strings (so "PUT /kv/a<NUL>b" would arrive as the
  * key "a").  It parses the line in place: the method, target and version
@@ -89,11 +110,13 @@ static int check_request_line(struct srv_req *r, const char *url,
         url + r->uri_len + 1 > version)
         detail = "the request line is not method, one space, the "
                  "request-target, one space and the version";
+    else if (!is_token(method))
+        detail = "the method is not a token (RFC 9110 §9.1)";
     else if (url + r->uri_len + 1 < version) /* strlen() stopped early */
         detail = "the request-target contains a NUL byte: send it as %00";
     else if (r->uri_bad)
-        detail = "the request-target contains a control byte, space, tab or a "
-                 "byte of 0x80 or more: percent-encode it";
+        detail = "the request-target contains a control byte, space, tab, "
+                 "'#' or a byte of 0x80 or more: percent-encode it";
     if (detail == NULL)
         return 0;
     r->must_close = 1;
@@ -103,14 +126,6 @@ static int check_request_line(struct srv_req *r, const char *url,
 }
 
 /* ---- the header section -------------------------------------------------- */
-
-/* RFC 9110 §5.6.2 tchar. */
-static int is_tchar(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-           (ch >= '0' && ch <= '9') ||
-           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
 
 /* RFC 9110 §5.5: a field value is visible ASCII, obs-text, SP and HTAB;
  * any other control byte (CR, LF, NUL included) is refused. */

@@ -744,8 +744,9 @@ static etagkv_store *open_store(const struct config *cfg)
     return store;
 }
 
-/* MHD's accept policy: refuse new connections once draining (the
- * shutdown's "stop accepting"; see drain_and_stop). */
+/* MHD's accept policy: refuse new connections once draining.  The drain
+ * stops the accept loop first (drain_and_stop); this refuses one it was
+ * handing over at that moment. */
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr,
                                      socklen_t addrlen)
 {
@@ -879,20 +880,24 @@ static int block_signals(sigset_t *set)
 
 /* Stop accepting, let the requests in flight finish, stop the daemon.
  *
- * The accept loop (accept.c) keeps running while the requests drain, and
- * the accept policy refuses what it hands over (accept_policy); it stops
- * before the daemon, which it hands connections to, and the caller closes
- * the listen socket after.  (When libmicrohttpd accepted by itself,
- * MHD_quiesce_daemon() could not be used: on an epoll daemon with its own
- * threads it raced with the workers' removal of the listen socket from
- * their epoll sets and aborted the process, MHD 0.9.75.) */
+ * The accept loop (accept.c) stops first and the listen socket is closed
+ * (its *listen_fd set to -1), so that a new connection is refused at once
+ * -- a client or balancer then tries another server -- instead of being
+ * accepted only to be closed.  Connections still in the backlog are reset.
+ * (When libmicrohttpd accepted by itself, MHD_quiesce_daemon() could not
+ * be used: on an epoll daemon with its own threads it raced with the
+ * workers' removal of the listen socket from their epoll sets and aborted
+ * the process, MHD 0.9.75.) */
 static void drain_and_stop(struct srv *s, struct MHD_Daemon *d,
-                           struct srv_acceptor *acceptor)
+                           struct srv_acceptor *acceptor, int *listen_fd)
 {
     struct timespec pause = {0, 10 * 1000 * 1000};
     uint64_t deadline = srv_now_ns() + DRAIN_TIMEOUT_NS;
 
     atomic_store(&s->draining, 1);
+    srv_acceptor_stop(acceptor);
+    (void)close(*listen_fd);
+    *listen_fd = -1;
     /* Held requests answer now, as at their deadline (DESIGN §8). */
     srv_watch_release_all(s);
     (void)etagkv_end_waits(s->store); /* and writes waiting: 412 now */
@@ -910,7 +915,6 @@ static void drain_and_stop(struct srv *s, struct MHD_Daemon *d,
     atomic_store(&s->stopping, 1);
     while (atomic_load(&s->suspended) > 0)
         nanosleep(&pause, NULL);
-    srv_acceptor_stop(acceptor);
     MHD_stop_daemon(d);
     srv_watch_stop(s);
 }
@@ -1001,8 +1005,7 @@ int main(int argc, char **argv)
     } while (sig == SIGHUP);
     fprintf(stderr, "etagkv-server: %s, finishing requests in flight\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
-    drain_and_stop(&s, d, x.acceptor);
-    close(fd);
+    drain_and_stop(&s, d, x.acceptor, &fd);
     release(&s, &x);
     return EXIT_SUCCESS;
 fail:

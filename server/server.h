@@ -122,7 +122,7 @@ struct srv_req {
     const char *uri; /* the request-target as srv_uri_log saw it */
     size_t uri_len;  /* its length then, up to a NUL byte */
     int uri_seen;    /* srv_uri_log saw it, and query is its query */
-    int uri_bad;     /* it holds a byte outside visible ASCII */
+    int uri_bad;     /* it holds '#' or a byte outside visible ASCII */
     char *query;     /* a copy of the raw query (after '?'), or NULL:
                       * libmicrohttpd turns '+' into ' ' in its own
                       * copy, before any unescape callback */
@@ -384,8 +384,9 @@ enum srv_route srv_route_of(const char *path, const char **key_enc);
  * surrogates, nothing above U+10FFFF), else 0. */
 int srv_utf8_valid(const void *src, size_t len);
 
-/* 1 if the len bytes are all visible ASCII (0x21..0x7e), as a
- * request-target must be (RFC 9112 §3.2, RFC 3986 §2), else 0. */
+/* 1 if the len bytes are all visible ASCII (0x21..0x7e) other than '#',
+ * as a request-target must be (RFC 9112 §3.2, RFC 3986 §2: a fragment is
+ * never sent, and a '#' in a key is sent as %23), else 0. */
 int srv_target_chars_ok(const char *s, size_t len);
 
 /* MHD_OPTION_UNESCAPE_CALLBACK that leaves the URL as received, so that the

@@ -41,7 +41,8 @@ int srv_target_chars_ok(const char *s, size_t len)
     size_t i;
 
     for (i = 0; i < len; i++)
-        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f ||
+            s[i] == '#')
             return 0;
     return 1;
 }

@@ -437,6 +437,13 @@ static const struct row malformed[] = {
      S("PUT /kv/victim HTTP/1.1\r\nHost: a b\r\nContent-Length: 1\r\n\r\nx"),
      400},
     /* RFC 9112 §3, §3.2: the request line and the request-target. */
+    {"a method that is not a token",
+     S("P@T /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    {"a method with a quote",
+     S("PU\"T /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+       "\r\nx"),
+     400},
     {"two spaces after the method",
      S("PUT  /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
      400},
@@ -452,6 +459,15 @@ static const struct row malformed[] = {
      400},
     {"DEL inside the request-target",
      S("PUT /kv/vic\x7ftim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+       "\r\nx"),
+     400},
+    /* RFC 9112 §3.2: origin-form is absolute-path ["?" query]; a fragment
+     * is never sent, so '#' is not part of a key (send it as %23). */
+    {"a '#' inside the request-target",
+     S("PUT /kv/vic#tim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    {"a '#' inside the query",
+     S("PUT /kv/victim?a#b HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
        "\r\nx"),
      400},
     {"a byte of 0x80 or more inside the request-target",

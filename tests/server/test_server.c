@@ -15,9 +15,12 @@
  * full idempotency table have no server option and are covered in the
  * library (test_mapsize, test_idem).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1741,6 +1744,90 @@ START_TEST(slow_client_is_cut_off_by_the_timeout_without_blocking_others)
 }
 END_TEST
 
+/* ---- shutdown ------------------------------------------------------------ */
+
+/* Read from fd until the end of a header section (at most cap - 1 bytes,
+ * 10 s); the bytes read, NUL-terminated, in buf.  Fails the test on a
+ * timeout or a close first. */
+static void read_head(int fd, char *buf, size_t cap)
+{
+    size_t got = 0;
+    double deadline = tu_now_s() + 10;
+
+    buf[0] = '\0';
+    while (strstr(buf, "\r\n\r\n") == NULL) {
+        struct pollfd p = {fd, POLLIN, 0};
+        ssize_t k;
+
+        ck_assert_msg(tu_now_s() < deadline && got < cap - 1,
+                      "no header section: \"%s\"", buf);
+        if (poll(&p, 1, 100) != 1)
+            continue;
+        k = recv(fd, buf + got, cap - 1 - got, 0);
+        ck_assert_msg(k > 0, "closed after \"%s\"", buf);
+        got += (size_t)k;
+        buf[got] = '\0';
+    }
+}
+
+/* SIGTERM: the listen socket closes at once (a new connection is refused,
+ * so a client or balancer goes elsewhere), while a request already
+ * started -- its body still to come -- finishes and is answered. */
+START_TEST(a_draining_server_refuses_new_connections_and_finishes_its_requests)
+{
+    static const char *const opts[] = {"--nosync", NULL};
+    static const char head[] = "PUT /kv/late HTTP/1.1\r\nHost: x\r\n"
+                               "Expect: 100-continue\r\n"
+                               "Content-Length: 4\r\n\r\n";
+    struct sockaddr_in a;
+    char buf[2048];
+    double deadline;
+    int fd, refused = 0;
+
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    fd = hu_connect(fx.srv.port);
+    ck_assert_int_eq(send(fd, head, sizeof head - 1, MSG_NOSIGNAL),
+                     (ssize_t)(sizeof head - 1));
+    /* libmicrohttpd sends 100 Continue after the handler's first call:
+     * from then on the request is in flight. */
+    read_head(fd, buf, sizeof buf);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 100", 12) == 0, "%s", buf);
+    ck_assert_int_eq(kill(fx.srv.pid, SIGTERM), 0);
+
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)fx.srv.port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    deadline = tu_now_s() + 5;
+    while (!refused && tu_now_s() < deadline) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+
+        ck_assert_int_ge(c, 0);
+        if (connect(c, (struct sockaddr *)&a, sizeof a) != 0) {
+            ck_assert_msg(errno == ECONNREFUSED, "connect: %s",
+                          strerror(errno));
+            refused = 1;
+        }
+        close(c);
+        if (!refused) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+
+            (void)nanosleep(&ts, NULL);
+        }
+    }
+    ck_assert_msg(refused, "new connections still accepted 5 s into the "
+                           "drain");
+
+    /* The request in flight completes, and its connection then closes. */
+    ck_assert_int_eq(send(fd, "abcd", 4, MSG_NOSIGNAL), 4);
+    read_head(fd, buf, sizeof buf);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 201", 12) == 0, "%s", buf);
+    ck_assert_msg(strstr(buf, "\r\nConnection: close\r\n") != NULL, "%s", buf);
+    close(fd);
+    hu_server_stop(&fx.srv); /* exit status 0 */
+}
+END_TEST
+
 /* ---- Idempotency-Key (DESIGN §2) ----------------------------------------- */
 
 START_TEST(a_retried_put_with_an_idempotency_key_replays_status_and_headers)
@@ -2050,6 +2137,9 @@ static Suite *server_suite(void)
     tcase_add_test(
         own, slow_client_is_cut_off_by_the_timeout_without_blocking_others);
     tcase_add_test(own, bad_options_exit_2_before_anything_is_opened);
+    tcase_add_test(
+        own,
+        a_draining_server_refuses_new_connections_and_finishes_its_requests);
     suite_add_tcase(s, own);
 
     tcase_add_checked_fixture(load, setup, teardown);
