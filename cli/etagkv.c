@@ -28,6 +28,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -812,8 +813,13 @@ int main(int argc, char **argv)
     struct args a = {.dir = NULL};
     struct ctx c = {.a = &a};
     const struct command *cmd = NULL;
-    int rc = prepare(argc, argv, &a, &c, &cmd);
+    int rc;
 
+    /* A write past RLIMIT_FSIZE (a backup, a restore, the store itself)
+     * fails with EFBIG and is reported, and what it left half-written is
+     * removed, instead of the process dying of SIGXFSZ. */
+    (void)signal(SIGXFSZ, SIG_IGN);
+    rc = prepare(argc, argv, &a, &c, &cmd);
     if (rc == EXIT_USAGE && cmd == NULL) {
         /* Each refusal said what was wrong; the bare command gets the
          * whole text. */

@@ -581,6 +581,9 @@ ETAGKV_API void etagkv_options_init(etagkv_options *o);
  *                           the store's creation short.  No write was ever
  *                           committed to it, so removing data.mdb loses
  *                           nothing; the file is left as it is;
+ *  ETAGKV_CORRUPT           data.mdb is shorter than its pages in use (a
+ *                           copy cut short: detail "... is truncated");
+ *                           refused before LMDB reads past its end;
  *  ETAGKV_NO_MEMORY.
  *
  * Creating a store makes it durable before returning: LMDB's initial meta
@@ -721,14 +724,17 @@ ETAGKV_API etagkv_status etagkv_store_commit_stats(etagkv_store *s,
  * acknowledged before the call, none that commits after it began, so its
  * revision (etagkv_stats.revision) names the snapshot.  Writers keep
  * running meanwhile (LMDB readers never block writers), except that a write
- * that needs the map to grow waits until the backup ends.  The file is
- * flushed (fsync) and so is dir, before the call returns.  dir must exist
- * and hold no data.mdb: a backup never overwrites anything.  Works on a
- * read-only store (etagkv_options.read_only).
+ * that needs the map to grow waits until the backup ends.  The copy is
+ * written as dir/data.mdb.partial, flushed (fsync), then given the name
+ * data.mdb, and dir is flushed, before the call returns: a backup cut
+ * short leaves only the .partial file.  dir must exist and hold no
+ * data.mdb: a backup never overwrites anything.  Works on a read-only
+ * store (etagkv_options.read_only).
  *
  * Returns ETAGKV_OK; ETAGKV_NOT_FOUND (dir does not exist);
  * ETAGKV_INVALID_ARGUMENT (NULL s or dir; dir/data.mdb exists, detail
- * "... exists: a backup never overwrites a store"); ETAGKV_STORE_FULL (the
+ * "... exists: a backup never overwrites a store"; or dir/data.mdb.partial
+ * exists: a backup running or cut short); ETAGKV_STORE_FULL (the
  * target file system is full); ETAGKV_IO_ERROR, ETAGKV_NO_MEMORY;
  * ETAGKV_UNSUPPORTED for a store on etcd (back the cluster up with
  * "etcdctl snapshot save"), with nothing written.  On failure the partial

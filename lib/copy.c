@@ -247,9 +247,16 @@ static etagkv_status check_record(void *ctx, const ekv_val *key,
     int cmp = c->at == ETAGKV_OK ? key_cmp(&c->k, key) : 1;
 
     (void)full;
-    if (lease != 0)
-        return ETAGKV_OK; /* not copied */
-    if (cmp == 0) {
+    if (lease != 0) {
+        /* Not copied: the destination must have nothing up to it (the
+         * cursor stays where it is, for the source's next key). */
+        if (cmp > 0)
+            return ETAGKV_OK;
+        key = &c->k;
+        what = cmp == 0 ? "the source's record is attached to a lease, "
+                          "so it was not copied"
+                        : "the source has no such key";
+    } else if (cmp == 0) {
         what = ekv_record_decode(c->v.data, c->v.len, &d) == ETAGKV_OK
                    ? difference(r, &d)
                    : "it does not decode";

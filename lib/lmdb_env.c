@@ -278,6 +278,38 @@ static unsigned open_flags(const char *dir, const etagkv_options *opts)
     return flags;
 }
 
+/* The file must hold every page its newest meta page says is in use: a
+ * copy cut short (a backup killed half-way, a restore from a broken pipe)
+ * is shorter, and LMDB, which reads pages through its map, would die of
+ * SIGBUS at the first page past the end.  Checked before any page but the
+ * meta pages is read. */
+static etagkv_status check_length(struct ekv_lmdb_env *env, const char *dir,
+                                  const MDB_envinfo *info)
+{
+    MDB_stat st;
+    struct stat sb;
+    mdb_filehandle_t fd;
+    uint64_t need;
+    int rc = mdb_env_stat(env->mdb, &st);
+
+    if (rc != 0)
+        return ekv_mdb_status(rc, "mdb_env_stat");
+    rc = mdb_env_get_fd(env->mdb, &fd);
+    if (rc != 0)
+        return ekv_mdb_status(rc, "mdb_env_get_fd");
+    if (fstat(fd, &sb) != 0)
+        return ekv_fail(ekv_mdb_map(errno), "fstat(%s/data.mdb): %s", dir,
+                        strerror(errno));
+    need = ((uint64_t)info->me_last_pgno + 1) * st.ms_psize;
+    if (sb.st_size < 0 || (uint64_t)sb.st_size < need)
+        return ekv_fail(ETAGKV_CORRUPT,
+                        "%s/data.mdb is truncated: %lld bytes, but its pages "
+                        "in use end at byte %llu (a copy or backup cut "
+                        "short?)",
+                        dir, (long long)sb.st_size, (unsigned long long)need);
+    return ETAGKV_OK;
+}
+
 static etagkv_status open_mdb(struct ekv_lmdb_env *env, const char *dir,
                               const etagkv_options *opts)
 {
@@ -306,7 +338,9 @@ static etagkv_status open_mdb(struct ekv_lmdb_env *env, const char *dir,
     if (rc != 0)
         return ekv_mdb_status(rc, "mdb_env_info");
     env->map.map_bytes = info.me_mapsize;
-    st = env->read_only ? ETAGKV_OK : ekv_create_durable(env->mdb, dir);
+    st = check_length(env, dir, &info);
+    if (st == ETAGKV_OK && !env->read_only)
+        st = ekv_create_durable(env->mdb, dir);
     if (st == ETAGKV_OK)
         st = open_dbs(env);
     /* What open_dbs() committed (a new store's databases, its format
@@ -422,36 +456,79 @@ etagkv_status ekv_lmdb_env_copy_fd(struct ekv_env *base, int fd)
     return rc == 0 ? ETAGKV_OK : ekv_mdb_status(rc, "mdb_env_copyfd2");
 }
 
+/* Give the finished copy tmp its name path, never replacing a file
+ * there: link() fails with EEXIST where rename() would overwrite.  A file
+ * system without hard links gets rename() after a check (a store created
+ * in between could then be replaced; nothing else can).  0, or -1 with
+ * errno. */
+static int publish(const char *tmp, const char *path)
+{
+    struct stat sb;
+
+    if (link(tmp, path) == 0)
+        return unlink(tmp);
+    if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP &&
+        errno != EMLINK)
+        return -1;
+    if (lstat(path, &sb) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    return errno == ENOENT ? rename(tmp, path) : -1;
+}
+
+/* The copy is written as DIR/data.mdb.partial and takes its name only once
+ * it is complete and flushed: a backup killed half-way (a signal, a file
+ * size limit, a power cut) leaves no data.mdb to pass for a store, and its
+ * .partial file says what it is. */
 etagkv_status ekv_lmdb_env_copy_dir(struct ekv_env *env, const char *dir)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], tmp[PATH_MAX];
+    struct stat sb;
     etagkv_status st;
     int fd;
 
-    if (path_in(path, sizeof(path), dir, "data.mdb") != 0)
+    if (path_in(path, sizeof(path), dir, "data.mdb") != 0 ||
+        path_in(tmp, sizeof(tmp), dir, "data.mdb.partial") != 0)
         return ekv_fail(ETAGKV_INVALID_ARGUMENT, "%s: path too long", dir);
-    /* O_EXCL: never overwrite a store, nor follow a planted symlink. */
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (lstat(path, &sb) == 0)
+        return ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                        "%s exists: a backup never overwrites a store", path);
+    /* O_EXCL: never two backups into one file, nor follow a planted
+     * symlink. */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return errno == EEXIST
                    ? ekv_fail(ETAGKV_INVALID_ARGUMENT,
-                              "%s exists: a backup never overwrites a store",
-                              path)
+                              "%s exists: another backup into %s is running, "
+                              "or one was cut short (then remove it)",
+                              tmp, dir)
                : errno == ENOENT ? ekv_fail(ETAGKV_NOT_FOUND,
                                             "%s: directory does not exist", dir)
-                                 : ekv_fail(ekv_mdb_map(errno), "%s: %s", path,
+                                 : ekv_fail(ekv_mdb_map(errno), "%s: %s", tmp,
                                             strerror(errno));
     st = ekv_lmdb_env_copy_fd(env, fd);
     if (st == ETAGKV_OK && fsync(fd) != 0)
-        st = ekv_fail(ekv_mdb_map(errno), "fsync(%s): %s", path,
-                      strerror(errno));
+        st =
+            ekv_fail(ekv_mdb_map(errno), "fsync(%s): %s", tmp, strerror(errno));
     if (close(fd) != 0 && st == ETAGKV_OK)
-        st = ekv_fail(ekv_mdb_map(errno), "close(%s): %s", path,
-                      strerror(errno));
-    if (st == ETAGKV_OK)
-        st = ekv_sync_dir(dir);
+        st =
+            ekv_fail(ekv_mdb_map(errno), "close(%s): %s", tmp, strerror(errno));
+    if (st == ETAGKV_OK && publish(tmp, path) != 0)
+        st = errno == EEXIST
+                 ? ekv_fail(ETAGKV_INVALID_ARGUMENT,
+                            "%s appeared during the backup: a backup never "
+                            "overwrites a store",
+                            path)
+                 : ekv_fail(ekv_mdb_map(errno), "naming %s: %s", path,
+                            strerror(errno));
+    if (st != ETAGKV_OK) {
+        (void)unlink(tmp); /* a partial copy must not pass for a store */
+        return st;
+    }
+    st = ekv_sync_dir(dir);
     if (st != ETAGKV_OK)
-        (void)unlink(path); /* a partial copy must not pass for a store */
+        (void)unlink(path); /* its name may not last: nothing is left */
     return st;
 }
 

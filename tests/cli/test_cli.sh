@@ -339,6 +339,25 @@ if [ -n "$off" ]; then
 else
     fail "no value found to damage in the backup"
 fi
+# A backup cut short -- here by the file size limit -- leaves no file to
+# pass for a store (and the tool reports it instead of dying of SIGXFSZ);
+# a store file cut short (a broken pipe into restore) is refused as
+# truncated and removed, not a crash (SIGBUS) on its first missing page.
+size=$(wc -c <"$T/b.mdb")
+lim=$((size / 2048))
+[ "$lim" -ge 1 ] || fail "backup too small to cut: $size bytes"
+(
+    ulimit -f "$lim"
+    exec "$E" -d "$B" backup "$T/bk2"
+) >"$T/out" 2>"$T/err"
+rc=$?
+[ "$rc" -eq 3 ] || fail "backup past the file size limit: exit $rc, $(cat "$T/err")"
+[ ! -e "$T/bk2/data.mdb" ] && [ ! -e "$T/bk2/data.mdb.partial" ] ||
+    fail "a backup cut short left $(ls "$T/bk2")"
+head -c $((size / 2)) "$T/b.mdb" >"$T/short.mdb"
+run 3 500 -d "$T/r5" restore - <"$T/short.mdb"
+grep -q 'truncated' "$T/err" || fail "restore of a truncated copy: $(cat "$T/err")"
+[ ! -e "$T/r5" ] || fail "a restore of a truncated copy left $T/r5"
 # ---- watch: another process's writes appear, one JSON line each ------------
 # The store exists (a read never creates one) at revision 1; the watcher
 # reads from after 1, so it sees the writes whenever it starts.

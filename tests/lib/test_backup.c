@@ -282,6 +282,61 @@ START_TEST(a_backup_into_a_directory_reopens_and_never_overwrites)
 }
 END_TEST
 
+/* A backup cut short leaves no data.mdb (its .partial file refuses the
+ * next backup until removed), and a store file cut short -- a copy made by
+ * other means, a restore from a broken pipe -- is refused at open as
+ * ETAGKV_CORRUPT instead of killing the process (SIGBUS) at its first
+ * page past the end. */
+START_TEST(a_store_file_cut_short_is_refused_and_a_partial_backup_never_named)
+{
+    etagkv_store *s = tu_open(dir, NULL), *b = NULL;
+    etagkv_options o;
+    char path[1024], part[1024];
+    static char value[8192];
+    struct stat sb;
+    int fd;
+
+    memset(value, 'v', sizeof value);
+    for (int i = 0; i < 64; i++) {
+        char key[16];
+
+        snprintf(key, sizeof key, "k%02d", i);
+        ck_assert_int_eq(etagkv_put(s, key, strlen(key), value, sizeof value,
+                                    NULL, NULL, NULL),
+                         ETAGKV_CREATED);
+    }
+    snprintf(path, sizeof path, "%s/data.mdb", bdir);
+    snprintf(part, sizeof part, "%s/data.mdb.partial", bdir);
+
+    /* What an interrupted backup leaves: the .partial file alone. */
+    fd = open(part, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(close(fd), 0);
+    ck_assert_int_eq(etagkv_store_backup(s, bdir), ETAGKV_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(etagkv_last_error_detail(), "cut short"));
+    ck_assert_int_ne(stat(path, &sb), 0);
+    ck_assert_int_eq(unlink(part), 0);
+
+    /* A finished backup has its name and no .partial beside it. */
+    ck_assert_int_eq(etagkv_store_backup(s, bdir), ETAGKV_OK);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_ne(stat(part, &sb), 0);
+    etagkv_store_close(s);
+
+    /* Cut to half: refused, read-only and read-write, with the reason. */
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq(truncate(path, sb.st_size / 2), 0);
+    etagkv_options_init(&o);
+    o.read_only = 1;
+    ck_assert_int_eq(etagkv_store_open(bdir, &o, &b), ETAGKV_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(etagkv_last_error_detail(), "truncated"));
+    ck_assert_ptr_null(b);
+    etagkv_options_init(&o);
+    ck_assert_int_eq(etagkv_store_open(bdir, &o, &b), ETAGKV_CORRUPT);
+    ck_assert_ptr_null(b);
+}
+END_TEST
+
 /* The offset of needle in the file at path, or -1. */
 static long find_in_file(const char *path, const char *needle)
 {
@@ -504,6 +559,8 @@ int main(void)
         tc,
         a_backup_under_concurrent_writes_is_exactly_the_acknowledged_writes_up_to_its_revision);
     tcase_add_test(tc, a_backup_into_a_directory_reopens_and_never_overwrites);
+    tcase_add_test(
+        tc, a_store_file_cut_short_is_refused_and_a_partial_backup_never_named);
     tcase_add_test(
         tc, verify_names_the_key_whose_value_no_longer_hashes_to_its_etag);
     tcase_add_test(tc,
