@@ -350,12 +350,22 @@ int cmd_copy(struct ctx *c)
         etagkv_store_close(dst);
         return EXIT_USAGE;
     }
-    if (st != ETAGKV_OK && x.pages > 0)
+    if (st == ETAGKV_OUTCOME_UNKNOWN)
         fprintf(stderr,
-                "etagkv: %s holds %" PRIu64 " pages of a partial copy: empty "
-                "it before copying again\n",
+                "etagkv: %s holds the %" PRIu64 " pages this failed copy "
+                "committed, and perhaps one more (etcd's answer to it was "
+                "lost): empty it before copying again\n",
+                to, x.pages);
+    else if (st != ETAGKV_OK && x.pages > 0)
+        fprintf(stderr,
+                "etagkv: %s holds the %" PRIu64 " pages this failed copy "
+                "committed: empty it before copying again\n",
                 to, x.pages);
     rc = report(st); /* before print_copy(), which clears the detail */
+    /* A copy that fails is an error (3), not an outcome to act on: a 409
+     * here is a destination that differs, not a failed condition. */
+    if (rc == EXIT_OUTCOME)
+        rc = EXIT_ERROR;
     print_copy(&x, dst, seconds);
     etagkv_store_close(dst);
     return rc;
