@@ -465,8 +465,10 @@ static int publish(const char *tmp, const char *path)
 {
     struct stat sb;
 
-    if (link(tmp, path) == 0)
-        return unlink(tmp);
+    if (link(tmp, path) == 0) {
+        (void)unlink(tmp); /* left behind, it only refuses a next backup */
+        return 0;
+    }
     if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP &&
         errno != EMLINK)
         return -1;
