@@ -126,7 +126,8 @@ static void usage(FILE *f)
         "                         /changes and conditional writes (default\n"
         "                         60, writes at most 600; 0: never hold)\n"
         "  --max-watchers N       requests held at once; past it 503\n"
-        "                         (default: --max-connections)\n"
+        "                         (default: 3/4 of --max-connections; must\n"
+        "                         be below it)\n"
         "  --heartbeat SECONDS    comment line on a quiet event stream\n"
         "                         (default 15)\n"
         "  --changes-max-events N events the change log keeps (default\n"
@@ -452,6 +453,15 @@ static int parse_options(int argc, char **argv, struct config *cfg)
                 cfg->threads, cfg->threads_given ? "" : ", the default here");
         rc = -1;
     }
+    if (rc == 0 && cfg->max_watchers >= cfg->max_connections &&
+        cfg->max_connections > 1) {
+        /* DESIGN §8: a full server refuses a new watcher, never slows
+         * writers; held requests that took every connection would. */
+        fprintf(stderr, "etagkv-server: --max-watchers must be below "
+                        "--max-connections, or held requests could take "
+                        "every connection and shut writers out\n");
+        rc = -1;
+    }
     if (rc == 0 && cfg->max_buffered_bytes < cfg->max_value_bytes) {
         /* Else the largest value could never be uploaded. */
         fprintf(stderr, "etagkv-server: --max-buffered-bytes must be at "
@@ -744,6 +754,18 @@ static etagkv_store *open_store(const struct config *cfg)
     return store;
 }
 
+/* Held requests and streams may take three quarters of the connections
+ * (at least one): the rest stay for writes, reads, /healthz and /metrics
+ * however many clients wait (DESIGN §8). */
+static unsigned default_max_watchers(const struct config *cfg)
+{
+    unsigned reserve = cfg->max_connections / 4;
+
+    if (reserve == 0)
+        reserve = 1;
+    return cfg->max_connections > reserve ? cfg->max_connections - reserve : 1;
+}
+
 /* MHD's accept policy: refuse new connections once draining.  The drain
  * stops the accept loop first (drain_and_stop); this refuses one it was
  * handing over at that moment. */
@@ -974,7 +996,7 @@ int main(int argc, char **argv)
     s.max_wait_s = cfg.max_wait_s;
     s.heartbeat_s = cfg.heartbeat_s;
     s.max_watchers =
-        cfg.max_watchers > 0 ? cfg.max_watchers : cfg.max_connections;
+        cfg.max_watchers > 0 ? cfg.max_watchers : default_max_watchers(&cfg);
     if (srv_watch_start(&s) != 0) {
         fprintf(stderr, "etagkv-server: cannot start the watcher\n");
         goto fail;

@@ -2000,6 +2000,7 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
         {"--tls-cert", "cert.pem", NULL},
         {"--tls-key", "key.pem", NULL},
         {"--max-buffered-bytes", "1", NULL}, /* below --max-value-bytes */
+        {"--max-watchers", "1024", NULL},    /* not below --max-connections */
         {"--file-mode", "0400", NULL},       /* LMDB must write */
         {"--file-mode", "01600", NULL},
         {"--file-mode", "0x600", NULL},

@@ -1074,6 +1074,53 @@ START_TEST(max_watchers_refuses_with_503_and_retry_after)
 }
 END_TEST
 
+/* DESIGN §8: watchers are bounded, and a full server refuses a new one
+ * with 503, never slows writers.  With 8 connections, held requests may
+ * take 6 (the default, three quarters): 8 clients try to hold, 6 are held,
+ * 2 get 503, and a new client's write is served at once -- not after the
+ * holds time out, as when held requests could take every connection. */
+START_TEST(held_requests_never_take_the_connections_writes_need)
+{
+    static const char *const opts[] = {"--nosync",          "--threads", "2",
+                                       "--max-connections", "8",         NULL};
+    char etag[ETAGKV_ETAG_SIZE], inm[128];
+    struct hu_req q = {"PUT", "/kv/k", NULL, "two", 3};
+    struct hu_resp r;
+    struct bg b[8];
+    int held = 0, refused = 0;
+    double t0;
+    CURL *h;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    put("/kv/k", "one", etag);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+    for (int i = 0; i < 8; i++)
+        bg_get(&b[i], "/kv/k", inm, "Prefer: wait=30");
+    until_held(6);
+
+    h = curl_easy_init();
+    ck_assert_ptr_nonnull(h);
+    t0 = tu_now_s();
+    hu_perform(h, fx.srv.port, &q, &r, 10);
+    curl_easy_cleanup(h);
+    ck_assert_msg(r.err == CURLE_OK, "a new client's PUT: %s",
+                  curl_easy_strerror(r.err));
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_msg(tu_now_s() - t0 < 10, "the PUT waited %.1f s",
+                  tu_now_s() - t0);
+    hu_resp_free(&r);
+    for (int i = 0; i < 8; i++) {
+        bg_join(&b[i]);
+        held += b[i].r.code == 200;
+        refused += b[i].r.code == 503;
+        hu_resp_free(&b[i].r);
+    }
+    ck_assert_int_eq(held, 6);
+    ck_assert_int_eq(refused, 2);
+}
+END_TEST
+
 START_TEST(sigterm_answers_held_requests_at_once)
 {
     char inm[128];
@@ -1111,6 +1158,7 @@ int main(void)
     tcase_add_test(
         tc, a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle);
     tcase_add_test(tc, max_watchers_refuses_with_503_and_retry_after);
+    tcase_add_test(tc, held_requests_never_take_the_connections_writes_need);
     tcase_add_test(
         tc, a_held_request_whose_client_hangs_up_is_released_without_a_write);
     /* Fills a socket with events at LMDB's write rate; on etcd writes are
