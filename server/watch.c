@@ -1038,6 +1038,12 @@ static etagkv_status sse_fill(struct srv *s, struct srv_req *r)
     etagkv_status st;
     size_t n;
 
+    /* While the stream was held, the watcher found nothing for it up to
+     * watch_scanned: read on from there.  Not from r->after, which on a
+     * quiet prefix falls behind the log, and the trim of other keys'
+     * events would end the stream as compacted though it missed nothing. */
+    if (r->watch_scanned > r->after)
+        r->after = r->watch_scanned;
     do { /* past a scan bound with nothing found, on from where it got */
         st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
                             r->after, SSE_PAGE, sse_add, &p, &page);

@@ -496,13 +496,14 @@ struct sse {
     int ids_wanted; /* stop after this many "id:" lines */
     int ids_only;   /* ... without waiting for a heartbeat */
     atomic_int ids_seen;
+    atomic_int beats_seen; /* ": heartbeat" lines so far */
 };
 
 static size_t on_sse(char *p, size_t size, size_t n, void *ud)
 {
     struct sse *e = ud;
     size_t k = size * n;
-    int ids = 0;
+    int ids = 0, beats = 0;
 
     if (e->len + k >= sizeof e->buf)
         return 0;
@@ -512,6 +513,9 @@ static size_t on_sse(char *p, size_t size, size_t n, void *ud)
     for (const char *q = e->buf; (q = strstr(q, "\nid: ")) != NULL; q++)
         ids++;
     atomic_store(&e->ids_seen, ids);
+    for (const char *q = e->buf; (q = strstr(q, ": heartbeat\n")) != NULL; q++)
+        beats++;
+    atomic_store(&e->beats_seen, beats);
     return ids >= e->ids_wanted &&
                    (e->ids_only || strstr(e->buf, ": heartbeat\n\n"))
                ? 0
@@ -590,6 +594,52 @@ START_TEST(a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id)
     ck_assert_msg(strstr(b.e.buf, "\"revision\":4,") != NULL &&
                       strstr(b.e.buf, "\"revision\":1,") == NULL,
                   "%s", b.e.buf);
+}
+END_TEST
+
+/* A stream on a quiet prefix reads on from where the watcher found
+ * nothing for it: the log trimmed past its last event by other keys'
+ * writes does not end it as compacted, and it still gets its next event. */
+START_TEST(a_quiet_stream_outlives_the_trim_of_other_keys_events)
+{
+    static const char *const opts[] = {
+        "--nosync", "--heartbeat", "1", "--changes-max-events", "4", NULL};
+    static struct sse_bg b;
+    struct hu_resp r;
+    char path[64];
+    int beats;
+    double deadline;
+
+    hu_fixture_stop(&fx);
+    start_with(opts);
+    put("/kv/x", "0", NULL); /* revision 1: the stream starts after it */
+    memset(&b, 0, sizeof b);
+    snprintf(path, sizeof path, "/changes?prefix=zz/&after=1");
+    b.path = path;
+    b.e.ids_wanted = 1;
+    b.e.ids_only = 1;
+    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
+    until_held(1);
+    for (int i = 0; i < 40; i++)
+        put("/kv/x", i % 2 ? "1" : "2", NULL);
+    /* The log no longer reaches back to the stream's start. */
+    http(&r, "GET", "/changes?after=1", NULL, NULL);
+    ck_assert_int_eq(r.code, 410);
+    hu_resp_free(&r);
+    /* A heartbeat after the trim: the stream read the log again, and is
+     * still open. */
+    beats = atomic_load(&b.e.beats_seen);
+    deadline = tu_now_s() + 20;
+    while (atomic_load(&b.e.beats_seen) <= beats) {
+        ck_assert_msg(tu_now_s() < deadline,
+                      "no heartbeat after the trim: the stream ended (%s)",
+                      b.e.buf);
+        usleep(20000);
+    }
+    put("/kv/zz/a", "1", NULL);
+    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
+    ck_assert_int_eq(b.err, CURLE_WRITE_ERROR); /* we hung up */
+    ck_assert_msg(strstr(b.e.buf, "\"key\":\"zz/a\"") != NULL, "%s", b.e.buf);
 }
 END_TEST
 
@@ -1159,6 +1209,7 @@ int main(void)
         tc, a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle);
     tcase_add_test(tc, max_watchers_refuses_with_503_and_retry_after);
     tcase_add_test(tc, held_requests_never_take_the_connections_writes_need);
+    tcase_add_test(tc, a_quiet_stream_outlives_the_trim_of_other_keys_events);
     tcase_add_test(
         tc, a_held_request_whose_client_hangs_up_is_released_without_a_write);
     /* Fills a socket with events at LMDB's write rate; on etcd writes are
