@@ -305,7 +305,8 @@ static etagkv_status check_length(struct ekv_lmdb_env *env, const char *dir,
         return ekv_fail(ETAGKV_CORRUPT,
                         "%s/data.mdb is truncated: %lld bytes, but its pages "
                         "in use end at byte %llu (a copy or backup cut "
-                        "short?)",
+                        "short, or a store without sync after a power "
+                        "loss?)",
                         dir, (long long)sb.st_size, (unsigned long long)need);
     return ETAGKV_OK;
 }
@@ -456,21 +457,31 @@ etagkv_status ekv_lmdb_env_copy_fd(struct ekv_env *base, int fd)
     return rc == 0 ? ETAGKV_OK : ekv_mdb_status(rc, "mdb_env_copyfd2");
 }
 
+/* a and b name one file. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 /* Give the finished copy tmp its name path, never replacing a file
- * there: link() fails with EEXIST where rename() would overwrite.  A file
- * system without hard links gets rename() after a check (a store created
- * in between could then be replaced; nothing else can).  0, or -1 with
- * errno. */
+ * there: link() fails with EEXIST where rename() would overwrite (over
+ * NFS also when a retransmitted link() finds the link it made: then both
+ * names are one file).  A file system without hard links gets rename()
+ * after a check (a store created in between could then be replaced;
+ * nothing else can).  0, or -1 with errno. */
 static int publish(const char *tmp, const char *path)
 {
     struct stat sb;
 
-    if (link(tmp, path) == 0) {
+    if (link(tmp, path) == 0 || (errno == EEXIST && same_file(tmp, path))) {
         (void)unlink(tmp); /* left behind, it only refuses a next backup */
         return 0;
     }
     if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP &&
-        errno != EMLINK)
+        errno != EMLINK && errno != ENOSYS)
         return -1;
     if (lstat(path, &sb) == 0) {
         errno = EEXIST;

@@ -129,9 +129,11 @@ static int accept_all(struct srv_acceptor *a)
  * limit is far away (main.c). */
 static void recount(struct srv_acceptor *a)
 {
+    /* Loaded first: a connection that ends after it fails the exchange,
+     * where one loaded after the daemon's figure could be counted twice. */
+    long was = atomic_load(&a->open);
     const union MHD_DaemonInfo *info =
         MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    long was = atomic_load(&a->open);
 
     /* Only if no connection ended meanwhile: its decrement must not be
      * overwritten, and it made room anyway. */

@@ -453,8 +453,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
                 cfg->threads, cfg->threads_given ? "" : ", the default here");
         rc = -1;
     }
-    if (rc == 0 && cfg->max_watchers >= cfg->max_connections &&
-        cfg->max_connections > 1) {
+    if (rc == 0 && cfg->max_watchers >= cfg->max_connections) {
         /* DESIGN §8: a full server refuses a new watcher, never slows
          * writers; held requests that took every connection would. */
         fprintf(stderr, "etagkv-server: --max-watchers must be below "
@@ -754,16 +753,17 @@ static etagkv_store *open_store(const struct config *cfg)
     return store;
 }
 
-/* Held requests and streams may take three quarters of the connections
- * (at least one): the rest stay for writes, reads, /healthz and /metrics
- * however many clients wait (DESIGN §8). */
+/* Held requests and streams may take three quarters of the connections,
+ * never all: the rest, at least one, stay for writes, reads, /healthz and
+ * /metrics however many clients wait (DESIGN §8).  With one connection,
+ * nothing is held. */
 static unsigned default_max_watchers(const struct config *cfg)
 {
     unsigned reserve = cfg->max_connections / 4;
 
     if (reserve == 0)
         reserve = 1;
-    return cfg->max_connections > reserve ? cfg->max_connections - reserve : 1;
+    return cfg->max_connections - reserve;
 }
 
 /* MHD's accept policy: refuse new connections once draining.  The drain

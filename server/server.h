@@ -182,6 +182,8 @@ struct srv_req {
      * hang-up ends the wait (watch.c, srv_watch_write_held()), until the
      * write is done (write_finished, under the watcher's write_lock). */
     int write_waits;
+    int write_counted; /* counted against --max-watchers (watch.c) */
+    int wait_refused;  /* asked to wait past --max-watchers: did not */
     int write_finished;
     int write_ending;     /* in etagkv_end_wait() on the hang-up thread */
     int watch_timed_out;  /* resumed by its deadline or by shutdown */
@@ -483,6 +485,16 @@ int srv_watch_wants(struct srv *s, struct MHD_Connection *c, struct srv_req *r);
  * calls the handler again, which reads afresh.  Past --max-watchers, 503
  * with Retry-After. */
 enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
+                               struct srv_req *r);
+
+/* A write about to be submitted with Prefer: wait: 0, counted against
+ * --max-watchers until srv_watch_write_done(); 1 when they are all taken,
+ * and then it must not wait. */
+int srv_watch_write_admit(struct srv *s, struct srv_req *r);
+
+/* The 503 of a request turned away by --max-watchers, with Retry-After;
+ * the connection closes after it. */
+enum MHD_Result srv_watch_full(struct srv *s, struct MHD_Connection *c,
                                struct srv_req *r);
 
 /* A write waiting for its conditions (r->write_waits), its connection

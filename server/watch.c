@@ -92,6 +92,10 @@ struct srv_watch {
     int started;
     size_t n_streams;     /* SSE streams open */
     size_t n_stream_held; /* of them, held now (also in n_held) */
+    /* Writes with Prefer: wait submitted and not yet done: added under
+     * lock (srv_watch_write_admit()), taken away by the done callback
+     * without it, which so never waits for a sweep. */
+    atomic_size_t n_writes_waiting;
     atomic_uint_fast64_t events_sent;
     atomic_uint_fast64_t compacted;
     atomic_uint_fast64_t dropped;
@@ -624,11 +628,12 @@ int srv_add_preference_applied(struct MHD_Response *resp, unsigned wait_s)
     return srv_add_header(resp, "Preference-Applied", buf);
 }
 
-/* Watchers counted against --max-watchers (lock held): held long-polls
- * and open streams, each once. */
-static size_t watchers(const struct srv_watch *w)
+/* Watchers counted against --max-watchers (lock held): held long-polls,
+ * open streams and writes that may wait for their conditions, each once. */
+static size_t watchers(struct srv_watch *w)
 {
-    return w->n_held - w->n_stream_held + w->n_streams;
+    return w->n_held - w->n_stream_held + w->n_streams +
+           atomic_load(&w->n_writes_waiting);
 }
 
 /* Add c's socket to the epoll set epfd, one shot, for the client hanging
@@ -665,6 +670,23 @@ static void watch_hangup(struct srv_watch *w, struct MHD_Connection *c,
     r->watch_fd = add_hangup_watch(w->hangup_fd, c, r);
 }
 
+int srv_watch_write_admit(struct srv *s, struct srv_req *r)
+{
+    struct srv_watch *w = s->watch;
+    int full;
+
+    if (w == NULL)
+        return 0;
+    (void)pthread_mutex_lock(&w->lock);
+    full = watchers(w) >= s->max_watchers;
+    if (!full) {
+        atomic_fetch_add(&w->n_writes_waiting, 1);
+        r->write_counted = 1;
+    }
+    (void)pthread_mutex_unlock(&w->lock);
+    return full;
+}
+
 void srv_watch_write_held(struct srv *s, struct MHD_Connection *c,
                           struct srv_req *r)
 {
@@ -697,6 +719,10 @@ void srv_watch_write_done(struct srv *s, struct srv_req *r)
     while (r->write_ending)
         (void)pthread_cond_wait(&w->write_ended, &w->write_lock);
     (void)pthread_mutex_unlock(&w->write_lock);
+    if (r->write_counted) {
+        r->write_counted = 0;
+        atomic_fetch_sub(&w->n_writes_waiting, 1);
+    }
 }
 
 /* Put r on the held list and suspend its connection; a new watcher (not a
@@ -757,18 +783,22 @@ static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
     return 0;
 }
 
-/* 503 with Retry-After: too many watchers, or shutting down. */
+/* 503 with Retry-After: too many watchers, or shutting down.  A client
+ * turned away for too many watchers leaves the connection too: it would
+ * otherwise keep one of those the limit keeps for writers. */
 static enum MHD_Result unavailable(struct srv *s, struct MHD_Connection *c,
                                    struct srv_req *r, int full)
 {
-    struct MHD_Response *resp =
-        full ? srv_retry_after(srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE,
-                                           "too-many-watchers",
-                                           "too many requests are waiting "
-                                           "for changes",
-                                           NULL),
-                               SRV_RETRY_AFTER_S)
-             : srv_draining_problem();
+    struct MHD_Response *resp;
+
+    r->must_close |= full;
+    resp = full ? srv_retry_after(srv_problem(MHD_HTTP_SERVICE_UNAVAILABLE,
+                                              "too-many-watchers",
+                                              "too many requests are waiting "
+                                              "for changes",
+                                              NULL),
+                                  SRV_RETRY_AFTER_S)
+                : srv_draining_problem();
 
     return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
 }
@@ -779,6 +809,12 @@ enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
     int rc = park(s, c, r);
 
     return rc == 0 ? MHD_YES : unavailable(s, c, r, rc > 0);
+}
+
+enum MHD_Result srv_watch_full(struct srv *s, struct MHD_Connection *c,
+                               struct srv_req *r)
+{
+    return unavailable(s, c, r, 1);
 }
 
 /* ---- GET /changes -------------------------------------------------------- */

@@ -490,6 +490,65 @@ START_TEST(a_waiting_write_ends_in_412_and_some_do_not_wait)
 }
 END_TEST
 
+/* DESIGN §8: a write that may wait holds its connection as a long-poll
+ * does, so it counts against --max-watchers.  With one watcher allowed and
+ * one acquire waiting: a long-poll and a second waiting acquire are turned
+ * away with 503 (and the connection closed), changing nothing; a write
+ * whose conditions hold is applied without waiting; once the waiter is
+ * done, its place is free again. */
+START_TEST(waiting_writes_count_against_max_watchers)
+{
+    static const char *const opts[] = {"--threads",      "4", "--nosync",
+                                       "--max-watchers", "1", NULL};
+    static const char *const create[] = {"If-None-Match: *", NULL};
+    static const char *const waiting[] = {"If-None-Match: *", "Prefer: wait=30",
+                                          NULL};
+    static const char *const brief[] = {"If-None-Match: *", "Prefer: wait=1",
+                                        NULL};
+    struct held_put p = {.path = "/kv/mlock", .headers = waiting};
+    char inm[160];
+    const char *poll[] = {inm, "Prefer: wait=30", NULL};
+    struct hu_resp r;
+
+    fixture_stop();
+    hu_fixture_init(&fx);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    p.port = fx.srv.port;
+    ck_assert_int_eq(http(&r, "PUT", "/kv/mlock", create, "holder"), 201);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", hu_hdr(&r, "ETag"));
+    hu_resp_free(&r);
+    ck_assert_int_eq(pthread_create(&p.thread, NULL, held_put_main, &p), 0);
+    ck_assert_int_eq(
+        hu_metric_await(fx.ua, fx.srv.port, "etagkv_writes_waiting", 1, 20), 1);
+
+    ck_assert_int_eq(http(&r, "PUT", "/kv/mlock", waiting, "second"), 503);
+    ck_assert_str_eq(hu_hdr(&r, "Retry-After"), "1");
+    ck_assert_str_eq(hu_hdr(&r, "Connection"), "close");
+    ck_assert_ptr_nonnull(strstr(r.body, "too-many-watchers"));
+    hu_resp_free(&r);
+    ck_assert_int_eq(http(&r, "GET", "/kv/mlock", poll, NULL), 503);
+    ck_assert_str_eq(hu_hdr(&r, "Connection"), "close");
+    hu_resp_free(&r);
+    ck_assert_int_eq(http(&r, "PUT", "/kv/free", waiting, "mine"), 201);
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+    ck_assert_int_eq(http(&r, "GET", "/kv/mlock", NULL, NULL), 200);
+    ck_assert_str_eq(r.body, "holder");
+    hu_resp_free(&r);
+
+    ck_assert_int_eq(status_of("DELETE", "/kv/mlock", NULL, NULL), 204);
+    ck_assert_int_eq(pthread_join(p.thread, NULL), 0);
+    ck_assert_int_eq(p.r.err, CURLE_OK);
+    ck_assert_int_eq(p.r.code, 201);
+    hu_resp_free(&p.r);
+    ck_assert_int_eq(
+        hu_metric_await(fx.ua, fx.srv.port, "etagkv_writes_waiting", 0, 20), 0);
+    ck_assert_int_eq(http(&r, "PUT", "/kv/mlock", brief, "third"), 412);
+    ck_assert_str_eq(hu_hdr(&r, "Preference-Applied"), "wait=1");
+    hu_resp_free(&r);
+}
+END_TEST
+
 /* etagkv_writes_waiting on /metrics, once it is at most `want`, or its
  * last value after timeout_s seconds. */
 static int64_t waiting_at_most(int64_t want, double timeout_s)
@@ -560,6 +619,7 @@ int main(void)
     tcase_add_test(tc, a_transaction_put_takes_a_lease);
     tcase_add_test(tc, a_waiting_acquire_takes_the_lock_with_the_release);
     tcase_add_test(tc, a_waiting_write_ends_in_412_and_some_do_not_wait);
+    tcase_add_test(tc, waiting_writes_count_against_max_watchers);
     tcase_add_test(tc, a_waiting_acquire_whose_client_hangs_up_takes_nothing);
     tcase_add_test(
         tc, the_lease_options_bound_grants_and_the_limit_is_503_retry_after);

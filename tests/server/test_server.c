@@ -1983,7 +1983,7 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
     FILE *f;
     /* Each followed by --data DATA --listen 127.0.0.1:0 unless it sets
      * them itself (getopt keeps the last). */
-    static const char *const bad[][3] = {
+    static const char *const bad[][7] = {
         {"--listen", "garbage", NULL},
         {"--listen", ":8080", NULL},
         {"--listen", "127.0.0.1:99999", NULL},
@@ -2001,7 +2001,8 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
         {"--tls-key", "key.pem", NULL},
         {"--max-buffered-bytes", "1", NULL}, /* below --max-value-bytes */
         {"--max-watchers", "1024", NULL},    /* not below --max-connections */
-        {"--file-mode", "0400", NULL},       /* LMDB must write */
+        {"--max-connections", "1", "--threads", "1", "--max-watchers", "1"},
+        {"--file-mode", "0400", NULL}, /* LMDB must write */
         {"--file-mode", "01600", NULL},
         {"--file-mode", "0x600", NULL},
         {"--max-leases", "0", NULL},
@@ -2014,10 +2015,10 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
 
     snprintf(data, sizeof data, "%s/data", dir);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        const char *args[8] = {"--data", data, "--listen", "127.0.0.1:0"};
+        const char *args[12] = {"--data", data, "--listen", "127.0.0.1:0"};
         int n = 4;
 
-        for (int j = 0; j < 2 && bad[i][j] != NULL; j++)
+        for (int j = 0; j < 6 && bad[i][j] != NULL; j++)
             args[n++] = bad[i][j];
         args[n] = NULL;
         ck_assert_msg(server_exit_status(args) == 2, "%s %s: not exit 2",

@@ -603,7 +603,7 @@ END_TEST
 START_TEST(a_quiet_stream_outlives_the_trim_of_other_keys_events)
 {
     static const char *const opts[] = {
-        "--nosync", "--heartbeat", "1", "--changes-max-events", "4", NULL};
+        "--nosync", "--heartbeat", "1", "--changes-max-events", "16", NULL};
     static struct sse_bg b;
     struct hu_resp r;
     char path[64];
@@ -620,7 +620,7 @@ START_TEST(a_quiet_stream_outlives_the_trim_of_other_keys_events)
     b.e.ids_only = 1;
     ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
     until_held(1);
-    for (int i = 0; i < 40; i++)
+    for (int i = 0; i < 100; i++)
         put("/kv/x", i % 2 ? "1" : "2", NULL);
     /* The log no longer reaches back to the stream's start. */
     http(&r, "GET", "/changes?after=1", NULL, NULL);
