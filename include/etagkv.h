@@ -729,7 +729,11 @@ ETAGKV_API etagkv_status etagkv_store_commit_stats(etagkv_store *s,
  * data.mdb, and dir is flushed, before the call returns: a backup cut
  * short leaves only the .partial file.  dir must exist and hold no
  * data.mdb: a backup never overwrites anything.  Works on a read-only
- * store (etagkv_options.read_only).
+ * store (etagkv_options.read_only); one opened without its lock file
+ * (lock.mdb missing or not writable) is invisible to writers in other
+ * processes, so a backup during which one of them committed fails
+ * (ETAGKV_IO_ERROR, detail "... without its lock file ...") rather than
+ * risk a copy of pages the writer reused.
  *
  * Returns ETAGKV_OK; ETAGKV_NOT_FOUND (dir does not exist);
  * ETAGKV_INVALID_ARGUMENT (NULL s or dir; dir/data.mdb exists, detail
@@ -751,9 +755,10 @@ ETAGKV_API etagkv_status etagkv_store_backup(etagkv_store *s, const char *dir);
  *
  * Returns ETAGKV_OK; ETAGKV_INVALID_ARGUMENT (NULL s, or fd < 0);
  * ETAGKV_STORE_FULL (ENOSPC); ETAGKV_IO_ERROR (a failed write, detail with
- * the cause: EPIPE, EBADF, ...); ETAGKV_NO_MEMORY; ETAGKV_UNSUPPORTED for a
- * store on etcd (nothing written).  On failure an unknown part of the copy
- * has been written to fd. */
+ * the cause: EPIPE, EBADF, ...; or the store written under a backup made
+ * without its lock file, as above: discard the bytes); ETAGKV_NO_MEMORY;
+ * ETAGKV_UNSUPPORTED for a store on etcd (nothing written).  On failure an
+ * unknown part of the copy has been written to fd. */
 ETAGKV_API etagkv_status etagkv_store_backup_fd(etagkv_store *s, int fd);
 
 /** Check the store from its bytes, in one read snapshot: every record

@@ -443,18 +443,50 @@ etagkv_status ekv_lmdb_env_stats(ekv_txn *txn, etagkv_stats *out)
 
 /* ---- compacted copies ---------------------------------------------------- */
 
+/* The transaction id of the newest meta page, as on the disk: another
+ * process's commits show in the shared map. */
+static int last_txnid(MDB_env *mdb, size_t *out)
+{
+    MDB_envinfo info;
+    int rc = mdb_env_info(mdb, &info);
+
+    *out = info.me_last_txnid;
+    return rc;
+}
+
 etagkv_status ekv_lmdb_env_copy_fd(struct ekv_env *base, int fd)
 {
     struct ekv_lmdb_env *env = ekv_lmdb_of(base);
-    int rc;
+    unsigned flags = 0;
+    size_t before = 0, after = 0;
+    int rc, unlocked;
 
+    /* Opened without the lock file (open_flags()), the copy's reader is
+     * registered nowhere, and a writer in another process may reuse the
+     * pages it is reading: a commit during the copy makes it suspect. */
+    rc = mdb_env_get_flags(env->mdb, &flags);
+    unlocked = rc == 0 && (flags & MDB_NOLOCK);
+    if (rc == 0 && unlocked)
+        rc = last_txnid(env->mdb, &before);
     /* mdb_env_copyfd2() runs its own read transaction, so it holds the
      * resize lock shared like every other one (lmdb_txn.c): the map must
      * not be resized under it. */
     (void)pthread_rwlock_rdlock(&env->map.resize_lock);
-    rc = mdb_env_copyfd2(env->mdb, fd, MDB_CP_COMPACT);
+    if (rc == 0)
+        rc = mdb_env_copyfd2(env->mdb, fd, MDB_CP_COMPACT);
     (void)pthread_rwlock_unlock(&env->map.resize_lock);
-    return rc == 0 ? ETAGKV_OK : ekv_mdb_status(rc, "mdb_env_copyfd2");
+    if (rc == 0 && unlocked)
+        rc = last_txnid(env->mdb, &after);
+    if (rc != 0)
+        return ekv_mdb_status(rc, "mdb_env_copyfd2");
+    if (after != before)
+        return ekv_fail(ETAGKV_IO_ERROR,
+                        "the store was written during a backup made without "
+                        "its lock file (lock.mdb missing or not writable "
+                        "here), so the copy may hold pages the writer "
+                        "reused: back up as a user who may write lock.mdb, "
+                        "or while nothing writes");
+    return ETAGKV_OK;
 }
 
 /* a and b name one file. */

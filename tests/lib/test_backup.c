@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <lmdb.h>
 
@@ -110,52 +111,87 @@ static size_t acked(struct writer *ws)
     return n;
 }
 
+/* The reading end of a backup's pipe: once the copy has produced bytes,
+ * its snapshot exists and it stalls on the full pipe; then stalled(arg)
+ * runs, and the pipe is drained into out (-1: discarded). */
 struct drain {
     int in, out;
-    struct writer *ws;
+    void (*stalled)(void *arg);
+    void *arg;
 };
 
-/* Wait until the copy has produced bytes (its snapshot exists), then until
- * the writers acknowledged AFTER_START more writes, then drain the pipe
- * into the file. */
 static void *drain_pipe(void *arg)
 {
     struct drain *d = arg;
     struct pollfd p = {.fd = d->in, .events = POLLIN};
     static char buf[1 << 16];
-    size_t base;
     ssize_t r;
 
     ck_assert_int_eq(poll(&p, 1, -1), 1);
-    base = acked(d->ws);
-    while (acked(d->ws) < base + AFTER_START)
-        usleep(1000);
+    d->stalled(d->arg);
     while ((r = read(d->in, buf, sizeof(buf))) > 0)
-        ck_assert_int_eq(write(d->out, buf, (size_t)r), r);
+        if (d->out >= 0)
+            ck_assert_int_eq(write(d->out, buf, (size_t)r), r);
     ck_assert_int_eq(r, 0);
     return NULL;
+}
+
+/* etagkv_store_backup_fd(s) into a pipe drained as d says (d->in is set
+ * here). */
+static etagkv_status backup_into_pipe(etagkv_store *s, struct drain *d)
+{
+    int fds[2];
+    pthread_t t;
+    etagkv_status st;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    d->in = fds[0];
+    ck_assert_int_eq(pthread_create(&t, NULL, drain_pipe, d), 0);
+    st = etagkv_store_backup_fd(s, fds[1]);
+    ck_assert_int_eq(close(fds[1]), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(close(fds[0]), 0);
+    return st;
+}
+
+/* The writers acknowledge AFTER_START more writes. */
+static void writers_go_on(void *arg)
+{
+    struct writer *ws = arg;
+    size_t base = acked(ws);
+
+    while (acked(ws) < base + AFTER_START)
+        usleep(1000);
 }
 
 /* Back up s through a pipe into bdir/data.mdb while the writers run. */
 static void backup_through_pipe(etagkv_store *s, struct writer *ws)
 {
     char path[4096];
-    int fds[2];
-    pthread_t t;
-    struct drain d;
+    struct drain d = {.stalled = writers_go_on, .arg = ws};
 
     snprintf(path, sizeof(path), "%s/data.mdb", bdir);
-    ck_assert_int_eq(pipe(fds), 0);
-    d = (struct drain){fds[0], open(path, O_WRONLY | O_CREAT | O_EXCL, 0600),
-                       ws};
+    d.out = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     ck_assert_int_ge(d.out, 0);
-    ck_assert_int_eq(pthread_create(&t, NULL, drain_pipe, &d), 0);
-    ck_assert_int_eq(etagkv_store_backup_fd(s, fds[1]), ETAGKV_OK);
-    ck_assert_int_eq(close(fds[1]), 0);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
-    ck_assert_int_eq(close(fds[0]), 0);
+    ck_assert_int_eq(backup_into_pipe(s, &d), ETAGKV_OK);
     ck_assert_int_eq(fsync(d.out), 0);
     ck_assert_int_eq(close(d.out), 0);
+}
+
+/* SEED_KEYS values of SEED_BYTES into s: more than the copy's buffers. */
+static void seed(etagkv_store *s)
+{
+    static char big[SEED_BYTES];
+
+    for (int i = 0; i < SEED_KEYS; i++) {
+        char key[16];
+
+        memset(big, 'a' + i % 26, sizeof(big));
+        snprintf(key, sizeof(key), "seed/%02d", i);
+        ck_assert_int_eq(
+            etagkv_put(s, key, strlen(key), big, sizeof(big), NULL, NULL, NULL),
+            ETAGKV_CREATED);
+    }
 }
 
 /* Every key of writer w in the backup b at revision rev holds what the log
@@ -195,22 +231,13 @@ START_TEST(
     a_backup_under_concurrent_writes_is_exactly_the_acknowledged_writes_up_to_its_revision)
 {
     static struct writer ws[WRITERS];
-    static char big[SEED_BYTES];
     etagkv_store *s = tu_open(dir, NULL), *b;
     etagkv_options o;
     etagkv_stats x;
     uint64_t verified, live = SEED_KEYS;
     size_t before[WRITERS], later_all = 0;
 
-    for (int i = 0; i < SEED_KEYS; i++) {
-        char key[16];
-
-        memset(big, 'a' + i % 26, sizeof(big));
-        snprintf(key, sizeof(key), "seed/%02d", i);
-        ck_assert_int_eq(
-            etagkv_put(s, key, strlen(key), big, sizeof(big), NULL, NULL, NULL),
-            ETAGKV_CREATED);
-    }
+    seed(s);
     atomic_store(&stop, 0);
     for (int i = 0; i < WRITERS; i++) {
         ws[i].s = s;
@@ -461,6 +488,100 @@ START_TEST(a_read_only_open_creates_nothing_and_refuses_every_write)
 }
 END_TEST
 
+/* The writer process: opens the store, says so, then commits one put for
+ * each byte it reads, saying so after each, until end of file. */
+static void nolock_writer(const char *path, int go, int done)
+{
+    etagkv_store *s = NULL;
+    char c;
+    int n = 0;
+
+    if (etagkv_store_open(path, NULL, &s) != ETAGKV_OK ||
+        write(done, "r", 1) != 1)
+        _exit(1);
+    while (read(go, &c, 1) == 1) {
+        char key[32];
+
+        snprintf(key, sizeof(key), "during/%d", n++);
+        if (etagkv_put(s, key, strlen(key), "x", 1, NULL, NULL, NULL) !=
+                ETAGKV_CREATED ||
+            write(done, "d", 1) != 1)
+            _exit(1);
+    }
+    etagkv_store_close(s);
+    _exit(0);
+}
+
+/* The pipes to and from the writer process. */
+struct writer_pipes {
+    int go, done;
+};
+
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+
+/* The writer process commits once, and has. */
+static void writer_commits(void *arg)
+{
+    struct writer_pipes *w = arg;
+    char c;
+
+    ck_assert_int_eq(write(w->go, "w", 1), 1);
+    ck_assert_int_eq(read(w->done, &c, 1), 1);
+}
+
+/* A read-only open that may not use lock.mdb (here: it is gone) reads
+ * without registering, so a writer in another process may reuse the pages
+ * a backup is copying.  A backup during which that process committed --
+ * provably during: the copy is stalled on a full pipe -- fails and says
+ * why; one during which nothing was written succeeds. */
+START_TEST(a_backup_without_the_lock_file_refuses_a_store_written_under_it)
+{
+    etagkv_store *s = tu_open(dir, NULL), *r = NULL;
+    etagkv_options o;
+    struct writer_pipes wp;
+    struct drain quiet = {.out = -1, .stalled = nothing};
+    struct drain written = {.out = -1, .stalled = writer_commits, .arg = &wp};
+    int go[2], done[2], status;
+    char lock[4200], c;
+    pid_t pid;
+
+    seed(s);
+    etagkv_store_close(s);
+    ck_assert_int_eq(pipe(go), 0);
+    ck_assert_int_eq(pipe(done), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        (void)close(go[1]);
+        (void)close(done[0]);
+        nolock_writer(dir, go[0], done[1]);
+    }
+    ck_assert_int_eq(close(go[0]), 0);
+    ck_assert_int_eq(close(done[1]), 0);
+    ck_assert_int_eq(read(done[0], &c, 1), 1); /* the writer has it open */
+    snprintf(lock, sizeof(lock), "%s/lock.mdb", dir);
+    ck_assert_int_eq(unlink(lock), 0);
+    etagkv_options_init(&o);
+    o.read_only = 1;
+    ck_assert_int_eq(etagkv_store_open(dir, &o, &r), ETAGKV_OK);
+
+    wp = (struct writer_pipes){go[1], done[0]};
+    ck_assert_int_eq(backup_into_pipe(r, &quiet), ETAGKV_OK);
+    ck_assert_int_eq(backup_into_pipe(r, &written), ETAGKV_IO_ERROR);
+    ck_assert_ptr_nonnull(
+        strstr(etagkv_last_error_detail(), "without its lock file"));
+
+    etagkv_store_close(r);
+    ck_assert_int_eq(close(go[1]), 0);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_int_eq(close(done[0]), 0);
+}
+END_TEST
+
 /* Make the closed store at path look as one last written before the change
  * log and leases existed (commit 8a728e1): no "changes" nor "leases"
  * database, no change-log floor. */
@@ -566,6 +687,8 @@ int main(void)
     tcase_add_test(tc,
                    a_read_only_open_creates_nothing_and_refuses_every_write);
     tcase_add_test(tc, a_read_only_open_of_a_store_from_before_the_change_log);
+    tcase_add_test(
+        tc, a_backup_without_the_lock_file_refuses_a_store_written_under_it);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
