@@ -201,6 +201,12 @@ static int sync_dir(const char *dir)
     return rc != 0 && errno != EINVAL ? -1 : 0;
 }
 
+/* dir/data.mdb.restoring: where a restore writes before the rename. */
+static void restoring_path(char *out, size_t cap, const char *dir)
+{
+    snprintf(out, cap, "%s/%s.restoring", dir, STORE_FILE);
+}
+
 /* Write the backup on in as dir/data.mdb: under a temporary name, flushed,
  * then renamed, so that a restore cut short never leaves a file that
  * passes for a store.  0, or -1 after saying why (nothing left behind). */
@@ -209,7 +215,7 @@ static int write_store_file(int in, const char *dir)
     char tmp[4096], path[4096];
     int fd, rc;
 
-    snprintf(tmp, sizeof(tmp), "%s/%s.restoring", dir, STORE_FILE);
+    restoring_path(tmp, sizeof(tmp), dir);
     snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -244,10 +250,17 @@ int cmd_restore(struct ctx *c)
         return lmdb_only("restore");
     empty = dir_empty(dir);
     if (empty == 0 || (empty < 0 && errno != ENOENT)) {
+        char tmp[4096];
+
+        restoring_path(tmp, sizeof(tmp), dir);
         fprintf(stderr,
                 "etagkv: %s: %s; restore only into an empty or new "
-                "directory\n",
-                dir, empty == 0 ? "not empty" : strerror(errno));
+                "directory%s\n",
+                dir, empty == 0 ? "not empty" : strerror(errno),
+                empty == 0 && access(tmp, F_OK) == 0
+                    ? " (it holds " STORE_FILE ".restoring, left by a "
+                      "restore cut short: remove it)"
+                    : "");
         return EXIT_USAGE;
     }
     in = open_backup(c->argv[0]);

@@ -358,6 +358,12 @@ head -c $((size / 2)) "$T/b.mdb" >"$T/short.mdb"
 run 3 500 -d "$T/r5" restore - <"$T/short.mdb"
 grep -q 'truncated' "$T/err" || fail "restore of a truncated copy: $(cat "$T/err")"
 [ ! -e "$T/r5" ] || fail "a restore of a truncated copy left $T/r5"
+# What a restore killed half-way leaves (its temporary file) is named when
+# the next restore into that directory is refused.
+mkdir "$T/r6" && : >"$T/r6/data.mdb.restoring"
+run 2 - -d "$T/r6" restore - <"$T/b.mdb"
+grep -q 'data.mdb.restoring, left by a restore cut short' "$T/err" ||
+    fail "restore over a leftover: $(cat "$T/err")"
 # ---- watch: another process's writes appear, one JSON line each ------------
 # The store exists (a read never creates one) at revision 1; the watcher
 # reads from after 1, so it sees the writes whenever it starts.
