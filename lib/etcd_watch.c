@@ -43,19 +43,31 @@ static size_t on_event(char *data, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* Run one watch stream on endpoint e until it ends or the store closes. */
+/* Run one watch stream on endpoint e until it ends or the store closes.
+ * The stream requires a leader (gRPC metadata "hasleader", which the
+ * gateway takes from a Grpc-Metadata- header, as clientv3's
+ * WithRequireLeader sets it): a member cut off from the others' quorum
+ * sees no commits, and without this would keep the stream open and
+ * silent; with it, the member ends the stream once it has lost its
+ * leader, and the watch moves to the next endpoint. */
 static void stream(struct ekv_etcd_watch *w, size_t e)
 {
     char url[300];
     CURL *h = curl_easy_init();
+    struct curl_slist *hdr =
+        curl_slist_append(NULL, "Grpc-Metadata-hasleader: true");
     int running = 1;
 
-    if (h == NULL)
+    if (h == NULL || hdr == NULL) {
+        curl_slist_free_all(hdr);
+        curl_easy_cleanup(h);
         return;
+    }
     (void)snprintf(url, sizeof(url), "%s/v3/watch",
                    ekv_etcd_endpoint(w->env->client, e));
     (void)curl_easy_setopt(h, CURLOPT_URL, url);
     (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, w->body);
+    (void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_event);
     (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, w);
     (void)curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -64,6 +76,7 @@ static void stream(struct ekv_etcd_watch *w, size_t e)
     (void)curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     if (curl_multi_add_handle(w->multi, h) != CURLM_OK) {
         curl_easy_cleanup(h);
+        curl_slist_free_all(hdr);
         return;
     }
     while (running && !atomic_load(&w->stop)) {
@@ -74,6 +87,7 @@ static void stream(struct ekv_etcd_watch *w, size_t e)
     }
     (void)curl_multi_remove_handle(w->multi, h);
     curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
 }
 
 static void *watch_main(void *arg)
