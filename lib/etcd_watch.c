@@ -21,8 +21,11 @@
 #include <string.h>
 
 #include "etcd_env.h"
+#include "store.h"
 
 #define RECONNECT_PAUSE_MS 200
+#define RECONNECT_PAUSE_MAX_MS 3200
+#define STREAM_LIVED_MS 5000
 
 struct ekv_etcd_watch {
     struct ekv_etcd_env *env;
@@ -94,13 +97,23 @@ static void *watch_main(void *arg)
 {
     struct ekv_etcd_watch *w = arg;
     size_t n = ekv_etcd_endpoint_count(w->env->client);
+    int pause = RECONNECT_PAUSE_MS;
 
     for (size_t e = 0; !atomic_load(&w->stop); e = (e + 1) % n) {
+        uint64_t t0 = ekv_mono_ns();
+
         stream(w, e);
         if (atomic_load(&w->stop))
             break;
         w->fn(w->ctx); /* a commit may have gone by while it was down */
-        (void)curl_multi_poll(w->multi, NULL, 0, RECONNECT_PAUSE_MS, NULL);
+        /* Streams refused at once (no member reachable, none with a
+         * leader) are retried less and less often, up to a few seconds;
+         * one that lived resets the pause. */
+        if (ekv_mono_ns() - t0 >= (uint64_t)STREAM_LIVED_MS * 1000000u)
+            pause = RECONNECT_PAUSE_MS;
+        (void)curl_multi_poll(w->multi, NULL, 0, pause, NULL);
+        if (pause < RECONNECT_PAUSE_MAX_MS)
+            pause *= 2;
     }
     return NULL;
 }

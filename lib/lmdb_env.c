@@ -450,7 +450,8 @@ static int last_txnid(MDB_env *mdb, size_t *out)
     MDB_envinfo info;
     int rc = mdb_env_info(mdb, &info);
 
-    *out = info.me_last_txnid;
+    if (rc == 0)
+        *out = info.me_last_txnid;
     return rc;
 }
 
@@ -463,21 +464,23 @@ etagkv_status ekv_lmdb_env_copy_fd(struct ekv_env *base, int fd)
 
     /* Opened without the lock file (open_flags()), the copy's reader is
      * registered nowhere, and a writer in another process may reuse the
-     * pages it is reading: a commit during the copy makes it suspect. */
+     * pages it is reading: a commit during the copy makes it suspect,
+     * whether it finished or failed on a page it found rewritten. */
     rc = mdb_env_get_flags(env->mdb, &flags);
-    unlocked = rc == 0 && (flags & MDB_NOLOCK);
-    if (rc == 0 && unlocked)
+    if (rc == 0 && (flags & MDB_NOLOCK))
         rc = last_txnid(env->mdb, &before);
+    if (rc != 0)
+        return ekv_mdb_status(rc, "mdb_env_info");
+    unlocked = (flags & MDB_NOLOCK) != 0;
     /* mdb_env_copyfd2() runs its own read transaction, so it holds the
      * resize lock shared like every other one (lmdb_txn.c): the map must
      * not be resized under it. */
     (void)pthread_rwlock_rdlock(&env->map.resize_lock);
-    if (rc == 0)
-        rc = mdb_env_copyfd2(env->mdb, fd, MDB_CP_COMPACT);
+    rc = mdb_env_copyfd2(env->mdb, fd, MDB_CP_COMPACT);
     (void)pthread_rwlock_unlock(&env->map.resize_lock);
-    if (rc == 0 && unlocked)
-        rc = last_txnid(env->mdb, &after);
-    if (rc != 0)
+    if (!unlocked || last_txnid(env->mdb, &after) != 0)
+        after = before;
+    if (after == before && rc != 0)
         return ekv_mdb_status(rc, "mdb_env_copyfd2");
     if (after != before)
         return ekv_fail(ETAGKV_IO_ERROR,
@@ -489,12 +492,12 @@ etagkv_status ekv_lmdb_env_copy_fd(struct ekv_env *base, int fd)
     return ETAGKV_OK;
 }
 
-/* a and b name one file. */
+/* a and b name one file (not a symlink to it). */
 static int same_file(const char *a, const char *b)
 {
     struct stat sa, sb;
 
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+    return lstat(a, &sa) == 0 && lstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino;
 }
 

@@ -334,11 +334,11 @@ static int kv_submit(struct srv *s, struct MHD_Connection *c, struct srv_req *r,
     if (r->write_state != SRV_WRITE_SUBMITTING)
         return 0; /* answered 503 */
     /* A write that may wait holds its connection as a long-poll does, so
-     * it counts against --max-watchers (DESIGN §8).  Past it, it does not
-     * wait: applied if its conditions hold now, else 503 (kv_refused()). */
+     * it counts against --max-watchers (DESIGN §8).  Past it, the
+     * preference is ignored (RFC 7240): the write is answered at once, a
+     * 412 if its conditions fail, without Preference-Applied. */
     if (r->write_waits && srv_watch_write_admit(s, r) != 0) {
         r->write_waits = 0;
-        r->wait_refused = 1;
         r->wait_s = 0;
     }
     rq.wait_ms = r->write_waits ? r->wait_s * 1000u : 0;
@@ -354,14 +354,6 @@ static int kv_submit(struct srv *s, struct MHD_Connection *c, struct srv_req *r,
     if (r->write_waits)
         srv_watch_write_held(s, c, r);
     return 0;
-}
-
-/* A write that asked to wait and was not let (kv_submit()), and whose
- * conditions failed: it changed nothing, so rather than a 412 the client
- * would retry at once, the 503 a held request gets past --max-watchers. */
-static int kv_refused(const struct srv_req *r, etagkv_status st)
-{
-    return r->wait_refused && st == ETAGKV_PRECONDITION_FAILED;
 }
 
 /* The outcome of a finished write, counted for the metrics. */
@@ -458,8 +450,6 @@ static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
             return ret;
     }
     st = write_outcome(r, &m);
-    if (kv_refused(r, st))
-        return srv_watch_full(s, c, r);
     if (st == ETAGKV_PRECONDITION_FAILED && r->write_res.current_value != NULL)
         return current_412(s, c, r, &m);
     if (st != ETAGKV_OK && st != ETAGKV_CREATED)
@@ -501,8 +491,6 @@ static enum MHD_Result kv_delete(struct srv *s, struct MHD_Connection *c,
             return ret;
     }
     st = write_outcome(r, &m);
-    if (kv_refused(r, st))
-        return srv_watch_full(s, c, r);
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);
     snprintf(rev, sizeof rev, "%llu", (unsigned long long)m.mod_revision);

@@ -183,7 +183,6 @@ struct srv_req {
      * write is done (write_finished, under the watcher's write_lock). */
     int write_waits;
     int write_counted; /* counted against --max-watchers (watch.c) */
-    int wait_refused;  /* asked to wait past --max-watchers: did not */
     int write_finished;
     int write_ending;     /* in etagkv_end_wait() on the hang-up thread */
     int watch_timed_out;  /* resumed by its deadline or by shutdown */
@@ -489,13 +488,8 @@ enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
 
 /* A write about to be submitted with Prefer: wait: 0, counted against
  * --max-watchers until srv_watch_write_done(); 1 when they are all taken,
- * and then it must not wait. */
+ * and then it must not wait (the preference is ignored). */
 int srv_watch_write_admit(struct srv *s, struct srv_req *r);
-
-/* The 503 of a request turned away by --max-watchers, with Retry-After;
- * the connection closes after it. */
-enum MHD_Result srv_watch_full(struct srv *s, struct MHD_Connection *c,
-                               struct srv_req *r);
 
 /* A write waiting for its conditions (r->write_waits), its connection
  * suspended: watch its socket, and when the client hangs up end its wait

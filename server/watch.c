@@ -811,12 +811,6 @@ enum MHD_Result srv_watch_hold(struct srv *s, struct MHD_Connection *c,
     return rc == 0 ? MHD_YES : unavailable(s, c, r, rc > 0);
 }
 
-enum MHD_Result srv_watch_full(struct srv *s, struct MHD_Connection *c,
-                               struct srv_req *r)
-{
-    return unavailable(s, c, r, 1);
-}
-
 /* ---- GET /changes -------------------------------------------------------- */
 
 /* The event as JSON (DESIGN §8): "key" when it is UTF-8, else

@@ -492,10 +492,11 @@ END_TEST
 
 /* DESIGN §8: a write that may wait holds its connection as a long-poll
  * does, so it counts against --max-watchers.  With one watcher allowed and
- * one acquire waiting: a long-poll and a second waiting acquire are turned
- * away with 503 (and the connection closed), changing nothing; a write
- * whose conditions hold is applied without waiting; once the waiter is
- * done, its place is free again. */
+ * one acquire waiting: a long-poll is turned away with 503 (and the
+ * connection closed); a second waiting acquire does not wait -- its
+ * preference is ignored (RFC 7240), so a 412 at once, without
+ * Preference-Applied -- and a write whose conditions hold is applied; once
+ * the waiter is done, its place is free again. */
 START_TEST(waiting_writes_count_against_max_watchers)
 {
     static const char *const opts[] = {"--threads",      "4", "--nosync",
@@ -509,6 +510,7 @@ START_TEST(waiting_writes_count_against_max_watchers)
     char inm[160];
     const char *poll[] = {inm, "Prefer: wait=30", NULL};
     struct hu_resp r;
+    double t0;
 
     fixture_stop();
     hu_fixture_init(&fx);
@@ -521,13 +523,16 @@ START_TEST(waiting_writes_count_against_max_watchers)
     ck_assert_int_eq(
         hu_metric_await(fx.ua, fx.srv.port, "etagkv_writes_waiting", 1, 20), 1);
 
-    ck_assert_int_eq(http(&r, "PUT", "/kv/mlock", waiting, "second"), 503);
+    t0 = tu_now_s();
+    ck_assert_int_eq(http(&r, "PUT", "/kv/mlock", waiting, "second"), 412);
+    ck_assert_msg(tu_now_s() - t0 < 10, "the refused wait took %.1f s",
+                  tu_now_s() - t0);
+    ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
+    hu_resp_free(&r);
+    ck_assert_int_eq(http(&r, "GET", "/kv/mlock", poll, NULL), 503);
     ck_assert_str_eq(hu_hdr(&r, "Retry-After"), "1");
     ck_assert_str_eq(hu_hdr(&r, "Connection"), "close");
     ck_assert_ptr_nonnull(strstr(r.body, "too-many-watchers"));
-    hu_resp_free(&r);
-    ck_assert_int_eq(http(&r, "GET", "/kv/mlock", poll, NULL), 503);
-    ck_assert_str_eq(hu_hdr(&r, "Connection"), "close");
     hu_resp_free(&r);
     ck_assert_int_eq(http(&r, "PUT", "/kv/free", waiting, "mine"), 201);
     ck_assert_ptr_null(hu_hdr(&r, "Preference-Applied"));
