@@ -64,6 +64,9 @@ while :; do
     # Follower: keep our lease, and wait for the leader's key to change.
     curl -sf -o /dev/null -X POST "$url/leases/$lease/keepalive" || grant
     etag=$(curl -sI "$url/kv/leader" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p')
-    [ -z "$etag" ] || curl -s -o /dev/null -H "If-None-Match: $etag" \
-        -H "Prefer: wait=$(((ttl / 3 + 999) / 1000))" "$url/kv/leader"
+    # 503: the server holds as many requests as --max-watchers allows.
+    [ -z "$etag" ] || [ "$(curl -s -o /dev/null -w '%{http_code}' \
+        -H "If-None-Match: $etag" \
+        -H "Prefer: wait=$(((ttl / 3 + 999) / 1000))" \
+        "$url/kv/leader")" != 503 ] || sleep 1
 done

@@ -7,7 +7,8 @@
 # holds the lock, the server holds the PUT and applies it in the commit
 # that frees the lock (docs/http.md, "Writes that wait"), first come first
 # served; a 412 means the wait ended with the lock still taken: renew our
-# lease and ask again.  The wait is half our TTL, so that our lease, which
+# lease and ask again (after a pause if the server was too busy to hold
+# it: no Preference-Applied).  The wait is half our TTL, so that our lease, which
 # the PUT attaches, is still alive when the lock comes.  Held: renew the lease every
 # third of its TTL while COMMAND runs, then release by revoking the lease
 # (which deletes the lock key).  If this shell dies, even by SIGKILL, the
@@ -41,14 +42,18 @@ lease_up() {
 
 while :; do
     lease_up
-    code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+    out=$(curl -s -o /dev/null \
+        -w '%{http_code} %header{preference-applied}' -X PUT \
         -H 'If-None-Match: *' -H "ETagKV-Lease: $lease" \
         -H "Prefer: wait=$wait" --data-binary "$(hostname) pid $$" "$key")
-    case $code in
+    case ${out%% *} in
     201) break ;;  # ours
     409) lease="" ;;  # our lease died (a TTL shorter than a second)
-    412) ;;  # still held when the wait ended: renew, and wait again
-    *) echo "lock.sh: acquire $key: HTTP $code" >&2; exit 1 ;;
+    # Still held when the wait ended: renew, and wait again.  Without
+    # Preference-Applied the server did not hold the PUT (as many requests
+    # wait as --max-watchers allows): pause before asking again.
+    412) [ -n "${out#* }" ] || sleep 1 ;;
+    *) echo "lock.sh: acquire $key: HTTP ${out%% *}" >&2; exit 1 ;;
     esac
 done
 echo "lock.sh: holding $key (lease $lease)" >&2

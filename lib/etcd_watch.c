@@ -10,7 +10,8 @@
  * revision themselves (wait.c), so a spurious wake-up costs one read and a
  * missed one cannot happen while the stream is up.  When the stream breaks
  * (a member went away) the thread wakes the watchers once -- a commit may
- * have gone by unseen -- and opens it again on the next endpoint.
+ * have gone by unseen -- and opens it again on the next endpoint, after a
+ * pause that grows while streams keep failing at once (watch_main()).
  *
  * The thread sleeps in curl_multi_poll(), which curl_multi_wakeup() ends at
  * once, so closing a store does not wait for a timeout.

@@ -470,7 +470,7 @@ etagkv_status ekv_lmdb_env_copy_fd(struct ekv_env *base, int fd)
     if (rc == 0 && (flags & MDB_NOLOCK))
         rc = last_txnid(env->mdb, &before);
     if (rc != 0)
-        return ekv_mdb_status(rc, "mdb_env_info");
+        return ekv_mdb_status(rc, "mdb_env_get_flags/mdb_env_info");
     unlocked = (flags & MDB_NOLOCK) != 0;
     /* mdb_env_copyfd2() runs its own read transaction, so it holds the
      * resize lock shared like every other one (lmdb_txn.c): the map must

@@ -59,7 +59,7 @@ struct config {
     int insecure;
     int loopback; /* --listen names loopback addresses only */
     unsigned max_wait_s;
-    unsigned max_watchers; /* 0: --max-connections */
+    unsigned max_watchers; /* 0: default_max_watchers() */
     unsigned heartbeat_s;
     uint64_t changes_max_events; /* 0: the library's default */
     uint64_t changes_retention_s;
@@ -125,7 +125,8 @@ static void usage(FILE *f)
         "  --max-wait SECONDS     cap on Prefer: wait for GET /kv/{key},\n"
         "                         /changes and conditional writes (default\n"
         "                         60, writes at most 600; 0: never hold)\n"
-        "  --max-watchers N       requests held at once; past it 503\n"
+        "  --max-watchers N       requests held and writes waiting at once;\n"
+        "                         past it 503 (a write: it does not wait)\n"
         "                         (default: 3/4 of --max-connections; must\n"
         "                         be below it)\n"
         "  --heartbeat SECONDS    comment line on a quiet event stream\n"

@@ -603,7 +603,7 @@ END_TEST
 START_TEST(a_quiet_stream_outlives_the_trim_of_other_keys_events)
 {
     static const char *const opts[] = {
-        "--nosync", "--heartbeat", "1", "--changes-max-events", "16", NULL};
+        "--nosync", "--heartbeat", "1", "--changes-max-events", "32", NULL};
     static struct sse_bg b;
     struct hu_resp r;
     struct bg g;
@@ -622,10 +622,11 @@ START_TEST(a_quiet_stream_outlives_the_trim_of_other_keys_events)
     ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
     until_held(1);
     /* In batches of 8, each begun under a held GET of x that the watcher
-     * must answer: it sweeps at least once a batch, so the watcher itself
-     * never falls behind the trim (16 events); only the quiet stream's
-     * own read position could.  Every value differs, so that the GET
-     * cannot miss them all: it compares states, and a sweep that reads
+     * must answer: it reads the log at least once in about two batches
+     * (a fresh GET may be answered by a sweep that reads none), so the
+     * watcher itself never falls behind the trim (32 events); only the
+     * quiet stream's own read position could.  Every value differs, so that the
+     * GET cannot miss them all: it compares states, and a sweep that reads
      * later than the commit it was woken for may find x back at the ETag
      * the GET holds (A -> B -> A). */
     for (int i = 0; i < 100; i++) {
