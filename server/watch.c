@@ -414,8 +414,21 @@ static void *watch_main(void *arg)
         struct pollfd p[3] = {{.fd = w->notify_fd, .events = POLLIN},
                               {.fd = w->wake_fd, .events = POLLIN},
                               {.fd = w->hangup_fd, .events = POLLIN}};
-        int n = poll(p, 3, timeout_ms), stop;
-        int commit = n > 0 && (p[0].revents & POLLIN);
+        int n, stop, commit;
+
+        /* With nothing held a commit concerns nobody, so the notifier is
+         * left out of the poll and a commit wakes no thread here (on a
+         * busy store, a wake-up per commit for nothing).  A request held
+         * from now on is fresh (w->unswept, park()), and park() wakes
+         * this thread through wake_fd. */
+        (void)pthread_mutex_lock(&w->lock);
+        if (w->held == NULL) {
+            w->unswept = 1;
+            p[0].fd = -1; /* poll() ignores it */
+        }
+        (void)pthread_mutex_unlock(&w->lock);
+        n = poll(p, 3, timeout_ms);
+        commit = n > 0 && (p[0].revents & POLLIN);
 
         if (n < 0 && errno != EINTR)
             break;
