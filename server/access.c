@@ -198,9 +198,20 @@ static char *format_line(const char *fmt, ...)
     return out;
 }
 
+/* A client's bytes as JSON text (bytes that are not UTF-8 as U+FFFD, a
+ * character cut short at the end of a buffer too); null when empty, and
+ * null rather than no line when memory is short. */
 static json_t *string_or_null(const char *s)
 {
-    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+    char *text;
+    json_t *j;
+
+    if (s == NULL || s[0] == '\0')
+        return json_null();
+    text = srv_utf8_text(s, strlen(s), SIZE_MAX);
+    j = text != NULL ? json_string(text) : NULL;
+    free(text);
+    return j != NULL ? j : json_null();
 }
 
 /* One JSON line (malloc'd, with its newline), or NULL. */

@@ -103,25 +103,34 @@ static enum MHD_Result collect_sent(void *cls, enum MHD_ValueKind kind,
     (void)kind;
     for (size_t i = 0; i < N_SENT && value != NULL; i++) {
         json_t *prev;
-        char *joined;
+        char *text, *joined;
 
         if (strcasecmp(key, sent_headers[i]) != 0)
             continue;
-        prev = json_object_get(col->obj, sent_headers[i]);
-        if (prev == NULL) {
-            col->bad |= json_object_set_new(col->obj, sent_headers[i],
-                                            json_string(value)) != 0;
-            break;
-        }
-        joined = malloc(json_string_length(prev) + strlen(value) + 3);
-        if (joined == NULL) {
+        /* A value may hold obs-text, which JSON cannot carry as sent. */
+        text = srv_utf8_text(value, strlen(value), SIZE_MAX);
+        if (text == NULL) {
             col->bad = 1;
             break;
         }
-        sprintf(joined, "%s, %s", json_string_value(prev), value);
+        prev = json_object_get(col->obj, sent_headers[i]);
+        if (prev == NULL) {
+            col->bad |= json_object_set_new(col->obj, sent_headers[i],
+                                            json_string(text)) != 0;
+            free(text);
+            break;
+        }
+        joined = malloc(json_string_length(prev) + strlen(text) + 3);
+        if (joined == NULL) {
+            free(text);
+            col->bad = 1;
+            break;
+        }
+        sprintf(joined, "%s, %s", json_string_value(prev), text);
         col->bad |= json_object_set_new(col->obj, sent_headers[i],
                                         json_string(joined)) != 0;
         free(joined);
+        free(text);
         break;
     }
     return MHD_YES;

@@ -78,11 +78,10 @@ static enum MHD_Result answer_412(struct srv *s, struct MHD_Connection *c,
     json_t *diag = srv_diagnose_412(s, c, r, m);
     struct MHD_Response *resp;
 
-    if (diag == NULL)
-        return MHD_NO;
+    /* Without its diagnosis (no memory) still the 412 and the state. */
     resp = srv_state_problem(ETAGKV_PRECONDITION_FAILED, r->key, r->key_len, m,
                              json_incref(diag));
-    if (resp != NULL)
+    if (resp != NULL && diag != NULL)
         srv_diagnose_log(srv_method_name(r->method), diag);
     json_decref(diag);
     return srv_queue(s, c, r, MHD_HTTP_PRECONDITION_FAILED, resp);

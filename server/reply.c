@@ -159,7 +159,7 @@ json_t *srv_problem_json(unsigned http, const char *type_slug,
                          const char *detail, json_t *ext)
 {
     const char *title = MHD_get_reason_phrase_for(http);
-    char type[96];
+    char type[96], *text;
     json_t *j = json_object();
     int bad;
 
@@ -168,10 +168,15 @@ json_t *srv_problem_json(unsigned http, const char *type_slug,
         return NULL;
     }
     snprintf(type, sizeof type, "urn:etagkv:problem:%s", type_slug);
-    bad = json_object_set_new(j, "type", json_string(type)) ||
+    /* A detail may quote what a client sent (the library's error detail
+     * does), which need not be UTF-8. */
+    text =
+        detail != NULL ? srv_utf8_text(detail, strlen(detail), SIZE_MAX) : NULL;
+    bad = text == NULL || json_object_set_new(j, "type", json_string(type)) ||
           json_object_set_new(j, "title", json_string(title)) ||
           json_object_set_new(j, "status", json_integer(http)) ||
-          json_object_set_new(j, "detail", json_string(detail));
+          json_object_set_new(j, "detail", json_string(text));
+    free(text);
     if (ext != NULL) {
         bad = bad || json_object_update(j, ext);
         json_decref(ext);

@@ -385,6 +385,13 @@ enum srv_route srv_route_of(const char *path, const char **key_enc);
  * surrogates, nothing above U+10FFFF), else 0. */
 int srv_utf8_valid(const void *src, size_t len);
 
+/* The len bytes as text for a JSON string (jansson refuses what is not
+ * UTF-8): well-formed UTF-8 kept, every other byte replaced by U+FFFD, cut
+ * at a character boundary to at most max bytes.  For what a client sent
+ * in a header (obs-text, RFC 9110 §5.5, is legal there) and texts that may
+ * quote it.  malloc'd and NUL-terminated, or NULL without memory. */
+char *srv_utf8_text(const void *src, size_t len, size_t max);
+
 /* 1 if the len bytes are all visible ASCII (0x21..0x7e) other than '#',
  * as a request-target must be (RFC 9112 §3.2, RFC 3986 §2: a fragment is
  * never sent, and a '#' in a key is sent as %23), else 0. */

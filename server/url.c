@@ -91,6 +91,28 @@ static size_t utf8_seq_len(const unsigned char *p, size_t avail)
     return n;
 }
 
+char *srv_utf8_text(const void *src, size_t len, size_t max)
+{
+    static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
+    const unsigned char *p = src;
+    char *out = malloc(3 * len + 1), *o = out;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq_len(p + i, len - i);
+        size_t put = n > 0 ? n : sizeof replacement - 1;
+
+        if ((size_t)(o - out) + put > max)
+            break;
+        memcpy(o, n > 0 ? (const void *)(p + i) : replacement, put);
+        o += put;
+        i += n > 0 ? n : 1;
+    }
+    *o = '\0';
+    return out;
+}
+
 int srv_utf8_valid(const void *src, size_t len)
 {
     const unsigned char *p = src;

@@ -547,6 +547,76 @@ START_TEST(the_json_access_log_has_one_line_per_request_and_no_secrets)
 }
 END_TEST
 
+/* A field value may hold obs-text (RFC 9110 §5.5), which JSON cannot
+ * carry: the 412's "sent" and the log's etag_sent show such bytes as
+ * U+FFFD, and neither the answer nor the log line is lost over them (the
+ * server used to close the connection without an answer, and to drop the
+ * line -- also of a write that succeeded). */
+START_TEST(condition_bytes_that_are_not_utf8_still_get_an_answer_and_a_line)
+{
+    char log[600], opt_log[620], long_inm[160];
+    const char *opts[] = {"--nosync", "--access-log", opt_log, NULL};
+    const char *latin1[] = {"If-Match: \"\xe9t\xe9\"", NULL};
+    const char *ff[] = {"If-None-Match: \"\xff\"", NULL};
+    const char *cut[] = {long_inm, NULL};
+    struct hu_resp r;
+    char **lines;
+    json_t *j;
+
+    snprintf(log, sizeof log, "%s/access.log", fx.dir);
+    snprintf(opt_log, sizeof opt_log, "%s", log);
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    put("/kv/u8", "v", NULL);
+
+    /* A read's 412 and a write's. */
+    http(&r, "GET", "/kv/u8", latin1, NULL);
+    ck_assert_int_eq(r.err, CURLE_OK);
+    ck_assert_int_eq(r.code, 412);
+    j = json_loads(r.body, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(str(j, "sent", "If-Match"),
+                     "\"\xef\xbf\xbdt\xef\xbf\xbd\"");
+    ck_assert_str_eq(str(j, "decided_by", NULL), "If-Match");
+    json_decref(j);
+    hu_resp_free(&r);
+    j = refused("/kv/u8", latin1);
+    ck_assert_str_eq(str(j, "sent", "If-Match"),
+                     "\"\xef\xbf\xbdt\xef\xbf\xbd\"");
+    json_decref(j);
+
+    /* Writes that succeed: their lines are kept. */
+    http(&r, "DELETE", "/kv/u8", ff, NULL);
+    ck_assert_int_eq(r.code, 204);
+    hu_resp_free(&r);
+    /* A 2-byte character cut by the log's 127-byte field. */
+    snprintf(long_inm, sizeof long_inm, "If-None-Match: \"%0125d\xc3\xa9\"", 0);
+    http(&r, "PUT", "/kv/u8", cut, "w");
+    ck_assert_int_eq(r.code, 201);
+    hu_resp_free(&r);
+
+    lines = read_lines(log, 5);
+    ck_assert_ptr_nonnull(lines[4]);
+    ck_assert_ptr_null(lines[5]);
+    for (int i = 1; i < 5; i++) {
+        static const int status[] = {0, 412, 412, 204, 201};
+
+        j = json_loads(lines[i], 0, NULL);
+        ck_assert_ptr_nonnull(j);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "status")),
+                         status[i]);
+        if (i < 3)
+            ck_assert_str_eq(str(j, "etag_sent", NULL),
+                             "\"\xef\xbf\xbdt\xef\xbf\xbd\"");
+        else if (i == 3)
+            ck_assert_str_eq(str(j, "etag_sent", NULL), "\"\xef\xbf\xbd\"");
+        else
+            ck_assert_str_eq(str(j, "etag_sent", NULL) + 126, "\xef\xbf\xbd");
+        json_decref(j);
+    }
+    free_lines(lines);
+}
+END_TEST
+
 /* bytes_in is every body byte received, also when the body's buffer went
  * to the reply (a PUT with Prefer: return=representation) or was given
  * back before it (POST /txn); a request refused at its headers has its
@@ -745,6 +815,8 @@ int main(void)
     tcase_add_test(own, the_access_log_names_the_lease_routes);
     tcase_add_test(own, the_combined_log_escapes_quotes_in_the_target);
     tcase_add_test(own, bytes_in_counts_the_body_whatever_became_of_it);
+    tcase_add_test(
+        own, condition_bytes_that_are_not_utf8_still_get_an_answer_and_a_line);
     suite_add_tcase(s, own);
     return tu_run(s);
 }
