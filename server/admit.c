@@ -1010,6 +1010,20 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
         srv_refuse_unauthorized(r, presented);
         return;
     }
+    /* Never ignored where it means nothing: a lock taken through /txn
+     * with the header would otherwise be written without its lease, and
+     * never expire. */
+    if (r->route != SRV_ROUTE_KV &&
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "ETagKV-Lease") !=
+            NULL) {
+        srv_refuse_status(r, ETAGKV_INVALID_HEADER,
+                          r->route == SRV_ROUTE_TXN
+                              ? "ETagKV-Lease applies to PUT /kv/{key} only: "
+                                "in a transaction, give each put its "
+                                "\"lease\""
+                              : "ETagKV-Lease applies to PUT /kv/{key} only");
+        return;
+    }
     switch (r->route) {
     case SRV_ROUTE_KV: admit_kv(s, c, r, key_enc); return;
     case SRV_ROUTE_TXN: admit_txn(s, c, r); return;

@@ -212,6 +212,26 @@ START_TEST(bad_requests_and_unknown_leases_are_refused)
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL, NULL), 404);
     grant(1000, id);
     ck_assert_int_eq(put_leased("k", id, "If-Match: *", NULL), 412);
+
+    /* ETagKV-Lease anywhere but PUT /kv/{key} is 400, never ignored: a
+     * transaction's put would be written without its lease. */
+    {
+        char lease[64], json_lease[64];
+        const char *const lease_hdr[] = {lease, NULL};
+        const char *const txn_hdr[] = {json_ct[0], json_lease, NULL};
+
+        snprintf(lease, sizeof lease, "ETagKV-Lease: %s", id);
+        snprintf(json_lease, sizeof json_lease, "ETagKV-Lease: %s", id);
+        ck_assert_int_eq(status_of("POST", "/txn", txn_hdr,
+                                   "{\"ops\":[{\"op\":\"put\",\"key\":"
+                                   "\"lock/txn\",\"value\":\"me\"}]}"),
+                         400);
+        ck_assert_int_eq(status_of("GET", "/kv/lock/txn", NULL, NULL), 404);
+        ck_assert_int_eq(status_of("GET", "/changes", lease_hdr, NULL), 400);
+        ck_assert_int_eq(status_of("GET", "/kv/", lease_hdr, NULL), 400);
+        ck_assert_int_eq(status_of("GET", "/leases/1", lease_hdr, NULL), 400);
+        ck_assert_int_eq(status_of("DELETE", "/kv/k", lease_hdr, NULL), 400);
+    }
 }
 END_TEST
 
