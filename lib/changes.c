@@ -214,6 +214,16 @@ static etagkv_status trim_page(etagkv_store *s, ekv_txn *txn, uint64_t floor,
                         sizeof(to), look);
 }
 
+/* changes_retention_s in ns, saturated: a retention of centuries (as
+ * "keep by count only") must not wrap to a window of a fraction of a
+ * second. */
+static uint64_t retention_ns(const etagkv_store *s)
+{
+    uint64_t r = s->opts.changes_retention_s;
+
+    return r > UINT64_MAX / 1000000000u ? UINT64_MAX : r * 1000000000u;
+}
+
 /* Is the oldest entry (k, v) to go?  *rev gets its revision, *logged_out
  * when it was logged. */
 static etagkv_status trim_due(etagkv_store *s, const ekv_val *k,
@@ -221,7 +231,7 @@ static etagkv_status trim_due(etagkv_store *s, const ekv_val *k,
                               int *due, uint64_t *rev, uint64_t *logged_out)
 {
     etagkv_event ev;
-    uint64_t logged_ns = 0, age_ns = s->opts.changes_retention_s * 1000000000u;
+    uint64_t logged_ns = 0, age_ns = retention_ns(s);
     etagkv_status st = change_decode(k, v, &ev, &logged_ns);
 
     if (st != ETAGKV_OK)
@@ -241,7 +251,7 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
     uint8_t start[CHANGE_KEY_BYTES];
     uint64_t count, rev = 0, floor = 0, now = ekv_now_ns(s);
     uint64_t max = s->opts.changes_max_events, slack = changes_slack(max),
-             age_ns = s->opts.changes_retention_s * 1000000000u;
+             age_ns = retention_ns(s);
     /* On etcd every event trimmed is a delete and a compare in the
      * commit's Txn: the slack's, all in one commit, would pass etcd's
      * default --max-txn-ops (128) and be refused on every try.  There the
@@ -285,8 +295,11 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
         if (!due) {
             /* The oldest event left: the trim has nothing to do before
              * it comes of age, unless the count grows past the slack. */
-            s->changes.aging_ns =
-                logged_ns + age_ns > now ? logged_ns + age_ns : 0;
+            uint64_t of_age = logged_ns > UINT64_MAX - age_ns
+                                  ? UINT64_MAX
+                                  : logged_ns + age_ns;
+
+            s->changes.aging_ns = of_age > now ? of_age : 0;
             break;
         }
         st = ekv_cursor_delete(&cur);

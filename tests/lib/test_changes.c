@@ -536,6 +536,30 @@ START_TEST(events_older_than_the_retention_are_trimmed)
 }
 END_TEST
 
+/* A retention of centuries keeps events by count alone: its conversion to
+ * nanoseconds saturates instead of wrapping (18,446,744,074 s wrapped to
+ * about 0.29 s and trimmed every event a second old). */
+START_TEST(a_retention_of_centuries_does_not_wrap_to_a_short_one)
+{
+    static struct seen s;
+    etagkv_changes_page page;
+
+    etagkv_store_close(store);
+    open_with(0, 18446744074ull);
+    for (int i = 0; i < 5; i++) {
+        put("k", i % 2 ? "a" : "b");
+        fake_now += 1000000000u;
+    }
+    ck_assert_int_eq(read_changes(NULL, 0, 0, 0, &s, &page), ETAGKV_OK);
+    ck_assert_uint_eq(s.n, 5);
+    etagkv_store_close(store);
+    open_with(0, UINT64_MAX / 1000000000u + 1);
+    put("k", "c");
+    ck_assert_int_eq(read_changes(NULL, 0, 0, 0, &s, &page), ETAGKV_OK);
+    ck_assert_uint_eq(s.n, 6);
+}
+END_TEST
+
 /* ---- waiting ------------------------------------------------------------- */
 
 struct waiter {
@@ -875,6 +899,7 @@ int main(void)
     tcase_add_test(
         tc, after_the_last_revision_there_is_nothing_even_at_the_largest);
     tcase_add_test(tc, events_older_than_the_retention_are_trimmed);
+    tcase_add_test(tc, a_retention_of_centuries_does_not_wrap_to_a_short_one);
     tcase_add_test(tc, wait_returns_after_a_commit_of_another_thread);
     tcase_add_test(tc, wait_times_out_with_not_modified);
     tcase_add_test(tc, close_wakes_waiters_with_closing);
