@@ -260,9 +260,19 @@ static etagkv_status admit_new_key(etagkv_store *s, ekv_txn *txn,
     etagkv_status st = table_full(s, txn, &full);
 
     if (st == ETAGKV_OK && full) {
+        int from_start = s->idem.purge_len == 0;
+
         st = purge(s, txn, PURGE_FULL, PURGE_FULL);
         if (st == ETAGKV_OK)
             st = table_full(s, txn, &full);
+        /* A purge that began where the rolling one stopped and ran off the
+         * table's end has not seen the entries before that point, which
+         * are the older ones: look there too before refusing. */
+        if (st == ETAGKV_OK && full && !from_start && s->idem.purge_len == 0) {
+            st = purge(s, txn, PURGE_FULL, PURGE_FULL);
+            if (st == ETAGKV_OK)
+                st = table_full(s, txn, &full);
+        }
     }
     if (st == ETAGKV_OK && full) {
         *handled = 1;

@@ -274,6 +274,34 @@ static uint64_t idem_keys(void)
     return s.idempotency_keys;
 }
 
+/* A full table looks at all of itself before refusing a new key: the
+ * rolling purge had left its cursor among the newer entries, and the full
+ * purge used to run from there to the table's end, never seeing the
+ * expired ones before it (IDEMPOTENCY_FULL, then OK on a retry). */
+START_TEST(a_full_table_purges_expired_keys_before_its_purge_cursor)
+{
+    etagkv_result r;
+    char idem[16];
+
+    etagkv_store_close(store);
+    open_store(200);
+    for (int i = 0; i < 100; i++) {
+        snprintf(idem, sizeof(idem), "a%03d", i);
+        ck_assert_int_eq(kput(idem, "k", "v", NULL, &r),
+                         i == 0 ? ETAGKV_CREATED : ETAGKV_OK);
+    }
+    fake_now += 9ull * 1000000000ull;
+    for (int i = 0; i < 100; i++) {
+        snprintf(idem, sizeof(idem), "z%03d", i);
+        ck_assert_int_eq(kput(idem, "k", "v", NULL, &r), ETAGKV_OK);
+    }
+    fake_now += 2ull * 1000000000ull; /* every a... expired, no z... */
+    ck_assert_uint_eq(idem_keys(), 200);
+    ck_assert_int_eq(kput("m", "k", "v", NULL, &r), ETAGKV_OK);
+    ck_assert_int_eq(r.replayed, 0);
+}
+END_TEST
+
 START_TEST(expired_keys_are_purged_by_later_writes)
 {
     etagkv_result r;
@@ -566,6 +594,8 @@ static Suite *suite(void)
     tcase_add_test(tc, an_expired_key_executes_afresh);
     tcase_add_test(tc, recorded_outcomes_survive_a_restart);
     tcase_add_test(tc, a_full_table_refuses_new_keys_until_old_ones_expire);
+    tcase_add_test(tc,
+                   a_full_table_purges_expired_keys_before_its_purge_cursor);
     tcase_add_test(tc, expired_keys_are_purged_by_later_writes);
     tcase_add_test(tc, an_overlong_or_malformed_idempotency_key_is_refused);
     tcase_add_test(tc, concurrent_duplicates_execute_exactly_once);
