@@ -101,15 +101,14 @@ int srv_query_arg(const struct srv_req *r, const char *name, const char **v,
     return 0;
 }
 
-/* 0 if every query argument is one of prefix, after and limit, each at
- * most once; -1 otherwise: a misspelt name would otherwise be ignored and
- * the page cover more than asked for ("PREFIX=a" lists every key), and a
- * repeated one is ambiguous.  Empty arguments ("a=1&&b=2") are skipped. */
-static int query_names_known(const struct srv_req *r)
+/* The listing's query arguments. */
+static const char *const list_names[] = {"prefix", "after", "limit"};
+
+int srv_query_names_known(const struct srv_req *r, const char *const *names,
+                          size_t n)
 {
-    static const char *const names[] = {"prefix", "after", "limit"};
     const char *q = r->query;
-    int seen[3] = {0, 0, 0};
+    unsigned seen = 0;
 
     while (q != NULL) {
         const char *amp = strchr(q, '&');
@@ -117,11 +116,13 @@ static int query_names_known(const struct srv_req *r)
         const char *eq = memchr(q, '=', len);
         size_t klen = eq != NULL ? (size_t)(eq - q) : len, i;
 
-        for (i = 0; len > 0 && i < 3; i++)
+        for (i = 0; len > 0 && i < n; i++)
             if (klen == strlen(names[i]) && memcmp(q, names[i], klen) == 0)
                 break;
-        if (len > 0 && (i == 3 || seen[i]++ > 0))
+        if (len > 0 && (i == n || (seen & (1u << i)) != 0))
             return -1;
+        if (len > 0)
+            seen |= 1u << i;
         q = amp != NULL ? amp + 1 : NULL;
     }
     return 0;
@@ -231,7 +232,7 @@ enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
 
     if (!r->uri_seen) /* out of memory when the request line came in */
         return bad_query(s, c, r, ETAGKV_NO_MEMORY, NULL);
-    if (query_names_known(r) != 0)
+    if (srv_query_names_known(r, list_names, 3) != 0)
         return bad_query(s, c, r, ETAGKV_INVALID_ARGUMENT,
                          "the listing takes only prefix, after and limit, "
                          "each at most once (names are case-sensitive)");

@@ -557,6 +557,13 @@ void srv_watch_ended(struct srv *s, struct srv_req *r,
 
 /* ---- list.c: query arguments, shared with watch.c ------------------------ */
 
+/* 0 if every query argument is one of the n names, each at most once; -1
+ * otherwise: a misspelt name would otherwise be ignored and the answer
+ * cover more than asked for ("PREFIX=a" lists every key), and a repeated
+ * one is ambiguous.  Empty arguments ("a=1&&b=2") are skipped. */
+int srv_query_names_known(const struct srv_req *r, const char *const *names,
+                          size_t n);
+
 /* The raw value of query argument name: 1 and (*v, *vlen), or 0. */
 int srv_query_arg(const struct srv_req *r, const char *name, const char **v,
                   size_t *vlen);

@@ -902,8 +902,23 @@ static int query_after(const struct srv_req *r, uint64_t *after)
  * problem to answer, or NULL. */
 static const char *changes_query(struct srv_req *r, size_t *limit)
 {
+    static const char *const names[] = {"key", "prefix", "after", "limit"};
+    const char *v;
     size_t len;
 
+    /* As the listing's: a name misspelt or repeated would be ignored, and
+     * the feed follow more than asked for ("PREFIX=a/" every key). */
+    if (srv_query_names_known(r, names, 4) != 0)
+        return "/changes takes only key or prefix, after and limit, each at "
+               "most once (names are case-sensitive)";
+    if (srv_query_arg(r, "key", &v, &len)) {
+        if (srv_query_arg(r, "prefix", &v, &len))
+            return "key and prefix exclude each other: key=K follows one "
+                   "key, prefix=P the keys under P";
+        if (len == 0)
+            return "key is empty: name the key to follow (or leave key out "
+                   "to follow every key)";
+    }
     if (srv_query_bytes(r, "key", r->key, sizeof r->key, &len) != ETAGKV_OK)
         return "key has invalid percent-encoding or is too long";
     r->changes_flags = len > 0 ? ETAGKV_CHANGES_KEY : 0;

@@ -286,9 +286,23 @@ START_TEST(changes_pages_through_events_in_order_with_next)
     ck_assert_uint_eq(json_array_size(json_object_get(j, "events")), 1);
     json_decref(j);
     hu_resp_free(&r);
-    /* Junk. */
-    http(&r, "GET", "/changes?after=x", NULL, NULL);
-    ck_assert_int_eq(r.code, 400);
+    /* Junk: and never a feed of more than was asked for. */
+    {
+        static const char *const junk[] = {
+            "/changes?after=x",           "/changes?PREFIX=zz/",
+            "/changes?prefix=a/&bogus=1", "/changes?key=a/1&prefix=zz",
+            "/changes?key=&prefix=zz",    "/changes?key=",
+            "/changes?after=1&after=9",   "/changes?prefix=a/&prefix=b/",
+        };
+
+        for (size_t i = 0; i < sizeof junk / sizeof *junk; i++) {
+            http(&r, "GET", junk[i], NULL, NULL);
+            ck_assert_msg(r.code == 400, "%s: %ld", junk[i], r.code);
+            hu_resp_free(&r);
+        }
+    }
+    http(&r, "GET", "/changes?prefix=a/&&after=3&", NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
     hu_resp_free(&r);
     http(&r, "PUT", "/changes", NULL, "x");
     ck_assert_int_eq(r.code, 405);
