@@ -1665,7 +1665,9 @@ ETAGKV_API const etagkv_txn_op_result *etagkv_txn_op(const etagkv_txn *t,
  * Until that commit the keys are all there; after it they are all gone: no
  * read sees a lease half expired.  A lease is dead from its deadline on,
  * even before the store's sweep has committed: keepalive and info answer
- * ETAGKV_NOT_FOUND and writes naming it ETAGKV_CONFLICT.
+ * ETAGKV_NOT_FOUND and writes naming it ETAGKV_CONFLICT.  A keepalive that
+ * comes too late expires the lease on the spot (its keys deleted in that
+ * commit), so that a restart cannot revive it.
  *
  * Expiry runs inside the store: a library thread wakes at the earliest
  * deadline and submits the revoke as an ordinary entry of the commit queue,

@@ -343,14 +343,28 @@ static etagkv_status op_grant(etagkv_store *s, ekv_txn *txn, struct ekv_op *op)
 }
 
 static etagkv_status op_keepalive(etagkv_store *s, ekv_txn *txn,
-                                  struct ekv_op *op)
+                                  struct ekv_op *op, uint64_t *rev)
 {
     struct lease_rec l = {0, 0};
     uint64_t now = ekv_now_ns(s);
     etagkv_status st = lease_get(txn, op->lease, &l);
 
-    if (st == ETAGKV_OK && deadline_of(s, &l) <= now)
-        st = ETAGKV_NOT_FOUND; /* dead: too late to renew */
+    if (st == ETAGKV_OK && deadline_of(s, &l) <= now) {
+        /* Dead: too late to renew.  Its holder is told so (404), so the
+         * death is made durable with the answer, as a revoke of a dead
+         * lease is: a lease left for the sweep would get its full TTL
+         * again from a restart before the sweep (the restart rule), and
+         * come back after its holder was told it had gone. */
+        int wrote;
+
+        st = revoke_one(s, txn, op->lease, &l, rev, &wrote);
+        op->wrote = wrote;
+        op->dirty = 1;
+        op->meta.mod_revision = wrote ? *rev : 0;
+        op->lease_expired = 1;
+        op->status = ETAGKV_NOT_FOUND;
+        return st;
+    }
     if (st == ETAGKV_NOT_FOUND) {
         op->status = ETAGKV_NOT_FOUND;
         return ETAGKV_OK;
@@ -456,7 +470,7 @@ etagkv_status ekv_lease_execute(etagkv_store *s, ekv_txn *txn,
     op->lease_expired = 0;
     switch (op->lease_verb) {
     case EKV_LEASE_GRANT: return op_grant(s, txn, op);
-    case EKV_LEASE_KEEPALIVE: return op_keepalive(s, txn, op);
+    case EKV_LEASE_KEEPALIVE: return op_keepalive(s, txn, op, rev);
     case EKV_LEASE_REVOKE: return op_revoke(s, txn, op, rev);
     case EKV_LEASE_SWEEP: return op_sweep(s, txn, op, rev);
     case EKV_LEASE_NONE: break;
@@ -651,12 +665,14 @@ static etagkv_status lease_finish(etagkv_store *s, const struct ekv_op *op,
                                   uint64_t *revision)
 {
     int revoke = op->lease_verb == EKV_LEASE_REVOKE;
+    int keepalive = op->lease_verb == EKV_LEASE_KEEPALIVE;
 
     memset(out, 0, sizeof(*out));
     *revision = 0;
     (void)pthread_mutex_lock(&s->leases.lock);
-    /* A revoke of a dead lease (404) expires it on the spot. */
-    if (revoke && (st == ETAGKV_OK || st == ETAGKV_NOT_FOUND))
+    /* A revoke or a keepalive of a dead lease (404) expires it on the
+     * spot. */
+    if ((revoke || keepalive) && (st == ETAGKV_OK || st == ETAGKV_NOT_FOUND))
         s->leases.expired += op->lease_expired;
     s->leases.revoked += (uint64_t)(revoke && st == ETAGKV_OK);
     s->leases.granted +=

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store.h" /* ekv_leases_stop(): a test without the sweeper */
 #include "testutil.h"
 
 #define MS 1000000ull
@@ -518,6 +519,38 @@ START_TEST(a_restart_gives_every_live_lease_its_full_ttl_again)
 }
 END_TEST
 
+/* A keepalive that finds its lease dead (404) expires it in the same
+ * commit: the holder told "gone" must not see the lease, its key and its
+ * renewals come back because the store restarted before the sweep (the
+ * restart rule gives live leases their TTL again, not dead ones).  The
+ * sweeper is stopped first, so that only the keepalive can expire it. */
+START_TEST(a_keepalive_too_late_expires_the_lease_for_good)
+{
+    uint64_t a = grant(1000), before;
+    etagkv_lease l;
+    etagkv_stats st;
+
+    ck_assert_int_eq(put_lease("a", a, NULL), ETAGKV_CREATED);
+    ekv_leases_stop(store);
+    advance_ms(2000);
+    before = revision();
+    ck_assert_int_eq(etagkv_lease_keepalive(store, a, &l), ETAGKV_NOT_FOUND);
+    ck_assert(!exists("a"));
+    ck_assert_uint_eq(revision(), before + 1); /* one delete, one revision */
+    ck_assert_int_eq(etagkv_store_stats(store, &st), ETAGKV_OK);
+    ck_assert_uint_eq(st.leases, 0);
+    ck_assert_uint_eq(st.leases_expired, 1);
+    etagkv_store_close(store);
+    advance_ms(100);
+    open_store();
+    ck_assert_int_eq(etagkv_lease_info(store, a, &l, NULL, NULL),
+                     ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(etagkv_lease_keepalive(store, a, &l), ETAGKV_NOT_FOUND);
+    ck_assert_int_eq(put_lease("b", a, NULL), ETAGKV_CONFLICT);
+    ck_assert(!exists("a"));
+}
+END_TEST
+
 START_TEST(a_transaction_put_attaches_its_key_and_a_dead_lease_conflicts)
 {
     uint64_t id = grant(1000), before;
@@ -723,6 +756,7 @@ int main(void)
         a_dead_or_unknown_lease_is_not_found_to_keepalive_and_conflict_to_writes);
     tcase_add_test(tc, a_key_moves_between_leases_and_a_delete_detaches_it);
     tcase_add_test(tc, a_restart_gives_every_live_lease_its_full_ttl_again);
+    tcase_add_test(tc, a_keepalive_too_late_expires_the_lease_for_good);
     tcase_add_test(
         tc, a_transaction_put_attaches_its_key_and_a_dead_lease_conflicts);
     tcase_add_test(tc, leases_expire_and_are_revoked_while_writers_attach_keys);
