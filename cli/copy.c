@@ -207,13 +207,32 @@ static void restoring_path(char *out, size_t cap, const char *dir)
     snprintf(out, cap, "%s/%s.restoring", dir, STORE_FILE);
 }
 
+/* Give tmp the name path, never replacing a path that exists: a store
+ * created in the directory while the restore ran (the directory was
+ * empty when it began) is someone's acknowledged writes.  A hard link
+ * fails with EEXIST where rename() would replace; without hard links (some
+ * file systems) a last look, then rename().  0; -1 with errno, *appeared
+ * when path exists. */
+static int publish_restored(const char *tmp, const char *path, int *appeared)
+{
+    *appeared = 0;
+    if (link(tmp, path) == 0)
+        return unlink(tmp);
+    if (errno != EEXIST && access(path, F_OK) != 0)
+        return rename(tmp, path);
+    *appeared = 1;
+    errno = EEXIST;
+    return -1;
+}
+
 /* Write the backup on in as dir/data.mdb: under a temporary name, flushed,
- * then renamed, so that a restore cut short never leaves a file that
- * passes for a store.  0, or -1 after saying why (nothing left behind). */
+ * then given its name, so that a restore cut short never leaves a file
+ * that passes for a store.  0, or -1 after saying why (nothing of ours
+ * left behind). */
 static int write_store_file(int in, const char *dir)
 {
     char tmp[4096], path[4096];
-    int fd, rc;
+    int fd, rc, appeared = 0, published = 0;
 
     restoring_path(tmp, sizeof(tmp), dir);
     snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
@@ -228,14 +247,23 @@ static int write_store_file(int in, const char *dir)
     if (close(fd) != 0)
         rc = -1;
     if (rc == 0)
-        rc = rename(tmp, path);
+        rc = publish_restored(tmp, path, &appeared);
+    published = rc == 0;
     if (rc == 0)
         rc = sync_dir(dir);
-    if (rc != 0) {
+    if (rc != 0 && appeared)
+        fprintf(stderr,
+                "etagkv: restoring into %s: a store was created there while "
+                "the restore ran (%s appeared); it is left as it is, and "
+                "nothing was restored\n",
+                dir, STORE_FILE);
+    else if (rc != 0)
         fprintf(stderr, "etagkv: restoring into %s: %s\n", dir,
                 strerror(errno));
+    if (rc != 0) {
         (void)unlink(tmp);
-        (void)unlink(path);
+        if (published)
+            (void)unlink(path);
     }
     return rc;
 }

@@ -740,6 +740,21 @@ int cli_open_store(const char *dir, enum open_mode mode, int nosync,
     if (mode == OPEN_WRITE && !cli_on_etcd(dir) && stat(path, &sb) != 0 &&
         errno == ENOENT)
         mode = OPEN_READ; /* which refuses a missing store, below */
+    /* Nor a store created where a restore is writing one: the restore
+     * would find the directory taken (cli/copy.c) and restore nothing. */
+    if (mode == OPEN_CREATE && !cli_on_etcd(dir) && stat(path, &sb) != 0 &&
+        errno == ENOENT) {
+        char restoring[4200];
+
+        snprintf(restoring, sizeof(restoring), "%s.restoring", path);
+        if (access(restoring, F_OK) == 0) {
+            fprintf(stderr,
+                    "etagkv: %s: a restore is writing a store here, or was "
+                    "cut short (%s): wait for it, or remove that file\n",
+                    dir, restoring);
+            return EXIT_USAGE;
+        }
+    }
     etagkv_options_init(&o);
     o.sync_mode = nosync ? ETAGKV_NOSYNC : ETAGKV_SYNC;
     o.read_only = mode == OPEN_READ;

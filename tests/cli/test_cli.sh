@@ -364,6 +364,32 @@ mkdir "$T/r6" && : >"$T/r6/data.mdb.restoring"
 run 2 - -d "$T/r6" restore - <"$T/b.mdb"
 grep -q 'data.mdb.restoring, left by a restore cut short' "$T/err" ||
     fail "restore over a leftover: $(cat "$T/err")"
+# A store made in the directory while a restore writes there is never
+# replaced: put refuses to create one beside data.mdb.restoring, and a
+# data.mdb that appears all the same (another tool) makes the restore fail,
+# leaving it as it is (the restore used to rename() over it).
+mkfifo "$T/fifo"
+"$E" -d "$T/r7" restore - <"$T/fifo" >"$T/r7.out" 2>"$T/r7.err" &
+restorer=$!
+exec 7>"$T/fifo"
+for _ in $(seq 100); do
+    [ -e "$T/r7/data.mdb.restoring" ] && break
+    sleep 0.05
+done
+echo important >"$T/important"
+run 2 - -d "$T/r7" put acked "$T/important"
+grep -q 'a restore is writing a store here' "$T/err" ||
+    fail "put beside a restore: $(cat "$T/err")"
+cp "$T/b.mdb" "$T/r7/data.mdb"
+cat "$T/b.mdb" >&7
+exec 7>&-
+wait $restorer
+rc=$?
+[ "$rc" -eq 3 ] || fail "restore over a store that appeared: exit $rc ($(cat "$T/r7.err"))"
+grep -q 'a store was created there while the restore ran' "$T/r7.err" ||
+    fail "restore over a store that appeared: $(cat "$T/r7.err")"
+cmp -s "$T/b.mdb" "$T/r7/data.mdb" || fail "the store that appeared was changed"
+[ ! -e "$T/r7/data.mdb.restoring" ] || fail "the restore left its temporary file"
 # ---- watch: another process's writes appear, one JSON line each ------------
 # The store exists (a read never creates one) at revision 1; the watcher
 # reads from after 1, so it sees the writes whenever it starts.
