@@ -847,6 +847,15 @@ int main(int argc, char **argv)
         rc = cli_open_store(c.dir, cmd->open, a.nosync, &c.s);
     if (rc == 0)
         rc = cmd->run(&c);
+    /* What went to standard output must have arrived: a value or a listing
+     * cut short by a full disk or a closed pipe is no success. */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "etagkv: writing standard output: %s\n",
+                errno != 0 ? strerror(errno) : "failed");
+        if (rc == 0)
+            rc = EXIT_ERROR;
+    }
     etagkv_store_close(c.s);
     etagkv_cond_free(c.cond);
     free(a.if_match);

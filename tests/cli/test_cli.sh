@@ -390,6 +390,17 @@ grep -q 'a store was created there while the restore ran' "$T/r7.err" ||
     fail "restore over a store that appeared: $(cat "$T/r7.err")"
 cmp -s "$T/b.mdb" "$T/r7/data.mdb" || fail "the store that appeared was changed"
 [ ! -e "$T/r7/data.mdb.restoring" ] || fail "the restore left its temporary file"
+# ---- standard output that cannot be written is a failure (exit 3) -------------
+if [ -w /dev/full ]; then
+    run 0 - -d "$D" put full-k "$T/v1"
+    for args in "get full-k" "list" "list --json" "head full-k" "stats"; do
+        # shellcheck disable=SC2086 # the words are the arguments
+        "$E" -d "$D" $args >/dev/full 2>"$T/err"
+        rc=$?
+        [ "$rc" -eq 3 ] || fail "etagkv $args >/dev/full: exit $rc"
+        grep -q 'writing standard output' "$T/err" || fail "etagkv $args >/dev/full: $(cat "$T/err")"
+    done
+fi
 # ---- watch: another process's writes appear, one JSON line each ------------
 # The store exists (a read never creates one) at revision 1; the watcher
 # reads from after 1, so it sees the writes whenever it starts.
