@@ -247,7 +247,14 @@ static int parse_one(int c, struct args *a, const char **raw)
         return once(&a->if_unmodified_since, optarg, "--if-unmodified-since");
     case IREV: return once(&a->if_revision, optarg, "--if-revision");
     case 't': return once(&a->content_type, optarg, "--content-type");
-    case 'i': return once(&a->idempotency_key, optarg, "--idempotency-key");
+    case 'i':
+        /* The library reads an empty key as none: the write would quietly
+         * not be idempotent (the server refuses it with 400). */
+        if (optarg[0] == '\0') {
+            fprintf(stderr, "etagkv: --idempotency-key is empty\n");
+            return -1;
+        }
+        return once(&a->idempotency_key, optarg, "--idempotency-key");
     case 'p': return once(&raw[0], optarg, "--prefix");
     case 'a': return once(&raw[1], optarg, "--after");
     case 'n': return once(&raw[2], optarg, "--limit");
@@ -770,9 +777,28 @@ int cli_open_store(const char *dir, enum open_mode mode, int nosync,
  * any other bad option, and not the 400 a server would answer. */
 static int parse_cond(struct args *a, etagkv_cond **c)
 {
-    etagkv_status st =
-        etagkv_cond_parse(a->if_match, a->if_none_match, a->if_modified_since,
-                          a->if_unmodified_since, c);
+    const char *dates[] = {a->if_modified_since, a->if_unmodified_since};
+    const char *names[] = {"--if-modified-since", "--if-unmodified-since"};
+    etagkv_status st;
+
+    /* A server ignores a date that is not an HTTP-date (RFC 9110 §13.1.3,
+     * §13.1.4), and so does the library; here it is a typo, which would
+     * make the write unconditional. */
+    for (int i = 0; i < 2; i++) {
+        int64_t t;
+
+        if (dates[i] != NULL &&
+            etagkv_httpdate_parse(dates[i], strlen(dates[i]), &t) !=
+                ETAGKV_OK) {
+            fprintf(stderr,
+                    "etagkv: bad %s: not an HTTP-date (as 'Sun, 06 Nov 1994 "
+                    "08:49:37 GMT')\n",
+                    names[i]);
+            return EXIT_USAGE;
+        }
+    }
+    st = etagkv_cond_parse(a->if_match, a->if_none_match, a->if_modified_since,
+                           a->if_unmodified_since, c);
 
     if (st == ETAGKV_OK && a->if_revision != NULL) {
         st = etagkv_cond_add(*c, ETAGKV_IF_REVISION, a->if_revision,

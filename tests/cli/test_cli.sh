@@ -32,6 +32,12 @@ run 2 - -d "$D" stats -p a
 run 2 - -d "$D" get k -t text/plain
 run 2 - -d "$D" get k --if-modified-since 'Sun, 06 Nov 1994 08:49:37 GMT' \
     --if-modified-since 'Sun, 06 Nov 1994 08:49:37 GMT'
+# A date that is no HTTP-date is a typo here, not a condition to ignore
+# (it made the put unconditional), and an empty idempotency key is none.
+echo small >"$T/small"
+run 2 - -d "$D" put k "$T/small" --if-unmodified-since '2001-01-01'
+run 2 - -d "$D" get k --if-modified-since 'yesterday'
+run 2 - -d "$D" put k "$T/small" -i ''
 run 2 - -d "$D" -d "$D" stats
 run 2 - -d "$D" --no-such-option stats
 "$E" -d "$D" bogus 2>&1 | grep -q "unknown command 'bogus'" ||
