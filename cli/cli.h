@@ -44,6 +44,16 @@ struct args {
  * for a command that opens its own), the options, its operands after its
  * name, the parsed conditions, for commands on a key the key, and for put
  * the value (read before the store is opened). */
+/* How a command opens the store. */
+enum open_mode {
+    OPEN_NONE,   /* opens nothing itself (restore opens its own) */
+    OPEN_READ,   /* read-only: never creates, refuses a missing store */
+    OPEN_WRITE,  /* read-write, an existing store only */
+    OPEN_CREATE, /* read-write, creating the directory and the store */
+};
+
+struct srv_txn_req;
+
 struct ctx {
     const char *dir;
     etagkv_store *s;
@@ -53,7 +63,10 @@ struct ctx {
     etagkv_cond *cond;
     struct bytes key;
     struct bytes value;
-    int value_too_large; /* more than the store's limit: not read whole */
+    int value_too_large;     /* more than the store's limit: not read whole */
+    enum open_mode open;     /* the command's, or what its prepare chose */
+    struct srv_txn_req *txn; /* txn: the body, parsed before any open */
+    uint64_t lease_arg;      /* lease: the TTL or id; put: --lease */
 };
 
 /* 1 when -d names a store on etcd ("etcd://HOST:PORT[,...]/PREFIX", which
@@ -62,14 +75,6 @@ static inline int cli_on_etcd(const char *dir)
 {
     return strncmp(dir, "etcd://", 7) == 0;
 }
-
-/* How a command opens the store. */
-enum open_mode {
-    OPEN_NONE,   /* opens nothing itself (restore opens its own) */
-    OPEN_READ,   /* read-only: never creates, refuses a missing store */
-    OPEN_WRITE,  /* read-write, an existing store only */
-    OPEN_CREATE, /* read-write, creating the directory and the store */
-};
 
 /* Open the store in dir (a directory or etcd://...) as mode says; *s NULL
  * for OPEN_NONE.  Returns 0 or the exit status, after saying why. */
@@ -96,9 +101,16 @@ int cmd_watch(struct ctx *c);
  * MiB, with base64 and quoting to spare) and print the server's reply. */
 #define CLI_TXN_BODY_MAX_BYTES ((uint64_t)64 << 20)
 int cmd_txn(struct ctx *c);
+/* Parse the body in c->value into c->txn before the store is opened, so
+ * that a malformed one creates nothing.  0 or the exit status. */
+int cli_txn_prepare(struct ctx *c);
 
 /* lease.c: `etagkv lease grant TTL_MS | keepalive ID | show ID | revoke
  * ID` (DESIGN §9), printing the server's JSON bodies. */
 int cmd_lease(struct ctx *c);
+/* Check the verb and number before the store is opened (usage errors
+ * create nothing) and choose the open: grant creates a store, keepalive
+ * and revoke need one, show only reads.  0 or the exit status. */
+int cli_lease_prepare(struct ctx *c);
 
 #endif /* ETAGKV_CLI_H */

@@ -691,12 +691,7 @@ static int write_one(struct ctx *c, etagkv_method method, const void *value,
     etagkv_result res;
     etagkv_status st;
 
-    if (c->a->lease != NULL &&
-        srv_lease_id_parse(c->a->lease, strlen(c->a->lease), &req.lease) != 0) {
-        fprintf(stderr, "etagkv: --lease '%s' is not a lease id\n",
-                c->a->lease);
-        return EXIT_USAGE;
-    }
+    req.lease = c->lease_arg; /* --lease, checked by prepare() */
     st = etagkv_write(c->s, &req, &res);
     print_meta(&res.meta);
     if (res.replayed)
@@ -840,12 +835,22 @@ static int prepare(int argc, char **argv, struct args *a, struct ctx *c,
             return EXIT_USAGE;
         }
     }
+    c->open = (*cmd)->open;
     rc = parse_cond(a, &c->cond);
     if (rc == 0 && (*cmd)->run == cmd_put)
         rc = read_value(c->argc > 1 ? c->argv[1] : NULL,
                         ETAGKV_MAX_VALUE_BYTES_DEFAULT, c);
     if (rc == 0 && (*cmd)->run == cmd_txn)
         rc = read_value(c->argv[0], CLI_TXN_BODY_MAX_BYTES, c);
+    if (rc == 0 && (*cmd)->run == cmd_txn)
+        rc = cli_txn_prepare(c);
+    if (rc == 0 && (*cmd)->run == cmd_lease)
+        rc = cli_lease_prepare(c);
+    if (rc == 0 && a->lease != NULL &&
+        srv_lease_id_parse(a->lease, strlen(a->lease), &c->lease_arg) != 0) {
+        fprintf(stderr, "etagkv: --lease '%s' is not a lease id\n", a->lease);
+        rc = EXIT_USAGE;
+    }
     return rc;
 }
 
@@ -870,7 +875,7 @@ int main(int argc, char **argv)
             fputs("etagkv: see 'etagkv --help'\n", stderr);
     }
     if (rc == 0)
-        rc = cli_open_store(c.dir, cmd->open, a.nosync, &c.s);
+        rc = cli_open_store(c.dir, c.open, a.nosync, &c.s);
     if (rc == 0)
         rc = cmd->run(&c);
     /* What went to standard output must have arrived: a value or a listing
@@ -883,6 +888,7 @@ int main(int argc, char **argv)
             rc = EXIT_ERROR;
     }
     etagkv_store_close(c.s);
+    srv_txn_req_free(c.txn);
     etagkv_cond_free(c.cond);
     free(a.if_match);
     free(a.if_none_match);

@@ -58,18 +58,44 @@ static etagkv_status show(etagkv_store *s, uint64_t id)
     return st;
 }
 
+int cli_lease_prepare(struct ctx *c)
+{
+    static const struct {
+        const char *verb;
+        enum open_mode open;
+    } verbs[] = {{"grant", OPEN_CREATE},
+                 {"keepalive", OPEN_WRITE},
+                 {"revoke", OPEN_WRITE},
+                 {"show", OPEN_READ}};
+    const char *verb = c->argv[0], *arg = c->argv[1];
+    size_t i;
+
+    for (i = 0; i < sizeof verbs / sizeof *verbs; i++)
+        if (strcmp(verb, verbs[i].verb) == 0)
+            break;
+    if (i == sizeof verbs / sizeof *verbs) {
+        fprintf(stderr,
+                "etagkv: lease takes grant, keepalive, show or revoke, not "
+                "'%s'\n",
+                verb);
+        return EXIT_USAGE;
+    }
+    if (srv_lease_id_parse(arg, strlen(arg), &c->lease_arg) != 0) {
+        fprintf(stderr, "etagkv: lease %s: '%s' is not a %s\n", verb, arg,
+                i == 0 ? "TTL in ms" : "lease id");
+        return EXIT_USAGE;
+    }
+    c->open = verbs[i].open;
+    return 0;
+}
+
 int cmd_lease(struct ctx *c)
 {
-    const char *verb = c->argv[0], *arg = c->argv[1];
-    uint64_t n = 0, rev;
+    const char *verb = c->argv[0];
+    uint64_t n = c->lease_arg, rev;
     etagkv_lease l = {0};
     etagkv_status st;
 
-    if (srv_lease_id_parse(arg, strlen(arg), &n) != 0) {
-        fprintf(stderr, "etagkv: lease %s: '%s' is not a %s\n", verb, arg,
-                strcmp(verb, "grant") == 0 ? "TTL in ms" : "lease id");
-        return EXIT_USAGE;
-    }
     if (strcmp(verb, "grant") == 0) {
         l.ttl_ms = n;
         st = etagkv_lease_grant(c->s, n, &l.id);
@@ -91,8 +117,5 @@ int cmd_lease(struct ctx *c)
             printf("revision: %" PRIu64 "\n", rev);
         return report_as(st, 1);
     }
-    fprintf(stderr,
-            "etagkv: lease takes grant, keepalive, show or revoke, not '%s'\n",
-            verb);
-    return EXIT_USAGE;
+    return EXIT_USAGE; /* not reached: cli_lease_prepare() checked */
 }

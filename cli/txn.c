@@ -44,10 +44,8 @@ static int print_reply(const struct srv_txn_req *q, const etagkv_txn_outcome *o)
     return rc;
 }
 
-int cmd_txn(struct ctx *c)
+int cli_txn_prepare(struct ctx *c)
 {
-    struct srv_txn_req *q = NULL;
-    etagkv_txn_outcome o;
     char detail[256] = "";
     etagkv_status st;
 
@@ -59,12 +57,23 @@ int cmd_txn(struct ctx *c)
     }
     /* The store is opened with the library's default bound on operations. */
     st = srv_txn_parse((const char *)c->value.p, c->value.len,
-                       ETAGKV_TXN_MAX_OPS_DEFAULT, &q, detail, sizeof detail);
+                       ETAGKV_TXN_MAX_OPS_DEFAULT, &c->txn, detail,
+                       sizeof detail);
     if (st != ETAGKV_OK) {
         if (detail[0] != '\0')
             fprintf(stderr, "etagkv: %s\n", detail);
         return report(st);
     }
+    return 0;
+}
+
+int cmd_txn(struct ctx *c)
+{
+    struct srv_txn_req *q = c->txn;
+    etagkv_txn_outcome o;
+    etagkv_status st;
+
+    c->txn = NULL; /* freed here */
     st = etagkv_txn_set_conflict_values(srv_txn_handle(q), c->a->values);
     if (st == ETAGKV_OK)
         st = etagkv_txn_commit(c->s, srv_txn_handle(q));

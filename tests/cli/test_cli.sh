@@ -38,6 +38,17 @@ echo small >"$T/small"
 run 2 - -d "$D" put k "$T/small" --if-unmodified-since '2001-01-01'
 run 2 - -d "$D" get k --if-modified-since 'yesterday'
 run 2 - -d "$D" put k "$T/small" -i ''
+# Checked before the store is opened, so none is created: a lease verb or
+# number, --lease, a transaction body (400, exit 3 as the store's answer);
+# and a lease read or renewal needs a store.
+run 2 - -d "$D" lease foo 5
+run 2 - -d "$D" lease grant abc
+run 2 - -d "$D" lease show 5
+run 2 - -d "$D" lease keepalive 5
+run 2 - -d "$D" lease revoke 5
+run 2 - -d "$D" put k "$T/small" --lease abc
+echo '{bad' >"$T/badtxn"
+run 3 400 -d "$D" txn "$T/badtxn"
 run 2 - -d "$D" -d "$D" stats
 run 2 - -d "$D" --no-such-option stats
 "$E" -d "$D" bogus 2>&1 | grep -q "unknown command 'bogus'" ||
