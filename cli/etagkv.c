@@ -536,11 +536,14 @@ static int list_one(void *ctx, const void *key, size_t key_len,
     return 0;
 }
 
-/* Print the JSON page {"keys": [...], "next": cursor or null}. */
-static int print_page(struct listing *l, int more)
+/* Print the server's JSON page {"revision": R, "keys": [...], "next":
+ * cursor or null}: R, the snapshot's revision, is where a watch of what
+ * follows the listing starts (list, then watch -a R). */
+static int print_page(struct listing *l, int more, uint64_t rev)
 {
-    json_t *page = json_pack("{s:O, s:o}", "keys", l->keys, "next",
-                             more ? json_string(l->last) : json_null());
+    json_t *page =
+        json_pack("{s:I, s:O, s:o}", "revision", (json_int_t)rev, "keys",
+                  l->keys, "next", more ? json_string(l->last) : json_null());
     int rc = page != NULL ? json_dumpf(page, stdout, JSON_COMPACT) : -1;
 
     json_decref(page);
@@ -552,15 +555,17 @@ static int cmd_list(struct ctx *c)
     const struct args *a = c->a;
     struct listing l = {NULL, NULL, 0};
     int more = 0, rc;
+    uint64_t rev = 0;
     etagkv_status st;
 
     if (a->json && (l.keys = json_array()) == NULL)
         return report(ETAGKV_NO_MEMORY);
-    st = etagkv_list(c->s, a->prefix.p, a->prefix.len, a->after.p, a->after.len,
-                     a->limit, list_one, &l, &more);
+    st =
+        etagkv_list_revision(c->s, a->prefix.p, a->prefix.len, a->after.p,
+                             a->after.len, a->limit, list_one, &l, &more, &rev);
     if (st == ETAGKV_OK && l.failed)
         st = ETAGKV_NO_MEMORY;
-    if (st == ETAGKV_OK && a->json && print_page(&l, more) != 0)
+    if (st == ETAGKV_OK && a->json && print_page(&l, more, rev) != 0)
         st = ETAGKV_NO_MEMORY;
     if (st == ETAGKV_OK && more && !a->json)
         fprintf(stderr, "(more records follow; resume with --pct --after "

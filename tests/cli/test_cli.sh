@@ -217,6 +217,8 @@ keys = {k["key_pct"]: k for k in page["keys"]}
 assert keys["a%00b"]["key"] == "a\u0000b", keys
 assert keys["a%00b"]["size"] == 3 and keys["a%00b"]["etag"].startswith('"')
 assert page["next"] is None
+# The server's page: the snapshot's revision first, to watch from.
+assert list(page)[0] == "revision" and page["revision"] >= 1, page
 PY
 run 0 200 -d "$D" list --json -n 1
 python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); assert p["next"]=="a%00b", p' \
