@@ -97,6 +97,7 @@ int cmd_backup(struct ctx *c)
 {
     const char *to = c->argv[0];
     etagkv_status st;
+    int made;
 
     if (cli_on_etcd(c->dir))
         return lmdb_only("backup");
@@ -110,11 +111,16 @@ int cmd_backup(struct ctx *c)
         (void)signal(SIGPIPE, SIG_IGN);
         return report(etagkv_store_backup_fd(c->s, STDOUT_FILENO));
     }
-    if (mkdir(to, 0700) != 0 && errno != EEXIST) {
+    made = mkdir(to, 0700) == 0;
+    if (!made && errno != EEXIST) {
         fprintf(stderr, "etagkv: mkdir %s: %s\n", to, strerror(errno));
         return EXIT_ERROR;
     }
     st = etagkv_store_backup(c->s, to);
+    /* A directory made for a backup that failed goes too (a failed backup
+     * removes its own partial file); one that was there stays. */
+    if (st != ETAGKV_OK && made)
+        (void)rmdir(to);
     if (st == ETAGKV_INVALID_ARGUMENT) {
         fprintf(stderr, "etagkv: %s\n", etagkv_last_error_detail());
         return EXIT_USAGE;

@@ -371,8 +371,7 @@ lim=$((size / 2048))
 ) >"$T/out" 2>"$T/err"
 rc=$?
 [ "$rc" -eq 3 ] || fail "backup past the file size limit: exit $rc, $(cat "$T/err")"
-[ ! -e "$T/bk2/data.mdb" ] && [ ! -e "$T/bk2/data.mdb.partial" ] ||
-    fail "a backup cut short left $(ls "$T/bk2")"
+[ ! -e "$T/bk2" ] || fail "a backup cut short left $(ls -A "$T/bk2")"
 head -c $((size / 2)) "$T/b.mdb" >"$T/short.mdb"
 run 3 500 -d "$T/r5" restore - <"$T/short.mdb"
 grep -q 'truncated' "$T/err" || fail "restore of a truncated copy: $(cat "$T/err")"
