@@ -184,7 +184,17 @@ struct lines {
     int hosts;        /* Host lines */
     const char *host; /* the first Host value */
     size_t host_len;
+    const char *twice; /* a field that may appear once, seen again */
+    unsigned seen;     /* of singletons[], by bit */
 };
+
+/* Fields that take one value (RFC 9110 §5.3: no list), besides Host: a
+ * second line is ambiguous -- libmicrohttpd's lookup takes the first, a
+ * proxy may take the last -- so it is refused rather than resolved.
+ * (Idempotency-Key's lines are counted where it is parsed.) */
+static const char *const singletons[] = {"Content-Type", "Authorization",
+                                         "ETagKV-Lease"};
+#define N_SINGLETONS (sizeof singletons / sizeof *singletons)
 
 /* 1 if the field (key, value) lies where l expects the next line and is
  * well-formed, else 0. */
@@ -220,6 +230,15 @@ static enum MHD_Result line_one(void *cls, enum MHD_ValueKind kind,
     if (!line_well_formed(l, key, key_size, value, value_size)) {
         l->bad = 1;
         return MHD_NO;
+    }
+    for (size_t i = 0; i < N_SINGLETONS; i++) {
+        if (key_size != strlen(singletons[i]) ||
+            strncasecmp(key, singletons[i], key_size) != 0)
+            continue;
+        if ((l->seen & (1u << i)) != 0 && l->twice == NULL)
+            l->twice = singletons[i];
+        l->seen |= 1u << i;
+        break;
     }
     if (key_size == 4 && strncasecmp(key, "Host", 4) == 0 && l->hosts++ == 0) {
         /* libmicrohttpd keeps the whitespace after a value (RFC 9110 §5.5:
@@ -263,8 +282,9 @@ static int check_header_section(struct MHD_Connection *c, struct srv_req *r,
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
-    struct lines l = {NULL, NULL, 0, 0, NULL, 0};
+    struct lines l = {NULL, NULL, 0, 0, NULL, 0, NULL, 0};
     const char *detail = NULL;
+    char twice[64];
 
     r->must_close = 1;
     if (ci == NULL) { /* not reached: the headers are complete */
@@ -287,7 +307,11 @@ static int check_header_section(struct MHD_Connection *c, struct srv_req *r,
                  "line may not be folded (obs-fold)";
     else if (l.hosts > 1)
         detail = "the request has more than one Host field";
-    else if (l.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+    else if (l.twice != NULL) {
+        snprintf(twice, sizeof twice, "the request has more than one %s field",
+                 l.twice);
+        detail = twice;
+    } else if (l.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
         detail = "an HTTP/1.1 request must have a Host field";
     else if (l.hosts == 1 && !host_ok(l.host, l.host_len))
         detail = "the Host field is not a valid host[:port]";

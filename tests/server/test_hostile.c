@@ -436,6 +436,21 @@ static const struct row malformed[] = {
     {"a Host that is not host[:port]",
      S("PUT /kv/victim HTTP/1.1\r\nHost: a b\r\nContent-Length: 1\r\n\r\nx"),
      400},
+    /* RFC 9110 §5.3: a field that takes one value, sent twice, is read
+     * as its first line by libmicrohttpd and maybe as its last by a proxy:
+     * refused, not resolved. */
+    {"two Content-Type lines",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+       "content-type: text/html\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    {"two ETagKV-Lease lines",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nETagKV-Lease: 12345\r\n"
+       "ETagKV-Lease: zz\r\nContent-Length: 1\r\n\r\nx"),
+     400},
+    {"two Authorization lines",
+     S("PUT /kv/victim HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\n"
+       "Authorization: Bearer b\r\nContent-Length: 1\r\n\r\nx"),
+     400},
     /* RFC 9112 §3, §3.2: the request line and the request-target. */
     {"a method that is not a token",
      S("P@T /kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"),
