@@ -951,6 +951,33 @@ static enum MHD_Result compacted(struct srv *s, struct MHD_Connection *c,
                                            (json_int_t)page->min_after)));
 }
 
+/* An after (or Last-Event-ID) beyond the store's revision: a position in
+ * another history -- a store restored from an older copy, or another
+ * store.  Waiting until the store passes it would lose the events in
+ * between, and reading on from the store's revision would send events the
+ * client takes for ones it has: 410, as for a position compacted away, so
+ * that the client re-lists (the library's etagkv_changes() answers such
+ * an after with an empty page whose next is the store's revision). */
+static enum MHD_Result ahead(struct srv *s, struct MHD_Connection *c,
+                             struct srv_req *r, uint64_t asked,
+                             const etagkv_changes_page *page)
+{
+    char detail[256];
+
+    snprintf(detail, sizeof detail,
+             "after %" PRIu64 " is beyond the store's revision (%" PRIu64
+             "): this store's history never reached it (restored from an "
+             "older copy, or another store): re-list, then watch from the "
+             "listing's revision",
+             asked, page->revision);
+    return srv_queue(
+        s, c, r, 410,
+        srv_problem(410, "ahead-of-store", detail,
+                    json_pack("{s:I,s:I}", "revision",
+                              (json_int_t)page->revision, "min_after",
+                              (json_int_t)page->min_after)));
+}
+
 /* ---- Server-Sent Events -------------------------------------------------- */
 
 /* Events per page of a stream: what its buffer holds at most, beyond the
@@ -1194,6 +1221,7 @@ static enum MHD_Result start_stream(struct srv *s, struct MHD_Connection *c,
     struct srv_watch *w = s->watch;
     struct MHD_Response *resp;
     char retry[32];
+    uint64_t asked;
     etagkv_status st;
     int full;
 
@@ -1213,9 +1241,20 @@ static enum MHD_Result start_stream(struct srv *s, struct MHD_Connection *c,
         return unavailable(s, c, r, 1);
     r->srv = s;
     r->conn = c;
+    asked = r->after;
     snprintf(retry, sizeof retry, "retry: %d\n\n", SSE_RETRY_MS);
     st = sbuf_add(r, retry, strlen(retry)) == 0 ? sse_fill(s, r)
                                                 : ETAGKV_NO_MEMORY;
+    /* The first page's next is at least the after asked for, unless that
+     * lies beyond the store's revision. */
+    if (st == ETAGKV_OK && r->after < asked) {
+        etagkv_changes_page page = {0};
+
+        /* The page's revision and min_after, for the problem. */
+        (void)etagkv_changes(s->store, NULL, 0, 0, r->after, 1, stop_at_first,
+                             NULL, &page);
+        return ahead(s, c, r, asked, &page);
+    }
     if (st == ETAGKV_COMPACTED) {
         etagkv_changes_page page = {0};
 
@@ -1271,6 +1310,10 @@ enum MHD_Result srv_changes(struct srv *s, struct MHD_Connection *c,
     /* An empty page that stopped at the scan bound is answered at once:
      * its next moves the reader on (holding it would read the same bound
      * again at every look). */
+    if (st == ETAGKV_OK && page.revision < r->after) {
+        json_decref(e.list);
+        return ahead(s, c, r, r->after, &page);
+    }
     if (st == ETAGKV_OK && !e.failed && page.events == 0 && !page.more &&
         srv_watch_wants(s, c, r)) {
         json_decref(e.list);

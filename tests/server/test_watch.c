@@ -487,6 +487,48 @@ START_TEST(a_compacted_after_is_410_with_min_after_which_is_served)
 }
 END_TEST
 
+/* An after (or Last-Event-ID) beyond the store's revision is a position
+ * in another history (a store restored from an older copy): 410, for the
+ * client to re-list -- neither held until the store passes it (the events
+ * in between would be lost to it) nor read on from the store's revision
+ * with a next below the after sent (an SSE stream replayed them). */
+START_TEST(an_after_beyond_the_store_is_410_not_a_rewind)
+{
+    const char *const wait[] = {"Prefer: wait=5", NULL};
+    const char *const sse[] = {"Accept: text/event-stream", "Last-Event-ID: 50",
+                               NULL};
+    struct hu_resp r;
+    double t0;
+    json_t *j;
+
+    put("/kv/a", "x", NULL);
+    put("/kv/b", "x", NULL);
+    http(&r, "GET", "/changes?after=50", NULL, NULL);
+    ck_assert_int_eq(r.code, 410);
+    j = json_of(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "type")),
+                     "urn:etagkv:problem:ahead-of-store");
+    ck_assert_int_eq(jint(j, "revision"), 2);
+    json_decref(j);
+    hu_resp_free(&r);
+    t0 = tu_now_s();
+    http(&r, "GET", "/changes?after=50", wait, NULL);
+    ck_assert_int_eq(r.code, 410);
+    ck_assert(tu_now_s() - t0 < 4);
+    hu_resp_free(&r);
+    http(&r, "GET", "/changes", sse, NULL);
+    ck_assert_int_eq(r.code, 410);
+    hu_resp_free(&r);
+    /* At the store's revision itself: an empty page, next = after. */
+    http(&r, "GET", "/changes?after=2", NULL, NULL);
+    ck_assert_int_eq(r.code, 200);
+    j = json_of(&r);
+    ck_assert_int_eq(jint(j, "next"), 2);
+    json_decref(j);
+    hu_resp_free(&r);
+}
+END_TEST
+
 START_TEST(the_listing_carries_its_revision)
 {
     struct hu_resp r;
@@ -1244,6 +1286,7 @@ int main(void)
     tcase_add_test(tc, an_empty_page_waits_for_the_next_event_or_times_out);
     tcase_add_test(tc, the_listing_carries_its_revision);
     tcase_add_test(tc, a_compacted_after_is_410_with_min_after_which_is_served);
+    tcase_add_test(tc, an_after_beyond_the_store_is_410_not_a_rewind);
     tcase_add_test(tc, held_requests_answer_their_own_key_and_not_the_others);
     tcase_add_test(
         tc, a_thousand_held_requests_use_no_thread_and_no_cpu_while_idle);
