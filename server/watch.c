@@ -418,14 +418,14 @@ static void *watch_main(void *arg)
 
         /* With nothing held a commit concerns nobody, so the notifier is
          * left out of the poll and a commit wakes no thread here (on a
-         * busy store, a wake-up per commit for nothing).  A request held
-         * from now on is fresh (w->unswept, park()), and park() wakes
-         * this thread through wake_fd. */
+         * busy store, a wake-up per commit for nothing).  Its count is not
+         * drained meanwhile: once park() has held a request and woken
+         * this thread through wake_fd, the next poll finds the commits
+         * that went by and the sweep reads their events from w->swept,
+         * as if it had been awake. */
         (void)pthread_mutex_lock(&w->lock);
-        if (w->held == NULL) {
-            w->unswept = 1;
+        if (w->held == NULL)
             p[0].fd = -1; /* poll() ignores it */
-        }
         (void)pthread_mutex_unlock(&w->lock);
         n = poll(p, 3, timeout_ms);
         commit = n > 0 && (p[0].revents & POLLIN);
@@ -902,15 +902,20 @@ static int query_after(const struct srv_req *r, uint64_t *after)
  * problem to answer, or NULL. */
 static const char *changes_query(struct srv_req *r, size_t *limit)
 {
-    static const char *const names[] = {"key", "prefix", "after", "limit"};
+    /* lastEventId and _ are known, and ignored: EventSource polyfills add
+     * the first on reconnecting (with the Last-Event-ID header, which
+     * this server reads), and jQuery's cache: false the second. */
+    static const char *const names[] = {"key",   "prefix",      "after",
+                                        "limit", "lastEventId", "_"};
     const char *v;
     size_t len;
 
     /* As the listing's: a name misspelt or repeated would be ignored, and
      * the feed follow more than asked for ("PREFIX=a/" every key). */
-    if (srv_query_names_known(r, names, 4) != 0)
+    if (srv_query_names_known(r, names, sizeof names / sizeof *names) != 0)
         return "/changes takes only key or prefix, after and limit, each at "
-               "most once (names are case-sensitive)";
+               "most once (names are case-sensitive; lastEventId and _ are "
+               "ignored)";
     if (srv_query_arg(r, "key", &v, &len)) {
         if (srv_query_arg(r, "prefix", &v, &len))
             return "key and prefix exclude each other: key=K follows one "
