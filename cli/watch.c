@@ -138,7 +138,7 @@ int cmd_watch(struct ctx *c)
     etagkv_changes_page page;
     etagkv_status st;
     uint64_t after = 0;
-    int ino, n, rc;
+    int ino, n, rc, ahead = 0;
 
     if (c->key.p != NULL && a->prefix.p != NULL) {
         fprintf(stderr, "etagkv: watch takes a KEY or -p PREFIX, not both\n");
@@ -166,6 +166,21 @@ int cmd_watch(struct ctx *c)
             st = ETAGKV_NO_MEMORY;
         if (st != ETAGKV_OK)
             break;
+        /* An after beyond the store's revision: a position in another
+         * history (a store restored from an older copy).  Reading on from
+         * the store's revision would print events taken for ones that
+         * followed what the caller has; so stop, as the server's 410. */
+        if (page.revision < after) {
+            fprintf(stderr,
+                    "etagkv: after %" PRIu64 " is beyond the store's revision "
+                    "(%" PRIu64 "): this store's history never reached it "
+                    "(restored from an older copy?); list again and watch "
+                    "from the listing's revision\n",
+                    after, page.revision);
+            st = ETAGKV_COMPACTED; /* 410, as the server's */
+            ahead = 1;
+            break;
+        }
         if (fflush(stdout) != 0)
             break; /* the reader went away */
         after = page.next;
@@ -178,7 +193,7 @@ int cmd_watch(struct ctx *c)
         etagkv_notify_close(c->s, ino);
     else if (ino >= 0)
         (void)close(ino);
-    if (st == ETAGKV_COMPACTED)
+    if (st == ETAGKV_COMPACTED && !ahead)
         fprintf(stderr,
                 "etagkv: events after %" PRIu64 " are compacted; "
                 "watch from %" PRIu64 " or later\n",

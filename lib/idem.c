@@ -266,8 +266,11 @@ static etagkv_status admit_new_key(etagkv_store *s, ekv_txn *txn,
         if (st == ETAGKV_OK)
             st = table_full(s, txn, &full);
         /* A purge that began where the rolling one stopped and ran off the
-         * table's end has not seen the entries before that point, which
-         * are the older ones: look there too before refusing. */
+         * table's end has not seen the entries before that point (the
+         * table is in key order, so expired ones may be anywhere): look
+         * there too before refusing.  Each look is bounded (PURGE_FULL),
+         * so a table much larger than that may still refuse while expired
+         * entries sit beyond both looks; the rolling purge gets to them. */
         if (st == ETAGKV_OK && full && !from_start && s->idem.purge_len == 0) {
             st = purge(s, txn, PURGE_FULL, PURGE_FULL);
             if (st == ETAGKV_OK)

@@ -438,6 +438,10 @@ tail -1 "$T/watch" | grep -q '^{"revision":4,"type":"delete","etag":null,.*"key"
 run 0 200 -d "$W" watch -a 0 -n 1 other
 grep -q '"key":"other"' "$T/out" || fail "watch KEY -a 0: $(cat "$T/out")"
 run 2 - -d "$W" watch -a x
+# An after beyond the store's revision (4): another history; no rewind.
+run 3 410 -d "$W" watch -a 50
+grep -q "beyond the store's revision (4)" "$T/err" || fail "watch -a 50: $(cat "$T/err")"
+[ ! -s "$T/out" ] || fail "watch -a 50 printed $(cat "$T/out")"
 
 # ---- lease: grant, attach with put --lease, show, keepalive, revoke ----------
 L=$T/l

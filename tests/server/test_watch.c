@@ -304,6 +304,11 @@ START_TEST(changes_pages_through_events_in_order_with_next)
     http(&r, "GET", "/changes?prefix=a/&&after=3&", NULL, NULL);
     ck_assert_int_eq(r.code, 200);
     hu_resp_free(&r);
+    /* What EventSource polyfills and jQuery add: ignored. */
+    http(&r, "GET", "/changes?prefix=a/&after=3&lastEventId=3&_=1733", NULL,
+         NULL);
+    ck_assert_int_eq(r.code, 200);
+    hu_resp_free(&r);
     http(&r, "PUT", "/changes", NULL, "x");
     ck_assert_int_eq(r.code, 405);
     hu_resp_free(&r);
