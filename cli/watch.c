@@ -171,13 +171,6 @@ int cmd_watch(struct ctx *c)
          * the store's revision would print events taken for ones that
          * followed what the caller has; so stop, as the server's 410. */
         if (page.revision < after) {
-            fprintf(stderr,
-                    "etagkv: after %" PRIu64 " is beyond the store's revision "
-                    "(%" PRIu64 "): this store's history never reached it "
-                    "(restored from an older copy?); list again and watch "
-                    "from the listing's revision\n",
-                    after, page.revision);
-            st = ETAGKV_COMPACTED; /* 410, as the server's */
             ahead = 1;
             break;
         }
@@ -193,7 +186,17 @@ int cmd_watch(struct ctx *c)
         etagkv_notify_close(c->s, ino);
     else if (ino >= 0)
         (void)close(ino);
-    if (st == ETAGKV_COMPACTED && !ahead)
+    if (ahead) {
+        /* The outcome line as the server's 410 ahead-of-store. */
+        fprintf(stderr,
+                "410 ahead of the store (after %" PRIu64 " is beyond the "
+                "store's revision, %" PRIu64 ": this store's history never "
+                "reached it -- restored from an older copy?; list again and "
+                "watch from the listing's revision)\n",
+                after, page.revision);
+        return EXIT_ERROR;
+    }
+    if (st == ETAGKV_COMPACTED)
         fprintf(stderr,
                 "etagkv: events after %" PRIu64 " are compacted; "
                 "watch from %" PRIu64 " or later\n",

@@ -744,7 +744,7 @@ void srv_watch_write_done(struct srv *s, struct srv_req *r)
 static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
 {
     struct srv_watch *w = s->watch;
-    int rc = 0, wake_watcher;
+    int rc = 0, wake_watcher, was_idle;
 
     atomic_fetch_add(&s->suspended, 1);
     (void)pthread_mutex_lock(&w->lock);
@@ -778,6 +778,7 @@ static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
     r->watch_fresh = !r->stream || w->unswept || w->swept > r->watch_scanned;
     r->conn = c;
     watch_hangup(w, c, r);
+    was_idle = w->held == NULL;
     r->watch_prev = NULL;
     r->watch_next = w->held;
     if (w->held != NULL)
@@ -788,8 +789,11 @@ static int park(struct srv *s, struct MHD_Connection *c, struct srv_req *r)
     MHD_suspend_connection(c);
     /* The watcher must look now if r is to be asked, or to sleep less
      * long; a stream held again after an event usually needs neither, and
-     * a thousand of them then cost the watcher no pass over the list. */
-    wake_watcher = r->watch_fresh || r->deadline_ns < w->nearest_ns;
+     * a thousand of them then cost the watcher no pass over the list.
+     * With nothing held before r it polls without the notifier
+     * (watch_main()): woken, it polls with it again and finds the commits
+     * that went by. */
+    wake_watcher = r->watch_fresh || was_idle || r->deadline_ns < w->nearest_ns;
     (void)pthread_mutex_unlock(&w->lock);
     if (wake_watcher)
         wake(w);
@@ -879,32 +883,44 @@ static int add_event(void *ctx, const etagkv_event *ev)
     return 0;
 }
 
-/* after=: a decimal revision, default 0.  0, or -1 when malformed. */
-static int query_after(const struct srv_req *r, uint64_t *after)
+/* Query argument name as a revision (decimal digits, at most 19): 0 and
+ * *rev when present, 0 with *rev untouched when absent (or empty, when
+ * empty_is_absent), -1 when malformed. */
+static int query_revision(const struct srv_req *r, const char *name,
+                          int empty_is_absent, uint64_t *rev)
 {
     const char *v;
     size_t vlen;
+    uint64_t n = 0;
 
-    *after = 0;
-    if (!srv_query_arg(r, "after", &v, &vlen))
+    if (!srv_query_arg(r, name, &v, &vlen) || (vlen == 0 && empty_is_absent))
         return 0;
     if (vlen == 0 || vlen > 19)
         return -1;
     for (size_t i = 0; i < vlen; i++) {
         if (v[i] < '0' || v[i] > '9')
             return -1;
-        *after = *after * 10 + (uint64_t)(v[i] - '0');
+        n = n * 10 + (uint64_t)(v[i] - '0');
     }
+    *rev = n;
     return 0;
+}
+
+/* after=: a decimal revision, default 0.  0, or -1 when malformed. */
+static int query_after(const struct srv_req *r, uint64_t *after)
+{
+    *after = 0;
+    return query_revision(r, "after", 0, after);
 }
 
 /* The query of /changes into r (key, changes_flags, after) and *limit; a
  * problem to answer, or NULL. */
 static const char *changes_query(struct srv_req *r, size_t *limit)
 {
-    /* lastEventId and _ are known, and ignored: EventSource polyfills add
-     * the first on reconnecting (with the Last-Event-ID header, which
-     * this server reads), and jQuery's cache: false the second. */
+    /* lastEventId: where a stream resumes, from EventSource polyfills that
+     * send it in the query instead of the Last-Event-ID header (which
+     * wins; start_stream()); ignored by a page.  _: jQuery's cache: false,
+     * ignored. */
     static const char *const names[] = {"key",   "prefix",      "after",
                                         "limit", "lastEventId", "_"};
     const char *v;
@@ -1204,14 +1220,17 @@ static int wants_stream(struct MHD_Connection *c)
 }
 
 /* Last-Event-ID (the resume of an EventSource): wins over after=. */
-static int last_event_id(struct MHD_Connection *c, uint64_t *after)
+static int last_event_id(struct MHD_Connection *c, const struct srv_req *r,
+                         uint64_t *after)
 {
     const char *v =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
     uint64_t n = 0;
 
+    /* A polyfill that cannot send the header (it would cost a CORS
+     * preflight) sends ?lastEventId= (empty before the first event). */
     if (v == NULL)
-        return 0;
+        return query_revision(r, "lastEventId", 1, after);
     if (*v == '\0' || strlen(v) > 19 || strspn(v, "0123456789") != strlen(v))
         return -1;
     for (; *v != '\0'; v++)
@@ -1230,11 +1249,12 @@ static enum MHD_Result start_stream(struct srv *s, struct MHD_Connection *c,
     etagkv_status st;
     int full;
 
-    if (last_event_id(c, &r->after) != 0)
+    if (last_event_id(c, r, &r->after) != 0)
         return srv_queue(
             s, c, r, 400,
             srv_status_problem(ETAGKV_INVALID_ARGUMENT,
-                               "Last-Event-ID must be a revision"));
+                               "Last-Event-ID (or lastEventId) must be a "
+                               "revision"));
     (void)pthread_mutex_lock(&w->lock);
     full = watchers(w) >= s->max_watchers;
     if (!full) {

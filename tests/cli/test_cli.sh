@@ -440,7 +440,7 @@ grep -q '"key":"other"' "$T/out" || fail "watch KEY -a 0: $(cat "$T/out")"
 run 2 - -d "$W" watch -a x
 # An after beyond the store's revision (4): another history; no rewind.
 run 3 410 -d "$W" watch -a 50
-grep -q "beyond the store's revision (4)" "$T/err" || fail "watch -a 50: $(cat "$T/err")"
+grep -q "beyond the store's revision, 4" "$T/err" || fail "watch -a 50: $(cat "$T/err")"
 [ ! -s "$T/out" ] || fail "watch -a 50 printed $(cat "$T/out")"
 
 # ---- lease: grant, attach with put --lease, show, keepalive, revoke ----------

@@ -655,6 +655,29 @@ START_TEST(a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id)
     ck_assert_msg(strstr(b.e.buf, "\"revision\":4,") != NULL &&
                       strstr(b.e.buf, "\"revision\":1,") == NULL,
                   "%s", b.e.buf);
+    /* So does ?lastEventId=, which EventSource polyfills send instead of
+     * the header (empty before their first event: after= then). */
+    memset(&b, 0, sizeof b);
+    b.path = "/changes?prefix=s/&after=0&lastEventId=3";
+    b.e.ids_wanted = 1;
+    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
+    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
+    ck_assert_msg(strstr(b.e.buf, "\"revision\":4,") != NULL &&
+                      strstr(b.e.buf, "\"revision\":1,") == NULL,
+                  "%s", b.e.buf);
+    memset(&b, 0, sizeof b);
+    b.path = "/changes?prefix=s/&after=0&lastEventId=";
+    b.e.ids_wanted = 1;
+    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
+    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
+    ck_assert_msg(strstr(b.e.buf, "\"revision\":1,") != NULL, "%s", b.e.buf);
+    memset(&b, 0, sizeof b);
+    b.path = "/changes?prefix=s/&lastEventId=x";
+    b.e.ids_wanted = 1;
+    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
+    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
+    ck_assert_msg(strstr(b.e.buf, "Last-Event-ID (or lastEventId)") != NULL,
+                  "%s", b.e.buf);
 }
 END_TEST
 
@@ -1235,6 +1258,13 @@ START_TEST(held_requests_never_take_the_connections_writes_need)
     for (int i = 0; i < 8; i++)
         bg_get(&b[i], "/kv/k", inm, "Prefer: wait=30");
     until_held(6);
+    /* And the other two answered: a GET still on its way when the PUT
+     * commits would get the new value at once, held or not. */
+    ck_assert_int_eq(
+        hu_metric_await(
+            fx.ua, fx.srv.port,
+            "etagkv_http_requests_total{method=\"GET\",code=\"503\"}", 2, 10),
+        2);
 
     h = curl_easy_init();
     ck_assert_ptr_nonnull(h);
