@@ -613,6 +613,24 @@ static void *sse_main(void *arg)
     return NULL;
 }
 
+/* A stream of path (Last-Event-ID: last_id unless NULL) up to its first
+ * id: its bytes hold want, and not not_want (unless NULL). */
+static void resumed(const char *path, const char *last_id, const char *want,
+                    const char *not_want)
+{
+    static struct sse_bg b;
+
+    memset(&b, 0, sizeof b);
+    b.path = path;
+    b.last_id = last_id;
+    b.e.ids_wanted = 1;
+    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
+    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
+    ck_assert_msg(strstr(b.e.buf, want) != NULL &&
+                      (not_want == NULL || strstr(b.e.buf, not_want) == NULL),
+                  "%s: %s", path, b.e.buf);
+}
+
 START_TEST(a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id)
 {
     static const char *const opts[] = {"--nosync", "--heartbeat", "1", NULL};
@@ -645,39 +663,17 @@ START_TEST(a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id)
                                           "{\"revision\":4,"));
     ck_assert_ptr_null(strstr(b.e.buf + 10, "retry:"));
     ck_assert_ptr_null(strstr(b.e.buf, "\"key\":\"x\""));
-    /* Last-Event-ID wins over after=. */
-    memset(&b, 0, sizeof b);
-    b.path = "/changes?prefix=s/&after=0";
-    b.last_id = "3";
-    b.e.ids_wanted = 1;
-    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
-    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
-    ck_assert_msg(strstr(b.e.buf, "\"revision\":4,") != NULL &&
-                      strstr(b.e.buf, "\"revision\":1,") == NULL,
-                  "%s", b.e.buf);
-    /* So does ?lastEventId=, which EventSource polyfills send instead of
-     * the header (empty before their first event: after= then). */
-    memset(&b, 0, sizeof b);
-    b.path = "/changes?prefix=s/&after=0&lastEventId=3";
-    b.e.ids_wanted = 1;
-    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
-    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
-    ck_assert_msg(strstr(b.e.buf, "\"revision\":4,") != NULL &&
-                      strstr(b.e.buf, "\"revision\":1,") == NULL,
-                  "%s", b.e.buf);
-    memset(&b, 0, sizeof b);
-    b.path = "/changes?prefix=s/&after=0&lastEventId=";
-    b.e.ids_wanted = 1;
-    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
-    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
-    ck_assert_msg(strstr(b.e.buf, "\"revision\":1,") != NULL, "%s", b.e.buf);
-    memset(&b, 0, sizeof b);
-    b.path = "/changes?prefix=s/&lastEventId=x";
-    b.e.ids_wanted = 1;
-    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
-    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
-    ck_assert_msg(strstr(b.e.buf, "Last-Event-ID (or lastEventId)") != NULL,
-                  "%s", b.e.buf);
+    /* Last-Event-ID wins over after=, and so does ?lastEventId=, which
+     * EventSource polyfills send instead of the header (empty before
+     * their first event: after= then); a malformed one is 400. */
+    resumed("/changes?prefix=s/&after=0", "3", "\"revision\":4,",
+            "\"revision\":1,");
+    resumed("/changes?prefix=s/&after=0&lastEventId=3", NULL, "\"revision\":4,",
+            "\"revision\":1,");
+    resumed("/changes?prefix=s/&after=0&lastEventId=", NULL, "\"revision\":1,",
+            NULL);
+    resumed("/changes?prefix=s/&lastEventId=x", NULL,
+            "Last-Event-ID (or lastEventId)", NULL);
 }
 END_TEST
 
