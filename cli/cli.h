@@ -88,6 +88,10 @@ int report_as(etagkv_status st, int deleted);
 int report(etagkv_status st);
 
 /* copy.c: the commands on a whole store. */
+/* dir/data.mdb.restoring: where a restore writes the store before it
+ * publishes it (copy.c); an open must not create a store beside it. */
+void cli_restoring_path(char *out, size_t cap, const char *dir);
+
 int cmd_backup(struct ctx *c);
 int cmd_restore(struct ctx *c);
 int cmd_verify(struct ctx *c);

@@ -207,8 +207,7 @@ static int sync_dir(const char *dir)
     return rc != 0 && errno != EINVAL ? -1 : 0;
 }
 
-/* dir/data.mdb.restoring: where a restore writes before the rename. */
-static void restoring_path(char *out, size_t cap, const char *dir)
+void cli_restoring_path(char *out, size_t cap, const char *dir)
 {
     snprintf(out, cap, "%s/%s.restoring", dir, STORE_FILE);
 }
@@ -240,7 +239,7 @@ static int write_store_file(int in, const char *dir)
     char tmp[4096], path[4096];
     int fd, rc, appeared = 0, published = 0;
 
-    restoring_path(tmp, sizeof(tmp), dir);
+    cli_restoring_path(tmp, sizeof(tmp), dir);
     snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE);
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -286,7 +285,7 @@ int cmd_restore(struct ctx *c)
     if (empty == 0 || (empty < 0 && errno != ENOENT)) {
         char tmp[4096];
 
-        restoring_path(tmp, sizeof(tmp), dir);
+        cli_restoring_path(tmp, sizeof(tmp), dir);
         fprintf(stderr,
                 "etagkv: %s: %s; restore only into an empty or new "
                 "directory%s\n",

@@ -753,7 +753,7 @@ int cli_open_store(const char *dir, enum open_mode mode, int nosync,
         errno == ENOENT) {
         char restoring[4200];
 
-        snprintf(restoring, sizeof(restoring), "%s.restoring", path);
+        cli_restoring_path(restoring, sizeof(restoring), dir);
         if (access(restoring, F_OK) == 0) {
             fprintf(stderr,
                     "etagkv: %s: a restore is writing a store here, or was "
@@ -884,7 +884,8 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = cmd->run(&c);
     /* What went to standard output must have arrived: a value or a listing
-     * cut short by a full disk or a closed pipe is no success. */
+     * cut short by a full disk is no success (a closed pipe is SIGPIPE,
+     * which ends the program before it gets here). */
     errno = 0;
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "etagkv: writing standard output: %s\n",

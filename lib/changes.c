@@ -217,13 +217,6 @@ static etagkv_status trim_page(etagkv_store *s, ekv_txn *txn, uint64_t floor,
 /* changes_retention_s in ns, saturated: a retention of centuries (as
  * "keep by count only") must not wrap to a window of a fraction of a
  * second. */
-static uint64_t retention_ns(const etagkv_store *s)
-{
-    uint64_t r = s->opts.changes_retention_s;
-
-    return r > UINT64_MAX / 1000000000u ? UINT64_MAX : r * 1000000000u;
-}
-
 /* Is the oldest entry (k, v) to go?  *rev gets its revision, *logged_out
  * when it was logged. */
 static etagkv_status trim_due(etagkv_store *s, const ekv_val *k,
@@ -231,7 +224,7 @@ static etagkv_status trim_due(etagkv_store *s, const ekv_val *k,
                               int *due, uint64_t *rev, uint64_t *logged_out)
 {
     etagkv_event ev;
-    uint64_t logged_ns = 0, age_ns = retention_ns(s);
+    uint64_t logged_ns = 0, age_ns = ekv_s_to_ns(s->opts.changes_retention_s);
     etagkv_status st = change_decode(k, v, &ev, &logged_ns);
 
     if (st != ETAGKV_OK)
@@ -251,7 +244,7 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
     uint8_t start[CHANGE_KEY_BYTES];
     uint64_t count, rev = 0, floor = 0, now = ekv_now_ns(s);
     uint64_t max = s->opts.changes_max_events, slack = changes_slack(max),
-             age_ns = retention_ns(s);
+             age_ns = ekv_s_to_ns(s->opts.changes_retention_s);
     /* On etcd every event trimmed is a delete and a compare in the
      * commit's Txn: the slack's, all in one commit, would pass etcd's
      * default --max-txn-ops (128) and be refused on every try.  There the

@@ -61,16 +61,10 @@
 /* When the table is full, a new key looks at (and may delete) this many. */
 #define PURGE_FULL 1024
 
-static uint64_t retention_ns(const etagkv_store *s)
-{
-    uint64_t r = s->opts.idempotency_retention_s;
-
-    return r > UINT64_MAX / 1000000000u ? UINT64_MAX : r * 1000000000u;
-}
-
 static int expired(const etagkv_store *s, uint64_t recorded, uint64_t now)
 {
-    return now > recorded && now - recorded > retention_ns(s);
+    return now > recorded &&
+           now - recorded > ekv_s_to_ns(s->opts.idempotency_retention_s);
 }
 
 static size_t entry_size(const struct ekv_op *op)

@@ -342,6 +342,23 @@ static etagkv_status op_grant(etagkv_store *s, ekv_txn *txn, struct ekv_op *op)
     return st;
 }
 
+/* Revoke op's lease (entry *l) for op: 404 when it was dead already, the
+ * death counted as an expiry. */
+static etagkv_status revoke_op(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
+                               const struct lease_rec *l, uint64_t *rev,
+                               int dead)
+{
+    int wrote;
+    etagkv_status st = revoke_one(s, txn, op->lease, l, rev, &wrote);
+
+    op->wrote = wrote;
+    op->dirty = 1;
+    op->meta.mod_revision = wrote ? *rev : 0;
+    op->lease_expired = (uint64_t)dead;
+    op->status = dead ? ETAGKV_NOT_FOUND : ETAGKV_OK;
+    return st;
+}
+
 static etagkv_status op_keepalive(etagkv_store *s, ekv_txn *txn,
                                   struct ekv_op *op, uint64_t *rev)
 {
@@ -355,15 +372,7 @@ static etagkv_status op_keepalive(etagkv_store *s, ekv_txn *txn,
          * lease is: a lease left for the sweep would get its full TTL
          * again from a restart before the sweep (the restart rule), and
          * come back after its holder was told it had gone. */
-        int wrote;
-
-        st = revoke_one(s, txn, op->lease, &l, rev, &wrote);
-        op->wrote = wrote;
-        op->dirty = 1;
-        op->meta.mod_revision = wrote ? *rev : 0;
-        op->lease_expired = 1;
-        op->status = ETAGKV_NOT_FOUND;
-        return st;
+        return revoke_op(s, txn, op, &l, rev, 1);
     }
     if (st == ETAGKV_NOT_FOUND) {
         op->status = ETAGKV_NOT_FOUND;
@@ -385,7 +394,7 @@ static etagkv_status op_revoke(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
                                uint64_t *rev)
 {
     struct lease_rec l = {0, 0};
-    int dead, wrote;
+    int dead;
     etagkv_status st = lease_get(txn, op->lease, &l);
 
     if (st == ETAGKV_NOT_FOUND) {
@@ -397,13 +406,7 @@ static etagkv_status op_revoke(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
     /* A dead lease is not the caller's to revoke (404), but its keys go
      * now rather than at the sweep. */
     dead = deadline_of(s, &l) <= ekv_now_ns(s);
-    st = revoke_one(s, txn, op->lease, &l, rev, &wrote);
-    op->wrote = wrote;
-    op->dirty = 1;
-    op->meta.mod_revision = wrote ? *rev : 0;
-    op->lease_expired = (uint64_t)dead;
-    op->status = dead ? ETAGKV_NOT_FOUND : ETAGKV_OK;
-    return st;
+    return revoke_op(s, txn, op, &l, rev, dead);
 }
 
 /* The first entry of the deadline index: ETAGKV_OK with *due and *id, or

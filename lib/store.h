@@ -200,6 +200,13 @@ struct etagkv_store {
     struct ekv_waiting waiting;
 };
 
+/* s seconds in nanoseconds, saturating at UINT64_MAX (a retention of
+ * "forever" from an option). */
+static inline uint64_t ekv_s_to_ns(uint64_t s)
+{
+    return s > UINT64_MAX / 1000000000u ? UINT64_MAX : s * 1000000000u;
+}
+
 /* Wall clock, through the store's clock option. */
 static inline uint64_t ekv_now_ns(const etagkv_store *s)
 {
