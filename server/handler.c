@@ -157,6 +157,7 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     etagkv_free(r->write_res.current_value); /* a 412 not answered */
     srv_txn_req_free(r->txn);
     free(r->query);
+    free(r->content_type);
     srv_body_free(s, r);
     free(r);
     *con_cls = NULL;

@@ -435,8 +435,11 @@ stored_representation(struct srv *s, struct srv_req *r, const etagkv_meta *m)
 static enum MHD_Result kv_put(struct srv *s, struct MHD_Connection *c,
                               struct srv_req *r)
 {
-    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct =
+        r->content_type != NULL
+            ? r->content_type
+            : MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                          MHD_HTTP_HEADER_CONTENT_TYPE);
     etagkv_meta m;
     struct MHD_Response *resp;
     etagkv_status st;

@@ -118,14 +118,17 @@ struct srv_txn_req;
 /* One request, from its request line (srv_uri_log) or its first
  * access-handler call to its completion callback (handler.c owns it). */
 struct srv_req {
-    int started;     /* the access handler has seen it */
-    const char *uri; /* the request-target as srv_uri_log saw it */
-    size_t uri_len;  /* its length then, up to a NUL byte */
-    int uri_seen;    /* srv_uri_log saw it, and query is its query */
-    int uri_bad;     /* it holds '#' or a byte outside visible ASCII */
-    char *query;     /* a copy of the raw query (after '?'), or NULL:
-                      * libmicrohttpd turns '+' into ' ' in its own
-                      * copy, before any unescape callback */
+    int started;        /* the access handler has seen it */
+    const char *uri;    /* the request-target as srv_uri_log saw it */
+    size_t uri_len;     /* its length then, up to a NUL byte */
+    int uri_seen;       /* srv_uri_log saw it, and query is its query */
+    int uri_bad;        /* it holds '#' or a byte outside visible ASCII */
+    char *content_type; /* PUT: the Content-Type without its trailing
+                         * whitespace, when it had some (malloc'd), or
+                         * NULL: use the header's */
+    char *query;        /* a copy of the raw query (after '?'), or NULL:
+                         * libmicrohttpd turns '+' into ' ' in its own
+                         * copy, before any unescape callback */
     uint64_t start_ns;
     enum srv_method method;
     enum srv_route route;
@@ -391,6 +394,11 @@ int srv_utf8_valid(const void *src, size_t len);
  * in a header (obs-text, RFC 9110 §5.5, is legal there) and texts that may
  * quote it.  malloc'd and NUL-terminated, or NULL without memory. */
 char *srv_utf8_text(const void *src, size_t len, size_t max);
+
+/* The length of the field value v[0..len) without its trailing spaces
+ * and tabs, which RFC 9110 §5.5 says are not part of it (libmicrohttpd
+ * drops the leading ones, not these). */
+size_t srv_field_len(const char *v, size_t len);
 
 /* 1 if the len bytes are all visible ASCII (0x21..0x7e) other than '#',
  * as a request-target must be (RFC 9112 §3.2, RFC 3986 §2: a fragment is

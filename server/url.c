@@ -91,6 +91,13 @@ static size_t utf8_seq_len(const unsigned char *p, size_t avail)
     return n;
 }
 
+size_t srv_field_len(const char *v, size_t len)
+{
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    return len;
+}
+
 char *srv_utf8_text(const void *src, size_t len, size_t max)
 {
     static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */

@@ -930,8 +930,8 @@ static const char *changes_query(struct srv_req *r, size_t *limit)
      * the feed follow more than asked for ("PREFIX=a/" every key). */
     if (srv_query_names_known(r, names, sizeof names / sizeof *names) != 0)
         return "/changes takes only key or prefix, after and limit, each at "
-               "most once (names are case-sensitive; lastEventId and _ are "
-               "ignored)";
+               "most once (names are case-sensitive; also lastEventId, where a "
+               "stream resumes, and _, ignored)";
     if (srv_query_arg(r, "key", &v, &len)) {
         if (srv_query_arg(r, "prefix", &v, &len))
             return "key and prefix exclude each other: key=K follows one "
@@ -1226,15 +1226,17 @@ static int last_event_id(struct MHD_Connection *c, const struct srv_req *r,
     const char *v =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
     uint64_t n = 0;
+    size_t len;
 
     /* A polyfill that cannot send the header (it would cost a CORS
      * preflight) sends ?lastEventId= (empty before the first event). */
     if (v == NULL)
         return query_revision(r, "lastEventId", 1, after);
-    if (*v == '\0' || strlen(v) > 19 || strspn(v, "0123456789") != strlen(v))
+    len = srv_field_len(v, strlen(v));
+    if (len == 0 || len > 19 || strspn(v, "0123456789") != len)
         return -1;
-    for (; *v != '\0'; v++)
-        n = n * 10 + (uint64_t)(*v - '0');
+    for (size_t i = 0; i < len; i++)
+        n = n * 10 + (uint64_t)(v[i] - '0');
     *after = n;
     return 0;
 }

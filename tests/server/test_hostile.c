@@ -740,6 +740,49 @@ START_TEST(legal_but_unusual_requests_are_served)
 }
 END_TEST
 
+/* RFC 9110 §5.5: whitespace after a field value is not part of it, for the
+ * fields the server reads whole (libmicrohttpd drops only the leading). */
+START_TEST(whitespace_after_a_field_value_is_not_part_of_it)
+{
+    static const char *const first[] = {"Content-Type: text/plain \t",
+                                        "Idempotency-Key: ws-1  ", NULL};
+    static const char *const again[] = {"Content-Type: text/plain",
+                                        "Idempotency-Key: ws-1", NULL};
+    char lease_hdr[64];
+    const char *leased[] = {lease_hdr, NULL};
+    struct hu_resp r;
+    int64_t rev;
+    json_t *j;
+
+    request(&r, "PUT", "/kv/ws", first, "v", 1);
+    ck_assert_int_eq(r.code, 201);
+    hu_resp_free(&r);
+    request(&r, "GET", "/kv/ws", NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_str_eq(hu_hdr(&r, "Content-Type"), "text/plain");
+    hu_resp_free(&r);
+    /* The same key without the whitespace is the same key. */
+    rev = revision();
+    request(&r, "PUT", "/kv/ws", again, "v", 1);
+    ck_assert_int_eq(r.code, 201);
+    ck_assert_ptr_nonnull(hu_hdr(&r, "Idempotent-Replayed"));
+    hu_resp_free(&r);
+    ck_assert_int_eq(revision(), rev);
+
+    request(&r, "POST", "/leases",
+            (const char *const[]){"Content-Type: application/json", NULL},
+            "{\"ttl_ms\": 60000}", 17);
+    ck_assert_int_eq(r.code, 201);
+    j = json_loadb(r.body, r.len, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    snprintf(lease_hdr, sizeof lease_hdr, "ETagKV-Lease: %s \t",
+             json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    hu_resp_free(&r);
+    ck_assert_int_eq(status_of("PUT", "/kv/ws-leased", leased, "x"), 201);
+}
+END_TEST
+
 /* ---- oversized header blocks --------------------------------------------- */
 
 /* A growing request buffer. */
@@ -1311,6 +1354,7 @@ static Suite *suite(void)
     tcase_add_test(
         tc, smuggling_through_lenient_header_lines_is_refused_and_closes);
     tcase_add_test(tc, legal_but_unusual_requests_are_served);
+    tcase_add_test(tc, whitespace_after_a_field_value_is_not_part_of_it);
     tcase_add_test(tc, oversized_header_blocks_are_refused_and_write_nothing);
     tcase_add_test(
         tc, five_thousand_if_match_tags_in_one_line_are_evaluated_or_refused);
