@@ -85,6 +85,21 @@ int cli_lease_prepare(struct ctx *c)
                 i == 0 ? "TTL in ms" : "lease id");
         return EXIT_USAGE;
     }
+    /* A TTL the store will refuse must not create a store first: the
+     * store opens with the default options, so their bounds decide. */
+    if (i == 0) {
+        etagkv_options o;
+
+        etagkv_options_init(&o);
+        if (c->lease_arg < o.lease_min_ttl_ms ||
+            c->lease_arg > o.lease_max_ttl_ms) {
+            fprintf(stderr,
+                    "etagkv: lease grant: a TTL of %" PRIu64
+                    " ms is outside [%" PRIu64 ", %" PRIu64 "]\n",
+                    c->lease_arg, o.lease_min_ttl_ms, o.lease_max_ttl_ms);
+            return EXIT_USAGE;
+        }
+    }
     c->open = verbs[i].open;
     return 0;
 }
