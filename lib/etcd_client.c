@@ -252,24 +252,65 @@ enum attempt {
     LOCAL_ERROR, /* out of memory and the like: *st says */
 };
 
-static enum attempt attempt(const struct ekv_etcd_client *c, CURL *h,
-                            const char *url, const char *req, struct body *b,
-                            long *code, etagkv_status *st)
+/* A write's body, handed to curl through its read callback, once. */
+struct once {
+    const char *p;
+    size_t len, off;
+};
+
+static size_t on_read(char *buf, size_t size, size_t n, void *ctx)
 {
+    struct once *o = ctx;
+    size_t give = size * n < o->len - o->off ? size * n : o->len - o->off;
+
+    memcpy(buf, o->p + o->off, give);
+    o->off += give;
+    return give;
+}
+
+/* curl asks to rewind a body only to send it again: when a kept-alive
+ * connection dies after the request went out and before any answer, it
+ * resends on a fresh one, which for a write would apply it twice, or make
+ * it fail its own compare and be run again (a 412 for a write that
+ * succeeded).  A write is sent once: the transfer then fails
+ * (CURLE_SEND_FAIL_REWIND), an unknown outcome. */
+static int on_seek(void *ctx, curl_off_t offset, int origin)
+{
+    (void)ctx;
+    (void)offset;
+    (void)origin;
+    return CURL_SEEKFUNC_FAIL;
+}
+
+static enum attempt attempt(const struct ekv_etcd_client *c, CURL *h,
+                            const char *url, const char *req, int write,
+                            struct body *b, long *code, etagkv_status *st)
+{
+    /* "Expect:": no 100-continue round trip before a large body. */
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: "
                                                      "application/json");
+    struct curl_slist *more =
+        hdr != NULL ? curl_slist_append(hdr, "Expect:") : NULL;
+    struct once body = {req, strlen(req), 0};
     CURLcode rc;
     long sent = 0;
 
     b->len = 0;
-    if (hdr == NULL) {
+    if (more == NULL) {
+        curl_slist_free_all(hdr);
         *st = ETAGKV_NO_MEMORY;
         return LOCAL_ERROR;
     }
     (void)curl_easy_setopt(h, CURLOPT_URL, url);
     (void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, req);
-    (void)curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(req));
+    /* A read may be sent again by curl (above); a write never. */
+    (void)curl_easy_setopt(h, CURLOPT_POST, 1L);
+    (void)curl_easy_setopt(h, CURLOPT_POSTFIELDS, write ? NULL : req);
+    (void)curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                           (curl_off_t)body.len);
+    (void)curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+    (void)curl_easy_setopt(h, CURLOPT_READDATA, &body);
+    (void)curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
     (void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
     (void)curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -278,6 +319,7 @@ static enum attempt attempt(const struct ekv_etcd_client *c, CURL *h,
     (void)curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     rc = curl_easy_perform(h);
     (void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    (void)curl_easy_setopt(h, CURLOPT_READDATA, NULL);
     curl_slist_free_all(hdr);
     if (rc == CURLE_OK) {
         (void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code);
@@ -290,9 +332,10 @@ static enum attempt attempt(const struct ekv_etcd_client *c, CURL *h,
         return LOCAL_ERROR;
     }
     /* Nothing of the request left this process: no connection was made
-     * (refused, unresolvable, connect timeout).  curl itself resends on a
-     * fresh connection when a reused one turns out dead before it wrote. */
-    if (curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK)
+     * (refused, unresolvable, connect timeout).  A connection found dead
+     * before anything was written is replaced by curl without a rewind. */
+    if (rc == CURLE_SEND_FAIL_REWIND ||
+        curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK)
         sent = 1;
     return sent == 0 ? NOT_SENT : NO_ANSWER;
 }
@@ -369,7 +412,7 @@ etagkv_status ekv_etcd_call(struct ekv_etcd_client *c, const char *path,
         enum attempt a;
 
         (void)snprintf(url, sizeof(url), "%s%s", c->endpoints[e], path);
-        a = attempt(c, h, url, body, &b, &code, &st);
+        a = attempt(c, h, url, body, write, &b, &code, &st);
         if (a == LOCAL_ERROR)
             break;
         if (a == NOT_SENT)

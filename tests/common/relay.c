@@ -55,9 +55,13 @@ static int relay_step(struct relay_conn *p, const struct pollfd *fds)
         n = read(p->server, buf, sizeof(buf));
         if (n <= 0)
             return -1;
-        if (p->dropping)
+        if (p->dropping) {
             atomic_fetch_add(&p->r->answers_dropped, 1);
-        else if (write(p->client, buf, (size_t)n) != n)
+            if (atomic_load(&p->r->close_on_drop)) {
+                atomic_store(&p->r->drop_txn_answers, 0);
+                return -1;
+            }
+        } else if (write(p->client, buf, (size_t)n) != n)
             return -1;
     }
     return 0;
@@ -139,6 +143,7 @@ void tu_relay_start(struct tu_relay *r, int target_port)
     atomic_init(&r->drop_txn_answers, 0);
     atomic_init(&r->txns_withheld, 0);
     atomic_init(&r->answers_dropped, 0);
+    atomic_init(&r->close_on_drop, 0);
     atomic_init(&r->hold_answers, 0);
     atomic_init(&r->requests, 0);
     atomic_init(&r->txns, 0);

@@ -29,6 +29,11 @@ struct tu_relay {
      * refused the write): a test waits for these instead of sleeping. */
     atomic_int txns_withheld;
     atomic_int answers_dropped;
+    /* Set with drop_txn_answers: the first answer dropped also closes the
+     * client's connection, and drop_txn_answers is cleared (a connection
+     * that dies after the request and before its answer, which libcurl
+     * may take for a stale kept-alive one and resend on). */
+    atomic_int close_on_drop;
     /* Set: etcd's answers wait in the relay's sockets until it is
      * cleared (nothing is lost), so that a request stays on its way for
      * as long as a test needs. */

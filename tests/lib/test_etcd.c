@@ -780,6 +780,48 @@ START_TEST(a_write_sent_without_an_answer_is_outcome_unknown_never_guessed)
 }
 END_TEST
 
+/* The same when the connection dies instead, after the commit went out
+ * and before a byte of its answer: libcurl would take it for a kept-alive
+ * connection gone stale and send the commit again on a new one (found by
+ * review: a create-only put that succeeded answered 412, an unconditional
+ * one was applied twice).  A write goes out once. */
+START_TEST(a_write_whose_connection_dies_unanswered_is_not_sent_again)
+{
+    struct tu_relay r;
+    etagkv_store *direct = tu_open(dir, NULL);
+    etagkv_store *s = open_via_relay(&r, "");
+    etagkv_cond *create_only = NULL;
+
+    ck_assert_int_eq(etagkv_cond_create_only(&create_only), ETAGKV_OK);
+    /* Create-only (sent again, it would fail its compare and be refused
+     * on the second run: 412), then unconditional (sent again, applied
+     * twice). */
+    for (int i = 0; i < 2; i++) {
+        const char *key = i == 0 ? "once" : "twice";
+        etagkv_meta m;
+
+        /* Warm: the commits' connection is kept alive. */
+        ck_assert_int_eq(etagkv_put(s, "warm", 4, "w", 1, NULL, NULL, NULL),
+                         i == 0 ? ETAGKV_CREATED : ETAGKV_OK);
+        atomic_store(&r.close_on_drop, 1);
+        atomic_store(&r.drop_txn_answers, 1);
+        ck_assert_int_eq(etagkv_put(s, key, strlen(key), "1", 1, NULL,
+                                    i == 0 ? create_only : NULL, NULL),
+                         ETAGKV_OUTCOME_UNKNOWN);
+        ck_assert_int_eq(atomic_load(&r.answers_dropped), i + 1);
+        /* Applied once. */
+        ck_assert_int_eq(
+            etagkv_get(direct, key, strlen(key), NULL, NULL, NULL, &m),
+            ETAGKV_OK);
+        ck_assert_uint_eq(m.version, 1);
+    }
+    etagkv_cond_free(create_only);
+    etagkv_store_close(s);
+    tu_relay_stop(&r);
+    etagkv_store_close(direct);
+}
+END_TEST
+
 /* A 412's diagnosis on etcd walks the key's own history: for a validator
  * two writes old, on a key written again since the refusal, with 600
  * revisions between the validator's supersession and the refusal, a few
@@ -1147,6 +1189,8 @@ int main(void)
     tcase_add_test(tc, a_store_without_counters_counts_once_and_keeps_them);
     tcase_add_test(
         tc, a_write_sent_without_an_answer_is_outcome_unknown_never_guessed);
+    tcase_add_test(tc,
+                   a_write_whose_connection_dies_unanswered_is_not_sent_again);
     suite_add_tcase(s, tc);
     /* Also run alone against an etcd with its default limits (ctest's
      * etcd_default_limits). */
