@@ -404,11 +404,30 @@ static json_t *first_read_ops(ekv_txn *txn, json_t *req, size_t *n_hints)
     return ops;
 }
 
+/* What etcd answered to a range of the one key k (items[0..n)) into *it,
+ * which holds k as absent: no item is absent, one is k's; anything else is
+ * an answer to another question, never filed under k. */
+static etagkv_status point_item(const struct ekv_etcd_item *items, size_t n,
+                                const char *k, size_t k_len,
+                                struct ekv_etcd_item *it)
+{
+    if (n == 0)
+        return ETAGKV_OK;
+    if (n == 1 && items[0].key_len == k_len &&
+        memcmp(items[0].key, k, k_len) == 0) {
+        *it = items[0];
+        return ETAGKV_OK;
+    }
+    return ekv_fail(ETAGKV_IO_ERROR,
+                    "etcd answered a range of one key with %zu keys%s", n,
+                    n == 1 ? ", not the one asked for" : "");
+}
+
 /* Keep what the first read found for hint h (its answer r). */
 static etagkv_status keep_hint(struct ekv_etcd_txn *t, struct ekv_etcd_hint *h,
                                const json_t *r)
 {
-    struct ekv_etcd_item absent = {.key = h->key, .key_len = h->key_len};
+    struct ekv_etcd_item it = {.key = h->key, .key_len = h->key_len};
     etagkv_status st = decode_kvs(t, r, &h->page, &h->n);
 
     if (st != ETAGKV_OK)
@@ -417,7 +436,8 @@ static etagkv_status keep_hint(struct ekv_etcd_txn *t, struct ekv_etcd_hint *h,
     h->fetched = h->limit > 0;
     if (h->limit > 0)
         return ETAGKV_OK;
-    return set_put(&t->cache, h->n == 1 ? &h->page[0] : &absent, 0);
+    st = point_item(h->page, h->n, h->key, h->key_len, &it);
+    return st == ETAGKV_OK ? set_put(&t->cache, &it, 0) : st;
 }
 
 /* A write transaction's first read: one read-only etcd Txn (served as a
@@ -622,10 +642,10 @@ etagkv_status ekv_etcd_lookup(ekv_txn *txn, const char *k, size_t k_len,
     } else {
         st = ekv_etcd_range(txn, k, k_len, NULL, 0, 0, 0, &got, &n, &more,
                             &count);
+        if (st == ETAGKV_OK) /* absent: present 0, mod_revision 0 */
+            st = point_item(got, n, k, k_len, &it);
         if (st != ETAGKV_OK)
             return st;
-        if (n == 1)
-            it = *got; /* else absent: present 0, mod_revision 0 */
     }
     st = set_put(&t->reads, &it, 0);
     if (st == ETAGKV_OK)
@@ -648,7 +668,7 @@ etagkv_status ekv_etcd_record_before(ekv_txn *txn, const void *key,
 {
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
     const struct ekv_etcd_item *it = NULL;
-    struct ekv_etcd_item *items = NULL;
+    struct ekv_etcd_item *items = NULL, then = {0};
     json_t *req = NULL, *reply = NULL;
     int64_t pinned;
     size_t n = 0;
@@ -669,7 +689,9 @@ etagkv_status ekv_etcd_record_before(ekv_txn *txn, const void *key,
                          : ETAGKV_NO_MEMORY;
         if (st == ETAGKV_OK)
             st = decode_kvs(t, reply, &items, &n);
-        it = n == 1 ? &items[0] : NULL;
+        if (st == ETAGKV_OK) /* absent: present 0 */
+            st = point_item(items, n, k, k_len, &then);
+        it = &then;
         json_decref(req);
         json_decref(reply);
     }
@@ -794,8 +816,8 @@ etagkv_status ekv_etcd_learn(ekv_txn *txn, const char *start, size_t len,
         st = decode_kvs(
             t, json_object_get(json_array_get(res, at++), "response_range"),
             &items, &n);
-        if (st == ETAGKV_OK && n == 1)
-            it = items[0]; /* else absent: present 0, mod_revision 0 */
+        if (st == ETAGKV_OK) /* absent: present 0, mod_revision 0 */
+            st = point_item(items, n, w->key, w->key_len, &it);
         if (st == ETAGKV_OK)
             st = set_put(&t->reads, &it, 0);
     }

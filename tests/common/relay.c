@@ -26,6 +26,22 @@ struct relay_conn {
  * that none outlives the struct tu_relay it reads. */
 static atomic_int live_conns;
 
+/* relay.h, mangle_keys: buf[0..n) with each "key":"X... made "key":"Y...
+ * (an answer split between two reads may keep one). */
+static void mangle(char *buf, size_t n)
+{
+    static const char field[] = "\"key\":\"";
+    char *p = buf;
+
+    while ((p = memmem(p, n - (size_t)(p - buf), field, sizeof field - 1)) !=
+           NULL) {
+        p += sizeof field - 1;
+        if (p == buf + n)
+            break;
+        *p = *p == 'A' ? 'B' : 'A';
+    }
+}
+
 /* Pass what arrives on one side on; 0, or -1 when the connection ends. */
 static int relay_step(struct relay_conn *p, const struct pollfd *fds)
 {
@@ -55,6 +71,8 @@ static int relay_step(struct relay_conn *p, const struct pollfd *fds)
         n = read(p->server, buf, sizeof(buf));
         if (n <= 0)
             return -1;
+        if (atomic_load(&p->r->mangle_keys))
+            mangle(buf, (size_t)n);
         if (p->dropping) {
             atomic_fetch_add(&p->r->answers_dropped, 1);
             if (atomic_load(&p->r->close_on_drop)) {
@@ -144,6 +162,7 @@ void tu_relay_start(struct tu_relay *r, int target_port)
     atomic_init(&r->txns_withheld, 0);
     atomic_init(&r->answers_dropped, 0);
     atomic_init(&r->close_on_drop, 0);
+    atomic_init(&r->mangle_keys, 0);
     atomic_init(&r->hold_answers, 0);
     atomic_init(&r->requests, 0);
     atomic_init(&r->txns, 0);

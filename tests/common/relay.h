@@ -34,6 +34,10 @@ struct tu_relay {
      * that dies after the request and before its answer, which libcurl
      * may take for a stale kept-alive one and resend on). */
     atomic_int close_on_drop;
+    /* Set: in etcd's answers, the first base64 character of every "key"
+     * is changed (the length kept), so that a range answers with a key
+     * other than the one asked for. */
+    atomic_int mangle_keys;
     /* Set: etcd's answers wait in the relay's sockets until it is
      * cleared (nothing is lost), so that a request stays on its way for
      * as long as a test needs. */

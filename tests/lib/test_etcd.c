@@ -822,6 +822,28 @@ START_TEST(a_write_whose_connection_dies_unanswered_is_not_sent_again)
 }
 END_TEST
 
+/* etcd answering a range of one key with another key (a gateway or proxy
+ * gone wrong) is an I/O error, never filed under the key asked for (found
+ * by review: a NULL dereference). */
+START_TEST(an_answer_about_another_key_is_an_io_error)
+{
+    struct tu_relay r;
+    etagkv_store *s = open_via_relay(&r, "");
+    etagkv_stats stats;
+
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "v", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    atomic_store(&r.mangle_keys, 1);
+    ck_assert_int_eq(etagkv_get(s, "k", 1, NULL, NULL, NULL, NULL),
+                     ETAGKV_IO_ERROR);
+    ck_assert_int_eq(etagkv_store_stats(s, &stats), ETAGKV_IO_ERROR);
+    atomic_store(&r.mangle_keys, 0);
+    ck_assert_int_eq(etagkv_get(s, "k", 1, NULL, NULL, NULL, NULL), ETAGKV_OK);
+    etagkv_store_close(s);
+    tu_relay_stop(&r);
+}
+END_TEST
+
 /* A 412's diagnosis on etcd walks the key's own history: for a validator
  * two writes old, on a key written again since the refusal, with 600
  * revisions between the validator's supersession and the refusal, a few
@@ -1191,6 +1213,7 @@ int main(void)
         tc, a_write_sent_without_an_answer_is_outcome_unknown_never_guessed);
     tcase_add_test(tc,
                    a_write_whose_connection_dies_unanswered_is_not_sent_again);
+    tcase_add_test(tc, an_answer_about_another_key_is_an_io_error);
     suite_add_tcase(s, tc);
     /* Also run alone against an etcd with its default limits (ctest's
      * etcd_default_limits). */
