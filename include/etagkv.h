@@ -598,8 +598,10 @@ ETAGKV_API void etagkv_options_init(etagkv_options *o);
  * operation behaves as on LMDB, except that the backups are
  * ETAGKV_UNSUPPORTED, any number of handles and processes may open one
  * prefix (etcd serialises their writes), and a write whose commit got no
- * answer is ETAGKV_OUTCOME_UNKNOWN, never retried by the library
- * (docs/api.md, docs/design.md).  Returns as above, and:
+ * answer is ETAGKV_OUTCOME_UNKNOWN, never retried by the library, and
+ * any call may be ETAGKV_UNAVAILABLE (no endpoint answers, or etcd
+ * compacted its history past a listing or a page of changes while it was
+ * read: retry) (docs/api.md, docs/design.md).  Returns as above, and:
  *  ETAGKV_INVALID_ARGUMENT  a malformed etcd:// location;
  *  ETAGKV_UNAVAILABLE       no endpoint answers;
  *  ETAGKV_INCOMPATIBLE      the prefix holds keys but no etagkv store;

@@ -579,6 +579,27 @@ etagkv_status ekv_etcd_page(ekv_txn *txn, const char *from, size_t from_len,
     return ETAGKV_OK;
 }
 
+/* A read at the transaction's pinned revision that etcd refused as
+ * compacted (st, from the client): its history was compacted past the
+ * revision while the transaction read, and the snapshot is gone.  That is
+ * no ETAGKV_COMPACTED, which means a position behind the change log's
+ * floor.  A write transaction runs again at a fresh revision, as one that
+ * lost a race (txn->conflict); a read fails, UNAVAILABLE: to be retried. */
+static etagkv_status overtaken(ekv_txn *txn, etagkv_status st)
+{
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
+
+    if (st != ETAGKV_COMPACTED)
+        return st;
+    if (t->write)
+        txn->conflict = 1;
+    return ekv_fail(ETAGKV_UNAVAILABLE,
+                    "etcd compacted its history past revision %lld, at which "
+                    "this %s was reading: %s",
+                    (long long)t->revision, t->write ? "write" : "read",
+                    t->write ? "run again" : "retry it");
+}
+
 etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
                              const char *end, size_t end_len, size_t limit,
                              int count_only, struct ekv_etcd_item **items,
@@ -599,8 +620,8 @@ etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
     else if (t->revision == 0 && end == NULL)
         st = ekv_etcd_read(ekv_etcd_of(txn->env)->client, req, &reply);
     else
-        st = ekv_etcd_call(ekv_etcd_of(txn->env)->client, "/v3/kv/range", req,
-                           0, &reply);
+        st = overtaken(txn, ekv_etcd_call(ekv_etcd_of(txn->env)->client,
+                                          "/v3/kv/range", req, 0, &reply));
     json_decref(req);
     if (st != ETAGKV_OK)
         return st;
@@ -796,9 +817,10 @@ etagkv_status ekv_etcd_learn(ekv_txn *txn, const char *start, size_t len,
     }
     /* The rest in one round trip. */
     req = json_pack("{s:O}", "success", ops);
-    st = req != NULL ? ekv_etcd_call(ekv_etcd_of(txn->env)->client,
-                                     "/v3/kv/txn", req, 0, &answer)
-                     : ETAGKV_NO_MEMORY;
+    st = req != NULL
+             ? overtaken(txn, ekv_etcd_call(ekv_etcd_of(txn->env)->client,
+                                            "/v3/kv/txn", req, 0, &answer))
+             : ETAGKV_NO_MEMORY;
     res = json_object_get(answer, "responses");
     if (st == ETAGKV_OK && json_array_size(res) != json_array_size(ops))
         st = ekv_fail(ETAGKV_IO_ERROR, "etcd: a Txn of %zu ranges answered %zu",

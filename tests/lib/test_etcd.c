@@ -844,6 +844,83 @@ START_TEST(an_answer_about_another_key_is_an_io_error)
 }
 END_TEST
 
+/* Put a key outside the store, then compact etcd's history up to that
+ * put: a read pinned before it has lost its snapshot. */
+static void compact_etcd_now(void)
+{
+    json_t *a =
+        etcd_post("/v3/kv/put", json_pack("{s:s,s:s}", "key",
+                                          "b3V0c2lkZQ==", "value", "eA=="));
+    int64_t rev =
+        (int64_t)strtoll(json_string_value(json_object_get(
+                             json_object_get(a, "header"), "revision")),
+                         NULL, 10);
+
+    json_decref(a);
+    ck_assert_int_gt(rev, 0);
+    json_decref(etcd_post(
+        "/v3/kv/compaction",
+        json_pack("{s:I,s:b}", "revision", (json_int_t)rev, "physical", 1)));
+}
+
+static int compact_at_first_record(void *ctx, const void *key, size_t key_len,
+                                   const etagkv_meta *meta)
+{
+    int *calls = ctx;
+
+    (void)key;
+    (void)key_len;
+    (void)meta;
+    if ((*calls)++ == 0)
+        compact_etcd_now();
+    return 0;
+}
+
+static int compact_at_first_event(void *ctx, const etagkv_event *ev)
+{
+    int *calls = ctx;
+
+    (void)ev;
+    if ((*calls)++ == 0)
+        compact_etcd_now();
+    return 0;
+}
+
+/* etcd compacting its history past the revision a long read is pinned at
+ * (found by review): the read fails to be retried, UNAVAILABLE, not
+ * COMPACTED, which etagkv_changes() gives only for an after behind the
+ * change log's floor (and /changes turns into a 410 with that floor). */
+START_TEST(an_etcd_compaction_overtaking_a_read_is_unavailable_not_compacted)
+{
+    etagkv_store *s = tu_open(dir, NULL);
+    etagkv_changes_page page;
+    int calls = 0;
+
+    for (int i = 0; i < 300; i++) {
+        char k[16];
+
+        snprintf(k, sizeof k, "k%03d", i);
+        ck_assert_int_eq(etagkv_put(s, k, strlen(k), "v", 1, NULL, NULL, NULL),
+                         ETAGKV_CREATED);
+    }
+    ck_assert_int_eq(etagkv_list(s, NULL, 0, NULL, 0, 0,
+                                 compact_at_first_record, &calls, NULL),
+                     ETAGKV_UNAVAILABLE);
+    ck_assert_ptr_nonnull(strstr(etagkv_last_error_detail(), "compacted"));
+    ck_assert_int_lt(calls, 300);
+    calls = 0;
+    ck_assert_int_eq(etagkv_changes(s, NULL, 0, 0, 10, 0,
+                                    compact_at_first_event, &calls, &page),
+                     ETAGKV_UNAVAILABLE);
+    /* Retried (calls past the first compact no more), it reads on. */
+    calls = 1;
+    ck_assert_int_eq(etagkv_changes(s, NULL, 0, 0, 10, 0,
+                                    compact_at_first_event, &calls, &page),
+                     ETAGKV_OK);
+    etagkv_store_close(s);
+}
+END_TEST
+
 /* A 412's diagnosis on etcd walks the key's own history: for a validator
  * two writes old, on a key written again since the refusal, with 600
  * revisions between the validator's supersession and the refusal, a few
@@ -1214,6 +1291,8 @@ int main(void)
     tcase_add_test(tc,
                    a_write_whose_connection_dies_unanswered_is_not_sent_again);
     tcase_add_test(tc, an_answer_about_another_key_is_an_io_error);
+    tcase_add_test(
+        tc, an_etcd_compaction_overtaking_a_read_is_unavailable_not_compacted);
     suite_add_tcase(s, tc);
     /* Also run alone against an etcd with its default limits (ctest's
      * etcd_default_limits). */
