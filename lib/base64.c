@@ -69,6 +69,13 @@ int ekv_base64_decode(const char *s, size_t len, uint8_t **out, size_t *out_len)
                 return -1;
             }
         }
+        /* Canonical (RFC 4648 §3.5): the bits a padded group leaves over
+         * are zero, so that one byte string has one spelling ("YR==" is
+         * not "a"). */
+        if ((pad == 2 && (v[1] & 15) != 0) || (pad == 1 && (v[2] & 3) != 0)) {
+            free(d);
+            return -1;
+        }
         d[n++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
         if (pad < 2)
             d[n++] = (uint8_t)((v[1] & 15) << 4 | v[2] >> 2);

@@ -581,6 +581,12 @@ static const struct hostile {
     {"{\"ops\":[{\"op\":\"put\",\"key_base64\":\"a\",\"value\":\"v\"}]}", 400},
     {"{\"ops\":[{\"op\":\"put\",\"key_base64\":\"a===\",\"value\":\"v\"}]}",
      400},
+    /* Not canonical (RFC 4648 §3.5): "YR==" and "YQ==" would both be "a";
+     * "YWI=" is "ab", "YWJ=" is not. */
+    {"{\"ops\":[{\"op\":\"put\",\"key_base64\":\"YR==\",\"value\":\"v\"}]}",
+     400},
+    {"{\"ops\":[{\"op\":\"put\",\"key\":\"k\",\"value_base64\":\"YWJ=\"}]}",
+     400},
     {"{\"ops\":[{\"op\":\"put\",\"key\":\"k\",\"value\":\"v\","
      "\"if_match\":\"nope\"}]}",
      400},
