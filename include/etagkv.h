@@ -1020,6 +1020,16 @@ ETAGKV_API etagkv_status etagkv_delete(etagkv_store *s, const void *key,
  * an absent key or any other outcome. */
 #define ETAGKV_WRITE_RETURN_CURRENT 0x2u
 
+/** etagkv_request.flags: the write does not depend on the calling
+ * thread's earlier etagkv_submit() writes that are not done yet, so it
+ * need not be applied after them.  Without it (the default), a thread's
+ * writes are applied in the order it made them.  With it, a conditional
+ * write may be answered at once with ETAGKV_PRECONDITION_FAILED against
+ * the latest committed state, without a place in a batch, while those
+ * writes are still queued: for a server whose thread submits writes of
+ * many independent clients (etagkv-server sets it on every request). */
+#define ETAGKV_WRITE_INDEPENDENT 0x4u
+
 /** One write.  Fill it with designated initialisers; unused fields 0/NULL. */
 typedef struct etagkv_request {
     etagkv_method method; /**< ETAGKV_METHOD_PUT or ETAGKV_METHOD_DELETE */

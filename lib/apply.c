@@ -142,6 +142,11 @@ int ekv_op_refuse_early(etagkv_store *s, struct ekv_op *op)
         op->idem_len > 0 || op->cond == NULL || op->wait_until_ns != 0 ||
         s->opts.read_only || s->opts.sync_mode == ETAGKV_SYNC_PIPELINED)
         return 0;
+    /* Nor before this thread's own submitted writes are done: its writes
+     * are applied in the order it made them (ekv_queue.pending). */
+    if (!op->independent &&
+        atomic_load(&s->queue.pending[ekv_thread_slot()]) > 0)
+        return 0;
     /* On etcd this read is a round trip of its own, while the batch reads
      * the record in its first read anyway (batch_prefetch()) and answers a
      * 412 from it without committing: refusing early would make every

@@ -492,7 +492,28 @@ void ekv_async_free(struct ekv_async *a)
 /* Call the callbacks of finished submitted writes, in submission order
  * (the queue lock not held).  During each, etagkv_last_error_detail() on this
  * thread describes that write's failure, as after a blocking call. */
-static void notify(struct ekv_waiter *finished)
+unsigned ekv_thread_slot(void)
+{
+    /* Dealt out in turn as threads first submit: a thread keeps its slot
+     * for life, and threads that share one only refuse early less. */
+    static atomic_uint next;
+    static _Thread_local unsigned slot; /* 1 + the slot, 0: none yet */
+
+    if (slot == 0)
+        slot = 1 + atomic_fetch_add(&next, 1) % EKV_THREAD_SLOTS;
+    return slot - 1;
+}
+
+/* etagkv_store *s: the submitted write a is done (its commit, if any,
+ * visible), so its thread's next writes may be refused early again. */
+static void pending_done(etagkv_store *s, struct ekv_async *a)
+{
+    if (a->op.pending_slot != 0)
+        atomic_fetch_sub(&s->queue.pending[a->op.pending_slot - 1], 1);
+    a->op.pending_slot = 0;
+}
+
+static void notify(etagkv_store *s, struct ekv_waiter *finished)
 {
     while (finished != NULL) {
         struct ekv_async *a = finished->async;
@@ -513,6 +534,7 @@ static void notify(struct ekv_waiter *finished)
             (void)ekv_fail(a->op.status, "%s", a->op.detail);
         else
             ekv_clear_error();
+        pending_done(s, a);
         a->fn(a->ctx, &res);
         free(a);
     }
@@ -604,7 +626,7 @@ static void *committer_main(void *arg)
         lead_turn(s, &finished, NULL);
         if (finished != NULL) {
             (void)pthread_mutex_unlock(&q->lock);
-            notify(finished);
+            notify(s, finished);
             (void)pthread_mutex_lock(&q->lock);
         }
     }
@@ -631,8 +653,14 @@ etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a)
     if (ekv_op_refuse_early(s, &a->op)) {
         /* Done at once, on this thread (see "Refused early" above). */
         a->w.next = NULL;
-        notify(&a->w);
+        notify(s, &a->w);
         return ETAGKV_OK;
+    }
+    if (!a->op.independent) {
+        unsigned slot = ekv_thread_slot();
+
+        atomic_fetch_add(&s->queue.pending[slot], 1);
+        a->op.pending_slot = slot + 1;
     }
     (void)pthread_mutex_lock(&s->queue.lock);
     st = committer_start(s);
@@ -642,6 +670,8 @@ etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a)
             wake_head(s);
     }
     (void)pthread_mutex_unlock(&s->queue.lock);
+    if (st != ETAGKV_OK)
+        pending_done(s, a);
     return st;
 }
 
@@ -805,7 +835,7 @@ static int commit_queued(etagkv_store *s, struct ekv_op *op)
         if (finished != NULL) {
             /* Submitted writes that rode in this thread's batches. */
             (void)pthread_mutex_unlock(&s->queue.lock);
-            notify(finished);
+            notify(s, finished);
             (void)pthread_mutex_lock(&s->queue.lock);
         }
     }
@@ -833,7 +863,7 @@ static void commit_alone(etagkv_store *s, struct ekv_op *op)
     release(chain, &finished, NULL);
     poke_committer(s);
     (void)pthread_mutex_unlock(&s->queue.lock);
-    notify(finished);
+    notify(s, finished);
 }
 
 etagkv_status ekv_commit(etagkv_store *s, struct ekv_op *op)

@@ -35,6 +35,8 @@ struct ekv_held {
 /* Writers queue here in arrival order; the one at the head commits a batch
  * for everyone queued behind it.  Every field but the atomics is guarded
  * by lock. */
+#define EKV_THREAD_SLOTS 64
+
 struct ekv_queue {
     pthread_mutex_t lock;
     /* Held while a batch is applied and until the writes it made wait
@@ -62,6 +64,13 @@ struct ekv_queue {
     /* Waiters in the queue: changed with lock held, read without it by a
      * nosync writer deciding whether to commit alone (commit.c). */
     atomic_size_t queued;
+    /* Submitted writes not yet done, per submitting thread (a hash of it:
+     * threads that share a slot only refuse early less).  A thread's
+     * write is not refused early while its earlier ones are pending, so
+     * it never overtakes them (etagkv_submit(): one thread's writes are
+     * applied in order), unless it says it is independent of them
+     * (ETAGKV_WRITE_INDEPENDENT). */
+    atomic_uint pending[EKV_THREAD_SLOTS];
     /* Statistics, counted by whoever committed (a leader or a writer
      * committing alone), without the lock. */
     _Atomic uint64_t write_txns; /* committed write transactions */
@@ -200,6 +209,9 @@ struct etagkv_store {
     struct ekv_waiting waiting;
 };
 
+/* The calling thread's slot in ekv_queue.pending (commit.c). */
+unsigned ekv_thread_slot(void);
+
 /* s seconds in nanoseconds, saturating at UINT64_MAX (a retention of
  * "forever" from an option). */
 static inline uint64_t ekv_s_to_ns(uint64_t s)
@@ -294,6 +306,10 @@ struct ekv_op {
     /* ETAGKV_WRITE_RETURN_CURRENT: on a 412 of a present key, a malloc'd
      * copy of its value (apply.c), handed to whoever receives the result. */
     int want_current;
+    /* ETAGKV_WRITE_INDEPENDENT; and, submitted and not done, 1 + the
+     * thread slot it counts in (ekv_queue.pending), else 0. */
+    int independent;
+    unsigned pending_slot;
     void *current;
     size_t current_len;
     char detail[128];       /* diagnostic of a failure */

@@ -80,7 +80,8 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
     if (s == NULL ||
         (req->idempotency_key == NULL && req->idempotency_key_len > 0) ||
         (req->flags &
-         ~(ETAGKV_WRITE_KEEP_CONTENT_TYPE | ETAGKV_WRITE_RETURN_CURRENT)) != 0)
+         ~(ETAGKV_WRITE_KEEP_CONTENT_TYPE | ETAGKV_WRITE_RETURN_CURRENT |
+           ETAGKV_WRITE_INDEPENDENT)) != 0)
         return ETAGKV_INVALID_ARGUMENT;
     if (s->opts.read_only)
         return ekv_fail(ETAGKV_READ_ONLY, "the store was opened read-only "
@@ -110,6 +111,7 @@ static etagkv_status prepare(etagkv_store *s, const etagkv_request *req,
     op->idem_len = req->idempotency_key_len;
     op->lease = req->lease;
     op->want_current = (req->flags & ETAGKV_WRITE_RETURN_CURRENT) != 0;
+    op->independent = (req->flags & ETAGKV_WRITE_INDEPENDENT) != 0;
     if (req->wait_ms > 0 && etagkv_cond_is_conditional(req->cond))
         op->wait_until_ns = ekv_mono_ns() + (uint64_t)req->wait_ms * 1000000u;
     if (req->method == ETAGKV_METHOD_PUT) {

@@ -325,7 +325,10 @@ static int kv_submit(struct srv *s, struct MHD_Connection *c, struct srv_req *r,
         .idempotency_key = r->idem_len > 0 ? r->idem : NULL,
         .idempotency_key_len = r->idem_len,
         .lease = r->lease,
-        .flags = r->prefer_repr ? ETAGKV_WRITE_RETURN_CURRENT : 0,
+        /* Independent: this worker's other writes are other clients';
+         * a connection's own requests are answered one after another. */
+        .flags = ETAGKV_WRITE_INDEPENDENT |
+                 (r->prefer_repr ? ETAGKV_WRITE_RETURN_CURRENT : 0u),
     };
     etagkv_status st;
 

@@ -386,6 +386,65 @@ START_TEST(a_blocking_write_follows_the_threads_submitted_writes)
 }
 END_TEST
 
+/* A thread that submits a put and then a write conditional on the put's
+ * ETag (computable from the bytes) gets them applied in that order, the
+ * second submitted or blocking: never refused early against the state
+ * before the first (found by review: a 412 answered before the put it
+ * depended on).  With ETAGKV_WRITE_INDEPENDENT the thread says it does
+ * not depend on them, and a 412 may come at once. */
+START_TEST(a_conditional_write_follows_the_threads_submitted_writes)
+{
+    for (int round = 0; round < 50; round++) {
+        /* What a submitted write points to stays until it is done. */
+        char etag0[ETAGKV_ETAG_SIZE], etag2[ETAGKV_ETAG_SIZE];
+        etagkv_cond *c0 = NULL, *c2 = NULL;
+        etagkv_request rq;
+
+        completed = 0;
+        memset(slots, 0, sizeof(slots));
+        for (int i = 0; i < 3; i++) {
+            snprintf(slots[i].key, sizeof(slots[i].key), "dep");
+            snprintf(slots[i].value, sizeof(slots[i].value), "r%d-%d", round,
+                     i);
+        }
+        etagkv_etag_compute(slots[0].value, strlen(slots[0].value), etag0);
+        etagkv_etag_compute(slots[2].value, strlen(slots[2].value), etag2);
+        ck_assert_int_eq(etagkv_cond_if_match(etag0, &c0), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_cond_if_match(etag2, &c2), ETAGKV_OK);
+        /* 0: put; 1: If-Match on 0's bytes; 2: put; all submitted. */
+        for (int i = 0; i < 3; i++) {
+            rq = (etagkv_request){.method = ETAGKV_METHOD_PUT,
+                                  .key = "dep",
+                                  .key_len = 3,
+                                  .value = slots[i].value,
+                                  .value_len = strlen(slots[i].value),
+                                  .cond = i == 1 ? c0 : NULL};
+            ck_assert_int_eq(etagkv_submit(store, &rq, done_fn, &slots[i]),
+                             ETAGKV_OK);
+        }
+        /* Blocking, If-Match on 2's bytes. */
+        ck_assert_int_eq(etagkv_put(store, "dep", 3, "last", 4, NULL, c2, NULL),
+                         ETAGKV_OK);
+        wait_for(3);
+        ck_assert(slots[0].res.status == ETAGKV_OK ||
+                  slots[0].res.status == ETAGKV_CREATED);
+        ck_assert_int_eq(slots[1].res.status, ETAGKV_OK);
+        ck_assert_int_eq(slots[2].res.status, ETAGKV_OK);
+        ck_assert_int_lt(slots[0].order, slots[1].order);
+        /* Independent: refused against the latest committed state, which
+         * the blocking put left ("last"). */
+        rq.value = "x";
+        rq.value_len = 1;
+        rq.cond = c2;
+        rq.flags = ETAGKV_WRITE_INDEPENDENT;
+        ck_assert_int_eq(etagkv_write(store, &rq, NULL),
+                         ETAGKV_PRECONDITION_FAILED);
+        etagkv_cond_free(c0);
+        etagkv_cond_free(c2);
+    }
+}
+END_TEST
+
 START_TEST(a_submitted_412_hands_the_current_value_to_the_callback)
 {
     etagkv_cond *c;
@@ -458,6 +517,8 @@ static TCase *mode_case(const char *name, void (*setup_fn)(void))
     tcase_add_test(tc,
                    every_submitted_write_completes_once_after_it_is_durable);
     tcase_add_test(tc, submitted_conditional_writes_apply_in_arrival_order);
+    tcase_add_test(tc,
+                   a_conditional_write_follows_the_threads_submitted_writes);
     tcase_add_test(tc, blocking_and_submitted_writes_mix);
     tcase_add_test(tc, close_completes_submitted_writes_first);
     return tc;

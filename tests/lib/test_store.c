@@ -449,7 +449,7 @@ START_TEST(an_unknown_write_flag_is_refused_and_changes_nothing)
                           .key_len = 1,
                           .value = "v",
                           .value_len = 1,
-                          .flags = 0x4u};
+                          .flags = 0x8u};
     etagkv_result res;
 
     ck_assert_int_eq(etagkv_write(store, &req, &res), ETAGKV_INVALID_ARGUMENT);
