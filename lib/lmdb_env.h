@@ -49,6 +49,9 @@ struct ekv_map {
     int ready; /* resize_lock initialised */
     size_t map_bytes;
     size_t max_bytes;
+    /* A remap failed after LMDB had unmapped the old map: LMDB holds no
+     * map, and every transaction would fault, so none begins. */
+    int broken;
 };
 
 struct ekv_lmdb_env {

@@ -4,6 +4,7 @@
  * and map growth.
  */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: writer preference */
+#include <sys/mman.h>
 #include <stdlib.h>
 
 #include "lmdb_env.h"
@@ -44,12 +45,30 @@ static etagkv_status adopt_resize(struct ekv_lmdb_env *env)
 
     (void)pthread_rwlock_wrlock(&env->map.resize_lock);
     rc = mdb_env_set_mapsize(env->mdb, 0);
+    if (rc != 0)
+        env->map.broken = 1; /* mdb_env_set_mapsize() unmaps first */
     if (rc == 0)
         rc = mdb_env_info(env->mdb, &info);
     if (rc == 0)
         env->map.map_bytes = info.me_mapsize;
     (void)pthread_rwlock_unlock(&env->map.resize_lock);
     return rc == 0 ? ETAGKV_OK : ekv_mdb_status(rc, "mdb_env_set_mapsize");
+}
+
+/* 1 if bytes of address space can be mapped now.  mdb_env_set_mapsize()
+ * unmaps the old map before it maps the new one, and if that mmap fails
+ * (RLIMIT_AS, a full address space) LMDB is left with no map at all; so
+ * the new size is tried first, beside the old map, which asks for more
+ * than LMDB will. */
+static int can_map(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+    if (p == MAP_FAILED)
+        return 0;
+    (void)munmap(p, bytes);
+    return 1;
 }
 
 etagkv_status ekv_lmdb_env_grow(struct ekv_env *base, const ekv_txn *failed)
@@ -66,12 +85,19 @@ etagkv_status ekv_lmdb_env_grow(struct ekv_env *base, const ekv_txn *failed)
                           "map size ceiling of %zu bytes reached", max);
         } else {
             size_t want = seen <= max / 2 ? seen * 2 : max;
-            int rc = mdb_env_set_mapsize(env->mdb, want);
+            int rc = can_map(want) ? mdb_env_set_mapsize(env->mdb, want) : -1;
 
-            if (rc == 0)
+            if (rc == 0) {
                 m->map_bytes = want;
-            else
+            } else if (rc == -1) {
+                st = ekv_fail(ETAGKV_STORE_FULL,
+                              "the map cannot grow from %zu to %zu bytes: the "
+                              "process has no room for it (ulimit -v?)",
+                              seen, want);
+            } else {
+                m->broken = 1;
                 st = ekv_mdb_status(rc, "mdb_env_set_mapsize");
+            }
         }
     }
     (void)pthread_rwlock_unlock(&m->resize_lock);
@@ -211,6 +237,12 @@ static etagkv_status begin(struct ekv_lmdb_env *env, unsigned flags,
         etagkv_status st;
 
         (void)pthread_rwlock_rdlock(&env->map.resize_lock);
+        if (env->map.broken) {
+            (void)pthread_rwlock_unlock(&env->map.resize_lock);
+            return ekv_fail(ETAGKV_NO_MEMORY,
+                            "the store lost its memory map when growing it "
+                            "failed: close it and open it again");
+        }
         rc = begin_locked(env, flags, &t);
         if (rc == 0) {
             txn->handle = t;
