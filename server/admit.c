@@ -809,6 +809,10 @@ static int body_append(const struct srv *s, struct srv_req *r, const char *data,
 
         while (cap < need)
             cap *= 2;
+        /* Never more than the body may take: a chunked body within its
+         * limit must fit a budget that fits the limit. */
+        if (cap > body_limit(s, r) && need <= body_limit(s, r))
+            cap = (size_t)body_limit(s, r);
         if (r->reserved >= need && cap > r->reserved)
             cap = (size_t)r->reserved;
         if (cap > r->reserved) {

@@ -46,6 +46,7 @@ struct config {
     etagkv_sync_mode sync_mode;
     uint64_t max_value_bytes;
     uint64_t max_txn_ops, max_txn_bytes; /* POST /txn (DESIGN §7) */
+    int max_txn_bytes_set;               /* given on the command line */
     int require_conditions;
     const char *token_file;
     unsigned max_connections;
@@ -110,7 +111,8 @@ static void usage(FILE *f)
         "                         concurrent connections from one address\n"
         "                         (default 64)\n"
         "  --timeout SECONDS      close idle or stalled connections after\n"
-        "                         this long (default 30; 0: never)\n"
+        "                         this long (default 30; 0: never;\n"
+        "                         at most 4294967)\n"
         "  --header-timeout SECONDS  a request's headers must arrive within\n"
         "                         this long (default 10; 0: no deadline)\n"
         "  --body-timeout SECONDS a request's body must arrive within this\n"
@@ -346,6 +348,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         case 'X':
             rc = parse_u64("max-txn-bytes", optarg, 1,
                            ETAGKV_MAX_VALUE_BYTES_LIMIT, &cfg->max_txn_bytes);
+            cfg->max_txn_bytes_set = 1;
             break;
         case 'r': cfg->require_conditions = 1; break;
         case 'k': cfg->token_file = optarg; break;
@@ -354,7 +357,9 @@ static int parse_options(int argc, char **argv, struct config *cfg)
                                 &cfg->max_connections);
             break;
         case 'o':
-            rc = parse_unsigned("timeout", optarg, 0, 86400 * 365,
+            /* libmicrohttpd 0.9.75 counts it in milliseconds in 32 bits:
+             * more would wrap to a short timeout. */
+            rc = parse_unsigned("timeout", optarg, 0, UINT32_MAX / 1000,
                                 &cfg->timeout_s);
             break;
         case 'C':
@@ -370,7 +375,8 @@ static int parse_options(int argc, char **argv, struct config *cfg)
                                 &cfg->body_timeout_s);
             break;
         case 'b':
-            rc = parse_u64("max-buffered-bytes", optarg, 1, UINT64_MAX / 2,
+            /* At least what a POST /leases body may take (4 KiB). */
+            rc = parse_u64("max-buffered-bytes", optarg, 4096, UINT64_MAX / 2,
                            &cfg->max_buffered_bytes);
             break;
         case 'K':
@@ -467,6 +473,16 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         fprintf(stderr, "etagkv-server: --max-buffered-bytes must be at "
                         "least --max-value-bytes\n");
         rc = -1;
+    }
+    if (rc == 0 && cfg->max_txn_bytes > cfg->max_buffered_bytes) {
+        /* Else a transaction body between the two would be 503 at every
+         * try.  One asked for must fit the budget; the default body limit
+         * follows a smaller budget (main()). */
+        if (cfg->max_txn_bytes_set) {
+            fprintf(stderr, "etagkv-server: --max-txn-bytes must be at most "
+                            "--max-buffered-bytes\n");
+            rc = -1;
+        }
     }
     if (rc == 0 && cfg->lease_min_ttl_ms > cfg->lease_max_ttl_ms) {
         fprintf(stderr, "etagkv-server: --lease-min-ttl-ms must be at most "
@@ -968,7 +984,11 @@ int main(int argc, char **argv)
         return rc > 0 ? EXIT_SUCCESS : 2;
     memset(&s, 0, sizeof s);
     s.max_value_bytes = cfg.max_value_bytes;
-    s.max_txn_body_bytes = cfg.max_txn_bytes;
+    /* A larger body would be 503 at every try (the transaction's own
+     * limit, on bodies and the values its gets read, stays). */
+    s.max_txn_body_bytes = cfg.max_txn_bytes < cfg.max_buffered_bytes
+                               ? cfg.max_txn_bytes
+                               : cfg.max_buffered_bytes;
     s.max_txn_ops = (size_t)cfg.max_txn_ops;
     s.require_conditions = cfg.require_conditions;
     s.idem_max_keys = cfg.idem_max_keys;

@@ -222,6 +222,36 @@ START_TEST(a_body_over_the_memory_budget_is_503_before_it_is_read)
 }
 END_TEST
 
+/* A chunked body within the value limit fits a budget that fits the
+ * limit: its buffer grows by doubling, but never past the limit (found by
+ * review: 600 KB chunked under a 1 MB limit and budget reserved 1 MiB,
+ * 503 at every try, while the same body with a Content-Length was 201). */
+START_TEST(a_chunked_body_within_the_limit_fits_a_budget_of_the_limit)
+{
+    static const char *const opts[] = {"--nosync", "--max-value-bytes",
+                                       "1000000",  "--max-buffered-bytes",
+                                       "1000000",  NULL};
+    static const char *const chunked[] = {"Transfer-Encoding: chunked", NULL};
+    size_t n = 600000;
+    char *body = malloc(n + 1);
+    struct hu_resp r;
+
+    ck_assert_ptr_nonnull(body);
+    memset(body, 'c', n);
+    body[n] = '\0';
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    http(&r, "PUT", "/kv/chunky", chunked, body, n);
+    ck_assert_int_eq(r.code, 201);
+    hu_resp_free(&r);
+    http(&r, "GET", "/kv/chunky", NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_uint_eq(r.len, n);
+    hu_resp_free(&r);
+    await_buffered(0);
+    free(body);
+}
+END_TEST
+
 /* Prefer: return=representation hands values to responses: a large
  * current value on a 412 is charged like a GET's, and answered without it
  * (problem+json) when it does not fit; every charge comes back. */
@@ -847,6 +877,8 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, a_body_over_the_memory_budget_is_503_before_it_is_read);
+    tcase_add_test(tc,
+                   a_chunked_body_within_the_limit_fits_a_budget_of_the_limit);
     tcase_add_test(tc, representations_are_charged_to_the_memory_budget);
     tcase_add_test(tc, transaction_replies_are_charged_to_the_memory_budget);
     tcase_add_test(tc, slow_readers_of_a_large_value_share_one_copy);

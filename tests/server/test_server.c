@@ -2000,7 +2000,14 @@ START_TEST(bad_options_exit_2_before_anything_is_opened)
         {"--tls-cert", "cert.pem", NULL},
         {"--tls-key", "key.pem", NULL},
         {"--max-buffered-bytes", "1", NULL}, /* below --max-value-bytes */
-        {"--max-watchers", "1024", NULL},    /* not below --max-connections */
+        /* What a POST /leases body may take, and a --max-txn-bytes asked
+         * for over the budget (503 at every try); libmicrohttpd counts
+         * --timeout in milliseconds in 32 bits. */
+        {"--max-value-bytes", "1000", "--max-buffered-bytes", "4095", NULL},
+        {"--max-value-bytes", "1000", "--max-buffered-bytes", "2000000",
+         "--max-txn-bytes", "3000000"},
+        {"--timeout", "4294968", NULL},
+        {"--max-watchers", "1024", NULL}, /* not below --max-connections */
         {"--max-connections", "1", "--threads", "1", "--max-watchers", "1"},
         {"--file-mode", "0400", NULL}, /* LMDB must write */
         {"--file-mode", "01600", NULL},
