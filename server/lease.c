@@ -145,7 +145,7 @@ static enum MHD_Result show(struct srv *s, struct MHD_Connection *c,
     } else if (j == NULL) {
         json_decref(keys);
     }
-    return srv_queue(s, c, r, MHD_HTTP_OK, srv_json_response(j));
+    return srv_queue_json_read(s, c, r, j); /* its keys: any number */
 }
 
 static enum MHD_Result revoked(struct srv *s, struct MHD_Connection *c,

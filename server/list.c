@@ -258,6 +258,5 @@ enum MHD_Result srv_list(struct srv *s, struct MHD_Connection *c,
         json_decref(p.keys);
         return bad_query(s, c, r, p.failed ? ETAGKV_NO_MEMORY : st, NULL);
     }
-    return srv_queue(s, c, r, MHD_HTTP_OK,
-                     srv_json_response(page_object(&p, more, rev)));
+    return srv_queue_json_read(s, c, r, page_object(&p, more, rev));
 }

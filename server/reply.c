@@ -120,6 +120,21 @@ struct MHD_Response *srv_json_charged(struct srv *s, json_t *j, const char *ct,
     return resp;
 }
 
+enum MHD_Result srv_queue_json_read(struct srv *s, struct MHD_Connection *c,
+                                    struct srv_req *r, json_t *j)
+{
+    int busy;
+    struct MHD_Response *resp =
+        srv_json_charged(s, j, "application/json", 0, &busy);
+
+    if (busy)
+        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         srv_busy_problem("the server is sending as many "
+                                          "values as its memory budget "
+                                          "allows: retry later"));
+    return srv_queue(s, c, r, MHD_HTTP_OK, resp);
+}
+
 struct MHD_Response *srv_text_response(const char *ct, const char *text)
 {
     size_t len = strlen(text);

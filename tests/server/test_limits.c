@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 
 #include "httputil.h"
 #include "testutil.h"
@@ -249,6 +250,63 @@ START_TEST(a_chunked_body_within_the_limit_fits_a_budget_of_the_limit)
     hu_resp_free(&r);
     await_buffered(0);
     free(body);
+}
+END_TEST
+
+/* A listing and a lease's keys can be as large as a value (a lease has
+ * any number of keys): charged to the budget like one, 503 when it does
+ * not fit (found by review: 30 unread GET /leases/1 of 10 MB each took
+ * 330 MB outside the budget). */
+START_TEST(listings_and_lease_keys_are_charged_to_the_memory_budget)
+{
+    static const char *const opts[] = {"--nosync", "--max-value-bytes",
+                                       "1048576",  "--max-buffered-bytes",
+                                       "1048576",  NULL};
+    static const char *const json[] = {"Content-Type: application/json", NULL};
+    static const char held[] = "PUT /kv/held HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: 1048576\r\n\r\n";
+    char lease_hdr[64], lease_path[64], path[600];
+    const char *leased[] = {lease_hdr, NULL};
+    struct hu_resp r;
+    json_t *j;
+    int fd;
+
+    hu_fixture_start(&fx, ETAGKV_SERVER_BIN, opts);
+    http(&r, "POST", "/leases", json, "{\"ttl_ms\": 600000}", 18);
+    ck_assert_int_eq(r.code, 201);
+    j = json_loadb(r.body, r.len, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    snprintf(lease_hdr, sizeof lease_hdr, "ETagKV-Lease: %s",
+             json_string_value(json_object_get(j, "id")));
+    snprintf(lease_path, sizeof lease_path, "/leases/%s",
+             json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    hu_resp_free(&r);
+    /* 200 keys of 444 bytes: each listed twice (key, key_pct), 180 KB. */
+    for (int i = 0; i < 200; i++) {
+        snprintf(path, sizeof path, "/kv/%0440d%04d", 0, i);
+        ck_assert_int_eq(status_of("PUT", path, leased, "v"), 201);
+    }
+    /* An upload stalled after ten bytes holds the whole budget. */
+    fd = connect_from("127.0.0.1");
+    ck_assert_int_eq(send_str(fd, held), 0);
+    ck_assert_int_eq(send_str(fd, "0123456789"), 0);
+    await_buffered(1 << 20);
+    http(&r, "GET", "/kv/?limit=1000", NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 503);
+    ck_assert_str_eq(hu_hdr(&r, "Retry-After"), "1");
+    hu_resp_free(&r);
+    ck_assert_int_eq(status_of("GET", lease_path, NULL, NULL), 503);
+    /* A small listing is not charged. */
+    ck_assert_int_eq(status_of("GET", "/kv/?limit=1", NULL, NULL), 200);
+    close(fd);
+    await_buffered(0);
+    http(&r, "GET", "/kv/?limit=1000", NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_uint_gt(r.len, 64 << 10);
+    hu_resp_free(&r);
+    ck_assert_int_eq(status_of("GET", lease_path, NULL, NULL), 200);
+    await_buffered(0);
 }
 END_TEST
 
@@ -879,6 +937,8 @@ static Suite *suite(void)
     tcase_add_test(tc, a_body_over_the_memory_budget_is_503_before_it_is_read);
     tcase_add_test(tc,
                    a_chunked_body_within_the_limit_fits_a_budget_of_the_limit);
+    tcase_add_test(tc,
+                   listings_and_lease_keys_are_charged_to_the_memory_budget);
     tcase_add_test(tc, representations_are_charged_to_the_memory_budget);
     tcase_add_test(tc, transaction_replies_are_charged_to_the_memory_budget);
     tcase_add_test(tc, slow_readers_of_a_large_value_share_one_copy);
