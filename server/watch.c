@@ -1357,8 +1357,9 @@ enum MHD_Result srv_changes(struct srv *s, struct MHD_Connection *c,
                          srv_status_problem(st, NULL));
     }
     atomic_fetch_add(&s->watch->events_sent, page.events);
-    return srv_queue(s, c, r, MHD_HTTP_OK,
-                     srv_json_response(json_pack(
-                         "{s:I,s:o,s:I}", "revision", (json_int_t)page.revision,
-                         "events", e.list, "next", (json_int_t)page.next)));
+    /* Up to 1,000 events of keys up to 511 bytes: charged when large. */
+    return srv_queue_json_read(
+        s, c, r,
+        json_pack("{s:I,s:o,s:I}", "revision", (json_int_t)page.revision,
+                  "events", e.list, "next", (json_int_t)page.next));
 }
