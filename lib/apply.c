@@ -194,6 +194,8 @@ static etagkv_status op_execute(etagkv_store *s, ekv_txn *txn,
         ekv_record_meta(&old, &op->meta);
         memcpy(op->meta_hash, old.hash, EKV_HASH_BYTES);
     } else if (st != ETAGKV_NOT_FOUND) {
+        if (txn->conflict)
+            return st;   /* the batch runs again (etcd_txn.c, overtaken()) */
         op->status = st; /* a corrupt record: this op's failure alone */
         snprintf(op->detail, sizeof(op->detail), "%s",
                  etagkv_last_error_detail());

@@ -489,9 +489,6 @@ void ekv_async_free(struct ekv_async *a)
     free(a);
 }
 
-/* Call the callbacks of finished submitted writes, in submission order
- * (the queue lock not held).  During each, etagkv_last_error_detail() on this
- * thread describes that write's failure, as after a blocking call. */
 unsigned ekv_thread_slot(void)
 {
     /* Dealt out in turn as threads first submit: a thread keeps its slot
@@ -513,6 +510,9 @@ static void pending_done(etagkv_store *s, struct ekv_async *a)
     a->op.pending_slot = 0;
 }
 
+/* Call the callbacks of finished submitted writes, in submission order
+ * (the queue lock not held).  During each, etagkv_last_error_detail() on this
+ * thread describes that write's failure, as after a blocking call. */
 static void notify(etagkv_store *s, struct ekv_waiter *finished)
 {
     while (finished != NULL) {
@@ -649,6 +649,7 @@ static etagkv_status committer_start(etagkv_store *s)
 etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a)
 {
     etagkv_status st;
+    unsigned slot;
 
     if (ekv_op_refuse_early(s, &a->op)) {
         /* Done at once, on this thread (see "Refused early" above). */
@@ -656,12 +657,11 @@ etagkv_status ekv_commit_async(etagkv_store *s, struct ekv_async *a)
         notify(s, &a->w);
         return ETAGKV_OK;
     }
-    if (!a->op.independent) {
-        unsigned slot = ekv_thread_slot();
-
-        atomic_fetch_add(&s->queue.pending[slot], 1);
-        a->op.pending_slot = slot + 1;
-    }
+    /* Counted even when independent: the thread's later writes that are
+     * not must still come after it. */
+    slot = ekv_thread_slot();
+    atomic_fetch_add(&s->queue.pending[slot], 1);
+    a->op.pending_slot = slot + 1;
     (void)pthread_mutex_lock(&s->queue.lock);
     st = committer_start(s);
     if (st == ETAGKV_OK) {

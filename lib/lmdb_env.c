@@ -466,16 +466,22 @@ etagkv_status ekv_lmdb_env_copy_fd(struct ekv_env *base, int fd)
      * registered nowhere, and a writer in another process may reuse the
      * pages it is reading: a commit during the copy makes it suspect,
      * whether it finished or failed on a page it found rewritten. */
+    /* mdb_env_copyfd2() runs its own read transaction, so it holds the
+     * resize lock shared like every other one (lmdb_txn.c): the map must
+     * not be resized under it, nor be gone (ekv_map.broken). */
+    (void)pthread_rwlock_rdlock(&env->map.resize_lock);
+    if (env->map.broken) {
+        (void)pthread_rwlock_unlock(&env->map.resize_lock);
+        return ekv_map_lost();
+    }
     rc = mdb_env_get_flags(env->mdb, &flags);
     if (rc == 0 && (flags & MDB_NOLOCK))
         rc = last_txnid(env->mdb, &before);
-    if (rc != 0)
+    if (rc != 0) {
+        (void)pthread_rwlock_unlock(&env->map.resize_lock);
         return ekv_mdb_status(rc, "mdb_env_get_flags/mdb_env_info");
+    }
     unlocked = (flags & MDB_NOLOCK) != 0;
-    /* mdb_env_copyfd2() runs its own read transaction, so it holds the
-     * resize lock shared like every other one (lmdb_txn.c): the map must
-     * not be resized under it. */
-    (void)pthread_rwlock_rdlock(&env->map.resize_lock);
     rc = mdb_env_copyfd2(env->mdb, fd, MDB_CP_COMPACT);
     (void)pthread_rwlock_unlock(&env->map.resize_lock);
     if (!unlocked || last_txnid(env->mdb, &after) != 0)

@@ -54,6 +54,14 @@ struct ekv_map {
     int broken;
 };
 
+/* What every call on a broken map (ekv_map.broken) answers. */
+static inline etagkv_status ekv_map_lost(void)
+{
+    return ekv_fail(ETAGKV_NO_MEMORY,
+                    "the store lost its memory map when growing it failed: "
+                    "close it and open it again");
+}
+
 struct ekv_lmdb_env {
     struct ekv_env base; /* first: the seam's handle (backend.h) */
     MDB_env *mdb;

@@ -4,6 +4,7 @@
  * and map growth.
  */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: writer preference */
+#include <errno.h>
 #include <sys/mman.h>
 #include <stdlib.h>
 
@@ -45,8 +46,8 @@ static etagkv_status adopt_resize(struct ekv_lmdb_env *env)
 
     (void)pthread_rwlock_wrlock(&env->map.resize_lock);
     rc = mdb_env_set_mapsize(env->mdb, 0);
-    if (rc != 0)
-        env->map.broken = 1; /* mdb_env_set_mapsize() unmaps first */
+    if (rc != 0 && rc != EINVAL)
+        env->map.broken = 1; /* it unmaps first; EINVAL: before that */
     if (rc == 0)
         rc = mdb_env_info(env->mdb, &info);
     if (rc == 0)
@@ -239,9 +240,7 @@ static etagkv_status begin(struct ekv_lmdb_env *env, unsigned flags,
         (void)pthread_rwlock_rdlock(&env->map.resize_lock);
         if (env->map.broken) {
             (void)pthread_rwlock_unlock(&env->map.resize_lock);
-            return ekv_fail(ETAGKV_NO_MEMORY,
-                            "the store lost its memory map when growing it "
-                            "failed: close it and open it again");
+            return ekv_map_lost();
         }
         rc = begin_locked(env, flags, &t);
         if (rc == 0) {

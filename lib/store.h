@@ -306,8 +306,10 @@ struct ekv_op {
     /* ETAGKV_WRITE_RETURN_CURRENT: on a 412 of a present key, a malloc'd
      * copy of its value (apply.c), handed to whoever receives the result. */
     int want_current;
-    /* ETAGKV_WRITE_INDEPENDENT; and, submitted and not done, 1 + the
-     * thread slot it counts in (ekv_queue.pending), else 0. */
+    /* ETAGKV_WRITE_INDEPENDENT (it may be refused early ahead of the
+     * thread's pending writes; it is counted among them all the same);
+     * and, submitted and not done, 1 + the thread slot it counts in
+     * (ekv_queue.pending), else 0. */
     int independent;
     unsigned pending_slot;
     void *current;

@@ -755,8 +755,13 @@ static etagkv_status write_all(etagkv_store *s, ekv_txn *txn, etagkv_txn *t,
 
 /* This transaction's own failure (a corrupt record, no memory): it writes
  * nothing and gets the status; the batch goes on. */
-static etagkv_status fail_txn(struct ekv_op *op, etagkv_status st)
+static etagkv_status fail_txn(const ekv_txn *txn, struct ekv_op *op,
+                              etagkv_status st)
 {
+    /* A read the backend wants run again (etcd compacted its snapshot,
+     * etcd_txn.c): the whole batch is, at a fresh revision. */
+    if (txn->conflict)
+        return st;
     ops_reset(op->txn);
     op->status = st;
     snprintf(op->detail, sizeof(op->detail), "%s", etagkv_last_error_detail());
@@ -793,7 +798,7 @@ etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
                           "its gets read more than %llu bytes with its puts",
                           (unsigned long long)s->opts.max_txn_bytes);
         if (st != ETAGKV_OK)
-            return fail_txn(op, st);
+            return fail_txn(txn, op, st);
         if (fails)
             failed = i;
     }
@@ -801,7 +806,7 @@ etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
     if (failed != ETAGKV_TXN_NONE) {
         st = conflict(s, txn, t, failed);
         if (st != ETAGKV_OK)
-            return fail_txn(op, st);
+            return fail_txn(txn, op, st);
         op->status = ETAGKV_CONFLICT;
         return ETAGKV_OK;
     }

@@ -439,6 +439,23 @@ START_TEST(a_conditional_write_follows_the_threads_submitted_writes)
         rq.flags = ETAGKV_WRITE_INDEPENDENT;
         ck_assert_int_eq(etagkv_write(store, &rq, NULL),
                          ETAGKV_PRECONDITION_FAILED);
+        /* An independent write still counts for the thread's later ones:
+         * submitted, then a blocking If-Match on its bytes follows it. */
+        etagkv_cond_free(c0);
+        etagkv_etag_compute("ind", 3, etag0);
+        ck_assert_int_eq(etagkv_cond_if_match(etag0, &c0), ETAGKV_OK);
+        rq = (etagkv_request){.method = ETAGKV_METHOD_PUT,
+                              .key = "dep",
+                              .key_len = 3,
+                              .value = "ind",
+                              .value_len = 3,
+                              .flags = ETAGKV_WRITE_INDEPENDENT};
+        ck_assert_int_eq(etagkv_submit(store, &rq, done_fn, &slots[3]),
+                         ETAGKV_OK);
+        ck_assert_int_eq(
+            etagkv_put(store, "dep", 3, "after", 5, NULL, c0, NULL), ETAGKV_OK);
+        wait_for(4);
+        ck_assert_int_eq(slots[3].res.status, ETAGKV_OK);
         etagkv_cond_free(c0);
         etagkv_cond_free(c2);
     }
