@@ -130,10 +130,7 @@ static enum MHD_Result kv_get(struct srv *s, struct MHD_Connection *c,
     memset(&m, 0, sizeof m);
     st = srv_value_get(s, r, &m, &v, &busy);
     if (busy)
-        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                         srv_busy_problem("the server is sending as many "
-                                          "values as its memory budget "
-                                          "allows: retry later"));
+        return srv_queue_sending_busy(s, c, r);
     /* Prefer: wait (DESIGN §8): a 304 waits for a change instead. */
     if (st == ETAGKV_NOT_MODIFIED && srv_watch_wants(s, c, r))
         return srv_watch_hold(s, c, r);

@@ -120,6 +120,15 @@ struct MHD_Response *srv_json_charged(struct srv *s, json_t *j, const char *ct,
     return resp;
 }
 
+enum MHD_Result srv_queue_sending_busy(struct srv *s, struct MHD_Connection *c,
+                                       struct srv_req *r)
+{
+    return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                     srv_busy_problem("the server is sending as many values "
+                                      "as its memory budget allows: retry "
+                                      "later"));
+}
+
 enum MHD_Result srv_queue_json_read(struct srv *s, struct MHD_Connection *c,
                                     struct srv_req *r, json_t *j)
 {
@@ -128,10 +137,7 @@ enum MHD_Result srv_queue_json_read(struct srv *s, struct MHD_Connection *c,
         srv_json_charged(s, j, "application/json", 0, &busy);
 
     if (busy)
-        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                         srv_busy_problem("the server is sending as many "
-                                          "values as its memory budget "
-                                          "allows: retry later"));
+        return srv_queue_sending_busy(s, c, r);
     return srv_queue(s, c, r, MHD_HTTP_OK, resp);
 }
 

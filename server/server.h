@@ -754,6 +754,11 @@ int srv_json_set_key(json_t *obj, const void *key, size_t key_len);
 /* A 200 application/json response of j (consumed).  NULL on failure. */
 struct MHD_Response *srv_json_response(json_t *j);
 
+/* Queue the 503 (Retry-After) of a reply that does not fit the memory
+ * budget: a value, or a reply carrying values or keys. */
+enum MHD_Result srv_queue_sending_busy(struct srv *s, struct MHD_Connection *c,
+                                       struct srv_req *r);
+
 /* Queue a 200 application/json reply of j (consumed) to a read, charged
  * to the memory budget when large (a listing, a lease's keys): 503 with
  * Retry-After when it does not fit, as a GET's value would be. */

@@ -161,10 +161,7 @@ static enum MHD_Result committed(struct srv *s, struct MHD_Connection *c,
     resp = srv_json_charged(s, reply, "application/json", wrote, &busy);
     srv_metrics_txn(s->metrics, busy ? ETAGKV_UNAVAILABLE : ETAGKV_OK, ops);
     if (busy)
-        return srv_queue(s, c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
-                         srv_busy_problem("the server is sending as many "
-                                          "values as its memory budget "
-                                          "allows: retry later"));
+        return srv_queue_sending_busy(s, c, r);
     return srv_queue(s, c, r, MHD_HTTP_OK, resp);
 }
 
