@@ -89,26 +89,84 @@ static void ha(CURL *h, struct hu_resp *r, const char *method, const char *path,
     hu_perform(h, ha_port, &q, r, timeout_s);
 }
 
+/* HAProxy's last word on the front ends (their stats lines, or why there
+ * were none), kept for the failure report of haproxy_start(). */
+static char last_view[1024];
+
+/* Field i (from 0) of the CSV line of n bytes, into buf. */
+static const char *csv_field(const char *line, size_t n, int i, char *buf,
+                             size_t cap)
+{
+    const char *end = line + n, *p = line, *comma;
+
+    while (i-- > 0 && p != NULL)
+        p = memchr(p, ',', (size_t)(end - p)) != NULL
+                ? (const char *)memchr(p, ',', (size_t)(end - p)) + 1
+                : NULL;
+    if (p == NULL)
+        p = end;
+    comma = memchr(p, ',', (size_t)(end - p));
+    snprintf(buf, cap, "%.*s", (int)((comma != NULL ? comma : end) - p), p);
+    return buf;
+}
+
 /* Whether HAProxy's stats say both front ends are up. */
 static int both_up(CURL *h)
 {
     struct hu_req q = {"GET", "/stats;csv", NULL, NULL, 0};
     struct hu_resp r;
+    char f[6][64];
+    size_t used;
     int up = 0;
 
     hu_perform(h, stats_port, &q, &r, 5);
+    snprintf(last_view, sizeof(last_view), "stats: curl %d, HTTP %ld\n",
+             (int)r.err, r.code);
     for (const char *p = r.body; r.code == 200 && p != NULL;
          p = strchr(p + 1, '\n')) {
         const char *line = *p == '\n' ? p + 1 : p;
         const char *end = strchr(line, '\n');
         size_t n = end != NULL ? (size_t)(end - line) : strlen(line);
 
-        if (strncmp(line, "etagkv_fronts,front", 19) == 0 &&
-            memmem(line, n, ",UP,", 4) != NULL)
+        if (strncmp(line, "etagkv_fronts,front", 19) != 0)
+            continue;
+        if (memmem(line, n, ",UP,", 4) != NULL)
             up++;
+        used = strlen(last_view);
+        snprintf(last_view + used, sizeof(last_view) - used,
+                 "%s: status %s, check %s %s in %s ms, %s\n",
+                 csv_field(line, n, 1, f[0], sizeof(f[0])),
+                 csv_field(line, n, 17, f[1], sizeof(f[1])),
+                 csv_field(line, n, 36, f[2], sizeof(f[2])),
+                 csv_field(line, n, 37, f[3], sizeof(f[3])),
+                 csv_field(line, n, 38, f[4], sizeof(f[4])),
+                 csv_field(line, n, 56, f[5], sizeof(f[5])));
     }
     hu_resp_free(&r);
     return up == 2;
+}
+
+/* Print what HAProxy saw and its log, but for the stats requests of
+ * both_up(), so that a failure in CI (where the log is gone with the
+ * machine) says why: the health checks' results are in both. */
+static void haproxy_report(const char *log)
+{
+    char line[1024];
+    FILE *f = fopen(log, "r");
+    int shown = 0;
+
+    fprintf(stderr,
+            "test_ha: HAProxy on :%d (stats :%d), front ends :%d :%d\n%s"
+            "test_ha: %s, without the stats requests:\n",
+            ha_port, stats_port, front[0].port, front[1].port, last_view, log);
+    while (f != NULL && shown < 60 && fgets(line, sizeof(line), f) != NULL)
+        if (strstr(line, "stats/<STATS>") == NULL) {
+            fputs(line, stderr);
+            shown++;
+        }
+    if (f != NULL)
+        (void)fclose(f);
+    (void)fflush(stderr);
 }
 
 /* Run HAProxy on examples/ha/haproxy.cfg with its four addresses set to
@@ -124,7 +182,9 @@ static pid_t haproxy_spawn(const char *log)
     pid_t pid;
 
     ha_port = free_port();
-    stats_port = free_port();
+    do
+        stats_port = free_port();
+    while (stats_port == ha_port);
     snprintf(listen, sizeof(listen), "ETAGKV_HA_LISTEN=127.0.0.1:%d", ha_port);
     snprintf(f1, sizeof(f1), "ETAGKV_HA_FRONT1=127.0.0.1:%d", front[0].port);
     snprintf(f2, sizeof(f2), "ETAGKV_HA_FRONT2=127.0.0.1:%d", front[1].port);
@@ -159,13 +219,16 @@ static pid_t haproxy_spawn(const char *log)
 
 /* Start HAProxy and wait until it serves and has seen both front ends
  * healthy.  A port taken by someone else between free_port() and
- * HAProxy's bind makes it exit: then again, on other ports. */
+ * HAProxy's bind makes it exit: then again, on other ports.  One that
+ * runs but does not see both front ends up in time is reported and
+ * replaced once, on other ports, before the test fails: a port clash
+ * that HAProxy's SO_REUSEPORT binds survive would look like that. */
 static void haproxy_start(void)
 {
     char log[600];
     double deadline = tu_now_s() + START_TIMEOUT_S;
     CURL *h = curl_easy_init();
-    int attempts = 1;
+    int attempts = 1, replaced = 0;
 
     ck_assert_ptr_nonnull(h);
     snprintf(log, sizeof(log), "%s/haproxy.log", dir);
@@ -176,8 +239,17 @@ static void haproxy_start(void)
             haproxy = haproxy_spawn(log);
             attempts++;
         }
-        ck_assert_msg(tu_now_s() < deadline,
-                      "haproxy did not see both front ends up; see %s", log);
+        if (tu_now_s() >= deadline) {
+            haproxy_report(log);
+            ck_assert_msg(!replaced,
+                          "haproxy did not see both front ends up (twice); "
+                          "its view and log are above");
+            ck_assert_int_eq(kill(haproxy, SIGKILL), 0);
+            ck_assert_int_eq(waitpid(haproxy, NULL, 0), haproxy);
+            haproxy = haproxy_spawn(log);
+            replaced = 1;
+            deadline = tu_now_s() + START_TIMEOUT_S;
+        }
         msleep(50);
     }
     curl_easy_cleanup(h);
