@@ -156,22 +156,15 @@ int srv_query_limit(const struct srv_req *r, size_t dflt, size_t max,
                     size_t *limit)
 {
     const char *v;
-    size_t vlen, n = 0;
+    size_t vlen;
+    uint64_t n;
 
     *limit = dflt;
     if (!srv_query_arg(r, "limit", &v, &vlen))
         return 0;
-    if (vlen == 0)
+    if (srv_decimal(v, vlen, max, &n) < 0 || n == 0)
         return -1;
-    for (size_t i = 0; i < vlen; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        if (n <= max)
-            n = n * 10 + (size_t)(v[i] - '0');
-    }
-    if (n == 0)
-        return -1;
-    *limit = n > max ? max : n;
+    *limit = (size_t)n;
     return 0;
 }
 

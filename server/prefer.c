@@ -52,21 +52,13 @@ static int word_is(const char *w, size_t len, const char *text)
 /* delta-seconds, capped at cap; -1 if the word is not one. */
 static long delta_seconds(const char *w, size_t len, unsigned cap)
 {
-    unsigned long n = 0;
+    uint64_t n;
 
     if (len >= 2 && w[0] == '"') {
         w++;
         len -= 2;
     }
-    if (len == 0)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (w[i] < '0' || w[i] > '9')
-            return -1;
-        if (n <= cap)
-            n = n * 10 + (unsigned long)(w[i] - '0');
-    }
-    return n > cap ? (long)cap : (long)n;
+    return srv_decimal(w, len, cap, &n) < 0 ? -1 : (long)n;
 }
 
 /* One preference: name [= word]. */

@@ -395,6 +395,11 @@ int srv_utf8_valid(const void *src, size_t len);
  * quote it.  malloc'd and NUL-terminated, or NULL without memory. */
 char *srv_utf8_text(const void *src, size_t len, size_t max);
 
+/* v[0..len) as a decimal number, digits only (no sign, no spaces): 0 with
+ * the value in *out; 1 when it is above cap, with cap in *out; -1 when it
+ * is empty or holds anything but digits. */
+int srv_decimal(const char *v, size_t len, uint64_t cap, uint64_t *out);
+
 /* The length of the field value v[0..len) without its trailing spaces
  * and tabs, which RFC 9110 §5.5 says are not part of it (libmicrohttpd
  * drops the leading ones, not these). */

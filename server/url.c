@@ -91,6 +91,27 @@ static size_t utf8_seq_len(const unsigned char *p, size_t avail)
     return n;
 }
 
+int srv_decimal(const char *v, size_t len, uint64_t cap, uint64_t *out)
+{
+    uint64_t n = 0;
+    int above = 0;
+
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned d = (unsigned)(unsigned char)v[i] - '0';
+
+        if (d > 9)
+            return -1;
+        if (above || d > cap || n > (cap - d) / 10)
+            above = 1;
+        else
+            n = n * 10 + d;
+    }
+    *out = above ? cap : n;
+    return above;
+}
+
 size_t srv_field_len(const char *v, size_t len)
 {
     while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))

@@ -891,19 +891,10 @@ static int query_revision(const struct srv_req *r, const char *name,
 {
     const char *v;
     size_t vlen;
-    uint64_t n = 0;
 
     if (!srv_query_arg(r, name, &v, &vlen) || (vlen == 0 && empty_is_absent))
         return 0;
-    if (vlen == 0 || vlen > 19)
-        return -1;
-    for (size_t i = 0; i < vlen; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        n = n * 10 + (uint64_t)(v[i] - '0');
-    }
-    *rev = n;
-    return 0;
+    return srv_decimal(v, vlen, INT64_MAX, rev) == 0 ? 0 : -1;
 }
 
 /* after=: a decimal revision, default 0.  0, or -1 when malformed. */
@@ -1225,20 +1216,14 @@ static int last_event_id(struct MHD_Connection *c, const struct srv_req *r,
 {
     const char *v =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
-    uint64_t n = 0;
-    size_t len;
 
     /* A polyfill that cannot send the header (it would cost a CORS
      * preflight) sends ?lastEventId= (empty before the first event). */
     if (v == NULL)
         return query_revision(r, "lastEventId", 1, after);
-    len = srv_field_len(v, strlen(v));
-    if (len == 0 || len > 19 || strspn(v, "0123456789") != len)
-        return -1;
-    for (size_t i = 0; i < len; i++)
-        n = n * 10 + (uint64_t)(v[i] - '0');
-    *after = n;
-    return 0;
+    return srv_decimal(v, srv_field_len(v, strlen(v)), INT64_MAX, after) == 0
+               ? 0
+               : -1;
 }
 
 static enum MHD_Result start_stream(struct srv *s, struct MHD_Connection *c,

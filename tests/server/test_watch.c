@@ -289,10 +289,26 @@ START_TEST(changes_pages_through_events_in_order_with_next)
     /* Junk: and never a feed of more than was asked for. */
     {
         static const char *const junk[] = {
-            "/changes?after=x",           "/changes?PREFIX=zz/",
-            "/changes?prefix=a/&bogus=1", "/changes?key=a/1&prefix=zz",
-            "/changes?key=&prefix=zz",    "/changes?key=",
-            "/changes?after=1&after=9",   "/changes?prefix=a/&prefix=b/",
+            "/changes?after=x",
+            "/changes?PREFIX=zz/",
+            "/changes?prefix=a/&bogus=1",
+            "/changes?key=a/1&prefix=zz",
+            "/changes?key=&prefix=zz",
+            "/changes?key=",
+            "/changes?after=1&after=9",
+            "/changes?prefix=a/&prefix=b/",
+            "/changes?after=-1",
+            "/changes?after=+1",
+            "/changes?after=%201",
+            "/changes?after=1%20",
+            "/changes?after=0x10",
+            "/changes?limit=0",
+            "/changes?limit=-1",
+            "/changes?limit=",
+            /* Past the largest revision a JSON integer carries (2^63-1),
+             * and past 2^64: malformed, never wrapped to a small one. */
+            "/changes?after=9223372036854775808",
+            "/changes?after=18446744073709551617",
         };
 
         for (size_t i = 0; i < sizeof junk / sizeof *junk; i++) {
@@ -516,6 +532,10 @@ START_TEST(an_after_beyond_the_store_is_410_not_a_rewind)
     ck_assert_int_eq(jint(j, "revision"), 2);
     json_decref(j);
     hu_resp_free(&r);
+    /* The largest revision there can be is a position too (400 past it). */
+    http(&r, "GET", "/changes?after=9223372036854775807", NULL, NULL);
+    ck_assert_int_eq(r.code, 410);
+    hu_resp_free(&r);
     t0 = tu_now_s();
     http(&r, "GET", "/changes?after=50", wait, NULL);
     ck_assert_int_eq(r.code, 410);
@@ -674,6 +694,10 @@ START_TEST(a_stream_frames_events_with_ids_heartbeats_and_resumes_from_last_id)
             NULL);
     resumed("/changes?prefix=s/&lastEventId=x", NULL,
             "Last-Event-ID (or lastEventId)", NULL);
+    resumed("/changes?prefix=s/", "-3", "Last-Event-ID (or lastEventId)", NULL);
+    resumed("/changes?prefix=s/", "18446744073709551619",
+            "Last-Event-ID (or lastEventId)", NULL);
+    resumed("/changes?prefix=s/", "3 ", "\"revision\":4,", "\"revision\":1,");
 }
 END_TEST
 
