@@ -178,6 +178,18 @@ static int64_t server_rss_anon(void)
 
 /* ---- the memory budget --------------------------------------------------- */
 
+/* An upload that stalls: the headers of head (announcing its length) and
+ * ten bytes of its body, then nothing.  The server holds the announced
+ * length of the memory budget for it until the connection closes. */
+static int stalled_upload(const char *head)
+{
+    int fd = connect_from("127.0.0.1");
+
+    ck_assert_int_eq(send_str(fd, head), 0);
+    ck_assert_int_eq(send_str(fd, "0123456789"), 0);
+    return fd;
+}
+
 START_TEST(a_body_over_the_memory_budget_is_503_before_it_is_read)
 {
     static const char *const opts[] = {"--nosync", "--threads",
@@ -194,11 +206,8 @@ START_TEST(a_body_over_the_memory_budget_is_503_before_it_is_read)
     ck_assert_int_eq(metric(NULL, "etagkv_buffered_bytes_limit"), 2 * MIB);
     /* Two uploads of the largest value, stalled after a few bytes, hold
      * the whole budget... */
-    for (int i = 0; i < 2; i++) {
-        held[i] = connect_from("127.0.0.1");
-        ck_assert_int_eq(send_str(held[i], head), 0);
-        ck_assert_int_eq(send_str(held[i], "0123456789"), 0);
-    }
+    for (int i = 0; i < 2; i++)
+        held[i] = stalled_upload(head);
     await_buffered(2 * MIB);
     /* ... so a third is refused at its headers, with Retry-After, and
      * none of its body is read (the server answers before it is sent). */
@@ -288,9 +297,7 @@ START_TEST(listings_and_lease_keys_are_charged_to_the_memory_budget)
         ck_assert_int_eq(status_of("PUT", path, leased, "v"), 201);
     }
     /* An upload stalled after ten bytes holds the whole budget. */
-    fd = connect_from("127.0.0.1");
-    ck_assert_int_eq(send_str(fd, held), 0);
-    ck_assert_int_eq(send_str(fd, "0123456789"), 0);
+    fd = stalled_upload(held);
     await_buffered(1 << 20);
     http(&r, "GET", "/kv/?limit=1000", NULL, NULL, 0);
     ck_assert_int_eq(r.code, 503);
@@ -419,9 +426,7 @@ START_TEST(transaction_replies_are_charged_to_the_memory_budget)
     await_buffered(0);
 
     /* An upload stalled after ten bytes holds 8 MiB of the 12. */
-    fd = connect_from("127.0.0.1");
-    ck_assert_int_eq(send_str(fd, held), 0);
-    ck_assert_int_eq(send_str(fd, "0123456789"), 0);
+    fd = stalled_upload(held);
     await_buffered(8 << 20);
     failed = metric(NULL, errors);
     http(&r, "POST", "/txn", json, get, strlen(get));
