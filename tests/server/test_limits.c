@@ -266,7 +266,7 @@ END_TEST
  * any number of keys): charged to the budget like one, 503 when it does
  * not fit (found by review: 30 unread GET /leases/1 of 10 MB each took
  * 330 MB outside the budget). */
-START_TEST(listings_and_lease_keys_are_charged_to_the_memory_budget)
+START_TEST(listings_lease_keys_and_change_pages_are_charged_to_the_budget)
 {
     static const char *const opts[] = {"--nosync", "--max-value-bytes",
                                        "1048576",  "--max-buffered-bytes",
@@ -304,8 +304,11 @@ START_TEST(listings_and_lease_keys_are_charged_to_the_memory_budget)
     ck_assert_str_eq(hu_hdr(&r, "Retry-After"), "1");
     hu_resp_free(&r);
     ck_assert_int_eq(status_of("GET", lease_path, NULL, NULL), 503);
-    /* A small listing is not charged. */
+    /* So is a page of the change log of 64 KiB or more (the 200 puts). */
+    ck_assert_int_eq(status_of("GET", "/changes?limit=1000", NULL, NULL), 503);
+    /* A small listing, or page, is not charged. */
     ck_assert_int_eq(status_of("GET", "/kv/?limit=1", NULL, NULL), 200);
+    ck_assert_int_eq(status_of("GET", "/changes?limit=1", NULL, NULL), 200);
     close(fd);
     await_buffered(0);
     http(&r, "GET", "/kv/?limit=1000", NULL, NULL, 0);
@@ -313,6 +316,10 @@ START_TEST(listings_and_lease_keys_are_charged_to_the_memory_budget)
     ck_assert_uint_gt(r.len, 64 << 10);
     hu_resp_free(&r);
     ck_assert_int_eq(status_of("GET", lease_path, NULL, NULL), 200);
+    http(&r, "GET", "/changes?limit=1000", NULL, NULL, 0);
+    ck_assert_int_eq(r.code, 200);
+    ck_assert_uint_gt(r.len, 64 << 10);
+    hu_resp_free(&r);
     await_buffered(0);
 }
 END_TEST
@@ -942,8 +949,8 @@ static Suite *suite(void)
     tcase_add_test(tc, a_body_over_the_memory_budget_is_503_before_it_is_read);
     tcase_add_test(tc,
                    a_chunked_body_within_the_limit_fits_a_budget_of_the_limit);
-    tcase_add_test(tc,
-                   listings_and_lease_keys_are_charged_to_the_memory_budget);
+    tcase_add_test(
+        tc, listings_lease_keys_and_change_pages_are_charged_to_the_budget);
     tcase_add_test(tc, representations_are_charged_to_the_memory_budget);
     tcase_add_test(tc, transaction_replies_are_charged_to_the_memory_budget);
     tcase_add_test(tc, slow_readers_of_a_large_value_share_one_copy);
