@@ -397,4 +397,11 @@ etagkv_status ekv_etcd_cursor_seek(ekv_cursor *cur, const void *key,
 etagkv_status ekv_etcd_cursor_next(ekv_cursor *cur, ekv_val *k, ekv_val *v);
 etagkv_status ekv_etcd_cursor_delete(ekv_cursor *cur);
 
+/* Tests only (tests/lib/test_etcd.c): when set, an etcd transaction
+ * calls it just before each read pinned at the revision of its first
+ * read, with 1 in a write transaction, so that a test can have etcd
+ * compact that revision away in between.  Set and clear it only while no
+ * transaction is in flight. */
+extern void (*ekv_test_before_pinned_read)(int write);
+
 #endif /* ETAGKV_ETCD_ENV_H */

@@ -579,6 +579,15 @@ etagkv_status ekv_etcd_page(ekv_txn *txn, const char *from, size_t from_len,
     return ETAGKV_OK;
 }
 
+void (*ekv_test_before_pinned_read)(int write);
+
+/* Tests only: see etcd_env.h. */
+static void before_pinned_read(const struct ekv_etcd_txn *t)
+{
+    if (ekv_test_before_pinned_read != NULL)
+        ekv_test_before_pinned_read(t->write);
+}
+
 /* A read at the transaction's pinned revision that etcd refused as
  * compacted (st, from the client): its history was compacted past the
  * revision while the transaction read, and the snapshot is gone.  That is
@@ -619,9 +628,11 @@ etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
         st = first_read(txn, req, &reply);
     else if (t->revision == 0 && end == NULL)
         st = ekv_etcd_read(ekv_etcd_of(txn->env)->client, req, &reply);
-    else
+    else {
+        before_pinned_read(t);
         st = overtaken(txn, ekv_etcd_call(ekv_etcd_of(txn->env)->client,
                                           "/v3/kv/range", req, 0, &reply));
+    }
     json_decref(req);
     if (st != ETAGKV_OK)
         return st;
@@ -817,6 +828,7 @@ etagkv_status ekv_etcd_learn(ekv_txn *txn, const char *start, size_t len,
     }
     /* The rest in one round trip. */
     req = json_pack("{s:O}", "success", ops);
+    before_pinned_read(t);
     st = req != NULL
              ? overtaken(txn, ekv_etcd_call(ekv_etcd_of(txn->env)->client,
                                             "/v3/kv/txn", req, 0, &answer))

@@ -921,6 +921,46 @@ START_TEST(an_etcd_compaction_overtaking_a_read_is_unavailable_not_compacted)
 }
 END_TEST
 
+static atomic_int pinned_writes;
+
+/* ekv_test_before_pinned_read: the first read a write transaction pins at
+ * its first read's revision finds that revision compacted away. */
+static void compact_before_first_pinned_write(int write)
+{
+    if (write && atomic_fetch_add(&pinned_writes, 1) == 0)
+        compact_etcd_now();
+}
+
+/* The write half of the above (found by review; a per-key read had turned
+ * it into that one operation's failure): a write transaction whose pinned
+ * snapshot etcd compacts away while it reads runs again at a fresh
+ * revision, once, and succeeds; nothing is applied twice.  A lease grant
+ * reads at its pinned revision after its first read. */
+START_TEST(an_etcd_compaction_overtaking_a_write_runs_it_again)
+{
+    etagkv_store *s = tu_open(dir, NULL);
+    etagkv_lease l;
+    uint64_t id = 0, next = 0;
+
+    ck_assert_int_eq(etagkv_put(s, "k", 1, "v", 1, NULL, NULL, NULL),
+                     ETAGKV_CREATED);
+    atomic_store(&pinned_writes, 0);
+    ekv_test_before_pinned_read = compact_before_first_pinned_write;
+    ck_assert_msg(etagkv_lease_grant(s, 60000, &id) == ETAGKV_OK, "%s",
+                  etagkv_last_error_detail());
+    ekv_test_before_pinned_read = NULL;
+    /* Compacted at its first pinned read, then read afresh. */
+    ck_assert_int_ge(atomic_load(&pinned_writes), 2);
+    ck_assert_int_eq(etagkv_lease_info(s, id, &l, NULL, NULL), ETAGKV_OK);
+    ck_assert_uint_eq(l.ttl_ms, 60000);
+    /* One grant: the next id is the one after it. */
+    ck_assert_int_eq(etagkv_lease_grant(s, 60000, &next), ETAGKV_OK);
+    ck_assert_uint_eq(next, id + 1);
+    ck_assert_int_eq(etagkv_get(s, "k", 1, NULL, NULL, NULL, NULL), ETAGKV_OK);
+    etagkv_store_close(s);
+}
+END_TEST
+
 /* A 412's diagnosis on etcd walks the key's own history: for a validator
  * two writes old, on a key written again since the refusal, with 600
  * revisions between the validator's supersession and the refusal, a few
@@ -1293,6 +1333,7 @@ int main(void)
     tcase_add_test(tc, an_answer_about_another_key_is_an_io_error);
     tcase_add_test(
         tc, an_etcd_compaction_overtaking_a_read_is_unavailable_not_compacted);
+    tcase_add_test(tc, an_etcd_compaction_overtaking_a_write_runs_it_again);
     suite_add_tcase(s, tc);
     /* Also run alone against an etcd with its default limits (ctest's
      * etcd_default_limits). */
