@@ -487,7 +487,12 @@ etagkv_status ekv_lmdb_env_copy_fd(struct ekv_env *base, int fd)
     if (!unlocked || last_txnid(env->mdb, &after) != 0)
         after = before;
     if (after == before && rc != 0)
-        return ekv_mdb_status(rc, "mdb_env_copyfd2");
+        return ekv_mdb_map(rc) == ETAGKV_STORE_FULL
+                   ? ekv_fail(ETAGKV_STORE_FULL,
+                              "the backup's destination is full, not the "
+                              "store: %s",
+                              mdb_strerror(rc))
+                   : ekv_mdb_status(rc, "mdb_env_copyfd2");
     if (after != before)
         return ekv_fail(ETAGKV_IO_ERROR,
                         "the store was written during a backup made without "

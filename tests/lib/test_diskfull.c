@@ -293,6 +293,52 @@ START_TEST(a_file_size_limit_fails_writes_cleanly_and_loses_nothing)
 }
 END_TEST
 
+/* A backup that the destination cannot hold (here the file size limit,
+ * EFBIG, as a full file system's ENOSPC) is STORE_FULL with a detail that
+ * says it is the destination, not the store, that is full; the store goes
+ * on reading and writing, and no data.mdb is left in the destination. */
+START_TEST(a_backup_into_a_full_destination_says_so_and_harms_nothing)
+{
+    static char etags[MAX_VALUES][ETAGKV_ETAG_SIZE];
+    struct rlimit old, lim;
+    char *to = tu_mkdtemp(), path[1024];
+    etagkv_store *store = open_store();
+    etagkv_status r;
+
+    ck_assert(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
+    for (int i = 0; i < 8; i++) {
+        char key[16];
+        etagkv_meta m;
+
+        snprintf(key, sizeof(key), "k%03d", i);
+        fill(i);
+        ck_assert_int_eq(etagkv_put(store, key, strlen(key), value, VALUE_BYTES,
+                                    NULL, NULL, &m),
+                         ETAGKV_CREATED);
+        strcpy(etags[i], m.etag);
+    }
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = (struct rlimit){256 << 10, old.rlim_max};
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    r = etagkv_store_backup(store, to);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    ck_assert_msg(r == ETAGKV_STORE_FULL, "%s: %s", etagkv_status_name(r),
+                  etagkv_last_error_detail());
+    ck_assert_msg(strstr(etagkv_last_error_detail(),
+                         "destination is full, not the store") != NULL,
+                  "%s", etagkv_last_error_detail());
+    snprintf(path, sizeof(path), "%s/data.mdb", to);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    check_values(store, 8, etags);
+    fill(8);
+    ck_assert_int_eq(
+        etagkv_put(store, "k008", 4, value, VALUE_BYTES, NULL, NULL, NULL),
+        ETAGKV_CREATED);
+    etagkv_store_close(store);
+    tu_rmdir_free(to);
+}
+END_TEST
+
 START_TEST(
     a_read_only_store_is_refused_at_open_and_left_intact_but_opens_read_only)
 {
@@ -360,6 +406,8 @@ static Suite *suite(void)
 
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, a_full_file_system_is_store_full_and_loses_nothing);
+    tcase_add_test(tc,
+                   a_backup_into_a_full_destination_says_so_and_harms_nothing);
     tcase_add_test(tc,
                    a_file_size_limit_fails_writes_cleanly_and_loses_nothing);
     tcase_add_test(
