@@ -1773,8 +1773,11 @@ typedef int (*etagkv_lease_key_fn)(void *ctx, const void *key, size_t key_len);
 
 /** Read lease id at one snapshot: out gets id, ttl_ms, remaining_ms and the
  * number of keys attached; fn (may be NULL) is called for each of those
- * keys (all of them are counted even if fn stops the listing).  Returns
- * ETAGKV_OK, ETAGKV_NOT_FOUND (unknown, revoked, or past its deadline),
+ * keys (all of them are counted even if fn stops the listing).  A
+ * read-only handle reports the deadline as stored (not its own open plus
+ * the TTL), and a lease past it but not yet swept with remaining_ms 0.
+ * Returns ETAGKV_OK, ETAGKV_NOT_FOUND (unknown, revoked, or past its
+ * deadline on a writable handle),
  * ETAGKV_INVALID_ARGUMENT (NULL s or out), ETAGKV_IO_ERROR,
  * ETAGKV_CORRUPT. */
 ETAGKV_API etagkv_status etagkv_lease_info(etagkv_store *s, uint64_t id,

@@ -74,7 +74,8 @@ struct lease_rec {
 };
 
 /* The deadline of lease l in force: the stored one, but never earlier
- * than this open plus its TTL (the restart rule, at the top). */
+ * than this open plus its TTL (the restart rule, at the top; not for a
+ * read-only handle, whose open_ns is 0). */
 static uint64_t deadline_of(const etagkv_store *s, const struct lease_rec *l)
 {
     uint64_t floor = s->leases.open_ns + l->ttl_ms * NS_PER_MS;
@@ -567,7 +568,9 @@ etagkv_status ekv_leases_start(etagkv_store *s)
 {
     struct ekv_leases *ls = &s->leases;
 
-    ls->open_ns = ekv_now_ns(s);
+    /* A read-only handle restarts nothing (it sweeps nothing, and the
+     * process that does has its own open): it shows deadlines as stored. */
+    ls->open_ns = s->opts.read_only ? 0 : ekv_now_ns(s);
     if (ekv_cond_init_mono(&ls->cv) != 0)
         return ETAGKV_NO_MEMORY;
     if (pthread_mutex_init(&ls->lock, NULL) != 0) {
@@ -859,12 +862,16 @@ etagkv_status etagkv_lease_info(etagkv_store *s, uint64_t id, etagkv_lease *out,
     now = ekv_now_ns(s);
     st = lease_get(&txn, id, &l);
     deadline = st == ETAGKV_OK ? deadline_of(s, &l) : 0;
-    if (st == ETAGKV_OK && deadline <= now)
+    /* Past its deadline, a lease is as good as gone -- but a read-only
+     * handle shows it while it is stored (0 ms left): the process that
+     * sweeps may not have yet, and the store's next writable open gives
+     * it its TTL again if nobody did. */
+    if (st == ETAGKV_OK && deadline <= now && !s->opts.read_only)
         st = ETAGKV_NOT_FOUND;
     if (st == ETAGKV_OK) {
         out->id = id;
         out->ttl_ms = l.ttl_ms;
-        out->remaining_ms = (deadline - now) / NS_PER_MS;
+        out->remaining_ms = deadline > now ? (deadline - now) / NS_PER_MS : 0;
         st = list_keys(&txn, id, &out->keys, fn, ctx);
     }
     ekv_read_end(&txn);
