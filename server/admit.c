@@ -1101,6 +1101,18 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
                               : "ETagKV-Lease applies to PUT /kv/{key} only");
         return;
     }
+    /* No write takes a query: one sent (a misspelt condition, say) would
+     * be ignored, and the write done without what the client meant. */
+    if ((r->method == SRV_PUT || r->method == SRV_DELETE ||
+         r->method == SRV_POST) &&
+        (r->route == SRV_ROUTE_KV || r->route == SRV_ROUTE_TXN ||
+         r->route == SRV_ROUTE_LEASES || r->route == SRV_ROUTE_LEASE) &&
+        r->query != NULL && r->query[0] != '\0') {
+        srv_refuse_status(r, ETAGKV_INVALID_ARGUMENT,
+                          "a write takes no query string: conditions are "
+                          "headers (or, in /txn, members of the body)");
+        return;
+    }
     switch (r->route) {
     case SRV_ROUTE_KV: admit_kv(s, c, r, key_enc); return;
     case SRV_ROUTE_TXN: admit_txn(s, c, r); return;

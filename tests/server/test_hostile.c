@@ -510,6 +510,23 @@ static const struct row malformed[] = {
        "\r\nx"),
      400},
     {"a key that is '..'", S("DELETE /kv/.. HTTP/1.1\r\nHost: x\r\n\r\n"), 400},
+    /* A query on a write would be ignored: a misspelt condition must not
+     * turn into an unconditional write. */
+    {"a query on a PUT",
+     S("PUT /kv/victim?if_match=x HTTP/1.1\r\nHost: x\r\n"
+       "Content-Length: 1\r\n\r\nx"),
+     400},
+    {"a query on a DELETE",
+     S("DELETE /kv/victim?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"), 400},
+    {"a query on POST /txn",
+     S("POST /txn?x=1 HTTP/1.1\r\nHost: x\r\nContent-Type: "
+       "application/json\r\nContent-Length: 44\r\n\r\n"
+       "{\"ops\":[{\"op\":\"put\",\"key\":\"v\",\"value\":\"x\"}]}"),
+     400},
+    {"a query on POST /leases",
+     S("POST /leases?x=1 HTTP/1.1\r\nHost: x\r\nContent-Type: "
+       "application/json\r\nContent-Length: 16\r\n\r\n{\"ttl_ms\":60000}"),
+     400},
     {"a key ending in a '.' segment",
      S("PUT /kv/victim/. HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
        "\r\nx"),
