@@ -311,6 +311,11 @@ struct MHD_Response *srv_state_problem(etagkv_status st, const void *key,
     static const char detail_412[] =
         "A precondition was false; nothing was changed.  The current state "
         "of the key is included: rebase on its etag and retry.";
+    /* A single write's 409: its lease (kv.c). */
+    static const char detail_409[] =
+        "The lease named by ETagKV-Lease is unknown, revoked or expired; "
+        "nothing was written.  Grant a new lease (POST /leases) and write "
+        "again.";
     json_t *ext = diag != NULL ? diag : json_object();
     struct MHD_Response *resp;
 
@@ -319,8 +324,11 @@ struct MHD_Response *srv_state_problem(etagkv_status st, const void *key,
         json_decref(ext);
         return NULL;
     }
-    resp = status_problem_ext(
-        st, st == ETAGKV_PRECONDITION_FAILED ? detail_412 : NULL, ext);
+    resp = status_problem_ext(st,
+                              st == ETAGKV_PRECONDITION_FAILED ? detail_412
+                              : st == ETAGKV_CONFLICT          ? detail_409
+                                                               : NULL,
+                              ext);
     if (resp != NULL && m != NULL && m->exists &&
         srv_add_header(resp, MHD_HTTP_HEADER_ETAG, m->etag) != 0) {
         MHD_destroy_response(resp);

@@ -1217,13 +1217,15 @@ static int last_event_id(struct MHD_Connection *c, const struct srv_req *r,
     const char *v =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
 
+    size_t len = v != NULL ? srv_field_len(v, strlen(v)) : 0;
+
     /* A polyfill that cannot send the header (it would cost a CORS
-     * preflight) sends ?lastEventId= (empty before the first event). */
-    if (v == NULL)
+     * preflight) sends ?lastEventId= (empty before the first event); an
+     * empty header says the same (no event yet), as an empty lastEventId
+     * does. */
+    if (len == 0)
         return query_revision(r, "lastEventId", 1, after);
-    return srv_decimal(v, srv_field_len(v, strlen(v)), INT64_MAX, after) == 0
-               ? 0
-               : -1;
+    return srv_decimal(v, len, INT64_MAX, after) == 0 ? 0 : -1;
 }
 
 static enum MHD_Result start_stream(struct srv *s, struct MHD_Connection *c,

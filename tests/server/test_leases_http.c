@@ -209,6 +209,15 @@ START_TEST(bad_requests_and_unknown_leases_are_refused)
     ck_assert_int_eq(put_leased("k", "x1", NULL, NULL), 400);
     ck_assert_int_eq(put_leased("k", "424242", NULL, NULL), 409);
     ck_assert_int_eq(put_leased("k", "424242", "If-Match: *", NULL), 409);
+    /* The 409 says why (not only "conflict"). */
+    {
+        static const char *const h[] = {"ETagKV-Lease: 424242", NULL};
+        struct hu_resp r;
+
+        ck_assert_int_eq(http(&r, "PUT", "/kv/k", h, "held"), 409);
+        ck_assert_ptr_nonnull(strstr(r.body, "unknown, revoked or expired"));
+        hu_resp_free(&r);
+    }
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL, NULL), 404);
     grant(1000, id);
     ck_assert_int_eq(put_leased("k", id, "If-Match: *", NULL), 412);
