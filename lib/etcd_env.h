@@ -40,6 +40,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "base64.h"
 #include "backend.h"
@@ -400,8 +401,8 @@ etagkv_status ekv_etcd_cursor_delete(ekv_cursor *cur);
 /* Tests only (tests/lib/test_etcd.c): when set, an etcd transaction
  * calls it just before each read pinned at the revision of its first
  * read, with 1 in a write transaction, so that a test can have etcd
- * compact that revision away in between.  Set and clear it only while no
- * transaction is in flight. */
-extern void (*ekv_test_before_pinned_read)(int write);
+ * compact that revision away in between.  Atomic: the lease sweeper's
+ * transactions read it while a test sets it. */
+extern void (*_Atomic ekv_test_before_pinned_read)(int write);
 
 #endif /* ETAGKV_ETCD_ENV_H */

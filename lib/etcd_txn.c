@@ -579,13 +579,15 @@ etagkv_status ekv_etcd_page(ekv_txn *txn, const char *from, size_t from_len,
     return ETAGKV_OK;
 }
 
-void (*ekv_test_before_pinned_read)(int write);
+void (*_Atomic ekv_test_before_pinned_read)(int write);
 
 /* Tests only: see etcd_env.h. */
 static void before_pinned_read(const struct ekv_etcd_txn *t)
 {
-    if (ekv_test_before_pinned_read != NULL)
-        ekv_test_before_pinned_read(t->write);
+    void (*hook)(int) = atomic_load(&ekv_test_before_pinned_read);
+
+    if (hook != NULL && t->revision != 0)
+        hook(t->write);
 }
 
 /* A read at the transaction's pinned revision that etcd refused as

@@ -572,7 +572,9 @@ static int decode_key(struct srv_req *r, const char *key_enc)
      * removes such a segment (RFC 3986 §5.2.4) and so names another key
      * than this server would: an access rule on "public/" would pass
      * "/kv/secret/../public/x", which would write under "secret/".  The
-     * key in canonical form (key_pct) sends the dots as %2E. */
+     * key in canonical form (key_pct) sends the dots as %2E -- which a
+     * proxy that decodes before it normalises still resolves away
+     * (docs/http.md says so). */
     if (has_dot_segment(key_enc)) {
         srv_refuse_problem(r, MHD_HTTP_BAD_REQUEST, "dot-segment",
                            "a path segment '.' or '..' is removed by URL "
@@ -949,6 +951,20 @@ static int collect_content_type(struct MHD_Connection *c, struct srv_req *r)
 }
 
 /* The checks of a /kv/{key} request, in the order their statuses win. */
+/* No write takes a query: one sent (a misspelt condition, say) would be
+ * ignored, and the write done without what the client meant.  Checked
+ * once the method (405) and the resource (404, and a key's 400 and 414)
+ * are known to be right.  0, or -1 after deciding a refusal. */
+static int no_query_on_write(struct srv_req *r)
+{
+    if (r->query == NULL || r->query[0] == '\0')
+        return 0;
+    srv_refuse_status(r, ETAGKV_INVALID_ARGUMENT,
+                      "a write takes no query string: conditions are headers "
+                      "(or, in /txn, members of the body)");
+    return -1;
+}
+
 static void admit_kv(const struct srv *s, struct MHD_Connection *c,
                      struct srv_req *r, const char *key_enc)
 {
@@ -958,7 +974,8 @@ static void admit_kv(const struct srv *s, struct MHD_Connection *c,
         srv_refuse_method(r, allow_kv);
         return;
     }
-    if (decode_key(r, key_enc) != 0 || collect_conditions(c, r) != 0 ||
+    if (decode_key(r, key_enc) != 0 || (writes && no_query_on_write(r)) ||
+        collect_conditions(c, r) != 0 ||
         (writes && collect_idempotency_key(c, r) != 0) ||
         scope_idempotency_key(r) != 0 || collect_lease(c, r) != 0 ||
         collect_content_type(c, r) != 0)
@@ -1011,6 +1028,8 @@ static void admit_txn(const struct srv *s, struct MHD_Connection *c,
         srv_refuse_method(r, allow_txn);
         return;
     }
+    if (no_query_on_write(r) != 0)
+        return;
     if (has_condition_header(c)) {
         srv_refuse_status(r, ETAGKV_INVALID_HEADER,
                           "request header conditions do not apply to /txn: "
@@ -1042,6 +1061,8 @@ static void admit_lease(const struct srv *s, struct MHD_Connection *c,
     if (r->route == SRV_ROUTE_LEASES) {
         if (r->method != SRV_POST)
             srv_refuse_method(r, allow_txn);
+        else if (no_query_on_write(r) != 0)
+            return;
         else if (!is_json(c))
             srv_refuse_problem(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                "unsupported-media-type",
@@ -1062,6 +1083,8 @@ static void admit_lease(const struct srv *s, struct MHD_Connection *c,
     if (r->lease_keepalive ? r->method != SRV_POST
                            : !is_read(r->method) && r->method != SRV_DELETE)
         srv_refuse_method(r, r->lease_keepalive ? allow_txn : allow_lease);
+    else if (!is_read(r->method))
+        (void)no_query_on_write(r);
 }
 
 void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
@@ -1099,18 +1122,6 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
                                 "in a transaction, give each put its "
                                 "\"lease\""
                               : "ETagKV-Lease applies to PUT /kv/{key} only");
-        return;
-    }
-    /* No write takes a query: one sent (a misspelt condition, say) would
-     * be ignored, and the write done without what the client meant. */
-    if ((r->method == SRV_PUT || r->method == SRV_DELETE ||
-         r->method == SRV_POST) &&
-        (r->route == SRV_ROUTE_KV || r->route == SRV_ROUTE_TXN ||
-         r->route == SRV_ROUTE_LEASES || r->route == SRV_ROUTE_LEASE) &&
-        r->query != NULL && r->query[0] != '\0') {
-        srv_refuse_status(r, ETAGKV_INVALID_ARGUMENT,
-                          "a write takes no query string: conditions are "
-                          "headers (or, in /txn, members of the body)");
         return;
     }
     switch (r->route) {

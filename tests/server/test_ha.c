@@ -93,6 +93,10 @@ static void ha(CURL *h, struct hu_resp *r, const char *method, const char *path,
  * were none), kept for the failure report of haproxy_start(). */
 static char last_view[1024];
 
+/* Where the running HAProxy's lines start in its log (each instance
+ * appends to the one file). */
+static long log_from;
+
 /* Field i (from 0) of the CSV line of n bytes, into buf. */
 static const char *csv_field(const char *line, size_t n, int i, char *buf,
                              size_t cap)
@@ -157,8 +161,12 @@ static void haproxy_report(const char *log)
 
     fprintf(stderr,
             "test_ha: HAProxy on :%d (stats :%d), front ends :%d :%d\n%s"
-            "test_ha: %s, without the stats requests:\n",
+            "test_ha: %s, this HAProxy's lines but the stats requests:\n",
             ha_port, stats_port, front[0].port, front[1].port, last_view, log);
+    if (f != NULL && fseek(f, log_from, SEEK_SET) != 0) {
+        (void)fclose(f);
+        f = NULL;
+    }
     while (f != NULL && shown < 60 && fgets(line, sizeof(line), f) != NULL)
         if (strstr(line, "stats/<STATS>") == NULL) {
             fputs(line, stderr);
@@ -181,6 +189,15 @@ static pid_t haproxy_spawn(const char *log)
     char **env;
     pid_t pid;
 
+    {
+        FILE *f = fopen(log, "r");
+
+        log_from = 0;
+        if (f != NULL && fseek(f, 0, SEEK_END) == 0)
+            log_from = ftell(f) > 0 ? ftell(f) : 0;
+        if (f != NULL)
+            (void)fclose(f);
+    }
     ha_port = free_port();
     do
         stats_port = free_port();

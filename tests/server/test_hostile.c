@@ -527,6 +527,13 @@ static const struct row malformed[] = {
      S("POST /leases?x=1 HTTP/1.1\r\nHost: x\r\nContent-Type: "
        "application/json\r\nContent-Length: 16\r\n\r\n{\"ttl_ms\":60000}"),
      400},
+    /* ... after the method and the resource are found right. */
+    {"a query on a PUT to /txn",
+     S("PUT /txn?x=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"), 405},
+    {"a query on a DELETE of no lease",
+     S("DELETE /leases/zz?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"), 404},
+    {"a query on a PATCH",
+     S("PATCH /kv/victim?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"), 405},
     {"a key ending in a '.' segment",
      S("PUT /kv/victim/. HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
        "\r\nx"),
