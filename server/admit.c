@@ -950,7 +950,6 @@ static int collect_content_type(struct MHD_Connection *c, struct srv_req *r)
     return -1;
 }
 
-/* The checks of a /kv/{key} request, in the order their statuses win. */
 /* No write takes a query: one sent (a misspelt condition, say) would be
  * ignored, and the write done without what the client meant.  Checked
  * once the method (405) and the resource (404, and a key's 400 and 414)
@@ -965,6 +964,7 @@ static int no_query_on_write(struct srv_req *r)
     return -1;
 }
 
+/* The checks of a /kv/{key} request, in the order their statuses win. */
 static void admit_kv(const struct srv *s, struct MHD_Connection *c,
                      struct srv_req *r, const char *key_enc)
 {
