@@ -161,6 +161,24 @@ static void check_values(etagkv_store *store, int n,
     ck_assert_uint_eq(s.revision, (uint64_t)n);
 }
 
+/* Put the first n values (k000...), each acknowledged; etags gets their
+ * ETags. */
+static void put_values(etagkv_store *store, int n,
+                       char etags[][ETAGKV_ETAG_SIZE])
+{
+    for (int i = 0; i < n; i++) {
+        char key[16];
+        etagkv_meta m;
+
+        snprintf(key, sizeof(key), "k%03d", i);
+        fill(i);
+        ck_assert_int_eq(etagkv_put(store, key, strlen(key), value, VALUE_BYTES,
+                                    NULL, NULL, &m),
+                         ETAGKV_CREATED);
+        strcpy(etags[i], m.etag);
+    }
+}
+
 /* Put values until the file system refuses one.  Returns how many were
  * acknowledged; *failed is the refusal's status. */
 static int fill_until_refused(etagkv_store *store,
@@ -306,17 +324,7 @@ START_TEST(a_backup_into_a_full_destination_says_so_and_harms_nothing)
     etagkv_status r;
 
     ck_assert(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
-    for (int i = 0; i < 8; i++) {
-        char key[16];
-        etagkv_meta m;
-
-        snprintf(key, sizeof(key), "k%03d", i);
-        fill(i);
-        ck_assert_int_eq(etagkv_put(store, key, strlen(key), value, VALUE_BYTES,
-                                    NULL, NULL, &m),
-                         ETAGKV_CREATED);
-        strcpy(etags[i], m.etag);
-    }
+    put_values(store, 8, etags);
     ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
     lim = (struct rlimit){256 << 10, old.rlim_max};
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
@@ -352,17 +360,8 @@ START_TEST(
     if (mount_tmpfs("16m") != 0)
         return;
     store = open_store();
-    for (n = 0; n < 8; n++) {
-        char key[16];
-        etagkv_meta m;
-
-        snprintf(key, sizeof(key), "k%03d", n);
-        fill(n);
-        ck_assert_int_eq(etagkv_put(store, key, strlen(key), value, VALUE_BYTES,
-                                    NULL, NULL, &m),
-                         ETAGKV_CREATED);
-        strcpy(etags[n], m.etag);
-    }
+    n = 8;
+    put_values(store, n, etags);
     etagkv_store_close(store);
     ck_assert_int_eq(remount(MS_RDONLY, "16m"), 0);
 

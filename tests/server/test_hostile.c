@@ -754,6 +754,10 @@ START_TEST(legal_but_unusual_requests_are_served)
         {"whitespace around values",
          "GET /kv/known HTTP/1.1\r\nHost:\t x \t\r\nX-A:  b  \r\n\r\n", 200},
         {"HTTP/1.0 without Host", "GET /kv/known HTTP/1.0\r\n\r\n", 200},
+        /* A read ignores a query (a cache-busting ?_=); only writes
+         * refuse one. */
+        {"a query on a GET", "GET /kv/known?_=1733 HTTP/1.1\r\nHost: x\r\n\r\n",
+         200},
         {"absolute-form for our Host",
          "GET http://x/kv/known HTTP/1.1\r\nHost: x\r\n\r\n", 200},
         {"absolute-form, case-insensitive scheme and host",
