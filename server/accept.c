@@ -1,6 +1,6 @@
 /*
  * accept.c -- the server's own accept loop, which deals new connections
- * out evenly between libmicrohttpd's worker threads.
+ * out in turn between libmicrohttpd's worker threads.
  *
  * Left to itself, every worker of an epoll daemon with a thread pool
  * watches the listen socket, and the one that wakes first accepts up to
@@ -10,9 +10,16 @@
  * in its worker (docs/http.md, --threads), so the connections sharing that
  * worker wait too, however many workers sit idle.
  *
- * Here one thread accepts, and MHD_add_connection() hands each connection
- * to the worker its socket number picks (the next with room, if that one
- * is full).  The per-client limit and the accept policy apply as before:
+ * Here one thread accepts and deals the connections out in turn.
+ * MHD_add_connection() cannot be told a worker: it takes the worker the
+ * socket's number picks (number mod workers, or the next with room, and
+ * the daemon never fills one: below).  Consecutive numbers would do, but
+ * the lowest free number is not the next one whenever another thread
+ * opened or closed a descriptor meanwhile (an etcd connection, a
+ * connection's end), and then two of a burst share a worker while others
+ * idle.  So the loop gives each connection a number of its turn's worker
+ * (renumber()), at the cost of a dup and a close for most connections.
+ * The per-client limit and the accept policy apply as before:
  * libmicrohttpd checks both in MHD_add_connection(), which closes a
  * connection it refuses.  The cost is a thread hop per connection, not
  * per request.
@@ -33,6 +40,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <pthread.h>
@@ -56,6 +64,8 @@
 struct srv_acceptor {
     struct MHD_Daemon *daemon;
     int listen_fd;
+    unsigned workers; /* the daemon's worker threads */
+    unsigned turn;    /* the worker the next connection goes to */
     long capacity;    /* --max-connections */
     atomic_long open; /* handed over and not yet closed */
     int room;         /* eventfd: open fell below capacity */
@@ -64,6 +74,39 @@ struct srv_acceptor {
     int running;
     uint64_t logged_ns; /* when a failure was last reported */
 };
+
+/* Tries of renumber() before it settles for the number a socket has. */
+#define RENUMBER_TRIES 8
+
+/* fd, or a duplicate of it in its place, whose number is worker modulo
+ * a->workers (MHD_add_connection()'s choice of worker).  F_DUPFD gives
+ * the lowest free number at or above the one asked for: asked for the
+ * candidates in turn, it finds a free one in a try or two above the
+ * numbers in use.  A failed dup leaves fd as it is, on another worker:
+ * still served, only not in turn. */
+static int renumber(const struct srv_acceptor *a, int fd, unsigned worker)
+{
+    unsigned n = a->workers;
+    long want = (long)worker; /* the lowest candidate: worker itself */
+
+    for (int i = 0; i < RENUMBER_TRIES && (unsigned long)fd % n != worker;
+         i++) {
+        int dup = fcntl(fd, F_DUPFD_CLOEXEC, (int)want);
+
+        if (dup < 0)
+            break;
+        if ((unsigned long)dup % n == worker) {
+            (void)close(fd);
+            return dup;
+        }
+        (void)close(dup);
+        /* The next candidate above the number just found in use. */
+        want = dup + (long)((worker + n - (unsigned long)dup % n) % n);
+        if (want > INT_MAX)
+            break;
+    }
+    return fd;
+}
 
 /* Accept what the backlog holds, while there is room.  0, or a pause in
  * ms after a failure that accepting again at once would only repeat. */
@@ -82,6 +125,10 @@ static int accept_all(struct srv_acceptor *a)
              * (the per-client limit, the policy, no memory) is closed by
              * libmicrohttpd and never notified. */
             atomic_fetch_add(&a->open, 1);
+            if (a->workers > 1) {
+                fd = renumber(a, fd, a->turn);
+                a->turn = (a->turn + 1) % a->workers;
+            }
             if (MHD_add_connection(a->daemon, fd, (struct sockaddr *)&ss,
                                    len) != MHD_YES)
                 srv_acceptor_notify(a, MHD_CONNECTION_NOTIFY_CLOSED);
@@ -214,11 +261,13 @@ int srv_acceptor_new(int listen_fd, long capacity, struct srv_acceptor **out)
     return 0;
 }
 
-int srv_acceptor_run(struct srv_acceptor *a, struct MHD_Daemon *d)
+int srv_acceptor_run(struct srv_acceptor *a, struct MHD_Daemon *d,
+                     unsigned workers)
 {
     int rc;
 
     a->daemon = d;
+    a->workers = workers > 0 ? workers : 1;
     rc = pthread_create(&a->thread, NULL, accept_loop, a);
     if (rc != 0) {
         errno = rc;

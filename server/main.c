@@ -1033,7 +1033,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "etagkv-server: cannot start the HTTP daemon\n");
         goto fail;
     }
-    if (srv_acceptor_run(x.acceptor, d) != 0) {
+    if (srv_acceptor_run(x.acceptor, d, cfg.threads >= 2 ? cfg.threads : 1) !=
+        0) {
         fprintf(stderr, "etagkv-server: cannot start the accept loop: %s\n",
                 strerror(errno));
         goto fail;

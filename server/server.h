@@ -235,17 +235,18 @@ uint64_t srv_now_ns(void);
 
 /* The accept loop: a thread that accepts on listen_fd (non-blocking) and
  * hands each connection to the daemon (started with
- * MHD_USE_NO_LISTEN_SOCKET), dealing them out evenly between its workers,
- * while fewer than capacity connections are open.  new: 0, or -1 (errno
- * set); run starts the thread once the daemon is up (0, or -1, errno
- * set).  notify: called with every connection notification of the
- * daemon (MHD_OPTION_NOTIFY_CONNECTION), which keeps the count; NULL is a
- * no-op.  stop: end the loop, before the daemon stops.  free: after the
- * daemon stopped (its last notifications come then); the listen socket is
- * the caller's.  stop and free take NULL. */
+ * MHD_USE_NO_LISTEN_SOCKET), dealing them out in turn between its
+ * workers, while fewer than capacity connections are open.  new: 0, or -1
+ * (errno set); run starts the thread once the daemon is up, given its
+ * number of worker threads (0, or -1, errno set).  notify: called with every
+ * connection notification of the daemon (MHD_OPTION_NOTIFY_CONNECTION), which
+ * keeps the count; NULL is a no-op.  stop: end the loop, before the daemon
+ * stops.  free: after the daemon stopped (its last notifications come then);
+ * the listen socket is the caller's.  stop and free take NULL. */
 struct srv_acceptor;
 int srv_acceptor_new(int listen_fd, long capacity, struct srv_acceptor **out);
-int srv_acceptor_run(struct srv_acceptor *a, struct MHD_Daemon *d);
+int srv_acceptor_run(struct srv_acceptor *a, struct MHD_Daemon *d,
+                     unsigned workers);
 void srv_acceptor_notify(struct srv_acceptor *a,
                          enum MHD_ConnectionNotificationCode toe);
 void srv_acceptor_stop(struct srv_acceptor *a);
