@@ -18,7 +18,8 @@
  * opened or closed a descriptor meanwhile (an etcd connection, a
  * connection's end), and then two of a burst share a worker while others
  * idle.  So the loop gives each connection a number of its turn's worker
- * (renumber()), at the cost of a dup and a close for most connections.
+ * (renumber()), at the cost of a dup and a close for most connections
+ * (a few more when the numbers above are crowded).
  * The per-client limit and the accept policy apply as before:
  * libmicrohttpd checks both in MHD_add_connection(), which closes a
  * connection it refuses.  The cost is a thread hop per connection, not
@@ -78,18 +79,27 @@ struct srv_acceptor {
 /* Tries of renumber() before it settles for the number a socket has. */
 #define RENUMBER_TRIES 8
 
+/* The lowest number at or above fd that picks worker out of n. */
+static long next_of(long fd, unsigned worker, unsigned n)
+{
+    return fd + (long)((worker + n - (unsigned long)fd % n) % n);
+}
+
 /* fd, or a duplicate of it in its place, whose number is worker modulo
- * a->workers (MHD_add_connection()'s choice of worker).  F_DUPFD gives
- * the lowest free number at or above the one asked for: asked for the
- * candidates in turn, it finds a free one in a try or two above the
- * numbers in use.  A failed dup leaves fd as it is, on another worker:
- * still served, only not in turn. */
+ * a->workers (MHD_add_connection()'s choice of worker).  F_DUPFD_CLOEXEC
+ * gives the lowest free number at or above the one asked for, and accept()
+ * gave fd the lowest free one: asked for the candidates above fd in turn,
+ * it mostly finds one at the first or second.  Past RENUMBER_TRIES
+ * (numbers above fd taken by the dozen), or when a dup fails (no
+ * descriptor left), fd stays as it is, on another worker: still served,
+ * only not in turn. */
 static int renumber(const struct srv_acceptor *a, int fd, unsigned worker)
 {
     unsigned n = a->workers;
-    long want = (long)worker; /* the lowest candidate: worker itself */
+    long want = next_of(fd, worker, n);
 
-    for (int i = 0; i < RENUMBER_TRIES && (unsigned long)fd % n != worker;
+    for (int i = 0; i < RENUMBER_TRIES && (unsigned long)fd % n != worker &&
+                    want <= INT_MAX;
          i++) {
         int dup = fcntl(fd, F_DUPFD_CLOEXEC, (int)want);
 
@@ -100,10 +110,7 @@ static int renumber(const struct srv_acceptor *a, int fd, unsigned worker)
             return dup;
         }
         (void)close(dup);
-        /* The next candidate above the number just found in use. */
-        want = dup + (long)((worker + n - (unsigned long)dup % n) % n);
-        if (want > INT_MAX)
-            break;
+        want = next_of(dup, worker, n); /* above the one found in use */
     }
     return fd;
 }

@@ -357,12 +357,13 @@ static void ask(int fd, const char *request, const char *status)
  * connection's GET hangs, and each of the others is answered at once. */
 START_TEST(a_read_waiting_for_etcd_holds_up_no_other_connection)
 {
-    enum { CONNS = 16 }; /* the workers on etcd: --threads, at least 16 */
+    enum { CONNS = 16 }; /* the workers: --threads 16, below */
     static const char get[] = "GET /kv/k HTTP/1.1\r\nHost: t\r\n\r\n";
     static const char other[] = "GET /elsewhere HTTP/1.1\r\nHost: t\r\n\r\n";
     const char *pids = getenv("ETAGKV_TEST_ETCD_PIDS");
     char where[1024], url[1100], data[512], reply[512];
-    const char *extra[] = {"--etcd", url, NULL};
+    /* As many workers as connections, whatever the CPUs. */
+    const char *extra[] = {"--etcd", url, "--threads", "16", NULL};
     struct hu_server quick;
     int held[CONNS], fd[CONNS], answered = 0, busy;
     pid_t etcd;
