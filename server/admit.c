@@ -9,7 +9,8 @@
  *  3. room for the response in libmicrohttpd's connection memory: 431;
  *  4. the framing (RFC 9112 §6): what libmicrohttpd lets through but a
  *     proxy may read differently is 400 or 501, and the connection closes;
- *     then an absolute-form target is reduced to its path (or 400);
+ *     then an absolute-form target is reduced to its path (or 400), and
+ *     a target that is not a path is 400 (OPTIONS *: 501);
  *  5. the route: an unknown path is 404 (after authentication);
  *     /healthz is open even when a token is configured;
  *  6. the bearer token: 401;
@@ -325,25 +326,43 @@ static int check_header_section(struct MHD_Connection *c, struct srv_req *r,
     return 0;
 }
 
-/* RFC 9112 §3.2.2: a server must accept the absolute-form of the
- * request-target, "http://authority/path".  This server has no name of its
- * own: the authority names it when it is the Host field's value (a client
- * must send the two alike, §3.2; an HTTP/1.0 request may lack Host), and
- * then *url is advanced to the path, routed as usual.  Another authority
- * is 400: a proxy that routed by one and us by the other would disagree
- * about which server the request is for.  Returns 0, or -1 after deciding
- * a refusal. */
-static int absolute_form(struct srv_req *r, const char *host, size_t host_len,
-                         const char **url)
+/* The request-target's form (RFC 9112 §3.2).  The origin-form, "/path",
+ * is routed as it is.  A server must accept the absolute-form,
+ * "http://authority/path" (§3.2.2).  This server has no name of its own:
+ * the authority names it when it is the Host field's value (a client must
+ * send the two alike, §3.2; an HTTP/1.0 request may lack Host), and then
+ * *url is advanced to the path, routed as usual.  Another authority is
+ * 400: a proxy that routed by one and us by the other would disagree about
+ * which server the request is for.  The asterisk-form, "*", is for OPTIONS
+ * only (§3.2.4), which this server does not implement: 501; any other
+ * target (the authority-form of CONNECT, a bare path) is 400.  Returns 0,
+ * or -1 after deciding a refusal. */
+static int target_form(struct srv_req *r, const char *method, const char *host,
+                       size_t host_len, const char **url)
 {
     const char *auth, *path;
 
-    if (strncasecmp(*url, "http://", 7) == 0)
-        auth = *url + 7;
-    else if (strncasecmp(*url, "https://", 8) == 0)
-        auth = *url + 8;
-    else
+    if ((*url)[0] == '/')
         return 0;
+    if (strncasecmp(*url, "http://", 7) == 0) {
+        auth = *url + 7;
+    } else if (strncasecmp(*url, "https://", 8) == 0) {
+        auth = *url + 8;
+    } else if (strcmp(*url, "*") == 0 &&
+               strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
+        srv_refuse_problem(r, MHD_HTTP_NOT_IMPLEMENTED, "not-implemented",
+                           "this server implements no OPTIONS: see "
+                           "docs/http.md for its resources and methods");
+        return -1;
+    } else {
+        srv_refuse_problem(r, MHD_HTTP_BAD_REQUEST, "invalid-request-target",
+                           strcmp(*url, "*") == 0
+                               ? "the request-target * is for OPTIONS only "
+                                 "(RFC 9112 §3.2.4)"
+                               : "the request-target is neither a path "
+                                 "(/...) nor an absolute URI (http://...)");
+        return -1;
+    }
     /* libmicrohttpd split the query off at '?' already. */
     path = auth + strcspn(auth, "/");
     if (host != NULL && ((size_t)(path - auth) != host_len ||
@@ -1098,7 +1117,7 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
     if (check_request_line(r, url, method, version) != 0 ||
         check_header_section(c, r, method, version, &host, &host_len) != 0 ||
         check_room(c, r) != 0 || check_framing(c, r, version) != 0 ||
-        absolute_form(r, host, host_len, &url) != 0)
+        target_form(r, method, host, host_len, &url) != 0)
         return;
     r->route = srv_route_of(url, &key_enc);
     if (r->route == SRV_ROUTE_HEALTHZ) { /* open even with a token */

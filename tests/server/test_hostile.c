@@ -498,6 +498,13 @@ static const struct row malformed[] = {
      S("PUT http://elsewhere/kv/victim HTTP/1.1\r\nHost: x\r\n"
        "Content-Length: 1\r\n\r\nx"),
      400},
+    /* RFC 9112 §3.2: a target is a path, an absolute URI, or (for
+     * OPTIONS only, which this server does not implement) "*". */
+    {"a request-target without its leading '/'",
+     S("PUT kv/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"), 400},
+    {"a request-target of '*' on a PUT",
+     S("PUT * HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"), 400},
+    {"OPTIONS *", S("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"), 501},
     /* RFC 3986 §5.2.4: a proxy that normalises the path (for its access
      * rules, say) sees another key than the raw one; the dots of such a
      * segment travel as %2E (key_pct). */
