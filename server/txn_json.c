@@ -251,7 +251,7 @@ int srv_lease_id_parse(const char *s, size_t len, uint64_t *id)
 {
     uint64_t v = 0;
 
-    if (len == 0 || len > 20)
+    if (len == 0 || len > 20 || s[0] == '0') /* one spelling per lease */
         return -1;
     for (size_t i = 0; i < len; i++) {
         unsigned d = (unsigned)(unsigned char)s[i] - '0';

@@ -67,7 +67,9 @@ const unsigned char *srv_txn_op_key(const struct srv_txn_req *q, size_t i,
 etagkv_method srv_txn_op_method(const struct srv_txn_req *q, size_t i);
 
 /* A lease id as the HTTP API writes it (DESIGN §9): 1 to 20 decimal
- * digits, not 0, fitting 64 bits.  0 with *id, or -1. */
+ * digits without a leading 0, fitting 64 bits.  Only that spelling: a
+ * proxy's rule on /leases/7 must not be passed by /leases/007.  0 with
+ * *id, or -1. */
 int srv_lease_id_parse(const char *s, size_t len, uint64_t *id);
 
 /* A lease as the HTTP API shows it (DESIGN §9): {"id": "N" (a string),

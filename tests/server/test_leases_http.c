@@ -221,6 +221,19 @@ START_TEST(bad_requests_and_unknown_leases_are_refused)
     ck_assert_int_eq(status_of("GET", "/kv/k", NULL, NULL), 404);
     grant(1000, id);
     ck_assert_int_eq(put_leased("k", id, "If-Match: *", NULL), 412);
+    /* A live lease has one spelling: a proxy's rule on /leases/7 is not
+     * passed by /leases/007. */
+    {
+        char zero[64], path[80];
+
+        snprintf(zero, sizeof zero, "0%s", id);
+        snprintf(path, sizeof path, "/leases/%s", zero);
+        ck_assert_int_eq(status_of("GET", path, NULL, NULL), 404);
+        ck_assert_int_eq(status_of("DELETE", path, NULL, NULL), 404);
+        ck_assert_int_eq(put_leased("k", zero, NULL, NULL), 400);
+        snprintf(path, sizeof path, "/leases/%s", id);
+        ck_assert_int_eq(status_of("GET", path, NULL, NULL), 200);
+    }
 
     /* ETagKV-Lease anywhere but PUT /kv/{key} is 400, never ignored: a
      * transaction's put would be written without its lease. */
