@@ -88,6 +88,7 @@ extern "C" {
 #define ETAGKV_LEASE_MAX_TTL_MS_DEFAULT 86400000u
 /** Default most live leases at once. */
 #define ETAGKV_MAX_LEASES_DEFAULT 1000000u
+#define ETAGKV_MAX_LEASE_KEYS_DEFAULT 10000u
 
 /* ---------------------------------------------------------------------------
  * Statuses
@@ -548,6 +549,12 @@ typedef struct etagkv_options {
     /** Most live leases at once; default ETAGKV_MAX_LEASES_DEFAULT
      * (1,000,000).  A grant beyond it is ETAGKV_LEASE_LIMIT. */
     uint64_t max_leases;
+    /** Most keys attached to one lease; default
+     * ETAGKV_MAX_LEASE_KEYS_DEFAULT (10,000).  A put that would attach one
+     * more is ETAGKV_CONFLICT, nothing written: a lease's revoke is one
+     * commit, which must stay within what a commit can hold (on etcd one
+     * Txn: --max-txn-ops of at least 8 per key). */
+    uint64_t max_lease_keys;
 } etagkv_options;
 
 /** Fill o with the defaults described above.  NULL is accepted (no-op). */

@@ -93,21 +93,30 @@ static etagkv_status op_put(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
     return ETAGKV_OK;
 }
 
-/* A put naming a lease that is unknown or dead is a conflict (409) before
- * its conditions are looked at: the unconditional request would fail too
- * (RFC 9110 §13.2.1).  op->status is ETAGKV_OK when the lease is live. */
+/* A put naming a lease that is unknown or dead, or full (max_lease_keys),
+ * is a conflict (409) before its conditions are looked at: the
+ * unconditional request would fail too (RFC 9110 §13.2.1).  op->status is
+ * ETAGKV_OK when the lease takes the key. */
 static etagkv_status lease_check(etagkv_store *s, ekv_txn *txn,
                                  struct ekv_op *op)
 {
-    int live;
-    etagkv_status st = ekv_lease_live(s, txn, op->lease, &live);
+    enum ekv_lease_verdict v;
+    etagkv_status st =
+        ekv_lease_admit(s, txn, op->lease, op->key, op->key_len, 0, &v);
 
     op->status = ETAGKV_OK;
-    if (st == ETAGKV_OK && !live) {
+    if (st == ETAGKV_OK && v == EKV_LEASE_DEAD) {
         op->status = ETAGKV_CONFLICT;
         snprintf(op->detail, sizeof(op->detail),
                  "lease %llu is unknown, revoked or expired",
                  (unsigned long long)op->lease);
+    } else if (st == ETAGKV_OK && v == EKV_LEASE_FULL) {
+        op->status = ETAGKV_CONFLICT;
+        snprintf(op->detail, sizeof(op->detail),
+                 "lease %llu holds its most keys (max_lease_keys %llu): "
+                 "attach this one to another lease",
+                 (unsigned long long)op->lease,
+                 (unsigned long long)s->opts.max_lease_keys);
     }
     return st;
 }

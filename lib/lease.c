@@ -15,13 +15,21 @@
  * byte; integers in keys are big-endian so that they sort:
  *
  *   "N"                          -> u64 next id, u64 leases stored (LE)
- *   "L" id                       -> u64 ttl_ms, u64 deadline_ns (LE)
+ *   "L" id                       -> u64 ttl_ms, u64 deadline_ns,
+ *                                   u64 keys attached (LE; stores of
+ *                                   before the count have 16 bytes, and
+ *                                   their keys are counted when read)
  *   "D" deadline_ns id           -> (empty) the deadline index
  *   "K" XXH3-128(key)            -> id: the lease a key is attached to
  *   "A" id XXH3-128(key)         -> key: the keys attached to a lease
  *
  * Keys are linked through their hash because a key may be as long as the
  * backend's whole key limit (511 bytes): a prefix would not fit.
+ *
+ * A lease holds at most max_lease_keys keys, so that its revoke, one
+ * commit, stays within what one commit can hold (on etcd one Txn, within
+ * --max-txn-ops), and a revision's events within what a watcher is sent
+ * at once.  A put that would attach one more is a conflict (409).
  *
  * The restart rule: a deadline is stored as the store's clock at the last
  * grant or keepalive plus the TTL, but is read as no earlier than the
@@ -36,8 +44,14 @@
 
 #include "store.h"
 
-/* Leases one sweep expires (or re-indexes) at most. */
+/* Leases one sweep expires (or re-indexes) at most, and the keys it
+ * deletes at most beyond its first lease's. */
 #define SWEEP_MAX_LEASES 64
+#define SWEEP_MAX_KEYS 4096
+
+/* A lease entry, and one of before the key count. */
+#define LEASE_REC_BYTES 24
+#define LEASE_REC_OLD_BYTES 16
 
 /* Longest sleep of the sweeper: the system clock can be set, a test clock
  * (etagkv_options.clock) moves in jumps the sweeper cannot sleep towards,
@@ -71,6 +85,7 @@ static uint64_t get_be64(const uint8_t *p)
 struct lease_rec {
     uint64_t ttl_ms;
     uint64_t deadline_ns; /* as stored: see deadline_of() */
+    uint64_t keys;        /* attached to it */
 };
 
 /* The deadline of lease l in force: the stored one, but never earlier
@@ -83,6 +98,30 @@ static uint64_t deadline_of(const etagkv_store *s, const struct lease_rec *l)
     return l->deadline_ns > floor ? l->deadline_ns : floor;
 }
 
+/* Count (and pass to fn, until it stops) the keys attached to lease id. */
+static etagkv_status list_keys(ekv_txn *txn, uint64_t id, uint64_t *n,
+                               etagkv_lease_key_fn fn, void *ctx)
+{
+    uint8_t prefix[9] = {'A'};
+    ekv_cursor cur;
+    ekv_val k, v;
+    etagkv_status st = ekv_cursor_open(txn, EKV_TABLE_LEASES, &cur);
+
+    *n = 0;
+    if (st != ETAGKV_OK)
+        return st;
+    put_be64(prefix + 1, id);
+    for (st = ekv_cursor_seek(&cur, prefix, sizeof(prefix), &k, &v);
+         st == ETAGKV_OK && k.len > 9 && memcmp(k.data, prefix, 9) == 0;
+         st = ekv_cursor_next(&cur, &k, &v)) {
+        if (fn != NULL && fn(ctx, v.data, v.len) != 0)
+            fn = NULL;
+        (*n)++;
+    }
+    ekv_cursor_close(&cur);
+    return st == ETAGKV_NOT_FOUND ? ETAGKV_OK : st;
+}
+
 static etagkv_status lease_get(ekv_txn *txn, uint64_t id, struct lease_rec *l)
 {
     uint8_t k[9] = {'L'};
@@ -93,10 +132,32 @@ static etagkv_status lease_get(ekv_txn *txn, uint64_t id, struct lease_rec *l)
     st = ekv_lease_entry_get(txn, k, sizeof(k), &v);
     if (st != ETAGKV_OK)
         return st;
-    if (v.len != 16)
+    if (v.len != LEASE_REC_BYTES && v.len != LEASE_REC_OLD_BYTES)
         return ekv_fail(ETAGKV_CORRUPT, "lease entry of %zu bytes", v.len);
     l->ttl_ms = ekv_get_le64(v.data);
     l->deadline_ns = ekv_get_le64((const uint8_t *)v.data + 8);
+    if (v.len == LEASE_REC_BYTES) {
+        l->keys = ekv_get_le64((const uint8_t *)v.data + 16);
+        return ETAGKV_OK;
+    }
+    return list_keys(txn, id, &l->keys, NULL, NULL); /* counted */
+}
+
+/* Write lease id's entry as l. */
+static etagkv_status entry_put(ekv_txn *txn, uint64_t id,
+                               const struct lease_rec *l)
+{
+    uint8_t k[9] = {'L'};
+    void *dst;
+    etagkv_status st;
+
+    put_be64(k + 1, id);
+    st = ekv_lease_entry_reserve(txn, k, sizeof(k), LEASE_REC_BYTES, &dst);
+    if (st != ETAGKV_OK)
+        return st;
+    ekv_put_le64(dst, l->ttl_ms);
+    ekv_put_le64((uint8_t *)dst + 8, l->deadline_ns);
+    ekv_put_le64((uint8_t *)dst + 16, l->keys);
     return ETAGKV_OK;
 }
 
@@ -104,16 +165,12 @@ static etagkv_status lease_get(ekv_txn *txn, uint64_t id, struct lease_rec *l)
 static etagkv_status lease_put(ekv_txn *txn, uint64_t id,
                                const struct lease_rec *l)
 {
-    uint8_t k[9] = {'L'}, d[17] = {'D'};
+    uint8_t d[17] = {'D'};
     void *dst;
-    etagkv_status st;
+    etagkv_status st = entry_put(txn, id, l);
 
-    put_be64(k + 1, id);
-    st = ekv_lease_entry_reserve(txn, k, sizeof(k), 16, &dst);
     if (st != ETAGKV_OK)
         return st;
-    ekv_put_le64(dst, l->ttl_ms);
-    ekv_put_le64((uint8_t *)dst + 8, l->deadline_ns);
     put_be64(d + 1, l->deadline_ns);
     put_be64(d + 9, id);
     return ekv_lease_entry_reserve(txn, d, sizeof(d), 0, &dst);
@@ -195,6 +252,25 @@ etagkv_status ekv_lease_of(ekv_txn *txn, const void *key, size_t key_len,
     return st;
 }
 
+/* Count one key more (delta 1) or less (-1) on lease id, before its link
+ * is added or removed (a lease entry without its count counts its links
+ * as they are).  A lease that is gone has nothing to count. */
+static etagkv_status count_keys(ekv_txn *txn, uint64_t id, int delta)
+{
+    struct lease_rec l = {0, 0, 0};
+    etagkv_status st = lease_get(txn, id, &l);
+
+    if (st == ETAGKV_NOT_FOUND)
+        return ETAGKV_OK;
+    if (st != ETAGKV_OK)
+        return st;
+    if (delta > 0)
+        l.keys++;
+    else if (l.keys > 0)
+        l.keys--;
+    return entry_put(txn, id, &l);
+}
+
 etagkv_status ekv_lease_attach(ekv_txn *txn, const void *key, size_t key_len,
                                uint64_t id)
 {
@@ -208,14 +284,18 @@ etagkv_status ekv_lease_attach(ekv_txn *txn, const void *key, size_t key_len,
     ekv_hash128(key, key_len, kk + 1);
     memcpy(ak + 9, kk + 1, EKV_HASH_BYTES);
     if (old != 0) {
+        st = count_keys(txn, old, -1);
         put_be64(ak + 1, old);
-        st = ekv_lease_entry_delete(txn, ak, sizeof(ak));
+        if (st == ETAGKV_OK)
+            st = ekv_lease_entry_delete(txn, ak, sizeof(ak));
         if (st != ETAGKV_OK && st != ETAGKV_NOT_FOUND)
             return st;
     }
     if (id == 0)
         return ekv_lease_entry_delete(txn, kk, sizeof(kk));
-    st = ekv_lease_entry_reserve(txn, kk, sizeof(kk), 8, &dst);
+    st = count_keys(txn, id, 1);
+    if (st == ETAGKV_OK)
+        st = ekv_lease_entry_reserve(txn, kk, sizeof(kk), 8, &dst);
     if (st != ETAGKV_OK)
         return st;
     put_be64(dst, id);
@@ -226,88 +306,124 @@ etagkv_status ekv_lease_attach(ekv_txn *txn, const void *key, size_t key_len,
     return st;
 }
 
-etagkv_status ekv_lease_live(etagkv_store *s, ekv_txn *txn, uint64_t id,
-                             int *live)
+etagkv_status ekv_lease_admit(etagkv_store *s, ekv_txn *txn, uint64_t id,
+                              const void *key, size_t key_len, uint64_t pending,
+                              enum ekv_lease_verdict *v)
 {
-    struct lease_rec l = {0, 0};
+    struct lease_rec l = {0, 0, 0};
+    uint64_t of;
     etagkv_status st = lease_get(txn, id, &l);
 
-    *live = st == ETAGKV_OK && deadline_of(s, &l) > ekv_now_ns(s);
-    return st == ETAGKV_NOT_FOUND ? ETAGKV_OK : st;
+    *v = EKV_LEASE_DEAD;
+    if (st == ETAGKV_NOT_FOUND)
+        return ETAGKV_OK;
+    if (st != ETAGKV_OK || deadline_of(s, &l) <= ekv_now_ns(s))
+        return st;
+    *v = EKV_LEASE_ADMITTED;
+    if (l.keys + pending < s->opts.max_lease_keys)
+        return ETAGKV_OK;
+    /* Full, unless key is one of its keys already (no one more). */
+    st = ekv_lease_of(txn, key, key_len, &of);
+    if (st == ETAGKV_OK && of != id)
+        *v = EKV_LEASE_FULL;
+    return st;
 }
 
-/* The first key attached to lease id: its link ak and the key, copied
- * into key (ETAGKV_KEY_MAX bytes).  ETAGKV_NOT_FOUND when none is left. */
-static etagkv_status first_attached(ekv_txn *txn, uint64_t id,
-                                    uint8_t ak[9 + EKV_HASH_BYTES],
-                                    uint8_t *key, size_t *key_len)
+/* The keys of a lease, gathered before they are deleted: u16 length
+ * (native order) and the bytes, one after the other. */
+struct gathered {
+    uint8_t *p;
+    size_t len, cap;
+    etagkv_status st;
+};
+
+static int gather(void *ctx, const void *key, size_t key_len)
 {
-    uint8_t prefix[9] = {'A'};
-    ekv_cursor cur;
-    ekv_val k, v;
+    struct gathered *g = ctx;
+    uint16_t n = (uint16_t)key_len;
+
+    if (key_len == 0 || key_len > ETAGKV_KEY_MAX) {
+        g->st = ekv_fail(ETAGKV_CORRUPT, "attached key of %zu bytes", key_len);
+        return 1;
+    }
+    if (g->len + sizeof(n) + key_len > g->cap) {
+        size_t cap = (g->cap > 0 ? g->cap : 4096) * 2 + key_len;
+        uint8_t *p = realloc(g->p, cap);
+
+        if (p == NULL) {
+            g->st = ETAGKV_NO_MEMORY;
+            return 1;
+        }
+        g->p = p;
+        g->cap = cap;
+    }
+    memcpy(g->p + g->len, &n, sizeof(n));
+    memcpy(g->p + g->len + sizeof(n), key, key_len);
+    g->len += sizeof(n) + key_len;
+    return 0;
+}
+
+/* Unlink key from lease id and delete it, with a delete event at revision
+ * rev (a link without its record is only unlinked).  *wrote: 1 if the
+ * record was there. */
+static etagkv_status delete_attached(etagkv_store *s, ekv_txn *txn, uint64_t id,
+                                     const uint8_t *key, size_t key_len,
+                                     uint64_t rev, int *wrote)
+{
+    static const uint8_t no_hash[EKV_HASH_BYTES];
+    uint8_t ak[9 + EKV_HASH_BYTES] = {'A'}, kk[1 + EKV_HASH_BYTES] = {'K'};
+    ekv_record r;
+    etagkv_meta meta;
     etagkv_status st;
 
-    put_be64(prefix + 1, id);
-    st = ekv_cursor_open(txn, EKV_TABLE_LEASES, &cur);
-    if (st != ETAGKV_OK)
-        return st;
-    st = ekv_cursor_seek(&cur, prefix, sizeof(prefix), &k, &v);
-    if (st == ETAGKV_OK &&
-        (k.len != 9 + EKV_HASH_BYTES || memcmp(k.data, prefix, 9) != 0))
-        st = ETAGKV_NOT_FOUND;
-    if (st == ETAGKV_OK && (v.len == 0 || v.len > ETAGKV_KEY_MAX))
-        st = ekv_fail(ETAGKV_CORRUPT, "attached key of %zu bytes", v.len);
-    if (st == ETAGKV_OK) {
-        memcpy(ak, k.data, k.len);
-        memcpy(key, v.data, v.len);
-        *key_len = v.len;
-    }
-    ekv_cursor_close(&cur);
+    ekv_hash128(key, key_len, kk + 1);
+    put_be64(ak + 1, id);
+    memcpy(ak + 9, kk + 1, EKV_HASH_BYTES);
+    st = ekv_lease_entry_delete(txn, ak, sizeof(ak));
+    if (st == ETAGKV_OK || st == ETAGKV_NOT_FOUND)
+        st = ekv_lease_entry_delete(txn, kk, sizeof(kk));
+    if (st == ETAGKV_OK || st == ETAGKV_NOT_FOUND)
+        st = ekv_record_get(txn, key, key_len, &r);
+    if (st == ETAGKV_NOT_FOUND)
+        return ETAGKV_OK;
+    if (st == ETAGKV_OK)
+        st = ekv_record_delete(txn, key, key_len);
+    memset(&meta, 0, sizeof(meta));
+    meta.mod_revision = rev;
+    if (st == ETAGKV_OK)
+        st = ekv_changes_append(s, txn, key, key_len, &meta, no_hash);
+    *wrote |= st == ETAGKV_OK;
     return st;
 }
 
 /* Delete lease id (entry l) and every key attached to it, the keys at
  * revision *rev + 1 with a delete event each (DESIGN §9: one change);
- * *rev advances when there was a key. */
+ * *rev advances when there was a key.  The keys are gathered in one walk
+ * first (at most max_lease_keys of them, but all that are linked): a
+ * fresh look for the first one after each delete would, on etcd, walk
+ * past the ones deleted so far every time. */
 static etagkv_status revoke_one(etagkv_store *s, ekv_txn *txn, uint64_t id,
                                 const struct lease_rec *l, uint64_t *rev,
                                 int *wrote)
 {
-    static const uint8_t no_hash[EKV_HASH_BYTES];
-    uint8_t ak[9 + EKV_HASH_BYTES], kk[1 + EKV_HASH_BYTES] = {'K'};
-    uint8_t key[ETAGKV_KEY_MAX];
-    size_t key_len = 0;
+    struct gathered g = {NULL, 0, 0, ETAGKV_OK};
     uint64_t next, n;
-    etagkv_status st;
+    etagkv_status st = list_keys(txn, id, &n, gather, &g);
 
     *wrote = 0;
-    for (;;) {
-        ekv_record r;
-        etagkv_meta meta;
+    if (st == ETAGKV_OK)
+        st = g.st;
+    for (size_t at = 0; st == ETAGKV_OK && at < g.len;) {
+        uint16_t len;
 
-        st = first_attached(txn, id, ak, key, &key_len);
-        if (st == ETAGKV_NOT_FOUND)
-            break;
-        if (st == ETAGKV_OK)
-            st = ekv_lease_entry_delete(txn, ak, sizeof(ak));
-        memcpy(kk + 1, ak + 9, EKV_HASH_BYTES);
-        if (st == ETAGKV_OK)
-            st = ekv_lease_entry_delete(txn, kk, sizeof(kk));
-        if (st == ETAGKV_OK || st == ETAGKV_NOT_FOUND)
-            st = ekv_record_get(txn, key, key_len, &r);
-        if (st == ETAGKV_NOT_FOUND)
-            continue; /* a link without its record: just unlinked */
-        if (st == ETAGKV_OK)
-            st = ekv_record_delete(txn, key, key_len);
-        memset(&meta, 0, sizeof(meta));
-        meta.mod_revision = *rev + 1;
-        if (st == ETAGKV_OK)
-            st = ekv_changes_append(s, txn, key, key_len, &meta, no_hash);
-        if (st != ETAGKV_OK)
-            return st;
-        *wrote = 1;
+        memcpy(&len, g.p + at, sizeof(len));
+        st = delete_attached(s, txn, id, g.p + at + sizeof(len), len, *rev + 1,
+                             wrote);
+        at += sizeof(len) + len;
     }
-    st = lease_delete(txn, id, l, 1);
+    free(g.p);
+    if (st == ETAGKV_OK)
+        st = lease_delete(txn, id, l, 1);
     if (st == ETAGKV_OK)
         st = counts_get(txn, &next, &n);
     if (st == ETAGKV_OK)
@@ -321,7 +437,7 @@ static etagkv_status revoke_one(etagkv_store *s, ekv_txn *txn, uint64_t id,
 
 static etagkv_status op_grant(etagkv_store *s, ekv_txn *txn, struct ekv_op *op)
 {
-    struct lease_rec l = {op->lease_ttl_ms, 0};
+    struct lease_rec l = {op->lease_ttl_ms, 0, 0};
     uint64_t next, n;
     etagkv_status st = counts_get(txn, &next, &n);
 
@@ -363,7 +479,7 @@ static etagkv_status revoke_op(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
 static etagkv_status op_keepalive(etagkv_store *s, ekv_txn *txn,
                                   struct ekv_op *op, uint64_t *rev)
 {
-    struct lease_rec l = {0, 0};
+    struct lease_rec l = {0, 0, 0};
     uint64_t now = ekv_now_ns(s);
     etagkv_status st = lease_get(txn, op->lease, &l);
 
@@ -394,7 +510,7 @@ static etagkv_status op_keepalive(etagkv_store *s, ekv_txn *txn,
 static etagkv_status op_revoke(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
                                uint64_t *rev)
 {
-    struct lease_rec l = {0, 0};
+    struct lease_rec l = {0, 0, 0};
     int dead;
     etagkv_status st = lease_get(txn, op->lease, &l);
 
@@ -432,17 +548,18 @@ static etagkv_status first_due(ekv_txn *txn, uint64_t *due, uint64_t *id)
 }
 
 /* Expire up to SWEEP_MAX_LEASES leases whose deadline has passed, each in
- * a revision of its own.  An index entry that is due but whose lease is
- * not (the restart rule) is moved to the deadline in force. */
+ * a revision of its own, and after the first no more once their keys
+ * would pass SWEEP_MAX_KEYS.  An index entry that is due but whose lease
+ * is not (the restart rule) is moved to the deadline in force. */
 static etagkv_status op_sweep(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
                               uint64_t *rev)
 {
-    uint64_t now = ekv_now_ns(s), due, id;
+    uint64_t now = ekv_now_ns(s), due, id, keys = 0;
     etagkv_status st = ETAGKV_OK;
 
     op->status = ETAGKV_OK;
     for (int i = 0; i < SWEEP_MAX_LEASES && st == ETAGKV_OK; i++) {
-        struct lease_rec l = {0, 0};
+        struct lease_rec l = {0, 0, 0};
         int wrote = 0;
 
         st = first_due(txn, &due, &id);
@@ -460,6 +577,9 @@ static etagkv_status op_sweep(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
             if (st == ETAGKV_OK)
                 st = lease_put(txn, id, &l);
         } else if (st == ETAGKV_OK) {
+            keys += l.keys;
+            if (op->lease_expired > 0 && keys > SWEEP_MAX_KEYS)
+                return ETAGKV_OK; /* the next sweep's first */
             st = revoke_one(s, txn, id, &l, rev, &wrote);
             op->lease_expired++;
             op->wrote |= wrote;
@@ -483,7 +603,8 @@ etagkv_status ekv_lease_execute(etagkv_store *s, ekv_txn *txn,
     return ETAGKV_OK;
 }
 
-/* ---- the sweeper --------------------------------------------------------- */
+/* ---- the sweeper
+ * --------------------------------------------------------- */
 
 /* Wake the sweeper: a deadline may now come sooner. */
 static void poke(etagkv_store *s)
@@ -626,7 +747,8 @@ etagkv_status ekv_leases_stats(etagkv_store *s, ekv_txn *txn, etagkv_stats *out)
     return st;
 }
 
-/* ---- the API ------------------------------------------------------------- */
+/* ---- the API
+ * ------------------------------------------------------------- */
 
 /* Fill op for `call` with arg (a grant's TTL, else the lease id).  On
  * failure (a read-only store, a TTL outside the bounds, an unknown call)
@@ -820,34 +942,10 @@ etagkv_status etagkv_lease_submit(etagkv_store *s, etagkv_lease_call call,
     return st;
 }
 
-/* Count (and pass to fn, until it stops) the keys attached to lease id. */
-static etagkv_status list_keys(ekv_txn *txn, uint64_t id, uint64_t *n,
-                               etagkv_lease_key_fn fn, void *ctx)
-{
-    uint8_t prefix[9] = {'A'};
-    ekv_cursor cur;
-    ekv_val k, v;
-    etagkv_status st = ekv_cursor_open(txn, EKV_TABLE_LEASES, &cur);
-
-    *n = 0;
-    if (st != ETAGKV_OK)
-        return st;
-    put_be64(prefix + 1, id);
-    for (st = ekv_cursor_seek(&cur, prefix, sizeof(prefix), &k, &v);
-         st == ETAGKV_OK && k.len > 9 && memcmp(k.data, prefix, 9) == 0;
-         st = ekv_cursor_next(&cur, &k, &v)) {
-        if (fn != NULL && fn(ctx, v.data, v.len) != 0)
-            fn = NULL;
-        (*n)++;
-    }
-    ekv_cursor_close(&cur);
-    return st == ETAGKV_NOT_FOUND ? ETAGKV_OK : st;
-}
-
 etagkv_status etagkv_lease_info(etagkv_store *s, uint64_t id, etagkv_lease *out,
                                 etagkv_lease_key_fn fn, void *ctx)
 {
-    struct lease_rec l = {0, 0};
+    struct lease_rec l = {0, 0, 0};
     ekv_txn txn;
     uint64_t now, deadline;
     etagkv_status st;

@@ -36,6 +36,7 @@ void etagkv_options_init(etagkv_options *o)
     o->lease_min_ttl_ms = ETAGKV_LEASE_MIN_TTL_MS_DEFAULT;
     o->lease_max_ttl_ms = ETAGKV_LEASE_MAX_TTL_MS_DEFAULT;
     o->max_leases = ETAGKV_MAX_LEASES_DEFAULT;
+    o->max_lease_keys = ETAGKV_MAX_LEASE_KEYS_DEFAULT;
 }
 
 /* Round n up to a multiple of the page size p (a power of two). */
@@ -93,6 +94,8 @@ static void fill_defaults(etagkv_options *o)
         o->lease_max_ttl_ms = ETAGKV_LEASE_MAX_TTL_MS_DEFAULT;
     if (o->max_leases == 0)
         o->max_leases = ETAGKV_MAX_LEASES_DEFAULT;
+    if (o->max_lease_keys == 0)
+        o->max_lease_keys = ETAGKV_MAX_LEASE_KEYS_DEFAULT;
 }
 
 etagkv_status ekv_options_check(etagkv_options *o, size_t page_bytes)

@@ -465,9 +465,14 @@ int ekv_txn_entry_decode(struct ekv_op *op, const uint8_t *p, size_t len);
 etagkv_status ekv_lease_execute(etagkv_store *s, ekv_txn *txn,
                                 struct ekv_op *op, uint64_t *rev);
 
-/* *live: 1 if lease id exists and its deadline has not passed. */
-etagkv_status ekv_lease_live(etagkv_store *s, ekv_txn *txn, uint64_t id,
-                             int *live);
+/* May a put attach key to lease id?  EKV_LEASE_DEAD: the lease is unknown
+ * or past its deadline.  EKV_LEASE_FULL: it holds max_lease_keys keys,
+ * counting `pending` that earlier operations of the same transaction are
+ * to attach, and key is not one of them. */
+enum ekv_lease_verdict { EKV_LEASE_ADMITTED, EKV_LEASE_DEAD, EKV_LEASE_FULL };
+etagkv_status ekv_lease_admit(etagkv_store *s, ekv_txn *txn, uint64_t id,
+                              const void *key, size_t key_len, uint64_t pending,
+                              enum ekv_lease_verdict *v);
 
 /* *id: the lease key is attached to, or 0 for none (any transaction). */
 etagkv_status ekv_lease_of(ekv_txn *txn, const void *key, size_t key_len,

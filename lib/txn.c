@@ -655,15 +655,24 @@ static etagkv_status evaluate(struct txn_op *o, const ekv_record *cur,
     return ETAGKV_OK;
 }
 
-/* A put naming a lease that is unknown or dead: ETAGKV_CONFLICT, before
- * its conditions (RFC 9110 §13.2.1), and the transaction fails. */
-static etagkv_status lease_dead(etagkv_store *s, ekv_txn *txn, struct txn_op *o,
+/* A put naming a lease that is unknown or dead, or full: ETAGKV_CONFLICT,
+ * before its conditions (RFC 9110 §13.2.1), and the transaction fails.
+ * The puts before it in the transaction that name the same lease count as
+ * attached (a key among them twice, or attached already, counts all the
+ * same: the bound is kept, if sometimes by one transaction early). */
+static etagkv_status lease_dead(etagkv_store *s, ekv_txn *txn,
+                                const etagkv_txn *t, size_t i,
                                 const ekv_record *cur, int *failed)
 {
-    int live;
-    etagkv_status st = ekv_lease_live(s, txn, o->lease, &live);
+    struct txn_op *o = &t->ops[i];
+    uint64_t pending = 0;
+    enum ekv_lease_verdict v;
+    etagkv_status st;
 
-    *failed = st == ETAGKV_OK && !live;
+    for (size_t j = 0; j < i; j++)
+        pending += t->ops[j].kind == K_PUT && t->ops[j].lease == o->lease;
+    st = ekv_lease_admit(s, txn, o->lease, o->key, o->key_len, pending, &v);
+    *failed = st == ETAGKV_OK && v != EKV_LEASE_ADMITTED;
     if (*failed) {
         set_meta(o, cur);
         o->res.evaluated = 1;
@@ -789,7 +798,7 @@ etagkv_status ekv_txn_execute(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
 
         st = state_before(txn, t, i, &buf, &cur);
         if (st == ETAGKV_OK && t->ops[i].lease != 0)
-            st = lease_dead(s, txn, &t->ops[i], cur, &fails);
+            st = lease_dead(s, txn, t, i, cur, &fails);
         if (st == ETAGKV_OK && !fails)
             st = evaluate(&t->ops[i], cur, cur == &buf, now, *rev + 1, &fails);
         bytes += t->ops[i].res.value_len;

@@ -80,7 +80,7 @@ static enum MHD_Result answer_412(struct srv *s, struct MHD_Connection *c,
 
     /* Without its diagnosis (no memory) still the 412 and the state. */
     resp = srv_state_problem(ETAGKV_PRECONDITION_FAILED, r->key, r->key_len, m,
-                             json_incref(diag));
+                             json_incref(diag), NULL);
     if (resp != NULL && diag != NULL)
         srv_diagnose_log(srv_method_name(r->method), diag);
     json_decref(diag);
@@ -97,9 +97,19 @@ static enum MHD_Result answer_outcome(struct srv *s, struct MHD_Connection *c,
     switch (st) {
     case ETAGKV_NOT_MODIFIED: return srv_queue(s, c, r, http, not_modified(m));
     case ETAGKV_PRECONDITION_FAILED: return answer_412(s, c, r, m);
-    case ETAGKV_CONFLICT:
-        return srv_queue(s, c, r, http,
-                         srv_state_problem(st, r->key, r->key_len, m, NULL));
+    case ETAGKV_CONFLICT: /* its lease: dead, or full (DESIGN §9) */
+        return srv_queue(
+            s, c, r, http,
+            srv_state_problem(
+                st, r->key, r->key_len, m, NULL,
+                r->write_state == SRV_WRITE_DONE &&
+                        strstr(r->write_detail, "max_lease_keys") != NULL
+                    ? "The lease named by ETagKV-Lease holds "
+                      "its most keys (--max-lease-keys); "
+                      "nothing was written.  Attach this key "
+                      "to another lease, or detach one of its "
+                      "keys first."
+                    : NULL));
     default: break;
     }
     if (http >= 500 && http != MHD_HTTP_SERVICE_UNAVAILABLE)
@@ -212,9 +222,10 @@ void srv_write_done(void *ctx, const etagkv_result *res)
     if (r->write_waits)
         srv_watch_write_done(s, r);
     r->write_res = *res;
-    /* The failure's text is readable here only, on the library's thread;
-     * only the 5xx are logged. */
-    if (etagkv_status_http(res->status) >= 500)
+    /* The failure's text is readable here only, on the library's thread:
+     * the 5xx are logged, and a 409 says which of its causes it is. */
+    if (etagkv_status_http(res->status) >= 500 ||
+        res->status == ETAGKV_CONFLICT)
         snprintf(r->write_detail, sizeof r->write_detail, "%s",
                  etagkv_last_error_detail());
     if (atomic_compare_exchange_strong(&r->write_state, &submitting,

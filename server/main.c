@@ -65,6 +65,7 @@ struct config {
     uint64_t changes_max_events; /* 0: the library's default */
     uint64_t changes_retention_s;
     uint64_t max_leases, lease_min_ttl_ms, lease_max_ttl_ms; /* DESIGN §9 */
+    uint64_t max_lease_keys;
     const char *access_log, *access_log_format; /* NULL: no access log */
 };
 
@@ -139,6 +140,8 @@ static void usage(FILE *f)
         "                         (default 3600)\n"
         "  --max-leases N         live leases at once; past it a grant is\n"
         "                         503 (default 1000000)\n"
+        "  --max-lease-keys N     keys attached to one lease; past it a put\n"
+        "                         is 409 (default 10000)\n"
         "  --lease-min-ttl-ms N   shortest lease TTL granted (default 100)\n"
         "  --lease-max-ttl-ms N   longest lease TTL granted (default\n"
         "                         86400000: 24 h)\n"
@@ -226,6 +229,7 @@ static void config_defaults(struct config *cfg)
     cfg->changes_max_events = 0; /* the library's defaults */
     cfg->changes_retention_s = 0;
     cfg->max_leases = ETAGKV_MAX_LEASES_DEFAULT;
+    cfg->max_lease_keys = ETAGKV_MAX_LEASE_KEYS_DEFAULT;
     cfg->lease_min_ttl_ms = ETAGKV_LEASE_MIN_TTL_MS_DEFAULT;
     cfg->lease_max_ttl_ms = ETAGKV_LEASE_MAX_TTL_MS_DEFAULT;
     cfg->access_log = cfg->access_log_format = NULL;
@@ -308,6 +312,7 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         {"heartbeat", required_argument, NULL, 'e'},
         {"changes-retention", required_argument, NULL, 'g'},
         {"max-leases", required_argument, NULL, 'L'},
+        {"max-lease-keys", required_argument, NULL, 'y'},
         {"lease-min-ttl-ms", required_argument, NULL, 'N'},
         {"lease-max-ttl-ms", required_argument, NULL, 'M'},
         {"access-log", required_argument, NULL, 'A'},
@@ -413,6 +418,10 @@ static int parse_options(int argc, char **argv, struct config *cfg)
         case 'L':
             rc = parse_u64("max-leases", optarg, 1, UINT64_MAX / 2,
                            &cfg->max_leases);
+            break;
+        case 'y':
+            rc = parse_u64("max-lease-keys", optarg, 1, UINT64_MAX / 2,
+                           &cfg->max_lease_keys);
             break;
         case 'N':
             rc = parse_u64("lease-min-ttl-ms", optarg, 1, LEASE_TTL_MS_MAX,
@@ -758,6 +767,7 @@ static etagkv_store *open_store(const struct config *cfg)
     o.changes_retention_s = cfg->changes_retention_s;
     o.max_txn_ops = cfg->max_txn_ops;
     o.max_leases = cfg->max_leases;
+    o.max_lease_keys = cfg->max_lease_keys;
     o.lease_min_ttl_ms = cfg->lease_min_ttl_ms;
     o.lease_max_ttl_ms = cfg->lease_max_ttl_ms;
     /* Keys and values decoded from the body are never more bytes than

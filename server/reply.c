@@ -306,7 +306,7 @@ static int set_state_members(json_t *j, const etagkv_meta *m)
 
 struct MHD_Response *srv_state_problem(etagkv_status st, const void *key,
                                        size_t key_len, const etagkv_meta *m,
-                                       json_t *diag)
+                                       json_t *diag, const char *detail)
 {
     static const char detail_412[] =
         "A precondition was false; nothing was changed.  The current state "
@@ -324,11 +324,11 @@ struct MHD_Response *srv_state_problem(etagkv_status st, const void *key,
         json_decref(ext);
         return NULL;
     }
-    resp = status_problem_ext(st,
-                              st == ETAGKV_PRECONDITION_FAILED ? detail_412
-                              : st == ETAGKV_CONFLICT          ? detail_409
-                                                               : NULL,
-                              ext);
+    if (detail == NULL)
+        detail = st == ETAGKV_PRECONDITION_FAILED ? detail_412
+                 : st == ETAGKV_CONFLICT          ? detail_409
+                                                  : NULL;
+    resp = status_problem_ext(st, detail, ext);
     if (resp != NULL && m != NULL && m->exists &&
         srv_add_header(resp, MHD_HTTP_HEADER_ETAG, m->etag) != 0) {
         MHD_destroy_response(resp);

@@ -747,10 +747,11 @@ struct MHD_Response *srv_status_problem(etagkv_status st, const char *detail);
 /* The 412/409 response (DESIGN §3): problem body extended with key, exists,
  * etag, last_modified and mod_revision of the current record, and the ETag
  * header when the key exists.  diag (may be NULL; consumed) holds further
- * members (diagnose.c), to which those are added. */
+ * members (diagnose.c), to which those are added.  detail: NULL for the
+ * status's usual one. */
 struct MHD_Response *srv_state_problem(etagkv_status st, const void *key,
                                        size_t key_len, const etagkv_meta *m,
-                                       json_t *diag);
+                                       json_t *diag, const char *detail);
 
 /* The key as JSON members: "key" (string, or null when the key is not
  * valid UTF-8) and "key_pct" (percent-encoded, always).  Returns 0, or -1

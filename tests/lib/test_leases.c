@@ -6,6 +6,7 @@
  * the test; the sweeper notices within a few ms and the test waits for
  * its commit with etagkv_wait() (bounded), never by sleeping.
  */
+#include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -239,6 +240,151 @@ START_TEST(the_lease_options_set_the_ttl_bounds_and_the_lease_limit)
     ck_assert_int_eq(etagkv_lease_revoke(store, a, NULL), ETAGKV_OK);
     ck_assert_int_eq(etagkv_lease_grant(store, 1000, &c), ETAGKV_OK);
     ck_assert_uint_ne(c, b);
+}
+END_TEST
+
+/* The keys attached to lease id, as etagkv_lease_info() counts them. */
+static uint64_t keys_of(uint64_t id)
+{
+    etagkv_lease l;
+
+    ck_assert_int_eq(etagkv_lease_info(store, id, &l, NULL, NULL), ETAGKV_OK);
+    return l.keys;
+}
+
+/* A transaction of puts of keys[0..n) with lease id. */
+static etagkv_status txn_puts(const char *const *keys, size_t n, uint64_t id,
+                              size_t *failed)
+{
+    etagkv_txn *t = NULL;
+    etagkv_txn_outcome out;
+    etagkv_status st;
+
+    ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(etagkv_txn_put_lease(t, keys[i], strlen(keys[i]), "v",
+                                              1, NULL, NULL, id),
+                         ETAGKV_OK);
+    st = etagkv_txn_commit(store, t);
+    etagkv_txn_report(t, &out);
+    *failed = out.failed;
+    etagkv_txn_free(t);
+    return st;
+}
+
+/* Close the store and open it again with max_lease_keys n. */
+static void reopen_with_lease_keys(uint64_t n)
+{
+    etagkv_options o;
+
+    etagkv_store_close(store);
+    etagkv_options_init(&o);
+    o.sync_mode = ETAGKV_NOSYNC;
+    o.clock = fake_clock;
+    o.max_lease_keys = n;
+    store = tu_open(dir, &o);
+}
+
+/* max_lease_keys bounds the keys of one lease, so that its revoke fits
+ * one commit: a put attaching one more is 409 and writes nothing; keys
+ * leave it by a rewrite without it, a delete, or a move to another lease;
+ * a key of it rewritten with it is no more. */
+START_TEST(a_lease_holds_at_most_max_lease_keys)
+{
+    static const char *const two[] = {"x", "y"}, *const one[] = {"z"};
+    uint64_t a, b, rev;
+    size_t failed;
+
+    reopen_with_lease_keys(3);
+    a = grant(60000);
+    b = grant(60000);
+    ck_assert_int_eq(put_lease("a", a, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("b", a, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("c", a, NULL), ETAGKV_CREATED);
+    rev = revision();
+    ck_assert_int_eq(put_lease("d", a, NULL), ETAGKV_CONFLICT);
+    ck_assert_ptr_nonnull(strstr(etagkv_last_error_detail(), "max_lease_keys"));
+    ck_assert(!exists("d"));
+    ck_assert_uint_eq(revision(), rev);
+    ck_assert_uint_eq(keys_of(a), 3);
+    ck_assert_int_eq(put_lease("a", a, NULL), ETAGKV_OK); /* one of them */
+
+    ck_assert_int_eq(put_lease("a", 0, NULL), ETAGKV_OK); /* detached */
+    ck_assert_int_eq(put_lease("d", a, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(etagkv_delete(store, "b", 1, NULL, NULL), ETAGKV_OK);
+    ck_assert_int_eq(put_lease("e", a, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("c", b, NULL), ETAGKV_OK); /* moved */
+    ck_assert_uint_eq(keys_of(a), 2);
+    ck_assert_uint_eq(keys_of(b), 1);
+    ck_assert_int_eq(put_lease("f", a, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("g", a, NULL), ETAGKV_CONFLICT);
+
+    /* A transaction's puts count as they come. */
+    ck_assert_int_eq(txn_puts(two, 2, b, &failed), ETAGKV_OK);
+    ck_assert_uint_eq(keys_of(b), 3);
+    rev = revision();
+    ck_assert_int_eq(txn_puts(one, 1, b, &failed), ETAGKV_CONFLICT);
+    ck_assert_uint_eq(failed, 0);
+    ck_assert(!exists("z"));
+    ck_assert_uint_eq(revision(), rev);
+
+    /* The revoke deletes exactly the counted keys. */
+    ck_assert_int_eq(etagkv_lease_revoke(store, a, NULL), ETAGKV_OK);
+    ck_assert(!exists("d") && !exists("e") && !exists("f"));
+    ck_assert(exists("a") && exists("c") && exists("x"));
+    ck_assert_int_eq(put_lease("g", b, NULL), ETAGKV_CONFLICT);
+}
+END_TEST
+
+/* Cut lease id's entry in the closed LMDB store at dir to its first 16
+ * bytes, as stores wrote it before the key count. */
+static void plant_entry_without_count(uint64_t id)
+{
+    uint8_t k[9] = {'L'};
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val key = {sizeof(k), k}, val;
+    uint8_t old[16];
+
+    for (int i = 0; i < 8; i++)
+        k[1 + i] = (uint8_t)(id >> (56 - 8 * i));
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, "leases", 0, &dbi), 0);
+    ck_assert_int_eq(mdb_get(txn, dbi, &key, &val), 0);
+    ck_assert_uint_eq(val.mv_size, 24);
+    memcpy(old, val.mv_data, sizeof(old));
+    val.mv_size = sizeof(old);
+    val.mv_data = old;
+    ck_assert_int_eq(mdb_put(txn, dbi, &key, &val, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A lease entry of a store written before the key count has its keys
+ * counted when first read, and counted on from there (LMDB: the entry is
+ * planted through LMDB). */
+START_TEST(a_lease_entry_without_its_key_count_has_its_keys_counted)
+{
+    uint64_t a = grant(60000);
+
+    ck_assert_int_eq(put_lease("x", a, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("y", a, NULL), ETAGKV_CREATED);
+    etagkv_store_close(store);
+    store = NULL;
+    plant_entry_without_count(a);
+    reopen_with_lease_keys(3);
+    ck_assert_uint_eq(keys_of(a), 2);
+    ck_assert_int_eq(put_lease("z", a, NULL), ETAGKV_CREATED);
+    ck_assert_int_eq(put_lease("w", a, NULL), ETAGKV_CONFLICT);
+    ck_assert_int_eq(put_lease("y", 0, NULL), ETAGKV_OK);
+    ck_assert_int_eq(put_lease("w", a, NULL), ETAGKV_CREATED);
+    ck_assert_uint_eq(keys_of(a), 3);
+    ck_assert_int_eq(etagkv_lease_revoke(store, a, NULL), ETAGKV_OK);
+    ck_assert(!exists("x") && !exists("z") && !exists("w") && exists("y"));
 }
 END_TEST
 
@@ -805,6 +951,9 @@ int main(void)
     tcase_add_test(tc, a_key_moves_between_leases_and_a_delete_detaches_it);
     tcase_add_test(tc, a_restart_gives_every_live_lease_its_full_ttl_again);
     tcase_add_test(tc, a_read_only_handle_shows_deadlines_as_stored);
+    tcase_add_test(tc, a_lease_holds_at_most_max_lease_keys);
+    tcase_add_test(tc,
+                   a_lease_entry_without_its_key_count_has_its_keys_counted);
     tcase_add_test(tc, a_keepalive_too_late_expires_the_lease_for_good);
     tcase_add_test(
         tc, a_transaction_put_attaches_its_key_and_a_dead_lease_conflicts);

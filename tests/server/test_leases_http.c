@@ -442,6 +442,32 @@ START_TEST(the_lease_options_bound_grants_and_the_limit_is_503_retry_after)
 }
 END_TEST
 
+/* --max-lease-keys: a put that would attach one more key to a full lease
+ * is 409, saying so, and writes nothing. */
+START_TEST(a_full_lease_takes_no_more_keys_and_says_so)
+{
+    static const char *const opts[] = {"--nosync", "--max-lease-keys", "2",
+                                       NULL};
+    char id[32], lease[64];
+    const char *const h[] = {lease, NULL};
+    struct hu_resp r;
+
+    hu_server_stop(&fx.srv);
+    hu_server_restart(&fx.srv, opts);
+    grant(60000, id);
+    ck_assert_int_eq(put_leased("one", id, NULL, NULL), 201);
+    ck_assert_int_eq(put_leased("two", id, NULL, NULL), 201);
+    snprintf(lease, sizeof lease, "ETagKV-Lease: %s", id);
+    ck_assert_int_eq(http(&r, "PUT", "/kv/three", h, "held"), 409);
+    ck_assert_msg(strstr(r.body, "--max-lease-keys") != NULL, "%s", r.body);
+    hu_resp_free(&r);
+    ck_assert_int_eq(status_of("GET", "/kv/three", NULL, NULL), 404);
+    ck_assert_int_eq(put_leased("two", id, NULL, NULL), 200);
+    ck_assert_int_eq(status_of("DELETE", "/kv/one", NULL, NULL), 204);
+    ck_assert_int_eq(put_leased("three", id, NULL, NULL), 201);
+}
+END_TEST
+
 /* A PUT made on a thread of its own (its own libcurl handle), for a
  * request the server holds. */
 struct held_put {
@@ -664,6 +690,7 @@ int main(void)
     tcase_add_test(tc,
                    a_restarted_server_gives_live_leases_their_full_ttl_again);
     tcase_add_test(tc, a_transaction_put_takes_a_lease);
+    tcase_add_test(tc, a_full_lease_takes_no_more_keys_and_says_so);
     tcase_add_test(tc, a_waiting_acquire_takes_the_lock_with_the_release);
     tcase_add_test(tc, a_waiting_write_ends_in_412_and_some_do_not_wait);
     tcase_add_test(tc, waiting_writes_count_against_max_watchers);
