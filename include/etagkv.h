@@ -88,6 +88,7 @@ extern "C" {
 #define ETAGKV_LEASE_MAX_TTL_MS_DEFAULT 86400000u
 /** Default most live leases at once. */
 #define ETAGKV_MAX_LEASES_DEFAULT 1000000u
+/** Default most keys attached to one lease. */
 #define ETAGKV_MAX_LEASE_KEYS_DEFAULT 10000u
 
 /* ---------------------------------------------------------------------------

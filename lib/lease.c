@@ -549,12 +549,17 @@ static etagkv_status first_due(ekv_txn *txn, uint64_t *due, uint64_t *id)
 
 /* Expire up to SWEEP_MAX_LEASES leases whose deadline has passed, each in
  * a revision of its own, and after the first no more once their keys
- * would pass SWEEP_MAX_KEYS.  An index entry that is due but whose lease
- * is not (the restart rule) is moved to the deadline in force. */
+ * would pass SWEEP_MAX_KEYS or max_lease_keys, the most one lease's
+ * revoke takes (what a commit must hold anyway: on etcd --max-txn-ops is
+ * sized for it).  An index entry that is due but whose lease is not (the
+ * restart rule) is moved to the deadline in force. */
 static etagkv_status op_sweep(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
                               uint64_t *rev)
 {
     uint64_t now = ekv_now_ns(s), due, id, keys = 0;
+    uint64_t max_keys = s->opts.max_lease_keys < SWEEP_MAX_KEYS
+                            ? s->opts.max_lease_keys
+                            : SWEEP_MAX_KEYS;
     etagkv_status st = ETAGKV_OK;
 
     op->status = ETAGKV_OK;
@@ -578,7 +583,7 @@ static etagkv_status op_sweep(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
                 st = lease_put(txn, id, &l);
         } else if (st == ETAGKV_OK) {
             keys += l.keys;
-            if (op->lease_expired > 0 && keys > SWEEP_MAX_KEYS)
+            if (op->lease_expired > 0 && keys > max_keys)
                 return ETAGKV_OK; /* the next sweep's first */
             st = revoke_one(s, txn, id, &l, rev, &wrote);
             op->lease_expired++;

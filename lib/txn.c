@@ -659,7 +659,10 @@ static etagkv_status evaluate(struct txn_op *o, const ekv_record *cur,
  * before its conditions (RFC 9110 §13.2.1), and the transaction fails.
  * The puts before it in the transaction that name the same lease count as
  * attached (a key among them twice, or attached already, counts all the
- * same: the bound is kept, if sometimes by one transaction early). */
+ * same: the bound is kept, if sometimes by one transaction early).  They
+ * are counted only when the lease would be full with every operation
+ * before it counted, so never while a transaction has fewer operations
+ * than the lease has room (max_txn_ops 128, max_lease_keys 10,000). */
 static etagkv_status lease_dead(etagkv_store *s, ekv_txn *txn,
                                 const etagkv_txn *t, size_t i,
                                 const ekv_record *cur, int *failed)
@@ -669,9 +672,14 @@ static etagkv_status lease_dead(etagkv_store *s, ekv_txn *txn,
     enum ekv_lease_verdict v;
     etagkv_status st;
 
-    for (size_t j = 0; j < i; j++)
-        pending += t->ops[j].kind == K_PUT && t->ops[j].lease == o->lease;
-    st = ekv_lease_admit(s, txn, o->lease, o->key, o->key_len, pending, &v);
+    st = ekv_lease_admit(s, txn, o->lease, o->key, o->key_len, i, &v);
+    if (st == ETAGKV_OK && v == EKV_LEASE_FULL) {
+        for (size_t j = 0; j < i; j++)
+            pending += t->ops[j].kind == K_PUT && t->ops[j].lease == o->lease;
+        if (pending < i)
+            st = ekv_lease_admit(s, txn, o->lease, o->key, o->key_len, pending,
+                                 &v);
+    }
     *failed = st == ETAGKV_OK && v != EKV_LEASE_ADMITTED;
     if (*failed) {
         set_meta(o, cur);

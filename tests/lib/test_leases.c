@@ -328,6 +328,24 @@ START_TEST(a_lease_holds_at_most_max_lease_keys)
     ck_assert(!exists("z"));
     ck_assert_uint_eq(revision(), rev);
 
+    /* Puts without the lease before it do not count. */
+    {
+        etagkv_txn *t = NULL;
+        uint64_t c = grant(60000);
+
+        ck_assert_int_eq(put_lease("q", c, NULL), ETAGKV_CREATED);
+        ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+        ck_assert_int_eq(etagkv_txn_put(t, "m", 1, "v", 1, NULL, NULL),
+                         ETAGKV_OK);
+        ck_assert_int_eq(etagkv_txn_put(t, "n", 1, "v", 1, NULL, NULL),
+                         ETAGKV_OK);
+        ck_assert_int_eq(etagkv_txn_put_lease(t, "o", 1, "v", 1, NULL, NULL, c),
+                         ETAGKV_OK);
+        ck_assert_int_eq(etagkv_txn_commit(store, t), ETAGKV_OK);
+        etagkv_txn_free(t);
+        ck_assert_uint_eq(keys_of(c), 2);
+    }
+
     /* The revoke deletes exactly the counted keys. */
     ck_assert_int_eq(etagkv_lease_revoke(store, a, NULL), ETAGKV_OK);
     ck_assert(!exists("d") && !exists("e") && !exists("f"));
