@@ -80,6 +80,9 @@ int cli_lease_prepare(struct ctx *c)
                 verb);
         return EXIT_USAGE;
     }
+    /* A TTL is a number (060000 is 60000); an id has one spelling only. */
+    while (i == 0 && arg[0] == '0' && arg[1] != '\0')
+        arg++;
     if (srv_lease_id_parse(arg, strlen(arg), &c->lease_arg) != 0) {
         fprintf(stderr, "etagkv: lease %s: '%s' is not a %s\n", verb, arg,
                 i == 0 ? "TTL in ms" : "lease id");

@@ -549,10 +549,13 @@ static etagkv_status first_due(ekv_txn *txn, uint64_t *due, uint64_t *id)
 
 /* Expire up to SWEEP_MAX_LEASES leases whose deadline has passed, each in
  * a revision of its own, and after the first no more once their keys
- * would pass SWEEP_MAX_KEYS or max_lease_keys, the most one lease's
- * revoke takes (what a commit must hold anyway: on etcd --max-txn-ops is
- * sized for it).  An index entry that is due but whose lease is not (the
- * restart rule) is moved to the deadline in force. */
+ * would pass SWEEP_MAX_KEYS or max_lease_keys, what one lease's revoke
+ * takes at most (on etcd --max-txn-ops is sized for it).  Not quite
+ * always: a lease of an older store, or one filled before max_lease_keys
+ * was lowered, may hold more, and an older store's entry is counted by a
+ * walk whose keys an etcd commit compares even when the sweep then stops
+ * before that lease.  An index entry that is due but whose lease is not
+ * (the restart rule) is moved to the deadline in force. */
 static etagkv_status op_sweep(etagkv_store *s, ekv_txn *txn, struct ekv_op *op,
                               uint64_t *rev)
 {

@@ -260,9 +260,7 @@ int srv_lease_id_parse(const char *s, size_t len, uint64_t *id)
             return -1;
         v = v * 10 + d;
     }
-    if (v == 0)
-        return -1;
-    *id = v;
+    *id = v; /* not 0: no leading 0 */
     return 0;
 }
 

@@ -463,6 +463,9 @@ run 1 404 -d "$L" get held
 run 1 404 -d "$L" lease show 1
 run 2 - -d "$L" --nosync lease grant 5
 run 2 - -d "$L" lease frob 1
+run 2 - -d "$L" lease show 02 # an id has one spelling
+run 0 201 -d "$L" --nosync lease grant 0600000 # a TTL is a number
+grep -q '"ttl_ms":600000' "$T/out" || fail "lease grant 0600000: $(cat "$T/out")"
 
 # ---- copy (issue 17): every record into an empty store, in pages ----------
 # Binary keys, content types and times survive; a leased key is left out
