@@ -224,7 +224,7 @@ START_TEST(bad_requests_and_unknown_leases_are_refused)
     /* A live lease has one spelling: a proxy's rule on /leases/7 is not
      * passed by /leases/007. */
     {
-        char zero[64], path[80];
+        char zero[40], path[80];
 
         snprintf(zero, sizeof zero, "0%s", id);
         snprintf(path, sizeof path, "/leases/%s", zero);
