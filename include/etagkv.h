@@ -554,7 +554,8 @@ typedef struct etagkv_options {
      * ETAGKV_MAX_LEASE_KEYS_DEFAULT (10,000).  A put that would attach one
      * more is ETAGKV_CONFLICT, nothing written: a lease's revoke is one
      * commit, which must stay within what a commit can hold (on etcd one
-     * Txn: --max-txn-ops of at least 8 per key). */
+     * Txn within --max-txn-ops, several operations per key:
+     * docs/deploy.md). */
     uint64_t max_lease_keys;
 } etagkv_options;
 
