@@ -13,6 +13,7 @@
  * The counts the engine keeps as counters under P/m/ are checked against
  * etcd's own count of the keys, read through its gateway with libcurl.
  */
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -965,7 +966,10 @@ END_TEST
  * two writes old, on a key written again since the refusal, with 600
  * revisions between the validator's supersession and the refusal, a few
  * Ranges (the change log would take a dozen, each of 128 events), and
- * the log's own answer. */
+ * the log's own answer.  The relay also sees the store's own background
+ * requests (the lease sweeper reads its deadlines once a second), so the
+ * diagnosis runs three times and the fewest requests count: a sweep can
+ * fall into one of three short runs 300 ms apart, not into all three. */
 START_TEST(a_diagnosis_walks_the_keys_history_not_the_change_log)
 {
     char other[16];
@@ -974,7 +978,7 @@ START_TEST(a_diagnosis_walks_the_keys_history_not_the_change_log)
     etagkv_meta a, b, c;
     etagkv_cond *held = NULL;
     etagkv_supersession sup;
-    int before, used;
+    int used = INT_MAX;
 
     ck_assert_int_eq(etagkv_put(s, "k", 1, "a", 1, NULL, NULL, &a),
                      ETAGKV_CREATED);
@@ -992,15 +996,23 @@ START_TEST(a_diagnosis_walks_the_keys_history_not_the_change_log)
     ck_assert_int_eq(etagkv_cond_if_match(a.etag, &held), ETAGKV_OK);
 
     /* Refused on c, the key at d since. */
-    before = atomic_load(&r.requests);
-    ck_assert_int_eq(etagkv_cond_superseded(s, "k", 1, held, ETAGKV_STEP_NONE,
-                                            ETAGKV_METHOD_PUT, c.mod_revision,
-                                            &sup),
-                     ETAGKV_OK);
-    used = atomic_load(&r.requests) - before;
-    ck_assert_uint_eq(sup.revision, b.mod_revision);
-    ck_assert_uint_eq(sup.modified_ns, b.modified_ns);
-    ck_assert_uint_eq(sup.held_revision, a.mod_revision);
+    for (int run = 0; run < 3; run++) {
+        int before;
+
+        if (run > 0)
+            (void)poll(NULL, 0, 300);
+        before = atomic_load(&r.requests);
+        memset(&sup, 0, sizeof(sup));
+        ck_assert_int_eq(
+            etagkv_cond_superseded(s, "k", 1, held, ETAGKV_STEP_NONE,
+                                   ETAGKV_METHOD_PUT, c.mod_revision, &sup),
+            ETAGKV_OK);
+        if (atomic_load(&r.requests) - before < used)
+            used = atomic_load(&r.requests) - before;
+        ck_assert_uint_eq(sup.revision, b.mod_revision);
+        ck_assert_uint_eq(sup.modified_ns, b.modified_ns);
+        ck_assert_uint_eq(sup.held_revision, a.mod_revision);
+    }
     /* the floor, then d, c, b and a */
     ck_assert_int_le(used, 5);
     etagkv_cond_free(held);
