@@ -136,8 +136,19 @@ START_TEST(losing_a_member_under_cas_load_loses_no_acknowledged_write)
     killed_at = tu_now_s();
     (void)pthread_mutex_unlock(&gap_lock);
     ck_assert_int_eq(kill(leader, SIGKILL), 0);
-    while (tu_now_s() - t0 < RUN_S)
+    /* Run for RUN_S, and on until a write is acknowledged after the kill
+     * (a loaded machine may take longer to elect): 30 s at most. */
+    for (;;) {
+        double now = tu_now_s();
+        int since;
+
+        (void)pthread_mutex_lock(&gap_lock);
+        since = last_ack > killed_at;
+        (void)pthread_mutex_unlock(&gap_lock);
+        if ((now - t0 >= RUN_S && since) || now - killed_at >= 30.0)
+            break;
         (void)nanosleep(&(struct timespec){0, 50000000}, NULL);
+    }
     atomic_store(&stop, 1);
     for (int i = 0; i < WORKERS; i++)
         ck_assert_int_eq(pthread_join(th[i], NULL), 0);
@@ -166,7 +177,12 @@ START_TEST(losing_a_member_under_cas_load_loses_no_acknowledged_write)
     }
     printf("longest wait for an acknowledgement after the kill: %.2f s\n",
            worst_gap_after_kill);
-    ck_assert_msg(worst_gap_after_kill < 5.0,
+    ck_assert_msg(last_ack > killed_at,
+                  "no write acknowledged in the 30 s after the kill");
+    /* An election (1 s by default, more on a loaded machine), and a write
+     * sent to the dead leader waits out its timeout_ms (3 s) once or
+     * twice before the next member answers. */
+    ck_assert_msg(worst_gap_after_kill < 10.0,
                   "no write acknowledged for %.2f s after the kill",
                   worst_gap_after_kill);
     etagkv_store_close(store);
