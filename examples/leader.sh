@@ -52,6 +52,9 @@ lead() {
 
 grant
 while :; do
+    # Renew before every bid: a follower's long-poll may have outlived a
+    # third of the TTL, and a leader must start with its lease well alive.
+    curl -sf -o /dev/null -X POST "$url/leases/$lease/keepalive" || grant
     code=$(curl -s -D "$hdr" -o /dev/null -w '%{http_code}' -X PUT \
         -H 'If-None-Match: *' -H "ETagKV-Lease: $lease" \
         --data-binary "$name" "$url/kv/leader")
@@ -61,8 +64,7 @@ while :; do
     412) ;;
     *) echo "leader.sh: HTTP $code" >&2; exit 1 ;;
     esac
-    # Follower: keep our lease, and wait for the leader's key to change.
-    curl -sf -o /dev/null -X POST "$url/leases/$lease/keepalive" || grant
+    # Follower: wait for the leader's key to change.
     etag=$(curl -sI "$url/kv/leader" | tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: *//p')
     # 503: the server holds as many requests as --max-watchers allows.
     [ -z "$etag" ] || [ "$(curl -s -o /dev/null -w '%{http_code}' \

@@ -39,7 +39,9 @@ await() {
 }
 
 lock_test() {
-    export ETAGKV_LOCK_TTL_MS=3000
+    # A TTL that survives a renewal a few seconds late (a sanitizer
+    # server on a loaded machine), and a wait longer than it.
+    export ETAGKV_LOCK_TTL_MS=6000
     # Terminal 1 takes the lock and works for a long time.
     setsid sh "$dir/lock.sh" "$url" job sleep 120 2>"$tmp/holder.err" &
     holder=$!
@@ -51,7 +53,7 @@ lock_test() {
     waiter=$!
     pids="$pids $waiter"
     # The holder renews: past a TTL and more the lock is still its own.
-    sleep 5
+    sleep 8
     [ ! -e "$tmp/waiter.out" ] || fail "the waiter got a renewed lock"
     # SIGKILL of the holder's shell only, as closing its terminal would:
     # its renewer notices, and the lease expires.
@@ -67,7 +69,8 @@ lock_test() {
 }
 
 leader_of() { curl -sf "$url/kv/leader" || true; }
-is_led_by_other_than() { l=$(leader_of); [ -n "$l" ] && [ "$l" != "$1" ]; }
+# Sets $leader to who leads now, when that is someone other than $1.
+is_led_by_other_than() { leader=$(leader_of); [ -n "$leader" ] && [ "$leader" != "$1" ]; }
 config_by() { curl -sf "$url/kv/config" | grep -q "^$1 token $2 tick"; }
 
 # POST /txn as the leader of token $1 would; prints the status.
@@ -78,14 +81,15 @@ fenced_write() {
 }
 
 leader_test() {
-    export ETAGKV_LEADER_TTL_MS=1500
+    # As for the lock: a TTL that survives a renewal a few seconds late.
+    export ETAGKV_LEADER_TTL_MS=6000
     for n in a b c; do
         setsid sh "$dir/leader.sh" "$url" "$n" >"$tmp/$n.out" 2>"$tmp/$n.err" &
         eval "pid_$n=$!"
         pids="$pids $!"
     done
     await 30 is_led_by_other_than "" || fail "nobody was elected"
-    first=$(leader_of)
+    first=$leader
     # The key exists a moment before its creator has read the reply.
     await 30 grep -q "leads with token" "$tmp/$first.out" ||
         fail "$first leads but printed nothing"
@@ -94,7 +98,7 @@ leader_test() {
     await 30 config_by "$first" "$token1" || fail "no fenced write by $first"
     kill -KILL "$(eval echo "\$pid_$first")"
     await 30 is_led_by_other_than "$first" || fail "nobody took over from $first"
-    second=$(leader_of)
+    second=$leader
     await 30 grep -q "leads with token" "$tmp/$second.out" ||
         fail "$second leads but printed nothing"
     token2=$(sed -n "s/^$second leads with token //p" "$tmp/$second.out")

@@ -24,7 +24,7 @@ trap 'kill "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
 
 # The server prints "etagkv-server listening on URL" once it accepts.
 url=""
-for _ in $(seq 100); do
+for _ in $(seq 300); do
     url=$(sed -n 's/^etagkv-server listening on //p' "$out")
     [ -z "$url" ] || break
     kill -0 "$pid" 2>/dev/null || break

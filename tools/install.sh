@@ -41,10 +41,22 @@ if [ "$NO_SERVICES" -eq 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
     $SUDO chmod 755 "$policy"
 fi
+# A fresh machine may be running its own apt (apt-daily) and a mirror may
+# fail a request: wait for dpkg's lock, retry downloads, and try the whole
+# update and install three times before giving up.
+APT_OPTS="-o DPkg::Lock::Timeout=300 -o Acquire::Retries=3"
 rc=0
-# $missing is a word list on purpose.
-# shellcheck disable=SC2086
-{ $SUDO apt-get update -qq &&
-    $SUDO env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends $missing; } || rc=$?
+for try in 1 2 3; do
+    rc=0
+    # $missing and $APT_OPTS are word lists on purpose.
+    # shellcheck disable=SC2086
+    { $SUDO apt-get $APT_OPTS update -qq &&
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get $APT_OPTS \
+            install -y -qq --no-install-recommends $missing; } || rc=$?
+    [ "$rc" -ne 0 ] || break
+    [ "$try" -eq 3 ] || {
+        echo "$WHO: apt-get failed ($rc), trying again in 20 s" >&2
+        sleep 20
+    }
+done
 exit "$rc" # the EXIT trap removes policy-rc.d

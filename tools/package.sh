@@ -35,7 +35,7 @@ if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
 for p in $PKGS; do
-    if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "installed"; then
+    if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
         echo "package: $p is installed already; remove it first" >&2
         exit 1
     fi
@@ -94,7 +94,7 @@ done
 # $debs is a list of globs on purpose.
 # shellcheck disable=SC2086
 (cd "$work" && $SUDO env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq $debs >/dev/null)
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq $debs >/dev/null)
 
 # 4. Build the examples against the installed package, and run them.
 step "examples with pkg-config"

@@ -18,9 +18,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 "$ROOT/tools/setup.sh" "$ROOT/build-asan" -DETAGKV_SANITIZE=ON \
     -DETAGKV_BUILD_BENCH=OFF
+# CK_TIMEOUT_MULTIPLIER: Check's per-test timeouts, meant for the normal
+# build, doubled for the sanitizers' slowdown (tools/tsan.sh: three times).
 (cd "$ROOT/build-asan" &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    CK_TIMEOUT_MULTIPLIER=2 \
     ctest --output-on-failure --timeout 900)
 
 "$ROOT/tools/tsan.sh" "$ROOT/build-tsan"

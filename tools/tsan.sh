@@ -44,7 +44,10 @@ if ! probe=$("$BUILD/tests/test_status" 2>&1); then
     esac
 fi
 cd "$BUILD"
+# Check's per-test timeouts are for the normal build: three times them
+# here (CK_TIMEOUT_MULTIPLIER), where everything runs 5-15 times slower.
 # $NOASLR is a command and its arguments, or nothing.
 # shellcheck disable=SC2086
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    CK_TIMEOUT_MULTIPLIER=3 \
     $NOASLR ctest --output-on-failure --timeout 900

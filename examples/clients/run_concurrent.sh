@@ -25,11 +25,15 @@ trap 'rm -rf "$out"' EXIT
 pids=""
 i=0
 while [ "$i" -lt "$copies" ]; do
-    # shellcheck disable=SC2086 # $client is a command and its arguments
-    $client "$url" "$key" "$n" >"$out/$i" 2>"$out/$i.err" &
+    # Every copy waits for $out/go, so that they all start together and
+    # race (a fast client could otherwise finish before the next starts).
+    # shellcheck disable=SC2016,SC2086 # $0 is sh -c's; $client is split
+    sh -c 'while [ ! -e "$0" ]; do sleep 0.01; done; exec "$@"' "$out/go" \
+        $client "$url" "$key" "$n" >"$out/$i" 2>"$out/$i.err" &
     pids="$pids $!"
     i=$((i + 1))
 done
+: >"$out/go"
 rc=0
 for pid in $pids; do
     wait "$pid" || { s=$?; [ "$s" -eq 3 ] || rc=1; }

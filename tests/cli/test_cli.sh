@@ -321,7 +321,12 @@ run 0 201 -d "$B" put w/0 "$T/v1"
     done
 ) &
 writer=$!
-while [ "$(wc -l <"$T/log")" -lt 40 ]; do sleep 0.1; done
+i=0
+while [ "$(wc -l <"$T/log")" -lt 40 ]; do
+    i=$((i + 1))
+    [ "$i" -lt 600 ] || fail "the writer made fewer than 40 writes in 60 s"
+    sleep 0.1
+done
 before=$(wc -l <"$T/log")
 run 0 200 -d "$B" backup "$T/bk"
 touch "$T/stop"
@@ -392,10 +397,11 @@ mkfifo "$T/fifo"
 "$E" -d "$T/r7" restore - <"$T/fifo" >"$T/r7.out" 2>"$T/r7.err" &
 restorer=$!
 exec 7>"$T/fifo"
-for _ in $(seq 100); do
+for _ in $(seq 600); do
     [ -e "$T/r7/data.mdb.restoring" ] && break
     sleep 0.05
 done
+[ -e "$T/r7/data.mdb.restoring" ] || fail "the restore wrote no data.mdb.restoring in 30 s"
 echo important >"$T/important"
 run 2 - -d "$T/r7" put acked "$T/important"
 grep -q 'a restore is writing a store here' "$T/err" ||

@@ -33,9 +33,13 @@ run 0 200 -d "$D" stats
 grep -q '"records": *1\|records: 1' "$T/out" || fail "stats: $(cat "$T/out")"
 run 3 501 -d "$D" backup -
 
-# watch: woken by a put from another process, not by its one-second poll
-# alone (the put lands well inside the wait).
-"$E" -d "$D" watch -n 1 k >"$T/watch" 2>"$T/watch.err" &
+# watch: woken by a put from another process (the put lands while it
+# waits).  It watches from the revision before the put, so that a watch
+# slow to start (a sanitizer build on a loaded machine) still sees it.
+run 0 200 -d "$D" stats
+rev=$(sed -n 's/^revision: //p' "$T/out")
+[ -n "$rev" ] || fail "stats printed no revision: $(cat "$T/out")"
+"$E" -d "$D" watch -a "$rev" -n 1 k >"$T/watch" 2>"$T/watch.err" &
 w=$!
 sleep 1
 run 0 200 -d "$D" put k "$T/v"
