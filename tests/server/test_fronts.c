@@ -288,10 +288,23 @@ START_TEST(a_front_end_that_cannot_reach_etcd_answers_503_with_retry_after)
     ck_assert_pstr_eq(hu_hdr(&r, "Retry-After"), "1");
     ck_assert_msg(strstr(r.body, "\"UNAVAILABLE\"") != NULL, "%s", r.body);
     hu_resp_free(&r);
-    /* And it serves again once the cluster answers. */
-    call(h, quick.port, &r, "PUT", "/kv/k", NULL, "back");
-    ck_assert_int_eq(r.code, 201);
-    hu_resp_free(&r);
+    /* And it serves again once the cluster answers: within a few tries,
+     * each held to 300 ms (a resumed etcd on a loaded machine may take
+     * longer to answer one), the first that lands 201, a later one 200. */
+    {
+        double until = tu_now_s() + 20;
+
+        for (;;) {
+            call(h, quick.port, &r, "PUT", "/kv/k", NULL, "back");
+            if (r.code != 503 || tu_now_s() >= until)
+                break;
+            hu_resp_free(&r);
+            (void)poll(NULL, 0, 100);
+        }
+        ck_assert_msg(r.code == 201 || r.code == 200, "%ld: %s", r.code,
+                      r.body);
+        hu_resp_free(&r);
+    }
     hu_server_stop(&quick);
     curl_easy_cleanup(h);
 }

@@ -1356,6 +1356,7 @@ START_TEST(connections_over_the_limit_wait_or_are_turned_away_then_served)
     static const char get[] = "GET /kv/known HTTP/1.1\r\nHost: x\r\n\r\n";
     int fds[N], answered = 0, refused = 0;
     int64_t rev = revision();
+    double t0, looked;
 
     curl_easy_cleanup(fx.ua);
     fx.ua = curl_easy_init();
@@ -1363,6 +1364,7 @@ START_TEST(connections_over_the_limit_wait_or_are_turned_away_then_served)
     /* Three times the limit, each with a keep-alive request: served ones
      * stay open, so no more than the limit can be answered before the
      * idle timeout frees a slot. */
+    t0 = tu_now_s();
     for (int i = 0; i < N; i++) {
         fds[i] = hu_connect(fx.srv.port);
         (void)raw_send(fds[i], get, sizeof get - 1, 2000);
@@ -1377,12 +1379,16 @@ START_TEST(connections_over_the_limit_wait_or_are_turned_away_then_served)
         ck_assert_msg(st == 200 || st == CLOSED || st == NOTHING_YET,
                       "connection %d got %d", i, st);
     }
+    looked = tu_now_s() - t0;
     fprintf(stderr,
             "%d connections at a limit of %d: %d answered, %d turned "
             "away, %d waiting\n",
             N, MAX_CONNECTIONS, answered, refused, N - answered - refused);
     ck_assert_int_ge(answered, 1);
-    ck_assert_int_le(answered, MAX_CONNECTIONS);
+    /* Unless this thread was held up past the idle timeout (a loaded
+     * machine), which frees slots for the ones waiting. */
+    if (looked < TIMEOUT_S - 0.25)
+        ck_assert_int_le(answered, MAX_CONNECTIONS);
     for (int i = 0; i < N; i++)
         close(fds[i]);
     /* Once they are gone, others are served at once. */

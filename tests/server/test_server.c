@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1636,6 +1637,8 @@ struct writer {
     int acked; /* writes 0..acked-1 got a 2xx */
 };
 
+static atomic_int writes_acked; /* by all the writers, for the main thread */
+
 /* PUT w<id>/<n> = "v<n>" in a loop until the server goes away. */
 static void *write_until_refused(void *arg)
 {
@@ -1657,6 +1660,7 @@ static void *write_until_refused(void *arg)
         if (!ok)
             break;
         w->acked++;
+        atomic_fetch_add(&writes_acked, 1);
     }
     curl_easy_cleanup(h);
     return NULL;
@@ -1673,6 +1677,7 @@ START_TEST(sigterm_during_a_write_load_exits_0_and_keeps_every_acked_write)
     /* Restart in sync mode: durability is the point. */
     hu_server_stop(&fx.srv);
     hu_server_restart(&fx.srv, restart_opts);
+    atomic_store(&writes_acked, 0);
     for (i = 0; i < WRITERS; i++) {
         w[i].port = fx.srv.port;
         w[i].id = i;
@@ -1680,7 +1685,11 @@ START_TEST(sigterm_during_a_write_load_exits_0_and_keeps_every_acked_write)
         ck_assert_int_eq(
             pthread_create(&th[i], NULL, write_until_refused, &w[i]), 0);
     }
+    /* Under way: 300 ms, and at least one write acknowledged (a loaded
+     * machine may take longer to answer the first). */
     nanosleep(&pause, NULL);
+    for (i = 0; i < 3000 && atomic_load(&writes_acked) == 0; i++)
+        (void)poll(NULL, 0, 10);
     hu_server_stop(&fx.srv); /* asserts exit status 0 */
     for (i = 0; i < WRITERS; i++) {
         ck_assert_int_eq(pthread_join(th[i], NULL), 0);
@@ -1711,7 +1720,7 @@ END_TEST
 
 START_TEST(slow_client_is_cut_off_by_the_timeout_without_blocking_others)
 {
-    static const char *const opts[] = {"--timeout", "1",        "--threads",
+    static const char *const opts[] = {"--timeout", "5",        "--threads",
                                        "1",         "--nosync", NULL};
     static const char half[] = "GET /kv/x HTTP/1.1\r\nHost: slow\r\nX-Slo";
     struct pollfd p;
@@ -1728,18 +1737,21 @@ START_TEST(slow_client_is_cut_off_by_the_timeout_without_blocking_others)
     t0 = tu_now_s();
     ck_assert_int_eq(put("/kv/other", "v", NULL, NULL), 201);
     ck_assert_int_eq(status_of("GET", "/kv/other", NULL), 200);
-    ck_assert_msg(tu_now_s() - t0 < 0.9, "another client was held up");
-    /* The server closes the half-sent request after about a second. */
+    /* ... served while the slow one still holds its connection (not
+     * after the server gave up on it: no clock to outrun). */
     p.fd = fd;
     p.events = POLLIN;
     p.revents = 0;
+    ck_assert_msg(poll(&p, 1, 0) == 0, "another client was held up");
+    /* The server closes the half-sent request after about 5 s. */
     do {
-        ck_assert_int_eq(poll(&p, 1, 5000), 1);
+        ck_assert_int_eq(poll(&p, 1, 20000), 1);
         got = recv(fd, buf, sizeof buf, 0);
     } while (got > 0);
     waited = tu_now_s() - t0;
     ck_assert_msg(got == 0 || errno == ECONNRESET, "recv: %s", strerror(errno));
-    ck_assert_msg(waited >= 0.5 && waited < 4.0, "closed after %.2f s", waited);
+    ck_assert_msg(waited >= 2.5 && waited < 20.0, "closed after %.2f s",
+                  waited);
     close(fd);
 }
 END_TEST
