@@ -60,7 +60,7 @@ while :; do
         --data-binary "$name" "$url/kv/leader")
     case $code in
     201) lead "$(tr -d '\r' <"$hdr" | sed -n 's/^[Ee][Tt][Aa][Gg][Kk][Vv]-[Rr][Ee][Vv][Ii][Ss][Ii][Oo][Nn]: *//p')" ;;
-    409) grant; continue ;;  # our lease expired while we followed
+    409) grant; continue ;;  # our lease expired between renewal and bid
     412) ;;
     *) echo "leader.sh: HTTP $code" >&2; exit 1 ;;
     esac

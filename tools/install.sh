@@ -41,16 +41,27 @@ if [ "$NO_SERVICES" -eq 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
     $SUDO chmod 755 "$policy"
 fi
-# A fresh machine may be running its own apt (apt-daily) and a mirror may
-# fail a request: wait for dpkg's lock, retry downloads, and try the whole
-# update and install three times before giving up.
+# A fresh machine may be running its own apt (apt-daily), and a mirror may
+# fail a request.  apt-get update does not wait for the lists' lock: try it
+# every 15 s for up to 5 minutes.  Install waits for dpkg's lock
+# (DPkg::Lock::Timeout), and the whole is tried three times.
 APT_OPTS="-o DPkg::Lock::Timeout=300 -o Acquire::Retries=3"
+update() {
+    n=0
+    # shellcheck disable=SC2086 # $APT_OPTS is a word list on purpose
+    until $SUDO apt-get $APT_OPTS update -qq; do
+        n=$((n + 1))
+        [ "$n" -lt 20 ] || return 1
+        echo "$WHO: apt-get update failed, trying again in 15 s" >&2
+        sleep 15
+    done
+}
 rc=0
 for try in 1 2 3; do
     rc=0
     # $missing and $APT_OPTS are word lists on purpose.
     # shellcheck disable=SC2086
-    { $SUDO apt-get $APT_OPTS update -qq &&
+    { update &&
         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get $APT_OPTS \
             install -y -qq --no-install-recommends $missing; } || rc=$?
     [ "$rc" -ne 0 ] || break

@@ -28,7 +28,10 @@ while [ "$i" -lt "$copies" ]; do
     # Every copy waits for $out/go, so that they all start together and
     # race (a fast client could otherwise finish before the next starts).
     # shellcheck disable=SC2016,SC2086 # $0 is sh -c's; $client is split
-    sh -c 'while [ ! -e "$0" ]; do sleep 0.01; done; exec "$@"' "$out/go" \
+    # (30 s at most: this script may die before it creates go.)
+    sh -c 'n=0; while [ ! -e "$0" ]; do
+        n=$((n + 1)); [ "$n" -lt 3000 ] || exit 1; sleep 0.01; done
+        exec "$@"' "$out/go" \
         $client "$url" "$key" "$n" >"$out/$i" 2>"$out/$i.err" &
     pids="$pids $!"
     i=$((i + 1))

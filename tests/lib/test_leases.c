@@ -110,14 +110,12 @@ static uint64_t wait_past(uint64_t after)
     return rev;
 }
 
-/* Wait (bounded) until no lease is stored: the sweep committed.  Returns
- * how many are left, 0 once none.  The bound is generous: on etcd a sweep
- * commit of SWEEP_MAX_LEASES leases reads each one's keys in a round trip
- * of its own, about a second a commit on a loaded machine, and under
- * valgrind a sweep of 100,000 leases took over 30 s. */
-/* The leases left once the sweeper has none left to end, or has ended
- * none for 60 s (a bound on progress, not on the whole sweep, which a
- * sanitizer build on a loaded machine may stretch to minutes). */
+/* Wait until no lease is stored (the sweep committed), or until the
+ * sweeper has ended none for 60 s: a bound on progress, not on the whole
+ * sweep, which takes minutes in places (on etcd a sweep commit reads each
+ * lease's keys in a round trip of its own, and under valgrind a sweep of
+ * 100,000 leases took over 30 s).  Returns how many are left, 0 once
+ * none. */
 static uint64_t leases_left(void)
 {
     double until = tu_now_s() + 60;

@@ -16,13 +16,15 @@ if [ ! -d "$work/node_modules/eventsource" ]; then
     for try in 1 2 3; do
         rm -rf "$work/npm.tmp"
         mkdir "$work/npm.tmp"
-        if (cd "$work/npm.tmp" && npm install --no-audit --no-fund \
-            --fetch-retries=4 eventsource@3.0.7 >npm.log 2>&1); then
+        # --prefix: npm would otherwise install into the first folder
+        # above with a node_modules (a $work/node_modules cut short).
+        if npm install --prefix "$work/npm.tmp" --no-audit --no-fund \
+            --fetch-retries=4 eventsource@3.0.7 >"$work/npm.log" 2>&1; then
             rm -rf "$work/node_modules"
             mv "$work/npm.tmp/node_modules" "$work/node_modules"
             break
         fi
-        cat "$work/npm.tmp/npm.log" >&2
+        cat "$work/npm.log" >&2
         [ "$try" -lt 3 ] || { echo "npm install failed 3 times" >&2; exit 1; }
         sleep 10
     done

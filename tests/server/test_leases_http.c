@@ -297,7 +297,7 @@ START_TEST(a_lease_granted_by_another_process_expires_in_the_server)
     snprintf(data, sizeof data, "%s/data", fx.dir);
     snprintf(where, sizeof where, "%s",
              tu_on_etcd() ? tu_store_where(data, cmd, sizeof cmd) : data);
-    snprintf(cmd, sizeof cmd, "'%s' -d '%s' lease grant 2000", ETAGKV_CLI_BIN,
+    snprintf(cmd, sizeof cmd, "'%s' -d '%s' lease grant 5000", ETAGKV_CLI_BIN,
              where);
     p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
@@ -318,7 +318,7 @@ START_TEST(a_lease_granted_by_another_process_expires_in_the_server)
     while (tu_now_s() - t0 < 15 &&
            (code = status_of("GET", path, NULL, NULL)) == 200)
         (void)usleep(50 * 1000);
-    ck_assert_msg(code == 404, "the key is still there %.1f s later (TTL 2 s)",
+    ck_assert_msg(code == 404, "the key is still there %.1f s later (TTL 5 s)",
                   tu_now_s() - t0);
 }
 END_TEST

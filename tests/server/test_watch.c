@@ -637,15 +637,17 @@ static void *sse_main(void *arg)
     return NULL;
 }
 
-/* in without its heartbeat lines, into out (as large as in): on a loaded
- * machine a heartbeat may fall between any two events. */
+/* in without the heartbeats between its events, into out (as large as
+ * in): on a loaded machine one may fall between any two events.  One
+ * inside an event (not after a blank line) is kept, and fails the match. */
 static void without_heartbeats(const char *in, char *out)
 {
     static const char beat[] = ": heartbeat\n\n";
     const char *start = in;
 
     while (*in != '\0') {
-        if ((in == start || in[-1] == '\n') &&
+        if ((in == start ||
+             (in - start >= 2 && in[-1] == '\n' && in[-2] == '\n')) &&
             strncmp(in, beat, sizeof beat - 1) == 0) {
             in += sizeof beat - 1;
             continue;
