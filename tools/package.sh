@@ -28,7 +28,7 @@ PKGS="libetagkv0 libetagkv-dev etagkv etagkv-server"
 # step 4 and 5 use.
 "$ROOT/tools/install.sh" package build-essential debhelper dpkg-dev \
     fakeroot lintian cmake pkg-config liblmdb-dev libxxhash-dev \
-    libmicrohttpd-dev libjansson-dev curl man-db
+    libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev curl man-db
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -2,13 +2,31 @@
 # setup.sh -- install what is missing (Debian 12 packages) and build, with
 # warnings as errors (ETAGKV_WERROR; off by default for users).
 #
-#   tools/setup.sh [BUILD_DIR [CMAKE_ARGS...]]
+#   tools/setup.sh [--server-only] [BUILD_DIR [CMAKE_ARGS...]]
 #
-# Sourced by start.sh and test.sh; safe to run again (installs only what is
-# missing, rebuilds only what changed).
+# Run by start.sh (--server-only: what the library, etagkv-server and the
+# CLI need, built without the tests, benchmarks and examples) and by
+# test.sh (everything); safe to run again (installs only what is missing,
+# rebuilds only what changed).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+if [ "${1:-}" = "--server-only" ]; then
+    shift
+    # libgnutls28-dev: the server's SHA-256 (and TLS).
+    # shellcheck disable=SC2086 # a word list on purpose
+    "$ROOT/tools/install.sh" setup gcc make cmake pkg-config liblmdb-dev \
+        libxxhash-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev \
+        libgnutls28-dev
+    BUILD=${1:-"$ROOT/build-server"}
+    [ $# -gt 0 ] && shift
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DETAGKV_BUILD_TESTS=OFF -DETAGKV_BUILD_BENCH=OFF \
+        -DETAGKV_BUILD_EXAMPLES=OFF "$@" >/dev/null
+    cmake --build "$BUILD" -j "$(nproc)"
+    exit 0
+fi
 
 # Build and test dependencies.  bench/ needs more (nginx, redis, etcd); its
 # own script installs those.  libgnutls28-dev: the server's SHA-256;
