@@ -43,6 +43,9 @@ struct conn {
     int fd;
     int shut;                      /* shut down already */
     atomic_uint_fast64_t deadline; /* srv_now_ns() value; 0: none */
+    /* The request srv_uri_log() made and the access handler has not yet
+     * taken (srv_conn_hold_request()); the connection's thread only. */
+    struct srv_req *unclaimed;
 };
 
 struct srv_deadlines {
@@ -179,6 +182,7 @@ void srv_deadline_notify(void *cls, struct MHD_Connection *mc,
     }
     if (c == NULL)
         return;
+    srv_req_discard(c->unclaimed);
     pthread_mutex_lock(&w->lock);
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -225,4 +229,29 @@ void srv_deadline_next_request(struct MHD_Connection *mc)
 
     if (c != NULL)
         arm_headers(c);
+}
+
+/* libmicrohttpd 0.9.75 calls neither the access handler nor the completion
+ * for a request it refuses while parsing the request line, after the URI
+ * log callback made its record (a query of a few hundred arguments fills
+ * the connection's pool): the record would leak, some KiB a request, at a
+ * hostile client's will.  So the connection's own record holds it until
+ * the handler takes it, and the connection's end frees what was never
+ * taken. */
+void srv_conn_hold_request(struct MHD_Connection *mc, struct srv_req *r)
+{
+    struct conn *c = conn_of(mc);
+
+    if (c == NULL)
+        return;                    /* unwatched (out of memory at its start) */
+    srv_req_discard(c->unclaimed); /* never taken: nothing refers to it */
+    c->unclaimed = r;
+}
+
+void srv_conn_claim_request(struct MHD_Connection *mc, struct srv_req *r)
+{
+    struct conn *c = conn_of(mc);
+
+    if (c != NULL && r != NULL && c->unclaimed == r)
+        c->unclaimed = NULL;
 }

@@ -44,13 +44,22 @@ static struct srv_req *req_new(void)
     return r;
 }
 
+void srv_req_discard(struct srv_req *r)
+{
+    if (r == NULL)
+        return;
+    free(r->query);
+    free(r);
+}
+
 void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 {
     struct srv_req *r = req_new();
     const char *q;
 
     (void)cls;
-    (void)c;
+    if (r != NULL)
+        srv_conn_hold_request(c, r);
     if (r != NULL && uri != NULL) {
         r->uri = uri;
         r->uri_len = strlen(uri);
@@ -70,6 +79,7 @@ static enum MHD_Result on_headers(struct srv *s, struct MHD_Connection *c,
 {
     struct srv_req *r = *con_cls;
 
+    srv_conn_claim_request(c, r);
     if (r == NULL) /* srv_uri_log could not allocate it */
         r = req_new();
     if (r == NULL)
@@ -140,6 +150,7 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     srv_deadline_next_request(c);
     if (r == NULL)
         return;
+    srv_conn_claim_request(c, r); /* freed here, not with the connection */
     /* A request refused by libmicrohttpd itself (431, 400) never reached
      * the handler: nothing to count. */
     if (r->started) {

@@ -227,6 +227,10 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
  * libmicrohttpd splits off the query: starts the request's srv_req. */
 void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c);
 
+/* Free r, made by srv_uri_log() and never seen by the access handler (so
+ * holding nothing but its query); NULL is fine. */
+void srv_req_discard(struct srv_req *r);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t srv_now_ns(void);
 
@@ -355,6 +359,15 @@ void srv_deadline_request_done(struct MHD_Connection *c);
 
 /* The response is sent: the next request's headers are due. */
 void srv_deadline_next_request(struct MHD_Connection *c);
+
+/* srv_uri_log() made r for c: held by c's record until the access handler
+ * claims it, and freed with the connection if it never does (a request
+ * libmicrohttpd refused while parsing its request line). */
+void srv_conn_hold_request(struct MHD_Connection *c, struct srv_req *r);
+
+/* The access handler or the completion has r (the completion frees it,
+ * including for a request libmicrohttpd refused after its headers). */
+void srv_conn_claim_request(struct MHD_Connection *c, struct srv_req *r);
 
 /* ---- auth.c -------------------------------------------------------------- */
 
