@@ -231,13 +231,16 @@ void srv_deadline_next_request(struct MHD_Connection *mc)
         arm_headers(c);
 }
 
-/* libmicrohttpd 0.9.75 calls neither the access handler nor the completion
- * for a request it refuses while parsing the request line, after the URI
- * log callback made its record (a query of a few hundred arguments fills
- * the connection's pool): the record would leak, some KiB a request, at a
- * hostile client's will.  So the connection's own record holds it until
- * the handler takes it, and the connection's end frees what was never
- * taken. */
+/* libmicrohttpd 0.9.75 may call neither the access handler nor the
+ * completion for a request whose URI log callback made its record: a
+ * query of a few hundred arguments fills the connection's pool while the
+ * request line is parsed, its error answer cannot be built either, and the
+ * second error closes the connection directly (connection.c, "stop with
+ * error"), skipping the completion.  The record would leak, some KiB a
+ * request, at a hostile client's will.  So the connection's own record
+ * holds it until the handler or the completion takes it, and the
+ * connection's end frees what was never taken.  (A connection whose own
+ * record could not be allocated, out of memory, is not covered.) */
 void srv_conn_hold_request(struct MHD_Connection *mc, struct srv_req *r)
 {
     struct conn *c = conn_of(mc);

@@ -44,6 +44,7 @@ static struct srv_req *req_new(void)
     return r;
 }
 
+/* What srv_uri_log() sets is all it owns: keep the two in step. */
 void srv_req_discard(struct srv_req *r)
 {
     if (r == NULL)
