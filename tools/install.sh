@@ -44,30 +44,28 @@ fi
 # A fresh machine may be running its own apt (apt-daily), and a mirror may
 # fail a request.  apt-get update does not wait for the lists' lock: try it
 # every 15 s for up to 5 minutes.  Install waits for dpkg's lock
-# (DPkg::Lock::Timeout), and the whole is tried three times.
+# (DPkg::Lock::Timeout) and is tried three times.
 APT_OPTS="-o DPkg::Lock::Timeout=300 -o Acquire::Retries=3"
-update() {
-    n=0
-    # shellcheck disable=SC2086 # $APT_OPTS is a word list on purpose
-    until $SUDO apt-get $APT_OPTS update -qq; do
-        n=$((n + 1))
-        [ "$n" -lt 20 ] || return 1
-        echo "$WHO: apt-get update failed, trying again in 15 s" >&2
-        sleep 15
-    done
-}
 rc=0
+n=0
+# $missing and $APT_OPTS are word lists on purpose.
+# shellcheck disable=SC2086
+until $SUDO apt-get $APT_OPTS update -qq; do
+    n=$((n + 1))
+    [ "$n" -lt 20 ] || { rc=1; break; }
+    echo "$WHO: apt-get update failed, trying again in 15 s" >&2
+    sleep 15
+done
 for try in 1 2 3; do
-    rc=0
-    # $missing and $APT_OPTS are word lists on purpose.
+    [ "$rc" -eq 0 ] || break
     # shellcheck disable=SC2086
-    { update &&
-        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get $APT_OPTS \
-            install -y -qq --no-install-recommends $missing; } || rc=$?
-    [ "$rc" -ne 0 ] || break
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get $APT_OPTS \
+        install -y -qq --no-install-recommends $missing && break
+    rc=$?
     [ "$try" -eq 3 ] || {
-        echo "$WHO: apt-get failed ($rc), trying again in 20 s" >&2
+        echo "$WHO: apt-get install failed ($rc), trying again in 20 s" >&2
         sleep 20
+        rc=0
     }
 done
 exit "$rc" # the EXIT trap removes policy-rc.d
