@@ -35,30 +35,40 @@ uint64_t srv_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static struct srv_req *req_new(void)
+/* A request's record, counted in s->requests_held until req_free(). */
+static struct srv_req *req_new(struct srv *s)
 {
     struct srv_req *r = calloc(1, sizeof *r);
 
-    if (r != NULL)
-        r->watch_fd = -1;
+    if (r == NULL)
+        return NULL;
+    r->watch_fd = -1;
+    r->srv = s;
+    atomic_fetch_add(&s->requests_held, 1);
     return r;
 }
 
-/* What srv_uri_log() sets is all it owns: keep the two in step. */
-void srv_req_discard(struct srv_req *r)
+/* The end of every record req_new() made, and of what srv_uri_log() put
+ * in it: the rest of what a record may own is srv_completed()'s. */
+static void req_free(struct srv_req *r)
 {
-    if (r == NULL)
-        return;
+    atomic_fetch_sub(&r->srv->requests_held, 1);
     free(r->query);
     free(r);
 }
 
+void srv_req_discard(struct srv_req *r)
+{
+    if (r != NULL)
+        req_free(r);
+}
+
 void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 {
-    struct srv_req *r = req_new();
+    struct srv *s = cls;
+    struct srv_req *r = req_new(s);
     const char *q;
 
-    (void)cls;
     if (r != NULL)
         srv_conn_hold_request(c, r);
     if (r != NULL && uri != NULL) {
@@ -82,7 +92,7 @@ static enum MHD_Result on_headers(struct srv *s, struct MHD_Connection *c,
 
     srv_conn_claim_request(c, r);
     if (r == NULL) /* srv_uri_log could not allocate it */
-        r = req_new();
+        r = req_new(s);
     if (r == NULL)
         return MHD_NO;
     r->started = 1;
@@ -168,9 +178,8 @@ void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     etagkv_cond_free(r->cond);
     etagkv_free(r->write_res.current_value); /* a 412 not answered */
     srv_txn_req_free(r->txn);
-    free(r->query);
     free(r->content_type);
     srv_body_free(s, r);
-    free(r);
+    req_free(r);
     *con_cls = NULL;
 }

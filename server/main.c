@@ -1004,6 +1004,7 @@ int main(int argc, char **argv)
     s.idem_max_keys = cfg.idem_max_keys;
     atomic_init(&s.draining, 0);
     atomic_init(&s.inflight, 0);
+    atomic_init(&s.requests_held, 0);
     atomic_init(&s.stopping, 0);
     atomic_init(&s.suspended, 0);
     s.metrics = srv_metrics_new();

@@ -525,6 +525,11 @@ static char *render(const struct srv *s)
     render_gauge(f, "etagkv_buffered_bytes_limit",
                  "The memory budget (--max-buffered-bytes).",
                  srv_budget_limit(s->budget));
+    render_gauge(f, "etagkv_http_requests_in_progress",
+                 "Requests held, from their request line until they end "
+                 "(this scrape included): read, executed, waiting or "
+                 "streaming.",
+                 (uint64_t)atomic_load(&s->requests_held));
     render_txns(f, m);
     render_store(f, s);
     render_watch(f, s);

@@ -78,6 +78,7 @@ struct srv {
     struct srv_budget *budget; /* bodies and GET values in memory */
     atomic_int draining;       /* shutting down: ask clients to close */
     atomic_long inflight;      /* requests between first call and completion */
+    atomic_long requests_held; /* request records alive (handler.c) */
     /* MHD_stop_daemon() aborts the process if a connection is still
      * suspended, so stopping and suspending exclude each other: a write
      * counts itself in `suspended` and then checks `stopping`; the stopper
