@@ -325,18 +325,22 @@ static enum attempt attempt(const struct ekv_etcd_client *c, CURL *h,
         (void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code);
         return ANSWERED;
     }
-    *st = ekv_fail(ETAGKV_UNAVAILABLE, "etcd at %s: %s", url,
-                   curl_easy_strerror(rc));
-    if (rc == CURLE_OUT_OF_MEMORY || rc == CURLE_WRITE_ERROR) {
-        *st = ETAGKV_NO_MEMORY;
-        return LOCAL_ERROR;
-    }
     /* Nothing of the request left this process: no connection was made
      * (refused, unresolvable, connect timeout).  A connection found dead
-     * before anything was written is replaced by curl without a rewind. */
-    if (rc == CURLE_SEND_FAIL_REWIND ||
+     * before anything was written is replaced by curl without a rewind.
+     * An answer that could not be kept (CURLE_WRITE_ERROR) came to a
+     * request that went out. */
+    if (rc == CURLE_SEND_FAIL_REWIND || rc == CURLE_WRITE_ERROR ||
         curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent) != CURLE_OK)
         sent = 1;
+    if (rc == CURLE_OUT_OF_MEMORY || rc == CURLE_WRITE_ERROR) {
+        *st = ekv_fail(ETAGKV_NO_MEMORY, "etcd at %s: %s", url,
+                       curl_easy_strerror(rc));
+        /* A write that went out may have been applied all the same. */
+        return write && sent != 0 ? NO_ANSWER : LOCAL_ERROR;
+    }
+    *st = ekv_fail(ETAGKV_UNAVAILABLE, "etcd at %s: %s", url,
+                   curl_easy_strerror(rc));
     return sent == 0 ? NOT_SENT : NO_ANSWER;
 }
 
@@ -349,6 +353,26 @@ static void error_of(const json_t *reply, long *grpc, const char **msg)
         m = json_object_get(reply, "error");
     *grpc = (long)ekv_etcd_int(json_object_get(reply, "code"));
     *msg = json_is_string(m) ? json_string_value(m) : "(no message)";
+}
+
+/* A gRPC code with which etcd refuses a request before applying it:
+ * INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED,
+ * RESOURCE_EXHAUSTED (no space, too many requests), FAILED_PRECONDITION,
+ * OUT_OF_RANGE, UNIMPLEMENTED, UNAUTHENTICATED. */
+static int refused_unapplied(long grpc)
+{
+    switch (grpc) {
+    case 3:
+    case 5:
+    case 6:
+    case 7:
+    case 8:
+    case 9:
+    case 11:
+    case 12:
+    case 16: return 1;
+    default: return 0;
+    }
 }
 
 /* The outcome of an HTTP answer other than 200: the gateway's error body
@@ -379,6 +403,11 @@ static etagkv_status answer_error(long code, const struct body *b, int write,
         *retry = !write;
         st = write ? ekv_fail(ETAGKV_OUTCOME_UNKNOWN, "etcd: %s", msg)
                    : ekv_fail(ETAGKV_UNAVAILABLE, "etcd: %s", msg);
+    } else if (write && !refused_unapplied(grpc)) {
+        /* No gateway error body, or a code that does not say the write
+         * was refused before it was applied (a proxy's answer, UNKNOWN,
+         * INTERNAL, ABORTED): it may have been. */
+        st = ekv_fail(ETAGKV_OUTCOME_UNKNOWN, "etcd: HTTP %ld, %s", code, msg);
     } else {
         st = ekv_fail(ETAGKV_IO_ERROR, "etcd: HTTP %ld, %s", code, msg);
     }
@@ -425,10 +454,20 @@ etagkv_status ekv_etcd_call(struct ekv_etcd_client *c, const char *path,
         }
         if (code == 200) {
             *reply = json_loadb(b.p != NULL ? b.p : "", b.len, 0, NULL);
-            st = *reply != NULL ? ETAGKV_OK
-                                : ekv_fail(ETAGKV_IO_ERROR,
-                                           "etcd at %s: unreadable JSON", url);
-            atomic_store(&c->current, e);
+            /* Every answer of etcd's carries the store's revision (1 at
+             * least); without it, it is not etcd's, or not whole. */
+            if (*reply != NULL &&
+                ekv_etcd_int(json_object_get(json_object_get(*reply, "header"),
+                                             "revision")) > 0) {
+                st = ETAGKV_OK;
+                atomic_store(&c->current, e);
+                break;
+            }
+            json_decref(*reply);
+            *reply = NULL;
+            st = ekv_fail(ETAGKV_IO_ERROR,
+                          "etcd at %s: an answer that is not etcd's JSON", url);
+            sent_once = write; /* a write it may have applied */
             break;
         }
         st = answer_error(code, &b, write, &retry);

@@ -423,16 +423,55 @@ static etagkv_status point_item(const struct ekv_etcd_item *items, size_t n,
                     n == 1 ? ", not the one asked for" : "");
 }
 
+/* The keys etcd answered to a range of [key, end), items[0..n), lie in
+ * it, in ascending order.  Anything else answers another question (a
+ * gateway or proxy gone wrong): a key outside the range would be filed
+ * under the wrong table, or cut to a length below its table's prefix. */
+static etagkv_status range_items_ok(const struct ekv_etcd_item *items, size_t n,
+                                    const char *key, size_t key_len,
+                                    const char *end, size_t end_len)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct ekv_etcd_item *it = &items[i];
+
+        if (key_cmp(it->key, it->key_len, key, key_len) < 0 ||
+            key_cmp(it->key, it->key_len, end, end_len) >= 0 ||
+            (i > 0 && key_cmp(items[i - 1].key, items[i - 1].key_len, it->key,
+                              it->key_len) >= 0))
+            return ekv_fail(ETAGKV_IO_ERROR,
+                            "etcd answered a range with a key outside it, or "
+                            "out of order");
+    }
+    return ETAGKV_OK;
+}
+
 /* Keep what the first read found for hint h (its answer r). */
-static etagkv_status keep_hint(struct ekv_etcd_txn *t, struct ekv_etcd_hint *h,
+static etagkv_status keep_hint(ekv_txn *txn, struct ekv_etcd_hint *h,
                                const json_t *r)
 {
+    struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
     struct ekv_etcd_item it = {.key = h->key, .key_len = h->key_len};
-    etagkv_status st = decode_kvs(t, r, &h->page, &h->n);
+    etagkv_status st;
+    size_t end_len;
+    char *end;
 
+    if (!json_is_object(r))
+        return ekv_fail(ETAGKV_IO_ERROR, "etcd: a Txn without a range");
+    st = decode_kvs(t, r, &h->page, &h->n);
     if (st != ETAGKV_OK)
         return st;
+    if (h->limit > 0) {
+        end = hint_end(txn, h, &end_len);
+        st = end != NULL ? range_items_ok(h->page, h->n, h->key, h->key_len,
+                                          end, end_len)
+                         : ETAGKV_NO_MEMORY;
+        if (st != ETAGKV_OK)
+            return st;
+    }
     h->more = json_is_true(json_object_get(r, "more"));
+    if (h->more && h->n == 0)
+        return ekv_fail(ETAGKV_IO_ERROR,
+                        "etcd answered an empty page of a range with more");
     h->fetched = h->limit > 0;
     if (h->limit > 0)
         return ETAGKV_OK;
@@ -470,7 +509,7 @@ static etagkv_status first_read(ekv_txn *txn, json_t *req, json_t **reply)
             json_object_get(json_object_get(answer, "header"), "revision"));
         for (size_t i = 0; st == ETAGKV_OK && i < n_hints; i++)
             st = keep_hint(
-                t, &t->hints[i],
+                txn, &t->hints[i],
                 json_object_get(json_array_get(res, 1 + i), "response_range"));
     }
     if (st == ETAGKV_OK) {
@@ -645,6 +684,12 @@ etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
     *count = ekv_etcd_int(json_object_get(reply, "count"));
     st = decode_kvs(t, reply, items, n);
     json_decref(reply);
+    if (st == ETAGKV_OK && end != NULL)
+        st = range_items_ok(*items, *n, key, key_len, end, end_len);
+    /* "More" with an empty page would have a cursor ask again forever. */
+    if (st == ETAGKV_OK && *more && *n == 0 && !count_only)
+        st = ekv_fail(ETAGKV_IO_ERROR,
+                      "etcd answered an empty page of a range with more");
     return st;
 }
 

@@ -20,6 +20,7 @@ struct relay_conn {
     int client, server;
     int in_txn;   /* the request being sent is a POST /v3/kv/txn */
     int dropping; /* the answer now coming is to be lost */
+    int garbling; /* the answer now coming is to be garbled */
 };
 
 /* Connection threads still running: tu_relay_stop() waits for them, so
@@ -57,6 +58,7 @@ static int relay_step(struct relay_conn *p, const struct pollfd *fds)
             p->in_txn = (size_t)n >= sizeof(txn) - 1 &&
                         memcmp(buf, txn, sizeof(txn) - 1) == 0;
             p->dropping = 0;
+            p->garbling = 0;
             atomic_fetch_add(&p->r->requests, 1);
             if (p->in_txn)
                 atomic_fetch_add(&p->r->txns, 1);
@@ -66,6 +68,9 @@ static int relay_step(struct relay_conn *p, const struct pollfd *fds)
             p->dropping = 1;
             atomic_fetch_add(&p->r->txns_withheld, 1);
         }
+        if (p->in_txn && atomic_load(&p->r->garble_txn_answers) &&
+            memmem(buf, (size_t)n, "\"request_put\"", 13) != NULL)
+            p->garbling = 1;
     }
     if (fds[1].revents != 0) {
         n = read(p->server, buf, sizeof(buf));
@@ -73,6 +78,9 @@ static int relay_step(struct relay_conn *p, const struct pollfd *fds)
             return -1;
         if (atomic_load(&p->r->mangle_keys))
             mangle(buf, (size_t)n);
+        for (ssize_t i = 0; p->garbling && i < n; i++)
+            if (buf[i] == '"')
+                buf[i] = '\'';
         if (p->dropping) {
             atomic_fetch_add(&p->r->answers_dropped, 1);
             if (atomic_load(&p->r->close_on_drop)) {
@@ -163,6 +171,7 @@ void tu_relay_start(struct tu_relay *r, int target_port)
     atomic_init(&r->answers_dropped, 0);
     atomic_init(&r->close_on_drop, 0);
     atomic_init(&r->mangle_keys, 0);
+    atomic_init(&r->garble_txn_answers, 0);
     atomic_init(&r->hold_answers, 0);
     atomic_init(&r->requests, 0);
     atomic_init(&r->txns, 0);

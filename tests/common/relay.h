@@ -38,6 +38,10 @@ struct tu_relay {
      * is changed (the length kept), so that a range answers with a key
      * other than the one asked for. */
     atomic_int mangle_keys;
+    /* Set: the answer to every Txn that writes reaches the client with
+     * each '"' made '\'' (its length kept): etcd applied or refused the
+     * write, and the client gets a 200 that is not JSON. */
+    atomic_int garble_txn_answers;
     /* Set: etcd's answers wait in the relay's sockets until it is
      * cleared (nothing is lost), so that a request stays on its way for
      * as long as a test needs. */
