@@ -1282,7 +1282,9 @@ typedef struct etagkv_event {
 
 /** Called by etagkv_changes() for each event, in revision order (and, in
  * one revision, in the order the transaction wrote them).  Return 0 to go
- * on, non-zero to stop (see etagkv_changes() for where to resume). */
+ * on, non-zero to stop (see etagkv_changes() for where to resume).  It
+ * runs inside a read transaction and must not call etagkv functions on the
+ * same store. */
 typedef int (*etagkv_event_fn)(void *ctx, const etagkv_event *ev);
 
 /** etagkv_changes() flag: `prefix` is one whole key, not a prefix. */
@@ -1736,7 +1738,8 @@ ETAGKV_API etagkv_status etagkv_lease_keepalive(etagkv_store *s, uint64_t id,
  * lease with it.  *revision_out (may be NULL) gets the revision of that
  * commit, or 0 when no key was deleted.  Returns ETAGKV_OK,
  * ETAGKV_NOT_FOUND (unknown or revoked; or past its deadline, and then it
- * is expired by this call if the sweep had not yet done so),
+ * is expired by this call if the sweep had not yet done so, *revision_out
+ * the revision of its deletes as for ETAGKV_OK),
  * ETAGKV_INVALID_ARGUMENT (NULL s), or the errors of etagkv_lease_grant(). */
 ETAGKV_API etagkv_status etagkv_lease_revoke(etagkv_store *s, uint64_t id,
                                              uint64_t *revision_out);
@@ -1776,8 +1779,10 @@ ETAGKV_API etagkv_status etagkv_lease_submit(etagkv_store *s,
                                              etagkv_lease_done_fn done,
                                              void *ctx);
 
-/** Called by etagkv_lease_info() for each attached key, in key order; key
- * is valid only during the call.  Return non-zero to stop listing. */
+/** Called by etagkv_lease_info() for each attached key, in no particular
+ * order; key is valid only during the call.  Return non-zero to stop
+ * listing.  It runs inside a read transaction and must not call etagkv
+ * functions on the same store (a write from it may wait forever). */
 typedef int (*etagkv_lease_key_fn)(void *ctx, const void *key, size_t key_len);
 
 /** Read lease id at one snapshot: out gets id, ttl_ms, remaining_ms and the

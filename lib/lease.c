@@ -814,6 +814,10 @@ static etagkv_status lease_finish(etagkv_store *s, const struct ekv_op *op,
     s->leases.granted +=
         (uint64_t)(op->lease_verb == EKV_LEASE_GRANT && st == ETAGKV_OK);
     (void)pthread_mutex_unlock(&s->leases.lock);
+    /* A revoke deletes the keys of a dead lease too (then 404): its
+     * commit's revision is the caller's all the same. */
+    if (revoke && (st == ETAGKV_OK || st == ETAGKV_NOT_FOUND) && op->wrote)
+        *revision = op->meta.mod_revision;
     if (st != ETAGKV_OK)
         return st;
     out->id = op->lease;
@@ -824,8 +828,6 @@ static etagkv_status lease_finish(etagkv_store *s, const struct ekv_op *op,
         out->ttl_ms = op->lease_ttl_ms;
         out->remaining_ms = op->lease_remaining_ms;
     }
-    if (revoke)
-        *revision = op->meta.mod_revision;
     return st;
 }
 

@@ -763,6 +763,27 @@ START_TEST(a_keepalive_too_late_expires_the_lease_for_good)
 }
 END_TEST
 
+/* So does a revoke, and it gives the revision of the deletes it made
+ * (404 all the same): a watcher resumes from it exactly (found by review:
+ * it was 0). */
+START_TEST(a_revoke_too_late_gives_the_revision_of_its_deletes)
+{
+    uint64_t a = grant(1000), rev = 1, before;
+
+    ck_assert_int_eq(put_lease("a", a, NULL), ETAGKV_CREATED);
+    ekv_leases_stop(store);
+    advance_ms(2000);
+    before = revision();
+    ck_assert_int_eq(etagkv_lease_revoke(store, a, &rev), ETAGKV_NOT_FOUND);
+    ck_assert(!exists("a"));
+    ck_assert_uint_eq(revision(), before + 1);
+    ck_assert_uint_eq(rev, before + 1);
+    /* Nothing left to delete: 404 and 0. */
+    ck_assert_int_eq(etagkv_lease_revoke(store, a, &rev), ETAGKV_NOT_FOUND);
+    ck_assert_uint_eq(rev, 0);
+}
+END_TEST
+
 START_TEST(a_transaction_put_attaches_its_key_and_a_dead_lease_conflicts)
 {
     uint64_t id = grant(1000), before;
@@ -981,6 +1002,7 @@ int main(void)
         tcase_add_test(
             tc, a_lease_entry_without_its_key_count_has_its_keys_counted);
     tcase_add_test(tc, a_keepalive_too_late_expires_the_lease_for_good);
+    tcase_add_test(tc, a_revoke_too_late_gives_the_revision_of_its_deletes);
     tcase_add_test(
         tc, a_transaction_put_attaches_its_key_and_a_dead_lease_conflicts);
     tcase_add_test(tc, leases_expire_and_are_revoked_while_writers_attach_keys);
