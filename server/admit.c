@@ -1077,6 +1077,23 @@ static void admit_lease(const struct srv *s, struct MHD_Connection *c,
     const char *slash;
     size_t n;
 
+    /* Neither applies to a lease: refused, never ignored (a grant retried
+     * with a key would be a second lease; a revoke "if" would delete the
+     * keys whatever the condition said). */
+    if (has_condition_header(c)) {
+        srv_refuse_status(r, ETAGKV_INVALID_HEADER,
+                          "request header conditions do not apply to "
+                          "/leases");
+        return;
+    }
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key") !=
+        NULL) {
+        srv_refuse_status(r, ETAGKV_INVALID_HEADER,
+                          "Idempotency-Key does not apply to /leases: a "
+                          "retried grant that lost its answer leaves a lease "
+                          "that expires on its own");
+        return;
+    }
     if (r->route == SRV_ROUTE_LEASES) {
         if (r->method != SRV_POST)
             srv_refuse_method(r, allow_txn);

@@ -254,6 +254,43 @@ START_TEST(bad_requests_and_unknown_leases_are_refused)
         ck_assert_int_eq(status_of("GET", "/leases/1", lease_hdr, NULL), 400);
         ck_assert_int_eq(status_of("DELETE", "/kv/k", lease_hdr, NULL), 400);
     }
+
+    /* Conditions and Idempotency-Key do not apply to leases: 400, never
+     * ignored (a revoke "if" deleted the keys whatever it said; a grant
+     * retried with a key made a second lease). */
+    {
+        static const char *const conds[] = {
+            "If-Match: \"nope\"", "If-None-Match: *",
+            "If-Unmodified-Since: Sat, 01 Jan 2000 00:00:00 GMT",
+            "ETagKV-If-Revision: 1"};
+        static const char *const idem[] = {"Content-Type: application/json",
+                                           "Idempotency-Key: grant-1", NULL};
+        char path[80], keepalive[96];
+
+        snprintf(path, sizeof path, "/leases/%s", id);
+        snprintf(keepalive, sizeof keepalive, "%s/keepalive", path);
+        ck_assert_int_eq(put_leased("lock/held", id, NULL, NULL), 201);
+        for (size_t i = 0; i < sizeof conds / sizeof *conds; i++) {
+            const char *const h[] = {conds[i], NULL};
+            const char *const g[] = {json_ct[0], conds[i], NULL};
+
+            ck_assert_int_eq(status_of("DELETE", path, h, NULL), 400);
+            ck_assert_int_eq(status_of("POST", keepalive, h, NULL), 400);
+            ck_assert_int_eq(status_of("GET", path, h, NULL), 400);
+            ck_assert_int_eq(
+                status_of("POST", "/leases", g, "{\"ttl_ms\": 60000}"), 400);
+        }
+        ck_assert_int_eq(
+            status_of("POST", "/leases", idem, "{\"ttl_ms\": 60000}"), 400);
+        ck_assert_int_eq(status_of("DELETE", path, idem, NULL), 400);
+        /* Nothing was revoked, nothing granted. */
+        ck_assert_int_eq(status_of("GET", path, NULL, NULL), 200);
+        ck_assert_int_eq(status_of("GET", "/kv/lock/held", NULL, NULL), 200);
+        ck_assert_int_eq(
+            hu_metric_await(fx.ua, fx.srv.port,
+                            "etagkv_leases_total{event=\"granted\"}", 1, 5),
+            1);
+    }
 }
 END_TEST
 
