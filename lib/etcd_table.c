@@ -299,17 +299,26 @@ static etagkv_status table_figures(ekv_txn *txn, enum ekv_table table,
     return table_base(txn, table, start, start_len, end);
 }
 
+/* count + delta, within [0, INT64_MAX]: a counter read from etcd may be
+ * anything up to INT64_MAX (table_base), and must not overflow. */
+static uint64_t count_plus(int64_t count, int64_t delta)
+{
+    if (delta > 0 && count > INT64_MAX - delta)
+        return INT64_MAX;
+    return count + delta > 0 ? (uint64_t)(count + delta) : 0;
+}
+
 etagkv_status ekv_etcd_table_count(ekv_txn *txn, enum ekv_table table,
                                    uint64_t *n)
 {
-    int64_t delta = 0, count;
+    int64_t delta = 0;
     etagkv_status st = table_figures(txn, table, 0, &delta);
 
     /* Exact for the keys the transaction read before replacing or
      * deleting them, as every caller does; the commit makes sure of the
      * rest. */
-    count = ekv_etcd_txn_of(txn)->counts[table] + delta;
-    *n = st == ETAGKV_OK && count > 0 ? (uint64_t)count : 0;
+    *n = st == ETAGKV_OK ? count_plus(ekv_etcd_txn_of(txn)->counts[table], delta)
+                         : 0;
     return st;
 }
 
@@ -324,9 +333,7 @@ static etagkv_status counter_update(ekv_txn *txn, enum ekv_table table)
     if (st != ETAGKV_OK || (delta == 0 && !t->uncounted[table]))
         return st;
     return counter_put(txn, counter_name(table),
-                       t->counts[table] + delta > 0
-                           ? (uint64_t)(t->counts[table] + delta)
-                           : 0);
+                       count_plus(t->counts[table], delta));
 }
 
 etagkv_status ekv_etcd_counters_update(ekv_txn *txn)
