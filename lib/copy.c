@@ -78,7 +78,8 @@ static etagkv_status walk_page(struct walk *w, size_t limit, visit_fn fn,
         int full = 0;
         char text[64];
 
-        st = ekv_record_decode(v.data, v.len, &r);
+        st = k.len <= sizeof(w->after) ? ekv_record_decode(v.data, v.len, &r)
+                                       : ETAGKV_CORRUPT;
         if (st != ETAGKV_OK) {
             ekv_key_text(k.data, k.len, text, sizeof(text));
             st = ekv_fail(st, "key %s: the record does not decode", text);

@@ -269,7 +269,7 @@ static etagkv_status table_base(ekv_txn *txn, enum ekv_table table,
         st = ekv_etcd_range(txn, start, start_len, end, start_len, 0, 1, &items,
                             &got, &more, &count);
     if (st == ETAGKV_OK) {
-        t->counts[table] = count;
+        t->counts[table] = count > 0 ? count : 0; /* never below 0 */
         t->uncounted[table] = name != NULL;
     }
     return st;
@@ -317,8 +317,9 @@ etagkv_status ekv_etcd_table_count(ekv_txn *txn, enum ekv_table table,
     /* Exact for the keys the transaction read before replacing or
      * deleting them, as every caller does; the commit makes sure of the
      * rest. */
-    *n = st == ETAGKV_OK ? count_plus(ekv_etcd_txn_of(txn)->counts[table], delta)
-                         : 0;
+    *n = st == ETAGKV_OK
+             ? count_plus(ekv_etcd_txn_of(txn)->counts[table], delta)
+             : 0;
     return st;
 }
 

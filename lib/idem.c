@@ -184,7 +184,9 @@ static etagkv_status purge_walk(etagkv_store *s, ekv_cursor *cur,
 
     for (size_t i = 0; i < look && drop > 0 && st == ETAGKV_OK; i++) {
         /* After a deletion the cursor's next is the entry that followed. */
-        if (stale(s, v, now)) {
+        /* A key longer than any Idempotency-Key is garbage too (on etcd
+         * any client can write one). */
+        if (k->len > ETAGKV_IDEMPOTENCY_KEY_MAX || stale(s, v, now)) {
             st = ekv_cursor_delete(cur);
             drop--;
         }
@@ -209,8 +211,11 @@ static etagkv_status purge(etagkv_store *s, ekv_txn *txn, size_t look,
     st = ekv_cursor_seek(&cur, idem->purge_key, idem->purge_len, &k, &v);
     st = purge_walk(s, &cur, st, &k, &v, look, drop);
     if (st == ETAGKV_OK) {
-        memcpy(idem->purge_key, k.data, k.len);
-        idem->purge_len = k.len;
+        /* A key too long to be one is purged when its turn comes: resume
+         * at its start, which is no later. */
+        idem->purge_len =
+            k.len < sizeof(idem->purge_key) ? k.len : sizeof(idem->purge_key);
+        memcpy(idem->purge_key, k.data, idem->purge_len);
     } else if (st == ETAGKV_NOT_FOUND) {
         idem->purge_len = 0; /* wrap around */
         st = ETAGKV_OK;

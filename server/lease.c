@@ -23,18 +23,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A problem for a failed lease call: its detail is the library's (lib). */
+/* resp with ETagKV-Revision: rev when rev > 0; NULL (resp destroyed) when
+ * the header cannot be added. */
+static struct MHD_Response *with_revision(struct MHD_Response *resp,
+                                          uint64_t rev)
+{
+    char v[24];
+
+    snprintf(v, sizeof v, "%" PRIu64, rev);
+    if (resp != NULL && rev > 0 &&
+        srv_add_header(resp, "ETagKV-Revision", v) != 0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return resp;
+}
+
+/* A problem for a failed lease call: its detail is the library's (lib).
+ * rev: the revision of the deletes it made all the same (a revoke or
+ * keepalive that found its lease dead deletes its keys), or 0. */
 static enum MHD_Result failed(struct srv *s, struct MHD_Connection *c,
                               struct srv_req *r, etagkv_status st,
-                              const char *lib)
+                              const char *lib, uint64_t rev)
 {
     const char *detail = st == ETAGKV_NOT_FOUND
                              ? "no live lease with this id (unknown, revoked "
                                "or past its deadline)"
                              : lib;
-
-    struct MHD_Response *resp =
-        srv_status_problem(st, detail[0] != '\0' ? detail : NULL);
+    struct MHD_Response *resp = with_revision(
+        srv_status_problem(st, detail[0] != '\0' ? detail : NULL), rev);
 
     /* --max-leases reached (503) carries Retry-After: leases are freed as
      * they expire or are revoked (srv_status_problem()). */
@@ -136,7 +153,7 @@ static enum MHD_Result show(struct srv *s, struct MHD_Connection *c,
         st = ETAGKV_NO_MEMORY; /* key_into failed part of the way */
     if (st != ETAGKV_OK) {
         json_decref(keys);
-        return failed(s, c, r, st, etagkv_last_error_detail());
+        return failed(s, c, r, st, etagkv_last_error_detail(), 0);
     }
     j = srv_lease_json(&l, 1);
     if (j != NULL && json_object_set_new(j, "keys", keys) != 0) {
@@ -151,16 +168,8 @@ static enum MHD_Result show(struct srv *s, struct MHD_Connection *c,
 static enum MHD_Result revoked(struct srv *s, struct MHD_Connection *c,
                                struct srv_req *r, uint64_t rev)
 {
-    struct MHD_Response *resp = srv_empty_response();
-    char v[24];
-
-    snprintf(v, sizeof v, "%" PRIu64, rev);
-    if (resp != NULL && rev > 0 &&
-        srv_add_header(resp, "ETagKV-Revision", v) != 0) {
-        MHD_destroy_response(resp);
-        resp = NULL;
-    }
-    return srv_queue(s, c, r, MHD_HTTP_NO_CONTENT, resp);
+    return srv_queue(s, c, r, MHD_HTTP_NO_CONTENT,
+                     with_revision(srv_empty_response(), rev));
 }
 
 /* POST /leases, POST /leases/{id}/keepalive, DELETE /leases/{id}: submit
@@ -186,7 +195,8 @@ static enum MHD_Result call(struct srv *s, struct MHD_Connection *c,
     }
     st = r->write_res.status;
     if (st != ETAGKV_OK)
-        return failed(s, c, r, st, r->write_detail);
+        return failed(s, c, r, st, r->write_detail,
+                      r->write_res.meta.mod_revision);
     if (verb == ETAGKV_LEASE_CALL_GRANT)
         return granted(s, c, r);
     if (verb == ETAGKV_LEASE_CALL_KEEPALIVE)

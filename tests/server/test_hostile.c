@@ -1084,17 +1084,9 @@ START_TEST(a_header_section_leaving_no_room_for_the_answer_is_431_unapplied)
 }
 END_TEST
 
-/* A query of many short arguments: libmicrohttpd keeps a 64-byte record
- * per argument in the connection's pool, and from about 470 fails while
- * parsing the request line, before the server sees the request, with an
- * answer it cannot send: the connection ends at the idle timeout
- * (docs/http.md, "Known limits").  Below that the
- * server's own checks answer (a write with a query is 400; 431 when no
- * room is left for the answer).  Whatever the count: never applied, and
- * never a success. */
 /* etagkv_http_requests_in_progress once it has come down to 1 (the scrape
- * itself), or as it is after TIMEOUT_S + 10 s: a connection a previous
- * case left half-sent holds its record until the idle timeout ends it. */
+ * itself), or as it is after TIMEOUT_S + 10 s: a connection still
+ * half-sent holds its record until the idle timeout ends it. */
 static int64_t requests_in_progress_settled(void)
 {
     double deadline = tu_now_s() + TIMEOUT_S + 10;
@@ -1113,6 +1105,14 @@ static int64_t requests_in_progress_settled(void)
     }
 }
 
+/* A query of many short arguments: libmicrohttpd keeps a 64-byte record
+ * per argument in the connection's pool, and from about 470 fails while
+ * parsing the request line, before the server sees the request, with an
+ * answer it cannot send: the connection ends at the idle timeout
+ * (docs/http.md, "Known limits").  Below that the
+ * server's own checks answer (a write with a query is 400; 431 when no
+ * room is left for the answer).  Whatever the count: never applied, and
+ * never a success. */
 START_TEST(a_write_with_hundreds_of_query_arguments_is_refused_unapplied)
 {
     /* Each past the boundary waits for the idle timeout (TIMEOUT_S). */
