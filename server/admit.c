@@ -1068,6 +1068,20 @@ static void admit_txn(const struct srv *s, struct MHD_Connection *c,
     check_length(s, c, r);
 }
 
+/* Precondition headers on a route with no validators to compare them with
+ * (a listing, /changes, /metrics): refused, never silently true (DESIGN
+ * §2; RFC 9110 §13.1.1 asks an origin server to evaluate If-Match).  0,
+ * or -1 when refused. */
+static int refuse_conditions(struct MHD_Connection *c, struct srv_req *r)
+{
+    if (!has_condition_header(c))
+        return 0;
+    srv_refuse_status(r, ETAGKV_INVALID_HEADER,
+                      "precondition headers apply to /kv/{key} only: a "
+                      "listing, /changes and /metrics have no validators");
+    return -1;
+}
+
 /* The checks of /leases and /leases/{id}[/keepalive] (DESIGN §9).  An id
  * that is not one is an unknown lease: 404. */
 static void admit_lease(const struct srv *s, struct MHD_Connection *c,
@@ -1171,11 +1185,15 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
                               "the key is empty: use /kv/{key}");
         else if (!is_read(r->method))
             srv_refuse_method(r, allow_read);
+        else
+            (void)refuse_conditions(c, r);
         return;
     case SRV_ROUTE_METRICS:
     case SRV_ROUTE_CHANGES:
         if (!is_read(r->method))
             srv_refuse_method(r, allow_read);
+        else
+            (void)refuse_conditions(c, r);
         return;
     case SRV_ROUTE_HEALTHZ:
     case SRV_ROUTE_NONE:

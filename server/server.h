@@ -209,6 +209,11 @@ struct srv_req {
     int caught_up; /* the buffer holds every event up to r->after */
     char *sbuf;
     size_t slen, spos, scap;
+    /* A transaction too large for one buffer is sent in parts: the first
+     * sent_n events of revision sent_rev are out (its id is not yet), and
+     * r->after is sent_rev - 1.  sent_rev 0: none cut. */
+    uint64_t sent_rev;
+    size_t sent_n;
 };
 
 /* ---- handler.c ----------------------------------------------------------- */

@@ -992,9 +992,13 @@ static enum MHD_Result ahead(struct srv *s, struct MHD_Connection *c,
 
 /* ---- Server-Sent Events -------------------------------------------------- */
 
-/* Events per page of a stream: what its buffer holds at most, beyond the
- * rest of a transaction (a page never splits one). */
+/* Events per page of a stream, and the bytes its buffer is filled to at
+ * most (beyond one event): a transaction larger than that goes out in
+ * parts, its id with its last event.  A buffer grown past SSE_KEEP_BYTES
+ * is freed once sent, so that an idle stream holds no more. */
 #define SSE_PAGE 64
+#define SSE_FILL_BYTES (64 * 1024)
+#define SSE_KEEP_BYTES (64 * 1024)
 #define SSE_RETRY_MS 2000
 
 /* Append n bytes to the stream's buffer.  0, or -1 out of memory. */
@@ -1104,7 +1108,10 @@ static int sse_end(struct srv_req *r, uint64_t rev)
 struct sse_page {
     struct srv_req *r;
     uint64_t open; /* the revision of the block not yet ended */
+    size_t open_n; /* events of it in the buffer */
     size_t n;
+    size_t skipped; /* of r->sent_rev's events, sent before */
+    uint64_t cut;   /* the revision of the event the fill stopped at */
     int failed;
 };
 
@@ -1112,12 +1119,21 @@ static int sse_add(void *ctx, const etagkv_event *ev)
 {
     struct sse_page *p = ctx;
 
+    if (ev->revision == p->r->sent_rev && p->skipped < p->r->sent_n) {
+        p->skipped++; /* out in an earlier part */
+        return 0;
+    }
+    if (p->n > 0 && p->r->slen >= SSE_FILL_BYTES) {
+        p->cut = ev->revision; /* not added: the next fill starts here */
+        return 1;
+    }
     if ((p->n > 0 &&
          sse_end(p->r, ev->revision != p->open ? p->open : 0) != 0) ||
         sse_lines(p->r, ev) != 0) {
         p->failed = 1;
         return 1;
     }
+    p->open_n = ev->revision == p->open ? p->open_n + 1 : 1;
     p->open = ev->revision;
     p->n++;
     return 0;
@@ -1131,15 +1147,15 @@ static int sse_add(void *ctx, const etagkv_event *ev)
 static etagkv_status sse_fill(struct srv *s, struct srv_req *r)
 {
     etagkv_changes_page page;
-    struct sse_page p = {r, 0, 0, 0};
+    struct sse_page p = {r, 0, 0, 0, 0, 0, 0};
     etagkv_status st;
-    size_t n;
+    int split;
 
     /* While the stream was held, the watcher found nothing for it up to
      * watch_scanned: read on from there.  Not from r->after, which on a
      * quiet prefix falls behind the log, and the trim of other keys'
      * events would end the stream as compacted though it missed nothing. */
-    if (r->watch_scanned > r->after)
+    if (r->sent_rev == 0 && r->watch_scanned > r->after)
         r->after = r->watch_scanned;
     do { /* past a scan bound with nothing found, on from where it got */
         st = etagkv_changes(s->store, r->key, r->key_len, r->changes_flags,
@@ -1147,15 +1163,34 @@ static etagkv_status sse_fill(struct srv *s, struct srv_req *r)
         if (st == ETAGKV_OK && p.n == 0 && page.more)
             r->after = page.next;
     } while (st == ETAGKV_OK && !p.failed && p.n == 0 && page.more);
-    if (st == ETAGKV_OK && (p.failed || (p.n > 0 && sse_end(r, p.open) != 0)))
+    /* Stopped inside a transaction: its last block so far has no id, and
+     * the next fill reads it again (page.next is its revision - 1),
+     * passing over what went out. */
+    split = p.cut != 0 && p.cut == p.open;
+    if (st == ETAGKV_OK &&
+        (p.failed || (p.n > 0 && sse_end(r, split ? 0 : p.open) != 0)))
         st = ETAGKV_NO_MEMORY;
-    n = p.n;
     if (st == ETAGKV_OK) {
+        r->sent_n =
+            split ? (p.open == r->sent_rev ? r->sent_n : 0) + p.open_n : 0;
+        r->sent_rev = split ? p.open : 0;
         r->after = page.next;
         r->caught_up = !page.more;
-        atomic_fetch_add(&s->watch->events_sent, n);
+        atomic_fetch_add(&s->watch->events_sent, p.n);
     }
     return st;
+}
+
+/* The buffer is all sent: empty it, and free it if a large transaction
+ * grew it. */
+static void sbuf_sent(struct srv_req *r)
+{
+    r->spos = r->slen = 0;
+    if (r->scap > SSE_KEEP_BYTES) {
+        free(r->sbuf);
+        r->sbuf = NULL;
+        r->scap = 0;
+    }
 }
 
 /* libmicrohttpd's content reader of a stream: the buffer, then the next
@@ -1179,12 +1214,12 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_OF_STREAM;
     if (r->spos == r->slen && r->caught_up && r->slen > 0 &&
         !atomic_load(&s->draining)) {
-        r->spos = r->slen = 0;
+        sbuf_sent(r);
         r->caught_up = 0;
         return park(s, r->conn, r) == 0 ? 0 : MHD_CONTENT_READER_END_OF_STREAM;
     }
     if (r->spos == r->slen) {
-        r->spos = r->slen = 0;
+        sbuf_sent(r);
         if (atomic_load(&s->draining) || sse_fill(s, r) != ETAGKV_OK)
             return MHD_CONTENT_READER_END_OF_STREAM;
         if (r->slen == 0 && r->watch_timed_out &&

@@ -1189,6 +1189,34 @@ END_TEST
 
 /* '+' in prefix and after is a plus sign, as in a key: libmicrohttpd's own
  * query parsing reads it as a space. */
+/* A listing, /changes and /metrics have no validators: a precondition
+ * header there is 400, never silently true (it was ignored: a listing
+ * with If-Match: "x" answered 200, found by review).  /healthz answers
+ * balancers whatever they send. */
+START_TEST(conditions_where_nothing_has_a_validator_are_400)
+{
+    static const char *const conds[] = {
+        "If-Match: \"x\"", "If-None-Match: *",
+        "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT",
+        "If-Unmodified-Since: Sat, 01 Jan 2000 00:00:00 GMT",
+        "ETagKV-If-Revision: 1"};
+    static const char *const paths[] = {"/kv/?prefix=k", "/changes",
+                                        "/metrics"};
+
+    for (size_t i = 0; i < sizeof conds / sizeof *conds; i++) {
+        const char *const h[] = {conds[i], NULL};
+
+        for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+            ck_assert_int_eq(status_of("GET", paths[p], h), 400);
+            ck_assert_int_eq(status_of("HEAD", paths[p], h), 400);
+        }
+        ck_assert_int_eq(status_of("GET", "/healthz", h), 200);
+    }
+    ck_assert_int_eq(status_of("GET", "/kv/?prefix=k", NULL), 200);
+    ck_assert_int_eq(status_of("GET", "/changes", NULL), 200);
+}
+END_TEST
+
 START_TEST(listing_reads_a_plus_in_the_query_as_a_plus)
 {
     json_t *pg;
@@ -2134,6 +2162,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc,
                    listing_rejects_a_bad_limit_or_encoding_and_caps_the_limit);
     tcase_add_test(tc, listing_reads_a_plus_in_the_query_as_a_plus);
+    tcase_add_test(tc, conditions_where_nothing_has_a_validator_are_400);
     tcase_add_test(tc, listing_refuses_unknown_and_repeated_parameters);
     tcase_add_test(tc, location_and_key_pct_encode_dot_segments);
     tcase_add_test(tc, a_304_carries_the_current_content_type);

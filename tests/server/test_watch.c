@@ -572,7 +572,7 @@ END_TEST
 /* ---- Server-Sent Events ------------------------------------------------- */
 
 struct sse {
-    char buf[65536];
+    char buf[262144];
     size_t len;
     int ids_wanted; /* stop after this many "id:" lines */
     int ids_only;   /* ... without waiting for a heartbeat */
@@ -857,6 +857,57 @@ START_TEST(a_transaction_is_one_block_of_events_with_one_id_in_every_stream)
     ck_assert_ptr_null(strstr(b[0].e.buf, "\"key\":\"x\""));
     ck_assert_int_eq((int)(strstr(second, "}\nid: 2\n\n") - b[0].e.buf) + 9,
                      (int)b[0].e.len);
+}
+END_TEST
+
+/* A transaction larger than a stream's buffer (64 KiB of events) goes out
+ * in parts: every event once, in order, and its one id after the last
+ * (found by review: a stream buffered a whole transaction, 16 MB for a
+ * lease of 5,000 long keys, and kept it while idle). */
+START_TEST(a_transaction_larger_than_a_stream_buffer_comes_whole_with_one_id)
+{
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    static struct sse_bg b;
+    enum { OPS = 128, PAD = 470 };
+    size_t cap = OPS * (PAD + 64) + 64, at = 0;
+    char *body = malloc(cap), pad[PAD + 1], key[PAD + 16];
+    const char *from, *id;
+    struct hu_resp r;
+
+    ck_assert_ptr_nonnull(body);
+    memset(pad, 'k', PAD);
+    pad[PAD] = '\0';
+    at += (size_t)snprintf(body + at, cap - at, "{\"ops\":[");
+    for (int i = 0; i < OPS; i++)
+        at += (size_t)snprintf(body + at, cap - at,
+                               "%s{\"op\":\"put\",\"key\":\"big/%03d%s\","
+                               "\"value\":\"v\"}",
+                               i ? "," : "", i, pad);
+    snprintf(body + at, cap - at, "]}");
+    memset(&b, 0, sizeof b);
+    b.path = "/changes?prefix=big/";
+    b.e.ids_wanted = 1;
+    b.e.ids_only = 1;
+    ck_assert_int_eq(pthread_create(&b.t, NULL, sse_main, &b), 0);
+    until_held(1);
+    http(&r, "POST", "/txn", ct, body);
+    ck_assert_int_eq(r.code, 200);
+    hu_resp_free(&r);
+    free(body);
+    ck_assert_int_eq(pthread_join(b.t, NULL), 0);
+    ck_assert_int_eq(b.err, CURLE_WRITE_ERROR);
+    ck_assert_uint_gt(b.e.len, 64 * 1024); /* more than one buffer */
+    from = b.e.buf;
+    for (int i = 0; i < OPS; i++) {
+        snprintf(key, sizeof key, "\"key\":\"big/%03d%s\"", i, pad);
+        from = strstr(from, key);
+        ck_assert_msg(from != NULL, "event %d missing or out of order", i);
+        ck_assert_ptr_null(strstr(from + 1, key)); /* once */
+    }
+    id = strstr(b.e.buf, "\nid: ");
+    ck_assert_msg(id != NULL && id > from, "an id inside the transaction");
+    ck_assert_ptr_null(strstr(id + 1, "\nid: "));
+    ck_assert_int_eq(strncmp(b.e.buf + b.e.len - 2, "\n\n", 2), 0);
 }
 END_TEST
 
@@ -1398,6 +1449,8 @@ int main(void)
         tc, a_stream_whose_client_half_closes_ends_without_a_heartbeat_storm);
     tcase_add_test(
         tc, a_transaction_is_one_block_of_events_with_one_id_in_every_stream);
+    tcase_add_test(
+        tc, a_transaction_larger_than_a_stream_buffer_comes_whole_with_one_id);
     tcase_add_test(tc, sigterm_answers_held_requests_at_once);
     suite_add_tcase(s, tc);
     return tu_run(s);
