@@ -423,15 +423,21 @@ static etagkv_status point_item(const struct ekv_etcd_item *items, size_t n,
                     n == 1 ? ", not the one asked for" : "");
 }
 
-/* The keys etcd answered to a range of [key, end), items[0..n), lie in
- * it, in ascending order.  Anything else answers another question (a
- * gateway or proxy gone wrong): a key outside the range would be filed
- * under the wrong table, or cut to a length below its table's prefix. */
-static etagkv_status range_items_ok(const struct ekv_etcd_item *items, size_t n,
-                                    const char *key, size_t key_len,
-                                    const char *end, size_t end_len)
+/* A page etcd answered to a range of [key, end) (end NULL: a point read,
+ * checked by point_item()): its keys, items[0..n), lie in the range, in
+ * ascending order, and a page that says there is more holds something.
+ * Anything else answers another question (a gateway or proxy gone wrong):
+ * a key outside the range would be filed under the wrong table, or cut to
+ * a length below its table's prefix, and a cursor would ask again forever
+ * for an empty page with more. */
+static etagkv_status page_ok(const struct ekv_etcd_item *items, size_t n,
+                             int more, const char *key, size_t key_len,
+                             const char *end, size_t end_len)
 {
-    for (size_t i = 0; i < n; i++) {
+    if (more && n == 0)
+        return ekv_fail(ETAGKV_IO_ERROR,
+                        "etcd answered an empty page of a range with more");
+    for (size_t i = 0; end != NULL && i < n; i++) {
         const struct ekv_etcd_item *it = &items[i];
 
         if (key_cmp(it->key, it->key_len, key, key_len) < 0 ||
@@ -452,26 +458,20 @@ static etagkv_status keep_hint(ekv_txn *txn, struct ekv_etcd_hint *h,
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
     struct ekv_etcd_item it = {.key = h->key, .key_len = h->key_len};
     etagkv_status st;
-    size_t end_len;
-    char *end;
+    size_t end_len = 0;
+    char *end = NULL;
 
     if (!json_is_object(r))
         return ekv_fail(ETAGKV_IO_ERROR, "etcd: a Txn without a range");
     st = decode_kvs(t, r, &h->page, &h->n);
+    if (st == ETAGKV_OK && h->limit > 0 &&
+        (end = hint_end(txn, h, &end_len)) == NULL)
+        st = ETAGKV_NO_MEMORY;
+    h->more = json_is_true(json_object_get(r, "more"));
+    if (st == ETAGKV_OK)
+        st = page_ok(h->page, h->n, h->more, h->key, h->key_len, end, end_len);
     if (st != ETAGKV_OK)
         return st;
-    if (h->limit > 0) {
-        end = hint_end(txn, h, &end_len);
-        st = end != NULL ? range_items_ok(h->page, h->n, h->key, h->key_len,
-                                          end, end_len)
-                         : ETAGKV_NO_MEMORY;
-        if (st != ETAGKV_OK)
-            return st;
-    }
-    h->more = json_is_true(json_object_get(r, "more"));
-    if (h->more && h->n == 0)
-        return ekv_fail(ETAGKV_IO_ERROR,
-                        "etcd answered an empty page of a range with more");
     h->fetched = h->limit > 0;
     if (h->limit > 0)
         return ETAGKV_OK;
@@ -684,12 +684,9 @@ etagkv_status ekv_etcd_range(ekv_txn *txn, const char *key, size_t key_len,
     *count = ekv_etcd_int(json_object_get(reply, "count"));
     st = decode_kvs(t, reply, items, n);
     json_decref(reply);
-    if (st == ETAGKV_OK && end != NULL)
-        st = range_items_ok(*items, *n, key, key_len, end, end_len);
-    /* "More" with an empty page would have a cursor ask again forever. */
-    if (st == ETAGKV_OK && *more && *n == 0 && !count_only)
-        st = ekv_fail(ETAGKV_IO_ERROR,
-                      "etcd answered an empty page of a range with more");
+    if (st == ETAGKV_OK)
+        st = page_ok(*items, *n, *more && !count_only, key, key_len, end,
+                     end_len);
     return st;
 }
 

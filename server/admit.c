@@ -1037,6 +1037,19 @@ static int is_json(struct MHD_Connection *c)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t');
 }
 
+/* Precondition headers where they do not apply (every route but
+ * /kv/{key}): refused with detail, never silently true (DESIGN §2; RFC
+ * 9110 §13.1.1 asks an origin server to evaluate If-Match).  0, or -1
+ * when refused. */
+static int refuse_conditions(struct MHD_Connection *c, struct srv_req *r,
+                             const char *detail)
+{
+    if (!has_condition_header(c))
+        return 0;
+    srv_refuse_status(r, ETAGKV_INVALID_HEADER, detail);
+    return -1;
+}
+
 /* The checks of a POST /txn (DESIGN §7), in the order their statuses
  * win.  Conditions live in the body, so request header conditions are a
  * client error rather than silently ignored. */
@@ -1049,14 +1062,12 @@ static void admit_txn(const struct srv *s, struct MHD_Connection *c,
     }
     if (no_query_on_write(r) != 0)
         return;
-    if (has_condition_header(c)) {
-        srv_refuse_status(r, ETAGKV_INVALID_HEADER,
+    if (refuse_conditions(c, r,
                           "request header conditions do not apply to /txn: "
                           "give each operation its if_match, if_none_match, "
                           "if_modified_since, if_unmodified_since or "
-                          "if_revision");
+                          "if_revision") != 0)
         return;
-    }
     if (collect_idempotency_key(c, r) != 0 || scope_idempotency_key(r) != 0)
         return;
     if (!is_json(c)) {
@@ -1066,20 +1077,6 @@ static void admit_txn(const struct srv *s, struct MHD_Connection *c,
         return;
     }
     check_length(s, c, r);
-}
-
-/* Precondition headers on a route with no validators to compare them with
- * (a listing, /changes, /metrics): refused, never silently true (DESIGN
- * §2; RFC 9110 §13.1.1 asks an origin server to evaluate If-Match).  0,
- * or -1 when refused. */
-static int refuse_conditions(struct MHD_Connection *c, struct srv_req *r)
-{
-    if (!has_condition_header(c))
-        return 0;
-    srv_refuse_status(r, ETAGKV_INVALID_HEADER,
-                      "precondition headers apply to /kv/{key} only: a "
-                      "listing, /changes and /metrics have no validators");
-    return -1;
 }
 
 /* The checks of /leases and /leases/{id}[/keepalive] (DESIGN §9).  An id
@@ -1094,12 +1091,10 @@ static void admit_lease(const struct srv *s, struct MHD_Connection *c,
     /* Neither applies to a lease: refused, never ignored (a grant retried
      * with a key would be a second lease; a revoke "if" would delete the
      * keys whatever the condition said). */
-    if (has_condition_header(c)) {
-        srv_refuse_status(r, ETAGKV_INVALID_HEADER,
+    if (refuse_conditions(c, r,
                           "request header conditions do not apply to "
-                          "/leases");
+                          "/leases") != 0)
         return;
-    }
     if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key") !=
         NULL) {
         srv_refuse_status(r, ETAGKV_INVALID_HEADER,
@@ -1140,6 +1135,9 @@ static void admit_lease(const struct srv *s, struct MHD_Connection *c,
 void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
                const char *url, const char *method, const char *version)
 {
+    static const char no_validators[] =
+        "precondition headers apply to /kv/{key} only: a listing, /changes "
+        "and /metrics have no validators";
     const char *key_enc = NULL, *host = NULL;
     size_t host_len = 0;
     int presented;
@@ -1186,14 +1184,14 @@ void srv_admit(const struct srv *s, struct MHD_Connection *c, struct srv_req *r,
         else if (!is_read(r->method))
             srv_refuse_method(r, allow_read);
         else
-            (void)refuse_conditions(c, r);
+            (void)refuse_conditions(c, r, no_validators);
         return;
     case SRV_ROUTE_METRICS:
     case SRV_ROUTE_CHANGES:
         if (!is_read(r->method))
             srv_refuse_method(r, allow_read);
         else
-            (void)refuse_conditions(c, r);
+            (void)refuse_conditions(c, r, no_validators);
         return;
     case SRV_ROUTE_HEALTHZ:
     case SRV_ROUTE_NONE:

@@ -493,8 +493,6 @@ static enum MHD_Result kv_delete(struct srv *s, struct MHD_Connection *c,
                                  struct srv_req *r)
 {
     etagkv_meta m;
-    struct MHD_Response *resp;
-    char rev[24];
     etagkv_status st;
     enum MHD_Result ret;
 
@@ -506,13 +504,8 @@ static enum MHD_Result kv_delete(struct srv *s, struct MHD_Connection *c,
     st = write_outcome(r, &m);
     if (st != ETAGKV_OK)
         return answer_outcome(s, c, r, st, &m);
-    snprintf(rev, sizeof rev, "%llu", (unsigned long long)m.mod_revision);
-    resp = srv_empty_response();
-    if (resp != NULL && srv_add_header(resp, "ETagKV-Revision", rev) != 0) {
-        MHD_destroy_response(resp);
-        resp = NULL;
-    }
-    return srv_queue(s, c, r, MHD_HTTP_NO_CONTENT, resp);
+    return srv_queue(s, c, r, MHD_HTTP_NO_CONTENT,
+                     srv_with_revision(srv_empty_response(), m.mod_revision));
 }
 
 enum MHD_Result srv_kv(struct srv *s, struct MHD_Connection *c,

@@ -23,22 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* resp with ETagKV-Revision: rev when rev > 0; NULL (resp destroyed) when
- * the header cannot be added. */
-static struct MHD_Response *with_revision(struct MHD_Response *resp,
-                                          uint64_t rev)
-{
-    char v[24];
-
-    snprintf(v, sizeof v, "%" PRIu64, rev);
-    if (resp != NULL && rev > 0 &&
-        srv_add_header(resp, "ETagKV-Revision", v) != 0) {
-        MHD_destroy_response(resp);
-        resp = NULL;
-    }
-    return resp;
-}
-
 /* A problem for a failed lease call: its detail is the library's (lib).
  * rev: the revision of the deletes it made all the same (a revoke or
  * keepalive that found its lease dead deletes its keys), or 0. */
@@ -50,7 +34,7 @@ static enum MHD_Result failed(struct srv *s, struct MHD_Connection *c,
                              ? "no live lease with this id (unknown, revoked "
                                "or past its deadline)"
                              : lib;
-    struct MHD_Response *resp = with_revision(
+    struct MHD_Response *resp = srv_with_revision(
         srv_status_problem(st, detail[0] != '\0' ? detail : NULL), rev);
 
     /* --max-leases reached (503) carries Retry-After: leases are freed as
@@ -169,7 +153,7 @@ static enum MHD_Result revoked(struct srv *s, struct MHD_Connection *c,
                                struct srv_req *r, uint64_t rev)
 {
     return srv_queue(s, c, r, MHD_HTTP_NO_CONTENT,
-                     with_revision(srv_empty_response(), rev));
+                     srv_with_revision(srv_empty_response(), rev));
 }
 
 /* POST /leases, POST /leases/{id}/keepalive, DELETE /leases/{id}: submit

@@ -32,6 +32,16 @@ static int add_u64_header(struct MHD_Response *resp, const char *name,
     return srv_add_header(resp, name, buf);
 }
 
+struct MHD_Response *srv_with_revision(struct MHD_Response *resp, uint64_t rev)
+{
+    if (resp != NULL && rev > 0 &&
+        add_u64_header(resp, "ETagKV-Revision", rev) != 0) {
+        MHD_destroy_response(resp);
+        resp = NULL;
+    }
+    return resp;
+}
+
 int srv_add_validators(struct MHD_Response *resp, const etagkv_meta *m)
 {
     char date[ETAGKV_HTTPDATE_SIZE];

@@ -815,4 +815,9 @@ int srv_add_meta_headers(struct MHD_Response *resp, const etagkv_meta *m);
 int srv_add_header(struct MHD_Response *resp, const char *name,
                    const char *value);
 
+/* resp with ETagKV-Revision: rev when rev > 0 (the revision of a commit,
+ * as a DELETE's or a lease revoke's answer carries it); NULL, resp
+ * destroyed, when the header cannot be added; NULL stays NULL. */
+struct MHD_Response *srv_with_revision(struct MHD_Response *resp, uint64_t rev);
+
 #endif
