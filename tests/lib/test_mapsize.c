@@ -274,11 +274,16 @@ static int fill_under_rlimit_as(void)
     if (etagkv_store_open(dir, &o, &s) != ETAGKV_OK ||
         etagkv_put(s, "warm", 4, "v", 1, NULL, NULL, NULL) != ETAGKV_CREATED)
         return 10;
-    rl.rlim_cur = rl.rlim_max = (rlim_t)vm_size() + (2 << 20);
-    if (setrlimit(RLIMIT_AS, &rl) != 0)
+    if (getrlimit(RLIMIT_AS, &rl) != 0)
         return 11;
     memset(value, 'a', sizeof value);
     for (int i = 0; i < 200; i++) {
+        /* The limit is set again before every put: address space freed
+         * since (a thread's stack, a malloc heap) must not leave the map
+         * room to grow (it did once in CI: exit 14). */
+        rl.rlim_cur = (rlim_t)vm_size() + (2 << 20);
+        if (rl.rlim_cur > rl.rlim_max || setrlimit(RLIMIT_AS, &rl) != 0)
+            return 11;
         snprintf(key, sizeof key, "k%03d", i);
         st = etagkv_put(s, key, strlen(key), value, sizeof value, NULL, NULL,
                         NULL);
