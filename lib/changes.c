@@ -39,6 +39,13 @@
 /* Events a transaction may trim beyond those it appended, so that a log
  * over its bounds (after the options were lowered) shrinks steadily. */
 #define TRIM_EXTRA 16
+/* ... on an engine whose every read is a round trip (etcd), where a
+ * transaction that trims cannot commit without its read (the page of the
+ * log it deletes): the slack goes in a few commits of many events rather
+ * than many of a few.  Each event trimmed is one delete in etcd's Txn
+ * (its key is not compared: etcd_txn.c), so a write and 64 such deletes
+ * stay within etcd's default --max-txn-ops (128). */
+#define TRIM_EXTRA_REMOTE 64
 /* The trim does not run on every commit: deleting the log's oldest event
  * copies the pages on the path to it, a second path through the log
  * besides the append's, in every transaction (3,000 of a nosync put's
@@ -55,6 +62,12 @@ static uint64_t changes_slack(uint64_t max_events)
     uint64_t slack = max_events / 64;
 
     return slack < TRIM_SLACK_MAX ? slack : TRIM_SLACK_MAX;
+}
+
+/* Events a trim may delete beyond those appended (TRIM_EXTRA_REMOTE). */
+static size_t trim_extra(const etagkv_store *s)
+{
+    return ekv_env_remote(s->env) ? TRIM_EXTRA_REMOTE : TRIM_EXTRA;
 }
 
 static void change_key(uint8_t out[CHANGE_KEY_BYTES], uint64_t rev,
@@ -204,9 +217,10 @@ static etagkv_status trim_page(etagkv_store *s, ekv_txn *txn, uint64_t floor,
                                size_t appended, int by_count)
 {
     uint8_t from[CHANGE_KEY_BYTES], to[CHANGE_KEY_BYTES];
-    size_t look =
-        appended + TRIM_EXTRA + 1 +
-        (by_count ? (size_t)changes_slack(s->opts.changes_max_events) : 0);
+    size_t look = appended + trim_extra(s) + 1 +
+                  (by_count && !ekv_env_remote(s->env)
+                       ? (size_t)changes_slack(s->opts.changes_max_events)
+                       : 0);
 
     change_key(from, floor, 0);
     change_key(to, floor + look + 1, 0);
@@ -251,7 +265,7 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
      * commits that follow trim it a few each: a loop that ends on its
      * budget leaves aging_ns 0, so the next commit trims on. */
     size_t budget =
-        appended + TRIM_EXTRA + (ekv_env_remote(s->env) ? 0 : (size_t)slack);
+        appended + trim_extra(s) + (ekv_env_remote(s->env) ? 0 : (size_t)slack);
     int due = 1;
     etagkv_status st = ekv_change_count(txn, &count);
 
