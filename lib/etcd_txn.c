@@ -1048,8 +1048,8 @@ static json_t *request_of(const struct ekv_etcd_item *it)
 }
 
 /* Is k under the prefix's table `letter` (P/<letter>/...)? */
-static int in_table(const struct ekv_etcd_env *env, const char *k,
-                    size_t k_len, char letter)
+static int in_table(const struct ekv_etcd_env *env, const char *k, size_t k_len,
+                    char letter)
 {
     return k_len >= env->prefix_len + 3 && k[env->prefix_len + 1] == letter &&
            k[env->prefix_len + 2] == '/';
