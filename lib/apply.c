@@ -615,12 +615,13 @@ static etagkv_status run_batch(etagkv_store *s, ekv_txn *txn,
     }
     if (st == ETAGKV_OK && changed > 0)
         st = ekv_revision_put(txn, rev);
-    /* Trim a little: as many events as were appended (a transaction or a
-     * revoked lease appends one per key), and a few more. */
-    if (st == ETAGKV_OK && changed > 0)
-        st = ekv_changes_trim(s, txn, s->changes.appended);
     if (st == ETAGKV_OK)
         st = ekv_idem_maintain(s, txn, recorded); /* purge a little */
+    /* Trim a little: as many events as were appended (a transaction or a
+     * revoked lease appends one per key), and a few more.  Last: on etcd
+     * it takes what room the commit has left (changes.c). */
+    if (st == ETAGKV_OK && changed > 0)
+        st = ekv_changes_trim(s, txn, s->changes.appended);
     if (st != ETAGKV_OK) {
         ekv_write_abort(txn);
         return st;

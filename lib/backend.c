@@ -51,6 +51,13 @@ etagkv_status ekv_prefetch(ekv_txn *txn, enum ekv_table table, const void *key,
                : ETAGKV_OK;
 }
 
+size_t ekv_write_room(ekv_txn *txn)
+{
+    const struct ekv_backend_ops *ops = txn->env->ops;
+
+    return ops->write_room != NULL ? ops->write_room(txn) : SIZE_MAX;
+}
+
 int ekv_env_remote(const struct ekv_env *env)
 {
     return env->ops->remote;

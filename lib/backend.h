@@ -147,6 +147,12 @@ etagkv_status ekv_prefetch(ekv_txn *txn, enum ekv_table table, const void *key,
                            size_t key_len, const void *end, size_t end_len,
                            size_t limit);
 
+/* Operations a write transaction may still buffer before its commit is
+ * more than the engine takes in one (etcd: --max-txn-ops at its default,
+ * less what is buffered and the few writes the commit adds itself);
+ * SIZE_MAX when the engine has no such bound (LMDB). */
+size_t ekv_write_room(ekv_txn *txn);
+
 /* 1 when every read of env is a round trip to another process (etcd), so
  * that a read made only to spare local work (ekv_op_refuse_early()) costs
  * more than it saves; 0 for LMDB. */
@@ -301,6 +307,8 @@ struct ekv_backend_ops {
     /* NULL: write_abort, every read being of the transaction's own
      * snapshot (LMDB). */
     etagkv_status (*write_settle)(ekv_txn *txn);
+    /* NULL when a commit takes any number of writes (LMDB). */
+    size_t (*write_room)(ekv_txn *txn);
     /* NULL when the engine takes no hints (LMDB). */
     etagkv_status (*prefetch)(ekv_txn *txn, enum ekv_table table,
                               const void *key, size_t key_len, const void *end,

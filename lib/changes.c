@@ -39,12 +39,13 @@
 /* Events a transaction may trim beyond those it appended, so that a log
  * over its bounds (after the options were lowered) shrinks steadily. */
 #define TRIM_EXTRA 16
-/* ... on an engine whose every read is a round trip (etcd), where a
- * transaction that trims cannot commit without its read (the page of the
- * log it deletes): the slack goes in a few commits of many events rather
- * than many of a few.  Each event trimmed is one delete in etcd's Txn
- * (its key is not compared: etcd_txn.c), so a write and 64 such deletes
- * stay within etcd's default --max-txn-ops (128). */
+/* ... at most, on an engine whose every read is a round trip (etcd),
+ * where a transaction that trims cannot commit without its read (the
+ * page of the log it deletes): the slack goes in a few commits of many
+ * events rather than many of a few.  As many as the commit has room for
+ * (ekv_write_room(): etcd refuses a Txn of more operations than its
+ * --max-txn-ops), and never fewer than TRIM_EXTRA, as before the room
+ * was looked at. */
 #define TRIM_EXTRA_REMOTE 64
 /* The trim does not run on every commit: deleting the log's oldest event
  * copies the pages on the path to it, a second path through the log
@@ -64,10 +65,22 @@ static uint64_t changes_slack(uint64_t max_events)
     return slack < TRIM_SLACK_MAX ? slack : TRIM_SLACK_MAX;
 }
 
-/* Events a trim may delete beyond those appended (TRIM_EXTRA_REMOTE). */
-static size_t trim_extra(const etagkv_store *s)
+/* Events a trim may delete beyond the `appended` of txn, whose other
+ * writes are buffered (TRIM_EXTRA_REMOTE); txn NULL: the most it may. */
+static size_t trim_extra(const etagkv_store *s, ekv_txn *txn, size_t appended)
 {
-    return ekv_env_remote(s->env) ? TRIM_EXTRA_REMOTE : TRIM_EXTRA;
+    size_t room;
+
+    if (!ekv_env_remote(s->env))
+        return TRIM_EXTRA;
+    if (txn == NULL)
+        return TRIM_EXTRA_REMOTE;
+    /* The deletes, and the floor's put. */
+    room = ekv_write_room(txn);
+    if (room < appended + 1 + TRIM_EXTRA)
+        return TRIM_EXTRA;
+    room -= appended + 1;
+    return room < TRIM_EXTRA_REMOTE ? room : TRIM_EXTRA_REMOTE;
 }
 
 static void change_key(uint8_t out[CHANGE_KEY_BYTES], uint64_t rev,
@@ -217,7 +230,7 @@ static etagkv_status trim_page(etagkv_store *s, ekv_txn *txn, uint64_t floor,
                                size_t appended, int by_count)
 {
     uint8_t from[CHANGE_KEY_BYTES], to[CHANGE_KEY_BYTES];
-    size_t look = appended + trim_extra(s) + 1 +
+    size_t look = appended + trim_extra(s, NULL, appended) + 1 +
                   (by_count && !ekv_env_remote(s->env)
                        ? (size_t)changes_slack(s->opts.changes_max_events)
                        : 0);
@@ -264,8 +277,8 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
      * default --max-txn-ops (128) and be refused on every try.  There the
      * commits that follow trim it a few each: a loop that ends on its
      * budget leaves aging_ns 0, so the next commit trims on. */
-    size_t budget =
-        appended + trim_extra(s) + (ekv_env_remote(s->env) ? 0 : (size_t)slack);
+    size_t budget = appended + trim_extra(s, txn, appended) +
+                    (ekv_env_remote(s->env) ? 0 : (size_t)slack);
     int due = 1;
     etagkv_status st = ekv_change_count(txn, &count);
 

@@ -276,6 +276,7 @@ const struct ekv_backend_ops ekv_etcd_ops = {
     .write_abort = ekv_etcd_write_abort,
     .write_commit = ekv_etcd_write_commit,
     .write_settle = ekv_etcd_write_settle,
+    .write_room = ekv_etcd_write_room,
     .grow = etcd_grow,
     .flush = etcd_flush,
     .record_before = ekv_etcd_record_before,

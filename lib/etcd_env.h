@@ -344,6 +344,14 @@ etagkv_status ekv_etcd_write_commit(ekv_txn *txn);
  * read-only Txn compares its whole read set first. */
 etagkv_status ekv_etcd_write_settle(ekv_txn *txn);
 
+/* etcd's default --max-txn-ops.  etcd refuses a Txn whose compares, or
+ * whose operations, are more than it (each list on its own). */
+#define EKV_ETCD_TXN_OPS 128
+
+/* Operations the write transaction may still buffer within
+ * EKV_ETCD_TXN_OPS (backend.h, ekv_write_room()). */
+size_t ekv_etcd_write_room(ekv_txn *txn);
+
 /* ---- tables and cursors (etcd_table.c) -------------------------------------
  */
 

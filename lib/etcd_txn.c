@@ -329,10 +329,10 @@ static etagkv_status decode_kvs(struct ekv_etcd_txn *t, const json_t *reply,
  * ------------------------------------
  */
 
-/* etcd's default --max-txn-ops: the first read holds at most this many
- * ranges, hints beyond them are dropped (a cluster run with a lower limit
- * answers TXN_TOO_LARGE, and the batch is split). */
-#define FIRST_READ_OPS 128
+/* The first read holds at most etcd's default --max-txn-ops ranges,
+ * hints beyond them are dropped (a cluster run with a lower limit answers
+ * TXN_TOO_LARGE, and the batch is split). */
+#define FIRST_READ_OPS EKV_ETCD_TXN_OPS
 
 etagkv_status ekv_etcd_table_bounds(ekv_txn *txn, enum ekv_table table,
                                     char **start, char **end, size_t *len)
@@ -1161,6 +1161,17 @@ static etagkv_status send_commit(ekv_txn *txn, int writes)
     json_decref(reply);
     ekv_etcd_write_abort(txn);
     return st;
+}
+
+/* Writes a commit adds to what was buffered: the counters of the
+ * counted tables (ekv_etcd_counters_update()). */
+#define COMMIT_OWN_WRITES 3
+
+size_t ekv_etcd_write_room(ekv_txn *txn)
+{
+    size_t used = ekv_etcd_txn_of(txn)->writes.n + COMMIT_OWN_WRITES;
+
+    return used < EKV_ETCD_TXN_OPS ? EKV_ETCD_TXN_OPS - used : 0;
 }
 
 etagkv_status ekv_etcd_write_settle(ekv_txn *txn)

@@ -629,10 +629,49 @@ static const struct {
     {"ETagKV-If-Revision", ETAGKV_IF_REVISION},
 };
 
+/* Every line of If-Match, or of If-None-Match, joined with commas into
+ * one field value before the library parses it: RFC 9110 §5.3 makes the
+ * lines of a list-based field one list, so a line with no element of its
+ * own ("If-Match: ,") beside one with tags is valid, while lines with no
+ * element between them are still no list, and "*" beside anything is
+ * still invalid.  The library checks one value at a time. */
+struct joined {
+    char *p;
+    size_t len, cap;
+    int seen;
+};
+
 struct collect {
     etagkv_cond *cond;
     etagkv_status st;
+    struct joined if_match, if_none_match;
 };
+
+/* Append value as one more line of j; -1 without memory. */
+static int join_line(struct joined *j, const char *value, size_t len)
+{
+    size_t need = j->len + (j->seen ? 2 : 0) + len + 1;
+
+    if (need > j->cap) {
+        size_t cap = need * 2;
+        char *p = realloc(j->p, cap);
+
+        if (p == NULL)
+            return -1;
+        j->p = p;
+        j->cap = cap;
+    }
+    if (j->seen) {
+        memcpy(j->p + j->len, ", ", 2);
+        j->len += 2;
+    }
+    if (len > 0)
+        memcpy(j->p + j->len, value, len);
+    j->len += len;
+    j->p[j->len] = '\0';
+    j->seen = 1;
+    return 0;
+}
 
 static enum MHD_Result collect_one(void *cls, enum MHD_ValueKind kind,
                                    const char *key, size_t key_size,
@@ -643,10 +682,23 @@ static enum MHD_Result collect_one(void *cls, enum MHD_ValueKind kind,
 
     (void)kind;
     for (i = 0; i < sizeof cond_headers / sizeof cond_headers[0]; i++) {
+        struct joined *j = NULL;
+
         if (strlen(cond_headers[i].name) != key_size ||
             strncasecmp(key, cond_headers[i].name, key_size) != 0)
             continue;
-        /* Each line extends the header's list (RFC 9110 §5.3). */
+        if (cond_headers[i].h == ETAGKV_IF_MATCH)
+            j = &col->if_match;
+        else if (cond_headers[i].h == ETAGKV_IF_NONE_MATCH)
+            j = &col->if_none_match;
+        if (j != NULL) {
+            col->st = join_line(j, value, value_size) == 0 ? ETAGKV_OK
+                                                           : ETAGKV_NO_MEMORY;
+            return col->st == ETAGKV_OK ? MHD_YES : MHD_NO;
+        }
+        /* The others: each line as the library defines it (a second date
+         * line makes the header invalid and ignored; revision lines must
+         * agree). */
         col->st =
             etagkv_cond_add(col->cond, cond_headers[i].h, value, value_size);
         return col->st == ETAGKV_OK ? MHD_YES : MHD_NO;
@@ -654,22 +706,35 @@ static enum MHD_Result collect_one(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
+/* Hand j, if the request had the header, to the library as header h. */
+static etagkv_status add_joined(etagkv_cond *cond, etagkv_header h,
+                                const struct joined *j)
+{
+    return j->seen ? etagkv_cond_add(cond, h, j->p, j->len) : ETAGKV_OK;
+}
+
 /* Build r->cond; returns 0, or -1 after deciding a refusal (400 for a
  * malformed entity-tag list, 500 when out of memory).  The values are
  * handed to the library raw: it parses them and decides 304 and 412. */
 static int collect_conditions(struct MHD_Connection *c, struct srv_req *r)
 {
-    struct collect col = {NULL, ETAGKV_OK};
+    struct collect col = {NULL, ETAGKV_OK, {NULL, 0, 0, 0}, {NULL, 0, 0, 0}};
     etagkv_status st = etagkv_cond_new(&col.cond);
+    int got;
 
     if (st != ETAGKV_OK) {
         srv_refuse_status(r, st, NULL);
         return -1;
     }
     r->cond = col.cond;
-    if (MHD_get_connection_values_n(c, MHD_HEADER_KIND, collect_one, &col) <
-            0 ||
-        col.st != ETAGKV_OK) {
+    got = MHD_get_connection_values_n(c, MHD_HEADER_KIND, collect_one, &col);
+    if (got >= 0 && col.st == ETAGKV_OK)
+        col.st = add_joined(col.cond, ETAGKV_IF_MATCH, &col.if_match);
+    if (got >= 0 && col.st == ETAGKV_OK)
+        col.st = add_joined(col.cond, ETAGKV_IF_NONE_MATCH, &col.if_none_match);
+    free(col.if_match.p);
+    free(col.if_none_match.p);
+    if (got < 0 || col.st != ETAGKV_OK) {
         srv_refuse_status(r, col.st != ETAGKV_OK ? col.st : ETAGKV_INTERNAL,
                           col.st == ETAGKV_INVALID_HEADER
                               ? "If-Match or If-None-Match is not a valid "

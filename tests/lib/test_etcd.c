@@ -1370,35 +1370,82 @@ START_TEST(a_refused_transaction_of_128_keys_is_a_conflict_within_the_limits)
 }
 END_TEST
 
-START_TEST(a_change_log_past_its_slack_is_trimmed_within_etcds_default_limits)
+/* A store whose change log keeps max events. */
+static etagkv_store *open_with_log_max(uint64_t max)
 {
-    enum { MAX = 6400, SLACK = MAX / 64, PUTS = 20 };
     etagkv_options o;
-    etagkv_store *s;
-    etagkv_stats stats;
-    char k[16];
 
     etagkv_options_init(&o);
-    o.changes_max_events = MAX;
-    s = tu_open(dir, &o);
-    for (int round = 0; round < (MAX + 2 * SLACK) / PUTS; round++) {
-        etagkv_txn *t = NULL;
-        etagkv_status st;
+    o.changes_max_events = max;
+    return tu_open(dir, &o);
+}
 
-        ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
-        for (int i = 0; i < PUTS; i++) {
-            snprintf(k, sizeof k, "t%d", i);
-            ck_assert_int_eq(
-                etagkv_txn_put(t, k, strlen(k), "v", 1, NULL, NULL), ETAGKV_OK);
-        }
-        st = etagkv_txn_commit(s, t);
-        ck_assert_msg(st == ETAGKV_OK, "round %d: %s (%s)", round,
-                      etagkv_strerror(st), etagkv_last_error_detail());
-        etagkv_txn_free(t);
+/* Commit one transaction of n puts of "<prefix><i>" (attached to lease,
+ * unless 0); it must succeed (round: for the message). */
+static void put_in_one_txn(etagkv_store *s, const char *prefix, int n,
+                           uint64_t lease, int round)
+{
+    etagkv_txn *t = NULL;
+    etagkv_status st;
+    char k[16];
+
+    ck_assert_int_eq(etagkv_txn_new(&t), ETAGKV_OK);
+    for (int i = 0; i < n; i++) {
+        snprintf(k, sizeof k, "%s%d", prefix, i);
+        ck_assert_int_eq(
+            etagkv_txn_put_lease(t, k, strlen(k), "v", 1, NULL, NULL, lease),
+            ETAGKV_OK);
     }
+    st = etagkv_txn_commit(s, t);
+    ck_assert_msg(st == ETAGKV_OK, "round %d, %d puts: %s (%s)", round, n,
+                  etagkv_strerror(st), etagkv_last_error_detail());
+    etagkv_txn_free(t);
+}
+
+/* PUTS: the largest transaction of plain puts whose commit, trimming,
+ * fit in 128 operations before the trim took the room it finds (stop
+ * 41): that room must never be less than before. */
+START_TEST(a_change_log_past_its_slack_is_trimmed_within_etcds_default_limits)
+{
+    enum { MAX = 6400, SLACK = MAX / 64, PUTS = 35 };
+    etagkv_store *s = open_with_log_max(MAX);
+    etagkv_stats stats;
+
+    for (int round = 0; round < (MAX + 2 * SLACK) / PUTS; round++)
+        put_in_one_txn(s, "t", PUTS, 0, round);
     ck_assert_int_eq(etagkv_store_stats(s, &stats), ETAGKV_OK);
     ck_assert_uint_le(stats.change_events, MAX + SLACK);
     ck_assert_uint_gt(stats.changes_min_after, 0);
+    etagkv_store_close(s);
+}
+END_TEST
+
+/* A lease's keys are attached, then revoked, with the log at the end of
+ * its slack: each of those commits writes three entries per key and
+ * trims as much as it finds room for, within the limits. */
+START_TEST(revokes_at_a_full_change_log_are_within_etcds_default_limits)
+{
+    enum { MAX = 6400, SLACK = MAX / 64, FILL = 50, KEYS = 20, ROUNDS = 8 };
+    etagkv_store *s = open_with_log_max(MAX);
+    etagkv_stats stats;
+
+    for (int round = 0; round < (MAX + SLACK) / FILL; round++)
+        put_in_one_txn(s, "f", FILL, 0, round);
+    ck_assert_int_eq(etagkv_store_stats(s, &stats), ETAGKV_OK);
+    ck_assert_uint_eq(stats.change_events, MAX + SLACK);
+    for (int round = 0; round < ROUNDS; round++) {
+        uint64_t lease = 0, rev = 0;
+        etagkv_status st;
+
+        ck_assert_int_eq(etagkv_lease_grant(s, 60000, &lease), ETAGKV_OK);
+        put_in_one_txn(s, "l", KEYS, lease, round);
+        st = etagkv_lease_revoke(s, lease, &rev);
+        ck_assert_msg(st == ETAGKV_OK, "round %d: revoke: %s (%s)", round,
+                      etagkv_strerror(st), etagkv_last_error_detail());
+        ck_assert_uint_gt(rev, 0);
+    }
+    ck_assert_int_eq(etagkv_store_stats(s, &stats), ETAGKV_OK);
+    ck_assert_uint_le(stats.change_events, MAX + MAX / 64);
     etagkv_store_close(s);
 }
 END_TEST
@@ -1453,6 +1500,8 @@ int main(void)
     tcase_add_test(
         limits,
         a_refused_transaction_of_128_keys_is_a_conflict_within_the_limits);
+    tcase_add_test(
+        limits, revokes_at_a_full_change_log_are_within_etcds_default_limits);
     suite_add_tcase(s, limits);
     /* Only against an etcd with --max-txn-ops under a batch of reads
      * (ctest's etcd_small_limits): any other runs the batch whole. */

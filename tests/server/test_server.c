@@ -1118,6 +1118,38 @@ START_TEST(several_if_match_lines_form_one_list)
 }
 END_TEST
 
+/* The lines of one field are one list (RFC 9110 §5.3): a line with no
+ * element of its own is valid beside one with tags, and still no list
+ * beside another like it, or beside "*". */
+START_TEST(a_line_without_elements_joins_the_list_of_the_others)
+{
+    char tag[128], none[128], etag[ETAGKV_ETAG_SIZE];
+    const char *tag_then_empty[3] = {tag, "If-Match: ,", NULL};
+    const char *empty_then_tag[3] = {"If-Match: , ,", tag, NULL};
+    const char *empty_twice[3] = {"If-Match: ,", "If-Match: ,", NULL};
+    const char *star_then_empty[3] = {"If-Match: *", "If-Match: ,", NULL};
+    const char *inm[3] = {none, "If-None-Match: ,", NULL};
+    const char *inm_empty[3] = {"If-None-Match: ,", "If-None-Match: ,", NULL};
+    struct hu_resp w;
+
+    put_k(&w);
+    line(tag, sizeof tag, "If-Match", hu_hdr(&w, "ETag"));
+    hu_resp_free(&w);
+    ck_assert_int_eq(put("/kv/k", "one", tag_then_empty, etag), 200);
+    line(tag, sizeof tag, "If-Match", etag);
+    ck_assert_int_eq(put("/kv/k", "two", empty_then_tag, etag), 200);
+    line(none, sizeof none, "If-None-Match", etag);
+    ck_assert_int_eq(status_of("GET", "/kv/k", inm), 304);
+    ck_assert_int_eq(put("/kv/k", "no", empty_twice, NULL), 400);
+    ck_assert_int_eq(put("/kv/k", "no", star_then_empty, NULL), 400);
+    ck_assert_int_eq(status_of("GET", "/kv/k", inm_empty), 400);
+    http(&w, "GET", "/kv/k", NULL, NULL);
+    ck_assert_int_eq(w.code, 200);
+    ck_assert_str_eq(w.body, "two");
+    hu_resp_free(&w);
+}
+END_TEST
+
 /* ---- listing ------------------------------------------------------------- */
 
 /* GET path and return the page (json_decref it). */
@@ -2157,6 +2189,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, delete_if_match_stale_is_412_and_current_is_204);
     tcase_add_test(tc, malformed_entity_tag_lists_are_400_and_write_nothing);
     tcase_add_test(tc, several_if_match_lines_form_one_list);
+    tcase_add_test(tc, a_line_without_elements_joins_the_list_of_the_others);
     tcase_add_test(tc,
                    listing_pages_through_a_prefix_with_after_limit_and_cursor);
     tcase_add_test(tc,
