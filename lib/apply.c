@@ -705,6 +705,14 @@ int ekv_apply_batch(etagkv_store *s, struct ekv_op **ops, size_t n)
                 conflict_pause(conflicts);
                 continue; /* evaluate the whole batch afresh */
             }
+            if (st == ETAGKV_TXN_TOO_LARGE && s->changes.trim_wide &&
+                !s->changes.trim_tight) {
+                /* etcd refused it, unapplied: its trim took the room of
+                 * a default --max-txn-ops that this cluster has lowered.
+                 * Trim as before the room was looked at, from now on. */
+                s->changes.trim_tight = 1;
+                continue;
+            }
             if (txn.out_of_room) {
                 st = ekv_env_grow(s->env, &txn);
                 if (st == ETAGKV_OK)

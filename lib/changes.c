@@ -71,7 +71,7 @@ static size_t trim_extra(const etagkv_store *s, ekv_txn *txn, size_t appended)
 {
     size_t room;
 
-    if (!ekv_env_remote(s->env))
+    if (!ekv_env_remote(s->env) || s->changes.trim_tight)
         return TRIM_EXTRA;
     if (txn == NULL)
         return TRIM_EXTRA_REMOTE;
@@ -146,6 +146,7 @@ void ekv_changes_begin(etagkv_store *s)
     s->changes.rev = 0;
     s->changes.seq = 0;
     s->changes.appended = 0;
+    s->changes.trim_wide = 0;
     s->changes.aging_ns =
         atomic_load_explicit(&s->changes.aged_at_ns, memory_order_relaxed);
     s->changes.next_seen =
@@ -272,18 +273,20 @@ etagkv_status ekv_changes_trim(etagkv_store *s, ekv_txn *txn, size_t appended)
     uint64_t count, rev = 0, floor = 0, now = ekv_now_ns(s);
     uint64_t max = s->opts.changes_max_events, slack = changes_slack(max),
              age_ns = ekv_s_to_ns(s->opts.changes_retention_s);
-    /* On etcd every event trimmed is a delete and a compare in the
-     * commit's Txn: the slack's, all in one commit, would pass etcd's
-     * default --max-txn-ops (128) and be refused on every try.  There the
-     * commits that follow trim it a few each: a loop that ends on its
-     * budget leaves aging_ns 0, so the next commit trims on. */
-    size_t budget = appended + trim_extra(s, txn, appended) +
-                    (ekv_env_remote(s->env) ? 0 : (size_t)slack);
+    /* On etcd every event trimmed is a delete in the commit's Txn: the
+     * slack's, all in one commit, would pass etcd's default --max-txn-ops
+     * (128) and be refused on every try.  There the commits that follow
+     * trim it some each: a loop that ends on its budget leaves aging_ns
+     * 0, so the next commit trims on. */
+    size_t extra = trim_extra(s, txn, appended);
+    size_t budget =
+        appended + extra + (ekv_env_remote(s->env) ? 0 : (size_t)slack);
     int due = 1;
     etagkv_status st = ekv_change_count(txn, &count);
 
     if (st != ETAGKV_OK)
         return st;
+    s->changes.trim_wide = ekv_env_remote(s->env) && extra > TRIM_EXTRA;
     s->changes.next_seen = 1;
     s->changes.next_count = count;
     /* Nothing to do by count, and the oldest event (as last seen) not of

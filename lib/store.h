@@ -118,6 +118,11 @@ struct ekv_changes {
     atomic_int seen;
     uint64_t aging_ns, next_count, next_floor;
     int next_seen;
+    /* etcd: this transaction's trim took more than TRIM_EXTRA (changes.c);
+     * and, for good once a commit so trimmed was refused as too large (a
+     * cluster whose --max-txn-ops is under the default), it no longer
+     * does.  Under the write lock, as the working copies above. */
+    int trim_wide, trim_tight;
 };
 
 /* A write transaction's view of the change log's start, taken before it

@@ -1402,21 +1402,29 @@ static void put_in_one_txn(etagkv_store *s, const char *prefix, int n,
     etagkv_txn_free(t);
 }
 
-/* PUTS: the largest transaction of plain puts whose commit, trimming,
- * fit in 128 operations before the trim took the room it finds (stop
- * 41): that room must never be less than before. */
-START_TEST(a_change_log_past_its_slack_is_trimmed_within_etcds_default_limits)
+/* Transactions of `puts` puts each, every one of which must commit,
+ * until the change log (bound 6,400, slack 100) has taken `slacks`
+ * slacks past its bound; then it holds at most bound + slack. */
+static void puts_past_the_slack(int puts, int slacks)
 {
-    enum { MAX = 6400, SLACK = MAX / 64, PUTS = 35 };
+    enum { MAX = 6400, SLACK = MAX / 64 };
     etagkv_store *s = open_with_log_max(MAX);
     etagkv_stats stats;
 
-    for (int round = 0; round < (MAX + 2 * SLACK) / PUTS; round++)
-        put_in_one_txn(s, "t", PUTS, 0, round);
+    for (int round = 0; round < (MAX + slacks * SLACK) / puts; round++)
+        put_in_one_txn(s, "t", puts, 0, round);
     ck_assert_int_eq(etagkv_store_stats(s, &stats), ETAGKV_OK);
     ck_assert_uint_le(stats.change_events, MAX + SLACK);
     ck_assert_uint_gt(stats.changes_min_after, 0);
     etagkv_store_close(s);
+}
+
+/* 36: the largest transaction of plain puts whose commit, trimming,
+ * fitted in 128 operations before the trim took the room it finds (stop
+ * 41: 3 x 36 + 19 = 127), which must never leave less than before. */
+START_TEST(a_change_log_past_its_slack_is_trimmed_within_etcds_default_limits)
+{
+    puts_past_the_slack(36, 2);
 }
 END_TEST
 
@@ -1447,6 +1455,16 @@ START_TEST(revokes_at_a_full_change_log_are_within_etcds_default_limits)
     ck_assert_int_eq(etagkv_store_stats(s, &stats), ETAGKV_OK);
     ck_assert_uint_le(stats.change_events, MAX + MAX / 64);
     etagkv_store_close(s);
+}
+END_TEST
+
+/* Against an etcd run with --max-txn-ops 64 (ctest's etcd_lowered_limits):
+ * a trim that takes the room of the default 128 is refused there, and
+ * the handle trims as before from then on: no write is refused for it,
+ * and the log keeps its bound. */
+START_TEST(a_cluster_with_lowered_limits_gets_the_trims_of_before)
+{
+    puts_past_the_slack(10, 4);
 }
 END_TEST
 
@@ -1503,6 +1521,18 @@ int main(void)
     tcase_add_test(
         limits, revokes_at_a_full_change_log_are_within_etcds_default_limits);
     suite_add_tcase(s, limits);
+    /* Only against an etcd with --max-txn-ops lowered to 64 (ctest's
+     * etcd_lowered_limits): the default's room would be too much. */
+    if (getenv("ETCD_LIMITS") != NULL &&
+        strcmp(getenv("ETCD_LIMITS"), "lowered") == 0) {
+        TCase *lowered = tcase_create("lowered_limits");
+
+        tcase_add_checked_fixture(lowered, setup, teardown);
+        tcase_set_timeout(lowered, 300);
+        tcase_add_test(lowered,
+                       a_cluster_with_lowered_limits_gets_the_trims_of_before);
+        suite_add_tcase(s, lowered);
+    }
     /* Only against an etcd with --max-txn-ops under a batch of reads
      * (ctest's etcd_small_limits): any other runs the batch whole. */
     if (getenv("ETCD_LIMITS") != NULL &&
