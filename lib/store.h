@@ -121,7 +121,8 @@ struct ekv_changes {
     /* etcd: this transaction's trim took more than TRIM_EXTRA (changes.c);
      * and, for good once a commit so trimmed was refused as too large (a
      * cluster whose --max-txn-ops is under the default), it no longer
-     * does.  Under the write lock, as the working copies above. */
+     * does.  Under queue.apply_lock, which every batch runs under
+     * (commit.c: apply.c sets trim_tight after its transaction ended). */
     int trim_wide, trim_tight;
 };
 
