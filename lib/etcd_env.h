@@ -172,6 +172,8 @@ static inline struct ekv_etcd_env *ekv_etcd_of(struct ekv_env *env)
 /* The tables' one-letter names in the layout above; EKV_ETCD_META is the
  * counters and the format marker. */
 #define EKV_ETCD_META 'm'
+/* The store revision's name in that table: P/m/revision. */
+#define EKV_ETCD_REVISION_NAME "revision"
 char ekv_etcd_table_letter(enum ekv_table table);
 
 /* ---- wake-ups from other writers (etcd_watch.c) ---------------------------

@@ -145,7 +145,6 @@ etagkv_status ekv_etcd_lease_entry_delete(ekv_txn *txn, const void *key,
 /* ---- counters
  * ----------------------------------------------------------------- */
 
-#define REVISION_NAME "revision"
 #define FLOOR_NAME "floor"
 
 /* The counter `name` (absent: *n is 0, *found 0). */
@@ -182,7 +181,7 @@ etagkv_status ekv_etcd_revision_get(ekv_txn *txn, uint64_t *rev)
 {
     struct ekv_etcd_txn *t = ekv_etcd_txn_of(txn);
     int found;
-    etagkv_status st = counter_get(txn, REVISION_NAME, rev, &found);
+    etagkv_status st = counter_get(txn, EKV_ETCD_REVISION_NAME, rev, &found);
 
     if (st == ETAGKV_OK) {
         t->store_revision = *rev; /* bounds the change log's pages */
@@ -193,7 +192,7 @@ etagkv_status ekv_etcd_revision_get(ekv_txn *txn, uint64_t *rev)
 
 etagkv_status ekv_etcd_revision_put(ekv_txn *txn, uint64_t rev)
 {
-    return counter_put(txn, REVISION_NAME, rev);
+    return counter_put(txn, EKV_ETCD_REVISION_NAME, rev);
 }
 
 etagkv_status ekv_etcd_change_floor_get(ekv_txn *txn, uint64_t *floor)

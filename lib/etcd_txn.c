@@ -1059,13 +1059,14 @@ static int in_table(const struct ekv_etcd_env *env, const char *k, size_t k_len,
 static int reads_revision(const struct ekv_etcd_env *env,
                           const struct ekv_etcd_txn *t)
 {
-    static const char name[] = "revision";
+    static const char name[] = EKV_ETCD_REVISION_NAME;
     size_t n = env->prefix_len + 3 + sizeof(name) - 1;
 
     for (size_t i = 0; i < t->reads.n; i++) {
         const struct ekv_etcd_item *r = &t->reads.v[i];
 
-        if (r->key_len == n && in_table(env, r->key, r->key_len, 'm') &&
+        if (r->key_len == n &&
+            in_table(env, r->key, r->key_len, EKV_ETCD_META) &&
             memcmp(r->key + env->prefix_len + 3, name, sizeof(name) - 1) == 0)
             return 1;
     }
@@ -1094,7 +1095,8 @@ static json_t *txn_request(const struct ekv_etcd_env *env,
     for (size_t i = 0; !bad && i < t->reads.n; i++) {
         const struct ekv_etcd_item *r = &t->reads.v[i];
 
-        if (log_covered && in_table(env, r->key, r->key_len, 'c'))
+        if (log_covered && in_table(env, r->key, r->key_len,
+                                    ekv_etcd_table_letter(EKV_TABLE_CHANGES)))
             continue;
         bad = json_array_append_new(cmp, compare_of(r)) != 0;
     }
